@@ -1,0 +1,119 @@
+"""ONNX Runtime backend: the CPU default, and the reference every other backend is checked against.
+
+Inputs and outputs are bound once per batch size with ONNX Runtime's IOBinding
+to the backend's numpy buffers, so a call copies nothing in or out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_reid.backends.base import EmbeddingBackend
+from edge_reid.backends.buffers import numpy_buffers
+from edge_reid.errors import ModelError
+from edge_reid.spec import ModelSpec
+
+
+def create_session(model_path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+    """An ``onnxruntime.InferenceSession`` for a model, with a clear error for bad files.
+
+    Args:
+        model_path: the ``.onnx`` file.
+        threads: intra-op threads (None: ONNX Runtime's default, one per physical core).
+        providers: execution providers (default ``["CPUExecutionProvider"]``).
+
+    Raises:
+        ModelError: the file is missing or ONNX Runtime cannot load it.
+    """
+    import onnxruntime as ort
+
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: ONNX Runtime cannot load this model: {first_line}") from None
+
+
+class OnnxRuntimeBackend(EmbeddingBackend):
+    """Embedding model on ONNX Runtime (CPU by default).
+
+    Args:
+        model_path: the ``.onnx`` file.
+        spec: its :class:`ModelSpec`.
+        max_batch: rows of the batch buffer; lowered to the model's batch size
+            when the model fixes one.
+        threads: intra-op threads (None: ONNX Runtime's default).
+        providers: ONNX Runtime execution providers.
+
+    Raises:
+        ModelError: the model cannot be loaded, or its input/output names
+            disagree with the spec.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        spec: ModelSpec,
+        max_batch: int = 32,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.session = create_session(model_path, threads=threads, providers=providers)
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        if spec.input_name not in inputs:
+            raise ModelError(f"{model_path}: no input named {spec.input_name!r} (inputs: {sorted(inputs)})")
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output_name = spec.output_name or outputs[0]
+        if self.output_name not in outputs:
+            raise ModelError(f"{model_path}: no output named {self.output_name!r} (outputs: {outputs})")
+        fixed_batch = inputs[spec.input_name].shape[0]
+        if isinstance(fixed_batch, int) and fixed_batch > 0:
+            max_batch = fixed_batch
+        super().__init__(spec, numpy_buffers(spec, max_batch))
+        self._fixed_batch = fixed_batch if isinstance(fixed_batch, int) and fixed_batch > 0 else None
+        self._bindings: dict[int, object] = {}
+
+    def _binding(self, n: int):
+        binding = self._bindings.get(n)
+        if binding is None:
+            spec, buffers = self.spec, self.buffers
+            binding = self.session.io_binding()
+            binding.bind_input(
+                spec.input_name, "cpu", 0, np.float32, [n, 3, spec.height, spec.width], buffers.input.ctypes.data
+            )
+            binding.bind_output(self.output_name, "cpu", 0, np.float32, [n, spec.embedding_dim], buffers.output.ctypes.data)
+            self._bindings[n] = binding
+        return binding
+
+    def infer(self, n: int) -> np.ndarray:
+        """Run the model on ``buffers.input[:n]``; see :meth:`EmbeddingBackend.infer`."""
+        self._check_n(n)
+        if self._fixed_batch is not None:
+            n_run = self._fixed_batch  # a fixed-batch model always runs its full batch
+        else:
+            n_run = n
+        try:
+            self.session.run_with_iobinding(self._binding(n_run))
+        except Exception as exc:
+            raise ModelError(f"{self.model_path}: inference failed: {str(exc).strip().splitlines()[0]}") from None
+        return self.buffers.output[:n]
+
+    def describe(self) -> str:
+        providers = ",".join(p.replace("ExecutionProvider", "") for p in self.session.get_providers())
+        return f"onnxruntime ({providers})"
+
+    def close(self) -> None:
+        self._bindings.clear()

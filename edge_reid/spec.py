@@ -1,0 +1,205 @@
+"""Model descriptions: what an embedding model expects and what it returns.
+
+A ReID model is an ONNX file plus a :class:`ModelSpec`. The spec is resolved in
+this order (later wins):
+
+1. a built-in spec chosen by the file name (:data:`BUILTIN_SPECS`),
+2. the ONNX graph itself (input name, static height/width, embedding size),
+3. a sidecar JSON next to the model: ``model.json`` for ``model.onnx``, holding
+   any subset of the :class:`ModelSpec` fields.
+
+Preprocessing of a pixel ``p`` in 0..255 of channel ``c`` (in ``color_order``):
+``(p * pixel_scale - mean[c]) / std[c]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_reid.errors import ModelError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What an embedding model takes and gives.
+
+    Attributes:
+        name: human-readable model name.
+        input_name: name of the image input tensor, shape (N, 3, height, width).
+        height: input height in pixels.
+        width: input width in pixels.
+        color_order: ``"RGB"`` or ``"BGR"``: channel order the model expects.
+        pixel_scale: factor applied to 0..255 pixels before mean/std (1/255 or 1.0).
+        mean: per-channel mean, in ``color_order``, after scaling.
+        std: per-channel standard deviation, in ``color_order``, after scaling.
+        embedding_dim: length D of the output embedding.
+        output_normalized: True when the model already L2-normalises its output.
+        output_name: name of the embedding output ("" = the first output).
+    """
+
+    name: str = "custom"
+    input_name: str = "images"
+    height: int = 256
+    width: int = 128
+    color_order: str = "RGB"
+    pixel_scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    embedding_dim: int = 512
+    output_normalized: bool = False
+    output_name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.color_order not in ("RGB", "BGR"):
+            raise ModelError(f"model spec {self.name!r}: color_order must be 'RGB' or 'BGR', got {self.color_order!r}")
+        if self.height <= 0 or self.width <= 0:
+            raise ModelError(f"model spec {self.name!r}: height and width must be positive, got {self.height}x{self.width}")
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
+            raise ModelError(f"model spec {self.name!r}: mean and std need 3 values each, std non-zero")
+        if self.embedding_dim <= 0:
+            raise ModelError(f"model spec {self.name!r}: embedding_dim must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict (the sidecar format)."""
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """sha256 hex of the spec's canonical JSON: part of a model's identity."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+#: Specs known by name. Keys are matched against the lower-cased model file name.
+BUILTIN_SPECS: dict[str, ModelSpec] = {
+    # torchreid OSNet (K. Zhou et al., ICCV 2019): RGB, /255, ImageNet mean/std, 512-d.
+    "osnet": ModelSpec(name="osnet", input_name="images", embedding_dim=512),
+    # NVIDIA TAO ReIdentificationNet (ResNet50 + BNNeck), model card: RGB, mean
+    # 0.485/0.456/0.406, std 0.226, 256x128, 256-d.
+    "reidentificationnet": ModelSpec(
+        name="reidentificationnet", input_name="input", std=(0.226, 0.226, 0.226), embedding_dim=256
+    ),
+    # Intel Open Model Zoo person-reidentification-retail-*: BGR, raw 0..255, no normalisation.
+    "person-reidentification-retail": ModelSpec(
+        name="person-reidentification-retail",
+        input_name="data",
+        color_order="BGR",
+        pixel_scale=1.0,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        embedding_dim=256,
+    ),
+}
+
+_NAME_ALIASES = {
+    "resnet50_market1501": "reidentificationnet",
+    "reid_net": "reidentificationnet",
+    "reidentification": "reidentificationnet",
+}
+
+
+def builtin_spec_for(model_path: str | Path) -> ModelSpec | None:
+    """The built-in spec whose key occurs in the file name, or None."""
+    stem = Path(model_path).name.lower()
+    for key, spec in BUILTIN_SPECS.items():
+        if key in stem:
+            return spec
+    for alias, key in _NAME_ALIASES.items():
+        if alias in stem:
+            return BUILTIN_SPECS[key]
+    return None
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """Path of the sidecar JSON for a model: ``M.json`` beside ``M.onnx``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _graph_io(model_path: Path) -> tuple[str, list[int | str], str, list[int | str]]:
+    """(input name, input dims, output name, output dims) read from the ONNX graph."""
+    import onnx
+
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError, ... on non-models
+        raise ModelError(f"{model_path}: not an ONNX model ({type(exc).__name__}); pass an .onnx file exported from your ReID network") from None
+    graph = model.graph
+    initializers = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if not inputs or not graph.output:
+        raise ModelError(f"{model_path}: ONNX file has no graph inputs/outputs; is it a model?")
+
+    def dims(value_info) -> list[int | str]:
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value_info.type.tensor_type.shape.dim]
+
+    return inputs[0].name, dims(inputs[0]), graph.output[0].name, dims(graph.output[0])
+
+
+def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -> ModelSpec:
+    """Resolve the :class:`ModelSpec` of an ONNX embedding model and check its input.
+
+    Args:
+        model_path: path to the ``.onnx`` file.
+        overrides: optional field values that win over everything else.
+
+    Returns:
+        The spec, with input name, size and embedding size taken from the graph
+        where the graph fixes them.
+
+    Raises:
+        ModelError: the file is missing or not an ONNX model; the input is not
+            rank 4 with 3 channels; a static height/width disagrees with the
+            sidecar; the sidecar is not valid JSON or names unknown fields.
+    """
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}; pass --model PATH to an .onnx file")
+    input_name, in_dims, output_name, out_dims = _graph_io(path)
+    if len(in_dims) != 4:
+        raise ModelError(f"{path}: model input {input_name!r} has rank {len(in_dims)} ({in_dims}); a ReID model takes (N, 3, H, W)")
+    if isinstance(in_dims[1], int) and in_dims[1] != 3:
+        raise ModelError(f"{path}: model input {input_name!r} has {in_dims[1]} channels; expected 3 (N, 3, H, W)")
+
+    fields: dict[str, Any] = dataclasses.asdict(builtin_spec_for(path) or ModelSpec(name=path.stem))
+    fields["input_name"] = input_name
+    fields["output_name"] = output_name
+    if isinstance(in_dims[2], int) and in_dims[2] > 0:
+        fields["height"] = in_dims[2]
+    if isinstance(in_dims[3], int) and in_dims[3] > 0:
+        fields["width"] = in_dims[3]
+    if len(out_dims) == 2 and isinstance(out_dims[1], int) and out_dims[1] > 0:
+        fields["embedding_dim"] = out_dims[1]
+
+    sidecar = sidecar_path(path)
+    if sidecar.is_file():
+        try:
+            side = json.loads(sidecar.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{sidecar}: sidecar spec is not valid JSON ({exc})") from None
+        unknown = set(side) - set(fields)
+        if unknown:
+            raise ModelError(f"{sidecar}: unknown spec fields {sorted(unknown)}; known: {sorted(fields)}")
+        for key in ("height", "width"):
+            graph_value = in_dims[2 if key == "height" else 3]
+            if key in side and isinstance(graph_value, int) and graph_value > 0 and side[key] != graph_value:
+                raise ModelError(f"{sidecar}: {key}={side[key]} but the model's input {input_name!r} is fixed at {graph_value}")
+        fields.update(side)
+    fields.update(overrides or {})
+    for key in ("mean", "std"):
+        fields[key] = tuple(float(v) for v in fields[key])
+    return ModelSpec(**fields)
