@@ -85,7 +85,10 @@ def calibrate_command(
         report = calibrate_model(model_path, data, out, settings, progress=start, log=lambda line: bars.console.print(f"  guard: {line}"))
     console.print(report.table())
     if report.layers.get("float_by_guard"):
-        console.print(f"layers kept float by the guard: {', '.join(report.layers['float_by_guard'])}")
+        console.print(
+            f"{len(report.layers['float_by_guard'])} layers kept float by the guard (most error per multiply-add first); "
+            f"names and sensitivities in the report"
+        )
     if not report.met:
         console.print(f"[yellow]budget not met[/]: {'; '.join(report.violations)}. The best model found was written anyway.")
     for role, path in report.outputs.items():
