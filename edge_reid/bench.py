@@ -512,7 +512,9 @@ def environment() -> dict:
     Keys: ``cpu`` (model name), ``cpu_cores`` (``os.cpu_count()``), ``cpu_usable``
     (cores this process may run on), ``gpu`` (name or None), ``platform``,
     ``python``, ``libraries`` (numpy, onnxruntime, opencv, numba, scipy,
-    tensorrt: version or None when absent), ``onnxruntime_providers``.
+    tensorrt: version or None when absent), ``onnxruntime_providers``, ``numpy_blas``
+    (the BLAS behind numpy's matmul, which the plain matcher uses) and ``thread_env``
+    (thread-count environment variables that are set, e.g. ``OPENBLAS_NUM_THREADS``).
     """
     try:
         usable = len(os.sched_getaffinity(0))
@@ -526,6 +528,12 @@ def environment() -> dict:
         providers = []
     from edge_reid import __version__
 
+    try:
+        blas_info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas_info.get('name', '?')} {blas_info.get('version', '')}".strip()
+    except Exception:
+        blas = None
+    thread_variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")
     return {
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
@@ -543,6 +551,8 @@ def environment() -> dict:
             "tensorrt": _version("tensorrt"),
         },
         "onnxruntime_providers": providers,
+        "numpy_blas": blas,
+        "thread_env": {name: os.environ[name] for name in thread_variables if name in os.environ},
     }
 
 
