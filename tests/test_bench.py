@@ -199,7 +199,7 @@ def test_bench_cli_writes_consistent_json(tmp_path, osnet_path, vtest_path, caps
     settings_ = report["settings"]
     assert settings_["gallery_size"] == 10_000 and settings_["batches"] == [1, 8, 32]
     assert settings_["crops"]["count"] == 40 and settings_["crops"]["source"].endswith("vtest.avi")
-    assert settings_["matcher"] == "edge_reid.bench.match_queries"
+    assert settings_["matcher"] == "edge_reid.bench.matcher.match_queries"
     assert [row["batch"] for row in report["batches"]] == [1, 8, 32]
     for row in report["batches"]:
         batch = row["batch"]
