@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
+from edge_reid.assets import DEFAULT_REID_MODEL
 from edge_reid.bench import (
     CropPool,
     LatencyStats,
@@ -184,17 +185,17 @@ def _check_stats(latency, images_per_s, batch):
     assert images_per_s == pytest.approx(batch * 1000.0 / latency["mean"], rel=2e-3)
 
 
-def test_bench_cli_writes_consistent_json(tmp_path, osnet_path, vtest_path, capsys):
+def test_bench_cli_writes_consistent_json(tmp_path, vtest_path, capsys):
     """The CI run of the issue: bundled OSNet, batches 1,8,32, default crops from vtest.avi, short --seconds."""
     out = tmp_path / "b.json"
-    code = main(["bench", "--model", str(osnet_path), "--batch", "1,8,32", "--seconds", "0.2", "--warmup", "0.05",
+    code = main(["bench", "--model", str(DEFAULT_REID_MODEL), "--batch", "1,8,32", "--seconds", "0.2", "--warmup", "0.05",
                  "--max-crops", "40", "--json", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
     assert report["schema"] == "edge-reid-bench/1"
     assert set(report) == {"schema", "model", "settings", "batches", "preprocess", "environment"}
     model = report["model"]
-    assert model["precision"] == "fp32" and model["sha256"] == file_sha256(osnet_path) and model["embedding_dim"] == 512
+    assert model["precision"] == "fp32" and model["sha256"] == file_sha256(DEFAULT_REID_MODEL) and model["embedding_dim"] == 512
     assert model["backend"].startswith("onnxruntime")
     settings_ = report["settings"]
     assert settings_["gallery_size"] == 10_000 and settings_["batches"] == [1, 8, 32]
