@@ -9,7 +9,7 @@ import pytest
 
 from edge_reid.cuda.buffers import CudaStream, HostDeviceBuffer, allocate_batch_buffers, choose_memory_mode, host_array
 from edge_reid.cuda.runtime import CudaError, GpuInfo, check, format_cuda_version, gpu_status, query_gpu
-from tests.fake_cudart import FakeCudaRuntime, cudaError_t
+from fake_cudart import FakeCudaRuntime, cudaError_t
 
 ORIN = GpuInfo(0, "Orin", (8, 7), integrated=True, can_map_host_memory=True, total_memory_bytes=7 << 30)
 H100 = GpuInfo(0, "NVIDIA H100 80GB HBM3", (9, 0), integrated=False, can_map_host_memory=True, total_memory_bytes=80 << 30)

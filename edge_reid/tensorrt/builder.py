@@ -168,6 +168,36 @@ def check_qdq_model(path: Path, spec: ModelSpec) -> None:
         raise EngineBuildError(f"--qdq {path}: its input is {inputs}, the model's is {spec.input_name!r}; was it made from another model?")
 
 
+def validate_options(options: BuildOptions, spec: ModelSpec) -> None:
+    """The checks that need no TensorRT: run before asking for it, so bad options fail anywhere.
+
+    Raises:
+        ModelError: the model file is missing.
+        EngineBuildError: unknown precision, too small a workspace, INT8 options with
+            fp16, a --qdq file that is not a Q/DQ model of this input, a missing
+            --calibration-data folder, or fewer calibration images than one batch.
+    """
+    model_path = Path(options.model_path)
+    if not model_path.is_file():
+        raise ModelError(f"model file not found: {model_path}; pass --model PATH to an .onnx file")
+    if options.precision not in PRECISIONS:
+        raise EngineBuildError(f"--precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
+    if options.workspace_mb < 16:
+        raise EngineBuildError(f"--workspace-mb must be at least 16, got {options.workspace_mb}")
+    if options.precision == "fp16" and (options.qdq_path or options.calibration_data):
+        raise EngineBuildError("--qdq and --calibration-data are for --precision int8")
+    if options.qdq_path is not None:
+        check_qdq_model(Path(options.qdq_path), spec)
+    if options.calibration_data is not None:
+        if not Path(options.calibration_data).is_dir():
+            raise EngineBuildError(f"--calibration-data {options.calibration_data}: not a folder (expected a Market-1501 root)")
+        if options.calibration_images < options.profile.opt:
+            raise EngineBuildError(
+                f"--calibration-images {options.calibration_images} is less than one calibration batch "
+                f"({options.profile.opt} = --opt-batch)"
+            )
+
+
 def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gpu: GpuInfo) -> BuildPlan:
     """Decide everything about a build; pure apart from reading the model files.
 
@@ -178,18 +208,14 @@ def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gp
         gpu: the GPU the engine is built on (and for).
 
     Raises:
-        EngineBuildError: inconsistent options, an INT8 path this TensorRT version
-            does not have, a Q/DQ file that is not one, or (TensorRT 11) an FP16 build
+        EngineBuildError: inconsistent options (see :func:`validate_options`), an INT8
+            path this TensorRT version does not have, or (TensorRT 11) an FP16 build
             of an FP32 model.
         ModelError: the model file is missing.
     """
+    validate_options(options, spec)
     model_path = Path(options.model_path)
-    if not model_path.is_file():
-        raise ModelError(f"model file not found: {model_path}; pass --model PATH to an .onnx file")
-    if options.precision not in PRECISIONS:
-        raise EngineBuildError(f"--precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
-    if options.workspace_mb < 16:
-        raise EngineBuildError(f"--workspace-mb must be at least 16, got {options.workspace_mb}")
+    model_sha256 = file_sha256(model_path)
     version = parse_version(tensorrt_version)
     machine = MachineIdentity(tensorrt_version, gpu.name, gpu.compute_capability_str)
 
@@ -197,8 +223,6 @@ def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gp
     network_model_path = model_path
     calibration_file: Path | None = None
     if options.precision == "fp16":
-        if options.qdq_path or options.calibration_data:
-            raise EngineBuildError("--qdq and --calibration-data are for --precision int8")
         if is_strongly_typed(version):
             _, types = onnx_summary(model_path)
             if 10 not in types:  # onnx.TensorProto.FLOAT16 == 10
@@ -209,23 +233,14 @@ def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gp
     else:
         int8_path = choose_int8_path(version, options.qdq_path is not None, options.calibration_data is not None)
         if int8_path is Int8Path.QDQ:
-            check_qdq_model(Path(options.qdq_path), spec)
             network_model_path = Path(options.qdq_path)
             calibration_file = network_model_path
         else:
-            if not Path(options.calibration_data).is_dir():
-                raise EngineBuildError(f"--calibration-data {options.calibration_data}: not a folder (expected a Market-1501 root)")
-            if options.calibration_images < options.profile.opt:
-                raise EngineBuildError(
-                    f"--calibration-images {options.calibration_images} is less than one calibration batch ({options.profile.opt} = --opt-batch)"
-                )
-            model_sha = file_sha256(model_path)
             calibration_file = Path(options.calibration_dir) / (
-                f"{model_path.stem}-{model_sha[:12]}-entropy2-n{options.calibration_images}-s{options.calibration_seed}"
+                f"{model_path.stem}-{model_sha256[:12]}-entropy2-n{options.calibration_images}-s{options.calibration_seed}"
                 f"-trt{tensorrt_tag(tensorrt_version)}.cache"
             )
 
-    model_sha256 = file_sha256(model_path)
     stem = engine_stem(model_path.stem, model_sha256, options.precision, options.profile, machine)
     engines_dir = Path(options.engines_dir)
     return BuildPlan(
@@ -243,6 +258,32 @@ def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gp
         manifest_path=engines_dir / f"{stem}.json",
         timing_cache=timing_cache_path(engines_dir, machine),
     )
+
+
+def up_to_date(plan: BuildPlan) -> EngineManifest | None:
+    """The manifest of an existing engine that already is what ``plan`` would build, else None.
+
+    Current means: same model, spec, TensorRT version, GPU and profile (all in the
+    file name and manifest), engine file intact, and the same calibration input
+    (the Q/DQ model's or the calibration cache's sha256).
+    """
+    from edge_reid.tensorrt.errors import EngineManifestError
+    from edge_reid.tensorrt.manifest import EngineStatus, check_manifest, read_manifest
+
+    if not plan.manifest_path.is_file():
+        return None
+    try:
+        manifest = read_manifest(plan.manifest_path)
+    except EngineManifestError:
+        return None
+    check = check_manifest(manifest, plan.manifest_path, plan.machine, plan.model_sha256, plan.spec.fingerprint())
+    if check.status is not EngineStatus.CURRENT or manifest.profile != plan.options.profile:
+        return None
+    if plan.calibration_file is not None:
+        current_sha = file_sha256(plan.calibration_file) if plan.calibration_file.is_file() else None
+        if current_sha is None or manifest.calibration_sha256 != current_sha:
+            return None
+    return manifest
 
 
 def explain_build_failure(messages: Iterable[str], workspace_mb: int) -> str:
