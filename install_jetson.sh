@@ -156,7 +156,7 @@ CONSTRAINTS="$(mktemp "${TMPDIR:-/tmp}/edge-reid-constraints.XXXXXX")"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 printf 'cuda-python==%s.*\nnumpy<2\n' "$CUDA_MM" > "$CONSTRAINTS"
 run "$VENV/bin/python" -m pip install --upgrade pip
-run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" "$REPO[jetson]"
+run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" "${REPO}[jetson]"
 
 if [ "$SYSTEM_OPENCV" -eq 1 ]; then
     if [ "$DRY_RUN" -eq 0 ]; then
