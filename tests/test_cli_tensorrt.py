@@ -95,3 +95,10 @@ def test_opencv_gstreamer_from_build_information():
     import cv2
 
     assert opencv_gstreamer(cv2.getBuildInformation()) in (True, False)
+
+
+@needs_no_tensorrt
+def test_run_backend_auto_says_what_it_chose(vtest_path, capsys):
+    assert main(["run", "--source", str(vtest_path), "--backend", "auto", "--max-frames", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "auto chose ONNX Runtime (CPU)" in err and "TensorRT" in err

@@ -198,3 +198,14 @@ def test_build_and_doctor_commands(fake, capsys):
     assert "current" in out and "auto chose TensorRT" in out and "mapped, zero-copy" in out
     assert main(["build", "--model", str(fake.model), "--precision", "int8", "--calibration-data", "."]) == 2
     assert "edge-reid calibrate" in capsys.readouterr().err  # TensorRT 10: no implicit calibration
+
+
+def test_embedder_rebuild_option_builds_a_missing_engine(fake):
+    from edge_reid.embedder import Embedder
+
+    with pytest.raises(EngineNotFoundError, match="edge-reid build --model"):
+        Embedder(fake.model, backend="tensorrt")
+    embedder = Embedder(fake.model, backend="tensorrt", backend_options={"rebuild": True, "engines_dir": "my-engines"})
+    assert embedder.backend.name == "tensorrt" and embedder.backend.engine_path.parent.name == "my-engines"
+    assert embedder.max_batch == 64  # the default profile's max
+    embedder.close()
