@@ -128,8 +128,8 @@ class BuildPlan:
     timing_cache: Path
 
 
-def onnx_summary(path: Path) -> tuple[set[str], set[int]]:
-    """(op types, tensor element types) of an ONNX graph, read without external data.
+def onnx_summary(path: Path) -> tuple[set[str], set[int], list[str]]:
+    """(op types, tensor element types, graph input names) of an ONNX model, read without external data.
 
     Raises:
         ModelError: not a readable ONNX model.
@@ -140,10 +140,13 @@ def onnx_summary(path: Path) -> tuple[set[str], set[int]]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    ops = {node.op_type for node in model.graph.node}
-    types = {init.data_type for init in model.graph.initializer}
-    types |= {vi.type.tensor_type.elem_type for vi in list(model.graph.input) + list(model.graph.output)}
-    return ops, types
+    graph = model.graph
+    ops = {node.op_type for node in graph.node}
+    types = {init.data_type for init in graph.initializer}
+    types |= {vi.type.tensor_type.elem_type for vi in list(graph.input) + list(graph.output)}
+    initializers = {init.name for init in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initializers]
+    return ops, types, inputs
 
 
 def check_qdq_model(path: Path, spec: ModelSpec) -> None:
@@ -152,18 +155,13 @@ def check_qdq_model(path: Path, spec: ModelSpec) -> None:
     Raises:
         EngineBuildError: missing file, no QuantizeLinear/DequantizeLinear nodes, or another input name.
     """
-    import onnx
-
     if not path.is_file():
         raise EngineBuildError(f"--qdq {path}: file not found; make it with `edge-reid calibrate`")
-    ops, _ = onnx_summary(path)
+    ops, _, inputs = onnx_summary(path)
     if not {"QuantizeLinear", "DequantizeLinear"} <= ops:
         raise EngineBuildError(
             f"--qdq {path}: the model has no QuantizeLinear/DequantizeLinear nodes; pass the Q/DQ model written by `edge-reid calibrate`"
         )
-    graph = onnx.load(str(path), load_external_data=False).graph
-    initializers = {i.name for i in graph.initializer}
-    inputs = [i.name for i in graph.input if i.name not in initializers]
     if spec.input_name not in inputs:
         raise EngineBuildError(f"--qdq {path}: its input is {inputs}, the model's is {spec.input_name!r}; was it made from another model?")
 
@@ -224,7 +222,7 @@ def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gp
     calibration_file: Path | None = None
     if options.precision == "fp16":
         if is_strongly_typed(version):
-            _, types = onnx_summary(model_path)
+            _, types, _ = onnx_summary(model_path)
             if 10 not in types:  # onnx.TensorProto.FLOAT16 == 10
                 raise EngineBuildError(
                     f"TensorRT {tensorrt_version} builds strongly typed networks (no FP16 builder flag): "
@@ -321,6 +319,11 @@ def _make_logger(trt: ModuleType, echo: Callable[[str], None] | None):
     return CapturingLogger()
 
 
+def _parser_error_text(error) -> str:
+    describe = getattr(error, "desc", None)
+    return str(describe()) if callable(describe) else str(error)
+
+
 def _check_network_io(network, spec: ModelSpec, profile: BatchProfile, source: Path) -> str:
     """Check the parsed network's input against the spec and the profile; returns the output name."""
     if network.num_outputs < 1:
@@ -378,7 +381,8 @@ def build_engine(
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(plan.network_model_path)):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        # IParserError: desc() is the message (str() also works: NVIDIA's samples print the error object).
+        errors = [_parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
         raise EngineBuildError(f"{plan.network_model_path}: TensorRT's ONNX parser failed: {'; '.join(errors) or 'no details'}")
     output_name = _check_network_io(network, spec, options.profile, plan.network_model_path)
 
