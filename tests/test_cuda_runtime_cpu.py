@@ -136,3 +136,34 @@ def test_failed_allocation_frees_what_was_allocated_and_names_the_call():
 def test_unknown_memory_mode():
     with pytest.raises(ValueError, match="mapped"):
         HostDeviceBuffer((1, 1), "unified", cudart=FakeCudaRuntime())
+
+
+def test_import_cudart_prefers_cuda_bindings_and_falls_back_to_cuda_cudart(monkeypatch):
+    import sys
+    import types
+
+    from edge_reid.cuda.runtime import import_cudart
+    from edge_reid.errors import BackendUnavailableError
+
+    new, old = types.ModuleType("cuda.bindings.runtime"), types.ModuleType("cuda.cudart")
+    package, bindings = types.ModuleType("cuda"), types.ModuleType("cuda.bindings")
+    package.__path__, bindings.__path__ = [], []
+    package.cudart, package.bindings, bindings.runtime = old, bindings, new
+    monkeypatch.setitem(sys.modules, "cuda", package)
+    monkeypatch.setitem(sys.modules, "cuda.cudart", old)
+    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
+    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", new)
+    import_cudart.cache_clear()
+    try:
+        assert import_cudart() is new  # cuda-python >= 12.6.1
+        import_cudart.cache_clear()
+        monkeypatch.setitem(sys.modules, "cuda.bindings", None)  # older cuda-python: no cuda.bindings
+        monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", None)
+        assert import_cudart() is old
+        import_cudart.cache_clear()
+        monkeypatch.setitem(sys.modules, "cuda", None)
+        monkeypatch.setitem(sys.modules, "cuda.cudart", None)
+        with pytest.raises(BackendUnavailableError, match="cuda-python is not installed"):
+            import_cudart()
+    finally:
+        import_cudart.cache_clear()
