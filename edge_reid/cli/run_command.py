@@ -65,6 +65,8 @@ def run(
     display: bool = typer.Option(False, "--display", help="Show the annotated video in a window (needs a screen)."),
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the run summary here (.json)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
+    engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="TensorRT: build the engine here when none is current (takes minutes)."),
     reconnect_timeout: float = typer.Option(
         30.0, "--reconnect-timeout", min=0.0, help="Seconds to keep retrying a camera or stream that stops delivering."
     ),
@@ -99,7 +101,11 @@ def run(
 
     frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout)
     threads = threads or threads_per_model()
-    embedder = Embedder(model, backend=backend, max_batch=batch, threads=threads)
+    embedder = Embedder(
+        model, backend=backend, max_batch=batch, threads=threads, backend_options={"engines_dir": engines_dir, "rebuild": rebuild}
+    )
+    if backend == "auto":
+        console.print(embedder.backend.selection_reason)
     person_detector = PersonDetector(detector, score_threshold=detection_threshold, min_box_height=min_box_height, threads=threads)
     pipeline = Pipeline(embedder, person_detector, threshold=threshold, min_box_height=min_box_height)
     summary = RunSummary(
