@@ -154,7 +154,7 @@ def test_backend_binds_buffers_pads_to_min_and_reshapes_only_on_change(fake, int
     assert fake.rt.host == {} and fake.rt.device == {} and fake.rt.streams == set()
 
 
-def test_embedder_on_tensorrt_matches_onnxruntime_with_sub_batches(fake):
+def test_embedder_wiring_over_simulated_tensorrt_matches_onnxruntime_with_sub_batches(fake):
     from edge_reid.embedder import Embedder
 
     plan = plan_build(BuildOptions(fake.model, profile=BatchProfile(1, 4, 16)), fake.spec, "10.3.0.30", gpu(fake))
