@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
+from edge_reid.backends.onnxruntime import threads_per_model
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
 from edge_reid.matching.gallery import Gallery
-from edge_reid.sources import FrameSource, open_source
+from edge_reid.sources import Frame, FrameSource, open_source
 from edge_reid.timing import StageTimer
 
 
@@ -78,11 +81,14 @@ class Pipeline:
     """Re-identifies people frame by frame; usable without the CLI.
 
     Args:
-        embedder: the ReID :class:`Embedder` (default: bundled OSNet on ONNX Runtime).
-        detector: a :class:`PersonDetector`, or None when every call passes its own boxes.
+        embedder: the ReID :class:`Embedder` (default: bundled OSNet on ONNX Runtime,
+            :func:`~edge_reid.backends.onnxruntime.threads_per_model` threads).
+        detector: a :class:`PersonDetector` (default: bundled YOLOX-Nano); ignored when
+            ``use_detector`` is False, for callers that always pass their own boxes.
         gallery: the identity :class:`Gallery` (default: a new one with ``threshold``).
         threshold: cosine similarity in [-1, 1] for a new gallery's matching.
         min_box_height: caller-supplied boxes shorter than this (pixels) are skipped.
+        use_detector: False for a pipeline without a detector (boxes come with each frame).
 
     Example:
         >>> pipeline = Pipeline()                                  # doctest: +SKIP
@@ -99,8 +105,8 @@ class Pipeline:
         min_box_height: float = 0.0,
         use_detector: bool = True,
     ) -> None:
-        self.embedder = embedder or Embedder()
-        self.detector = detector if detector is not None or not use_detector else PersonDetector()
+        self.embedder = embedder or Embedder(threads=threads_per_model())
+        self.detector = detector if detector is not None or not use_detector else PersonDetector(threads=threads_per_model())
         self.gallery = gallery or Gallery(self.embedder.dim, threshold=threshold)
         self.min_box_height = float(min_box_height)
         self.timer = StageTimer()
@@ -153,14 +159,32 @@ class Pipeline:
             frame_index, timestamp_s, image, boxes, scores, match.identity_ids, match.similarities, match.is_new, skipped
         )
 
-    def run(self, source: FrameSource | str | int, max_frames: int | None = None) -> Iterator[FrameResult]:
-        """Yield a :class:`FrameResult` per frame of ``source`` (a :class:`FrameSource` or what
-        :func:`edge_reid.sources.open_source` takes), at most ``max_frames``.
+    def run(
+        self, source: FrameSource | str | int, max_frames: int | None = None, prefetch: int = 2
+    ) -> Iterator[FrameResult]:
+        """Yield a :class:`FrameResult` per frame of ``source``, at most ``max_frames``.
+
+        Args:
+            source: a :class:`FrameSource`, or what :func:`edge_reid.sources.open_source` takes.
+            max_frames: stop after this many frames (None: until the source ends or is stopped).
+            prefetch: frames decoded and detected ahead in a worker thread while this
+                thread embeds and matches the previous frame (0: everything in this thread).
+                Results always come in frame order.
 
         Raises:
             SourceError: the source cannot be opened.
         """
         frames = source if isinstance(source, FrameSource) else open_source(source)
+        staged = self._staged_threaded(frames, max_frames, prefetch) if prefetch > 0 else self._staged(frames, max_frames)
+        try:
+            for frame, detections in staged:
+                yield self.process(frame.image, frame.timestamp_s, frame.index, detections=detections)
+        finally:
+            staged.close()
+            frames.close()
+
+    def _staged(self, frames: FrameSource, max_frames: int | None) -> Iterator[tuple[Frame, Detections | None]]:
+        """Decode and detect, in the calling thread."""
         iterator = iter(frames)
         produced = 0
         while max_frames is None or produced < max_frames:
@@ -168,7 +192,51 @@ class Pipeline:
             frame = next(iterator, None)
             self.timer.add("decode", time.perf_counter() - start)
             if frame is None:
-                break
-            yield self.process(frame.image, frame.timestamp_s, frame.index)
+                return
+            detections = None
+            if self.detector is not None:
+                start = time.perf_counter()
+                detections = self.detector.detect(frame.image)
+                self.timer.add("detect", time.perf_counter() - start)
+            yield frame, detections
             produced += 1
-        frames.close()
+
+    def _staged_threaded(self, frames: FrameSource, max_frames: int | None, depth: int) -> Iterator[tuple[Frame, Detections | None]]:
+        """Decode and detect in a worker thread, ``depth`` frames ahead; re-raises its errors here."""
+        handoff: queue.Queue = queue.Queue(maxsize=depth)
+        finished = threading.Event()
+        end = object()
+
+        def put(item) -> None:
+            while not finished.is_set():
+                try:
+                    handoff.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def produce() -> None:
+            try:
+                for item in self._staged(frames, max_frames):
+                    if finished.is_set():
+                        break
+                    put(item)
+            except BaseException as exc:  # handed to the consumer, raised there
+                put(exc)
+            finally:
+                put(end)
+
+        worker = threading.Thread(target=produce, name="edge-reid-decode-detect", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = handoff.get()
+                if item is end:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            finished.set()
+            frames.stop()
+            worker.join(timeout=10.0)

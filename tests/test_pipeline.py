@@ -49,3 +49,32 @@ def test_caller_boxes_are_clipped_and_bad_ones_skipped(embedder, vtest_frames, f
     assert result.boxes[2].tolist() == [0.0, 300.0, 40.0, 420.0]
     with pytest.raises(ValueError, match="no detector"):
         pipeline.process(frame)
+
+
+def test_prefetch_thread_gives_the_same_results_in_order(embedder, detector, vtest_path):
+    sequential = [
+        (r.frame_index, r.identity_ids.tolist())
+        for r in Pipeline(embedder, detector).run(str(vtest_path), max_frames=6, prefetch=0)
+    ]
+    threaded = [
+        (r.frame_index, r.identity_ids.tolist())
+        for r in Pipeline(embedder, detector).run(str(vtest_path), max_frames=6, prefetch=2)
+    ]
+    assert threaded == sequential and [i for i, _ in threaded] == list(range(6))
+
+
+def test_stopping_early_ends_the_worker_and_errors_reach_the_caller(embedder, detector, vtest_path):
+    import threading
+
+    pipeline = Pipeline(embedder, detector)
+    for result in pipeline.run(str(vtest_path)):
+        if result.frame_index == 2:
+            break  # closes the generator: the worker must stop and the source be released
+    assert not any(t.name == "edge-reid-decode-detect" and t.is_alive() for t in threading.enumerate())
+
+    class FailingDetector:
+        def detect(self, image):
+            raise RuntimeError("detector exploded")
+
+    with pytest.raises(RuntimeError, match="detector exploded"):
+        list(Pipeline(embedder, FailingDetector()).run(str(vtest_path), max_frames=3))

@@ -57,12 +57,16 @@ def run(
     detection_threshold: float = typer.Option(0.35, "--det-threshold", min=0.0, max=1.0, help="Detector confidence threshold."),
     min_box_height: float = typer.Option(32.0, "--min-box-height", min=0.0, help="Skip people shorter than this many pixels."),
     batch: int = typer.Option(32, "--batch", min=1, help="Largest embedding batch; more people per frame are split into sub-batches."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads per ONNX Runtime model (default: one per core)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="CPU threads per model; the detector runs beside the ReID model (default: half the cores each)."
+    ),
     events: Optional[Path] = typer.Option(None, "--events", help="Write one JSON line per detection here (.jsonl)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the annotated video here (.mp4)."),
     display: bool = typer.Option(False, "--display", help="Show the annotated video in a window (needs a screen)."),
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the run summary here (.json)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
+    engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="TensorRT: build the engine here when none is current (takes minutes)."),
     reconnect_timeout: float = typer.Option(
         30.0, "--reconnect-timeout", min=0.0, help="Seconds to keep retrying a camera or stream that stops delivering."
     ),
@@ -79,6 +83,7 @@ def run(
 
     Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far, prints the summary and exits 0.
     """
+    from edge_reid.backends.onnxruntime import threads_per_model
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.pipeline import Pipeline
@@ -95,7 +100,12 @@ def run(
             check_writable(path, what)
 
     frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout)
-    embedder = Embedder(model, backend=backend, max_batch=batch, threads=threads)
+    threads = threads or threads_per_model()
+    embedder = Embedder(
+        model, backend=backend, max_batch=batch, threads=threads, backend_options={"engines_dir": engines_dir, "rebuild": rebuild}
+    )
+    if backend == "auto":
+        console.print(embedder.backend.selection_reason)
     person_detector = PersonDetector(detector, score_threshold=detection_threshold, min_box_height=min_box_height, threads=threads)
     pipeline = Pipeline(embedder, person_detector, threshold=threshold, min_box_height=min_box_height)
     summary = RunSummary(
