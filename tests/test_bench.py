@@ -277,3 +277,28 @@ def test_bench_json_path_checked_before_work(tmp_path, capsys):
     folder.mkdir()
     assert main(["bench", "--model-only", "--json", str(folder)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- TensorRT, simulated (stand-ins from issue 5)
+
+
+from test_tensorrt_layer_simulated import fake  # noqa: E402,F401  (the fixture: fake tensorrt + cuda runtime)
+
+
+def test_bench_on_simulated_tensorrt_reports_the_engine_precision(fake, tmp_path, capsys):
+    """Our bench wiring against the TensorRT stand-ins: the engine is loaded by precision and labelled from its
+    manifest (not TensorRT's speed: the stand-ins compute nothing real)."""
+    assert main(["build", "--model", str(fake.model), "--max-batch", "32"]) == 0
+    out = tmp_path / "trt.json"
+    args = ["bench", "--model", str(fake.model), "--backend", "tensorrt", "--model-only", "--batch", "1,4",
+            "--seconds", "0.02", "--warmup", "0"]
+    assert main([*args, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["model"]["precision"] == "fp16" and report["model"]["backend"].startswith("tensorrt 10.3.0.30 fp16")
+    assert report["settings"]["engines_dir"] == "engines" and [row["batch"] for row in report["batches"]] == [1, 4]
+    capsys.readouterr()
+    assert main([*args, "--precision", "int8"]) == 2
+    err = capsys.readouterr().err
+    assert "no TensorRT engine" in err and "edge-reid build" in err and "--precision int8" in err
+    assert main([*args, "--precision", "fp32"]) == 2
+    assert "for FP32 use --backend onnxruntime" in capsys.readouterr().err

@@ -30,7 +30,7 @@ from __future__ import annotations
 from edge_reid.bench.crop_pool import CropPool, crops_from_folder, crops_from_video, default_video
 from edge_reid.bench.environment import environment
 from edge_reid.bench.matcher import DEFAULT_GALLERY_SIZE, Matcher, match_queries, synthetic_gallery
-from edge_reid.bench.precision import PRECISIONS, detect_precision, resolve_precision
+from edge_reid.bench.precision import PRECISIONS, backend_options_for, backend_precision, detect_precision, resolve_precision
 from edge_reid.bench.runner import (
     SCHEMA,
     BatchResult,
@@ -56,6 +56,8 @@ __all__ = [
     "LoopStep",
     "Matcher",
     "PreprocessResult",
+    "backend_options_for",
+    "backend_precision",
     "crops_from_folder",
     "crops_from_video",
     "default_video",

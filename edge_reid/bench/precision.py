@@ -44,11 +44,12 @@ def detect_precision(model_path: str | Path) -> str:
 
 
 def resolve_precision(requested: str | None, model_path: str | Path) -> str:
-    """The precision label to report for ``model_path``, checked against what the user asked.
+    """The precision label to report for ``model_path`` on ONNX Runtime, checked against what the user asked.
 
-    Precision is a property of the model file here: FP16 and INT8 models are made
-    by ``edge-reid calibrate`` (INT8 with a calibration guard); this benchmark
-    never converts a model.
+    On ONNX Runtime precision is a property of the model file: FP16 and INT8 models
+    are made by ``edge-reid calibrate`` (INT8 with a calibration guard); this
+    benchmark never converts a model. (On TensorRT it is the engine's: see
+    :func:`backend_options_for`.)
 
     Args:
         requested: ``"fp32"``, ``"fp16"``, ``"int8"`` or None (report what the model is).
@@ -70,3 +71,46 @@ def resolve_precision(requested: str | None, model_path: str | Path) -> str:
             f"first with `edge-reid calibrate` (see `edge-reid calibrate --help`), then pass the model it writes with --model"
         )
     raise ModelError(f"{model_path} is an {detected.upper()} model, not {requested.upper()}: use --precision {detected} (or leave it out)")
+
+
+def backend_options_for(backend: str, requested: str | None, engines_dir: str | Path = "engines") -> tuple[str, dict]:
+    """The backend name and ``Embedder(backend_options=...)`` that run ``requested`` precision.
+
+    TensorRT engines are FP16 or INT8, built by ``edge-reid build``; the engine of the
+    requested precision is loaded from ``engines_dir`` (None: the newest current one).
+    FP32 runs on ONNX Runtime, so ``auto`` with ``fp32`` means ONNX Runtime.
+
+    Args:
+        backend: ``"onnxruntime"``, ``"tensorrt"`` or ``"auto"``.
+        requested: ``"fp32"``, ``"fp16"``, ``"int8"`` or None.
+        engines_dir: folder of TensorRT engines and manifests.
+
+    Returns:
+        (backend name to create, keyword options for the backend).
+
+    Raises:
+        ModelError: ``--backend tensorrt --precision fp32``.
+    """
+    if backend == "onnxruntime":
+        return backend, {}
+    if requested == "fp32":
+        if backend == "tensorrt":
+            raise ModelError(
+                "--backend tensorrt runs FP16 or INT8 engines (built with `edge-reid build --precision fp16|int8`); "
+                "for FP32 use --backend onnxruntime"
+            )
+        return "onnxruntime", {}
+    return backend, {"precision": requested, "engines_dir": Path(engines_dir)}
+
+
+def backend_precision(backend, requested: str | None, model_path: str | Path) -> str:
+    """The precision a created backend runs: a TensorRT engine's (from its manifest), else the ONNX model's
+    (:func:`resolve_precision`, which checks it against ``requested``).
+
+    Raises:
+        ModelError: ONNX Runtime and the model's precision is not ``requested``.
+    """
+    manifest = getattr(backend, "manifest", None)
+    if getattr(backend, "name", "") == "tensorrt" and manifest is not None:
+        return str(manifest.precision)
+    return resolve_precision(requested, model_path)

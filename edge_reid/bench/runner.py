@@ -12,7 +12,7 @@ import numpy as np
 from edge_reid.bench.crop_pool import CropPool
 from edge_reid.bench.environment import environment
 from edge_reid.bench.matcher import DEFAULT_GALLERY_SIZE, Matcher, match_queries, synthetic_gallery
-from edge_reid.bench.precision import resolve_precision
+from edge_reid.bench.precision import backend_options_for, backend_precision
 from edge_reid.bench.stats import LatencyStats
 from edge_reid.errors import DataError, ModelError
 
@@ -130,6 +130,7 @@ class BenchConfig:
         gallery_size: identities in the loop's gallery.
         threshold: the gallery's match threshold (cosine similarity).
         threads: ONNX Runtime intra-op threads (None: its default).
+        engines_dir: TensorRT engines folder (``edge-reid build`` writes there).
         loop: also measure the embedding loop; needs crops.
         preprocess: also measure preprocessing alone; needs crops.
     """
@@ -145,6 +146,7 @@ class BenchConfig:
     gallery_size: int = DEFAULT_GALLERY_SIZE
     threshold: float = 0.6
     threads: int | None = None
+    engines_dir: str | Path = "engines"
     loop: bool = True
     preprocess: bool = True
 
@@ -326,7 +328,8 @@ def run_bench(
     if (config.loop or config.preprocess) and pool is None:
         raise DataError("the loop and preprocess benchmarks need person crops: give --crops FOLDER or --video FILE")
     max_batch = max(config.batches)
-    embedder = Embedder(model_path, backend=config.backend, max_batch=max_batch, threads=config.threads)
+    backend_name, backend_options = backend_options_for(config.backend, config.precision, config.engines_dir)
+    embedder = Embedder(model_path, backend=backend_name, max_batch=max_batch, threads=config.threads, backend_options=backend_options)
     try:
         return _measure(embedder, config, model_path, pool, matcher, say)
     finally:
@@ -338,10 +341,13 @@ def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Mat
     from edge_reid.spec import file_sha256
 
     max_batch = max(config.batches)
-    precision = resolve_precision(config.precision, model_path)
     backend = embedder.backend
+    precision = backend_precision(backend, config.precision, model_path)
     if backend.max_batch < max_batch:
-        raise ModelError(f"{model_path} has a fixed batch of {backend.max_batch}; benchmark batch sizes up to {backend.max_batch}")
+        raise ModelError(
+            f"{backend.describe()} takes at most {backend.max_batch} images per call; benchmark batch sizes up to "
+            f"{backend.max_batch} (or build an engine / export a model with a larger batch)"
+        )
     spec = embedder.spec
     if callable(pool):
         pool = pool()
@@ -379,6 +385,7 @@ def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Mat
         "rounds": config.rounds,
         "min_iterations": config.min_iterations,
         "threads": config.threads,
+        "engines_dir": str(config.engines_dir) if backend.name == "tensorrt" else None,
         "gallery_size": config.gallery_size if config.loop else None,
         "threshold": config.threshold,
         "matcher": f"{matcher.__module__}.{getattr(matcher, '__qualname__', repr(matcher))}" if config.loop else None,

@@ -69,7 +69,8 @@ def bench(
     backend: str = typer.Option("onnxruntime", "--backend", "-b", help=f"Embedding backend: {', '.join(BACKEND_NAMES)}."),
     precision: Optional[str] = typer.Option(
         None, "--precision", "-p",
-        help="fp32, fp16 or int8: checked against the model (FP16/INT8 models come from `edge-reid calibrate`). Default: the model's own.",
+        help="fp32, fp16 or int8. ONNX Runtime: checked against the model (FP16/INT8 models come from `edge-reid calibrate`); "
+        "TensorRT: the engine to load (fp16/int8, built by `edge-reid build`). Default: the model's or newest engine's.",
     ),
     batch: str = typer.Option("1,8,32", "--batch", help="Comma-separated batch sizes, e.g. 1,8,32."),
     seconds: float = typer.Option(5.0, "--seconds", min=0.01, help="Timed seconds per batch size for the model alone, and as much for the loop."),
@@ -82,6 +83,7 @@ def bench(
     max_crops: int = typer.Option(256, "--max-crops", min=1, help="Most crops to read or cut."),
     gallery_size: int = typer.Option(10_000, "--gallery-size", min=1, help="Identities in the loop's gallery."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: one per core)."),
+    engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
     model_only: bool = typer.Option(False, "--model-only", help="Measure the model alone (no crops, loop or preprocessing)."),
 ) -> None:
     """Latency (p50/p90/p99 ms) and images/s per batch size, like trtexec; the whole embedding loop
@@ -147,6 +149,7 @@ def bench(
         warmup_s=warmup,
         gallery_size=gallery_size,
         threads=threads,
+        engines_dir=engines_dir,
         loop=not model_only,
         preprocess=not model_only,
     )
