@@ -144,3 +144,14 @@ def test_default_block_rows_is_power_of_two_in_range():
         rows = default_block_rows(dim)
         assert 64 <= rows <= 4096 and rows & (rows - 1) == 0
     assert default_block_rows(256) == 256
+
+
+def test_blas_thread_limit_is_restored_after_search():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    gallery = unit_rows(np.random.default_rng(0), 3000, 64)
+    topk_cosine(gallery[:2], gallery, 3)  # loads SciPy's BLAS
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    for parallel in (False, True):
+        topk_cosine(gallery[:2], gallery, 3, parallel=parallel)
+    after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert after == before

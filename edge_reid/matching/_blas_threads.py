@@ -23,6 +23,8 @@ from collections.abc import Iterator
 _lock = threading.Lock()
 _controller = None
 _controller_failed = False
+_active = 0  # searches currently inside single_threaded_blas()
+_limiter = None  # threadpoolctl limiter of the outermost active search
 
 
 def _get_controller():
@@ -49,11 +51,24 @@ def single_threaded_blas() -> Iterator[None]:
 
     Process-wide (BLAS thread counts are global), so numpy calls made by other
     Python threads during the block are single-threaded too; the block lasts
-    one search (milliseconds).
+    one search (milliseconds). Reference-counted: with searches overlapping in
+    several Python threads, the first to enter sets the limit and the last to
+    leave restores the original thread counts.
     """
+    global _active, _limiter
     controller = _get_controller()
     if controller is None:
         yield
         return
-    with controller.limit(limits=1, user_api="blas"):
+    with _lock:
+        if _active == 0:
+            _limiter = controller.limit(limits=1, user_api="blas")
+        _active += 1
+    try:
         yield
+    finally:
+        with _lock:
+            _active -= 1
+            if _active == 0 and _limiter is not None:
+                _limiter.restore_original_limits()
+                _limiter = None

@@ -46,9 +46,9 @@ from edge_reid.matching._blas_threads import single_threaded_blas
 
 #: Target bytes of float32 gallery per block (fits L2 with the score scratch).
 BLOCK_BYTES = 256 * 1024
-#: Galleries with at most this many rows are searched on the calling thread only
-#: (waking the thread pool costs more than it saves there).
-SERIAL_MAX_ROWS = 8192
+#: Galleries with at most this many elements (N * D) are searched on the calling
+#: thread only: waking the thread pool costs more than it saves there (8 MiB of float32).
+SERIAL_MAX_ELEMENTS = 2**21
 
 
 @dataclass(frozen=True)
@@ -260,10 +260,10 @@ def topk_cosine(
         k: how many rows per query, >= 1. ``k > N`` returns all N rows.
         block_rows: gallery rows per block (default :func:`default_block_rows`).
         parallel: force (True) or forbid (False) the multi-threaded kernel;
-            default: parallel when N > :data:`SERIAL_MAX_ROWS`. Threads: Numba's
+            default: parallel when N * D > :data:`SERIAL_MAX_ELEMENTS`. Threads: Numba's
             (``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``).
-        limit_blas_threads: run BLAS single-threaded during a parallel search
-            (see :mod:`edge_reid.matching._blas_threads`); only for benchmarks.
+        limit_blas_threads: run BLAS single-threaded during the search (see
+            :mod:`edge_reid.matching._blas_threads`); False only for benchmarks.
 
     Returns:
         :class:`TopK` with (Q, min(k, N)) scores (float32, descending) and
@@ -295,14 +295,18 @@ def topk_cosine(
     rows = min(rows, n_rows)
     fp16 = gallery.dtype == np.float16
     data = gallery.view(np.uint16) if fp16 else gallery
-    use_parallel = parallel if parallel is not None else n_rows > SERIAL_MAX_ROWS
+    use_parallel = parallel if parallel is not None else n_rows * dim > SERIAL_MAX_ELEMENTS
+    # Single-threaded BLAS in both kernels: in the parallel one each Numba thread runs its own
+    # GEMMs; in the serial one the per-block GEMMs are too small to gain from BLAS threads
+    # (measured: multi-threaded OpenBLAS made a 1000-row search 30x slower on 2 busy cores).
+    blas_limit = single_threaded_blas() if limit_blas_threads else contextlib.nullcontext()
     if not use_parallel:
         scratch = np.empty((rows, dim) if fp16 else (0, dim), dtype=np.float32)
-        _topk_serial(queries_t, data, rows, scratch, out_scores, out_index)
+        with blas_limit:
+            _topk_serial(queries_t, data, rows, scratch, out_scores, out_index)
         return TopK(out_scores, out_index)
     n_slots = int(numba.config.NUMBA_NUM_THREADS)
     scratch = np.empty((n_slots, rows, dim) if fp16 else (n_slots, 0, dim), dtype=np.float32)
-    blas_limit = single_threaded_blas() if limit_blas_threads else contextlib.nullcontext()
     with blas_limit, numba.parallel_chunksize(1):
         _topk_parallel(queries_t, data, rows, n_slots, scratch, out_scores, out_index)
     return TopK(out_scores, out_index)
