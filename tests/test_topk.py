@@ -143,7 +143,7 @@ def test_default_block_rows_is_power_of_two_in_range():
     for dim in (1, 64, 128, 256, 512, 2048, 100000):
         rows = default_block_rows(dim)
         assert 64 <= rows <= 4096 and rows & (rows - 1) == 0
-    assert default_block_rows(256) == 256
+    assert default_block_rows(256) == 1024
 
 
 def test_blas_thread_limit_is_restored_after_search():
