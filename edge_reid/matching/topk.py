@@ -50,6 +50,10 @@ BLOCK_BYTES = 1024 * 1024
 #: Galleries with at most this many elements (N * D) are searched on the calling
 #: thread only: waking the thread pool costs more than it saves there (8 MiB of float32).
 SERIAL_MAX_ELEMENTS = 2**21
+#: OpenBLAS runs a GEMM of m*n*k below this on one thread anyway (its default
+#: SMP threshold, 65536 * GEMM_MULTITHREAD_THRESHOLD=4), so smaller searches skip
+#: the (~20-30 us) BLAS thread-limit switch.
+BLAS_SINGLE_THREAD_BELOW = 65536 * 4
 
 
 @dataclass(frozen=True)
@@ -300,7 +304,8 @@ def topk_cosine(
     # Single-threaded BLAS in both kernels: in the parallel one each Numba thread runs its own
     # GEMMs; in the serial one the per-block GEMMs are too small to gain from BLAS threads
     # (measured: multi-threaded OpenBLAS made a 1000-row search 30x slower on 2 busy cores).
-    blas_limit = single_threaded_blas() if limit_blas_threads else contextlib.nullcontext()
+    tiny = rows * dim * n_queries < BLAS_SINGLE_THREAD_BELOW
+    blas_limit = single_threaded_blas() if limit_blas_threads and not tiny else contextlib.nullcontext()
     if not use_parallel:
         scratch = np.empty((rows, dim) if fp16 else (0, dim), dtype=np.float32)
         with blas_limit:
