@@ -6,6 +6,7 @@ to the backend's numpy buffers, so a call copies nothing in or out.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,16 @@ from edge_reid.backends.base import EmbeddingBackend
 from edge_reid.backends.buffers import numpy_buffers
 from edge_reid.errors import ModelError
 from edge_reid.spec import ModelSpec
+
+
+def threads_per_model() -> int:
+    """CPU threads for each of the two models (detector, ReID) when they run side by side.
+
+    The main loop runs the detector in a worker thread while the ReID model embeds
+    the previous frame, so each model gets half the cores (at least one). On 2 cores
+    this is 3-4x faster than both models taking every core in turn (see docs/benchmarks.md).
+    """
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def create_session(model_path: str | Path, threads: int | None = None, providers: list[str] | None = None):

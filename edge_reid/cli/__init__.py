@@ -4,31 +4,30 @@ from __future__ import annotations
 
 import sys
 
-import click
-
 from edge_reid.cli.app import app
 from edge_reid.errors import EdgeReidError
 
 # Each import registers its commands on ``app``.
 from edge_reid.cli import run_command  # noqa: E402,F401
+from edge_reid.cli import build_command  # noqa: E402,F401
+from edge_reid.cli import doctor_command  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns (and exits with) the process exit code.
+    """Run the CLI.
 
     Exit codes: 0 success, 1 unexpected failure, 2 bad input (an
-    :class:`EdgeReidError` or a usage error), 130 interrupted before work began.
+    :class:`EdgeReidError` or a usage error).
+
+    Args:
+        argv: arguments without the program name; None reads ``sys.argv`` and
+            exits the process, a list returns the exit code (for tests and embedding).
     """
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="edge-reid")
-        code = result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = 2
-    except click.exceptions.Abort:
-        code = 130
+        app(args=argv, prog_name="edge-reid")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except EdgeReidError as exc:
         print(f"edge-reid: error: {exc}", file=sys.stderr)
         code = exc.exit_code

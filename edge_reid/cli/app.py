@@ -16,3 +16,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Person re-identification on the edge (see the commands below)."""

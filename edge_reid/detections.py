@@ -1,0 +1,76 @@
+"""Person boxes: the :class:`Detections` dataclass and box sanitising (clip, drop degenerate/tiny)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Person boxes found in one frame.
+
+    Attributes:
+        boxes: (N, 4) float32, x1, y1, x2, y2 in pixels of the frame, x2 > x1, y2 > y1.
+        scores: (N,) float32 detector confidence in [0, 1].
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @staticmethod
+    def empty() -> "Detections":
+        """No detections."""
+        return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    @staticmethod
+    def from_boxes(boxes, scores=None) -> "Detections":
+        """Detections from a caller's own detector.
+
+        Args:
+            boxes: (N, 4) array-like, x1, y1, x2, y2 in pixels.
+            scores: (N,) array-like in [0, 1], or None (all 1.0).
+
+        Raises:
+            ValueError: shapes do not fit (N, 4) and (N,).
+        """
+        box_array = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4), np.float32)
+        if scores is None:
+            score_array = np.ones((box_array.shape[0],), np.float32)
+        else:
+            score_array = np.asarray(scores, dtype=np.float32).reshape(-1)
+        if score_array.shape[0] != box_array.shape[0]:
+            raise ValueError(f"{box_array.shape[0]} boxes but {score_array.shape[0]} scores")
+        return Detections(box_array, score_array)
+
+
+def sanitize_boxes(
+    boxes: np.ndarray, frame_height: int, frame_width: int, min_box_height: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clip boxes to the frame and find those worth embedding.
+
+    Args:
+        boxes: (N, 4) float, x1, y1, x2, y2 in pixels; may lie partly or wholly outside the frame.
+        frame_height: frame height in pixels.
+        frame_width: frame width in pixels.
+        min_box_height: boxes shorter than this (pixels, after clipping) are dropped.
+
+    Returns:
+        ``(clipped, keep)``: (N, 4) float32 boxes clipped to the frame, and an (N,)
+        bool mask of the boxes with positive width, height >= ``min_box_height``
+        and finite coordinates. Zero/negative-sized boxes and boxes wholly outside
+        the frame have ``keep`` False.
+    """
+    clipped = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+    finite = np.isfinite(clipped).all(axis=1)
+    clipped[~finite] = 0.0
+    np.clip(clipped[:, 0::2], 0.0, float(frame_width), out=clipped[:, 0::2])
+    np.clip(clipped[:, 1::2], 0.0, float(frame_height), out=clipped[:, 1::2])
+    widths = clipped[:, 2] - clipped[:, 0]
+    heights = clipped[:, 3] - clipped[:, 1]
+    keep = finite & (widths >= 1.0) & (heights >= max(1.0, float(min_box_height)))
+    return clipped, keep

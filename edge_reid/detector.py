@@ -1,0 +1,130 @@
+"""Person detector: YOLOX on ONNX Runtime, with letterbox, grid decode, NMS and box sanitising.
+
+Decoding follows YOLOX (Z. Ge et al., "YOLOX: Exceeding YOLO Series in 2021",
+``yolox/utils/demo_utils.py::demo_postprocess``): for each stride s in (8, 16, 32)
+and grid cell (gx, gy): ``xy = (out_xy + (gx, gy)) * s``, ``wh = exp(out_wh) * s``,
+``score = objectness * class_probability``. Input is BGR 0..255, letterboxed at
+the top-left corner and padded with 114.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_reid.assets import DEFAULT_DETECTOR
+from edge_reid.backends.onnxruntime import create_session
+from edge_reid.detections import Detections, sanitize_boxes
+from edge_reid.errors import ModelError
+
+PERSON_CLASS = 0
+PAD_VALUE = 114
+
+
+def yolox_grids(input_height: int, input_width: int, strides=(8, 16, 32)) -> tuple[np.ndarray, np.ndarray]:
+    """Grid offsets and strides of YOLOX's flattened output.
+
+    Returns:
+        ``(grid, stride)``: (A, 2) float32 cell (x, y) offsets and (A, 1) float32
+        strides in pixels, A = sum over strides of (H/s) * (W/s).
+    """
+    grids, expanded = [], []
+    for stride in strides:
+        rows, cols = input_height // stride, input_width // stride
+        ys, xs = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        grids.append(np.stack((xs, ys), axis=2).reshape(-1, 2))
+        expanded.append(np.full((rows * cols, 1), stride))
+    return np.concatenate(grids).astype(np.float32), np.concatenate(expanded).astype(np.float32)
+
+
+class PersonDetector:
+    """Finds people in BGR frames with a YOLOX ONNX model.
+
+    Args:
+        model_path: YOLOX ``.onnx`` (default: the bundled YOLOX-Nano, 416x416).
+        score_threshold: minimum objectness x person probability, in [0, 1].
+        nms_iou: IoU above which the lower-scoring of two boxes is suppressed.
+        min_box_height: boxes shorter than this many pixels are dropped (too
+            small to re-identify).
+        threads: ONNX Runtime intra-op threads (None: its default).
+
+    Raises:
+        ModelError: the file is missing, not a model, or not a YOLOX-shaped detector.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        score_threshold: float = 0.35,
+        nms_iou: float = 0.45,
+        min_box_height: float = 32.0,
+        threads: int | None = None,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path else DEFAULT_DETECTOR
+        self.score_threshold = float(score_threshold)
+        self.nms_iou = float(nms_iou)
+        self.min_box_height = float(min_box_height)
+        self.session = create_session(self.model_path, threads=threads)
+        model_input = self.session.get_inputs()[0]
+        shape = model_input.shape
+        if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
+            raise ModelError(f"{self.model_path}: detector input {model_input.name!r} must be (1, 3, H, W) with fixed H, W; got {shape}")
+        self.input_name = model_input.name
+        self.input_height, self.input_width = int(shape[2]), int(shape[3])
+        self.grid, self.strides = yolox_grids(self.input_height, self.input_width)
+        output_shape = self.session.get_outputs()[0].shape
+        if len(output_shape) != 3 or (isinstance(output_shape[1], int) and output_shape[1] != self.grid.shape[0]):
+            raise ModelError(
+                f"{self.model_path}: output shape {output_shape} is not a YOLOX grid output (1, {self.grid.shape[0]}, 5 + classes)"
+            )
+        # Preallocated input: the letterbox canvas (H, W, 3) uint8 and the (1, 3, H, W) float32 tensor.
+        self._canvas = np.full((self.input_height, self.input_width, 3), PAD_VALUE, np.uint8)
+        self._tensor = np.zeros((1, 3, self.input_height, self.input_width), np.float32)
+
+    def _letterbox(self, frame: np.ndarray) -> float:
+        """Write the letterboxed frame into the input tensor; returns the resize ratio."""
+        height, width = frame.shape[:2]
+        ratio = min(self.input_height / height, self.input_width / width)
+        new_w, new_h = max(1, int(round(width * ratio))), max(1, int(round(height * ratio)))
+        self._canvas[:] = PAD_VALUE
+        cv2.resize(frame, (new_w, new_h), dst=self._canvas[:new_h, :new_w], interpolation=cv2.INTER_LINEAR)
+        np.copyto(self._tensor[0], self._canvas.transpose(2, 0, 1), casting="unsafe")
+        return ratio
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        """Detect people in one frame.
+
+        Args:
+            frame: (H, W, 3) uint8 BGR image.
+
+        Returns:
+            :class:`Detections` with boxes in frame pixels, clipped to the frame,
+            sorted by descending score.
+
+        Raises:
+            ValueError: ``frame`` is not (H, W, 3) uint8.
+        """
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be (H, W, 3) uint8 BGR, got {frame.shape} {frame.dtype}")
+        ratio = self._letterbox(frame)
+        raw = self.session.run(None, {self.input_name: self._tensor})[0][0]  # (A, 5 + classes)
+        scores = raw[:, 4] * raw[:, 5 + PERSON_CLASS]
+        candidates = np.flatnonzero(scores >= self.score_threshold)
+        if candidates.size == 0:
+            return Detections.empty()
+        chosen = raw[candidates]
+        centers = (chosen[:, :2] + self.grid[candidates]) * self.strides[candidates]
+        sizes = np.exp(chosen[:, 2:4]) * self.strides[candidates]
+        boxes = np.concatenate((centers - sizes / 2, centers + sizes / 2), axis=1) / ratio
+        scores = scores[candidates]
+        boxes, keep = sanitize_boxes(boxes, frame.shape[0], frame.shape[1], self.min_box_height)
+        boxes, scores = boxes[keep], scores[keep]
+        if boxes.shape[0] == 0:
+            return Detections.empty()
+        xywh = np.concatenate((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), axis=1)
+        kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.score_threshold, self.nms_iou)
+        kept = np.asarray(kept, dtype=np.int64).reshape(-1)
+        kept = kept[np.argsort(-scores[kept], kind="stable")]
+        return Detections(boxes[kept].astype(np.float32), scores[kept].astype(np.float32))

@@ -1,0 +1,159 @@
+"""The :class:`Embedder`: person crops in, L2-normalised embeddings out, in batches."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numba
+import numpy as np
+
+from edge_reid.assets import DEFAULT_REID_MODEL
+from edge_reid.backends import EmbeddingBackend, create_backend, plan_sub_batches
+from edge_reid.errors import ModelError
+from edge_reid.preprocess import CropPreprocessor
+from edge_reid.spec import ModelSpec, file_sha256, load_spec
+
+
+@numba.njit(cache=True)
+def _normalize_rows_into(source: np.ndarray, destination: np.ndarray) -> bool:
+    """L2-normalise each row of ``source`` into ``destination``; False if any value is NaN/Inf."""
+    rows, dim = source.shape
+    for r in range(rows):
+        total = 0.0
+        for d in range(dim):
+            value = source[r, d]
+            if not np.isfinite(value):
+                return False
+            total += value * value
+        scale = 1.0 / np.sqrt(total) if total > 0.0 else 0.0
+        for d in range(dim):
+            destination[r, d] = source[r, d] * scale
+    return True
+
+
+class Embedder:
+    """Embeds person crops with a ReID model on a chosen backend.
+
+    Crops are preprocessed straight into the backend's batch buffer; more crops
+    than ``max_batch`` are split into sub-batches (never dropped).
+
+    Args:
+        model_path: ReID ``.onnx`` file (default: the bundled OSNet x0.25).
+        backend: ``"onnxruntime"`` (default), ``"tensorrt"`` or ``"auto"``.
+        max_batch: largest batch per model call.
+        threads: CPU threads for ONNX Runtime (None: its default).
+        spec: a :class:`ModelSpec` to use instead of resolving one from the file.
+        backend_options: extra keyword arguments for :func:`~edge_reid.backends.create_backend`
+            (TensorRT: ``precision``, ``engines_dir``, ``rebuild``).
+
+    Raises:
+        ModelError: the model is missing, not an ONNX model, of the wrong input
+            shape, or returns NaN/Inf.
+        BackendUnavailableError: the backend asked for cannot run here.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        backend: str = "onnxruntime",
+        max_batch: int = 32,
+        threads: int | None = None,
+        spec: ModelSpec | None = None,
+        backend_options: dict | None = None,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path else DEFAULT_REID_MODEL
+        self.spec = spec or load_spec(self.model_path)
+        self.backend: EmbeddingBackend = create_backend(
+            backend, self.model_path, self.spec, max_batch=max_batch, threads=threads, **(backend_options or {})
+        )
+        self.preprocessor = CropPreprocessor(self.spec, self.backend.max_batch)
+        self._model_id: str | None = None
+        #: seconds spent in the last call: {"preprocess": s, "embed": s} (embed includes normalising).
+        self.last_seconds: dict[str, float] = {"preprocess": 0.0, "embed": 0.0}
+
+    @property
+    def dim(self) -> int:
+        """Embedding length D."""
+        return self.spec.embedding_dim
+
+    @property
+    def max_batch(self) -> int:
+        """Largest batch of one model call."""
+        return self.backend.max_batch
+
+    @property
+    def model_id(self) -> str:
+        """sha256 hex of the ONNX file's digest and the spec: embeddings are comparable only under one model_id."""
+        if self._model_id is None:
+            self._model_id = hashlib.sha256((file_sha256(self.model_path) + self.spec.fingerprint()).encode()).hexdigest()
+        return self._model_id
+
+    def _output(self, count: int, out: np.ndarray | None) -> np.ndarray:
+        if out is None:
+            return np.empty((count, self.dim), np.float32)
+        if out.dtype != np.float32 or out.ndim != 2 or out.shape[0] < count or out.shape[1] != self.dim:
+            raise ValueError(f"out must be (>={count}, {self.dim}) float32, got {out.shape} {out.dtype}")
+        return out[:count]
+
+    def _embed(self, count: int, fill, out: np.ndarray | None) -> np.ndarray:
+        result = self._output(count, out)
+        model_input = self.backend.buffers.input
+        preprocess_s = embed_s = 0.0
+        for start, stop in plan_sub_batches(count, self.backend.max_batch):
+            t0 = time.perf_counter()
+            fill(start, stop, model_input)
+            t1 = time.perf_counter()
+            raw = self.backend.infer(stop - start)
+            finite = _normalize_rows_into(raw, result[start:stop])
+            t2 = time.perf_counter()
+            preprocess_s += t1 - t0
+            embed_s += t2 - t1
+            if not finite:
+                raise ModelError(
+                    f"{self.model_path}: the model returned NaN or Inf embeddings; check the model file and its "
+                    f"preprocessing spec (a sidecar {self.model_path.with_suffix('.json').name} may be needed)"
+                )
+        self.last_seconds = {"preprocess": preprocess_s, "embed": embed_s}
+        return result
+
+    def embed_boxes(self, frame: np.ndarray, boxes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Embed the people inside ``boxes`` of one frame.
+
+        Args:
+            frame: (H, W, 3) uint8 BGR image.
+            boxes: (N, 4) x1, y1, x2, y2 in pixels, inside the frame with positive
+                size (use :func:`edge_reid.detections.sanitize_boxes` on boxes from elsewhere).
+            out: optional (>= N, D) float32 array to write into (avoids an allocation).
+
+        Returns:
+            (N, D) float32, each row L2-normalised (a view of ``out`` when given).
+
+        Raises:
+            ValueError: an empty box, or a bad ``out``.
+            ModelError: the model returned NaN/Inf.
+        """
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        return self._embed(len(boxes), lambda a, b, buf: self.preprocessor.write_boxes(frame, boxes[a:b], buf), out)
+
+    def embed_crops(self, crops: Sequence[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+        """Embed already-cut person crops.
+
+        Args:
+            crops: N BGR uint8 images (h, w, 3), any size.
+            out: optional (>= N, D) float32 array to write into.
+
+        Returns:
+            (N, D) float32, each row L2-normalised.
+
+        Raises:
+            ValueError: a crop is empty or not (h, w, 3) uint8.
+            ModelError: the model returned NaN/Inf.
+        """
+        return self._embed(len(crops), lambda a, b, buf: self.preprocessor.write_crops(crops[a:b], buf), out)
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()

@@ -1,0 +1,52 @@
+"""The summary of one run: counts, throughput and mean milliseconds per stage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class RunSummary:
+    """What a run did.
+
+    Attributes:
+        source: the source as given.
+        frames: frames processed.
+        seconds: wall-clock seconds of the loop (model loading excluded).
+        fps: frames per second over ``seconds``.
+        identities: identities in the gallery at the end.
+        detections: people detected and embedded over all frames.
+        corrupt_frames: frames or images that could not be decoded and were skipped.
+        skipped_boxes: boxes dropped as empty, outside the frame or too small.
+        reconnects: times a live source was reopened after dropping.
+        source_gave_up: True when a live source stayed down past the reconnect timeout.
+        interrupted: True when Ctrl-C/SIGTERM (or the window's q) ended the run.
+        stage_ms: mean milliseconds per frame for decode, detect, preprocess, embed, match.
+        backend: the embedding backend, e.g. ``onnxruntime (CPU)``.
+        model: the ReID model file.
+        detector: the detector model file.
+    """
+
+    source: str
+    frames: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    identities: int = 0
+    detections: int = 0
+    corrupt_frames: int = 0
+    skipped_boxes: int = 0
+    reconnects: int = 0
+    source_gave_up: bool = False
+    interrupted: bool = False
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    backend: str = ""
+    model: str = ""
+    detector: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict, floats rounded for reading."""
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        data["fps"] = round(self.fps, 2)
+        data["stage_ms"] = {stage: round(ms, 2) for stage, ms in self.stage_ms.items()}
+        return data

@@ -1,0 +1,38 @@
+"""Per-stage wall-clock accounting for the main loop."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+STAGES = ("decode", "detect", "preprocess", "embed", "match")
+
+
+class StageTimer:
+    """Accumulates seconds per named stage; reports mean milliseconds per frame.
+
+    Stages are those of :data:`STAGES`: decode, detect, preprocess, embed, match.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {stage: 0.0 for stage in STAGES}
+        self.frames = 0
+
+    def add(self, stage: str, seconds: float) -> None:
+        """Add ``seconds`` to ``stage``."""
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        """Time the ``with`` block into ``stage``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - start)
+
+    def mean_ms(self) -> dict[str, float]:
+        """Mean milliseconds per frame of each stage (0 before the first frame)."""
+        frames = max(self.frames, 1)
+        return {stage: 1000.0 * total / frames for stage, total in self.seconds.items()}

@@ -1,0 +1,50 @@
+"""Tiny ONNX graphs built in tests to provoke model errors (wrong rank, NaN output)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+
+def save_model(path: Path, nodes, inputs, outputs, initializers=()) -> Path:
+    graph = helper.make_graph(nodes, "test", inputs, outputs, initializer=list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def rank2_model(path: Path) -> Path:
+    """Input (N, 64) -> identity: not an image model."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 64])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 64])
+    return save_model(path, [helper.make_node("Identity", ["images"], ["output"])], [x], [y])
+
+
+def nan_model(path: Path, height: int = 256, width: int = 128) -> Path:
+    """Input (N, 3, H, W) -> (N, 3) of sqrt(-|mean| - 1) = NaN."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, height, width])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3])
+    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("Abs", ["flat"], ["absolute"]),
+        helper.make_node("Neg", ["absolute"], ["negative"]),
+        helper.make_node("Sub", ["negative", "one"], ["below_zero"]),
+        helper.make_node("Sqrt", ["below_zero"], ["output"]),
+    ]
+    return save_model(path, nodes, [x], [y], [one])
+
+
+def mean_model(path: Path, height: int = 256, width: int = 128) -> Path:
+    """Input (N, 3, H, W) -> (N, 3) channel means: a valid, tiny 'embedding' model."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, height, width])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3])
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["output"]),
+    ]
+    return save_model(path, nodes, [x], [y])

@@ -1,0 +1,123 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge_reid.cli import main
+from onnx_builders import rank2_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_reid", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def test_run_writes_events_video_and_summary(tmp_path, vtest_path, capsys):
+    events, video, summary = tmp_path / "e.jsonl", tmp_path / "o.mp4", tmp_path / "s.json"
+    code = main(["run", "--source", str(vtest_path), "--events", str(events), "--output", str(video),
+                 "--summary", str(summary), "--max-frames", "6"])
+    assert code == 0
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert records and {r["frame"] for r in records} == set(range(6))
+    first = records[0]
+    assert set(first) == {"frame", "timestamp_s", "bbox", "score", "identity", "similarity", "new"}
+    assert len(first["bbox"]) == 4 and first["bbox"][2] > first["bbox"][0] and first["bbox"][3] > first["bbox"][1]
+    assert first["new"] is True and first["identity"] >= 1 and 0.0 < first["score"] <= 1.0
+    assert any(not r["new"] and r["similarity"] >= 0.6 for r in records)
+    assert records[-1]["timestamp_s"] == pytest.approx(0.5)
+    for frame in range(6):  # identities unique within a frame
+        ids = [r["identity"] for r in records if r["frame"] == frame]
+        assert len(ids) == len(set(ids))
+    report = json.loads(summary.read_text())
+    assert report["frames"] == 6 and report["detections"] == len(records) and report["interrupted"] is False
+    assert report["identities"] == len({r["identity"] for r in records})
+    assert set(report["stage_ms"]) == {"decode", "detect", "preprocess", "embed", "match"}
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    ok, image = capture.read()
+    assert ok and image.shape == (576, 768, 3)
+    assert "identities" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--source", "missing_video.mp4"], "source not found: missing_video.mp4"),
+        (["--model", "missing_model.onnx"], "model file not found: missing_model.onnx"),
+        (["--detector", "missing_det.onnx"], "model file not found: missing_det.onnx"),
+    ],
+)
+def test_missing_inputs_exit_2_with_one_line(extra, message, vtest_path):
+    args = ["run", "--source", str(vtest_path), "--max-frames", "1"]
+    for flag, value in zip(extra[::2], extra[1::2]):
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if "error" in line]) == 1
+
+
+def test_bad_models_exit_2(tmp_path, vtest_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("hello")
+    result = _cli("run", "--source", str(vtest_path), "--model", str(junk), "--max-frames", "1")
+    assert result.returncode == 2 and "junk.onnx: not an ONNX model" in result.stderr and "Traceback" not in result.stderr
+    result = _cli("run", "--source", str(vtest_path), "--model", str(rank2_model(tmp_path / "flat.onnx")), "--max-frames", "1")
+    assert result.returncode == 2 and "flat.onnx" in result.stderr and "rank 2" in result.stderr
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path, vtest_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    events = tmp_path / "e.jsonl"
+    code = main(["run", "--source", str(vtest_path), "--events", str(events), "--output", str(blocker / "o.mp4")])
+    assert code == 2
+    assert not events.exists(), "no work may start when an output path is unwritable"
+    assert main(["run", "--source", str(vtest_path), "--summary", str(tmp_path)]) == 2
+
+
+def test_usage_errors_exit_2():
+    assert main(["run"]) == 2
+    assert main(["run", "--source", "a.mp4", "--camera", "0"]) == 2
+    assert main(["run", "--source", "a.mp4", "--backend", "cuda"]) == 2
+
+
+def test_help_teaches():
+    result = _cli("run", "--help")
+    assert result.returncode == 0
+    for text in ("--camera", "--events", "--output", "--summary", "--max-frames", "Ctrl-C"):
+        assert text in result.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_signal_flushes_outputs_and_exits_0(tmp_path, vtest_path, sig):
+    events, video, summary = tmp_path / "e.jsonl", tmp_path / "o.mp4", tmp_path / "s.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_reid", "run", "--source", str(vtest_path), "--events", str(events),
+         "--output", str(video), "--summary", str(summary)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (events.exists() and events.stat().st_size > 0):
+        time.sleep(0.2)
+    time.sleep(1.0)  # the events file is buffered: it has only a part of what was produced
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    report = json.loads(summary.read_text())
+    assert report["interrupted"] is True and 0 < report["frames"] < 795
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert len(records) == report["detections"] and max(r["frame"] for r in records) <= report["frames"] - 1
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == report["frames"], "video finalised with every frame"
+    assert "interrupted" in stderr

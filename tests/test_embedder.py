@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from edge_reid.embedder import Embedder
+from edge_reid.errors import ModelError
+from onnx_builders import nan_model
+
+
+def test_embeddings_are_unit_length_and_sub_batching_loses_nothing(osnet_path, embedder, vtest_frames, detector):
+    frame = vtest_frames[5]
+    boxes = detector.detect(frame).boxes
+    assert len(boxes) >= 3
+    reference = embedder.embed_boxes(frame, boxes)
+    assert reference.shape == (len(boxes), 512) and reference.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(reference, axis=1), 1.0, atol=1e-5)
+    small = Embedder(osnet_path, max_batch=2)  # fewer rows than people: must split, never drop
+    assert small.max_batch == 2
+    split = small.embed_boxes(frame, boxes)
+    np.testing.assert_allclose(split, reference, atol=1e-4)
+
+
+def test_same_person_is_closer_than_different_people(embedder, vtest_frames, detector):
+    """Consecutive frames: each person's nearest embedding in the next frame is themself (by box overlap)."""
+    a, b = vtest_frames[0], vtest_frames[1]
+    boxes_a, boxes_b = detector.detect(a).boxes, detector.detect(b).boxes
+    emb_a, emb_b = embedder.embed_boxes(a, boxes_a), embedder.embed_boxes(b, boxes_b)
+    centers_a = (boxes_a[:, :2] + boxes_a[:, 2:]) / 2
+    centers_b = (boxes_b[:, :2] + boxes_b[:, 2:]) / 2
+    nearest_by_position = np.argmin(np.linalg.norm(centers_a[:, None] - centers_b[None], axis=2), axis=1)
+    nearest_by_appearance = np.argmax(emb_a @ emb_b.T, axis=1)
+    assert (nearest_by_position == nearest_by_appearance).mean() >= 0.75
+
+
+def test_out_buffer_is_used(embedder, vtest_frames, frame0_detections):
+    out = np.zeros((32, 512), np.float32)
+    result = embedder.embed_boxes(vtest_frames[0], frame0_detections.boxes, out=out)
+    assert np.shares_memory(result, out)
+    with pytest.raises(ValueError, match="out must be"):
+        embedder.embed_boxes(vtest_frames[0], frame0_detections.boxes, out=np.zeros((1, 512), np.float32))
+
+
+def test_nan_model_is_reported_by_name(tmp_path, vtest_frames):
+    model = nan_model(tmp_path / "broken_reid.onnx")
+    broken = Embedder(model, max_batch=4)
+    with pytest.raises(ModelError, match="broken_reid.onnx.*NaN or Inf"):
+        broken.embed_crops([vtest_frames[0][100:300, 100:200]])

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from edge_reid.matching import Gallery, assign_unique
+
+
+def _unit(vectors):
+    vectors = np.asarray(vectors, np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_assign_unique_never_reuses_an_identity():
+    # Both detections are most similar to identity 0; only one may take it.
+    similarity = np.array([[0.95, 0.70], [0.90, 0.20]], np.float32)
+    assert assign_unique(similarity, 0.5).tolist() == [1, 0]  # 0.70 + 0.90 beats 0.95 + nothing
+    assert assign_unique(similarity, 0.8).tolist() == [0, -1]  # 0.70 is below threshold
+    assert assign_unique(np.zeros((3, 0), np.float32), 0.5).tolist() == [-1, -1, -1]
+    assert assign_unique(np.full((2, 2), 0.1, np.float32), 0.5).tolist() == [-1, -1]
+
+
+def test_same_frame_duplicates_get_distinct_identities():
+    gallery = Gallery(dim=4, threshold=0.5)
+    person = _unit([[1, 0, 0, 0]])
+    first = gallery.match(person, timestamp=0.0)
+    assert first.is_new.tolist() == [True] and first.identity_ids.tolist() == [1]
+    # Two identical detections in one frame: one keeps identity 1, the other becomes new.
+    both = gallery.match(np.repeat(person, 2, axis=0), timestamp=1.0)
+    assert sorted(both.identity_ids.tolist()) == [1, 2]
+    assert both.is_new.sum() == 1
+    assert len(set(both.identity_ids.tolist())) == 2
+
+
+def test_threshold_moving_average_and_metadata():
+    gallery = Gallery(dim=2, threshold=0.9, momentum=0.5)
+    gallery.match(_unit([[1, 0]]), timestamp=0.0)
+    near = _unit([[1, 0.2]])  # cos = 0.98
+    result = gallery.match(near, timestamp=2.5)
+    assert result.identity_ids.tolist() == [1] and result.similarities[0] == pytest.approx(0.98, abs=1e-3)
+    expected = _unit([0.5 * np.array([1, 0]) + 0.5 * near[0]])[0]
+    np.testing.assert_allclose(gallery.templates[0], expected, atol=1e-6)
+    identity = gallery.identities[0]
+    assert (identity.first_seen, identity.last_seen, identity.count) == (0.0, 2.5, 2)
+    far = gallery.match(_unit([[0, 1]]), timestamp=3.0)
+    assert far.is_new.tolist() == [True] and len(gallery) == 2
+    untouched = gallery.match(_unit([[-1, 0]]), create=False)
+    assert untouched.identity_ids.tolist() == [-1] and len(gallery) == 2
+
+
+def test_capacity_grows_without_losing_templates():
+    gallery = Gallery(dim=8, threshold=0.99, initial_capacity=2)
+    rng = np.random.default_rng(0)
+    vectors = _unit(rng.normal(size=(40, 8)))
+    for v in vectors:
+        gallery.add(v)
+    np.testing.assert_array_equal(gallery.templates, vectors)
+    assert [i.identity_id for i in gallery.identities] == list(range(1, 41))
+    with pytest.raises(ValueError, match=r"\(8,\)"):
+        gallery.add(np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"\(N, 8\)"):
+        gallery.match(np.zeros((2, 3), np.float32))
