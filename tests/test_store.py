@@ -40,10 +40,11 @@ def test_vectors_is_a_view_searchable_without_copy():
 def test_remove_swaps_last_row_into_the_hole():
     store = EmbeddingStore(DIM)
     x = unit(np.random.default_rng(2), 4)
-    ids = store.add(x)
+    ids = store.add(x, labels=np.array([10, 11, 12, 13]))
     store.remove(ids[1])
     assert len(store) == 3 and ids[1] not in store
     assert store.ids.tolist() == [ids[0], ids[3], ids[2]]
+    assert store.labels.tolist() == [10, 13, 12]
     np.testing.assert_array_equal(store.vectors[1], x[3])
     assert store.row_of(ids[3]) == 1
     np.testing.assert_array_equal(store.get(ids[3]), x[3])
@@ -114,13 +115,15 @@ class StoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.store = EmbeddingStore(DIM, capacity=1)
         self.model: dict[int, np.ndarray] = {}
+        self.label: dict[int, int] = {}
         self.rng = np.random.default_rng(0)
 
     @rule(count=st.integers(0, 40))
     def add(self, count):
         x = unit(self.rng, count)
-        for item_id, row in zip(self.store.add(x).tolist(), x):
+        for item_id, row in zip(self.store.add(x, labels=np.arange(count) + 7).tolist(), x):
             self.model[item_id] = row
+            self.label[item_id] = int(np.argmax(np.all(x == row, axis=1))) + 7
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
@@ -151,6 +154,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert sorted(self.store.ids.tolist()) == sorted(self.model)
         for row, item_id in enumerate(self.store.ids.tolist()):
             assert self.store.row_of(item_id) == row
+            assert self.store.labels[row] == self.label[item_id]
             np.testing.assert_allclose(self.store.vectors[row], self.model[item_id], atol=1e-6)
 
 

@@ -51,6 +51,7 @@ class EmbeddingStore:
         capacity = max(MIN_CAPACITY, int(capacity))
         self._data = np.zeros((capacity, self._dim), dtype=self._dtype)
         self._ids = np.zeros(capacity, dtype=np.int64)
+        self._labels = np.zeros(capacity, dtype=np.int64)
         self._row_of: dict[int, int] = {}
         self._size = 0
         self._next_id = 0
@@ -84,6 +85,11 @@ class EmbeddingStore:
         """(len,) int64 view: the id of each row of :attr:`vectors`."""
         return self._ids[: self._size]
 
+    @property
+    def labels(self) -> np.ndarray:
+        """(len,) int64 view: the label of each row (e.g. the identity owning it; 0 by default)."""
+        return self._labels[: self._size]
+
     def __len__(self) -> int:
         return self._size
 
@@ -102,22 +108,28 @@ class EmbeddingStore:
     def _resize(self, capacity: int) -> None:
         data = np.zeros((capacity, self._dim), dtype=self._dtype)
         ids = np.zeros(capacity, dtype=np.int64)
+        labels = np.zeros(capacity, dtype=np.int64)
         data[: self._size] = self._data[: self._size]
         ids[: self._size] = self._ids[: self._size]
-        self._data, self._ids = data, ids
+        labels[: self._size] = self._labels[: self._size]
+        self._data, self._ids, self._labels = data, ids, labels
 
     def reserve(self, capacity: int) -> None:
         """Make room for at least ``capacity`` rows without further reallocation."""
         if capacity > self.capacity:
             self._resize(int(capacity))
 
-    def add(self, embeddings: np.ndarray, ids: Iterable[int] | None = None) -> np.ndarray:
+    def add(self, embeddings: np.ndarray, ids: Iterable[int] | None = None, labels: int | np.ndarray = 0,
+            normalize: bool | None = None) -> np.ndarray:
         """Append rows; returns their ids, (M,) int64.
 
         Args:
             embeddings: (M, D) or (D,) floating point, finite, non-zero rows.
             ids: optional (M,) ids to use (must be new and distinct); default:
                 fresh ids counting up from the largest id ever used + 1.
+            labels: an int64 label for all rows, or (M,) labels (kept with each row).
+            normalize: override the store's ``normalize`` for this call (False to
+                store rows exactly as given, e.g. when loading saved rows).
 
         Raises:
             ValueError: wrong shape, non-finite values, zero rows, or duplicate/existing ids.
@@ -127,11 +139,12 @@ class EmbeddingStore:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != self._dim:
             raise ValueError(f"embeddings must have shape (M, {self._dim}), got {np.shape(embeddings)}")
-        x = x.astype(np.float32, copy=self._normalize)
+        normalize = self._normalize if normalize is None else bool(normalize)
+        x = x.astype(np.float32, copy=normalize) if normalize or x.dtype != self._dtype else x
         if not np.isfinite(x).all():
             raise ValueError("embeddings contain NaN or Inf")
         count = x.shape[0]
-        if self._normalize and count:
+        if normalize and count:
             norms = np.linalg.norm(x, axis=1, keepdims=True)
             if (norms == 0).any():
                 raise ValueError("cannot normalise an all-zero embedding")
@@ -144,12 +157,14 @@ class EmbeddingStore:
                 raise ValueError(f"got {new_ids.shape[0]} ids for {count} embeddings")
             if len(set(new_ids.tolist())) != count or any(int(i) in self._row_of for i in new_ids):
                 raise ValueError("ids must be distinct and not already in the store")
+        row_labels = np.broadcast_to(np.asarray(labels, dtype=np.int64), (count,))
         needed = self._size + count
         if needed > self.capacity:
             self._resize(max(needed, 2 * self.capacity))
         rows = slice(self._size, needed)
         self._data[rows] = x
         self._ids[rows] = new_ids
+        self._labels[rows] = row_labels
         for offset, item_id in enumerate(new_ids.tolist()):
             self._row_of[item_id] = self._size + offset
         self._size = needed
@@ -174,6 +189,7 @@ class EmbeddingStore:
                 moved = int(self._ids[last])
                 self._data[row] = self._data[last]
                 self._ids[row] = moved
+                self._labels[row] = self._labels[last]
                 self._row_of[moved] = row
             self._size = last
         if self.capacity > MIN_CAPACITY and self._size <= self.capacity // 4:
