@@ -135,18 +135,25 @@ def default_repeats(n: int, dim: int, queries: int) -> int:
     return int(np.clip(2e10 / work, 5, 50))
 
 
-def print_table(rows: list[dict]) -> None:
-    header = (f"{'N':>8} {'D':>4} {'Q':>3}  {'edge_reid':>9} {'fp16':>8} {'numpy':>8} {'faiss':>8} "
-              f"{'floor':>7}  {'x numpy':>7} {'x faiss':>7} {'/floor':>6}")
-    print(header)
-    print("-" * len(header))
+TABLE_HEADER = (f"{'N':>8} {'D':>4} {'Q':>3}  {'edge_reid':>9} {'fp16':>8} {'numpy':>8} {'faiss':>8} "
+                f"{'floor':>7}  {'x numpy':>7} {'x faiss':>7} {'/floor':>6}")
+TABLE_FOOTER = "times: medians in ms; x numpy / x faiss: speed-up of edge_reid (float32); /floor: edge_reid / floor_ms"
+
+
+def print_rows(rows: list[dict]) -> None:
     for r in rows:
         faiss_ms = f"{r['faiss_ms']:8.2f}" if r["faiss_ms"] is not None else f"{'-':>8}"
         vs_faiss = f"{r['speedup_vs_faiss']:7.2f}" if r["speedup_vs_faiss"] is not None else f"{'-':>7}"
         print(f"{r['n']:>8} {r['dim']:>4} {r['queries']:>3}  {r['edge_reid_ms']:9.2f} {r['edge_reid_fp16_ms']:8.2f} "
               f"{r['numpy_ms']:8.2f} {faiss_ms} {r['floor_ms']:7.2f}  {r['speedup_vs_numpy']:7.2f} "
               f"{vs_faiss} {r['x_floor']:6.2f}", flush=True)
-    print("times: medians in ms; x numpy / x faiss: speed-up of edge_reid (float32); /floor: edge_reid / floor_ms")
+
+
+def print_table(rows: list[dict]) -> None:
+    print(TABLE_HEADER)
+    print("-" * len(TABLE_HEADER))
+    print_rows(rows)
+    print(TABLE_FOOTER)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,15 +191,16 @@ def main(argv: list[str] | None = None) -> int:
             print_table([result])
         return 0
 
-    rows = []
     print(f"numba threads: {numba.get_num_threads()}, cpus: {os.cpu_count()}, faiss: "
           f"{'yes' if faiss is not None else 'not installed'}, k={args.k}", flush=True)
+    print(TABLE_HEADER)
+    print("-" * len(TABLE_HEADER), flush=True)
     for n in (10_000, 100_000, 1_000_000):
         for dim in (args.dim,) if args.dim else (256, 512):
             for queries in (args.queries,) if args.queries else (1, 8, 32):
                 repeats = args.repeats or default_repeats(n, dim, queries)
-                rows.append(run_case(n, dim, queries, args.k, repeats, args.seed, extra))
-    print_table(rows)
+                print_rows([run_case(n, dim, queries, args.k, repeats, args.seed, extra)])
+    print(TABLE_FOOTER)
     return 0
 
 
