@@ -88,28 +88,32 @@ def test_missing_directory_is_an_output_path_error(tmp_path):
 WRITER = textwrap.dedent(
     """
     import sys, numpy as np
-    from edge_reid.matching.gallery_file import write_gallery_file
+    from edge_reid.matching import Gallery
     path = sys.argv[1]
-    version = 1
-    payload = np.zeros((120_000, 256), np.float32)  # ~123 MB: a write takes a while
+    gallery = Gallery(256, model_id="m")
+    rng = np.random.default_rng(0)
+    gallery.enroll("big", rng.standard_normal((120_000, 256)).astype(np.float32))  # ~123 MB: saves take a while
     while True:
-        version += 1
-        payload[0, 0] = version
-        write_gallery_file(path, {"version": version}, payload)
+        gallery.add(rng.standard_normal(256).astype(np.float32))  # one more identity per save
+        gallery.save(path)
     """
 )
 
 
 @pytest.mark.slow
-def test_process_killed_mid_write_leaves_previous_file_intact(tmp_path):
+def test_process_killed_mid_save_leaves_previous_gallery_intact(tmp_path):
+    from edge_reid.matching import Gallery
+
     path = tmp_path / "g.edgereid"
-    write_gallery_file(path, {"version": 1}, np.ones((3, 256), np.float32))
+    previous = Gallery(256, model_id="m")
+    previous.add(np.ones(256, np.float32))
+    previous.save(path)
     child = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=REPO,
                              env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
-        deadline = time.monotonic() + 60
-        while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):  # a write is under way
-            assert time.monotonic() < deadline, "writer never started a write"
+        deadline = time.monotonic() + 120
+        while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):  # a save is under way
+            assert time.monotonic() < deadline, "writer never started a save"
             assert child.poll() is None, "writer died"
             time.sleep(0.002)
         time.sleep(0.02)
@@ -118,6 +122,10 @@ def test_process_killed_mid_write_leaves_previous_file_intact(tmp_path):
     finally:
         if child.poll() is None:
             child.kill()
-    header, payload = read_gallery_file(path)  # the old file or a complete new one, never a mix
-    assert header["version"] >= 1
-    assert payload[0, 0] == (1.0 if header["version"] == 1 else header["version"])
+    loaded = Gallery.load(path, model_id="m")  # the previous gallery or a complete new one, never a mix
+    if len(loaded) == 1:
+        assert loaded.identities[0].identity_id == 1 and len(loaded.store) == 1  # the one saved before
+    else:
+        big = loaded.find("big")
+        assert big is not None and loaded.embedding_counts(big.identity_id) == (120_000, 0)
+        assert len(loaded.store) == 120_000 + len(loaded) - 1

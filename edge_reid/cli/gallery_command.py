@@ -153,7 +153,7 @@ def enroll(
 def list_identities(gallery_path: Path = GALLERY_OPTION) -> None:
     """List the identities of a gallery."""
     gallery = _load(gallery_path)
-    table = Table(title=f"{gallery_path}: {len(gallery)} identities ({gallery.model_name or 'unknown model'})")
+    table = Table(title=f"{len(gallery)} identities", caption=f"{gallery_path} ({gallery.model_name or 'unknown model'})")
     for column in ("id", "name", "enrolled", "recent", "count", "first seen", "last seen"):
         table.add_column(column)
     for identity in gallery.identities:
