@@ -158,5 +158,5 @@ class StoreMachine(RuleBasedStateMachine):
             np.testing.assert_allclose(self.store.vectors[row], self.model[item_id], atol=1e-6)
 
 
-StoreMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
+StoreMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)
 test_store_state_machine = StoreMachine.TestCase
