@@ -155,3 +155,10 @@ def test_blas_thread_limit_is_restored_after_search():
         topk_cosine(gallery[:2], gallery, 3, parallel=parallel)
     after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert after == before
+
+
+def test_many_queries_use_shorter_blocks_and_stay_exact():
+    rng = np.random.default_rng(5)
+    gallery = DYADIC[rng.integers(0, len(DYADIC), (3000, 8))]
+    queries = DYADIC[rng.integers(0, len(DYADIC), (2500, 8))]  # 2**17 // 2500 -> 64-row blocks
+    assert_same(topk_cosine(queries, gallery, 4), topk_cosine_numpy(queries, gallery, 4))

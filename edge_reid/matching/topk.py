@@ -47,6 +47,8 @@ from edge_reid.matching._blas_threads import single_threaded_blas
 
 #: Target bytes of float32 gallery per block (measured: 512 KiB-2 MiB all beat 256 KiB by ~10%).
 BLOCK_BYTES = 1024 * 1024
+#: Cap on a block's score scratch, (block_rows, Q) float32: many queries get shorter blocks.
+SCORE_SCRATCH_FLOATS = 2**17
 #: Galleries with at most this many elements (N * D) are searched on the calling
 #: thread only: waking the thread pool costs more than it saves there (8 MiB of float32).
 SERIAL_MAX_ELEMENTS = 2**21
@@ -263,7 +265,8 @@ def topk_cosine(
         gallery: (N, D) float32 or float16, C-contiguous, L2-normalised rows.
             float16 halves the memory read per search; scores are still float32.
         k: how many rows per query, >= 1. ``k > N`` returns all N rows.
-        block_rows: gallery rows per block (default :func:`default_block_rows`).
+        block_rows: gallery rows per block (default :func:`default_block_rows`, fewer
+            for many queries so that a block's scores stay within 512 KiB).
         parallel: force (True) or forbid (False) the multi-threaded kernel;
             default: parallel when N * D > :data:`SERIAL_MAX_ELEMENTS`. Threads: Numba's
             (``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``).
@@ -294,7 +297,10 @@ def topk_cosine(
     if k_eff == 0 or n_queries == 0:
         return TopK(out_scores, out_index)
     queries_t = np.ascontiguousarray(q.T, dtype=np.float32)
-    rows = int(block_rows) if block_rows is not None else default_block_rows(dim)
+    if block_rows is None:
+        rows = min(default_block_rows(dim), max(64, SCORE_SCRATCH_FLOATS // n_queries))
+    else:
+        rows = int(block_rows)
     if rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     rows = min(rows, n_rows)
