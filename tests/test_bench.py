@@ -100,15 +100,15 @@ def test_synthetic_gallery_is_reproducible_and_lies_among_real_embeddings():
     seeds /= np.linalg.norm(seeds, axis=1, keepdims=True)
     gallery = synthetic_gallery(seeds, size=500, threshold=0.9, seed=3)
     again = synthetic_gallery(seeds, size=500, threshold=0.9, seed=3)
-    assert len(gallery) == 500 and np.array_equal(gallery.templates, again.templates)
-    np.testing.assert_allclose(np.linalg.norm(gallery.templates, axis=1), 1.0, rtol=1e-5)
-    similarity = seeds @ gallery.templates.T
+    assert len(gallery) == 500 and np.array_equal(gallery.store.vectors, again.store.vectors)
+    np.testing.assert_allclose(np.linalg.norm(gallery.store.vectors, axis=1), 1.0, rtol=1e-5)
+    similarity = seeds @ gallery.store.vectors.T
     assert (similarity >= 0.9).any(), "some identities must be close enough to match"
-    before = gallery.templates.copy()
+    before = gallery.store.vectors.copy()
     ids = match_queries(gallery, seeds[:5])
     assert ids.shape == (5,) and ids.dtype == np.int64
     assert len(set(ids[ids > 0].tolist())) == int((ids > 0).sum()), "one identity per query within a call"
-    assert len(gallery) == 500 and np.array_equal(gallery.templates, before), "the benchmark must not change the gallery"
+    assert len(gallery) == 500 and np.array_equal(gallery.store.vectors, before), "the benchmark must not change the gallery"
 
 
 # --------------------------------------------------------------------------- precision

@@ -38,7 +38,7 @@ def synthetic_gallery(seed_embeddings: np.ndarray, size: int = DEFAULT_GALLERY_S
     weight = rng.uniform(0.0, 1.0, (size, 1)).astype(np.float32)
     templates = weight * first + (1.0 - weight) * second
     templates /= np.maximum(np.linalg.norm(templates, axis=1, keepdims=True), 1e-12)
-    gallery = Gallery(seed_embeddings.shape[1], threshold=threshold, initial_capacity=size)
+    gallery = Gallery(seed_embeddings.shape[1], threshold=threshold)
     for template in templates:
         gallery.add(template)
     return gallery
@@ -49,12 +49,9 @@ Matcher = Callable[[object, np.ndarray], np.ndarray]
 
 
 # ---- THE matcher of the loop benchmark -----------------------------------------------------
-# The one place the loop matches embeddings. It calls the gallery's own matching
-# (on this branch: q @ templates.T, then Hungarian assignment on the (Q, N)
-# matrix), read-only. When the fast top-k matcher (edge_reid/matching/topk.py,
-# issue 3) lands, either Gallery.match uses it internally (nothing to change
-# here) or replace the body with the top-k call, e.g.
-#     ids, sims = topk_search(queries, gallery.templates, k=1); return ids[:, 0]
+# The one place the loop matches embeddings: the gallery's own read-only matching,
+# i.e. the fused Numba top-k search (edge_reid/matching/topk.py) for each query's
+# best identities, then the one-to-one assignment on those candidates.
 def match_queries(gallery, queries: np.ndarray) -> np.ndarray:
     """Match (Q, D) float32 L2-normalised queries against ``gallery`` without changing it.
 
