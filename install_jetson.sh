@@ -1,5 +1,181 @@
 #!/usr/bin/env bash
-# Placeholder: the Jetson installer (TensorRT bindings, cuda-python, venv with
-# --system-site-packages, edge-reid doctor) arrives with the TensorRT backend.
-echo "install_jetson.sh: not implemented yet; on any machine use: python3 -m pip install ." >&2
-exit 1
+# install_jetson.sh: set up edge-reid with TensorRT on an NVIDIA Jetson (JetPack 6).
+#
+#   ./install_jetson.sh [--venv DIR] [--system-opencv] [--skip-apt] [--dry-run]
+#
+# 1. Detects L4T/JetPack from /etc/nv_tegra_release (or the nvidia-l4t-core package);
+#    stops with a message on anything that is not a Jetson.
+# 2. Installs TensorRT's Python bindings from JetPack's apt repository (python3-libnvinfer),
+#    plus python3-venv and python3-pip.
+# 3. Makes a virtual environment with --system-site-packages, so the apt-installed TensorRT
+#    (and JetPack's OpenCV) are visible inside it.
+# 4. Installs edge-reid with the [jetson] extra, pinning cuda-python to this CUDA version
+#    (cuda-python X.Y needs a driver for CUDA >= X.Y) and NumPy below 2 (JetPack's apt-built
+#    Python modules, e.g. its OpenCV, are built against NumPy 1.x).
+# 5. Runs `edge-reid doctor`.
+#
+# Safe to run again: installed apt packages are skipped, the venv is reused, pip only
+# changes what is missing.
+#
+# OpenCV and CSI cameras: OpenCV from pip (opencv-python-headless) has no GStreamer, so it
+# cannot open CSI cameras (nvarguscamerasrc pipelines). --system-opencv removes pip's OpenCV
+# from the venv so `import cv2` finds JetPack's OpenCV (built with GStreamer) through
+# --system-site-packages. USB cameras (/dev/video0) work with either.
+#
+# Options:
+#   --venv DIR        virtual environment to create or reuse (default: .venv in this repository)
+#   --system-opencv   use JetPack's OpenCV (GStreamer, CSI cameras) instead of pip's
+#   --skip-apt        do not run apt-get (packages already installed, or no sudo)
+#   --dry-run         detect and print the commands, change nothing
+#
+# For testing the detection on other machines: EDGE_REID_TEGRA_RELEASE (path of the release
+# file, default /etc/nv_tegra_release) and EDGE_REID_ARCH (default: uname -m).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$REPO/.venv"
+SYSTEM_OPENCV=0
+SKIP_APT=0
+DRY_RUN=0
+PYTHON="${PYTHON:-/usr/bin/python3}"
+TEGRA_RELEASE="${EDGE_REID_TEGRA_RELEASE:-/etc/nv_tegra_release}"
+ARCH="${EDGE_REID_ARCH:-$(uname -m)}"
+
+say() { printf 'install_jetson: %s\n' "$*"; }
+die() { printf 'install_jetson: error: %s\n' "$*" >&2; exit 1; }
+run() {
+    if [ "$DRY_RUN" -eq 1 ]; then
+        printf '+ %s\n' "$*"
+    else
+        "$@"
+    fi
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --venv) [ $# -ge 2 ] || die "--venv needs a folder"; VENV="$2"; shift 2 ;;
+        --system-opencv) SYSTEM_OPENCV=1; shift ;;
+        --skip-apt) SKIP_APT=1; shift ;;
+        --dry-run) DRY_RUN=1; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+
+# --- 1. Is this a Jetson, and which L4T/JetPack? -------------------------------------------
+L4T=""
+if [ -r "$TEGRA_RELEASE" ]; then
+    # First line looks like: "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, ..."
+    line="$(head -n 1 "$TEGRA_RELEASE")"
+    major="$(printf '%s\n' "$line" | sed -n 's/^# *R\([0-9][0-9]*\) *(release), *REVISION: *\([0-9][0-9.]*\).*/\1/p')"
+    revision="$(printf '%s\n' "$line" | sed -n 's/^# *R\([0-9][0-9]*\) *(release), *REVISION: *\([0-9][0-9.]*\).*/\2/p')"
+    [ -n "$major" ] || die "$TEGRA_RELEASE does not look like an L4T release file: $line"
+    L4T="$major.$revision"
+elif command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${Version}' nvidia-l4t-core >/dev/null 2>&1; then
+    version="$(dpkg-query -W -f='${Version}' nvidia-l4t-core)"  # e.g. 36.4.0-20240912212859
+    L4T="${version%%-*}"
+fi
+if [ -z "$L4T" ]; then
+    die "this machine is not an NVIDIA Jetson (no $TEGRA_RELEASE and no nvidia-l4t-core package).
+  On any other machine install edge-reid with:  python3 -m pip install .   (ONNX Runtime on the CPU)
+  For TensorRT on a desktop/server NVIDIA GPU, install NVIDIA's tensorrt and cuda-python wheels, then run: edge-reid doctor"
+fi
+[ "$ARCH" = "aarch64" ] || die "found L4T $L4T but the CPU is $ARCH, not aarch64; run this on the Jetson itself"
+L4T_MAJOR="${L4T%%.*}"
+case "$L4T_MAJOR" in
+    36) JETPACK="JetPack 6" ;;
+    35|34) die "L4T $L4T is JetPack 5: it ships Python 3.8 and CUDA 11.4, and edge-reid needs Python >= 3.10.
+  Upgrade the Jetson to JetPack 6, or use the CPU backend (--backend onnxruntime) from a Python >= 3.10 install." ;;
+    *) die "L4T $L4T is not supported (edge-reid targets JetPack 6, L4T 36.x)" ;;
+esac
+say "found L4T $L4T ($JETPACK) on $ARCH"
+
+# --- Python ------------------------------------------------------------------------------------
+[ -x "$PYTHON" ] || die "no system Python at $PYTHON (set PYTHON=/path/to/python3)"
+PY_VERSION="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+    || die "system Python is $PY_VERSION; edge-reid needs >= 3.10 (JetPack 6 has 3.10)"
+say "system Python $PY_VERSION ($PYTHON)"
+
+# --- 2. apt: TensorRT's Python bindings, venv, pip ---------------------------------------------
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=()
+for package in python3-libnvinfer python3-venv python3-pip; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    say "apt packages already installed: python3-libnvinfer python3-venv python3-pip"
+elif [ "$SKIP_APT" -eq 1 ]; then
+    say "--skip-apt: not installing ${missing[*]}"
+else
+    say "installing ${missing[*]} from JetPack's apt repository"
+    run $SUDO apt-get update
+    run $SUDO apt-get install -y "${missing[@]}"
+fi
+if [ "$DRY_RUN" -eq 0 ]; then
+    TRT_VERSION="$("$PYTHON" -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null)" \
+        || die "TensorRT's Python bindings do not import with $PYTHON; check 'dpkg -l | grep nvinfer' (JetPack: sudo apt install nvidia-jetpack)"
+    say "TensorRT $TRT_VERSION"
+fi
+
+# --- CUDA version, for a matching cuda-python ----------------------------------------------------
+CUDA_MM=""
+if [ -r /usr/local/cuda/version.json ]; then
+    CUDA_MM="$("$PYTHON" -c 'import json; v = json.load(open("/usr/local/cuda/version.json"))["cuda"]["version"]; print(".".join(v.split(".")[:2]))' 2>/dev/null || true)"
+fi
+if [ -z "$CUDA_MM" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
+    CUDA_MM="$(/usr/local/cuda/bin/nvcc --version | sed -n 's/.*release \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p' | head -n 1)"
+fi
+if [ -z "$CUDA_MM" ] && command -v dpkg-query >/dev/null 2>&1; then
+    CUDA_MM="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 'cuda-cudart-[0-9]*' 2>/dev/null \
+        | sed -n 's/^ii *cuda-cudart-\([0-9][0-9]*\)-\([0-9][0-9]*\)$/\1.\2/p' | sort -V | tail -n 1 || true)"
+fi
+if [ -z "$CUDA_MM" ]; then
+    # NVIDIA's JetPack release table: L4T 36.4 -> CUDA 12.6; L4T 36.2/36.3 -> CUDA 12.2.
+    case "$L4T" in
+        36.4*|36.5*) CUDA_MM="12.6" ;;
+        36.*) CUDA_MM="12.2" ;;
+    esac
+    say "CUDA toolkit not found; assuming CUDA $CUDA_MM from L4T $L4T"
+fi
+say "CUDA $CUDA_MM: cuda-python==$CUDA_MM.*"
+
+# --- 3. virtual environment with the system's site packages ---------------------------------
+if [ -x "$VENV/bin/python" ]; then
+    grep -q '^include-system-site-packages *= *true' "$VENV/pyvenv.cfg" \
+        || die "$VENV exists without --system-site-packages, so TensorRT is invisible in it; remove it or pass --venv NEW_DIR"
+    say "reusing $VENV"
+else
+    say "creating $VENV (--system-site-packages: TensorRT and JetPack's OpenCV stay visible)"
+    run "$PYTHON" -m venv --system-site-packages "$VENV"
+fi
+
+# --- 4. edge-reid ---------------------------------------------------------------------------
+CONSTRAINTS="$(mktemp "${TMPDIR:-/tmp}/edge-reid-constraints.XXXXXX")"
+trap 'rm -f "$CONSTRAINTS"' EXIT
+printf 'cuda-python==%s.*\nnumpy<2\n' "$CUDA_MM" > "$CONSTRAINTS"
+run "$VENV/bin/python" -m pip install --upgrade pip
+run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" "${REPO}[jetson]"
+
+if [ "$SYSTEM_OPENCV" -eq 1 ]; then
+    if [ "$DRY_RUN" -eq 0 ]; then
+        "$PYTHON" -c 'import cv2' 2>/dev/null \
+            || die "--system-opencv: the system Python has no OpenCV; install JetPack's (sudo apt install nvidia-opencv) and run again"
+        "$PYTHON" -c 'import cv2, re, sys; sys.exit(0 if re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()) else 1)' \
+            || die "--system-opencv: the system OpenCV was built without GStreamer; CSI cameras need JetPack's OpenCV (nvidia-opencv)"
+    fi
+    say "removing pip's OpenCV from $VENV so JetPack's OpenCV (with GStreamer) is used"
+    run "$VENV/bin/python" -m pip uninstall -y opencv-python-headless opencv-python opencv-contrib-python
+fi
+
+# --- 5. report --------------------------------------------------------------------------------
+run "$VENV/bin/edge-reid" doctor
+say "done. Next:
+  source $VENV/bin/activate
+  edge-reid build --precision fp16                      # builds engines/<model>-...engine on this Jetson
+  edge-reid run --camera /dev/video0 --backend tensorrt --display"
+if [ "$SYSTEM_OPENCV" -eq 0 ]; then
+    say "CSI camera? pip's OpenCV has no GStreamer: run again with --system-opencv, then use
+  edge-reid run --source 'nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1' --backend tensorrt"
+fi

@@ -46,6 +46,8 @@ class Embedder:
         max_batch: largest batch per model call.
         threads: CPU threads for ONNX Runtime (None: its default).
         spec: a :class:`ModelSpec` to use instead of resolving one from the file.
+        backend_options: extra keyword arguments for :func:`~edge_reid.backends.create_backend`
+            (TensorRT: ``precision``, ``engines_dir``, ``rebuild``).
 
     Raises:
         ModelError: the model is missing, not an ONNX model, of the wrong input
@@ -60,10 +62,13 @@ class Embedder:
         max_batch: int = 32,
         threads: int | None = None,
         spec: ModelSpec | None = None,
+        backend_options: dict | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path else DEFAULT_REID_MODEL
         self.spec = spec or load_spec(self.model_path)
-        self.backend: EmbeddingBackend = create_backend(backend, self.model_path, self.spec, max_batch=max_batch, threads=threads)
+        self.backend: EmbeddingBackend = create_backend(
+            backend, self.model_path, self.spec, max_batch=max_batch, threads=threads, **(backend_options or {})
+        )
         self.preprocessor = CropPreprocessor(self.spec, self.backend.max_batch)
         self._model_id: str | None = None
         #: seconds spent in the last call: {"preprocess": s, "embed": s} (embed includes normalising).

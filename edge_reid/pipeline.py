@@ -27,7 +27,7 @@ class Person:
         bbox: (x1, y1, x2, y2) in pixels of the frame.
         score: detector confidence in [0, 1].
         identity_id: gallery identity id (>= 1).
-        similarity: cosine similarity in [-1, 1] to the identity's template; 0 for a new identity.
+        similarity: best cosine similarity in [-1, 1] to the identity's stored embeddings; 0 for a new identity.
         is_new: True when this detection created the identity.
     """
 
@@ -50,7 +50,7 @@ class FrameResult:
         boxes: (N, 4) float32 x1, y1, x2, y2 pixels, clipped to the frame.
         scores: (N,) float32 detector confidence.
         identity_ids: (N,) int64 identity ids (>= 1).
-        similarities: (N,) float32 cosine similarity to the matched template (0 for new identities).
+        similarities: (N,) float32 best cosine similarity to the matched identity's embeddings (0 for new identities).
         is_new: (N,) bool.
         skipped_boxes: boxes dropped as empty, outside the frame or too small.
     """
@@ -85,7 +85,8 @@ class Pipeline:
             :func:`~edge_reid.backends.onnxruntime.threads_per_model` threads).
         detector: a :class:`PersonDetector` (default: bundled YOLOX-Nano); ignored when
             ``use_detector`` is False, for callers that always pass their own boxes.
-        gallery: the identity :class:`Gallery` (default: a new one with ``threshold``).
+        gallery: the identity :class:`Gallery` (default: a new one with ``threshold``,
+            tagged with the embedder's model id so that it can be saved and reloaded).
         threshold: cosine similarity in [-1, 1] for a new gallery's matching.
         min_box_height: caller-supplied boxes shorter than this (pixels) are skipped.
         use_detector: False for a pipeline without a detector (boxes come with each frame).
@@ -107,7 +108,9 @@ class Pipeline:
     ) -> None:
         self.embedder = embedder or Embedder(threads=threads_per_model())
         self.detector = detector if detector is not None or not use_detector else PersonDetector(threads=threads_per_model())
-        self.gallery = gallery or Gallery(self.embedder.dim, threshold=threshold)
+        self.gallery = gallery if gallery is not None else Gallery(
+            self.embedder.dim, threshold=threshold, model_id=self.embedder.model_id, model_name=self.embedder.model_path.name
+        )
         self.min_box_height = float(min_box_height)
         self.timer = StageTimer()
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
@@ -152,7 +155,7 @@ class Pipeline:
         timer.add("preprocess", self.embedder.last_seconds["preprocess"])
         timer.add("embed", self.embedder.last_seconds["embed"])
         start = time.perf_counter()
-        match = self.gallery.match(embeddings, timestamp=timestamp_s)
+        match = self.gallery.match(embeddings)  # gallery times are wall-clock (they outlive this run)
         timer.add("match", time.perf_counter() - start)
         timer.frames += 1
         return FrameResult(

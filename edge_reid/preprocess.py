@@ -5,6 +5,12 @@ Each person crop is resized with OpenCV (bilinear) into a preallocated
 colour swap, scaling, mean/std normalisation and HWC -> CHW transpose for the
 whole batch and writes float32 into the (N, 3, H, W) input buffer. Nothing is
 allocated per frame once the preprocessor exists.
+
+The kernel is deliberately single-threaded (``nogil`` so callers may thread
+it): it is memory-bound (about 3 ms for 32 crops of 256x128 on one core), and a
+``parallel=True`` version under Numba's default OpenMP layer was 4-5x *slower*
+on a busy 2-core machine (threads spinning at the barrier, competing with ONNX
+Runtime's own threads); see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -18,19 +24,22 @@ import numpy as np
 from edge_reid.spec import ModelSpec
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _normalize_transpose(staged: np.ndarray, n: int, channel_source: np.ndarray, gain: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
-    """out[i, c, y, x] = staged[i, y, x, channel_source[c]] * gain[c] + bias[c] for i < n."""
+    """out[i, c, y, x] = staged[i, y, x, channel_source[c]] * gain[c] + bias[c] for i < n.
+
+    Reads each staged pixel once and writes the three channel planes in one pass.
+    """
     height, width = staged.shape[1], staged.shape[2]
-    for item in numba.prange(n * 3):
-        i = item // 3
-        c = item % 3
-        src_c = channel_source[c]
-        g = gain[c]
-        b = bias[c]
+    c0, c1, c2 = channel_source[0], channel_source[1], channel_source[2]
+    g0, g1, g2 = gain[0], gain[1], gain[2]
+    b0, b1, b2 = bias[0], bias[1], bias[2]
+    for i in range(n):
         for y in range(height):
             for x in range(width):
-                out[i, c, y, x] = staged[i, y, x, src_c] * g + b
+                out[i, 0, y, x] = staged[i, y, x, c0] * g0 + b0
+                out[i, 1, y, x] = staged[i, y, x, c1] * g1 + b1
+                out[i, 2, y, x] = staged[i, y, x, c2] * g2 + b2
 
 
 class CropPreprocessor:

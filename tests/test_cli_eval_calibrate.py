@@ -43,7 +43,7 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
         "--out", str(out_dir), "--min-top1", "0", "--min-cosine", "0", "--max-map-drop", "100",
     ])
     assert code == 0
-    report = json.loads((out_dir / "osnet_x0_25_msmt17_int8_report.json").read_text())
+    report = json.loads((out_dir / "osnet_x0_25_msmt17-int8-report.json").read_text())
     assert report["met"] and report["calibration"]["count"] == 24
     assert all(not name.startswith("..") for name in report["calibration"]["images"])
     assert report["recipe"]["opset"] == {"input": 12, "output": 13}

@@ -30,30 +30,25 @@ def test_same_frame_duplicates_get_distinct_identities():
     assert len(set(both.identity_ids.tolist())) == 2
 
 
-def test_threshold_moving_average_and_metadata():
-    gallery = Gallery(dim=2, threshold=0.9, momentum=0.5)
+def test_threshold_history_and_metadata():
+    gallery = Gallery(dim=2, threshold=0.9, novelty=0.99)
     gallery.match(_unit([[1, 0]]), timestamp=0.0)
-    near = _unit([[1, 0.2]])  # cos = 0.98
+    near = _unit([[1, 0.2]])  # cos = 0.98: same person, and novel enough (< 0.99) to join the history
     result = gallery.match(near, timestamp=2.5)
     assert result.identity_ids.tolist() == [1] and result.similarities[0] == pytest.approx(0.98, abs=1e-3)
-    expected = _unit([0.5 * np.array([1, 0]) + 0.5 * near[0]])[0]
-    np.testing.assert_allclose(gallery.templates[0], expected, atol=1e-6)
+    np.testing.assert_allclose(gallery.embeddings(1), np.vstack([_unit([[1, 0]]), near]), atol=1e-6)
     identity = gallery.identities[0]
     assert (identity.first_seen, identity.last_seen, identity.count) == (0.0, 2.5, 2)
+    again = gallery.match(near, timestamp=3.0)  # cos 1.0 >= novelty: counted, not stored again
+    assert again.identity_ids.tolist() == [1] and gallery.embedding_counts(1) == (0, 2)
     far = gallery.match(_unit([[0, 1]]), timestamp=3.0)
     assert far.is_new.tolist() == [True] and len(gallery) == 2
     untouched = gallery.match(_unit([[-1, 0]]), create=False)
     assert untouched.identity_ids.tolist() == [-1] and len(gallery) == 2
 
 
-def test_capacity_grows_without_losing_templates():
-    gallery = Gallery(dim=8, threshold=0.99, initial_capacity=2)
-    rng = np.random.default_rng(0)
-    vectors = _unit(rng.normal(size=(40, 8)))
-    for v in vectors:
-        gallery.add(v)
-    np.testing.assert_array_equal(gallery.templates, vectors)
-    assert [i.identity_id for i in gallery.identities] == list(range(1, 41))
+def test_bad_shapes_rejected():
+    gallery = Gallery(dim=8)
     with pytest.raises(ValueError, match=r"\(8,\)"):
         gallery.add(np.zeros(3, np.float32))
     with pytest.raises(ValueError, match=r"\(N, 8\)"):

@@ -25,6 +25,8 @@ class EmbeddingBackend(ABC):
 
     #: short backend name shown to users ("onnxruntime", "tensorrt").
     name: str = "abstract"
+    #: why :func:`edge_reid.backends.create_backend` picked this backend (one line, for ``--backend auto``).
+    selection_reason: str = ""
 
     def __init__(self, spec: ModelSpec, buffers: BatchBuffers) -> None:
         self.spec = spec

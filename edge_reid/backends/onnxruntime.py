@@ -22,7 +22,8 @@ def threads_per_model() -> int:
 
     The main loop runs the detector in a worker thread while the ReID model embeds
     the previous frame, so each model gets half the cores (at least one). On 2 cores
-    this is 3-4x faster than both models taking every core in turn (see docs/benchmarks.md).
+    this measured 2-4x faster than both models taking every core in turn
+    (``benchmarks/run_modes.py``, docs/benchmarks.md).
     """
     return max(1, (os.cpu_count() or 2) // 2)
 

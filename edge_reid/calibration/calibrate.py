@@ -88,12 +88,12 @@ def output_paths(model_path: Path, out_dir: Path, precision: str) -> dict[str, P
     """Where :func:`calibrate_model` writes: model, spec sidecar, report (and the TensorRT table for INT8)."""
     stem = model_path.stem
     if precision == "int8":
-        model = out_dir / f"{stem}_int8_qdq.onnx"
-        paths = {"model": model, "spec": model.with_suffix(".json"), "tensorrt_table": out_dir / f"{stem}_int8.calib"}
+        model = out_dir / f"{stem}-int8-qdq.onnx"
+        paths = {"model": model, "spec": model.with_suffix(".json"), "tensorrt_table": out_dir / f"{stem}-int8.calib"}
     else:
-        model = out_dir / f"{stem}_fp16.onnx"
+        model = out_dir / f"{stem}-fp16.onnx"
         paths = {"model": model, "spec": model.with_suffix(".json")}
-    paths["report"] = out_dir / f"{stem}_{precision}_report.json"
+    paths["report"] = out_dir / f"{stem}-{precision}-report.json"
     return paths
 
 

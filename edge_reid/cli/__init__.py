@@ -9,6 +9,10 @@ from edge_reid.errors import EdgeReidError
 
 # Each import registers its commands on ``app``.
 from edge_reid.cli import run_command  # noqa: E402,F401
+from edge_reid.cli import build_command  # noqa: E402,F401
+from edge_reid.cli import doctor_command  # noqa: E402,F401
+from edge_reid.cli import bench_command  # noqa: E402,F401
+from edge_reid.cli import gallery_command  # noqa: E402,F401
 from edge_reid.cli import calibrate_command, eval_command  # noqa: E402,F401
 
 

@@ -65,8 +65,18 @@ def run(
     display: bool = typer.Option(False, "--display", help="Show the annotated video in a window (needs a screen)."),
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the run summary here (.json)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
+    engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="TensorRT: build the engine here when none is current (takes minutes)."),
     reconnect_timeout: float = typer.Option(
         30.0, "--reconnect-timeout", min=0.0, help="Seconds to keep retrying a camera or stream that stops delivering."
+    ),
+    gallery_path: Optional[Path] = typer.Option(
+        None, "--gallery", "-g",
+        help="Persistent gallery (.edgereid): loaded at start (created if missing), saved periodically and on exit.",
+    ),
+    save_every: float = typer.Option(60.0, "--save-every", min=1.0, help="Seconds between gallery saves (with --gallery)."),
+    prune_after: Optional[float] = typer.Option(
+        None, "--prune-after", min=0.0, help="Forget unnamed identities not seen for this many seconds (with --gallery)."
     ),
 ) -> None:
     """Detect people, embed them in batches and give each an identity, frame by frame.
@@ -79,12 +89,16 @@ def run(
 
       edge-reid run --source "rtsp://192.168.1.20/stream" --events events.jsonl --summary summary.json
 
-    Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far, prints the summary and exits 0.
+    edge-reid run --camera 0 --gallery people.edgereid   (recognise enrolled people, remember new ones)
+
+    Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far (and saves the gallery),
+    prints the summary and exits 0.
     """
     from edge_reid.backends.onnxruntime import threads_per_model
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.pipeline import Pipeline
+    from edge_reid.cli.gallery_command import open_gallery
     from edge_reid.sinks import DisplaySink, EventsSink, VideoSink, check_writable, write_json_atomic
     from edge_reid.sources import open_source
 
@@ -93,15 +107,31 @@ def run(
     if backend not in BACKEND_NAMES:
         raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")
     # Check every output path before loading models or opening the source.
-    for path, what in ((events, "events"), (output, "output video"), (summary_path, "summary")):
+    for path, what in ((events, "events"), (output, "output video"), (summary_path, "summary"), (gallery_path, "gallery")):
         if path is not None:
             check_writable(path, what)
 
     frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout)
     threads = threads or threads_per_model()
-    embedder = Embedder(model, backend=backend, max_batch=batch, threads=threads)
+    embedder = Embedder(
+        model, backend=backend, max_batch=batch, threads=threads, backend_options={"engines_dir": engines_dir, "rebuild": rebuild}
+    )
+    if backend == "auto":
+        console.print(embedder.backend.selection_reason)
     person_detector = PersonDetector(detector, score_threshold=detection_threshold, min_box_height=min_box_height, threads=threads)
-    pipeline = Pipeline(embedder, person_detector, threshold=threshold, min_box_height=min_box_height)
+    gallery = None
+    if gallery_path is not None:
+        gallery = open_gallery(gallery_path, embedder, create=True)
+        gallery.threshold = threshold
+        console.print(f"gallery {gallery_path}: {len(gallery)} identities")
+    pipeline = Pipeline(embedder, person_detector, gallery=gallery, threshold=threshold, min_box_height=min_box_height)
+
+    def save_gallery() -> None:
+        if gallery_path is None:
+            return
+        if prune_after is not None:
+            pipeline.gallery.prune(prune_after)
+        pipeline.gallery.save(gallery_path)
     summary = RunSummary(
         source=frames.name, backend=embedder.backend.describe(), model=str(embedder.model_path), detector=str(person_detector.model_path)
     )
@@ -113,8 +143,10 @@ def run(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.perf_counter()
+    last_save = started
     try:
         with ExitStack() as stack:
+            stack.callback(save_gallery)  # on every exit: end of source, Ctrl-C, SIGTERM, an error
             sinks = []
             if events is not None:
                 sinks.append(EventsSink(events))
@@ -142,6 +174,9 @@ def run(
                 summary.skipped_boxes += result.skipped_boxes
                 elapsed = time.perf_counter() - started
                 progress.update(task, advance=1, fps=pipeline.timer.frames / max(elapsed, 1e-9), ids=len(pipeline.gallery))
+                if gallery_path is not None and time.perf_counter() - last_save >= save_every:
+                    save_gallery()
+                    last_save = time.perf_counter()
                 if window is not None and window.quit_requested:
                     summary.interrupted = True
                     frames.stop()

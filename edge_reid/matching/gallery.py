@@ -1,12 +1,58 @@
-"""The identity gallery: one L2-normalised template per identity, matched by cosine similarity."""
+"""The identity gallery: people known by name or by sight, each with a bounded history of embeddings.
+
+How an identity is represented and scored (the DeepStream tracker's
+``reidHistorySize`` idea):
+
+- Each identity owns up to ``history_size`` *recent* embeddings (sightings) plus
+  any number of *enrolled* embeddings (from ``edge-reid gallery enroll``),
+  all rows of one :class:`~edge_reid.matching.store.EmbeddingStore`.
+- The similarity of a query to an identity is the **best** (maximum) cosine
+  similarity over that identity's embeddings. Best rather than mean, because a
+  person looks different from the front, the back and the side: a mean
+  template of those views matches none of them well, while the best match
+  finds the stored view closest to the current one.
+- A matched sighting is appended to the identity's recent embeddings only when
+  it is *novel*: its best similarity to the identity is below ``novelty``.
+  Near-duplicates from consecutive frames would otherwise fill the history
+  with one view. When the history is full the oldest recent embedding is
+  dropped; enrolled embeddings are never dropped.
+
+Per call to :meth:`Gallery.match` (the people of one frame) each query gets at
+most one identity and no identity is given twice
+(:func:`~edge_reid.matching.assignment.assign_unique`). Candidates come from the
+fused top-k search (:func:`~edge_reid.matching.topk.topk_cosine`) over all
+stored embeddings, so the (queries x embeddings) score matrix is never built.
+
+Times (``first_seen``, ``last_seen``, pruning) are seconds; by default the wall
+clock (``time.time()``, Unix seconds), so that a gallery saved by one run and
+loaded by the next keeps meaningful times.
+
+Persistence: :meth:`Gallery.save` / :meth:`Gallery.load` use the versioned,
+checksummed, atomically written ``.edgereid`` file of
+:mod:`edge_reid.matching.gallery_file`. The embedding model's identity
+(:attr:`edge_reid.embedder.Embedder.model_id`) is stored with the gallery and a
+gallery made with another model is refused: embeddings of different models are
+not comparable.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from edge_reid.errors import DataError
 from edge_reid.matching.assignment import assign_unique
+from edge_reid.matching.gallery_file import read_gallery_file, write_gallery_file
+from edge_reid.matching.store import EmbeddingStore
+from edge_reid.matching.topk import topk_cosine
+
+#: Extra candidate identities per query beyond the number of queries (see :meth:`Gallery.match`).
+EXTRA_CANDIDATES = 4
+GALLERY_KIND = "edge-reid gallery"
 
 
 @dataclass
@@ -14,11 +60,11 @@ class Identity:
     """One person known to the gallery.
 
     Attributes:
-        identity_id: stable integer id, from 1 upwards in order of creation.
+        identity_id: stable integer id, from 1 upwards in order of creation, never reused.
         name: optional label (e.g. an enrolled person's name).
-        first_seen: timestamp in seconds of the first sighting.
-        last_seen: timestamp in seconds of the latest sighting.
-        count: number of sightings (matches plus the creating one).
+        first_seen: time in seconds of creation (enrollment or first sighting).
+        last_seen: time in seconds of the latest sighting (or enrollment).
+        count: number of sightings and enrolled images.
     """
 
     identity_id: int
@@ -35,8 +81,8 @@ class MatchResult:
     Attributes:
         identity_ids: (N,) int64 identity id per query; -1 when no identity
             matched and none was created.
-        similarities: (N,) float32 cosine similarity in [-1, 1] to the matched
-            identity's template before the update; 0 for new or unmatched queries.
+        similarities: (N,) float32 best cosine similarity in [-1, 1] to the
+            matched identity's embeddings before the update; 0 for new or unmatched queries.
         is_new: (N,) bool, True where the query created a new identity.
     """
 
@@ -45,99 +91,389 @@ class MatchResult:
     is_new: np.ndarray
 
 
-class Gallery:
-    """Identities with moving-average templates, matched one-to-one per frame.
+@dataclass
+class _Members:
+    """Store ids of one identity's embeddings."""
 
-    Each identity keeps one template: the exponential moving average of its
-    matched embeddings, renormalised, ``t <- normalise(momentum * t + (1 - momentum) * e)``.
-    A query matches an identity when their cosine similarity is at least
-    ``threshold``; within one call no two queries get the same identity
-    (:func:`edge_reid.matching.assignment.assign_unique`).
+    enrolled: list[int] = field(default_factory=list)
+    recent: deque = field(default_factory=deque)
+
+    def all(self) -> list[int]:
+        return [*self.enrolled, *self.recent]
+
+
+class Gallery:
+    """Identities with bounded embedding histories, matched one-to-one per frame.
 
     Args:
         dim: embedding length D.
         threshold: lowest cosine similarity in [-1, 1] that counts as the same person.
-        momentum: weight of the old template in the moving average, in [0, 1).
+        history_size: most recent (non-enrolled) embeddings kept per identity, >= 1.
+        novelty: a matched sighting joins the history only when its best
+            similarity to the identity is below this (1.0: every sighting).
+        dtype: embedding storage, ``np.float32`` or ``np.float16`` (half the memory).
+        model_id: identity of the embedding model (``Embedder.model_id``), stored on save.
+        model_name: human-readable model name for messages (e.g. the ONNX file name).
 
     Raises:
-        ValueError: ``dim`` < 1, or ``momentum`` outside [0, 1).
+        ValueError: ``dim`` < 1, ``history_size`` < 1, or an unsupported dtype.
     """
 
-    def __init__(self, dim: int, threshold: float = 0.6, momentum: float = 0.8, initial_capacity: int = 64) -> None:
+    def __init__(
+        self,
+        dim: int,
+        threshold: float = 0.6,
+        history_size: int = 8,
+        novelty: float = 0.9,
+        dtype: type | np.dtype = np.float32,
+        model_id: str | None = None,
+        model_name: str | None = None,
+    ) -> None:
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if history_size < 1:
+            raise ValueError(f"history_size must be >= 1, got {history_size}")
         self.dim = int(dim)
         self.threshold = float(threshold)
-        self.momentum = float(momentum)
-        self._templates = np.zeros((max(1, initial_capacity), self.dim), np.float32)
-        self.identities: list[Identity] = []
+        self.history_size = int(history_size)
+        self.novelty = float(novelty)
+        self.model_id = model_id
+        self.model_name = model_name
+        self._store = EmbeddingStore(self.dim, dtype=dtype)
+        self._identities: dict[int, Identity] = {}
+        self._members: dict[int, _Members] = {}
+        self._next_id = 1
 
+    # -- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.identities)
+        return len(self._identities)
+
+    def __contains__(self, identity_id: object) -> bool:
+        return identity_id in self._identities
 
     @property
-    def templates(self) -> np.ndarray:
-        """(M, D) float32 L2-normalised templates, row i belonging to ``identities[i]``."""
-        return self._templates[: len(self.identities)]
+    def identities(self) -> list[Identity]:
+        """All identities, in order of creation."""
+        return list(self._identities.values())
 
-    def add(self, embedding: np.ndarray, name: str | None = None, timestamp: float = 0.0) -> int:
-        """Create an identity from one (D,) L2-normalised embedding; returns its id.
+    @property
+    def store(self) -> EmbeddingStore:
+        """The embeddings of all identities (labels = identity ids). Read only."""
+        return self._store
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Embedding storage dtype."""
+        return self._store.dtype
+
+    def get(self, identity_id: int) -> Identity:
+        """The identity with this id. Raises KeyError."""
+        return self._identities[int(identity_id)]
+
+    def find(self, name: str) -> Identity | None:
+        """The first identity called ``name``, or None."""
+        return next((i for i in self._identities.values() if i.name == name), None)
+
+    def embedding_counts(self, identity_id: int) -> tuple[int, int]:
+        """(enrolled, recent) embeddings stored for an identity. Raises KeyError."""
+        members = self._members[int(identity_id)]
+        return len(members.enrolled), len(members.recent)
+
+    def embeddings(self, identity_id: int) -> np.ndarray:
+        """(E, D) float32 copy of an identity's embeddings: enrolled first, then recent oldest first."""
+        rows = [self._store.row_of(store_id) for store_id in self._members[int(identity_id)].all()]
+        return self._store.vectors[rows].astype(np.float32)
+
+    # -- changing -----------------------------------------------------------------------------
+    def _check(self, embeddings: np.ndarray) -> np.ndarray:
+        x = np.asarray(embeddings, np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"embeddings must be (N, {self.dim}) or ({self.dim},), got {np.shape(embeddings)}")
+        return x
+
+    def _new_identity(self, name: str | None, timestamp: float, count: int) -> Identity:
+        identity = Identity(self._next_id, name, timestamp, timestamp, count)
+        self._next_id += 1
+        self._identities[identity.identity_id] = identity
+        self._members[identity.identity_id] = _Members()
+        return identity
+
+    def _add_recent(self, identity_id: int, embedding: np.ndarray) -> None:
+        members = self._members[identity_id]
+        store_id = int(self._store.add(embedding, labels=identity_id)[0])  # validates before evicting
+        if len(members.recent) >= self.history_size:
+            self._store.remove(members.recent.popleft())
+        members.recent.append(store_id)
+
+    def add(self, embedding: np.ndarray, name: str | None = None, timestamp: float | None = None) -> int:
+        """Create an identity from one (D,) embedding (or up to ``history_size`` rows (M, D)); returns its id.
+
+        The embeddings become the identity's recent history (see :meth:`enroll` for permanent ones).
 
         Raises:
-            ValueError: ``embedding`` is not (D,).
+            ValueError: wrong shape, or non-finite/zero embeddings.
         """
-        embedding = np.asarray(embedding, np.float32)
-        if embedding.shape != (self.dim,):
-            raise ValueError(f"embedding must be ({self.dim},), got {embedding.shape}")
-        count = len(self.identities)
-        if count == self._templates.shape[0]:
-            grown = np.zeros((2 * count, self.dim), np.float32)
-            grown[:count] = self._templates
-            self._templates = grown
-        self._templates[count] = embedding
-        identity_id = self.identities[-1].identity_id + 1 if self.identities else 1
-        self.identities.append(Identity(identity_id, name, float(timestamp), float(timestamp)))
-        return identity_id
+        x = self._check(embedding)
+        if x.shape[0] == 0:
+            raise ValueError("need at least one embedding")
+        when = time.time() if timestamp is None else float(timestamp)
+        identity = self._new_identity(name, when, x.shape[0])
+        try:
+            for row in x[-self.history_size :]:
+                self._add_recent(identity.identity_id, row)
+        except ValueError:
+            self.remove(identity.identity_id)
+            raise
+        return identity.identity_id
 
-    def match(self, embeddings: np.ndarray, timestamp: float = 0.0, update: bool = True, create: bool = True) -> MatchResult:
+    def enroll(self, name: str, embeddings: np.ndarray, timestamp: float | None = None) -> int:
+        """Add permanent embeddings (e.g. of photos) to the identity called ``name``; returns its id.
+
+        Creates the identity when no identity has that name. Enrolled
+        embeddings are never dropped from the history, and named identities
+        are not pruned by default.
+
+        Raises:
+            ValueError: empty name, wrong shape, or non-finite/zero embeddings.
+        """
+        if not name or not name.strip():
+            raise ValueError("an enrolled identity needs a non-empty name")
+        x = self._check(embeddings)
+        if x.shape[0] == 0:
+            raise ValueError("need at least one embedding")
+        when = time.time() if timestamp is None else float(timestamp)
+        identity = self.find(name)
+        created = identity is None
+        if identity is None:
+            identity = self._new_identity(name, when, 0)
+        try:
+            store_ids = self._store.add(x, labels=identity.identity_id)
+        except ValueError:
+            if created:
+                self.remove(identity.identity_id)
+            raise
+        members = self._members[identity.identity_id]
+        members.enrolled.extend(int(i) for i in store_ids)
+        identity.count += x.shape[0]
+        identity.last_seen = max(identity.last_seen, when)
+        return identity.identity_id
+
+    def rename(self, identity_id: int, name: str | None) -> None:
+        """Set an identity's name (None clears it). Raises KeyError."""
+        self._identities[int(identity_id)].name = name
+
+    def remove(self, identity_id: int) -> Identity:
+        """Delete an identity and its embeddings; returns it. Raises KeyError."""
+        identity = self._identities.pop(int(identity_id))
+        members = self._members.pop(int(identity_id))
+        self._store.remove(members.all())
+        return identity
+
+    def prune(self, max_age_s: float, now: float | None = None, keep_named: bool = True) -> list[int]:
+        """Remove identities not seen for more than ``max_age_s`` seconds; returns their ids.
+
+        Args:
+            max_age_s: largest allowed ``now - last_seen``, seconds.
+            now: current time in seconds (default: ``time.time()``).
+            keep_named: never prune identities with a name (enrolled people).
+        """
+        now = time.time() if now is None else float(now)
+        stale = [
+            i.identity_id
+            for i in self._identities.values()
+            if now - i.last_seen > max_age_s and not (keep_named and i.name)
+        ]
+        for identity_id in stale:
+            self.remove(identity_id)
+        return stale
+
+    # -- matching -----------------------------------------------------------------------------
+    def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` identities most similar to each query, by best similarity over their embeddings.
+
+        Args:
+            embeddings: (N, D) float32 L2-normalised queries.
+            k: identities per query, >= 1.
+
+        Returns:
+            (scores (N, k') float32 descending, identity_ids (N, k') int64), with
+            k' = min(k, len(self)).
+
+        Exact: the distinct owners of a query's best r rows, in order of first
+        appearance, are exactly its best identities (an identity's best row comes
+        before every row of a worse identity). The search starts at r = 2k rows
+        and widens (x4) only while some query has fewer than k distinct owners,
+        so the common case costs one top-2k row search whatever the history size.
+        """
+        q = self._check(embeddings)
+        k_ids = min(int(k), len(self))
+        scores = np.full((q.shape[0], k_ids), -np.inf, np.float32)
+        ids = np.full((q.shape[0], k_ids), -1, np.int64)
+        if k_ids == 0 or q.shape[0] == 0:
+            return scores, ids
+        total_rows = len(self._store)
+        k_rows = min(total_rows, 2 * k_ids)
+        while True:
+            top = topk_cosine(q, self._store.vectors, k_rows)
+            owners = self._store.labels[top.indices]
+            if k_rows >= total_rows or all(np.unique(row).size >= k_ids for row in owners):
+                break
+            k_rows = min(total_rows, 4 * k_rows)
+        for row in range(q.shape[0]):
+            _, first = np.unique(owners[row], return_index=True)  # first = best row of each identity
+            best = np.sort(first)[:k_ids]
+            ids[row, : best.size] = owners[row, best]
+            scores[row, : best.size] = top.scores[row, best]
+        return scores, ids
+
+    def match(
+        self, embeddings: np.ndarray, timestamp: float | None = None, update: bool = True, create: bool = True
+    ) -> MatchResult:
         """Give each of N embeddings an identity.
 
         Args:
             embeddings: (N, D) float32 L2-normalised embeddings, e.g. the people of one frame.
-            timestamp: time of the sighting in seconds (for first/last seen).
-            update: move matched identities' templates towards the new embeddings.
+            timestamp: time of the sighting in seconds (default: wall clock).
+            update: record the sighting (last seen, count, novel embeddings into the history).
             create: make a new identity for each unmatched embedding.
 
         Returns:
             :class:`MatchResult`.
 
+        Each query's candidates are its ``N + 4`` best identities: enough for an
+        exact one-to-one assignment, since the other N - 1 queries can take at
+        most N - 1 of them.
+
         Raises:
             ValueError: ``embeddings`` is not (N, D).
         """
-        embeddings = np.asarray(embeddings, np.float32)
-        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
-            raise ValueError(f"embeddings must be (N, {self.dim}), got {embeddings.shape}")
-        count = embeddings.shape[0]
-        similarity = embeddings @ self.templates.T  # (N, M); the fast blocked matcher replaces this for large M
-        columns = assign_unique(similarity, self.threshold)
+        if np.ndim(embeddings) != 2:
+            raise ValueError(f"embeddings must be (N, {self.dim}), got {np.shape(embeddings)}")
+        q = self._check(embeddings)
+        when = time.time() if timestamp is None else float(timestamp)
+        count = q.shape[0]
         identity_ids = np.full(count, -1, np.int64)
         similarities = np.zeros(count, np.float32)
         is_new = np.zeros(count, bool)
-        for row, column in enumerate(columns):
+        columns = np.full(count, -1, np.int64)
+        candidates = np.zeros(0, np.int64)
+        similarity = np.zeros((count, 0), np.float32)
+        if count and len(self):
+            scores, ids = self.search(q, count + EXTRA_CANDIDATES)
+            candidates, inverse = np.unique(ids, return_inverse=True)
+            inverse = inverse.reshape(ids.shape)
+            similarity = np.full((count, candidates.size), -np.inf, np.float32)
+            np.put_along_axis(similarity, inverse, scores, axis=1)
+            columns = assign_unique(similarity, self.threshold)
+        for row, column in enumerate(columns.tolist()):
             if column >= 0:
-                identity = self.identities[column]
-                identity_ids[row] = identity.identity_id
-                similarities[row] = similarity[row, column]
-                identity.last_seen = float(timestamp)
-                identity.count += 1
+                identity_id = int(candidates[column])
+                best = float(similarity[row, column])
+                identity_ids[row] = identity_id
+                similarities[row] = best
                 if update:
-                    template = self._templates[column]
-                    template *= self.momentum
-                    template += (1.0 - self.momentum) * embeddings[row]
-                    template /= max(float(np.linalg.norm(template)), 1e-12)
+                    identity = self._identities[identity_id]
+                    identity.last_seen = max(identity.last_seen, when)
+                    identity.count += 1
+                    if best < self.novelty:
+                        self._add_recent(identity_id, q[row])
             elif create:
-                identity_ids[row] = self.add(embeddings[row], timestamp=timestamp)
+                identity_ids[row] = self.add(q[row], timestamp=when)
                 is_new[row] = True
         return MatchResult(identity_ids, similarities, is_new)
+
+    # -- persistence --------------------------------------------------------------------------
+    def metadata(self) -> dict:
+        """JSON-able description without embeddings (what ``edge-reid gallery export`` writes)."""
+        identities = []
+        for identity in self._identities.values():
+            enrolled, recent = self.embedding_counts(identity.identity_id)
+            identities.append(dict(asdict(identity), enrolled=enrolled, recent=recent))
+        return {
+            "kind": GALLERY_KIND,
+            "model_id": self.model_id,
+            "model_name": self.model_name,
+            "dim": self.dim,
+            "dtype": self.dtype.name,
+            "threshold": self.threshold,
+            "history_size": self.history_size,
+            "novelty": self.novelty,
+            "next_identity_id": self._next_id,
+            "identities": identities,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the gallery to ``path`` atomically (see :mod:`edge_reid.matching.gallery_file`).
+
+        Raises:
+            OutputPathError: the directory is missing or not writable.
+        """
+        rows = [self._store.row_of(i) for members in self._members.values() for i in members.all()]
+        payload = self._store.vectors[rows] if rows else np.zeros((0, self.dim), self.dtype)
+        header = dict(self.metadata(), saved_at=time.time())
+        write_gallery_file(path, header, payload)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model_id: str | None = None, model_name: str | None = None) -> "Gallery":
+        """Read a gallery saved by :meth:`save`.
+
+        Args:
+            path: the ``.edgereid`` file.
+            model_id: the current model's id; a gallery saved with another
+                model is refused (None: no check).
+            model_name: the current model's name, for the error message.
+
+        Raises:
+            DataError: missing, corrupt, truncated or inconsistent file, or a
+                gallery made with another model.
+        """
+        header, payload = read_gallery_file(path)
+        if header.get("kind") != GALLERY_KIND:
+            raise DataError(f"{path} is an edge-reid file but not a gallery (kind {header.get('kind')!r})")
+        saved_model = header.get("model_id")
+        if model_id is not None and saved_model is not None and saved_model != model_id:
+            saved_name = header.get("model_name") or "another model"
+            raise DataError(
+                f"gallery {path} was made with {saved_name} (model id {saved_model[:12]}), but this run uses "
+                f"{model_name or 'a different model'} (model id {model_id[:12]}); embeddings of different models "
+                "are not comparable: use the gallery's model or enroll the people again into a new gallery"
+            )
+        try:
+            gallery = cls(
+                int(header["dim"]),
+                threshold=float(header["threshold"]),
+                history_size=int(header["history_size"]),
+                novelty=float(header["novelty"]),
+                dtype=payload.dtype,
+                model_id=saved_model or model_id,
+                model_name=header.get("model_name") or model_name,
+            )
+            if payload.shape[1] != gallery.dim:
+                raise ValueError(f"embeddings have {payload.shape[1]} values, header says {gallery.dim}")
+            start = 0
+            for entry in header["identities"]:
+                identity = Identity(
+                    int(entry["identity_id"]), entry["name"], float(entry["first_seen"]),
+                    float(entry["last_seen"]), int(entry["count"]),
+                )
+                enrolled, recent = int(entry["enrolled"]), int(entry["recent"])
+                if identity.identity_id in gallery._identities or enrolled < 0 or recent < 0:
+                    raise ValueError(f"bad identity entry {identity.identity_id}")
+                if enrolled + recent == 0:
+                    raise ValueError(f"identity {identity.identity_id} has no embeddings")
+                block = payload[start : start + enrolled + recent]
+                if block.shape[0] != enrolled + recent:
+                    raise ValueError("fewer embeddings than the identities list")
+                start += enrolled + recent
+                store_ids = gallery._store.add(block, labels=identity.identity_id, normalize=False)
+                members = _Members(list(map(int, store_ids[:enrolled])), deque(map(int, store_ids[enrolled:])))
+                gallery._identities[identity.identity_id] = identity
+                gallery._members[identity.identity_id] = members
+            if start != payload.shape[0]:
+                raise ValueError("more embeddings than the identities list")
+            gallery._next_id = max([int(header["next_identity_id"]), *[i + 1 for i in gallery._identities]])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"gallery file {path} is inconsistent: {exc}") from exc
+        return gallery

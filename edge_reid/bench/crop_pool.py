@@ -1,0 +1,93 @@
+"""Real person crops for the loop and preprocessing benchmarks: from a folder, or cut from a video."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_reid.errors import DataError
+
+
+@dataclass
+class CropPool:
+    """Real person crops for the loop and preprocessing benchmarks.
+
+    Attributes:
+        crops: BGR uint8 images (h, w, 3) of any size.
+        source: where they came from (``"video:PATH"`` or ``"folder:PATH"``).
+        skipped: files that could not be read (folders only).
+    """
+
+    crops: list[np.ndarray]
+    source: str
+    skipped: int = 0
+
+    def batches(self, batch: int) -> list[list[np.ndarray]]:
+        """Consecutive batches of ``batch`` crops covering the pool once, wrapping at the end
+        (so every batch is full, even when the pool is smaller than ``batch``)."""
+        count = len(self.crops)
+        steps = max(1, -(-count // batch))
+        return [[self.crops[(start * batch + k) % count] for k in range(batch)] for start in range(steps)]
+
+
+def default_video() -> Path | None:
+    """``shared/data/vtest.avi`` when it exists, else None.
+
+    Looked up in ``$EDGE_REID_SHARED``, then ``../shared`` from the working folder,
+    then ``../shared`` beside the source checkout. The package bundles no video.
+    """
+    candidates = []
+    if os.environ.get("EDGE_REID_SHARED"):
+        candidates.append(Path(os.environ["EDGE_REID_SHARED"]) / "data" / "vtest.avi")
+    candidates.append(Path("..") / "shared" / "data" / "vtest.avi")
+    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data" / "vtest.avi")
+    return next((path.resolve() for path in candidates if path.is_file()), None)
+
+
+def crops_from_video(video_path: str | Path, max_crops: int = 256, every_n_frames: int = 5, detector_path: str | Path | None = None) -> CropPool:
+    """Cut up to ``max_crops`` person crops from a video with the person detector
+    (:func:`edge_reid.crops.cut_person_crops`).
+
+    Raises:
+        SourceError: the video cannot be opened.
+        DataError: the detector found no person in it.
+    """
+    from edge_reid.crops import cut_person_crops
+    from edge_reid.detector import PersonDetector
+
+    crops = cut_person_crops(video_path, PersonDetector(detector_path), max_crops=max_crops, every_n_frames=every_n_frames)
+    if not crops:
+        raise DataError(f"no person found in {video_path}; give person crops with --crops FOLDER")
+    return CropPool(crops, f"video:{video_path}")
+
+
+def crops_from_folder(folder: str | Path, max_crops: int = 256) -> CropPool:
+    """Read up to ``max_crops`` images (jpg, png, bmp, webp, tif) from ``folder``, sorted by name.
+
+    Unreadable files are skipped and counted in :attr:`CropPool.skipped`.
+
+    Raises:
+        DataError: the folder is missing or holds no readable image.
+    """
+    import cv2
+
+    from edge_reid.sources import IMAGE_SUFFIXES
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"crop folder not found: {folder}")
+    crops, skipped = [], 0
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        if len(crops) >= max_crops:
+            break
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None or image.size == 0:
+            skipped += 1
+            continue
+        crops.append(image)
+    if not crops:
+        raise DataError(f"{folder}: no readable image ({skipped} unreadable); give a folder of person crops (.jpg/.png)")
+    return CropPool(crops, f"folder:{folder}", skipped)

@@ -1,0 +1,101 @@
+"""The machine and library versions a benchmark ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        text = ""
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == key and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _gpu() -> str | None:
+    """GPU name from nvidia-smi, or the Jetson board model, or None."""
+    board = Path("/proc/device-tree/model")
+    if board.is_file():
+        name = board.read_text(errors="replace").strip("\x00 \n")
+        if "jetson" in name.lower() or "nvidia" in name.lower():
+            return name
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+            )
+            names = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+            if out.returncode == 0 and names:
+                return ", ".join(names)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return None
+
+
+def _version(module: str) -> str | None:
+    try:
+        imported = __import__(module)
+    except Exception:
+        return None
+    return str(getattr(imported, "__version__", "unknown"))
+
+
+def environment() -> dict:
+    """The machine and library versions a benchmark ran with (JSON-ready).
+
+    Keys: ``cpu`` (model name), ``cpu_cores`` (``os.cpu_count()``), ``cpu_usable``
+    (cores this process may run on), ``gpu`` (name or None), ``platform``,
+    ``python``, ``libraries`` (numpy, onnxruntime, opencv, numba, scipy,
+    tensorrt: version or None when absent), ``onnxruntime_providers``, ``numpy_blas``
+    (the BLAS behind numpy's matmul, which the plain matcher uses) and ``thread_env``
+    (thread-count environment variables that are set, e.g. ``OPENBLAS_NUM_THREADS``).
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count()
+    try:
+        import onnxruntime
+
+        providers = list(onnxruntime.get_available_providers())
+    except Exception:
+        providers = []
+    from edge_reid import __version__
+
+    try:
+        blas_info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas_info.get('name', '?')} {blas_info.get('version', '')}".strip()
+    except Exception:
+        blas = None
+    thread_variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")
+    return {
+        "cpu": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_usable": usable,
+        "gpu": _gpu(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "libraries": {
+            "edge_reid": __version__,
+            "numpy": _version("numpy"),
+            "onnxruntime": _version("onnxruntime"),
+            "opencv": _version("cv2"),
+            "numba": _version("numba"),
+            "scipy": _version("scipy"),
+            "tensorrt": _version("tensorrt"),
+        },
+        "onnxruntime_providers": providers,
+        "numpy_blas": blas,
+        "thread_env": {name: os.environ[name] for name in thread_variables if name in os.environ},
+    }

@@ -1,0 +1,116 @@
+"""Which numeric precision an ONNX model is (fp32, fp16, int8), checked against what the user asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_reid.errors import ModelError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+#: ONNX operators that only occur in quantized (INT8) graphs.
+_INT8_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
+)
+
+
+def detect_precision(model_path: str | Path) -> str:
+    """The numeric precision of an ONNX model's weights: ``"int8"``, ``"fp16"`` or ``"fp32"``.
+
+    ``int8``: the graph holds quantization operators (Q/DQ or QLinear*/Integer ops,
+    as written by ONNX Runtime's quantization tools). ``fp16``: a float16 graph
+    input or initializer. Otherwise ``fp32``.
+
+    Raises:
+        ModelError: the file is missing or not an ONNX model.
+    """
+    import onnx
+
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+    graph = model.graph
+    if any(node.op_type in _INT8_OPS for node in graph.node):
+        return "int8"
+    float16 = onnx.TensorProto.FLOAT16
+    if any(init.data_type == float16 for init in graph.initializer) or any(
+        value.type.tensor_type.elem_type == float16 for value in graph.input
+    ):
+        return "fp16"
+    return "fp32"
+
+
+def resolve_precision(requested: str | None, model_path: str | Path) -> str:
+    """The precision label to report for ``model_path`` on ONNX Runtime, checked against what the user asked.
+
+    On ONNX Runtime precision is a property of the model file: FP16 and INT8 models
+    are made by ``edge-reid calibrate`` (INT8 with a calibration guard); this
+    benchmark never converts a model. (On TensorRT it is the engine's: see
+    :func:`backend_options_for`.)
+
+    Args:
+        requested: ``"fp32"``, ``"fp16"``, ``"int8"`` or None (report what the model is).
+        model_path: the ONNX model.
+
+    Raises:
+        ValueError: ``requested`` is not one of :data:`PRECISIONS`.
+        ModelError: the model's precision is not the requested one; the message says
+            to run ``edge-reid calibrate`` first.
+    """
+    if requested is not None and requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
+    detected = detect_precision(model_path)
+    if requested is None or requested == detected:
+        return detected
+    if detected == "fp32":
+        raise ModelError(
+            f"{model_path} is an FP32 model, so --precision {requested} cannot run it: make an {requested.upper()} model "
+            f"first with `edge-reid calibrate` (see `edge-reid calibrate --help`), then pass the model it writes with --model"
+        )
+    raise ModelError(f"{model_path} is an {detected.upper()} model, not {requested.upper()}: use --precision {detected} (or leave it out)")
+
+
+def backend_options_for(backend: str, requested: str | None, engines_dir: str | Path = "engines") -> tuple[str, dict]:
+    """The backend name and ``Embedder(backend_options=...)`` that run ``requested`` precision.
+
+    TensorRT engines are FP16 or INT8, built by ``edge-reid build``; the engine of the
+    requested precision is loaded from ``engines_dir`` (None: the newest current one).
+    FP32 runs on ONNX Runtime, so ``auto`` with ``fp32`` means ONNX Runtime.
+
+    Args:
+        backend: ``"onnxruntime"``, ``"tensorrt"`` or ``"auto"``.
+        requested: ``"fp32"``, ``"fp16"``, ``"int8"`` or None.
+        engines_dir: folder of TensorRT engines and manifests.
+
+    Returns:
+        (backend name to create, keyword options for the backend).
+
+    Raises:
+        ModelError: ``--backend tensorrt --precision fp32``.
+    """
+    if backend == "onnxruntime":
+        return backend, {}
+    if requested == "fp32":
+        if backend == "tensorrt":
+            raise ModelError(
+                "--backend tensorrt runs FP16 or INT8 engines (built with `edge-reid build --precision fp16|int8`); "
+                "for FP32 use --backend onnxruntime"
+            )
+        return "onnxruntime", {}
+    return backend, {"precision": requested, "engines_dir": Path(engines_dir)}
+
+
+def backend_precision(backend, requested: str | None, model_path: str | Path) -> str:
+    """The precision a created backend runs: a TensorRT engine's (from its manifest), else the ONNX model's
+    (:func:`resolve_precision`, which checks it against ``requested``).
+
+    Raises:
+        ModelError: ONNX Runtime and the model's precision is not ``requested``.
+    """
+    manifest = getattr(backend, "manifest", None)
+    if getattr(backend, "name", "") == "tensorrt" and manifest is not None:
+        return str(manifest.precision)
+    return resolve_precision(requested, model_path)

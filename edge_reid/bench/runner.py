@@ -1,0 +1,394 @@
+"""Runs the benchmark: model only and the embedding loop per batch size, preprocessing alone; the report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge_reid.bench.crop_pool import CropPool
+from edge_reid.bench.environment import environment
+from edge_reid.bench.matcher import DEFAULT_GALLERY_SIZE, Matcher, match_queries, synthetic_gallery
+from edge_reid.bench.precision import backend_options_for, backend_precision
+from edge_reid.bench.stats import LatencyStats
+from edge_reid.errors import DataError, ModelError
+
+#: Version of the JSON layout written by ``edge-reid bench --json``.
+SCHEMA = "edge-reid-bench/1"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Model-only and loop numbers at one batch size.
+
+    Attributes:
+        model: latency of ``backend.infer(batch)`` alone.
+        loop: latency of one loop step (preprocess + embed + normalise + match) on ``batch`` crops.
+        loop_stage_ms: mean ms per loop step of "preprocess", "embed" (model + L2 normalise) and "match".
+    """
+
+    model: LatencyStats
+    loop: LatencyStats | None = None
+    loop_stage_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def loop_efficiency(self) -> float | None:
+        """Loop images/s divided by model-only images/s (None without a loop measurement)."""
+        if self.loop is None:
+            return None
+        return self.loop.images_per_s / self.model.images_per_s
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (see docs/benchmarks.md for the layout)."""
+        data = {
+            "batch": self.model.batch,
+            "iterations": self.model.iterations,
+            "latency_ms": self.model.latency_ms(),
+            "images_per_s": round(self.model.images_per_s, 3),
+        }
+        if self.loop is not None:
+            data.update(
+                loop_iterations=self.loop.iterations,
+                loop_latency_ms=self.loop.latency_ms(),
+                loop_images_per_s=round(self.loop.images_per_s, 3),
+                loop_efficiency=round(self.loop_efficiency, 4),
+                loop_stage_ms={stage: round(ms, 4) for stage, ms in self.loop_stage_ms.items()},
+            )
+        return data
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    """Preprocessing alone, fused path and plain reference on the same crops.
+
+    Attributes:
+        batch: crops per call of the fused path.
+        crops: distinct crops in the pool.
+        fused_crops_per_s: :meth:`CropPreprocessor.write_crops` throughput.
+        reference_crops_per_s: :func:`reference_preprocess` throughput (one crop per call,
+            copied into the same buffer).
+        max_abs_diff: largest difference between the two outputs on the first batch
+            (normalised units; 0 means identical).
+    """
+
+    batch: int
+    crops: int
+    fused_crops_per_s: float
+    reference_crops_per_s: float
+    max_abs_diff: float
+
+    @property
+    def speedup(self) -> float:
+        """fused / reference throughput."""
+        return self.fused_crops_per_s / self.reference_crops_per_s
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["fused_crops_per_s"] = round(self.fused_crops_per_s, 1)
+        data["reference_crops_per_s"] = round(self.reference_crops_per_s, 1)
+        data["speedup"] = round(self.speedup, 3)
+        return data
+
+
+@dataclass
+class BenchReport:
+    """Everything ``edge-reid bench`` measured; :meth:`to_dict` is the ``--json`` file."""
+
+    model: dict
+    settings: dict
+    batches: list[BatchResult]
+    preprocess: PreprocessResult | None
+    environment: dict
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "model": self.model,
+            "settings": self.settings,
+            "batches": [result.to_dict() for result in self.batches],
+            "preprocess": self.preprocess.to_dict() if self.preprocess else None,
+            "environment": self.environment,
+        }
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Settings of one benchmark run.
+
+    Attributes:
+        model_path: ReID ``.onnx`` (None: the bundled OSNet x0.25).
+        backend: ``"onnxruntime"`` or ``"tensorrt"``.
+        precision: ``"fp32"``/``"fp16"``/``"int8"`` or None (the model's own); see :func:`resolve_precision`.
+        batches: batch sizes, each >= 1.
+        seconds: timed seconds per batch size for the model alone, and as much again for the loop.
+        warmup_s: untimed seconds per batch size before measuring (at least 2 calls).
+        rounds: model-only and loop alternate in this many rounds per batch size.
+        min_iterations: fewest timed calls per measurement, whatever ``seconds`` says.
+        gallery_size: identities in the loop's gallery.
+        threshold: the gallery's match threshold (cosine similarity).
+        threads: ONNX Runtime intra-op threads (None: its default).
+        engines_dir: TensorRT engines folder (``edge-reid build`` writes there).
+        loop: also measure the embedding loop; needs crops.
+        preprocess: also measure preprocessing alone; needs crops.
+    """
+
+    model_path: str | Path | None = None
+    backend: str = "onnxruntime"
+    precision: str | None = None
+    batches: tuple[int, ...] = (1, 8, 32)
+    seconds: float = 5.0
+    warmup_s: float = 1.0
+    rounds: int = 4
+    min_iterations: int = 5
+    gallery_size: int = DEFAULT_GALLERY_SIZE
+    threshold: float = 0.6
+    threads: int | None = None
+    engines_dir: str | Path = "engines"
+    loop: bool = True
+    preprocess: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.batches or any(int(b) < 1 for b in self.batches):
+            raise ValueError(f"batch sizes must be >= 1, got {self.batches}")
+        if self.seconds <= 0 or self.warmup_s < 0:
+            raise ValueError(f"seconds must be > 0 and warmup_s >= 0, got {self.seconds}, {self.warmup_s}")
+        if self.rounds < 1 or self.min_iterations < 1 or self.gallery_size < 1:
+            raise ValueError("rounds, min_iterations and gallery_size must be >= 1")
+
+
+def _timed_calls(call: Callable[[], None], budget_s: float, min_calls: int, samples: list[float]) -> None:
+    """Call ``call`` until ``budget_s`` seconds of calls and at least ``min_calls`` calls; append each duration."""
+    spent, calls = 0.0, 0
+    while spent < budget_s or calls < min_calls:
+        start = time.perf_counter()
+        call()
+        duration = time.perf_counter() - start
+        samples.append(duration)
+        spent += duration
+        calls += 1
+
+
+def measure_preprocess(spec, pool: CropPool, batch: int, seconds: float, rounds: int = 4, min_iterations: int = 5) -> PreprocessResult:
+    """Crops/s of the fused preprocessing and of the plain reference, alternating rounds.
+
+    Args:
+        spec: the model's :class:`edge_reid.spec.ModelSpec`.
+        pool: the crops.
+        batch: crops per fused call (the reference does one crop per call into the same buffer).
+        seconds: timed seconds for each of the two paths.
+
+    Returns:
+        :class:`PreprocessResult`.
+    """
+    from edge_reid.preprocess import CropPreprocessor, reference_preprocess
+
+    preprocessor = CropPreprocessor(spec, batch)
+    out = np.zeros((batch, 3, spec.height, spec.width), np.float32)
+    reference_out = np.zeros_like(out)
+    batches = pool.batches(batch)
+
+    def fused(crops) -> None:
+        preprocessor.write_crops(crops, out)
+
+    def reference(crops) -> None:
+        for index, crop in enumerate(crops):
+            reference_out[index] = reference_preprocess(crop, spec)
+
+    fused(batches[0])
+    reference(batches[0])
+    max_abs_diff = float(np.abs(out - reference_out).max())
+    cursor = {"fused": 0, "reference": 0}
+    samples: dict[str, list[float]] = {"fused": [], "reference": []}
+
+    def step(name: str, function) -> Callable[[], None]:
+        def call() -> None:
+            function(batches[cursor[name] % len(batches)])
+            cursor[name] += 1
+
+        return call
+
+    per_round = seconds / rounds
+    min_per_round = max(1, -(-min_iterations // rounds))
+    for _ in range(rounds):
+        _timed_calls(step("fused", fused), per_round, min_per_round, samples["fused"])
+        _timed_calls(step("reference", reference), per_round, min_per_round, samples["reference"])
+    fused_stats = LatencyStats.from_samples(samples["fused"], batch)
+    reference_stats = LatencyStats.from_samples(samples["reference"], batch)
+    return PreprocessResult(batch, len(pool.crops), fused_stats.images_per_s, reference_stats.images_per_s, max_abs_diff)
+
+
+class LoopStep:
+    """One step of the embedding loop on ``batch`` crops, callable; accumulates seconds per stage.
+
+    A step: the next ``batch`` crops of the pool -> :meth:`Embedder.embed_crops` (preprocess into
+    the backend's input buffer, infer, L2-normalise) -> ``matcher(gallery, embeddings)``.
+    """
+
+    def __init__(self, embedder, pool: CropPool, batch: int, gallery, matcher: Matcher) -> None:
+        self.embedder = embedder
+        self.gallery = gallery
+        self.matcher = matcher
+        self.crop_batches = pool.batches(batch)
+        self.embeddings = np.zeros((batch, embedder.dim), np.float32)
+        self.cursor = 0
+        self.seconds = {"preprocess": 0.0, "embed": 0.0, "match": 0.0}
+
+    def __call__(self) -> None:
+        crops = self.crop_batches[self.cursor % len(self.crop_batches)]
+        self.cursor += 1
+        vectors = self.embedder.embed_crops(crops, out=self.embeddings)
+        start = time.perf_counter()
+        self.matcher(self.gallery, vectors)
+        self.seconds["match"] += time.perf_counter() - start
+        self.seconds["preprocess"] += self.embedder.last_seconds["preprocess"]
+        self.seconds["embed"] += self.embedder.last_seconds["embed"]
+
+    def reset(self) -> None:
+        """Forget the stage seconds so far (after warm-up)."""
+        self.seconds = dict.fromkeys(self.seconds, 0.0)
+
+
+def measure_batch(embedder, batch: int, config: BenchConfig, pool: CropPool | None, gallery, matcher: Matcher = match_queries) -> BatchResult:
+    """Model-only latency and, with a ``gallery``, the loop at one batch size, in alternating rounds.
+
+    Args:
+        embedder: an :class:`edge_reid.embedder.Embedder` with ``max_batch >= batch``.
+        batch: images per call.
+        config: seconds, warm-up, rounds and minimum iterations.
+        pool: real crops; the model-only input buffer is filled with the first ``batch`` of them
+            (None: whatever the buffer holds).
+        gallery: the loop's gallery, or None to measure the model only.
+        matcher: the loop's matching call.
+
+    Returns:
+        :class:`BatchResult` (``loop`` None without a gallery).
+    """
+    backend = embedder.backend
+
+    def model_call() -> None:
+        backend.infer(batch)
+
+    loop_step = LoopStep(embedder, pool, batch, gallery, matcher) if gallery is not None else None
+    if pool is not None:
+        embedder.preprocessor.write_crops(pool.batches(batch)[0], backend.buffers.input)
+    _timed_calls(model_call, config.warmup_s / 2, 2, [])
+    if loop_step is not None:
+        _timed_calls(loop_step, config.warmup_s / 2, 2, [])
+        loop_step.reset()
+    per_round = config.seconds / config.rounds
+    min_per_round = max(1, -(-config.min_iterations // config.rounds))
+    model_samples: list[float] = []
+    loop_samples: list[float] = []
+    for _ in range(config.rounds):
+        _timed_calls(model_call, per_round, min_per_round, model_samples)
+        if loop_step is not None:
+            _timed_calls(loop_step, per_round, min_per_round, loop_samples)
+    model_stats = LatencyStats.from_samples(model_samples, batch)
+    if loop_step is None:
+        return BatchResult(model_stats)
+    loop_stats = LatencyStats.from_samples(loop_samples, batch)
+    stage_ms = {stage: 1000.0 * total / loop_stats.iterations for stage, total in loop_step.seconds.items()}
+    return BatchResult(model_stats, loop_stats, stage_ms)
+
+
+def run_bench(
+    config: BenchConfig,
+    pool: CropPool | Callable[[], CropPool] | None = None,
+    matcher: Matcher = match_queries,
+    progress: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Run the whole benchmark.
+
+    Args:
+        config: what to measure.
+        pool: real crops, or a function returning them (called once the model has
+            loaded, so model and backend errors come before a slow crop cut); needed
+            when ``config.loop`` or ``config.preprocess``.
+        matcher: the loop's matching call (default :func:`match_queries`).
+        progress: called with a short line before each part (for the CLI).
+
+    Returns:
+        :class:`BenchReport`.
+
+    Raises:
+        ModelError: the model is missing or unloadable, or its precision is not the requested one.
+        BackendUnavailableError: the backend cannot run here (e.g. TensorRT absent).
+        DataError: a loop or preprocess measurement was asked for without crops.
+    """
+    from edge_reid.assets import DEFAULT_REID_MODEL
+    from edge_reid.embedder import Embedder
+
+    say = progress or (lambda _line: None)
+    model_path = Path(config.model_path) if config.model_path else DEFAULT_REID_MODEL
+    if not model_path.is_file():
+        raise ModelError(f"model file not found: {model_path}")
+    if (config.loop or config.preprocess) and pool is None:
+        raise DataError("the loop and preprocess benchmarks need person crops: give --crops FOLDER or --video FILE")
+    max_batch = max(config.batches)
+    backend_name, backend_options = backend_options_for(config.backend, config.precision, config.engines_dir)
+    embedder = Embedder(model_path, backend=backend_name, max_batch=max_batch, threads=config.threads, backend_options=backend_options)
+    try:
+        return _measure(embedder, config, model_path, pool, matcher, say)
+    finally:
+        embedder.close()
+
+
+def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Matcher, say: Callable[[str], None]) -> BenchReport:
+    """The body of :func:`run_bench` once the embedder exists."""
+    from edge_reid.spec import file_sha256
+
+    max_batch = max(config.batches)
+    backend = embedder.backend
+    precision = backend_precision(backend, config.precision, model_path)
+    if backend.max_batch < max_batch:
+        raise ModelError(
+            f"{backend.describe()} takes at most {backend.max_batch} images per call; benchmark batch sizes up to "
+            f"{backend.max_batch} (or build an engine / export a model with a larger batch)"
+        )
+    spec = embedder.spec
+    if callable(pool):
+        pool = pool()
+    if pool is not None and not pool.crops:
+        raise DataError(f"no person crops in {pool.source}")
+
+    gallery = None
+    if config.loop:
+        say(f"embedding {len(pool.crops)} crops and building a gallery of {config.gallery_size} identities")
+        gallery = synthetic_gallery(embedder.embed_crops(pool.crops), config.gallery_size, config.threshold)
+
+    results = []
+    for batch in config.batches:
+        say(f"batch {batch}: warm-up, then {config.seconds:g} s model only" + (f" + {config.seconds:g} s loop" if config.loop else ""))
+        results.append(measure_batch(embedder, batch, config, pool, gallery if config.loop else None, matcher))
+
+    preprocess = None
+    if config.preprocess:
+        say(f"preprocess: fused vs reference, batch {max_batch}, {config.seconds:g} s each")
+        preprocess = measure_preprocess(spec, pool, max_batch, config.seconds, config.rounds, config.min_iterations)
+
+    model_info = {
+        "path": str(model_path),
+        "name": spec.name,
+        "sha256": file_sha256(model_path),
+        "precision": precision,
+        "backend": backend.describe(),
+        "input": [3, spec.height, spec.width],
+        "embedding_dim": spec.embedding_dim,
+    }
+    settings = {
+        "batches": list(config.batches),
+        "seconds": config.seconds,
+        "warmup_s": config.warmup_s,
+        "rounds": config.rounds,
+        "min_iterations": config.min_iterations,
+        "threads": config.threads,
+        "engines_dir": str(config.engines_dir) if backend.name == "tensorrt" else None,
+        "gallery_size": config.gallery_size if config.loop else None,
+        "threshold": config.threshold,
+        "matcher": f"{matcher.__module__}.{getattr(matcher, '__qualname__', repr(matcher))}" if config.loop else None,
+        "crops": {"source": pool.source, "count": len(pool.crops), "skipped": pool.skipped} if pool is not None else None,
+    }
+    return BenchReport(model_info, settings, results, preprocess, environment())

@@ -1,0 +1,159 @@
+"""``edge-reid bench``: latency and throughput per batch size, the loop's overhead, preprocessing speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edge_reid.backends import BACKEND_NAMES
+from edge_reid.cli.app import app
+
+console = Console()
+status = Console(stderr=True)
+
+
+def _print_report(report) -> None:
+    data = report.to_dict()
+    model, settings = data["model"], data["settings"]
+    if not console.is_terminal:
+        console.width = max(console.width, 132)  # files and pipes get the whole table on one line per row
+    title = f"edge-reid bench: {Path(model['path']).name} {model['precision'].upper()} on {model['backend']} (latency in ms)"
+    table = Table(title=title, title_justify="left")
+    for column in ("batch", "p50", "p90", "p99", "images/s"):
+        table.add_column(column, justify="right")
+    has_loop = any("loop_images_per_s" in row for row in data["batches"])
+    if has_loop:
+        for column in ("loop images/s", "loop efficiency", "loop: preprocess", "embed", "match"):
+            table.add_column(column, justify="right")
+    for row in data["batches"]:
+        latency = row["latency_ms"]
+        cells = [str(row["batch"]), f"{latency['p50']:.2f}", f"{latency['p90']:.2f}", f"{latency['p99']:.2f}", f"{row['images_per_s']:.1f}"]
+        if has_loop:
+            stages = row["loop_stage_ms"]
+            cells += [
+                f"{row['loop_images_per_s']:.1f}",
+                f"{row['loop_efficiency']:.3f}",
+                f"{stages['preprocess']:.2f}",
+                f"{stages['embed']:.2f}",
+                f"{stages['match']:.2f}",
+            ]
+        table.add_row(*cells)
+    console.print(table)
+    if has_loop:
+        console.print(
+            f"loop: {settings['crops']['count']} real crops ({settings['crops']['source']}) -> preprocess -> embed -> "
+            f"match against {settings['gallery_size']} identities; efficiency = loop images/s / model-only images/s; "
+            "loop columns preprocess/embed/match: mean ms per batch"
+        )
+    pre = data["preprocess"]
+    if pre:
+        console.print(
+            f"preprocess (batch {pre['batch']}): fused {pre['fused_crops_per_s']:.0f} crops/s, "
+            f"reference numpy/OpenCV {pre['reference_crops_per_s']:.0f} crops/s, speedup {pre['speedup']:.2f}x "
+            f"(max difference {pre['max_abs_diff']:.2g})"
+        )
+    env = data["environment"]
+    libraries = ", ".join(f"{name} {version}" for name, version in env["libraries"].items() if version)
+    device = env["gpu"] or "no GPU"
+    console.print(f"machine: {env['cpu']}, {env['cpu_usable']}/{env['cpu_cores']} cores usable, {device}; {env['platform']}")
+    console.print(f"libraries: python {env['python']}, {libraries}")
+
+
+@app.command("bench")
+def bench(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet x0.25 (MSMT17)."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help=f"Embedding backend: {', '.join(BACKEND_NAMES)}."),
+    precision: Optional[str] = typer.Option(
+        None, "--precision", "-p",
+        help="fp32, fp16 or int8. ONNX Runtime: checked against the model (FP16/INT8 models come from `edge-reid calibrate`); "
+        "TensorRT: the engine to load (fp16/int8, built by `edge-reid build`). Default: the model's or newest engine's.",
+    ),
+    batch: str = typer.Option("1,8,32", "--batch", help="Comma-separated batch sizes, e.g. 1,8,32."),
+    seconds: float = typer.Option(5.0, "--seconds", min=0.01, help="Timed seconds per batch size for the model alone, and as much for the loop."),
+    warmup: float = typer.Option(1.0, "--warmup", min=0.0, help="Untimed warm-up seconds per batch size."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here (.json) for scripts."),
+    crops: Optional[Path] = typer.Option(None, "--crops", help="Folder of person crops (.jpg/.png) for the loop and preprocess benchmarks."),
+    video: Optional[Path] = typer.Option(
+        None, "--video", help="Cut person crops from this video instead. Default: ../shared/data/vtest.avi when present."
+    ),
+    max_crops: int = typer.Option(256, "--max-crops", min=1, help="Most crops to read or cut."),
+    gallery_size: int = typer.Option(10_000, "--gallery-size", min=1, help="Identities in the loop's gallery."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: one per core)."),
+    engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
+    model_only: bool = typer.Option(False, "--model-only", help="Measure the model alone (no crops, loop or preprocessing)."),
+) -> None:
+    """Latency (p50/p90/p99 ms) and images/s per batch size, like trtexec; the whole embedding loop
+    (real crops -> preprocess -> embed -> match against a 10k gallery) and its efficiency; preprocessing alone.
+
+    Examples:
+
+      edge-reid bench --batch 1,8,32 --json bench.json
+
+      edge-reid bench --model osnet_int8.onnx --precision int8 --crops my_crops/
+    """
+    from edge_reid.bench import BenchConfig, PRECISIONS, crops_from_folder, crops_from_video, default_video, parse_batch_sizes, run_bench
+    from edge_reid.errors import DataError
+    from edge_reid.sinks import check_writable, write_json_atomic
+
+    try:
+        batches = parse_batch_sizes(batch)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--batch") from None
+    if backend not in BACKEND_NAMES:
+        raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")
+    if precision is not None and precision not in PRECISIONS:
+        raise typer.BadParameter(f"choose one of {', '.join(PRECISIONS)}", param_hint="--precision")
+    if crops is not None and video is not None:
+        raise typer.BadParameter("give at most one of --crops or --video", param_hint="--crops/--video")
+    if json_path is not None:
+        check_writable(json_path, "bench JSON")
+    if model is not None and not model.is_file():
+        from edge_reid.errors import ModelError
+
+        raise ModelError(f"model file not found: {model}")
+
+    source = None
+    if not model_only and crops is None:
+        source = video or default_video()
+        if source is None:
+            raise DataError(
+                "the loop and preprocess benchmarks need real person crops and ../shared/data/vtest.avi was not found: "
+                "give --crops FOLDER or --video FILE, or use --model-only"
+            )
+        if not Path(source).exists():
+            raise DataError(f"video not found: {source}")
+    if crops is not None and not crops.is_dir():
+        raise DataError(f"crop folder not found: {crops}")
+
+    def load_pool():
+        """Called by run_bench once the model has loaded (model errors first, then the slow crop cut)."""
+        if crops is not None:
+            pool = crops_from_folder(crops, max_crops)
+        else:
+            status.print(f"cutting up to {max_crops} person crops from {source}")
+            pool = crops_from_video(source, max_crops)
+        if pool.skipped:
+            status.print(f"[yellow]skipped {pool.skipped} unreadable images in {crops}[/]")
+        return pool
+
+    config = BenchConfig(
+        model_path=model,
+        backend=backend,
+        precision=precision,
+        batches=batches,
+        seconds=seconds,
+        warmup_s=warmup,
+        gallery_size=gallery_size,
+        threads=threads,
+        engines_dir=engines_dir,
+        loop=not model_only,
+        preprocess=not model_only,
+    )
+    report = run_bench(config, None if model_only else load_pool, progress=lambda line: status.print(f"[dim]{line}[/]"))
+    if json_path is not None:
+        write_json_atomic(json_path, report.to_dict())
+    _print_report(report)

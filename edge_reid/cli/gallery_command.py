@@ -1,0 +1,276 @@
+"""``edge-reid gallery ...``: enroll people, list, remove, export, and choose a match threshold."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edge_reid.cli.app import app
+from edge_reid.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edge_reid.embedder import Embedder
+    from edge_reid.matching.gallery import Gallery
+
+console = Console(stderr=True)
+gallery_app = typer.Typer(
+    name="gallery",
+    help="Manage a persistent gallery (.edgereid): enroll people by photo, list, remove, export; pick a threshold.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(gallery_app, name="gallery")
+
+#: Images at most this tall and at least CROP_ASPECT times taller than wide count as person crops in --mode auto.
+CROP_MAX_HEIGHT = 512
+CROP_ASPECT = 1.5
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+GALLERY_OPTION = typer.Option(..., "--gallery", "-g", help="Gallery file (.edgereid).")
+
+
+def open_gallery(path: Path, embedder: "Embedder", create: bool) -> "Gallery":
+    """Load ``path`` for ``embedder``'s model, or a new empty gallery when it does not exist and ``create``.
+
+    Raises:
+        DataError: missing (and not ``create``), corrupt, or made with another model.
+    """
+    from edge_reid.matching.gallery import Gallery
+
+    name = embedder.model_path.name
+    if Path(path).exists():
+        return Gallery.load(path, model_id=embedder.model_id, model_name=name)
+    if not create:
+        raise DataError(f"gallery file {path} does not exist")
+    return Gallery(embedder.dim, model_id=embedder.model_id, model_name=name)
+
+
+def _load(path: Path) -> "Gallery":
+    from edge_reid.matching.gallery import Gallery
+
+    return Gallery.load(path)
+
+
+def _expand_images(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders replaced by their image files (sorted)."""
+    paths: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            paths.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            paths.append(item)
+    return paths
+
+
+def person_crop(image: "np.ndarray", detector, mode: str) -> tuple["np.ndarray | None", str | None]:
+    """The person crop to enroll from one BGR image, or (None, reason it was skipped).
+
+    Modes: ``crops`` (the image is a person crop), ``detect`` (the detector must
+    find exactly one person; the crop is cut to its box), ``auto`` (small,
+    upright images -- at most CROP_MAX_HEIGHT pixels tall and CROP_ASPECT times
+    taller than wide, the shape of ReID crops -- are crops; others are detected).
+    """
+    from edge_reid.detections import sanitize_boxes
+
+    height, width = image.shape[:2]
+    if mode == "crops" or (mode == "auto" and height <= CROP_MAX_HEIGHT and height >= CROP_ASPECT * width):
+        return image, None
+    boxes, keep = sanitize_boxes(detector.detect(image).boxes, height, width, 0.0)
+    boxes = boxes[keep]
+    if len(boxes) == 0:
+        return None, "no person found"
+    if len(boxes) > 1:
+        return None, "more than one person"
+    x1, y1, x2, y2 = (int(round(v)) for v in boxes[0])
+    return image[y1:y2, x1:x2].copy(), None
+
+
+def _time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@gallery_app.command("enroll")
+def enroll(
+    images: List[Path] = typer.Argument(..., help="Photos of the person: files or folders of images."),
+    gallery_path: Path = GALLERY_OPTION,
+    name: str = typer.Option(..., "--name", "-n", help="The person's name; enrolling an existing name adds photos."),
+    mode: str = typer.Option(
+        "auto", "--mode", help="crops: images are person crops; detect: find exactly one person per image; "
+        "auto: small upright images are crops, others are detected."
+    ),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet."),
+    detector_path: Optional[Path] = typer.Option(None, "--detector", "-d", help="Person detector (.onnx)."),
+) -> None:
+    """Enroll a person from photos (created if the gallery file does not exist).
+
+    Example:  edge-reid gallery enroll --gallery people.edgereid --name Alice alice1.jpg alice2.jpg
+    """
+    import cv2
+
+    from edge_reid.detector import PersonDetector
+    from edge_reid.embedder import Embedder
+    from edge_reid.sinks import check_writable
+
+    if mode not in ("auto", "crops", "detect"):
+        raise typer.BadParameter("choose auto, crops or detect", param_hint="--mode")
+    check_writable(gallery_path, "gallery")
+    embedder = Embedder(model)
+    gallery = open_gallery(gallery_path, embedder, create=True)
+    detector = PersonDetector(detector_path) if mode != "crops" else None
+    crops, skipped = [], Counter()
+    for path in _expand_images(images):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if image is None:
+            skipped["unreadable or missing"] += 1
+            continue
+        crop, reason = person_crop(image, detector, mode)
+        if crop is None or crop.size == 0:
+            skipped[reason or "empty person box"] += 1
+            continue
+        crops.append(crop)
+    reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))
+    if not crops:
+        raise DataError(f"no usable image to enroll {name!r}" + (f" (skipped: {reasons})" if reasons else ""))
+    identity_id = gallery.enroll(name, embedder.embed_crops(crops))
+    gallery.save(gallery_path)
+    console.print(f"enrolled {len(crops)} image(s) as {name!r} (identity {identity_id}) in {gallery_path}")
+    if skipped:
+        console.print(f"[yellow]skipped {sum(skipped.values())}:[/] {reasons}")
+
+
+@gallery_app.command("list")
+def list_identities(gallery_path: Path = GALLERY_OPTION) -> None:
+    """List the identities of a gallery."""
+    gallery = _load(gallery_path)
+    table = Table(title=f"{len(gallery)} identities", caption=f"{gallery_path} ({gallery.model_name or 'unknown model'})")
+    for column in ("id", "name", "enrolled", "recent", "count", "first seen", "last seen"):
+        table.add_column(column)
+    for identity in gallery.identities:
+        enrolled, recent = gallery.embedding_counts(identity.identity_id)
+        table.add_row(str(identity.identity_id), identity.name or "", str(enrolled), str(recent), str(identity.count),
+                      _time(identity.first_seen), _time(identity.last_seen))
+    Console().print(table)
+
+
+@gallery_app.command("remove")
+def remove(
+    gallery_path: Path = GALLERY_OPTION,
+    identity_ids: List[int] = typer.Option([], "--id", help="Identity id to remove (repeatable)."),
+    names: List[str] = typer.Option([], "--name", "-n", help="Remove the identity with this name (repeatable)."),
+) -> None:
+    """Remove identities by id or name."""
+    if not identity_ids and not names:
+        raise typer.BadParameter("give --id or --name", param_hint="--id/--name")
+    gallery = _load(gallery_path)
+    targets = list(identity_ids)
+    for name in names:
+        identity = gallery.find(name)
+        if identity is None:
+            raise DataError(f"no identity named {name!r} in {gallery_path}")
+        targets.append(identity.identity_id)
+    missing = [i for i in targets if i not in gallery]
+    if missing:
+        raise DataError(f"no identity with id {missing[0]} in {gallery_path}")
+    for identity_id in dict.fromkeys(targets):
+        gallery.remove(identity_id)
+    gallery.save(gallery_path)
+    console.print(f"removed {len(set(targets))} identit{'y' if len(set(targets)) == 1 else 'ies'}; {len(gallery)} left")
+
+
+@gallery_app.command("export")
+def export(
+    gallery_path: Path = GALLERY_OPTION,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON file to write (default: standard output)."),
+) -> None:
+    """Export identities and metadata as JSON, without embeddings."""
+    from edge_reid.sinks import check_writable, write_json_atomic
+
+    metadata = _load(gallery_path).metadata()
+    if output is None:
+        json.dump(metadata, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    check_writable(output, "export")
+    write_json_atomic(output, metadata)
+    console.print(f"wrote {len(metadata['identities'])} identities to {output}")
+
+
+def _bar(fraction: float, width: int = 30) -> str:
+    return "#" * int(round(fraction * width))
+
+
+@gallery_app.command("threshold")
+def threshold(
+    data: Path = typer.Option(..., "--data", help="Labelled crops in Market-1501 layout (root or one split folder)."),
+    false_match_rate: float = typer.Option(0.01, "--fmr", min=0.0, max=1.0, help="Target false-match rate."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet."),
+    bins: int = typer.Option(20, "--bins", min=2, help="Histogram bins."),
+    max_images: int = typer.Option(3000, "--max-images", min=2, help="Use at most this many images (evenly spread)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the report here (.json)."),
+) -> None:
+    """Cosine-similarity histograms of same/different-person pairs and the threshold at a false-match rate.
+
+    Pairs: same person seen by two cameras (positive) and different people (negative).
+    Use the printed threshold as `edge-reid run --threshold`.
+    """
+    import cv2
+    import numpy as np
+
+    from edge_reid.embedder import Embedder
+    from edge_reid.matching.threshold import labelled_images, pair_similarities, threshold_report
+    from edge_reid.sinks import check_writable, write_json_atomic
+
+    if not data.is_dir():
+        raise DataError(f"data folder {data} does not exist")
+    if json_path is not None:
+        check_writable(json_path, "threshold report")
+    paths, pids, cams, skipped_names = labelled_images(data)
+    if len(paths) > max_images:
+        pick = np.linspace(0, len(paths) - 1, max_images).round().astype(int)
+        paths, pids, cams = [paths[i] for i in pick], pids[pick], cams[pick]
+    crops, keep = [], []
+    for index, path in enumerate(paths):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is not None and image.size:
+            crops.append(image)
+            keep.append(index)
+    unreadable = len(paths) - len(crops)
+    if len(crops) < 2:
+        raise DataError(f"{data}: no labelled person crops in Market-1501 layout (names like 0001_c1s1_000151_01.jpg)")
+    pids, cams = pids[keep], cams[keep]
+    embedder = Embedder(model)
+    embeddings = np.concatenate([embedder.embed_crops(crops[i : i + 256]) for i in range(0, len(crops), 256)])
+    positives, negatives = pair_similarities(embeddings, pids, cams)
+    if positives.size == 0 or negatives.size == 0:
+        raise DataError(f"{data}: need people seen by two cameras and at least two people to form positive and "
+                        "negative pairs")
+    report = threshold_report(positives, negatives, false_match_rate, bins)
+
+    table = Table(title=f"cosine similarity, {len(crops)} crops of {len(set(pids.tolist()))} people "
+                        f"({report.positives} same-person pairs, {report.negatives} different-person pairs)")
+    for column in ("similarity", "same person", "different people"):
+        table.add_column(column)
+    for low, high, pos, neg in zip(report.edges[:-1], report.edges[1:], report.positive_hist, report.negative_hist):
+        table.add_row(f"{low:5.2f} .. {high:5.2f}", f"{pos:6.1%} {_bar(pos)}", f"{neg:6.1%} {_bar(neg)}")
+    Console().print(table)
+    skipped_note = f"; skipped {skipped_names} junk/distractor/unnamed files, {unreadable} unreadable" \
+        if skipped_names or unreadable else ""
+    console.print(
+        f"threshold {report.threshold:.4f} at false-match rate {report.false_match_rate:.4%} "
+        f"(target {false_match_rate:.4%}): true-match rate {report.true_match_rate:.2%}{skipped_note}"
+    )
+    print(f"{report.threshold:.4f}")
+    if json_path is not None:
+        write_json_atomic(json_path, dict(report.to_dict(), data=str(data), images=len(crops),
+                                          model=str(embedder.model_path), model_id=embedder.model_id))

@@ -1,0 +1,133 @@
+"""What ``edge-reid doctor`` reports: versions, GPU, camera support, engines and whether each is current.
+
+Every probe catches its own failure, so the report works on any machine (a CPU-only
+laptop says what is missing; a Jetson says which engines it can load).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+NV_TEGRA_RELEASE = Path("/etc/nv_tegra_release")
+
+
+@dataclass(frozen=True)
+class DoctorItem:
+    """One line of the report.
+
+    Attributes:
+        name: what was checked ("TensorRT", "GPU", ...).
+        value: what was found, or what is missing and how to get it.
+        ok: True fine, False missing/broken, None informational.
+    """
+
+    name: str
+    value: str
+    ok: bool | None = None
+
+
+def parse_nv_tegra_release(text: str) -> str | None:
+    """L4T version from ``/etc/nv_tegra_release``.
+
+    >>> parse_nv_tegra_release("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64")
+    '36.4.0'
+    """
+    match = re.search(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)(?:\.(\d+))?", text)
+    if not match:
+        return None
+    return f"{match.group(1)}.{match.group(2)}.{match.group(3) or 0}"
+
+
+def jetpack_for_l4t(l4t: str) -> str:
+    """JetPack generation of an L4T release (NVIDIA's JetPack/L4T release table)."""
+    major = int(l4t.split(".")[0])
+    return {36: "JetPack 6", 35: "JetPack 5", 34: "JetPack 5 (developer preview)", 32: "JetPack 4"}.get(major, "unknown JetPack")
+
+
+def opencv_gstreamer(build_information: str) -> bool | None:
+    """Whether OpenCV was built with GStreamer, from ``cv2.getBuildInformation()`` (None when not stated)."""
+    match = re.search(r"^\s*GStreamer:\s*(\S+)", build_information, re.MULTILINE)
+    if not match:
+        return None
+    return match.group(1).upper().startswith("YES")
+
+
+def _package_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV_TEGRA_RELEASE) -> tuple[list[DoctorItem], list]:
+    """Probe the machine.
+
+    Returns:
+        (items, engine checks): the report lines and one
+        :class:`~edge_reid.tensorrt.manifest.EngineCheck` per manifest in ``engines_dir``.
+    """
+    from edge_reid.backends import choose_backend
+    from edge_reid.cuda.buffers import choose_memory_mode
+    from edge_reid.tensorrt.env import tensorrt_status
+    from edge_reid.tensorrt.manifest import scan_engines
+
+    items = [
+        DoctorItem("edge-reid", _package_version("edge-reid") or "not installed as a package (running from source)"),
+        DoctorItem("Python", f"{platform.python_version()} ({sys.executable})"),
+    ]
+    if tegra_release.is_file():
+        l4t = parse_nv_tegra_release(tegra_release.read_text(errors="replace"))
+        items.append(DoctorItem("Jetson", f"L4T {l4t} ({jetpack_for_l4t(l4t)})" if l4t else f"unreadable {tegra_release}", bool(l4t)))
+    else:
+        items.append(DoctorItem("Jetson", f"no ({platform.machine()}, no {tegra_release})"))
+
+    status = tensorrt_status()
+    if status.tensorrt_version:
+        items.append(DoctorItem("TensorRT", status.tensorrt_version, status.usable or None))
+    else:
+        items.append(DoctorItem("TensorRT", status.reason, False))
+    cuda_python = _package_version("cuda-python", "cuda-bindings")
+    items.append(DoctorItem("cuda-python", cuda_python or "not installed (pip install 'edge-reid[jetson]')", bool(cuda_python)))
+    gpu = status.gpu
+    if status.tensorrt_version is None:  # tensorrt_status stops before the GPU when TensorRT is missing
+        from edge_reid.cuda.runtime import gpu_status
+
+        gpu = gpu_status()
+    cuda = ", ".join(p for p in (f"runtime {gpu.runtime_version}" if gpu.runtime_version else "", f"driver {gpu.driver_version}" if gpu.driver_version else "") if p)
+    items.append(DoctorItem("CUDA", cuda or "unknown (needs cuda-python and an NVIDIA driver)", bool(gpu.driver_version) or None))
+    if gpu.gpu is not None:
+        mode = choose_memory_mode(gpu.gpu)
+        buffers = "mapped, zero-copy" if mode == "mapped" else "pinned host + device copies"
+        items.append(DoctorItem("GPU", f"{gpu.gpu.describe()}, compute capability {gpu.gpu.compute_capability_str}; buffers: {buffers}", True))
+    else:
+        items.append(DoctorItem("GPU", gpu.reason or "none found", False))
+
+    try:
+        import onnxruntime
+
+        items.append(DoctorItem("onnxruntime", f"{onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})", True))
+    except Exception as exc:
+        items.append(DoctorItem("onnxruntime", f"does not import: {exc}", False))
+    try:
+        import cv2
+
+        gst = opencv_gstreamer(cv2.getBuildInformation())
+        note = {True: "GStreamer: yes (CSI cameras via nvarguscamerasrc work)",
+                False: "GStreamer: no (pip OpenCV; for CSI cameras use the system OpenCV, see docs/jetson.md)",
+                None: "GStreamer: unknown"}[gst]
+        items.append(DoctorItem("OpenCV", f"{cv2.__version__}, {note}", True if gst else None))
+    except Exception as exc:
+        items.append(DoctorItem("OpenCV", f"does not import: {exc}", False))
+
+    choice = choose_backend("auto", lambda: (status.usable, status.reason or f"TensorRT {status.tensorrt_version}"))
+    items.append(DoctorItem("--backend auto", choice.reason))
+
+    checks = scan_engines(engines_dir, status.machine)
+    return items, checks

@@ -1,0 +1,165 @@
+"""Choosing the match threshold from labelled crops: same-person vs different-person similarities.
+
+Given L2-normalised embeddings of labelled person crops (person id and camera,
+e.g. a Market-1501 folder), every pair of crops is either
+
+- a *positive* pair: same person, different camera (the Market-1501 rule: a
+  same-camera pair is too easy to say anything about re-identification), or
+- a *negative* pair: different people (junk ``-1`` and distractor ``0`` crops are left out).
+
+The threshold at a target false-match rate (FMR) is the lowest cosine
+similarity ``t`` such that at most that fraction of negative pairs score
+``>= t``; the true-match rate (TMR) is the fraction of positive pairs that
+score ``>= t``. This is the usual verification operating point (FMR/TMR as in
+ISO/IEC 19795-1 biometric performance testing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MARKET_SPLITS = ("bounding_box_train", "query", "bounding_box_test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+_MARKET_NAME = re.compile(r"^(-1|\d+)_c(\d+)s\d+_\d+")
+
+
+def parse_market_name(name: str) -> tuple[int, int] | None:
+    """(person id, camera) from a Market-1501 file name ``PPPP_cCsS_FFFFFF_BB.jpg``; None if malformed.
+
+    A minimal local parser (the issue-4 ``edge_reid.data.market1501`` module has the full one).
+
+    >>> parse_market_name("0001_c1s1_001051_00.jpg")
+    (1, 1)
+    >>> parse_market_name("-1_c3s2_000100_01.jpg")
+    (-1, 3)
+    """
+    match = _MARKET_NAME.match(Path(name).name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def labelled_images(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray, int]:
+    """Person crops with real person ids under ``folder`` (a Market-1501 root or one of its splits).
+
+    Returns:
+        (paths, person ids (N,) int64, cameras (N,) int64, files skipped): junk
+        (-1), distractors (0) and names that do not parse are skipped.
+    """
+    splits = [folder / s for s in MARKET_SPLITS if (folder / s).is_dir()] or [folder]
+    paths, pids, cams, skipped = [], [], [], 0
+    for split in splits:
+        for path in sorted(split.iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            parsed = parse_market_name(path.name)
+            if parsed is None or parsed[0] <= 0:
+                skipped += 1
+                continue
+            paths.append(path)
+            pids.append(parsed[0])
+            cams.append(parsed[1])
+    return paths, np.asarray(pids, np.int64), np.asarray(cams, np.int64), skipped
+
+
+def pair_similarities(embeddings: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarities of all positive and all negative pairs (each unordered pair once).
+
+    Args:
+        embeddings: (N, D) float32 L2-normalised.
+        pids: (N,) person ids; cams: (N,) camera ids.
+
+    Returns:
+        (positives (P,) float32, negatives (M,) float32).
+    """
+    sim = embeddings @ embeddings.T
+    upper = np.triu(np.ones(sim.shape, bool), k=1)
+    same_person = pids[:, None] == pids[None, :]
+    other_camera = cams[:, None] != cams[None, :]
+    return sim[upper & same_person & other_camera].astype(np.float32), sim[upper & ~same_person].astype(np.float32)
+
+
+def threshold_at_false_match_rate(negatives: np.ndarray, rate: float) -> float:
+    """Lowest threshold t with ``mean(negatives >= t) <= rate`` (t just above a negative score).
+
+    Raises:
+        ValueError: no negatives, or rate outside [0, 1].
+    """
+    if negatives.size == 0:
+        raise ValueError("need at least one negative pair")
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"false-match rate must be in [0, 1], got {rate}")
+    ordered = np.sort(negatives.astype(np.float64))[::-1]
+    allowed = int(np.floor(rate * ordered.size + 1e-9))  # negatives that may score >= t
+    if allowed >= ordered.size:
+        return float(ordered[-1])
+    return float(np.nextafter(np.float32(ordered[allowed]), np.float32(np.inf)))
+
+
+@dataclass(frozen=True)
+class ThresholdReport:
+    """The operating point and the histograms behind it.
+
+    Attributes:
+        threshold: cosine similarity in [-1, 1] at the target false-match rate.
+        target_false_match_rate: the rate asked for, in [0, 1].
+        false_match_rate: fraction of negative pairs at or above ``threshold``.
+        true_match_rate: fraction of positive pairs at or above ``threshold``.
+        positives, negatives: number of pairs of each kind.
+        edges: (B+1,) histogram bin edges (cosine similarity).
+        positive_hist, negative_hist: (B,) fraction of each kind of pair per bin.
+    """
+
+    threshold: float
+    target_false_match_rate: float
+    false_match_rate: float
+    true_match_rate: float
+    positives: int
+    negatives: int
+    edges: np.ndarray
+    positive_hist: np.ndarray
+    negative_hist: np.ndarray
+
+    def to_dict(self) -> dict:
+        """JSON-able form."""
+        return {
+            "threshold": self.threshold,
+            "target_false_match_rate": self.target_false_match_rate,
+            "false_match_rate": self.false_match_rate,
+            "true_match_rate": self.true_match_rate,
+            "positive_pairs": self.positives,
+            "negative_pairs": self.negatives,
+            "histogram": {
+                "edges": [round(float(e), 6) for e in self.edges],
+                "positive": [round(float(v), 6) for v in self.positive_hist],
+                "negative": [round(float(v), 6) for v in self.negative_hist],
+            },
+        }
+
+
+def threshold_report(positives: np.ndarray, negatives: np.ndarray, rate: float, bins: int = 20) -> ThresholdReport:
+    """Histograms of both pair kinds over [min score, 1] and the threshold at ``rate``.
+
+    Raises:
+        ValueError: no positive or no negative pairs, or a bad rate.
+    """
+    if positives.size == 0:
+        raise ValueError("need at least one positive pair (same person seen by two cameras)")
+    threshold = threshold_at_false_match_rate(negatives, rate)
+    low = float(min(positives.min(), negatives.min()))
+    edges = np.linspace(np.floor(low * 20) / 20, 1.0, bins + 1)
+    pos_hist = np.histogram(positives, edges)[0] / positives.size
+    neg_hist = np.histogram(negatives, edges)[0] / negatives.size
+    return ThresholdReport(
+        threshold=threshold,
+        target_false_match_rate=float(rate),
+        false_match_rate=float(np.mean(negatives >= threshold)),
+        true_match_rate=float(np.mean(positives >= threshold)),
+        positives=int(positives.size),
+        negatives=int(negatives.size),
+        edges=edges,
+        positive_hist=pos_hist,
+        negative_hist=neg_hist,
+    )

@@ -1,0 +1,395 @@
+"""Engine manifests: what each engine in ``engines/`` was built from and for, and whether it can run here.
+
+A serialized TensorRT engine only runs on the TensorRT version and the GPU model it
+was built with (TensorRT developer guide, "Serialized engines are not portable
+across platforms or TensorRT versions"). So every ``X.engine`` has an ``X.json``
+manifest beside it, and an engine is loaded only when its manifest matches this
+machine exactly; otherwise the user is told why and how to rebuild.
+
+File naming (one folder can hold engines for several devices and models)::
+
+    {model stem}-{model sha256[:12]}-{precision}-b{min}-{opt}-{max}-trt{version}-{gpu}-sm{cc}.engine
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from edge_reid.spec import file_sha256
+from edge_reid.tensorrt.errors import EngineManifestError, EngineNotFoundError
+from edge_reid.tensorrt.files import atomic_write_bytes
+from edge_reid.tensorrt.profile import BatchProfile
+from edge_reid.tensorrt.versions import PRECISIONS, tensorrt_tag
+
+MANIFEST_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class MachineIdentity:
+    """What an engine is tied to: the TensorRT version and the GPU model.
+
+    Attributes:
+        tensorrt_version: full version string, ``tensorrt.__version__`` (e.g. ``"10.3.0.30"``).
+        gpu_name: CUDA device name (e.g. ``"Orin"``).
+        compute_capability: ``"8.7"``.
+    """
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+
+    def describe(self) -> str:
+        return f"TensorRT {self.tensorrt_version} on {self.gpu_name} (sm {self.compute_capability})"
+
+
+def slug(text: str) -> str:
+    """Lower-case file-name-safe form: ``"NVIDIA GeForce RTX 3060"`` -> ``"nvidia-geforce-rtx-3060"``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def engine_stem(model_stem: str, model_sha256: str, precision: str, profile: BatchProfile, machine: MachineIdentity) -> str:
+    """Base name (no suffix) of an engine and its manifest; see the module docstring."""
+    cc = machine.compute_capability.replace(".", "")
+    return (
+        f"{slug(model_stem)}-{model_sha256[:12]}-{precision}-b{profile.min}-{profile.opt}-{profile.max}"
+        f"-trt{tensorrt_tag(machine.tensorrt_version)}-{slug(machine.gpu_name)}-sm{cc}"
+    )
+
+
+def timing_cache_path(engines_dir: str | Path, machine: MachineIdentity) -> Path:
+    """The builder's timing cache for this TensorRT version and GPU, kept in ``engines/`` and reused."""
+    cc = machine.compute_capability.replace(".", "")
+    return Path(engines_dir) / f"timing-trt{tensorrt_tag(machine.tensorrt_version)}-{slug(machine.gpu_name)}-sm{cc}.cache"
+
+
+def utc_now_iso() -> str:
+    """Current UTC time as ``2026-11-21T19:40:00Z``."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class EngineManifest:
+    """Everything an engine was built from and for (the ``X.json`` beside ``X.engine``).
+
+    Attributes:
+        engine_file: engine file name, in the manifest's folder.
+        engine_sha256: sha256 of the engine file.
+        model_file: the FP32 ONNX model's file name (identity is by hash, not name).
+        model_sha256: sha256 of that ONNX file.
+        spec: the :class:`~edge_reid.spec.ModelSpec` as a dict.
+        spec_fingerprint: ``ModelSpec.fingerprint()``.
+        precision: ``"fp16"`` or ``"int8"``.
+        int8_path: ``"qdq"``, ``"implicit-calibration"`` or None (fp16).
+        calibration_file: the Q/DQ model or calibration cache used, or None.
+        calibration_sha256: its sha256, or None.
+        tensorrt_version: TensorRT version that built it.
+        gpu_name: GPU it was built on.
+        compute_capability: that GPU's compute capability, ``"8.7"``.
+        cuda_version: CUDA runtime version at build time (informational).
+        profile: min/opt/max batch of the optimization profile.
+        input_name, output_name: engine I/O tensor names.
+        input_chw: (3, H, W) of one input crop.
+        embedding_dim: D of the output.
+        workspace_mb: builder workspace limit in MiB.
+        build_date: UTC ISO time of the build.
+        schema: manifest format version.
+    """
+
+    engine_file: str
+    engine_sha256: str
+    model_file: str
+    model_sha256: str
+    spec: dict[str, Any]
+    spec_fingerprint: str
+    precision: str
+    int8_path: str | None
+    calibration_file: str | None
+    calibration_sha256: str | None
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    cuda_version: str
+    profile: BatchProfile
+    input_name: str
+    output_name: str
+    input_chw: tuple[int, int, int]
+    embedding_dim: int
+    workspace_mb: int
+    build_date: str
+    schema: int = MANIFEST_SCHEMA
+
+    def __post_init__(self) -> None:
+        # Keep the spec in its JSON form (lists, not tuples) so a manifest equals its round trip.
+        object.__setattr__(self, "spec", json.loads(json.dumps(self.spec)))
+        object.__setattr__(self, "input_chw", tuple(int(v) for v in self.input_chw))
+
+    @property
+    def machine(self) -> MachineIdentity:
+        return MachineIdentity(self.tensorrt_version, self.gpu_name, self.compute_capability)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (nested: model, calibration, gpu, profile, io)."""
+        return {
+            "schema": self.schema,
+            "engine_file": self.engine_file,
+            "engine_sha256": self.engine_sha256,
+            "model": {
+                "file": self.model_file,
+                "sha256": self.model_sha256,
+                "spec": self.spec,
+                "spec_fingerprint": self.spec_fingerprint,
+            },
+            "precision": self.precision,
+            "int8_path": self.int8_path,
+            "calibration": (
+                {"file": self.calibration_file, "sha256": self.calibration_sha256} if self.calibration_sha256 else None
+            ),
+            "tensorrt_version": self.tensorrt_version,
+            "gpu": {"name": self.gpu_name, "compute_capability": self.compute_capability},
+            "cuda_version": self.cuda_version,
+            "profile": self.profile.to_dict(),
+            "io": {
+                "input": self.input_name,
+                "output": self.output_name,
+                "input_chw": list(self.input_chw),
+                "embedding_dim": self.embedding_dim,
+            },
+            "workspace_mb": self.workspace_mb,
+            "build_date": self.build_date,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "manifest") -> "EngineManifest":
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            EngineManifestError: a field is missing or of the wrong type (names ``source``).
+        """
+        try:
+            if data.get("schema") != MANIFEST_SCHEMA:
+                raise EngineManifestError(f"{source}: manifest schema {data.get('schema')!r}, expected {MANIFEST_SCHEMA}")
+            model, gpu, io = data["model"], data["gpu"], data["io"]
+            calibration = data.get("calibration") or {}
+            precision = data["precision"]
+            if precision not in PRECISIONS:
+                raise EngineManifestError(f"{source}: unknown precision {precision!r}")
+            return cls(
+                engine_file=str(data["engine_file"]),
+                engine_sha256=str(data["engine_sha256"]),
+                model_file=str(model["file"]),
+                model_sha256=str(model["sha256"]),
+                spec=dict(model["spec"]),
+                spec_fingerprint=str(model["spec_fingerprint"]),
+                precision=precision,
+                int8_path=data.get("int8_path"),
+                calibration_file=calibration.get("file"),
+                calibration_sha256=calibration.get("sha256"),
+                tensorrt_version=str(data["tensorrt_version"]),
+                gpu_name=str(gpu["name"]),
+                compute_capability=str(gpu["compute_capability"]),
+                cuda_version=str(data.get("cuda_version", "")),
+                profile=BatchProfile.from_dict(data["profile"]),
+                input_name=str(io["input"]),
+                output_name=str(io["output"]),
+                input_chw=tuple(int(v) for v in io["input_chw"]),
+                embedding_dim=int(io["embedding_dim"]),
+                workspace_mb=int(data.get("workspace_mb", 0)),
+                build_date=str(data.get("build_date", "")),
+            )
+        except EngineManifestError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise EngineManifestError(f"{source}: incomplete engine manifest ({type(exc).__name__}: {exc}); rebuild with --rebuild") from None
+        except Exception as exc:  # e.g. EngineBuildError from an invalid profile
+            raise EngineManifestError(f"{source}: invalid engine manifest: {exc}") from None
+
+
+def write_manifest(manifest: EngineManifest, path: str | Path) -> Path:
+    """Write ``manifest`` as indented JSON to ``path`` atomically."""
+    return atomic_write_bytes(path, (json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_manifest(path: str | Path) -> EngineManifest:
+    """Read a manifest JSON.
+
+    Raises:
+        EngineManifestError: unreadable, not JSON, or incomplete (message names the file).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EngineManifestError(f"{path}: cannot read engine manifest ({exc})") from None
+    if not isinstance(data, dict):
+        raise EngineManifestError(f"{path}: engine manifest is not a JSON object")
+    return EngineManifest.from_dict(data, source=str(path))
+
+
+class EngineStatus(str, Enum):
+    """Whether an engine can be loaded on this machine for this model."""
+
+    CURRENT = "current"  # matches model, TensorRT version and GPU; file intact
+    STALE = "stale"  # built for another TensorRT version or GPU: never loaded, rebuild
+    BROKEN = "broken"  # manifest unreadable, engine file missing or changed
+    OTHER_MODEL = "other-model"  # built from another model or spec
+    UNKNOWN = "unknown"  # TensorRT or the GPU cannot be queried here
+
+
+@dataclass(frozen=True)
+class EngineCheck:
+    """Verdict on one manifest.
+
+    Attributes:
+        manifest_path: the ``X.json`` file.
+        manifest: parsed manifest, None when unreadable.
+        status: :class:`EngineStatus`.
+        reasons: why it is not current (empty when current).
+    """
+
+    manifest_path: Path
+    manifest: EngineManifest | None
+    status: EngineStatus
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def engine_path(self) -> Path | None:
+        return self.manifest_path.parent / self.manifest.engine_file if self.manifest else None
+
+    def describe(self) -> str:
+        """One line: file, status, reasons."""
+        name = self.engine_path.name if self.engine_path else self.manifest_path.name
+        text = f"{name}: {self.status.value}"
+        return f"{text} ({'; '.join(self.reasons)})" if self.reasons else text
+
+
+def check_manifest(
+    manifest: EngineManifest,
+    manifest_path: str | Path,
+    machine: MachineIdentity | None,
+    model_sha256: str | None = None,
+    spec_fingerprint: str | None = None,
+    verify_engine_hash: bool = True,
+) -> EngineCheck:
+    """Decide whether an engine can run here.
+
+    Args:
+        manifest: the parsed manifest.
+        manifest_path: where it was read from (the engine is beside it).
+        machine: this machine's TensorRT version and GPU; None when unknown
+            (no TensorRT or no GPU): status UNKNOWN unless the engine is broken.
+        model_sha256, spec_fingerprint: the model being run; None skips the model check.
+        verify_engine_hash: re-hash the engine file (cheap: engines are a few MB).
+
+    Returns:
+        An :class:`EngineCheck`. Order of verdicts: OTHER_MODEL, BROKEN, STALE/UNKNOWN, CURRENT.
+    """
+    manifest_path = Path(manifest_path)
+    if model_sha256 is not None and manifest.model_sha256 != model_sha256:
+        return EngineCheck(manifest_path, manifest, EngineStatus.OTHER_MODEL, ("built from another model file",))
+    if spec_fingerprint is not None and manifest.spec_fingerprint != spec_fingerprint:
+        return EngineCheck(manifest_path, manifest, EngineStatus.OTHER_MODEL, ("built with another model spec",))
+    engine_path = manifest_path.parent / manifest.engine_file
+    if not engine_path.is_file():
+        return EngineCheck(manifest_path, manifest, EngineStatus.BROKEN, (f"engine file {engine_path.name} is missing",))
+    if verify_engine_hash and file_sha256(engine_path) != manifest.engine_sha256:
+        return EngineCheck(manifest_path, manifest, EngineStatus.BROKEN, (f"{engine_path.name} differs from the one the manifest describes",))
+    if machine is None:
+        return EngineCheck(manifest_path, manifest, EngineStatus.UNKNOWN, ("TensorRT or the GPU cannot be queried here",))
+    reasons = []
+    if manifest.tensorrt_version != machine.tensorrt_version:
+        reasons.append(f"built with TensorRT {manifest.tensorrt_version}, this machine has {machine.tensorrt_version}")
+    if (manifest.gpu_name, manifest.compute_capability) != (machine.gpu_name, machine.compute_capability):
+        reasons.append(
+            f"built for {manifest.gpu_name} (sm {manifest.compute_capability}), "
+            f"this GPU is {machine.gpu_name} (sm {machine.compute_capability})"
+        )
+    if reasons:
+        return EngineCheck(manifest_path, manifest, EngineStatus.STALE, tuple(reasons))
+    return EngineCheck(manifest_path, manifest, EngineStatus.CURRENT)
+
+
+def scan_engines(
+    engines_dir: str | Path,
+    machine: MachineIdentity | None,
+    model_sha256: str | None = None,
+    spec_fingerprint: str | None = None,
+) -> list[EngineCheck]:
+    """Check every manifest (``*.json``) in ``engines_dir``; unreadable ones come back BROKEN.
+
+    Returns an empty list when the folder does not exist.
+    """
+    folder = Path(engines_dir)
+    if not folder.is_dir():
+        return []
+    checks = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            manifest = read_manifest(path)
+        except EngineManifestError as exc:
+            checks.append(EngineCheck(path, None, EngineStatus.BROKEN, (str(exc),)))
+            continue
+        checks.append(check_manifest(manifest, path, machine, model_sha256, spec_fingerprint))
+    return checks
+
+
+def rebuild_command(model_path: str | Path, manifest: EngineManifest | None, precision: str | None = None) -> str:
+    """The ``edge-reid build`` command line that rebuilds an engine (or builds a first one)."""
+    precision = precision or (manifest.precision if manifest else "fp16")
+    parts = ["edge-reid build", f"--model {model_path}", f"--precision {precision}"]
+    if manifest is not None:
+        if precision == "int8" and manifest.int8_path == "qdq" and manifest.calibration_file:
+            parts.append(f"--qdq {manifest.calibration_file}")
+        elif precision == "int8" and manifest.int8_path == "implicit-calibration":
+            parts.append("--calibration-data MARKET1501_DIR")
+        p = manifest.profile
+        parts += [f"--min-batch {p.min}", f"--opt-batch {p.opt}", f"--max-batch {p.max}"]
+    elif precision == "int8":
+        parts.append("--qdq calibration/MODEL-int8-qdq.onnx")
+    parts.append("--rebuild")
+    return " ".join(parts)
+
+
+def select_engine(
+    engines_dir: str | Path,
+    model_path: str | Path,
+    model_sha256: str,
+    spec_fingerprint: str,
+    machine: MachineIdentity,
+    precision: str | None = None,
+) -> EngineCheck:
+    """The engine to load for a model on this machine.
+
+    Among CURRENT engines of the model (and of ``precision`` when given), the
+    newest build wins.
+
+    Raises:
+        EngineNotFoundError: none is current. The message lists the stale or broken
+            ones with their reasons, says they are never loaded, and gives the
+            ``edge-reid build ... --rebuild`` command (``run --rebuild`` does it too).
+    """
+    checks = [c for c in scan_engines(engines_dir, machine, model_sha256, spec_fingerprint) if c.status is not EngineStatus.OTHER_MODEL]
+    if precision is not None:
+        checks = [c for c in checks if c.manifest is None or c.manifest.precision == precision]
+    current = [c for c in checks if c.status is EngineStatus.CURRENT]
+    if current:
+        return max(current, key=lambda c: (c.manifest.build_date, c.manifest_path.name))
+    wanted = f"a {precision} engine" if precision else "an engine"
+    unusable = [c for c in checks if c.status in (EngineStatus.STALE, EngineStatus.BROKEN) and c.manifest is not None]
+    if unusable:
+        listed = "; ".join(c.describe() for c in unusable)
+        command = rebuild_command(model_path, unusable[0].manifest, precision)
+        raise EngineNotFoundError(
+            f"no current TensorRT engine for {Path(model_path).name} in {engines_dir} for {machine.describe()}: "
+            f"{listed}. Such engines are never loaded. Rebuild with `{command}` (or add --rebuild to run)"
+        )
+    command = rebuild_command(model_path, None, precision).replace(" --rebuild", "")
+    raise EngineNotFoundError(
+        f"no TensorRT engine for {Path(model_path).name} in {engines_dir}: build {wanted} on this device with "
+        f"`{command}` (or add --rebuild to run)"
+    )

@@ -1,0 +1,129 @@
+"""`edge-reid gallery ...` on real crops and frames: enroll (crops, full images, skips), list, remove, export, threshold."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_reid.cli import main
+from edge_reid.matching import Gallery
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_reid", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def person_images(tmp_path_factory, mot17_dir, vtest_path, yolox_path) -> dict[str, list[Path]]:
+    """Real inputs: crops of two MOT17 people, one full image with one person, one frame with several."""
+    from edge_reid.detector import PersonDetector
+
+    folder = tmp_path_factory.mktemp("images")
+    crops_a = sorted((mot17_dir / "bounding_box_test").glob("0055_*.jpg"))
+    crops_b = sorted((mot17_dir / "bounding_box_test").glob("0056_*.jpg"))
+    capture = cv2.VideoCapture(str(vtest_path))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    crowd = folder / "crowd.jpg"
+    cv2.imwrite(str(crowd), frame)
+    boxes = PersonDetector(yolox_path).detect(frame).boxes
+    x1, y1, x2, y2 = boxes[np.argmax(boxes[:, 3] - boxes[:, 1])].astype(int)
+    person = cv2.resize(frame[y1:y2, x1:x2], None, fx=3, fy=3)
+    canvas = np.full((480, 640, 3), 127, np.uint8)  # a full (landscape) image with exactly one person
+    canvas[50 : 50 + person.shape[0], 200 : 200 + person.shape[1]] = person
+    single = folder / "single.png"
+    cv2.imwrite(str(single), canvas)
+    empty = folder / "empty.png"
+    cv2.imwrite(str(empty), np.full((480, 640, 3), 127, np.uint8))
+    broken = folder / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    return {"a": crops_a, "b": crops_b, "single": [single], "crowd": [crowd], "empty": [empty], "broken": [broken]}
+
+
+def test_enroll_list_export_remove(tmp_path, person_images, capsys):
+    g = tmp_path / "people.edgereid"
+    a, b = person_images["a"], person_images["b"]
+    assert len(a) >= 2 and len(b) >= 2
+    assert main(["gallery", "enroll", "-g", str(g), "--name", "Alice", *map(str, a[:2]),
+                 *map(str, person_images["broken"] + person_images["empty"] + person_images["crowd"])]) == 0
+    err = capsys.readouterr().err
+    assert "enrolled 2 image(s) as 'Alice'" in err
+    assert "skipped 3" in err and "1 unreadable" in err and "1 no person found" in err and "1 more than one person" in err
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "Alice", str(a[2 % len(a)])]) == 0  # adds to Alice
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "Bob", *map(str, b)]) == 0
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "Carol", "--mode", "detect", *map(str, person_images["single"])]) == 0
+    capsys.readouterr()
+
+    gallery = Gallery.load(g)
+    assert [(i.name, gallery.embedding_counts(i.identity_id)) for i in gallery.identities] == [
+        ("Alice", (3, 0)), ("Bob", (len(b), 0)), ("Carol", (1, 0))]
+    # The enrolled embeddings recognise the same people in their other crops, and not each other.
+    from edge_reid.embedder import Embedder
+
+    embedder = Embedder()
+    assert gallery.model_id == embedder.model_id
+    probe = embedder.embed_crops([cv2.imread(str(a[-1])), cv2.imread(str(b[-1]))])
+    assert gallery.match(probe, update=False, create=False).identity_ids.tolist() == [1, 2]
+
+    assert main(["gallery", "list", "-g", str(g)]) == 0
+    listing = capsys.readouterr().out
+    assert "Alice" in listing and "Bob" in listing and "3 identities" in listing
+    out = tmp_path / "export.json"
+    assert main(["gallery", "export", "-g", str(g), "-o", str(out)]) == 0
+    exported = json.loads(out.read_text())
+    assert [i["name"] for i in exported["identities"]] == ["Alice", "Bob", "Carol"]
+    assert exported["identities"][0]["enrolled"] == 3 and "embedding" not in out.read_text()
+    assert main(["gallery", "remove", "-g", str(g), "--name", "Bob"]) == 0
+    assert [i.name for i in Gallery.load(g).identities] == ["Alice", "Carol"]
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path, person_images, capsys):
+    g = tmp_path / "g.edgereid"
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "X", *map(str, person_images["empty"] + person_images["broken"])]) == 2
+    assert "no usable image to enroll 'X' (skipped: 1 no person found, 1 unreadable" in capsys.readouterr().err
+    assert not g.exists()
+    other = Gallery(512, model_id="0" * 64, model_name="other_model.onnx")
+    other.add(np.ones(512, np.float32))
+    other.save(g)
+    before = g.read_bytes()
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "X", str(person_images["a"][0])]) == 2
+    err = capsys.readouterr().err
+    assert "made with other_model.onnx" in err and "not comparable" in err
+    assert main(["gallery", "remove", "-g", str(g), "--name", "Nobody"]) == 2
+    assert "no identity named 'Nobody'" in capsys.readouterr().err
+    assert g.read_bytes() == before
+    g.write_bytes(before[:-10])
+    result = _cli("gallery", "list", "-g", str(g))  # as a user sees it: one line, no traceback
+    assert result.returncode == 2 and "truncated" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert g.read_bytes() == before[:-10]  # never replaced
+
+
+def test_threshold_on_market_layout(tmp_path, mot17_dir, capsys):
+    report_path = tmp_path / "t.json"
+    assert main(["gallery", "threshold", "--data", str(mot17_dir), "--fmr", "0.01", "--max-images", "240",
+                 "--json", str(report_path)]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(report_path.read_text())
+    assert float(captured.out.strip().splitlines()[-1]) == pytest.approx(report["threshold"], abs=1e-4)
+    assert 0.2 < report["threshold"] < 0.95
+    assert report["false_match_rate"] <= 0.01 and report["true_match_rate"] > 0.9  # an easy set: rank-1 is 100%
+    assert report["positive_pairs"] > 50 and report["negative_pairs"] > 1000
+    hist = report["histogram"]
+    assert len(hist["edges"]) == 21 and sum(hist["positive"]) == pytest.approx(1) and sum(hist["negative"]) == pytest.approx(1)
+    assert "same person" in captured.out and "true-match rate" in captured.err
+
+
+def test_threshold_on_a_folder_without_labels_is_a_data_error(tmp_path, capsys):
+    (tmp_path / "photo.jpg").write_bytes(b"x")
+    assert main(["gallery", "threshold", "--data", str(tmp_path)]) == 2
+    assert "Market-1501 layout" in capsys.readouterr().err

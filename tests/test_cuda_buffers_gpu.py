@@ -1,0 +1,100 @@
+"""CUDA buffers on a real GPU: allocation, mapped pointers, a round trip through a stream.
+
+Marked ``gpu``; skipped (with the reason) where cuda-python or a CUDA device is missing.
+Run on a Jetson or any CUDA machine with: python -m pytest -q -m gpu tests/test_cuda_buffers_gpu.py
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_reid.cuda.runtime import check, gpu_status, import_cudart
+
+pytestmark = pytest.mark.gpu
+
+_STATUS = gpu_status()
+if _STATUS.gpu is None:
+    pytest.skip(f"needs a CUDA GPU and cuda-python: {_STATUS.reason}", allow_module_level=True)
+
+from edge_reid.cuda.buffers import CudaStream, HostDeviceBuffer, allocate_batch_buffers, choose_memory_mode  # noqa: E402
+
+GPU = _STATUS.gpu
+
+
+@pytest.fixture
+def rt():
+    return import_cudart()
+
+
+@pytest.fixture
+def stream():
+    s = CudaStream()
+    yield s
+    s.close()
+
+
+def test_device_is_described():
+    assert GPU.name and GPU.compute_capability[0] >= 5
+    print(f"GPU: {GPU.describe()}, CUDA runtime {_STATUS.runtime_version}, driver {_STATUS.driver_version}")
+
+
+@pytest.mark.parametrize("mode", ["mapped", "pinned"])
+def test_allocation_views_and_free(mode):
+    if mode == "mapped" and not GPU.can_map_host_memory:
+        pytest.skip("this GPU cannot map host memory")
+    cuda = allocate_batch_buffers(64, (3, 256, 128), 512, mode)
+    try:
+        assert cuda.buffers.input.shape == (64, 3, 256, 128) and cuda.buffers.output.shape == (64, 512)
+        assert cuda.buffers.input.dtype == np.float32 and cuda.buffers.input.flags.c_contiguous
+        assert cuda.input_device_ptr and cuda.output_device_ptr
+        assert not np.any(cuda.buffers.input) and not np.any(cuda.buffers.output)
+        cuda.buffers.input[-1, -1, -1, -1] = 3.0  # the whole host view is writable
+    finally:
+        cuda.close()
+
+
+def test_mapped_pointer_is_device_visible(rt, stream):
+    """Write through the host view, copy device-to-device from the mapped device pointer, read back."""
+    if not GPU.can_map_host_memory:
+        pytest.skip("this GPU cannot map host memory")
+    mapped = HostDeviceBuffer((4, 1024), "mapped")
+    device = check(rt.cudaMalloc(mapped.nbytes), "cudaMalloc", rt)
+    back = HostDeviceBuffer((4, 1024), "pinned")
+    try:
+        mapped.array[:] = np.arange(4 * 1024, dtype=np.float32).reshape(4, 1024)
+        d2d = rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+        check(rt.cudaMemcpyAsync(device, mapped.device_ptr, mapped.nbytes, d2d, stream.handle), "cudaMemcpyAsync", rt)
+        check(rt.cudaMemcpyAsync(back.device_ptr, device, mapped.nbytes, d2d, stream.handle), "cudaMemcpyAsync", rt)
+        back.download(4, stream)
+        stream.synchronize()
+        np.testing.assert_array_equal(back.array, mapped.array)
+    finally:
+        check(rt.cudaFree(device), "cudaFree", rt)
+        mapped.close()
+        back.close()
+
+
+def test_pinned_round_trip_through_the_stream(rt, stream):
+    """Host -> device (upload n rows) -> device-to-device into the output -> host (download n rows)."""
+    source = HostDeviceBuffer((8, 3, 16, 8), "pinned")
+    target = HostDeviceBuffer((8, 3, 16, 8), "pinned")
+    try:
+        data = np.random.default_rng(0).standard_normal(source.shape).astype(np.float32)
+        source.array[:] = data
+        target.array[:] = -1.0
+        source.upload(5, stream)
+        d2d = rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+        check(rt.cudaMemcpyAsync(target.device_ptr, source.device_ptr, source.nbytes, d2d, stream.handle), "cudaMemcpyAsync", rt)
+        target.download(5, stream)
+        stream.synchronize()
+        np.testing.assert_array_equal(target.array[:5], data[:5])
+        assert np.all(target.array[5:] == -1.0)  # only the first 5 rows came back
+    finally:
+        source.close()
+        target.close()
+
+
+def test_memory_mode_for_this_gpu():
+    expected = "mapped" if GPU.integrated and GPU.can_map_host_memory else "pinned"
+    assert choose_memory_mode(GPU) == expected

@@ -1,0 +1,131 @@
+"""The .edgereid container: round trip, corruption and truncation detection, atomic replace."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_reid.errors import DataError, OutputPathError
+from edge_reid.matching.gallery_file import PREFIX_BYTES, read_gallery_file, write_gallery_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_round_trip(tmp_path, dtype):
+    payload = np.random.default_rng(0).standard_normal((7, 5)).astype(dtype)
+    write_gallery_file(tmp_path / "g.edgereid", {"model_id": "abc", "names": ["Ä"]}, payload)
+    header, loaded = read_gallery_file(tmp_path / "g.edgereid")
+    assert header["model_id"] == "abc" and header["names"] == ["Ä"]
+    assert loaded.dtype == dtype
+    np.testing.assert_array_equal(loaded, payload)
+    assert [p.name for p in tmp_path.iterdir()] == ["g.edgereid"]  # no temporary left behind
+
+
+def test_empty_payload_round_trip(tmp_path):
+    write_gallery_file(tmp_path / "g", {}, np.zeros((0, 4), np.float32))
+    assert read_gallery_file(tmp_path / "g")[1].shape == (0, 4)
+
+
+def saved(tmp_path) -> tuple[Path, bytes]:
+    path = tmp_path / "g.edgereid"
+    write_gallery_file(path, {"model_id": "m"}, np.arange(40, dtype=np.float32).reshape(8, 5))
+    return path, path.read_bytes()
+
+
+def test_every_truncation_is_detected(tmp_path):
+    path, blob = saved(tmp_path)
+    for length in range(len(blob)):
+        path.write_bytes(blob[:length])
+        with pytest.raises(DataError, match="truncated|not an edge-reid gallery"):
+            read_gallery_file(path)
+        assert path.read_bytes() == blob[:length]  # never replaced or deleted
+
+
+def test_every_flipped_byte_after_the_magic_is_detected(tmp_path):
+    path, blob = saved(tmp_path)
+    for offset in range(8, len(blob)):
+        damaged = bytearray(blob)
+        damaged[offset] ^= 0x40
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(DataError):
+            read_gallery_file(path)
+
+
+def test_other_files_and_newer_versions_refused(tmp_path):
+    other = tmp_path / "photo.jpg"
+    other.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 100)
+    with pytest.raises(DataError, match="not an edge-reid gallery file"):
+        read_gallery_file(other)
+    path, blob = saved(tmp_path)
+    path.write_bytes(blob[:8] + (99).to_bytes(4, "little") + blob[12:])
+    with pytest.raises(DataError, match="format version 99.*upgrade"):
+        read_gallery_file(path)
+    with pytest.raises(DataError, match="does not exist"):
+        read_gallery_file(tmp_path / "missing.edgereid")
+
+
+def test_extra_bytes_detected(tmp_path):
+    path, blob = saved(tmp_path)
+    path.write_bytes(blob + b"\0")
+    with pytest.raises(DataError, match="longer than its header says"):
+        read_gallery_file(path)
+
+
+def test_missing_directory_is_an_output_path_error(tmp_path):
+    with pytest.raises(OutputPathError, match="does not exist"):
+        write_gallery_file(tmp_path / "nope" / "g.edgereid", {}, np.zeros((1, 2), np.float32))
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, numpy as np
+    from edge_reid.matching import Gallery
+    path = sys.argv[1]
+    gallery = Gallery(256, model_id="m")
+    rng = np.random.default_rng(0)
+    gallery.enroll("big", rng.standard_normal((120_000, 256)).astype(np.float32))  # ~123 MB: saves take a while
+    while True:
+        gallery.add(rng.standard_normal(256).astype(np.float32))  # one more identity per save
+        gallery.save(path)
+    """
+)
+
+
+@pytest.mark.slow
+def test_process_killed_mid_save_leaves_previous_gallery_intact(tmp_path):
+    from edge_reid.matching import Gallery
+
+    path = tmp_path / "g.edgereid"
+    previous = Gallery(256, model_id="m")
+    previous.add(np.ones(256, np.float32))
+    previous.save(path)
+    child = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=REPO,
+                             env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):  # a save is under way
+            assert time.monotonic() < deadline, "writer never started a save"
+            assert child.poll() is None, "writer died"
+            time.sleep(0.002)
+        time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    loaded = Gallery.load(path, model_id="m")  # the previous gallery or a complete new one, never a mix
+    if len(loaded) == 1:
+        assert loaded.identities[0].identity_id == 1 and len(loaded.store) == 1  # the one saved before
+    else:
+        big = loaded.find("big")
+        assert big is not None and loaded.embedding_counts(big.identity_id) == (120_000, 0)
+        assert len(loaded.store) == 120_000 + len(loaded) - 1

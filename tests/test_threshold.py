@@ -1,0 +1,53 @@
+"""Threshold at a false-match rate, pair construction, Market-1501 names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_reid.matching.threshold import (
+    pair_similarities,
+    parse_market_name,
+    threshold_at_false_match_rate,
+    threshold_report,
+)
+
+
+def test_parse_market_name():
+    assert parse_market_name("0001_c1s1_001051_00.jpg") == (1, 1)
+    assert parse_market_name("-1_c3s2_000100_01.jpg") == (-1, 3)
+    assert parse_market_name("0000_c6s1_000001_00.jpg") == (0, 6)
+    assert parse_market_name("Thumbs.db") is None and parse_market_name("12_x.jpg") is None
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.1, 0.25, 0.5, 1.0])
+def test_threshold_meets_the_rate_and_is_the_lowest_that_does(rate):
+    negatives = np.random.default_rng(0).uniform(-0.2, 0.8, 1000).astype(np.float32)
+    t = threshold_at_false_match_rate(negatives, rate)
+    assert np.mean(negatives >= t) <= rate + 1e-12
+    lower = np.nextafter(np.float32(t), np.float32(-np.inf))
+    if rate < 1.0:  # one step lower lets one more negative through, past the rate
+        assert np.mean(negatives >= lower) > rate
+
+
+def test_pairs_follow_the_market_rule():
+    e = np.float32([[1, 0], [1, 0], [0.6, 0.8], [0, 1]])
+    pids = np.array([1, 1, 1, 2])
+    cams = np.array([1, 1, 2, 1])
+    positives, negatives = pair_similarities(e, pids, cams)
+    # same person: (0,2) and (1,2) across cameras; (0,1) is same camera and left out
+    np.testing.assert_allclose(sorted(positives), [0.6, 0.6])
+    np.testing.assert_allclose(sorted(negatives), [0.0, 0.0, 0.8])
+
+
+def test_report_histograms_and_rates():
+    rng = np.random.default_rng(1)
+    positives = rng.normal(0.8, 0.05, 500).astype(np.float32)
+    negatives = rng.normal(0.3, 0.1, 5000).astype(np.float32)
+    report = threshold_report(positives, negatives, 0.01, bins=10)
+    assert report.positive_hist.sum() == pytest.approx(1) and report.negative_hist.sum() == pytest.approx(1)
+    assert report.edges[-1] == 1.0 and len(report.edges) == 11
+    assert report.false_match_rate <= 0.01 and report.true_match_rate > 0.95
+    assert report.to_dict()["histogram"]["edges"][-1] == 1.0
+    with pytest.raises(ValueError, match="positive"):
+        threshold_report(positives[:0], negatives, 0.01)
