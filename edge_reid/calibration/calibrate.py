@@ -160,6 +160,7 @@ def _write_sidecar(spec: ModelSpec, path: Path) -> None:
     from edge_reid.sinks import write_json_atomic
 
     write_json_atomic(path, fields)
+    os.chmod(path, 0o644)  # mkstemp makes 0600 files
 
 
 def _read_calibration_crops(data_dir: Path, settings: CalibrationSettings):

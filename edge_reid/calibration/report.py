@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,9 @@ class CalibrationReport:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
 
     def write_json(self, path: str | Path) -> None:
-        """Write the report as indented JSON, atomically."""
+        """Write the report as indented JSON, atomically (mode 0644)."""
         write_json_atomic(path, self.to_dict())
+        os.chmod(path, 0o644)
 
     def table(self) -> Table:
         """A rich table of the headline numbers."""

@@ -71,6 +71,7 @@ def write_tensorrt_table(
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join(lines) + "\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
 
