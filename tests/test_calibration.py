@@ -254,3 +254,31 @@ def test_fp16_output(tiny, tmp_path):
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT  # float32 I/O kept
     assert any(i.data_type == TensorProto.FLOAT16 for i in model.graph.initializer)
     assert report.agreement["mean_cosine"] > 0.999 and report.met
+
+
+def test_calibrate_from_a_plain_crop_folder_with_a_pool_folder(tiny, tmp_path):
+    # No query/gallery: no labelled check, the pool alone guards the model.
+    model_path, market = tiny
+    crops = market / "bounding_box_train"
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    rng = np.random.default_rng(11)
+    for i in range(12):
+        cv2.imwrite(str(pool / f"p{i:03d}.png"), _crop(rng, 40 + i % 5))
+    settings = CalibrationSettings(images=10, pool=pool, budget=AccuracyBudget(max_map_drop=1.0, min_top1_agreement=0.0, min_mean_cosine=-1.0))
+    report = calibrate_model(model_path, crops, tmp_path / "out", settings)
+    assert report.fp32 is None and report.quantized is None and report.met
+    assert report.pool["crops"] == 12 and report.pool["source"].startswith(f"folder {pool}")
+    assert report.calibration["source"] == str(crops) and report.calibration["count"] == 10
+
+
+def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
+    from edge_reid.errors import DataError, ModelError
+
+    model_path, market = tiny
+    with pytest.raises(DataError, match="test split"):
+        calibrate_model(model_path, market / "query", tmp_path / "out", CalibrationSettings(pool=market / "query"))
+    with pytest.raises(ModelError, match="not found"):
+        calibrate_model(tmp_path / "missing.onnx", market, tmp_path / "out")
+    with pytest.raises(DataError, match="not found"):
+        calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(pool=tmp_path / "no_pool"))

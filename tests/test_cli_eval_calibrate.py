@@ -54,3 +54,11 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
         assert main(["eval", "--model", str(model), "--data", str(mot17_dir), "--json", str(result_path)]) == 0
         result = json.loads(result_path.read_text())
         assert {k: result[k] for k in ("rank1", "rank5", "rank10", "mAP")} == {k: expected[k] for k in ("rank1", "rank5", "rank10", "mAP")}
+
+
+def test_calibrate_usage_errors_exit_2(mot17_dir, tmp_path, capsys):
+    assert main(["calibrate", "--data", str(mot17_dir), "--method", "kl", "--out", str(tmp_path)]) == 2
+    assert "--method" in capsys.readouterr().err
+    assert main(["calibrate", "--data", str(mot17_dir / "query"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edge-reid: error:") and "test split" in err[-1]

@@ -206,6 +206,7 @@ def calibrate_model(
     if settings.precision not in ("int8", "fp16"):
         raise ValueError(f"precision must be int8 or fp16, got {settings.precision!r}")
     spec = load_spec(model_path)
+    calibration_source(data_dir)  # fails early on a missing folder or a test split
     _prepare_out_dir(out_dir)
     paths = output_paths(model_path, out_dir, settings.precision)
     recipe = QuantRecipe(method=settings.method)
