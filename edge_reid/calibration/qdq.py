@@ -19,6 +19,8 @@ Quantization itself is ONNX Runtime's ``QDQQuantizer`` (the engine behind
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,14 +161,17 @@ def calibrate_ranges(
             extra_options=options,
         )
         seen = 0
+        quiet = io.StringIO()  # ONNX Runtime's histogram calibrators print a line per call
         for batch in batches:
-            calibrator.collect_data(_One(np.ascontiguousarray(batch, np.float32)))
+            with contextlib.redirect_stdout(quiet):
+                calibrator.collect_data(_One(np.ascontiguousarray(batch, np.float32)))
             seen += len(batch)
             if on_batch is not None:
                 on_batch(len(batch))
         if not seen:
             raise ModelError("no calibration image: give a folder with readable person crops")
-        ranges = calibrator.compute_data()
+        with contextlib.redirect_stdout(quiet):
+            ranges = calibrator.compute_data()
         del calibrator
     return ranges
 
