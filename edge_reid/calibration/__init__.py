@@ -1,0 +1,1 @@
+"""INT8/FP16 calibration with an accuracy guard."""

@@ -1,0 +1,34 @@
+"""FP16 model for backends that need an explicit half-precision ONNX file (ONNX Runtime's GPU providers).
+
+TensorRT makes FP16 itself at build time and does not need this file.
+Conversion: ``onnxconverter_common.float16.convert_float_to_float16`` with
+``keep_io_types=True``, so the model still takes and returns float32 and drops
+in wherever the FP32 model was used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from edge_reid.errors import ModelError
+
+
+def convert_fp16(model: onnx.ModelProto, out_path: str | Path) -> Path:
+    """Write the FP16 version of ``model`` (float32 inputs/outputs kept) to ``out_path``.
+
+    Raises:
+        ModelError: onnxconverter-common is not installed or the conversion fails.
+    """
+    try:
+        from onnxconverter_common import float16
+    except ImportError:
+        raise ModelError("FP16 conversion needs onnxconverter-common: pip install onnxconverter-common") from None
+    try:
+        converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    except Exception as exc:
+        raise ModelError(f"FP16 conversion failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+    out_path = Path(out_path)
+    onnx.save(converted, str(out_path))
+    return out_path

@@ -1,0 +1,87 @@
+"""TensorRT calibration cache (the TensorRT 8.x implicit-quantization path).
+
+The text format that TensorRT's ``IInt8Calibrator::writeCalibrationCache``
+produces and ``readCalibrationCache`` accepts::
+
+    TRT-8601-EntropyCalibration2
+    images: 3c0f5c29
+    /conv1/relu/Relu_output_0: 3c9a8c31
+    ...
+
+The first line names the TensorRT version and calibrator; each further line is
+``tensor_name: hex`` where ``hex`` is the IEEE-754 bit pattern of the float32
+scale ``amax / 127`` (symmetric INT8). Tensor names are the ONNX tensor names,
+which TensorRT's ONNX parser keeps.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+
+def scale_hex(amax: float) -> str:
+    """8-digit hex of the float32 bits of ``amax / 127`` (TensorRT's cache encoding)."""
+    scale = np.float32(max(float(amax), 1e-12) / 127.0)
+    return f"{struct.unpack('>I', struct.pack('>f', scale))[0]:08x}"
+
+
+def hex_scale(text: str) -> float:
+    """Inverse of :func:`scale_hex`: the float32 scale a cache line encodes."""
+    return struct.unpack(">f", struct.pack(">I", int(text, 16)))[0]
+
+
+def amax_from_ranges(ranges) -> dict[str, float]:
+    """tensor name -> max(|low|, |high|) from ONNX Runtime calibration ranges (``TensorsData``)."""
+    result = {}
+    for name, data in ranges.data.items():
+        low, high = data.range_value
+        result[name] = float(max(np.max(np.abs(low)), np.max(np.abs(high))))
+    return result
+
+
+def write_tensorrt_table(
+    amax: Mapping[str, float],
+    path: str | Path,
+    leave_out: Iterable[str] = (),
+    header: str = "TRT-8601-EntropyCalibration2",
+) -> Path:
+    """Write a TensorRT calibration cache atomically.
+
+    Args:
+        amax: tensor name -> absolute range (from :func:`amax_from_ranges`).
+        path: the cache file to write.
+        leave_out: tensors to omit, e.g. the inputs of layers kept in float, so
+            TensorRT has no INT8 range for them and runs those layers in FP16/FP32.
+        header: first line. TensorRT re-uses a cache only when its calibrator's
+            algorithm matches; ``EntropyCalibration2`` matches
+            ``IInt8EntropyCalibrator2``, the usual choice.
+
+    Returns:
+        ``path``.
+    """
+    skip = set(leave_out)
+    lines = [header] + [f"{name}: {scale_hex(value)}" for name, value in sorted(amax.items()) if name not in skip and value > 0]
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def read_tensorrt_table(path: str | Path) -> tuple[str, dict[str, float]]:
+    """(header, tensor name -> scale) of a TensorRT calibration cache."""
+    lines = Path(path).read_text().splitlines()
+    scales = {}
+    for line in lines[1:]:
+        name, _, value = line.rpartition(": ")
+        if name:
+            scales[name] = hex_scale(value)
+    return lines[0], scales

@@ -1,0 +1,81 @@
+"""``edge-reid eval``: rank-1/5/10 and mAP of a ReID model under the Market-1501 protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from edge_reid.backends import BACKEND_NAMES
+from edge_reid.cli.app import app
+
+console = Console(stderr=True)
+
+
+@app.command("eval")
+def eval_command(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx), FP32 or INT8 Q/DQ. Default: bundled OSNet x0.25."),
+    data: Path = typer.Option(..., "--data", "-d", help="Market-1501 folder holding query/ and bounding_box_test/."),
+    flip: bool = typer.Option(False, "--flip", help="Average each image's embedding with its mirror image's."),
+    rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (Zhong et al., CVPR 2017; k1=20, k2=6, lambda=0.3)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here (.json)."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help=f"Embedding backend: {', '.join(BACKEND_NAMES)}."),
+    batch: int = typer.Option(32, "--batch", min=1, help="Embedding batch size."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: its own)."),
+) -> None:
+    """Evaluate a model on a Market-1501 style data set: CMC rank-1/5/10 and mAP, as torchreid computes them.
+
+    Same-camera matches of the query's own person are excluded, junk images (id -1)
+    are ignored, distractors (id 0000) count as wrong matches.
+
+    Example:
+
+      edge-reid eval --model calibration/osnet_x0_25_msmt17-int8-qdq.onnx --data Market-1501-v15.09.15 --json int8.json
+    """
+    from edge_reid.data.market1501 import load_market1501
+    from edge_reid.embedder import Embedder
+    from edge_reid.evaluation.market_eval import evaluate_market
+    from edge_reid.sinks import check_writable, write_json_atomic
+
+    if backend not in BACKEND_NAMES:
+        raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")
+    if json_path is not None:
+        check_writable(json_path, "results JSON")
+    dataset = load_market1501(data)
+    embedder = Embedder(model, backend=backend, max_batch=batch, threads=threads)
+    console.print(
+        f"[bold]edge-reid eval[/] {embedder.model_path.name} on {embedder.backend.describe()} | "
+        f"{len(dataset.query)} query, {len(dataset.gallery)} gallery images"
+    )
+    with Progress(
+        TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
+    ) as progress:
+        task = progress.add_task("embed", total=len(dataset.query) + len(dataset.gallery))
+        result = evaluate_market(embedder, dataset, flip=flip, rerank=rerank, on_progress=lambda n: progress.advance(task, n))
+    embedder.close()
+
+    scores = result.scores
+    table = Table(title=f"Market-1501 protocol: {embedder.model_path.name}", title_justify="left", show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    for k in (1, 5, 10):
+        table.add_row(f"rank-{k}", f"{100 * scores.rank(k):.2f} %")
+    table.add_row("mAP", f"{100 * scores.mAP:.2f} %")
+    table.add_row("queries", f"{scores.num_valid_queries} with a match of {scores.num_queries}")
+    table.add_row("gallery", f"{result.gallery_images} images")
+    table.add_row("time per image", f"{result.ms_per_image:.2f} ms" + (" (image + mirror)" if flip else ""))
+    table.add_row("options", ", ".join(o for o, on in (("flip", flip), ("re-ranking", rerank)) if on) or "none")
+    if result.skipped:
+        table.add_row("skipped files", str(len(result.skipped)))
+    typer.echo(
+        f"rank-1 {100 * scores.rank(1):.2f}  rank-5 {100 * scores.rank(5):.2f}  rank-10 {100 * scores.rank(10):.2f}  "
+        f"mAP {100 * scores.mAP:.2f}  ({result.ms_per_image:.2f} ms/image)"
+    )
+    console.print(table)
+    if json_path is not None:
+        payload = {"model": str(embedder.model_path), "backend": embedder.backend.describe(), "data": str(data), **result.to_dict()}
+        write_json_atomic(json_path, payload)

@@ -1,0 +1,1 @@
+"""Datasets: the Market-1501 layout, the calibration sampler, and image reading."""

@@ -1,0 +1,275 @@
+"""Market-1501 layout: file names, splits, and the calibration image sampler.
+
+A Market-1501 folder (L. Zheng et al., "Scalable Person Re-identification: A
+Benchmark", ICCV 2015) holds three splits of person crops::
+
+    MARKET_DIR/bounding_box_train/   training identities (calibration images come only from here)
+    MARKET_DIR/query/                one or more images per test identity
+    MARKET_DIR/bounding_box_test/    the gallery, with junk and distractor crops
+
+File names are ``PPPP_cCsS_FFFFFF_BB.jpg``: person id ``PPPP`` (``-1`` junk,
+``0000`` distractor), camera ``C``, sequence ``S``, frame ``FFFFFF``; anything
+after the third ``_`` (the box index ``BB``) is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_reid.errors import DataError
+
+#: person id of junk crops (ignored in evaluation) and of distractors (gallery negatives).
+JUNK_PID = -1
+DISTRACTOR_PID = 0
+
+TRAIN_DIR = "bounding_box_train"
+QUERY_DIR = "query"
+GALLERY_DIR = "bounding_box_test"
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+_PID = re.compile(r"^(?:-1|\d+)$")
+_CAMERA = re.compile(r"^c(\d+)s(\d+)$")
+_FRAME = re.compile(r"^\d+$")
+
+
+@dataclass(frozen=True)
+class MarketName:
+    """What a Market-1501 file name says.
+
+    Attributes:
+        pid: person id; -1 junk, 0 distractor.
+        camid: camera number (1-based, as written).
+        sequence: sequence number within the camera.
+        frame: frame number.
+    """
+
+    pid: int
+    camid: int
+    sequence: int
+    frame: int
+
+
+def parse_market_name(name: str) -> MarketName | None:
+    """Parse ``PPPP_cCsS_FFFFFF[_anything].ext``; None for a malformed name.
+
+    >>> parse_market_name("0001_c1s1_001051_00.jpg")
+    MarketName(pid=1, camid=1, sequence=1, frame=1051)
+    >>> parse_market_name("-1_c3s2_000100_01.jpg").pid
+    -1
+    >>> parse_market_name("Thumbs.db") is None
+    True
+    """
+    stem = Path(name).stem
+    parts = stem.split("_", 3)
+    if len(parts) < 3:
+        return None
+    pid_text, camera_text, frame_text = parts[0], parts[1], parts[2]
+    camera = _CAMERA.match(camera_text)
+    if not _PID.match(pid_text) or camera is None or not _FRAME.match(frame_text):
+        return None
+    return MarketName(pid=int(pid_text), camid=int(camera.group(1)), sequence=int(camera.group(2)), frame=int(frame_text))
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file left out, and why (``"malformed name"``, ``"unreadable image"``, ...)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class MarketSplit:
+    """The labelled images of one split folder, in sorted file-name order.
+
+    Attributes:
+        folder: the split folder.
+        paths: image files with well-formed names.
+        pids: (N,) int64 person ids (-1 junk, 0 distractor).
+        camids: (N,) int64 camera numbers.
+        skipped: files left out (malformed names, non-images, unreadable images).
+    """
+
+    folder: Path
+    paths: list[Path]
+    pids: np.ndarray
+    camids: np.ndarray
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, keep: np.ndarray) -> "MarketSplit":
+        """The split restricted to rows where ``keep`` (an (N,) bool mask) is True; skipped files kept."""
+        keep = np.asarray(keep, bool)
+        return MarketSplit(
+            folder=self.folder,
+            paths=[p for p, k in zip(self.paths, keep) if k],
+            pids=self.pids[keep],
+            camids=self.camids[keep],
+            skipped=list(self.skipped),
+        )
+
+
+def _image_files(folder: Path) -> tuple[list[Path], list[SkippedFile]]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder; expected a Market-1501 split folder of person crops")
+    images, skipped = [], []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(path)
+        else:
+            skipped.append(SkippedFile(path, "not an image file"))
+    return images, skipped
+
+
+def load_split(folder: str | Path) -> MarketSplit:
+    """List one split folder, parsing each file name (images are not read here).
+
+    Malformed names and non-image files are skipped and listed in ``skipped``.
+
+    Raises:
+        DataError: the folder is missing or has no image with a well-formed name.
+    """
+    folder = Path(folder)
+    images, skipped = _image_files(folder)
+    paths, pids, camids = [], [], []
+    for path in images:
+        parsed = parse_market_name(path.name)
+        if parsed is None:
+            skipped.append(SkippedFile(path, "malformed name (expected PPPP_cCsS_FFFFFF_BB.jpg)"))
+            continue
+        paths.append(path)
+        pids.append(parsed.pid)
+        camids.append(parsed.camid)
+    if not paths:
+        raise DataError(
+            f"{folder}: no usable image ({len(skipped)} files skipped); expected crops named like 0001_c1s1_001051_00.jpg"
+        )
+    return MarketSplit(folder, paths, np.asarray(pids, np.int64), np.asarray(camids, np.int64), skipped)
+
+
+@dataclass
+class MarketDataset:
+    """The evaluation splits of a Market-1501 folder (query and gallery)."""
+
+    root: Path
+    query: MarketSplit
+    gallery: MarketSplit
+
+
+def load_market1501(root: str | Path) -> MarketDataset:
+    """Read the query and gallery splits of a Market-1501 folder.
+
+    Raises:
+        DataError: ``root`` or one of ``query/``, ``bounding_box_test/`` is missing or has no usable image.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found; pass --data DIR holding query/ and bounding_box_test/")
+    for name in (QUERY_DIR, GALLERY_DIR):
+        if not (root / name).is_dir():
+            raise DataError(f"{root}: no {name}/ folder; a Market-1501 folder holds {TRAIN_DIR}/, {QUERY_DIR}/ and {GALLERY_DIR}/")
+    return MarketDataset(root, load_split(root / QUERY_DIR), load_split(root / GALLERY_DIR))
+
+
+def calibration_source(root: str | Path) -> Path:
+    """The folder calibration images come from: ``root/bounding_box_train`` when present, else ``root`` itself.
+
+    Never the query or gallery folder: calibrating on the test set inflates results.
+
+    Raises:
+        DataError: ``root`` is missing, or is itself a ``query``/``bounding_box_test`` folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: calibration data folder not found; pass a Market-1501 folder or a folder of person crops")
+    if (root / TRAIN_DIR).is_dir():
+        return root / TRAIN_DIR
+    if root.name in (QUERY_DIR, GALLERY_DIR):
+        raise DataError(f"{root}: calibration images must not come from the test split ({root.name}/); use {TRAIN_DIR}/")
+    return root
+
+
+def calibration_order(root: str | Path, seed: int = 0) -> list[Path]:
+    """Every usable calibration image in a seeded order spread over identities and cameras.
+
+    Images are grouped by person id and, within a person, by camera. Persons are
+    visited in a seeded random order, round after round; each visit takes the next
+    image of that person's next camera. So the first ``k`` images cover as many
+    persons as possible, and each person's cameras in turn. Files whose names are
+    not Market-1501 names (a plain folder of crops) each count as their own person.
+    Junk crops (id -1) are left out.
+
+    Args:
+        root: a Market-1501 folder (``bounding_box_train/`` is used) or a folder of person crops.
+        seed: the order's seed; the same seed and files give the same order.
+
+    Returns:
+        Paths, the whole usable set, best-spread first.
+
+    Raises:
+        DataError: no usable image file in the folder.
+    """
+    folder = calibration_source(root)
+    images, _ = _image_files(folder)
+    persons: dict[object, dict[int, list[Path]]] = defaultdict(lambda: defaultdict(list))
+    for path in images:
+        parsed = parse_market_name(path.name)
+        if parsed is None:
+            persons[("file", path.name)][0].append(path)
+        elif parsed.pid != JUNK_PID:
+            persons[("pid", parsed.pid)][parsed.camid].append(path)
+    if not persons:
+        raise DataError(f"{folder}: no usable person crop for calibration ({len(images)} image files, all junk or none)")
+    rng = np.random.default_rng(seed)
+    queues: list[list[list[Path]]] = []
+    for key in sorted(persons, key=str):
+        cameras = [sorted(paths) for _, paths in sorted(persons[key].items())]
+        for paths in cameras:
+            rng.shuffle(paths)
+        rng.shuffle(cameras)
+        queues.append(cameras)
+    person_order = rng.permutation(len(queues))
+    ordered: list[Path] = []
+    camera_turn = [0] * len(queues)
+    remaining = sum(len(p) for cams in queues for p in cams)
+    while len(ordered) < remaining:
+        for index in person_order:
+            cameras = queues[index]
+            for _ in range(len(cameras)):
+                paths = cameras[camera_turn[index] % len(cameras)]
+                camera_turn[index] += 1
+                if paths:
+                    ordered.append(paths.pop())
+                    break
+    return ordered
+
+
+def sample_calibration_images(root: str | Path, count: int, seed: int = 0) -> list[Path]:
+    """``count`` calibration images from ``root``, seeded and spread over identities and cameras.
+
+    The first ``count`` entries of :func:`calibration_order` (all of them when
+    fewer exist). Images are not read here; readers skip unreadable files and
+    can take more from :func:`calibration_order` to make up the count.
+
+    Args:
+        root: a Market-1501 folder (``bounding_box_train/`` is used, never query or
+            gallery) or a plain folder of person crops.
+        count: how many images, >= 1.
+        seed: sampling seed.
+
+    Raises:
+        DataError: no usable image; ValueError: ``count`` < 1.
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    return calibration_order(root, seed)[:count]

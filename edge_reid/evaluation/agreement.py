@@ -1,0 +1,87 @@
+"""How closely a quantized model reproduces its FP32 original on an unlabelled pool of real crops.
+
+No labels are needed: the FP32 embeddings are the reference. Two views:
+
+- per crop, the cosine similarity between its FP32 and quantized embedding;
+- per crop used as a query against the rest of the pool, whether the quantized
+  model finds the same nearest neighbours as FP32 (what a gallery matcher sees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Quantized-vs-reference agreement on one pool.
+
+    Attributes:
+        crops: pool size N.
+        mean_cosine: mean cosine similarity between paired embeddings, in [-1, 1].
+        p1_cosine: 1st percentile of those cosines (the worst 1% of crops).
+        top1: fraction of crops whose nearest neighbour (the pool minus itself) is
+            the same crop under both models, in [0, 1].
+        top5: mean overlap of the two top-5 neighbour sets, |A & B| / 5, in [0, 1].
+    """
+
+    crops: int
+    mean_cosine: float
+    p1_cosine: float
+    top1: float
+    top5: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        """JSON-ready: cosines to 5 decimals, agreements in percent to 2 decimals."""
+        return {
+            "crops": self.crops,
+            "mean_cosine": round(self.mean_cosine, 5),
+            "p1_cosine": round(self.p1_cosine, 5),
+            "top1_agreement": round(100.0 * self.top1, 2),
+            "top5_agreement": round(100.0 * self.top5, 2),
+        }
+
+
+def nearest_neighbours(embeddings: np.ndarray, k: int) -> np.ndarray:
+    """(N, k) int64 indices of each row's k most cosine-similar other rows, best first.
+
+    Args:
+        embeddings: (N, D) float32, L2-normalised rows; N > k.
+
+    Ties keep the lower index first (stable sort).
+    """
+    similarity = embeddings @ embeddings.T
+    np.fill_diagonal(similarity, -np.inf)
+    return np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+
+
+def compare_embeddings(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
+    """Agreement of ``candidate`` embeddings with ``reference`` ones for the same crops.
+
+    Args:
+        reference: (N, D) float32 L2-normalised embeddings (FP32 model), N >= 7.
+        candidate: (N, D) float32 L2-normalised embeddings of the same crops, same order.
+
+    Raises:
+        ValueError: shapes differ or fewer than 7 crops (top-5 needs 5 others and a spare).
+    """
+    reference = np.asarray(reference, np.float32)
+    candidate = np.asarray(candidate, np.float32)
+    if reference.shape != candidate.shape or reference.ndim != 2:
+        raise ValueError(f"embeddings must be two (N, D) arrays of one shape, got {reference.shape} and {candidate.shape}")
+    if len(reference) < 7:
+        raise ValueError(f"need at least 7 crops to compare neighbours, got {len(reference)}")
+    cosine = np.sum(reference * candidate, axis=1)
+    ref_nn = nearest_neighbours(reference, 5)
+    cand_nn = nearest_neighbours(candidate, 5)
+    top1 = float(np.mean(ref_nn[:, 0] == cand_nn[:, 0]))
+    overlap = (ref_nn[:, :, None] == cand_nn[:, None, :]).any(axis=2).sum(axis=1)
+    return Agreement(
+        crops=len(reference),
+        mean_cosine=float(cosine.mean()),
+        p1_cosine=float(np.percentile(cosine, 1)),
+        top1=top1,
+        top5=float(overlap.mean() / 5.0),
+    )

@@ -1,0 +1,115 @@
+"""The Market-1501 retrieval protocol: CMC rank-k and mAP from a query-gallery distance matrix.
+
+Same rules and numbers as torchreid's ``eval_market1501`` (K. Zhou,
+``torchreid/metrics/rank.py``), which follows the benchmark's own evaluation
+(L. Zheng et al., ICCV 2015):
+
+- For each query, gallery images of the same person seen by the same camera are
+  removed (they are near-duplicates, not re-identification).
+- Junk gallery images (person id -1) are removed (torchreid drops them when
+  loading the data set; the benchmark's code marks them junk).
+- Distractors (person id 0) stay in the gallery as negatives.
+- A query with no correct match left in the gallery is skipped (not counted).
+- AP is the mean of precision at the rank of each correct match
+  (non-interpolated, as torchreid; the benchmark's MATLAB code interpolates
+  between recall points, which gives slightly different mAP on the full set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+JUNK_PID = -1
+DISTRACTOR_PID = 0
+
+
+@dataclass(frozen=True)
+class RetrievalScores:
+    """Protocol results.
+
+    Attributes:
+        cmc: (max_rank,) float64, cmc[k-1] = fraction of valid queries whose first
+            correct match is within the top k, in [0, 1].
+        mAP: mean average precision over valid queries, in [0, 1].
+        num_valid_queries: queries that had at least one correct match.
+        num_queries: all queries given.
+    """
+
+    cmc: np.ndarray
+    mAP: float
+    num_valid_queries: int
+    num_queries: int
+
+    def rank(self, k: int) -> float:
+        """CMC at rank k (1-based), in [0, 1]."""
+        return float(self.cmc[min(k, len(self.cmc)) - 1])
+
+    def to_dict(self, ranks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float | int]:
+        """Percentages rounded to 2 decimals: ``{"rank1": .., "rank5": .., "rank10": .., "mAP": .., ...}``."""
+        data: dict[str, float | int] = {f"rank{k}": round(100.0 * self.rank(k), 2) for k in ranks}
+        data["mAP"] = round(100.0 * self.mAP, 2)
+        data["valid_queries"] = self.num_valid_queries
+        data["queries"] = self.num_queries
+        return data
+
+
+def evaluate_market1501(
+    distmat: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    max_rank: int = 10,
+) -> RetrievalScores:
+    """CMC and mAP of a ranking under the Market-1501 protocol (see the module docstring).
+
+    Args:
+        distmat: (Q, G) float distances, smaller = more similar (e.g. 1 - cosine).
+        q_pids: (Q,) int query person ids.
+        g_pids: (G,) int gallery person ids (-1 junk, 0 distractor).
+        q_camids: (Q,) int query camera ids.
+        g_camids: (G,) int gallery camera ids.
+        max_rank: length of the CMC curve; shorter galleries pad with their last value.
+
+    Returns:
+        :class:`RetrievalScores`. Ties in distance keep gallery order (stable sort).
+
+    Raises:
+        ValueError: shapes disagree, or no query has a correct match in the gallery.
+    """
+    distmat = np.asarray(distmat)
+    q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
+    q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
+    num_q, num_g = distmat.shape
+    if q_pids.shape != (num_q,) or q_camids.shape != (num_q,) or g_pids.shape != (num_g,) or g_camids.shape != (num_g,):
+        raise ValueError(f"distmat {distmat.shape} does not match ids: query {q_pids.shape}/{q_camids.shape}, gallery {g_pids.shape}/{g_camids.shape}")
+
+    order = np.argsort(distmat, axis=1, kind="stable")
+    all_cmc, all_ap = [], []
+    for q in range(num_q):
+        ranked_pids = g_pids[order[q]]
+        ranked_cams = g_camids[order[q]]
+        same_view = (ranked_pids == q_pids[q]) & (ranked_cams == q_camids[q])
+        keep = ~same_view & (ranked_pids != JUNK_PID)
+        matches = (ranked_pids[keep] == q_pids[q]) & (q_pids[q] not in (JUNK_PID, DISTRACTOR_PID))
+        if not matches.any():
+            continue  # no correct match for this query: not counted
+        hits = np.cumsum(matches)
+        cmc = (hits >= 1).astype(np.float64)
+        if len(cmc) < max_rank:
+            cmc = np.concatenate([cmc, np.full(max_rank - len(cmc), cmc[-1])])
+        all_cmc.append(cmc[:max_rank])
+        precision_at_hits = hits[matches] / (np.flatnonzero(matches) + 1.0)
+        all_ap.append(float(precision_at_hits.mean()))
+    if not all_cmc:
+        raise ValueError("no query has a correct match in the gallery (different camera); check the data set's ids and cameras")
+    return RetrievalScores(
+        cmc=np.mean(all_cmc, axis=0), mAP=float(np.mean(all_ap)), num_valid_queries=len(all_cmc), num_queries=num_q
+    )
+
+
+def cosine_distance(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """(Q, G) float32 ``1 - cosine`` between L2-normalised rows of (Q, D) and (G, D), in [0, 2]."""
+    return (1.0 - np.asarray(query, np.float32) @ np.asarray(gallery, np.float32).T).astype(np.float32)

@@ -1,0 +1,41 @@
+"""FP32-vs-quantized agreement on an unlabelled pool."""
+
+import numpy as np
+import pytest
+
+from edge_reid.evaluation.agreement import compare_embeddings, nearest_neighbours
+
+
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_identical_embeddings_agree_fully():
+    pool = _unit(np.random.default_rng(0).normal(size=(50, 16)))
+    result = compare_embeddings(pool, pool.copy())
+    assert result.crops == 50 and result.top1 == 1.0 and result.top5 == 1.0
+    assert result.mean_cosine == pytest.approx(1.0, abs=1e-6) and result.p1_cosine == pytest.approx(1.0, abs=1e-6)
+
+
+def test_swapped_neighbour_is_counted():
+    # Points on a line: 0, 1, 3, 6, 10, 15, 21 (1-D embeddings lifted to the unit circle
+    # would tie, so use orthogonal-ish 2-D angles). Crop 0's nearest is crop 1.
+    angles = np.array([0.0, 0.1, 0.3, 0.6, 1.0, 1.5, 2.1])
+    ref = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    assert nearest_neighbours(ref, 2)[0].tolist() == [1, 2]
+    moved = angles.copy()
+    moved[2] = 0.05  # crop 2 now sits between 0 and 1: nearest of 0, 1 and 2 change
+    cand = np.stack([np.cos(moved), np.sin(moved)], 1).astype(np.float32)
+    result = compare_embeddings(ref, cand)
+    ref_nn, cand_nn = nearest_neighbours(ref, 1)[:, 0], nearest_neighbours(cand, 1)[:, 0]
+    assert result.top1 == pytest.approx(np.mean(ref_nn == cand_nn))
+    assert 0.0 < result.top1 < 1.0
+    assert result.mean_cosine == pytest.approx((6 + np.cos(0.25)) / 7, abs=1e-6)
+    assert result.p1_cosine < 1.0
+
+
+def test_input_checks():
+    with pytest.raises(ValueError, match="shape"):
+        compare_embeddings(np.zeros((10, 4)), np.zeros((10, 5)))
+    with pytest.raises(ValueError, match="at least 7"):
+        compare_embeddings(np.eye(4), np.eye(4))

@@ -1,0 +1,284 @@
+"""INT8 calibration: Q/DQ recipe, sensitivity, TensorRT table, the guard's search and its fallback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edge_reid.calibration.calibrate import CalibrationSettings, calibrate_model
+from edge_reid.calibration.guard import AccuracyBudget, Measurement, float_layer_schedule, search_float_layers
+from edge_reid.calibration.qdq import (
+    QuantRecipe,
+    calibrate_ranges,
+    layer_macs,
+    pooled_input_layers,
+    quantizable_nodes,
+    quantize_qdq,
+    upgrade_opset,
+)
+from edge_reid.calibration.sensitivity import layer_sensitivity, single_layer_model
+from edge_reid.calibration.tensorrt_table import read_tensorrt_table, scale_hex, write_tensorrt_table
+
+HEIGHT, WIDTH = 64, 32
+
+
+def tiny_reid_model(path: Path, opset: int = 12) -> Path:
+    """(N, 3, 64, 32) -> (N, 16): conv 3x3/2 + ReLU, 1x1 conv + ReLU with a residual Add,
+    depthwise 3x3 + ReLU, global pool, fc. Opset 12 like the bundled OSNet."""
+    rng = np.random.default_rng(7)
+
+    def weight(name, *shape, scale=0.3):
+        return numpy_helper.from_array((rng.normal(size=shape) * scale).astype(np.float32), name)
+
+    inits = [
+        weight("w1", 8, 3, 3, 3), weight("b1", 8, scale=0.1),
+        weight("w2", 8, 8, 1, 1), weight("b2", 8, scale=0.1),
+        weight("w3", 8, 1, 3, 3), weight("b3", 8, scale=0.1),
+        weight("wfc", 16, 8), weight("bfc", 16, scale=0.1),
+        numpy_helper.from_array(np.array([0, -1], np.int64), "flat_shape"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["images", "w1", "b1"], ["c1"], name="conv1", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Add", ["r2", "r1"], ["res"], name="residual"),
+        helper.make_node("Conv", ["res", "w3", "b3"], ["c3"], name="dwconv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Relu", ["c3"], ["r3"], name="relu3"),
+        helper.make_node("GlobalAveragePool", ["r3"], ["pooled"], name="gap"),
+        helper.make_node("Reshape", ["pooled", "flat_shape"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "wfc", "bfc"], ["output"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_reid",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, HEIGHT, WIDTH])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 16])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    onnx.save(model, str(path))
+    return path
+
+
+def _crop(rng, pid: int) -> np.ndarray:
+    """A 64x32 crop whose colours depend on the person id, plus noise."""
+    base = np.random.default_rng(pid).integers(30, 220, size=(4, 1, 3))
+    image = np.repeat(base, 16, axis=0).repeat(32, axis=1).astype(np.int16)
+    image += rng.integers(-25, 25, size=image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def tiny_market(root: Path) -> Path:
+    rng = np.random.default_rng(3)
+    for split in ("bounding_box_train", "query", "bounding_box_test"):
+        (root / split).mkdir(parents=True)
+    for pid in range(1, 9):
+        for cam in (1, 2):
+            for frame in range(2):
+                cv2.imwrite(str(root / "bounding_box_train" / f"{pid:04d}_c{cam}s1_{frame:06d}_00.jpg"), _crop(rng, pid))
+    for pid in range(20, 26):
+        cv2.imwrite(str(root / "query" / f"{pid:04d}_c1s1_000001_00.jpg"), _crop(rng, pid))
+        for frame in range(2):
+            cv2.imwrite(str(root / "bounding_box_test" / f"{pid:04d}_c2s1_{frame:06d}_00.jpg"), _crop(rng, pid))
+    cv2.imwrite(str(root / "bounding_box_test" / "0000_c3s1_000001_00.jpg"), _crop(rng, 99))
+    cv2.imwrite(str(root / "bounding_box_test" / "-1_c3s1_000002_00.jpg"), _crop(rng, 98))
+    (root / "bounding_box_test" / "0030_c2s1_000009_00.jpg").write_bytes(b"broken jpeg")
+    return root
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    return tiny_reid_model(tmp_path / "tiny_reid.onnx"), tiny_market(tmp_path / "market")
+
+
+def _float_batches(count: int = 24, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(count, 3, HEIGHT, WIDTH)).astype(np.float32)
+
+
+def test_opset_upgrade_and_per_channel_qdq(tiny, tmp_path):
+    model_path, _ = tiny
+    model = upgrade_opset(onnx.load(str(model_path)))
+    assert next(i.version for i in model.opset_import if i.domain in ("", "ai.onnx")) == 13
+    float_path = tmp_path / "f13.onnx"
+    onnx.save(model, str(float_path))
+    recipe = QuantRecipe(method="minmax")
+    ranges = calibrate_ranges(float_path, [_float_batches()[:16], _float_batches()[16:]], "images", recipe)
+    out = quantize_qdq(float_path, tmp_path / "q.onnx", ranges, recipe)
+    graph = onnx.load(str(out)).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    conv2 = next(n for n in graph.node if n.name == "conv2")
+    weight_dq = producer[conv2.input[1]]
+    assert weight_dq.op_type == "DequantizeLinear" and inits[weight_dq.input[1]].shape == (8,)  # per-channel scales
+    assert inits[weight_dq.input[0]].dtype == np.int8
+    act_dq = producer[conv2.input[0]]
+    assert act_dq.op_type == "DequantizeLinear" and inits[act_dq.input[2]].dtype == np.int8
+    assert int(inits[act_dq.input[2]]) == 0  # symmetric: zero point 0 (TensorRT's requirement)
+    # Outputs of Conv stay float; the residual Add reads the float ReLU output, not a rounded copy.
+    residual = next(n for n in graph.node if n.name == "residual")
+    assert list(residual.input) == ["r2", "r1"]
+
+
+def test_layers_kept_float_are_entirely_float(tiny, tmp_path):
+    model_path, _ = tiny
+    float_path = tmp_path / "f13.onnx"
+    onnx.save(upgrade_opset(onnx.load(str(model_path))), str(float_path))
+    recipe = QuantRecipe(method="minmax")
+    ranges = calibrate_ranges(float_path, [_float_batches()], "images", recipe)
+    out = quantize_qdq(float_path, tmp_path / "q.onnx", ranges, recipe, keep_float=["conv2"])
+    graph = onnx.load(str(out)).graph
+    conv2 = next(n for n in graph.node if n.name == "conv2")
+    assert list(conv2.input) == ["r1", "w2", "b2"]  # float input and float weights
+    dwconv = next(n for n in graph.node if n.name == "dwconv")
+    assert dwconv.input[0] != "res"  # still quantized
+
+
+def test_layer_inventory(tiny):
+    model = upgrade_opset(onnx.load(str(tiny[0])))
+    layers = quantizable_nodes(model)
+    assert layers == ["conv1", "conv2", "dwconv", "fc"]
+    assert pooled_input_layers(model, layers) == ["fc"]
+    macs = layer_macs(model, layers)
+    # conv1: 8*3*3*3 weights x 32*16 outputs; conv2: 8*8 x 32*16; depthwise: 8*9 x 32*16; fc: 16*8.
+    assert macs == {"conv1": 216 * 512, "conv2": 64 * 512, "dwconv": 72 * 512, "fc": 128}
+
+
+def test_sensitivity_quantizes_one_layer_at_a_time(tiny, tmp_path):
+    model_path, _ = tiny
+    float_model = upgrade_opset(onnx.load(str(model_path)))
+    float_path = tmp_path / "f13.onnx"
+    onnx.save(float_model, str(float_path))
+    recipe = QuantRecipe(method="minmax")
+    ranges = calibrate_ranges(float_path, [_float_batches()], "images", recipe)
+    qdq = onnx.load(str(quantize_qdq(float_path, tmp_path / "q.onnx", ranges, recipe)))
+    variant = single_layer_model(float_model, qdq, "conv2")
+    added = [n.op_type for n in variant.graph.node if n.name.endswith("_sensitivity")]
+    assert sorted(added) == ["DequantizeLinear", "DequantizeLinear", "QuantizeLinear"]
+    nodes = {n.name: n for n in variant.graph.node}
+    assert all(x.endswith("_sensitivity") for x in nodes["conv2"].input[:2])
+    assert list(nodes["conv1"].input) == ["images", "w1", "b1"] and list(nodes["dwconv"].input) == ["res", "w3", "b3"]
+    scores = layer_sensitivity(float_model, qdq, _float_batches(16, seed=5), "images", ["conv1", "conv2", "dwconv"])
+    assert set(scores) == {"conv1", "conv2", "dwconv"}
+    assert all(0.0 < s < 0.5 for s in scores.values())
+
+
+def test_tensorrt_table_format(tmp_path):
+    assert scale_hex(127.0) == "3f800000"  # scale 1.0
+    path = write_tensorrt_table({"images": 2.54, "r1": 127.0, "skip_me": 1.0, "dead": 0.0}, tmp_path / "t.calib", leave_out=["skip_me"])
+    lines = path.read_text().splitlines()
+    assert lines[0] == "TRT-8601-EntropyCalibration2"
+    assert lines[1:] == ["images: 3ca3d70a", "r1: 3f800000"]
+    header, scales = read_tensorrt_table(path)
+    assert scales["images"] == pytest.approx(2.54 / 127, rel=1e-6)
+
+
+def _fake(float_layers, top1_by_count):
+    count = len(float_layers)
+    return Measurement(float_layers=tuple(float_layers), map_drop=0.2, top1_agreement=top1_by_count(count), mean_cosine=0.999)
+
+
+def test_guard_finds_few_float_layers_when_the_budget_can_be_met():
+    ranked = [f"layer{i}" for i in range(40)]
+    seen = []
+
+    def measure(float_layers):
+        seen.append(len(float_layers))
+        return _fake(float_layers, lambda n: 0.90 + 0.01 * min(n, 10))  # 97% reached at 7 float layers
+
+    outcome = search_float_layers(measure, ranked, AccuracyBudget())
+    assert outcome.met and outcome.violations == []
+    assert outcome.best.float_layers == tuple(ranked[:7])
+    assert seen[:3] == [0, 4, 8] and 7 in seen  # doubled to 8 then bisected back to 7
+    assert float_layer_schedule(40) == [0, 4, 8, 16, 32, 40]
+
+
+def test_guard_fallback_reports_not_met_and_keeps_the_best():
+    ranked = [f"layer{i}" for i in range(10)]
+
+    def measure(float_layers):
+        return _fake(float_layers, lambda n: {0: 0.5, 4: 0.8, 8: 0.7, 9: 0.6}.get(n, 0.0))
+
+    outcome = search_float_layers(measure, ranked, AccuracyBudget(min_top1_agreement=0.99))
+    assert not outcome.met
+    assert [len(m.float_layers) for m in outcome.history] == [0, 4, 8, 9]  # never all 10: one layer stays INT8
+    assert len(outcome.best.float_layers) == 4  # highest agreement seen
+    assert outcome.violations and "top-1 agreement 80.00% < 99.00%" in outcome.violations[0]
+
+
+def test_calibrate_impossible_budget_falls_back_and_still_writes_the_best_model(tiny, tmp_path):
+    model_path, market = tiny
+    settings = CalibrationSettings(
+        images=20, pool_size=40, sensitivity_images=8,
+        budget=AccuracyBudget(max_map_drop=1.0, min_top1_agreement=1.01, min_mean_cosine=0.995),  # top-1 > 100%: impossible
+    )
+    steps = []
+    report = calibrate_model(model_path, market, tmp_path / "out", settings, log=steps.append)
+    assert not report.met and any("top-1 agreement" in v for v in report.violations)
+    assert len(report.guard_steps) >= 2 and len(steps) == len(report.guard_steps)
+    assert report.layers["float_by_rule"] == ["fc"]
+    assert report.layers["int8"] >= 1  # still an INT8 model
+    assert {s["layer"] for s in report.sensitivity} == {"conv1", "conv2", "dwconv"}
+    out = Path(report.outputs["model"])
+    assert out.is_file() and any(n.op_type == "DequantizeLinear" for n in onnx.load(str(out)).graph.node)
+    saved = json.loads(Path(report.outputs["report"]).read_text())
+    assert saved["met"] is False and saved["calibration"]["count"] == 20
+    assert saved["calibration"]["source"] == str(market / "bounding_box_train")
+    assert all((market / "bounding_box_train" / name).is_file() for name in saved["calibration"]["images"])
+    assert [Path(p).name for p in saved["pool"]["skipped"]] == ["0030_c2s1_000009_00.jpg"]  # unreadable, counted
+    header, scales = read_tensorrt_table(report.outputs["tensorrt_table"])
+    assert header.startswith("TRT-") and "images" in scales
+    assert not list((tmp_path / "out").glob(".edge-reid-calibrate-*"))  # temporary files cleaned up
+
+
+def test_calibrate_within_budget_on_first_try_skips_the_search(tiny, tmp_path):
+    model_path, market = tiny
+    settings = CalibrationSettings(images=12, pool_size=30, budget=AccuracyBudget(max_map_drop=100.0, min_top1_agreement=0.0, min_mean_cosine=-1.0))
+    report = calibrate_model(model_path, market, tmp_path / "out", settings)
+    assert report.met and report.layers["float_by_guard"] == [] and len(report.guard_steps) == 1
+    assert report.sensitivity == [] and report.fp32 is not None and report.quantized is not None
+    assert report.calibration["count"] == 12
+
+
+def test_fp16_output(tiny, tmp_path):
+    pytest.importorskip("onnxconverter_common")
+    model_path, market = tiny
+    report = calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(precision="fp16", pool_size=30))
+    model = onnx.load(report.outputs["model"])
+    assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT  # float32 I/O kept
+    assert any(i.data_type == TensorProto.FLOAT16 for i in model.graph.initializer)
+    assert report.agreement["mean_cosine"] > 0.999 and report.met
+
+
+def test_calibrate_from_a_plain_crop_folder_with_a_pool_folder(tiny, tmp_path):
+    # No query/gallery: no labelled check, the pool alone guards the model.
+    model_path, market = tiny
+    crops = market / "bounding_box_train"
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    rng = np.random.default_rng(11)
+    for i in range(12):
+        cv2.imwrite(str(pool / f"p{i:03d}.png"), _crop(rng, 40 + i % 5))
+    settings = CalibrationSettings(images=10, pool=pool, budget=AccuracyBudget(max_map_drop=1.0, min_top1_agreement=0.0, min_mean_cosine=-1.0))
+    report = calibrate_model(model_path, crops, tmp_path / "out", settings)
+    assert report.fp32 is None and report.quantized is None and report.met
+    assert report.pool["crops"] == 12 and report.pool["source"].startswith(f"folder {pool}")
+    assert report.calibration["source"] == str(crops) and report.calibration["count"] == 10
+
+
+def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
+    from edge_reid.errors import DataError, ModelError
+
+    model_path, market = tiny
+    with pytest.raises(DataError, match="test split"):
+        calibrate_model(model_path, market / "query", tmp_path / "out", CalibrationSettings(pool=market / "query"))
+    with pytest.raises(ModelError, match="not found"):
+        calibrate_model(tmp_path / "missing.onnx", market, tmp_path / "out")
+    with pytest.raises(DataError, match="not found"):
+        calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(pool=tmp_path / "no_pool"))

@@ -1,0 +1,64 @@
+"""``edge-reid eval`` and ``edge-reid calibrate`` on the real model and the real mini data set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_reid.cli import main
+
+
+def test_eval_fp32_on_mot17_mini(osnet_path, mot17_dir, tmp_path, capsys):
+    out = tmp_path / "fp32.json"
+    assert main(["eval", "--model", str(osnet_path), "--data", str(mot17_dir), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["rank1"] == 100.0 and result["rank10"] == 100.0
+    assert 95.0 < result["mAP"] <= 100.0
+    assert result["query_images"] == 54 and result["gallery_images"] == 304
+    assert result["ms_per_image"] > 0 and result["skipped"] == []
+    assert "rank-1 100.00" in capsys.readouterr().out
+
+
+def test_eval_flip_and_rerank_run(osnet_path, mot17_dir, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["eval", "--model", str(osnet_path), "--data", str(mot17_dir), "--flip", "--rerank", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["flip"] and result["rerank"] and result["rank1"] >= 98.0 and result["mAP"] > 90.0
+
+
+def test_eval_bad_data_is_one_line_error(tmp_path, capsys):
+    assert main(["eval", "--data", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("edge-reid: error:") and "nowhere" in err[0]
+
+
+@pytest.mark.slow
+def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_dir, tmp_path, capsys):
+    out_dir = tmp_path / "cal"
+    # A lenient budget so the run stays short (the guard's search is covered in test_calibration.py).
+    code = main([
+        "calibrate", "--model", str(osnet_path), "--data", str(mot17_dir), "--images", "24", "--pool-size", "80",
+        "--out", str(out_dir), "--min-top1", "0", "--min-cosine", "0", "--max-map-drop", "100",
+    ])
+    assert code == 0
+    report = json.loads((out_dir / "osnet_x0_25_msmt17-int8-report.json").read_text())
+    assert report["met"] and report["calibration"]["count"] == 24
+    assert all(not name.startswith("..") for name in report["calibration"]["images"])
+    assert report["recipe"]["opset"] == {"input": 12, "output": 13}
+    int8 = Path(report["outputs"]["model"])
+    assert int8.is_file() and Path(report["outputs"]["tensorrt_table"]).read_text().startswith("TRT-8601-EntropyCalibration2\n")
+    for model, expected in ((int8, report["quantized"]), (osnet_path, report["fp32"])):
+        result_path = tmp_path / f"{model.stem}.json"
+        assert main(["eval", "--model", str(model), "--data", str(mot17_dir), "--json", str(result_path)]) == 0
+        result = json.loads(result_path.read_text())
+        assert {k: result[k] for k in ("rank1", "rank5", "rank10", "mAP")} == {k: expected[k] for k in ("rank1", "rank5", "rank10", "mAP")}
+
+
+def test_calibrate_usage_errors_exit_2(mot17_dir, tmp_path, capsys):
+    assert main(["calibrate", "--data", str(mot17_dir), "--method", "kl", "--out", str(tmp_path)]) == 2
+    assert "--method" in capsys.readouterr().err
+    assert main(["calibrate", "--data", str(mot17_dir / "query"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edge-reid: error:") and "test split" in err[-1]
