@@ -7,17 +7,9 @@ import pytest
 
 from edge_reid.matching.threshold import (
     pair_similarities,
-    parse_market_name,
     threshold_at_false_match_rate,
     threshold_report,
 )
-
-
-def test_parse_market_name():
-    assert parse_market_name("0001_c1s1_001051_00.jpg") == (1, 1)
-    assert parse_market_name("-1_c3s2_000100_01.jpg") == (-1, 3)
-    assert parse_market_name("0000_c6s1_000001_00.jpg") == (0, 6)
-    assert parse_market_name("Thumbs.db") is None and parse_market_name("12_x.jpg") is None
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.01, 0.1, 0.25, 0.5, 1.0])

@@ -16,29 +16,15 @@ ISO/IEC 19795-1 biometric performance testing).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge_reid.data.market1501 import parse_market_name
+
 MARKET_SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-_MARKET_NAME = re.compile(r"^(-1|\d+)_c(\d+)s\d+_\d+")
-
-
-def parse_market_name(name: str) -> tuple[int, int] | None:
-    """(person id, camera) from a Market-1501 file name ``PPPP_cCsS_FFFFFF_BB.jpg``; None if malformed.
-
-    A minimal local parser (the issue-4 ``edge_reid.data.market1501`` module has the full one).
-
-    >>> parse_market_name("0001_c1s1_001051_00.jpg")
-    (1, 1)
-    >>> parse_market_name("-1_c3s2_000100_01.jpg")
-    (-1, 3)
-    """
-    match = _MARKET_NAME.match(Path(name).name)
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def labelled_images(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray, int]:
@@ -55,12 +41,12 @@ def labelled_images(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray, i
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             parsed = parse_market_name(path.name)
-            if parsed is None or parsed[0] <= 0:
+            if parsed is None or parsed.pid <= 0:
                 skipped += 1
                 continue
             paths.append(path)
-            pids.append(parsed[0])
-            cams.append(parsed[1])
+            pids.append(parsed.pid)
+            cams.append(parsed.camid)
     return paths, np.asarray(pids, np.int64), np.asarray(cams, np.int64), skipped
 
 
