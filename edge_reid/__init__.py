@@ -9,14 +9,24 @@ Public API (shapes and units in each docstring):
 - :func:`load_spec` / :class:`ModelSpec`: what a ReID model expects.
 """
 
-from edge_reid.detections import Detections
-from edge_reid.detector import PersonDetector
-from edge_reid.embedder import Embedder
-from edge_reid.errors import EdgeReidError
-from edge_reid.matching import Gallery, MatchResult
-from edge_reid.pipeline import FrameResult, Person, Pipeline
-from edge_reid.sources import Frame, open_source
-from edge_reid.spec import ModelSpec, load_spec
+import os
+
+# OpenMP threads (Numba's "omp" threading layer for the matcher and preprocessing)
+# sleep as soon as a parallel region ends instead of spinning: on a 2-6 core
+# device a spinning thread steals the core that ONNX Runtime, TensorRT's host
+# thread or the detector needs next. Measured on 2 cores (docs/benchmarks.md):
+# bench_matcher 27.4 -> 20.9 ms at N=100k, D=256, Q=32. Set before any OpenMP
+# runtime starts; a user's own OMP_WAIT_POLICY wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from edge_reid.detections import Detections  # noqa: E402
+from edge_reid.detector import PersonDetector  # noqa: E402
+from edge_reid.embedder import Embedder  # noqa: E402
+from edge_reid.errors import EdgeReidError  # noqa: E402
+from edge_reid.matching import Gallery, MatchResult  # noqa: E402
+from edge_reid.pipeline import FrameResult, Person, Pipeline  # noqa: E402
+from edge_reid.sources import Frame, open_source  # noqa: E402
+from edge_reid.spec import ModelSpec, load_spec  # noqa: E402
 
 __version__ = "0.1.0"
 
