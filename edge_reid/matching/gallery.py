@@ -42,6 +42,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
+import numba
 import numpy as np
 
 from edge_reid.errors import DataError
@@ -100,6 +101,36 @@ class _Members:
 
     def all(self) -> list[int]:
         return [*self.enrolled, *self.recent]
+
+
+@numba.njit(cache=True)
+def _first_distinct_owners(owners: np.ndarray, row_scores: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> int:
+    """Per query, the first ``k`` distinct owners of its best rows (rows sorted by descending score).
+
+    Writes ids/scores (Q, k) (unfilled slots keep -1 / -inf) and returns the
+    smallest number of distinct owners found over the queries (capped at k).
+    """
+    n_queries, n_rows = owners.shape
+    k = ids.shape[1]
+    fewest = k
+    for query in range(n_queries):
+        found = 0
+        for r in range(n_rows):
+            owner = owners[query, r]
+            seen = False
+            for j in range(found):
+                if ids[query, j] == owner:
+                    seen = True
+                    break
+            if seen:
+                continue
+            ids[query, found] = owner
+            scores[query, found] = row_scores[query, r]
+            found += 1
+            if found == k:
+                break
+        fewest = min(fewest, found)
+    return fewest
 
 
 class Gallery:
@@ -304,8 +335,9 @@ class Gallery:
         Exact: the distinct owners of a query's best r rows, in order of first
         appearance, are exactly its best identities (an identity's best row comes
         before every row of a worse identity). The search starts at r = 2k rows
-        and widens (x4) only while some query has fewer than k distinct owners,
-        so the common case costs one top-2k row search whatever the history size.
+        (r = k while every identity has one row) and widens (x4) only while some
+        query has fewer than k distinct owners, so the common case costs one
+        top-2k row search whatever the history size.
         """
         q = self._check(embeddings)
         k_ids = min(int(k), len(self))
@@ -314,18 +346,15 @@ class Gallery:
         if k_ids == 0 or q.shape[0] == 0:
             return scores, ids
         total_rows = len(self._store)
-        k_rows = min(total_rows, 2 * k_ids)
+        # One row per identity (no histories yet): the best k rows are the best k identities.
+        k_rows = min(total_rows, k_ids if total_rows == len(self) else 2 * k_ids)
         while True:
             top = topk_cosine(q, self._store.vectors, k_rows)
             owners = self._store.labels[top.indices]
-            if k_rows >= total_rows or all(np.unique(row).size >= k_ids for row in owners):
+            found = _first_distinct_owners(owners, top.scores, ids, scores)
+            if k_rows >= total_rows or found >= k_ids:
                 break
             k_rows = min(total_rows, 4 * k_rows)
-        for row in range(q.shape[0]):
-            _, first = np.unique(owners[row], return_index=True)  # first = best row of each identity
-            best = np.sort(first)[:k_ids]
-            ids[row, : best.size] = owners[row, best]
-            scores[row, : best.size] = top.scores[row, best]
         return scores, ids
 
     def match(
