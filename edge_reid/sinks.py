@@ -162,18 +162,3 @@ class DisplaySink:
     def close(self) -> None:
         """Close the window."""
         cv2.destroyAllWindows()
-
-
-def write_json_atomic(path: str | Path, payload: dict) -> None:
-    """Write ``payload`` as indented JSON via a temporary file and rename."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; give the summary ordinary permissions
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge_reid.errors import DataError, OutputPathError
-from edge_reid.matching.gallery_file import PREFIX_BYTES, read_gallery_file, write_gallery_file
+from edge_reid.matching.gallery_file import read_gallery_file, write_gallery_file
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from hypothesis import strategies as st
 
 from edge_reid.errors import DataError
 from edge_reid.matching import Gallery, assign_unique
-from edge_reid.matching.gallery_file import read_gallery_file, write_gallery_file
+from edge_reid.matching.gallery_file import write_gallery_file
 
 
 def unit(rng, rows, dim):

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
+from edge_reid.atomic import write_json_atomic
 from edge_reid.calibration.fp16 import convert_fp16
 from edge_reid.calibration.guard import AccuracyBudget, Measurement, search_float_layers
 from edge_reid.calibration.pool import CropPool, load_pool
@@ -157,10 +158,7 @@ def _write_sidecar(spec: ModelSpec, path: Path) -> None:
     fields = spec.to_dict()
     fields.pop("input_name", None)
     fields.pop("output_name", None)
-    from edge_reid.sinks import write_json_atomic
-
     write_json_atomic(path, fields)
-    os.chmod(path, 0o644)  # mkstemp makes 0600 files
 
 
 def _read_calibration_crops(data_dir: Path, settings: CalibrationSettings):

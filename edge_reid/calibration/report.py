@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from edge_reid.sinks import write_json_atomic
+from edge_reid.atomic import write_json_atomic
 
 
 @dataclass

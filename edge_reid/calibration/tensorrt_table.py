@@ -16,13 +16,13 @@ which TensorRT's ONNX parser keeps.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
+
+from edge_reid.atomic import atomic_write_bytes
 
 
 def scale_hex(amax: float) -> str:
@@ -67,13 +67,7 @@ def write_tensorrt_table(
     """
     skip = set(leave_out)
     lines = [header] + [f"{name}: {scale_hex(value)}" for name, value in sorted(amax.items()) if name not in skip and value > 0]
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode(), what="TensorRT calibration table")
 
 
 def read_tensorrt_table(path: str | Path) -> tuple[str, dict[str, float]]:

@@ -39,7 +39,8 @@ def eval_command(
     from edge_reid.data.market1501 import load_market1501
     from edge_reid.embedder import Embedder
     from edge_reid.evaluation.market_eval import evaluate_market
-    from edge_reid.sinks import check_writable, write_json_atomic
+    from edge_reid.atomic import write_json_atomic
+    from edge_reid.sinks import check_writable
 
     if backend not in BACKEND_NAMES:
         raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")

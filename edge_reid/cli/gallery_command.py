@@ -194,7 +194,8 @@ def export(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON file to write (default: standard output)."),
 ) -> None:
     """Export identities and metadata as JSON, without embeddings."""
-    from edge_reid.sinks import check_writable, write_json_atomic
+    from edge_reid.atomic import write_json_atomic
+    from edge_reid.sinks import check_writable
 
     metadata = _load(gallery_path).metadata()
     if output is None:
@@ -229,7 +230,8 @@ def threshold(
 
     from edge_reid.embedder import Embedder
     from edge_reid.matching.threshold import labelled_images, pair_similarities, threshold_report
-    from edge_reid.sinks import check_writable, write_json_atomic
+    from edge_reid.atomic import write_json_atomic
+    from edge_reid.sinks import check_writable
 
     if not data.is_dir():
         raise DataError(f"data folder {data} does not exist")

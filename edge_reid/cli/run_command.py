@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,7 +15,6 @@ from rich.table import Table
 
 from edge_reid.backends import BACKEND_NAMES
 from edge_reid.cli.app import app
-from edge_reid.errors import EdgeReidError, SourceError
 from edge_reid.summary import RunSummary
 
 console = Console(stderr=True)
@@ -99,7 +97,8 @@ def run(
     from edge_reid.embedder import Embedder
     from edge_reid.pipeline import Pipeline
     from edge_reid.cli.gallery_command import open_gallery
-    from edge_reid.sinks import DisplaySink, EventsSink, VideoSink, check_writable, write_json_atomic
+    from edge_reid.atomic import write_json_atomic
+    from edge_reid.sinks import DisplaySink, EventsSink, VideoSink, check_writable
     from edge_reid.sources import open_source
 
     if (source is None) == (camera is None):

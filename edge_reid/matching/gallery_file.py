@@ -26,18 +26,17 @@ the new one, never a mix.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_reid.errors import DataError, OutputPathError
+from edge_reid.atomic import atomic_write_bytes
+from edge_reid.errors import DataError
 
 MAGIC = b"EDGEREID"
 FORMAT_VERSION = 1
@@ -68,42 +67,7 @@ def write_gallery_file(path: str | os.PathLike, header: dict[str, Any], payload:
     digest.update(payload_bytes)
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header_bytes), len(payload_bytes), digest.digest())
 
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise OutputPathError(f"cannot save gallery {path}: directory {directory} does not exist")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise OutputPathError(f"cannot save gallery {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(prefix)
-            handle.write(header_bytes)
-            handle.write(payload_bytes)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        if isinstance(exc, OSError):
-            raise OutputPathError(f"cannot save gallery {path}: {exc.strerror or exc}") from exc
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    atomic_write_bytes(path, prefix, header_bytes, payload_bytes, what="gallery", create_parent=False)
 
 
 def read_gallery_file(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarray]:

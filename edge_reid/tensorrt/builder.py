@@ -27,7 +27,7 @@ from edge_reid.cuda.runtime import GpuInfo
 from edge_reid.errors import ModelError
 from edge_reid.spec import ModelSpec, file_sha256
 from edge_reid.tensorrt.errors import EngineBuildError
-from edge_reid.tensorrt.files import atomic_write_bytes
+from edge_reid.atomic import atomic_write_bytes
 from edge_reid.tensorrt.manifest import (
     EngineManifest,
     MachineIdentity,

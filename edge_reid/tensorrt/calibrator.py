@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.errors import DataError
-from edge_reid.tensorrt.files import atomic_write_bytes
+from edge_reid.atomic import atomic_write_bytes
 
 
 class CalibrationBatchFeeder:

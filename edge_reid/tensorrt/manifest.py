@@ -23,7 +23,7 @@ from typing import Any
 
 from edge_reid.spec import file_sha256
 from edge_reid.tensorrt.errors import EngineManifestError, EngineNotFoundError
-from edge_reid.tensorrt.files import atomic_write_bytes
+from edge_reid.atomic import atomic_write_bytes
 from edge_reid.tensorrt.profile import BatchProfile
 from edge_reid.tensorrt.versions import PRECISIONS, tensorrt_tag
 

@@ -1,0 +1,86 @@
+"""Atomic file writes: a crash or power loss never leaves a half-written file.
+
+Every file edge-reid writes as a whole (galleries, summaries, reports, engines,
+manifests, calibration caches) goes through :func:`atomic_write_bytes`: the bytes
+go to a temporary file in the target's folder, which is fsync'ed and renamed over
+the target with :func:`os.replace` (atomic on POSIX), then the folder is fsync'ed
+so the rename itself survives a power loss. Readers see the old file or the new
+one, never a mix. The file gets ordinary permissions (0666 less the umask).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edge_reid.errors import OutputPathError
+
+
+def fsync_directory(directory: str | Path) -> None:
+    """Make a rename in ``directory`` durable (no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes, what: str = "file", create_parent: bool = True) -> Path:
+    """Write the concatenation of ``chunks`` to ``path`` atomically; returns the path.
+
+    Args:
+        path: the file to (re)place.
+        chunks: byte strings written one after the other (no joined copy is made).
+        what: what the file is, for error messages ("gallery", "engine", ...).
+        create_parent: create missing parent folders; False requires the folder to exist.
+
+    Raises:
+        OutputPathError: the folder is missing (``create_parent=False``) or cannot be
+            created or written; the temporary file is removed and the old file kept.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        if create_parent:
+            directory.mkdir(parents=True, exist_ok=True)
+        elif not directory.is_dir():
+            raise OutputPathError(f"cannot write {what} {path}: folder {directory} does not exist")
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise OutputPathError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+        raise
+    fsync_directory(directory)
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any, what: str = "JSON file") -> Path:
+    """Write ``payload`` as indented JSON (UTF-8, trailing newline) atomically; returns the path.
+
+    Raises:
+        OutputPathError: the file cannot be written.
+    """
+    return atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"), what=what)
