@@ -1,0 +1,32 @@
+import json
+import os
+import stat
+
+import pytest
+
+from edge_reid.atomic import atomic_write_bytes, write_json_atomic
+from edge_reid.errors import OutputPathError
+
+
+def test_atomic_write_replaces_whole_files_with_ordinary_permissions(tmp_path):
+    target = tmp_path / "sub" / "report.json"
+    write_json_atomic(target, {"fps": 28.7})
+    assert json.loads(target.read_text()) == {"fps": 28.7}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    atomic_write_bytes(target, b"ab", b"cd")
+    assert target.read_bytes() == b"abcd"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["report.json"], "no temporary files left"
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "gallery.edgereid"
+    atomic_write_bytes(target, b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, b"new", object())  # fails half-way through writing
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gallery.edgereid"]
+    with pytest.raises(OutputPathError, match="does not exist"):
+        atomic_write_bytes(tmp_path / "missing" / "g.edgereid", b"x", what="gallery", create_parent=False)
