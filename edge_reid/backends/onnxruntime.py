@@ -17,6 +17,11 @@ from edge_reid.errors import ModelError
 from edge_reid.spec import ModelSpec
 
 
+#: Stop ONNX Runtime's intra-op threads spinning when a run returns (see :func:`create_session`).
+#: A module setting so that ``benchmarks/loop_spinning.py`` can compare both ways.
+STOP_SPINNING_AFTER_RUN = True
+
+
 def threads_per_model() -> int:
     """CPU threads for each of the two models (detector, ReID) when they run side by side.
 
@@ -51,6 +56,14 @@ def create_session(model_path: str | Path, threads: int | None = None, providers
     2 threads: 4.7 vs 6.7 ms/image; FP32 2.1): Q/DQ models are for TensorRT,
     ONNX Runtime runs them as the reference.
 
+    The intra-op threads stop spinning when a run returns
+    (``session.force_spinning_stop``, ONNX Runtime PR #11841). By default they
+    busy-wait for the next run, and in our loop the next thing to run is our own
+    code (matching, preprocessing): with 2 threads on 2 cores the spinning
+    thread took a core from the matcher, and matching 32 queries against 10k
+    identities went from 6 to 9 ms per step (``benchmarks/loop_spinning.py``).
+    Spinning inside a run, between its operators, is kept.
+
     Args:
         model_path: the ``.onnx`` file.
         threads: intra-op threads (None: ONNX Runtime's default, one per physical core).
@@ -69,6 +82,8 @@ def create_session(model_path: str | Path, threads: int | None = None, providers
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if STOP_SPINNING_AFTER_RUN:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     if is_qdq_model(path):
         options.add_session_config_entry("session.disable_quant_qdq", "1")
     try:

@@ -1,0 +1,62 @@
+"""The embedding loop with ONNX Runtime's threads spinning after each run, and stopped, alternating.
+
+ONNX Runtime's intra-op threads busy-wait after a run for the next one by default. In the
+embedding loop the next work is ours (matching, preprocessing), so a spinning thread takes a core
+from it. ``edge_reid.backends.onnxruntime`` sets ``session.force_spinning_stop`` (spinning stops when
+a run returns; it is kept inside a run). This script measures both ways side by side, batch 32:
+
+    python benchmarks/loop_spinning.py --repeats 4 --seconds 5
+
+Prints one row per run (model-only images/s, loop images/s, loop efficiency, ms per step of
+preprocess / embed / match) and the medians of each setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import edge_reid.backends.onnxruntime as ort_backend  # noqa: E402
+from edge_reid.bench import BenchConfig, crops_from_video, default_video, run_bench  # noqa: E402
+
+SETTINGS = (("spin after run (ORT default)", False), ("stop spinning (edge-reid)", True))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    video = default_video()
+    if video is None:
+        print("needs ../shared/data/vtest.avi (or EDGE_REID_SHARED)", file=sys.stderr)
+        return 2
+    pool = crops_from_video(video, 256)
+    config = BenchConfig(batches=(args.batch,), seconds=args.seconds, preprocess=False)
+    rows: dict[str, list[dict]] = {name: [] for name, _ in SETTINGS}
+    print(f"{'setting':30s} {'model img/s':>11} {'loop img/s':>10} {'efficiency':>10} {'pre ms':>7} {'embed ms':>8} {'match ms':>8}")
+    for _ in range(args.repeats):
+        for name, stop in SETTINGS:
+            ort_backend.STOP_SPINNING_AFTER_RUN = stop
+            row = run_bench(config, pool).to_dict()["batches"][0]
+            rows[name].append(row)
+            stages = row["loop_stage_ms"]
+            print(f"{name:30s} {row['images_per_s']:>11.1f} {row['loop_images_per_s']:>10.1f} {row['loop_efficiency']:>10.3f} "
+                  f"{stages['preprocess']:>7.2f} {stages['embed']:>8.2f} {stages['match']:>8.2f}")
+    ort_backend.STOP_SPINNING_AFTER_RUN = True
+    print("medians:")
+    for name, runs in rows.items():
+        med = lambda get: statistics.median(get(r) for r in runs)  # noqa: E731
+        print(f"{name:30s} {med(lambda r: r['images_per_s']):>11.1f} {med(lambda r: r['loop_images_per_s']):>10.1f} "
+              f"{med(lambda r: r['loop_efficiency']):>10.3f} {med(lambda r: r['loop_stage_ms']['preprocess']):>7.2f} "
+              f"{med(lambda r: r['loop_stage_ms']['embed']):>8.2f} {med(lambda r: r['loop_stage_ms']['match']):>8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
