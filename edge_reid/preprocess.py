@@ -6,15 +6,18 @@ colour swap, scaling, mean/std normalisation and HWC -> CHW transpose for the
 whole batch and writes float32 into the (N, 3, H, W) input buffer. Nothing is
 allocated per frame once the preprocessor exists.
 
-The kernel is deliberately single-threaded (``nogil`` so callers may thread
-it): it is memory-bound (about 3 ms for 32 crops of 256x128 on one core), and a
-``parallel=True`` version under Numba's default OpenMP layer was 4-5x *slower*
-on a busy 2-core machine (threads spinning at the barrier, competing with ONNX
-Runtime's own threads); see docs/benchmarks.md.
+The kernel itself is single-threaded and ``nogil``: a ``parallel=True`` version
+under Numba's default OpenMP layer was 4-5x *slower* on a busy 2-core machine
+(threads spinning at the barrier, competing with ONNX Runtime's own threads; see
+docs/benchmarks.md). Parallelism is one level up instead: with ``threads > 1``
+the batch is cut into contiguous slices of crops and each thread resizes its
+slice and runs the kernel on it (OpenCV and the kernel both release the GIL).
+Nothing waits at a barrier but the caller, once per batch.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import cv2
@@ -42,21 +45,41 @@ def _normalize_transpose(staged: np.ndarray, n: int, channel_source: np.ndarray,
                 out[i, 2, y, x] = staged[i, y, x, c2] * g2 + b2
 
 
+#: Fewest crops a preprocessing thread is given: below this, handing work to a thread
+#: (~30-50 us) costs about as much as the ~50-100 us it takes to preprocess a crop.
+MIN_CROPS_PER_THREAD = 4
+
+
 class CropPreprocessor:
     """Turns BGR person crops into the model's normalised (N, 3, H, W) float32 input.
 
     For a pixel p in 0..255 of model channel c: ``(p * pixel_scale - mean[c]) / std[c]``,
     with channels reordered to the spec's ``color_order`` (frames are BGR, OpenCV's order).
 
+    One preprocessor serves one caller at a time (it owns one staging array).
+
     Args:
         spec: the model's spec (size, colour order, scale, mean, std).
         max_batch: rows of the staging array; calls with more crops than this
             are processed in chunks by the caller (:class:`edge_reid.embedder.Embedder`).
+        threads: CPU threads per batch, >= 1 (the caller's thread plus ``threads - 1``
+            pool threads, started on first use). Each thread gets at least
+            :data:`MIN_CROPS_PER_THREAD` crops, so small batches stay on the caller's thread.
+            The output is identical for any thread count.
+
+    Raises:
+        ValueError: ``max_batch`` or ``threads`` < 1.
     """
 
-    def __init__(self, spec: ModelSpec, max_batch: int = 32) -> None:
+    def __init__(self, spec: ModelSpec, max_batch: int = 32, threads: int = 1) -> None:
+        if int(max_batch) < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
         self.spec = spec
         self.max_batch = int(max_batch)
+        self.threads = int(threads)
+        self._pool: ThreadPoolExecutor | None = None
         self._staged = np.zeros((self.max_batch, spec.height, spec.width, 3), np.uint8)
         # Frames are BGR: model channel c reads staged channel 2 - c when the model wants RGB.
         self._channel_source = np.array([2, 1, 0] if spec.color_order == "RGB" else [0, 1, 2], np.int64)
@@ -73,12 +96,38 @@ class CropPreprocessor:
         if not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
 
-    def _stage(self, index: int, image: np.ndarray) -> None:
-        cv2.resize(image, (self.spec.width, self.spec.height), dst=self._staged[index], interpolation=cv2.INTER_LINEAR)
+    def _write_slice(self, images: Sequence[np.ndarray], start: int, stop: int, out: np.ndarray) -> None:
+        """Resize images[start:stop] into the staging rows and normalise them into out[start:stop]."""
+        size = (self.spec.width, self.spec.height)
+        for index in range(start, stop):
+            cv2.resize(images[index], size, dst=self._staged[index], interpolation=cv2.INTER_LINEAR)
+        _normalize_transpose(
+            self._staged[start:stop], stop - start, self._channel_source, self._gain, self._bias, out[start:stop]
+        )
 
-    def _finish(self, count: int, out: np.ndarray) -> None:
-        if count:
-            _normalize_transpose(self._staged, count, self._channel_source, self._gain, self._bias, out)
+    def _write(self, images: Sequence[np.ndarray], out: np.ndarray) -> None:
+        """Preprocess already-checked images into out[:N], on up to ``threads`` threads."""
+        count = len(images)
+        parts = min(self.threads, count // MIN_CROPS_PER_THREAD)
+        if parts <= 1:
+            if count:
+                self._write_slice(images, 0, count, out)
+            return
+        bounds = [count * part // parts for part in range(parts + 1)]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="edge-reid-preprocess")
+        futures = [self._pool.submit(self._write_slice, images, bounds[p], bounds[p + 1], out) for p in range(1, parts)]
+        try:
+            self._write_slice(images, bounds[0], bounds[1], out)
+        finally:
+            for future in futures:  # wait for every slice, even when one failed, then raise its error
+                future.result()
+
+    def close(self) -> None:
+        """Stop the pool threads (if any were started). The preprocessor restarts them if used again."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def write_boxes(self, frame: np.ndarray, boxes: np.ndarray, out: np.ndarray) -> None:
         """Crop ``boxes`` from ``frame`` and write them, preprocessed, into ``out[:N]``.
@@ -94,13 +143,14 @@ class CropPreprocessor:
         """
         self._check_out(len(boxes), out)
         frame_h, frame_w = frame.shape[:2]
+        views = []
         for index, (x1, y1, x2, y2) in enumerate(boxes):
             left, top = max(0, int(x1)), max(0, int(y1))
             right, bottom = min(frame_w, int(np.ceil(x2))), min(frame_h, int(np.ceil(y2)))
             if right <= left or bottom <= top:
                 raise ValueError(f"box {index} ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}) is empty inside a {frame_w}x{frame_h} frame")
-            self._stage(index, frame[top:bottom, left:right])
-        self._finish(len(boxes), out)
+            views.append(frame[top:bottom, left:right])
+        self._write(views, out)
 
     def write_crops(self, crops: Sequence[np.ndarray], out: np.ndarray) -> None:
         """Write already-cut BGR crops, preprocessed, into ``out[:N]``.
@@ -117,8 +167,7 @@ class CropPreprocessor:
             if crop is None or crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8 or crop.size == 0:
                 shape = None if crop is None else (crop.shape, crop.dtype)
                 raise ValueError(f"crop {index} must be a non-empty (h, w, 3) uint8 BGR image, got {shape}")
-            self._stage(index, crop)
-        self._finish(len(crops), out)
+        self._write(crops, out)
 
 
 def reference_preprocess(crop: np.ndarray, spec: ModelSpec) -> np.ndarray:

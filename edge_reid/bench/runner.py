@@ -67,11 +67,15 @@ class PreprocessResult:
     Attributes:
         batch: crops per call of the fused path.
         crops: distinct crops in the pool.
-        fused_crops_per_s: :meth:`CropPreprocessor.write_crops` throughput.
+        fused_crops_per_s: :meth:`CropPreprocessor.write_crops` throughput on one thread
+            (the like-for-like comparison with the one-thread reference).
         reference_crops_per_s: :func:`reference_preprocess` throughput (one crop per call,
             copied into the same buffer).
         max_abs_diff: largest difference between the two outputs on the first batch
             (normalised units; 0 means identical).
+        threads: preprocessing threads of the loop's embedder.
+        threaded_crops_per_s: the fused path on ``threads`` threads, as the loop runs it
+            (None when ``threads`` is 1).
     """
 
     batch: int
@@ -79,6 +83,8 @@ class PreprocessResult:
     fused_crops_per_s: float
     reference_crops_per_s: float
     max_abs_diff: float
+    threads: int = 1
+    threaded_crops_per_s: float | None = None
 
     @property
     def speedup(self) -> float:
@@ -89,6 +95,8 @@ class PreprocessResult:
         data = asdict(self)
         data["fused_crops_per_s"] = round(self.fused_crops_per_s, 1)
         data["reference_crops_per_s"] = round(self.reference_crops_per_s, 1)
+        if self.threaded_crops_per_s is not None:
+            data["threaded_crops_per_s"] = round(self.threaded_crops_per_s, 1)
         data["speedup"] = round(self.speedup, 3)
         return data
 
@@ -171,14 +179,17 @@ def _timed_calls(call: Callable[[], None], budget_s: float, min_calls: int, samp
         calls += 1
 
 
-def measure_preprocess(spec, pool: CropPool, batch: int, seconds: float, rounds: int = 4, min_iterations: int = 5) -> PreprocessResult:
-    """Crops/s of the fused preprocessing and of the plain reference, alternating rounds.
+def measure_preprocess(
+    spec, pool: CropPool, batch: int, seconds: float, rounds: int = 4, min_iterations: int = 5, threads: int = 1
+) -> PreprocessResult:
+    """Crops/s of the fused preprocessing (one thread, and ``threads``) and of the plain reference, alternating rounds.
 
     Args:
         spec: the model's :class:`edge_reid.spec.ModelSpec`.
         pool: the crops.
         batch: crops per fused call (the reference does one crop per call into the same buffer).
-        seconds: timed seconds for each of the two paths.
+        seconds: timed seconds for each path.
+        threads: the loop's preprocessing threads; > 1 adds a measurement of the fused path on that many.
 
     Returns:
         :class:`PreprocessResult`.
@@ -186,12 +197,16 @@ def measure_preprocess(spec, pool: CropPool, batch: int, seconds: float, rounds:
     from edge_reid.preprocess import CropPreprocessor, reference_preprocess
 
     preprocessor = CropPreprocessor(spec, batch)
+    threaded = CropPreprocessor(spec, batch, threads=threads) if threads > 1 else None
     out = np.zeros((batch, 3, spec.height, spec.width), np.float32)
     reference_out = np.zeros_like(out)
     batches = pool.batches(batch)
 
     def fused(crops) -> None:
         preprocessor.write_crops(crops, out)
+
+    def fused_threaded(crops) -> None:
+        threaded.write_crops(crops, out)
 
     def reference(crops) -> None:
         for index, crop in enumerate(crops):
@@ -200,8 +215,11 @@ def measure_preprocess(spec, pool: CropPool, batch: int, seconds: float, rounds:
     fused(batches[0])
     reference(batches[0])
     max_abs_diff = float(np.abs(out - reference_out).max())
-    cursor = {"fused": 0, "reference": 0}
-    samples: dict[str, list[float]] = {"fused": [], "reference": []}
+    paths = {"fused": fused, "reference": reference}
+    if threaded is not None:
+        paths["threaded"] = fused_threaded
+    cursor = dict.fromkeys(paths, 0)
+    samples: dict[str, list[float]] = {name: [] for name in paths}
 
     def step(name: str, function) -> Callable[[], None]:
         def call() -> None:
@@ -212,12 +230,17 @@ def measure_preprocess(spec, pool: CropPool, batch: int, seconds: float, rounds:
 
     per_round = seconds / rounds
     min_per_round = max(1, -(-min_iterations // rounds))
-    for _ in range(rounds):
-        _timed_calls(step("fused", fused), per_round, min_per_round, samples["fused"])
-        _timed_calls(step("reference", reference), per_round, min_per_round, samples["reference"])
-    fused_stats = LatencyStats.from_samples(samples["fused"], batch)
-    reference_stats = LatencyStats.from_samples(samples["reference"], batch)
-    return PreprocessResult(batch, len(pool.crops), fused_stats.images_per_s, reference_stats.images_per_s, max_abs_diff)
+    try:
+        for _ in range(rounds):
+            for name, function in paths.items():
+                _timed_calls(step(name, function), per_round, min_per_round, samples[name])
+    finally:
+        if threaded is not None:
+            threaded.close()
+    rates = {name: LatencyStats.from_samples(values, batch).images_per_s for name, values in samples.items()}
+    return PreprocessResult(
+        batch, len(pool.crops), rates["fused"], rates["reference"], max_abs_diff, threads, rates.get("threaded")
+    )
 
 
 class LoopStep:
@@ -367,7 +390,9 @@ def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Mat
     preprocess = None
     if config.preprocess:
         say(f"preprocess: fused vs reference, batch {max_batch}, {config.seconds:g} s each")
-        preprocess = measure_preprocess(spec, pool, max_batch, config.seconds, config.rounds, config.min_iterations)
+        preprocess = measure_preprocess(
+            spec, pool, max_batch, config.seconds, config.rounds, config.min_iterations, embedder.preprocessor.threads
+        )
 
     model_info = {
         "path": str(model_path),

@@ -51,10 +51,13 @@ def _print_report(report) -> None:
         )
     pre = data["preprocess"]
     if pre:
+        threaded = ""
+        if pre.get("threaded_crops_per_s") is not None:
+            threaded = f"; fused on the loop's {pre['threads']} threads {pre['threaded_crops_per_s']:.0f} crops/s"
         console.print(
-            f"preprocess (batch {pre['batch']}): fused {pre['fused_crops_per_s']:.0f} crops/s, "
+            f"preprocess (batch {pre['batch']}, one thread): fused {pre['fused_crops_per_s']:.0f} crops/s, "
             f"reference numpy/OpenCV {pre['reference_crops_per_s']:.0f} crops/s, speedup {pre['speedup']:.2f}x "
-            f"(max difference {pre['max_abs_diff']:.2g})"
+            f"(max difference {pre['max_abs_diff']:.2g}){threaded}"
         )
     env = data["environment"]
     libraries = ", ".join(f"{name} {version}" for name, version in env["libraries"].items() if version)
