@@ -1,0 +1,107 @@
+"""EmbeddingLoop: the overlapped loop gives the plain loop's results, in order, and overlaps for real."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edge_reid.embedding_loop import EmbeddingLoop
+from edge_reid.matching import Gallery
+
+
+@pytest.fixture(scope="module")
+def crop_batches(vtest_frames, detector):
+    """Real person crops of vtest.avi in batches of uneven size: one larger than max_batch (16), one empty."""
+    crops = []
+    for frame in vtest_frames:
+        for x1, y1, x2, y2 in detector.detect(frame).boxes:
+            crops.append(frame[int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))])
+    assert len(crops) >= 40
+    sizes = [5, 20, 0, 3, 9]
+    bounds = np.cumsum([0, *sizes])
+    return [crops[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _embed_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("edge-reid-embed") and t.is_alive()]
+
+
+def test_overlapped_loop_gives_the_plain_loops_results(embedder, crop_batches):
+    plain_gallery = Gallery(embedder.dim, threshold=0.6)
+    plain = []
+    for index, crops in enumerate(crop_batches):
+        embeddings = embedder.embed_crops(crops)
+        plain.append((embeddings, plain_gallery.match(embeddings, timestamp=float(index)).identity_ids))
+
+    gallery = Gallery(embedder.dim, threshold=0.6)
+    batch_number = iter(range(len(crop_batches)))
+    loop = EmbeddingLoop(embedder, lambda e: gallery.match(e, timestamp=float(next(batch_number))))
+    results = list(loop.run(crop_batches))
+
+    assert [r.index for r in results] == list(range(len(crop_batches)))
+    for result, (embeddings, identity_ids), crops in zip(results, plain, crop_batches):
+        assert result.embeddings.shape == (len(crops), embedder.dim)
+        np.testing.assert_allclose(result.embeddings, embeddings, atol=1e-6)
+        np.testing.assert_array_equal(result.matched.identity_ids, identity_ids)
+    assert len(gallery) == len(plain_gallery) >= 5
+    assert [i.count for i in gallery.identities] == [i.count for i in plain_gallery.identities]
+    assert not _embed_threads()
+
+
+class _RecordingEmbedder:
+    """Delegates to a real Embedder and records when each embed_crops call starts."""
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+        self.starts: list[float] = []
+
+    def embed_crops(self, crops):
+        self.starts.append(time.perf_counter())
+        return self.embedder.embed_crops(crops)
+
+    @property
+    def last_seconds(self):
+        return self.embedder.last_seconds
+
+
+def test_next_batch_is_embedded_while_this_one_is_matched(embedder, crop_batches):
+    recording = _RecordingEmbedder(embedder)
+    match_spans = []
+
+    def slow_match(embeddings):
+        start = time.perf_counter()
+        time.sleep(0.05)
+        match_spans.append((start, time.perf_counter()))
+        return len(embeddings)
+
+    loop = EmbeddingLoop(recording, slow_match)
+    results = list(loop.run(crop_batches))
+    assert [r.matched for r in results] == [len(b) for b in crop_batches]
+    for index in range(len(crop_batches) - 1):
+        assert recording.starts[index + 1] < match_spans[index][1], f"batch {index + 1} waited for batch {index}'s matching"
+    assert loop.seconds["match"] >= 0.05 * len(crop_batches)
+    assert loop.seconds["preprocess"] > 0 and loop.seconds["embed"] > 0 and loop.seconds["wait"] >= 0
+
+
+def test_a_bad_batch_fails_in_its_turn_after_the_earlier_results(embedder, crop_batches):
+    batches = [crop_batches[0], crop_batches[3], [crop_batches[1][0], np.zeros((0, 7, 3), np.uint8)], crop_batches[4]]
+    loop = EmbeddingLoop(embedder, lambda e: len(e))
+    seen = []
+    with pytest.raises(ValueError, match="crop 1"):
+        for result in loop.run(batches):
+            seen.append(result.index)
+    assert seen == [0, 1]
+    assert not _embed_threads(), "the worker thread must be stopped"
+    assert embedder.embed_crops(crop_batches[3]).shape == (3, embedder.dim)  # the embedder still works
+
+
+def test_stopping_early_waits_for_the_batch_in_flight(embedder, crop_batches):
+    loop = EmbeddingLoop(embedder, lambda e: len(e))
+    results = loop.run(crop_batches)
+    first = next(results)
+    assert first.index == 0 and first.matched == 5
+    results.close()  # what `break` in a for loop does
+    assert not _embed_threads()
+    again = [r.matched for r in loop.run(crop_batches[:2])]  # reusable after stopping
+    assert again == [5, 20]
