@@ -192,7 +192,7 @@ def test_bench_cli_writes_consistent_json(tmp_path, vtest_path, capsys):
                  "--max-crops", "40", "--json", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
-    assert report["schema"] == "edge-reid-bench/1"
+    assert report["schema"] == "edge-reid-bench/2"
     assert set(report) == {"schema", "model", "settings", "batches", "preprocess", "environment"}
     model = report["model"]
     assert model["precision"] == "fp32" and model["sha256"] == file_sha256(DEFAULT_REID_MODEL) and model["embedding_dim"] == 512
@@ -204,14 +204,20 @@ def test_bench_cli_writes_consistent_json(tmp_path, vtest_path, capsys):
     assert [row["batch"] for row in report["batches"]] == [1, 8, 32]
     for row in report["batches"]:
         batch = row["batch"]
-        assert row["iterations"] >= 5 and row["loop_iterations"] >= 5
+        assert row["iterations"] >= 5 and row["loop_iterations"] >= 5 and row["sequential_loop_iterations"] >= 5
         _check_stats(row["latency_ms"], row["images_per_s"], batch)
-        _check_stats(row["loop_latency_ms"], row["loop_images_per_s"], batch)
-        assert 0 < row["loop_efficiency"] <= 1.2
-        assert row["loop_efficiency"] == pytest.approx(row["loop_images_per_s"] / row["images_per_s"], rel=2e-3)
-        stages = row["loop_stage_ms"]
-        assert set(stages) == {"preprocess", "embed", "match"} and all(ms > 0 for ms in stages.values())
-        assert sum(stages.values()) <= row["loop_latency_ms"]["mean"] * 1.01, "stages are parts of one loop step"
+        for loop in ("loop", "sequential_loop"):
+            _check_stats(row[f"{loop}_latency_ms"], row[f"{loop}_images_per_s"], batch)
+            assert 0 < row[f"{loop}_efficiency"] <= 1.5
+            assert row[f"{loop}_efficiency"] == pytest.approx(row[f"{loop}_images_per_s"] / row["images_per_s"], rel=2e-3)
+        plain = row["sequential_loop_stage_ms"]
+        assert set(plain) == {"preprocess", "embed", "match"} and all(ms > 0 for ms in plain.values())
+        assert sum(plain.values()) <= row["sequential_loop_latency_ms"]["mean"] * 1.01, "stages are parts of one plain step"
+        overlapped = row["loop_stage_ms"]
+        assert set(overlapped) == {"preprocess", "embed", "match", "wait"}
+        assert overlapped["match"] > 0 and overlapped["embed"] > 0 and overlapped["wait"] >= 0
+        # the caller's thread only matches and waits: together they are (nearly all of) one step
+        assert overlapped["match"] + overlapped["wait"] <= row["loop_latency_ms"]["mean"] * 1.01
     pre = report["preprocess"]
     assert pre["batch"] == 32 and pre["crops"] == 40
     assert pre["fused_crops_per_s"] > 0 and pre["reference_crops_per_s"] > 0
@@ -222,7 +228,8 @@ def test_bench_cli_writes_consistent_json(tmp_path, vtest_path, capsys):
     assert {"numpy", "onnxruntime", "opencv", "numba", "tensorrt"} <= set(env["libraries"])
     assert env["libraries"]["numpy"] == np.__version__ and env["libraries"]["opencv"] == cv2.__version__
     printed = capsys.readouterr().out
-    assert "loop efficiency" in printed and "images/s" in printed and "preprocess (batch 32)" in printed
+    assert "loop efficiency" in printed and "plain efficiency" in printed and "images/s" in printed
+    assert "preprocess (batch 32, one thread)" in printed
 
 
 def test_bench_with_crop_folder_and_a_small_model(tmp_path, vtest_frames, frame0_detections):

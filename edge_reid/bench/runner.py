@@ -17,7 +17,7 @@ from edge_reid.bench.stats import LatencyStats
 from edge_reid.errors import DataError, ModelError
 
 #: Version of the JSON layout written by ``edge-reid bench --json``.
-SCHEMA = "edge-reid-bench/1"
+SCHEMA = "edge-reid-bench/2"
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,22 @@ class BatchResult:
 
     Attributes:
         model: latency of ``backend.infer(batch)`` alone.
-        loop: latency of one loop step (preprocess + embed + normalise + match) on ``batch`` crops.
-        loop_stage_ms: mean ms per loop step of "preprocess", "embed" (model + L2 normalise) and "match".
+        loop: latency per batch of the embedding loop as edge-reid runs it
+            (:class:`~edge_reid.embedding_loop.EmbeddingLoop`: preprocess + embed + normalise
+            of the next batch on a worker thread while this batch is matched).
+        loop_stage_ms: mean ms per batch in that loop: "preprocess" and "embed" (model + L2
+            normalise) on the worker thread, "match" and "wait" (blocked on the worker) on
+            the caller's thread; the caller's "match" + "wait" is the step time.
+        sequential: latency of one step of the plain loop (preprocess, embed, normalise,
+            match one after the other) on ``batch`` crops.
+        sequential_stage_ms: mean ms per step of the plain loop's "preprocess", "embed", "match".
     """
 
     model: LatencyStats
     loop: LatencyStats | None = None
     loop_stage_ms: dict[str, float] = field(default_factory=dict)
+    sequential: LatencyStats | None = None
+    sequential_stage_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def loop_efficiency(self) -> float | None:
@@ -40,6 +49,13 @@ class BatchResult:
         if self.loop is None:
             return None
         return self.loop.images_per_s / self.model.images_per_s
+
+    @property
+    def sequential_loop_efficiency(self) -> float | None:
+        """Plain (not overlapped) loop images/s divided by model-only images/s."""
+        if self.sequential is None:
+            return None
+        return self.sequential.images_per_s / self.model.images_per_s
 
     def to_dict(self) -> dict:
         """JSON-ready dict (see docs/benchmarks.md for the layout)."""
@@ -49,14 +65,18 @@ class BatchResult:
             "latency_ms": self.model.latency_ms(),
             "images_per_s": round(self.model.images_per_s, 3),
         }
-        if self.loop is not None:
-            data.update(
-                loop_iterations=self.loop.iterations,
-                loop_latency_ms=self.loop.latency_ms(),
-                loop_images_per_s=round(self.loop.images_per_s, 3),
-                loop_efficiency=round(self.loop_efficiency, 4),
-                loop_stage_ms={stage: round(ms, 4) for stage, ms in self.loop_stage_ms.items()},
-            )
+        for prefix, stats, efficiency, stages in (
+            ("loop", self.loop, self.loop_efficiency, self.loop_stage_ms),
+            ("sequential_loop", self.sequential, self.sequential_loop_efficiency, self.sequential_stage_ms),
+        ):
+            if stats is not None:
+                data.update({
+                    f"{prefix}_iterations": stats.iterations,
+                    f"{prefix}_latency_ms": stats.latency_ms(),
+                    f"{prefix}_images_per_s": round(stats.images_per_s, 3),
+                    f"{prefix}_efficiency": round(efficiency, 4),
+                    f"{prefix}_stage_ms": {stage: round(ms, 4) for stage, ms in stages.items()},
+                })
         return data
 
 
@@ -131,7 +151,7 @@ class BenchConfig:
         backend: ``"onnxruntime"`` or ``"tensorrt"``.
         precision: ``"fp32"``/``"fp16"``/``"int8"`` or None (the model's own); see :func:`resolve_precision`.
         batches: batch sizes, each >= 1.
-        seconds: timed seconds per batch size for the model alone, and as much again for the loop.
+        seconds: timed seconds per batch size for the model alone, and as much again for each loop.
         warmup_s: untimed seconds per batch size before measuring (at least 2 calls).
         rounds: model-only and loop alternate in this many rounds per batch size.
         min_iterations: fewest timed calls per measurement, whatever ``seconds`` says.
@@ -139,7 +159,8 @@ class BenchConfig:
         threshold: the gallery's match threshold (cosine similarity).
         threads: ONNX Runtime intra-op threads (None: its default).
         engines_dir: TensorRT engines folder (``edge-reid build`` writes there).
-        loop: also measure the embedding loop; needs crops.
+        loop: also measure the embedding loop (:class:`~edge_reid.embedding_loop.EmbeddingLoop`); needs crops.
+        sequential_loop: with ``loop``, also measure the plain loop (no overlap), for comparison.
         preprocess: also measure preprocessing alone; needs crops.
     """
 
@@ -156,6 +177,7 @@ class BenchConfig:
     threads: int | None = None
     engines_dir: str | Path = "engines"
     loop: bool = True
+    sequential_loop: bool = True
     preprocess: bool = True
 
     def __post_init__(self) -> None:
@@ -244,10 +266,11 @@ def measure_preprocess(
 
 
 class LoopStep:
-    """One step of the embedding loop on ``batch`` crops, callable; accumulates seconds per stage.
+    """One step of the plain embedding loop on ``batch`` crops, callable; accumulates seconds per stage.
 
     A step: the next ``batch`` crops of the pool -> :meth:`Embedder.embed_crops` (preprocess into
-    the backend's input buffer, infer, L2-normalise) -> ``matcher(gallery, embeddings)``.
+    the backend's input buffer, infer, L2-normalise) -> ``matcher(gallery, embeddings)``, one after
+    the other.
     """
 
     def __init__(self, embedder, pool: CropPool, batch: int, gallery, matcher: Matcher) -> None:
@@ -269,18 +292,70 @@ class LoopStep:
         self.seconds["preprocess"] += self.embedder.last_seconds["preprocess"]
         self.seconds["embed"] += self.embedder.last_seconds["embed"]
 
+    def end_round(self) -> None:
+        """Nothing to finish between rounds (the overlapped loop has a batch in flight)."""
+
     def reset(self) -> None:
         """Forget the stage seconds so far (after warm-up)."""
         self.seconds = dict.fromkeys(self.seconds, 0.0)
 
 
-def measure_batch(embedder, batch: int, config: BenchConfig, pool: CropPool | None, gallery, matcher: Matcher = match_queries) -> BatchResult:
-    """Model-only latency and, with a ``gallery``, the loop at one batch size, in alternating rounds.
+class OverlappedLoopStep:
+    """One batch through :class:`~edge_reid.embedding_loop.EmbeddingLoop`, callable.
+
+    Each call yields the next result: it submits the next batch's embedding to the
+    worker and matches the previous batch meanwhile. :meth:`end_round` (untimed)
+    stops the loop and waits for the batch in flight, so that the model-only
+    measurement that follows runs alone; the next call starts the loop again (its
+    first batch is embedded without overlap, a real start-up cost that the timed calls include).
+    """
+
+    def __init__(self, embedder, pool: CropPool, batch: int, gallery, matcher: Matcher) -> None:
+        from edge_reid.embedding_loop import EmbeddingLoop
+
+        self.crop_batches = pool.batches(batch)
+        self.loop = EmbeddingLoop(embedder, lambda embeddings: matcher(gallery, embeddings))
+        self.cursor = 0
+        self._results = None
+
+    def _endless_batches(self):
+        while True:
+            yield self.crop_batches[self.cursor % len(self.crop_batches)]
+            self.cursor += 1
+
+    def __call__(self) -> None:
+        if self._results is None:
+            self._results = self.loop.run(self._endless_batches())
+        next(self._results)
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        return self.loop.seconds
+
+    def end_round(self) -> None:
+        """Stop the loop; waits for the batch in flight (untimed)."""
+        if self._results is not None:
+            self._results.close()
+            self._results = None
+
+    def reset(self) -> None:
+        """Forget the stage seconds so far (after warm-up)."""
+        self.loop.seconds = dict.fromkeys(self.loop.seconds, 0.0)
+
+
+def measure_batch(
+    embedder, batch: int, config: BenchConfig, pool: CropPool | None, gallery, matcher: Matcher = match_queries
+) -> BatchResult:
+    """Model-only latency and, with a ``gallery``, the overlapped and the plain loop at one batch size.
+
+    The three measurements alternate in ``config.rounds`` rounds, so that a burst of
+    outside load hits all of them.
 
     Args:
         embedder: an :class:`edge_reid.embedder.Embedder` with ``max_batch >= batch``.
         batch: images per call.
-        config: seconds, warm-up, rounds and minimum iterations.
+        config: seconds, warm-up, rounds and minimum iterations; ``config.sequential_loop``
+            adds the plain loop.
         pool: real crops; the model-only input buffer is filled with the first ``batch`` of them
             (None: whatever the buffer holds).
         gallery: the loop's gallery, or None to measure the model only.
@@ -294,27 +369,44 @@ def measure_batch(embedder, batch: int, config: BenchConfig, pool: CropPool | No
     def model_call() -> None:
         backend.infer(batch)
 
-    loop_step = LoopStep(embedder, pool, batch, gallery, matcher) if gallery is not None else None
+    steps: dict[str, LoopStep | OverlappedLoopStep] = {}
+    if gallery is not None:
+        steps["loop"] = OverlappedLoopStep(embedder, pool, batch, gallery, matcher)
+        if config.sequential_loop:
+            steps["sequential"] = LoopStep(embedder, pool, batch, gallery, matcher)
     if pool is not None:
         embedder.preprocessor.write_crops(pool.batches(batch)[0], backend.buffers.input)
     _timed_calls(model_call, config.warmup_s / 2, 2, [])
-    if loop_step is not None:
-        _timed_calls(loop_step, config.warmup_s / 2, 2, [])
-        loop_step.reset()
+    for step in steps.values():
+        _timed_calls(step, config.warmup_s / 2, 2, [])
+        step.end_round()
+        step.reset()
     per_round = config.seconds / config.rounds
     min_per_round = max(1, -(-config.min_iterations // config.rounds))
     model_samples: list[float] = []
-    loop_samples: list[float] = []
-    for _ in range(config.rounds):
-        _timed_calls(model_call, per_round, min_per_round, model_samples)
-        if loop_step is not None:
-            _timed_calls(loop_step, per_round, min_per_round, loop_samples)
+    step_samples: dict[str, list[float]] = {name: [] for name in steps}
+    try:
+        for _ in range(config.rounds):
+            if pool is not None:  # the loops wrote other crops into the input buffer
+                embedder.preprocessor.write_crops(pool.batches(batch)[0], backend.buffers.input)
+            _timed_calls(model_call, per_round, min_per_round, model_samples)
+            for name, step in steps.items():
+                _timed_calls(step, per_round, min_per_round, step_samples[name])
+                step.end_round()
+    finally:
+        for step in steps.values():
+            step.end_round()
     model_stats = LatencyStats.from_samples(model_samples, batch)
-    if loop_step is None:
+    if not steps:
         return BatchResult(model_stats)
-    loop_stats = LatencyStats.from_samples(loop_samples, batch)
-    stage_ms = {stage: 1000.0 * total / loop_stats.iterations for stage, total in loop_step.seconds.items()}
-    return BatchResult(model_stats, loop_stats, stage_ms)
+    stats = {name: LatencyStats.from_samples(samples, batch) for name, samples in step_samples.items()}
+    stage_ms = {
+        name: {stage: 1000.0 * total / stats[name].iterations for stage, total in step.seconds.items()}
+        for name, step in steps.items()
+    }
+    return BatchResult(
+        model_stats, stats["loop"], stage_ms["loop"], stats.get("sequential"), stage_ms.get("sequential", {})
+    )
 
 
 def run_bench(
@@ -384,7 +476,8 @@ def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Mat
 
     results = []
     for batch in config.batches:
-        say(f"batch {batch}: warm-up, then {config.seconds:g} s model only" + (f" + {config.seconds:g} s loop" if config.loop else ""))
+        loops = (" + {0:g} s overlapped loop + {0:g} s plain loop" if config.sequential_loop else " + {0:g} s loop").format(config.seconds)
+        say(f"batch {batch}: warm-up, then {config.seconds:g} s model only" + (loops if config.loop else ""))
         results.append(measure_batch(embedder, batch, config, pool, gallery if config.loop else None, matcher))
 
     preprocess = None

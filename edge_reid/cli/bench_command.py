@@ -26,28 +26,29 @@ def _print_report(report) -> None:
     for column in ("batch", "p50", "p90", "p99", "images/s"):
         table.add_column(column, justify="right")
     has_loop = any("loop_images_per_s" in row for row in data["batches"])
+    has_plain = any("sequential_loop_images_per_s" in row for row in data["batches"])
     if has_loop:
-        for column in ("loop images/s", "loop efficiency", "loop: preprocess", "embed", "match"):
+        columns = ["loop images/s", "loop efficiency"] + (["plain efficiency"] if has_plain else [])
+        columns += ["plain: preprocess" if has_plain else "loop: preprocess", "embed", "match"]
+        for column in columns:
             table.add_column(column, justify="right")
     for row in data["batches"]:
         latency = row["latency_ms"]
         cells = [str(row["batch"]), f"{latency['p50']:.2f}", f"{latency['p90']:.2f}", f"{latency['p99']:.2f}", f"{row['images_per_s']:.1f}"]
         if has_loop:
-            stages = row["loop_stage_ms"]
-            cells += [
-                f"{row['loop_images_per_s']:.1f}",
-                f"{row['loop_efficiency']:.3f}",
-                f"{stages['preprocess']:.2f}",
-                f"{stages['embed']:.2f}",
-                f"{stages['match']:.2f}",
-            ]
+            stages = row["sequential_loop_stage_ms"] if has_plain else row["loop_stage_ms"]
+            cells += [f"{row['loop_images_per_s']:.1f}", f"{row['loop_efficiency']:.3f}"]
+            if has_plain:
+                cells.append(f"{row['sequential_loop_efficiency']:.3f}")
+            cells += [f"{stages['preprocess']:.2f}", f"{stages['embed']:.2f}", f"{stages['match']:.2f}"]
         table.add_row(*cells)
     console.print(table)
     if has_loop:
         console.print(
             f"loop: {settings['crops']['count']} real crops ({settings['crops']['source']}) -> preprocess -> embed -> "
-            f"match against {settings['gallery_size']} identities; efficiency = loop images/s / model-only images/s; "
-            "loop columns preprocess/embed/match: mean ms per batch"
+            f"match against {settings['gallery_size']} identities, the next batch embedded while this one is matched "
+            "(EmbeddingLoop); efficiency = loop images/s / model-only images/s"
+            + ("; plain loop: the same steps one after the other, its preprocess/embed/match in mean ms per batch" if has_plain else "")
         )
     pre = data["preprocess"]
     if pre:
@@ -76,7 +77,7 @@ def bench(
         "TensorRT: the engine to load (fp16/int8, built by `edge-reid build`). Default: the model's or newest engine's.",
     ),
     batch: str = typer.Option("1,8,32", "--batch", help="Comma-separated batch sizes, e.g. 1,8,32."),
-    seconds: float = typer.Option(5.0, "--seconds", min=0.01, help="Timed seconds per batch size for the model alone, and as much for the loop."),
+    seconds: float = typer.Option(5.0, "--seconds", min=0.01, help="Timed seconds per batch size for the model alone, and as much for each loop (overlapped, plain)."),
     warmup: float = typer.Option(1.0, "--warmup", min=0.0, help="Untimed warm-up seconds per batch size."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here (.json) for scripts."),
     crops: Optional[Path] = typer.Option(None, "--crops", help="Folder of person crops (.jpg/.png) for the loop and preprocess benchmarks."),
@@ -90,7 +91,9 @@ def bench(
     model_only: bool = typer.Option(False, "--model-only", help="Measure the model alone (no crops, loop or preprocessing)."),
 ) -> None:
     """Latency (p50/p90/p99 ms) and images/s per batch size, like trtexec; the whole embedding loop
-    (real crops -> preprocess -> embed -> match against a 10k gallery) and its efficiency; preprocessing alone.
+    (real crops -> preprocess -> embed -> match against a 10k gallery) and its efficiency, as edge-reid
+    runs it (the next batch embedded while this one is matched) and plain (one step after the other);
+    preprocessing alone.
 
     Examples:
 
