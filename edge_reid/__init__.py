@@ -6,6 +6,8 @@ Public API (shapes and units in each docstring):
 - :class:`PersonDetector`: BGR frame -> :class:`Detections` (boxes in pixels, scores).
 - :class:`Gallery`: identities matched by cosine similarity, one-to-one per frame.
 - :class:`Pipeline`: frames -> :class:`FrameResult` per frame (detect, embed, match).
+- :class:`EmbeddingLoop`: batches of crops -> embeddings matched by your function, the next
+  batch embedded while this one is matched.
 - :func:`load_spec` / :class:`ModelSpec`: what a ReID model expects.
 """
 
@@ -22,6 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from edge_reid.detections import Detections  # noqa: E402
 from edge_reid.detector import PersonDetector  # noqa: E402
 from edge_reid.embedder import Embedder  # noqa: E402
+from edge_reid.embedding_loop import EmbeddingLoop, LoopResult  # noqa: E402
 from edge_reid.errors import EdgeReidError  # noqa: E402
 from edge_reid.matching import Gallery, MatchResult  # noqa: E402
 from edge_reid.pipeline import FrameResult, Person, Pipeline  # noqa: E402
@@ -34,6 +37,7 @@ __all__ = [
     "Detections",
     "EdgeReidError",
     "Embedder",
+    "EmbeddingLoop",
     "Frame",
     "FrameResult",
     "Gallery",
@@ -42,6 +46,7 @@ __all__ = [
     "Person",
     "PersonDetector",
     "Pipeline",
+    "LoopResult",
     "load_spec",
     "open_source",
 ]
