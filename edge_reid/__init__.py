@@ -41,12 +41,12 @@ __all__ = [
     "Frame",
     "FrameResult",
     "Gallery",
+    "LoopResult",
     "MatchResult",
     "ModelSpec",
     "Person",
     "PersonDetector",
     "Pipeline",
-    "LoopResult",
     "load_spec",
     "open_source",
 ]

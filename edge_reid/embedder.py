@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Sequence
@@ -13,6 +12,7 @@ import numpy as np
 
 from edge_reid.assets import DEFAULT_REID_MODEL
 from edge_reid.backends import EmbeddingBackend, create_backend, plan_sub_batches
+from edge_reid.cpu import usable_cpu_count
 from edge_reid.errors import ModelError
 from edge_reid.preprocess import CropPreprocessor
 from edge_reid.spec import ModelSpec, file_sha256, load_spec
@@ -28,13 +28,8 @@ def default_preprocess_threads(model_threads: int | None) -> int:
     the cores the model uses. ``model_threads`` None (the backend's default, ONNX
     Runtime: every core) means every core this process may use.
     """
-    if model_threads:
-        return max(1, min(int(model_threads), MAX_PREPROCESS_THREADS))
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count() or 1
-    return max(1, min(usable, MAX_PREPROCESS_THREADS))
+    cores = int(model_threads) if model_threads else usable_cpu_count()
+    return max(1, min(cores, MAX_PREPROCESS_THREADS))
 
 
 @numba.njit(cache=True)

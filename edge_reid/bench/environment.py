@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_reid.cpu import usable_cpu_count
+
 
 def _cpu_model() -> str:
     try:
@@ -62,10 +64,6 @@ def environment() -> dict:
     (thread-count environment variables that are set, e.g. ``OPENBLAS_NUM_THREADS``).
     """
     try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
-    try:
         import onnxruntime
 
         providers = list(onnxruntime.get_available_providers())
@@ -82,7 +80,7 @@ def environment() -> dict:
     return {
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpu_usable": usable,
+        "cpu_usable": usable_cpu_count(),
         "gpu": _gpu(),
         "platform": platform.platform(),
         "python": platform.python_version(),

@@ -224,11 +224,10 @@ def measure_preprocess(
     reference_out = np.zeros_like(out)
     batches = pool.batches(batch)
 
-    def fused(crops) -> None:
-        preprocessor.write_crops(crops, out)
+    def fused_with(fused_preprocessor) -> Callable[[list], None]:
+        return lambda crops: fused_preprocessor.write_crops(crops, out)
 
-    def fused_threaded(crops) -> None:
-        threaded.write_crops(crops, out)
+    fused = fused_with(preprocessor)
 
     def reference(crops) -> None:
         for index, crop in enumerate(crops):
@@ -239,7 +238,7 @@ def measure_preprocess(
     max_abs_diff = float(np.abs(out - reference_out).max())
     paths = {"fused": fused, "reference": reference}
     if threaded is not None:
-        paths["threaded"] = fused_threaded
+        paths["threaded"] = fused_with(threaded)
     cursor = dict.fromkeys(paths, 0)
     samples: dict[str, list[float]] = {name: [] for name in paths}
 

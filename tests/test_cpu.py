@@ -1,0 +1,16 @@
+import os
+
+from edge_reid.cpu import usable_cpu_count
+
+
+def test_usable_cpu_count_follows_the_affinity_mask(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert usable_cpu_count() == 3
+
+
+def test_usable_cpu_count_without_an_affinity_api(monkeypatch):
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert usable_cpu_count() == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert usable_cpu_count() == 6
