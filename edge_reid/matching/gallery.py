@@ -320,6 +320,63 @@ class Gallery:
             self.remove(identity_id)
         return stale
 
+    def _record_sighting(self, identity_id: int, when: float, novel_embedding: np.ndarray | None) -> None:
+        identity = self._identities[identity_id]
+        identity.last_seen = max(identity.last_seen, when)
+        identity.count += 1
+        if novel_embedding is not None:
+            self._add_recent(identity_id, novel_embedding)
+
+    def similarity(self, identity_id: int, embeddings: np.ndarray) -> np.ndarray:
+        """Best cosine similarity of each of N embeddings to one identity's stored embeddings.
+
+        Args:
+            identity_id: an identity of this gallery.
+            embeddings: (N, D) or (D,) float32 L2-normalised.
+
+        Returns:
+            (N,) float32 in [-1, 1].
+
+        Raises:
+            KeyError: unknown identity. ValueError: wrong shape.
+        """
+        q = self._check(embeddings)
+        rows = [self._store.row_of(store_id) for store_id in self._members[int(identity_id)].all()]
+        stored = self._store.vectors[rows].astype(np.float32)
+        return (q @ stored.T).max(axis=1).astype(np.float32)
+
+    def observe(
+        self, identity_id: int, embedding: np.ndarray | None = None, timestamp: float | None = None, threshold: float | None = None
+    ) -> float | None:
+        """Record a sighting of a known identity (e.g. by a tracker that already knows who it is).
+
+        Updates ``last_seen`` and ``count``. With an embedding, it joins the identity's
+        recent history when it is novel (best similarity below ``novelty``) yet still
+        the same person (at least ``threshold``): a view that looks like someone else
+        is never stored.
+
+        Args:
+            identity_id: an identity of this gallery.
+            embedding: (D,) float32 L2-normalised embedding of a clean crop, or None.
+            timestamp: time of the sighting in seconds (default: wall clock).
+            threshold: least similarity for the embedding to be stored (default: the gallery's threshold).
+
+        Returns:
+            The embedding's best cosine similarity to the identity before the update, or None without one.
+
+        Raises:
+            KeyError: unknown identity. ValueError: wrong shape or a non-finite embedding.
+        """
+        when = time.time() if timestamp is None else float(timestamp)
+        if embedding is None:
+            self._record_sighting(int(identity_id), when, None)
+            return None
+        vector = self._check(embedding)[0]
+        best = float(self.similarity(identity_id, vector)[0])
+        lowest = self.threshold if threshold is None else float(threshold)
+        self._record_sighting(int(identity_id), when, vector if lowest <= best < self.novelty else None)
+        return best
+
     # -- matching -----------------------------------------------------------------------------
     def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` identities most similar to each query, by best similarity over their embeddings.
@@ -403,11 +460,7 @@ class Gallery:
                 identity_ids[row] = identity_id
                 similarities[row] = best
                 if update:
-                    identity = self._identities[identity_id]
-                    identity.last_seen = max(identity.last_seen, when)
-                    identity.count += 1
-                    if best < self.novelty:
-                        self._add_recent(identity_id, q[row])
+                    self._record_sighting(identity_id, when, q[row] if best < self.novelty else None)
             elif create:
                 identity_ids[row] = self.add(q[row], timestamp=when)
                 is_new[row] = True
