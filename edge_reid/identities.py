@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_reid.defaults import REID_THRESHOLD
 from edge_reid.detections import Detections
 from edge_reid.matching.assignment import assign_unique
 from edge_reid.matching.gallery import Gallery
@@ -35,9 +36,6 @@ from edge_reid.tracking.tracker import Tracker
 
 #: Clean embeddings (most recent) averaged into a track's appearance template.
 TEMPLATE_SIZE = 10
-#: Default :attr:`TrackIdentities.reid_threshold`: the bundled OSNet's cosine similarity at a
-#: 0.01% false-match rate on labelled crops (``edge-reid gallery threshold --fmr 0.0001``).
-REID_THRESHOLD = 0.82
 #: Candidate identities examined per track beyond the number of tracks being identified.
 EXTRA_CANDIDATES = 4
 
@@ -195,6 +193,8 @@ class TrackIdentities:
         for row in range(len(templates)):
             visible = [s for s, i in zip(scores[row], found[row]) if i in holder_of and holder_of[i].state != TrackState.LOST]
             best_visible = max(visible, default=-np.inf)
+            # Two identities that both pass the strict test: appearance cannot tell them apart here.
+            unambiguous = int((scores[row] >= self.reid_threshold).sum()) <= 1
             for score, identity in zip(scores[row].tolist(), found[row].tolist()):
                 holder = holder_of.get(identity)
                 if identity < 1 or (holder is not None and holder.state != TrackState.LOST):
@@ -204,6 +204,8 @@ class TrackIdentities:
                 supported = (row, identity) in gated
                 if holder is not None and not supported:
                     continue  # a lost track elsewhere: its person cannot be here
+                if not supported and not unambiguous:
+                    continue
                 threshold = self.gallery.threshold if supported else self.reid_threshold
                 margin[row, np.searchsorted(candidates, identity)] = score - threshold
         return candidates, margin

@@ -19,7 +19,6 @@ from edge_reid.errors import DataError
 if TYPE_CHECKING:
     import numpy as np
 
-    from edge_reid.embedder import Embedder
     from edge_reid.matching.gallery import Gallery
 
 console = Console(stderr=True)
@@ -38,22 +37,6 @@ CROP_ASPECT = 1.5
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 GALLERY_OPTION = typer.Option(..., "--gallery", "-g", help="Gallery file (.edgereid).")
-
-
-def open_gallery(path: Path, embedder: "Embedder", create: bool) -> "Gallery":
-    """Load ``path`` for ``embedder``'s model, or a new empty gallery when it does not exist and ``create``.
-
-    Raises:
-        DataError: missing (and not ``create``), corrupt, or made with another model.
-    """
-    from edge_reid.matching.gallery import Gallery
-
-    name = embedder.model_path.name
-    if Path(path).exists():
-        return Gallery.load(path, model_id=embedder.model_id, model_name=name)
-    if not create:
-        raise DataError(f"gallery file {path} does not exist")
-    return Gallery(embedder.dim, model_id=embedder.model_id, model_name=name)
 
 
 def _load(path: Path) -> "Gallery":
@@ -120,13 +103,14 @@ def enroll(
 
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
+    from edge_reid.matching.gallery import Gallery
     from edge_reid.output_paths import check_writable
 
     if mode not in ("auto", "crops", "detect"):
         raise typer.BadParameter("choose auto, crops or detect", param_hint="--mode")
     check_writable(gallery_path, "gallery")
     embedder = Embedder(model)
-    gallery = open_gallery(gallery_path, embedder, create=True)
+    gallery = Gallery.open(gallery_path, embedder.dim, embedder.model_id, embedder.model_path.name, create=True)
     detector = PersonDetector(detector_path) if mode != "crops" else None
     crops, skipped = [], Counter()
     for path in _expand_images(images):

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_reid.defaults import REFRESH_S
 from edge_reid.detections import Detections
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix
 from edge_reid.tracking.track import TrackState
 from edge_reid.tracking.tracker import Tracker
 
-#: Default seconds between two embeddings of a track followed without doubt.
-REFRESH_S = 1.0
 
 
 def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float, refresh_s: float = REFRESH_S,
@@ -69,7 +68,7 @@ def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float
     considered = np.flatnonzero(valid & (scores >= config.low_score))
     candidates = np.flatnonzero(high)
     tracks = tracker.tracks
-    predicted = np.stack([t.predicted_box for t in tracks]) if tracks else np.zeros((0, 4))
+    predicted = np.stack([t.kalman_box for t in tracks]) if tracks else np.zeros((0, 4))
     sure = np.array([t.state == TrackState.TRACKED for t in tracks], bool)
 
     det_cover = coverage_matrix(boxes[candidates], boxes[considered])
@@ -91,7 +90,7 @@ def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float
         if ((all_iou[owner] >= config.proximity).sum()) > 1:
             continue
         last = tracks[owner].last_embedded_s
-        if last is None or now - last >= refresh_s:
+        if last is None or now - last >= refresh_s - 1e-6:  # 1 us: float timestamps (0.7 - 0.2 < 0.5)
             continue
         embed[index] = False
     return embed

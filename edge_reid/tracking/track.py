@@ -86,8 +86,9 @@ class Track:
         return self.state in (TrackState.TRACKED, TrackState.LOST)
 
     @property
-    def predicted_box(self) -> np.ndarray:
-        """(4,) float64 x1, y1, x2, y2 pixels of the Kalman state (the prediction before an update)."""
+    def kalman_box(self) -> np.ndarray:
+        """(4,) float64 x1, y1, x2, y2 pixels of the Kalman state: the prediction before an update,
+        the filtered estimate after it."""
         return xywh_to_xyxy(self.mean[None, :4])[0]
 
     def history_array(self) -> np.ndarray | None:

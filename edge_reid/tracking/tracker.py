@@ -23,87 +23,15 @@ backwards (a camera that reconnected) counts as no time passing, so nothing jump
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 
 from edge_reid.detections import Detections
 from edge_reid.tracking.association import appearance_similarity, fuse_costs, iou_cost, linear_assignment
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xyxy_to_xywh
 from edge_reid.tracking.camera_motion import CameraMotion
+from edge_reid.tracking.config import TrackerConfig
 from edge_reid.tracking.kalman import BoxKalmanFilter
 from edge_reid.tracking.track import Track, TrackState
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    """The tracker's constants, with where each default comes from.
-
-    Attributes:
-        high_score: detections at or above this confidence take part in the first
-            association and may start tracks (ByteTrack ``track_thresh`` 0.5).
-        low_score: detections from here up to ``high_score`` only extend tracked
-            tracks, by IoU (ByteTrack/BoT-SORT ``track_low_thresh`` 0.1).
-        new_track_score: an unmatched detection starts a track only at or above this
-            (ByteTrack ``det_thresh = track_thresh + 0.1``).
-        min_iou: least IoU for a first-stage (high-score) match (ByteTrack/BoT-SORT
-            ``match_thresh`` 0.8 on the cost ``1 - IoU``).
-        min_iou_low: least IoU for a second-stage (low-score) match (ByteTrack: cost limit 0.5).
-        min_iou_tentative: least IoU for a tentative track's match (ByteTrack: cost limit 0.7).
-        proximity: least IoU at which appearance may lower a pair's cost (BoT-SORT ``proximity_thresh``).
-        appearance_thresh: largest half cosine distance counted as alike (BoT-SORT
-            ``appearance_thresh`` 0.25, i.e. cosine similarity >= 0.5).
-        veto_similarity: pairs whose embeddings are less similar than this (cosine) are
-            never matched, whatever their overlap: clearly different people. Well below
-            the similarity of one person's views: see docs/tracking.md.
-        confirm_hits: hits that confirm a tentative track (DeepSORT ``n_init`` 3,
-            DeepStream ``probationAge`` 3).
-        max_lost_s: seconds a lost track is kept and re-matchable (ByteTrack/BoT-SORT
-            ``track_buffer`` 30 frames at 30 fps, OC-SORT/StrongSORT ``max_age`` 30: 1 s).
-        history_size: clean embeddings kept per track (DeepSORT ``nn_budget`` and
-            DeepStream ``reidHistorySize``: 100).
-        duplicate_iou: a lost and a tracked track overlapping this much are one
-            person (BoT-SORT's ``remove_duplicate_stracks``: IoU distance < 0.15).
-        overlap: a detection with more than this fraction of its area covered by
-            another detection is *overlapped*: its crop shows two people, so its
-            embedding is used to match in this frame but never kept.
-
-    Raises:
-        ValueError: a value outside its range (raised on construction).
-    """
-
-    high_score: float = 0.6
-    low_score: float = 0.1
-    new_track_score: float = 0.7
-    min_iou: float = 0.2
-    min_iou_low: float = 0.5
-    min_iou_tentative: float = 0.3
-    proximity: float = 0.5
-    appearance_thresh: float = 0.2
-    veto_similarity: float = 0.5
-    confirm_hits: int = 3
-    max_lost_s: float = 1.0
-    history_size: int = 100
-    duplicate_iou: float = 0.85
-    overlap: float = 0.1
-
-    def __post_init__(self) -> None:
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if not np.isfinite(value):
-                raise ValueError(f"TrackerConfig.{item.name} must be finite, got {value}")
-        for name in ("high_score", "low_score", "new_track_score", "min_iou", "min_iou_low", "min_iou_tentative",
-                     "proximity", "appearance_thresh", "duplicate_iou", "overlap"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if not -1.0 <= self.veto_similarity <= 1.0:
-            raise ValueError(f"TrackerConfig.veto_similarity must be a cosine similarity in [-1, 1], got {self.veto_similarity}")
-        if self.low_score > self.high_score:
-            raise ValueError(f"TrackerConfig.low_score ({self.low_score}) must not exceed high_score ({self.high_score})")
-        if self.confirm_hits < 1 or self.history_size < 1:
-            raise ValueError("TrackerConfig.confirm_hits and history_size must be >= 1")
-        if self.max_lost_s < 0:
-            raise ValueError(f"TrackerConfig.max_lost_s must be >= 0 seconds, got {self.max_lost_s}")
 
 
 def overlapped_mask(boxes: np.ndarray, overlap: float) -> np.ndarray:
@@ -124,6 +52,12 @@ class Tracker:
         camera_motion: a :class:`~edge_reid.tracking.camera_motion.CameraMotion` to compensate
             a moving camera (then every update needs the frame's image); None for a fixed camera.
 
+    Attributes:
+        tracks: live tracks (tentative, tracked, lost).
+        clock_s: the tracker's time, seconds: the sum of the forward steps between timestamps.
+        ignored_boxes: boxes without area ignored so far.
+        confirmed_total: tracks confirmed so far.
+
     Example:
         >>> tracker = Tracker()                                                  # doctest: +SKIP
         >>> tracked = tracker.update(Detections.from_boxes(boxes, scores), None, timestamp_s=0.1)  # doctest: +SKIP
@@ -137,6 +71,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self.clock_s = 0.0
         self.ignored_boxes = 0
+        self.confirmed_total = 0
         self._last_timestamp: float | None = None
         self._predicted_for: float | None = None
         self._next_id = 1
@@ -211,8 +146,10 @@ class Tracker:
             image: (H, W, 3) uint8 BGR frame, needed with camera-motion compensation.
 
         Returns:
-            The detections that belong to a confirmed track matched in this frame, in input
-            order, with ``track_ids`` set. Tentative tracks are not reported.
+            One row per confirmed track matched in this frame, in the order of the input
+            detections: the track's Kalman-filtered box (x1, y1, x2, y2 pixels: the detection
+            smoothed by the motion model, as ByteTrack and BoT-SORT report), the detection's
+            score, and ``track_ids``. Tentative and lost tracks are not reported.
 
         Raises:
             ValueError: NaN or infinite boxes or scores, embeddings of the wrong shape or
@@ -271,9 +208,9 @@ class Tracker:
         reported = sorted((t for t in self.tracks if t.state == TrackState.TRACKED and t.detection_index >= 0),
                           key=lambda t: t.detection_index)
         rows = np.array([t.detection_index for t in reported], np.int64)
+        filtered = np.stack([t.kalman_box for t in reported]) if reported else np.zeros((0, 4))
         return Detections(
-            boxes[rows].astype(np.float32), scores[rows].astype(np.float32),
-            np.array([t.track_id for t in reported], np.int64),
+            filtered.astype(np.float32), scores[rows].astype(np.float32), np.array([t.track_id for t in reported], np.int64)
         )
 
     def remove(self, track_id: int) -> None:
@@ -310,7 +247,7 @@ class Tracker:
         """Match ``tracks`` to the detections ``columns``; returns (pairs, unmatched track rows, unmatched columns)."""
         if not tracks or columns.size == 0:
             return np.zeros((0, 2), np.int64), np.arange(len(tracks)), np.arange(columns.size)
-        predicted = np.stack([t.predicted_box for t in tracks])
+        predicted = np.stack([t.kalman_box for t in tracks])
         cost = iou_cost(predicted, boxes[columns])
         if fused and embeddings is not None:
             similarity = appearance_similarity([t.history_array() for t in tracks], embeddings[columns], embedded[columns])
@@ -329,6 +266,7 @@ class Tracker:
         for track, row, mean, covariance in zip(tracks, rows, means, covariances):
             track.mean, track.covariance = mean, covariance
             track.mark_matched(boxes[row], scores[row], now, int(row), self.config.confirm_hits)
+            self.confirmed_total += int(track.confirmed_now)
             if embeddings is not None and embedded[row]:
                 track.add_embedding(embeddings[row], now, bool(clean[row]))
 
@@ -340,6 +278,7 @@ class Tracker:
         if self.config.confirm_hits <= 1:
             track.state = TrackState.TRACKED
             track.confirmed_now = True
+            self.confirmed_total += 1
         if embeddings is not None and embedded[row]:
             track.add_embedding(embeddings[row], now, bool(clean[row]))
         self.tracks.append(track)
@@ -349,7 +288,7 @@ class Tracker:
         lost = [t for t in self.tracks if t.state == TrackState.LOST]
         if not tracked or not lost:
             return
-        overlap = iou_matrix(np.stack([t.predicted_box for t in tracked]), np.stack([t.predicted_box for t in lost]))
+        overlap = iou_matrix(np.stack([t.kalman_box for t in tracked]), np.stack([t.kalman_box for t in lost]))
         for i, j in zip(*np.nonzero(overlap >= self.config.duplicate_iou)):
             a, b = tracked[i], lost[j]
             if a.state == TrackState.REMOVED or b.state == TrackState.REMOVED:
