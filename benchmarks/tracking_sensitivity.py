@@ -23,7 +23,6 @@ For docs/benchmarks.md (each run prints one table):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import time
@@ -58,6 +57,11 @@ CONSTANTS = [
     ("reid_threshold", "pipeline", defaults.REID_THRESHOLD),
     ("refresh_s", "pipeline", defaults.REFRESH_S),
 ]
+
+
+#: Constants bounded by 1 (scores, IoUs, cosine similarities): "doubled" past 1 means halfway to 1.
+BOUNDED = {"high_score", "new_track_score", "low_score", "min_iou", "proximity", "appearance_thresh",
+           "veto_similarity", "overlap", "threshold", "reid_threshold"}
 
 
 class CachedEmbedder:
@@ -165,6 +169,8 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=1, help="Use every Nth frame (timestamps kept).")
     parser.add_argument("--scale", type=float, default=1.0, help="Downscale frames by this factor before detection.")
     parser.add_argument("--only-defaults", action="store_true", help="Run the defaults only.")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="Change a constant of the base configuration (repeatable), e.g. --set veto_similarity=-1.")
     args = parser.parse_args()
     if not args.source.is_file() or not args.gt.is_dir():
         print(f"needs {args.source} and {args.gt}", file=sys.stderr)
@@ -178,25 +184,37 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edge-reid-sensitivity-") as scratch_name:
         scratch = Path(scratch_name)
         gt = ground_truth(args.gt, args.every, args.scale, scratch)
-        variants = [("defaults", "", None)]
+        base_tracker, base_pipeline = {}, {}
+        where_of = {name: where for name, where, _ in CONSTANTS}
+        for item in args.set:
+            name, _, text = item.partition("=")
+            if name not in where_of:
+                print(f"--set: unknown constant {name!r}; choose from {', '.join(where_of)}", file=sys.stderr)
+                return 2
+            value = int(text) if name == "confirm_hits" else float(text)
+            (base_tracker if where_of[name] == "tracker" else base_pipeline)[name] = value
+        variants = [("defaults" + (" + " + ", ".join(args.set) if args.set else ""), "", None)]
         if not args.only_defaults:
             for name, where, value in CONSTANTS:
                 for factor in (0.5, 2.0):
                     changed = type(value)(value * factor) if isinstance(value, int) else value * factor
-                    variants.append((f"{name} x{factor:g}", where, (name, changed)))
+                    label = f"{name} x{factor:g}"
+                    if name in BOUNDED and changed > 1.0:  # a score or similarity cannot pass 1: halve the gap to 1
+                        changed, label = (value + 1.0) / 2, f"{name} ->(1+v)/2"
+                    variants.append((label, where, (name, changed)))
         print(f"condition: every {args.every} frame(s), scale {args.scale:g}; HOTA/IDF1 by TrackEval (MOT15 settings)")
-        print(f"{'variant':28s} {'value':>7s} {'HOTA':>6s} {'DetA':>6s} {'AssA':>6s} {'IDF1':>6s} {'IDSW':>5s} {'emb/frame':>9s}")
+        print(f"{'variant':44.44s} {'value':>7s} {'HOTA':>6s} {'DetA':>6s} {'AssA':>6s} {'IDF1':>6s} {'IDSW':>5s} {'emb/frame':>9s}")
         for label, where, change in variants:
-            tracker_overrides, pipeline_overrides = {}, {}
+            tracker_overrides, pipeline_overrides = dict(base_tracker), dict(base_pipeline)
             if change is not None:
                 (tracker_overrides if where == "tracker" else pipeline_overrides)[change[0]] = change[1]
             try:
                 metrics, per_frame = run_variant(data, args.every, gt, scratch, tracker_overrides, pipeline_overrides)
             except ValueError as exc:  # e.g. a doubled score above 1
-                print(f"{label:28s} {change[1]:7.3g}  (invalid: {exc})")
+                print(f"{label:44.44s} {change[1]:7.3g}  (invalid: {exc})")
                 continue
             value = f"{change[1]:7.3g}" if change is not None else "       "
-            print(f"{label:28s} {value} {metrics.hota:6.1f} {metrics.deta:6.1f} {metrics.assa:6.1f} {metrics.idf1:6.1f} "
+            print(f"{label:44.44s} {value} {metrics.hota:6.1f} {metrics.deta:6.1f} {metrics.assa:6.1f} {metrics.idf1:6.1f} "
                   f"{metrics.id_switches:5d} {per_frame:9.2f}", flush=True)
     return 0
 

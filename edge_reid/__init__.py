@@ -5,7 +5,10 @@ Public API (shapes and units in each docstring):
 - :class:`Embedder`: person crops or frame + boxes -> (N, D) float32 L2-normalised embeddings.
 - :class:`PersonDetector`: BGR frame -> :class:`Detections` (boxes in pixels, scores).
 - :class:`Gallery`: identities matched by cosine similarity, one-to-one per frame.
-- :class:`Pipeline`: frames -> :class:`FrameResult` per frame (detect, embed, match).
+- :class:`Pipeline`: frames -> :class:`FrameResult` per frame (detect, track, embed what needs it, identify).
+- :class:`Tracker` / :class:`TrackerConfig`: motion + appearance tracking of your own detections.
+- :class:`Runner` / :class:`GallerySaving`: a pipeline over a whole source into sinks, with Ctrl-C,
+  gallery saving and a :class:`RunSummary` (what ``edge-reid run`` does).
 - :class:`EmbeddingLoop`: batches of crops -> embeddings matched by your function, the next
   batch embedded while this one is matched.
 - :func:`load_spec` / :class:`ModelSpec`: what a ReID model expects.
@@ -26,10 +29,15 @@ from edge_reid.detector import PersonDetector  # noqa: E402
 from edge_reid.embedder import Embedder  # noqa: E402
 from edge_reid.embedding_loop import EmbeddingLoop, LoopResult  # noqa: E402
 from edge_reid.errors import EdgeReidError  # noqa: E402
+from edge_reid.identities import Identities  # noqa: E402
 from edge_reid.matching import Gallery, MatchResult  # noqa: E402
 from edge_reid.pipeline import FrameResult, Person, Pipeline  # noqa: E402
+from edge_reid.runner import GallerySaving, Runner  # noqa: E402
 from edge_reid.sources import Frame, open_source  # noqa: E402
 from edge_reid.spec import ModelSpec, load_spec  # noqa: E402
+from edge_reid.summary import RunSummary  # noqa: E402
+from edge_reid.tracking.config import TrackerConfig  # noqa: E402
+from edge_reid.tracking.tracker import Tracker  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -41,12 +49,18 @@ __all__ = [
     "Frame",
     "FrameResult",
     "Gallery",
+    "GallerySaving",
+    "Identities",
     "LoopResult",
     "MatchResult",
     "ModelSpec",
     "Person",
     "PersonDetector",
     "Pipeline",
+    "RunSummary",
+    "Runner",
+    "Tracker",
+    "TrackerConfig",
     "load_spec",
     "open_source",
 ]

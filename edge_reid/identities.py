@@ -4,19 +4,27 @@ A tracker knows that a box in this frame is the same person as a box in the
 previous one; the gallery knows people across time and runs (enrolled names,
 people who left and came back). :class:`TrackIdentities` joins them:
 
-- A confirmed track gets an identity **once**: its appearance template (the mean
-  of its clean embeddings, L2-normalised: temporal average pooling, as video ReID
-  does) is matched against the gallery. Identities held by other live tracks are
-  not candidates (two live tracks never share an identity); identities of
-  *lost* tracks are, so a person whose track was lost and restarted is
-  re-identified; the lost track is then dropped from the tracker. Below the
-  gallery's threshold the track creates a new identity.
-- The track **keeps** its identity while it lives. Each fresh clean embedding is
-  a sighting of the identity (:meth:`~edge_reid.matching.gallery.Gallery.observe`:
-  last seen, and the view joins the identity's history when novel yet still
-  alike), and is a **re-check**: when it no longer looks like its identity
-  (below the threshold) while it does look like another free identity, the track
-  takes that one (the tracker followed the wrong person, or the first match was wrong).
+- A confirmed track gets an identity **once**, from its appearance template (the
+  mean of its latest clean embeddings, L2-normalised: temporal average pooling, as
+  video ReID does). Candidates:
+
+  - the identity of a *lost* track whose Kalman gate (DeepSORT's chi-square 95%
+    gate) holds the new track's box, at the gallery's ``threshold``: a person
+    re-found after a short break; the lost track is then dropped from the tracker;
+  - an identity no live track holds (someone gone for longer, an enrolled person),
+    at the stricter ``reid_threshold``, and only when no other identity also
+    passes it (two identities that both look like the same person: appearance
+    cannot tell, so no guess).
+
+  Never an identity held by a track in view (two live tracks never share one), nor
+  one the track resembles no more than someone in view. Otherwise the track
+  creates a new identity.
+- The track **keeps** its identity while it lives. Each fresh clean embedding (one
+  per second, :mod:`~edge_reid.tracking.embedding_policy`) re-checks it against the
+  identity (:meth:`~edge_reid.matching.gallery.Gallery.observe`): a view still alike
+  (at least the threshold) and novel joins the identity's stored views; one that no
+  longer looks like it (the tracker may have followed someone else through a crossing)
+  is not stored, so the identity is never taught another person's appearance.
 - A track without any embedding (motion-only use) has identity -1 until it gets one.
 """
 
@@ -34,7 +42,7 @@ from edge_reid.tracking.kalman import GATE_CHI2_95, BoxKalmanFilter
 from edge_reid.tracking.track import Track, TrackState
 from edge_reid.tracking.tracker import Tracker
 
-#: Clean embeddings (most recent) averaged into a track's appearance template.
+#: Clean embeddings (most recent: about 10 s of a track at one refresh per second) averaged into its template.
 TEMPLATE_SIZE = 10
 #: Candidate identities examined per track beyond the number of tracks being identified.
 EXTRA_CANDIDATES = 4

@@ -9,6 +9,7 @@ def test_box_geometry():
     a = np.array([[0, 0, 10, 10], [0, 0, 0, 10]], float)
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], float)
     np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150, 0], [0, 0]])
+    np.testing.assert_allclose(iou_cost(a, b), 1 - iou_matrix(a, b))
     np.testing.assert_allclose(coverage_matrix(a[:1], b), [[0.5, 0]])
     np.testing.assert_allclose(xywh_to_xyxy(xyxy_to_xywh(b)), b)
     assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 2)
