@@ -18,7 +18,8 @@ people who left and came back). :class:`TrackIdentities` joins them:
 
   Never an identity held by a track in view (two live tracks never share one), nor
   one the track resembles no more than someone in view. Otherwise the track
-  creates a new identity.
+  creates a new identity from its clean embeddings (from its latest embedding when
+  it has none yet: a person confirmed while overlapped must still be named).
 - The track **keeps** its identity while it lives. Each fresh clean embedding (one
   per second, :mod:`~edge_reid.tracking.embedding_policy`) re-checks it against the
   identity (:meth:`~edge_reid.matching.gallery.Gallery.observe`): a view still alike
