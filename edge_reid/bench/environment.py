@@ -25,6 +25,23 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: Instruction-set flags that decide which kernels the CPU runtimes pick.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd")
+
+
+def cpu_isa_flags() -> list[str]:
+    """The :data:`ISA_FLAGS` this CPU reports in ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return []
+    present: set[str] = set()
+    for line in text.splitlines():
+        if line.split(":")[0].strip() in ("flags", "Features"):
+            present.update(line.split(":", 1)[1].split())
+    return [flag for flag in ISA_FLAGS if flag in present]
+
+
 def _gpu() -> str | None:
     """GPU name from nvidia-smi, or the Jetson board model, or None."""
     board = Path("/proc/device-tree/model")
@@ -56,9 +73,9 @@ def _version(module: str) -> str | None:
 def environment() -> dict:
     """The machine and library versions a benchmark ran with (JSON-ready).
 
-    Keys: ``cpu`` (model name), ``cpu_cores`` (``os.cpu_count()``), ``cpu_usable``
+    Keys: ``cpu`` (model name), ``cpu_flags`` (:func:`cpu_isa_flags`), ``cpu_cores`` (``os.cpu_count()``), ``cpu_usable``
     (cores this process may run on), ``gpu`` (name or None), ``platform``,
-    ``python``, ``libraries`` (numpy, onnxruntime, opencv, numba, scipy,
+    ``python``, ``libraries`` (numpy, onnxruntime, openvino, opencv, numba, scipy,
     tensorrt: version or None when absent), ``onnxruntime_providers``, ``numpy_blas``
     (the BLAS behind numpy's matmul, which the plain matcher uses) and ``thread_env``
     (thread-count environment variables that are set, e.g. ``OPENBLAS_NUM_THREADS``).
@@ -79,6 +96,7 @@ def environment() -> dict:
     thread_variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")
     return {
         "cpu": _cpu_model(),
+        "cpu_flags": cpu_isa_flags(),
         "cpu_cores": os.cpu_count(),
         "cpu_usable": usable_cpu_count(),
         "gpu": _gpu(),
@@ -88,6 +106,7 @@ def environment() -> dict:
             "edge_reid": __version__,
             "numpy": _version("numpy"),
             "onnxruntime": _version("onnxruntime"),
+            "openvino": _version("openvino"),
             "opencv": _version("cv2"),
             "numba": _version("numba"),
             "scipy": _version("scipy"),
