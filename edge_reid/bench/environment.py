@@ -106,7 +106,7 @@ def environment() -> dict:
             "edge_reid": __version__,
             "numpy": _version("numpy"),
             "onnxruntime": _version("onnxruntime"),
-            "openvino": _version("openvino"),
+            "openvino": (_version("openvino") or "").split("-")[0] or None,
             "opencv": _version("cv2"),
             "numba": _version("numba"),
             "scipy": _version("scipy"),

@@ -105,7 +105,7 @@ def backend_options_for(backend: str, requested: str | None, engines_dir: str | 
     if backend == "tensorrt" and requested in ("fp32", "bf16"):
         raise BackendUnavailableError(
             f"--backend tensorrt runs FP16 or INT8 engines (built with `edge-reid build --precision fp16|int8`), not "
-            f"{requested.upper()}; for {requested.upper()} use --backend openvino (or onnxruntime for FP32)"
+            f"{requested.upper()}; for {requested.upper()} use --backend openvino" + (" or onnxruntime" if requested == "fp32" else "")
         )
     return backend, {"precision": requested, "engines_dir": Path(engines_dir)}
 

@@ -19,7 +19,7 @@ def _print_comparison(comparison) -> None:
     data = comparison.to_dict()
     model, settings, runs = data["model"], data["settings"], data["backends"]
     if not console.is_terminal:
-        console.width = max(console.width, 160)  # files and pipes get the whole table on one line per row
+        console.width = max(console.width, 220)  # files and pipes get the whole table on one line per row
     table = Table(title=f"edge-reid bench: {Path(model['path']).name} (latency in ms)", title_justify="left")
     for column in ("backend", "precision", "batch", "p50", "p90", "p99", "images/s"):
         table.add_column(column, justify="left" if column in ("backend", "precision") else "right")

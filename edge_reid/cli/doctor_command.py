@@ -18,7 +18,8 @@ MARKS = {True: "[green]ok[/]", False: "[red]missing[/]", None: ""}
 def doctor(
     engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="Folder of TensorRT engines and manifests."),
 ) -> None:
-    """Report versions (TensorRT, CUDA, cuda-python, onnxruntime, OpenCV and GStreamer), the GPU, and each engine's status.
+    """Report versions (TensorRT, CUDA, cuda-python, onnxruntime, OpenVINO, OpenCV and GStreamer), the GPU, which
+    backends can run here and what `--backend auto` picks, and each engine's status.
 
     An engine is "current" when it was built by this TensorRT version on this GPU model;
     stale engines are never loaded (rebuild them with `edge-reid build ... --rebuild`).

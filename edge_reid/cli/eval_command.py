@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_backend_option
+from edge_reid.cli.app import DEVICE_HELP, PRECISION_HELP, app, check_backend_option
 
 console = Console(stderr=True)
 
@@ -22,7 +22,11 @@ def eval_command(
     flip: bool = typer.Option(False, "--flip", help="Average each image's embedding with its mirror image's."),
     rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (Zhong et al., CVPR 2017; k1=20, k2=6, lambda=0.3)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here (.json)."),
-    backend: str = typer.Option("auto", "--backend", "-b", help=BACKEND_HELP),
+    backend: str = typer.Option(
+        "onnxruntime", "--backend", "-b",
+        help="Backend: onnxruntime (default: the reference, the arithmetic `edge-reid calibrate` measured), openvino, "
+        "tensorrt or auto. Another backend gives that runtime's accuracy, which may differ in the last digits (INT8 more).",
+    ),
     precision: Optional[str] = typer.Option(None, "--precision", "-p", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     batch: int = typer.Option(32, "--batch", min=1, help="Embedding batch size."),
