@@ -20,7 +20,6 @@ from pathlib import Path
 from edge_reid.backends import onnxruntime as _onnxruntime
 from edge_reid.backends import openvino as _openvino
 from edge_reid.backends.base import PRECISIONS, BackendOptions, DetectorBackend, EmbeddingBackend
-from edge_reid.backends.buffers import BatchBuffers, numpy_buffers, plan_sub_batches
 from edge_reid.errors import BackendUnavailableError
 from edge_reid.spec import ModelSpec
 
@@ -260,7 +259,6 @@ __all__ = [
     "Backend",
     "BackendChoice",
     "BackendOptions",
-    "BatchBuffers",
     "DetectorBackend",
     "EmbeddingBackend",
     "backend_statuses",
@@ -269,7 +267,5 @@ __all__ = [
     "create_backend",
     "create_detector_backend",
     "get_backend",
-    "numpy_buffers",
-    "plan_sub_batches",
     "tensorrt_available",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.backends.buffers import BatchBuffers
+from edge_reid.batching import BatchBuffers
 from edge_reid.errors import ModelError
 from edge_reid.spec import ModelSpec
 

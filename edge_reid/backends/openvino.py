@@ -32,7 +32,7 @@ from edge_reid.backends.base import (
     check_embedding_output,
     detector_input_shape,
 )
-from edge_reid.backends.buffers import numpy_buffers
+from edge_reid.batching import numpy_buffers
 from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.spec import ModelSpec
 

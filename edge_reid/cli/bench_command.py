@@ -135,7 +135,7 @@ def bench(
     from edge_reid.bench.compare import bench_backend_names, bench_backends
     from edge_reid.errors import DataError
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.sinks import check_writable
+    from edge_reid.output_paths import check_writable
 
     try:
         batches = parse_batch_sizes(batch)
