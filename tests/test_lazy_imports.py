@@ -42,7 +42,7 @@ def test_help_of_every_command_loads_no_heavy_library_and_the_cli_sets_omp_wait_
         "import json, os, sys, contextlib, io\n"
         "from edge_reid.cli import main\n"
         "seen = {}\n"
-        "for command in ([], ['run'], ['bench'], ['eval'], ['doctor'], ['gallery'], ['calibrate'], ['build']):\n"
+        "for command in ([], ['run'], ['bench'], ['eval'], ['eval-mot'], ['doctor'], ['gallery'], ['calibrate'], ['build']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         "        assert main([*command, '--help']) == 0\n"
         f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules], 'omp': os.environ.get('OMP_WAIT_POLICY')}}))\n"

@@ -25,10 +25,11 @@ from edge_reid.spec import ModelSpec
 
 #: ONNX Runtime graph optimisation levels, by the names of ``onnxruntime.GraphOptimizationLevel``.
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
-#: The level sessions use unless told otherwise. ONNX Runtime's own default is ``all``, whose
-#: extra (layout) transformations measured slower for the bundled OSNet on an AVX-512 CPU;
-#: ``benchmarks/cpu_backends.py`` measures both side by side (docs/benchmarks.md).
+#: The level of a session made without tuning, and the tie-breaker of tuning
+#: (:mod:`edge_reid.backends.onnxruntime_tuning`). ONNX Runtime's own default is ``all``.
 DEFAULT_OPTIMIZATION_LEVEL = "extended"
+#: Batch at which an embedding model's level is tuned (a typical crowded frame; the timing uses its own arrays).
+TUNING_BATCH = 8
 
 
 def availability() -> tuple[bool, str]:
@@ -121,6 +122,21 @@ def create_session(
         raise ModelError(f"{path}: ONNX Runtime cannot load this model: {_first_line(exc)}") from None
 
 
+def _session(model_path, threads: int | None, level: str | None, batch: int, **options):
+    """(session, :class:`~edge_reid.backends.onnxruntime_tuning.TuningResult`) at ``level``, or tuned when None."""
+    from edge_reid.backends.onnxruntime_tuning import TuningResult, tuned_session
+
+    if level is not None:
+        return create_session(model_path, threads, optimization_level=level, **options), TuningResult(level, "default", {})
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    return tuned_session(
+        path, threads, batch, lambda candidate: create_session(path, threads, optimization_level=candidate, **options),
+        DEFAULT_OPTIMIZATION_LEVEL,
+    )
+
+
 def _describe_session(session) -> str:
     providers = ",".join(p.replace("ExecutionProvider", "") for p in session.get_providers())
     return f"onnxruntime ({providers})"
@@ -136,7 +152,9 @@ class OnnxRuntimeBackend(EmbeddingBackend):
             when the model fixes one.
         threads: intra-op threads (None: ONNX Runtime's default).
         providers: ONNX Runtime execution providers.
-        optimization_level: graph optimisation level, one of :data:`OPTIMIZATION_LEVELS`.
+        optimization_level: graph optimisation level, one of :data:`OPTIMIZATION_LEVELS`, or None:
+            the level measured fastest for this model on this machine
+            (:func:`~edge_reid.backends.onnxruntime_tuning.tuned_session`, cached on disk).
         stop_spinning_after_run: see :func:`create_session`.
 
     Raises:
@@ -154,13 +172,12 @@ class OnnxRuntimeBackend(EmbeddingBackend):
         threads: int | None = None,
         providers: list[str] | None = None,
         *,
-        optimization_level: str = DEFAULT_OPTIMIZATION_LEVEL,
+        optimization_level: str | None = None,
         stop_spinning_after_run: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
-        self.optimization_level = optimization_level
-        self.session = create_session(
-            model_path, threads=threads, providers=providers, optimization_level=optimization_level,
+        self.session, self.tuning = _session(
+            model_path, threads, optimization_level, TUNING_BATCH, providers=providers,
             stop_spinning_after_run=stop_spinning_after_run,
         )
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -204,7 +221,7 @@ class OnnxRuntimeBackend(EmbeddingBackend):
         return self.buffers.output[:n]
 
     def describe(self) -> str:
-        return _describe_session(self.session)
+        return f"{_describe_session(self.session)}, {self.tuning.describe()}"
 
     def close(self) -> None:
         self._bindings.clear()
@@ -216,7 +233,8 @@ class OnnxRuntimeDetector(DetectorBackend):
     Args:
         model_path: the ``.onnx`` file (one image input (1, 3, H, W) with fixed H, W).
         threads: intra-op threads (None: ONNX Runtime's default).
-        optimization_level: graph optimisation level, one of :data:`OPTIMIZATION_LEVELS`.
+        optimization_level: graph optimisation level, one of :data:`OPTIMIZATION_LEVELS`, or None
+            (tuned, as :class:`OnnxRuntimeBackend`).
 
     Raises:
         ModelError: the model is missing, cannot be loaded, its input is not an
@@ -225,8 +243,8 @@ class OnnxRuntimeDetector(DetectorBackend):
 
     name = "onnxruntime"
 
-    def __init__(self, model_path: str | Path, threads: int | None = None, *, optimization_level: str = DEFAULT_OPTIMIZATION_LEVEL) -> None:
-        self.session = create_session(model_path, threads=threads, optimization_level=optimization_level)
+    def __init__(self, model_path: str | Path, threads: int | None = None, *, optimization_level: str | None = None) -> None:
+        self.session, self.tuning = _session(model_path, threads, optimization_level, 1)
         model_input = self.session.get_inputs()[0]
         super().__init__(model_path, detector_input_shape(model_path, model_input.name, model_input.shape))
         self.input_name = model_input.name
@@ -250,7 +268,7 @@ class OnnxRuntimeDetector(DetectorBackend):
         return self.output
 
     def describe(self) -> str:
-        return _describe_session(self.session)
+        return f"{_describe_session(self.session)}, {self.tuning.describe()}"
 
 
 def open_embedding_backend(

@@ -10,36 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.cpu import usable_cpu_count
-
-
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
-    for key in ("model name", "Model", "Hardware", "cpu model"):
-        for line in text.splitlines():
-            if line.split(":")[0].strip() == key and ":" in line:
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-#: Instruction-set flags that decide which kernels the CPU runtimes pick.
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd")
-
-
-def cpu_isa_flags() -> list[str]:
-    """The :data:`ISA_FLAGS` this CPU reports in ``/proc/cpuinfo`` (empty where it cannot be read)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return []
-    present: set[str] = set()
-    for line in text.splitlines():
-        if line.split(":")[0].strip() in ("flags", "Features"):
-            present.update(line.split(":", 1)[1].split())
-    return [flag for flag in ISA_FLAGS if flag in present]
+from edge_reid.cpu import cpu_isa_flags, cpu_model, usable_cpu_count
 
 
 def _gpu() -> str | None:
@@ -73,7 +44,7 @@ def _version(module: str) -> str | None:
 def environment() -> dict:
     """The machine and library versions a benchmark ran with (JSON-ready).
 
-    Keys: ``cpu`` (model name), ``cpu_flags`` (:func:`cpu_isa_flags`), ``cpu_cores`` (``os.cpu_count()``), ``cpu_usable``
+    Keys: ``cpu`` (model name), ``cpu_flags`` (:func:`edge_reid.cpu.cpu_isa_flags`), ``cpu_cores`` (``os.cpu_count()``), ``cpu_usable``
     (cores this process may run on), ``gpu`` (name or None), ``platform``,
     ``python``, ``libraries`` (numpy, onnxruntime, openvino, opencv, numba, scipy,
     tensorrt: version or None when absent), ``onnxruntime_providers``, ``numpy_blas``
@@ -95,7 +66,7 @@ def environment() -> dict:
         blas = None
     thread_variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_flags": cpu_isa_flags(),
         "cpu_cores": os.cpu_count(),
         "cpu_usable": usable_cpu_count(),
