@@ -106,6 +106,12 @@ class EmbeddingBackend(ABC):
             raise ValueError(f"batch of {n} outside 1..{self.max_batch}")
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a runtime's exception message (runtimes raise pages of C++ context), or its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def check_embedding_output(model_path: str | Path, output_name: str, dims, spec: ModelSpec) -> None:
     """Refuse a model whose declared output is not ``(N, D)`` embeddings with the spec's D.
 

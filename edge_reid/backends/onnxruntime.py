@@ -18,6 +18,7 @@ from edge_reid.backends.base import (
     EmbeddingBackend,
     check_embedding_output,
     detector_input_shape,
+    first_line,
 )
 from edge_reid.batching import numpy_buffers
 from edge_reid.errors import BackendUnavailableError, ModelError
@@ -52,11 +53,6 @@ def is_qdq_model(model_path: str | Path) -> bool:
     except Exception:  # not readable as ONNX: let the runtime report it
         return False
     return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in graph.node)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def create_session(
@@ -119,7 +115,7 @@ def create_session(
     try:
         return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        raise ModelError(f"{path}: ONNX Runtime cannot load this model: {_first_line(exc)}") from None
+        raise ModelError(f"{path}: ONNX Runtime cannot load this model: {first_line(exc)}") from None
 
 
 def _session(model_path, threads: int | None, level: str | None, batch: int, **options):
@@ -217,7 +213,7 @@ class OnnxRuntimeBackend(EmbeddingBackend):
         try:
             self.session.run_with_iobinding(self._binding(n_run))
         except Exception as exc:
-            raise ModelError(f"{self.model_path}: inference failed: {_first_line(exc)}") from None
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
         return self.buffers.output[:n]
 
     def describe(self) -> str:
@@ -252,7 +248,7 @@ class OnnxRuntimeDetector(DetectorBackend):
         try:
             self.output = self.session.run([self.output_name], {self.input_name: self.input})[0]
         except Exception as exc:
-            raise ModelError(f"{self.model_path}: inference failed: {_first_line(exc)}") from None
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
         if self.output.dtype != np.float32:
             raise ModelError(f"{self.model_path}: detector output is {self.output.dtype}, expected float32")
         self._binding = self.session.io_binding()
@@ -264,7 +260,7 @@ class OnnxRuntimeDetector(DetectorBackend):
         try:
             self.session.run_with_iobinding(self._binding)
         except Exception as exc:
-            raise ModelError(f"{self.model_path}: inference failed: {_first_line(exc)}") from None
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
         return self.output
 
     def describe(self) -> str:

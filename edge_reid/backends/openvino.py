@@ -31,6 +31,7 @@ from edge_reid.backends.base import (
     EmbeddingBackend,
     check_embedding_output,
     detector_input_shape,
+    first_line,
 )
 from edge_reid.batching import numpy_buffers
 from edge_reid.errors import BackendUnavailableError, ModelError
@@ -75,11 +76,6 @@ def _core():
     return import_openvino().Core()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _check_device(device: str) -> str:
     available = list(_core().available_devices)
     if not any(name == device or name.split(".")[0] == device for name in available):
@@ -94,7 +90,7 @@ def _read_model(model_path: str | Path):
     try:
         return _core().read_model(str(path))
     except Exception as exc:
-        raise ModelError(f"{path}: OpenVINO cannot read this model: {_first_line(exc)}") from None
+        raise ModelError(f"{path}: OpenVINO cannot read this model: {first_line(exc)}") from None
 
 
 def _compile(model, model_path: Path, device: str, threads: int | None, precision: str):
@@ -116,7 +112,7 @@ def _compile(model, model_path: Path, device: str, threads: int | None, precisio
     try:
         compiled = _core().compile_model(model, device, config)
     except Exception as exc:
-        raise ModelError(f"{model_path}: OpenVINO cannot compile this model for {device}: {_first_line(exc)}") from None
+        raise ModelError(f"{model_path}: OpenVINO cannot compile this model for {device}: {first_line(exc)}") from None
     applied = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
     if applied != hint:
         raise BackendUnavailableError(f"OpenVINO's {device} device computes in {applied}, not the {hint} asked for")
@@ -218,7 +214,7 @@ class OpenVinoBackend(EmbeddingBackend):
             self._request.set_tensor(self._input_port, ov.Tensor(self.buffers.input[:rows], shared_memory=True))
             self._request.set_tensor(self._output_port, ov.Tensor(self.buffers.output[:rows], shared_memory=True))
         except Exception as exc:
-            raise ModelError(f"{self.model_path}: OpenVINO refused the batch buffers: {_first_line(exc)}") from None
+            raise ModelError(f"{self.model_path}: OpenVINO refused the batch buffers: {first_line(exc)}") from None
         self._bound_rows = rows
 
     def infer(self, n: int) -> np.ndarray:
@@ -230,7 +226,7 @@ class OpenVinoBackend(EmbeddingBackend):
         try:
             self._request.infer()
         except Exception as exc:
-            raise ModelError(f"{self.model_path}: inference failed: {_first_line(exc)}") from None
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
         return self.buffers.output[:n]
 
     def shares_buffers(self) -> bool:
@@ -282,7 +278,7 @@ class OpenVinoDetector(DetectorBackend):
         try:
             self._request.infer()
         except Exception as exc:
-            raise ModelError(f"{self.model_path}: inference failed: {_first_line(exc)}") from None
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
         self.output = np.zeros(tuple(self._request.get_output_tensor().shape), np.float32)
         self._request.set_output_tensor(ov.Tensor(self.output, shared_memory=True))
         self._version = ov.__version__.split("-")[0]
@@ -292,7 +288,7 @@ class OpenVinoDetector(DetectorBackend):
         try:
             self._request.infer()
         except Exception as exc:
-            raise ModelError(f"{self.model_path}: inference failed: {_first_line(exc)}") from None
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
         return self.output
 
     def describe(self) -> str:
