@@ -142,3 +142,18 @@ def test_pipeline_on_openvino_gives_the_same_identities_as_onnxruntime(osnet_pat
 
     reference, candidate = identities("onnxruntime"), identities("openvino")
     assert candidate == reference and sum(map(len, reference)) >= 36
+
+
+def test_run_on_openvino_in_bf16_says_so_and_keeps_the_detector_in_fp32(tmp_path, vtest_path):
+    import json
+
+    from edge_reid.cli import main
+
+    if "BF16" not in openvino_backend._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
+    summary = tmp_path / "s.json"
+    assert main(["run", "--source", str(vtest_path), "--backend", "openvino", "--precision", "bf16", "--max-frames", "2",
+                 "--summary", str(summary)]) == 0
+    backend = json.loads(summary.read_text())["backend"]
+    assert backend.startswith("openvino") and "CPU bf16" in backend and "detector openvino" in backend and backend.endswith("CPU fp32")
+    assert main(["run", "--source", str(vtest_path), "--precision", "fp8"]) == 2

@@ -107,9 +107,16 @@ class EmbeddingBackend(ABC):
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of a runtime's exception message (runtimes raise pages of C++ context), or its type name."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """One informative line of a runtime's exception message, or its type name.
+
+    Runtimes raise pages of C++ context: OpenVINO's start with ``Exception from <file>:<line>:`` and
+    ``Check '...' failed at <file>`` lines, so the first line that is neither is taken.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    for line in lines:
+        if not line.startswith(("Exception from ", "Check '")):
+            return line
+    return lines[0] if lines else type(exc).__name__
 
 
 def check_embedding_output(model_path: str | Path, output_name: str, dims, spec: ModelSpec) -> None:
