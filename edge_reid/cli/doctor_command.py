@@ -51,7 +51,7 @@ def doctor(
             continue
         console.print(f"  {escape(m.engine_file)}", soft_wrap=True)
         console.print(
-            f"    {m.precision}, TensorRT {escape(m.tensorrt_version)}, {escape(m.gpu_name)} (sm {m.compute_capability}), "
+            f"    {m.precision}, TensorRT {escape(m.tensorrt_version)}, {escape(m.machine.describe_module())}, "
             f"batch {m.profile}, built {m.build_date}: {status}",
             soft_wrap=True,
         )
