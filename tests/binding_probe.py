@@ -8,6 +8,8 @@ Run by tests/real_bindings.py in a subprocess where the real module imports (no 
   ``tests/binding_surfaces.json`` and the stand-ins (tests/fake_tensorrt.py, tests/fake_cudart.py)
   are built from that record.
 - ``behaviour``: what the stub libraries make happen (logged lines), not recorded.
+- ``edge_reid``: what OUR code does with the real module here (no GPU): the start-up errors of
+  :mod:`edge_reid.tensorrt.startup`, :func:`edge_reid.cuda.runtime.gpu_status`, error texts.
 
 :data:`TENSORRT_USED` and :data:`CUDA_USED` list everything edge_reid touches; a test checks the
 package's ``trt.X`` / ``rt.X`` uses against them.
@@ -144,7 +146,16 @@ def tensorrt_probe() -> dict:
             "missing_base_init": _outcome(NoBaseInit).replace("tensorrt_bindings.", "tensorrt."),
         },
     }
-    return {"surface": surface, "behaviour": {"Builder": builder, "Builder_log": builder_log, "Runtime": runtime, "Runtime_log": runtime_log}}
+    ours = {}
+    if "--edge-reid" in sys.argv:
+        from edge_reid.tensorrt.startup import create_builder, create_runtime, make_logger
+
+        echoed: list[str] = []
+        for name, create in (("create_builder", create_builder), ("create_runtime", create_runtime)):
+            ours[name] = _outcome(lambda: create(trt, make_logger(trt, echoed.append)))
+        ours["echoed"] = echoed
+    behaviour = {"Builder": builder, "Builder_log": builder_log, "Runtime": runtime, "Runtime_log": runtime_log}
+    return {"surface": surface, "behaviour": behaviour, "edge_reid": ours}
 
 
 def cuda_probe() -> dict:
@@ -202,12 +213,20 @@ def cuda_probe() -> dict:
         "no_driver": no_driver,
         "plain_ints": plain_ints,
     }
-    return {"surface": surface, "behaviour": {}}
+    ours = {}
+    if "--edge-reid" in sys.argv:
+        from edge_reid.cuda.runtime import check, gpu_status, import_cudart
+
+        status = gpu_status()
+        ours["import_cudart"] = import_cudart().__name__
+        ours["gpu_status"] = {"gpu": status.gpu is not None, "reason": status.reason, "runtime": status.runtime_version, "driver": status.driver_version}
+        ours["check"] = _outcome(lambda: check((rt.cudaError_t.cudaErrorInsufficientDriver, None), "cudaMalloc", rt))
+    return {"surface": surface, "behaviour": {}, "edge_reid": ours}
 
 
 if __name__ == "__main__":
     kind = sys.argv[1] if len(sys.argv) > 1 else ""
     if kind not in ("tensorrt", "cuda"):
-        sys.exit("usage: python tests/binding_probe.py tensorrt|cuda")
+        sys.exit("usage: python tests/binding_probe.py tensorrt|cuda [--edge-reid]")
     result = tensorrt_probe() if kind == "tensorrt" else cuda_probe()
     print(json.dumps(result, sort_keys=True))

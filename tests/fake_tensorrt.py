@@ -107,8 +107,15 @@ class ParserError:
 
 class _Tensor:
     def __init__(self, name: str, shape: tuple[int, ...]) -> None:
-        self.name = name
-        self.shape = shape
+        self._name, self._shape = name, shape
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
 
 
 class _Network:
@@ -262,7 +269,7 @@ class _Engine:
     def get_tensor_profile_shape(self, name: str, profile_index: int):
         return [tuple(s) for s in self.d["profile"]]
 
-    def create_execution_context(self, strategy=None) -> _Context:
+    def create_execution_context(self) -> _Context:
         context = _Context(self)
         self.contexts.append(context)
         return context

@@ -183,9 +183,12 @@ class RealEnvironment:
         """Run ``python ARGS`` in this environment."""
         return subprocess.run([sys.executable, *args], cwd=cwd or REPO, env=self.env(), capture_output=True, text=True, timeout=timeout)
 
-    def probe(self, kind: str) -> dict:
-        """Run tests/binding_probe.py for ``kind`` (``"tensorrt"``/``"cuda"``) and return its JSON."""
-        result = self.python(str(PROBE), kind)
+    def probe(self, kind: str, edge_reid: bool = False) -> dict:
+        """Run tests/binding_probe.py for ``kind`` (``"tensorrt"``/``"cuda"``) and return its JSON.
+
+        With ``edge_reid``, it also runs our start-up code against the real module (slower: imports edge_reid).
+        """
+        result = self.python(str(PROBE), kind, *(["--edge-reid"] if edge_reid else []))
         if result.returncode != 0:
             raise AssertionError(f"binding probe failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
         return json.loads(result.stdout.strip().splitlines()[-1])
