@@ -396,7 +396,7 @@ def _build(model_path: Path, precision: str, qdq: Path | None, work: Path, statu
     build_engine(plan, import_tensorrt(), cuda=DeviceCuda.here(status.gpu.driver_version), echo=lambda _line: None)
     seconds = time.perf_counter() - started
     size = plan.engine_path.stat().st_size
-    return CheckResult(f"{precision}-engine", "passed", f"built {plan.engine_path.name}", {"build_s": round(seconds, 1), "engine_mib": round(size / 2**20, 2)})
+    return CheckResult(f"{precision}-engine", "passed", f"built {plan.engine_path.name}", {"build_s": round(seconds, 1), "engine_bytes": size})
 
 
 def _compare(model_path: Path, precision: str, work: Path, pool, reference: np.ndarray, built: CheckResult, qdq: Path | None = None) -> CheckResult:

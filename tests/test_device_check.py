@@ -134,4 +134,4 @@ def test_tensorrt_checks_run_end_to_end_on_the_stand_ins(fake, mot17_dir, tmp_pa
     assert modes["chosen"] == "mapped" and set(modes) >= {"mapped", "pinned"} and modes["pinned"]["infer_ms_p50"] > 0
     assert results["embedding-loop"].measurements["loop_efficiency"] > 0
     assert not list(tmp_path.glob("edge-reid-selftest-*"))  # the scratch engines folder is removed
-    assert results["fp16-engine"].measurements["build_s"] >= 0 and results["fp16-engine"].measurements["engine_mib"] > 0
+    assert results["fp16-engine"].measurements["build_s"] >= 0 and results["fp16-engine"].measurements["engine_bytes"] > 0
