@@ -60,7 +60,13 @@ CUDA_ERRORS = (
     "cudaErrorUnknown",
 )
 CUDA_DEVICE_PROP_FIELDS = ("name", "major", "minor", "integrated", "canMapHostMemory", "totalGlobalMem", "multiProcessorCount")
-CUDA_USED = {"functions": CUDA_FUNCTIONS, "constants": CUDA_CONSTANTS, "cudaError_t": CUDA_ERRORS, "cudaDeviceProp": CUDA_DEVICE_PROP_FIELDS}
+#: Driver API and NVRTC calls of the device check's GPU kernel (edge_reid/device_check.py: AffineKernel).
+CUDA_DRIVER_FUNCTIONS = ("cuModuleLoadData", "cuModuleGetFunction", "cuLaunchKernel", "cuModuleUnload")
+CUDA_NVRTC_FUNCTIONS = ("nvrtcCreateProgram", "nvrtcCompileProgram", "nvrtcGetPTXSize", "nvrtcGetPTX", "nvrtcDestroyProgram")
+CUDA_USED = {
+    "functions": CUDA_FUNCTIONS, "constants": CUDA_CONSTANTS, "cudaError_t": CUDA_ERRORS, "cudaDeviceProp": CUDA_DEVICE_PROP_FIELDS,
+    "driver": CUDA_DRIVER_FUNCTIONS, "nvrtc": CUDA_NVRTC_FUNCTIONS,
+}
 
 
 def normalise_signature(text: str) -> str:
@@ -201,6 +207,20 @@ def cuda_probe() -> dict:
         "cudaMemcpyAsync(kind=1)": _outcome(lambda: rt.cudaMemcpyAsync(0x1000, 0x2000, 64, 1, 0x1234)),
     }
     runtime_version = rt.cudaRuntimeGetVersion()
+    from cuda.bindings import driver, nvrtc
+    import numpy as np
+
+    args = np.array([0, 0], np.uint64)
+    kernel = {
+        "driver": {name: hasattr(driver, name) for name in CUDA_DRIVER_FUNCTIONS},
+        "nvrtc": {name: hasattr(nvrtc, name) for name in CUDA_NVRTC_FUNCTIONS},
+        "CUresult.CUDA_SUCCESS": int(driver.CUresult.CUDA_SUCCESS),
+        "nvrtcResult.NVRTC_SUCCESS": int(nvrtc.nvrtcResult.NVRTC_SUCCESS),
+        # Our argument types (ints for the stream and the parameter array) get past conversion: no TypeError.
+        "cuLaunchKernel_no_driver_is_not_a_TypeError": not _outcome(
+            lambda: driver.cuLaunchKernel(driver.CUfunction(), 1, 1, 1, 256, 1, 1, 0, 0x1234, args.ctypes.data, 0)
+        ).startswith("raises TypeError"),
+    }
     surface = {
         "modules": modules,
         "functions": functions,
@@ -212,6 +232,7 @@ def cuda_probe() -> dict:
         "cudaRuntimeGetVersion": int(runtime_version[1]),
         "no_driver": no_driver,
         "plain_ints": plain_ints,
+        "kernel": kernel,
     }
     ours = {}
     if "--edge-reid" in sys.argv:

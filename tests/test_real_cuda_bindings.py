@@ -68,6 +68,10 @@ def test_everything_edge_reid_calls_exists_in_each_release(key):
     assert all(surface["cudaError_t"][name] is not None for name in CUDA_USED["cudaError_t"])
     assert {"cudaMemcpyHostToDevice", "cudaMemcpyDeviceToHost", "cudaMemcpyDeviceToDevice"} <= set(surface["cudaMemcpyKind"])
     assert surface["int(cudaStream_t(0x1234))"] == 0x1234  # CudaStream.handle = int(stream), as TensorRT takes it
+    kernel = surface["kernel"]  # the device check's NVRTC kernel
+    assert all(kernel["driver"].values()) and all(kernel["nvrtc"].values())
+    assert kernel["CUresult.CUDA_SUCCESS"] == 0 and kernel["nvrtcResult.NVRTC_SUCCESS"] == 0
+    assert kernel["cuLaunchKernel_no_driver_is_not_a_TypeError"]
 
 
 def test_cuda_python_13_has_no_cuda_cudart_module():
