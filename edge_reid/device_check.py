@@ -145,12 +145,12 @@ def run_device_check(options: DeviceCheckOptions = DeviceCheckOptions(), say: Ca
     else:
         say("CUDA buffers: mapped and pinned, kernels, copies, stream order, sub-batches")
         checks.append(_guarded("cuda-buffers", lambda: check_cuda_buffers(gpu.gpu)))
-    trt = tensorrt_status()
+    trt_status = tensorrt_status()
     names = ("fp16-engine", "int8-engine", "memory-modes", "embedding-loop")
-    if not trt.usable:
-        checks += [_skipped(name, trt.reason) for name in names]
+    if not trt_status.usable:
+        checks += [_skipped(name, trt_status.reason) for name in names]
     else:
-        checks += _tensorrt_checks(options, trt, say)
+        checks += _tensorrt_checks(options, trt_status, say)
     return DeviceCheckReport(environment, checks, utc_now_iso())
 
 
