@@ -37,7 +37,7 @@ def stream():
 
 def test_device_is_described():
     assert GPU.name and GPU.compute_capability[0] >= 5
-    print(f"GPU: {GPU.describe()}, CUDA runtime {_STATUS.runtime_version}, driver {_STATUS.driver_version}")
+    print(f"GPU: {GPU.describe()}, device CUDA (driver) {_STATUS.driver_version}, cuda-python built for {_STATUS.runtime_version}")
 
 
 @pytest.mark.parametrize("mode", ["mapped", "pinned"])
