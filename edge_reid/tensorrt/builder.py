@@ -42,7 +42,7 @@ from edge_reid.tensorrt.manifest import (
 )
 from edge_reid.tensorrt.env import machine_identity
 from edge_reid.tensorrt.profile import BatchProfile
-from edge_reid.tensorrt.qdq_check import check_qdq_model
+from edge_reid.tensorrt.qdq_check import check_qdq_model, load_onnx
 from edge_reid.tensorrt.startup import create_builder, make_logger
 from edge_reid.tensorrt.versions import (
     PRECISIONS,
@@ -141,13 +141,7 @@ def onnx_summary(path: Path) -> tuple[set[str], set[int], list[str]]:
     Raises:
         ModelError: not a readable ONNX model.
     """
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    graph = model.graph
+    graph = load_onnx(path).graph
     ops = {node.op_type for node in graph.node}
     types = {init.data_type for init in graph.initializer}
     types |= {vi.type.tensor_type.elem_type for vi in list(graph.input) + list(graph.output)}

@@ -34,6 +34,24 @@ QDQ_FIX = (
 )
 
 
+def load_onnx(path: Path, label: str = ""):
+    """``onnx.load`` without external data.
+
+    Args:
+        path: the ``.onnx`` file.
+        label: how the file is named in the message (e.g. ``"--qdq "``).
+
+    Raises:
+        ModelError: not a readable ONNX model (names the file).
+    """
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValueError, ... on non-models
+        raise ModelError(f"{label}{path}: not an ONNX model ({type(exc).__name__})") from None
+
+
 def qdq_problems(model) -> list[str]:
     """What in a Q/DQ model TensorRT's ONNX parser rejects; empty when it is fine.
 
@@ -109,15 +127,10 @@ def check_qdq_model(path: Path, spec: ModelSpec) -> None:
         EngineBuildError: missing file, not an ONNX model, no QuantizeLinear/DequantizeLinear nodes,
             another input name, or anything :func:`qdq_problems` finds; the message says how to fix it.
     """
-    import onnx
-
     path = Path(path)
     if not path.is_file():
         raise EngineBuildError(f"--qdq {path}: file not found; make it with `edge-reid calibrate`")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ModelError(f"--qdq {path}: not an ONNX model ({type(exc).__name__})") from None
+    model = load_onnx(path, "--qdq ")
     ops = {node.op_type for node in model.graph.node}
     if not {"QuantizeLinear", "DequantizeLinear"} <= ops:
         raise EngineBuildError(
