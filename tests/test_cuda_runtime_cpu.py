@@ -81,7 +81,7 @@ def test_cuda_version_format():
     assert format_cuda_version(12060) == "12.6" and format_cuda_version(11040) == "11.4" and format_cuda_version(12020) == "12.2"
 
 
-def test_memory_mode_zero_copy_only_on_integrated():
+def test_memory_mode_is_mapped_only_on_integrated_gpus_that_map_host_memory():
     assert choose_memory_mode(ORIN) == "mapped"
     assert choose_memory_mode(H100) == "pinned"
     no_map = GpuInfo(0, "Old", (5, 3), integrated=True, can_map_host_memory=False, total_memory_bytes=1)
@@ -98,7 +98,7 @@ def test_host_array_is_a_view_over_the_address():
         host_array(0, (1,))
 
 
-def test_mapped_buffers_make_no_copies():
+def test_mapped_buffers_bookkeeping_issues_no_copy_calls():
     rt = FakeCudaRuntime(integrated=True)
     cuda = allocate_batch_buffers(8, (3, 4, 2), 5, "mapped", cudart=rt)
     stream = CudaStream(rt)
@@ -115,7 +115,7 @@ def test_mapped_buffers_make_no_copies():
     assert rt.host == {} and rt.device == {} and rt.streams == set()
 
 
-def test_pinned_buffers_copy_only_the_used_rows_on_the_stream():
+def test_pinned_buffers_bookkeeping_copies_only_the_used_rows_on_the_stream():
     rt = FakeCudaRuntime(integrated=False)
     cuda = allocate_batch_buffers(8, (3, 4, 2), 5, "pinned", cudart=rt)
     stream = CudaStream(rt)
