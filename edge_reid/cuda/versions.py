@@ -19,8 +19,9 @@ from pathlib import Path
 CUDA_VERSION_JSON = Path("/usr/local/cuda/version.json")
 
 
-def toolkit_version(path: Path = CUDA_VERSION_JSON) -> str:
-    """The installed CUDA toolkit's ``"major.minor"`` from its ``version.json``, or "" when absent or unreadable.
+def toolkit_version(path: Path | None = None) -> str:
+    """The installed CUDA toolkit's ``"major.minor"`` from its ``version.json`` (default
+    :data:`CUDA_VERSION_JSON`), or "" when absent or unreadable.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "version.json"
@@ -29,7 +30,7 @@ def toolkit_version(path: Path = CUDA_VERSION_JSON) -> str:
     '12.6'
     """
     try:
-        version = str(json.loads(Path(path).read_text())["cuda"]["version"])
+        version = str(json.loads(Path(path or CUDA_VERSION_JSON).read_text())["cuda"]["version"])
     except (OSError, ValueError, KeyError, TypeError):
         return ""
     parts = version.split(".")
