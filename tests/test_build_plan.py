@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 import edge_reid.tensorrt.env as tensorrt_env
 from edge_reid.cuda.runtime import GpuInfo
@@ -17,7 +17,7 @@ from edge_reid.tensorrt.errors import EngineBuildError
 from edge_reid.tensorrt.manifest import EngineManifest, utc_now_iso, write_manifest
 from edge_reid.tensorrt.profile import BatchProfile
 from edge_reid.tensorrt.versions import Int8Path
-from onnx_builders import save_model, tiny_model, tiny_qdq_model
+from onnx_builders import tiny_model, tiny_qdq_model
 
 ORIN = GpuInfo(0, "Orin", (8, 7), integrated=True, can_map_host_memory=True, total_memory_bytes=7 << 30, multiprocessors=8)
 SPEC = ModelSpec(name="tiny", input_name="images", height=4, width=2, embedding_dim=3, output_name="output")

@@ -4,11 +4,9 @@ channel means and their "kernel" runs on host memory; nothing here ran on a GPU)
 
 from __future__ import annotations
 
-import ctypes
 import json
 import sys
 
-import numpy as np
 import pytest
 
 import edge_reid.cuda.runtime as cuda_runtime

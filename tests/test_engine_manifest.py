@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_reid.spec import ModelSpec, file_sha256
 from edge_reid.tensorrt.errors import EngineManifestError, EngineNotFoundError
 from edge_reid.tensorrt.manifest import (
-    EngineManifest,
     EngineStatus,
     MachineIdentity,
     check_manifest,
@@ -21,7 +19,6 @@ from edge_reid.tensorrt.manifest import (
     scan_engines,
     select_engine,
     timing_cache_path,
-    write_manifest,
 )
 from edge_reid.tensorrt.profile import BatchProfile
 from conftest import AGX_ORIN, MODEL_SHA, ORIN_TRT103, SPEC, make_engine
