@@ -285,3 +285,17 @@ def test_stand_in_enforces_pybind_rules_like_the_real_bindings(fake):
     with pytest.raises(ValueError):
         profile.set_shape("images", (8, 3, 4, 2), (4, 3, 4, 2), (16, 3, 4, 2))
     assert fake.trt.Builder(fake.trt.Logger()).create_builder_config().add_optimization_profile(profile) == -1
+
+
+def test_the_capturing_logger_keeps_warnings_and_errors_bounded(fake):
+    from edge_reid.tensorrt.startup import KEPT_MESSAGES, make_logger
+
+    echoed = []
+    logger = make_logger(fake.trt, echoed.append)
+    severity = fake.trt.ILogger.Severity
+    logger.log(severity.INFO, "not kept")
+    for i in range(KEPT_MESSAGES + 10):
+        logger.log(severity.WARNING if i % 2 else severity.ERROR, f"message {i}")
+    assert len(logger.messages) == KEPT_MESSAGES and len(echoed) == KEPT_MESSAGES + 10
+    assert logger.errors[-1] == f"message {KEPT_MESSAGES + 8}" and "not kept" not in logger.summary(limit=1000)
+    assert logger.summary() == " | ".join(f"message {i}" for i in range(KEPT_MESSAGES + 7, KEPT_MESSAGES + 10))

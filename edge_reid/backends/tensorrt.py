@@ -13,6 +13,7 @@ backend's ``max_batch`` is that max (the Embedder sub-batches by ``backend.max_b
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -66,7 +67,7 @@ class TensorRTBackend(EmbeddingBackend):
         self.profile: BatchProfile = manifest.profile
         self.gpu = gpu or query_gpu(0)
         self._closed = False
-        self._logger = make_logger(trt)
+        self._logger = make_logger(trt, echo=lambda line: print(line, file=sys.stderr))  # as trt.Logger(WARNING) did
         self._runtime = create_runtime(trt, self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self._engine is None:

@@ -12,11 +12,16 @@ likely causes, so the CLI prints one line and exits 2.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from types import ModuleType
 
 from edge_reid.cuda.runtime import CUDA_START_CAUSES
 from edge_reid.errors import BackendUnavailableError
+
+
+#: Warnings and errors a logger keeps (the newest).
+KEPT_MESSAGES = 256
 
 
 def make_logger(trt: ModuleType, echo: Callable[[str], None] | None = None):
@@ -27,14 +32,15 @@ def make_logger(trt: ModuleType, echo: Callable[[str], None] | None = None):
         echo: also called with ``"TensorRT: <message>"`` for each warning and error (None: silent).
 
     Returns:
-        The logger; its ``messages`` list holds ``(severity, text)`` of every warning and error,
-        ``errors`` the texts of errors only, and ``summary()`` one line of what was said.
+        The logger; its ``messages`` hold ``(severity, text)`` of the last :data:`KEPT_MESSAGES`
+        warnings and errors (bounded: a long run keeps logging), ``errors`` the texts of errors
+        only, and ``summary()`` one line of what was said.
     """
 
     class CapturingLogger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)  # required for Python subclasses (pybind11 raises TypeError otherwise)
-            self.messages: list[tuple[int, str]] = []
+            self.messages: deque[tuple[int, str]] = deque(maxlen=KEPT_MESSAGES)
 
         def log(self, severity, msg) -> None:
             level = int(severity)
@@ -49,7 +55,7 @@ def make_logger(trt: ModuleType, echo: Callable[[str], None] | None = None):
 
         def summary(self, limit: int = 3) -> str:
             """The last ``limit`` warnings/errors on one line, or "nothing"."""
-            texts = [" ".join(text.split()) for _, text in self.messages[-limit:]]
+            texts = [" ".join(text.split()) for _, text in list(self.messages)[-limit:]]
             return " | ".join(texts) if texts else "nothing"
 
     return CapturingLogger()
