@@ -49,9 +49,9 @@ TENSORRT_ENUMS = ("ILogger.Severity", "NetworkDefinitionCreationFlag", "BuilderF
 
 #: cuda-python runtime functions edge_reid calls (cuda/runtime.py, cuda/buffers.py, device_check.py).
 CUDA_FUNCTIONS = (
-    "cudaGetErrorString", "cudaGetErrorName", "cudaRuntimeGetVersion", "cudaDriverGetVersion", "cudaGetDeviceCount",
+    "cudaGetErrorString", "cudaRuntimeGetVersion", "cudaDriverGetVersion", "cudaGetDeviceCount",
     "cudaGetDeviceProperties", "cudaHostAlloc", "cudaHostGetDevicePointer", "cudaMalloc", "cudaFree", "cudaFreeHost",
-    "cudaMemcpyAsync", "cudaMemsetAsync", "cudaStreamCreate", "cudaStreamSynchronize", "cudaStreamDestroy",
+    "cudaMemcpyAsync", "cudaStreamCreate", "cudaStreamSynchronize", "cudaStreamDestroy",
 )
 CUDA_CONSTANTS = ("cudaHostAllocDefault", "cudaHostAllocMapped")
 CUDA_ERRORS = (
@@ -198,7 +198,12 @@ def cuda_probe() -> dict:
         ("cudaHostAlloc", lambda: rt.cudaHostAlloc(64, rt.cudaHostAllocMapped)),
         ("cudaMalloc", lambda: rt.cudaMalloc(64)),
         ("cudaStreamCreate", lambda: rt.cudaStreamCreate()),
+        ("cudaHostGetDevicePointer", lambda: rt.cudaHostGetDevicePointer(0x1000, 0)),
         ("cudaMemcpyAsync", lambda: rt.cudaMemcpyAsync(0x1000, 0x2000, 64, kinds.cudaMemcpyHostToDevice, 0x1234)),
+        ("cudaStreamSynchronize", lambda: rt.cudaStreamSynchronize(stream)),
+        ("cudaStreamDestroy", lambda: rt.cudaStreamDestroy(stream)),
+        ("cudaFree", lambda: rt.cudaFree(0x1000)),
+        ("cudaFreeHost", lambda: rt.cudaFreeHost(0x1000)),
         ("cudaGetErrorString", lambda: rt.cudaGetErrorString(rt.cudaError_t.cudaErrorInsufficientDriver)),
     ):
         no_driver[name] = _outcome(call)

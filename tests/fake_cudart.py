@@ -138,11 +138,15 @@ class FakeCudaRuntime:
 
     def cudaFree(self, ptr):
         self.calls.append(("cudaFree", ptr))
+        if not self.driver:
+            return self._no_driver("cudaFree", 0)
         ok = self.device.pop(ptr, None) is not None
         return (self.cudaError_t.cudaSuccess if ok else self.cudaError_t.cudaErrorInvalidValue,)
 
     def cudaFreeHost(self, ptr):
         self.calls.append(("cudaFreeHost", ptr))
+        if not self.driver:
+            return self._no_driver("cudaFreeHost", 0)
         ok = self.host.pop(ptr, None) is not None
         return (self.cudaError_t.cudaSuccess if ok else self.cudaError_t.cudaErrorInvalidValue,)
 
@@ -156,13 +160,6 @@ class FakeCudaRuntime:
         ctypes.memmove(dst, src, count)
         return (self.cudaError_t.cudaSuccess,)
 
-    def cudaMemsetAsync(self, ptr, value, count, stream):
-        self.calls.append(("cudaMemsetAsync", ptr, value, count, stream))
-        if not self.driver:
-            return self._no_driver("cudaMemsetAsync", 0)
-        ctypes.memset(ptr, value, count)
-        return (self.cudaError_t.cudaSuccess,)
-
     def cudaStreamCreate(self):
         self.calls.append(("cudaStreamCreate",))
         if not self.driver:
@@ -173,10 +170,14 @@ class FakeCudaRuntime:
 
     def cudaStreamSynchronize(self, stream):
         self.calls.append(("cudaStreamSynchronize", int(stream)))
+        if not self.driver:
+            return self._no_driver("cudaStreamSynchronize", 0)
         return (self.cudaError_t.cudaSuccess,)
 
     def cudaStreamDestroy(self, stream):
         self.calls.append(("cudaStreamDestroy", int(stream)))
+        if not self.driver:
+            return self._no_driver("cudaStreamDestroy", 0)
         self.streams.discard(int(stream))
         return (self.cudaError_t.cudaSuccess,)
 

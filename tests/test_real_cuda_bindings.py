@@ -106,7 +106,12 @@ def test_the_stand_in_reproduces_each_release(key):
         "cudaHostAlloc": lambda: rt.cudaHostAlloc(64, rt.cudaHostAllocMapped),
         "cudaMalloc": lambda: rt.cudaMalloc(64),
         "cudaStreamCreate": lambda: rt.cudaStreamCreate(),
+        "cudaHostGetDevicePointer": lambda: rt.cudaHostGetDevicePointer(0x1000, 0),
         "cudaMemcpyAsync": lambda: rt.cudaMemcpyAsync(0x1000, 0x2000, 64, kinds.cudaMemcpyHostToDevice, 0x1234),
+        "cudaStreamSynchronize": lambda: rt.cudaStreamSynchronize(0x1234),
+        "cudaStreamDestroy": lambda: rt.cudaStreamDestroy(0x1234),
+        "cudaFree": lambda: rt.cudaFree(0x1000),
+        "cudaFreeHost": lambda: rt.cudaFreeHost(0x1000),
         "cudaGetErrorString": lambda: rt.cudaGetErrorString(rt.cudaError_t.cudaErrorInsufficientDriver),
     }
     assert set(calls) == set(surface["no_driver"])  # the probe made the same calls in this order (12.6 changes its message after the first)
