@@ -47,11 +47,24 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS, key=lambda name: (name[0].islower(), name))
 
 
+#: OpenCV is a declared dependency everywhere but on a Jetson, where JetPack's OpenCV is meant to be used.
+OPENCV_MISSING = (
+    "edge-reid needs OpenCV: on a Jetson run install_jetson.sh (JetPack's OpenCV, with GStreamer) or "
+    "pip install 'edge-reid[opencv]'; elsewhere pip install opencv-python-headless"
+)
+
+
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'edge_reid' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        imported = importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name == "cv2":
+            raise ImportError(OPENCV_MISSING) from exc
+        raise
+    value = getattr(imported, name)
     globals()[name] = value  # later lookups skip this function
     return value
 
