@@ -120,7 +120,10 @@ def run(
     person_detector = PersonDetector(
         detector, score_threshold=detection_threshold, min_box_height=min_box_height, threads=threads, backend=backend, device=device
     )
-    if backend == "auto" or person_detector.backend.name != embedder.backend.name:
+    if person_detector.backend.selection_reason == embedder.backend.selection_reason:
+        if backend == "auto":
+            console.print(f"ReID model and detector: {embedder.backend.selection_reason}")
+    else:
         console.print(f"ReID model: {embedder.backend.selection_reason}")
         console.print(f"detector: {person_detector.backend.selection_reason}")
     gallery = None
