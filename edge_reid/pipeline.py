@@ -17,11 +17,11 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_reid.backends.onnxruntime import threads_per_model
+from edge_reid.cpu import threads_per_model
+from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
-from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.identities import Identities, TrackIdentities
 from edge_reid.matching.gallery import Gallery
 from edge_reid.sources import Frame, FrameSource, open_source
@@ -109,7 +109,7 @@ class Pipeline:
 
     Args:
         embedder: the ReID :class:`Embedder` (default: bundled OSNet on ONNX Runtime,
-            :func:`~edge_reid.backends.onnxruntime.threads_per_model` threads).
+            :func:`~edge_reid.cpu.threads_per_model` threads).
         detector: a :class:`PersonDetector` (default: bundled YOLOX-Nano reporting scores down to the
             tracker's ``low_score``); not used when ``use_detector`` is False.
         gallery: the identity :class:`Gallery` (default: a new one with ``threshold``,

@@ -92,6 +92,14 @@ class Runner:
         self._stop = threading.Event()
         self._frames: FrameSource | None = None
 
+    def backends(self) -> str:
+        """Where the models run, e.g. ``onnxruntime (CPU)``, or ``openvino (CPU); detector onnxruntime (CPU)``."""
+        described = self.pipeline.embedder.backend.describe()
+        detector = getattr(self.pipeline.detector, "describe", None)
+        if detector is not None and detector() != described:
+            described += f"; detector {detector()}"
+        return described
+
     def stop(self) -> None:
         """Ask the run to end after the current frame (thread-safe; the outputs are still written)."""
         self._stop.set()
@@ -133,7 +141,7 @@ class Runner:
         pipeline = self.pipeline
         embedder = pipeline.embedder
         summary = RunSummary(
-            source=frames.name, backend=embedder.backend.describe(), model=str(embedder.model_path),
+            source=frames.name, backend=self.backends(), model=str(embedder.model_path),
             detector=str(getattr(pipeline.detector, "model_path", "") or ""),
         )
         previous = self._install_signals()

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edge_reid.backends import BACKEND_NAMES
-from edge_reid.cli.app import app
+from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_backend_option
 from edge_reid.defaults import PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.summary import RunSummary
 from edge_reid.tracking.config import TrackerConfig
@@ -48,7 +47,9 @@ def run(
     camera: Optional[str] = typer.Option(None, "--camera", "-c", help="Camera device: /dev/video0 or an index like 0."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet x0.25 (MSMT17)."),
     detector: Optional[Path] = typer.Option(None, "--detector", "-d", help="YOLOX person detector (.onnx). Default: bundled YOLOX-Nano."),
-    backend: str = typer.Option("onnxruntime", "--backend", "-b", help=f"Embedding backend: {', '.join(BACKEND_NAMES)}."),
+    backend: str = typer.Option("auto", "--backend", "-b", help=BACKEND_HELP),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p", help=PRECISION_HELP),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     threshold: float = typer.Option(
         THRESHOLD, "--threshold", "-t", min=-1.0, max=1.0,
         help="Cosine similarity at or above which a person re-found near where a lost track was is that identity.",
@@ -112,7 +113,7 @@ def run(
     prints the summary and exits 0.
     """
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.backends.onnxruntime import threads_per_model
+    from edge_reid.cpu import threads_per_model
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.matching.gallery import Gallery
@@ -125,8 +126,7 @@ def run(
 
     if (source is None) == (camera is None):
         raise typer.BadParameter("give exactly one of --source or --camera", param_hint="--source/--camera")
-    if backend not in BACKEND_NAMES:
-        raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")
+    check_backend_option(backend, precision)
     if prune_after is not None and prune_after < PRUNE_MIN_AGE_S:
         raise typer.BadParameter(
             f"{prune_after:g} s is below the minimum of {PRUNE_MIN_AGE_S:g} s: people hidden for a moment would lose "
@@ -143,12 +143,19 @@ def run(
     frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout)
     threads = threads or threads_per_model()
     embedder = Embedder(
-        model, backend=backend, max_batch=batch, threads=threads, backend_options={"engines_dir": engines_dir, "rebuild": rebuild}
+        model, backend=backend, max_batch=batch, threads=threads,
+        backend_options={"precision": precision, "device": device, "engines_dir": engines_dir, "rebuild": rebuild},
     )
-    if backend == "auto":
-        console.print(embedder.backend.selection_reason)
     config = TrackerConfig(high_score=detection_threshold, new_track_score=min(1.0, detection_threshold + 0.1))
-    person_detector = PersonDetector(detector, score_threshold=config.low_score, min_box_height=min_box_height, threads=threads)
+    person_detector = PersonDetector(
+        detector, score_threshold=config.low_score, min_box_height=min_box_height, threads=threads, backend=backend, device=device
+    )
+    if person_detector.backend.selection_reason == embedder.backend.selection_reason:
+        if backend == "auto":
+            console.print(f"ReID model and detector: {embedder.backend.selection_reason}")
+    else:
+        console.print(f"ReID model: {embedder.backend.selection_reason}")
+        console.print(f"detector: {person_detector.backend.selection_reason}")
     gallery = None
     if gallery_path is not None:
         gallery = Gallery.open(gallery_path, embedder.dim, embedder.model_id, embedder.model_path.name, create=True)
@@ -160,7 +167,8 @@ def run(
         reid_threshold=reid_threshold,
     )
     saving = GallerySaving(gallery_path, save_every, prune_after) if gallery_path is not None else None
-    console.print(f"[bold]edge-reid[/] {frames.kind} {frames.name} | model {embedder.model_path.name} on {embedder.backend.describe()}")
+    runner = Runner(pipeline, gallery_saving=saving)
+    console.print(f"[bold]edge-reid[/] {frames.kind} {frames.name} | model {embedder.model_path.name} on {runner.backends()}")
 
     sinks = []
     try:
@@ -191,7 +199,8 @@ def run(
         progress.update(task, advance=1, fps=running.frames / max(running.seconds, 1e-9), ids=running.identities)
 
     with progress:
-        summary = Runner(pipeline, sinks, gallery_saving=saving).run(frames, max_frames=max_frames, on_frame=advance)
+        runner.sinks = sinks
+        summary = runner.run(frames, max_frames=max_frames, on_frame=advance)
     if summary_path is not None:
         write_json_atomic(summary_path, summary.to_dict())
     _print_summary(summary)
