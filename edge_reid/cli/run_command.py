@@ -43,7 +43,8 @@ def _print_summary(summary: RunSummary) -> None:
 @app.command("run")
 def run(
     source: Optional[str] = typer.Option(
-        None, "--source", "-s", help="Video file, image folder, stream URL (rtsp://, http://) or GStreamer pipeline."
+        None, "--source", "-s", help="Video file, image folder, stream URL (rtsp://, http://) or GStreamer pipeline. "
+        "Undecodable frames and images are skipped and counted; 50 undecodable frames in a row end a video file.",
     ),
     camera: Optional[str] = typer.Option(None, "--camera", "-c", help="Camera device: /dev/video0 or an index like 0."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet x0.25 (MSMT17)."),
@@ -65,6 +66,9 @@ def run(
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
     engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
     rebuild: bool = typer.Option(False, "--rebuild", help="TensorRT: build the engine here when none is current (takes minutes)."),
+    repeat: int = typer.Option(
+        1, "--repeat", min=0, help="Play a video file or image folder this many times in a row (0: until Ctrl-C), e.g. for a soak test."
+    ),
     reconnect_timeout: float = typer.Option(
         30.0, "--reconnect-timeout", min=0.0, help="Seconds to keep retrying a camera or stream that stops delivering."
     ),
@@ -110,7 +114,7 @@ def run(
         if path is not None:
             check_writable(path, what)
 
-    frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout)
+    frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout, repeat=repeat)
     threads = threads or threads_per_model()
     embedder = Embedder(
         model, backend=backend, max_batch=batch, threads=threads, backend_options={"engines_dir": engines_dir, "rebuild": rebuild}
@@ -193,5 +197,7 @@ def run(
         if summary_path is not None:
             write_json_atomic(summary_path, summary.to_dict())
     _print_summary(summary)
+    if frames.stats.end_message:
+        console.print(f"[yellow]warning:[/] {frames.name} {frames.stats.end_message}")
     if summary.source_gave_up:
         console.print(f"[yellow]warning:[/] {frames.kind} {frames.name} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")

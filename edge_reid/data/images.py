@@ -35,6 +35,17 @@ class SkippedFile:
     reason: str
 
 
+def describe_skipped(skipped: Sequence[SkippedFile], most: int = 10) -> str:
+    """One line naming skipped files: ``"2 files: a.jpg (empty file), b.jpg (not a decodable image)"``.
+
+    At most ``most`` files are named; the rest are counted (``"... and 40 more"``).
+    """
+    count = len(skipped)
+    named = ", ".join(f"{item.path.name} ({item.reason})" for item in skipped[:most])
+    more = f" and {count - most} more" if count > most else ""
+    return f"{count} file{'s' if count != 1 else ''}: {named}{more}"
+
+
 class UnreadableImageError(DataError):
     """An image file is empty, truncated, or cannot be decoded.
 

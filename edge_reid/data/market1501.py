@@ -143,7 +143,7 @@ def load_split(folder: str | Path) -> MarketSplit:
         camids.append(parsed.camid)
     if not paths:
         raise DataError(
-            f"{folder}: no usable image ({len(skipped)} files skipped); expected crops named like 0001_c1s1_001051_00.jpg"
+            f"{folder}: no usable image ({len(skipped)} files skipped); expected person crops in Market-1501 layout, named like 0001_c1s1_001051_00.jpg"
         )
     return MarketSplit(folder, paths, np.asarray(pids, np.int64), np.asarray(camids, np.int64), skipped)
 
