@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Sequence
@@ -15,7 +14,7 @@ from edge_reid.backends import EmbeddingBackend, create_backend, plan_sub_batche
 from edge_reid.cpu import usable_cpu_count
 from edge_reid.errors import ModelError
 from edge_reid.preprocess import CropPreprocessor
-from edge_reid.spec import ModelSpec, file_sha256, load_spec
+from edge_reid.spec import ModelSpec, load_spec, model_id
 
 #: Most threads preprocessing one batch: more gain nothing measurable for batches of <= 32 crops.
 MAX_PREPROCESS_THREADS = 4
@@ -106,9 +105,10 @@ class Embedder:
 
     @property
     def model_id(self) -> str:
-        """sha256 hex of the ONNX file's digest and the spec: embeddings are comparable only under one model_id."""
+        """The model's identity (:func:`edge_reid.spec.model_id`: its bytes and spec, not its file name);
+        embeddings are comparable only under one model_id."""
         if self._model_id is None:
-            self._model_id = hashlib.sha256((file_sha256(self.model_path) + self.spec.fingerprint()).encode()).hexdigest()
+            self._model_id = model_id(self.model_path, self.spec)
         return self._model_id
 
     def _output(self, count: int, out: np.ndarray | None) -> np.ndarray:

@@ -45,10 +45,18 @@ def open_gallery(path: Path, embedder: "Embedder", create: bool) -> "Gallery":
         DataError: missing (and not ``create``), corrupt, or made with another model.
     """
     from edge_reid.matching.gallery import Gallery
+    from edge_reid.spec import legacy_model_id
 
     name = embedder.model_path.name
     if Path(path).exists():
-        return Gallery.load(path, model_id=embedder.model_id, model_name=name)
+        gallery = Gallery.load(path)
+        if gallery.model_id != embedder.model_id:
+            saved_by_this_model = gallery.model_id in (None, legacy_model_id(embedder.model_path, embedder.spec))
+            if not saved_by_this_model:
+                Gallery.load(path, model_id=embedder.model_id, model_name=name)  # raises the refusal naming both models
+            # No id, or the id edge-reid 0.1.0 gave this very model: saved under today's id from now on.
+            gallery.model_id, gallery.model_name = embedder.model_id, gallery.model_name or name
+        return gallery
     if not create:
         raise DataError(f"gallery file {path} does not exist")
     return Gallery(embedder.dim, model_id=embedder.model_id, model_name=name)
