@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from edge_reid.backends import BACKEND_NAMES
@@ -19,8 +20,6 @@ status = Console(stderr=True)
 def _print_report(report) -> None:
     data = report.to_dict()
     model, settings = data["model"], data["settings"]
-    if not console.is_terminal:
-        console.width = max(console.width, 132)  # files and pipes get the whole table on one line per row
     title = f"edge-reid bench: {Path(model['path']).name} {model['precision'].upper()} on {model['backend']} (latency in ms)"
     table = Table(title=title, title_justify="left")
     for column in ("batch", "p50", "p90", "p99", "images/s"):
@@ -42,6 +41,8 @@ def _print_report(report) -> None:
                 cells.append(f"{row['sequential_loop_efficiency']:.3f}")
             cells += [f"{stages['preprocess']:.2f}", f"{stages['embed']:.2f}", f"{stages['match']:.2f}"]
         table.add_row(*cells)
+    if not console.is_terminal:  # files and pipes get the whole table, one line per row, whatever COLUMNS says
+        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000), table).maximum)
     console.print(table)
     if has_loop:
         console.print(
