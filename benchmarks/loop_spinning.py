@@ -14,30 +14,24 @@ medians of each setting.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import benchmark_parser, real_crops
 
-import edge_reid.backends.onnxruntime as ort_backend  # noqa: E402
-from edge_reid.bench import BenchConfig, crops_from_video, default_video, run_bench  # noqa: E402
+import edge_reid.backends.onnxruntime as ort_backend
+from edge_reid.bench import BenchConfig, run_bench
 
 SETTINGS = (("spin after run (ORT default)", False), ("stop spinning (edge-reid)", True))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, crops=256)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi (or EDGE_REID_SHARED)", file=sys.stderr)
-        return 2
-    pool = crops_from_video(video, 256)
+    pool = real_crops(args)
     config = BenchConfig(batches=(args.batch,), seconds=args.seconds, preprocess=False)
     rows: dict[str, list[dict]] = {name: [] for name, _ in SETTINGS}
     print(f"{'setting':30s} {'model img/s':>11} {'loop eff.':>9} {'plain eff.':>10} {'plain ms: pre':>13} {'embed':>7} {'match':>6}")
