@@ -150,3 +150,19 @@ def test_ctrl_c_while_a_heavy_library_is_imported_exits_quietly(module, vtest_pa
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().endswith("edge-reid: interrupted")
+
+
+def test_image_folder_run_names_the_images_it_skipped(tmp_path, vtest_frames, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(2):
+        cv2.imwrite(str(folder / f"{index:03d}.jpg"), vtest_frames[index])
+    data = (folder / "000.jpg").read_bytes()
+    (folder / "002.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "003.jpg").write_bytes(b"")
+    summary = tmp_path / "s.json"
+    assert main(["run", "--source", str(folder), "--summary", str(summary)]) == 0
+    err = _one_line(capsys.readouterr().err)
+    assert "skipped images: 2 files: 002.jpg (truncated JPEG (no end-of-image marker)), 003.jpg (empty file)" in err
+    report = json.loads(summary.read_text())
+    assert report["frames"] == 2 and report["corrupt_frames"] == 2

@@ -199,5 +199,9 @@ def run(
     _print_summary(summary)
     if frames.stats.end_message:
         console.print(f"[yellow]warning:[/] {frames.name} {frames.stats.end_message}")
+    if frames.stats.skipped_files:
+        from edge_reid.data.images import describe_skipped
+
+        console.print(f"[yellow]skipped images:[/] {describe_skipped(frames.stats.skipped_files)}")
     if summary.source_gave_up:
         console.print(f"[yellow]warning:[/] {frames.kind} {frames.name} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")
