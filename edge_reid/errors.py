@@ -34,6 +34,10 @@ class DataError(EdgeReidError):
     """A dataset folder has no usable image, or a data file is corrupt."""
 
 
+class MissingDependencyError(EdgeReidError):
+    """An optional package a feature needs (e.g. ``trackeval`` for ``eval-mot``) is not installed."""
+
+
 class ModelSpecWarning(UserWarning):
     """A model runs on an assumed spec (no built-in spec matches its name, no sidecar JSON).
 
