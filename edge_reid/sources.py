@@ -37,8 +37,9 @@ from edge_reid.errors import SourceError
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
-#: Undecodable frames in a row after which a video file is given up as damaged (the corrupt-frame limit).
-#: Five seconds of video at 10 fps, two at 25: longer than any run of damage a decoder resynchronises after.
+#: Undecodable frames in a row after which a video file is given up as damaged (the corrupt-frame
+#: limit; 5 s of video at 10 fps, 2 s at 25 fps). A file whose data simply ends is recognised before
+#: this: seeking past its end fails, and the file ends there with ``end_reason == "truncated"``.
 MAX_CONSECUTIVE_CORRUPT = 50
 
 #: Frames a file may end short of its header's count without being reported as truncated: containers
@@ -84,8 +85,10 @@ class SourceStats:
             data ended early, or where the corrupt-frame limit ended it; None when it
             ended normally.
         end_reason: why it ended early: ``"truncated"`` (no data past ``ended_at_frame``)
-            or ``"corrupt_limit"`` (:data:`MAX_CONSECUTIVE_CORRUPT` undecodable frames
-            in a row); None when it ended normally.
+            or ``"corrupt_limit"`` (``corrupt_limit`` undecodable frames in a row); None
+            when it ended normally.
+        corrupt_limit: undecodable frames in a row that end a video file
+            (:data:`MAX_CONSECUTIVE_CORRUPT` unless the source was given another).
         passes: complete passes over a file or folder (see ``repeat`` in :func:`open_source`).
     """
 
@@ -97,6 +100,7 @@ class SourceStats:
     declared_frames: int | None = None
     ended_at_frame: int | None = None
     end_reason: str | None = None
+    corrupt_limit: int = MAX_CONSECUTIVE_CORRUPT
     passes: int = 0
 
     @property
@@ -106,7 +110,7 @@ class SourceStats:
             return f"ended at frame {self.ended_at_frame} of {self.declared_frames}: file truncated?"
         if self.end_reason == "corrupt_limit":
             return (
-                f"ended at frame {self.ended_at_frame} of {self.declared_frames}: {MAX_CONSECUTIVE_CORRUPT} "
+                f"ended at frame {self.ended_at_frame} of {self.declared_frames}: {self.corrupt_limit} "
                 "undecodable frames in a row (the corrupt-frame limit): file damaged?"
             )
         return None
@@ -123,6 +127,7 @@ class SourceStats:
             "ended_at_frame": self.ended_at_frame,
             "end_reason": self.end_reason,
             "end_message": self.end_message,
+            "corrupt_limit": self.corrupt_limit,
             "passes": self.passes,
         }
 
@@ -199,7 +204,7 @@ class FrameSource:
             raise ValueError(f"repeat must be >= 0 (0: forever), got {repeat}")
         if self.repeat != 1 and self.live:
             raise SourceError(f"repeat applies to video files and image folders, not to a {kind} ({self.name})")
-        self.stats = SourceStats()
+        self.stats = SourceStats(corrupt_limit=self.max_consecutive_corrupt)
         self._capture_factory = capture_factory or _default_capture
         self._stop = False
         self._capture = None
@@ -336,7 +341,7 @@ class FrameSource:
                 break
             self.stats.corrupt_frames += 1
             consecutive_failures += 1
-            if consecutive_failures >= self.max_consecutive_corrupt:
+            if consecutive_failures >= self.stats.corrupt_limit:
                 self._ended_early(position + 1 - consecutive_failures, "corrupt_limit")
                 break
         interval_s = 1.0 / self.fps if self.fps else 0.0

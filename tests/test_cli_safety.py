@@ -105,7 +105,10 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(stage, vtest_path,
 def test_sigint_in_a_starting_process_exits_quietly(vtest_path):
     """A real SIGINT sent as soon as the command is parsing and loading its models."""
     script = (
-        "import sys\n"
+        "import signal, sys\n"
+        # As in a terminal: a process started in the background by a non-interactive shell (as CI
+        # may run the tests) inherits SIGINT ignored; Ctrl-C at a terminal raises KeyboardInterrupt.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from edge_reid.cli import main\n"
         "print('ready', flush=True)\n"
         f"sys.exit(main(['run', '--source', {str(vtest_path)!r}, '--max-frames', '3']))\n"

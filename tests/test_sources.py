@@ -251,3 +251,10 @@ def test_a_frame_count_estimate_a_frame_too_high_is_not_called_truncated(vtest_f
     assert len(list(source)) == 10 and source.stats.end_message is None
     source = FrameSource("f.mkv", "file", capture_factory=lambda kind, name: ScriptedFile(plan, 20, 10))
     assert len(list(source)) == 10 and source.stats.end_message == "ended at frame 10 of 20: file truncated?"
+
+
+def test_the_corrupt_frame_limit_can_be_set(vtest_frames):
+    plan = [vtest_frames[0]] + [None] * 8 + [vtest_frames[0]]
+    source = FrameSource("f.avi", "file", capture_factory=lambda kind, name: ScriptedFile(plan, 10, 10), max_consecutive_corrupt=5)
+    assert len(list(source)) == 1 and source.stats.corrupt_frames == 5
+    assert source.stats.end_message == "ended at frame 1 of 10: 5 undecodable frames in a row (the corrupt-frame limit): file damaged?"

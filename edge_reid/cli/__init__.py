@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("default", ModelSpecWarning)  # each shown once, whatever the filters outside
             warnings.showwarning = _show_warning
             app(args=argv, prog_name="edge-reid")
         code = 0
