@@ -315,6 +315,7 @@ class FrameSource:
         declared = self.stats.declared_frames
         consecutive_failures = 0
         last_s = 0.0
+        delivered = 0
         while not self._stop:
             ok, image = capture.read()
             if ok and image is not None and image.size:
@@ -328,6 +329,7 @@ class FrameSource:
                     last_s = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
                 index = self.stats.frames
                 self.stats.frames += 1
+                delivered += 1
                 yield Frame(index, offset_s + last_s, image)
                 continue
             # A failed read before the declared end is a corrupt frame, or the end of the file's data.
@@ -344,7 +346,10 @@ class FrameSource:
             if consecutive_failures >= self.stats.corrupt_limit:
                 self._ended_early(position + 1 - consecutive_failures, "corrupt_limit")
                 break
-        interval_s = 1.0 / self.fps if self.fps else 0.0
+        if self.fps:
+            interval_s = 1.0 / self.fps
+        else:  # no frame rate: the pass's mean frame interval, so the next pass's clock still moves on
+            interval_s = last_s / (delivered - 1) if delivered > 1 and last_s > 0 else 1e-3
         return last_s + interval_s
 
     def _ended_early(self, position: int, reason: str) -> None:

@@ -258,3 +258,21 @@ def test_the_corrupt_frame_limit_can_be_set(vtest_frames):
     source = FrameSource("f.avi", "file", capture_factory=lambda kind, name: ScriptedFile(plan, 10, 10), max_consecutive_corrupt=5)
     assert len(list(source)) == 1 and source.stats.corrupt_frames == 5
     assert source.stats.end_message == "ended at frame 1 of 10: 5 undecodable frames in a row (the corrupt-frame limit): file damaged?"
+
+
+class ClockOnlyFile(ScriptedFile):
+    """A file whose container gives no frame rate, only each frame's time (ms)."""
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_FPS:
+            return 0.0
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            return 40.0 * max(self.position - 1, 0)
+        return super().get(prop)
+
+
+def test_repeated_file_without_a_frame_rate_keeps_its_clock_moving(vtest_frames):
+    plan = [vtest_frames[0]] * 3
+    source = FrameSource("f.avi", "file", capture_factory=lambda kind, name: ClockOnlyFile(plan, 3, 3), repeat=2)
+    assert source.fps is None
+    assert [round(f.timestamp_s, 3) for f in source] == [0.0, 0.04, 0.08, 0.12, 0.16, 0.2]
