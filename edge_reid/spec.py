@@ -156,8 +156,8 @@ def model_id(model_path: str | Path, spec: ModelSpec) -> str:
 
 
 def legacy_model_id(model_path: str | Path, spec: ModelSpec) -> str:
-    """The id edge-reid 0.1.0 gave a model, which also hashed the spec's ``name`` (the file
-    name for models without a built-in spec): galleries it saved are recognised by this id.
+    """The id earlier versions of edge-reid gave a model, which also hashed the spec's ``name``
+    (the file name for models without a built-in spec): galleries they saved are recognised by it.
 
     Raises:
         OSError: the file cannot be read.

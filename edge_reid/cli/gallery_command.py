@@ -54,7 +54,7 @@ def open_gallery(path: Path, embedder: "Embedder", create: bool) -> "Gallery":
             saved_by_this_model = gallery.model_id in (None, legacy_model_id(embedder.model_path, embedder.spec))
             if not saved_by_this_model:
                 Gallery.load(path, model_id=embedder.model_id, model_name=name)  # raises the refusal naming both models
-            # No id, or the id edge-reid 0.1.0 gave this very model: saved under today's id from now on.
+            # No id, or the id earlier versions gave this very model: saved under today's id from now on.
             gallery.model_id, gallery.model_name = embedder.model_id, gallery.model_name or name
         return gallery
     if not create:
