@@ -1,10 +1,8 @@
-"""Shared fixtures and helpers: the real assets in ../shared (skipped with a reason when absent),
-the TensorRT/CUDA stand-ins, and the Hypothesis profile."""
+"""Shared fixtures: the real assets in ../shared (skipped with a reason when absent)."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import cv2
@@ -88,34 +86,3 @@ def embedder(osnet_path):
 @pytest.fixture(scope="session")
 def frame0_detections(detector, vtest_frames):
     return detector.detect(vtest_frames[0])
-
-
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    """TensorRT and cuda-python replaced by the recording stand-ins (tests/fake_tensorrt.py,
-    tests/fake_cudart.py) for this test, working in ``tmp_path`` with a tiny model.
-
-    Returns a namespace: ``trt`` (the fake tensorrt module, version 10.3.0.30), ``rt``
-    (the fake CUDA runtime, an integrated GPU), ``model`` (path of a (N, 3, 4, 2) ->
-    (N, 3) model) and ``spec`` (its :class:`~edge_reid.spec.ModelSpec`).
-    """
-    import edge_reid.cuda.buffers as cuda_buffers
-    import edge_reid.cuda.runtime as cuda_runtime
-    import fake_tensorrt
-    from edge_reid.spec import load_spec
-    from fake_cudart import FakeCudaRuntime
-    from onnx_builders import tiny_model
-
-    class Env:
-        pass
-
-    env = Env()
-    env.trt = fake_tensorrt.make_module("10.3.0.30")
-    env.rt = FakeCudaRuntime(integrated=True)
-    monkeypatch.setitem(sys.modules, "tensorrt", env.trt)
-    monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: env.rt)
-    monkeypatch.setattr(cuda_buffers, "import_cudart", lambda: env.rt)
-    monkeypatch.chdir(tmp_path)
-    env.model = tiny_model(tmp_path / "tiny.onnx")
-    env.spec = load_spec(env.model)
-    return env

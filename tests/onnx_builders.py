@@ -1,4 +1,4 @@
-"""Tiny ONNX graphs built in tests: valid small models, and ones that provoke model errors (wrong rank, NaN output)."""
+"""Tiny ONNX graphs built in tests to provoke model errors (wrong rank, NaN output)."""
 
 from __future__ import annotations
 
@@ -47,12 +47,4 @@ def mean_model(path: Path, height: int = 256, width: int = 128) -> Path:
         helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
         helper.make_node("Flatten", ["pooled"], ["output"]),
     ]
-    return save_model(path, nodes, [x], [y])
-
-
-def tiny_model(path: Path, elem=TensorProto.FLOAT) -> Path:
-    """(N, 3, 4, 2) -> (N, 3) channel means, in ``elem`` (FLOAT or FLOAT16)."""
-    x = helper.make_tensor_value_info("images", elem, ["N", 3, 4, 2])
-    y = helper.make_tensor_value_info("output", elem, ["N", 3])
-    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["output"])]
     return save_model(path, nodes, [x], [y])

@@ -16,10 +16,18 @@ from edge_reid.tensorrt.errors import EngineBuildError
 from edge_reid.tensorrt.manifest import EngineManifest, utc_now_iso, write_manifest
 from edge_reid.tensorrt.profile import BatchProfile
 from edge_reid.tensorrt.versions import Int8Path
-from onnx_builders import save_model, tiny_model
+from onnx_builders import save_model
 
 ORIN = GpuInfo(0, "Orin", (8, 7), integrated=True, can_map_host_memory=True, total_memory_bytes=7 << 30)
 SPEC = ModelSpec(name="tiny", input_name="images", height=4, width=2, embedding_dim=3, output_name="output")
+
+
+def tiny_model(path: Path, elem=TensorProto.FLOAT) -> Path:
+    """(N, 3, 4, 2) -> (N, 3) channel means."""
+    x = helper.make_tensor_value_info("images", elem, ["N", 3, 4, 2])
+    y = helper.make_tensor_value_info("output", elem, ["N", 3])
+    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["output"])]
+    return save_model(path, nodes, [x], [y])
 
 
 def tiny_qdq_model(path: Path, input_name: str = "images") -> Path:

@@ -9,19 +9,43 @@ exercised by the ``gpu``/``tensorrt`` tests where they exist.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
+import edge_reid.cuda.buffers as cuda_buffers
 import edge_reid.cuda.runtime as cuda_runtime
 import fake_tensorrt
 from edge_reid.backends import create_backend
 from edge_reid.backends.tensorrt import open_tensorrt_backend
 from edge_reid.cli import main
-from edge_reid.spec import file_sha256
+from edge_reid.spec import file_sha256, load_spec
 from edge_reid.tensorrt.builder import BuildOptions, build_engine, plan_build
 from edge_reid.tensorrt.errors import EngineBuildError, EngineNotFoundError
 from edge_reid.tensorrt.manifest import read_manifest
 from edge_reid.tensorrt.profile import BatchProfile
+from fake_cudart import FakeCudaRuntime
+from test_build_plan import tiny_model
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """Install the stand-ins; returns a namespace with trt, rt and the tiny model."""
+
+    class Env:
+        pass
+
+    env = Env()
+    env.trt = fake_tensorrt.make_module("10.3.0.30")
+    env.rt = FakeCudaRuntime(integrated=True)
+    monkeypatch.setitem(sys.modules, "tensorrt", env.trt)
+    monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: env.rt)
+    monkeypatch.setattr(cuda_buffers, "import_cudart", lambda: env.rt)
+    monkeypatch.chdir(tmp_path)
+    env.model = tiny_model(tmp_path / "tiny.onnx")
+    env.spec = load_spec(env.model)
+    return env
 
 
 def gpu(env):
