@@ -14,7 +14,7 @@ from pathlib import Path
 
 from _common import benchmark_parser, video_path
 
-from edge_reid.backends.onnxruntime import threads_per_model
+from edge_reid.cpu import threads_per_model
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
 from edge_reid.pipeline import Pipeline
