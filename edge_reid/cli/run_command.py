@@ -42,7 +42,8 @@ def _print_summary(summary: RunSummary) -> None:
 @app.command("run")
 def run(
     source: Optional[str] = typer.Option(
-        None, "--source", "-s", help="Video file, image folder, stream URL (rtsp://, http://) or GStreamer pipeline."
+        None, "--source", "-s", help="Video file, image folder, stream URL (rtsp://, http://) or GStreamer pipeline. "
+        "Undecodable frames and images are skipped and counted; 50 undecodable frames in a row end a video file.",
     ),
     camera: Optional[str] = typer.Option(None, "--camera", "-c", help="Camera device: /dev/video0 or an index like 0."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet x0.25 (MSMT17)."),
@@ -82,6 +83,9 @@ def run(
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
     engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
     rebuild: bool = typer.Option(False, "--rebuild", help="TensorRT: build the engine here when none is current (takes minutes)."),
+    repeat: int = typer.Option(
+        1, "--repeat", min=0, help="Play a video file or image folder this many times in a row (0: until Ctrl-C), e.g. for a soak test."
+    ),
     reconnect_timeout: float = typer.Option(
         30.0, "--reconnect-timeout", min=0.0, help="Seconds to keep retrying a camera or stream that stops delivering."
     ),
@@ -140,7 +144,7 @@ def run(
         if path is not None:
             check_writable(path, what)
 
-    frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout)
+    frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout, repeat=repeat)
     threads = threads or threads_per_model()
     embedder = Embedder(
         model, backend=backend, max_batch=batch, threads=threads,
@@ -158,7 +162,10 @@ def run(
         console.print(f"detector: {person_detector.backend.selection_reason}")
     gallery = None
     if gallery_path is not None:
-        gallery = Gallery.open(gallery_path, embedder.dim, embedder.model_id, embedder.model_path.name, create=True)
+        gallery = Gallery.open(
+            gallery_path, embedder.dim, embedder.model_id, embedder.model_path.name, create=True,
+            earlier_model_ids=embedder.earlier_model_ids,
+        )
         gallery.threshold = threshold
         console.print(f"gallery {gallery_path}: {len(gallery)} identities")
     tracker = Tracker(config, camera_motion=CameraMotion() if camera_motion else None)
@@ -204,5 +211,11 @@ def run(
     if summary_path is not None:
         write_json_atomic(summary_path, summary.to_dict())
     _print_summary(summary)
+    if frames.stats.end_message:
+        console.print(f"[yellow]warning:[/] {frames.name} {frames.stats.end_message}")
+    if frames.stats.skipped_files:
+        from edge_reid.data.images import describe_skipped
+
+        console.print(f"[yellow]skipped images:[/] {describe_skipped(frames.stats.skipped_files)}")
     if summary.source_gave_up:
         console.print(f"[yellow]warning:[/] {frames.kind} {frames.name} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")

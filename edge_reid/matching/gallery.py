@@ -509,7 +509,13 @@ class Gallery:
         write_gallery_file(path, header, payload)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, model_id: str | None = None, model_name: str | None = None) -> "Gallery":
+    def load(
+        cls,
+        path: str | os.PathLike,
+        model_id: str | None = None,
+        model_name: str | None = None,
+        earlier_model_ids: tuple[str, ...] = (),
+    ) -> "Gallery":
         """Read a gallery saved by :meth:`save` (parsed and checked by :func:`~edge_reid.matching.gallery_file.read_gallery`).
 
         Args:
@@ -517,12 +523,14 @@ class Gallery:
             model_id: the current model's id; a gallery saved with another
                 model is refused (None: no check).
             model_name: the current model's name, for the error message.
+            earlier_model_ids: ids older edge-reid versions gave this same model
+                (:func:`edge_reid.spec.legacy_model_id`): such a gallery is accepted and re-tagged.
 
         Raises:
             DataError: missing, corrupt, truncated or inconsistent file, or a
                 gallery made with another model.
         """
-        stored = read_gallery(path, model_id=model_id, model_name=model_name)
+        stored = read_gallery(path, model_id=model_id, model_name=model_name, earlier_model_ids=earlier_model_ids)
         gallery = cls(
             stored.dim, threshold=stored.threshold, history_size=stored.history_size, novelty=stored.novelty,
             dtype=stored.dtype, model_id=stored.model_id or model_id, model_name=stored.model_name or model_name,
@@ -539,7 +547,13 @@ class Gallery:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike, dim: int, model_id: str | None = None, model_name: str | None = None, create: bool = True
+        cls,
+        path: str | os.PathLike,
+        dim: int,
+        model_id: str | None = None,
+        model_name: str | None = None,
+        create: bool = True,
+        earlier_model_ids: tuple[str, ...] = (),
     ) -> "Gallery":
         """Load the gallery at ``path``, or start an empty one when the file does not exist and ``create``.
 
@@ -549,12 +563,13 @@ class Gallery:
             model_id: the current model's id (``Embedder.model_id``): a gallery of another model is refused.
             model_name: the current model's name, for messages.
             create: start an empty gallery when the file is missing.
+            earlier_model_ids: ids older edge-reid versions gave this same model (see :meth:`load`).
 
         Raises:
             DataError: missing (and not ``create``), corrupt, or made with another model.
         """
         if Path(path).exists():
-            return cls.load(path, model_id=model_id, model_name=model_name)
+            return cls.load(path, model_id=model_id, model_name=model_name, earlier_model_ids=earlier_model_ids)
         if not create:
             raise DataError(f"gallery file {path} does not exist")
         return cls(dim, model_id=model_id, model_name=model_name)

@@ -172,13 +172,21 @@ class StoredGallery:
     identities: list[StoredIdentity]
 
 
-def read_gallery(path: str | os.PathLike, model_id: str | None = None, model_name: str | None = None) -> StoredGallery:
+def read_gallery(
+    path: str | os.PathLike,
+    model_id: str | None = None,
+    model_name: str | None = None,
+    earlier_model_ids: tuple[str, ...] = (),
+) -> StoredGallery:
     """Read, verify and parse a gallery file.
 
     Args:
         path: the ``.edgereid`` file.
         model_id: the current model's id; a gallery saved with another model is refused (None: no check).
         model_name: the current model's name, for the error message.
+        earlier_model_ids: ids older edge-reid versions gave the *same* model (e.g.
+            :func:`edge_reid.spec.legacy_model_id`); a gallery saved under one of them is accepted
+            and its ``model_id`` becomes ``model_id``, so the next save records today's id.
 
     Raises:
         DataError: missing, corrupt, truncated or inconsistent file, not a gallery, or a
@@ -188,6 +196,8 @@ def read_gallery(path: str | os.PathLike, model_id: str | None = None, model_nam
     if header.get("kind") != GALLERY_KIND:
         raise DataError(f"{path} is an edge-reid file but not a gallery (kind {header.get('kind')!r})")
     saved_model = header.get("model_id")
+    if model_id is not None and saved_model in earlier_model_ids:
+        saved_model = model_id
     if model_id is not None and saved_model is not None and saved_model != model_id:
         saved_name = header.get("model_name") or "another model"
         raise DataError(
