@@ -3,6 +3,7 @@
 Every error a user can cause (a missing file, a model of the wrong shape, an
 unwritable path) is an :class:`EdgeReidError`. The CLI prints its message on one
 line and exits with code 2, with no traceback; the Python API lets it propagate.
+An output that fails while being written (:class:`OutputWriteError`) exits with 3.
 """
 
 from __future__ import annotations
@@ -23,7 +24,27 @@ class SourceError(EdgeReidError):
 
 
 class OutputPathError(EdgeReidError):
-    """An output path cannot be written; raised before any work starts."""
+    """An output path cannot be written, or is an input or another output; raised before any work starts."""
+
+
+class OutputWriteError(EdgeReidError):
+    """Writing an output failed during the work (disk full, I/O error, a video writer that wrote nothing).
+
+    What was written before stays valid (whole lines, the last saved gallery). The CLI
+    prints the message on one line and exits with code 3.
+
+    Attributes:
+        path: the file that could not be written (``"-"``: standard output), or None.
+        summary: the :class:`~edge_reid.summary.RunSummary` of the run that failed, where
+            :class:`~edge_reid.runner.Runner` raised it (it records the error); else None.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, path=None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.summary = None
 
 
 class BackendUnavailableError(EdgeReidError):

@@ -22,11 +22,10 @@ import configparser
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
-
 import numpy as np
 
 from edge_reid.errors import DataError
+from edge_reid.line_output import LineOutput
 
 #: Columns of a MOTChallenge row.
 COLUMNS = ("frame", "id", "left", "top", "width", "height", "score", "x", "y", "z")
@@ -161,20 +160,28 @@ def write_rows(path: str | os.PathLike, rows: np.ndarray) -> None:
 
 
 class MotWriter:
-    """Streams tracker rows to a MOTChallenge text file, frame by frame.
+    """Streams tracker rows to a MOTChallenge text file (or standard output), frame by frame.
+
+    Each frame's rows are written at once, unbuffered (:class:`~edge_reid.line_output.LineOutput`):
+    after a failed write the file holds the rows of every frame before, each whole.
 
     Args:
-        path: the output file (created or truncated). Check it first with
-            :func:`edge_reid.output_paths.check_writable` where an early error matters.
+        path: the output file (created or truncated), or ``"-"`` for standard output. Check it
+            first with :func:`edge_reid.output_paths.check_writable` where an early error matters.
 
     Raises:
-        OSError: the file cannot be opened.
+        OutputPathError: the file cannot be created.
+        OutputWriteError: from :meth:`write_frame` and :meth:`close`, a write failed (disk full, I/O error).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self._file: TextIO = open(self.path, "w", encoding="utf-8")
-        self.rows = 0
+        self.path = path if str(path) == "-" else Path(path)
+        self._output = LineOutput(path, "MOT results")
+
+    @property
+    def rows(self) -> int:
+        """Rows written so far."""
+        return self._output.lines
 
     def write_frame(self, frame_index: int, track_ids, boxes_xyxy, scores) -> None:
         """Append the boxes of one frame.
@@ -185,13 +192,12 @@ class MotWriter:
             boxes_xyxy: (N, 4) x1, y1, x2, y2 pixels.
             scores: (N,) detection confidences.
         """
-        for track_id, box, score in zip(np.asarray(track_ids).tolist(), np.asarray(boxes_xyxy), np.asarray(scores).tolist()):
-            self._file.write(format_row(frame_index + 1, track_id, box, score))
-            self.rows += 1
+        rows = [
+            format_row(frame_index + 1, track_id, box, score)
+            for track_id, box, score in zip(np.asarray(track_ids).tolist(), np.asarray(boxes_xyxy), np.asarray(scores).tolist())
+        ]
+        self._output.write("".join(rows))
 
     def close(self) -> None:
-        """Flush, sync and close (idempotent)."""
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+        """Sync and close (idempotent)."""
+        self._output.close()

@@ -1,12 +1,105 @@
-"""Output paths: fail before any work starts when a result cannot be written."""
+"""Output paths: fail before any work starts when a result cannot be written, or would destroy
+an input or another result.
+
+Every command that writes files checks them in two steps, before it loads a model or reads a frame:
+:func:`check_distinct_outputs` (no output is an input, no two outputs are one file, at most one
+goes to standard output) and :func:`check_writable` for each file.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Collection, Iterable, Mapping, Union
 
 from edge_reid.errors import OutputPathError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: The path that means standard output where a command allows it (``--events -``).
+STANDARD_OUTPUT = "-"
+
+
+def is_standard_output(path: PathLike | None) -> bool:
+    """True when ``path`` is ``"-"``, the name of standard output."""
+    return path is not None and os.fspath(path) == STANDARD_OUTPUT
+
+
+def _file_identity(path: PathLike) -> tuple[str, tuple[int, int] | None]:
+    """The path with every link resolved (for a path that does not exist yet: its existing folders),
+    and the (device, inode) pair of the file when it exists."""
+    resolved = os.path.realpath(os.fspath(path))
+    try:
+        status = os.stat(path)
+    except OSError:
+        return resolved, None
+    return resolved, (status.st_dev, status.st_ino)
+
+
+def same_file(first: PathLike, second: PathLike) -> bool:
+    """True when two paths name one file or folder.
+
+    The same path once symbolic links and ``..`` are resolved (a path that does not exist yet
+    is compared through its resolved folder), or the same device and inode (hard links, bind
+    mounts, another spelling of an existing file).
+    """
+    path_a, inode_a = _file_identity(first)
+    path_b, inode_b = _file_identity(second)
+    return path_a == path_b or (inode_a is not None and inode_a == inode_b)
+
+
+def check_distinct_outputs(
+    outputs: Mapping[str, PathLike | None],
+    inputs: Mapping[str, PathLike | None] | Iterable[tuple[str, PathLike | None]] | None = None,
+    standard_output: Collection[str] = (),
+) -> None:
+    """Refuse, before any file is touched, an output that would overwrite an input or another output.
+
+    Args:
+        outputs: each output's name in messages (its option, e.g. ``"--events"``) -> its path;
+            None: not asked for.
+        inputs: the same for what the command reads (a source file or folder, models, data
+            folders, a gallery it loads), as a mapping or as (name, path) pairs; None paths are skipped.
+        standard_output: names of the outputs that may be ``"-"`` (standard output); at most
+            one output may be.
+
+    Raises:
+        OutputPathError: one line naming the two paths: an output is the same file (or folder)
+            as an input or as another output (see :func:`same_file`), ``"-"`` given to an output
+            that cannot go to standard output, or two outputs on standard output.
+    """
+    files: list[tuple[str, PathLike]] = []
+    on_standard_output: list[str] = []
+    for name, path in outputs.items():
+        if path is None:
+            continue
+        if is_standard_output(path):
+            if name not in standard_output:
+                raise OutputPathError(f"{name} cannot go to standard output (-): give a file name")
+            on_standard_output.append(name)
+            continue
+        files.append((name, path))
+    if len(on_standard_output) > 1:
+        raise OutputPathError(
+            f"{' and '.join(on_standard_output)} all go to standard output (-), where only one output can: "
+            "give all but one of them a file name"
+        )
+    pairs = inputs.items() if isinstance(inputs, Mapping) else (inputs or ())
+    read = [(name, path) for name, path in pairs if path is not None and not is_standard_output(path)]
+    for index, (name, path) in enumerate(files):
+        kind = "folder" if os.path.isdir(path) else "file"
+        for input_name, input_path in read:
+            if same_file(path, input_path):
+                harm = "writing it would destroy the input" if kind == "file" else "results would be mixed with the input"
+                raise OutputPathError(
+                    f"{name} {path} is the same {kind} as {input_name} {input_path}: {harm}; give {name} another path"
+                )
+        for other_name, other_path in files[:index]:
+            if same_file(path, other_path):
+                raise OutputPathError(
+                    f"{other_name} {other_path} and {name} {path} are the same {kind}: each output needs its own path"
+                )
 
 
 def check_writable(path: str | Path, what: str) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import numpy as np
@@ -70,6 +70,7 @@ class FrameResult:
         detections: people the detector found (or the caller gave) in this frame, before tracking.
         embedded: crops embedded by the ReID model in this frame.
         skipped_boxes: boxes dropped as empty, outside the frame or too small.
+        file_name: the image's file name for image-folder sources (``"img_0042.jpg"``), else None.
     """
 
     frame_index: int
@@ -81,6 +82,7 @@ class FrameResult:
     detections: int = 0
     embedded: int = 0
     skipped_boxes: int = 0
+    file_name: str | None = None
 
     def __len__(self) -> int:
         return len(self.tracked)
@@ -242,7 +244,8 @@ class Pipeline:
         staged = self._staged_threaded(frames, max_frames, prefetch) if prefetch > 0 else self._staged(frames, max_frames)
         try:
             for frame, detections in staged:
-                yield self.process(frame.image, frame.timestamp_s, frame.index, detections=detections)
+                result = self.process(frame.image, frame.timestamp_s, frame.index, detections=detections)
+                yield result if frame.name is None else replace(result, file_name=frame.name)
         finally:
             staged.close()
             frames.close()

@@ -13,12 +13,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from edge_reid.defaults import PRUNE_MIN_AGE_S
+from edge_reid.errors import OutputPathError, OutputWriteError
+from edge_reid.line_output import describe_os_error
 from edge_reid.pipeline import FrameResult, Pipeline
 from edge_reid.sources import FrameSource, open_source
 from edge_reid.summary import RunSummary
@@ -107,14 +108,22 @@ class Runner:
             self._frames.stop()
 
     def save_gallery(self) -> None:
-        """Prune (when configured) and save the gallery now; nothing without :class:`GallerySaving`."""
+        """Prune (when configured) and save the gallery now; nothing without :class:`GallerySaving`.
+
+        Raises:
+            OutputWriteError: the file could not be written (disk full, I/O error); it keeps the
+                gallery saved before (saves are atomic).
+        """
         saving = self.gallery_saving
         if saving is None:
             return
         gallery = self.pipeline.gallery
         if saving.prune_after_s is not None:
             gallery.prune(saving.prune_after_s, keep=self.pipeline.identities.held_identities())
-        gallery.save(saving.path)
+        try:
+            gallery.save(saving.path)
+        except OutputPathError as exc:
+            raise OutputWriteError(f"{exc}; {saving.path} keeps the gallery saved before", saving.path) from None
 
     def run(
         self,
@@ -124,7 +133,9 @@ class Runner:
     ) -> RunSummary:
         """Process the source to its end, to ``max_frames`` or to a stop; returns the summary.
 
-        Every sink is closed and the gallery saved on every exit, an error included.
+        Every sink is closed and the gallery saved on every exit, an error included. A write that
+        fails (a sink or a gallery save: disk full, I/O error) ends the run like a stop: the other
+        outputs are closed and the gallery saved, then the error is raised with the summary.
 
         Args:
             source: a :class:`~edge_reid.sources.FrameSource`, or what :func:`~edge_reid.sources.open_source` takes.
@@ -132,8 +143,11 @@ class Runner:
             on_frame: called after each frame with its result and the running summary (e.g. a progress bar).
 
         Raises:
-            SourceError: the source cannot be opened. Errors of the pipeline and the sinks propagate
-            after the outputs are closed.
+            SourceError: the source cannot be opened.
+            OutputWriteError: an output failed while being written; its ``summary`` attribute is the
+                run's :class:`~edge_reid.summary.RunSummary`, whose ``write_errors`` lists every
+                failure (the error's message is the first). Other errors of the pipeline and the
+                sinks propagate after the outputs are closed.
         """
         frames = source if isinstance(source, FrameSource) else open_source(source)
         self._stop.clear()
@@ -149,14 +163,12 @@ class Runner:
         last_save = started
         embeddings_before = pipeline.embeddings_total
         confirmed_before = pipeline.tracker.confirmed_total
+        results = pipeline.run(frames, max_frames=max_frames)
         try:
-            with ExitStack() as stack:
-                stack.callback(self.save_gallery)  # on every exit: end of source, Ctrl-C, SIGTERM, an error
-                for sink in self.sinks:
-                    stack.callback(sink.close)
-                for result in pipeline.run(frames, max_frames=max_frames):
+            try:
+                for result in results:
                     for sink in self.sinks:
-                        sink.write(result)
+                        _write(sink, result)
                     summary.frames += 1
                     summary.people += len(result)
                     summary.detections += result.detections
@@ -172,6 +184,13 @@ class Runner:
                         self.stop()
                     if self._stop.is_set():
                         break  # frames decoded ahead are dropped: stop means now
+            except OutputWriteError as exc:
+                summary.write_errors.append(str(exc))
+            finally:
+                results.close()  # the decoding thread stops and the source is released now
+                for message in self._close_outputs():  # on every exit: end of source, a stop, an error
+                    if message not in summary.write_errors:
+                        summary.write_errors.append(message)
         finally:
             self._restore_signals(previous)
             self._frames = None
@@ -182,11 +201,30 @@ class Runner:
             summary.tracks = pipeline.tracker.confirmed_total - confirmed_before
             summary.embeddings = pipeline.embeddings_total - embeddings_before
             summary.embeddings_per_frame = summary.embeddings / summary.frames if summary.frames else 0.0
-            summary.corrupt_frames = frames.stats.corrupt_frames
-            summary.reconnects = frames.stats.reconnects
-            summary.source_gave_up = frames.stats.gave_up
             summary.stage_ms = pipeline.timer.mean_ms()
+            _summarise_source(summary, frames)
+        if summary.write_errors:
+            more = len(summary.write_errors) - 1
+            error = OutputWriteError(summary.write_errors[0] + (f" (and {more} more write error{'s' if more > 1 else ''})" if more else ""))
+            error.summary = summary
+            raise error
         return summary
+
+    def _close_outputs(self) -> list[str]:
+        """Close every sink, then save the gallery; the failures' messages (every step is tried)."""
+        failures = []
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except OutputWriteError as exc:
+                failures.append(str(exc))
+            except OSError as exc:
+                failures.append(f"cannot write {_sink_name(sink)}: {describe_os_error(exc)}")
+        try:
+            self.save_gallery()
+        except OutputWriteError as exc:
+            failures.append(str(exc))
+        return failures
 
     def _install_signals(self) -> dict:
         if not self.handle_signals or threading.current_thread() is not threading.main_thread():
@@ -197,3 +235,32 @@ class Runner:
     def _restore_signals(previous: dict) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _sink_name(sink: Sink) -> str:
+    path = getattr(sink, "path", None)
+    return f"to {path}" if path is not None else f"to {type(sink).__name__}"
+
+
+def _write(sink: Sink, result: FrameResult) -> None:
+    """``sink.write(result)``, with an :class:`OSError` of a sink of the caller's own turned into an
+    :class:`~edge_reid.errors.OutputWriteError` (the sinks of :mod:`edge_reid.sinks` raise that already)."""
+    try:
+        sink.write(result)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {_sink_name(sink)}: {describe_os_error(exc)}", getattr(sink, "path", None)) from None
+
+
+def _summarise_source(summary: RunSummary, frames: FrameSource) -> None:
+    """Copy what happened to the source into the summary (counts, an early end, skipped images)."""
+    stats = frames.stats
+    summary.corrupt_frames = stats.corrupt_frames
+    summary.reconnects = stats.reconnects
+    summary.source_gave_up = stats.gave_up
+    summary.declared_frames = stats.declared_frames
+    summary.ended_at_frame = stats.ended_at_frame
+    summary.end_reason = stats.end_reason
+    summary.end_message = stats.end_message
+    summary.corrupt_limit = stats.corrupt_limit if frames.kind == "file" else None
+    summary.skipped_files = [{"file": skipped.path.name, "reason": skipped.reason} for skipped in stats.skipped_files]
+    summary.passes = stats.passes

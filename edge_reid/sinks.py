@@ -2,22 +2,29 @@
 
 Every file sink checks its path before any work starts
 (:func:`edge_reid.output_paths.check_writable`)
-and is flushed and closed on exit, Ctrl-C included.
+and is flushed and closed on exit, Ctrl-C included. A write that fails (disk full,
+I/O error, a video writer that wrote nothing) raises
+:class:`~edge_reid.errors.OutputWriteError` naming the file and the cause; what was
+written before stays valid (the text outputs hold whole lines of whole frames).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge_reid.errors import OutputPathError
+from edge_reid.errors import OutputPathError, OutputWriteError
+from edge_reid.line_output import LineOutput
 from edge_reid.motchallenge import MotWriter
-from edge_reid.output_paths import check_writable
+from edge_reid.output_paths import check_writable, is_standard_output
 from edge_reid.pipeline import FrameResult, Person
+from edge_reid.sources import FRAME_COUNT_SLACK
 
 
 def identity_color(identity_id: int) -> tuple[int, int, int]:
@@ -90,42 +97,60 @@ def draw_result(image: np.ndarray, result: FrameResult) -> np.ndarray:
 
 
 class EventsSink:
-    """Writes one JSON object per tracked person and frame to a ``.jsonl`` file.
+    """Writes one JSON object per tracked person and frame to a ``.jsonl`` file, or to standard output.
 
-    Each line: ``{"frame": int, "timestamp_s": float, "bbox": [x1, y1, x2, y2] (pixels),
-    "score": float, "track_id": int, "identity": int, "name": str or null, "similarity": float,
-    "new": bool, "state": "new" | "tracked" | "refound"}`` (see :class:`~edge_reid.pipeline.Person`).
+    Each line: ``{"frame": int, "file": str (image-folder sources only), "timestamp_s": float,
+    "bbox": [x1, y1, x2, y2] (pixels), "score": float, "track_id": int, "identity": int,
+    "name": str or null, "similarity": float, "new": bool, "state": "new" | "tracked" | "refound"}``
+    (see :class:`~edge_reid.pipeline.Person`). A frame's lines are written at once, unbuffered:
+    after a failed write the file holds every line of the frames before, each whole.
+
+    Args:
+        path: the ``.jsonl`` file (created or truncated), or ``"-"`` for standard output.
+
+    Raises:
+        OutputPathError: the path cannot be written (checked on creation).
+        OutputWriteError: from :meth:`write` and :meth:`close`, a write failed (disk full, I/O error).
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = check_writable(path, "events")
-        self._file = open(self.path, "w", encoding="utf-8")
-        self.count = 0
+        self.path = path if is_standard_output(path) else check_writable(path, "events")
+        self._output = LineOutput(self.path, "events")
+
+    @property
+    def count(self) -> int:
+        """Lines (person-frames) written so far."""
+        return self._output.lines
 
     def write(self, result: FrameResult) -> None:
         """Append the people of one frame."""
+        lines = []
         for person in result.people:
-            record = {
-                "frame": result.frame_index,
-                "timestamp_s": round(result.timestamp_s, 4),
-                "bbox": [round(v, 1) for v in person.bbox],
-                "score": round(person.score, 4),
-                "track_id": person.track_id,
-                "identity": person.identity_id,
-                "name": person.name,
-                "similarity": round(person.similarity, 4),
-                "new": person.is_new,
-                "state": person.state,
-            }
-            self._file.write(json.dumps(record) + "\n")
-            self.count += 1
+            record = {"frame": result.frame_index}
+            if result.file_name is not None:
+                record["file"] = result.file_name
+            record.update(
+                timestamp_s=round(result.timestamp_s, 4),
+                bbox=[round(v, 1) for v in person.bbox],
+                score=round(person.score, 4),
+                track_id=person.track_id,
+                identity=person.identity_id,
+                name=person.name,
+                similarity=round(person.similarity, 4),
+                new=person.is_new,
+                state=person.state,
+            )
+            lines.append(json.dumps(record) + "\n")
+        self._output.write("".join(lines))
 
     def close(self) -> None:
-        """Flush and close (idempotent)."""
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+        """Sync and close (idempotent)."""
+        self._output.close()
+
+
+def frame_names_path(mot_path: str | Path) -> Path:
+    """The sidecar of a MOTChallenge file that names each frame's image: ``out.txt.frames.jsonl`` for ``out.txt``."""
+    return Path(f"{mot_path}.frames.jsonl")
 
 
 class MotSink:
@@ -133,12 +158,26 @@ class MotSink:
 
     The id is the person's identity (the same person keeps it across tracks and runs), so
     any MOT tool (``edge-reid eval-mot``, TrackEval) scores the identities users see.
-    People without an identity yet (no embedding so far) are not written.
+    People without an identity yet (no embedding so far) are not written. A frame's rows are
+    written at once, unbuffered: after a failed write the file holds the rows of the frames before.
+
+    The format has no column for a file name, so for image-folder sources a sidecar,
+    :func:`frame_names_path` (``out.txt.frames.jsonl``), gets one line per frame,
+    ``{"frame": 1, "file": "img_0001.jpg"}``, with the frame number the rows use.
+
+    Args:
+        path: the ``.txt`` file (created or truncated), or ``"-"`` for standard output (then no
+            sidecar is written; the events carry the file names).
+
+    Raises:
+        OutputPathError: the path cannot be written (checked on creation).
+        OutputWriteError: from :meth:`write` and :meth:`close`, a write failed (disk full, I/O error).
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = check_writable(path, "MOT results")
+        self.path = path if is_standard_output(path) else check_writable(path, "MOT results")
         self._writer = MotWriter(self.path)
+        self._names: LineOutput | None = None
 
     @property
     def rows(self) -> int:
@@ -146,24 +185,74 @@ class MotSink:
         return self._writer.rows
 
     def write(self, result: FrameResult) -> None:
-        """Append the identified people of one frame."""
+        """Append the identified people of one frame (and, for an image, the frame's file name to the sidecar)."""
+        if result.file_name is not None and not is_standard_output(self.path):
+            if self._names is None:
+                self._names = LineOutput(frame_names_path(self.path), "MOT frame names")
+            self._names.write(json.dumps({"frame": result.frame_index + 1, "file": result.file_name}) + "\n")
         known = result.identities.identity_ids >= 1
         self._writer.write_frame(result.frame_index, result.identities.identity_ids[known], result.tracked.boxes[known],
                                  result.tracked.scores[known])
 
     def close(self) -> None:
-        """Flush and close (idempotent)."""
-        self._writer.close()
+        """Sync and close the rows and the sidecar (idempotent); the first failure is raised after both are closed."""
+        failure = None
+        for output in (self._writer, self._names):
+            try:
+                if output is not None:
+                    output.close()
+            except OutputWriteError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+
+def video_frame_count(path: str | Path, most: int) -> int | None:
+    """Frames a video file holds: its container's count, or (where it has none) the frames that
+    decode, counted up to ``most``; None when OpenCV cannot open the file."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            return None
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if count > 0:
+            return count
+        count = 0
+        while count < most and capture.grab():
+            count += 1
+        return count
+    finally:
+        capture.release()
+
+
+def _free_space_note(path: Path) -> str:
+    """Why a write may have failed, from the free space of the file's file system."""
+    try:
+        status = os.statvfs(path.parent if str(path.parent) else ".")
+    except (OSError, AttributeError):
+        return "an I/O error?"
+    free = status.f_bavail * status.f_frsize
+    if free < 1 << 20:
+        return f"{free} bytes free on its file system: disk full"
+    return f"{free / (1 << 20):.0f} MiB free on its file system: an I/O or codec error?"
 
 
 class VideoSink:
     """Writes the annotated frames to a video file (MP4 with the ``mp4v`` codec by default).
 
-    The writer opens on the first frame (its size is not known before).
+    OpenCV's writer is tried on a probe file when the sink is created (an unsupported
+    container fails before any work), and opens for real on the first frame (its size is
+    not known before). OpenCV reports little when the disk fills (a failed frame from
+    OpenCV 5, nothing from 4.x), so at close the file is read back and must hold every frame
+    written (give or take :data:`~edge_reid.sources.FRAME_COUNT_SLACK` for containers that
+    only estimate their count).
 
     Raises:
-        OutputPathError: on creation, when the path cannot be written; on the first frame,
-            when OpenCV cannot open a writer for this container.
+        OutputPathError: on creation, when the path cannot be written or OpenCV has no writer
+            for this container and codec.
+        OutputWriteError: from :meth:`write`, a frame could not be written; from :meth:`close`,
+            the file does not hold the frames written (disk full, I/O error). The message says
+            how many frames the file holds.
     """
 
     def __init__(self, path: str | Path, fps: float = 10.0, fourcc: str = "mp4v") -> None:
@@ -172,6 +261,24 @@ class VideoSink:
         self.fourcc = fourcc
         self._writer: cv2.VideoWriter | None = None
         self.frames = 0
+        self._probe()
+
+    def _probe(self) -> None:
+        """Open and release a writer on a small file of the same suffix beside the target."""
+        fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", suffix=self.path.suffix, dir=self.path.parent)
+        os.close(fd)
+        try:
+            writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (64, 64))
+            opened = writer.isOpened()
+            writer.release()
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+        if not opened:
+            raise OutputPathError(
+                f"OpenCV cannot write video {self.path} (codec {self.fourcc}, container {self.path.suffix or 'none'}): "
+                "use a .mp4 or .avi file name"
+            )
 
     def write(self, result: FrameResult) -> None:
         """Draw the result on a copy of its frame and append it."""
@@ -180,15 +287,37 @@ class VideoSink:
             height, width = image.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
             if not self._writer.isOpened():
-                raise OutputPathError(f"OpenCV cannot write video {self.path}; use a .mp4 or .avi file name")
-        self._writer.write(image)
+                self._writer = None
+                raise OutputWriteError(f"cannot write video {self.path}: OpenCV could not open it ({_free_space_note(self.path)})", self.path)
+        if self._writer.write(image) is False:  # OpenCV >= 5 reports a failed frame; 4.x returns None (checked at close)
+            writer, self._writer = self._writer, None
+            writer.release()
+            raise OutputWriteError(
+                f"cannot write video {self.path}: frame {self.frames + 1} failed ({_free_space_note(self.path)}); "
+                f"{self._content(video_frame_count(self.path, self.frames + 1), 'before it')}", self.path,
+            )
         self.frames += 1
 
+    def _content(self, held: int | None, which: str) -> str:
+        if held is None:
+            return f"the file cannot be read back: none of the {self.frames} frames {which} is usable"
+        return f"the file holds {held} of the {self.frames} frames {which}"
+
     def close(self) -> None:
-        """Finish the file (idempotent)."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        """Finish the file and check that it holds every frame written (idempotent).
+
+        Raises:
+            OutputWriteError: the file cannot be read back, or holds fewer frames than were written.
+        """
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        writer.release()
+        held = video_frame_count(self.path, self.frames + 1)
+        if held is None or held + FRAME_COUNT_SLACK < self.frames:
+            raise OutputWriteError(
+                f"cannot write video {self.path}: {self._content(held, 'written')} ({_free_space_note(self.path)})", self.path
+            )
 
 
 class DisplaySink:

@@ -24,6 +24,17 @@ class RunSummary:
         skipped_boxes: boxes dropped as empty, outside the frame or too small.
         reconnects: times a live source was reopened after dropping.
         source_gave_up: True when a live source stayed down past the reconnect timeout.
+        declared_frames: frames the video file's header declares, or images listed in a folder
+            (one pass); None for live sources and files that declare none.
+        ended_at_frame: where a video file ended early (0-based frame position in the file), else None.
+        end_reason: ``"truncated"`` (the file's data ends there) or ``"corrupt_limit"``
+            (``corrupt_limit`` undecodable frames in a row); None when the source ended normally.
+        end_message: the early end in words, ``"ended at frame 399 of 795: file truncated?"``, else None.
+        corrupt_limit: undecodable frames in a row that end a video file; None for other sources.
+        skipped_files: image-folder sources: each image skipped, ``{"file": name, "reason": why}``.
+        passes: complete passes over a file or folder (``--repeat``).
+        write_errors: outputs that failed while being written (one line each, naming the file
+            and the cause); empty when every output was written.
         interrupted: True when Ctrl-C/SIGTERM (or the window's q) ended the run.
         stage_ms: mean milliseconds per frame for decode, detect, preprocess, embed, track, match.
         backend: the embedding backend, e.g. ``onnxruntime (CPU)``.
@@ -45,6 +56,14 @@ class RunSummary:
     skipped_boxes: int = 0
     reconnects: int = 0
     source_gave_up: bool = False
+    declared_frames: int | None = None
+    ended_at_frame: int | None = None
+    end_reason: str | None = None
+    end_message: str | None = None
+    corrupt_limit: int | None = None
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    passes: int = 0
+    write_errors: list[str] = field(default_factory=list)
     interrupted: bool = False
     stage_ms: dict[str, float] = field(default_factory=dict)
     backend: str = ""

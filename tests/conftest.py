@@ -4,6 +4,9 @@ manifests, and the TensorRT/CUDA stand-ins."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -103,6 +106,39 @@ def embedder(osnet_path):
 @pytest.fixture(scope="session")
 def frame0_detections(detector, vtest_frames):
     return detector.detect(vtest_frames[0])
+
+
+# -- outputs: small file systems, console text ----------------------------------------------------
+
+
+def unwrapped(text: str) -> str:
+    """Console text with rich's line wrapping and table borders undone: box-drawing characters
+    dropped, runs of whitespace joined (short phrases survive; long paths may be folded)."""
+    return " ".join(re.sub(r"[\u2500-\u257f]", " ", text).split())
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """Factory: ``small_filesystem(kib)`` mounts a tmpfs of that many KiB on a new folder and returns
+    the folder (a real disk-full: writes fail with ENOSPC). Skips where mounting is not allowed
+    (not root, or no CAP_SYS_ADMIN, e.g. an unprivileged container); unmounted at teardown."""
+    mounted = []
+
+    def make(kib: int) -> Path:
+        folder = tmp_path / f"tmpfs-{len(mounted)}"
+        folder.mkdir()
+        if shutil.which("mount") is None:
+            pytest.skip("no mount command here to make a small file system")
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a {kib} KiB tmpfs here (needs root with CAP_SYS_ADMIN): {result.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 # -- TensorRT layer helpers (manifests, stand-ins) -------------------------------------------------

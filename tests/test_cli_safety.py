@@ -17,16 +17,12 @@ import numpy as np
 import pytest
 
 import edge_reid
+from conftest import unwrapped
 from edge_reid.cli import main
 from edge_reid.matching import Gallery
 from edge_reid.spec import legacy_model_id, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _one_line(text: str) -> str:
-    """Console output with rich's line wrapping undone (it wraps at the console width)."""
-    return " ".join(text.split())
 
 
 def test_version(capsys):
@@ -44,9 +40,12 @@ def test_truncated_video_run_says_where_the_file_ended(tmp_path, vtest_frames, c
     half = tmp_path / "half.avi"
     half.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
     assert main(["run", "--source", str(half), "--summary", str(tmp_path / "s.json")]) == 0
-    err = _one_line(capsys.readouterr().err)
-    assert "half.avi ended at frame" in err and "of 8: file truncated?" in err
-    assert 0 < json.loads((tmp_path / "s.json").read_text())["frames"] < 8
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert 0 < report["frames"] < 8 and report["frames"] <= report["ended_at_frame"] < 8
+    assert report["declared_frames"] == 8 and report["end_reason"] == "truncated" and report["corrupt_limit"] == 50
+    assert report["end_message"] == f"ended at frame {report['ended_at_frame']} of 8: file truncated?"
+    err = unwrapped(capsys.readouterr().err)
+    assert f"source end {report['end_message']}" in err, "the printed summary says it too"
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +177,11 @@ def test_image_folder_run_names_the_images_it_skipped(tmp_path, vtest_frames, ca
     (folder / "003.jpg").write_bytes(b"")
     summary = tmp_path / "s.json"
     assert main(["run", "--source", str(folder), "--summary", str(summary)]) == 0
-    err = _one_line(capsys.readouterr().err)
-    assert "skipped images: 2 files: 002.jpg (truncated JPEG (no end-of-image marker)), 003.jpg (empty file)" in err
+    err = unwrapped(capsys.readouterr().err)
+    assert "skipped images 2 files: 002.jpg (truncated JPEG (no end-of-image marker)), 003.jpg (empty file)" in err
     report = json.loads(summary.read_text())
-    assert report["frames"] == 2 and report["corrupt_frames"] == 2
+    assert report["frames"] == 2 and report["corrupt_frames"] == 2 and report["declared_frames"] == 4
+    assert report["skipped_files"] == [
+        {"file": "002.jpg", "reason": "truncated JPEG (no end-of-image marker)"}, {"file": "003.jpg", "reason": "empty file"}
+    ]
+    assert report["corrupt_limit"] is None, "the corrupt-frame limit is a video file's"

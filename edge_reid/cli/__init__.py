@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
 
     Exit codes: 0 success, 1 unexpected failure, 2 bad input (an
-    :class:`EdgeReidError` or a usage error), 130 interrupted (Ctrl-C) before
+    :class:`EdgeReidError` or a usage error), 3 an output failed while being
+    written (:class:`~edge_reid.errors.OutputWriteError`: disk full, I/O error;
+    what was written before stays valid), 130 interrupted (Ctrl-C) before
     any work started: no traceback. Commands that handle Ctrl-C themselves
     (``run`` once frames flow) finish cleanly and exit 0.
 

@@ -136,7 +136,7 @@ def bench(
     from edge_reid.bench.compare import bench_backend_names, bench_backends
     from edge_reid.errors import DataError
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.output_paths import check_writable
+    from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     try:
         batches = parse_batch_sizes(batch)
@@ -151,6 +151,7 @@ def bench(
     if crops is not None and video is not None:
         raise typer.BadParameter("give at most one of --crops or --video", param_hint="--crops/--video")
     if json_path is not None:
+        check_distinct_outputs({"--json": json_path}, {"--model": model, "--video": video, "--crops": crops})
         check_writable(json_path, "bench JSON")
     if model is not None and not model.is_file():
         from edge_reid.errors import ModelError

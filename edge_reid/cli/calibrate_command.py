@@ -51,7 +51,9 @@ def calibrate_command(
 
       edge-reid calibrate --model osnet.onnx --data Market-1501 --precision fp16 --out calibration/
     """
-    from edge_reid.calibration.calibrate import CalibrationSettings, calibrate_model
+    from edge_reid.calibration.calibrate import CalibrationSettings, calibrate_model, output_paths
+    from edge_reid.output_paths import check_distinct_outputs
+    from edge_reid.spec import sidecar_path
     from edge_reid.calibration.guard import AccuracyBudget
     from edge_reid.calibration.qdq import METHODS
 
@@ -72,6 +74,11 @@ def calibrate_command(
         threads=threads,
     )
     model_path = model or DEFAULT_REID_MODEL
+    planned = output_paths(model_path, out, precision)
+    check_distinct_outputs(
+        {"--out": out, **{f"the {role.replace('_', ' ')} file": path for role, path in planned.items()}},
+        {"--model": model_path, "the spec of --model": sidecar_path(model_path), "--data": data, "--pool": pool},
+    )
     console.print(f"[bold]edge-reid calibrate[/] {model_path.name} -> {precision.upper()} in {out}/")
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),

@@ -66,8 +66,9 @@ def doctor(
 
 def _selftest(console: Console, report: Path, qdq, crops, video, model) -> None:
     from edge_reid.device_check import DeviceCheckOptions, run_device_check
-    from edge_reid.output_paths import check_writable
+    from edge_reid.output_paths import check_distinct_outputs, check_writable
 
+    check_distinct_outputs({"--report": report}, {"--qdq": qdq, "--crops": crops, "--video": video, "--model": model})
     check_writable(report, "device check report")
     result = run_device_check(
         DeviceCheckOptions(model_path=model, qdq_path=qdq, crops=crops, video=video),

@@ -45,10 +45,11 @@ def eval_command(
     from edge_reid.embedder import Embedder
     from edge_reid.evaluation.market_eval import evaluate_market
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.output_paths import check_writable
+    from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     check_backend_option(backend, precision)
     if json_path is not None:
+        check_distinct_outputs({"--json": json_path}, {"--model": model, "--data": data})
         check_writable(json_path, "results JSON")
     dataset = load_market1501(data)
     embedder = Embedder(model, backend=backend, max_batch=batch, threads=threads, backend_options={"precision": precision, "device": device})

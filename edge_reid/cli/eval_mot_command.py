@@ -37,9 +37,14 @@ def eval_mot_command(
     """
     from edge_reid.atomic import write_json_atomic
     from edge_reid.evaluation.mot import evaluate_mot
-    from edge_reid.output_paths import check_writable
+    from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     if json_path is not None:
+        check_distinct_outputs(
+            {"--json": json_path},
+            [("the results", path) for path in results] + [("--gt", gt), ("the ground truth", gt / "gt" / "gt.txt"),
+                                                         ("the sequence info", gt / "seqinfo.ini")],
+        )
         check_writable(json_path, "metrics JSON")
     scored = [(path, evaluate_mot(path, gt, iou_threshold=iou)) for path in results]
 

@@ -100,10 +100,11 @@ def enroll(
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.matching.gallery import Gallery
-    from edge_reid.output_paths import check_writable
+    from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     if mode not in ("auto", "crops", "detect"):
         raise typer.BadParameter("choose auto, crops or detect", param_hint="--mode")
+    check_distinct_outputs({"--gallery": gallery_path}, [("the image", path) for path in images] + [("--model", model)])
     check_writable(gallery_path, "gallery")
     embedder = Embedder(model)
     gallery = Gallery.open(
@@ -174,14 +175,15 @@ def remove(
 @gallery_app.command("export")
 def export(
     gallery_path: Path = GALLERY_OPTION,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON file to write (default: standard output)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON file to write (default, or -: standard output)."),
 ) -> None:
     """Export identities and metadata as JSON, without embeddings."""
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.output_paths import check_writable
+    from edge_reid.output_paths import check_distinct_outputs, check_writable, is_standard_output
 
+    check_distinct_outputs({"--output": output}, {"--gallery": gallery_path}, standard_output=("--output",))
     metadata = _load(gallery_path).metadata()
-    if output is None:
+    if output is None or is_standard_output(output):
         json.dump(metadata, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
@@ -214,11 +216,12 @@ def threshold(
     from edge_reid.data.images import describe_skipped, read_images
     from edge_reid.embedder import Embedder
     from edge_reid.evaluation.threshold import labelled_images, pair_similarities, threshold_report
-    from edge_reid.output_paths import check_writable
+    from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     if not data.is_dir():
         raise DataError(f"data folder {data} does not exist")
     if json_path is not None:
+        check_distinct_outputs({"--json": json_path}, {"--data": data, "--model": model})
         check_writable(json_path, "threshold report")
     paths, pids, cams, skipped_names = labelled_images(data)
     if len(paths) > max_images:

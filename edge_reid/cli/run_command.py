@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -19,23 +21,35 @@ console = Console(stderr=True)
 
 
 def _print_summary(summary: RunSummary) -> None:
+    from rich.markup import escape
+
+    from edge_reid.data.images import SkippedFile, describe_skipped
+
     table = Table(title="edge-reid run", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
-    table.add_row("source", summary.source)
+    table.add_row("source", escape(summary.source))
+    if summary.end_message:
+        table.add_row("source end", f"[yellow]{escape(summary.end_message)}[/]")
     table.add_row("backend", summary.backend)
     table.add_row("frames", f"{summary.frames} in {summary.seconds:.1f} s = {summary.fps:.1f} fps")
     table.add_row("identities", f"{summary.identities} in the gallery; {summary.tracks} tracks")
     table.add_row("people", f"{summary.people} tracked of {summary.detections} detected")
     table.add_row("embeddings", f"{summary.embeddings} = {summary.embeddings_per_frame:.2f} per frame")
     if summary.corrupt_frames or summary.skipped_boxes:
-        table.add_row("skipped", f"{summary.corrupt_frames} corrupt frames, {summary.skipped_boxes} boxes")
+        limit = f" ({summary.corrupt_limit} in a row end a video file)" if summary.corrupt_limit and summary.corrupt_frames else ""
+        table.add_row("skipped", f"{summary.corrupt_frames} corrupt frames{limit}, {summary.skipped_boxes} boxes")
+    if summary.skipped_files:
+        skipped = [SkippedFile(Path(item["file"]), item["reason"]) for item in summary.skipped_files]
+        table.add_row("skipped images", f"[yellow]{escape(describe_skipped(skipped))}[/]")
     if summary.reconnects or summary.source_gave_up:
         table.add_row("source", f"{summary.reconnects} reconnects" + (", gave up" if summary.source_gave_up else ""))
     stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in summary.stage_ms.items())
     table.add_row("ms / frame", stages)
     if summary.interrupted:
         table.add_row("stopped", "interrupted; everything produced so far was written")
+    for message in summary.write_errors:
+        table.add_row("write error", f"[red]{escape(message)}[/]")
     console.print(table)
 
 
@@ -121,11 +135,13 @@ def run(
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.matching.gallery import Gallery
-    from edge_reid.output_paths import check_writable
+    from edge_reid.errors import OutputPathError, OutputWriteError
+    from edge_reid.output_paths import check_distinct_outputs, check_writable, is_standard_output
     from edge_reid.pipeline import Pipeline
     from edge_reid.runner import GallerySaving, Runner
-    from edge_reid.sinks import DisplaySink, EventsSink, MotSink, VideoSink
-    from edge_reid.sources import open_source
+    from edge_reid.sinks import DisplaySink, EventsSink, MotSink, VideoSink, frame_names_path
+    from edge_reid.sources import classify_source, open_source
+    from edge_reid.spec import sidecar_path
     from edge_reid.tracking import CameraMotion, Tracker
 
     if (source is None) == (camera is None):
@@ -139,9 +155,25 @@ def run(
     if detection_threshold < TrackerConfig.low_score:
         raise typer.BadParameter(f"must be at least {TrackerConfig.low_score} (the low-score floor)", param_hint="--det-threshold")
     # Check every output path before loading models or opening the source.
+    source_kind = classify_source(source) if source is not None else "camera"
+    mot_frame_names = None
+    if mot is not None and source_kind == "folder":
+        if is_standard_output(mot):
+            console.print("[yellow]warning:[/] --mot -: the frame -> image name sidecar needs a file, none is written "
+                          "(the events carry each frame's file name)")
+        else:
+            mot_frame_names = frame_names_path(mot)
+    check_distinct_outputs(
+        {"--events": events, "--mot": mot, "the frame names of --mot": mot_frame_names, "--output": output,
+         "--summary": summary_path, "--gallery": gallery_path},
+        {"--source": source if source_kind in ("file", "folder") else None,
+         "--camera": camera if camera is not None and Path(camera).exists() else None,
+         "--model": model, "the spec of --model": sidecar_path(model) if model is not None else None, "--detector": detector},
+        standard_output=("--events", "--mot", "--summary"),
+    )
     outputs = ((events, "events"), (mot, "MOT results"), (output, "output video"), (summary_path, "summary"), (gallery_path, "gallery"))
     for path, what in outputs:
-        if path is not None:
+        if path is not None and not is_standard_output(path):
             check_writable(path, what)
 
     frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout, repeat=repeat)
@@ -205,17 +237,28 @@ def run(
     def advance(result, running: RunSummary) -> None:
         progress.update(task, advance=1, fps=running.frames / max(running.seconds, 1e-9), ids=running.identities)
 
+    failure = None
     with progress:
         runner.sinks = sinks
-        summary = runner.run(frames, max_frames=max_frames, on_frame=advance)
+        try:
+            summary = runner.run(frames, max_frames=max_frames, on_frame=advance)
+        except OutputWriteError as exc:
+            if exc.summary is None:
+                raise
+            summary, failure = exc.summary, exc
     if summary_path is not None:
-        write_json_atomic(summary_path, summary.to_dict())
+        try:
+            if is_standard_output(summary_path):
+                sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
+                sys.stdout.flush()
+            else:
+                write_json_atomic(summary_path, summary.to_dict(), what="summary")
+        except (OutputPathError, OSError) as exc:
+            message = str(exc) if isinstance(exc, OutputPathError) else f"cannot write the summary to standard output: {exc}"
+            summary.write_errors.append(message)
+            failure = failure or OutputWriteError(message, summary_path)
     _print_summary(summary)
-    if frames.stats.end_message:
-        console.print(f"[yellow]warning:[/] {frames.name} {frames.stats.end_message}")
-    if frames.stats.skipped_files:
-        from edge_reid.data.images import describe_skipped
-
-        console.print(f"[yellow]skipped images:[/] {describe_skipped(frames.stats.skipped_files)}")
     if summary.source_gave_up:
         console.print(f"[yellow]warning:[/] {frames.kind} {frames.name} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")
+    if failure is not None:
+        raise failure

@@ -1,0 +1,51 @@
+"""Output paths that can never overwrite an input or each other (edge_reid.output_paths)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from edge_reid.errors import OutputPathError
+from edge_reid.output_paths import check_distinct_outputs, is_standard_output, same_file
+
+
+def test_same_file_sees_through_links_dots_and_missing_files(tmp_path):
+    video = tmp_path / "video.avi"
+    video.write_bytes(b"frames")
+    (tmp_path / "sub").mkdir()
+    os.symlink(video, tmp_path / "link.avi")
+    os.link(video, tmp_path / "hard.avi")
+    os.symlink(tmp_path / "sub", tmp_path / "sublink")
+    assert same_file(video, tmp_path / "sub" / ".." / "video.avi")
+    assert same_file(video, tmp_path / "link.avi")
+    assert same_file(tmp_path / "hard.avi", tmp_path / "link.avi"), "a hard link is the same inode"
+    # Not yet existing: compared through the resolved folder.
+    assert same_file(tmp_path / "sublink" / "new.jsonl", tmp_path / "sub" / "new.jsonl")
+    assert not same_file(tmp_path / "sub" / "a.jsonl", tmp_path / "sub" / "b.jsonl")
+    copy = tmp_path / "copy.avi"
+    copy.write_bytes(video.read_bytes())
+    assert not same_file(video, copy), "equal bytes are another file"
+
+
+def test_an_output_on_an_input_or_on_another_output_is_refused(tmp_path):
+    video = tmp_path / "copy.avi"
+    video.write_bytes(b"frames")
+    os.symlink(video, tmp_path / "link.avi")
+    with pytest.raises(OutputPathError, match=r"--output .*link.avi is the same file as --source .*copy.avi: writing it would destroy"):
+        check_distinct_outputs({"--output": tmp_path / "link.avi"}, {"--source": video})
+    with pytest.raises(OutputPathError, match=r"--events .*x and --output .*x are the same file"):
+        check_distinct_outputs({"--events": tmp_path / "x", "--summary": None, "--output": tmp_path / "x"})
+    with pytest.raises(OutputPathError, match="--out .* is the same folder as --data"):
+        check_distinct_outputs({"--out": tmp_path}, [("--data", tmp_path)])
+    check_distinct_outputs({"--events": tmp_path / "e.jsonl", "--output": tmp_path / "o.mp4"}, {"--source": video, "--model": None})
+    assert not (tmp_path / "e.jsonl").exists(), "checking touches no file"
+
+
+def test_standard_output_only_where_allowed_and_only_once(tmp_path):
+    assert is_standard_output("-") and not is_standard_output("a-b") and not is_standard_output(None)
+    check_distinct_outputs({"--events": "-", "--mot": tmp_path / "m.txt"}, standard_output=("--events", "--mot"))
+    with pytest.raises(OutputPathError, match=r"--events and --mot all go to standard output \(-\), where only one output can"):
+        check_distinct_outputs({"--events": "-", "--mot": "-"}, standard_output=("--events", "--mot"))
+    with pytest.raises(OutputPathError, match=r"--output cannot go to standard output \(-\): give a file name"):
+        check_distinct_outputs({"--output": "-"}, standard_output=("--events",))
