@@ -51,9 +51,13 @@ class LineOutput:
         self.what = what
         self.lines = 0
         self._failed: str | None = None
+        self._stream = None
         if self.path == STANDARD_OUTPUT:
             sys.stdout.flush()  # anything printed before comes first
-            self._fd = sys.stdout.fileno()
+            try:
+                self._fd = sys.stdout.fileno()
+            except (AttributeError, OSError, ValueError):  # replaced by a stream without a descriptor (a notebook, a test)
+                self._fd, self._stream = -1, sys.stdout
             self._owned = False
         else:
             try:
@@ -84,7 +88,10 @@ class LineOutput:
         encoded = text.encode("utf-8")
         data = memoryview(encoded)
         try:
-            while data:
+            if self._stream is not None:
+                self._stream.write(text)
+                self._stream.flush()
+            while self._stream is None and data:
                 data = data[os.write(self._fd, data):]
         except OSError as exc:
             self._fail(exc)

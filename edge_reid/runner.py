@@ -4,8 +4,10 @@
 cleanly on Ctrl-C / SIGTERM (or a sink's quit request) after writing out what was
 produced, keeps a persistent gallery (loaded by the caller, saved every few seconds
 and on every exit, pruned of old strangers but never of people in view), and returns
-the :class:`~edge_reid.summary.RunSummary`. The CLI adds only its options, a progress
-bar and the printed table.
+the :class:`~edge_reid.summary.RunSummary`. An output that fails while being written
+(disk full, I/O error) ends the run the same way, and is raised afterwards as
+:class:`~edge_reid.errors.OutputWriteError` carrying the summary. The CLI adds only its
+options, a progress bar and the printed table.
 """
 
 from __future__ import annotations

@@ -191,17 +191,25 @@ def _error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("edge-reid: error:")]
 
 
+def _failed_run(capsys, *argv: str) -> tuple[str, str]:
+    """Run the CLI, expect exit 3 with exactly one error line and no traceback; returns (stderr, the error line)."""
+    code = main(["run", *argv])
+    err = capsys.readouterr().err
+    assert code == 3 and "Traceback" not in err, err
+    lines = _error_lines(err)
+    assert lines == [err.strip().splitlines()[-1]], "one error line, the last"
+    return err, lines[0]
+
+
 def test_run_with_a_failing_events_disk_exits_3_with_one_line_and_a_summary(tmp_path, monkeypatch, vtest_path, capsys):
     events, summary_path = tmp_path / "e.jsonl", tmp_path / "s.json"
     _fail_writes_after(monkeypatch, 3000)
-    code = main(["run", "--source", str(vtest_path), "--events", str(events), "--summary", str(summary_path), "--max-frames", "40"])
-    err = capsys.readouterr().err
-    assert code == 3 and "Traceback" not in err
-    assert _error_lines(err) == [err.strip().splitlines()[-1]]
-    assert _error_lines(err)[0].startswith(f"edge-reid: error: cannot write events to {events}: No space left on device (disk full)")
+    err, line = _failed_run(capsys, "--source", str(vtest_path), "--events", str(events), "--summary", str(summary_path),
+                            "--max-frames", "40")
+    assert line.startswith(f"edge-reid: error: cannot write events to {events}: No space left on device (disk full)")
     assert "write error" in unwrapped(err), "the printed summary records it"
     report = json.loads(summary_path.read_text())
-    assert report["write_errors"] == [_error_lines(err)[0].removeprefix("edge-reid: error: ")]
+    assert report["write_errors"] == [line.removeprefix("edge-reid: error: ")]
     assert 0 < report["frames"] < 40
     assert _json_lines(events)
 
@@ -210,11 +218,9 @@ def test_disk_full_while_writing_events(small_filesystem, tmp_path, vtest_path, 
     """The issue's row: a 100 KB tmpfs, --events full/e.jsonl (here 16 KiB, so that it fills sooner)."""
     disk = small_filesystem(16)
     summary_path = tmp_path / "s.json"
-    code = main(["run", "--source", str(vtest_path), "--events", str(disk / "e.jsonl"), "--summary", str(summary_path),
-                 "--max-frames", "60"])
-    err = capsys.readouterr().err
-    assert code == 3 and "Traceback" not in err and len(_error_lines(err)) == 1
-    assert "No space left on device (disk full)" in _error_lines(err)[0]
+    _, line = _failed_run(capsys, "--source", str(vtest_path), "--events", str(disk / "e.jsonl"), "--summary", str(summary_path),
+                          "--max-frames", "60")
+    assert "No space left on device (disk full)" in line
     records = _json_lines(disk / "e.jsonl")
     report = json.loads(summary_path.read_text())
     assert records and len(report["write_errors"]) == 1 and report["frames"] < 60
@@ -224,12 +230,9 @@ def test_disk_full_while_writing_the_video(small_filesystem, tmp_path, vtest_pat
     """The issue's row: a 100 KB tmpfs, --max-frames 40 --output full/o.mp4."""
     disk = small_filesystem(100)
     summary_path = tmp_path / "s.json"
-    code = main(["run", "--source", str(vtest_path), "--output", str(disk / "o.mp4"), "--summary", str(summary_path),
-                 "--max-frames", "40"])
-    err = capsys.readouterr().err
-    assert code == 3 and "Traceback" not in err and len(_error_lines(err)) == 1
-    assert _error_lines(err)[0].startswith(f"edge-reid: error: cannot write video {disk / 'o.mp4'}: ")
-    assert "disk full" in _error_lines(err)[0]
+    _, line = _failed_run(capsys, "--source", str(vtest_path), "--output", str(disk / "o.mp4"), "--summary", str(summary_path),
+                          "--max-frames", "40")
+    assert line.startswith(f"edge-reid: error: cannot write video {disk / 'o.mp4'}: ") and "disk full" in line
     assert json.loads(summary_path.read_text())["write_errors"]
 
 
@@ -237,11 +240,9 @@ def test_disk_full_while_writing_the_mot_rows_and_the_summary(small_filesystem, 
     disk = small_filesystem(16)
     _fill(disk, leave=6000)  # one 4 KiB page left
     events = tmp_path / "e.jsonl"
-    code = main(["run", "--source", str(vtest_path), "--mot", str(disk / "m.txt"), "--summary", str(disk / "s.json"),
-                 "--events", str(events), "--max-frames", "40"])
-    err = capsys.readouterr().err
-    assert code == 3 and "Traceback" not in err and len(_error_lines(err)) == 1
-    assert f"cannot write MOT results to {disk / 'm.txt'}: No space left on device" in _error_lines(err)[0]
+    err, line = _failed_run(capsys, "--source", str(vtest_path), "--mot", str(disk / "m.txt"), "--summary", str(disk / "s.json"),
+                            "--events", str(events), "--max-frames", "40")
+    assert f"cannot write MOT results to {disk / 'm.txt'}: No space left on device" in line
     assert "cannot write summary" in unwrapped(err), "the summary could not be saved either, and says so"
     assert not (disk / "s.json").exists()
     rows = read_rows(disk / "m.txt")

@@ -87,13 +87,16 @@ def run(
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="CPU threads per model; the detector runs beside the ReID model (default: half the cores each)."
     ),
-    events: Optional[Path] = typer.Option(None, "--events", help="Write one JSON line per tracked person and frame here (.jsonl)."),
+    events: Optional[Path] = typer.Option(
+        None, "--events", help="Write one JSON line per tracked person and frame here (.jsonl; - for standard output)."
+    ),
     mot: Optional[Path] = typer.Option(
-        None, "--mot", help="Write MOTChallenge rows here (.txt; id = identity), for edge-reid eval-mot or any MOT tool."
+        None, "--mot", help="Write MOTChallenge rows here (.txt; id = identity; - for standard output), for edge-reid eval-mot "
+        "or any MOT tool. For an image folder, M.txt.frames.jsonl names each frame's image.",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the annotated video here (.mp4)."),
     display: bool = typer.Option(False, "--display", help="Show the annotated video in a window (needs a screen)."),
-    summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the run summary here (.json)."),
+    summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the run summary here (.json; - for standard output)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
     engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
     rebuild: bool = typer.Option(False, "--rebuild", help="TensorRT: build the engine here when none is current (takes minutes)."),
@@ -129,6 +132,10 @@ def run(
 
     Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far (and saves the gallery),
     prints the summary and exits 0.
+
+    No output may be the source, a model or another output (exit 2 before any work). An output that
+    fails while being written (disk full, I/O error) ends the run: the summary records it, what was
+    written before stays valid (whole JSON lines and rows), and the exit code is 3.
     """
     from edge_reid.atomic import write_json_atomic
     from edge_reid.cpu import threads_per_model
