@@ -733,8 +733,14 @@ def score(runs: list[TrackerRun], ground_truth: GroundTruth, sequence: Sequence)
     TrackEval's ``MotChallenge2DBox`` with ``BENCHMARK="MOT15"``: pedestrians only, ground-truth
     rows with ``conf`` 0 ignored, no distractor-class preprocessing (the 2D MOT 2015 protocol).
     Scored on the evaluated frames only (after ``--frame-step`` and ``--max-frames``).
+
+    Raises:
+        BenchError: TrackEval is not installed, or it failed on a run.
     """
-    import trackeval
+    try:
+        import trackeval
+    except ImportError:
+        raise BenchError("TrackEval is not installed: pip install '.[bench]' (or pip install trackeval)") from None
 
     name = ground_truth.folder.name
     length = len(sequence.frames)
@@ -899,19 +905,8 @@ def _scale(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The benchmark's command line."""
-    names = ", ".join(tracker_choices())
-    parser = argparse.ArgumentParser(
-        prog="bench_tracking.py",
-        description="Run edge-reid's tracking and peer trackers on the same detections; print HOTA/IDF1/MOTA and speed side by side.",
-        epilog=(
-            f"trackers: {names}. Peers that are not installed are skipped and said so. "
-            "Detections are cached (see --cache-dir), so a second run starts tracking at once. "
-            "Other sequences: --gt DIR of any MOTChallenge sequence; its img1/ frames are used when --source is not given."
-        ),
-    )
-    shared = _shared_dir()
+def add_sequence_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the sequence, its detections and the output (shared with tracking_sensitivity.py)."""
     parser.add_argument("--source", help="video file or image folder (default: ../shared/data/vtest.avi, or the --gt folder's img1/)")
     parser.add_argument("--gt", help="MOTChallenge sequence folder with gt/gt.txt (default: ../shared/data/vtest-mot)")
     parser.add_argument(
@@ -921,7 +916,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--sequence", choices=sorted(BUNDLED_SEQUENCES),
         help="a real sequence with ground truth from an installed package (motion only, no frames): see docs/benchmarks.md",
     )
-    parser.add_argument("--trackers", default="all", help=f"comma-separated names, or 'all' (default). Known: {names}")
     parser.add_argument("--frame-step", type=_positive_int, default=1, help="use every Nth frame, timestamps kept: a lower frame rate (default 1)")
     parser.add_argument("--scale", type=_scale, default=1.0, help="resize frames by this factor before detection (0.5: people half as tall; default 1)")
     parser.add_argument("--max-frames", type=_positive_int, help="stop after this many (kept) frames")
@@ -935,6 +929,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", default=str(default_cache_dir()), help="where detections are cached (default %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="detect again and do not write the cache")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
+    names = ", ".join(tracker_choices())
+    parser = argparse.ArgumentParser(
+        prog="bench_tracking.py",
+        description="Run edge-reid's tracking and peer trackers on the same detections; print HOTA/IDF1/MOTA and speed side by side.",
+        epilog=(
+            f"trackers: {names}. Peers that are not installed are skipped and said so. "
+            "Detections are cached (see --cache-dir), so a second run starts tracking at once. "
+            "Other sequences: --gt DIR of any MOTChallenge sequence; its img1/ frames are used when --source is not given."
+        ),
+    )
+    parser.add_argument("--trackers", default="all", help=f"comma-separated names, or 'all' (default). Known: {names}")
+    add_sequence_arguments(parser)
     return parser
 
 
@@ -998,20 +1008,37 @@ def load_sequence(args, ground_truth: GroundTruth) -> Sequence:
     )
 
 
+def resolve_inputs(args) -> tuple[GroundTruth, Sequence]:
+    """The ground truth and the detected (or read) sequence that the sequence options ask for.
+
+    Raises:
+        BenchError: conflicting options, or a missing or unreadable input.
+    """
+    if args.sequence:
+        if args.source or args.gt or args.detections:
+            raise BenchError("--sequence brings its own ground truth and detections; drop --source/--gt/--detections")
+        args.gt, args.detections = BUNDLED_SEQUENCES[args.sequence](Path(args.cache_dir))
+    if args.source is None and args.gt is None and not args.detections:
+        args.source = str(_shared_dir() / "data" / "vtest.avi")
+    ground_truth = load_ground_truth(args.gt or _shared_dir() / "data" / "vtest-mot")
+    if args.source and not Path(args.source).exists():
+        raise BenchError(f"source not found: {args.source}")
+    return ground_truth, load_sequence(args, ground_truth)
+
+
+def write_json(path: str, document: dict) -> None:
+    """Write ``document`` atomically and say so."""
+    from edge_reid.atomic import write_json_atomic
+
+    write_json_atomic(path, document, what="benchmark JSON")
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         selected = select_trackers(args.trackers)
-        if args.sequence:
-            if args.source or args.gt or args.detections:
-                raise BenchError("--sequence brings its own ground truth and detections; drop --source/--gt/--detections")
-            args.gt, args.detections = BUNDLED_SEQUENCES[args.sequence](Path(args.cache_dir))
-        if args.source is None and args.gt is None and not args.detections:
-            args.source = str(_shared_dir() / "data" / "vtest.avi")
-        ground_truth = load_ground_truth(args.gt or _shared_dir() / "data" / "vtest-mot")
-        if args.source and not Path(args.source).exists():
-            raise BenchError(f"source not found: {args.source}")
-        sequence = load_sequence(args, ground_truth)
+        ground_truth, sequence = resolve_inputs(args)
         trackers, skipped = build_trackers(selected, BuildContext(sequence.fps), have_frames=sequence.source is not None)
         runs = run_trackers(sequence, trackers, progress=not args.no_progress) if trackers else []
         by_name = {run.name: run for run in runs + skipped}
@@ -1030,10 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
     versions = ", ".join(f"{k} {v}" for k, v in document["peers"].items() if v)
     print(f"\nTrackEval MOT15 settings; {versions}; CPU: {document['environment']['cpu']}")
     if args.json:
-        from edge_reid.atomic import write_json_atomic
-
-        write_json_atomic(args.json, document, what="benchmark JSON")
-        print(f"wrote {args.json}")
+        write_json(args.json, document)
     return 0
 
 

@@ -1,0 +1,257 @@
+"""How much a tracker's accuracy depends on each of its main constants: each one halved and doubled.
+
+For a tracker and its main constants, runs the default configuration and, for each constant in
+turn, the configuration with that constant at half and at twice its default (everything else at
+the default), all on the same cached detections of ``bench_tracking.py``, interleaved frame by
+frame in one pass, and prints HOTA and IDF1 per setting with the change from the default.
+Constants are never chosen from this table: it shows how flat the ground is around defaults
+chosen by reasoning and published values, so that a result on one video can be trusted on others.
+
+Examples::
+
+    python benchmarks/tracking_sensitivity.py                          # the default subject, vtest
+    python benchmarks/tracking_sensitivity.py --subject rf-bytetrack --frame-step 2
+    python benchmarks/tracking_sensitivity.py --constants lost_track_buffer,minimum_iou_threshold --json s.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_tracking as bench  # noqa: E402
+
+FACTORS = (0.5, 2.0)
+
+
+@dataclass(frozen=True)
+class Constant:
+    """One constant to vary.
+
+    Attributes:
+        name: the keyword of the tracker's configuration.
+        default: its default value.
+        integer: True when the constant counts something (frames, hits): varied values are
+            rounded and kept >= 1.
+        upper: largest meaningful value (1.0 for a probability or an IoU), or None; a doubled
+            value above it is clipped to it and marked.
+    """
+
+    name: str
+    default: float
+    integer: bool = False
+    upper: float | None = None
+
+    def varied(self, factor: float) -> tuple[float, bool]:
+        """``(value, clipped)``: the default times ``factor``, rounded/clipped as the constant needs."""
+        value = self.default * factor
+        if self.integer:
+            value = max(1, int(round(value)))
+        clipped = self.upper is not None and value > self.upper
+        return (self.upper if clipped else value), clipped
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A tracker whose constants are varied.
+
+    Attributes:
+        name: the ``--subject`` name.
+        label: what the tables call it.
+        constants: its main constants with their defaults.
+        build: ``build(overrides, context) -> bench.BenchTracker``: the tracker with the given
+            keyword overrides of its defaults.
+        missing: None when it can run here, else why not.
+    """
+
+    name: str
+    label: str
+    constants: tuple[Constant, ...]
+    build: Callable[[dict, "bench.BuildContext"], "bench.BenchTracker"]
+    missing: Callable[[], str | None]
+
+
+def _signature_defaults(cls, names: tuple[str, ...]) -> dict[str, float]:
+    parameters = inspect.signature(cls.__init__).parameters
+    return {name: parameters[name].default for name in names}
+
+
+def _roboflow_subject(name: str, label: str, class_name: str, constants: dict[str, dict]) -> Callable[[], Subject]:
+    """A roboflow ``trackers`` tracker: its constants' defaults read from its signature."""
+
+    def make() -> Subject:
+        import trackers
+
+        cls = getattr(trackers, class_name)
+        defaults = _signature_defaults(cls, tuple(constants))
+        varied = tuple(Constant(key, float(defaults[key]), **options) for key, options in constants.items())
+
+        def build(overrides: dict, context: bench.BuildContext) -> bench.BenchTracker:
+            typed = {key: (int(value) if isinstance(defaults[key], int) else value) for key, value in overrides.items()}
+            return bench.RoboflowTracker(name, label, lambda: cls(frame_rate=context.fps, **typed))
+
+        return Subject(name, label, varied, build, lambda: None)
+
+    return make
+
+
+def _subjects() -> dict[str, tuple[Callable[[], Subject], Callable[[], str | None]]]:
+    """Known subjects: ``name -> (make, missing)``."""
+    trackers_missing = bench._missing_module("trackers", "pip install '.[bench]'")
+    return {
+        "rf-bytetrack": (
+            _roboflow_subject(
+                "rf-bytetrack",
+                "ByteTrack (trackers)",
+                "ByteTrackTracker",
+                {
+                    "lost_track_buffer": {"integer": True},
+                    "track_activation_threshold": {"upper": 1.0},
+                    "minimum_consecutive_frames": {"integer": True},
+                    "minimum_iou_threshold": {"upper": 1.0},
+                    "high_conf_det_threshold": {"upper": 1.0},
+                },
+            ),
+            trackers_missing,
+        ),
+    }
+
+
+DEFAULT_SUBJECT = "rf-bytetrack"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration: the default (``constant`` None) or one constant at ``factor`` x default."""
+
+    constant: str | None
+    factor: float | None
+    value: float | None
+    clipped: bool = False
+
+    @property
+    def key(self) -> str:
+        return "default" if self.constant is None else f"{self.constant} x{self.factor:g}"
+
+
+def settings_for(subject: Subject, only: list[str] | None = None) -> list[Setting]:
+    """The default, then each chosen constant halved and doubled.
+
+    Raises:
+        bench.BenchError: ``only`` names a constant the subject does not have.
+    """
+    names = [c.name for c in subject.constants]
+    if only:
+        unknown = [name for name in only if name not in names]
+        if unknown:
+            raise bench.BenchError(f"{subject.name} has no constant(s) {', '.join(unknown)}; its constants: {', '.join(names)}")
+    settings = [Setting(None, None, None)]
+    for constant in subject.constants:
+        if only and constant.name not in only:
+            continue
+        for factor in FACTORS:
+            value, clipped = constant.varied(factor)
+            settings.append(Setting(constant.name, factor, value, clipped))
+    return settings
+
+
+def run_sensitivity(subject: Subject, sequence: bench.Sequence, ground_truth: bench.GroundTruth, settings: list[Setting], progress: bool = True) -> list[dict]:
+    """Run every setting on the same detections, interleaved; HOTA/IDF1 and their change from the default per setting."""
+    context = bench.BuildContext(sequence.fps)
+    trackers = []
+    for index, setting in enumerate(settings):
+        overrides = {} if setting.constant is None else {setting.constant: setting.value}
+        tracker = subject.build(overrides, context)
+        tracker.name = f"s{index}"
+        trackers.append(tracker)
+    runs = bench.run_trackers(sequence, trackers, progress=progress)
+    metrics = bench.score(runs, ground_truth, sequence)
+    baseline = metrics["s0"]
+    rows = []
+    for index, setting in enumerate(settings):
+        result = metrics[f"s{index}"]
+        rows.append(
+            {
+                "setting": setting.key,
+                "constant": setting.constant,
+                "factor": setting.factor,
+                "value": setting.value,
+                "clipped": setting.clipped,
+                **{key: result[key] for key in bench.METRICS},
+                "delta_HOTA": result["HOTA"] - baseline["HOTA"],
+                "delta_IDF1": result["IDF1"] - baseline["IDF1"],
+            }
+        )
+    return rows
+
+
+def format_rows(rows: list[dict], subject: Subject) -> str:
+    """A Markdown table: setting, value, HOTA, IDF1 and their change from the default."""
+    defaults = {c.name: c.default for c in subject.constants}
+    lines = ["| setting | value | HOTA | IDF1 | AssA | ID sw. | change HOTA | change IDF1 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        if row["constant"] is None:
+            value = "defaults"
+        else:
+            value = f"{row['value']:g} (default {defaults[row['constant']]:g}{', clipped' if row['clipped'] else ''})"
+        lines.append(
+            f"| {row['setting']} | {value} | {row['HOTA']:.1f} | {row['IDF1']:.1f} | {row['AssA']:.1f} | {row['IDSW']:.0f} "
+            f"| {row['delta_HOTA']:+.1f} | {row['delta_IDF1']:+.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The harness's command line: bench_tracking.py's sequence options plus the subject."""
+    parser = argparse.ArgumentParser(
+        prog="tracking_sensitivity.py",
+        description="Each main constant of a tracker halved and doubled on the same cached detections: HOTA/IDF1 per setting.",
+        epilog=f"subjects: {', '.join(_subjects())} (default {DEFAULT_SUBJECT}).",
+    )
+    parser.add_argument("--subject", default=DEFAULT_SUBJECT, help=f"the tracker whose constants are varied: {', '.join(_subjects())}")
+    parser.add_argument("--constants", help="comma-separated constants to vary (default: all of the subject's main constants)")
+    bench.add_sequence_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        subjects = _subjects()
+        if args.subject not in subjects:
+            raise bench.BenchError(f"unknown subject {args.subject}; known: {', '.join(subjects)}")
+        make, missing = subjects[args.subject]
+        reason = missing()
+        if reason:
+            raise bench.BenchError(f"{args.subject} cannot run here: {reason}")
+        subject = make()
+        only = [name.strip() for name in args.constants.split(",")] if args.constants else None
+        settings = settings_for(subject, only)
+        ground_truth, sequence = bench.resolve_inputs(args)
+        rows = run_sensitivity(subject, sequence, ground_truth, settings, progress=not args.no_progress)
+    except bench.BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{subject.label} on {sequence.name}: {len(sequence.frames)} frames at {sequence.fps:g} fps (frame step {sequence.frame_step}, scale {sequence.scale:g})")
+    print(format_rows(rows, subject))
+    if args.json:
+        document = {
+            "schema": "edge-reid-tracking-sensitivity/1",
+            "subject": subject.name,
+            "constants": {c.name: c.default for c in subject.constants},
+            "sequence": {"name": sequence.name, "frames": len(sequence.frames), "fps": sequence.fps, "settings": sequence.settings},
+            "rows": rows,
+            "peers": bench.peer_versions(),
+        }
+        bench.write_json(args.json, document)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
