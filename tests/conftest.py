@@ -40,6 +40,12 @@ def vtest_path(shared_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vtest_gt_dir(shared_dir) -> Path:
+    """vtest.avi's ground truth, a MOTChallenge sequence folder (seqinfo.ini, gt/gt.txt)."""
+    return _need(shared_dir / "data" / "vtest-mot")
+
+
+@pytest.fixture(scope="session")
 def mot17_dir(shared_dir) -> Path:
     return _need(shared_dir / "data" / "mot17-reid-mini")
 

@@ -4,7 +4,9 @@ The recipe (what TensorRT 10/11 build explicit-INT8 engines from, and what ONNX
 Runtime runs on the CPU):
 
 - Q/DQ format, signed INT8, symmetric (zero point 0: TensorRT accepts nothing else),
-  weights per output channel (``DequantizeLinear`` with ``axis``: opset 13+).
+  weights per output channel (``DequantizeLinear`` with ``axis`` 0, the output-channel
+  axis of Conv and of Gemm with ``transB=1``: opset 13+). Biases stay float: TensorRT's
+  ONNX parser accepts ``DequantizeLinear`` of 8-bit inputs only.
 - Only the inputs and weights of Conv and Gemm layers are quantized; their outputs
   and the glue between them (ReLU, pooling, the gates' Sigmoid/Mul, residual
   Adds, BatchNorm) stay float. TensorRT fuses Conv+ReLU and requantizes at the
@@ -213,6 +215,9 @@ def quantize_qdq(
         {
             "ActivationSymmetric": True,
             "WeightSymmetric": True,
+            # Biases stay float: TensorRT's ONNX parser takes DequantizeLinear of 8-bit
+            # inputs only (an INT32 bias DQ fails to parse) and fuses the float bias itself.
+            "QuantizeBias": False,
             "OpTypesToExcludeOutputQuantization": list(recipe.op_types),
         },
     )

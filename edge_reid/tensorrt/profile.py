@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_reid.backends.buffers import plan_sub_batches
+from edge_reid.batching import plan_sub_batches
 from edge_reid.tensorrt.errors import EngineBuildError
 
 #: Default profile: single crops up to a crowded frame; tuned for 16 people.
