@@ -29,7 +29,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import configparser
 import contextlib
 import hashlib
 import importlib.metadata
@@ -52,6 +51,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_reid.detections import Detections  # noqa: E402
+from edge_reid.errors import EdgeReidError  # noqa: E402
 
 #: ByteTrack's floor for the low-score detections of its second association (Y. Zhang et al.,
 #: "ByteTrack: Multi-Object Tracking by Associating Every Detection Box", ECCV 2022): boxes
@@ -66,8 +66,8 @@ SCHEMA = "edge-reid-bench-tracking/1"
 REPO = Path(__file__).resolve().parents[1]
 
 
-class BenchError(Exception):
-    """Bad input to the benchmark: printed as one line, exit status 2."""
+class BenchError(EdgeReidError):
+    """Bad input to the benchmark: printed as one line, exit status 2 (as every :class:`EdgeReidError` here)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,70 +118,56 @@ class Sequence:
 
 @dataclass(frozen=True)
 class GroundTruth:
-    """A MOTChallenge ground-truth folder: ``seqinfo.ini`` (optional) and ``gt/gt.txt``.
+    """A MOTChallenge sequence folder: ``seqinfo.ini``, ``gt/gt.txt`` and maybe the frames in ``img1/``.
 
     Attributes:
-        folder: the sequence folder.
-        rows: (M, 10) float64 rows ``frame, id, left, top, width, height, conf, x, y, z``, frame 1-based.
-        frame_rate: ``frameRate`` of seqinfo.ini, or None.
-        length: ``seqLength`` of seqinfo.ini, else the last frame with a box.
-        image_folder: ``imDir`` of seqinfo.ini when that folder exists (the sequence's frames), else None.
+        info: its :class:`edge_reid.motchallenge.SequenceInfo` (name, frame rate, length).
+        rows: (M, 10) float64 ground-truth rows ``frame, id, left, top, width, height, conf, ...``, frame 1-based.
+        image_folder: ``img1/`` when it exists (the sequence's frames), else None.
     """
 
-    folder: Path
+    info: object
     rows: np.ndarray
-    frame_rate: float | None
-    length: int
     image_folder: Path | None
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.info.folder)
+
+    @property
+    def length(self) -> int:
+        return int(self.info.length)
+
+    @property
+    def frame_rate(self) -> float | None:
+        return float(self.info.frame_rate) or None
 
 
 def load_ground_truth(folder: str | Path) -> GroundTruth:
-    """Read a MOTChallenge sequence folder.
+    """Read a MOTChallenge sequence folder with :mod:`edge_reid.motchallenge`.
 
     Raises:
-        BenchError: the folder or ``gt/gt.txt`` is missing or not MOTChallenge rows.
+        DataError: the folder, ``seqinfo.ini`` or ``gt/gt.txt`` is missing or malformed.
     """
-    folder = Path(folder)
-    gt_file = folder / "gt" / "gt.txt"
-    if not gt_file.is_file():
-        raise BenchError(f"{folder}: no gt/gt.txt; --gt takes a MOTChallenge sequence folder (seqinfo.ini, gt/gt.txt)")
-    try:
-        rows = np.loadtxt(gt_file, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError as error:
-        raise BenchError(f"{gt_file}: not MOTChallenge rows (frame, id, left, top, width, height, conf, x, y, z): {error}") from None
-    if rows.shape[0] and rows.shape[1] < 7:
-        raise BenchError(f"{gt_file}: rows have {rows.shape[1]} columns; MOTChallenge ground truth has at least 7")
-    if rows.shape[1] < 10:
-        rows = np.concatenate((rows, -np.ones((rows.shape[0], 10 - rows.shape[1]))), axis=1)
-    info = configparser.ConfigParser()
-    frame_rate, length, image_folder = None, int(rows[:, 0].max()) if rows.size else 0, None
-    if (folder / "seqinfo.ini").is_file():
-        info.read(folder / "seqinfo.ini")
-        section = info["Sequence"] if "Sequence" in info else {}
-        frame_rate = float(section["frameRate"]) if "frameRate" in section else None
-        length = int(section.get("seqLength", length))
-        candidate = folder / section.get("imDir", "img1")
-        image_folder = candidate if candidate.is_dir() else None
-    return GroundTruth(folder, rows, frame_rate, length, image_folder)
+    from edge_reid.motchallenge import read_rows, read_sequence_info
+
+    info = read_sequence_info(folder)
+    rows = read_rows(info.gt_path, "ground truth")
+    image_folder = Path(folder) / "img1"
+    return GroundTruth(info, rows, image_folder if image_folder.is_dir() else None)
 
 
 def read_mot_detections(path: str | Path) -> dict[int, Detections]:
     """MOTChallenge detections (``det/det.txt`` rows, or a tracker's rows with ids ignored) by 1-based frame.
 
-    Scores of -1 (files without confidences) become 1.0.
+    Scores below 0 (files without confidences write -1) become 1.0.
 
     Raises:
-        BenchError: the file is missing or not MOTChallenge rows.
+        DataError: the file is missing or not MOTChallenge rows.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"detections file not found: {path}")
-    try:
-        rows = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError as error:
-        raise BenchError(f"{path}: not MOTChallenge rows (frame, id, left, top, width, height, conf, ...): {error}") from None
-    if rows.shape[0] and rows.shape[1] < 7:
-        raise BenchError(f"{path}: rows have {rows.shape[1]} columns; MOTChallenge detections have at least 7")
+    from edge_reid.motchallenge import read_rows
+
+    rows = read_rows(path, "detections file")
     by_frame: dict[int, Detections] = {}
     for frame in np.unique(rows[:, 0]).astype(int):
         chosen = rows[rows[:, 0] == frame]
@@ -559,10 +545,20 @@ def _roboflow(name, label, class_name, needs_image=False, **options) -> Callable
 
 def _boxmot(name, label, class_name, options: Callable) -> Callable:
     def build(context) -> BenchTracker:
+        import logging
+
         import boxmot
 
         cls = getattr(boxmot, class_name)
-        return BoxmotTracker(name, label, lambda reid: cls(reid_model=reid, **options(context)), context.embedder())
+
+        def quiet_build(reid):
+            logging.disable(logging.INFO)  # boxmot's trackers log their settings at INFO when built
+            try:
+                return cls(reid_model=reid, **options(context))
+            finally:
+                logging.disable(logging.NOTSET)
+
+        return BoxmotTracker(name, label, quiet_build, context.embedder())
 
     return build
 
@@ -675,16 +671,19 @@ def run_trackers(
 ) -> list[TrackerRun]:
     """Feed every tracker the sequence frame by frame, interleaved, timing each update call.
 
-    Frames are decoded once per frame (only when a tracker needs them) and not timed.
+    Frames are decoded once per frame (only when a tracker uses them) and not timed. A sequence
+    without frames (external detections) gives ``image=None`` to every tracker: trackers that
+    embed must not be among them (:func:`build_trackers` skips them); BoT-SORT then runs without
+    camera-motion compensation.
 
     Raises:
-        BenchError: a tracker needs frames but the sequence has none (external detections only).
+        BenchError: a tracker that embeds was given a sequence without frames.
     """
     runs = [TrackerRun(t.name, t.label, embeds=t.embeds) for t in trackers]
     rows: list[list] = [[] for _ in trackers]
-    need_images = any(t.needs_image for t in trackers)
-    if need_images and sequence.source is None:
-        raise BenchError("these trackers need frames, but the sequence has only detections: give --source or use motion-only trackers")
+    if sequence.source is None and any(t.embeds for t in trackers):
+        raise BenchError("trackers that embed people need frames, but the sequence has only detections: give --source")
+    need_images = sequence.source is not None and any(t.needs_image for t in trackers)
     images = (
         iter_source_frames(sequence.source, sequence.frame_step, sequence.scale, len(sequence.frames), sequence.settings.get("source_fps", sequence.fps))
         if need_images
@@ -728,73 +727,36 @@ def evaluated_ground_truth(ground_truth: GroundTruth, sequence: Sequence) -> np.
 
 
 def score(runs: list[TrackerRun], ground_truth: GroundTruth, sequence: Sequence) -> dict[str, dict[str, float]]:
-    """HOTA, DetA, AssA, IDF1, MOTA (percent) and ID switches (count) of each run, by TrackEval.
+    """HOTA, DetA, AssA, IDF1, MOTA (percent) and ID switches (count) of each run that ran.
 
-    TrackEval's ``MotChallenge2DBox`` with ``BENCHMARK="MOT15"``: pedestrians only, ground-truth
-    rows with ``conf`` 0 ignored, no distractor-class preprocessing (the 2D MOT 2015 protocol).
-    Scored on the evaluated frames only (after ``--frame-step`` and ``--max-frames``).
+    Computed by :func:`edge_reid.evaluation.mot.evaluate_mot` (TrackEval, MOT15 settings: ground-truth
+    rows with ``conf`` 0 ignored, no distractor-class preprocessing), on the evaluated frames only:
+    the ground truth is cut to the frames kept by ``--frame-step`` and ``--max-frames``, renumbered 1..M.
 
     Raises:
-        BenchError: TrackEval is not installed, or it failed on a run.
+        MissingDependencyError: TrackEval is not installed.
+        DataError: a run's rows are not valid MOTChallenge rows.
     """
-    try:
-        import trackeval
-    except ImportError:
-        raise BenchError("TrackEval is not installed: pip install '.[bench]' (or pip install trackeval)") from None
+    from edge_reid.evaluation.mot import evaluate_mot
+    from edge_reid.motchallenge import write_rows
 
-    name = ground_truth.folder.name
-    length = len(sequence.frames)
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
-        gt_folder = Path(tmp) / "gt" / name
-        (gt_folder / "gt").mkdir(parents=True)
-        (gt_folder / "seqinfo.ini").write_text(f"[Sequence]\nname={name}\nseqLength={length}\nframeRate={sequence.fps:g}\n")
-        _write_rows(gt_folder / "gt" / "gt.txt", evaluated_ground_truth(ground_truth, sequence))
-        scored = [run for run in runs if run.skipped is None]
-        for index, run in enumerate(scored):
-            folder = Path(tmp) / "trackers" / f"t{index}" / "data"
-            folder.mkdir(parents=True)
-            _write_rows(folder / f"{name}.txt", run.rows)
-        if not scored:
-            return results
-        evaluator_config = trackeval.Evaluator.get_default_eval_config()
-        evaluator_config.update(
-            USE_PARALLEL=False, PRINT_RESULTS=False, PRINT_CONFIG=False, TIME_PROGRESS=False, OUTPUT_SUMMARY=False,
-            OUTPUT_EMPTY_CLASSES=False, OUTPUT_DETAILED=False, PLOT_CURVES=False, DISPLAY_LESS_PROGRESS=True, LOG_ON_ERROR=None,
+        folder = Path(tmp) / ground_truth.folder.name
+        (folder / "gt").mkdir(parents=True)
+        (folder / "seqinfo.ini").write_text(
+            f"[Sequence]\nname={ground_truth.info.name}\nframeRate={sequence.fps:g}\nseqLength={len(sequence.frames)}\n"
         )
-        dataset_config = {
-            "GT_FOLDER": str(Path(tmp) / "gt"),
-            "TRACKERS_FOLDER": str(Path(tmp) / "trackers"),
-            "OUTPUT_FOLDER": str(Path(tmp) / "out"),
-            "TRACKERS_TO_EVAL": [f"t{i}" for i in range(len(scored))],
-            "BENCHMARK": "MOT15",
-            "SKIP_SPLIT_FOL": True,
-            "SEQ_INFO": {name: length},
-            "PRINT_CONFIG": False,
-        }
-        metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}), trackeval.metrics.Identity({"PRINT_CONFIG": False})]
-        with contextlib.redirect_stdout(io.StringIO()):
-            output, messages = trackeval.Evaluator(evaluator_config).evaluate([trackeval.datasets.MotChallenge2DBox(dataset_config)], metrics)
-        for index, run in enumerate(scored):
-            message = messages["MotChallenge2DBox"][f"t{index}"]
-            if message != "Success":
-                raise BenchError(f"TrackEval failed on {run.name}: {message}")
-            result = output["MotChallenge2DBox"][f"t{index}"][name]["pedestrian"]
+        write_rows(folder / "gt" / "gt.txt", evaluated_ground_truth(ground_truth, sequence))
+        for run in runs:
+            if run.skipped is not None:
+                continue
+            metrics = evaluate_mot(run.rows, folder)
             results[run.name] = {
-                "HOTA": 100.0 * float(np.mean(result["HOTA"]["HOTA"])),
-                "DetA": 100.0 * float(np.mean(result["HOTA"]["DetA"])),
-                "AssA": 100.0 * float(np.mean(result["HOTA"]["AssA"])),
-                "IDF1": 100.0 * float(result["Identity"]["IDF1"]),
-                "MOTA": 100.0 * float(result["CLEAR"]["MOTA"]),
-                "IDSW": float(result["CLEAR"]["IDSW"]),
+                "HOTA": metrics.hota, "DetA": metrics.deta, "AssA": metrics.assa,
+                "IDF1": metrics.idf1, "MOTA": metrics.mota, "IDSW": float(metrics.id_switches),
             }
     return results
-
-
-def _write_rows(path: Path, rows: np.ndarray) -> None:
-    with open(path, "w") as handle:
-        for row in rows:
-            handle.write(f"{int(row[0])},{int(row[1])},{row[2]:.2f},{row[3]:.2f},{row[4]:.2f},{row[5]:.2f},{row[6]:g},-1,-1,-1\n")
 
 
 @contextlib.contextmanager
@@ -1044,7 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
         by_name = {run.name: run for run in runs + skipped}
         runs = [by_name[choice.name] for choice in selected]
         metrics = score(runs, ground_truth, sequence)
-    except BenchError as error:
+    except EdgeReidError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     document = report(sequence, runs, metrics)

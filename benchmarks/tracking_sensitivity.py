@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_for(subject, only)
         ground_truth, sequence = bench.resolve_inputs(args)
         rows = run_sensitivity(subject, sequence, ground_truth, settings, progress=not args.no_progress)
-    except bench.BenchError as error:
+    except bench.EdgeReidError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{subject.label} on {sequence.name}: {len(sequence.frames)} frames at {sequence.fps:g} fps (frame step {sequence.frame_step}, scale {sequence.scale:g})")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from edge_reid.detections import Detections
+from edge_reid.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,7 +69,10 @@ def test_load_ground_truth_reads_seqinfo_and_rows(bench, tmp_path):
 
 
 def test_load_ground_truth_names_the_missing_file(bench, tmp_path):
-    with pytest.raises(bench.BenchError, match="gt/gt.txt"):
+    with pytest.raises(DataError, match="seqinfo.ini"):
+        bench.load_ground_truth(tmp_path)
+    (tmp_path / "seqinfo.ini").write_text("[Sequence]\nseqLength=5\n")
+    with pytest.raises(DataError, match="gt.txt"):
         bench.load_ground_truth(tmp_path)
 
 
@@ -88,7 +92,7 @@ def test_read_mot_detections_groups_by_frame_and_defaults_scores(bench, tmp_path
     assert sorted(detections) == [1, 3]
     np.testing.assert_allclose(detections[1].scores, [1.0, 0.9])  # -1 -> 1.0, sorted by score
     np.testing.assert_allclose(detections[1].boxes[0], [10, 20, 40, 60])  # left, top, w, h -> x1, y1, x2, y2
-    with pytest.raises(bench.BenchError, match="not found"):
+    with pytest.raises(DataError, match="missing.txt does not exist"):
         bench.read_mot_detections(tmp_path / "missing.txt")
 
 
