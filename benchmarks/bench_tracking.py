@@ -242,7 +242,9 @@ def detect_sequence(
 
     Detections are cached in ``cache_dir`` (None: no cache) under a key made of the source file
     (path, size, modification time), the detector model and every setting, so the sensitivity
-    harness and reruns skip the detector.
+    harness and reruns skip the detector. The detector always runs down to ``LOW_SCORE_FLOOR``
+    (or lower when asked) and a higher ``detection_threshold`` is applied afterwards: greedy NMS
+    visits boxes by descending score, so the boxes above any threshold are the same either way.
 
     Args:
         source: video file or image folder (what :func:`edge_reid.sources.open_source` takes; no live sources).
@@ -250,7 +252,7 @@ def detect_sequence(
         frame_step: keep every ``frame_step``-th frame (timestamps kept: a lower frame rate).
         scale: resize factor for the frames before detection (0.5: people half as tall).
         max_frames: stop after this many kept frames.
-        detection_threshold: detector score floor in [0, 1].
+        detection_threshold: detections below this score in [0, 1] are not fed to the trackers.
         min_box_height: boxes shorter than this many pixels (of the scaled frame) are dropped.
         detector_model: YOLOX ONNX file (None: the bundled YOLOX-Nano).
         folder_fps: frame rate of an image folder (timestamps).
@@ -270,9 +272,10 @@ def detect_sequence(
         raise BenchError(str(error)) from None
     source_fps, total = probe.fps or folder_fps, probe.total_frames
     probe.close()
+    detector_floor = min(detection_threshold, LOW_SCORE_FLOOR)
     settings = {
         "detector": str(detector_model or "bundled yolox_nano.onnx"),
-        "detection_threshold": detection_threshold,
+        "detection_threshold": detector_floor,
         "nms_iou": 0.45,
         "min_box_height": min_box_height,
         "frame_step": frame_step,
@@ -287,9 +290,10 @@ def detect_sequence(
         key = json.dumps([_file_key(source), _file_key(detector_model or DEFAULT_DETECTOR), settings], sort_keys=True)
         cache_file = Path(cache_dir) / f"{Path(source).stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
         if cache_file.is_file():
-            return _load_sequence(cache_file, name, source, source_fps / frame_step, scale, frame_step, settings)
+            sequence = _load_sequence(cache_file, name, source, source_fps / frame_step, scale, frame_step, settings)
+            return _above(sequence, detection_threshold)
 
-    detector = PersonDetector(detector_model, score_threshold=detection_threshold, min_box_height=min_box_height)
+    detector = PersonDetector(detector_model, score_threshold=detector_floor, min_box_height=min_box_height)
     frames: list[SequenceFrame] = []
     expected = None if total is None else -(-total // frame_step)
     if max_frames is not None:
@@ -302,7 +306,20 @@ def detect_sequence(
         raise BenchError(f"{source}: no frames could be read")
     if cache_file is not None:
         _save_sequence(cache_file, frames)
-    return Sequence(name, frames, source_fps / frame_step, scale, source, frame_step, settings)
+    return _above(Sequence(name, frames, source_fps / frame_step, scale, source, frame_step, settings), detection_threshold)
+
+
+def _above(sequence: Sequence, threshold: float) -> Sequence:
+    """``sequence`` with only the detections scoring at least ``threshold``."""
+    sequence.settings["fed_score_floor"] = threshold
+    if threshold <= sequence.settings["detection_threshold"]:
+        return sequence
+    frames = []
+    for frame in sequence.frames:
+        keep = frame.detections.scores >= threshold
+        frames.append(SequenceFrame(frame.number, frame.source_index, frame.timestamp_s, Detections(frame.detections.boxes[keep], frame.detections.scores[keep])))
+    sequence.frames = frames
+    return sequence
 
 
 def _save_sequence(path: Path, frames: list[SequenceFrame]) -> None:

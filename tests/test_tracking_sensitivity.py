@@ -1,0 +1,70 @@
+"""benchmarks/tracking_sensitivity.py: which settings it runs, and a short real run with a peer."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sensitivity():
+    spec = importlib.util.spec_from_file_location("tracking_sensitivity", REPO / "benchmarks" / "tracking_sensitivity.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tracking_sensitivity"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_varied_values_are_rounded_counted_and_clipped(sensitivity):
+    frames = sensitivity.Constant("max_age_frames", 3, integer=True)
+    assert frames.varied(0.5) == (2, False)  # 1.5 rounds to 2
+    assert frames.varied(2.0) == (6, False)
+    assert sensitivity.Constant("hits", 1, integer=True).varied(0.5) == (1, False)  # a count stays >= 1
+    iou = sensitivity.Constant("iou", 0.7, upper=1.0)
+    assert iou.varied(0.5) == (pytest.approx(0.35), False)
+    assert iou.varied(2.0) == (1.0, True)
+    assert sensitivity.Constant("seconds", 1.5).varied(2.0) == (3.0, False)
+
+
+def _subject(sensitivity):
+    constants = (sensitivity.Constant("a", 0.4, upper=1.0), sensitivity.Constant("b", 10, integer=True))
+    return sensitivity.Subject("toy", "toy", constants, lambda overrides, context: None, lambda: None)
+
+
+def test_settings_are_the_default_then_each_constant_halved_and_doubled(sensitivity):
+    settings = sensitivity.settings_for(_subject(sensitivity))
+    assert [s.key for s in settings] == ["default", "a x0.5", "a x2", "b x0.5", "b x2"]
+    assert [s.value for s in settings] == [None, pytest.approx(0.2), pytest.approx(0.8), 5, 20]
+    only_b = sensitivity.settings_for(_subject(sensitivity), ["b"])
+    assert [s.key for s in only_b] == ["default", "b x0.5", "b x2"]
+
+
+def test_unknown_constant_names_the_known_ones(sensitivity):
+    with pytest.raises(sensitivity.bench.BenchError, match="toy has no constant.*c.*its constants: a, b"):
+        sensitivity.settings_for(_subject(sensitivity), ["c"])
+
+
+@pytest.mark.slow
+def test_bytetrack_constant_halved_and_doubled_on_a_vtest_slice(sensitivity, shared_dir, tmp_path, capsys):
+    pytest.importorskip("trackers", reason="roboflow trackers is not installed (pip install '.[bench]')")
+    pytest.importorskip("trackeval", reason="TrackEval is not installed (pip install '.[bench]')")
+    out = tmp_path / "sensitivity.json"
+    argv = ["--subject", "rf-bytetrack", "--constants", "high_conf_det_threshold", "--max-frames", "30"]
+    argv += ["--no-progress", "--cache-dir", str(tmp_path / "cache"), "--json", str(out)]
+    assert sensitivity.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| high_conf_det_threshold x0.5 | 0.3 (default 0.6) |" in printed
+    document = json.loads(out.read_text())
+    rows = document["rows"]
+    assert [row["setting"] for row in rows] == ["default", "high_conf_det_threshold x0.5", "high_conf_det_threshold x2"]
+    assert rows[0]["delta_HOTA"] == 0.0 and rows[0]["delta_IDF1"] == 0.0
+    assert 0.0 < rows[0]["HOTA"] <= 100.0
+    assert rows[2]["clipped"] and rows[2]["value"] == 1.0
+    # at 1.0 no detection is "high": ByteTrack never starts a track, so nothing is reported
+    assert rows[2]["HOTA"] == 0.0 and rows[2]["delta_HOTA"] == pytest.approx(-rows[0]["HOTA"])
