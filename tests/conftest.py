@@ -80,3 +80,16 @@ def embedder(osnet_path):
 @pytest.fixture(scope="session")
 def frame0_detections(detector, vtest_frames):
     return detector.detect(vtest_frames[0])
+
+
+def load_benchmark_script(name: str):
+    """Import ``benchmarks/<name>.py`` (a script folder, not a package) as module ``name``, once."""
+    import importlib.util
+    import sys
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -6,27 +6,20 @@ the right frames, scores what it is given correctly, and reports numbers of the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_benchmark_script
 
 from edge_reid.detections import Detections
 from edge_reid.errors import DataError
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_tracking", REPO / "benchmarks" / "bench_tracking.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_tracking"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("bench_tracking")
 
 
 def _write_sequence(folder: Path, rows: list[list[float]], length: int, frame_rate: int = 10) -> Path:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def sensitivity():
-    spec = importlib.util.spec_from_file_location("tracking_sensitivity", REPO / "benchmarks" / "tracking_sensitivity.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tracking_sensitivity"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("tracking_sensitivity")
 
 
 def test_varied_values_are_rounded_counted_and_clipped(sensitivity):
