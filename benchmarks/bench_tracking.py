@@ -241,7 +241,7 @@ def detect_sequence(
     """Detect people once in every kept frame of ``source`` with :class:`edge_reid.detector.PersonDetector`.
 
     Detections are cached in ``cache_dir`` (None: no cache) under a key made of the source file
-    (path, size, modification time), the detector model and every setting, so the sensitivity
+    (path, size, modification time), the detector model's sha256 and every setting, so the sensitivity
     harness and reruns skip the detector. The detector always runs down to ``LOW_SCORE_FLOOR``
     (or lower when asked) and a higher ``detection_threshold`` is applied afterwards: greedy NMS
     visits boxes by descending score, so the boxes above any threshold are the same either way.
@@ -287,7 +287,10 @@ def detect_sequence(
     if cache_dir is not None:
         from edge_reid.assets import DEFAULT_DETECTOR
 
-        key = json.dumps([_file_key(source), _file_key(detector_model or DEFAULT_DETECTOR), settings], sort_keys=True)
+        from edge_reid.spec import file_sha256
+
+        model_key = file_sha256(Path(detector_model or DEFAULT_DETECTOR))  # the same model wherever it lies
+        key = json.dumps([_file_key(source), model_key, settings], sort_keys=True)
         cache_file = Path(cache_dir) / f"{Path(source).stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
         if cache_file.is_file():
             sequence = _load_sequence(cache_file, name, source, source_fps / frame_step, scale, frame_step, settings)
@@ -489,7 +492,8 @@ class BoxmotTracker(BenchTracker):
 
 
 class RunPipelineTracker(BenchTracker):
-    """``edge-reid run``'s :class:`~edge_reid.pipeline.Pipeline`, fed the detections ``run`` keeps; identities as track ids."""
+    """``edge-reid run``'s :class:`~edge_reid.pipeline.Pipeline` from before it tracked (every detection matched to the
+    gallery by appearance), fed the detections ``run`` kept (>= 0.35); identities as track ids."""
 
     name = "edge-reid-run"
     needs_image = True
@@ -502,13 +506,53 @@ class RunPipelineTracker(BenchTracker):
         self.embedder = embedder
         self.detection_threshold = detection_threshold
         self.pipeline = Pipeline(embedder, use_detector=False, threshold=RUN_GALLERY_THRESHOLD, min_box_height=RUN_MIN_BOX_HEIGHT)
-        self.label = f"edge-reid run: Pipeline (detections >= {detection_threshold:g})"
+        self.label = f"edge-reid run before tracking: Pipeline (detections >= {detection_threshold:g})"
 
     def update(self, frame, image):
         keep = frame.detections.scores >= self.detection_threshold
         detections = Detections(frame.detections.boxes[keep], frame.detections.scores[keep])
         result = self.pipeline.process(image, frame.timestamp_s, frame.source_index, detections=detections)
         return result.boxes, result.identity_ids.astype(np.int64)
+
+
+class EdgeReidTracker(BenchTracker):
+    """edge-reid's :class:`~edge_reid.pipeline.Pipeline` as ``edge-reid run`` drives it (tracker, embedding
+    plan, identities), fed the sequence's detections; rows as ``edge-reid run --mot`` writes them:
+    the identity id of each tracked person who has one.
+
+    Args:
+        embedder: the shared counting embedder.
+        tracker_overrides: keyword overrides of :class:`edge_reid.tracking.TrackerConfig`'s defaults.
+        pipeline_overrides: keyword overrides of the Pipeline's own constants (``threshold``,
+            ``reid_threshold``, ``refresh_s``).
+    """
+
+    name = "edge-reid"
+    label = "edge-reid (Pipeline: tracker + identities)"
+    needs_image = True
+    embeds = True
+
+    def __init__(self, embedder: CountingEmbedder, tracker_overrides: dict | None = None, pipeline_overrides: dict | None = None) -> None:
+        super().__init__()
+        from edge_reid.pipeline import Pipeline
+        from edge_reid.tracking import Tracker, TrackerConfig
+
+        self.embedder = embedder
+        tracker = Tracker(TrackerConfig(**(tracker_overrides or {})))
+        self.pipeline = Pipeline(
+            embedder, use_detector=False, min_box_height=RUN_MIN_BOX_HEIGHT, tracker=tracker, **(pipeline_overrides or {})
+        )
+
+    def update(self, frame, image):
+        result = self.pipeline.process(image, frame.timestamp_s, frame.source_index, detections=frame.detections)
+        identity_ids = np.asarray(result.identities.identity_ids, np.int64)
+        known = identity_ids >= 1
+        return result.tracked.boxes[known], identity_ids[known]
+
+
+def edge_reid_tracks() -> bool:
+    """True when this edge-reid's Pipeline tracks (``edge_reid.tracking`` exists)."""
+    return importlib.util.find_spec("edge_reid.tracking") is not None
 
 
 @dataclass(frozen=True)
@@ -538,9 +582,11 @@ def _missing_module(module: str, install: str) -> Callable[[], str | None]:
 
 
 def _edge_reid_tracker_missing() -> str | None:
-    if importlib.util.find_spec("edge_reid.tracking") is None:
-        return "not available on this branch: edge_reid.tracking is not on main yet"
-    return "edge_reid.tracking is present but this benchmark does not drive it yet"
+    return None if edge_reid_tracks() else "not available on this branch: edge_reid.tracking is not on main yet"
+
+
+def _appearance_only_missing() -> str | None:
+    return "replaced on this branch: edge-reid's Pipeline tracks (row edge-reid)" if edge_reid_tracks() else None
 
 
 def _boxmot_missing() -> str | None:
@@ -588,12 +634,14 @@ def tracker_choices() -> dict[str, TrackerChoice]:
     """
     rf_install = "pip install '.[bench]'"
     choices = [
-        TrackerChoice("edge-reid", "edge-reid Tracker", lambda context: None, _edge_reid_tracker_missing, embeds=True),
+        TrackerChoice(
+            "edge-reid", EdgeReidTracker.label, lambda context: EdgeReidTracker(context.embedder()), _edge_reid_tracker_missing, embeds=True
+        ),
         TrackerChoice(
             "edge-reid-run",
-            f"edge-reid run: Pipeline (detections >= {RUN_DETECTION_THRESHOLD:g})",
+            f"edge-reid run before tracking: Pipeline (detections >= {RUN_DETECTION_THRESHOLD:g})",
             lambda context: RunPipelineTracker(context.embedder()),
-            lambda: None,
+            _appearance_only_missing,
             embeds=True,
         ),
         TrackerChoice(

@@ -137,7 +137,7 @@ def test_motion_peers_side_by_side_on_a_vtest_slice(bench, shared_dir, tmp_path,
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
     assert "| ByteTrack (trackers) |" in printed and "| OC-SORT (trackers) |" in printed
-    assert "edge-reid Tracker: skipped" in printed or "| edge-reid Tracker |" in printed
+    assert "| edge-reid (Pipeline: tracker + identities) |" in printed  # a row, with numbers or "n/a" and its reason
     document = json.loads(out.read_text())
     assert document["schema"] == "edge-reid-bench-tracking/1"
     assert document["sequence"]["frames"] == 40
