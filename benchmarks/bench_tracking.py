@@ -678,13 +678,17 @@ class BuildContext:
         self.reid_model = reid_model
         self._embedder = None
 
-    def embedder(self) -> CountingEmbedder:
-        """A new counter around the one :class:`~edge_reid.embedder.Embedder` all trackers share."""
+    def model(self):
+        """The one :class:`~edge_reid.embedder.Embedder` (bundled OSNet unless ``reid_model``) all trackers share."""
         if self._embedder is None:
             from edge_reid.embedder import Embedder
 
             self._embedder = Embedder(self.reid_model)
-        return CountingEmbedder(self._embedder)
+        return self._embedder
+
+    def embedder(self) -> CountingEmbedder:
+        """A new counter around :meth:`model`, one per tracker."""
+        return CountingEmbedder(self.model())
 
 
 # --------------------------------------------------------------------------------------------

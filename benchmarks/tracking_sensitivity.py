@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_tracking as bench  # noqa: E402
@@ -39,8 +41,9 @@ class Constant:
         default: its default value.
         integer: True when the constant counts something (frames, hits): varied values are
             rounded and kept >= 1.
-        upper: largest meaningful value (1.0 for a probability or an IoU), or None; a doubled
-            value above it is clipped to it and marked.
+        upper: largest meaningful value (1.0 for a score, an IoU or a cosine similarity), or None;
+            a doubled value that would pass it is moved halfway from the default to it instead,
+            and marked.
     """
 
     name: str
@@ -49,12 +52,13 @@ class Constant:
     upper: float | None = None
 
     def varied(self, factor: float) -> tuple[float, bool]:
-        """``(value, clipped)``: the default times ``factor``, rounded/clipped as the constant needs."""
+        """``(value, bounded)``: the default times ``factor``, rounded as the constant needs; ``bounded``
+        when that would pass ``upper`` and the value is halfway from the default to ``upper`` instead."""
         value = self.default * factor
         if self.integer:
             value = max(1, int(round(value)))
-        clipped = self.upper is not None and value > self.upper
-        return (self.upper if clipped else value), clipped
+        bounded = self.upper is not None and value > self.upper
+        return ((self.default + self.upper) / 2 if bounded else value), bounded
 
 
 @dataclass(frozen=True)
@@ -101,10 +105,74 @@ def _roboflow_subject(name: str, label: str, class_name: str, constants: dict[st
     return make
 
 
+class FrameMemoEmbedder(bench.CountingEmbedder):
+    """An embedder that embeds each box of a frame once, however many trackers ask for it.
+
+    The harness hands every setting the same image object for a frame; a box asked for again in
+    that frame gets the vector computed the first time (the same model on the same pixels), so
+    running many settings side by side costs one setting's embeddings.
+    """
+
+    def __init__(self, embedder) -> None:
+        super().__init__(embedder)
+        self._image = None
+        self._memo: dict[tuple, np.ndarray] = {}
+
+    def embed_boxes(self, frame, boxes, out=None):
+        """(N, 4) boxes of ``frame`` -> (N, D) float32, each box embedded once per frame (written into ``out`` when given)."""
+        if frame is not self._image:
+            self._image, self._memo = frame, {}
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        keys = [tuple(np.round(box, 2).tolist()) for box in boxes]
+        missing = [i for i, key in enumerate(keys) if key not in self._memo]
+        if missing:
+            vectors = super().embed_boxes(frame, boxes[missing])
+            for i, vector in zip(missing, vectors):
+                self._memo[keys[i]] = vector.copy()
+        result = np.stack([self._memo[key] for key in keys]) if keys else np.zeros((0, self._embedder.dim), np.float32)
+        if out is not None:
+            out[: len(result)] = result
+            return out[: len(result)]
+        return result
+
+
+def _edge_reid_subject() -> Subject:
+    """edge-reid's tracking Pipeline: the tracker's constants (:class:`edge_reid.tracking.TrackerConfig`)
+    and the Pipeline's (:mod:`edge_reid.defaults`)."""
+    from edge_reid import defaults
+    from edge_reid.tracking import TrackerConfig
+
+    base = TrackerConfig()
+    bounded = {"upper": 1.0}
+    tracker_constants = {
+        "high_score": bounded, "new_track_score": bounded, "low_score": bounded, "min_iou": bounded,
+        "proximity": bounded, "appearance_thresh": bounded, "veto_similarity": bounded,
+        "confirm_hits": {"integer": True}, "max_lost_s": {}, "overlap": bounded,
+    }
+    pipeline_constants = {"threshold": bounded, "reid_threshold": bounded, "refresh_s": {}}
+    constants = tuple(Constant(name, float(getattr(base, name)), **options) for name, options in tracker_constants.items())
+    constants += (
+        Constant("threshold", float(defaults.THRESHOLD), upper=1.0),
+        Constant("reid_threshold", float(defaults.REID_THRESHOLD), upper=1.0),
+        Constant("refresh_s", float(defaults.REFRESH_S)),
+    )
+    shared: dict = {}
+
+    def build(overrides: dict, context: bench.BuildContext) -> bench.BenchTracker:
+        if "embedder" not in shared:
+            shared["embedder"] = FrameMemoEmbedder(context.model())
+        tracker = {k: (int(v) if k == "confirm_hits" else v) for k, v in overrides.items() if k in tracker_constants}
+        pipeline = {k: v for k, v in overrides.items() if k in pipeline_constants}
+        return bench.EdgeReidTracker(shared["embedder"], tracker, pipeline)
+
+    return Subject("edge-reid", bench.EdgeReidTracker.label, constants, build, lambda: None)
+
+
 def _subjects() -> dict[str, tuple[Callable[[], Subject], Callable[[], str | None]]]:
     """Known subjects: ``name -> (make, missing)``."""
     trackers_missing = bench._missing_module("trackers", "pip install '.[bench]'")
     return {
+        "edge-reid": (_edge_reid_subject, bench._edge_reid_tracker_missing),
         "rf-bytetrack": (
             _roboflow_subject(
                 "rf-bytetrack",
@@ -123,7 +191,8 @@ def _subjects() -> dict[str, tuple[Callable[[], Subject], Callable[[], str | Non
     }
 
 
-DEFAULT_SUBJECT = "rf-bytetrack"
+#: edge-reid's own tracker where this branch has it, else a peer (so the harness runs everywhere).
+DEFAULT_SUBJECT = "edge-reid" if bench.edge_reid_tracks() else "rf-bytetrack"
 
 
 @dataclass(frozen=True)
@@ -133,7 +202,7 @@ class Setting:
     constant: str | None
     factor: float | None
     value: float | None
-    clipped: bool = False
+    bounded: bool = False
 
     @property
     def key(self) -> str:
@@ -156,8 +225,8 @@ def settings_for(subject: Subject, only: list[str] | None = None) -> list[Settin
         if only and constant.name not in only:
             continue
         for factor in FACTORS:
-            value, clipped = constant.varied(factor)
-            settings.append(Setting(constant.name, factor, value, clipped))
+            value, bounded = constant.varied(factor)
+            settings.append(Setting(constant.name, factor, value, bounded))
     return settings
 
 
@@ -182,7 +251,7 @@ def run_sensitivity(subject: Subject, sequence: bench.Sequence, ground_truth: be
                 "constant": setting.constant,
                 "factor": setting.factor,
                 "value": setting.value,
-                "clipped": setting.clipped,
+                "bounded": setting.bounded,
                 **{key: result[key] for key in bench.METRICS},
                 "delta_HOTA": result["HOTA"] - baseline["HOTA"],
                 "delta_IDF1": result["IDF1"] - baseline["IDF1"],
@@ -199,7 +268,7 @@ def format_rows(rows: list[dict], subject: Subject) -> str:
         if row["constant"] is None:
             value = "defaults"
         else:
-            value = f"{row['value']:g} (default {defaults[row['constant']]:g}{', clipped' if row['clipped'] else ''})"
+            value = f"{row['value']:g} (default {defaults[row['constant']]:g}{', halfway to 1' if row['bounded'] else ''})"
         lines.append(
             f"| {row['setting']} | {value} | {row['HOTA']:.1f} | {row['IDF1']:.1f} | {row['AssA']:.1f} | {row['IDSW']:.0f} "
             f"| {row['delta_HOTA']:+.1f} | {row['delta_IDF1']:+.1f} |"
@@ -233,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         subject = make()
         only = [name.strip() for name in args.constants.split(",")] if args.constants else None
         settings = settings_for(subject, only)
+        lowest = min((s.value for s in settings if s.constant == "low_score"), default=None)
+        if lowest is not None and lowest < args.det_threshold:
+            args.det_threshold = lowest  # a halved low_score needs the detections below the usual floor
         ground_truth, sequence = bench.resolve_inputs(args)
         rows = run_sensitivity(subject, sequence, ground_truth, settings, progress=not args.no_progress)
     except bench.EdgeReidError as error:
