@@ -10,6 +10,8 @@ chosen by reasoning and published values, so that a result on one video can be t
 Examples::
 
     python benchmarks/tracking_sensitivity.py                          # the default subject, vtest
+    python benchmarks/tracking_sensitivity.py --frame-step 2 --only-defaults   # one row, at 5 fps
+    python benchmarks/tracking_sensitivity.py --set veto_similarity=-1          # every row without the veto
     python benchmarks/tracking_sensitivity.py --subject rf-bytetrack --frame-step 2
     python benchmarks/tracking_sensitivity.py --constants lost_track_buffer,minimum_iou_threshold --json s.json
 """
@@ -230,12 +232,26 @@ def settings_for(subject: Subject, only: list[str] | None = None) -> list[Settin
     return settings
 
 
-def run_sensitivity(subject: Subject, sequence: bench.Sequence, ground_truth: bench.GroundTruth, settings: list[Setting], progress: bool = True) -> list[dict]:
-    """Run every setting on the same detections, interleaved; HOTA/IDF1 and their change from the default per setting."""
+def run_sensitivity(
+    subject: Subject,
+    sequence: bench.Sequence,
+    ground_truth: bench.GroundTruth,
+    settings: list[Setting],
+    progress: bool = True,
+    base: dict | None = None,
+) -> list[dict]:
+    """Run every setting on the same detections, interleaved; HOTA/IDF1 and their change from the default per setting.
+
+    Args:
+        base: overrides applied to every setting (the "default" row is then the subject's defaults
+            changed by ``base``); a setting's own constant wins over ``base``.
+    """
     context = bench.BuildContext(sequence.fps)
     trackers = []
     for index, setting in enumerate(settings):
-        overrides = {} if setting.constant is None else {setting.constant: setting.value}
+        overrides = dict(base or {})
+        if setting.constant is not None:
+            overrides[setting.constant] = setting.value
         tracker = subject.build(overrides, context)
         tracker.name = f"s{index}"
         trackers.append(tracker)
@@ -243,8 +259,10 @@ def run_sensitivity(subject: Subject, sequence: bench.Sequence, ground_truth: be
     metrics = bench.score(runs, ground_truth, sequence)
     baseline = metrics["s0"]
     rows = []
-    for index, setting in enumerate(settings):
+    for index, (setting, tracker, run) in enumerate(zip(settings, trackers, runs)):
         result = metrics[f"s{index}"]
+        pipeline = getattr(tracker, "pipeline", None)  # edge-reid's Pipeline counts the crops it asks to embed
+        embedded = getattr(pipeline, "embeddings_total", None)
         rows.append(
             {
                 "setting": setting.key,
@@ -255,6 +273,7 @@ def run_sensitivity(subject: Subject, sequence: bench.Sequence, ground_truth: be
                 **{key: result[key] for key in bench.METRICS},
                 "delta_HOTA": result["HOTA"] - baseline["HOTA"],
                 "delta_IDF1": result["IDF1"] - baseline["IDF1"],
+                "embeddings_per_frame": None if embedded is None else embedded / max(run.frames, 1),
             }
         )
     return rows
@@ -263,14 +282,18 @@ def run_sensitivity(subject: Subject, sequence: bench.Sequence, ground_truth: be
 def format_rows(rows: list[dict], subject: Subject) -> str:
     """A Markdown table: setting, value, HOTA, IDF1 and their change from the default."""
     defaults = {c.name: c.default for c in subject.constants}
-    lines = ["| setting | value | HOTA | IDF1 | AssA | ID sw. | change HOTA | change IDF1 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| setting | value | HOTA | IDF1 | DetA | AssA | ID sw. | emb./frame | change HOTA | change IDF1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         if row["constant"] is None:
             value = "defaults"
         else:
             value = f"{row['value']:g} (default {defaults[row['constant']]:g}{', halfway to 1' if row['bounded'] else ''})"
         lines.append(
-            f"| {row['setting']} | {value} | {row['HOTA']:.1f} | {row['IDF1']:.1f} | {row['AssA']:.1f} | {row['IDSW']:.0f} "
+            f"| {row['setting']} | {value} | {row['HOTA']:.1f} | {row['IDF1']:.1f} | {row['DetA']:.1f} | {row['AssA']:.1f} "
+            f"| {row['IDSW']:.0f} | {'-' if row['embeddings_per_frame'] is None else format(row['embeddings_per_frame'], '.2f')} "
             f"| {row['delta_HOTA']:+.1f} | {row['delta_IDF1']:+.1f} |"
         )
     return "\n".join(lines)
@@ -285,8 +308,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--subject", default=DEFAULT_SUBJECT, help=f"the tracker whose constants are varied: {', '.join(_subjects())}")
     parser.add_argument("--constants", help="comma-separated constants to vary (default: all of the subject's main constants)")
+    parser.add_argument("--only-defaults", action="store_true", help="run the default configuration only (e.g. on --frame-step 2 or --scale 0.5)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="change a constant of the base configuration, for every row (repeatable), e.g. --set veto_similarity=-1",
+    )
     bench.add_sequence_arguments(parser)
+    parser.add_argument("--every", dest="frame_step", type=bench._positive_int, help="the same as --frame-step")
+    parser.add_argument("--cache", dest="cache_dir", type=_cache_folder, help="the same as --cache-dir (a file's folder is used)")
     return parser
+
+
+def _cache_folder(text: str) -> str:
+    path = Path(text)
+    return str(path.parent if path.suffix else path)
+
+
+def parse_settings(subject: Subject, items: list[str]) -> dict:
+    """``NAME=VALUE`` items of ``--set`` as overrides of the subject's constants.
+
+    Raises:
+        bench.BenchError: an unknown name or a value that is not a number.
+    """
+    known = {c.name: c for c in subject.constants}
+    base = {}
+    for item in items:
+        name, _, text = item.partition("=")
+        if name not in known:
+            raise bench.BenchError(f"--set: {subject.name} has no constant {name!r}; its constants: {', '.join(known)}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise bench.BenchError(f"--set {item}: {text!r} is not a number") from None
+        base[name] = int(round(value)) if known[name].integer else value
+    return base
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,22 +356,25 @@ def main(argv: list[str] | None = None) -> int:
             raise bench.BenchError(f"{args.subject} cannot run here: {reason}")
         subject = make()
         only = [name.strip() for name in args.constants.split(",")] if args.constants else None
-        settings = settings_for(subject, only)
+        base = parse_settings(subject, args.set)
+        settings = settings_for(subject, only)[:1] if args.only_defaults else settings_for(subject, only)
         lowest = min((s.value for s in settings if s.constant == "low_score"), default=None)
         if lowest is not None and lowest < args.det_threshold:
             args.det_threshold = lowest  # a halved low_score needs the detections below the usual floor
         ground_truth, sequence = bench.resolve_inputs(args)
-        rows = run_sensitivity(subject, sequence, ground_truth, settings, progress=not args.no_progress)
+        rows = run_sensitivity(subject, sequence, ground_truth, settings, progress=not args.no_progress, base=base)
     except bench.EdgeReidError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{subject.label} on {sequence.name}: {len(sequence.frames)} frames at {sequence.fps:g} fps (frame step {sequence.frame_step}, scale {sequence.scale:g})")
+    changed = f"; base changed: {', '.join(args.set)}" if args.set else ""
+    print(f"{subject.label} on {sequence.name}: {len(sequence.frames)} frames at {sequence.fps:g} fps (frame step {sequence.frame_step}, scale {sequence.scale:g}){changed}")
     print(format_rows(rows, subject))
     if args.json:
         document = {
             "schema": "edge-reid-tracking-sensitivity/1",
             "subject": subject.name,
             "constants": {c.name: c.default for c in subject.constants},
+            "base_changes": base,
             "sequence": {"name": sequence.name, "frames": len(sequence.frames), "fps": sequence.fps, "settings": sequence.settings},
             "rows": rows,
             "peers": bench.peer_versions(),
