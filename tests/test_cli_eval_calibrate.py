@@ -40,13 +40,17 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
     # A lenient budget so the run stays short (the guard's search is covered in test_calibration.py).
     code = main([
         "calibrate", "--model", str(osnet_path), "--data", str(mot17_dir), "--images", "24", "--pool-size", "80",
-        "--out", str(out_dir), "--min-top1", "0", "--min-cosine", "0", "--max-map-drop", "100",
+        "--out", str(out_dir), "--min-top1", "0", "--min-cosine", "0", "--min-p1-cosine", "0", "--min-top5", "0",
+        "--max-map-drop", "100",
     ])
     assert code == 0
     report = json.loads((out_dir / "osnet_x0_25_msmt17-int8-report.json").read_text())
     assert report["met"] and report["calibration"]["count"] == 24
     assert all(not name.startswith("..") for name in report["calibration"]["images"])
-    assert report["recipe"]["opset"] == {"input": 12, "output": 13}
+    assert report["recipe"]["transforms"]["opset"] == 13
+    assert report["calibration"]["warning"].startswith("only 24 calibration crops")  # below the sensible minimum
+    assert report["pool"]["heldout_crops"] == 40 and report["agreement"]["crops"] == 40
+    assert "calibration crops" in capsys.readouterr().out
     int8 = Path(report["outputs"]["model"])
     assert int8.is_file() and Path(report["outputs"]["tensorrt_table"]).read_text().startswith("TRT-8601-EntropyCalibration2\n")
     for model, expected in ((int8, report["quantized"]), (osnet_path, report["fp32"])):

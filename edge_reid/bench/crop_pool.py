@@ -3,34 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from edge_reid.crop_pool import CropPool
+from edge_reid.data.market1501 import SkippedFile
 from edge_reid.errors import DataError
-
-
-@dataclass
-class CropPool:
-    """Real person crops for the loop and preprocessing benchmarks.
-
-    Attributes:
-        crops: BGR uint8 images (h, w, 3) of any size.
-        source: where they came from (``"video:PATH"`` or ``"folder:PATH"``).
-        skipped: files that could not be read (folders only).
-    """
-
-    crops: list[np.ndarray]
-    source: str
-    skipped: int = 0
-
-    def batches(self, batch: int) -> list[list[np.ndarray]]:
-        """Consecutive batches of ``batch`` crops covering the pool once, wrapping at the end
-        (so every batch is full, even when the pool is smaller than ``batch``)."""
-        count = len(self.crops)
-        steps = max(1, -(-count // batch))
-        return [[self.crops[(start * batch + k) % count] for k in range(batch)] for start in range(steps)]
 
 
 def default_video() -> Path | None:
@@ -67,7 +44,7 @@ def crops_from_video(video_path: str | Path, max_crops: int = 256, every_n_frame
 def crops_from_folder(folder: str | Path, max_crops: int = 256) -> CropPool:
     """Read up to ``max_crops`` images (jpg, png, bmp, webp, tif) from ``folder``, sorted by name.
 
-    Unreadable files are skipped and counted in :attr:`CropPool.skipped`.
+    Unreadable files are skipped and listed in :attr:`CropPool.skipped`.
 
     Raises:
         DataError: the folder is missing or holds no readable image.
@@ -79,15 +56,16 @@ def crops_from_folder(folder: str | Path, max_crops: int = 256) -> CropPool:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"crop folder not found: {folder}")
-    crops, skipped = [], 0
+    crops: list = []
+    skipped: list[SkippedFile] = []
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         if len(crops) >= max_crops:
             break
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None or image.size == 0:
-            skipped += 1
+            skipped.append(SkippedFile(path, "unreadable image"))
             continue
         crops.append(image)
     if not crops:
-        raise DataError(f"{folder}: no readable image ({skipped} unreadable); give a folder of person crops (.jpg/.png)")
+        raise DataError(f"{folder}: no readable image ({len(skipped)} unreadable); give a folder of person crops (.jpg/.png)")
     return CropPool(crops, f"folder:{folder}", skipped)
