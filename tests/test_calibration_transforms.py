@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax
 from edge_reid.calibration.pool import split_pool
-from edge_reid.calibration.qdq import precision_boundaries, quantizable_nodes, upgrade_opset
+from edge_reid.calibration.qdq import int8_islands, layer_macs, precision_boundaries, quantizable_nodes, upgrade_opset
 from edge_reid.calibration.reader import preprocess_all
 from edge_reid.calibration.sensitivity import ort_session_from_proto
 from edge_reid.calibration.transforms import (
@@ -162,3 +162,14 @@ def test_boundaries_count_precision_changes_between_connected_layers(osnet):
     assert precision_boundaries(model, layers, []) == 0
     first = layers[0]  # conv1 feeds the first block's conv1 (through ReLU and max pooling) and its downsample
     assert precision_boundaries(model, layers, [first]) == 2
+
+
+def test_small_isolated_int8_layers_are_islands(osnet):
+    model, _, _ = osnet
+    layers = quantizable_nodes(model)
+    macs = layer_macs(model, layers)
+    depthwise = next(name for name in layers if name.endswith("conv2a/conv2/Conv"))
+    pointwise = next(name for name in layers if name.endswith("conv2a/conv1/Conv"))  # feeds the depthwise conv
+    assert int8_islands(model, layers, [depthwise], macs) == [depthwise]
+    assert int8_islands(model, layers, [depthwise, pointwise], macs) == []  # a region of two, not an island
+    assert int8_islands(model, layers, [layers[0]], macs) == []  # conv1: 23% of the MACs is worth its boundaries

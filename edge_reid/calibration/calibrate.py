@@ -12,6 +12,7 @@ Phases (each timed in the report):
 5. quantize every Conv/Gemm except the pooled-input ones; when that is outside the
    budget, rank layers by measured sensitivity per multiply-add and let the guard
    choose float layers on the selection split and prove them on the held-out split;
+   then isolated small INT8 layers go float too where that still passes both splits;
 6. write the chosen Q/DQ model, its spec sidecar, the TensorRT table and the report.
 
 FP16 skips 3-5: it converts and measures.
@@ -40,6 +41,7 @@ from edge_reid.calibration.qdq import (
     layer_macs,
     pooled_input_layers,
     precision_boundaries,
+    int8_islands,
     quantizable_nodes,
     quantize_qdq,
     upgrade_opset,
@@ -383,6 +385,22 @@ def _describe(log: Callable[[str], None]) -> Callable[[Measurement, bool], None]
     return describe
 
 
+def _absorb_islands(best: Measurement, model, layers, by_rule, macs, measure, budget: AccuracyBudget, describe) -> Measurement:
+    """Keep isolated small INT8 layers float too (fewer precision boundaries), if that still passes both splits."""
+    int8_now = [name for name in layers if name not in set(by_rule) | set(best.float_layers)]
+    islands = int8_islands(model, layers, int8_now, macs)
+    if not islands:
+        return best
+    merged = tuple(best.float_layers) + tuple(islands)
+    for split in ("selection", "held-out"):
+        candidate = measure(merged, split)
+        ok = not budget.violations(candidate)
+        describe(candidate, ok)
+        if not ok:
+            return best
+    return candidate
+
+
 def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings, report, seconds, progress, log) -> tuple[Measurement, ModelSpec]:
     recipe = QuantRecipe(method=settings.method)
     phase = time.perf_counter()
@@ -452,6 +470,8 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
         )
         seconds["guard"] = time.perf_counter() - phase
         best, report.met, report.violations = outcome.best, outcome.met, outcome.violations
+        if report.met:
+            best = _absorb_islands(best, prepared.model, layers, by_rule, macs, measure, settings.budget, describe)
 
     final_float = set(by_rule) | set(best.float_layers)
     int8_layers = [name for name in layers if name not in final_float]

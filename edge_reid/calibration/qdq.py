@@ -339,15 +339,14 @@ def pooled_input_layers(model: onnx.ModelProto, layers: Sequence[str]) -> list[s
     return pooled
 
 
-def precision_boundaries(model: onnx.ModelProto, layers: Sequence[str], int8_layers: Sequence[str]) -> int:
-    """Float<->INT8 boundaries: pairs of layers (one feeding the other, through any non-layer ops)
-    of which exactly one is INT8. Each costs TensorRT a reformat between precisions."""
-    layer_set, int8 = set(layers), set(int8_layers)
+def layer_neighbours(model: onnx.ModelProto, layers: Sequence[str]) -> dict[str, set[str]]:
+    """Layer name -> the layers it feeds or is fed by (through any non-layer ops such as ReLU, pooling, Add)."""
+    layer_set = set(layers)
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
-    boundaries = 0
+    neighbours: dict[str, set[str]] = {name: set() for name in layers}
     for node in model.graph.node:
         if node.name not in layer_set:
             continue
@@ -360,7 +359,31 @@ def precision_boundaries(model: onnx.ModelProto, layers: Sequence[str], int8_lay
                     continue
                 seen.add(reader.name)
                 if reader.name in layer_set:
-                    boundaries += (reader.name in int8) != (node.name in int8)
+                    neighbours[node.name].add(reader.name)
+                    neighbours[reader.name].add(node.name)
                 else:
                     stack.extend(reader.output)
-    return boundaries
+    return neighbours
+
+
+def precision_boundaries(model: onnx.ModelProto, layers: Sequence[str], int8_layers: Sequence[str]) -> int:
+    """Float<->INT8 boundaries: pairs of connected layers (one feeding the other, through any
+    non-layer ops) of which exactly one is INT8. Each costs TensorRT a reformat between precisions."""
+    int8 = set(int8_layers)
+    neighbours = layer_neighbours(model, layers)
+    return sum((a in int8) != (b in int8) for a in neighbours for b in neighbours[a]) // 2
+
+
+def int8_islands(model: onnx.ModelProto, layers: Sequence[str], int8_layers: Sequence[str], macs: Mapping[str, int], max_share: float = 0.005) -> list[str]:
+    """INT8 layers whose every neighbour is float and that hold under ``max_share`` of the MACs.
+
+    Each such island costs TensorRT two reformats for little INT8 compute: keeping it
+    float makes the INT8 regions more contiguous at almost no cost in INT8 share.
+    """
+    int8 = set(int8_layers)
+    total = max(sum(macs.values()), 1)
+    neighbours = layer_neighbours(model, layers)
+    return [
+        name for name in layers
+        if name in int8 and neighbours[name] and not (neighbours[name] & int8) and macs.get(name, 0) < max_share * total
+    ]
