@@ -3,13 +3,14 @@ import numpy as np
 
 from edge_reid.preprocess import reference_preprocess
 from edge_reid.spec import BUILTIN_SPECS
-from edge_reid.tensorrt.calibration_data import CalibrationImages, calibration_image_paths
+from edge_reid.data.market1501 import sample_calibration_images
+from edge_reid.tensorrt.calibration_data import CalibrationImages
 
 
 def test_calibration_images_come_from_train_and_are_preprocessed_like_run(mot17_dir, tmp_path):
-    paths = calibration_image_paths(mot17_dir, count=10, seed=0)
+    paths = sample_calibration_images(mot17_dir, count=10, seed=0)
     assert len(paths) == 10 and all(p.parent.name == "bounding_box_train" for p in paths)
-    assert calibration_image_paths(mot17_dir, count=10, seed=0) == paths, "seeded: same images each time"
+    assert sample_calibration_images(mot17_dir, count=10, seed=0) == paths, "seeded: same images each time"
     broken = tmp_path / "0001_c1s1_000001_00.jpg"
     broken.write_bytes(b"not a jpeg")
     spec = BUILTIN_SPECS["osnet"]

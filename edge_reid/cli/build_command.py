@@ -51,7 +51,8 @@ def build(
     from edge_reid.assets import DEFAULT_REID_MODEL
     from edge_reid.spec import load_spec
     from edge_reid.tensorrt.builder import BuildOptions, build_engine, plan_build, up_to_date, validate_options
-    from edge_reid.tensorrt.calibration_data import CalibrationImages, calibration_image_paths
+    from edge_reid.data.market1501 import sample_calibration_images
+    from edge_reid.tensorrt.calibration_data import CalibrationImages
     from edge_reid.tensorrt.env import require_tensorrt
     from edge_reid.tensorrt.profile import BatchProfile
     from edge_reid.tensorrt.versions import Int8Path
@@ -81,7 +82,7 @@ def build(
 
     batches = None
     if plan.int8_path is Int8Path.IMPLICIT_CALIBRATION:
-        paths = calibration_image_paths(options.calibration_data, options.calibration_images)
+        paths = sample_calibration_images(options.calibration_data, options.calibration_images)
         images = CalibrationImages(paths, spec)
         batches = lambda: iter(images)  # noqa: E731 - read only if TensorRT has no calibration cache
         console.print(f"calibrating on {len(paths)} crops from {options.calibration_data} (cache: {plan.calibration_file})")

@@ -15,17 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.data.images import read_images_in_chunks
-from edge_reid.data.market1501 import sample_calibration_images
 from edge_reid.spec import ModelSpec
-
-
-def calibration_image_paths(root: str | Path, count: int, seed: int = 0) -> list[Path]:
-    """``count`` calibration image paths from a Market-1501 root (or a plain crop folder).
-
-    Raises:
-        DataError: no usable calibration images (see :func:`sample_calibration_images`).
-    """
-    return list(sample_calibration_images(root, count, seed))
 
 
 class CalibrationImages:
