@@ -8,7 +8,8 @@ Phases (each timed in the report):
 2. measure FP32 on the labelled split and the pool: the reference for everything;
 3. prepare the float model (opset 13, input normalisation folded into the first
    conv, channels equalized): exact in float, easier to quantize;
-4. calibrate activation ranges once (MSE-optimal per tensor by default);
+4. calibrate activation ranges once (MSE-optimal per tensor by default), then round
+   the INT8 weights with GPTQ and correct the biases for the remaining mean shift;
 5. quantize every Conv/Gemm except the pooled-input ones; when that is outside the
    budget, rank layers by measured sensitivity per multiply-add and let the guard
    choose float layers on the selection split and prove them on the held-out split;
@@ -32,7 +33,9 @@ import onnx
 
 from edge_reid.atomic import write_json_atomic
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax
+from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_bias_shifts
 from edge_reid.calibration.fp16 import convert_fp16
+from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights
 from edge_reid.calibration.guard import AccuracyBudget, Measurement, search_float_layers
 from edge_reid.calibration.pool import load_pool, split_pool
 from edge_reid.calibration.qdq import (
@@ -90,6 +93,8 @@ class CalibrationSettings:
         equalize: rescale channels between convolutions before calibrating (off by default:
             no fidelity gain measured on OSNet with per-channel weights and MSE ranges,
             see docs/calibration.md).
+        gptq: GPTQ rounding of the INT8 weights (instead of round-to-nearest).
+        bias_correction: correct each INT8 layer's bias for its mean output shift.
         heldout_block: consecutive pool crops kept together on one side of the split.
     """
 
@@ -105,6 +110,8 @@ class CalibrationSettings:
     threads: int | None = None
     fold_input: bool = True
     equalize: bool = False
+    gptq: bool = True
+    bias_correction: bool = True
     heldout_block: int = 25
 
 
@@ -385,6 +392,42 @@ def _describe(log: Callable[[str], None]) -> Callable[[Measurement, bool], None]
     return describe
 
 
+@dataclass
+class _WeightRounding:
+    """GPTQ integer weights and bias shifts of every guarded layer, measured once on the all-INT8 model."""
+
+    integers: dict
+    shifts: dict
+
+    def apply(self, path: Path, int8_layers: list[str]) -> None:
+        if not self.integers and not self.shifts:
+            return
+        model = onnx.load(str(path))
+        model = apply_gptq_weights(model, {name: self.integers[name] for name in int8_layers if name in self.integers})
+        model = apply_bias_shifts(model, self.shifts, int8_layers)
+        onnx.save(model, str(path))
+
+
+def _weight_rounding(prepared: _PreparedModel, amax, recipe, by_rule, guarded, crops, settings: CalibrationSettings, tmp: Path, progress) -> _WeightRounding:
+    """Phase 4b: GPTQ rounding of the INT8 weights, then bias correction, each layer with its float input."""
+    if not (settings.gptq or settings.bias_correction):
+        return _WeightRounding({}, {})
+    base = quantize_qdq(prepared.path, tmp / "all_int8.onnx", amax, recipe, keep_float=list(by_rule))
+    qdq = onnx.load(str(base))
+    sample = preprocess_all(crops[: settings.sensitivity_images], prepared.spec, settings.batch)
+    integers: dict = {}
+    if settings.gptq:
+        advance = progress("GPTQ weight rounding", len(sample))
+        integers = gptq_weights(prepared.model, qdq, sample, prepared.spec.input_name, amax, guarded, threads=settings.threads, on_batch=advance)
+        qdq = apply_gptq_weights(qdq, integers)
+    shifts: dict = {}
+    if settings.bias_correction:
+        advance = progress("bias correction", len(sample))
+        convs = [name for name in guarded if name in integers or not settings.gptq]
+        shifts = measure_bias_shifts(prepared.model, qdq, sample, prepared.spec.input_name, convs, threads=settings.threads, on_batch=advance)
+    return _WeightRounding(integers, shifts)
+
+
 def _absorb_islands(best: Measurement, model, layers, by_rule, macs, measure, budget: AccuracyBudget, describe) -> Measurement:
     """Keep isolated small INT8 layers float too (fewer precision boundaries), if that still passes both splits."""
     int8_now = [name for name in layers if name not in set(by_rule) | set(best.float_layers)]
@@ -426,10 +469,17 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
     candidates: dict[tuple[tuple[str, ...], str], Measurement] = {}
     describe = _describe(log)
 
+    phase = time.perf_counter()
+    rounding = _weight_rounding(prepared, amax, recipe, by_rule, guarded, crops, settings, tmp, progress)
+    report.recipe["weights"] += ", GPTQ rounding" if rounding.integers else ""
+    report.recipe["bias_correction"] = bool(rounding.shifts)
+    seconds["rounding_and_bias"] = time.perf_counter() - phase
+
     def build(float_layers: tuple[str, ...]) -> Path:
         path = tmp / f"candidate_{len(float_layers)}_{abs(hash(float_layers)) % 10**8}.onnx"
         if not path.exists():
             quantize_qdq(prepared.path, path, amax, recipe, keep_float=list(by_rule) + list(float_layers))
+            rounding.apply(path, [name for name in guarded if name not in set(float_layers)])
         return path
 
     def measure(float_layers, split: str) -> Measurement:
