@@ -1,40 +1,47 @@
 #!/usr/bin/env bash
 # install_jetson.sh: set up edge-reid with TensorRT on an NVIDIA Jetson (JetPack 6).
 #
-#   ./install_jetson.sh [--venv DIR] [--system-opencv] [--skip-apt] [--dry-run]
+#   ./install_jetson.sh [--venv DIR] [--pip-opencv] [--engines-dir DIR] [--skip-apt] [--dry-run]
 #
 # 1. Detects L4T/JetPack from /etc/nv_tegra_release (or the nvidia-l4t-core package);
 #    stops with a message on anything that is not a Jetson.
 # 2. Installs TensorRT's Python bindings from JetPack's apt repository (python3-libnvinfer),
-#    plus python3-venv and python3-pip.
+#    JetPack's OpenCV if the system Python has none (nvidia-opencv), python3-venv and python3-pip;
+#    checks that TensorRT and its ONNX parser (trt.OnnxParser) import.
 # 3. Makes a virtual environment with --system-site-packages, so the apt-installed TensorRT
-#    (and JetPack's OpenCV) are visible inside it.
-# 4. Installs edge-reid with the [jetson] extra, pinning cuda-python to this CUDA version
-#    (cuda-python X.Y needs a driver for CUDA >= X.Y) and NumPy below 2 (JetPack's apt-built
-#    Python modules, e.g. its OpenCV, are built against NumPy 1.x).
-# 5. Runs `edge-reid doctor`.
+#    and JetPack's OpenCV are visible inside it.
+# 4. Installs edge-reid with the [jetson] extra, pinning cuda-python to this device's CUDA
+#    (cuda-python==X.Y.*, which must lie within the extra's bound in pyproject.toml: the one
+#    place the supported cuda-python versions are written) and NumPy below 2 (JetPack's
+#    apt-built Python modules, e.g. its OpenCV, are built against NumPy 1.x).
+# 5. Checks that this user is in the video and render groups (CUDA needs them), warns about
+#    engines built by another TensorRT version, and runs `edge-reid doctor`.
 #
 # Safe to run again: installed apt packages are skipped, the venv is reused, pip only
-# changes what is missing.
+# changes what is missing. Nothing is uninstalled.
 #
-# OpenCV and CSI cameras: OpenCV from pip (opencv-python-headless) has no GStreamer, so it
-# cannot open CSI cameras (nvarguscamerasrc pipelines). --system-opencv removes pip's OpenCV
-# from the venv so `import cv2` finds JetPack's OpenCV (built with GStreamer) through
-# --system-site-packages. USB cameras (/dev/video0) work with either.
+# OpenCV and CSI cameras: edge-reid does not declare pip's OpenCV on a Jetson (L4T kernels),
+# so `import cv2` finds JetPack's OpenCV, built with GStreamer: CSI cameras (nvarguscamerasrc
+# pipelines) and USB cameras work. --pip-opencv installs pip's opencv-python-headless instead
+# (the [opencv] extra: no GStreamer, so USB cameras and files only).
 #
 # Options:
-#   --venv DIR        virtual environment to create or reuse (default: .venv in this repository)
-#   --system-opencv   use JetPack's OpenCV (GStreamer, CSI cameras) instead of pip's
-#   --skip-apt        do not run apt-get (packages already installed, or no sudo)
-#   --dry-run         detect and print the commands, change nothing
+#   --venv DIR         virtual environment to create or reuse (default: .venv in this repository)
+#   --pip-opencv       use pip's OpenCV (no GStreamer) instead of JetPack's
+#   --engines-dir DIR  where your TensorRT engines are, to warn about stale ones (default: engines)
+#   --skip-apt         do not run apt-get (packages already installed, or no sudo)
+#   --dry-run          detect and print the commands, change nothing
 #
 # For testing the detection on other machines: EDGE_REID_TEGRA_RELEASE (path of the release
-# file, default /etc/nv_tegra_release) and EDGE_REID_ARCH (default: uname -m).
+# file, default /etc/nv_tegra_release), EDGE_REID_ARCH (default: uname -m), EDGE_REID_CUDA_VERSION
+# (default: detected), EDGE_REID_TRT_VERSION (default: detected) and EDGE_REID_USER_GROUPS
+# (default: id -nG).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$REPO/.venv"
-SYSTEM_OPENCV=0
+PIP_OPENCV=0
+ENGINES_DIR="engines"
 SKIP_APT=0
 DRY_RUN=0
 PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -43,6 +50,7 @@ ARCH="${EDGE_REID_ARCH:-$(uname -m)}"
 
 say() { printf 'install_jetson: %s\n' "$*"; }
 die() { printf 'install_jetson: error: %s\n' "$*" >&2; exit 1; }
+warn() { printf 'install_jetson: warning: %s\n' "$*" >&2; }
 run() {
     if [ "$DRY_RUN" -eq 1 ]; then
         printf '+ %s\n' "$*"
@@ -54,7 +62,9 @@ run() {
 while [ $# -gt 0 ]; do
     case "$1" in
         --venv) [ $# -ge 2 ] || die "--venv needs a folder"; VENV="$2"; shift 2 ;;
-        --system-opencv) SYSTEM_OPENCV=1; shift ;;
+        --pip-opencv) PIP_OPENCV=1; shift ;;
+        --system-opencv) say "--system-opencv: JetPack's OpenCV is now the default"; shift ;;
+        --engines-dir) [ $# -ge 2 ] || die "--engines-dir needs a folder"; ENGINES_DIR="$2"; shift 2 ;;
         --skip-apt) SKIP_APT=1; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -97,15 +107,19 @@ PY_VERSION="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
     || die "system Python is $PY_VERSION; edge-reid needs >= 3.10 (JetPack 6 has 3.10)"
 say "system Python $PY_VERSION ($PYTHON)"
 
-# --- 2. apt: TensorRT's Python bindings, venv, pip ---------------------------------------------
+# --- 2. apt: TensorRT's Python bindings, JetPack's OpenCV, venv, pip --------------------------
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+wanted=(python3-libnvinfer python3-venv python3-pip)
+if [ "$PIP_OPENCV" -eq 0 ] && ! "$PYTHON" -c 'import cv2' >/dev/null 2>&1; then
+    wanted+=(nvidia-opencv)  # JetPack's OpenCV, built with GStreamer
+fi
 missing=()
-for package in python3-libnvinfer python3-venv python3-pip; do
+for package in "${wanted[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
-    say "apt packages already installed: python3-libnvinfer python3-venv python3-pip"
+    say "apt packages already installed: ${wanted[*]}"
 elif [ "$SKIP_APT" -eq 1 ]; then
     say "--skip-apt: not installing ${missing[*]}"
 else
@@ -113,15 +127,28 @@ else
     run $SUDO apt-get update
     run $SUDO apt-get install -y "${missing[@]}"
 fi
-if [ "$DRY_RUN" -eq 0 ]; then
-    TRT_VERSION="$("$PYTHON" -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null)" \
-        || die "TensorRT's Python bindings do not import with $PYTHON; check 'dpkg -l | grep nvinfer' (JetPack: sudo apt install nvidia-jetpack)"
+TRT_VERSION="${EDGE_REID_TRT_VERSION:-}"
+if [ -z "$TRT_VERSION" ]; then
+    TRT_VERSION="$("$PYTHON" -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null || true)"
+fi
+if [ -n "$TRT_VERSION" ]; then
     say "TensorRT $TRT_VERSION"
+    if [ -z "${EDGE_REID_TRT_VERSION:-}" ]; then
+        # JetPack ships the ONNX parser as its own package (libnvonnxparsers<major>); engines cannot be built without it.
+        "$PYTHON" -c 'import tensorrt; tensorrt.OnnxParser' >/dev/null 2>&1 \
+            || die "TensorRT $TRT_VERSION imports but its ONNX parser (trt.OnnxParser) does not: sudo apt install libnvonnxparsers${TRT_VERSION%%.*} (or the whole nvidia-tensorrt), then run this again"
+    fi
+elif [ "$DRY_RUN" -eq 1 ]; then
+    say "TensorRT does not import with $PYTHON (dry run: continuing)"
+else
+    die "TensorRT's Python bindings do not import with $PYTHON; check 'dpkg -l | grep nvinfer' (JetPack: sudo apt install nvidia-jetpack)"
 fi
 
 # --- CUDA version, for a matching cuda-python ----------------------------------------------------
 CUDA_MM=""
-if [ -r /usr/local/cuda/version.json ]; then
+if [ -n "${EDGE_REID_CUDA_VERSION:-}" ]; then
+    :  # set below
+elif [ -r /usr/local/cuda/version.json ]; then
     CUDA_MM="$("$PYTHON" -c 'import json; v = json.load(open("/usr/local/cuda/version.json"))["cuda"]["version"]; print(".".join(v.split(".")[:2]))' 2>/dev/null || true)"
 fi
 if [ -z "$CUDA_MM" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
@@ -131,6 +158,7 @@ if [ -z "$CUDA_MM" ] && command -v dpkg-query >/dev/null 2>&1; then
     CUDA_MM="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 'cuda-cudart-[0-9]*' 2>/dev/null \
         | sed -n 's/^ii *cuda-cudart-\([0-9][0-9]*\)-\([0-9][0-9]*\)$/\1.\2/p' | sort -V | tail -n 1 || true)"
 fi
+[ -z "${EDGE_REID_CUDA_VERSION:-}" ] || CUDA_MM="$EDGE_REID_CUDA_VERSION"
 if [ -z "$CUDA_MM" ]; then
     # NVIDIA's JetPack release table: L4T 36.4 -> CUDA 12.6; L4T 36.2/36.3 -> CUDA 12.2.
     case "$L4T" in
@@ -139,7 +167,20 @@ if [ -z "$CUDA_MM" ]; then
     esac
     say "CUDA toolkit not found; assuming CUDA $CUDA_MM from L4T $L4T"
 fi
-say "CUDA $CUDA_MM: cuda-python==$CUDA_MM.*"
+# The supported cuda-python versions are written once, in pyproject.toml's [jetson] extra.
+CUDA_PYTHON_BOUND="$(sed -n 's/^jetson *= *\[ *"cuda-python\([^"]*\)".*/\1/p' "$REPO/pyproject.toml" | head -n 1)"
+[ -n "$CUDA_PYTHON_BOUND" ] || die "cannot read the cuda-python requirement of the [jetson] extra from $REPO/pyproject.toml"
+in_bound="$("$PYTHON" - "$CUDA_MM" "$CUDA_PYTHON_BOUND" <<'PY' 2>/dev/null || echo unknown
+import sys
+try:
+    from packaging.specifiers import SpecifierSet
+except ImportError:
+    from pip._vendor.packaging.specifiers import SpecifierSet
+print("yes" if f"{sys.argv[1]}.0" in SpecifierSet(sys.argv[2]) else "no")
+PY
+)"
+[ "$in_bound" != "no" ] || die "this Jetson has CUDA $CUDA_MM, but edge-reid supports cuda-python$CUDA_PYTHON_BOUND (pyproject.toml [jetson] extra)"
+say "CUDA $CUDA_MM: cuda-python==$CUDA_MM.* (edge-reid's [jetson] extra allows cuda-python$CUDA_PYTHON_BOUND)"
 
 # --- 3. virtual environment with the system's site packages ---------------------------------
 if [ -x "$VENV/bin/python" ]; then
@@ -155,27 +196,64 @@ fi
 CONSTRAINTS="$(mktemp "${TMPDIR:-/tmp}/edge-reid-constraints.XXXXXX")"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 printf 'cuda-python==%s.*\nnumpy<2\n' "$CUDA_MM" > "$CONSTRAINTS"
+EXTRAS="jetson"
+[ "$PIP_OPENCV" -eq 0 ] || EXTRAS="jetson,opencv"
 run "$VENV/bin/python" -m pip install --upgrade pip
-run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" "${REPO}[jetson]"
+run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" "${REPO}[$EXTRAS]"
 
-if [ "$SYSTEM_OPENCV" -eq 1 ]; then
+if [ "$PIP_OPENCV" -eq 0 ]; then
     if [ "$DRY_RUN" -eq 0 ]; then
-        "$PYTHON" -c 'import cv2' 2>/dev/null \
-            || die "--system-opencv: the system Python has no OpenCV; install JetPack's (sudo apt install nvidia-opencv) and run again"
-        "$PYTHON" -c 'import cv2, re, sys; sys.exit(0 if re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()) else 1)' \
-            || die "--system-opencv: the system OpenCV was built without GStreamer; CSI cameras need JetPack's OpenCV (nvidia-opencv)"
+        "$VENV/bin/python" -c 'import cv2, re, sys; sys.exit(0 if re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()) else 1)' \
+            || warn "the OpenCV in $VENV has no GStreamer (CSI cameras will not open): if pip's OpenCV is installed there from an earlier run, remove it with '$VENV/bin/python -m pip uninstall opencv-python-headless opencv-python'; else install JetPack's: sudo apt install nvidia-opencv"
     fi
-    say "removing pip's OpenCV from $VENV so JetPack's OpenCV (with GStreamer) is used"
-    run "$VENV/bin/python" -m pip uninstall -y opencv-python-headless opencv-python opencv-contrib-python
+    say "OpenCV: JetPack's (GStreamer: CSI and USB cameras)"
+else
+    say "OpenCV: pip's opencv-python-headless (no GStreamer: USB cameras and files, not CSI)"
 fi
 
-# --- 5. report --------------------------------------------------------------------------------
+# --- 5. checks and report ---------------------------------------------------------------------
+USER_NAME="${SUDO_USER:-$(id -un)}"
+GROUPS_OF_USER="${EDGE_REID_USER_GROUPS:-$(id -nG "$USER_NAME" 2>/dev/null || true)}"
+missing_groups=()
+for group in video render; do
+    case " $GROUPS_OF_USER " in
+        *" $group "*) ;;
+        *) missing_groups+=("$group") ;;
+    esac
+done
+if [ "${#missing_groups[@]}" -gt 0 ]; then
+    warn "user $USER_NAME is not in the group(s) ${missing_groups[*]}: CUDA (and so TensorRT) cannot start for them.
+  Fix: sudo usermod -aG video,render $USER_NAME   then log out and in again"
+else
+    say "user $USER_NAME is in the video and render groups"
+fi
+
+if [ -n "$TRT_VERSION" ] && [ -d "$ENGINES_DIR" ]; then
+    stale="$("$PYTHON" - "$ENGINES_DIR" "$TRT_VERSION" <<'PY' 2>/dev/null || true
+import json, pathlib, sys
+folder, version = pathlib.Path(sys.argv[1]), sys.argv[2]
+for path in sorted(folder.glob("*.json")):
+    try:
+        built = json.loads(path.read_text()).get("tensorrt_version")
+    except (OSError, ValueError, AttributeError):
+        continue
+    if built and built != version:
+        print(f"{path.name} (TensorRT {built})")
+PY
+)"
+    if [ -n "$stale" ]; then
+        warn "engines in $ENGINES_DIR built by another TensorRT version are never loaded with TensorRT $TRT_VERSION; rebuild them with edge-reid build ... --rebuild (edge-reid doctor lists them):
+$(printf '%s\n' "$stale" | sed 's/^/    /')"
+    fi
+fi
+
 run "$VENV/bin/edge-reid" doctor
 say "done. Next:
   source $VENV/bin/activate
   edge-reid build --precision fp16                      # builds engines/<model>-...engine on this Jetson
+  edge-reid doctor --selftest                           # checks TensorRT and CUDA on this device, writes a JSON report
   edge-reid run --camera /dev/video0 --backend tensorrt --display"
-if [ "$SYSTEM_OPENCV" -eq 0 ]; then
-    say "CSI camera? pip's OpenCV has no GStreamer: run again with --system-opencv, then use
+if [ "$PIP_OPENCV" -eq 0 ]; then
+    say "CSI camera:
   edge-reid run --source 'nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1' --backend tensorrt"
 fi

@@ -21,6 +21,14 @@ import os
 # runtime starts; a user's own OMP_WAIT_POLICY wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+try:  # a declared dependency everywhere but on a Jetson, where JetPack's OpenCV is meant to be used
+    import cv2  # noqa: F401,E402
+except ImportError as _exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "edge-reid needs OpenCV: on a Jetson run install_jetson.sh (JetPack's OpenCV, with GStreamer) or "
+        "pip install 'edge-reid[opencv]'; elsewhere pip install opencv-python-headless"
+    ) from _exc
+
 from edge_reid.detections import Detections  # noqa: E402
 from edge_reid.detector import PersonDetector  # noqa: E402
 from edge_reid.embedder import Embedder  # noqa: E402

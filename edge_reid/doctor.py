@@ -66,6 +66,34 @@ def _package_version(*names: str) -> str | None:
     return None
 
 
+def cuda_items(gpu) -> list[DoctorItem]:
+    """The "CUDA" and "cuda-python" lines: the device's CUDA (driver, toolkit) and whether cuda-python matches it.
+
+    Args:
+        gpu: a :class:`~edge_reid.cuda.runtime.GpuStatus`.
+    """
+    from edge_reid.cuda.versions import DeviceCuda, cuda_python_mismatch, cuda_python_requirement, cuda_python_version
+
+    cuda = DeviceCuda.here(gpu.driver_version)
+    installed = cuda_python_version()
+    if cuda.version:
+        value = f"{cuda.version} ({cuda.describe()})"
+        items = [DoctorItem("CUDA", value, bool(cuda.driver) or None)]
+    else:
+        items = [DoctorItem("CUDA", "unknown: no NVIDIA driver answered through cuda-python, and no /usr/local/cuda/version.json", None)]
+    if not installed:
+        how = f"pip install '{cuda_python_requirement(cuda.version)}'" if cuda.version else "install_jetson.sh on a Jetson, else pip install 'cuda-python==X.Y.*' for your CUDA X.Y"
+        items.append(DoctorItem("cuda-python", f"not installed: {how}", False))
+        return items
+    built_for = f", built for CUDA {gpu.runtime_version}" if gpu.runtime_version else ""
+    mismatch = cuda_python_mismatch(installed, cuda.version)
+    if mismatch:
+        items.append(DoctorItem("cuda-python", f"{installed}{built_for}: {mismatch}", False))
+    else:
+        items.append(DoctorItem("cuda-python", f"{installed}{built_for}", True if cuda.version else None))
+    return items
+
+
 def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV_TEGRA_RELEASE) -> tuple[list[DoctorItem], list]:
     """Probe the machine.
 
@@ -75,7 +103,7 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
     """
     from edge_reid.backends import choose_backend
     from edge_reid.cuda.buffers import choose_memory_mode
-    from edge_reid.tensorrt.env import tensorrt_status
+    from edge_reid.tensorrt.env import board_model, tensorrt_status
     from edge_reid.tensorrt.manifest import scan_engines
 
     items = [
@@ -93,19 +121,18 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
         items.append(DoctorItem("TensorRT", status.tensorrt_version, status.usable or None))
     else:
         items.append(DoctorItem("TensorRT", status.reason, False))
-    cuda_python = _package_version("cuda-python", "cuda-bindings")
-    items.append(DoctorItem("cuda-python", cuda_python or "not installed (pip install 'edge-reid[jetson]')", bool(cuda_python)))
     gpu = status.gpu
     if status.tensorrt_version is None:  # tensorrt_status stops before the GPU when TensorRT is missing
         from edge_reid.cuda.runtime import gpu_status
 
         gpu = gpu_status()
-    cuda = ", ".join(p for p in (f"runtime {gpu.runtime_version}" if gpu.runtime_version else "", f"driver {gpu.driver_version}" if gpu.driver_version else "") if p)
-    items.append(DoctorItem("CUDA", cuda or "unknown (needs cuda-python and an NVIDIA driver)", bool(gpu.driver_version) or None))
+    items.extend(cuda_items(gpu))
     if gpu.gpu is not None:
         mode = choose_memory_mode(gpu.gpu)
         buffers = "mapped, zero-copy" if mode == "mapped" else "pinned host + device copies"
-        items.append(DoctorItem("GPU", f"{gpu.gpu.describe()}, compute capability {gpu.gpu.compute_capability_str}; buffers: {buffers}", True))
+        board = board_model() if gpu.gpu.integrated else ""
+        where = f"; board: {board}" if board else ""
+        items.append(DoctorItem("GPU", f"{gpu.gpu.describe()}, compute capability {gpu.gpu.compute_capability_str}{where}; buffers: {buffers}", True))
     else:
         items.append(DoctorItem("GPU", gpu.reason or "none found", False))
 

@@ -11,7 +11,8 @@ import numba
 import numpy as np
 
 from edge_reid.assets import DEFAULT_REID_MODEL
-from edge_reid.backends import EmbeddingBackend, create_backend, plan_sub_batches
+from edge_reid.backends import EmbeddingBackend, create_backend
+from edge_reid.batching import plan_sub_batches
 from edge_reid.cpu import usable_cpu_count
 from edge_reid.errors import ModelError
 from edge_reid.preprocess import CropPreprocessor

@@ -32,3 +32,7 @@ class BackendUnavailableError(EdgeReidError):
 
 class DataError(EdgeReidError):
     """A dataset folder has no usable image, or a data file is corrupt."""
+
+
+class MissingDependencyError(EdgeReidError):
+    """An optional package a feature needs (e.g. ``trackeval`` for ``eval-mot``) is not installed."""

@@ -1,6 +1,7 @@
 """Where results go: a JSON-lines event log, an annotated video, a window, and the run summary.
 
-Every file sink checks its path before any work starts (:func:`check_writable`)
+Every file sink checks its path before any work starts
+(:func:`edge_reid.output_paths.check_writable`)
 and is flushed and closed on exit, Ctrl-C included.
 """
 
@@ -8,37 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_reid.errors import OutputPathError
+from edge_reid.output_paths import check_writable
 from edge_reid.pipeline import FrameResult
-
-
-def check_writable(path: str | Path, what: str) -> Path:
-    """Fail early when ``path`` cannot be written.
-
-    Creates missing parent folders, then creates and removes a probe file there.
-
-    Raises:
-        OutputPathError: the path is a folder, or its folder cannot be created or written.
-    """
-    target = Path(path)
-    if target.is_dir():
-        raise OutputPathError(f"{what} path {target} is a folder; give a file name")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=target.parent)
-        os.close(fd)
-        os.unlink(probe)
-        if target.exists() and not os.access(target, os.W_OK):
-            raise PermissionError(f"{target} is read-only")
-    except OSError as exc:
-        raise OutputPathError(f"cannot write {what} to {target}: {exc.strerror or exc}") from None
-    return target
 
 
 def identity_color(identity_id: int) -> tuple[int, int, int]:

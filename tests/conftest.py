@@ -1,4 +1,5 @@
-"""Shared fixtures: the real assets in ../shared (skipped with a reason when absent)."""
+"""Shared fixtures and helpers: the real assets in ../shared (skipped with a reason when absent), engine
+manifests, and the TensorRT/CUDA stand-ins."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from edge_reid.spec import ModelSpec, file_sha256
+from edge_reid.tensorrt.manifest import EngineManifest, MachineIdentity, engine_stem, write_manifest
+from edge_reid.tensorrt.profile import BatchProfile
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGE_REID_SHARED", REPO.parent / "shared"))
@@ -37,6 +42,12 @@ def yolox_path(shared_dir) -> Path:
 @pytest.fixture(scope="session")
 def vtest_path(shared_dir) -> Path:
     return _need(shared_dir / "data" / "vtest.avi")
+
+
+@pytest.fixture(scope="session")
+def vtest_gt_dir(shared_dir) -> Path:
+    """vtest.avi's ground truth, a MOTChallenge sequence folder (seqinfo.ini, gt/gt.txt)."""
+    return _need(shared_dir / "data" / "vtest-mot")
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +85,88 @@ def embedder(osnet_path):
 @pytest.fixture(scope="session")
 def frame0_detections(detector, vtest_frames):
     return detector.detect(vtest_frames[0])
+
+
+# -- TensorRT layer helpers (manifests, stand-ins) -------------------------------------------------
+
+AGX_ORIN = "NVIDIA Jetson AGX Orin Developer Kit"
+ORIN_TRT103 = MachineIdentity("10.3.0.30", "Orin", "8.7", 16, 61, AGX_ORIN)
+MODEL_SHA = "61b2604171ef9d58d21758626f83b35a253c3d7123976523a6e03068c3c95d7b"
+SPEC = ModelSpec(name="osnet")
+
+
+def make_engine(
+    folder: Path,
+    machine: MachineIdentity = ORIN_TRT103,
+    precision: str = "fp16",
+    profile: BatchProfile = BatchProfile(),
+    model_sha: str = MODEL_SHA,
+    build_date: str = "2026-11-21T19:00:00Z",
+    payload: bytes = b"serialized engine bytes",
+    **extra,
+) -> tuple[EngineManifest, Path]:
+    """Write an engine file (opaque bytes: only its hash matters here) and its manifest."""
+    stem = engine_stem("osnet_x0_25_msmt17", model_sha, precision, profile, machine)
+    engine = folder / f"{stem}.engine"
+    folder.mkdir(parents=True, exist_ok=True)
+    engine.write_bytes(payload)
+    manifest = EngineManifest(
+        engine_file=engine.name,
+        engine_sha256=file_sha256(engine),
+        model_file="osnet_x0_25_msmt17.onnx",
+        model_sha256=model_sha,
+        spec=SPEC.to_dict(),
+        spec_fingerprint=SPEC.fingerprint(),
+        precision=precision,
+        int8_path=extra.get("int8_path"),
+        calibration_file=extra.get("calibration_file"),
+        calibration_sha256=extra.get("calibration_sha256"),
+        tensorrt_version=machine.tensorrt_version,
+        gpu_name=machine.gpu_name,
+        compute_capability=machine.compute_capability,
+        multiprocessors=machine.multiprocessors,
+        memory_gib=machine.memory_gib,
+        board=machine.board,
+        cuda_driver_version="12.6",
+        profile=profile,
+        input_name="images",
+        output_name="output",
+        input_chw=(3, 256, 128),
+        embedding_dim=512,
+        workspace_mb=1024,
+        build_date=build_date,
+    )
+    path = write_manifest(manifest, folder / f"{stem}.json")
+    return manifest, path
+
+
+@pytest.fixture(autouse=True)
+def no_device_tree(monkeypatch, tmp_path_factory):
+    """Engine identities never depend on the machine the tests run on (a Jetson has /proc/device-tree/model)."""
+    import edge_reid.tensorrt.env as tensorrt_env
+
+    monkeypatch.setattr(tensorrt_env, "DEVICE_TREE_MODEL", tmp_path_factory.getbasetemp() / "no-device-tree-model")
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """TensorRT 10.3 and cuda-python 12.6 replaced by the stand-ins (tests/fake_tensorrt.py, tests/fake_cudart.py)
+    on an "Orin"; cwd is tmp_path. Returns a namespace: trt, rt, model (a tiny ONNX model), spec."""
+    import sys
+    from types import SimpleNamespace
+
+    import edge_reid.cuda.buffers as cuda_buffers
+    import edge_reid.cuda.runtime as cuda_runtime
+    import fake_tensorrt
+    from edge_reid.spec import load_spec
+    from fake_cudart import FakeCudaRuntime
+    from onnx_builders import tiny_model
+
+    env = SimpleNamespace(trt=fake_tensorrt.make_module("10.3.0.30"), rt=FakeCudaRuntime(integrated=True))
+    monkeypatch.setitem(sys.modules, "tensorrt", env.trt)
+    monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: env.rt)
+    monkeypatch.setattr(cuda_buffers, "import_cudart", lambda: env.rt)
+    monkeypatch.chdir(tmp_path)
+    env.model = tiny_model(tmp_path / "tiny.onnx")
+    env.spec = load_spec(env.model)
+    return env

@@ -1,21 +1,27 @@
 """A recording CPU stand-in for the slice of the ``tensorrt`` Python API that edge_reid calls.
 
-It exists to test OUR code around TensorRT on machines without it: which calls are made
-with which arguments (workspace bytes, flags, profile shapes, timing cache bytes, tensor
-addresses, input shapes), that engine/manifest/cache files are written, and how failures
-are reported. Its "engine" is a JSON description and its "inference" computes per-channel
-means of the input (the same function as tests' tiny ONNX model), reading and writing
-the bound addresses. Nothing here says anything about real TensorRT behaviour or speed:
-that is tests/test_tensorrt_engine.py, which runs only where TensorRT is installed.
+It exists to test OUR code around TensorRT on machines without it: which calls are made with
+which arguments (workspace bytes, flags, profile shapes, timing cache bytes, tensor addresses,
+input shapes), that engine/manifest/cache files are written, and how failures are reported. Its
+"engine" is a JSON description and its "inference" computes per-channel means of the input (the
+same function as the tests' tiny ONNX model), reading and writing the bound addresses. Nothing here
+says anything about real TensorRT behaviour or speed.
 
-Names and signatures follow the TensorRT 10 Python API (checked against the 10.3.0
-bindings' docstrings): Builder, create_network(flags), OnnxParser.parse_from_file,
-IBuilderConfig.set_memory_pool_limit / set_flag / add_optimization_profile /
-create_timing_cache / set_timing_cache / get_timing_cache / int8_calibrator /
-set_calibration_profile, build_serialized_network, Runtime.deserialize_cuda_engine,
-ICudaEngine.num_io_tensors / get_tensor_name / get_tensor_mode / get_tensor_dtype /
-get_tensor_shape / get_tensor_profile_shape / create_execution_context,
-IExecutionContext.set_tensor_address / set_input_shape / execute_async_v3.
+Its surface is derived from the real bindings of each TensorRT release (``tests/binding_surfaces.json``,
+recorded by tests/real_bindings.py; tests/test_real_tensorrt_bindings.py checks the record against
+the real modules and this stand-in against the record):
+
+- per-version members: an 11.x module has no ``EXPLICIT_BATCH``, no FP16/INT8 builder flags, no
+  calibrators, no ``IBuilderConfig.int8_calibrator``;
+- the real enum values (``STRONGLY_TYPED`` is 1 on 10.x and 0 on 11.x);
+- the real parameter names of every method;
+- pybind11's rules: a Python subclass of ``ILogger`` or of a calibrator must call the base
+  ``__init__`` (else ``TypeError`` at construction); ``Builder``/``Runtime`` fail with
+  ``TypeError: pybind11::init(): factory function returned nullptr`` when CUDA cannot start
+  (``make_module(cuda_starts=False)``), after logging TensorRT's warning through the logger;
+- ``set_shape`` validates (``ValueError``), ``add_optimization_profile`` returns -1 for an empty
+  profile, ``set_timing_cache`` returns False for a cache from another device, ``get_error``
+  returns a ParserError-like object (``desc()``, ``code()``, ``node()``).
 """
 
 from __future__ import annotations
@@ -23,72 +29,93 @@ from __future__ import annotations
 import enum
 import json
 import types
+from pathlib import Path
 
 import numpy as np
 
 from edge_reid.cuda.buffers import host_array
 
-
-class _Severity(enum.IntEnum):
-    INTERNAL_ERROR = 0
-    ERROR = 1
-    WARNING = 2
-    INFO = 3
-    VERBOSE = 4
-
-
-class ILogger:
-    Severity = _Severity
-
-    def __init__(self) -> None:
-        pass
+SURFACES = json.loads((Path(__file__).with_name("binding_surfaces.json")).read_text())
+NULLPTR = "pybind11::init(): factory function returned nullptr"
+CUDA_INIT_WARNING = (
+    "CUDA initialization failure with error: 35. Please check your CUDA installation: "
+    "http://docs.nvidia.com/cuda/cuda-installation-guide-linux/index.html"
+)
+#: Marks a timing cache as built on another device: set_timing_cache(..., ignore_mismatch=False) refuses it.
+OTHER_DEVICE_CACHE = b"OTHER-DEVICE"
 
 
-class Logger(ILogger):
-    WARNING = _Severity.WARNING
-
-    def __init__(self, min_severity=_Severity.WARNING) -> None:
-        super().__init__()
-        self.min_severity = min_severity
-
-    def log(self, severity, msg) -> None:
-        pass
+def record_key(version: str) -> str:
+    """The recorded real release that stands for TensorRT ``version`` (8.x -> 8.6, 9/10 -> 10.3, 11 -> 11)."""
+    major = int(version.split(".")[0])
+    return {8: "tensorrt-8.6", 9: "tensorrt-10.3", 10: "tensorrt-10.3"}.get(major, "tensorrt-11-cu12")
 
 
-class NetworkDefinitionCreationFlag(enum.IntEnum):
-    EXPLICIT_BATCH = 0
-    STRONGLY_TYPED = 5
+def surface(version: str) -> dict:
+    return SURFACES[record_key(version)]["surface"]
 
 
-class MemoryPoolType(enum.IntEnum):
-    WORKSPACE = 0
+class _Missing:
+    """A member this TensorRT version does not have: reading or setting it raises AttributeError."""
+
+    def __set_name__(self, owner, name) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        raise AttributeError(f"'{owner.__name__}' object has no attribute '{self.name}'")
+
+    def __set__(self, obj, value) -> None:
+        raise AttributeError(f"'{type(obj).__name__}' object has no attribute '{self.name}'")
 
 
-class BuilderFlag(enum.IntEnum):
-    FP16 = 0
-    INT8 = 1
+class _NeedsBaseInit(type):
+    """pybind11: constructing a Python subclass whose ``__init__`` skipped the base ``__init__`` raises TypeError."""
+
+    def __call__(cls, *args, **kwargs):
+        obj = cls.__new__(cls)
+        obj._base_initialised = False
+        obj.__init__(*args, **kwargs)
+        if not obj._base_initialised:
+            base = next(b.__name__ for b in cls.__mro__ if b.__dict__.get("_pybind_base"))
+            raise TypeError(f"tensorrt.tensorrt.{base}.__init__() must be called when overriding __init__")
+        return obj
 
 
-class TensorIOMode(enum.IntEnum):
-    NONE = 0
-    INPUT = 1
-    OUTPUT = 2
+def _enum(name: str, values: dict[str, int]) -> type[enum.IntEnum]:
+    # Real enums may alias (two names, one value): keep the first name per value as the member.
+    return enum.IntEnum(name, list(values.items()))
 
 
-class DataType(enum.IntEnum):
-    FLOAT = 0
-    HALF = 1
+class ParserError:
+    """What ``OnnxParser.get_error(i)`` returns (the real one is ``tensorrt.ParserError``)."""
 
+    def __init__(self, desc: str, code: int = 8, node: int = -1) -> None:
+        self._desc, self._code, self._node = desc, code, node
 
-class IInt8EntropyCalibrator2:
-    def __init__(self) -> None:
-        pass
+    def desc(self) -> str:
+        return self._desc
+
+    def code(self) -> int:
+        return self._code
+
+    def node(self) -> int:
+        return self._node
+
+    def __str__(self) -> str:
+        return f"In node {self._node} with name:  and operator:  (): {self._desc}"
 
 
 class _Tensor:
     def __init__(self, name: str, shape: tuple[int, ...]) -> None:
-        self.name = name
-        self.shape = shape
+        self._name, self._shape = name, shape
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
 
 
 class _Network:
@@ -105,49 +132,26 @@ class _Network:
     def num_outputs(self) -> int:
         return len(self.outputs)
 
-    def get_input(self, i: int) -> _Tensor:
-        return self.inputs[i]
+    def get_input(self, index: int) -> _Tensor:
+        return self.inputs[index]
 
-    def get_output(self, i: int) -> _Tensor:
-        return self.outputs[i]
-
-
-class OnnxParser:
-    def __init__(self, network: _Network, logger) -> None:
-        self.network = network
-        self.errors: list[str] = []
-
-    def parse_from_file(self, path: str) -> bool:
-        import onnx
-
-        try:
-            graph = onnx.load(path).graph
-        except Exception as exc:
-            self.errors.append(f"cannot read {path}: {exc}")
-            return False
-
-        def dims(vi):
-            return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim)
-
-        initializers = {i.name for i in graph.initializer}
-        self.network.inputs = [_Tensor(i.name, dims(i)) for i in graph.input if i.name not in initializers]
-        self.network.outputs = [_Tensor(o.name, dims(o)) for o in graph.output]
-        return True
-
-    @property
-    def num_errors(self) -> int:
-        return len(self.errors)
-
-    def get_error(self, i: int) -> str:
-        return self.errors[i]
+    def get_output(self, index: int) -> _Tensor:
+        return self.outputs[index]
 
 
 class _Profile:
     def __init__(self) -> None:
         self.shapes: dict[str, tuple] = {}
 
-    def set_shape(self, name, min, opt, max) -> None:  # noqa: A002 - TensorRT's keyword names
-        self.shapes[name] = (tuple(min), tuple(opt), tuple(max))
+    def set_shape(self, input, min, opt, max) -> None:  # noqa: A002 - TensorRT's parameter names
+        """Real check (docstring of IOptimizationProfile.set_shape): equal ranks, 0 <= min <= opt <= max."""
+        dims = [tuple(int(v) for v in d) for d in (min, opt, max)]
+        if len({len(d) for d in dims}) != 1 or any(not 0 <= a <= b <= c for a, b, c in zip(*dims)):
+            raise ValueError(f"invalid shapes for {input!r}: min {dims[0]}, opt {dims[1]}, max {dims[2]}")
+        self.shapes[input] = tuple(dims)
+
+    def __bool__(self) -> bool:
+        return bool(self.shapes)
 
 
 class _TimingCache:
@@ -166,93 +170,47 @@ class _Config:
         self.timing_cache_in: bytes | None = None
         self.timing_cache: _TimingCache | None = None
         self.ignore_mismatch = None
-        self.int8_calibrator = None
+        self._int8_calibrator = None
         self.calibration_profile: _Profile | None = None
 
-    def set_memory_pool_limit(self, pool, size: int) -> None:
-        self.pool_limits[pool] = size
+    def set_memory_pool_limit(self, pool, pool_size: int) -> None:
+        self.pool_limits[pool] = pool_size
 
     def set_flag(self, flag) -> None:
         self.flags.add(flag)
 
     def add_optimization_profile(self, profile: _Profile) -> int:
+        if not profile:
+            return -1
         self.profiles.append(profile)
         return len(self.profiles) - 1
 
-    def create_timing_cache(self, data: bytes) -> _TimingCache:
-        self.timing_cache_in = bytes(data)
-        return _TimingCache(data)
+    def create_timing_cache(self, serialized_timing_cache: bytes) -> _TimingCache:
+        self.timing_cache_in = bytes(serialized_timing_cache)
+        return _TimingCache(serialized_timing_cache)
 
     def set_timing_cache(self, cache: _TimingCache, ignore_mismatch: bool) -> bool:
+        if cache.data.startswith(OTHER_DEVICE_CACHE) and not ignore_mismatch:
+            return False
         self.timing_cache, self.ignore_mismatch = cache, ignore_mismatch
         return True
 
     def get_timing_cache(self) -> _TimingCache | None:
         return self.timing_cache
 
+    @property
+    def int8_calibrator(self):
+        return self._int8_calibrator
+
+    @int8_calibrator.setter
+    def int8_calibrator(self, value) -> None:
+        self._int8_calibrator = value
+
     def set_calibration_profile(self, profile: _Profile) -> bool:
+        if not profile:
+            return False
         self.calibration_profile = profile
         return True
-
-
-class Builder:
-    #: set by a test to make the next build fail with these logged errors
-    fail_with: list[str] | None = None
-    last: "Builder | None" = None
-
-    def __init__(self, logger) -> None:
-        self.logger = logger
-        self.network: _Network | None = None
-        self.config: _Config | None = None
-        self.calibration_batches: list[np.ndarray] = []
-        Builder.last = self
-
-    def create_network(self, flags: int) -> _Network:
-        self.network = _Network(flags)
-        return self.network
-
-    def create_builder_config(self) -> _Config:
-        self.config = _Config()
-        return self.config
-
-    def create_optimization_profile(self) -> _Profile:
-        return _Profile()
-
-    def _calibrate(self, config: _Config, network: _Network) -> None:
-        calibrator = config.int8_calibrator
-        cached = calibrator.read_calibration_cache()
-        if cached:
-            return
-        name = network.inputs[0].name
-        shape = config.calibration_profile.shapes[name][1]
-        assert calibrator.get_batch_size() == shape[0]
-        while True:
-            pointers = calibrator.get_batch([name])
-            if not pointers:
-                break
-            self.calibration_batches.append(host_array(pointers[0], shape).copy())
-        calibrator.write_calibration_cache(f"FAKE-EntropyCalibration2 {len(self.calibration_batches)} batches\n".encode())
-
-    def build_serialized_network(self, network: _Network, config: _Config):
-        if Builder.fail_with is not None:
-            for message in Builder.fail_with:
-                self.logger.log(_Severity.ERROR, message)
-            return None
-        if BuilderFlag.INT8 in config.flags and config.int8_calibrator is not None:
-            self._calibrate(config, network)
-        if config.timing_cache is not None:
-            config.timing_cache.data += b"+timing"
-        profile = config.profiles[0]
-        name = network.inputs[0].name
-        description = {
-            "input": name,
-            "output": network.outputs[0].name,
-            "input_shape": [-1, *network.inputs[0].shape[1:]],
-            "output_shape": [-1, *network.outputs[0].shape[1:]],
-            "profile": [list(s) for s in profile.shapes[name]],
-            "flags": sorted(int(f) for f in config.flags),
-        }
-        return json.dumps(description).encode()
 
 
 class _Context:
@@ -262,10 +220,10 @@ class _Context:
         self.input_shapes: list[tuple] = []
         self.executions: list[int] = []
 
-    def set_tensor_address(self, name: str, address: int) -> bool:
+    def set_tensor_address(self, name: str, memory: int) -> bool:
         if name not in (self.engine.d["input"], self.engine.d["output"]):
             return False
-        self.addresses[name] = int(address)
+        self.addresses[name] = int(memory)
         return True
 
     def set_input_shape(self, name: str, shape) -> bool:
@@ -295,14 +253,15 @@ class _Engine:
     def num_io_tensors(self) -> int:
         return 2
 
-    def get_tensor_name(self, i: int) -> str:
-        return (self.d["input"], self.d["output"])[i]
+    def get_tensor_name(self, index: int) -> str:
+        return (self.d["input"], self.d["output"])[index]
 
     def get_tensor_mode(self, name: str):
-        return TensorIOMode.INPUT if name == self.d["input"] else TensorIOMode.OUTPUT
+        modes = self._module.TensorIOMode
+        return modes.INPUT if name == self.d["input"] else modes.OUTPUT
 
     def get_tensor_dtype(self, name: str):
-        return DataType.FLOAT
+        return self._module.DataType.FLOAT
 
     def get_tensor_shape(self, name: str):
         return tuple(self.d["input_shape"] if name == self.d["input"] else self.d["output_shape"])
@@ -316,27 +275,183 @@ class _Engine:
         return context
 
 
-class Runtime:
-    last_engine: _Engine | None = None
+def make_module(version: str = "10.3.0.30", cuda_starts: bool = True) -> types.ModuleType:
+    """A fresh module object standing in for ``tensorrt`` ``version``.
 
-    def __init__(self, logger) -> None:
-        self.logger = logger
-
-    def deserialize_cuda_engine(self, data: bytes):
-        try:
-            engine = _Engine(json.loads(bytes(data)))
-        except ValueError:
-            return None
-        Runtime.last_engine = engine
-        return engine
-
-
-def make_module(version: str = "10.3.0.30") -> types.ModuleType:
-    """A fresh module object standing in for ``tensorrt``."""
+    Args:
+        version: ``tensorrt.__version__`` to report; members and enum values come from the
+            recorded real release standing for it (:func:`record_key`).
+        cuda_starts: False makes ``Builder(logger)`` and ``Runtime(logger)`` log TensorRT's
+            CUDA-initialisation warning and raise the real ``TypeError`` (no usable GPU).
+    """
+    s = surface(version)
+    members = s["members"]
     module = types.ModuleType("tensorrt")
     module.__version__ = version
-    for name, value in dict(globals()).items():
-        if not name.startswith("_") and name not in ("make_module", "annotations", "enum", "json", "types", "np", "host_array"):
+    module.NULLPTR = NULLPTR
+    enums = {name: _enum(name.split(".")[-1], values) for name, values in s["enums"].items()}
+    for name, value in enums.items():
+        if "." not in name:
             setattr(module, name, value)
-    Builder.fail_with = None
+    severity = enums["ILogger.Severity"]
+
+    class ILogger(metaclass=_NeedsBaseInit):
+        _pybind_base = True
+        Severity = severity
+
+        def __init__(self) -> None:
+            self._base_initialised = True
+
+        def log(self, severity, msg) -> None:
+            pass
+
+    class Logger(ILogger):
+        _pybind_base = True
+
+        def __init__(self, min_severity=severity.WARNING) -> None:
+            ILogger.__init__(self)
+            self.min_severity = min_severity
+
+        def log(self, severity, msg) -> None:
+            pass
+
+    for member, value in severity.__members__.items():
+        setattr(Logger, member, value)
+
+    def _start(logger) -> None:
+        if not isinstance(logger, ILogger):
+            raise TypeError("__init__(): incompatible constructor arguments")
+        if not cuda_starts:
+            logger.log(severity.WARNING, CUDA_INIT_WARNING)
+            raise TypeError(NULLPTR)
+
+    class OnnxParser:
+        def __init__(self, network: _Network, logger) -> None:
+            self.network = network
+            self.errors: list[ParserError] = []
+
+        def parse_from_file(self, model: str) -> bool:
+            import onnx
+
+            try:
+                graph = onnx.load(model).graph
+            except Exception as exc:
+                self.errors.append(ParserError(f"Failed to parse ONNX model from file: {model} ({exc})", code=1))
+                return False
+
+            def dims(vi):
+                return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim)
+
+            initializers = {i.name for i in graph.initializer}
+            self.network.inputs = [_Tensor(i.name, dims(i)) for i in graph.input if i.name not in initializers]
+            self.network.outputs = [_Tensor(o.name, dims(o)) for o in graph.output]
+            return True
+
+        @property
+        def num_errors(self) -> int:
+            return len(self.errors)
+
+        def get_error(self, index: int) -> ParserError:
+            return self.errors[index]
+
+    class Config(_Config):
+        pass
+
+    class Builder:
+        #: set by a test to make the next build fail with these logged errors
+        fail_with: list[str] | None = None
+        last: "Builder | None" = None
+
+        def __init__(self, logger) -> None:
+            _start(logger)
+            self.logger = logger
+            self.network: _Network | None = None
+            self.config: _Config | None = None
+            self.calibration_batches: list[np.ndarray] = []
+            Builder.last = self
+
+        def create_network(self, flags: int = 0) -> _Network:
+            self.network = _Network(flags)
+            return self.network
+
+        def create_builder_config(self) -> _Config:
+            self.config = Config()
+            return self.config
+
+        def create_optimization_profile(self) -> _Profile:
+            return _Profile()
+
+        def _calibrate(self, config: _Config, network: _Network) -> None:
+            calibrator = config.int8_calibrator
+            if calibrator.read_calibration_cache():
+                return
+            name = network.inputs[0].name
+            shape = config.calibration_profile.shapes[name][1]
+            assert calibrator.get_batch_size() == shape[0]
+            while True:
+                pointers = calibrator.get_batch([name])
+                if not pointers:
+                    break
+                self.calibration_batches.append(host_array(pointers[0], shape).copy())
+            calibrator.write_calibration_cache(f"FAKE-EntropyCalibration2 {len(self.calibration_batches)} batches\n".encode())
+
+        def build_serialized_network(self, network: _Network, config: _Config):
+            if Builder.fail_with is not None:
+                for message in Builder.fail_with:
+                    self.logger.log(severity.ERROR, message)
+                return None
+            if "IInt8EntropyCalibrator2" in module.__dict__ and config.int8_calibrator is not None:
+                self._calibrate(config, network)
+            if config.timing_cache is not None:
+                config.timing_cache.data += b"+timing"
+            profile = config.profiles[0]
+            name = network.inputs[0].name
+            description = {
+                "input": name,
+                "output": network.outputs[0].name,
+                "input_shape": [-1, *network.inputs[0].shape[1:]],
+                "output_shape": [-1, *network.outputs[0].shape[1:]],
+                "profile": [list(s) for s in profile.shapes[name]],
+                "flags": sorted(int(f) for f in config.flags),
+            }
+            return json.dumps(description).encode()
+
+    class Engine(_Engine):
+        _module = module
+
+    class Runtime:
+        last_engine: _Engine | None = None
+
+        def __init__(self, logger) -> None:
+            _start(logger)
+            self.logger = logger
+
+        def deserialize_cuda_engine(self, serialized_engine: bytes):
+            try:
+                engine = Engine(json.loads(bytes(serialized_engine)))
+            except ValueError:
+                self.logger.log(severity.ERROR, "1: [runtime.cpp::parsePlan::314] Error Code 1: Serialization (Serialization assertion plan->header.magicTag == rt::kPLAN_MAGIC_TAG failed.)")
+                return None
+            Runtime.last_engine = engine
+            return engine
+
+    module.ILogger, module.Logger, module.OnnxParser, module.Builder, module.Runtime = ILogger, Logger, OnnxParser, Builder, Runtime
+    module.ParserError = ParserError
+    if members.get("IInt8EntropyCalibrator2"):
+
+        class IInt8EntropyCalibrator2(metaclass=_NeedsBaseInit):
+            _pybind_base = True
+
+            def __init__(self) -> None:
+                self._base_initialised = True
+
+        module.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
+    for attribute in ("int8_calibrator", "set_calibration_profile"):
+        if members.get(f"IBuilderConfig.{attribute}") is None:
+            missing = _Missing()
+            missing.__set_name__(Config, attribute)
+            setattr(Config, attribute, missing)
+    # Classes whose objects only TensorRT makes: named as in the real module for signature checks.
+    module.INetworkDefinition, module.ITensor, module.IOptimizationProfile = _Network, _Tensor, _Profile
+    module.ITimingCache, module.IBuilderConfig, module.ICudaEngine, module.IExecutionContext = _TimingCache, Config, Engine, _Context
     return module

@@ -1,4 +1,4 @@
-"""Tiny ONNX graphs built in tests to provoke model errors (wrong rank, NaN output)."""
+"""Tiny ONNX graphs built in tests: models that provoke errors (wrong rank, NaN output) and tiny ReID-shaped models."""
 
 from __future__ import annotations
 
@@ -48,3 +48,26 @@ def mean_model(path: Path, height: int = 256, width: int = 128) -> Path:
         helper.make_node("Flatten", ["pooled"], ["output"]),
     ]
     return save_model(path, nodes, [x], [y])
+
+
+def tiny_model(path: Path, elem=TensorProto.FLOAT) -> Path:
+    """(N, 3, 4, 2) -> (N, 3) channel means."""
+    x = helper.make_tensor_value_info("images", elem, ["N", 3, 4, 2])
+    y = helper.make_tensor_value_info("output", elem, ["N", 3])
+    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["output"])]
+    return save_model(path, nodes, [x], [y])
+
+
+def tiny_qdq_model(path: Path, input_name: str = "images") -> Path:
+    """The same graph with a QuantizeLinear/DequantizeLinear pair on the input, as ONNX Runtime's Q/DQ format writes it."""
+    x = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", 3, 4, 2])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3])
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [0.05])
+    zero = helper.make_tensor("zero", TensorProto.INT8, [], [0])
+    nodes = [
+        helper.make_node("QuantizeLinear", [input_name, "scale", "zero"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["dq"]),
+        helper.make_node("GlobalAveragePool", ["dq"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["output"]),
+    ]
+    return save_model(path, nodes, [x], [y], [scale, zero])

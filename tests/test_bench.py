@@ -289,7 +289,6 @@ def test_bench_json_path_checked_before_work(tmp_path, capsys):
 # --------------------------------------------------------------------------- TensorRT, simulated (stand-ins from issue 5)
 
 
-from test_tensorrt_layer_simulated import fake  # noqa: E402,F401  (the fixture: fake tensorrt + cuda runtime)
 
 
 def test_bench_on_simulated_tensorrt_reports_the_engine_precision(fake, tmp_path, capsys):

@@ -6,8 +6,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
+import edge_reid.tensorrt.env as tensorrt_env
 from edge_reid.cuda.runtime import GpuInfo
 from edge_reid.errors import ModelError
 from edge_reid.spec import ModelSpec, file_sha256
@@ -16,33 +17,18 @@ from edge_reid.tensorrt.errors import EngineBuildError
 from edge_reid.tensorrt.manifest import EngineManifest, utc_now_iso, write_manifest
 from edge_reid.tensorrt.profile import BatchProfile
 from edge_reid.tensorrt.versions import Int8Path
-from onnx_builders import save_model
+from onnx_builders import tiny_model, tiny_qdq_model
 
-ORIN = GpuInfo(0, "Orin", (8, 7), integrated=True, can_map_host_memory=True, total_memory_bytes=7 << 30)
+ORIN = GpuInfo(0, "Orin", (8, 7), integrated=True, can_map_host_memory=True, total_memory_bytes=7 << 30, multiprocessors=8)
 SPEC = ModelSpec(name="tiny", input_name="images", height=4, width=2, embedding_dim=3, output_name="output")
 
 
-def tiny_model(path: Path, elem=TensorProto.FLOAT) -> Path:
-    """(N, 3, 4, 2) -> (N, 3) channel means."""
-    x = helper.make_tensor_value_info("images", elem, ["N", 3, 4, 2])
-    y = helper.make_tensor_value_info("output", elem, ["N", 3])
-    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["output"])]
-    return save_model(path, nodes, [x], [y])
-
-
-def tiny_qdq_model(path: Path, input_name: str = "images") -> Path:
-    """The same graph with a QuantizeLinear/DequantizeLinear pair on the input, as ONNX Runtime's Q/DQ format writes it."""
-    x = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", 3, 4, 2])
-    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3])
-    scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [0.05])
-    zero = helper.make_tensor("zero", TensorProto.INT8, [], [0])
-    nodes = [
-        helper.make_node("QuantizeLinear", [input_name, "scale", "zero"], ["q"]),
-        helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["dq"]),
-        helper.make_node("GlobalAveragePool", ["dq"], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["output"]),
-    ]
-    return save_model(path, nodes, [x], [y], [scale, zero])
+@pytest.fixture(autouse=True)
+def orin_nano_board(monkeypatch, tmp_path):
+    """This "machine" is a Jetson Orin Nano: its device tree names the board (NUL-terminated, as on the device)."""
+    model = tmp_path / "device-tree-model"
+    model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\x00")
+    monkeypatch.setattr(tensorrt_env, "DEVICE_TREE_MODEL", model)
 
 
 @pytest.fixture
@@ -66,9 +52,10 @@ def test_fp16_plan_on_jetpack6(model, tmp_path):
     assert plan.network_model_path == model and plan.calibration_file is None
     assert plan.model_sha256 == file_sha256(model)
     assert plan.engine_path.parent == tmp_path / "engines"
-    assert plan.engine_path.name == f"tiny-{plan.model_sha256[:12]}-fp16-b1-16-64-trt10.3.0.30-orin-sm87.engine"
+    assert plan.engine_path.name == f"tiny-{plan.model_sha256[:12]}-fp16-b1-16-64-trt10.3.0.30-orin-sm87-8sm-7g-orin-nano.engine"
     assert plan.manifest_path == plan.engine_path.with_suffix(".json")
-    assert plan.timing_cache.name == "timing-trt10.3.0.30-orin-sm87.cache"
+    assert plan.timing_cache.name == "timing-trt10.3.0.30-orin-sm87-8sm-7g-orin-nano.cache"
+    assert plan.machine.board == "NVIDIA Jetson Orin Nano Developer Kit"  # read from the device tree
 
 
 def test_int8_from_qdq_model(model, qdq, tmp_path):
@@ -143,7 +130,8 @@ def _write_built(plan, calibration_sha=None):
         model_sha256=plan.model_sha256, spec=SPEC.to_dict(), spec_fingerprint=SPEC.fingerprint(), precision=plan.options.precision,
         int8_path=plan.int8_path.value if plan.int8_path else None, calibration_file=str(plan.calibration_file) if plan.calibration_file else None,
         calibration_sha256=calibration_sha, tensorrt_version=plan.machine.tensorrt_version, gpu_name=plan.machine.gpu_name,
-        compute_capability=plan.machine.compute_capability, cuda_version="12.6", profile=plan.options.profile, input_name="images",
+        compute_capability=plan.machine.compute_capability, multiprocessors=plan.machine.multiprocessors,
+            memory_gib=plan.machine.memory_gib, board=plan.machine.board, cuda_driver_version="12.6", profile=plan.options.profile, input_name="images",
         output_name="output", input_chw=(3, 4, 2), embedding_dim=3, workspace_mb=1024, build_date=utc_now_iso(),
     )
     write_manifest(manifest, plan.manifest_path)

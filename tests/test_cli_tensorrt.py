@@ -60,7 +60,7 @@ def test_build_qdq_must_be_a_qdq_model(capsys):
 
 
 def test_doctor_reports_what_is_missing_and_engine_status(tmp_path):
-    from test_engine_manifest import make_engine
+    from conftest import make_engine
 
     make_engine(tmp_path / "engines")
     (tmp_path / "engines" / "junk.json").write_text("{")

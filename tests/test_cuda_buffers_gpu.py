@@ -2,6 +2,7 @@
 
 Marked ``gpu``; skipped (with the reason) where cuda-python or a CUDA device is missing.
 Run on a Jetson or any CUDA machine with: python -m pytest -q -m gpu tests/test_cuda_buffers_gpu.py
+(`edge-reid doctor --selftest` runs the same kinds of checks with a GPU kernel and writes a report).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def stream():
 
 def test_device_is_described():
     assert GPU.name and GPU.compute_capability[0] >= 5
-    print(f"GPU: {GPU.describe()}, CUDA runtime {_STATUS.runtime_version}, driver {_STATUS.driver_version}")
+    print(f"GPU: {GPU.describe()}, device CUDA (driver) {_STATUS.driver_version}, cuda-python built for {_STATUS.runtime_version}")
 
 
 @pytest.mark.parametrize("mode", ["mapped", "pinned"])
@@ -95,6 +96,20 @@ def test_pinned_round_trip_through_the_stream(rt, stream):
         target.close()
 
 
-def test_memory_mode_for_this_gpu():
-    expected = "mapped" if GPU.integrated and GPU.can_map_host_memory else "pinned"
-    assert choose_memory_mode(GPU) == expected
+def test_the_buffers_of_the_mode_chosen_for_this_gpu_carry_a_batch_through_the_device(rt, stream):
+    """The path TensorRT takes: CPU writes n input rows, upload (no-op when mapped), the device reads the
+    input and writes the output (here a device-to-device copy), download (no-op when mapped), synchronise."""
+    mode = choose_memory_mode(GPU)
+    cuda = allocate_batch_buffers(8, (3, 16, 8), 3 * 16 * 8, mode)
+    try:
+        data = np.random.default_rng(1).standard_normal((8, 3, 16, 8)).astype(np.float32)
+        cuda.buffers.input[:] = data
+        cuda.upload(5, stream)
+        d2d = rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+        check(rt.cudaMemcpyAsync(cuda.output_device_ptr, cuda.input_device_ptr, 5 * cuda.input.row_nbytes, d2d, stream.handle), "cudaMemcpyAsync", rt)
+        cuda.download(5, stream)
+        stream.synchronize()
+        np.testing.assert_array_equal(cuda.buffers.output[:5], data[:5].reshape(5, -1))
+        assert not np.any(cuda.buffers.output[5:])  # only the used rows moved
+    finally:
+        cuda.close()

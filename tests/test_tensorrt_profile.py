@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge_reid.batching import plan_sub_batches
 from edge_reid.tensorrt.errors import EngineBuildError
 from edge_reid.tensorrt.profile import BatchProfile
 
@@ -47,17 +48,17 @@ def test_execution_batch_pads_to_min_and_refuses_above_max():
         profile.execution_batch(0)
 
 
-def test_plan_splits_above_max():
+def test_sub_batches_split_above_the_profile_max():
     profile = BatchProfile(1, 16, 64)
-    assert profile.plan(150) == [(0, 64), (64, 128), (128, 150)]
-    assert profile.plan(64) == [(0, 64)]
-    assert profile.plan(0) == []
+    assert plan_sub_batches(150, profile.max) == [(0, 64), (64, 128), (128, 150)]
+    assert plan_sub_batches(64, profile.max) == [(0, 64)]
+    assert plan_sub_batches(0, profile.max) == []
 
 
 @given(count=st.integers(0, 500), mx=st.integers(1, 80))
-def test_plan_covers_everything_in_order_within_max(count, mx):
+def test_sub_batches_cover_everything_in_order_and_each_runs_as_is(count, mx):
     profile = BatchProfile(1, 1, mx)
-    ranges = profile.plan(count)
+    ranges = plan_sub_batches(count, profile.max)
     assert [i for a, b in ranges for i in range(a, b)] == list(range(count))
     assert all(1 <= b - a <= mx for a, b in ranges)
     assert all(profile.execution_batch(b - a) == b - a for a, b in ranges)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_reid.backends.base import EmbeddingBackend
-from edge_reid.backends.buffers import BatchBuffers, numpy_buffers, plan_sub_batches
 from edge_reid.errors import BackendUnavailableError
 from edge_reid.spec import ModelSpec
 
@@ -121,11 +120,8 @@ def create_backend(
 __all__ = [
     "BACKEND_NAMES",
     "BackendChoice",
-    "BatchBuffers",
     "EmbeddingBackend",
     "choose_backend",
     "create_backend",
-    "numpy_buffers",
-    "plan_sub_batches",
     "tensorrt_available",
 ]

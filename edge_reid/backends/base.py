@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from edge_reid.backends.buffers import BatchBuffers
+from edge_reid.batching import BatchBuffers
 from edge_reid.spec import ModelSpec
 
 

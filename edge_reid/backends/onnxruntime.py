@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.backends.base import EmbeddingBackend
-from edge_reid.backends.buffers import numpy_buffers
+from edge_reid.batching import numpy_buffers
 from edge_reid.errors import ModelError
 from edge_reid.spec import ModelSpec
 

@@ -13,19 +13,21 @@ backend's ``max_batch`` is that max (the Embedder sub-batches by ``backend.max_b
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
 from edge_reid.backends.base import EmbeddingBackend
-from edge_reid.cuda.buffers import CudaBatchBuffers, CudaStream, allocate_batch_buffers, choose_memory_mode
+from edge_reid.cuda.buffers import CudaBatchBuffers, CudaStream, MemoryMode, allocate_batch_buffers, choose_memory_mode
 from edge_reid.cuda.runtime import GpuInfo, query_gpu
 from edge_reid.errors import ModelError
 from edge_reid.spec import ModelSpec, file_sha256
 from edge_reid.tensorrt.env import TensorRTStatus, import_tensorrt, require_tensorrt
 from edge_reid.tensorrt.manifest import EngineCheck, EngineManifest, select_engine
 from edge_reid.tensorrt.profile import BatchProfile
+from edge_reid.tensorrt.startup import create_runtime, make_logger
 
 
 class TensorRTBackend(EmbeddingBackend):
@@ -38,9 +40,12 @@ class TensorRTBackend(EmbeddingBackend):
         spec: the model's spec (must agree with the manifest's I/O).
         gpu: the CUDA device (default: device 0, queried).
         trt: the ``tensorrt`` module (default: imported).
+        memory_mode: ``"mapped"`` or ``"pinned"`` buffers; None chooses for the GPU
+            (:func:`~edge_reid.cuda.buffers.choose_memory_mode`). The device check times both.
 
     Raises:
-        BackendUnavailableError: TensorRT or cuda-python missing.
+        BackendUnavailableError: TensorRT or cuda-python missing, or TensorRT cannot start CUDA
+            (the message has TensorRT's log and the likely causes).
         ModelError: the engine cannot be deserialized or its I/O disagrees with the spec.
         CudaError: a CUDA allocation or stream call failed.
     """
@@ -54,6 +59,7 @@ class TensorRTBackend(EmbeddingBackend):
         spec: ModelSpec,
         gpu: GpuInfo | None = None,
         trt: ModuleType | None = None,
+        memory_mode: MemoryMode | None = None,
     ) -> None:
         trt = trt or import_tensorrt()
         self.engine_path = Path(engine_path)
@@ -61,17 +67,20 @@ class TensorRTBackend(EmbeddingBackend):
         self.profile: BatchProfile = manifest.profile
         self.gpu = gpu or query_gpu(0)
         self._closed = False
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
+        self._logger = make_logger(trt, echo=lambda line: print(line, file=sys.stderr))  # as trt.Logger(WARNING) did
+        self._runtime = create_runtime(trt, self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self._engine is None:
-            raise ModelError(f"{self.engine_path}: TensorRT cannot deserialize this engine; rebuild it with edge-reid build --rebuild")
+            raise ModelError(
+                f"{self.engine_path}: TensorRT cannot deserialize this engine (TensorRT said: {self._logger.summary()}); "
+                "rebuild it with edge-reid build --rebuild"
+            )
         self.input_name, self.output_name = manifest.input_name, manifest.output_name
         self._check_io(trt, spec)
         self._context = self._engine.create_execution_context()
         if self._context is None:
             raise ModelError(f"{self.engine_path}: cannot create an execution context (out of GPU memory?)")
-        self.memory_mode = choose_memory_mode(self.gpu)
+        self.memory_mode: MemoryMode = memory_mode or choose_memory_mode(self.gpu)
         self._stream = CudaStream()
         try:
             self._cuda: CudaBatchBuffers = allocate_batch_buffers(
@@ -191,6 +200,7 @@ def open_tensorrt_backend(
 
 def _rebuild(model_path, spec: ModelSpec, precision: str | None, engines_dir, trt, status: TensorRTStatus) -> EngineCheck:
     """Build the engine ``open_tensorrt_backend(rebuild=True)`` needs, reusing a stale manifest's settings."""
+    from edge_reid.cuda.versions import DeviceCuda
     from edge_reid.tensorrt.builder import DEFAULT_WORKSPACE_MB, BuildOptions, build_engine, plan_build
     from edge_reid.tensorrt.errors import EngineBuildError
     from edge_reid.tensorrt.manifest import EngineStatus, check_manifest, rebuild_command, scan_engines
@@ -220,5 +230,5 @@ def _rebuild(model_path, spec: ModelSpec, precision: str | None, engines_dir, tr
     else:
         options = BuildOptions(model_path=Path(model_path), precision=precision or "fp16", profile=Profile(), engines_dir=Path(engines_dir))
     plan = plan_build(options, spec, status.tensorrt_version, status.gpu.gpu)
-    manifest = build_engine(plan, trt, cuda_version=status.gpu.runtime_version)
+    manifest = build_engine(plan, trt, cuda=DeviceCuda.here(status.gpu.driver_version))
     return check_manifest(manifest, plan.manifest_path, status.machine, model_sha, spec.fingerprint())

@@ -14,6 +14,7 @@ from edge_reid.cli import doctor_command  # noqa: E402,F401
 from edge_reid.cli import bench_command  # noqa: E402,F401
 from edge_reid.cli import gallery_command  # noqa: E402,F401
 from edge_reid.cli import calibrate_command, eval_command  # noqa: E402,F401
+from edge_reid.cli import eval_mot_command  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

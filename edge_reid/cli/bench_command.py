@@ -104,7 +104,7 @@ def bench(
     from edge_reid.bench import BenchConfig, PRECISIONS, crops_from_folder, crops_from_video, default_video, parse_batch_sizes, run_bench
     from edge_reid.errors import DataError
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.sinks import check_writable
+    from edge_reid.output_paths import check_writable
 
     try:
         batches = parse_batch_sizes(batch)

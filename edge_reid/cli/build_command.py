@@ -13,7 +13,7 @@ from edge_reid.cli.app import app
 from edge_reid.tensorrt.builder import DEFAULT_WORKSPACE_MB
 from edge_reid.tensorrt.profile import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # paths and commands stay whole: no wrapping at the terminal width
 
 
 @app.command("build")
@@ -49,6 +49,7 @@ def build(
     TensorRT version and GPU that built them; `edge-reid doctor` lists which are current.
     """
     from edge_reid.assets import DEFAULT_REID_MODEL
+    from edge_reid.cuda.versions import DeviceCuda
     from edge_reid.spec import load_spec
     from edge_reid.tensorrt.builder import BuildOptions, build_engine, plan_build, up_to_date, validate_options
     from edge_reid.data.market1501 import sample_calibration_images
@@ -82,7 +83,7 @@ def build(
 
     batches = None
     if plan.int8_path is Int8Path.IMPLICIT_CALIBRATION:
-        paths = sample_calibration_images(options.calibration_data, options.calibration_images)
+        paths = list(sample_calibration_images(options.calibration_data, options.calibration_images))
         images = CalibrationImages(paths, spec)
         batches = lambda: iter(images)  # noqa: E731 - read only if TensorRT has no calibration cache
         console.print(f"calibrating on {len(paths)} crops from {options.calibration_data} (cache: {plan.calibration_file})")
@@ -93,7 +94,7 @@ def build(
         "(several minutes on a Jetson)"
     )
     started = time.perf_counter()
-    manifest = build_engine(plan, trt, calibration_batches=batches, cuda_version=status.gpu.runtime_version)
+    manifest = build_engine(plan, trt, calibration_batches=batches, cuda=DeviceCuda.here(status.gpu.driver_version))
     seconds = time.perf_counter() - started
     size_mb = plan.engine_path.stat().st_size / 2**20
     console.print(f"built {plan.engine_path} ({size_mb:.1f} MiB) in {seconds:.0f} s; manifest {plan.manifest_path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,11 +18,29 @@ MARKS = {True: "[green]ok[/]", False: "[red]missing[/]", None: ""}
 @app.command("doctor")
 def doctor(
     engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="Folder of TensorRT engines and manifests."),
+    selftest: bool = typer.Option(
+        False, "--selftest", help="Also check TensorRT and CUDA on this device (buffers, FP16/INT8 engines against ONNX Runtime, timings) and write a JSON report."
+    ),
+    report: Path = typer.Option(Path("device-check.json"), "--report", help="--selftest: where the JSON report goes."),
+    qdq: Optional[Path] = typer.Option(None, "--qdq", help="--selftest: Q/DQ model from `edge-reid calibrate` for the INT8 check (default: calibration/<model>-int8-qdq.onnx if present)."),
+    crops: Optional[Path] = typer.Option(None, "--crops", help="--selftest: folder of person crops for the accuracy and loop checks."),
+    video: Optional[Path] = typer.Option(None, "--video", help="--selftest: or a video to cut person crops from (default: ../shared/data/vtest.avi if present)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="--selftest: ReID model (.onnx). Default: bundled OSNet x0.25."),
 ) -> None:
     """Report versions (TensorRT, CUDA, cuda-python, onnxruntime, OpenCV and GStreamer), the GPU, and each engine's status.
 
-    An engine is "current" when it was built by this TensorRT version on this GPU model;
+    An engine is "current" when it was built by this TensorRT version on this GPU module;
     stale engines are never loaded (rebuild them with `edge-reid build ... --rebuild`).
+
+    With --selftest it then runs the device check (see docs/jetson.md): checks this device
+    cannot run (no GPU, no TensorRT) are reported as skipped with the reason. Exit 1 when a
+    check failed.
+
+    Examples:
+
+      edge-reid doctor
+
+      edge-reid doctor --selftest --crops person_crops/ --qdq calibration/osnet_x0_25_msmt17-int8-qdq.onnx
     """
     from edge_reid.doctor import collect_report
     from edge_reid.tensorrt.manifest import EngineStatus
@@ -38,7 +57,32 @@ def doctor(
 
     if not checks:
         console.print(f"engines: none in {engines_dir}")
-        return
+    else:
+        _print_engines(console, engines_dir, checks, EngineStatus)
+    if selftest:
+        _selftest(console, report, qdq, crops, video, model)
+
+
+def _selftest(console: Console, report: Path, qdq, crops, video, model) -> None:
+    from edge_reid.device_check import DeviceCheckOptions, run_device_check
+    from edge_reid.output_paths import check_writable
+
+    check_writable(report, "device check report")
+    result = run_device_check(
+        DeviceCheckOptions(model_path=model, qdq_path=qdq, crops=crops, video=video),
+        say=lambda line: console.print(f"selftest: {escape(line)}", soft_wrap=True),
+    )
+    result.write(report)
+    colours = {"passed": "green", "failed": "red", "skipped": "yellow"}
+    for check in result.checks:
+        words = check.detail if check.status == "skipped" else f"{check.status}: {check.detail}"  # skipped details say so
+        console.print(f"  {check.name}: [{colours[check.status]}]{escape(words)}[/]", soft_wrap=True)
+    console.print(f"device check report: {escape(str(report))}", soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_engines(console: Console, engines_dir: Path, checks, EngineStatus) -> None:
     console.print(f"[bold]engines in {escape(str(engines_dir))}[/]")
     colours = {EngineStatus.CURRENT: "green", EngineStatus.STALE: "yellow", EngineStatus.BROKEN: "red"}
     for check in checks:
@@ -51,7 +95,7 @@ def doctor(
             continue
         console.print(f"  {escape(m.engine_file)}", soft_wrap=True)
         console.print(
-            f"    {m.precision}, TensorRT {escape(m.tensorrt_version)}, {escape(m.gpu_name)} (sm {m.compute_capability}), "
+            f"    {m.precision}, TensorRT {escape(m.tensorrt_version)}, {escape(m.machine.describe_module())}, "
             f"batch {m.profile}, built {m.build_date}: {status}",
             soft_wrap=True,
         )

@@ -40,7 +40,7 @@ def eval_command(
     from edge_reid.embedder import Embedder
     from edge_reid.evaluation.market_eval import evaluate_market
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.sinks import check_writable
+    from edge_reid.output_paths import check_writable
 
     if backend not in BACKEND_NAMES:
         raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")

@@ -120,7 +120,7 @@ def enroll(
 
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
-    from edge_reid.sinks import check_writable
+    from edge_reid.output_paths import check_writable
 
     if mode not in ("auto", "crops", "detect"):
         raise typer.BadParameter("choose auto, crops or detect", param_hint="--mode")
@@ -195,7 +195,7 @@ def export(
 ) -> None:
     """Export identities and metadata as JSON, without embeddings."""
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.sinks import check_writable
+    from edge_reid.output_paths import check_writable
 
     metadata = _load(gallery_path).metadata()
     if output is None:
@@ -231,7 +231,7 @@ def threshold(
     from edge_reid.embedder import Embedder
     from edge_reid.matching.threshold import labelled_images, pair_similarities, threshold_report
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.sinks import check_writable
+    from edge_reid.output_paths import check_writable
 
     if not data.is_dir():
         raise DataError(f"data folder {data} does not exist")

@@ -98,7 +98,8 @@ def run(
     from edge_reid.pipeline import Pipeline
     from edge_reid.cli.gallery_command import open_gallery
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.sinks import DisplaySink, EventsSink, VideoSink, check_writable
+    from edge_reid.output_paths import check_writable
+    from edge_reid.sinks import DisplaySink, EventsSink, VideoSink
     from edge_reid.sources import open_source
 
     if (source is None) == (camera is None):

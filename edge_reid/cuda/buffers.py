@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from edge_reid.backends.buffers import BatchBuffers
+from edge_reid.batching import BatchBuffers
 from edge_reid.cuda.runtime import GpuInfo, check, import_cudart
 
 MemoryMode = Literal["mapped", "pinned"]

@@ -9,10 +9,16 @@ cuda-python's module moved: ``from cuda.bindings import runtime`` (cuda-python
 12.6.1 and later) and ``from cuda import cudart`` (older releases, still shipped
 as a deprecated alias). :func:`import_cudart` tries both.
 
-Without ``libcuda.so`` (no NVIDIA driver) cuda-python raises ``RuntimeError``
-("Failed to dlopen libcuda.so.1") from the first call instead of returning an
-error code (seen with cuda-python 12.6.2 on a machine without a driver);
-:func:`gpu_status` turns that into "no GPU".
+Without ``libcuda.so.1`` (no NVIDIA driver) cuda-python 12.6 raises ``RuntimeError``
+("Failed to dlopen libcuda.so.1", then 'Function "cuInit" not found') instead of returning an
+error code, while 12.9 and 13 report a driver version of 0 and return
+``cudaErrorInsufficientDriver`` (both checked against the real releases by
+tests/test_real_cuda_bindings.py); :func:`gpu_status` turns either into "no NVIDIA driver"
+with the likely causes.
+
+``cudaRuntimeGetVersion`` reports the CUDA version cuda-python itself was built for, not the
+device's: the device's CUDA is the driver's (``cudaDriverGetVersion``) and, where the toolkit is
+installed, ``/usr/local/cuda/version.json`` (:mod:`edge_reid.cuda.versions`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,14 @@ from edge_reid.errors import BackendUnavailableError, EdgeReidError
 
 CUDA_PYTHON_MISSING = (
     "cuda-python is not installed: on a Jetson run install_jetson.sh; elsewhere "
-    "pip install 'cuda-python==X.Y.*' with X.Y your CUDA version"
+    "pip install 'cuda-python==X.Y.*' with X.Y your CUDA version (nvidia-smi shows it)"
+)
+
+#: Why CUDA (and so TensorRT) fails to start on a machine that has an NVIDIA GPU.
+CUDA_START_CAUSES = (
+    "likely causes: the user is not in the 'video' and 'render' groups (sudo usermod -aG video,render $USER, "
+    "then log in again); a container started without the NVIDIA runtime (docker run --runtime nvidia or --gpus all); "
+    "the NVIDIA driver is not loaded or too old for this CUDA (check nvidia-smi, or tegrastats on a Jetson)"
 )
 
 
@@ -61,15 +74,6 @@ def import_cudart() -> ModuleType:
         except ImportError:
             raise BackendUnavailableError(CUDA_PYTHON_MISSING) from None
     return cudart
-
-
-def cuda_python_importable() -> bool:
-    """True when cuda-python's runtime module imports (no device needed)."""
-    try:
-        import_cudart()
-    except BackendUnavailableError:
-        return False
-    return True
 
 
 def describe_error(code: Any, cudart: ModuleType) -> str:
@@ -136,6 +140,8 @@ class GpuInfo:
             ``cudaDeviceProp.integrated``.
         can_map_host_memory: ``cudaDeviceProp.canMapHostMemory``.
         total_memory_bytes: ``cudaDeviceProp.totalGlobalMem`` in bytes.
+        multiprocessors: ``cudaDeviceProp.multiProcessorCount`` (SMs): tells apart modules that share
+            a name and compute capability (AGX Orin, Orin NX and Orin Nano are all "Orin", sm 8.7).
     """
 
     index: int
@@ -144,16 +150,23 @@ class GpuInfo:
     integrated: bool
     can_map_host_memory: bool
     total_memory_bytes: int
+    multiprocessors: int = 0
 
     @property
     def compute_capability_str(self) -> str:
         """``"8.7"``."""
         return f"{self.compute_capability[0]}.{self.compute_capability[1]}"
 
+    @property
+    def memory_gib(self) -> int:
+        """Total memory in whole GiB (rounded): part of the engine identity."""
+        return int(round(self.total_memory_bytes / 2**30))
+
     def describe(self) -> str:
-        """``"Orin (sm 8.7, integrated, 7.4 GiB)"``."""
+        """``"Orin (sm 8.7, integrated, 16 SMs, 7.4 GiB)"``."""
         kind = "integrated" if self.integrated else "discrete"
-        return f"{self.name} (sm {self.compute_capability_str}, {kind}, {self.total_memory_bytes / 2**30:.1f} GiB)"
+        sms = f", {self.multiprocessors} SMs" if self.multiprocessors else ""
+        return f"{self.name} (sm {self.compute_capability_str}, {kind}{sms}, {self.total_memory_bytes / 2**30:.1f} GiB)"
 
 
 def _decode_name(raw: Any) -> str:
@@ -178,6 +191,7 @@ def query_gpu(device: int = 0, cudart: ModuleType | None = None) -> GpuInfo:
         integrated=bool(prop.integrated),
         can_map_host_memory=bool(prop.canMapHostMemory),
         total_memory_bytes=int(prop.totalGlobalMem),
+        multiprocessors=int(prop.multiProcessorCount),
     )
 
 
@@ -187,9 +201,11 @@ class GpuStatus:
 
     Attributes:
         gpu: the first device, or None.
-        reason: empty when ``gpu`` is set, else one line saying what is missing.
-        runtime_version: CUDA runtime version ``"12.6"`` or "" when unknown.
-        driver_version: CUDA version the driver supports, ``"12.6"`` or "".
+        reason: empty when ``gpu`` is set, else one line saying what is missing and the likely causes.
+        runtime_version: the CUDA version cuda-python was built for (``cudaRuntimeGetVersion``),
+            ``"12.6"``; "" when unknown. Not the device's CUDA.
+        driver_version: the CUDA version the NVIDIA driver supports (``cudaDriverGetVersion``),
+            ``"12.6"``; "" when there is no driver. This is the device's CUDA.
     """
 
     gpu: GpuInfo | None
@@ -198,25 +214,41 @@ class GpuStatus:
     driver_version: str = ""
 
 
+def _version_or_empty(rt: ModuleType, call) -> str:
+    err, value = call()
+    return format_cuda_version(int(value)) if err == rt.cudaError_t.cudaSuccess and int(value) > 0 else ""
+
+
 def gpu_status(cudart: ModuleType | None = None) -> GpuStatus:
-    """Find the first CUDA GPU without raising; for ``--backend auto`` and ``doctor``."""
+    """Find the first CUDA GPU without raising; for ``--backend auto`` and ``doctor``.
+
+    The reason for "no GPU" tells apart: cuda-python missing, no NVIDIA driver, a driver too old
+    for the installed cuda-python (with the cuda-python to install instead), no device, and a
+    device CUDA cannot start (with :data:`CUDA_START_CAUSES`).
+    """
     try:
         rt = cudart if cudart is not None else import_cudart()
     except BackendUnavailableError as exc:
         return GpuStatus(None, str(exc))
     runtime_version = driver_version = ""
     try:
-        err, value = rt.cudaRuntimeGetVersion()
-        if err == rt.cudaError_t.cudaSuccess:
-            runtime_version = format_cuda_version(int(value))
-        err, value = rt.cudaDriverGetVersion()
-        if err == rt.cudaError_t.cudaSuccess and int(value) > 0:
-            driver_version = format_cuda_version(int(value))
+        runtime_version = _version_or_empty(rt, rt.cudaRuntimeGetVersion)
+        driver_version = _version_or_empty(rt, rt.cudaDriverGetVersion)
+        if not driver_version:  # cuda-python 12.9+: no libcuda.so.1 gives a driver version of 0
+            return GpuStatus(None, f"no NVIDIA driver (cuda-python finds no libcuda.so.1); {CUDA_START_CAUSES}", runtime_version)
         count = check(rt.cudaGetDeviceCount(), "cudaGetDeviceCount", rt)
         if not count:
             return GpuStatus(None, "no CUDA GPU found (cudaGetDeviceCount is 0)", runtime_version, driver_version)
         return GpuStatus(query_gpu(0, rt), "", runtime_version, driver_version)
     except CudaError as exc:
-        return GpuStatus(None, f"no usable CUDA GPU: {exc}", runtime_version, driver_version)
-    except RuntimeError as exc:  # cuda-python without libcuda.so: "Failed to dlopen libcuda.so.1"
-        return GpuStatus(None, f"no CUDA driver: {exc}", runtime_version, driver_version)
+        if getattr(exc.code, "name", "") == "cudaErrorInsufficientDriver" and driver_version:
+            from edge_reid.cuda.versions import cuda_python_requirement
+
+            reason = (
+                f"the NVIDIA driver supports CUDA {driver_version} but the installed cuda-python was built for CUDA "
+                f"{runtime_version or 'a newer version'}: pip install '{cuda_python_requirement(driver_version)}'"
+            )
+            return GpuStatus(None, reason, runtime_version, driver_version)
+        return GpuStatus(None, f"CUDA cannot start: {exc}; {CUDA_START_CAUSES}", runtime_version, driver_version)
+    except RuntimeError as exc:  # cuda-python 12.6 without libcuda.so.1: "Failed to dlopen libcuda.so.1"
+        return GpuStatus(None, f"no NVIDIA driver ({exc}); {CUDA_START_CAUSES}", runtime_version, driver_version)

@@ -1,13 +1,16 @@
 """Build a TensorRT engine from an ONNX ReID model, with its manifest, on the device it will run on.
 
-Steps (TensorRT Python API, 8.5 to 11): ``trt.Builder`` -> ``create_network`` (flags
+Steps (TensorRT Python API, 8.5 to 11): ``trt.Builder`` (a failed CUDA start becomes
+:class:`~edge_reid.errors.BackendUnavailableError` with TensorRT's log) -> ``create_network`` (flags
 from :func:`~edge_reid.tensorrt.versions.network_flag_names`) -> ``trt.OnnxParser``
 ``parse_from_file`` -> builder config: workspace limit
 (``set_memory_pool_limit(MemoryPoolType.WORKSPACE, bytes)``), precision flags
 (:func:`~edge_reid.tensorrt.versions.builder_flag_names`), one optimization profile
 over the batch dimension, the timing cache from ``engines/`` -> optional INT8
 calibrator (TensorRT 8.x) -> ``build_serialized_network`` -> engine, manifest and
-updated timing cache written atomically.
+updated timing cache written atomically. Every return value that can signal failure is
+checked (``set_shape`` raises ValueError, ``add_optimization_profile`` returns -1,
+``set_timing_cache`` returns False, ``build_serialized_network`` returns None).
 
 :func:`plan_build` makes every decision without TensorRT (tested on the CPU);
 :func:`build_engine` only carries the plan out.
@@ -24,6 +27,7 @@ from types import ModuleType
 import numpy as np
 
 from edge_reid.cuda.runtime import GpuInfo
+from edge_reid.cuda.versions import DeviceCuda
 from edge_reid.errors import ModelError
 from edge_reid.spec import ModelSpec, file_sha256
 from edge_reid.tensorrt.errors import EngineBuildError
@@ -36,7 +40,10 @@ from edge_reid.tensorrt.manifest import (
     utc_now_iso,
     write_manifest,
 )
+from edge_reid.tensorrt.env import machine_identity
 from edge_reid.tensorrt.profile import BatchProfile
+from edge_reid.tensorrt.qdq_check import check_qdq_model, load_onnx
+from edge_reid.tensorrt.startup import create_builder, make_logger
 from edge_reid.tensorrt.versions import (
     PRECISIONS,
     Int8Path,
@@ -134,36 +141,13 @@ def onnx_summary(path: Path) -> tuple[set[str], set[int], list[str]]:
     Raises:
         ModelError: not a readable ONNX model.
     """
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    graph = model.graph
+    graph = load_onnx(path).graph
     ops = {node.op_type for node in graph.node}
     types = {init.data_type for init in graph.initializer}
     types |= {vi.type.tensor_type.elem_type for vi in list(graph.input) + list(graph.output)}
     initializers = {init.name for init in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in initializers]
     return ops, types, inputs
-
-
-def check_qdq_model(path: Path, spec: ModelSpec) -> None:
-    """Check that ``path`` is an explicitly quantized (Q/DQ) version of a model with ``spec``'s input.
-
-    Raises:
-        EngineBuildError: missing file, no QuantizeLinear/DequantizeLinear nodes, or another input name.
-    """
-    if not path.is_file():
-        raise EngineBuildError(f"--qdq {path}: file not found; make it with `edge-reid calibrate`")
-    ops, _, inputs = onnx_summary(path)
-    if not {"QuantizeLinear", "DequantizeLinear"} <= ops:
-        raise EngineBuildError(
-            f"--qdq {path}: the model has no QuantizeLinear/DequantizeLinear nodes; pass the Q/DQ model written by `edge-reid calibrate`"
-        )
-    if spec.input_name not in inputs:
-        raise EngineBuildError(f"--qdq {path}: its input is {inputs}, the model's is {spec.input_name!r}; was it made from another model?")
 
 
 def validate_options(options: BuildOptions, spec: ModelSpec) -> None:
@@ -215,7 +199,7 @@ def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gp
     model_path = Path(options.model_path)
     model_sha256 = file_sha256(model_path)
     version = parse_version(tensorrt_version)
-    machine = MachineIdentity(tensorrt_version, gpu.name, gpu.compute_capability_str)
+    machine = machine_identity(tensorrt_version, gpu)
 
     int8_path: Int8Path | None = None
     network_model_path = model_path
@@ -301,27 +285,13 @@ def explain_build_failure(messages: Iterable[str], workspace_mb: int) -> str:
     return f"TensorRT could not build the engine: {last}"
 
 
-def _make_logger(trt: ModuleType, echo: Callable[[str], None] | None):
-    """A ``trt.ILogger`` that keeps warnings and errors (for :func:`explain_build_failure`)."""
-
-    class CapturingLogger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)  # required for Python subclasses (TensorRT Python API docs)
-            self.errors: list[str] = []
-
-        def log(self, severity, msg) -> None:
-            level = int(severity)
-            if level <= int(trt.ILogger.Severity.ERROR):
-                self.errors.append(str(msg))
-            if level <= int(trt.ILogger.Severity.WARNING) and echo is not None:
-                echo(f"TensorRT: {msg}")
-
-    return CapturingLogger()
-
-
 def _parser_error_text(error) -> str:
+    """One line for a ``trt.ParserError``: its description and, where known, the failing node."""
     describe = getattr(error, "desc", None)
-    return str(describe()) if callable(describe) else str(error)
+    text = str(describe()) if callable(describe) else str(error)
+    node = getattr(error, "node", None)
+    index = node() if callable(node) else -1
+    return f"node {index}: {text}" if isinstance(index, int) and index >= 0 else text
 
 
 def _check_network_io(network, spec: ModelSpec, profile: BatchProfile, source: Path) -> str:
@@ -351,84 +321,136 @@ def build_engine(
     plan: BuildPlan,
     trt: ModuleType,
     calibration_batches: Callable[[], Iterable[np.ndarray]] | None = None,
-    cuda_version: str = "",
+    cuda: DeviceCuda = DeviceCuda(),
     echo: Callable[[str], None] | None = None,
 ) -> EngineManifest:
     """Carry out a :class:`BuildPlan` with TensorRT; write engine, manifest and timing cache.
+
+    Phases: start TensorRT (:func:`~edge_reid.tensorrt.startup.create_builder`), parse the ONNX
+    model, configure the build (workspace, precision flags, batch profile), attach the timing
+    cache, build (calibrating first for implicit INT8), write the engine, the timing cache and
+    the manifest. Every TensorRT return value that can signal failure is checked.
 
     Args:
         plan: from :func:`plan_build`.
         trt: the imported ``tensorrt`` module.
         calibration_batches: for implicit calibration, returns an iterator of
             preprocessed (n, 3, H, W) float32 batches (called only when there is no cache).
-        cuda_version: CUDA runtime version, recorded in the manifest.
-        echo: where TensorRT warnings/errors are printed (default: stderr).
+        cuda: the device's CUDA versions, recorded in the manifest.
+        echo: where TensorRT warnings/errors and notes are printed (default: stderr).
 
     Returns:
         The written manifest.
 
     Raises:
-        EngineBuildError: parsing or building failed (out of memory says to lower --workspace-mb).
+        BackendUnavailableError: TensorRT could not start CUDA (its log and the likely causes).
+        EngineBuildError: parsing, configuring or building failed (out of memory says to lower --workspace-mb).
         CudaError: a CUDA call for the calibration buffer failed.
     """
     echo = echo or (lambda line: print(line, file=sys.stderr))
-    options, spec = plan.options, plan.spec
-    logger = _make_logger(trt, echo)
-    builder = trt.Builder(logger)
+    logger = make_logger(trt, echo)
+    builder = create_builder(trt, logger)
+    network, parser = _parse_network(plan, trt, builder, logger)
+    output_name = _check_network_io(network, plan.spec, plan.options.profile, plan.network_model_path)
+    config = _configure_build(plan, trt, builder)
+    timing_cache = _attach_timing_cache(plan, config, echo)
+    serialized = _build_serialized(plan, trt, builder, network, config, calibration_batches, logger)
+    del parser, timing_cache  # the parser owns weights the network uses, the cache must outlive the build: both kept until here
+    atomic_write_bytes(plan.engine_path, bytes(memoryview(serialized)))
+    new_cache = config.get_timing_cache()
+    if new_cache is not None:
+        atomic_write_bytes(plan.timing_cache, bytes(memoryview(new_cache.serialize())))
+    return _write_manifest(plan, output_name, cuda)
+
+
+def _parse_network(plan: BuildPlan, trt, builder, logger):
+    """Create the network (this version's flags) and parse the ONNX model into it; returns (network, parser)."""
     flags = 0
     for name in plan.network_flags:
         flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
     network = builder.create_network(flags)
+    if network is None:
+        raise EngineBuildError(f"TensorRT could not create a network; TensorRT said: {logger.summary()}")
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(plan.network_model_path)):
-        # IParserError: desc() is the message (str() also works: NVIDIA's samples print the error object).
         errors = [_parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise EngineBuildError(f"{plan.network_model_path}: TensorRT's ONNX parser failed: {'; '.join(errors) or 'no details'}")
-    output_name = _check_network_io(network, spec, options.profile, plan.network_model_path)
+        raise EngineBuildError(f"{plan.network_model_path}: TensorRT's ONNX parser failed: {'; '.join(errors) or logger.summary()}")
+    return network, parser
 
+
+def _configure_build(plan: BuildPlan, trt, builder):
+    """Builder config: workspace limit, precision flags, the batch profile.
+
+    Raises:
+        EngineBuildError: no config, or TensorRT refused the profile (``set_shape`` raised
+            ValueError or ``add_optimization_profile`` returned -1).
+    """
+    options, spec = plan.options, plan.spec
     config = builder.create_builder_config()
+    if config is None:
+        raise EngineBuildError("TensorRT could not create a builder configuration")
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
     for name in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
-    chw = (3, spec.height, spec.width)
     profile = builder.create_optimization_profile()
-    profile.set_shape(spec.input_name, *options.profile.shapes(chw))
-    config.add_optimization_profile(profile)
+    shapes = options.profile.shapes((3, spec.height, spec.width))
+    try:
+        profile.set_shape(spec.input_name, *shapes)
+    except ValueError as exc:
+        raise EngineBuildError(f"TensorRT rejected the batch profile {options.profile} for input {spec.input_name!r}: {exc}") from None
+    if config.add_optimization_profile(profile) < 0:
+        raise EngineBuildError(f"TensorRT rejected the batch profile {options.profile} for input {spec.input_name!r} (shapes {shapes})")
+    return config
 
-    # Timing cache: IBuilderConfig.create_timing_cache(b"") makes an empty one;
-    # set_timing_cache(cache, ignore_mismatch=False) refuses a cache from another device.
+
+def _attach_timing_cache(plan: BuildPlan, config, echo: Callable[[str], None]):
+    """Load ``engines/``'s timing cache for this TensorRT and GPU module into the config; returns the cache (keep it alive).
+
+    ``create_timing_cache(b"")`` makes an empty cache; ``set_timing_cache(cache, ignore_mismatch=False)``
+    returns False for a cache made on another device, which is then replaced by an empty one.
+    """
     cache_bytes = plan.timing_cache.read_bytes() if plan.timing_cache.is_file() else b""
     try:
-        timing_cache = config.create_timing_cache(cache_bytes)
-    except Exception:  # a corrupt cache file
-        timing_cache = None
-    if timing_cache is None and cache_bytes:
-        echo(f"edge-reid: ignoring unreadable timing cache {plan.timing_cache}")
-        timing_cache = config.create_timing_cache(b"")
-    if timing_cache is not None:
-        config.set_timing_cache(timing_cache, False)
+        cache = config.create_timing_cache(cache_bytes)
+    except Exception:  # a corrupt cache file  # noqa: BLE001 - the bindings raise RuntimeError or TypeError
+        cache = None
+    if cache is not None and config.set_timing_cache(cache, False):
+        return cache
+    if cache_bytes:
+        why = "unreadable" if cache is None else "made on another device or TensorRT"
+        echo(f"edge-reid: ignoring the timing cache {plan.timing_cache} ({why}); starting a new one")
+        cache = config.create_timing_cache(b"")
+        if cache is not None and config.set_timing_cache(cache, False):
+            return cache
+    echo("edge-reid: TensorRT refused a timing cache; building without one (kernel timings are not kept)")
+    return None
 
-    calibration_resources: list = []
+
+def _build_serialized(plan: BuildPlan, trt, builder, network, config, calibration_batches, logger):
+    """``build_serialized_network``, calibrating first for implicit INT8; returns the serialized engine.
+
+    Raises:
+        EngineBuildError: the build failed (:func:`explain_build_failure` of TensorRT's errors).
+    """
+    resources: list = []
     try:
         if plan.int8_path is Int8Path.IMPLICIT_CALIBRATION:
-            _attach_calibrator(plan, trt, builder, config, calibration_batches, calibration_resources)
+            _attach_calibrator(plan, trt, builder, config, calibration_batches, resources)
         try:
             serialized = builder.build_serialized_network(network, config)
-        except Exception as exc:  # the bindings raise on some internal failures instead of returning None
-            logger.errors.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - the bindings raise on some internal failures instead of returning None
+            logger.messages.append((int(trt.ILogger.Severity.ERROR), str(exc)))
             serialized = None
     finally:
-        for resource in reversed(calibration_resources):
+        for resource in reversed(resources):
             resource.close()
     if serialized is None:
-        raise EngineBuildError(explain_build_failure(logger.errors, options.workspace_mb))
+        raise EngineBuildError(explain_build_failure(logger.errors, plan.options.workspace_mb))
+    return serialized
 
-    engine_bytes = bytes(memoryview(serialized))
-    atomic_write_bytes(plan.engine_path, engine_bytes)
-    new_cache = config.get_timing_cache()
-    if new_cache is not None:
-        atomic_write_bytes(plan.timing_cache, bytes(memoryview(new_cache.serialize())))
 
+def _write_manifest(plan: BuildPlan, output_name: str, cuda: DeviceCuda) -> EngineManifest:
+    options, spec, machine = plan.options, plan.spec, plan.machine
     calibration_sha = file_sha256(plan.calibration_file) if plan.calibration_file and plan.calibration_file.is_file() else None
     manifest = EngineManifest(
         engine_file=plan.engine_path.name,
@@ -441,14 +463,18 @@ def build_engine(
         int8_path=plan.int8_path.value if plan.int8_path else None,
         calibration_file=str(plan.calibration_file) if plan.calibration_file else None,
         calibration_sha256=calibration_sha,
-        tensorrt_version=plan.machine.tensorrt_version,
-        gpu_name=plan.machine.gpu_name,
-        compute_capability=plan.machine.compute_capability,
-        cuda_version=cuda_version,
+        tensorrt_version=machine.tensorrt_version,
+        gpu_name=machine.gpu_name,
+        compute_capability=machine.compute_capability,
+        multiprocessors=machine.multiprocessors,
+        memory_gib=machine.memory_gib,
+        board=machine.board,
+        cuda_driver_version=cuda.driver,
+        cuda_toolkit_version=cuda.toolkit,
         profile=options.profile,
         input_name=spec.input_name,
         output_name=output_name,
-        input_chw=chw,
+        input_chw=(3, spec.height, spec.width),
         embedding_dim=spec.embedding_dim,
         workspace_mb=options.workspace_mb,
         build_date=utc_now_iso(),
@@ -489,8 +515,12 @@ def _attach_calibrator(plan: BuildPlan, trt, builder, config, calibration_batche
     # (IBuilderConfig.set_calibration_profile; TensorRT 8.x developer guide, "INT8 Calibration Using Python").
     calib_profile = builder.create_optimization_profile()
     shape = (batch, 3, spec.height, spec.width)
-    calib_profile.set_shape(spec.input_name, shape, shape, shape)
-    config.set_calibration_profile(calib_profile)
+    try:
+        calib_profile.set_shape(spec.input_name, shape, shape, shape)
+    except ValueError as exc:
+        raise EngineBuildError(f"TensorRT rejected the calibration shape {shape}: {exc}") from None
+    if not config.set_calibration_profile(calib_profile):
+        raise EngineBuildError(f"TensorRT rejected the calibration profile {shape} for input {spec.input_name!r}")
 
 
 class _KeepAlive:

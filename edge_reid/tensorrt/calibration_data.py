@@ -5,6 +5,7 @@ Images come from the Market-1501 sampler shared with ``edge-reid calibrate``
 seeded, spread over identities and cameras). They are read with the shared skip-and-count
 reader and preprocessed by the same :class:`~edge_reid.preprocess.CropPreprocessor` path as
 ``edge-reid calibrate`` and ``run``, so the calibrator sees exactly the inputs the engine will see.
+Nothing here imports ONNX Runtime's quantization tools.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.data.images import read_images_in_chunks
+from edge_reid.preprocess import CropPreprocessor
 from edge_reid.spec import ModelSpec
 
 
@@ -36,8 +38,10 @@ class CalibrationImages:
         self.unreadable: list[Path] = []
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        from edge_reid.calibration.reader import preprocessed_batches
-
+        preprocessor = CropPreprocessor(self.spec, self.chunk)
+        buffer = np.zeros((self.chunk, 3, self.spec.height, self.spec.width), np.float32)
         for part in read_images_in_chunks(self.paths, self.chunk):
             self.unreadable.extend(skipped.path for skipped in part.skipped)
-            yield from preprocessed_batches(part.images, self.spec, self.chunk)
+            if part.images:
+                preprocessor.write_crops(part.images, buffer)
+                yield buffer[: len(part.images)].copy()

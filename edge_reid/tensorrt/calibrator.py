@@ -133,7 +133,7 @@ def make_entropy_calibrator(
     feeder: CalibrationBatchFeeder,
     device_ptr: int,
     upload: Callable[[], None],
-    cache: CalibrationCache,
+    calibration_cache: CalibrationCache,
 ):
     """A ``trt.IInt8EntropyCalibrator2`` instance for TensorRT 8.x builds.
 
@@ -142,7 +142,7 @@ def make_entropy_calibrator(
         feeder: fills the host side of the calibration input buffer.
         device_ptr: device address of that buffer (the mapped pointer on Jetson).
         upload: copies the host buffer to ``device_ptr`` and waits (no-op for mapped memory).
-        cache: calibration cache; when it exists TensorRT skips calibration.
+        calibration_cache: when it exists TensorRT skips calibration.
 
     Returns:
         The calibrator; assign it to ``IBuilderConfig.int8_calibrator``.
@@ -163,9 +163,9 @@ def make_entropy_calibrator(
             return [int(device_ptr)]
 
         def read_calibration_cache(self):
-            return cache.read()
+            return calibration_cache.read()
 
-        def write_calibration_cache(self, data) -> None:
-            cache.write(memoryview(data))
+        def write_calibration_cache(self, cache) -> None:  # parameter names as in the real bindings
+            calibration_cache.write(memoryview(cache))
 
     return EntropyCalibrator()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from edge_reid.cuda.runtime import GpuInfo, GpuStatus, gpu_status
 from edge_reid.errors import BackendUnavailableError
 from edge_reid.tensorrt.manifest import MachineIdentity
 from edge_reid.tensorrt.versions import parse_version, unsupported_reason
+
+#: The Jetson board model (e.g. "NVIDIA Jetson AGX Orin Developer Kit"), part of the engine identity.
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 
 TENSORRT_MISSING = (
     "TensorRT's Python package is not installed (on a Jetson run install_jetson.sh, which installs "
@@ -27,16 +31,6 @@ def import_tensorrt() -> ModuleType:
     except ImportError:
         raise BackendUnavailableError(TENSORRT_MISSING) from None
     return tensorrt
-
-
-def installed_tensorrt_version() -> str | None:
-    """``tensorrt.__version__`` or None when TensorRT does not import."""
-    try:
-        return str(import_tensorrt().__version__)
-    except BackendUnavailableError:
-        return None
-    except Exception:  # a broken install (missing libnvinfer) raises OSError and friends
-        return None
 
 
 @dataclass(frozen=True)
@@ -63,9 +57,27 @@ class TensorRTStatus:
         return machine_identity(self.tensorrt_version, self.gpu.gpu)
 
 
-def machine_identity(tensorrt_version: str, gpu: GpuInfo) -> MachineIdentity:
-    """The :class:`MachineIdentity` engines built here get."""
-    return MachineIdentity(tensorrt_version, gpu.name, gpu.compute_capability_str)
+def board_model(path: Path | None = None) -> str:
+    """The device tree's board model (``/proc/device-tree/model``, NUL-terminated), or "" when absent."""
+    try:
+        raw = (path or DEVICE_TREE_MODEL).read_bytes()
+    except OSError:
+        return ""
+    return raw.split(b"\0", 1)[0].decode(errors="replace").strip()
+
+
+def machine_identity(tensorrt_version: str, gpu: GpuInfo, board: str | None = None) -> MachineIdentity:
+    """The :class:`MachineIdentity` engines built here get.
+
+    Args:
+        tensorrt_version: ``tensorrt.__version__``.
+        gpu: the CUDA device.
+        board: the board model; None reads it from the device tree for an integrated GPU
+            (a Jetson module), "" for a discrete GPU (its name, SMs and memory identify it).
+    """
+    if board is None:
+        board = board_model() if gpu.integrated else ""
+    return MachineIdentity(tensorrt_version, gpu.name, gpu.compute_capability_str, gpu.multiprocessors, gpu.memory_gib, board)
 
 
 def tensorrt_status() -> TensorRTStatus:

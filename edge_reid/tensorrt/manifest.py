@@ -2,13 +2,19 @@
 
 A serialized TensorRT engine only runs on the TensorRT version and the GPU model it
 was built with (TensorRT developer guide, "Serialized engines are not portable
-across platforms or TensorRT versions"). So every ``X.engine`` has an ``X.json``
-manifest beside it, and an engine is loaded only when its manifest matches this
-machine exactly; otherwise the user is told why and how to rebuild.
+across platforms or TensorRT versions"), and its kernels are timed for that exact
+device. So every ``X.engine`` has an ``X.json`` manifest beside it, and an engine is
+loaded only when its manifest matches this machine exactly; otherwise the user is
+told why and how to rebuild.
+
+"This machine" is the TensorRT version and the GPU module: name and compute
+capability are not enough, since AGX Orin, Orin NX and Orin Nano all report
+"Orin", sm 8.7. The module adds the SM count, the memory in GiB and, on a Jetson,
+the board model from the device tree (``/proc/device-tree/model``).
 
 File naming (one folder can hold engines for several devices and models)::
 
-    {model stem}-{model sha256[:12]}-{precision}-b{min}-{opt}-{max}-trt{version}-{gpu}-sm{cc}.engine
+    {model stem}-{model sha256[:12]}-{precision}-b{min}-{opt}-{max}-trt{version}-{gpu}-sm{cc}-{sms}sm-{gib}g[-{board}].engine
 """
 
 from __future__ import annotations
@@ -27,25 +33,52 @@ from edge_reid.atomic import atomic_write_bytes
 from edge_reid.tensorrt.profile import BatchProfile
 from edge_reid.tensorrt.versions import PRECISIONS, tensorrt_tag
 
-MANIFEST_SCHEMA = 1
+MANIFEST_SCHEMA = 2
+#: Older manifests still read: schema 1 had no GPU module and recorded cuda-python's CUDA, not the device's.
+READABLE_SCHEMAS = (1, 2)
 
 
 @dataclass(frozen=True)
 class MachineIdentity:
-    """What an engine is tied to: the TensorRT version and the GPU model.
+    """What an engine is tied to: the TensorRT version and the GPU module.
 
     Attributes:
         tensorrt_version: full version string, ``tensorrt.__version__`` (e.g. ``"10.3.0.30"``).
         gpu_name: CUDA device name (e.g. ``"Orin"``).
         compute_capability: ``"8.7"``.
+        multiprocessors: the GPU's SM count (``cudaDeviceProp.multiProcessorCount``); 0 unknown.
+        memory_gib: the GPU's total memory in whole GiB; 0 unknown.
+        board: on a Jetson, the board model from ``/proc/device-tree/model``
+            (``"NVIDIA Jetson AGX Orin Developer Kit"``); "" elsewhere.
     """
 
     tensorrt_version: str
     gpu_name: str
     compute_capability: str
+    multiprocessors: int = 0
+    memory_gib: int = 0
+    board: str = ""
+
+    @property
+    def module(self) -> tuple[str, str, int, int, str]:
+        """Everything that identifies the GPU module (all but the TensorRT version)."""
+        return (self.gpu_name, self.compute_capability, self.multiprocessors, self.memory_gib, self.board)
+
+    def describe_module(self) -> str:
+        """``"Orin (sm 8.7, 16 SMs, 61 GiB, NVIDIA Jetson AGX Orin Developer Kit)"``."""
+        parts = [f"sm {self.compute_capability}", f"{self.multiprocessors} SMs", f"{self.memory_gib} GiB"]
+        if self.board:
+            parts.append(self.board)
+        return f"{self.gpu_name} ({', '.join(parts)})"
 
     def describe(self) -> str:
-        return f"TensorRT {self.tensorrt_version} on {self.gpu_name} (sm {self.compute_capability})"
+        return f"TensorRT {self.tensorrt_version} on {self.describe_module()}"
+
+    def tag(self) -> str:
+        """The module part of file names: ``"orin-sm87-16sm-61g-agx-orin"``."""
+        cc = self.compute_capability.replace(".", "")
+        text = f"{slug(self.gpu_name)}-sm{cc}-{self.multiprocessors}sm-{self.memory_gib}g"
+        return f"{text}-{board_tag(self.board)}" if self.board else text
 
 
 def slug(text: str) -> str:
@@ -53,19 +86,31 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
+def board_tag(board: str) -> str:
+    """Short file-name form of a Jetson board model.
+
+    >>> board_tag("NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super")
+    'orin-nano-super'
+    """
+    text = slug(board)
+    for prefix in ("nvidia-", "jetson-"):
+        text = text.removeprefix(prefix)
+    for part in ("-engineering-reference", "-developer-kit"):
+        text = text.replace(part, "")
+    return text[:32].strip("-") or "board"
+
+
 def engine_stem(model_stem: str, model_sha256: str, precision: str, profile: BatchProfile, machine: MachineIdentity) -> str:
     """Base name (no suffix) of an engine and its manifest; see the module docstring."""
-    cc = machine.compute_capability.replace(".", "")
     return (
         f"{slug(model_stem)}-{model_sha256[:12]}-{precision}-b{profile.min}-{profile.opt}-{profile.max}"
-        f"-trt{tensorrt_tag(machine.tensorrt_version)}-{slug(machine.gpu_name)}-sm{cc}"
+        f"-trt{tensorrt_tag(machine.tensorrt_version)}-{machine.tag()}"
     )
 
 
 def timing_cache_path(engines_dir: str | Path, machine: MachineIdentity) -> Path:
-    """The builder's timing cache for this TensorRT version and GPU, kept in ``engines/`` and reused."""
-    cc = machine.compute_capability.replace(".", "")
-    return Path(engines_dir) / f"timing-trt{tensorrt_tag(machine.tensorrt_version)}-{slug(machine.gpu_name)}-sm{cc}.cache"
+    """The builder's timing cache for this TensorRT version and GPU module, kept in ``engines/`` and reused."""
+    return Path(engines_dir) / f"timing-trt{tensorrt_tag(machine.tensorrt_version)}-{machine.tag()}.cache"
 
 
 def utc_now_iso() -> str:
@@ -91,7 +136,10 @@ class EngineManifest:
         tensorrt_version: TensorRT version that built it.
         gpu_name: GPU it was built on.
         compute_capability: that GPU's compute capability, ``"8.7"``.
-        cuda_version: CUDA runtime version at build time (informational).
+        multiprocessors, memory_gib, board: that GPU's module (see :class:`MachineIdentity`);
+            0/0/"" in manifests written before they were recorded (never current).
+        cuda_driver_version: the device's CUDA (driver) at build time, ``"12.6"`` (informational).
+        cuda_toolkit_version: the installed CUDA toolkit at build time, "" when absent (informational).
         profile: min/opt/max batch of the optimization profile.
         input_name, output_name: engine I/O tensor names.
         input_chw: (3, H, W) of one input crop.
@@ -114,7 +162,7 @@ class EngineManifest:
     tensorrt_version: str
     gpu_name: str
     compute_capability: str
-    cuda_version: str
+    cuda_driver_version: str
     profile: BatchProfile
     input_name: str
     output_name: str
@@ -122,6 +170,10 @@ class EngineManifest:
     embedding_dim: int
     workspace_mb: int
     build_date: str
+    multiprocessors: int = 0
+    memory_gib: int = 0
+    board: str = ""
+    cuda_toolkit_version: str = ""
     schema: int = MANIFEST_SCHEMA
 
     def __post_init__(self) -> None:
@@ -131,7 +183,9 @@ class EngineManifest:
 
     @property
     def machine(self) -> MachineIdentity:
-        return MachineIdentity(self.tensorrt_version, self.gpu_name, self.compute_capability)
+        return MachineIdentity(
+            self.tensorrt_version, self.gpu_name, self.compute_capability, self.multiprocessors, self.memory_gib, self.board
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (nested: model, calibration, gpu, profile, io)."""
@@ -151,8 +205,14 @@ class EngineManifest:
                 {"file": self.calibration_file, "sha256": self.calibration_sha256} if self.calibration_sha256 else None
             ),
             "tensorrt_version": self.tensorrt_version,
-            "gpu": {"name": self.gpu_name, "compute_capability": self.compute_capability},
-            "cuda_version": self.cuda_version,
+            "gpu": {
+                "name": self.gpu_name,
+                "compute_capability": self.compute_capability,
+                "multiprocessors": self.multiprocessors,
+                "memory_gib": self.memory_gib,
+                "board": self.board,
+            },
+            "cuda": {"driver": self.cuda_driver_version, "toolkit": self.cuda_toolkit_version},
             "profile": self.profile.to_dict(),
             "io": {
                 "input": self.input_name,
@@ -172,7 +232,7 @@ class EngineManifest:
             EngineManifestError: a field is missing or of the wrong type (names ``source``).
         """
         try:
-            if data.get("schema") != MANIFEST_SCHEMA:
+            if data.get("schema") not in READABLE_SCHEMAS:
                 raise EngineManifestError(f"{source}: manifest schema {data.get('schema')!r}, expected {MANIFEST_SCHEMA}")
             model, gpu, io = data["model"], data["gpu"], data["io"]
             calibration = data.get("calibration") or {}
@@ -193,7 +253,11 @@ class EngineManifest:
                 tensorrt_version=str(data["tensorrt_version"]),
                 gpu_name=str(gpu["name"]),
                 compute_capability=str(gpu["compute_capability"]),
-                cuda_version=str(data.get("cuda_version", "")),
+                multiprocessors=int(gpu.get("multiprocessors", 0)),
+                memory_gib=int(gpu.get("memory_gib", 0)),
+                board=str(gpu.get("board", "")),
+                cuda_driver_version=str((data.get("cuda") or {}).get("driver", "")),
+                cuda_toolkit_version=str((data.get("cuda") or {}).get("toolkit", "")),
                 profile=BatchProfile.from_dict(data["profile"]),
                 input_name=str(io["input"]),
                 output_name=str(io["output"]),
@@ -201,6 +265,7 @@ class EngineManifest:
                 embedding_dim=int(io["embedding_dim"]),
                 workspace_mb=int(data.get("workspace_mb", 0)),
                 build_date=str(data.get("build_date", "")),
+                schema=int(data["schema"]),
             )
         except EngineManifestError:
             raise
@@ -235,7 +300,7 @@ class EngineStatus(str, Enum):
     """Whether an engine can be loaded on this machine for this model."""
 
     CURRENT = "current"  # matches model, TensorRT version and GPU; file intact
-    STALE = "stale"  # built for another TensorRT version or GPU: never loaded, rebuild
+    STALE = "stale"  # built for another TensorRT version or GPU module: never loaded, rebuild
     BROKEN = "broken"  # manifest unreadable, engine file missing or changed
     OTHER_MODEL = "other-model"  # built from another model or spec
     UNKNOWN = "unknown"  # TensorRT or the GPU cannot be queried here
@@ -309,6 +374,10 @@ def check_manifest(
             f"built for {manifest.gpu_name} (sm {manifest.compute_capability}), "
             f"this GPU is {machine.gpu_name} (sm {machine.compute_capability})"
         )
+    elif not manifest.multiprocessors:
+        reasons.append("its manifest does not record the GPU module (SMs, memory, board), so it may be another module's; rebuild it")
+    elif manifest.machine.module != machine.module:
+        reasons.append(f"built for {manifest.machine.describe_module()}, this GPU is {machine.describe_module()}")
     if reasons:
         return EngineCheck(manifest_path, manifest, EngineStatus.STALE, tuple(reasons))
     return EngineCheck(manifest_path, manifest, EngineStatus.CURRENT)

@@ -3,7 +3,8 @@
 A TensorRT engine with a dynamic batch is built for one optimization profile:
 batches from ``min`` to ``max`` rows, tuned for ``opt`` (TensorRT
 ``IOptimizationProfile.set_shape(name, min, opt, max)``). Requests above ``max``
-are split into sub-batches of at most ``max``; a batch below ``min`` is run at
+are split into sub-batches of at most ``max`` (:func:`edge_reid.batching.plan_sub_batches`,
+by the Embedder); a batch below ``min`` is run at
 ``min`` rows (the extra rows are ignored).
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_reid.backends.buffers import plan_sub_batches
 from edge_reid.tensorrt.errors import EngineBuildError
 
 #: Default profile: single crops up to a crowded frame; tuned for 16 people.
@@ -56,15 +56,12 @@ class BatchProfile:
         """Rows to run for a request of ``n`` rows (1 <= n <= max): ``max(n, min)``.
 
         Raises:
-            ValueError: ``n`` outside 1..max (split larger requests with :meth:`plan`).
+            ValueError: ``n`` outside 1..max (split larger requests with
+                :func:`edge_reid.batching.plan_sub_batches`).
         """
         if not 1 <= n <= self.max:
-            raise ValueError(f"batch of {n} outside 1..{self.max}; split it with BatchProfile.plan")
+            raise ValueError(f"batch of {n} outside 1..{self.max}; split it with plan_sub_batches")
         return max(n, self.min)
-
-    def plan(self, count: int) -> list[tuple[int, int]]:
-        """Split ``count`` rows into ``(start, stop)`` sub-batches of at most ``max`` rows."""
-        return plan_sub_batches(count, self.max)
 
     def to_dict(self) -> dict[str, int]:
         return {"min": self.min, "opt": self.opt, "max": self.max}

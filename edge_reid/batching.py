@@ -1,4 +1,4 @@
-"""Batch buffers shared by every backend: one input and one output array, allocated once.
+"""Batch buffers and sub-batch planning shared by every backend: one input and one output array, allocated once.
 
 The preprocessing code writes crops straight into :attr:`BatchBuffers.input`
 and the matcher reads embeddings from :attr:`BatchBuffers.output`. On the CPU

@@ -1,0 +1,111 @@
+"""Which CUDA the device has, and which cuda-python matches it.
+
+The device's CUDA is what its NVIDIA driver supports (``cudaDriverGetVersion``; on a Jetson,
+JetPack's CUDA: 12.2 on JetPack 6.0, 12.6 on 6.1/6.2) and, where the toolkit is installed,
+``/usr/local/cuda/version.json``. cuda-python X.Y is built for CUDA X.Y; its runtime calls need a
+driver of the same major version (cuda-python 13 on a CUDA 12 driver returns
+``cudaErrorInsufficientDriver``), so the matching install is ``cuda-python==X.Y.*`` for the
+device's X.Y (what ``install_jetson.sh`` pins, within the ``jetson`` extra's bound).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+#: Where the CUDA toolkit records its version (CUDA 11.1 and later, JetPack included).
+CUDA_VERSION_JSON = Path("/usr/local/cuda/version.json")
+
+
+def toolkit_version(path: Path | None = None) -> str:
+    """The installed CUDA toolkit's ``"major.minor"`` from its ``version.json`` (default
+    :data:`CUDA_VERSION_JSON`), or "" when absent or unreadable.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "version.json"
+    >>> _ = p.write_text('{"cuda": {"name": "CUDA SDK", "version": "12.6.68"}}')
+    >>> toolkit_version(p)
+    '12.6'
+    """
+    try:
+        version = str(json.loads(Path(path or CUDA_VERSION_JSON).read_text())["cuda"]["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    parts = version.split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else ""
+
+
+def cuda_python_version() -> str:
+    """The installed cuda-python (or cuda-bindings) distribution's version, or ""."""
+    for name in ("cuda-python", "cuda-bindings"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return ""
+
+
+def cuda_python_requirement(cuda_version: str) -> str:
+    """The pip requirement of the cuda-python matching CUDA ``"X.Y"``.
+
+    >>> cuda_python_requirement("12.6")
+    'cuda-python==12.6.*'
+    """
+    major, minor = cuda_version.split(".")[:2]
+    return f"cuda-python=={int(major)}.{int(minor)}.*"
+
+
+def cuda_python_mismatch(installed: str, device_cuda: str) -> str:
+    """Empty when cuda-python ``installed`` can run on a device with CUDA ``device_cuda``, else why not and what to install.
+
+    cuda-python must not be of a newer major version than the device's CUDA (its runtime calls
+    then fail with ``cudaErrorInsufficientDriver``); within a major version the matching minor is
+    recommended.
+
+    >>> cuda_python_mismatch("13.0.3", "12.6")
+    "cuda-python 13.0.3 needs a CUDA 13 driver; this device has CUDA 12.6: pip install 'cuda-python==12.6.*'"
+    >>> cuda_python_mismatch("12.6.2.post1", "12.6")
+    ''
+    """
+    if not installed or not device_cuda:
+        return ""
+    try:
+        have = tuple(int(p) for p in installed.split(".")[:2])
+        want = tuple(int(p) for p in device_cuda.split(".")[:2])
+    except ValueError:
+        return ""
+    if have[0] > want[0]:
+        return f"cuda-python {installed} needs a CUDA {have[0]} driver; this device has CUDA {device_cuda}: pip install '{cuda_python_requirement(device_cuda)}'"
+    if have != want:
+        return f"cuda-python {installed} is for CUDA {have[0]}.{have[1]}; this device has CUDA {device_cuda}: pip install '{cuda_python_requirement(device_cuda)}' matches it"
+    return ""
+
+
+@dataclass(frozen=True)
+class DeviceCuda:
+    """The device's CUDA, as recorded in engine manifests and shown by ``doctor``.
+
+    Attributes:
+        driver: CUDA version the NVIDIA driver supports (``cudaDriverGetVersion``), ``"12.6"``; "" unknown.
+        toolkit: installed toolkit's version (``/usr/local/cuda/version.json``), ``"12.6"``; "" when absent.
+    """
+
+    driver: str = ""
+    toolkit: str = ""
+
+    @classmethod
+    def here(cls, driver_version: str) -> "DeviceCuda":
+        """This machine's: ``driver_version`` (from :func:`edge_reid.cuda.runtime.gpu_status`) and the toolkit's file."""
+        return cls(driver_version, toolkit_version())
+
+    @property
+    def version(self) -> str:
+        """The device's CUDA ``"X.Y"``: the driver's, else the toolkit's, else ""."""
+        return self.driver or self.toolkit
+
+    def describe(self) -> str:
+        """``"driver 12.6, toolkit 12.6"`` or ``"unknown"``."""
+        parts = [f"driver {self.driver}" if self.driver else "", f"toolkit {self.toolkit}" if self.toolkit else ""]
+        return ", ".join(p for p in parts if p) or "unknown"

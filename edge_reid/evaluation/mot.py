@@ -1,0 +1,165 @@
+"""Multi-object tracking metrics of a MOTChallenge result file, computed by TrackEval.
+
+HOTA, DetA and AssA (J. Luiten et al., "HOTA: A Higher Order Metric for Evaluating
+Multi-Object Tracking", IJCV 2021), MOTA and ID switches (CLEAR MOT, K. Bernardin and
+R. Stiefelhagen, 2008) and IDF1 (E. Ristani et al., ECCV 2016 workshops) all come from
+TrackEval (``pip install trackeval``), run the way the MOTChallenge 2D MOT 2015
+benchmark runs it (``BENCHMARK='MOT15'``: no distractor-class preprocessing;
+ground-truth rows with ``conf`` 0 are ignored). Nothing here computes a metric itself:
+this module checks the inputs, lays the files out as TrackEval expects and reads
+its results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_reid.errors import DataError, MissingDependencyError
+from edge_reid.motchallenge import read_rows, read_sequence_info, write_rows
+
+_TRACKER_NAME = "edge-reid"
+
+
+@dataclass(frozen=True)
+class MotMetrics:
+    """Tracking metrics of one result on one sequence; percentages in [0, 100] (MOTA can be negative).
+
+    Attributes:
+        sequence: sequence name (the ground-truth folder's name).
+        hota: HOTA, the mean over localisation thresholds 0.05..0.95 (TrackEval's summary value).
+        deta: detection accuracy (DetA), same averaging.
+        assa: association accuracy (AssA), same averaging.
+        mota: CLEAR MOTA at IoU 0.5.
+        idf1: identity F1 at IoU 0.5.
+        id_switches: CLEAR ID switches.
+        gt_tracks: people (ground-truth ids) evaluated.
+        predicted_tracks: track ids in the result.
+        gt_boxes: ground-truth boxes evaluated (``conf`` 0 rows excluded).
+        predicted_boxes: rows of the result.
+    """
+
+    sequence: str
+    hota: float
+    deta: float
+    assa: float
+    mota: float
+    idf1: float
+    id_switches: int
+    gt_tracks: int
+    predicted_tracks: int
+    gt_boxes: int
+    predicted_boxes: int
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict, percentages rounded to 3 decimals."""
+        data = asdict(self)
+        for key in ("hota", "deta", "assa", "mota", "idf1"):
+            data[key] = round(float(data[key]), 3)
+        return data
+
+
+def _import_trackeval():
+    try:
+        import trackeval  # noqa: PLC0415 (lazy: heavy, optional)
+    except ImportError:
+        raise MissingDependencyError(
+            "tracking metrics need TrackEval: pip install trackeval  (or pip install 'edge-reid[mot]')"
+        ) from None
+    return trackeval
+
+
+def _check_rows(rows: np.ndarray, length: int, name: str) -> None:
+    if rows.shape[0] == 0:
+        return
+    frames = rows[:, 0].astype(np.int64)
+    beyond = frames > length
+    if beyond.any():
+        raise DataError(f"{name}: frame {int(frames[beyond][0])} is beyond the sequence's {length} frames "
+                        "(frames are 1-based: the video's first frame is 1)")
+    if (rows[:, 1] < 0).any():
+        raise DataError(f"{name}: negative track id {int(rows[rows[:, 1] < 0][0, 1])}")
+    pairs = np.stack((frames, rows[:, 1].astype(np.int64)), axis=1)
+    unique, counts = np.unique(pairs, axis=0, return_counts=True)
+    if (counts > 1).any():
+        frame, track = unique[counts > 1][0]
+        raise DataError(f"{name}: track id {track} appears twice in frame {frame}; a track has one box per frame")
+
+
+def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.PathLike, iou_threshold: float = 0.5) -> MotMetrics:
+    """HOTA, DetA, AssA, MOTA, IDF1 and ID switches of a tracking result against MOTChallenge ground truth.
+
+    Args:
+        result: a MOTChallenge result file (``frame, id, left, top, width, height, score, ...``,
+            frames 1-based), or its rows as an (N, >= 7) array in that column order.
+        gt_folder: a MOTChallenge sequence folder with ``seqinfo.ini`` and ``gt/gt.txt``.
+        iou_threshold: IoU at which a box counts as a match for MOTA and IDF1 (HOTA
+            averages over 0.05..0.95 whatever this is).
+
+    Returns:
+        :class:`MotMetrics`.
+
+    Raises:
+        DataError: a missing or malformed file, frames beyond the sequence, a track id
+            twice in one frame.
+        MissingDependencyError: TrackEval is not installed.
+    """
+    info = read_sequence_info(gt_folder)
+    if not info.gt_path.is_file():
+        raise DataError(f"{info.gt_path} is missing: a MOTChallenge sequence folder has seqinfo.ini and gt/gt.txt")
+    if isinstance(result, np.ndarray):
+        rows, name = np.asarray(result, np.float64), "tracking result"
+        if rows.ndim != 2 or (rows.size and rows.shape[1] < 7):
+            raise DataError(f"tracking result rows must be (N, >= 7), got {rows.shape}")
+    else:
+        rows, name = read_rows(result, "tracking result"), str(result)
+    _check_rows(rows, info.length, name)
+    read_rows(info.gt_path, "ground truth")  # a clear error for a malformed ground truth, before TrackEval's
+    trackeval = _import_trackeval()
+
+    folder = info.folder.resolve()
+    with tempfile.TemporaryDirectory(prefix="edge-reid-mot-") as scratch:
+        data_dir = Path(scratch) / _TRACKER_NAME / "data"
+        data_dir.mkdir(parents=True)
+        write_rows(data_dir / f"{folder.name}.txt", rows)
+        dataset_config = {
+            "GT_FOLDER": str(folder.parent),
+            "TRACKERS_FOLDER": scratch,
+            "TRACKERS_TO_EVAL": [_TRACKER_NAME],
+            "BENCHMARK": "MOT15",
+            "SKIP_SPLIT_FOL": True,
+            "SEQ_INFO": {folder.name: info.length},
+            "PRINT_CONFIG": False,
+        }
+        metric_config = {"THRESHOLD": float(iou_threshold), "PRINT_CONFIG": False}
+        chatter = io.StringIO()  # TrackEval prints progress and tracebacks; its exception says what went wrong
+        try:
+            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
+                metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(metric_config), trackeval.metrics.Identity(metric_config),
+                           trackeval.metrics.Count()]
+                names = [metric.get_name() for metric in metrics]
+                results = trackeval.eval.eval_sequence(folder.name, dataset, _TRACKER_NAME, ["pedestrian"], metrics, names)
+        except trackeval.utils.TrackEvalException as exc:
+            raise DataError(f"TrackEval cannot evaluate {name} against {info.gt_path}: {exc}") from None
+    scores = results["pedestrian"]
+    hota, clear, identity, count = scores["HOTA"], scores["CLEAR"], scores["Identity"], scores["Count"]
+    return MotMetrics(
+        sequence=info.name,
+        hota=100.0 * float(np.mean(hota["HOTA"])),
+        deta=100.0 * float(np.mean(hota["DetA"])),
+        assa=100.0 * float(np.mean(hota["AssA"])),
+        mota=100.0 * float(clear["MOTA"]),
+        idf1=100.0 * float(identity["IDF1"]),
+        id_switches=int(clear["IDSW"]),
+        gt_tracks=int(count["GT_IDs"]),
+        predicted_tracks=int(count["IDs"]),
+        gt_boxes=int(count["GT_Dets"]),
+        predicted_boxes=int(count["Dets"]),
+    )

@@ -1,0 +1,197 @@
+"""MOTChallenge text files: tracker rows and sequence folders.
+
+A tracker result is one comma-separated row per box and frame, the format of the
+MOTChallenge benchmarks (A. Milan, L. Leal-Taixé et al., "MOT16: A Benchmark for
+Multi-Object Tracking", 2016, section 3.3)::
+
+    frame, id, left, top, width, height, score, x, y, z
+
+``frame`` is 1-based (the first frame of the video is 1), ``id`` a positive
+track id, the box is in pixels (top-left corner, width, height), ``score`` the
+detection confidence, and ``x, y, z`` world coordinates, -1 in 2-D tracking.
+Ground-truth files (``gt/gt.txt``) have the same columns with ``score`` meaning
+"counted" (0: ignored by the benchmark) and class / visibility in the last ones.
+
+A sequence folder holds ``seqinfo.ini`` (name, frame rate, length, image size)
+and ``gt/gt.txt``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from edge_reid.errors import DataError
+
+#: Columns of a MOTChallenge row.
+COLUMNS = ("frame", "id", "left", "top", "width", "height", "score", "x", "y", "z")
+
+
+@dataclass(frozen=True)
+class SequenceInfo:
+    """A MOTChallenge sequence folder's ``seqinfo.ini``.
+
+    Attributes:
+        folder: the sequence folder (holds ``seqinfo.ini`` and ``gt/gt.txt``).
+        name: sequence name.
+        frame_rate: frames per second.
+        length: number of frames; valid frame numbers are 1..length.
+        width: image width in pixels (0 when not given).
+        height: image height in pixels (0 when not given).
+    """
+
+    folder: Path
+    name: str
+    frame_rate: float
+    length: int
+    width: int = 0
+    height: int = 0
+
+    @property
+    def gt_path(self) -> Path:
+        """The ground-truth file, ``folder/gt/gt.txt``."""
+        return self.folder / "gt" / "gt.txt"
+
+
+def read_sequence_info(folder: str | os.PathLike) -> SequenceInfo:
+    """Read a MOTChallenge sequence folder's ``seqinfo.ini``.
+
+    Raises:
+        DataError: the folder, ``seqinfo.ini`` or its ``[Sequence]`` fields
+            (``seqLength``; ``frameRate``, ``name`` optional) are missing or invalid.
+    """
+    folder = Path(folder)
+    ini = folder / "seqinfo.ini"
+    if not folder.is_dir():
+        raise DataError(f"ground-truth folder {folder} does not exist; give a MOTChallenge sequence folder "
+                        "(seqinfo.ini and gt/gt.txt)")
+    if not ini.is_file():
+        raise DataError(f"{ini} is missing: a MOTChallenge sequence folder has seqinfo.ini and gt/gt.txt")
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(ini, encoding="utf-8")
+        section = parser["Sequence"]
+        length = int(section["seqLength"])
+        frame_rate = float(section.get("frameRate", "0") or 0)
+        width = int(section.get("imWidth", "0") or 0)
+        height = int(section.get("imHeight", "0") or 0)
+    except (configparser.Error, KeyError, ValueError) as exc:
+        raise DataError(f"{ini} is not a valid seqinfo.ini ([Sequence] with seqLength): {exc}") from None
+    if length < 1:
+        raise DataError(f"{ini}: seqLength must be >= 1, got {length}")
+    return SequenceInfo(folder, section.get("name", folder.name) or folder.name, frame_rate, length, width, height)
+
+
+def read_rows(path: str | os.PathLike, what: str = "MOTChallenge file") -> np.ndarray:
+    """Read a MOTChallenge text file.
+
+    Args:
+        path: the file; rows of at least 6 comma-separated numbers (missing
+            ``score, x, y, z`` read as 1, -1, -1, -1). Blank lines are skipped.
+        what: how the file is named in error messages.
+
+    Returns:
+        (N, 10) float64 rows in file order, columns :data:`COLUMNS`.
+
+    Raises:
+        DataError: the file is missing or unreadable, a row has fewer than 6
+            values or a value that is not a finite number, a frame number is
+            below 1, or a box has negative width or height.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    defaults = (1.0, -1.0, -1.0, -1.0)
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = [field.strip() for field in line.replace(" ", ",").split(",") if field.strip()] if line.strip() else []
+        if not fields:
+            continue
+        if len(fields) < 6:
+            raise DataError(f"{path}, line {number}: {len(fields)} values, a MOTChallenge row needs at least 6 "
+                            "(frame, id, left, top, width, height)")
+        try:
+            values = [float(field) for field in fields[:10]]
+        except ValueError:
+            raise DataError(f"{path}, line {number}: not a number in {line.strip()!r}") from None
+        if not np.isfinite(values).all():
+            raise DataError(f"{path}, line {number}: NaN or infinite value in {line.strip()!r}")
+        values.extend(defaults[len(values) - 6 :])
+        if values[0] < 1 or values[0] != int(values[0]):
+            raise DataError(f"{path}, line {number}: frame {values[0]:g} is not a 1-based frame number")
+        if values[4] < 0 or values[5] < 0:
+            raise DataError(f"{path}, line {number}: negative box width or height")
+        rows.append(values)
+    return np.asarray(rows, np.float64).reshape(-1, len(COLUMNS))
+
+
+def format_row(frame: int, track_id: int, box_xyxy, score: float) -> str:
+    """One tracker row, ``frame,id,left,top,width,height,score,-1,-1,-1``.
+
+    Args:
+        frame: 1-based frame number.
+        track_id: track id, >= 1.
+        box_xyxy: x1, y1, x2, y2 in pixels.
+        score: detection confidence in [0, 1].
+    """
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    return f"{int(frame)},{int(track_id)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(score):.4f},-1,-1,-1\n"
+
+
+def write_rows(path: str | os.PathLike, rows: np.ndarray) -> None:
+    """Write (N, >= 7) rows (:data:`COLUMNS` order, box as left, top, width, height) to ``path``.
+
+    Used for rows already in MOTChallenge layout (e.g. read by :func:`read_rows`);
+    a tracker's own output goes through :class:`MotWriter`.
+    """
+    data = np.asarray(rows, np.float64).reshape(-1, np.shape(rows)[-1] if np.size(rows) else len(COLUMNS))
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in data:
+            box = (row[2], row[3], row[2] + row[4], row[3] + row[5])
+            handle.write(format_row(int(row[0]), int(row[1]), box, row[6]))
+
+
+class MotWriter:
+    """Streams tracker rows to a MOTChallenge text file, frame by frame.
+
+    Args:
+        path: the output file (created or truncated). Check it first with
+            :func:`edge_reid.output_paths.check_writable` where an early error matters.
+
+    Raises:
+        OSError: the file cannot be opened.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._file: TextIO = open(self.path, "w", encoding="utf-8")
+        self.rows = 0
+
+    def write_frame(self, frame_index: int, track_ids, boxes_xyxy, scores) -> None:
+        """Append the boxes of one frame.
+
+        Args:
+            frame_index: 0-based index of the frame in its source (written as ``frame_index + 1``).
+            track_ids: (N,) int track ids, >= 1.
+            boxes_xyxy: (N, 4) x1, y1, x2, y2 pixels.
+            scores: (N,) detection confidences.
+        """
+        for track_id, box, score in zip(np.asarray(track_ids).tolist(), np.asarray(boxes_xyxy), np.asarray(scores).tolist()):
+            self._file.write(format_row(frame_index + 1, track_id, box, score))
+            self.rows += 1
+
+    def close(self) -> None:
+        """Flush, sync and close (idempotent)."""
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()

@@ -1,0 +1,52 @@
+"""The device's CUDA version and the cuda-python that matches it (doctor, manifests, install_jetson.sh)."""
+
+from __future__ import annotations
+
+import pytest
+
+import edge_reid.cuda.versions as versions
+import edge_reid.doctor as doctor
+from edge_reid.cuda.runtime import gpu_status
+from edge_reid.cuda.versions import DeviceCuda, cuda_python_mismatch, cuda_python_requirement, toolkit_version
+from fake_cudart import FakeCudaRuntime
+
+
+def test_toolkit_version_from_version_json(tmp_path):
+    path = tmp_path / "version.json"
+    path.write_text('{"cuda": {"name": "CUDA SDK", "version": "12.6.68"}, "cuda_cudart": {"version": "12.6.68"}}')
+    assert toolkit_version(path) == "12.6"
+    path.write_text("{broken")
+    assert toolkit_version(path) == ""
+    assert toolkit_version(tmp_path / "missing.json") == ""
+
+
+def test_requirement_and_mismatch():
+    assert cuda_python_requirement("12.2") == "cuda-python==12.2.*"
+    assert cuda_python_mismatch("12.6.2.post1", "12.6") == ""
+    assert "needs a CUDA 13 driver; this device has CUDA 12.6: pip install 'cuda-python==12.6.*'" in cuda_python_mismatch("13.4.4", "12.6")
+    assert "is for CUDA 12.9" in cuda_python_mismatch("12.9.10", "12.6")  # runs, but the matching minor is recommended
+    assert cuda_python_mismatch("12.6.0", "") == "" and cuda_python_mismatch("", "12.6") == ""
+
+
+def test_device_cuda_prefers_the_driver_and_falls_back_to_the_toolkit(tmp_path, monkeypatch):
+    path = tmp_path / "version.json"
+    path.write_text('{"cuda": {"version": "12.6.68"}}')
+    monkeypatch.setattr(versions, "CUDA_VERSION_JSON", path)
+    assert DeviceCuda.here("12.8") == DeviceCuda("12.8", "12.6") and DeviceCuda.here("12.8").version == "12.8"
+    assert DeviceCuda("", "12.6").version == "12.6" and DeviceCuda().describe() == "unknown"
+
+
+@pytest.mark.parametrize(
+    "installed, driver_version, ok, words",
+    [
+        ("12.6.2.post1", 12060, True, "12.6.2.post1, built for CUDA 12.6"),
+        ("13.4.4", 12060, False, "needs a CUDA 13 driver; this device has CUDA 12.6: pip install 'cuda-python==12.6.*'"),
+    ],
+)
+def test_doctor_shows_the_devices_cuda_and_whether_cuda_python_matches(monkeypatch, installed, driver_version, ok, words):
+    version = "12.6" if installed.startswith("12.6") else "13"
+    monkeypatch.setattr(versions, "cuda_python_version", lambda: installed)
+    monkeypatch.setattr(versions, "CUDA_VERSION_JSON", versions.Path("/nonexistent/version.json"))
+    items = {item.name: item for item in doctor.cuda_items(gpu_status(FakeCudaRuntime(version=version, driver_version=driver_version)))}
+    assert items["CUDA"].value == "12.6 (driver 12.6)"
+    assert words in items["cuda-python"].value and items["cuda-python"].ok is ok

@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+
+from edge_reid.cli import main
+from edge_reid.errors import DataError
+from edge_reid.evaluation.mot import evaluate_mot
+from edge_reid.motchallenge import read_rows, write_rows
+
+
+@pytest.fixture(scope="module")
+def counted_gt(vtest_gt_dir) -> np.ndarray:
+    """The ground truth rows the benchmark counts (conf != 0), as a perfect tracking result."""
+    rows = read_rows(vtest_gt_dir / "gt" / "gt.txt")
+    return rows[rows[:, 6] != 0]
+
+
+def test_ground_truth_scores_perfectly(vtest_gt_dir, counted_gt):
+    metrics = evaluate_mot(counted_gt, vtest_gt_dir)
+    assert metrics.hota == pytest.approx(100.0) and metrics.deta == pytest.approx(100.0) and metrics.assa == pytest.approx(100.0)
+    assert metrics.mota == pytest.approx(100.0) and metrics.idf1 == pytest.approx(100.0) and metrics.id_switches == 0
+    assert metrics.gt_tracks == metrics.predicted_tracks == 19
+    assert metrics.gt_boxes == metrics.predicted_boxes == counted_gt.shape[0]
+
+
+def test_two_swapped_identities_cost_two_switches(vtest_gt_dir, counted_gt, tmp_path):
+    rows = counted_gt.copy()
+    frames_of = {pid: set(rows[rows[:, 1] == pid, 0].astype(int)) for pid in np.unique(rows[:, 1])}
+    a, b = max(((p, q) for p in frames_of for q in frames_of if p < q), key=lambda pq: len(frames_of[pq[0]] & frames_of[pq[1]]))
+    middle = sorted(frames_of[a] & frames_of[b])[len(frames_of[a] & frames_of[b]) // 2]
+    late = rows[:, 0] >= middle
+    rows[late & (counted_gt[:, 1] == a), 1] = b
+    rows[late & (counted_gt[:, 1] == b), 1] = a
+    path = tmp_path / "swapped.txt"
+    write_rows(path, rows)
+    metrics = evaluate_mot(path, vtest_gt_dir)
+    assert metrics.id_switches == 2
+    assert metrics.mota == pytest.approx(100.0 * (1 - 2 / metrics.gt_boxes))
+    assert metrics.deta == pytest.approx(100.0)
+    assert metrics.idf1 < 99.0 and metrics.assa < 95.0 and metrics.hota < 98.0
+
+
+def test_a_missed_person_lowers_detection_not_association(vtest_gt_dir, counted_gt):
+    person = counted_gt[0, 1]
+    metrics = evaluate_mot(counted_gt[counted_gt[:, 1] != person], vtest_gt_dir)
+    assert metrics.predicted_tracks == 18 and metrics.id_switches == 0
+    assert metrics.deta < 100.0 and metrics.assa == pytest.approx(100.0)
+    missed = int((counted_gt[:, 1] == person).sum())
+    assert metrics.mota == pytest.approx(100.0 * (1 - missed / metrics.gt_boxes))
+
+
+def test_bad_results_are_data_errors(vtest_gt_dir, counted_gt, tmp_path):
+    beyond = counted_gt[:3].copy()
+    beyond[0, 0] = 796
+    with pytest.raises(DataError, match="frame 796 is beyond the sequence's 795 frames"):
+        evaluate_mot(beyond, vtest_gt_dir)
+    twice = np.concatenate((counted_gt[:1], counted_gt[:1]))
+    with pytest.raises(DataError, match="appears twice in frame 1"):
+        evaluate_mot(twice, vtest_gt_dir)
+    with pytest.raises(DataError, match="does not exist"):
+        evaluate_mot(counted_gt[:1], tmp_path / "no-gt")
+    (tmp_path / "seq").mkdir()
+    (tmp_path / "seq" / "seqinfo.ini").write_text("[Sequence]\nseqLength=5\n")
+    with pytest.raises(DataError, match="gt.txt is missing"):
+        evaluate_mot(counted_gt[:1], tmp_path / "seq")
+
+
+def test_an_empty_result_scores_zero(vtest_gt_dir, tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_text("")
+    metrics = evaluate_mot(path, vtest_gt_dir)
+    assert metrics.hota == 0.0 and metrics.idf1 == 0.0 and metrics.predicted_boxes == 0
+
+
+def test_cli_prints_a_table_and_writes_json(vtest_gt_dir, counted_gt, tmp_path, capsys):
+    path = tmp_path / "perfect.txt"
+    write_rows(path, counted_gt)
+    report = tmp_path / "metrics.json"
+    assert main(["eval-mot", "--gt", str(vtest_gt_dir), str(path), "--json", str(report)]) == 0
+    out = capsys.readouterr()
+    assert "HOTA 100.00" in out.out and "IDF1 100.00" in out.out and "IDSW 0" in out.out
+    payload = json.loads(report.read_text())
+    assert payload["results"][0]["file"] == str(path) and payload["results"][0]["hota"] == pytest.approx(100.0)
+    assert payload["results"][0]["sequence"] == "vtest-mot"
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(vtest_gt_dir, tmp_path, capsys):
+    path = tmp_path / "bad.txt"
+    path.write_text("0,1,2,3,4,5,1,-1,-1,-1\n")
+    assert main(["eval-mot", "--gt", str(vtest_gt_dir), str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.txt, line 1: frame 0 is not a 1-based frame number" in err[0]
+    assert main(["eval-mot", "--gt", str(tmp_path / "none"), str(path)]) == 2
