@@ -75,9 +75,9 @@ class Data:
 
 def _ours(method: str, float_model, spec, data: Data, tmp: Path):
     recipe = QuantRecipe(method="minmax" if method.endswith("mse") else method)
-    model = float_model
+    model, integer_input = float_model, None
     if "fold" in method:
-        model, spec = fold_input_normalisation(model, spec)
+        model, integer_input = fold_input_normalisation(model, spec)
     images = preprocess_all(data.calibration, spec)
     if "eq" in method:
         groups = equalization_groups(model)
@@ -92,8 +92,8 @@ def _ours(method: str, float_model, spec, data: Data, tmp: Path):
         amax = {n: mse_optimal_amax(s.histogram, s.hist_range, absmax=s.absmax) for n, s in stats.items()}
     else:
         amax = calibrate_ranges(path, preprocessed_batches(data.calibration, spec), spec.input_name, recipe)
-    if "fold" in method:
-        amax[spec.input_name] = 127.0
+    if integer_input:
+        amax[integer_input] = 127.0
     out = quantize_qdq(path, tmp / f"{method}-qdq.onnx", amax, recipe, keep_float=pooled_input_layers(model, layers))
     return onnx.load(str(out)), spec
 

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax
+from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax, run_collecting
 from edge_reid.calibration.pool import split_pool
 from edge_reid.calibration.qdq import int8_islands, layer_macs, precision_boundaries, quantizable_nodes, upgrade_opset
 from edge_reid.calibration.reader import preprocess_all
@@ -35,14 +35,15 @@ def _run(model: onnx.ModelProto, images: np.ndarray) -> np.ndarray:
 
 def test_folded_input_is_exact_int8_and_outputs_unchanged(osnet):
     model, spec, crops = osnet
-    folded, folded_spec = fold_input_normalisation(model, spec)
-    assert (folded_spec.pixel_scale, folded_spec.mean, folded_spec.std) == (1.0, (128.0,) * 3, (1.0,) * 3)
-    assert folded_spec.color_order == spec.color_order
-    original_images = preprocess_all(crops, spec)
-    folded_images = preprocess_all(crops, folded_spec)
-    # pixel - 128: integers in [-128, 127], what INT8 at scale 1 holds exactly.
-    assert np.array_equal(folded_images, np.round(folded_images)) and folded_images.min() >= -128 and folded_images.max() <= 127
-    before, after = _run(model, original_images), _run(folded, folded_images)
+    folded, integer_input = fold_input_normalisation(model, spec)
+    assert [i.name for i in folded.graph.input] == [i.name for i in model.graph.input]  # same input, same preprocessing
+    images = preprocess_all(crops, spec)
+    values = []
+    run_collecting(folded, images, "images", [integer_input], lambda v: values.append(v[integer_input]), batch=8)
+    pixels = values[0]
+    # pixel - 128: integers in [-128, 127] up to float rounding, what INT8 at scale 1 holds exactly.
+    assert np.abs(pixels - np.round(pixels)).max() < 1e-3 and pixels.min() >= -128.001 and pixels.max() <= 127.001
+    before, after = _run(model, images), _run(folded, images)
     assert np.max(np.abs(before - after)) < 1e-4 * np.max(np.abs(before))
     # OSNet's first conv pads its input: the offset is a constant map added after it.
     assert any(n.op_type == "Add" and n.name.endswith("add_folded_input_offset") for n in folded.graph.node)
@@ -68,12 +69,15 @@ def test_folding_without_padding_is_a_bias_with_padding_a_map(pads, added):
 
     spec = ModelSpec(height=16, width=8)
     model = _one_conv_model(pads)
-    folded, folded_spec = fold_input_normalisation(model, spec)
+    folded, integer_input = fold_input_normalisation(model, spec)
     pixels = np.random.default_rng(1).integers(0, 256, size=(2, 3, 16, 8)).astype(np.float32)
     original_input = (pixels * spec.pixel_scale - np.asarray(spec.mean, np.float32)[:, None, None]) / np.asarray(spec.std, np.float32)[:, None, None]
-    before, after = _run(model, original_input), _run(folded, pixels - FOLDED_INPUT_OFFSET)
+    before, after = _run(model, original_input), _run(folded, original_input)
     assert np.max(np.abs(before - after)) < 1e-4
-    assert any(n.op_type == "Add" for n in folded.graph.node) is added
+    values = []
+    run_collecting(folded, original_input, "images", [integer_input], lambda v: values.append(v[integer_input]))
+    assert np.abs(values[0] - (pixels - FOLDED_INPUT_OFFSET)).max() < 1e-3
+    assert any(n.name.endswith("add_folded_input_offset") for n in folded.graph.node) is added
 
 
 def test_equalization_is_exact_and_evens_out_channels(osnet):

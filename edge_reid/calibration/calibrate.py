@@ -241,22 +241,26 @@ def _read_calibration_crops(data_dir: Path, settings: CalibrationSettings, repor
 
 @dataclass
 class _PreparedModel:
-    """The float model that is quantized: exact rewrite of the input model, with its own preprocessing."""
+    """The float model that is quantized: exact rewrite of the input model (same input and preprocessing);
+    ``integer_tensors`` hold integers in [-128, 127] (INT8 at scale 1 is exact)."""
 
     model: onnx.ModelProto
     spec: ModelSpec
     path: Path
     transforms: dict
+    integer_tensors: list[str]
 
 
 def _prepare_float_model(original: onnx.ModelProto, spec: ModelSpec, crops, settings: CalibrationSettings, tmp: Path, progress) -> _PreparedModel:
     """Phase 3: opset 13, input normalisation folded into the first conv, channels equalized (exact in float)."""
     model = upgrade_opset(original)
     transforms: dict = {"opset": max(next((i.version for i in original.opset_import if i.domain in ("", "ai.onnx")), 0), 13)}
+    integer_tensors: list[str] = []
     if settings.fold_input:
         try:
-            model, spec = fold_input_normalisation(model, spec)
-            transforms["input_folded"] = "first conv reads pixel - 128 (INT8 scale 1: exact)"
+            model, integer_input = fold_input_normalisation(model, spec)
+            integer_tensors.append(integer_input)
+            transforms["input_folded"] = f"first conv reads {integer_input} = pixel - 128 (INT8 scale 1: exact)"
         except ModelError as exc:
             transforms["input_folded"] = f"no: {exc}"
     if settings.equalize:
@@ -268,7 +272,7 @@ def _prepare_float_model(original: onnx.ModelProto, spec: ModelSpec, crops, sett
         transforms["equalized"] = {"groups": len(done), "alpha": 0.75, "floor": 0.05}
     path = tmp / "float_prepared.onnx"
     onnx.save(model, str(path))
-    return _PreparedModel(model, spec, path, transforms)
+    return _PreparedModel(model, spec, path, transforms, integer_tensors)
 
 
 def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings: CalibrationSettings, recipe: QuantRecipe, progress) -> dict[str, float]:
@@ -283,8 +287,8 @@ def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings
     else:
         advance = progress(f"calibrating ({recipe.method})", len(crops))
         amax = calibrate_ranges(prepared.path, preprocessed_batches(crops, spec, settings.batch), spec.input_name, recipe, on_batch=advance)
-    if prepared.transforms.get("input_folded", "").startswith("first conv"):
-        amax[spec.input_name] = 127.0  # integers -128..127 at scale 1: exact
+    for name in prepared.integer_tensors:
+        amax[name] = 127.0  # integers -128..127 at scale 1: exact
     return amax
 
 

@@ -1,8 +1,9 @@
 """Float-exact graph rewrites that make a model easier to quantize without changing what it computes.
 
 - :func:`fold_input_normalisation`: the first convolution absorbs the input's
-  mean/std, so the model reads ``pixel - 128`` (integers in [-128, 127]), which
-  INT8 with scale 1 represents exactly: the input quantizes losslessly.
+  mean/std and reads ``pixel - 128`` (integers in [-128, 127], recovered inside the
+  graph from the normalised input), which INT8 with scale 1 represents exactly: the
+  input quantizes losslessly, and the model keeps its input and preprocessing.
 - :func:`equalize_channels`: per-channel rescaling between a convolution and the
   convolutions that read its output through ReLU and pooling (positive scales
   commute with both). It covers cross-layer equalization (Nagel et al.,
@@ -17,7 +18,6 @@ Both return a new model whose outputs equal the original's up to float rounding.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -70,11 +70,6 @@ def _private_weight(graph: onnx.GraphProto, node: onnx.NodeProto, index: int, us
     return name
 
 
-def folded_spec(spec: ModelSpec) -> ModelSpec:
-    """The preprocessing of a model made by :func:`fold_input_normalisation`: ``pixel - 128``, colour order kept."""
-    return dataclasses.replace(spec, pixel_scale=1.0, mean=(FOLDED_INPUT_OFFSET,) * 3, std=(1.0, 1.0, 1.0))
-
-
 def _run_single_conv(conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray | None, image: np.ndarray) -> np.ndarray:
     """Output of ``conv`` (its attributes, the given weight and bias) on one (1, C, H, W) image, with ONNX Runtime."""
     import onnxruntime as ort
@@ -94,24 +89,26 @@ def _run_single_conv(conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray 
     return session.run(None, {"x": image.astype(np.float32)})[0]
 
 
-def fold_input_normalisation(model: onnx.ModelProto, spec: ModelSpec) -> tuple[onnx.ModelProto, ModelSpec]:
-    """Fold the input's scale, mean and std into the first convolution.
+def fold_input_normalisation(model: onnx.ModelProto, spec: ModelSpec) -> tuple[onnx.ModelProto, str]:
+    """Fold the input's scale, mean and std into the first convolution, behind an exact integer tensor.
 
-    The returned model reads ``x' = pixel - 128`` per channel (``pixel`` in 0..255,
-    the spec's colour order), which INT8 with scale 1 represents exactly. With the
-    original input ``x = (pixel * pixel_scale - mean) / std = a * x' + c`` (per
-    channel ``a = pixel_scale / std``, ``c = (128 * pixel_scale - mean) / std``):
-    ``conv(x) = conv_{W a}(x') + M``, where ``M = conv_W(c) + bias`` is computed once.
-    Where the convolution pads its input, ``M`` varies near the borders (zero padding
-    of ``x`` is not zero padding of ``x'``) and is added as a constant (1, C_out, H', W')
-    map; otherwise it is the new per-channel bias.
+    The model keeps its input and preprocessing (``x = (pixel * pixel_scale - mean) / std``).
+    Inside, a per-channel Mul/Add turns ``x`` back into ``x' = pixel - 128``, integers in
+    [-128, 127] that INT8 with scale 1 represents exactly (float rounding of the round trip is
+    far below the 0.5 that would change the integer), and the first convolution reads ``x'``
+    with its weights scaled: with ``x = a * x' + c`` (per channel ``a = pixel_scale / std``,
+    ``c = (128 * pixel_scale - mean) / std``), ``conv(x) = conv_{W a}(x') + M`` where
+    ``M = conv_W(c) + bias`` is computed once. Where the convolution pads its input, ``M``
+    varies near the borders (zero padding of ``x`` is not zero padding of ``x'``) and is added
+    as a constant (1, C_out, H', W') map; otherwise it is the new per-channel bias.
 
     Args:
         model: float model whose image input feeds exactly one Conv (group 1, constant weight).
         spec: its preprocessing spec (fixed height and width).
 
     Returns:
-        (folded model, its spec: ``pixel_scale`` 1, ``mean`` 128, ``std`` 1).
+        (folded model, name of the integer-valued tensor the first conv now reads: give it
+        the INT8 range 127, i.e. scale 1).
 
     Raises:
         ModelError: the input does not feed a single plain convolution.
@@ -128,10 +125,23 @@ def fold_input_normalisation(model: onnx.ModelProto, spec: ModelSpec) -> tuple[o
     weight = numpy_helper.to_array(_initializer(graph, conv.input[1])).astype(np.float64)
     bias = numpy_helper.to_array(_initializer(graph, conv.input[2])).astype(np.float64) if len(conv.input) > 2 and conv.input[2] else None
     std = np.asarray(spec.std, np.float64)
+    mean = np.asarray(spec.mean, np.float64)
     gain = spec.pixel_scale / std
-    offset = (FOLDED_INPUT_OFFSET * spec.pixel_scale - np.asarray(spec.mean, np.float64)) / std
+    offset = (FOLDED_INPUT_OFFSET * spec.pixel_scale - mean) / std
     constant_image = np.broadcast_to(offset[None, :, None, None], (1, 3, spec.height, spec.width)).astype(np.float32)
     bias_map = _run_single_conv(conv, weight, bias, constant_image).astype(np.float64)
+
+    # x' = x * std / pixel_scale + (mean / pixel_scale - 128): back to integer pixels, centred.
+    integer_input = f"{spec.input_name}__pixels_minus_128"
+    unscale = f"{spec.input_name}__unnormalise_scale"
+    unshift = f"{spec.input_name}__unnormalise_shift"
+    graph.initializer.append(numpy_helper.from_array((std / spec.pixel_scale).reshape(1, 3, 1, 1).astype(np.float32), unscale))
+    graph.initializer.append(numpy_helper.from_array((mean / spec.pixel_scale - FOLDED_INPUT_OFFSET).reshape(1, 3, 1, 1).astype(np.float32), unshift))
+    scaled = f"{spec.input_name}__unnormalise_scaled"
+    position = list(graph.node).index(conv)
+    graph.node.insert(position, helper.make_node("Mul", [spec.input_name, unscale], [scaled], name=f"{conv.name}__unnormalise_mul"))
+    graph.node.insert(position + 1, helper.make_node("Add", [scaled, unshift], [integer_input], name=f"{conv.name}__unnormalise_add"))
+    conv.input[0] = integer_input
 
     weight_name = _private_weight(graph, conv, 1, users)
     _replace_initializer(graph, weight_name, weight * gain[None, :, None, None])
@@ -150,7 +160,7 @@ def fold_input_normalisation(model: onnx.ModelProto, spec: ModelSpec) -> tuple[o
         conv.output[0] = conv_out
         add = helper.make_node("Add", [conv_out, map_name], [out_name], name=f"{conv.name}__add_folded_input_offset")
         graph.node.insert(list(graph.node).index(conv) + 1, add)
-    return model, folded_spec(spec)
+    return model, integer_input
 
 
 @dataclass
