@@ -318,7 +318,7 @@ def test_calibrate_from_a_plain_crop_folder_with_a_pool_folder(tiny, tmp_path):
 
 
 def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
-    from edge_reid.errors import DataError, ModelError
+    from edge_reid.errors import DataError, ModelError, OutputPathError
 
     model_path, market = tiny
     with pytest.raises(DataError, match="test split"):
@@ -327,3 +327,7 @@ def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
         calibrate_model(tmp_path / "missing.onnx", market, tmp_path / "out")
     with pytest.raises(DataError, match="not found"):
         calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(pool=tmp_path / "no_pool"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputPathError, match=f"cannot write to output folder {blocker}"):
+        calibrate_model(model_path, market, blocker)

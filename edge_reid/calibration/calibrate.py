@@ -57,9 +57,10 @@ from edge_reid.calibration.transforms import equalization_groups, equalize_chann
 from edge_reid.crop_pool import CropPool
 from edge_reid.data.images import read_images
 from edge_reid.data.market1501 import GALLERY_DIR, QUERY_DIR, MarketDataset, calibration_order, calibration_source, load_market1501
-from edge_reid.errors import DataError, ModelError, OutputPathError
+from edge_reid.errors import DataError, ModelError
 from edge_reid.evaluation.agreement import compare_embeddings
 from edge_reid.evaluation.market_eval import MarketEvaluation, embed_crops, evaluate_market
+from edge_reid.output_paths import check_writable_folder
 from edge_reid.spec import ModelSpec, load_spec
 
 #: Start a progress phase: (description, total or None) -> advance(n) callback.
@@ -126,15 +127,6 @@ def output_paths(model_path: Path, out_dir: Path, precision: str) -> dict[str, P
         paths = {"model": model, "spec": model.with_suffix(".json")}
     paths["report"] = out_dir / f"{stem}-{precision}-report.json"
     return paths
-
-
-def _prepare_out_dir(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".edge-reid-probe-", delete=True)
-        probe.close()
-    except OSError as exc:
-        raise OutputPathError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
 
 
 def _has_labelled_split(data_dir: Path) -> bool:
@@ -328,7 +320,7 @@ def calibrate_model(
         raise ValueError(f"precision must be int8 or fp16, got {settings.precision!r}")
     spec = load_spec(model_path)
     calibration_source(data_dir)  # fails early on a missing folder or a test split
-    _prepare_out_dir(out_dir)
+    check_writable_folder(out_dir)
     paths = output_paths(model_path, out_dir, settings.precision)
 
     phase = time.perf_counter()
