@@ -6,7 +6,7 @@ mAP on the labelled split, all against FP32, Q/DQ run with exact arithmetic in O
 (``session.disable_quant_qdq``). Every method quantizes the whole network (no float layers
 chosen by a guard), so the rows compare the quantizers themselves:
 
-    python benchmarks/int8_methods.py --methods minmax,entropy,percentile,mse,fold+mse,fold+eq+mse,nncf
+    python benchmarks/int8_methods.py --methods minmax,entropy,percentile,mse,fold+mse,fold+eq+mse,fold+mse+bc,fold+mse+gptq,fold+mse+gptq+bc,nncf
     /work/venvs/int8-aimet/bin/python benchmarks/int8_methods.py --methods aimet-cle   # AIMET pins torch: own venv
 
 NNCF (``pip install nncf``) and AIMET (``pip install aimet-onnx``) rows run where the library imports.
@@ -29,6 +29,8 @@ sys.path.insert(0, str(REPO))
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
 from edge_reid.bench import default_video  # noqa: E402
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax  # noqa: E402
+from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_bias_shifts  # noqa: E402
+from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights  # noqa: E402
 from edge_reid.calibration.pool import split_pool  # noqa: E402
 from edge_reid.calibration.qdq import (  # noqa: E402
     QuantRecipe,
@@ -94,8 +96,15 @@ def _ours(method: str, float_model, spec, data: Data, tmp: Path):
         amax = calibrate_ranges(path, preprocessed_batches(data.calibration, spec), spec.input_name, recipe)
     if integer_input:
         amax[integer_input] = 127.0
-    out = quantize_qdq(path, tmp / f"{method}-qdq.onnx", amax, recipe, keep_float=pooled_input_layers(model, layers))
-    return onnx.load(str(out)), spec
+    pooled = pooled_input_layers(model, layers)
+    out = onnx.load(str(quantize_qdq(path, tmp / f"{method}-qdq.onnx", amax, recipe, keep_float=pooled)))
+    guarded = [name for name in layers if name not in set(pooled)]
+    sample = images[:128]
+    if "gptq" in method:
+        out = apply_gptq_weights(out, gptq_weights(model, out, sample, spec.input_name, amax, guarded))
+    if "bc" in method.split("+"):
+        out = apply_bias_shifts(out, measure_bias_shifts(model, out, sample, spec.input_name, guarded), guarded)
+    return out, spec
 
 
 def _nncf(float_model, spec, data: Data, tmp: Path):
@@ -142,7 +151,10 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mot17-reid-mini")
     parser.add_argument("--video", type=Path, default=None, help="pool video (default: vtest.avi)")
     parser.add_argument("--pool-size", type=int, default=500)
-    parser.add_argument("--methods", default="minmax,entropy,percentile,mse,fold+mse,fold+eq+mse,nncf")
+    parser.add_argument(
+        "--methods", default="minmax,mse,fold+mse,fold+mse+gptq+bc,nncf",
+        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, +gptq, +bc; nncf; aimet-cle",
+    )
     args = parser.parse_args()
     video = args.video or default_video()
     if video is None or not args.data.is_dir():
