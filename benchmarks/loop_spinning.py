@@ -3,7 +3,8 @@
 ONNX Runtime's intra-op threads busy-wait after a run for the next one by default. In the
 embedding loop the next work is ours (matching, preprocessing), so a spinning thread takes a core
 from it. ``edge_reid.backends.onnxruntime`` sets ``session.force_spinning_stop`` (spinning stops when
-a run returns; it is kept inside a run). This script measures both ways side by side, batch 32:
+a run returns; it is kept inside a run; ``stop_spinning_after_run`` of ``OnnxRuntimeBackend``). This
+script measures both ways side by side, batch 32:
 
     python benchmarks/loop_spinning.py --repeats 4 --seconds 5
 
@@ -21,8 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import edge_reid.backends.onnxruntime as ort_backend  # noqa: E402
-from edge_reid.bench import BenchConfig, crops_from_video, default_video, run_bench  # noqa: E402
+from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
+from edge_reid.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from edge_reid.bench import BenchConfig, crops_from_video, default_video, match_queries, measure_batch, synthetic_gallery  # noqa: E402
+from edge_reid.embedder import Embedder  # noqa: E402
+from edge_reid.spec import load_spec  # noqa: E402
 
 SETTINGS = (("spin after run (ORT default)", False), ("stop spinning (edge-reid)", True))
 
@@ -39,17 +43,21 @@ def main() -> int:
         return 2
     pool = crops_from_video(video, 256)
     config = BenchConfig(batches=(args.batch,), seconds=args.seconds, preprocess=False)
+    spec = load_spec(DEFAULT_REID_MODEL)
+    embedders = {
+        name: Embedder(DEFAULT_REID_MODEL, backend=OnnxRuntimeBackend(DEFAULT_REID_MODEL, spec, args.batch, stop_spinning_after_run=stop))
+        for name, stop in SETTINGS
+    }
+    gallery = synthetic_gallery(embedders[SETTINGS[0][0]].embed_crops(pool.crops), config.gallery_size, config.threshold)
     rows: dict[str, list[dict]] = {name: [] for name, _ in SETTINGS}
     print(f"{'setting':30s} {'model img/s':>11} {'loop eff.':>9} {'plain eff.':>10} {'plain ms: pre':>13} {'embed':>7} {'match':>6}")
     for _ in range(args.repeats):
-        for name, stop in SETTINGS:
-            ort_backend.STOP_SPINNING_AFTER_RUN = stop
-            row = run_bench(config, pool).to_dict()["batches"][0]
+        for name, _stop in SETTINGS:
+            row = measure_batch(embedders[name], args.batch, config, pool, gallery, match_queries).to_dict()
             rows[name].append(row)
             stages = row["sequential_loop_stage_ms"]
             print(f"{name:30s} {row['images_per_s']:>11.1f} {row['loop_efficiency']:>9.3f} {row['sequential_loop_efficiency']:>10.3f} "
                   f"{stages['preprocess']:>13.2f} {stages['embed']:>7.2f} {stages['match']:>6.2f}")
-    ort_backend.STOP_SPINNING_AFTER_RUN = True
     print("medians:")
     for name, runs in rows.items():
         med = lambda get: statistics.median(get(r) for r in runs)  # noqa: E731

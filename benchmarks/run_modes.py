@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_reid.backends.onnxruntime import threads_per_model  # noqa: E402
+from edge_reid.cpu import threads_per_model  # noqa: E402
 from edge_reid.bench import default_video  # noqa: E402
 from edge_reid.detector import PersonDetector  # noqa: E402
 from edge_reid.embedder import Embedder  # noqa: E402

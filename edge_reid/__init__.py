@@ -9,52 +9,65 @@ Public API (shapes and units in each docstring):
 - :class:`EmbeddingLoop`: batches of crops -> embeddings matched by your function, the next
   batch embedded while this one is matched.
 - :func:`load_spec` / :class:`ModelSpec`: what a ReID model expects.
+
+Importing the package imports none of its heavy libraries (OpenCV, Numba, SciPy, ONNX
+Runtime, OpenVINO): each name above is imported on first use (PEP 562 module
+``__getattr__``). Nor does it change the process environment. The ``edge-reid`` command
+sets ``OMP_WAIT_POLICY=PASSIVE`` (OpenMP threads sleep when a parallel region ends instead
+of spinning on the cores the models need); a program using the library on a machine with
+few cores should do the same before its first OpenMP use, e.g.
+``os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")`` before importing edge_reid.
 """
 
-import os
+from __future__ import annotations
 
-# OpenMP threads (Numba's "omp" threading layer for the matcher and preprocessing)
-# sleep as soon as a parallel region ends instead of spinning: on a 2-6 core
-# device a spinning thread steals the core that ONNX Runtime, TensorRT's host
-# thread or the detector needs next. Measured on 2 cores (docs/benchmarks.md):
-# bench_matcher 27.4 -> 20.9 ms at N=100k, D=256, Q=32. Set before any OpenMP
-# runtime starts; a user's own OMP_WAIT_POLICY wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-try:  # a declared dependency everywhere but on a Jetson, where JetPack's OpenCV is meant to be used
-    import cv2  # noqa: F401,E402
-except ImportError as _exc:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "edge-reid needs OpenCV: on a Jetson run install_jetson.sh (JetPack's OpenCV, with GStreamer) or "
-        "pip install 'edge-reid[opencv]'; elsewhere pip install opencv-python-headless"
-    ) from _exc
-
-from edge_reid.detections import Detections  # noqa: E402
-from edge_reid.detector import PersonDetector  # noqa: E402
-from edge_reid.embedder import Embedder  # noqa: E402
-from edge_reid.embedding_loop import EmbeddingLoop, LoopResult  # noqa: E402
-from edge_reid.errors import EdgeReidError  # noqa: E402
-from edge_reid.matching import Gallery, MatchResult  # noqa: E402
-from edge_reid.pipeline import FrameResult, Person, Pipeline  # noqa: E402
-from edge_reid.sources import Frame, open_source  # noqa: E402
-from edge_reid.spec import ModelSpec, load_spec  # noqa: E402
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Detections",
-    "EdgeReidError",
-    "Embedder",
-    "EmbeddingLoop",
-    "Frame",
-    "FrameResult",
-    "Gallery",
-    "LoopResult",
-    "MatchResult",
-    "ModelSpec",
-    "Person",
-    "PersonDetector",
-    "Pipeline",
-    "load_spec",
-    "open_source",
-]
+#: public name -> module that defines it.
+_EXPORTS = {
+    "Detections": "edge_reid.detections",
+    "EdgeReidError": "edge_reid.errors",
+    "Embedder": "edge_reid.embedder",
+    "EmbeddingLoop": "edge_reid.embedding_loop",
+    "Frame": "edge_reid.sources",
+    "FrameResult": "edge_reid.pipeline",
+    "Gallery": "edge_reid.matching",
+    "LoopResult": "edge_reid.embedding_loop",
+    "MatchResult": "edge_reid.matching",
+    "ModelSpec": "edge_reid.spec",
+    "Person": "edge_reid.pipeline",
+    "PersonDetector": "edge_reid.detector",
+    "Pipeline": "edge_reid.pipeline",
+    "load_spec": "edge_reid.spec",
+    "open_source": "edge_reid.sources",
+}
+
+__all__ = sorted(_EXPORTS, key=lambda name: (name[0].islower(), name))
+
+
+#: OpenCV is a declared dependency everywhere but on a Jetson, where JetPack's OpenCV is meant to be used.
+OPENCV_MISSING = (
+    "edge-reid needs OpenCV: on a Jetson run install_jetson.sh (JetPack's OpenCV, with GStreamer) or "
+    "pip install 'edge-reid[opencv]'; elsewhere pip install opencv-python-headless"
+)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edge_reid' has no attribute {name!r}")
+    try:
+        imported = importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name == "cv2":
+            raise ImportError(OPENCV_MISSING) from exc
+        raise
+    value = getattr(imported, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

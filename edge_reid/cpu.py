@@ -1,8 +1,39 @@
-"""How many CPU cores this process may use."""
+"""This CPU: its model and instruction sets, how many cores this process may use, and how the two models share them."""
 
 from __future__ import annotations
 
 import os
+import platform
+from pathlib import Path
+
+#: Instruction-set flags that decide which kernels the CPU runtimes pick.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd")
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else the platform's processor or machine name)."""
+    text = _cpuinfo()
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == key and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def cpu_isa_flags() -> list[str]:
+    """The :data:`ISA_FLAGS` this CPU reports in ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    present: set[str] = set()
+    for line in _cpuinfo().splitlines():
+        if line.split(":")[0].strip() in ("flags", "Features"):
+            present.update(line.split(":", 1)[1].split())
+    return [flag for flag in ISA_FLAGS if flag in present]
 
 
 def usable_cpu_count() -> int:
@@ -11,3 +42,15 @@ def usable_cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # no affinity API on this platform
         return os.cpu_count() or 1
+
+
+def threads_per_model() -> int:
+    """CPU threads for each of the two models (detector, ReID) when they run side by side.
+
+    The main loop runs the detector in a worker thread while the ReID model embeds
+    the previous frame, so each model gets half the cores this process may use (at
+    least one): two models each taking every core in turn fight over them
+    (``benchmarks/run_modes.py`` compares both; figures in docs/benchmarks.md).
+    Every backend (ONNX Runtime, OpenVINO) takes its thread count from here.
+    """
+    return max(1, usable_cpu_count() // 2)

@@ -1,4 +1,4 @@
-"""Person detector: YOLOX on ONNX Runtime, with letterbox, grid decode, NMS and box sanitising.
+"""Person detector: YOLOX on any backend (ONNX Runtime, OpenVINO), with letterbox, grid decode, NMS and box sanitising.
 
 Decoding follows YOLOX (Z. Ge et al., "YOLOX: Exceeding YOLO Series in 2021",
 ``yolox/utils/demo_utils.py::demo_postprocess``): for each stride s in (8, 16, 32)
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from edge_reid.assets import DEFAULT_DETECTOR
-from edge_reid.backends.onnxruntime import create_session
+from edge_reid.backends import DetectorBackend, create_detector_backend
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.errors import ModelError
 
@@ -42,16 +42,25 @@ def yolox_grids(input_height: int, input_width: int, strides=(8, 16, 32)) -> tup
 class PersonDetector:
     """Finds people in BGR frames with a YOLOX ONNX model.
 
+    The model runs once at load on a blank input: a file that is not a YOLOX-shaped
+    detector (output (1, A, 5 + classes) for the grid of its input size, finite values)
+    is refused then, before any frame is read.
+
     Args:
         model_path: YOLOX ``.onnx`` (default: the bundled YOLOX-Nano, 416x416).
         score_threshold: minimum objectness x person probability, in [0, 1].
         nms_iou: IoU above which the lower-scoring of two boxes is suppressed.
         min_box_height: boxes shorter than this many pixels are dropped (too
             small to re-identify).
-        threads: ONNX Runtime intra-op threads (None: its default).
+        threads: CPU threads of the model (None: the runtime's default).
+        backend: ``"onnxruntime"`` (default), ``"openvino"``, ``"auto"``, or ``"tensorrt"``
+            (which runs only the ReID model: the detector then runs on the best CPU backend);
+            see :func:`edge_reid.backends.create_detector_backend`.
+        device: OpenVINO device (None: CPU).
 
     Raises:
         ModelError: the file is missing, not a model, or not a YOLOX-shaped detector.
+        BackendUnavailableError: the backend asked for cannot run here.
     """
 
     def __init__(
@@ -61,27 +70,31 @@ class PersonDetector:
         nms_iou: float = 0.45,
         min_box_height: float = 32.0,
         threads: int | None = None,
+        backend: str = "onnxruntime",
+        device: str | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path else DEFAULT_DETECTOR
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
         self.min_box_height = float(min_box_height)
-        self.session = create_session(self.model_path, threads=threads)
-        model_input = self.session.get_inputs()[0]
-        shape = model_input.shape
-        if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
-            raise ModelError(f"{self.model_path}: detector input {model_input.name!r} must be (1, 3, H, W) with fixed H, W; got {shape}")
-        self.input_name = model_input.name
-        self.input_height, self.input_width = int(shape[2]), int(shape[3])
+        self.backend: DetectorBackend = create_detector_backend(backend, self.model_path, threads=threads, device=device)
+        self.input_height, self.input_width = self.backend.input.shape[2:]
         self.grid, self.strides = yolox_grids(self.input_height, self.input_width)
-        output_shape = self.session.get_outputs()[0].shape
-        if len(output_shape) != 3 or (isinstance(output_shape[1], int) and output_shape[1] != self.grid.shape[0]):
-            raise ModelError(
-                f"{self.model_path}: output shape {output_shape} is not a YOLOX grid output (1, {self.grid.shape[0]}, 5 + classes)"
-            )
-        # Preallocated input: the letterbox canvas (H, W, 3) uint8 and the (1, 3, H, W) float32 tensor.
+        self._check_output(self.backend.output)
+        # The letterbox canvas (H, W, 3) uint8; the backend's input is the (1, 3, H, W) float32 tensor.
         self._canvas = np.full((self.input_height, self.input_width, 3), PAD_VALUE, np.uint8)
-        self._tensor = np.zeros((1, 3, self.input_height, self.input_width), np.float32)
+        self._tensor = self.backend.input
+
+    def _check_output(self, output: np.ndarray) -> None:
+        """Refuse a model whose output (from the backend's run at load) is not a finite YOLOX grid output."""
+        anchors = self.grid.shape[0]
+        if output.ndim != 3 or output.shape[0] != 1 or output.shape[1] != anchors or output.shape[2] < 5 + PERSON_CLASS + 1:
+            raise ModelError(
+                f"{self.model_path}: output shape {tuple(output.shape)} is not a YOLOX grid output "
+                f"(1, {anchors}, 5 + classes) for its {self.input_height}x{self.input_width} input: is this a YOLOX person detector?"
+            )
+        if not np.isfinite(output).all():
+            raise ModelError(f"{self.model_path}: the detector returned NaN or Inf on a blank image; check the model file")
 
     def _letterbox(self, frame: np.ndarray) -> float:
         """Write the letterboxed frame into the input tensor; returns the resize ratio."""
@@ -109,7 +122,7 @@ class PersonDetector:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be (H, W, 3) uint8 BGR, got {frame.shape} {frame.dtype}")
         ratio = self._letterbox(frame)
-        raw = self.session.run(None, {self.input_name: self._tensor})[0][0]  # (A, 5 + classes)
+        raw = self.backend.run()[0]  # (A, 5 + classes)
         scores = raw[:, 4] * raw[:, 5 + PERSON_CLASS]
         candidates = np.flatnonzero(scores >= self.score_threshold)
         if candidates.size == 0:
@@ -128,3 +141,11 @@ class PersonDetector:
         kept = np.asarray(kept, dtype=np.int64).reshape(-1)
         kept = kept[np.argsort(-scores[kept], kind="stable")]
         return Detections(boxes[kept].astype(np.float32), scores[kept].astype(np.float32))
+
+    def describe(self) -> str:
+        """One line naming the backend the detector runs on."""
+        return self.backend.describe()
+
+    def close(self) -> None:
+        """Release the backend. Safe to call twice."""
+        self.backend.close()

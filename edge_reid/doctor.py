@@ -101,7 +101,7 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
         (items, engine checks): the report lines and one
         :class:`~edge_reid.tensorrt.manifest.EngineCheck` per manifest in ``engines_dir``.
     """
-    from edge_reid.backends import choose_backend
+    from edge_reid.backends import backend_statuses, choose_backend
     from edge_reid.cuda.buffers import choose_memory_mode
     from edge_reid.tensorrt.env import board_model, tensorrt_status
     from edge_reid.tensorrt.manifest import scan_engines
@@ -143,6 +143,13 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
     except Exception as exc:
         items.append(DoctorItem("onnxruntime", f"does not import: {exc}", False))
     try:
+        import openvino
+
+        devices = ", ".join(openvino.Core().available_devices)
+        items.append(DoctorItem("openvino", f"{openvino.__version__.split('-')[0]} (devices: {devices})", True))
+    except Exception as exc:
+        items.append(DoctorItem("openvino", f"does not import: {exc} (pip install openvino, x86-64)", None))
+    try:
         import cv2
 
         gst = opencv_gstreamer(cv2.getBuildInformation())
@@ -153,7 +160,12 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
     except Exception as exc:
         items.append(DoctorItem("OpenCV", f"does not import: {exc}", False))
 
-    choice = choose_backend("auto", lambda: (status.usable, status.reason or f"TensorRT {status.tensorrt_version}"))
+    checks = {"tensorrt": lambda: (status.usable, status.reason or f"TensorRT {status.tensorrt_version}")}
+    for entry, ok, detail in backend_statuses(checks):
+        if entry.name == "tensorrt":
+            continue  # its lines above say what it lacks
+        items.append(DoctorItem(f"backend {entry.name}", detail if ok else f"not usable: {detail}", ok))
+    choice = choose_backend("auto", checks)
     items.append(DoctorItem("--backend auto", choice.reason))
 
     checks = scan_engines(engines_dir, status.machine)

@@ -54,29 +54,33 @@ class Embedder:
     """Embeds person crops with a ReID model on a chosen backend.
 
     Crops are preprocessed straight into the backend's batch buffer; more crops
-    than ``max_batch`` are split into sub-batches (never dropped).
+    than ``max_batch`` are split into sub-batches (never dropped). The model runs once
+    at load on a grey crop: a file that is not a ReID model of the spec's shape
+    ((N, D) finite output) is refused then, before any work starts.
 
     Args:
         model_path: ReID ``.onnx`` file (default: the bundled OSNet x0.25).
-        backend: ``"onnxruntime"`` (default), ``"tensorrt"`` or ``"auto"``.
+        backend: ``"onnxruntime"`` (default), ``"openvino"``, ``"tensorrt"`` or ``"auto"``
+            (see :func:`~edge_reid.backends.create_backend`), or a backend already made for
+            this model and spec (``max_batch``, ``threads`` and ``backend_options`` then do not apply).
         max_batch: largest batch per model call.
         threads: CPU threads for ONNX Runtime (None: its default).
         preprocess_threads: threads that resize and normalise a batch of crops
             (None: :func:`default_preprocess_threads` of ``threads``).
         spec: a :class:`ModelSpec` to use instead of resolving one from the file.
         backend_options: extra keyword arguments for :func:`~edge_reid.backends.create_backend`
-            (TensorRT: ``precision``, ``engines_dir``, ``rebuild``).
+            (``precision``, ``device``; TensorRT: ``engines_dir``, ``rebuild``).
 
     Raises:
-        ModelError: the model is missing, not an ONNX model, of the wrong input
-            shape, or returns NaN/Inf.
+        ModelError: the model is missing, not an ONNX model, of the wrong input or
+            output shape, or returns NaN/Inf (at load or later).
         BackendUnavailableError: the backend asked for cannot run here.
     """
 
     def __init__(
         self,
         model_path: str | Path | None = None,
-        backend: str = "onnxruntime",
+        backend: str | EmbeddingBackend = "onnxruntime",
         max_batch: int = 32,
         threads: int | None = None,
         spec: ModelSpec | None = None,
@@ -85,12 +89,16 @@ class Embedder:
     ) -> None:
         self.model_path = Path(model_path) if model_path else DEFAULT_REID_MODEL
         self.spec = spec or load_spec(self.model_path)
-        self.backend: EmbeddingBackend = create_backend(
-            backend, self.model_path, self.spec, max_batch=max_batch, threads=threads, **(backend_options or {})
-        )
+        if isinstance(backend, EmbeddingBackend):
+            self.backend: EmbeddingBackend = backend
+        else:
+            self.backend = create_backend(
+                backend, self.model_path, self.spec, max_batch=max_batch, threads=threads, **(backend_options or {})
+            )
         self.preprocessor = CropPreprocessor(
             self.spec, self.backend.max_batch, threads=preprocess_threads or default_preprocess_threads(threads)
         )
+        self._check_model()
         self._model_id: str | None = None
         #: seconds spent in the last call: {"preprocess": s, "embed": s} (embed includes normalising).
         self.last_seconds: dict[str, float] = {"preprocess": 0.0, "embed": 0.0}
@@ -111,6 +119,22 @@ class Embedder:
         if self._model_id is None:
             self._model_id = hashlib.sha256((file_sha256(self.model_path) + self.spec.fingerprint()).encode()).hexdigest()
         return self._model_id
+
+    def _check_model(self) -> None:
+        """One real inference of one mid-grey crop: output (1, D) and finite, else a ModelError naming the file."""
+        grey = np.full((self.spec.height, self.spec.width, 3), 128, np.uint8)
+        self.preprocessor.write_crops([grey], self.backend.buffers.input)
+        try:
+            raw = self.backend.infer(1)
+        except ModelError as exc:
+            raise ModelError(f"{exc} (is {self.model_path.name} a ReID model taking {self.spec.height}x{self.spec.width} crops?)") from None
+        if raw.ndim != 2 or raw.shape != (1, self.dim):
+            raise ModelError(f"{self.model_path}: a test inference returned shape {raw.shape}, not (1, {self.dim}) embeddings")
+        if not np.isfinite(raw).all():
+            raise ModelError(
+                f"{self.model_path}: the model returned NaN or Inf on a test crop; check the model file and its "
+                f"preprocessing spec (a sidecar {self.model_path.with_suffix('.json').name} may be needed)"
+            )
 
     def _output(self, count: int, out: np.ndarray | None) -> np.ndarray:
         if out is None:

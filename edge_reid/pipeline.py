@@ -10,7 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_reid.backends.onnxruntime import threads_per_model
+from edge_reid.cpu import threads_per_model
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
@@ -82,7 +82,7 @@ class Pipeline:
 
     Args:
         embedder: the ReID :class:`Embedder` (default: bundled OSNet on ONNX Runtime,
-            :func:`~edge_reid.backends.onnxruntime.threads_per_model` threads).
+            :func:`~edge_reid.cpu.threads_per_model` threads).
         detector: a :class:`PersonDetector` (default: bundled YOLOX-Nano); ignored when
             ``use_detector`` is False, for callers that always pass their own boxes.
         gallery: the identity :class:`Gallery` (default: a new one with ``threshold``,

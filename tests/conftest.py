@@ -24,6 +24,18 @@ def _need(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tuning_cache(tmp_path_factory):
+    """ONNX Runtime level tuning caches into a folder of this test session, never the user's cache (CLI subprocesses inherit it)."""
+    previous = os.environ.get("EDGE_REID_CACHE_DIR")
+    os.environ["EDGE_REID_CACHE_DIR"] = str(tmp_path_factory.mktemp("edge-reid-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("EDGE_REID_CACHE_DIR", None)
+    else:
+        os.environ["EDGE_REID_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return _need(SHARED)

@@ -1,91 +1,197 @@
-"""``--backend auto|tensorrt|onnxruntime`` resolution, with TensorRT availability monkeypatched."""
+"""The backend registry: ``--backend auto|tensorrt|openvino|onnxruntime`` choices, refusals and fallbacks."""
 
 from __future__ import annotations
 
+import importlib.util
+import platform
 from pathlib import Path
 
 import pytest
 
 import edge_reid.backends as backends
-from edge_reid.backends import BackendChoice, choose_backend, create_backend, tensorrt_available
+from edge_reid.backends import (
+    BACKEND_NAMES,
+    BACKENDS,
+    BackendChoice,
+    backend_statuses,
+    candidates,
+    choose_backend,
+    create_backend,
+    create_detector_backend,
+    tensorrt_available,
+)
 from edge_reid.errors import BackendUnavailableError, EdgeReidError
 from edge_reid.spec import load_spec
 from edge_reid.tensorrt.errors import EngineNotFoundError
 
 MODEL = Path(__file__).resolve().parents[1] / "edge_reid" / "assets" / "osnet_x0_25_msmt17.onnx"
+TRT = "TensorRT 10.3.0.30 on Orin (sm 8.7, integrated, 7.4 GiB)"
+OPENVINO_INSTALLED = importlib.util.find_spec("openvino") is not None
+needs_openvino = pytest.mark.skipif(not OPENVINO_INSTALLED, reason="openvino is not installed (pip install openvino)")
 
 
-def usable():
-    return True, "TensorRT 10.3.0.30 on Orin (sm 8.7, integrated, 7.4 GiB)"
+def usable(detail):
+    return lambda: (True, detail)
 
 
-def missing():
-    return False, "TensorRT's Python package is not installed"
+def missing(detail):
+    return lambda: (False, detail)
 
 
-def test_auto_prefers_tensorrt_when_present():
-    choice = choose_backend("auto", usable)
-    assert choice == BackendChoice("tensorrt", "auto chose TensorRT: TensorRT 10.3.0.30 on Orin (sm 8.7, integrated, 7.4 GiB)")
+ALL_PRESENT = {"tensorrt": usable(TRT), "openvino": usable("OpenVINO 2026.4.1"), "onnxruntime": usable("ONNX Runtime 1.32.0 (CPU)")}
+CPU_ONLY = {**ALL_PRESENT, "tensorrt": missing("TensorRT's Python package is not installed")}
 
 
-def test_auto_falls_back_to_onnxruntime_and_says_why():
-    choice = choose_backend("auto", missing)
+def test_registry_order_is_the_auto_preference():
+    assert [entry.name for entry in BACKENDS] == ["tensorrt", "openvino", "onnxruntime"]
+    assert BACKEND_NAMES == ("auto", "tensorrt", "openvino", "onnxruntime")
+    assert BACKENDS[0].open_detector is None, "TensorRT runs the ReID model only"
+    assert all(entry.open_detector is not None for entry in BACKENDS[1:])
+
+
+def test_auto_prefers_tensorrt_then_openvino_then_onnxruntime():
+    assert choose_backend("auto", ALL_PRESENT) == BackendChoice("tensorrt", f"auto chose TensorRT ({TRT})")
+    choice = choose_backend("auto", CPU_ONLY)
+    assert choice.name == "openvino"
+    assert choice.reason == "auto chose OpenVINO (OpenVINO 2026.4.1); TensorRT not usable: TensorRT's Python package is not installed"
+    without_openvino = {**CPU_ONLY, "openvino": missing("the openvino package is not installed (pip install openvino)")}
+    choice = choose_backend("auto", without_openvino)
     assert choice.name == "onnxruntime"
-    assert "ONNX Runtime" in choice.reason and "TensorRT's Python package is not installed" in choice.reason
+    assert "TensorRT not usable" in choice.reason and "OpenVINO not usable: the openvino package is not installed" in choice.reason
+    assert [c.name for c in candidates("auto", CPU_ONLY)] == ["openvino", "onnxruntime"]
 
 
-def test_explicit_tensorrt_without_it_names_tensorrt():
+def test_auto_with_nothing_usable_says_what_each_lacks():
+    with pytest.raises(BackendUnavailableError, match="no backend can run here: TensorRT: no GPU; OpenVINO: absent; ONNX Runtime: absent"):
+        choose_backend("auto", {"tensorrt": missing("no GPU"), "openvino": missing("absent"), "onnxruntime": missing("absent")})
+
+
+@pytest.mark.parametrize("name, title", [("tensorrt", "TensorRT"), ("openvino", "OpenVINO"), ("onnxruntime", "ONNX Runtime")])
+def test_explicit_backend_that_cannot_run_is_refused_by_name(name, title):
     with pytest.raises(BackendUnavailableError) as info:
-        choose_backend("tensorrt", missing)
-    assert "TensorRT" in str(info.value) and isinstance(info.value, EdgeReidError) and info.value.exit_code == 2
+        choose_backend(name, {name: missing("not installed here")})
+    assert str(info.value) == f"--backend {name}: {title} cannot be used here: not installed here"
+    assert isinstance(info.value, EdgeReidError) and info.value.exit_code == 2
 
 
-def test_onnxruntime_never_asks_for_tensorrt():
+def test_explicit_backend_never_probes_the_others():
     def boom():
-        raise AssertionError("availability must not be checked")
+        raise AssertionError("availability of another backend must not be checked")
 
-    assert choose_backend("onnxruntime", boom).name == "onnxruntime"
+    assert choose_backend("onnxruntime", {"tensorrt": boom, "openvino": boom}).name == "onnxruntime"
+    assert choose_backend("openvino", {"tensorrt": boom, "openvino": usable("OpenVINO 2026.4.1")}).name == "openvino"
 
 
 def test_unknown_backend():
-    with pytest.raises(ValueError, match="auto, onnxruntime, tensorrt"):
-        choose_backend("cuda", usable)
+    with pytest.raises(ValueError, match="auto, tensorrt, openvino, onnxruntime"):
+        choose_backend("cuda")
 
 
 def test_default_availability_is_looked_up_at_call_time(monkeypatch):
-    monkeypatch.setattr(backends, "tensorrt_available", usable)
+    monkeypatch.setattr(backends, "tensorrt_available", usable(TRT))
     assert choose_backend("auto").name == "tensorrt"
-    monkeypatch.setattr(backends, "tensorrt_available", missing)
-    assert choose_backend("auto").name == "onnxruntime"
+    monkeypatch.setattr(backends, "tensorrt_available", missing("no GPU"))
+    assert choose_backend("auto").name == ("openvino" if OPENVINO_INSTALLED and platform.machine().lower() in ("x86_64", "amd64")
+                                           else "onnxruntime")
 
 
-def test_this_machine_reports_why_tensorrt_is_unusable():
+def test_openvino_is_chosen_by_auto_only_on_x86_64(monkeypatch):
+    import edge_reid.backends.openvino as openvino_backend
+
+    monkeypatch.setattr(openvino_backend, "availability", usable("OpenVINO 2026.4.1"))
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    ok, why = openvino_backend.auto_availability()
+    assert not ok and "only on x86-64" in why and "aarch64" in why
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert openvino_backend.auto_availability() == (True, "OpenVINO 2026.4.1")
+
+
+def test_this_machine_reports_what_tensorrt_lacks():
     ok, why = tensorrt_available()
     if ok:
         pytest.skip("TensorRT and a GPU are present here")
-    assert why  # a reason is always given
+    if importlib.util.find_spec("tensorrt") is None:
+        assert "not installed" in why and "tensorrt" in why.lower()
+    else:
+        assert "TensorRT" in why
 
 
-def test_create_backend_auto_on_cpu_builds_onnxruntime_with_reason(monkeypatch):
-    monkeypatch.setattr(backends, "tensorrt_available", missing)
+def test_statuses_list_every_backend_with_its_installed_version():
+    from importlib import metadata
+
+    statuses = {entry.name: (ok, detail) for entry, ok, detail in backend_statuses()}
+    assert list(statuses) == ["tensorrt", "openvino", "onnxruntime"]
+    assert statuses["onnxruntime"] == (True, f"ONNX Runtime {metadata.version('onnxruntime')} (CPU)")
+    if OPENVINO_INSTALLED:
+        assert statuses["openvino"] == (True, f"OpenVINO {metadata.version('openvino')}")
+    else:
+        assert statuses["openvino"][0] is False and "pip install openvino" in statuses["openvino"][1]
+
+
+def test_create_backend_auto_without_tensorrt_or_openvino_builds_onnxruntime(monkeypatch):
+    monkeypatch.setattr(backends, "tensorrt_available", missing("TensorRT's Python package is not installed"))
+    entries = tuple(
+        backends.Backend(e.name, e.title, missing("not installed"), e.open_embedding, e.open_detector) if e.name == "openvino" else e
+        for e in BACKENDS
+    )
+    monkeypatch.setattr(backends, "BACKENDS", entries)
     spec = load_spec(MODEL)
     with create_backend("auto", MODEL, spec, max_batch=4) as backend:
         assert backend.name == "onnxruntime"
-        assert "not installed" in backend.selection_reason
+        assert "TensorRT not usable: TensorRT's Python package is not installed" in backend.selection_reason
+        assert "OpenVINO not usable: not installed" in backend.selection_reason
         assert backend.infer(2).shape == (2, 512)
 
 
-def test_create_backend_auto_falls_back_when_no_engine(monkeypatch):
-    """TensorRT present but no current engine for the model: auto runs ONNX Runtime and says how to build one."""
+def test_create_backend_auto_falls_back_when_tensorrt_has_no_engine(monkeypatch):
+    """TensorRT present but no current engine for the model: auto runs the next backend and says how to build one."""
     import edge_reid.backends.tensorrt as trt_backend
 
     def no_engine(*args, **kwargs):
         raise EngineNotFoundError("no TensorRT engine for osnet_x0_25_msmt17.onnx in engines: build one with `edge-reid build ...`")
 
-    monkeypatch.setattr(backends, "tensorrt_available", usable)
+    monkeypatch.setattr(backends, "tensorrt_available", usable(TRT))
     monkeypatch.setattr(trt_backend, "open_tensorrt_backend", no_engine)
     spec = load_spec(MODEL)
     with create_backend("auto", MODEL, spec, max_batch=2) as backend:
-        assert backend.name == "onnxruntime" and "edge-reid build" in backend.selection_reason
+        assert backend.name in ("openvino", "onnxruntime")
+        assert "TensorRT passed over: no TensorRT engine" in backend.selection_reason and "edge-reid build" in backend.selection_reason
     with pytest.raises(EngineNotFoundError, match="edge-reid build"):
         create_backend("tensorrt", MODEL, spec)
+
+
+def test_onnxruntime_refuses_a_precision_it_cannot_compute():
+    spec = load_spec(MODEL)
+    with pytest.raises(BackendUnavailableError, match="--backend openvino"):
+        create_backend("onnxruntime", MODEL, spec, precision="bf16")
+    with pytest.raises(ValueError, match="fp32, bf16, fp16, int8"):
+        create_backend("onnxruntime", MODEL, spec, precision="fp8")
+
+
+def test_detector_under_tensorrt_runs_on_the_best_cpu_backend(monkeypatch, yolox_path):
+    monkeypatch.setattr(backends, "tensorrt_available", usable(TRT))
+    with create_detector_backend("tensorrt", yolox_path, threads=1) as detector:
+        assert detector.name in ("openvino", "onnxruntime")
+        assert detector.selection_reason.startswith("detector on ") and "TensorRT runs only the ReID model" in detector.selection_reason
+
+
+@needs_openvino
+def test_auto_detector_and_embedder_land_on_openvino_on_x86(monkeypatch, yolox_path):
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("auto uses OpenVINO on x86-64 only")
+    monkeypatch.setattr(backends, "tensorrt_available", missing("no GPU"))
+    with create_detector_backend("auto", yolox_path, threads=1) as detector:
+        assert detector.name == "openvino" and detector.selection_reason.startswith("auto chose OpenVINO")
+    with create_backend("auto", MODEL, load_spec(MODEL), max_batch=2) as backend:
+        assert backend.name == "openvino" and "TensorRT not usable: no GPU" in backend.selection_reason
+
+
+def test_doctor_lists_the_cpu_backends_and_the_auto_choice(tmp_path):
+    from edge_reid.doctor import collect_report
+
+    items, _checks = collect_report(tmp_path / "engines")
+    lines = {item.name: item for item in items}
+    for entry, ok, detail in backend_statuses():
+        if entry.name != "tensorrt":
+            assert lines[f"backend {entry.name}"].ok is ok and detail in lines[f"backend {entry.name}"].value
+    assert lines["--backend auto"].value == choose_backend("auto").reason

@@ -4,6 +4,7 @@ No timing targets here (they live in docs/benchmarks.md): only that the numbers 
 positive and agree with each other.
 """
 
+import importlib.util
 import json
 
 import cv2
@@ -186,50 +187,61 @@ def _check_stats(latency, images_per_s, batch):
 
 
 def test_bench_cli_writes_consistent_json(tmp_path, vtest_path, capsys):
-    """The CI run of the issue: bundled OSNet, batches 1,8,32, default crops from vtest.avi, short --seconds."""
+    """The CI run of the issue: bundled OSNet, batches 1,8,32, default crops from vtest.avi, every backend usable here."""
+    from edge_reid.backends import backend_statuses
+
     out = tmp_path / "b.json"
     code = main(["bench", "--model", str(DEFAULT_REID_MODEL), "--batch", "1,8,32", "--seconds", "0.2", "--warmup", "0.05",
                  "--max-crops", "40", "--json", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
-    assert report["schema"] == "edge-reid-bench/2"
-    assert set(report) == {"schema", "model", "settings", "batches", "preprocess", "environment"}
+    assert report["schema"] == "edge-reid-bench/3"
+    assert set(report) == {"schema", "model", "settings", "backends", "skipped", "preprocess", "environment"}
     model = report["model"]
-    assert model["precision"] == "fp32" and model["sha256"] == file_sha256(DEFAULT_REID_MODEL) and model["embedding_dim"] == 512
-    assert model["backend"].startswith("onnxruntime")
+    assert model["sha256"] == file_sha256(DEFAULT_REID_MODEL) and model["embedding_dim"] == 512
+    usable = [entry.name for entry, ok, _ in backend_statuses() if ok]
+    measured = [run["backend"] for run in report["backends"]]
+    skipped = [item["backend"] for item in report["skipped"]]
+    assert sorted(measured + skipped) == sorted(usable) and "onnxruntime" in measured
     settings_ = report["settings"]
     assert settings_["gallery_size"] == 10_000 and settings_["batches"] == [1, 8, 32]
     assert settings_["crops"]["count"] == 40 and settings_["crops"]["source"].endswith("vtest.avi")
     assert settings_["matcher"] == "edge_reid.bench.matcher.match_queries"
-    assert [row["batch"] for row in report["batches"]] == [1, 8, 32]
-    for row in report["batches"]:
-        batch = row["batch"]
-        assert row["iterations"] >= 5 and row["loop_iterations"] >= 5 and row["sequential_loop_iterations"] >= 5
-        _check_stats(row["latency_ms"], row["images_per_s"], batch)
-        for loop in ("loop", "sequential_loop"):
-            _check_stats(row[f"{loop}_latency_ms"], row[f"{loop}_images_per_s"], batch)
-            assert 0 < row[f"{loop}_efficiency"] <= 1.5
-            assert row[f"{loop}_efficiency"] == pytest.approx(row[f"{loop}_images_per_s"] / row["images_per_s"], rel=2e-3)
-        plain = row["sequential_loop_stage_ms"]
-        assert set(plain) == {"preprocess", "embed", "match"} and all(ms > 0 for ms in plain.values())
-        assert sum(plain.values()) <= row["sequential_loop_latency_ms"]["mean"] * 1.01, "stages are parts of one plain step"
-        overlapped = row["loop_stage_ms"]
-        assert set(overlapped) == {"preprocess", "embed", "match", "wait"}
-        assert overlapped["match"] > 0 and overlapped["embed"] > 0 and overlapped["wait"] >= 0
-        # the caller's thread only matches and waits: together they are (nearly all of) one step
-        assert overlapped["match"] + overlapped["wait"] <= row["loop_latency_ms"]["mean"] * 1.01
+    for run in report["backends"]:
+        assert run["precision"] == "fp32" and run["describe"].startswith(run["backend"])
+        assert [row["batch"] for row in run["batches"]] == [1, 8, 32]
+        for row in run["batches"]:
+            batch = row["batch"]
+            assert row["iterations"] >= 5 and row["loop_iterations"] >= 5 and row["sequential_loop_iterations"] >= 5
+            _check_stats(row["latency_ms"], row["images_per_s"], batch)
+            for loop in ("loop", "sequential_loop"):
+                _check_stats(row[f"{loop}_latency_ms"], row[f"{loop}_images_per_s"], batch)
+                assert 0 < row[f"{loop}_efficiency"] <= 1.5
+                assert row[f"{loop}_efficiency"] == pytest.approx(row[f"{loop}_images_per_s"] / row["images_per_s"], rel=2e-3)
+            plain = row["sequential_loop_stage_ms"]
+            assert set(plain) == {"preprocess", "embed", "match"} and all(ms > 0 for ms in plain.values())
+            assert sum(plain.values()) <= row["sequential_loop_latency_ms"]["mean"] * 1.01, "stages are parts of one plain step"
+            overlapped = row["loop_stage_ms"]
+            assert set(overlapped) == {"preprocess", "embed", "match", "wait"}
+            assert overlapped["match"] > 0 and overlapped["embed"] > 0 and overlapped["wait"] >= 0
+            # the caller's thread only matches and waits: together they are (nearly all of) one step
+            assert overlapped["match"] + overlapped["wait"] <= row["loop_latency_ms"]["mean"] * 1.01
     pre = report["preprocess"]
     assert pre["batch"] == 32 and pre["crops"] == 40
     assert pre["fused_crops_per_s"] > 0 and pre["reference_crops_per_s"] > 0
     assert pre["speedup"] == pytest.approx(pre["fused_crops_per_s"] / pre["reference_crops_per_s"], rel=1e-2)
     assert pre["max_abs_diff"] < 1e-3, "fused and reference preprocessing must agree"
     env = report["environment"]
-    assert env["cpu_cores"] >= 1 and env["cpu"]
-    assert {"numpy", "onnxruntime", "opencv", "numba", "tensorrt"} <= set(env["libraries"])
+    assert env["cpu_cores"] >= 1 and env["cpu"] and isinstance(env["cpu_flags"], list)
+    assert {"numpy", "onnxruntime", "openvino", "opencv", "numba", "tensorrt"} <= set(env["libraries"])
     assert env["libraries"]["numpy"] == np.__version__ and env["libraries"]["opencv"] == cv2.__version__
     printed = capsys.readouterr().out
-    assert "loop efficiency" in printed and "plain efficiency" in printed and "images/s" in printed
+    assert "loop efficiency" in printed and "plain efficiency" in printed and "images/s" in printed and "our code" in printed
     assert "preprocess (batch 32, one thread)" in printed
+    table_rows = [line for line in printed.splitlines() if line.startswith("│")]
+    assert [line.split("│")[1].strip() for line in table_rows] == [b for b in measured for _ in range(3)], "one row per backend and batch"
+    if len(measured) > 1:
+        assert f"model images/s, " in printed and " / " in printed
 
 
 def test_bench_with_crop_folder_and_a_small_model(tmp_path, vtest_frames, frame0_detections):
@@ -245,8 +257,10 @@ def test_bench_with_crop_folder_and_a_small_model(tmp_path, vtest_frames, frame0
     assert code == 0
     report = json.loads(out.read_text())
     assert report["settings"]["crops"] == {"source": f"folder:{folder}", "count": len(frame0_detections.boxes), "skipped": 1}
-    assert [row["batch"] for row in report["batches"]] == [2, 3] and report["model"]["embedding_dim"] == 3
-    assert all(0 < row["loop_efficiency"] for row in report["batches"])
+    assert report["model"]["embedding_dim"] == 3
+    for run in report["backends"]:
+        assert [row["batch"] for row in run["batches"]] == [2, 3]
+        assert all(0 < row["loop_efficiency"] for row in run["batches"])
 
 
 def test_bench_int8_model_is_labelled(tmp_path):
@@ -255,8 +269,9 @@ def test_bench_int8_model_is_labelled(tmp_path):
     assert main(["bench", "--model", str(model), "--precision", "int8", "--model-only", "--batch", "1,4",
                  "--seconds", "0.02", "--warmup", "0", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["model"]["precision"] == "int8" and report["preprocess"] is None
-    assert "loop_efficiency" not in report["batches"][0] and report["settings"]["crops"] is None
+    assert report["preprocess"] is None and report["settings"]["crops"] is None
+    for run in report["backends"]:
+        assert run["precision"] == "int8" and "loop_efficiency" not in run["batches"][0]
 
 
 @pytest.mark.parametrize(
@@ -267,7 +282,11 @@ def test_bench_int8_model_is_labelled(tmp_path):
         (["--model", "missing_model.onnx"], "model file not found: missing_model.onnx"),
         (["--backend", "tensorrt", "--model-only"], "--backend tensorrt: TensorRT cannot be used here"),
         (["--backend", "tensorrt"], "--backend tensorrt: TensorRT cannot be used here"),
-        (["--precision", "int8", "--model-only"], "is an FP32 model, so --precision int8 cannot run it"),
+        (["--backend", "onnxruntime", "--precision", "int8", "--model-only"], "is an FP32 model, so --precision int8 cannot run it"),
+        pytest.param(["--backend", "openvino", "--precision", "int8", "--model-only"], "is not an INT8 (Q/DQ) model",
+                     marks=pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed")),
+        (["--backend", "onnxruntime", "--precision", "bf16", "--model-only"], "use --backend openvino --precision bf16"),
+        (["--backend", "cuda", "--model-only"], "unknown backend cuda"),
         (["--crops", "no_such_folder"], "crop folder not found: no_such_folder"),
         (["--video", "no_such_video.avi"], "video not found: no_such_video.avi"),
     ],
@@ -300,11 +319,12 @@ def test_bench_on_simulated_tensorrt_reports_the_engine_precision(fake, tmp_path
             "--seconds", "0.02", "--warmup", "0"]
     assert main([*args, "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["model"]["precision"] == "fp16" and report["model"]["backend"].startswith("tensorrt 10.3.0.30 fp16")
-    assert report["settings"]["engines_dir"] == "engines" and [row["batch"] for row in report["batches"]] == [1, 4]
+    (run,) = report["backends"]
+    assert run["precision"] == "fp16" and run["describe"].startswith("tensorrt 10.3.0.30 fp16")
+    assert report["settings"]["engines_dir"] == "engines" and [row["batch"] for row in run["batches"]] == [1, 4]
     capsys.readouterr()
     assert main([*args, "--precision", "int8"]) == 2
     err = capsys.readouterr().err
     assert "no TensorRT engine" in err and "edge-reid build" in err and "--precision int8" in err
     assert main([*args, "--precision", "fp32"]) == 2
-    assert "for FP32 use --backend onnxruntime" in capsys.readouterr().err
+    assert "for FP32 use --backend openvino or onnxruntime" in capsys.readouterr().err

@@ -14,3 +14,13 @@ def test_usable_cpu_count_without_an_affinity_api(monkeypatch):
     assert usable_cpu_count() == 1
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
     assert usable_cpu_count() == 6
+
+
+def test_threads_per_model_halves_the_cores_this_process_may_use(monkeypatch):
+    from edge_reid.cpu import threads_per_model
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)  # the machine has more cores than the process may use
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert threads_per_model() == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {7}, raising=False)
+    assert threads_per_model() == 1

@@ -1,10 +1,10 @@
 """Session settings of the ONNX Runtime backend: the flags that change speed or arithmetic are really set."""
 
 import numpy as np
+import pytest
 import onnx
 from onnx import TensorProto, helper
 
-import edge_reid.backends.onnxruntime as ort_backend
 from edge_reid.backends.onnxruntime import create_session, is_qdq_model
 from onnx_builders import mean_model, save_model
 
@@ -37,10 +37,21 @@ def test_threads_stop_spinning_after_each_run(tmp_path):
     assert _entry(session, "session.disable_quant_qdq") is None  # float model: ONNX Runtime's normal path
 
 
-def test_spinning_setting_can_be_turned_off_for_comparisons(tmp_path, monkeypatch):
-    monkeypatch.setattr(ort_backend, "STOP_SPINNING_AFTER_RUN", False)
-    session = create_session(mean_model(tmp_path / "mean.onnx"), threads=2)
+def test_spinning_setting_can_be_turned_off_for_comparisons(tmp_path):
+    session = create_session(mean_model(tmp_path / "mean.onnx"), threads=2, stop_spinning_after_run=False)
     assert _entry(session, "session.force_spinning_stop") is None
+
+
+def test_graph_optimization_level_is_set_as_asked(tmp_path):
+    import onnxruntime as ort
+
+    path = mean_model(tmp_path / "mean.onnx")
+    assert create_session(path).get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    assert create_session(path, optimization_level="all").get_session_options().graph_optimization_level == (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
+    with pytest.raises(ValueError, match="extended"):
+        create_session(path, optimization_level="fastest")
 
 
 def test_qdq_models_run_with_the_exact_qdq_arithmetic(tmp_path):

@@ -1,16 +1,29 @@
-"""Embedding backends behind one interface; :func:`create_backend` picks one by name."""
+"""Backends behind one registry: name -> availability check with a reason -> factories.
+
+:data:`BACKENDS` lists every backend in the order ``--backend auto`` prefers them:
+TensorRT (a GPU and TensorRT present) > OpenVINO (installed, x86-64) > ONNX Runtime.
+Each entry says whether the backend can run here and why not, and makes the ReID
+model's :class:`EmbeddingBackend` and, where it has one, the detector's
+:class:`DetectorBackend`. Adding a backend is one module with those functions and
+one line in :data:`BACKENDS`.
+
+Nothing here imports a runtime library: availability checks read installed package
+versions, and the runtimes are imported when a backend is created.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_reid.backends.base import EmbeddingBackend
+from edge_reid.backends import onnxruntime as _onnxruntime
+from edge_reid.backends import openvino as _openvino
+from edge_reid.backends.base import PRECISIONS, BackendOptions, DetectorBackend, EmbeddingBackend
 from edge_reid.errors import BackendUnavailableError
 from edge_reid.spec import ModelSpec
 
-BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt")
+Availability = Callable[[], "tuple[bool, str]"]
 
 
 def tensorrt_available() -> tuple[bool, str]:
@@ -23,44 +36,136 @@ def tensorrt_available() -> tuple[bool, str]:
     return True, f"TensorRT {status.tensorrt_version} on {status.gpu.gpu.describe()}"
 
 
+def _tensorrt_availability() -> tuple[bool, str]:
+    return tensorrt_available()  # looked up at call time, so tests can monkeypatch it
+
+
+def _open_tensorrt(model_path, spec: ModelSpec, max_batch: int, threads: int | None, options: BackendOptions) -> EmbeddingBackend:
+    """TensorRT runs the current engine built for the model; ``max_batch`` and ``threads`` do not apply."""
+    from edge_reid.backends.tensorrt import open_tensorrt_backend
+
+    if options.precision in ("fp32", "bf16"):
+        raise BackendUnavailableError(
+            f"--backend tensorrt runs FP16 or INT8 engines (built with `edge-reid build --precision fp16|int8`), "
+            f"not {options.precision}; for FP32 use --backend openvino or onnxruntime"
+        )
+    backend = open_tensorrt_backend(
+        model_path, spec, precision=options.precision, engines_dir=options.engines_dir, rebuild=options.rebuild
+    )
+    backend.selection_detail = f"engine {backend.engine_path.name}"
+    return backend
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One entry of the registry.
+
+    Attributes:
+        name: the ``--backend`` value.
+        title: the name users know ("ONNX Runtime").
+        availability: () -> (usable, detail): whether it can run here and, if not, why.
+            Cheap; imports no runtime.
+        open_embedding: (model_path, spec, max_batch, threads, options) -> :class:`EmbeddingBackend`.
+        open_detector: (model_path, threads, options) -> :class:`DetectorBackend`, or None when the
+            backend runs no detector (the detector then runs on the next available backend).
+        auto_availability: the check ``--backend auto`` uses, when stricter than ``availability``.
+    """
+
+    name: str
+    title: str
+    availability: Availability
+    open_embedding: Callable[..., EmbeddingBackend]
+    open_detector: Callable[..., DetectorBackend] | None = None
+    auto_availability: Availability | None = None
+
+
+#: Every backend, in the order ``--backend auto`` prefers them.
+BACKENDS: tuple[Backend, ...] = (
+    Backend("tensorrt", "TensorRT", _tensorrt_availability, _open_tensorrt),
+    Backend("openvino", "OpenVINO", _openvino.availability, _openvino.open_embedding_backend, _openvino.open_detector_backend,
+            _openvino.auto_availability),
+    Backend("onnxruntime", "ONNX Runtime", _onnxruntime.availability, _onnxruntime.open_embedding_backend,
+            _onnxruntime.open_detector_backend),
+)
+
+BACKEND_NAMES = ("auto",) + tuple(entry.name for entry in BACKENDS)
+
+
+def get_backend(name: str) -> Backend:
+    """The registry entry called ``name``.
+
+    Raises:
+        ValueError: no such backend (the message lists the names).
+    """
+    for entry in BACKENDS:
+        if entry.name == name:
+            return entry
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+
+
 @dataclass(frozen=True)
 class BackendChoice:
     """Which backend a ``--backend`` value resolves to, and why.
 
     Attributes:
-        name: ``"onnxruntime"`` or ``"tensorrt"``.
-        reason: one line for the user, e.g. ``"auto: TensorRT 10.3.0.30 on Orin (...)"``.
+        name: a registry name, e.g. ``"openvino"``.
+        reason: one line for the user, e.g.
+            ``"auto chose OpenVINO (OpenVINO 2026.4.1); TensorRT not usable: no CUDA GPU"``.
     """
 
     name: str
     reason: str
 
 
-def choose_backend(requested: str, availability: Callable[[], tuple[bool, str]] | None = None) -> BackendChoice:
-    """Resolve ``--backend``: ``auto`` is TensorRT when it and a GPU are present, else ONNX Runtime.
+def _check(entry: Backend, for_auto: bool, checks: Mapping[str, Availability] | None) -> tuple[bool, str]:
+    if checks is not None and entry.name in checks:
+        return checks[entry.name]()
+    check = entry.auto_availability if for_auto and entry.auto_availability else entry.availability
+    return check()
+
+
+def candidates(requested: str, checks: Mapping[str, Availability] | None = None) -> list[BackendChoice]:
+    """The backends to try for ``--backend requested``, best first, each with the reason it is tried.
+
+    ``auto``: every usable backend in :data:`BACKENDS` order; each reason names the backends
+    passed over and why. A name: that backend alone.
 
     Args:
-        requested: ``"auto"``, ``"onnxruntime"`` or ``"tensorrt"``.
-        availability: returns (usable, detail); :func:`tensorrt_available` when None
-            (looked up at call time, so tests can monkeypatch it).
+        requested: ``"auto"`` or a registry name.
+        checks: availability checks to use instead of the registry's, by name (for tests and
+            for callers that already probed the machine).
 
     Raises:
         ValueError: unknown name.
-        BackendUnavailableError: ``tensorrt`` asked for but unusable; the message names
-            TensorRT and what is missing (the CLI exits 2).
+        BackendUnavailableError: the named backend cannot run here, or (auto) none can; the
+            message names the backend and what is missing (the CLI exits 2).
     """
-    if requested not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {requested!r}; choose one of {', '.join(BACKEND_NAMES)}")
-    if requested == "onnxruntime":
-        return BackendChoice("onnxruntime", "onnxruntime: requested with --backend onnxruntime")
-    ok, detail = (availability or tensorrt_available)()
-    if requested == "tensorrt":
+    if requested != "auto":
+        entry = get_backend(requested)
+        ok, detail = _check(entry, False, checks)
         if not ok:
-            raise BackendUnavailableError(f"--backend tensorrt: TensorRT cannot be used here: {detail}")
-        return BackendChoice("tensorrt", f"tensorrt: {detail}")
-    if ok:
-        return BackendChoice("tensorrt", f"auto chose TensorRT: {detail}")
-    return BackendChoice("onnxruntime", f"auto chose ONNX Runtime (CPU): {detail}")
+            raise BackendUnavailableError(f"--backend {requested}: {entry.title} cannot be used here: {detail}")
+        return [BackendChoice(entry.name, f"{entry.name}: requested with --backend {entry.name} ({detail})")]
+    usable, unusable = [], []
+    for entry in BACKENDS:
+        ok, detail = _check(entry, True, checks)
+        (usable if ok else unusable).append((entry, detail))
+    if not usable:
+        raise BackendUnavailableError(
+            "--backend auto: no backend can run here: " + "; ".join(f"{entry.title}: {detail}" for entry, detail in unusable)
+        )
+    passed_over = "".join(f"; {entry.title} not usable: {detail}" for entry, detail in unusable)
+    return [BackendChoice(entry.name, f"auto chose {entry.title} ({detail}){passed_over}") for entry, detail in usable]
+
+
+def choose_backend(requested: str, checks: Mapping[str, Availability] | None = None) -> BackendChoice:
+    """Resolve ``--backend``: a name is that backend; ``auto`` the first usable one in :data:`BACKENDS` order.
+
+    Raises:
+        ValueError: unknown name.
+        BackendUnavailableError: see :func:`candidates`.
+    """
+    return candidates(requested, checks)[0]
 
 
 def create_backend(
@@ -71,57 +176,96 @@ def create_backend(
     threads: int | None = None,
     *,
     precision: str | None = None,
+    device: str | None = None,
     engines_dir: str | Path = "engines",
     rebuild: bool = False,
 ) -> EmbeddingBackend:
-    """Create the backend called ``name`` for a model.
+    """Create the ReID model's backend called ``name`` (or the best one for ``auto``).
 
     The returned backend's ``selection_reason`` says which backend was chosen and
-    why (print it for ``--backend auto``).
+    why (print it for ``--backend auto``). Under ``auto`` a backend that turns out
+    unusable when opened (TensorRT without a current engine, a precision the device
+    lacks) is passed over for the next, and the reason says so.
 
     Args:
-        name: ``"onnxruntime"``, ``"tensorrt"`` or ``"auto"`` (TensorRT when it, a GPU
-            and a current engine for the model are present, else ONNX Runtime).
+        name: ``"auto"`` or a name in :data:`BACKEND_NAMES`.
         model_path: the ONNX model.
         spec: its spec.
-        max_batch: rows of the batch buffer (ONNX Runtime); TensorRT uses its
-            engine profile's max batch instead.
-        threads: CPU threads for ONNX Runtime (None: its default).
-        precision: TensorRT engine precision to load (None: the newest current engine).
-        engines_dir: folder of TensorRT engines and manifests.
-        rebuild: TensorRT: build the engine when none is current.
+        max_batch: rows of the batch buffer (CPU backends; TensorRT uses its engine
+            profile's max batch instead).
+        threads: CPU threads for the model (None: the runtime's default).
+        precision, device, engines_dir, rebuild: see :class:`BackendOptions`.
 
     Raises:
-        BackendUnavailableError: ``tensorrt`` was asked for but cannot be used (names
-            TensorRT), or it has no current engine (says how to build one).
-        ValueError: unknown backend name.
+        BackendUnavailableError: the backend asked for cannot be used (names it and why),
+            or TensorRT has no current engine (says how to build one).
+        ValueError: unknown backend name or precision.
         ModelError: the model cannot be loaded.
     """
-    choice = choose_backend(name)
-    if choice.name == "tensorrt":
-        from edge_reid.backends.tensorrt import open_tensorrt_backend
-        from edge_reid.tensorrt.errors import EngineNotFoundError
+    options = BackendOptions(precision=precision, device=device, engines_dir=engines_dir, rebuild=rebuild)
+    return _open_first(name, lambda entry: entry.open_embedding(model_path, spec, max_batch, threads, options))
 
+
+def create_detector_backend(
+    name: str, model_path: str | Path, threads: int | None = None, *, device: str | None = None
+) -> DetectorBackend:
+    """Create the detector's backend for ``--backend name``.
+
+    A backend without a detector (TensorRT) leaves the detector on the next usable
+    backend that has one, and ``selection_reason`` says so. The detector always
+    computes in FP32.
+
+    Raises:
+        BackendUnavailableError, ValueError, ModelError: as :func:`create_backend`.
+    """
+    options = BackendOptions(device=device)
+    tried = candidates(name)
+    if get_backend(tried[0].name).open_detector is None:
+        fallback = [c for c in candidates("auto") if get_backend(c.name).open_detector is not None]
+        title = get_backend(tried[0].name).title
+        tried = [BackendChoice(c.name, f"detector on {get_backend(c.name).title}: {title} runs only the ReID model") for c in fallback]
+    return _open_first("auto" if len(tried) > 1 else name, lambda entry: entry.open_detector(model_path, threads, options), tried)
+
+
+def _open_first(name: str, open_one: Callable[[Backend], object], tried: list[BackendChoice] | None = None):
+    """Open the first of ``tried`` (default: :func:`candidates` of ``name``) that opens; explicit names never fall back."""
+    from edge_reid.tensorrt.errors import EngineNotFoundError
+
+    tried = tried if tried is not None else candidates(name)
+    notes: list[str] = []
+    for index, choice in enumerate(tried):
         try:
-            backend = open_tensorrt_backend(model_path, spec, precision=precision, engines_dir=engines_dir, rebuild=rebuild)
-            backend.selection_reason = f"{choice.reason}; engine {backend.engine_path.name}"
-            return backend
-        except EngineNotFoundError as exc:
-            if name == "tensorrt":
+            backend = open_one(get_backend(choice.name))
+        except (BackendUnavailableError, EngineNotFoundError) as exc:
+            if name != "auto" or index == len(tried) - 1:
                 raise
-            choice = BackendChoice("onnxruntime", f"auto chose ONNX Runtime (CPU): {exc}")
-    from edge_reid.backends.onnxruntime import OnnxRuntimeBackend
+            notes.append(f"{get_backend(choice.name).title} passed over: {exc}")
+            continue
+        detail = getattr(backend, "selection_detail", "")
+        backend.selection_reason = "; ".join([choice.reason] + ([detail] if detail else []) + notes)
+        return backend
+    raise AssertionError("unreachable: candidates() never returns an empty list")
 
-    backend = OnnxRuntimeBackend(model_path, spec, max_batch=max_batch, threads=threads)
-    backend.selection_reason = choice.reason
-    return backend
+
+def backend_statuses(checks: Mapping[str, Availability] | None = None) -> list[tuple[Backend, bool, str]]:
+    """Every registered backend with (usable here, detail), in :data:`BACKENDS` order (for ``doctor`` and ``bench``)."""
+    return [(entry, *_check(entry, False, checks)) for entry in BACKENDS]
 
 
 __all__ = [
+    "BACKENDS",
     "BACKEND_NAMES",
+    "PRECISIONS",
+    "Backend",
     "BackendChoice",
+    "BackendOptions",
+    "DetectorBackend",
     "EmbeddingBackend",
+    "backend_statuses",
+    "candidates",
     "choose_backend",
     "create_backend",
+    "create_detector_backend",
+    "get_backend",
     "tensorrt_available",
 ]

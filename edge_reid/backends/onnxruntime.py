@@ -1,36 +1,47 @@
-"""ONNX Runtime backend: the CPU default, and the reference every other backend is checked against.
+"""ONNX Runtime backend: runs everywhere, and the reference every other backend is checked against.
 
 Inputs and outputs are bound once per batch size with ONNX Runtime's IOBinding
-to the backend's numpy buffers, so a call copies nothing in or out.
+to the backend's numpy buffers, so a call copies nothing in or out. Importing
+this module does not import ``onnxruntime``: that happens when a session is made.
 """
 
 from __future__ import annotations
 
-import os
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from edge_reid.backends.base import EmbeddingBackend
+from edge_reid.backends.base import (
+    BackendOptions,
+    DetectorBackend,
+    EmbeddingBackend,
+    check_embedding_output,
+    detector_input_shape,
+    first_line,
+)
 from edge_reid.batching import numpy_buffers
-from edge_reid.errors import ModelError
+from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.spec import ModelSpec
 
+#: ONNX Runtime graph optimisation levels, by the names of ``onnxruntime.GraphOptimizationLevel``.
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+#: The level of a session made without tuning, and the tie-breaker of tuning
+#: (:mod:`edge_reid.backends.onnxruntime_tuning`). ONNX Runtime's own default is ``all``.
+DEFAULT_OPTIMIZATION_LEVEL = "extended"
+#: Batch at which an embedding model's level is tuned (a typical crowded frame; the timing uses its own arrays).
+TUNING_BATCH = 8
 
-#: Stop ONNX Runtime's intra-op threads spinning when a run returns (see :func:`create_session`).
-#: A module setting so that ``benchmarks/loop_spinning.py`` can compare both ways.
-STOP_SPINNING_AFTER_RUN = True
 
+def availability() -> tuple[bool, str]:
+    """(True, "ONNX Runtime X (CPU)") when the ``onnxruntime`` package is installed, else (False, why).
 
-def threads_per_model() -> int:
-    """CPU threads for each of the two models (detector, ReID) when they run side by side.
-
-    The main loop runs the detector in a worker thread while the ReID model embeds
-    the previous frame, so each model gets half the cores (at least one). On 2 cores
-    this measured 2-4x faster than both models taking every core in turn
-    (``benchmarks/run_modes.py``, docs/benchmarks.md).
+    Reads the installed version without importing ``onnxruntime``.
     """
-    return max(1, (os.cpu_count() or 2) // 2)
+    try:
+        return True, f"ONNX Runtime {metadata.version('onnxruntime')} (CPU)"
+    except metadata.PackageNotFoundError:
+        return False, "the onnxruntime package is not installed (pip install onnxruntime)"
 
 
 def is_qdq_model(model_path: str | Path) -> bool:
@@ -39,59 +50,92 @@ def is_qdq_model(model_path: str | Path) -> bool:
 
     try:
         graph = onnx.load(str(model_path), load_external_data=False).graph
-    except Exception:  # not readable as ONNX: let ONNX Runtime report it
+    except Exception:  # not readable as ONNX: let the runtime report it
         return False
     return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in graph.node)
 
 
-def create_session(model_path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+def create_session(
+    model_path: str | Path,
+    threads: int | None = None,
+    providers: list[str] | None = None,
+    *,
+    optimization_level: str = DEFAULT_OPTIMIZATION_LEVEL,
+    stop_spinning_after_run: bool = True,
+):
     """An ``onnxruntime.InferenceSession`` for a model, with a clear error for bad files.
 
     Q/DQ (INT8) models run with ONNX Runtime's Q/DQ-to-integer-kernel fusion off,
-    i.e. with the exact arithmetic their graph specifies (what TensorRT computes).
-    On x86 CPUs without VNNI the fused u8s8 kernels saturate 16-bit partial sums
-    and change results by far more than the quantization itself (bundled OSNet,
-    naive Q/DQ, vtest crops: mean cosine to FP32 0.968 fused vs 0.991 exact). On
-    such a CPU the exact path was also faster (OSNet, every conv INT8, batch 32,
-    2 threads: 4.7 vs 6.7 ms/image; FP32 2.1): Q/DQ models are for TensorRT,
-    ONNX Runtime runs them as the reference.
+    i.e. with the exact arithmetic their graph specifies (what TensorRT computes):
+    on x86 CPUs without VNNI the fused u8s8 kernels saturate 16-bit partial sums
+    and change results by far more than the quantization itself, so ONNX Runtime
+    runs Q/DQ models as the reference (docs/calibration.md has the measurements).
 
-    The intra-op threads stop spinning when a run returns
-    (``session.force_spinning_stop``, ONNX Runtime PR #11841). By default they
-    busy-wait for the next run, and in our loop the next thing to run is our own
-    code (matching, preprocessing): with 2 threads on 2 cores the spinning
-    thread took a core from them. Stopping it, batch 32 against 10k identities
-    (``benchmarks/loop_spinning.py``, medians of 4): match 8.7 -> 6.2 ms and
-    preprocess 4.2 -> 3.0 ms per step, loop efficiency 0.84 -> 0.91. Spinning
-    inside a run, between its operators, is kept.
+    With ``stop_spinning_after_run`` the intra-op threads stop spinning when a run
+    returns (``session.force_spinning_stop``, ONNX Runtime PR #11841). By default
+    they busy-wait for the next run, and in our loop the next thing to run is our
+    own code (matching, preprocessing), whose core the spinning thread would take
+    (``benchmarks/loop_spinning.py`` compares both). Spinning inside a run, between
+    its operators, is kept.
 
     Args:
         model_path: the ``.onnx`` file.
         threads: intra-op threads (None: ONNX Runtime's default, one per physical core).
         providers: execution providers (default ``["CPUExecutionProvider"]``).
+        optimization_level: one of :data:`OPTIMIZATION_LEVELS`.
+        stop_spinning_after_run: stop the intra-op threads spinning between runs.
 
     Raises:
         ModelError: the file is missing or ONNX Runtime cannot load it.
+        ValueError: unknown ``optimization_level``.
+        BackendUnavailableError: onnxruntime is not installed.
     """
-    import onnxruntime as ort
+    if optimization_level not in OPTIMIZATION_LEVELS:
+        raise ValueError(f"unknown optimization level {optimization_level!r}; choose one of {', '.join(OPTIMIZATION_LEVELS)}")
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BackendUnavailableError(f"ONNX Runtime cannot be imported: {exc}") from None
 
     path = Path(model_path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, "ORT_DISABLE_ALL" if optimization_level == "disable" else f"ORT_ENABLE_{optimization_level.upper()}"
+    )
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    if STOP_SPINNING_AFTER_RUN:
+    if stop_spinning_after_run:
         options.add_session_config_entry("session.force_spinning_stop", "1")
     if is_qdq_model(path):
         options.add_session_config_entry("session.disable_quant_qdq", "1")
     try:
         return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: ONNX Runtime cannot load this model: {first_line}") from None
+        raise ModelError(f"{path}: ONNX Runtime cannot load this model: {first_line(exc)}") from None
+
+
+def _session(model_path, threads: int | None, level: str | None, batch: int, **options):
+    """(session, :class:`~edge_reid.backends.onnxruntime_tuning.TuningResult`) at ``level``, or tuned when None."""
+    from edge_reid.backends.onnxruntime_tuning import TuningResult, tuned_session
+
+    if level is not None:
+        return create_session(model_path, threads, optimization_level=level, **options), TuningResult(level, "default", {})
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    return tuned_session(
+        path, threads, batch, lambda candidate: create_session(path, threads, optimization_level=candidate, **options),
+        DEFAULT_OPTIMIZATION_LEVEL,
+    )
+
+
+def _describe_session(session) -> str:
+    providers = ",".join(p.replace("ExecutionProvider", "") for p in session.get_providers())
+    return f"onnxruntime ({providers})"
 
 
 class OnnxRuntimeBackend(EmbeddingBackend):
@@ -104,6 +148,10 @@ class OnnxRuntimeBackend(EmbeddingBackend):
             when the model fixes one.
         threads: intra-op threads (None: ONNX Runtime's default).
         providers: ONNX Runtime execution providers.
+        optimization_level: graph optimisation level, one of :data:`OPTIMIZATION_LEVELS`, or None:
+            the level measured fastest for this model on this machine
+            (:func:`~edge_reid.backends.onnxruntime_tuning.tuned_session`, cached on disk).
+        stop_spinning_after_run: see :func:`create_session`.
 
     Raises:
         ModelError: the model cannot be loaded, or its input/output names
@@ -119,16 +167,23 @@ class OnnxRuntimeBackend(EmbeddingBackend):
         max_batch: int = 32,
         threads: int | None = None,
         providers: list[str] | None = None,
+        *,
+        optimization_level: str | None = None,
+        stop_spinning_after_run: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
-        self.session = create_session(model_path, threads=threads, providers=providers)
+        self.session, self.tuning = _session(
+            model_path, threads, optimization_level, TUNING_BATCH, providers=providers,
+            stop_spinning_after_run=stop_spinning_after_run,
+        )
         inputs = {i.name: i for i in self.session.get_inputs()}
         if spec.input_name not in inputs:
             raise ModelError(f"{model_path}: no input named {spec.input_name!r} (inputs: {sorted(inputs)})")
-        outputs = [o.name for o in self.session.get_outputs()]
-        self.output_name = spec.output_name or outputs[0]
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        self.output_name = spec.output_name or next(iter(outputs))
         if self.output_name not in outputs:
-            raise ModelError(f"{model_path}: no output named {self.output_name!r} (outputs: {outputs})")
+            raise ModelError(f"{model_path}: no output named {self.output_name!r} (outputs: {list(outputs)})")
+        check_embedding_output(model_path, self.output_name, outputs[self.output_name].shape, spec)
         fixed_batch = inputs[spec.input_name].shape[0]
         if isinstance(fixed_batch, int) and fixed_batch > 0:
             max_batch = fixed_batch
@@ -158,12 +213,81 @@ class OnnxRuntimeBackend(EmbeddingBackend):
         try:
             self.session.run_with_iobinding(self._binding(n_run))
         except Exception as exc:
-            raise ModelError(f"{self.model_path}: inference failed: {str(exc).strip().splitlines()[0]}") from None
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
         return self.buffers.output[:n]
 
     def describe(self) -> str:
-        providers = ",".join(p.replace("ExecutionProvider", "") for p in self.session.get_providers())
-        return f"onnxruntime ({providers})"
+        return f"{_describe_session(self.session)}, {self.tuning.describe()}"
 
     def close(self) -> None:
         self._bindings.clear()
+
+
+class OnnxRuntimeDetector(DetectorBackend):
+    """A detector model on ONNX Runtime, its input and output bound to preallocated arrays.
+
+    Args:
+        model_path: the ``.onnx`` file (one image input (1, 3, H, W) with fixed H, W).
+        threads: intra-op threads (None: ONNX Runtime's default).
+        optimization_level: graph optimisation level, one of :data:`OPTIMIZATION_LEVELS`, or None
+            (tuned, as :class:`OnnxRuntimeBackend`).
+
+    Raises:
+        ModelError: the model is missing, cannot be loaded, its input is not an
+            image tensor of fixed size, or its first run fails.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, model_path: str | Path, threads: int | None = None, *, optimization_level: str | None = None) -> None:
+        self.session, self.tuning = _session(model_path, threads, optimization_level, 1)
+        model_input = self.session.get_inputs()[0]
+        super().__init__(model_path, detector_input_shape(model_path, model_input.name, model_input.shape))
+        self.input_name = model_input.name
+        self.output_name = self.session.get_outputs()[0].name
+        try:
+            self.output = self.session.run([self.output_name], {self.input_name: self.input})[0]
+        except Exception as exc:
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
+        if self.output.dtype != np.float32:
+            raise ModelError(f"{self.model_path}: detector output is {self.output.dtype}, expected float32")
+        self._binding = self.session.io_binding()
+        self._binding.bind_input(self.input_name, "cpu", 0, np.float32, list(self.input.shape), self.input.ctypes.data)
+        self._binding.bind_output(self.output_name, "cpu", 0, np.float32, list(self.output.shape), self.output.ctypes.data)
+
+    def run(self) -> np.ndarray:
+        """Run the model on :attr:`input`; see :meth:`DetectorBackend.run`."""
+        try:
+            self.session.run_with_iobinding(self._binding)
+        except Exception as exc:
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
+        return self.output
+
+    def describe(self) -> str:
+        return f"{_describe_session(self.session)}, {self.tuning.describe()}"
+
+
+def open_embedding_backend(
+    model_path: str | Path, spec: ModelSpec, max_batch: int, threads: int | None, options: BackendOptions
+) -> OnnxRuntimeBackend:
+    """The registry's factory: :class:`OnnxRuntimeBackend` for a model.
+
+    ONNX Runtime runs the model file's own precision; ``options.precision`` may only be
+    None, ``"fp32"``, or ``"int8"`` for a Q/DQ model (FP16 and INT8 models come from
+    ``edge-reid calibrate``).
+
+    Raises:
+        BackendUnavailableError: another ``precision`` was asked for.
+        ModelError: the model cannot be loaded.
+    """
+    if options.precision not in (None, "fp32") and not (options.precision == "int8" and is_qdq_model(model_path)):
+        raise BackendUnavailableError(
+            f"ONNX Runtime runs the model file's own precision, not --precision {options.precision}: use --backend openvino "
+            "for bf16/fp16 on a CPU, or a model made by `edge-reid calibrate`"
+        )
+    return OnnxRuntimeBackend(model_path, spec, max_batch=max_batch, threads=threads)
+
+
+def open_detector_backend(model_path: str | Path, threads: int | None, options: BackendOptions) -> OnnxRuntimeDetector:
+    """The registry's factory: :class:`OnnxRuntimeDetector` for a detector model."""
+    return OnnxRuntimeDetector(model_path, threads=threads)

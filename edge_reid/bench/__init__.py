@@ -14,6 +14,9 @@ Three measurements, all on the caller's machine and backend:
    (:class:`edge_reid.preprocess.CropPreprocessor`) and of the plain numpy/OpenCV
    reference (:func:`edge_reid.preprocess.reference_preprocess`), same crops.
 
+``edge-reid bench`` runs all three for each backend asked for (default: every backend usable
+here) on the same crops and prints one table (:func:`bench_backends`).
+
 Other programs on the machine shift absolute numbers, so every comparison here
 is measured side by side: model-only and loop (and fused and reference
 preprocessing) run in alternating rounds, so a burst of outside load hits both.
@@ -27,6 +30,7 @@ Use from Python::
 
 from __future__ import annotations
 
+from edge_reid.bench.compare import COMPARISON_SCHEMA, BackendComparison, bench_backend_names, bench_backends
 from edge_reid.bench.crop_pool import CropPool, crops_from_folder, crops_from_video, default_video
 from edge_reid.bench.environment import environment
 from edge_reid.bench.matcher import DEFAULT_GALLERY_SIZE, Matcher, match_queries, synthetic_gallery
@@ -45,9 +49,11 @@ from edge_reid.bench.runner import (
 from edge_reid.bench.stats import LatencyStats, parse_batch_sizes, percentile
 
 __all__ = [
+    "COMPARISON_SCHEMA",
     "DEFAULT_GALLERY_SIZE",
     "PRECISIONS",
     "SCHEMA",
+    "BackendComparison",
     "BatchResult",
     "BenchConfig",
     "BenchReport",
@@ -57,6 +63,8 @@ __all__ = [
     "Matcher",
     "PreprocessResult",
     "backend_options_for",
+    "bench_backend_names",
+    "bench_backends",
     "backend_precision",
     "crops_from_folder",
     "crops_from_video",

@@ -10,19 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.cpu import usable_cpu_count
-
-
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
-    for key in ("model name", "Model", "Hardware", "cpu model"):
-        for line in text.splitlines():
-            if line.split(":")[0].strip() == key and ":" in line:
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+from edge_reid.cpu import cpu_isa_flags, cpu_model, usable_cpu_count
 
 
 def _gpu() -> str | None:
@@ -56,9 +44,9 @@ def _version(module: str) -> str | None:
 def environment() -> dict:
     """The machine and library versions a benchmark ran with (JSON-ready).
 
-    Keys: ``cpu`` (model name), ``cpu_cores`` (``os.cpu_count()``), ``cpu_usable``
+    Keys: ``cpu`` (model name), ``cpu_flags`` (:func:`edge_reid.cpu.cpu_isa_flags`), ``cpu_cores`` (``os.cpu_count()``), ``cpu_usable``
     (cores this process may run on), ``gpu`` (name or None), ``platform``,
-    ``python``, ``libraries`` (numpy, onnxruntime, opencv, numba, scipy,
+    ``python``, ``libraries`` (numpy, onnxruntime, openvino, opencv, numba, scipy,
     tensorrt: version or None when absent), ``onnxruntime_providers``, ``numpy_blas``
     (the BLAS behind numpy's matmul, which the plain matcher uses) and ``thread_env``
     (thread-count environment variables that are set, e.g. ``OPENBLAS_NUM_THREADS``).
@@ -78,7 +66,8 @@ def environment() -> dict:
         blas = None
     thread_variables = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_isa_flags(),
         "cpu_cores": os.cpu_count(),
         "cpu_usable": usable_cpu_count(),
         "gpu": _gpu(),
@@ -88,6 +77,7 @@ def environment() -> dict:
             "edge_reid": __version__,
             "numpy": _version("numpy"),
             "onnxruntime": _version("onnxruntime"),
+            "openvino": (_version("openvino") or "").split("-")[0] or None,
             "opencv": _version("cv2"),
             "numba": _version("numba"),
             "scipy": _version("scipy"),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_reid.errors import ModelError
+from edge_reid.backends.base import PRECISIONS
+from edge_reid.errors import BackendUnavailableError, ModelError
 
-PRECISIONS = ("fp32", "fp16", "int8")
+__all__ = ["PRECISIONS", "backend_options_for", "backend_precision", "detect_precision", "resolve_precision"]
 #: ONNX operators that only occur in quantized (INT8) graphs.
 _INT8_OPS = frozenset(
     {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
@@ -76,41 +77,50 @@ def resolve_precision(requested: str | None, model_path: str | Path) -> str:
 def backend_options_for(backend: str, requested: str | None, engines_dir: str | Path = "engines") -> tuple[str, dict]:
     """The backend name and ``Embedder(backend_options=...)`` that run ``requested`` precision.
 
-    TensorRT engines are FP16 or INT8, built by ``edge-reid build``; the engine of the
-    requested precision is loaded from ``engines_dir`` (None: the newest current one).
-    FP32 runs on ONNX Runtime, so ``auto`` with ``fp32`` means ONNX Runtime.
+    ONNX Runtime runs the model file's own precision (checked by :func:`resolve_precision`).
+    OpenVINO computes the float layers in ``requested`` (fp32 default, bf16/fp16 where the CPU
+    has them) and runs a Q/DQ model's quantized layers on integer kernels. TensorRT engines
+    are FP16 or INT8, built by ``edge-reid build``; the engine of the requested precision is
+    loaded from ``engines_dir`` (None: the newest current one).
 
     Args:
-        backend: ``"onnxruntime"``, ``"tensorrt"`` or ``"auto"``.
-        requested: ``"fp32"``, ``"fp16"``, ``"int8"`` or None.
+        backend: ``"onnxruntime"``, ``"openvino"``, ``"tensorrt"`` or ``"auto"``.
+        requested: one of :data:`PRECISIONS` or None.
         engines_dir: folder of TensorRT engines and manifests.
 
     Returns:
         (backend name to create, keyword options for the backend).
 
     Raises:
-        ModelError: ``--backend tensorrt --precision fp32``.
+        BackendUnavailableError: a precision the backend never computes in
+            (``--backend tensorrt --precision fp32``, ``--backend onnxruntime --precision bf16``).
     """
     if backend == "onnxruntime":
-        return backend, {}
-    if requested == "fp32":
-        if backend == "tensorrt":
-            raise ModelError(
-                "--backend tensorrt runs FP16 or INT8 engines (built with `edge-reid build --precision fp16|int8`); "
-                "for FP32 use --backend onnxruntime"
+        if requested == "bf16":
+            raise BackendUnavailableError(
+                "--backend onnxruntime runs the model file's own precision, and no ONNX model is stored in bf16: "
+                "use --backend openvino --precision bf16"
             )
-        return "onnxruntime", {}
+        return backend, {}
+    if backend == "tensorrt" and requested in ("fp32", "bf16"):
+        raise BackendUnavailableError(
+            f"--backend tensorrt runs FP16 or INT8 engines (built with `edge-reid build --precision fp16|int8`), not "
+            f"{requested.upper()}; for {requested.upper()} use --backend openvino" + (" or onnxruntime" if requested == "fp32" else "")
+        )
     return backend, {"precision": requested, "engines_dir": Path(engines_dir)}
 
 
 def backend_precision(backend, requested: str | None, model_path: str | Path) -> str:
-    """The precision a created backend runs: a TensorRT engine's (from its manifest), else the ONNX model's
-    (:func:`resolve_precision`, which checks it against ``requested``).
+    """The precision a created backend runs: a TensorRT engine's (from its manifest), OpenVINO's (what it
+    was compiled for), else the ONNX model's (:func:`resolve_precision`, which checks it against ``requested``).
 
     Raises:
         ModelError: ONNX Runtime and the model's precision is not ``requested``.
     """
+    name = getattr(backend, "name", "")
     manifest = getattr(backend, "manifest", None)
-    if getattr(backend, "name", "") == "tensorrt" and manifest is not None:
+    if name == "tensorrt" and manifest is not None:
         return str(manifest.precision)
+    if name == "openvino":
+        return str(backend.precision)
     return resolve_precision(requested, model_path)

@@ -148,8 +148,9 @@ class BenchConfig:
 
     Attributes:
         model_path: ReID ``.onnx`` (None: the bundled OSNet x0.25).
-        backend: ``"onnxruntime"`` or ``"tensorrt"``.
-        precision: ``"fp32"``/``"fp16"``/``"int8"`` or None (the model's own); see :func:`resolve_precision`.
+        backend: a registry name (``"onnxruntime"``, ``"openvino"``, ``"tensorrt"``) or ``"auto"``.
+        precision: ``"fp32"``/``"bf16"``/``"fp16"``/``"int8"`` or None (the model's own); see
+            :func:`~edge_reid.bench.precision.backend_options_for`.
         batches: batch sizes, each >= 1.
         seconds: timed seconds per batch size for the model alone, and as much again for each loop.
         warmup_s: untimed seconds per batch size before measuring (at least 2 calls).
@@ -157,8 +158,9 @@ class BenchConfig:
         min_iterations: fewest timed calls per measurement, whatever ``seconds`` says.
         gallery_size: identities in the loop's gallery.
         threshold: the gallery's match threshold (cosine similarity).
-        threads: ONNX Runtime intra-op threads (None: its default).
+        threads: CPU threads of the model (None: the runtime's default).
         engines_dir: TensorRT engines folder (``edge-reid build`` writes there).
+        device: OpenVINO device (None: CPU).
         loop: also measure the embedding loop (:class:`~edge_reid.embedding_loop.EmbeddingLoop`); needs crops.
         sequential_loop: with ``loop``, also measure the plain loop (no overlap), for comparison.
         preprocess: also measure preprocessing alone; needs crops.
@@ -176,6 +178,7 @@ class BenchConfig:
     threshold: float = 0.6
     threads: int | None = None
     engines_dir: str | Path = "engines"
+    device: str | None = None
     loop: bool = True
     sequential_loop: bool = True
     preprocess: bool = True
@@ -443,6 +446,8 @@ def run_bench(
         raise DataError("the loop and preprocess benchmarks need person crops: give --crops FOLDER or --video FILE")
     max_batch = max(config.batches)
     backend_name, backend_options = backend_options_for(config.backend, config.precision, config.engines_dir)
+    if config.device is not None:
+        backend_options["device"] = config.device
     embedder = Embedder(model_path, backend=backend_name, max_batch=max_batch, threads=config.threads, backend_options=backend_options)
     try:
         return _measure(embedder, config, model_path, pool, matcher, say)
@@ -492,10 +497,12 @@ def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Mat
         "sha256": file_sha256(model_path),
         "precision": precision,
         "backend": backend.describe(),
+        "selection_reason": backend.selection_reason,
         "input": [3, spec.height, spec.width],
         "embedding_dim": spec.embedding_dim,
     }
     settings = {
+        "backend": backend.name,
         "batches": list(config.batches),
         "seconds": config.seconds,
         "warmup_s": config.warmup_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from edge_reid.cli.app import app
@@ -27,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name; None reads ``sys.argv`` and
             exits the process, a list returns the exit code (for tests and embedding).
     """
+    # OpenMP threads (Numba's "omp" layer: matcher, preprocessing) sleep when a parallel region
+    # ends instead of spinning on the cores the models need next (benchmarks/bench_matcher.py,
+    # docs/benchmarks.md). Set here, by the program, before any OpenMP runtime starts: the
+    # library never changes its host's environment. A user's own OMP_WAIT_POLICY wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app(args=argv, prog_name="edge-reid")
         code = 0

@@ -21,3 +21,25 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Person re-identification on the edge (see the commands below)."""
+
+
+BACKEND_HELP = (
+    "Backend for both models: auto, tensorrt, openvino or onnxruntime. auto picks TensorRT (GPU + TensorRT + a current "
+    "engine) > OpenVINO (installed, x86-64) > ONNX Runtime and says why; TensorRT runs the ReID model only, the detector "
+    "then runs on the best CPU backend."
+)
+PRECISION_HELP = (
+    "ReID model precision: fp32 (CPU default), bf16 or fp16 (OpenVINO, where the CPU has it), int8 (a Q/DQ model from "
+    "`edge-reid calibrate`), fp16/int8 (TensorRT engine). Never changed silently: a backend that cannot refuses."
+)
+DEVICE_HELP = "OpenVINO device: CPU (default), GPU (Intel GPU) or NPU."
+
+
+def check_backend_option(backend: str, precision: str | None = None) -> None:
+    """Refuse an unknown ``--backend`` or ``--precision`` as a usage error (exit 2) before anything loads."""
+    from edge_reid.backends import BACKEND_NAMES, PRECISIONS
+
+    if backend not in BACKEND_NAMES:
+        raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")
+    if precision is not None and precision not in PRECISIONS:
+        raise typer.BadParameter(f"choose one of {', '.join(PRECISIONS)}", param_hint="--precision")

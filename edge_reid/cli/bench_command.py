@@ -1,4 +1,4 @@
-"""``edge-reid bench``: latency and throughput per batch size, the loop's overhead, preprocessing speed."""
+"""``edge-reid bench``: latency and throughput per backend and batch size, the loop's overhead, preprocessing speed."""
 
 from __future__ import annotations
 
@@ -9,46 +9,66 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edge_reid.backends import BACKEND_NAMES
-from edge_reid.cli.app import app
+from edge_reid.cli.app import DEVICE_HELP, app
 
 console = Console()
 status = Console(stderr=True)
 
 
-def _print_report(report) -> None:
-    data = report.to_dict()
-    model, settings = data["model"], data["settings"]
+def _print_comparison(comparison) -> None:
+    data = comparison.to_dict()
+    model, settings, runs = data["model"], data["settings"], data["backends"]
     if not console.is_terminal:
-        console.width = max(console.width, 132)  # files and pipes get the whole table on one line per row
-    title = f"edge-reid bench: {Path(model['path']).name} {model['precision'].upper()} on {model['backend']} (latency in ms)"
-    table = Table(title=title, title_justify="left")
-    for column in ("batch", "p50", "p90", "p99", "images/s"):
-        table.add_column(column, justify="right")
-    has_loop = any("loop_images_per_s" in row for row in data["batches"])
-    has_plain = any("sequential_loop_images_per_s" in row for row in data["batches"])
+        console.width = max(console.width, 220)  # files and pipes get the whole table on one line per row
+    table = Table(title=f"edge-reid bench: {Path(model['path']).name} (latency in ms)", title_justify="left")
+    for column in ("backend", "precision", "batch", "p50", "p90", "p99", "images/s"):
+        table.add_column(column, justify="left" if column in ("backend", "precision") else "right")
+    rows = [row for run in runs for row in run["batches"]]
+    has_loop = any("loop_images_per_s" in row for row in rows)
+    has_plain = any("sequential_loop_images_per_s" in row for row in rows)
     if has_loop:
         columns = ["loop images/s", "loop efficiency"] + (["plain efficiency"] if has_plain else [])
-        columns += ["plain: preprocess" if has_plain else "loop: preprocess", "embed", "match"]
+        columns += ["plain: preprocess" if has_plain else "loop: preprocess", "embed", "match", "our code"]
         for column in columns:
             table.add_column(column, justify="right")
-    for row in data["batches"]:
-        latency = row["latency_ms"]
-        cells = [str(row["batch"]), f"{latency['p50']:.2f}", f"{latency['p90']:.2f}", f"{latency['p99']:.2f}", f"{row['images_per_s']:.1f}"]
-        if has_loop:
-            stages = row["sequential_loop_stage_ms"] if has_plain else row["loop_stage_ms"]
-            cells += [f"{row['loop_images_per_s']:.1f}", f"{row['loop_efficiency']:.3f}"]
-            if has_plain:
-                cells.append(f"{row['sequential_loop_efficiency']:.3f}")
-            cells += [f"{stages['preprocess']:.2f}", f"{stages['embed']:.2f}", f"{stages['match']:.2f}"]
-        table.add_row(*cells)
+    for run in runs:
+        for row in run["batches"]:
+            latency = row["latency_ms"]
+            cells = [run["backend"], run["precision"], str(row["batch"]), f"{latency['p50']:.2f}", f"{latency['p90']:.2f}",
+                     f"{latency['p99']:.2f}", f"{row['images_per_s']:.1f}"]
+            if has_loop:
+                stages = row["sequential_loop_stage_ms"] if has_plain else row["loop_stage_ms"]
+                cells += [f"{row['loop_images_per_s']:.1f}", f"{row['loop_efficiency']:.3f}"]
+                if has_plain:
+                    cells.append(f"{row['sequential_loop_efficiency']:.3f}")
+                ours = stages["preprocess"] + stages["match"]
+                cells += [f"{stages['preprocess']:.2f}", f"{stages['embed']:.2f}", f"{stages['match']:.2f}",
+                          f"{100 * ours / (ours + stages['embed']):.0f} %"]
+            table.add_row(*cells)
     console.print(table)
+    for run in runs:
+        auto = run["selection_reason"] if run["selection_reason"].startswith("auto") else ""
+        console.print(f"{run['backend']}: {run['describe']}" + (f" ({auto})" if auto else ""))
+    for skipped in data["skipped"]:
+        console.print(f"[yellow]not measured[/] {skipped['backend']}: {skipped['reason']}")
+    if len(runs) > 1:
+        slowest = min(runs, key=lambda run: sum(row["images_per_s"] for row in run["batches"]))
+        for run in runs:
+            if run is slowest:
+                continue
+            ratios = ", ".join(
+                f"batch {row['batch']} {row['images_per_s'] / base['images_per_s']:.2f}x"
+                for row, base in zip(run["batches"], slowest["batches"])
+            )
+            console.print(f"model images/s, {run['backend']} / {slowest['backend']}: {ratios}")
     if has_loop:
         console.print(
             f"loop: {settings['crops']['count']} real crops ({settings['crops']['source']}) -> preprocess -> embed -> "
             f"match against {settings['gallery_size']} identities, the next batch embedded while this one is matched "
-            "(EmbeddingLoop); efficiency = loop images/s / model-only images/s"
-            + ("; plain loop: the same steps one after the other, its preprocess/embed/match in mean ms per batch" if has_plain else "")
+            "(EmbeddingLoop); efficiency = loop images/s / that backend's model-only images/s"
+            + ("; plain loop: the same steps one after the other, its preprocess/embed/match in mean ms per batch; "
+               "our code = preprocess + match as a share of the plain step: the faster the model, the larger it is"
+               if has_plain else "")
         )
     pre = data["preprocess"]
     if pre:
@@ -63,19 +83,26 @@ def _print_report(report) -> None:
     env = data["environment"]
     libraries = ", ".join(f"{name} {version}" for name, version in env["libraries"].items() if version)
     device = env["gpu"] or "no GPU"
-    console.print(f"machine: {env['cpu']}, {env['cpu_usable']}/{env['cpu_cores']} cores usable, {device}; {env['platform']}")
+    flags = " ".join(env.get("cpu_flags") or []) or "unknown"
+    console.print(f"machine: {env['cpu']} ({flags}), {env['cpu_usable']}/{env['cpu_cores']} cores usable, {device}; {env['platform']}")
     console.print(f"libraries: python {env['python']}, {libraries}")
 
 
 @app.command("bench")
 def bench(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet x0.25 (MSMT17)."),
-    backend: str = typer.Option("onnxruntime", "--backend", "-b", help=f"Embedding backend: {', '.join(BACKEND_NAMES)}."),
+    backend: str = typer.Option(
+        "all", "--backend", "-b",
+        help="Backends to compare in one table: all (every backend usable here), auto (the one `run` would pick), "
+        "or names separated by commas: tensorrt, openvino, onnxruntime.",
+    ),
     precision: Optional[str] = typer.Option(
         None, "--precision", "-p",
-        help="fp32, fp16 or int8. ONNX Runtime: checked against the model (FP16/INT8 models come from `edge-reid calibrate`); "
+        help="fp32, bf16, fp16 or int8. ONNX Runtime: checked against the model (FP16/INT8 models come from `edge-reid calibrate`); "
+        "OpenVINO: the precision of the float layers (bf16/fp16 where the CPU has them; int8: a Q/DQ model); "
         "TensorRT: the engine to load (fp16/int8, built by `edge-reid build`). Default: the model's or newest engine's.",
     ),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     batch: str = typer.Option("1,8,32", "--batch", help="Comma-separated batch sizes, e.g. 1,8,32."),
     seconds: float = typer.Option(5.0, "--seconds", min=0.01, help="Timed seconds per batch size for the model alone, and as much for each loop (overlapped, plain)."),
     warmup: float = typer.Option(1.0, "--warmup", min=0.0, help="Untimed warm-up seconds per batch size."),
@@ -86,7 +113,7 @@ def bench(
     ),
     max_crops: int = typer.Option(256, "--max-crops", min=1, help="Most crops to read or cut."),
     gallery_size: int = typer.Option(10_000, "--gallery-size", min=1, help="Identities in the loop's gallery."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: one per core)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads of the model (default: the runtime's own, one per core)."),
     engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
     model_only: bool = typer.Option(False, "--model-only", help="Measure the model alone (no crops, loop or preprocessing)."),
 ) -> None:
@@ -99,9 +126,13 @@ def bench(
 
       edge-reid bench --batch 1,8,32 --json bench.json
 
+      edge-reid bench --backend openvino,onnxruntime --model-only --threads 1
+
       edge-reid bench --model osnet_int8.onnx --precision int8 --crops my_crops/
     """
-    from edge_reid.bench import BenchConfig, PRECISIONS, crops_from_folder, crops_from_video, default_video, parse_batch_sizes, run_bench
+    from edge_reid.backends import PRECISIONS
+    from edge_reid.bench import BenchConfig, crops_from_folder, crops_from_video, default_video, parse_batch_sizes
+    from edge_reid.bench.compare import bench_backend_names, bench_backends
     from edge_reid.errors import DataError
     from edge_reid.atomic import write_json_atomic
     from edge_reid.output_paths import check_writable
@@ -110,8 +141,10 @@ def bench(
         batches = parse_batch_sizes(batch)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--batch") from None
-    if backend not in BACKEND_NAMES:
-        raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")
+    try:
+        backends = bench_backend_names(backend)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--backend") from None
     if precision is not None and precision not in PRECISIONS:
         raise typer.BadParameter(f"choose one of {', '.join(PRECISIONS)}", param_hint="--precision")
     if crops is not None and video is not None:
@@ -157,10 +190,14 @@ def bench(
         gallery_size=gallery_size,
         threads=threads,
         engines_dir=engines_dir,
+        device=device,
         loop=not model_only,
         preprocess=not model_only,
     )
-    report = run_bench(config, None if model_only else load_pool, progress=lambda line: status.print(f"[dim]{line}[/]"))
+    comparison = bench_backends(
+        config, backends, None if model_only else load_pool, progress=lambda line: status.print(f"[dim]{line}[/]"),
+        skip_unusable=backend == "all",
+    )
     if json_path is not None:
-        write_json_atomic(json_path, report.to_dict())
-    _print_report(report)
+        write_json_atomic(json_path, comparison.to_dict())
+    _print_comparison(comparison)

@@ -27,7 +27,8 @@ def doctor(
     video: Optional[Path] = typer.Option(None, "--video", help="--selftest: or a video to cut person crops from (default: ../shared/data/vtest.avi if present)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="--selftest: ReID model (.onnx). Default: bundled OSNet x0.25."),
 ) -> None:
-    """Report versions (TensorRT, CUDA, cuda-python, onnxruntime, OpenCV and GStreamer), the GPU, and each engine's status.
+    """Report versions (TensorRT, CUDA, cuda-python, onnxruntime, OpenVINO, OpenCV and GStreamer), the GPU, which
+    backends can run here and what `--backend auto` picks, and each engine's status.
 
     An engine is "current" when it was built by this TensorRT version on this GPU module;
     stale engines are never loaded (rebuild them with `edge-reid build ... --rebuild`).

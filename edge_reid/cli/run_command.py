@@ -13,8 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edge_reid.backends import BACKEND_NAMES
-from edge_reid.cli.app import app
+from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_backend_option
 from edge_reid.summary import RunSummary
 
 console = Console(stderr=True)
@@ -48,7 +47,9 @@ def run(
     camera: Optional[str] = typer.Option(None, "--camera", "-c", help="Camera device: /dev/video0 or an index like 0."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet x0.25 (MSMT17)."),
     detector: Optional[Path] = typer.Option(None, "--detector", "-d", help="YOLOX person detector (.onnx). Default: bundled YOLOX-Nano."),
-    backend: str = typer.Option("onnxruntime", "--backend", "-b", help=f"Embedding backend: {', '.join(BACKEND_NAMES)}."),
+    backend: str = typer.Option("auto", "--backend", "-b", help=BACKEND_HELP),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p", help=PRECISION_HELP),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     threshold: float = typer.Option(
         0.6, "--threshold", "-t", min=-1.0, max=1.0, help="Cosine similarity at or above which a person is the same identity."
     ),
@@ -92,7 +93,7 @@ def run(
     Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far (and saves the gallery),
     prints the summary and exits 0.
     """
-    from edge_reid.backends.onnxruntime import threads_per_model
+    from edge_reid.cpu import threads_per_model
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.pipeline import Pipeline
@@ -104,8 +105,7 @@ def run(
 
     if (source is None) == (camera is None):
         raise typer.BadParameter("give exactly one of --source or --camera", param_hint="--source/--camera")
-    if backend not in BACKEND_NAMES:
-        raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")
+    check_backend_option(backend, precision)
     # Check every output path before loading models or opening the source.
     for path, what in ((events, "events"), (output, "output video"), (summary_path, "summary"), (gallery_path, "gallery")):
         if path is not None:
@@ -114,11 +114,18 @@ def run(
     frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout)
     threads = threads or threads_per_model()
     embedder = Embedder(
-        model, backend=backend, max_batch=batch, threads=threads, backend_options={"engines_dir": engines_dir, "rebuild": rebuild}
+        model, backend=backend, max_batch=batch, threads=threads,
+        backend_options={"precision": precision, "device": device, "engines_dir": engines_dir, "rebuild": rebuild},
     )
-    if backend == "auto":
-        console.print(embedder.backend.selection_reason)
-    person_detector = PersonDetector(detector, score_threshold=detection_threshold, min_box_height=min_box_height, threads=threads)
+    person_detector = PersonDetector(
+        detector, score_threshold=detection_threshold, min_box_height=min_box_height, threads=threads, backend=backend, device=device
+    )
+    if person_detector.backend.selection_reason == embedder.backend.selection_reason:
+        if backend == "auto":
+            console.print(f"ReID model and detector: {embedder.backend.selection_reason}")
+    else:
+        console.print(f"ReID model: {embedder.backend.selection_reason}")
+        console.print(f"detector: {person_detector.backend.selection_reason}")
     gallery = None
     if gallery_path is not None:
         gallery = open_gallery(gallery_path, embedder, create=True)
@@ -132,9 +139,10 @@ def run(
         if prune_after is not None:
             pipeline.gallery.prune(prune_after)
         pipeline.gallery.save(gallery_path)
-    summary = RunSummary(
-        source=frames.name, backend=embedder.backend.describe(), model=str(embedder.model_path), detector=str(person_detector.model_path)
-    )
+    backends = embedder.backend.describe()
+    if person_detector.describe() != backends:
+        backends += f"; detector {person_detector.describe()}"
+    summary = RunSummary(source=frames.name, backend=backends, model=str(embedder.model_path), detector=str(person_detector.model_path))
     console.print(f"[bold]edge-reid[/] {frames.kind} {frames.name} | model {embedder.model_path.name} on {summary.backend}")
 
     def request_stop(signum, _frame) -> None:

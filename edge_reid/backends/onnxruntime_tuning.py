@@ -1,0 +1,165 @@
+"""ONNX Runtime's graph optimisation level, chosen by measurement once per model, machine and version.
+
+Which level is fastest depends on the model and the CPU: for the bundled OSNet on an AVX-512
+CPU ONNX Runtime's default (``all``, whose layout transformations reorder tensors for the CPU's
+vector width) measured slower than ``extended``, and nothing says the same holds on an AVX2 CPU
+or for another model. So, like TensorRT's timing cache, the first session for a (model file,
+CPU model and instruction sets, ONNX Runtime version, threads, batch) times the candidate levels
+side by side on the model itself (a few runs each, alternating rounds, medians) and keeps the
+fastest; the choice is cached on disk and later sessions read it. A level within
+:data:`KEEP_DEFAULT_WITHIN` of the default counts as a tie and the default is kept, so noise
+does not flip the choice.
+
+Cache: ``$EDGE_REID_CACHE_DIR/onnxruntime-tuning.json`` (default ``$XDG_CACHE_HOME/edge-reid``,
+else ``~/.cache/edge-reid``), written atomically; delete it to tune again. A cache that cannot be
+read is ignored and one that cannot be written is skipped: tuning then happens per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Levels timed against each other (``disable`` is never faster on a real model).
+CANDIDATE_LEVELS = ("basic", "extended", "all")
+#: A candidate must beat the default by more than this share of its time to replace it.
+KEEP_DEFAULT_WITHIN = 0.03
+ROUNDS = 3
+CALLS_PER_ROUND = 2
+CACHE_FILE = "onnxruntime-tuning.json"
+SCHEMA = "edge-reid-onnxruntime-tuning/1"
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """The level a session uses and where it came from.
+
+    Attributes:
+        level: the graph optimisation level chosen.
+        source: ``"measured"`` (timed now), ``"cached"`` (read from the cache) or
+            ``"default"`` (the model could not be timed, e.g. non-float inputs).
+        ms: median ms per run of each level timed (empty unless measured now, or cached).
+    """
+
+    level: str
+    source: str
+    ms: dict
+
+    def describe(self) -> str:
+        """E.g. ``"graph level extended (tuned)"``."""
+        how = {"measured": "tuned now", "cached": "tuned", "default": "default"}[self.source]
+        return f"graph level {self.level} ({how})"
+
+
+def cache_dir() -> Path:
+    """Folder of edge-reid's caches: ``$EDGE_REID_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-reid``, else ``~/.cache/edge-reid``."""
+    if os.environ.get("EDGE_REID_CACHE_DIR"):
+        return Path(os.environ["EDGE_REID_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edge-reid"
+
+
+def tuning_key(model_path: str | Path, threads: int | None, batch: int) -> str:
+    """What a tuning result depends on: model bytes, CPU model and instruction sets, ONNX Runtime version, threads, batch."""
+    from importlib import metadata
+
+    from edge_reid.cpu import cpu_isa_flags, cpu_model
+    from edge_reid.spec import file_sha256
+
+    return "|".join((
+        file_sha256(model_path), cpu_model(), ",".join(cpu_isa_flags()), f"onnxruntime {metadata.version('onnxruntime')}",
+        f"threads {threads or 'default'}", f"batch {batch}",
+    ))
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("entries"), dict):
+        return {}
+    return data["entries"]
+
+
+def _write_cache(path: Path, key: str, result: TuningResult) -> None:
+    from edge_reid.atomic import write_json_atomic
+
+    entries = _read_cache(path)
+    entries[key] = {"level": result.level, "ms": result.ms, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        write_json_atomic(path, {"schema": SCHEMA, "entries": entries}, what="ONNX Runtime tuning cache")
+    except Exception:  # a read-only home or full disk: tune again next time rather than fail
+        pass
+
+
+def _feeds(session, batch: int) -> dict | None:
+    """Random float32 inputs of the session's shapes (batch for a dynamic first dimension, 1 for others), or None."""
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for model_input in session.get_inputs():
+        if model_input.type != "tensor(float)":
+            return None
+        shape = [d if isinstance(d, int) and d > 0 else (batch if i == 0 else 1) for i, d in enumerate(model_input.shape)]
+        feeds[model_input.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+def _time_levels(sessions: dict, feeds: dict) -> dict[str, float]:
+    """Median ms per run of each session, in alternating rounds after a warm-up run each."""
+    for session in sessions.values():
+        session.run(None, feeds)
+    samples: dict[str, list[float]] = {level: [] for level in sessions}
+    for _ in range(ROUNDS):
+        for level, session in sessions.items():
+            start = time.perf_counter()
+            for _ in range(CALLS_PER_ROUND):
+                session.run(None, feeds)
+            samples[level].append(1000.0 * (time.perf_counter() - start) / CALLS_PER_ROUND)
+    return {level: statistics.median(values) for level, values in samples.items()}
+
+
+def pick_level(ms: dict[str, float], default: str) -> str:
+    """The fastest level of ``ms`` (median ms per run), or ``default`` unless another beats it by more than
+    :data:`KEEP_DEFAULT_WITHIN`."""
+    fastest = min(ms, key=ms.get)
+    if default in ms and ms[fastest] >= ms[default] * (1.0 - KEEP_DEFAULT_WITHIN):
+        return default
+    return fastest
+
+
+def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_session, default: str):
+    """A session at the level tuned for this model, machine and ONNX Runtime version.
+
+    Args:
+        model_path: the ``.onnx`` file.
+        threads: intra-op threads the session will use (part of the key).
+        batch: the batch the dynamic first dimension is timed at (part of the key).
+        make_session: ``level -> onnxruntime.InferenceSession`` with every other option set.
+        default: the level used on ties and when the model cannot be timed.
+
+    Returns:
+        ``(session, TuningResult)``.
+
+    Raises:
+        Whatever ``make_session`` raises (a model ONNX Runtime cannot load).
+    """
+    path = cache_dir() / CACHE_FILE
+    key = tuning_key(model_path, threads, batch)
+    cached = _read_cache(path).get(key)
+    if isinstance(cached, dict) and cached.get("level") in CANDIDATE_LEVELS:
+        return make_session(cached["level"]), TuningResult(cached["level"], "cached", dict(cached.get("ms") or {}))
+    sessions = {level: make_session(level) for level in CANDIDATE_LEVELS}
+    feeds = _feeds(sessions[default], batch)
+    if feeds is None:
+        return sessions[default], TuningResult(default, "default", {})
+    ms = _time_levels(sessions, feeds)
+    result = TuningResult(pick_level(ms, default), "measured", {level: round(value, 3) for level, value in ms.items()})
+    _write_cache(path, key, result)
+    return sessions[result.level], result

@@ -1,0 +1,317 @@
+"""OpenVINO backend: Intel's runtime for x86 CPUs (AVX2, AVX-512, VNNI, AMX), Intel GPUs and NPUs.
+
+The model is read from the same ONNX file as on ONNX Runtime and compiled for a
+device (``CPU`` by default). Input and output are OpenVINO tensors built on the
+backend's numpy buffers (``ov.Tensor(array, shared_memory=True)``), so a call
+copies nothing in or out. The batch dimension stays dynamic.
+
+Precision is always explicit: OpenVINO's CPU plugin computes in bf16 by default
+on CPUs with AMX or AVX512-BF16, a silent change of arithmetic; here
+``INFERENCE_PRECISION_HINT`` is f32 unless bf16 or fp16 is asked for, and a
+device that cannot do what was asked refuses. A Q/DQ (INT8) model from
+``edge-reid calibrate`` runs on OpenVINO's integer kernels (its low-precision
+transformations turn Q/DQ pairs around convolutions into INT8 convolutions).
+
+Importing this module does not import ``openvino``; creating a backend does.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edge_reid.backends.base import (
+    BackendOptions,
+    DetectorBackend,
+    EmbeddingBackend,
+    check_embedding_output,
+    detector_input_shape,
+    first_line,
+)
+from edge_reid.batching import numpy_buffers
+from edge_reid.errors import BackendUnavailableError, ModelError
+from edge_reid.spec import ModelSpec
+
+#: ``--precision`` -> OpenVINO's ``INFERENCE_PRECISION_HINT`` and the device capability it needs.
+PRECISION_HINTS = {"fp32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16"), "int8": ("f32", "INT8")}
+X86_64 = ("x86_64", "amd64")
+
+
+def availability() -> tuple[bool, str]:
+    """(True, "OpenVINO X") when the ``openvino`` package is installed, else (False, why); imports nothing."""
+    try:
+        return True, f"OpenVINO {metadata.version('openvino')}"
+    except metadata.PackageNotFoundError:
+        return False, "the openvino package is not installed (pip install openvino)"
+
+
+def auto_availability() -> tuple[bool, str]:
+    """Whether ``--backend auto`` should use OpenVINO: installed, and an x86-64 CPU (where its kernels are Intel's own)."""
+    ok, detail = availability()
+    if ok and platform.machine().lower() not in X86_64:
+        return False, f"{detail} is installed, but auto uses it only on x86-64 CPUs (this is {platform.machine()})"
+    return ok, detail
+
+
+def import_openvino():
+    """The ``openvino`` module.
+
+    Raises:
+        BackendUnavailableError: not installed or broken, with the install command.
+    """
+    try:
+        import openvino
+    except ImportError as exc:
+        raise BackendUnavailableError(f"OpenVINO cannot be imported ({exc}); install it with: pip install openvino") from None
+    return openvino
+
+
+@functools.lru_cache(maxsize=1)
+def _core():
+    return import_openvino().Core()
+
+
+def _check_device(device: str) -> str:
+    available = list(_core().available_devices)
+    if not any(name == device or name.split(".")[0] == device for name in available):
+        raise BackendUnavailableError(f"OpenVINO has no {device} device here (devices: {', '.join(available) or 'none'})")
+    return device
+
+
+def _read_model(model_path: str | Path):
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        return _core().read_model(str(path))
+    except Exception as exc:
+        raise ModelError(f"{path}: OpenVINO cannot read this model: {first_line(exc)}") from None
+
+
+def _compile(model, model_path: Path, device: str, threads: int | None, precision: str):
+    """Compile ``model`` for ``device`` in ``precision``; refuse a precision the device lacks, and check it was applied."""
+    hint, capability = PRECISION_HINTS[precision]
+    capabilities = list(_core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
+    if capability not in capabilities:
+        raise BackendUnavailableError(
+            f"--precision {precision}: OpenVINO's {device} device here cannot compute in {capability} "
+            f"(it offers {', '.join(capabilities)}); use --precision fp32"
+        )
+    config: dict = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+    if device == "CPU":
+        # The two models and our own threads share the cores: let the OS place threads rather than
+        # pinning each model's threads to cores another model also pins to.
+        config["ENABLE_CPU_PINNING"] = False
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+    try:
+        compiled = _core().compile_model(model, device, config)
+    except Exception as exc:
+        raise ModelError(f"{model_path}: OpenVINO cannot compile this model for {device}: {first_line(exc)}") from None
+    applied = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    if applied != hint:
+        raise BackendUnavailableError(f"OpenVINO's {device} device computes in {applied}, not the {hint} asked for")
+    return compiled
+
+
+def _static_dims(partial_shape) -> list[int | None]:
+    return [d.get_length() if d.is_static else None for d in partial_shape]
+
+
+def kernel_precisions(compiled) -> Counter:
+    """How many convolutions of a compiled model run kernels of each precision (e.g. ``{"i8": 180, "f32": 7}``).
+
+    Read from the runtime (executed) graph: the suffix of each convolution's kernel name
+    (``primitiveType``, e.g. ``brgconv_avx512_1x1_bf16``). Shows what really computes, e.g.
+    whether a Q/DQ model runs on integer kernels.
+    """
+    counts: Counter = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "layerType" in info and info["layerType"].astype(str) == "Convolution":
+            counts[info["primitiveType"].astype(str).rsplit("_", 1)[-1]] += 1
+    return counts
+
+
+class OpenVinoBackend(EmbeddingBackend):
+    """Embedding model on OpenVINO, dynamic batch, zero-copy input and output.
+
+    Args:
+        model_path: the ``.onnx`` file (FP32, or a Q/DQ INT8 model from ``edge-reid calibrate``).
+        spec: its :class:`ModelSpec`.
+        max_batch: rows of the batch buffer; the model's batch size when it fixes one.
+        threads: CPU inference threads (None: OpenVINO's default, every core).
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (inference precision of the
+            float layers), or ``"int8"`` (a Q/DQ model; float layers in f32).
+        device: ``"CPU"``, ``"GPU"`` (Intel GPU) or ``"NPU"`` (static batch of ``max_batch``).
+
+    Raises:
+        BackendUnavailableError: OpenVINO missing, the device absent, or the precision not
+            available on it.
+        ModelError: the model cannot be read or compiled, its input/output names or input size
+            disagree with the spec, or ``precision`` is int8 and the model is not a Q/DQ model.
+    """
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        spec: ModelSpec,
+        max_batch: int = 32,
+        threads: int | None = None,
+        *,
+        precision: str = "fp32",
+        device: str = "CPU",
+    ) -> None:
+        self._ov = import_openvino()
+        self.model_path = Path(model_path)
+        self.device = _check_device(device)
+        self.precision = precision
+        if precision == "int8":
+            from edge_reid.backends.onnxruntime import is_qdq_model
+
+            if not is_qdq_model(self.model_path):
+                raise ModelError(
+                    f"{self.model_path} is not an INT8 (Q/DQ) model, so --precision int8 cannot run it: make one first with "
+                    "`edge-reid calibrate`, then pass the model it writes with --model"
+                )
+        model = _read_model(self.model_path)
+        model_input = next((port for port in model.inputs if spec.input_name in port.get_names()), None)
+        if model_input is None:
+            names = sorted(name for port in model.inputs for name in port.get_names())
+            raise ModelError(f"{model_path}: no input named {spec.input_name!r} (inputs: {names})")
+        output_names = [sorted(port.get_names())[0] if port.get_names() else "" for port in model.outputs]
+        self.output_name = spec.output_name or output_names[0]
+        if self.output_name not in output_names:
+            raise ModelError(f"{model_path}: no output named {self.output_name!r} (outputs: {output_names})")
+        output_port = model.outputs[output_names.index(self.output_name)]
+        check_embedding_output(model_path, self.output_name, _static_dims(output_port.get_partial_shape()), spec)
+        dims = _static_dims(model_input.get_partial_shape())
+        if len(dims) != 4 or any(d is not None and d != want for d, want in zip(dims[1:], (3, spec.height, spec.width))):
+            raise ModelError(f"{model_path}: input {spec.input_name!r} {dims} does not take (N, 3, {spec.height}, {spec.width}) crops")
+        self._fixed_batch = dims[0]
+        if self.device.startswith("NPU") and self._fixed_batch is None:
+            self._fixed_batch = max_batch  # NPUs compile static shapes only
+        if self._fixed_batch is not None:
+            max_batch = self._fixed_batch
+        model.reshape({spec.input_name: [self._fixed_batch or -1, 3, spec.height, spec.width]})
+        self.compiled = _compile(model, self.model_path, self.device, threads, precision)
+        self._request = self.compiled.create_infer_request()
+        self._input_port = self.compiled.input(spec.input_name)
+        self._output_port = self.compiled.output(self.output_name)
+        super().__init__(spec, numpy_buffers(spec, max_batch))
+        self._bound_rows = 0
+
+    def _bind(self, rows: int) -> None:
+        ov = self._ov
+        try:
+            self._request.set_tensor(self._input_port, ov.Tensor(self.buffers.input[:rows], shared_memory=True))
+            self._request.set_tensor(self._output_port, ov.Tensor(self.buffers.output[:rows], shared_memory=True))
+        except Exception as exc:
+            raise ModelError(f"{self.model_path}: OpenVINO refused the batch buffers: {first_line(exc)}") from None
+        self._bound_rows = rows
+
+    def infer(self, n: int) -> np.ndarray:
+        """Run the model on ``buffers.input[:n]``; see :meth:`EmbeddingBackend.infer`."""
+        self._check_n(n)
+        rows = self._fixed_batch or n
+        if rows != self._bound_rows:
+            self._bind(rows)
+        try:
+            self._request.infer()
+        except Exception as exc:
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
+        return self.buffers.output[:n]
+
+    def shares_buffers(self) -> bool:
+        """True when the request's input and output tensors are the backend's buffers (no copies)."""
+        if not self._bound_rows:
+            self._bind(self._fixed_batch or 1)
+        return bool(
+            np.shares_memory(self._request.get_tensor(self._input_port).data, self.buffers.input)
+            and np.shares_memory(self._request.get_tensor(self._output_port).data, self.buffers.output)
+        )
+
+    def describe(self) -> str:
+        label = "int8 Q/DQ, float layers f32" if self.precision == "int8" else self.precision
+        return f"openvino {self._ov.__version__.split('-')[0]} {self.device} {label}"
+
+    def close(self) -> None:
+        self._request = None
+        self.compiled = None
+
+
+class OpenVinoDetector(DetectorBackend):
+    """A detector model on OpenVINO in FP32, input and output tensors on preallocated arrays.
+
+    Args:
+        model_path: the ``.onnx`` file (one image input (1, 3, H, W) with fixed H, W).
+        threads: CPU inference threads (None: OpenVINO's default).
+        device: ``"CPU"``, ``"GPU"`` or ``"NPU"``.
+
+    Raises:
+        BackendUnavailableError: OpenVINO or the device missing.
+        ModelError: the model cannot be read, compiled or run, or its input is not an
+            image tensor of fixed size.
+    """
+
+    name = "openvino"
+
+    def __init__(self, model_path: str | Path, threads: int | None = None, *, device: str = "CPU") -> None:
+        ov = import_openvino()
+        self.device = _check_device(device)
+        model = _read_model(model_path)
+        model_input = model.inputs[0]
+        name = model_input.get_any_name()
+        shape = detector_input_shape(model_path, name, _static_dims(model_input.get_partial_shape()))
+        model.reshape({name: list(shape)})
+        super().__init__(model_path, shape)
+        self.compiled = _compile(model, self.model_path, self.device, threads, "fp32")
+        self._request = self.compiled.create_infer_request()
+        self._request.set_input_tensor(ov.Tensor(self.input, shared_memory=True))
+        try:
+            self._request.infer()
+        except Exception as exc:
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
+        self.output = np.zeros(tuple(self._request.get_output_tensor().shape), np.float32)
+        self._request.set_output_tensor(ov.Tensor(self.output, shared_memory=True))
+        self._version = ov.__version__.split("-")[0]
+
+    def run(self) -> np.ndarray:
+        """Run the model on :attr:`input`; see :meth:`DetectorBackend.run`."""
+        try:
+            self._request.infer()
+        except Exception as exc:
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
+        return self.output
+
+    def describe(self) -> str:
+        return f"openvino {self._version} {self.device} fp32"
+
+    def close(self) -> None:
+        self._request = None
+        self.compiled = None
+
+
+def open_embedding_backend(
+    model_path: str | Path, spec: ModelSpec, max_batch: int, threads: int | None, options: BackendOptions
+) -> OpenVinoBackend:
+    """The registry's factory: :class:`OpenVinoBackend` for a model on ``options.device`` (default CPU).
+
+    Precision ``options.precision``; None means the model's own: ``"int8"`` for a Q/DQ model, else ``"fp32"``.
+    """
+    from edge_reid.backends.onnxruntime import is_qdq_model
+
+    precision = options.precision or ("int8" if is_qdq_model(model_path) else "fp32")
+    return OpenVinoBackend(model_path, spec, max_batch=max_batch, threads=threads, precision=precision, device=options.device or "CPU")
+
+
+def open_detector_backend(model_path: str | Path, threads: int | None, options: BackendOptions) -> OpenVinoDetector:
+    """The registry's factory: :class:`OpenVinoDetector` (FP32) on ``options.device``."""
+    return OpenVinoDetector(model_path, threads=threads, device=options.device or "CPU")

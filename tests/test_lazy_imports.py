@@ -1,0 +1,58 @@
+"""``import edge_reid`` and ``edge-reid --help`` import no heavy library and leave the environment alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("cv2", "numba", "onnxruntime", "openvino", "scipy", "onnx", "tensorrt")
+
+
+def _python(code: str, env: dict | None = None) -> dict:
+    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    environment.update(env or {})
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=environment)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_import_edge_reid_loads_no_heavy_library_and_keeps_the_environment():
+    report = _python(
+        "import edge_reid, edge_reid.backends, json, os, sys; "
+        f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules], 'omp': os.environ.get('OMP_WAIT_POLICY')}}))"
+    )
+    assert report == {"heavy": [], "omp": None}
+
+
+def test_public_names_import_on_first_use():
+    report = _python(
+        "import edge_reid, json, sys; before = 'numba' in sys.modules; embedder_class = edge_reid.Embedder; "
+        "print(json.dumps({'before': before, 'after': 'numba' in sys.modules, 'name': embedder_class.__name__, "
+        "'all': sorted(edge_reid.__all__) == sorted(n for n in edge_reid.__all__ if getattr(edge_reid, n, None) is not None)}))"
+    )
+    assert report == {"before": False, "after": True, "name": "Embedder", "all": True}
+
+
+def test_help_of_every_command_loads_no_heavy_library_and_the_cli_sets_omp_wait_policy():
+    code = (
+        "import json, os, sys, contextlib, io\n"
+        "from edge_reid.cli import main\n"
+        "seen = {}\n"
+        "for command in ([], ['run'], ['bench'], ['eval'], ['eval-mot'], ['doctor'], ['gallery'], ['calibrate'], ['build']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        assert main([*command, '--help']) == 0\n"
+        f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules], 'omp': os.environ.get('OMP_WAIT_POLICY')}}))\n"
+    )
+    assert _python(code) == {"heavy": [], "omp": "PASSIVE"}
+    assert _python(code, {"OMP_WAIT_POLICY": "ACTIVE"})["omp"] == "ACTIVE", "a user's own setting wins"
+
+
+def test_edge_reid_help_as_a_program_lists_the_commands():
+    result = subprocess.run([sys.executable, "-m", "edge_reid", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    for command in ("run", "bench", "eval", "doctor"):
+        assert command in result.stdout

@@ -1,0 +1,159 @@
+"""The OpenVINO backend on the real models and real frames: agreement with ONNX Runtime FP32, zero-copy
+buffers, dynamic batch, explicit precision, the detector on both CPU backends, same identities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino; a dependency on x86-64)")
+
+import edge_reid.backends.openvino as openvino_backend  # noqa: E402
+from edge_reid.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
+from edge_reid.backends.openvino import OpenVinoBackend, kernel_precisions  # noqa: E402
+from edge_reid.detector import PersonDetector  # noqa: E402
+from edge_reid.embedder import Embedder  # noqa: E402
+from edge_reid.errors import BackendUnavailableError, ModelError  # noqa: E402
+from edge_reid.pipeline import Pipeline  # noqa: E402
+from edge_reid.preprocess import CropPreprocessor  # noqa: E402
+from edge_reid.spec import load_spec  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def spec(osnet_path):
+    return load_spec(osnet_path)
+
+
+@pytest.fixture(scope="module")
+def real_batch(spec, vtest_frames, detector):
+    """(N, 3, 256, 128) float32: every person the detector finds in 4 vtest frames, preprocessed."""
+    crops = []
+    for frame in vtest_frames[:4]:
+        for x1, y1, x2, y2 in detector.detect(frame).boxes.astype(int):
+            crops.append(frame[y1:y2, x1:x2])
+    batch = np.zeros((len(crops), 3, spec.height, spec.width), np.float32)
+    preprocessor = CropPreprocessor(spec, len(crops))
+    preprocessor.write_crops(crops, batch)
+    preprocessor.close()
+    assert len(crops) >= 12
+    return batch
+
+
+def _embed(backend, batch: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(batch), backend.spec.embedding_dim), np.float32)
+    for start in range(0, len(batch), backend.max_batch):
+        n = min(backend.max_batch, len(batch) - start)
+        backend.buffers.input[:n] = batch[start:start + n]
+        out[start:start + n] = backend.infer(n)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def reference(osnet_path, spec, real_batch):
+    with OnnxRuntimeBackend(osnet_path, spec, max_batch=16, threads=1) as backend:
+        return _embed(backend, real_batch)
+
+
+def test_fp32_embeddings_agree_with_onnxruntime_on_real_crops(osnet_path, spec, real_batch, reference):
+    with OpenVinoBackend(osnet_path, spec, max_batch=16, threads=1) as backend:
+        assert backend.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32", "never OpenVINO's bf16 default"
+        assert set(kernel_precisions(backend.compiled)) == {"f32"}
+        cosine = np.sum(_embed(backend, real_batch) * reference, axis=1)
+    assert cosine.mean() >= 0.9999 and cosine.min() >= 0.999
+
+
+def test_dynamic_batch_sizes_give_the_same_rows(osnet_path, spec, real_batch, reference):
+    with OpenVinoBackend(osnet_path, spec, max_batch=8, threads=1) as backend:
+        for n in (1, 5, 8, 3):
+            backend.buffers.input[:n] = real_batch[:n]
+            rows = backend.infer(n)
+            assert rows.shape == (n, 512)
+            rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+            assert np.sum(rows * reference[:n], axis=1).min() >= 0.999
+        with pytest.raises(ValueError, match="outside 1..8"):
+            backend.infer(9)
+
+
+def test_tensors_share_the_batch_buffers(osnet_path, spec, real_batch):
+    """No copies: OpenVINO reads the input where preprocessing wrote it and writes the output where the matcher reads it."""
+    with OpenVinoBackend(osnet_path, spec, max_batch=4, threads=1) as backend:
+        assert backend.shares_buffers()
+        backend.buffers.input[:2] = real_batch[:2]
+        first = backend.infer(2)
+        assert np.shares_memory(first, backend.buffers.output)
+        kept = first.copy()
+        backend.buffers.input[:2] = real_batch[2:4]  # written in place, no re-binding
+        second = backend.infer(2)
+        assert second.ctypes.data == backend.buffers.output.ctypes.data and not np.allclose(second, kept)
+
+
+def test_precision_the_device_lacks_is_refused(osnet_path, spec, monkeypatch):
+    core = openvino_backend._core()
+
+    class NoBf16Core:
+        available_devices = core.available_devices
+
+        def get_property(self, device, name):
+            return ["FP32", "INT8"] if name == "OPTIMIZATION_CAPABILITIES" else core.get_property(device, name)
+
+        def __getattr__(self, name):
+            return getattr(core, name)
+
+    monkeypatch.setattr(openvino_backend, "_core", lambda: NoBf16Core())
+    with pytest.raises(BackendUnavailableError, match="--precision bf16: OpenVINO's CPU device here cannot compute in BF16 .*use --precision fp32"):
+        OpenVinoBackend(osnet_path, spec, max_batch=2, precision="bf16")
+
+
+def test_absent_device_and_non_qdq_int8_are_refused(osnet_path, spec):
+    if "NPU" not in openvino_backend._core().available_devices:
+        with pytest.raises(BackendUnavailableError, match="no NPU device here"):
+            OpenVinoBackend(osnet_path, spec, device="NPU")
+    with pytest.raises(ModelError, match="not an INT8 \\(Q/DQ\\) model.*edge-reid calibrate"):
+        OpenVinoBackend(osnet_path, spec, precision="int8")
+
+
+def test_bf16_where_the_cpu_has_it_is_close_and_labelled(osnet_path, spec, real_batch, reference):
+    if "BF16" not in openvino_backend._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
+    with OpenVinoBackend(osnet_path, spec, max_batch=16, threads=1, precision="bf16") as backend:
+        assert backend.describe().endswith("CPU bf16") and set(kernel_precisions(backend.compiled)) == {"bf16"}
+        cosine = np.sum(_embed(backend, real_batch) * reference, axis=1)
+    assert 0.99 <= cosine.mean() < 0.99999, "bf16 is close to FP32 but not FP32"
+
+
+def test_detector_gives_the_same_boxes_on_both_cpu_backends(yolox_path, vtest_frames):
+    on_ort = PersonDetector(yolox_path, backend="onnxruntime", threads=1)
+    on_ov = PersonDetector(yolox_path, backend="openvino", threads=1)
+    assert on_ov.describe().startswith("openvino") and on_ort.describe().startswith("onnxruntime")
+    total = 0
+    for frame in vtest_frames[:6]:
+        a, b = on_ort.detect(frame), on_ov.detect(frame)
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.05)  # pixels
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+        total += len(a)
+    assert total >= 18
+
+
+def test_pipeline_on_openvino_gives_the_same_identities_as_onnxruntime(osnet_path, yolox_path, vtest_path):
+    def identities(backend: str) -> list[list[int]]:
+        pipeline = Pipeline(Embedder(osnet_path, backend=backend, threads=1), PersonDetector(yolox_path, backend=backend, threads=1))
+        return [result.identity_ids.tolist() for result in pipeline.run(str(vtest_path), max_frames=12)]
+
+    reference, candidate = identities("onnxruntime"), identities("openvino")
+    assert candidate == reference and sum(map(len, reference)) >= 36
+
+
+def test_run_on_openvino_in_bf16_says_so_and_keeps_the_detector_in_fp32(tmp_path, vtest_path):
+    import json
+
+    from edge_reid.cli import main
+
+    if "BF16" not in openvino_backend._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
+    summary = tmp_path / "s.json"
+    assert main(["run", "--source", str(vtest_path), "--backend", "openvino", "--precision", "bf16", "--max-frames", "2",
+                 "--summary", str(summary)]) == 0
+    backend = json.loads(summary.read_text())["backend"]
+    assert backend.startswith("openvino") and "CPU bf16" in backend and "detector openvino" in backend and backend.endswith("CPU fp32")
+    assert main(["run", "--source", str(vtest_path), "--precision", "fp8"]) == 2
