@@ -440,6 +440,71 @@ def _absorb_islands(best: Measurement, model, layers, by_rule, macs, measure, bu
     return candidate
 
 
+def _choose_float_layers(first: Measurement, prepared: _PreparedModel, layers, by_rule, guarded, macs, crops, measure, settings, report, seconds, progress, describe) -> Measurement:
+    """Phase 5b: per-layer sensitivity, ranked per MAC; the guard's walk; then island absorption."""
+    phase = time.perf_counter()
+    sample = preprocess_all(crops[: settings.sensitivity_images], prepared.spec, settings.batch)
+    advance = progress("per-layer sensitivity", len(guarded))
+    scores = layer_sensitivity(
+        prepared.model, onnx.load(str(first.details["path"])), sample, prepared.spec.input_name, guarded,
+        on_layer=lambda name: advance(1), threads=settings.threads,
+    )
+    # Most error per multiply-add first: the guard gives up as little INT8 compute as it can.
+    ranked = sorted(guarded, key=lambda name: -scores[name] / max(macs[name], 1))
+    report.sensitivity = [{"layer": name, "mean_cosine_distance": round(scores[name], 8), "macs": macs[name]} for name in ranked]
+    seconds["sensitivity"] = time.perf_counter() - phase
+    phase = time.perf_counter()
+    outcome = search_float_layers(
+        lambda fl: measure(fl, "selection"), lambda fl: measure(fl, "held-out"), ranked, macs, settings.budget,
+        on_candidate=lambda m, ok: describe(m, ok) if m is not first else None,
+    )
+    best, report.met, report.violations = outcome.best, outcome.met, outcome.violations
+    if report.met:
+        best = _absorb_islands(best, prepared.model, layers, by_rule, macs, measure, settings.budget, describe)
+    seconds["guard"] = time.perf_counter() - phase
+    return best
+
+
+def _report_layers(report: CalibrationReport, prepared: _PreparedModel, layers, guarded, macs, best: Measurement, candidates, budget) -> list[str]:
+    """Phase 6a: INT8 share, layer counts, boundaries and every guard step in the report; returns the INT8 layers."""
+    final_float = set(layers) - set(guarded) | set(best.float_layers)
+    int8_layers = [name for name in layers if name not in final_float]
+    total_macs = sum(macs.values()) or 1
+    report.layers = {
+        "quantizable": len(layers),
+        "int8": len(int8_layers),
+        "int8_mac_share": round(sum(macs[name] for name in int8_layers) / total_macs, 4),
+        "float_int8_boundaries": precision_boundaries(prepared.model, layers, int8_layers),
+        "float_by_rule": [name for name in layers if name not in set(guarded)],
+        "float_by_guard": list(best.float_layers),
+    }
+    report.guard_steps = [
+        {
+            "float_layers": len(m.float_layers),
+            "split": m.split,
+            "int8_mac_share": round(sum(macs[n] for n in guarded if n not in set(m.float_layers)) / total_macs, 4),
+            "mean_cosine": round(m.mean_cosine, 6),
+            "p1_cosine": round(m.p1_cosine, 6),
+            "top1_agreement_percent": round(100 * m.top1_agreement, 2),
+            "top5_agreement_percent": round(100 * m.top5_agreement, 2),
+            "map_drop_points": None if m.map_drop is None else round(m.map_drop, 3),
+            "within_budget": not budget.violations(m),
+        }
+        for m in candidates.values()
+    ]
+    return int8_layers
+
+
+def _write_table(prepared: _PreparedModel, int8_layers: list[str], amax: dict[str, float], tmp: Path, path: Path) -> None:
+    """Phase 6b: the TensorRT 8.x table: a range for every tensor an INT8 layer reads or writes."""
+    needed, only_float = tensors_for_table(prepared.model, int8_layers)
+    missing = sorted(name for name in needed if name not in amax)
+    if missing:
+        raise ModelError(f"no calibrated range for {len(missing)} tensors INT8 layers use (first: {missing[0]})")
+    write_tensorrt_table({name: value for name, value in amax.items() if name in needed}, tmp / "table.calib", leave_out=only_float)
+    os.replace(tmp / "table.calib", path)
+
+
 def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings, report, seconds, progress, log) -> tuple[Measurement, ModelSpec]:
     recipe = QuantRecipe(method=settings.method)
     phase = time.perf_counter()
@@ -454,22 +519,20 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
     phase = time.perf_counter()
     amax = _calibrate_amax(prepared, crops, layers, settings, recipe, progress)
     seconds["calibration"] = time.perf_counter() - phase
+    phase = time.perf_counter()
+    rounding = _weight_rounding(prepared, amax, recipe, by_rule, guarded, crops, settings, tmp, progress)
+    seconds["rounding_and_bias"] = time.perf_counter() - phase
     report.recipe = {
         "format": "Q/DQ (QuantizeLinear/DequantizeLinear), ONNX Runtime QDQQuantizer, biases float",
         "activations": f"int8 symmetric per tensor, ranges by {settings.method}" + (f" {recipe.percentile}%" if settings.method == "percentile" else ""),
-        "weights": "int8 symmetric per output channel",
+        "weights": "int8 symmetric per output channel" + (", GPTQ rounding" if rounding.integers else ""),
+        "bias_correction": bool(rounding.shifts),
         "quantized_layer_types": list(recipe.op_types),
         "transforms": prepared.transforms,
     }
 
     candidates: dict[tuple[tuple[str, ...], str], Measurement] = {}
     describe = _describe(log)
-
-    phase = time.perf_counter()
-    rounding = _weight_rounding(prepared, amax, recipe, by_rule, guarded, crops, settings, tmp, progress)
-    report.recipe["weights"] += ", GPTQ rounding" if rounding.integers else ""
-    report.recipe["bias_correction"] = bool(rounding.shifts)
-    seconds["rounding_and_bias"] = time.perf_counter() - phase
 
     def build(float_layers: tuple[str, ...]) -> Path:
         path = tmp / f"candidate_{len(float_layers)}_{abs(hash(float_layers)) % 10**8}.onnx"
@@ -481,73 +544,23 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
     def measure(float_layers, split: str) -> Measurement:
         key = (tuple(float_layers), split)
         if key not in candidates:
-            candidates[key] = evaluator.measure(
-                build(key[0]), prepared.spec, key[0], split, f"INT8 check, {len(key[0])} float layers ({split})"
-            )
+            candidates[key] = evaluator.measure(build(key[0]), prepared.spec, key[0], split, f"INT8 check, {len(key[0])} float layers ({split})")
         return candidates[key]
 
     phase = time.perf_counter()
-    first = measure((), "selection")
-    first_ok = not settings.budget.violations(first)
-    describe(first, first_ok)
-    if first_ok:
-        heldout = measure((), "held-out")
-        first_ok = not settings.budget.violations(heldout)
-        describe(heldout, first_ok)
+    best = measure((), "selection")
+    ok = not settings.budget.violations(best)
+    describe(best, ok)
+    if ok:
+        best = measure((), "held-out")
+        ok = not settings.budget.violations(best)
+        describe(best, ok)
     seconds["first_check"] = time.perf_counter() - phase
-    if first_ok:
-        best, report.met, report.violations = heldout, True, []
+    if ok:
+        report.met, report.violations = True, []
     else:
-        phase = time.perf_counter()
-        sample = preprocess_all(crops[: settings.sensitivity_images], prepared.spec, settings.batch)
-        advance = progress("per-layer sensitivity", len(guarded))
-        scores = layer_sensitivity(
-            prepared.model, onnx.load(str(first.details["path"])), sample, prepared.spec.input_name, guarded,
-            on_layer=lambda name: advance(1), threads=settings.threads,
-        )
-        # Most error per multiply-add first: the guard gives up as little INT8 compute as it can.
-        ranked = sorted(guarded, key=lambda name: -scores[name] / max(macs[name], 1))
-        report.sensitivity = [{"layer": name, "mean_cosine_distance": round(scores[name], 8), "macs": macs[name]} for name in ranked]
-        seconds["sensitivity"] = time.perf_counter() - phase
-        phase = time.perf_counter()
-        outcome = search_float_layers(
-            lambda fl: measure(fl, "selection"), lambda fl: measure(fl, "held-out"), ranked, macs, settings.budget,
-            on_candidate=lambda m, ok: describe(m, ok) if m is not first else None,
-        )
-        seconds["guard"] = time.perf_counter() - phase
-        best, report.met, report.violations = outcome.best, outcome.met, outcome.violations
-        if report.met:
-            best = _absorb_islands(best, prepared.model, layers, by_rule, macs, measure, settings.budget, describe)
-
-    final_float = set(by_rule) | set(best.float_layers)
-    int8_layers = [name for name in layers if name not in final_float]
-    total_macs = sum(macs.values()) or 1
-    report.layers = {
-        "quantizable": len(layers),
-        "int8": len(int8_layers),
-        "int8_mac_share": round(sum(macs[name] for name in int8_layers) / total_macs, 4),
-        "float_int8_boundaries": precision_boundaries(prepared.model, layers, int8_layers),
-        "float_by_rule": list(by_rule),
-        "float_by_guard": list(best.float_layers),
-    }
-    report.guard_steps = [
-        {
-            "float_layers": len(m.float_layers),
-            "split": m.split,
-            "int8_mac_share": round(sum(macs[n] for n in guarded if n not in set(m.float_layers)) / total_macs, 4),
-            "mean_cosine": round(m.mean_cosine, 6),
-            "p1_cosine": round(m.p1_cosine, 6),
-            "top1_agreement_percent": round(100 * m.top1_agreement, 2),
-            "top5_agreement_percent": round(100 * m.top5_agreement, 2),
-            "map_drop_points": None if m.map_drop is None else round(m.map_drop, 3),
-            "within_budget": not settings.budget.violations(m),
-        }
-        for m in candidates.values()
-    ]
-    needed, only_float = tensors_for_table(prepared.model, int8_layers)
-    missing = sorted(name for name in needed if name not in amax)
-    if missing:
-        raise ModelError(f"no calibrated range for {len(missing)} tensors INT8 layers use (first: {missing[0]})")
-    write_tensorrt_table({name: value for name, value in amax.items() if name in needed}, tmp / "table.calib", leave_out=only_float)
-    os.replace(tmp / "table.calib", paths["tensorrt_table"])
+        first = candidates[((), "selection")]
+        best = _choose_float_layers(first, prepared, layers, by_rule, guarded, macs, crops, measure, settings, report, seconds, progress, describe)
+    int8_layers = _report_layers(report, prepared, layers, guarded, macs, best, candidates, settings.budget)
+    _write_table(prepared, int8_layers, amax, tmp, paths["tensorrt_table"])
     return best, prepared.spec
