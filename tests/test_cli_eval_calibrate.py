@@ -53,7 +53,6 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
     assert report["recipe"]["transforms"]["opset"] == 13
     assert report["calibration"]["warning"].startswith("only 24 calibration crops")  # below the sensible minimum
     assert report["pool"]["heldout_crops"] == 40 and report["agreement"]["crops"] == 40
-    assert "calibration crops" in capsys.readouterr().out
     int8 = Path(report["outputs"]["model"])
     graph = onnx.load(str(int8)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}

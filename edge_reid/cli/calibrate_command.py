@@ -103,6 +103,8 @@ def calibrate_command(
             f"{len(report.layers['float_by_guard'])} layers kept float by the guard (most error per multiply-add first); "
             f"names and sensitivities in the report"
         )
+    if report.calibration.get("warning"):
+        console.print(f"[yellow]warning[/]: {report.calibration['warning']}")
     if not report.met:
         console.print(f"[yellow]budget not met[/]: {'; '.join(report.violations)}. The best model found was written anyway.")
     for role, path in report.outputs.items():
