@@ -21,21 +21,16 @@ method before timing).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+import numba
 import numpy as np
+from _common import benchmark_parser
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numba  # noqa: E402
-
-from edge_reid.matching.topk import topk_cosine  # noqa: E402
+from edge_reid.matching.topk import topk_cosine
 
 try:
     import faiss  # type: ignore[import-not-found]
@@ -157,7 +152,7 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, video=False)
     parser.add_argument("--n", type=int, help="gallery rows (default: table over 10k, 100k, 1M)")
     parser.add_argument("--dim", type=int, default=None, help="embedding size D (table: 256, 512)")
     parser.add_argument("--queries", type=int, default=None, help="queries Q (table: 1, 8, 32)")

@@ -8,13 +8,11 @@ and how much is the rest of the loop (preprocessing, normalisation, bookkeeping)
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import benchmark_parser, real_crops
 
-from edge_reid.bench import BenchConfig, crops_from_video, default_video, match_queries, run_bench  # noqa: E402
+from edge_reid.bench import BenchConfig, match_queries, run_bench
 
 
 def no_matching(gallery, queries) -> None:
@@ -23,16 +21,12 @@ def no_matching(gallery, queries) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, crops=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi", file=sys.stderr)
-        return 2
-    pool = crops_from_video(video, 256)
+    pool = real_crops(args)
     config = BenchConfig(batches=(args.batch,), seconds=args.seconds, preprocess=False)
     for repeat in range(1, args.repeats + 1):
         for name, matcher in (("Gallery.match (10k)", match_queries), ("no matching", no_matching)):

@@ -15,33 +15,27 @@ medians of each setting.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import benchmark_parser, real_crops
 
-from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
-from edge_reid.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from edge_reid.bench import BenchConfig, crops_from_video, default_video, match_queries, measure_batch, synthetic_gallery  # noqa: E402
-from edge_reid.embedder import Embedder  # noqa: E402
-from edge_reid.spec import load_spec  # noqa: E402
+from edge_reid.assets import DEFAULT_REID_MODEL
+from edge_reid.backends.onnxruntime import OnnxRuntimeBackend
+from edge_reid.bench import BenchConfig, match_queries, measure_batch, synthetic_gallery
+from edge_reid.embedder import Embedder
+from edge_reid.spec import load_spec
 
 SETTINGS = (("spin after run (ORT default)", False), ("stop spinning (edge-reid)", True))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, crops=256)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi (or EDGE_REID_SHARED)", file=sys.stderr)
-        return 2
-    pool = crops_from_video(video, 256)
+    pool = real_crops(args)
     config = BenchConfig(batches=(args.batch,), seconds=args.seconds, preprocess=False)
     spec = load_spec(DEFAULT_REID_MODEL)
     embedders = {

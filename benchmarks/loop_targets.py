@@ -17,16 +17,15 @@ Other programs on the machine move absolute numbers; ratios are measured side by
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import benchmark_parser, real_crops, video_path
 
-from edge_reid.bench import BenchConfig, crops_from_video, default_video, environment, run_bench  # noqa: E402
+from edge_reid.bench import BenchConfig, environment, run_bench
 
 TARGET_EFFICIENCY = 0.85
 TARGET_PREPROCESS = 3000.0
@@ -54,20 +53,16 @@ def run_stage_shares(video: Path, max_frames: int | None) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, crops=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per measurement")
-    parser.add_argument("--max-crops", type=int, default=256)
-    parser.add_argument("--run", action="store_true", help="also run the whole pipeline on vtest.avi for stage shares")
-    parser.add_argument("--max-frames", type=int, default=None, help="frames of vtest.avi for --run (default: all 795)")
+    parser.add_argument("--run", action="store_true", help="also run the whole pipeline on the video for stage shares")
+    parser.add_argument("--max-frames", type=int, default=None, help="frames of the video for --run (default: all)")
     parser.add_argument("--json", type=Path, default=None, help="write every repeat and the medians here")
     args = parser.parse_args()
 
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi (or EDGE_REID_SHARED)", file=sys.stderr)
-        return 2
-    pool = crops_from_video(video, args.max_crops)
+    video = video_path(args)
+    pool = real_crops(args)
     config = BenchConfig(batches=(BATCH,), seconds=args.seconds)
     rows = []
     print(f"{'repeat':>6} {'model img/s':>12} {'loop img/s':>11} {'efficiency':>10} {'plain eff.':>10} {'pre ms':>7} {'embed ms':>9} "

@@ -11,30 +11,23 @@ Steps: ``model`` (infer only), ``preprocess+model``, ``model+match`` and ``prepr
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import benchmark_parser, real_crops
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edge_reid.bench import crops_from_video, default_video, match_queries, synthetic_gallery  # noqa: E402
-from edge_reid.embedder import Embedder  # noqa: E402
+from edge_reid.bench import match_queries, synthetic_gallery
+from edge_reid.embedder import Embedder
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, crops=256)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=4, help="steps of each kind per round")
     args = parser.parse_args()
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi", file=sys.stderr)
-        return 2
-    pool = crops_from_video(video, 256)
+    pool = real_crops(args)
     batches = pool.batches(32)
     embedder = Embedder(max_batch=32)
     backend = embedder.backend

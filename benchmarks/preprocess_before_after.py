@@ -8,7 +8,6 @@ before/after table in docs/benchmarks.md:
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import subprocess
 import sys
@@ -17,13 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import REPO, benchmark_parser, real_crops
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from edge_reid.bench import crops_from_video, default_video  # noqa: E402
-from edge_reid.preprocess import CropPreprocessor, reference_preprocess  # noqa: E402
-from edge_reid.spec import BUILTIN_SPECS  # noqa: E402
+from edge_reid.preprocess import CropPreprocessor, reference_preprocess
+from edge_reid.spec import BUILTIN_SPECS
 
 
 def load_old_module(commit: str):
@@ -40,17 +36,12 @@ def load_old_module(commit: str):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, crops=256)
     parser.add_argument("--old-commit", default="d265f3c")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--crops", type=int, default=256)
     args = parser.parse_args()
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi", file=sys.stderr)
-        return 2
     spec = BUILTIN_SPECS["osnet"]
-    batches = crops_from_video(video, args.crops).batches(32)
+    batches = real_crops(args).batches(32)
     old = load_old_module(args.old_commit).CropPreprocessor(spec, 32)
     new = CropPreprocessor(spec, 32)
     out = np.zeros((32, 3, spec.height, spec.width), np.float32)

@@ -8,18 +8,16 @@ ms per frame of each stage. For docs/benchmarks.md:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import benchmark_parser, video_path
 
-from edge_reid.cpu import threads_per_model  # noqa: E402
-from edge_reid.bench import default_video  # noqa: E402
-from edge_reid.detector import PersonDetector  # noqa: E402
-from edge_reid.embedder import Embedder  # noqa: E402
-from edge_reid.pipeline import Pipeline  # noqa: E402
+from edge_reid.cpu import threads_per_model
+from edge_reid.detector import PersonDetector
+from edge_reid.embedder import Embedder
+from edge_reid.pipeline import Pipeline
 
 MODES = {
     # name: (threads per model, prefetch)
@@ -37,14 +35,11 @@ def run_once(video: Path, frames: int, threads: int | None, prefetch: int) -> tu
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi", file=sys.stderr)
-        return 2
+    video = video_path(args)
     for repeat in range(1, args.repeats + 1):
         for name, (threads, prefetch) in MODES.items():
             fps, stage_ms = run_once(video, args.frames, threads, prefetch)

@@ -5,7 +5,10 @@ Public API (shapes and units in each docstring):
 - :class:`Embedder`: person crops or frame + boxes -> (N, D) float32 L2-normalised embeddings.
 - :class:`PersonDetector`: BGR frame -> :class:`Detections` (boxes in pixels, scores).
 - :class:`Gallery`: identities matched by cosine similarity, one-to-one per frame.
-- :class:`Pipeline`: frames -> :class:`FrameResult` per frame (detect, embed, match).
+- :class:`Pipeline`: frames -> :class:`FrameResult` per frame (detect, track, embed what needs it, identify).
+- :class:`Tracker` / :class:`TrackerConfig`: motion + appearance tracking of your own detections.
+- :class:`Runner` / :class:`GallerySaving`: a pipeline over a whole source into sinks, with Ctrl-C,
+  gallery saving and a :class:`RunSummary` (what ``edge-reid run`` does).
 - :class:`EmbeddingLoop`: batches of crops -> embeddings matched by your function, the next
   batch embedded while this one is matched.
 - :func:`load_spec` / :class:`ModelSpec`: what a ReID model expects.
@@ -34,12 +37,18 @@ _EXPORTS = {
     "Frame": "edge_reid.sources",
     "FrameResult": "edge_reid.pipeline",
     "Gallery": "edge_reid.matching",
+    "GallerySaving": "edge_reid.runner",
+    "Identities": "edge_reid.identities",
     "LoopResult": "edge_reid.embedding_loop",
     "MatchResult": "edge_reid.matching",
     "ModelSpec": "edge_reid.spec",
     "Person": "edge_reid.pipeline",
     "PersonDetector": "edge_reid.detector",
     "Pipeline": "edge_reid.pipeline",
+    "RunSummary": "edge_reid.summary",
+    "Runner": "edge_reid.runner",
+    "Tracker": "edge_reid.tracking.tracker",
+    "TrackerConfig": "edge_reid.tracking.config",
     "load_spec": "edge_reid.spec",
     "open_source": "edge_reid.sources",
 }

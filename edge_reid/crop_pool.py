@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_reid.data.market1501 import SkippedFile
+from edge_reid.data.images import SkippedFile
 
 
 @dataclass

@@ -10,6 +10,7 @@ import numpy as np
 from edge_reid.detections import sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.errors import OutputPathError
+from edge_reid.preprocess import crop_box
 from edge_reid.sources import open_source
 
 
@@ -49,8 +50,8 @@ def cut_person_crops(
         if frame.index % every_n_frames:
             continue
         boxes, keep = sanitize_boxes(detector.detect(frame.image).boxes, *frame.image.shape[:2], min_box_height)
-        for x1, y1, x2, y2 in boxes[keep]:
-            crops.append(frame.image[int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))].copy())
+        for box in boxes[keep]:
+            crops.append(crop_box(frame.image, box).copy())
             if len(crops) >= max_crops:
                 source.stop()
                 break

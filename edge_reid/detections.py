@@ -14,13 +14,22 @@ class Detections:
     Attributes:
         boxes: (N, 4) float32, x1, y1, x2, y2 in pixels of the frame, x2 > x1, y2 > y1.
         scores: (N,) float32 detector confidence in [0, 1].
+        track_ids: (N,) int64 id of the track each box belongs to, or None before tracking
+            (:meth:`edge_reid.tracking.Tracker.update` returns detections with it set).
     """
 
     boxes: np.ndarray
     scores: np.ndarray
+    track_ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
+
+    def __getitem__(self, index) -> "Detections":
+        """The detections selected by a boolean mask, an index array or a slice (a new object)."""
+        return Detections(
+            self.boxes[index], self.scores[index], None if self.track_ids is None else self.track_ids[index]
+        )
 
     @staticmethod
     def empty() -> "Detections":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +15,7 @@ from edge_reid.batching import plan_sub_batches
 from edge_reid.cpu import usable_cpu_count
 from edge_reid.errors import ModelError
 from edge_reid.preprocess import CropPreprocessor
-from edge_reid.spec import ModelSpec, file_sha256, load_spec
+from edge_reid.spec import ModelSpec, legacy_model_id, load_spec, model_id
 
 #: Most threads preprocessing one batch: more gain nothing measurable for batches of <= 32 crops.
 MAX_PREPROCESS_THREADS = 4
@@ -115,10 +114,17 @@ class Embedder:
 
     @property
     def model_id(self) -> str:
-        """sha256 hex of the ONNX file's digest and the spec: embeddings are comparable only under one model_id."""
+        """The model's identity (:func:`edge_reid.spec.model_id`: its bytes and spec, not its file name);
+        embeddings are comparable only under one model_id."""
         if self._model_id is None:
-            self._model_id = hashlib.sha256((file_sha256(self.model_path) + self.spec.fingerprint()).encode()).hexdigest()
+            self._model_id = model_id(self.model_path, self.spec)
         return self._model_id
+
+    @property
+    def earlier_model_ids(self) -> tuple[str, ...]:
+        """Ids older edge-reid versions gave this same model (:func:`edge_reid.spec.legacy_model_id`):
+        galleries saved under them are still this model's (``Gallery.open(..., earlier_model_ids=...)``)."""
+        return (legacy_model_id(self.model_path, self.spec),)
 
     def _check_model(self) -> None:
         """One real inference of one mid-grey crop: output (1, D) and finite, else a ModelError naming the file."""

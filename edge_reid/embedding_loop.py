@@ -6,14 +6,12 @@ embeds batch ``i + 1`` (preprocessing, model, normalisation: one
 :meth:`Embedder.embed_crops <edge_reid.embedder.Embedder.embed_crops>` call) on a
 worker thread while the caller's thread matches batch ``i``: software pipelining
 with one batch in flight, the double-buffering scheme of GPU inference servers.
-It is meant for a GPU (TensorRT), where the CPU is idle while the engine runs
-(not yet measured: no GPU was available). On a CPU the model and the matcher
-share the cores, so the gain is small: 2 cores, bundled OSNet on ONNX Runtime,
-batch 32, 10k identities (``benchmarks/loop_targets.py``, docs/benchmarks.md),
-median loop throughput 0.888 of the model alone overlapped vs 0.871 one step
-after the other. At batch 1 on a CPU the hand-off to the worker thread costs more
-than it hides (0.58 vs 0.62-0.64): there, call ``Embedder.embed_crops`` and match
-in turn.
+It is meant for a model that runs on a device leaving the CPU free (a GPU with
+TensorRT), where matching can hide behind the model. On a CPU the model and the
+matcher share the cores, so the gain is small, and for batches of one crop the
+hand-off to the worker thread costs more than it hides: there, call
+``Embedder.embed_crops`` and match in turn. Measurements and their commands:
+docs/benchmarks.md (``edge-reid bench``, ``benchmarks/loop_targets.py``).
 
 Results are exactly those of the plain loop, in the same order: the embedder is
 used by the worker thread only, ``match`` is called on the caller's thread in batch

@@ -1,4 +1,4 @@
-"""Errors that edge-reid raises for bad input.
+"""Errors (and warnings) that edge-reid raises for bad input.
 
 Every error a user can cause (a missing file, a model of the wrong shape, an
 unwritable path) is an :class:`EdgeReidError`. The CLI prints its message on one
@@ -36,3 +36,10 @@ class DataError(EdgeReidError):
 
 class MissingDependencyError(EdgeReidError):
     """An optional package a feature needs (e.g. ``trackeval`` for ``eval-mot``) is not installed."""
+
+
+class ModelSpecWarning(UserWarning):
+    """A model runs on an assumed spec (no built-in spec matches its name, no sidecar JSON).
+
+    The CLI prints it as one ``edge-reid: warning:`` line.
+    """

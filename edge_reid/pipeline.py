@@ -1,100 +1,132 @@
-"""The main loop: frame -> person detector -> crops -> one batched embedding call -> gallery -> identities."""
+"""The main loop: frame -> person detector -> tracker -> embeddings of the crops that need one -> identities.
+
+Data flows one way: :class:`~edge_reid.detections.Detections` from the detector (or the
+caller), tracked by :class:`~edge_reid.tracking.Tracker` (motion first, appearance where
+it decides), embedded only where :func:`~edge_reid.tracking.plan_embeddings` says so,
+identified by :class:`~edge_reid.identities.TrackIdentities` against the
+:class:`~edge_reid.matching.Gallery`, and returned as a :class:`FrameResult` built from
+those three results.
+"""
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
 from edge_reid.cpu import threads_per_model
+from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
+from edge_reid.identities import Identities, TrackIdentities
 from edge_reid.matching.gallery import Gallery
 from edge_reid.sources import Frame, FrameSource, open_source
 from edge_reid.timing import StageTimer
-
+from edge_reid.tracking import Tracker, TrackerConfig, plan_embeddings
 
 @dataclass(frozen=True)
 class Person:
-    """One detected person with an identity.
+    """One tracked person with an identity.
 
     Attributes:
-        bbox: (x1, y1, x2, y2) in pixels of the frame.
-        score: detector confidence in [0, 1].
-        identity_id: gallery identity id (>= 1).
-        similarity: best cosine similarity in [-1, 1] to the identity's stored embeddings; 0 for a new identity.
-        is_new: True when this detection created the identity.
+        bbox: (x1, y1, x2, y2) in pixels of the frame (the track's filtered box).
+        score: detector confidence in [0, 1] of the matched detection.
+        track_id: the tracker's id (>= 1); a person keeps it while followed without a break.
+        identity_id: gallery identity id (>= 1), kept across breaks and runs; -1 while unknown.
+        name: the identity's enrolled name, or None.
+        similarity: cosine similarity in [-1, 1] of the track to its identity when it was
+            matched; 0 when the track created the identity.
+        is_new: True in the frame where this track created its identity.
+        state: ``"new"`` (first frame reported), ``"tracked"``, or ``"refound"`` (back after being lost).
     """
 
     bbox: tuple[float, float, float, float]
     score: float
+    track_id: int
     identity_id: int
+    name: str | None
     similarity: float
     is_new: bool
+    state: str
 
 
 @dataclass(frozen=True)
 class FrameResult:
-    """Identities found in one frame.
+    """What one frame shows: tracked people and their identities.
 
     Attributes:
         frame_index: 0-based index of the frame in its source.
         timestamp_s: time of the frame in seconds.
         image: (H, W, 3) uint8 BGR frame (not copied: do not keep it past the next frame of a live source
             if you modify it).
-        boxes: (N, 4) float32 x1, y1, x2, y2 pixels, clipped to the frame.
-        scores: (N,) float32 detector confidence.
-        identity_ids: (N,) int64 identity ids (>= 1).
-        similarities: (N,) float32 best cosine similarity to the matched identity's embeddings (0 for new identities).
-        is_new: (N,) bool.
+        tracked: the people of confirmed tracks seen in this frame: boxes (N, 4) float32 x1, y1, x2, y2
+            pixels, clipped to the frame; scores (N,); track_ids (N,) int64.
+        identities: :class:`~edge_reid.identities.Identities`, row i for person i of ``tracked``.
+        states: N track states, ``"new"``, ``"tracked"`` or ``"refound"``.
+        detections: people the detector found (or the caller gave) in this frame, before tracking.
+        embedded: crops embedded by the ReID model in this frame.
         skipped_boxes: boxes dropped as empty, outside the frame or too small.
     """
 
     frame_index: int
     timestamp_s: float
     image: np.ndarray
-    boxes: np.ndarray
-    scores: np.ndarray
-    identity_ids: np.ndarray
-    similarities: np.ndarray
-    is_new: np.ndarray
+    tracked: Detections
+    identities: Identities
+    states: tuple[str, ...]
+    detections: int = 0
+    embedded: int = 0
     skipped_boxes: int = 0
 
     def __len__(self) -> int:
-        return int(self.boxes.shape[0])
+        return len(self.tracked)
 
     @property
     def people(self) -> list[Person]:
-        """The detections as :class:`Person` objects."""
+        """The tracked people as :class:`Person` objects."""
+        ids = self.identities
         return [
-            Person(tuple(float(v) for v in box), float(score), int(identity), float(sim), bool(new))
-            for box, score, identity, sim, new in zip(self.boxes, self.scores, self.identity_ids, self.similarities, self.is_new)
+            Person(tuple(float(v) for v in box), float(score), int(track), int(identity), name, float(sim), bool(new), state)
+            for box, score, track, identity, name, sim, new, state in zip(
+                self.tracked.boxes, self.tracked.scores, self.tracked.track_ids, ids.identity_ids, ids.names,
+                ids.similarities, ids.is_new, self.states,
+            )
         ]
 
 
+def _state(track) -> str:
+    if track.confirmed_now:
+        return "new"
+    return "refound" if track.refound else "tracked"
+
+
 class Pipeline:
-    """Re-identifies people frame by frame; usable without the CLI.
+    """Tracks and re-identifies people frame by frame; usable without the CLI.
 
     Args:
         embedder: the ReID :class:`Embedder` (default: bundled OSNet on ONNX Runtime,
             :func:`~edge_reid.cpu.threads_per_model` threads).
-        detector: a :class:`PersonDetector` (default: bundled YOLOX-Nano); ignored when
-            ``use_detector`` is False, for callers that always pass their own boxes.
+        detector: a :class:`PersonDetector` (default: bundled YOLOX-Nano reporting scores down to the
+            tracker's ``low_score``); not used when ``use_detector`` is False.
         gallery: the identity :class:`Gallery` (default: a new one with ``threshold``,
             tagged with the embedder's model id so that it can be saved and reloaded).
-        threshold: cosine similarity in [-1, 1] for a new gallery's matching.
+        threshold: cosine similarity in [-1, 1] for a new gallery: a re-found person whose
+            motion supports the match takes a lost identity at or above it.
         min_box_height: caller-supplied boxes shorter than this (pixels) are skipped.
         use_detector: False for a pipeline without a detector (boxes come with each frame).
+        tracker: the :class:`~edge_reid.tracking.Tracker` (default: ``Tracker()``, published defaults).
+        reid_threshold: cosine similarity for a new track to take an identity without motion
+            support (someone who left and came back, an enrolled person).
+        refresh_s: seconds between two embeddings of a person followed without doubt.
 
     Example:
         >>> pipeline = Pipeline()                                  # doctest: +SKIP
         >>> for result in pipeline.run("video.mp4"):               # doctest: +SKIP
-        ...     print(result.frame_index, result.identity_ids)
+        ...     print(result.frame_index, [p.identity_id for p in result.people])
     """
 
     def __init__(
@@ -102,17 +134,31 @@ class Pipeline:
         embedder: Embedder | None = None,
         detector: PersonDetector | None = None,
         gallery: Gallery | None = None,
-        threshold: float = 0.6,
+        threshold: float = THRESHOLD,
         min_box_height: float = 0.0,
         use_detector: bool = True,
+        tracker: Tracker | None = None,
+        reid_threshold: float = REID_THRESHOLD,
+        refresh_s: float = REFRESH_S,
     ) -> None:
+        if not refresh_s > 0:
+            raise ValueError(f"refresh_s must be > 0 seconds, got {refresh_s}")
         self.embedder = embedder or Embedder(threads=threads_per_model())
-        self.detector = detector if detector is not None or not use_detector else PersonDetector(threads=threads_per_model())
+        self.tracker = tracker if tracker is not None else Tracker(TrackerConfig())
+        if not use_detector:
+            self.detector = None
+        elif detector is not None:
+            self.detector = detector
+        else:
+            self.detector = PersonDetector(score_threshold=self.tracker.config.low_score, threads=threads_per_model())
         self.gallery = gallery if gallery is not None else Gallery(
             self.embedder.dim, threshold=threshold, model_id=self.embedder.model_id, model_name=self.embedder.model_path.name
         )
+        self.identities = TrackIdentities(self.gallery, reid_threshold=reid_threshold)
         self.min_box_height = float(min_box_height)
+        self.refresh_s = float(refresh_s)
         self.timer = StageTimer()
+        self.embeddings_total = 0
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
 
     def _embedding_buffer(self, count: int) -> np.ndarray:
@@ -127,39 +173,54 @@ class Pipeline:
         frame_index: int = 0,
         detections: Detections | None = None,
     ) -> FrameResult:
-        """Re-identify the people of one frame.
+        """Track and re-identify the people of one frame.
 
         Args:
             image: (H, W, 3) uint8 BGR frame.
-            timestamp_s: time of the frame, seconds.
+            timestamp_s: time of the frame, seconds (frames must come in time order; a
+                repeated or earlier time counts as no time passing).
             frame_index: index of the frame (carried into the result).
-            detections: boxes from the caller's own detector (pixels, x1, y1, x2, y2);
+            detections: boxes from the caller's own detector (pixels, x1, y1, x2, y2, with
+                scores: below the tracker's ``high_score`` a box only extends a track);
                 None runs this pipeline's detector. Boxes are clipped to the frame;
                 empty, outside or too-small ones are skipped and counted.
 
         Raises:
-            ValueError: no detections given and the pipeline has no detector.
+            ValueError: no detections given and the pipeline has no detector; NaN/Inf boxes or scores.
             ModelError: the ReID model returned NaN/Inf.
         """
         timer = self.timer
         if detections is None:
             if self.detector is None:
                 raise ValueError("this Pipeline has no detector: pass detections=Detections.from_boxes(...)")
-            start = time.perf_counter()
-            detections = self.detector.detect(image)
-            timer.add("detect", time.perf_counter() - start)
+            with timer.measure("detect"):
+                detections = self.detector.detect(image)
+        scores = np.asarray(detections.scores, np.float32).reshape(-1)
+        if not np.isfinite(detections.boxes).all() or not np.isfinite(scores).all():
+            raise ValueError("detections contain NaN or infinite boxes or scores: check the detector's output")
         boxes, keep = sanitize_boxes(detections.boxes, image.shape[0], image.shape[1], self.min_box_height)
-        skipped = int((~keep).sum())
-        boxes, scores = boxes[keep], detections.scores[keep]
-        embeddings = self.embedder.embed_boxes(image, boxes, out=self._embedding_buffer(len(boxes)))
-        timer.add("preprocess", self.embedder.last_seconds["preprocess"])
-        timer.add("embed", self.embedder.last_seconds["embed"])
-        start = time.perf_counter()
-        match = self.gallery.match(embeddings)  # gallery times are wall-clock (they outlive this run)
-        timer.add("match", time.perf_counter() - start)
+        found = Detections(boxes[keep], scores[keep])
+        with timer.measure("track"):
+            wanted = plan_embeddings(self.tracker, found, timestamp_s, self.refresh_s, image)
+        count = int(wanted.sum())
+        embeddings = np.zeros((len(found), self.embedder.dim), np.float32)
+        if count:
+            embeddings[wanted] = self.embedder.embed_boxes(image, found.boxes[wanted], out=self._embedding_buffer(count))
+            timer.add("preprocess", self.embedder.last_seconds["preprocess"])
+            timer.add("embed", self.embedder.last_seconds["embed"])
+        self.embeddings_total += count
+        with timer.measure("track"):
+            tracked = self.tracker.update(found, embeddings, timestamp_s, embedded=wanted, image=image)
+        with timer.measure("match"):  # gallery times are wall-clock (they outlive this run)
+            identities = self.identities.update(self.tracker, tracked)
+        tracks = [self.tracker.get(int(t)) for t in tracked.track_ids]
+        filtered = tracked.boxes.copy()
+        filtered[:, 0::2] = np.clip(filtered[:, 0::2], 0.0, float(image.shape[1]))
+        filtered[:, 1::2] = np.clip(filtered[:, 1::2], 0.0, float(image.shape[0]))
         timer.frames += 1
         return FrameResult(
-            frame_index, timestamp_s, image, boxes, scores, match.identity_ids, match.similarities, match.is_new, skipped
+            frame_index, timestamp_s, image, Detections(filtered, tracked.scores, tracked.track_ids), identities,
+            tuple(_state(t) for t in tracks), detections=len(found), embedded=count, skipped_boxes=int((~keep).sum()),
         )
 
     def run(
@@ -191,16 +252,14 @@ class Pipeline:
         iterator = iter(frames)
         produced = 0
         while max_frames is None or produced < max_frames:
-            start = time.perf_counter()
-            frame = next(iterator, None)
-            self.timer.add("decode", time.perf_counter() - start)
+            with self.timer.measure("decode"):
+                frame = next(iterator, None)
             if frame is None:
                 return
             detections = None
             if self.detector is not None:
-                start = time.perf_counter()
-                detections = self.detector.detect(frame.image)
-                self.timer.add("detect", time.perf_counter() - start)
+                with self.timer.measure("detect"):
+                    detections = self.detector.detect(frame.image)
             yield frame, detections
             produced += 1
 

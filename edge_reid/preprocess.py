@@ -17,6 +17,7 @@ Nothing waits at a barrier but the caller, once per batch.
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
@@ -25,6 +26,40 @@ import numba
 import numpy as np
 
 from edge_reid.spec import ModelSpec
+
+
+def box_pixels(box: Sequence[float], frame_height: int, frame_width: int) -> tuple[int, int, int, int]:
+    """The pixels a box covers: ``(left, top, right, bottom)``, right and bottom exclusive.
+
+    Every pixel the box touches is in: left and top are rounded down, right and
+    bottom up, then clipped to the frame. This is the one rule for turning a box
+    into a crop everywhere in edge-reid (``run``, ``gallery enroll``, crop pools),
+    so a person enrolled from a photo and the same person seen by ``run`` are
+    cropped to the same pixels.
+
+    Args:
+        box: x1, y1, x2, y2 in pixels (floats).
+        frame_height, frame_width: the frame's size in pixels.
+
+    Raises:
+        ValueError: the box covers no pixel of the frame.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    left, top = max(0, math.floor(x1)), max(0, math.floor(y1))
+    right, bottom = min(frame_width, math.ceil(x2)), min(frame_height, math.ceil(y2))
+    if right <= left or bottom <= top:
+        raise ValueError(f"box ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}) is empty inside a {frame_width}x{frame_height} frame")
+    return left, top, right, bottom
+
+
+def crop_box(frame: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """The crop of ``frame`` (H, W, 3) under ``box`` (x1, y1, x2, y2 pixels), as a view (see :func:`box_pixels`).
+
+    Raises:
+        ValueError: the box covers no pixel of the frame.
+    """
+    left, top, right, bottom = box_pixels(box, frame.shape[0], frame.shape[1])
+    return frame[top:bottom, left:right]
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
@@ -130,7 +165,7 @@ class CropPreprocessor:
             self._pool = None
 
     def write_boxes(self, frame: np.ndarray, boxes: np.ndarray, out: np.ndarray) -> None:
-        """Crop ``boxes`` from ``frame`` and write them, preprocessed, into ``out[:N]``.
+        """Crop ``boxes`` from ``frame`` (:func:`crop_box`) and write them, preprocessed, into ``out[:N]``.
 
         Args:
             frame: (H, W, 3) uint8 BGR image.
@@ -139,17 +174,15 @@ class CropPreprocessor:
             out: (>= N, 3, h, w) float32 C-contiguous buffer (h, w from the spec).
 
         Raises:
-            ValueError: a box is empty after rounding, N > max_batch, or ``out`` has the wrong shape.
+            ValueError: a box covers no pixel, N > max_batch, or ``out`` has the wrong shape.
         """
         self._check_out(len(boxes), out)
-        frame_h, frame_w = frame.shape[:2]
         views = []
-        for index, (x1, y1, x2, y2) in enumerate(boxes):
-            left, top = max(0, int(x1)), max(0, int(y1))
-            right, bottom = min(frame_w, int(np.ceil(x2))), min(frame_h, int(np.ceil(y2)))
-            if right <= left or bottom <= top:
-                raise ValueError(f"box {index} ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}) is empty inside a {frame_w}x{frame_h} frame")
-            views.append(frame[top:bottom, left:right])
+        for index, box in enumerate(boxes):
+            try:
+                views.append(crop_box(frame, box))
+            except ValueError as exc:
+                raise ValueError(f"box {index}: {exc}") from None
         self._write(views, out)
 
     def write_crops(self, crops: Sequence[np.ndarray], out: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""Where results go: a JSON-lines event log, an annotated video, a window, and the run summary.
+"""Where results go: a JSON-lines event log, MOTChallenge rows, an annotated video, a window.
 
 Every file sink checks its path before any work starts
 (:func:`edge_reid.output_paths.check_writable`)
@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from edge_reid.errors import OutputPathError
+from edge_reid.motchallenge import MotWriter
 from edge_reid.output_paths import check_writable
-from edge_reid.pipeline import FrameResult
+from edge_reid.pipeline import FrameResult, Person
 
 
 def identity_color(identity_id: int) -> tuple[int, int, int]:
@@ -27,25 +28,73 @@ def identity_color(identity_id: int) -> tuple[int, int, int]:
     return int(b), int(g), int(r)
 
 
+def person_label(person: Person) -> str:
+    """The text drawn for a person: ``#identity name`` (``track N`` while it has no identity)."""
+    if person.identity_id < 1:
+        return f"track {person.track_id}"
+    return f"#{person.identity_id}" + (f" {person.name}" if person.name else "")
+
+
+def place_labels(boxes: list[tuple[int, int, int, int]], sizes: list[tuple[int, int]], width: int, height: int) -> list[tuple[int, int]]:
+    """Top-left corners for labels that do not cover each other.
+
+    Each label goes just above its box if that spot is free, else just below it, else
+    as close above as it fits without touching a label already placed (labels are
+    placed in order; all stay inside the image).
+
+    Args:
+        boxes: per person, x1, y1, x2, y2 pixels.
+        sizes: per label, (width, height) pixels.
+        width: image width, pixels.
+        height: image height, pixels.
+
+    Returns:
+        Per label, its (x, y) top-left corner.
+    """
+    placed: list[tuple[int, int, int, int]] = []
+    corners = []
+
+    def free(x: int, y: int, w: int, h: int) -> bool:
+        return all(x + w <= a or a + c <= x or y + h <= b or b + d <= y for a, b, c, d in placed)
+
+    for (x1, y1, x2, y2), (w, h) in zip(boxes, sizes):
+        x = int(min(max(0, x1), max(0, width - w)))
+        tries = [y1 - h, y2] + [y1 - h - step * h for step in range(1, 8)] + [y2 + step * h for step in range(1, 8)]
+        spot = next((y for y in tries if 0 <= y <= height - h and free(x, y, w, h)), None)
+        if spot is None:
+            spot = int(min(max(0, y1 - h), max(0, height - h)))
+        placed.append((x, spot, w, h))
+        corners.append((x, spot))
+    return corners
+
+
 def draw_result(image: np.ndarray, result: FrameResult) -> np.ndarray:
-    """Draw boxes and identity labels (``#id sim``) onto ``image`` in place; returns it."""
-    for box, identity, similarity, is_new in zip(result.boxes, result.identity_ids, result.similarities, result.is_new):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        color = identity_color(int(identity))
-        cv2.rectangle(image, (x1, y1), (x2, y2), color, 2)
-        label = f"#{identity}" + (" new" if is_new else f" {similarity:.2f}")
+    """Draw each person's box and a label (``#identity name``) onto ``image`` in place; returns it.
+
+    Labels never cover each other (:func:`place_labels`).
+    """
+    people = result.people
+    boxes = [tuple(int(round(v)) for v in person.bbox) for person in people]
+    labels = [person_label(person) for person in people]
+    sizes = []
+    for label in labels:
         (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
-        top = max(0, y1 - text_h - baseline - 2)
-        cv2.rectangle(image, (x1, top), (x1 + text_w + 2, top + text_h + baseline + 2), color, -1)
-        cv2.putText(image, label, (x1 + 1, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        sizes.append((text_w + 2, text_h + baseline + 2))
+    for person, (x1, y1, x2, y2) in zip(people, boxes):
+        cv2.rectangle(image, (x1, y1), (x2, y2), identity_color(max(person.identity_id, 0)), 2)
+    for person, label, (w, h), (x, y) in zip(people, labels, sizes, place_labels(boxes, sizes, image.shape[1], image.shape[0])):
+        color = identity_color(max(person.identity_id, 0))
+        cv2.rectangle(image, (x, y), (x + w, y + h), color, -1)
+        cv2.putText(image, label, (x + 1, y + h - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return image
 
 
 class EventsSink:
-    """Writes one JSON object per detection to a ``.jsonl`` file.
+    """Writes one JSON object per tracked person and frame to a ``.jsonl`` file.
 
     Each line: ``{"frame": int, "timestamp_s": float, "bbox": [x1, y1, x2, y2] (pixels),
-    "score": float, "identity": int, "similarity": float, "new": bool}``.
+    "score": float, "track_id": int, "identity": int, "name": str or null, "similarity": float,
+    "new": bool, "state": "new" | "tracked" | "refound"}`` (see :class:`~edge_reid.pipeline.Person`).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -54,16 +103,19 @@ class EventsSink:
         self.count = 0
 
     def write(self, result: FrameResult) -> None:
-        """Append the detections of one frame."""
+        """Append the people of one frame."""
         for person in result.people:
             record = {
                 "frame": result.frame_index,
                 "timestamp_s": round(result.timestamp_s, 4),
                 "bbox": [round(v, 1) for v in person.bbox],
                 "score": round(person.score, 4),
+                "track_id": person.track_id,
                 "identity": person.identity_id,
+                "name": person.name,
                 "similarity": round(person.similarity, 4),
                 "new": person.is_new,
+                "state": person.state,
             }
             self._file.write(json.dumps(record) + "\n")
             self.count += 1
@@ -74,6 +126,34 @@ class EventsSink:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
+
+
+class MotSink:
+    """Writes MOTChallenge rows (``frame, id, left, top, width, height, score, -1, -1, -1``, frame 1-based).
+
+    The id is the person's identity (the same person keeps it across tracks and runs), so
+    any MOT tool (``edge-reid eval-mot``, TrackEval) scores the identities users see.
+    People without an identity yet (no embedding so far) are not written.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = check_writable(path, "MOT results")
+        self._writer = MotWriter(self.path)
+
+    @property
+    def rows(self) -> int:
+        """Rows written so far."""
+        return self._writer.rows
+
+    def write(self, result: FrameResult) -> None:
+        """Append the identified people of one frame."""
+        known = result.identities.identity_ids >= 1
+        self._writer.write_frame(result.frame_index, result.identities.identity_ids[known], result.tracked.boxes[known],
+                                 result.tracked.scores[known])
+
+    def close(self) -> None:
+        """Flush and close (idempotent)."""
+        self._writer.close()
 
 
 class VideoSink:

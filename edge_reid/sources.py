@@ -1,9 +1,25 @@
 """Frame sources: video files, cameras, network streams, GStreamer pipelines and image folders.
 
 :func:`open_source` turns what the user typed into a :class:`FrameSource`, an
-iterator of :class:`Frame`. Corrupt frames are skipped and counted; a live
-source (camera, stream, pipeline) that stops delivering is reopened with
-exponential backoff for a bounded time, then the iteration ends cleanly.
+iterator of :class:`Frame`. What a source does with bad input:
+
+- A video file: a frame that cannot be decoded is skipped and counted
+  (``stats.corrupt_frames``). When the file's data ends before the frame count
+  its header declares (a truncated copy, a recording still being written), the
+  iteration ends there and ``stats.end_message`` says so
+  (``ended at frame 399 of 795: file truncated?``). The corrupt-frame limit:
+  :data:`MAX_CONSECUTIVE_CORRUPT` undecodable frames in a row also end the file,
+  as damaged beyond use, with its own message.
+- An image folder: images are read in name order with
+  :func:`edge_reid.data.images.read_image`; an empty, truncated or undecodable
+  image is skipped, counted, and named in ``stats.skipped_files``. Each
+  :class:`Frame` carries its file name.
+- A camera, stream or pipeline that stops delivering is reopened with
+  exponential backoff for a bounded time, then the iteration ends cleanly.
+
+A file or folder can be played ``repeat`` times in a row (or forever), e.g.
+for a soak test: frame indices keep counting and timestamps keep increasing
+across passes.
 """
 
 from __future__ import annotations
@@ -16,10 +32,20 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from edge_reid.data.images import IMAGE_SUFFIXES, SkippedFile, UnreadableImageError, list_images, read_image
 from edge_reid.errors import SourceError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+#: Undecodable frames in a row after which a video file is given up as damaged (the corrupt-frame
+#: limit; 5 s of video at 10 fps, 2 s at 25 fps). A file whose data simply ends is recognised before
+#: this: seeking past its end fails, and the file ends there with ``end_reason == "truncated"``.
+MAX_CONSECUTIVE_CORRUPT = 50
+
+#: Frames a file may end short of its header's count without being reported as truncated: containers
+#: that store a duration instead of a count give an estimate (duration x fps) that rounding can put
+#: a frame or two too high.
+FRAME_COUNT_SLACK = 2
 
 
 @dataclass(frozen=True)
@@ -27,15 +53,19 @@ class Frame:
     """One frame of a source.
 
     Attributes:
-        index: 0-based index among the frames delivered (corrupt ones not counted).
+        index: 0-based index among the frames delivered (corrupt ones not counted);
+            keeps counting across the passes of a repeated source.
         timestamp_s: seconds since the start: from the container's clock for
-            files, wall-clock since opening for live sources, ``index / fps`` for folders.
+            files, wall-clock since opening for live sources, ``index / fps`` for
+            folders; keeps increasing across the passes of a repeated source.
         image: (H, W, 3) uint8 BGR.
+        name: the image's file name for image-folder sources (``"img_0042.jpg"``), else None.
     """
 
     index: int
     timestamp_s: float
     image: np.ndarray
+    name: str | None = None
 
 
 @dataclass
@@ -44,16 +74,62 @@ class SourceStats:
 
     Attributes:
         frames: frames delivered.
-        corrupt_frames: frames or images that could not be decoded and were skipped.
+        corrupt_frames: frames or images that could not be decoded and were skipped
+            (every pass of a repeated source counts).
+        skipped_files: image-folder sources: each skipped image once, with the reason.
         reconnects: successful reopenings of a live source after it stopped.
         gave_up: True when a live source stayed down past the reconnect timeout.
+        declared_frames: frames the video file's header declares, or images listed
+            in a folder (one pass); None for live sources and files that declare none.
+        ended_at_frame: frame position (0-based, in the file) where a video file's
+            data ended early, or where the corrupt-frame limit ended it; None when it
+            ended normally.
+        end_reason: why it ended early: ``"truncated"`` (no data past ``ended_at_frame``)
+            or ``"corrupt_limit"`` (``corrupt_limit`` undecodable frames in a row); None
+            when it ended normally.
+        corrupt_limit: undecodable frames in a row that end a video file
+            (:data:`MAX_CONSECUTIVE_CORRUPT` unless the source was given another).
+        passes: complete passes over a file or folder (see ``repeat`` in :func:`open_source`).
     """
 
     frames: int = 0
     corrupt_frames: int = 0
+    skipped_files: list[SkippedFile] = field(default_factory=list)
     reconnects: int = 0
     gave_up: bool = False
-    skipped_files: list[str] = field(default_factory=list)
+    declared_frames: int | None = None
+    ended_at_frame: int | None = None
+    end_reason: str | None = None
+    corrupt_limit: int = MAX_CONSECUTIVE_CORRUPT
+    passes: int = 0
+
+    @property
+    def end_message(self) -> str | None:
+        """One line on an early end (``"ended at frame 399 of 795: file truncated?"``), else None."""
+        if self.end_reason == "truncated":
+            return f"ended at frame {self.ended_at_frame} of {self.declared_frames}: file truncated?"
+        if self.end_reason == "corrupt_limit":
+            return (
+                f"ended at frame {self.ended_at_frame} of {self.declared_frames}: {self.corrupt_limit} "
+                "undecodable frames in a row (the corrupt-frame limit): file damaged?"
+            )
+        return None
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (skipped files as ``{"file": name, "reason": why}``)."""
+        return {
+            "frames": self.frames,
+            "corrupt_frames": self.corrupt_frames,
+            "skipped_files": [{"file": s.path.name, "reason": s.reason} for s in self.skipped_files],
+            "reconnects": self.reconnects,
+            "gave_up": self.gave_up,
+            "declared_frames": self.declared_frames,
+            "ended_at_frame": self.ended_at_frame,
+            "end_reason": self.end_reason,
+            "end_message": self.end_message,
+            "corrupt_limit": self.corrupt_limit,
+            "passes": self.passes,
+        }
 
 
 def classify_source(source: str) -> str:
@@ -97,9 +173,16 @@ class FrameSource:
     Attributes:
         kind: ``"file"``, ``"camera"``, ``"stream"``, ``"gstreamer"`` or ``"folder"``.
         name: the source as given.
-        total_frames: frame count when known (files, folders), else None.
+        total_frames: frames to expect over all passes when known (files that
+            declare a count, folders), else None (live sources, ``repeat=0``).
         fps: frames per second from the container, or None.
+        repeat: passes over a file or folder (0: until stopped).
         stats: :class:`SourceStats`, updated while iterating.
+
+    Raises:
+        SourceError: the source cannot be opened, a folder holds no image file,
+            or ``repeat`` is asked of a live source.
+        ValueError: ``repeat`` < 0.
     """
 
     def __init__(
@@ -109,23 +192,28 @@ class FrameSource:
         reconnect_timeout_s: float = 30.0,
         folder_fps: float = 1.0,
         capture_factory: Callable[[str, str], object] | None = None,
-        max_consecutive_corrupt: int = 50,
+        max_consecutive_corrupt: int = MAX_CONSECUTIVE_CORRUPT,
+        repeat: int = 1,
     ) -> None:
         self.name = str(source)
         self.kind = kind
         self.reconnect_timeout_s = float(reconnect_timeout_s)
         self.max_consecutive_corrupt = int(max_consecutive_corrupt)
-        self.stats = SourceStats()
+        self.repeat = int(repeat)
+        if self.repeat < 0:
+            raise ValueError(f"repeat must be >= 0 (0: forever), got {repeat}")
+        if self.repeat != 1 and self.live:
+            raise SourceError(f"repeat applies to video files and image folders, not to a {kind} ({self.name})")
+        self.stats = SourceStats(corrupt_limit=self.max_consecutive_corrupt)
         self._capture_factory = capture_factory or _default_capture
         self._stop = False
         self._capture = None
         self.fps: float | None = None
-        self.total_frames: int | None = None
         if kind == "folder":
-            self._files = sorted(p for p in Path(source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self._files = list_images(source)
             if not self._files:
-                raise SourceError(f"image folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))}): {source}")
-            self.total_frames = len(self._files)
+                raise SourceError(f"image folder has no images ({', '.join(IMAGE_SUFFIXES)}): {source}")
+            self.stats.declared_frames = len(self._files)
             self.fps = float(folder_fps)
         else:
             self._capture = self._open()
@@ -135,7 +223,9 @@ class FrameSource:
             self.fps = fps if 0.0 < fps < 1000.0 else None
             if kind == "file":
                 count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-                self.total_frames = count if count > 0 else None
+                self.stats.declared_frames = count if count > 0 else None
+        declared = self.stats.declared_frames
+        self.total_frames: int | None = declared * self.repeat if declared is not None and self.repeat else None
 
     @property
     def live(self) -> bool:
@@ -174,22 +264,97 @@ class FrameSource:
 
     def __iter__(self) -> Iterator[Frame]:
         try:
-            yield from (self._iter_folder() if self.kind == "folder" else self._iter_capture())
+            if self.live:
+                yield from self._iter_live()
+            else:
+                yield from self._iter_passes()
         finally:
             self.close()
 
-    def _iter_folder(self) -> Iterator[Frame]:
-        for path in self._files:
+    def _iter_passes(self) -> Iterator[Frame]:
+        """Pass after pass over a file or folder; each pass starts where the last one's clock ended."""
+        offset_s = 0.0
+        while not self._stop:
+            delivered_before = self.stats.frames
+            if self.kind == "folder":
+                duration_s = yield from self._folder_pass(first=self.stats.passes == 0)
+            else:
+                if self._capture is None:
+                    self._capture = self._open()
+                    if self._capture is None:  # the file went away between passes
+                        return
+                duration_s = yield from self._file_pass(offset_s)
+                self.close()
             if self._stop:
                 return
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
+            self.stats.passes += 1
+            offset_s += duration_s
+            if (self.repeat and self.stats.passes >= self.repeat) or self.stats.frames == delivered_before:
+                return  # done, or a pass gave nothing to repeat
+
+    def _folder_pass(self, first: bool) -> Iterator[Frame]:
+        """One pass over the folder's images; returns 0.0 (a folder's clock is the frame index / fps)."""
+        for path in self._files:
+            if self._stop:
+                return 0.0
+            try:
+                image = read_image(path)
+            except UnreadableImageError as exc:
                 self.stats.corrupt_frames += 1
-                self.stats.skipped_files.append(str(path))
+                if first:
+                    self.stats.skipped_files.append(exc.skipped())
                 continue
             index = self.stats.frames
             self.stats.frames += 1
-            yield Frame(index, index / self.fps, image)
+            yield Frame(index, index / self.fps, image, path.name)
+        return 0.0
+
+    def _file_pass(self, offset_s: float) -> Iterator[Frame]:
+        """One pass over a video file; returns its duration in seconds (for the next pass's clock)."""
+        capture = self._capture
+        declared = self.stats.declared_frames
+        consecutive_failures = 0
+        last_s = 0.0
+        delivered = 0
+        while not self._stop:
+            ok, image = capture.read()
+            if ok and image is not None and image.size:
+                consecutive_failures = 0
+                if image.ndim == 2:
+                    image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+                if self.fps:
+                    position = int(capture.get(cv2.CAP_PROP_POS_FRAMES) or 0) - 1
+                    last_s = max(position, 0) / self.fps
+                else:
+                    last_s = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+                index = self.stats.frames
+                self.stats.frames += 1
+                delivered += 1
+                yield Frame(index, offset_s + last_s, image)
+                continue
+            # A failed read before the declared end is a corrupt frame, or the end of the file's data.
+            position = int(capture.get(cv2.CAP_PROP_POS_FRAMES) or 0)
+            if declared is None or position >= declared:
+                break
+            capture.set(cv2.CAP_PROP_POS_FRAMES, position + 1)
+            if int(capture.get(cv2.CAP_PROP_POS_FRAMES) or 0) <= position:  # nothing to seek to: the data ends here
+                if declared - position > FRAME_COUNT_SLACK:
+                    self._ended_early(position, "truncated")
+                break
+            self.stats.corrupt_frames += 1
+            consecutive_failures += 1
+            if consecutive_failures >= self.stats.corrupt_limit:
+                self._ended_early(position + 1 - consecutive_failures, "corrupt_limit")
+                break
+        if self.fps:
+            interval_s = 1.0 / self.fps
+        else:  # no frame rate: the pass's mean frame interval, so the next pass's clock still moves on
+            interval_s = last_s / (delivered - 1) if delivered > 1 and last_s > 0 else 1e-3
+        return last_s + interval_s
+
+    def _ended_early(self, position: int, reason: str) -> None:
+        if self.stats.end_reason is None:  # the first pass that ended early is the one reported
+            self.stats.ended_at_frame, self.stats.end_reason = position, reason
 
     def _reconnect(self) -> bool:
         """Reopen a dropped live source with backoff 0.5, 1, 2, 4, 5, 5 ... s until the timeout."""
@@ -206,40 +371,24 @@ class FrameSource:
         self.stats.gave_up = not self._stop
         return False
 
-    def _iter_capture(self) -> Iterator[Frame]:
+    def _iter_live(self) -> Iterator[Frame]:
         started = time.monotonic()
-        consecutive_failures = 0
         while not self._stop and self._capture is not None:
             ok, image = self._capture.read()
             if ok and image is not None and image.size:
-                consecutive_failures = 0
                 if image.ndim == 2:
                     image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
                 index = self.stats.frames
                 self.stats.frames += 1
-                if self.live:
-                    timestamp = time.monotonic() - started
-                else:
-                    position_ms = float(self._capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
-                    timestamp = index / self.fps if self.fps else position_ms / 1000.0
-                yield Frame(index, timestamp, image)
+                yield Frame(index, time.monotonic() - started, image)
                 continue
-            if self.live:
-                if not self._reconnect():
-                    return
-                continue
-            # A file: a failed read before the known end is a corrupt frame; skip it.
-            position = int(self._capture.get(cv2.CAP_PROP_POS_FRAMES) or 0)
-            if self.total_frames is None or position >= self.total_frames:
+            if not self._reconnect():
                 return
-            self.stats.corrupt_frames += 1
-            consecutive_failures += 1
-            if consecutive_failures >= self.max_consecutive_corrupt:
-                return
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, position + 1)
 
 
-def open_source(source: str | int, reconnect_timeout_s: float = 30.0, folder_fps: float = 1.0) -> FrameSource:
+def open_source(
+    source: str | int, reconnect_timeout_s: float = 30.0, folder_fps: float = 1.0, repeat: int = 1
+) -> FrameSource:
     """Open a frame source from what a user typed.
 
     Args:
@@ -247,9 +396,13 @@ def open_source(source: str | int, reconnect_timeout_s: float = 30.0, folder_fps
             GStreamer pipeline string, or a folder of images (sorted by name).
         reconnect_timeout_s: how long a dropped live source is retried, seconds.
         folder_fps: frame rate assigned to an image folder (for timestamps).
+        repeat: passes over a video file or image folder, one after the other
+            (0: until stopped); frame indices and timestamps keep increasing.
 
     Raises:
-        SourceError: the file or folder does not exist, or it cannot be opened.
+        SourceError: the file or folder does not exist, it cannot be opened, or
+            ``repeat`` is asked of a camera, stream or pipeline.
+        ValueError: ``repeat`` < 0.
     """
     text = str(source).strip()
     kind = classify_source(text)
@@ -257,4 +410,4 @@ def open_source(source: str | int, reconnect_timeout_s: float = 30.0, folder_fps
         raise SourceError(f"source not found: {text}; give a video file, an image folder, a camera (0, /dev/video0), a URL or a GStreamer pipeline")
     if kind == "camera" and text.startswith("/dev/") and not Path(text).exists():
         raise SourceError(f"camera not found: {text}; list cameras with: ls /dev/video*")
-    return FrameSource(text, kind, reconnect_timeout_s=reconnect_timeout_s, folder_fps=folder_fps)
+    return FrameSource(text, kind, reconnect_timeout_s=reconnect_timeout_s, folder_fps=folder_fps, repeat=repeat)

@@ -8,6 +8,14 @@ this order (later wins):
 3. a sidecar JSON next to the model: ``model.json`` for ``model.onnx``, holding
    any subset of the :class:`ModelSpec` fields.
 
+A model whose file name matches no built-in spec and that has no sidecar gets
+OSNet's preprocessing with a :class:`~edge_reid.errors.ModelSpecWarning` naming
+what was assumed and how to write the sidecar.
+
+A model's identity (:func:`model_id`) is the hash of its file's bytes and of its
+spec, never its file name: a renamed copy is the same model, and the same file
+read with another preprocessing is not.
+
 Preprocessing of a pixel ``p`` in 0..255 of channel ``c`` (in ``color_order``):
 ``(p * pixel_scale - mean[c]) / std[c]``.
 """
@@ -17,11 +25,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_reid.errors import ModelError
+from edge_reid.errors import ModelError, ModelSpecWarning
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -72,8 +81,13 @@ class ModelSpec:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        """sha256 hex of the spec's canonical JSON: part of a model's identity."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """sha256 hex of the spec's canonical JSON without ``name``: part of a model's identity.
+
+        ``name`` is a label; every other field changes what the model is given or
+        what is read from it, so two specs with one fingerprint embed alike.
+        """
+        fields = {key: value for key, value in self.to_dict().items() if key != "name"}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 #: Specs known by name. Keys are matched against the lower-cased model file name.
@@ -130,6 +144,42 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def model_id(model_path: str | Path, spec: ModelSpec) -> str:
+    """A model's identity: sha256 hex of its file's sha256 and :meth:`ModelSpec.fingerprint`.
+
+    Embeddings are comparable only under one id. The file name plays no part.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    return hashlib.sha256((file_sha256(model_path) + spec.fingerprint()).encode()).hexdigest()
+
+
+def legacy_model_id(model_path: str | Path, spec: ModelSpec) -> str:
+    """The id earlier versions of edge-reid gave a model, which also hashed the spec's ``name``
+    (the file name for models without a built-in spec): galleries they saved are recognised by it.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    spec_json = json.dumps(spec.to_dict(), sort_keys=True).encode()
+    return hashlib.sha256((file_sha256(model_path) + hashlib.sha256(spec_json).hexdigest()).encode()).hexdigest()
+
+
+def _assumed_spec_message(path: Path, spec: ModelSpec) -> str:
+    known = ", ".join(BUILTIN_SPECS)
+    mean = ", ".join(f"{v:g}" for v in spec.mean)
+    std = ", ".join(f"{v:g}" for v in spec.std)
+    scale = "/ 255" if abs(spec.pixel_scale - 1.0 / 255.0) < 1e-12 else f"x {spec.pixel_scale:g}"
+    return (
+        f"{path.name}: the file name matches no built-in model spec ({known}) and there is no sidecar "
+        f"{sidecar_path(path).name} beside it; assuming OSNet's preprocessing: {spec.color_order}, pixels {scale}, "
+        f"mean ({mean}), std ({std}). If the model was trained otherwise, write "
+        f"{sidecar_path(path)} with the right values, e.g. "
+        '{"color_order": "BGR", "pixel_scale": 1.0, "mean": [0, 0, 0], "std": [1, 1, 1]}'
+    )
+
+
 def _graph_io(model_path: Path) -> tuple[str, list[int | str], str, list[int | str]]:
     """(input name, input dims, output name, output dims) read from the ONNX graph."""
     import onnx
@@ -161,6 +211,10 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
         The spec, with input name, size and embedding size taken from the graph
         where the graph fixes them.
 
+    Warns:
+        ModelSpecWarning: no built-in spec matches the file name, and there is no
+            sidecar and no ``overrides``: OSNet's preprocessing is assumed.
+
     Raises:
         ModelError: the file is missing or not an ONNX model; the input is not
             rank 4 with 3 channels; a static height/width disagrees with the
@@ -175,7 +229,8 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
     if isinstance(in_dims[1], int) and in_dims[1] != 3:
         raise ModelError(f"{path}: model input {input_name!r} has {in_dims[1]} channels; expected 3 (N, 3, H, W)")
 
-    fields: dict[str, Any] = dataclasses.asdict(builtin_spec_for(path) or ModelSpec(name=path.stem))
+    builtin = builtin_spec_for(path)
+    fields: dict[str, Any] = dataclasses.asdict(builtin or ModelSpec(name=path.stem))
     fields["input_name"] = input_name
     fields["output_name"] = output_name
     if isinstance(in_dims[2], int) and in_dims[2] > 0:
@@ -186,6 +241,8 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
         fields["embedding_dim"] = out_dims[1]
 
     sidecar = sidecar_path(path)
+    if builtin is None and not sidecar.is_file() and not overrides:
+        warnings.warn(_assumed_spec_message(path, ModelSpec()), ModelSpecWarning, stacklevel=2)
     if sidecar.is_file():
         try:
             side = json.loads(sidecar.read_text())

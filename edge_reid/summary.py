@@ -15,13 +15,17 @@ class RunSummary:
         seconds: wall-clock seconds of the loop (model loading excluded).
         fps: frames per second over ``seconds``.
         identities: identities in the gallery at the end.
-        detections: people detected and embedded over all frames.
+        tracks: tracks confirmed over the run (people followed without a break).
+        people: tracked people reported over all frames (one per person and frame).
+        detections: people the detector found over all frames, before tracking.
+        embeddings: crops embedded by the ReID model over the run.
+        embeddings_per_frame: ``embeddings / frames``.
         corrupt_frames: frames or images that could not be decoded and were skipped.
         skipped_boxes: boxes dropped as empty, outside the frame or too small.
         reconnects: times a live source was reopened after dropping.
         source_gave_up: True when a live source stayed down past the reconnect timeout.
         interrupted: True when Ctrl-C/SIGTERM (or the window's q) ended the run.
-        stage_ms: mean milliseconds per frame for decode, detect, preprocess, embed, match.
+        stage_ms: mean milliseconds per frame for decode, detect, preprocess, embed, track, match.
         backend: the embedding backend, e.g. ``onnxruntime (CPU)``.
         model: the ReID model file.
         detector: the detector model file.
@@ -32,7 +36,11 @@ class RunSummary:
     seconds: float = 0.0
     fps: float = 0.0
     identities: int = 0
+    tracks: int = 0
+    people: int = 0
     detections: int = 0
+    embeddings: int = 0
+    embeddings_per_frame: float = 0.0
     corrupt_frames: int = 0
     skipped_boxes: int = 0
     reconnects: int = 0
@@ -48,5 +56,6 @@ class RunSummary:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)
         data["fps"] = round(self.fps, 2)
+        data["embeddings_per_frame"] = round(self.embeddings_per_frame, 3)
         data["stage_ms"] = {stage: round(ms, 2) for stage, ms in self.stage_ms.items()}
         return data

@@ -6,13 +6,14 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-STAGES = ("decode", "detect", "preprocess", "embed", "match")
+STAGES = ("decode", "detect", "preprocess", "embed", "track", "match")
 
 
 class StageTimer:
     """Accumulates seconds per named stage; reports mean milliseconds per frame.
 
-    Stages are those of :data:`STAGES`: decode, detect, preprocess, embed, match.
+    Stages are those of :data:`STAGES`: decode, detect, preprocess, embed, track (tracker and
+    embedding plan), match (identities against the gallery).
     """
 
     def __init__(self) -> None:

@@ -9,6 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# No test may depend on wall-clock time: on a loaded machine one example can take longer than
+# Hypothesis's default 200 ms deadline without anything being wrong.
+settings.register_profile("edge-reid", deadline=None)
+settings.load_profile("edge-reid")
 
 from edge_reid.spec import ModelSpec, file_sha256
 from edge_reid.tensorrt.manifest import EngineManifest, MachineIdentity, engine_stem, write_manifest

@@ -18,31 +18,50 @@ def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge_reid", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
-def test_run_writes_events_video_and_summary(tmp_path, vtest_path, capsys):
-    events, video, summary = tmp_path / "e.jsonl", tmp_path / "o.mp4", tmp_path / "s.json"
+def test_run_writes_events_mot_video_and_summary(tmp_path, vtest_path, capsys):
+    events, video, summary, mot = tmp_path / "e.jsonl", tmp_path / "o.mp4", tmp_path / "s.json", tmp_path / "m.txt"
     code = main(["run", "--source", str(vtest_path), "--events", str(events), "--output", str(video),
-                 "--summary", str(summary), "--max-frames", "6"])
+                 "--summary", str(summary), "--mot", str(mot), "--max-frames", "8"])
     assert code == 0
     records = [json.loads(line) for line in events.read_text().splitlines()]
-    assert records and {r["frame"] for r in records} == set(range(6))
+    # Tracks are confirmed on their third hit: nothing is reported before frame 2.
+    assert records and {r["frame"] for r in records} == set(range(2, 8))
     first = records[0]
-    assert set(first) == {"frame", "timestamp_s", "bbox", "score", "identity", "similarity", "new"}
+    assert set(first) == {"frame", "timestamp_s", "bbox", "score", "track_id", "identity", "name", "similarity", "new", "state"}
     assert len(first["bbox"]) == 4 and first["bbox"][2] > first["bbox"][0] and first["bbox"][3] > first["bbox"][1]
-    assert first["new"] is True and first["identity"] >= 1 and 0.0 < first["score"] <= 1.0
-    assert any(not r["new"] and r["similarity"] >= 0.6 for r in records)
-    assert records[-1]["timestamp_s"] == pytest.approx(0.5)
-    for frame in range(6):  # identities unique within a frame
-        ids = [r["identity"] for r in records if r["frame"] == frame]
-        assert len(ids) == len(set(ids))
+    assert first["new"] is True and first["state"] == "new" and first["identity"] >= 1 and 0.0 < first["score"] <= 1.0
+    assert first["name"] is None and first["track_id"] >= 1
+    assert {r["state"] for r in records if r["frame"] == 3} == {"tracked"}
+    assert records[-1]["timestamp_s"] == pytest.approx(0.7)
+    for frame in range(2, 8):  # identities and tracks unique within a frame
+        rows = [r for r in records if r["frame"] == frame]
+        assert len({r["identity"] for r in rows}) == len(rows) == len({r["track_id"] for r in rows})
+    by_track = {}
+    for r in records:
+        assert by_track.setdefault(r["track_id"], r["identity"]) == r["identity"], "a track keeps its identity"
     report = json.loads(summary.read_text())
-    assert report["frames"] == 6 and report["detections"] == len(records) and report["interrupted"] is False
-    assert report["identities"] == len({r["identity"] for r in records})
-    assert set(report["stage_ms"]) == {"decode", "detect", "preprocess", "embed", "match"}
+    assert report["frames"] == 8 and report["people"] == len(records) and report["interrupted"] is False
+    assert report["identities"] == len({r["identity"] for r in records}) == report["tracks"]
+    assert report["detections"] >= report["people"]
+    assert 0 < report["embeddings"] < report["detections"] and report["embeddings_per_frame"] == pytest.approx(report["embeddings"] / 8, abs=1e-3)
+    assert set(report["stage_ms"]) == {"decode", "detect", "preprocess", "embed", "track", "match"}
+    rows = [line.split(",") for line in mot.read_text().splitlines()]
+    assert len(rows) == len(records)
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(r["frame"] + 1, r["identity"]) for r in records]
+    assert all(r[7:] == ["-1", "-1", "-1"] for r in rows)
     capture = cv2.VideoCapture(str(video))
-    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
     ok, image = capture.read()
     assert ok and image.shape == (576, 768, 3)
     assert "identities" in capsys.readouterr().err
+
+
+def test_prune_after_below_the_minimum_is_refused(tmp_path, vtest_path, capsys):
+    code = main(["run", "--source", str(vtest_path), "--gallery", str(tmp_path / "g.edgereid"), "--prune-after", "0"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--prune-after" in err and "minimum of 10 s" in err
+    assert not (tmp_path / "g.edgereid").exists()
 
 
 @pytest.mark.parametrize(
@@ -94,7 +113,7 @@ def test_usage_errors_exit_2():
 def test_help_teaches():
     result = _cli("run", "--help")
     assert result.returncode == 0
-    for text in ("--camera", "--events", "--output", "--summary", "--max-frames", "Ctrl-C"):
+    for text in ("--camera", "--events", "--mot", "--output", "--summary", "--max-frames", "--camera-motion", "Ctrl-C"):
         assert text in result.stdout
 
 
@@ -116,7 +135,7 @@ def test_signal_flushes_outputs_and_exits_0(tmp_path, vtest_path, sig):
     report = json.loads(summary.read_text())
     assert report["interrupted"] is True and 0 < report["frames"] < 795
     records = [json.loads(line) for line in events.read_text().splitlines()]
-    assert len(records) == report["detections"] and max(r["frame"] for r in records) <= report["frames"] - 1
+    assert len(records) == report["people"] and max(r["frame"] for r in records) <= report["frames"] - 1
     capture = cv2.VideoCapture(str(video))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == report["frames"], "video finalised with every frame"
     assert "interrupted" in stderr

@@ -129,6 +129,47 @@ def test_prune_unseen_identities_keeps_named_ones():
     assert len(gallery.store) == 1
 
 
+def test_prune_never_removes_people_just_seen_or_held():
+    rng = np.random.default_rng(3)
+    gallery = Gallery(8)
+    old = gallery.add(unit(rng, 1, 8), timestamp=0)
+    just_seen = gallery.add(unit(rng, 1, 8), timestamp=95)
+    held = gallery.add(unit(rng, 1, 8), timestamp=0)
+    assert gallery.prune(0, now=100, keep=[held]) == [old]  # seen 5 s ago: kept whatever max_age_s says
+    assert {i.identity_id for i in gallery.identities} == {just_seen, held}
+    assert gallery.prune(0, now=120, keep=[held]) == [just_seen]
+
+
+def test_observe_records_a_sighting_and_stores_only_novel_alike_views():
+    gallery = Gallery(2, threshold=0.6, novelty=0.9)
+    person = gallery.add(np.array([1.0, 0.0], np.float32), timestamp=0)
+    assert gallery.observe(person, timestamp=5) is None and gallery.get(person).last_seen == 5
+    assert gallery.observe(person, np.array([1.0, 0.0], np.float32), timestamp=6) == pytest.approx(1.0)
+    assert gallery.embedding_counts(person) == (0, 1)  # a near-duplicate is not stored
+    turned = np.array([0.8, 0.6], np.float32)
+    assert gallery.observe(person, turned, timestamp=7) == pytest.approx(0.8)
+    assert gallery.embedding_counts(person) == (0, 2)  # novel yet alike: stored
+    someone_else = np.array([0.0, 1.0], np.float32)
+    assert gallery.observe(person, someone_else, timestamp=8) == pytest.approx(0.6)  # best over the stored views
+    assert gallery.observe(person, np.array([-1.0, 0.0], np.float32), timestamp=9) == pytest.approx(0.0)
+    assert gallery.embedding_counts(person) == (0, 3)  # the view at 0.6 stored; one below the threshold never
+    assert gallery.get(person).count == 6 and gallery.get(person).last_seen == 9
+    np.testing.assert_allclose(gallery.similarity(person, np.array([[1.0, 0.0]], np.float32)), [1.0])
+
+
+def test_open_creates_or_loads(tmp_path):
+    path = tmp_path / "g.edgereid"
+    with pytest.raises(DataError, match="does not exist"):
+        Gallery.open(path, 8, create=False)
+    gallery = Gallery.open(path, 8, model_id="a" * 64, model_name="m.onnx")
+    assert len(gallery) == 0 and gallery.model_id == "a" * 64
+    gallery.add(np.ones(8, np.float32))
+    gallery.save(path)
+    assert len(Gallery.open(path, 8, model_id="a" * 64)) == 1
+    with pytest.raises(DataError, match="m.onnx"):
+        Gallery.open(path, 8, model_id="b" * 64, model_name="other.onnx")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_save_load_round_trip(tmp_path, dtype):
     rng = np.random.default_rng(4)

@@ -89,7 +89,7 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path):
     _write_crop(tmp_path / "c.png", 30)
     images, used, skipped = read_crop_folder(tmp_path)
     assert [p.name for p in used] == ["a.jpg", "c.png"] and len(images) == 2
-    assert [(s.path.name, s.reason) for s in skipped] == [("b.jpg", "unreadable image")]
+    assert [(s.path.name, s.reason) for s in skipped] == [("b.jpg", "not a decodable image")]
     images, used, _ = read_images(sorted(tmp_path.iterdir()), limit=1)
     assert [p.name for p in used] == ["a.jpg"]
     (tmp_path / "a.jpg").write_bytes(b"")

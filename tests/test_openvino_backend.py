@@ -138,10 +138,10 @@ def test_detector_gives_the_same_boxes_on_both_cpu_backends(yolox_path, vtest_fr
 def test_pipeline_on_openvino_gives_the_same_identities_as_onnxruntime(osnet_path, yolox_path, vtest_path):
     def identities(backend: str) -> list[list[int]]:
         pipeline = Pipeline(Embedder(osnet_path, backend=backend, threads=1), PersonDetector(yolox_path, backend=backend, threads=1))
-        return [result.identity_ids.tolist() for result in pipeline.run(str(vtest_path), max_frames=12)]
+        return [result.identities.identity_ids.tolist() for result in pipeline.run(str(vtest_path), max_frames=12)]
 
     reference, candidate = identities("onnxruntime"), identities("openvino")
-    assert candidate == reference and sum(map(len, reference)) >= 36
+    assert candidate == reference and sum(map(len, reference)) >= 24  # tracks are reported from their third frame
 
 
 def test_run_on_openvino_in_bf16_says_so_and_keeps_the_detector_in_fp32(tmp_path, vtest_path):

@@ -6,61 +6,86 @@ from edge_reid.embedder import Embedder
 from edge_reid.pipeline import Pipeline
 
 
-def test_pipeline_keeps_identities_across_real_frames(embedder, detector, vtest_path):
-    pipeline = Pipeline(embedder, detector, threshold=0.6)
+def test_pipeline_tracks_and_keeps_identities_across_real_frames(embedder, detector, vtest_path):
+    pipeline = Pipeline(embedder, detector)
     results = list(pipeline.run(str(vtest_path), max_frames=10))
     assert [r.frame_index for r in results] == list(range(10))
     assert results[1].timestamp_s == pytest.approx(0.1, abs=1e-3)  # vtest.avi is 10 fps
-    first_ids = set(results[0].identity_ids.tolist())
-    assert results[0].is_new.all() and len(first_ids) == len(results[0])
-    # People walk slowly: most of the identities of frame 0 are found again in frame 9.
-    assert len(first_ids & set(results[9].identity_ids.tolist())) >= 0.6 * len(first_ids)
-    assert len(pipeline.gallery) <= 2 * max(len(r) for r in results)
-    for result in results:
-        assert len(set(result.identity_ids.tolist())) == len(result), "identities unique within a frame"
-        assert ((result.similarities >= 0.6) | result.is_new).all()
-    assert set(pipeline.timer.mean_ms()) == {"decode", "detect", "preprocess", "embed", "match"}
+    assert len(results[0]) == len(results[1]) == 0 and len(results[2]) >= 3  # confirmed on the third hit
+    assert results[2].identities.is_new.all() and set(results[2].states) == {"new"}
+    identity_of = {}
+    for result in results[2:]:
+        assert len(set(result.identities.identity_ids.tolist())) == len(result), "identities unique within a frame"
+        for person in result.people:
+            assert identity_of.setdefault(person.track_id, person.identity_id) == person.identity_id
+            assert person.identity_id >= 1 and person.name is None
+            x1, y1, x2, y2 = person.bbox
+            assert 0 <= x1 < x2 <= 768 and 0 <= y1 < y2 <= 576
+    first = set(results[2].tracked.track_ids.tolist())
+    assert len(first & set(results[9].tracked.track_ids.tolist())) >= 0.6 * len(first)  # people walk slowly
+    # Every new person is embedded while on probation; once followed without doubt, far fewer.
+    assert results[0].embedded >= len(results[2])  # frame 0: every confident person is new
+    assert sum(r.embedded for r in results[5:]) < sum(r.detections for r in results[5:]) / 2
+    assert pipeline.embeddings_total == sum(r.embedded for r in results)
+    assert set(pipeline.timer.mean_ms()) == {"decode", "detect", "preprocess", "embed", "track", "match"}
     assert pipeline.timer.frames == 10 and pipeline.timer.mean_ms()["embed"] > 0
 
 
 def test_more_people_than_the_batch_gives_the_same_identities(osnet_path, detector, vtest_frames):
-    frame = vtest_frames[0]
-    found = detector.detect(frame)
-    assert len(found) > 2
     small = Pipeline(Embedder(osnet_path, max_batch=2), detector)
     large = Pipeline(Embedder(osnet_path, max_batch=32), detector)
-    for image in vtest_frames[:4]:
-        a, b = small.process(image), large.process(image)
-        assert len(a) == len(b) and len(a) > 2
-        assert a.identity_ids.tolist() == b.identity_ids.tolist()
-        np.testing.assert_allclose(a.similarities, b.similarities, atol=1e-4)
+    for index, image in enumerate(vtest_frames[:6]):
+        a, b = small.process(image, index / 10, index), large.process(image, index / 10, index)
+        assert a.embedded == b.embedded
+        assert a.tracked.track_ids.tolist() == b.tracked.track_ids.tolist()
+        assert a.identities.identity_ids.tolist() == b.identities.identity_ids.tolist()
+    assert len(a) > 2 and small.embeddings_total > 2 * 3
 
 
-def test_caller_boxes_are_clipped_and_bad_ones_skipped(embedder, vtest_frames, frame0_detections):
+def test_caller_boxes_are_clipped_and_bad_ones_skipped(embedder, detector, vtest_frames, frame0_detections):
     frame = vtest_frames[0]
     good = frame0_detections.boxes[:2]
     outside = [[frame.shape[1] + 10, 10, frame.shape[1] + 60, 120]]
     degenerate = [[100, 100, 90, 200], [50, 50, 50, 50]]
     partly_outside = [[-20, 300, 40, 420]]
     boxes = np.concatenate([good, outside, degenerate, partly_outside]).astype(np.float32)
-    pipeline = Pipeline(embedder, use_detector=False)
-    result = pipeline.process(frame, detections=Detections.from_boxes(boxes))
-    assert result.skipped_boxes == 3 and len(result) == 3
-    assert result.boxes[2].tolist() == [0.0, 300.0, 40.0, 420.0]
+    pipeline = Pipeline(embedder, detector, use_detector=False)
+    assert pipeline.detector is None, "use_detector=False ignores a detector passed along"
+    for index in range(3):
+        result = pipeline.process(frame, index / 10, index, detections=Detections.from_boxes(boxes, np.full(len(boxes), 0.9)))
+    assert result.skipped_boxes == 3 and result.detections == 3 and len(result) == 3
+    assert result.tracked.boxes.min() >= 0 and result.tracked.boxes[:, 0].min() == pytest.approx(0.0, abs=1.0)
     with pytest.raises(ValueError, match="no detector"):
         pipeline.process(frame)
+    with pytest.raises(ValueError, match="NaN"):
+        pipeline.process(frame, 1.0, 9, detections=Detections.from_boxes([[0, 0, np.nan, 5]]))
+
+
+def test_well_separated_known_tracks_embed_nothing(embedder, vtest_frames):
+    frame = vtest_frames[0]
+    boxes = np.array([[50, 100, 90, 200], [300, 100, 340, 200], [600, 300, 640, 400]], np.float32)
+    pipeline = Pipeline(embedder, use_detector=False, refresh_s=5.0)
+    embedded = []
+    for index in range(8):
+        moved = boxes + np.array([2, 0, 2, 0], np.float32) * index  # walking slowly to the right
+        result = pipeline.process(frame, index / 10, index, detections=Detections.from_boxes(moved, [0.9, 0.9, 0.9]))
+        embedded.append(result.embedded)
+    assert embedded[:3] == [3, 3, 3]  # new and tentative tracks are embedded
+    assert embedded[3:] == [0, 0, 0, 0, 0]  # confirmed, unambiguous, refreshed less than 5 s ago
+    assert len(result) == 3
+    due = pipeline.process(frame, 5.4, 8, detections=Detections.from_boxes(boxes + 16, [0.9, 0.9, 0.9]))
+    assert due.embedded == 3  # every track's appearance is refreshed after refresh_s
 
 
 def test_prefetch_thread_gives_the_same_results_in_order(embedder, detector, vtest_path):
-    sequential = [
-        (r.frame_index, r.identity_ids.tolist())
-        for r in Pipeline(embedder, detector).run(str(vtest_path), max_frames=6, prefetch=0)
-    ]
-    threaded = [
-        (r.frame_index, r.identity_ids.tolist())
-        for r in Pipeline(embedder, detector).run(str(vtest_path), max_frames=6, prefetch=2)
-    ]
-    assert threaded == sequential and [i for i, _ in threaded] == list(range(6))
+    def ids(prefetch):
+        return [
+            (r.frame_index, r.identities.identity_ids.tolist())
+            for r in Pipeline(embedder, detector).run(str(vtest_path), max_frames=6, prefetch=prefetch)
+        ]
+
+    threaded = ids(2)
+    assert threaded == ids(0) and [i for i, _ in threaded] == list(range(6))
 
 
 def test_stopping_early_ends_the_worker_and_errors_reach_the_caller(embedder, detector, vtest_path):

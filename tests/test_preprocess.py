@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from edge_reid.preprocess import CropPreprocessor, reference_preprocess
+from edge_reid.preprocess import CropPreprocessor, crop_box, reference_preprocess
 from edge_reid.spec import BUILTIN_SPECS, ModelSpec
 
 
 def _crops(frame, boxes):
-    return [frame[int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))] for x1, y1, x2, y2 in boxes]
+    return [crop_box(frame, box) for box in boxes]
 
 
 @pytest.mark.parametrize("spec", [BUILTIN_SPECS["osnet"], BUILTIN_SPECS["person-reidentification-retail"]], ids=["rgb", "bgr"])

@@ -1,10 +1,16 @@
+"""Frame sources: files, folders, live sources; truncated and damaged input; repeated playback."""
+
+import subprocess
 
 import cv2
 import numpy as np
 import pytest
 
 from edge_reid.errors import SourceError
-from edge_reid.sources import FrameSource, classify_source, open_source
+from edge_reid.sources import MAX_CONSECUTIVE_CORRUPT, FrameSource, classify_source, open_source
+
+#: Bytes of vtest.avi that hold its first 399 frames (of 795): the truncated copy of the bad-input table.
+VTEST_HALF_BYTES = 4065845
 
 
 def test_classify_source():
@@ -35,8 +41,9 @@ def test_image_folder_skips_and_counts_unreadable(tmp_path, vtest_frames):
     source = open_source(str(tmp_path), folder_fps=2.0)
     frames = list(source)
     assert len(frames) == 3 and source.stats.corrupt_frames == 1
-    assert source.stats.skipped_files == [str(tmp_path / "frame_001b.jpg")]
+    assert [(s.path.name, s.reason) for s in source.stats.skipped_files] == [("frame_001b.jpg", "not a decodable image")]
     assert [f.timestamp_s for f in frames] == [0.0, 0.5, 1.0]
+    assert [f.name for f in frames] == ["frame_000.jpg", "frame_001.jpg", "frame_002.jpg"]
 
 
 def test_missing_or_undecodable_sources(tmp_path):
@@ -94,3 +101,178 @@ def test_dropped_camera_is_reopened_then_given_up(vtest_frames):
     assert len(delivered) == 5 and [f.index for f in delivered] == list(range(5))
     assert source.stats.reconnects == 1 and source.stats.gave_up
     assert len(opened) >= 4  # 1 open + failed retry + successful retry + retries until the timeout
+
+
+def test_truncated_video_says_where_it_ended(tmp_path, vtest_path):
+    half = tmp_path / "half.avi"
+    subprocess.run(["head", "-c", str(VTEST_HALF_BYTES), str(vtest_path)], stdout=half.open("wb"), check=True)
+    source = open_source(str(half))
+    assert source.total_frames == 795  # the header still declares the whole video
+    frames = sum(1 for _ in source)
+    stats = source.stats
+    assert frames == stats.frames == 399
+    assert (stats.ended_at_frame, stats.declared_frames, stats.end_reason) == (399, 795, "truncated")
+    assert stats.end_message == "ended at frame 399 of 795: file truncated?"
+    assert stats.corrupt_frames == 0, "the missing half is not 'corrupt frames'"
+    assert stats.to_dict()["end_message"] == stats.end_message
+
+
+def test_whole_video_ends_without_a_message(vtest_path):
+    source = open_source(str(vtest_path))
+    assert sum(1 for _ in source) == 795
+    assert source.stats.end_message is None and source.stats.ended_at_frame is None and source.stats.passes == 1
+
+
+def _write_jpeg(path, image) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", image)
+    assert ok
+    path.write_bytes(encoded.tobytes())
+    return encoded.tobytes()
+
+
+def test_image_folder_skips_truncated_corrupt_and_empty_images_by_name(tmp_path, vtest_frames):
+    data = _write_jpeg(tmp_path / "a_good.jpg", vtest_frames[0])
+    (tmp_path / "b_truncated.jpg").write_bytes(data[: len(data) * 3 // 4])
+    assert cv2.imread(str(tmp_path / "b_truncated.jpg")) is not None, "OpenCV alone would use the truncated JPEG"
+    (tmp_path / "c_corrupt.jpg").write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * 8)
+    (tmp_path / "d_empty.png").write_bytes(b"")
+    _write_jpeg(tmp_path / "e_good.JPG", vtest_frames[1])
+    source = open_source(str(tmp_path), folder_fps=5.0)
+    frames = list(source)
+    assert [(f.index, f.name, f.timestamp_s) for f in frames] == [(0, "a_good.jpg", 0.0), (1, "e_good.JPG", 0.2)]
+    assert np.array_equal(frames[1].image, cv2.imread(str(tmp_path / "e_good.JPG")))
+    skipped = {s.path.name: s.reason for s in source.stats.skipped_files}
+    assert skipped == {
+        "b_truncated.jpg": "truncated JPEG (no end-of-image marker)",
+        "c_corrupt.jpg": "not a decodable image",
+        "d_empty.png": "empty file",
+    }
+    assert source.stats.corrupt_frames == 3 and source.stats.declared_frames == 5
+    assert source.stats.to_dict()["skipped_files"][0] == {"file": "b_truncated.jpg", "reason": "truncated JPEG (no end-of-image marker)"}
+
+
+def _short_clip(path, frames, fps=10.0):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_repeated_file_keeps_counting_frames_and_time(tmp_path, vtest_frames):
+    clip = _short_clip(tmp_path / "clip.avi", vtest_frames[:4])
+    source = open_source(str(clip), repeat=3)
+    assert source.total_frames == 12
+    frames = list(source)
+    assert [f.index for f in frames] == list(range(12))
+    assert [round(f.timestamp_s, 3) for f in frames] == [round(0.1 * i, 3) for i in range(12)]
+    assert source.stats.passes == 3
+    assert np.array_equal(frames[4].image, frames[0].image), "the second pass starts at the first frame again"
+
+
+def test_repeat_forever_until_stopped_and_folders_repeat_too(tmp_path, vtest_frames):
+    clip = _short_clip(tmp_path / "clip.avi", vtest_frames[:3])
+    source = open_source(str(clip), repeat=0)
+    assert source.total_frames is None
+    seen = []
+    for frame in source:
+        seen.append(frame.timestamp_s)
+        if len(seen) == 10:
+            source.stop()
+    assert len(seen) == 10 and all(b > a for a, b in zip(seen, seen[1:])) and source.stats.passes == 3
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(2):
+        _write_jpeg(folder / f"{i}.jpg", vtest_frames[i])
+    (folder / "bad.jpg").write_bytes(b"")
+    source = open_source(str(folder), repeat=2)
+    assert [f.name for f in source] == ["0.jpg", "1.jpg"] * 2
+    assert source.stats.corrupt_frames == 2 and len(source.stats.skipped_files) == 1, "each skipped file named once"
+
+
+def test_repeat_is_refused_for_live_sources_and_negative(tmp_path, vtest_frames):
+    with pytest.raises(SourceError, match="repeat applies to video files and image folders"):
+        FrameSource("/dev/video0", "camera", capture_factory=lambda kind, name: ScriptedCamera(1, vtest_frames[0]), repeat=2)
+    with pytest.raises(ValueError, match="repeat must be >= 0"):
+        open_source(str(_short_clip(tmp_path / "c.avi", vtest_frames[:2])), repeat=-1)
+
+
+def test_folder_of_only_unreadable_images_is_not_repeated_forever(tmp_path):
+    (tmp_path / "x.jpg").write_bytes(b"")
+    source = open_source(str(tmp_path), repeat=0)
+    assert list(source) == [] and source.stats.passes == 1
+
+
+class ScriptedFile:
+    """A stand-in for cv2.VideoCapture of a file: ``frames`` entries (None = undecodable), the data
+    ending after ``available`` of them, as OpenCV's FFmpeg backend behaves: a failed read does not
+    advance the position, and a seek past the data's end leaves the position where it was."""
+
+    def __init__(self, frames: list, declared: int, available: int):
+        self.frames, self.declared, self.available, self.position = frames, declared, available, 0
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        if self.position >= self.available or self.frames[self.position] is None:
+            return False, None
+        self.position += 1
+        return True, self.frames[self.position - 1]
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_COUNT: self.declared, cv2.CAP_PROP_FPS: 10.0, cv2.CAP_PROP_POS_FRAMES: self.position}.get(prop, 0.0)
+
+    def set(self, prop, value):
+        if prop == cv2.CAP_PROP_POS_FRAMES and value <= self.available:
+            self.position = int(value)
+
+    def release(self):
+        pass
+
+
+def test_damaged_frames_are_skipped_and_the_corrupt_frame_limit_ends_the_file(vtest_frames):
+    image = vtest_frames[0]
+    # Frames 2-3 damaged (skipped, counted), then good frames, then a long damaged run.
+    plan = [image, image, None, None, image] + [None] * (MAX_CONSECUTIVE_CORRUPT + 10) + [image]
+    source = FrameSource("f.avi", "file", capture_factory=lambda kind, name: ScriptedFile(plan, len(plan), len(plan)))
+    frames = list(source)
+    assert len(frames) == 3 and [round(f.timestamp_s, 2) for f in frames] == [0.0, 0.1, 0.4]
+    stats = source.stats
+    assert stats.corrupt_frames == 2 + MAX_CONSECUTIVE_CORRUPT
+    assert (stats.ended_at_frame, stats.end_reason) == (5, "corrupt_limit")
+    assert stats.end_message.startswith(f"ended at frame 5 of {len(plan)}: {MAX_CONSECUTIVE_CORRUPT} undecodable frames in a row")
+
+
+def test_a_frame_count_estimate_a_frame_too_high_is_not_called_truncated(vtest_frames):
+    plan = [vtest_frames[0]] * 10
+    source = FrameSource("f.mkv", "file", capture_factory=lambda kind, name: ScriptedFile(plan, 11, 10))
+    assert len(list(source)) == 10 and source.stats.end_message is None
+    source = FrameSource("f.mkv", "file", capture_factory=lambda kind, name: ScriptedFile(plan, 20, 10))
+    assert len(list(source)) == 10 and source.stats.end_message == "ended at frame 10 of 20: file truncated?"
+
+
+def test_the_corrupt_frame_limit_can_be_set(vtest_frames):
+    plan = [vtest_frames[0]] + [None] * 8 + [vtest_frames[0]]
+    source = FrameSource("f.avi", "file", capture_factory=lambda kind, name: ScriptedFile(plan, 10, 10), max_consecutive_corrupt=5)
+    assert len(list(source)) == 1 and source.stats.corrupt_frames == 5
+    assert source.stats.end_message == "ended at frame 1 of 10: 5 undecodable frames in a row (the corrupt-frame limit): file damaged?"
+
+
+class ClockOnlyFile(ScriptedFile):
+    """A file whose container gives no frame rate, only each frame's time (ms)."""
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_FPS:
+            return 0.0
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            return 40.0 * max(self.position - 1, 0)
+        return super().get(prop)
+
+
+def test_repeated_file_without_a_frame_rate_keeps_its_clock_moving(vtest_frames):
+    plan = [vtest_frames[0]] * 3
+    source = FrameSource("f.avi", "file", capture_factory=lambda kind, name: ClockOnlyFile(plan, 3, 3), repeat=2)
+    assert source.fps is None
+    assert [round(f.timestamp_s, 3) for f in source] == [0.0, 0.04, 0.08, 0.12, 0.16, 0.2]

@@ -1,9 +1,11 @@
 import json
+import shutil
+import warnings
 
 import pytest
 
-from edge_reid.errors import ModelError
-from edge_reid.spec import BUILTIN_SPECS, ModelSpec, builtin_spec_for, load_spec
+from edge_reid.errors import ModelError, ModelSpecWarning
+from edge_reid.spec import BUILTIN_SPECS, ModelSpec, builtin_spec_for, legacy_model_id, load_spec, model_id
 from onnx_builders import mean_model, rank2_model
 
 
@@ -60,3 +62,39 @@ def test_spec_validation_and_fingerprint():
     with pytest.raises(ModelError, match="color_order"):
         ModelSpec(color_order="YUV")
     assert ModelSpec().fingerprint() != ModelSpec(std=(1.0, 1.0, 1.0)).fingerprint()
+    assert ModelSpec().fingerprint() != ModelSpec(output_normalized=True).fingerprint()
+    assert ModelSpec(name="osnet").fingerprint() == ModelSpec(name="reid_v2").fingerprint(), "the name is a label"
+
+
+def test_a_renamed_copy_is_the_same_model(osnet_path, tmp_path):
+    """A byte-identical copy under a new name has the original's identity; other bytes or another spec do not."""
+    copy = tmp_path / "reid_v2.onnx"
+    shutil.copyfile(osnet_path, copy)
+    original = load_spec(osnet_path)
+    with pytest.warns(ModelSpecWarning):
+        renamed = load_spec(copy)
+    assert renamed.name == "reid_v2" and original.name == "osnet"
+    assert model_id(copy, renamed) == model_id(osnet_path, original)
+    assert legacy_model_id(copy, renamed) != legacy_model_id(osnet_path, original), "the old id hashed the name"
+    assert model_id(copy, load_spec(copy, {"color_order": "BGR"})) != model_id(osnet_path, original)
+    other = mean_model(tmp_path / "osnet_tiny.onnx")
+    assert model_id(other, load_spec(other)) != model_id(osnet_path, original)
+
+
+def test_unknown_model_name_without_sidecar_warns_with_the_spec_assumed(tmp_path):
+    model = mean_model(tmp_path / "my_reid.onnx")
+    with pytest.warns(ModelSpecWarning) as caught:
+        spec = load_spec(model)
+    assert spec == ModelSpec(name="my_reid", input_name="images", embedding_dim=3, output_name="output")
+    message = str(caught[0].message)
+    assert "my_reid.onnx: the file name matches no built-in model spec (osnet, reidentificationnet" in message
+    assert "assuming OSNet's preprocessing: RGB, pixels / 255, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)" in message
+    assert f"write {tmp_path / 'my_reid.json'}" in message and '"color_order": "BGR"' in message
+    # A sidecar, a built-in name or explicit overrides: nothing is assumed, no warning.
+    named = mean_model(tmp_path / "osnet_small.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModelSpecWarning)
+        load_spec(named)
+        load_spec(model, {"color_order": "RGB"})
+        (tmp_path / "my_reid.json").write_text(json.dumps({"color_order": "RGB"}))
+        load_spec(model)

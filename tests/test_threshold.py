@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_reid.matching.threshold import (
+from edge_reid.evaluation.threshold import (
     pair_similarities,
     threshold_at_false_match_rate,
     threshold_report,

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from edge_reid.crop_pool import CropPool
-from edge_reid.data.market1501 import SkippedFile
 from edge_reid.errors import DataError
 
 
@@ -42,30 +41,15 @@ def crops_from_video(video_path: str | Path, max_crops: int = 256, every_n_frame
 
 
 def crops_from_folder(folder: str | Path, max_crops: int = 256) -> CropPool:
-    """Read up to ``max_crops`` images (jpg, png, bmp, webp, tif) from ``folder``, sorted by name.
+    """Read up to ``max_crops`` person crops from ``folder``, sorted by name
+    (:func:`edge_reid.data.images.read_crop_folder`).
 
     Unreadable files are skipped and listed in :attr:`CropPool.skipped`.
 
     Raises:
         DataError: the folder is missing or holds no readable image.
     """
-    import cv2
+    from edge_reid.data.images import read_crop_folder
 
-    from edge_reid.sources import IMAGE_SUFFIXES
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"crop folder not found: {folder}")
-    crops: list = []
-    skipped: list[SkippedFile] = []
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        if len(crops) >= max_crops:
-            break
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None or image.size == 0:
-            skipped.append(SkippedFile(path, "unreadable image"))
-            continue
-        crops.append(image)
-    if not crops:
-        raise DataError(f"{folder}: no readable image ({len(skipped)} unreadable); give a folder of person crops (.jpg/.png)")
+    crops, _, skipped = read_crop_folder(folder, limit=max_crops)
     return CropPool(crops, f"folder:{folder}", skipped)

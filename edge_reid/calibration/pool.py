@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.crop_pool import CropPool
-from edge_reid.data.images import read_images
-from edge_reid.data.market1501 import IMAGE_SUFFIXES, MarketDataset
+from edge_reid.data.images import list_images, read_images
+from edge_reid.data.market1501 import MarketDataset
 from edge_reid.errors import DataError
 
 
@@ -49,7 +49,7 @@ def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crop
     else:
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files = list_images(path)
             crops, _, skipped = read_images(spread(files, max_crops))
             pool = CropPool(crops, f"folder {path} ({min(len(files), max_crops)} of {len(files)} images)", skipped)
         elif path.is_file():

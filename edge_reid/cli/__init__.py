@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from edge_reid.cli.app import app
-from edge_reid.errors import EdgeReidError
+from edge_reid.errors import EdgeReidError, ModelSpecWarning
 
 # Each import registers its commands on ``app``.
 from edge_reid.cli import run_command  # noqa: E402,F401
@@ -18,11 +19,21 @@ from edge_reid.cli import calibrate_command, eval_command  # noqa: E402,F401
 from edge_reid.cli import eval_mot_command  # noqa: E402,F401
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one ``edge-reid: warning:`` line; others as Python prints them."""
+    if issubclass(category, ModelSpecWarning):
+        print(f"edge-reid: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
 
     Exit codes: 0 success, 1 unexpected failure, 2 bad input (an
-    :class:`EdgeReidError` or a usage error).
+    :class:`EdgeReidError` or a usage error), 130 interrupted (Ctrl-C) before
+    any work started: no traceback. Commands that handle Ctrl-C themselves
+    (``run`` once frames flow) finish cleanly and exit 0.
 
     Args:
         argv: arguments without the program name; None reads ``sys.argv`` and
@@ -34,13 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     # library never changes its host's environment. A user's own OMP_WAIT_POLICY wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        app(args=argv, prog_name="edge-reid")
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", ModelSpecWarning)  # each shown once, whatever the filters outside
+            warnings.showwarning = _show_warning
+            app(args=argv, prog_name="edge-reid")
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except EdgeReidError as exc:
         print(f"edge-reid: error: {exc}", file=sys.stderr)
         code = exc.exit_code
+    except KeyboardInterrupt:  # Typer turns one inside a command into exit 130; this catches the rest
+        code = 130
+    if code == 130:
+        print("edge-reid: interrupted", file=sys.stderr)
     if argv is None:
         sys.exit(code)
     return code

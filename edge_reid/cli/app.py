@@ -18,8 +18,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from edge_reid import __version__
+
+        typer.echo(f"edge-reid {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the edge-reid version and exit."
+    ),
+) -> None:
     """Person re-identification on the edge (see the commands below)."""
 
 

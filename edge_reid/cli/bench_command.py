@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from edge_reid.cli.app import DEVICE_HELP, app
@@ -18,8 +19,6 @@ status = Console(stderr=True)
 def _print_comparison(comparison) -> None:
     data = comparison.to_dict()
     model, settings, runs = data["model"], data["settings"], data["backends"]
-    if not console.is_terminal:
-        console.width = max(console.width, 220)  # files and pipes get the whole table on one line per row
     table = Table(title=f"edge-reid bench: {Path(model['path']).name} (latency in ms)", title_justify="left")
     for column in ("backend", "precision", "batch", "p50", "p90", "p99", "images/s"):
         table.add_column(column, justify="left" if column in ("backend", "precision") else "right")
@@ -45,6 +44,8 @@ def _print_comparison(comparison) -> None:
                 cells += [f"{stages['preprocess']:.2f}", f"{stages['embed']:.2f}", f"{stages['match']:.2f}",
                           f"{100 * ours / (ours + stages['embed']):.0f} %"]
             table.add_row(*cells)
+    if not console.is_terminal:  # files and pipes get the whole table, one line per row, whatever COLUMNS says
+        console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000), table).maximum)
     console.print(table)
     for run in runs:
         auto = run["selection_reason"] if run["selection_reason"].startswith("auto") else ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
@@ -19,7 +18,6 @@ from edge_reid.errors import DataError
 if TYPE_CHECKING:
     import numpy as np
 
-    from edge_reid.embedder import Embedder
     from edge_reid.matching.gallery import Gallery
 
 console = Console(stderr=True)
@@ -35,25 +33,8 @@ app.add_typer(gallery_app, name="gallery")
 #: Images at most this tall and at least CROP_ASPECT times taller than wide count as person crops in --mode auto.
 CROP_MAX_HEIGHT = 512
 CROP_ASPECT = 1.5
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 GALLERY_OPTION = typer.Option(..., "--gallery", "-g", help="Gallery file (.edgereid).")
-
-
-def open_gallery(path: Path, embedder: "Embedder", create: bool) -> "Gallery":
-    """Load ``path`` for ``embedder``'s model, or a new empty gallery when it does not exist and ``create``.
-
-    Raises:
-        DataError: missing (and not ``create``), corrupt, or made with another model.
-    """
-    from edge_reid.matching.gallery import Gallery
-
-    name = embedder.model_path.name
-    if Path(path).exists():
-        return Gallery.load(path, model_id=embedder.model_id, model_name=name)
-    if not create:
-        raise DataError(f"gallery file {path} does not exist")
-    return Gallery(embedder.dim, model_id=embedder.model_id, model_name=name)
 
 
 def _load(path: Path) -> "Gallery":
@@ -64,12 +45,11 @@ def _load(path: Path) -> "Gallery":
 
 def _expand_images(inputs: list[Path]) -> list[Path]:
     """Files as given; folders replaced by their image files (sorted)."""
+    from edge_reid.data.images import list_images
+
     paths: list[Path] = []
     for item in inputs:
-        if item.is_dir():
-            paths.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            paths.append(item)
+        paths.extend(list_images(item) if item.is_dir() else [item])
     return paths
 
 
@@ -82,6 +62,7 @@ def person_crop(image: "np.ndarray", detector, mode: str) -> tuple["np.ndarray |
     taller than wide, the shape of ReID crops -- are crops; others are detected).
     """
     from edge_reid.detections import sanitize_boxes
+    from edge_reid.preprocess import crop_box
 
     height, width = image.shape[:2]
     if mode == "crops" or (mode == "auto" and height <= CROP_MAX_HEIGHT and height >= CROP_ASPECT * width):
@@ -92,8 +73,7 @@ def person_crop(image: "np.ndarray", detector, mode: str) -> tuple["np.ndarray |
         return None, "no person found"
     if len(boxes) > 1:
         return None, "more than one person"
-    x1, y1, x2, y2 = (int(round(v)) for v in boxes[0])
-    return image[y1:y2, x1:x2].copy(), None
+    return crop_box(image, boxes[0]).copy(), None
 
 
 def _time(seconds: float) -> str:
@@ -116,37 +96,40 @@ def enroll(
 
     Example:  edge-reid gallery enroll --gallery people.edgereid --name Alice alice1.jpg alice2.jpg
     """
-    import cv2
-
+    from edge_reid.data.images import SkippedFile, UnreadableImageError, describe_skipped, read_image
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
+    from edge_reid.matching.gallery import Gallery
     from edge_reid.output_paths import check_writable
 
     if mode not in ("auto", "crops", "detect"):
         raise typer.BadParameter("choose auto, crops or detect", param_hint="--mode")
     check_writable(gallery_path, "gallery")
     embedder = Embedder(model)
-    gallery = open_gallery(gallery_path, embedder, create=True)
+    gallery = Gallery.open(
+        gallery_path, embedder.dim, embedder.model_id, embedder.model_path.name, create=True,
+        earlier_model_ids=embedder.earlier_model_ids,
+    )
     detector = PersonDetector(detector_path) if mode != "crops" else None
-    crops, skipped = [], Counter()
+    crops, skipped = [], []
     for path in _expand_images(images):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
-        if image is None:
-            skipped["unreadable or missing"] += 1
+        try:
+            image = read_image(path)
+        except UnreadableImageError as exc:
+            skipped.append(exc.skipped())
             continue
         crop, reason = person_crop(image, detector, mode)
-        if crop is None or crop.size == 0:
-            skipped[reason or "empty person box"] += 1
+        if crop is None:
+            skipped.append(SkippedFile(path, reason))
             continue
         crops.append(crop)
-    reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))
     if not crops:
-        raise DataError(f"no usable image to enroll {name!r}" + (f" (skipped: {reasons})" if reasons else ""))
+        raise DataError(f"no usable image to enroll {name!r}" + (f" (skipped {describe_skipped(skipped)})" if skipped else ""))
     identity_id = gallery.enroll(name, embedder.embed_crops(crops))
     gallery.save(gallery_path)
     console.print(f"enrolled {len(crops)} image(s) as {name!r} (identity {identity_id}) in {gallery_path}")
     if skipped:
-        console.print(f"[yellow]skipped {sum(skipped.values())}:[/] {reasons}")
+        console.print(f"[yellow]skipped[/] {describe_skipped(skipped)}")
 
 
 @gallery_app.command("list")
@@ -225,12 +208,12 @@ def threshold(
     Pairs: same person seen by two cameras (positive) and different people (negative).
     Use the printed threshold as `edge-reid run --threshold`.
     """
-    import cv2
     import numpy as np
 
-    from edge_reid.embedder import Embedder
-    from edge_reid.matching.threshold import labelled_images, pair_similarities, threshold_report
     from edge_reid.atomic import write_json_atomic
+    from edge_reid.data.images import describe_skipped, read_images
+    from edge_reid.embedder import Embedder
+    from edge_reid.evaluation.threshold import labelled_images, pair_similarities, threshold_report
     from edge_reid.output_paths import check_writable
 
     if not data.is_dir():
@@ -241,13 +224,9 @@ def threshold(
     if len(paths) > max_images:
         pick = np.linspace(0, len(paths) - 1, max_images).round().astype(int)
         paths, pids, cams = [paths[i] for i in pick], pids[pick], cams[pick]
-    crops, keep = [], []
-    for index, path in enumerate(paths):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is not None and image.size:
-            crops.append(image)
-            keep.append(index)
-    unreadable = len(paths) - len(crops)
+    crops, used, unreadable = read_images(paths)
+    readable = set(used)
+    keep = [index for index, path in enumerate(paths) if path in readable]
     if len(crops) < 2:
         raise DataError(f"{data}: no labelled person crops in Market-1501 layout (names like 0001_c1s1_000151_01.jpg)")
     pids, cams = pids[keep], cams[keep]
@@ -266,8 +245,9 @@ def threshold(
     for low, high, pos, neg in zip(report.edges[:-1], report.edges[1:], report.positive_hist, report.negative_hist):
         table.add_row(f"{low:5.2f} .. {high:5.2f}", f"{pos:6.1%} {_bar(pos)}", f"{neg:6.1%} {_bar(neg)}")
     Console().print(table)
-    skipped_note = f"; skipped {skipped_names} junk/distractor/unnamed files, {unreadable} unreadable" \
-        if skipped_names or unreadable else ""
+    skipped_note = f"; skipped {skipped_names} junk/distractor/unnamed files" if skipped_names else ""
+    if unreadable:
+        skipped_note += f"; skipped {describe_skipped(unreadable)}"
     console.print(
         f"threshold {report.threshold:.4f} at false-match rate {report.false_match_rate:.4%} "
         f"(target {false_match_rate:.4%}): true-match rate {report.true_match_rate:.2%}{skipped_note}"

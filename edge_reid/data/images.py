@@ -1,4 +1,12 @@
-"""Reading person-crop image files: unreadable files are skipped and counted, never fatal one by one."""
+"""Reading image files: the one reader every image folder and image file in edge-reid goes through.
+
+An image that cannot be used is never fatal on its own: readers skip it and
+record its path and the reason (:class:`SkippedFile`), so a caller can count
+and name what it left out. A file is unusable when it is empty, cannot be
+decoded by OpenCV, or is a JPEG without its end-of-image marker (a truncated
+file: libjpeg would return the missing rows grey with only a warning on
+stderr, and the half-grey picture would be used as if it were real).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +17,103 @@ from typing import Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from edge_reid.data.market1501 import IMAGE_SUFFIXES, SkippedFile
 from edge_reid.errors import DataError
 
+#: File name suffixes (lower case) read as images everywhere: all are decoded by OpenCV's own codecs.
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
-def read_image(path: str | Path) -> np.ndarray | None:
-    """Read one image as (h, w, 3) uint8 BGR with OpenCV; None when it cannot be decoded or is empty."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+_JPEG_START = b"\xff\xd8\xff"
+_JPEG_START_OF_SCAN = b"\xff\xda"
+_JPEG_END_OF_IMAGE = b"\xff\xd9"
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file left out, and why (``"empty file"``, ``"truncated JPEG ..."``, ``"malformed name"``, ...)."""
+
+    path: Path
+    reason: str
+
+
+def describe_skipped(skipped: Sequence[SkippedFile], most: int = 10) -> str:
+    """One line naming skipped files: ``"2 files: a.jpg (empty file), b.jpg (not a decodable image)"``.
+
+    At most ``most`` files are named; the rest are counted (``"... and 40 more"``).
+    """
+    count = len(skipped)
+    named = ", ".join(f"{item.path.name} ({item.reason})" for item in skipped[:most])
+    more = f" and {count - most} more" if count > most else ""
+    return f"{count} file{'s' if count != 1 else ''}: {named}{more}"
+
+
+class UnreadableImageError(DataError):
+    """An image file is empty, truncated, or cannot be decoded.
+
+    Attributes:
+        path: the file.
+        reason: why, in a few words (the message is ``"{path}: {reason}"``).
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+    def skipped(self) -> SkippedFile:
+        """The error as a :class:`SkippedFile` record."""
+        return SkippedFile(self.path, self.reason)
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True when ``path`` names an image by its suffix (:data:`IMAGE_SUFFIXES`, any case)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files directly inside ``folder`` (by suffix, see :data:`IMAGE_SUFFIXES`), sorted by name.
+
+    Raises:
+        DataError: ``folder`` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found")
+    return sorted(path for path in folder.iterdir() if path.is_file() and is_image_file(path))
+
+
+def jpeg_is_truncated(data: bytes) -> bool:
+    """True for JPEG bytes whose last scan has no end-of-image marker (``FF D9``) after it.
+
+    Inside entropy-coded data ``FF`` is always followed by ``00`` or a restart
+    marker, so ``FF D9`` after the last start-of-scan (``FF DA``) appears only
+    when the file is whole; bytes after it (some cameras append data) are allowed.
+    ``False`` for bytes that are not a JPEG.
+    """
+    if not data.startswith(_JPEG_START):
+        return False
+    return data.rfind(_JPEG_END_OF_IMAGE) < data.rfind(_JPEG_START_OF_SCAN)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read one image file as (h, w, 3) uint8 BGR (OpenCV; EXIF orientation applied).
+
+    Grey, 16-bit and alpha images are converted to 8-bit BGR.
+
+    Raises:
+        UnreadableImageError: the file is missing or unreadable, empty, a
+            truncated JPEG, or not an image OpenCV can decode.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UnreadableImageError(path, f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+    if not data:
+        raise UnreadableImageError(path, "empty file")
+    if jpeg_is_truncated(data):
+        raise UnreadableImageError(path, "truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
-        return None
+        raise UnreadableImageError(path, "not a decodable image")
     return image
 
 
@@ -28,7 +124,7 @@ class ImageChunk:
     Attributes:
         images: the decoded (h, w, 3) uint8 BGR images.
         indices: for each image, its position in the list of paths given to the reader.
-        skipped: files that could not be read.
+        skipped: files that could not be read, with the reason.
     """
 
     images: list[np.ndarray]
@@ -50,12 +146,12 @@ def read_images_in_chunks(paths: Sequence[Path], chunk: int = 256) -> Iterator[I
     for start in range(0, len(paths), chunk):
         part = ImageChunk([], [])
         for offset, path in enumerate(paths[start : start + chunk]):
-            image = read_image(path)
-            if image is None:
-                part.skipped.append(SkippedFile(Path(path), "unreadable image"))
-            else:
-                part.images.append(image)
-                part.indices.append(start + offset)
+            try:
+                part.images.append(read_image(path))
+            except UnreadableImageError as exc:
+                part.skipped.append(exc.skipped())
+                continue
+            part.indices.append(start + offset)
         yield part
 
 
@@ -63,17 +159,17 @@ def read_images(paths: Iterable[Path], limit: int | None = None) -> tuple[list[n
     """Read images in order until ``limit`` readable ones (all when None), skipping unreadable files.
 
     Returns:
-        (images, their paths, skipped files).
+        (images as (h, w, 3) uint8 BGR, their paths, skipped files with the reason).
     """
     images, used, skipped = [], [], []
     for path in paths:
         if limit is not None and len(images) >= limit:
             break
-        image = read_image(path)
-        if image is None:
-            skipped.append(SkippedFile(Path(path), "unreadable image"))
+        try:
+            images.append(read_image(path))
+        except UnreadableImageError as exc:
+            skipped.append(exc.skipped())
             continue
-        images.append(image)
         used.append(Path(path))
     return images, used, skipped
 
@@ -81,14 +177,20 @@ def read_images(paths: Iterable[Path], limit: int | None = None) -> tuple[list[n
 def read_crop_folder(folder: str | Path, limit: int | None = None) -> tuple[list[np.ndarray], list[Path], list[SkippedFile]]:
     """Read a plain folder of person-crop images (sorted by name), skipping unreadable ones.
 
+    Args:
+        folder: the folder; only files with an image suffix are read.
+        limit: stop after this many readable images (None: all).
+
+    Returns:
+        (images as (h, w, 3) uint8 BGR, their paths, skipped files with the reason).
+
     Raises:
-        DataError: the folder is missing or holds no readable image.
+        DataError: the folder is not found or holds no readable image.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: not a folder of person crops")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    images, used, skipped = read_images(files, limit)
+        raise DataError(f"{folder}: crop folder not found; give a folder of person crops (.jpg/.png)")
+    images, used, skipped = read_images(list_images(folder), limit)
     if not images:
         raise DataError(f"{folder}: no readable image ({len(skipped)} unreadable); expected .jpg/.png person crops")
     return images, used, skipped

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_reid.data.images import SkippedFile, is_image_file
 from edge_reid.errors import DataError
 
 #: person id of junk crops (ignored in evaluation) and of distractors (gallery negatives).
@@ -30,8 +31,6 @@ DISTRACTOR_PID = 0
 TRAIN_DIR = "bounding_box_train"
 QUERY_DIR = "query"
 GALLERY_DIR = "bounding_box_test"
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 _PID = re.compile(r"^(?:-1|\d+)$")
 _CAMERA = re.compile(r"^c(\d+)s(\d+)$")
@@ -76,14 +75,6 @@ def parse_market_name(name: str) -> MarketName | None:
     return MarketName(pid=int(pid_text), camid=int(camera.group(1)), sequence=int(camera.group(2)), frame=int(frame_text))
 
 
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file left out, and why (``"malformed name"``, ``"unreadable image"``, ...)."""
-
-    path: Path
-    reason: str
-
-
 @dataclass
 class MarketSplit:
     """The labelled images of one split folder, in sorted file-name order.
@@ -124,7 +115,7 @@ def _image_files(folder: Path) -> tuple[list[Path], list[SkippedFile]]:
     for path in sorted(folder.iterdir()):
         if not path.is_file():
             continue
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if is_image_file(path):
             images.append(path)
         else:
             skipped.append(SkippedFile(path, "not an image file"))
@@ -152,7 +143,7 @@ def load_split(folder: str | Path) -> MarketSplit:
         camids.append(parsed.camid)
     if not paths:
         raise DataError(
-            f"{folder}: no usable image ({len(skipped)} files skipped); expected crops named like 0001_c1s1_001051_00.jpg"
+            f"{folder}: no usable image ({len(skipped)} files skipped); expected person crops in Market-1501 layout, named like 0001_c1s1_001051_00.jpg"
         )
     return MarketSplit(folder, paths, np.asarray(pids, np.int64), np.asarray(camids, np.int64), skipped)
 

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from edge_reid.data.images import read_images_in_chunks
-from edge_reid.data.market1501 import MarketDataset, MarketSplit, SkippedFile
+from edge_reid.data.images import SkippedFile, read_images_in_chunks
+from edge_reid.data.market1501 import MarketDataset, MarketSplit
 from edge_reid.errors import DataError
 from edge_reid.evaluation.metrics import RetrievalScores, cosine_distance, evaluate_market1501
 from edge_reid.evaluation.rerank import re_ranking

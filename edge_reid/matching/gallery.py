@@ -41,19 +41,21 @@ import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
 
 import numba
 import numpy as np
 
+from edge_reid.defaults import PRUNE_MIN_AGE_S
 from edge_reid.errors import DataError
 from edge_reid.matching.assignment import assign_unique
-from edge_reid.matching.gallery_file import read_gallery_file, write_gallery_file
+from edge_reid.matching.gallery_file import GALLERY_KIND, read_gallery, write_gallery_file
 from edge_reid.matching.store import EmbeddingStore
 from edge_reid.matching.topk import topk_cosine
 
 #: Extra candidate identities per query beyond the number of queries (see :meth:`Gallery.match`).
 EXTRA_CANDIDATES = 4
-GALLERY_KIND = "edge-reid gallery"
 
 
 @dataclass
@@ -302,23 +304,89 @@ class Gallery:
         self._store.remove(members.all())
         return identity
 
-    def prune(self, max_age_s: float, now: float | None = None, keep_named: bool = True) -> list[int]:
+    def prune(
+        self, max_age_s: float, now: float | None = None, keep_named: bool = True, keep: Iterable[int] = ()
+    ) -> list[int]:
         """Remove identities not seen for more than ``max_age_s`` seconds; returns their ids.
+
+        An identity seen within the last :data:`PRUNE_MIN_AGE_S` seconds, or listed in
+        ``keep`` (e.g. held by a live track), is never removed, whatever ``max_age_s``:
+        otherwise a person in view would lose their identity and be re-created as a new one.
 
         Args:
             max_age_s: largest allowed ``now - last_seen``, seconds.
             now: current time in seconds (default: ``time.time()``).
             keep_named: never prune identities with a name (enrolled people).
+            keep: identity ids never to prune.
         """
         now = time.time() if now is None else float(now)
+        oldest = max(float(max_age_s), PRUNE_MIN_AGE_S)
+        kept = {int(i) for i in keep}
         stale = [
             i.identity_id
             for i in self._identities.values()
-            if now - i.last_seen > max_age_s and not (keep_named and i.name)
+            if now - i.last_seen > oldest and not (keep_named and i.name) and i.identity_id not in kept
         ]
         for identity_id in stale:
             self.remove(identity_id)
         return stale
+
+    def _record_sighting(self, identity_id: int, when: float, novel_embedding: np.ndarray | None) -> None:
+        identity = self._identities[identity_id]
+        identity.last_seen = max(identity.last_seen, when)
+        identity.count += 1
+        if novel_embedding is not None:
+            self._add_recent(identity_id, novel_embedding)
+
+    def similarity(self, identity_id: int, embeddings: np.ndarray) -> np.ndarray:
+        """Best cosine similarity of each of N embeddings to one identity's stored embeddings.
+
+        Args:
+            identity_id: an identity of this gallery.
+            embeddings: (N, D) or (D,) float32 L2-normalised.
+
+        Returns:
+            (N,) float32 in [-1, 1].
+
+        Raises:
+            KeyError: unknown identity. ValueError: wrong shape.
+        """
+        q = self._check(embeddings)
+        rows = [self._store.row_of(store_id) for store_id in self._members[int(identity_id)].all()]
+        stored = self._store.vectors[rows].astype(np.float32)
+        return (q @ stored.T).max(axis=1).astype(np.float32)
+
+    def observe(
+        self, identity_id: int, embedding: np.ndarray | None = None, timestamp: float | None = None, threshold: float | None = None
+    ) -> float | None:
+        """Record a sighting of a known identity (e.g. by a tracker that already knows who it is).
+
+        Updates ``last_seen`` and ``count``. With an embedding, it joins the identity's
+        recent history when it is novel (best similarity below ``novelty``) yet still
+        the same person (at least ``threshold``): a view that looks like someone else
+        is never stored.
+
+        Args:
+            identity_id: an identity of this gallery.
+            embedding: (D,) float32 L2-normalised embedding of a clean crop, or None.
+            timestamp: time of the sighting in seconds (default: wall clock).
+            threshold: least similarity for the embedding to be stored (default: the gallery's threshold).
+
+        Returns:
+            The embedding's best cosine similarity to the identity before the update, or None without one.
+
+        Raises:
+            KeyError: unknown identity. ValueError: wrong shape or a non-finite embedding.
+        """
+        when = time.time() if timestamp is None else float(timestamp)
+        if embedding is None:
+            self._record_sighting(int(identity_id), when, None)
+            return None
+        vector = self._check(embedding)[0]
+        best = float(self.similarity(identity_id, vector)[0])
+        lowest = self.threshold if threshold is None else float(threshold)
+        self._record_sighting(int(identity_id), when, vector if lowest <= best < self.novelty else None)
+        return best
 
     # -- matching -----------------------------------------------------------------------------
     def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -403,11 +471,7 @@ class Gallery:
                 identity_ids[row] = identity_id
                 similarities[row] = best
                 if update:
-                    identity = self._identities[identity_id]
-                    identity.last_seen = max(identity.last_seen, when)
-                    identity.count += 1
-                    if best < self.novelty:
-                        self._add_recent(identity_id, q[row])
+                    self._record_sighting(identity_id, when, q[row] if best < self.novelty else None)
             elif create:
                 identity_ids[row] = self.add(q[row], timestamp=when)
                 is_new[row] = True
@@ -445,64 +509,67 @@ class Gallery:
         write_gallery_file(path, header, payload)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, model_id: str | None = None, model_name: str | None = None) -> "Gallery":
-        """Read a gallery saved by :meth:`save`.
+    def load(
+        cls,
+        path: str | os.PathLike,
+        model_id: str | None = None,
+        model_name: str | None = None,
+        earlier_model_ids: tuple[str, ...] = (),
+    ) -> "Gallery":
+        """Read a gallery saved by :meth:`save` (parsed and checked by :func:`~edge_reid.matching.gallery_file.read_gallery`).
 
         Args:
             path: the ``.edgereid`` file.
             model_id: the current model's id; a gallery saved with another
                 model is refused (None: no check).
             model_name: the current model's name, for the error message.
+            earlier_model_ids: ids older edge-reid versions gave this same model
+                (:func:`edge_reid.spec.legacy_model_id`): such a gallery is accepted and re-tagged.
 
         Raises:
             DataError: missing, corrupt, truncated or inconsistent file, or a
                 gallery made with another model.
         """
-        header, payload = read_gallery_file(path)
-        if header.get("kind") != GALLERY_KIND:
-            raise DataError(f"{path} is an edge-reid file but not a gallery (kind {header.get('kind')!r})")
-        saved_model = header.get("model_id")
-        if model_id is not None and saved_model is not None and saved_model != model_id:
-            saved_name = header.get("model_name") or "another model"
-            raise DataError(
-                f"gallery {path} was made with {saved_name} (model id {saved_model[:12]}), but this run uses "
-                f"{model_name or 'a different model'} (model id {model_id[:12]}); embeddings of different models "
-                "are not comparable: use the gallery's model or enroll the people again into a new gallery"
+        stored = read_gallery(path, model_id=model_id, model_name=model_name, earlier_model_ids=earlier_model_ids)
+        gallery = cls(
+            stored.dim, threshold=stored.threshold, history_size=stored.history_size, novelty=stored.novelty,
+            dtype=stored.dtype, model_id=stored.model_id or model_id, model_name=stored.model_name or model_name,
+        )
+        for entry in stored.identities:
+            enrolled = gallery._store.add(entry.enrolled, labels=entry.identity_id, normalize=False) if len(entry.enrolled) else []
+            recent = gallery._store.add(entry.recent, labels=entry.identity_id, normalize=False) if len(entry.recent) else []
+            gallery._identities[entry.identity_id] = Identity(
+                entry.identity_id, entry.name, entry.first_seen, entry.last_seen, entry.count
             )
-        try:
-            gallery = cls(
-                int(header["dim"]),
-                threshold=float(header["threshold"]),
-                history_size=int(header["history_size"]),
-                novelty=float(header["novelty"]),
-                dtype=payload.dtype,
-                model_id=saved_model or model_id,
-                model_name=header.get("model_name") or model_name,
-            )
-            if payload.shape[1] != gallery.dim:
-                raise ValueError(f"embeddings have {payload.shape[1]} values, header says {gallery.dim}")
-            start = 0
-            for entry in header["identities"]:
-                identity = Identity(
-                    int(entry["identity_id"]), entry["name"], float(entry["first_seen"]),
-                    float(entry["last_seen"]), int(entry["count"]),
-                )
-                enrolled, recent = int(entry["enrolled"]), int(entry["recent"])
-                if identity.identity_id in gallery._identities or enrolled < 0 or recent < 0:
-                    raise ValueError(f"bad identity entry {identity.identity_id}")
-                if enrolled + recent == 0:
-                    raise ValueError(f"identity {identity.identity_id} has no embeddings")
-                block = payload[start : start + enrolled + recent]
-                if block.shape[0] != enrolled + recent:
-                    raise ValueError("fewer embeddings than the identities list")
-                start += enrolled + recent
-                store_ids = gallery._store.add(block, labels=identity.identity_id, normalize=False)
-                members = _Members(list(map(int, store_ids[:enrolled])), deque(map(int, store_ids[enrolled:])))
-                gallery._identities[identity.identity_id] = identity
-                gallery._members[identity.identity_id] = members
-            if start != payload.shape[0]:
-                raise ValueError("more embeddings than the identities list")
-            gallery._next_id = max([int(header["next_identity_id"]), *[i + 1 for i in gallery._identities]])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"gallery file {path} is inconsistent: {exc}") from exc
+            gallery._members[entry.identity_id] = _Members(list(map(int, enrolled)), deque(map(int, recent)))
+        gallery._next_id = stored.next_identity_id
         return gallery
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike,
+        dim: int,
+        model_id: str | None = None,
+        model_name: str | None = None,
+        create: bool = True,
+        earlier_model_ids: tuple[str, ...] = (),
+    ) -> "Gallery":
+        """Load the gallery at ``path``, or start an empty one when the file does not exist and ``create``.
+
+        Args:
+            path: the ``.edgereid`` file.
+            dim: embedding length D of the current model (for a new gallery).
+            model_id: the current model's id (``Embedder.model_id``): a gallery of another model is refused.
+            model_name: the current model's name, for messages.
+            create: start an empty gallery when the file is missing.
+            earlier_model_ids: ids older edge-reid versions gave this same model (see :meth:`load`).
+
+        Raises:
+            DataError: missing (and not ``create``), corrupt, or made with another model.
+        """
+        if Path(path).exists():
+            return cls.load(path, model_id=model_id, model_name=model_name, earlier_model_ids=earlier_model_ids)
+        if not create:
+            raise DataError(f"gallery file {path} does not exist")
+        return cls(dim, model_id=model_id, model_name=model_name)

@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ import numpy as np
 from edge_reid.atomic import atomic_write_bytes
 from edge_reid.errors import DataError
 
+#: ``kind`` in the header of a gallery file.
+GALLERY_KIND = "edge-reid gallery"
 MAGIC = b"EDGEREID"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sIIQQ32s")  # magic, version, reserved, header len, payload len, sha256
@@ -117,3 +120,124 @@ def read_gallery_file(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarr
     if not isinstance(header, dict):
         raise DataError(f"gallery file {path} has an invalid header (not a JSON object)")
     return header, payload
+
+
+@dataclass(frozen=True)
+class StoredIdentity:
+    """One identity as stored in a gallery file.
+
+    Attributes:
+        identity_id: the identity's id (>= 1).
+        name: its name, or None.
+        first_seen: seconds (Unix time by default) of creation.
+        last_seen: seconds of the latest sighting.
+        count: sightings and enrolled images.
+        enrolled: (E, D) enrolled embeddings.
+        recent: (R, D) recent embeddings, oldest first.
+    """
+
+    identity_id: int
+    name: str | None
+    first_seen: float
+    last_seen: float
+    count: int
+    enrolled: np.ndarray
+    recent: np.ndarray
+
+
+@dataclass(frozen=True)
+class StoredGallery:
+    """A gallery file's settings and identities (see :func:`read_gallery`).
+
+    Attributes:
+        dim: embedding length D.
+        threshold: the gallery's cosine-similarity threshold.
+        history_size: recent embeddings kept per identity.
+        novelty: similarity below which a sighting is stored.
+        dtype: embedding dtype (float32 or float16).
+        model_id: the embedding model's id, or None.
+        model_name: the model's name, or None.
+        next_identity_id: the next id to give (ids are never reused).
+        identities: the identities in file order.
+    """
+
+    dim: int
+    threshold: float
+    history_size: int
+    novelty: float
+    dtype: np.dtype
+    model_id: str | None
+    model_name: str | None
+    next_identity_id: int
+    identities: list[StoredIdentity]
+
+
+def read_gallery(
+    path: str | os.PathLike,
+    model_id: str | None = None,
+    model_name: str | None = None,
+    earlier_model_ids: tuple[str, ...] = (),
+) -> StoredGallery:
+    """Read, verify and parse a gallery file.
+
+    Args:
+        path: the ``.edgereid`` file.
+        model_id: the current model's id; a gallery saved with another model is refused (None: no check).
+        model_name: the current model's name, for the error message.
+        earlier_model_ids: ids older edge-reid versions gave the *same* model (e.g.
+            :func:`edge_reid.spec.legacy_model_id`); a gallery saved under one of them is accepted
+            and its ``model_id`` becomes ``model_id``, so the next save records today's id.
+
+    Raises:
+        DataError: missing, corrupt, truncated or inconsistent file, not a gallery, or a
+            gallery made with another model.
+    """
+    header, payload = read_gallery_file(path)
+    if header.get("kind") != GALLERY_KIND:
+        raise DataError(f"{path} is an edge-reid file but not a gallery (kind {header.get('kind')!r})")
+    saved_model = header.get("model_id")
+    if model_id is not None and saved_model in earlier_model_ids:
+        saved_model = model_id
+    if model_id is not None and saved_model is not None and saved_model != model_id:
+        saved_name = header.get("model_name") or "another model"
+        raise DataError(
+            f"gallery {path} was made with {saved_name} (model id {saved_model[:12]}), but this run uses "
+            f"{model_name or 'a different model'} (model id {model_id[:12]}); embeddings of different models "
+            "are not comparable: use the gallery's model or enroll the people again into a new gallery"
+        )
+    try:
+        dim = int(header["dim"])
+        if dim < 1 or payload.shape[1] != dim:
+            raise ValueError(f"embeddings have {payload.shape[1]} values, header says {dim}")
+        if int(header["history_size"]) < 1:
+            raise ValueError(f"history_size {header['history_size']} < 1")
+        identities = []
+        seen: set[int] = set()
+        start = 0
+        for entry in header["identities"]:
+            identity_id = int(entry["identity_id"])
+            enrolled, recent = int(entry["enrolled"]), int(entry["recent"])
+            if identity_id in seen or identity_id < 1 or enrolled < 0 or recent < 0:
+                raise ValueError(f"bad identity entry {identity_id}")
+            if enrolled + recent == 0:
+                raise ValueError(f"identity {identity_id} has no embeddings")
+            block = payload[start : start + enrolled + recent]
+            if block.shape[0] != enrolled + recent:
+                raise ValueError("fewer embeddings than the identities list")
+            start += enrolled + recent
+            seen.add(identity_id)
+            identities.append(StoredIdentity(
+                identity_id, entry["name"], float(entry["first_seen"]), float(entry["last_seen"]), int(entry["count"]),
+                block[:enrolled], block[enrolled:],
+            ))
+        if start != payload.shape[0]:
+            raise ValueError("more embeddings than the identities list")
+        return StoredGallery(
+            dim=dim, threshold=float(header["threshold"]), history_size=int(header["history_size"]),
+            novelty=float(header["novelty"]), dtype=payload.dtype, model_id=saved_model or None,
+            model_name=header.get("model_name"),
+            next_identity_id=max([int(header["next_identity_id"]), *[i + 1 for i in seen]]),
+            identities=identities,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"gallery file {path} is inconsistent: {exc}") from exc

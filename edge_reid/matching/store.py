@@ -114,11 +114,6 @@ class EmbeddingStore:
         labels[: self._size] = self._labels[: self._size]
         self._data, self._ids, self._labels = data, ids, labels
 
-    def reserve(self, capacity: int) -> None:
-        """Make room for at least ``capacity`` rows without further reallocation."""
-        if capacity > self.capacity:
-            self._resize(int(capacity))
-
     def add(self, embeddings: np.ndarray, ids: Iterable[int] | None = None, labels: int | np.ndarray = 0,
             normalize: bool | None = None) -> np.ndarray:
         """Append rows; returns their ids, (M,) int64.

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.data.market1501 import parse_market_name
+from edge_reid.data.market1501 import DISTRACTOR_PID, GALLERY_DIR, QUERY_DIR, TRAIN_DIR, load_split
 
-MARKET_SPLITS = ("bounding_box_train", "query", "bounding_box_test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+MARKET_SPLITS = (TRAIN_DIR, QUERY_DIR, GALLERY_DIR)
 
 
 def labelled_images(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray, int]:
@@ -32,22 +31,23 @@ def labelled_images(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray, i
 
     Returns:
         (paths, person ids (N,) int64, cameras (N,) int64, files skipped): junk
-        (-1), distractors (0) and names that do not parse are skipped.
+        (-1) and distractor (0) crops, names that do not parse and non-image
+        files are skipped. Images are not read here.
+
+    Raises:
+        DataError: a split folder holds no image with a Market-1501 name.
     """
+    folder = Path(folder)
     splits = [folder / s for s in MARKET_SPLITS if (folder / s).is_dir()] or [folder]
-    paths, pids, cams, skipped = [], [], [], 0
-    for split in splits:
-        for path in sorted(split.iterdir()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            parsed = parse_market_name(path.name)
-            if parsed is None or parsed.pid <= 0:
-                skipped += 1
-                continue
-            paths.append(path)
-            pids.append(parsed.pid)
-            cams.append(parsed.camid)
-    return paths, np.asarray(pids, np.int64), np.asarray(cams, np.int64), skipped
+    paths: list[Path] = []
+    pids, cams, skipped = [], [], 0
+    for split in map(load_split, splits):
+        keep = split.pids > DISTRACTOR_PID
+        paths += [path for path, kept in zip(split.paths, keep) if kept]
+        pids.append(split.pids[keep])
+        cams.append(split.camids[keep])
+        skipped += len(split.skipped) + int((~keep).sum())
+    return paths, np.concatenate(pids).astype(np.int64), np.concatenate(cams).astype(np.int64), skipped
 
 
 def pair_similarities(embeddings: np.ndarray, pids: np.ndarray, cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

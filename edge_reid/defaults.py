@@ -1,0 +1,29 @@
+"""Default thresholds shared by the library and the CLI.
+
+A light module (no heavy imports), so that the CLI can show these defaults in
+``--help`` before any model or numerical library is loaded. Each value says where
+it comes from; docs/tracking.md has the measurements.
+"""
+
+#: Cosine similarity at or above which a re-found person whose motion supports the match (a
+#: lost track's Kalman gate) takes that identity: the bundled OSNet's similarity at a 1%
+#: false-match rate on labelled crops is 0.64 (``edge-reid gallery threshold`` on
+#: mot17-reid-mini); the gallery's long-standing default, 0.6, is kept.
+THRESHOLD = 0.6
+
+#: Cosine similarity at or above which a new track takes an identity *without* motion
+#: support (someone who came back after a while, an enrolled person): the bundled
+#: OSNet's similarity at a 0.01% false-match rate on labelled crops (0.82, ``edge-reid
+#: gallery threshold --fmr 0.0001`` on mot17-reid-mini). Stricter than :data:`THRESHOLD`
+#: because a new track is compared with every stored identity at once: the chance
+#: of a false match grows with their number.
+REID_THRESHOLD = 0.82
+
+#: Identities seen within this many seconds are never pruned, and ``--prune-after`` may
+#: not be shorter: a person hidden for a moment (behind someone, out of view) must keep
+#: their identity.
+PRUNE_MIN_AGE_S = 10.0
+
+#: Seconds between two embeddings of a person followed without doubt (the refresh of
+#: the track's appearance history; DeepStream's ``reidExtractionInterval``, in seconds).
+REFRESH_S = 1.0

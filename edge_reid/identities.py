@@ -1,0 +1,220 @@
+"""Identities on top of tracks: who each confirmed track is, from the gallery.
+
+A tracker knows that a box in this frame is the same person as a box in the
+previous one; the gallery knows people across time and runs (enrolled names,
+people who left and came back). :class:`TrackIdentities` joins them:
+
+- A confirmed track gets an identity **once**, from its appearance template (the
+  mean of its latest clean embeddings, L2-normalised: temporal average pooling, as
+  video ReID does). Candidates:
+
+  - the identity of a *lost* track whose Kalman gate (DeepSORT's chi-square 95%
+    gate) holds the new track's box, at the gallery's ``threshold``: a person
+    re-found after a short break; the lost track is then dropped from the tracker;
+  - an identity no live track holds (someone gone for longer, an enrolled person),
+    at the stricter ``reid_threshold``, and only when no other identity also
+    passes it (two identities that both look like the same person: appearance
+    cannot tell, so no guess).
+
+  Never an identity held by a track in view (two live tracks never share one), nor
+  one the track resembles no more than someone in view. Otherwise the track
+  creates a new identity from its clean embeddings (from its latest embedding when
+  it has none yet: a person confirmed while overlapped must still be named).
+- The track **keeps** its identity while it lives. Each fresh clean embedding (one
+  per second, :mod:`~edge_reid.tracking.embedding_policy`) re-checks it against the
+  identity (:meth:`~edge_reid.matching.gallery.Gallery.observe`): a view still alike
+  (at least the threshold) and novel joins the identity's stored views; one that no
+  longer looks like it (the tracker may have followed someone else through a crossing)
+  is not stored, so the identity is never taught another person's appearance.
+- A track without any embedding (motion-only use) has identity -1 until it gets one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_reid.defaults import REID_THRESHOLD
+from edge_reid.detections import Detections
+from edge_reid.matching.assignment import assign_unique
+from edge_reid.matching.gallery import Gallery
+from edge_reid.tracking.kalman import GATE_CHI2_95, BoxKalmanFilter
+from edge_reid.tracking.track import Track, TrackState
+from edge_reid.tracking.tracker import Tracker
+
+#: Clean embeddings (most recent: about 10 s of a track at one refresh per second) averaged into its template.
+TEMPLATE_SIZE = 10
+#: Candidate identities examined per track beyond the number of tracks being identified.
+EXTRA_CANDIDATES = 4
+
+
+@dataclass(frozen=True)
+class Identities:
+    """Identities of N tracked detections (rows match the tracked :class:`~edge_reid.detections.Detections`).
+
+    Attributes:
+        identity_ids: (N,) int64 gallery identity ids (>= 1), -1 while a track has no embedding yet.
+        names: N names of enrolled identities (None for unnamed ones).
+        similarities: (N,) float32 cosine similarity in [-1, 1] of the track's template to its
+            identity when it was matched or re-checked; 0 for identities the track created.
+        is_new: (N,) bool, True in the frame where the track created its identity.
+    """
+
+    identity_ids: np.ndarray
+    names: tuple[str | None, ...]
+    similarities: np.ndarray
+    is_new: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.identity_ids.shape[0])
+
+    @staticmethod
+    def empty() -> "Identities":
+        """No identities."""
+        return Identities(np.zeros(0, np.int64), (), np.zeros(0, np.float32), np.zeros(0, bool))
+
+
+def template(track: Track) -> np.ndarray | None:
+    """(D,) float32 L2-normalised mean of the track's latest clean embeddings (its latest embedding
+    of any kind when it has no clean one), or None without embeddings."""
+    if track.history:
+        recent = np.stack(list(track.history)[-TEMPLATE_SIZE:])
+    elif track.last_embedding is not None:
+        recent = track.last_embedding[None, :]
+    else:
+        return None
+    mean = recent.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return (mean / norm).astype(np.float32) if norm > 0 else None
+
+
+class TrackIdentities:
+    """Gives each confirmed track a gallery identity and keeps it.
+
+    Args:
+        gallery: the identity :class:`~edge_reid.matching.gallery.Gallery`.
+        reid_threshold: least cosine similarity for a track to take an identity that no
+            motion supports: someone gone for longer than the tracker keeps lost tracks,
+            or an enrolled person. Stricter than the gallery's ``threshold`` (which applies
+            when a lost track's motion gate supports the match), because a new track is
+            compared with every stored identity: see docs/tracking.md. Default: the
+            bundled OSNet's similarity at a 0.01% false-match rate on labelled crops.
+
+    Raises:
+        ValueError: ``reid_threshold`` outside [-1, 1].
+    """
+
+    def __init__(self, gallery: Gallery, reid_threshold: float = REID_THRESHOLD) -> None:
+        if not -1.0 <= reid_threshold <= 1.0:
+            raise ValueError(f"reid_threshold must be a cosine similarity in [-1, 1], got {reid_threshold}")
+        self.gallery = gallery
+        self.reid_threshold = float(reid_threshold)
+        self.kalman = BoxKalmanFilter()
+        self._identity_of: dict[int, int] = {}  # track id -> identity id
+        self._similarity_of: dict[int, float] = {}
+
+    def identity_of(self, track_id: int) -> int:
+        """The identity of a live track, or -1."""
+        return self._identity_of.get(int(track_id), -1)
+
+    def held_identities(self) -> set[int]:
+        """Identities held by live tracks (kept by pruning)."""
+        return set(self._identity_of.values())
+
+    def update(self, tracker: Tracker, tracked: Detections, now_s: float | None = None) -> Identities:
+        """Identify the tracks reported in one frame.
+
+        Args:
+            tracker: the tracker that produced ``tracked`` (its tracks hold the embeddings).
+            tracked: the frame's tracked detections (``track_ids`` set), from :meth:`Tracker.update`.
+            now_s: time for the gallery's sightings, seconds (default: wall clock, so that a
+                saved gallery keeps meaningful times).
+
+        Returns:
+            :class:`Identities`, one row per tracked detection.
+        """
+        live = {t.track_id: t for t in tracker.tracks}
+        for track_id in [t for t in self._identity_of if t not in live]:
+            del self._identity_of[track_id]
+            self._similarity_of.pop(track_id, None)
+        ids = [] if tracked.track_ids is None else tracked.track_ids.tolist()
+        tracks = [live[track_id] for track_id in ids]
+        pending = [t for t in tracks if t.track_id not in self._identity_of]
+        created = self._identify(tracker, pending, live, now_s) if pending else set()
+        for track in tracks:
+            if track.track_id in self._identity_of and track.track_id not in created:
+                fresh = track.last_embedded_s is not None and track.last_embedded_s == tracker.clock_s and track.history
+                self.gallery.observe(self._identity_of[track.track_id], track.history[-1] if fresh else None, timestamp=now_s)
+        identity_ids = np.array([self._identity_of.get(t, -1) for t in ids], np.int64)
+        names = tuple(self.gallery.get(i).name if i in self.gallery else None for i in identity_ids.tolist())
+        similarities = np.array([self._similarity_of.get(t, 0.0) for t in ids], np.float32)
+        is_new = np.array([t in created for t in ids], bool)
+        return Identities(identity_ids, names, similarities, is_new)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _identify(self, tracker: Tracker, pending: list[Track], live: dict[int, Track], now_s: float | None) -> set[int]:
+        """Match pending tracks to identities; returns the ids of tracks that created a new identity."""
+        ready = [(t, v) for t in pending if (v := template(t)) is not None]
+        if not ready:
+            return set()
+        asking = {t.track_id for t, _ in ready}
+        holder_of = {identity: live[track_id] for track_id, identity in self._identity_of.items() if track_id not in asking}
+        candidates, margin = self._candidates([v for _, v in ready], [t for t, _ in ready], holder_of)
+        columns = assign_unique(margin, 0.0) if candidates.size else np.full(len(ready), -1, np.int64)
+        created = set()
+        for row, (track, vector) in enumerate(ready):
+            if columns[row] >= 0:
+                identity = int(candidates[columns[row]])
+                holder = holder_of.get(identity)
+                if holder is not None:  # a lost track: its person is this one now
+                    tracker.remove(holder.track_id)
+                    del self._identity_of[holder.track_id]
+                    self._similarity_of.pop(holder.track_id, None)
+                self._identity_of[track.track_id] = identity
+                self._similarity_of[track.track_id] = float(self.gallery.similarity(identity, vector)[0])
+                self.gallery.observe(identity, track.history[-1] if track.history else None, timestamp=now_s)
+            else:
+                rows = np.stack(list(track.history)) if track.history else vector[None, :]
+                identity = self.gallery.add(rows[-self.gallery.history_size :], timestamp=now_s)
+                self._identity_of[track.track_id] = identity
+                self._similarity_of[track.track_id] = 0.0
+                created.add(track.track_id)
+        return created
+
+    def _candidates(self, templates: list[np.ndarray], tracks: list[Track], holder_of: dict[int, Track]):
+        """Candidate identities (K,) and the (P, K) margin of each track's similarity over the threshold
+        that applies (-inf where the identity is not a candidate for that track)."""
+        if not len(self.gallery):
+            return np.zeros(0, np.int64), np.zeros((len(templates), 0), np.float32)
+        queries = np.stack(templates)
+        scores, found = self.gallery.search(queries, len(templates) + len(holder_of) + EXTRA_CANDIDATES)
+        candidates = np.unique(found[found >= 1])
+        margin = np.full((len(templates), candidates.size), -np.inf, np.float32)
+        lost = [(identity, holder) for identity, holder in holder_of.items() if holder.state == TrackState.LOST]
+        gated: set[tuple[int, int]] = set()
+        if lost:
+            boxes = np.stack([t.mean[:4] for t in tracks])
+            distance = self.kalman.gating_distance(
+                np.stack([h.mean for _, h in lost]), np.stack([h.covariance for _, h in lost]), boxes
+            )
+            gated = {(row, identity) for (identity, _), near in zip(lost, distance <= GATE_CHI2_95) for row in np.flatnonzero(near)}
+        for row in range(len(templates)):
+            visible = [s for s, i in zip(scores[row], found[row]) if i in holder_of and holder_of[i].state != TrackState.LOST]
+            best_visible = max(visible, default=-np.inf)
+            # Two identities that both pass the strict test: appearance cannot tell them apart here.
+            unambiguous = int((scores[row] >= self.reid_threshold).sum()) <= 1
+            for score, identity in zip(scores[row].tolist(), found[row].tolist()):
+                holder = holder_of.get(identity)
+                if identity < 1 or (holder is not None and holder.state != TrackState.LOST):
+                    continue  # held by a track in view: two live tracks never share an identity
+                if score <= best_visible:
+                    continue  # looks at least as much like someone in view elsewhere: not telling
+                supported = (row, identity) in gated
+                if holder is not None and not supported:
+                    continue  # a lost track elsewhere: its person cannot be here
+                if not supported and not unambiguous:
+                    continue
+                threshold = self.gallery.threshold if supported else self.reid_threshold
+                margin[row, np.searchsorted(candidates, identity)] = score - threshold
+        return candidates, margin

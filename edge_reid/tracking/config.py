@@ -1,0 +1,84 @@
+"""The tracker's constants (a light module: dataclasses and math only)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """The tracker's constants, with where each default comes from.
+
+    Attributes:
+        high_score: detections at or above this confidence take part in the first
+            association and may confirm tracks (BoT-SORT ``track_high_thresh`` 0.6;
+            ByteTrack's ``track_thresh`` is 0.5).
+        low_score: detections from here up to ``high_score`` only extend tracked
+            tracks, by IoU (ByteTrack/BoT-SORT ``track_low_thresh`` 0.1).
+        new_track_score: an unmatched detection starts a track only at or above this
+            (BoT-SORT ``new_track_thresh`` 0.7; ByteTrack's ``track_thresh + 0.1``).
+        min_iou: least IoU for a first-stage (high-score) match (ByteTrack/BoT-SORT
+            ``match_thresh`` 0.8 on the cost ``1 - IoU``).
+        min_iou_low: least IoU for a second-stage (low-score) match (ByteTrack: cost limit 0.5).
+        min_iou_tentative: least IoU for a tentative track's match (ByteTrack: cost limit 0.7).
+        proximity: least IoU at which appearance may lower a pair's cost (BoT-SORT ``proximity_thresh`` 0.5).
+        appearance_thresh: largest half cosine distance ``(1 - s) / 2`` counted as alike
+            (BoT-SORT's ``appearance_thresh`` form). Cosine thresholds belong to a model: 0.2
+            is similarity 0.6, the bundled OSNet's same-person threshold (0.64 at a 1%
+            false-match rate on labelled crops; BoT-SORT's 0.25, similarity 0.5, was set for
+            its own FastReID model, and half of OSNet's different-person pairs exceed 0.4).
+        veto_similarity: pairs whose embeddings are less similar than this (cosine) are
+            never matched, whatever their overlap: clearly different people. 0.5: on
+            labelled crops (mot17-reid-mini) none of the bundled OSNet's 1,710 same-person
+            pairs falls below 0.59, while 86% of its different-person pairs fall below 0.5.
+            For another model, calibrate both with ``edge-reid gallery threshold``
+            (docs/tracking.md).
+        confirm_hits: consecutive hits that confirm a tentative track (DeepSORT ``n_init`` 3,
+            DeepStream ``probationAge`` 3; ByteTrack/BoT-SORT confirm at 2).
+        max_lost_s: seconds a lost track is kept and re-matchable (ByteTrack/BoT-SORT
+            ``track_buffer`` 30 frames at 30 fps, OC-SORT/StrongSORT ``max_age`` 30: 1 s).
+        history_size: clean embeddings kept per track (DeepSORT ``nn_budget`` and
+            DeepStream ``reidHistorySize``: 100).
+        duplicate_iou: a lost and a tracked track overlapping this much are one
+            person (BoT-SORT's ``remove_duplicate_stracks``: IoU distance < 0.15).
+        overlap: a detection with more than this fraction of its area covered by
+            another detection is *overlapped*: its crop shows two people, so its
+            embedding is used to match in this frame but never kept.
+
+    Raises:
+        ValueError: a value outside its range (raised on construction).
+    """
+
+    high_score: float = 0.6
+    low_score: float = 0.1
+    new_track_score: float = 0.7
+    min_iou: float = 0.2
+    min_iou_low: float = 0.5
+    min_iou_tentative: float = 0.3
+    proximity: float = 0.5
+    appearance_thresh: float = 0.2
+    veto_similarity: float = 0.5
+    confirm_hits: int = 3
+    max_lost_s: float = 1.0
+    history_size: int = 100
+    duplicate_iou: float = 0.85
+    overlap: float = 0.1
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not math.isfinite(value):
+                raise ValueError(f"TrackerConfig.{item.name} must be finite, got {value}")
+        for name in ("high_score", "low_score", "new_track_score", "min_iou", "min_iou_low", "min_iou_tentative",
+                     "proximity", "appearance_thresh", "duplicate_iou", "overlap"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not -1.0 <= self.veto_similarity <= 1.0:
+            raise ValueError(f"TrackerConfig.veto_similarity must be a cosine similarity in [-1, 1], got {self.veto_similarity}")
+        if self.low_score > self.high_score:
+            raise ValueError(f"TrackerConfig.low_score ({self.low_score}) must not exceed high_score ({self.high_score})")
+        if self.confirm_hits < 1 or self.history_size < 1:
+            raise ValueError("TrackerConfig.confirm_hits and history_size must be >= 1")
+        if self.max_lost_s < 0:
+            raise ValueError(f"TrackerConfig.max_lost_s must be >= 0 seconds, got {self.max_lost_s}")

@@ -1,0 +1,96 @@
+"""Which detections of a frame need a ReID embedding.
+
+The ReID model is the dominant per-frame cost, and most people in most frames are
+followed without doubt by motion alone. A high-score detection is embedded when
+its appearance can change a decision or is due:
+
+- **no sure owner**: it does not overlap (IoU >= ``proximity``) exactly one predicted
+  box of a track that is confirmed and tracked in the previous frame: a new person,
+  a tentative track still on probation, a lost track being re-found, or two
+  candidate tracks;
+- **shared**: its sure owner also overlaps another detection that much;
+- **overlapped**: more than ``overlap`` of its box is covered by another detection
+  or by another track's predicted box: people crossing, where motion alone swaps
+  identities;
+- **due**: its owner's latest clean embedding is ``refresh_s`` seconds old or more,
+  so every track's appearance history keeps up with the person (DeepStream's
+  ``reidExtractionInterval``, in seconds).
+
+Low-score detections are never embedded: they are matched by IoU only (ByteTrack's
+second stage). Whether an embedding is *clean* (may join a track's history and the
+gallery) is decided by the tracker: no other detection overlaps it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_reid.defaults import REFRESH_S
+from edge_reid.detections import Detections
+from edge_reid.tracking.boxes import coverage_matrix, iou_matrix
+from edge_reid.tracking.track import TrackState
+from edge_reid.tracking.tracker import Tracker
+
+
+
+def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float, refresh_s: float = REFRESH_S,
+                    image: np.ndarray | None = None) -> np.ndarray:
+    """Decide which detections to embed in this frame.
+
+    Predicts the tracker to ``timestamp_s`` (:meth:`Tracker.predict`, idempotent), then
+    applies the rules of this module.
+
+    Args:
+        tracker: the tracker that will receive this frame's detections.
+        detections: the frame's detections (boxes x1, y1, x2, y2 pixels, scores in [0, 1]).
+        timestamp_s: the frame's time in seconds.
+        refresh_s: seconds after which a track's appearance is refreshed, > 0.
+        image: the frame, when the tracker compensates camera motion.
+
+    Returns:
+        (N,) bool: True for the detections to embed.
+
+    Raises:
+        ValueError: ``refresh_s`` is not positive, or what :meth:`Tracker.predict` raises.
+    """
+    if not refresh_s > 0:
+        raise ValueError(f"refresh_s must be > 0 seconds, got {refresh_s}")
+    tracker.predict(timestamp_s, image)
+    config = tracker.config
+    boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(detections.scores, np.float64).reshape(-1)
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
+    valid = finite & ((boxes[:, 2] - boxes[:, 0]) > 0) & ((boxes[:, 3] - boxes[:, 1]) > 0)
+    high = valid & (scores >= config.high_score)
+    embed = high.copy()
+    if not high.any():
+        return embed
+    considered = np.flatnonzero(valid & (scores >= config.low_score))
+    candidates = np.flatnonzero(high)
+    tracks = tracker.tracks
+    predicted = np.stack([t.kalman_box for t in tracks]) if tracks else np.zeros((0, 4))
+    sure = np.array([t.state == TrackState.TRACKED for t in tracks], bool)
+
+    det_cover = coverage_matrix(boxes[candidates], boxes[considered])
+    det_cover[candidates[:, None] == considered[None, :]] = 0.0
+    overlapped = (det_cover > config.overlap).any(axis=1)
+    track_iou = iou_matrix(boxes[candidates], predicted)  # (C, T)
+    track_cover = coverage_matrix(boxes[candidates], predicted)
+    near = track_iou >= config.proximity
+    all_iou = iou_matrix(predicted, boxes[considered])  # (T, K)
+    now = tracker.clock_s
+    for row, index in enumerate(candidates):
+        owners = np.flatnonzero(near[row])
+        if overlapped[row] or owners.size != 1 or not sure[owners[0]]:
+            continue
+        owner = owners[0]
+        others_cover = np.delete(track_cover[row], owner)
+        if (others_cover > config.overlap).any():
+            continue
+        if ((all_iou[owner] >= config.proximity).sum()) > 1:
+            continue
+        last = tracks[owner].last_embedded_s
+        if last is None or now - last >= refresh_s - 1e-6:  # 1 us: float timestamps (0.7 - 0.2 < 0.5)
+            continue
+        embed[index] = False
+    return embed

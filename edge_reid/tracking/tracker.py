@@ -1,0 +1,298 @@
+"""The multi-object tracker: Kalman prediction, ByteTrack's two-stage association with BoT-SORT's fused cost.
+
+Per frame (:meth:`Tracker.update`), following ByteTrack (Y. Zhang et al., "ByteTrack:
+Multi-Object Tracking by Associating Every Detection Box", ECCV 2022) and BoT-SORT
+(N. Aharon et al., 2022):
+
+1. every live track is predicted to the frame's time (:mod:`~edge_reid.tracking.kalman`),
+   and moved by the camera's motion when a :class:`~edge_reid.tracking.camera_motion.CameraMotion`
+   is given;
+2. confirmed tracks (tracked and lost) are matched to the **high-score** detections
+   with the fused IoU + appearance cost (:func:`~edge_reid.tracking.association.fuse_costs`);
+3. tracks still unmatched that were tracked in the previous frame are matched to the
+   **low-score** detections by IoU alone: partly occluded people score low but stay tracked;
+4. tentative tracks are matched to the remaining high-score detections (fused cost);
+5. remaining high-score detections confident enough start tentative tracks;
+6. tracks unmatched become lost (or, if tentative, are removed); lost tracks unseen
+   for longer than ``max_lost_s`` are removed; a lost track lying on a tracked one
+   (IoU >= ``duplicate_iou``) is a duplicate and the younger of the two is removed.
+
+Times are the caller's timestamps made monotonic: a timestamp that repeats or goes
+backwards (a camera that reconnected) counts as no time passing, so nothing jumps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_reid.detections import Detections
+from edge_reid.tracking.association import appearance_similarity, fuse_costs, iou_cost, linear_assignment
+from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xyxy_to_xywh
+from edge_reid.tracking.camera_motion import CameraMotion
+from edge_reid.tracking.config import TrackerConfig
+from edge_reid.tracking.kalman import BoxKalmanFilter
+from edge_reid.tracking.track import Track, TrackState
+
+
+def overlapped_mask(boxes: np.ndarray, overlap: float) -> np.ndarray:
+    """(N,) bool: which of N boxes (x1, y1, x2, y2) have more than ``overlap`` of their area covered by another."""
+    coverage = coverage_matrix(boxes, boxes)
+    np.fill_diagonal(coverage, 0.0)
+    return (coverage > overlap).any(axis=1) if coverage.size else np.zeros(len(boxes), bool)
+
+
+class Tracker:
+    """Follows people from frame to frame by motion and appearance.
+
+    Usable with any detector: give each frame's :class:`~edge_reid.detections.Detections`,
+    optionally their ReID embeddings, and the frame's time.
+
+    Args:
+        config: :class:`TrackerConfig` (default: the published defaults it lists).
+        camera_motion: a :class:`~edge_reid.tracking.camera_motion.CameraMotion` to compensate
+            a moving camera (then every update needs the frame's image); None for a fixed camera.
+
+    Attributes:
+        tracks: live tracks (tentative, tracked, lost).
+        clock_s: the tracker's time, seconds: the sum of the forward steps between timestamps.
+        ignored_boxes: boxes without area ignored so far.
+        confirmed_total: tracks confirmed so far.
+
+    Example:
+        >>> tracker = Tracker()                                                  # doctest: +SKIP
+        >>> tracked = tracker.update(Detections.from_boxes(boxes, scores), None, timestamp_s=0.1)  # doctest: +SKIP
+        >>> tracked.track_ids                                                    # doctest: +SKIP
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, camera_motion: CameraMotion | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.camera_motion = camera_motion
+        self.kalman = BoxKalmanFilter()
+        self.tracks: list[Track] = []
+        self.clock_s = 0.0
+        self.ignored_boxes = 0
+        self.confirmed_total = 0
+        self._last_timestamp: float | None = None
+        self._predicted_for: float | None = None
+        self._next_id = 1
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, track_id: int) -> Track | None:
+        """The live track with this id, or None."""
+        return next((t for t in self.tracks if t.track_id == track_id), None)
+
+    @property
+    def confirmed_tracks(self) -> list[Track]:
+        """Live confirmed tracks (tracked and lost)."""
+        return [t for t in self.tracks if t.is_confirmed]
+
+    # -- the frame loop ---------------------------------------------------------------------
+    def predict(self, timestamp_s: float, image: np.ndarray | None = None) -> None:
+        """Move every live track to the frame at ``timestamp_s`` (once per frame; :meth:`update` calls it).
+
+        Call it before :meth:`update` to read the predicted boxes first (e.g. to decide what to embed).
+
+        Args:
+            timestamp_s: the frame's time in seconds.
+            image: (H, W, 3) uint8 BGR frame; needed when the tracker compensates camera motion.
+
+        Raises:
+            ValueError: ``timestamp_s`` is NaN or infinite; camera motion on but no image.
+        """
+        timestamp = float(timestamp_s)
+        if not np.isfinite(timestamp):
+            raise ValueError(f"timestamp_s must be a finite number of seconds, got {timestamp_s}")
+        if self._predicted_for is not None and timestamp == self._predicted_for:
+            return
+        step = 0.0
+        if self._last_timestamp is not None and timestamp > self._last_timestamp:
+            step = timestamp - self._last_timestamp
+        self._last_timestamp = timestamp
+        self._predicted_for = timestamp
+        self.clock_s += step
+        if self.tracks:
+            means = np.stack([t.mean for t in self.tracks])
+            covariances = np.stack([t.covariance for t in self.tracks])
+            not_tracked = np.array([t.state != TrackState.TRACKED for t in self.tracks])
+            means[not_tracked, 6:8] = 0.0  # lost and tentative tracks keep their size (BoT-SORT)
+            means, covariances = self.kalman.predict(means, covariances, step)
+            for track, mean, covariance in zip(self.tracks, means, covariances):
+                track.mean, track.covariance = mean, covariance
+        if self.camera_motion is not None:
+            if image is None:
+                raise ValueError("this Tracker compensates camera motion: pass the frame's image")
+            warp = self.camera_motion.estimate(image)
+            for track in self.tracks:
+                track.mean, track.covariance = CameraMotion.apply(warp, track.mean, track.covariance)
+
+    def update(
+        self,
+        detections: Detections,
+        embeddings: np.ndarray | None = None,
+        timestamp_s: float = 0.0,
+        embedded: np.ndarray | None = None,
+        image: np.ndarray | None = None,
+    ) -> Detections:
+        """Track one frame's detections.
+
+        Args:
+            detections: the frame's people; boxes x1, y1, x2, y2 pixels, scores in [0, 1].
+                Boxes with no area are ignored (counted in :attr:`ignored_boxes`).
+            embeddings: (N, D) float32 L2-normalised ReID embeddings of the detections, or
+                None to track by motion alone.
+            timestamp_s: the frame's time in seconds (repeats and steps back count as 0 s).
+            embedded: (N,) bool, which rows of ``embeddings`` hold an embedding (default:
+                all when ``embeddings`` is given). Rows not embedded are matched by motion.
+            image: (H, W, 3) uint8 BGR frame, needed with camera-motion compensation.
+
+        Returns:
+            One row per confirmed track matched in this frame, in the order of the input
+            detections: the track's Kalman-filtered box (x1, y1, x2, y2 pixels: the detection
+            smoothed by the motion model, as ByteTrack and BoT-SORT report), the detection's
+            score, and ``track_ids``. Tentative and lost tracks are not reported.
+
+        Raises:
+            ValueError: NaN or infinite boxes or scores, embeddings of the wrong shape or
+                with NaN/Inf in an embedded row, a non-finite timestamp.
+        """
+        boxes, scores, embeddings, embedded = self._check(detections, embeddings, embedded)
+        self.predict(timestamp_s, image)
+        config = self.config
+        now = self.clock_s
+        for track in self.tracks:
+            track.detection_index = -1
+            track.refound = False
+            track.confirmed_now = False
+
+        valid = ((boxes[:, 2] - boxes[:, 0]) > 0) & ((boxes[:, 3] - boxes[:, 1]) > 0)
+        self.ignored_boxes += int((~valid).sum())
+        high = np.flatnonzero(valid & (scores >= config.high_score))
+        low = np.flatnonzero(valid & (scores >= config.low_score) & (scores < config.high_score))
+        considered = np.flatnonzero(valid & (scores >= config.low_score))
+        clean = np.zeros(len(boxes), bool)
+        clean[considered] = ~overlapped_mask(boxes[considered], config.overlap)
+
+        confirmed = [t for t in self.tracks if t.is_confirmed]
+        tentative = [t for t in self.tracks if t.state == TrackState.TENTATIVE]
+        matched: list[tuple[Track, int]] = []
+
+        # 1. confirmed tracks x high-score detections, fused cost
+        pairs, unmatched_tracks, unmatched_high = self._associate(confirmed, high, boxes, embeddings, embedded, config.min_iou, fused=True)
+        matched += [(confirmed[t], int(high[d])) for t, d in pairs]
+        # 2. tracks tracked until now x low-score detections, IoU only
+        previously_tracked = [confirmed[i] for i in unmatched_tracks if confirmed[i].state == TrackState.TRACKED]
+        pairs, unmatched_second, _ = self._associate(previously_tracked, low, boxes, None, embedded, config.min_iou_low, fused=False)
+        matched += [(previously_tracked[t], int(low[d])) for t, d in pairs]
+        for index in unmatched_second:
+            previously_tracked[index].mark_missed()
+        # 3. tentative tracks x remaining high-score detections, fused cost
+        remaining = high[unmatched_high]
+        pairs, unmatched_tentative, unmatched_remaining = self._associate(
+            tentative, remaining, boxes, embeddings, embedded, config.min_iou_tentative, fused=True
+        )
+        matched += [(tentative[t], int(remaining[d])) for t, d in pairs]
+        for index in unmatched_tentative:
+            tentative[index].mark_missed()
+
+        self._apply_matches(matched, boxes, scores, embeddings, embedded, clean, now)
+        # 4. new tentative tracks
+        for index in remaining[unmatched_remaining]:
+            if scores[index] >= config.new_track_score:
+                self._start_track(int(index), boxes, scores, embeddings, embedded, clean, now)
+        # 5. expiry and duplicates
+        for track in self.tracks:
+            track.expire(now, config.max_lost_s)
+        self._remove_duplicates()
+        self.tracks = [t for t in self.tracks if t.state != TrackState.REMOVED]
+
+        reported = sorted((t for t in self.tracks if t.state == TrackState.TRACKED and t.detection_index >= 0),
+                          key=lambda t: t.detection_index)
+        rows = np.array([t.detection_index for t in reported], np.int64)
+        filtered = np.stack([t.kalman_box for t in reported]) if reported else np.zeros((0, 4))
+        return Detections(
+            filtered.astype(np.float32), scores[rows].astype(np.float32), np.array([t.track_id for t in reported], np.int64)
+        )
+
+    def remove(self, track_id: int) -> None:
+        """Drop a live track (e.g. a lost one whose person was found under another track)."""
+        self.tracks = [t for t in self.tracks if t.track_id != track_id]
+
+    # -- internals --------------------------------------------------------------------------
+    def _check(self, detections: Detections, embeddings, embedded):
+        boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)
+        scores = np.asarray(detections.scores, np.float64).reshape(-1)
+        if scores.shape[0] != boxes.shape[0]:
+            raise ValueError(f"{boxes.shape[0]} boxes but {scores.shape[0]} scores")
+        bad = ~np.isfinite(boxes).all(axis=1) | ~np.isfinite(scores)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise ValueError(
+                f"detections contain NaN or infinite values (rows {rows[:5].tolist()}{'...' if rows.size > 5 else ''}): "
+                "check the detector's output before tracking"
+            )
+        count = boxes.shape[0]
+        if embeddings is None:
+            return boxes, scores, None, np.zeros(count, bool)
+        vectors = np.asarray(embeddings, np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != count:
+            raise ValueError(f"embeddings must be ({count}, D) for {count} detections, got {vectors.shape}")
+        mask = np.ones(count, bool) if embedded is None else np.asarray(embedded, bool).reshape(-1)
+        if mask.shape[0] != count:
+            raise ValueError(f"embedded must be ({count},) bool, got {mask.shape}")
+        if mask.any() and not np.isfinite(vectors[mask]).all():
+            raise ValueError("embeddings contain NaN or infinite values")
+        return boxes, scores, vectors, mask
+
+    def _associate(self, tracks, columns, boxes, embeddings, embedded, min_iou, fused):
+        """Match ``tracks`` to the detections ``columns``; returns (pairs, unmatched track rows, unmatched columns)."""
+        if not tracks or columns.size == 0:
+            return np.zeros((0, 2), np.int64), np.arange(len(tracks)), np.arange(columns.size)
+        predicted = np.stack([t.kalman_box for t in tracks])
+        cost = iou_cost(predicted, boxes[columns])
+        if fused and embeddings is not None:
+            similarity = appearance_similarity([t.history_array() for t in tracks], embeddings[columns], embedded[columns])
+            config = self.config
+            cost = fuse_costs(cost, similarity, config.proximity, config.appearance_thresh, config.veto_similarity)
+        return linear_assignment(cost, 1.0 - min_iou + 1e-9)
+
+    def _apply_matches(self, matched, boxes, scores, embeddings, embedded, clean, now) -> None:
+        if not matched:
+            return
+        tracks = [track for track, _ in matched]
+        rows = np.array([row for _, row in matched], np.int64)
+        means, covariances = self.kalman.update(
+            np.stack([t.mean for t in tracks]), np.stack([t.covariance for t in tracks]), xyxy_to_xywh(boxes[rows])
+        )
+        for track, row, mean, covariance in zip(tracks, rows, means, covariances):
+            track.mean, track.covariance = mean, covariance
+            track.mark_matched(boxes[row], scores[row], now, int(row), self.config.confirm_hits)
+            self.confirmed_total += int(track.confirmed_now)
+            if embeddings is not None and embedded[row]:
+                track.add_embedding(embeddings[row], now, bool(clean[row]))
+
+    def _start_track(self, row, boxes, scores, embeddings, embedded, clean, now) -> None:
+        mean, covariance = self.kalman.initiate(xyxy_to_xywh(boxes[row : row + 1]))
+        track = Track(self._next_id, mean[0], covariance[0], boxes[row], scores[row], now, self.config.history_size)
+        self._next_id += 1
+        track.detection_index = row
+        if self.config.confirm_hits <= 1:
+            track.state = TrackState.TRACKED
+            track.confirmed_now = True
+            self.confirmed_total += 1
+        if embeddings is not None and embedded[row]:
+            track.add_embedding(embeddings[row], now, bool(clean[row]))
+        self.tracks.append(track)
+
+    def _remove_duplicates(self) -> None:
+        tracked = [t for t in self.tracks if t.state == TrackState.TRACKED]
+        lost = [t for t in self.tracks if t.state == TrackState.LOST]
+        if not tracked or not lost:
+            return
+        overlap = iou_matrix(np.stack([t.kalman_box for t in tracked]), np.stack([t.kalman_box for t in lost]))
+        for i, j in zip(*np.nonzero(overlap >= self.config.duplicate_iou)):
+            a, b = tracked[i], lost[j]
+            if a.state == TrackState.REMOVED or b.state == TrackState.REMOVED:
+                continue
+            younger = a if (a.last_seen_s - a.first_seen_s) < (b.last_seen_s - b.first_seen_s) else b
+            younger.state = TrackState.REMOVED
+            younger.detection_index = -1

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from edge_reid.tracking.association import FORBIDDEN, appearance_similarity, fuse_costs, iou_cost, linear_assignment
+from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xywh_to_xyxy, xyxy_to_xywh
+
+
+def test_box_geometry():
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 10]], float)
+    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], float)
+    np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150, 0], [0, 0]])
+    np.testing.assert_allclose(iou_cost(a, b), 1 - iou_matrix(a, b))
+    np.testing.assert_allclose(coverage_matrix(a[:1], b), [[0.5, 0]])
+    np.testing.assert_allclose(xywh_to_xyxy(xyxy_to_xywh(b)), b)
+    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 2)
+
+
+def test_appearance_is_best_over_history_and_nan_where_unknown():
+    history = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    embeddings = np.array([[0.6, 0.8], [1.0, 0.0], [0.0, 0.0]], np.float32)
+    similarity = appearance_similarity([history, None], embeddings, np.array([True, True, False]))
+    np.testing.assert_allclose(similarity[0, :2], [0.8, 1.0], atol=1e-6)
+    assert np.isnan(similarity[0, 2]) and np.isnan(similarity[1]).all()
+
+
+def test_fused_cost_gates_both_ways():
+    motion = np.array([[0.3, 0.3, 0.9, 0.3]])  # IoU 0.7, 0.7, 0.1, 0.7
+    similarity = np.array([[0.9, 0.55, 0.99, np.nan]])
+    cost = fuse_costs(motion, similarity, proximity=0.5, appearance_thresh=0.2, veto_similarity=0.5)
+    assert cost[0, 0] == pytest.approx(0.05)  # close and alike: appearance lowers the cost
+    assert cost[0, 1] == pytest.approx(0.3)  # close, not alike enough, not clearly different: motion
+    assert cost[0, 2] == pytest.approx(0.9)  # alike but far apart: appearance cannot join them
+    assert cost[0, 3] == pytest.approx(0.3)  # no embedding: motion
+    vetoed = fuse_costs(motion, np.array([[0.3, 0.3, 0.3, 0.3]]), 0.5, 0.2, 0.5)
+    assert (vetoed == FORBIDDEN).all()  # clearly different: never, whatever the overlap
+
+
+def test_assignment_respects_the_limit_and_keeps_a_cheap_pair():
+    cost = np.array([[0.1, 0.7], [0.7, FORBIDDEN]])
+    # Two costly pairs (0.7 + 0.7) are not worth the cheap one (0.1) left alone plus two unmatched.
+    matches, tracks, detections = linear_assignment(cost, 0.8)
+    assert matches.tolist() == [[0, 0]] and tracks.tolist() == [1] and detections.tolist() == [1]
+    matches, _, _ = linear_assignment(np.array([[0.9]]), 0.8)
+    assert matches.shape == (0, 2)
+    matches, tracks, detections = linear_assignment(np.zeros((0, 3)), 0.8)
+    assert matches.shape == (0, 2) and detections.tolist() == [0, 1, 2]

@@ -1,0 +1,127 @@
+"""Identities on top of tracks: given once, kept, re-identified after a break, never shared, names shown."""
+
+import numpy as np
+import pytest
+
+from edge_reid.detections import Detections
+from edge_reid.identities import TrackIdentities
+from edge_reid.matching.gallery import Gallery
+from edge_reid.tracking import Tracker
+
+DIM = 32
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _look(seed: int) -> np.ndarray:
+    return _unit(np.random.default_rng(seed).normal(size=DIM))
+
+
+def _near(base: np.ndarray, seed: int, spread: float = 0.05) -> np.ndarray:
+    return _unit(base + spread * np.random.default_rng(seed).normal(size=DIM))
+
+
+def _box(x: float) -> list[float]:
+    return [x - 20, 250, x + 20, 350]
+
+
+class Scene:
+    def __init__(self, gallery: Gallery | None = None) -> None:
+        self.tracker = Tracker()
+        self.gallery = gallery or Gallery(DIM, threshold=0.6)
+        self.identities = TrackIdentities(self.gallery)
+        self.frame = 0
+
+    def step(self, people: list[tuple[np.ndarray, float]]) -> dict[float, tuple[int, int, str | None, bool]]:
+        """people: (look, x); returns {x: (track id, identity id, name, is_new)} of the people reported."""
+        boxes = np.array([_box(x) for _, x in people], np.float32).reshape(-1, 4)
+        embeddings = np.array([_near(look, 100 * self.frame + k) for k, (look, _) in enumerate(people)]).reshape(-1, DIM)
+        tracked = self.tracker.update(Detections.from_boxes(boxes, [0.9] * len(people)), embeddings, self.frame / 10)
+        found = self.identities.update(self.tracker, tracked)
+        self.frame += 1
+        out = {}
+        for box, track, identity, name, new in zip(tracked.boxes, tracked.track_ids, found.identity_ids, found.names, found.is_new):
+            x = min((x for _, x in people), key=lambda x: abs(x - (box[0] + box[2]) / 2))
+            out[x] = (int(track), int(identity), name, bool(new))
+        return out
+
+
+def test_a_confirmed_track_gets_one_identity_and_keeps_it():
+    scene, look = Scene(), _look(1)
+    seen = [scene.step([(look, 100 + 5 * i)]) for i in range(12)]
+    assert seen[0] == seen[1] == {}
+    (track, identity, name, new), = seen[2].values()
+    assert new and identity >= 1 and name is None
+    for frame in seen[3:]:
+        assert list(frame.values()) == [(track, identity, None, False)]
+    assert len(scene.gallery) == 1 and scene.identities.held_identities() == {identity}
+
+
+def test_two_live_tracks_never_share_an_identity_even_when_they_look_alike():
+    scene, look = Scene(), _look(1)
+    twin = _near(look, 7, spread=0.02)
+    for i in range(6):
+        seen = scene.step([(look, 100 + 5 * i), (twin, 500 - 5 * i)])
+    identities = [identity for _, identity, _, _ in seen.values()]
+    assert len(identities) == 2 and len(set(identities)) == 2
+
+
+def test_a_person_lost_and_found_nearby_is_re_identified_from_the_lost_track():
+    scene, look, other = Scene(), _look(1), _look(2)
+    for i in range(6):
+        before = scene.step([(look, 100 + 10 * i), (other, 600)])
+    identity = before[150][1]
+    lost_track = before[150][0]
+    for _ in range(5):  # hidden for half a second while the tracker keeps the lost track
+        scene.step([(other, 600)])
+    # It reappears farther than the lost track's prediction overlaps, but inside its motion gate.
+    after = [scene.step([(look, 260 + 10 * i), (other, 600)]) for i in range(3)]
+    track, again, _, new = after[-1][280]
+    assert track != lost_track and again == identity and not new
+    assert scene.tracker.get(lost_track) is None, "the lost track's person is the new track now"
+
+
+def test_someone_who_comes_back_after_a_while_gets_their_identity_back():
+    scene, look, other = Scene(), _look(1), _look(2)
+    for i in range(6):
+        first = scene.step([(look, 100 + 10 * i), (other, 600)])
+    identity = first[150][1]
+    for _ in range(40):  # gone for 4 s: the tracker forgot the track
+        scene.step([(other, 600)])
+    back = [scene.step([(look, 300), (other, 600)]) for _ in range(3)][-1]
+    assert back[300][1] == identity and not back[300][3]
+
+
+def test_an_ambiguous_return_gets_a_new_identity():
+    look = _look(1)
+    gallery = Gallery(DIM, threshold=0.6)
+    gallery.add(_near(look, 11, 0.02))
+    gallery.add(_near(look, 12, 0.02))  # two stored people the returning one looks equally like
+    scene = Scene(gallery)
+    seen = [scene.step([(look, 300)]) for _ in range(3)][-1]
+    assert seen[300][1] == 3 and seen[300][3]
+
+
+def test_enrolled_names_are_reported():
+    look = _look(5)
+    gallery = Gallery(DIM, threshold=0.6)
+    alice = gallery.enroll("Alice", np.stack([_near(look, 21), _near(look, 22)]))
+    scene = Scene(gallery)
+    seen = [scene.step([(look, 300), (_look(6), 600)]) for _ in range(4)][-1]
+    assert seen[300][1:3] == (alice, "Alice") and seen[600][2] is None and seen[600][1] != alice
+
+
+def test_tracks_without_embeddings_have_no_identity_yet():
+    tracker, identities = Tracker(), TrackIdentities(Gallery(DIM))
+    for i in range(4):
+        tracked = tracker.update(Detections.from_boxes([_box(100 + 5 * i)], [0.9]), None, i / 10)
+        found = identities.update(tracker, tracked)
+    assert found.identity_ids.tolist() == [-1] and found.names == (None,)
+
+
+def test_reid_threshold_is_checked():
+    with pytest.raises(ValueError, match="reid_threshold"):
+        TrackIdentities(Gallery(DIM), reid_threshold=1.5)

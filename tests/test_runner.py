@@ -1,0 +1,70 @@
+"""The library's run loop (what `edge-reid run` does, for Python users of Pipeline)."""
+
+import json
+
+import pytest
+
+from edge_reid.matching.gallery import Gallery
+from edge_reid.pipeline import Pipeline
+from edge_reid.runner import GallerySaving, Runner
+from edge_reid.sinks import EventsSink, MotSink
+
+
+class Recorder:
+    def __init__(self, quit_after: int | None = None) -> None:
+        self.frames, self.closed, self.quit_after = [], 0, quit_after
+
+    @property
+    def quit_requested(self) -> bool:
+        return self.quit_after is not None and len(self.frames) >= self.quit_after
+
+    def write(self, result) -> None:
+        self.frames.append(result.frame_index)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_runner_writes_sinks_saves_the_gallery_and_summarises(tmp_path, embedder, detector, vtest_path):
+    events, mot, gallery_path = tmp_path / "e.jsonl", tmp_path / "m.txt", tmp_path / "g.edgereid"
+    recorder = Recorder()
+    runner = Runner(Pipeline(embedder, detector), [EventsSink(events), MotSink(mot), recorder],
+                    gallery_saving=GallerySaving(gallery_path, every_s=1000.0), handle_signals=False)
+    seen = []
+    summary = runner.run(str(vtest_path), max_frames=5, on_frame=lambda result, running: seen.append(running.frames))
+    assert recorder.frames == list(range(5)) and recorder.closed == 1 and seen == [1, 2, 3, 4, 5]
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert summary.frames == 5 and summary.people == len(records) == len(mot.read_text().splitlines()) > 0
+    assert summary.tracks == summary.identities == len(Gallery.load(gallery_path)) > 0
+    assert summary.embeddings > 0 and summary.embeddings_per_frame == pytest.approx(summary.embeddings / 5)
+    assert not summary.interrupted and summary.fps > 0
+
+
+def test_a_quit_request_or_stop_ends_the_run_and_still_closes(embedder, detector, vtest_path):
+    recorder = Recorder(quit_after=2)
+    summary = Runner(Pipeline(embedder, detector), [recorder], handle_signals=False).run(str(vtest_path))
+    assert summary.interrupted and summary.frames == 2 and recorder.closed == 1
+    other = Recorder()
+    runner = Runner(Pipeline(embedder, detector), [other], handle_signals=False)
+    summary = runner.run(str(vtest_path), on_frame=lambda result, running: runner.stop())
+    assert summary.interrupted and summary.frames == 1 and other.closed == 1
+
+
+def test_errors_close_the_sinks_and_save_the_gallery(tmp_path, embedder, vtest_path):
+    class Exploding:
+        def detect(self, image):
+            raise RuntimeError("detector exploded")
+
+    recorder, gallery_path = Recorder(), tmp_path / "g.edgereid"
+    runner = Runner(Pipeline(embedder, Exploding()), [recorder], GallerySaving(gallery_path), handle_signals=False)
+    with pytest.raises(RuntimeError, match="exploded"):
+        runner.run(str(vtest_path), max_frames=3)
+    assert recorder.closed == 1 and gallery_path.exists()
+
+
+def test_gallery_saving_refuses_a_prune_interval_below_the_minimum(tmp_path):
+    with pytest.raises(ValueError, match="below the minimum of 10 s"):
+        GallerySaving(tmp_path / "g.edgereid", prune_after_s=0)
+    with pytest.raises(ValueError, match="> 0"):
+        GallerySaving(tmp_path / "g.edgereid", every_s=0)
+    assert GallerySaving(tmp_path / "g.edgereid", prune_after_s=10).prune_after_s == 10

@@ -1,0 +1,59 @@
+"""Sinks: MOTChallenge rows of identities, labels that never cover each other."""
+
+import numpy as np
+
+from edge_reid.detections import Detections
+from edge_reid.identities import Identities
+from edge_reid.pipeline import FrameResult
+from edge_reid.sinks import MotSink, VideoSink, draw_result, person_label, place_labels
+
+
+def _result(boxes, identities, names=None, frame=4) -> FrameResult:
+    count = len(boxes)
+    tracked = Detections(np.array(boxes, np.float32), np.full(count, 0.8, np.float32), np.arange(1, count + 1))
+    found = Identities(np.array(identities, np.int64), tuple(names or [None] * count), np.zeros(count, np.float32), np.zeros(count, bool))
+    return FrameResult(frame, 0.4, np.zeros((200, 300, 3), np.uint8), tracked, found, ("tracked",) * count)
+
+
+def _overlap(a, b) -> bool:
+    (ax, ay, aw, ah), (bx, by, bw, bh) = a, b
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+
+
+def test_labels_of_people_side_by_side_do_not_cover_each_other():
+    boxes = [(100, 50, 130, 120), (105, 52, 135, 122), (110, 49, 140, 119), (0, 0, 30, 60)]
+    sizes = [(60, 16)] * 4
+    corners = place_labels(boxes, sizes, 300, 200)
+    rects = [(x, y, w, h) for (x, y), (w, h) in zip(corners, sizes)]
+    for i in range(len(rects)):
+        x, y, w, h = rects[i]
+        assert 0 <= x <= 300 - w and 0 <= y <= 200 - h
+        for j in range(i):
+            assert not _overlap(rects[i], rects[j]), (rects[i], rects[j])
+    assert corners[0] == (100, 34)  # the first label sits just above its box
+
+
+def test_drawn_labels_show_identity_and_name():
+    result = _result([(10, 40, 60, 150), (200, 40, 250, 150)], [7, 3], ["Alice", None])
+    people = result.people
+    assert [person_label(p) for p in people] == ["#7 Alice", "#3"]
+    image = draw_result(np.zeros((200, 300, 3), np.uint8), result)
+    assert image[40:150, 10:60].any() and image[40:150, 200:250].any()
+
+
+def test_mot_sink_writes_identities_one_based_and_skips_unknown(tmp_path):
+    sink = MotSink(tmp_path / "out.txt")
+    sink.write(_result([(10, 40, 60, 150), (200, 40, 250, 150)], [7, -1], frame=0))
+    sink.write(_result([(12, 40, 62, 150)], [7], frame=1))
+    sink.close()
+    rows = [line.split(",") for line in (tmp_path / "out.txt").read_text().splitlines()]
+    assert [(r[0], r[1]) for r in rows] == [("1", "7"), ("2", "7")] and sink.rows == 2
+    assert rows[0][2:6] == ["10.00", "40.00", "50.00", "110.00"]
+
+
+def test_video_sink_writes_annotated_frames(tmp_path):
+    sink = VideoSink(tmp_path / "v.mp4", fps=10)
+    for frame in range(3):
+        sink.write(_result([(10, 40, 60, 150)], [1], frame=frame))
+    sink.close()
+    assert sink.frames == 3 and (tmp_path / "v.mp4").stat().st_size > 0

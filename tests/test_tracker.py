@@ -1,0 +1,216 @@
+"""The tracker on synthetic scenes: crossings, occlusion, lifecycle, bad input."""
+
+import numpy as np
+import pytest
+
+from edge_reid.detections import Detections
+from edge_reid.tracking import CameraMotion, Tracker, TrackerConfig, TrackState
+
+FPS = 10.0
+W, H = 40.0, 100.0
+
+
+def _box(x: float, y: float = 300.0) -> list[float]:
+    return [x - W / 2, y - H / 2, x + W / 2, y + H / 2]
+
+
+def _unit(vector) -> np.ndarray:
+    v = np.asarray(vector, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _look(seed: int, dim: int = 32) -> np.ndarray:
+    return _unit(np.random.default_rng(seed).normal(size=dim))
+
+
+def _alike(base: np.ndarray, seed: int, spread: float = 0.05) -> np.ndarray:
+    return _unit(base + spread * np.random.default_rng(seed).normal(size=base.shape))
+
+
+def _run(tracker, frames, looks=None):
+    """frames: list of per-frame lists of (person, x) or None; returns per frame {person: track id}."""
+    seen = []
+    for index, people in enumerate(frames):
+        boxes = [_box(x) for _, x in people]
+        detections = Detections.from_boxes(np.array(boxes).reshape(-1, 4), [0.9] * len(people))
+        embeddings = None
+        if looks is not None:
+            embeddings = np.array([_alike(looks[p], 1000 * index + k) for k, (p, _) in enumerate(people)]).reshape(len(people), -1)
+        tracked = tracker.update(detections, embeddings, index / FPS)
+        by_box = {tuple(np.round(b, 0)): t for b, t in zip(tracked.boxes, tracked.track_ids)}
+        ids = {}
+        for (person, x), box in zip(people, boxes):
+            # the reported (filtered) box lies near the detection
+            near = [t for b, t in by_box.items() if abs((b[0] + b[2]) / 2 - x) < 15]
+            if len(near) == 1:
+                ids[person] = int(near[0])
+        seen.append(ids)
+    return seen
+
+
+def _crossing(bounce: bool):
+    """A walks right, B walks left on the same line; they meet (10 px apart) and pass, or turn back."""
+    frames = []
+    for i in range(40):
+        a, b = 105 + 10 * i, 595 - 10 * i
+        if bounce and i > 24:  # at i = 24 they stand at 345 and 355; both turn back
+            a, b = 345 - 10 * (i - 24), 355 + 10 * (i - 24)
+        frames.append([("A", a), ("B", b)])
+    return frames
+
+
+def _kept_identity(seen, person, before, after) -> bool:
+    return seen[before][person] == seen[after][person]
+
+
+def test_crossing_with_similar_appearance_is_carried_by_motion():
+    looks = {"A": _look(1)}
+    looks["B"] = _alike(looks["A"], 2, spread=0.1)  # cosine ~0.9: appearance cannot tell them apart
+    assert float(looks["A"] @ looks["B"]) > 0.8
+    seen = _run(Tracker(), _crossing(bounce=False), looks)
+    assert seen[10]["A"] != seen[10]["B"]
+    assert _kept_identity(seen, "A", 10, 39) and _kept_identity(seen, "B", 10, 39)
+
+
+def test_turning_back_with_different_appearance_is_kept_by_appearance():
+    looks = {"A": _look(1), "B": _look(2)}
+    assert abs(float(looks["A"] @ looks["B"])) < 0.5
+    seen = _run(Tracker(), _crossing(bounce=True), looks)
+    assert _kept_identity(seen, "A", 10, 39) and _kept_identity(seen, "B", 10, 39)
+    # Without appearance, motion alone predicts them passing through each other and swaps them.
+    motion_only = _run(Tracker(), _crossing(bounce=True))
+    assert motion_only[39].get("A") == motion_only[10]["B"] or motion_only[39].get("B") == motion_only[10]["A"]
+
+
+def test_occluded_for_most_of_a_second_keeps_its_track():
+    frames = [[("A", 100 + 10 * i)] if not 15 <= i < 23 else [] for i in range(35)]
+    seen = _run(Tracker(), frames)
+    assert all("A" not in seen[i] for i in range(15, 23))
+    assert _kept_identity(seen, "A", 10, 30)
+
+
+def test_one_and_two_frame_false_detections_are_never_reported():
+    tracker = Tracker()
+    for index in range(20):
+        people = [("A", 100 + 5 * index)]
+        if index == 5:
+            people.append(("ghost", 600))
+        if index in (10, 11):
+            people.append(("ghost2", 500))
+        boxes = np.array([_box(x) for _, x in people])
+        tracked = tracker.update(Detections.from_boxes(boxes, [0.9] * len(people)), None, index / FPS)
+        assert len(tracked) == (0 if index < 2 else 1), f"frame {index}: {tracked.track_ids}"
+    assert tracker.confirmed_total == 1
+
+
+def test_a_track_is_reported_from_its_third_hit():
+    tracker = Tracker()
+    counts = [len(tracker.update(Detections.from_boxes([_box(100 + 5 * i)], [0.9]), None, i / FPS)) for i in range(4)]
+    assert counts == [0, 0, 1, 1]
+    track = tracker.tracks[0]
+    assert track.state == TrackState.TRACKED and track.hits == 4
+
+
+def test_lost_track_is_refound_and_then_removed_after_max_lost():
+    tracker = Tracker(TrackerConfig(max_lost_s=1.0))
+    for i in range(5):
+        tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, i / FPS)
+    (track,) = tracker.tracks
+    tracker.update(Detections.empty(), None, 0.5)
+    assert track.state == TrackState.LOST
+    refound = tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.6)
+    assert refound.track_ids.tolist() == [track.track_id] and track.refound
+    for i in range(7, 20):
+        tracker.update(Detections.empty(), None, i / FPS)
+    assert tracker.tracks == []  # lost at 0.7 s, removed once unseen for more than 1 s
+
+
+def test_low_score_detections_only_extend_tracks():
+    tracker = Tracker()
+    for i in range(4):
+        tracker.update(Detections.from_boxes([_box(100 + 5 * i)], [0.9]), None, i / FPS)
+    (track,) = tracker.tracks
+    kept = tracker.update(Detections.from_boxes([_box(120), _box(500)], [0.3, 0.3]), None, 0.4)
+    assert kept.track_ids.tolist() == [track.track_id]  # occluded person scored low: still tracked
+    assert len(tracker.tracks) == 1  # a weak detection alone never starts a track
+
+
+def test_frames_without_detections_and_hundreds_of_detections():
+    tracker = Tracker()
+    assert len(tracker.update(Detections.empty(), None, 0.0)) == 0
+    grid = np.array([[x, y, x + 20, y + 50] for x in range(0, 1500, 50) for y in range(0, 600, 60)], np.float32)
+    assert len(grid) == 300
+    for i in range(3):
+        tracked = tracker.update(Detections.from_boxes(grid, np.full(len(grid), 0.9)), None, 0.1 * (i + 1))
+    assert len(tracked) == 300 and len(set(tracked.track_ids.tolist())) == 300
+
+
+def test_nan_boxes_are_an_error_and_empty_boxes_are_ignored():
+    tracker = Tracker()
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        tracker.update(Detections.from_boxes([[0, 0, np.nan, 10]], [0.9]), None, 0.0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        tracker.update(Detections.from_boxes([[0, 0, 10, 10]], [np.inf]), None, 0.0)
+    for i in range(3):
+        tracked = tracker.update(Detections.from_boxes([_box(100), [50, 50, 50, 90], [10, 10, 30, 10]], [0.9] * 3), None, i / FPS)
+    assert len(tracked) == 1 and tracker.ignored_boxes == 6
+    with pytest.raises(ValueError, match="timestamp_s"):
+        tracker.update(Detections.empty(), None, float("nan"))
+    with pytest.raises(ValueError, match="embeddings must be"):
+        tracker.update(Detections.from_boxes([_box(100)], [0.9]), np.zeros((2, 8), np.float32), 1.0)
+
+
+def test_repeated_and_backward_timestamps_do_not_jump():
+    tracker = Tracker()
+    times = [5.0, 5.1, 5.2, 5.2, 5.3, 0.0, 0.1, 0.2]  # a repeat, then a camera reconnect restarting its clock
+    ids = set()
+    for step, when in enumerate(times):
+        tracked = tracker.update(Detections.from_boxes([_box(100 + 3 * step)], [0.9]), None, when)
+        ids.update(tracked.track_ids.tolist())
+        assert np.isfinite(tracker.tracks[0].mean).all()
+    assert len(ids) == 1 and len(tracker.tracks) == 1
+    assert tracker.clock_s == pytest.approx(0.5)  # forward steps only: 0.3 s before, 0.2 s after
+
+
+def test_a_gap_of_many_seconds_starts_afresh():
+    tracker = Tracker()
+    for i in range(5):
+        tracker.update(Detections.from_boxes([_box(100 + 10 * i)], [0.9]), None, i / FPS)
+    old = tracker.tracks[0].track_id
+    for i in range(4):
+        tracked = tracker.update(Detections.from_boxes([_box(400)], [0.9]), None, 60.0 + i / FPS)
+    assert old not in [t.track_id for t in tracker.tracks]
+    assert len(tracked) == 1 and tracked.track_ids[0] != old
+    assert np.isfinite(tracked.boxes).all()
+
+
+def test_camera_motion_moves_the_predictions():
+    rng = np.random.default_rng(0)
+    scene = (rng.random((600, 800)) * 255).astype(np.uint8)
+    import cv2
+
+    scene = cv2.GaussianBlur(scene, (5, 5), 1.5)
+    motion = CameraMotion()
+    first = np.ascontiguousarray(scene[50:530, 50:690])
+    shifted = np.ascontiguousarray(scene[50:530, 30:670])  # the camera panned left: content moves 20 px right
+    assert np.allclose(motion.estimate(first), np.eye(2, 3))
+    warp = motion.estimate(shifted)
+    assert warp[0, 2] == pytest.approx(20.0, abs=1.0) and warp[1, 2] == pytest.approx(0.0, abs=1.0)
+    tracker = Tracker(camera_motion=CameraMotion())
+    box = [300, 200, 340, 300]
+    for i, image in enumerate([first, first, first, shifted]):
+        moved = image is shifted
+        tracked = tracker.update(Detections.from_boxes([[b + (20 if moved and k % 2 == 0 else 0) for k, b in enumerate(box)]], [0.9]),
+                                 None, i / FPS, image=cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+    assert len(tracked) == 1 and tracked.boxes[0, 0] == pytest.approx(320, abs=2)
+    with pytest.raises(ValueError, match="image"):
+        tracker.update(Detections.empty(), None, 1.0)
+
+
+def test_config_is_checked():
+    with pytest.raises(ValueError, match="low_score"):
+        TrackerConfig(low_score=0.7, high_score=0.5)
+    with pytest.raises(ValueError, match="max_lost_s"):
+        TrackerConfig(max_lost_s=-1)
+    with pytest.raises(ValueError, match="veto_similarity"):
+        TrackerConfig(veto_similarity=2)
