@@ -76,19 +76,21 @@ class Data:
 
 
 def _ours(method: str, float_model, spec, data: Data, tmp: Path):
-    recipe = QuantRecipe(method="minmax" if method.endswith("mse") else method)
+    parts = method.split("+")
+    base = next(part for part in parts if part in ("mse", "minmax", "entropy", "percentile"))
+    recipe = QuantRecipe(method="minmax" if base == "mse" else base)
     model, integer_input = float_model, None
-    if "fold" in method:
+    if "fold" in parts:
         model, integer_input = fold_input_normalisation(model, spec)
     images = preprocess_all(data.calibration, spec)
-    if "eq" in method:
+    if "eq" in parts:
         groups = equalization_groups(model)
         stats = collect_statistics(model, images[:128], spec.input_name, [g.tensor for g in groups], per_channel=True)
         model, _ = equalize_channels(model, {n: s.channel_absmax for n, s in stats.items()})
     path = tmp / f"{method}.onnx"
     onnx.save(model, str(path))
     layers = quantizable_nodes(model)
-    if method.endswith("mse"):
+    if base == "mse":
         needed, _ = tensors_for_table(model, layers)
         stats = collect_statistics(model, images, spec.input_name, sorted(needed))
         amax = {n: mse_optimal_amax(s.histogram, s.hist_range, absmax=s.absmax) for n, s in stats.items()}
@@ -100,9 +102,9 @@ def _ours(method: str, float_model, spec, data: Data, tmp: Path):
     out = onnx.load(str(quantize_qdq(path, tmp / f"{method}-qdq.onnx", amax, recipe, keep_float=pooled)))
     guarded = [name for name in layers if name not in set(pooled)]
     sample = images[:128]
-    if "gptq" in method:
+    if "gptq" in parts:
         out = apply_gptq_weights(out, gptq_weights(model, out, sample, spec.input_name, amax, guarded))
-    if "bc" in method.split("+"):
+    if "bc" in parts:
         out = apply_bias_shifts(out, measure_bias_shifts(model, out, sample, spec.input_name, guarded), guarded)
     return out, spec
 
