@@ -1,221 +1,385 @@
-"""What halving or doubling each main tracking constant does to HOTA and IDF1, on cached detections.
+"""How much a tracker's accuracy depends on each of its main constants: each one halved and doubled.
 
-The video is detected once (bundled YOLOX-Nano, scores down to the tracker's low threshold)
-and every box embedded once (bundled OSNet); the cache is a scratch ``.npz``. Each variant then
-runs the real :class:`~edge_reid.pipeline.Pipeline` (tracker, embedding plan, identities)
-over the cached detections, with an embedder that looks the planned crops up in the cache,
-and writes MOTChallenge rows scored by TrackEval (:func:`~edge_reid.evaluation.mot.evaluate_mot`).
+For a tracker and its main constants, runs the default configuration and, for each constant in
+turn, the configuration with that constant at half and at twice its default (everything else at
+the default), all on the same cached detections of ``bench_tracking.py``, interleaved frame by
+frame in one pass, and prints HOTA and IDF1 per setting with the change from the default.
+Constants are never chosen from this table: it shows how flat the ground is around defaults
+chosen by reasoning and published values, so that a result on one video can be trusted on others.
 
-Conditions other than the video as it is (the same real data, changed):
+Examples::
 
-- ``--every 2``: every 2nd frame, timestamps kept (half the frame rate); the ground truth is
-  cut to the same frames.
-- ``--scale 0.5``: frames downscaled before detection (people half as tall); the ground
-  truth is scaled the same way.
-
-For docs/benchmarks.md (each run prints one table):
-
-    python benchmarks/tracking_sensitivity.py --cache /tmp/vtest-dets.npz
-    python benchmarks/tracking_sensitivity.py --cache /tmp/vtest-dets-half-fps.npz --every 2 --only-defaults
-    python benchmarks/tracking_sensitivity.py --cache /tmp/vtest-dets-half-size.npz --scale 0.5 --only-defaults
+    python benchmarks/tracking_sensitivity.py                          # the default subject, vtest
+    python benchmarks/tracking_sensitivity.py --frame-step 2 --only-defaults   # one row, at 5 fps
+    python benchmarks/tracking_sensitivity.py --set veto_similarity=-1          # every row without the veto
+    python benchmarks/tracking_sensitivity.py --subject rf-bytetrack --frame-step 2
+    python benchmarks/tracking_sensitivity.py --constants lost_track_buffer,minimum_iou_threshold --json s.json
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
-import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from edge_reid import defaults  # noqa: E402
-from edge_reid.detections import Detections  # noqa: E402
-from edge_reid.evaluation.mot import evaluate_mot  # noqa: E402
-from edge_reid.motchallenge import read_rows, read_sequence_info, write_rows  # noqa: E402
-from edge_reid.tracking import Tracker, TrackerConfig  # noqa: E402
+import bench_tracking as bench  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-
-#: (name, where it lives, default); each is run at half and double its default.
-CONSTANTS = [
-    ("high_score", "tracker", TrackerConfig.high_score),
-    ("new_track_score", "tracker", TrackerConfig.new_track_score),
-    ("low_score", "tracker", TrackerConfig.low_score),
-    ("min_iou", "tracker", TrackerConfig.min_iou),
-    ("proximity", "tracker", TrackerConfig.proximity),
-    ("appearance_thresh", "tracker", TrackerConfig.appearance_thresh),
-    ("veto_similarity", "tracker", TrackerConfig.veto_similarity),
-    ("confirm_hits", "tracker", TrackerConfig.confirm_hits),
-    ("max_lost_s", "tracker", TrackerConfig.max_lost_s),
-    ("overlap", "tracker", TrackerConfig.overlap),
-    ("threshold", "pipeline", defaults.THRESHOLD),
-    ("reid_threshold", "pipeline", defaults.REID_THRESHOLD),
-    ("refresh_s", "pipeline", defaults.REFRESH_S),
-]
+FACTORS = (0.5, 2.0)
 
 
-#: Constants bounded by 1 (scores, IoUs, cosine similarities): "doubled" past 1 means halfway to 1.
-BOUNDED = {"high_score", "new_track_score", "low_score", "min_iou", "proximity", "appearance_thresh",
-           "veto_similarity", "overlap", "threshold", "reid_threshold"}
+@dataclass(frozen=True)
+class Constant:
+    """One constant to vary.
+
+    Attributes:
+        name: the keyword of the tracker's configuration.
+        default: its default value.
+        integer: True when the constant counts something (frames, hits): varied values are
+            rounded and kept >= 1.
+        upper: largest meaningful value (1.0 for a score, an IoU or a cosine similarity), or None;
+            a doubled value that would pass it is moved halfway from the default to it instead,
+            and marked.
+    """
+
+    name: str
+    default: float
+    integer: bool = False
+    upper: float | None = None
+
+    def varied(self, factor: float) -> tuple[float, bool]:
+        """``(value, bounded)``: the default times ``factor``, rounded as the constant needs; ``bounded``
+        when that would pass ``upper`` and the value is halfway from the default to ``upper`` instead."""
+        value = self.default * factor
+        if self.integer:
+            value = max(1, int(round(value)))
+        bounded = self.upper is not None and value > self.upper
+        return ((self.default + self.upper) / 2 if bounded else value), bounded
 
 
-class CachedEmbedder:
-    """Stands in for :class:`~edge_reid.embedder.Embedder`: returns the cached embedding of each box."""
+@dataclass(frozen=True)
+class Subject:
+    """A tracker whose constants are varied.
 
-    def __init__(self, dim: int) -> None:
-        self.dim = dim
-        self.max_batch = 32
-        self.model_id = "cached"
-        self.model_path = Path("cached.onnx")
-        self.last_seconds = {"preprocess": 0.0, "embed": 0.0}
-        self.lookup: dict[tuple, np.ndarray] = {}
-        self.calls = 0
+    Attributes:
+        name: the ``--subject`` name.
+        label: what the tables call it.
+        constants: its main constants with their defaults.
+        build: ``build(overrides, context) -> bench.BenchTracker``: the tracker with the given
+            keyword overrides of its defaults.
+        missing: None when it can run here, else why not.
+    """
+
+    name: str
+    label: str
+    constants: tuple[Constant, ...]
+    build: Callable[[dict, "bench.BuildContext"], "bench.BenchTracker"]
+    missing: Callable[[], str | None]
+
+
+def _signature_defaults(cls, names: tuple[str, ...]) -> dict[str, float]:
+    parameters = inspect.signature(cls.__init__).parameters
+    return {name: parameters[name].default for name in names}
+
+
+def _roboflow_subject(name: str, label: str, class_name: str, constants: dict[str, dict]) -> Callable[[], Subject]:
+    """A roboflow ``trackers`` tracker: its constants' defaults read from its signature."""
+
+    def make() -> Subject:
+        import trackers
+
+        cls = getattr(trackers, class_name)
+        defaults = _signature_defaults(cls, tuple(constants))
+        varied = tuple(Constant(key, float(defaults[key]), **options) for key, options in constants.items())
+
+        def build(overrides: dict, context: bench.BuildContext) -> bench.BenchTracker:
+            typed = {key: (int(value) if isinstance(defaults[key], int) else value) for key, value in overrides.items()}
+            return bench.RoboflowTracker(name, label, lambda: cls(frame_rate=context.fps, **typed))
+
+        return Subject(name, label, varied, build, lambda: None)
+
+    return make
+
+
+class FrameMemoEmbedder(bench.CountingEmbedder):
+    """An embedder that embeds each box of a frame once, however many trackers ask for it.
+
+    The harness hands every setting the same image object for a frame; a box asked for again in
+    that frame gets the vector computed the first time (the same model on the same pixels), so
+    running many settings side by side costs one setting's embeddings.
+    """
+
+    def __init__(self, embedder) -> None:
+        super().__init__(embedder)
+        self._image = None
+        self._memo: dict[tuple, np.ndarray] = {}
 
     def embed_boxes(self, frame, boxes, out=None):
-        self.calls += len(boxes)
-        return np.stack([self.lookup[tuple(np.round(box, 2))] for box in np.asarray(boxes)]).astype(np.float32)
+        """(N, 4) boxes of ``frame`` -> (N, D) float32, each box embedded once per frame (written into ``out`` when given)."""
+        if frame is not self._image:
+            self._image, self._memo = frame, {}
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        keys = [tuple(np.round(box, 2).tolist()) for box in boxes]
+        missing = [i for i, key in enumerate(keys) if key not in self._memo]
+        if missing:
+            vectors = super().embed_boxes(frame, boxes[missing])
+            for i, vector in zip(missing, vectors):
+                self._memo[keys[i]] = vector.copy()
+        result = np.stack([self._memo[key] for key in keys]) if keys else np.zeros((0, self._embedder.dim), np.float32)
+        if out is not None:
+            out[: len(result)] = result
+            return out[: len(result)]
+        return result
 
 
-def build_cache(video: Path, cache: Path, scale: float) -> None:
-    """Detect every frame (scores >= the tracker's low threshold) and embed every box; save to ``cache``."""
-    import cv2
+def _edge_reid_subject() -> Subject:
+    """edge-reid's tracking Pipeline: the tracker's constants (:class:`edge_reid.tracking.TrackerConfig`)
+    and the Pipeline's (:mod:`edge_reid.defaults`)."""
+    from edge_reid import defaults
+    from edge_reid.tracking import TrackerConfig
 
-    from edge_reid.detector import PersonDetector
-    from edge_reid.embedder import Embedder
-
-    detector = PersonDetector(score_threshold=TrackerConfig.low_score, min_box_height=32.0 * scale)
-    embedder = Embedder(max_batch=32)
-    capture = cv2.VideoCapture(str(video))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
-    boxes, scores, frames, embeddings, shape = [], [], [], [], None
-    index = 0
-    started = time.perf_counter()
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        if scale != 1.0:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        shape = image.shape
-        found = detector.detect(image)
-        boxes.append(found.boxes)
-        scores.append(found.scores)
-        frames.append(np.full(len(found), index))
-        embeddings.append(np.array(embedder.embed_boxes(image, found.boxes)) if len(found) else np.zeros((0, embedder.dim), np.float32))
-        index += 1
-    capture.release()
-    np.savez(cache, boxes=np.concatenate(boxes), scores=np.concatenate(scores), frames=np.concatenate(frames),
-             embeddings=np.concatenate(embeddings), fps=fps, count=index, shape=np.array(shape))
-    print(f"cached {index} frames, {sum(len(b) for b in boxes)} boxes in {time.perf_counter() - started:.0f} s -> {cache}")
-
-
-def ground_truth(gt_dir: Path, every: int, scale: float, scratch: Path) -> Path:
-    """The ground-truth folder for the condition: frames kept every ``every``, boxes scaled by ``scale``."""
-    if every == 1 and scale == 1.0:
-        return gt_dir
-    info = read_sequence_info(gt_dir)
-    rows = read_rows(info.gt_path)
-    rows = rows[(rows[:, 0] - 1) % every == 0].copy()
-    rows[:, 0] = (rows[:, 0] - 1) // every + 1
-    rows[:, 2:6] *= scale
-    folder = scratch / f"{gt_dir.name}-every{every}-scale{scale:g}"
-    (folder / "gt").mkdir(parents=True, exist_ok=True)
-    with open(folder / "gt" / "gt.txt", "w", encoding="utf-8") as handle:
-        for row in rows:  # keep the ground truth's conf column (0 = ignored)
-            handle.write(f"{int(row[0])},{int(row[1])},{row[2]:.3f},{row[3]:.3f},{row[4]:.3f},{row[5]:.3f},{int(row[6])},-1,-1,-1\n")
-    length = (info.length - 1) // every + 1
-    (folder / "seqinfo.ini").write_text(
-        f"[Sequence]\nname={folder.name}\nframeRate={info.frame_rate / every:g}\nseqLength={length}\n"
-        f"imWidth={int(info.width * scale)}\nimHeight={int(info.height * scale)}\n"
+    base = TrackerConfig()
+    bounded = {"upper": 1.0}
+    tracker_constants = {
+        "high_score": bounded, "new_track_score": bounded, "low_score": bounded, "min_iou": bounded,
+        "proximity": bounded, "appearance_thresh": bounded, "veto_similarity": bounded,
+        "confirm_hits": {"integer": True}, "max_lost_s": {}, "overlap": bounded,
+    }
+    pipeline_constants = {"threshold": bounded, "reid_threshold": bounded, "refresh_s": {}}
+    constants = tuple(Constant(name, float(getattr(base, name)), **options) for name, options in tracker_constants.items())
+    constants += (
+        Constant("threshold", float(defaults.THRESHOLD), upper=1.0),
+        Constant("reid_threshold", float(defaults.REID_THRESHOLD), upper=1.0),
+        Constant("refresh_s", float(defaults.REFRESH_S)),
     )
-    return folder
+    shared: dict = {}
+
+    def build(overrides: dict, context: bench.BuildContext) -> bench.BenchTracker:
+        if "embedder" not in shared:
+            shared["embedder"] = FrameMemoEmbedder(context.model())
+        tracker = {k: (int(v) if k == "confirm_hits" else v) for k, v in overrides.items() if k in tracker_constants}
+        pipeline = {k: v for k, v in overrides.items() if k in pipeline_constants}
+        return bench.EdgeReidTracker(shared["embedder"], tracker, pipeline)
+
+    return Subject("edge-reid", bench.EdgeReidTracker.label, constants, build, lambda: None)
 
 
-def run_variant(data, every: int, gt: Path, scratch: Path, tracker_overrides: dict, pipeline_overrides: dict):
-    """One pass of the pipeline over the cached detections; returns (MotMetrics, embeddings per frame)."""
-    from edge_reid.pipeline import Pipeline
+def _subjects() -> dict[str, tuple[Callable[[], Subject], Callable[[], str | None]]]:
+    """Known subjects: ``name -> (make, missing)``."""
+    trackers_missing = bench._missing_module("trackers", "pip install '.[bench]'")
+    return {
+        "edge-reid": (_edge_reid_subject, bench._edge_reid_tracker_missing),
+        "rf-bytetrack": (
+            _roboflow_subject(
+                "rf-bytetrack",
+                "ByteTrack (trackers)",
+                "ByteTrackTracker",
+                {
+                    "lost_track_buffer": {"integer": True},
+                    "track_activation_threshold": {"upper": 1.0},
+                    "minimum_consecutive_frames": {"integer": True},
+                    "minimum_iou_threshold": {"upper": 1.0},
+                    "high_conf_det_threshold": {"upper": 1.0},
+                },
+            ),
+            trackers_missing,
+        ),
+    }
 
-    embedder = CachedEmbedder(data["embeddings"].shape[1])
-    config = TrackerConfig(**tracker_overrides)
-    pipeline = Pipeline(embedder, use_detector=False, tracker=Tracker(config), **pipeline_overrides)
-    image = np.zeros(tuple(int(v) for v in data["shape"]), np.uint8)
-    fps = float(data["fps"])
+
+#: edge-reid's own tracker where this branch has it, else a peer (so the harness runs everywhere).
+DEFAULT_SUBJECT = "edge-reid" if bench.edge_reid_tracks() else "rf-bytetrack"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration: the default (``constant`` None) or one constant at ``factor`` x default."""
+
+    constant: str | None
+    factor: float | None
+    value: float | None
+    bounded: bool = False
+
+    @property
+    def key(self) -> str:
+        return "default" if self.constant is None else f"{self.constant} x{self.factor:g}"
+
+
+def settings_for(subject: Subject, only: list[str] | None = None) -> list[Setting]:
+    """The default, then each chosen constant halved and doubled.
+
+    Raises:
+        bench.BenchError: ``only`` names a constant the subject does not have.
+    """
+    names = [c.name for c in subject.constants]
+    if only:
+        unknown = [name for name in only if name not in names]
+        if unknown:
+            raise bench.BenchError(f"{subject.name} has no constant(s) {', '.join(unknown)}; its constants: {', '.join(names)}")
+    settings = [Setting(None, None, None)]
+    for constant in subject.constants:
+        if only and constant.name not in only:
+            continue
+        for factor in FACTORS:
+            value, bounded = constant.varied(factor)
+            settings.append(Setting(constant.name, factor, value, bounded))
+    return settings
+
+
+def run_sensitivity(
+    subject: Subject,
+    sequence: bench.Sequence,
+    ground_truth: bench.GroundTruth,
+    settings: list[Setting],
+    progress: bool = True,
+    base: dict | None = None,
+) -> list[dict]:
+    """Run every setting on the same detections, interleaved; HOTA/IDF1 and their change from the default per setting.
+
+    Args:
+        base: overrides applied to every setting (the "default" row is then the subject's defaults
+            changed by ``base``); a setting's own constant wins over ``base``.
+    """
+    context = bench.BuildContext(sequence.fps)
+    trackers = []
+    for index, setting in enumerate(settings):
+        overrides = dict(base or {})
+        if setting.constant is not None:
+            overrides[setting.constant] = setting.value
+        tracker = subject.build(overrides, context)
+        tracker.name = f"s{index}"
+        trackers.append(tracker)
+    runs = bench.run_trackers(sequence, trackers, progress=progress)
+    metrics = bench.score(runs, ground_truth, sequence)
+    baseline = metrics["s0"]
     rows = []
-    frames_seen = 0
-    for index in range(0, int(data["count"]), every):
-        mask = data["frames"] == index
-        boxes, scores = data["boxes"][mask], data["scores"][mask]
-        embedder.lookup = {tuple(np.round(box, 2)): vector for box, vector in zip(boxes, data["embeddings"][mask])}
-        result = pipeline.process(image, index / fps, index, detections=Detections(boxes, scores))
-        frames_seen += 1
-        for box, score, identity in zip(result.tracked.boxes, result.tracked.scores, result.identities.identity_ids):
-            if identity >= 1:
-                rows.append([index // every + 1, identity, box[0], box[1], box[2] - box[0], box[3] - box[1], score, -1, -1, -1])
-    path = scratch / "result.txt"
-    write_rows(path, np.array(rows).reshape(-1, 10))
-    return evaluate_mot(path, gt), embedder.calls / max(frames_seen, 1)
+    for index, (setting, tracker, run) in enumerate(zip(settings, trackers, runs)):
+        result = metrics[f"s{index}"]
+        pipeline = getattr(tracker, "pipeline", None)  # edge-reid's Pipeline counts the crops it asks to embed
+        embedded = getattr(pipeline, "embeddings_total", None)
+        rows.append(
+            {
+                "setting": setting.key,
+                "constant": setting.constant,
+                "factor": setting.factor,
+                "value": setting.value,
+                "bounded": setting.bounded,
+                **{key: result[key] for key in bench.METRICS},
+                "delta_HOTA": result["HOTA"] - baseline["HOTA"],
+                "delta_IDF1": result["IDF1"] - baseline["IDF1"],
+                "embeddings_per_frame": None if embedded is None else embedded / max(run.frames, 1),
+            }
+        )
+    return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=SHARED / "data" / "vtest.avi")
-    parser.add_argument("--gt", type=Path, default=SHARED / "data" / "vtest-mot")
-    parser.add_argument("--cache", type=Path, required=True, help="Scratch .npz of detections + embeddings (made if missing).")
-    parser.add_argument("--every", type=int, default=1, help="Use every Nth frame (timestamps kept).")
-    parser.add_argument("--scale", type=float, default=1.0, help="Downscale frames by this factor before detection.")
-    parser.add_argument("--only-defaults", action="store_true", help="Run the defaults only.")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="Change a constant of the base configuration (repeatable), e.g. --set veto_similarity=-1.")
-    args = parser.parse_args()
-    if not args.source.is_file() or not args.gt.is_dir():
-        print(f"needs {args.source} and {args.gt}", file=sys.stderr)
+def format_rows(rows: list[dict], subject: Subject) -> str:
+    """A Markdown table: setting, value, HOTA, IDF1 and their change from the default."""
+    defaults = {c.name: c.default for c in subject.constants}
+    lines = [
+        "| setting | value | HOTA | IDF1 | DetA | AssA | ID sw. | emb./frame | change HOTA | change IDF1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if row["constant"] is None:
+            value = "defaults"
+        else:
+            value = f"{row['value']:g} (default {defaults[row['constant']]:g}{', halfway to 1' if row['bounded'] else ''})"
+        lines.append(
+            f"| {row['setting']} | {value} | {row['HOTA']:.1f} | {row['IDF1']:.1f} | {row['DetA']:.1f} | {row['AssA']:.1f} "
+            f"| {row['IDSW']:.0f} | {'-' if row['embeddings_per_frame'] is None else format(row['embeddings_per_frame'], '.2f')} "
+            f"| {row['delta_HOTA']:+.1f} | {row['delta_IDF1']:+.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The harness's command line: bench_tracking.py's sequence options plus the subject."""
+    parser = argparse.ArgumentParser(
+        prog="tracking_sensitivity.py",
+        description="Each main constant of a tracker halved and doubled on the same cached detections: HOTA/IDF1 per setting.",
+        epilog=f"subjects: {', '.join(_subjects())} (default {DEFAULT_SUBJECT}).",
+    )
+    parser.add_argument("--subject", default=DEFAULT_SUBJECT, help=f"the tracker whose constants are varied: {', '.join(_subjects())}")
+    parser.add_argument("--constants", help="comma-separated constants to vary (default: all of the subject's main constants)")
+    parser.add_argument("--only-defaults", action="store_true", help="run the default configuration only (e.g. on --frame-step 2 or --scale 0.5)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="change a constant of the base configuration, for every row (repeatable), e.g. --set veto_similarity=-1",
+    )
+    bench.add_sequence_arguments(parser)
+    parser.add_argument("--every", dest="frame_step", type=bench._positive_int, help="the same as --frame-step")
+    parser.add_argument("--cache", dest="cache_dir", type=_cache_folder, help="the same as --cache-dir (a file's folder is used)")
+    return parser
+
+
+def _cache_folder(text: str) -> str:
+    path = Path(text)
+    return str(path.parent if path.suffix else path)
+
+
+def parse_settings(subject: Subject, items: list[str]) -> dict:
+    """``NAME=VALUE`` items of ``--set`` as overrides of the subject's constants.
+
+    Raises:
+        bench.BenchError: an unknown name or a value that is not a number.
+    """
+    known = {c.name: c for c in subject.constants}
+    base = {}
+    for item in items:
+        name, _, text = item.partition("=")
+        if name not in known:
+            raise bench.BenchError(f"--set: {subject.name} has no constant {name!r}; its constants: {', '.join(known)}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise bench.BenchError(f"--set {item}: {text!r} is not a number") from None
+        base[name] = int(round(value)) if known[name].integer else value
+    return base
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        subjects = _subjects()
+        if args.subject not in subjects:
+            raise bench.BenchError(f"unknown subject {args.subject}; known: {', '.join(subjects)}")
+        make, missing = subjects[args.subject]
+        reason = missing()
+        if reason:
+            raise bench.BenchError(f"{args.subject} cannot run here: {reason}")
+        subject = make()
+        only = [name.strip() for name in args.constants.split(",")] if args.constants else None
+        base = parse_settings(subject, args.set)
+        settings = settings_for(subject, only)[:1] if args.only_defaults else settings_for(subject, only)
+        lowest = min((s.value for s in settings if s.constant == "low_score"), default=None)
+        if lowest is not None and lowest < args.det_threshold:
+            args.det_threshold = lowest  # a halved low_score needs the detections below the usual floor
+        ground_truth, sequence = bench.resolve_inputs(args)
+        rows = run_sensitivity(subject, sequence, ground_truth, settings, progress=not args.no_progress, base=base)
+    except bench.EdgeReidError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    if not args.cache.is_file():
-        build_cache(args.source, args.cache, args.scale)
-    data = dict(np.load(args.cache))
-    if abs(float(data["shape"][0]) - read_sequence_info(args.gt).height * args.scale) > 1:
-        print(f"{args.cache} was made at another --scale; give another --cache", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="edge-reid-sensitivity-") as scratch_name:
-        scratch = Path(scratch_name)
-        gt = ground_truth(args.gt, args.every, args.scale, scratch)
-        base_tracker, base_pipeline = {}, {}
-        where_of = {name: where for name, where, _ in CONSTANTS}
-        for item in args.set:
-            name, _, text = item.partition("=")
-            if name not in where_of:
-                print(f"--set: unknown constant {name!r}; choose from {', '.join(where_of)}", file=sys.stderr)
-                return 2
-            value = int(text) if name == "confirm_hits" else float(text)
-            (base_tracker if where_of[name] == "tracker" else base_pipeline)[name] = value
-        variants = [("defaults" + (" + " + ", ".join(args.set) if args.set else ""), "", None)]
-        if not args.only_defaults:
-            for name, where, value in CONSTANTS:
-                for factor in (0.5, 2.0):
-                    changed = type(value)(value * factor) if isinstance(value, int) else value * factor
-                    label = f"{name} x{factor:g}"
-                    if name in BOUNDED and changed > 1.0:  # a score or similarity cannot pass 1: halve the gap to 1
-                        changed, label = (value + 1.0) / 2, f"{name} ->(1+v)/2"
-                    variants.append((label, where, (name, changed)))
-        print(f"condition: every {args.every} frame(s), scale {args.scale:g}; HOTA/IDF1 by TrackEval (MOT15 settings)")
-        print(f"{'variant':44.44s} {'value':>7s} {'HOTA':>6s} {'DetA':>6s} {'AssA':>6s} {'IDF1':>6s} {'IDSW':>5s} {'emb/frame':>9s}")
-        for label, where, change in variants:
-            tracker_overrides, pipeline_overrides = dict(base_tracker), dict(base_pipeline)
-            if change is not None:
-                (tracker_overrides if where == "tracker" else pipeline_overrides)[change[0]] = change[1]
-            try:
-                metrics, per_frame = run_variant(data, args.every, gt, scratch, tracker_overrides, pipeline_overrides)
-            except ValueError as exc:  # e.g. a doubled score above 1
-                print(f"{label:44.44s} {change[1]:7.3g}  (invalid: {exc})")
-                continue
-            value = f"{change[1]:7.3g}" if change is not None else "       "
-            print(f"{label:44.44s} {value} {metrics.hota:6.1f} {metrics.deta:6.1f} {metrics.assa:6.1f} {metrics.idf1:6.1f} "
-                  f"{metrics.id_switches:5d} {per_frame:9.2f}", flush=True)
+    changed = f"; base changed: {', '.join(args.set)}" if args.set else ""
+    print(f"{subject.label} on {sequence.name}: {len(sequence.frames)} frames at {sequence.fps:g} fps (frame step {sequence.frame_step}, scale {sequence.scale:g}){changed}")
+    print(format_rows(rows, subject))
+    if args.json:
+        document = {
+            "schema": "edge-reid-tracking-sensitivity/1",
+            "subject": subject.name,
+            "constants": {c.name: c.default for c in subject.constants},
+            "base_changes": base,
+            "sequence": {"name": sequence.name, "frames": len(sequence.frames), "fps": sequence.fps, "settings": sequence.settings},
+            "rows": rows,
+            "peers": bench.peer_versions(),
+        }
+        bench.write_json(args.json, document)
     return 0
 
 

@@ -130,3 +130,20 @@ def check_writable(path: str | Path, what: str) -> Path:
     except OSError as exc:
         raise OutputPathError(f"cannot write {what} to {target}: {exc.strerror or exc}") from None
     return target
+
+
+def check_writable_folder(folder: str | Path, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and fail early when files cannot be written in it.
+
+    Raises:
+        OutputPathError: the folder cannot be created or written (one line naming it and the cause).
+    """
+    target = Path(folder)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=target)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputPathError(f"cannot write to {what} {target}: {exc.strerror or exc}") from None
+    return target

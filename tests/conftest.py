@@ -224,3 +224,16 @@ def fake(monkeypatch, tmp_path):
     env.model = tiny_model(tmp_path / "tiny.onnx")
     env.spec = load_spec(env.model)
     return env
+
+
+def load_benchmark_script(name: str):
+    """Import ``benchmarks/<name>.py`` (a script folder, not a package) as module ``name``, once."""
+    import importlib.util
+    import sys
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -168,7 +168,7 @@ def test_crops_from_folder_skips_unreadable_images(tmp_path):
     (tmp_path / "c.jpg").write_bytes(b"not an image")
     (tmp_path / "notes.txt").write_text("ignored")
     pool = crops_from_folder(tmp_path)
-    assert len(pool.crops) == 2 and pool.skipped == 1 and pool.crops[0].shape == (40, 20, 3)
+    assert len(pool.crops) == 2 and len(pool.skipped) == 1 and pool.crops[0].shape == (40, 20, 3)
     assert len(crops_from_folder(tmp_path, max_crops=1).crops) == 1
     empty = tmp_path / "empty"
     empty.mkdir()

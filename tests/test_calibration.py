@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_reid.calibration.calibrate import CalibrationSettings, calibrate_model
-from edge_reid.calibration.guard import AccuracyBudget, Measurement, float_layer_schedule, search_float_layers
+from edge_reid.calibration.guard import AccuracyBudget, Measurement, checkpoints, search_float_layers
 from edge_reid.calibration.qdq import (
     QuantRecipe,
     calibrate_ranges,
@@ -23,7 +23,7 @@ from edge_reid.calibration.qdq import (
     upgrade_opset,
 )
 from edge_reid.calibration.sensitivity import layer_sensitivity, single_layer_model
-from edge_reid.calibration.tensorrt_table import read_tensorrt_table, scale_hex, write_tensorrt_table
+from edge_reid.calibration.tensorrt_table import read_tensorrt_table, scale_hex, tensors_for_table, write_tensorrt_table
 
 HEIGHT, WIDTH = 64, 32
 
@@ -179,49 +179,88 @@ def test_tensorrt_table_format(tmp_path):
     assert scales["images"] == pytest.approx(2.54 / 127, rel=1e-6)
 
 
-def _fake(float_layers, top1_by_count):
-    count = len(float_layers)
-    return Measurement(float_layers=tuple(float_layers), map_drop=0.2, top1_agreement=top1_by_count(count), mean_cosine=0.999)
+def _fake(float_layers, split, top1_by_count):
+    return Measurement(
+        float_layers=tuple(float_layers), split=split, mean_cosine=0.9999, p1_cosine=0.999,
+        top1_agreement=top1_by_count(len(float_layers)), top5_agreement=0.99, map_drop=0.2,
+    )
 
 
-def test_guard_finds_few_float_layers_when_the_budget_can_be_met():
+def test_checkpoints_every_mac_step_or_layer_step():
+    ranked = [f"l{i}" for i in range(10)]
+    macs = {name: 1 for name in ranked} | {"l2": 100}
+    # 109 MACs: l2 alone is over 5% of them, a checkpoint right after it; else every 4 layers; never all 10.
+    assert checkpoints(ranked, macs, mac_step=0.05, layer_step=4) == [0, 3, 7, 9]
+
+
+def test_guard_chooses_on_selection_and_accepts_only_what_holds_out():
     ranked = [f"layer{i}" for i in range(40)]
+    macs = {name: 1 for name in ranked}
     seen = []
 
-    def measure(float_layers):
-        seen.append(len(float_layers))
-        return _fake(float_layers, lambda n: 0.90 + 0.01 * min(n, 10))  # 97% reached at 7 float layers
+    def selection(float_layers):
+        seen.append(("selection", len(float_layers)))
+        # Not monotonic: 8 float layers pass, 12 dip below, 16 and more pass.
+        return _fake(float_layers, "selection", lambda n: {0: 0.90, 4: 0.95, 8: 0.975, 12: 0.96}.get(n, 0.98))
 
-    outcome = search_float_layers(measure, ranked, AccuracyBudget())
-    assert outcome.met and outcome.violations == []
-    assert outcome.best.float_layers == tuple(ranked[:7])
-    assert seen[:3] == [0, 4, 8] and 7 in seen  # doubled to 8 then bisected back to 7
-    assert float_layer_schedule(40) == [0, 4, 8, 16, 32, 40]
+    def heldout(float_layers):
+        seen.append(("held-out", len(float_layers)))
+        # The candidate chosen at 8 was lucky on the selection split: it fails held out.
+        return _fake(float_layers, "held-out", lambda n: 0.965 if n < 16 else 0.975)
+
+    outcome = search_float_layers(selection, heldout, ranked, macs, AccuracyBudget(), mac_step=1.0, layer_step=4)
+    assert outcome.met and outcome.best.split == "held-out" and outcome.best.float_layers == tuple(ranked[:16])
+    assert seen == [("selection", 0), ("selection", 4), ("selection", 8), ("held-out", 8), ("selection", 12), ("selection", 16), ("held-out", 16)]
 
 
-def test_guard_fallback_reports_not_met_and_keeps_the_best():
+def test_guard_fallback_reports_not_met_with_held_out_numbers():
     ranked = [f"layer{i}" for i in range(10)]
+    macs = {name: 1 for name in ranked}
+    outcome = search_float_layers(
+        lambda fl: _fake(fl, "selection", lambda n: 0.5 + 0.03 * n),
+        lambda fl: _fake(fl, "held-out", lambda n: 0.4 + 0.03 * n),
+        ranked, macs, AccuracyBudget(min_top1_agreement=0.99), mac_step=1.0, layer_step=4,
+    )
+    assert not outcome.met and outcome.best.split == "held-out"
+    assert len(outcome.best.float_layers) == 9  # never all 10: one layer stays INT8
+    assert outcome.violations and "top-1 agreement 67.00% < 99.00%" in outcome.violations[0]
 
-    def measure(float_layers):
-        return _fake(float_layers, lambda n: {0: 0.5, 4: 0.8, 8: 0.7, 9: 0.6}.get(n, 0.0))
 
-    outcome = search_float_layers(measure, ranked, AccuracyBudget(min_top1_agreement=0.99))
-    assert not outcome.met
-    assert [len(m.float_layers) for m in outcome.history] == [0, 4, 8, 9]  # never all 10: one layer stays INT8
-    assert len(outcome.best.float_layers) == 4  # highest agreement seen
-    assert outcome.violations and "top-1 agreement 80.00% < 99.00%" in outcome.violations[0]
+def test_budget_checks_every_limit():
+    ok = _fake((), "held-out", lambda n: 0.99)
+    assert AccuracyBudget().violations(ok) == []
+    low_p1 = Measurement((), "held-out", 0.9999, 0.99, 0.99, 0.99, 0.0)
+    assert AccuracyBudget().violations(low_p1) == ["1st-percentile cosine 0.99000 < 0.99800"]
+    low_top5 = Measurement((), "held-out", 0.9999, 0.999, 0.99, 0.90, 0.0)
+    assert AccuracyBudget().violations(low_top5) == ["top-5 agreement 90.00% < 95.00%"]
+
+
+def test_tensorrt_table_covers_what_int8_layers_read_and_write(tiny):
+    model = upgrade_opset(onnx.load(str(tiny[0])))
+    needed, only_float = tensors_for_table(model, ["conv1", "dwconv"])
+    # conv1 reads images, writes c1 (ReLU fused: r1); dwconv reads res, writes c3 (and r3).
+    assert needed == {"images", "c1", "r1", "res", "c3", "r3"}
+    # conv2 is float but reads r1, which INT8 conv1 writes: r1 keeps its range; fc's input is float-only.
+    assert only_float == {"flat"}
+
+
+OPEN_BUDGET = AccuracyBudget(max_map_drop=100.0, min_top1_agreement=0.0, min_mean_cosine=-1.0, min_p1_cosine=-1.0, min_top5_agreement=0.0)
 
 
 def test_calibrate_impossible_budget_falls_back_and_still_writes_the_best_model(tiny, tmp_path):
     model_path, market = tiny
     settings = CalibrationSettings(
         images=20, pool_size=40, sensitivity_images=8,
-        budget=AccuracyBudget(max_map_drop=1.0, min_top1_agreement=1.01, min_mean_cosine=0.995),  # top-1 > 100%: impossible
+        budget=AccuracyBudget(max_map_drop=1.0, min_top1_agreement=1.01),  # top-1 > 100%: impossible
     )
     steps = []
     report = calibrate_model(model_path, market, tmp_path / "out", settings, log=steps.append)
     assert not report.met and any("top-1 agreement" in v for v in report.violations)
-    assert len(report.guard_steps) >= 2 and len(steps) == len(report.guard_steps)
+    guard_lines = [line for line in steps if "float layers" in line]
+    assert len(report.guard_steps) >= 2 and len(guard_lines) == len(report.guard_steps)
+    assert report.guard_steps[-1]["split"] == "held-out"
+    assert any("calibration crops" in line for line in steps)  # 20 crops: warned
+    assert report.calibration["warning"].startswith("only 20 calibration crops")
     assert report.layers["float_by_rule"] == ["fc"]
     assert report.layers["int8"] >= 1  # still an INT8 model
     assert {s["layer"] for s in report.sensitivity} == {"conv1", "conv2", "dwconv"}
@@ -233,15 +272,20 @@ def test_calibrate_impossible_budget_falls_back_and_still_writes_the_best_model(
     assert all((market / "bounding_box_train" / name).is_file() for name in saved["calibration"]["images"])
     assert [Path(p).name for p in saved["pool"]["skipped"]] == ["0030_c2s1_000009_00.jpg"]  # unreadable, counted
     header, scales = read_tensorrt_table(report.outputs["tensorrt_table"])
-    assert header.startswith("TRT-") and "images" in scales
+    graph = onnx.load(str(out)).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    int8_layers = [n for n in graph.node if n.op_type in ("Conv", "Gemm") and producer.get(n.input[0], n).op_type == "DequantizeLinear"]
+    assert header.startswith("TRT-") and len(int8_layers) == report.layers["int8"]
+    for node in int8_layers:  # every INT8 layer's input and output has a range
+        assert producer[producer[node.input[0]].input[0]].input[0] in scales and node.output[0] in scales
     assert not list((tmp_path / "out").glob(".edge-reid-calibrate-*"))  # temporary files cleaned up
 
 
 def test_calibrate_within_budget_on_first_try_skips_the_search(tiny, tmp_path):
     model_path, market = tiny
-    settings = CalibrationSettings(images=12, pool_size=30, budget=AccuracyBudget(max_map_drop=100.0, min_top1_agreement=0.0, min_mean_cosine=-1.0))
+    settings = CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET)
     report = calibrate_model(model_path, market, tmp_path / "out", settings)
-    assert report.met and report.layers["float_by_guard"] == [] and len(report.guard_steps) == 1
+    assert report.met and report.layers["float_by_guard"] == [] and [s["split"] for s in report.guard_steps] == ["selection", "held-out"]
     assert report.sensitivity == [] and report.fp32 is not None and report.quantized is not None
     assert report.calibration["count"] == 12
 
@@ -263,17 +307,18 @@ def test_calibrate_from_a_plain_crop_folder_with_a_pool_folder(tiny, tmp_path):
     pool = tmp_path / "pool"
     pool.mkdir()
     rng = np.random.default_rng(11)
-    for i in range(12):
+    for i in range(16):
         cv2.imwrite(str(pool / f"p{i:03d}.png"), _crop(rng, 40 + i % 5))
-    settings = CalibrationSettings(images=10, pool=pool, budget=AccuracyBudget(max_map_drop=1.0, min_top1_agreement=0.0, min_mean_cosine=-1.0))
+    settings = CalibrationSettings(images=10, pool=pool, budget=OPEN_BUDGET)
     report = calibrate_model(model_path, crops, tmp_path / "out", settings)
     assert report.fp32 is None and report.quantized is None and report.met
-    assert report.pool["crops"] == 12 and report.pool["source"].startswith(f"folder {pool}")
+    assert report.pool["crops"] == 16 and report.pool["selection_crops"] == report.pool["heldout_crops"] == 8
+    assert report.pool["source"].startswith(f"folder {pool}")
     assert report.calibration["source"] == str(crops) and report.calibration["count"] == 10
 
 
 def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
-    from edge_reid.errors import DataError, ModelError
+    from edge_reid.errors import DataError, ModelError, OutputPathError
 
     model_path, market = tiny
     with pytest.raises(DataError, match="test split"):
@@ -282,3 +327,7 @@ def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
         calibrate_model(tmp_path / "missing.onnx", market, tmp_path / "out")
     with pytest.raises(DataError, match="not found"):
         calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(pool=tmp_path / "no_pool"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputPathError, match=f"cannot write to output folder {blocker}"):
+        calibrate_model(model_path, market, blocker)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
+from onnx import numpy_helper
 
 from edge_reid.cli import main
+from edge_reid.tensorrt.qdq_check import qdq_problems
 
 
 def test_eval_fp32_on_mot17_mini(osnet_path, mot17_dir, tmp_path, capsys):
@@ -40,14 +43,23 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
     # A lenient budget so the run stays short (the guard's search is covered in test_calibration.py).
     code = main([
         "calibrate", "--model", str(osnet_path), "--data", str(mot17_dir), "--images", "24", "--pool-size", "80",
-        "--out", str(out_dir), "--min-top1", "0", "--min-cosine", "0", "--max-map-drop", "100",
+        "--out", str(out_dir), "--min-top1", "0", "--min-cosine", "0", "--min-p1-cosine", "0", "--min-top5", "0",
+        "--max-map-drop", "100",
     ])
     assert code == 0
     report = json.loads((out_dir / "osnet_x0_25_msmt17-int8-report.json").read_text())
     assert report["met"] and report["calibration"]["count"] == 24
     assert all(not name.startswith("..") for name in report["calibration"]["images"])
-    assert report["recipe"]["opset"] == {"input": 12, "output": 13}
+    assert report["recipe"]["transforms"]["opset"] == 13
+    assert report["calibration"]["warning"].startswith("only 24 calibration crops")  # below the sensible minimum
+    assert report["pool"]["heldout_crops"] == 40 and report["agreement"]["crops"] == 40
     int8 = Path(report["outputs"]["model"])
+    graph = onnx.load(str(int8)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    # The folded input: pixel - 128 quantized at scale 1 (exact); the model's input is unchanged.
+    input_q = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0].endswith("__pixels_minus_128"))
+    assert float(inits[input_q.input[1]]) == 1.0 and [i.name for i in graph.input] == ["images"]
+    assert qdq_problems(onnx.load(str(int8))) == []  # what TensorRT's parser takes
     assert int8.is_file() and Path(report["outputs"]["tensorrt_table"]).read_text().startswith("TRT-8601-EntropyCalibration2\n")
     for model, expected in ((int8, report["quantized"]), (osnet_path, report["fp32"])):
         result_path = tmp_path / f"{model.stem}.json"

@@ -107,7 +107,7 @@ def test_the_qdq_model_edge_reid_calibrate_writes_for_the_bundled_osnet_passes(o
     out = tmp_path / "cal"
     code = main([
         "calibrate", "--model", str(osnet_path), "--data", str(mot17_dir), "--images", "16", "--pool-size", "40",
-        "--out", str(out), "--min-top1", "0", "--min-cosine", "0", "--max-map-drop", "100",
+        "--out", str(out), "--min-top1", "0", "--min-cosine", "0", "--min-p1-cosine", "0", "--min-top5", "0", "--max-map-drop", "100",
     ])
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "osnet_x0_25_msmt17-int8-report.json").read_text())

@@ -3,34 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from edge_reid.crop_pool import CropPool
 from edge_reid.errors import DataError
-
-
-@dataclass
-class CropPool:
-    """Real person crops for the loop and preprocessing benchmarks.
-
-    Attributes:
-        crops: BGR uint8 images (h, w, 3) of any size.
-        source: where they came from (``"video:PATH"`` or ``"folder:PATH"``).
-        skipped: files that could not be read (folders only).
-    """
-
-    crops: list[np.ndarray]
-    source: str
-    skipped: int = 0
-
-    def batches(self, batch: int) -> list[list[np.ndarray]]:
-        """Consecutive batches of ``batch`` crops covering the pool once, wrapping at the end
-        (so every batch is full, even when the pool is smaller than ``batch``)."""
-        count = len(self.crops)
-        steps = max(1, -(-count // batch))
-        return [[self.crops[(start * batch + k) % count] for k in range(batch)] for start in range(steps)]
 
 
 def default_video() -> Path | None:
@@ -68,7 +44,7 @@ def crops_from_folder(folder: str | Path, max_crops: int = 256) -> CropPool:
     """Read up to ``max_crops`` person crops from ``folder``, sorted by name
     (:func:`edge_reid.data.images.read_crop_folder`).
 
-    Unreadable files are skipped and counted in :attr:`CropPool.skipped`.
+    Unreadable files are skipped and listed in :attr:`CropPool.skipped`.
 
     Raises:
         DataError: the folder is missing or holds no readable image.
@@ -76,4 +52,4 @@ def crops_from_folder(folder: str | Path, max_crops: int = 256) -> CropPool:
     from edge_reid.data.images import read_crop_folder
 
     crops, _, skipped = read_crop_folder(folder, limit=max_crops)
-    return CropPool(crops, f"folder:{folder}", len(skipped))
+    return CropPool(crops, f"folder:{folder}", skipped)

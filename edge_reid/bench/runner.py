@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_reid.bench.crop_pool import CropPool
+from edge_reid.crop_pool import CropPool
 from edge_reid.bench.environment import environment
 from edge_reid.bench.matcher import DEFAULT_GALLERY_SIZE, Matcher, match_queries, synthetic_gallery
 from edge_reid.bench.precision import backend_options_for, backend_precision
@@ -513,6 +513,6 @@ def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Mat
         "gallery_size": config.gallery_size if config.loop else None,
         "threshold": config.threshold,
         "matcher": f"{matcher.__module__}.{getattr(matcher, '__qualname__', repr(matcher))}" if config.loop else None,
-        "crops": {"source": pool.source, "count": len(pool.crops), "skipped": pool.skipped} if pool is not None else None,
+        "crops": {"source": pool.source, "count": len(pool.crops), "skipped": len(pool.skipped)} if pool is not None else None,
     }
     return BenchReport(model_info, settings, results, preprocess, environment())

@@ -2,14 +2,21 @@
 
 Phases (each timed in the report):
 
-1. read the calibration crops (``bounding_box_train/`` or a plain crop folder, seeded sample);
-2. calibrate activation ranges once on the float model (opset raised to 13 if needed);
-3. measure FP32 on the labelled split and the crop pool, the reference for everything;
-4. quantize every Conv/Gemm except the pooled-input ones and measure;
-5. if outside the budget: per-layer sensitivity, then the guard's search over float layers;
+1. read the inputs: calibration crops (``bounding_box_train/`` or a plain crop
+   folder, seeded sample), the labelled split, the crop pool and its split into
+   a selection half and a held-out half;
+2. measure FP32 on the labelled split and the pool: the reference for everything;
+3. prepare the float model (opset 13, input normalisation folded into the first
+   conv, channels equalized): exact in float, easier to quantize;
+4. calibrate activation ranges once (MSE-optimal per tensor by default), then round
+   the INT8 weights with GPTQ and correct the biases for the remaining mean shift;
+5. quantize every Conv/Gemm except the pooled-input ones; when that is outside the
+   budget, rank layers by measured sensitivity per multiply-add and let the guard
+   choose float layers on the selection split and prove them on the held-out split;
+   then isolated small INT8 layers go float too where that still passes both splits;
 6. write the chosen Q/DQ model, its spec sidecar, the TensorRT table and the report.
 
-FP16 skips 2, 4 and 5: it converts and measures.
+FP16 skips 3-5: it converts and measures.
 """
 
 from __future__ import annotations
@@ -25,14 +32,19 @@ import numpy as np
 import onnx
 
 from edge_reid.atomic import write_json_atomic
+from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax
+from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_bias_shifts
 from edge_reid.calibration.fp16 import convert_fp16
+from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights
 from edge_reid.calibration.guard import AccuracyBudget, Measurement, search_float_layers
-from edge_reid.calibration.pool import CropPool, load_pool
+from edge_reid.calibration.pool import load_pool, split_pool
 from edge_reid.calibration.qdq import (
     QuantRecipe,
     calibrate_ranges,
     layer_macs,
     pooled_input_layers,
+    precision_boundaries,
+    int8_islands,
     quantizable_nodes,
     quantize_qdq,
     upgrade_opset,
@@ -40,16 +52,23 @@ from edge_reid.calibration.qdq import (
 from edge_reid.calibration.reader import preprocess_all, preprocessed_batches
 from edge_reid.calibration.report import CalibrationReport
 from edge_reid.calibration.sensitivity import layer_sensitivity
-from edge_reid.calibration.tensorrt_table import amax_from_ranges, write_tensorrt_table
+from edge_reid.calibration.tensorrt_table import tensors_for_table, write_tensorrt_table
+from edge_reid.calibration.transforms import equalization_groups, equalize_channels, fold_input_normalisation
+from edge_reid.crop_pool import CropPool
 from edge_reid.data.images import read_images
-from edge_reid.data.market1501 import GALLERY_DIR, QUERY_DIR, calibration_order, calibration_source, load_market1501
-from edge_reid.errors import DataError, OutputPathError
+from edge_reid.data.market1501 import GALLERY_DIR, QUERY_DIR, MarketDataset, calibration_order, calibration_source, load_market1501
+from edge_reid.errors import DataError, ModelError
 from edge_reid.evaluation.agreement import compare_embeddings
 from edge_reid.evaluation.market_eval import MarketEvaluation, embed_crops, evaluate_market
+from edge_reid.output_paths import check_writable_folder
 from edge_reid.spec import ModelSpec, load_spec
 
 #: Start a progress phase: (description, total or None) -> advance(n) callback.
 ProgressFactory = Callable[[str, "int | None"], Callable[[int], None]]
+#: Fewer calibration crops than this draws a warning: activation ranges and per-layer
+#: sensitivities from a few dozen crops describe those crops, not the camera's people
+#: (NNCF's default calibration subset is 300; TensorRT's guide suggests ~500 images).
+MIN_CALIBRATION_IMAGES = 100
 
 
 def _no_progress(description: str, total: int | None) -> Callable[[int], None]:
@@ -62,19 +81,26 @@ class CalibrationSettings:
 
     Attributes:
         precision: ``"int8"`` (Q/DQ model + TensorRT table) or ``"fp16"``.
-        method: activation range method for INT8: minmax, percentile or entropy.
+        method: activation range method for INT8: mse, minmax, percentile or entropy.
         images: calibration crops to use (fewer when the source has fewer).
         seed: seed of the calibration sample.
         pool: crop folder or video for the agreement check (None: the data's query+gallery crops).
-        pool_size: most pool crops.
-        budget: the accuracy budget.
+        pool_size: most pool crops (split in half: selection and held-out).
+        budget: the accuracy budget, checked on both splits.
         sensitivity_images: calibration crops used for per-layer sensitivity.
         batch: embedding batch size (the same as ``edge-reid eval``'s default, so numbers match).
         threads: ONNX Runtime threads (None: its default).
+        fold_input: fold the input normalisation into the first conv (input quantizes exactly).
+        equalize: rescale channels between convolutions before calibrating (off by default:
+            no fidelity gain measured on OSNet with per-channel weights and MSE ranges,
+            see docs/calibration.md).
+        gptq: GPTQ rounding of the INT8 weights (instead of round-to-nearest).
+        bias_correction: correct each INT8 layer's bias for its mean output shift.
+        heldout_block: consecutive pool crops kept together on one side of the split.
     """
 
     precision: str = "int8"
-    method: str = "minmax"
+    method: str = "mse"
     images: int = 500
     seed: int = 0
     pool: str | Path | None = None
@@ -83,6 +109,11 @@ class CalibrationSettings:
     sensitivity_images: int = 128
     batch: int = 32
     threads: int | None = None
+    fold_input: bool = True
+    equalize: bool = False
+    gptq: bool = True
+    bias_correction: bool = True
+    heldout_block: int = 25
 
 
 def output_paths(model_path: Path, out_dir: Path, precision: str) -> dict[str, Path]:
@@ -98,58 +129,72 @@ def output_paths(model_path: Path, out_dir: Path, precision: str) -> dict[str, P
     return paths
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".edge-reid-probe-", delete=True)
-        probe.close()
-    except OSError as exc:
-        raise OutputPathError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
-
-
 def _has_labelled_split(data_dir: Path) -> bool:
     return (data_dir / QUERY_DIR).is_dir() and (data_dir / GALLERY_DIR).is_dir()
 
 
 class _Evaluator:
-    """Measures a model file against the FP32 reference with the Embedder (``run``'s and ``eval``'s code path)."""
+    """Measures model files against the FP32 reference with the Embedder (``run``'s and ``eval``'s code path).
 
-    def __init__(self, spec: ModelSpec, dataset, pool: CropPool, settings: CalibrationSettings, progress: ProgressFactory) -> None:
-        self.spec, self.dataset, self.pool, self.settings, self.progress = spec, dataset, pool, settings, progress
+    The pool is split once: candidates are chosen on the selection half and
+    proven on the held-out half (plus the labelled split, where there is one).
+    """
+
+    def __init__(
+        self, dataset: MarketDataset | None, pool: CropPool, settings: CalibrationSettings, progress: ProgressFactory
+    ) -> None:
+        self.dataset, self.pool, self.settings, self.progress = dataset, pool, settings, progress
+        self.selection, self.heldout = split_pool(len(pool.crops), settings.heldout_block)
         self.reference_labelled: MarketEvaluation | None = None
         self.reference_pool: np.ndarray | None = None
 
-    def _images(self) -> int:
-        split = len(self.dataset.query) + len(self.dataset.gallery) if self.dataset else 0
-        return split + len(self.pool.crops)
+    def _embed_pool(self, embedder, indices: np.ndarray, advance: Callable[[int], None]) -> np.ndarray:
+        parts = []
+        for start in range(0, len(indices), 256):
+            chunk = [self.pool.crops[i] for i in indices[start : start + 256]]
+            parts.append(embed_crops(embedder, chunk))
+            advance(len(chunk))
+        return np.concatenate(parts)
 
-    def run(self, model_path: Path, description: str) -> tuple[MarketEvaluation | None, np.ndarray]:
+    def _embedder(self, model_path: Path, spec: ModelSpec):
         from edge_reid.embedder import Embedder
 
-        embedder = Embedder(model_path, max_batch=self.settings.batch, threads=self.settings.threads, spec=self.spec)
-        advance = self.progress(description, self._images())
+        return Embedder(model_path, max_batch=self.settings.batch, threads=self.settings.threads, spec=spec)
+
+    def reference(self, model_path: Path, spec: ModelSpec) -> None:
+        embedder = self._embedder(model_path, spec)
+        labelled_count = len(self.dataset.query) + len(self.dataset.gallery) if self.dataset else 0
+        advance = self.progress("FP32 reference", labelled_count + len(self.pool.crops))
         try:
-            labelled = evaluate_market(embedder, self.dataset, on_progress=advance) if self.dataset else None
-            pool = np.concatenate([embed_crops(embedder, self.pool.crops[i : i + 256]) for i in range(0, len(self.pool.crops), 256)])
-            advance(len(self.pool.crops))
+            self.reference_labelled = evaluate_market(embedder, self.dataset, on_progress=advance) if self.dataset else None
+            self.reference_pool = self._embed_pool(embedder, np.arange(len(self.pool.crops)), advance)
         finally:
             embedder.close()
-        return labelled, pool
 
-    def reference(self, model_path: Path) -> None:
-        self.reference_labelled, self.reference_pool = self.run(model_path, "FP32 reference")
-
-    def measure(self, model_path: Path, float_layers: tuple[str, ...], description: str) -> Measurement:
-        labelled, pool = self.run(model_path, description)
-        agreement = compare_embeddings(self.reference_pool, pool)
-        map_drop = 0.0
+    def measure(self, model_path: Path, spec: ModelSpec, float_layers: tuple[str, ...], split: str, description: str) -> Measurement:
+        """Compare ``model_path`` with FP32 on ``split`` (``"selection"`` or ``"held-out"``, the latter with the labelled split)."""
+        indices = self.selection if split == "selection" else self.heldout
+        labelled_here = self.dataset is not None and split == "held-out"
+        total = len(indices) + (len(self.dataset.query) + len(self.dataset.gallery) if labelled_here else 0)
+        advance = self.progress(description, total)
+        embedder = self._embedder(model_path, spec)
+        try:
+            labelled = evaluate_market(embedder, self.dataset, on_progress=advance) if labelled_here else None
+            pool = self._embed_pool(embedder, indices, advance)
+        finally:
+            embedder.close()
+        agreement = compare_embeddings(self.reference_pool[indices], pool)
+        map_drop = None
         if labelled is not None and self.reference_labelled is not None:
             map_drop = 100.0 * (self.reference_labelled.scores.mAP - labelled.scores.mAP)
         return Measurement(
             float_layers=float_layers,
-            map_drop=map_drop,
-            top1_agreement=agreement.top1,
+            split=split,
             mean_cosine=agreement.mean_cosine,
+            p1_cosine=agreement.p1_cosine,
+            top1_agreement=agreement.top1,
+            top5_agreement=agreement.top5,
+            map_drop=map_drop,
             details={"labelled": labelled, "agreement": agreement, "path": model_path},
         )
 
@@ -161,12 +206,82 @@ def _write_sidecar(spec: ModelSpec, path: Path) -> None:
     write_json_atomic(path, fields)
 
 
-def _read_calibration_crops(data_dir: Path, settings: CalibrationSettings):
+def _read_calibration_crops(data_dir: Path, settings: CalibrationSettings, report: CalibrationReport, log: Callable[[str], None]):
+    """Phase 1a: the seeded calibration sample; warns (and records) when it is too small to trust."""
     order = calibration_order(data_dir, settings.seed)
     crops, used, skipped = read_images(order, limit=settings.images)
+    source = calibration_source(data_dir)
     if not crops:
-        raise DataError(f"{calibration_source(data_dir)}: no readable calibration image ({len(skipped)} unreadable)")
-    return crops, used, skipped
+        raise DataError(f"{source}: no readable calibration image ({len(skipped)} unreadable)")
+    report.calibration = {
+        "source": str(source),
+        "seed": settings.seed,
+        "requested": settings.images,
+        "count": len(crops),
+        "images": [str(p.relative_to(source)) for p in used],
+        "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
+    }
+    if len(crops) < MIN_CALIBRATION_IMAGES:
+        warning = (
+            f"only {len(crops)} calibration crops in {source}; at least {MIN_CALIBRATION_IMAGES} are needed for ranges "
+            f"and sensitivities that hold on other people: add crops or raise --images"
+        )
+        report.calibration["warning"] = warning
+        log(f"warning: {warning}")
+    return crops
+
+
+@dataclass
+class _PreparedModel:
+    """The float model that is quantized: exact rewrite of the input model (same input and preprocessing);
+    ``integer_tensors`` hold integers in [-128, 127] (INT8 at scale 1 is exact)."""
+
+    model: onnx.ModelProto
+    spec: ModelSpec
+    path: Path
+    transforms: dict
+    integer_tensors: list[str]
+
+
+def _prepare_float_model(original: onnx.ModelProto, spec: ModelSpec, crops, settings: CalibrationSettings, tmp: Path, progress) -> _PreparedModel:
+    """Phase 3: opset 13, input normalisation folded into the first conv, channels equalized (exact in float)."""
+    model = upgrade_opset(original)
+    transforms: dict = {"opset": max(next((i.version for i in original.opset_import if i.domain in ("", "ai.onnx")), 0), 13)}
+    integer_tensors: list[str] = []
+    if settings.fold_input:
+        try:
+            model, integer_input = fold_input_normalisation(model, spec)
+            integer_tensors.append(integer_input)
+            transforms["input_folded"] = f"first conv reads {integer_input} = pixel - 128 (INT8 scale 1: exact)"
+        except ModelError as exc:
+            transforms["input_folded"] = f"no: {exc}"
+    if settings.equalize:
+        groups = equalization_groups(model)
+        sample = preprocess_all(crops[: settings.sensitivity_images], spec, settings.batch)
+        advance = progress("equalizing channels", len(sample))
+        stats = collect_statistics(model, sample, spec.input_name, [g.tensor for g in groups], per_channel=True, threads=settings.threads, on_batch=advance)
+        model, done = equalize_channels(model, {name: s.channel_absmax for name, s in stats.items()})
+        transforms["equalized"] = {"groups": len(done), "alpha": 0.75, "floor": 0.05}
+    path = tmp / "float_prepared.onnx"
+    onnx.save(model, str(path))
+    return _PreparedModel(model, spec, path, transforms, integer_tensors)
+
+
+def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings: CalibrationSettings, recipe: QuantRecipe, progress) -> dict[str, float]:
+    """Phase 4: tensor name -> symmetric INT8 range, for every tensor a quantizable layer reads or writes."""
+    spec = prepared.spec
+    if recipe.method == "mse":
+        needed, _ = tensors_for_table(prepared.model, layers)
+        images = preprocess_all(crops, spec, settings.batch)
+        advance = progress("calibrating (mse)", len(images))
+        stats = collect_statistics(prepared.model, images, spec.input_name, sorted(needed), threads=settings.threads, on_batch=advance)
+        amax = {name: mse_optimal_amax(s.histogram, s.hist_range, absmax=s.absmax) for name, s in stats.items()}
+    else:
+        advance = progress(f"calibrating ({recipe.method})", len(crops))
+        amax = calibrate_ranges(prepared.path, preprocessed_batches(crops, spec, settings.batch), spec.input_name, recipe, on_batch=advance)
+    for name in prepared.integer_tensors:
+        amax[name] = 127.0  # integers -128..127 at scale 1: exact
+    return amax
 
 
 def calibrate_model(
@@ -177,7 +292,7 @@ def calibrate_model(
     progress: ProgressFactory | None = None,
     log: Callable[[str], None] | None = None,
 ) -> CalibrationReport:
-    """Make an INT8 Q/DQ (or FP16) model from an FP32 ReID model and prove its accuracy.
+    """Make an INT8 Q/DQ (or FP16) model from an FP32 ReID model and prove its accuracy on held-out crops.
 
     Args:
         model_path: FP32 ONNX ReID model.
@@ -187,7 +302,7 @@ def calibrate_model(
         out_dir: output folder (created).
         settings: options; defaults as the CLI.
         progress: progress-bar factory (see :data:`ProgressFactory`).
-        log: receives one line per guard step.
+        log: receives one line per guard step and warnings.
 
     Returns:
         The report (also written as JSON next to the model).
@@ -205,145 +320,42 @@ def calibrate_model(
         raise ValueError(f"precision must be int8 or fp16, got {settings.precision!r}")
     spec = load_spec(model_path)
     calibration_source(data_dir)  # fails early on a missing folder or a test split
-    _prepare_out_dir(out_dir)
+    check_writable_folder(out_dir)
     paths = output_paths(model_path, out_dir, settings.precision)
-    recipe = QuantRecipe(method=settings.method)
 
-    dataset = load_market1501(data_dir) if _has_labelled_split(data_dir) else None
     phase = time.perf_counter()
+    dataset = load_market1501(data_dir) if _has_labelled_split(data_dir) else None
     pool = load_pool(settings.pool, dataset, settings.pool_size)
+    evaluator = _Evaluator(dataset, pool, settings, progress)
     seconds["pool"] = time.perf_counter() - phase
-
     report = CalibrationReport(model=str(model_path), precision=settings.precision, budget=settings.budget.to_dict())
-    report.pool = {"source": pool.source, "crops": len(pool.crops), "skipped": [str(s.path) for s in pool.skipped]}
-    evaluator = _Evaluator(spec, dataset, pool, settings, progress)
+    report.pool = {
+        "source": pool.source,
+        "crops": len(pool.crops),
+        "selection_crops": len(evaluator.selection),
+        "heldout_crops": len(evaluator.heldout),
+        "split": f"alternate runs of {settings.heldout_block} consecutive crops",
+        "skipped": [str(s.path) for s in pool.skipped],
+    }
 
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".edge-reid-calibrate-") as tmp_name:
         tmp = Path(tmp_name)
         phase = time.perf_counter()
-        evaluator.reference(model_path)
+        evaluator.reference(model_path, spec)
         seconds["fp32_reference"] = time.perf_counter() - phase
         original = onnx.load(str(model_path))
-
         if settings.precision == "fp16":
-            candidate = convert_fp16(original, tmp / "fp16.onnx")
-            phase = time.perf_counter()
-            best = evaluator.measure(candidate, (), "FP16 check")
-            seconds["check"] = time.perf_counter() - phase
-            report.recipe = {"conversion": "onnxconverter_common.float16, keep_io_types=True"}
-            report.met = not settings.budget.violations(best)
-            report.violations = settings.budget.violations(best)
-            final_float_layers: tuple[str, ...] = ()
+            best, out_spec = _fp16(original, tmp, evaluator, spec, settings, report, seconds)
         else:
-            opset_before = next((i.version for i in original.opset_import if i.domain in ("", "ai.onnx")), 0)
-            float_model = upgrade_opset(original)
-            float_path = tmp / "float_opset13.onnx"
-            onnx.save(float_model, str(float_path))
-
-            phase = time.perf_counter()
-            crops, used, skipped = _read_calibration_crops(data_dir, settings)
-            advance = progress(f"calibrating ({settings.method})", len(crops))
-            ranges = calibrate_ranges(float_path, preprocessed_batches(crops, spec, settings.batch), spec.input_name, recipe, on_batch=advance)
-            seconds["calibration"] = time.perf_counter() - phase
-            source = calibration_source(data_dir)
-            report.calibration = {
-                "source": str(source),
-                "seed": settings.seed,
-                "requested": settings.images,
-                "count": len(crops),
-                "images": [str(p.relative_to(source)) for p in used],
-                "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
-            }
-            layers = quantizable_nodes(float_model, recipe.op_types)
-            by_rule = pooled_input_layers(float_model, layers)
-            macs = layer_macs(float_model, layers)
-            report.recipe = {
-                "format": "Q/DQ (QuantizeLinear/DequantizeLinear), ONNX Runtime QDQQuantizer",
-                "activations": f"int8 symmetric per tensor, ranges by {settings.method}"
-                + (f" {recipe.percentile}%" if settings.method == "percentile" else ""),
-                "weights": "int8 symmetric per output channel",
-                "quantized_layer_types": list(recipe.op_types),
-                "opset": {"input": opset_before, "output": max(opset_before, 13)},
-            }
-
-            candidates: dict[tuple[str, ...], Measurement] = {}
-
-            def measure(float_layers) -> Measurement:
-                float_layers = tuple(float_layers)
-                if float_layers not in candidates:
-                    path = tmp / f"candidate_{len(candidates)}.onnx"
-                    quantize_qdq(float_path, path, ranges, recipe, keep_float=list(by_rule) + list(float_layers))
-                    candidates[float_layers] = evaluator.measure(path, float_layers, f"INT8 check, {len(float_layers)} float layers")
-                return candidates[float_layers]
-
-            def describe(m: Measurement, ok: bool) -> None:
-                labelled = m.details["labelled"]
-                map_text = f"mAP {100 * labelled.scores.mAP:.2f}" if labelled else "no labelled split"
-                log(
-                    f"{len(m.float_layers):3d} float layers: {map_text} (drop {m.map_drop:+.2f}), mean cosine {m.mean_cosine:.5f}, "
-                    f"top-1 agreement {100 * m.top1_agreement:.2f}% -> {'within budget' if ok else 'outside budget'}"
-                )
-
-            phase = time.perf_counter()
-            first = measure(())
-            first_ok = not settings.budget.violations(first)
-            describe(first, first_ok)
-            seconds["first_check"] = time.perf_counter() - phase
-            ranked: list[str] = []
-            if not first_ok:
-                phase = time.perf_counter()
-                sample = preprocess_all(crops[: settings.sensitivity_images], spec, settings.batch)
-                guarded = [name for name in layers if name not in set(by_rule)]
-                advance = progress("per-layer sensitivity", len(guarded))
-                scores = layer_sensitivity(
-                    float_model, onnx.load(str(first.details["path"])), sample, spec.input_name, guarded,
-                    on_layer=lambda name: advance(1), threads=settings.threads,
-                )
-                # Most error per multiply-add first: the guard gives up as little INT8 compute as it can.
-                ranked = sorted(guarded, key=lambda name: -scores[name] / max(macs[name], 1))
-                report.sensitivity = [
-                    {"layer": name, "mean_cosine_distance": round(scores[name], 8), "macs": macs[name]} for name in ranked
-                ]
-                seconds["sensitivity"] = time.perf_counter() - phase
-                phase = time.perf_counter()
-                outcome = search_float_layers(measure, ranked, settings.budget, on_candidate=lambda m, ok: describe(m, ok) if m is not first else None)
-                seconds["guard"] = time.perf_counter() - phase
-                best, report.met, report.violations = outcome.best, outcome.met, outcome.violations
-            else:
-                best, report.met = first, True
-            final_float_layers = tuple(by_rule) + tuple(best.float_layers)
-            int8_layers = [name for name in layers if name not in set(final_float_layers)]
-            total_macs = sum(macs.values()) or 1
-            report.layers = {
-                "quantizable": len(layers),
-                "int8": len(int8_layers),
-                "int8_mac_share": round(sum(macs[name] for name in int8_layers) / total_macs, 4),
-                "float_by_rule": list(by_rule),
-                "float_by_guard": list(best.float_layers),
-            }
-            report.guard_steps = [
-                {
-                    "float_layers": len(m.float_layers),
-                    "map_drop_points": round(m.map_drop, 3),
-                    "mean_cosine": round(m.mean_cosine, 6),
-                    "top1_agreement_percent": round(100 * m.top1_agreement, 2),
-                    "within_budget": not settings.budget.violations(m),
-                }
-                for m in candidates.values()
-            ]
-            candidate = best.details["path"]
-            float_inputs = {node.input[0] for node in float_model.graph.node if node.name in set(final_float_layers)}
-            write_tensorrt_table(amax_from_ranges(ranges), tmp / "table.calib", leave_out=float_inputs)
-            os.replace(tmp / "table.calib", paths["tensorrt_table"])
-
+            best, out_spec = _int8(original, spec, data_dir, tmp, paths, evaluator, settings, report, seconds, progress, log)
         if evaluator.reference_labelled is not None:
             report.fp32 = evaluator.reference_labelled.scores.to_dict()
         labelled = best.details["labelled"]
         if labelled is not None:
             report.quantized = labelled.scores.to_dict()
         report.agreement = best.details["agreement"].to_dict()
-        _write_sidecar(spec, tmp / "spec.json")
-        os.replace(candidate, paths["model"])
+        _write_sidecar(out_spec, tmp / "spec.json")
+        os.replace(best.details["path"], paths["model"])
         os.replace(tmp / "spec.json", paths["spec"])
 
     seconds["total"] = time.perf_counter() - started
@@ -351,3 +363,204 @@ def calibrate_model(
     report.outputs = {key: str(value) for key, value in paths.items()}
     report.write_json(paths["report"])
     return report
+
+
+def _fp16(original, tmp: Path, evaluator: _Evaluator, spec: ModelSpec, settings: CalibrationSettings, report, seconds) -> tuple[Measurement, ModelSpec]:
+    candidate = convert_fp16(original, tmp / "fp16.onnx")
+    phase = time.perf_counter()
+    best = evaluator.measure(candidate, spec, (), "held-out", "FP16 check")
+    seconds["check"] = time.perf_counter() - phase
+    report.recipe = {"conversion": "onnxconverter_common.float16, keep_io_types=True"}
+    report.violations = settings.budget.violations(best)
+    report.met = not report.violations
+    return best, spec
+
+
+def _describe(log: Callable[[str], None]) -> Callable[[Measurement, bool], None]:
+    def describe(m: Measurement, ok: bool) -> None:
+        labelled = m.details.get("labelled")
+        map_text = f", mAP {100 * labelled.scores.mAP:.2f} (drop {m.map_drop:+.2f})" if labelled is not None else ""
+        log(
+            f"{len(m.float_layers):3d} float layers, {m.split:9s}: mean cosine {m.mean_cosine:.5f}, 1% {m.p1_cosine:.5f}, "
+            f"top-1 {100 * m.top1_agreement:.1f}%, top-5 {100 * m.top5_agreement:.1f}%{map_text} -> {'within budget' if ok else 'outside'}"
+        )
+
+    return describe
+
+
+@dataclass
+class _WeightRounding:
+    """GPTQ integer weights and bias shifts of every guarded layer, measured once on the all-INT8 model."""
+
+    integers: dict
+    shifts: dict
+
+    def apply(self, path: Path, int8_layers: list[str]) -> None:
+        if not self.integers and not self.shifts:
+            return
+        model = onnx.load(str(path))
+        model = apply_gptq_weights(model, {name: self.integers[name] for name in int8_layers if name in self.integers})
+        model = apply_bias_shifts(model, self.shifts, int8_layers)
+        onnx.save(model, str(path))
+
+
+def _weight_rounding(prepared: _PreparedModel, amax, recipe, by_rule, guarded, crops, settings: CalibrationSettings, tmp: Path, progress) -> _WeightRounding:
+    """Phase 4b: GPTQ rounding of the INT8 weights, then bias correction, each layer with its float input."""
+    if not (settings.gptq or settings.bias_correction):
+        return _WeightRounding({}, {})
+    base = quantize_qdq(prepared.path, tmp / "all_int8.onnx", amax, recipe, keep_float=list(by_rule))
+    qdq = onnx.load(str(base))
+    sample = preprocess_all(crops[: settings.sensitivity_images], prepared.spec, settings.batch)
+    integers: dict = {}
+    if settings.gptq:
+        advance = progress("GPTQ weight rounding", len(sample))
+        integers = gptq_weights(prepared.model, qdq, sample, prepared.spec.input_name, amax, guarded, threads=settings.threads, on_batch=advance)
+        qdq = apply_gptq_weights(qdq, integers)
+    shifts: dict = {}
+    if settings.bias_correction:
+        advance = progress("bias correction", len(sample))
+        convs = [name for name in guarded if name in integers or not settings.gptq]
+        shifts = measure_bias_shifts(prepared.model, qdq, sample, prepared.spec.input_name, convs, threads=settings.threads, on_batch=advance)
+    return _WeightRounding(integers, shifts)
+
+
+def _absorb_islands(best: Measurement, model, layers, by_rule, macs, measure, budget: AccuracyBudget, describe) -> Measurement:
+    """Keep isolated small INT8 layers float too (fewer precision boundaries), if that still passes both splits."""
+    int8_now = [name for name in layers if name not in set(by_rule) | set(best.float_layers)]
+    islands = int8_islands(model, layers, int8_now, macs)
+    if not islands:
+        return best
+    merged = tuple(best.float_layers) + tuple(islands)
+    for split in ("selection", "held-out"):
+        candidate = measure(merged, split)
+        ok = not budget.violations(candidate)
+        describe(candidate, ok)
+        if not ok:
+            return best
+    return candidate
+
+
+def _choose_float_layers(first: Measurement, prepared: _PreparedModel, layers, by_rule, guarded, macs, crops, measure, settings, report, seconds, progress, describe) -> Measurement:
+    """Phase 5b: per-layer sensitivity, ranked per MAC; the guard's walk; then island absorption."""
+    phase = time.perf_counter()
+    sample = preprocess_all(crops[: settings.sensitivity_images], prepared.spec, settings.batch)
+    advance = progress("per-layer sensitivity", len(guarded))
+    scores = layer_sensitivity(
+        prepared.model, onnx.load(str(first.details["path"])), sample, prepared.spec.input_name, guarded,
+        on_layer=lambda name: advance(1), threads=settings.threads,
+    )
+    # Most error per multiply-add first: the guard gives up as little INT8 compute as it can.
+    ranked = sorted(guarded, key=lambda name: -scores[name] / max(macs[name], 1))
+    report.sensitivity = [{"layer": name, "mean_cosine_distance": round(scores[name], 8), "macs": macs[name]} for name in ranked]
+    seconds["sensitivity"] = time.perf_counter() - phase
+    phase = time.perf_counter()
+    outcome = search_float_layers(
+        lambda fl: measure(fl, "selection"), lambda fl: measure(fl, "held-out"), ranked, macs, settings.budget,
+        on_candidate=lambda m, ok: describe(m, ok) if m is not first else None,
+    )
+    best, report.met, report.violations = outcome.best, outcome.met, outcome.violations
+    if report.met:
+        best = _absorb_islands(best, prepared.model, layers, by_rule, macs, measure, settings.budget, describe)
+    seconds["guard"] = time.perf_counter() - phase
+    return best
+
+
+def _report_layers(report: CalibrationReport, prepared: _PreparedModel, layers, guarded, macs, best: Measurement, candidates, budget) -> list[str]:
+    """Phase 6a: INT8 share, layer counts, boundaries and every guard step in the report; returns the INT8 layers."""
+    final_float = set(layers) - set(guarded) | set(best.float_layers)
+    int8_layers = [name for name in layers if name not in final_float]
+    total_macs = sum(macs.values()) or 1
+    report.layers = {
+        "quantizable": len(layers),
+        "int8": len(int8_layers),
+        "int8_mac_share": round(sum(macs[name] for name in int8_layers) / total_macs, 4),
+        "float_int8_boundaries": precision_boundaries(prepared.model, layers, int8_layers),
+        "float_by_rule": [name for name in layers if name not in set(guarded)],
+        "float_by_guard": list(best.float_layers),
+    }
+    report.guard_steps = [
+        {
+            "float_layers": len(m.float_layers),
+            "split": m.split,
+            "int8_mac_share": round(sum(macs[n] for n in guarded if n not in set(m.float_layers)) / total_macs, 4),
+            "mean_cosine": round(m.mean_cosine, 6),
+            "p1_cosine": round(m.p1_cosine, 6),
+            "top1_agreement_percent": round(100 * m.top1_agreement, 2),
+            "top5_agreement_percent": round(100 * m.top5_agreement, 2),
+            "map_drop_points": None if m.map_drop is None else round(m.map_drop, 3),
+            "within_budget": not budget.violations(m),
+        }
+        for m in candidates.values()
+    ]
+    return int8_layers
+
+
+def _write_table(prepared: _PreparedModel, int8_layers: list[str], amax: dict[str, float], tmp: Path, path: Path) -> None:
+    """Phase 6b: the TensorRT 8.x table: a range for every tensor an INT8 layer reads or writes."""
+    needed, only_float = tensors_for_table(prepared.model, int8_layers)
+    missing = sorted(name for name in needed if name not in amax)
+    if missing:
+        raise ModelError(f"no calibrated range for {len(missing)} tensors INT8 layers use (first: {missing[0]})")
+    write_tensorrt_table({name: value for name, value in amax.items() if name in needed}, tmp / "table.calib", leave_out=only_float)
+    os.replace(tmp / "table.calib", path)
+
+
+def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings, report, seconds, progress, log) -> tuple[Measurement, ModelSpec]:
+    recipe = QuantRecipe(method=settings.method)
+    phase = time.perf_counter()
+    crops = _read_calibration_crops(data_dir, settings, report, log)
+    prepared = _prepare_float_model(original, spec, crops, settings, tmp, progress)
+    seconds["prepare"] = time.perf_counter() - phase
+
+    layers = quantizable_nodes(prepared.model, recipe.op_types)
+    by_rule = pooled_input_layers(prepared.model, layers)
+    guarded = [name for name in layers if name not in set(by_rule)]
+    macs = layer_macs(prepared.model, layers)
+    phase = time.perf_counter()
+    amax = _calibrate_amax(prepared, crops, layers, settings, recipe, progress)
+    seconds["calibration"] = time.perf_counter() - phase
+    phase = time.perf_counter()
+    rounding = _weight_rounding(prepared, amax, recipe, by_rule, guarded, crops, settings, tmp, progress)
+    seconds["rounding_and_bias"] = time.perf_counter() - phase
+    report.recipe = {
+        "format": "Q/DQ (QuantizeLinear/DequantizeLinear), ONNX Runtime QDQQuantizer, biases float",
+        "activations": f"int8 symmetric per tensor, ranges by {settings.method}" + (f" {recipe.percentile}%" if settings.method == "percentile" else ""),
+        "weights": "int8 symmetric per output channel" + (", GPTQ rounding" if rounding.integers else ""),
+        "bias_correction": bool(rounding.shifts),
+        "quantized_layer_types": list(recipe.op_types),
+        "transforms": prepared.transforms,
+    }
+
+    candidates: dict[tuple[tuple[str, ...], str], Measurement] = {}
+    describe = _describe(log)
+
+    def build(float_layers: tuple[str, ...]) -> Path:
+        path = tmp / f"candidate_{len(float_layers)}_{abs(hash(float_layers)) % 10**8}.onnx"
+        if not path.exists():
+            quantize_qdq(prepared.path, path, amax, recipe, keep_float=list(by_rule) + list(float_layers))
+            rounding.apply(path, [name for name in guarded if name not in set(float_layers)])
+        return path
+
+    def measure(float_layers, split: str) -> Measurement:
+        key = (tuple(float_layers), split)
+        if key not in candidates:
+            candidates[key] = evaluator.measure(build(key[0]), prepared.spec, key[0], split, f"INT8 check, {len(key[0])} float layers ({split})")
+        return candidates[key]
+
+    phase = time.perf_counter()
+    best = measure((), "selection")
+    ok = not settings.budget.violations(best)
+    describe(best, ok)
+    if ok:
+        best = measure((), "held-out")
+        ok = not settings.budget.violations(best)
+        describe(best, ok)
+    seconds["first_check"] = time.perf_counter() - phase
+    if ok:
+        report.met, report.violations = True, []
+    else:
+        first = candidates[((), "selection")]
+        best = _choose_float_layers(first, prepared, layers, by_rule, guarded, macs, crops, measure, settings, report, seconds, progress, describe)
+    int8_layers = _report_layers(report, prepared, layers, guarded, macs, best, candidates, settings.budget)
+    _write_table(prepared, int8_layers, amax, tmp, paths["tensorrt_table"])
+    return best, prepared.spec

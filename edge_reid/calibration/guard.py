@@ -1,43 +1,55 @@
-"""The accuracy guard: keep the most sensitive layers in float until the quantized model is within budget.
+"""The accuracy guard: choose which layers stay float on one split of the crops, prove it on another.
 
-The search is independent of how a candidate is built or measured: it takes
-the layers ranked most-sensitive first and a callback that quantizes with a
-given set of float layers and measures it against FP32. It tries more and
-more float layers (0, 4, 8, 16, ... doubling), and once a candidate is within
-budget it bisects back towards fewer float layers. At least one layer always
-stays INT8. When no candidate is within budget it says so and returns the best
-one seen (highest top-1 agreement, then fewest float layers).
+The search is independent of how a candidate is built or measured. It takes
+the layers ranked by measured sensitivity per multiply-add (most error per MAC
+first) and walks down that list, keeping more and more of them float; it
+measures a candidate on the *selection* split at every checkpoint (each time
+the float share of MACs grows by ``mac_step`` or ``layer_step`` more layers
+are float). The first candidate within budget on the selection split is then
+measured on the disjoint *held-out* split; only if it is within budget there
+too is it accepted, otherwise the walk goes on. No step assumes that fidelity
+rises monotonically with more float layers (measured top-1 agreement moves by
+a few points between neighbouring candidates), and the numbers reported for
+the chosen model are held-out numbers, never the ones it was chosen on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 
 @dataclass(frozen=True)
 class AccuracyBudget:
-    """How far a quantized model may drift from FP32.
+    """How far a quantized model may drift from FP32; all limits must hold together.
 
     Attributes:
         max_map_drop: largest allowed mAP drop on the labelled split, in points (percent).
-        min_top1_agreement: smallest allowed top-1 nearest-neighbour agreement on the pool, in [0, 1].
-        min_mean_cosine: smallest allowed mean FP32-vs-quantized cosine on the pool, in [-1, 1].
+        min_top1_agreement: smallest top-1 nearest-neighbour agreement on the pool, in [0, 1].
+        min_mean_cosine: smallest mean FP32-vs-quantized cosine on the pool, in [-1, 1].
+        min_p1_cosine: smallest 1st-percentile cosine (the worst 1% of crops).
+        min_top5_agreement: smallest mean overlap of the FP32 and quantized top-5 neighbour sets, in [0, 1].
     """
 
     max_map_drop: float = 1.0
     min_top1_agreement: float = 0.97
-    min_mean_cosine: float = 0.995
+    min_mean_cosine: float = 0.9995
+    min_p1_cosine: float = 0.998
+    min_top5_agreement: float = 0.95
 
     def violations(self, measurement: "Measurement") -> list[str]:
         """Human-readable reasons ``measurement`` is outside the budget (empty when within)."""
         problems = []
-        if measurement.map_drop > self.max_map_drop + 1e-9:
+        if measurement.map_drop is not None and measurement.map_drop > self.max_map_drop + 1e-9:
             problems.append(f"mAP drop {measurement.map_drop:.2f} > {self.max_map_drop:.2f} points")
         if measurement.top1_agreement < self.min_top1_agreement - 1e-12:
             problems.append(f"top-1 agreement {100 * measurement.top1_agreement:.2f}% < {100 * self.min_top1_agreement:.2f}%")
         if measurement.mean_cosine < self.min_mean_cosine - 1e-12:
             problems.append(f"mean cosine {measurement.mean_cosine:.5f} < {self.min_mean_cosine:.5f}")
+        if measurement.p1_cosine < self.min_p1_cosine - 1e-12:
+            problems.append(f"1st-percentile cosine {measurement.p1_cosine:.5f} < {self.min_p1_cosine:.5f}")
+        if measurement.top5_agreement < self.min_top5_agreement - 1e-12:
+            problems.append(f"top-5 agreement {100 * measurement.top5_agreement:.2f}% < {100 * self.min_top5_agreement:.2f}%")
         return problems
 
     def to_dict(self) -> dict:
@@ -45,25 +57,33 @@ class AccuracyBudget:
             "max_map_drop_points": self.max_map_drop,
             "min_top1_agreement_percent": round(100 * self.min_top1_agreement, 3),
             "min_mean_cosine": self.min_mean_cosine,
+            "min_p1_cosine": self.min_p1_cosine,
+            "min_top5_agreement_percent": round(100 * self.min_top5_agreement, 3),
         }
 
 
 @dataclass
 class Measurement:
-    """One candidate's comparison with FP32.
+    """One candidate's comparison with FP32 on one split.
 
     Attributes:
         float_layers: the layers the guard kept in float for this candidate.
-        map_drop: FP32 mAP minus candidate mAP on the labelled split, in points.
-        top1_agreement: top-1 nearest-neighbour agreement on the pool, in [0, 1].
-        mean_cosine: mean FP32-vs-candidate cosine on the pool.
+        split: ``"selection"`` or ``"held-out"``.
+        mean_cosine: mean FP32-vs-candidate cosine on the split's crops.
+        p1_cosine: 1st percentile of those cosines.
+        top1_agreement: top-1 nearest-neighbour agreement, in [0, 1].
+        top5_agreement: mean top-5 overlap, in [0, 1].
+        map_drop: FP32 mAP minus candidate mAP on the labelled split, in points (None: not measured).
         details: anything else worth reporting (full metrics, file paths).
     """
 
     float_layers: tuple[str, ...]
-    map_drop: float
-    top1_agreement: float
+    split: str
     mean_cosine: float
+    p1_cosine: float
+    top1_agreement: float
+    top5_agreement: float
+    map_drop: float | None = None
     details: dict = field(default_factory=dict)
 
 
@@ -72,9 +92,9 @@ class GuardOutcome:
     """Result of :func:`search_float_layers`.
 
     Attributes:
-        best: the chosen candidate (within budget, or the best seen).
-        met: True when ``best`` is within budget.
-        history: every candidate measured, in order.
+        best: the chosen candidate's held-out measurement (within budget, or the best seen).
+        met: True when ``best`` is within budget on the held-out split.
+        history: every measurement, in order (selection and held-out).
         violations: why ``best`` is outside the budget (empty when met).
     """
 
@@ -84,71 +104,65 @@ class GuardOutcome:
     violations: list[str]
 
 
-def float_layer_schedule(available: int, first_step: int = 4) -> list[int]:
-    """How many ranked layers to keep float at each try: 0, 4, 8, 16, ... up to ``available``."""
-    counts, step = [0], first_step
-    while step < available:
-        counts.append(step)
-        step *= 2
-    if available > 0:
-        counts.append(available)
+def checkpoints(ranked_layers: Sequence[str], macs: Mapping[str, int], mac_step: float = 0.025, layer_step: int = 12) -> list[int]:
+    """How many of the ranked layers to keep float at each measurement: 0, then every ``mac_step``
+    of the ranked layers' MACs or every ``layer_step`` layers, whichever comes first, ending with all but one."""
+    total = max(sum(macs.get(name, 0) for name in ranked_layers), 1)
+    limit = max(len(ranked_layers) - 1, 0)
+    counts, since_mac, since_layers = [0], 0, 0
+    for count, name in enumerate(ranked_layers[:limit], start=1):
+        since_mac += macs.get(name, 0)
+        since_layers += 1
+        if since_mac >= mac_step * total or since_layers >= layer_step:
+            counts.append(count)
+            since_mac, since_layers = 0, 0
+    if limit and counts[-1] != limit:
+        counts.append(limit)
     return counts
 
 
 def search_float_layers(
-    measure: Callable[[Sequence[str]], Measurement],
+    measure_selection: Callable[[Sequence[str]], Measurement],
+    measure_heldout: Callable[[Sequence[str]], Measurement],
     ranked_layers: Sequence[str],
+    macs: Mapping[str, int],
     budget: AccuracyBudget,
-    max_float: int | None = None,
-    bisect_steps: int = 4,
+    mac_step: float = 0.025,
+    layer_step: int = 12,
     on_candidate: Callable[[Measurement, bool], None] | None = None,
 ) -> GuardOutcome:
-    """Find few float layers that bring the quantized model within ``budget``.
+    """Walk the ranked layers, keeping more float, until a candidate is within budget on both splits.
 
     Args:
-        measure: quantizes with the given layers kept float and measures the result.
-        ranked_layers: quantized layers, most sensitive first (see
-            :func:`edge_reid.calibration.sensitivity.layer_sensitivity`).
-        budget: the accuracy budget.
-        max_float: most ranked layers to keep float (default: all but one, so the
-            model stays an INT8 model).
-        bisect_steps: candidates spent narrowing the count once one is within budget.
+        measure_selection: quantizes with the given layers float and measures it on the selection split.
+        measure_heldout: the same on the held-out split (plus the labelled split, where there is one).
+        ranked_layers: quantized layers, most error per multiply-add first.
+        macs: layer name -> multiply-adds per image.
+        budget: the accuracy budget (the same limits on both splits).
+        mac_step, layer_step: checkpoint spacing (see :func:`checkpoints`).
         on_candidate: called with each measurement and whether it is within budget.
 
     Returns:
-        :class:`GuardOutcome`.
+        :class:`GuardOutcome`; when nothing passes both splits, the held-out measurement
+        of the candidate with the most float layers (the most faithful one tried).
     """
-    limit = len(ranked_layers) - 1 if max_float is None else min(max_float, len(ranked_layers))
-    limit = max(limit, 0)
     history: list[Measurement] = []
-    results: dict[int, Measurement] = {}
 
-    def run(count: int) -> bool:
-        measurement = measure(tuple(ranked_layers[:count]))
+    def record(measurement: Measurement) -> bool:
         ok = not budget.violations(measurement)
         history.append(measurement)
-        results[count] = measurement
         if on_candidate is not None:
             on_candidate(measurement, ok)
         return ok
 
-    passing, failing = None, 0
-    for count in float_layer_schedule(limit):
-        if run(count):
-            passing = count
-            break
-        failing = count
-    if passing is not None:
-        low, high = failing, passing
-        for _ in range(bisect_steps):
-            if high - low <= 1 or passing == 0:
-                break
-            middle = (low + high) // 2
-            if run(middle):
-                high = middle
-            else:
-                low = middle
-        best = results[high]
-        return GuardOutcome(best=best, met=True, history=history, violations=[])
-    best = max(history, key=lambda m: (m.top1_agreement, -len(m.float_layers)))
-    return GuardOutcome(best=best, met=False, history=history, violations=budget.violations(best))
+    counts = checkpoints(ranked_layers, macs, mac_step, layer_step)
+    for count in counts:
+        float_layers = tuple(ranked_layers[:count])
+        if not record(measure_selection(float_layers)):
+            continue
+        heldout = measure_heldout(float_layers)
+        if record(heldout):
+            return GuardOutcome(best=heldout, met=True, history=history, violations=[])
+    last = measure_heldout(tuple(ranked_layers[: counts[-1]]))
+    record(last)
+    return GuardOutcome(best=last, met=False, history=history, violations=budget.violations(last))

@@ -1,30 +1,20 @@
-"""The unlabelled pool of real person crops the guard compares FP32 and quantized embeddings on."""
+"""The unlabelled pool of real person crops the guard compares FP32 and quantized embeddings on,
+and its split into a selection half and a disjoint held-out half."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edge_reid.data.images import SkippedFile, list_images, read_images
+from edge_reid.crop_pool import CropPool
+from edge_reid.data.images import list_images, read_images
 from edge_reid.data.market1501 import MarketDataset
 from edge_reid.errors import DataError
 
 
-@dataclass
-class CropPool:
-    """Person crops for the agreement check.
-
-    Attributes:
-        crops: BGR uint8 crops.
-        source: where they came from, for the report.
-        skipped: unreadable files left out.
-    """
-
-    crops: list[np.ndarray]
-    source: str
-    skipped: list[SkippedFile] = field(default_factory=list)
+#: Fewest crops in each split (top-5 agreement needs 5 neighbours and a spare).
+MIN_SPLIT_CROPS = 7
 
 
 def spread(items: list, count: int) -> list:
@@ -47,7 +37,7 @@ def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crop
         every_n_frames: frame step when cutting from a video.
 
     Raises:
-        DataError: the source is missing or yields fewer than 7 readable crops.
+        DataError: the source is missing or yields too few readable crops to split.
         SourceError: the video cannot be opened.
     """
     if source is None:
@@ -69,6 +59,29 @@ def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crop
             pool = CropPool(crops, f"{len(crops)} people cut from {path} (every {every_n_frames} frames, bundled detector)")
         else:
             raise DataError(f"crop pool {path} not found; give a folder of person crops or a video")
-    if len(pool.crops) < 7:
-        raise DataError(f"crop pool {pool.source}: only {len(pool.crops)} readable crops; need at least 7 to compare neighbours")
+    if len(pool.crops) < 2 * MIN_SPLIT_CROPS:
+        raise DataError(
+            f"crop pool {pool.source}: only {len(pool.crops)} readable crops; need at least {2 * MIN_SPLIT_CROPS} "
+            f"({MIN_SPLIT_CROPS} per split to compare neighbours)"
+        )
     return pool
+
+
+def split_pool(count: int, block: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the selection and held-out halves of a pool of ``count`` crops in source order.
+
+    The pool is cut into runs of ``block`` consecutive crops, alternately given to
+    the selection split and the held-out split. Crops of one run come from nearby
+    frames (near-duplicates of the same people), so keeping runs whole keeps most
+    near-duplicates on one side, while alternating spreads both splits over the
+    whole video. Pools too small for two runs per split alternate single crops.
+
+    Returns:
+        (selection indices, held-out indices), int64, disjoint, together ``range(count)``.
+    """
+    if count < 2 * MIN_SPLIT_CROPS:
+        raise ValueError(f"need at least {2 * MIN_SPLIT_CROPS} crops to split, got {count}")
+    if count < 4 * block:
+        block = 1
+    side = (np.arange(count) // block) % 2
+    return np.flatnonzero(side == 0), np.flatnonzero(side == 1)

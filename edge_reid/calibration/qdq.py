@@ -26,7 +26,7 @@ import io
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -35,8 +35,9 @@ from edge_reid.errors import ModelError
 
 #: Layer types whose inputs and weights are quantized.
 QUANTIZED_OP_TYPES = ("Conv", "Gemm")
-#: Calibration methods offered on the command line, mapped to ONNX Runtime's names.
-METHODS = ("entropy", "percentile", "minmax")
+#: Activation range methods offered on the command line: ``mse`` is ours
+#: (:func:`edge_reid.calibration.activations.mse_optimal_amax`), the others ONNX Runtime's calibrators.
+METHODS = ("mse", "entropy", "percentile", "minmax")
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,19 @@ class QuantRecipe:
     """How a model is calibrated and quantized.
 
     Attributes:
-        method: ``"entropy"`` (KL divergence, TensorRT's EntropyCalibration2 idea),
-            ``"percentile"`` or ``"minmax"``: how each activation's range is chosen.
+        method: ``"mse"`` (the range with the least expected squared INT8 error on a
+            fine histogram), ``"entropy"`` (KL divergence, TensorRT's EntropyCalibration2
+            idea), ``"percentile"`` or ``"minmax"``: how each activation's range is chosen.
         percentile: for ``"percentile"``: the kept share of |values|, in percent.
         histogram_bins: histogram size for percentile (2048, as TensorRT).
-        entropy_bins: histogram size for entropy. ONNX Runtime's own default (128
-            bins for 128 quantized levels) leaves nothing to search and equals
-            MinMax; its KL search over 2048 bins takes minutes per model in
-            Python, 512 keeps it under a minute.
+        entropy_bins: histogram size for entropy, over [-amax, amax]. The KL search
+            compares it with 255 quantized bins (symmetric INT8's grid); ONNX
+            Runtime's search over 2048 bins takes minutes per model in Python,
+            512 keeps it under a minute.
         op_types: layer types whose inputs and weights are quantized.
     """
 
-    method: str = "percentile"
+    method: str = "mse"
     percentile: float = 99.999
     histogram_bins: int = 2048
     entropy_bins: int = 512
@@ -66,6 +68,10 @@ class QuantRecipe:
             raise ValueError(f"calibration method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not 90.0 < self.percentile <= 100.0:
             raise ValueError(f"percentile must be in (90, 100], got {self.percentile}")
+
+
+#: Quantized levels of signed symmetric INT8 (-127..127), the grid the entropy search models.
+INT8_SYMMETRIC_LEVELS = 255
 
 
 def _ort_method(method: str):
@@ -120,25 +126,28 @@ def calibrate_ranges(
     recipe: QuantRecipe,
     on_batch: Callable[[int], None] | None = None,
 ):
-    """Run the float model over calibration batches and compute each tensor's range.
+    """Run the float model over calibration batches and compute each tensor's range with ONNX Runtime's calibrators.
 
-    Every float tensor is calibrated (the TensorRT table needs them all; the
-    quantizer picks what it uses). Batches are fed one at a time, so memory
-    stays bounded whatever the image count.
+    For the ``minmax``, ``percentile`` and ``entropy`` methods (``mse`` is
+    :func:`edge_reid.calibration.activations.collect_statistics`). Every float
+    tensor is calibrated (the TensorRT table needs them all; the quantizer picks
+    what it uses). Batches are fed one at a time, so memory stays bounded.
 
     Args:
         model_path: float ONNX model (opset >= 13).
-        batches: preprocessed (n, 3, H, W) float32 arrays (see :class:`CropCalibrationReader`).
+        batches: preprocessed (n, 3, H, W) float32 arrays (see :func:`edge_reid.calibration.reader.preprocessed_batches`).
         input_name: the model's image input.
         recipe: calibration method and histogram settings.
         on_batch: called with each batch's size after it is collected (progress bars).
 
     Returns:
-        ``onnxruntime.quantization.calibrate.TensorsData``: tensor name -> range.
+        tensor name -> symmetric range ``amax`` (largest |value| kept).
 
     Raises:
-        ModelError: no batch was given.
+        ModelError: no batch was given or the method is ``mse``.
     """
+    if recipe.method == "mse":
+        raise ModelError("the mse method collects its own statistics: use edge_reid.calibration.activations")
     from onnxruntime.quantization import CalibrationDataReader, create_calibrator
 
     class _One(CalibrationDataReader):
@@ -153,7 +162,7 @@ def calibrate_ranges(
     if recipe.method == "percentile":
         options.update(num_bins=recipe.histogram_bins, percentile=recipe.percentile)
     elif recipe.method == "entropy":
-        options.update(num_bins=recipe.entropy_bins, num_quantized_bins=128)
+        options.update(num_bins=recipe.entropy_bins, num_quantized_bins=INT8_SYMMETRIC_LEVELS)
     with tempfile.TemporaryDirectory(prefix="edge-reid-calib-") as tmp:
         calibrator = create_calibrator(
             Path(model_path),
@@ -175,13 +184,17 @@ def calibrate_ranges(
         with contextlib.redirect_stdout(quiet):
             ranges = calibrator.compute_data()
         del calibrator
-    return ranges
+    amax = {}
+    for name, data in ranges.data.items():
+        low, high = data.range_value
+        amax[name] = float(max(np.max(np.abs(low)), np.max(np.abs(high))))
+    return amax
 
 
 def quantize_qdq(
     float_model_path: str | Path,
     out_path: str | Path,
-    ranges,
+    amax: Mapping[str, float],
     recipe: QuantRecipe,
     keep_float: Sequence[str] = (),
 ) -> Path:
@@ -190,7 +203,7 @@ def quantize_qdq(
     Args:
         float_model_path: float model (opset >= 13), the one ``ranges`` were calibrated on.
         out_path: where to write the Q/DQ model.
-        ranges: ``TensorsData`` from :func:`calibrate_ranges`.
+        amax: tensor name -> symmetric range (every input of a quantized layer needs one).
         recipe: the quantization recipe.
         keep_float: node names to keep float (weights and inputs).
 
@@ -198,10 +211,15 @@ def quantize_qdq(
         ``out_path``.
     """
     from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
     model = load_model_with_shape_infer(Path(float_model_path))
+    ranges = TensorsData(
+        CalibrationMethod.MinMax,
+        {name: TensorData(lowest=np.array(-value, np.float32), highest=np.array(value, np.float32)) for name, value in amax.items()},
+    )
     quantizer = QDQQuantizer(
         model,
         True,  # per-channel weights
@@ -319,3 +337,53 @@ def pooled_input_layers(model: onnx.ModelProto, layers: Sequence[str]) -> list[s
         if len(shape) == 2 or (len(shape) == 4 and shape[2] == 1 and shape[3] == 1):
             pooled.append(node.name)
     return pooled
+
+
+def layer_neighbours(model: onnx.ModelProto, layers: Sequence[str]) -> dict[str, set[str]]:
+    """Layer name -> the layers it feeds or is fed by (through any non-layer ops such as ReLU, pooling, Add)."""
+    layer_set = set(layers)
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    neighbours: dict[str, set[str]] = {name: set() for name in layers}
+    for node in model.graph.node:
+        if node.name not in layer_set:
+            continue
+        seen: set[str] = set()
+        stack = list(node.output)
+        while stack:
+            tensor = stack.pop()
+            for reader in readers.get(tensor, []):
+                if reader.name in seen:
+                    continue
+                seen.add(reader.name)
+                if reader.name in layer_set:
+                    neighbours[node.name].add(reader.name)
+                    neighbours[reader.name].add(node.name)
+                else:
+                    stack.extend(reader.output)
+    return neighbours
+
+
+def precision_boundaries(model: onnx.ModelProto, layers: Sequence[str], int8_layers: Sequence[str]) -> int:
+    """Float<->INT8 boundaries: pairs of connected layers (one feeding the other, through any
+    non-layer ops) of which exactly one is INT8. Each costs TensorRT a reformat between precisions."""
+    int8 = set(int8_layers)
+    neighbours = layer_neighbours(model, layers)
+    return sum((a in int8) != (b in int8) for a in neighbours for b in neighbours[a]) // 2
+
+
+def int8_islands(model: onnx.ModelProto, layers: Sequence[str], int8_layers: Sequence[str], macs: Mapping[str, int], max_share: float = 0.005) -> list[str]:
+    """INT8 layers whose every neighbour is float and that hold under ``max_share`` of the MACs.
+
+    Each such island costs TensorRT two reformats for little INT8 compute: keeping it
+    float makes the INT8 regions more contiguous at almost no cost in INT8 share.
+    """
+    int8 = set(int8_layers)
+    total = max(sum(macs.values()), 1)
+    neighbours = layer_neighbours(model, layers)
+    return [
+        name for name in layers
+        if name in int8 and neighbours[name] and not (neighbours[name] & int8) and macs.get(name, 0) < max_share * total
+    ]

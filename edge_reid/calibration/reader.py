@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 import numpy as np
-from onnxruntime.quantization import CalibrationDataReader
 
 from edge_reid.preprocess import CropPreprocessor
 from edge_reid.spec import ModelSpec
@@ -35,32 +34,3 @@ def preprocess_all(crops: Sequence[np.ndarray], spec: ModelSpec, batch_size: int
     if not batches:
         return np.zeros((0, 3, spec.height, spec.width), np.float32)
     return np.concatenate(batches)
-
-
-class CropCalibrationReader(CalibrationDataReader):
-    """ONNX Runtime ``CalibrationDataReader`` over person crops, preprocessed as ``run`` does.
-
-    Usable with ``onnxruntime.quantization.quantize_static`` directly; each
-    ``get_next()`` returns ``{input_name: (n, 3, H, W) float32}`` until the crops run out.
-
-    Args:
-        crops: BGR uint8 person crops.
-        spec: the model's spec (input name, size, colour order, normalisation).
-        batch_size: crops per batch.
-    """
-
-    def __init__(self, crops: Sequence[np.ndarray], spec: ModelSpec, batch_size: int = 32) -> None:
-        self.crops = list(crops)
-        self.spec = spec
-        self.batch_size = batch_size
-        self._iterator: Iterator[np.ndarray] | None = None
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._iterator is None:
-            self._iterator = preprocessed_batches(self.crops, self.spec, self.batch_size)
-        batch = next(self._iterator, None)
-        return None if batch is None else {self.spec.input_name: batch}
-
-    def rewind(self) -> None:
-        """Start again from the first crop."""
-        self._iterator = None

@@ -22,16 +22,17 @@ class CalibrationReport:
         outputs: written files by role (``model``, ``spec``, ``tensorrt_table``, ``report``).
         recipe: quantization settings (method, symmetric, per-channel, layer types, opset).
         calibration: image source, count, the images used, skipped files.
-        pool: the unlabelled crop pool's source, size, skipped files.
+        pool: the unlabelled crop pool's source, size, selection/held-out sizes, skipped files.
         fp32: FP32 metrics on the labelled split (rank-1/5/10, mAP in percent), or None.
         quantized: the written model's metrics on the labelled split, or None.
-        agreement: FP32-vs-written-model agreement on the pool.
+        agreement: FP32-vs-written-model agreement on the held-out half of the pool.
         budget: the accuracy budget.
         met: True when the written model is within budget.
         violations: why not, when not.
-        layers: counts and names: quantized, float by rule, float by the guard, INT8 share of MACs.
+        layers: counts and names: quantized, float by rule, float by the guard, INT8 share of MACs,
+            float<->INT8 boundaries.
         sensitivity: the most sensitive layers and their scores (mean cosine distance).
-        guard_steps: every candidate the guard measured.
+        guard_steps: every candidate the guard measured, with the split it was measured on.
         seconds: time per phase and in total.
     """
 
@@ -64,6 +65,7 @@ class CalibrationReport:
     def table(self) -> Table:
         """A rich table of the headline numbers."""
         title = f"edge-reid calibrate: {self.precision.upper()} " + ("[green]within budget[/]" if self.met else "[red]outside budget[/]")
+        title += " (pool numbers: held-out crops)"
         table = Table(title=title, title_justify="left")
         table.add_column("metric", style="bold")
         table.add_column("FP32", justify="right")
@@ -77,9 +79,9 @@ class CalibrationReport:
         if self.agreement:
             a = self.agreement
             table.add_row("mean cosine to FP32", "1", f"{a['mean_cosine']:.5f}", f">= {self.budget.get('min_mean_cosine')}")
-            table.add_row("1st-percentile cosine", "1", f"{a['p1_cosine']:.5f}", "")
+            table.add_row("1st-percentile cosine", "1", f"{a['p1_cosine']:.5f}", f">= {self.budget.get('min_p1_cosine')}")
             table.add_row("top-1 agreement %", "100", f"{a['top1_agreement']:.2f}", f">= {self.budget.get('min_top1_agreement_percent')}")
-            table.add_row("top-5 agreement %", "100", f"{a['top5_agreement']:.2f}", "")
+            table.add_row("top-5 agreement %", "100", f"{a['top5_agreement']:.2f}", f">= {self.budget.get('min_top5_agreement_percent')}")
         if self.layers:
             layers = self.layers
             table.add_row(
@@ -90,7 +92,8 @@ class CalibrationReport:
             )
             float_note = f"{len(layers.get('float_by_rule', []))} pooled-input by rule, {len(layers.get('float_by_guard', []))} by the guard"
             table.add_row("float layers", "", float_note, "")
+            table.add_row("float<->INT8 boundaries", "", str(layers.get("float_int8_boundaries", "")), "")
         table.add_row("calibration images", "", str(self.calibration.get("count", "")), "")
-        table.add_row("pool crops", "", str(self.pool.get("crops", "")), "")
+        table.add_row("pool crops (held-out)", "", f"{self.pool.get('crops', '')} ({self.pool.get('heldout_crops', '')})", "")
         table.add_row("time", "", f"{self.seconds.get('total', 0):.1f} s", "")
         return table

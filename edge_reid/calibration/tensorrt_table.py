@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,15 +36,6 @@ def hex_scale(text: str) -> float:
     return struct.unpack(">f", struct.pack(">I", int(text, 16)))[0]
 
 
-def amax_from_ranges(ranges) -> dict[str, float]:
-    """tensor name -> max(|low|, |high|) from ONNX Runtime calibration ranges (``TensorsData``)."""
-    result = {}
-    for name, data in ranges.data.items():
-        low, high = data.range_value
-        result[name] = float(max(np.max(np.abs(low)), np.max(np.abs(high))))
-    return result
-
-
 def write_tensorrt_table(
     amax: Mapping[str, float],
     path: str | Path,
@@ -54,10 +45,11 @@ def write_tensorrt_table(
     """Write a TensorRT calibration cache atomically.
 
     Args:
-        amax: tensor name -> absolute range (from :func:`amax_from_ranges`).
+        amax: tensor name -> absolute range.
         path: the cache file to write.
-        leave_out: tensors to omit, e.g. the inputs of layers kept in float, so
-            TensorRT has no INT8 range for them and runs those layers in FP16/FP32.
+        leave_out: tensors to omit, e.g. those only layers kept in float read, so
+            TensorRT has no INT8 range for them and runs those layers in FP16/FP32
+            (see :func:`tensors_for_table`).
         header: first line. TensorRT re-uses a cache only when its calibrator's
             algorithm matches; ``EntropyCalibration2`` matches
             ``IInt8EntropyCalibrator2``, the usual choice.
@@ -79,3 +71,32 @@ def read_tensorrt_table(path: str | Path) -> tuple[str, dict[str, float]]:
         if name:
             scales[name] = hex_scale(value)
     return lines[0], scales
+
+
+def tensors_for_table(model, int8_layers: Sequence[str]) -> tuple[set[str], set[str]]:
+    """(tensors an INT8 layer reads or writes, tensors only float layers read) of a float ONNX model.
+
+    An INT8 layer's outputs include the ReLU output after it (TensorRT fuses
+    Conv+ReLU and names the fused layer's output after the ReLU's tensor). A
+    tensor that both an INT8 and a float layer read needs its range.
+    """
+    quantized = set(int8_layers)
+    needed: set[str] = set()
+    float_inputs: set[str] = set()
+    readers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    constants = {init.name for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "Gemm"):
+            continue
+        if node.name in quantized:
+            needed.add(node.input[0])
+            needed.update(node.output)
+            for reader in readers.get(node.output[0], []):
+                if reader.op_type == "Relu":
+                    needed.update(reader.output)
+        else:
+            float_inputs.add(node.input[0])
+    return needed - constants, float_inputs - needed

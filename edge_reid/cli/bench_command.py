@@ -179,7 +179,7 @@ def bench(
             status.print(f"cutting up to {max_crops} person crops from {source}")
             pool = crops_from_video(source, max_crops)
         if pool.skipped:
-            status.print(f"[yellow]skipped {pool.skipped} unreadable images in {crops}[/]")
+            status.print(f"[yellow]skipped {len(pool.skipped)} unreadable images in {crops}[/]")
         return pool
 
     config = BenchConfig(

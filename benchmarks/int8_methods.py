@@ -1,0 +1,200 @@
+"""INT8 methods side by side on the same data: ONNX Runtime's calibrators, our recipe, NNCF and AIMET.
+
+Calibration crops: ``bounding_box_train/`` of the data set (seeded order, as ``calibrate``);
+fidelity: the held-out half of a pool cut from a video (the split ``calibrate`` uses) and
+mAP on the labelled split, all against FP32, Q/DQ run with exact arithmetic in ONNX Runtime
+(``session.disable_quant_qdq``). Every method quantizes the whole network (no float layers
+chosen by a guard), so the rows compare the quantizers themselves:
+
+    python benchmarks/int8_methods.py --methods minmax,entropy,percentile,mse,fold+mse,fold+eq+mse,fold+mse+bc,fold+mse+gptq,fold+mse+gptq+bc,nncf
+    /work/venvs/int8-aimet/bin/python benchmarks/int8_methods.py --methods aimet-cle   # AIMET pins torch: own venv
+
+NNCF (``pip install nncf``) and AIMET (``pip install aimet-onnx``) rows run where the library imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
+from edge_reid.bench import default_video  # noqa: E402
+from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax  # noqa: E402
+from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_bias_shifts  # noqa: E402
+from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights  # noqa: E402
+from edge_reid.calibration.pool import split_pool  # noqa: E402
+from edge_reid.calibration.qdq import (  # noqa: E402
+    QuantRecipe,
+    calibrate_ranges,
+    layer_macs,
+    pooled_input_layers,
+    quantizable_nodes,
+    quantize_qdq,
+    upgrade_opset,
+)
+from edge_reid.calibration.reader import preprocess_all, preprocessed_batches  # noqa: E402
+from edge_reid.calibration.sensitivity import embed_array, ort_session_from_proto  # noqa: E402
+from edge_reid.calibration.tensorrt_table import tensors_for_table  # noqa: E402
+from edge_reid.calibration.transforms import equalization_groups, equalize_channels, fold_input_normalisation  # noqa: E402
+from edge_reid.crops import cut_person_crops  # noqa: E402
+from edge_reid.data.images import read_images  # noqa: E402
+from edge_reid.data.market1501 import calibration_order, load_market1501  # noqa: E402
+from edge_reid.evaluation.agreement import compare_embeddings  # noqa: E402
+from edge_reid.evaluation.metrics import evaluate_market1501  # noqa: E402
+from edge_reid.spec import load_spec  # noqa: E402
+
+
+class Data:
+    """Crops for calibration, the pool (selection/held-out halves) and the labelled split."""
+
+    def __init__(self, data_dir: Path, video: Path, pool_size: int) -> None:
+        self.calibration, _, _ = read_images(calibration_order(data_dir, 0), limit=500)
+        self.pool = cut_person_crops(video, max_crops=pool_size, every_n_frames=5)
+        self.selection, self.heldout = split_pool(len(self.pool))
+        dataset = load_market1501(data_dir)
+        self.query, _, _ = read_images(list(dataset.query.paths))
+        self.gallery, _, _ = read_images(list(dataset.gallery.paths))
+        self.q_pids, self.q_cams = dataset.query.pids, dataset.query.camids
+        self.g_pids, self.g_cams = dataset.gallery.pids, dataset.gallery.camids
+
+    def embed(self, model: onnx.ModelProto, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        session = ort_session_from_proto(model)
+        held = [self.pool[i] for i in self.heldout]
+        return tuple(embed_array(session, spec.input_name, preprocess_all(crops, spec)) for crops in (held, self.query, self.gallery))
+
+    def map(self, query: np.ndarray, gallery: np.ndarray) -> float:
+        return evaluate_market1501(1 - query @ gallery.T, self.q_pids, self.g_pids, self.q_cams, self.g_cams).mAP
+
+
+def _ours(method: str, float_model, spec, data: Data, tmp: Path):
+    parts = method.split("+")
+    base = next(part for part in parts if part in ("mse", "minmax", "entropy", "percentile"))
+    recipe = QuantRecipe(method="minmax" if base == "mse" else base)
+    model, integer_input = float_model, None
+    if "fold" in parts:
+        model, integer_input = fold_input_normalisation(model, spec)
+    images = preprocess_all(data.calibration, spec)
+    if "eq" in parts:
+        groups = equalization_groups(model)
+        stats = collect_statistics(model, images[:128], spec.input_name, [g.tensor for g in groups], per_channel=True)
+        model, _ = equalize_channels(model, {n: s.channel_absmax for n, s in stats.items()})
+    path = tmp / f"{method}.onnx"
+    onnx.save(model, str(path))
+    layers = quantizable_nodes(model)
+    if base == "mse":
+        needed, _ = tensors_for_table(model, layers)
+        stats = collect_statistics(model, images, spec.input_name, sorted(needed))
+        amax = {n: mse_optimal_amax(s.histogram, s.hist_range, absmax=s.absmax) for n, s in stats.items()}
+    else:
+        amax = calibrate_ranges(path, preprocessed_batches(data.calibration, spec), spec.input_name, recipe)
+    if integer_input:
+        amax[integer_input] = 127.0
+    pooled = pooled_input_layers(model, layers)
+    out = onnx.load(str(quantize_qdq(path, tmp / f"{method}-qdq.onnx", amax, recipe, keep_float=pooled)))
+    guarded = [name for name in layers if name not in set(pooled)]
+    sample = images[:128]
+    if "gptq" in parts:
+        out = apply_gptq_weights(out, gptq_weights(model, out, sample, spec.input_name, amax, guarded))
+    if "bc" in parts:
+        out = apply_bias_shifts(out, measure_bias_shifts(model, out, sample, spec.input_name, guarded), guarded)
+    return out, spec
+
+
+def _nncf(float_model, spec, data: Data, tmp: Path):
+    import nncf
+
+    images = preprocess_all(data.calibration, spec)
+    dataset = nncf.Dataset([images[i : i + 1] for i in range(len(images))], lambda x: {spec.input_name: x})
+    return nncf.quantize(float_model, dataset, subset_size=300), spec
+
+
+def _aimet(float_model, spec, data: Data, tmp: Path):
+    import copy
+    import json
+
+    from aimet_onnx import QuantizationSimModel
+    from aimet_onnx.cross_layer_equalization import equalize_model
+
+    import aimet_onnx
+
+    config = json.loads((Path(aimet_onnx.__file__).parent / "common/quantsim_config/default_config_per_channel.json").read_text())
+    config["defaults"]["ops"]["is_symmetric"] = "True"  # symmetric activations, what TensorRT takes
+    config["defaults"]["strict_symmetric"] = "True"
+    config_path = tmp / "aimet_config.json"
+    config_path.write_text(json.dumps(config))
+    model = copy.deepcopy(float_model)
+    equalize_model(model)  # batch-norm folding, cross-layer equalization, high-bias folding
+    images = preprocess_all(data.calibration, spec)
+    sim = QuantizationSimModel(model, param_type="int8", activation_type="int8", quant_scheme="min_max", config_file=str(config_path))
+    sim.compute_encodings([{spec.input_name: images[i : i + 16]} for i in range(0, len(images), 16)])
+    return sim.to_onnx_qdq(force_activation_as="signed"), spec
+
+
+def int8_share(model: onnx.ModelProto, reference: onnx.ModelProto) -> tuple[float, int]:
+    layers = quantizable_nodes(reference)
+    macs = layer_macs(reference, layers)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    int8 = [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm") and producer.get(n.input[0], n).op_type == "DequantizeLinear"]
+    return sum(macs.get(n, 0) for n in int8) / max(sum(macs.values()), 1), len(int8)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_REID_MODEL)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mot17-reid-mini")
+    parser.add_argument("--video", type=Path, default=None, help="pool video (default: vtest.avi)")
+    parser.add_argument("--pool-size", type=int, default=500)
+    parser.add_argument(
+        "--methods", default="minmax,mse,fold+mse,fold+mse+gptq+bc,nncf",
+        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, +gptq, +bc; nncf; aimet-cle",
+    )
+    args = parser.parse_args()
+    video = args.video or default_video()
+    if video is None or not args.data.is_dir():
+        print("needs ../shared/data (vtest.avi, mot17-reid-mini) or --video/--data", file=sys.stderr)
+        return 2
+    spec = load_spec(args.model)
+    float_model = upgrade_opset(onnx.load(str(args.model)))
+    data = Data(args.data, video, args.pool_size)
+    ref_held, ref_q, ref_g = data.embed(float_model, spec)
+    ref_map = data.map(ref_q, ref_g)
+    print(f"calibration crops {len(data.calibration)}, held-out pool crops {len(data.heldout)} of {len(data.pool)}, FP32 mAP {100 * ref_map:.2f}")
+    print("| method | INT8 share of MACs | layers | mean cos | 1% cos | top-1 % | top-5 % | mAP drop | seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for method in args.methods.split(","):
+            started = time.perf_counter()
+            try:
+                if method == "nncf":
+                    model, method_spec = _nncf(float_model, spec, data, tmp)
+                elif method.startswith("aimet"):
+                    model, method_spec = _aimet(float_model, spec, data, tmp)
+                else:
+                    model, method_spec = _ours(method, float_model, spec, data, tmp)
+            except ImportError as exc:
+                print(f"| {method} | not installed ({exc.name}) | | | | | | | |")
+                continue
+            seconds = time.perf_counter() - started
+            held, q, g = data.embed(model, method_spec)
+            agreement = compare_embeddings(ref_held, held)
+            share, count = int8_share(model, float_model)
+            print(
+                f"| {method} | {100 * share:.1f}% | {count} | {agreement.mean_cosine:.5f} | {agreement.p1_cosine:.5f} | "
+                f"{100 * agreement.top1:.1f} | {100 * agreement.top5:.1f} | {100 * (ref_map - data.map(q, g)):+.2f} | {seconds:.0f} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

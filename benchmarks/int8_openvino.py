@@ -1,0 +1,99 @@
+"""INT8 Q/DQ model vs FP32 on a CPU runtime with real integer kernels (OpenVINO), side by side.
+
+OpenVINO turns the Q/DQ pairs of the model ``edge-reid calibrate`` writes into its INT8
+kernels (VNNI/AMX where the CPU has them). One process, the same real crops (cut from
+vtest.avi), FP32 and INT8 alternating in rounds; prints images/s per batch size, the
+ratio, and the INT8-vs-FP32 mean cosine of OpenVINO's own INT8 arithmetic:
+
+    pip install openvino
+    edge-reid calibrate --data ../shared/data/mot17-reid-mini --pool ../shared/data/vtest.avi --out calibration/
+    python benchmarks/int8_openvino.py --int8 calibration/osnet_x0_25_msmt17-int8-qdq.onnx --batch 1,8,32
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
+from edge_reid.bench import crops_from_video, default_video  # noqa: E402
+from edge_reid.calibration.reader import preprocess_all  # noqa: E402
+from edge_reid.spec import load_spec  # noqa: E402
+
+
+def compile_model(path: Path, batch: int, threads: int | None):
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    model.reshape({model.inputs[0].get_any_name(): [batch, *list(model.inputs[0].get_partial_shape())[1:]]})
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return core.compile_model(model, "CPU", config)
+
+
+def embed(compiled, images: np.ndarray, batch: int) -> np.ndarray:
+    request = compiled.create_infer_request()
+    outputs = []
+    for start in range(0, len(images) - batch + 1, batch):
+        request.infer({0: images[start : start + batch]})
+        outputs.append(request.get_output_tensor(0).data.copy())
+    raw = np.concatenate(outputs)
+    return raw / np.linalg.norm(raw, axis=1, keepdims=True)
+
+
+def images_per_second(compiled, images: np.ndarray, batch: int, seconds: float) -> float:
+    request = compiled.create_infer_request()
+    chunk = images[:batch]
+    request.infer({0: chunk})  # warm-up
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        request.infer({0: chunk})
+        done += batch
+    return done / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fp32", type=Path, default=DEFAULT_REID_MODEL, help="FP32 ONNX model")
+    parser.add_argument("--int8", type=Path, required=True, help="Q/DQ model from edge-reid calibrate (its .json sidecar beside it)")
+    parser.add_argument("--batch", default="1,8,32")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per model, batch and round")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--crops", type=int, default=256)
+    args = parser.parse_args()
+    video = default_video()
+    if video is None:
+        print("needs ../shared/data/vtest.avi (or EDGE_REID_SHARED)", file=sys.stderr)
+        return 2
+    crops = crops_from_video(video, args.crops).crops
+    fp32_spec, int8_spec = load_spec(args.fp32), load_spec(args.int8)
+    fp32_images, int8_images = preprocess_all(crops, fp32_spec), preprocess_all(crops, int8_spec)
+    import openvino as ov
+
+    print(f"OpenVINO {ov.__version__}; CPU capabilities: {', '.join(ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}")
+    print(f"| batch | FP32 images/s | INT8 images/s | INT8 / FP32 | mean cosine INT8 vs FP32 |")
+    print("|---:|---:|---:|---:|---:|")
+    for batch in [int(b) for b in args.batch.split(",")]:
+        fp32, int8 = compile_model(args.fp32, batch, args.threads), compile_model(args.int8, batch, args.threads)
+        cosine = float(np.mean(np.sum(embed(fp32, fp32_images, batch) * embed(int8, int8_images, batch), axis=1)))
+        rates = {"fp32": [], "int8": []}
+        for _ in range(args.rounds):
+            rates["fp32"].append(images_per_second(fp32, fp32_images, batch, args.seconds))
+            rates["int8"].append(images_per_second(int8, int8_images, batch, args.seconds))
+        f, i = float(np.median(rates["fp32"])), float(np.median(rates["int8"]))
+        print(f"| {batch} | {f:.0f} | {i:.0f} | {i / f:.2f} | {cosine:.5f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,311 @@
+"""Float-exact graph rewrites that make a model easier to quantize without changing what it computes.
+
+- :func:`fold_input_normalisation`: the first convolution absorbs the input's
+  mean/std and reads ``pixel - 128`` (integers in [-128, 127], recovered inside the
+  graph from the normalised input), which INT8 with scale 1 represents exactly: the
+  input quantizes losslessly, and the model keeps its input and preprocessing.
+- :func:`equalize_channels`: per-channel rescaling between a convolution and the
+  convolutions that read its output through ReLU and pooling (positive scales
+  commute with both). It covers cross-layer equalization (Nagel et al.,
+  "Data-Free Quantization Through Weight Equalization and Bias Correction",
+  ICCV 2019) at each 1x1 -> depthwise pair and SmoothQuant-style migration of
+  activation outliers into the next layer's weights (Xiao et al., "SmoothQuant",
+  ICML 2023), through ReLU and pooling.
+
+Both return a new model whose outputs equal the original's up to float rounding.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from edge_reid.errors import ModelError
+from edge_reid.spec import ModelSpec
+
+#: The folded model's input: ``pixel - 128``, so INT8 with scale 1 holds every pixel exactly.
+FOLDED_INPUT_OFFSET = 128.0
+#: Ops that commute with a positive per-channel scale and keep channels apart.
+_SCALE_COMMUTING = ("Relu", "MaxPool", "AveragePool")
+
+
+def _attribute(node: onnx.NodeProto, name: str, default):
+    for attr in node.attribute:
+        if attr.name == name:
+            return helper.get_attribute_value(attr)
+    return default
+
+
+def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    result: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            result.setdefault(name, []).append(node)
+    return result
+
+
+def _initializer(graph: onnx.GraphProto, name: str) -> onnx.TensorProto | None:
+    return next((init for init in graph.initializer if init.name == name), None)
+
+
+def _replace_initializer(graph: onnx.GraphProto, name: str, value: np.ndarray) -> None:
+    init = _initializer(graph, name)
+    init.CopyFrom(numpy_helper.from_array(value.astype(np.float32), name))
+
+
+def _private_weight(graph: onnx.GraphProto, node: onnx.NodeProto, index: int, users: Mapping[str, list]) -> str:
+    """Name of input ``index`` of ``node`` as an initializer only this node uses (copied when shared)."""
+    name = node.input[index]
+    if len(users.get(name, [])) > 1:
+        copy_name = f"{name}__{node.name}"
+        graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(_initializer(graph, name)), copy_name))
+        node.input[index] = copy_name
+        users[copy_name] = [node]
+        return copy_name
+    return name
+
+
+def _run_single_conv(conv: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray | None, image: np.ndarray) -> np.ndarray:
+    """Output of ``conv`` (its attributes, the given weight and bias) on one (1, C, H, W) image, with ONNX Runtime."""
+    import onnxruntime as ort
+
+    inputs = ["x", "w"] + (["b"] if bias is not None else [])
+    node = helper.make_node("Conv", inputs, ["y"], **{a.name: helper.get_attribute_value(a) for a in conv.attribute})
+    inits = [numpy_helper.from_array(weight.astype(np.float32), "w")]
+    if bias is not None:
+        inits.append(numpy_helper.from_array(bias.astype(np.float32), "b"))
+    graph = helper.make_graph(
+        [node], "one_conv", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, list(image.shape))],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": image.astype(np.float32)})[0]
+
+
+def fold_input_normalisation(model: onnx.ModelProto, spec: ModelSpec) -> tuple[onnx.ModelProto, str]:
+    """Fold the input's scale, mean and std into the first convolution, behind an exact integer tensor.
+
+    The model keeps its input and preprocessing (``x = (pixel * pixel_scale - mean) / std``).
+    Inside, a per-channel Mul/Add turns ``x`` back into ``x' = pixel - 128``, integers in
+    [-128, 127] that INT8 with scale 1 represents exactly (float rounding of the round trip is
+    far below the 0.5 that would change the integer), and the first convolution reads ``x'``
+    with its weights scaled: with ``x = a * x' + c`` (per channel ``a = pixel_scale / std``,
+    ``c = (128 * pixel_scale - mean) / std``), ``conv(x) = conv_{W a}(x') + M`` where
+    ``M = conv_W(c) + bias`` is computed once. Where the convolution pads its input, ``M``
+    varies near the borders (zero padding of ``x`` is not zero padding of ``x'``) and is added
+    as a constant (1, C_out, H', W') map; otherwise it is the new per-channel bias.
+
+    Args:
+        model: float model whose image input feeds exactly one Conv (group 1, constant weight).
+        spec: its preprocessing spec (fixed height and width).
+
+    Returns:
+        (folded model, name of the integer-valued tensor the first conv now reads: give it
+        the INT8 range 127, i.e. scale 1).
+
+    Raises:
+        ModelError: the input does not feed a single plain convolution.
+    """
+    model = copy.deepcopy(model)
+    graph = model.graph
+    users = _consumers(graph)
+    readers = users.get(spec.input_name, [])
+    if len(readers) != 1 or readers[0].op_type != "Conv" or _initializer(graph, readers[0].input[1]) is None:
+        raise ModelError(f"cannot fold the input normalisation: input {spec.input_name!r} does not feed exactly one convolution")
+    conv = readers[0]
+    if _attribute(conv, "group", 1) != 1:
+        raise ModelError("cannot fold the input normalisation: the first convolution is grouped")
+    weight = numpy_helper.to_array(_initializer(graph, conv.input[1])).astype(np.float64)
+    bias = numpy_helper.to_array(_initializer(graph, conv.input[2])).astype(np.float64) if len(conv.input) > 2 and conv.input[2] else None
+    std = np.asarray(spec.std, np.float64)
+    mean = np.asarray(spec.mean, np.float64)
+    gain = spec.pixel_scale / std
+    offset = (FOLDED_INPUT_OFFSET * spec.pixel_scale - mean) / std
+    constant_image = np.broadcast_to(offset[None, :, None, None], (1, 3, spec.height, spec.width)).astype(np.float32)
+    bias_map = _run_single_conv(conv, weight, bias, constant_image).astype(np.float64)
+
+    # x' = x * std / pixel_scale + (mean / pixel_scale - 128): back to integer pixels, centred.
+    integer_input = f"{spec.input_name}__pixels_minus_128"
+    unscale = f"{spec.input_name}__unnormalise_scale"
+    unshift = f"{spec.input_name}__unnormalise_shift"
+    graph.initializer.append(numpy_helper.from_array((std / spec.pixel_scale).reshape(1, 3, 1, 1).astype(np.float32), unscale))
+    graph.initializer.append(numpy_helper.from_array((mean / spec.pixel_scale - FOLDED_INPUT_OFFSET).reshape(1, 3, 1, 1).astype(np.float32), unshift))
+    scaled = f"{spec.input_name}__unnormalise_scaled"
+    position = list(graph.node).index(conv)
+    graph.node.insert(position, helper.make_node("Mul", [spec.input_name, unscale], [scaled], name=f"{conv.name}__unnormalise_mul"))
+    graph.node.insert(position + 1, helper.make_node("Add", [scaled, unshift], [integer_input], name=f"{conv.name}__unnormalise_add"))
+    conv.input[0] = integer_input
+
+    weight_name = _private_weight(graph, conv, 1, users)
+    _replace_initializer(graph, weight_name, weight * gain[None, :, None, None])
+    per_channel = bias_map.mean(axis=(2, 3), keepdims=True)
+    out_name = conv.output[0]
+    if np.max(np.abs(bias_map - per_channel)) <= 1e-6 * max(1.0, float(np.max(np.abs(bias_map)))):
+        bias_name = f"{conv.name}__folded_bias"
+        graph.initializer.append(numpy_helper.from_array(per_channel.reshape(-1).astype(np.float32), bias_name))
+        del conv.input[2:]
+        conv.input.append(bias_name)
+    else:
+        del conv.input[2:]
+        map_name = f"{conv.name}__folded_input_offset"
+        graph.initializer.append(numpy_helper.from_array(bias_map.astype(np.float32), map_name))
+        conv_out = f"{out_name}__before_offset"
+        conv.output[0] = conv_out
+        add = helper.make_node("Add", [conv_out, map_name], [out_name], name=f"{conv.name}__add_folded_input_offset")
+        graph.node.insert(list(graph.node).index(conv) + 1, add)
+    return model, integer_input
+
+
+@dataclass
+class EqualizationGroup:
+    """One place where channels can be rescaled exactly.
+
+    Attributes:
+        producer: the Conv whose output channels are divided by the scales.
+        path: ops between it and ``tensor`` (each commuting with positive scales), in order.
+        tensor: the rescaled activation, read only by ``consumers``.
+        consumers: Convs reading ``tensor`` as input 0, whose input channels are multiplied by the scales.
+    """
+
+    producer: str
+    path: tuple[str, ...]
+    tensor: str
+    consumers: tuple[str, ...]
+
+
+def equalization_groups(model: onnx.ModelProto) -> list[EqualizationGroup]:
+    """Every Conv -> [Relu] -> [MaxPool/AveragePool] -> Convs chain that can be rescaled exactly.
+
+    The producer must have a constant weight; every tensor on the path must have a
+    single reader; the final tensor must be read only by Convs with constant
+    weights (as their data input) and must not be a graph output.
+    """
+    graph = model.graph
+    users = _consumers(graph)
+    constants = {init.name for init in graph.initializer}
+    outputs = {out.name for out in graph.output}
+    groups = []
+    for node in graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        tensor, path = node.output[0], []
+        while True:
+            readers = users.get(tensor, [])
+            if tensor in outputs or not readers:
+                break
+            if len(readers) == 1 and readers[0].op_type in _SCALE_COMMUTING:
+                path.append(readers[0].name)
+                tensor = readers[0].output[0]
+                continue
+            break
+        readers = users.get(tensor, [])
+        if tensor in outputs or not readers:
+            continue
+        if all(r.op_type == "Conv" and r.input[0] == tensor and len(r.input) > 1 and r.input[1] in constants for r in readers):
+            groups.append(EqualizationGroup(node.name, tuple(path), tensor, tuple(r.name for r in readers)))
+    return groups
+
+
+def _input_channel_columns(weight: np.ndarray, group: int, channels: int) -> list[tuple[slice, int]]:
+    """For each input channel c: (output-channel rows, weight column) holding its weights in a grouped conv."""
+    per_group_in = weight.shape[1]
+    per_group_out = weight.shape[0] // group
+    result = []
+    for c in range(channels):
+        g = c // per_group_in
+        result.append((slice(g * per_group_out, (g + 1) * per_group_out), c % per_group_in))
+    return result
+
+
+def equalization_scales(
+    activation_absmax: np.ndarray, consumer_weights: list[tuple[np.ndarray, int]], alpha: float = 0.75, floor: float = 0.05
+) -> np.ndarray:
+    """Per-channel divisors ``s`` for an activation (SmoothQuant's ``max|X|^alpha / max|W|^(1-alpha)``).
+
+    Args:
+        activation_absmax: (C,) largest |value| of each channel on calibration data.
+        consumer_weights: (weight, group) of each reading convolution.
+        alpha: migration strength (SmoothQuant's alpha; 1 = equalize activations fully).
+        floor: channels below ``floor`` x the largest channel count as that size, so a
+            channel dead on calibration data is amplified at most ``1/floor`` ^ alpha times.
+
+    Returns:
+        (C,) positive scales, normalised so the largest activation channel keeps its range.
+
+    Depthwise readers hold each channel's weights in their own per-channel
+    quantization group, so their weight ranges do not enter the formula.
+    """
+    channels = len(activation_absmax)
+    act = np.maximum(np.asarray(activation_absmax, np.float64), floor * max(float(np.max(activation_absmax)), 1e-12))
+    weight_max = np.zeros(channels)
+    for weight, group in consumer_weights:
+        if group == channels and weight.shape[1] == 1:
+            continue  # depthwise: invariant under per-output-channel weight quantization
+        for c, (rows, column) in enumerate(_input_channel_columns(weight, group, channels)):
+            weight_max[c] = max(weight_max[c], float(np.max(np.abs(weight[rows, column]))))
+    if np.any(weight_max > 0):
+        weight_max = np.maximum(weight_max, floor * float(np.max(weight_max)))
+        scales = act**alpha / weight_max ** (1.0 - alpha)
+    else:
+        scales = act**alpha
+    # Normalise: the widest channel after scaling keeps the activation's original range.
+    scaled_max = float(np.max(act / scales))
+    return scales * scaled_max / float(np.max(act))
+
+
+def equalize_channels(
+    model: onnx.ModelProto,
+    channel_absmax: Mapping[str, np.ndarray],
+    alpha: float = 0.75,
+    floor: float = 0.05,
+) -> tuple[onnx.ModelProto, list[EqualizationGroup]]:
+    """Rescale channels at every :func:`equalization_groups` place (exact in float).
+
+    For scales ``s`` of activation tensor T: the producer's output channel c (weights and
+    bias) is divided by ``s[c]``, which divides T's channel c by ``s[c]`` through ReLU and
+    pooling; every reader's weights of input channel c are multiplied by ``s[c]``.
+
+    Args:
+        model: float model (Conv weights and biases as initializers).
+        channel_absmax: tensor name -> (C,) per-channel largest |value| on calibration data
+            (see :func:`edge_reid.calibration.activations.collect_statistics`); groups
+            whose tensor is missing are left alone.
+        alpha: SmoothQuant's migration strength.
+        floor: smallest channel size relative to the largest (see :func:`equalization_scales`).
+
+    Returns:
+        (rescaled model, the groups rescaled).
+    """
+    model = copy.deepcopy(model)
+    graph = model.graph
+    users = _consumers(graph)
+    nodes = {node.name: node for node in graph.node}
+    done = []
+    for group in equalization_groups(model):
+        if group.tensor not in channel_absmax:
+            continue
+        producer = nodes[group.producer]
+        readers = [nodes[name] for name in group.consumers]
+        weights = [numpy_helper.to_array(_initializer(graph, r.input[1])).astype(np.float64) for r in readers]
+        groups = [int(_attribute(r, "group", 1)) for r in readers]
+        absmax = np.asarray(channel_absmax[group.tensor], np.float64)
+        scales = equalization_scales(absmax, list(zip(weights, groups)), alpha, floor)
+        name = _private_weight(graph, producer, 1, users)
+        w = numpy_helper.to_array(_initializer(graph, name)).astype(np.float64)
+        _replace_initializer(graph, name, w / scales[:, None, None, None])
+        if len(producer.input) > 2 and producer.input[2]:
+            name = _private_weight(graph, producer, 2, users)
+            _replace_initializer(graph, name, numpy_helper.to_array(_initializer(graph, name)).astype(np.float64) / scales)
+        for reader, weight, g in zip(readers, weights, groups):
+            for c, (rows, column) in enumerate(_input_channel_columns(weight, g, len(scales))):
+                weight[rows, column] *= scales[c]
+            _replace_initializer(graph, _private_weight(graph, reader, 1, users), weight)
+        done.append(group)
+    return model, done

@@ -1,0 +1,92 @@
+"""GPTQ weight rounding and bias correction of INT8 layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edge_reid.calibration.activations import run_collecting
+from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_bias_shifts
+from edge_reid.calibration.gptq import conv_patches, gptq_round
+from edge_reid.calibration.qdq import QuantRecipe, calibrate_ranges, quantize_qdq, upgrade_opset
+from edge_reid.calibration.reader import preprocess_all
+from edge_reid.calibration.sensitivity import ort_session_from_proto
+from edge_reid.data.images import read_images
+from edge_reid.spec import load_spec
+
+
+def _output_error(weight, integers, scale, hessian):
+    delta = weight - integers * scale[:, None]
+    return float(np.trace(delta @ hessian @ delta.T))
+
+
+def test_gptq_beats_round_to_nearest_on_correlated_inputs():
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(24, 24))
+    inputs = rng.normal(size=(4000, 24)) @ mixing  # strongly correlated input dimensions
+    hessian = inputs.T @ inputs
+    weight = rng.normal(size=(8, 24))
+    scale = np.abs(weight).max(axis=1) / 127
+    nearest = np.clip(np.round(weight / scale[:, None]), -127, 127)
+    rounded = gptq_round(weight, scale, hessian)
+    assert rounded.dtype == np.int8 and np.abs(rounded.astype(int)).max() <= 127
+    assert _output_error(weight, rounded, scale, hessian) < 0.8 * _output_error(weight, nearest, scale, hessian)
+
+
+def test_gptq_with_uncorrelated_inputs_is_round_to_nearest():
+    rng = np.random.default_rng(1)
+    weight = rng.normal(size=(4, 9))
+    scale = np.abs(weight).max(axis=1) / 127
+    nearest = np.clip(np.round(weight / scale[:, None]), -127, 127)
+    assert np.array_equal(gptq_round(weight, scale, np.eye(9) * 5.0), nearest)
+
+
+@pytest.mark.parametrize("group, stride, pads", [(1, 1, [1, 1, 1, 1]), (1, 2, [3, 3, 3, 3]), (4, 1, [1, 1, 1, 1])])
+def test_conv_patches_reproduce_the_convolution(group, stride, pads):
+    rng = np.random.default_rng(2)
+    kernel = 7 if pads[0] == 3 else 3
+    weight = rng.normal(size=(8, 4 // group, kernel, kernel)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads, group=group)
+    graph = helper.make_graph(
+        [node], "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 12, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    x = rng.normal(size=(2, 4, 12, 10)).astype(np.float32)
+    expected = ort_session_from_proto(model).run(None, {"x": x})[0]  # (2, 8, OH, OW)
+    patches = conv_patches(x, node, (kernel, kernel), group)  # (group, N*OH*OW, K)
+    per_group = 8 // group
+    flat = weight.reshape(group, per_group, -1).astype(np.float64)
+    out = np.einsum("gpk,gok->gpo", patches, flat)  # (group, N*OH*OW, per_group)
+    n, _, oh, ow = expected.shape
+    out = out.reshape(group, n, oh, ow, per_group).transpose(1, 0, 4, 2, 3).reshape(n, 8, oh, ow)
+    assert np.allclose(out, expected, atol=1e-4)
+
+
+def test_bias_correction_removes_the_first_layers_mean_shift(osnet_path, mot17_dir, tmp_path):
+    spec = load_spec(osnet_path)
+    float_model = upgrade_opset(onnx.load(str(osnet_path)))
+    float_path = tmp_path / "float.onnx"
+    onnx.save(float_model, str(float_path))
+    crops, _, _ = read_images(sorted((mot17_dir / "bounding_box_train").glob("*.jpg"))[::40][:8])
+    images = preprocess_all(crops, spec)
+    recipe = QuantRecipe(method="minmax")
+    amax = calibrate_ranges(float_path, [images], "images", recipe)
+    qdq = onnx.load(str(quantize_qdq(float_path, tmp_path / "q.onnx", amax, recipe)))
+    first = "/conv1/conv/Conv"
+    out = next(n for n in float_model.graph.node if n.name == first).output[0]
+    shifts = measure_bias_shifts(float_model, qdq, images, "images", [first])
+    corrected = apply_bias_shifts(qdq, shifts, [first])
+
+    def channel_means(model):
+        means = []
+        run_collecting(model, images, "images", [out], lambda values: means.append(values[out].mean(axis=(0, 2, 3))), batch=8)
+        return means[0]
+
+    reference, before, after = channel_means(float_model), channel_means(qdq), channel_means(corrected)
+    # The first layer reads the true float input, so its corrected output mean matches FP32's.
+    assert np.abs(before - reference).max() > 10 * np.abs(after - reference).max()
+    assert np.abs(after - reference).max() < 1e-4

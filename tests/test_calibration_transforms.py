@@ -1,0 +1,179 @@
+"""Float-exact rewrites before INT8 (input folding, channel equalization), MSE ranges and the held-out split."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax, run_collecting
+from edge_reid.calibration.pool import split_pool
+from edge_reid.calibration.qdq import int8_islands, layer_macs, precision_boundaries, quantizable_nodes, upgrade_opset
+from edge_reid.calibration.reader import preprocess_all
+from edge_reid.calibration.sensitivity import ort_session_from_proto
+from edge_reid.calibration.transforms import (
+    FOLDED_INPUT_OFFSET,
+    equalization_groups,
+    equalization_scales,
+    equalize_channels,
+    fold_input_normalisation,
+)
+from edge_reid.data.images import read_images
+from edge_reid.spec import load_spec
+
+
+@pytest.fixture(scope="module")
+def osnet(osnet_path, mot17_dir):
+    crops, _, _ = read_images(sorted((mot17_dir / "bounding_box_train").glob("*.jpg"))[::40][:8])
+    return upgrade_opset(onnx.load(str(osnet_path))), load_spec(osnet_path), crops
+
+
+def _run(model: onnx.ModelProto, images: np.ndarray) -> np.ndarray:
+    return ort_session_from_proto(model, 2).run(None, {"images": images})[0]
+
+
+def test_folded_input_is_exact_int8_and_outputs_unchanged(osnet):
+    model, spec, crops = osnet
+    folded, integer_input = fold_input_normalisation(model, spec)
+    assert [i.name for i in folded.graph.input] == [i.name for i in model.graph.input]  # same input, same preprocessing
+    images = preprocess_all(crops, spec)
+    values = []
+    run_collecting(folded, images, "images", [integer_input], lambda v: values.append(v[integer_input]), batch=8)
+    pixels = values[0]
+    # pixel - 128: integers in [-128, 127] up to float rounding, what INT8 at scale 1 holds exactly.
+    assert np.abs(pixels - np.round(pixels)).max() < 1e-3 and pixels.min() >= -128.001 and pixels.max() <= 127.001
+    before, after = _run(model, images), _run(folded, images)
+    assert np.max(np.abs(before - after)) < 1e-4 * np.max(np.abs(before))
+    # OSNet's first conv pads its input: the offset is a constant map added after it.
+    assert any(n.op_type == "Add" and n.name.endswith("add_folded_input_offset") for n in folded.graph.node)
+
+
+def _one_conv_model(pads: list[int]) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.normal(size=4).astype(np.float32), "b")
+    node = helper.make_node("Conv", ["images", "w", "b"], ["out"], name="conv", kernel_shape=[3, 3], pads=pads)
+    graph = helper.make_graph(
+        [node], "one", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 16, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], initializer=[weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    return model
+
+
+@pytest.mark.parametrize("pads, added", [([0, 0, 0, 0], False), ([1, 1, 1, 1], True)])
+def test_folding_without_padding_is_a_bias_with_padding_a_map(pads, added):
+    from edge_reid.spec import ModelSpec
+
+    spec = ModelSpec(height=16, width=8)
+    model = _one_conv_model(pads)
+    folded, integer_input = fold_input_normalisation(model, spec)
+    pixels = np.random.default_rng(1).integers(0, 256, size=(2, 3, 16, 8)).astype(np.float32)
+    original_input = (pixels * spec.pixel_scale - np.asarray(spec.mean, np.float32)[:, None, None]) / np.asarray(spec.std, np.float32)[:, None, None]
+    before, after = _run(model, original_input), _run(folded, original_input)
+    assert np.max(np.abs(before - after)) < 1e-4
+    values = []
+    run_collecting(folded, original_input, "images", [integer_input], lambda v: values.append(v[integer_input]))
+    assert np.abs(values[0] - (pixels - FOLDED_INPUT_OFFSET)).max() < 1e-3
+    assert any(n.name.endswith("add_folded_input_offset") for n in folded.graph.node) is added
+
+
+def test_equalization_is_exact_and_evens_out_channels(osnet):
+    model, spec, crops = osnet
+    images = preprocess_all(crops, spec)
+    groups = equalization_groups(model)
+    # OSNet: each stream's 1x1 -> depthwise pair, and conv -> ReLU -> next conv chains.
+    assert len(groups) > 100 and all(len(g.consumers) >= 1 for g in groups)
+    depthwise_pair = next(g for g in groups if g.path == () and g.producer.endswith("conv2a/conv1/Conv"))
+    stats = collect_statistics(model, images, "images", [g.tensor for g in groups], per_channel=True)
+    equalized, done = equalize_channels(model, {name: s.channel_absmax for name, s in stats.items()})
+    assert len(done) == len(groups)
+    before, after = _run(model, images), _run(equalized, images)
+    assert np.max(np.abs(before - after)) < 1e-4 * np.max(np.abs(before))
+    after_stats = collect_statistics(equalized, images, "images", [depthwise_pair.tensor], per_channel=True)[depthwise_pair.tensor]
+    spread_before = stats[depthwise_pair.tensor].channel_absmax
+    spread_after = after_stats.channel_absmax
+    # The weakest channels now use more of the shared per-tensor range.
+    assert np.median(spread_after / spread_after.max()) > np.median(spread_before / spread_before.max())
+    assert spread_after.max() == pytest.approx(spread_before.max(), rel=1e-4)
+
+
+def test_equalization_scales_floor_limits_amplification():
+    absmax = np.array([10.0, 1.0, 0.0])  # the last channel is dead on calibration data
+    depthwise = (np.ones((3, 1, 3, 3)), 3)
+    scales = equalization_scales(absmax, [depthwise], alpha=1.0, floor=0.05)
+    scaled = np.maximum(absmax, 0.5) / scales
+    assert scaled == pytest.approx([10.0, 10.0, 10.0])  # alpha 1, depthwise reader: fully equalized
+    assert absmax[2] / scales[2] == 0.0 and scales[0] / scales[2] == pytest.approx(20.0)  # at most 1/floor
+
+
+def _int8_error(values: np.ndarray, amax: float) -> float:
+    step = amax / 127
+    return float(np.sum((values - np.round(np.minimum(values, amax) / step) * step) ** 2))
+
+
+def test_mse_range_keeps_a_uniform_tail_and_clips_outliers():
+    rng = np.random.default_rng(0)
+    uniform = np.abs(rng.uniform(-1, 1, 100_000))
+    counts, _ = np.histogram(uniform, bins=4096, range=(0, uniform.max()))
+    assert mse_optimal_amax(counts, uniform.max()) > 0.97 * uniform.max()
+    tailed = np.abs(np.concatenate([rng.normal(0, 1, 100_000), [60.0]]))  # one outlier far out
+    counts, _ = np.histogram(tailed, bins=4096, range=(0, tailed.max()))
+    amax = mse_optimal_amax(counts, tailed.max())
+    assert amax < 0.75 * tailed.max()
+    # Within 1% of the best range on a fine grid, measured on the raw values.
+    best = min(_int8_error(tailed, a) for a in np.linspace(1.0, 60.0, 300))
+    assert _int8_error(tailed, amax) <= 1.01 * best < _int8_error(tailed, tailed.max())
+
+
+def test_statistics_in_one_pass_with_a_growing_range():
+    model = _one_conv_model([0, 0, 0, 0])
+    rng = np.random.default_rng(2)
+    # Later batches reach further: the histogram range doubles and bins merge, nothing is lost.
+    images = np.concatenate([rng.normal(0, scale, size=(4, 3, 16, 8)) for scale in (0.1, 1.0, 5.0)]).astype(np.float32)
+    stats = collect_statistics(model, images, "images", ["images", "out"], per_channel=True, batch=4)
+    outputs = _run(model, images)
+    for name, values in (("images", images), ("out", outputs)):
+        entry = stats[name]
+        assert entry.absmax == pytest.approx(np.abs(values).max(), rel=1e-6) and entry.hist_range >= entry.absmax
+        assert entry.histogram.sum() == values.size
+        direct, _ = np.histogram(np.abs(values), bins=len(entry.histogram), range=(0, entry.hist_range))
+        # Same values in the same range: only the bins of values seen before a range change may differ, by one bin.
+        assert np.abs(np.cumsum(direct) - np.cumsum(entry.histogram)).max() <= 0.1 * values.size
+        assert entry.channel_absmax == pytest.approx(np.abs(values).max(axis=(0, 2, 3)), rel=1e-6)
+        assert mse_optimal_amax(entry.histogram, entry.hist_range, absmax=entry.absmax) == pytest.approx(
+            mse_optimal_amax(direct, entry.hist_range, absmax=entry.absmax), rel=0.05
+        )
+
+
+def test_held_out_split_is_disjoint_and_keeps_runs_together():
+    selection, heldout = split_pool(500, block=25)
+    assert len(selection) == len(heldout) == 250
+    assert set(selection).isdisjoint(heldout) and set(selection) | set(heldout) == set(range(500))
+    assert list(selection[:26]) == list(range(25)) + [50] and list(heldout[:2]) == [25, 26]
+    small_selection, small_heldout = split_pool(20, block=25)  # too small for runs: alternate crops
+    assert list(small_selection) == list(range(0, 20, 2)) and list(small_heldout) == list(range(1, 20, 2))
+    with pytest.raises(ValueError):
+        split_pool(10)
+
+
+def test_boundaries_count_precision_changes_between_connected_layers(osnet):
+    model, _, _ = osnet
+    layers = quantizable_nodes(model)
+    assert precision_boundaries(model, layers, layers) == 0
+    assert precision_boundaries(model, layers, []) == 0
+    first = layers[0]  # conv1 feeds the first block's conv1 (through ReLU and max pooling) and its downsample
+    assert precision_boundaries(model, layers, [first]) == 2
+
+
+def test_small_isolated_int8_layers_are_islands(osnet):
+    model, _, _ = osnet
+    layers = quantizable_nodes(model)
+    macs = layer_macs(model, layers)
+    depthwise = next(name for name in layers if name.endswith("conv2a/conv2/Conv"))
+    pointwise = next(name for name in layers if name.endswith("conv2a/conv1/Conv"))  # feeds the depthwise conv
+    assert int8_islands(model, layers, [depthwise], macs) == [depthwise]
+    assert int8_islands(model, layers, [depthwise, pointwise], macs) == []  # a region of two, not an island
+    assert int8_islands(model, layers, [layers[0]], macs) == []  # conv1: 23% of the MACs is worth its boundaries
