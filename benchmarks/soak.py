@@ -7,7 +7,8 @@ process's own memory and file descriptors are the command's) and, each minute, p
 - resident memory (``VmRSS`` of ``/proc/self/status``, MB) and open file descriptors;
 - the tracker's live tracks (tentative, tracked and lost; the mean and the most over the minute,
   sampled every few seconds);
-- identities in the gallery and identities created in that minute, embeddings stored;
+- identities in the gallery, identities created in that minute (pruned ones included) and
+  embeddings stored;
 - frames processed in the minute and passes over the video.
 
 After ``--minutes`` it stops the run as SIGTERM would (outputs flushed, gallery saved) and
@@ -17,9 +18,10 @@ and identities created per minute once the video repeats. Targets: memory < 1 MB
 10 minutes, descriptors flat, live tracks and identities not growing.
 
 For docs/benchmarks.md (under ``nice`` on a shared machine: the figures that matter are growth,
-not speed):
+not speed); the second run bounds the gallery, so that what remains is the process's own growth:
 
     nice -n 10 python benchmarks/soak.py --minutes 20
+    nice -n 10 python benchmarks/soak.py --minutes 20 --prune-after 60
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _common import benchmark_parser, video_path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when imported by the tests
+from _common import benchmark_parser, video_path  # noqa: E402
 
-from edge_reid import runner as runner_module
+from edge_reid import runner as runner_module  # noqa: E402
 
 
 @dataclass
@@ -69,6 +72,11 @@ def resident_mb() -> float:
 def open_descriptors() -> int:
     """Open file descriptors of this process (entries of /proc/self/fd, the listing's own excluded)."""
     return len(os.listdir("/proc/self/fd")) - 1
+
+
+def identities_created(gallery) -> int:
+    """Identities a gallery has ever created (ids are never reused: pruned ones still count)."""
+    return gallery.metadata()["next_identity_id"] - 1
 
 
 def slope_per_10_minutes(minutes: list[float], values: list[float]) -> float:
@@ -111,7 +119,7 @@ class Observer:
             return
         pipeline = self.runner.pipeline
         start = time.monotonic()
-        frames_before, identities_before = self._frames(), len(pipeline.gallery)
+        frames_before, created_before = self._frames(), identities_created(pipeline.gallery)
         live: list[int] = []
         minute = 1
         print(f"{'min':>3} {'frames':>7} {'fps':>5} {'passes':>6} {'RSS MB':>8} {'fds':>4} {'live tracks':>12} "
@@ -121,12 +129,12 @@ class Observer:
             elapsed = time.monotonic() - start
             if elapsed >= 60.0 * minute:
                 frames = self._frames()
-                identities = len(pipeline.gallery)
+                identities, created = len(pipeline.gallery), identities_created(pipeline.gallery)
                 row = Minute(
                     minute=minute, seconds=round(elapsed, 1), frames=frames, passes=frames // self.video_frames,
                     rss_mb=round(resident_mb(), 2), fds=open_descriptors(),
                     live_tracks_mean=round(statistics.fmean(live), 2), live_tracks_max=max(live),
-                    identities=identities, identities_created=identities - identities_before,
+                    identities=identities, identities_created=created - created_before,
                     stored_embeddings=len(pipeline.gallery.store),
                     fps=round((frames - frames_before) / 60.0, 2),
                 )
@@ -134,7 +142,7 @@ class Observer:
                 print(f"{row.minute:>3} {row.frames:>7} {row.fps:>5.1f} {row.passes:>6} {row.rss_mb:>8.1f} {row.fds:>4} "
                       f"{row.live_tracks_mean:>7.1f} ({row.live_tracks_max:>2}) {row.identities:>10} "
                       f"{row.identities_created:>4} {row.stored_embeddings:>10}", flush=True)
-                frames_before, identities_before, live = frames, identities, []
+                frames_before, created_before, live = frames, created, []
                 if minute >= self.minutes:
                     self.runner.stop()
                     return
@@ -188,6 +196,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="minutes left out of the growth figures (default: %(default)s)")
     parser.add_argument("--save-every", type=float, default=10.0, help="seconds between gallery saves (default: %(default)s)")
     parser.add_argument("--sample-s", type=float, default=5.0, help="seconds between samples of the live tracks (default: %(default)s)")
+    parser.add_argument("--prune-after", type=float, default=None,
+                        help="edge-reid run --prune-after: a gallery bounded by forgetting unnamed identities not seen for "
+                        "this many seconds (default: never, the gallery grows with every identity created)")
     parser.add_argument("--backend", default="auto", help="edge-reid run --backend (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the gallery, events, MOT rows and summary (default: a temporary one)")
     parser.add_argument("--json", type=Path, default=None, help="also write the minutes and the growth figures here")
@@ -206,7 +217,7 @@ def main() -> int:
         "run", "--source", str(video), "--repeat", "0", "--backend", args.backend,
         "--gallery", str(out / "soak.edgereid"), "--save-every", str(args.save_every),
         "--events", str(out / "events.jsonl"), "--mot", str(out / "mot.txt"), "--summary", str(out / "summary.json"),
-    ]
+    ] + (["--prune-after", str(args.prune_after)] if args.prune_after is not None else [])
     print(f"soak: edge-reid {' '.join(argv)}", flush=True)
     print(f"for {args.minutes:g} minutes after the first frame; outputs in {out}", flush=True)
 
