@@ -95,6 +95,10 @@ class EventsSink:
     Each line: ``{"frame": int, "timestamp_s": float, "bbox": [x1, y1, x2, y2] (pixels),
     "score": float, "track_id": int, "identity": int, "name": str or null, "similarity": float,
     "new": bool, "state": "new" | "tracked" | "refound"}`` (see :class:`~edge_reid.pipeline.Person`).
+
+    Past-frame boxes (:class:`~edge_reid.pipeline.PastPerson`) follow their frame's lines, each
+    with ``"past_frame": true``, the earlier frame's own ``"frame"`` and ``"timestamp_s"``,
+    ``"reported_at"`` (the frame that revealed it) and ``"state": "tentative" | "interpolated"``.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -119,6 +123,14 @@ class EventsSink:
             }
             self._file.write(json.dumps(record) + "\n")
             self.count += 1
+        for past in result.past:
+            record = {
+                "frame": past.frame_index, "timestamp_s": round(past.timestamp_s, 4), "bbox": [round(v, 1) for v in past.bbox],
+                "score": round(past.score, 4), "track_id": past.track_id, "identity": past.identity_id, "name": past.name,
+                "state": past.kind, "past_frame": True, "reported_at": result.frame_index,
+            }
+            self._file.write(json.dumps(record) + "\n")
+            self.count += 1
 
     def close(self) -> None:
         """Flush and close (idempotent)."""
@@ -134,6 +146,11 @@ class MotSink:
     The id is the person's identity (the same person keeps it across tracks and runs), so
     any MOT tool (``edge-reid eval-mot``, TrackEval) scores the identities users see.
     People without an identity yet (no embedding so far) are not written.
+
+    Past-frame boxes (:attr:`~edge_reid.pipeline.FrameResult.past`: a track's hits before it
+    was confirmed, its interpolated boxes across a lost gap) are written when they become known,
+    after the current frame's rows, with their own frame number: the file is then not in frame
+    order, which MOTChallenge files need not be (TrackEval and ``edge-reid eval-mot`` group rows by frame).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -150,6 +167,9 @@ class MotSink:
         known = result.identities.identity_ids >= 1
         self._writer.write_frame(result.frame_index, result.identities.identity_ids[known], result.tracked.boxes[known],
                                  result.tracked.scores[known])
+        for past in result.past:
+            if past.identity_id >= 1:
+                self._writer.write_frame(past.frame_index, [past.identity_id], [past.bbox], [past.score])
 
     def close(self) -> None:
         """Flush and close (idempotent)."""
