@@ -443,6 +443,11 @@ class BenchTracker:
         """
         raise NotImplementedError
 
+    def take_past(self) -> list[tuple[int, int, np.ndarray]]:
+        """Boxes of earlier frames learned in the latest :meth:`update` (past-frame output), as
+        ``(source frame index, id, (4,) x1, y1, x2, y2 pixels)``; trackers without such output return []."""
+        return []
+
 
 def _no_tracks() -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
@@ -518,13 +523,14 @@ class RunPipelineTracker(BenchTracker):
 class EdgeReidTracker(BenchTracker):
     """edge-reid's :class:`~edge_reid.pipeline.Pipeline` as ``edge-reid run`` drives it (tracker, embedding
     plan, identities), fed the sequence's detections; rows as ``edge-reid run --mot`` writes them:
-    the identity id of each tracked person who has one.
+    the identity id of each tracked person who has one, and the past-frame rows
+    (:attr:`~edge_reid.pipeline.FrameResult.past`) under their own frames.
 
     Args:
         embedder: the shared counting embedder.
         tracker_overrides: keyword overrides of :class:`edge_reid.tracking.TrackerConfig`'s defaults.
         pipeline_overrides: keyword overrides of the Pipeline's own constants (``threshold``,
-            ``reid_threshold``, ``refresh_s``).
+            ``reid_threshold``, ``refresh_s``, ``past_frames``).
     """
 
     name = "edge-reid"
@@ -542,12 +548,28 @@ class EdgeReidTracker(BenchTracker):
         self.pipeline = Pipeline(
             embedder, use_detector=False, min_box_height=RUN_MIN_BOX_HEIGHT, tracker=tracker, **(pipeline_overrides or {})
         )
+        self._past: list = []
 
     def update(self, frame, image):
         result = self.pipeline.process(image, frame.timestamp_s, frame.source_index, detections=frame.detections)
         identity_ids = np.asarray(result.identities.identity_ids, np.int64)
         known = identity_ids >= 1
+        self._past = [(p.frame_index, p.identity_id, np.asarray(p.bbox)) for p in result.past if p.identity_id >= 1]
         return result.tracked.boxes[known], identity_ids[known]
+
+    def take_past(self):
+        past, self._past = self._past, []
+        return past
+
+
+class LiveEdgeReidTracker(EdgeReidTracker):
+    """:class:`EdgeReidTracker` without past-frame rows: only what each frame reports for itself."""
+
+    name = "edge-reid-live"
+    label = "edge-reid, current-frame rows only (no past-frame rows)"
+
+    def __init__(self, embedder: CountingEmbedder) -> None:
+        super().__init__(embedder, pipeline_overrides={"past_frames": False})
 
 
 def edge_reid_tracks() -> bool:
@@ -636,6 +658,10 @@ def tracker_choices() -> dict[str, TrackerChoice]:
     choices = [
         TrackerChoice(
             "edge-reid", EdgeReidTracker.label, lambda context: EdgeReidTracker(context.embedder()), _edge_reid_tracker_missing, embeds=True
+        ),
+        TrackerChoice(
+            "edge-reid-live", LiveEdgeReidTracker.label, lambda context: LiveEdgeReidTracker(context.embedder()),
+            _edge_reid_tracker_missing, embeds=True,
         ),
         TrackerChoice(
             "edge-reid-run",
@@ -750,6 +776,7 @@ def run_trackers(
     """
     runs = [TrackerRun(t.name, t.label, embeds=t.embeds) for t in trackers]
     rows: list[list] = [[] for _ in trackers]
+    number_of = {frame.source_index: frame.number for frame in sequence.frames}
     if sequence.source is None and any(t.embeds for t in trackers):
         raise BenchError("trackers that embed people need frames, but the sequence has only detections: give --source")
     need_images = sequence.source is not None and any(t.needs_image for t in trackers)
@@ -779,6 +806,9 @@ def run_trackers(
                 boxes = np.asarray(boxes, np.float64).reshape(-1, 4) / sequence.scale
                 for box, track_id in zip(boxes, np.asarray(ids).reshape(-1)):
                     tracker_rows.append([frame.number, int(track_id), box[0], box[1], box[2] - box[0], box[3] - box[1], 1.0])
+                for source_index, track_id, box in tracker.take_past():  # rows of earlier frames, learned now
+                    box = np.asarray(box, np.float64) / sequence.scale
+                    tracker_rows.append([number_of[source_index], int(track_id), box[0], box[1], box[2] - box[0], box[3] - box[1], 1.0])
             advance()
     if images is not None:
         images.close()

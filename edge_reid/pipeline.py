@@ -55,6 +55,39 @@ class Person:
 
 
 @dataclass(frozen=True)
+class PastPerson:
+    """A person's box in an earlier frame, learned in this one (past-frame output).
+
+    A track is reported from its confirming hit on, and not while it is lost. Once it is
+    confirmed, or re-found within its lost period, the frames in between are known to have held
+    this person; their boxes come with the frame that learned them (DeepStream's past-frame
+    data): the tentative hits before confirmation, and boxes interpolated linearly in time across
+    a lost gap (ByteTrack's interpolation, done when the gap closes). Frames already handed out
+    are never held back for them.
+
+    Attributes:
+        frame_index: 0-based index, in its source, of the earlier frame the box belongs to.
+        timestamp_s: that frame's time, seconds.
+        bbox: (x1, y1, x2, y2) pixels of that frame, clipped to it.
+        score: detector confidence in [0, 1] (an interpolated box: the lower of the two
+            detections around the gap).
+        track_id: the tracker's id.
+        identity_id: the track's identity (as in this frame), -1 while unknown.
+        name: the identity's enrolled name, or None.
+        kind: ``"tentative"`` (a hit before the track was confirmed) or ``"interpolated"`` (a lost gap).
+    """
+
+    frame_index: int
+    timestamp_s: float
+    bbox: tuple[float, float, float, float]
+    score: float
+    track_id: int
+    identity_id: int
+    name: str | None
+    kind: str
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """What one frame shows: tracked people and their identities.
 
@@ -71,6 +104,8 @@ class FrameResult:
         embedded: crops embedded by the ReID model in this frame.
         skipped_boxes: boxes dropped as empty, outside the frame or too small.
         file_name: the image's file name for image-folder sources (``"img_0042.jpg"``), else None.
+        past: boxes of earlier frames learned in this one (:class:`PastPerson`), oldest frame first;
+            empty when the pipeline's ``past_frames`` is off.
     """
 
     frame_index: int
@@ -83,6 +118,7 @@ class FrameResult:
     embedded: int = 0
     skipped_boxes: int = 0
     file_name: str | None = None
+    past: tuple[PastPerson, ...] = ()
 
     def __len__(self) -> int:
         return len(self.tracked)
@@ -124,6 +160,8 @@ class Pipeline:
         reid_threshold: cosine similarity for a new track to take an identity without motion
             support (someone who left and came back, an enrolled person).
         refresh_s: seconds between two embeddings of a person followed without doubt.
+        past_frames: hand out the boxes of earlier frames that a track's confirmation or re-finding
+            reveals (:attr:`FrameResult.past`); False: only the current frame's people.
 
     Example:
         >>> pipeline = Pipeline()                                  # doctest: +SKIP
@@ -142,6 +180,7 @@ class Pipeline:
         tracker: Tracker | None = None,
         reid_threshold: float = REID_THRESHOLD,
         refresh_s: float = REFRESH_S,
+        past_frames: bool = True,
     ) -> None:
         if not refresh_s > 0:
             raise ValueError(f"refresh_s must be > 0 seconds, got {refresh_s}")
@@ -161,6 +200,8 @@ class Pipeline:
         self.refresh_s = float(refresh_s)
         self.timer = StageTimer()
         self.embeddings_total = 0
+        self.past_frames = bool(past_frames)
+        self._frames: dict[int, tuple[int, float]] = {}  # tracker update number -> (frame index, timestamp)
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
 
     def _embedding_buffer(self, count: int) -> np.ndarray:
@@ -212,6 +253,7 @@ class Pipeline:
             timer.add("embed", self.embedder.last_seconds["embed"])
         self.embeddings_total += count
         with timer.measure("track"):
+            self._frames[self.tracker.updates] = (int(frame_index), float(timestamp_s))
             tracked = self.tracker.update(found, embeddings, timestamp_s, embedded=wanted, image=image)
         with timer.measure("match"):  # gallery times are wall-clock (they outlive this run)
             identities = self.identities.update(self.tracker, tracked)
@@ -219,11 +261,29 @@ class Pipeline:
         filtered = tracked.boxes.copy()
         filtered[:, 0::2] = np.clip(filtered[:, 0::2], 0.0, float(image.shape[1]))
         filtered[:, 1::2] = np.clip(filtered[:, 1::2], 0.0, float(image.shape[0]))
+        past = self._past_people(tracks, identities, image.shape) if self.past_frames else ()
         timer.frames += 1
         return FrameResult(
             frame_index, timestamp_s, image, Detections(filtered, tracked.scores, tracked.track_ids), identities,
             tuple(_state(t) for t in tracks), detections=len(found), embedded=count, skipped_boxes=int((~keep).sum()),
+            past=past,
         )
+
+    def _past_people(self, tracks, identities: Identities, shape) -> tuple[PastPerson, ...]:
+        """The past-frame boxes of the tracks reported in this frame, as :class:`PastPerson` rows."""
+        people = []
+        for track, identity, name in zip(tracks, identities.identity_ids.tolist(), identities.names):
+            for past in track.past:
+                if past.update not in self._frames:
+                    continue
+                frame_index, timestamp = self._frames[past.update]
+                x1, y1, x2, y2 = (float(v) for v in past.box)
+                box = (min(max(x1, 0.0), shape[1]), min(max(y1, 0.0), shape[0]), min(max(x2, 0.0), shape[1]), min(max(y2, 0.0), shape[0]))
+                people.append(PastPerson(frame_index, timestamp, box, past.score, track.track_id, int(identity), name, past.kind))
+        oldest = min((t.oldest_pending_update for t in self.tracker.tracks), default=self.tracker.updates)
+        for number in [n for n in self._frames if n < oldest]:
+            del self._frames[number]
+        return tuple(sorted(people, key=lambda p: (p.frame_index, p.track_id)))
 
     def run(
         self, source: FrameSource | str | int, max_frames: int | None = None, prefetch: int = 2

@@ -105,6 +105,10 @@ class EventsSink:
     (see :class:`~edge_reid.pipeline.Person`). A frame's lines are written at once, unbuffered:
     after a failed write the file holds every line of the frames before, each whole.
 
+    Past-frame boxes (:class:`~edge_reid.pipeline.PastPerson`) follow their frame's lines, each
+    with ``"past_frame": true``, the earlier frame's own ``"frame"`` and ``"timestamp_s"``,
+    ``"reported_at"`` (the frame that revealed it) and ``"state": "tentative" | "interpolated"``.
+
     Args:
         path: the ``.jsonl`` file (created or truncated), or ``"-"`` for standard output.
 
@@ -141,6 +145,12 @@ class EventsSink:
                 state=person.state,
             )
             lines.append(json.dumps(record) + "\n")
+        for past in result.past:
+            record = {"frame": past.frame_index, "timestamp_s": round(past.timestamp_s, 4),
+                      "bbox": [round(v, 1) for v in past.bbox], "score": round(past.score, 4),
+                      "track_id": past.track_id, "identity": past.identity_id, "name": past.name,
+                      "state": past.kind, "past_frame": True, "reported_at": result.frame_index}
+            lines.append(json.dumps(record) + "\n")
         self._output.write("".join(lines))
 
     def close(self) -> None:
@@ -160,6 +170,11 @@ class MotSink:
     any MOT tool (``edge-reid eval-mot``, TrackEval) scores the identities users see.
     People without an identity yet (no embedding so far) are not written. A frame's rows are
     written at once, unbuffered: after a failed write the file holds the rows of the frames before.
+
+    Past-frame boxes (:attr:`~edge_reid.pipeline.FrameResult.past`: a track's hits before it
+    was confirmed, its interpolated boxes across a lost gap) are written when they become known,
+    after the current frame's rows, with their own frame number: the file is then not in frame
+    order, which MOTChallenge files need not be (TrackEval and ``edge-reid eval-mot`` group rows by frame).
 
     The format has no column for a file name, so for image-folder sources a sidecar,
     :func:`frame_names_path` (``out.txt.frames.jsonl``), gets one line per frame,
@@ -193,6 +208,9 @@ class MotSink:
         known = result.identities.identity_ids >= 1
         self._writer.write_frame(result.frame_index, result.identities.identity_ids[known], result.tracked.boxes[known],
                                  result.tracked.scores[known])
+        for past in result.past:
+            if past.identity_id >= 1:
+                self._writer.write_frame(past.frame_index, [past.identity_id], [past.bbox], [past.score])
 
     def close(self) -> None:
         """Sync and close the rows and the sidecar (idempotent); the first failure is raised after both are closed."""

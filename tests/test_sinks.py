@@ -57,3 +57,33 @@ def test_video_sink_writes_annotated_frames(tmp_path):
         sink.write(_result([(10, 40, 60, 150)], [1], frame=frame))
     sink.close()
     assert sink.frames == 3 and (tmp_path / "v.mp4").stat().st_size > 0
+
+
+def _with_past(result: FrameResult, past) -> FrameResult:
+    from dataclasses import replace
+
+    return replace(result, past=tuple(past))
+
+
+def test_past_frame_rows_are_written_under_their_own_frames(tmp_path):
+    from edge_reid.pipeline import PastPerson
+    from edge_reid.sinks import EventsSink
+
+    past = [
+        PastPerson(1, 0.1, (10.0, 40.0, 60.0, 150.0), 0.9, 1, 7, "Ann", "tentative"),
+        PastPerson(2, 0.2, (11.0, 40.0, 61.0, 150.0), 0.9, 1, -1, None, "interpolated"),  # no identity: not a MOT row
+    ]
+    result = _with_past(_result([(12, 40, 62, 150)], [7], frame=3), past)
+    mot, events = MotSink(tmp_path / "out.txt"), EventsSink(tmp_path / "ev.jsonl")
+    for sink in (mot, events):
+        sink.write(result)
+        sink.close()
+    rows = [line.split(",") for line in (tmp_path / "out.txt").read_text().splitlines()]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("4", "7", "12.00"), ("2", "7", "10.00")]
+    import json
+
+    lines = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert lines[0]["frame"] == 3 and "past_frame" not in lines[0]
+    assert [(e["frame"], e["state"], e["past_frame"], e["reported_at"], e["identity"]) for e in lines[1:]] == [
+        (1, "tentative", True, 3, 7), (2, "interpolated", True, 3, -1)
+    ]

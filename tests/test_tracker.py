@@ -214,3 +214,35 @@ def test_config_is_checked():
         TrackerConfig(max_lost_s=-1)
     with pytest.raises(ValueError, match="veto_similarity"):
         TrackerConfig(veto_similarity=2)
+
+
+def test_confirmed_track_hands_out_its_tentative_hits_once_as_past_boxes():
+    tracker = Tracker(TrackerConfig(confirm_hits=3))
+    for index in range(2):
+        reported = tracker.update(Detections.from_boxes([_box(100 + 5 * index)], [0.9]), None, index / FPS)
+        assert len(reported) == 0 and tracker.tracks[0].past == []  # tentative: nothing reported yet
+    reported = tracker.update(Detections.from_boxes([_box(110)], [0.9]), None, 0.2)
+    track = tracker.tracks[0]
+    assert reported.track_ids.tolist() == [track.track_id] and track.confirmed_now
+    assert [(p.update, p.timestamp_s, p.kind) for p in track.past] == [(0, 0.0, "tentative"), (1, 0.1, "tentative")]
+    assert abs((track.past[0].box[0] + track.past[0].box[2]) / 2 - 100) < 1e-6  # the first hit's own box
+    assert track.past[1].score == pytest.approx(0.9)
+    tracker.update(Detections.from_boxes([_box(115)], [0.9]), None, 0.3)
+    assert track.past == []  # handed out once
+
+
+def test_refound_track_hands_out_its_lost_gap_interpolated_in_time():
+    tracker = Tracker(TrackerConfig(confirm_hits=1, max_lost_s=1.0))
+    tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.0)
+    track = tracker.tracks[0]
+    start = track.kalman_box.copy()
+    for stamp in (0.1, 0.3):  # frames without the person; the second after a longer interval
+        tracker.update(Detections.empty(), None, stamp)
+        assert track.state == TrackState.LOST and track.past == []
+    tracker.update(Detections.from_boxes([_box(104)], [0.7]), None, 0.4)
+    end = track.kalman_box
+    assert track.refound
+    assert [(p.update, p.timestamp_s, p.kind) for p in track.past] == [(1, 0.1, "interpolated"), (2, 0.3, "interpolated")]
+    np.testing.assert_allclose(track.past[0].box, 0.75 * start + 0.25 * end)  # 0.1 s of 0.4 s
+    np.testing.assert_allclose(track.past[1].box, 0.25 * start + 0.75 * end)
+    assert track.past[0].score == pytest.approx(0.7)  # the lower of the two detections around the gap

@@ -1,7 +1,8 @@
 """Multi-object tracking: Kalman prediction, two-stage motion + appearance association, track lifecycle.
 
 - :class:`Tracker` / :class:`TrackerConfig`: ``Tracker.update(detections, embeddings_or_None, timestamp_s)``.
-- :class:`Track` / :class:`TrackState`: one person followed over frames.
+- :class:`Track` / :class:`TrackState`: one person followed over frames; :class:`PastBox`: a box
+  of an earlier frame learned late (past-frame output).
 - :class:`CameraMotion`: optional compensation of a moving camera.
 - :func:`plan_embeddings`: which detections of a frame need a ReID embedding.
 
@@ -14,6 +15,7 @@ import importlib
 
 _EXPORTS = {
     "CameraMotion": "edge_reid.tracking.camera_motion",
+    "PastBox": "edge_reid.tracking.track",
     "Track": "edge_reid.tracking.track",
     "TrackState": "edge_reid.tracking.track",
     "Tracker": "edge_reid.tracking.tracker",

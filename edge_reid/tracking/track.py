@@ -9,11 +9,22 @@
   against new detections, for at most ``max_lost_s`` seconds since it was last
   seen (ByteTrack's ``track_buffer``, in seconds rather than frames).
 - **removed**: dropped by the tracker.
+
+**Past-frame boxes.** A track is reported from its ``confirm_hits``-th hit, and not while it is
+lost; once it is confirmed, or re-found within its lost period, the frames it was not reported
+in are known to have held this person. The tracker then hands them out once, as
+:class:`PastBox` rows of those earlier frames (:attr:`Track.past`): the filtered boxes of the
+tentative hits, and for a lost gap boxes interpolated linearly in time between the last box before
+the gap and the box that ends it. This is DeepStream's past-frame output (``enablePastFrame``:
+a confirmed target's probation boxes and a re-found target's shadow-tracking boxes are reported
+late, with their own frame numbers) with ByteTrack's gap interpolation (linear, used by its MOT
+submissions offline) done online, when the gap closes. The current frame is never delayed.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
@@ -28,6 +39,27 @@ class TrackState(str, Enum):
     TRACKED = "tracked"
     LOST = "lost"
     REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class PastBox:
+    """A track's box in an earlier frame, learned late (see the module's "Past-frame boxes").
+
+    Attributes:
+        update: 0-based number of the :meth:`~edge_reid.tracking.tracker.Tracker.update` call
+            (frame) the box belongs to.
+        timestamp_s: that frame's timestamp, seconds, as given to the tracker.
+        box: (4,) float64 x1, y1, x2, y2 pixels.
+        score: the detection's confidence for a tentative hit; for an interpolated box (no
+            detection of its own) the lower of the two detections around the gap.
+        kind: ``"tentative"`` (a hit before confirmation) or ``"interpolated"`` (a lost gap).
+    """
+
+    update: int
+    timestamp_s: float
+    box: np.ndarray
+    score: float
+    kind: str
 
 
 class Track:
@@ -49,6 +81,9 @@ class Track:
         detection_index: index of the matched detection in the latest update's input, -1 if unmatched.
         refound: True when the latest update matched the track after it had been lost.
         confirmed_now: True when the latest update confirmed the track.
+        past: :class:`PastBox` rows learned in the latest update (the tentative hits of a track
+            confirmed now, or the gap of a track re-found now); empty otherwise.
+        last_matched_update: update number of the latest matched detection.
     """
 
     def __init__(
@@ -76,6 +111,12 @@ class Track:
         self.detection_index = -1
         self.refound = False
         self.confirmed_now = False
+        self.past: list[PastBox] = []
+        self.last_matched_update = -1
+        self.last_box_filtered: np.ndarray | None = None
+        self._last_clock = float(timestamp_s)
+        self._last_score = self.score
+        self._pending: list[PastBox] = []
 
     def __repr__(self) -> str:
         return f"Track({self.track_id}, {self.state.value}, hits={self.hits})"
@@ -118,6 +159,43 @@ class Track:
         self.confirmed_now = self.state == TrackState.TENTATIVE and self.hits >= confirm_hits
         if self.state == TrackState.LOST or self.confirmed_now:
             self.state = TrackState.TRACKED
+
+    @property
+    def oldest_pending_update(self) -> int:
+        """The oldest update whose frame this track may still hand out as a past-frame box
+        (its first tentative hit, or its latest match)."""
+        return self._pending[0].update if self._pending else self.last_matched_update
+
+    def record_filtered(self, update: int, timestamp_s: float, clock_s: float, box: np.ndarray,
+                        recent: list[tuple[int, float, float]]) -> None:
+        """After a matched update, note the filtered box and fill :attr:`past` when the track was
+        confirmed or re-found in this update.
+
+        Args:
+            update: this update's number; timestamp_s: its timestamp; clock_s: the tracker's clock, seconds.
+            box: (4,) filtered box x1, y1, x2, y2 pixels.
+            recent: ``(update, timestamp_s, clock_s)`` of the tracker's recent updates, oldest first
+                (must reach back to this track's previous match when it was lost).
+        """
+        box = np.asarray(box, np.float64).copy()
+        if self.state == TrackState.TRACKED and self.confirmed_now:
+            self.past = self._pending
+            self._pending = []
+        elif self.state == TrackState.TENTATIVE:
+            self._pending.append(PastBox(update, timestamp_s, box, self.score, "tentative"))
+        if self.refound and self.last_box_filtered is not None:
+            start_update, start_box = self.last_matched_update, self.last_box_filtered
+            start_clock, start_score = self._last_clock, self._last_score
+            gap = [entry for entry in recent if start_update < entry[0] < update]
+            span = clock_s - start_clock
+            score = min(start_score, self.score)
+            for position, (number, stamp, clock) in enumerate(gap, start=1):
+                weight = (clock - start_clock) / span if span > 0 else position / (len(gap) + 1)
+                self.past.append(PastBox(number, stamp, (1.0 - weight) * start_box + weight * box, score, "interpolated"))
+        self.last_matched_update = int(update)
+        self.last_box_filtered = box
+        self._last_clock = float(clock_s)
+        self._last_score = self.score
 
     def mark_missed(self) -> None:
         """Not matched in this frame: a tentative track is removed, a tracked one becomes lost."""

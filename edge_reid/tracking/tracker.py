@@ -23,6 +23,8 @@ backwards (a camera that reconnected) counts as no time passing, so nothing jump
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from edge_reid.detections import Detections
@@ -57,6 +59,8 @@ class Tracker:
         clock_s: the tracker's time, seconds: the sum of the forward steps between timestamps.
         ignored_boxes: boxes without area ignored so far.
         confirmed_total: tracks confirmed so far.
+        updates: :meth:`update` calls so far (the number of the next one; past-frame boxes,
+            :attr:`Track.past <edge_reid.tracking.track.Track.past>`, name their frame by it).
 
     Example:
         >>> tracker = Tracker()                                                  # doctest: +SKIP
@@ -75,6 +79,8 @@ class Tracker:
         self._last_timestamp: float | None = None
         self._predicted_for: float | None = None
         self._next_id = 1
+        self.updates = 0
+        self._recent: deque[tuple[int, float, float]] = deque()
 
     # -- reading --------------------------------------------------------------------------
     def get(self, track_id: int) -> Track | None:
@@ -149,7 +155,9 @@ class Tracker:
             One row per confirmed track matched in this frame, in the order of the input
             detections: the track's Kalman-filtered box (x1, y1, x2, y2 pixels: the detection
             smoothed by the motion model, as ByteTrack and BoT-SORT report), the detection's
-            score, and ``track_ids``. Tentative and lost tracks are not reported.
+            score, and ``track_ids``. Tentative and lost tracks are not reported; a track
+            confirmed or re-found in this update also holds the boxes of the earlier frames it
+            was not reported in, in :attr:`Track.past <edge_reid.tracking.track.Track.past>`.
 
         Raises:
             ValueError: NaN or infinite boxes or scores, embeddings of the wrong shape or
@@ -159,10 +167,14 @@ class Tracker:
         self.predict(timestamp_s, image)
         config = self.config
         now = self.clock_s
+        self._update = self.updates
+        self.updates += 1
+        self._recent.append((self._update, float(timestamp_s), now))
         for track in self.tracks:
             track.detection_index = -1
             track.refound = False
             track.confirmed_now = False
+            track.past = []
 
         valid = ((boxes[:, 2] - boxes[:, 0]) > 0) & ((boxes[:, 3] - boxes[:, 1]) > 0)
         self.ignored_boxes += int((~valid).sum())
@@ -204,6 +216,9 @@ class Tracker:
             track.expire(now, config.max_lost_s)
         self._remove_duplicates()
         self.tracks = [t for t in self.tracks if t.state != TrackState.REMOVED]
+        oldest = min((t.oldest_pending_update for t in self.tracks), default=self._update)
+        while self._recent and self._recent[0][0] < oldest:
+            self._recent.popleft()
 
         reported = sorted((t for t in self.tracks if t.state == TrackState.TRACKED and t.detection_index >= 0),
                           key=lambda t: t.detection_index)
@@ -263,9 +278,11 @@ class Tracker:
         means, covariances = self.kalman.update(
             np.stack([t.mean for t in tracks]), np.stack([t.covariance for t in tracks]), xyxy_to_xywh(boxes[rows])
         )
+        recent = list(self._recent)
         for track, row, mean, covariance in zip(tracks, rows, means, covariances):
             track.mean, track.covariance = mean, covariance
             track.mark_matched(boxes[row], scores[row], now, int(row), self.config.confirm_hits)
+            track.record_filtered(self._update, recent[-1][1], now, track.kalman_box, recent)
             self.confirmed_total += int(track.confirmed_now)
             if embeddings is not None and embedded[row]:
                 track.add_embedding(embeddings[row], now, bool(clean[row]))
@@ -279,6 +296,7 @@ class Tracker:
             track.state = TrackState.TRACKED
             track.confirmed_now = True
             self.confirmed_total += 1
+        track.record_filtered(self._update, self._recent[-1][1], now, track.kalman_box, [])
         if embeddings is not None and embedded[row]:
             track.add_embedding(embeddings[row], now, bool(clean[row]))
         self.tracks.append(track)
