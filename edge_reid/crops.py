@@ -2,61 +2,131 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge_reid.crop_pool import CropPool, spread
 from edge_reid.detections import sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.errors import OutputPathError
 from edge_reid.preprocess import crop_box
 from edge_reid.sources import open_source
+from edge_reid.tracking.boxes import iou_matrix
+
+#: Shortest time between two sampled frames when the step is chosen from the video: people
+#: walk about 1.4 m/s, a body width in a third of a second, so one second apart a walking
+#: person is seen in another place and pose, while consecutive frames are near-copies.
+MIN_SAMPLE_INTERVAL_S = 1.0
+#: Boxes overlapping by more than this intersection over union are one place: PASCAL VOC's
+#: and MOTChallenge's criterion for two boxes showing the same object.
+SAME_PLACE_IOU = 0.5
+
+
+def sample_step(frame_count: int | None, fps: float | None, max_crops: int, min_interval_s: float = MIN_SAMPLE_INTERVAL_S) -> int:
+    """Frames between samples so that the samples cover the whole video.
+
+    At least ``min_interval_s`` of video between samples (one frame when the frame rate is
+    unknown), and, when the frame count is known, no more than about ``max_crops`` sampled
+    frames in all (each sampled frame usually holds at least one person), so a long video is
+    sampled over its whole length instead of only its beginning.
+
+    Args:
+        frame_count: frames in the video, or None when unknown (live sources).
+        fps: frames per second, or None when unknown.
+        max_crops: crops wanted.
+        min_interval_s: shortest time between samples, in seconds.
+
+    Returns:
+        The step in frames (>= 1).
+    """
+    step = max(1, round(fps * min_interval_s)) if fps else 1
+    if frame_count:
+        step = max(step, math.ceil(frame_count / max(max_crops, 1)))
+    return step
 
 
 def cut_person_crops(
     video_path: str | Path,
     detector: PersonDetector | None = None,
     max_crops: int = 500,
-    every_n_frames: int = 5,
+    every_n_frames: int | None = None,
     min_box_height: float = 48.0,
-) -> list[np.ndarray]:
+    same_place_iou: float | None = SAME_PLACE_IOU,
+) -> CropPool:
     """Cut person crops from a video (or image folder) with the person detector.
 
-    Frames are sampled every ``every_n_frames``; each detected person taller
-    than ``min_box_height`` pixels becomes a crop, until ``max_crops``.
+    By default the crops are spread over the whole video and avoid near-duplicates, so a
+    pool judges a model on many people and poses rather than on consecutive frames of a few:
+
+    - frames are sampled every :func:`sample_step` frames (at least one second apart, and
+      over the whole length when the frame count is known);
+    - a person whose box overlaps (IoU > ``same_place_iou``) the place of a crop taken at the
+      previous sampled frame is skipped, and that place stays taken while someone stays
+      there, so a person standing still gives one crop, not one per second;
+    - when more than ``max_crops`` crops are found, ``max_crops`` of them evenly spread over
+      the video are kept (in frame order).
+
+    With ``every_n_frames``, frames are sampled every ``every_n_frames`` and crops are
+    collected until ``max_crops`` (the start of a long video only): for throughput
+    benchmarks, where diversity does not matter.
 
     Args:
         video_path: anything :func:`edge_reid.sources.open_source` opens.
         detector: the detector (default: bundled YOLOX-Nano).
         max_crops: most crops to return.
-        every_n_frames: frame sampling step (>= 1); spreading samples over the
-            video gives more distinct people and poses.
+        every_n_frames: fixed frame step (>= 1), or None for the spread sampling above.
         min_box_height: skip people shorter than this, in pixels.
+        same_place_iou: IoU above which a box repeats a place already cropped (spread
+            sampling only); None keeps every box.
 
     Returns:
-        Up to ``max_crops`` BGR uint8 crops (h, w, 3), each a copy.
+        A :class:`CropPool` of up to ``max_crops`` BGR uint8 crops (h, w, 3), each a copy,
+        in frame order, with the frame index of each crop in ``frames``.
 
     Raises:
         SourceError: the video cannot be opened.
-        ValueError: ``every_n_frames`` < 1.
+        ValueError: ``every_n_frames`` < 1 or ``max_crops`` < 1.
     """
-    if every_n_frames < 1:
+    if every_n_frames is not None and every_n_frames < 1:
         raise ValueError(f"every_n_frames must be >= 1, got {every_n_frames}")
+    if max_crops < 1:
+        raise ValueError(f"max_crops must be >= 1, got {max_crops}")
     detector = detector or PersonDetector()
     source = open_source(str(video_path))
+    diverse = every_n_frames is None
+    step = sample_step(source.stats.declared_frames, source.fps, max_crops) if diverse else every_n_frames
     crops: list[np.ndarray] = []
+    frames: list[int] = []
+    places = np.zeros((0, 4))  # boxes of the places taken at the previous sampled frame
     for frame in source:
-        if frame.index % every_n_frames:
+        if frame.index % step:
             continue
         boxes, keep = sanitize_boxes(detector.detect(frame.image).boxes, *frame.image.shape[:2], min_box_height)
+        taken = []
         for box in boxes[keep]:
+            if diverse and same_place_iou is not None and len(places):
+                overlap = iou_matrix(box[None], places)[0]
+                if overlap.max() > same_place_iou:
+                    taken.append(places[int(np.argmax(overlap))])  # the place stays taken, by its first crop's box
+                    continue
+            taken.append(np.asarray(box, np.float64))
             crops.append(crop_box(frame.image, box).copy())
-            if len(crops) >= max_crops:
+            frames.append(frame.index)
+            if not diverse and len(crops) >= max_crops:
                 source.stop()
                 break
+        places = np.array(taken).reshape(-1, 4)
+        if diverse and source.stats.declared_frames is None and len(crops) >= max_crops:
+            source.stop()  # a live source: the first max_crops crops, a second or more apart
     source.close()
-    return crops
+    if len(crops) > max_crops:
+        picks = spread(range(len(crops)), max_crops)
+        crops, frames = [crops[i] for i in picks], [frames[i] for i in picks]
+    how = f"every {step} frames, one crop per place" if diverse else f"every {every_n_frames} frames"
+    return CropPool(crops, f"{len(crops)} people cut from {video_path} ({how}, person detector)", frames=frames)
 
 
 def save_crops(crops: list[np.ndarray], folder: str | Path, prefix: str = "crop") -> list[Path]:

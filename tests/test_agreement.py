@@ -39,3 +39,21 @@ def test_input_checks():
         compare_embeddings(np.zeros((10, 4)), np.zeros((10, 5)))
     with pytest.raises(ValueError, match="at least 7"):
         compare_embeddings(np.eye(4), np.eye(4))
+
+
+def test_same_person_agreement_forgives_swaps_between_views_fp32_matches():
+    # Two people, each seen three times; views of one person are nearly tied neighbours.
+    rng = np.random.default_rng(1)
+    people = _unit(rng.normal(size=(2, 32)))
+    ref = _unit(np.repeat(people, 4, axis=0) + 0.05 * rng.normal(size=(8, 32)))
+    # The candidate swaps crop 0's two nearest views of person 0: top-1 changes, the person does not.
+    sims = ref @ ref.T
+    np.fill_diagonal(sims, -1)
+    first, second = np.argsort(-sims[0])[:2]
+    cand = ref.copy()
+    cand[0] = _unit((ref[0] + 3.0 * (ref[second] - ref[first]))[None])[0]
+    result = compare_embeddings(ref, cand, same_person_similarity=0.8)
+    assert result.top1 < 1.0
+    assert result.top1_same_person == 1.0
+    # With a threshold no pair of views reaches, a swap counts as disagreement there too.
+    assert compare_embeddings(ref, cand, same_person_similarity=1.01).top1_same_person == result.top1

@@ -22,7 +22,7 @@ from edge_reid.calibration.qdq import (
     quantize_qdq,
     upgrade_opset,
 )
-from edge_reid.calibration.sensitivity import layer_sensitivity, single_layer_model
+from edge_reid.calibration.sensitivity import layer_sensitivity, sensitivity_model
 from edge_reid.calibration.tensorrt_table import read_tensorrt_table, scale_hex, tensors_for_table, write_tensorrt_table
 
 HEIGHT, WIDTH = 64, 32
@@ -150,7 +150,7 @@ def test_layer_inventory(tiny):
     assert macs == {"conv1": 216 * 512, "conv2": 64 * 512, "dwconv": 72 * 512, "fc": 128}
 
 
-def test_sensitivity_quantizes_one_layer_at_a_time(tiny, tmp_path):
+def test_sensitivity_scores_each_layer_alone_in_one_pass(tiny, tmp_path):
     model_path, _ = tiny
     float_model = upgrade_opset(onnx.load(str(model_path)))
     float_path = tmp_path / "f13.onnx"
@@ -158,15 +158,26 @@ def test_sensitivity_quantizes_one_layer_at_a_time(tiny, tmp_path):
     recipe = QuantRecipe(method="minmax")
     ranges = calibrate_ranges(float_path, [_float_batches()], "images", recipe)
     qdq = onnx.load(str(quantize_qdq(float_path, tmp_path / "q.onnx", ranges, recipe)))
-    variant = single_layer_model(float_model, qdq, "conv2")
-    added = [n.op_type for n in variant.graph.node if n.name.endswith("_sensitivity")]
-    assert sorted(added) == ["DequantizeLinear", "DequantizeLinear", "QuantizeLinear"]
-    nodes = {n.name: n for n in variant.graph.node}
-    assert all(x.endswith("_sensitivity") for x in nodes["conv2"].input[:2])
-    assert list(nodes["conv1"].input) == ["images", "w1", "b1"] and list(nodes["dwconv"].input) == ["res", "w3", "b3"]
-    scores = layer_sensitivity(float_model, qdq, _float_batches(16, seed=5), "images", ["conv1", "conv2", "dwconv"])
-    assert set(scores) == {"conv1", "conv2", "dwconv"}
-    assert all(0.0 < s < 0.5 for s in scores.values())
+    layers = ["conv1", "conv2", "dwconv"]
+    combined, outputs = sensitivity_model(float_model, qdq, layers)
+    assert set(outputs) == set(layers) and combined.graph.output[0].name == "output"
+    copies = [n.name for n in combined.graph.node if n.name.startswith("conv1")]
+    assert len(copies) == 2  # the float conv1 and conv1's variant: the other variants reuse the float conv1
+    images = _float_batches(16, seed=5)
+    scores = layer_sensitivity(float_model, qdq, images, "images", layers, batch=5)
+    # The same as quantizing one layer at a time in separate models.
+    reference = _embed(float_model, images)
+    for layer in layers:
+        alone = quantize_qdq(float_path, tmp_path / f"only_{layer}.onnx", ranges, recipe, keep_float=[n for n in ("conv1", "conv2", "dwconv", "fc") if n != layer])
+        expected = float(np.mean(1.0 - np.sum(_embed(onnx.load(str(alone)), images) * reference, axis=1)))
+        assert scores[layer] == pytest.approx(expected, rel=1e-3, abs=1e-7)
+    assert all(0.0 < value < 0.5 for value in scores.values())
+
+
+def _embed(model: onnx.ModelProto, images: np.ndarray) -> np.ndarray:
+    from edge_reid.calibration.sensitivity import embed_array, ort_session_from_proto
+
+    return embed_array(ort_session_from_proto(model), "images", images)
 
 
 def test_tensorrt_table_format(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_reid.calibration.activations import run_collecting
-from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_bias_shifts
+from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_layer_errors
 from edge_reid.calibration.gptq import conv_patches, gptq_round
 from edge_reid.calibration.qdq import QuantRecipe, calibrate_ranges, quantize_qdq, upgrade_opset
 from edge_reid.calibration.reader import preprocess_all
@@ -78,8 +78,13 @@ def test_bias_correction_removes_the_first_layers_mean_shift(osnet_path, mot17_d
     qdq = onnx.load(str(quantize_qdq(float_path, tmp_path / "q.onnx", amax, recipe)))
     first = "/conv1/conv/Conv"
     out = next(n for n in float_model.graph.node if n.name == first).output[0]
-    shifts = measure_bias_shifts(float_model, qdq, images, "images", [first])
-    corrected = apply_bias_shifts(qdq, shifts, [first])
+    errors = measure_layer_errors(float_model, qdq, images, "images", [first])
+    raw = measure_layer_errors(float_model, qdq, images, "images", [first], bias_corrected=False)[first]
+    corrected = apply_bias_shifts(qdq, {first: errors[first].mean_shift}, [first])
+    # What bias correction removes is the squared mean shift; the rest is the layer's noise.
+    assert 0 < errors[first].noise_power < raw.noise_power
+    assert raw.noise_power - errors[first].noise_power == pytest.approx(np.mean(errors[first].mean_shift**2), rel=1e-3)
+    assert 0 < errors[first].noise_to_signal < 0.01  # INT8: SQNR well above 20 dB
 
     def channel_means(model):
         means = []

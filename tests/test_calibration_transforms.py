@@ -9,14 +9,15 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax, run_collecting
 from edge_reid.calibration.pool import split_pool
-from edge_reid.calibration.qdq import int8_islands, layer_macs, precision_boundaries, quantizable_nodes, upgrade_opset
+from edge_reid.calibration.qdq import float_holes, int8_islands, layer_macs, precision_boundaries, quantizable_nodes, upgrade_opset
 from edge_reid.calibration.reader import preprocess_all
 from edge_reid.calibration.sensitivity import ort_session_from_proto
 from edge_reid.calibration.transforms import (
     FOLDED_INPUT_OFFSET,
+    cross_layer_scales,
     equalization_groups,
-    equalization_scales,
     equalize_channels,
+    smoothing_scales,
     fold_input_normalisation,
 )
 from edge_reid.data.images import read_images
@@ -80,33 +81,54 @@ def test_folding_without_padding_is_a_bias_with_padding_a_map(pads, added):
     assert any(n.name.endswith("add_folded_input_offset") for n in folded.graph.node) is added
 
 
-def test_equalization_is_exact_and_evens_out_channels(osnet):
+def test_equalization_is_exact_and_equalizes_depthwise_pairs(osnet):
     model, spec, crops = osnet
+    model, _ = fold_input_normalisation(model, spec)  # the first conv's folded offset map is rescaled too
     images = preprocess_all(crops, spec)
     groups = equalization_groups(model)
-    # OSNet: each stream's 1x1 -> depthwise pair, and conv -> ReLU -> next conv chains.
-    assert len(groups) > 100 and all(len(g.consumers) >= 1 for g in groups)
-    depthwise_pair = next(g for g in groups if g.path == () and g.producer.endswith("conv2a/conv1/Conv"))
+    # OSNet: each stream's 1x1 -> depthwise pair, and conv -> ReLU (-> pooling) -> next convs chains.
+    pairs = [g for g in groups if g.depthwise_pair]
+    assert len(pairs) == 60 and len(groups) > 100
+    first = next(g for g in groups if g.producer == "/conv1/conv/Conv")
+    assert first.path[0].endswith("add_folded_input_offset") and not first.depthwise_pair
     stats = collect_statistics(model, images, "images", [g.tensor for g in groups], per_channel=True)
     equalized, done = equalize_channels(model, {name: s.channel_absmax for name, s in stats.items()})
     assert len(done) == len(groups)
     before, after = _run(model, images), _run(equalized, images)
     assert np.max(np.abs(before - after)) < 1e-4 * np.max(np.abs(before))
-    after_stats = collect_statistics(equalized, images, "images", [depthwise_pair.tensor], per_channel=True)[depthwise_pair.tensor]
-    spread_before = stats[depthwise_pair.tensor].channel_absmax
-    spread_after = after_stats.channel_absmax
-    # The weakest channels now use more of the shared per-tensor range.
-    assert np.median(spread_after / spread_after.max()) > np.median(spread_before / spread_before.max())
-    assert spread_after.max() == pytest.approx(spread_before.max(), rel=1e-4)
+    # Cross-layer equalization: each channel's producer and depthwise weights now share one range
+    # (where the depthwise conv is not rescaled again as the producer of a later group).
+    weights = {init.name: numpy_helper.to_array(init) for init in equalized.graph.initializer}
+    nodes = {node.name: node for node in equalized.graph.node}
+    producers = {g.producer for g in groups}
+    last_in_stream = [pair for pair in pairs if pair.consumers[0] not in producers]
+    assert len(last_in_stream) >= 12
+    for pair in last_in_stream:
+        producer = weights[nodes[pair.producer].input[1]]
+        depthwise = weights[nodes[pair.consumers[0]].input[1]]
+        r1 = np.abs(producer.reshape(len(producer), -1)).max(axis=1)
+        r2 = np.abs(depthwise.reshape(len(depthwise), -1)).max(axis=1)
+        assert r1 == pytest.approx(r2, rel=1e-4)
 
 
-def test_equalization_scales_floor_limits_amplification():
+def test_cross_layer_scales_balance_ranges_and_leave_dead_channels():
+    producer = np.array([[4.0, -1.0], [0.5, 0.25], [0.0, 0.0]])[:, :, None, None]  # channel 2 never fires
+    depthwise = np.array([1.0, 8.0, 3.0])[:, None, None, None] * np.ones((3, 1, 3, 3))
+    scales = cross_layer_scales(producer, depthwise)
+    assert scales == pytest.approx([2.0, 0.25, 1.0])  # sqrt(r1 / r2); dead channel unchanged
+    assert 4.0 / scales[0] == pytest.approx(1.0 * scales[0]) and 0.5 / scales[1] == pytest.approx(8.0 * scales[1])
+
+
+def test_smoothing_scales_follow_smoothquant_with_a_floor():
     absmax = np.array([10.0, 1.0, 0.0])  # the last channel is dead on calibration data
-    depthwise = (np.ones((3, 1, 3, 3)), 3)
-    scales = equalization_scales(absmax, [depthwise], alpha=1.0, floor=0.05)
-    scaled = np.maximum(absmax, 0.5) / scales
-    assert scaled == pytest.approx([10.0, 10.0, 10.0])  # alpha 1, depthwise reader: fully equalized
-    assert absmax[2] / scales[2] == 0.0 and scales[0] / scales[2] == pytest.approx(20.0)  # at most 1/floor
+    reader = (np.array([[1.0, 2.0, 1.0]])[:, :, None, None], 1)  # a 1x1 conv reading the three channels
+    scales = smoothing_scales(absmax, [reader], alpha=0.75, floor=0.05)
+    raw = absmax[:2] ** 0.75 / np.array([1.0, 2.0]) ** 0.25
+    assert scales[0] / scales[1] == pytest.approx(raw[0] / raw[1])  # SmoothQuant: max|X|^a / max|W|^(1-a)
+    assert scales[2] == pytest.approx(0.05 * scales.max())  # the dead channel: amplified at most 1/floor
+    assert np.max(absmax / scales) == pytest.approx(absmax.max())  # the widest channel keeps the range
+    depthwise_only = smoothing_scales(np.array([4.0, 1.0]), [(np.ones((2, 1, 3, 3)), 2)], alpha=1.0)
+    assert depthwise_only == pytest.approx([1.0, 0.25])  # per-channel weight groups: activations alone decide
 
 
 def _int8_error(values: np.ndarray, amax: float) -> float:
@@ -159,6 +181,19 @@ def test_held_out_split_is_disjoint_and_keeps_runs_together():
         split_pool(10)
 
 
+def test_held_out_split_of_a_video_pool_never_splits_a_frame():
+    frames = [10 * (i // 4) for i in range(200)] + [2000] * 7  # four people a frame, then a crowded frame
+    selection, heldout = split_pool(len(frames), block=25, frames=frames)
+    assert set(selection).isdisjoint(heldout) and set(selection) | set(heldout) == set(range(len(frames)))
+    side = {frames[i]: "selection" for i in selection}
+    assert all(side.get(frames[i]) is None for i in heldout)  # no frame on both sides
+    runs = np.flatnonzero(np.diff(np.isin(np.arange(len(frames)), heldout).astype(int))) + 1
+    assert all(frames[r] != frames[r - 1] for r in runs)  # runs change only where the frame changes
+    assert abs(len(selection) - len(heldout)) <= 40 and len(runs) >= 6  # both sides spread over the video
+    with pytest.raises(ValueError, match="frame indices"):
+        split_pool(100, frames=[0] * 99)
+
+
 def test_boundaries_count_precision_changes_between_connected_layers(osnet):
     model, _, _ = osnet
     layers = quantizable_nodes(model)
@@ -177,3 +212,13 @@ def test_small_isolated_int8_layers_are_islands(osnet):
     assert int8_islands(model, layers, [depthwise], macs) == [depthwise]
     assert int8_islands(model, layers, [depthwise, pointwise], macs) == []  # a region of two, not an island
     assert int8_islands(model, layers, [layers[0]], macs) == []  # conv1: 23% of the MACs is worth its boundaries
+
+
+def test_float_layers_between_int8_neighbours_are_holes(osnet):
+    model, _, _ = osnet
+    layers = quantizable_nodes(model)
+    depthwise = next(name for name in layers if name.endswith("conv2a/conv2/Conv"))
+    pointwise = next(name for name in layers if name.endswith("conv2a/conv1/Conv"))
+    everything_else = [name for name in layers if name != depthwise]
+    assert float_holes(model, layers, everything_else, [depthwise]) == [depthwise]
+    assert float_holes(model, layers, [n for n in everything_else if n != pointwise], [depthwise, pointwise]) == []

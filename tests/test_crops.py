@@ -4,13 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_reid.crops import cut_person_crops, save_crops
+from edge_reid.crops import cut_person_crops, sample_step, save_crops
+from edge_reid.tracking.boxes import iou_matrix
 from edge_reid.preprocess import box_pixels, crop_box
 
 
 def test_cut_crops_from_real_video(vtest_path, detector, tmp_path):
-    crops = cut_person_crops(vtest_path, detector, max_crops=15, every_n_frames=10, min_box_height=48)
-    assert len(crops) == 15
+    pool = cut_person_crops(vtest_path, detector, max_crops=15, every_n_frames=10, min_box_height=48)
+    crops = pool.crops
+    assert len(crops) == 15 and len(pool.frames) == 15 and all(f % 10 == 0 for f in pool.frames)
     assert all(c.ndim == 3 and c.shape[2] == 3 and c.shape[0] >= 48 and c.shape[0] > c.shape[1] for c in crops)
     paths = save_crops(crops[:3], tmp_path / "pool")
     assert [p.name for p in paths] == ["crop_00000.jpg", "crop_00001.jpg", "crop_00002.jpg"]
@@ -49,3 +51,37 @@ def test_enroll_and_run_crop_the_same_pixels(vtest_frames, detector, embedder):
     np.testing.assert_array_equal(enrolled, photo[top:bottom, left:right])
     # The embeddings of the two paths are the same vectors, not just close ones.
     np.testing.assert_allclose(embedder.embed_crops([enrolled]), embedder.embed_boxes(photo, box), rtol=0, atol=1e-6)
+
+
+def test_sample_step_covers_the_whole_video_at_least_a_second_apart():
+    assert sample_step(795, 10.0, 500) == 10  # vtest: one frame a second, 80 samples
+    assert sample_step(795, 10.0, 20) == 40  # few crops wanted: still spread over all 795 frames
+    assert sample_step(90_000, 25.0, 500) == 180  # an hour at 25 fps: 500 samples over the hour
+    assert sample_step(None, 30.0, 500) == 30  # a live source: one frame a second
+    assert sample_step(None, None, 500) == 1 and sample_step(100, None, 500) == 1
+
+
+def test_spread_crops_cover_the_video_without_repeating_a_place(vtest_path, detector, monkeypatch):
+    import edge_reid.crops as crops_module
+
+    cut_boxes = []
+    cut = crops_module.crop_box
+
+    def recording_crop_box(image, box):
+        cut_boxes.append((np.asarray(box, float), image))
+        return cut(image, box)
+
+    monkeypatch.setattr(crops_module, "crop_box", recording_crop_box)
+    pool = cut_person_crops(vtest_path, detector, max_crops=20)
+    assert 0 < len(pool.crops) <= 20 and len(pool.frames) == len(pool.crops)
+    frames = np.array(pool.frames)
+    assert np.all(np.diff(frames) >= 0) and np.all(frames % 40 == 0)  # 795 frames / 20 crops: every 40th frame
+    assert frames[-1] - frames[0] >= 795 // 2  # spread over the video, not its first seconds
+    # Every person cut at one sample is in another place than everyone cut at the sample before.
+    by_frame: dict[int, list] = {}
+    for box, image in cut_boxes:
+        by_frame.setdefault(id(image), []).append(box)
+    samples = list(by_frame.values())
+    assert len(samples) >= 10
+    for before, here in zip(samples, samples[1:]):
+        assert iou_matrix(np.array(here), np.array(before)).max() <= 0.5

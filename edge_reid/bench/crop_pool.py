@@ -34,10 +34,10 @@ def crops_from_video(video_path: str | Path, max_crops: int = 256, every_n_frame
     from edge_reid.crops import cut_person_crops
     from edge_reid.detector import PersonDetector
 
-    crops = cut_person_crops(video_path, PersonDetector(detector_path), max_crops=max_crops, every_n_frames=every_n_frames)
-    if not crops:
+    pool = cut_person_crops(video_path, PersonDetector(detector_path), max_crops=max_crops, every_n_frames=every_n_frames)
+    if not pool.crops:
         raise DataError(f"no person found in {video_path}; give person crops with --crops FOLDER")
-    return CropPool(crops, f"video:{video_path}")
+    return CropPool(pool.crops, f"video:{video_path}", frames=pool.frames)
 
 
 def crops_from_folder(folder: str | Path, max_crops: int = 256) -> CropPool:

@@ -15,6 +15,7 @@ One pass: every layer's quantized twin runs beside it in one graph.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -67,42 +68,92 @@ def _with_quantized_twins(float_model: onnx.ModelProto, qdq_model: onnx.ModelPro
     return model, outputs
 
 
-def measure_bias_shifts(
+@dataclass
+class LayerError:
+    """What quantizing one layer alone does to its output, its input kept float.
+
+    Attributes:
+        mean_shift: (C_out,) float64 mean of quantized minus float output per channel
+            (what bias correction removes).
+        noise_power: mean squared output error per element, float64, after removing
+            ``mean_shift`` when it is corrected, else before.
+        signal_power: mean squared float output per element (bias included).
+    """
+
+    mean_shift: np.ndarray
+    noise_power: float
+    signal_power: float
+
+    @property
+    def noise_to_signal(self) -> float:
+        """Output noise over output signal power (1 / SQNR), >= 0."""
+        return self.noise_power / max(self.signal_power, 1e-30)
+
+
+def measure_layer_errors(
     float_model: onnx.ModelProto,
     qdq_model: onnx.ModelProto,
     images: np.ndarray,
     input_name: str,
     layers: Sequence[str],
+    bias_corrected: bool = True,
     threads: int | None = None,
     on_batch: Callable[[int], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Mean output shift per output channel that quantizing each layer causes, its input kept float.
+) -> dict[str, LayerError]:
+    """Each layer's own quantization error, all layers in one pass over the images.
+
+    Every layer runs beside its quantized twin (its Q/DQ input and INT8 weights from
+    ``qdq_model``) on the same float input, so each error is that layer's alone,
+    whatever else is INT8. The per-channel mean of the error is the bias shift
+    (:func:`apply_bias_shifts`); the power of what remains over the power of the layer's
+    output is its noise-to-signal ratio, the per-layer quantization sensitivity most
+    post-training quantization tools report (ONNX Runtime's ``qdq_loss_debug``, NNCF's and
+    TensorRT's layer-wise analyses, as SQNR).
 
     Args:
         float_model: the float model ``qdq_model`` was quantized from.
         qdq_model: Q/DQ model in which every layer of ``layers`` is quantized.
         images: (N, 3, H, W) float32 preprocessed calibration images.
         input_name: the image input.
-        layers: Conv names (Gemm layers are not corrected).
+        layers: Conv names (Gemm layers are not measured).
+        bias_corrected: report the noise left after removing each channel's mean shift.
         threads: ONNX Runtime threads.
         on_batch: called with each batch's size.
 
     Returns:
-        layer name -> (C_out,) float64 mean of quantized minus float output.
+        layer name -> :class:`LayerError`.
+
+    Raises:
+        ModelError: a layer is not quantized in ``qdq_model``.
     """
     model, outputs = _with_quantized_twins(float_model, qdq_model, layers)
-    sums = {name: None for name in layers}
+    nodes = {node.name: node for node in float_model.graph.node}
+    float_outputs = {name: nodes[name].output[0] for name in layers}
+    sums = {name: 0.0 for name in layers}
+    squares = {name: 0.0 for name in layers}
+    signal = {name: 0.0 for name in layers}
     counts = {name: 0 for name in layers}
 
     def visit(values: dict[str, np.ndarray]) -> None:
         for name, (plain, twin) in outputs.items():
-            difference = (values[twin].astype(np.float64) - values[plain]).sum(axis=(0, 2, 3))
-            sums[name] = difference if sums[name] is None else sums[name] + difference
-            counts[name] += values[twin].shape[0] * values[twin].shape[2] * values[twin].shape[3]
+            difference = values[twin].astype(np.float64) - values[plain]
+            sums[name] = sums[name] + difference.sum(axis=(0, 2, 3))
+            squares[name] = squares[name] + (difference**2).sum(axis=(0, 2, 3))
+            output = values[float_outputs[name]].astype(np.float64)
+            signal[name] += float(np.sum(output**2))
+            counts[name] += difference.shape[0] * difference.shape[2] * difference.shape[3]
 
-    tensors = [name for pair in outputs.values() for name in pair]
+    tensors = sorted({name for pair in outputs.values() for name in pair} | set(float_outputs.values()))
     run_collecting(model, images, input_name, tensors, visit, batch=16, threads=threads, on_batch=on_batch)
-    return {name: sums[name] / max(counts[name], 1) for name in layers}
+    result = {}
+    for name in layers:
+        count = max(counts[name], 1)
+        mean = np.asarray(sums[name], np.float64) / count
+        per_channel = np.asarray(squares[name], np.float64) / count
+        if bias_corrected:
+            per_channel = np.maximum(per_channel - mean**2, 0.0)
+        result[name] = LayerError(mean, float(per_channel.mean()), signal[name] / (count * len(mean)))
+    return result
 
 
 def apply_bias_shifts(qdq_model: onnx.ModelProto, shifts: Mapping[str, np.ndarray], int8_layers: Sequence[str]) -> onnx.ModelProto:

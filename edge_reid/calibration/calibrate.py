@@ -33,7 +33,7 @@ import onnx
 
 from edge_reid.atomic import write_json_atomic
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax
-from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_bias_shifts
+from edge_reid.calibration.bias_correction import LayerError, apply_bias_shifts, measure_layer_errors
 from edge_reid.calibration.fp16 import convert_fp16
 from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights
 from edge_reid.calibration.guard import AccuracyBudget, Measurement, search_float_layers
@@ -44,6 +44,7 @@ from edge_reid.calibration.qdq import (
     layer_macs,
     pooled_input_layers,
     precision_boundaries,
+    float_holes,
     int8_islands,
     quantizable_nodes,
     quantize_qdq,
@@ -54,7 +55,7 @@ from edge_reid.calibration.report import CalibrationReport
 from edge_reid.calibration.sensitivity import layer_sensitivity
 from edge_reid.calibration.tensorrt_table import tensors_for_table, write_tensorrt_table
 from edge_reid.calibration.transforms import equalization_groups, equalize_channels, fold_input_normalisation
-from edge_reid.crop_pool import CropPool
+from edge_reid.crop_pool import CropPool, spread
 from edge_reid.data.images import read_images
 from edge_reid.data.market1501 import GALLERY_DIR, QUERY_DIR, MarketDataset, calibration_order, calibration_source, load_market1501
 from edge_reid.errors import DataError, ModelError
@@ -87,7 +88,9 @@ class CalibrationSettings:
         pool: crop folder or video for the agreement check (None: the data's query+gallery crops).
         pool_size: most pool crops (split in half: selection and held-out).
         budget: the accuracy budget, checked on both splits.
-        sensitivity_images: calibration crops used for per-layer sensitivity.
+        sensitivity_images: selection-half pool crops used for per-layer sensitivity (all layers in one pass).
+        rounding_images: calibration crops for GPTQ's Hessians and bias correction (the GPTQ
+            paper uses 128 samples).
         batch: embedding batch size (the same as ``edge-reid eval``'s default, so numbers match).
         threads: ONNX Runtime threads (None: its default).
         fold_input: fold the input normalisation into the first conv (input quantizes exactly).
@@ -106,7 +109,8 @@ class CalibrationSettings:
     pool: str | Path | None = None
     pool_size: int = 500
     budget: AccuracyBudget = field(default_factory=AccuracyBudget)
-    sensitivity_images: int = 128
+    sensitivity_images: int = 64
+    rounding_images: int = 128
     batch: int = 32
     threads: int | None = None
     fold_input: bool = True
@@ -144,9 +148,13 @@ class _Evaluator:
         self, dataset: MarketDataset | None, pool: CropPool, settings: CalibrationSettings, progress: ProgressFactory
     ) -> None:
         self.dataset, self.pool, self.settings, self.progress = dataset, pool, settings, progress
-        self.selection, self.heldout = split_pool(len(pool.crops), settings.heldout_block)
+        self.selection, self.heldout = split_pool(len(pool.crops), settings.heldout_block, pool.frames)
         self.reference_labelled: MarketEvaluation | None = None
         self.reference_pool: np.ndarray | None = None
+
+    def selection_crops(self, count: int) -> list[np.ndarray]:
+        """Up to ``count`` crops of the selection half, evenly spread over it (in source order)."""
+        return [self.pool.crops[i] for i in spread(list(self.selection), count)]
 
     def _embed_pool(self, embedder, indices: np.ndarray, advance: Callable[[int], None]) -> np.ndarray:
         parts = []
@@ -257,7 +265,7 @@ def _prepare_float_model(original: onnx.ModelProto, spec: ModelSpec, crops, sett
             transforms["input_folded"] = f"no: {exc}"
     if settings.equalize:
         groups = equalization_groups(model)
-        sample = preprocess_all(crops[: settings.sensitivity_images], spec, settings.batch)
+        sample = preprocess_all(crops[: settings.rounding_images], spec, settings.batch)
         advance = progress("equalizing channels", len(sample))
         stats = collect_statistics(model, sample, spec.input_name, [g.tensor for g in groups], per_channel=True, threads=settings.threads, on_batch=advance)
         model, done = equalize_channels(model, {name: s.channel_absmax for name, s in stats.items()})
@@ -334,7 +342,7 @@ def calibrate_model(
         "crops": len(pool.crops),
         "selection_crops": len(evaluator.selection),
         "heldout_crops": len(evaluator.heldout),
-        "split": f"alternate runs of {settings.heldout_block} consecutive crops",
+        "split": f"alternate runs of about {settings.heldout_block} consecutive crops" + (", whole frames" if pool.frames is not None else ""),
         "skipped": [str(s.path) for s in pool.skipped],
     }
 
@@ -382,7 +390,8 @@ def _describe(log: Callable[[str], None]) -> Callable[[Measurement, bool], None]
         map_text = f", mAP {100 * labelled.scores.mAP:.2f} (drop {m.map_drop:+.2f})" if labelled is not None else ""
         log(
             f"{len(m.float_layers):3d} float layers, {m.split:9s}: mean cosine {m.mean_cosine:.5f}, 1% {m.p1_cosine:.5f}, "
-            f"top-1 {100 * m.top1_agreement:.1f}%, top-5 {100 * m.top5_agreement:.1f}%{map_text} -> {'within budget' if ok else 'outside'}"
+            f"top-1 {100 * m.top1_agreement:.1f}% (same person {100 * m.details['agreement'].top1_same_person:.1f}%), "
+            f"top-5 {100 * m.top5_agreement:.1f}%{map_text} -> {'within budget' if ok else 'outside'}"
         )
 
     return describe
@@ -390,10 +399,12 @@ def _describe(log: Callable[[str], None]) -> Callable[[Measurement, bool], None]
 
 @dataclass
 class _WeightRounding:
-    """GPTQ integer weights and bias shifts of every guarded layer, measured once on the all-INT8 model."""
+    """GPTQ integer weights and bias shifts of every guarded layer, measured once on the all-INT8 model,
+    and each layer's own output error (:class:`LayerError`, for the report)."""
 
     integers: dict
     shifts: dict
+    errors: dict[str, LayerError] = field(default_factory=dict)
 
     def apply(self, path: Path, int8_layers: list[str]) -> None:
         if not self.integers and not self.shifts:
@@ -406,52 +417,70 @@ class _WeightRounding:
 
 def _weight_rounding(prepared: _PreparedModel, amax, recipe, by_rule, guarded, crops, settings: CalibrationSettings, tmp: Path, progress) -> _WeightRounding:
     """Phase 4b: GPTQ rounding of the INT8 weights, then bias correction, each layer with its float input."""
-    if not (settings.gptq or settings.bias_correction):
-        return _WeightRounding({}, {})
     base = quantize_qdq(prepared.path, tmp / "all_int8.onnx", amax, recipe, keep_float=list(by_rule))
     qdq = onnx.load(str(base))
-    sample = preprocess_all(crops[: settings.sensitivity_images], prepared.spec, settings.batch)
+    sample = preprocess_all(crops[: settings.rounding_images], prepared.spec, settings.batch)
     integers: dict = {}
     if settings.gptq:
         advance = progress("GPTQ weight rounding", len(sample))
         integers = gptq_weights(prepared.model, qdq, sample, prepared.spec.input_name, amax, guarded, threads=settings.threads, on_batch=advance)
         qdq = apply_gptq_weights(qdq, integers)
-    shifts: dict = {}
-    if settings.bias_correction:
-        advance = progress("bias correction", len(sample))
-        convs = [name for name in guarded if name in integers or not settings.gptq]
-        shifts = measure_bias_shifts(prepared.model, qdq, sample, prepared.spec.input_name, convs, threads=settings.threads, on_batch=advance)
-    return _WeightRounding(integers, shifts)
+    advance = progress("bias correction" if settings.bias_correction else "per-layer error", len(sample))
+    convs = [name for name in guarded if name in integers or not settings.gptq]
+    errors = measure_layer_errors(
+        prepared.model, qdq, sample, prepared.spec.input_name, convs, bias_corrected=settings.bias_correction,
+        threads=settings.threads, on_batch=advance,
+    )
+    shifts = {name: error.mean_shift for name, error in errors.items()} if settings.bias_correction else {}
+    return _WeightRounding(integers, shifts, errors)
 
 
-def _absorb_islands(best: Measurement, model, layers, by_rule, macs, measure, budget: AccuracyBudget, describe) -> Measurement:
-    """Keep isolated small INT8 layers float too (fewer precision boundaries), if that still passes both splits."""
+def _make_contiguous(best: Measurement, model, layers, by_rule, macs, measure, budget: AccuracyBudget, describe) -> Measurement:
+    """Fewer float<->INT8 boundaries: float holes inside INT8 regions become INT8, then isolated small
+    INT8 layers become float; each change is kept only if it still passes both splits."""
+
+    def passes(float_layers: tuple[str, ...]) -> Measurement | None:
+        candidate = None
+        for split in ("selection", "held-out"):
+            candidate = measure(float_layers, split)
+            ok = not budget.violations(candidate)
+            describe(candidate, ok)
+            if not ok:
+                return None
+        return candidate
+
+    int8_now = [name for name in layers if name not in set(by_rule) | set(best.float_layers)]
+    holes = float_holes(model, layers, int8_now, best.float_layers)
+    if holes:
+        best = passes(tuple(name for name in best.float_layers if name not in set(holes))) or best
     int8_now = [name for name in layers if name not in set(by_rule) | set(best.float_layers)]
     islands = int8_islands(model, layers, int8_now, macs)
-    if not islands:
-        return best
-    merged = tuple(best.float_layers) + tuple(islands)
-    for split in ("selection", "held-out"):
-        candidate = measure(merged, split)
-        ok = not budget.violations(candidate)
-        describe(candidate, ok)
-        if not ok:
-            return best
-    return candidate
+    if islands:
+        best = passes(tuple(best.float_layers) + tuple(islands)) or best
+    return best
 
 
-def _choose_float_layers(first: Measurement, prepared: _PreparedModel, layers, by_rule, guarded, macs, crops, measure, settings, report, seconds, progress, describe) -> Measurement:
-    """Phase 5b: per-layer sensitivity, ranked per MAC; the guard's walk; then island absorption."""
+def _sensitivity_entry(name: str, score: float, macs: int, error: LayerError | None) -> dict:
+    entry = {"layer": name, "mean_cosine_distance": round(score, 8), "macs": macs}
+    if error is not None and error.noise_power > 0:
+        entry["own_output_sqnr_db"] = round(-10.0 * float(np.log10(error.noise_to_signal)), 2)
+    return entry
+
+
+def _choose_float_layers(first: Measurement, prepared: _PreparedModel, layers, by_rule, guarded, macs, evaluator: _Evaluator, errors, measure, settings, report, seconds, progress, describe) -> Measurement:
+    """Phase 5b: per-layer sensitivity on selection crops, ranked per MAC; the guard's walk; then contiguity."""
     phase = time.perf_counter()
-    sample = preprocess_all(crops[: settings.sensitivity_images], prepared.spec, settings.batch)
-    advance = progress("per-layer sensitivity", len(guarded))
+    # Sensitivity is measured where the guard chooses: on the selection half of the pool (the
+    # camera's people), never on the held-out half.
+    sample = preprocess_all(evaluator.selection_crops(settings.sensitivity_images), prepared.spec, settings.batch)
+    advance = progress(f"per-layer sensitivity ({len(guarded)} layers)", len(sample))
     scores = layer_sensitivity(
         prepared.model, onnx.load(str(first.details["path"])), sample, prepared.spec.input_name, guarded,
-        on_layer=lambda name: advance(1), threads=settings.threads,
+        on_batch=advance, threads=settings.threads,
     )
     # Most error per multiply-add first: the guard gives up as little INT8 compute as it can.
     ranked = sorted(guarded, key=lambda name: -scores[name] / max(macs[name], 1))
-    report.sensitivity = [{"layer": name, "mean_cosine_distance": round(scores[name], 8), "macs": macs[name]} for name in ranked]
+    report.sensitivity = [_sensitivity_entry(name, scores[name], macs[name], errors.get(name)) for name in ranked]
     seconds["sensitivity"] = time.perf_counter() - phase
     phase = time.perf_counter()
     outcome = search_float_layers(
@@ -460,7 +489,7 @@ def _choose_float_layers(first: Measurement, prepared: _PreparedModel, layers, b
     )
     best, report.met, report.violations = outcome.best, outcome.met, outcome.violations
     if report.met:
-        best = _absorb_islands(best, prepared.model, layers, by_rule, macs, measure, settings.budget, describe)
+        best = _make_contiguous(best, prepared.model, layers, by_rule, macs, measure, settings.budget, describe)
     seconds["guard"] = time.perf_counter() - phase
     return best
 
@@ -487,6 +516,7 @@ def _report_layers(report: CalibrationReport, prepared: _PreparedModel, layers, 
             "p1_cosine": round(m.p1_cosine, 6),
             "top1_agreement_percent": round(100 * m.top1_agreement, 2),
             "top5_agreement_percent": round(100 * m.top5_agreement, 2),
+            "top1_same_person_percent": round(100 * m.details["agreement"].top1_same_person, 2),
             "map_drop_points": None if m.map_drop is None else round(m.map_drop, 3),
             "within_budget": not budget.violations(m),
         }
@@ -560,7 +590,7 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
         report.met, report.violations = True, []
     else:
         first = candidates[((), "selection")]
-        best = _choose_float_layers(first, prepared, layers, by_rule, guarded, macs, crops, measure, settings, report, seconds, progress, describe)
+        best = _choose_float_layers(first, prepared, layers, by_rule, guarded, macs, evaluator, rounding.errors, measure, settings, report, seconds, progress, describe)
     int8_layers = _report_layers(report, prepared, layers, guarded, macs, best, candidates, settings.budget)
     _write_table(prepared, int8_layers, amax, tmp, paths["tensorrt_table"])
     return best, prepared.spec

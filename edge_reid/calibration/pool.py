@@ -4,10 +4,11 @@ and its split into a selection half and a disjoint held-out half."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from edge_reid.crop_pool import CropPool
+from edge_reid.crop_pool import CropPool, spread
 from edge_reid.data.images import list_images, read_images
 from edge_reid.data.market1501 import MarketDataset
 from edge_reid.errors import DataError
@@ -17,24 +18,16 @@ from edge_reid.errors import DataError
 MIN_SPLIT_CROPS = 7
 
 
-def spread(items: list, count: int) -> list:
-    """``count`` items evenly spaced over ``items`` (all of them when fewer), keeping order."""
-    if len(items) <= count:
-        return list(items)
-    picks = np.linspace(0, len(items) - 1, count).round().astype(int)
-    return [items[i] for i in picks]
-
-
-def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crops: int = 500, every_n_frames: int = 5) -> CropPool:
+def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crops: int = 500) -> CropPool:
     """Crops for the agreement check.
 
     Args:
         source: a folder of crop images, or a video (people are cut from it by the
-            bundled detector, :func:`edge_reid.crops.cut_person_crops`), or None for
-            the query and gallery crops of ``dataset``.
+            bundled detector over the whole video, one crop per place and second:
+            :func:`edge_reid.crops.cut_person_crops`), or None for the query and
+            gallery crops of ``dataset``.
         dataset: the labelled data set (used when ``source`` is None).
-        max_crops: most crops (folders and data sets are sampled evenly).
-        every_n_frames: frame step when cutting from a video.
+        max_crops: most crops (folders, data sets and videos are sampled evenly).
 
     Raises:
         DataError: the source is missing or yields too few readable crops to split.
@@ -55,8 +48,7 @@ def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crop
         elif path.is_file():
             from edge_reid.crops import cut_person_crops
 
-            crops = cut_person_crops(path, max_crops=max_crops, every_n_frames=every_n_frames)
-            pool = CropPool(crops, f"{len(crops)} people cut from {path} (every {every_n_frames} frames, bundled detector)")
+            pool = cut_person_crops(path, max_crops=max_crops)
         else:
             raise DataError(f"crop pool {path} not found; give a folder of person crops or a video")
     if len(pool.crops) < 2 * MIN_SPLIT_CROPS:
@@ -67,21 +59,41 @@ def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crop
     return pool
 
 
-def split_pool(count: int, block: int = 25) -> tuple[np.ndarray, np.ndarray]:
+def split_pool(count: int, block: int = 25, frames: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the selection and held-out halves of a pool of ``count`` crops in source order.
 
-    The pool is cut into runs of ``block`` consecutive crops, alternately given to
+    The pool is cut into runs of about ``block`` consecutive crops, alternately given to
     the selection split and the held-out split. Crops of one run come from nearby
-    frames (near-duplicates of the same people), so keeping runs whole keeps most
-    near-duplicates on one side, while alternating spreads both splits over the
-    whole video. Pools too small for two runs per split alternate single crops.
+    frames, so keeping runs whole keeps the two splits apart in time (a person seen in
+    one split's frames is not seen a moment later in the other's), while alternating
+    spreads both splits over the whole video. With ``frames`` (the frame index of each
+    crop, non-decreasing), runs end only where the frame changes, so the crops of one
+    frame are never on both sides. Pools too small for two runs per split alternate
+    single crops (or frames).
 
     Returns:
         (selection indices, held-out indices), int64, disjoint, together ``range(count)``.
+
+    Raises:
+        ValueError: fewer than ``2 * MIN_SPLIT_CROPS`` crops, or ``frames`` of another length.
     """
     if count < 2 * MIN_SPLIT_CROPS:
         raise ValueError(f"need at least {2 * MIN_SPLIT_CROPS} crops to split, got {count}")
+    if frames is not None and len(frames) != count:
+        raise ValueError(f"{len(frames)} frame indices for {count} crops")
     if count < 4 * block:
         block = 1
-    side = (np.arange(count) // block) % 2
-    return np.flatnonzero(side == 0), np.flatnonzero(side == 1)
+    if frames is None:
+        side = (np.arange(count) // block) % 2
+    else:
+        side = np.zeros(count, np.int64)
+        current, size = 0, 0
+        for i in range(count):
+            if i and frames[i] != frames[i - 1] and size >= block:
+                current, size = 1 - current, 0
+            side[i] = current
+            size += 1
+    selection, heldout = np.flatnonzero(side == 0), np.flatnonzero(side == 1)
+    if min(len(selection), len(heldout)) < MIN_SPLIT_CROPS:  # a few frames hold most crops: split crops, not frames
+        return split_pool(count, block)
+    return selection, heldout

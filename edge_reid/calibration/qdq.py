@@ -387,3 +387,14 @@ def int8_islands(model: onnx.ModelProto, layers: Sequence[str], int8_layers: Seq
         name for name in layers
         if name in int8 and neighbours[name] and not (neighbours[name] & int8) and macs.get(name, 0) < max_share * total
     ]
+
+
+def float_holes(model: onnx.ModelProto, layers: Sequence[str], int8_layers: Sequence[str], candidates: Sequence[str]) -> list[str]:
+    """Layers of ``candidates`` that are float while every layer they connect to is INT8.
+
+    Each such hole in an INT8 region costs TensorRT two reformats; making it INT8 too joins
+    the region (and adds its multiply-adds to the INT8 share) if fidelity allows.
+    """
+    int8 = set(int8_layers)
+    neighbours = layer_neighbours(model, layers)
+    return [name for name in candidates if name not in int8 and neighbours.get(name) and neighbours[name] <= int8]

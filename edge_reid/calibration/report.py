@@ -82,6 +82,8 @@ class CalibrationReport:
             table.add_row("1st-percentile cosine", "1", f"{a['p1_cosine']:.5f}", f">= {self.budget.get('min_p1_cosine')}")
             table.add_row("top-1 agreement %", "100", f"{a['top1_agreement']:.2f}", f">= {self.budget.get('min_top1_agreement_percent')}")
             table.add_row("top-5 agreement %", "100", f"{a['top5_agreement']:.2f}", f">= {self.budget.get('min_top5_agreement_percent')}")
+            if "top1_same_person_agreement" in a:
+                table.add_row("top-1 same-person agreement %", "100", f"{a['top1_same_person_agreement']:.2f}", "(reported)")
         if self.layers:
             layers = self.layers
             table.add_row(

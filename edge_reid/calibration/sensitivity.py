@@ -1,15 +1,15 @@
 """Per-layer quantization sensitivity: how much each layer alone moves the embeddings.
 
-For each quantized layer, a copy of the float model gets that one layer's
-Q/DQ nodes (its INT8 weights and its quantized input, exactly as in the full
-Q/DQ model) and nothing else; the score is the mean cosine *distance* between
-its embeddings and the float model's on the calibration crops. This is the
-usual one-layer-at-a-time sensitivity analysis (e.g. NVIDIA TensorRT's and
-Qualcomm AIMET's per-layer analysis); layers with the largest scores are the
-first to stay float when the accuracy guard needs it.
+For each quantized layer, the float model with only that layer quantized (its INT8
+weights and its quantized input, exactly as in the full Q/DQ model); the score is the
+mean cosine *distance* between its embeddings and the float model's on calibration
+crops. This is the usual one-layer-at-a-time sensitivity analysis (e.g. NVIDIA
+TensorRT's and Qualcomm AIMET's per-layer analysis); layers with the largest scores
+per multiply-add are the first to stay float when the accuracy guard needs it.
 
-Variants are built by graph surgery (no re-calibration, no re-quantization),
-so one layer costs one ONNX Runtime session and one pass over the crops.
+The variants are built by graph surgery (no re-calibration, no re-quantization) into
+one graph that computes the float prefix once and repeats only what each quantized
+layer changes, so all layers are scored in one session and one pass over the crops.
 """
 
 from __future__ import annotations
@@ -23,18 +23,22 @@ import onnx
 from edge_reid.errors import ModelError
 
 
-def ort_session_from_proto(model: onnx.ModelProto, threads: int | None = None):
+def ort_session_from_proto(model: onnx.ModelProto, threads: int | None = None, basic_optimizations: bool = False):
     """An ONNX Runtime CPU session for an in-memory model, Q/DQ run with exact arithmetic.
 
     Q/DQ fusion into ONNX Runtime's integer kernels is turned off (see
     :func:`edge_reid.backends.onnxruntime.create_session`), so results are the
-    Q/DQ graph's own arithmetic on every CPU.
+    Q/DQ graph's own arithmetic on every CPU. ``basic_optimizations`` limits graph
+    optimisation to ONNX Runtime's basic level (constant folding, redundant nodes):
+    for very large graphs, where the full level's layout passes take longer than they save.
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.add_session_config_entry("session.disable_quant_qdq", "1")
+    if basic_optimizations:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -48,15 +52,14 @@ def embed_array(session, input_name: str, images: np.ndarray, batch: int = 32) -
     return raw / np.where(norms > 0, norms, 1.0)
 
 
-def single_layer_model(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, node_name: str) -> onnx.ModelProto:
-    """The float model with only ``node_name`` quantized, using the Q/DQ nodes of ``qdq_model``.
+def _quantized_layer_parts(qdq_model: onnx.ModelProto, node_name: str) -> tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto, onnx.NodeProto]:
+    """(the layer, its activation QuantizeLinear, activation DequantizeLinear, weight DequantizeLinear) in ``qdq_model``.
 
     Raises:
         ModelError: the node is missing or not quantized in ``qdq_model``.
     """
     q_graph = qdq_model.graph
     producer = {out: node for node in q_graph.node for out in node.output}
-    q_inits = {init.name: init for init in q_graph.initializer}
     q_node = next((n for n in q_graph.node if n.name == node_name), None)
     if q_node is None:
         raise ModelError(f"layer {node_name!r} is not in the quantized model")
@@ -64,28 +67,81 @@ def single_layer_model(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto,
     dq_weight = producer.get(q_node.input[1])
     if dq_act is None or dq_act.op_type != "DequantizeLinear" or dq_weight is None or dq_weight.op_type != "DequantizeLinear":
         raise ModelError(f"layer {node_name!r} is not quantized in the Q/DQ model")
-    q_act = producer[dq_act.input[0]]
+    return q_node, producer[dq_act.input[0]], dq_act, dq_weight
 
-    variant = copy.deepcopy(float_model)
-    graph = variant.graph
-    target = next(n for n in graph.node if n.name == node_name)
+
+def sensitivity_model(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, layers: Sequence[str]) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """One graph that computes the float output and, for each layer, the output with only that layer quantized.
+
+    Each variant shares the float model's computation up to the layer (the float
+    activations are computed once) and repeats only the layer, quantized exactly as in
+    ``qdq_model`` (its Q/DQ input, its INT8 weights and its bias there, e.g. GPTQ-rounded and
+    bias-corrected), and the nodes that depend on it. So all the one-layer-at-a-time
+    variants run in one session, in one pass over the images.
+
+    Args:
+        float_model: the float model (nodes in topological order, as ONNX requires).
+        qdq_model: a Q/DQ model of it in which every layer of ``layers`` is quantized.
+        layers: the layers (node names) to vary.
+
+    Returns:
+        (the model; layer name -> the name of its variant's first output). The model's
+        first output is the float model's.
+
+    Raises:
+        ModelError: a layer is missing or not quantized in ``qdq_model``.
+    """
+    q_inits = {init.name: init for init in qdq_model.graph.initializer}
+    model = copy.deepcopy(float_model)
+    graph = model.graph
+    nodes = list(float_model.graph.node)
+    position = {node.name: index for index, node in enumerate(nodes)}
+    final = float_model.graph.output[0].name
     existing = {init.name for init in graph.initializer}
-    for name in list(q_act.input[1:]) + list(dq_act.input[1:]) + list(dq_weight.input):
-        if name and name in q_inits and name not in existing:
-            graph.initializer.append(q_inits[name])
-            existing.add(name)
-    suffix = "_sensitivity"
-    new_q = onnx.helper.make_node("QuantizeLinear", [target.input[0], *q_act.input[1:]], [q_act.output[0] + suffix], name=q_act.name + suffix)
-    new_dq = onnx.helper.make_node("DequantizeLinear", [new_q.output[0], *dq_act.input[1:]], [dq_act.output[0] + suffix], name=dq_act.name + suffix)
-    new_dqw = copy.deepcopy(dq_weight)
-    new_dqw.name += suffix
-    new_dqw.output[0] += suffix
-    position = list(graph.node).index(target)
-    for offset, node in enumerate((new_q, new_dq, new_dqw)):
-        graph.node.insert(position + offset, node)
-    target.input[0] = new_dq.output[0]
-    target.input[1] = new_dqw.output[0]
-    return variant
+    outputs: dict[str, str] = {}
+    for number, name in enumerate(layers):
+        if name not in position:
+            raise ModelError(f"layer {name!r} is not in the float model")
+        q_node, q_act, dq_act, dq_weight = _quantized_layer_parts(qdq_model, name)
+        for init_name in [*q_act.input[1:], *dq_act.input[1:], *dq_weight.input, *q_node.input[2:]]:
+            if init_name and init_name not in existing and init_name in q_inits:
+                graph.initializer.append(q_inits[init_name])
+                existing.add(init_name)
+        tag = f"__only_{number}"
+        layer = nodes[position[name]]
+        quantize = onnx.helper.make_node("QuantizeLinear", [layer.input[0], *q_act.input[1:]], [f"x_q{tag}"], name=f"q{tag}")
+        dequantize = onnx.helper.make_node("DequantizeLinear", [f"x_q{tag}", *dq_act.input[1:]], [f"x_dq{tag}"], name=f"dq{tag}")
+        weight = copy.deepcopy(dq_weight)
+        weight.name, weight.output[0] = f"wdq{tag}", f"w_dq{tag}"
+        varied = copy.deepcopy(layer)
+        del varied.input[:]
+        varied.input.extend([f"x_dq{tag}", f"w_dq{tag}", *q_node.input[2:]])
+        added, changed = [quantize, dequantize, weight, varied], set()
+        for node in [varied, *nodes[position[name] + 1 :]]:
+            if node is not varied:
+                if not any(t in changed for t in node.input):
+                    continue
+                node = copy.deepcopy(node)
+                added.append(node)
+                for index, tensor in enumerate(node.input):
+                    if tensor in changed:
+                        node.input[index] = tensor + tag
+            node.name += tag
+            for index, tensor in enumerate(node.output):
+                changed.add(tensor)
+                node.output[index] = tensor + tag
+        graph.node.extend(added)  # protobuf copies on insertion: add each node once it is final
+        if final not in changed:
+            raise ModelError(f"layer {name!r} does not reach the model's output")
+        outputs[name] = final + tag
+        graph.output.append(onnx.helper.make_tensor_value_info(final + tag, onnx.TensorProto.FLOAT, None))
+    return model, outputs
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    values = values.astype(np.float32).reshape(len(values), -1)
+    norms = np.linalg.norm(values, axis=1, keepdims=True)
+    return values / np.where(norms > 0, norms, 1.0)
 
 
 def layer_sensitivity(
@@ -94,29 +150,39 @@ def layer_sensitivity(
     images: np.ndarray,
     input_name: str,
     layers: Sequence[str],
-    on_layer: Callable[[str], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
     threads: int | None = None,
+    batch: int = 8,
 ) -> dict[str, float]:
     """Mean cosine distance to float embeddings when only one layer is quantized, for each layer.
 
+    All variants run in one session (:func:`sensitivity_model`): the float prefix of each
+    is computed once, so the cost is one float pass plus, per layer, the part of the
+    network after it.
+
     Args:
         float_model: the float model (the one the Q/DQ model was made from).
-        qdq_model: the fully quantized Q/DQ model.
-        images: (N, 3, H, W) float32 preprocessed calibration crops (N of 64-256 is plenty).
+        qdq_model: a Q/DQ model in which every layer of ``layers`` is quantized.
+        images: (N, 3, H, W) float32 preprocessed calibration crops (N of 64-128 is plenty).
         input_name: the image input's name.
         layers: layer (node) names to score.
-        on_layer: called after each layer (progress bars).
+        on_batch: called with each batch's size (progress bars).
         threads: ONNX Runtime intra-op threads.
+        batch: images per run.
 
     Returns:
         layer name -> mean ``1 - cosine`` in [0, 2]; larger = more sensitive.
     """
-    reference = embed_array(ort_session_from_proto(float_model, threads), input_name, images)
-    scores: dict[str, float] = {}
-    for name in layers:
-        session = ort_session_from_proto(single_layer_model(float_model, qdq_model, name), threads)
-        embeddings = embed_array(session, input_name, images)
-        scores[name] = float(np.mean(1.0 - np.sum(embeddings * reference, axis=1)))
-        if on_layer is not None:
-            on_layer(name)
-    return scores
+    model, outputs = sensitivity_model(float_model, qdq_model, layers)
+    session = ort_session_from_proto(model, threads, basic_optimizations=True)  # ~150 copies of the network's tail
+    names = [model.graph.output[0].name, *outputs.values()]
+    totals = np.zeros(len(layers))
+    for start in range(0, len(images), batch):
+        part = images[start : start + batch]
+        values = session.run(names, {input_name: part})
+        reference = _normalised(values[0])
+        for k, value in enumerate(values[1:]):
+            totals[k] += float(np.sum(1.0 - np.sum(_normalised(value) * reference, axis=1)))
+        if on_batch is not None:
+            on_batch(len(part))
+    return {name: totals[k] / max(len(images), 1) for k, name in enumerate(layers)}

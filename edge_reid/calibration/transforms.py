@@ -169,19 +169,39 @@ class EqualizationGroup:
 
     Attributes:
         producer: the Conv whose output channels are divided by the scales.
-        path: ops between it and ``tensor`` (each commuting with positive scales), in order.
+        path: ops between it and ``tensor`` (ReLU and pooling, which commute with positive
+            per-channel scales, and the Add of a constant map that input folding puts after
+            the first conv, whose map is rescaled too), in order.
         tensor: the rescaled activation, read only by ``consumers``.
         consumers: Convs reading ``tensor`` as input 0, whose input channels are multiplied by the scales.
+        depthwise_pair: True when every consumer is depthwise and nothing but the tensor lies
+            between (a 1x1 -> depthwise pair): equalized by cross-layer equalization of the
+            weights; otherwise activation outliers migrate into the consumers' weights.
     """
 
     producer: str
     path: tuple[str, ...]
     tensor: str
     consumers: tuple[str, ...]
+    depthwise_pair: bool = False
+
+
+def _is_depthwise(node: onnx.NodeProto, weight_shape: tuple[int, ...]) -> bool:
+    return int(_attribute(node, "group", 1)) == weight_shape[0] and len(weight_shape) > 1 and weight_shape[1] == 1
+
+
+def _constant_channel_map(graph: onnx.GraphProto, node: onnx.NodeProto, tensor: str, constants: set[str]) -> str | None:
+    """For ``Add(tensor, C)`` with a constant ``C`` of rank 4 broadcast per channel: C's name, else None."""
+    if node.op_type != "Add" or len(node.input) != 2 or tensor not in node.input:
+        return None
+    other = node.input[1] if node.input[0] == tensor else node.input[0]
+    if other not in constants or other == tensor:
+        return None
+    return other if len(_initializer(graph, other).dims) == 4 else None
 
 
 def equalization_groups(model: onnx.ModelProto) -> list[EqualizationGroup]:
-    """Every Conv -> [Relu] -> [MaxPool/AveragePool] -> Convs chain that can be rescaled exactly.
+    """Every Conv -> [Add constant map] -> [Relu] -> [MaxPool/AveragePool] -> Convs chain that can be rescaled exactly.
 
     The producer must have a constant weight; every tensor on the path must have a
     single reader; the final tensor must be read only by Convs with constant
@@ -191,25 +211,28 @@ def equalization_groups(model: onnx.ModelProto) -> list[EqualizationGroup]:
     users = _consumers(graph)
     constants = {init.name for init in graph.initializer}
     outputs = {out.name for out in graph.output}
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
     groups = []
     for node in graph.node:
         if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in constants:
             continue
         tensor, path = node.output[0], []
-        while True:
+        while tensor not in outputs:
             readers = users.get(tensor, [])
-            if tensor in outputs or not readers:
+            if len(readers) != 1:
                 break
-            if len(readers) == 1 and readers[0].op_type in _SCALE_COMMUTING:
-                path.append(readers[0].name)
-                tensor = readers[0].output[0]
+            reader = readers[0]
+            if reader.op_type in _SCALE_COMMUTING or (not path and _constant_channel_map(graph, reader, tensor, constants)):
+                path.append(reader.name)
+                tensor = reader.output[0]
                 continue
             break
         readers = users.get(tensor, [])
         if tensor in outputs or not readers:
             continue
         if all(r.op_type == "Conv" and r.input[0] == tensor and len(r.input) > 1 and r.input[1] in constants for r in readers):
-            groups.append(EqualizationGroup(node.name, tuple(path), tensor, tuple(r.name for r in readers)))
+            depthwise = not path and all(_is_depthwise(r, shapes[r.input[1]]) for r in readers)
+            groups.append(EqualizationGroup(node.name, tuple(path), tensor, tuple(r.name for r in readers), depthwise))
     return groups
 
 
@@ -224,40 +247,66 @@ def _input_channel_columns(weight: np.ndarray, group: int, channels: int) -> lis
     return result
 
 
-def equalization_scales(
+def cross_layer_scales(producer_weight: np.ndarray, depthwise_weight: np.ndarray) -> np.ndarray:
+    """Cross-layer equalization scales of a conv -> depthwise conv pair (Nagel et al. 2019, eq. 9).
+
+    ``s_i = sqrt(r1_i / r2_i)``, with ``r1_i`` the largest |weight| of the producer's output
+    channel i and ``r2_i`` that of the depthwise filter i: dividing the producer's channel i
+    by ``s_i`` and multiplying the depthwise filter i by it gives both the range
+    ``sqrt(r1_i r2_i)``. Channels whose either range is 0 keep scale 1.
+
+    Args:
+        producer_weight: (C, ...) weights of the producer conv.
+        depthwise_weight: (C, 1, kh, kw) weights of the depthwise conv.
+
+    Returns:
+        (C,) positive scales.
+    """
+    r1 = np.abs(producer_weight.reshape(producer_weight.shape[0], -1)).max(axis=1).astype(np.float64)
+    r2 = np.abs(depthwise_weight.reshape(depthwise_weight.shape[0], -1)).max(axis=1).astype(np.float64)
+    alive = (r1 > 0) & (r2 > 0)
+    return np.where(alive, np.sqrt(np.where(alive, r1, 1.0) / np.where(alive, r2, 1.0)), 1.0)
+
+
+def smoothing_scales(
     activation_absmax: np.ndarray, consumer_weights: list[tuple[np.ndarray, int]], alpha: float = 0.75, floor: float = 0.05
 ) -> np.ndarray:
-    """Per-channel divisors ``s`` for an activation (SmoothQuant's ``max|X|^alpha / max|W|^(1-alpha)``).
+    """SmoothQuant migration scales ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` (Xiao et al. 2023, eq. 4).
+
+    Activation channel j is divided by ``s_j``, the consumers' input channel j multiplied by it.
 
     Args:
         activation_absmax: (C,) largest |value| of each channel on calibration data.
-        consumer_weights: (weight, group) of each reading convolution.
-        alpha: migration strength (SmoothQuant's alpha; 1 = equalize activations fully).
-        floor: channels below ``floor`` x the largest channel count as that size, so a
-            channel dead on calibration data is amplified at most ``1/floor`` ^ alpha times.
+        consumer_weights: (weight, group) of each reading convolution; ``max|W_j|`` is over
+            all of them. Depthwise readers are left out: each of their channels is its own
+            per-channel quantization group, unchanged by the scale.
+        alpha: migration strength (1 moves all of the activation's range into the weights).
+        floor: no scale is below ``floor`` x the largest, so a channel that is (almost) dead on
+            calibration data is amplified at most ``1 / floor`` times relative to the others
+            instead of without bound where it does fire.
 
     Returns:
-        (C,) positive scales, normalised so the largest activation channel keeps its range.
-
-    Depthwise readers hold each channel's weights in their own per-channel
-    quantization group, so their weight ranges do not enter the formula.
+        (C,) positive scales, normalised so the widest channel after scaling keeps the
+        activation's original range.
     """
-    channels = len(activation_absmax)
-    act = np.maximum(np.asarray(activation_absmax, np.float64), floor * max(float(np.max(activation_absmax)), 1e-12))
+    act = np.asarray(activation_absmax, np.float64)
+    channels = len(act)
     weight_max = np.zeros(channels)
     for weight, group in consumer_weights:
         if group == channels and weight.shape[1] == 1:
-            continue  # depthwise: invariant under per-output-channel weight quantization
+            continue
         for c, (rows, column) in enumerate(_input_channel_columns(weight, group, channels)):
             weight_max[c] = max(weight_max[c], float(np.max(np.abs(weight[rows, column]))))
     if np.any(weight_max > 0):
-        weight_max = np.maximum(weight_max, floor * float(np.max(weight_max)))
-        scales = act**alpha / weight_max ** (1.0 - alpha)
+        # A channel no consumer reads (all its weights 0) can take any scale: the largest.
+        scales = np.where(weight_max > 0, act**alpha / np.where(weight_max > 0, weight_max, 1.0) ** (1.0 - alpha), 0.0)
+        scales = np.where(weight_max > 0, scales, scales.max())
     else:
         scales = act**alpha
-    # Normalise: the widest channel after scaling keeps the activation's original range.
-    scaled_max = float(np.max(act / scales))
-    return scales * scaled_max / float(np.max(act))
+    if scales.max() <= 0:
+        return np.ones(channels)
+    scales = np.maximum(scales, floor * scales.max())
+    return scales * float(np.max(act / scales)) / max(float(np.max(act)), 1e-30)
 
 
 def equalize_channels(
@@ -268,17 +317,23 @@ def equalize_channels(
 ) -> tuple[onnx.ModelProto, list[EqualizationGroup]]:
     """Rescale channels at every :func:`equalization_groups` place (exact in float).
 
-    For scales ``s`` of activation tensor T: the producer's output channel c (weights and
-    bias) is divided by ``s[c]``, which divides T's channel c by ``s[c]`` through ReLU and
-    pooling; every reader's weights of input channel c are multiplied by ``s[c]``.
+    For scales ``s`` of activation tensor T: the producer's output channel c (weights, bias,
+    and the constant map added after it, if any) is divided by ``s[c]``, which divides T's
+    channel c by ``s[c]`` through ReLU and pooling; every reader's weights of input channel c
+    are multiplied by ``s[c]``. The scales:
+
+    - at a 1x1 -> depthwise pair, cross-layer equalization of the two weights
+      (:func:`cross_layer_scales`, data-free);
+    - elsewhere (through ReLU and pooling), SmoothQuant migration of activation outliers
+      into the readers' weights (:func:`smoothing_scales`, ``alpha``, ``floor``).
 
     Args:
         model: float model (Conv weights and biases as initializers).
         channel_absmax: tensor name -> (C,) per-channel largest |value| on calibration data
-            (see :func:`edge_reid.calibration.activations.collect_statistics`); groups
-            whose tensor is missing are left alone.
+            (see :func:`edge_reid.calibration.activations.collect_statistics`); migration
+            groups whose tensor is missing are left alone.
         alpha: SmoothQuant's migration strength.
-        floor: smallest channel size relative to the largest (see :func:`equalization_scales`).
+        floor: smallest scale relative to the largest (see :func:`smoothing_scales`).
 
     Returns:
         (rescaled model, the groups rescaled).
@@ -287,22 +342,37 @@ def equalize_channels(
     graph = model.graph
     users = _consumers(graph)
     nodes = {node.name: node for node in graph.node}
+    constants = {init.name for init in graph.initializer}
     done = []
     for group in equalization_groups(model):
-        if group.tensor not in channel_absmax:
-            continue
         producer = nodes[group.producer]
         readers = [nodes[name] for name in group.consumers]
         weights = [numpy_helper.to_array(_initializer(graph, r.input[1])).astype(np.float64) for r in readers]
         groups = [int(_attribute(r, "group", 1)) for r in readers]
-        absmax = np.asarray(channel_absmax[group.tensor], np.float64)
-        scales = equalization_scales(absmax, list(zip(weights, groups)), alpha, floor)
+        producer_weight = numpy_helper.to_array(_initializer(graph, producer.input[1])).astype(np.float64)
+        if group.depthwise_pair:
+            scales = cross_layer_scales(producer_weight, weights[0])
+            for weight in weights[1:]:
+                scales = np.sqrt(scales * cross_layer_scales(producer_weight, weight))  # several readers: geometric mean
+        elif group.tensor in channel_absmax:
+            scales = smoothing_scales(np.asarray(channel_absmax[group.tensor], np.float64), list(zip(weights, groups)), alpha, floor)
+        else:
+            continue
         name = _private_weight(graph, producer, 1, users)
-        w = numpy_helper.to_array(_initializer(graph, name)).astype(np.float64)
-        _replace_initializer(graph, name, w / scales[:, None, None, None])
+        _replace_initializer(graph, name, producer_weight / scales[:, None, None, None])
         if len(producer.input) > 2 and producer.input[2]:
             name = _private_weight(graph, producer, 2, users)
             _replace_initializer(graph, name, numpy_helper.to_array(_initializer(graph, name)).astype(np.float64) / scales)
+        tensor = producer.output[0]
+        for step in group.path:
+            node = nodes[step]
+            offset = _constant_channel_map(graph, node, tensor, constants)
+            if offset is not None:
+                index = list(node.input).index(offset)
+                name = _private_weight(graph, node, index, users)
+                value = numpy_helper.to_array(_initializer(graph, name)).astype(np.float64)
+                _replace_initializer(graph, name, value / scales.reshape(1, -1, 1, 1))
+            tensor = node.output[0]
         for reader, weight, g in zip(readers, weights, groups):
             for c, (rows, column) in enumerate(_input_channel_columns(weight, g, len(scales))):
                 weight[rows, column] *= scales[c]

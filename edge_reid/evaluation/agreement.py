@@ -5,6 +5,13 @@ No labels are needed: the FP32 embeddings are the reference. Two views:
 - per crop, the cosine similarity between its FP32 and quantized embedding;
 - per crop used as a query against the rest of the pool, whether the quantized
   model finds the same nearest neighbours as FP32 (what a gallery matcher sees).
+
+Top-1 agreement counts every swap of two nearly tied neighbours, and in a pool cut
+from a video the nearest neighbour of a crop is usually another view of the same
+person, nearly tied with further views. Beside it, ``top1_same_person`` counts a swap
+as agreement when FP32 itself matches the two neighbours to each other at the strict
+re-identification threshold (they are one person to the gallery, so no identity
+changes). It is reported next to top-1, not instead of it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from edge_reid.defaults import REID_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,9 @@ class Agreement:
         top1: fraction of crops whose nearest neighbour (the pool minus itself) is
             the same crop under both models, in [0, 1].
         top5: mean overlap of the two top-5 neighbour sets, |A & B| / 5, in [0, 1].
+        top1_same_person: fraction of crops whose quantized nearest neighbour is FP32's, or a
+            crop FP32 matches to FP32's nearest neighbour at or above ``same_person_similarity``
+            (see :func:`compare_embeddings`), in [0, 1].
     """
 
     crops: int
@@ -32,6 +44,7 @@ class Agreement:
     p1_cosine: float
     top1: float
     top5: float
+    top1_same_person: float = float("nan")
 
     def to_dict(self) -> dict[str, float | int]:
         """JSON-ready: cosines to 5 decimals, agreements in percent to 2 decimals."""
@@ -41,6 +54,7 @@ class Agreement:
             "p1_cosine": round(self.p1_cosine, 5),
             "top1_agreement": round(100.0 * self.top1, 2),
             "top5_agreement": round(100.0 * self.top5, 2),
+            "top1_same_person_agreement": round(100.0 * self.top1_same_person, 2),
         }
 
 
@@ -57,12 +71,15 @@ def nearest_neighbours(embeddings: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-similarity, axis=1, kind="stable")[:, :k]
 
 
-def compare_embeddings(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
+def compare_embeddings(reference: np.ndarray, candidate: np.ndarray, same_person_similarity: float = REID_THRESHOLD) -> Agreement:
     """Agreement of ``candidate`` embeddings with ``reference`` ones for the same crops.
 
     Args:
         reference: (N, D) float32 L2-normalised embeddings (FP32 model), N >= 7.
         candidate: (N, D) float32 L2-normalised embeddings of the same crops, same order.
+        same_person_similarity: cosine similarity at or above which FP32 counts two crops as
+            one person for ``top1_same_person`` (default: ``run``'s strict re-identification
+            threshold, a 0.01% false-match rate for the bundled model).
 
     Raises:
         ValueError: shapes differ or fewer than 7 crops (top-5 needs 5 others and a spare).
@@ -77,6 +94,8 @@ def compare_embeddings(reference: np.ndarray, candidate: np.ndarray) -> Agreemen
     ref_nn = nearest_neighbours(reference, 5)
     cand_nn = nearest_neighbours(candidate, 5)
     top1 = float(np.mean(ref_nn[:, 0] == cand_nn[:, 0]))
+    between = np.sum(reference[ref_nn[:, 0]] * reference[cand_nn[:, 0]], axis=1)  # FP32 similarity of the two nearest
+    same_person = float(np.mean((ref_nn[:, 0] == cand_nn[:, 0]) | (between >= same_person_similarity)))
     overlap = (ref_nn[:, :, None] == cand_nn[:, None, :]).any(axis=2).sum(axis=1)
     return Agreement(
         crops=len(reference),
@@ -84,4 +103,5 @@ def compare_embeddings(reference: np.ndarray, candidate: np.ndarray) -> Agreemen
         p1_cosine=float(np.percentile(cosine, 1)),
         top1=top1,
         top5=float(overlap.mean() / 5.0),
+        top1_same_person=same_person,
     )
