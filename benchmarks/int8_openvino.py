@@ -81,7 +81,7 @@ def main() -> int:
     import openvino as ov
 
     print(f"OpenVINO {ov.__version__}; CPU capabilities: {', '.join(ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}")
-    print(f"| batch | FP32 images/s | INT8 images/s | INT8 / FP32 | mean cosine INT8 vs FP32 |")
+    print("| batch | FP32 images/s | INT8 images/s | INT8 / FP32 | mean cosine INT8 vs FP32 |")
     print("|---:|---:|---:|---:|---:|")
     for batch in [int(b) for b in args.batch.split(",")]:
         fp32, int8 = compile_model(args.fp32, batch, args.threads), compile_model(args.int8, batch, args.threads)

@@ -75,6 +75,7 @@ class PastPerson:
         identity_id: the track's identity (as in this frame), -1 while unknown.
         name: the identity's enrolled name, or None.
         kind: ``"tentative"`` (a hit before the track was confirmed) or ``"interpolated"`` (a lost gap).
+        file_name: the earlier frame's image file name for image-folder sources, else None.
     """
 
     frame_index: int
@@ -85,6 +86,7 @@ class PastPerson:
     identity_id: int
     name: str | None
     kind: str
+    file_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -302,10 +304,18 @@ class Pipeline:
         """
         frames = source if isinstance(source, FrameSource) else open_source(source)
         staged = self._staged_threaded(frames, max_frames, prefetch) if prefetch > 0 else self._staged(frames, max_frames)
+        names: dict[int, str] = {}  # frame index -> image file name, for frames past-frame boxes may still name
         try:
             for frame, detections in staged:
                 result = self.process(frame.image, frame.timestamp_s, frame.index, detections=detections)
-                yield result if frame.name is None else replace(result, file_name=frame.name)
+                if frame.name is not None:
+                    names[frame.index] = frame.name
+                    past = tuple(replace(p, file_name=names.get(p.frame_index)) for p in result.past)
+                    result = replace(result, file_name=frame.name, past=past)
+                    pending = {index for index, _ in self._frames.values()}
+                    for index in [i for i in names if i not in pending and i != frame.index]:
+                        del names[index]
+                yield result
         finally:
             staged.close()
             frames.close()

@@ -146,10 +146,12 @@ class EventsSink:
             )
             lines.append(json.dumps(record) + "\n")
         for past in result.past:
-            record = {"frame": past.frame_index, "timestamp_s": round(past.timestamp_s, 4),
-                      "bbox": [round(v, 1) for v in past.bbox], "score": round(past.score, 4),
-                      "track_id": past.track_id, "identity": past.identity_id, "name": past.name,
-                      "state": past.kind, "past_frame": True, "reported_at": result.frame_index}
+            record = {"frame": past.frame_index}
+            if past.file_name is not None:
+                record["file"] = past.file_name
+            record.update(timestamp_s=round(past.timestamp_s, 4), bbox=[round(v, 1) for v in past.bbox],
+                          score=round(past.score, 4), track_id=past.track_id, identity=past.identity_id,
+                          name=past.name, state=past.kind, past_frame=True, reported_at=result.frame_index)
             lines.append(json.dumps(record) + "\n")
         self._output.write("".join(lines))
 

@@ -182,13 +182,9 @@ def _assumed_spec_message(path: Path, spec: ModelSpec) -> str:
 
 def _graph_io(model_path: Path) -> tuple[str, list[int | str], str, list[int | str]]:
     """(input name, input dims, output name, output dims) read from the ONNX graph."""
-    import onnx
+    from edge_reid.onnx_graph import load_onnx
 
-    try:
-        model = onnx.load(str(model_path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, ValueError, ... on non-models
-        raise ModelError(f"{model_path}: not an ONNX model ({type(exc).__name__}); pass an .onnx file exported from your ReID network") from None
-    graph = model.graph
+    graph = load_onnx(model_path, hint="pass an .onnx file exported from your ReID network").graph
     initializers = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     if not inputs or not graph.output:

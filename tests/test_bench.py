@@ -241,7 +241,7 @@ def test_bench_cli_writes_consistent_json(tmp_path, vtest_path, capsys):
     table_rows = [line for line in printed.splitlines() if line.startswith("│")]
     assert [line.split("│")[1].strip() for line in table_rows] == [b for b in measured for _ in range(3)], "one row per backend and batch"
     if len(measured) > 1:
-        assert f"model images/s, " in printed and " / " in printed
+        assert "model images/s, " in printed and " / " in printed
 
 
 def test_bench_with_crop_folder_and_a_small_model(tmp_path, vtest_frames, frame0_detections):

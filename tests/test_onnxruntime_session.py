@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-import onnx
 from onnx import TensorProto, helper
 
-from edge_reid.backends.onnxruntime import create_session, is_qdq_model
+from edge_reid.backends.onnxruntime import create_session
+from edge_reid.onnx_graph import is_qdq_model
 from onnx_builders import mean_model, save_model
 
 

@@ -22,6 +22,7 @@ from edge_reid.backends.base import (
 )
 from edge_reid.batching import numpy_buffers
 from edge_reid.errors import BackendUnavailableError, ModelError
+from edge_reid.onnx_graph import is_qdq_model
 from edge_reid.spec import ModelSpec
 
 #: ONNX Runtime graph optimisation levels, by the names of ``onnxruntime.GraphOptimizationLevel``.
@@ -42,17 +43,6 @@ def availability() -> tuple[bool, str]:
         return True, f"ONNX Runtime {metadata.version('onnxruntime')} (CPU)"
     except metadata.PackageNotFoundError:
         return False, "the onnxruntime package is not installed (pip install onnxruntime)"
-
-
-def is_qdq_model(model_path: str | Path) -> bool:
-    """True when the ONNX graph holds QuantizeLinear/DequantizeLinear nodes (an explicitly quantized model)."""
-    import onnx
-
-    try:
-        graph = onnx.load(str(model_path), load_external_data=False).graph
-    except Exception:  # not readable as ONNX: let the runtime report it
-        return False
-    return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in graph.node)
 
 
 def create_session(

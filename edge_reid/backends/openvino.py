@@ -174,7 +174,7 @@ class OpenVinoBackend(EmbeddingBackend):
         self.device = _check_device(device)
         self.precision = precision
         if precision == "int8":
-            from edge_reid.backends.onnxruntime import is_qdq_model
+            from edge_reid.onnx_graph import is_qdq_model
 
             if not is_qdq_model(self.model_path):
                 raise ModelError(
@@ -306,7 +306,7 @@ def open_embedding_backend(
 
     Precision ``options.precision``; None means the model's own: ``"int8"`` for a Q/DQ model, else ``"fp32"``.
     """
-    from edge_reid.backends.onnxruntime import is_qdq_model
+    from edge_reid.onnx_graph import is_qdq_model
 
     precision = options.precision or ("int8" if is_qdq_model(model_path) else "fp32")
     return OpenVinoBackend(model_path, spec, max_batch=max_batch, threads=threads, precision=precision, device=options.device or "CPU")

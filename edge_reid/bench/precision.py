@@ -26,14 +26,9 @@ def detect_precision(model_path: str | Path) -> str:
     """
     import onnx
 
-    path = Path(model_path)
-    if not path.is_file():
-        raise ModelError(f"model file not found: {path}")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    graph = model.graph
+    from edge_reid.onnx_graph import load_onnx
+
+    graph = load_onnx(model_path).graph
     if any(node.op_type in _INT8_OPS for node in graph.node):
         return "int8"
     float16 = onnx.TensorProto.FLOAT16

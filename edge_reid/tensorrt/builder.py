@@ -42,7 +42,8 @@ from edge_reid.tensorrt.manifest import (
 )
 from edge_reid.tensorrt.env import machine_identity
 from edge_reid.tensorrt.profile import BatchProfile
-from edge_reid.tensorrt.qdq_check import check_qdq_model, load_onnx
+from edge_reid.onnx_graph import load_onnx
+from edge_reid.tensorrt.qdq_check import check_qdq_model
 from edge_reid.tensorrt.startup import create_builder, make_logger
 from edge_reid.tensorrt.versions import (
     PRECISIONS,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from edge_reid.errors import ModelError
+from edge_reid.onnx_graph import load_onnx
 from edge_reid.spec import ModelSpec
 from edge_reid.tensorrt.errors import EngineBuildError
 
@@ -32,24 +32,6 @@ QDQ_FIX = (
     "quantize_static pass quant_format=QDQ, activation_type=QInt8, weight_type=QInt8 and "
     "extra_options={'QuantizeBias': False, 'ActivationSymmetric': True, 'WeightSymmetric': True}"
 )
-
-
-def load_onnx(path: Path, label: str = ""):
-    """``onnx.load`` without external data.
-
-    Args:
-        path: the ``.onnx`` file.
-        label: how the file is named in the message (e.g. ``"--qdq "``).
-
-    Raises:
-        ModelError: not a readable ONNX model (names the file).
-    """
-    import onnx
-
-    try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValueError, ... on non-models
-        raise ModelError(f"{label}{path}: not an ONNX model ({type(exc).__name__})") from None
 
 
 def qdq_problems(model) -> list[str]:

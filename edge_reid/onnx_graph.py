@@ -1,0 +1,48 @@
+"""Reading ONNX files: one loader with one error for every module that looks inside a graph.
+
+Only the graph is read (``load_external_data=False``): the callers inspect names, shapes and
+operators, never weights stored beside the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_reid.errors import ModelError
+
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def load_onnx(path: str | Path, label: str = "", hint: str = ""):
+    """``onnx.load`` of a file's graph, its failures as one :class:`ModelError`.
+
+    Args:
+        path: the ``.onnx`` file.
+        label: how the file is named in the message (e.g. ``"--qdq "``).
+        hint: what to do, appended to the message (e.g. ``"pass an .onnx file exported from your ReID network"``).
+
+    Returns:
+        The ``onnx.ModelProto``.
+
+    Raises:
+        ModelError: the file is missing or not a readable ONNX model (names the file).
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {label}{path}")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValueError, ... on non-models
+        raise ModelError(f"{label}{path}: not an ONNX model ({type(exc).__name__})" + (f"; {hint}" if hint else "")) from None
+
+
+def is_qdq_model(path: str | Path) -> bool:
+    """True when the graph holds QuantizeLinear/DequantizeLinear nodes (an explicitly quantized model);
+    False also when the file cannot be read (the runtime that loads it then reports why)."""
+    try:
+        graph = load_onnx(path).graph
+    except ModelError:
+        return False
+    return any(node.op_type in QDQ_OPS for node in graph.node)
