@@ -105,9 +105,11 @@ class EventsSink:
     (see :class:`~edge_reid.pipeline.Person`). A frame's lines are written at once, unbuffered:
     after a failed write the file holds every line of the frames before, each whole.
 
-    Past-frame boxes (:class:`~edge_reid.pipeline.PastPerson`) follow their frame's lines, each
-    with ``"past_frame": true``, the earlier frame's own ``"frame"`` and ``"timestamp_s"``,
-    ``"reported_at"`` (the frame that revealed it) and ``"state": "tentative" | "interpolated"``.
+    Past-frame boxes (:class:`~edge_reid.pipeline.PastPerson`) follow their frame's lines with the
+    same keys plus ``"past_frame": true`` and ``"reported_at"`` (the frame that revealed them); their
+    ``"frame"``, ``"file"`` and ``"timestamp_s"`` are the earlier frame's, ``"similarity"`` is null,
+    ``"new"`` false and ``"state"`` is ``"tentative"`` or ``"interpolated"``. Readers that want
+    one line per live person and frame skip lines with ``"past_frame"``.
 
     Args:
         path: the ``.jsonl`` file (created or truncated), or ``"-"`` for standard output.
@@ -151,7 +153,8 @@ class EventsSink:
                 record["file"] = past.file_name
             record.update(timestamp_s=round(past.timestamp_s, 4), bbox=[round(v, 1) for v in past.bbox],
                           score=round(past.score, 4), track_id=past.track_id, identity=past.identity_id,
-                          name=past.name, state=past.kind, past_frame=True, reported_at=result.frame_index)
+                          name=past.name, similarity=None, new=False, state=past.kind, past_frame=True,
+                          reported_at=result.frame_index)
             lines.append(json.dumps(record) + "\n")
         self._output.write("".join(lines))
 
