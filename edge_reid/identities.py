@@ -12,9 +12,10 @@ people who left and came back). :class:`TrackIdentities` joins them:
     gate) holds the new track's box, at the gallery's ``threshold``: a person
     re-found after a short break; the lost track is then dropped from the tracker;
   - an identity no live track holds (someone gone for longer, an enrolled person),
-    at the stricter ``reid_threshold``, and only when no other identity also
-    passes it (two identities that both look like the same person: appearance
-    cannot tell, so no guess).
+    at the stricter ``reid_threshold``, and only when it stands out: no other
+    identity passes it, or the best is clearly nearer than the runner-up (Lowe's
+    ratio test on the unit sphere, :data:`DISTINCT_RATIO`). Two identities that
+    look equally like the person: appearance cannot tell, so no guess.
 
   Never an identity held by a track in view (two live tracks never share one), nor
   one the track resembles no more than someone in view. Otherwise the track
@@ -47,6 +48,19 @@ from edge_reid.tracking.tracker import Tracker
 TEMPLATE_SIZE = 10
 #: Candidate identities examined per track beyond the number of tracks being identified.
 EXTRA_CANDIDATES = 4
+#: Lowe's ratio test (Lowe, "Distinctive image features from scale-invariant keypoints", IJCV 2004:
+#: nearest / second-nearest Euclidean distance < 0.8): when two identities pass ``reid_threshold``,
+#: the best is taken only if its distance on the unit sphere, sqrt(2 (1 - cosine)), is below 0.8
+#: of the runner-up's. Without it a person seen again after a duplicate identity was made (a
+#: video played in a loop, a kiosk's regular) is ambiguous forever and gets a new identity each time.
+DISTINCT_RATIO = 0.8
+
+
+def stands_out(best: float, runner_up: float, ratio: float = DISTINCT_RATIO) -> bool:
+    """Lowe's ratio test on cosine similarities in [-1, 1]: whether ``best`` is clearly nearer than
+    ``runner_up`` (Euclidean distance of unit vectors, sqrt(2 (1 - cosine)), below ``ratio`` times it)."""
+    near, far = max(1.0 - best, 0.0), max(1.0 - runner_up, 0.0)
+    return far > 0.0 and near < (ratio * ratio) * far
 
 
 @dataclass(frozen=True)
@@ -202,8 +216,13 @@ class TrackIdentities:
         for row in range(len(templates)):
             visible = [s for s, i in zip(scores[row], found[row]) if i in holder_of and holder_of[i].state != TrackState.LOST]
             best_visible = max(visible, default=-np.inf)
-            # Two identities that both pass the strict test: appearance cannot tell them apart here.
-            unambiguous = int((scores[row] >= self.reid_threshold).sum()) <= 1
+            # Two identities that both pass the strict test, the best not clearly nearer: appearance
+            # cannot tell them apart here.
+            strict = (scores[row] >= self.reid_threshold) & (found[row] >= 1)
+            order = np.argsort(-scores[row][strict])
+            passing, passing_ids = scores[row][strict][order], found[row][strict][order]
+            unambiguous = passing.size <= 1 or stands_out(float(passing[0]), float(passing[1]))
+            standing_out = int(passing_ids[0]) if passing.size else -1  # the one strict candidate
             for score, identity in zip(scores[row].tolist(), found[row].tolist()):
                 holder = holder_of.get(identity)
                 if identity < 1 or (holder is not None and holder.state != TrackState.LOST):
@@ -213,7 +232,7 @@ class TrackIdentities:
                 supported = (row, identity) in gated
                 if holder is not None and not supported:
                     continue  # a lost track elsewhere: its person cannot be here
-                if not supported and not unambiguous:
+                if not supported and (not unambiguous or (passing.size > 1 and identity != standing_out)):
                     continue
                 threshold = self.gallery.threshold if supported else self.reid_threshold
                 margin[row, np.searchsorted(candidates, identity)] = score - threshold

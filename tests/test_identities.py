@@ -105,6 +105,41 @@ def test_an_ambiguous_return_gets_a_new_identity():
     assert seen[300][1] == 3 and seen[300][3]
 
 
+def test_a_return_much_nearer_one_of_two_passing_identities_takes_it():
+    """Lowe's ratio test: both stored identities pass the strict threshold, but one is far nearer."""
+    look = _look(1)
+    gallery = Gallery(DIM, threshold=0.6)
+    near = gallery.add(_near(look, 11, 0.01))
+    far_view = _unit(look + 0.55 * _look(9))
+    gallery.add(far_view)  # someone alike enough to pass the strict threshold, clearly farther
+    scene = Scene(gallery)
+    template = _near(look, 0, 0.05)
+    assert min(float(gallery.similarity(i, template)[0]) for i in (1, 2)) >= scene.identities.reid_threshold
+    seen = [scene.step([(look, 300)]) for _ in range(3)][-1]
+    assert seen[300][1] == near and not seen[300][3]
+
+
+def test_a_person_seen_again_after_a_duplicate_identity_is_not_duplicated_again():
+    """A duplicate identity (made when the first was ambiguous) must not make every later return ambiguous."""
+    look = _look(1)
+    gallery = Gallery(DIM, threshold=0.6)
+    gallery.add(_unit(look + 0.45 * _look(9)))  # the first identity: passes, but not alike enough to stand out
+    duplicate = gallery.add(_near(look, 11, 0.01))  # this person's own views, stored as a new identity last time
+    scene = Scene(gallery)
+    seen = [scene.step([(look, 300)]) for _ in range(3)][-1]
+    assert seen[300][1] == duplicate and len(gallery) == 2
+
+
+@pytest.mark.parametrize(
+    ("best", "runner_up", "stands"),
+    [(0.98, 0.87, True), (0.91, 0.83, True), (0.84, 0.82, False), (1.0, 1.0, False), (1.0, 0.999, True), (0.5, 0.5, False)],
+)
+def test_the_ratio_test_on_cosine_similarities(best, runner_up, stands):
+    from edge_reid.identities import stands_out
+
+    assert stands_out(best, runner_up) is stands
+
+
 def test_enrolled_names_are_reported():
     look = _look(5)
     gallery = Gallery(DIM, threshold=0.6)
