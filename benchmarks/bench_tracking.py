@@ -57,10 +57,8 @@ from edge_reid.errors import EdgeReidError  # noqa: E402
 #: "ByteTrack: Multi-Object Tracking by Associating Every Detection Box", ECCV 2022): boxes
 #: below 0.1 are discarded, boxes between 0.1 and the high threshold keep occluded people tracked.
 LOW_SCORE_FLOOR = 0.1
-#: ``edge-reid run``'s detector defaults (``--det-threshold``, ``--min-box-height``) before it tracked.
-RUN_DETECTION_THRESHOLD = 0.35
+#: ``edge-reid run``'s ``--min-box-height``: shorter boxes are dropped before tracking.
 RUN_MIN_BOX_HEIGHT = 32.0
-RUN_GALLERY_THRESHOLD = 0.6
 METRICS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 SCHEMA = "edge-reid-bench-tracking/1"
 REPO = Path(__file__).resolve().parents[1]
@@ -496,30 +494,6 @@ class BoxmotTracker(BenchTracker):
         return out[:, :4], out[:, 4].astype(np.int64)
 
 
-class RunPipelineTracker(BenchTracker):
-    """``edge-reid run``'s :class:`~edge_reid.pipeline.Pipeline` from before it tracked (every detection matched to the
-    gallery by appearance), fed the detections ``run`` kept (>= 0.35); identities as track ids."""
-
-    name = "edge-reid-run"
-    needs_image = True
-    embeds = True
-
-    def __init__(self, embedder: CountingEmbedder, detection_threshold: float = RUN_DETECTION_THRESHOLD) -> None:
-        super().__init__()
-        from edge_reid.pipeline import Pipeline
-
-        self.embedder = embedder
-        self.detection_threshold = detection_threshold
-        self.pipeline = Pipeline(embedder, use_detector=False, threshold=RUN_GALLERY_THRESHOLD, min_box_height=RUN_MIN_BOX_HEIGHT)
-        self.label = f"edge-reid run before tracking: Pipeline (detections >= {detection_threshold:g})"
-
-    def update(self, frame, image):
-        keep = frame.detections.scores >= self.detection_threshold
-        detections = Detections(frame.detections.boxes[keep], frame.detections.scores[keep])
-        result = self.pipeline.process(image, frame.timestamp_s, frame.source_index, detections=detections)
-        return result.boxes, result.identity_ids.astype(np.int64)
-
-
 class EdgeReidTracker(BenchTracker):
     """edge-reid's :class:`~edge_reid.pipeline.Pipeline` as ``edge-reid run`` drives it (tracker, embedding
     plan, identities), fed the sequence's detections; rows as ``edge-reid run --mot`` writes them:
@@ -572,11 +546,6 @@ class LiveEdgeReidTracker(EdgeReidTracker):
         super().__init__(embedder, pipeline_overrides={"past_frames": False})
 
 
-def edge_reid_tracks() -> bool:
-    """True when this edge-reid's Pipeline tracks (``edge_reid.tracking`` exists)."""
-    return importlib.util.find_spec("edge_reid.tracking") is not None
-
-
 @dataclass(frozen=True)
 class TrackerChoice:
     """A tracker the benchmark knows: how to build it, or why it cannot run here.
@@ -603,12 +572,8 @@ def _missing_module(module: str, install: str) -> Callable[[], str | None]:
     return check
 
 
-def _edge_reid_tracker_missing() -> str | None:
-    return None if edge_reid_tracks() else "not available on this branch: edge_reid.tracking is not on main yet"
-
-
-def _appearance_only_missing() -> str | None:
-    return "replaced on this branch: edge-reid's Pipeline tracks (row edge-reid)" if edge_reid_tracks() else None
+def _always_available() -> str | None:
+    return None
 
 
 def _boxmot_missing() -> str | None:
@@ -657,18 +622,11 @@ def tracker_choices() -> dict[str, TrackerChoice]:
     rf_install = "pip install '.[bench]'"
     choices = [
         TrackerChoice(
-            "edge-reid", EdgeReidTracker.label, lambda context: EdgeReidTracker(context.embedder()), _edge_reid_tracker_missing, embeds=True
+            "edge-reid", EdgeReidTracker.label, lambda context: EdgeReidTracker(context.embedder()), _always_available, embeds=True
         ),
         TrackerChoice(
             "edge-reid-live", LiveEdgeReidTracker.label, lambda context: LiveEdgeReidTracker(context.embedder()),
-            _edge_reid_tracker_missing, embeds=True,
-        ),
-        TrackerChoice(
-            "edge-reid-run",
-            f"edge-reid run before tracking: Pipeline (detections >= {RUN_DETECTION_THRESHOLD:g})",
-            lambda context: RunPipelineTracker(context.embedder()),
-            _appearance_only_missing,
-            embeds=True,
+            _always_available, embeds=True,
         ),
         TrackerChoice(
             "rf-bytetrack", "ByteTrack (trackers)", _roboflow("rf-bytetrack", "ByteTrack (trackers)", "ByteTrackTracker"),

@@ -174,7 +174,7 @@ def _subjects() -> dict[str, tuple[Callable[[], Subject], Callable[[], str | Non
     """Known subjects: ``name -> (make, missing)``."""
     trackers_missing = bench._missing_module("trackers", "pip install '.[bench]'")
     return {
-        "edge-reid": (_edge_reid_subject, bench._edge_reid_tracker_missing),
+        "edge-reid": (_edge_reid_subject, bench._always_available),
         "rf-bytetrack": (
             _roboflow_subject(
                 "rf-bytetrack",
@@ -193,8 +193,7 @@ def _subjects() -> dict[str, tuple[Callable[[], Subject], Callable[[], str | Non
     }
 
 
-#: edge-reid's own tracker where this branch has it, else a peer (so the harness runs everywhere).
-DEFAULT_SUBJECT = "edge-reid" if bench.edge_reid_tracks() else "rf-bytetrack"
+DEFAULT_SUBJECT = "edge-reid"
 
 
 @dataclass(frozen=True)
