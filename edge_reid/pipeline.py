@@ -204,6 +204,7 @@ class Pipeline:
         self.embeddings_total = 0
         self.past_frames = bool(past_frames)
         self._frames: dict[int, tuple[int, float]] = {}  # tracker update number -> (frame index, timestamp)
+        self._identities_in: dict[int, set[int]] = {}  # tracker update number -> identities reported in that frame
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
 
     def _embedding_buffer(self, count: int) -> np.ndarray:
@@ -255,10 +256,14 @@ class Pipeline:
             timer.add("embed", self.embedder.last_seconds["embed"])
         self.embeddings_total += count
         with timer.measure("track"):
-            self._frames[self.tracker.updates] = (int(frame_index), float(timestamp_s))
+            update = self.tracker.updates
+            if self.past_frames:  # what past-frame boxes need to know of this frame (pruned in _past_people)
+                self._frames[update] = (int(frame_index), float(timestamp_s))
             tracked = self.tracker.update(found, embeddings, timestamp_s, embedded=wanted, image=image)
         with timer.measure("match"):  # gallery times are wall-clock (they outlive this run)
             identities = self.identities.update(self.tracker, tracked)
+        if self.past_frames:
+            self._identities_in[update] = {i for i in identities.identity_ids.tolist() if i >= 1}
         tracks = [self.tracker.get(int(t)) for t in tracked.track_ids]
         filtered = tracked.boxes.copy()
         filtered[:, 0::2] = np.clip(filtered[:, 0::2], 0.0, float(image.shape[1]))
@@ -272,12 +277,21 @@ class Pipeline:
         )
 
     def _past_people(self, tracks, identities: Identities, shape) -> tuple[PastPerson, ...]:
-        """The past-frame boxes of the tracks reported in this frame, as :class:`PastPerson` rows."""
+        """The past-frame boxes of the tracks reported in this frame, as :class:`PastPerson` rows.
+
+        A frame never gets an identity twice: a past box is left out where its identity was
+        already reported in that frame (a track that took over a lost track's identity, whose
+        tentative hits overlap the lost track's last reported frames)."""
         people = []
         for track, identity, name in zip(tracks, identities.identity_ids.tolist(), identities.names):
             for past in track.past:
                 if past.update not in self._frames:
                     continue
+                if identity >= 1:
+                    reported = self._identities_in.setdefault(past.update, set())
+                    if identity in reported:
+                        continue
+                    reported.add(identity)
                 frame_index, timestamp = self._frames[past.update]
                 x1, y1, x2, y2 = (float(v) for v in past.box)
                 box = (min(max(x1, 0.0), shape[1]), min(max(y1, 0.0), shape[0]), min(max(x2, 0.0), shape[1]), min(max(y2, 0.0), shape[0]))
@@ -285,6 +299,7 @@ class Pipeline:
         oldest = min((t.oldest_pending_update for t in self.tracker.tracks), default=self.tracker.updates)
         for number in [n for n in self._frames if n < oldest]:
             del self._frames[number]
+            self._identities_in.pop(number, None)
         return tuple(sorted(people, key=lambda p: (p.frame_index, p.track_id)))
 
     def run(

@@ -103,3 +103,30 @@ def test_stopping_early_ends_the_worker_and_errors_reach_the_caller(embedder, de
 
     with pytest.raises(RuntimeError, match="detector exploded"):
         list(Pipeline(embedder, FailingDetector()).run(str(vtest_path), max_frames=3))
+
+
+class _TrackWithPast:
+    """The parts of a Track that past-frame output reads."""
+
+    def __init__(self, track_id, past):
+        self.track_id, self.past, self.oldest_pending_update = track_id, past, 0
+
+
+def test_a_past_box_never_repeats_an_identity_already_reported_in_its_frame(embedder):
+    """A track that took over a lost track's identity: its tentative hits overlap frames where the lost
+    track was still reported with that identity, so those past boxes are left out (one box per identity
+    and frame, as MOTChallenge files need)."""
+    from edge_reid.identities import Identities
+    from edge_reid.tracking.track import PastBox
+
+    pipeline = Pipeline(embedder, use_detector=False)
+    for update in range(3):  # frames 10-12; identity 5 was reported live in frames 10 and 11
+        pipeline._frames[update] = (10 + update, update / 10)
+        pipeline._identities_in[update] = {5, 6} if update < 2 else {6}
+    box = np.array([10.0, 20.0, 30.0, 80.0])
+    past = [PastBox(update, update / 10, box, 0.9, "tentative") for update in range(3)]
+    identities = Identities(np.array([5]), (None,), np.array([0.9], np.float32), np.array([False]))
+    people = pipeline._past_people([_TrackWithPast(7, past)], identities, (576, 768, 3))
+    assert [(p.frame_index, p.identity_id) for p in people] == [(12, 5)]
+    again = pipeline._past_people([_TrackWithPast(8, past)], identities, (576, 768, 3))
+    assert again == (), "the frame now holds identity 5: a second past box of it is left out too"
