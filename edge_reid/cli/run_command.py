@@ -88,11 +88,14 @@ def run(
         None, "--threads", min=1, help="CPU threads per model; the detector runs beside the ReID model (default: half the cores each)."
     ),
     events: Optional[Path] = typer.Option(
-        None, "--events", help="Write one JSON line per tracked person and frame here (.jsonl; - for standard output)."
+        None, "--events", help="Write one JSON line per tracked person and frame here (.jsonl; - for standard output). "
+        "Boxes of earlier frames learned late (a track's hits before it was confirmed, a lost gap once re-found) "
+        "follow as lines with \"past_frame\": true.",
     ),
     mot: Optional[Path] = typer.Option(
         None, "--mot", help="Write MOTChallenge rows here (.txt; id = identity; - for standard output), for edge-reid eval-mot "
-        "or any MOT tool. For an image folder, M.txt.frames.jsonl names each frame's image.",
+        "or any MOT tool; past-frame boxes are rows of their own frames. For an image folder, M.txt.frames.jsonl "
+        "names each frame's image.",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the annotated video here (.mp4)."),
     display: bool = typer.Option(False, "--display", help="Show the annotated video in a window (needs a screen)."),
