@@ -3,6 +3,7 @@ manifests, and the TensorRT/CUDA stand-ins."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -175,12 +176,7 @@ def make_engine(
         int8_path=extra.get("int8_path"),
         calibration_file=extra.get("calibration_file"),
         calibration_sha256=extra.get("calibration_sha256"),
-        tensorrt_version=machine.tensorrt_version,
-        gpu_name=machine.gpu_name,
-        compute_capability=machine.compute_capability,
-        multiprocessors=machine.multiprocessors,
-        memory_gib=machine.memory_gib,
-        board=machine.board,
+        **dataclasses.asdict(machine),  # the manifest's machine fields have MachineIdentity's names
         cuda_driver_version="12.6",
         profile=profile,
         input_name="images",

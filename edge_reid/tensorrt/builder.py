@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -464,12 +464,7 @@ def _write_manifest(plan: BuildPlan, output_name: str, cuda: DeviceCuda) -> Engi
         int8_path=plan.int8_path.value if plan.int8_path else None,
         calibration_file=str(plan.calibration_file) if plan.calibration_file else None,
         calibration_sha256=calibration_sha,
-        tensorrt_version=machine.tensorrt_version,
-        gpu_name=machine.gpu_name,
-        compute_capability=machine.compute_capability,
-        multiprocessors=machine.multiprocessors,
-        memory_gib=machine.memory_gib,
-        board=machine.board,
+        **asdict(machine),  # the manifest's machine fields have MachineIdentity's names
         cuda_driver_version=cuda.driver,
         cuda_toolkit_version=cuda.toolkit,
         profile=options.profile,
