@@ -21,7 +21,6 @@ CPU has: the OpenVINO rows approximate an AVX2-only CPU, the ratios do not.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -31,17 +30,17 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the default video
+from _common import REPO, benchmark_parser, video_path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
 from edge_reid.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from edge_reid.bench import crops_from_video, default_video, environment  # noqa: E402
+from edge_reid.bench import crops_from_video, environment  # noqa: E402
 from edge_reid.preprocess import CropPreprocessor  # noqa: E402
 from edge_reid.spec import load_spec  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 REFERENCE = "onnxruntime tuned (edge-reid)"
 
 
@@ -92,9 +91,9 @@ def measure(factories: dict, spec, batch: np.ndarray, threads: int, seconds: flo
     return {name: statistics.median(values) for name, values in rates.items()}, embeddings
 
 
-def run_command(backend: str, frames: int, workdir: Path) -> dict:
+def run_command(backend: str, video: Path, frames: int, workdir: Path) -> dict:
     summary, events = workdir / f"{backend}.json", workdir / f"{backend}.jsonl"
-    command = [sys.executable, "-m", "edge_reid", "run", "--source", str(default_video()), "--max-frames", str(frames),
+    command = [sys.executable, "-m", "edge_reid", "run", "--source", str(video), "--max-frames", str(frames),
                "--backend", backend, "--summary", str(summary), "--events", str(events)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
@@ -105,7 +104,7 @@ def run_command(backend: str, frames: int, workdir: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--batches", default="8,32", help="comma-separated batch sizes")
     parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per setting, batch and thread count")
@@ -115,10 +114,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=300, help="frames per `edge-reid run`")
     parser.add_argument("--repeats", type=int, default=2, help="alternating repeats of `edge-reid run`")
     args = parser.parse_args()
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi (or EDGE_REID_SHARED)", file=sys.stderr)
-        return 2
+    video = video_path(args)
     env = environment()
     print(f"machine: {env['cpu']} ({' '.join(env['cpu_flags'])}), {env['cpu_usable']} cores usable; "
           f"onnxruntime {env['libraries']['onnxruntime']}, openvino {env['libraries']['openvino']}; "
@@ -149,7 +145,7 @@ def main() -> int:
             identities = {}
             for repeat in range(args.repeats):
                 for backend in fps:
-                    report = run_command(backend, args.frames, Path(tmp))
+                    report = run_command(backend, video, args.frames, Path(tmp))
                     fps[backend].append(report["fps"])
                     identities[backend] = report["identities_by_frame"]
                     stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in report["stage_ms"].items())

@@ -14,7 +14,6 @@ NNCF (``pip install nncf``) and AIMET (``pip install aimet-onnx``) rows run wher
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -23,15 +22,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the default video
+from _common import REPO, benchmark_parser, video_path  # noqa: E402
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
-from edge_reid.bench import default_video  # noqa: E402
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax  # noqa: E402
-from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_bias_shifts  # noqa: E402
+from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_layer_errors  # noqa: E402
 from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights  # noqa: E402
-from edge_reid.calibration.pool import split_pool  # noqa: E402
+from edge_reid.calibration.pool import load_pool, split_pool  # noqa: E402
 from edge_reid.calibration.qdq import (  # noqa: E402
     QuantRecipe,
     calibrate_ranges,
@@ -45,7 +43,6 @@ from edge_reid.calibration.reader import preprocess_all, preprocessed_batches  #
 from edge_reid.calibration.sensitivity import embed_array, ort_session_from_proto  # noqa: E402
 from edge_reid.calibration.tensorrt_table import tensors_for_table  # noqa: E402
 from edge_reid.calibration.transforms import equalization_groups, equalize_channels, fold_input_normalisation  # noqa: E402
-from edge_reid.crops import cut_person_crops  # noqa: E402
 from edge_reid.data.images import read_images  # noqa: E402
 from edge_reid.data.market1501 import calibration_order, load_market1501  # noqa: E402
 from edge_reid.evaluation.agreement import compare_embeddings  # noqa: E402
@@ -58,8 +55,9 @@ class Data:
 
     def __init__(self, data_dir: Path, video: Path, pool_size: int) -> None:
         self.calibration, _, _ = read_images(calibration_order(data_dir, 0), limit=500)
-        self.pool = cut_person_crops(video, max_crops=pool_size, every_n_frames=5)
-        self.selection, self.heldout = split_pool(len(self.pool))
+        pool = load_pool(video, None, pool_size)  # the pool and split of `edge-reid calibrate`
+        self.pool = pool.crops
+        self.selection, self.heldout = split_pool(len(pool.crops), frames=pool.frames)
         dataset = load_market1501(data_dir)
         self.query, _, _ = read_images(list(dataset.query.paths))
         self.gallery, _, _ = read_images(list(dataset.gallery.paths))
@@ -105,7 +103,8 @@ def _ours(method: str, float_model, spec, data: Data, tmp: Path):
     if "gptq" in parts:
         out = apply_gptq_weights(out, gptq_weights(model, out, sample, spec.input_name, amax, guarded))
     if "bc" in parts:
-        out = apply_bias_shifts(out, measure_bias_shifts(model, out, sample, spec.input_name, guarded), guarded)
+        errors = measure_layer_errors(model, out, sample, spec.input_name, guarded)
+        out = apply_bias_shifts(out, {name: error.mean_shift for name, error in errors.items()}, guarded)
     return out, spec
 
 
@@ -148,19 +147,18 @@ def int8_share(model: onnx.ModelProto, reference: onnx.ModelProto) -> tuple[floa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)  # --video: the pool video
     parser.add_argument("--model", type=Path, default=DEFAULT_REID_MODEL)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mot17-reid-mini")
-    parser.add_argument("--video", type=Path, default=None, help="pool video (default: vtest.avi)")
     parser.add_argument("--pool-size", type=int, default=500)
     parser.add_argument(
         "--methods", default="minmax,mse,fold+mse,fold+mse+gptq+bc,nncf",
         help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, +gptq, +bc; nncf; aimet-cle",
     )
     args = parser.parse_args()
-    video = args.video or default_video()
-    if video is None or not args.data.is_dir():
-        print("needs ../shared/data (vtest.avi, mot17-reid-mini) or --video/--data", file=sys.stderr)
+    video = video_path(args)
+    if not args.data.is_dir():
+        print(f"needs a Market-1501 folder: {args.data} is not one (pass --data)", file=sys.stderr)
         return 2
     spec = load_spec(args.model)
     float_model = upgrade_opset(onnx.load(str(args.model)))

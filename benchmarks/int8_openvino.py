@@ -12,18 +12,16 @@ ratio, and the INT8-vs-FP32 mean cosine of OpenVINO's own INT8 arithmetic:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the default video
+from _common import benchmark_parser, real_crops  # noqa: E402
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
-from edge_reid.bench import crops_from_video, default_video  # noqa: E402
 from edge_reid.calibration.reader import preprocess_all  # noqa: E402
 from edge_reid.spec import load_spec  # noqa: E402
 
@@ -62,20 +60,15 @@ def images_per_second(compiled, images: np.ndarray, batch: int, seconds: float) 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, crops=256)  # --video, --crops FOLDER, --max-crops
     parser.add_argument("--fp32", type=Path, default=DEFAULT_REID_MODEL, help="FP32 ONNX model")
     parser.add_argument("--int8", type=Path, required=True, help="Q/DQ model from edge-reid calibrate (its .json sidecar beside it)")
     parser.add_argument("--batch", default="1,8,32")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0, help="per model, batch and round")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--crops", type=int, default=256)
     args = parser.parse_args()
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi (or EDGE_REID_SHARED)", file=sys.stderr)
-        return 2
-    crops = crops_from_video(video, args.crops).crops
+    crops = real_crops(args).crops
     fp32_spec, int8_spec = load_spec(args.fp32), load_spec(args.int8)
     fp32_images, int8_images = preprocess_all(crops, fp32_spec), preprocess_all(crops, int8_spec)
     import openvino as ov

@@ -17,16 +17,15 @@ loop and their ratio. For docs/benchmarks.md:
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the default video
+from _common import benchmark_parser, video_path  # noqa: E402
 
 from edge_reid.cpu import threads_per_model  # noqa: E402
-from edge_reid.bench import default_video  # noqa: E402
 from edge_reid.detections import sanitize_boxes  # noqa: E402
 from edge_reid.detector import PersonDetector  # noqa: E402
 from edge_reid.embedder import Embedder  # noqa: E402
@@ -67,14 +66,11 @@ def run_once(loop: str, video: Path, frames: int, threads: int) -> tuple[float, 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    video = default_video()
-    if video is None:
-        print("needs ../shared/data/vtest.avi", file=sys.stderr)
-        return 2
+    video = video_path(args)
     threads = threads_per_model()
     fps: dict[str, list[float]] = {"appearance only": [], "tracking": []}
     for repeat in range(1, args.repeats + 1):
