@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -87,6 +87,17 @@ class PastPerson:
     name: str | None
     kind: str
     file_name: str | None = None
+
+
+@dataclass
+class _PendingFrame:
+    """A frame that past-frame boxes may still belong to: its index, time and image file name, and
+    the identities already reported in it (a frame gets each identity once)."""
+
+    index: int
+    timestamp_s: float
+    file_name: str | None
+    identities: set[int]
 
 
 @dataclass(frozen=True)
@@ -203,8 +214,7 @@ class Pipeline:
         self.timer = StageTimer()
         self.embeddings_total = 0
         self.past_frames = bool(past_frames)
-        self._frames: dict[int, tuple[int, float]] = {}  # tracker update number -> (frame index, timestamp)
-        self._identities_in: dict[int, set[int]] = {}  # tracker update number -> identities reported in that frame
+        self._pending: dict[int, _PendingFrame] = {}  # tracker update number -> frame (pruned in _past_people)
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
 
     def _embedding_buffer(self, count: int) -> np.ndarray:
@@ -218,6 +228,7 @@ class Pipeline:
         timestamp_s: float = 0.0,
         frame_index: int = 0,
         detections: Detections | None = None,
+        file_name: str | None = None,
     ) -> FrameResult:
         """Track and re-identify the people of one frame.
 
@@ -230,6 +241,8 @@ class Pipeline:
                 scores: below the tracker's ``high_score`` a box only extends a track);
                 None runs this pipeline's detector. Boxes are clipped to the frame;
                 empty, outside or too-small ones are skipped and counted.
+            file_name: the frame's image file name (image-folder sources), carried into the
+                result and into later past-frame boxes of this frame.
 
         Raises:
             ValueError: no detections given and the pipeline has no detector; NaN/Inf boxes or scores.
@@ -257,13 +270,12 @@ class Pipeline:
         self.embeddings_total += count
         with timer.measure("track"):
             update = self.tracker.updates
-            if self.past_frames:  # what past-frame boxes need to know of this frame (pruned in _past_people)
-                self._frames[update] = (int(frame_index), float(timestamp_s))
             tracked = self.tracker.update(found, embeddings, timestamp_s, embedded=wanted, image=image)
         with timer.measure("match"):  # gallery times are wall-clock (they outlive this run)
             identities = self.identities.update(self.tracker, tracked)
-        if self.past_frames:
-            self._identities_in[update] = {i for i in identities.identity_ids.tolist() if i >= 1}
+        if self.past_frames:  # what past-frame boxes need to know of this frame
+            known = {i for i in identities.identity_ids.tolist() if i >= 1}
+            self._pending[update] = _PendingFrame(int(frame_index), float(timestamp_s), file_name, known)
         tracks = [self.tracker.get(int(t)) for t in tracked.track_ids]
         filtered = tracked.boxes.copy()
         filtered[:, 0::2] = np.clip(filtered[:, 0::2], 0.0, float(image.shape[1]))
@@ -273,7 +285,7 @@ class Pipeline:
         return FrameResult(
             frame_index, timestamp_s, image, Detections(filtered, tracked.scores, tracked.track_ids), identities,
             tuple(_state(t) for t in tracks), detections=len(found), embedded=count, skipped_boxes=int((~keep).sum()),
-            past=past,
+            past=past, file_name=file_name,
         )
 
     def _past_people(self, tracks, identities: Identities, shape) -> tuple[PastPerson, ...]:
@@ -285,21 +297,18 @@ class Pipeline:
         people = []
         for track, identity, name in zip(tracks, identities.identity_ids.tolist(), identities.names):
             for past in track.past:
-                if past.update not in self._frames:
+                frame = self._pending.get(past.update)
+                if frame is None or identity in frame.identities:
                     continue
                 if identity >= 1:
-                    reported = self._identities_in.setdefault(past.update, set())
-                    if identity in reported:
-                        continue
-                    reported.add(identity)
-                frame_index, timestamp = self._frames[past.update]
+                    frame.identities.add(identity)
                 x1, y1, x2, y2 = (float(v) for v in past.box)
                 box = (min(max(x1, 0.0), shape[1]), min(max(y1, 0.0), shape[0]), min(max(x2, 0.0), shape[1]), min(max(y2, 0.0), shape[0]))
-                people.append(PastPerson(frame_index, timestamp, box, past.score, track.track_id, int(identity), name, past.kind))
+                people.append(PastPerson(frame.index, frame.timestamp_s, box, past.score, track.track_id, int(identity), name,
+                                         past.kind, frame.file_name))
         oldest = min((t.oldest_pending_update for t in self.tracker.tracks), default=self.tracker.updates)
-        for number in [n for n in self._frames if n < oldest]:
-            del self._frames[number]
-            self._identities_in.pop(number, None)
+        for number in [n for n in self._pending if n < oldest]:
+            del self._pending[number]
         return tuple(sorted(people, key=lambda p: (p.frame_index, p.track_id)))
 
     def run(
@@ -319,18 +328,9 @@ class Pipeline:
         """
         frames = source if isinstance(source, FrameSource) else open_source(source)
         staged = self._staged_threaded(frames, max_frames, prefetch) if prefetch > 0 else self._staged(frames, max_frames)
-        names: dict[int, str] = {}  # frame index -> image file name, for frames past-frame boxes may still name
         try:
             for frame, detections in staged:
-                result = self.process(frame.image, frame.timestamp_s, frame.index, detections=detections)
-                if frame.name is not None:
-                    names[frame.index] = frame.name
-                    past = tuple(replace(p, file_name=names.get(p.frame_index)) for p in result.past)
-                    result = replace(result, file_name=frame.name, past=past)
-                    pending = {index for index, _ in self._frames.values()}
-                    for index in [i for i in names if i not in pending and i != frame.index]:
-                        del names[index]
-                yield result
+                yield self.process(frame.image, frame.timestamp_s, frame.index, detections=detections, file_name=frame.name)
         finally:
             staged.close()
             frames.close()

@@ -119,10 +119,11 @@ def test_a_past_box_never_repeats_an_identity_already_reported_in_its_frame(embe
     from edge_reid.identities import Identities
     from edge_reid.tracking.track import PastBox
 
+    from edge_reid.pipeline import _PendingFrame
+
     pipeline = Pipeline(embedder, use_detector=False)
     for update in range(3):  # frames 10-12; identity 5 was reported live in frames 10 and 11
-        pipeline._frames[update] = (10 + update, update / 10)
-        pipeline._identities_in[update] = {5, 6} if update < 2 else {6}
+        pipeline._pending[update] = _PendingFrame(10 + update, update / 10, None, {5, 6} if update < 2 else {6})
     box = np.array([10.0, 20.0, 30.0, 80.0])
     past = [PastBox(update, update / 10, box, 0.9, "tentative") for update in range(3)]
     identities = Identities(np.array([5]), (None,), np.array([0.9], np.float32), np.array([False]))
