@@ -22,6 +22,7 @@ Record the surfaces the stand-ins are derived from (``tests/binding_surfaces.jso
 from __future__ import annotations
 
 import hashlib
+import functools
 import json
 import os
 import shutil
@@ -202,6 +203,24 @@ def environment(*keys: str) -> RealEnvironment:
     """
     modules = tuple(ALL[key] for key in keys)
     return RealEnvironment(modules, tuple(install(m) for m in modules))
+
+
+@functools.lru_cache(maxsize=1)
+def _record() -> dict:
+    return json.loads(SURFACES.read_text())
+
+
+def recorded_surface(key: str) -> dict:
+    """The surface of release ``key`` as tests/binding_surfaces.json records it (what the stand-ins follow)."""
+    return _record()[key]["surface"]
+
+
+def assert_surface_is_recorded(key: str, probed_surface: dict) -> None:
+    """The probed surface of the real release equals the record; the message says how to re-record."""
+    assert probed_surface == recorded_surface(key), (
+        f"{key}: the real module differs from tests/binding_surfaces.json; if the change is intended, "
+        "re-record with `python tests/real_bindings.py --record` and update the stand-in"
+    )
 
 
 def record() -> None:

@@ -13,7 +13,6 @@ The first run downloads the wheels (tests/real_bindings.py); without the registr
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -21,12 +20,10 @@ import real_bindings
 from binding_probe import CUDA_USED
 from fake_cudart import FakeCudaRuntime
 
-RECORD = json.loads(real_bindings.SURFACES.read_text())
 KEYS = list(real_bindings.CUDA)
 
 
-def recorded(key: str) -> dict:
-    return RECORD[key]["surface"]
+recorded = real_bindings.recorded_surface
 
 
 @pytest.fixture(scope="module", params=KEYS)
@@ -41,10 +38,7 @@ def probed(request):
 @pytest.mark.slow
 def test_recorded_surface_is_the_real_modules(probed):
     key, data = probed
-    assert data["surface"] == recorded(key), (
-        f"{key}: the real module differs from tests/binding_surfaces.json; re-record with "
-        "`python tests/real_bindings.py --record` if intended, and update the stand-in"
-    )
+    real_bindings.assert_surface_is_recorded(key, data["surface"])
 
 
 @pytest.mark.slow

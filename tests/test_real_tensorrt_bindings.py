@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import json
 import re
 from pathlib import Path
 
@@ -32,13 +31,11 @@ import real_bindings
 from binding_probe import TENSORRT_ENUMS, TENSORRT_USED
 from edge_reid.tensorrt.versions import PRECISIONS, builder_flag_names, int8_paths, network_flag_names, parse_version
 
-RECORD = json.loads(real_bindings.SURFACES.read_text())
 KEYS = list(real_bindings.TENSORRT)
 PACKAGE = Path(__file__).resolve().parents[1] / "edge_reid"
 
 
-def recorded(key: str) -> dict:
-    return RECORD[key]["surface"]
+recorded = real_bindings.recorded_surface
 
 
 def real_environment(*keys: str) -> real_bindings.RealEnvironment:
@@ -60,10 +57,7 @@ def probed(request):
 @pytest.mark.slow
 def test_recorded_surface_is_the_real_modules(probed):
     key, data = probed
-    assert data["surface"] == recorded(key), (
-        f"{key}: the real bindings differ from tests/binding_surfaces.json; if the change is intended, "
-        "re-record with `python tests/real_bindings.py --record` and update the stand-in"
-    )
+    real_bindings.assert_surface_is_recorded(key, data["surface"])
 
 
 @pytest.mark.slow
