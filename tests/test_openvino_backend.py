@@ -62,7 +62,20 @@ def test_fp32_embeddings_agree_with_onnxruntime_on_real_crops(osnet_path, spec, 
     assert cosine.mean() >= 0.9999 and cosine.min() >= 0.999
 
 
-def test_dynamic_batch_sizes_give_the_same_rows(osnet_path, spec, real_batch, reference):
+def test_any_batch_runs_as_static_chunks_and_gives_the_same_rows(osnet_path, spec, real_batch, reference):
+    """A dynamic-batch model is compiled for static batches 8 and 1; n rows = whole chunks of 8, then single rows."""
+    with OpenVinoBackend(osnet_path, spec, max_batch=12, threads=1) as backend:
+        assert backend.static_batches == (8, 1)
+        assert backend._plan(11) == [(0, 8), (8, 1), (9, 1), (10, 1)]
+        backend.buffers.output[:] = np.nan
+        backend.buffers.input[:11] = real_batch[:11]
+        rows = backend.infer(11)
+        assert not np.isnan(backend.buffers.output[:11]).any(), "every row written, the last 3 by the batch-1 model"
+        rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        assert np.sum(rows * reference[:11], axis=1).min() >= 0.999
+        assert np.isnan(backend.buffers.output[11:]).all(), "rows past n are not computed"
+    with OpenVinoBackend(osnet_path, spec, max_batch=4, threads=1) as small:
+        assert small.static_batches == (4, 1)
     with OpenVinoBackend(osnet_path, spec, max_batch=8, threads=1) as backend:
         for n in (1, 5, 8, 3):
             backend.buffers.input[:n] = real_batch[:n]

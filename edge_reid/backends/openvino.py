@@ -3,7 +3,16 @@
 The model is read from the same ONNX file as on ONNX Runtime and compiled for a
 device (``CPU`` by default). Input and output are OpenVINO tensors built on the
 backend's numpy buffers (``ov.Tensor(array, shared_memory=True)``), so a call
-copies nothing in or out. The batch dimension stays dynamic.
+copies nothing in or out.
+
+Static shapes: OpenVINO's CPU plugin runs a model compiled for one batch size
+faster than the same model compiled with a dynamic batch (it plans kernels and
+memory for known shapes; docs/benchmarks.md measures the difference), much as
+TensorRT builds for an optimization profile. A model whose batch is dynamic is
+therefore compiled twice, for batch ``STATIC_CHUNK`` and for batch 1, and a call
+of ``n`` rows runs as whole chunks of ``STATIC_CHUNK`` then single rows, each on
+its own slice of the same buffers: no padding, no copies. The cost is a second
+compiled copy of the weights.
 
 Precision is always explicit: OpenVINO's CPU plugin computes in bf16 by default
 on CPUs with AMX or AVX512-BF16, a silent change of arithmetic; here
@@ -40,6 +49,10 @@ from edge_reid.spec import ModelSpec
 #: ``--precision`` -> OpenVINO's ``INFERENCE_PRECISION_HINT`` and the device capability it needs.
 PRECISION_HINTS = {"fp32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16"), "int8": ("f32", "INT8")}
 X86_64 = ("x86_64", "amd64")
+#: Rows per call of the larger static compilation: the batch at which CPU throughput of a ReID
+#: net levels off (images/s at 8 and 32 rows are within noise for both CPU backends, docs/benchmarks.md),
+#: while a larger chunk would leave more of a typical call (1-10 crops) to the batch-1 model.
+STATIC_CHUNK = 8
 
 
 def availability() -> tuple[bool, str]:
@@ -139,7 +152,11 @@ def kernel_precisions(compiled) -> Counter:
 
 
 class OpenVinoBackend(EmbeddingBackend):
-    """Embedding model on OpenVINO, dynamic batch, zero-copy input and output.
+    """Embedding model on OpenVINO, any batch up to ``max_batch``, zero-copy input and output.
+
+    A model with a dynamic batch is compiled for static batches of :data:`STATIC_CHUNK` and 1
+    (see the module's docstring); a model whose file fixes the batch runs that batch, rows past
+    ``n`` ignored.
 
     Args:
         model_path: the ``.onnx`` file (FP32, or a Q/DQ INT8 model from ``edge-reid calibrate``).
@@ -148,7 +165,7 @@ class OpenVinoBackend(EmbeddingBackend):
         threads: CPU inference threads (None: OpenVINO's default, every core).
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (inference precision of the
             float layers), or ``"int8"`` (a Q/DQ model; float layers in f32).
-        device: ``"CPU"``, ``"GPU"`` (Intel GPU) or ``"NPU"`` (static batch of ``max_batch``).
+        device: ``"CPU"``, ``"GPU"`` (Intel GPU) or ``"NPU"``.
 
     Raises:
         BackendUnavailableError: OpenVINO missing, the device absent, or the precision not
@@ -196,55 +213,84 @@ class OpenVinoBackend(EmbeddingBackend):
         if len(dims) != 4 or any(d is not None and d != want for d, want in zip(dims[1:], (3, spec.height, spec.width))):
             raise ModelError(f"{model_path}: input {spec.input_name!r} {dims} does not take (N, 3, {spec.height}, {spec.width}) crops")
         self._fixed_batch = dims[0]
-        if self.device.startswith("NPU") and self._fixed_batch is None:
-            self._fixed_batch = max_batch  # NPUs compile static shapes only
         if self._fixed_batch is not None:
             max_batch = self._fixed_batch
-        model.reshape({spec.input_name: [self._fixed_batch or -1, 3, spec.height, spec.width]})
-        self.compiled = _compile(model, self.model_path, self.device, threads, precision)
-        self._request = self.compiled.create_infer_request()
-        self._input_port = self.compiled.input(spec.input_name)
-        self._output_port = self.compiled.output(self.output_name)
+            chunks = (self._fixed_batch,)
+        else:
+            chunks = tuple(sorted({min(STATIC_CHUNK, max_batch), 1}, reverse=True))
         super().__init__(spec, numpy_buffers(spec, max_batch))
-        self._bound_rows = 0
+        #: static batch size -> (compiled model, its infer request); largest first.
+        self._compiled: dict[int, tuple] = {}
+        for rows in chunks:
+            sized = model.clone()
+            sized.reshape({spec.input_name: [rows, 3, spec.height, spec.width]})
+            compiled = _compile(sized, self.model_path, self.device, threads, precision)
+            self._compiled[rows] = (compiled, compiled.create_infer_request())
+        self._input_port = spec.input_name
+        self._bound: dict[int, int] = {}  # static batch size -> row offset its request's tensors are bound at
 
-    def _bind(self, rows: int) -> None:
+    @property
+    def compiled(self):
+        """The compiled model of the largest static batch (what :func:`kernel_precisions` inspects)."""
+        return next(iter(self._compiled.values()))[0] if self._compiled else None
+
+    @property
+    def static_batches(self) -> tuple[int, ...]:
+        """The batch sizes compiled, largest first, e.g. ``(8, 1)``."""
+        return tuple(self._compiled)
+
+    def _plan(self, n: int) -> list[tuple[int, int]]:
+        """(row offset, static batch) calls covering rows ``0..n-1``: whole large chunks, then single rows."""
+        if self._fixed_batch is not None:
+            return [(0, self._fixed_batch)]
+        calls, offset = [], 0
+        for rows in self._compiled:
+            while n - offset >= rows:
+                calls.append((offset, rows))
+                offset += rows
+        return calls
+
+    def _bind(self, rows: int, offset: int) -> None:
         ov = self._ov
+        compiled, request = self._compiled[rows]
         try:
-            self._request.set_tensor(self._input_port, ov.Tensor(self.buffers.input[:rows], shared_memory=True))
-            self._request.set_tensor(self._output_port, ov.Tensor(self.buffers.output[:rows], shared_memory=True))
+            request.set_tensor(compiled.input(self._input_port), ov.Tensor(self.buffers.input[offset:offset + rows], shared_memory=True))
+            request.set_tensor(compiled.output(self.output_name), ov.Tensor(self.buffers.output[offset:offset + rows], shared_memory=True))
         except Exception as exc:
             raise ModelError(f"{self.model_path}: OpenVINO refused the batch buffers: {first_line(exc)}") from None
-        self._bound_rows = rows
+        self._bound[rows] = offset
 
     def infer(self, n: int) -> np.ndarray:
         """Run the model on ``buffers.input[:n]``; see :meth:`EmbeddingBackend.infer`."""
         self._check_n(n)
-        rows = self._fixed_batch or n
-        if rows != self._bound_rows:
-            self._bind(rows)
-        try:
-            self._request.infer()
-        except Exception as exc:
-            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
+        for offset, rows in self._plan(n):
+            if self._bound.get(rows) != offset:
+                self._bind(rows, offset)
+            try:
+                self._compiled[rows][1].infer()
+            except Exception as exc:
+                raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
         return self.buffers.output[:n]
 
     def shares_buffers(self) -> bool:
-        """True when the request's input and output tensors are the backend's buffers (no copies)."""
-        if not self._bound_rows:
-            self._bind(self._fixed_batch or 1)
-        return bool(
-            np.shares_memory(self._request.get_tensor(self._input_port).data, self.buffers.input)
-            and np.shares_memory(self._request.get_tensor(self._output_port).data, self.buffers.output)
-        )
+        """True when every request's input and output tensors are views of the backend's buffers (no copies)."""
+        for rows, (compiled, request) in self._compiled.items():
+            if rows not in self._bound:
+                self._bind(rows, 0)
+            if not (
+                np.shares_memory(request.get_tensor(compiled.input(self._input_port)).data, self.buffers.input)
+                and np.shares_memory(request.get_tensor(compiled.output(self.output_name)).data, self.buffers.output)
+            ):
+                return False
+        return True
 
     def describe(self) -> str:
         label = "int8 Q/DQ, float layers f32" if self.precision == "int8" else self.precision
         return f"openvino {self._ov.__version__.split('-')[0]} {self.device} {label}"
 
     def close(self) -> None:
-        self._request = None
-        self.compiled = None
+        self._compiled = {}
+        self._bound = {}
 
 
 class OpenVinoDetector(DetectorBackend):
