@@ -9,6 +9,12 @@ chosen by a guard), so the rows compare the quantizers themselves:
     python benchmarks/int8_methods.py --methods minmax,entropy,percentile,mse,fold+mse,fold+eq+mse,fold+mse+bc,fold+mse+gptq,fold+mse+gptq+bc,nncf
     /work/venvs/int8-aimet/bin/python benchmarks/int8_methods.py --methods aimet-cle   # AIMET pins torch: own venv
 
+Where the error comes from: ``+float-weights`` runs a method's model with every layer's float
+weights (only the activations quantized), ``+float-activations`` with every activation float
+(only the weights quantized)::
+
+    python benchmarks/int8_methods.py --methods fold+mse+gptq+bc,fold+mse+gptq+bc+float-weights,fold+mse+gptq+bc+float-activations
+
 NNCF (``pip install nncf``) and AIMET (``pip install aimet-onnx``) rows run where the library imports.
 """
 
@@ -73,6 +79,33 @@ class Data:
         return evaluate_market1501(1 - query @ gallery.T, self.q_pids, self.g_pids, self.q_cams, self.g_cams).mAP
 
 
+def _dequantized_part(qdq: onnx.ModelProto, float_model: onnx.ModelProto, part: str) -> onnx.ModelProto:
+    """``qdq`` with one side of every quantized Conv/Gemm back to float: ``"weights"`` (the float
+    model's initializer) or ``"activations"`` (the tensor before its QuantizeLinear)."""
+    model = onnx.ModelProto()
+    model.CopyFrom(qdq)
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    float_inits = {init.name: init for init in float_model.graph.initializer}
+    float_nodes = {node.name: node for node in float_model.graph.node}
+    present = {init.name for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2:
+            continue
+        dq_act, dq_weight = producer.get(node.input[0]), producer.get(node.input[1])
+        if not (dq_act is not None and dq_act.op_type == "DequantizeLinear" and dq_weight is not None and dq_weight.op_type == "DequantizeLinear"):
+            continue
+        if part == "activations":
+            node.input[0] = producer[dq_act.input[0]].input[0]
+        else:
+            weight = float_nodes[node.name].input[1]
+            if weight not in present:
+                graph.initializer.append(float_inits[weight])
+                present.add(weight)
+            node.input[1] = weight
+    return model
+
+
 def _ours(method: str, float_model, spec, data: Data, tmp: Path):
     parts = method.split("+")
     base = next(part for part in parts if part in ("mse", "minmax", "entropy", "percentile"))
@@ -105,6 +138,9 @@ def _ours(method: str, float_model, spec, data: Data, tmp: Path):
     if "bc" in parts:
         errors = measure_layer_errors(model, out, sample, spec.input_name, guarded)
         out = apply_bias_shifts(out, {name: error.mean_shift for name, error in errors.items()}, guarded)
+    for part in ("weights", "activations"):
+        if f"float-{part}" in parts:
+            out = _dequantized_part(out, model, part)
     return out, spec
 
 
@@ -153,7 +189,8 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=500)
     parser.add_argument(
         "--methods", default="minmax,mse,fold+mse,fold+mse+gptq+bc,nncf",
-        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, +gptq, +bc; nncf; aimet-cle",
+        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, +gptq, +bc, "
+        "+float-weights, +float-activations; nncf; aimet-cle",
     )
     args = parser.parse_args()
     video = video_path(args)
