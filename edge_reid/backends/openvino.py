@@ -226,7 +226,7 @@ class OpenVinoBackend(EmbeddingBackend):
             sized.reshape({spec.input_name: [rows, 3, spec.height, spec.width]})
             compiled = _compile(sized, self.model_path, self.device, threads, precision)
             self._compiled[rows] = (compiled, compiled.create_infer_request())
-        self._input_port = spec.input_name
+        self._input_name = spec.input_name
         self._bound: dict[int, int] = {}  # static batch size -> row offset its request's tensors are bound at
 
     @property
@@ -254,7 +254,7 @@ class OpenVinoBackend(EmbeddingBackend):
         ov = self._ov
         compiled, request = self._compiled[rows]
         try:
-            request.set_tensor(compiled.input(self._input_port), ov.Tensor(self.buffers.input[offset:offset + rows], shared_memory=True))
+            request.set_tensor(compiled.input(self._input_name), ov.Tensor(self.buffers.input[offset:offset + rows], shared_memory=True))
             request.set_tensor(compiled.output(self.output_name), ov.Tensor(self.buffers.output[offset:offset + rows], shared_memory=True))
         except Exception as exc:
             raise ModelError(f"{self.model_path}: OpenVINO refused the batch buffers: {first_line(exc)}") from None
@@ -278,7 +278,7 @@ class OpenVinoBackend(EmbeddingBackend):
             if rows not in self._bound:
                 self._bind(rows, 0)
             if not (
-                np.shares_memory(request.get_tensor(compiled.input(self._input_port)).data, self.buffers.input)
+                np.shares_memory(request.get_tensor(compiled.input(self._input_name)).data, self.buffers.input)
                 and np.shares_memory(request.get_tensor(compiled.output(self.output_name)).data, self.buffers.output)
             ):
                 return False
