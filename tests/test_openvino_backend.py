@@ -63,19 +63,29 @@ def test_fp32_embeddings_agree_with_onnxruntime_on_real_crops(osnet_path, spec, 
 
 
 def test_any_batch_runs_as_static_chunks_and_gives_the_same_rows(osnet_path, spec, real_batch, reference):
-    """A dynamic-batch model is compiled for static batches 8 and 1; n rows = whole chunks of 8, then single rows."""
-    with OpenVinoBackend(osnet_path, spec, max_batch=12, threads=1) as backend:
-        assert backend.static_batches == (8, 1)
-        assert backend._plan(11) == [(0, 8), (8, 1), (9, 1), (10, 1)]
-        backend.buffers.output[:] = np.nan
-        backend.buffers.input[:11] = real_batch[:11]
-        rows = backend.infer(11)
-        assert not np.isnan(backend.buffers.output[:11]).any(), "every row written, the last 3 by the batch-1 model"
-        rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-        assert np.sum(rows * reference[:11], axis=1).min() >= 0.999
-        assert np.isnan(backend.buffers.output[11:]).all(), "rows past n are not computed"
-    with OpenVinoBackend(osnet_path, spec, max_batch=4, threads=1) as small:
-        assert small.static_batches == (4, 1)
+    """A dynamic-batch model is compiled for batch 1 and for chunks of 4 on one stream per thread:
+    n rows = whole rounds of chunks side by side on the streams, then single rows."""
+    with OpenVinoBackend(osnet_path, spec, max_batch=14, threads=2) as backend:
+        assert backend.static_batches == (4, 1) and backend.streams == 2
+        assert int(backend.compiled.get_property("NUM_STREAMS")) == 2
+        assert backend._plan(11) == ([0, 4], [8, 9, 10])
+        assert backend._plan(13) == ([0, 4], list(range(8, 13))), "a third chunk would leave a stream idle"
+        assert backend._plan(3) == ([], [0, 1, 2])
+        for n in (13, 3, 12):
+            backend.buffers.output[:] = np.nan
+            backend.buffers.input[:n] = real_batch[:n]
+            rows = backend.infer(n)
+            assert not np.isnan(backend.buffers.output[:n]).any(), "every row written, by the chunks and the single-row model"
+            assert np.isnan(backend.buffers.output[n:]).all(), "rows past n are not computed"
+            rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+            assert np.sum(rows * reference[:n], axis=1).min() >= 0.999
+    with OpenVinoBackend(osnet_path, spec, max_batch=12, threads=1) as one_thread:
+        assert one_thread.streams == 1 and one_thread._plan(11) == ([0, 4], [8, 9, 10])
+    with OpenVinoBackend(osnet_path, spec, max_batch=1, threads=1) as single:
+        assert single.static_batches == (1,) and single.streams == 0 and single._plan(1) == ([], [0])
+
+
+def test_dynamic_batch_sizes_give_the_same_rows(osnet_path, spec, real_batch, reference):
     with OpenVinoBackend(osnet_path, spec, max_batch=8, threads=1) as backend:
         for n in (1, 5, 8, 3):
             backend.buffers.input[:n] = real_batch[:n]

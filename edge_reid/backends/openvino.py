@@ -9,10 +9,16 @@ Static shapes: OpenVINO's CPU plugin runs a model compiled for one batch size
 faster than the same model compiled with a dynamic batch (it plans kernels and
 memory for known shapes; docs/benchmarks.md measures the difference), much as
 TensorRT builds for an optimization profile. A model whose batch is dynamic is
-therefore compiled twice, for batch ``STATIC_CHUNK`` and for batch 1, and a call
-of ``n`` rows runs as whole chunks of ``STATIC_CHUNK`` then single rows, each on
-its own slice of the same buffers: no padding, no copies. The cost is a second
-compiled copy of the weights.
+therefore compiled twice: for batch 1 on all the backend's threads (OpenVINO's
+latency mode), and for batch ``STATIC_CHUNK`` as one stream per thread
+(OpenVINO's throughput mode: each stream runs its own request on one thread).
+A call of ``n`` rows runs whole chunks of ``STATIC_CHUNK`` rows side by side on
+the streams, as many rounds as keep every stream busy, then the rest one row at
+a time on all the threads; each request is bound to its own slice of the same
+buffers: no padding, no copies. So a single crop (the common case in ``run``)
+keeps every thread, and a large batch (``eval``, ``gallery``) keeps every core
+busy without the synchronisation cost of splitting one small image over threads.
+The cost is a second compiled model (its own copy of the weights).
 
 Precision is always explicit: OpenVINO's CPU plugin computes in bf16 by default
 on CPUs with AMX or AVX512-BF16, a silent change of arithmetic; here
@@ -49,10 +55,10 @@ from edge_reid.spec import ModelSpec
 #: ``--precision`` -> OpenVINO's ``INFERENCE_PRECISION_HINT`` and the device capability it needs.
 PRECISION_HINTS = {"fp32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16"), "int8": ("f32", "INT8")}
 X86_64 = ("x86_64", "amd64")
-#: Rows per call of the larger static compilation: the batch at which CPU throughput of a ReID
-#: net levels off (images/s at 8 and 32 rows are within noise for both CPU backends, docs/benchmarks.md),
-#: while a larger chunk would leave more of a typical call (1-10 crops) to the batch-1 model.
-STATIC_CHUNK = 8
+#: Rows per call of the throughput compilation (one stream, one thread): one thread's images/s of
+#: a ReID net level off from about 4 rows (docs/benchmarks.md), and a small chunk leaves fewer rows
+#: of a call to the batch-1 model.
+STATIC_CHUNK = 4
 
 
 def availability() -> tuple[bool, str]:
@@ -106,8 +112,12 @@ def _read_model(model_path: str | Path):
         raise ModelError(f"{path}: OpenVINO cannot read this model: {first_line(exc)}") from None
 
 
-def _compile(model, model_path: Path, device: str, threads: int | None, precision: str):
-    """Compile ``model`` for ``device`` in ``precision``; refuse a precision the device lacks, and check it was applied."""
+def _compile(model, model_path: Path, device: str, threads: int | None, precision: str, streams: int = 0):
+    """Compile ``model`` for ``device`` in ``precision``; refuse a precision the device lacks, and check it was applied.
+
+    ``streams`` > 0 (CPU only): OpenVINO's throughput mode with that many streams of one thread
+    each; otherwise its latency mode on ``threads`` threads (None: every core).
+    """
     hint, capability = PRECISION_HINTS[precision]
     capabilities = list(_core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
     if capability not in capabilities:
@@ -120,7 +130,9 @@ def _compile(model, model_path: Path, device: str, threads: int | None, precisio
         # The two models and our own threads share the cores: let the OS place threads rather than
         # pinning each model's threads to cores another model also pins to.
         config["ENABLE_CPU_PINNING"] = False
-        if threads:
+        if streams:
+            config.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=int(streams), INFERENCE_NUM_THREADS=int(streams))
+        elif threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
     try:
         compiled = _core().compile_model(model, device, config)
@@ -154,9 +166,9 @@ def kernel_precisions(compiled) -> Counter:
 class OpenVinoBackend(EmbeddingBackend):
     """Embedding model on OpenVINO, any batch up to ``max_batch``, zero-copy input and output.
 
-    A model with a dynamic batch is compiled for static batches of :data:`STATIC_CHUNK` and 1
-    (see the module's docstring); a model whose file fixes the batch runs that batch, rows past
-    ``n`` ignored.
+    A model with a dynamic batch is compiled for batch 1 (latency mode, all ``threads``) and for
+    batch :data:`STATIC_CHUNK` (one stream per thread), see the module's docstring; a model whose
+    file fixes the batch runs that batch, rows past ``n`` ignored.
 
     Args:
         model_path: the ``.onnx`` file (FP32, or a Q/DQ INT8 model from ``edge-reid calibrate``).
@@ -215,68 +227,103 @@ class OpenVinoBackend(EmbeddingBackend):
         self._fixed_batch = dims[0]
         if self._fixed_batch is not None:
             max_batch = self._fixed_batch
-            chunks = (self._fixed_batch,)
-        else:
-            chunks = tuple(sorted({min(STATIC_CHUNK, max_batch), 1}, reverse=True))
         super().__init__(spec, numpy_buffers(spec, max_batch))
-        #: static batch size -> (compiled model, its infer request); largest first.
-        self._compiled: dict[int, tuple] = {}
-        for rows in chunks:
+        self._input_name = spec.input_name
+
+        def compiled_for(rows: int, streams: int = 0):
             sized = model.clone()
             sized.reshape({spec.input_name: [rows, 3, spec.height, spec.width]})
-            compiled = _compile(sized, self.model_path, self.device, threads, precision)
-            self._compiled[rows] = (compiled, compiled.create_infer_request())
-        self._input_name = spec.input_name
-        self._bound: dict[int, int] = {}  # static batch size -> row offset its request's tensors are bound at
+            return _compile(sized, self.model_path, self.device, threads, precision, streams)
+
+        #: the model for single rows (or for the file's fixed batch), and its request.
+        self._single = compiled_for(self._fixed_batch or 1)
+        self._single_request = self._single.create_infer_request()
+        #: the throughput model for chunks of ``self._chunk_rows`` rows, one request per stream.
+        self._chunk, self._stream_requests, self._chunk_rows = None, [], 0
+        if self._fixed_batch is None and max_batch > 1:
+            streams = int(self._single.get_property("INFERENCE_NUM_THREADS")) if self.device == "CPU" else 0
+            self._chunk_rows = min(STATIC_CHUNK, max_batch)
+            self._chunk = compiled_for(self._chunk_rows, streams)
+            self._stream_requests = [self._chunk.create_infer_request() for _ in range(max(streams, 1))]
+        self._bound: dict[int, tuple[int, int]] = {}  # id(request) -> (rows, offset) its tensors are bound to
 
     @property
     def compiled(self):
-        """The compiled model of the largest static batch (what :func:`kernel_precisions` inspects)."""
-        return next(iter(self._compiled.values()))[0] if self._compiled else None
+        """The compiled model that runs most rows of a large batch (what :func:`kernel_precisions` inspects)."""
+        return self._chunk or self._single
 
     @property
     def static_batches(self) -> tuple[int, ...]:
-        """The batch sizes compiled, largest first, e.g. ``(8, 1)``."""
-        return tuple(self._compiled)
+        """The batch sizes compiled, largest first, e.g. ``(4, 1)``."""
+        return (self._chunk_rows, 1) if self._chunk_rows else (self._fixed_batch or 1,)
 
-    def _plan(self, n: int) -> list[tuple[int, int]]:
-        """(row offset, static batch) calls covering rows ``0..n-1``: whole large chunks, then single rows."""
+    @property
+    def streams(self) -> int:
+        """Requests that run chunks side by side (one per thread on the CPU; 0 without a chunk model)."""
+        return len(self._stream_requests)
+
+    def _plan(self, n: int) -> tuple[list[int], list[int]]:
+        """(first rows of the chunks run on the streams, rows run one at a time) covering rows ``0..n-1``.
+
+        Chunks come in whole rounds of one per stream, so no stream idles while another works;
+        what is left runs row by row on the single-row model, which has every thread.
+        """
         if self._fixed_batch is not None:
-            return [(0, self._fixed_batch)]
-        calls, offset = [], 0
-        for rows in self._compiled:
-            while n - offset >= rows:
-                calls.append((offset, rows))
-                offset += rows
-        return calls
+            return [], [0]
+        chunks = n // self._chunk_rows if self._chunk_rows else 0
+        if self.streams > 1:
+            chunks -= chunks % self.streams
+        return [k * self._chunk_rows for k in range(chunks)], list(range(chunks * self._chunk_rows, n))
 
-    def _bind(self, rows: int, offset: int) -> None:
+    def _bind(self, request, compiled, rows: int, offset: int) -> None:
+        if self._bound.get(id(request)) == (rows, offset):
+            return
         ov = self._ov
-        compiled, request = self._compiled[rows]
         try:
             request.set_tensor(compiled.input(self._input_name), ov.Tensor(self.buffers.input[offset:offset + rows], shared_memory=True))
             request.set_tensor(compiled.output(self.output_name), ov.Tensor(self.buffers.output[offset:offset + rows], shared_memory=True))
         except Exception as exc:
             raise ModelError(f"{self.model_path}: OpenVINO refused the batch buffers: {first_line(exc)}") from None
-        self._bound[rows] = offset
+        self._bound[id(request)] = (rows, offset)
 
     def infer(self, n: int) -> np.ndarray:
         """Run the model on ``buffers.input[:n]``; see :meth:`EmbeddingBackend.infer`."""
         self._check_n(n)
-        for offset, rows in self._plan(n):
-            if self._bound.get(rows) != offset:
-                self._bind(rows, offset)
-            try:
-                self._compiled[rows][1].infer()
-            except Exception as exc:
-                raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
+        chunk_offsets, single_offsets = self._plan(n)
+        started = []
+        try:
+            for k, offset in enumerate(chunk_offsets):
+                request = self._stream_requests[k % self.streams]
+                if k >= self.streams:
+                    request.wait()
+                self._bind(request, self._chunk, self._chunk_rows, offset)
+                request.start_async()
+                started.append(request)
+            for request in started[: self.streams]:
+                request.wait()
+            started = []
+            for offset in single_offsets:
+                self._bind(self._single_request, self._single, self._fixed_batch or 1, offset)
+                self._single_request.infer()
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
+        finally:
+            for request in started[: self.streams]:
+                try:
+                    request.wait()  # never leave a request writing into the buffers after we return
+                except Exception:
+                    pass
         return self.buffers.output[:n]
 
     def shares_buffers(self) -> bool:
         """True when every request's input and output tensors are views of the backend's buffers (no copies)."""
-        for rows, (compiled, request) in self._compiled.items():
-            if rows not in self._bound:
-                self._bind(rows, 0)
+        pairs = [(self._single_request, self._single, self._fixed_batch or 1)]
+        pairs += [(request, self._chunk, self._chunk_rows) for request in self._stream_requests]
+        for request, compiled, rows in pairs:
+            if id(request) not in self._bound:
+                self._bind(request, compiled, rows, 0)
             if not (
                 np.shares_memory(request.get_tensor(compiled.input(self._input_name)).data, self.buffers.input)
                 and np.shares_memory(request.get_tensor(compiled.output(self.output_name)).data, self.buffers.output)
@@ -289,7 +336,8 @@ class OpenVinoBackend(EmbeddingBackend):
         return f"openvino {self._ov.__version__.split('-')[0]} {self.device} {label}"
 
     def close(self) -> None:
-        self._compiled = {}
+        self._single = self._single_request = self._chunk = None
+        self._stream_requests = []
         self._bound = {}
 
 
