@@ -65,7 +65,7 @@ def test_fp32_embeddings_agree_with_onnxruntime_on_real_crops(osnet_path, spec, 
 def test_any_batch_runs_as_static_chunks_and_gives_the_same_rows(osnet_path, spec, real_batch, reference):
     """A dynamic-batch model is compiled for batch 1 and for chunks of 4 on one stream per thread:
     n rows = whole rounds of chunks side by side on the streams, then single rows."""
-    with OpenVinoBackend(osnet_path, spec, max_batch=14, threads=2) as backend:
+    with OpenVinoBackend(osnet_path, spec, max_batch=16, threads=2) as backend:
         assert backend.static_batches == (4, 1) and backend.streams == 2
         assert int(backend.compiled.get_property("NUM_STREAMS")) == 2
         assert backend._plan(11) == ([0, 4], [8, 9, 10])
@@ -81,8 +81,17 @@ def test_any_batch_runs_as_static_chunks_and_gives_the_same_rows(osnet_path, spe
             assert np.sum(rows * reference[:n], axis=1).min() >= 0.999
     with OpenVinoBackend(osnet_path, spec, max_batch=12, threads=1) as one_thread:
         assert one_thread.streams == 1 and one_thread._plan(11) == ([0, 4], [8, 9, 10])
+    with OpenVinoBackend(osnet_path, spec, max_batch=6, threads=2) as small_batch:
+        assert small_batch.streams == 1, "a batch of 6 has one chunk of 4: one stream"
+        assert int(small_batch.compiled.get_property("INFERENCE_NUM_THREADS")) == 2, "the one stream has both threads"
     with OpenVinoBackend(osnet_path, spec, max_batch=1, threads=1) as single:
         assert single.static_batches == (1,) and single.streams == 0 and single._plan(1) == ([], [0])
+
+
+def test_stream_count_is_one_per_thread_up_to_the_chunks_of_a_full_batch():
+    assert openvino_backend.stream_count(2, 32) == 2 and openvino_backend.stream_count(2, 8) == 2
+    assert openvino_backend.stream_count(16, 32) == 8
+    assert openvino_backend.stream_count(16, 6) == 1 and openvino_backend.stream_count(1, 32) == 1
 
 
 def test_dynamic_batch_sizes_give_the_same_rows(osnet_path, spec, real_batch, reference):

@@ -10,8 +10,10 @@ faster than the same model compiled with a dynamic batch (it plans kernels and
 memory for known shapes; docs/benchmarks.md measures the difference), much as
 TensorRT builds for an optimization profile. A model whose batch is dynamic is
 therefore compiled twice: for batch 1 on all the backend's threads (OpenVINO's
-latency mode), and for batch ``STATIC_CHUNK`` as one stream per thread
-(OpenVINO's throughput mode: each stream runs its own request on one thread).
+latency mode), and for batch ``STATIC_CHUNK`` as several streams (OpenVINO's
+throughput mode: each stream runs its own request on its share of the threads;
+one stream per thread, but no more streams than a full batch has chunks, see
+:func:`stream_count`).
 A call of ``n`` rows runs whole chunks of ``STATIC_CHUNK`` rows side by side on
 the streams, as many rounds as keep every stream busy, then the rest one row at
 a time on all the threads; each request is bound to its own slice of the same
@@ -112,11 +114,20 @@ def _read_model(model_path: str | Path):
         raise ModelError(f"{path}: OpenVINO cannot read this model: {first_line(exc)}") from None
 
 
+def stream_count(threads: int, max_batch: int, chunk_rows: int = STATIC_CHUNK) -> int:
+    """Streams for the chunk model: one per thread, but no more than the chunks of a full batch
+    (``max_batch // chunk_rows``, so a full batch fills at least one round), at least 1.
+
+    E.g. 2 threads, batch 8: 2 streams of one thread; 16 threads, batch 32: 8 streams of 2 threads.
+    """
+    return max(1, min(threads, max_batch // chunk_rows))
+
+
 def _compile(model, model_path: Path, device: str, threads: int | None, precision: str, streams: int = 0):
     """Compile ``model`` for ``device`` in ``precision``; refuse a precision the device lacks, and check it was applied.
 
-    ``streams`` > 0 (CPU only): OpenVINO's throughput mode with that many streams of one thread
-    each; otherwise its latency mode on ``threads`` threads (None: every core).
+    ``streams`` > 0 (CPU only): OpenVINO's throughput mode with that many streams sharing
+    ``threads`` threads; otherwise its latency mode on ``threads`` threads (None: every core).
     """
     hint, capability = PRECISION_HINTS[precision]
     capabilities = list(_core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
@@ -131,8 +142,8 @@ def _compile(model, model_path: Path, device: str, threads: int | None, precisio
         # pinning each model's threads to cores another model also pins to.
         config["ENABLE_CPU_PINNING"] = False
         if streams:
-            config.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=int(streams), INFERENCE_NUM_THREADS=int(streams))
-        elif threads:
+            config.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=int(streams))
+        if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
     try:
         compiled = _core().compile_model(model, device, config)
@@ -230,20 +241,23 @@ class OpenVinoBackend(EmbeddingBackend):
         super().__init__(spec, numpy_buffers(spec, max_batch))
         self._input_name = spec.input_name
 
-        def compiled_for(rows: int, streams: int = 0):
+        def compiled_for(rows: int, threads: int | None, streams: int = 0):
             sized = model.clone()
             sized.reshape({spec.input_name: [rows, 3, spec.height, spec.width]})
             return _compile(sized, self.model_path, self.device, threads, precision, streams)
 
         #: the model for single rows (or for the file's fixed batch), and its request.
-        self._single = compiled_for(self._fixed_batch or 1)
+        self._single = compiled_for(self._fixed_batch or 1, threads)
         self._single_request = self._single.create_infer_request()
         #: the throughput model for chunks of ``self._chunk_rows`` rows, one request per stream.
         self._chunk, self._stream_requests, self._chunk_rows = None, [], 0
         if self._fixed_batch is None and max_batch > 1:
-            streams = int(self._single.get_property("INFERENCE_NUM_THREADS")) if self.device == "CPU" else 0
             self._chunk_rows = min(STATIC_CHUNK, max_batch)
-            self._chunk = compiled_for(self._chunk_rows, streams)
+            streams, used_threads = 0, threads
+            if self.device == "CPU":
+                used_threads = int(self._single.get_property("INFERENCE_NUM_THREADS"))
+                streams = stream_count(used_threads, max_batch, self._chunk_rows)
+            self._chunk = compiled_for(self._chunk_rows, used_threads, streams)
             self._stream_requests = [self._chunk.create_infer_request() for _ in range(max(streams, 1))]
         self._bound: dict[int, tuple[int, int]] = {}  # id(request) -> (rows, offset) its tensors are bound to
 
@@ -259,7 +273,7 @@ class OpenVinoBackend(EmbeddingBackend):
 
     @property
     def streams(self) -> int:
-        """Requests that run chunks side by side (one per thread on the CPU; 0 without a chunk model)."""
+        """Requests that run chunks side by side (:func:`stream_count` on the CPU; 0 without a chunk model)."""
         return len(self._stream_requests)
 
     def _plan(self, n: int) -> tuple[list[int], list[int]]:
