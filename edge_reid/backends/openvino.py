@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import platform
 from collections import Counter
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -174,11 +175,21 @@ def kernel_precisions(compiled) -> Counter:
     return counts
 
 
+@dataclass(frozen=True)
+class _StaticModel:
+    """A model compiled for one batch size, with its input and output ports."""
+
+    compiled: object
+    input_port: object
+    output_port: object
+    rows: int
+
+
 class OpenVinoBackend(EmbeddingBackend):
     """Embedding model on OpenVINO, any batch up to ``max_batch``, zero-copy input and output.
 
     A model with a dynamic batch is compiled for batch 1 (latency mode, all ``threads``) and for
-    batch :data:`STATIC_CHUNK` (one stream per thread), see the module's docstring; a model whose
+    batch :data:`STATIC_CHUNK` (:func:`stream_count` streams), see the module's docstring; a model whose
     file fixes the batch runs that batch, rows past ``n`` ignored.
 
     Args:
@@ -239,37 +250,38 @@ class OpenVinoBackend(EmbeddingBackend):
         if self._fixed_batch is not None:
             max_batch = self._fixed_batch
         super().__init__(spec, numpy_buffers(spec, max_batch))
-        self._input_name = spec.input_name
 
-        def compiled_for(rows: int, threads: int | None, streams: int = 0):
+        def compiled_for(rows: int, threads: int | None, streams: int = 0) -> _StaticModel:
             sized = model.clone()
             sized.reshape({spec.input_name: [rows, 3, spec.height, spec.width]})
-            return _compile(sized, self.model_path, self.device, threads, precision, streams)
+            compiled = _compile(sized, self.model_path, self.device, threads, precision, streams)
+            return _StaticModel(compiled, compiled.input(spec.input_name), compiled.output(self.output_name), rows)
 
         #: the model for single rows (or for the file's fixed batch), and its request.
         self._single = compiled_for(self._fixed_batch or 1, threads)
-        self._single_request = self._single.create_infer_request()
-        #: the throughput model for chunks of ``self._chunk_rows`` rows, one request per stream.
-        self._chunk, self._stream_requests, self._chunk_rows = None, [], 0
+        self._single_request = self._single.compiled.create_infer_request()
+        #: the throughput model for chunks of STATIC_CHUNK rows, one request per stream.
+        self._chunk, self._stream_requests = None, []
         if self._fixed_batch is None and max_batch > 1:
-            self._chunk_rows = min(STATIC_CHUNK, max_batch)
+            rows = min(STATIC_CHUNK, max_batch)
             streams, used_threads = 0, threads
             if self.device == "CPU":
-                used_threads = int(self._single.get_property("INFERENCE_NUM_THREADS"))
-                streams = stream_count(used_threads, max_batch, self._chunk_rows)
-            self._chunk = compiled_for(self._chunk_rows, used_threads, streams)
-            self._stream_requests = [self._chunk.create_infer_request() for _ in range(max(streams, 1))]
+                used_threads = int(self._single.compiled.get_property("INFERENCE_NUM_THREADS"))
+                streams = stream_count(used_threads, max_batch, rows)
+            self._chunk = compiled_for(rows, used_threads, streams)
+            self._stream_requests = [self._chunk.compiled.create_infer_request() for _ in range(max(streams, 1))]
+        self._tensors: dict[tuple[int, int], tuple] = {}  # (rows, offset) -> OpenVINO tensors on those buffer rows
         self._bound: dict[int, tuple[int, int]] = {}  # id(request) -> (rows, offset) its tensors are bound to
 
     @property
     def compiled(self):
         """The compiled model that runs most rows of a large batch (what :func:`kernel_precisions` inspects)."""
-        return self._chunk or self._single
+        return (self._chunk or self._single).compiled
 
     @property
     def static_batches(self) -> tuple[int, ...]:
         """The batch sizes compiled, largest first, e.g. ``(4, 1)``."""
-        return (self._chunk_rows, 1) if self._chunk_rows else (self._fixed_batch or 1,)
+        return (self._chunk.rows, 1) if self._chunk else (self._single.rows,)
 
     @property
     def streams(self) -> int:
@@ -284,21 +296,29 @@ class OpenVinoBackend(EmbeddingBackend):
         """
         if self._fixed_batch is not None:
             return [], [0]
-        chunks = n // self._chunk_rows if self._chunk_rows else 0
-        if self.streams > 1:
-            chunks -= chunks % self.streams
-        return [k * self._chunk_rows for k in range(chunks)], list(range(chunks * self._chunk_rows, n))
+        if self._chunk is None:
+            return [], list(range(n))
+        rows = self._chunk.rows
+        chunks = n // rows - (n // rows) % self.streams  # whole rounds only
+        return [k * rows for k in range(chunks)], list(range(chunks * rows, n))
 
-    def _bind(self, request, compiled, rows: int, offset: int) -> None:
-        if self._bound.get(id(request)) == (rows, offset):
+    def _bind(self, request, model: "_StaticModel", offset: int) -> None:
+        """Point ``request`` at buffer rows ``offset .. offset + model.rows`` (tensors made once per slice)."""
+        key = (model.rows, offset)
+        if self._bound.get(id(request)) == key:
             return
-        ov = self._ov
+        if key not in self._tensors:
+            ov, end = self._ov, offset + model.rows
+            self._tensors[key] = (
+                ov.Tensor(self.buffers.input[offset:end], shared_memory=True),
+                ov.Tensor(self.buffers.output[offset:end], shared_memory=True),
+            )
         try:
-            request.set_tensor(compiled.input(self._input_name), ov.Tensor(self.buffers.input[offset:offset + rows], shared_memory=True))
-            request.set_tensor(compiled.output(self.output_name), ov.Tensor(self.buffers.output[offset:offset + rows], shared_memory=True))
+            request.set_tensor(model.input_port, self._tensors[key][0])
+            request.set_tensor(model.output_port, self._tensors[key][1])
         except Exception as exc:
             raise ModelError(f"{self.model_path}: OpenVINO refused the batch buffers: {first_line(exc)}") from None
-        self._bound[id(request)] = (rows, offset)
+        self._bound[id(request)] = key
 
     def infer(self, n: int) -> np.ndarray:
         """Run the model on ``buffers.input[:n]``; see :meth:`EmbeddingBackend.infer`."""
@@ -310,14 +330,14 @@ class OpenVinoBackend(EmbeddingBackend):
                 request = self._stream_requests[k % self.streams]
                 if k >= self.streams:
                     request.wait()
-                self._bind(request, self._chunk, self._chunk_rows, offset)
+                self._bind(request, self._chunk, offset)
                 request.start_async()
                 started.append(request)
             for request in started[: self.streams]:
                 request.wait()
             started = []
             for offset in single_offsets:
-                self._bind(self._single_request, self._single, self._fixed_batch or 1, offset)
+                self._bind(self._single_request, self._single, offset)
                 self._single_request.infer()
         except ModelError:
             raise
@@ -333,14 +353,13 @@ class OpenVinoBackend(EmbeddingBackend):
 
     def shares_buffers(self) -> bool:
         """True when every request's input and output tensors are views of the backend's buffers (no copies)."""
-        pairs = [(self._single_request, self._single, self._fixed_batch or 1)]
-        pairs += [(request, self._chunk, self._chunk_rows) for request in self._stream_requests]
-        for request, compiled, rows in pairs:
+        pairs = [(self._single_request, self._single)] + [(request, self._chunk) for request in self._stream_requests]
+        for request, model in pairs:
             if id(request) not in self._bound:
-                self._bind(request, compiled, rows, 0)
+                self._bind(request, model, 0)
             if not (
-                np.shares_memory(request.get_tensor(compiled.input(self._input_name)).data, self.buffers.input)
-                and np.shares_memory(request.get_tensor(compiled.output(self.output_name)).data, self.buffers.output)
+                np.shares_memory(request.get_tensor(model.input_port).data, self.buffers.input)
+                and np.shares_memory(request.get_tensor(model.output_port).data, self.buffers.output)
             ):
                 return False
         return True
@@ -352,7 +371,7 @@ class OpenVinoBackend(EmbeddingBackend):
     def close(self) -> None:
         self._single = self._single_request = self._chunk = None
         self._stream_requests = []
-        self._bound = {}
+        self._tensors, self._bound = {}, {}
 
 
 class OpenVinoDetector(DetectorBackend):
