@@ -62,30 +62,38 @@ def test_fp32_embeddings_agree_with_onnxruntime_on_real_crops(osnet_path, spec, 
     assert cosine.mean() >= 0.9999 and cosine.min() >= 0.999
 
 
+def _plan(backend, n: int) -> list[tuple[str, list[int]]]:
+    names = {id(backend._chunks): "streams", id(backend._last_chunks): "last round", id(backend._single): "single rows"}
+    return [(names[id(model)], offsets) for model, offsets in backend._plan(n)]
+
+
 def test_any_batch_runs_as_static_chunks_and_gives_the_same_rows(osnet_path, spec, real_batch, reference):
-    """A dynamic-batch model is compiled for batch 1 and for chunks of 4 on one stream per thread:
-    n rows = whole rounds of chunks side by side on the streams, then single rows."""
+    """A dynamic-batch model is compiled for batch 1 and for chunks of 4 (on one stream per thread, and
+    in latency mode for a short last round): n rows = whole rounds of chunks on the streams, a last
+    round on every thread, then single rows."""
     with OpenVinoBackend(osnet_path, spec, max_batch=16, threads=2) as backend:
         assert backend.static_batches == (4, 1) and backend.streams == 2
         assert int(backend.compiled.get_property("NUM_STREAMS")) == 2
-        assert backend._plan(11) == ([0, 4], [8, 9, 10])
-        assert backend._plan(13) == ([0, 4], list(range(8, 13))), "a third chunk would leave a stream idle"
-        assert backend._plan(3) == ([], [0, 1, 2])
-        for n in (13, 3, 12):
+        assert _plan(backend, 11) == [("streams", [0, 4]), ("single rows", [8, 9, 10])]
+        assert _plan(backend, 13) == [("streams", [0, 4]), ("last round", [8]), ("single rows", [12])], "no stream left idle"
+        assert _plan(backend, 4) == [("last round", [0])]
+        assert _plan(backend, 3) == [("single rows", [0, 1, 2])]
+        for n in (13, 3, 12, 4):
             backend.buffers.output[:] = np.nan
             backend.buffers.input[:n] = real_batch[:n]
             rows = backend.infer(n)
-            assert not np.isnan(backend.buffers.output[:n]).any(), "every row written, by the chunks and the single-row model"
+            assert not np.isnan(backend.buffers.output[:n]).any(), "every row written, by each of the three models"
             assert np.isnan(backend.buffers.output[n:]).all(), "rows past n are not computed"
             rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
             assert np.sum(rows * reference[:n], axis=1).min() >= 0.999
     with OpenVinoBackend(osnet_path, spec, max_batch=12, threads=1) as one_thread:
-        assert one_thread.streams == 1 and one_thread._plan(11) == ([0, 4], [8, 9, 10])
+        assert one_thread.streams == 1 and _plan(one_thread, 11) == [("streams", [0, 4]), ("single rows", [8, 9, 10])]
+        assert one_thread._last_chunks is None, "one stream: no short rounds, no third model"
     with OpenVinoBackend(osnet_path, spec, max_batch=6, threads=2) as small_batch:
         assert small_batch.streams == 1, "a batch of 6 has one chunk of 4: one stream"
         assert int(small_batch.compiled.get_property("INFERENCE_NUM_THREADS")) == 2, "the one stream has both threads"
     with OpenVinoBackend(osnet_path, spec, max_batch=1, threads=1) as single:
-        assert single.static_batches == (1,) and single.streams == 0 and single._plan(1) == ([], [0])
+        assert single.static_batches == (1,) and single.streams == 0 and _plan(single, 1) == [("single rows", [0])]
 
 
 def test_stream_count_is_one_per_thread_up_to_the_chunks_of_a_full_batch():

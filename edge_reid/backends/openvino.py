@@ -15,12 +15,14 @@ throughput mode: each stream runs its own request on its share of the threads;
 one stream per thread, but no more streams than a full batch has chunks, see
 :func:`stream_count`).
 A call of ``n`` rows runs whole chunks of ``STATIC_CHUNK`` rows side by side on
-the streams, as many rounds as keep every stream busy, then the rest one row at
-a time on all the threads; each request is bound to its own slice of the same
+the streams, as many rounds as keep every stream busy; a last round too short to
+fill the streams runs its chunks in latency mode on every thread (a third
+compilation, made only where there are several streams); the rest runs one row
+at a time on every thread. Each request is bound to its own slice of the same
 buffers: no padding, no copies. So a single crop (the common case in ``run``)
 keeps every thread, and a large batch (``eval``, ``gallery``) keeps every core
 busy without the synchronisation cost of splitting one small image over threads.
-The cost is a second compiled model (its own copy of the weights).
+The cost is the extra compiled models (each its own copy of the weights).
 
 Precision is always explicit: OpenVINO's CPU plugin computes in bf16 by default
 on CPUs with AMX or AVX512-BF16, a silent change of arithmetic; here
@@ -183,13 +185,15 @@ class _StaticModel:
     input_port: object
     output_port: object
     rows: int
+    requests: tuple  # one per stream (one in latency mode)
 
 
 class OpenVinoBackend(EmbeddingBackend):
     """Embedding model on OpenVINO, any batch up to ``max_batch``, zero-copy input and output.
 
     A model with a dynamic batch is compiled for batch 1 (latency mode, all ``threads``) and for
-    batch :data:`STATIC_CHUNK` (:func:`stream_count` streams), see the module's docstring; a model whose
+    batch :data:`STATIC_CHUNK` (:func:`stream_count` streams, and latency mode where there are
+    several streams), see the module's docstring; a model whose
     file fixes the batch runs that batch, rows past ``n`` ignored.
 
     Args:
@@ -255,52 +259,61 @@ class OpenVinoBackend(EmbeddingBackend):
             sized = model.clone()
             sized.reshape({spec.input_name: [rows, 3, spec.height, spec.width]})
             compiled = _compile(sized, self.model_path, self.device, threads, precision, streams)
-            return _StaticModel(compiled, compiled.input(spec.input_name), compiled.output(self.output_name), rows)
+            requests = tuple(compiled.create_infer_request() for _ in range(max(streams, 1)))
+            return _StaticModel(compiled, compiled.input(spec.input_name), compiled.output(self.output_name), rows, requests)
 
-        #: the model for single rows (or for the file's fixed batch), and its request.
+        #: single rows (or the file's fixed batch), latency mode on every thread.
         self._single = compiled_for(self._fixed_batch or 1, threads)
-        self._single_request = self._single.compiled.create_infer_request()
-        #: the throughput model for chunks of STATIC_CHUNK rows, one request per stream.
-        self._chunk, self._stream_requests = None, []
+        #: chunks of STATIC_CHUNK rows, one request per stream (throughput mode), and, where there are
+        #: several streams, the same chunk in latency mode for a last round too short to fill them.
+        self._chunks = self._last_chunks = None
         if self._fixed_batch is None and max_batch > 1:
             rows = min(STATIC_CHUNK, max_batch)
             streams, used_threads = 0, threads
             if self.device == "CPU":
                 used_threads = int(self._single.compiled.get_property("INFERENCE_NUM_THREADS"))
                 streams = stream_count(used_threads, max_batch, rows)
-            self._chunk = compiled_for(rows, used_threads, streams)
-            self._stream_requests = [self._chunk.compiled.create_infer_request() for _ in range(max(streams, 1))]
+            self._chunks = compiled_for(rows, used_threads, streams)
+            if streams > 1:
+                self._last_chunks = compiled_for(rows, used_threads)
         self._tensors: dict[tuple[int, int], tuple] = {}  # (rows, offset) -> OpenVINO tensors on those buffer rows
         self._bound: dict[int, tuple[int, int]] = {}  # id(request) -> (rows, offset) its tensors are bound to
+
+    def _models(self) -> list["_StaticModel"]:
+        return [model for model in (self._chunks, self._last_chunks, self._single) if model is not None]
 
     @property
     def compiled(self):
         """The compiled model that runs most rows of a large batch (what :func:`kernel_precisions` inspects)."""
-        return (self._chunk or self._single).compiled
+        return self._models()[0].compiled
 
     @property
     def static_batches(self) -> tuple[int, ...]:
         """The batch sizes compiled, largest first, e.g. ``(4, 1)``."""
-        return (self._chunk.rows, 1) if self._chunk else (self._single.rows,)
+        return tuple(sorted({model.rows for model in self._models()}, reverse=True))
 
     @property
     def streams(self) -> int:
         """Requests that run chunks side by side (:func:`stream_count` on the CPU; 0 without a chunk model)."""
-        return len(self._stream_requests)
+        return len(self._chunks.requests) if self._chunks else 0
 
-    def _plan(self, n: int) -> tuple[list[int], list[int]]:
-        """(first rows of the chunks run on the streams, rows run one at a time) covering rows ``0..n-1``.
+    def _plan(self, n: int) -> list[tuple["_StaticModel", list[int]]]:
+        """Which model runs which rows: (model, first row of each of its calls), covering rows ``0..n-1``.
 
-        Chunks come in whole rounds of one per stream, so no stream idles while another works;
-        what is left runs row by row on the single-row model, which has every thread.
+        Whole rounds of chunks on the streams (one chunk per stream, so none idles while another
+        works), then a last short round of chunks in latency mode on every thread, then single rows.
         """
-        if self._fixed_batch is not None:
-            return [], [0]
-        if self._chunk is None:
-            return [], list(range(n))
-        rows = self._chunk.rows
-        chunks = n // rows - (n // rows) % self.streams  # whole rounds only
-        return [k * rows for k in range(chunks)], list(range(chunks * rows, n))
+        if self._chunks is None:
+            return [(self._single, [0] if self._fixed_batch else list(range(n)))]
+        rows = self._chunks.rows
+        chunks = n // rows
+        rounds = chunks - chunks % self.streams
+        plan = [
+            (self._chunks, [k * rows for k in range(rounds)]),
+            (self._last_chunks, [k * rows for k in range(rounds, chunks)]),  # empty with one stream
+            (self._single, list(range(chunks * rows, n))),
+        ]
+        return [(model, offsets) for model, offsets in plan if offsets]
 
     def _bind(self, request, model: "_StaticModel", offset: int) -> None:
         """Point ``request`` at buffer rows ``offset .. offset + model.rows`` (tensors made once per slice)."""
@@ -320,48 +333,46 @@ class OpenVinoBackend(EmbeddingBackend):
             raise ModelError(f"{self.model_path}: OpenVINO refused the batch buffers: {first_line(exc)}") from None
         self._bound[id(request)] = key
 
+    def _run(self, model: "_StaticModel", offsets: list[int]) -> None:
+        """One call of ``model`` per offset, spread round-robin over its requests (several run at once)."""
+        requests = model.requests
+        running = set()
+        try:
+            for k, offset in enumerate(offsets):
+                request = requests[k % len(requests)]
+                if id(request) in running:
+                    request.wait()
+                self._bind(request, model, offset)
+                request.start_async()
+                running.add(id(request))
+        finally:
+            for request in requests:
+                if id(request) in running:
+                    request.wait()  # never leave a request writing into the buffers after we return
+
     def infer(self, n: int) -> np.ndarray:
         """Run the model on ``buffers.input[:n]``; see :meth:`EmbeddingBackend.infer`."""
         self._check_n(n)
-        chunk_offsets, single_offsets = self._plan(n)
-        started = []
         try:
-            for k, offset in enumerate(chunk_offsets):
-                request = self._stream_requests[k % self.streams]
-                if k >= self.streams:
-                    request.wait()
-                self._bind(request, self._chunk, offset)
-                request.start_async()
-                started.append(request)
-            for request in started[: self.streams]:
-                request.wait()
-            started = []
-            for offset in single_offsets:
-                self._bind(self._single_request, self._single, offset)
-                self._single_request.infer()
+            for model, offsets in self._plan(n):
+                self._run(model, offsets)
         except ModelError:
             raise
         except Exception as exc:
             raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
-        finally:
-            for request in started[: self.streams]:
-                try:
-                    request.wait()  # never leave a request writing into the buffers after we return
-                except Exception:
-                    pass
         return self.buffers.output[:n]
 
     def shares_buffers(self) -> bool:
         """True when every request's input and output tensors are views of the backend's buffers (no copies)."""
-        pairs = [(self._single_request, self._single)] + [(request, self._chunk) for request in self._stream_requests]
-        for request, model in pairs:
-            if id(request) not in self._bound:
-                self._bind(request, model, 0)
-            if not (
-                np.shares_memory(request.get_tensor(model.input_port).data, self.buffers.input)
-                and np.shares_memory(request.get_tensor(model.output_port).data, self.buffers.output)
-            ):
-                return False
+        for model in self._models():
+            for request in model.requests:
+                if id(request) not in self._bound:
+                    self._bind(request, model, 0)
+                if not (
+                    np.shares_memory(request.get_tensor(model.input_port).data, self.buffers.input)
+                    and np.shares_memory(request.get_tensor(model.output_port).data, self.buffers.output)
+                ):
+                    return False
         return True
 
     def describe(self) -> str:
@@ -369,8 +380,7 @@ class OpenVinoBackend(EmbeddingBackend):
         return f"openvino {self._ov.__version__.split('-')[0]} {self.device} {label}"
 
     def close(self) -> None:
-        self._single = self._single_request = self._chunk = None
-        self._stream_requests = []
+        self._single = self._chunks = self._last_chunks = None
         self._tensors, self._bound = {}, {}
 
 
