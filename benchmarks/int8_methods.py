@@ -15,6 +15,10 @@ weights (only the activations quantized), ``+float-activations`` with every acti
 
     python benchmarks/int8_methods.py --methods fold+mse+gptq+bc,fold+mse+gptq+bc+float-weights,fold+mse+gptq+bc+float-activations
 
+and, per activation tensor, the float model with only that tensor quantized as in the method's model::
+
+    python benchmarks/int8_methods.py --methods fold+mse+gptq+bc --per-activation 10
+
 NNCF (``pip install nncf``) and AIMET (``pip install aimet-onnx``) rows run where the library imports.
 """
 
@@ -46,13 +50,14 @@ from edge_reid.calibration.qdq import (  # noqa: E402
     upgrade_opset,
 )
 from edge_reid.calibration.reader import preprocess_all, preprocessed_batches  # noqa: E402
-from edge_reid.calibration.sensitivity import embed_array, ort_session_from_proto  # noqa: E402
+from edge_reid.calibration.sensitivity import embed_array, ort_session_from_proto, quantized_layer_parts  # noqa: E402
 from edge_reid.calibration.tensorrt_table import tensors_for_table  # noqa: E402
 from edge_reid.calibration.transforms import equalization_groups, equalize_channels, fold_input_normalisation  # noqa: E402
 from edge_reid.data.images import read_images  # noqa: E402
 from edge_reid.data.market1501 import calibration_order, load_market1501  # noqa: E402
 from edge_reid.evaluation.agreement import compare_embeddings  # noqa: E402
 from edge_reid.evaluation.metrics import evaluate_market1501  # noqa: E402
+from edge_reid.errors import ModelError  # noqa: E402
 from edge_reid.spec import load_spec  # noqa: E402
 
 
@@ -84,25 +89,22 @@ def _dequantized_part(qdq: onnx.ModelProto, float_model: onnx.ModelProto, part: 
     model's initializer) or ``"activations"`` (the tensor before its QuantizeLinear)."""
     model = onnx.ModelProto()
     model.CopyFrom(qdq)
-    graph = model.graph
-    producer = {out: node for node in graph.node for out in node.output}
     float_inits = {init.name: init for init in float_model.graph.initializer}
     float_nodes = {node.name: node for node in float_model.graph.node}
-    present = {init.name for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2:
-            continue
-        dq_act, dq_weight = producer.get(node.input[0]), producer.get(node.input[1])
-        if not (dq_act is not None and dq_act.op_type == "DequantizeLinear" and dq_weight is not None and dq_weight.op_type == "DequantizeLinear"):
-            continue
+    present = {init.name for init in model.graph.initializer}
+    for name in quantizable_nodes(float_model):
+        try:
+            layer, quantize, _, _ = quantized_layer_parts(model, name)
+        except ModelError:
+            continue  # left float (e.g. pooled-input layers)
         if part == "activations":
-            node.input[0] = producer[dq_act.input[0]].input[0]
+            layer.input[0] = quantize.input[0]
         else:
-            weight = float_nodes[node.name].input[1]
+            weight = float_nodes[name].input[1]
             if weight not in present:
-                graph.initializer.append(float_inits[weight])
+                model.graph.initializer.append(float_inits[weight])
                 present.add(weight)
-            node.input[1] = weight
+            layer.input[1] = weight
     return model
 
 
@@ -174,6 +176,58 @@ def _aimet(float_model, spec, data: Data, tmp: Path):
     return sim.to_onnx_qdq(force_activation_as="signed"), spec
 
 
+def per_activation(qdq: onnx.ModelProto, float_model: onnx.ModelProto, spec, images: np.ndarray, top: int) -> None:
+    """Print the ``top`` activation tensors by the error each causes alone: the float model with only
+    that tensor quantized (its QuantizeLinear/DequantizeLinear from ``qdq``, feeding the layers that
+    read it there), mean cosine distance to float on ``images``; with their readers' share of the MACs
+    and their channels' spread of ranges (largest / median per-channel max)."""
+    layers = quantizable_nodes(float_model)
+    macs = layer_macs(float_model, layers)
+    readers: dict[str, tuple] = {}
+    for name in layers:
+        try:
+            _, quantize, dequantize, _ = quantized_layer_parts(qdq, name)
+        except ModelError:
+            continue
+        readers.setdefault(quantize.input[0], (quantize, dequantize, []))[2].append(name)
+    q_inits = {init.name: init for init in qdq.graph.initializer}
+    stats = collect_statistics(float_model, images, spec.input_name, sorted(readers), per_channel=True)
+    reference = embed_array(ort_session_from_proto(float_model), spec.input_name, images)
+    rows = []
+    for tensor, (quantize, dequantize, consumers) in readers.items():
+        model = onnx.ModelProto()
+        model.CopyFrom(float_model)
+        present = {init.name for init in model.graph.initializer}
+        for name in {*quantize.input[1:], *dequantize.input[1:]} - present:
+            model.graph.initializer.append(q_inits[name])
+        nodes = list(model.graph.node)
+        for node in nodes:
+            if node.name in consumers:
+                node.input[0] = tensor + "__dq"
+        after = next((k + 1 for k, node in enumerate(nodes) if tensor in node.output), 0)  # 0: a graph input
+        pair = [
+            onnx.helper.make_node("QuantizeLinear", [tensor, *quantize.input[1:]], [tensor + "__q"]),
+            onnx.helper.make_node("DequantizeLinear", [tensor + "__q", *dequantize.input[1:]], [tensor + "__dq"]),
+        ]
+        del model.graph.node[:]
+        model.graph.node.extend(nodes[:after] + pair + nodes[after:])
+        embeddings = embed_array(ort_session_from_proto(model), spec.input_name, images)
+        distance = float(1.0 - np.mean(np.sum(embeddings * reference, axis=1)))
+        channels = np.asarray(stats[tensor].channel_absmax)
+        rows.append((distance, tensor, len(consumers), sum(macs[c] for c in consumers) / sum(macs.values()), channels.max() / max(np.median(channels), 1e-12)))
+    rows.sort(reverse=True)
+    total = sum(row[0] for row in rows)
+    print(f"\nper activation ({len(rows)} tensors, {len(images)} held-out crops): summed distance {total:.2e}")
+    print("| tensor | distance alone | share of the sum | readers | readers' MACs | channel range spread |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for distance, tensor, count, mac_share, spread in rows[:top]:
+        print(f"| {tensor} | {distance:.2e} | {100 * distance / total:.1f}% | {count} | {100 * mac_share:.2f}% | {spread:.1f}x |")
+    others = rows[top:]
+    if others:
+        print(f"| the other {len(others)} | | {100 * sum(r[0] for r in others) / total:.1f}% (largest {100 * others[0][0] / total:.1f}%) | | | "
+              f"{min(r[4] for r in others):.1f}-{max(r[4] for r in others):.1f}x |")
+
+
 def int8_share(model: onnx.ModelProto, reference: onnx.ModelProto) -> tuple[float, int]:
     layers = quantizable_nodes(reference)
     macs = layer_macs(reference, layers)
@@ -192,6 +246,10 @@ def main() -> int:
         help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, +gptq, +bc, "
         "+float-weights, +float-activations; nncf; aimet-cle",
     )
+    parser.add_argument(
+        "--per-activation", type=int, default=0, metavar="N",
+        help="after each of our methods' rows (not eq+ or +float-*), the N activation tensors that cause most error alone (0: none)",
+    )
     args = parser.parse_args()
     video = video_path(args)
     if not args.data.is_dir():
@@ -208,7 +266,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for method in args.methods.split(","):
-            started = time.perf_counter()
+            started, per_activation_of = time.perf_counter(), None
             try:
                 if method == "nncf":
                     model, method_spec = _nncf(float_model, spec, data, tmp)
@@ -216,6 +274,10 @@ def main() -> int:
                     model, method_spec = _aimet(float_model, spec, data, tmp)
                 else:
                     model, method_spec = _ours(method, float_model, spec, data, tmp)
+                    plain = not any(part == "eq" or part.startswith("float-") for part in method.split("+"))
+                    if args.per_activation and plain:
+                        folded = fold_input_normalisation(float_model, spec)[0] if "fold" in method.split("+") else float_model
+                        per_activation_of = (model, folded)
             except ImportError as exc:
                 print(f"| {method} | not installed ({exc.name}) | | | | | | | |")
                 continue
@@ -228,6 +290,9 @@ def main() -> int:
                 f"{100 * agreement.top1:.1f} | {100 * agreement.top5:.1f} | {100 * (ref_map - data.map(q, g)):+.2f} | {seconds:.0f} |",
                 flush=True,
             )
+            if per_activation_of is not None:
+                images = preprocess_all([data.pool[i] for i in data.heldout[:64]], method_spec)
+                per_activation(*per_activation_of, method_spec, images, args.per_activation)
     return 0
 
 

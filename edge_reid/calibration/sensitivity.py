@@ -52,7 +52,7 @@ def embed_array(session, input_name: str, images: np.ndarray, batch: int = 32) -
     return raw / np.where(norms > 0, norms, 1.0)
 
 
-def _quantized_layer_parts(qdq_model: onnx.ModelProto, node_name: str) -> tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto, onnx.NodeProto]:
+def quantized_layer_parts(qdq_model: onnx.ModelProto, node_name: str) -> tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto, onnx.NodeProto]:
     """(the layer, its activation QuantizeLinear, activation DequantizeLinear, weight DequantizeLinear) in ``qdq_model``.
 
     Raises:
@@ -102,7 +102,7 @@ def sensitivity_model(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, 
     for number, name in enumerate(layers):
         if name not in position:
             raise ModelError(f"layer {name!r} is not in the float model")
-        q_node, q_act, dq_act, dq_weight = _quantized_layer_parts(qdq_model, name)
+        q_node, q_act, dq_act, dq_weight = quantized_layer_parts(qdq_model, name)
         for init_name in [*q_act.input[1:], *dq_act.input[1:], *dq_weight.input, *q_node.input[2:]]:
             if init_name and init_name not in existing and init_name in q_inits:
                 graph.initializer.append(q_inits[init_name])
