@@ -910,6 +910,19 @@ def _shared_dir() -> Path:
     return Path(os.environ.get("EDGE_REID_SHARED", REPO.parent / "shared"))
 
 
+def number_setting(item: str) -> tuple[str, float]:
+    """One ``--set NAME=VALUE`` item as (name, value).
+
+    Raises:
+        BenchError: the value is not a number.
+    """
+    name, _, text = item.partition("=")
+    try:
+        return name, float(text)
+    except ValueError:
+        raise BenchError(f"--set {item}: {text!r} is not a number") from None
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

@@ -279,11 +279,7 @@ def _overrides(items: list[str]) -> tuple[dict, dict]:
     tracker_names = {f.name: f.type for f in fields(TrackerConfig)}
     tracker, pipeline = {}, {}
     for item in items:
-        name, _, text = item.partition("=")
-        try:
-            value = float(text)
-        except ValueError:
-            raise bench.BenchError(f"--set {item}: {text!r} is not a number") from None
+        name, value = bench.number_setting(item)
         if name in tracker_names:
             tracker[name] = int(value) if tracker_names[name] in (int, "int") else value
         elif name in ("threshold", "reid_threshold", "refresh_s"):

@@ -332,13 +332,10 @@ def parse_settings(subject: Subject, items: list[str]) -> dict:
     known = {c.name: c for c in subject.constants}
     base = {}
     for item in items:
-        name, _, text = item.partition("=")
+        name = item.partition("=")[0]
         if name not in known:
             raise bench.BenchError(f"--set: {subject.name} has no constant {name!r}; its constants: {', '.join(known)}")
-        try:
-            value = float(text)
-        except ValueError:
-            raise bench.BenchError(f"--set {item}: {text!r} is not a number") from None
+        value = bench.number_setting(item)[1]
         base[name] = int(round(value)) if known[name].integer else value
     return base
 
