@@ -87,11 +87,6 @@ class Tracker:
         """The live track with this id, or None."""
         return next((t for t in self.tracks if t.track_id == track_id), None)
 
-    @property
-    def confirmed_tracks(self) -> list[Track]:
-        """Live confirmed tracks (tracked and lost)."""
-        return [t for t in self.tracks if t.is_confirmed]
-
     # -- the frame loop ---------------------------------------------------------------------
     def predict(self, timestamp_s: float, image: np.ndarray | None = None) -> None:
         """Move every live track to the frame at ``timestamp_s`` (once per frame; :meth:`update` calls it).
