@@ -19,6 +19,10 @@ and, per activation tensor, the float model with only that tensor quantized as i
 
     python benchmarks/int8_methods.py --methods fold+mse+gptq+bc --per-activation 10
 
+``+centre`` (e.g. ``fold+centre+mse+gptq+bc``, ``calibrate``'s default recipe) centres the
+non-negative inputs of convolutions without padding before INT8 (255 levels instead of 128,
+:mod:`edge_reid.calibration.centring`).
+
 NNCF (``pip install nncf``) and AIMET (``pip install aimet-onnx``) rows run where the library imports.
 """
 
@@ -38,6 +42,7 @@ from _common import REPO, benchmark_parser, video_path  # noqa: E402
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax  # noqa: E402
 from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_layer_errors  # noqa: E402
+from edge_reid.calibration.centring import CENTRED_LEVELS, centrable_inputs, centre_inputs  # noqa: E402
 from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights  # noqa: E402
 from edge_reid.calibration.pool import load_pool, split_pool  # noqa: E402
 from edge_reid.calibration.qdq import (  # noqa: E402
@@ -132,18 +137,27 @@ def _ours(method: str, float_model, spec, data: Data, tmp: Path):
     if integer_input:
         amax[integer_input] = 127.0
     pooled = pooled_input_layers(model, layers)
+    if "centre" in parts:
+        readers = centrable_inputs(model, [name for name in layers if name not in set(pooled)])
+        if base == "mse":
+            top = {t: mse_optimal_amax(stats[t].histogram, stats[t].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[t].absmax) for t in readers}
+        else:
+            top = {t: amax[t] for t in readers}
+        model, centred = centre_inputs(model, top, readers)
+        amax.update(centred)
+        onnx.save(model, str(path))
     out = onnx.load(str(quantize_qdq(path, tmp / f"{method}-qdq.onnx", amax, recipe, keep_float=pooled)))
     guarded = [name for name in layers if name not in set(pooled)]
     sample = images[:128]
     if "gptq" in parts:
-        out = apply_gptq_weights(out, gptq_weights(model, out, sample, spec.input_name, amax, guarded))
+        out = apply_gptq_weights(out, gptq_weights(model, out, sample, spec.input_name, amax, guarded, bias_corrected="bc" in parts))
     if "bc" in parts:
         errors = measure_layer_errors(model, out, sample, spec.input_name, guarded)
         out = apply_bias_shifts(out, {name: error.mean_shift for name, error in errors.items()}, guarded)
     for part in ("weights", "activations"):
         if f"float-{part}" in parts:
             out = _dequantized_part(out, model, part)
-    return out, spec
+    return out, spec, model
 
 
 def _nncf(float_model, spec, data: Data, tmp: Path):
@@ -243,12 +257,12 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=500)
     parser.add_argument(
         "--methods", default="minmax,mse,fold+mse,fold+mse+gptq+bc,nncf",
-        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, +gptq, +bc, "
+        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, centre+, +gptq, +bc, "
         "+float-weights, +float-activations; nncf; aimet-cle",
     )
     parser.add_argument(
         "--per-activation", type=int, default=0, metavar="N",
-        help="after each of our methods' rows (not eq+ or +float-*), the N activation tensors that cause most error alone (0: none)",
+        help="after each of our methods' rows (not +float-*), the N activation tensors that cause most error alone (0: none)",
     )
     args = parser.parse_args()
     video = video_path(args)
@@ -273,11 +287,9 @@ def main() -> int:
                 elif method.startswith("aimet"):
                     model, method_spec = _aimet(float_model, spec, data, tmp)
                 else:
-                    model, method_spec = _ours(method, float_model, spec, data, tmp)
-                    plain = not any(part == "eq" or part.startswith("float-") for part in method.split("+"))
-                    if args.per_activation and plain:
-                        folded = fold_input_normalisation(float_model, spec)[0] if "fold" in method.split("+") else float_model
-                        per_activation_of = (model, folded)
+                    model, method_spec, prepared = _ours(method, float_model, spec, data, tmp)
+                    if args.per_activation and not any(part.startswith("float-") for part in method.split("+")):
+                        per_activation_of = (model, prepared)
             except ImportError as exc:
                 print(f"| {method} | not installed ({exc.name}) | | | | | | | |")
                 continue

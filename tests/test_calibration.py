@@ -342,3 +342,33 @@ def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(OutputPathError, match=f"cannot write to output folder {blocker}"):
         calibrate_model(model_path, market, blocker)
+
+
+def test_contiguity_grows_int8_regions_until_a_step_fails(osnet_path):
+    from edge_reid.calibration.calibrate import _make_contiguous
+    from edge_reid.calibration.qdq import int8_islands, layer_macs, layer_neighbours, pooled_input_layers, upgrade_opset
+
+    model = upgrade_opset(onnx.load(str(osnet_path)))
+    layers = quantizable_nodes(model)
+    by_rule = pooled_input_layers(model, layers)
+    guarded = [name for name in layers if name not in set(by_rule)]
+    macs = layer_macs(model, layers)
+    ranked = guarded[::-1]  # any ranking: the last blocks most sensitive per MAC
+    region = [name for name in guarded if "conv2.0/conv2a" in name]  # pointwise + depthwise: a region of two
+    forbidden = {name for name in guarded if name.startswith("/conv3/")}  # fidelity fails once any of these is INT8
+    measured = []
+
+    def measure(float_layers, split):
+        int8 = set(guarded) - set(float_layers)
+        measured.append((split, frozenset(int8)))
+        return _fake(float_layers, split, lambda n: 0.90 if int8 & forbidden else 0.99)
+
+    start = _fake(tuple(name for name in ranked if name not in region), "held-out", lambda n: 0.99)
+    best = _make_contiguous(start, model, layers, by_rule, ranked, macs, measure, AccuracyBudget(), lambda m, ok: None)
+    int8 = [name for name in guarded if name not in set(best.float_layers)]
+    assert set(region) < set(int8) and not set(int8) & forbidden  # grew, and stopped before the failing step
+    assert not int8_islands(model, layers, int8, macs, max_share=1.0)  # one connected region, no island started
+    neighbours = layer_neighbours(model, layers)
+    assert all(neighbours[name] & set(int8) for name in int8)
+    assert measured[-1][1] & forbidden  # the last step tried failed and was not kept
+    assert best.split == "held-out" and ("held-out", frozenset(int8)) in measured  # kept only after both splits

@@ -43,6 +43,51 @@ def test_gptq_with_uncorrelated_inputs_is_round_to_nearest():
     assert np.array_equal(gptq_round(weight, scale, np.eye(9) * 5.0), nearest)
 
 
+def test_gptq_before_bias_correction_rounds_for_the_spread_not_the_mean():
+    # ReLU-like inputs: large mean, correlated spread. Bias correction removes dW E[x]; what is
+    # left is dW Cov(x) dW^T, which GPTQ with the covariance as Hessian minimises.
+    rng = np.random.default_rng(3)
+    inputs = np.maximum(rng.normal(size=(4000, 16)) @ rng.normal(size=(16, 16)) + 3.0, 0.0)
+    centred = inputs - inputs.mean(axis=0)
+    weight = rng.normal(size=(8, 16))
+    scale = np.abs(weight).max(axis=1) / 127
+    second_moment = gptq_round(weight, scale, inputs.T @ inputs)
+    covariance = gptq_round(weight, scale, centred.T @ centred)
+    spread = centred.T @ centred
+    assert _output_error(weight, covariance, scale, spread) < 0.9 * _output_error(weight, second_moment, scale, spread)
+
+
+def test_gptq_weights_before_bias_correction_ignore_a_constant_input_shift(tmp_path):
+    from edge_reid.calibration.centring import centrable_inputs, centre_inputs
+    from edge_reid.calibration.gptq import gptq_weights
+
+    rng = np.random.default_rng(4)
+    nodes = [
+        helper.make_node("Relu", ["x"], ["relu"], name="relu"),
+        helper.make_node("Conv", ["relu", "w", "b"], ["out"], name="conv", kernel_shape=[1, 1]),
+    ]
+    inits = [numpy_helper.from_array(rng.normal(size=(6, 8, 1, 1)).astype(np.float32), "w"), numpy_helper.from_array(np.zeros(6, np.float32), "b")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 6, 6])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    shifted, _ = centre_inputs(model, {"relu": 6.0}, centrable_inputs(model, ["conv"]))
+    x = (rng.normal(size=(16, 8, 6, 6)) + rng.normal(size=(16, 8, 1, 1))).astype(np.float32)
+    qdq = {}
+    for name, m in (("plain", model), ("shifted", shifted)):
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(m, str(path))
+        qdq[name] = onnx.load(str(quantize_qdq(path, path.with_name(f"{name}-qdq.onnx"), {"relu": 6.0, "relu__centred": 3.0}, QuantRecipe())))
+    for corrected in (True, False):
+        plain = gptq_weights(model, qdq["plain"], x, "x", {}, ["conv"], bias_corrected=corrected)["conv"]
+        moved = gptq_weights(shifted, qdq["shifted"], x, "x", {}, ["conv"], bias_corrected=corrected)["conv"]
+        assert np.mean(plain == moved) > (0.97 if corrected else 0.0)
+        if not corrected:
+            assert np.mean(plain == moved) < 0.97  # the second moment sees the shift
+
+
 @pytest.mark.parametrize("group, stride, pads", [(1, 1, [1, 1, 1, 1]), (1, 2, [3, 3, 3, 3]), (4, 1, [1, 1, 1, 1])])
 def test_conv_patches_reproduce_the_convolution(group, stride, pads):
     rng = np.random.default_rng(2)

@@ -9,7 +9,15 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax, run_collecting
 from edge_reid.calibration.pool import split_pool
-from edge_reid.calibration.qdq import float_holes, int8_islands, layer_macs, precision_boundaries, quantizable_nodes, upgrade_opset
+from edge_reid.calibration.qdq import (
+    float_holes,
+    int8_islands,
+    layer_macs,
+    precision_boundaries,
+    quantizable_nodes,
+    region_edges,
+    upgrade_opset,
+)
 from edge_reid.calibration.reader import preprocess_all
 from edge_reid.calibration.sensitivity import ort_session_from_proto
 from edge_reid.calibration.transforms import (
@@ -222,3 +230,14 @@ def test_float_layers_between_int8_neighbours_are_holes(osnet):
     everything_else = [name for name in layers if name != depthwise]
     assert float_holes(model, layers, everything_else, [depthwise]) == [depthwise]
     assert float_holes(model, layers, [n for n in everything_else if n != pointwise], [depthwise, pointwise]) == []
+
+
+def test_region_edges_are_float_layers_next_to_int8(osnet):
+    model, _, _ = osnet
+    layers = quantizable_nodes(model)
+    depthwise = next(name for name in layers if name.endswith("conv2a/conv2/Conv"))
+    pointwise = next(name for name in layers if name.endswith("conv2a/conv1/Conv"))  # feeds the depthwise conv
+    far = layers[-2]  # a layer of the last block: not connected to conv2a of the first
+    assert region_edges(model, layers, [pointwise], [far, depthwise]) == [depthwise]
+    assert region_edges(model, layers, [pointwise, depthwise], [depthwise]) == []  # already INT8
+    assert region_edges(model, layers, [], [depthwise, pointwise]) == []  # no region to extend

@@ -7,13 +7,16 @@ Phases (each timed in the report):
    a selection half and a held-out half;
 2. measure FP32 on the labelled split and the pool: the reference for everything;
 3. prepare the float model (opset 13, input normalisation folded into the first
-   conv, channels equalized): exact in float, easier to quantize;
-4. calibrate activation ranges once (MSE-optimal per tensor by default), then round
+   conv, channels equalized if asked): exact in float, easier to quantize;
+4. calibrate activation ranges once (MSE-optimal per tensor by default), centre the
+   non-negative inputs of convolutions (exact in float: 255 INT8 levels instead of 128), then round
    the INT8 weights with GPTQ and correct the biases for the remaining mean shift;
 5. quantize every Conv/Gemm except the pooled-input ones; when that is outside the
    budget, rank layers by measured sensitivity per multiply-add and let the guard
    choose float layers on the selection split and prove them on the held-out split;
-   then isolated small INT8 layers go float too where that still passes both splits;
+   then, each change only where it still passes both splits, float holes in INT8 regions
+   go INT8, isolated small INT8 layers go float, and the INT8 regions grow into their
+   float neighbours;
 6. write the chosen Q/DQ model, its spec sidecar, the TensorRT table and the report.
 
 FP16 skips 3-5: it converts and measures.
@@ -34,6 +37,7 @@ import onnx
 from edge_reid.atomic import write_json_atomic
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax
 from edge_reid.calibration.bias_correction import LayerError, apply_bias_shifts, measure_layer_errors
+from edge_reid.calibration.centring import CENTRED_LEVELS, centrable_inputs, centre_inputs, centred_name, uncentre_float_readers
 from edge_reid.calibration.fp16 import convert_fp16
 from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights
 from edge_reid.calibration.guard import AccuracyBudget, Measurement, search_float_layers
@@ -46,6 +50,7 @@ from edge_reid.calibration.qdq import (
     precision_boundaries,
     float_holes,
     int8_islands,
+    region_edges,
     quantizable_nodes,
     quantize_qdq,
     upgrade_opset,
@@ -97,6 +102,10 @@ class CalibrationSettings:
         equalize: rescale channels between convolutions before calibrating (off by default:
             no fidelity gain measured on OSNet with per-channel weights and MSE ranges,
             see docs/calibration.md).
+        centre_activations: guarded convolutions without padding read their non-negative inputs
+            (ReLU outputs, pools and sums of them) shifted to be centred on zero, the shift folded
+            into their biases: symmetric INT8 then uses all 255 levels instead of 128 (exact in float,
+            one ``Sub`` per tensor; see :mod:`edge_reid.calibration.centring`).
         gptq: GPTQ rounding of the INT8 weights (instead of round-to-nearest).
         bias_correction: correct each INT8 layer's bias for its mean output shift.
         heldout_block: consecutive pool crops kept together on one side of the split.
@@ -115,6 +124,7 @@ class CalibrationSettings:
     threads: int | None = None
     fold_input: bool = True
     equalize: bool = False
+    centre_activations: bool = True
     gptq: bool = True
     bias_correction: bool = True
     heldout_block: int = 25
@@ -275,9 +285,11 @@ def _prepare_float_model(original: onnx.ModelProto, spec: ModelSpec, crops, sett
     return _PreparedModel(model, spec, path, transforms, integer_tensors)
 
 
-def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings: CalibrationSettings, recipe: QuantRecipe, progress) -> dict[str, float]:
-    """Phase 4: tensor name -> symmetric INT8 range, for every tensor a quantizable layer reads or writes."""
+def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings: CalibrationSettings, recipe: QuantRecipe, progress) -> tuple[dict[str, float], dict]:
+    """Phase 4: (tensor name -> symmetric INT8 range for every tensor a quantizable layer reads or
+    writes, tensor name -> its :class:`TensorStatistics` where the method collects them (mse))."""
     spec = prepared.spec
+    stats: dict = {}
     if recipe.method == "mse":
         needed, _ = tensors_for_table(prepared.model, layers)
         images = preprocess_all(crops, spec, settings.batch)
@@ -289,7 +301,29 @@ def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings
         amax = calibrate_ranges(prepared.path, preprocessed_batches(crops, spec, settings.batch), spec.input_name, recipe, on_batch=advance)
     for name in prepared.integer_tensors:
         amax[name] = 127.0  # integers -128..127 at scale 1: exact
-    return amax
+    return amax, stats
+
+
+def _centre_activations(prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded: list[str]) -> _PreparedModel:
+    """Phase 4a: the guarded convolutions without padding read their non-negative inputs centred
+    (exact in float; 255 INT8 levels instead of 128, see :mod:`edge_reid.calibration.centring`);
+    adds the centred tensors' ranges to ``amax``."""
+    readers = centrable_inputs(prepared.model, guarded)
+    top = {
+        # [0, a] in 254 steps: MSE-optimal on the same histogram, else the method's range.
+        tensor: mse_optimal_amax(stats[tensor].histogram, stats[tensor].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[tensor].absmax)
+        if tensor in stats else amax[tensor]
+        for tensor in readers
+    }
+    model, ranges = centre_inputs(prepared.model, top, readers)
+    amax.update(ranges)
+    onnx.save(model, str(prepared.path))
+    transforms = dict(prepared.transforms)
+    transforms["centred"] = (
+        f"{len(ranges)} non-negative tensors centred before INT8 (x - a/2, bias folded) for "
+        f"{sum(len(readers[t]) for t in readers if centred_name(t) in ranges)} convolutions: 255 levels instead of 128"
+    )
+    return _PreparedModel(model, prepared.spec, prepared.path, transforms, prepared.integer_tensors)
 
 
 def calibrate_model(
@@ -423,7 +457,10 @@ def _weight_rounding(prepared: _PreparedModel, amax, recipe, by_rule, guarded, c
     integers: dict = {}
     if settings.gptq:
         advance = progress("GPTQ weight rounding", len(sample))
-        integers = gptq_weights(prepared.model, qdq, sample, prepared.spec.input_name, amax, guarded, threads=settings.threads, on_batch=advance)
+        integers = gptq_weights(
+            prepared.model, qdq, sample, prepared.spec.input_name, amax, guarded, threads=settings.threads, on_batch=advance,
+            bias_corrected=settings.bias_correction,
+        )
         qdq = apply_gptq_weights(qdq, integers)
     advance = progress("bias correction" if settings.bias_correction else "per-layer error", len(sample))
     convs = [name for name in guarded if name in integers or not settings.gptq]
@@ -435,9 +472,17 @@ def _weight_rounding(prepared: _PreparedModel, amax, recipe, by_rule, guarded, c
     return _WeightRounding(integers, shifts, errors)
 
 
-def _make_contiguous(best: Measurement, model, layers, by_rule, macs, measure, budget: AccuracyBudget, describe) -> Measurement:
-    """Fewer float<->INT8 boundaries: float holes inside INT8 regions become INT8, then isolated small
-    INT8 layers become float; each change is kept only if it still passes both splits."""
+def _make_contiguous(best: Measurement, model, layers, by_rule, ranked, macs, measure, budget: AccuracyBudget, describe) -> Measurement:
+    """Fewer float<->INT8 boundaries, then larger INT8 regions; each change is kept only if it still
+    passes both splits:
+
+    1. float holes inside INT8 regions become INT8;
+    2. isolated small INT8 layers become float;
+    3. the regions grow: the float layers next to an INT8 region, least sensitive per multiply-add
+       first, become INT8 a checkpoint at a time (the walk's spacing: 2.5% of the MACs or 12
+       layers), until a step falls outside the budget. This spends the fidelity that step 2 freed
+       on INT8 that extends regions instead of starting new ones.
+    """
 
     def passes(float_layers: tuple[str, ...]) -> Measurement | None:
         candidate = None
@@ -449,15 +494,28 @@ def _make_contiguous(best: Measurement, model, layers, by_rule, macs, measure, b
                 return None
         return candidate
 
-    int8_now = [name for name in layers if name not in set(by_rule) | set(best.float_layers)]
-    holes = float_holes(model, layers, int8_now, best.float_layers)
+    def int8_now() -> list[str]:
+        return [name for name in layers if name not in set(by_rule) | set(best.float_layers)]
+
+    holes = float_holes(model, layers, int8_now(), best.float_layers)
     if holes:
         best = passes(tuple(name for name in best.float_layers if name not in set(holes))) or best
-    int8_now = [name for name in layers if name not in set(by_rule) | set(best.float_layers)]
-    islands = int8_islands(model, layers, int8_now, macs)
+    islands = int8_islands(model, layers, int8_now(), macs)
     if islands:
         best = passes(tuple(best.float_layers) + tuple(islands)) or best
-    return best
+    step_macs = 0.025 * sum(macs[name] for name in ranked)
+    while True:
+        edges = region_edges(model, layers, int8_now(), [name for name in reversed(ranked) if name in set(best.float_layers)])
+        chunk, chunk_macs = [], 0
+        for name in edges:
+            if chunk_macs >= step_macs or len(chunk) >= 12:
+                break
+            chunk.append(name)
+            chunk_macs += macs[name]
+        grown = passes(tuple(name for name in best.float_layers if name not in set(chunk))) if chunk else None
+        if grown is None:
+            return best
+        best = grown
 
 
 def _sensitivity_entry(name: str, score: float, macs: int, error: LayerError | None) -> dict:
@@ -489,7 +547,7 @@ def _choose_float_layers(first: Measurement, prepared: _PreparedModel, layers, b
     )
     best, report.met, report.violations = outcome.best, outcome.met, outcome.violations
     if report.met:
-        best = _make_contiguous(best, prepared.model, layers, by_rule, macs, measure, settings.budget, describe)
+        best = _make_contiguous(best, prepared.model, layers, by_rule, ranked, macs, measure, settings.budget, describe)
     seconds["guard"] = time.perf_counter() - phase
     return best
 
@@ -547,7 +605,9 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
     guarded = [name for name in layers if name not in set(by_rule)]
     macs = layer_macs(prepared.model, layers)
     phase = time.perf_counter()
-    amax = _calibrate_amax(prepared, crops, layers, settings, recipe, progress)
+    amax, stats = _calibrate_amax(prepared, crops, layers, settings, recipe, progress)
+    if settings.centre_activations:
+        prepared = _centre_activations(prepared, amax, stats, guarded)
     seconds["calibration"] = time.perf_counter() - phase
     phase = time.perf_counter()
     rounding = _weight_rounding(prepared, amax, recipe, by_rule, guarded, crops, settings, tmp, progress)
@@ -569,6 +629,10 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
         if not path.exists():
             quantize_qdq(prepared.path, path, amax, recipe, keep_float=list(by_rule) + list(float_layers))
             rounding.apply(path, [name for name in guarded if name not in set(float_layers)])
+            if "centred" in prepared.transforms:  # float layers read their inputs uncentred again
+                model = onnx.load(str(path))
+                uncentre_float_readers(model)
+                onnx.save(model, str(path))
         return path
 
     def measure(float_layers, split: str) -> Measurement:

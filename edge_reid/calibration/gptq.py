@@ -10,6 +10,14 @@ diagonal, columns in order of decreasing Hessian diagonal ("act-order").
 
 A convolution's inputs are its im2col patches; grouped and depthwise convolutions have one
 Hessian per group.
+
+When bias correction follows (Nagel et al., ICCV 2019: each layer's bias absorbs the mean
+output shift ``dW E[x]`` its quantization causes), only the part of the error that varies
+with the input is left, ``E[(dW (x - E[x]))^2]``: the Hessian is then the inputs' covariance
+``E[(x - E[x])(x - E[x])^T]``, and GPTQ spends no precision on the mean, which bias
+correction removes exactly. This matters for non-negative inputs (ReLU outputs), whose mean
+is large, and it makes the rounding independent of a constant shift of the input
+(:mod:`edge_reid.calibration.centring`).
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ def gptq_round(weight: np.ndarray, scale: np.ndarray, hessian: np.ndarray, level
     Args:
         weight: (C_out, K) float weights of the group's output channels.
         scale: (C_out,) per-output-channel scales (symmetric, zero point 0).
-        hessian: (K, K) ``sum x x^T`` of the group's input patches.
+        hessian: (K, K) ``sum x x^T`` of the group's input patches (or their scatter about the mean).
         levels: largest |integer| (127 for symmetric INT8).
 
     Returns:
@@ -90,6 +98,7 @@ def gptq_weights(
     layers: Sequence[str],
     threads: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    bias_corrected: bool = False,
 ) -> dict[str, np.ndarray]:
     """GPTQ integer weights for each Conv in ``layers``, with the scales of ``qdq_model``.
 
@@ -102,6 +111,8 @@ def gptq_weights(
         layers: Conv names (others are skipped).
         threads: ONNX Runtime threads.
         on_batch: called with each batch's size.
+        bias_corrected: the biases will be corrected for the mean output shift afterwards:
+            use the inputs' covariance as the Hessian instead of their second moment.
 
     Returns:
         layer name -> int8 weight of the layer's shape.
@@ -113,6 +124,8 @@ def gptq_weights(
     f_inits = {init.name: init for init in float_model.graph.initializer}
     convs = [name for name in layers if nodes[name].op_type == "Conv"]
     hessians: dict[str, np.ndarray | None] = {name: None for name in convs}
+    sums: dict[str, np.ndarray | None] = {name: None for name in convs}
+    counts: dict[str, int] = {name: 0 for name in convs}
     shapes = {name: numpy_helper.to_array(f_inits[nodes[name].input[1]]).shape for name in convs}
 
     def visit(values: dict[str, np.ndarray]) -> None:
@@ -128,6 +141,9 @@ def gptq_weights(
             patches = conv_patches(x, node, shape[2:], group)
             update = np.einsum("gpk,gpl->gkl", patches, patches)
             hessians[name] = update if hessians[name] is None else hessians[name] + update
+            total = patches.sum(axis=1)
+            sums[name] = total if sums[name] is None else sums[name] + total
+            counts[name] += patches.shape[1]
 
     tensors = sorted({nodes[name].input[0] for name in convs})
     run_collecting(float_model, images, input_name, tensors, visit, batch=8, threads=threads, on_batch=on_batch)
@@ -135,6 +151,10 @@ def gptq_weights(
     result = {}
     for name in convs:
         node = nodes[name]
+        hessian = hessians[name]
+        if bias_corrected:
+            mean = sums[name] / max(counts[name], 1)
+            hessian = hessian - counts[name] * np.einsum("gk,gl->gkl", mean, mean)
         weight_dq = producer[[n for n in q_graph.node if n.name == name][0].input[1]]
         scale = numpy_helper.to_array(q_inits[weight_dq.input[1]]).astype(np.float64).reshape(-1)
         weight = numpy_helper.to_array(f_inits[node.input[1]]).astype(np.float64)
@@ -145,7 +165,7 @@ def gptq_weights(
         integers = np.empty(flat.shape, np.int8)
         for g in range(group):
             rows = slice(g * per_group_out, (g + 1) * per_group_out)
-            integers[rows] = gptq_round(flat[rows], scale[rows], hessians[name][g])
+            integers[rows] = gptq_round(flat[rows], scale[rows], hessian[g])
         result[name] = integers.reshape(weight.shape)
     return result
 

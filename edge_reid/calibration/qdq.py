@@ -398,3 +398,13 @@ def float_holes(model: onnx.ModelProto, layers: Sequence[str], int8_layers: Sequ
     int8 = set(int8_layers)
     neighbours = layer_neighbours(model, layers)
     return [name for name in candidates if name not in int8 and neighbours.get(name) and neighbours[name] <= int8]
+
+
+def region_edges(model: onnx.ModelProto, layers: Sequence[str], int8_layers: Sequence[str], candidates: Sequence[str]) -> list[str]:
+    """Layers of ``candidates`` that are float and connect to at least one INT8 layer, in ``candidates``' order.
+
+    Making one INT8 extends an existing INT8 region instead of starting a new one (it can never be an island).
+    """
+    int8 = set(int8_layers)
+    neighbours = layer_neighbours(model, layers)
+    return [name for name in candidates if name not in int8 and neighbours.get(name, set()) & int8]
