@@ -91,7 +91,7 @@ class Data:
 
 def _dequantized_part(qdq: onnx.ModelProto, float_model: onnx.ModelProto, part: str) -> onnx.ModelProto:
     """``qdq`` with one side of every quantized Conv/Gemm back to float: ``"weights"`` (the float
-    model's initializer) or ``"activations"`` (the tensor before its QuantizeLinear)."""
+    model's weight and bias) or ``"activations"`` (the tensor before its QuantizeLinear)."""
     model = onnx.ModelProto()
     model.CopyFrom(qdq)
     float_inits = {init.name: init for init in float_model.graph.initializer}
@@ -105,11 +105,13 @@ def _dequantized_part(qdq: onnx.ModelProto, float_model: onnx.ModelProto, part: 
         if part == "activations":
             layer.input[0] = quantize.input[0]
         else:
-            weight = float_nodes[name].input[1]
-            if weight not in present:
-                model.graph.initializer.append(float_inits[weight])
-                present.add(weight)
-            layer.input[1] = weight
+            # The float weights with the float bias: a corrected bias belongs to the INT8 weights.
+            for index in range(1, len(float_nodes[name].input)):
+                tensor = float_nodes[name].input[index]
+                if tensor not in present:
+                    model.graph.initializer.append(float_inits[tensor])
+                    present.add(tensor)
+                layer.input[index] = tensor
     return model
 
 
