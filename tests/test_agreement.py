@@ -57,3 +57,19 @@ def test_same_person_agreement_forgives_swaps_between_views_fp32_matches():
     assert result.top1_same_person == 1.0
     # With a threshold no pair of views reaches, a swap counts as disagreement there too.
     assert compare_embeddings(ref, cand, same_person_similarity=1.01).top1_same_person == result.top1
+
+
+def test_swaps_at_fp32_near_ties_are_counted_apart():
+    # Crop 0's two nearest neighbours are tied to within 0.0002 cosine in FP32; crop 4's are clearly apart.
+    angles = np.array([0.0, 0.1, -0.1002, 1.0, 2.0, 2.3, 2.9, 3.1])
+    ref = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    cand = ref.copy()
+    cand[0] = _unit(np.array([[np.cos(-0.001), np.sin(-0.001)]]))[0]  # a tiny move swaps the tie
+    result = compare_embeddings(ref, cand)
+    assert result.top1 < 1.0 and result.top1_outside_ties == 1.0
+    assert result.near_ties == pytest.approx(1 / 8)
+    moved = ref.copy()
+    moved[4] = _unit(np.array([[np.cos(2.95), np.sin(2.95)]]))[0]  # crop 4 moves next to crop 6: a swap outside any tie
+    clear = compare_embeddings(ref, moved)
+    assert clear.top1_outside_ties < 1.0
+    assert clear.to_dict()["fp32_near_ties_percent"] == pytest.approx(12.5)

@@ -575,6 +575,7 @@ def _report_layers(report: CalibrationReport, prepared: _PreparedModel, layers, 
             "top1_agreement_percent": round(100 * m.top1_agreement, 2),
             "top5_agreement_percent": round(100 * m.top5_agreement, 2),
             "top1_same_person_percent": round(100 * m.details["agreement"].top1_same_person, 2),
+            "top1_outside_ties_percent": round(100 * m.details["agreement"].top1_outside_ties, 2),
             "map_drop_points": None if m.map_drop is None else round(m.map_drop, 3),
             "within_budget": not budget.violations(m),
         }

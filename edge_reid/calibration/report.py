@@ -84,6 +84,11 @@ class CalibrationReport:
             table.add_row("top-5 agreement %", "100", f"{a['top5_agreement']:.2f}", f">= {self.budget.get('min_top5_agreement_percent')}")
             if "top1_same_person_agreement" in a:
                 table.add_row("top-1 same-person agreement %", "100", f"{a['top1_same_person_agreement']:.2f}", "(reported)")
+            if "top1_outside_ties_agreement" in a:
+                table.add_row(
+                    "top-1 agreement outside FP32 near-ties %", "100",
+                    f"{a['top1_outside_ties_agreement']:.2f} ({a['fp32_near_ties_percent']:.1f}% near-ties)", "(reported)",
+                )
         if self.layers:
             layers = self.layers
             table.add_row(
