@@ -40,7 +40,7 @@ from edge_reid.calibration.bias_correction import LayerError, apply_bias_shifts,
 from edge_reid.calibration.centring import CENTRED_LEVELS, centrable_inputs, centre_inputs, centred_name, uncentre_float_readers
 from edge_reid.calibration.fp16 import convert_fp16
 from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights
-from edge_reid.calibration.guard import AccuracyBudget, Measurement, search_float_layers
+from edge_reid.calibration.guard import CHECKPOINT_LAYER_STEP, CHECKPOINT_MAC_STEP, AccuracyBudget, Measurement, search_float_layers
 from edge_reid.calibration.pool import load_pool, split_pool
 from edge_reid.calibration.qdq import (
     QuantRecipe,
@@ -503,12 +503,12 @@ def _make_contiguous(best: Measurement, model, layers, by_rule, ranked, macs, me
     islands = int8_islands(model, layers, int8_now(), macs)
     if islands:
         best = passes(tuple(best.float_layers) + tuple(islands)) or best
-    step_macs = 0.025 * sum(macs[name] for name in ranked)
+    step_macs = CHECKPOINT_MAC_STEP * sum(macs[name] for name in ranked)
     while True:
         edges = region_edges(model, layers, int8_now(), [name for name in reversed(ranked) if name in set(best.float_layers)])
         chunk, chunk_macs = [], 0
         for name in edges:
-            if chunk_macs >= step_macs or len(chunk) >= 12:
+            if chunk_macs >= step_macs or len(chunk) >= CHECKPOINT_LAYER_STEP:
                 break
             chunk.append(name)
             chunk_macs += macs[name]

@@ -104,7 +104,15 @@ class GuardOutcome:
     violations: list[str]
 
 
-def checkpoints(ranked_layers: Sequence[str], macs: Mapping[str, int], mac_step: float = 0.025, layer_step: int = 12) -> list[int]:
+#: The guard measures a candidate every this share of the ranked layers' multiply-adds ...
+CHECKPOINT_MAC_STEP = 0.025
+#: ... or every this many layers, whichever comes first.
+CHECKPOINT_LAYER_STEP = 12
+
+
+def checkpoints(
+    ranked_layers: Sequence[str], macs: Mapping[str, int], mac_step: float = CHECKPOINT_MAC_STEP, layer_step: int = CHECKPOINT_LAYER_STEP
+) -> list[int]:
     """How many of the ranked layers to keep float at each measurement: 0, then every ``mac_step``
     of the ranked layers' MACs or every ``layer_step`` layers, whichever comes first, ending with all but one."""
     total = max(sum(macs.get(name, 0) for name in ranked_layers), 1)
@@ -127,8 +135,8 @@ def search_float_layers(
     ranked_layers: Sequence[str],
     macs: Mapping[str, int],
     budget: AccuracyBudget,
-    mac_step: float = 0.025,
-    layer_step: int = 12,
+    mac_step: float = CHECKPOINT_MAC_STEP,
+    layer_step: int = CHECKPOINT_LAYER_STEP,
     on_candidate: Callable[[Measurement, bool], None] | None = None,
 ) -> GuardOutcome:
     """Walk the ranked layers, keeping more float, until a candidate is within budget on both splits.
