@@ -46,3 +46,10 @@ def is_qdq_model(path: str | Path) -> bool:
     except ModelError:
         return False
     return any(node.op_type in QDQ_OPS for node in graph.node)
+
+
+def node_attribute(node, name: str, default=None):
+    """The value of attribute ``name`` of an ONNX ``node`` (an int, float, list, bytes, ...), or ``default``."""
+    from onnx import helper
+
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)

@@ -28,6 +28,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edge_reid.onnx_graph import node_attribute
+
 #: Ops whose output is >= 0 whatever their input.
 _NONNEGATIVE_OUTPUT = ("Relu", "Sigmoid", "Softplus", "Abs")
 #: Ops whose output is >= 0 when their data input is (the other inputs are shapes or axes).
@@ -39,13 +41,6 @@ _NONNEGATIVE_IF_DATA = (
 _NONNEGATIVE_IF_ALL = ("Mul", "Add", "Concat", "Max", "Min", "Div")
 #: A centred tensor's symmetric INT8 levels on each side of zero: [0, a] maps onto -127..127.
 CENTRED_LEVELS = 127
-
-
-def _attribute(node: onnx.NodeProto, name: str, default):
-    for attr in node.attribute:
-        if attr.name == name:
-            return helper.get_attribute_value(attr)
-    return default
 
 
 def nonnegative_tensors(model: onnx.ModelProto) -> set[str]:
@@ -74,8 +69,8 @@ def nonnegative_tensors(model: onnx.ModelProto) -> set[str]:
 
 
 def _unpadded_conv(node: onnx.NodeProto) -> bool:
-    pads = _attribute(node, "pads", None)
-    auto_pad = _attribute(node, "auto_pad", b"NOTSET")
+    pads = node_attribute(node, "pads", None)
+    auto_pad = node_attribute(node, "auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     return node.op_type == "Conv" and auto_pad in ("NOTSET", "VALID") and not (pads and any(pads))
 

@@ -27,23 +27,20 @@ from typing import Callable, Sequence
 import numpy as np
 import onnx
 from numpy.lib.stride_tricks import sliding_window_view
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from edge_reid.calibration.activations import run_collecting
+from edge_reid.onnx_graph import node_attribute
 
 #: Damping added to the Hessian's diagonal, as a fraction of its mean (the paper's 1%).
 DAMPING = 0.01
 
 
-def _attr(node: onnx.NodeProto, name: str, default):
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
-
-
 def conv_patches(x: np.ndarray, node: onnx.NodeProto, kernel: tuple[int, int], group: int) -> np.ndarray:
     """(groups, positions, C_in/group * kh * kw) float64 im2col patches of a batch (N, C, H, W) for ``node``."""
-    pads = list(_attr(node, "pads", [0, 0, 0, 0]))
-    strides = list(_attr(node, "strides", [1, 1]))
-    dilations = list(_attr(node, "dilations", [1, 1]))
+    pads = list(node_attribute(node, "pads", [0, 0, 0, 0]))
+    strides = list(node_attribute(node, "strides", [1, 1]))
+    dilations = list(node_attribute(node, "dilations", [1, 1]))
     if any(d != 1 for d in dilations):
         raise ValueError("dilated convolutions are not supported")
     x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
@@ -137,7 +134,7 @@ def gptq_weights(
                 step = amax / 127.0
                 x = np.clip(np.round(x / step), -128, 127) * step
             shape = shapes[name]
-            group = int(_attr(node, "group", 1))
+            group = int(node_attribute(node, "group", 1))
             patches = conv_patches(x, node, shape[2:], group)
             update = np.einsum("gpk,gpl->gkl", patches, patches)
             hessians[name] = update if hessians[name] is None else hessians[name] + update
@@ -159,7 +156,7 @@ def gptq_weights(
         scale = numpy_helper.to_array(q_inits[weight_dq.input[1]]).astype(np.float64).reshape(-1)
         weight = numpy_helper.to_array(f_inits[node.input[1]]).astype(np.float64)
         out_channels = weight.shape[0]
-        group = int(_attr(node, "group", 1))
+        group = int(node_attribute(node, "group", 1))
         per_group_out = out_channels // group
         flat = weight.reshape(out_channels, -1)
         integers = np.empty(flat.shape, np.int8)

@@ -26,19 +26,13 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edge_reid.errors import ModelError
+from edge_reid.onnx_graph import node_attribute
 from edge_reid.spec import ModelSpec
 
 #: The folded model's input: ``pixel - 128``, so INT8 with scale 1 holds every pixel exactly.
 FOLDED_INPUT_OFFSET = 128.0
 #: Ops that commute with a positive per-channel scale and keep channels apart.
 _SCALE_COMMUTING = ("Relu", "MaxPool", "AveragePool")
-
-
-def _attribute(node: onnx.NodeProto, name: str, default):
-    for attr in node.attribute:
-        if attr.name == name:
-            return helper.get_attribute_value(attr)
-    return default
 
 
 def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
@@ -120,7 +114,7 @@ def fold_input_normalisation(model: onnx.ModelProto, spec: ModelSpec) -> tuple[o
     if len(readers) != 1 or readers[0].op_type != "Conv" or _initializer(graph, readers[0].input[1]) is None:
         raise ModelError(f"cannot fold the input normalisation: input {spec.input_name!r} does not feed exactly one convolution")
     conv = readers[0]
-    if _attribute(conv, "group", 1) != 1:
+    if node_attribute(conv, "group", 1) != 1:
         raise ModelError("cannot fold the input normalisation: the first convolution is grouped")
     weight = numpy_helper.to_array(_initializer(graph, conv.input[1])).astype(np.float64)
     bias = numpy_helper.to_array(_initializer(graph, conv.input[2])).astype(np.float64) if len(conv.input) > 2 and conv.input[2] else None
@@ -187,7 +181,7 @@ class EqualizationGroup:
 
 
 def _is_depthwise(node: onnx.NodeProto, weight_shape: tuple[int, ...]) -> bool:
-    return int(_attribute(node, "group", 1)) == weight_shape[0] and len(weight_shape) > 1 and weight_shape[1] == 1
+    return int(node_attribute(node, "group", 1)) == weight_shape[0] and len(weight_shape) > 1 and weight_shape[1] == 1
 
 
 def _constant_channel_map(graph: onnx.GraphProto, node: onnx.NodeProto, tensor: str, constants: set[str]) -> str | None:
@@ -348,7 +342,7 @@ def equalize_channels(
         producer = nodes[group.producer]
         readers = [nodes[name] for name in group.consumers]
         weights = [numpy_helper.to_array(_initializer(graph, r.input[1])).astype(np.float64) for r in readers]
-        groups = [int(_attribute(r, "group", 1)) for r in readers]
+        groups = [int(node_attribute(r, "group", 1)) for r in readers]
         producer_weight = numpy_helper.to_array(_initializer(graph, producer.input[1])).astype(np.float64)
         if group.depthwise_pair:
             scales = cross_layer_scales(producer_weight, weights[0])
