@@ -440,13 +440,10 @@ class _WeightRounding:
     shifts: dict
     errors: dict[str, LayerError] = field(default_factory=dict)
 
-    def apply(self, path: Path, int8_layers: list[str]) -> None:
-        if not self.integers and not self.shifts:
-            return
-        model = onnx.load(str(path))
+    def apply(self, model: onnx.ModelProto, int8_layers: list[str]) -> onnx.ModelProto:
+        """``model`` (a Q/DQ candidate) with the GPTQ weights and bias shifts of its INT8 layers."""
         model = apply_gptq_weights(model, {name: self.integers[name] for name in int8_layers if name in self.integers})
-        model = apply_bias_shifts(model, self.shifts, int8_layers)
-        onnx.save(model, str(path))
+        return apply_bias_shifts(model, self.shifts, int8_layers)
 
 
 def _weight_rounding(prepared: _PreparedModel, amax, recipe, by_rule, guarded, crops, settings: CalibrationSettings, tmp: Path, progress) -> _WeightRounding:
@@ -629,11 +626,10 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
         path = tmp / f"candidate_{len(float_layers)}_{abs(hash(float_layers)) % 10**8}.onnx"
         if not path.exists():
             quantize_qdq(prepared.path, path, amax, recipe, keep_float=list(by_rule) + list(float_layers))
-            rounding.apply(path, [name for name in guarded if name not in set(float_layers)])
-            if "centred" in prepared.transforms:  # float layers read their inputs uncentred again
-                model = onnx.load(str(path))
-                uncentre_float_readers(model)
-                onnx.save(model, str(path))
+            model = rounding.apply(onnx.load(str(path)), [name for name in guarded if name not in set(float_layers)])
+            if settings.centre_activations:
+                uncentre_float_readers(model)  # float layers read their inputs uncentred again
+            onnx.save(model, str(path))
         return path
 
     def measure(float_layers, split: str) -> Measurement:

@@ -148,9 +148,7 @@ def centre_inputs(
         ranges[centred] = float(offset)
     for position, node in sorted(inserts, key=lambda item: -item[0]):
         graph.node.insert(position, node)
-    used = {name for node in graph.node for name in node.input} | {out.name for out in graph.output}
-    for init in [init for init in graph.initializer if init.name not in used]:
-        graph.initializer.remove(init)  # biases replaced above
+    _drop_unused_initializers(graph)  # the biases replaced above
     return model, ranges
 
 
@@ -180,11 +178,19 @@ def uncentre_float_readers(model: onnx.ModelProto) -> int:
             bias.CopyFrom(numpy_helper.from_array(value.astype(np.float32), bias.name))
             node.input[0] = sub.input[0]
             restored += 1
-    used = {name for node in graph.node for name in node.input} | {out.name for out in graph.output}
+    used = _used_names(graph)
     for sub in subs:
         if sub.output[0] not in used:
             graph.node.remove(sub)
-    used = {name for node in graph.node for name in node.input}
+    _drop_unused_initializers(graph)  # the removed Subs' constants
+    return restored
+
+
+def _used_names(graph: onnx.GraphProto) -> set[str]:
+    return {name for node in graph.node for name in node.input} | {out.name for out in graph.output}
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = _used_names(graph)
     for init in [init for init in graph.initializer if init.name not in used]:
         graph.initializer.remove(init)
-    return restored
