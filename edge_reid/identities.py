@@ -216,13 +216,13 @@ class TrackIdentities:
         for row in range(len(templates)):
             visible = [s for s, i in zip(scores[row], found[row]) if i in holder_of and holder_of[i].state != TrackState.LOST]
             best_visible = max(visible, default=-np.inf)
-            # Two identities that both pass the strict test, the best not clearly nearer: appearance
-            # cannot tell them apart here.
+            # Two or more identities pass the strict test: only the best may be taken without the
+            # motion gate's support, and only if it stands out (else appearance cannot tell them apart).
             strict = (scores[row] >= self.reid_threshold) & (found[row] >= 1)
             order = np.argsort(-scores[row][strict])
             passing, passing_ids = scores[row][strict][order], found[row][strict][order]
-            unambiguous = passing.size <= 1 or stands_out(float(passing[0]), float(passing[1]))
-            standing_out = int(passing_ids[0]) if passing.size else -1  # the one strict candidate
+            contested = passing.size > 1
+            takeable = {int(passing_ids[0])} if contested and stands_out(float(passing[0]), float(passing[1])) else set()
             for score, identity in zip(scores[row].tolist(), found[row].tolist()):
                 holder = holder_of.get(identity)
                 if identity < 1 or (holder is not None and holder.state != TrackState.LOST):
@@ -232,7 +232,7 @@ class TrackIdentities:
                 supported = (row, identity) in gated
                 if holder is not None and not supported:
                     continue  # a lost track elsewhere: its person cannot be here
-                if not supported and (not unambiguous or (passing.size > 1 and identity != standing_out)):
+                if not supported and contested and identity not in takeable:
                     continue
                 threshold = self.gallery.threshold if supported else self.reid_threshold
                 margin[row, np.searchsorted(candidates, identity)] = score - threshold
