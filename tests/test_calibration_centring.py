@@ -73,7 +73,7 @@ def test_padded_convolutions_and_layers_not_asked_for_are_not_centred():
     assert centrable_inputs(_relu_conv_model([0, 0, 0, 0]), ["conv"]) == {"relu": ["conv"]}
 
 
-def _quantized_output_error(model: onnx.ModelProto, amax: dict[str, float], values: np.ndarray, tmp_path, name: str) -> float:
+def _quantized_output_error(model: onnx.ModelProto, amax: dict[str, float], values: np.ndarray, tmp_path, name: str) -> tuple[float, onnx.ModelProto]:
     float_path, qdq_path = tmp_path / f"{name}.onnx", tmp_path / f"{name}-qdq.onnx"
     onnx.save(model, str(float_path))
     quantize_qdq(float_path, qdq_path, amax, QuantRecipe())
@@ -86,7 +86,7 @@ def _quantized_output_error(model: onnx.ModelProto, amax: dict[str, float], valu
         qdq.graph.initializer.append(next(init for init in model.graph.initializer if init.name == "w"))
     exact = ort_session_from_proto(model).run(None, {"x": values})[0]
     rounded = ort_session_from_proto(qdq).run(None, {"x": values})[0]
-    return float(np.mean((exact - rounded) ** 2))
+    return float(np.mean((exact - rounded) ** 2)), qdq
 
 
 def test_centred_input_is_exact_in_float_and_quarters_the_int8_noise(tmp_path):
@@ -99,14 +99,19 @@ def test_centred_input_is_exact_in_float_and_quarters_the_int8_noise(tmp_path):
     exact = ort_session_from_proto(model).run(None, {"x": values})[0]
     assert np.max(np.abs(ort_session_from_proto(centred).run(None, {"x": values})[0] - exact)) < 1e-5
 
-    plain_error = _quantized_output_error(model, {"x": 8.0, "relu": top, "out": 50.0}, values, tmp_path, "plain")
-    centred_error = _quantized_output_error(centred, {"x": 8.0, "relu": top, "out": 50.0, **ranges}, values, tmp_path, "centred")
+    plain_error, _ = _quantized_output_error(model, {"x": 8.0, "relu": top, "out": 50.0}, values, tmp_path, "plain")
+    centred_error, qdq = _quantized_output_error(centred, {"x": 8.0, "relu": top, "out": 50.0, **ranges}, values, tmp_path, "centred")
     # Step a/254 instead of a/127: a quarter of the rounding noise power (ReLU zeros stay exact in both).
     assert 0.15 < centred_error / plain_error < 0.35
 
-    # Every ReLU zero lands exactly on the lowest level used.
-    scale = ranges[centred_name("relu")] / CENTRED_LEVELS
-    assert np.round((0.0 - top / 2) / scale) == -CENTRED_LEVELS
+    # In the written Q/DQ model, every ReLU zero lands exactly on level -127 and the largest value on +127.
+    quantize = next(n for n in qdq.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == centred_name("relu"))
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(qdq)
+    exposed.graph.output.append(helper.make_tensor_value_info(quantize.output[0], TensorProto.INT8, None))
+    levels = ort_session_from_proto(exposed).run([quantize.output[0]], {"x": values})[0]
+    zeros = np.maximum(values, 0) == 0
+    assert np.all(levels[zeros] == -CENTRED_LEVELS) and levels.max() == CENTRED_LEVELS
 
 
 def test_centring_osnet_is_exact_in_float_and_leaves_depthwise_and_pooled_inputs(osnet_path, mot17_dir):
