@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the reposit
 from _common import REPO, benchmark_parser, video_path  # noqa: E402
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
+from edge_reid.calibration.activations import HISTOGRAM_BINS, mse_optimal_amax  # noqa: E402
 from edge_reid.calibration.pool import load_pool, split_pool  # noqa: E402
 from edge_reid.calibration.reader import preprocess_all  # noqa: E402
 from edge_reid.data.images import read_images  # noqa: E402
@@ -70,19 +71,12 @@ def _fake_quant(torch, x, scale, low: int, high: int):
     return ((v.round() - v).detach() + v) * scale
 
 
-def _mse_range(torch, values, levels: int, nonnegative: bool, candidates: int = 100) -> float:
-    """The range (top of [0, a] or [-a, a]) with the least squared rounding + clipping error on a sample of ``values``."""
-    sample = values.flatten()
-    sample = sample[torch.randperm(len(sample), generator=torch.Generator().manual_seed(0))[:200_000]]
-    top = float(sample.abs().max())
-    best, best_error = top, float("inf")
-    for a in np.linspace(top / candidates, top, candidates):
-        step = a / levels
-        rounded = torch.clamp((sample / step).round(), 0 if nonnegative else -levels, levels) * step
-        error = float(((sample - rounded) ** 2).mean())
-        if error < best_error:
-            best, best_error = float(a), error
-    return best
+def _mse_range(values: np.ndarray, levels: int) -> float:
+    """The calibration's MSE-optimal range (:func:`mse_optimal_amax`) of ``values`` on a grid of ``levels`` steps above zero."""
+    magnitudes = np.abs(values)
+    top = float(magnitudes.max())
+    histogram, _ = np.histogram(magnitudes, bins=HISTOGRAM_BINS, range=(0.0, top))
+    return mse_optimal_amax(histogram, top, levels=levels, absmax=top)
 
 
 def main() -> int:
@@ -157,7 +151,7 @@ def main() -> int:
             continue
         wrapper.nonnegative = bool(values.min() >= 0)
         levels = 254 if wrapper.nonnegative else 127
-        wrapper.log_scale.data.fill_(float(np.log(_mse_range(torch, values, levels, wrapper.nonnegative) / levels)))
+        wrapper.log_scale.data.fill_(float(np.log(_mse_range(values.numpy(), levels) / levels)))
     enabled = [w for w in wrapped.values() if w.enabled]
 
     def embed(model, images):
