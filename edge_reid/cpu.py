@@ -45,12 +45,13 @@ def usable_cpu_count() -> int:
 
 
 def threads_per_model() -> int:
-    """CPU threads for each of the two models (detector, ReID) when they run side by side.
+    """CPU threads for each of two models that keep their own thread pools and run side by side.
 
     The main loop runs the detector in a worker thread while the ReID model embeds
-    the previous frame, so each model gets half the cores this process may use (at
-    least one): two models each taking every core in turn fight over them
-    (``benchmarks/run_modes.py`` compares both; figures in docs/benchmarks.md).
-    Every backend (ONNX Runtime, OpenVINO) takes its thread count from here.
+    the previous frame. Runtimes with a thread pool per model (ONNX Runtime) then get
+    half the cores this process may use each (at least one): two such pools each taking
+    every core fight over them (``benchmarks/run_modes.py`` compares both; figures in
+    docs/benchmarks.md). OpenVINO's models share one pool and keep every core; see
+    :class:`edge_reid.backends.BackendOptions` (``side_by_side``).
     """
     return max(1, usable_cpu_count() // 2)

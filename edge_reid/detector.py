@@ -52,11 +52,14 @@ class PersonDetector:
         nms_iou: IoU above which the lower-scoring of two boxes is suppressed.
         min_box_height: boxes shorter than this many pixels are dropped (too
             small to re-identify).
-        threads: CPU threads of the model (None: the runtime's default).
+        threads: CPU threads of the model (None: the runtime's default, or its share of the
+            cores with ``side_by_side``).
         backend: ``"onnxruntime"`` (default), ``"openvino"``, ``"auto"``, or ``"tensorrt"``
             (which runs only the ReID model: the detector then runs on the best CPU backend);
             see :func:`edge_reid.backends.create_detector_backend`.
         device: OpenVINO device (None: CPU).
+        side_by_side: the ReID model computes on the CPU while the detector runs (the loop's
+            worker thread); see :class:`edge_reid.backends.BackendOptions`.
 
     Raises:
         ModelError: the file is missing, not a model, or not a YOLOX-shaped detector.
@@ -72,12 +75,15 @@ class PersonDetector:
         threads: int | None = None,
         backend: str = "onnxruntime",
         device: str | None = None,
+        side_by_side: bool = False,
     ) -> None:
         self.model_path = Path(model_path) if model_path else DEFAULT_DETECTOR
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
         self.min_box_height = float(min_box_height)
-        self.backend: DetectorBackend = create_detector_backend(backend, self.model_path, threads=threads, device=device)
+        self.backend: DetectorBackend = create_detector_backend(
+            backend, self.model_path, threads=threads, device=device, side_by_side=side_by_side
+        )
         self.input_height, self.input_width = self.backend.input.shape[2:]
         self.grid, self.strides = yolox_grids(self.input_height, self.input_width)
         self._check_output(self.backend.output)

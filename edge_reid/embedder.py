@@ -63,12 +63,13 @@ class Embedder:
             (see :func:`~edge_reid.backends.create_backend`), or a backend already made for
             this model and spec (``max_batch``, ``threads`` and ``backend_options`` then do not apply).
         max_batch: largest batch per model call.
-        threads: CPU threads for ONNX Runtime (None: its default).
+        threads: CPU threads of the model (None: the runtime's default, or its share of the
+            cores with ``backend_options={"side_by_side": True}``).
         preprocess_threads: threads that resize and normalise a batch of crops
             (None: :func:`default_preprocess_threads` of ``threads``).
         spec: a :class:`ModelSpec` to use instead of resolving one from the file.
         backend_options: extra keyword arguments for :func:`~edge_reid.backends.create_backend`
-            (``precision``, ``device``; TensorRT: ``engines_dir``, ``rebuild``).
+            (``precision``, ``device``, ``side_by_side``; TensorRT: ``engines_dir``, ``rebuild``).
 
     Raises:
         ModelError: the model is missing, not an ONNX model, of the wrong input or

@@ -17,7 +17,6 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_reid.cpu import threads_per_model
 from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
@@ -159,10 +158,11 @@ class Pipeline:
     """Tracks and re-identifies people frame by frame; usable without the CLI.
 
     Args:
-        embedder: the ReID :class:`Embedder` (default: bundled OSNet on ONNX Runtime,
-            :func:`~edge_reid.cpu.threads_per_model` threads).
-        detector: a :class:`PersonDetector` (default: bundled YOLOX-Nano reporting scores down to the
-            tracker's ``low_score``); not used when ``use_detector`` is False.
+        embedder: the ReID :class:`Embedder` (default: bundled OSNet on ONNX Runtime, half the
+            cores: it runs beside the detector, see :class:`~edge_reid.backends.BackendOptions`).
+        detector: a :class:`PersonDetector` (default: bundled YOLOX-Nano on ONNX Runtime reporting
+            scores down to the tracker's ``low_score``, sharing the cores with the embedder when
+            that computes on the CPU); not used when ``use_detector`` is False.
         gallery: the identity :class:`Gallery` (default: a new one with ``threshold``,
             tagged with the embedder's model id so that it can be saved and reloaded).
         threshold: cosine similarity in [-1, 1] for a new gallery: a re-found person whose
@@ -197,14 +197,16 @@ class Pipeline:
     ) -> None:
         if not refresh_s > 0:
             raise ValueError(f"refresh_s must be > 0 seconds, got {refresh_s}")
-        self.embedder = embedder or Embedder(threads=threads_per_model())
+        self.embedder = embedder or Embedder(backend_options={"side_by_side": True})
         self.tracker = tracker if tracker is not None else Tracker(TrackerConfig())
         if not use_detector:
             self.detector = None
         elif detector is not None:
             self.detector = detector
         else:
-            self.detector = PersonDetector(score_threshold=self.tracker.config.low_score, threads=threads_per_model())
+            self.detector = PersonDetector(
+                score_threshold=self.tracker.config.low_score, side_by_side=self.embedder.backend.runs_on_cpu
+            )
         self.gallery = gallery if gallery is not None else Gallery(
             self.embedder.dim, threshold=threshold, model_id=self.embedder.model_id, model_name=self.embedder.model_path.name
         )

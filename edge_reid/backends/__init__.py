@@ -179,6 +179,7 @@ def create_backend(
     device: str | None = None,
     engines_dir: str | Path = "engines",
     rebuild: bool = False,
+    side_by_side: bool = False,
 ) -> EmbeddingBackend:
     """Create the ReID model's backend called ``name`` (or the best one for ``auto``).
 
@@ -193,8 +194,9 @@ def create_backend(
         spec: its spec.
         max_batch: rows of the batch buffer (CPU backends; TensorRT uses its engine
             profile's max batch instead).
-        threads: CPU threads for the model (None: the runtime's default).
-        precision, device, engines_dir, rebuild: see :class:`BackendOptions`.
+        threads: CPU threads for the model (None: the runtime's default, or its share of the
+            cores with ``side_by_side``).
+        precision, device, engines_dir, rebuild, side_by_side: see :class:`BackendOptions`.
 
     Raises:
         BackendUnavailableError: the backend asked for cannot be used (names it and why),
@@ -202,23 +204,24 @@ def create_backend(
         ValueError: unknown backend name or precision.
         ModelError: the model cannot be loaded.
     """
-    options = BackendOptions(precision=precision, device=device, engines_dir=engines_dir, rebuild=rebuild)
+    options = BackendOptions(precision=precision, device=device, engines_dir=engines_dir, rebuild=rebuild, side_by_side=side_by_side)
     return _open_first(name, lambda entry: entry.open_embedding(model_path, spec, max_batch, threads, options))
 
 
 def create_detector_backend(
-    name: str, model_path: str | Path, threads: int | None = None, *, device: str | None = None
+    name: str, model_path: str | Path, threads: int | None = None, *, device: str | None = None, side_by_side: bool = False
 ) -> DetectorBackend:
     """Create the detector's backend for ``--backend name``.
 
     A backend without a detector (TensorRT) leaves the detector on the next usable
     backend that has one, and ``selection_reason`` says so. The detector always
-    computes in FP32.
+    computes in FP32. ``threads`` and ``side_by_side`` (the ReID model computes on the
+    CPU at the same time): as :func:`create_backend`.
 
     Raises:
         BackendUnavailableError, ValueError, ModelError: as :func:`create_backend`.
     """
-    options = BackendOptions(device=device)
+    options = BackendOptions(device=device, side_by_side=side_by_side)
     tried = candidates(name)
     if get_backend(tried[0].name).open_detector is None:
         fallback = [c for c in candidates("auto") if get_backend(c.name).open_detector is not None]

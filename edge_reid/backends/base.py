@@ -38,12 +38,19 @@ class BackendOptions:
         device: OpenVINO device, ``"CPU"`` (None: CPU), ``"GPU"`` (Intel GPU) or ``"NPU"``.
         engines_dir: TensorRT: folder of engines built by ``edge-reid build``.
         rebuild: TensorRT: build the engine when none is current.
+        side_by_side: the model runs at the same time as another model on the CPU (the
+            loop's detector beside its ReID model). When no thread count is given, ONNX
+            Runtime, whose sessions each keep their own thread pool, then takes half the
+            usable cores (:func:`edge_reid.cpu.threads_per_model`), so that the two pools do
+            not fight over the cores; OpenVINO keeps every core: its models draw their threads
+            from one process-wide pool (oneTBB), which shares the cores between them.
     """
 
     precision: str | None = None
     device: str | None = None
     engines_dir: str | Path = "engines"
     rebuild: bool = False
+    side_by_side: bool = False
 
     def __post_init__(self) -> None:
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -64,6 +71,9 @@ class EmbeddingBackend(ABC):
     selection_reason: str = ""
     #: what the factory adds to that line (TensorRT: the engine file), or "".
     selection_detail: str = ""
+    #: whether the model computes on this machine's CPU cores (False: a GPU or NPU), so that a
+    #: detector running beside it must share the cores (:attr:`BackendOptions.side_by_side`).
+    runs_on_cpu: bool = True
 
     def __init__(self, spec: ModelSpec, buffers: BatchBuffers) -> None:
         self.spec = spec

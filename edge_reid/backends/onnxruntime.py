@@ -21,6 +21,7 @@ from edge_reid.backends.base import (
     first_line,
 )
 from edge_reid.batching import numpy_buffers
+from edge_reid.cpu import threads_per_model
 from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.onnx_graph import is_qdq_model
 from edge_reid.spec import ModelSpec
@@ -275,9 +276,16 @@ def open_embedding_backend(
             f"ONNX Runtime runs the model file's own precision, not --precision {options.precision}: use --backend openvino "
             "for bf16/fp16 on a CPU, or a model made by `edge-reid calibrate`"
         )
-    return OnnxRuntimeBackend(model_path, spec, max_batch=max_batch, threads=threads)
+    return OnnxRuntimeBackend(model_path, spec, max_batch=max_batch, threads=_threads(threads, options))
 
 
 def open_detector_backend(model_path: str | Path, threads: int | None, options: BackendOptions) -> OnnxRuntimeDetector:
     """The registry's factory: :class:`OnnxRuntimeDetector` for a detector model."""
-    return OnnxRuntimeDetector(model_path, threads=threads)
+    return OnnxRuntimeDetector(model_path, threads=_threads(threads, options))
+
+
+def _threads(threads: int | None, options: BackendOptions) -> int | None:
+    """``threads``, or half the usable cores for a model running beside another (see :class:`BackendOptions`)."""
+    if threads:
+        return threads
+    return threads_per_model() if options.side_by_side else None

@@ -227,6 +227,7 @@ class OpenVinoBackend(EmbeddingBackend):
         self._ov = import_openvino()
         self.model_path = Path(model_path)
         self.device = _check_device(device)
+        self.runs_on_cpu = self.device.split(".")[0] == "CPU"
         self.precision = precision
         if precision == "int8":
             from edge_reid.onnx_graph import is_qdq_model
@@ -446,9 +447,13 @@ def open_embedding_backend(
     from edge_reid.onnx_graph import is_qdq_model
 
     precision = options.precision or ("int8" if is_qdq_model(model_path) else "fp32")
+    # options.side_by_side does not lower the thread count: OpenVINO's models take their threads from
+    # one process-wide oneTBB pool, so two models running at once share the cores instead of
+    # oversubscribing them (benchmarks/run_modes.py measures both splits).
     return OpenVinoBackend(model_path, spec, max_batch=max_batch, threads=threads, precision=precision, device=options.device or "CPU")
 
 
 def open_detector_backend(model_path: str | Path, threads: int | None, options: BackendOptions) -> OpenVinoDetector:
-    """The registry's factory: :class:`OpenVinoDetector` (FP32) on ``options.device``."""
+    """The registry's factory: :class:`OpenVinoDetector` (FP32) on ``options.device``; every core beside
+    another model too (see :func:`open_embedding_backend`)."""
     return OpenVinoDetector(model_path, threads=threads, device=options.device or "CPU")

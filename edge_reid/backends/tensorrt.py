@@ -51,6 +51,7 @@ class TensorRTBackend(EmbeddingBackend):
     """
 
     name = "tensorrt"
+    runs_on_cpu = False
 
     def __init__(
         self,

@@ -85,7 +85,8 @@ def run(
     ),
     batch: int = typer.Option(32, "--batch", min=1, help="Largest embedding batch; more people per frame are split into sub-batches."),
     threads: Optional[int] = typer.Option(
-        None, "--threads", min=1, help="CPU threads per model; the detector runs beside the ReID model (default: half the cores each)."
+        None, "--threads", min=1, help="CPU threads per model; the detector runs beside the ReID model (default: on ONNX Runtime half the "
+        "cores each, so that their two thread pools do not fight; on OpenVINO every core, its models share one pool)."
     ),
     events: Optional[Path] = typer.Option(
         None, "--events", help="Write one JSON line per tracked person and frame here (.jsonl; - for standard output). "
@@ -141,7 +142,6 @@ def run(
     written before stays valid (whole JSON lines and rows), and the exit code is 3.
     """
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.cpu import threads_per_model
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.matching.gallery import Gallery
@@ -187,14 +187,15 @@ def run(
             check_writable(path, what)
 
     frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout, repeat=repeat)
-    threads = threads or threads_per_model()
     embedder = Embedder(
         model, backend=backend, max_batch=batch, threads=threads,
-        backend_options={"precision": precision, "device": device, "engines_dir": engines_dir, "rebuild": rebuild},
+        backend_options={"precision": precision, "device": device, "engines_dir": engines_dir, "rebuild": rebuild,
+                         "side_by_side": True},
     )
     config = TrackerConfig(high_score=detection_threshold, new_track_score=min(1.0, detection_threshold + 0.1))
     person_detector = PersonDetector(
-        detector, score_threshold=config.low_score, min_box_height=min_box_height, threads=threads, backend=backend, device=device
+        detector, score_threshold=config.low_score, min_box_height=min_box_height, threads=threads, backend=backend, device=device,
+        side_by_side=embedder.backend.runs_on_cpu,
     )
     if person_detector.backend.selection_reason == embedder.backend.selection_reason:
         if backend == "auto":
