@@ -20,6 +20,7 @@ from edge_reid.backends.base import (
     detector_input_shape,
     first_line,
 )
+from edge_reid.backends.detector_graph import FOCUS_NOTE, focus_folded_model
 from edge_reid.batching import numpy_buffers
 from edge_reid.cpu import threads_per_model
 from edge_reid.errors import BackendUnavailableError, ModelError
@@ -53,6 +54,7 @@ def create_session(
     *,
     optimization_level: str = DEFAULT_OPTIMIZATION_LEVEL,
     stop_spinning_after_run: bool = True,
+    model: bytes | None = None,
 ):
     """An ``onnxruntime.InferenceSession`` for a model, with a clear error for bad files.
 
@@ -75,6 +77,8 @@ def create_session(
         providers: execution providers (default ``["CPUExecutionProvider"]``).
         optimization_level: one of :data:`OPTIMIZATION_LEVELS`.
         stop_spinning_after_run: stop the intra-op threads spinning between runs.
+        model: the serialised model to load instead of the file's bytes (an exact rewrite of
+            it, see :mod:`edge_reid.backends.detector_graph`); ``model_path`` still names it.
 
     Raises:
         ModelError: the file is missing or ONNX Runtime cannot load it.
@@ -104,7 +108,7 @@ def create_session(
     if is_qdq_model(path):
         options.add_session_config_entry("session.disable_quant_qdq", "1")
     try:
-        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        return ort.InferenceSession(model if model is not None else str(path), options, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
         raise ModelError(f"{path}: ONNX Runtime cannot load this model: {first_line(exc)}") from None
 
@@ -120,7 +124,7 @@ def _session(model_path, threads: int | None, level: str | None, batch: int, **o
         raise ModelError(f"model file not found: {path}")
     return tuned_session(
         path, threads, batch, lambda candidate: create_session(path, threads, optimization_level=candidate, **options),
-        DEFAULT_OPTIMIZATION_LEVEL,
+        DEFAULT_OPTIMIZATION_LEVEL, graph="focus folded" if options.get("model") is not None else "",
     )
 
 
@@ -231,7 +235,9 @@ class OnnxRuntimeDetector(DetectorBackend):
     name = "onnxruntime"
 
     def __init__(self, model_path: str | Path, threads: int | None = None, *, optimization_level: str | None = None) -> None:
-        self.session, self.tuning = _session(model_path, threads, optimization_level, 1)
+        folded = focus_folded_model(model_path)
+        self.focus_folded = folded is not None
+        self.session, self.tuning = _session(model_path, threads, optimization_level, 1, model=folded)
         model_input = self.session.get_inputs()[0]
         super().__init__(model_path, detector_input_shape(model_path, model_input.name, model_input.shape))
         self.input_name = model_input.name
@@ -255,7 +261,7 @@ class OnnxRuntimeDetector(DetectorBackend):
         return self.output
 
     def describe(self) -> str:
-        return f"{_describe_session(self.session)}, {self.tuning.describe()}"
+        return f"{_describe_session(self.session)}, {self.tuning.describe()}{FOCUS_NOTE if self.focus_folded else ''}"
 
 
 def open_embedding_backend(

@@ -65,8 +65,9 @@ def cache_dir() -> Path:
     return Path(base) / "edge-reid"
 
 
-def tuning_key(model_path: str | Path, threads: int | None, batch: int) -> str:
-    """What a tuning result depends on: model bytes, CPU model and instruction sets, ONNX Runtime version, threads, batch."""
+def tuning_key(model_path: str | Path, threads: int | None, batch: int, graph: str = "") -> str:
+    """What a tuning result depends on: model bytes, CPU model and instruction sets, ONNX Runtime version,
+    threads, batch, and the rewrite of the graph that runs (``graph``, "" for the file as is)."""
     from importlib import metadata
 
     from edge_reid.cpu import cpu_isa_flags, cpu_model
@@ -74,7 +75,7 @@ def tuning_key(model_path: str | Path, threads: int | None, batch: int) -> str:
 
     return "|".join((
         file_sha256(model_path), cpu_model(), ",".join(cpu_isa_flags()), f"onnxruntime {metadata.version('onnxruntime')}",
-        f"threads {threads or 'default'}", f"batch {batch}",
+        f"threads {threads or 'default'}", f"batch {batch}", *([f"graph {graph}"] if graph else []),
     ))
 
 
@@ -134,7 +135,7 @@ def pick_level(ms: dict[str, float], default: str) -> str:
     return fastest
 
 
-def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_session, default: str):
+def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_session, default: str, graph: str = ""):
     """A session at the level tuned for this model, machine and ONNX Runtime version.
 
     Args:
@@ -143,6 +144,7 @@ def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_
         batch: the batch the dynamic first dimension is timed at (part of the key).
         make_session: ``level -> onnxruntime.InferenceSession`` with every other option set.
         default: the level used on ties and when the model cannot be timed.
+        graph: the rewrite of the file's graph ``make_session`` loads (part of the key; "" for none).
 
     Returns:
         ``(session, TuningResult)``.
@@ -151,7 +153,7 @@ def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_
         Whatever ``make_session`` raises (a model ONNX Runtime cannot load).
     """
     path = cache_dir() / CACHE_FILE
-    key = tuning_key(model_path, threads, batch)
+    key = tuning_key(model_path, threads, batch, graph)
     cached = _read_cache(path).get(key)
     if isinstance(cached, dict) and cached.get("level") in CANDIDATE_LEVELS:
         return make_session(cached["level"]), TuningResult(cached["level"], "cached", dict(cached.get("ms") or {}))

@@ -53,6 +53,7 @@ from edge_reid.backends.base import (
     detector_input_shape,
     first_line,
 )
+from edge_reid.backends.detector_graph import FOCUS_NOTE, focus_folded_model
 from edge_reid.batching import numpy_buffers
 from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.spec import ModelSpec
@@ -107,12 +108,13 @@ def _check_device(device: str) -> str:
     return device
 
 
-def _read_model(model_path: str | Path):
+def _read_model(model_path: str | Path, model: bytes | None = None):
+    """The file's model, or ``model`` (a serialised rewrite of it) named by the file in errors."""
     path = Path(model_path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     try:
-        return _core().read_model(str(path))
+        return _core().read_model(model if model is not None else str(path))
     except Exception as exc:
         raise ModelError(f"{path}: OpenVINO cannot read this model: {first_line(exc)}") from None
 
@@ -404,7 +406,9 @@ class OpenVinoDetector(DetectorBackend):
     def __init__(self, model_path: str | Path, threads: int | None = None, *, device: str = "CPU") -> None:
         ov = import_openvino()
         self.device = _check_device(device)
-        model = _read_model(model_path)
+        folded = focus_folded_model(model_path)
+        self.focus_folded = folded is not None
+        model = _read_model(model_path, folded)
         model_input = model.inputs[0]
         name = model_input.get_any_name()
         shape = detector_input_shape(model_path, name, _static_dims(model_input.get_partial_shape()))
@@ -430,7 +434,7 @@ class OpenVinoDetector(DetectorBackend):
         return self.output
 
     def describe(self) -> str:
-        return f"openvino {self._version} {self.device} fp32"
+        return f"openvino {self._version} {self.device} fp32{FOCUS_NOTE if self.focus_folded else ''}"
 
     def close(self) -> None:
         self._request = None

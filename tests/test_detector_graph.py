@@ -1,0 +1,168 @@
+"""The Focus stem folded into one strided convolution: exact (float32 rounding) on the real YOLOX-Nano and on
+built variants, the same people found in real frames, and every near-miss of the pattern left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import edge_reid.backends.onnxruntime as onnxruntime_backend
+from edge_reid.backends.detector_graph import fold_focus, focus_folded_model
+from edge_reid.detector import PersonDetector
+from edge_reid.errors import ModelError
+from edge_reid.onnx_graph import node_attribute
+
+END = np.iinfo(np.int64).max
+OFFSETS = [(0, 0), (1, 0), (0, 1), (1, 1)]  # YOLOX's order: top-left, bottom-left, top-right, bottom-right
+
+
+def _run(model: bytes | str, x: np.ndarray) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def focus_model(
+    offsets=OFFSETS, kernel=3, pads=(1, 1, 1, 1), height=12, width=16, steps=2, one_slice_per_branch=False,
+    constant_nodes=False, bias=True, conv_strides=(1, 1), extra_output=False, seed=0,
+) -> onnx.ModelProto:
+    """image (1, 3, H, W) -> Focus (4 strided slice branches, Concat) -> Conv(16, kernel) -> Sigmoid."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def const(name, values):
+        array = np.asarray(values, np.int64)
+        if constant_nodes:
+            nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array, name)))
+        else:
+            inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    branches = []
+    for index, (dy, dx) in enumerate(offsets):
+        if one_slice_per_branch:
+            out = f"branch{index}"
+            nodes.append(helper.make_node("Slice", ["image", const(f"s{index}", [dy, dx]), const(f"e{index}", [END, END]),
+                                                   const(f"a{index}", [2, 3]), const(f"t{index}", [steps, steps])], [out]))
+        else:  # columns first, then rows, as torch exports x[..., ::2, ::2] in some versions
+            mid, out = f"cols{index}", f"branch{index}"
+            nodes.append(helper.make_node("Slice", ["image", const(f"sc{index}", [dx]), const(f"ec{index}", [END]),
+                                                   const(f"ac{index}", [3]), const(f"tc{index}", [steps])], [mid]))
+            nodes.append(helper.make_node("Slice", [mid, const(f"sr{index}", [dy]), const(f"er{index}", [END]),
+                                                   const(f"ar{index}", [-2]), const(f"tr{index}", [steps])], [out]))
+        branches.append(out)
+    nodes.append(helper.make_node("Concat", branches, ["stacked"], axis=1))
+    weight = rng.standard_normal((16, 12, kernel, kernel)).astype(np.float32)
+    inits.append(numpy_helper.from_array(weight, "w"))
+    conv_inputs = ["stacked", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(16).astype(np.float32), "b"))
+        conv_inputs.append("b")
+    nodes.append(helper.make_node("Conv", conv_inputs, ["conv"], kernel_shape=[kernel, kernel], pads=list(pads),
+                                  strides=list(conv_strides)))
+    nodes.append(helper.make_node("Sigmoid", ["conv"], ["out"]))
+    outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 16, None, None])]
+    if extra_output:
+        outputs.append(helper.make_tensor_value_info("branch0", TensorProto.FLOAT, [1, 3, None, None]))
+    graph = helper.make_graph(nodes, "focus", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, height, width])],
+                              outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("variant", [
+    {},
+    {"offsets": [(1, 1), (0, 0), (0, 1), (1, 0)], "seed": 1},
+    {"kernel": 1, "pads": (0, 0, 0, 0)},
+    {"kernel": 3, "pads": (0, 1, 2, 0), "bias": False},
+    {"one_slice_per_branch": True},
+    {"constant_nodes": True},
+], ids=["yolox-order", "other-order", "1x1", "uneven-pads-no-bias", "one-slice", "constant-nodes"])
+def test_folding_is_exact_on_built_focus_stems(variant):
+    model = focus_model(**variant)
+    original = model.SerializeToString()
+    x = np.random.default_rng(7).standard_normal((1, 3, 12, 16)).astype(np.float32)
+    assert fold_focus(model)
+    onnx.checker.check_model(model)
+    ops = [node.op_type for node in model.graph.node]
+    assert ops == ["Conv", "Sigmoid"], "only the strided conv and what followed are left"
+    assert {init.name for init in model.graph.initializer} == {"w__focus_folded"} | ({"b"} if variant.get("bias", True) else set())
+    conv = model.graph.node[0]
+    kernel = variant.get("kernel", 3)
+    assert conv.input[0] == "image"
+    assert node_attribute(conv, "kernel_shape") == [2 * kernel] * 2 and node_attribute(conv, "strides") == [2, 2]
+    assert node_attribute(conv, "pads") == [2 * p for p in variant.get("pads", (1, 1, 1, 1))]
+    np.testing.assert_allclose(_run(model.SerializeToString(), x), _run(original, x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", [
+    {"height": 13},                       # odd height: the slices differ in size, no single conv
+    {"steps": 3},                         # not space-to-depth
+    {"offsets": OFFSETS[:3] + [(0, 0)]},  # one offset twice
+    {"conv_strides": (2, 2)},             # the conv after Focus is not stride 1
+    {"extra_output": True},               # a slice's output is also a graph output
+], ids=["odd-height", "step-3", "repeated-offset", "strided-conv", "slice-is-an-output"])
+def test_near_misses_of_the_pattern_are_left_alone(variant):
+    model = focus_model(**variant) if variant != {"steps": 3} else focus_model(steps=3, height=12, width=12)
+    before = model.SerializeToString()
+    assert not fold_focus(model)
+    assert model.SerializeToString() == before
+
+
+def test_folding_is_exact_on_the_real_yolox_nano(yolox_path, vtest_frames, detector):
+    folded = focus_folded_model(yolox_path)
+    assert folded is not None
+    original = onnx.load(str(yolox_path))
+    rewritten = onnx.load_from_string(folded)
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert "Slice" not in ops and len(ops) == len(original.graph.node) - 9, "8 slices and the Concat go, the conv stays"
+    detector._letterbox(vtest_frames[0])
+    image = detector.backend.input.copy()
+    reference = _run(str(yolox_path), image)
+    assert np.abs(_run(folded, image) - reference).max() <= 1e-4 * np.abs(reference).max(), "float32 rounding only"
+    assert focus_folded_model(yolox_path) == folded, "the same bytes every load"
+
+
+def test_the_same_people_are_found_in_real_frames(monkeypatch, yolox_path, vtest_frames):
+    folded = PersonDetector(yolox_path, backend="onnxruntime", threads=1, score_threshold=0.1)
+    monkeypatch.setattr(onnxruntime_backend, "focus_folded_model", lambda path: None)
+    as_is = PersonDetector(yolox_path, backend="onnxruntime", threads=1, score_threshold=0.1)
+    assert folded.backend.focus_folded and not as_is.backend.focus_folded
+    assert "Focus stem as one strided conv" in folded.describe() and "Focus" not in as_is.describe()
+    found = 0
+    for frame in vtest_frames[:6]:
+        a, b = folded.detect(frame), as_is.detect(frame)
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-2)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+        found += len(a)
+    assert found >= 20
+    folded.close()
+    as_is.close()
+
+
+def test_openvino_detector_runs_the_folded_model(yolox_path, vtest_frames, detector):
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino; a dependency on x86-64)")
+    with_ov = PersonDetector(yolox_path, backend="openvino", threads=1, score_threshold=detector.score_threshold)
+    assert with_ov.backend.focus_folded and "Focus stem as one strided conv" in with_ov.describe()
+    for frame in vtest_frames[:3]:
+        a, b = with_ov.detect(frame), detector.detect(frame)
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=5e-2)
+    with_ov.close()
+
+
+def test_models_without_focus_and_bad_files(osnet_path, tmp_path):
+    assert focus_folded_model(osnet_path) is None
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="broken.onnx"):
+        focus_folded_model(broken)
+    with pytest.raises(ModelError, match="not found"):
+        focus_folded_model(tmp_path / "missing.onnx")
