@@ -139,7 +139,7 @@ def main() -> int:
                 print(f"  {name:{width}s} {rate:8.1f}  x{rate / rates[REFERENCE]:5.2f}  {cosine.mean():.6f} / {cosine.min():.6f}")
     if args.run:
         print(f"\nedge-reid run on {video.name}, {args.frames} frames, alternating, {args.repeats} repeats (default threads: "
-              "half the cores per model)")
+              "half the cores per model on ONNX Runtime, every core on OpenVINO)")
         with tempfile.TemporaryDirectory() as tmp:
             fps: dict[str, list[float]] = {"onnxruntime": [], "openvino": []}
             identities = {}
