@@ -96,7 +96,7 @@ class Runner:
         self._frames: FrameSource | None = None
 
     def backends(self) -> str:
-        """Where the models run, e.g. ``onnxruntime (CPU)``, or ``openvino (CPU); detector onnxruntime (CPU)``."""
+        """Where the models run, e.g. ``onnxruntime (CPU, 1 thread), graph level extended (tuned)``, or ``openvino 2026.4.1 CPU fp32, 2 threads; detector ...``."""
         described = self.pipeline.embedder.backend.describe()
         detector = getattr(self.pipeline.detector, "describe", None)
         if detector is not None and detector() != described:

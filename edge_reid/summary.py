@@ -37,7 +37,7 @@ class RunSummary:
             and the cause); empty when every output was written.
         interrupted: True when Ctrl-C/SIGTERM (or the window's q) ended the run.
         stage_ms: mean milliseconds per frame for decode, detect, preprocess, embed, track, match.
-        backend: the embedding backend, e.g. ``onnxruntime (CPU)``.
+        backend: the embedding backend, e.g. ``onnxruntime (CPU, 1 thread), graph level extended (tuned)``.
         model: the ReID model file.
         detector: the detector model file.
     """

@@ -156,7 +156,7 @@ def test_bf16_where_the_cpu_has_it_is_close_and_labelled(osnet_path, spec, real_
     if "BF16" not in openvino_backend._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
     with OpenVinoBackend(osnet_path, spec, max_batch=16, threads=1, precision="bf16") as backend:
-        assert backend.describe().endswith("CPU bf16") and set(kernel_precisions(backend.compiled)) == {"bf16"}
+        assert backend.describe().startswith("openvino") and "CPU bf16, 1 thread" in backend.describe() and set(kernel_precisions(backend.compiled)) == {"bf16"}
         cosine = np.sum(_embed(backend, real_batch) * reference, axis=1)
     assert 0.99 <= cosine.mean() < 0.99999, "bf16 is close to FP32 but not FP32"
 

@@ -32,9 +32,9 @@ def four_cores(monkeypatch):
 def test_onnxruntime_models_side_by_side_take_half_the_cores(four_cores, osnet_path, yolox_path):
     spec = load_spec(osnet_path)
     with create_backend("onnxruntime", osnet_path, spec, max_batch=2, side_by_side=True) as backend:
-        assert _ort_threads(backend.session) == 2
+        assert _ort_threads(backend.session) == 2 and "CPU, 2 threads" in backend.describe()
     with create_backend("onnxruntime", osnet_path, spec, max_batch=2) as backend:
-        assert _ort_threads(backend.session) == ORT_DEFAULT
+        assert _ort_threads(backend.session) == ORT_DEFAULT and "its default threads" in backend.describe()
     with create_backend("onnxruntime", osnet_path, spec, max_batch=2, threads=3, side_by_side=True) as backend:
         assert _ort_threads(backend.session) == 3, "an explicit thread count wins"
     with create_detector_backend("onnxruntime", yolox_path, side_by_side=True) as detector:
@@ -55,6 +55,7 @@ def test_openvino_models_side_by_side_keep_every_core(monkeypatch, osnet_path, y
         alone = int(backend._single.compiled.get_property("INFERENCE_NUM_THREADS"))
     with create_detector_backend("openvino", yolox_path, side_by_side=True) as detector:
         detector_threads = int(detector.compiled.get_property("INFERENCE_NUM_THREADS"))
+        assert f"fp32, {detector_threads} threads" in detector.describe()
     assert side_by_side == alone == detector_threads >= 2 > threads_per_model()
 
 

@@ -129,8 +129,14 @@ def _session(model_path, threads: int | None, level: str | None, batch: int, **o
 
 
 def _describe_session(session) -> str:
+    """``onnxruntime (CPU, 2 threads)``: providers and intra-op threads (0 in the options: ONNX Runtime's default)."""
     providers = ",".join(p.replace("ExecutionProvider", "") for p in session.get_providers())
-    return f"onnxruntime ({providers})"
+    threads = session.get_session_options().intra_op_num_threads
+    return f"onnxruntime ({providers}, {_threads_label(threads) if threads else 'its default threads'})"
+
+
+def _threads_label(threads: int) -> str:
+    return f"{threads} thread{'s' if threads != 1 else ''}"
 
 
 class OnnxRuntimeBackend(EmbeddingBackend):

@@ -108,6 +108,15 @@ def _check_device(device: str) -> str:
     return device
 
 
+def _threads_note(compiled) -> str:
+    """``", 2 threads"`` for a model compiled for the CPU, else ""."""
+    try:
+        threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))
+    except Exception:  # devices other than the CPU have no such property
+        return ""
+    return f", {threads} thread{'s' if threads != 1 else ''}" if threads > 0 else ""
+
+
 def _read_model(model_path: str | Path, model: bytes | None = None):
     """The file's model, or ``model`` (a serialised rewrite of it) named by the file in errors."""
     path = Path(model_path)
@@ -380,7 +389,7 @@ class OpenVinoBackend(EmbeddingBackend):
 
     def describe(self) -> str:
         label = "int8 Q/DQ, float layers f32" if self.precision == "int8" else self.precision
-        return f"openvino {self._ov.__version__.split('-')[0]} {self.device} {label}"
+        return f"openvino {self._ov.__version__.split('-')[0]} {self.device} {label}{_threads_note(self._single.compiled)}"
 
     def close(self) -> None:
         self._single = self._chunks = self._last_chunks = None
@@ -434,7 +443,7 @@ class OpenVinoDetector(DetectorBackend):
         return self.output
 
     def describe(self) -> str:
-        return f"openvino {self._version} {self.device} fp32{FOCUS_NOTE if self.focus_folded else ''}"
+        return f"openvino {self._version} {self.device} fp32{_threads_note(self.compiled)}{FOCUS_NOTE if self.focus_folded else ''}"
 
     def close(self) -> None:
         self._request = None
