@@ -1,7 +1,7 @@
 """Reading ONNX files: one loader with one error for every module that looks inside a graph.
 
-Only the graph is read (``load_external_data=False``): the callers inspect names, shapes and
-operators, never weights stored beside the file.
+Only the graph is read (``load_external_data=False``) unless a caller asks for the weights stored
+beside the file too (``weights=True``: a graph rewrite that moves weights).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from edge_reid.errors import ModelError
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 
-def load_onnx(path: str | Path, label: str = "", hint: str = ""):
+def load_onnx(path: str | Path, label: str = "", hint: str = "", weights: bool = False):
     """``onnx.load`` of a file's graph, its failures as one :class:`ModelError`.
 
     Args:
         path: the ``.onnx`` file.
         label: how the file is named in the message (e.g. ``"--qdq "``).
         hint: what to do, appended to the message (e.g. ``"pass an .onnx file exported from your ReID network"``).
+        weights: also load weights stored in separate files beside the model (ONNX external data).
 
     Returns:
         The ``onnx.ModelProto``.
@@ -33,7 +34,7 @@ def load_onnx(path: str | Path, label: str = "", hint: str = ""):
     if not path.is_file():
         raise ModelError(f"model file not found: {label}{path}")
     try:
-        return onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=weights)
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValueError, ... on non-models
         raise ModelError(f"{label}{path}: not an ONNX model ({type(exc).__name__})" + (f"; {hint}" if hint else "")) from None
 

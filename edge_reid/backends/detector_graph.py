@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.errors import ModelError
-from edge_reid.onnx_graph import node_attribute
+from edge_reid.onnx_graph import load_onnx, node_attribute
 
 #: Slice ``ends`` at or above this mean "to the end" (exporters write INT64_MAX or INT32_MAX).
 TO_THE_END = 2**30
@@ -49,15 +48,7 @@ def focus_folded_model(model_path: str | Path) -> bytes | None:
     Raises:
         ModelError: the file is missing or is not an ONNX model.
     """
-    import onnx
-
-    path = Path(model_path)
-    if not path.is_file():
-        raise ModelError(f"model file not found: {path}")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, OSError, ...
-        raise ModelError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    model = load_onnx(model_path, hint="pass a YOLOX detector exported to ONNX", weights=True)
     return model.SerializeToString() if fold_focus(model) else None
 
 
@@ -78,7 +69,7 @@ def fold_focus(model) -> bool:
         for name in node.input:
             readers.setdefault(name, []).append(node)
     image_shapes = {value.name: [d.dim_value if d.HasField("dim_value") else 0 for d in value.type.tensor_type.shape.dim]
-                    for value in graph.input}
+                    for value in graph.input if value.name not in constants}
     graph_outputs = {value.name for value in graph.output}
     for concat in graph.node:
         if concat.op_type != "Concat" or len(concat.input) != 4 or node_attribute(concat, "axis") not in (1, -3):
