@@ -20,19 +20,16 @@ import cv2
 import numpy as np
 from _common import benchmark_parser, video_path
 
-import edge_reid.backends.onnxruntime as onnxruntime_backend
-import edge_reid.backends.openvino as openvino_backend
+import edge_reid.backends.detector_graph as detector_graph
 from edge_reid.cpu import cpu_isa_flags, cpu_model
 from edge_reid.detector import PersonDetector
 
-MODULES = {"onnxruntime": onnxruntime_backend, "openvino": openvino_backend}
-
-
 def make_detector(backend: str, threads: int, folded: bool) -> PersonDetector:
+    """The detector at the model's full 416x416 input, with or without the Focus rewrite."""
     if folded:
-        return PersonDetector(backend=backend, threads=threads)
-    with mock.patch.object(MODULES[backend], "focus_folded_model", lambda path: None):
-        return PersonDetector(backend=backend, threads=threads)
+        return PersonDetector(backend=backend, threads=threads, rectangular=False)
+    with mock.patch.object(detector_graph, "fold_focus", lambda model: False):
+        return PersonDetector(backend=backend, threads=threads, rectangular=False)
 
 
 def ms_per_run(detector: PersonDetector, runs: int) -> float:

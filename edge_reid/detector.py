@@ -5,6 +5,13 @@ Decoding follows YOLOX (Z. Ge et al., "YOLOX: Exceeding YOLO Series in 2021",
 and grid cell (gx, gy): ``xy = (out_xy + (gx, gy)) * s``, ``wh = exp(out_wh) * s``,
 ``score = objectness * class_probability``. Input is BGR 0..255, letterboxed at
 the top-left corner and padded with 114.
+
+Rectangular input (on by default): the network is convolutional, so instead of the model's full
+square (416x416 for YOLOX-Nano) it runs on the smallest rectangle of multiples of its largest stride
+that holds the frame letterboxed at the same scale: a 4:3 frame at 416x320, a 16:9 one at 416x256,
+with the same resize and fewer padded rows to compute. This is YOLOv5's rectangular inference
+(``letterbox(..., auto=True)`` in ultralytics/yolov5 ``utils/augmentations.py``). The rectangle is
+chosen from the first frame; later frames of another shape are letterboxed into it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,28 @@ from edge_reid.errors import ModelError
 
 PERSON_CLASS = 0
 PAD_VALUE = 114
+#: YOLOX's largest stride (pixels): input sizes must be multiples of it.
+MAX_STRIDE = 32
+
+
+def rectangular_input(frame_height: int, frame_width: int, model_height: int, model_width: int, stride: int = MAX_STRIDE) -> tuple[int, int]:
+    """The smallest input (height, width), multiples of ``stride`` and within the model's size, that
+    holds a frame letterboxed at the scale the model's full input would give it.
+
+    E.g. a 576x768 frame for a 416x416 model: scale 416/768, 312x416 pixels, input 320x416.
+
+    Args:
+        frame_height, frame_width: the frame in pixels.
+        model_height, model_width: the model's own input size in pixels.
+        stride: the network's largest stride in pixels.
+
+    Returns:
+        (height, width) in pixels.
+    """
+    ratio = min(model_height / frame_height, model_width / frame_width)
+    height = max(1, int(round(frame_height * ratio)))
+    width = max(1, int(round(frame_width * ratio)))
+    return (min(model_height, -(-height // stride) * stride), min(model_width, -(-width // stride) * stride))
 
 
 def yolox_grids(input_height: int, input_width: int, strides=(8, 16, 32)) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +89,9 @@ class PersonDetector:
         device: OpenVINO device (None: CPU).
         side_by_side: the ReID model computes on the CPU while the detector runs (the loop's
             worker thread); see :class:`edge_reid.backends.BackendOptions`.
+        rectangular: run on the smallest rectangle that holds the first frame (see the module's
+            docstring); False: always the model's full input. A model that cannot run at another
+            size keeps its own (:attr:`rectangular_note` says why).
 
     Raises:
         ModelError: the file is missing, not a model, or not a YOLOX-shaped detector.
@@ -76,31 +108,61 @@ class PersonDetector:
         backend: str = "onnxruntime",
         device: str | None = None,
         side_by_side: bool = False,
+        rectangular: bool = True,
     ) -> None:
         self.model_path = Path(model_path) if model_path else DEFAULT_DETECTOR
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
         self.min_box_height = float(min_box_height)
-        self.backend: DetectorBackend = create_detector_backend(
-            backend, self.model_path, threads=threads, device=device, side_by_side=side_by_side
+        self._open = lambda input_size=None: create_detector_backend(
+            backend, self.model_path, threads=threads, device=device, side_by_side=side_by_side, input_size=input_size
         )
-        self.input_height, self.input_width = self.backend.input.shape[2:]
-        self.grid, self.strides = yolox_grids(self.input_height, self.input_width)
-        self._check_output(self.backend.output)
-        # The letterbox canvas (H, W, 3) uint8; the backend's input is the (1, 3, H, W) float32 tensor.
-        self._canvas = np.full((self.input_height, self.input_width, 3), PAD_VALUE, np.uint8)
-        self._tensor = self.backend.input
+        self._use(self._open())
+        self.model_height, self.model_width = self.input_height, self.input_width
+        #: why the detector kept the model's full input for a rectangular first frame, or "".
+        self.rectangular_note = ""
+        self._fit_pending = bool(rectangular)
 
-    def _check_output(self, output: np.ndarray) -> None:
-        """Refuse a model whose output (from the backend's run at load) is not a finite YOLOX grid output."""
-        anchors = self.grid.shape[0]
-        if output.ndim != 3 or output.shape[0] != 1 or output.shape[1] != anchors or output.shape[2] < 5 + PERSON_CLASS + 1:
-            raise ModelError(
-                f"{self.model_path}: output shape {tuple(output.shape)} is not a YOLOX grid output "
-                f"(1, {anchors}, 5 + classes) for its {self.input_height}x{self.input_width} input: is this a YOLOX person detector?"
+    def _use(self, backend: DetectorBackend) -> None:
+        """Run on ``backend`` from now on, once its output (from its run at load) is a finite YOLOX grid output.
+
+        Raises:
+            ModelError: it is not; ``backend`` is closed.
+        """
+        height, width = backend.input.shape[2:]
+        grid, strides = yolox_grids(height, width)
+        output = backend.output
+        problem = ""
+        if output.ndim != 3 or output.shape[0] != 1 or output.shape[1] != grid.shape[0] or output.shape[2] < 5 + PERSON_CLASS + 1:
+            problem = (
+                f"output shape {tuple(output.shape)} is not a YOLOX grid output (1, {grid.shape[0]}, 5 + classes) "
+                f"for a {height}x{width} input: is this a YOLOX person detector?"
             )
-        if not np.isfinite(output).all():
-            raise ModelError(f"{self.model_path}: the detector returned NaN or Inf on a blank image; check the model file")
+        elif not np.isfinite(output).all():
+            problem = "the detector returned NaN or Inf on a blank image; check the model file"
+        if problem:
+            backend.close()
+            raise ModelError(f"{self.model_path}: {problem}")
+        self.backend: DetectorBackend = backend
+        self.input_height, self.input_width = height, width
+        self.grid, self.strides = grid, strides
+        # The letterbox canvas (H, W, 3) uint8; the backend's input is the (1, 3, H, W) float32 tensor.
+        self._canvas = np.full((height, width, 3), PAD_VALUE, np.uint8)
+        self._tensor = backend.input
+
+    def _fit(self, frame_height: int, frame_width: int) -> None:
+        """Move to the rectangular input for frames of this size (once); keep the full input if the model cannot."""
+        self._fit_pending = False
+        size = rectangular_input(frame_height, frame_width, self.model_height, self.model_width)
+        if size == (self.input_height, self.input_width):
+            return
+        full = self.backend
+        try:
+            self._use(self._open(size))
+        except ModelError as exc:
+            self.rectangular_note = f"kept its own {self.model_height}x{self.model_width} input: it does not run at {size[0]}x{size[1]} ({exc})"
+            return
+        full.close()
 
     def _letterbox(self, frame: np.ndarray) -> float:
         """Write the letterboxed frame into the input tensor; returns the resize ratio."""
@@ -127,6 +189,8 @@ class PersonDetector:
         """
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be (H, W, 3) uint8 BGR, got {frame.shape} {frame.dtype}")
+        if self._fit_pending:
+            self._fit(frame.shape[0], frame.shape[1])
         ratio = self._letterbox(frame)
         raw = self.backend.run()[0]  # (A, 5 + classes)
         scores = raw[:, 4] * raw[:, 5 + PERSON_CLASS]
@@ -150,7 +214,8 @@ class PersonDetector:
 
     def describe(self) -> str:
         """One line naming the backend the detector runs on."""
-        return self.backend.describe()
+        pending = ", input fitted to the first frame" if self._fit_pending else ""
+        return self.backend.describe() + pending + (f"; {self.rectangular_note}" if self.rectangular_note else "")
 
     def close(self) -> None:
         """Release the backend. Safe to call twice."""

@@ -204,6 +204,7 @@ class Runner:
             summary.embeddings = pipeline.embeddings_total - embeddings_before
             summary.embeddings_per_frame = summary.embeddings / summary.frames if summary.frames else 0.0
             summary.stage_ms = pipeline.timer.mean_ms()
+            summary.backend = self.backends()  # again: the detector fits its input to the first frame
             _summarise_source(summary, frames)
         if summary.write_errors:
             more = len(summary.write_errors) - 1

@@ -1,5 +1,8 @@
-"""The Focus stem folded into one strided convolution: exact (float32 rounding) on the real YOLOX-Nano and on
-built variants, the same people found in real frames, and every near-miss of the pattern left alone."""
+"""Rewrites of the detector's graph at load. The Focus stem folded into one strided convolution: exact
+(float32 rounding) on the real YOLOX-Nano and on built variants, the same people found in real frames,
+every near-miss of the pattern left alone. The rectangular input: the smallest stride-multiple rectangle
+for the frame, the same people found in real frames, and the full input kept by a model that cannot
+run at another size."""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import edge_reid.backends.onnxruntime as onnxruntime_backend
-from edge_reid.backends.detector_graph import fold_focus, focus_folded_model
-from edge_reid.detector import PersonDetector
+import edge_reid.backends.detector_graph as detector_graph
+from edge_reid.backends.detector_graph import FOCUS_NOTE, fold_focus, load_detector_graph
+from edge_reid.detector import PersonDetector, rectangular_input
 from edge_reid.errors import ModelError
 from edge_reid.onnx_graph import node_attribute
 
@@ -115,25 +118,28 @@ def test_near_misses_of_the_pattern_are_left_alone(variant):
     assert model.SerializeToString() == before
 
 
-def test_folding_is_exact_on_the_real_yolox_nano(yolox_path, vtest_frames, detector):
-    folded = focus_folded_model(yolox_path)
-    assert folded is not None
+def test_folding_is_exact_on_the_real_yolox_nano(yolox_path, vtest_frames):
+    graph = load_detector_graph(yolox_path)
+    folded = graph.model
+    assert folded is not None and graph.rewrites == (FOCUS_NOTE,)
     original = onnx.load(str(yolox_path))
     rewritten = onnx.load_from_string(folded)
     ops = [node.op_type for node in rewritten.graph.node]
     assert "Slice" not in ops and len(ops) == len(original.graph.node) - 9, "8 slices and the Concat go, the conv stays"
-    detector._letterbox(vtest_frames[0])
-    image = detector.backend.input.copy()
+    square = PersonDetector(yolox_path, threads=1, rectangular=False)
+    square._letterbox(vtest_frames[0])
+    image = square.backend.input.copy()
+    square.close()
     reference = _run(str(yolox_path), image)
     assert np.abs(_run(folded, image) - reference).max() <= 1e-4 * np.abs(reference).max(), "float32 rounding only"
-    assert focus_folded_model(yolox_path) == folded, "the same bytes every load"
+    assert load_detector_graph(yolox_path).model == folded, "the same bytes every load"
 
 
 def test_the_same_people_are_found_in_real_frames(monkeypatch, yolox_path, vtest_frames):
-    folded = PersonDetector(yolox_path, backend="onnxruntime", threads=1, score_threshold=0.1)
-    monkeypatch.setattr(onnxruntime_backend, "focus_folded_model", lambda path: None)
-    as_is = PersonDetector(yolox_path, backend="onnxruntime", threads=1, score_threshold=0.1)
-    assert folded.backend.focus_folded and not as_is.backend.focus_folded
+    folded = PersonDetector(yolox_path, backend="onnxruntime", threads=1, score_threshold=0.1, rectangular=False)
+    monkeypatch.setattr(detector_graph, "fold_focus", lambda model: False)
+    as_is = PersonDetector(yolox_path, backend="onnxruntime", threads=1, score_threshold=0.1, rectangular=False)
+    assert folded.backend.graph_rewrites == (FOCUS_NOTE,) and as_is.backend.graph_rewrites == ()
     assert "Focus stem as one strided conv" in folded.describe() and "Focus" not in as_is.describe()
     found = 0
     for frame in vtest_frames[:6]:
@@ -150,19 +156,86 @@ def test_the_same_people_are_found_in_real_frames(monkeypatch, yolox_path, vtest
 def test_openvino_detector_runs_the_folded_model(yolox_path, vtest_frames, detector):
     pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino; a dependency on x86-64)")
     with_ov = PersonDetector(yolox_path, backend="openvino", threads=1, score_threshold=detector.score_threshold)
-    assert with_ov.backend.focus_folded and "Focus stem as one strided conv" in with_ov.describe()
     for frame in vtest_frames[:3]:
         a, b = with_ov.detect(frame), detector.detect(frame)
         assert len(a) == len(b)
         np.testing.assert_allclose(a.boxes, b.boxes, atol=5e-2)
+    assert with_ov.backend.graph_rewrites == (FOCUS_NOTE, "input 320x416") == detector.backend.graph_rewrites
     with_ov.close()
 
 
 def test_models_without_focus_and_bad_files(osnet_path, tmp_path):
-    assert focus_folded_model(osnet_path) is None
+    assert load_detector_graph(osnet_path).model is None
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="broken.onnx"):
-        focus_folded_model(broken)
+        load_detector_graph(broken)
     with pytest.raises(ModelError, match="not found"):
-        focus_folded_model(tmp_path / "missing.onnx")
+        load_detector_graph(tmp_path / "missing.onnx")
+
+
+@pytest.mark.parametrize(("frame", "model", "expected"), [
+    ((576, 768), (416, 416), (320, 416)),   # vtest, 4:3: 312 rows of image -> 320
+    ((720, 1280), (416, 416), (256, 416)),  # 16:9: 234 rows -> 256
+    ((768, 576), (416, 416), (416, 320)),   # portrait
+    ((416, 416), (416, 416), (416, 416)),   # square: nothing to gain
+    ((100, 3000), (416, 416), (32, 416)),   # a strip: at least one stride
+    ((1080, 1920), (640, 640), (384, 640)),
+])
+def test_rectangular_input_is_the_smallest_stride_multiple_that_holds_the_letterboxed_frame(frame, model, expected):
+    assert rectangular_input(*frame, *model) == expected
+
+
+def _matched(a, b, iou: float) -> int:
+    """Boxes of ``a`` with a box of ``b`` at IoU >= ``iou``."""
+    found = 0
+    for box in a.boxes:
+        x1, y1 = np.maximum(box[:2], b.boxes[:, :2]).T
+        x2, y2 = np.minimum(box[2:], b.boxes[:, 2:]).T
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        union = np.prod(box[2:] - box[:2]) + np.prod(b.boxes[:, 2:] - b.boxes[:, :2], axis=1) - inter
+        found += bool(len(b) and (inter / union).max() >= iou)
+    return found
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_rectangular_input_finds_the_same_people_in_real_frames(backend, yolox_path, vtest_frames):
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino; a dependency on x86-64)")
+    square = PersonDetector(yolox_path, backend=backend, threads=1, rectangular=False)
+    rectangle = PersonDetector(yolox_path, backend=backend, threads=1)
+    assert "input fitted to the first frame" in rectangle.describe()
+    total = matched = 0
+    for frame in vtest_frames[:8]:
+        a, b = rectangle.detect(frame), square.detect(frame)
+        total += len(b)
+        matched += _matched(b, a, iou=0.9)
+    assert (rectangle.input_height, rectangle.input_width) == (320, 416) and rectangle.backend.input.shape == (1, 3, 320, 416)
+    assert "input 320x416" in rectangle.describe() and (square.input_height, square.input_width) == (416, 416)
+    assert total >= 30 and matched >= 0.95 * total, f"{matched} of {total} people found at IoU >= 0.9"
+    square.close()
+    rectangle.close()
+
+
+def test_a_model_that_cannot_change_size_keeps_its_full_input(yolox_path, vtest_frames, tmp_path):
+    """YOLOX with its output Reshape fixed to the 416x416 grid (as some exporters write it)."""
+    model = onnx.load(str(yolox_path))
+    initializers = {init.name: init for init in model.graph.initializer}
+    fixed = 0
+    for node in model.graph.node:
+        if node.op_type == "Reshape" and initializers.get(node.input[1]) is not None:
+            shape = numpy_helper.to_array(initializers[node.input[1]])
+            if list(shape[:2]) == [1, 85] and shape[2] == -1:
+                cells = {0: 52 * 52, 1: 26 * 26, 2: 13 * 13}[fixed]
+                name = f"fixed_shape_{fixed}"
+                model.graph.initializer.append(numpy_helper.from_array(np.array([1, 85, cells], np.int64), name))
+                node.input[1] = name
+                fixed += 1
+    assert fixed == 3
+    path = tmp_path / "yolox_fixed_reshape.onnx"
+    onnx.save(model, str(path))
+    detector = PersonDetector(path, backend="onnxruntime", threads=1)
+    found = detector.detect(vtest_frames[0])
+    assert (detector.input_height, detector.input_width) == (416, 416) and len(found) > 0
+    assert "kept its own 416x416 input: it does not run at 320x416" in detector.describe()
+    detector.close()

@@ -88,6 +88,9 @@ def test_an_explicit_level_skips_tuning(tmp_path, cache):
 def test_the_detector_is_tuned_at_batch_1(yolox_path, cache):
     detector = OnnxRuntimeDetector(yolox_path, threads=1)
     assert detector.tuning.source == "measured"
-    assert detector.focus_folded, "the graph timed is the one that runs"
-    assert list(json.loads(cache.read_text())["entries"]) == [tuning.tuning_key(yolox_path, 1, 1, graph="focus folded")]
-    assert tuning.tuning_key(yolox_path, 1, 1, graph="focus folded") != tuning.tuning_key(yolox_path, 1, 1)
+    assert detector.graph_rewrites == ("Focus stem as one strided conv",), "the graph timed is the one that runs"
+    key = tuning.tuning_key(yolox_path, 1, 1, graph="Focus stem as one strided conv")
+    assert list(json.loads(cache.read_text())["entries"]) == [key] and key != tuning.tuning_key(yolox_path, 1, 1)
+    resized = OnnxRuntimeDetector(yolox_path, threads=1, input_size=(320, 416))
+    assert resized.tuning.source == "measured", "another input size is timed on its own"
+    assert len(json.loads(cache.read_text())["entries"]) == 2

@@ -66,8 +66,8 @@ class Backend:
         availability: () -> (usable, detail): whether it can run here and, if not, why.
             Cheap; imports no runtime.
         open_embedding: (model_path, spec, max_batch, threads, options) -> :class:`EmbeddingBackend`.
-        open_detector: (model_path, threads, options) -> :class:`DetectorBackend`, or None when the
-            backend runs no detector (the detector then runs on the next available backend).
+        open_detector: (model_path, threads, options, input_size) -> :class:`DetectorBackend`, or None
+            when the backend runs no detector (the detector then runs on the next available backend).
         auto_availability: the check ``--backend auto`` uses, when stricter than ``availability``.
     """
 
@@ -209,14 +209,16 @@ def create_backend(
 
 
 def create_detector_backend(
-    name: str, model_path: str | Path, threads: int | None = None, *, device: str | None = None, side_by_side: bool = False
+    name: str, model_path: str | Path, threads: int | None = None, *, device: str | None = None, side_by_side: bool = False,
+    input_size: tuple[int, int] | None = None,
 ) -> DetectorBackend:
     """Create the detector's backend for ``--backend name``.
 
     A backend without a detector (TensorRT) leaves the detector on the next usable
     backend that has one, and ``selection_reason`` says so. The detector always
     computes in FP32. ``threads`` and ``side_by_side`` (the ReID model computes on the
-    CPU at the same time): as :func:`create_backend`.
+    CPU at the same time): as :func:`create_backend`. ``input_size``: (height, width) to run
+    the model at instead of its file's size (multiples of its largest stride).
 
     Raises:
         BackendUnavailableError, ValueError, ModelError: as :func:`create_backend`.
@@ -227,7 +229,7 @@ def create_detector_backend(
         fallback = [c for c in candidates("auto") if get_backend(c.name).open_detector is not None]
         title = get_backend(tried[0].name).title
         tried = [BackendChoice(c.name, f"detector on {get_backend(c.name).title}: {title} runs only the ReID model") for c in fallback]
-    return _open_first("auto" if len(tried) > 1 else name, lambda entry: entry.open_detector(model_path, threads, options), tried)
+    return _open_first("auto" if len(tried) > 1 else name, lambda entry: entry.open_detector(model_path, threads, options, input_size), tried)
 
 
 def _open_first(name: str, open_one: Callable[[Backend], object], tried: list[BackendChoice] | None = None):

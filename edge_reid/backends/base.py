@@ -185,9 +185,9 @@ class DetectorBackend(ABC):
     name: str = "abstract"
     #: why :func:`edge_reid.backends.create_detector_backend` picked this backend (one line).
     selection_reason: str = ""
-    #: whether the model runs with its Focus stem folded into one strided convolution
-    #: (:mod:`edge_reid.backends.detector_graph`: exact up to float32 rounding).
-    focus_folded: bool = False
+    #: what was rewritten in the model's graph at load (:mod:`edge_reid.backends.detector_graph`),
+    #: e.g. ``("Focus stem as one strided conv", "input 320x416")``.
+    graph_rewrites: tuple[str, ...] = ()
 
     def __init__(self, model_path: str | Path, input_shape: tuple[int, ...]) -> None:
         self.model_path = Path(model_path)

@@ -17,39 +17,104 @@ without the rewrite.
 
 Only the exact pattern is rewritten: the four slices read a graph input of fixed, even height and
 width, and nothing but the Concat and that one convolution reads what they produce.
+
+The second rewrite gives the model another input size (:func:`resize_input`): a YOLOX network is
+convolutional up to a ``Reshape`` to ``(1, 85, -1)``, so it runs on any height and width that are
+multiples of its largest stride; :class:`edge_reid.detector.PersonDetector` uses it to run on the
+smallest such rectangle that holds the letterboxed frame instead of the full square.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge_reid.errors import ModelError
 from edge_reid.onnx_graph import load_onnx, node_attribute
 
 #: Slice ``ends`` at or above this mean "to the end" (exporters write INT64_MAX or INT32_MAX).
 TO_THE_END = 2**30
 #: The offsets of the four space-to-depth slices, (row, column).
 FOCUS_OFFSETS = frozenset({(0, 0), (0, 1), (1, 0), (1, 1)})
-#: What a detector backend's ``describe()`` adds when it runs the folded model.
-FOCUS_NOTE = ", Focus stem as one strided conv"
+#: How ``describe()`` names the Focus rewrite.
+FOCUS_NOTE = "Focus stem as one strided conv"
 
 
-def focus_folded_model(model_path: str | Path) -> bytes | None:
-    """The detector's ONNX model with its Focus stem folded into one strided convolution, or None.
+@dataclass(frozen=True)
+class DetectorGraph:
+    """The detector model a backend loads.
+
+    Attributes:
+        model: the rewritten model, serialised (what ONNX Runtime and OpenVINO take instead of a
+            file name), or None: load the file as it is.
+        rewrites: what was rewritten, one phrase each (e.g. ``"Focus stem as one strided conv"``,
+            ``"input 320x416"``), for the backend's ``describe()`` and its tuning key.
+    """
+
+    model: bytes | None
+    rewrites: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The rewrites as one phrase ("" for none)."""
+        return ", ".join(self.rewrites)
+
+
+def load_detector_graph(model_path: str | Path, input_size: tuple[int, int] | None = None) -> DetectorGraph:
+    """The detector's ONNX model with its Focus stem folded (where it has one) and, if asked, another input size.
 
     Args:
         model_path: the detector ``.onnx`` file (read, never written).
+        input_size: (height, width) in pixels for the image input, multiples of the network's
+            largest stride (YOLOX: 32); None keeps the file's size.
 
     Returns:
-        The rewritten model, serialised (what ONNX Runtime and OpenVINO take instead of the file
-        name), or None when the model has no Focus stem of the exact form above (it then runs as is).
+        A :class:`DetectorGraph`; its ``model`` is None when nothing was rewritten.
 
     Raises:
         ModelError: the file is missing or is not an ONNX model.
     """
     model = load_onnx(model_path, hint="pass a YOLOX detector exported to ONNX", weights=True)
-    return model.SerializeToString() if fold_focus(model) else None
+    rewrites = []
+    if fold_focus(model):
+        rewrites.append(FOCUS_NOTE)
+    if input_size is not None:
+        height, width = resize_input(model, *input_size)
+        rewrites.append(f"input {height}x{width}")
+    return DetectorGraph(model.SerializeToString() if rewrites else None, tuple(rewrites))
+
+
+def resize_input(model, height: int, width: int) -> tuple[int, int]:
+    """Give the model's image input (its first non-constant input, (1, 3, H, W)) another height and width, in place.
+
+    The shapes ONNX stored for inner tensors are dropped and the outputs' dimensions past the batch
+    become symbolic, so that each runtime infers them anew. Whether the network then runs at that
+    size is for the runtime to say (a ``Reshape`` to a fixed element count fails there).
+
+    Args:
+        model: an ``onnx.ModelProto``.
+        height, width: the new input size in pixels.
+
+    Returns:
+        ``(height, width)``.
+
+    Raises:
+        ModelError: the model has no 4-dimensional input to resize.
+    """
+    constants = {init.name for init in model.graph.initializer}
+    image = next((value for value in model.graph.input if value.name not in constants), None)
+    if image is None or len(image.type.tensor_type.shape.dim) != 4:
+        raise ModelError("the detector has no (1, 3, H, W) image input to resize")
+    dims = image.type.tensor_type.shape.dim
+    dims[2].dim_value, dims[3].dim_value = int(height), int(width)
+    del model.graph.value_info[:]
+    for output in model.graph.output:
+        for index, dim in enumerate(output.type.tensor_type.shape.dim):
+            if index > 0:
+                dim.dim_param = f"{output.name}_{index}"
+    return int(height), int(width)
 
 
 def fold_focus(model) -> bool:

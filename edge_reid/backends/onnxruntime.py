@@ -20,7 +20,7 @@ from edge_reid.backends.base import (
     detector_input_shape,
     first_line,
 )
-from edge_reid.backends.detector_graph import FOCUS_NOTE, focus_folded_model
+from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
 from edge_reid.cpu import threads_per_model
 from edge_reid.errors import BackendUnavailableError, ModelError
@@ -113,8 +113,9 @@ def create_session(
         raise ModelError(f"{path}: ONNX Runtime cannot load this model: {first_line(exc)}") from None
 
 
-def _session(model_path, threads: int | None, level: str | None, batch: int, **options):
-    """(session, :class:`~edge_reid.backends.onnxruntime_tuning.TuningResult`) at ``level``, or tuned when None."""
+def _session(model_path, threads: int | None, level: str | None, batch: int, graph_label: str = "", **options):
+    """(session, :class:`~edge_reid.backends.onnxruntime_tuning.TuningResult`) at ``level``, or tuned when None
+    (``graph_label``: the rewrite of the file's graph that ``options["model"]`` holds, part of the tuning key)."""
     from edge_reid.backends.onnxruntime_tuning import TuningResult, tuned_session
 
     if level is not None:
@@ -124,7 +125,7 @@ def _session(model_path, threads: int | None, level: str | None, batch: int, **o
         raise ModelError(f"model file not found: {path}")
     return tuned_session(
         path, threads, batch, lambda candidate: create_session(path, threads, optimization_level=candidate, **options),
-        DEFAULT_OPTIMIZATION_LEVEL, graph="focus folded" if options.get("model") is not None else "",
+        DEFAULT_OPTIMIZATION_LEVEL, graph=graph_label,
     )
 
 
@@ -232,6 +233,8 @@ class OnnxRuntimeDetector(DetectorBackend):
         threads: intra-op threads (None: ONNX Runtime's default).
         optimization_level: graph optimisation level, one of :data:`OPTIMIZATION_LEVELS`, or None
             (tuned, as :class:`OnnxRuntimeBackend`).
+        input_size: (height, width) to run the model at instead of its file's size (see
+            :func:`~edge_reid.backends.detector_graph.load_detector_graph`).
 
     Raises:
         ModelError: the model is missing, cannot be loaded, its input is not an
@@ -240,10 +243,13 @@ class OnnxRuntimeDetector(DetectorBackend):
 
     name = "onnxruntime"
 
-    def __init__(self, model_path: str | Path, threads: int | None = None, *, optimization_level: str | None = None) -> None:
-        folded = focus_folded_model(model_path)
-        self.focus_folded = folded is not None
-        self.session, self.tuning = _session(model_path, threads, optimization_level, 1, model=folded)
+    def __init__(
+        self, model_path: str | Path, threads: int | None = None, *, optimization_level: str | None = None,
+        input_size: tuple[int, int] | None = None,
+    ) -> None:
+        graph = load_detector_graph(model_path, input_size)
+        self.graph_rewrites = graph.rewrites
+        self.session, self.tuning = _session(model_path, threads, optimization_level, 1, graph.label, model=graph.model)
         model_input = self.session.get_inputs()[0]
         super().__init__(model_path, detector_input_shape(model_path, model_input.name, model_input.shape))
         self.input_name = model_input.name
@@ -267,7 +273,7 @@ class OnnxRuntimeDetector(DetectorBackend):
         return self.output
 
     def describe(self) -> str:
-        return f"{_describe_session(self.session)}, {self.tuning.describe()}{FOCUS_NOTE if self.focus_folded else ''}"
+        return ", ".join((_describe_session(self.session), self.tuning.describe(), *self.graph_rewrites))
 
 
 def open_embedding_backend(
@@ -291,9 +297,11 @@ def open_embedding_backend(
     return OnnxRuntimeBackend(model_path, spec, max_batch=max_batch, threads=_threads(threads, options))
 
 
-def open_detector_backend(model_path: str | Path, threads: int | None, options: BackendOptions) -> OnnxRuntimeDetector:
+def open_detector_backend(
+    model_path: str | Path, threads: int | None, options: BackendOptions, input_size: tuple[int, int] | None = None
+) -> OnnxRuntimeDetector:
     """The registry's factory: :class:`OnnxRuntimeDetector` for a detector model."""
-    return OnnxRuntimeDetector(model_path, threads=_threads(threads, options))
+    return OnnxRuntimeDetector(model_path, threads=_threads(threads, options), input_size=input_size)
 
 
 def _threads(threads: int | None, options: BackendOptions) -> int | None:

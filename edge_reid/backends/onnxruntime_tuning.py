@@ -143,7 +143,8 @@ def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_
         threads: intra-op threads the session will use (part of the key).
         batch: the batch the dynamic first dimension is timed at (part of the key).
         make_session: ``level -> onnxruntime.InferenceSession`` with every other option set.
-        default: the level used on ties and when the model cannot be timed.
+        default: the level used on ties and when the model cannot be timed (an input that is not
+            float32, or a model that fails to run: nothing is cached then).
         graph: the rewrite of the file's graph ``make_session`` loads (part of the key; "" for none).
 
     Returns:
@@ -160,6 +161,10 @@ def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_
     sessions = {level: make_session(level) for level in CANDIDATE_LEVELS}
     feeds = _feeds(sessions[default], batch)
     if feeds is None:
+        return sessions[default], TuningResult(default, "default", {})
+    try:
+        sessions[default].run(None, feeds)
+    except Exception:  # noqa: BLE001 - a model that loads but does not run is not timed: the caller's first run reports it
         return sessions[default], TuningResult(default, "default", {})
     ms = _time_levels(sessions, feeds)
     result = TuningResult(pick_level(ms, default), "measured", {level: round(value, 3) for level, value in ms.items()})

@@ -53,7 +53,7 @@ from edge_reid.backends.base import (
     detector_input_shape,
     first_line,
 )
-from edge_reid.backends.detector_graph import FOCUS_NOTE, focus_folded_model
+from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
 from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.spec import ModelSpec
@@ -403,6 +403,8 @@ class OpenVinoDetector(DetectorBackend):
         model_path: the ``.onnx`` file (one image input (1, 3, H, W) with fixed H, W).
         threads: CPU inference threads (None: OpenVINO's default).
         device: ``"CPU"``, ``"GPU"`` or ``"NPU"``.
+        input_size: (height, width) to run the model at instead of its file's size (see
+            :func:`~edge_reid.backends.detector_graph.load_detector_graph`).
 
     Raises:
         BackendUnavailableError: OpenVINO or the device missing.
@@ -412,12 +414,14 @@ class OpenVinoDetector(DetectorBackend):
 
     name = "openvino"
 
-    def __init__(self, model_path: str | Path, threads: int | None = None, *, device: str = "CPU") -> None:
+    def __init__(
+        self, model_path: str | Path, threads: int | None = None, *, device: str = "CPU", input_size: tuple[int, int] | None = None
+    ) -> None:
         ov = import_openvino()
         self.device = _check_device(device)
-        folded = focus_folded_model(model_path)
-        self.focus_folded = folded is not None
-        model = _read_model(model_path, folded)
+        graph = load_detector_graph(model_path, input_size)
+        self.graph_rewrites = graph.rewrites
+        model = _read_model(model_path, graph.model)
         model_input = model.inputs[0]
         name = model_input.get_any_name()
         shape = detector_input_shape(model_path, name, _static_dims(model_input.get_partial_shape()))
@@ -443,7 +447,7 @@ class OpenVinoDetector(DetectorBackend):
         return self.output
 
     def describe(self) -> str:
-        return f"openvino {self._version} {self.device} fp32{_threads_note(self.compiled)}{FOCUS_NOTE if self.focus_folded else ''}"
+        return ", ".join((f"openvino {self._version} {self.device} fp32{_threads_note(self.compiled)}", *self.graph_rewrites))
 
     def close(self) -> None:
         self._request = None
@@ -466,7 +470,9 @@ def open_embedding_backend(
     return OpenVinoBackend(model_path, spec, max_batch=max_batch, threads=threads, precision=precision, device=options.device or "CPU")
 
 
-def open_detector_backend(model_path: str | Path, threads: int | None, options: BackendOptions) -> OpenVinoDetector:
+def open_detector_backend(
+    model_path: str | Path, threads: int | None, options: BackendOptions, input_size: tuple[int, int] | None = None
+) -> OpenVinoDetector:
     """The registry's factory: :class:`OpenVinoDetector` (FP32) on ``options.device``; every core beside
     another model too (see :func:`open_embedding_backend`)."""
-    return OpenVinoDetector(model_path, threads=threads, device=options.device or "CPU")
+    return OpenVinoDetector(model_path, threads=threads, device=options.device or "CPU", input_size=input_size)
