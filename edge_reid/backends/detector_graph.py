@@ -12,7 +12,7 @@ replacement in its model definition (a 6x6 stride-2 convolution instead of Focus
 ultralytics/yolov5 pull request 4825); here it is done on the ONNX graph when the detector loads, so
 exported YOLOX models run unchanged. The products and the sum are the same, in another order: the
 outputs differ by float32 rounding only. OpenVINO runs these Slices on reference kernels and ONNX
-Runtime copies four quarter-images; ``benchmarks/detector_focus.py`` measures both runtimes with and
+Runtime copies four quarter-images; ``benchmarks/detector_rewrites.py`` measures both runtimes with and
 without the rewrite.
 
 Only the exact pattern is rewritten: the four slices read a graph input of fixed, even height and
