@@ -276,6 +276,7 @@ def detect_sequence(
         "detection_threshold": detector_floor,
         "nms_iou": 0.45,
         "min_box_height": min_box_height,
+        "rectangular_input": True,  # PersonDetector's default since 2026-11-30: part of the cache key
         "frame_step": frame_step,
         "scale": scale,
         "max_frames": max_frames,
