@@ -116,6 +116,11 @@ class EmbeddingBackend(ABC):
             raise ValueError(f"batch of {n} outside 1..{self.max_batch}")
 
 
+def threads_label(threads: int) -> str:
+    """``"1 thread"``, ``"2 threads"``: a thread count for ``describe()`` lines."""
+    return f"{threads} thread{'s' if threads != 1 else ''}"
+
+
 def first_line(exc: BaseException) -> str:
     """One informative line of a runtime's exception message, or its type name.
 

@@ -1,4 +1,4 @@
-"""An exact rewrite of a detector's graph that CPU runtimes run faster: YOLOX's Focus stem as one strided convolution.
+"""Rewrites of a detector's graph at load: YOLOX's Focus stem as one strided convolution (exact), another input size.
 
 YOLOX (and YOLOv5 before v6.0) begin with "Focus": four strided Slices take every second pixel of
 the image at row/column offsets (0, 0), (1, 0), (0, 1), (1, 1), a Concat stacks them as 4C channels

@@ -19,6 +19,7 @@ from edge_reid.backends.base import (
     check_embedding_output,
     detector_input_shape,
     first_line,
+    threads_label,
 )
 from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
@@ -133,11 +134,7 @@ def _describe_session(session) -> str:
     """``onnxruntime (CPU, 2 threads)``: providers and intra-op threads (0 in the options: ONNX Runtime's default)."""
     providers = ",".join(p.replace("ExecutionProvider", "") for p in session.get_providers())
     threads = session.get_session_options().intra_op_num_threads
-    return f"onnxruntime ({providers}, {_threads_label(threads) if threads else 'its default threads'})"
-
-
-def _threads_label(threads: int) -> str:
-    return f"{threads} thread{'s' if threads != 1 else ''}"
+    return f"onnxruntime ({providers}, {threads_label(threads) if threads else 'its default threads'})"
 
 
 class OnnxRuntimeBackend(EmbeddingBackend):

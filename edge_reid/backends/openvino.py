@@ -52,6 +52,7 @@ from edge_reid.backends.base import (
     check_embedding_output,
     detector_input_shape,
     first_line,
+    threads_label,
 )
 from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
@@ -114,7 +115,7 @@ def _threads_note(compiled) -> str:
         threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))
     except Exception:  # devices other than the CPU have no such property
         return ""
-    return f", {threads} thread{'s' if threads != 1 else ''}" if threads > 0 else ""
+    return f", {threads_label(threads)}" if threads > 0 else ""
 
 
 def _read_model(model_path: str | Path, model: bytes | None = None):
