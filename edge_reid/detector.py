@@ -8,8 +8,8 @@ the top-left corner and padded with 114.
 
 Rectangular input (on by default): the network is convolutional, so instead of the model's full
 square (416x416 for YOLOX-Nano) it runs on the smallest rectangle of multiples of its largest stride
-that holds the frame letterboxed at the same scale: a 4:3 frame at 416x320, a 16:9 one at 416x256,
-with the same resize and fewer padded rows to compute. This is YOLOv5's rectangular inference
+that holds the frame letterboxed at the same scale (height x width): a 4:3 landscape frame at
+320x416, a 16:9 one at 256x416, with the same resize and fewer padded rows to compute. This is YOLOv5's rectangular inference
 (``letterbox(..., auto=True)`` in ultralytics/yolov5 ``utils/augmentations.py``). The rectangle is
 chosen from the first frame; later frames of another shape are letterboxed into it.
 """
