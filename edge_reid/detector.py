@@ -11,7 +11,10 @@ square (416x416 for YOLOX-Nano) it runs on the smallest rectangle of multiples o
 that holds the frame letterboxed at the same scale (height x width): a 4:3 landscape frame at
 320x416, a 16:9 one at 256x416, with the same resize and fewer padded rows to compute. This is YOLOv5's rectangular inference
 (``letterbox(..., auto=True)`` in ultralytics/yolov5 ``utils/augmentations.py``). The rectangle is
-chosen from the first frame; later frames of another shape are letterboxed into it.
+chosen from the first frame; a later frame of another shape that fits it at the same scale is
+letterboxed into it, and the first one that does not (a portrait image in a folder of landscape
+ones) sends the detector back to the model's full input for good, so that no frame is ever seen
+smaller than the full input would show it.
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ class PersonDetector:
         #: why the detector kept the model's full input for a rectangular first frame, or "".
         self.rectangular_note = ""
         self._fit_pending = bool(rectangular)
+        self._frame_shape: tuple[int, int] | None = None  # the last frame shape checked against the rectangle
 
     def _use(self, backend: DetectorBackend) -> None:
         """Run on ``backend`` from now on, once its output (from its run at load) is a finite YOLOX grid output.
@@ -153,16 +157,39 @@ class PersonDetector:
     def _fit(self, frame_height: int, frame_width: int) -> None:
         """Move to the rectangular input for frames of this size (once); keep the full input if the model cannot."""
         self._fit_pending = False
+        self._frame_shape = (frame_height, frame_width)
         size = rectangular_input(frame_height, frame_width, self.model_height, self.model_width)
         if size == (self.input_height, self.input_width):
             return
-        full = self.backend
+        self._switch(size, f"it does not run at {size[0]}x{size[1]}")
+
+    def _keep_scale(self, frame_height: int, frame_width: int) -> None:
+        """Back to the model's full input for good when a frame of a new shape does not fit the
+        rectangle at the scale the full input gives it."""
+        self._frame_shape = (frame_height, frame_width)
+        rectangle = (self.input_height, self.input_width)
+        if rectangle == (self.model_height, self.model_width):
+            return
+        needed = rectangular_input(frame_height, frame_width, self.model_height, self.model_width)
+        if needed[0] <= rectangle[0] and needed[1] <= rectangle[1]:
+            return
+        self._switch(None, "the full input failed to load again")
+        if (self.input_height, self.input_width) == (self.model_height, self.model_width):
+            self._frame_shape = None  # no more checks: the full input holds every frame at its scale
+            self.rectangular_note = (
+                f"back to the full {self.model_height}x{self.model_width} input: a {frame_height}x{frame_width} frame "
+                f"does not fit {rectangle[0]}x{rectangle[1]}"
+            )
+
+    def _switch(self, size: tuple[int, int] | None, failure: str) -> None:
+        """Run on a backend opened at ``size`` (None: the model's own); on failure keep the current one and say why."""
+        current = self.backend
         try:
             self._use(self._open(size))
         except ModelError as exc:
-            self.rectangular_note = f"kept its own {self.model_height}x{self.model_width} input: it does not run at {size[0]}x{size[1]} ({exc})"
+            self.rectangular_note = f"kept its {self.input_height}x{self.input_width} input: {failure} ({exc})"
             return
-        full.close()
+        current.close()
 
     def _letterbox(self, frame: np.ndarray) -> float:
         """Write the letterboxed frame into the input tensor; returns the resize ratio."""
@@ -191,6 +218,8 @@ class PersonDetector:
             raise ValueError(f"frame must be (H, W, 3) uint8 BGR, got {frame.shape} {frame.dtype}")
         if self._fit_pending:
             self._fit(frame.shape[0], frame.shape[1])
+        elif self._frame_shape is not None and frame.shape[:2] != self._frame_shape:
+            self._keep_scale(frame.shape[0], frame.shape[1])
         ratio = self._letterbox(frame)
         raw = self.backend.run()[0]  # (A, 5 + classes)
         scores = raw[:, 4] * raw[:, 5 + PERSON_CLASS]

@@ -237,5 +237,26 @@ def test_a_model_that_cannot_change_size_keeps_its_full_input(yolox_path, vtest_
     detector = PersonDetector(path, backend="onnxruntime", threads=1)
     found = detector.detect(vtest_frames[0])
     assert (detector.input_height, detector.input_width) == (416, 416) and len(found) > 0
-    assert "kept its own 416x416 input: it does not run at 320x416" in detector.describe()
+    assert "kept its 416x416 input: it does not run at 320x416" in detector.describe()
     detector.close()
+
+
+def test_a_frame_that_does_not_fit_the_rectangle_sends_the_detector_back_to_its_full_input(yolox_path, vtest_frames):
+    """A folder of landscape images with one portrait image: never seen smaller than the full input shows it."""
+    detector = PersonDetector(yolox_path, backend="onnxruntime", threads=1)
+    landscape = vtest_frames[0]                               # 576x768: rectangle 320x416
+    detector.detect(landscape)
+    assert (detector.input_height, detector.input_width) == (320, 416)
+    detector.detect(np.ascontiguousarray(landscape[:500]))     # 500x768, wider still: fits at the same scale
+    assert (detector.input_height, detector.input_width) == (320, 416) and detector.rectangular_note == ""
+    portrait = np.ascontiguousarray(landscape[:, :400])        # 576x400 needs 416x320
+    found = detector.detect(portrait)
+    assert (detector.input_height, detector.input_width) == (416, 416)
+    assert "back to the full 416x416 input: a 576x400 frame does not fit 320x416" in detector.describe()
+    square = PersonDetector(yolox_path, backend="onnxruntime", threads=1, rectangular=False)
+    expected = square.detect(portrait)
+    assert len(found) == len(expected) and np.allclose(found.boxes, expected.boxes, atol=1e-3)
+    detector.detect(landscape)
+    assert (detector.input_height, detector.input_width) == (416, 416), "for good: no switching back and forth"
+    detector.close()
+    square.close()
