@@ -54,3 +54,18 @@ def node_attribute(node, name: str, default=None):
     from onnx import helper
 
     return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def used_names(graph) -> set[str]:
+    """Every tensor name an ``onnx.GraphProto``'s nodes read or its outputs name."""
+    return {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
+
+
+def drop_unused(graph) -> None:
+    """Remove, in place, the initializers and Constant nodes of ``graph`` that nothing reads any more
+    (what a rewrite that rewired or removed nodes leaves behind)."""
+    used = used_names(graph)
+    for node in [node for node in graph.node if node.op_type == "Constant" and not set(node.output) & used]:
+        graph.node.remove(node)
+    for init in [init for init in graph.initializer if init.name not in used]:
+        graph.initializer.remove(init)

@@ -17,6 +17,7 @@ from edge_reid.backends.detector_graph import FOCUS_NOTE, fold_focus, load_detec
 from edge_reid.detector import PersonDetector, rectangular_input
 from edge_reid.errors import ModelError
 from edge_reid.onnx_graph import node_attribute
+from edge_reid.tracking.boxes import iou_matrix
 
 END = np.iinfo(np.int64).max
 OFFSETS = [(0, 0), (1, 0), (0, 1), (1, 1)]  # YOLOX's order: top-left, bottom-left, top-right, bottom-right
@@ -188,14 +189,9 @@ def test_rectangular_input_is_the_smallest_stride_multiple_that_holds_the_letter
 
 def _matched(a, b, iou: float) -> int:
     """Boxes of ``a`` with a box of ``b`` at IoU >= ``iou``."""
-    found = 0
-    for box in a.boxes:
-        x1, y1 = np.maximum(box[:2], b.boxes[:, :2]).T
-        x2, y2 = np.minimum(box[2:], b.boxes[:, 2:]).T
-        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        union = np.prod(box[2:] - box[:2]) + np.prod(b.boxes[:, 2:] - b.boxes[:, :2], axis=1) - inter
-        found += bool(len(b) and (inter / union).max() >= iou)
-    return found
+    if len(a) == 0 or len(b) == 0:
+        return 0
+    return int((iou_matrix(a.boxes, b.boxes).max(axis=1) >= iou).sum())
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.errors import ModelError
-from edge_reid.onnx_graph import load_onnx, node_attribute
+from edge_reid.onnx_graph import drop_unused, load_onnx, node_attribute
 
 #: Slice ``ends`` at or above this mean "to the end" (exporters write INT64_MAX or INT32_MAX).
 TO_THE_END = 2**30
@@ -81,7 +81,10 @@ def load_detector_graph(model_path: str | Path, input_size: tuple[int, int] | No
     if fold_focus(model):
         rewrites.append(FOCUS_NOTE)
     if input_size is not None:
-        height, width = resize_input(model, *input_size)
+        try:
+            height, width = resize_input(model, *input_size)
+        except ModelError as exc:
+            raise ModelError(f"{model_path}: {exc}") from None
         rewrites.append(f"input {height}x{width}")
     return DetectorGraph(model.SerializeToString() if rewrites else None, tuple(rewrites))
 
@@ -242,9 +245,6 @@ def _replace(graph, concat, image, offsets, slices, conv, weight) -> None:
     )
     removed = {id(node) for node in (*slices, concat)}
     nodes = [replacement if node is conv else node for node in graph.node if id(node) not in removed]
-    read = {name for node in nodes for name in node.input} | {value.name for value in graph.output}
-    nodes = [node for node in nodes if node.op_type != "Constant" or any(name in read for name in node.output)]
     del graph.node[:]
     graph.node.extend(nodes)
-    for init in [init for init in graph.initializer if init.name not in read]:
-        graph.initializer.remove(init)
+    drop_unused(graph)  # the slices' ranges, the old weight

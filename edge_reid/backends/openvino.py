@@ -283,7 +283,7 @@ class OpenVinoBackend(EmbeddingBackend):
         if self._fixed_batch is None and max_batch > 1:
             rows = min(STATIC_CHUNK, max_batch)
             streams, used_threads = 0, threads
-            if self.device == "CPU":
+            if self.runs_on_cpu:
                 used_threads = int(self._single.compiled.get_property("INFERENCE_NUM_THREADS"))
                 streams = stream_count(used_threads, max_batch, rows)
             self._chunks = compiled_for(rows, used_threads, streams)

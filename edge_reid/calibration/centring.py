@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edge_reid.onnx_graph import node_attribute
+from edge_reid.onnx_graph import drop_unused, node_attribute, used_names
 
 #: Ops whose output is >= 0 whatever their input.
 _NONNEGATIVE_OUTPUT = ("Relu", "Sigmoid", "Softplus", "Abs")
@@ -148,7 +148,7 @@ def centre_inputs(
         ranges[centred] = float(offset)
     for position, node in sorted(inserts, key=lambda item: -item[0]):
         graph.node.insert(position, node)
-    _drop_unused_initializers(graph)  # the biases replaced above
+    drop_unused(graph)  # the biases replaced above
     return model, ranges
 
 
@@ -178,19 +178,9 @@ def uncentre_float_readers(model: onnx.ModelProto) -> int:
             bias.CopyFrom(numpy_helper.from_array(value.astype(np.float32), bias.name))
             node.input[0] = sub.input[0]
             restored += 1
-    used = _used_names(graph)
+    used = used_names(graph)
     for sub in subs:
         if sub.output[0] not in used:
             graph.node.remove(sub)
-    _drop_unused_initializers(graph)  # the removed Subs' constants
+    drop_unused(graph)  # the removed Subs' constants
     return restored
-
-
-def _used_names(graph: onnx.GraphProto) -> set[str]:
-    return {name for node in graph.node for name in node.input} | {out.name for out in graph.output}
-
-
-def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    used = _used_names(graph)
-    for init in [init for init in graph.initializer if init.name not in used]:
-        graph.initializer.remove(init)
