@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install_jetson.sh: set up edge-reid with TensorRT on an NVIDIA Jetson (JetPack 6).
 #
-#   ./install_jetson.sh [--venv DIR] [--pip-opencv] [--engines-dir DIR] [--skip-apt] [--dry-run]
+#   ./install_jetson.sh [--venv DIR] [--pip-opencv] [--mot] [--engines-dir DIR] [--skip-apt] [--dry-run]
 #
 # 1. Detects L4T/JetPack from /etc/nv_tegra_release (or the nvidia-l4t-core package);
 #    stops with a message on anything that is not a Jetson.
@@ -28,6 +28,8 @@
 # Options:
 #   --venv DIR         virtual environment to create or reuse (default: .venv in this repository)
 #   --pip-opencv       use pip's OpenCV (no GStreamer) instead of JetPack's
+#   --mot              also install TrackEval for `edge-reid eval-mot`, without the pip OpenCV it
+#                      declares (pip install 'edge-reid[mot]' would put opencv-python over JetPack's)
 #   --engines-dir DIR  where your TensorRT engines are, to warn about stale ones (default: engines)
 #   --skip-apt         do not run apt-get (packages already installed, or no sudo)
 #   --dry-run          detect and print the commands, change nothing
@@ -41,6 +43,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$REPO/.venv"
 PIP_OPENCV=0
+MOT=0
 ENGINES_DIR="engines"
 SKIP_APT=0
 DRY_RUN=0
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --venv) [ $# -ge 2 ] || die "--venv needs a folder"; VENV="$2"; shift 2 ;;
         --pip-opencv) PIP_OPENCV=1; shift ;;
+        --mot) MOT=1; shift ;;
         --system-opencv) say "--system-opencv: JetPack's OpenCV is now the default"; shift ;;
         --engines-dir) [ $# -ge 2 ] || die "--engines-dir needs a folder"; ENGINES_DIR="$2"; shift 2 ;;
         --skip-apt) SKIP_APT=1; shift ;;
@@ -200,6 +204,31 @@ EXTRAS="jetson"
 [ "$PIP_OPENCV" -eq 0 ] || EXTRAS="jetson,opencv"
 run "$VENV/bin/python" -m pip install --upgrade pip
 run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" "${REPO}[$EXTRAS]"
+
+if [ "$MOT" -eq 1 ]; then
+    # TrackEval declares opencv-python (which would hide JetPack's GStreamer build) but imports it
+    # only for segmentation metrics: install it alone, then its other requirements by name (its
+    # floors ask NumPy 2 on Python 3.10, which JetPack's NumPy-1 modules cannot load). The version
+    # bound is written once, in pyproject.toml's [mot] extra.
+    TRACKEVAL="$(sed -n 's/^mot *= *\[ *"\(trackeval[^"]*\)".*/\1/p' "$REPO/pyproject.toml" | head -n 1)"
+    [ -n "$TRACKEVAL" ] || die "cannot read the trackeval requirement of the [mot] extra from $REPO/pyproject.toml"
+    run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" --no-deps "$TRACKEVAL"
+    if [ "$DRY_RUN" -eq 1 ]; then
+        printf '+ %s\n' "$VENV/bin/python -m pip install -c $CONSTRAINTS <TrackEval's requirements by name, but opencv-python>"
+    else
+        TRACKEVAL_REQUIREMENTS="$(mktemp "${TMPDIR:-/tmp}/edge-reid-trackeval.XXXXXX")"
+        "$VENV/bin/python" - "$TRACKEVAL_REQUIREMENTS" <<'PY' || die "TrackEval was installed but its requirements cannot be read"
+import re, sys
+from importlib.metadata import requires
+names = [re.match(r"[A-Za-z0-9._-]+", r).group() for r in requires("trackeval") or [] if "extra ==" not in r]
+kept = dict.fromkeys(n for n in names if not n.lower().startswith("opencv"))
+open(sys.argv[1], "w").write("".join(f"{n}\n" for n in kept))
+PY
+        "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" -r "$TRACKEVAL_REQUIREMENTS"
+        rm -f "$TRACKEVAL_REQUIREMENTS"
+    fi
+    say "TrackEval for edge-reid eval-mot, without pip's opencv-python (pip may list TrackEval's opencv-python and NumPy floors as unmet: expected, eval-mot needs neither)"
+fi
 
 if [ "$PIP_OPENCV" -eq 0 ]; then
     if [ "$DRY_RUN" -eq 0 ]; then

@@ -108,6 +108,23 @@ def test_pip_opencv_installs_the_opencv_extra(tmp_path):
     assert "no GStreamer" in result.stdout
 
 
+def test_mot_installs_trackeval_without_pip_opencv(tmp_path):
+    """--mot: TrackEval alone (--no-deps, its bound from pyproject's [mot] extra), then its requirements by name."""
+    result = script("--dry-run", "--skip-apt", "--mot", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK6),
+                    arch="aarch64", **JETSON)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"pip install -c \S+ --no-deps trackeval>=1\.3\n", result.stdout)
+    assert "requirements by name, but opencv-python" in result.stdout
+    assert "JetPack's (GStreamer" in result.stdout  # JetPack's OpenCV stays the one in use
+
+
+def test_without_mot_no_trackeval(tmp_path):
+    result = script("--dry-run", "--skip-apt", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK6),
+                    arch="aarch64", **JETSON)
+    assert result.returncode == 0, result.stderr
+    assert "--no-deps trackeval" not in result.stdout and "TrackEval" not in result.stdout
+
+
 def test_warns_about_missing_groups_and_engines_of_another_tensorrt(tmp_path):
     engines = tmp_path / "engines"
     engines.mkdir()
@@ -141,4 +158,4 @@ def test_package_metadata_opencv_everywhere_but_jetson_kernels_and_cuda_python_b
 
 def test_help():
     result = script("--help")
-    assert result.returncode == 0 and "--pip-opencv" in result.stdout and "GStreamer" in result.stdout
+    assert result.returncode == 0 and "--pip-opencv" in result.stdout and "GStreamer" in result.stdout and "--mot" in result.stdout

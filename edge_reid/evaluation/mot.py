@@ -70,7 +70,8 @@ def _import_trackeval():
         import trackeval  # noqa: PLC0415 (lazy: heavy, optional)
     except ImportError:
         raise MissingDependencyError(
-            "tracking metrics need TrackEval: pip install trackeval  (or pip install 'edge-reid[mot]')"
+            "tracking metrics need TrackEval: pip install trackeval  (or pip install 'edge-reid[mot]'; "
+            "on a Jetson ./install_jetson.sh --mot, which keeps JetPack's OpenCV)"
         ) from None
     return trackeval
 
