@@ -8,8 +8,9 @@ Modes, alternated in one process (same frames, same model files), for each CPU b
 - worker thread, every core per model: the same, each model on every core;
 - worker thread, edge-reid's default: what ``edge-reid run`` and ``Pipeline()`` do
   (``side_by_side``: half the cores on ONNX Runtime, every core on OpenVINO);
-- with ``--in-memory``, also edge-reid's default on frames decoded beforehand (no decoding in the
-  loop: if fps does not rise, the cores, not the order of the stages, set the pace).
+- with ``--in-memory``, also the two worker-thread modes of ONNX Runtime's and OpenVINO's defaults
+  (half the cores, every core) on frames decoded beforehand (no decoding in the loop: if fps does
+  not rise, the cores, not the order of the stages, set the pace).
 
 Prints fps, the ms per frame of each stage, and the process's CPU time per frame (user + system,
 all threads) with the share of the cores it fills. For docs/benchmarks.md:
@@ -34,7 +35,7 @@ from edge_reid.pipeline import Pipeline
 from edge_reid.sources import Frame, FrameSource, open_source
 
 DEFAULT = "default"
-IN_MEMORY = "edge-reid's default, frames decoded beforehand"
+IN_MEMORY = ", frames decoded beforehand"
 MODES = {
     # name: (threads per model, prefetch)
     "one thread, every core per model": (usable_cpu_count(), 0),
@@ -94,7 +95,7 @@ def main() -> int:
     parser.add_argument("--backend", default="onnxruntime,openvino", help="comma-separated CPU backends")
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--in-memory", action="store_true", help="also run edge-reid's default on frames decoded beforehand")
+    parser.add_argument("--in-memory", action="store_true", help="also run the worker-thread modes on frames decoded beforehand")
     args = parser.parse_args()
     video = video_path(args)
     backends = [name.strip() for name in args.backend.split(",") if name.strip()]
@@ -103,20 +104,21 @@ def main() -> int:
     modes = dict(MODES)
     decoded = None
     if args.in_memory:
-        modes[IN_MEMORY] = (DEFAULT, 2)
+        for name in ("worker thread, half the cores per model", "worker thread, every core per model"):
+            modes[name + IN_MEMORY] = MODES[name]
         decoded = decode(video, args.frames)
     results: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
     for repeat in range(1, args.repeats + 1):
         for backend in backends:
             for name, (threads, prefetch) in modes.items():
-                frames = decoded if name == IN_MEMORY else video
+                frames = decoded if name.endswith(IN_MEMORY) else video
                 fps, cpu_ms, stage_ms = run_once(frames, args.frames, backend, threads, prefetch)
                 results.setdefault((backend, name), []).append(fps)
                 cpu.setdefault((backend, name), []).append(cpu_ms)
                 stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in stage_ms.items())
                 busy = cpu_ms * fps / 1000.0 / cores
-                print(f"repeat {repeat} | {backend:11s} | {name:48s} | {fps:6.1f} fps | CPU {cpu_ms:5.1f} ms/frame "
+                print(f"repeat {repeat} | {backend:11s} | {name:66s} | {fps:6.1f} fps | CPU {cpu_ms:5.1f} ms/frame "
                       f"({busy:.0%} of {cores} cores) | ms/frame: {stages}", flush=True)
     print("\n| backend | mode | fps per repeat | median fps | CPU ms per frame (median) | cores busy |\n|---|---|---|---:|---:|---:|")
     for (backend, name), values in results.items():
