@@ -19,9 +19,12 @@ and, per activation tensor, the float model with only that tensor quantized as i
 
     python benchmarks/int8_methods.py --methods fold+mse+gptq+bc --per-activation 10
 
-``+centre`` (e.g. ``fold+centre+mse+gptq+bc``, ``calibrate``'s default recipe) centres the
-non-negative inputs of convolutions without padding before INT8 (255 levels instead of 128,
-:mod:`edge_reid.calibration.centring`).
+``+centre`` (e.g. ``fold+centre+mse+gptq+bc``) centres the non-negative inputs of convolutions
+without padding before INT8 (255 levels instead of 128, :mod:`edge_reid.calibration.centring`).
+``+x<factor>`` widens every activation range by that factor (``calibrate`` picks one of 1.0-1.3 on
+its selection crops), e.g. ``fold+centre+mse+x1.2+gptq+bc``::
+
+    python benchmarks/int8_methods.py --methods fold+centre+mse+gptq+bc,fold+centre+mse+x1.1+gptq+bc,fold+centre+mse+x1.2+gptq+bc,fold+centre+mse+x1.3+gptq+bc
 
 NNCF (``pip install nncf``) and AIMET (``pip install aimet-onnx``) rows run where the library imports.
 """
@@ -42,6 +45,7 @@ from _common import REPO, benchmark_parser, video_path  # noqa: E402
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax  # noqa: E402
 from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_layer_errors  # noqa: E402
+from edge_reid.calibration.calibrate import scaled_ranges  # noqa: E402
 from edge_reid.calibration.centring import CENTRED_LEVELS, centrable_inputs, centre_inputs  # noqa: E402
 from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights  # noqa: E402
 from edge_reid.calibration.pool import load_pool, split_pool  # noqa: E402
@@ -138,11 +142,13 @@ def _ours(method: str, float_model, spec, data: Data, tmp: Path):
         amax = calibrate_ranges(path, preprocessed_batches(data.calibration, spec), spec.input_name, recipe)
     if integer_input:
         amax[integer_input] = 127.0
+    widen = next((float(part[1:]) for part in parts if part.startswith("x")), 1.0)  # e.g. x1.2
+    amax = scaled_ranges(amax, widen, [integer_input] if integer_input else [])
     pooled = pooled_input_layers(model, layers)
     if "centre" in parts:
         readers = centrable_inputs(model, [name for name in layers if name not in set(pooled)])
         if base == "mse":
-            top = {t: mse_optimal_amax(stats[t].histogram, stats[t].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[t].absmax) for t in readers}
+            top = {t: widen * mse_optimal_amax(stats[t].histogram, stats[t].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[t].absmax) for t in readers}
         else:
             top = {t: amax[t] for t in readers}
         model, centred = centre_inputs(model, top, readers)
@@ -259,7 +265,7 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=500)
     parser.add_argument(
         "--methods", default="minmax,mse,fold+mse,fold+mse+gptq+bc,nncf",
-        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, centre+, +gptq, +bc, "
+        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, centre+, +x<factor>, +gptq, +bc, "
         "+float-weights, +float-activations; nncf; aimet-cle",
     )
     parser.add_argument(

@@ -301,6 +301,37 @@ def test_calibrate_within_budget_on_first_try_skips_the_search(tiny, tmp_path):
     assert report.calibration["count"] == 12
 
 
+def _quantize_scales(model_path: str) -> dict[str, float]:
+    """Activation tensor -> scale of its QuantizeLinear in a written Q/DQ model."""
+    graph = onnx.load(model_path).graph
+    inits = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    return {node.input[0]: float(inits[node.input[1]]) for node in graph.node if node.op_type == "QuantizeLinear"}
+
+
+def test_activation_ranges_widened_by_the_factor_best_on_selection_crops(tiny, tmp_path):
+    """Each factor is measured as an all-INT8 model on the selection crops; the best one's ranges are
+    the written model's and the table's (the integer input excepted), and its measurement is the
+    guard's first step (not measured twice)."""
+    model_path, market = tiny
+    widened = calibrate_model(model_path, market, tmp_path / "widened", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET, range_scales=(1.0, 1.5, 3.0)))
+    plain = calibrate_model(model_path, market, tmp_path / "plain", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET, range_scales=(1.0,)))
+    tried = widened.recipe["range_scale"]["selection_mean_cosine_all_int8"]
+    chosen = widened.recipe["range_scale"]["chosen"]
+    assert set(tried) == {"1", "1.5", "3"} and tried[f"{chosen:g}"] == max(tried.values())
+    assert len(set(tried.values())) == 3  # three different models were measured
+    assert widened.guard_steps[0]["split"] == "selection" and widened.guard_steps[0]["mean_cosine"] == tried[f"{chosen:g}"]
+    assert plain.recipe["range_scale"]["chosen"] == 1.0 and list(plain.recipe["range_scale"]["selection_mean_cosine_all_int8"]) == ["1"]
+    wide_scales, plain_scales = _quantize_scales(widened.outputs["model"]), _quantize_scales(plain.outputs["model"])
+    integer_input = [name for name in plain_scales if plain_scales[name] == 1.0]
+    assert len(integer_input) == 1 and wide_scales[integer_input[0]] == 1.0  # pixel - 128 stays exact
+    others = [name for name in plain_scales if name not in integer_input and name in wide_scales]
+    assert others and all(wide_scales[n] == pytest.approx(chosen * plain_scales[n], rel=1e-5) for n in others)
+    _, wide_table = read_tensorrt_table(widened.outputs["tensorrt_table"])
+    _, plain_table = read_tensorrt_table(plain.outputs["tensorrt_table"])
+    shared = [name for name in plain_table if name in wide_table and name not in integer_input]
+    assert shared and all(wide_table[n] == pytest.approx(chosen * plain_table[n], rel=1e-5) for n in shared)
+
+
 def test_fp16_output(tiny, tmp_path):
     pytest.importorskip("onnxconverter_common")
     model_path, market = tiny

@@ -8,7 +8,8 @@ Phases (each timed in the report):
 2. measure FP32 on the labelled split and the pool: the reference for everything;
 3. prepare the float model (opset 13, input normalisation folded into the first
    conv, channels equalized if asked): exact in float, easier to quantize;
-4. calibrate activation ranges once (MSE-optimal per tensor by default), centre the
+4. calibrate activation ranges once (MSE-optimal per tensor by default), widen them all by the
+   factor (1.0-1.3) whose all-INT8 model is closest to FP32 on the selection crops, centre the
    non-negative inputs of convolutions (exact in float: 255 INT8 levels instead of 128), then round
    the INT8 weights with GPTQ and correct the biases for the remaining mean shift;
 5. quantize every Conv/Gemm except the pooled-input ones; when that is outside the
@@ -75,6 +76,9 @@ ProgressFactory = Callable[[str, "int | None"], Callable[[int], None]]
 #: sensitivities from a few dozen crops describe those crops, not the camera's people
 #: (NNCF's default calibration subset is 300; TensorRT's guide suggests ~500 images).
 MIN_CALIBRATION_IMAGES = 100
+#: Widenings of the activation ranges tried on the selection crops (:func:`_choose_range_scale`):
+#: 1.0 (the method's own ranges) up to 30% wider steps (up to 1.7x the rounding noise power).
+RANGE_SCALES = (1.0, 1.1, 1.2, 1.3)
 
 
 def _no_progress(description: str, total: int | None) -> Callable[[int], None]:
@@ -106,6 +110,15 @@ class CalibrationSettings:
             (ReLU outputs, pools and sums of them) shifted to be centred on zero, the shift folded
             into their biases: symmetric INT8 then uses all 255 levels instead of 128 (exact in float,
             one ``Sub`` per tensor; see :mod:`edge_reid.calibration.centring`).
+        range_scales: factors tried on every activation range (the input folded to integers
+            excepted), keeping the one whose all-INT8 model (round-to-nearest weights) is closest
+            to FP32 in mean cosine on the selection crops; ``(1.0,)``: the method's ranges as they
+            are. A range that minimises each tensor's own MSE clips the largest activations, and
+            that error is systematic: it survives the global pooling that averages the independent
+            rounding noise away, so the embedding is usually served by a somewhat wider range.
+            Choosing the clipping by the network's output instead of each tensor's MSE is
+            loss-aware PTQ (Nahshan et al., "Loss Aware Post-training Quantization", Machine
+            Learning 110, 2021); here in its one-parameter form, measured on the user's crops.
         gptq: GPTQ rounding of the INT8 weights (instead of round-to-nearest).
         bias_correction: correct each INT8 layer's bias for its mean output shift.
         heldout_block: consecutive pool crops kept together on one side of the split.
@@ -125,6 +138,7 @@ class CalibrationSettings:
     fold_input: bool = True
     equalize: bool = False
     centre_activations: bool = True
+    range_scales: tuple[float, ...] = RANGE_SCALES
     gptq: bool = True
     bias_correction: bool = True
     heldout_block: int = 25
@@ -304,26 +318,82 @@ def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings
     return amax, stats
 
 
-def _centre_activations(prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded: list[str]) -> _PreparedModel:
+def _centre_activations(
+    prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded: list[str], scale: float = 1.0, path: Path | None = None
+) -> _PreparedModel:
     """Phase 4a: the guarded convolutions without padding read their non-negative inputs centred
     (exact in float; 255 INT8 levels instead of 128, see :mod:`edge_reid.calibration.centring`);
-    adds the centred tensors' ranges to ``amax``."""
+    adds the centred tensors' ranges to ``amax``. Their [0, a] ranges are widened by ``scale`` like
+    the others (``amax`` comes already scaled). Saved to ``path`` (default: ``prepared.path``)."""
     readers = centrable_inputs(prepared.model, guarded)
     top = {
         # [0, a] in 254 steps: MSE-optimal on the same histogram, else the method's range.
-        tensor: mse_optimal_amax(stats[tensor].histogram, stats[tensor].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[tensor].absmax)
+        tensor: scale * mse_optimal_amax(stats[tensor].histogram, stats[tensor].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[tensor].absmax)
         if tensor in stats else amax[tensor]
         for tensor in readers
     }
     model, ranges = centre_inputs(prepared.model, top, readers)
     amax.update(ranges)
-    onnx.save(model, str(prepared.path))
+    path = path or prepared.path
+    onnx.save(model, str(path))
     transforms = dict(prepared.transforms)
     transforms["centred"] = (
         f"{len(ranges)} non-negative tensors centred before INT8 (x - a/2, bias folded) for "
         f"{sum(len(readers[t]) for t in readers if centred_name(t) in ranges)} convolutions: 255 levels instead of 128"
     )
-    return _PreparedModel(model, prepared.spec, prepared.path, transforms, prepared.integer_tensors)
+    return _PreparedModel(model, prepared.spec, path, transforms, prepared.integer_tensors)
+
+
+def scaled_ranges(amax: dict[str, float], scale: float, integer_tensors: list[str]) -> dict[str, float]:
+    """Every range times ``scale``, except tensors of integers (their range 127 at scale 1 is exact)."""
+    return {name: value if name in integer_tensors else value * scale for name, value in amax.items()}
+
+
+@dataclass
+class _RangeCandidate:
+    """Everything phase 4 makes for one widening of the activation ranges, and its all-INT8 model's
+    measurement on the selection crops."""
+
+    scale: float
+    prepared: _PreparedModel
+    amax: dict[str, float]
+    rounding: _WeightRounding
+    all_int8: Measurement
+
+
+def _range_candidates(
+    prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded, by_rule, recipe: QuantRecipe, crops,
+    settings: CalibrationSettings, evaluator: _Evaluator, tmp: Path, progress,
+) -> list[_RangeCandidate]:
+    """Phase 4 once per factor of ``settings.range_scales`` (ranges widened, centring, GPTQ, bias
+    correction), each measured as an all-INT8 model on the selection crops; the held-out crops are
+    not looked at."""
+    made = []
+    for scale in settings.range_scales or (1.0,):
+        folder = tmp / f"ranges_x{scale:g}"
+        folder.mkdir()
+        labelled = (lambda description, total, scale=scale: progress(f"{description}, ranges x{scale:g}", total)) if len(settings.range_scales) > 1 else progress
+        ranges = scaled_ranges(amax, scale, prepared.integer_tensors)
+        candidate = _centre_activations(prepared, ranges, stats, guarded, scale, folder / "float_prepared.onnx") if settings.centre_activations else prepared
+        rounding = _weight_rounding(candidate, ranges, recipe, by_rule, guarded, crops, settings, folder, labelled)
+        path = _build_candidate(folder / "all_int8_rounded.onnx", candidate, ranges, rounding, recipe, by_rule, guarded, (), settings.centre_activations)
+        measurement = evaluator.measure(path, candidate.spec, (), "selection", f"INT8 check, 0 float layers, ranges x{scale:g} (selection)")
+        made.append(_RangeCandidate(scale, candidate, ranges, rounding, measurement))
+    return made
+
+
+def _build_candidate(
+    path: Path, prepared: _PreparedModel, amax, rounding: _WeightRounding, recipe: QuantRecipe, by_rule, guarded,
+    float_layers: tuple[str, ...], centred: bool,
+) -> Path:
+    """Write the Q/DQ model with ``float_layers`` (and the pooled-input layers) in float, the others
+    INT8 with their GPTQ weights and bias shifts; float layers read uncentred inputs."""
+    quantize_qdq(prepared.path, path, amax, recipe, keep_float=list(by_rule) + list(float_layers))
+    model = rounding.apply(onnx.load(str(path)), [name for name in guarded if name not in set(float_layers)])
+    if centred:
+        uncentre_float_readers(model)  # float layers read their inputs uncentred again
+    onnx.save(model, str(path))
+    return path
 
 
 def calibrate_model(
@@ -604,15 +674,20 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
     macs = layer_macs(prepared.model, layers)
     phase = time.perf_counter()
     amax, stats = _calibrate_amax(prepared, crops, layers, settings, recipe, progress)
-    if settings.centre_activations:
-        prepared = _centre_activations(prepared, amax, stats, guarded)
     seconds["calibration"] = time.perf_counter() - phase
     phase = time.perf_counter()
-    rounding = _weight_rounding(prepared, amax, recipe, by_rule, guarded, crops, settings, tmp, progress)
-    seconds["rounding_and_bias"] = time.perf_counter() - phase
+    tried = _range_candidates(prepared, amax, stats, guarded, by_rule, recipe, crops, settings, evaluator, tmp, progress)
+    chosen = max(tried, key=lambda c: c.all_int8.mean_cosine)  # on a tie the first: the narrower range
+    if len(tried) > 1:
+        log(f"activation ranges x{chosen.scale:g}: mean cosine to FP32 of the all-INT8 model on the selection crops "
+            + ", ".join(f"x{c.scale:g} {c.all_int8.mean_cosine:.5f}" for c in tried))
+    scale, prepared, amax, rounding = chosen.scale, chosen.prepared, chosen.amax, chosen.rounding
+    seconds["ranges_rounding_and_bias"] = time.perf_counter() - phase
     report.recipe = {
         "format": "Q/DQ (QuantizeLinear/DequantizeLinear), ONNX Runtime QDQQuantizer, biases float",
-        "activations": f"int8 symmetric per tensor, ranges by {settings.method}" + (f" {recipe.percentile}%" if settings.method == "percentile" else ""),
+        "activations": f"int8 symmetric per tensor, ranges by {settings.method}" + (f" {recipe.percentile}%" if settings.method == "percentile" else "")
+        + (f", widened x{scale:g}" if scale != 1.0 else ""),
+        "range_scale": {"chosen": scale, "selection_mean_cosine_all_int8": {f"{c.scale:g}": round(c.all_int8.mean_cosine, 6) for c in tried}},
         "weights": "int8 symmetric per output channel" + (", GPTQ rounding" if rounding.integers else ""),
         "bias_correction": bool(rounding.shifts),
         "quantized_layer_types": list(recipe.op_types),
@@ -625,11 +700,7 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
     def build(float_layers: tuple[str, ...]) -> Path:
         path = tmp / f"candidate_{len(float_layers)}_{abs(hash(float_layers)) % 10**8}.onnx"
         if not path.exists():
-            quantize_qdq(prepared.path, path, amax, recipe, keep_float=list(by_rule) + list(float_layers))
-            model = rounding.apply(onnx.load(str(path)), [name for name in guarded if name not in set(float_layers)])
-            if settings.centre_activations:
-                uncentre_float_readers(model)  # float layers read their inputs uncentred again
-            onnx.save(model, str(path))
+            _build_candidate(path, prepared, amax, rounding, recipe, by_rule, guarded, float_layers, settings.centre_activations)
         return path
 
     def measure(float_layers, split: str) -> Measurement:
@@ -639,6 +710,7 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
         return candidates[key]
 
     phase = time.perf_counter()
+    candidates[((), "selection")] = chosen.all_int8  # measured while choosing the ranges
     best = measure((), "selection")
     ok = not settings.budget.violations(best)
     describe(best, ok)
