@@ -53,6 +53,7 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
     assert report["recipe"]["transforms"]["opset"] == 13
     assert report["calibration"]["warning"].startswith("only 24 calibration crops")  # below the sensible minimum
     assert report["pool"]["heldout_crops"] == 40 and report["agreement"]["crops"] == 40
+    assert list(report["recipe"]["range_scale"]["selection_mean_cosine_all_int8"]) == ["1", "1.1", "1.2", "1.3"]  # the defaults
     int8 = Path(report["outputs"]["model"])
     graph = onnx.load(str(int8)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -71,6 +72,21 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
 def test_calibrate_usage_errors_exit_2(mot17_dir, tmp_path, capsys):
     assert main(["calibrate", "--data", str(mot17_dir), "--method", "kl", "--out", str(tmp_path)]) == 2
     assert "--method" in capsys.readouterr().err
+    for bad in ("1,x", "0.1", ""):
+        assert main(["calibrate", "--data", str(mot17_dir), "--range-scales", bad, "--out", str(tmp_path)]) == 2
+        assert "--range-scales" in capsys.readouterr().err
     assert main(["calibrate", "--data", str(mot17_dir / "query"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("edge-reid: error:") and "test split" in err[-1]
+
+
+def test_range_scales_help_names_the_library_default():
+    """`--range-scales`' help gives the default that CalibrationSettings uses (written in two places)."""
+    import typer.main
+
+    from edge_reid.calibration.calibrate import RANGE_SCALES
+    from edge_reid.cli.app import app
+
+    command = typer.main.get_command(app).commands["calibrate"]
+    option = next(p for p in command.params if p.name == "range_scales")
+    assert f"Default: {','.join(f'{s:g}' for s in RANGE_SCALES)}." in option.help

@@ -45,6 +45,12 @@ def calibrate_command(
         0.998, "--min-p1-cosine", min=-1.0, max=1.0, help="Budget: smallest 1st-percentile cosine to FP32 (the worst 1% of crops).",
     ),
     min_top5: float = typer.Option(95.0, "--min-top5", min=0.0, max=100.0, help="Budget: smallest top-5 neighbour overlap with FP32, in percent."),
+    range_scales: Optional[str] = typer.Option(
+        None, "--range-scales",
+        help="INT8: comma-separated factors tried on every activation range; the one whose all-INT8 model is closest to "
+        "FP32 on the pool's selection half is kept (each costs one GPTQ pass). Default: 1,1.1,1.2,1.3. "
+        "1: the --method ranges as they are.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration sample."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: its own)."),
 ) -> None:
@@ -74,6 +80,15 @@ def calibrate_command(
         raise typer.BadParameter("choose int8 or fp16", param_hint="--precision")
     if method not in METHODS:
         raise typer.BadParameter(f"choose one of {', '.join(METHODS)}", param_hint="--method")
+    chosen: dict = {}
+    if range_scales is not None:
+        try:
+            scales = tuple(dict.fromkeys(float(part) for part in range_scales.split(",") if part.strip()))
+        except ValueError:
+            scales = ()
+        if not scales or any(not 0.5 <= scale <= 4.0 for scale in scales):
+            raise typer.BadParameter(f"{range_scales!r}: give comma-separated factors between 0.5 and 4, e.g. 1,1.1,1.2,1.3", param_hint="--range-scales")
+        chosen["range_scales"] = scales
     settings = CalibrationSettings(
         precision=precision,
         method=method,
@@ -86,6 +101,7 @@ def calibrate_command(
             min_p1_cosine=min_p1_cosine, min_top5_agreement=min_top5 / 100.0,
         ),
         threads=threads,
+        **chosen,
     )
     model_path = model or DEFAULT_REID_MODEL
     planned = output_paths(model_path, out, precision)
