@@ -76,7 +76,7 @@ ProgressFactory = Callable[[str, "int | None"], Callable[[int], None]]
 #: sensitivities from a few dozen crops describe those crops, not the camera's people
 #: (NNCF's default calibration subset is 300; TensorRT's guide suggests ~500 images).
 MIN_CALIBRATION_IMAGES = 100
-#: Widenings of the activation ranges tried on the selection crops (:func:`_choose_range_scale`):
+#: Widenings of the activation ranges tried on the selection crops (``CalibrationSettings.range_scales``):
 #: 1.0 (the method's own ranges) up to 30% wider steps (up to 1.7x the rounding noise power).
 RANGE_SCALES = (1.0, 1.1, 1.2, 1.3)
 
@@ -111,9 +111,9 @@ class CalibrationSettings:
             into their biases: symmetric INT8 then uses all 255 levels instead of 128 (exact in float,
             one ``Sub`` per tensor; see :mod:`edge_reid.calibration.centring`).
         range_scales: factors tried on every activation range (the input folded to integers
-            excepted), keeping the one whose all-INT8 model (round-to-nearest weights) is closest
-            to FP32 in mean cosine on the selection crops; ``(1.0,)``: the method's ranges as they
-            are. A range that minimises each tensor's own MSE clips the largest activations, and
+            excepted); for each, centring, GPTQ and bias correction run and the all-INT8 model is
+            measured; the one closest to FP32 in mean cosine on the selection crops is kept
+            (``(1.0,)``: the method's ranges as they are; each factor costs one GPTQ pass). A range that minimises each tensor's own MSE clips the largest activations, and
             that error is systematic: it survives the global pooling that averages the independent
             rounding noise away, so the embedding is usually served by a somewhat wider range.
             Choosing the clipping by the network's output instead of each tensor's MSE is
