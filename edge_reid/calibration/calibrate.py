@@ -26,6 +26,7 @@ FP16 skips 3-5: it converts and measures.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -319,12 +320,12 @@ def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings
 
 
 def _centre_activations(
-    prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded: list[str], scale: float = 1.0, path: Path | None = None
+    prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded: list[str], scale: float, path: Path
 ) -> _PreparedModel:
     """Phase 4a: the guarded convolutions without padding read their non-negative inputs centred
     (exact in float; 255 INT8 levels instead of 128, see :mod:`edge_reid.calibration.centring`);
     adds the centred tensors' ranges to ``amax``. Their [0, a] ranges are widened by ``scale`` like
-    the others (``amax`` comes already scaled). Saved to ``path`` (default: ``prepared.path``)."""
+    the others (``amax`` comes already scaled). The centred model is saved to ``path``."""
     readers = centrable_inputs(prepared.model, guarded)
     top = {
         # [0, a] in 254 steps: MSE-optimal on the same histogram, else the method's range.
@@ -334,7 +335,6 @@ def _centre_activations(
     }
     model, ranges = centre_inputs(prepared.model, top, readers)
     amax.update(ranges)
-    path = path or prepared.path
     onnx.save(model, str(path))
     transforms = dict(prepared.transforms)
     transforms["centred"] = (
@@ -361,14 +361,20 @@ class _RangeCandidate:
     all_int8: Measurement
 
 
-def _range_candidates(
+def _choose_ranges(
     prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded, by_rule, recipe: QuantRecipe, crops,
     settings: CalibrationSettings, evaluator: _Evaluator, tmp: Path, progress,
-) -> list[_RangeCandidate]:
+) -> tuple[_RangeCandidate, dict[float, float]]:
     """Phase 4 once per factor of ``settings.range_scales`` (ranges widened, centring, GPTQ, bias
-    correction), each measured as an all-INT8 model on the selection crops; the held-out crops are
-    not looked at."""
-    made = []
+    correction), each measured as an all-INT8 model on the selection crops (the held-out crops are
+    not looked at); only the best is kept, in memory and on disk.
+
+    Returns:
+        (the candidate with the highest mean cosine to FP32, on a tie the first: the narrower
+        range; factor -> that mean cosine for every factor).
+    """
+    best: _RangeCandidate | None = None
+    measured: dict[float, float] = {}
     for scale in settings.range_scales or (1.0,):
         folder = tmp / f"ranges_x{scale:g}"
         folder.mkdir()
@@ -378,8 +384,14 @@ def _range_candidates(
         rounding = _weight_rounding(candidate, ranges, recipe, by_rule, guarded, crops, settings, folder, labelled)
         path = _build_candidate(folder / "all_int8_rounded.onnx", candidate, ranges, rounding, recipe, by_rule, guarded, (), settings.centre_activations)
         measurement = evaluator.measure(path, candidate.spec, (), "selection", f"INT8 check, 0 float layers, ranges x{scale:g} (selection)")
-        made.append(_RangeCandidate(scale, candidate, ranges, rounding, measurement))
-    return made
+        measured[scale] = measurement.mean_cosine
+        if best is None or measurement.mean_cosine > best.all_int8.mean_cosine:
+            if best is not None:
+                shutil.rmtree(tmp / f"ranges_x{best.scale:g}")
+            best = _RangeCandidate(scale, candidate, ranges, rounding, measurement)
+        else:
+            shutil.rmtree(folder)
+    return best, measured
 
 
 def _build_candidate(
@@ -676,18 +688,17 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
     amax, stats = _calibrate_amax(prepared, crops, layers, settings, recipe, progress)
     seconds["calibration"] = time.perf_counter() - phase
     phase = time.perf_counter()
-    tried = _range_candidates(prepared, amax, stats, guarded, by_rule, recipe, crops, settings, evaluator, tmp, progress)
-    chosen = max(tried, key=lambda c: c.all_int8.mean_cosine)  # on a tie the first: the narrower range
+    chosen, tried = _choose_ranges(prepared, amax, stats, guarded, by_rule, recipe, crops, settings, evaluator, tmp, progress)
     if len(tried) > 1:
         log(f"activation ranges x{chosen.scale:g}: mean cosine to FP32 of the all-INT8 model on the selection crops "
-            + ", ".join(f"x{c.scale:g} {c.all_int8.mean_cosine:.5f}" for c in tried))
+            + ", ".join(f"x{factor:g} {cosine:.5f}" for factor, cosine in tried.items()))
     scale, prepared, amax, rounding = chosen.scale, chosen.prepared, chosen.amax, chosen.rounding
     seconds["ranges_rounding_and_bias"] = time.perf_counter() - phase
     report.recipe = {
         "format": "Q/DQ (QuantizeLinear/DequantizeLinear), ONNX Runtime QDQQuantizer, biases float",
         "activations": f"int8 symmetric per tensor, ranges by {settings.method}" + (f" {recipe.percentile}%" if settings.method == "percentile" else "")
         + (f", widened x{scale:g}" if scale != 1.0 else ""),
-        "range_scale": {"chosen": scale, "selection_mean_cosine_all_int8": {f"{c.scale:g}": round(c.all_int8.mean_cosine, 6) for c in tried}},
+        "range_scale": {"chosen": scale, "selection_mean_cosine_all_int8": {f"{factor:g}": round(cosine, 6) for factor, cosine in tried.items()}},
         "weights": "int8 symmetric per output channel" + (", GPTQ rounding" if rounding.integers else ""),
         "bias_correction": bool(rounding.shifts),
         "quantized_layer_types": list(recipe.op_types),
