@@ -96,7 +96,6 @@ def sensitivity_model(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, 
     graph = model.graph
     nodes = list(float_model.graph.node)
     position = {node.name: index for index, node in enumerate(nodes)}
-    final = float_model.graph.output[0].name
     existing = {init.name for init in graph.initializer}
     outputs: dict[str, str] = {}
     for number, name in enumerate(layers):
@@ -116,26 +115,54 @@ def sensitivity_model(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, 
         varied = copy.deepcopy(layer)
         del varied.input[:]
         varied.input.extend([f"x_dq{tag}", f"w_dq{tag}", *q_node.input[2:]])
-        added, changed = [quantize, dequantize, weight, varied], set()
-        for node in [varied, *nodes[position[name] + 1 :]]:
-            if node is not varied:
-                if not any(t in changed for t in node.input):
-                    continue
-                node = copy.deepcopy(node)
-                added.append(node)
-                for index, tensor in enumerate(node.input):
-                    if tensor in changed:
-                        node.input[index] = tensor + tag
-            node.name += tag
-            for index, tensor in enumerate(node.output):
-                changed.add(tensor)
-                node.output[index] = tensor + tag
-        graph.node.extend(added)  # protobuf copies on insertion: add each node once it is final
-        if final not in changed:
-            raise ModelError(f"layer {name!r} does not reach the model's output")
-        outputs[name] = final + tag
-        graph.output.append(onnx.helper.make_tensor_value_info(final + tag, onnx.TensorProto.FLOAT, None))
+        try:
+            outputs[name] = add_variant(model, nodes, {name: varied}, [quantize, dequantize, weight], tag)
+        except ModelError:
+            raise ModelError(f"layer {name!r} does not reach the model's output") from None
     return model, outputs
+
+
+def add_variant(model: onnx.ModelProto, nodes: Sequence[onnx.NodeProto], replaced: dict[str, onnx.NodeProto], front: Sequence[onnx.NodeProto], tag: str) -> str:
+    """Add to ``model`` one variant of its computation that shares everything upstream of the change.
+
+    Args:
+        model: the model being extended (its first output is the float model's).
+        nodes: the float model's nodes, in topological order.
+        replaced: node name -> a changed copy of that node (e.g. one that reads a quantized input);
+            names and outputs of the copies are tagged here.
+        front: new nodes the changed copies read (e.g. a QuantizeLinear/DequantizeLinear pair),
+            added as they are.
+        tag: suffix that makes the variant's node and tensor names unique.
+
+    Returns:
+        The name of the variant's copy of the model's first output (also added as a graph output).
+
+    Raises:
+        ModelError: the changed nodes do not reach the model's first output.
+    """
+    final = model.graph.output[0].name
+    start = min(index for index, node in enumerate(nodes) if node.name in replaced)
+    added, changed = list(front), set()
+    for node in nodes[start:]:
+        if node.name in replaced:
+            node = replaced[node.name]
+        elif any(tensor in changed for tensor in node.input):
+            node = copy.deepcopy(node)
+        else:
+            continue
+        for index, tensor in enumerate(node.input):
+            if tensor in changed:
+                node.input[index] = tensor + tag
+        node.name += tag
+        for index, tensor in enumerate(node.output):
+            changed.add(tensor)
+            node.output[index] = tensor + tag
+        added.append(node)
+    if final not in changed:
+        raise ModelError(f"the variant {tag!r} does not reach the model's output {final!r}")
+    model.graph.node.extend(added)  # protobuf copies on insertion: add each node once it is final
+    model.graph.output.append(onnx.helper.make_tensor_value_info(final + tag, onnx.TensorProto.FLOAT, None))
+    return final + tag
 
 
 def _normalised(values: np.ndarray) -> np.ndarray:
@@ -174,9 +201,24 @@ def layer_sensitivity(
         layer name -> mean ``1 - cosine`` in [0, 2]; larger = more sensitive.
     """
     model, outputs = sensitivity_model(float_model, qdq_model, layers)
-    session = ort_session_from_proto(model, threads, basic_optimizations=True)  # ~150 copies of the network's tail
-    names = [model.graph.output[0].name, *outputs.values()]
-    totals = np.zeros(len(layers))
+    distances = variant_distances(model, list(outputs.values()), images, input_name, on_batch, threads, batch)
+    return dict(zip(layers, distances.tolist()))
+
+
+def variant_distances(
+    model: onnx.ModelProto,
+    outputs: Sequence[str],
+    images: np.ndarray,
+    input_name: str,
+    on_batch: Callable[[int], None] | None = None,
+    threads: int | None = None,
+    batch: int = 8,
+) -> np.ndarray:
+    """(len(outputs),) mean cosine distance in [0, 2] of each variant output of ``model`` to its
+    first output (the float model's), over ``images`` ((N, 3, H, W) float32), run ``batch`` at a time."""
+    session = ort_session_from_proto(model, threads, basic_optimizations=True)  # many copies of the network's tail
+    names = [model.graph.output[0].name, *outputs]
+    totals = np.zeros(len(outputs))
     for start in range(0, len(images), batch):
         part = images[start : start + batch]
         values = session.run(names, {input_name: part})
@@ -185,4 +227,4 @@ def layer_sensitivity(
             totals[k] += float(np.sum(1.0 - np.sum(_normalised(value) * reference, axis=1)))
         if on_batch is not None:
             on_batch(len(part))
-    return {name: totals[k] / max(len(images), 1) for k, name in enumerate(layers)}
+    return totals / max(len(images), 1)
