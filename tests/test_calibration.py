@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_reid.calibration.calibrate import CalibrationSettings, calibrate_model
+from edge_reid.calibration.centring import centred_name
 from edge_reid.calibration.guard import AccuracyBudget, Measurement, checkpoints, search_float_layers
 from edge_reid.calibration.qdq import (
     QuantRecipe,
@@ -308,28 +309,35 @@ def _quantize_scales(model_path: str) -> dict[str, float]:
     return {node.input[0]: float(inits[node.input[1]]) for node in graph.node if node.op_type == "QuantizeLinear"}
 
 
-def test_activation_ranges_widened_by_the_factor_best_on_selection_crops(tiny, tmp_path):
-    """Each factor is measured as an all-INT8 model on the selection crops; the best one's ranges are
-    the written model's and the table's (the integer input excepted), and its measurement is the
-    guard's first step (not measured twice)."""
+def test_each_activation_range_gets_its_own_factor_in_the_model_and_the_table(tiny, tmp_path):
+    """With several factors each quantizer's range is its own factor times the method's, in the written
+    Q/DQ model and in the TensorRT table (the integer input excepted, tensors no quantizer reads
+    unchanged); the all-INT8 model measured then is the guard's first step (not measured twice).
+    With one factor every quantizer's range is that factor times the method's."""
     model_path, market = tiny
-    widened = calibrate_model(model_path, market, tmp_path / "widened", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET, range_scales=(1.0, 1.5, 3.0)))
+    searched = calibrate_model(model_path, market, tmp_path / "searched", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET, range_scales=(0.5, 1.0, 3.0)))
     plain = calibrate_model(model_path, market, tmp_path / "plain", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET, range_scales=(1.0,)))
-    tried = widened.recipe["range_scale"]["selection_mean_cosine_all_int8"]
-    chosen = widened.recipe["range_scale"]["chosen"]
-    assert set(tried) == {"1", "1.5", "3"} and tried[f"{chosen:g}"] == max(tried.values())
-    assert len(set(tried.values())) == 3  # three different models were measured
-    assert widened.guard_steps[0]["split"] == "selection" and widened.guard_steps[0]["mean_cosine"] == tried[f"{chosen:g}"]
-    assert plain.recipe["range_scale"]["chosen"] == 1.0 and list(plain.recipe["range_scale"]["selection_mean_cosine_all_int8"]) == ["1"]
-    wide_scales, plain_scales = _quantize_scales(widened.outputs["model"]), _quantize_scales(plain.outputs["model"])
+    uniform = calibrate_model(model_path, market, tmp_path / "uniform", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET, range_scales=(1.5,)))
+    summary = searched.recipe["range_scale"]
+    assert summary["factors_tried"] == [0.5, 1.0, 3.0] and sum(summary["chosen"].values()) == summary["quantizers"] == 2  # conv2 (centred), dwconv
+    assert summary["summed_distance_alone"]["chosen"] <= min(v for k, v in summary["summed_distance_alone"].items() if k != "chosen")
+    assert searched.guard_steps[0]["split"] == "selection" and searched.guard_steps[0]["mean_cosine"] == summary["selection_mean_cosine_all_int8"]
+    assert "summed_distance_alone" not in plain.recipe["range_scale"] and set(plain.recipe["range_scale"]["chosen"]) == {"1"}
+    factor = {(centred_name(q["tensor"]) if q["centred"] else q["tensor"]): q["factor"] for q in summary["per_quantizer"]}
+    assert [q["centred"] for q in summary["per_quantizer"]] == [True, False]
+    plain_scales = _quantize_scales(plain.outputs["model"])
     integer_input = [name for name in plain_scales if plain_scales[name] == 1.0]
-    assert len(integer_input) == 1 and wide_scales[integer_input[0]] == 1.0  # pixel - 128 stays exact
-    others = [name for name in plain_scales if name not in integer_input and name in wide_scales]
-    assert others and all(wide_scales[n] == pytest.approx(chosen * plain_scales[n], rel=1e-5) for n in others)
-    _, wide_table = read_tensorrt_table(widened.outputs["tensorrt_table"])
-    _, plain_table = read_tensorrt_table(plain.outputs["tensorrt_table"])
-    shared = [name for name in plain_table if name in wide_table and name not in integer_input]
-    assert shared and all(wide_table[n] == pytest.approx(chosen * plain_table[n], rel=1e-5) for n in shared)
+    assert len(integer_input) == 1 and integer_input[0] not in factor  # pixel - 128: exact, nothing to choose
+    for run, factors in ((searched, factor), (uniform, dict.fromkeys(factor, 1.5))):
+        scales = _quantize_scales(run.outputs["model"])
+        assert scales[integer_input[0]] == 1.0
+        assert set(factor) <= set(scales) and all(scales[n] == pytest.approx(factors[n] * plain_scales[n], rel=1e-5) for n in factor)
+        _, table = read_tensorrt_table(run.outputs["tensorrt_table"])
+        _, plain_table = read_tensorrt_table(plain.outputs["tensorrt_table"])
+        assert set(table) == set(plain_table)
+        for name in table:
+            expected = factors.get(name, 1.0) * plain_table[name]
+            assert table[name] == pytest.approx(expected, rel=1e-5), name
 
 
 def test_fp16_output(tiny, tmp_path):

@@ -53,7 +53,7 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
     assert report["recipe"]["transforms"]["opset"] == 13
     assert report["calibration"]["warning"].startswith("only 24 calibration crops")  # below the sensible minimum
     assert report["pool"]["heldout_crops"] == 40 and report["agreement"]["crops"] == 40
-    assert list(report["recipe"]["range_scale"]["selection_mean_cosine_all_int8"]) == ["1", "1.1", "1.2", "1.3"]  # the defaults
+    assert report["recipe"]["range_scale"]["factors_tried"] == [0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5]  # the defaults
     int8 = Path(report["outputs"]["model"])
     graph = onnx.load(str(int8)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}

@@ -26,7 +26,6 @@ FP16 skips 3-5: it converts and measures.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from edge_reid.calibration.qdq import (
 )
 from edge_reid.calibration.reader import preprocess_all, preprocessed_batches
 from edge_reid.calibration.report import CalibrationReport
+from edge_reid.calibration.range_choice import ActivationQuantizer, activation_quantizers, choose_factors, range_distances
 from edge_reid.calibration.sensitivity import layer_sensitivity
 from edge_reid.calibration.tensorrt_table import tensors_for_table, write_tensorrt_table
 from edge_reid.calibration.transforms import equalization_groups, equalize_channels, fold_input_normalisation
@@ -77,9 +77,11 @@ ProgressFactory = Callable[[str, "int | None"], Callable[[int], None]]
 #: sensitivities from a few dozen crops describe those crops, not the camera's people
 #: (NNCF's default calibration subset is 300; TensorRT's guide suggests ~500 images).
 MIN_CALIBRATION_IMAGES = 100
-#: Widenings of the activation ranges tried on the selection crops (``CalibrationSettings.range_scales``):
-#: 1.0 (the method's own ranges) up to 30% wider steps (up to 1.7x the rounding noise power).
-RANGE_SCALES = (1.0, 1.1, 1.2, 1.3)
+#: Factors tried on each activation range (``CalibrationSettings.range_scales``): about 10% apart
+#: (a geometric grid) around 1.0, the method's own range; narrower down to 0.8 (the camera's
+#: people may be tamer than the calibration crops), wider up to 1.5 (clipping is systematic
+#: error that pooling does not average away; 1.5x the step is 2.25x the rounding noise power).
+RANGE_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5)
 
 
 def _no_progress(description: str, total: int | None) -> Callable[[int], None]:
@@ -111,15 +113,12 @@ class CalibrationSettings:
             (ReLU outputs, pools and sums of them) shifted to be centred on zero, the shift folded
             into their biases: symmetric INT8 then uses all 255 levels instead of 128 (exact in float,
             one ``Sub`` per tensor; see :mod:`edge_reid.calibration.centring`).
-        range_scales: factors tried on every activation range (the input folded to integers
-            excepted); for each, centring, GPTQ and bias correction run and the all-INT8 model is
-            measured; the one closest to FP32 in mean cosine on the selection crops is kept
-            (``(1.0,)``: the method's ranges as they are; each factor costs one GPTQ pass). A range that minimises each tensor's own MSE clips the largest activations, and
-            that error is systematic: it survives the global pooling that averages the independent
-            rounding noise away, so the embedding is usually served by a somewhat wider range.
-            Choosing the clipping by the network's output instead of each tensor's MSE is
-            loss-aware PTQ (Nahshan et al., "Loss Aware Post-training Quantization", Machine
-            Learning 110, 2021); here in its one-parameter form, measured on the user's crops.
+        range_scales: factors tried on each activation quantizer's range (the input folded to
+            integers excepted): each range becomes its own factor, the one whose quantizer alone
+            moves the embeddings of the selection crops least (``sensitivity_images`` of them;
+            :mod:`edge_reid.calibration.range_choice`); one factor: every quantizer's range times
+            it (``(1.0,)``: the method's ranges as they are). Ranges no quantizer uses (tensors
+            INT8 layers only write, in the TensorRT table) stay the method's.
         gptq: GPTQ rounding of the INT8 weights (instead of round-to-nearest).
         bias_correction: correct each INT8 layer's bias for its mean output shift.
         heldout_block: consecutive pool crops kept together on one side of the split.
@@ -319,20 +318,22 @@ def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings
     return amax, stats
 
 
-def _centre_activations(
-    prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded: list[str], scale: float, path: Path
-) -> _PreparedModel:
-    """Phase 4a: the guarded convolutions without padding read their non-negative inputs centred
-    (exact in float; 255 INT8 levels instead of 128, see :mod:`edge_reid.calibration.centring`);
-    adds the centred tensors' ranges to ``amax``. Their [0, a] ranges are widened by ``scale`` like
-    the others (``amax`` comes already scaled). The centred model is saved to ``path``."""
+def _centred_ranges(prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded: list[str]) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """(tensor -> the guarded convolutions without padding that can read it centred, tensor -> its
+    [0, a] range: MSE-optimal in 254 steps on the same histogram, else the method's range)."""
     readers = centrable_inputs(prepared.model, guarded)
     top = {
-        # [0, a] in 254 steps: MSE-optimal on the same histogram, else the method's range.
-        tensor: scale * mse_optimal_amax(stats[tensor].histogram, stats[tensor].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[tensor].absmax)
+        tensor: mse_optimal_amax(stats[tensor].histogram, stats[tensor].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[tensor].absmax)
         if tensor in stats else amax[tensor]
         for tensor in readers
     }
+    return readers, top
+
+
+def _centre_activations(prepared: _PreparedModel, amax: dict[str, float], readers: dict[str, list[str]], top: dict[str, float], path: Path) -> _PreparedModel:
+    """Phase 4b: the ``readers`` read their non-negative inputs centred (exact in float; 255 INT8
+    levels instead of 128, see :mod:`edge_reid.calibration.centring`), each tensor over [0, ``top``];
+    adds the centred tensors' ranges to ``amax``. The centred model is saved to ``path``."""
     model, ranges = centre_inputs(prepared.model, top, readers)
     amax.update(ranges)
     onnx.save(model, str(path))
@@ -344,54 +345,69 @@ def _centre_activations(
     return _PreparedModel(model, prepared.spec, path, transforms, prepared.integer_tensors)
 
 
-def scaled_ranges(amax: dict[str, float], scale: float, integer_tensors: list[str]) -> dict[str, float]:
-    """Every range times ``scale``, except tensors of integers (their range 127 at scale 1 is exact)."""
-    return {name: value if name in integer_tensors else value * scale for name, value in amax.items()}
-
-
 @dataclass
-class _RangeCandidate:
-    """Everything phase 4 makes for one widening of the activation ranges, and its all-INT8 model's
-    measurement on the selection crops."""
+class _RangeChoice:
+    """What phase 4 makes: the factor of each activation quantizer, the (centred) float model,
+    every range, the INT8 weights and bias shifts, and the all-INT8 model's measurement on the
+    selection crops."""
 
-    scale: float
+    factors: tuple[float, ...]
+    quantizers: list[ActivationQuantizer]
+    chosen: list[float]
+    distances: np.ndarray | None
     prepared: _PreparedModel
     amax: dict[str, float]
     rounding: _WeightRounding
     all_int8: Measurement
 
+    def to_dict(self) -> dict:
+        """The report's ``recipe.range_scale``."""
+        summary: dict = {
+            "factors_tried": list(self.factors),
+            "quantizers": len(self.quantizers),
+            "chosen": {f"{factor:g}": self.chosen.count(factor) for factor in self.factors},
+        }
+        if self.distances is not None:
+            # Mean cosine distance of each quantizer alone, summed: every range times one factor, then each its own.
+            summary["summed_distance_alone"] = {
+                **{f"x{factor:g}": round(float(self.distances[:, k].sum()), 7) for k, factor in enumerate(self.factors)},
+                "chosen": round(float(self.distances.min(axis=1).sum()), 7),
+            }
+        summary["selection_mean_cosine_all_int8"] = round(self.all_int8.mean_cosine, 6)
+        summary["per_quantizer"] = [
+            {"tensor": q.tensor, "centred": q.centred, "readers": len(q.readers), "factor": factor}
+            for q, factor in zip(self.quantizers, self.chosen)
+        ]
+        return summary
+
 
 def _choose_ranges(
     prepared: _PreparedModel, amax: dict[str, float], stats: dict, guarded, by_rule, recipe: QuantRecipe, crops,
     settings: CalibrationSettings, evaluator: _Evaluator, tmp: Path, progress,
-) -> tuple[_RangeCandidate, dict[float, float]]:
-    """Phase 4 once per factor of ``settings.range_scales`` (ranges widened, centring, GPTQ, bias
-    correction), each measured as an all-INT8 model on the selection crops (the held-out crops are
-    not looked at); only the best is kept, in memory and on disk.
-
-    Returns:
-        (the candidate with the highest mean cosine to FP32, on a tie the first: the narrower
-        range; factor -> that mean cosine for every factor).
-    """
-    best: _RangeCandidate | None = None
-    measured: dict[float, float] = {}
-    for scale in settings.range_scales or (1.0,):
-        folder = tmp / f"ranges_x{scale:g}"
-        folder.mkdir()
-        labelled = (lambda description, total, scale=scale: progress(f"{description}, ranges x{scale:g}", total)) if len(settings.range_scales) > 1 else progress
-        ranges = scaled_ranges(amax, scale, prepared.integer_tensors)
-        candidate = _centre_activations(prepared, ranges, stats, guarded, scale, folder / "float_prepared.onnx") if settings.centre_activations else prepared
-        rounding = _weight_rounding(candidate, ranges, recipe, by_rule, guarded, crops, settings, folder, labelled)
-        path = _build_candidate(folder / "all_int8_rounded.onnx", candidate, ranges, rounding, recipe, by_rule, guarded, (), settings.centre_activations)
-        measurement = evaluator.measure(path, candidate.spec, (), "selection", f"INT8 check, 0 float layers, ranges x{scale:g} (selection)")
-        measured[scale] = measurement.mean_cosine
-        if best is None or measurement.mean_cosine > best.all_int8.mean_cosine:
-            if best is not None:
-                shutil.rmtree(tmp / f"ranges_x{best.scale:g}")
-            best = _RangeCandidate(scale, candidate, ranges, rounding, measurement)
-        else:
-            shutil.rmtree(folder)
-    return best, measured
+) -> _RangeChoice:
+    """Phase 4: each activation quantizer's range times the factor of ``settings.range_scales``
+    that moves the selection crops' embeddings least with that quantizer alone (the held-out crops
+    are not looked at); then centring, GPTQ and bias correction with those ranges, and the all-INT8
+    model measured on the selection crops."""
+    readers, top = _centred_ranges(prepared, amax, stats, guarded) if settings.centre_activations else ({}, {})
+    quantizers = activation_quantizers(prepared.model, guarded, amax, top, readers, exact=prepared.integer_tensors)
+    factors = tuple(settings.range_scales) or (1.0,)
+    distances = None
+    if len(factors) > 1:
+        sample = preprocess_all(evaluator.selection_crops(settings.sensitivity_images), prepared.spec, settings.batch)
+        advance = progress(f"activation ranges ({len(quantizers)} quantizers x {len(factors)} factors)", len(sample) * len(factors))
+        distances = range_distances(prepared.model, quantizers, factors, sample, prepared.spec.input_name, on_batch=advance, threads=settings.threads)
+        chosen = choose_factors(distances, factors)
+    else:
+        chosen = [factors[0]] * len(quantizers)
+    ranges, centred_top = dict(amax), dict(top)
+    for quantizer, factor in zip(quantizers, chosen):
+        (centred_top if quantizer.centred else ranges)[quantizer.tensor] = factor * quantizer.amax
+    candidate = _centre_activations(prepared, ranges, readers, centred_top, tmp / "float_centred.onnx") if settings.centre_activations else prepared
+    rounding = _weight_rounding(candidate, ranges, recipe, by_rule, guarded, crops, settings, tmp, progress)
+    path = _build_candidate(tmp / "all_int8_rounded.onnx", candidate, ranges, rounding, recipe, by_rule, guarded, (), settings.centre_activations)
+    measurement = evaluator.measure(path, candidate.spec, (), "selection", "INT8 check, 0 float layers (selection)")
+    return _RangeChoice(factors, quantizers, chosen, distances, candidate, ranges, rounding, measurement)
 
 
 def _build_candidate(
@@ -688,17 +704,17 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
     amax, stats = _calibrate_amax(prepared, crops, layers, settings, recipe, progress)
     seconds["calibration"] = time.perf_counter() - phase
     phase = time.perf_counter()
-    chosen, tried = _choose_ranges(prepared, amax, stats, guarded, by_rule, recipe, crops, settings, evaluator, tmp, progress)
-    if len(tried) > 1:
-        log(f"activation ranges x{chosen.scale:g}: mean cosine to FP32 of the all-INT8 model on the selection crops "
-            + ", ".join(f"x{factor:g} {cosine:.5f}" for factor, cosine in tried.items()))
-    scale, prepared, amax, rounding = chosen.scale, chosen.prepared, chosen.amax, chosen.rounding
+    chosen = _choose_ranges(prepared, amax, stats, guarded, by_rule, recipe, crops, settings, evaluator, tmp, progress)
+    if chosen.distances is not None:
+        log(f"activation ranges: a factor per quantizer ({len(chosen.quantizers)}) on the selection crops: "
+            + ", ".join(f"x{factor} {count}" for factor, count in chosen.to_dict()["chosen"].items() if count))
+    prepared, amax, rounding = chosen.prepared, chosen.amax, chosen.rounding
     seconds["ranges_rounding_and_bias"] = time.perf_counter() - phase
     report.recipe = {
         "format": "Q/DQ (QuantizeLinear/DequantizeLinear), ONNX Runtime QDQQuantizer, biases float",
         "activations": f"int8 symmetric per tensor, ranges by {settings.method}" + (f" {recipe.percentile}%" if settings.method == "percentile" else "")
-        + (f", widened x{scale:g}" if scale != 1.0 else ""),
-        "range_scale": {"chosen": scale, "selection_mean_cosine_all_int8": {f"{factor:g}": round(cosine, 6) for factor, cosine in tried.items()}},
+        + (f", each times its factor of {', '.join(f'{factor:g}' for factor in chosen.factors)}" if chosen.factors != (1.0,) else ""),
+        "range_scale": chosen.to_dict(),
         "weights": "int8 symmetric per output channel" + (", GPTQ rounding" if rounding.integers else ""),
         "bias_correction": bool(rounding.shifts),
         "quantized_layer_types": list(recipe.op_types),

@@ -47,9 +47,9 @@ def calibrate_command(
     min_top5: float = typer.Option(95.0, "--min-top5", min=0.0, max=100.0, help="Budget: smallest top-5 neighbour overlap with FP32, in percent."),
     range_scales: Optional[str] = typer.Option(
         None, "--range-scales",
-        help="INT8: comma-separated factors tried on every activation range; the one whose all-INT8 model is closest to "
-        "FP32 on the pool's selection half is kept (each costs one GPTQ pass). Default: 1,1.1,1.2,1.3. "
-        "1: the --method ranges as they are.",
+        help="INT8: comma-separated factors tried on each activation range; each range takes the factor whose quantizer "
+        "alone moves the embeddings of the pool's selection half least. Default: 0.8,0.9,1,1.1,1.2,1.35,1.5. "
+        "One factor: every range times it (1: the --method ranges as they are).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the calibration sample."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: its own)."),
@@ -87,7 +87,7 @@ def calibrate_command(
         except ValueError:
             scales = ()
         if not scales or any(not 0.5 <= scale <= 4.0 for scale in scales):
-            raise typer.BadParameter(f"{range_scales!r}: give comma-separated factors between 0.5 and 4, e.g. 1,1.1,1.2,1.3", param_hint="--range-scales")
+            raise typer.BadParameter(f"{range_scales!r}: give comma-separated factors between 0.5 and 4, e.g. 0.9,1,1.1,1.2", param_hint="--range-scales")
         chosen["range_scales"] = scales
     settings = CalibrationSettings(
         precision=precision,
