@@ -21,10 +21,11 @@ and, per activation tensor, the float model with only that tensor quantized as i
 
 ``+centre`` (e.g. ``fold+centre+mse+gptq+bc``) centres the non-negative inputs of convolutions
 without padding before INT8 (255 levels instead of 128, :mod:`edge_reid.calibration.centring`).
-``+x<factor>`` widens every activation range by that factor (``calibrate`` picks one of 1.0-1.3 on
-its selection crops), e.g. ``fold+centre+mse+x1.2+gptq+bc``::
+``+x<factor>`` widens every activation range by that factor, e.g. ``fold+centre+mse+x1.2+gptq+bc``;
+``+ranges`` gives each activation quantizer its own factor of ``calibrate``'s, the one whose
+quantizer alone moves the embeddings of 64 selection crops least (what ``calibrate`` does)::
 
-    python benchmarks/int8_methods.py --methods fold+centre+mse+gptq+bc,fold+centre+mse+x1.1+gptq+bc,fold+centre+mse+x1.2+gptq+bc,fold+centre+mse+x1.3+gptq+bc
+    python benchmarks/int8_methods.py --methods fold+centre+mse+gptq+bc,fold+centre+mse+x1.2+gptq+bc,fold+centre+mse+ranges+gptq+bc
 
 NNCF (``pip install nncf``) and AIMET (``pip install aimet-onnx``) rows run where the library imports.
 """
@@ -45,7 +46,7 @@ from _common import REPO, benchmark_parser, video_path  # noqa: E402
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax  # noqa: E402
 from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_layer_errors  # noqa: E402
-from edge_reid.calibration.calibrate import scaled_ranges  # noqa: E402
+from edge_reid.calibration.calibrate import RANGE_SCALES  # noqa: E402
 from edge_reid.calibration.centring import CENTRED_LEVELS, centrable_inputs, centre_inputs  # noqa: E402
 from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights  # noqa: E402
 from edge_reid.calibration.pool import load_pool, split_pool  # noqa: E402
@@ -58,10 +59,12 @@ from edge_reid.calibration.qdq import (  # noqa: E402
     quantize_qdq,
     upgrade_opset,
 )
+from edge_reid.calibration.range_choice import activation_quantizers, choose_factors, range_distances  # noqa: E402
 from edge_reid.calibration.reader import preprocess_all, preprocessed_batches  # noqa: E402
 from edge_reid.calibration.sensitivity import embed_array, ort_session_from_proto, quantized_layer_parts  # noqa: E402
 from edge_reid.calibration.tensorrt_table import tensors_for_table  # noqa: E402
 from edge_reid.calibration.transforms import equalization_groups, equalize_channels, fold_input_normalisation  # noqa: E402
+from edge_reid.crop_pool import spread  # noqa: E402
 from edge_reid.data.images import read_images  # noqa: E402
 from edge_reid.data.market1501 import calibration_order, load_market1501  # noqa: E402
 from edge_reid.evaluation.agreement import compare_embeddings  # noqa: E402
@@ -143,19 +146,27 @@ def _ours(method: str, float_model, spec, data: Data, tmp: Path):
     if integer_input:
         amax[integer_input] = 127.0
     widen = next((float(part[1:]) for part in parts if part.startswith("x")), 1.0)  # e.g. x1.2
-    amax = scaled_ranges(amax, widen, [integer_input] if integer_input else [])
     pooled = pooled_input_layers(model, layers)
-    if "centre" in parts:
-        readers = centrable_inputs(model, [name for name in layers if name not in set(pooled)])
-        if base == "mse":
-            top = {t: widen * mse_optimal_amax(stats[t].histogram, stats[t].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[t].absmax) for t in readers}
-        else:
-            top = {t: amax[t] for t in readers}
+    guarded = [name for name in layers if name not in set(pooled)]
+    readers = centrable_inputs(model, guarded) if "centre" in parts else {}
+    if base == "mse":
+        top = {t: mse_optimal_amax(stats[t].histogram, stats[t].hist_range, levels=2 * CENTRED_LEVELS, absmax=stats[t].absmax) for t in readers}
+    else:
+        top = {t: amax[t] for t in readers}
+    exact = [integer_input] if integer_input else []  # pixel - 128 stays exact
+    quantizers = activation_quantizers(model, guarded, amax, top, readers, exact=exact)
+    if "ranges" in parts:  # each quantizer's own factor, chosen as `calibrate` does, on 64 selection crops
+        sample = preprocess_all([data.pool[i] for i in spread(list(data.selection), 64)], spec)
+        factors = choose_factors(range_distances(model, quantizers, RANGE_SCALES, sample, spec.input_name), RANGE_SCALES)
+    else:
+        factors = [widen] * len(quantizers)
+    for quantizer, factor in zip(quantizers, factors):
+        (top if quantizer.centred else amax)[quantizer.tensor] = factor * quantizer.amax
+    if readers:
         model, centred = centre_inputs(model, top, readers)
         amax.update(centred)
         onnx.save(model, str(path))
     out = onnx.load(str(quantize_qdq(path, tmp / f"{method}-qdq.onnx", amax, recipe, keep_float=pooled)))
-    guarded = [name for name in layers if name not in set(pooled)]
     sample = images[:128]
     if "gptq" in parts:
         out = apply_gptq_weights(out, gptq_weights(model, out, sample, spec.input_name, amax, guarded, bias_corrected="bc" in parts))
@@ -242,8 +253,8 @@ def per_activation(qdq: onnx.ModelProto, float_model: onnx.ModelProto, spec, ima
     print(f"\nper activation ({len(rows)} tensors, {len(images)} held-out crops): summed distance {total:.2e}")
     print("| tensor | distance alone | share of the sum | readers | readers' MACs | channel range spread |")
     print("|---|---:|---:|---:|---:|---:|")
-    for distance, tensor, count, mac_share, spread in rows[:top]:
-        print(f"| {tensor} | {distance:.2e} | {100 * distance / total:.1f}% | {count} | {100 * mac_share:.2f}% | {spread:.1f}x |")
+    for distance, tensor, count, mac_share, channel_spread in rows[:top]:
+        print(f"| {tensor} | {distance:.2e} | {100 * distance / total:.1f}% | {count} | {100 * mac_share:.2f}% | {channel_spread:.1f}x |")
     others = rows[top:]
     if others:
         print(f"| the other {len(others)} | | {100 * sum(r[0] for r in others) / total:.1f}% (largest {100 * others[0][0] / total:.1f}%) | | | "
@@ -265,7 +276,7 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=500)
     parser.add_argument(
         "--methods", default="minmax,mse,fold+mse,fold+mse+gptq+bc,nncf",
-        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, centre+, +x<factor>, +gptq, +bc, "
+        help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, centre+, +x<factor>, +ranges, +gptq, +bc, "
         "+float-weights, +float-activations; nncf; aimet-cle",
     )
     parser.add_argument(
