@@ -185,3 +185,28 @@ def test_image_folder_run_names_the_images_it_skipped(tmp_path, vtest_frames, ca
         {"file": "002.jpg", "reason": "truncated JPEG (no end-of-image marker)"}, {"file": "003.jpg", "reason": "empty file"}
     ]
     assert report["corrupt_limit"] is None, "the corrupt-frame limit is a video file's"
+
+
+def test_a_bug_prints_one_line_and_saves_its_traceback(monkeypatch, tmp_path, capsys):
+    """An unexpected exception (not bad input) exits 1 with one line naming it and the file that holds
+    the traceback, which is written there in full; no traceback on the terminal."""
+    import tempfile
+
+    import edge_reid.calibration.calibrate as calibrate
+
+    def broken(*args, **kwargs):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(calibrate, "calibrate_model", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    data = tmp_path / "crops"
+    (data / "bounding_box_train").mkdir(parents=True)
+    assert main(["calibrate", "--data", str(data), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("edge-reid: ")]
+    assert "Traceback" not in err and "File " not in err and len(lines) == 1
+    assert lines[0].startswith("edge-reid: internal error: IndexError: list index out of range (the traceback is in ")
+    saved = list(tmp_path.glob("edge-reid-error-*.txt"))
+    assert len(saved) == 1 and str(saved[0]) in lines[0]
+    text = saved[0].read_text()
+    assert "Traceback (most recent call last)" in text and "in broken" in text and "IndexError: list index out of range" in text

@@ -1,4 +1,5 @@
-"""Command-line entry point ``edge-reid``: user errors print one line and exit 2."""
+"""Command-line entry point ``edge-reid``: user errors print one line and exit 2; a bug prints one
+line and saves its traceback to a file."""
 
 from __future__ import annotations
 
@@ -27,10 +28,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+def _save_traceback(exc: BaseException) -> str:
+    """Write ``exc``'s traceback to a new file in the temporary folder; return where, or why not."""
+    import tempfile
+    import time
+    import traceback
+
+    path = os.path.join(tempfile.gettempdir(), f"edge-reid-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt")
+    try:
+        with open(path, "x", encoding="utf-8") as file:
+            file.write(f"edge-reid {' '.join(sys.argv[1:])}\n\n")
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=file)
+    except OSError as error:
+        return f"the traceback could not be saved ({error})"
+    return f"the traceback is in {path}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
 
-    Exit codes: 0 success, 1 unexpected failure, 2 bad input (an
+    Exit codes: 0 success, 1 unexpected failure (a bug: one line on stderr, the traceback
+    saved to a file in the temporary folder, whose path the line gives), 2 bad input (an
     :class:`EdgeReidError` or a usage error), 3 an output failed while being
     written (:class:`~edge_reid.errors.OutputWriteError`: disk full, I/O error;
     what was written before stays valid), 130 interrupted (Ctrl-C) before
@@ -59,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     except KeyboardInterrupt:  # Typer turns one inside a command into exit 130; this catches the rest
         code = 130
+    except Exception as exc:  # a bug (ours or a library's): one line here, the whole traceback in a file to report
+        print(f"edge-reid: internal error: {type(exc).__name__}: {exc} ({_save_traceback(exc)}; please report it)", file=sys.stderr)
+        code = 1
     if code == 130:
         print("edge-reid: interrupted", file=sys.stderr)
     if argv is None:
