@@ -112,3 +112,10 @@ def test_choose_factors_least_distance_ties_go_to_the_method_range():
     ])
     assert choose_factors(distances, factors) == [1.2, 1.0, 1.2, 0.8]
     assert choose_factors(np.zeros((0, 4)), factors) == []
+
+
+def test_range_factors_must_be_positive(tiny_float):
+    model, amax = tiny_float
+    quantizers = activation_quantizers(model, GUARDED, amax, {}, {})
+    with pytest.raises(ValueError, match="> 0"):
+        range_distances(model, quantizers, (1.0, 0.0), _float_batches(4), "images")

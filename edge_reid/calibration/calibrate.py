@@ -8,9 +8,9 @@ Phases (each timed in the report):
 2. measure FP32 on the labelled split and the pool: the reference for everything;
 3. prepare the float model (opset 13, input normalisation folded into the first
    conv, channels equalized if asked): exact in float, easier to quantize;
-4. calibrate activation ranges once (MSE-optimal per tensor by default), widen them all by the
-   factor (1.0-1.3) whose all-INT8 model is closest to FP32 on the selection crops, centre the
-   non-negative inputs of convolutions (exact in float: 255 INT8 levels instead of 128), then round
+4. calibrate activation ranges once (MSE-optimal per tensor by default), scale each by the
+   factor (0.8-1.5) with which its quantizer alone moves the selection crops' embeddings least,
+   centre the non-negative inputs of convolutions (exact in float: 255 INT8 levels instead of 128), then round
    the INT8 weights with GPTQ and correct the biases for the remaining mean shift;
 5. quantize every Conv/Gemm except the pooled-input ones; when that is outside the
    budget, rank layers by measured sensitivity per multiply-add and let the guard
@@ -713,7 +713,8 @@ def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings,
     report.recipe = {
         "format": "Q/DQ (QuantizeLinear/DequantizeLinear), ONNX Runtime QDQQuantizer, biases float",
         "activations": f"int8 symmetric per tensor, ranges by {settings.method}" + (f" {recipe.percentile}%" if settings.method == "percentile" else "")
-        + (f", each times its factor of {', '.join(f'{factor:g}' for factor in chosen.factors)}" if chosen.factors != (1.0,) else ""),
+        + (f", each times its own factor of {', '.join(f'{factor:g}' for factor in chosen.factors)}" if len(chosen.factors) > 1
+           else f", times {chosen.factors[0]:g}" if chosen.factors != (1.0,) else ""),
         "range_scale": chosen.to_dict(),
         "weights": "int8 symmetric per output channel" + (", GPTQ rounding" if rounding.integers else ""),
         "bias_correction": bool(rounding.shifts),

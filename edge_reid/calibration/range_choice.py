@@ -152,7 +152,13 @@ def range_distances(
         on_batch: called with each batch's size, once per factor (progress bars).
         threads: ONNX Runtime intra-op threads.
         batch: images per run.
+
+    Raises:
+        ValueError: a factor is not > 0.
+        ModelError: a quantizer's readers do not reach the model's output.
     """
+    if any(not factor > 0 for factor in factors):
+        raise ValueError(f"range factors must be > 0, got {list(factors)}")
     columns = []
     for factor in factors:
         model, outputs = range_variants_model(float_model, quantizers, factor)
