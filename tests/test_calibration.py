@@ -340,6 +340,20 @@ def test_each_activation_range_gets_its_own_factor_in_the_model_and_the_table(ti
             assert table[name] == pytest.approx(expected, rel=1e-5), name
 
 
+def test_without_centring_every_quantizer_is_symmetric_and_no_sub_is_written(tiny, tmp_path):
+    model_path, market = tiny
+    report = calibrate_model(
+        model_path, market, tmp_path / "out",
+        CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET, centre_activations=False, range_scales=(0.5, 1.0, 2.0)),
+    )
+    quantizers = report.recipe["range_scale"]["per_quantizer"]
+    assert [(q["tensor"], q["centred"]) for q in quantizers] == [("r1", False), ("res", False)]
+    graph = onnx.load(report.outputs["model"]).graph
+    assert not any(node.op_type == "Sub" for node in graph.node) and "centred" not in report.recipe["transforms"]
+    zero_points = {numpy_helper.to_array(i).item() for i in graph.initializer if i.name.endswith("zero_point") and i.dims == []}
+    assert zero_points == {0}  # symmetric everywhere: what TensorRT takes
+
+
 def test_fp16_output(tiny, tmp_path):
     pytest.importorskip("onnxconverter_common")
     model_path, market = tiny
