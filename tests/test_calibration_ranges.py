@@ -72,6 +72,8 @@ def test_quantizers_group_readers_and_leave_out_exact_tensors(tiny_float):
     # Without centring r1 is symmetric; an exact (integer) tensor has no quantizer to choose.
     plain = activation_quantizers(model, GUARDED, amax, {}, {}, exact=["images"])
     assert [(q.tensor, q.centred) for q in plain] == [("r1", False), ("res", False)]
+    # A tensor that was zero on every calibration crop (range 0) has no factor to choose.
+    assert [q.tensor for q in activation_quantizers(model, GUARDED, {**amax, "res": 0.0}, {}, {})] == ["images", "r1"]
 
 
 def test_one_graph_matches_each_quantizer_alone_and_the_centred_model(tiny_float):

@@ -43,7 +43,8 @@ class ActivationQuantizer:
     Attributes:
         tensor: the float tensor quantized.
         readers: the layers (node names) that read it through this quantizer.
-        amax: its range from the calibration method: [-amax, amax] symmetric, or [0, amax] when centred.
+        amax: its range from the calibration method, before any factor: [-amax, amax] symmetric,
+            or [0, amax] when centred; > 0.
         centred: True when the readers read ``tensor - amax/2`` (all 255 levels on a non-negative tensor).
     """
 
@@ -75,13 +76,15 @@ def activation_quantizers(
         amax: tensor -> symmetric range.
         centred_amax: tensor -> its [0, a] range, for the tensors some readers read centred.
         centred_readers: tensor -> the layers that read it centred (:func:`~edge_reid.calibration.centring.centrable_inputs`).
-        exact: tensors whose quantization is exact (e.g. the folded integer input): left out.
+        exact: tensors whose quantization is exact (e.g. the folded integer input): left out, as
+            are tensors whose range is 0 (zero on every calibration crop: no factor changes them).
 
     Raises:
         KeyError: a tensor has no range.
     """
+    wanted = set(layers)
     order = {node.name: index for index, node in enumerate(model.graph.node)}
-    reads = {node.name: node.input[0] for node in model.graph.node if node.name in set(layers)}
+    reads = {node.name: node.input[0] for node in model.graph.node if node.name in wanted}
     grouped: dict[tuple[str, bool], list[str]] = {}
     for name in sorted(layers, key=lambda layer: order[layer]):
         tensor = reads[name]
@@ -89,10 +92,11 @@ def activation_quantizers(
             continue
         centred = name in centred_readers.get(tensor, ())
         grouped.setdefault((tensor, centred), []).append(name)
-    return [
+    quantizers = [
         ActivationQuantizer(tensor, tuple(readers), float(centred_amax[tensor] if centred else amax[tensor]), centred)
         for (tensor, centred), readers in grouped.items()
     ]
+    return [quantizer for quantizer in quantizers if quantizer.amax > 0]
 
 
 def range_variants_model(float_model: onnx.ModelProto, quantizers: Sequence[ActivationQuantizer], factor: float) -> tuple[onnx.ModelProto, list[str]]:
