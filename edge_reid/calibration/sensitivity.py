@@ -89,7 +89,7 @@ def sensitivity_model(float_model: onnx.ModelProto, qdq_model: onnx.ModelProto, 
         first output is the float model's.
 
     Raises:
-        ModelError: a layer is missing or not quantized in ``qdq_model``.
+        ModelError: a layer is missing, not quantized in ``qdq_model``, or does not reach the output.
     """
     q_inits = {init.name: init for init in qdq_model.graph.initializer}
     model = copy.deepcopy(float_model)
