@@ -6,12 +6,13 @@
    of outside load hits all of them; the medians of the rounds are printed, with ratios.
 2. Agreement with ONNX Runtime FP32 on the same crops: mean and minimum cosine similarity.
 3. ``--run``: ``edge-reid run`` on vtest.avi with ``--backend onnxruntime`` and ``--backend openvino``
-   (real command, its summary's fps and ms per stage), alternating ``--repeats`` times, and whether
-   both give the same identities (from ``--events``).
+   (and, with ``--detector-bf16``, ``--backend openvino --detector-precision bf16``; real command,
+   its summary's fps and ms per stage), alternating ``--repeats`` times, and whether each gives the
+   same identities as ONNX Runtime (from ``--events``).
 
 Usage (from the repository root; the figures in docs/benchmarks.md come from these commands):
 
-    python benchmarks/cpu_backends.py --threads 1,2 --batches 8,32 --seconds 6 [--int8 calibration/M-int8-qdq.onnx] [--run]
+    python benchmarks/cpu_backends.py --threads 1,2 --batches 8,32 --seconds 6 [--int8 calibration/M-int8-qdq.onnx] [--run [--detector-bf16]]
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/cpu_backends.py --threads 1,2 --batches 8,32   # OpenVINO limited to AVX2
 
 ``ONEDNN_MAX_CPU_ISA`` limits OpenVINO's CPU kernels (its oneDNN fork) to an older instruction set;
@@ -91,13 +92,15 @@ def measure(factories: dict, spec, batch: np.ndarray, threads: int, seconds: flo
     return {name: statistics.median(values) for name, values in rates.items()}, embeddings
 
 
-def run_command(backend: str, video: Path, frames: int, workdir: Path) -> dict:
-    summary, events = workdir / f"{backend}.json", workdir / f"{backend}.jsonl"
+def run_command(name: str, options: list[str], video: Path, frames: int, workdir: Path) -> dict:
+    """``edge-reid run`` with ``options`` on the first ``frames`` frames; its summary, with (frame, identity) of every event."""
+    stem = name.replace(" ", "_").replace(",", "")
+    summary, events = workdir / f"{stem}.json", workdir / f"{stem}.jsonl"
     command = [sys.executable, "-m", "edge_reid", "run", "--source", str(video), "--max-frames", str(frames),
-               "--backend", backend, "--summary", str(summary), "--events", str(events)]
+               *options, "--summary", str(summary), "--events", str(events)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"edge-reid run --backend {backend} failed: {result.stderr.strip()}")
+        raise SystemExit(f"edge-reid run {' '.join(options)} failed: {result.stderr.strip()}")
     report = json.loads(summary.read_text())
     report["identities_by_frame"] = [(e["frame"], e["identity"]) for e in map(json.loads, events.read_text().splitlines())]
     return report
@@ -113,6 +116,8 @@ def main() -> int:
     parser.add_argument("--run", action="store_true", help="also time `edge-reid run` on vtest.avi with each backend")
     parser.add_argument("--frames", type=int, default=300, help="frames per `edge-reid run`")
     parser.add_argument("--repeats", type=int, default=2, help="alternating repeats of `edge-reid run`")
+    parser.add_argument("--detector-bf16", action="store_true",
+                        help="with --run, also `--backend openvino --detector-precision bf16` (CPUs with AMX or AVX512-BF16)")
     args = parser.parse_args()
     video = video_path(args)
     env = environment()
@@ -140,20 +145,25 @@ def main() -> int:
     if args.run:
         print(f"\nedge-reid run on {video.name}, {args.frames} frames, alternating, {args.repeats} repeats (default threads: "
               "half the cores per model on ONNX Runtime, every core on OpenVINO)")
+        runs = {"onnxruntime": ["--backend", "onnxruntime"], "openvino": ["--backend", "openvino"]}
+        if args.detector_bf16:
+            runs["openvino, detector bf16"] = ["--backend", "openvino", "--detector-precision", "bf16"]
+        width = max(map(len, runs))
         with tempfile.TemporaryDirectory() as tmp:
-            fps: dict[str, list[float]] = {"onnxruntime": [], "openvino": []}
+            fps: dict[str, list[float]] = {name: [] for name in runs}
             identities = {}
             for repeat in range(args.repeats):
-                for backend in fps:
-                    report = run_command(backend, video, args.frames, Path(tmp))
-                    fps[backend].append(report["fps"])
-                    identities[backend] = report["identities_by_frame"]
+                for name, options in runs.items():
+                    report = run_command(name, options, video, args.frames, Path(tmp))
+                    fps[name].append(report["fps"])
+                    identities[name] = report["identities_by_frame"]
                     stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in report["stage_ms"].items())
-                    print(f"  repeat {repeat + 1} {backend:12s} {report['fps']:6.2f} fps | ms/frame: {stages} | {report['backend']}")
-            ratio = statistics.median(fps["openvino"]) / statistics.median(fps["onnxruntime"])
-            same = identities["openvino"] == identities["onnxruntime"]
-            print(f"  median fps: onnxruntime {statistics.median(fps['onnxruntime']):.2f}, openvino {statistics.median(fps['openvino']):.2f}, "
-                  f"ratio x{ratio:.2f}; same identities in every event: {same}")
+                    print(f"  repeat {repeat + 1} {name:{width}s} {report['fps']:6.2f} fps | ms/frame: {stages} | {report['backend']}")
+            reference = statistics.median(fps["onnxruntime"])
+            print("  median fps, x onnxruntime, same identities as onnxruntime in every event:")
+            for name in runs:
+                median = statistics.median(fps[name])
+                print(f"    {name:{width}s} {median:6.2f}  x{median / reference:.2f}  {identities[name] == identities['onnxruntime']}")
     return 0
 
 

@@ -95,10 +95,16 @@ class PersonDetector:
         rectangular: run on the smallest rectangle that holds the first frame (see the module's
             docstring); False: always the model's full input. A model that cannot run at another
             size keeps its own (:attr:`rectangular_note` says why).
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (OpenVINO only, where the
+            device computes in it): faster on CPUs with AMX or AVX512-BF16; boxes and scores
+            move slightly, and a box near the score threshold may appear or vanish
+            (docs/benchmarks.md measures what it costs the tracking).
 
     Raises:
         ModelError: the file is missing, not a model, or not a YOLOX-shaped detector.
-        BackendUnavailableError: the backend asked for cannot run here.
+        ValueError: unknown ``precision`` or backend name.
+        BackendUnavailableError: the backend asked for cannot run here, or cannot compute in
+            ``precision``.
     """
 
     def __init__(
@@ -112,13 +118,15 @@ class PersonDetector:
         device: str | None = None,
         side_by_side: bool = False,
         rectangular: bool = True,
+        precision: str = "fp32",
     ) -> None:
         self.model_path = Path(model_path) if model_path else DEFAULT_DETECTOR
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
         self.min_box_height = float(min_box_height)
         self._open = lambda input_size=None: create_detector_backend(
-            backend, self.model_path, threads=threads, device=device, side_by_side=side_by_side, input_size=input_size
+            backend, self.model_path, threads=threads, device=device, side_by_side=side_by_side, input_size=input_size,
+            precision=precision,
         )
         self._use(self._open())
         self.model_height, self.model_width = self.input_height, self.input_width

@@ -114,12 +114,22 @@ def test_usage_errors_exit_2():
     assert main(["run"]) == 2
     assert main(["run", "--source", "a.mp4", "--camera", "0"]) == 2
     assert main(["run", "--source", "a.mp4", "--backend", "cuda"]) == 2
+    assert main(["run", "--source", "a.mp4", "--detector-precision", "int8"]) == 2
+
+
+def test_detector_precision_onnxruntime_cannot_compute_in_is_refused_before_any_frame(tmp_path, vtest_path):
+    events = tmp_path / "e.jsonl"
+    result = _cli("run", "--source", str(vtest_path), "--backend", "onnxruntime", "--detector-precision", "bf16",
+                  "--events", str(events))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "ONNX Runtime runs the detector in fp32 only, not --detector-precision bf16" in result.stderr
+    assert not events.exists() or events.read_text() == ""
 
 
 def test_help_teaches():
     result = _cli("run", "--help")
     assert result.returncode == 0
-    for text in ("--camera", "--events", "--mot", "--output", "--summary", "--max-frames", "--camera-motion", "Ctrl-C"):
+    for text in ("--camera", "--events", "--mot", "--output", "--summary", "--max-frames", "--camera-motion", "--detector-precision", "Ctrl-C"):
         assert text in result.stdout
 
 

@@ -68,3 +68,14 @@ def test_sanitize_clips_and_drops():
     assert Detections.from_boxes([]).boxes.shape == (0, 4)
     with pytest.raises(ValueError, match="scores"):
         Detections.from_boxes([[0, 0, 1, 1]], [0.5, 0.6])
+
+
+def test_detector_precision_is_checked_and_onnxruntime_runs_fp32_only(yolox_path):
+    from edge_reid.backends import create_detector_backend
+    from edge_reid.errors import BackendUnavailableError
+
+    with pytest.raises(ValueError, match="unknown detector precision 'int8'"):
+        create_detector_backend("onnxruntime", yolox_path, precision="int8")
+    with pytest.raises(BackendUnavailableError, match="fp32 only, not --detector-precision fp16: use --backend openvino"):
+        PersonDetector(yolox_path, backend="onnxruntime", precision="fp16")
+    assert PersonDetector(yolox_path, backend="onnxruntime", precision="fp32").describe().startswith("onnxruntime")

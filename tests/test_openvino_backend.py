@@ -1,5 +1,5 @@
 """The OpenVINO backend on the real models and real frames: agreement with ONNX Runtime FP32, zero-copy
-buffers, dynamic batch, explicit precision, the detector on both CPU backends, same identities."""
+buffers, dynamic batch, explicit precision (of both models), the detector on both CPU backends, same identities."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from edge_reid.errors import BackendUnavailableError, ModelError  # noqa: E402
 from edge_reid.pipeline import Pipeline  # noqa: E402
 from edge_reid.preprocess import CropPreprocessor  # noqa: E402
 from edge_reid.spec import load_spec  # noqa: E402
+from edge_reid.tracking.boxes import iou_matrix  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,24 @@ def _embed(backend, batch: np.ndarray) -> np.ndarray:
         backend.buffers.input[:n] = batch[start:start + n]
         out[start:start + n] = backend.infer(n)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _cpu_has_bf16() -> bool:
+    return "BF16" in openvino_backend._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class _CoreWithout:
+    """OpenVINO's core, except that the CPU offers only FP32 and INT8 (a CPU without BF16 or FP16)."""
+
+    def __init__(self, core) -> None:
+        self._core = core
+        self.available_devices = core.available_devices
+
+    def get_property(self, device, name):
+        return ["FP32", "INT8"] if name == "OPTIMIZATION_CAPABILITIES" else self._core.get_property(device, name)
+
+    def __getattr__(self, name):
+        return getattr(self._core, name)
 
 
 @pytest.fixture(scope="module")
@@ -128,18 +147,8 @@ def test_tensors_share_the_batch_buffers(osnet_path, spec, real_batch):
 
 
 def test_precision_the_device_lacks_is_refused(osnet_path, spec, monkeypatch):
-    core = openvino_backend._core()
-
-    class NoBf16Core:
-        available_devices = core.available_devices
-
-        def get_property(self, device, name):
-            return ["FP32", "INT8"] if name == "OPTIMIZATION_CAPABILITIES" else core.get_property(device, name)
-
-        def __getattr__(self, name):
-            return getattr(core, name)
-
-    monkeypatch.setattr(openvino_backend, "_core", lambda: NoBf16Core())
+    without = _CoreWithout(openvino_backend._core())
+    monkeypatch.setattr(openvino_backend, "_core", lambda: without)
     with pytest.raises(BackendUnavailableError, match="--precision bf16: OpenVINO's CPU device here cannot compute in BF16 .*use --precision fp32"):
         OpenVinoBackend(osnet_path, spec, max_batch=2, precision="bf16")
 
@@ -153,7 +162,7 @@ def test_absent_device_and_non_qdq_int8_are_refused(osnet_path, spec):
 
 
 def test_bf16_where_the_cpu_has_it_is_close_and_labelled(osnet_path, spec, real_batch, reference):
-    if "BF16" not in openvino_backend._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+    if not _cpu_has_bf16():
         pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
     with OpenVinoBackend(osnet_path, spec, max_batch=16, threads=1, precision="bf16") as backend:
         assert backend.describe().startswith("openvino") and "CPU bf16, 1 thread" in backend.describe() and set(kernel_precisions(backend.compiled)) == {"bf16"}
@@ -189,7 +198,7 @@ def test_run_on_openvino_in_bf16_says_so_and_keeps_the_detector_in_fp32(tmp_path
 
     from edge_reid.cli import main
 
-    if "BF16" not in openvino_backend._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+    if not _cpu_has_bf16():
         pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
     summary = tmp_path / "s.json"
     assert main(["run", "--source", str(vtest_path), "--backend", "openvino", "--precision", "bf16", "--max-frames", "2",
@@ -197,3 +206,56 @@ def test_run_on_openvino_in_bf16_says_so_and_keeps_the_detector_in_fp32(tmp_path
     backend = json.loads(summary.read_text())["backend"]
     assert backend.startswith("openvino") and "CPU bf16" in backend and "detector openvino" in backend and backend.split("; detector ")[1].split(",")[0].endswith("CPU fp32")
     assert main(["run", "--source", str(vtest_path), "--precision", "fp8"]) == 2
+
+
+def test_detector_in_bf16_finds_the_same_people_and_says_so(yolox_path, vtest_frames):
+    if not _cpu_has_bf16():
+        pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
+    in_fp32 = PersonDetector(yolox_path, backend="openvino", threads=1)
+    in_bf16 = PersonDetector(yolox_path, backend="openvino", threads=1, precision="bf16")
+    assert "CPU bf16, 1 thread" in in_bf16.describe() and "CPU fp32, 1 thread" in in_fp32.describe()
+    assert set(kernel_precisions(in_bf16.backend.compiled)) == {"bf16"}
+    matched = total = 0
+    largest_change = 0.0
+    for frame in vtest_frames[:6]:
+        a, b = in_fp32.detect(frame), in_bf16.detect(frame)
+        largest_change = max(largest_change, float(np.abs(in_fp32.backend.output - in_bf16.backend.output).max()))
+        total += len(a)
+        if len(a) and len(b):
+            overlap = iou_matrix(a.boxes, b.boxes)
+            best = overlap.argmax(axis=1)
+            close = overlap[np.arange(len(a)), best] >= 0.8
+            matched += int(close.sum())
+            np.testing.assert_allclose(a.scores[close], b.scores[best[close]], atol=0.1)
+    assert total >= 18 and matched >= 0.9 * total, f"{matched} of {total} boxes found again in bf16"
+    assert largest_change > 1e-3, "the bf16 detector computed exactly what the fp32 one did: the precision was not applied"
+
+
+def test_detector_precision_the_device_lacks_is_refused_naming_the_option(yolox_path, monkeypatch):
+    without = _CoreWithout(openvino_backend._core())
+    monkeypatch.setattr(openvino_backend, "_core", lambda: without)
+    with pytest.raises(BackendUnavailableError, match="--detector-precision bf16: OpenVINO's CPU device here cannot compute in BF16 .*use --detector-precision fp32"):
+        PersonDetector(yolox_path, backend="openvino", precision="bf16")
+
+
+def test_auto_detector_precision_nobody_has_names_every_refusal(yolox_path, monkeypatch):
+    without = _CoreWithout(openvino_backend._core())
+    monkeypatch.setattr(openvino_backend, "_core", lambda: without)
+    with pytest.raises(BackendUnavailableError) as raised:
+        PersonDetector(yolox_path, backend="auto", precision="fp16")
+    message = str(raised.value)
+    assert "OpenVINO passed over: --detector-precision fp16" in message and "ONNX Runtime passed over: ONNX Runtime runs the detector in fp32 only" in message
+
+
+def test_run_with_the_detector_in_bf16_says_so(tmp_path, vtest_path):
+    import json
+
+    from edge_reid.cli import main
+
+    if not _cpu_has_bf16():
+        pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
+    summary = tmp_path / "s.json"
+    assert main(["run", "--source", str(vtest_path), "--backend", "openvino", "--detector-precision", "bf16", "--max-frames", "2",
+                 "--summary", str(summary)]) == 0
+    reid, detector = json.loads(summary.read_text())["backend"].split("; detector ")
+    assert "CPU fp32" in reid and detector.startswith("openvino") and "CPU bf16" in detector

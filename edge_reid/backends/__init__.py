@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge_reid.backends import onnxruntime as _onnxruntime
 from edge_reid.backends import openvino as _openvino
-from edge_reid.backends.base import PRECISIONS, BackendOptions, DetectorBackend, EmbeddingBackend
+from edge_reid.backends.base import DETECTOR_PRECISIONS, PRECISIONS, BackendOptions, DetectorBackend, EmbeddingBackend
 from edge_reid.errors import BackendUnavailableError
 from edge_reid.spec import ModelSpec
 
@@ -210,20 +210,24 @@ def create_backend(
 
 def create_detector_backend(
     name: str, model_path: str | Path, threads: int | None = None, *, device: str | None = None, side_by_side: bool = False,
-    input_size: tuple[int, int] | None = None,
+    input_size: tuple[int, int] | None = None, precision: str = "fp32",
 ) -> DetectorBackend:
     """Create the detector's backend for ``--backend name``.
 
     A backend without a detector (TensorRT) leaves the detector on the next usable
-    backend that has one, and ``selection_reason`` says so. The detector always
-    computes in FP32. ``threads`` and ``side_by_side`` (the ReID model computes on the
+    backend that has one, and ``selection_reason`` says so. ``precision``: one of
+    :data:`DETECTOR_PRECISIONS` (``--detector-precision``), FP32 by default; a backend that
+    cannot compute in it refuses (ONNX Runtime: FP32 only), ``auto`` then tries the next one,
+    none changes it silently. ``threads`` and ``side_by_side`` (the ReID model computes on the
     CPU at the same time): as :func:`create_backend`. ``input_size``: (height, width) to run
     the model at instead of its file's size (multiples of its largest stride).
 
     Raises:
         BackendUnavailableError, ValueError, ModelError: as :func:`create_backend`.
     """
-    options = BackendOptions(device=device, side_by_side=side_by_side)
+    if precision not in DETECTOR_PRECISIONS:
+        raise ValueError(f"unknown detector precision {precision!r}; choose one of {', '.join(DETECTOR_PRECISIONS)}")
+    options = BackendOptions(precision=precision, device=device, side_by_side=side_by_side)
     tried = candidates(name)
     if get_backend(tried[0].name).open_detector is None:
         fallback = [c for c in candidates("auto") if get_backend(c.name).open_detector is not None]
@@ -242,9 +246,11 @@ def _open_first(name: str, open_one: Callable[[Backend], object], tried: list[Ba
         try:
             backend = open_one(get_backend(choice.name))
         except (BackendUnavailableError, EngineNotFoundError) as exc:
-            if name != "auto" or index == len(tried) - 1:
+            if name != "auto" or (index == len(tried) - 1 and not notes):
                 raise
             notes.append(f"{get_backend(choice.name).title} passed over: {exc}")
+            if index == len(tried) - 1:
+                raise BackendUnavailableError("--backend auto: no backend can run it here: " + "; ".join(notes)) from None
             continue
         detail = getattr(backend, "selection_detail", "")
         backend.selection_reason = "; ".join([choice.reason] + ([detail] if detail else []) + notes)
@@ -260,6 +266,7 @@ def backend_statuses(checks: Mapping[str, Availability] | None = None) -> list[t
 __all__ = [
     "BACKENDS",
     "BACKEND_NAMES",
+    "DETECTOR_PRECISIONS",
     "PRECISIONS",
     "Backend",
     "BackendChoice",

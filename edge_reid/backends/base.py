@@ -25,6 +25,9 @@ from edge_reid.spec import ModelSpec
 
 #: Precisions a backend may be asked to compute in (``--precision``).
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+#: Precisions the person detector may be asked to compute in (``--detector-precision``); no INT8
+#: detector is made by this package.
+DETECTOR_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,17 @@ def open_embedding_backend(
 def open_detector_backend(
     model_path: str | Path, threads: int | None, options: BackendOptions, input_size: tuple[int, int] | None = None
 ) -> OnnxRuntimeDetector:
-    """The registry's factory: :class:`OnnxRuntimeDetector` for a detector model."""
+    """The registry's factory: :class:`OnnxRuntimeDetector` for a detector model, in FP32.
+
+    Raises:
+        BackendUnavailableError: ``options.precision`` is not None or ``"fp32"``.
+        ModelError: the model cannot be loaded.
+    """
+    if options.precision not in (None, "fp32"):
+        raise BackendUnavailableError(
+            f"ONNX Runtime runs the detector in fp32 only, not --detector-precision {options.precision}: use --backend openvino "
+            f"on a CPU that has {options.precision}, or --detector-precision fp32"
+        )
     return OnnxRuntimeDetector(model_path, threads=_threads(threads, options), input_size=input_size)
 
 

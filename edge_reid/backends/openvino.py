@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.backends.base import (
+    DETECTOR_PRECISIONS,
     BackendOptions,
     DetectorBackend,
     EmbeddingBackend,
@@ -138,18 +139,21 @@ def stream_count(threads: int, max_batch: int, chunk_rows: int = STATIC_CHUNK) -
     return max(1, min(threads, max_batch // chunk_rows))
 
 
-def _compile(model, model_path: Path, device: str, threads: int | None, precision: str, streams: int = 0):
+def _compile(
+    model, model_path: Path, device: str, threads: int | None, precision: str, streams: int = 0, option: str = "--precision"
+):
     """Compile ``model`` for ``device`` in ``precision``; refuse a precision the device lacks, and check it was applied.
 
     ``streams`` > 0 (CPU only): OpenVINO's throughput mode with that many streams sharing
     ``threads`` threads; otherwise its latency mode on ``threads`` threads (None: every core).
+    ``option``: the command-line option that chose ``precision``, named in the refusal.
     """
     hint, capability = PRECISION_HINTS[precision]
     capabilities = list(_core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
     if capability not in capabilities:
         raise BackendUnavailableError(
-            f"--precision {precision}: OpenVINO's {device} device here cannot compute in {capability} "
-            f"(it offers {', '.join(capabilities)}); use --precision fp32"
+            f"{option} {precision}: OpenVINO's {device} device here cannot compute in {capability} "
+            f"(it offers {', '.join(capabilities)}); use {option} fp32"
         )
     config: dict = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if device == "CPU":
@@ -398,7 +402,7 @@ class OpenVinoBackend(EmbeddingBackend):
 
 
 class OpenVinoDetector(DetectorBackend):
-    """A detector model on OpenVINO in FP32, input and output tensors on preallocated arrays.
+    """A detector model on OpenVINO, input and output tensors on preallocated arrays.
 
     Args:
         model_path: the ``.onnx`` file (one image input (1, 3, H, W) with fixed H, W).
@@ -406,9 +410,13 @@ class OpenVinoDetector(DetectorBackend):
         device: ``"CPU"``, ``"GPU"`` or ``"NPU"``.
         input_size: (height, width) to run the model at instead of its file's size (see
             :func:`~edge_reid.backends.detector_graph.load_detector_graph`).
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (OpenVINO's inference
+            precision, ``--detector-precision``). Reduced precision moves boxes and scores
+            slightly (docs/benchmarks.md measures what it costs the tracking).
 
     Raises:
-        BackendUnavailableError: OpenVINO or the device missing.
+        BackendUnavailableError: OpenVINO or the device missing, or the device cannot compute
+            in ``precision``.
         ModelError: the model cannot be read, compiled or run, or its input is not an
             image tensor of fixed size.
     """
@@ -416,8 +424,11 @@ class OpenVinoDetector(DetectorBackend):
     name = "openvino"
 
     def __init__(
-        self, model_path: str | Path, threads: int | None = None, *, device: str = "CPU", input_size: tuple[int, int] | None = None
+        self, model_path: str | Path, threads: int | None = None, *, device: str = "CPU", input_size: tuple[int, int] | None = None,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in DETECTOR_PRECISIONS:
+            raise ValueError(f"unknown detector precision {precision!r}; choose one of {', '.join(DETECTOR_PRECISIONS)}")
         ov = import_openvino()
         self.device = _check_device(device)
         graph = load_detector_graph(model_path, input_size)
@@ -428,7 +439,8 @@ class OpenVinoDetector(DetectorBackend):
         shape = detector_input_shape(model_path, name, _static_dims(model_input.get_partial_shape()))
         model.reshape({name: list(shape)})
         super().__init__(model_path, shape)
-        self.compiled = _compile(model, self.model_path, self.device, threads, "fp32")
+        self.precision = precision
+        self.compiled = _compile(model, self.model_path, self.device, threads, precision, option="--detector-precision")
         self._request = self.compiled.create_infer_request()
         self._request.set_input_tensor(ov.Tensor(self.input, shared_memory=True))
         try:
@@ -448,7 +460,7 @@ class OpenVinoDetector(DetectorBackend):
         return self.output
 
     def describe(self) -> str:
-        return ", ".join((f"openvino {self._version} {self.device} fp32{_threads_note(self.compiled)}", *self.graph_rewrites))
+        return ", ".join((f"openvino {self._version} {self.device} {self.precision}{_threads_note(self.compiled)}", *self.graph_rewrites))
 
     def close(self) -> None:
         self._request = None
@@ -474,6 +486,8 @@ def open_embedding_backend(
 def open_detector_backend(
     model_path: str | Path, threads: int | None, options: BackendOptions, input_size: tuple[int, int] | None = None
 ) -> OpenVinoDetector:
-    """The registry's factory: :class:`OpenVinoDetector` (FP32) on ``options.device``; every core beside
-    another model too (see :func:`open_embedding_backend`)."""
-    return OpenVinoDetector(model_path, threads=threads, device=options.device or "CPU", input_size=input_size)
+    """The registry's factory: :class:`OpenVinoDetector` on ``options.device`` in ``options.precision`` (None:
+    FP32); every core beside another model too (see :func:`open_embedding_backend`)."""
+    return OpenVinoDetector(
+        model_path, threads=threads, device=options.device or "CPU", input_size=input_size, precision=options.precision or "fp32"
+    )

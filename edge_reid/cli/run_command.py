@@ -64,6 +64,12 @@ def run(
     detector: Optional[Path] = typer.Option(None, "--detector", "-d", help="YOLOX person detector (.onnx). Default: bundled YOLOX-Nano."),
     backend: str = typer.Option("auto", "--backend", "-b", help=BACKEND_HELP),
     precision: Optional[str] = typer.Option(None, "--precision", "-p", help=PRECISION_HELP),
+    detector_precision: str = typer.Option(
+        "fp32", "--detector-precision",
+        help="Detector precision: fp32 (default), or bf16/fp16 on OpenVINO where the CPU has it (bf16: AMX or "
+        "AVX512-BF16). Faster; boxes and scores move slightly, so tracks can differ (docs/benchmarks.md). "
+        "ONNX Runtime runs the detector in fp32 only.",
+    ),
     device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     threshold: float = typer.Option(
         THRESHOLD, "--threshold", "-t", min=-1.0, max=1.0,
@@ -134,6 +140,8 @@ def run(
 
     edge-reid run --camera 0 --gallery people.edgereid   (recognise enrolled people, remember new ones)
 
+    edge-reid run --camera 0 --backend openvino --detector-precision bf16   (an Intel CPU with AMX: faster detection)
+
     Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far (and saves the gallery),
     prints the summary and exits 0.
 
@@ -142,6 +150,7 @@ def run(
     written before stays valid (whole JSON lines and rows), and the exit code is 3.
     """
     from edge_reid.atomic import write_json_atomic
+    from edge_reid.backends import DETECTOR_PRECISIONS
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.matching.gallery import Gallery
@@ -157,6 +166,8 @@ def run(
     if (source is None) == (camera is None):
         raise typer.BadParameter("give exactly one of --source or --camera", param_hint="--source/--camera")
     check_backend_option(backend, precision)
+    if detector_precision not in DETECTOR_PRECISIONS:
+        raise typer.BadParameter(f"choose one of {', '.join(DETECTOR_PRECISIONS)}", param_hint="--detector-precision")
     if prune_after is not None and prune_after < PRUNE_MIN_AGE_S:
         raise typer.BadParameter(
             f"{prune_after:g} s is below the minimum of {PRUNE_MIN_AGE_S:g} s: people hidden for a moment would lose "
@@ -195,7 +206,7 @@ def run(
     config = TrackerConfig(high_score=detection_threshold, new_track_score=min(1.0, detection_threshold + 0.1))
     person_detector = PersonDetector(
         detector, score_threshold=config.low_score, min_box_height=min_box_height, threads=threads, backend=backend, device=device,
-        side_by_side=embedder.backend.runs_on_cpu,
+        side_by_side=embedder.backend.runs_on_cpu, precision=detector_precision,
     )
     if person_detector.backend.selection_reason == embedder.backend.selection_reason:
         if backend == "auto":
