@@ -66,6 +66,18 @@ def _package_version(*names: str) -> str | None:
     return None
 
 
+def openvino_precisions(capabilities) -> list[str]:
+    """The ``--precision`` values an OpenVINO device offers, from its ``OPTIMIZATION_CAPABILITIES``.
+
+    E.g. ``["FP32", "BF16", "WINOGRAD", "FP16", "INT8", "BIN"]`` -> ``["fp32", "bf16", "fp16", "int8"]``
+    (the order of :data:`edge_reid.backends.PRECISIONS`; other capabilities are left out).
+    """
+    from edge_reid.backends import PRECISIONS
+
+    offered = {str(capability).lower() for capability in capabilities}
+    return [precision for precision in PRECISIONS if precision in offered]
+
+
 def cuda_items(gpu) -> list[DoctorItem]:
     """The "CUDA" and "cuda-python" lines: the device's CUDA (driver, toolkit) and whether cuda-python matches it.
 
@@ -145,8 +157,12 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
     try:
         import openvino
 
-        devices = ", ".join(openvino.Core().available_devices)
-        items.append(DoctorItem("openvino", f"{openvino.__version__.split('-')[0]} (devices: {devices})", True))
+        core = openvino.Core()
+        devices = "; ".join(
+            f"{device}: {', '.join(openvino_precisions(core.get_property(device, 'OPTIMIZATION_CAPABILITIES')))}"
+            for device in core.available_devices
+        )
+        items.append(DoctorItem("openvino", f"{openvino.__version__.split('-')[0]} (devices and their precisions: {devices})", True))
     except Exception as exc:
         items.append(DoctorItem("openvino", f"does not import: {exc} (pip install openvino, x86-64)", None))
     try:

@@ -195,3 +195,14 @@ def test_doctor_lists_the_cpu_backends_and_the_auto_choice(tmp_path):
         if entry.name != "tensorrt":
             assert lines[f"backend {entry.name}"].ok is ok and detail in lines[f"backend {entry.name}"].value
     assert lines["--backend auto"].value == choose_backend("auto").reason
+
+
+def test_doctor_names_the_precisions_each_openvino_device_offers():
+    from edge_reid.doctor import collect_report, openvino_precisions
+
+    assert openvino_precisions(["FP32", "BF16", "WINOGRAD", "FP16", "INT8", "BIN", "EXPORT_IMPORT"]) == ["fp32", "bf16", "fp16", "int8"]
+    assert openvino_precisions(["INT8", "FP32"]) == ["fp32", "int8"]
+    openvino = pytest.importorskip("openvino", reason="openvino is not installed (a dependency on x86-64)")
+    line = {item.name: item for item in collect_report()[0]}["openvino"].value
+    capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert f"CPU: {', '.join(openvino_precisions(capabilities))}" in line and "fp32" in line
