@@ -250,7 +250,7 @@ def _open_first(name: str, open_one: Callable[[Backend], object], tried: list[Ba
                 raise
             notes.append(f"{get_backend(choice.name).title} passed over: {exc}")
             if index == len(tried) - 1:
-                raise BackendUnavailableError("--backend auto: no backend can run it here: " + "; ".join(notes)) from None
+                raise BackendUnavailableError("--backend auto: no backend can run this model here: " + "; ".join(notes)) from None
             continue
         detail = getattr(backend, "selection_detail", "")
         backend.selection_reason = "; ".join([choice.reason] + ([detail] if detail else []) + notes)
