@@ -193,7 +193,12 @@ def test_pipeline_on_openvino_gives_the_same_identities_as_onnxruntime(osnet_pat
     assert candidate == reference and sum(map(len, reference)) >= 24  # tracks are reported from their third frame
 
 
-def test_run_on_openvino_in_bf16_says_so_and_keeps_the_detector_in_fp32(tmp_path, vtest_path):
+@pytest.mark.parametrize(
+    "options, reid_precision, detector_precision",
+    [(["--precision", "bf16"], "bf16", "fp32"), (["--detector-precision", "bf16"], "fp32", "bf16")],
+    ids=["reid-bf16", "detector-bf16"],
+)
+def test_run_on_openvino_in_bf16_changes_only_the_model_asked_and_says_so(tmp_path, vtest_path, options, reid_precision, detector_precision):
     import json
 
     from edge_reid.cli import main
@@ -201,10 +206,11 @@ def test_run_on_openvino_in_bf16_says_so_and_keeps_the_detector_in_fp32(tmp_path
     if not _cpu_has_bf16():
         pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
     summary = tmp_path / "s.json"
-    assert main(["run", "--source", str(vtest_path), "--backend", "openvino", "--precision", "bf16", "--max-frames", "2",
+    assert main(["run", "--source", str(vtest_path), "--backend", "openvino", *options, "--max-frames", "2",
                  "--summary", str(summary)]) == 0
-    backend = json.loads(summary.read_text())["backend"]
-    assert backend.startswith("openvino") and "CPU bf16" in backend and "detector openvino" in backend and backend.split("; detector ")[1].split(",")[0].endswith("CPU fp32")
+    reid, detector = json.loads(summary.read_text())["backend"].split("; detector ")
+    assert reid.startswith("openvino") and f"CPU {reid_precision}," in reid
+    assert detector.startswith("openvino") and f"CPU {detector_precision}," in detector
     assert main(["run", "--source", str(vtest_path), "--precision", "fp8"]) == 2
 
 
@@ -245,17 +251,3 @@ def test_auto_detector_precision_nobody_has_names_every_refusal(yolox_path, monk
         PersonDetector(yolox_path, backend="auto", precision="fp16")
     message = str(raised.value)
     assert "OpenVINO passed over: --detector-precision fp16" in message and "ONNX Runtime passed over: ONNX Runtime runs the detector in fp32 only" in message
-
-
-def test_run_with_the_detector_in_bf16_says_so(tmp_path, vtest_path):
-    import json
-
-    from edge_reid.cli import main
-
-    if not _cpu_has_bf16():
-        pytest.skip("this CPU has no bf16 (needs AVX512-BF16 or AMX)")
-    summary = tmp_path / "s.json"
-    assert main(["run", "--source", str(vtest_path), "--backend", "openvino", "--detector-precision", "bf16", "--max-frames", "2",
-                 "--summary", str(summary)]) == 0
-    reid, detector = json.loads(summary.read_text())["backend"].split("; detector ")
-    assert "CPU fp32" in reid and detector.startswith("openvino") and "CPU bf16" in detector
