@@ -47,11 +47,14 @@ PRECISION_HELP = (
 DEVICE_HELP = "OpenVINO device: CPU (default), GPU (Intel GPU) or NPU."
 
 
-def check_backend_option(backend: str, precision: str | None = None) -> None:
-    """Refuse an unknown ``--backend`` or ``--precision`` as a usage error (exit 2) before anything loads."""
-    from edge_reid.backends import BACKEND_NAMES, PRECISIONS
+def check_backend_option(backend: str, precision: str | None = None, detector_precision: str | None = None) -> None:
+    """Refuse an unknown ``--backend``, ``--precision`` or ``--detector-precision`` as a usage error (exit 2)
+    before anything loads."""
+    from edge_reid.backends import BACKEND_NAMES, DETECTOR_PRECISIONS, PRECISIONS
 
     if backend not in BACKEND_NAMES:
         raise typer.BadParameter(f"choose one of {', '.join(BACKEND_NAMES)}", param_hint="--backend")
     if precision is not None and precision not in PRECISIONS:
         raise typer.BadParameter(f"choose one of {', '.join(PRECISIONS)}", param_hint="--precision")
+    if detector_precision is not None and detector_precision not in DETECTOR_PRECISIONS:
+        raise typer.BadParameter(f"choose one of {', '.join(DETECTOR_PRECISIONS)}", param_hint="--detector-precision")

@@ -150,7 +150,6 @@ def run(
     written before stays valid (whole JSON lines and rows), and the exit code is 3.
     """
     from edge_reid.atomic import write_json_atomic
-    from edge_reid.backends import DETECTOR_PRECISIONS
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.matching.gallery import Gallery
@@ -165,9 +164,7 @@ def run(
 
     if (source is None) == (camera is None):
         raise typer.BadParameter("give exactly one of --source or --camera", param_hint="--source/--camera")
-    check_backend_option(backend, precision)
-    if detector_precision not in DETECTOR_PRECISIONS:
-        raise typer.BadParameter(f"choose one of {', '.join(DETECTOR_PRECISIONS)}", param_hint="--detector-precision")
+    check_backend_option(backend, precision, detector_precision)
     if prune_after is not None and prune_after < PRUNE_MIN_AGE_S:
         raise typer.BadParameter(
             f"{prune_after:g} s is below the minimum of {PRUNE_MIN_AGE_S:g} s: people hidden for a moment would lose "
