@@ -6,13 +6,14 @@
    of outside load hits all of them; the medians of the rounds are printed, with ratios.
 2. Agreement with ONNX Runtime FP32 on the same crops: mean and minimum cosine similarity.
 3. ``--run``: ``edge-reid run`` on vtest.avi with ``--backend onnxruntime`` and ``--backend openvino``
-   (and, with ``--detector-bf16``, ``--backend openvino --detector-precision bf16``; real command,
+   (and, with ``--bf16``, ``--backend openvino`` with ``--detector-precision bf16`` and with both
+   models in bf16; real command,
    its summary's fps and ms per stage), alternating ``--repeats`` times, and whether each gives the
    same identities as ONNX Runtime (from ``--events``).
 
 Usage (from the repository root; the figures in docs/benchmarks.md come from these commands):
 
-    python benchmarks/cpu_backends.py --threads 1,2 --batches 8,32 --seconds 6 [--int8 calibration/M-int8-qdq.onnx] [--run [--detector-bf16]]
+    python benchmarks/cpu_backends.py --threads 1,2 --batches 8,32 --seconds 6 [--int8 calibration/M-int8-qdq.onnx] [--run [--bf16]]
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/cpu_backends.py --threads 1,2 --batches 8,32   # OpenVINO limited to AVX2
 
 ``ONEDNN_MAX_CPU_ISA`` limits OpenVINO's CPU kernels (its oneDNN fork) to an older instruction set;
@@ -116,8 +117,8 @@ def main() -> int:
     parser.add_argument("--run", action="store_true", help="also time `edge-reid run` on vtest.avi with each backend")
     parser.add_argument("--frames", type=int, default=300, help="frames per `edge-reid run`")
     parser.add_argument("--repeats", type=int, default=2, help="alternating repeats of `edge-reid run`")
-    parser.add_argument("--detector-bf16", action="store_true",
-                        help="with --run, also `--backend openvino --detector-precision bf16` (CPUs with AMX or AVX512-BF16)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="with --run, also `--backend openvino` with the detector and with both models in bf16 (CPUs with AMX or AVX512-BF16)")
     args = parser.parse_args()
     video = video_path(args)
     env = environment()
@@ -146,8 +147,9 @@ def main() -> int:
         print(f"\nedge-reid run on {video.name}, {args.frames} frames, alternating, {args.repeats} repeats (default threads: "
               "half the cores per model on ONNX Runtime, every core on OpenVINO)")
         runs = {"onnxruntime": ["--backend", "onnxruntime"], "openvino": ["--backend", "openvino"]}
-        if args.detector_bf16:
+        if args.bf16:
             runs["openvino, detector bf16"] = ["--backend", "openvino", "--detector-precision", "bf16"]
+            runs["openvino, both bf16"] = ["--backend", "openvino", "--precision", "bf16", "--detector-precision", "bf16"]
         width = max(map(len, runs))
         with tempfile.TemporaryDirectory() as tmp:
             fps: dict[str, list[float]] = {name: [] for name in runs}

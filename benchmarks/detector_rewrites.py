@@ -10,6 +10,12 @@ another input, so its outputs are not comparable cell by cell; tests compare its
 docs/benchmarks.md:
 
     python benchmarks/detector_rewrites.py --backend onnxruntime,openvino --threads 1,2 --runs 200 --repeats 3
+
+``--bf16`` (OpenVINO, a CPU with AMX or AVX512-BF16) also times the rectangular detector in bf16
+(``--detector-precision bf16``) in the same rounds, and counts how many of its fp32 twin's boxes it
+finds again (IoU >= 0.9) on every 4th of the video's first 200 frames:
+
+    python benchmarks/detector_rewrites.py --backend openvino --threads 1,2 --runs 200 --repeats 3 --bf16
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ from _common import benchmark_parser, video_path
 import edge_reid.backends.detector_graph as detector_graph
 from edge_reid.cpu import cpu_isa_flags, cpu_model
 from edge_reid.detector import PersonDetector
+from edge_reid.tracking.boxes import iou_matrix
 
 VARIANTS = ("as is", "Focus folded", "Focus folded, rectangular")
+BF16 = "Focus folded, rectangular, bf16"
 
 
 def make_detector(backend: str, threads: int, variant: str, frame: np.ndarray) -> PersonDetector:
@@ -36,9 +44,34 @@ def make_detector(backend: str, threads: int, variant: str, frame: np.ndarray) -
         with mock.patch.object(detector_graph, "fold_focus", lambda model: False):
             detector = PersonDetector(backend=backend, threads=threads, rectangular=False)
     else:
-        detector = PersonDetector(backend=backend, threads=threads, rectangular=variant.endswith("rectangular"))
+        detector = PersonDetector(backend=backend, threads=threads, rectangular="rectangular" in variant,
+                                  precision="bf16" if variant == BF16 else "fp32")
     detector.detect(frame)  # fits the rectangle to the frame, and writes the input
     return detector
+
+
+def first_frames(video, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of ``video`` (fewer when it is shorter)."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < count:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
+def boxes_found_again(reference: PersonDetector, other: PersonDetector, frames: list[np.ndarray]) -> tuple[int, int]:
+    """(how many of ``reference``'s boxes ``other`` finds at IoU >= 0.9, how many ``reference`` found) over ``frames``."""
+    again = total = 0
+    for image in frames:
+        expected, found = reference.detect(image), other.detect(image)
+        total += len(expected)
+        if len(expected) and len(found):
+            again += int((iou_matrix(expected.boxes, found.boxes).max(axis=1) >= 0.9).sum())
+    return again, total
 
 
 def ms_per_run(detector: PersonDetector, runs: int) -> float:
@@ -56,6 +89,7 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bf16", action="store_true", help="OpenVINO: also the rectangular detector in bf16")
     args = parser.parse_args()
     capture = cv2.VideoCapture(str(video_path(args)))
     ok, frame = capture.read()
@@ -64,13 +98,16 @@ def main() -> int:
         print(f"cannot read a frame of {video_path(args)}", file=sys.stderr)
         return 1
     print(f"{cpu_model()} ({' '.join(cpu_isa_flags())}); frame {frame.shape[1]}x{frame.shape[0]}")
-    rows = []
+    rows, bf16_rows = [], []
+    frames = first_frames(video_path(args), 200)[::4] if args.bf16 else []
     for backend in [name.strip() for name in args.backend.split(",") if name.strip()]:
         for threads in [int(t) for t in args.threads.split(",")]:
-            detectors = {variant: make_detector(backend, threads, variant, frame) for variant in VARIANTS}
+            variants = VARIANTS + ((BF16,) if args.bf16 and backend == "openvino" else ())
+            detectors = {variant: make_detector(backend, threads, variant, frame) for variant in variants}
             as_is, folded = (detectors[v].backend.run().copy() for v in VARIANTS[:2])
             difference = float(np.abs(folded - as_is).max())
-            ms: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+            found = boxes_found_again(detectors[VARIANTS[2]], detectors[BF16], frames) if BF16 in detectors else None
+            ms: dict[str, list[float]] = {variant: [] for variant in variants}
             for _ in range(args.repeats):
                 for variant, detector in detectors.items():
                     ms[variant].append(ms_per_run(detector, args.runs))
@@ -79,6 +116,8 @@ def main() -> int:
             for detector in detectors.values():
                 detector.close()
             rows.append((backend, threads, medians, difference, shape))
+            if found is not None:
+                bf16_rows.append((threads, medians[VARIANTS[2]], medians[BF16], found))
             print(f"{backend:11s} {threads} threads: " + ", ".join(f"{v} {m:.2f} ms" for v, m in medians.items())
                   + f" (rectangle {shape[0]}x{shape[1]}); Focus max |difference| {difference:.1e}", flush=True)
     print("\n| backend | threads | as is, ms | Focus folded, ms | + rectangular input, ms | speed-up, both | Focus: max abs output difference |")
@@ -87,6 +126,11 @@ def main() -> int:
         as_is, folded, rectangular = (medians[v] for v in VARIANTS)
         print(f"| {backend} | {threads} | {as_is:.2f} | {folded:.2f} (x{as_is / folded:.2f}) | {rectangular:.2f} ({shape[0]}x{shape[1]}) "
               f"| x{as_is / rectangular:.2f} | {difference:.1e} |")
+    if bf16_rows:
+        print(f"\n| OpenVINO, rectangular input | threads | fp32, ms | bf16, ms | speed-up | fp32 boxes found again in bf16 (IoU >= 0.9), {len(frames)} frames |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for threads, fp32, bf16, (again, total) in bf16_rows:
+            print(f"| | {threads} | {fp32:.2f} | {bf16:.2f} | x{fp32 / bf16:.2f} | {again} of {total} |")
     return 0
 
 
