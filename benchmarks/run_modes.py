@@ -12,10 +12,18 @@ Modes, alternated in one process (same frames, same model files), for each CPU b
   (half the cores, every core) on frames decoded beforehand (no decoding in the loop: if fps does
   not rise, the cores, not the order of the stages, set the pace).
 
-Prints fps, the ms per frame of each stage, and the process's CPU time per frame (user + system,
-all threads) with the share of the cores it fills. For docs/benchmarks.md:
+``--only-default`` runs the last mode alone. ``--refresh-s`` runs every mode at each of several
+appearance refresh intervals (``Pipeline(refresh_s=)``, seconds; edge-reid's default 1): a tiny one
+such as 0.001 embeds every confident person in every frame, as the loop did before the tracker
+chose whom to embed, so the ReID model's share of the frame, and with it what a faster ReID
+backend can gain, is measured at both ends.
+
+Prints fps, embeddings per frame, the ms per frame of each stage, and the process's CPU time per
+frame (user + system, all threads) with the share of the cores it fills, then each backend's fps
+as a ratio to the first backend's. For docs/benchmarks.md:
 
     python benchmarks/run_modes.py --backend onnxruntime,openvino --frames 300 --repeats 3 --in-memory
+    python benchmarks/run_modes.py --backend onnxruntime,openvino --frames 300 --repeats 3 --only-default --refresh-s 1,0.001
 """
 
 from __future__ import annotations
@@ -29,10 +37,12 @@ from pathlib import Path
 from _common import benchmark_parser, video_path
 
 from edge_reid.cpu import threads_per_model, usable_cpu_count
+from edge_reid.defaults import REFRESH_S
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
 from edge_reid.pipeline import Pipeline
 from edge_reid.sources import Frame, FrameSource, open_source
+from edge_reid.tracking import TrackerConfig
 
 DEFAULT = "default"
 IN_MEMORY = ", frames decoded beforehand"
@@ -43,6 +53,7 @@ MODES = {
     "worker thread, every core per model": (usable_cpu_count(), 2),
     "worker thread, edge-reid's default": (DEFAULT, 2),
 }
+DEFAULT_MODE = "worker thread, edge-reid's default"
 
 
 class FramesInMemory(FrameSource):
@@ -70,24 +81,30 @@ def decode(video: Path, frames: int) -> list[Frame]:
         source.close()
 
 
-def run_once(video: Path | list[Frame], frames: int, backend: str, threads, prefetch: int) -> tuple[float, float, dict[str, float]]:
-    """fps, CPU ms per frame (all threads) and mean ms per frame of each stage for one pass over ``frames`` frames."""
+def run_once(video: Path | list[Frame], frames: int, backend: str, threads, prefetch: int,
+             refresh_s: float = REFRESH_S) -> tuple[float, float, float, dict[str, float], list[tuple[int, ...]]]:
+    """fps, CPU ms per frame (all threads), embeddings per frame, mean ms per frame of each stage and
+    each frame's identity ids for one pass over ``frames`` frames (the detector keeps scores down to
+    the tracker's ``low_score``, as in ``edge-reid run``)."""
+    low_score = TrackerConfig().low_score
     if threads == DEFAULT:
         embedder = Embedder(backend=backend, backend_options={"side_by_side": True})
-        detector = PersonDetector(backend=backend, side_by_side=embedder.backend.runs_on_cpu)
+        detector = PersonDetector(backend=backend, score_threshold=low_score, side_by_side=embedder.backend.runs_on_cpu)
     else:
-        embedder, detector = Embedder(backend=backend, threads=threads), PersonDetector(backend=backend, threads=threads)
-    pipeline = Pipeline(embedder, detector)
+        embedder = Embedder(backend=backend, threads=threads)
+        detector = PersonDetector(backend=backend, score_threshold=low_score, threads=threads)
+    pipeline = Pipeline(embedder, detector, refresh_s=refresh_s)
     source = FramesInMemory(video) if isinstance(video, list) else str(video)
     cpu_before, start = os.times(), time.perf_counter()
-    for _ in pipeline.run(source, max_frames=frames, prefetch=prefetch):
-        pass
+    identities = [tuple(int(i) for i in result.identities.identity_ids)
+                  for result in pipeline.run(source, max_frames=frames, prefetch=prefetch)]
     seconds, cpu_after = time.perf_counter() - start, os.times()
     cpu_ms = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) * 1000.0 / pipeline.timer.frames
     fps = pipeline.timer.frames / seconds
+    embedded = pipeline.embeddings_total / pipeline.timer.frames
     embedder.close()
     detector.close()
-    return fps, cpu_ms, pipeline.timer.mean_ms()
+    return fps, cpu_ms, embedded, pipeline.timer.mean_ms(), identities
 
 
 def main() -> int:
@@ -96,35 +113,56 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--in-memory", action="store_true", help="also run the worker-thread modes on frames decoded beforehand")
+    parser.add_argument("--only-default", action="store_true", help="run edge-reid's default mode only")
+    parser.add_argument("--refresh-s", default=str(REFRESH_S),
+                        help="comma-separated appearance refresh intervals, seconds > 0 (0.001: every confident person every frame)")
     args = parser.parse_args()
     video = video_path(args)
     backends = [name.strip() for name in args.backend.split(",") if name.strip()]
+    try:
+        refreshes = [float(value) for value in args.refresh_s.split(",") if value.strip()]
+    except ValueError:
+        parser.error(f"--refresh-s takes numbers separated by commas, got {args.refresh_s!r}")
+    if not refreshes or min(refreshes) <= 0:
+        parser.error(f"--refresh-s takes seconds > 0, got {args.refresh_s!r}")
     cores = usable_cpu_count()
     print(f"{cores} usable cores; half = {threads_per_model()}")
-    modes = dict(MODES)
+    modes = {DEFAULT_MODE: MODES[DEFAULT_MODE]} if args.only_default else dict(MODES)
     decoded = None
     if args.in_memory:
         for name in ("worker thread, half the cores per model", "worker thread, every core per model"):
             modes[name + IN_MEMORY] = MODES[name]
         decoded = decode(video, args.frames)
-    results: dict[tuple[str, str], list[float]] = {}
-    cpu: dict[tuple[str, str], list[float]] = {}
+    results: dict[tuple[float, str, str], list[tuple[float, float, float, float]]] = {}
+    identities: dict[tuple[float, str, str], list[tuple[int, ...]]] = {}  # first repeat's, per frame
     for repeat in range(1, args.repeats + 1):
-        for backend in backends:
-            for name, (threads, prefetch) in modes.items():
-                frames = decoded if name.endswith(IN_MEMORY) else video
-                fps, cpu_ms, stage_ms = run_once(frames, args.frames, backend, threads, prefetch)
-                results.setdefault((backend, name), []).append(fps)
-                cpu.setdefault((backend, name), []).append(cpu_ms)
-                stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in stage_ms.items())
-                busy = cpu_ms * fps / 1000.0 / cores
-                print(f"repeat {repeat} | {backend:11s} | {name:66s} | {fps:6.1f} fps | CPU {cpu_ms:5.1f} ms/frame "
-                      f"({busy:.0%} of {cores} cores) | ms/frame: {stages}", flush=True)
-    print("\n| backend | mode | fps per repeat | median fps | CPU ms per frame (median) | cores busy |\n|---|---|---|---:|---:|---:|")
-    for (backend, name), values in results.items():
-        fps, cpu_ms = statistics.median(values), statistics.median(cpu[(backend, name)])
-        print(f"| {backend} | {name} | {', '.join(f'{v:.1f}' for v in values)} | {fps:.1f} | {cpu_ms:.1f} | "
-              f"{cpu_ms * fps / 1000.0 / cores:.0%} |")
+        for refresh_s in refreshes:
+            for backend in backends:
+                for name, (threads, prefetch) in modes.items():
+                    frames = decoded if name.endswith(IN_MEMORY) else video
+                    fps, cpu_ms, embedded, stage_ms, seen = run_once(frames, args.frames, backend, threads, prefetch, refresh_s)
+                    identities.setdefault((refresh_s, backend, name), seen)
+                    results.setdefault((refresh_s, backend, name), []).append((fps, cpu_ms, embedded, stage_ms.get("embed", 0.0)))
+                    stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in stage_ms.items())
+                    busy = cpu_ms * fps / 1000.0 / cores
+                    print(f"repeat {repeat} | refresh {refresh_s:g} s | {backend:11s} | {name:66s} | {fps:6.1f} fps | "
+                          f"{embedded:.2f} emb/frame | CPU {cpu_ms:5.1f} ms/frame ({busy:.0%} of {cores} cores) | "
+                          f"ms/frame: {stages}", flush=True)
+    print("\n| refresh_s | backend | mode | fps per repeat | median fps | embeddings per frame | embed ms per frame "
+          "(median) | CPU ms per frame (median) | cores busy |\n|---:|---|---|---|---:|---:|---:|---:|---:|")
+    medians: dict[tuple[float, str, str], float] = {}
+    for (refresh_s, backend, name), runs in results.items():
+        fps, cpu_ms, embedded, embed_ms = (statistics.median(column) for column in zip(*runs))
+        medians[(refresh_s, backend, name)] = fps
+        print(f"| {refresh_s:g} | {backend} | {name} | {', '.join(f'{run[0]:.1f}' for run in runs)} | {fps:.1f} | "
+              f"{embedded:.2f} | {embed_ms:.1f} | {cpu_ms:.1f} | {cpu_ms * fps / 1000.0 / cores:.0%} |")
+    if len(backends) > 1:
+        print(f"\nmedian fps as a ratio to {backends[0]}'s, same mode and refresh; the same identity ids in every frame:")
+        for (refresh_s, backend, name), fps in medians.items():
+            if backend != backends[0]:
+                reference = (refresh_s, backends[0], name)
+                same = "yes" if identities[(refresh_s, backend, name)] == identities[reference] else "no"
+                print(f"  refresh {refresh_s:g} s | {name} | {backend}: x{fps / medians[reference]:.2f} | same identities: {same}")
     return 0
 
 
