@@ -389,8 +389,18 @@ def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
         calibrate_model(model_path, market / "query", tmp_path / "out", CalibrationSettings(pool=market / "query"))
     with pytest.raises(ModelError, match="not found"):
         calibrate_model(tmp_path / "missing.onnx", market, tmp_path / "out")
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match="crop pool .*no_pool not found"):
         calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(pool=tmp_path / "no_pool"))
+    assert not (tmp_path / "out").exists()  # refused before the output folder is made
+    # A plain folder of crops has no labelled split to take the pool from: the error names the option.
+    with pytest.raises(DataError, match=r"bounding_box_train: no query/ and bounding_box_test/ .*--pool"):
+        calibrate_model(model_path, market / "bounding_box_train", tmp_path / "out")
+    # A folder without a usable crop is refused before the pool is read (here: a pool that does not exist).
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no usable person crop"):
+        calibrate_model(model_path, empty, tmp_path / "out", CalibrationSettings(pool=tmp_path / "no_pool"))
+    assert not (tmp_path / "out").exists()
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     with pytest.raises(OutputPathError, match=f"cannot write to output folder {blocker}"):

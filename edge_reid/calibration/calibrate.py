@@ -42,7 +42,7 @@ from edge_reid.calibration.centring import CENTRED_LEVELS, centrable_inputs, cen
 from edge_reid.calibration.fp16 import convert_fp16
 from edge_reid.calibration.gptq import apply_gptq_weights, gptq_weights
 from edge_reid.calibration.guard import CHECKPOINT_LAYER_STEP, CHECKPOINT_MAC_STEP, AccuracyBudget, Measurement, search_float_layers
-from edge_reid.calibration.pool import load_pool, split_pool
+from edge_reid.calibration.pool import check_pool_source, load_pool, split_pool
 from edge_reid.calibration.qdq import (
     QuantRecipe,
     calibrate_ranges,
@@ -460,11 +460,21 @@ def calibrate_model(
         raise ValueError(f"precision must be int8 or fp16, got {settings.precision!r}")
     spec = load_spec(model_path)
     calibration_source(data_dir)  # fails early on a missing folder or a test split
+    if settings.precision == "int8":
+        calibration_order(data_dir, settings.seed)  # fails early on a folder without a usable crop
+    labelled_split = _has_labelled_split(data_dir)
+    if settings.pool is not None:
+        check_pool_source(settings.pool)
+    elif not labelled_split:
+        raise DataError(
+            f"{data_dir}: no {QUERY_DIR}/ and {GALLERY_DIR}/ to compare the model with FP32 on; "
+            "give a pool of person crops (--pool: a video or a folder of crops)"
+        )
     check_writable_folder(out_dir)
     paths = output_paths(model_path, out_dir, settings.precision)
 
     phase = time.perf_counter()
-    dataset = load_market1501(data_dir) if _has_labelled_split(data_dir) else None
+    dataset = load_market1501(data_dir) if labelled_split else None
     pool = load_pool(settings.pool, dataset, settings.pool_size)
     evaluator = _Evaluator(dataset, pool, settings, progress)
     seconds["pool"] = time.perf_counter() - phase

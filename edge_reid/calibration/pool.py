@@ -18,6 +18,18 @@ from edge_reid.errors import DataError
 MIN_SPLIT_CROPS = 7
 
 
+def check_pool_source(source: str | Path) -> Path:
+    """``source`` as a path, once it is a folder or a file (a video): cheap, before any work.
+
+    Raises:
+        DataError: it is neither.
+    """
+    path = Path(source)
+    if not (path.is_dir() or path.is_file()):
+        raise DataError(f"crop pool {path} not found; give a folder of person crops or a video")
+    return path
+
+
 def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crops: int = 500) -> CropPool:
     """Crops for the agreement check.
 
@@ -40,17 +52,15 @@ def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crop
         crops, _, skipped = read_images(paths)
         pool = CropPool(crops, f"query+gallery of {dataset.root} ({len(paths)} of {len(dataset.query) + len(dataset.gallery)})", skipped)
     else:
-        path = Path(source)
+        path = check_pool_source(source)
         if path.is_dir():
             files = list_images(path)
             crops, _, skipped = read_images(spread(files, max_crops))
             pool = CropPool(crops, f"folder {path} ({min(len(files), max_crops)} of {len(files)} images)", skipped)
-        elif path.is_file():
+        else:  # a video
             from edge_reid.crops import cut_person_crops
 
             pool = cut_person_crops(path, max_crops=max_crops)
-        else:
-            raise DataError(f"crop pool {path} not found; give a folder of person crops or a video")
     if len(pool.crops) < 2 * MIN_SPLIT_CROPS:
         raise DataError(
             f"crop pool {pool.source}: only {len(pool.crops)} readable crops; need at least {2 * MIN_SPLIT_CROPS} "
