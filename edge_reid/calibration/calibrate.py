@@ -238,11 +238,12 @@ def _write_sidecar(spec: ModelSpec, path: Path) -> None:
     write_json_atomic(path, fields)
 
 
-def _read_calibration_crops(data_dir: Path, settings: CalibrationSettings, report: CalibrationReport, log: Callable[[str], None]):
-    """Phase 1a: the seeded calibration sample; warns (and records) when it is too small to trust."""
-    order = calibration_order(data_dir, settings.seed)
+def _read_calibration_crops(
+    source: Path, order: list[Path], settings: CalibrationSettings, report: CalibrationReport, log: Callable[[str], None]
+):
+    """Phase 1a: the seeded calibration sample (the first readable images of ``order``, files of the
+    folder ``source``); warns (and records) when it is too small to trust."""
     crops, used, skipped = read_images(order, limit=settings.images)
-    source = calibration_source(data_dir)
     if not crops:
         raise DataError(f"{source}: no readable calibration image ({len(skipped)} unreadable)")
     report.calibration = {
@@ -459,9 +460,9 @@ def calibrate_model(
     if settings.precision not in ("int8", "fp16"):
         raise ValueError(f"precision must be int8 or fp16, got {settings.precision!r}")
     spec = load_spec(model_path)
-    calibration_source(data_dir)  # fails early on a missing folder or a test split
-    if settings.precision == "int8":
-        calibration_order(data_dir, settings.seed)  # fails early on a folder without a usable crop
+    source = calibration_source(data_dir)  # fails early on a missing folder or a test split
+    # Listed once, here: fails early on a folder without a usable crop (FP16 needs no calibration crops).
+    order = calibration_order(data_dir, settings.seed) if settings.precision == "int8" else []
     labelled_split = _has_labelled_split(data_dir)
     if settings.pool is not None:
         check_pool_source(settings.pool)
@@ -497,7 +498,7 @@ def calibrate_model(
         if settings.precision == "fp16":
             best, out_spec = _fp16(original, tmp, evaluator, spec, settings, report, seconds)
         else:
-            best, out_spec = _int8(original, spec, data_dir, tmp, paths, evaluator, settings, report, seconds, progress, log)
+            best, out_spec = _int8(original, spec, source, order, tmp, paths, evaluator, settings, report, seconds, progress, log)
         if evaluator.reference_labelled is not None:
             report.fp32 = evaluator.reference_labelled.scores.to_dict()
         labelled = best.details["labelled"]
@@ -699,10 +700,10 @@ def _write_table(prepared: _PreparedModel, int8_layers: list[str], amax: dict[st
     os.replace(tmp / "table.calib", path)
 
 
-def _int8(original, spec, data_dir, tmp, paths, evaluator: _Evaluator, settings, report, seconds, progress, log) -> tuple[Measurement, ModelSpec]:
+def _int8(original, spec, source, order, tmp, paths, evaluator: _Evaluator, settings, report, seconds, progress, log) -> tuple[Measurement, ModelSpec]:
     recipe = QuantRecipe(method=settings.method)
     phase = time.perf_counter()
-    crops = _read_calibration_crops(data_dir, settings, report, log)
+    crops = _read_calibration_crops(source, order, settings, report, log)
     prepared = _prepare_float_model(original, spec, crops, settings, tmp, progress)
     seconds["prepare"] = time.perf_counter() - phase
 
