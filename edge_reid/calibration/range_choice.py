@@ -174,8 +174,5 @@ def choose_factors(distances: np.ndarray, factors: Sequence[float]) -> list[floa
     """For each quantizer (row of ``distances``), the factor of least distance; on a tie the one
     nearest 1 (the calibration method's own range), then the smaller."""
     preference = sorted(range(len(factors)), key=lambda k: (abs(np.log(factors[k])), factors[k]))
-    chosen = []
-    for row in np.asarray(distances):
-        best = min(preference, key=lambda k: (row[k], preference.index(k)))
-        chosen.append(float(factors[best]))
-    return chosen
+    # min() keeps the first of equal keys, so ties go to the earliest factor in ``preference``.
+    return [float(factors[min(preference, key=lambda k: row[k])]) for row in np.asarray(distances)]
