@@ -27,6 +27,13 @@ quantizer alone moves the embeddings of 64 selection crops least (what ``calibra
 
     python benchmarks/int8_methods.py --methods fold+centre+mse+gptq+bc,fold+centre+mse+x1.2+gptq+bc,fold+centre+mse+ranges+gptq+bc
 
+``+pc-max`` / ``+pc-mse`` (last in the name) give every activation quantizer one scale per channel
+(``axis=1``; not something TensorRT's INT8 runs: the bound of what channel equalization could buy),
+each channel's range its largest |value| capped at the tensor's range, or its own MSE-optimal range,
+measured on the calibration crops and the pool's selection half (never the held-out half)::
+
+    python benchmarks/int8_methods.py --methods fold+mse+gptq+bc,fold+mse+gptq+bc+pc-max,fold+mse+gptq+bc+pc-mse
+
 NNCF (``pip install nncf``) and AIMET (``pip install aimet-onnx``) rows run where the library imports.
 """
 
@@ -39,12 +46,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the default video
 from _common import REPO, benchmark_parser, video_path  # noqa: E402
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
-from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax  # noqa: E402
+from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax, run_collecting  # noqa: E402
 from edge_reid.calibration.bias_correction import apply_bias_shifts, measure_layer_errors  # noqa: E402
 from edge_reid.calibration.calibrate import RANGE_SCALES  # noqa: E402
 from edge_reid.calibration.centring import CENTRED_LEVELS, centrable_inputs, centre_inputs  # noqa: E402
@@ -176,7 +184,66 @@ def _ours(method: str, float_model, spec, data: Data, tmp: Path):
     for part in ("weights", "activations"):
         if f"float-{part}" in parts:
             out = _dequantized_part(out, model, part)
+    if "pc-max" in parts or "pc-mse" in parts:
+        channel_images = preprocess_all(data.calibration + [data.pool[i] for i in data.selection], spec)
+        out = _per_channel_activations(out, model, channel_images, spec.input_name, "pc-mse" in parts)
     return out, spec, model
+
+
+def _channel_mse_ranges(values: np.ndarray, largest: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """(C,) range per channel among ``fractions`` of its largest |value| with the least squared
+    symmetric-INT8 error (rounding and clipping) on ``values`` ((C, n) absolute values)."""
+    best, best_error = largest.copy(), np.full(len(largest), np.inf)
+    for fraction in fractions:
+        top = (largest * fraction)[:, None]
+        step = top / 127
+        error = ((values - np.round(np.minimum(values, top) / step) * step) ** 2).mean(axis=1)
+        better = error < best_error
+        best[better], best_error[better] = largest[better] * fraction, error[better]
+    return best
+
+
+def _per_channel_activations(qdq: onnx.ModelProto, float_model: onnx.ModelProto, images: np.ndarray, input_name: str,
+                             mse: bool, samples_per_batch: int = 512) -> onnx.ModelProto:
+    """``qdq`` with each activation QuantizeLinear/DequantizeLinear pair on one scale per channel
+    (axis 1): each channel's largest |value| on ``images``, at most the tensor's own range, or
+    (``mse``) its MSE-optimal range from 96 of the images, ``samples_per_batch`` values per batch."""
+    inits = {init.name: init for init in qdq.graph.initializer}
+    float_tensors = {out for node in float_model.graph.node for out in node.output} | {i.name for i in float_model.graph.input}
+    quantizers = [node for node in qdq.graph.node if node.op_type == "QuantizeLinear" and node.input[0] not in inits
+                  and node.input[0] in float_tensors]
+    tensors = sorted({node.input[0] for node in quantizers})
+    stats = collect_statistics(float_model, images, input_name, tensors, per_channel=True)
+    ranges = {t: s.channel_absmax.astype(np.float64) for t, s in stats.items() if s.channel_absmax is not None}
+    if mse:
+        rng = np.random.default_rng(0)
+        samples: dict[str, list[np.ndarray]] = {}
+
+        def visit(values: dict[str, np.ndarray]) -> None:
+            for name, array in values.items():
+                if name in ranges:
+                    flat = np.moveaxis(np.abs(array), 1, 0).reshape(array.shape[1], -1)
+                    samples.setdefault(name, []).append(flat[:, rng.choice(flat.shape[1], min(flat.shape[1], samples_per_batch), replace=False)])
+
+        run_collecting(float_model, images[rng.choice(len(images), min(len(images), 96), replace=False)], input_name, list(ranges), visit)
+        fractions = np.linspace(0.15, 1.0, 35)
+        ranges = {t: _channel_mse_ranges(np.concatenate(samples[t], axis=1), np.maximum(r, 1e-12), fractions) for t, r in ranges.items()}
+    model = onnx.ModelProto()
+    model.CopyFrom(qdq)
+    for quantize in [node for node in model.graph.node if node.op_type == "QuantizeLinear" and node.input[0] in ranges]:
+        scale = float(numpy_helper.to_array(inits[quantize.input[1]]))
+        if np.isclose(scale, 1.0):
+            continue  # the folded integer input: exact at scale 1
+        channel = ranges[quantize.input[0]] if mse else np.minimum(ranges[quantize.input[0]], 127 * scale)
+        names = (quantize.output[0] + "_channel_scale", quantize.output[0] + "_channel_zero")
+        model.graph.initializer.extend([
+            numpy_helper.from_array((np.maximum(channel, 1e-8) / 127).astype(np.float32), names[0]),
+            numpy_helper.from_array(np.zeros(len(channel), numpy_helper.to_array(inits[quantize.input[2]]).dtype), names[1]),
+        ])
+        for node in [quantize, *(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == quantize.output[0])]:
+            node.input[1], node.input[2] = names
+            node.attribute.append(onnx.helper.make_attribute("axis", 1))
+    return model
 
 
 def _nncf(float_model, spec, data: Data, tmp: Path):
@@ -277,7 +344,7 @@ def main() -> int:
     parser.add_argument(
         "--methods", default="minmax,mse,fold+mse,fold+mse+gptq+bc,nncf",
         help="comma-separated: minmax, entropy, percentile (ONNX Runtime); mse; with fold+, eq+, centre+, +x<factor>, +ranges, +gptq, +bc, "
-        "+float-weights, +float-activations; nncf; aimet-cle",
+        "+float-weights, +float-activations, +pc-max, +pc-mse; nncf; aimet-cle",
     )
     parser.add_argument(
         "--per-activation", type=int, default=0, metavar="N",
