@@ -26,6 +26,7 @@ import numpy as np
 
 from edge_reid.assets import DEFAULT_DETECTOR
 from edge_reid.backends import DetectorBackend, create_detector_backend
+from edge_reid.data.images import check_bgr_image
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.errors import ModelError
 
@@ -220,10 +221,9 @@ class PersonDetector:
             sorted by descending score.
 
         Raises:
-            ValueError: ``frame`` is not (H, W, 3) uint8.
+            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array.
         """
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"frame must be (H, W, 3) uint8 BGR, got {frame.shape} {frame.dtype}")
+        check_bgr_image(frame, "frame")
         if self._fit_pending:
             self._fit(frame.shape[0], frame.shape[1])
         elif self._frame_shape is not None and frame.shape[:2] != self._frame_shape:

@@ -184,7 +184,7 @@ class Embedder:
             (N, D) float32, each row L2-normalised (a view of ``out`` when given).
 
         Raises:
-            ValueError: an empty box, or a bad ``out``.
+            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array, an empty box, or a bad ``out``.
             ModelError: the model returned NaN/Inf.
         """
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)

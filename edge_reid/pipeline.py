@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from edge_reid.data.images import check_bgr_image
 from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
@@ -247,9 +248,11 @@ class Pipeline:
                 result and into later past-frame boxes of this frame.
 
         Raises:
-            ValueError: no detections given and the pipeline has no detector; NaN/Inf boxes or scores.
-            ModelError: the ReID model returned NaN/Inf.
+            ValueError: ``image`` is not a non-empty (H, W, 3) uint8 array; no detections given
+                and the pipeline has no detector; NaN/Inf boxes or scores.
+            ModelError: the ReID model returned NaN/Inf, or its backend failed.
         """
+        check_bgr_image(image, "image")
         timer = self.timer
         if detections is None:
             if self.detector is None:

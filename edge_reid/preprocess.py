@@ -25,6 +25,7 @@ import cv2
 import numba
 import numpy as np
 
+from edge_reid.data.images import check_bgr_image
 from edge_reid.spec import ModelSpec
 
 
@@ -174,8 +175,10 @@ class CropPreprocessor:
             out: (>= N, 3, h, w) float32 C-contiguous buffer (h, w from the spec).
 
         Raises:
-            ValueError: a box covers no pixel, N > max_batch, or ``out`` has the wrong shape.
+            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 image, a box covers no
+                pixel, N > max_batch, or ``out`` has the wrong shape.
         """
+        check_bgr_image(frame, "frame")
         self._check_out(len(boxes), out)
         views = []
         for index, box in enumerate(boxes):
@@ -197,9 +200,7 @@ class CropPreprocessor:
         """
         self._check_out(len(crops), out)
         for index, crop in enumerate(crops):
-            if crop is None or crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8 or crop.size == 0:
-                shape = None if crop is None else (crop.shape, crop.dtype)
-                raise ValueError(f"crop {index} must be a non-empty (h, w, 3) uint8 BGR image, got {shape}")
+            check_bgr_image(crop, f"crop {index}")
         self._write(crops, out)
 
 

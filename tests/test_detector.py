@@ -41,6 +41,10 @@ def test_blank_frame_and_bad_frame(detector):
     assert len(detector.detect(np.full((480, 640, 3), 128, np.uint8))) == 0
     with pytest.raises(ValueError, match="uint8"):
         detector.detect(np.zeros((480, 640), np.uint8))
+    with pytest.raises(ValueError, match="non-empty"):
+        detector.detect(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ValueError, match="numpy array, got list"):
+        detector.detect([[[0, 0, 0]]])
 
 
 def test_thresholds_filter(yolox_path, vtest_frames):

@@ -39,6 +39,25 @@ def test_out_buffer_is_used(embedder, vtest_frames, frame0_detections):
         embedder.embed_boxes(vtest_frames[0], frame0_detections.boxes, out=np.zeros((1, 512), np.float32))
 
 
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda frame: frame.mean(axis=2).astype(np.uint8),  # grey
+        lambda frame: frame.astype(np.float32),
+        lambda frame: frame.astype(np.float32) / 255,
+        lambda frame: np.concatenate([frame, np.full(frame.shape[:2] + (1,), 255, np.uint8)], axis=2),  # BGRA
+    ],
+    ids=["grey", "float", "float01", "bgra"],
+)
+def test_frame_of_another_form_is_refused_not_embedded_as_the_last_crop(embedder, vtest_frames, frame0_detections, convert):
+    """OpenCV resizes a mismatched image into a new array, leaving the staging buffer with the
+    previous crop's pixels: such a frame must be refused, not embedded as the crop before it."""
+    boxes = frame0_detections.boxes[:2]
+    embedder.embed_boxes(vtest_frames[0], boxes)
+    with pytest.raises(ValueError, match="frame must be a non-empty"):
+        embedder.embed_boxes(convert(vtest_frames[10]), boxes)
+
+
 def test_nan_model_is_refused_at_load_by_name(tmp_path):
     model = nan_model(tmp_path / "broken_reid.onnx")
     with pytest.raises(ModelError, match="broken_reid.onnx.*NaN or Inf"):

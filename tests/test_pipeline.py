@@ -59,6 +59,8 @@ def test_caller_boxes_are_clipped_and_bad_ones_skipped(embedder, detector, vtest
         pipeline.process(frame)
     with pytest.raises(ValueError, match="NaN"):
         pipeline.process(frame, 1.0, 9, detections=Detections.from_boxes([[0, 0, np.nan, 5]]))
+    with pytest.raises(ValueError, match="image must be a non-empty"):  # even when nothing would be embedded
+        pipeline.process(frame.astype(np.float32), 1.1, 10, detections=Detections.empty())
 
 
 def test_well_separated_known_tracks_embed_nothing(embedder, vtest_frames):

@@ -64,6 +64,26 @@ class UnreadableImageError(DataError):
         return SkippedFile(self.path, self.reason)
 
 
+def check_bgr_image(image: object, what: str = "image") -> None:
+    """Check that ``image`` is a non-empty (H, W, 3) uint8 BGR array, the form of every frame and crop.
+
+    OpenCV writes into a preallocated uint8 buffer only when the source matches it; a grey,
+    float or 4-channel image would make it allocate a new array instead and leave the buffer
+    holding the previous picture, so images are checked before they are used.
+
+    Args:
+        image: the array to check.
+        what: how to name it in the error, e.g. ``"frame"`` or ``"crop 3"``.
+
+    Raises:
+        ValueError: not a numpy array, not 3-D with 3 channels, not uint8, or empty.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{what} must be a (H, W, 3) uint8 BGR numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
+        raise ValueError(f"{what} must be a non-empty (H, W, 3) uint8 BGR image, got {image.shape} {image.dtype}")
+
+
 def is_image_file(path: str | Path) -> bool:
     """True when ``path`` names an image by its suffix (:data:`IMAGE_SUFFIXES`, any case)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
