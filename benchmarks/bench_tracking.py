@@ -499,7 +499,7 @@ class EdgeReidTracker(BenchTracker):
     """edge-reid's :class:`~edge_reid.pipeline.Pipeline` as ``edge-reid run`` drives it (tracker, embedding
     plan, identities), fed the sequence's detections; rows as ``edge-reid run --mot`` writes them:
     the identity id of each tracked person who has one, and the past-frame rows
-    (:attr:`~edge_reid.pipeline.FrameResult.past`) under their own frames.
+    (:attr:`~edge_reid.results.FrameResult.past`) under their own frames.
 
     Args:
         embedder: the shared counting embedder.

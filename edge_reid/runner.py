@@ -22,7 +22,8 @@ from typing import Callable, Protocol, Sequence
 from edge_reid.defaults import PRUNE_MIN_AGE_S
 from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import describe_os_error
-from edge_reid.pipeline import FrameResult, Pipeline
+from edge_reid.pipeline import Pipeline
+from edge_reid.results import FrameResult
 from edge_reid.sources import FrameSource, open_source
 from edge_reid.summary import RunSummary
 

@@ -23,7 +23,7 @@ from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import LineOutput
 from edge_reid.motchallenge import MotWriter
 from edge_reid.output_paths import check_writable, is_standard_output
-from edge_reid.pipeline import FrameResult, Person
+from edge_reid.results import FrameResult, Person
 from edge_reid.sources import FRAME_COUNT_SLACK
 
 
@@ -102,10 +102,10 @@ class EventsSink:
     Each line: ``{"frame": int, "file": str (image-folder sources only), "timestamp_s": float,
     "bbox": [x1, y1, x2, y2] (pixels), "score": float, "track_id": int, "identity": int,
     "name": str or null, "similarity": float, "new": bool, "state": "new" | "tracked" | "refound"}``
-    (see :class:`~edge_reid.pipeline.Person`). A frame's lines are written at once, unbuffered:
+    (see :class:`~edge_reid.results.Person`). A frame's lines are written at once, unbuffered:
     after a failed write the file holds every line of the frames before, each whole.
 
-    Past-frame boxes (:class:`~edge_reid.pipeline.PastPerson`) follow their frame's lines with the
+    Past-frame boxes (:class:`~edge_reid.results.PastPerson`) follow their frame's lines with the
     same keys plus ``"past_frame": true`` and ``"reported_at"`` (the frame that revealed them); their
     ``"frame"``, ``"file"`` and ``"timestamp_s"`` are the earlier frame's, ``"similarity"`` is null,
     ``"new"`` false and ``"state"`` is ``"tentative"`` or ``"interpolated"``. Readers that want
@@ -176,7 +176,7 @@ class MotSink:
     People without an identity yet (no embedding so far) are not written. A frame's rows are
     written at once, unbuffered: after a failed write the file holds the rows of the frames before.
 
-    Past-frame boxes (:attr:`~edge_reid.pipeline.FrameResult.past`: a track's hits before it
+    Past-frame boxes (:attr:`~edge_reid.results.FrameResult.past`: a track's hits before it
     was confirmed, its interpolated boxes across a lost gap) are written when they become known,
     after the current frame's rows, with their own frame number: the file is then not in frame
     order, which MOTChallenge files need not be (TrackEval and ``edge-reid eval-mot`` group rows by frame).

@@ -56,3 +56,12 @@ def test_edge_reid_help_as_a_program_lists_the_commands():
     assert result.returncode == 0
     for command in ("run", "bench", "eval", "doctor"):
         assert command in result.stdout
+
+
+def test_sinks_read_results_without_loading_the_loop():
+    """Data flows one way: sinks depend on the result dataclasses, not on the pipeline that makes them."""
+    report = _python(
+        "import edge_reid.results, edge_reid.sinks, json, sys; "
+        "print(json.dumps([m for m in ('edge_reid.pipeline', 'edge_reid.embedder', 'numba', 'scipy') if m in sys.modules]))"
+    )
+    assert report == []

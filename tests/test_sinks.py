@@ -4,7 +4,7 @@ import numpy as np
 
 from edge_reid.detections import Detections
 from edge_reid.identities import Identities
-from edge_reid.pipeline import FrameResult
+from edge_reid.results import FrameResult
 from edge_reid.sinks import MotSink, VideoSink, draw_result, person_label, place_labels
 
 
@@ -66,7 +66,7 @@ def _with_past(result: FrameResult, past) -> FrameResult:
 
 
 def test_past_frame_rows_are_written_under_their_own_frames(tmp_path):
-    from edge_reid.pipeline import PastPerson
+    from edge_reid.results import PastPerson
     from edge_reid.sinks import EventsSink
 
     past = [

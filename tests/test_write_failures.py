@@ -19,7 +19,8 @@ from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.identities import Identities
 from edge_reid.matching.gallery import Gallery
 from edge_reid.motchallenge import read_rows
-from edge_reid.pipeline import FrameResult, Pipeline
+from edge_reid.pipeline import Pipeline
+from edge_reid.results import FrameResult
 from edge_reid.runner import GallerySaving, Runner
 from edge_reid.sinks import EventsSink, MotSink, VideoSink, video_frame_count
 
