@@ -103,7 +103,8 @@ class PersonDetector:
 
     Raises:
         ModelError: the file is missing, not a model, or not a YOLOX-shaped detector.
-        ValueError: unknown ``precision`` or backend name.
+        ValueError: unknown ``precision`` or backend name; ``score_threshold`` or ``nms_iou`` outside
+            [0, 1]; ``min_box_height`` negative.
         BackendUnavailableError: the backend asked for cannot run here, or cannot compute in
             ``precision``.
     """
@@ -121,6 +122,11 @@ class PersonDetector:
         rectangular: bool = True,
         precision: str = "fp32",
     ) -> None:
+        for name, value in (("score_threshold", score_threshold), ("nms_iou", nms_iou)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if not float(min_box_height) >= 0.0:
+            raise ValueError(f"min_box_height must be >= 0 pixels, got {min_box_height}")
         self.model_path = Path(model_path) if model_path else DEFAULT_DETECTOR
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)

@@ -47,6 +47,16 @@ def test_blank_frame_and_bad_frame(detector):
         detector.detect([[[0, 0, 0]]])
 
 
+@pytest.mark.parametrize(
+    "keyword, value, message",
+    [("score_threshold", 5.0, "score_threshold must be in"), ("nms_iou", -0.1, "nms_iou must be in"),
+     ("min_box_height", -1.0, "min_box_height must be >= 0")],
+)
+def test_out_of_range_settings_refused_before_loading(tmp_path, keyword, value, message):
+    with pytest.raises(ValueError, match=message):
+        PersonDetector(tmp_path / "never_read.onnx", **{keyword: value})
+
+
 def test_thresholds_filter(yolox_path, vtest_frames):
     strict = PersonDetector(yolox_path, score_threshold=0.8)
     loose = PersonDetector(yolox_path, score_threshold=0.3)

@@ -53,3 +53,12 @@ def test_bad_shapes_rejected():
         gallery.add(np.zeros(3, np.float32))
     with pytest.raises(ValueError, match=r"\(N, 8\)"):
         gallery.match(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        gallery.search(np.zeros((1, 8), np.float32), 0)
+
+
+@pytest.mark.parametrize("keyword, value", [("threshold", 5.0), ("threshold", float("nan")), ("novelty", -1.5)])
+def test_similarity_thresholds_outside_cosine_range_rejected(keyword, value):
+    """A threshold above 1 would silently make every sighting a new identity."""
+    with pytest.raises(ValueError, match=f"{keyword} must be a cosine similarity in \\[-1, 1\\]"):
+        Gallery(dim=8, **{keyword: value})

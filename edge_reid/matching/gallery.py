@@ -149,7 +149,8 @@ class Gallery:
         model_name: human-readable model name for messages (e.g. the ONNX file name).
 
     Raises:
-        ValueError: ``dim`` < 1, ``history_size`` < 1, or an unsupported dtype.
+        ValueError: ``dim`` < 1, ``history_size`` < 1, ``threshold`` or ``novelty`` not a cosine
+            similarity in [-1, 1], or an unsupported dtype.
     """
 
     def __init__(
@@ -166,6 +167,9 @@ class Gallery:
             raise ValueError(f"dim must be >= 1, got {dim}")
         if history_size < 1:
             raise ValueError(f"history_size must be >= 1, got {history_size}")
+        for name, value in (("threshold", threshold), ("novelty", novelty)):
+            if not -1.0 <= float(value) <= 1.0:  # also refuses NaN
+                raise ValueError(f"{name} must be a cosine similarity in [-1, 1], got {value}")
         self.dim = int(dim)
         self.threshold = float(threshold)
         self.history_size = int(history_size)
@@ -400,6 +404,9 @@ class Gallery:
             (scores (N, k') float32 descending, identity_ids (N, k') int64), with
             k' = min(k, len(self)).
 
+        Raises:
+            ValueError: ``k`` < 1, or ``embeddings`` not (N, D).
+
         Exact: the distinct owners of a query's best r rows, in order of first
         appearance, are exactly its best identities (an identity's best row comes
         before every row of a worse identity). The search starts at r = 2k rows
@@ -407,6 +414,8 @@ class Gallery:
         query has fewer than k distinct owners, so the common case costs one
         top-2k row search whatever the history size.
         """
+        if int(k) < 1:
+            raise ValueError(f"k must be >= 1 identities per query, got {k}")
         q = self._check(embeddings)
         k_ids = min(int(k), len(self))
         scores = np.full((q.shape[0], k_ids), -np.inf, np.float32)
