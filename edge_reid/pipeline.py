@@ -222,6 +222,7 @@ class Pipeline:
 
         Raises:
             SourceError: the source cannot be opened.
+            ModelError: a model failed (see :meth:`process`).
         """
         frames = source if isinstance(source, FrameSource) else open_source(source)
         staged = self._staged_threaded(frames, max_frames, prefetch) if prefetch > 0 else self._staged(frames, max_frames)

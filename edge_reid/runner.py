@@ -29,11 +29,27 @@ from edge_reid.summary import RunSummary
 
 
 class Sink(Protocol):
-    """Where frame results go (:mod:`edge_reid.sinks`): written in frame order, closed once at the end."""
+    """Where frame results go (:mod:`edge_reid.sinks`): written in frame order, closed once at the end.
 
-    def write(self, result: FrameResult) -> None: ...
+    An application may add its own: any object with these two methods.
+    """
 
-    def close(self) -> None: ...
+    def write(self, result: FrameResult) -> None:
+        """Take one frame's :class:`~edge_reid.results.FrameResult` (its ``image`` is the source's
+        frame, not a copy: copy it to keep or change it).
+
+        Raises:
+            OutputWriteError: the output failed; the run stops and reports it (exit code 3).
+        """
+        ...
+
+    def close(self) -> None:
+        """Flush and finish the output; called once, also after Ctrl-C or a failure.
+
+        Raises:
+            OutputWriteError: the output could not be finished.
+        """
+        ...
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,10 @@ def place_labels(boxes: list[tuple[int, int, int, int]], sizes: list[tuple[int, 
 def draw_result(image: np.ndarray, result: FrameResult) -> np.ndarray:
     """Draw each person's box and a label (``#identity name``) onto ``image`` in place; returns it.
 
+    Args:
+        image: (H, W, 3) uint8 BGR frame the result's boxes are in (pixels), e.g. a copy of ``result.image``.
+        result: the frame's tracked people.
+
     Labels never cover each other (:func:`place_labels`).
     """
     people = result.people
@@ -304,7 +308,12 @@ class VideoSink:
             )
 
     def write(self, result: FrameResult) -> None:
-        """Draw the result on a copy of its frame and append it."""
+        """Draw the result on a copy of its frame and append it.
+
+        Raises:
+            OutputWriteError: OpenCV cannot open the file or reports a failed frame (names the file
+                and how many frames it holds).
+        """
         image = draw_result(result.image.copy(), result)
         if self._writer is None:
             height, width = image.shape[:2]

@@ -99,6 +99,7 @@ class EmbeddingBackend(ABC):
 
         Raises:
             ValueError: ``n`` out of range.
+            ModelError: the runtime failed to run the model (the message names the model file).
         """
 
     def describe(self) -> str:

@@ -70,6 +70,13 @@ def pair_similarities(embeddings: np.ndarray, pids: np.ndarray, cams: np.ndarray
 def threshold_at_false_match_rate(negatives: np.ndarray, rate: float) -> float:
     """Lowest threshold t with ``mean(negatives >= t) <= rate`` (t just above a negative score).
 
+    Args:
+        negatives: (M,) cosine similarities in [-1, 1] of different-person pairs.
+        rate: the false-match rate allowed, a fraction in [0, 1].
+
+    Returns:
+        The threshold, a cosine similarity.
+
     Raises:
         ValueError: no negatives, or rate outside [0, 1].
     """
@@ -127,6 +134,12 @@ class ThresholdReport:
 
 def threshold_report(positives: np.ndarray, negatives: np.ndarray, rate: float, bins: int = 20) -> ThresholdReport:
     """Histograms of both pair kinds over [min score, 1] and the threshold at ``rate``.
+
+    Args:
+        positives: (P,) cosine similarities of same-person pairs (two cameras).
+        negatives: (M,) cosine similarities of different-person pairs.
+        rate: the false-match rate allowed, a fraction in [0, 1].
+        bins: histogram bins.
 
     Raises:
         ValueError: no positive or no negative pairs, or a bad rate.

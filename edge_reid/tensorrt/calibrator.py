@@ -114,7 +114,11 @@ class CalibrationCache:
         self.path = Path(path)
 
     def read(self) -> bytes | None:
-        """The cache bytes, or None when there is no (non-empty) cache: TensorRT then calibrates."""
+        """The cache bytes, or None when there is no (non-empty) cache: TensorRT then calibrates.
+
+        Raises:
+            DataError: the file exists but cannot be read (names it; delete it to recalibrate).
+        """
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:

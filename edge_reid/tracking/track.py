@@ -149,7 +149,15 @@ class Track:
             self.last_embedded_s = float(timestamp_s)
 
     def mark_matched(self, box: np.ndarray, score: float, timestamp_s: float, detection_index: int, confirm_hits: int) -> None:
-        """Record a matched detection (the Kalman update is done by the tracker)."""
+        """Record a matched detection (the Kalman update is done by the tracker).
+
+        Args:
+            box: (4,) the detection's x1, y1, x2, y2 in pixels.
+            score: its confidence in [0, 1].
+            timestamp_s: the frame's time, seconds.
+            detection_index: its row in the frame's detections.
+            confirm_hits: hits that confirm a tentative track (``TrackerConfig.confirm_hits``).
+        """
         self.refound = self.state == TrackState.LOST
         self.box = np.asarray(box, np.float32).copy()
         self.score = float(score)
