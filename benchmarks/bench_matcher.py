@@ -130,6 +130,16 @@ def default_repeats(n: int, dim: int, queries: int) -> int:
     return int(np.clip(2e10 / work, 5, 50))
 
 
+#: ``--variants``: name -> the topk_cosine keyword arguments that differ from edge-reid's settings.
+VARIANTS = {
+    "blas_threaded": {"limit_blas_threads": False},
+    "serial": {"parallel": False},
+    "block_128": {"block_rows": 128},
+    "block_512": {"block_rows": 512},
+    "block_1024": {"block_rows": 1024},
+    "block_2048": {"block_rows": 2048},
+}
+
 TABLE_HEADER = (f"{'N':>8} {'D':>4} {'Q':>3}  {'edge_reid':>9} {'fp16':>8} {'numpy':>8} {'faiss':>8} "
                 f"{'floor':>7}  {'x numpy':>7} {'x faiss':>7} {'/floor':>6}")
 TABLE_FOOTER = "times: medians in ms; x numpy / x faiss: speed-up of edge_reid (float32); /floor: edge_reid / floor_ms"
@@ -142,6 +152,10 @@ def print_rows(rows: list[dict]) -> None:
         print(f"{r['n']:>8} {r['dim']:>4} {r['queries']:>3}  {r['edge_reid_ms']:9.2f} {r['edge_reid_fp16_ms']:8.2f} "
               f"{r['numpy_ms']:8.2f} {faiss_ms} {r['floor_ms']:7.2f}  {r['speedup_vs_numpy']:7.2f} "
               f"{vs_faiss} {r['x_floor']:6.2f}", flush=True)
+        variants = [(key[:-3], value) for key, value in r.items() if key.endswith("_ms") and key[:-3] in VARIANTS]
+        if variants:  # --variants: the same search with one setting changed, and its time over edge_reid's
+            print("          variants: " + ", ".join(
+                f"{name} {ms:.2f} ms (x{ms / r['edge_reid_ms']:.2f})" for name, ms in variants), flush=True)
 
 
 def print_table(rows: list[dict]) -> None:
@@ -164,16 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the matcher with multi-threaded BLAS inside prange, serial, other blocks")
     args = parser.parse_args(argv)
 
-    extra = None
-    if args.variants:
-        extra = {
-            "blas_threaded": {"limit_blas_threads": False},
-            "serial": {"parallel": False},
-            "block_128": {"block_rows": 128},
-            "block_512": {"block_rows": 512},
-            "block_1024": {"block_rows": 1024},
-            "block_2048": {"block_rows": 2048},
-        }
+    extra = VARIANTS if args.variants else None
     if args.json or args.n is not None:
         n = args.n if args.n is not None else 100_000
         dim = args.dim or 256

@@ -7,9 +7,9 @@ whole batch and writes float32 into the (N, 3, H, W) input buffer. Nothing is
 allocated per frame once the preprocessor exists.
 
 The kernel itself is single-threaded and ``nogil``: a ``parallel=True`` version
-under Numba's default OpenMP layer was 4-5x *slower* on a busy 2-core machine
-(threads spinning at the barrier, competing with ONNX Runtime's own threads; see
-docs/benchmarks.md). Parallelism is one level up instead: with ``threads > 1``
+under Numba's default OpenMP layer was several times *slower* on a busy 2-core machine
+(threads spinning at the barrier, competing with ONNX Runtime's own threads;
+docs/benchmarks.md, "Preprocessing alone"). Parallelism is one level up instead: with ``threads > 1``
 the batch is cut into contiguous slices of crops and each thread resizes its
 slice and runs the kernel on it (OpenCV and the kernel both release the GIL).
 Nothing waits at a barrier but the caller, once per batch.
@@ -81,8 +81,8 @@ def _normalize_transpose(staged: np.ndarray, n: int, channel_source: np.ndarray,
                 out[i, 2, y, x] = staged[i, y, x, c2] * g2 + b2
 
 
-#: Fewest crops a preprocessing thread is given: below this, handing work to a thread
-#: (~30-50 us) costs about as much as the ~50-100 us it takes to preprocess a crop.
+#: Fewest crops a preprocessing thread is given: handing work to a thread costs about as much
+#: as preprocessing one crop, so a thread needs several crops to gain.
 MIN_CROPS_PER_THREAD = 4
 
 

@@ -147,10 +147,10 @@ def test_up_to_date_only_when_everything_matches(model, qdq, tmp_path):
     assert up_to_date(plan) is None
 
     plan = plan_build(options(model, tmp_path, precision="int8", qdq_path=qdq), SPEC, "10.3.0.30", ORIN)
-    _write_built(plan, calibration_sha=file_sha256(qdq))
-    assert up_to_date(plan) is not None
+    int8_manifest = _write_built(plan, calibration_sha=file_sha256(qdq))
+    assert up_to_date(plan) == int8_manifest
     tiny_qdq_model(qdq)  # same graph rewritten: same bytes, still current
-    assert up_to_date(plan) is not None
+    assert up_to_date(plan) == int8_manifest
     qdq.write_bytes(qdq.read_bytes() + b"\0")  # a new calibration: rebuild
     assert up_to_date(plan) is None
 

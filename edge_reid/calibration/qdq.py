@@ -319,8 +319,7 @@ def pooled_input_layers(model: onnx.ModelProto, layers: Sequence[str]) -> list[s
     In OSNet these are the channel gates' two small 1x1 convs and the final fc:
     together under 0.1% of the multiply-adds, and their per-image inputs (a few
     pooled numbers) vary so much between data sets that a range calibrated on
-    one clips the other (vtest crops exceed the MOT17-calibrated range of one
-    gate unit in 39% of values). They stay float.
+    one clips the other (docs/calibration.md, "The INT8 recipe", step 5). They stay float.
     """
     dims, _ = _shapes(model)
     wanted = set(layers)

@@ -47,9 +47,7 @@ def ort_session_from_proto(model: onnx.ModelProto, threads: int | None = None, b
 def embed_array(session, input_name: str, images: np.ndarray, batch: int = 32) -> np.ndarray:
     """(N, D) float32 L2-normalised embeddings of preprocessed (N, 3, H, W) images."""
     outputs = [session.run(None, {input_name: images[i : i + batch]})[0] for i in range(0, len(images), batch)]
-    raw = np.concatenate(outputs).astype(np.float32)
-    norms = np.linalg.norm(raw, axis=1, keepdims=True)
-    return raw / np.where(norms > 0, norms, 1.0)
+    return _normalised(np.concatenate(outputs))
 
 
 def quantized_layer_parts(qdq_model: onnx.ModelProto, node_name: str) -> tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto, onnx.NodeProto]:

@@ -3,9 +3,9 @@
 The fused matcher calls BLAS ``sgemm`` (through Numba's ``np.dot``) from inside
 a ``prange`` loop: one GEMM per gallery block per Numba thread. A multi-threaded
 BLAS (OpenBLAS's default) would then start its own thread team inside every
-Numba thread and oversubscribe the cores; on a 2-core machine that made the
-search 2-10x slower than with single-threaded BLAS calls (measured with
-``benchmarks/bench_matcher.py --blas-threads``). :func:`single_threaded_blas`
+Numba thread and oversubscribe the cores, which makes the search several times
+slower (``python benchmarks/bench_matcher.py --variants``, column ``blas_threaded``;
+docs/benchmarks.md, "The matcher's variants"). :func:`single_threaded_blas`
 limits every BLAS library loaded in the process to one thread for the duration
 of a parallel search and restores the previous counts afterwards.
 

@@ -45,7 +45,8 @@ from numba.core.extending import intrinsic, overload
 
 from edge_reid.matching._blas_threads import single_threaded_blas
 
-#: Target bytes of float32 gallery per block (measured: 512 KiB-2 MiB all beat 256 KiB by ~10%).
+#: Target bytes of float32 gallery per block: a block and its scores stay in a core's L2 cache
+#: (other sizes: ``python benchmarks/bench_matcher.py --variants``, columns ``block_*``).
 BLOCK_BYTES = 1024 * 1024
 #: Cap on a block's score scratch, (block_rows, Q) float32: many queries get shorter blocks.
 SCORE_SCRATCH_FLOATS = 2**17
@@ -54,7 +55,7 @@ SCORE_SCRATCH_FLOATS = 2**17
 SERIAL_MAX_ELEMENTS = 2**21
 #: OpenBLAS runs a GEMM of m*n*k below this on one thread anyway (its default
 #: SMP threshold, 65536 * GEMM_MULTITHREAD_THRESHOLD=4), so smaller searches skip
-#: the (~20-30 us) BLAS thread-limit switch.
+#: the BLAS thread-limit switch (tens of microseconds).
 BLAS_SINGLE_THREAD_BELOW = 65536 * 4
 
 
@@ -309,7 +310,7 @@ def topk_cosine(
     use_parallel = parallel if parallel is not None else n_rows * dim > SERIAL_MAX_ELEMENTS
     # Single-threaded BLAS in both kernels: in the parallel one each Numba thread runs its own
     # GEMMs; in the serial one the per-block GEMMs are too small to gain from BLAS threads
-    # (measured: multi-threaded OpenBLAS made a 1000-row search 30x slower on 2 busy cores).
+    # (and multi-threaded OpenBLAS slowed small searches many times on 2 busy cores).
     tiny = rows * dim * n_queries < BLAS_SINGLE_THREAD_BELOW
     blas_limit = single_threaded_blas() if limit_blas_threads and not tiny else contextlib.nullcontext()
     if not use_parallel:

@@ -25,15 +25,14 @@ class TrackerConfig:
         proximity: least IoU at which appearance may lower a pair's cost (BoT-SORT ``proximity_thresh`` 0.5).
         appearance_thresh: largest half cosine distance ``(1 - s) / 2`` counted as alike
             (BoT-SORT's ``appearance_thresh`` form). Cosine thresholds belong to a model: 0.2
-            is similarity 0.6, the bundled OSNet's same-person threshold (0.64 at a 1%
-            false-match rate on labelled crops; BoT-SORT's 0.25, similarity 0.5, was set for
-            its own FastReID model, and half of OSNet's different-person pairs exceed 0.4).
+            is similarity 0.6, the bundled OSNet's same-person threshold at a 1% false-match
+            rate on labelled crops (BoT-SORT's 0.25, similarity 0.5, was set for its own
+            FastReID model; measurements: docs/tracking.md, "The constants").
         veto_similarity: pairs whose embeddings are less similar than this (cosine) are
-            never matched, whatever their overlap: clearly different people. 0.5: on
-            labelled crops (mot17-reid-mini) none of the bundled OSNet's 1,710 same-person
-            pairs falls below 0.59, while 86% of its different-person pairs fall below 0.5.
-            For another model, calibrate both with ``edge-reid gallery threshold``
-            (docs/tracking.md).
+            never matched, whatever their overlap: clearly different people. 0.5: below
+            every same-person pair of the bundled OSNet on labelled crops (mot17-reid-mini),
+            above most different-person pairs (docs/tracking.md, "The constants").
+            For another model, calibrate both with ``edge-reid gallery threshold``.
         confirm_hits: consecutive hits that confirm a tentative track (DeepSORT ``n_init`` 3,
             DeepStream ``probationAge`` 3; ByteTrack/BoT-SORT confirm at 2).
         max_lost_s: seconds a lost track is kept and re-matchable (ByteTrack/BoT-SORT
