@@ -5,13 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_reid.crop_pool import CropPool, spread
 from edge_reid.detections import sanitize_boxes
 from edge_reid.detector import PersonDetector
-from edge_reid.errors import OutputPathError
 from edge_reid.preprocess import crop_box
 from edge_reid.sources import open_source
 from edge_reid.tracking.boxes import iou_matrix
@@ -127,20 +125,3 @@ def cut_person_crops(
         crops, frames = [crops[i] for i in picks], [frames[i] for i in picks]
     how = f"every {step} frames, one crop per place" if diverse else f"every {every_n_frames} frames"
     return CropPool(crops, f"{len(crops)} people cut from {video_path} ({how}, person detector)", frames=frames)
-
-
-def save_crops(crops: list[np.ndarray], folder: str | Path, prefix: str = "crop") -> list[Path]:
-    """Write crops as ``{prefix}_{i:05d}.jpg`` into ``folder`` (created); returns the paths.
-
-    Raises:
-        OutputPathError: a crop cannot be written.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index, crop in enumerate(crops):
-        path = folder / f"{prefix}_{index:05d}.jpg"
-        if not cv2.imwrite(str(path), crop):
-            raise OutputPathError(f"cannot write crop image {path}")
-        paths.append(path)
-    return paths

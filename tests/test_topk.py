@@ -7,12 +7,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_reid.matching.topk import TopK, default_block_rows, topk_cosine, topk_cosine_numpy
+from edge_reid.matching.topk import TopK, default_block_rows, topk_cosine
 
 # Multiples of 1/8 in [-1, 1]: every dot product of such vectors is exact in float32 (and the
 # values are exact in float16), so any summation order gives the reference's scores bit for bit,
 # and ties between different rows are common.
 DYADIC = np.arange(-8, 9, dtype=np.float32) / 8
+
+
+def topk_cosine_numpy(queries: np.ndarray, gallery: np.ndarray, k: int) -> TopK:
+    """Reference: ``queries @ gallery.T`` in float32, stable descending sort, first ``min(k, N)``.
+
+    Materialises the full (Q, N) score matrix: the oracle the fused matcher is checked against.
+    """
+    q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    g = np.asarray(gallery, dtype=np.float32)
+    scores = q @ g.T
+    k_eff = min(k, g.shape[0])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k_eff]
+    return TopK(np.take_along_axis(scores, order, axis=1).astype(np.float32), order.astype(np.int64))
+
 
 
 @st.composite

@@ -323,16 +323,3 @@ def topk_cosine(
     with blas_limit, numba.parallel_chunksize(1):
         _topk_parallel(queries_t, data, rows, n_slots, scratch, out_scores, out_index)
     return TopK(out_scores, out_index)
-
-
-def topk_cosine_numpy(queries: np.ndarray, gallery: np.ndarray, k: int) -> TopK:
-    """Reference: ``queries @ gallery.T`` in float32, stable descending sort, first ``min(k, N)``.
-
-    Materialises the full (Q, N) score matrix; for tests and benchmarks.
-    """
-    q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-    g = np.asarray(gallery, dtype=np.float32)
-    scores = q @ g.T
-    k_eff = min(k, g.shape[0])
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k_eff]
-    return TopK(np.take_along_axis(scores, order, axis=1).astype(np.float32), order.astype(np.int64))
