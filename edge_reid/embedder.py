@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numba
 import numpy as np
 
 from edge_reid.assets import DEFAULT_REID_MODEL
@@ -14,6 +13,7 @@ from edge_reid.backends import EmbeddingBackend, create_backend
 from edge_reid.batching import plan_sub_batches
 from edge_reid.cpu import usable_cpu_count
 from edge_reid.errors import ModelError
+from edge_reid.jit import cached_njit
 from edge_reid.preprocess import CropPreprocessor
 from edge_reid.spec import ModelSpec, legacy_model_id, load_spec, model_id
 
@@ -32,7 +32,7 @@ def default_preprocess_threads(model_threads: int | None) -> int:
     return max(1, min(cores, MAX_PREPROCESS_THREADS))
 
 
-@numba.njit(cache=True)
+@cached_njit()
 def _normalize_rows_into(source: np.ndarray, destination: np.ndarray) -> bool:
     """L2-normalise each row of ``source`` into ``destination``; False if any value is NaN/Inf."""
     rows, dim = source.shape

@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import cv2
-import numba
 import numpy as np
 
 from edge_reid.data.images import check_bgr_image
+from edge_reid.jit import cached_njit
 from edge_reid.spec import ModelSpec
 
 
@@ -63,7 +63,7 @@ def crop_box(frame: np.ndarray, box: Sequence[float]) -> np.ndarray:
     return frame[top:bottom, left:right]
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)
+@cached_njit(fastmath=True, nogil=True)
 def _normalize_transpose(staged: np.ndarray, n: int, channel_source: np.ndarray, gain: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
     """out[i, c, y, x] = staged[i, y, x, channel_source[c]] * gain[c] + bias[c] for i < n.
 

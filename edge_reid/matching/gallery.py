@@ -44,11 +44,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import numba
 import numpy as np
 
 from edge_reid.defaults import PRUNE_MIN_AGE_S
 from edge_reid.errors import DataError
+from edge_reid.jit import cached_njit
 from edge_reid.matching.assignment import assign_unique
 from edge_reid.matching.gallery_file import GALLERY_KIND, read_gallery, write_gallery_file
 from edge_reid.matching.store import EmbeddingStore
@@ -105,7 +105,7 @@ class _Members:
         return [*self.enrolled, *self.recent]
 
 
-@numba.njit(cache=True)
+@cached_njit()
 def _first_distinct_owners(owners: np.ndarray, row_scores: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> int:
     """Per query, the first ``k`` distinct owners of its best rows (rows sorted by descending score).
 

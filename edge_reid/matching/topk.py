@@ -40,9 +40,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import prange, types
 from numba.core.extending import intrinsic, overload
 
+from edge_reid.jit import cached_njit
 from edge_reid.matching._blas_threads import single_threaded_blas
 
 #: Target bytes of float32 gallery per block: a block and its scores stay in a core's L2 cache
@@ -121,7 +122,7 @@ def _block_as_float32_impl(gallery, start, stop, scratch):
 # Kernel pieces.
 
 
-@njit(cache=True, nogil=True, inline="always")
+@cached_njit(nogil=True, inline="always")
 def _insert(top_scores, top_index, score, index):
     """Insert (score, index) into one query's sorted list if it beats the last entry.
 
@@ -146,7 +147,7 @@ def _insert(top_scores, top_index, score, index):
     top_index[pos] = index
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _search_block(queries_t, gallery, start, stop, gallery_scratch, score_scratch, top_scores, top_index, thresholds):
     """Score gallery rows start:stop against all queries and fold them into one thread's top-k.
 
@@ -172,7 +173,7 @@ def _search_block(queries_t, gallery, start, stop, gallery_scratch, score_scratc
                 thresholds[j] = top_scores[j, k - 1]
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _merge(part_scores, part_index, out_scores, out_index):
     """Merge per-thread lists (T, Q, k) into out (Q, k) with the same ordering rules."""
     n_parts, n_queries, k = part_scores.shape
@@ -188,7 +189,7 @@ def _merge(part_scores, part_index, out_scores, out_index):
                 _insert(out_scores[j], out_index[j], part_scores[t, j, c], index)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@cached_njit(nogil=True, parallel=True)
 def _topk_parallel(queries_t, gallery, block_rows, n_slots, gallery_scratch, out_scores, out_index):
     """Parallel fused search; see the module docstring. Writes out_scores/out_index (Q, k)."""
     n_rows = gallery.shape[0]
@@ -210,7 +211,7 @@ def _topk_parallel(queries_t, gallery, block_rows, n_slots, gallery_scratch, out
     _merge(part_scores, part_index, out_scores, out_index)
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _topk_serial(queries_t, gallery, block_rows, gallery_scratch, out_scores, out_index):
     """Single-thread fused search (small galleries). Writes out_scores/out_index (Q, k)."""
     n_rows = gallery.shape[0]
