@@ -38,7 +38,8 @@ def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes, what: str = "fil
     """Write the concatenation of ``chunks`` to ``path`` atomically; returns the path.
 
     Args:
-        path: the file to (re)place.
+        path: the file to (re)place; a symbolic link is followed (the file it points to is
+            replaced, the link kept).
         chunks: byte strings written one after the other (no joined copy is made).
         what: what the file is, for error messages ("gallery", "engine", ...).
         create_parent: create missing parent folders; False requires the folder to exist.
@@ -47,7 +48,7 @@ def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes, what: str = "fil
         OutputPathError: the folder is missing (``create_parent=False``) or cannot be
             created or written; the temporary file is removed and the old file kept.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
         if create_parent:

@@ -49,6 +49,14 @@ def same_file(first: PathLike, second: PathLike) -> bool:
     return path_a == path_b or (inode_a is not None and inode_a == inode_b)
 
 
+def _inside(path: PathLike, folder: PathLike) -> bool:
+    """True when ``folder`` is an existing folder and ``path`` lies somewhere under it (links resolved)."""
+    if not os.path.isdir(folder):
+        return False
+    root = os.path.realpath(os.fspath(folder))
+    return os.path.realpath(os.fspath(path)).startswith(root.rstrip(os.sep) + os.sep)
+
+
 def check_distinct_outputs(
     outputs: Mapping[str, PathLike | None],
     inputs: Mapping[str, PathLike | None] | Iterable[tuple[str, PathLike | None]] | None = None,
@@ -61,14 +69,18 @@ def check_distinct_outputs(
             None: not asked for.
         inputs: the same for what the command reads (a source file or folder, models, data
             folders, a gallery it loads), as a mapping or as (name, path) pairs; None paths are skipped.
+            The bundled default models are always inputs (a command reads them when no model is given).
         standard_output: names of the outputs that may be ``"-"`` (standard output); at most
             one output may be.
 
     Raises:
         OutputPathError: one line naming the two paths: an output is the same file (or folder)
-            as an input or as another output (see :func:`same_file`), ``"-"`` given to an output
-            that cannot go to standard output, or two outputs on standard output.
+            as an input or as another output (see :func:`same_file`), an existing file inside an
+            input folder, ``"-"`` given to an output that cannot go to standard output, or two
+            outputs on standard output.
     """
+    from edge_reid.assets import DEFAULT_DETECTOR, DEFAULT_REID_MODEL
+
     files: list[tuple[str, PathLike]] = []
     on_standard_output: list[str] = []
     for name, path in outputs.items():
@@ -87,6 +99,7 @@ def check_distinct_outputs(
         )
     pairs = inputs.items() if isinstance(inputs, Mapping) else (inputs or ())
     read = [(name, path) for name, path in pairs if path is not None and not is_standard_output(path)]
+    read += [("the bundled ReID model", DEFAULT_REID_MODEL), ("the bundled detector", DEFAULT_DETECTOR)]
     for index, (name, path) in enumerate(files):
         kind = "folder" if os.path.isdir(path) else "file"
         for input_name, input_path in read:
@@ -94,6 +107,11 @@ def check_distinct_outputs(
                 harm = "writing it would destroy the input" if kind == "file" else "results would be mixed with the input"
                 raise OutputPathError(
                     f"{name} {path} is the same {kind} as {input_name} {input_path}: {harm}; give {name} another path"
+                )
+            if kind == "file" and os.path.lexists(path) and _inside(path, input_path):
+                raise OutputPathError(
+                    f"{name} {path} is a file inside {input_name} {input_path}: writing it would destroy part of the "
+                    f"input; give {name} a path outside that folder"
                 )
         for other_name, other_path in files[:index]:
             if same_file(path, other_path):
@@ -115,11 +133,15 @@ def check_writable(path: str | Path, what: str) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        OutputPathError: the path is a folder, or its folder cannot be created or written.
+        OutputPathError: the path is a folder or another non-regular file (a device, pipe or
+            socket: whole-file outputs are replaced atomically, which would replace the device
+            itself), or its folder cannot be created or written.
     """
     target = Path(path)
     if target.is_dir():
         raise OutputPathError(f"{what} path {target} is a folder; give a file name")
+    if target.exists() and not target.is_file():
+        raise OutputPathError(f"{what} path {target} is not a regular file (a device, pipe or socket); give a file name")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=target.parent)

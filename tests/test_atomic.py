@@ -30,3 +30,13 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gallery.edgereid"]
     with pytest.raises(OutputPathError, match="does not exist"):
         atomic_write_bytes(tmp_path / "missing" / "g.edgereid", b"x", what="gallery", create_parent=False)
+
+
+def test_a_link_keeps_pointing_at_the_file_it_names(tmp_path):
+    target = tmp_path / "reports" / "summary.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "summary.json"
+    os.symlink(target, link)
+    write_json_atomic(link, {"frames": 3})
+    assert link.is_symlink() and json.loads(target.read_text()) == {"frames": 3}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
 from edge_reid.errors import OutputPathError
-from edge_reid.output_paths import check_distinct_outputs, is_standard_output, same_file
+from edge_reid.output_paths import check_distinct_outputs, check_writable, is_standard_output, same_file
 
 
 def test_same_file_sees_through_links_dots_and_missing_files(tmp_path):
@@ -40,6 +41,35 @@ def test_an_output_on_an_input_or_on_another_output_is_refused(tmp_path):
         check_distinct_outputs({"--out": tmp_path}, [("--data", tmp_path)])
     check_distinct_outputs({"--events": tmp_path / "e.jsonl", "--output": tmp_path / "o.mp4"}, {"--source": video, "--model": None})
     assert not (tmp_path / "e.jsonl").exists(), "checking touches no file"
+
+
+def test_the_bundled_models_are_inputs_even_when_no_model_is_named(tmp_path):
+    """Without --model/--detector a command reads the bundled files: an output there would destroy them."""
+    from edge_reid.assets import DEFAULT_DETECTOR, DEFAULT_REID_MODEL
+
+    with pytest.raises(OutputPathError, match="--summary .* is the same file as the bundled ReID model"):
+        check_distinct_outputs({"--summary": DEFAULT_REID_MODEL}, {"--model": None})
+    with pytest.raises(OutputPathError, match="--events .* is the same file as the bundled detector"):
+        check_distinct_outputs({"--events": DEFAULT_DETECTOR})
+
+
+def test_an_existing_file_inside_an_input_folder_is_refused(tmp_path):
+    images = tmp_path / "images"
+    (images / "sub").mkdir(parents=True)
+    (images / "sub" / "f000.jpg").write_bytes(b"jpeg")
+    with pytest.raises(OutputPathError, match=r"--events .*f000.jpg is a file inside --source .*images: writing it would destroy part"):
+        check_distinct_outputs({"--events": images / "sub" / "f000.jpg"}, {"--source": images})
+    check_distinct_outputs({"--events": images / "events.jsonl"}, {"--source": images})  # a new file beside the input is fine
+    check_distinct_outputs({"--events": tmp_path / "f000.jpg"}, {"--source": images})
+
+
+def test_a_device_or_pipe_is_not_an_output_file(tmp_path):
+    """Whole-file outputs are replaced atomically, which would replace a device node with a regular file."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(OutputPathError, match="summary path .*pipe is not a regular file"):
+        check_writable(pipe, "summary")
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
 
 
 def test_standard_output_only_where_allowed_and_only_once(tmp_path):
