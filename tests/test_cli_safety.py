@@ -31,6 +31,27 @@ def test_version(capsys):
     assert printed == f"edge-reid {edge_reid.__version__}" == f"edge-reid {importlib.metadata.version('edge-reid')}"
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--bogus"], "No such option: --bogus (see: edge-reid run --help)"),
+        (["run", "--source", "x.avi", "--threshold", "5"], "Invalid value for '--threshold'"),
+        (["eval-mot"], "Missing argument 'results'"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_exit_code_2(argv, message, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edge-reid: error: ") and message in lines[0], captured.err
+    assert captured.out == ""
+
+
+def test_no_command_shows_the_help(capsys):
+    assert main([]) == 2
+    assert "Commands" in capsys.readouterr().out
+
+
 def test_truncated_video_run_says_where_the_file_ended(tmp_path, vtest_frames, capsys):
     clip = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (768, 576))

@@ -44,6 +44,28 @@ def _save_traceback(exc: BaseException) -> str:
     return f"the traceback is in {path}"
 
 
+def _usage_error(exc: Exception) -> int | None:
+    """Report a command-line usage error (an unknown option, a bad value, a missing argument) as one
+    ``edge-reid: error:`` line and return its exit code (2); None when ``exc`` is not one.
+
+    Typer raises them as Click exceptions (its own copy of Click in recent versions, Click in older
+    ones), recognised here by class name so both work. Abort (Ctrl-C or end of input while Typer
+    prompts) is exit code 130. With no command at all, the help is shown.
+    """
+    names = {kind.__name__ for kind in type(exc).__mro__}
+    if "Abort" in names:
+        return 130
+    if "ClickException" not in names:
+        return None
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # prints the help
+        return int(getattr(exc, "exit_code", 2))
+    context = getattr(exc, "ctx", None)
+    hint = f" (see: {context.command_path} --help)" if context is not None else ""
+    print(f"edge-reid: error: {exc.format_message()}{hint}", file=sys.stderr)
+    return int(getattr(exc, "exit_code", 2))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
 
@@ -68,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("default", ModelSpecWarning)  # each shown once, whatever the filters outside
             warnings.showwarning = _show_warning
-            app(args=argv, prog_name="edge-reid")
-        code = 0
+            result = app(args=argv, prog_name="edge-reid", standalone_mode=False)
+        code = result if isinstance(result, int) and not isinstance(result, bool) else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except EdgeReidError as exc:
@@ -77,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     except KeyboardInterrupt:  # Typer turns one inside a command into exit 130; this catches the rest
         code = 130
-    except Exception as exc:  # a bug (ours or a library's): one line here, the whole traceback in a file to report
-        print(f"edge-reid: internal error: {type(exc).__name__}: {exc} ({_save_traceback(exc)}; please report it)", file=sys.stderr)
-        code = 1
+    except Exception as exc:
+        code = _usage_error(exc)
+        if code is None:  # a bug (ours or a library's): one line here, the whole traceback in a file to report
+            print(f"edge-reid: internal error: {type(exc).__name__}: {exc} ({_save_traceback(exc)}; please report it)", file=sys.stderr)
+            code = 1
     if code == 130:
         print("edge-reid: interrupted", file=sys.stderr)
     if argv is None:
