@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -45,6 +46,17 @@ def test_a_usage_error_is_one_line_with_exit_code_2(argv, message, capsys):
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("edge-reid: error: ") and message in lines[0], captured.err
     assert captured.out == ""
+
+
+def test_a_missing_camera_is_one_line_without_opencv_logs():
+    """OpenCV logs a dozen lines of its own for a camera index that does not exist; the CLI silences
+    them (set before cv2 loads, so in a fresh process) and says it once."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    result = subprocess.run([sys.executable, "-m", "edge_reid", "run", "--camera", "9"], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, env=environment)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["edge-reid: error: cannot open camera 9: is it connected, and readable "
+                                                    "by this user (group 'video')?"], result.stderr
 
 
 def test_no_command_shows_the_help(capsys):

@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     # docs/benchmarks.md). Set here, by the program, before any OpenMP runtime starts: the
     # library never changes its host's environment. A user's own OMP_WAIT_POLICY wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenCV's and FFmpeg's own log lines (a camera index that does not exist, a stream refused, a
+    # damaged frame) would come before our one-line message saying the same; set OPENCV_LOG_LEVEL=INFO
+    # or OPENCV_FFMPEG_LOGLEVEL=32 to see them. Read by OpenCV when it loads, so set before cv2 is imported.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default", ModelSpecWarning)  # each shown once, whatever the filters outside
