@@ -401,6 +401,16 @@ def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
     with pytest.raises(DataError, match="no usable person crop"):
         calibrate_model(model_path, empty, tmp_path / "out", CalibrationSettings(pool=tmp_path / "no_pool"))
     assert not (tmp_path / "out").exists()
+    # A pool folder that exists but holds no image is found out only once the pool is read, after the
+    # output folder was made: the folder made for this run is removed again, one that existed is kept.
+    with pytest.raises(DataError):
+        calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(pool=empty))
+    assert not (tmp_path / "out").exists()
+    kept = tmp_path / "existing_out"
+    kept.mkdir()
+    with pytest.raises(DataError):
+        calibrate_model(model_path, market, kept, CalibrationSettings(pool=empty))
+    assert kept.is_dir()
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     with pytest.raises(OutputPathError, match=f"cannot write to output folder {blocker}"):

@@ -25,6 +25,7 @@ FP16 skips 3-5: it converts and measures.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -471,43 +472,49 @@ def calibrate_model(
             f"{data_dir}: no {QUERY_DIR}/ and {GALLERY_DIR}/ to compare the model with FP32 on; "
             "give a pool of person crops (--pool: a video or a folder of crops)"
         )
+    created_out_dir = not out_dir.exists()
     check_writable_folder(out_dir)
     paths = output_paths(model_path, out_dir, settings.precision)
-
-    phase = time.perf_counter()
-    dataset = load_market1501(data_dir) if labelled_split else None
-    pool = load_pool(settings.pool, dataset, settings.pool_size)
-    evaluator = _Evaluator(dataset, pool, settings, progress)
-    seconds["pool"] = time.perf_counter() - phase
-    report = CalibrationReport(model=str(model_path), precision=settings.precision, budget=settings.budget.to_dict())
-    report.pool = {
-        "source": pool.source,
-        "crops": len(pool.crops),
-        "selection_crops": len(evaluator.selection),
-        "heldout_crops": len(evaluator.heldout),
-        "split": f"alternate runs of about {settings.heldout_block} consecutive crops" + (", whole frames" if pool.frames is not None else ""),
-        "skipped": [str(s.path) for s in pool.skipped],
-    }
-
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".edge-reid-calibrate-") as tmp_name:
-        tmp = Path(tmp_name)
+    try:
         phase = time.perf_counter()
-        evaluator.reference(model_path, spec)
-        seconds["fp32_reference"] = time.perf_counter() - phase
-        original = onnx.load(str(model_path))
-        if settings.precision == "fp16":
-            best, out_spec = _fp16(original, tmp, evaluator, spec, settings, report, seconds)
-        else:
-            best, out_spec = _int8(original, spec, source, order, tmp, paths, evaluator, settings, report, seconds, progress, log)
-        if evaluator.reference_labelled is not None:
-            report.fp32 = evaluator.reference_labelled.scores.to_dict()
-        labelled = best.details["labelled"]
-        if labelled is not None:
-            report.quantized = labelled.scores.to_dict()
-        report.agreement = best.details["agreement"].to_dict()
-        _write_sidecar(out_spec, tmp / "spec.json")
-        os.replace(best.details["path"], paths["model"])
-        os.replace(tmp / "spec.json", paths["spec"])
+        dataset = load_market1501(data_dir) if labelled_split else None
+        pool = load_pool(settings.pool, dataset, settings.pool_size)
+        evaluator = _Evaluator(dataset, pool, settings, progress)
+        seconds["pool"] = time.perf_counter() - phase
+        report = CalibrationReport(model=str(model_path), precision=settings.precision, budget=settings.budget.to_dict())
+        report.pool = {
+            "source": pool.source,
+            "crops": len(pool.crops),
+            "selection_crops": len(evaluator.selection),
+            "heldout_crops": len(evaluator.heldout),
+            "split": f"alternate runs of about {settings.heldout_block} consecutive crops" + (", whole frames" if pool.frames is not None else ""),
+            "skipped": [str(s.path) for s in pool.skipped],
+        }
+
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".edge-reid-calibrate-") as tmp_name:
+            tmp = Path(tmp_name)
+            phase = time.perf_counter()
+            evaluator.reference(model_path, spec)
+            seconds["fp32_reference"] = time.perf_counter() - phase
+            original = onnx.load(str(model_path))
+            if settings.precision == "fp16":
+                best, out_spec = _fp16(original, tmp, evaluator, spec, settings, report, seconds)
+            else:
+                best, out_spec = _int8(original, spec, source, order, tmp, paths, evaluator, settings, report, seconds, progress, log)
+            if evaluator.reference_labelled is not None:
+                report.fp32 = evaluator.reference_labelled.scores.to_dict()
+            labelled = best.details["labelled"]
+            if labelled is not None:
+                report.quantized = labelled.scores.to_dict()
+            report.agreement = best.details["agreement"].to_dict()
+            _write_sidecar(out_spec, tmp / "spec.json")
+            os.replace(best.details["path"], paths["model"])
+            os.replace(tmp / "spec.json", paths["spec"])
+    except BaseException:
+        if created_out_dir:  # refused or stopped before writing anything: leave no empty folder behind
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
 
     seconds["total"] = time.perf_counter() - started
     report.seconds = {key: round(value, 2) for key, value in seconds.items()}
