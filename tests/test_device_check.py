@@ -5,6 +5,7 @@ channel means and their "kernel" runs on host memory; nothing here ran on a GPU)
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -58,6 +59,35 @@ def test_an_unwritable_report_path_is_a_one_line_error_before_any_check(no_gpu, 
     blocker.write_text("x")
     assert main(["doctor", "--engines-dir", str(tmp_path), "--selftest", "--report", str(blocker / "device.json")]) == 2
     assert "device check report" in capsys.readouterr().err
+
+
+def _text_file(path):
+    path.write_text("not a model")
+    return path
+
+
+@pytest.mark.parametrize(
+    "option, make, message",
+    [
+        ("--model", lambda p: _text_file(p / "text.onnx"), "--model .*text.onnx: not an ONNX model"),
+        ("--qdq", lambda p: p / "missing.onnx", "model file not found: --qdq .*missing.onnx"),
+        ("--crops", lambda p: p / "no_crops", "--crops .*no_crops: not found"),
+        ("--video", lambda p: p, "--video .*: is a folder, not a video file"),
+    ],
+)
+def test_selftest_inputs_are_checked_even_where_the_checks_that_read_them_are_skipped(
+    no_gpu, tmp_path, capsys, option, make, message
+):
+    path = make(tmp_path)
+    report = tmp_path / "device.json"
+    assert main(["doctor", "--engines-dir", str(tmp_path), "--selftest", "--report", str(report), option, str(path)]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not report.exists()
+
+
+def test_selftest_options_without_selftest_are_a_usage_error(tmp_path, capsys):
+    assert main(["doctor", "--engines-dir", str(tmp_path), "--crops", str(tmp_path)]) == 2
+    assert "--crops only apply with --selftest" in capsys.readouterr().err
 
 
 class HostKernel:

@@ -46,6 +46,10 @@ def doctor(
     from edge_reid.doctor import collect_report
     from edge_reid.tensorrt.manifest import EngineStatus
 
+    if not selftest:
+        given = [name for name, value in (("--qdq", qdq), ("--crops", crops), ("--video", video), ("--model", model)) if value]
+        if given:
+            raise typer.BadParameter(f"{', '.join(given)} only apply with --selftest", param_hint="--selftest")
     console = Console(highlight=False)
     items, checks = collect_report(engines_dir)
     table = Table(title="edge-reid doctor", show_header=False, title_justify="left")
@@ -64,11 +68,28 @@ def doctor(
         _selftest(console, report, qdq, crops, video, model)
 
 
+def _check_selftest_inputs(qdq, crops, video, model) -> None:
+    """Refuse, before any check runs, a --model/--qdq that is not an ONNX model, a --crops that is not a
+    folder and a --video that is not a file: on a machine that skips the checks that read them, they
+    would otherwise pass unnoticed."""
+    from edge_reid.errors import DataError
+    from edge_reid.onnx_graph import load_onnx
+
+    for option, path in (("--model ", model), ("--qdq ", qdq)):
+        if path is not None:
+            load_onnx(path, option)
+    if crops is not None and not crops.is_dir():
+        raise DataError(f"--crops {crops}: {'is a file, not a folder' if crops.exists() else 'not found'}; give a folder of person crops")
+    if video is not None and not video.is_file():
+        raise DataError(f"--video {video}: {'is a folder, not a video file' if video.exists() else 'not found'}")
+
+
 def _selftest(console: Console, report: Path, qdq, crops, video, model) -> None:
     from edge_reid.device_check import DeviceCheckOptions, run_device_check
     from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     check_distinct_outputs({"--report": report}, {"--qdq": qdq, "--crops": crops, "--video": video, "--model": model})
+    _check_selftest_inputs(qdq, crops, video, model)
     check_writable(report, "device check report")
     result = run_device_check(
         DeviceCheckOptions(model_path=model, qdq_path=qdq, crops=crops, video=video),
