@@ -57,6 +57,21 @@ class SequenceInfo:
         return self.folder / "gt" / "gt.txt"
 
 
+def _ini_problem(exc: Exception) -> str:
+    """What is wrong in an INI file, in a few words (configparser's own messages span lines and quote reprs)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno} comes before any [section] header"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"section [{exc.section}] appears twice"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"{exc.option} appears twice in [{exc.section}]"
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        return f"line {exc.errors[0][0]} is not key=value"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def read_sequence_info(folder: str | os.PathLike) -> SequenceInfo:
     """Read a MOTChallenge sequence folder's ``seqinfo.ini``.
 
@@ -71,16 +86,31 @@ def read_sequence_info(folder: str | os.PathLike) -> SequenceInfo:
                         "(seqinfo.ini and gt/gt.txt)")
     if not ini.is_file():
         raise DataError(f"{ini} is missing: a MOTChallenge sequence folder has seqinfo.ini and gt/gt.txt")
-    parser = configparser.ConfigParser()
+    invalid = f"{ini}: not a valid seqinfo.ini: expected a [Sequence] section with seqLength (the number of frames)"
+    parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(ini, encoding="utf-8")
-        section = parser["Sequence"]
-        length = int(section["seqLength"])
-        frame_rate = float(section.get("frameRate", "0") or 0)
-        width = int(section.get("imWidth", "0") or 0)
-        height = int(section.get("imHeight", "0") or 0)
-    except (configparser.Error, KeyError, ValueError) as exc:
-        raise DataError(f"{ini} is not a valid seqinfo.ini ([Sequence] with seqLength): {exc}") from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{invalid}; {_ini_problem(exc)}") from None
+    if not parser.has_section("Sequence"):
+        raise DataError(f"{invalid}; it has no [Sequence] section")
+    section = parser["Sequence"]
+    if "seqLength" not in section:
+        raise DataError(f"{invalid}; its [Sequence] section has no seqLength")
+
+    def number(key: str, kind: type):
+        text = section.get(key, "").strip()
+        if not text and key != "seqLength":
+            return kind(0)
+        try:
+            return kind(text)
+        except ValueError:
+            raise DataError(f"{ini}: {key}={text!r} is not {'an integer' if kind is int else 'a number'}") from None
+
+    length = number("seqLength", int)
+    frame_rate = number("frameRate", float)
+    width = number("imWidth", int)
+    height = number("imHeight", int)
     if length < 1:
         raise DataError(f"{ini}: seqLength must be >= 1, got {length}")
     return SequenceInfo(folder, section.get("name", folder.name) or folder.name, frame_rate, length, width, height)

@@ -26,12 +26,14 @@ def load_onnx(path: str | Path, label: str = "", hint: str = "", weights: bool =
         The ``onnx.ModelProto``.
 
     Raises:
-        ModelError: the file is missing or not a readable ONNX model (names the file).
+        ModelError: the file is missing, a folder, or not a readable ONNX model (names the file).
     """
     import onnx
 
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise ModelError(f"{label}{path} is a folder, not a model file; pass the path of an .onnx file")
         raise ModelError(f"model file not found: {label}{path}")
     try:
         return onnx.load(str(path), load_external_data=weights)

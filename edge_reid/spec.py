@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,8 @@ class ModelSpec:
             raise ModelError(f"model spec {self.name!r}: mean and std need 3 values each, std non-zero")
         if self.embedding_dim <= 0:
             raise ModelError(f"model spec {self.name!r}: embedding_dim must be positive")
+        if not (isinstance(self.pixel_scale, (int, float)) and math.isfinite(self.pixel_scale) and self.pixel_scale > 0):
+            raise ModelError(f"model spec {self.name!r}: pixel_scale must be a finite number > 0, got {self.pixel_scale!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as a JSON-ready dict (the sidecar format)."""
@@ -180,6 +183,55 @@ def _assumed_spec_message(path: Path, spec: ModelSpec) -> str:
     )
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON type of a decoded value, for messages."""
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "boolean" if isinstance(value, bool) else "number"
+
+
+def _check_sidecar_values(sidecar: Path, side: dict[str, Any]) -> None:
+    """Refuse sidecar values of the wrong JSON type or range, naming the file, the field and the value.
+
+    Raises:
+        ModelError: a value of the wrong type, or out of range.
+    """
+
+    def bad(key: str, expected: str) -> ModelError:
+        return ModelError(f"{sidecar}: {key}={json.dumps(side[key])} is not valid; expected {expected}")
+
+    for key in ("name", "input_name", "output_name"):
+        if key in side and not isinstance(side[key], str):
+            raise bad(key, "a string")
+    if "color_order" in side and side["color_order"] not in ("RGB", "BGR"):
+        raise bad("color_order", '"RGB" or "BGR"')
+    for key in ("height", "width", "embedding_dim"):
+        if key in side and not (isinstance(side[key], int) and not isinstance(side[key], bool) and side[key] > 0):
+            raise bad(key, "a positive integer")
+    if "pixel_scale" in side:
+        value = side["pixel_scale"]
+        if not (_is_number(value) and math.isfinite(value) and value > 0):
+            raise bad("pixel_scale", "a finite number > 0, e.g. 0.00392156862745098 (1/255) or 1.0")
+    for key in ("mean", "std"):
+        if key not in side:
+            continue
+        value = side[key]
+        if not (isinstance(value, list) and len(value) == 3 and all(_is_number(v) and math.isfinite(v) for v in value)):
+            raise bad(key, "a list of 3 finite numbers, one per channel, e.g. [0.485, 0.456, 0.406]")
+        if key == "std" and any(v == 0 for v in value):
+            raise bad(key, "3 non-zero numbers")
+    if "output_normalized" in side and not isinstance(side["output_normalized"], bool):
+        raise bad("output_normalized", "true or false")
+
+
 def _graph_io(model_path: Path) -> tuple[str, list[int | str], str, list[int | str]]:
     """(input name, input dims, output name, output dims) read from the ONNX graph."""
     from edge_reid.onnx_graph import load_onnx
@@ -212,12 +264,17 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
             sidecar and no ``overrides``: OSNet's preprocessing is assumed.
 
     Raises:
-        ModelError: the file is missing or not an ONNX model; the input is not
-            rank 4 with 3 channels; a static height/width disagrees with the
-            sidecar; the sidecar is not valid JSON or names unknown fields.
+        ModelError: the file is missing, a folder or not an ONNX model; the input
+            is not rank 4 with 3 channels; a static height/width disagrees with the
+            sidecar; the sidecar is not valid JSON, not a JSON object, names unknown
+            fields, or holds a value of the wrong type or range (e.g. a
+            ``pixel_scale`` that is not a finite number > 0, a ``mean`` that is
+            not 3 numbers).
     """
     path = Path(model_path)
     if not path.is_file():
+        if path.is_dir():
+            raise ModelError(f"{path} is a folder, not a model file; pass --model PATH to an .onnx file")
         raise ModelError(f"model file not found: {path}; pass --model PATH to an .onnx file")
     input_name, in_dims, output_name, out_dims = _graph_io(path)
     if len(in_dims) != 4:
@@ -242,11 +299,15 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
     if sidecar.is_file():
         try:
             side = json.loads(sidecar.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelError(f"{sidecar}: sidecar spec is not valid JSON ({exc})") from None
+        if not isinstance(side, dict):
+            raise ModelError(f"{sidecar}: sidecar spec must be a JSON object of spec fields, got a JSON "
+                             f"{_json_kind(side)}; e.g. " '{"color_order": "BGR", "pixel_scale": 1.0}')
         unknown = set(side) - set(fields)
         if unknown:
             raise ModelError(f"{sidecar}: unknown spec fields {sorted(unknown)}; known: {sorted(fields)}")
+        _check_sidecar_values(sidecar, side)
         for key in ("height", "width"):
             graph_value = in_dims[2 if key == "height" else 3]
             if key in side and isinstance(graph_value, int) and graph_value > 0 and side[key] != graph_value:

@@ -108,6 +108,17 @@ def test_user_errors_exit_2_with_one_line(tmp_path, person_images, capsys):
     assert g.read_bytes() == before[:-10]  # never replaced
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_an_empty_name_is_a_usage_error_naming_the_option(tmp_path, name, capsys):
+    g = tmp_path / "g.edgereid"
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), np.full((256, 128, 3), 127, np.uint8))
+    assert main(["gallery", "enroll", "-g", str(g), "--name", name, str(photo)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--name" in err[0] and "give the person's name" in err[0] and "internal error" not in err[0]
+    assert not g.exists()
+
+
 def test_threshold_on_market_layout(tmp_path, mot17_dir, capsys):
     report_path = tmp_path / "t.json"
     assert main(["gallery", "threshold", "--data", str(mot17_dir), "--fmr", "0.01", "--max-images", "240",
@@ -121,6 +132,15 @@ def test_threshold_on_market_layout(tmp_path, mot17_dir, capsys):
     hist = report["histogram"]
     assert len(hist["edges"]) == 21 and sum(hist["positive"]) == pytest.approx(1) and sum(hist["negative"]) == pytest.approx(1)
     assert "same person" in captured.out and "true-match rate" in captured.err
+
+
+def test_threshold_data_that_is_a_file_is_named_a_file(tmp_path, capsys):
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"x")
+    assert main(["gallery", "threshold", "--data", str(video)]) == 2
+    assert f"edge-reid: error: {video} is a file, not a data folder" in capsys.readouterr().err
+    assert main(["gallery", "threshold", "--data", str(tmp_path / "missing")]) == 2
+    assert f"data folder {tmp_path / 'missing'} does not exist" in capsys.readouterr().err
 
 
 def test_threshold_on_a_folder_without_labels_is_a_data_error(tmp_path, capsys):

@@ -173,6 +173,9 @@ def test_models_without_focus_and_bad_files(osnet_path, tmp_path):
         load_detector_graph(broken)
     with pytest.raises(ModelError, match="not found"):
         load_detector_graph(tmp_path / "missing.onnx")
+    with pytest.raises(ModelError, match="is a folder, not a model file") as caught:
+        load_detector_graph(tmp_path)
+    assert str(caught.value).startswith(str(tmp_path))
 
 
 @pytest.mark.parametrize(("frame", "model", "expected"), [

@@ -66,6 +66,21 @@ def test_bad_results_are_data_errors(vtest_gt_dir, counted_gt, tmp_path):
         evaluate_mot(counted_gt[:1], tmp_path / "seq")
 
 
+def test_an_empty_ground_truth_is_refused_naming_the_file(counted_gt, tmp_path, capsys):
+    sequence = tmp_path / "seq"
+    (sequence / "gt").mkdir(parents=True)
+    (sequence / "seqinfo.ini").write_text("[Sequence]\nseqLength=800\n")
+    gt = sequence / "gt" / "gt.txt"
+    gt.write_text("\n")
+    with pytest.raises(DataError, match="has no rows"):
+        evaluate_mot(counted_gt[:1], sequence)
+    result = tmp_path / "result.txt"
+    write_rows(result, counted_gt[:5])
+    assert main(["eval-mot", "--gt", str(sequence), str(result)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"ground truth {gt} has no rows" in err[0]
+
+
 def test_an_empty_result_scores_zero(vtest_gt_dir, tmp_path):
     path = tmp_path / "empty.txt"
     path.write_text("")

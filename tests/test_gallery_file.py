@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -71,6 +72,39 @@ def test_other_files_and_newer_versions_refused(tmp_path):
         read_gallery_file(path)
     with pytest.raises(DataError, match="does not exist"):
         read_gallery_file(tmp_path / "missing.edgereid")
+
+
+def test_a_fifo_device_or_folder_is_refused_without_reading_it(tmp_path):
+    fifo = tmp_path / "g.edgereid"
+    os.mkfifo(fifo)
+    outcome = {}
+
+    def read() -> None:
+        try:
+            read_gallery_file(fifo)
+        except DataError as exc:
+            outcome["error"] = str(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # blocked opening the FIFO: release it (a writer that closes at once), then fail
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+        reader.join(10)
+        pytest.fail(f"read_gallery_file tried to read the FIFO {fifo}")
+    assert outcome["error"] == (f"gallery file {fifo} is not a regular file (a device, pipe or socket); "
+                                "give the path of an .edgereid gallery file")
+    if Path(os.devnull).exists():
+        with pytest.raises(DataError, match=f"gallery file {os.devnull} is not a regular file"):
+            read_gallery_file(os.devnull)
+    folder = tmp_path / "folder.edgereid"
+    folder.mkdir()
+    with pytest.raises(DataError) as caught:
+        read_gallery_file(folder)
+    assert str(caught.value).startswith(f"gallery file {folder} is a folder")
 
 
 def test_extra_bytes_detected(tmp_path):

@@ -76,3 +76,31 @@ def test_sequence_info_errors(tmp_path):
     (tmp_path / "seqinfo.ini").write_text("[Sequence]\nname=x\n")
     with pytest.raises(DataError, match="not a valid seqinfo.ini"):
         read_sequence_info(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("garbage\n", "line 1 comes before any [section] header"),
+        ("[Sequence]\nname=x\n", "its [Sequence] section has no seqLength"),
+        ("[Other]\nseqLength=5\n", "it has no [Sequence] section"),
+        ("[Sequence]\nseqLength=5\ngarbage\n", "line 3 is not key=value"),
+        ("[Sequence]\nseqLength=5\n[Sequence]\n", "section [Sequence] appears twice"),
+    ],
+)
+def test_a_malformed_seqinfo_is_one_line_naming_the_file_and_what_is_expected(tmp_path, text, problem):
+    ini = tmp_path / "seqinfo.ini"
+    ini.write_text(text)
+    with pytest.raises(DataError) as caught:
+        read_sequence_info(tmp_path)
+    assert str(caught.value) == (f"{ini}: not a valid seqinfo.ini: expected a [Sequence] section with seqLength "
+                                 f"(the number of frames); {problem}")
+
+
+@pytest.mark.parametrize(("lines", "message"), [("seqLength=abc", "seqLength='abc' is not an integer"),
+                                                 ("seqLength=5\nframeRate=fast", "frameRate='fast' is not a number")])
+def test_a_seqinfo_value_that_is_not_a_number_is_named(tmp_path, lines, message):
+    (tmp_path / "seqinfo.ini").write_text(f"[Sequence]\n{lines}\n")
+    with pytest.raises(DataError) as caught:
+        read_sequence_info(tmp_path)
+    assert str(caught.value) == f"{tmp_path / 'seqinfo.ini'}: {message}"

@@ -39,12 +39,68 @@ def test_sidecar_errors_name_the_file(tmp_path):
     sidecar.write_text("{not json")
     with pytest.raises(ModelError, match="m.json"):
         load_spec(model)
+    sidecar.write_bytes(b"\xff\xfe{")
+    with pytest.raises(ModelError, match="m.json: sidecar spec is not valid JSON"):
+        load_spec(model)
     sidecar.write_text(json.dumps({"colour": "RGB"}))
     with pytest.raises(ModelError, match="unknown spec fields"):
         load_spec(model)
     sidecar.write_text(json.dumps({"height": 300}))
     with pytest.raises(ModelError, match="height=300"):
         load_spec(model)
+
+
+@pytest.mark.parametrize(
+    ("side", "field", "expected"),
+    [
+        ({"pixel_scale": "abc"}, 'pixel_scale="abc"', "finite number > 0"),
+        ({"pixel_scale": 0}, "pixel_scale=0", "finite number > 0"),
+        ({"pixel_scale": -1.0}, "pixel_scale=-1.0", "finite number > 0"),
+        ({"pixel_scale": float("nan")}, "pixel_scale=NaN", "finite number > 0"),
+        ({"pixel_scale": True}, "pixel_scale=true", "finite number > 0"),
+        ({"mean": "abc"}, 'mean="abc"', "list of 3 finite numbers"),
+        ({"mean": [0, 0, "a"]}, 'mean=[0, 0, "a"]', "list of 3 finite numbers"),
+        ({"mean": [0, 0]}, "mean=[0, 0]", "list of 3 finite numbers"),
+        ({"std": [1, 0, 1]}, "std=[1, 0, 1]", "non-zero"),
+        ({"embedding_dim": "x"}, 'embedding_dim="x"', "positive integer"),
+        ({"embedding_dim": 0}, "embedding_dim=0", "positive integer"),
+        ({"width": 12.5}, "width=12.5", "positive integer"),
+        ({"color_order": "rgb"}, 'color_order="rgb"', '"RGB" or "BGR"'),
+        ({"input_name": 3}, "input_name=3", "a string"),
+        ({"output_normalized": "yes"}, 'output_normalized="yes"', "true or false"),
+    ],
+)
+def test_sidecar_values_of_the_wrong_type_or_range_name_file_field_and_value(tmp_path, side, field, expected):
+    model = mean_model(tmp_path / "m.onnx")
+    (tmp_path / "m.json").write_text(json.dumps(side))
+    with pytest.raises(ModelError) as caught:
+        load_spec(model)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'm.json'}: {field} ") and expected in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("text", "kind"), [('"str"', "string"), ("[1, 2]", "array"), ("3", "number"), ("null", "null")])
+def test_a_sidecar_that_is_not_a_json_object_is_refused(tmp_path, text, kind):
+    model = mean_model(tmp_path / "m.onnx")
+    (tmp_path / "m.json").write_text(text)
+    with pytest.raises(ModelError, match=rf"m\.json: sidecar spec must be a JSON object .* got a JSON {kind}"):
+        load_spec(model)
+
+
+def test_valid_sidecar_numbers_in_any_json_form_are_accepted(tmp_path):
+    model = mean_model(tmp_path / "m.onnx")
+    (tmp_path / "m.json").write_text(json.dumps({"pixel_scale": 1, "mean": [0, 0.5, 1], "std": [1, 2.0, 3],
+                                                 "output_normalized": True}))
+    spec = load_spec(model)
+    assert spec.pixel_scale == 1 and spec.mean == (0.0, 0.5, 1.0) and spec.std == (1.0, 2.0, 3.0) and spec.output_normalized
+
+
+def test_a_folder_given_as_the_model_is_named_a_folder(tmp_path):
+    folder = tmp_path / "models.onnx"
+    folder.mkdir()
+    with pytest.raises(ModelError, match=r"models\.onnx is a folder, not a model file"):
+        load_spec(folder)
 
 
 def test_wrong_rank_and_non_model_files_are_refused(tmp_path):
@@ -61,6 +117,9 @@ def test_wrong_rank_and_non_model_files_are_refused(tmp_path):
 def test_spec_validation_and_fingerprint():
     with pytest.raises(ModelError, match="color_order"):
         ModelSpec(color_order="YUV")
+    for scale in (0.0, -1.0, float("inf")):
+        with pytest.raises(ModelError, match=f"pixel_scale must be a finite number > 0, got {scale!r}"):
+            ModelSpec(pixel_scale=scale)
     assert ModelSpec().fingerprint() != ModelSpec(std=(1.0, 1.0, 1.0)).fingerprint()
     assert ModelSpec().fingerprint() != ModelSpec(output_normalized=True).fingerprint()
     assert ModelSpec(name="osnet").fingerprint() == ModelSpec(name="reid_v2").fingerprint(), "the name is a label"

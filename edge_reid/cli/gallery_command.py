@@ -96,6 +96,9 @@ def enroll(
 
     Example:  edge-reid gallery enroll --gallery people.edgereid --name Alice alice1.jpg alice2.jpg
     """
+    if not name.strip():
+        raise typer.BadParameter("give the person's name (it is empty)", param_hint="--name")
+
     from edge_reid.data.images import SkippedFile, UnreadableImageError, describe_skipped, read_image
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
@@ -219,7 +222,8 @@ def threshold(
     from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     if not data.is_dir():
-        raise DataError(f"data folder {data} does not exist")
+        raise DataError(f"{data} is a file, not a data folder; give --data the folder of labelled crops (Market-1501 layout)"
+                        if data.exists() else f"data folder {data} does not exist")
     if json_path is not None:
         check_distinct_outputs({"--json": json_path}, {"--data": data, "--model": model})
         check_writable(json_path, "threshold report")

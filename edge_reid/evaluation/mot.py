@@ -107,8 +107,8 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
         :class:`MotMetrics`.
 
     Raises:
-        DataError: a missing or malformed file, frames beyond the sequence, a track id
-            twice in one frame.
+        DataError: a missing or malformed file, a ground truth with no rows, frames beyond
+            the sequence, a track id twice in one frame.
         MissingDependencyError: TrackEval is not installed.
     """
     info = read_sequence_info(gt_folder)
@@ -121,7 +121,10 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
     else:
         rows, name = read_rows(result, "tracking result"), str(result)
     _check_rows(rows, info.length, name)
-    read_rows(info.gt_path, "ground truth")  # a clear error for a malformed ground truth, before TrackEval's
+    # A clear error for a malformed or empty ground truth, before TrackEval's (which scores an empty one 0).
+    if len(read_rows(info.gt_path, "ground truth")) == 0:
+        raise DataError(f"ground truth {info.gt_path} has no rows: there is nothing to score against; give the "
+                        "sequence's gt/gt.txt with one row per person box (frame, id, left, top, width, height, conf, ...)")
     trackeval = _import_trackeval()
 
     folder = info.folder.resolve()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,11 +78,16 @@ def read_gallery_file(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarr
     """Read and verify a gallery file; returns (header dict, payload (rows, D) array).
 
     Raises:
-        DataError: missing file, not a gallery file, a newer format version,
-            truncated or corrupt (checksum) file, inconsistent header.
+        DataError: missing file, a path that is not a regular file (a folder, FIFO or
+            device), not a gallery file, a newer format version, truncated or corrupt
+            (checksum) file, inconsistent header.
     """
     path = Path(path)
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):  # reading a FIFO or a device would block or never end
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, pipe or socket)"
+            raise DataError(f"gallery file {path} is {kind}; give the path of an .edgereid gallery file")
         blob = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"gallery file {path} does not exist") from None
