@@ -40,7 +40,6 @@ def doctor(
     Examples:
 
       edge-reid doctor
-
       edge-reid doctor --selftest --crops person_crops/ --qdq calibration/osnet_x0_25_msmt17-int8-qdq.onnx
     """
     from edge_reid.doctor import collect_report

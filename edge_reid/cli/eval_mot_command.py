@@ -25,14 +25,11 @@ def eval_mot_command(
 ) -> None:
     """Score tracking results against ground truth: HOTA, DetA, AssA, MOTA, IDF1, ID switches.
 
-    The metrics are computed by TrackEval (pip install trackeval) with the settings of the
-    MOTChallenge 2D MOT 2015 benchmark; ground-truth rows with conf 0 are ignored.
-    Several result files are scored side by side, one row each.
+    The metrics are computed by TrackEval (pip install 'edge-reid\\[mot]'; on a Jetson ./install_jetson.sh --mot, which keeps JetPack's OpenCV) with the settings of the MOTChallenge 2D MOT 2015 benchmark; ground-truth rows with conf 0 are ignored. Several result files are scored side by side, one row each.
 
     Example:
 
       edge-reid run --source vtest.avi --mot vtest.txt
-
       edge-reid eval-mot --gt vtest-mot vtest.txt --json vtest-metrics.json
     """
     from edge_reid.atomic import write_json_atomic

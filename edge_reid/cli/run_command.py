@@ -131,23 +131,15 @@ def run(
     Examples:
 
       edge-reid run --source video.mp4 --output annotated.mp4 --events events.jsonl
-
       edge-reid run --source vtest.avi --mot vtest.txt   (then: edge-reid eval-mot --gt vtest-mot vtest.txt)
-
       edge-reid run --camera /dev/video0 --display
-
       edge-reid run --source "rtsp://192.168.1.20/stream" --events events.jsonl --summary summary.json
+      edge-reid run --camera 0 --gallery people.edgereid   (recognise enrolled people, remember new ones)
+      edge-reid run --camera 0 --backend openvino --detector-precision bf16   (an Intel CPU with AMX: faster detection)
 
-    edge-reid run --camera 0 --gallery people.edgereid   (recognise enrolled people, remember new ones)
+    Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far (and saves the gallery), prints the summary and exits 0.
 
-    edge-reid run --camera 0 --backend openvino --detector-precision bf16   (an Intel CPU with AMX: faster detection)
-
-    Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far (and saves the gallery),
-    prints the summary and exits 0.
-
-    No output may be the source, a model or another output (exit 2 before any work). An output that
-    fails while being written (disk full, I/O error) ends the run: the summary records it, what was
-    written before stays valid (whole JSON lines and rows), and the exit code is 3.
+    No output may be the source, a model or another output (exit 2 before any work). An output that fails while being written (disk full, I/O error) ends the run: the summary records it, what was written before stays valid (whole JSON lines and rows), and the exit code is 3.
     """
     from edge_reid.atomic import write_json_atomic
     from edge_reid.detector import PersonDetector
