@@ -120,6 +120,14 @@ def check_distinct_outputs(
                 )
 
 
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing ancestor of ``folder`` (itself included) when it is not a folder, else None."""
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate):
+            return None if candidate.is_dir() else candidate
+    return None
+
+
 def check_writable(path: str | Path, what: str) -> Path:
     """Fail early when ``path`` cannot be written.
 
@@ -150,7 +158,9 @@ def check_writable(path: str | Path, what: str) -> Path:
         if target.exists() and not os.access(target, os.W_OK):
             raise PermissionError(f"{target} is read-only")
     except OSError as exc:
-        raise OutputPathError(f"cannot write {what} to {target}: {exc.strerror or exc}") from None
+        blocker = _file_in_the_way(target.parent)
+        cause = f"{blocker} is a file, not a folder" if blocker is not None else exc.strerror or exc
+        raise OutputPathError(f"cannot write {what} to {target}: {cause}") from None
     return target
 
 
@@ -167,5 +177,7 @@ def check_writable_folder(folder: str | Path, what: str = "output folder") -> Pa
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise OutputPathError(f"cannot write to {what} {target}: {exc.strerror or exc}") from None
+        blocker = _file_in_the_way(target)
+        cause = f"{blocker} is a file, not a folder" if blocker is not None else exc.strerror or exc
+        raise OutputPathError(f"cannot write to {what} {target}: {cause}") from None
     return target

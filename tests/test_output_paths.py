@@ -79,3 +79,10 @@ def test_standard_output_only_where_allowed_and_only_once(tmp_path):
         check_distinct_outputs({"--events": "-", "--mot": "-"}, standard_output=("--events", "--mot"))
     with pytest.raises(OutputPathError, match=r"--output cannot go to standard output \(-\): give a file name"):
         check_distinct_outputs({"--output": "-"}, standard_output=("--events",))
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path):
+    blocker = tmp_path / "model.onnx"
+    blocker.write_text("x")
+    with pytest.raises(OutputPathError, match=r"cannot write events to .*model.onnx/sub/e.jsonl: .*model.onnx is a file, not a folder"):
+        check_writable(blocker / "sub" / "e.jsonl", "events")
