@@ -38,6 +38,7 @@ def test_version(capsys):
         (["run", "--bogus"], "No such option: --bogus (see: edge-reid run --help)"),
         (["run", "--source", "x.avi", "--threshold", "5"], "Invalid value for '--threshold'"),
         (["eval-mot"], "Missing argument 'results'"),
+        (["run", "--source", "x.avi", "--backend", "onnxruntime", "--device", "GPU"], "Invalid value for --device: chooses an OpenVINO device"),
     ],
 )
 def test_a_usage_error_is_one_line_with_exit_code_2(argv, message, capsys):

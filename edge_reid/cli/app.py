@@ -47,9 +47,11 @@ PRECISION_HELP = (
 DEVICE_HELP = "OpenVINO device: CPU (default), GPU (Intel GPU) or NPU."
 
 
-def check_backend_option(backend: str, precision: str | None = None, detector_precision: str | None = None) -> None:
-    """Refuse an unknown ``--backend``, ``--precision`` or ``--detector-precision`` as a usage error (exit 2)
-    before anything loads."""
+def check_backend_option(
+    backend: str, precision: str | None = None, detector_precision: str | None = None, device: str | None = None
+) -> None:
+    """Refuse an unknown ``--backend``, ``--precision`` or ``--detector-precision``, and a ``--device``
+    (OpenVINO's) with a backend that has no such choice, as a usage error (exit 2) before anything loads."""
     from edge_reid.backends import BACKEND_NAMES, DETECTOR_PRECISIONS, PRECISIONS
 
     if backend not in BACKEND_NAMES:
@@ -58,3 +60,6 @@ def check_backend_option(backend: str, precision: str | None = None, detector_pr
         raise typer.BadParameter(f"choose one of {', '.join(PRECISIONS)}", param_hint="--precision")
     if detector_precision is not None and detector_precision not in DETECTOR_PRECISIONS:
         raise typer.BadParameter(f"choose one of {', '.join(DETECTOR_PRECISIONS)}", param_hint="--detector-precision")
+    if device is not None and backend not in ("openvino", "auto"):
+        raise typer.BadParameter(f"chooses an OpenVINO device; --backend {backend} has none (use --backend openvino)",
+                                 param_hint="--device")

@@ -47,7 +47,7 @@ def eval_command(
     from edge_reid.atomic import write_json_atomic
     from edge_reid.output_paths import check_distinct_outputs, check_writable
 
-    check_backend_option(backend, precision)
+    check_backend_option(backend, precision, device=device)
     if json_path is not None:
         check_distinct_outputs({"--json": json_path}, {"--model": model, "--data": data})
         check_writable(json_path, "results JSON")

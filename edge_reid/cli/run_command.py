@@ -156,7 +156,7 @@ def run(
 
     if (source is None) == (camera is None):
         raise typer.BadParameter("give exactly one of --source or --camera", param_hint="--source/--camera")
-    check_backend_option(backend, precision, detector_precision)
+    check_backend_option(backend, precision, detector_precision, device)
     if prune_after is not None and prune_after < PRUNE_MIN_AGE_S:
         raise typer.BadParameter(
             f"{prune_after:g} s is below the minimum of {PRUNE_MIN_AGE_S:g} s: people hidden for a moment would lose "
