@@ -46,8 +46,7 @@ from numba.core.extending import intrinsic, overload
 from edge_reid.jit import cached_njit
 from edge_reid.matching._blas_threads import single_threaded_blas
 
-#: Target bytes of float32 gallery per block: a block and its scores stay in a core's L2 cache
-#: (other sizes: ``python benchmarks/bench_matcher.py --variants``, columns ``block_*``).
+#: Target bytes of float32 gallery per block: a block and its scores stay in a core's L2 cache.
 BLOCK_BYTES = 1024 * 1024
 #: Cap on a block's score scratch, (block_rows, Q) float32: many queries get shorter blocks.
 SCORE_SCRATCH_FLOATS = 2**17
