@@ -80,7 +80,10 @@ class LineOutput:
         Raises:
             OutputWriteError: the write failed; a file this object opened keeps exactly the
                 blocks written before (a pipe or terminal may have received part of the block).
+            ValueError: the output was closed (its descriptor may already belong to another file).
         """
+        if self._closed:
+            raise ValueError(f"the {self.what} output {self.name} is closed; open a new one to write again")
         if self._failed is not None:
             raise OutputWriteError(self._failed, self.path)
         if not text:

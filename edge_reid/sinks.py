@@ -133,7 +133,12 @@ class EventsSink:
         return self._output.lines
 
     def write(self, result: FrameResult) -> None:
-        """Append the people of one frame."""
+        """Append the people of one frame.
+
+        Raises:
+            OutputWriteError: the write failed (the file keeps the whole lines before).
+            ValueError: the sink was closed.
+        """
         lines = []
         for person in result.people:
             record = {"frame": result.frame_index}
@@ -209,7 +214,12 @@ class MotSink:
         return self._writer.rows
 
     def write(self, result: FrameResult) -> None:
-        """Append the identified people of one frame (and, for an image, the frame's file name to the sidecar)."""
+        """Append the identified people of one frame (and, for an image, the frame's file name to the sidecar).
+
+        Raises:
+            OutputWriteError: the write failed (the file keeps the whole rows before).
+            ValueError: the sink was closed.
+        """
         if result.file_name is not None and not is_standard_output(self.path):
             if self._names is None:
                 self._names = LineOutput(frame_names_path(self.path), "MOT frame names")
@@ -269,7 +279,8 @@ class VideoSink:
 
     OpenCV's writer is tried on a probe file when the sink is created (an unsupported
     container fails before any work), and opens for real on the first frame (its size is
-    not known before). OpenCV reports little when the disk fills (a failed frame from
+    not known before). A video has one frame size: later frames of another size (a folder of
+    images of different sizes, a camera that came back at another resolution) are resized to it. OpenCV reports little when the disk fills (a failed frame from
     OpenCV 5, nothing from 4.x), so at close the file is read back and must hold every frame
     written (give or take :data:`~edge_reid.sources.FRAME_COUNT_SLACK` for containers that
     only estimate their count).
@@ -287,6 +298,9 @@ class VideoSink:
         self.fps = float(fps) if fps and fps > 0 else 10.0
         self.fourcc = fourcc
         self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None  # (width, height) of the video, from its first frame
+        self._failed: str | None = None
+        self._closed = False
         self.frames = 0
         self._probe()
 
@@ -312,22 +326,32 @@ class VideoSink:
 
         Raises:
             OutputWriteError: OpenCV cannot open the file or reports a failed frame (names the file
-                and how many frames it holds).
+                and how many frames it holds); every later write raises it again (the file is
+                never reopened, which would empty it).
+            ValueError: the sink was closed.
         """
+        if self._closed:
+            raise ValueError(f"the output video {self.path} is closed; open a new VideoSink to write again")
+        if self._failed is not None:
+            raise OutputWriteError(self._failed, self.path)
         image = draw_result(result.image.copy(), result)
-        if self._writer is None:
-            height, width = image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+        if self._size is None:
+            self._size = (image.shape[1], image.shape[0])
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self._size)
             if not self._writer.isOpened():
                 self._writer = None
-                raise OutputWriteError(f"cannot write video {self.path}: OpenCV could not open it ({_free_space_note(self.path)})", self.path)
+                self._failed = f"cannot write video {self.path}: OpenCV could not open it ({_free_space_note(self.path)})"
+                raise OutputWriteError(self._failed, self.path)
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         if self._writer.write(image) is False:  # OpenCV >= 5 reports a failed frame; 4.x returns None (checked at close)
             writer, self._writer = self._writer, None
             writer.release()
-            raise OutputWriteError(
+            self._failed = (
                 f"cannot write video {self.path}: frame {self.frames + 1} failed ({_free_space_note(self.path)}); "
-                f"{self._content(video_frame_count(self.path, self.frames + 1), 'before it')}", self.path,
+                f"{self._content(video_frame_count(self.path, self.frames + 1), 'before it')}"
             )
+            raise OutputWriteError(self._failed, self.path)
         self.frames += 1
 
     def _content(self, held: int | None, which: str) -> str:
@@ -341,6 +365,7 @@ class VideoSink:
         Raises:
             OutputWriteError: the file cannot be read back, or holds fewer frames than were written.
         """
+        self._closed = True
         if self._writer is None:
             return
         writer, self._writer = self._writer, None

@@ -1,18 +1,19 @@
 """Sinks: MOTChallenge rows of identities, labels that never cover each other."""
 
 import numpy as np
+import pytest
 
 from edge_reid.detections import Detections
 from edge_reid.identities import Identities
 from edge_reid.results import FrameResult
-from edge_reid.sinks import MotSink, VideoSink, draw_result, person_label, place_labels
+from edge_reid.sinks import EventsSink, MotSink, VideoSink, draw_result, person_label, place_labels, video_frame_count
 
 
-def _result(boxes, identities, names=None, frame=4) -> FrameResult:
+def _result(boxes, identities, names=None, frame=4, size=(200, 300)) -> FrameResult:
     count = len(boxes)
     tracked = Detections(np.array(boxes, np.float32), np.full(count, 0.8, np.float32), np.arange(1, count + 1))
     found = Identities(np.array(identities, np.int64), tuple(names or [None] * count), np.zeros(count, np.float32), np.zeros(count, bool))
-    return FrameResult(frame, 0.4, np.zeros((200, 300, 3), np.uint8), tracked, found, ("tracked",) * count)
+    return FrameResult(frame, 0.4, np.zeros((*size, 3), np.uint8), tracked, found, ("tracked",) * count)
 
 
 def _overlap(a, b) -> bool:
@@ -87,3 +88,31 @@ def test_past_frame_rows_are_written_under_their_own_frames(tmp_path):
     assert [(e["frame"], e["state"], e["past_frame"], e["reported_at"], e["identity"]) for e in lines[1:]] == [
         (1, "tentative", True, 3, 7), (2, "interpolated", True, 3, -1)
     ]
+
+
+@pytest.mark.parametrize("sink_class", [EventsSink, MotSink])
+def test_a_closed_line_sink_refuses_to_write_and_touches_no_other_file(tmp_path, sink_class):
+    """A closed descriptor's number is soon given to the next file opened: writing to it would
+    append to that file."""
+    sink = sink_class(tmp_path / "out.txt")
+    sink.write(_result([(10, 40, 60, 150)], [7], frame=0))
+    sink.close()
+    with open(tmp_path / "other.txt", "w") as other:
+        other.write("kept\n")
+        other.flush()
+        with pytest.raises(ValueError, match="out.txt is closed"):
+            sink.write(_result([(12, 40, 62, 150)], [7], frame=1))
+    assert (tmp_path / "other.txt").read_text() == "kept\n"
+    assert len((tmp_path / "out.txt").read_text().splitlines()) == 1
+
+
+def test_video_sink_keeps_one_frame_size_and_refuses_writes_after_close(tmp_path):
+    sink = VideoSink(tmp_path / "v.mp4", fps=10)
+    sink.write(_result([(10, 40, 60, 150)], [1], frame=0))
+    sink.write(_result([(10, 40, 60, 150)], [1], frame=1, size=(300, 400)))  # another size: resized to the first
+    sink.write(_result([(10, 40, 60, 150)], [1], frame=2))
+    sink.close()
+    assert sink.frames == 3 and video_frame_count(tmp_path / "v.mp4", 4) == 3
+    with pytest.raises(ValueError, match="v.mp4 is closed"):
+        sink.write(_result([(10, 40, 60, 150)], [1], frame=3))
+    assert video_frame_count(tmp_path / "v.mp4", 4) == 3, "the finished video is not reopened (which would empty it)"
