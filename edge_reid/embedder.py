@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -57,6 +58,10 @@ class Embedder:
     at load on a grey crop: a file that is not a ReID model of the spec's shape
     ((N, D) finite output) is refused then, before any work starts.
 
+    Safe to share between threads: the backend's buffers are bound once, so calls from
+    several threads run one after another (a lock); for embedding in parallel, make one
+    Embedder per thread.
+
     Args:
         model_path: ReID ``.onnx`` file (default: the bundled OSNet x0.25).
         backend: ``"onnxruntime"`` (default), ``"openvino"``, ``"tensorrt"`` or ``"auto"``
@@ -102,6 +107,7 @@ class Embedder:
         self._model_id: str | None = None
         #: seconds spent in the last call: {"preprocess": s, "embed": s} (embed includes normalising).
         self.last_seconds: dict[str, float] = {"preprocess": 0.0, "embed": 0.0}
+        self._lock = threading.Lock()  # one call at a time fills and reads the shared buffers
 
     @property
     def dim(self) -> int:
@@ -151,25 +157,26 @@ class Embedder:
         return out[:count]
 
     def _embed(self, count: int, fill, out: np.ndarray | None) -> np.ndarray:
-        result = self._output(count, out)
-        model_input = self.backend.buffers.input
-        preprocess_s = embed_s = 0.0
-        for start, stop in plan_sub_batches(count, self.backend.max_batch):
-            t0 = time.perf_counter()
-            fill(start, stop, model_input)
-            t1 = time.perf_counter()
-            raw = self.backend.infer(stop - start)
-            finite = _normalize_rows_into(raw, result[start:stop])
-            t2 = time.perf_counter()
-            preprocess_s += t1 - t0
-            embed_s += t2 - t1
-            if not finite:
-                raise ModelError(
-                    f"{self.model_path}: the model returned NaN or Inf embeddings; check the model file and its "
-                    f"preprocessing spec (a sidecar {self.model_path.with_suffix('.json').name} may be needed)"
-                )
-        self.last_seconds = {"preprocess": preprocess_s, "embed": embed_s}
-        return result
+        with self._lock:
+            result = self._output(count, out)
+            model_input = self.backend.buffers.input
+            preprocess_s = embed_s = 0.0
+            for start, stop in plan_sub_batches(count, self.backend.max_batch):
+                t0 = time.perf_counter()
+                fill(start, stop, model_input)
+                t1 = time.perf_counter()
+                raw = self.backend.infer(stop - start)
+                finite = _normalize_rows_into(raw, result[start:stop])
+                t2 = time.perf_counter()
+                preprocess_s += t1 - t0
+                embed_s += t2 - t1
+                if not finite:
+                    raise ModelError(
+                        f"{self.model_path}: the model returned NaN or Inf embeddings; check the model file and its "
+                        f"preprocessing spec (a sidecar {self.model_path.with_suffix('.json').name} may be needed)"
+                    )
+            self.last_seconds = {"preprocess": preprocess_s, "embed": embed_s}
+            return result
 
     def embed_boxes(self, frame: np.ndarray, boxes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Embed the people inside ``boxes`` of one frame.

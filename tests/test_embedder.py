@@ -62,3 +62,26 @@ def test_nan_model_is_refused_at_load_by_name(tmp_path):
     model = nan_model(tmp_path / "broken_reid.onnx")
     with pytest.raises(ModelError, match="broken_reid.onnx.*NaN or Inf"):
         Embedder(model, max_batch=4)
+
+
+def test_one_embedder_shared_by_threads_gives_each_caller_its_own_crops(embedder, vtest_frames, frame0_detections):
+    """The backend's buffers are shared: without the lock, one thread's crops were embedded as another's."""
+    import threading
+
+    from edge_reid.preprocess import crop_box
+
+    crops = [crop_box(vtest_frames[0], box) for box in frame0_detections.boxes[:4]]
+    reference = [embedder.embed_crops([crop])[0].copy() for crop in crops]
+    worst = [1.0] * len(crops)
+
+    def embed_many(index):
+        for _ in range(25):
+            vector = embedder.embed_crops([crops[index]])[0]
+            worst[index] = min(worst[index], float(vector @ reference[index]))
+
+    threads = [threading.Thread(target=embed_many, args=(index,)) for index in range(len(crops))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert min(worst) > 0.9999, worst
