@@ -45,7 +45,8 @@ class Detections:
             scores: (N,) array-like in [0, 1], or None (all 1.0).
 
         Raises:
-            ValueError: shapes do not fit (N, 4) and (N,).
+            ValueError: shapes do not fit (N, 4) and (N,), or a score outside [0, 1] (the
+                tracker's thresholds are confidences; NaN is refused later, by the pipeline).
         """
         box_array = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4), np.float32)
         if scores is None:
@@ -54,6 +55,11 @@ class Detections:
             score_array = np.asarray(scores, dtype=np.float32).reshape(-1)
         if score_array.shape[0] != box_array.shape[0]:
             raise ValueError(f"{box_array.shape[0]} boxes but {score_array.shape[0]} scores")
+        outside = (score_array < 0) | (score_array > 1)
+        if outside.any():
+            raise ValueError(
+                f"scores must be confidences in [0, 1], got {float(score_array[outside][0])}: scale your detector's scores"
+            )
         return Detections(box_array, score_array)
 
 

@@ -22,6 +22,7 @@ from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
+from edge_reid.errors import DataError
 from edge_reid.identities import Identities, TrackIdentities
 from edge_reid.matching.gallery import Gallery
 from edge_reid.results import FrameResult, PastPerson
@@ -69,6 +70,15 @@ class Pipeline:
         past_frames: hand out the boxes of earlier frames that a track's confirmation or re-finding
             reveals (:attr:`FrameResult.past`); False: only the current frame's people.
 
+    Raises:
+        ValueError: ``refresh_s`` <= 0; a ``gallery`` whose embedding size is not the embedder's.
+        DataError: a ``gallery`` tagged with another model's id (its embeddings cannot be compared
+            with this model's).
+
+    A pipeline holds one stream's tracks: feed it from one thread at a time (its
+    :class:`Embedder` may be shared). :meth:`run` starts each source with no tracks; :meth:`process`
+    continues the stream it is given; :meth:`reset` forgets the tracks (identities stay in the gallery).
+
     Example:
         >>> pipeline = Pipeline()                                  # doctest: +SKIP
         >>> for result in pipeline.run("video.mp4"):               # doctest: +SKIP
@@ -103,6 +113,13 @@ class Pipeline:
         self.gallery = gallery if gallery is not None else Gallery(
             self.embedder.dim, threshold=threshold, model_id=self.embedder.model_id, model_name=self.embedder.model_path.name
         )
+        if self.gallery.dim != self.embedder.dim:
+            raise ValueError(f"the gallery holds {self.gallery.dim}-d embeddings, the model makes {self.embedder.dim}-d ones")
+        if self.gallery.model_id is not None and self.gallery.model_id != self.embedder.model_id:
+            raise DataError(
+                f"the gallery was made with another model ({self.gallery.model_name or self.gallery.model_id[:12]}), not "
+                f"{self.embedder.model_path.name}: embeddings of two models cannot be compared; use a gallery of this model"
+            )
         self.identities = TrackIdentities(self.gallery, reid_threshold=reid_threshold)
         self.min_box_height = float(min_box_height)
         self.refresh_s = float(refresh_s)
@@ -111,6 +128,19 @@ class Pipeline:
         self.past_frames = bool(past_frames)
         self._pending: dict[int, _PendingFrame] = {}  # tracker update number -> frame (pruned in _past_people)
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
+
+    def reset(self) -> None:
+        """Forget every track, as at the start of a new video or camera session.
+
+        The gallery keeps its identities: people seen before are recognised again (at
+        ``reid_threshold``). Track ids start again from 1. :meth:`run` calls this first.
+        """
+        motion = self.tracker.camera_motion
+        if motion is not None:
+            motion.reset()
+        self.tracker = Tracker(self.tracker.config, camera_motion=motion)
+        self.identities = TrackIdentities(self.gallery, reid_threshold=self.identities.reid_threshold)
+        self._pending.clear()
 
     def _embedding_buffer(self, count: int) -> np.ndarray:
         if count > self._embeddings.shape[0]:
@@ -142,9 +172,13 @@ class Pipeline:
         Raises:
             ValueError: ``image`` is not a non-empty (H, W, 3) uint8 array; no detections given
                 and the pipeline has no detector; NaN/Inf boxes or scores.
+            TypeError: ``detections`` is not a :class:`Detections`.
             ModelError: the ReID model returned NaN/Inf, or its backend failed.
         """
         check_bgr_image(image, "image")
+        if not isinstance(detections, (Detections, type(None))):
+            raise TypeError(f"detections must be a Detections (Detections.from_boxes(boxes, scores)), got {type(detections).__name__}")
+        timestamp_s, frame_index = float(timestamp_s), int(frame_index)  # numpy scalars: JSON-ready in results
         timer = self.timer
         if detections is None:
             if self.detector is None:
@@ -213,6 +247,9 @@ class Pipeline:
     ) -> Iterator[FrameResult]:
         """Yield a :class:`FrameResult` per frame of ``source``, at most ``max_frames``.
 
+        Starts with no tracks (:meth:`reset`): each run is its own stream; the gallery carries
+        identities from one run to the next. A :class:`FrameSource` is read once (run closes it).
+
         Args:
             source: a :class:`FrameSource`, or what :func:`edge_reid.sources.open_source` takes.
             max_frames: stop after this many frames (None: until the source ends or is stopped).
@@ -224,6 +261,7 @@ class Pipeline:
             SourceError: the source cannot be opened.
             ModelError: a model failed (see :meth:`process`).
         """
+        self.reset()
         frames = source if isinstance(source, FrameSource) else open_source(source)
         staged = self._staged_threaded(frames, max_frames, prefetch) if prefetch > 0 else self._staged(frames, max_frames)
         try:

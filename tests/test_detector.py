@@ -82,6 +82,8 @@ def test_sanitize_clips_and_drops():
     assert Detections.from_boxes([]).boxes.shape == (0, 4)
     with pytest.raises(ValueError, match="scores"):
         Detections.from_boxes([[0, 0, 1, 1]], [0.5, 0.6])
+    with pytest.raises(ValueError, match=r"scores must be confidences in \[0, 1\], got 95"):
+        Detections.from_boxes([[0, 0, 1, 1]], [95.0])
 
 
 def test_detector_precision_is_checked_and_onnxruntime_runs_fp32_only(yolox_path):

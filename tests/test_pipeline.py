@@ -133,3 +133,38 @@ def test_a_past_box_never_repeats_an_identity_already_reported_in_its_frame(embe
     assert [(p.frame_index, p.identity_id) for p in people] == [(12, 5)]
     again = pipeline._past_people([_TrackWithPast(8, past)], identities, (576, 768, 3))
     assert again == (), "the frame now holds identity 5: a second past box of it is left out too"
+
+
+def test_each_run_starts_without_the_last_runs_tracks_but_keeps_its_identities(embedder, detector, vtest_path):
+    """A second run (the next clip) used to keep the first run's tracks as lost ones, holding the
+    identities of the very people it then saw again: they came back under new identities."""
+    pipeline = Pipeline(embedder, detector)
+    first = list(pipeline.run(str(vtest_path), max_frames=12))
+    known = {p.identity_id for r in first for p in r.people}
+    second = list(pipeline.run(str(vtest_path), max_frames=5))
+    people = [p for r in second for p in r.people]
+    assert len(people) >= 3
+    assert min(p.track_id for p in people) == 1, "track ids start again"
+    assert {p.identity_id for p in people} <= known and not any(p.is_new for p in people), "the same people, the same identities"
+
+
+def test_a_gallery_of_another_model_or_size_is_refused(embedder):
+    from edge_reid.errors import DataError
+    from edge_reid.matching import Gallery
+
+    with pytest.raises(ValueError, match="256-d embeddings, the model makes 512-d"):
+        Pipeline(embedder, use_detector=False, gallery=Gallery(256))
+    with pytest.raises(DataError, match="another model .*other.onnx"):
+        Pipeline(embedder, use_detector=False, gallery=Gallery(512, model_id="f" * 64, model_name="other.onnx"))
+
+
+def test_numpy_scalars_and_a_bare_array_of_boxes(embedder, vtest_frames, frame0_detections):
+    import json
+
+    pipeline = Pipeline(embedder, use_detector=False)
+    for index in range(3):
+        result = pipeline.process(vtest_frames[index], np.float32(index / 10), np.int64(index), detections=frame0_detections)
+    assert type(result.timestamp_s) is float and type(result.frame_index) is int
+    json.dumps({"frame": result.frame_index, "t": result.timestamp_s})  # what the events sink writes
+    with pytest.raises(TypeError, match="detections must be a Detections"):
+        pipeline.process(vtest_frames[3], 0.3, 3, detections=frame0_detections.boxes)
