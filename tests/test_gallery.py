@@ -55,6 +55,9 @@ def test_bad_shapes_rejected():
         gallery.match(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="k must be >= 1"):
         gallery.search(np.zeros((1, 8), np.float32), 0)
+    gallery.add(np.eye(8, dtype=np.float32)[0])
+    with pytest.raises(ValueError, match="embedding 0 has length 10, not 1: L2-normalise"):
+        gallery.match(10 * np.eye(8, dtype=np.float32)[:1])  # a similarity of 10 would match anyone
 
 
 @pytest.mark.parametrize("keyword, value", [("threshold", 5.0), ("threshold", float("nan")), ("novelty", -1.5)])

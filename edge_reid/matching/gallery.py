@@ -230,6 +230,19 @@ class Gallery:
             raise ValueError(f"embeddings must be (N, {self.dim}) or ({self.dim},), got {np.shape(embeddings)}")
         return x
 
+    def _check_queries(self, embeddings: np.ndarray) -> np.ndarray:
+        """:meth:`_check`, and every row of unit length (within 1e-3): inner products are cosine
+        similarities only for unit vectors, and the thresholds are cosine similarities."""
+        q = self._check(embeddings)
+        norms = np.linalg.norm(q, axis=1)
+        bad = np.flatnonzero(~(np.abs(norms - 1.0) <= 1e-3))
+        if bad.size:
+            raise ValueError(
+                f"embedding {int(bad[0])} has length {float(norms[bad[0]]):.4g}, not 1: L2-normalise queries "
+                "(Embedder's outputs are)"
+            )
+        return q
+
     def _new_identity(self, name: str | None, timestamp: float, count: int) -> Identity:
         identity = Identity(self._next_id, name, timestamp, timestamp, count)
         self._next_id += 1
@@ -353,9 +366,9 @@ class Gallery:
             (N,) float32 in [-1, 1].
 
         Raises:
-            KeyError: unknown identity. ValueError: wrong shape.
+            KeyError: unknown identity. ValueError: wrong shape, or a row not of unit length.
         """
-        q = self._check(embeddings)
+        q = self._check_queries(embeddings)
         rows = [self._store.row_of(store_id) for store_id in self._members[int(identity_id)].all()]
         stored = self._store.vectors[rows].astype(np.float32)
         return (q @ stored.T).max(axis=1).astype(np.float32)
@@ -405,7 +418,7 @@ class Gallery:
             k' = min(k, len(self)).
 
         Raises:
-            ValueError: ``k`` < 1, or ``embeddings`` not (N, D).
+            ValueError: ``k`` < 1, or ``embeddings`` not (N, D) rows of unit length.
 
         Exact: the distinct owners of a query's best r rows, in order of first
         appearance, are exactly its best identities (an identity's best row comes
@@ -416,7 +429,7 @@ class Gallery:
         """
         if int(k) < 1:
             raise ValueError(f"k must be >= 1 identities per query, got {k}")
-        q = self._check(embeddings)
+        q = self._check_queries(embeddings)
         k_ids = min(int(k), len(self))
         scores = np.full((q.shape[0], k_ids), -np.inf, np.float32)
         ids = np.full((q.shape[0], k_ids), -1, np.int64)
@@ -453,11 +466,11 @@ class Gallery:
         most N - 1 of them.
 
         Raises:
-            ValueError: ``embeddings`` is not (N, D).
+            ValueError: ``embeddings`` is not (N, D) rows of unit length.
         """
         if np.ndim(embeddings) != 2:
             raise ValueError(f"embeddings must be (N, {self.dim}), got {np.shape(embeddings)}")
-        q = self._check(embeddings)
+        q = self._check_queries(embeddings)
         when = time.time() if timestamp is None else float(timestamp)
         count = q.shape[0]
         identity_ids = np.full(count, -1, np.int64)
