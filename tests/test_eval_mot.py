@@ -58,6 +58,12 @@ def test_bad_results_are_data_errors(vtest_gt_dir, counted_gt, tmp_path):
     twice = np.concatenate((counted_gt[:1], counted_gt[:1]))
     with pytest.raises(DataError, match="appears twice in frame 1"):
         evaluate_mot(twice, vtest_gt_dir)
+    # Rows given as an array get the checks a file's rows get (they reached TrackEval and scipy before).
+    for column, value, message in ((2, np.nan, "NaN or infinite"), (4, -5.0, "negative box width"), (0, 0.0, "frames are whole numbers from 1")):
+        bad = counted_gt[:3].copy()
+        bad[1, column] = value
+        with pytest.raises(DataError, match=message):
+            evaluate_mot(bad, vtest_gt_dir)
     with pytest.raises(DataError, match="does not exist"):
         evaluate_mot(counted_gt[:1], tmp_path / "no-gt")
     (tmp_path / "seq").mkdir()

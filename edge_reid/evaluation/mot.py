@@ -77,8 +77,16 @@ def _import_trackeval():
 
 
 def _check_rows(rows: np.ndarray, length: int, name: str) -> None:
+    """What :func:`~edge_reid.motchallenge.read_rows` checks in a file, for rows given as an array,
+    and what needs the sequence: frames within it, one box per track and frame."""
     if rows.shape[0] == 0:
         return
+    if not np.isfinite(rows[:, :7]).all():
+        raise DataError(f"{name}: NaN or infinite values (row {int(np.flatnonzero(~np.isfinite(rows[:, :7]).all(axis=1))[0])})")
+    if (rows[:, 0] < 1).any() or (rows[:, 0] != np.round(rows[:, 0])).any():
+        raise DataError(f"{name}: frames are whole numbers from 1 (the video's first frame is 1)")
+    if (rows[:, 4:6] < 0).any():
+        raise DataError(f"{name}: negative box width or height")
     frames = rows[:, 0].astype(np.int64)
     beyond = frames > length
     if beyond.any():
