@@ -28,6 +28,9 @@ people who left and came back). :class:`TrackIdentities` joins them:
   longer looks like it (the tracker may have followed someone else through a crossing)
   is not stored, so the identity is never taught another person's appearance.
 - A track without any embedding (motion-only use) has identity -1 until it gets one.
+- A track whose identity was removed from the gallery (``Gallery.remove``: a person asking to
+  be forgotten) no longer holds it: it is identified again like a new confirmed track, so gets
+  a new identity (or another stored one it matches).
 """
 
 from __future__ import annotations
@@ -139,6 +142,9 @@ class TrackIdentities:
     def update(self, tracker: Tracker, tracked: Detections, now_s: float | None = None) -> Identities:
         """Identify the tracks reported in one frame.
 
+        A track whose identity is no longer in the gallery (removed meanwhile) is identified
+        again, as a track without one.
+
         Args:
             tracker: the tracker that produced ``tracked`` (its tracks hold the embeddings).
             tracked: the frame's tracked detections (``track_ids`` set), from :meth:`Tracker.update`.
@@ -149,7 +155,9 @@ class TrackIdentities:
             :class:`Identities`, one row per tracked detection.
         """
         live = {t.track_id: t for t in tracker.tracks}
-        for track_id in [t for t in self._identity_of if t not in live]:
+        # A track that died, or whose identity was removed from the gallery (a "forget me"
+        # request): the latter is unidentified again and gets an identity by the usual rules.
+        for track_id in [t for t, i in self._identity_of.items() if t not in live or i not in self.gallery]:
             del self._identity_of[track_id]
             self._similarity_of.pop(track_id, None)
         ids = [] if tracked.track_ids is None else tracked.track_ids.tolist()

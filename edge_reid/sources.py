@@ -135,19 +135,27 @@ class SourceStats:
 def classify_source(source: str) -> str:
     """Kind of a source string: ``"camera"``, ``"stream"``, ``"gstreamer"``, ``"folder"`` or ``"file"``.
 
-    Camera: a device index (``"0"``) or a ``/dev/video*`` path. Stream: an
-    rtsp/rtmp/http(s)/udp/tcp URL. GStreamer: a pipeline string containing ``!``
-    (e.g. ``nvarguscamerasrc ! ... ! appsink`` for Jetson CSI cameras).
+    An existing folder or file is always a folder or file source, whatever its name
+    (``clip!1.avi``, ``2024``). Otherwise: camera: a device index (``"0"``) or a
+    ``/dev/video*`` path. Stream: an rtsp/rtmp/http(s)/udp/tcp URL. GStreamer: a
+    pipeline string containing ``!`` (e.g. ``nvarguscamerasrc ! ... ! appsink`` for
+    Jetson CSI cameras). Anything else is a (missing) file.
     """
     text = str(source).strip()
+    try:
+        path = Path(text)
+        if path.is_dir():
+            return "folder"
+        if path.is_file():
+            return "file"
+    except (OSError, ValueError):  # not a usable path: a name too long (a long pipeline), a NUL byte
+        pass
     if text.isdigit() or text.startswith("/dev/video"):
         return "camera"
     if text.lower().startswith(STREAM_PREFIXES):
         return "stream"
     if "!" in text:
         return "gstreamer"
-    if Path(text).is_dir():
-        return "folder"
     return "file"
 
 
@@ -393,7 +401,9 @@ def open_source(
 
     Args:
         source: video file path, camera index or ``/dev/videoN``, stream URL,
-            GStreamer pipeline string, or a folder of images (sorted by name).
+            GStreamer pipeline string, or a folder of images (sorted by name); a
+            string naming an existing file or folder is always that file or folder
+            (:func:`classify_source`), an int always a camera index.
         reconnect_timeout_s: how long a dropped live source is retried, seconds.
         folder_fps: frame rate assigned to an image folder (for timestamps).
         repeat: passes over a video file or image folder, one after the other
@@ -405,7 +415,7 @@ def open_source(
         ValueError: ``repeat`` < 0.
     """
     text = str(source).strip()
-    kind = classify_source(text)
+    kind = "camera" if isinstance(source, int) else classify_source(text)
     if kind == "file" and not Path(text).is_file():
         raise SourceError(f"source not found: {text}; give a video file, an image folder, a camera (0, /dev/video0), a URL or a GStreamer pipeline")
     if kind == "camera" and text.startswith("/dev/") and not Path(text).exists():

@@ -130,6 +130,20 @@ def test_a_person_seen_again_after_a_duplicate_identity_is_not_duplicated_again(
     assert seen[300][1] == duplicate and len(gallery) == 2
 
 
+def test_a_person_in_view_whose_identity_is_removed_gets_a_new_one():
+    """A "forget me" request (Gallery.remove) while the person is in view: the track is identified again."""
+    scene, look = Scene(), _look(1)
+    for i in range(5):
+        before = scene.step([(look, 100 + 5 * i)])
+    (track, identity, _, _), = before.values()
+    scene.gallery.remove(identity)
+    after = [scene.step([(look, 125 + 5 * i)]) for i in range(3)]
+    (track_again, new_identity, _, new), = after[0].values()
+    assert track_again == track and new and new_identity != identity
+    assert [list(frame.values()) for frame in after[1:]] == [[(track, new_identity, None, False)]] * 2
+    assert identity not in scene.gallery and scene.identities.held_identities() == {new_identity}
+
+
 @pytest.mark.parametrize(
     ("best", "runner_up", "stands"),
     [(0.98, 0.87, True), (0.91, 0.83, True), (0.84, 0.82, False), (1.0, 1.0, False), (1.0, 0.999, True), (0.5, 0.5, False)],

@@ -170,6 +170,25 @@ def test_repeated_file_keeps_counting_frames_and_time(tmp_path, vtest_frames):
     assert np.array_equal(frames[4].image, frames[0].image), "the second pass starts at the first frame again"
 
 
+def test_an_existing_file_or_folder_is_opened_whatever_its_name(tmp_path, vtest_frames, monkeypatch):
+    """A "!" (GStreamer's separator) or a name of digits (a camera index) does not hide an existing path."""
+    clip = _short_clip(tmp_path / "clip!1.avi", vtest_frames[:3])
+    assert classify_source(str(clip)) == "file"
+    assert len(list(open_source(str(clip)))) == 3
+    monkeypatch.chdir(tmp_path)
+    _short_clip(tmp_path / "two.avi", vtest_frames[:2]).rename(tmp_path / "2024")
+    assert classify_source("2024") == "file"
+    source = open_source("2024")
+    assert source.kind == "file" and len(list(source)) == 2
+    with pytest.raises(SourceError, match="cannot open camera 2024"):
+        open_source(2024)  # an int is a camera index, whatever the folder holds
+    (tmp_path / "shots!").mkdir()
+    _write_jpeg(tmp_path / "shots!" / "a.jpg", vtest_frames[0])
+    assert open_source("shots!").kind == "folder"
+    assert classify_source("2025") == "camera" and classify_source("a ! b") == "gstreamer", "names of nothing keep their rules"
+    assert classify_source("nvarguscamerasrc ! " + "queue ! " * 40 + "appsink") == "gstreamer", "too long for a file name"
+
+
 def test_repeat_forever_until_stopped_and_folders_repeat_too(tmp_path, vtest_frames):
     clip = _short_clip(tmp_path / "clip.avi", vtest_frames[:3])
     source = open_source(str(clip), repeat=0)

@@ -150,7 +150,7 @@ def test_nan_boxes_are_an_error_and_empty_boxes_are_ignored():
     with pytest.raises(ValueError, match="NaN or infinite"):
         tracker.update(Detections.from_boxes([[0, 0, np.nan, 10]], [0.9]), None, 0.0)
     with pytest.raises(ValueError, match="NaN or infinite"):
-        tracker.update(Detections.from_boxes([[0, 0, 10, 10]], [np.inf]), None, 0.0)
+        tracker.update(Detections(np.array([[0, 0, 10, 10]], np.float32), np.array([np.inf], np.float32)), None, 0.0)
     for i in range(3):
         tracked = tracker.update(Detections.from_boxes([_box(100), [50, 50, 50, 90], [10, 10, 30, 10]], [0.9] * 3), None, i / FPS)
     assert len(tracked) == 1 and tracker.ignored_boxes == 6
@@ -170,6 +170,24 @@ def test_repeated_and_backward_timestamps_do_not_jump():
         assert np.isfinite(tracker.tracks[0].mean).all()
     assert len(ids) == 1 and len(tracker.tracks) == 1
     assert tracker.clock_s == pytest.approx(0.5)  # forward steps only: 0.3 s before, 0.2 s after
+
+
+def test_jittery_timestamps_add_no_time():
+    """Frames out of order: each step forward is measured from the newest timestamp, not the one before."""
+    jittery, ordered = Tracker(), Tracker()
+    for tracker in (jittery, ordered):
+        for i in range(3):
+            tracker.update(Detections.from_boxes([_box(100 + 20 * i)], [0.9]), None, i / FPS)
+    for when in (0.3, 0.1, 0.4, 0.2, 0.5, 0.3, 0.6, 0.4, 0.7):
+        jittery.update(Detections.empty(), None, when)
+    for when in (0.3, 0.4, 0.5, 0.6, 0.7):
+        ordered.update(Detections.empty(), None, when)
+    assert jittery.clock_s == pytest.approx(0.7) == ordered.clock_s
+    (track,), (same,) = jittery.tracks, ordered.tracks
+    assert track.state == TrackState.LOST, "hidden 0.5 s: kept for max_lost_s = 1 s"
+    np.testing.assert_allclose(track.mean, same.mean)  # the Kalman filter moved it 0.5 s, not 1.3 s
+    tracked = jittery.update(Detections.from_boxes([track.kalman_box], [0.9]), None, 0.75)
+    assert tracked.track_ids.tolist() == [track.track_id]
 
 
 def test_a_gap_of_many_seconds_starts_afresh():

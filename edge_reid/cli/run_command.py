@@ -186,7 +186,9 @@ def run(
         if path is not None and not is_standard_output(path):
             check_writable(path, what)
 
-    frames = open_source(source if source is not None else camera, reconnect_timeout_s=reconnect_timeout, repeat=repeat)
+    # --camera 0 is a camera index even where a file named "0" exists in the working folder.
+    camera_source = int(camera) if camera is not None and camera.strip().isdigit() else camera
+    frames = open_source(source if source is not None else camera_source, reconnect_timeout_s=reconnect_timeout, repeat=repeat)
     embedder = Embedder(
         model, backend=backend, max_batch=batch, threads=threads,
         backend_options={"precision": precision, "device": device, "engines_dir": engines_dir, "rebuild": rebuild,

@@ -18,7 +18,10 @@ Multi-Object Tracking by Associating Every Detection Box", ECCV 2022) and BoT-SO
    (IoU >= ``duplicate_iou``) is a duplicate and the younger of the two is removed.
 
 Times are the caller's timestamps made monotonic: a timestamp that repeats or goes
-backwards (a camera that reconnected) counts as no time passing, so nothing jumps.
+backwards counts as no time passing, so nothing jumps. A step back of less than
+:data:`CLOCK_RESTART_S` is jitter (frames out of order): the next step forward is measured
+from the newest timestamp seen, so jitter adds no time. A step back further than that is a
+restarted clock (a camera that reconnected): later steps are measured from there.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ from edge_reid.tracking.camera_motion import CameraMotion
 from edge_reid.tracking.config import TrackerConfig
 from edge_reid.tracking.kalman import BoxKalmanFilter
 from edge_reid.tracking.track import Track, TrackState
+
+
+#: Seconds a timestamp must go back, from the newest seen, to count as a restarted clock (a camera
+#: that reconnected) rather than jitter: bounds both the time jitter can add and how long a
+#: restarted clock can stand still.
+CLOCK_RESTART_S = 1.0
 
 
 def overlapped_mask(boxes: np.ndarray, overlap: float) -> np.ndarray:
@@ -56,7 +65,9 @@ class Tracker:
 
     Attributes:
         tracks: live tracks (tentative, tracked, lost).
-        clock_s: the tracker's time, seconds: the sum of the forward steps between timestamps.
+        clock_s: the tracker's time, seconds: the sum of the forward steps, each from the newest
+            timestamp seen before it (since the first timestamp or the latest restart of the
+            caller's clock, a step back of more than :data:`CLOCK_RESTART_S`).
         ignored_boxes: boxes without area ignored so far.
         confirmed_total: tracks confirmed so far.
         updates: :meth:`update` calls so far (the number of the next one; past-frame boxes,
@@ -76,7 +87,7 @@ class Tracker:
         self.clock_s = 0.0
         self.ignored_boxes = 0
         self.confirmed_total = 0
-        self._last_timestamp: float | None = None
+        self._newest_timestamp: float | None = None
         self._predicted_for: float | None = None
         self._next_id = 1
         self.updates = 0
@@ -94,7 +105,8 @@ class Tracker:
         Call it before :meth:`update` to read the predicted boxes first (e.g. to decide what to embed).
 
         Args:
-            timestamp_s: the frame's time in seconds.
+            timestamp_s: the frame's time in seconds. The tracks move by the time since the
+                newest timestamp seen: none when it repeats or goes back (see :data:`CLOCK_RESTART_S`).
             image: (H, W, 3) uint8 BGR frame; needed when the tracker compensates camera motion.
 
         Raises:
@@ -106,9 +118,11 @@ class Tracker:
         if self._predicted_for is not None and timestamp == self._predicted_for:
             return
         step = 0.0
-        if self._last_timestamp is not None and timestamp > self._last_timestamp:
-            step = timestamp - self._last_timestamp
-        self._last_timestamp = timestamp
+        if self._newest_timestamp is None or timestamp < self._newest_timestamp - CLOCK_RESTART_S:
+            self._newest_timestamp = timestamp  # the first frame, or a restarted clock
+        elif timestamp > self._newest_timestamp:
+            step = timestamp - self._newest_timestamp
+            self._newest_timestamp = timestamp
         self._predicted_for = timestamp
         self.clock_s += step
         if self.tracks:
@@ -141,7 +155,8 @@ class Tracker:
                 Boxes with no area are ignored (counted in :attr:`ignored_boxes`).
             embeddings: (N, D) float32 L2-normalised ReID embeddings of the detections, or
                 None to track by motion alone.
-            timestamp_s: the frame's time in seconds (repeats and steps back count as 0 s).
+            timestamp_s: the frame's time in seconds (repeats and steps back count as 0 s; the
+                next step forward is measured from the newest timestamp seen, see :data:`CLOCK_RESTART_S`).
             embedded: (N,) bool, which rows of ``embeddings`` hold an embedding (default:
                 all when ``embeddings`` is given). Rows not embedded are matched by motion.
             image: (H, W, 3) uint8 BGR frame, needed with camera-motion compensation.
