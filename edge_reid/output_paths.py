@@ -75,11 +75,13 @@ def check_distinct_outputs(
 
     Raises:
         OutputPathError: one line naming the two paths: an output is the same file (or folder)
-            as an input or as another output (see :func:`same_file`), an existing file inside an
-            input folder, ``"-"`` given to an output that cannot go to standard output, or two
+            as an input or as another output (see :func:`same_file`), an existing image inside an
+            input folder (what a folder source and a data set are read from; other files there,
+            e.g. an earlier run's results, may be rewritten), ``"-"`` given to an output that cannot go to standard output, or two
             outputs on standard output.
     """
     from edge_reid.assets import DEFAULT_DETECTOR, DEFAULT_REID_MODEL
+    from edge_reid.data.images import is_image_file
 
     files: list[tuple[str, PathLike]] = []
     on_standard_output: list[str] = []
@@ -108,9 +110,9 @@ def check_distinct_outputs(
                 raise OutputPathError(
                     f"{name} {path} is the same {kind} as {input_name} {input_path}: {harm}; give {name} another path"
                 )
-            if kind == "file" and os.path.lexists(path) and _inside(path, input_path):
+            if kind == "file" and os.path.lexists(path) and is_image_file(path) and _inside(path, input_path):
                 raise OutputPathError(
-                    f"{name} {path} is a file inside {input_name} {input_path}: writing it would destroy part of the "
+                    f"{name} {path} is an image inside {input_name} {input_path}: writing it would destroy part of the "
                     f"input; give {name} a path outside that folder"
                 )
         for other_name, other_path in files[:index]:

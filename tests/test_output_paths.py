@@ -53,13 +53,15 @@ def test_the_bundled_models_are_inputs_even_when_no_model_is_named(tmp_path):
         check_distinct_outputs({"--events": DEFAULT_DETECTOR})
 
 
-def test_an_existing_file_inside_an_input_folder_is_refused(tmp_path):
+def test_an_existing_image_inside_an_input_folder_is_refused(tmp_path):
     images = tmp_path / "images"
     (images / "sub").mkdir(parents=True)
     (images / "sub" / "f000.jpg").write_bytes(b"jpeg")
-    with pytest.raises(OutputPathError, match=r"--events .*f000.jpg is a file inside --source .*images: writing it would destroy part"):
+    with pytest.raises(OutputPathError, match=r"--events .*f000.jpg is an image inside --source .*images: writing it would destroy part"):
         check_distinct_outputs({"--events": images / "sub" / "f000.jpg"}, {"--source": images})
     check_distinct_outputs({"--events": images / "events.jsonl"}, {"--source": images})  # a new file beside the input is fine
+    (images / "results.json").write_text("{}")  # an earlier run's results there: not an input, may be rewritten
+    check_distinct_outputs({"--json": images / "results.json"}, {"--data": images})
     check_distinct_outputs({"--events": tmp_path / "f000.jpg"}, {"--source": images})
 
 
