@@ -85,6 +85,18 @@ def test_enroll_list_export_remove(tmp_path, person_images, capsys):
     assert main(["gallery", "remove", "-g", str(g), "--name", "Bob"]) == 0
     assert [i.name for i in Gallery.load(g).identities] == ["Alice", "Carol"]
 
+    # rename: name someone `run` met; a name two identities share is never removed by name.
+    assert main(["gallery", "rename", "-g", str(g), "--id", "3", "--name", " Alice "]) == 0
+    assert "identity 3 now has 'Alice' (also the name of id 1)" in " ".join(capsys.readouterr().err.split())
+    assert [i.name for i in Gallery.load(g).identities] == ["Alice", "Alice"]
+    assert main(["gallery", "remove", "-g", str(g), "--name", "Alice"]) == 2
+    assert "2 identities are named 'Alice'" in capsys.readouterr().err and len(Gallery.load(g)) == 2
+    assert main(["gallery", "enroll", "-g", str(g), "-n", " Alice", str(a[0])]) == 0  # spaces do not make another person
+    assert len(Gallery.load(g)) == 2
+    assert main(["gallery", "rename", "-g", str(g), "--id", "9", "--name", "Dan"]) == 2
+    assert main(["gallery", "rename", "-g", str(g), "--id", "3", "--name", ""]) == 0
+    assert [i.name for i in Gallery.load(g).identities] == ["Alice", None]
+
 
 def test_user_errors_exit_2_with_one_line(tmp_path, person_images, capsys):
     g = tmp_path / "g.edgereid"

@@ -162,10 +162,15 @@ def remove(
     gallery = _load(gallery_path)
     targets = list(identity_ids)
     for name in names:
-        identity = gallery.find(name)
-        if identity is None:
+        found = gallery.named(name)
+        if not found:
             raise DataError(f"no identity named {name!r} in {gallery_path}")
-        targets.append(identity.identity_id)
+        if len(found) > 1:
+            raise DataError(
+                f"{len(found)} identities are named {name!r} in {gallery_path} (ids "
+                f"{', '.join(str(i.identity_id) for i in found)}): remove the one you mean with --id"
+            )
+        targets.append(found[0].identity_id)
     missing = [i for i in targets if i not in gallery]
     if missing:
         raise DataError(f"no identity with id {missing[0]} in {gallery_path}")
@@ -173,6 +178,27 @@ def remove(
         gallery.remove(identity_id)
     gallery.save(gallery_path)
     console.print(f"removed {len(set(targets))} identit{'y' if len(set(targets)) == 1 else 'ies'}; {len(gallery)} left")
+
+
+@gallery_app.command("rename")
+def rename(
+    gallery_path: Path = GALLERY_OPTION,
+    identity_id: int = typer.Option(..., "--id", help="Identity id, as `run` reports it (`identity` in events) or `list` shows."),
+    name: str = typer.Option(..., "--name", "-n", help="The name to give it (an empty string clears the name)."),
+) -> None:
+    """Name an identity (e.g. a person `run` met, reported as #7), or clear its name.
+
+    Example:  edge-reid gallery rename --gallery people.edgereid --id 7 --name Bob
+    """
+    gallery = _load(gallery_path)
+    if identity_id not in gallery:
+        raise DataError(f"no identity with id {identity_id} in {gallery_path}")
+    others = [i.identity_id for i in gallery.named(name) if i.identity_id != identity_id] if name.strip() else []
+    gallery.rename(identity_id, name)
+    gallery.save(gallery_path)
+    label = repr(name.strip()) if name.strip() else "no name"
+    note = f" (also the name of id {', '.join(map(str, others))})" if others else ""
+    console.print(f"identity {identity_id} now has {label}{note}")
 
 
 @gallery_app.command("export")
@@ -211,7 +237,11 @@ def threshold(
     """Cosine-similarity histograms of same/different-person pairs and the threshold at a false-match rate.
 
     Pairs: same person seen by two cameras (positive) and different people (negative).
-    Use the printed threshold as `edge-reid run --threshold`.
+    For another ReID model, set both of `edge-reid run`'s thresholds from it: the value at --fmr 0.01 as
+    --threshold (a person found again near where their track was lost: motion supports the match) and
+    the value at --fmr 0.0001 as --reid-threshold (enrolled people and people who come back later:
+    appearance alone decides, so false matches must be rarer). The defaults, 0.6 and 0.82, are the
+    bundled OSNet's.
     """
     import numpy as np
 

@@ -208,8 +208,14 @@ class Gallery:
         return self._identities[int(identity_id)]
 
     def find(self, name: str) -> Identity | None:
-        """The first identity called ``name``, or None."""
-        return next((i for i in self._identities.values() if i.name == name), None)
+        """The first identity called ``name`` (surrounding spaces ignored), or None."""
+        return next(iter(self.named(name)), None)
+
+    def named(self, name: str) -> list[Identity]:
+        """Every identity called ``name`` (surrounding spaces ignored), oldest first: names are
+        not unique when given by :meth:`rename`."""
+        wanted = name.strip()
+        return [i for i in self._identities.values() if i.name is not None and i.name.strip() == wanted]
 
     def embedding_counts(self, identity_id: int) -> tuple[int, int]:
         """(enrolled, recent) embeddings stored for an identity. Raises KeyError."""
@@ -290,6 +296,7 @@ class Gallery:
         """
         if not name or not name.strip():
             raise ValueError("an enrolled identity needs a non-empty name")
+        name = name.strip()
         x = self._check(embeddings)
         if x.shape[0] == 0:
             raise ValueError("need at least one embedding")
@@ -311,8 +318,8 @@ class Gallery:
         return identity.identity_id
 
     def rename(self, identity_id: int, name: str | None) -> None:
-        """Set an identity's name (None clears it). Raises KeyError."""
-        self._identities[int(identity_id)].name = name
+        """Set an identity's name, surrounding spaces removed (None or blank clears it). Raises KeyError."""
+        self._identities[int(identity_id)].name = name.strip() or None if name is not None else None
 
     def remove(self, identity_id: int) -> Identity:
         """Delete an identity and its embeddings; returns it. Raises KeyError."""
