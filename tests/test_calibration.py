@@ -389,6 +389,10 @@ def test_calibrate_rejects_bad_inputs_before_work(tiny, tmp_path):
         calibrate_model(model_path, market / "query", tmp_path / "out", CalibrationSettings(pool=market / "query"))
     with pytest.raises(ModelError, match="not found"):
         calibrate_model(tmp_path / "missing.onnx", market, tmp_path / "out")
+    from onnx_builders import tiny_qdq_model
+
+    with pytest.raises(ModelError, match="already quantized .*calibrate the FP32 model"):
+        calibrate_model(tiny_qdq_model(tmp_path / "int8-qdq.onnx"), market, tmp_path / "out")
     with pytest.raises(DataError, match="crop pool .*no_pool not found"):
         calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(pool=tmp_path / "no_pool"))
     assert not (tmp_path / "out").exists()  # refused before the output folder is made

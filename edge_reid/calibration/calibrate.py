@@ -69,6 +69,7 @@ from edge_reid.data.market1501 import GALLERY_DIR, QUERY_DIR, MarketDataset, cal
 from edge_reid.errors import DataError, ModelError
 from edge_reid.evaluation.agreement import compare_embeddings
 from edge_reid.evaluation.market_eval import MarketEvaluation, embed_crops, evaluate_market
+from edge_reid.onnx_graph import is_qdq_model
 from edge_reid.output_paths import check_writable_folder
 from edge_reid.spec import ModelSpec, load_spec
 
@@ -461,6 +462,11 @@ def calibrate_model(
     if settings.precision not in ("int8", "fp16"):
         raise ValueError(f"precision must be int8 or fp16, got {settings.precision!r}")
     spec = load_spec(model_path)
+    if is_qdq_model(model_path):
+        raise ModelError(
+            f"{model_path} is already quantized (it has QuantizeLinear/DequantizeLinear nodes): calibrate the FP32 "
+            "model it was made from"
+        )
     source = calibration_source(data_dir)  # fails early on a missing folder or a test split
     # Listed once, here: fails early on a folder without a usable crop (FP16 needs no calibration crops).
     order = calibration_order(data_dir, settings.seed) if settings.precision == "int8" else []
