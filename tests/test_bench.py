@@ -68,6 +68,12 @@ def test_latency_stats_are_ordered_and_consistent(samples, batch):
     assert stats.images_per_s == pytest.approx(batch * 1000.0 / stats.mean_ms, rel=1e-9)
 
 
+def test_a_backend_named_twice_is_measured_once():
+    from edge_reid.bench.compare import bench_backend_names
+
+    assert bench_backend_names("onnxruntime, onnxruntime,openvino") == ["onnxruntime", "openvino"]
+
+
 def test_parse_batch_sizes():
     assert parse_batch_sizes("1,8,32") == (1, 8, 32)
     assert parse_batch_sizes(" 4 , 2 ") == (4, 2)
@@ -204,6 +210,8 @@ def test_bench_cli_writes_consistent_json(tmp_path, vtest_path, capsys):
     skipped = [item["backend"] for item in report["skipped"]]
     assert sorted(measured + skipped) == sorted(usable) and "onnxruntime" in measured
     settings_ = report["settings"]
+    assert settings_["backend"] == "all", "what was asked for, not the first backend measured"
+    assert all(run["selection_reason"] == "every backend usable here (--backend all)" for run in report["backends"])
     assert settings_["gallery_size"] == 10_000 and settings_["batches"] == [1, 8, 32]
     assert settings_["crops"]["count"] == 40 and settings_["crops"]["source"].endswith("vtest.avi")
     assert settings_["matcher"] == "edge_reid.bench.matcher.match_queries"

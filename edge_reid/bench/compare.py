@@ -33,7 +33,7 @@ def bench_backend_names(value: str) -> list[str]:
         if not usable:
             raise BackendUnavailableError("no backend can run here (see `edge-reid doctor`)")
         return usable
-    names = [name.strip() for name in value.split(",") if name.strip()]
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))  # each once
     unknown = [name for name in names if name not in BACKEND_NAMES]
     if not names or unknown:
         raise ValueError(f"unknown backend {', '.join(unknown) or repr(value)}; choose all or one or more of {', '.join(BACKEND_NAMES)}")
@@ -47,10 +47,13 @@ class BackendComparison:
     Attributes:
         reports: one :class:`BenchReport` per backend measured, in the order measured.
         skipped: (backend, why) for backends of ``--backend all`` that could not run the model.
+        requested: the ``--backend`` value asked for (``"all"``, ``"auto"``, a list), recorded in
+            the JSON's settings.
     """
 
     reports: list[BenchReport]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    requested: str = ""
 
     def to_dict(self) -> dict:
         """The ``--json`` document (schema :data:`COMPARISON_SCHEMA`; see docs/benchmarks.md)."""
@@ -59,13 +62,16 @@ class BackendComparison:
         return {
             "schema": COMPARISON_SCHEMA,
             "model": {key: value for key, value in first.model.items() if key not in per_backend},
-            "settings": first.settings,
+            "settings": {**first.settings, "backend": self.requested or first.settings["backend"]},
             "backends": [
                 {
                     "backend": report.settings["backend"],
                     "describe": report.model["backend"],
                     "precision": report.model["precision"],
-                    "selection_reason": report.model.get("selection_reason", ""),
+                    "selection_reason": (
+                        "every backend usable here (--backend all)" if self.requested == "all"
+                        else report.model.get("selection_reason", "")
+                    ),
                     "batches": [row.to_dict() for row in report.batches],
                 }
                 for report in self.reports
@@ -122,4 +128,4 @@ def bench_backends(
             say(f"skipped {name}: {exc}")
     if not reports:
         raise BackendUnavailableError("no backend could run the benchmark: " + "; ".join(f"{n}: {why}" for n, why in skipped))
-    return BackendComparison(reports, skipped)
+    return BackendComparison(reports, skipped, requested=config.backend)
