@@ -300,6 +300,14 @@ def test_calibrate_within_budget_on_first_try_skips_the_search(tiny, tmp_path):
     assert report.met and report.layers["float_by_guard"] == [] and [s["split"] for s in report.guard_steps] == ["selection", "held-out"]
     assert report.sensitivity == [] and report.fp32 is not None and report.quantized is not None
     assert report.calibration["count"] == 12
+    # The table's mAP drop is the guard's (from unrounded mAPs), not a difference of two rounded numbers.
+    held_out = report.guard_steps[-1]["map_drop_points"]
+    assert report.quantized["map_drop_points"] == held_out
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(report.table())
+    assert f"(drop {held_out:+.2f})" in console.export_text()
 
 
 def _quantize_scales(model_path: str) -> dict[str, float]:

@@ -511,7 +511,10 @@ def calibrate_model(
                 report.fp32 = evaluator.reference_labelled.scores.to_dict()
             labelled = best.details["labelled"]
             if labelled is not None:
+                # the drop from unrounded mAPs: the guard's number, not a difference of two rounded ones
                 report.quantized = labelled.scores.to_dict()
+                if best.map_drop is not None:
+                    report.quantized["map_drop_points"] = round(best.map_drop, 3)
             report.agreement = best.details["agreement"].to_dict()
             _write_sidecar(out_spec, tmp / "spec.json")
             os.replace(best.details["path"], paths["model"])

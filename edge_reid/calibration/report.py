@@ -74,8 +74,8 @@ class CalibrationReport:
         if self.fp32 and self.quantized:
             for key, label in (("rank1", "rank-1 %"), ("rank5", "rank-5 %"), ("rank10", "rank-10 %")):
                 table.add_row(label, f"{self.fp32[key]:.2f}", f"{self.quantized[key]:.2f}", "")
-            drop = self.fp32["mAP"] - self.quantized["mAP"]
-            table.add_row("mAP %", f"{self.fp32['mAP']:.2f}", f"{self.quantized['mAP']:.2f} ({-drop:+.2f})", f"drop <= {self.budget.get('max_map_drop_points')}")
+            drop = self.quantized.get("map_drop_points", self.fp32["mAP"] - self.quantized["mAP"])
+            table.add_row("mAP %", f"{self.fp32['mAP']:.2f}", f"{self.quantized['mAP']:.2f} (drop {drop:+.2f})", f"drop <= {self.budget.get('max_map_drop_points')}")
         if self.agreement:
             a = self.agreement
             table.add_row("mean cosine to FP32", "1", f"{a['mean_cosine']:.5f}", f">= {self.budget.get('min_mean_cosine')}")
