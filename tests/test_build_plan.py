@@ -95,6 +95,7 @@ def test_tensorrt_11_is_strongly_typed(model, qdq, tmp_path):
         (dict(workspace_mb=8), "--workspace-mb must be at least 16"),
         (dict(precision="fp16", qdq_path=Path("x.onnx")), "for --precision int8"),
         (dict(precision="int8", qdq_path=Path("missing-qdq.onnx")), "missing-qdq.onnx: file not found"),
+        (dict(precision="int8", qdq_path=Path(__file__).parent), "tests: is a folder, not a model file"),
         (dict(precision="int8", calibration_data=Path("no-such-dir")), "not a folder"),
     ],
 )

@@ -162,7 +162,8 @@ def validate_options(options: BuildOptions, spec: ModelSpec) -> None:
     """
     model_path = Path(options.model_path)
     if not model_path.is_file():
-        raise ModelError(f"model file not found: {model_path}; pass --model PATH to an .onnx file")
+        what = f"{model_path} is a folder, not a model file" if model_path.is_dir() else f"model file not found: {model_path}"
+        raise ModelError(f"{what}; pass --model PATH to an .onnx file")
     if options.precision not in PRECISIONS:
         raise EngineBuildError(f"--precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
     if options.workspace_mb < 16:

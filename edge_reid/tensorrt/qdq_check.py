@@ -111,7 +111,8 @@ def check_qdq_model(path: Path, spec: ModelSpec) -> None:
     """
     path = Path(path)
     if not path.is_file():
-        raise EngineBuildError(f"--qdq {path}: file not found; make it with `edge-reid calibrate`")
+        what = "is a folder, not a model file" if path.is_dir() else "file not found"
+        raise EngineBuildError(f"--qdq {path}: {what}; make it with `edge-reid calibrate`")
     model = load_onnx(path, "--qdq ")
     ops = {node.op_type for node in model.graph.node}
     if not {"QuantizeLinear", "DequantizeLinear"} <= ops:
