@@ -9,6 +9,7 @@ goes to standard output) and :func:`check_writable` for each file.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Collection, Iterable, Mapping, Union
@@ -77,8 +78,8 @@ def check_distinct_outputs(
         OutputPathError: one line naming the two paths: an output is the same file (or folder)
             as an input or as another output (see :func:`same_file`), an existing image inside an
             input folder (what a folder source and a data set are read from; other files there,
-            e.g. an earlier run's results, may be rewritten), ``"-"`` given to an output that cannot go to standard output, or two
-            outputs on standard output.
+            e.g. an earlier run's results, may be rewritten), ``"-"`` given to an output that cannot
+            go to standard output, ``"-"`` while standard output is closed, or two outputs on it.
     """
     from edge_reid.assets import DEFAULT_DETECTOR, DEFAULT_REID_MODEL
     from edge_reid.data.images import is_image_file
@@ -94,6 +95,8 @@ def check_distinct_outputs(
             on_standard_output.append(name)
             continue
         files.append((name, path))
+    if on_standard_output and (sys.stdout is None or getattr(sys.stdout, "closed", False)):
+        raise OutputPathError(f"{on_standard_output[0]} -: standard output is closed; give a file name")
     if len(on_standard_output) > 1:
         raise OutputPathError(
             f"{' and '.join(on_standard_output)} all go to standard output (-), where only one output can: "

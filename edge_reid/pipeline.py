@@ -127,6 +127,7 @@ class Pipeline:
         self.embeddings_total = 0
         self.past_frames = bool(past_frames)
         self._pending: dict[int, _PendingFrame] = {}  # tracker update number -> frame (pruned in _past_people)
+        self._reader_stuck = False  # the decode thread of the last run was left blocked in a read
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
 
     def reset(self) -> None:
@@ -262,6 +263,7 @@ class Pipeline:
             ModelError: a model failed (see :meth:`process`).
         """
         self.reset()
+        self._reader_stuck = False
         frames = source if isinstance(source, FrameSource) else open_source(source)
         staged = self._staged_threaded(frames, max_frames, prefetch) if prefetch > 0 else self._staged(frames, max_frames)
         try:
@@ -269,7 +271,8 @@ class Pipeline:
                 yield self.process(frame.image, frame.timestamp_s, frame.index, detections=detections, file_name=frame.name)
         finally:
             staged.close()
-            frames.close()
+            if not self._reader_stuck:  # never release a capture that a blocked read still uses
+                frames.close()
 
     def _staged(self, frames: FrameSource, max_frames: int | None) -> Iterator[tuple[Frame, Detections | None]]:
         """Decode and detect, in the calling thread."""
@@ -316,7 +319,12 @@ class Pipeline:
         worker.start()
         try:
             while True:
-                item = handoff.get()
+                try:
+                    item = handoff.get(timeout=0.1)
+                except queue.Empty:
+                    if frames.stopped:  # a stop (Ctrl-C) while the worker waits on the source: end now
+                        return
+                    continue
                 if item is end:
                     return
                 if isinstance(item, BaseException):
@@ -325,4 +333,7 @@ class Pipeline:
         finally:
             finished.set()
             frames.stop()
-            worker.join(timeout=10.0)
+            # The worker ends within a frame's decode and detection; a read blocked inside OpenCV (a
+            # stalled stream) cannot be interrupted: the (daemon) thread is left to it, not waited for.
+            worker.join(timeout=2.0)
+            self._reader_stuck = worker.is_alive()

@@ -386,9 +386,18 @@ class DisplaySink:
 
     WINDOW = "edge-reid"
 
-    def __init__(self) -> None:
+    @staticmethod
+    def check_screen() -> None:
+        """Fail early (before models load and outputs are created) where no screen is named.
+
+        Raises:
+            OutputPathError: neither ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set (Linux, macOS).
+        """
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and os.name != "nt":
             raise OutputPathError("--display needs a screen, and neither DISPLAY nor WAYLAND_DISPLAY is set")
+
+    def __init__(self) -> None:
+        self.check_screen()
         try:
             cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL)
         except cv2.error:

@@ -264,6 +264,11 @@ class FrameSource:
         """Make the iteration end before the next frame (safe from a signal handler)."""
         self._stop = True
 
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop
+
     def close(self) -> None:
         """Release the capture device or file."""
         if self._capture is not None:
@@ -364,34 +369,50 @@ class FrameSource:
         if self.stats.end_reason is None:  # the first pass that ended early is the one reported
             self.stats.ended_at_frame, self.stats.end_reason = position, reason
 
-    def _reconnect(self) -> bool:
-        """Reopen a dropped live source with backoff 0.5, 1, 2, 4, 5, 5 ... s until the timeout."""
+    def _reconnect(self, deadline: float, delay: float) -> float | None:
+        """Reopen a dropped live source, waiting ``delay`` s first and doubling it (to 5 s) after each
+        failed open, until ``deadline`` (``time.monotonic()``); returns the next wait, or None when
+        the source could not be reopened in time (or a stop was asked)."""
         self.close()
-        deadline = time.monotonic() + self.reconnect_timeout_s
-        delay = 0.5
         while not self._stop and time.monotonic() < deadline:
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             self._capture = self._open()
+            delay = min(delay * 2.0, 5.0)
             if self._capture is not None:
                 self.stats.reconnects += 1
-                return True
-            delay = min(delay * 2.0, 5.0)
+                return delay
         self.stats.gave_up = not self._stop
-        return False
+        return None
 
     def _iter_live(self) -> Iterator[Frame]:
+        """Frames until the source has delivered none for ``reconnect_timeout_s`` (however often it
+        could be reopened in that time: a stream that accepts the connection but sends nothing
+        counts as down), or until a stop. The backoff restarts with each frame that arrives."""
         started = time.monotonic()
+        down_since: float | None = None
+        delay = 0.5
+        since_open = 0
         while not self._stop and self._capture is not None:
             ok, image = self._capture.read()
             if ok and image is not None and image.size:
                 if image.ndim == 2:
                     image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+                down_since, delay = None, 0.5
+                since_open += 1
                 index = self.stats.frames
                 self.stats.frames += 1
                 yield Frame(index, time.monotonic() - started, image)
                 continue
-            if not self._reconnect():
+            declared = self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+            if self.kind == "stream" and declared > 0 and since_open >= declared - FRAME_COUNT_SLACK:
+                return  # a video file served over HTTP reached its end: reopening would play it again
+            since_open = 0
+            if down_since is None:
+                down_since = time.monotonic()
+            next_delay = self._reconnect(down_since + self.reconnect_timeout_s, delay)
+            if next_delay is None:
                 return
+            delay = next_delay
 
 
 def open_source(

@@ -60,6 +60,26 @@ def test_a_missing_camera_is_one_line_without_opencv_logs():
                                                     "by this user (group 'video')?"], result.stderr
 
 
+def test_display_without_a_screen_is_refused_before_outputs_are_touched(tmp_path, vtest_path, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    events = tmp_path / "events.jsonl"
+    events.write_text("an earlier run's events\n")
+    assert main(["run", "--source", str(vtest_path), "--events", str(events), "--display"]) == 2
+    assert "--display needs a screen" in capsys.readouterr().err
+    assert events.read_text() == "an earlier run's events\n"
+
+
+def test_standard_output_closed_is_refused_before_work(vtest_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_reid", "run", "--source", str(vtest_path), "--events", "-", "--max-frames", "3"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["edge-reid: error: --events -: standard output is closed; give a file name"]
+
+
 def test_no_command_shows_the_help(capsys):
     assert main([]) == 2
     assert "Commands" in capsys.readouterr().out

@@ -168,3 +168,47 @@ def test_numpy_scalars_and_a_bare_array_of_boxes(embedder, vtest_frames, frame0_
     json.dumps({"frame": result.frame_index, "t": result.timestamp_s})  # what the events sink writes
     with pytest.raises(TypeError, match="detections must be a Detections"):
         pipeline.process(vtest_frames[3], 0.3, 3, detections=frame0_detections.boxes)
+
+
+def test_a_stop_ends_the_run_while_the_source_is_stuck_in_a_read(embedder, detector, vtest_frames):
+    """A stalled stream blocks the decode thread inside OpenCV's read; Ctrl-C (a stop) must still end
+    the run (it used to wait for the read, up to FFmpeg's 30 s timeout or forever)."""
+    import threading
+
+    from edge_reid.sources import FrameSource
+
+    release = threading.Event()
+    stuck = threading.Event()
+
+    class StallingCamera:
+        remaining, returned_by_timeout = 3, None
+
+        def isOpened(self):
+            return True
+
+        def read(self):
+            if self.remaining > 0:
+                self.remaining -= 1
+                return True, vtest_frames[0]
+            stuck.set()
+            self.returned_by_timeout = not release.wait(20)
+            return False, None
+
+        def get(self, prop):
+            return 0.0
+
+        def release(self):
+            pass
+
+    camera = StallingCamera()
+    source = FrameSource("/dev/video0", "camera", reconnect_timeout_s=1.0, capture_factory=lambda kind, name: camera)
+    pipeline = Pipeline(embedder, detector)
+    results = []
+    for result in pipeline.run(source, prefetch=2):
+        results.append(result)
+        if len(results) == 3:
+            assert stuck.wait(20)
+            source.stop()  # what the runner's Ctrl-C handler does
+    assert len(results) == 3
+    assert camera.returned_by_timeout is None, "the run ended while the read was still blocked"
+    release.set()

@@ -103,6 +103,46 @@ def test_dropped_camera_is_reopened_then_given_up(vtest_frames):
     assert len(opened) >= 4  # 1 open + failed retry + successful retry + retries until the timeout
 
 
+def test_a_camera_that_reopens_but_sends_nothing_is_given_up_after_the_timeout(vtest_frames, monkeypatch):
+    """The timeout counts from the last frame: reopening without a frame is no recovery (it used to
+    restart the timeout with every reopen and retry forever)."""
+    import types
+
+    import edge_reid.sources as sources
+
+    clock = types.SimpleNamespace(now=0.0)
+    fake_time = types.SimpleNamespace(monotonic=lambda: clock.now, sleep=lambda s: setattr(clock, "now", clock.now + s))
+    monkeypatch.setattr(sources, "time", fake_time)
+    opened = []
+
+    def factory(kind, name):
+        opened.append(clock.now)
+        assert len(opened) < 100, "kept reopening a source that sends nothing"
+        return ScriptedCamera(3 if len(opened) == 1 else 0, vtest_frames[0])  # 3 frames, then opens that send none
+
+    source = FrameSource("/dev/video0", "camera", reconnect_timeout_s=10.0, capture_factory=factory)
+    assert len(list(source)) == 3
+    assert source.stats.gave_up and clock.now <= 10.0 + 1e-9
+    assert opened[1:4] == [0.5, 1.5, 3.5], "backoff 0.5, 1, 2 ... s, not restarted by an open that sends nothing"
+
+
+def test_a_video_file_served_as_a_stream_ends_at_its_last_frame(vtest_frames):
+    """A URL of a file (FFmpeg knows its frame count) ends there; a live stream (count 0) is reopened."""
+
+    class ServedFile(ScriptedCamera):
+        def get(self, prop):
+            return 4.0 if prop == cv2.CAP_PROP_FRAME_COUNT else 0.0
+
+    opened = []
+
+    def factory(kind, name):
+        opened.append(kind)
+        return ServedFile(4, vtest_frames[0])
+
+    source = FrameSource("http://127.0.0.1:9/clip.avi", "stream", reconnect_timeout_s=5.0, capture_factory=factory)
+    assert len(list(source)) == 4 and opened == ["stream"] and source.stats.reconnects == 0
+
+
 def test_truncated_video_says_where_it_ended(tmp_path, vtest_path):
     half = tmp_path / "half.avi"
     subprocess.run(["head", "-c", str(VTEST_HALF_BYTES), str(vtest_path)], stdout=half.open("wb"), check=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -141,11 +142,9 @@ def run(
 
     No output may be the source, a model or another output (exit 2 before any work). An output that fails while being written (disk full, I/O error) ends the run: the summary records it, what was written before stays valid (whole JSON lines and rows), and the exit code is 3.
     """
-    from edge_reid.atomic import write_json_atomic
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
     from edge_reid.matching.gallery import Gallery
-    from edge_reid.errors import OutputPathError, OutputWriteError
     from edge_reid.output_paths import check_distinct_outputs, check_writable, is_standard_output
     from edge_reid.pipeline import Pipeline
     from edge_reid.runner import GallerySaving, Runner
@@ -185,6 +184,8 @@ def run(
     for path, what in outputs:
         if path is not None and not is_standard_output(path):
             check_writable(path, what)
+    if display:
+        DisplaySink.check_screen()
 
     # --camera 0 is a camera index even where a file named "0" exists in the working folder.
     camera_source = int(camera) if camera is not None and camera.strip().isdigit() else camera
@@ -249,6 +250,22 @@ def run(
 
     def advance(result, running: RunSummary) -> None:
         progress.update(task, advance=1, fps=running.frames / max(running.seconds, 1e-9), ids=running.identities)
+
+    # From here on Ctrl-C and SIGTERM only stop the run (the runner's own handlers while frames flow);
+    # once it has stopped they are ignored, so a second Ctrl-C cannot cut the summary short.
+    interrupts = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _run_and_report(runner, frames, sinks, progress, advance, max_frames, summary_path, reconnect_timeout)
+    finally:
+        for sig, handler in interrupts.items():
+            signal.signal(sig, handler)
+
+
+def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summary_path, reconnect_timeout) -> None:
+    """Run, write and print the summary; raise the first output failure after the summary is out."""
+    from edge_reid.atomic import write_json_atomic
+    from edge_reid.errors import OutputPathError, OutputWriteError
+    from edge_reid.output_paths import is_standard_output
 
     failure = None
     with progress:
