@@ -131,7 +131,7 @@ class Runner:
 
         Raises:
             OutputWriteError: the file could not be written (disk full, I/O error); it keeps the
-                gallery saved before (saves are atomic).
+                gallery saved before (saves are atomic), which the message says, or that none exists.
         """
         saving = self.gallery_saving
         if saving is None:
@@ -142,7 +142,8 @@ class Runner:
         try:
             gallery.save(saving.path)
         except OutputPathError as exc:
-            raise OutputWriteError(f"{exc}; {saving.path} keeps the gallery saved before", saving.path) from None
+            kept = f"{saving.path} keeps the gallery saved before" if Path(saving.path).exists() else "no earlier save exists"
+            raise OutputWriteError(f"{exc}; {kept}", saving.path) from None
 
     def run(
         self,

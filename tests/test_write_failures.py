@@ -185,6 +185,14 @@ def test_a_gallery_save_that_fails_keeps_the_gallery_saved_before(small_filesyst
     assert 0 < len(saved) <= failure.value.summary.identities
 
 
+def test_a_failed_first_gallery_save_does_not_claim_an_earlier_one(tmp_path, embedder):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    runner = Runner(Pipeline(embedder, use_detector=False), [], GallerySaving(blocker / "g.edgereid", every_s=60), handle_signals=False)
+    with pytest.raises(OutputWriteError, match="no earlier save exists"):
+        runner.save_gallery()
+
+
 # -- the command ------------------------------------------------------------------------------------
 
 
