@@ -175,6 +175,60 @@ def opencv_has_gstreamer() -> bool:
     return False
 
 
+#: Frame rate of an image folder with nothing that says otherwise: a folder of snapshots, one a second.
+DEFAULT_FOLDER_FPS = 1.0
+
+
+def _sequence_info(folder: Path) -> Path | None:
+    """The MOTChallenge ``seqinfo.ini`` of an image folder: in it (the sequence folder) or beside it
+    (the folder is the sequence's ``img1/``), or None."""
+    for candidate in (folder / "seqinfo.ini", folder.parent / "seqinfo.ini"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _sequence_field(ini: Path, key: str) -> str | None:
+    """A value of the ``[Sequence]`` section of ``ini``, or None where it cannot be read."""
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+        return parser.get("Sequence", key, fallback=None)
+    except (configparser.Error, UnicodeDecodeError, OSError):
+        return None
+
+
+def folder_frame_rate(folder: str | Path, fps: float | None = None) -> tuple[float, str]:
+    """The frame rate to time an image folder's frames by, and where it came from.
+
+    ``fps`` when given; else ``frameRate`` of the folder's MOTChallenge ``seqinfo.ini`` (in the
+    folder or beside it, as for ``MOT17-04/img1``); else :data:`DEFAULT_FOLDER_FPS`. The tracker
+    keeps lost tracks and refreshes appearance in seconds, so a sequence of video frames needs
+    its real rate.
+
+    Returns:
+        (frames per second, ``"--fps"`` | ``"seqinfo.ini"`` | ``"default"``).
+
+    Raises:
+        ValueError: ``fps`` not a positive finite number.
+    """
+    if fps is not None:
+        if not 0.0 < float(fps) < float("inf"):
+            raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
+        return float(fps), "--fps"
+    ini = _sequence_info(Path(folder))
+    text = _sequence_field(ini, "frameRate") if ini is not None else None
+    try:
+        rate = float(text) if text else 0.0
+    except ValueError:
+        rate = 0.0
+    if 0.0 < rate < 1000.0:
+        return rate, "seqinfo.ini"
+    return DEFAULT_FOLDER_FPS, "default"
+
+
 class FrameSource:
     """An iterator of :class:`Frame` over one source; see :func:`open_source`.
 
@@ -183,14 +237,18 @@ class FrameSource:
         name: the source as given.
         total_frames: frames to expect over all passes when known (files that
             declare a count, folders), else None (live sources, ``repeat=0``).
-        fps: frames per second from the container, or None.
+        fps: frames per second from the container, or a folder's (:func:`folder_frame_rate`), or None.
+        fps_source: where a folder's ``fps`` came from (``"--fps"``, ``"seqinfo.ini"``, ``"default"``);
+            None for other sources.
         repeat: passes over a file or folder (0: until stopped).
+
+    A MOTChallenge sequence folder (``seqinfo.ini`` and ``img1/``) is read from its image folder.
         stats: :class:`SourceStats`, updated while iterating.
 
     Raises:
         SourceError: the source cannot be opened, a folder holds no image file,
             or ``repeat`` is asked of a live source.
-        ValueError: ``repeat`` < 0.
+        ValueError: ``repeat`` < 0, or ``folder_fps`` not positive.
     """
 
     def __init__(
@@ -198,7 +256,7 @@ class FrameSource:
         source: str,
         kind: str,
         reconnect_timeout_s: float = 30.0,
-        folder_fps: float = 1.0,
+        folder_fps: float | None = None,
         capture_factory: Callable[[str, str], object] | None = None,
         max_consecutive_corrupt: int = MAX_CONSECUTIVE_CORRUPT,
         repeat: int = 1,
@@ -217,12 +275,18 @@ class FrameSource:
         self._stop = False
         self._capture = None
         self.fps: float | None = None
+        #: where a folder's frame rate came from: "--fps", "seqinfo.ini" or "default" (None: not a folder)
+        self.fps_source: str | None = None
         if kind == "folder":
-            self._files = list_images(source)
+            folder = Path(source)
+            ini = _sequence_info(folder)
+            if ini is not None and ini.parent == folder and not list_images(folder):  # a MOTChallenge sequence folder
+                folder = folder / (_sequence_field(ini, "imDir") or "img1")
+            self._files = list_images(folder) if folder.is_dir() else []
             if not self._files:
-                raise SourceError(f"image folder has no images ({', '.join(IMAGE_SUFFIXES)}): {source}")
+                raise SourceError(f"image folder has no images ({', '.join(IMAGE_SUFFIXES)}): {folder}")
             self.stats.declared_frames = len(self._files)
-            self.fps = float(folder_fps)
+            self.fps, self.fps_source = folder_frame_rate(folder, folder_fps)
         else:
             self._capture = self._open()
             if self._capture is None:
@@ -416,7 +480,7 @@ class FrameSource:
 
 
 def open_source(
-    source: str | int, reconnect_timeout_s: float = 30.0, folder_fps: float = 1.0, repeat: int = 1
+    source: str | int, reconnect_timeout_s: float = 30.0, folder_fps: float | None = None, repeat: int = 1
 ) -> FrameSource:
     """Open a frame source from what a user typed.
 
@@ -426,7 +490,8 @@ def open_source(
             string naming an existing file or folder is always that file or folder
             (:func:`classify_source`), an int always a camera index.
         reconnect_timeout_s: how long a dropped live source is retried, seconds.
-        folder_fps: frame rate assigned to an image folder (for timestamps).
+        folder_fps: frame rate of an image folder, frames per second (None: its MOTChallenge
+            ``seqinfo.ini``'s, else 1; see :func:`folder_frame_rate`).
         repeat: passes over a video file or image folder, one after the other
             (0: until stopped); frame indices and timestamps keep increasing.
 

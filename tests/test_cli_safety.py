@@ -39,6 +39,7 @@ def test_version(capsys):
         (["run", "--source", "x.avi", "--threshold", "5"], "Invalid value for '--threshold'"),
         (["eval-mot"], "Missing argument 'results'"),
         (["run", "--source", "x.avi", "--backend", "onnxruntime", "--device", "GPU"], "Invalid value for --device: chooses an OpenVINO device"),
+        (["run", "--source", "x.avi", "--fps", "30"], "Invalid value for --fps: sets the frame rate of an image folder"),
     ],
 )
 def test_a_usage_error_is_one_line_with_exit_code_2(argv, message, capsys):

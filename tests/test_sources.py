@@ -335,3 +335,28 @@ def test_repeated_file_without_a_frame_rate_keeps_its_clock_moving(vtest_frames)
     source = FrameSource("f.avi", "file", capture_factory=lambda kind, name: ClockOnlyFile(plan, 3, 3), repeat=2)
     assert source.fps is None
     assert [round(f.timestamp_s, 3) for f in source] == [0.0, 0.04, 0.08, 0.12, 0.16, 0.2]
+
+
+def test_an_image_sequence_is_timed_by_its_seqinfo_or_fps(tmp_path, vtest_frames):
+    """The tracker counts in seconds: a MOTChallenge sequence's frames are 1/frameRate apart (they
+    were 1 s apart whatever the sequence, so a 30 fps sequence aged tracks 30x too fast)."""
+    from edge_reid.sources import folder_frame_rate
+
+    sequence = tmp_path / "MOT17-XX"
+    (sequence / "img1").mkdir(parents=True)
+    for index in range(3):
+        cv2.imwrite(str(sequence / "img1" / f"{index + 1:06d}.jpg"), vtest_frames[index])
+    (sequence / "seqinfo.ini").write_text("[Sequence]\nname=MOT17-XX\nimDir=img1\nframeRate=30\nseqLength=3\n")
+
+    for given in (sequence / "img1", sequence):  # the image folder, or the sequence folder itself
+        source = open_source(str(given))
+        frames = list(source)
+        assert (source.fps, source.fps_source) == (30.0, "seqinfo.ini")
+        assert [round(f.timestamp_s, 4) for f in frames] == [0.0, 0.0333, 0.0667]
+    assert folder_frame_rate(sequence / "img1", 12.5) == (12.5, "--fps")
+    plain = tmp_path / "snapshots"
+    plain.mkdir()
+    cv2.imwrite(str(plain / "a.jpg"), vtest_frames[0])
+    assert folder_frame_rate(plain) == (1.0, "default")
+    with pytest.raises(ValueError, match="fps must be a positive number"):
+        folder_frame_rate(plain, 0.0)

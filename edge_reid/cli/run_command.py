@@ -114,6 +114,11 @@ def run(
     repeat: int = typer.Option(
         1, "--repeat", min=0, help="Play a video file or image folder this many times in a row (0: until Ctrl-C), e.g. for a soak test."
     ),
+    folder_fps: Optional[float] = typer.Option(
+        None, "--fps", min=0.001,
+        help="Frame rate of an image-folder source (the tracker counts in seconds). Default: frameRate of a MOTChallenge "
+        "seqinfo.ini in or beside the folder (e.g. MOT17-04/img1), else 1 image per second.",
+    ),
     reconnect_timeout: float = typer.Option(
         30.0, "--reconnect-timeout", min=0.0, help="Seconds to keep retrying a camera or stream that stops delivering."
     ),
@@ -189,7 +194,11 @@ def run(
 
     # --camera 0 is a camera index even where a file named "0" exists in the working folder.
     camera_source = int(camera) if camera is not None and camera.strip().isdigit() else camera
-    frames = open_source(source if source is not None else camera_source, reconnect_timeout_s=reconnect_timeout, repeat=repeat)
+    if folder_fps is not None and source_kind != "folder":
+        raise typer.BadParameter("sets the frame rate of an image folder; videos and cameras give their own", param_hint="--fps")
+    frames = open_source(
+        source if source is not None else camera_source, reconnect_timeout_s=reconnect_timeout, repeat=repeat, folder_fps=folder_fps
+    )
     embedder = Embedder(
         model, backend=backend, max_batch=batch, threads=threads,
         backend_options={"precision": precision, "device": device, "engines_dir": engines_dir, "rebuild": rebuild,
@@ -221,7 +230,8 @@ def run(
     )
     saving = GallerySaving(gallery_path, save_every, prune_after) if gallery_path is not None else None
     runner = Runner(pipeline, gallery_saving=saving)
-    console.print(f"[bold]edge-reid[/] {frames.kind} {frames.name} | model {embedder.model_path.name} on {runner.backends()}")
+    timing = f" at {frames.fps:g} fps (from {frames.fps_source})" if frames.fps_source else ""
+    console.print(f"[bold]edge-reid[/] {frames.kind} {frames.name}{timing} | model {embedder.model_path.name} on {runner.backends()}")
 
     sinks = []
     try:
