@@ -113,3 +113,23 @@ def test_cli_bad_input_is_one_line_and_exit_2(vtest_gt_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.txt, line 1: frame 0 is not a 1-based frame number" in err[0]
     assert main(["eval-mot", "--gt", str(tmp_path / "none"), str(path)]) == 2
+
+
+def test_a_mot17_sequence_is_scored_with_its_benchmarks_distractor_rules(tmp_path):
+    """MOT16/17/20 ground truth has classes: a static person (class 7) is a distractor there, neither
+    to be found nor a false positive; the MOT15 settings would count it as a person to find."""
+    from edge_reid.evaluation.mot import mot_benchmark
+
+    assert mot_benchmark("MOT17-04-FRCNN") == "MOT17" and mot_benchmark("vtest", "vtest-mot") == "MOT15"
+    scored = {}
+    for name in ("MOT17-99", "other-99"):
+        sequence = tmp_path / name
+        (sequence / "gt").mkdir(parents=True)
+        (sequence / "seqinfo.ini").write_text(f"[Sequence]\nname={name}\nframeRate=10\nseqLength=2\n")
+        (sequence / "gt" / "gt.txt").write_text(
+            "".join(f"{frame},1,10,10,40,100,1,1,1.0\n{frame},2,200,10,40,100,1,7,1.0\n" for frame in (1, 2))
+        )
+        found = np.array([[frame, 1, 10, 10, 40, 100, 0.9, -1, -1, -1] for frame in (1, 2)], np.float64)  # only person 1
+        scored[name] = evaluate_mot(found, sequence)
+    assert scored["MOT17-99"].benchmark == "MOT17" and scored["MOT17-99"].mota == pytest.approx(100.0)
+    assert scored["other-99"].benchmark == "MOT15" and scored["other-99"].mota == pytest.approx(50.0)

@@ -3,9 +3,12 @@
 HOTA, DetA and AssA (J. Luiten et al., "HOTA: A Higher Order Metric for Evaluating
 Multi-Object Tracking", IJCV 2021), MOTA and ID switches (CLEAR MOT, K. Bernardin and
 R. Stiefelhagen, 2008) and IDF1 (E. Ristani et al., ECCV 2016 workshops) all come from
-TrackEval (``pip install trackeval``), run the way the MOTChallenge 2D MOT 2015
-benchmark runs it (``BENCHMARK='MOT15'``: no distractor-class preprocessing;
-ground-truth rows with ``conf`` 0 are ignored). Nothing here computes a metric itself:
+TrackEval (``pip install trackeval``), run the way the MOTChallenge benchmark of the
+sequence runs it: a sequence named ``MOT16-*``, ``MOT17-*`` or ``MOT20-*`` with that
+benchmark's settings (ground truth of other classes dropped, and tracker boxes on
+distractors, e.g. static people and reflections, removed before scoring), any other with
+the 2D MOT 2015 settings (``BENCHMARK='MOT15'``: no classes). Ground-truth rows with
+``conf`` 0 are ignored in both. Nothing here computes a metric itself:
 this module checks the inputs, lays the files out as TrackEval expects and reads
 its results.
 """
@@ -43,6 +46,7 @@ class MotMetrics:
         predicted_tracks: track ids in the result.
         gt_boxes: ground-truth boxes evaluated (``conf`` 0 rows excluded).
         predicted_boxes: rows of the result.
+        benchmark: the MOTChallenge settings used (:func:`mot_benchmark`).
     """
 
     sequence: str
@@ -56,6 +60,7 @@ class MotMetrics:
     predicted_tracks: int
     gt_boxes: int
     predicted_boxes: int
+    benchmark: str = "MOT15"
 
     def to_dict(self) -> dict:
         """JSON-ready dict, percentages rounded to 3 decimals."""
@@ -101,6 +106,16 @@ def _check_rows(rows: np.ndarray, length: int, name: str) -> None:
         raise DataError(f"{name}: track id {track} appears twice in frame {frame}; a track has one box per frame")
 
 
+def mot_benchmark(*names: str) -> str:
+    """The MOTChallenge benchmark whose evaluation settings fit a sequence: ``"MOT16"``, ``"MOT17"``
+    or ``"MOT20"`` when one of its names starts so (e.g. ``MOT17-04-FRCNN``), else ``"MOT15"``."""
+    for name in names:
+        for benchmark in ("MOT16", "MOT17", "MOT20"):
+            if name.upper().startswith(benchmark + "-"):
+                return benchmark
+    return "MOT15"
+
+
 def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.PathLike, iou_threshold: float = 0.5) -> MotMetrics:
     """HOTA, DetA, AssA, MOTA, IDF1 and ID switches of a tracking result against MOTChallenge ground truth.
 
@@ -136,6 +151,7 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
     trackeval = _import_trackeval()
 
     folder = info.folder.resolve()
+    benchmark = mot_benchmark(info.name, folder.name)
     with tempfile.TemporaryDirectory(prefix="edge-reid-mot-") as scratch:
         data_dir = Path(scratch) / _TRACKER_NAME / "data"
         data_dir.mkdir(parents=True)
@@ -144,7 +160,7 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
             "GT_FOLDER": str(folder.parent),
             "TRACKERS_FOLDER": scratch,
             "TRACKERS_TO_EVAL": [_TRACKER_NAME],
-            "BENCHMARK": "MOT15",
+            "BENCHMARK": benchmark,
             "SKIP_SPLIT_FOL": True,
             "SEQ_INFO": {folder.name: info.length},
             "PRINT_CONFIG": False,
@@ -174,4 +190,5 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
         predicted_tracks=int(count["IDs"]),
         gt_boxes=int(count["GT_Dets"]),
         predicted_boxes=int(count["Dets"]),
+        benchmark=benchmark,
     )
