@@ -94,7 +94,11 @@ def test_truncated_video_run_says_where_the_file_ended(tmp_path, vtest_frames, c
     writer.release()
     half = tmp_path / "half.avi"
     half.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert main(["run", "--source", str(half), "--summary", str(tmp_path / "s.json")]) == 0
+    # `run` ignores Ctrl-C once it is stopping (a second one cannot cut the summary short); called
+    # from Python, main gives the caller its own handlers back.
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     report = json.loads((tmp_path / "s.json").read_text())
     assert 0 < report["frames"] < 8 and report["frames"] <= report["ended_at_frame"] < 8
     assert report["declared_frames"] == 8 and report["end_reason"] == "truncated" and report["corrupt_limit"] == 50

@@ -4,6 +4,7 @@ line and saves its traceback to a file."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 
@@ -42,6 +43,15 @@ def _save_traceback(exc: BaseException) -> str:
     except OSError as error:
         return f"the traceback could not be saved ({error})"
     return f"the traceback is in {path}"
+
+
+def _signal_handlers() -> dict:
+    """The current SIGINT/SIGTERM handlers (none outside the main thread, where they cannot be set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _usage_error(exc: Exception) -> int | None:
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     # or OPENCV_FFMPEG_LOGLEVEL=32 to see them. Read by OpenCV when it loads, so set before cv2 is imported.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    handlers = _signal_handlers()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default", ModelSpecWarning)  # each shown once, whatever the filters outside
@@ -112,5 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if code == 130:
         print("edge-reid: interrupted", file=sys.stderr)
     if argv is None:
-        sys.exit(code)
+        sys.exit(code)  # a command may leave Ctrl-C ignored (run, once stopping): the process ends here
+    for sig, handler in handlers.items():  # called from Python: give the caller its handlers back
+        signal.signal(sig, handler)
     return code

@@ -262,13 +262,12 @@ def run(
         progress.update(task, advance=1, fps=running.frames / max(running.seconds, 1e-9), ids=running.identities)
 
     # From here on Ctrl-C and SIGTERM only stop the run (the runner's own handlers while frames flow);
-    # once it has stopped they are ignored, so a second Ctrl-C cannot cut the summary short.
-    interrupts = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        _run_and_report(runner, frames, sinks, progress, advance, max_frames, summary_path, reconnect_timeout)
-    finally:
-        for sig, handler in interrupts.items():
-            signal.signal(sig, handler)
+    # once it has stopped they are ignored to the end of the command, so a second Ctrl-C cannot cut the
+    # summary short or turn a clean stop into exit 130 (`main` puts the handlers back when it returns
+    # to a caller instead of exiting).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    _run_and_report(runner, frames, sinks, progress, advance, max_frames, summary_path, reconnect_timeout)
 
 
 def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summary_path, reconnect_timeout) -> None:
