@@ -64,6 +64,25 @@ def video_path(args: argparse.Namespace) -> Path:
     return Path(video)
 
 
+def video_frames(args: argparse.Namespace, count: int) -> list:
+    """The first ``count`` frames of :func:`video_path`'s video, (H, W, 3) uint8 BGR (fewer when it
+    is shorter); exits with status 2 when it yields none."""
+    import cv2
+
+    video = video_path(args)
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < count:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    if not frames:
+        _fail(f"cannot read a frame of {video}")
+    return frames
+
+
 def real_crops(args: argparse.Namespace) -> CropPool:
     """Up to ``--max-crops`` person crops: read from ``--crops`` when given, else cut from the video
     with the bundled detector. Exits with status 2 and the reason when there are none."""

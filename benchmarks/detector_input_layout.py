@@ -19,7 +19,7 @@ import time
 import cv2
 import numpy as np
 import onnx
-from _common import benchmark_parser, video_path
+from _common import benchmark_parser, video_frames
 from onnx import TensorProto, helper
 
 from edge_reid.assets import DEFAULT_DETECTOR
@@ -72,12 +72,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    capture = cv2.VideoCapture(str(video_path(args)))
-    ok, frame = capture.read()
-    capture.release()
-    if not ok:
-        print(f"cannot read a frame of {video_path(args)}", file=sys.stderr)
-        return 1
+    frame = video_frames(args, 1)[0]
     graph = onnx.load_from_string(load_detector_graph(DEFAULT_DETECTOR, (HEIGHT, WIDTH)).model)
     ratio = min(HEIGHT / frame.shape[0], WIDTH / frame.shape[1])
     size = (int(round(frame.shape[1] * ratio)), int(round(frame.shape[0] * ratio)))

@@ -25,9 +25,8 @@ import sys
 import time
 from unittest import mock
 
-import cv2
 import numpy as np
-from _common import benchmark_parser, video_path
+from _common import benchmark_parser, video_frames
 
 import edge_reid.backends.detector_graph as detector_graph
 from edge_reid.cpu import cpu_isa_flags, cpu_model
@@ -48,19 +47,6 @@ def make_detector(backend: str, threads: int, variant: str, frame: np.ndarray) -
                                   precision="bf16" if variant == BF16 else "fp32")
     detector.detect(frame)  # fits the rectangle to the frame, and writes the input
     return detector
-
-
-def first_frames(video, count: int) -> list[np.ndarray]:
-    """The first ``count`` frames of ``video`` (fewer when it is shorter)."""
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < count:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
 
 
 def boxes_found_again(reference: PersonDetector, other: PersonDetector, frames: list[np.ndarray]) -> tuple[int, int]:
@@ -91,15 +77,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bf16", action="store_true", help="OpenVINO: also the rectangular detector in bf16")
     args = parser.parse_args()
-    capture = cv2.VideoCapture(str(video_path(args)))
-    ok, frame = capture.read()
-    capture.release()
-    if not ok:
-        print(f"cannot read a frame of {video_path(args)}", file=sys.stderr)
-        return 1
+    frames = video_frames(args, 200 if args.bf16 else 1)
+    frame = frames[0]
     print(f"{cpu_model()} ({' '.join(cpu_isa_flags())}); frame {frame.shape[1]}x{frame.shape[0]}")
     rows, bf16_rows = [], []
-    frames = first_frames(video_path(args), 200)[::4] if args.bf16 else []
+    frames = frames[::4] if args.bf16 else []
     for backend in [name.strip() for name in args.backend.split(",") if name.strip()]:
         for threads in [int(t) for t in args.threads.split(",")]:
             variants = VARIANTS + ((BF16,) if args.bf16 and backend == "openvino" else ())
