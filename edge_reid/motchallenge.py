@@ -42,6 +42,7 @@ class SequenceInfo:
         length: number of frames; valid frame numbers are 1..length.
         width: image width in pixels (0 when not given).
         height: image height in pixels (0 when not given).
+        image_dir: the folder of the frames, relative to ``folder`` (``imDir``; ``img1`` when not given).
     """
 
     folder: Path
@@ -50,6 +51,7 @@ class SequenceInfo:
     length: int
     width: int = 0
     height: int = 0
+    image_dir: str = "img1"
 
     @property
     def gt_path(self) -> Path:
@@ -113,7 +115,10 @@ def read_sequence_info(folder: str | os.PathLike) -> SequenceInfo:
     height = number("imHeight", int)
     if length < 1:
         raise DataError(f"{ini}: seqLength must be >= 1, got {length}")
-    return SequenceInfo(folder, section.get("name", folder.name) or folder.name, frame_rate, length, width, height)
+    return SequenceInfo(
+        folder, section.get("name", folder.name) or folder.name, frame_rate, length, width, height,
+        section.get("imDir", "").strip() or "img1",
+    )
 
 
 def read_rows(path: str | os.PathLike, what: str = "MOTChallenge file") -> np.ndarray:

@@ -34,6 +34,7 @@ import numpy as np
 
 from edge_reid.data.images import IMAGE_SUFFIXES, SkippedFile, UnreadableImageError, list_images, read_image
 from edge_reid.errors import SourceError
+from edge_reid.motchallenge import SequenceInfo, read_sequence_info
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
@@ -179,54 +180,42 @@ def opencv_has_gstreamer() -> bool:
 DEFAULT_FOLDER_FPS = 1.0
 
 
-def _sequence_info(folder: Path) -> Path | None:
-    """The MOTChallenge ``seqinfo.ini`` of an image folder: in it (the sequence folder) or beside it
-    (the folder is the sequence's ``img1/``), or None."""
-    for candidate in (folder / "seqinfo.ini", folder.parent / "seqinfo.ini"):
-        if candidate.is_file():
-            return candidate
+def _sequence_of(folder: Path) -> SequenceInfo | None:
+    """The MOTChallenge sequence an image folder belongs to: the folder itself, or its parent when the
+    folder is the sequence's ``img1/`` (whichever holds a ``seqinfo.ini``), or None."""
+    for candidate in (folder, folder.parent):
+        if (candidate / "seqinfo.ini").is_file():
+            return read_sequence_info(candidate)
     return None
 
 
-def _sequence_field(ini: Path, key: str) -> str | None:
-    """A value of the ``[Sequence]`` section of ``ini``, or None where it cannot be read."""
-    import configparser
-
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read(ini, encoding="utf-8")
-        return parser.get("Sequence", key, fallback=None)
-    except (configparser.Error, UnicodeDecodeError, OSError):
-        return None
+def _frame_rate(sequence: SequenceInfo | None, fps: float | None) -> tuple[float, str]:
+    if fps is not None:
+        if not 0.0 < float(fps) < float("inf"):
+            raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
+        return float(fps), "--fps"
+    if sequence is not None and 0.0 < sequence.frame_rate < 1000.0:
+        return sequence.frame_rate, "seqinfo.ini"
+    return DEFAULT_FOLDER_FPS, "default"
 
 
 def folder_frame_rate(folder: str | Path, fps: float | None = None) -> tuple[float, str]:
     """The frame rate to time an image folder's frames by, and where it came from.
 
     ``fps`` when given; else ``frameRate`` of the folder's MOTChallenge ``seqinfo.ini`` (in the
-    folder or beside it, as for ``MOT17-04/img1``); else :data:`DEFAULT_FOLDER_FPS`. The tracker
-    keeps lost tracks and refreshes appearance in seconds, so a sequence of video frames needs
-    its real rate.
+    folder or beside it, as for ``MOT17-04/img1``; read by
+    :func:`edge_reid.motchallenge.read_sequence_info`); else :data:`DEFAULT_FOLDER_FPS`. The
+    tracker keeps lost tracks and refreshes appearance in seconds, so a sequence of video frames
+    needs its real rate.
 
     Returns:
         (frames per second, ``"--fps"`` | ``"seqinfo.ini"`` | ``"default"``).
 
     Raises:
         ValueError: ``fps`` not a positive finite number.
+        DataError: a ``seqinfo.ini`` that is not valid (names the file and the problem).
     """
-    if fps is not None:
-        if not 0.0 < float(fps) < float("inf"):
-            raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
-        return float(fps), "--fps"
-    ini = _sequence_info(Path(folder))
-    text = _sequence_field(ini, "frameRate") if ini is not None else None
-    try:
-        rate = float(text) if text else 0.0
-    except ValueError:
-        rate = 0.0
-    if 0.0 < rate < 1000.0:
-        return rate, "seqinfo.ini"
-    return DEFAULT_FOLDER_FPS, "default"
+    return _frame_rate(_sequence_of(Path(folder)) if fps is None else None, fps)
 
 
 class FrameSource:
@@ -249,6 +238,7 @@ class FrameSource:
         SourceError: the source cannot be opened, a folder holds no image file,
             or ``repeat`` is asked of a live source.
         ValueError: ``repeat`` < 0, or ``folder_fps`` not positive.
+        DataError: a folder's MOTChallenge ``seqinfo.ini`` is not valid.
     """
 
     def __init__(
@@ -279,14 +269,15 @@ class FrameSource:
         self.fps_source: str | None = None
         if kind == "folder":
             folder = Path(source)
-            ini = _sequence_info(folder)
-            if ini is not None and ini.parent == folder and not list_images(folder):  # a MOTChallenge sequence folder
-                folder = folder / (_sequence_field(ini, "imDir") or "img1")
-            self._files = list_images(folder) if folder.is_dir() else []
+            self._files = list_images(folder)
+            sequence = _sequence_of(folder)
+            if sequence is not None and sequence.folder == folder and not self._files:  # a sequence folder: its frames
+                folder = folder / sequence.image_dir
+                self._files = list_images(folder) if folder.is_dir() else []
             if not self._files:
                 raise SourceError(f"image folder has no images ({', '.join(IMAGE_SUFFIXES)}): {folder}")
             self.stats.declared_frames = len(self._files)
-            self.fps, self.fps_source = folder_frame_rate(folder, folder_fps)
+            self.fps, self.fps_source = _frame_rate(sequence, folder_fps)
         else:
             self._capture = self._open()
             if self._capture is None:
