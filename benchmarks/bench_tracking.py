@@ -232,6 +232,7 @@ def detect_sequence(
     detection_threshold: float = LOW_SCORE_FLOOR,
     min_box_height: float = RUN_MIN_BOX_HEIGHT,
     detector_model: str | None = None,
+    detector_size: int | None = None,
     folder_fps: float = 10.0,
     cache_dir: Path | None = None,
     progress: bool = True,
@@ -253,6 +254,7 @@ def detect_sequence(
         detection_threshold: detections below this score in [0, 1] are not fed to the trackers.
         min_box_height: boxes shorter than this many pixels (of the scaled frame) are dropped.
         detector_model: YOLOX ONNX file (None: the bundled YOLOX-Nano).
+        detector_size: long side of the detector's input in pixels (None: the model's own; as ``edge-reid run --detector-size``).
         folder_fps: frame rate of an image folder (timestamps).
         cache_dir: where detections are cached, or None.
         progress: show a progress bar on stderr.
@@ -277,6 +279,7 @@ def detect_sequence(
         "nms_iou": 0.45,
         "min_box_height": min_box_height,
         "rectangular_input": True,  # PersonDetector's default since 2026-11-30: part of the cache key
+        **({"detector_size": detector_size} if detector_size else {}),  # absent at the default: earlier caches stay valid
         "frame_step": frame_step,
         "scale": scale,
         "max_frames": max_frames,
@@ -295,7 +298,10 @@ def detect_sequence(
             sequence = _load_sequence(cache_file, name, source, source_fps / frame_step, scale, frame_step, settings)
             return _above(sequence, detection_threshold)
 
-    detector = PersonDetector(detector_model, score_threshold=detector_floor, min_box_height=min_box_height)
+    try:
+        detector = PersonDetector(detector_model, score_threshold=detector_floor, min_box_height=min_box_height, input_size=detector_size)
+    except (EdgeReidError, ValueError) as error:
+        raise BenchError(str(error)) from None
     frames: list[SequenceFrame] = []
     expected = None if total is None else -(-total // frame_step)
     if max_frames is not None:
@@ -957,6 +963,10 @@ def add_sequence_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"detector score floor fed to the trackers (default {LOW_SCORE_FLOOR:g}: ByteTrack's low-score floor; each tracker applies its own thresholds above it)",
     )
     parser.add_argument("--min-box-height", type=float, default=RUN_MIN_BOX_HEIGHT, help=f"drop boxes shorter than this, pixels (default {RUN_MIN_BOX_HEIGHT:g}, as edge-reid run)")
+    parser.add_argument(
+        "--detector-size", type=int,
+        help="long side of the detector's input in pixels, a multiple of 32 (default: the model's own, 416; as edge-reid run --detector-size)",
+    )
     parser.add_argument("--fps", type=float, help="frame rate of an image folder or of --detections (default: seqinfo.ini's frameRate, else 10)")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--cache-dir", default=str(default_cache_dir()), help="where detections are cached (default %(default)s)")
@@ -1019,8 +1029,8 @@ def load_sequence(args, ground_truth: GroundTruth) -> Sequence:
     """The sequence the command line asks for: detected from frames, or read from a detections file."""
     fps = args.fps or ground_truth.frame_rate
     if args.detections:
-        if args.scale != 1.0:
-            raise BenchError("--scale needs frames to detect in; it cannot apply to --detections")
+        if args.scale != 1.0 or args.detector_size:
+            raise BenchError("--scale and --detector-size need frames to detect in; they cannot apply to --detections")
         return sequence_from_detections(args.detections, ground_truth, fps or 10.0, args.frame_step, args.max_frames)
     source = args.source
     if source is None:
@@ -1035,6 +1045,7 @@ def load_sequence(args, ground_truth: GroundTruth) -> Sequence:
         max_frames=args.max_frames,
         detection_threshold=args.det_threshold,
         min_box_height=args.min_box_height,
+        detector_size=args.detector_size,
         folder_fps=fps or 10.0,
         cache_dir=None if args.no_cache else Path(args.cache_dir),
         progress=not args.no_progress,

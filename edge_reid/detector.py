@@ -100,11 +100,18 @@ class PersonDetector:
             device computes in it): faster on CPUs with AMX or AVX512-BF16; boxes and scores
             move slightly, and a box near the score threshold may appear or vanish
             (docs/benchmarks.md measures what it costs the tracking).
+        input_size: the long side of the network's input in pixels, a multiple of 32 (None: the
+            model's own, 416 for YOLOX-Nano; the other side scales with it). A frame is letterboxed
+            to fit it, so a larger input sees people larger: it finds smaller and farther people
+            and places boxes more precisely, at a compute cost that grows with its area (640:
+            about 2.4x the work of 416). For cameras whose people are small in the frame (a high
+            mounting, a wide view, HD frames). docs/tracking.md measures the trade.
 
     Raises:
-        ModelError: the file is missing, not a model, or not a YOLOX-shaped detector.
+        ModelError: the file is missing, not a model, or not a YOLOX-shaped detector; the model does
+            not run at ``input_size``.
         ValueError: unknown ``precision`` or backend name; ``score_threshold`` or ``nms_iou`` outside
-            [0, 1]; ``min_box_height`` negative.
+            [0, 1]; ``min_box_height`` negative; ``input_size`` not a positive multiple of 32.
         BackendUnavailableError: the backend asked for cannot run here, or cannot compute in
             ``precision``.
     """
@@ -121,12 +128,17 @@ class PersonDetector:
         side_by_side: bool = False,
         rectangular: bool = True,
         precision: str = "fp32",
+        input_size: int | None = None,
     ) -> None:
         for name, value in (("score_threshold", score_threshold), ("nms_iou", nms_iou)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not float(min_box_height) >= 0.0:
             raise ValueError(f"min_box_height must be >= 0 pixels, got {min_box_height}")
+        if input_size is not None and (
+            isinstance(input_size, bool) or int(input_size) != input_size or input_size < MAX_STRIDE or input_size % MAX_STRIDE
+        ):
+            raise ValueError(f"input_size must be a positive multiple of {MAX_STRIDE} pixels (e.g. 416, 640), got {input_size}")
         self.model_path = Path(model_path) if model_path else DEFAULT_DETECTOR
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
@@ -136,6 +148,9 @@ class PersonDetector:
             precision=precision,
         )
         self._use(self._open())
+        if input_size is not None and int(input_size) != max(self.input_height, self.input_width):
+            self._use_size(int(input_size))
+        # The full input: frames are letterboxed to fit it (a rectangle within it after the first frame).
         self.model_height, self.model_width = self.input_height, self.input_width
         #: why the detector kept the model's full input for a rectangular first frame, or "".
         self.rectangular_note = ""
@@ -168,6 +183,29 @@ class PersonDetector:
         # The letterbox canvas (H, W, 3) uint8; the backend's input is the (1, 3, H, W) float32 tensor.
         self._canvas = np.full((height, width, 3), PAD_VALUE, np.uint8)
         self._tensor = backend.input
+
+    def _use_size(self, long_side: int) -> None:
+        """Run at an input whose long side is ``long_side`` pixels, the model's aspect kept (sides rounded up to 32).
+
+        Raises:
+            ModelError: the model does not run at that size.
+        """
+        scale = long_side / max(self.input_height, self.input_width)
+        size = tuple(-(-int(round(side * scale)) // MAX_STRIDE) * MAX_STRIDE for side in (self.input_height, self.input_width))
+        current = self.backend
+        try:
+            resized = self._open(size)
+        except ModelError as exc:
+            raise ModelError(
+                f"{self.model_path}: does not run at input {size[0]}x{size[1]} ({exc}); use its own size "
+                f"({self.input_height}x{self.input_width}: leave out the input size)"
+            ) from None
+        try:
+            self._use(resized)
+        except ModelError:
+            current.close()
+            raise
+        current.close()
 
     def _fit(self, frame_height: int, frame_width: int) -> None:
         """Move to the rectangular input for frames of this size (once); keep the full input if the model cannot."""

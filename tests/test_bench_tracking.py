@@ -151,3 +151,24 @@ def test_motion_peers_side_by_side_on_a_vtest_slice(bench, shared_dir, tmp_path,
         assert entry["fps_tracker"] > 0 and entry["embeddings_per_frame"] is None
     assert document["peers"]["trackers"]
     assert list((tmp_path / "cache").glob("*.npz")), "detections were not cached"
+
+
+def test_detector_size_runs_the_detector_there_and_keys_the_cache(bench, vtest_path, tmp_path):
+    cache = tmp_path / "cache"
+    default = bench.detect_sequence(str(vtest_path), "vtest", max_frames=3, cache_dir=cache, progress=False)
+    larger = bench.detect_sequence(str(vtest_path), "vtest", max_frames=3, detector_size=640, cache_dir=cache, progress=False)
+    assert "detector_size" not in default.settings and larger.settings["detector_size"] == 640
+    assert len(list(cache.glob("*.npz"))) == 2, "each size has its own cached detections"
+    boxes = lambda sequence: np.concatenate([frame.detections.boxes for frame in sequence.frames])
+    assert boxes(default).shape != boxes(larger).shape or not np.allclose(boxes(default), boxes(larger), atol=0.5)
+    with pytest.raises(bench.BenchError, match="input_size must be a positive multiple of 32"):
+        bench.detect_sequence(str(vtest_path), "vtest", max_frames=1, detector_size=100, cache_dir=None, progress=False)
+
+
+def test_detector_size_with_a_detections_file_is_a_one_line_error(bench, tmp_path, capsys):
+    sequence = _write_sequence(tmp_path / "seq", _two_walkers(3), 3)
+    detections = tmp_path / "det.txt"
+    detections.write_text("1,-1,10,50,30,80,0.9,-1,-1,-1\n")
+    argv = ["--gt", str(sequence), "--detections", str(detections), "--detector-size", "640", "--trackers", "rf-bytetrack", "--no-progress"]
+    assert bench.main(argv) == 2
+    assert "--detector-size need frames to detect in" in capsys.readouterr().err

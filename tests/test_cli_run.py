@@ -126,10 +126,22 @@ def test_detector_precision_onnxruntime_cannot_compute_in_is_refused_before_any_
     assert not events.exists() or events.read_text() == ""
 
 
+def test_detector_size_reaches_the_detector_and_a_bad_one_is_refused_before_any_work(tmp_path, vtest_path, capsys):
+    summary, events = tmp_path / "s.json", tmp_path / "e.jsonl"
+    for size in ("100", "16", "abc"):
+        assert main(["run", "--source", str(vtest_path), "--detector-size", size, "--events", str(events)]) == 2
+        assert not events.exists()
+    assert "100 is not a multiple of 32" in capsys.readouterr().err
+    code = main(["run", "--source", str(vtest_path), "--detector-size", "640", "--backend", "onnxruntime",
+                 "--max-frames", "3", "--summary", str(summary)])
+    assert code == 0
+    assert "input 480x640" in json.loads(summary.read_text())["backend"]
+
+
 def test_help_teaches():
     result = _cli("run", "--help")
     assert result.returncode == 0
-    for text in ("--camera", "--events", "--mot", "--output", "--summary", "--max-frames", "--camera-motion", "--detector-precision", "Ctrl-C"):
+    for text in ("--camera", "--events", "--mot", "--output", "--summary", "--max-frames", "--camera-motion", "--detector-precision", "--detector-size", "Ctrl-C"):
         assert text in result.stdout
 
 

@@ -216,8 +216,8 @@ def test_rectangular_input_finds_the_same_people_in_real_frames(backend, yolox_p
     rectangle.close()
 
 
-def test_a_model_that_cannot_change_size_keeps_its_full_input(yolox_path, vtest_frames, tmp_path):
-    """YOLOX with its output Reshape fixed to the 416x416 grid (as some exporters write it)."""
+def _fixed_size_yolox(yolox_path, tmp_path):
+    """YOLOX with its output Reshape fixed to the 416x416 grid (as some exporters write it): runs at 416x416 only."""
     model = onnx.load(str(yolox_path))
     initializers = {init.name: init for init in model.graph.initializer}
     fixed = 0
@@ -233,7 +233,11 @@ def test_a_model_that_cannot_change_size_keeps_its_full_input(yolox_path, vtest_
     assert fixed == 3
     path = tmp_path / "yolox_fixed_reshape.onnx"
     onnx.save(model, str(path))
-    detector = PersonDetector(path, backend="onnxruntime", threads=1)
+    return path
+
+
+def test_a_model_that_cannot_change_size_keeps_its_full_input(yolox_path, vtest_frames, tmp_path):
+    detector = PersonDetector(_fixed_size_yolox(yolox_path, tmp_path), backend="onnxruntime", threads=1)
     found = detector.detect(vtest_frames[0])
     assert (detector.input_height, detector.input_width) == (416, 416) and len(found) > 0
     assert "kept its 416x416 input: it does not run at 320x416" in detector.describe()
@@ -259,3 +263,50 @@ def test_a_frame_that_does_not_fit_the_rectangle_sends_the_detector_back_to_its_
     assert (detector.input_height, detector.input_width) == (416, 416), "for good: no switching back and forth"
     detector.close()
     square.close()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_larger_input_size_runs_there_and_finds_the_same_people(backend, yolox_path, vtest_frames):
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino; a dependency on x86-64)")
+    own = PersonDetector(yolox_path, backend=backend, threads=1)
+    larger = PersonDetector(yolox_path, backend=backend, threads=1, input_size=640)
+    assert (larger.model_height, larger.model_width) == (640, 640), "the full input the frames are letterboxed into"
+    total = matched = 0
+    differ = False
+    for frame in vtest_frames[:8]:
+        a, b = larger.detect(frame), own.detect(frame)
+        confident = b[b.scores >= 0.6]  # the tracker's high score: boxes near the floor may come and go with the size
+        total += len(confident)
+        matched += _matched(confident, a, iou=0.5)
+        differ |= len(a) != len(b) or not np.allclose(a.boxes, b.boxes, atol=0.5)
+    # A 576x768 frame at scale 640/768: 480x640 pixels, a rectangle of multiples of 32.
+    assert (larger.input_height, larger.input_width) == (480, 640) and larger.backend.input.shape == (1, 3, 480, 640)
+    assert "input 480x640" in larger.describe() and (own.input_height, own.input_width) == (320, 416)
+    assert total >= 20 and matched >= 0.9 * total, f"{matched} of {total} confident people found again at IoU >= 0.5"
+    assert differ, "the network really ran at the larger size (its boxes are not the 416 input's)"
+    own.close()
+    larger.close()
+
+
+def test_the_models_own_input_size_changes_nothing(yolox_path, vtest_frames):
+    own = PersonDetector(yolox_path, backend="onnxruntime", threads=1)
+    named = PersonDetector(yolox_path, backend="onnxruntime", threads=1, input_size=416)
+    for frame in vtest_frames[:3]:
+        a, b = named.detect(frame), own.detect(frame)
+        assert len(a) == len(b) and np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+    assert named.describe() == own.describe()
+    own.close()
+    named.close()
+
+
+@pytest.mark.parametrize("size", [0, -32, 20, 100, 416.5, True])
+def test_an_input_size_that_is_not_a_multiple_of_32_is_refused(yolox_path, size):
+    with pytest.raises(ValueError, match="input_size must be a positive multiple of 32 pixels"):
+        PersonDetector(yolox_path, backend="onnxruntime", threads=1, input_size=size)
+
+
+def test_an_input_size_the_model_cannot_run_at_is_an_error_not_a_silent_fallback(yolox_path, tmp_path):
+    path = _fixed_size_yolox(yolox_path, tmp_path)
+    with pytest.raises(ModelError, match=r"yolox_fixed_reshape.onnx: does not run at input 640x640 .*use its own size \(416x416"):
+        PersonDetector(path, backend="onnxruntime", threads=1, input_size=640)
