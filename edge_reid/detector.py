@@ -15,6 +15,9 @@ chosen from the first frame; a later frame of another shape that fits it at the 
 letterboxed into it, and the first one that does not (a portrait image in a folder of landscape
 ones) sends the detector back to the model's full input for good, so that no frame is ever seen
 smaller than the full input would show it.
+
+The full input itself can be made larger (or smaller) than the model file's own with
+``input_size`` (``edge-reid run --detector-size``): the long side in pixels, the model's aspect kept.
 """
 
 from __future__ import annotations
@@ -148,6 +151,7 @@ class PersonDetector:
             precision=precision,
         )
         self._use(self._open())
+        self._file_size = (self.input_height, self.input_width)  # the model file's own input size
         if input_size is not None and int(input_size) != max(self.input_height, self.input_width):
             self._use_size(int(input_size))
         # The full input: frames are letterboxed to fit it (a rectangle within it after the first frame).
@@ -226,7 +230,8 @@ class PersonDetector:
         needed = rectangular_input(frame_height, frame_width, self.model_height, self.model_width)
         if needed[0] <= rectangle[0] and needed[1] <= rectangle[1]:
             return
-        self._switch(None, "the full input failed to load again")
+        full = (self.model_height, self.model_width)
+        self._switch(None if full == self._file_size else full, "the full input failed to load again")
         if (self.input_height, self.input_width) == (self.model_height, self.model_width):
             self._frame_shape = None  # no more checks: the full input holds every frame at its scale
             self.rectangular_note = (

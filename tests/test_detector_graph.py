@@ -310,3 +310,13 @@ def test_an_input_size_the_model_cannot_run_at_is_an_error_not_a_silent_fallback
     path = _fixed_size_yolox(yolox_path, tmp_path)
     with pytest.raises(ModelError, match=r"yolox_fixed_reshape.onnx: does not run at input 640x640 .*use its own size \(416x416"):
         PersonDetector(path, backend="onnxruntime", threads=1, input_size=640)
+
+
+def test_a_frame_that_does_not_fit_goes_back_to_the_input_size_asked_for_not_the_files(yolox_path, vtest_frames):
+    detector = PersonDetector(yolox_path, backend="onnxruntime", threads=1, input_size=640)
+    detector.detect(vtest_frames[0])                          # 576x768: rectangle 480x640
+    assert (detector.input_height, detector.input_width) == (480, 640)
+    detector.detect(np.ascontiguousarray(vtest_frames[0][:, :400]))   # 576x400 needs 640x448
+    assert (detector.input_height, detector.input_width) == (640, 640), "the full input asked for, not the file's 416x416"
+    assert "back to the full 640x640 input" in detector.describe()
+    detector.close()
