@@ -113,6 +113,11 @@ class Sequence:
     frame_step: int
     settings: dict = field(default_factory=dict)
 
+    def conditions(self) -> str:
+        """The conditions of the frames in words, for the tables' headers: frame step, scale, a detector input size asked for."""
+        size = self.settings.get("detector_size")
+        return f"frame step {self.frame_step}, scale {self.scale:g}" + (f", detector input {size} px long side" if size else "")
+
 
 @dataclass(frozen=True)
 class GroundTruth:
@@ -262,10 +267,15 @@ def detect_sequence(
     Raises:
         BenchError: the source cannot be opened.
     """
-    from edge_reid.detector import PersonDetector
+    from edge_reid.detector import PersonDetector, check_input_size
     from edge_reid.errors import EdgeReidError
     from edge_reid.sources import open_source
 
+    if detector_size is not None:
+        try:
+            detector_size = check_input_size(detector_size)
+        except ValueError as error:
+            raise BenchError(f"--detector-size: {error}") from None
     try:
         probe = open_source(source, folder_fps=folder_fps)
     except EdgeReidError as error:
@@ -279,7 +289,7 @@ def detect_sequence(
         "nms_iou": 0.45,
         "min_box_height": min_box_height,
         "rectangular_input": True,  # PersonDetector's default since 2026-11-30: part of the cache key
-        **({"detector_size": detector_size} if detector_size else {}),  # absent at the default: earlier caches stay valid
+        **({"detector_size": detector_size} if detector_size is not None else {}),  # absent at the default: earlier caches stay valid
         "frame_step": frame_step,
         "scale": scale,
         "max_frames": max_frames,
@@ -300,7 +310,7 @@ def detect_sequence(
 
     try:
         detector = PersonDetector(detector_model, score_threshold=detector_floor, min_box_height=min_box_height, input_size=detector_size)
-    except (EdgeReidError, ValueError) as error:
+    except EdgeReidError as error:
         raise BenchError(str(error)) from None
     frames: list[SequenceFrame] = []
     expected = None if total is None else -(-total // frame_step)
@@ -1029,7 +1039,7 @@ def load_sequence(args, ground_truth: GroundTruth) -> Sequence:
     """The sequence the command line asks for: detected from frames, or read from a detections file."""
     fps = args.fps or ground_truth.frame_rate
     if args.detections:
-        if args.scale != 1.0 or args.detector_size:
+        if args.scale != 1.0 or args.detector_size is not None:
             raise BenchError("--scale and --detector-size need frames to detect in; they cannot apply to --detections")
         return sequence_from_detections(args.detections, ground_truth, fps or 10.0, args.frame_step, args.max_frames)
     source = args.source
@@ -1094,7 +1104,7 @@ def main(argv: list[str] | None = None) -> int:
     document = report(sequence, runs, metrics)
     print(
         f"{sequence.name}: {len(sequence.frames)} frames at {sequence.fps:g} fps"
-        f" (frame step {sequence.frame_step}, scale {sequence.scale:g}),"
+        f" ({sequence.conditions()}),"
         f" {document['sequence']['detections_per_frame']:.1f} detections/frame fed to every tracker"
     )
     print(format_table(document))

@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     changed = f"; base changed: {', '.join(args.set)}" if args.set else ""
-    print(f"{subject.label} on {sequence.name}: {len(sequence.frames)} frames at {sequence.fps:g} fps (frame step {sequence.frame_step}, scale {sequence.scale:g}){changed}")
+    print(f"{subject.label} on {sequence.name}: {len(sequence.frames)} frames at {sequence.fps:g} fps ({sequence.conditions()}){changed}")
     print(format_rows(rows, subject))
     if args.json:
         document = {

@@ -27,3 +27,8 @@ PRUNE_MIN_AGE_S = 10.0
 #: Seconds between two embeddings of a person followed without doubt (the refresh of
 #: the track's appearance history; DeepStream's ``reidExtractionInterval``, in seconds).
 REFRESH_S = 1.0
+
+#: The largest detector input side accepted (pixels, ``--detector-size``): about 5x YOLOX-Nano's
+#: own 416 and above the largest test size published for YOLOX on MOTChallenge (1440x800 in
+#: ByteTrack's MOT17 setting); larger inputs need gigabytes for the network's activations.
+DETECTOR_MAX_INPUT_SIZE = 2048

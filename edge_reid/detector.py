@@ -22,6 +22,8 @@ The full input itself can be made larger (or smaller) than the model file's own 
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 
 import cv2
@@ -30,6 +32,7 @@ import numpy as np
 from edge_reid.assets import DEFAULT_DETECTOR
 from edge_reid.backends import DetectorBackend, create_detector_backend
 from edge_reid.data.images import check_bgr_image
+from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.errors import ModelError
 
@@ -37,6 +40,27 @@ PERSON_CLASS = 0
 PAD_VALUE = 114
 #: YOLOX's largest stride (pixels): input sizes must be multiples of it.
 MAX_STRIDE = 32
+#: The largest input side accepted (pixels); see :data:`edge_reid.defaults.DETECTOR_MAX_INPUT_SIZE`.
+MAX_INPUT_SIZE = DETECTOR_MAX_INPUT_SIZE
+
+
+def check_input_size(value) -> int:
+    """``value`` as a detector input size in pixels: a whole number, a multiple of 32, from 32 to :data:`MAX_INPUT_SIZE`.
+
+    Raises:
+        ValueError: anything else (a bool, a string, NaN, a fraction, out of range), naming the value.
+    """
+    size = None
+    if isinstance(value, (numbers.Real, np.ndarray)) and not isinstance(value, (bool, np.bool_)) and np.ndim(value) == 0:
+        number = float(value)
+        if math.isfinite(number) and number.is_integer():
+            size = int(number)
+    if size is None or not MAX_STRIDE <= size <= MAX_INPUT_SIZE or size % MAX_STRIDE:
+        raise ValueError(
+            f"input_size must be a whole number of pixels, a multiple of {MAX_STRIDE} from {MAX_STRIDE} to {MAX_INPUT_SIZE} "
+            f"(e.g. 416, 640), got {value!r}"
+        )
+    return size
 
 
 def rectangular_input(frame_height: int, frame_width: int, model_height: int, model_width: int, stride: int = MAX_STRIDE) -> tuple[int, int]:
@@ -103,18 +127,19 @@ class PersonDetector:
             device computes in it): faster on CPUs with AMX or AVX512-BF16; boxes and scores
             move slightly, and a box near the score threshold may appear or vanish
             (docs/benchmarks.md measures what it costs the tracking).
-        input_size: the long side of the network's input in pixels, a multiple of 32 (None: the
-            model's own, 416 for YOLOX-Nano; the other side scales with it). A frame is letterboxed
-            to fit it, so a larger input sees people larger: it finds smaller and farther people
-            and places boxes more precisely, at a compute cost that grows with its area (640:
-            about 2.4x the work of 416). For cameras whose people are small in the frame (a high
-            mounting, a wide view, HD frames). docs/tracking.md measures the trade.
+        input_size: the long side of the network's input in pixels, a multiple of 32 up to
+            2048 (None: the model's own, 416 for YOLOX-Nano; the other side scales with it).
+            A frame is letterboxed to fit it, so a larger input shows the detector people larger,
+            for cameras whose people are small in the frame (a high mounting, a wide view, HD
+            frames); the work grows with the input's area (640 has 2.4x the pixels of 416).
+            docs/tracking.md measures what it changes and costs.
 
     Raises:
-        ModelError: the file is missing, not a model, or not a YOLOX-shaped detector; the model does
-            not run at ``input_size``.
+        ModelError: the file is missing, not a model, or not a YOLOX-shaped detector; the model could
+            not be run at ``input_size``.
         ValueError: unknown ``precision`` or backend name; ``score_threshold`` or ``nms_iou`` outside
-            [0, 1]; ``min_box_height`` negative; ``input_size`` not a positive multiple of 32.
+            [0, 1]; ``min_box_height`` negative; ``input_size`` not a whole number of pixels, a multiple of
+            32, from 32 to 2048.
         BackendUnavailableError: the backend asked for cannot run here, or cannot compute in
             ``precision``.
     """
@@ -138,10 +163,8 @@ class PersonDetector:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not float(min_box_height) >= 0.0:
             raise ValueError(f"min_box_height must be >= 0 pixels, got {min_box_height}")
-        if input_size is not None and (
-            isinstance(input_size, bool) or int(input_size) != input_size or input_size < MAX_STRIDE or input_size % MAX_STRIDE
-        ):
-            raise ValueError(f"input_size must be a positive multiple of {MAX_STRIDE} pixels (e.g. 416, 640), got {input_size}")
+        if input_size is not None:
+            input_size = check_input_size(input_size)
         self.model_path = Path(model_path) if model_path else DEFAULT_DETECTOR
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
@@ -152,8 +175,8 @@ class PersonDetector:
         )
         self._use(self._open())
         self._file_size = (self.input_height, self.input_width)  # the model file's own input size
-        if input_size is not None and int(input_size) != max(self.input_height, self.input_width):
-            self._use_size(int(input_size))
+        if input_size is not None and input_size != max(self.input_height, self.input_width):
+            self._use_size(input_size)
         # The full input: frames are letterboxed to fit it (a rectangle within it after the first frame).
         self.model_height, self.model_width = self.input_height, self.input_width
         #: why the detector kept the model's full input for a rectangular first frame, or "".
@@ -200,9 +223,10 @@ class PersonDetector:
         try:
             resized = self._open(size)
         except ModelError as exc:
+            reason = str(exc).removeprefix(f"{self.model_path}: ")
             raise ModelError(
-                f"{self.model_path}: does not run at input {size[0]}x{size[1]} ({exc}); use its own size "
-                f"({self.input_height}x{self.input_width}: leave out the input size)"
+                f"{self.model_path}: could not be run at input {size[0]}x{size[1]} ({reason}); use its own size, "
+                f"{self.input_height}x{self.input_width} (leave out --detector-size / input_size), or another model export"
             ) from None
         try:
             self._use(resized)

@@ -71,3 +71,25 @@ def tiny_qdq_model(path: Path, input_name: str = "images") -> Path:
         helper.make_node("Flatten", ["pooled"], ["output"]),
     ]
     return save_model(path, nodes, [x], [y], [scale, zero])
+
+
+def fixed_grid_yolox(yolox_path: Path, path: Path) -> Path:
+    """YOLOX with its output Reshapes fixed to the 416x416 grid (as some exporters write it): runs at 416x416 only."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    model = onnx.load(str(yolox_path))
+    initializers = {init.name: init for init in model.graph.initializer}
+    fixed = 0
+    for node in model.graph.node:
+        if node.op_type == "Reshape" and initializers.get(node.input[1]) is not None:
+            shape = numpy_helper.to_array(initializers[node.input[1]])
+            if list(shape[:2]) == [1, 85] and shape[2] == -1:
+                cells = {0: 52 * 52, 1: 26 * 26, 2: 13 * 13}[fixed]
+                name = f"fixed_shape_{fixed}"
+                model.graph.initializer.append(numpy_helper.from_array(np.array([1, 85, cells], np.int64), name))
+                node.input[1] = name
+                fixed += 1
+    assert fixed == 3, "the bundled YOLOX-Nano's three output Reshapes"
+    onnx.save(model, str(path))
+    return path

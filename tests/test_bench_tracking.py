@@ -161,14 +161,17 @@ def test_detector_size_runs_the_detector_there_and_keys_the_cache(bench, vtest_p
     assert len(list(cache.glob("*.npz"))) == 2, "each size has its own cached detections"
     boxes = lambda sequence: np.concatenate([frame.detections.boxes for frame in sequence.frames])
     assert boxes(default).shape != boxes(larger).shape or not np.allclose(boxes(default), boxes(larger), atol=0.5)
-    with pytest.raises(bench.BenchError, match="input_size must be a positive multiple of 32"):
-        bench.detect_sequence(str(vtest_path), "vtest", max_frames=1, detector_size=100, cache_dir=None, progress=False)
+    assert "detector input 640 px long side" in larger.conditions() and "detector input" not in default.conditions()
+    for size in (100, 0):  # 0 too, though a cached run at the default size exists: refused before the cache is read
+        with pytest.raises(bench.BenchError, match="--detector-size: input_size must be a whole number of pixels, a multiple of 32"):
+            bench.detect_sequence(str(vtest_path), "vtest", max_frames=3, detector_size=size, cache_dir=cache, progress=False)
 
 
 def test_detector_size_with_a_detections_file_is_a_one_line_error(bench, tmp_path, capsys):
     sequence = _write_sequence(tmp_path / "seq", _two_walkers(3), 3)
     detections = tmp_path / "det.txt"
     detections.write_text("1,-1,10,50,30,80,0.9,-1,-1,-1\n")
-    argv = ["--gt", str(sequence), "--detections", str(detections), "--detector-size", "640", "--trackers", "rf-bytetrack", "--no-progress"]
-    assert bench.main(argv) == 2
-    assert "--detector-size need frames to detect in" in capsys.readouterr().err
+    for size in ("640", "0"):
+        argv = ["--gt", str(sequence), "--detections", str(detections), "--detector-size", size, "--trackers", "rf-bytetrack", "--no-progress"]
+        assert bench.main(argv) == 2
+        assert "--detector-size need frames to detect in" in capsys.readouterr().err

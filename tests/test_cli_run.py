@@ -9,7 +9,7 @@ import cv2
 import pytest
 
 from edge_reid.cli import main
-from onnx_builders import rank2_model
+from onnx_builders import fixed_grid_yolox, rank2_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,6 +136,18 @@ def test_detector_size_reaches_the_detector_and_a_bad_one_is_refused_before_any_
                  "--max-frames", "3", "--summary", str(summary)])
     assert code == 0
     assert "input 480x640" in json.loads(summary.read_text())["backend"]
+
+
+def test_a_detector_that_cannot_run_at_the_size_asked_is_one_line_naming_the_option(tmp_path, vtest_path, yolox_path):
+    model = fixed_grid_yolox(yolox_path, tmp_path / "yolox_fixed.onnx")
+    mot = tmp_path / "m.txt"
+    result = _cli("run", "--source", str(vtest_path), "--detector", str(model), "--backend", "onnxruntime",
+                  "--detector-size", "640", "--mot", str(mot))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and not mot.exists()
+    assert len(lines) == 1, f"one line, not ONNX Runtime's own log too: {lines}"
+    assert lines[0].startswith("edge-reid: error:") and "could not be run at input 640x640" in lines[0]
+    assert "leave out --detector-size" in lines[0]
 
 
 def test_help_teaches():

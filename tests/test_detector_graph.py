@@ -18,6 +18,7 @@ from edge_reid.detector import PersonDetector, rectangular_input
 from edge_reid.errors import ModelError
 from edge_reid.onnx_graph import node_attribute
 from edge_reid.tracking.boxes import iou_matrix
+from onnx_builders import fixed_grid_yolox
 
 END = np.iinfo(np.int64).max
 OFFSETS = [(0, 0), (1, 0), (0, 1), (1, 1)]  # YOLOX's order: top-left, bottom-left, top-right, bottom-right
@@ -216,28 +217,8 @@ def test_rectangular_input_finds_the_same_people_in_real_frames(backend, yolox_p
     rectangle.close()
 
 
-def _fixed_size_yolox(yolox_path, tmp_path):
-    """YOLOX with its output Reshape fixed to the 416x416 grid (as some exporters write it): runs at 416x416 only."""
-    model = onnx.load(str(yolox_path))
-    initializers = {init.name: init for init in model.graph.initializer}
-    fixed = 0
-    for node in model.graph.node:
-        if node.op_type == "Reshape" and initializers.get(node.input[1]) is not None:
-            shape = numpy_helper.to_array(initializers[node.input[1]])
-            if list(shape[:2]) == [1, 85] and shape[2] == -1:
-                cells = {0: 52 * 52, 1: 26 * 26, 2: 13 * 13}[fixed]
-                name = f"fixed_shape_{fixed}"
-                model.graph.initializer.append(numpy_helper.from_array(np.array([1, 85, cells], np.int64), name))
-                node.input[1] = name
-                fixed += 1
-    assert fixed == 3
-    path = tmp_path / "yolox_fixed_reshape.onnx"
-    onnx.save(model, str(path))
-    return path
-
-
 def test_a_model_that_cannot_change_size_keeps_its_full_input(yolox_path, vtest_frames, tmp_path):
-    detector = PersonDetector(_fixed_size_yolox(yolox_path, tmp_path), backend="onnxruntime", threads=1)
+    detector = PersonDetector(fixed_grid_yolox(yolox_path, tmp_path / "yolox_fixed_reshape.onnx"), backend="onnxruntime", threads=1)
     found = detector.detect(vtest_frames[0])
     assert (detector.input_height, detector.input_width) == (416, 416) and len(found) > 0
     assert "kept its 416x416 input: it does not run at 320x416" in detector.describe()
@@ -300,16 +281,28 @@ def test_the_models_own_input_size_changes_nothing(yolox_path, vtest_frames):
     named.close()
 
 
-@pytest.mark.parametrize("size", [0, -32, 20, 100, 416.5, True])
-def test_an_input_size_that_is_not_a_multiple_of_32_is_refused(yolox_path, size):
-    with pytest.raises(ValueError, match="input_size must be a positive multiple of 32 pixels"):
+@pytest.mark.parametrize(
+    "size", [0, -32, 20, 33, 100, 416.5, 2080, 4096, True, np.True_, float("nan"), float("inf"), "640", "abc", [640]]
+)
+def test_an_input_size_that_is_not_a_multiple_of_32_up_to_2048_is_a_value_error_naming_it(yolox_path, size):
+    with pytest.raises(ValueError, match="input_size must be a whole number of pixels, a multiple of 32 from 32 to 2048") as error:
         PersonDetector(yolox_path, backend="onnxruntime", threads=1, input_size=size)
+    assert repr(size) in str(error.value), "the value as given ('640' the string, not 640)"
+
+
+@pytest.mark.parametrize("size", [np.int64(640), 640.0, np.float32(640), np.array(640)])
+def test_an_input_size_given_as_another_number_type_is_taken(yolox_path, vtest_frames, size):
+    detector = PersonDetector(yolox_path, backend="onnxruntime", threads=1, input_size=size)
+    detector.detect(vtest_frames[0])
+    assert (detector.input_height, detector.input_width) == (480, 640)
+    detector.close()
 
 
 def test_an_input_size_the_model_cannot_run_at_is_an_error_not_a_silent_fallback(yolox_path, tmp_path):
-    path = _fixed_size_yolox(yolox_path, tmp_path)
-    with pytest.raises(ModelError, match=r"yolox_fixed_reshape.onnx: does not run at input 640x640 .*use its own size \(416x416"):
+    path = fixed_grid_yolox(yolox_path, tmp_path / "yolox_fixed_reshape.onnx")
+    with pytest.raises(ModelError, match=r"could not be run at input 640x640 .*use its own size, 416x416 \(leave out --detector-size") as error:
         PersonDetector(path, backend="onnxruntime", threads=1, input_size=640)
+    assert str(error.value).count("yolox_fixed_reshape.onnx") == 1, "the file named once"
 
 
 def test_a_frame_that_does_not_fit_goes_back_to_the_input_size_asked_for_not_the_files(yolox_path, vtest_frames):

@@ -97,7 +97,9 @@ def create_session(
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    # Fatal only: every error ONNX Runtime meets is also raised, and edge-reid reports it in one line
+    # (at "error" its C++ log printed the same failure again, raw, before that line).
+    options.log_severity_level = 4
     options.graph_optimization_level = getattr(
         ort.GraphOptimizationLevel, "ORT_DISABLE_ALL" if optimization_level == "disable" else f"ORT_ENABLE_{optimization_level.upper()}"
     )

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_backend_option
-from edge_reid.defaults import PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD
+from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.summary import RunSummary
 from edge_reid.tracking.config import TrackerConfig
 
@@ -72,10 +72,11 @@ def run(
         "ONNX Runtime runs the detector in fp32 only.",
     ),
     detector_size: Optional[int] = typer.Option(
-        None, "--detector-size", min=32,
+        None, "--detector-size", min=32, max=DETECTOR_MAX_INPUT_SIZE,
         help="Long side of the detector's input in pixels, a multiple of 32. Default: the model's own (416 for the bundled "
-        "YOLOX-Nano). Larger shows the detector people larger: better boxes for people small in the frame (HD cameras, "
-        "high or wide views) at more work per frame (640: about 2.4x the detector's). docs/tracking.md measures the trade.",
+        "YOLOX-Nano). Larger shows the detector people larger, for people small in the frame (HD cameras, high or wide "
+        "views), at more work per frame (it grows with the area: 640 has 2.4x the pixels of 416). docs/tracking.md "
+        "measures the trade.",
     ),
     device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     threshold: float = typer.Option(
