@@ -183,6 +183,9 @@ class PersonDetector:
         self.rectangular_note = ""
         self._fit_pending = bool(rectangular)
         self._frame_shape: tuple[int, int] | None = None  # the last frame shape checked against the rectangle
+        #: the scale at which the network saw the last frame (input / frame size; 0.22 for a 1920x1080 frame at
+        #: 416), or None before the first frame: below 1 people reach the detector smaller than they are.
+        self.frame_scale: float | None = None
 
     def _use(self, backend: DetectorBackend) -> None:
         """Run on ``backend`` from now on, once its output (from its run at load) is a finite YOLOX grid output.
@@ -302,6 +305,7 @@ class PersonDetector:
         elif self._frame_shape is not None and frame.shape[:2] != self._frame_shape:
             self._keep_scale(frame.shape[0], frame.shape[1])
         ratio = self._letterbox(frame)
+        self.frame_scale = ratio
         raw = self.backend.run()[0]  # (A, 5 + classes)
         scores = raw[:, 4] * raw[:, 5 + PERSON_CLASS]
         candidates = np.flatnonzero(scores >= self.score_threshold)
@@ -323,9 +327,10 @@ class PersonDetector:
         return Detections(boxes[kept].astype(np.float32), scores[kept].astype(np.float32))
 
     def describe(self) -> str:
-        """One line naming the backend the detector runs on."""
+        """One line naming the backend the detector runs on, its input and (after a frame) the scale it sees frames at."""
         pending = ", input fitted to the first frame" if self._fit_pending else ""
-        return self.backend.describe() + pending + (f"; {self.rectangular_note}" if self.rectangular_note else "")
+        scale = f", frames seen at {self.frame_scale:.2f}x" if self.frame_scale is not None else ""
+        return self.backend.describe() + pending + scale + (f"; {self.rectangular_note}" if self.rectangular_note else "")
 
     def close(self) -> None:
         """Release the backend. Safe to call twice."""

@@ -175,3 +175,26 @@ def test_detector_size_with_a_detections_file_is_a_one_line_error(bench, tmp_pat
         argv = ["--gt", str(sequence), "--detections", str(detections), "--detector-size", size, "--trackers", "rf-bytetrack", "--no-progress"]
         assert bench.main(argv) == 2
         assert "--detector-size need frames to detect in" in capsys.readouterr().err
+
+
+def test_tiled_sequence_puts_four_stretches_side_by_side_with_their_ground_truth(vtest_path, shared_dir, tmp_path):
+    import cv2
+
+    tiled = load_benchmark_script("tiled_sequence")
+    video, sequence, length = tiled.tiled_sequence(vtest_path, shared_dir / "data" / "vtest-mot", tmp_path, max_frames=3)
+    assert length == 3
+    capture = cv2.VideoCapture(str(video))
+    frames = [capture.read()[1] for _ in range(3)]
+    source = cv2.VideoCapture(str(vtest_path))
+    originals = [source.read()[1] for _ in range(795)]
+    assert frames[0].shape == (1152, 1536, 3)
+    quarter = 795 // 4
+    assert np.array_equal(frames[1][:576, :768], originals[1]), "tile 0: the first quarter, lossless"
+    assert np.array_equal(frames[1][576:, 768:], originals[3 * quarter + 1]), "tile 3: the last quarter, bottom right"
+    source_rows = np.loadtxt(shared_dir / "data" / "vtest-mot" / "gt" / "gt.txt", delimiter=",")
+    rows = np.loadtxt(sequence / "gt" / "gt.txt", delimiter=",")
+    expected = source_rows[source_rows[:, 0] == 2 * quarter + 2]  # frame 2 of tile 2 (bottom left)
+    moved = rows[(rows[:, 0] == 2) & (rows[:, 1] >= 2000) & (rows[:, 1] < 3000)]
+    assert len(moved) == len(expected) > 0
+    assert np.allclose(moved[:, 2:6], expected[:, 2:6] + [0, 576, 0, 0], atol=1e-3) and np.array_equal(moved[:, 1] - 2000, expected[:, 1])
+    assert "frameRate=10" in (sequence / "seqinfo.ini").read_text() and "seqLength=3" in (sequence / "seqinfo.ini").read_text()

@@ -180,3 +180,26 @@ def test_signal_flushes_outputs_and_exits_0(tmp_path, vtest_path, sig):
     capture = cv2.VideoCapture(str(video))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == report["frames"], "video finalised with every frame"
     assert "interrupted" in stderr
+
+
+def test_detector_size_hint_only_below_half_scale():
+    from edge_reid.cli.run_command import detector_size_hint
+
+    hint = detector_size_hint(416 / 1920, 1080, 1920)
+    assert "these 1920x1080 frames at 0.22x" in hint and "--detector-size 960 shows them at 0.50x" in hint
+    assert "about 5.3x the detector's work" in hint
+    assert detector_size_hint(416 / 768, 576, 768) == "", "vtest as recorded: seen at 0.54x"
+    assert "--detector-size 2048" in detector_size_hint(416 / 7680, 4320, 7680), "capped at the largest size accepted"
+
+
+def test_run_hints_at_detector_size_for_large_frames_unless_one_is_given(tmp_path, vtest_frames):
+    video = tmp_path / "large.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (1920, 1440))
+    for frame in vtest_frames[:3]:
+        writer.write(cv2.resize(frame, (1920, 1440)))
+    writer.release()
+    plain = _cli("run", "--source", str(video), "--backend", "onnxruntime", "--max-frames", "2")
+    assert plain.returncode == 0
+    assert "--detector-size 960 shows them at 0.50x" in " ".join(plain.stderr.split()), plain.stderr
+    chosen = _cli("run", "--source", str(video), "--backend", "onnxruntime", "--max-frames", "2", "--detector-size", "416")
+    assert chosen.returncode == 0 and "hint:" not in chosen.stderr and "--detector-size 960" not in chosen.stderr

@@ -264,6 +264,7 @@ def test_a_larger_input_size_runs_there_and_finds_the_same_people(backend, yolox
     # A 576x768 frame at scale 640/768: 480x640 pixels, a rectangle of multiples of 32.
     assert (larger.input_height, larger.input_width) == (480, 640) and larger.backend.input.shape == (1, 3, 480, 640)
     assert "input 480x640" in larger.describe() and (own.input_height, own.input_width) == (320, 416)
+    assert "frames seen at 0.83x" in larger.describe() and "frames seen at 0.54x" in own.describe()  # 640/768, 416/768
     assert total >= 20 and matched >= 0.9 * total, f"{matched} of {total} confident people found again at IoU >= 0.5"
     assert differ, "the network really ran at the larger size (its boxes are not the 416 input's)"
     own.close()

@@ -270,7 +270,15 @@ def run(
     )
     task = progress.add_task("run", total=total, fps=0.0, ids=0)
 
+    hint_pending = detector_size is None
+
     def advance(result, running: RunSummary) -> None:
+        nonlocal hint_pending
+        if hint_pending and person_detector.frame_scale is not None:
+            hint_pending = False
+            hint = detector_size_hint(person_detector.frame_scale, result.image.shape[0], result.image.shape[1])
+            if hint:
+                progress.console.print(f"[yellow]hint:[/] {hint}")
         progress.update(task, advance=1, fps=running.frames / max(running.seconds, 1e-9), ids=running.identities)
 
     # From here on Ctrl-C and SIGTERM only stop the run (the runner's own handlers while frames flow);
@@ -280,6 +288,30 @@ def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     _run_and_report(runner, frames, sinks, progress, advance, max_frames, summary_path, reconnect_timeout)
+
+
+#: Below this scale (the detector's input over the frame's size) `run` suggests --detector-size once: the detector
+#: then sees people at less than half their pixels (a 1920x1080 frame at the default 416: 0.22x). A message only,
+#: never a change of size; docs/tracking.md measures what the scale does to tracking.
+HINT_BELOW_SCALE = 0.5
+
+
+def detector_size_hint(frame_scale: float, frame_height: int, frame_width: int) -> str:
+    """The suggestion of a larger ``--detector-size`` for frames seen at ``frame_scale`` (< :data:`HINT_BELOW_SCALE`), or "".
+
+    The size suggested shows the frame at half its size: its long side / 2, rounded up to a multiple of 32
+    (at most :data:`~edge_reid.defaults.DETECTOR_MAX_INPUT_SIZE`).
+    """
+    if frame_scale >= HINT_BELOW_SCALE:
+        return ""
+    size = min(DETECTOR_MAX_INPUT_SIZE, -(-max(frame_height, frame_width) // 64) * 32)
+    if size <= round(frame_scale * max(frame_height, frame_width)):
+        return ""
+    return (
+        f"the detector sees these {frame_width}x{frame_height} frames at {frame_scale:.2f}x, so people small in them may be "
+        f"missed; --detector-size {size} shows them at {size / max(frame_height, frame_width):.2f}x, for about "
+        f"{(size / (frame_scale * max(frame_height, frame_width))) ** 2:.1f}x the detector's work (docs/tracking.md)"
+    )
 
 
 def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summary_path, reconnect_timeout) -> None:
