@@ -223,9 +223,10 @@ def _file_key(path: str | Path) -> list:
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/edge-reid/bench_tracking`` (``~/.cache`` when unset)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "edge-reid" / "bench_tracking"
+    """``bench_tracking/`` in edge-reid's cache folder: ``$EDGE_REID_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-reid``, else ``~/.cache/edge-reid``."""
+    from edge_reid.backends.onnxruntime_tuning import cache_dir
+
+    return cache_dir() / "bench_tracking"
 
 
 def detect_sequence(

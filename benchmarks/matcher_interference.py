@@ -44,8 +44,8 @@ def main() -> int:
                 start = time.perf_counter()
                 embeddings = backend.infer(32)
                 infer_s[kind].append(time.perf_counter() - start)
-                if match:
-                    match_queries(gallery, embeddings)
+                if match:  # unit length, as the Embedder hands them out (the gallery refuses anything else)
+                    match_queries(gallery, embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True))
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     for kind, values in infer_s.items():
         print(f"  infer(32) after {kind:24s} median {1000 * np.median(values):6.1f} ms  ({len(values)} calls)")

@@ -27,11 +27,12 @@ def load_old_module(commit: str):
     source = subprocess.run(
         ["git", "show", f"{commit}:edge_reid/preprocess.py"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
-    path = Path(tempfile.mkdtemp()) / "old_preprocess.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("old_preprocess", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:  # removed once the module is loaded
+        path = Path(folder) / "old_preprocess.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("old_preprocess", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 

@@ -61,12 +61,16 @@ class FramesInMemory(FrameSource):
 
     def __init__(self, frames: list[Frame]) -> None:  # noqa: D107 (no capture to open)
         self.frames = frames
+        self._stop = False  # FrameSource.stopped reads it (the loop asks while it waits for a frame)
 
     def __iter__(self):
-        return iter(self.frames)
+        for frame in self.frames:
+            if self._stop:
+                return
+            yield frame
 
     def stop(self) -> None:
-        pass
+        self._stop = True
 
     def close(self) -> None:
         pass

@@ -37,7 +37,7 @@ APPEARANCE_ONLY_SCORE = 0.35  # the detector threshold of the loop before tracki
 class AppearanceOnlyLoop(Pipeline):
     """The loop before tracking: embed every detection, match every embedding against the gallery."""
 
-    def process(self, image, timestamp_s=0.0, frame_index=0, detections=None):
+    def process(self, image, timestamp_s=0.0, frame_index=0, detections=None, file_name=None):
         boxes, keep = sanitize_boxes(detections.boxes, image.shape[0], image.shape[1], self.min_box_height)
         boxes = boxes[keep]
         embeddings = self.embedder.embed_boxes(image, boxes, out=self._embedding_buffer(len(boxes)))

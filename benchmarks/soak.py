@@ -192,7 +192,9 @@ def report(rows: list[Minute], warmup: int, video_frames: int) -> dict:
 
 def main() -> int:
     parser = benchmark_parser(__doc__)
-    parser.add_argument("--minutes", type=float, default=20.0, help="minutes to run after the first frame (default: %(default)s)")
+    parser.add_argument(
+        "--minutes", type=int, default=20, help="whole minutes to run after the first frame (one row per minute; default: %(default)s)"
+    )
     parser.add_argument("--warmup", type=int, default=5, help="minutes left out of the growth figures (default: %(default)s)")
     parser.add_argument("--save-every", type=float, default=10.0, help="seconds between gallery saves (default: %(default)s)")
     parser.add_argument("--sample-s", type=float, default=5.0, help="seconds between samples of the live tracks (default: %(default)s)")

@@ -198,3 +198,8 @@ def test_tiled_sequence_puts_four_stretches_side_by_side_with_their_ground_truth
     assert len(moved) == len(expected) > 0
     assert np.allclose(moved[:, 2:6], expected[:, 2:6] + [0, 576, 0, 0], atol=1e-3) and np.array_equal(moved[:, 1] - 2000, expected[:, 1])
     assert "frameRate=10" in (sequence / "seqinfo.ini").read_text() and "seqLength=3" in (sequence / "seqinfo.ini").read_text()
+
+
+def test_detections_are_cached_in_edge_reids_cache_folder(bench, monkeypatch, tmp_path):
+    monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(tmp_path / "cache"))
+    assert bench.default_cache_dir() == tmp_path / "cache" / "bench_tracking"

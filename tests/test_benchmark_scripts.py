@@ -1,0 +1,50 @@
+"""Benchmark scripts that the docs tell users to run: each runs, shortened, to its table.
+
+No speed figures are checked here (they live in docs/benchmarks.md): only that the documented
+commands still run against today's library (each of these once broke when the library changed
+under it: a new keyword of ``Pipeline.process``, the gallery refusing queries that are not unit
+length, ``FrameSource.stopped``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_run_tracking_fps_runs_both_loops(vtest_path):
+    result = _script("benchmarks/run_tracking_fps.py", "--video", str(vtest_path), "--frames", "3", "--repeats", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| appearance only |" in result.stdout and "| tracking        |" in result.stdout
+    assert "ratio tracking/appearance-only" in result.stdout
+
+
+@pytest.mark.slow
+def test_matcher_interference_matches_unit_length_embeddings(vtest_path):
+    result = _script("benchmarks/matcher_interference.py", "--video", str(vtest_path), "--rounds", "1", "--steps", "1", "--max-crops", "32")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "infer(32) after preprocess+model+match" in result.stdout
+
+
+def test_frames_in_memory_stop_ends_the_iteration(vtest_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from conftest import load_benchmark_script
+
+    run_modes = load_benchmark_script("run_modes")
+    frames = run_modes.decode(vtest_path, 3)
+    source = run_modes.FramesInMemory(frames)
+    assert source.stopped is False, "the loop asks while it waits for a frame"
+    seen = []
+    for frame in source:
+        seen.append(frame.index)
+        source.stop()
+    assert seen == [0] and source.stopped is True
