@@ -22,17 +22,17 @@ from edge_reid.preprocess import CropPreprocessor, reference_preprocess
 from edge_reid.spec import BUILTIN_SPECS
 
 
-def load_old_module(commit: str):
-    """Import edge_reid/preprocess.py as it was at ``commit`` (via ``git show``)."""
+def load_old_module(commit: str, folder: Path):
+    """Import edge_reid/preprocess.py as it was at ``commit`` (via ``git show``), written into ``folder``
+    (where Numba also caches its kernels: keep the folder until the module is no longer used)."""
     source = subprocess.run(
         ["git", "show", f"{commit}:edge_reid/preprocess.py"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
-    with tempfile.TemporaryDirectory() as folder:  # removed once the module is loaded
-        path = Path(folder) / "old_preprocess.py"
-        path.write_text(source)
-        spec = importlib.util.spec_from_file_location("old_preprocess", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    path = folder / "old_preprocess.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("old_preprocess", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 
@@ -41,9 +41,15 @@ def main() -> int:
     parser.add_argument("--old-commit", default="d265f3c")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:  # the old module and its Numba cache, removed at the end
+        return measure(args, load_old_module(args.old_commit, Path(folder)))
+
+
+def measure(args, old_module) -> int:
+    """Time the old and the current preprocessor and the reference on the same crops; print the table."""
     spec = BUILTIN_SPECS["osnet"]
     batches = real_crops(args).batches(32)
-    old = load_old_module(args.old_commit).CropPreprocessor(spec, 32)
+    old = old_module.CropPreprocessor(spec, 32)
     new = CropPreprocessor(spec, 32)
     out = np.zeros((32, 3, spec.height, spec.width), np.float32)
 
