@@ -186,6 +186,7 @@ class PersonDetector:
         #: the scale at which the network saw the last frame (input / frame size; 0.22 for a 1920x1080 frame at
         #: 416), or None before the first frame: below 1 people reach the detector smaller than they are.
         self.frame_scale: float | None = None
+        self._closed = False
 
     def _use(self, backend: DetectorBackend) -> None:
         """Run on ``backend`` from now on, once its output (from its run at load) is a finite YOLOX grid output.
@@ -297,8 +298,10 @@ class PersonDetector:
             sorted by descending score.
 
         Raises:
-            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array.
+            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array; the detector was closed.
         """
+        if self._closed:
+            raise ValueError(f"this PersonDetector ({self.model_path.name}) was closed: make a new one")
         check_bgr_image(frame, "frame")
         if self._fit_pending:
             self._fit(frame.shape[0], frame.shape[1])
@@ -333,5 +336,6 @@ class PersonDetector:
         return self.backend.describe() + pending + scale + (f"; {self.rectangular_note}" if self.rectangular_note else "")
 
     def close(self) -> None:
-        """Release the backend. Safe to call twice."""
+        """Release the backend. Safe to call twice; detecting afterwards is a ValueError."""
+        self._closed = True
         self.backend.close()

@@ -108,6 +108,7 @@ class Embedder:
         #: seconds spent in the last call: {"preprocess": s, "embed": s} (embed includes normalising).
         self.last_seconds: dict[str, float] = {"preprocess": 0.0, "embed": 0.0}
         self._lock = threading.Lock()  # one call at a time fills and reads the shared buffers
+        self._closed = False
 
     @property
     def dim(self) -> int:
@@ -158,6 +159,8 @@ class Embedder:
 
     def _embed(self, count: int, fill, out: np.ndarray | None) -> np.ndarray:
         with self._lock:
+            if self._closed:
+                raise ValueError(f"this Embedder ({self.model_path.name}) was closed: make a new one")
             result = self._output(count, out)
             model_input = self.backend.buffers.input
             preprocess_s = embed_s = 0.0
@@ -191,7 +194,8 @@ class Embedder:
             (N, D) float32, each row L2-normalised (a view of ``out`` when given).
 
         Raises:
-            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array, an empty box, or a bad ``out``.
+            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array, an empty box, or a bad ``out``;
+                the embedder was closed.
             ModelError: the model returned NaN/Inf.
         """
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -208,12 +212,14 @@ class Embedder:
             (N, D) float32, each row L2-normalised.
 
         Raises:
-            ValueError: a crop is empty or not (h, w, 3) uint8.
+            ValueError: a crop is empty or not (h, w, 3) uint8; the embedder was closed.
             ModelError: the model returned NaN/Inf.
         """
         return self._embed(len(crops), lambda a, b, buf: self.preprocessor.write_crops(crops[a:b], buf), out)
 
     def close(self) -> None:
-        """Release the backend and the preprocessing threads."""
+        """Release the backend and the preprocessing threads. Safe to call twice; embedding afterwards is a ValueError."""
+        with self._lock:
+            self._closed = True
         self.preprocessor.close()
         self.backend.close()

@@ -85,3 +85,24 @@ def test_one_embedder_shared_by_threads_gives_each_caller_its_own_crops(embedder
     for thread in threads:
         thread.join()
     assert min(worst) > 0.9999, worst
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_closed_embedder_or_detector_refuses_work_on_every_backend(backend, vtest_frames, yolox_path):
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="openvino is not installed (pip install openvino; a dependency on x86-64)")
+    from edge_reid.detector import PersonDetector
+
+    frame = vtest_frames[0]
+    embedder = Embedder(backend=backend, threads=1)
+    embedder.close()
+    embedder.close()  # twice is fine
+    with pytest.raises(ValueError, match="this Embedder .* was closed: make a new one"):
+        embedder.embed_crops([frame[100:300, 100:200]])
+    with pytest.raises(ValueError, match="was closed"):
+        embedder.embed_boxes(frame, np.array([[100, 100, 200, 300]], np.float32))
+    detector = PersonDetector(yolox_path, backend=backend, threads=1)
+    detector.close()
+    detector.close()
+    with pytest.raises(ValueError, match="this PersonDetector \\(yolox_nano.onnx\\) was closed: make a new one"):
+        detector.detect(frame)
