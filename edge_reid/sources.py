@@ -85,8 +85,9 @@ class SourceStats:
         ended_at_frame: frame position (0-based, in the file) where a video file's
             data ended early, or where the corrupt-frame limit ended it; None when it
             ended normally.
-        end_reason: why it ended early: ``"truncated"`` (no data past ``ended_at_frame``)
-            or ``"corrupt_limit"`` (``corrupt_limit`` undecodable frames in a row); None
+        end_reason: why it ended early: ``"truncated"`` (no data past ``ended_at_frame``),
+            ``"corrupt_limit"`` (``corrupt_limit`` undecodable frames in a row) or ``"gone"`` (with
+            ``repeat``: the file could not be opened again, or a folder pass read no image); None
             when it ended normally.
         corrupt_limit: undecodable frames in a row that end a video file
             (:data:`MAX_CONSECUTIVE_CORRUPT` unless the source was given another).
@@ -114,6 +115,8 @@ class SourceStats:
                 f"ended at frame {self.ended_at_frame} of {self.declared_frames}: {self.corrupt_limit} "
                 "undecodable frames in a row (the corrupt-frame limit): file damaged?"
             )
+        if self.end_reason == "gone":
+            return f"ended after pass {self.passes}: the source could not be read again (moved or deleted?)"
         return None
 
     def to_dict(self) -> dict:
@@ -350,6 +353,7 @@ class FrameSource:
                 if self._capture is None:
                     self._capture = self._open()
                     if self._capture is None:  # the file went away between passes
+                        self.stats.end_reason = self.stats.end_reason or "gone"
                         return
                 duration_s = yield from self._file_pass(offset_s)
                 self.close()
@@ -357,8 +361,13 @@ class FrameSource:
                 return
             self.stats.passes += 1
             offset_s += duration_s
-            if (self.repeat and self.stats.passes >= self.repeat) or self.stats.frames == delivered_before:
-                return  # done, or a pass gave nothing to repeat
+            if self.repeat and self.stats.passes >= self.repeat:
+                return
+            if self.stats.frames == delivered_before:  # a pass gave nothing: nothing to repeat
+                if self.stats.passes > 1:  # the first pass read frames: the files went away since
+                    self.stats.passes -= 1  # the empty pass is not counted as one
+                    self.stats.end_reason = self.stats.end_reason or "gone"
+                return
 
     def _folder_pass(self, first: bool) -> Iterator[Frame]:
         """One pass over the folder's images; returns 0.0 (a folder's clock is the frame index / fps)."""

@@ -27,8 +27,9 @@ class RunSummary:
         declared_frames: frames the video file's header declares, or images listed in a folder
             (one pass); None for live sources and files that declare none.
         ended_at_frame: where a video file ended early (0-based frame position in the file), else None.
-        end_reason: ``"truncated"`` (the file's data ends there) or ``"corrupt_limit"``
-            (``corrupt_limit`` undecodable frames in a row); None when the source ended normally.
+        end_reason: ``"truncated"`` (the file's data ends there), ``"corrupt_limit"``
+            (``corrupt_limit`` undecodable frames in a row) or ``"gone"`` (``--repeat``: the file or
+            folder could not be read again); None when the source ended normally.
         end_message: the early end in words, ``"ended at frame 399 of 795: file truncated?"``, else None.
         corrupt_limit: undecodable frames in a row that end a video file; None for other sources.
         skipped_files: image-folder sources: each image skipped, ``{"file": name, "reason": why}``.

@@ -257,6 +257,33 @@ def test_repeat_is_refused_for_live_sources_and_negative(tmp_path, vtest_frames)
         open_source(str(_short_clip(tmp_path / "c.avi", vtest_frames[:2])), repeat=-1)
 
 
+def test_a_repeated_source_deleted_between_passes_ends_saying_why(tmp_path, vtest_frames):
+    clip = _short_clip(tmp_path / "clip.avi", vtest_frames[:3])
+    source = open_source(str(clip), repeat=5)
+    seen = 0
+    for _ in source:
+        seen += 1
+        if seen == 3:
+            clip.unlink()  # during the first pass's last frame
+    assert seen == 3 and source.stats.passes == 1 and source.stats.end_reason == "gone"
+    assert source.stats.end_message == "ended after pass 1: the source could not be read again (moved or deleted?)"
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(2):
+        _write_jpeg(folder / f"{i}.jpg", vtest_frames[i])
+    source = open_source(str(folder), repeat=0)
+    names = []
+    for frame in source:
+        names.append(frame.name)
+        if len(names) == 2:
+            for path in folder.iterdir():
+                path.unlink()
+    assert names == ["0.jpg", "1.jpg"] and source.stats.passes == 1 and source.stats.end_reason == "gone"
+    complete = open_source(str(_short_clip(tmp_path / "whole.avi", vtest_frames[:2])), repeat=2)
+    assert len(list(complete)) == 4 and complete.stats.end_reason is None, "a run that played every pass ended normally"
+
+
 def test_folder_of_only_unreadable_images_is_not_repeated_forever(tmp_path):
     (tmp_path / "x.jpg").write_bytes(b"")
     source = open_source(str(tmp_path), repeat=0)
