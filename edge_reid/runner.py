@@ -82,6 +82,19 @@ class GallerySaving:
             )
 
 
+
+def write_failure(summary: RunSummary, path=None) -> OutputWriteError:
+    """The error that ends a run whose outputs failed: the first of ``summary.write_errors``, with how many more.
+
+    Args:
+        summary: the run's summary, with at least one write error.
+        path: the file that failed, when known.
+    """
+    more = len(summary.write_errors) - 1
+    error = OutputWriteError(summary.write_errors[0] + (f" (and {more} more write error{'s' if more > 1 else ''})" if more else ""), path)
+    error.summary = summary
+    return error
+
 class Runner:
     """Runs a pipeline over a source into sinks, with stop on signal, gallery saving and a summary.
 
@@ -225,10 +238,7 @@ class Runner:
             summary.backend = self.backends()  # again: the detector fits its input to the first frame
             _summarise_source(summary, frames)
         if summary.write_errors:
-            more = len(summary.write_errors) - 1
-            error = OutputWriteError(summary.write_errors[0] + (f" (and {more} more write error{'s' if more > 1 else ''})" if more else ""))
-            error.summary = summary
-            raise error
+            raise write_failure(summary)
         return summary
 
     def _close_outputs(self) -> list[str]:

@@ -253,6 +253,7 @@ def test_disk_full_while_writing_the_mot_rows_and_the_summary(small_filesystem, 
                             "--events", str(events), "--max-frames", "40")
     assert f"cannot write MOT results to {disk / 'm.txt'}: No space left on device" in line
     assert "cannot write summary" in unwrapped(err), "the summary could not be saved either, and says so"
+    assert line.endswith("(and 1 more write error)"), "the final line counts the summary's failure too"
     assert not (disk / "s.json").exists()
     rows = read_rows(disk / "m.txt")
     records = _json_lines(events)

@@ -319,6 +319,7 @@ def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summar
     from edge_reid.atomic import write_json_atomic
     from edge_reid.errors import OutputPathError, OutputWriteError
     from edge_reid.output_paths import is_standard_output
+    from edge_reid.runner import write_failure
 
     failure = None
     with progress:
@@ -339,7 +340,7 @@ def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summar
         except (OutputPathError, OSError) as exc:
             message = str(exc) if isinstance(exc, OutputPathError) else f"cannot write the summary to standard output: {exc}"
             summary.write_errors.append(message)
-            failure = failure or OutputWriteError(message, summary_path)
+            failure = write_failure(summary, failure.path if failure is not None else summary_path)
     _print_summary(summary)
     if summary.source_gave_up:
         console.print(f"[yellow]warning:[/] {frames.kind} {frames.name} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")
