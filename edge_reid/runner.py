@@ -82,7 +82,6 @@ class GallerySaving:
             )
 
 
-
 def write_failure(summary: RunSummary, path=None) -> OutputWriteError:
     """The error that ends a run whose outputs failed: the first of ``summary.write_errors``, with how many more.
 
@@ -94,6 +93,7 @@ def write_failure(summary: RunSummary, path=None) -> OutputWriteError:
     error = OutputWriteError(summary.write_errors[0] + (f" (and {more} more write error{'s' if more > 1 else ''})" if more else ""), path)
     error.summary = summary
     return error
+
 
 class Runner:
     """Runs a pipeline over a source into sinks, with stop on signal, gallery saving and a summary.

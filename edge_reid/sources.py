@@ -361,12 +361,12 @@ class FrameSource:
                 return
             self.stats.passes += 1
             offset_s += duration_s
-            if self.repeat and self.stats.passes >= self.repeat:
-                return
             if self.stats.frames == delivered_before:  # a pass gave nothing: nothing to repeat
                 if self.stats.passes > 1:  # the first pass read frames: the files went away since
                     self.stats.passes -= 1  # the empty pass is not counted as one
                     self.stats.end_reason = self.stats.end_reason or "gone"
+                return
+            if self.repeat and self.stats.passes >= self.repeat:
                 return
 
     def _folder_pass(self, first: bool) -> Iterator[Frame]:

@@ -272,7 +272,7 @@ def test_a_repeated_source_deleted_between_passes_ends_saying_why(tmp_path, vtes
     folder.mkdir()
     for i in range(2):
         _write_jpeg(folder / f"{i}.jpg", vtest_frames[i])
-    source = open_source(str(folder), repeat=0)
+    source = open_source(str(folder), repeat=2)  # the last pass asked for is the one that finds nothing
     names = []
     for frame in source:
         names.append(frame.name)
