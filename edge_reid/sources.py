@@ -193,6 +193,14 @@ def _sequence_of(folder: Path) -> SequenceInfo | None:
 
 
 def _frame_rate(sequence: SequenceInfo | None, fps: float | None) -> tuple[float, str]:
+    """The frame rate to time an image folder's frames by, and where it came from: ``fps`` when given
+    (``"--fps"``); else the ``frameRate`` of its MOTChallenge ``seqinfo.ini`` (``"seqinfo.ini"``); else
+    :data:`DEFAULT_FOLDER_FPS` (``"default"``). The tracker keeps lost tracks and refreshes appearance
+    in seconds, so a sequence of video frames needs its real rate.
+
+    Raises:
+        ValueError: ``fps`` not a positive finite number.
+    """
     if fps is not None:
         if not 0.0 < float(fps) < float("inf"):
             raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
@@ -200,25 +208,6 @@ def _frame_rate(sequence: SequenceInfo | None, fps: float | None) -> tuple[float
     if sequence is not None and 0.0 < sequence.frame_rate < 1000.0:
         return sequence.frame_rate, "seqinfo.ini"
     return DEFAULT_FOLDER_FPS, "default"
-
-
-def folder_frame_rate(folder: str | Path, fps: float | None = None) -> tuple[float, str]:
-    """The frame rate to time an image folder's frames by, and where it came from.
-
-    ``fps`` when given; else ``frameRate`` of the folder's MOTChallenge ``seqinfo.ini`` (in the
-    folder or beside it, as for ``MOT17-04/img1``; read by
-    :func:`edge_reid.motchallenge.read_sequence_info`); else :data:`DEFAULT_FOLDER_FPS`. The
-    tracker keeps lost tracks and refreshes appearance in seconds, so a sequence of video frames
-    needs its real rate.
-
-    Returns:
-        (frames per second, ``"--fps"`` | ``"seqinfo.ini"`` | ``"default"``).
-
-    Raises:
-        ValueError: ``fps`` not a positive finite number.
-        DataError: a ``seqinfo.ini`` that is not valid (names the file and the problem).
-    """
-    return _frame_rate(_sequence_of(Path(folder)) if fps is None else None, fps)
 
 
 class FrameSource:
@@ -229,13 +218,14 @@ class FrameSource:
         name: the source as given.
         total_frames: frames to expect over all passes when known (files that
             declare a count, folders), else None (live sources, ``repeat=0``).
-        fps: frames per second from the container, or a folder's (:func:`folder_frame_rate`), or None.
+        fps: frames per second from the container, or a folder's (``--fps``, else its MOTChallenge
+            ``seqinfo.ini``'s ``frameRate``, else :data:`DEFAULT_FOLDER_FPS`), or None.
         fps_source: where a folder's ``fps`` came from (``"--fps"``, ``"seqinfo.ini"``, ``"default"``);
             None for other sources.
         repeat: passes over a file or folder (0: until stopped).
+        stats: :class:`SourceStats`, updated while iterating.
 
     A MOTChallenge sequence folder (``seqinfo.ini`` and ``img1/``) is read from its image folder.
-        stats: :class:`SourceStats`, updated while iterating.
 
     Raises:
         SourceError: the source cannot be opened, a folder holds no image file,
@@ -491,7 +481,7 @@ def open_source(
             (:func:`classify_source`), an int always a camera index.
         reconnect_timeout_s: how long a dropped live source is retried, seconds.
         folder_fps: frame rate of an image folder, frames per second (None: its MOTChallenge
-            ``seqinfo.ini``'s, else 1; see :func:`folder_frame_rate`).
+            ``seqinfo.ini``'s, beside the images or in the folder above, else 1).
         repeat: passes over a video file or image folder, one after the other
             (0: until stopped); frame indices and timestamps keep increasing.
 

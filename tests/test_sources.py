@@ -367,8 +367,6 @@ def test_repeated_file_without_a_frame_rate_keeps_its_clock_moving(vtest_frames)
 def test_an_image_sequence_is_timed_by_its_seqinfo_or_fps(tmp_path, vtest_frames):
     """The tracker counts in seconds: a MOTChallenge sequence's frames are 1/frameRate apart (they
     were 1 s apart whatever the sequence, so a 30 fps sequence aged tracks 30x too fast)."""
-    from edge_reid.sources import folder_frame_rate
-
     sequence = tmp_path / "MOT17-XX"
     (sequence / "img1").mkdir(parents=True)
     for index in range(3):
@@ -380,10 +378,12 @@ def test_an_image_sequence_is_timed_by_its_seqinfo_or_fps(tmp_path, vtest_frames
         frames = list(source)
         assert (source.fps, source.fps_source) == (30.0, "seqinfo.ini")
         assert [round(f.timestamp_s, 4) for f in frames] == [0.0, 0.0333, 0.0667]
-    assert folder_frame_rate(sequence / "img1", 12.5) == (12.5, "--fps")
+    given = open_source(str(sequence / "img1"), folder_fps=12.5)
+    assert (given.fps, given.fps_source) == (12.5, "--fps")
     plain = tmp_path / "snapshots"
     plain.mkdir()
     cv2.imwrite(str(plain / "a.jpg"), vtest_frames[0])
-    assert folder_frame_rate(plain) == (1.0, "default")
+    source = open_source(str(plain))
+    assert (source.fps, source.fps_source) == (1.0, "default")
     with pytest.raises(ValueError, match="fps must be a positive number"):
-        folder_frame_rate(plain, 0.0)
+        open_source(str(plain), folder_fps=0.0)
