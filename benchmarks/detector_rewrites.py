@@ -16,6 +16,11 @@ docs/benchmarks.md:
 finds again (IoU >= 0.9) on every 4th of the video's first 200 frames:
 
     python benchmarks/detector_rewrites.py --backend openvino --threads 1,2 --runs 200 --repeats 3 --bf16
+
+``--sizes 640,832`` also times the rectangular detector with larger inputs (``--detector-size``, the
+long side in pixels) in the same rounds, as a ratio to the model's own 416:
+
+    python benchmarks/detector_rewrites.py --backend onnxruntime,openvino --threads 1,2 --runs 100 --repeats 3 --sizes 640,832
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ from edge_reid.tracking.boxes import iou_matrix
 
 VARIANTS = ("as is", "Focus folded", "Focus folded, rectangular")
 BF16 = "Focus folded, rectangular, bf16"
+SIZE = "Focus folded, rectangular, input "  # + the long side in pixels
+
+
+def size_variant(size: int) -> str:
+    """The name of the rectangular detector at ``--detector-size size``."""
+    return f"{SIZE}{size}"
 
 
 def make_detector(backend: str, threads: int, variant: str, frame: np.ndarray) -> PersonDetector:
@@ -42,6 +53,8 @@ def make_detector(backend: str, threads: int, variant: str, frame: np.ndarray) -
     if variant == "as is":
         with mock.patch.object(detector_graph, "fold_focus", lambda model: False):
             detector = PersonDetector(backend=backend, threads=threads, rectangular=False)
+    elif variant.startswith(SIZE):
+        detector = PersonDetector(backend=backend, threads=threads, input_size=int(variant.removeprefix(SIZE)))
     else:
         detector = PersonDetector(backend=backend, threads=threads, rectangular="rectangular" in variant,
                                   precision="bf16" if variant == BF16 else "fp32")
@@ -76,15 +89,20 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bf16", action="store_true", help="OpenVINO: also the rectangular detector in bf16")
+    parser.add_argument("--sizes", default="", help="comma-separated larger input sizes (long side, pixels) to time too, e.g. 640,832")
     args = parser.parse_args()
+    try:
+        sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    except ValueError:
+        parser.error(f"--sizes takes whole numbers of pixels separated by commas, got {args.sizes!r}")
     frames = video_frames(args, 200 if args.bf16 else 1)
     frame = frames[0]
     print(f"{cpu_model()} ({' '.join(cpu_isa_flags())}); frame {frame.shape[1]}x{frame.shape[0]}")
-    rows, bf16_rows = [], []
+    rows, bf16_rows, size_rows = [], [], []
     frames = frames[::4] if args.bf16 else []
     for backend in [name.strip() for name in args.backend.split(",") if name.strip()]:
         for threads in [int(t) for t in args.threads.split(",")]:
-            variants = VARIANTS + ((BF16,) if args.bf16 and backend == "openvino" else ())
+            variants = VARIANTS + ((BF16,) if args.bf16 and backend == "openvino" else ()) + tuple(size_variant(s) for s in sizes)
             detectors = {variant: make_detector(backend, threads, variant, frame) for variant in variants}
             as_is, folded = (detectors[v].backend.run().copy() for v in VARIANTS[:2])
             difference = float(np.abs(folded - as_is).max())
@@ -95,6 +113,9 @@ def main() -> int:
                     ms[variant].append(ms_per_run(detector, args.runs))
             medians = {variant: statistics.median(values) for variant, values in ms.items()}
             shape = detectors[VARIANTS[2]].backend.input.shape[2:]
+            for size in sizes:
+                size_shape = detectors[size_variant(size)].backend.input.shape[2:]
+                size_rows.append((backend, threads, size, size_shape, medians[VARIANTS[2]], medians[size_variant(size)], shape))
             for detector in detectors.values():
                 detector.close()
             rows.append((backend, threads, medians, difference, shape))
@@ -113,6 +134,13 @@ def main() -> int:
         print("|---|---:|---:|---:|---:|---:|")
         for threads, fp32, bf16, (again, total) in bf16_rows:
             print(f"| | {threads} | {fp32:.2f} | {bf16:.2f} | x{fp32 / bf16:.2f} | {again} of {total} |")
+    if size_rows:
+        print("\n| backend | threads | model's own input, ms | --detector-size | input | ms | time ratio | pixel ratio |")
+        print("|---|---:|---:|---:|---|---:|---:|---:|")
+        for backend, threads, size, size_shape, own, larger, shape in size_rows:
+            pixels = (size_shape[0] * size_shape[1]) / (shape[0] * shape[1])
+            print(f"| {backend} | {threads} | {own:.2f} ({shape[0]}x{shape[1]}) | {size} | {size_shape[0]}x{size_shape[1]} | "
+                  f"{larger:.2f} | x{larger / own:.2f} | x{pixels:.2f} |")
     return 0
 
 
