@@ -40,12 +40,10 @@ PERSON_CLASS = 0
 PAD_VALUE = 114
 #: YOLOX's largest stride (pixels): input sizes must be multiples of it.
 MAX_STRIDE = 32
-#: The largest input side accepted (pixels); see :data:`edge_reid.defaults.DETECTOR_MAX_INPUT_SIZE`.
-MAX_INPUT_SIZE = DETECTOR_MAX_INPUT_SIZE
 
 
 def check_input_size(value) -> int:
-    """``value`` as a detector input size in pixels: a whole number, a multiple of 32, from 32 to :data:`MAX_INPUT_SIZE`.
+    """``value`` as a detector input size in pixels: a whole number, a multiple of 32, from 32 to :data:`~edge_reid.defaults.DETECTOR_MAX_INPUT_SIZE`.
 
     Raises:
         ValueError: anything else (a bool, a string, NaN, a fraction, out of range), naming the value.
@@ -55,9 +53,9 @@ def check_input_size(value) -> int:
         number = float(value)
         if math.isfinite(number) and number.is_integer():
             size = int(number)
-    if size is None or not MAX_STRIDE <= size <= MAX_INPUT_SIZE or size % MAX_STRIDE:
+    if size is None or not MAX_STRIDE <= size <= DETECTOR_MAX_INPUT_SIZE or size % MAX_STRIDE:
         raise ValueError(
-            f"input_size must be a whole number of pixels, a multiple of {MAX_STRIDE} from {MAX_STRIDE} to {MAX_INPUT_SIZE} "
+            f"input_size must be a whole number of pixels, a multiple of {MAX_STRIDE} from {MAX_STRIDE} to {DETECTOR_MAX_INPUT_SIZE} "
             f"(e.g. 416, 640), got {value!r}"
         )
     return size
