@@ -6,30 +6,65 @@ constant-velocity filter cannot predict that. As BoT-SORT's GMC
 the previous frame (OpenCV ``goodFeaturesToTrack``) are followed into the current
 frame by pyramidal Lucas-Kanade optical flow (``calcOpticalFlowPyrLK``), and a
 similarity transform (rotation, uniform scale, translation) is fitted with RANSAC
-(``estimateAffinePartial2D``), on frames downscaled by 2. The 2x3 warp then
-moves each track's Kalman state: the rotation/scale part acts on every (x, y)
-pair of the state, the translation on the centre.
+(``estimateAffinePartial2D``). The 2x3 warp then moves each track's Kalman state:
+the rotation/scale part acts on every (x, y) pair of the state, the translation on
+the centre.
+
+Two choices differ from BoT-SORT's, both for cost: the search runs on the frame
+shrunk (area averaging) by an integer factor to at most :data:`WORKING_SIDE` pixels on its long side
+(BoT-SORT halves every frame, so a 1080p frame is searched at 960x540 and the cost
+grows with the camera's resolution), and at most :data:`MAX_CORNERS` corners are
+followed, at least 1/:data:`CORNER_SPACING` of the working image's long side apart
+(BoT-SORT: 1000 corners, 1 pixel apart, which crowd on the most textured spots).
+A similarity transform has four parameters; a few hundred corners spread over the
+frame fit it as well as a thousand clustered ones, and the optical flow's time is
+proportional to the corners followed. docs/tracking.md ("A moving camera") gives the
+measured error against a known camera motion and the cost.
 """
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
 
 #: Fewest tracked corners for a warp; below it the frame is taken as not moving.
 MIN_CORNERS = 10
+#: Most corners followed from one frame to the next.
+MAX_CORNERS = 300
+#: Corners are at least the working image's long side / this apart (6 pixels at 384).
+CORNER_SPACING = 64
+#: Longest side of the working image, pixels: frames are shrunk by the smallest integer
+#: factor (at least 2, BoT-SORT's) that brings them within it (768x576 -> 384x288,
+#: 1920x1080 -> 480x270).
+WORKING_SIDE = 480
+
+
+def working_downscale(width: int, height: int) -> int:
+    """The integer factor a (width x height) frame is shrunk by for the search: at least 2, and
+    enough to bring its long side to :data:`WORKING_SIDE` pixels or less."""
+    return max(2, math.ceil(max(width, height) / WORKING_SIDE))
 
 
 class CameraMotion:
     """Estimates the 2x3 warp from the previous frame to the current one.
 
     Args:
-        downscale: frames are shrunk by this integer factor before the search (BoT-SORT: 2).
-        max_corners: most corners followed (BoT-SORT: 1000).
+        downscale: frames are shrunk by this integer factor before the search; None (default)
+            chooses it from the frame size (:func:`working_downscale`).
+        max_corners: most corners followed (default :data:`MAX_CORNERS`; BoT-SORT: 1000).
+
+    Raises:
+        ValueError: ``downscale`` or ``max_corners`` below 1.
     """
 
-    def __init__(self, downscale: int = 2, max_corners: int = 1000) -> None:
-        self.downscale = max(1, int(downscale))
+    def __init__(self, downscale: int | None = None, max_corners: int = MAX_CORNERS) -> None:
+        if downscale is not None and int(downscale) < 1:
+            raise ValueError(f"downscale must be an integer >= 1, got {downscale}")
+        if int(max_corners) < MIN_CORNERS:
+            raise ValueError(f"max_corners must be at least {MIN_CORNERS}, got {max_corners}")
+        self.downscale = None if downscale is None else int(downscale)
         self.max_corners = int(max_corners)
         self._previous: np.ndarray | None = None
         self._corners: np.ndarray | None = None
@@ -49,10 +84,12 @@ class CameraMotion:
             image: (H, W, 3) uint8 BGR or (H, W) uint8 gray frame.
         """
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        if self.downscale > 1:
-            gray = cv2.resize(gray, (gray.shape[1] // self.downscale, gray.shape[0] // self.downscale))
+        scale = self.downscale or working_downscale(gray.shape[1], gray.shape[0])
+        if scale > 1:
+            gray = cv2.resize(gray, (max(1, gray.shape[1] // scale), max(1, gray.shape[0] // scale)), interpolation=cv2.INTER_AREA)
         warp = np.eye(2, 3)
-        corners = cv2.goodFeaturesToTrack(gray, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=1, blockSize=3)
+        spacing = max(1.0, max(gray.shape) / CORNER_SPACING)
+        corners = cv2.goodFeaturesToTrack(gray, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=spacing, blockSize=3)
         previous, previous_corners = self._previous, self._corners
         self._previous, self._corners = gray, corners
         if previous is None or previous.shape != gray.shape or previous_corners is None or len(previous_corners) < MIN_CORNERS:
@@ -65,7 +102,7 @@ class CameraMotion:
         if fitted is None:
             return warp
         fitted = fitted.astype(np.float64)
-        fitted[:, 2] *= self.downscale
+        fitted[:, 2] *= scale
         return fitted
 
     @staticmethod
