@@ -523,6 +523,8 @@ class EdgeReidTracker(BenchTracker):
         tracker_overrides: keyword overrides of :class:`edge_reid.tracking.TrackerConfig`'s defaults.
         pipeline_overrides: keyword overrides of the Pipeline's own constants (``threshold``,
             ``reid_threshold``, ``refresh_s``, ``past_frames``).
+        camera_motion: compensate camera motion, as ``edge-reid run`` does by default (False:
+            ``--no-camera-motion``).
     """
 
     name = "edge-reid"
@@ -530,13 +532,16 @@ class EdgeReidTracker(BenchTracker):
     needs_image = True
     embeds = True
 
-    def __init__(self, embedder: CountingEmbedder, tracker_overrides: dict | None = None, pipeline_overrides: dict | None = None) -> None:
+    def __init__(
+        self, embedder: CountingEmbedder, tracker_overrides: dict | None = None, pipeline_overrides: dict | None = None,
+        camera_motion: bool = True,
+    ) -> None:
         super().__init__()
         from edge_reid.pipeline import Pipeline
-        from edge_reid.tracking import Tracker, TrackerConfig
+        from edge_reid.tracking import CameraMotion, Tracker, TrackerConfig
 
         self.embedder = embedder
-        tracker = Tracker(TrackerConfig(**(tracker_overrides or {})))
+        tracker = Tracker(TrackerConfig(**(tracker_overrides or {})), camera_motion=CameraMotion() if camera_motion else None)
         self.pipeline = Pipeline(
             embedder, use_detector=False, min_box_height=RUN_MIN_BOX_HEIGHT, tracker=tracker, **(pipeline_overrides or {})
         )
@@ -562,6 +567,16 @@ class LiveEdgeReidTracker(EdgeReidTracker):
 
     def __init__(self, embedder: CountingEmbedder) -> None:
         super().__init__(embedder, pipeline_overrides={"past_frames": False})
+
+
+class FixedCameraEdgeReidTracker(EdgeReidTracker):
+    """:class:`EdgeReidTracker` without camera-motion compensation, as ``edge-reid run --no-camera-motion``."""
+
+    name = "edge-reid-fixed"
+    label = "edge-reid --no-camera-motion"
+
+    def __init__(self, embedder: CountingEmbedder) -> None:
+        super().__init__(embedder, camera_motion=False)
 
 
 @dataclass(frozen=True)
@@ -644,6 +659,10 @@ def tracker_choices() -> dict[str, TrackerChoice]:
         ),
         TrackerChoice(
             "edge-reid-live", LiveEdgeReidTracker.label, lambda context: LiveEdgeReidTracker(context.embedder()),
+            _always_available, embeds=True,
+        ),
+        TrackerChoice(
+            "edge-reid-fixed", FixedCameraEdgeReidTracker.label, lambda context: FixedCameraEdgeReidTracker(context.embedder()),
             _always_available, embeds=True,
         ),
         TrackerChoice(

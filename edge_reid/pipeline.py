@@ -28,7 +28,7 @@ from edge_reid.matching.gallery import Gallery
 from edge_reid.results import FrameResult, PastPerson
 from edge_reid.sources import Frame, FrameSource, open_source
 from edge_reid.timing import StageTimer
-from edge_reid.tracking import Tracker, TrackerConfig, plan_embeddings
+from edge_reid.tracking import CameraMotion, Tracker, TrackerConfig, plan_embeddings
 
 
 @dataclass
@@ -63,7 +63,9 @@ class Pipeline:
             motion supports the match takes a lost identity at or above it.
         min_box_height: caller-supplied boxes shorter than this (pixels) are skipped.
         use_detector: False for a pipeline without a detector (boxes come with each frame).
-        tracker: the :class:`~edge_reid.tracking.Tracker` (default: ``Tracker()``, published defaults).
+        tracker: the :class:`~edge_reid.tracking.Tracker` (default: published defaults and camera-motion
+            compensation, ``Tracker(camera_motion=CameraMotion())``, as ``edge-reid run``; a camera that
+            never moves can pass ``Tracker()`` to save the optical flow).
         reid_threshold: cosine similarity for a new track to take an identity without motion
             support (someone who left and came back, an enrolled person).
         refresh_s: seconds between two embeddings of a person followed without doubt.
@@ -101,7 +103,7 @@ class Pipeline:
         if not refresh_s > 0:
             raise ValueError(f"refresh_s must be > 0 seconds, got {refresh_s}")
         self.embedder = embedder or Embedder(backend_options={"side_by_side": True})
-        self.tracker = tracker if tracker is not None else Tracker(TrackerConfig())
+        self.tracker = tracker if tracker is not None else Tracker(TrackerConfig(), camera_motion=CameraMotion())
         if not use_detector:
             self.detector = None
         elif detector is not None:

@@ -190,6 +190,7 @@ class Runner:
         summary = RunSummary(
             source=frames.name, backend=self.backends(), model=str(embedder.model_path),
             detector=str(getattr(pipeline.detector, "model_path", "") or ""),
+            camera_motion=pipeline.tracker.camera_motion is not None,
         )
         previous = self._install_signals()
         started = time.perf_counter()

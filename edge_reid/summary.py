@@ -41,6 +41,7 @@ class RunSummary:
         backend: the embedding backend, e.g. ``onnxruntime (CPU, 1 thread), graph level extended (tuned)``.
         model: the ReID model file.
         detector: the detector model file.
+        camera_motion: True when the tracker compensated camera motion (``--no-camera-motion``: False).
     """
 
     source: str
@@ -70,6 +71,7 @@ class RunSummary:
     backend: str = ""
     model: str = ""
     detector: str = ""
+    camera_motion: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready dict, floats rounded for reading."""

@@ -51,6 +51,7 @@ def test_run_writes_events_mot_video_and_summary(tmp_path, vtest_path, capsys):
     assert report["detections"] >= report["people"]
     assert 0 < report["embeddings"] < report["detections"] and report["embeddings_per_frame"] == pytest.approx(report["embeddings"] / 8, abs=1e-3)
     assert set(report["stage_ms"]) == {"decode", "detect", "preprocess", "embed", "track", "match"}
+    assert report["camera_motion"] is True, "camera motion is compensated by default"
     rows = [line.split(",") for line in mot.read_text().splitlines()]
     identified = [r for r in lines if r["identity"] >= 1]  # MOT rows need an id
     assert len(identified) >= len(records) and [(int(r[0]), int(r[1])) for r in rows] == [(r["frame"] + 1, r["identity"]) for r in identified]
@@ -138,6 +139,12 @@ def test_detector_size_reaches_the_detector_and_a_bad_one_is_refused_before_any_
     assert "input 480x640" in json.loads(summary.read_text())["backend"]
 
 
+def test_no_camera_motion_turns_the_compensation_off(tmp_path, vtest_path):
+    summary = tmp_path / "s.json"
+    assert main(["run", "--source", str(vtest_path), "--no-camera-motion", "--max-frames", "2", "--summary", str(summary)]) == 0
+    assert json.loads(summary.read_text())["camera_motion"] is False
+
+
 def test_a_detector_that_cannot_run_at_the_size_asked_is_one_line_naming_the_option(tmp_path, vtest_path, yolox_path):
     model = fixed_grid_yolox(yolox_path, tmp_path / "yolox_fixed.onnx")
     mot = tmp_path / "m.txt"
@@ -153,7 +160,7 @@ def test_a_detector_that_cannot_run_at_the_size_asked_is_one_line_naming_the_opt
 def test_help_teaches():
     result = _cli("run", "--help")
     assert result.returncode == 0
-    for text in ("--camera", "--events", "--mot", "--output", "--summary", "--max-frames", "--camera-motion", "--detector-precision", "--detector-size", "Ctrl-C"):
+    for text in ("--camera", "--events", "--mot", "--output", "--summary", "--max-frames", "--no-camera-motion", "--detector-precision", "--detector-size", "Ctrl-C"):
         assert text in result.stdout
 
 

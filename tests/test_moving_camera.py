@@ -140,6 +140,21 @@ def test_compensation_keeps_people_on_their_tracks_when_the_camera_moves(stand_i
     assert with_motion <= 3 and 5 * max(with_motion, 1) < without, (with_motion, without)
 
 
+def test_the_default_pipeline_compensates_camera_motion(embedder, stand_in):
+    from edge_reid.pipeline import Pipeline
+    from edge_reid.tracking import Tracker
+
+    frames, sequence, _ = stand_in
+    default = Pipeline(embedder, use_detector=False)
+    fixed = Pipeline(embedder, use_detector=False, tracker=Tracker())
+
+    def run(pipeline):
+        return _id_switches(frames, sequence, lambda image, t, d: pipeline.process(image, t, detections=d).tracked)
+
+    (default_switches, _), (fixed_switches, _) = run(default), run(fixed)
+    assert 5 * max(default_switches, 1) < fixed_switches, (default_switches, fixed_switches)
+
+
 @pytest.mark.parametrize(("size", "factor"), [((768, 576), 2), ((640, 480), 2), ((1280, 720), 3), ((1920, 1080), 4), ((3840, 2160), 8), ((64, 48), 2)])
 def test_the_working_image_is_at_most_480_pixels_long_and_at_least_halved(size, factor):
     assert working_downscale(*size) == factor

@@ -95,7 +95,9 @@ def run(
     ),
     min_box_height: float = typer.Option(32.0, "--min-box-height", min=0.0, help="Skip people shorter than this many pixels."),
     camera_motion: bool = typer.Option(
-        False, "--camera-motion", help="Compensate a moving camera (robot, handheld) by optical flow before matching."
+        True, "--camera-motion/--no-camera-motion",
+        help="Compensate camera motion (robot, handheld, vehicle) by sparse optical flow before matching, as BoT-SORT does "
+        "(default on). A camera that never moves (kiosk, wall mount) can turn it off to save a frame's optical flow on the CPU.",
     ),
     batch: int = typer.Option(32, "--batch", min=1, help="Largest embedding batch; more people per frame are split into sub-batches."),
     threads: Optional[int] = typer.Option(
@@ -150,6 +152,7 @@ def run(
       edge-reid run --camera 0 --gallery people.edgereid   (recognise enrolled people, remember new ones)
       edge-reid run --camera 0 --backend openvino --detector-precision bf16   (an Intel CPU with AMX: faster detection)
       edge-reid run --source hd_street.mp4 --detector-size 640 --mot out.txt   (small, far people: a larger detector input)
+      edge-reid run --camera 0 --no-camera-motion   (a fixed kiosk camera: no optical flow)
 
     Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far (and saves the gallery), prints the summary and exits 0.
 
