@@ -35,6 +35,14 @@ def test_matcher_interference_matches_unit_length_embeddings(vtest_path):
     assert "infer(32) after preprocess+model+match" in result.stdout
 
 
+def test_camera_motion_cost_measures_both_estimates_against_the_known_motion(vtest_path):
+    result = _script("benchmarks/camera_motion_cost.py", "--video", str(vtest_path), "--frames", "6", "--rounds", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    errors = [line for line in result.stdout.splitlines() if line.startswith(("| BoT-SORT", "| edge-reid"))]
+    assert len(errors) == 2 and all(float(line.split("|")[2]) < 3.0 for line in errors), errors
+    assert result.stdout.count("| moving stand-in (640x480) |") == 2
+
+
 def test_frames_in_memory_stop_ends_the_iteration(vtest_path):
     sys.path.insert(0, str(REPO / "benchmarks"))
     from conftest import load_benchmark_script

@@ -1,0 +1,137 @@
+"""Camera-motion estimate: edge-reid's against BoT-SORT's settings, error against a known motion and time per frame.
+
+Both follow corners by pyramidal Lucas-Kanade and fit a similarity with RANSAC (OpenCV). BoT-SORT's
+``sparseOptFlow`` (``tracker/gmc.py``) halves every frame and follows up to 1000 corners at least
+1 pixel apart; edge-reid (:class:`edge_reid.tracking.CameraMotion`) shrinks frames to at most 480
+pixels on the long side (at least halved) and follows up to 300 corners spread 1/64 of that side
+apart. On the moving-camera stand-in (``moving_camera_sequence.py``) the true motion between two
+frames is known, so each estimate's error is measured: the largest distance, over a grid of
+points, between where the estimate and the truth send them (output pixels). Time is the whole
+estimate per frame (grey, shrink, corners, flow, fit), the two timed alternately in rounds on one
+thread of OpenCV.
+
+    python benchmarks/camera_motion_cost.py --frames 300 --rounds 3
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, moving_camera_sequence
+from _common import benchmark_parser, video_path  # noqa: E402
+
+
+class BotSortSparseFlow:
+    """BoT-SORT's ``sparseOptFlow`` estimate as published (downscale 2, 1000 corners, 1 px apart)."""
+
+    def __init__(self) -> None:
+        self._previous = None
+        self._corners = None
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        import cv2
+
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        gray = cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2))
+        corners = cv2.goodFeaturesToTrack(gray, maxCorners=1000, qualityLevel=0.01, minDistance=1, blockSize=3)
+        warp = np.eye(2, 3)
+        previous, previous_corners = self._previous, self._corners
+        self._previous, self._corners = gray, corners
+        if previous is None or previous_corners is None:
+            return warp
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, gray, previous_corners, None)
+        good = status.reshape(-1).astype(bool)
+        if good.sum() < 10:
+            return warp
+        fitted, _ = cv2.estimateAffinePartial2D(previous_corners[good], moved[good], method=cv2.RANSAC)
+        if fitted is None:
+            return warp
+        fitted = fitted.astype(np.float64)
+        fitted[:, 2] *= 2
+        return fitted
+
+
+def _true_warp(first: int, second: int, width: int, height: int) -> np.ndarray:
+    """The stand-in's exact map from output pixels of frame ``first`` (0-based) to those of ``second``."""
+    from moving_camera_sequence import OUTPUT_SIZE, window
+
+    left0, top0, width0 = window(first, width, height)
+    left1, top1, width1 = window(second, width, height)
+    scale0, scale1 = OUTPUT_SIZE[0] / width0, OUTPUT_SIZE[0] / width1
+    return np.array([[scale1 / scale0, 0.0, (left0 - left1) * scale1], [0.0, scale1 / scale0, (top0 - top1) * scale1]])
+
+
+def _read(path: Path, count: int) -> list[np.ndarray]:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--frames", type=int, default=300, help="frames of each video (default 300)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds (default 3)")
+    args = parser.parse_args(argv)
+    import tempfile
+
+    import cv2
+
+    from edge_reid.tracking import CameraMotion
+    from moving_camera_sequence import OUTPUT_SIZE, moving_camera_sequence
+
+    cv2.setNumThreads(1)
+    source = video_path(args)
+    fixed = _read(source, args.frames)
+    if not fixed:
+        print(f"error: no frame could be read from {source}", file=sys.stderr)
+        return 2
+    height, width = fixed[0].shape[:2]
+    with tempfile.TemporaryDirectory(prefix="edge-reid-moving-") as scratch:
+        video, _, _ = moving_camera_sequence(source, source.parent / "vtest-mot", Path(scratch), args.frames)
+        moving = _read(video, args.frames)
+    methods = {"BoT-SORT sparseOptFlow": BotSortSparseFlow, "edge-reid CameraMotion": CameraMotion}
+    grid = np.array([[x, y, 1.0] for x in range(40, OUTPUT_SIZE[0], 80) for y in range(40, OUTPUT_SIZE[1], 80)])
+    rows = []
+    for name, make in methods.items():
+        estimator = make()
+        warps = [estimator.estimate(frame) for frame in moving]
+        errors = np.array([np.abs(grid @ warps[n].T - grid @ _true_warp(n - 1, n, width, height).T).max() for n in range(1, len(moving))])
+        rows.append([name, float(np.median(errors)), float(np.percentile(errors, 95)), float(errors.max())])
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for video_name, frames in (("fixed camera (vtest, 768x576)", fixed), ("moving stand-in (640x480)", moving)):
+            for name, make in methods.items():
+                estimator = make()
+                started = time.perf_counter()
+                for frame in frames:
+                    estimator.estimate(frame)
+                times.setdefault((video_name, name), []).append((time.perf_counter() - started) / len(frames) * 1e3)
+    print(f"{len(moving)} frames, OpenCV {cv2.__version__} on 1 thread; error: output pixels against the known motion\n")
+    print("| estimate | error median | error 95% | error max |")
+    print("|---|---:|---:|---:|")
+    for name, median, p95, worst in rows:
+        print(f"| {name} | {median:.2f} | {p95:.2f} | {worst:.2f} |")
+    print("\n| video | estimate | ms per frame (rounds) | median | x BoT-SORT's time |")
+    print("|---|---|---|---:|---:|")
+    for (video_name, name), values in times.items():
+        reference = statistics.median(times[(video_name, "BoT-SORT sparseOptFlow")])
+        print(f"| {video_name} | {name} | {', '.join(f'{v:.2f}' for v in values)} | {statistics.median(values):.2f} | "
+              f"x{statistics.median(values) / reference:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
