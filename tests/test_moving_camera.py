@@ -176,3 +176,21 @@ def test_a_1080p_frame_is_searched_small_and_the_warp_is_in_full_size_pixels():
 def test_bad_settings_are_refused(options):
     with pytest.raises(ValueError):
         CameraMotion(**options)
+
+
+def test_a_wholly_changed_view_is_not_taken_for_camera_motion(vtest_frames, mot17_dir):
+    """Between unrelated frames (a scene cut, the next image of a folder of other scenes) RANSAC
+    fits noise with a few corners; such a warp would throw every track hundreds of pixels away.
+    The identity is returned instead, and real motion right after is still found."""
+    import cv2
+
+    frame = vtest_frames[0]
+    crop = cv2.resize(cv2.imread(str(sorted((mot17_dir / "bounding_box_test").glob("*.jpg"))[0])), (frame.shape[1], frame.shape[0]))
+    for other in (frame[:, ::-1].copy(), frame[::-1].copy(), crop):
+        motion = CameraMotion()
+        motion.estimate(frame)
+        assert np.allclose(motion.estimate(other), np.eye(2, 3)), "no motion from unrelated frames"
+    motion = CameraMotion()
+    motion.estimate(frame)
+    shifted = np.ascontiguousarray(np.roll(vtest_frames[0], 12, axis=1))
+    assert motion.estimate(shifted)[0, 2] == pytest.approx(12.0, abs=1.0)
