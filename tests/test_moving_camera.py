@@ -194,3 +194,13 @@ def test_a_wholly_changed_view_is_not_taken_for_camera_motion(vtest_frames, mot1
     motion.estimate(frame)
     shifted = np.ascontiguousarray(np.roll(vtest_frames[0], 12, axis=1))
     assert motion.estimate(shifted)[0, 2] == pytest.approx(12.0, abs=1.0)
+
+
+def test_with_no_track_to_move_there_is_no_search_and_the_next_warp_is_from_that_frame(vtest_frames):
+    frame = vtest_frames[0]
+    motion = CameraMotion()
+    motion.estimate(frame)
+    once = np.ascontiguousarray(np.roll(frame, 10, axis=1))
+    twice = np.ascontiguousarray(np.roll(frame, 22, axis=1))
+    assert np.allclose(motion.estimate(once, needed=False), np.eye(2, 3)), "not needed: no search"
+    assert motion.estimate(twice)[0, 2] == pytest.approx(12.0, abs=1.0), "from the frame kept, not the one before"

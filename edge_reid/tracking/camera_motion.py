@@ -73,15 +73,13 @@ class CameraMotion:
             raise ValueError(f"max_corners must be at least {MIN_CORNERS}, got {max_corners}")
         self.downscale = None if downscale is None else int(downscale)
         self.max_corners = int(max_corners)
-        self._previous: np.ndarray | None = None
-        self._corners: np.ndarray | None = None
+        self._previous: np.ndarray | None = None  # the last frame, grey and shrunk
 
     def reset(self) -> None:
         """Forget the previous frame (the next warp is the identity)."""
         self._previous = None
-        self._corners = None
 
-    def estimate(self, image: np.ndarray) -> np.ndarray:
+    def estimate(self, image: np.ndarray, needed: bool = True) -> np.ndarray:
         """The warp (2, 3) float64 that maps pixel positions of the previous frame to this one.
 
         The identity for the first frame, after a change of frame size, when too few corners
@@ -90,17 +88,21 @@ class CameraMotion:
 
         Args:
             image: (H, W, 3) uint8 BGR or (H, W) uint8 gray frame.
+            needed: False when nothing will be moved by this warp (no live track): the frame is
+                only kept for the next call (whose search finds its corners), and the identity is
+                returned without a search: a camera with nobody in view costs a grey shrunk frame.
         """
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         scale = self.downscale or working_downscale(gray.shape[1], gray.shape[0])
         if scale > 1:
             gray = cv2.resize(gray, (max(1, gray.shape[1] // scale), max(1, gray.shape[0] // scale)), interpolation=cv2.INTER_AREA)
         warp = np.eye(2, 3)
-        spacing = max(1.0, max(gray.shape) / CORNER_SPACING)
-        corners = cv2.goodFeaturesToTrack(gray, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=spacing, blockSize=3)
-        previous, previous_corners = self._previous, self._corners
-        self._previous, self._corners = gray, corners
-        if previous is None or previous.shape != gray.shape or previous_corners is None or len(previous_corners) < MIN_CORNERS:
+        previous, self._previous = self._previous, gray
+        if not needed or previous is None or previous.shape != gray.shape:
+            return warp
+        spacing = max(1.0, max(previous.shape) / CORNER_SPACING)
+        previous_corners = cv2.goodFeaturesToTrack(previous, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=spacing, blockSize=3)
+        if previous_corners is None or len(previous_corners) < MIN_CORNERS:
             return warp
         moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, gray, previous_corners, None)
         good = status.reshape(-1).astype(bool)

@@ -136,7 +136,7 @@ class Tracker:
         if self.camera_motion is not None:
             if image is None:
                 raise ValueError("this Tracker compensates camera motion: pass the frame's image")
-            warp = self.camera_motion.estimate(image)
+            warp = self.camera_motion.estimate(image, needed=bool(self.tracks))
             for track in self.tracks:
                 track.mean, track.covariance = CameraMotion.apply(warp, track.mean, track.covariance)
 
