@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from conftest import unwrapped
 
 from edge_reid.cli import main
 from onnx_builders import fixed_grid_yolox, rank2_model
@@ -139,10 +140,11 @@ def test_detector_size_reaches_the_detector_and_a_bad_one_is_refused_before_any_
     assert "input 480x640" in json.loads(summary.read_text())["backend"]
 
 
-def test_no_camera_motion_turns_the_compensation_off(tmp_path, vtest_path):
+def test_no_camera_motion_turns_the_compensation_off(tmp_path, vtest_path, capsys):
     summary = tmp_path / "s.json"
     assert main(["run", "--source", str(vtest_path), "--no-camera-motion", "--max-frames", "2", "--summary", str(summary)]) == 0
     assert json.loads(summary.read_text())["camera_motion"] is False
+    assert "not compensated" in unwrapped(capsys.readouterr().err)
 
 
 def test_a_detector_that_cannot_run_at_the_size_asked_is_one_line_naming_the_option(tmp_path, vtest_path, yolox_path):

@@ -37,6 +37,8 @@ def _print_summary(summary: RunSummary) -> None:
     table.add_row("identities", f"{summary.identities} in the gallery; {summary.tracks} tracks")
     table.add_row("people", f"{summary.people} tracked of {summary.detections} detected")
     table.add_row("embeddings", f"{summary.embeddings} = {summary.embeddings_per_frame:.2f} per frame")
+    table.add_row("camera motion", "compensated (a fixed camera can save this: --no-camera-motion)" if summary.camera_motion
+                  else "not compensated (--no-camera-motion)")
     if summary.corrupt_frames or summary.skipped_boxes:
         limit = f" ({summary.corrupt_limit} in a row end a video file)" if summary.corrupt_limit and summary.corrupt_frames else ""
         table.add_row("skipped", f"{summary.corrupt_frames} corrupt frames{limit}, {summary.skipped_boxes} boxes")
