@@ -24,6 +24,7 @@ Examples::
     python benchmarks/bench_tracking.py --trackers rf-bytetrack,rf-ocsort --max-frames 100
     python benchmarks/bench_tracking.py --gt /data/MOT17/train/MOT17-04-FRCNN   # frames from its img1/
     python benchmarks/bench_tracking.py --sequence tud-stadtmitte       # motion only, see --help
+    python benchmarks/bench_tracking.py --source /tmp/moving/moving.avi --gt /tmp/moving/moving-mot  # moving_camera_sequence.py's stand-in
 """
 
 from __future__ import annotations

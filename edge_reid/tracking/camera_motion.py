@@ -63,7 +63,7 @@ class CameraMotion:
         max_corners: most corners followed (default :data:`MAX_CORNERS`; BoT-SORT: 1000).
 
     Raises:
-        ValueError: ``downscale`` or ``max_corners`` below 1.
+        ValueError: ``downscale`` below 1, ``max_corners`` below :data:`MIN_CORNERS`.
     """
 
     def __init__(self, downscale: int | None = None, max_corners: int = MAX_CORNERS) -> None:
