@@ -56,16 +56,6 @@ class BotSortSparseFlow:
         return fitted
 
 
-def _true_warp(first: int, second: int, width: int, height: int) -> np.ndarray:
-    """The stand-in's exact map from output pixels of frame ``first`` (0-based) to those of ``second``."""
-    from moving_camera_sequence import OUTPUT_SIZE, window
-
-    left0, top0, width0 = window(first, width, height)
-    left1, top1, width1 = window(second, width, height)
-    scale0, scale1 = OUTPUT_SIZE[0] / width0, OUTPUT_SIZE[0] / width1
-    return np.array([[scale1 / scale0, 0.0, (left0 - left1) * scale1], [0.0, scale1 / scale0, (top0 - top1) * scale1]])
-
-
 def _read(path: Path, count: int) -> list[np.ndarray]:
     import cv2
 
@@ -90,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
 
     from edge_reid.tracking import CameraMotion
-    from moving_camera_sequence import OUTPUT_SIZE, moving_camera_sequence
+    from moving_camera_sequence import OUTPUT_SIZE, moving_camera_sequence, true_warp
 
     cv2.setNumThreads(1)
     source = video_path(args)
@@ -108,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, make in methods.items():
         estimator = make()
         warps = [estimator.estimate(frame) for frame in moving]
-        errors = np.array([np.abs(grid @ warps[n].T - grid @ _true_warp(n - 1, n, width, height).T).max() for n in range(1, len(moving))])
+        errors = np.array([np.abs(grid @ warps[n].T - grid @ true_warp(n - 1, n, width, height).T).max() for n in range(1, len(moving))])
         rows.append([name, float(np.median(errors)), float(np.percentile(errors, 95)), float(errors.max())])
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):

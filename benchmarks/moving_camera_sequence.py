@@ -65,6 +65,15 @@ def window(frame_number: int, width: int, height: int) -> tuple[float, float, fl
     return left, top, window_width
 
 
+def true_warp(first: int, second: int, width: int, height: int) -> np.ndarray:
+    """The exact (2, 3) map from output pixels of frame ``first`` (0-based) to those of frame ``second``,
+    for a (width x height) source: what a camera-motion estimate between the two should find."""
+    left0, top0, width0 = window(first, width, height)
+    left1, top1, width1 = window(second, width, height)
+    scale0, scale1 = OUTPUT_SIZE[0] / width0, OUTPUT_SIZE[0] / width1
+    return np.array([[scale1 / scale0, 0.0, (left0 - left1) * scale1], [0.0, scale1 / scale0, (top0 - top1) * scale1]])
+
+
 def moved_ground_truth(rows: np.ndarray, left: float, top: float, scale: float) -> np.ndarray:
     """Ground-truth rows (frame, id, left, top, width, height, ...) seen through a window.
 

@@ -34,15 +34,6 @@ def stand_in(moving, vtest_path, shared_dir, tmp_path_factory):
     return frames, sequence, length
 
 
-def _true_warp(moving, first: int, second: int, width: int = 768, height: int = 576) -> np.ndarray:
-    """The exact 2x3 map from output pixels of frame ``first`` (0-based) to those of ``second``."""
-    left0, top0, width0 = moving.window(first, width, height)
-    left1, top1, width1 = moving.window(second, width, height)
-    scale0, scale1 = moving.OUTPUT_SIZE[0] / width0, moving.OUTPUT_SIZE[0] / width1
-    ratio = scale1 / scale0
-    return np.array([[ratio, 0.0, (left0 - left1) * scale1], [0.0, ratio, (top0 - top1) * scale1]])
-
-
 def test_the_window_moves_fast_stays_inside_the_frame_and_is_the_same_every_run(moving):
     windows = np.array([moving.window(t, 768, 576) for t in range(795)])
     left, top, width = windows.T
@@ -95,7 +86,7 @@ def test_camera_motion_recovers_the_known_motion_of_real_frames(moving, stand_in
     shifts, errors = [], []
     for number in range(1, len(frames)):
         estimated = motion.estimate(frames[number])
-        truth = _true_warp(moving, number - 1, number)
+        truth = moving.true_warp(number - 1, number, 768, 576)
         shifts.append(np.abs(grid @ truth.T - grid[:, :2]).max())
         errors.append(np.abs(grid @ estimated.T - grid @ truth.T).max())
     assert max(shifts) > 10, "the test frames really move"
