@@ -15,13 +15,16 @@ Run scripts from anywhere as ``python benchmarks/NAME.py``: the repository's own
 ``edge_reid`` is imported, not an installed copy. The arguments mean what they mean
 to ``edge-reid bench``: ``--video`` a video to cut people from (default
 ``shared/data/vtest.avi``, see :func:`edge_reid.bench.default_video`),
-``--crops`` a folder of person crops instead, ``--max-crops`` how many.
+``--crops`` a folder of person crops instead, ``--max-crops`` how many. Scripts that write a
+stand-in sequence (``tiled_sequence.py``, ``moving_camera_sequence.py``) share
+:func:`stand_in_main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,23 +67,68 @@ def video_path(args: argparse.Namespace) -> Path:
     return Path(video)
 
 
-def video_frames(args: argparse.Namespace, count: int) -> list:
-    """The first ``count`` frames of :func:`video_path`'s video, (H, W, 3) uint8 BGR (fewer when it
-    is shorter); exits with status 2 when it yields none."""
+def read_frames(video: str | Path, count: int | None = None) -> list:
+    """The first ``count`` (None: all) frames of a video file, (H, W, 3) uint8 BGR; fewer when it is shorter."""
     import cv2
 
-    video = video_path(args)
     capture = cv2.VideoCapture(str(video))
     frames = []
-    while len(frames) < count:
+    while count is None or len(frames) < count:
         ok, image = capture.read()
         if not ok:
             break
         frames.append(image)
     capture.release()
+    return frames
+
+
+def video_frames(args: argparse.Namespace, count: int) -> list:
+    """The first ``count`` frames of :func:`video_path`'s video, (H, W, 3) uint8 BGR (fewer when it
+    is shorter); exits with status 2 when it yields none."""
+    video = video_path(args)
+    frames = read_frames(video, count)
     if not frames:
         _fail(f"cannot read a frame of {video}")
     return frames
+
+
+def write_sequence_files(sequence: Path, rows, fps: float, length: int, width: int, height: int) -> None:
+    """Write a MOTChallenge sequence's ``gt/gt.txt`` (the (N, 10) ``rows``) and ``seqinfo.ini`` (named
+    after the folder) into ``sequence``, which holds ``gt/`` already."""
+    import numpy as np
+
+    np.savetxt(sequence / "gt" / "gt.txt", rows, delimiter=",", fmt="%.6g")
+    (sequence / "seqinfo.ini").write_text(
+        f"[Sequence]\nname={sequence.name}\nframeRate={fps:g}\nseqLength={length}\nimWidth={width}\nimHeight={height}\n"
+    )
+
+
+def stand_in_main(doc: str | None, write: Callable, argv: list[str] | None = None) -> int:
+    """The command line of a script that writes a stand-in sequence from a video and its ground truth:
+    ``--video``, ``--gt`` (default: ``vtest-mot`` beside the video), ``--out``, ``--max-frames``.
+
+    Args:
+        doc: the script's docstring (its ``--help``).
+        write: ``write(video, ground_truth, out, max_frames) -> (video path, sequence folder, frames)``.
+
+    Returns:
+        The exit status: 0, or 2 with one ``error:`` line when the stand-in cannot be written.
+    """
+    parser = benchmark_parser(doc)
+    parser.add_argument("--gt", type=Path, help="the video's MOTChallenge ground truth (default: shared/data/vtest-mot beside vtest.avi)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--max-frames", type=int, help="write at most this many frames")
+    args = parser.parse_args(argv)
+    from edge_reid.errors import EdgeReidError
+
+    video = video_path(args)
+    try:
+        output, sequence, length = write(video, args.gt or video.parent / "vtest-mot", args.out, args.max_frames)
+    except (ValueError, OSError, EdgeReidError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {output} ({length} frames) and {sequence}")
+    return 0
 
 
 def real_crops(args: argparse.Namespace) -> CropPool:

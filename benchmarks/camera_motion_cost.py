@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, moving_camera_sequence
-from _common import benchmark_parser, video_path  # noqa: E402
+from _common import benchmark_parser, read_frames, video_frames, video_path  # noqa: E402
 
 
 class BotSortSparseFlow:
@@ -56,20 +56,6 @@ class BotSortSparseFlow:
         return fitted
 
 
-def _read(path: Path, count: int) -> list[np.ndarray]:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = benchmark_parser(__doc__)
     parser.add_argument("--frames", type=int, default=300, help="frames of each video (default 300)")
@@ -84,14 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
     cv2.setNumThreads(1)
     source = video_path(args)
-    fixed = _read(source, args.frames)
-    if not fixed:
-        print(f"error: no frame could be read from {source}", file=sys.stderr)
-        return 2
+    fixed = video_frames(args, args.frames)
     height, width = fixed[0].shape[:2]
     with tempfile.TemporaryDirectory(prefix="edge-reid-moving-") as scratch:
         video, _, _ = moving_camera_sequence(source, source.parent / "vtest-mot", Path(scratch), args.frames)
-        moving = _read(video, args.frames)
+        moving = read_frames(video, args.frames)
     methods = {"BoT-SORT sparseOptFlow": BotSortSparseFlow, "edge-reid CameraMotion": CameraMotion}
     grid = np.array([[x, y, 1.0] for x in range(40, OUTPUT_SIZE[0], 80) for y in range(40, OUTPUT_SIZE[1], 80)])
     rows = []

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when imported by the tests
-from _common import benchmark_parser, video_path  # noqa: E402
+from _common import stand_in_main, write_sequence_files  # noqa: E402
 
 #: Output frame size (width, height), pixels: a common 4:3 camera size.
 OUTPUT_SIZE = (640, 480)
@@ -144,30 +144,12 @@ def moving_camera_sequence(video: Path, ground_truth: Path, out: Path, max_frame
         writer.release()
     if count == 0:
         raise ValueError(f"{video}: no frame could be read")
-    np.savetxt(sequence / "gt" / "gt.txt", np.concatenate(moved_rows), delimiter=",", fmt="%.6g")
-    (sequence / "seqinfo.ini").write_text(
-        f"[Sequence]\nname=moving-mot\nframeRate={fps:g}\nseqLength={count}\nimWidth={OUTPUT_SIZE[0]}\nimHeight={OUTPUT_SIZE[1]}\n"
-    )
+    write_sequence_files(sequence, np.concatenate(moved_rows), fps, count, *OUTPUT_SIZE)
     return output, sequence, count
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchmark_parser(__doc__)
-    parser.add_argument("--gt", type=Path, help="the video's MOTChallenge ground truth (default: shared/data/vtest-mot beside vtest.avi)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--max-frames", type=int, help="write at most this many frames")
-    args = parser.parse_args(argv)
-    from edge_reid.errors import EdgeReidError
-
-    video = video_path(args)
-    ground_truth = args.gt or video.parent / "vtest-mot"
-    try:
-        output, sequence, length = moving_camera_sequence(video, ground_truth, args.out, args.max_frames)
-    except (ValueError, OSError, EdgeReidError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {output} ({length} frames) and {sequence}")
-    return 0
+    return stand_in_main(__doc__, moving_camera_sequence, argv)
 
 
 if __name__ == "__main__":

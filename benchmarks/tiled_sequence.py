@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when imported by the tests
-from _common import benchmark_parser, video_path  # noqa: E402
+from _common import stand_in_main, write_sequence_files  # noqa: E402
 
 TILES = 4
 ID_OFFSET = 1000
@@ -87,30 +87,12 @@ def tiled_sequence(video: Path, ground_truth: Path, out: Path, max_frames: int |
             tiled_rows.append(moved)
         writer.write(canvas)
     writer.release()
-    np.savetxt(sequence / "gt" / "gt.txt", np.concatenate(tiled_rows), delimiter=",", fmt="%.6g")
-    (sequence / "seqinfo.ini").write_text(
-        f"[Sequence]\nname=tiled-mot\nframeRate={fps:g}\nseqLength={length}\nimWidth={2 * width}\nimHeight={2 * height}\n"
-    )
+    write_sequence_files(sequence, np.concatenate(tiled_rows), fps, length, 2 * width, 2 * height)
     return output, sequence, length
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchmark_parser(__doc__)
-    parser.add_argument("--gt", type=Path, help="the video's MOTChallenge ground truth (default: shared/data/vtest-mot beside vtest.avi)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--max-frames", type=int, help="write at most this many frames")
-    args = parser.parse_args(argv)
-    from edge_reid.errors import EdgeReidError
-
-    video = video_path(args)
-    ground_truth = args.gt or video.parent / "vtest-mot"
-    try:
-        output, sequence, length = tiled_sequence(video, ground_truth, args.out, args.max_frames)
-    except (ValueError, OSError, EdgeReidError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {output} ({length} frames) and {sequence}")
-    return 0
+    return stand_in_main(__doc__, tiled_sequence, argv)
 
 
 if __name__ == "__main__":

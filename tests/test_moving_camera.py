@@ -19,19 +19,9 @@ def moving():
 @pytest.fixture(scope="module")
 def stand_in(moving, vtest_path, shared_dir, tmp_path_factory):
     """The first 80 frames of the stand-in, written and read back, with their ground truth."""
-    import cv2
-
     out = tmp_path_factory.mktemp("moving")
     video, sequence, length = moving.moving_camera_sequence(vtest_path, shared_dir / "data" / "vtest-mot", out, max_frames=80)
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames, sequence, length
+    return load_benchmark_script("_common").read_frames(video), sequence, length
 
 
 def test_the_window_moves_fast_stays_inside_the_frame_and_is_the_same_every_run(moving):
