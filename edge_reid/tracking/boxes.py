@@ -1,4 +1,5 @@
-"""Box geometry for tracking: format conversion, IoU and overlap matrices (pixels, x1, y1, x2, y2)."""
+"""Box geometry for tracking: format conversion, IoU and overlap matrices, boxes moved by a camera's
+warp (pixels, x1, y1, x2, y2)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,21 @@ def coverage_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = _intersections(a, b)
     area = _areas(a)[:, None]
     return np.divide(inter, area, out=np.zeros_like(inter), where=area > 0)
+
+
+def chain_warps(warps) -> np.ndarray:
+    """The (3, 3) map of a sequence of (2, 3) warps applied one after the other (first first);
+    the identity for none."""
+    total = np.eye(3)
+    for warp in warps:
+        total = np.vstack((np.asarray(warp, np.float64), (0.0, 0.0, 1.0))) @ total
+    return total
+
+
+def warp_box(matrix: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """A box (4,) x1, y1, x2, y2 moved by a (3, 3) similarity map: its centre mapped, its width and
+    height scaled by the map's scale (the square root of the determinant); (4,) float64."""
+    centre_x, centre_y, width, height = xyxy_to_xywh(box)[0]
+    x, y, _ = np.asarray(matrix, np.float64) @ (centre_x, centre_y, 1.0)
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:2, :2]))))
+    return xywh_to_xyxy(np.array([x, y, width * scale, height * scale]))[0]

@@ -74,10 +74,25 @@ class CameraMotion:
         self.downscale = None if downscale is None else int(downscale)
         self.max_corners = int(max_corners)
         self._previous: np.ndarray | None = None  # the last frame, grey and shrunk
+        self._previous_size: tuple[int, ...] | None = None  # its size before shrinking
 
     def reset(self) -> None:
         """Forget the previous frame (the next warp is the identity)."""
         self._previous = None
+        self._previous_size = None
+
+    @staticmethod
+    def check_image(image: object) -> None:
+        """Check that ``image`` is a frame :meth:`estimate` can search.
+
+        Raises:
+            ValueError: not a non-empty (H, W, 3) or (H, W) uint8 array.
+        """
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0 or not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
+        ):
+            shape = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise ValueError(f"camera-motion compensation needs a non-empty (H, W, 3) uint8 BGR frame, got {shape}")
 
     def estimate(self, image: np.ndarray, needed: bool = True) -> np.ndarray:
         """The warp (2, 3) float64 that maps pixel positions of the previous frame to this one.
@@ -87,18 +102,23 @@ class CameraMotion:
         on one motion (a wholly changed view).
 
         Args:
-            image: (H, W, 3) uint8 BGR or (H, W) uint8 gray frame.
+            image: (H, W, 3) uint8 BGR or (H, W) uint8 gray frame (checked: :meth:`check_image`).
             needed: False when nothing will be moved by this warp (no live track): the frame is
                 only kept for the next call (whose search finds its corners), and the identity is
                 returned without a search: a camera with nobody in view costs a grey shrunk frame.
+
+        Raises:
+            ValueError: ``image`` is not a non-empty uint8 BGR or grey frame.
         """
+        self.check_image(image)
+        size, previous_size = image.shape[:2], self._previous_size
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         scale = self.downscale or working_downscale(gray.shape[1], gray.shape[0])
         if scale > 1:
             gray = cv2.resize(gray, (max(1, gray.shape[1] // scale), max(1, gray.shape[0] // scale)), interpolation=cv2.INTER_AREA)
         warp = np.eye(2, 3)
-        previous, self._previous = self._previous, gray
-        if not needed or previous is None or previous.shape != gray.shape:
+        previous, self._previous, self._previous_size = self._previous, gray, size
+        if not needed or previous is None or previous_size != size:
             return warp
         spacing = max(1.0, max(previous.shape) / CORNER_SPACING)
         previous_corners = cv2.goodFeaturesToTrack(previous, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=spacing, blockSize=3)

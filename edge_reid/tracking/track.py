@@ -15,7 +15,8 @@ lost; once it is confirmed, or re-found within its lost period, the frames it wa
 in are known to have held this person. The tracker then hands them out once, as
 :class:`PastBox` rows of those earlier frames (:attr:`Track.past`): the filtered boxes of the
 tentative hits, and for a lost gap boxes interpolated linearly in time between the last box before
-the gap and the box that ends it. This is DeepStream's past-frame output (``enablePastFrame``:
+the gap and the box that ends it (with camera-motion compensation, both carried by the camera's
+motion to each gap frame: linear in the scene, not in the image). This is DeepStream's past-frame output (``enablePastFrame``:
 a confirmed target's probation boxes and a re-found target's shadow-tracking boxes are reported
 late, with their own frame numbers) with ByteTrack's gap interpolation (linear, used by its MOT
 submissions offline) done online, when the gap closes. The current frame is never delayed.
@@ -29,7 +30,7 @@ from enum import Enum
 
 import numpy as np
 
-from edge_reid.tracking.boxes import xywh_to_xyxy
+from edge_reid.tracking.boxes import chain_warps, warp_box, xywh_to_xyxy
 
 
 class TrackState(str, Enum):
@@ -182,8 +183,10 @@ class Track:
         Args:
             update: this update's number; timestamp_s: its timestamp; clock_s: the tracker's clock, seconds.
             box: (4,) filtered box x1, y1, x2, y2 pixels.
-            recent: ``(update, timestamp_s, clock_s)`` of the tracker's recent updates, oldest first
-                (must reach back to this track's previous match when it was lost).
+            recent: ``(update, timestamp_s, clock_s, warp)`` of the tracker's recent updates, oldest
+                first (must reach back to this track's previous match when it was lost); ``warp``
+                (2, 3) maps the previous update's pixels to this one's (the camera's motion; the
+                identity without compensation).
         """
         box = np.asarray(box, np.float64).copy()
         if self.state == TrackState.TRACKED and self.confirmed_now:
@@ -194,12 +197,16 @@ class Track:
         if self.refound and self.last_box_filtered is not None:
             start_update, start_box = self.last_matched_update, self.last_box_filtered
             start_clock, start_score = self._last_clock, self._last_score
-            gap = [entry for entry in recent if start_update < entry[0] < update]
+            steps = [entry for entry in recent if start_update < entry[0] <= update]
             span = clock_s - start_clock
             score = min(start_score, self.score)
-            for position, (number, stamp, clock) in enumerate(gap, start=1):
-                weight = (clock - start_clock) / span if span > 0 else position / (len(gap) + 1)
-                self.past.append(PastBox(number, stamp, (1.0 - weight) * start_box + weight * box, score, "interpolated"))
+            for position, (number, stamp, clock, _) in enumerate(steps[:-1], start=1):
+                weight = (clock - start_clock) / span if span > 0 else position / len(steps)
+                # Both ends seen from this gap frame: the last box moved on by the camera's motion
+                # since, the new box moved back by the motion to come (linear in the scene, not the image).
+                before = warp_box(chain_warps(entry[3] for entry in steps[:position]), start_box)
+                after = warp_box(np.linalg.inv(chain_warps(entry[3] for entry in steps[position:])), box)
+                self.past.append(PastBox(number, stamp, (1.0 - weight) * before + weight * after, score, "interpolated"))
         self.last_matched_update = int(update)
         self.last_box_filtered = box
         self._last_clock = float(clock_s)

@@ -88,10 +88,11 @@ class Tracker:
         self.ignored_boxes = 0
         self.confirmed_total = 0
         self._newest_timestamp: float | None = None
-        self._predicted_for: float | None = None
+        self._predicted_for: tuple[int, float] | None = None  # (update, timestamp) predict last ran for
+        self._warp = np.eye(2, 3)  # the camera's motion into the frame predict last ran for
         self._next_id = 1
         self.updates = 0
-        self._recent: deque[tuple[int, float, float]] = deque()
+        self._recent: deque[tuple[int, float, float, np.ndarray]] = deque()  # (update, timestamp, clock, warp)
 
     # -- reading --------------------------------------------------------------------------
     def get(self, track_id: int) -> Track | None:
@@ -110,20 +111,25 @@ class Tracker:
             image: (H, W, 3) uint8 BGR frame; needed when the tracker compensates camera motion.
 
         Raises:
-            ValueError: ``timestamp_s`` is NaN or infinite; camera motion on but no image.
+            ValueError: ``timestamp_s`` is NaN or infinite; camera motion on but no image, or one
+                that is not a non-empty uint8 BGR frame (raised before any track moves).
         """
         timestamp = float(timestamp_s)
         if not np.isfinite(timestamp):
             raise ValueError(f"timestamp_s must be a finite number of seconds, got {timestamp_s}")
-        if self._predicted_for is not None and timestamp == self._predicted_for:
-            return
+        if self._predicted_for == (self.updates, timestamp):
+            return  # this frame's prediction is done (plan_embeddings predicts before update does)
+        if self.camera_motion is not None:
+            if image is None:
+                raise ValueError("this Tracker compensates camera motion: pass the frame's image")
+            CameraMotion.check_image(image)
         step = 0.0
         if self._newest_timestamp is None or timestamp < self._newest_timestamp - CLOCK_RESTART_S:
             self._newest_timestamp = timestamp  # the first frame, or a restarted clock
         elif timestamp > self._newest_timestamp:
             step = timestamp - self._newest_timestamp
             self._newest_timestamp = timestamp
-        self._predicted_for = timestamp
+        self._predicted_for = (self.updates, timestamp)
         self.clock_s += step
         if self.tracks:
             means = np.stack([t.mean for t in self.tracks])
@@ -133,12 +139,11 @@ class Tracker:
             means, covariances = self.kalman.predict(means, covariances, step)
             for track, mean, covariance in zip(self.tracks, means, covariances):
                 track.mean, track.covariance = mean, covariance
+        self._warp = np.eye(2, 3)
         if self.camera_motion is not None:
-            if image is None:
-                raise ValueError("this Tracker compensates camera motion: pass the frame's image")
-            warp = self.camera_motion.estimate(image, needed=bool(self.tracks))
+            self._warp = self.camera_motion.estimate(image, needed=bool(self.tracks))
             for track in self.tracks:
-                track.mean, track.covariance = CameraMotion.apply(warp, track.mean, track.covariance)
+                track.mean, track.covariance = CameraMotion.apply(self._warp, track.mean, track.covariance)
 
     def update(
         self,
@@ -179,7 +184,7 @@ class Tracker:
         now = self.clock_s
         self._update = self.updates
         self.updates += 1
-        self._recent.append((self._update, float(timestamp_s), now))
+        self._recent.append((self._update, float(timestamp_s), now, self._warp))
         for track in self.tracks:
             track.detection_index = -1
             track.refound = False
