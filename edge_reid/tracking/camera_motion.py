@@ -11,10 +11,10 @@ the rotation/scale part acts on every (x, y) pair of the state, the translation 
 the centre.
 
 Two choices differ from BoT-SORT's, both for cost: the search runs on the frame
-shrunk (area averaging) by an integer factor to at most :data:`WORKING_SIDE` pixels on its long side
-(BoT-SORT halves every frame, so a 1080p frame is searched at 960x540 and the search's
-cost grows with the camera's resolution; here only making the grey, shrunk frame does), and at most :data:`MAX_CORNERS` corners are
-followed, at least 1/:data:`CORNER_SPACING` of the working image's long side apart
+shrunk (area averaging) by an integer factor to at most :data:`WORKING_SIDE` pixels on
+its long side (BoT-SORT halves every frame, so a 1080p frame is searched at 960x540
+and the search's cost grows with the camera's resolution; here only making the grey,
+shrunk frame does), and at most :data:`MAX_CORNERS` corners are followed, at least 1/:data:`CORNER_SPACING` of the working image's long side apart
 (BoT-SORT: 1000 corners, 1 pixel apart, which crowd on the most textured spots).
 A similarity transform has four parameters; a few hundred corners spread over the
 frame fit it as well as a thousand clustered ones, and the optical flow's time is
@@ -105,7 +105,8 @@ class CameraMotion:
             image: (H, W, 3) uint8 BGR or (H, W) uint8 gray frame (checked: :meth:`check_image`).
             needed: False when nothing will be moved by this warp (no live track): the frame is
                 only kept for the next call (whose search finds its corners), and the identity is
-                returned without a search: a camera with nobody in view costs only making the grey, shrunk frame.
+                returned without a search: a camera with nobody in view costs only making the
+                grey, shrunk frame.
 
         Raises:
             ValueError: ``image`` is not a non-empty uint8 BGR or grey frame.
