@@ -17,9 +17,10 @@ in are known to have held this person. The tracker then hands them out once, as
 tentative hits, and for a lost gap boxes interpolated linearly in time between the last box before
 the gap and the box that ends it (with camera-motion compensation, both carried by the camera's
 motion to each gap frame: linear in the scene, not in the image). This is DeepStream's past-frame
-output (``enablePastFrame``: a confirmed target's probation boxes and a re-found target's shadow-tracking boxes are reported
-late, with their own frame numbers) with ByteTrack's gap interpolation (linear, used by its MOT
-submissions offline) done online, when the gap closes. The current frame is never delayed.
+output (``enablePastFrame``: a confirmed target's probation boxes and a re-found target's
+shadow-tracking boxes are reported late, with their own frame numbers) with ByteTrack's gap
+interpolation (linear, used by its MOT submissions offline) done online, when the gap closes. The
+current frame is never delayed.
 """
 
 from __future__ import annotations
