@@ -54,13 +54,13 @@ def coverage_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, area, out=np.zeros_like(inter), where=area > 0)
 
 
-def chain_warps(warps) -> np.ndarray:
-    """The (3, 3) map of a sequence of (2, 3) warps applied one after the other (first first);
-    the identity for none."""
-    total = np.eye(3)
+def cumulative_warps(warps) -> list[np.ndarray]:
+    """The (3, 3) maps of a sequence of (2, 3) warps applied one after the other (first first):
+    element k is the first k warps together, element 0 the identity."""
+    maps = [np.eye(3)]
     for warp in warps:
-        total = np.vstack((np.asarray(warp, np.float64), (0.0, 0.0, 1.0))) @ total
-    return total
+        maps.append(np.vstack((np.asarray(warp, np.float64), (0.0, 0.0, 1.0))) @ maps[-1])
+    return maps
 
 
 def warp_box(matrix: np.ndarray, box: np.ndarray) -> np.ndarray:

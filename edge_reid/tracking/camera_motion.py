@@ -29,6 +29,10 @@ import math
 import cv2
 import numpy as np
 
+#: The warp of no motion, (2, 3) float64, read-only: what :meth:`CameraMotion.estimate` returns
+#: whenever it finds no motion (tell it by identity, ``warp is IDENTITY_WARP``, to skip moving tracks).
+IDENTITY_WARP = np.eye(2, 3)
+IDENTITY_WARP.setflags(write=False)
 #: Fewest tracked corners for a warp; below it the frame is taken as not moving.
 MIN_CORNERS = 10
 #: Least share of the previous frame's corners that must agree on the warp (RANSAC inliers). A
@@ -95,7 +99,8 @@ class CameraMotion:
             raise ValueError(f"camera-motion compensation needs a non-empty (H, W, 3) uint8 BGR frame, got {shape}")
 
     def estimate(self, image: np.ndarray, needed: bool = True) -> np.ndarray:
-        """The warp (2, 3) float64 that maps pixel positions of the previous frame to this one.
+        """The warp (2, 3) float64 that maps pixel positions of the previous frame to this one
+        (:data:`IDENTITY_WARP`, read-only, when there is none to find).
 
         The identity for the first frame, after a change of frame size, when too few corners
         can be followed (a blank view), and when fewer than :data:`MIN_INLIER_SHARE` of them agree
@@ -117,7 +122,7 @@ class CameraMotion:
         scale = self.downscale or working_downscale(gray.shape[1], gray.shape[0])
         if scale > 1:
             gray = cv2.resize(gray, (max(1, gray.shape[1] // scale), max(1, gray.shape[0] // scale)), interpolation=cv2.INTER_AREA)
-        warp = np.eye(2, 3)
+        warp = IDENTITY_WARP
         previous, self._previous, self._previous_size = self._previous, gray, size
         if not needed or previous is None or previous_size != size:
             return warp

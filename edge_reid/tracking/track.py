@@ -31,7 +31,7 @@ from enum import Enum
 
 import numpy as np
 
-from edge_reid.tracking.boxes import chain_warps, warp_box, xywh_to_xyxy
+from edge_reid.tracking.boxes import cumulative_warps, warp_box, xywh_to_xyxy
 
 
 class TrackState(str, Enum):
@@ -201,12 +201,15 @@ class Track:
             steps = [entry for entry in recent if start_update < entry[0] <= update]
             span = clock_s - start_clock
             score = min(start_score, self.score)
+            # maps[k]: pixels of the last frame before the gap -> those of steps[k - 1]'s frame
+            maps = cumulative_warps(entry[3] for entry in steps)
+            back_from_now = np.linalg.inv(maps[-1])
             for position, (number, stamp, clock, _) in enumerate(steps[:-1], start=1):
                 weight = (clock - start_clock) / span if span > 0 else position / len(steps)
                 # Both ends seen from this gap frame: the last box moved on by the camera's motion
                 # since, the new box moved back by the motion to come (linear in the scene, not the image).
-                before = warp_box(chain_warps(entry[3] for entry in steps[:position]), start_box)
-                after = warp_box(np.linalg.inv(chain_warps(entry[3] for entry in steps[position:])), box)
+                before = warp_box(maps[position], start_box)
+                after = warp_box(maps[position] @ back_from_now, box)
                 self.past.append(PastBox(number, stamp, (1.0 - weight) * before + weight * after, score, "interpolated"))
         self.last_matched_update = int(update)
         self.last_box_filtered = box

@@ -33,7 +33,7 @@ import numpy as np
 from edge_reid.detections import Detections
 from edge_reid.tracking.association import appearance_similarity, fuse_costs, iou_cost, linear_assignment
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xyxy_to_xywh
-from edge_reid.tracking.camera_motion import CameraMotion
+from edge_reid.tracking.camera_motion import IDENTITY_WARP, CameraMotion
 from edge_reid.tracking.config import TrackerConfig
 from edge_reid.tracking.kalman import BoxKalmanFilter
 from edge_reid.tracking.track import Track, TrackState
@@ -89,7 +89,7 @@ class Tracker:
         self.confirmed_total = 0
         self._newest_timestamp: float | None = None
         self._predicted_for: tuple[int, float] | None = None  # (update, timestamp) predict last ran for
-        self._warp = np.eye(2, 3)  # the camera's motion into the frame predict last ran for
+        self._warp = IDENTITY_WARP  # the camera's motion into the frame predict last ran for
         self._next_id = 1
         self.updates = 0
         self._recent: deque[tuple[int, float, float, np.ndarray]] = deque()  # (update, timestamp, clock, warp)
@@ -119,10 +119,11 @@ class Tracker:
             raise ValueError(f"timestamp_s must be a finite number of seconds, got {timestamp_s}")
         if self._predicted_for == (self.updates, timestamp):
             return  # this frame's prediction is done (plan_embeddings predicts before update does)
-        if self.camera_motion is not None:
+        self._warp = IDENTITY_WARP
+        if self.camera_motion is not None:  # estimated first: a frame it refuses leaves every track where it was
             if image is None:
                 raise ValueError("this Tracker compensates camera motion: pass the frame's image")
-            CameraMotion.check_image(image)
+            self._warp = self.camera_motion.estimate(image, needed=bool(self.tracks))
         step = 0.0
         if self._newest_timestamp is None or timestamp < self._newest_timestamp - CLOCK_RESTART_S:
             self._newest_timestamp = timestamp  # the first frame, or a restarted clock
@@ -139,9 +140,7 @@ class Tracker:
             means, covariances = self.kalman.predict(means, covariances, step)
             for track, mean, covariance in zip(self.tracks, means, covariances):
                 track.mean, track.covariance = mean, covariance
-        self._warp = np.eye(2, 3)
-        if self.camera_motion is not None:
-            self._warp = self.camera_motion.estimate(image, needed=bool(self.tracks))
+        if self._warp is not IDENTITY_WARP:
             for track in self.tracks:
                 track.mean, track.covariance = CameraMotion.apply(self._warp, track.mean, track.covariance)
 
