@@ -11,6 +11,10 @@ estimate per frame (grey, shrink, corners, flow, fit), the two timed alternately
 thread of OpenCV.
 
     python benchmarks/camera_motion_cost.py --frames 300 --rounds 3
+
+With ``--sizes`` (by default 1080p and 4K) it also times edge-reid's estimate on the fixed-camera
+frames resized, with a track to move (the whole search) and with none (``needed=False``: only the
+grey, shrunk frame is made), medians of the rounds.
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = benchmark_parser(__doc__)
     parser.add_argument("--frames", type=int, default=300, help="frames of each video (default 300)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds (default 3)")
+    parser.add_argument(
+        "--sizes", default="1920x1080,3840x2160",
+        help="also time edge-reid's estimate on the fixed-camera frames resized to these WxH sizes, with a track to "
+        "move and with none (default 1920x1080,3840x2160; '' for none)",
+    )
     args = parser.parse_args(argv)
     import tempfile
 
@@ -92,6 +101,17 @@ def main(argv: list[str] | None = None) -> int:
                 for frame in frames:
                     estimator.estimate(frame)
                 times.setdefault((video_name, name), []).append((time.perf_counter() - started) / len(frames) * 1e3)
+    sizes = [tuple(int(side) for side in text.split("x")) for text in args.sizes.split(",") if text]
+    by_size: dict[tuple[str, bool], list[float]] = {}
+    resized = {f"{w}x{h}": [cv2.resize(frame, (w, h)) for frame in fixed[:50]] for w, h in sizes}
+    for _ in range(args.rounds):
+        for size_name, frames in {f"{width}x{height}": fixed[:50], **resized}.items():
+            for needed in (True, False):
+                estimator = CameraMotion()
+                started = time.perf_counter()
+                for frame in frames:
+                    estimator.estimate(frame, needed=needed)
+                by_size.setdefault((size_name, needed), []).append((time.perf_counter() - started) / len(frames) * 1e3)
     print(f"{len(moving)} frames, OpenCV {cv2.__version__} on 1 thread; error: output pixels against the known motion\n")
     print("| estimate | error median | error 95% | error max |")
     print("|---|---:|---:|---:|")
@@ -103,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         reference = statistics.median(times[(video_name, "BoT-SORT sparseOptFlow")])
         print(f"| {video_name} | {name} | {', '.join(f'{v:.2f}' for v in values)} | {statistics.median(values):.2f} | "
               f"x{statistics.median(values) / reference:.2f} |")
+    if sizes:
+        print("\n| frame size (vtest resized, 50 frames) | edge-reid, a track to move: ms per frame | no track (only the grey, shrunk frame): ms per frame |")
+        print("|---|---:|---:|")
+        for size_name in dict.fromkeys(name for name, _ in by_size):
+            print(f"| {size_name} | {statistics.median(by_size[(size_name, True)]):.2f} | {statistics.median(by_size[(size_name, False)]):.2f} |")
     return 0
 
 
