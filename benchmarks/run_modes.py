@@ -12,7 +12,9 @@ Modes, alternated in one process (same frames, same model files), for each CPU b
   (half the cores, every core) on frames decoded beforehand (no decoding in the loop: if fps does
   not rise, the cores, not the order of the stages, set the pace).
 
-``--only-default`` runs the last mode alone. ``--refresh-s`` runs every mode at each of several
+``--only-default`` runs the last mode alone. ``--without-camera-motion`` runs every mode also with
+camera-motion compensation off (``edge-reid run --no-camera-motion``; on is the default), so
+what the compensation costs the loop is measured side by side. ``--refresh-s`` runs every mode at each of several
 appearance refresh intervals (``Pipeline(refresh_s=)``, seconds; edge-reid's default 1): a tiny one
 such as 0.001 embeds every confident person in every frame, as the loop did before the tracker
 chose whom to embed, so the ReID model's share of the frame, and with it what a faster ReID
@@ -24,6 +26,7 @@ as a ratio to the first backend's. For docs/benchmarks.md:
 
     python benchmarks/run_modes.py --backend onnxruntime,openvino --frames 300 --repeats 3 --in-memory
     python benchmarks/run_modes.py --backend onnxruntime,openvino --frames 300 --repeats 3 --only-default --refresh-s 1,0.001
+    python benchmarks/run_modes.py --backend onnxruntime,openvino --frames 795 --repeats 2 --only-default --without-camera-motion
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
 from edge_reid.pipeline import Pipeline
 from edge_reid.sources import Frame, FrameSource, open_source
-from edge_reid.tracking import TrackerConfig
+from edge_reid.tracking import Tracker, TrackerConfig
 
 DEFAULT = "default"
 IN_MEMORY = ", frames decoded beforehand"
@@ -86,10 +89,11 @@ def decode(video: Path, frames: int) -> list[Frame]:
 
 
 def run_once(video: Path | list[Frame], frames: int, backend: str, threads, prefetch: int,
-             refresh_s: float = REFRESH_S) -> tuple[float, float, float, dict[str, float], list[tuple[int, ...]]]:
+             refresh_s: float = REFRESH_S, camera_motion: bool = True) -> tuple[float, float, float, dict[str, float], list[tuple[int, ...]]]:
     """fps, CPU ms per frame (all threads), embeddings per frame, mean ms per frame of each stage and
     each frame's identity ids for one pass over ``frames`` frames (the detector keeps scores down to
-    the tracker's ``low_score``, as in ``edge-reid run``)."""
+    the tracker's ``low_score``, as in ``edge-reid run``; ``camera_motion`` False: a tracker without
+    compensation, as ``--no-camera-motion``)."""
     low_score = TrackerConfig().low_score
     if threads == DEFAULT:
         embedder = Embedder(backend=backend, backend_options={"side_by_side": True})
@@ -97,7 +101,7 @@ def run_once(video: Path | list[Frame], frames: int, backend: str, threads, pref
     else:
         embedder = Embedder(backend=backend, threads=threads)
         detector = PersonDetector(backend=backend, score_threshold=low_score, threads=threads)
-    pipeline = Pipeline(embedder, detector, refresh_s=refresh_s)
+    pipeline = Pipeline(embedder, detector, refresh_s=refresh_s, tracker=None if camera_motion else Tracker())
     source = FramesInMemory(video) if isinstance(video, list) else str(video)
     cpu_before, start = os.times(), time.perf_counter()
     identities = [tuple(int(i) for i in result.identities.identity_ids)
@@ -118,6 +122,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--in-memory", action="store_true", help="also run the worker-thread modes on frames decoded beforehand")
     parser.add_argument("--only-default", action="store_true", help="run edge-reid's default mode only")
+    parser.add_argument("--without-camera-motion", action="store_true", help="run every mode also without camera-motion compensation")
     parser.add_argument("--refresh-s", default=str(REFRESH_S),
                         help="comma-separated appearance refresh intervals, seconds > 0 (0.001: every confident person every frame)")
     args = parser.parse_args()
@@ -137,36 +142,47 @@ def main() -> int:
         for name in ("worker thread, half the cores per model", "worker thread, every core per model"):
             modes[name + IN_MEMORY] = MODES[name]
         decoded = decode(video, args.frames)
-    results: dict[tuple[float, str, str], list[tuple[float, float, float, float]]] = {}
-    identities: dict[tuple[float, str, str], list[tuple[int, ...]]] = {}  # first repeat's, per frame
+    # A loop setting: (appearance refresh in seconds, camera motion compensated), printed as its label.
+    settings = [(refresh_s, motion) for refresh_s in refreshes for motion in ((True, False) if args.without_camera_motion else (True,))]
+    labels = {setting: f"{setting[0]:g} s" + ("" if setting[1] else ", no camera motion") for setting in settings}
+    results: dict[tuple[str, str, str], list[tuple[float, float, float, float]]] = {}
+    identities: dict[tuple[str, str, str], list[tuple[int, ...]]] = {}  # first repeat's, per frame
     for repeat in range(1, args.repeats + 1):
-        for refresh_s in refreshes:
+        for (refresh_s, motion), label in labels.items():
             for backend in backends:
                 for name, (threads, prefetch) in modes.items():
                     frames = decoded if name.endswith(IN_MEMORY) else video
-                    fps, cpu_ms, embedded, stage_ms, seen = run_once(frames, args.frames, backend, threads, prefetch, refresh_s)
-                    identities.setdefault((refresh_s, backend, name), seen)
-                    results.setdefault((refresh_s, backend, name), []).append((fps, cpu_ms, embedded, stage_ms.get("embed", 0.0)))
+                    fps, cpu_ms, embedded, stage_ms, seen = run_once(frames, args.frames, backend, threads, prefetch, refresh_s, motion)
+                    identities.setdefault((label, backend, name), seen)
+                    results.setdefault((label, backend, name), []).append((fps, cpu_ms, embedded, stage_ms.get("embed", 0.0)))
                     stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in stage_ms.items())
                     busy = cpu_ms * fps / 1000.0 / cores
-                    print(f"repeat {repeat} | refresh {refresh_s:g} s | {backend:11s} | {name:66s} | {fps:6.1f} fps | "
+                    print(f"repeat {repeat} | refresh {label} | {backend:11s} | {name:66s} | {fps:6.1f} fps | "
                           f"{embedded:.2f} emb/frame | CPU {cpu_ms:5.1f} ms/frame ({busy:.0%} of {cores} cores) | "
                           f"ms/frame: {stages}", flush=True)
-    print("\n| refresh_s | backend | mode | fps per repeat | median fps | embeddings per frame | embed ms per frame "
+    print("\n| appearance refresh | backend | mode | fps per repeat | median fps | embeddings per frame | embed ms per frame "
           "(median) | CPU ms per frame (median) | cores busy |\n|---:|---|---|---|---:|---:|---:|---:|---:|")
-    medians: dict[tuple[float, str, str], float] = {}
-    for (refresh_s, backend, name), runs in results.items():
+    medians: dict[tuple[str, str, str], float] = {}
+    for (label, backend, name), runs in results.items():
         fps, cpu_ms, embedded, embed_ms = (statistics.median(column) for column in zip(*runs))
-        medians[(refresh_s, backend, name)] = fps
-        print(f"| {refresh_s:g} | {backend} | {name} | {', '.join(f'{run[0]:.1f}' for run in runs)} | {fps:.1f} | "
+        medians[(label, backend, name)] = fps
+        print(f"| {label} | {backend} | {name} | {', '.join(f'{run[0]:.1f}' for run in runs)} | {fps:.1f} | "
               f"{embedded:.2f} | {embed_ms:.1f} | {cpu_ms:.1f} | {cpu_ms * fps / 1000.0 / cores:.0%} |")
     if len(backends) > 1:
         print(f"\nmedian fps as a ratio to {backends[0]}'s, same mode and refresh; the same identity ids in every frame:")
-        for (refresh_s, backend, name), fps in medians.items():
+        for (label, backend, name), fps in medians.items():
             if backend != backends[0]:
-                reference = (refresh_s, backends[0], name)
-                same = "yes" if identities[(refresh_s, backend, name)] == identities[reference] else "no"
-                print(f"  refresh {refresh_s:g} s | {name} | {backend}: x{fps / medians[reference]:.2f} | same identities: {same}")
+                reference = (label, backends[0], name)
+                same = "yes" if identities[(label, backend, name)] == identities[reference] else "no"
+                print(f"  refresh {label} | {name} | {backend}: x{fps / medians[reference]:.2f} | same identities: {same}")
+    if args.without_camera_motion:
+        print("\nmedian fps with camera-motion compensation (the default) as a ratio to without it, same backend, mode and refresh:")
+        for (refresh_s, motion), label in labels.items():
+            if not motion:
+                for backend in backends:
+                    for name in modes:
+                        with_it = medians[(labels[(refresh_s, True)], backend, name)]
+                        print(f"  refresh {refresh_s:g} s | {backend} | {name}: x{with_it / medians[(label, backend, name)]:.2f}")
     return 0
 
 

@@ -44,6 +44,15 @@ def test_camera_motion_cost_measures_both_estimates_against_the_known_motion(vte
     assert result.stdout.count("| moving stand-in (640x480) |") == 2
 
 
+@pytest.mark.slow
+def test_run_modes_compares_the_loop_with_and_without_camera_motion(vtest_path):
+    result = _script("benchmarks/run_modes.py", "--video", str(vtest_path), "--backend", "onnxruntime", "--frames", "3",
+                     "--repeats", "1", "--only-default", "--without-camera-motion")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| 1 s | onnxruntime |" in result.stdout and "| 1 s, no camera motion | onnxruntime |" in result.stdout
+    assert "ratio to without it" in result.stdout
+
+
 def test_frames_in_memory_stop_ends_the_iteration(vtest_path):
     sys.path.insert(0, str(REPO / "benchmarks"))
     from conftest import load_benchmark_script
