@@ -12,7 +12,9 @@ thread of OpenCV.
 
     python benchmarks/camera_motion_cost.py --frames 300 --rounds 3
 
-With ``--sizes`` (by default 1080p and 4K) it also times edge-reid's estimate on the fixed-camera
+With ``--jumps`` (by default 40-200 px) it also measures the reach: how often each estimate finds a
+sudden sideways jump of the view of that many pixels (a window of each 40th fixed-camera frame,
+as wide as the largest jump leaves room for, moved by the jump; found: within 2 px). With ``--sizes`` (by default 1080p and 4K) it also times edge-reid's estimate on the fixed-camera
 frames resized, with a track to move (the whole search) and with none (``needed=False``: only the
 grey, shrunk frame is made), medians of the rounds.
 """
@@ -69,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         help="also time edge-reid's estimate on the fixed-camera frames resized to these WxH sizes, with a track to "
         "move and with none (default 1920x1080,3840x2160; '' for none)",
     )
+    parser.add_argument(
+        "--jumps", default="40,80,120,160,200",
+        help="sideways jumps of the view, pixels, to measure each estimate's reach on (default 40,80,120,160,200; '' for none)",
+    )
     args = parser.parse_args(argv)
     import tempfile
 
@@ -101,6 +107,19 @@ def main(argv: list[str] | None = None) -> int:
                 for frame in frames:
                     estimator.estimate(frame)
                 times.setdefault((video_name, name), []).append((time.perf_counter() - started) / len(frames) * 1e3)
+    jumps = [int(text) for text in args.jumps.split(",") if text]
+    reach = {(name, jump): 0 for name in methods for jump in jumps}
+    views = fixed[::40]
+    view_width = width - 40 - max(jumps, default=0)
+    if jumps and view_width < 200:
+        parser.error(f"--jumps: a jump of {max(jumps)} px leaves a window of {view_width} px in {width}-px frames; use smaller jumps")
+    for name, make in methods.items():
+        for jump in jumps:
+            for frame in views:
+                estimator = make()
+                estimator.estimate(np.ascontiguousarray(frame[20:height - 20, 20:20 + view_width]))
+                warp = estimator.estimate(np.ascontiguousarray(frame[20:height - 20, 20 + jump:20 + jump + view_width]))
+                reach[(name, jump)] += bool(abs(warp[0, 2] + jump) < 2 and abs(warp[1, 2]) < 2)
     sizes = [tuple(int(side) for side in text.split("x")) for text in args.sizes.split(",") if text]
     by_size: dict[tuple[str, bool], list[float]] = {}
     resized = {f"{w}x{h}": [cv2.resize(frame, (w, h)) for frame in fixed[:50]] for w, h in sizes}
@@ -123,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         reference = statistics.median(times[(video_name, "BoT-SORT sparseOptFlow")])
         print(f"| {video_name} | {name} | {', '.join(f'{v:.2f}' for v in values)} | {statistics.median(values):.2f} | "
               f"x{statistics.median(values) / reference:.2f} |")
+    if jumps:
+        print(f"\n| estimate | {' | '.join(f'jump {jump} px' for jump in jumps)} |")
+        print(f"|---|{'---:|' * len(jumps)}")
+        for name in methods:
+            print(f"| {name} | {' | '.join(f'{reach[(name, jump)]}/{len(views)}' for jump in jumps)} |")
     if sizes:
         print("\n| frame size (vtest resized, 50 frames) | edge-reid, a track to move: ms per frame | no track (only the grey, shrunk frame): ms per frame |")
         print("|---|---:|---:|")

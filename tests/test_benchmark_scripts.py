@@ -36,11 +36,14 @@ def test_matcher_interference_matches_unit_length_embeddings(vtest_path):
 
 
 def test_camera_motion_cost_measures_both_estimates_against_the_known_motion(vtest_path):
-    result = _script("benchmarks/camera_motion_cost.py", "--video", str(vtest_path), "--frames", "6", "--rounds", "1", "--sizes", "320x240")
+    result = _script("benchmarks/camera_motion_cost.py", "--video", str(vtest_path), "--frames", "6", "--rounds", "1", "--sizes", "320x240",
+                     "--jumps", "40")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| 768x576 |" in result.stdout and "| 320x240 |" in result.stdout
-    errors = [line for line in result.stdout.splitlines() if line.startswith(("| BoT-SORT", "| edge-reid"))]
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("| BoT-SORT", "| edge-reid"))]
+    errors, reach = rows[:2], rows[2:]
     assert len(errors) == 2 and all(float(line.split("|")[2]) < 3.0 for line in errors), errors
+    assert "| jump 40 px |" in result.stdout and [line.split("|")[2].strip() for line in reach] == ["1/1", "1/1"], reach
     assert result.stdout.count("| moving stand-in (640x480) |") == 2
 
 

@@ -10,7 +10,7 @@ similarity transform (rotation, uniform scale, translation) is fitted with RANSA
 the rotation/scale part acts on every (x, y) pair of the state, the translation on
 the centre.
 
-Two choices differ from BoT-SORT's, both for cost: the search runs on the frame
+Three choices differ from BoT-SORT's, all for cost: the search runs on the frame
 shrunk (area averaging) by an integer factor to at most :data:`WORKING_SIDE` pixels on
 its long side (BoT-SORT halves every frame, so a 1080p frame is searched at 960x540
 and the search's cost grows with the camera's resolution; here only making the grey,
@@ -18,7 +18,13 @@ shrunk frame does), and at most :data:`MAX_CORNERS` corners are followed, at lea
 (BoT-SORT: 1000 corners, 1 pixel apart, which crowd on the most textured spots).
 A similarity transform has four parameters; a few hundred corners spread over the
 frame fit it as well as a thousand clustered ones, and the optical flow's time is
-proportional to the corners followed. docs/tracking.md ("A moving camera") gives the
+proportional to the corners followed. Each corner is followed with a
+:data:`FLOW_WINDOW`-pixel square window (OpenCV's Lucas-Kanade tracking sample,
+``samples/python/lk_track.py``; BoT-SORT keeps OpenCV's default 21): the flow's time is
+proportional to the window's area, a corner's texture is local, and a smaller window
+holds less of the people walking past it; the pyramid keeps OpenCV's
+:data:`FLOW_LEVELS` levels above the image, so the largest motion it follows stays
+about the same. docs/tracking.md ("A moving camera") gives the
 measured error against a known camera motion and the cost.
 """
 
@@ -50,6 +56,12 @@ CORNER_SPACING = 64
 #: factor (at least 2, BoT-SORT's) that brings them within it (768x576 -> 384x288,
 #: 1920x1080 -> 480x270).
 WORKING_SIDE = 480
+#: Side of the square window, pixels of the working image, in which each corner is followed
+#: (``calcOpticalFlowPyrLK``'s ``winSize``; OpenCV's default and BoT-SORT's: 21).
+FLOW_WINDOW = 15
+#: Pyramid levels above the working image for the optical flow (``maxLevel``; OpenCV's default
+#: and BoT-SORT's): each level doubles the motion a window can follow.
+FLOW_LEVELS = 3
 
 
 def working_downscale(width: int, height: int) -> int:
@@ -130,7 +142,9 @@ class CameraMotion:
         previous_corners = cv2.goodFeaturesToTrack(previous, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=spacing, blockSize=3)
         if previous_corners is None or len(previous_corners) < MIN_CORNERS:
             return warp
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, gray, previous_corners, None)
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(
+            previous, gray, previous_corners, None, winSize=(FLOW_WINDOW, FLOW_WINDOW), maxLevel=FLOW_LEVELS
+        )
         good = status.reshape(-1).astype(bool)
         if good.sum() < MIN_CORNERS:
             return warp
@@ -143,9 +157,20 @@ class CameraMotion:
 
     @staticmethod
     def apply(warp: np.ndarray, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Move one Kalman state (8,) and covariance (8, 8) by a 2x3 warp; returns new arrays."""
-        rotation = np.asarray(warp, np.float64)[:, :2]
-        big = np.kron(np.eye(4), rotation)
-        new_mean = big @ mean
-        new_mean[:2] += warp[:, 2]
-        return new_mean, big @ covariance @ big.T
+        """Move Kalman states by a 2x3 warp; returns new arrays.
+
+        Args:
+            warp: (2, 3) warp from :meth:`estimate`.
+            mean: (8,) state or (N, 8) states: centre x, y, width, height (pixels) and their
+                velocities (pixels per second).
+            covariance: (8, 8) or (N, 8, 8) covariances of those states.
+
+        Returns:
+            The moved (mean, covariance), of the input shapes: the rotation/scale part acts on
+            every (x, y) pair of the state, the translation on the centre only.
+        """
+        warp = np.asarray(warp, np.float64)
+        big = np.kron(np.eye(4), warp[:, :2])
+        new_mean = np.asarray(mean, np.float64) @ big.T
+        new_mean[..., :2] += warp[:, 2]
+        return new_mean, big @ np.asarray(covariance, np.float64) @ big.T

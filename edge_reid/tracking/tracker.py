@@ -138,11 +138,10 @@ class Tracker:
             not_tracked = np.array([t.state != TrackState.TRACKED for t in self.tracks])
             means[not_tracked, 6:8] = 0.0  # lost and tentative tracks keep their size (BoT-SORT)
             means, covariances = self.kalman.predict(means, covariances, step)
+            if self._warp is not IDENTITY_WARP:
+                means, covariances = CameraMotion.apply(self._warp, means, covariances)
             for track, mean, covariance in zip(self.tracks, means, covariances):
                 track.mean, track.covariance = mean, covariance
-        if self._warp is not IDENTITY_WARP:
-            for track in self.tracks:
-                track.mean, track.covariance = CameraMotion.apply(self._warp, track.mean, track.covariance)
 
     def update(
         self,
