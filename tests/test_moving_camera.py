@@ -280,3 +280,32 @@ def test_a_warp_moves_many_states_as_it_moves_each():
     assert np.allclose(moved[:, :2], means[:, :2] @ warp[:, :2].T + warp[:, 2])
     assert np.allclose(moved[:, 4:6], means[:, 4:6] @ warp[:, :2].T)
     assert moved.shape == (5, 8) and moved_covariances.shape == (5, 8, 8)
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(200, 0), (-150, 60)])
+def test_a_jump_beyond_the_pyramids_reach_is_found_from_the_views_shift(vtest_frames, dx, dy):
+    """A view that jumps 200 px (over 40% of its width; a robot turning in place while the loop
+    runs at a few frames a second) is beyond the optical flow's pyramid, and too few corners agree
+    on a warp; phase correlation measures the view's shift and the corners are followed again
+    from there (before: the identity, every track left behind)."""
+    width, height = 448, 400
+    for frame in vtest_frames[::4]:
+        x0, y0 = 20 + max(0, -dx), 20 + max(0, -dy)
+        motion = CameraMotion()
+        motion.estimate(np.ascontiguousarray(frame[y0:y0 + height, x0:x0 + width]))
+        warp = motion.estimate(np.ascontiguousarray(frame[y0 + dy:y0 + dy + height, x0 + dx:x0 + dx + width]))
+        assert warp[0, 2] == pytest.approx(-dx, abs=1.5) and warp[1, 2] == pytest.approx(-dy, abs=1.5), warp
+
+
+def test_the_views_shift_is_measured_only_when_the_flow_fails(stand_in, monkeypatch):
+    """Frames the first search fits cost nothing more: phase correlation is not run for them."""
+    import edge_reid.tracking.camera_motion as camera_motion
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("phase correlation ran for a frame the optical flow fitted")
+
+    frames, _, _ = stand_in
+    motion = CameraMotion()
+    motion.estimate(frames[0])
+    monkeypatch.setattr(camera_motion.cv2, "phaseCorrelate", refuse)
+    assert all(motion.estimate(frame) is not camera_motion.IDENTITY_WARP for frame in frames[1:20])

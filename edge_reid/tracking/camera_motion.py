@@ -24,8 +24,16 @@ proportional to the corners followed. Each corner is followed with a
 proportional to the window's area, a corner's texture is local, and a smaller window
 holds less of the people walking past it; the pyramid keeps OpenCV's
 :data:`FLOW_LEVELS` levels above the image, so the largest motion it follows stays
-about the same. docs/tracking.md ("A moving camera") gives the
-measured error against a known camera motion and the cost.
+about the same.
+
+One addition for views that jump further than the pyramid reaches (a robot turning in
+place while the loop runs at a few frames a second): when too few corners agree on a
+warp, the whole view's shift is measured by phase correlation (C. D. Kuglin and
+D. C. Hines, 1975; OpenCV ``phaseCorrelate`` with a Hann window) and, if it is larger
+than the flow's window, the corners are followed again starting from that shift
+(``OPTFLOW_USE_INITIAL_FLOW``); the warp must then pass the same agreement check. A
+frame the first search fits costs nothing more. docs/tracking.md ("A moving camera")
+gives the measured error against a known camera motion, the reach and the cost.
 """
 
 from __future__ import annotations
@@ -91,6 +99,7 @@ class CameraMotion:
         self.max_corners = int(max_corners)
         self._previous: np.ndarray | None = None  # the last frame, grey and shrunk
         self._previous_size: tuple[int, ...] | None = None  # its size before shrinking
+        self._hann: np.ndarray | None = None  # phase correlation's window, for the working size
 
     def reset(self) -> None:
         """Forget the previous frame (the next warp is the identity)."""
@@ -116,7 +125,8 @@ class CameraMotion:
 
         The identity for the first frame, after a change of frame size, when too few corners
         can be followed (a blank view), and when fewer than :data:`MIN_INLIER_SHARE` of them agree
-        on one motion (a wholly changed view).
+        on one motion (a wholly changed view), also when followed again from the view's shift
+        measured by phase correlation (a jump beyond the pyramid's reach is found so).
 
         Args:
             image: (H, W, 3) uint8 BGR or (H, W) uint8 gray frame (checked: :meth:`check_image`).
@@ -142,18 +152,25 @@ class CameraMotion:
         previous_corners = cv2.goodFeaturesToTrack(previous, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=spacing, blockSize=3)
         if previous_corners is None or len(previous_corners) < MIN_CORNERS:
             return warp
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(
-            previous, gray, previous_corners, None, winSize=(FLOW_WINDOW, FLOW_WINDOW), maxLevel=FLOW_LEVELS
-        )
-        good = status.reshape(-1).astype(bool)
-        if good.sum() < MIN_CORNERS:
-            return warp
-        fitted, inliers = cv2.estimateAffinePartial2D(previous_corners[good], moved[good], method=cv2.RANSAC)
-        if fitted is None or inliers is None or int(inliers.sum()) < max(MIN_CORNERS, MIN_INLIER_SHARE * len(previous_corners)):
+        least = max(MIN_CORNERS, MIN_INLIER_SHARE * len(previous_corners))
+        fitted, agreeing = _follow(previous, gray, previous_corners)
+        if agreeing < least:  # a jump beyond the pyramid's reach, or no shared motion at all
+            shift = self._view_shift(previous, gray)
+            if np.abs(shift).max() > FLOW_WINDOW:
+                fitted, agreeing = _follow(previous, gray, previous_corners, previous_corners + shift)
+        if fitted is None or agreeing < least:
             return warp
         fitted = fitted.astype(np.float64)
         fitted[:, 2] *= scale
         return fitted
+
+    def _view_shift(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """The whole view's shift from ``previous`` to ``current`` (grey working images), (2,) float32
+        working pixels, by phase correlation (Hann-windowed)."""
+        if self._hann is None or self._hann.shape != previous.shape:
+            self._hann = cv2.createHanningWindow((previous.shape[1], previous.shape[0]), cv2.CV_32F)
+        (dx, dy), _ = cv2.phaseCorrelate(previous.astype(np.float32), current.astype(np.float32), self._hann)
+        return np.array([dx, dy], np.float32)
 
     @staticmethod
     def apply(warp: np.ndarray, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,3 +191,24 @@ class CameraMotion:
         new_mean = np.asarray(mean, np.float64) @ big.T
         new_mean[..., :2] += warp[:, 2]
         return new_mean, big @ np.asarray(covariance, np.float64) @ big.T
+
+
+def _follow(previous: np.ndarray, current: np.ndarray, corners: np.ndarray, start: np.ndarray | None = None):
+    """Follow ``corners`` (K, 1, 2) float32 of ``previous`` into ``current`` by pyramidal Lucas-Kanade
+    (from ``start``, their guessed positions, when given) and fit a similarity with RANSAC.
+
+    Returns:
+        (the (2, 3) warp in working pixels or None, how many corners agree on it).
+    """
+    flags = 0 if start is None else cv2.OPTFLOW_USE_INITIAL_FLOW
+    guess = None if start is None else np.ascontiguousarray(start, np.float32)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(
+        previous, current, corners, guess, winSize=(FLOW_WINDOW, FLOW_WINDOW), maxLevel=FLOW_LEVELS, flags=flags
+    )
+    good = status.reshape(-1).astype(bool)
+    if good.sum() < MIN_CORNERS:
+        return None, 0
+    fitted, inliers = cv2.estimateAffinePartial2D(corners[good], moved[good], method=cv2.RANSAC)
+    if fitted is None or inliers is None:
+        return None, 0
+    return fitted, int(inliers.sum())
