@@ -8,7 +8,7 @@ import pytest
 from conftest import load_benchmark_script
 
 from edge_reid.tracking import CameraMotion
-from edge_reid.tracking.camera_motion import working_downscale
+from edge_reid.tracking.camera_motion import IDENTITY_WARP, working_downscale
 
 
 @pytest.fixture(scope="module")
@@ -309,3 +309,33 @@ def test_the_views_shift_is_measured_only_when_the_flow_fails(stand_in, monkeypa
     motion.estimate(frames[0])
     monkeypatch.setattr(camera_motion.cv2, "phaseCorrelate", refuse)
     assert all(motion.estimate(frame) is not camera_motion.IDENTITY_WARP for frame in frames[1:20])
+
+
+def test_corners_are_searched_every_fifth_frame_and_followed_in_between(stand_in, monkeypatch):
+    """The Kanade-Lucas-Tomasi way: a frame's agreeing corners are followed into the next frame, and
+    corners are searched afresh every :data:`~edge_reid.tracking.camera_motion.REDETECT_EVERY` frames
+    (before: every frame); the warps stay within a pixel or two of the known motion."""
+    import cv2
+
+    from edge_reid.tracking.camera_motion import REDETECT_EVERY
+
+    frames, _, _ = stand_in
+    searches = []
+    search = cv2.goodFeaturesToTrack
+    monkeypatch.setattr(cv2, "goodFeaturesToTrack", lambda *args, **kwargs: searches.append(1) or search(*args, **kwargs))
+    motion = CameraMotion()
+    warps = [motion.estimate(frame) for frame in frames[:21]]
+    assert REDETECT_EVERY == 5 and len(searches) == 4, len(searches)  # 20 warps, a search for each 5
+    assert all(warp is not IDENTITY_WARP for warp in warps[1:])
+
+
+def test_motion_is_found_again_right_after_a_refused_frame(vtest_frames):
+    """A frame whose warp is refused (a cut to another view) keeps no corners to follow: the next
+    warp, in the new view, is found from corners searched there."""
+    frame = vtest_frames[0]
+    other = np.ascontiguousarray(frame[::-1])
+    motion = CameraMotion()
+    for image in vtest_frames[:3]:
+        motion.estimate(image)
+    assert motion.estimate(other) is IDENTITY_WARP, "a cut is no motion"
+    assert motion.estimate(np.ascontiguousarray(np.roll(other, 12, axis=1)))[0, 2] == pytest.approx(12.0, abs=1.0)

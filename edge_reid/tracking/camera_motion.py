@@ -26,6 +26,13 @@ holds less of the people walking past it; the pyramid keeps OpenCV's
 :data:`FLOW_LEVELS` levels above the image, so the largest motion it follows stays
 about the same.
 
+Corners are found once every :data:`REDETECT_EVERY` frames and followed in between (the
+Kanade-Lucas-Tomasi tracker: J. Shi and C. Tomasi, "Good Features to Track", CVPR 1994; OpenCV's
+sample re-detects every 5 frames): each frame keeps the corners that agreed on its warp (RANSAC
+inliers, the static background) at their new positions as the next frame's corners, so most frames
+skip the corner search and fit on background corners only (BoT-SORT searches every frame); a
+search also runs when fewer than half of the corners found are left.
+
 One addition for views that jump further than the pyramid reaches (a robot turning in
 place while the loop runs at a few frames a second): when too few corners agree on a
 warp, the whole view's shift is measured by phase correlation (C. D. Kuglin and
@@ -64,6 +71,11 @@ CORNER_SPACING = 64
 #: factor (at least 2, BoT-SORT's) that brings them within it (768x576 -> 384x288,
 #: 1920x1080 -> 480x270).
 WORKING_SIDE = 480
+#: Corners are searched afresh at least every this many frames (OpenCV's ``lk_track.py``
+#: ``detect_interval``); in between, the previous frame's agreeing corners are followed, until
+#: fewer than half of those found remain (corners that left the view or lost the background: the
+#: fit would lean on one part of the frame).
+REDETECT_EVERY = 5
 #: Side of the square window, pixels of the working image, in which each corner is followed
 #: (``calcOpticalFlowPyrLK``'s ``winSize``; OpenCV's default and BoT-SORT's: 21).
 FLOW_WINDOW = 15
@@ -100,11 +112,15 @@ class CameraMotion:
         self._previous: np.ndarray | None = None  # the last frame, grey and shrunk
         self._previous_size: tuple[int, ...] | None = None  # its size before shrinking
         self._hann: np.ndarray | None = None  # phase correlation's window, for the working size
+        self._corners: np.ndarray | None = None  # (K, 1, 2) float32 corners of the last frame to follow next
+        self._corners_age = 0  # frames since they were searched
+        self._corners_found = 0  # how many that search found
 
     def reset(self) -> None:
         """Forget the previous frame (the next warp is the identity)."""
         self._previous = None
         self._previous_size = None
+        self._corners = None
 
     @staticmethod
     def check_image(image: object) -> None:
@@ -144,22 +160,25 @@ class CameraMotion:
         scale = self.downscale or working_downscale(gray.shape[1], gray.shape[0])
         if scale > 1:
             gray = cv2.resize(gray, (max(1, gray.shape[1] // scale), max(1, gray.shape[0] // scale)), interpolation=cv2.INTER_AREA)
-        warp = IDENTITY_WARP
         previous, self._previous, self._previous_size = self._previous, gray, size
+        corners, self._corners = self._corners, None  # kept again below only when this frame's warp is found
         if not needed or previous is None or previous_size != size:
-            return warp
-        spacing = max(1.0, max(previous.shape) / CORNER_SPACING)
-        previous_corners = cv2.goodFeaturesToTrack(previous, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=spacing, blockSize=3)
-        if previous_corners is None or len(previous_corners) < MIN_CORNERS:
-            return warp
-        least = max(MIN_CORNERS, MIN_INLIER_SHARE * len(previous_corners))
-        fitted, agreeing = _follow(previous, gray, previous_corners)
-        if agreeing < least:  # a jump beyond the pyramid's reach, or no shared motion at all
+            return IDENTITY_WARP
+        if corners is None or self._corners_age >= REDETECT_EVERY or 2 * len(corners) < self._corners_found:
+            spacing = max(1.0, max(previous.shape) / CORNER_SPACING)
+            corners = cv2.goodFeaturesToTrack(previous, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=spacing, blockSize=3)
+            if corners is None or len(corners) < MIN_CORNERS:
+                return IDENTITY_WARP
+            self._corners_age, self._corners_found = 0, len(corners)
+        least = max(MIN_CORNERS, MIN_INLIER_SHARE * len(corners))
+        fitted, agreeing = _follow(previous, gray, corners)
+        if len(agreeing) < least:  # a jump beyond the pyramid's reach, or no shared motion at all
             shift = self._view_shift(previous, gray)
             if np.abs(shift).max() > FLOW_WINDOW:
-                fitted, agreeing = _follow(previous, gray, previous_corners, previous_corners + shift)
-        if fitted is None or agreeing < least:
-            return warp
+                fitted, agreeing = _follow(previous, gray, corners, corners + shift)
+        if fitted is None or len(agreeing) < least:
+            return IDENTITY_WARP
+        self._corners, self._corners_age = agreeing, self._corners_age + 1
         fitted = fitted.astype(np.float64)
         fitted[:, 2] *= scale
         return fitted
@@ -198,8 +217,10 @@ def _follow(previous: np.ndarray, current: np.ndarray, corners: np.ndarray, star
     (from ``start``, their guessed positions, when given) and fit a similarity with RANSAC.
 
     Returns:
-        (the (2, 3) warp in working pixels or None, how many corners agree on it).
+        (the (2, 3) warp in working pixels or None, the corners that agree on it at their
+        positions in ``current``, (A, 1, 2) float32).
     """
+    none = np.zeros((0, 1, 2), np.float32)
     flags = 0 if start is None else cv2.OPTFLOW_USE_INITIAL_FLOW
     guess = None if start is None else np.ascontiguousarray(start, np.float32)
     moved, status, _ = cv2.calcOpticalFlowPyrLK(
@@ -207,8 +228,8 @@ def _follow(previous: np.ndarray, current: np.ndarray, corners: np.ndarray, star
     )
     good = status.reshape(-1).astype(bool)
     if good.sum() < MIN_CORNERS:
-        return None, 0
+        return None, none
     fitted, inliers = cv2.estimateAffinePartial2D(corners[good], moved[good], method=cv2.RANSAC)
     if fitted is None or inliers is None:
-        return None, 0
-    return fitted, int(inliers.sum())
+        return None, none
+    return fitted, np.ascontiguousarray(moved[good][inliers.reshape(-1).astype(bool)])
