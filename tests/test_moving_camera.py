@@ -339,3 +339,22 @@ def test_motion_is_found_again_right_after_a_refused_frame(vtest_frames):
         motion.estimate(image)
     assert motion.estimate(other) is IDENTITY_WARP, "a cut is no motion"
     assert motion.estimate(np.ascontiguousarray(np.roll(other, 12, axis=1)))[0, 2] == pytest.approx(12.0, abs=1.0)
+
+
+def test_corners_are_searched_afresh_when_fewer_than_half_remain(vtest_frames, monkeypatch):
+    """A jump that takes most corners out of the view leaves the next fit leaning on one corner of
+    the frame: the next frame searches corners afresh instead of following the few left."""
+    import cv2
+
+    width, height = 448, 400
+    search = cv2.goodFeaturesToTrack
+    for frame in vtest_frames[::4]:
+        motion = CameraMotion()
+        motion.estimate(np.ascontiguousarray(frame[20:20 + height, 20:20 + width]))
+        jumped = motion.estimate(np.ascontiguousarray(frame[100:100 + height, 140:140 + width]))  # 120 px right, 80 down
+        assert jumped[0, 2] == pytest.approx(-120.0, abs=1.5) and jumped[1, 2] == pytest.approx(-80.0, abs=1.5)
+        searches = []
+        monkeypatch.setattr(cv2, "goodFeaturesToTrack", lambda *args, **kwargs: searches.append(1) or search(*args, **kwargs))
+        after = motion.estimate(np.ascontiguousarray(frame[100:100 + height, 144:144 + width]))
+        monkeypatch.setattr(cv2, "goodFeaturesToTrack", search)
+        assert searches == [1] and after[0, 2] == pytest.approx(-4.0, abs=1.0)
