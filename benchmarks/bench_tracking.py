@@ -225,7 +225,7 @@ def _file_key(path: str | Path) -> list:
 
 def default_cache_dir() -> Path:
     """``bench_tracking/`` in edge-reid's cache folder: ``$EDGE_REID_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-reid``, else ``~/.cache/edge-reid``."""
-    from edge_reid.backends.onnxruntime_tuning import cache_dir
+    from edge_reid.cache_folder import cache_dir
 
     return cache_dir() / "bench_tracking"
 

@@ -251,3 +251,25 @@ def test_auto_detector_precision_nobody_has_names_every_refusal(yolox_path, monk
         PersonDetector(yolox_path, backend="auto", precision="fp16")
     message = str(raised.value)
     assert "OpenVINO passed over: --detector-precision fp16" in message and "ONNX Runtime passed over: ONNX Runtime runs the detector in fp32 only" in message
+
+
+def test_compiled_models_are_cached_and_a_later_start_loads_them(osnet_path, spec, real_batch, tmp_path, monkeypatch):
+    """The second backend with the same model and settings loads its compiled models from
+    ``$EDGE_REID_CACHE_DIR/openvino`` (OpenVINO's model caching) and computes the same rows."""
+    monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(tmp_path / "cache"))
+    with OpenVinoBackend(osnet_path, spec, max_batch=8, threads=1) as first:
+        assert not first.compiled.get_property("LOADED_FROM_CACHE")
+        rows = _embed(first, real_batch[:8])
+    assert any((tmp_path / "cache" / "openvino").iterdir()), "compiled models written to the cache folder"
+    with OpenVinoBackend(osnet_path, spec, max_batch=8, threads=1) as second:
+        assert second.compiled.get_property("LOADED_FROM_CACHE")
+        assert np.array_equal(_embed(second, real_batch[:8]), rows)
+
+
+def test_a_cache_folder_that_cannot_be_made_only_costs_the_cache(osnet_path, spec, real_batch, reference, tmp_path, monkeypatch):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(blocked / "cache"))
+    with OpenVinoBackend(osnet_path, spec, max_batch=8, threads=1) as backend:
+        assert not backend.compiled.get_property("LOADED_FROM_CACHE")
+        assert float(np.mean(np.sum(_embed(backend, real_batch[:8]) * reference[:8], axis=1))) > 0.9999

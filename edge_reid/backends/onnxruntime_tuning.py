@@ -18,13 +18,14 @@ read is ignored and one that cannot be written is skipped: tuning then happens p
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from edge_reid.cache_folder import cache_dir
 
 #: Levels timed against each other (``disable`` is never faster on a real model).
 CANDIDATE_LEVELS = ("basic", "extended", "all")
@@ -55,14 +56,6 @@ class TuningResult:
         """E.g. ``"graph level extended (tuned)"``."""
         how = {"measured": "tuned now", "cached": "tuned", "default": "default"}[self.source]
         return f"graph level {self.level} ({how})"
-
-
-def cache_dir() -> Path:
-    """Folder of edge-reid's caches: ``$EDGE_REID_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-reid``, else ``~/.cache/edge-reid``."""
-    if os.environ.get("EDGE_REID_CACHE_DIR"):
-        return Path(os.environ["EDGE_REID_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edge-reid"
 
 
 def tuning_key(model_path: str | Path, threads: int | None, batch: int, graph: str = "") -> str:

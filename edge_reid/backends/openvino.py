@@ -31,6 +31,12 @@ device that cannot do what was asked refuses. A Q/DQ (INT8) model from
 ``edge-reid calibrate`` runs on OpenVINO's integer kernels (its low-precision
 transformations turn Q/DQ pairs around convolutions into INT8 convolutions).
 
+Compiled models are cached (OpenVINO's model caching, ``CACHE_DIR``) in ``openvino/`` of
+edge-reid's cache folder (:func:`edge_reid.cache_folder.cache_dir`): a later start with the same
+model, device, settings and OpenVINO version loads the compiled model instead of compiling it
+again (OpenVINO keys the cache by all of these). Where that folder cannot be written the models
+are compiled every time.
+
 Importing this module does not import ``openvino``; creating a backend does.
 """
 
@@ -57,6 +63,7 @@ from edge_reid.backends.base import (
 )
 from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
+from edge_reid.cache_folder import writable_cache_folder
 from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.spec import ModelSpec
 
@@ -164,6 +171,9 @@ def _compile(
             config.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=int(streams))
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
+    cache = writable_cache_folder("openvino")
+    if cache is not None:
+        config["CACHE_DIR"] = str(cache)
     try:
         compiled = _core().compile_model(model, device, config)
     except Exception as exc:
