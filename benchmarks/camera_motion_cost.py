@@ -12,6 +12,10 @@ thread of OpenCV.
 
     python benchmarks/camera_motion_cost.py --frames 300 --rounds 3
 
+A third row is edge-reid's class with the twelfth session's settings (OpenCV's 21-pixel window,
+corners searched every frame), so that this session's changes are measured side by side; it has
+the phase-correlation retry, which runs only on frames the first search refuses. A table times a
+frame each estimate's search refuses (a cut from each 40th fixed-camera frame to its mirror image).
 With ``--jumps`` (by default 40-200 px) it also measures the reach: how often each estimate finds a
 sudden sideways jump of the view of that many pixels (a window of each 40th fixed-camera frame,
 as wide as the largest jump leaves room for, moved by the jump; found: within 2 px). With ``--sizes`` (by default 1080p and 4K) it also times edge-reid's estimate on the fixed-camera
@@ -90,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edge-reid-moving-") as scratch:
         video, _, _ = moving_camera_sequence(source, source.parent / "vtest-mot", Path(scratch), args.frames)
         moving = read_frames(video, args.frames)
-    methods = {"BoT-SORT sparseOptFlow": BotSortSparseFlow, "edge-reid CameraMotion": CameraMotion}
+    methods = {
+        "BoT-SORT sparseOptFlow": BotSortSparseFlow,
+        "edge-reid CameraMotion": CameraMotion,
+        # the same class with the twelfth session's settings (OpenCV's 21-px window, corners searched every frame)
+        "edge-reid, 21-px window, corners every frame": lambda: CameraMotion(flow_window=21, redetect_every=1),
+    }
     grid = np.array([[x, y, 1.0] for x in range(40, OUTPUT_SIZE[0], 80) for y in range(40, OUTPUT_SIZE[1], 80)])
     rows = []
     for name, make in methods.items():
@@ -107,9 +116,21 @@ def main(argv: list[str] | None = None) -> int:
                 for frame in frames:
                     estimator.estimate(frame)
                 times.setdefault((video_name, name), []).append((time.perf_counter() - started) / len(frames) * 1e3)
+    cut_ms: dict[str, list[float]] = {}
+    views = fixed[::40]
+    for _ in range(args.rounds):
+        for name, make in methods.items():
+            spent = 0.0
+            for frame in views:  # a cut: the view, then the same view mirrored (no motion to find)
+                estimator = make()
+                estimator.estimate(frame)
+                mirrored = np.ascontiguousarray(frame[:, ::-1])
+                started = time.perf_counter()
+                estimator.estimate(mirrored)
+                spent += time.perf_counter() - started
+            cut_ms.setdefault(name, []).append(spent / len(views) * 1e3)
     jumps = [int(text) for text in args.jumps.split(",") if text]
     reach = {(name, jump): 0 for name in methods for jump in jumps}
-    views = fixed[::40]
     view_width = width - 40 - max(jumps, default=0)
     if jumps and view_width < 200:
         parser.error(f"--jumps: a jump of {max(jumps)} px leaves a window of {view_width} px in {width}-px frames; use smaller jumps")
@@ -142,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         reference = statistics.median(times[(video_name, "BoT-SORT sparseOptFlow")])
         print(f"| {video_name} | {name} | {', '.join(f'{v:.2f}' for v in values)} | {statistics.median(values):.2f} | "
               f"x{statistics.median(values) / reference:.2f} |")
+    print("\n| estimate | a frame its search refuses (a cut to the mirrored view): ms (rounds) | median |")
+    print("|---|---|---:|")
+    for name, values in cut_ms.items():
+        print(f"| {name} | {', '.join(f'{v:.2f}' for v in values)} | {statistics.median(values):.2f} |")
     if jumps:
         print(f"\n| estimate | {' | '.join(f'jump {jump} px' for jump in jumps)} |")
         print(f"|---|{'---:|' * len(jumps)}")

@@ -153,7 +153,7 @@ def test_a_1080p_frame_is_searched_small_and_the_warp_is_in_full_size_pixels():
     assert np.allclose(warp[:, :2], np.eye(2), atol=0.01)
 
 
-@pytest.mark.parametrize("options", [{"downscale": 0}, {"max_corners": 5}])
+@pytest.mark.parametrize("options", [{"downscale": 0}, {"max_corners": 5}, {"flow_window": 2}, {"redetect_every": 0}])
 def test_bad_settings_are_refused(options):
     with pytest.raises(ValueError):
         CameraMotion(**options)

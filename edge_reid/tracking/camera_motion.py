@@ -97,18 +97,35 @@ class CameraMotion:
         downscale: frames are shrunk by this integer factor before the search; None (default)
             chooses it from the frame size (:func:`working_downscale`).
         max_corners: most corners followed (default :data:`MAX_CORNERS`; BoT-SORT: 1000).
+        flow_window: side of the optical flow's window, working-image pixels (default
+            :data:`FLOW_WINDOW`; OpenCV's default and BoT-SORT's: 21).
+        redetect_every: corners are searched afresh at least every this many frames (default
+            :data:`REDETECT_EVERY`; 1: every frame, as BoT-SORT).
 
     Raises:
-        ValueError: ``downscale`` below 1, ``max_corners`` below :data:`MIN_CORNERS`.
+        ValueError: ``downscale`` below 1, ``max_corners`` below :data:`MIN_CORNERS`,
+            ``flow_window`` below 3, ``redetect_every`` below 1.
     """
 
-    def __init__(self, downscale: int | None = None, max_corners: int = MAX_CORNERS) -> None:
+    def __init__(
+        self,
+        downscale: int | None = None,
+        max_corners: int = MAX_CORNERS,
+        flow_window: int = FLOW_WINDOW,
+        redetect_every: int = REDETECT_EVERY,
+    ) -> None:
         if downscale is not None and int(downscale) < 1:
             raise ValueError(f"downscale must be an integer >= 1, got {downscale}")
         if int(max_corners) < MIN_CORNERS:
             raise ValueError(f"max_corners must be at least {MIN_CORNERS}, got {max_corners}")
+        if int(flow_window) < 3:
+            raise ValueError(f"flow_window must be at least 3 pixels, got {flow_window}")
+        if int(redetect_every) < 1:
+            raise ValueError(f"redetect_every must be at least 1 frame, got {redetect_every}")
         self.downscale = None if downscale is None else int(downscale)
         self.max_corners = int(max_corners)
+        self.flow_window = int(flow_window)
+        self.redetect_every = int(redetect_every)
         self._previous: np.ndarray | None = None  # the last frame, grey and shrunk
         self._previous_size: tuple[int, ...] | None = None  # its size before shrinking
         self._hann: np.ndarray | None = None  # phase correlation's window, for the working size
@@ -164,18 +181,18 @@ class CameraMotion:
         corners, self._corners = self._corners, None  # kept again below only when this frame's warp is found
         if not needed or previous is None or previous_size != size:
             return IDENTITY_WARP
-        if corners is None or self._corners_age >= REDETECT_EVERY or 2 * len(corners) < self._corners_found:
+        if corners is None or self._corners_age >= self.redetect_every or 2 * len(corners) < self._corners_found:
             spacing = max(1.0, max(previous.shape) / CORNER_SPACING)
             corners = cv2.goodFeaturesToTrack(previous, maxCorners=self.max_corners, qualityLevel=0.01, minDistance=spacing, blockSize=3)
             if corners is None or len(corners) < MIN_CORNERS:
                 return IDENTITY_WARP
             self._corners_age, self._corners_found = 0, len(corners)
         least = max(MIN_CORNERS, MIN_INLIER_SHARE * len(corners))
-        fitted, agreeing = _follow(previous, gray, corners)
+        fitted, agreeing = _follow(previous, gray, corners, self.flow_window)
         if len(agreeing) < least:  # a jump beyond the pyramid's reach, or no shared motion at all
             shift = self._view_shift(previous, gray)
-            if np.abs(shift).max() > FLOW_WINDOW:
-                fitted, agreeing = _follow(previous, gray, corners, corners + shift)
+            if np.abs(shift).max() > self.flow_window:
+                fitted, agreeing = _follow(previous, gray, corners, self.flow_window, corners + shift)
         if fitted is None or len(agreeing) < least:
             return IDENTITY_WARP
         self._corners, self._corners_age = agreeing, self._corners_age + 1
@@ -212,24 +229,29 @@ class CameraMotion:
         return new_mean, big @ np.asarray(covariance, np.float64) @ big.T
 
 
-def _follow(previous: np.ndarray, current: np.ndarray, corners: np.ndarray, start: np.ndarray | None = None):
+#: No corners, (0, 1, 2) float32, read-only: what :func:`_follow` keeps when it finds no warp.
+_NO_CORNERS = np.zeros((0, 1, 2), np.float32)
+_NO_CORNERS.setflags(write=False)
+
+
+def _follow(previous: np.ndarray, current: np.ndarray, corners: np.ndarray, window: int, start: np.ndarray | None = None):
     """Follow ``corners`` (K, 1, 2) float32 of ``previous`` into ``current`` by pyramidal Lucas-Kanade
-    (from ``start``, their guessed positions, when given) and fit a similarity with RANSAC.
+    in a ``window``-pixel square (from ``start``, their guessed positions, when given) and fit a
+    similarity with RANSAC.
 
     Returns:
         (the (2, 3) warp in working pixels or None, the corners that agree on it at their
         positions in ``current``, (A, 1, 2) float32).
     """
-    none = np.zeros((0, 1, 2), np.float32)
     flags = 0 if start is None else cv2.OPTFLOW_USE_INITIAL_FLOW
     guess = None if start is None else np.ascontiguousarray(start, np.float32)
     moved, status, _ = cv2.calcOpticalFlowPyrLK(
-        previous, current, corners, guess, winSize=(FLOW_WINDOW, FLOW_WINDOW), maxLevel=FLOW_LEVELS, flags=flags
+        previous, current, corners, guess, winSize=(window, window), maxLevel=FLOW_LEVELS, flags=flags
     )
     good = status.reshape(-1).astype(bool)
     if good.sum() < MIN_CORNERS:
-        return None, none
+        return None, _NO_CORNERS
     fitted, inliers = cv2.estimateAffinePartial2D(corners[good], moved[good], method=cv2.RANSAC)
     if fitted is None or inliers is None:
-        return None, none
+        return None, _NO_CORNERS
     return fitted, np.ascontiguousarray(moved[good][inliers.reshape(-1).astype(bool)])
