@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -377,6 +379,24 @@ class VideoSink:
             )
 
 
+_NO_GUI_MESSAGE = (
+    "--display: this OpenCV has no GUI support (opencv-python-headless); install opencv-python or use --output"
+)
+_NO_GUI_EXIT = 3
+_WINDOW_PROBE_TIMEOUT_S = 20.0
+# Run in a child process by DisplaySink.check_screen: opens and closes one window.
+_WINDOW_PROBE = f"""
+import sys
+import cv2
+try:
+    cv2.namedWindow("edge-reid probe", cv2.WINDOW_NORMAL)
+except cv2.error:
+    sys.exit({_NO_GUI_EXIT})
+cv2.destroyAllWindows()
+cv2.waitKey(1)
+"""
+
+
 class DisplaySink:
     """Shows annotated frames in a window; ``q`` or Esc asks the run to stop.
 
@@ -388,22 +408,45 @@ class DisplaySink:
 
     @staticmethod
     def check_screen() -> None:
-        """Fail early (before models load and outputs are created) where no screen is named.
+        """Fail early (before models load and outputs are created) where no window can be opened.
+
+        A window is first opened in a child process: where the named screen cannot be
+        reached, OpenCV's Qt build aborts the whole process (SIGABRT) instead of raising,
+        which would lose the run's outputs. The probe costs a fraction of a second and runs
+        only with ``--display``.
 
         Raises:
-            OutputPathError: neither ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set (Linux, macOS).
+            OutputPathError: neither ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set (Linux, macOS),
+                this OpenCV has no GUI support (opencv-python-headless), or the probe window
+                could not be opened (the message gives the screen and OpenCV's first line).
         """
-        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and os.name != "nt":
+        screen = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
+        if not screen and os.name != "nt":
             raise OutputPathError("--display needs a screen, and neither DISPLAY nor WAYLAND_DISPLAY is set")
+        try:
+            probe = subprocess.run(
+                [sys.executable, "-c", _WINDOW_PROBE], capture_output=True, text=True, timeout=_WINDOW_PROBE_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired:
+            raise OutputPathError(
+                f"--display: no window opened on screen {screen!r} within {_WINDOW_PROBE_TIMEOUT_S:.0f} s; "
+                "check DISPLAY or use --output"
+            ) from None
+        if probe.returncode == _NO_GUI_EXIT:
+            raise OutputPathError(_NO_GUI_MESSAGE)
+        if probe.returncode != 0:
+            lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+            cause = lines[0] if lines else f"the probe exited with status {probe.returncode}"
+            raise OutputPathError(
+                f"--display: cannot open a window on screen {screen!r} ({cause}); check DISPLAY or use --output"
+            )
 
     def __init__(self) -> None:
         self.check_screen()
         try:
             cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise OutputPathError(
-                "--display: this OpenCV has no GUI support (opencv-python-headless); install opencv-python or use --output"
-            ) from None
+            raise OutputPathError(_NO_GUI_MESSAGE) from None
         self.quit_requested = False
 
     def write(self, result: FrameResult) -> None:

@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -69,6 +70,55 @@ def test_display_without_a_screen_is_refused_before_outputs_are_touched(tmp_path
     assert main(["run", "--source", str(vtest_path), "--events", str(events), "--display"]) == 2
     assert "--display needs a screen" in capsys.readouterr().err
     assert events.read_text() == "an earlier run's events\n"
+
+
+def _unreachable_display() -> str:
+    number = next(n for n in range(97, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    return f":{number}"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="X11 DISPLAY numbers are a Linux/macOS notion")
+def test_display_on_a_screen_that_cannot_be_reached_is_one_error_line_not_an_abort(tmp_path, vtest_path):
+    """OpenCV's Qt build aborts the process (SIGABRT) when DISPLAY names a screen it cannot reach;
+    the run refuses first, in one line, and leaves an earlier output as it was (a fresh process:
+    on the code before, the abort would take pytest with it)."""
+    events = tmp_path / "events.jsonl"
+    events.write_text("an earlier run's events\n")
+    environment = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"} | {"DISPLAY": _unreachable_display()}
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_reid", "run", "--source", str(vtest_path), "--events", str(events), "--display",
+         "--max-frames", "3"],
+        cwd=REPO, capture_output=True, text=True, timeout=180, env=environment,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edge-reid: error: --display"), result.stderr
+    assert "check DISPLAY or use --output" in lines[0] or "no GUI support" in lines[0]
+    assert events.read_text() == "an earlier run's events\n"
+
+
+@pytest.mark.parametrize(
+    "probe, message",
+    [
+        ("import sys; sys.exit(3)", "this OpenCV has no GUI support (opencv-python-headless)"),
+        ("import sys; sys.stderr.write('\\nqt.qpa.xcb: could not connect to display :5\\nmore\\n'); sys.exit(134)",
+         "cannot open a window on screen ':5' (qt.qpa.xcb: could not connect to display :5)"),
+        ("import os; os.abort()", "cannot open a window on screen ':5' (the probe exited with status -6)"),
+    ],
+)
+def test_display_probe_outcomes_become_errors_that_name_the_cause(monkeypatch, probe, message):
+    """The mapping from the child probe's exit to the error (the probe's script replaced; the real
+    probe on an unreachable screen is the test above)."""
+    from edge_reid import sinks
+    from edge_reid.errors import OutputPathError
+
+    monkeypatch.setenv("DISPLAY", ":5")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sinks, "_WINDOW_PROBE", probe)
+    with pytest.raises(OutputPathError, match=re.escape(message)):
+        sinks.DisplaySink.check_screen()
+    monkeypatch.setattr(sinks, "_WINDOW_PROBE", "pass")
+    sinks.DisplaySink.check_screen()
 
 
 def test_standard_output_closed_is_refused_before_work(vtest_path):

@@ -117,7 +117,7 @@ def run(
         "names each frame's image.",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the annotated video here (.mp4)."),
-    display: bool = typer.Option(False, "--display", help="Show the annotated video in a window (needs a screen)."),
+    display: bool = typer.Option(False, "--display", help="Show the annotated video in a window (needs a screen: a window is tried first, and a screen that cannot be reached is an error, not a crash; q or Esc stops the run)."),
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the run summary here (.json; - for standard output)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
     engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
