@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from edge_reid.tracking.association import FORBIDDEN, appearance_similarity, fuse_costs, iou_cost, linear_assignment
+from edge_reid.tracking.association import (
+    FORBIDDEN,
+    GATED_LIMIT,
+    appearance_similarity,
+    fuse_costs,
+    gated_motion_cost,
+    iou_cost,
+    linear_assignment,
+)
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xywh_to_xyxy, xyxy_to_xywh
 
 
@@ -44,3 +52,22 @@ def test_assignment_respects_the_limit_and_keeps_a_cheap_pair():
     assert matches.shape == (0, 2)
     matches, tracks, detections = linear_assignment(np.zeros((0, 3)), 0.8)
     assert matches.shape == (0, 2) and detections.tolist() == [0, 1, 2]
+
+
+def test_gated_cost_admits_what_either_gate_admits_iou_pairs_first():
+    motion = np.array([[0.2, 0.9, 0.95, 0.9, 0.4]])  # IoU 0.8, 0.1, 0.05, 0.1, 0.6
+    distance = np.array([[50.0, 1.0, 5.0, 12.0, 0.5]])  # squared Mahalanobis
+    cost = gated_motion_cost(motion, distance, min_iou=0.3, gate_chi2=9.4877)
+    assert cost[0, 0] == pytest.approx(0.2)  # the IoU gate admits it, the filter's gate would not: kept
+    assert cost[0, 4] == pytest.approx(0.4)  # both admit: the IoU cost
+    assert 0.7 < cost[0, 1] < cost[0, 2] <= 1.0  # only the filter's gate: after every IoU pair, nearer first
+    assert cost[0, 3] == FORBIDDEN  # neither
+    matches, _, _ = linear_assignment(cost, GATED_LIMIT)
+    assert matches.tolist() == [[0, 0]]
+    matches, _, _ = linear_assignment(cost[:, 1:4], GATED_LIMIT)
+    assert matches.tolist() == [[0, 0]]  # the nearest of the gate-only pairs
+    # Appearance still vetoes a gate-only pair and never lowers its cost (it is far below `proximity`).
+    fused = fuse_costs(cost[:, 1:3], np.array([[0.3, 0.99]]), proximity=0.5, appearance_thresh=0.2, veto_similarity=0.5)
+    assert fused[0, 0] == FORBIDDEN and fused[0, 1] == pytest.approx(cost[0, 2])
+    with pytest.raises(ValueError, match="gate_chi2"):
+        gated_motion_cost(motion, distance, 0.3, 0.0)

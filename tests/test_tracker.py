@@ -232,6 +232,10 @@ def test_config_is_checked():
         TrackerConfig(max_lost_s=-1)
     with pytest.raises(ValueError, match="veto_similarity"):
         TrackerConfig(veto_similarity=2)
+    with pytest.raises(ValueError, match="tentative_gate_chi2"):
+        TrackerConfig(tentative_gate_chi2=-1)
+    with pytest.raises(ValueError, match="tentative_gate_chi2"):
+        TrackerConfig(tentative_gate_chi2=float("inf"))
 
 
 def test_confirmed_track_hands_out_its_tentative_hits_once_as_past_boxes():

@@ -12,6 +12,11 @@ Costs follow BoT-SORT (N. Aharon et al., 2022, ``tracker/bot_sort.py``):
   Added here: pairs whose appearance is *clearly different* (``s`` below a
   veto similarity) are forbidden whatever their IoU, so motion alone cannot
   join two different people either.
+- gated (tentative tracks only, :func:`gated_motion_cost`): a pair the IoU gate refuses may
+  still be made when the track's Kalman filter places the detection inside its 95% chi-square
+  gate (DeepSORT's gate, N. Wojke et al., 2017). A tentative track's velocity is not yet known,
+  and the filter's uncertainty grows with the seconds since its last box, so at low frame rates
+  this gate widens with the distance a person can walk, where a fixed IoU gate does not.
 
 Assignment minimises the total cost with a per-pair cost limit, as ByteTrack's
 ``lap.lapjv(..., extend_cost=True, cost_limit=thresh)``: a pair is made only when
@@ -88,6 +93,40 @@ def fuse_costs(
     cost = np.where(usable, np.minimum(motion, distance), motion)
     cost[known & (np.nan_to_num(similarity, nan=1.0) < veto_similarity)] = FORBIDDEN
     return cost
+
+
+def gated_motion_cost(motion: np.ndarray, mahalanobis_sq: np.ndarray, min_iou: float, gate_chi2: float) -> np.ndarray:
+    """Motion cost where either the IoU gate or the Kalman filter's gate admits a pair.
+
+    Pairs at IoU >= ``min_iou`` keep their cost ``1 - IoU`` (at most ``1 - min_iou``). Pairs
+    below it but inside the filter's gate (squared Mahalanobis distance <= ``gate_chi2``)
+    cost ``(1 - min_iou) + min_iou * d2 / gate_chi2``, in ``(1 - min_iou, 1]``: after every
+    pair the IoU gate admits, nearer ones first. Every other pair is :data:`FORBIDDEN`.
+    Assign with ``limit`` just above 1 (:data:`GATED_LIMIT`).
+
+    Args:
+        motion: (T, D) ``1 - IoU`` (:func:`iou_cost`).
+        mahalanobis_sq: (T, D) squared Mahalanobis distances of the detections to each
+            track's predicted box (:meth:`~edge_reid.tracking.kalman.BoxKalmanFilter.gating_distance`).
+        min_iou: the IoU gate, in [0, 1].
+        gate_chi2: the filter's gate, > 0 (DeepSORT: 9.4877, chi-square 0.95 with 4 degrees of freedom).
+
+    Returns:
+        (T, D) float64 cost.
+
+    Raises:
+        ValueError: ``gate_chi2`` is not positive.
+    """
+    if not gate_chi2 > 0:
+        raise ValueError(f"gate_chi2 must be > 0, got {gate_chi2}")
+    iou_limit = 1.0 - min_iou
+    inside = mahalanobis_sq <= gate_chi2
+    beyond_iou = iou_limit + min_iou * np.minimum(mahalanobis_sq, gate_chi2) / gate_chi2
+    return np.where(motion <= iou_limit, motion, np.where(inside, beyond_iou, FORBIDDEN))
+
+
+#: The assignment limit for :func:`gated_motion_cost`: admits every cost up to 1.
+GATED_LIMIT = 1.0 + 1e-9
 
 
 def linear_assignment(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,6 +22,14 @@ class TrackerConfig:
             ``match_thresh`` 0.8 on the cost ``1 - IoU``).
         min_iou_low: least IoU for a second-stage (low-score) match (ByteTrack: cost limit 0.5).
         min_iou_tentative: least IoU for a tentative track's match (ByteTrack: cost limit 0.7).
+        tentative_gate_chi2: a tentative track may also match a high-score detection below
+            ``min_iou_tentative`` that its Kalman filter places within this squared Mahalanobis
+            distance (DeepSORT's gate ``chi2inv95[4]``, 9.4877). A tentative track's velocity
+            is not yet known and the filter's uncertainty grows with the seconds since its last
+            box, so this gate widens with the time between frames; the IoU gates, published for
+            25-30 fps video, do not, and at a few frames per second a walking person's second
+            box no longer overlaps the first enough to confirm a track (docs/tracking.md, "Low
+            frame rates"). 0: the IoU gate alone (ByteTrack, DeepSORT).
         proximity: least IoU at which appearance may lower a pair's cost (BoT-SORT ``proximity_thresh`` 0.5).
         appearance_thresh: largest half cosine distance ``(1 - s) / 2`` counted as alike
             (BoT-SORT's ``appearance_thresh`` form). Cosine thresholds belong to a model: 0.2
@@ -55,6 +63,7 @@ class TrackerConfig:
     min_iou: float = 0.2
     min_iou_low: float = 0.5
     min_iou_tentative: float = 0.3
+    tentative_gate_chi2: float = 9.4877  # kalman.GATE_CHI2_95 (this module imports no numpy)
     proximity: float = 0.5
     appearance_thresh: float = 0.2
     veto_similarity: float = 0.5
@@ -79,5 +88,7 @@ class TrackerConfig:
             raise ValueError(f"TrackerConfig.low_score ({self.low_score}) must not exceed high_score ({self.high_score})")
         if self.confirm_hits < 1 or self.history_size < 1:
             raise ValueError("TrackerConfig.confirm_hits and history_size must be >= 1")
+        if self.tentative_gate_chi2 < 0:
+            raise ValueError(f"TrackerConfig.tentative_gate_chi2 must be >= 0 (0: IoU gate alone), got {self.tentative_gate_chi2}")
         if self.max_lost_s < 0:
             raise ValueError(f"TrackerConfig.max_lost_s must be >= 0 seconds, got {self.max_lost_s}")

@@ -11,7 +11,9 @@ Multi-Object Tracking by Associating Every Detection Box", ECCV 2022) and BoT-SO
    with the fused IoU + appearance cost (:func:`~edge_reid.tracking.association.fuse_costs`);
 3. tracks still unmatched that were tracked in the previous frame are matched to the
    **low-score** detections by IoU alone: partly occluded people score low but stay tracked;
-4. tentative tracks are matched to the remaining high-score detections (fused cost);
+4. tentative tracks are matched to the remaining high-score detections (fused cost; a pair
+   the IoU gate refuses may pass the Kalman filter's gate, which widens with the time between
+   frames: :func:`~edge_reid.tracking.association.gated_motion_cost`);
 5. remaining high-score detections confident enough start tentative tracks;
 6. tracks unmatched become lost (or, if tentative, are removed); lost tracks unseen
    for longer than ``max_lost_s`` are removed; a lost track lying on a tracked one
@@ -31,7 +33,14 @@ from collections import deque
 import numpy as np
 
 from edge_reid.detections import Detections
-from edge_reid.tracking.association import appearance_similarity, fuse_costs, iou_cost, linear_assignment
+from edge_reid.tracking.association import (
+    GATED_LIMIT,
+    appearance_similarity,
+    fuse_costs,
+    gated_motion_cost,
+    iou_cost,
+    linear_assignment,
+)
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xyxy_to_xywh
 from edge_reid.tracking.camera_motion import IDENTITY_WARP, CameraMotion
 from edge_reid.tracking.config import TrackerConfig
@@ -213,7 +222,8 @@ class Tracker:
         # 3. tentative tracks x remaining high-score detections, fused cost
         remaining = high[unmatched_high]
         pairs, unmatched_tentative, unmatched_remaining = self._associate(
-            tentative, remaining, boxes, embeddings, embedded, config.min_iou_tentative, fused=True
+            tentative, remaining, boxes, embeddings, embedded, config.min_iou_tentative, fused=True,
+            gate_chi2=config.tentative_gate_chi2,
         )
         matched += [(tentative[t], int(remaining[d])) for t, d in pairs]
         for index in unmatched_tentative:
@@ -271,17 +281,26 @@ class Tracker:
             raise ValueError("embeddings contain NaN or infinite values")
         return boxes, scores, vectors, mask
 
-    def _associate(self, tracks, columns, boxes, embeddings, embedded, min_iou, fused):
-        """Match ``tracks`` to the detections ``columns``; returns (pairs, unmatched track rows, unmatched columns)."""
+    def _associate(self, tracks, columns, boxes, embeddings, embedded, min_iou, fused, gate_chi2=0.0):
+        """Match ``tracks`` to the detections ``columns``; returns (pairs, unmatched track rows, unmatched columns).
+
+        ``gate_chi2`` > 0 also admits pairs below ``min_iou`` inside the tracks' Kalman gate
+        (:func:`~edge_reid.tracking.association.gated_motion_cost`)."""
         if not tracks or columns.size == 0:
             return np.zeros((0, 2), np.int64), np.arange(len(tracks)), np.arange(columns.size)
         predicted = np.stack([t.kalman_box for t in tracks])
         cost = iou_cost(predicted, boxes[columns])
+        limit = 1.0 - min_iou + 1e-9
+        if gate_chi2 > 0:
+            distance = self.kalman.gating_distance(
+                np.stack([t.mean for t in tracks]), np.stack([t.covariance for t in tracks]), xyxy_to_xywh(boxes[columns])
+            )
+            cost, limit = gated_motion_cost(cost, distance, min_iou, gate_chi2), GATED_LIMIT
         if fused and embeddings is not None:
             similarity = appearance_similarity([t.history_array() for t in tracks], embeddings[columns], embedded[columns])
             config = self.config
             cost = fuse_costs(cost, similarity, config.proximity, config.appearance_thresh, config.veto_similarity)
-        return linear_assignment(cost, 1.0 - min_iou + 1e-9)
+        return linear_assignment(cost, limit)
 
     def _apply_matches(self, matched, boxes, scores, embeddings, embedded, clean, now) -> None:
         if not matched:
