@@ -14,6 +14,7 @@ Examples::
     python benchmarks/tracking_sensitivity.py --set veto_similarity=-1          # every row without the veto
     python benchmarks/tracking_sensitivity.py --subject rf-bytetrack --frame-step 2
     python benchmarks/tracking_sensitivity.py --constants lost_track_buffer,minimum_iou_threshold --json s.json
+    python benchmarks/tracking_sensitivity.py --frame-step 4 --constants tentative_gate_chi2 --factors 0,0.5,2   # x0: the gate off
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def _edge_reid_subject() -> Subject:
     tracker_constants = {
         "high_score": bounded, "new_track_score": bounded, "low_score": bounded, "min_iou": bounded,
         "proximity": bounded, "appearance_thresh": bounded, "veto_similarity": bounded,
-        "confirm_hits": {"integer": True}, "max_lost_s": {}, "overlap": bounded,
+        "confirm_hits": {"integer": True}, "max_lost_s": {}, "overlap": bounded, "tentative_gate_chi2": {},
     }
     pipeline_constants = {"threshold": bounded, "reid_threshold": bounded, "refresh_s": {}}
     constants = tuple(Constant(name, float(getattr(base, name)), **options) for name, options in tracker_constants.items())
@@ -210,8 +211,8 @@ class Setting:
         return "default" if self.constant is None else f"{self.constant} x{self.factor:g}"
 
 
-def settings_for(subject: Subject, only: list[str] | None = None) -> list[Setting]:
-    """The default, then each chosen constant halved and doubled.
+def settings_for(subject: Subject, only: list[str] | None = None, factors: tuple[float, ...] = FACTORS) -> list[Setting]:
+    """The default, then each chosen constant at each factor times its default (halved and doubled).
 
     Raises:
         bench.BenchError: ``only`` names a constant the subject does not have.
@@ -225,7 +226,7 @@ def settings_for(subject: Subject, only: list[str] | None = None) -> list[Settin
     for constant in subject.constants:
         if only and constant.name not in only:
             continue
-        for factor in FACTORS:
+        for factor in factors:
             value, bounded = constant.varied(factor)
             settings.append(Setting(constant.name, factor, value, bounded))
     return settings
@@ -312,10 +313,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="NAME=VALUE",
         help="change a constant of the base configuration, for every row (repeatable), e.g. --set veto_similarity=-1",
     )
+    parser.add_argument(
+        "--factors", type=_factors, default=FACTORS, metavar="F1,F2,...",
+        help="multiples of each default to run (default 0.5,2; 0 turns a gate or threshold off, where 0 means off)",
+    )
     bench.add_sequence_arguments(parser)
     parser.add_argument("--every", dest="frame_step", type=bench._positive_int, help="the same as --frame-step")
     parser.add_argument("--cache", dest="cache_dir", type=_cache_folder, help="the same as --cache-dir (a file's folder is used)")
     return parser
+
+
+def _factors(text: str) -> tuple[float, ...]:
+    try:
+        factors = tuple(float(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not numbers: {text!r} (e.g. 0.5,2)") from None
+    if not factors or any(not np.isfinite(f) or f < 0 for f in factors):
+        raise argparse.ArgumentTypeError(f"factors must be finite and >= 0, got {text!r}")
+    return factors
 
 
 def _cache_folder(text: str) -> str:
@@ -353,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         subject = make()
         only = [name.strip() for name in args.constants.split(",")] if args.constants else None
         base = parse_settings(subject, args.set)
-        settings = settings_for(subject, only)[:1] if args.only_defaults else settings_for(subject, only)
+        settings = settings_for(subject, only, args.factors)
+        settings = settings[:1] if args.only_defaults else settings
         lowest = min((s.value for s in settings if s.constant == "low_score"), default=None)
         if lowest is not None and lowest < args.det_threshold:
             args.det_threshold = lowest  # a halved low_score needs the detections below the usual floor

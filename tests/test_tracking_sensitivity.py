@@ -39,6 +39,24 @@ def test_settings_are_the_default_then_each_constant_halved_and_doubled(sensitiv
     assert [s.key for s in only_b] == ["default", "b x0.5", "b x2"]
 
 
+def test_factors_choose_the_multiples_and_zero_turns_a_constant_off(sensitivity):
+    settings = sensitivity.settings_for(_subject(sensitivity), ["a"], factors=(0.0, 2.0))
+    assert [s.key for s in settings] == ["default", "a x0", "a x2"]
+    assert settings[1].value == 0.0
+    args = sensitivity.build_parser().parse_args(["--factors", "0,0.5,2"])
+    assert args.factors == (0.0, 0.5, 2.0)
+    assert sensitivity.build_parser().parse_args([]).factors == (0.5, 2.0)
+    for bad in ("-1", "x", "", "nan"):
+        with pytest.raises(SystemExit):
+            sensitivity.build_parser().parse_args(["--factors", bad])
+
+
+def test_edge_reid_varies_the_new_track_gate(sensitivity):
+    subject = sensitivity._edge_reid_subject()
+    gate = {c.name: c for c in subject.constants}["tentative_gate_chi2"]
+    assert gate.default == pytest.approx(9.4877)
+
+
 def test_unknown_constant_names_the_known_ones(sensitivity):
     with pytest.raises(sensitivity.bench.BenchError, match="toy has no constant.*c.*its constants: a, b"):
         sensitivity.settings_for(_subject(sensitivity), ["c"])
