@@ -423,6 +423,7 @@ class DisplaySink:
         screen = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
         if not screen and os.name != "nt":
             raise OutputPathError("--display needs a screen, and neither DISPLAY nor WAYLAND_DISPLAY is set")
+        screen = screen or "desktop"  # Windows names no screen
         try:
             probe = subprocess.run(
                 [sys.executable, "-c", _WINDOW_PROBE], capture_output=True, text=True, timeout=_WINDOW_PROBE_TIMEOUT_S
