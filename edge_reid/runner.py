@@ -288,6 +288,7 @@ def _summarise_source(summary: RunSummary, frames: FrameSource) -> None:
     stats = frames.stats
     summary.corrupt_frames = stats.corrupt_frames
     summary.reconnects = stats.reconnects
+    summary.dropped_frames = stats.dropped_frames
     summary.source_gave_up = stats.gave_up
     summary.declared_frames = stats.declared_frames
     summary.ended_at_frame = stats.ended_at_frame

@@ -16,6 +16,12 @@ iterator of :class:`Frame`. What a source does with bad input:
   :class:`Frame` carries its file name.
 - A camera, stream or pipeline that stops delivering is reopened with
   exponential backoff for a bounded time, then the iteration ends cleanly.
+- A camera, stream or pipeline is read continuously in a thread of its own and each
+  frame asked for is the newest one read (:mod:`edge_reid.newest_frame`): a loop slower
+  than the source drops the frames in between (``stats.dropped_frames``) instead of
+  falling behind, and timestamps stay the times frames arrived. ``newest_only=False``
+  delivers every frame in order, as does a stream that declares a frame count (a video
+  file served over HTTP).
 
 A file or folder can be played ``repeat`` times in a row (or forever), e.g.
 for a soak test: frame indices keep counting and timestamps keep increasing
@@ -24,6 +30,7 @@ across passes.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +42,7 @@ import numpy as np
 from edge_reid.data.images import IMAGE_SUFFIXES, SkippedFile, UnreadableImageError, list_images, read_image
 from edge_reid.errors import SourceError
 from edge_reid.motchallenge import SequenceInfo, read_sequence_info
+from edge_reid.newest_frame import NewestFrameReader
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
@@ -92,6 +100,8 @@ class SourceStats:
         corrupt_limit: undecodable frames in a row that end a video file
             (:data:`MAX_CONSECUTIVE_CORRUPT` unless the source was given another).
         passes: complete passes over a file or folder (see ``repeat`` in :func:`open_source`).
+        dropped_frames: live sources read for the newest frame: frames read but replaced by a
+            newer one before the loop asked for a frame (the loop was slower than the source).
     """
 
     frames: int = 0
@@ -104,6 +114,7 @@ class SourceStats:
     end_reason: str | None = None
     corrupt_limit: int = MAX_CONSECUTIVE_CORRUPT
     passes: int = 0
+    dropped_frames: int = 0
 
     @property
     def end_message(self) -> str | None:
@@ -133,6 +144,7 @@ class SourceStats:
             "end_message": self.end_message,
             "corrupt_limit": self.corrupt_limit,
             "passes": self.passes,
+            "dropped_frames": self.dropped_frames,
         }
 
 
@@ -223,6 +235,8 @@ class FrameSource:
         fps_source: where a folder's ``fps`` came from (``"--fps"``, ``"seqinfo.ini"``, ``"default"``);
             None for other sources.
         repeat: passes over a file or folder (0: until stopped).
+        newest_only: live sources: read continuously, each frame asked for the newest one
+            (:mod:`edge_reid.newest_frame`); False: every frame in order.
         stats: :class:`SourceStats`, updated while iterating.
 
     A MOTChallenge sequence folder (``seqinfo.ini`` and ``img1/``) is read from its image folder.
@@ -243,8 +257,13 @@ class FrameSource:
         capture_factory: Callable[[str, str], object] | None = None,
         max_consecutive_corrupt: int = MAX_CONSECUTIVE_CORRUPT,
         repeat: int = 1,
+        newest_only: bool = True,
     ) -> None:
         self.name = str(source)
+        self.newest_only = bool(newest_only)
+        self._reader: NewestFrameReader | None = None
+        self._capture_lock = threading.Lock()
+        self._release_pending = False
         self.kind = kind
         self.reconnect_timeout_s = float(reconnect_timeout_s)
         self.max_consecutive_corrupt = int(max_consecutive_corrupt)
@@ -318,10 +337,18 @@ class FrameSource:
         return self._stop
 
     def close(self) -> None:
-        """Release the capture device or file."""
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
+        """Release the capture device or file.
+
+        While a live source's reading thread is still inside a read (a stalled stream), the
+        capture is released by that thread when the read returns, never under it."""
+        reader = self._reader
+        with self._capture_lock:
+            if reader is not None and reader.thread.is_alive() and threading.current_thread() is not reader.thread:
+                self._release_pending = True
+                return
+            if self._capture is not None:
+                self._capture.release()
+                self._capture = None
 
     def __iter__(self) -> Iterator[Frame]:
         try:
@@ -438,10 +465,45 @@ class FrameSource:
         self.stats.gave_up = not self._stop
         return None
 
+    def _deliver(self, timestamp_s: float, image: np.ndarray) -> Frame:
+        index = self.stats.frames
+        self.stats.frames += 1
+        return Frame(index, timestamp_s, image)
+
     def _iter_live(self) -> Iterator[Frame]:
-        """Frames until the source has delivered none for ``reconnect_timeout_s`` (however often it
-        could be reopened in that time: a stream that accepts the connection but sends nothing
-        counts as down), or until a stop. The backoff restarts with each frame that arrives."""
+        """Every frame in order, or (``newest_only``) the newest frame read each time one is asked for.
+
+        A stream that declares a frame count is a video file served over the network, read as fast
+        as it downloads: every frame in order, as for a local file."""
+        serves_a_file = self.kind == "stream" and self._capture is not None and (self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) > 0
+        if not self.newest_only or serves_a_file:
+            for timestamp_s, image in self._read_live():
+                yield self._deliver(timestamp_s, image)
+            return
+        self._reader = reader = NewestFrameReader(self._read_live_then_release, lambda: self._stop)
+        try:
+            for timestamp_s, image in reader:
+                self.stats.dropped_frames = reader.dropped
+                yield self._deliver(timestamp_s, image)
+            self.stats.dropped_frames = reader.dropped
+        finally:
+            self._stop = True
+            reader.join(2.0)  # a read blocked in OpenCV cannot be interrupted: close() then leaves the release to it
+
+    def _read_live_then_release(self) -> Iterator[tuple[float, np.ndarray]]:
+        try:
+            yield from self._read_live()
+        finally:
+            with self._capture_lock:
+                if self._release_pending and self._capture is not None:
+                    self._capture.release()
+                    self._capture = None
+
+    def _read_live(self) -> Iterator[tuple[float, np.ndarray]]:
+        """``(timestamp_s, image)`` of every frame read, until the source has delivered none for
+        ``reconnect_timeout_s`` (however often it could be reopened in that time: a stream that
+        accepts the connection but sends nothing counts as down), or until a stop. The backoff
+        restarts with each frame that arrives."""
         started = time.monotonic()
         down_since: float | None = None
         delay = 0.5
@@ -453,9 +515,7 @@ class FrameSource:
                     image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
                 down_since, delay = None, 0.5
                 since_open += 1
-                index = self.stats.frames
-                self.stats.frames += 1
-                yield Frame(index, time.monotonic() - started, image)
+                yield time.monotonic() - started, image
                 continue
             declared = self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0
             if self.kind == "stream" and declared > 0 and since_open >= declared - FRAME_COUNT_SLACK:
@@ -470,7 +530,8 @@ class FrameSource:
 
 
 def open_source(
-    source: str | int, reconnect_timeout_s: float = 30.0, folder_fps: float | None = None, repeat: int = 1
+    source: str | int, reconnect_timeout_s: float = 30.0, folder_fps: float | None = None, repeat: int = 1,
+    newest_only: bool = True,
 ) -> FrameSource:
     """Open a frame source from what a user typed.
 
@@ -484,6 +545,10 @@ def open_source(
             ``seqinfo.ini``'s, beside the images or in the folder above, else 1).
         repeat: passes over a video file or image folder, one after the other
             (0: until stopped); frame indices and timestamps keep increasing.
+        newest_only: a camera, stream or pipeline is read continuously and each frame asked
+            for is the newest read; the ones in between are dropped (``stats.dropped_frames``).
+            False: every frame in order, however far behind the loop falls. Files and
+            folders always give every frame.
 
     Raises:
         SourceError: the file or folder does not exist, it cannot be opened, or
@@ -496,4 +561,6 @@ def open_source(
         raise SourceError(f"source not found: {text}; give a video file, an image folder, a camera (0, /dev/video0), a URL or a GStreamer pipeline")
     if kind == "camera" and text.startswith("/dev/") and not Path(text).exists():
         raise SourceError(f"camera not found: {text}; list cameras with: ls /dev/video*")
-    return FrameSource(text, kind, reconnect_timeout_s=reconnect_timeout_s, folder_fps=folder_fps, repeat=repeat)
+    return FrameSource(
+        text, kind, reconnect_timeout_s=reconnect_timeout_s, folder_fps=folder_fps, repeat=repeat, newest_only=newest_only
+    )

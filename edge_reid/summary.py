@@ -23,6 +23,9 @@ class RunSummary:
         corrupt_frames: frames or images that could not be decoded and were skipped.
         skipped_boxes: boxes dropped as empty, outside the frame or too small.
         reconnects: times a live source was reopened after dropping.
+        dropped_frames: live sources: frames read but not processed because a newer one had
+            arrived when the loop asked for a frame (the loop was slower than the source; 0 with
+            ``--all-frames``).
         source_gave_up: True when a live source stayed down past the reconnect timeout.
         declared_frames: frames the video file's header declares, or images listed in a folder
             (one pass); None for live sources and files that declare none.
@@ -57,6 +60,7 @@ class RunSummary:
     corrupt_frames: int = 0
     skipped_boxes: int = 0
     reconnects: int = 0
+    dropped_frames: int = 0
     source_gave_up: bool = False
     declared_frames: int | None = None
     ended_at_frame: int | None = None

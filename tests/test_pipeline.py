@@ -201,7 +201,7 @@ def test_a_stop_ends_the_run_while_the_source_is_stuck_in_a_read(embedder, detec
             pass
 
     camera = StallingCamera()
-    source = FrameSource("/dev/video0", "camera", reconnect_timeout_s=1.0, capture_factory=lambda kind, name: camera)
+    source = FrameSource("/dev/video0", "camera", reconnect_timeout_s=1.0, capture_factory=lambda kind, name: camera, newest_only=False)
     pipeline = Pipeline(embedder, detector)
     results = []
     for result in pipeline.run(source, prefetch=2):

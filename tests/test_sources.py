@@ -96,7 +96,7 @@ def test_dropped_camera_is_reopened_then_given_up(vtest_frames):
             return None
         return ScriptedCamera(frames, vtest_frames[0])
 
-    source = FrameSource("/dev/video0", "camera", reconnect_timeout_s=2.0, capture_factory=factory)
+    source = FrameSource("/dev/video0", "camera", reconnect_timeout_s=2.0, capture_factory=factory, newest_only=False)
     delivered = list(source)
     assert len(delivered) == 5 and [f.index for f in delivered] == list(range(5))
     assert source.stats.reconnects == 1 and source.stats.gave_up
@@ -120,7 +120,7 @@ def test_a_camera_that_reopens_but_sends_nothing_is_given_up_after_the_timeout(v
         assert len(opened) < 100, "kept reopening a source that sends nothing"
         return ScriptedCamera(3 if len(opened) == 1 else 0, vtest_frames[0])  # 3 frames, then opens that send none
 
-    source = FrameSource("/dev/video0", "camera", reconnect_timeout_s=10.0, capture_factory=factory)
+    source = FrameSource("/dev/video0", "camera", reconnect_timeout_s=10.0, capture_factory=factory, newest_only=False)
     assert len(list(source)) == 3
     assert source.stats.gave_up and clock.now <= 10.0 + 1e-9
     assert opened[1:4] == [0.5, 1.5, 3.5], "backoff 0.5, 1, 2 ... s, not restarted by an open that sends nothing"
@@ -139,7 +139,7 @@ def test_a_video_file_served_as_a_stream_ends_at_its_last_frame(vtest_frames):
         opened.append(kind)
         return ServedFile(4, vtest_frames[0])
 
-    source = FrameSource("http://127.0.0.1:9/clip.avi", "stream", reconnect_timeout_s=5.0, capture_factory=factory)
+    source = FrameSource("http://127.0.0.1:9/clip.avi", "stream", reconnect_timeout_s=5.0, capture_factory=factory, newest_only=False)
     assert len(list(source)) == 4 and opened == ["stream"] and source.stats.reconnects == 0
 
 

@@ -45,6 +45,10 @@ def _print_summary(summary: RunSummary) -> None:
     if summary.skipped_files:
         skipped = [SkippedFile(Path(item["file"]), item["reason"]) for item in summary.skipped_files]
         table.add_row("skipped images", f"[yellow]{escape(describe_skipped(skipped))}[/]")
+    if summary.dropped_frames:
+        read = summary.frames + summary.dropped_frames
+        table.add_row("live", f"newest frame taken each time: {summary.dropped_frames} of {read} frames read were dropped "
+                      "(the loop was slower than the source; --all-frames to process every frame, late)")
     if summary.reconnects or summary.source_gave_up:
         table.add_row("source", f"{summary.reconnects} reconnects" + (", gave up" if summary.source_gave_up else ""))
     stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in summary.stage_ms.items())
@@ -130,6 +134,12 @@ def run(
         help="Frame rate of an image-folder source (the tracker counts in seconds). Default: frameRate of a MOTChallenge "
         "seqinfo.ini in or beside the folder (e.g. MOT17-04/img1), else 1 image per second.",
     ),
+    all_frames: bool = typer.Option(
+        False, "--all-frames",
+        help="Camera or stream: process every frame in order even when the loop is slower than the source (frames "
+        "wait in its buffers and the delay grows). Default: the source is read continuously and the newest frame taken "
+        "each time; the ones in between are dropped and counted in the summary. Files and folders: every frame always.",
+    ),
     reconnect_timeout: float = typer.Option(
         30.0, "--reconnect-timeout", min=0.0, help="Seconds to keep retrying a camera or stream that stops delivering."
     ),
@@ -214,7 +224,8 @@ def run(
     if folder_fps is not None and source_kind != "folder":
         raise typer.BadParameter("sets the frame rate of an image folder; videos and cameras give their own", param_hint="--fps")
     frames = open_source(
-        source if source is not None else camera_source, reconnect_timeout_s=reconnect_timeout, repeat=repeat, folder_fps=folder_fps
+        source if source is not None else camera_source, reconnect_timeout_s=reconnect_timeout, repeat=repeat, folder_fps=folder_fps,
+        newest_only=not all_frames,
     )
     embedder = Embedder(
         model, backend=backend, max_batch=batch, threads=threads,
