@@ -71,3 +71,16 @@ def test_frames_in_memory_stop_ends_the_iteration(vtest_path):
         seen.append(frame.index)
         source.stop()
     assert seen == [0] and source.stopped is True
+
+
+def test_live_camera_runs_both_modes_on_a_camera_faster_than_the_loop(vtest_path, vtest_gt_dir):
+    result = _script("benchmarks/live_camera.py", "--video", str(vtest_path), "--gt", str(vtest_gt_dir), "--speed", "40",
+                     "--max-frames", "60", "--backend", "onnxruntime")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+            for line in result.stdout.splitlines() if line.startswith("| newest") or line.startswith("| every")}
+    newest, every = rows["newest frame (default)"], rows["every frame (--all-frames)"]
+    assert every[0] == "60 of 60" and every[1] == "0"  # every frame, in order, late
+    processed, read = (int(n) for n in newest[0].split(" of "))
+    assert read == 60 and processed + int(newest[1]) == 60 and int(newest[1]) > 0  # a 400 fps camera: frames dropped
+    assert all(0.0 <= float(cell) <= 100.0 for cell in newest[4:] + every[4:])
