@@ -47,11 +47,6 @@ class NewestFrameReader(Generic[Item]):
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    @property
-    def thread(self) -> threading.Thread:
-        """The reading thread."""
-        return self._thread
-
     def _run(self) -> None:
         error = None
         try:

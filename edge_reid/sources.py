@@ -261,8 +261,8 @@ class FrameSource:
     ) -> None:
         self.name = str(source)
         self.newest_only = bool(newest_only)
-        self._reader: NewestFrameReader | None = None
         self._capture_lock = threading.Lock()
+        self._reading_thread: threading.Thread | None = None  # set while a reading thread may be inside a read
         self._release_pending = False
         self.kind = kind
         self.reconnect_timeout_s = float(reconnect_timeout_s)
@@ -341,9 +341,9 @@ class FrameSource:
 
         While a live source's reading thread is still inside a read (a stalled stream), the
         capture is released by that thread when the read returns, never under it."""
-        reader = self._reader
         with self._capture_lock:
-            if reader is not None and reader.thread.is_alive() and threading.current_thread() is not reader.thread:
+            reading = self._reading_thread
+            if reading is not None and threading.current_thread() is not reading:
                 self._release_pending = True
                 return
             if self._capture is not None:
@@ -480,7 +480,7 @@ class FrameSource:
             for timestamp_s, image in self._read_live():
                 yield self._deliver(timestamp_s, image)
             return
-        self._reader = reader = NewestFrameReader(self._read_live_then_release, lambda: self._stop)
+        reader = NewestFrameReader(self._read_live_then_release, lambda: self._stop)
         try:
             for timestamp_s, image in reader:
                 self.stats.dropped_frames = reader.dropped
@@ -491,10 +491,13 @@ class FrameSource:
             reader.join(2.0)  # a read blocked in OpenCV cannot be interrupted: close() then leaves the release to it
 
     def _read_live_then_release(self) -> Iterator[tuple[float, np.ndarray]]:
+        with self._capture_lock:
+            self._reading_thread = threading.current_thread()
         try:
             yield from self._read_live()
         finally:
             with self._capture_lock:
+                self._reading_thread = None
                 if self._release_pending and self._capture is not None:
                     self._capture.release()
                     self._capture = None
