@@ -284,5 +284,5 @@ say "done. Next:
   edge-reid run --camera /dev/video0 --backend tensorrt --display"
 if [ "$PIP_OPENCV" -eq 0 ]; then
     say "CSI camera:
-  edge-reid run --source 'nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1' --backend tensorrt"
+  edge-reid run --source 'nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1' --backend tensorrt"
 fi
