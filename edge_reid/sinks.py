@@ -11,6 +11,7 @@ written before stays valid (the text outputs hold whole lines of whole frames).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -397,6 +398,24 @@ cv2.waitKey(1)
 """
 
 
+@functools.lru_cache(maxsize=None)
+def _window_probe_error(screen: str, script: str) -> str | None:
+    """Run the window probe ``script`` in a child process; None when it opened a window, else the
+    error to give for ``screen``. Cached: ``run --display`` checks before work starts and again
+    when the window is made, with one probe."""
+    try:
+        probe = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=_WINDOW_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"--display: no window opened on screen {screen!r} within {_WINDOW_PROBE_TIMEOUT_S:.0f} s; check DISPLAY or use --output"
+    if probe.returncode == _NO_GUI_EXIT:
+        return _NO_GUI_MESSAGE
+    if probe.returncode != 0:
+        lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+        cause = lines[0] if lines else f"the probe exited with status {probe.returncode}"
+        return f"--display: cannot open a window on screen {screen!r} ({cause}); check DISPLAY or use --output"
+    return None
+
+
 class DisplaySink:
     """Shows annotated frames in a window; ``q`` or Esc asks the run to stop.
 
@@ -412,8 +431,8 @@ class DisplaySink:
 
         A window is first opened in a child process: where the named screen cannot be
         reached, OpenCV's Qt build aborts the whole process (SIGABRT) instead of raising,
-        which would lose the run's outputs. The probe costs a fraction of a second and runs
-        only with ``--display``.
+        which would lose the run's outputs. The probe (a Python start and an OpenCV import)
+        runs once per screen and process, only with ``--display``.
 
         Raises:
             OutputPathError: neither ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set (Linux, macOS),
@@ -424,23 +443,9 @@ class DisplaySink:
         if not screen and os.name != "nt":
             raise OutputPathError("--display needs a screen, and neither DISPLAY nor WAYLAND_DISPLAY is set")
         screen = screen or "desktop"  # Windows names no screen
-        try:
-            probe = subprocess.run(
-                [sys.executable, "-c", _WINDOW_PROBE], capture_output=True, text=True, timeout=_WINDOW_PROBE_TIMEOUT_S
-            )
-        except subprocess.TimeoutExpired:
-            raise OutputPathError(
-                f"--display: no window opened on screen {screen!r} within {_WINDOW_PROBE_TIMEOUT_S:.0f} s; "
-                "check DISPLAY or use --output"
-            ) from None
-        if probe.returncode == _NO_GUI_EXIT:
-            raise OutputPathError(_NO_GUI_MESSAGE)
-        if probe.returncode != 0:
-            lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
-            cause = lines[0] if lines else f"the probe exited with status {probe.returncode}"
-            raise OutputPathError(
-                f"--display: cannot open a window on screen {screen!r} ({cause}); check DISPLAY or use --output"
-            )
+        error = _window_probe_error(screen, _WINDOW_PROBE)
+        if error is not None:
+            raise OutputPathError(error)
 
     def __init__(self) -> None:
         self.check_screen()

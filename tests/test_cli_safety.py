@@ -121,6 +121,22 @@ def test_display_probe_outcomes_become_errors_that_name_the_cause(monkeypatch, p
     sinks.DisplaySink.check_screen()
 
 
+def test_the_display_probe_runs_once_for_the_early_check_and_the_window(monkeypatch):
+    """`run --display` checks the screen before work and again when the window is made: one child process."""
+    from edge_reid import sinks
+
+    started = []
+    real_run = subprocess.run
+    monkeypatch.setattr(sinks.subprocess, "run", lambda *a, **k: started.append(a) or real_run(*a, **k))
+    monkeypatch.setenv("DISPLAY", ":6")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sinks, "_WINDOW_PROBE", "import sys; sys.exit(3)  # once")
+    for _ in range(2):
+        with pytest.raises(sinks.OutputPathError, match="no GUI support"):
+            sinks.DisplaySink.check_screen()
+    assert len(started) == 1
+
+
 def test_standard_output_closed_is_refused_before_work(vtest_path):
     result = subprocess.run(
         [sys.executable, "-m", "edge_reid", "run", "--source", str(vtest_path), "--events", "-", "--max-frames", "3"],
