@@ -64,7 +64,7 @@ class NewestFrameReader(Generic[Item]):
                 self._condition.notify_all()
 
     def __iter__(self) -> Iterator[Item]:
-        if not self._thread.is_alive() and not self._finished:
+        if self._thread.ident is None:  # not started yet (a second iteration finds it finished)
             self._thread.start()
         while True:
             with self._condition:
