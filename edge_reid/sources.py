@@ -465,6 +465,12 @@ class FrameSource:
         self.stats.gave_up = not self._stop
         return None
 
+    def _served_frame_count(self) -> float:
+        """The frame count a stream declares (> 0: a video file served over the network), else 0."""
+        if self.kind != "stream" or self._capture is None:
+            return 0.0
+        return float(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+
     def _deliver(self, timestamp_s: float, image: np.ndarray) -> Frame:
         index = self.stats.frames
         self.stats.frames += 1
@@ -475,8 +481,7 @@ class FrameSource:
 
         A stream that declares a frame count is a video file served over the network, read as fast
         as it downloads: every frame in order, as for a local file."""
-        serves_a_file = self.kind == "stream" and self._capture is not None and (self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) > 0
-        if not self.newest_only or serves_a_file:
+        if not self.newest_only or self._served_frame_count() > 0:
             for timestamp_s, image in self._read_live():
                 yield self._deliver(timestamp_s, image)
             return
@@ -520,8 +525,8 @@ class FrameSource:
                 since_open += 1
                 yield time.monotonic() - started, image
                 continue
-            declared = self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0
-            if self.kind == "stream" and declared > 0 and since_open >= declared - FRAME_COUNT_SLACK:
+            declared = self._served_frame_count()
+            if declared > 0 and since_open >= declared - FRAME_COUNT_SLACK:
                 return  # a video file served over HTTP reached its end: reopening would play it again
             since_open = 0
             if down_since is None:
