@@ -63,6 +63,7 @@ class PacedVideo:
         if not ok:
             return False, None
         self._numbers[id(image)] = (self.read_count, arrival)
+        self._numbers.move_to_end(id(image))  # an id freed and reused is the newest entry, not evicted early
         while len(self._numbers) > 256:  # delivered frames are a few frames old at most
             self._numbers.popitem(last=False)
         self.read_count += 1
@@ -109,7 +110,7 @@ def score(outcome: dict, ground_truth) -> dict:
     """HOTA, DetA, IDF1 on the frames this mode processed (ground truth cut to them, renumbered)."""
     processed = outcome["processed"]
     frames = [bench.SequenceFrame(i + 1, number, 0.0, Detections.empty()) for i, number in enumerate(processed)]
-    sequence = bench.Sequence(ground_truth.folder.name, frames, 10.0, 1.0, None, 1)
+    sequence = bench.Sequence(ground_truth.folder.name, frames, ground_truth.frame_rate or 10.0, 1.0, None, 1)
     renumber = {number: i + 1 for i, number in enumerate(processed)}
     rows = np.array(
         [[renumber[r[0]], r[1], r[2], r[3], r[4] - r[2], r[5] - r[3], 1.0] for r in outcome["rows"]], np.float64
