@@ -85,3 +85,27 @@ def test_low_frame_rate_on_real_frames_reports_more_people_as_precisely(vtest_pa
     precision = {name: found[name] / max(found[name] + false[name], 1) for name in trackers}
     assert recall["gated"] >= recall["iou only"] + 0.05, recall  # measured 0.81 against 0.62
     assert precision["gated"] >= precision["iou only"] - 0.02, precision  # measured 0.86 against 0.85
+
+
+def _sideways_reach(admitted) -> int:
+    """The largest sideways shift, whole pixels, of a 40 x 100 box that ``admitted(shift)`` accepts."""
+    return max(shift for shift in range(0, 400) if admitted(shift))
+
+
+def test_the_filters_gate_is_narrower_than_the_iou_gate_at_30_fps_and_wider_at_a_few_fps():
+    """The reach docs/tracking.md gives ("Low frame rates"): a new track's next box, 40 x 100 px."""
+    from edge_reid.tracking.boxes import iou_matrix
+    from edge_reid.tracking.kalman import BoxKalmanFilter
+
+    iou_reach = _sideways_reach(lambda s: iou_matrix(np.array([_box(100)]), np.array([_box(100 + s)]))[0, 0] >= 0.3)
+    kalman = BoxKalmanFilter()
+
+    def gate_reach(dt_s: float) -> int:
+        mean, covariance = kalman.predict(*kalman.initiate(np.array([[100.0, 300.0, W, H]])), dt_s)
+        return _sideways_reach(
+            lambda s: kalman.gating_distance(mean, covariance, np.array([[100.0 + s, 300.0, W, H]]))[0, 0] <= GATE_CHI2_95
+        )
+
+    reach = {fps: gate_reach(1.0 / fps) for fps in (30, 10, 5, 2.5)}
+    assert iou_reach == 21
+    assert reach == {30: 16, 10: 28, 5: 50, 2.5: 95}, reach
