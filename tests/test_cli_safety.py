@@ -38,7 +38,7 @@ def test_version(capsys):
     [
         (["run", "--bogus"], "No such option: --bogus (see: edge-reid run --help)"),
         (["run", "--source", "x.avi", "--threshold", "5"], "Invalid value for '--threshold'"),
-        (["eval-mot"], "Missing argument 'results'"),
+        (["eval-mot"], "Missing argument 'RESULT_FILE'"),
         (["run", "--source", "x.avi", "--backend", "onnxruntime", "--device", "GPU"], "Invalid value for --device: chooses an OpenVINO device"),
         (["run", "--source", "x.avi", "--fps", "30"], "Invalid value for --fps: sets the frame rate of an image folder"),
     ],

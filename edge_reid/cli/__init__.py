@@ -68,7 +68,7 @@ def _usage_error(exc: Exception) -> int | None:
     if "ClickException" not in names:
         return None
     if type(exc).__name__ == "NoArgsIsHelpError":
-        exc.show()  # prints the help
+        print(exc.ctx.get_help())  # on standard output, as --help prints it (Click's show() writes to stderr)
         return int(getattr(exc, "exit_code", 2))
     context = getattr(exc, "ctx", None)
     hint = f" (see: {context.command_path} --help)" if context is not None else ""

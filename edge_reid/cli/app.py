@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import typer
 
+#: Help is Click's plain layout (option, then its text in a wide column, wrapped to the terminal),
+#: not Typer's Rich panels: those give every option four columns (option, short form, negative
+#: form, value type) and leave the explanation 13 characters per line on an 80-column terminal, a
+#: Jetson's serial console or an SSH session. Example blocks keep their lines with Click's ``\b`` marker.
+HELP_MARKUP_MODE = None
+
 app = typer.Typer(
     name="edge-reid",
     help=(
@@ -14,7 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=HELP_MARKUP_MODE,
 )
 
 

@@ -125,6 +125,7 @@ def bench(
 
     Examples:
 
+    \b
       edge-reid bench --batch 1,8,32 --json bench.json
       edge-reid bench --backend openvino,onnxruntime --model-only --threads 1
       edge-reid bench --model osnet_int8.onnx --precision int8 --crops my_crops/

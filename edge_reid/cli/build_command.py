@@ -41,8 +41,10 @@ def build(
 
     Examples:
 
+    \b
       edge-reid build --precision fp16
-      edge-reid build --model osnet.onnx --precision int8 --qdq calibration/osnet-int8-qdq.onnx --max-batch 32
+      edge-reid build --model osnet.onnx --precision int8 \\
+          --qdq calibration/osnet-int8-qdq.onnx --max-batch 32
 
     Needs TensorRT and a CUDA GPU (on a Jetson: install_jetson.sh). Engines only run on the
     TensorRT version and GPU that built them; `edge-reid doctor` lists which are current.

@@ -64,8 +64,10 @@ def calibrate_command(
 
     Examples:
 
+    \b
       edge-reid calibrate --data Market-1501-v15.09.15 --pool street.mp4
-      edge-reid calibrate --model osnet.onnx --data Market-1501 --precision fp16 --out calibration/
+      edge-reid calibrate --model osnet.onnx --data Market-1501 --precision fp16 \\
+          --out calibration/
     """
     from edge_reid.calibration.calibrate import CalibrationSettings, calibrate_model, output_paths
     from edge_reid.output_paths import check_distinct_outputs

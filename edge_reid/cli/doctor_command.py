@@ -39,8 +39,10 @@ def doctor(
 
     Examples:
 
+    \b
       edge-reid doctor
-      edge-reid doctor --selftest --crops person_crops/ --qdq calibration/osnet_x0_25_msmt17-int8-qdq.onnx
+      edge-reid doctor --selftest --crops person_crops/ \\
+          --qdq calibration/osnet_x0_25_msmt17-int8-qdq.onnx
     """
     from edge_reid.doctor import collect_report
     from edge_reid.tensorrt.manifest import EngineStatus

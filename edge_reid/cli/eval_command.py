@@ -39,7 +39,9 @@ def eval_command(
 
     Example:
 
-      edge-reid eval --model calibration/osnet_x0_25_msmt17-int8-qdq.onnx --data Market-1501-v15.09.15 --json int8.json
+    \b
+      edge-reid eval --model calibration/osnet_x0_25_msmt17-int8-qdq.onnx \\
+          --data Market-1501-v15.09.15 --json int8.json
     """
     from edge_reid.data.market1501 import load_market1501
     from edge_reid.embedder import Embedder

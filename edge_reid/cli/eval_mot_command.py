@@ -17,7 +17,7 @@ console = Console(stderr=True)
 @app.command("eval-mot")
 def eval_mot_command(
     results: List[Path] = typer.Argument(
-        ..., help="MOTChallenge result files (edge-reid run --mot): frame,id,left,top,width,height,score,-1,-1,-1."
+        ..., metavar="RESULT_FILE", help="MOTChallenge result files (edge-reid run --mot): frame,id,left,top,width,height,score,-1,-1,-1."
     ),
     gt: Path = typer.Option(..., "--gt", help="MOTChallenge sequence folder holding seqinfo.ini and gt/gt.txt."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics here (.json)."),
@@ -25,10 +25,11 @@ def eval_mot_command(
 ) -> None:
     """Score tracking results against ground truth: HOTA, DetA, AssA, MOTA, IDF1, ID switches.
 
-    The metrics are computed by TrackEval (pip install 'edge-reid\\[mot]'; on a Jetson ./install_jetson.sh --mot, which keeps JetPack's OpenCV) with the settings of the sequence's MOTChallenge benchmark: MOT16, MOT17 or MOT20 for sequences so named (boxes on distractors such as static people are not counted), else 2D MOT 2015; ground-truth rows with conf 0 are ignored. Several result files are scored side by side, one row each.
+    The metrics are computed by TrackEval (pip install 'edge-reid[mot]'; on a Jetson ./install_jetson.sh --mot, which keeps JetPack's OpenCV) with the settings of the sequence's MOTChallenge benchmark: MOT16, MOT17 or MOT20 for sequences so named (boxes on distractors such as static people are not counted), else 2D MOT 2015; ground-truth rows with conf 0 are ignored. Several result files are scored side by side, one row each.
 
     Example:
 
+    \b
       edge-reid run --source vtest.avi --mot vtest.txt
       edge-reid eval-mot --gt vtest-mot vtest.txt --json vtest-metrics.json
     """

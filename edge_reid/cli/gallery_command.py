@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edge_reid.cli.app import app
+from edge_reid.cli.app import HELP_MARKUP_MODE, app
 from edge_reid.errors import DataError
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ gallery_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=HELP_MARKUP_MODE,
 )
 app.add_typer(gallery_app, name="gallery")
 
@@ -82,7 +83,7 @@ def _time(seconds: float) -> str:
 
 @gallery_app.command("enroll")
 def enroll(
-    images: List[Path] = typer.Argument(..., help="Photos of the person: files or folders of images."),
+    images: List[Path] = typer.Argument(..., metavar="IMAGE", help="Photos of the person: files or folders of images."),
     gallery_path: Path = GALLERY_OPTION,
     name: str = typer.Option(..., "--name", "-n", help="The person's name; enrolling an existing name adds photos."),
     mode: str = typer.Option(
@@ -94,7 +95,11 @@ def enroll(
 ) -> None:
     """Enroll a person from photos (created if the gallery file does not exist).
 
-    Example:  edge-reid gallery enroll --gallery people.edgereid --name Alice alice1.jpg alice2.jpg
+    Example:
+
+    \b
+      edge-reid gallery enroll --gallery people.edgereid --name Alice \\
+          alice1.jpg alice2.jpg
     """
     if not name.strip():
         raise typer.BadParameter("give the person's name (it is empty)", param_hint="--name")
@@ -188,7 +193,10 @@ def rename(
 ) -> None:
     """Name an identity (e.g. a person `run` met, reported as #7), or clear its name.
 
-    Example:  edge-reid gallery rename --gallery people.edgereid --id 7 --name Bob
+    Example:
+
+    \b
+      edge-reid gallery rename --gallery people.edgereid --id 7 --name Bob
     """
     gallery = _load(gallery_path)
     if identity_id not in gallery:

@@ -157,14 +157,19 @@ def run(
 
     Examples:
 
-      edge-reid run --source video.mp4 --output annotated.mp4 --events events.jsonl
-      edge-reid run --source vtest.avi --mot vtest.txt   (then: edge-reid eval-mot --gt vtest-mot vtest.txt)
+    \b
+      edge-reid run --source video.mp4 --output annotated.mp4 --events out.jsonl
+      edge-reid run --source vtest.avi --mot vtest.txt
+      edge-reid eval-mot --gt vtest-mot vtest.txt         # then score it
       edge-reid run --camera /dev/video0 --display
-      edge-reid run --source "rtsp://192.168.1.20/stream" --events events.jsonl --summary summary.json
-      edge-reid run --camera 0 --gallery people.edgereid   (recognise enrolled people, remember new ones)
-      edge-reid run --camera 0 --backend openvino --detector-precision bf16   (an Intel CPU with AMX: faster detection)
-      edge-reid run --source hd_street.mp4 --detector-size 640 --mot out.txt   (small, far people: a larger detector input)
-      edge-reid run --camera 0 --no-camera-motion   (a fixed kiosk camera: no optical flow)
+      edge-reid run --source rtsp://192.168.1.20/stream --summary summary.json
+      # recognise enrolled people, remember new ones:
+      edge-reid run --camera 0 --gallery people.edgereid
+      # an Intel CPU with AMX: faster detection
+      edge-reid run --camera 0 --backend openvino --detector-precision bf16
+      # small, far people: a larger detector input
+      edge-reid run --source hd_street.mp4 --detector-size 640 --mot out.txt
+      edge-reid run --camera 0 --no-camera-motion   # a fixed kiosk camera
 
     Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far (and saves the gallery), prints the summary and exits 0.
 
