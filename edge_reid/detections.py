@@ -48,7 +48,7 @@ class Detections:
             ValueError: shapes do not fit (N, 4) and (N,), or a score outside [0, 1] (the
                 tracker's thresholds are confidences; NaN is refused later, by the pipeline).
         """
-        box_array = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4), np.float32)
+        box_array = box_rows(boxes)
         if scores is None:
             score_array = np.ones((box_array.shape[0],), np.float32)
         else:
@@ -61,6 +61,27 @@ class Detections:
                 f"scores must be confidences in [0, 1], got {float(score_array[outside][0])}: scale your detector's scores"
             )
         return Detections(box_array, score_array)
+
+
+def box_rows(boxes) -> np.ndarray:
+    """``boxes`` as an (N, 4) float32 array of x1, y1, x2, y2 rows.
+
+    Args:
+        boxes: (N, 4) array-like; one box as (4,); an empty sequence is (0, 4).
+
+    Raises:
+        ValueError: any other shape, e.g. a detector's (N, 6) rows of box, score and class
+            (the message says to take the first four columns).
+    """
+    array = np.asarray(boxes, dtype=np.float32)
+    if array.size == 0:
+        return np.zeros((0, 4), np.float32)
+    if array.shape == (4,):
+        return array.reshape(1, 4)
+    if array.ndim != 2 or array.shape[1] != 4:
+        hint = ": take the box columns, e.g. boxes[:, :4]" if array.ndim == 2 and array.shape[1] > 4 else ""
+        raise ValueError(f"boxes must be (N, 4) rows of x1, y1, x2, y2 pixels, got shape {array.shape}{hint}")
+    return array
 
 
 def sanitize_boxes(

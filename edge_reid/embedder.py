@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Sequence
 import numpy as np
 
 from edge_reid.assets import DEFAULT_REID_MODEL
-from edge_reid.backends import EmbeddingBackend, create_backend
+from edge_reid.backends import BackendOptions, EmbeddingBackend, check_count, create_backend
 from edge_reid.batching import plan_sub_batches
 from edge_reid.cpu import usable_cpu_count
+from edge_reid.detections import box_rows
 from edge_reid.errors import ModelError
 from edge_reid.jit import cached_njit
 from edge_reid.preprocess import CropPreprocessor
@@ -80,6 +82,8 @@ class Embedder:
         ModelError: the model is missing, not an ONNX model, of the wrong input or
             output shape, or returns NaN/Inf (at load or later).
         BackendUnavailableError: the backend asked for cannot run here.
+        ValueError: ``max_batch``, ``threads`` or ``preprocess_threads`` not a whole number >= 1, or
+            an unknown key in ``backend_options``.
     """
 
     def __init__(
@@ -94,6 +98,13 @@ class Embedder:
     ) -> None:
         self.model_path = Path(model_path) if model_path else DEFAULT_REID_MODEL
         self.spec = spec or load_spec(self.model_path)
+        check_count(preprocess_threads, "preprocess_threads")
+        unknown = sorted(set(backend_options or {}) - {field.name for field in dataclasses.fields(BackendOptions)})
+        if unknown:
+            raise ValueError(
+                f"unknown backend_options {', '.join(map(repr, unknown))}; the options are "
+                f"{', '.join(field.name for field in dataclasses.fields(BackendOptions))}"
+            )
         if isinstance(backend, EmbeddingBackend):
             self.backend: EmbeddingBackend = backend
         else:
@@ -194,11 +205,11 @@ class Embedder:
             (N, D) float32, each row L2-normalised (a view of ``out`` when given).
 
         Raises:
-            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array, an empty box, or a bad ``out``;
-                the embedder was closed.
+            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array, ``boxes`` is not (N, 4), an
+                empty box, or a bad ``out``; the embedder was closed.
             ModelError: the model returned NaN/Inf.
         """
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        boxes = box_rows(boxes)
         return self._embed(len(boxes), lambda a, b, buf: self.preprocessor.write_boxes(frame, boxes[a:b], buf), out)
 
     def embed_crops(self, crops: Sequence[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:

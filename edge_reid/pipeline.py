@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -74,6 +75,8 @@ class Pipeline:
 
     Raises:
         ValueError: ``refresh_s`` <= 0; a ``gallery`` whose embedding size is not the embedder's.
+        TypeError: ``tracker`` is not a :class:`~edge_reid.tracking.Tracker` (a ``TrackerConfig`` goes
+            inside one: ``Tracker(TrackerConfig(...))``).
         DataError: a ``gallery`` tagged with another model's id (its embeddings cannot be compared
             with this model's).
 
@@ -102,6 +105,8 @@ class Pipeline:
     ) -> None:
         if not refresh_s > 0:
             raise ValueError(f"refresh_s must be > 0 seconds, got {refresh_s}")
+        if tracker is not None and not isinstance(tracker, Tracker):
+            raise TypeError(f"tracker must be a Tracker, e.g. Tracker(TrackerConfig(...)), got {type(tracker).__name__}")
         self.embedder = embedder or Embedder(backend_options={"side_by_side": True})
         self.tracker = tracker if tracker is not None else Tracker(TrackerConfig(), camera_motion=CameraMotion())
         if not use_detector:
@@ -131,6 +136,8 @@ class Pipeline:
         self._pending: dict[int, _PendingFrame] = {}  # tracker update number -> frame (pruned in _past_people)
         self._reader_stuck = False  # the decode thread of the last run was left blocked in a read
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
+        self._clock_origin: float | None = None  # monotonic time of the stream's first frame (process() without times)
+        self._next_frame_index = 0
 
     def reset(self) -> None:
         """Forget every track, as at the start of a new video or camera session.
@@ -144,6 +151,8 @@ class Pipeline:
         self.tracker = Tracker(self.tracker.config, camera_motion=motion)
         self.identities = TrackIdentities(self.gallery, reid_threshold=self.identities.reid_threshold)
         self._pending.clear()
+        self._clock_origin = None
+        self._next_frame_index = 0
 
     def _embedding_buffer(self, count: int) -> np.ndarray:
         if count > self._embeddings.shape[0]:
@@ -153,8 +162,8 @@ class Pipeline:
     def process(
         self,
         image: np.ndarray,
-        timestamp_s: float = 0.0,
-        frame_index: int = 0,
+        timestamp_s: float | None = None,
+        frame_index: int | None = None,
         detections: Detections | None = None,
         file_name: str | None = None,
     ) -> FrameResult:
@@ -163,8 +172,13 @@ class Pipeline:
         Args:
             image: (H, W, 3) uint8 BGR frame.
             timestamp_s: time of the frame, seconds (frames must come in time order; a
-                repeated or earlier time counts as no time passing).
-            frame_index: index of the frame (carried into the result).
+                repeated or earlier time counts as no time passing). None: the time it is
+                processed, seconds since this stream's first frame (monotonic clock), right for a
+                live camera read as it goes; give a video file's own frame times instead (the
+                tracker's motion model and track ages count in these seconds). Give it for every
+                frame of a stream or for none.
+            frame_index: index of the frame (carried into the result). None: one more than the
+                previous frame's (0 for the first of a stream).
             detections: boxes from the caller's own detector (pixels, x1, y1, x2, y2, with
                 scores: below the tracker's ``high_score`` a box only extends a track);
                 None runs this pipeline's detector. Boxes are clipped to the frame;
@@ -174,14 +188,28 @@ class Pipeline:
 
         Raises:
             ValueError: ``image`` is not a non-empty (H, W, 3) uint8 array; no detections given
-                and the pipeline has no detector; NaN/Inf boxes or scores.
-            TypeError: ``detections`` is not a :class:`Detections`.
+                and the pipeline has no detector; NaN/Inf boxes or scores; a NaN/Inf ``timestamp_s``.
+            TypeError: ``detections`` is not a :class:`Detections`; ``timestamp_s`` or ``frame_index``
+                is not a number.
             ModelError: the ReID model returned NaN/Inf, or its backend failed.
         """
         check_bgr_image(image, "image")
         if not isinstance(detections, (Detections, type(None))):
             raise TypeError(f"detections must be a Detections (Detections.from_boxes(boxes, scores)), got {type(detections).__name__}")
-        timestamp_s, frame_index = float(timestamp_s), int(frame_index)  # numpy scalars: JSON-ready in results
+        if self._clock_origin is None:
+            self._clock_origin = time.monotonic()
+        if timestamp_s is None:
+            timestamp_s = time.monotonic() - self._clock_origin
+        frame_index = self._next_frame_index if frame_index is None else frame_index
+        try:
+            timestamp_s, frame_index = float(timestamp_s), int(frame_index)  # numpy scalars: JSON-ready in results
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"timestamp_s must be seconds (a number) and frame_index an integer, got {timestamp_s!r} and {frame_index!r}"
+            ) from None
+        if not np.isfinite(timestamp_s):
+            raise ValueError(f"timestamp_s must be a finite number of seconds, got {timestamp_s}")
+        self._next_frame_index = frame_index + 1
         timer = self.timer
         if detections is None:
             if self.detector is None:

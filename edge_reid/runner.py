@@ -12,6 +12,7 @@ options, a progress bar and the printed table.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Callable, Protocol, Sequence
 from edge_reid.defaults import PRUNE_MIN_AGE_S
 from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import describe_os_error
+from edge_reid.output_paths import check_writable
 from edge_reid.pipeline import Pipeline
 from edge_reid.results import FrameResult
 from edge_reid.sources import FrameSource, open_source
@@ -155,8 +157,30 @@ class Runner:
         try:
             gallery.save(saving.path)
         except OutputPathError as exc:
-            kept = f"{saving.path} keeps the gallery saved before" if Path(saving.path).exists() else "no earlier save exists"
+            kept = f"{saving.path} keeps the gallery saved before" if Path(saving.path).is_file() else "no earlier save exists"
             raise OutputWriteError(f"{exc}; {kept}", saving.path) from None
+
+    def check_gallery_path(self) -> None:
+        """Refuse, before any work, a gallery file that cannot be written or that saving would replace.
+
+        Saving writes the pipeline's gallery over ``GallerySaving.path``: when that file exists but
+        the gallery was not loaded from it (nor saved to it), its identities would be lost.
+
+        Raises:
+            OutputPathError: the path is a folder or its folder cannot be written (missing folders
+                are created), or it is an existing gallery file this pipeline's gallery did not come from.
+        """
+        saving = self.gallery_saving
+        if saving is None:
+            return
+        path = check_writable(saving.path, "gallery")
+        origin = self.pipeline.gallery.source_path
+        if path.exists() and not (origin is not None and origin.exists() and os.path.samefile(origin, path)):
+            raise OutputPathError(
+                f"gallery file {path} already exists and this pipeline's gallery was not loaded from it: saving would "
+                f"replace the identities it holds. Load it first (Pipeline(gallery=Gallery.open({str(path)!r}, embedder.dim, "
+                "embedder.model_id))), or save to a new file"
+            )
 
     def run(
         self,
@@ -177,11 +201,14 @@ class Runner:
 
         Raises:
             SourceError: the source cannot be opened.
+            OutputPathError: the gallery file cannot be written, or exists and is not the pipeline
+                gallery's own (:meth:`check_gallery_path`; raised before the source is opened).
             OutputWriteError: an output failed while being written; its ``summary`` attribute is the
                 run's :class:`~edge_reid.summary.RunSummary`, whose ``write_errors`` lists every
                 failure (the error's message is the first). Other errors of the pipeline and the
                 sinks propagate after the outputs are closed.
         """
+        self.check_gallery_path()
         frames = source if isinstance(source, FrameSource) else open_source(source)
         self._stop.clear()
         self._frames = frames

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import numbers
 import os
 import subprocess
 import sys
@@ -288,7 +289,13 @@ class VideoSink:
     written (give or take :data:`~edge_reid.sources.FRAME_COUNT_SLACK` for containers that
     only estimate their count).
 
+    Args:
+        path: the video file (``.mp4``, ``.avi``, ...).
+        fps: its frame rate, frames per second (the source's, for playback at its pace).
+        fourcc: the codec's four characters.
+
     Raises:
+        ValueError: ``fps`` is not a number > 0.
         OutputPathError: on creation, when the path cannot be written or OpenCV has no writer
             for this container and codec.
         OutputWriteError: from :meth:`write`, a frame could not be written; from :meth:`close`,
@@ -297,8 +304,10 @@ class VideoSink:
     """
 
     def __init__(self, path: str | Path, fps: float = 10.0, fourcc: str = "mp4v") -> None:
+        if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps < float("inf"):
+            raise ValueError(f"fps must be a frame rate > 0 (frames per second), got {fps!r}")
         self.path = check_writable(path, "output video")
-        self.fps = float(fps) if fps and fps > 0 else 10.0
+        self.fps = float(fps)
         self.fourcc = fourcc
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None  # (width, height) of the video, from its first frame
@@ -441,7 +450,7 @@ class DisplaySink:
         """
         screen = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
         if not screen and os.name != "nt":
-            raise OutputPathError("--display needs a screen, and neither DISPLAY nor WAYLAND_DISPLAY is set")
+            raise OutputPathError("a display window (--display, DisplaySink) needs a screen, and neither DISPLAY nor WAYLAND_DISPLAY is set")
         screen = screen or "desktop"  # Windows names no screen
         error = _window_probe_error(screen, _WINDOW_PROBE)
         if error is not None:

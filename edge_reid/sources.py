@@ -30,6 +30,7 @@ across passes.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -538,7 +539,7 @@ class FrameSource:
 
 
 def open_source(
-    source: str | int, reconnect_timeout_s: float = 30.0, folder_fps: float | None = None, repeat: int = 1,
+    source: str | os.PathLike | int, reconnect_timeout_s: float = 30.0, folder_fps: float | None = None, repeat: int = 1,
     newest_only: bool = True,
 ) -> FrameSource:
     """Open a frame source from what a user typed.
@@ -562,7 +563,14 @@ def open_source(
         SourceError: the file or folder does not exist, it cannot be opened, or
             ``repeat`` is asked of a camera, stream or pipeline.
         ValueError: ``repeat`` < 0.
+        TypeError: ``source`` is neither a string, a path nor an int (frames already in memory go
+            to ``Pipeline.process``, one at a time).
     """
+    if isinstance(source, bool) or not isinstance(source, (str, int, os.PathLike)):
+        raise TypeError(
+            f"a source is a file or folder path, a URL, a GStreamer pipeline or a camera index, not a {type(source).__name__}; "
+            "for frames already in memory call Pipeline.process(frame) on each"
+        )
     text = str(source).strip()
     kind = "camera" if isinstance(source, int) else classify_source(text)
     if kind == "file" and not Path(text).is_file():

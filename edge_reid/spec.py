@@ -274,8 +274,8 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
     path = Path(model_path)
     if not path.is_file():
         if path.is_dir():
-            raise ModelError(f"{path} is a folder, not a model file; pass --model PATH to an .onnx file")
-        raise ModelError(f"model file not found: {path}; pass --model PATH to an .onnx file")
+            raise ModelError(f"{path} is a folder, not a model file; give an .onnx file (--model PATH, or model_path= in Python)")
+        raise ModelError(f"model file not found: {path}; give an .onnx file (--model PATH, or model_path= in Python)")
     input_name, in_dims, output_name, out_dims = _graph_io(path)
     if len(in_dims) != 4:
         raise ModelError(f"{path}: model input {input_name!r} has rank {len(in_dims)} ({in_dims}); a ReID model takes (N, 3, H, W)")

@@ -162,7 +162,7 @@ def test_create_backend_auto_falls_back_when_tensorrt_has_no_engine(monkeypatch)
 
 def test_onnxruntime_refuses_a_precision_it_cannot_compute():
     spec = load_spec(MODEL)
-    with pytest.raises(BackendUnavailableError, match="--backend openvino"):
+    with pytest.raises(BackendUnavailableError, match="use the openvino backend for bf16/fp16"):
         create_backend("onnxruntime", MODEL, spec, precision="bf16")
     with pytest.raises(ValueError, match="fp32, bf16, fp16, int8"):
         create_backend("onnxruntime", MODEL, spec, precision="fp8")

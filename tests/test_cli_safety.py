@@ -68,7 +68,7 @@ def test_display_without_a_screen_is_refused_before_outputs_are_touched(tmp_path
     events = tmp_path / "events.jsonl"
     events.write_text("an earlier run's events\n")
     assert main(["run", "--source", str(vtest_path), "--events", str(events), "--display"]) == 2
-    assert "--display needs a screen" in capsys.readouterr().err
+    assert "a display window (--display, DisplaySink) needs a screen" in capsys.readouterr().err
     assert events.read_text() == "an earlier run's events\n"
 
 

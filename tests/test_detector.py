@@ -92,6 +92,6 @@ def test_detector_precision_is_checked_and_onnxruntime_runs_fp32_only(yolox_path
 
     with pytest.raises(ValueError, match="unknown detector precision 'int8'"):
         create_detector_backend("onnxruntime", yolox_path, precision="int8")
-    with pytest.raises(BackendUnavailableError, match="fp32 only, not --detector-precision fp16: use --backend openvino"):
+    with pytest.raises(BackendUnavailableError, match=r"fp32 only, not fp16 \(--detector-precision, or PersonDetector\(precision=\) in Python\): use the openvino backend"):
         PersonDetector(yolox_path, backend="onnxruntime", precision="fp16")
     assert PersonDetector(yolox_path, backend="onnxruntime", precision="fp32").describe().startswith("onnxruntime")

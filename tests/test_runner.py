@@ -2,8 +2,10 @@
 
 import json
 
+import numpy as np
 import pytest
 
+from edge_reid.errors import OutputPathError
 from edge_reid.matching.gallery import Gallery
 from edge_reid.pipeline import Pipeline
 from edge_reid.runner import GallerySaving, Runner
@@ -70,3 +72,40 @@ def test_gallery_saving_refuses_a_prune_interval_below_the_minimum(tmp_path):
     with pytest.raises(ValueError, match="> 0"):
         GallerySaving(tmp_path / "g.edgereid", every_s=0)
     assert GallerySaving(tmp_path / "g.edgereid", prune_after_s=10).prune_after_s == 10
+
+
+def _alice_gallery(embedder, path):
+    gallery = Gallery(embedder.dim, model_id=embedder.model_id)
+    vector = np.zeros(embedder.dim, np.float32)
+    vector[0] = 1.0
+    gallery.enroll("Alice", vector)
+    gallery.save(path)
+    return path.read_bytes()
+
+
+def test_a_run_never_saves_over_a_gallery_file_its_gallery_did_not_come_from(tmp_path, embedder, detector, vtest_path):
+    gallery_path = tmp_path / "people.edgereid"
+    before = _alice_gallery(embedder, gallery_path)
+    recorder = Recorder()
+    runner = Runner(Pipeline(embedder, detector), [recorder], GallerySaving(gallery_path), handle_signals=False)
+    with pytest.raises(OutputPathError, match="already exists and this pipeline's gallery was not loaded from it"):
+        runner.run(str(vtest_path), max_frames=3)
+    assert gallery_path.read_bytes() == before and recorder.frames == [], "refused before any frame, the file untouched"
+
+    loaded = Gallery.open(gallery_path, embedder.dim, embedder.model_id)
+    Runner(Pipeline(embedder, detector, gallery=loaded), [], GallerySaving(gallery_path), handle_signals=False).run(
+        str(vtest_path), max_frames=3
+    )
+    assert "Alice" in [identity.name for identity in Gallery.load(gallery_path).identities], "the loaded gallery was saved back"
+
+
+def test_the_gallery_path_is_checked_before_the_run_and_its_folder_made(tmp_path, embedder, detector, vtest_path):
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    recorder = Recorder()
+    with pytest.raises(OutputPathError, match="is a folder"):
+        Runner(Pipeline(embedder, detector), [recorder], GallerySaving(folder), handle_signals=False).run(str(vtest_path), max_frames=3)
+    assert recorder.frames == []
+    nested = tmp_path / "new" / "people.edgereid"
+    Runner(Pipeline(embedder, detector), [], GallerySaving(nested), handle_signals=False).run(str(vtest_path), max_frames=3)
+    assert nested.is_file()

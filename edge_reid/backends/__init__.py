@@ -13,6 +13,7 @@ versions, and the runtimes are imported when a backend is created.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,9 @@ def _open_tensorrt(model_path, spec: ModelSpec, max_batch: int, threads: int | N
 
     if options.precision in ("fp32", "bf16"):
         raise BackendUnavailableError(
-            f"--backend tensorrt runs FP16 or INT8 engines (built with `edge-reid build --precision fp16|int8`), "
-            f"not {options.precision}; for FP32 use --backend openvino or onnxruntime"
+            f"the TensorRT backend runs FP16 or INT8 engines (built with `edge-reid build --precision fp16|int8`), "
+            f"not {options.precision}; for {options.precision.upper()} use the openvino or onnxruntime backend "
+            "(--backend, or backend= in Python)"
         )
     backend = open_tensorrt_backend(
         model_path, spec, precision=options.precision, engines_dir=options.engines_dir, rebuild=options.rebuild
@@ -168,6 +170,22 @@ def choose_backend(requested: str, checks: Mapping[str, Availability] | None = N
     return candidates(requested, checks)[0]
 
 
+def check_count(value, name: str) -> None:
+    """Refuse a thread count or batch size that is not a whole number >= 1 (None passes: the default).
+
+    Raises:
+        ValueError: ``value`` is a bool, not an integer, or below 1; the message names ``name``.
+    """
+    if value is None:
+        return
+    try:
+        whole = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        whole = None
+    if whole is None or whole < 1:
+        raise ValueError(f"{name} must be a whole number >= 1 (or None for the default), got {value!r}")
+
+
 def create_backend(
     name: str,
     model_path: str | Path,
@@ -201,9 +219,11 @@ def create_backend(
     Raises:
         BackendUnavailableError: the backend asked for cannot be used (names it and why),
             or TensorRT has no current engine (says how to build one).
-        ValueError: unknown backend name or precision.
+        ValueError: unknown backend name or precision; ``max_batch`` or ``threads`` not a whole number >= 1.
         ModelError: the model cannot be loaded.
     """
+    check_count(max_batch, "max_batch")
+    check_count(threads, "threads")
     options = BackendOptions(precision=precision, device=device, engines_dir=engines_dir, rebuild=rebuild, side_by_side=side_by_side)
     return _open_first(name, lambda entry: entry.open_embedding(model_path, spec, max_batch, threads, options))
 
@@ -227,6 +247,7 @@ def create_detector_backend(
     """
     if precision not in DETECTOR_PRECISIONS:
         raise ValueError(f"unknown detector precision {precision!r}; choose one of {', '.join(DETECTOR_PRECISIONS)}")
+    check_count(threads, "threads")
     options = BackendOptions(precision=precision, device=device, side_by_side=side_by_side)
     tried = candidates(name)
     if get_backend(tried[0].name).open_detector is None:
@@ -275,6 +296,7 @@ __all__ = [
     "EmbeddingBackend",
     "backend_statuses",
     "candidates",
+    "check_count",
     "choose_backend",
     "create_backend",
     "create_detector_backend",

@@ -155,7 +155,7 @@ def check_embedding_output(model_path: str | Path, output_name: str, dims, spec:
     if len(dims) != 2 or (isinstance(width, int) and width != spec.embedding_dim):
         raise ModelError(
             f"{model_path}: output {output_name!r} has shape {tuple(dims)}, not (N, {spec.embedding_dim}) embeddings: "
-            "is this a ReID model? (a person detector goes to --detector)"
+            "is this a ReID model? (a person detector goes to --detector, or to PersonDetector in Python)"
         )
 
 

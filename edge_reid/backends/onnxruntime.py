@@ -290,8 +290,9 @@ def open_embedding_backend(
     """
     if options.precision not in (None, "fp32") and not (options.precision == "int8" and is_qdq_model(model_path)):
         raise BackendUnavailableError(
-            f"ONNX Runtime runs the model file's own precision, not --precision {options.precision}: use --backend openvino "
-            "for bf16/fp16 on a CPU, or a model made by `edge-reid calibrate`"
+            f"ONNX Runtime runs the model file's own precision, not {options.precision} (--precision, or "
+            "backend_options={'precision': ...} in Python): use the openvino backend for bf16/fp16 on a CPU, or a model "
+            "made by `edge-reid calibrate`"
         )
     return OnnxRuntimeBackend(model_path, spec, max_batch=max_batch, threads=_threads(threads, options))
 
@@ -307,8 +308,8 @@ def open_detector_backend(
     """
     if options.precision not in (None, "fp32"):
         raise BackendUnavailableError(
-            f"ONNX Runtime runs the detector in fp32 only, not --detector-precision {options.precision}: use --backend openvino "
-            f"on a CPU that has {options.precision}, or --detector-precision fp32"
+            f"ONNX Runtime runs the detector in fp32 only, not {options.precision} (--detector-precision, or "
+            f"PersonDetector(precision=) in Python): use the openvino backend on a CPU that has {options.precision}, or fp32"
         )
     return OnnxRuntimeDetector(model_path, threads=_threads(threads, options), input_size=input_size)
 

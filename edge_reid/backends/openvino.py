@@ -260,8 +260,8 @@ class OpenVinoBackend(EmbeddingBackend):
 
             if not is_qdq_model(self.model_path):
                 raise ModelError(
-                    f"{self.model_path} is not an INT8 (Q/DQ) model, so --precision int8 cannot run it: make one first with "
-                    "`edge-reid calibrate`, then pass the model it writes with --model"
+                    f"{self.model_path} is not an INT8 (Q/DQ) model, so precision int8 cannot run it: make one first with "
+                    "`edge-reid calibrate`, then give the model it writes (--model, or model_path= in Python)"
                 )
         model = _read_model(self.model_path)
         model_input = next((port for port in model.inputs if spec.input_name in port.get_names()), None)

@@ -165,7 +165,7 @@ def load_market1501(root: str | Path) -> MarketDataset:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found; pass --data DIR holding query/ and bounding_box_test/")
+        raise DataError(f"{root}: dataset folder not found; give the folder holding query/ and bounding_box_test/ (--data DIR)")
     for name in (QUERY_DIR, GALLERY_DIR):
         if not (root / name).is_dir():
             raise DataError(f"{root}: no {name}/ folder; a Market-1501 folder holds {TRAIN_DIR}/, {QUERY_DIR}/ and {GALLERY_DIR}/")

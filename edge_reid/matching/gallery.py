@@ -53,6 +53,7 @@ from edge_reid.matching.assignment import assign_unique
 from edge_reid.matching.gallery_file import GALLERY_KIND, read_gallery, write_gallery_file
 from edge_reid.matching.store import EmbeddingStore
 from edge_reid.matching.topk import topk_cosine
+from edge_reid.unit_vectors import check_unit_rows
 
 #: Extra candidate identities per query beyond the number of queries (see :meth:`Gallery.match`).
 EXTRA_CANDIDATES = 4
@@ -180,6 +181,9 @@ class Gallery:
         self._identities: dict[int, Identity] = {}
         self._members: dict[int, _Members] = {}
         self._next_id = 1
+        #: the file this gallery was last loaded from or saved to (None: never), so that a run saving
+        #: it can tell its own file from someone else's (:class:`~edge_reid.runner.Runner`).
+        self.source_path: Path | None = None
 
     # -- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -237,16 +241,10 @@ class Gallery:
         return x
 
     def _check_queries(self, embeddings: np.ndarray) -> np.ndarray:
-        """:meth:`_check`, and every row of unit length (within 1e-3): inner products are cosine
-        similarities only for unit vectors, and the thresholds are cosine similarities."""
+        """:meth:`_check`, and every row of unit length (:func:`~edge_reid.unit_vectors.check_unit_rows`):
+        inner products are cosine similarities only for unit vectors, and the thresholds are cosine similarities."""
         q = self._check(embeddings)
-        norms = np.linalg.norm(q, axis=1)
-        bad = np.flatnonzero(~(np.abs(norms - 1.0) <= 1e-3))
-        if bad.size:
-            raise ValueError(
-                f"embedding {int(bad[0])} has length {float(norms[bad[0]]):.4g}, not 1: L2-normalise queries "
-                "(Embedder's outputs are)"
-            )
+        check_unit_rows(q)
         return q
 
     def _new_identity(self, name: str | None, timestamp: float, count: int) -> Identity:
@@ -536,6 +534,7 @@ class Gallery:
         payload = self._store.vectors[rows] if rows else np.zeros((0, self.dim), self.dtype)
         header = dict(self.metadata(), saved_at=time.time())
         write_gallery_file(path, header, payload)
+        self.source_path = Path(path)
 
     @classmethod
     def load(
@@ -572,6 +571,7 @@ class Gallery:
             )
             gallery._members[entry.identity_id] = _Members(list(map(int, enrolled)), deque(map(int, recent)))
         gallery._next_id = stored.next_identity_id
+        gallery.source_path = Path(path)
         return gallery
 
     @classmethod
@@ -595,10 +595,14 @@ class Gallery:
             earlier_model_ids: ids older edge-reid versions gave this same model (see :meth:`load`).
 
         Raises:
-            DataError: missing (and not ``create``), corrupt, or made with another model.
+            DataError: missing (and not ``create``), corrupt, made with another model, or of
+                another embedding size than ``dim``.
         """
         if Path(path).exists():
-            return cls.load(path, model_id=model_id, model_name=model_name, earlier_model_ids=earlier_model_ids)
+            gallery = cls.load(path, model_id=model_id, model_name=model_name, earlier_model_ids=earlier_model_ids)
+            if gallery.dim != dim:
+                raise DataError(f"gallery {path} holds {gallery.dim}-d embeddings, the model makes {dim}-d ones: use a gallery of this model")
+            return gallery
         if not create:
             raise DataError(f"gallery file {path} does not exist")
         return cls(dim, model_id=model_id, model_name=model_name)

@@ -33,6 +33,7 @@ from collections import deque
 import numpy as np
 
 from edge_reid.detections import Detections
+from edge_reid.unit_vectors import check_unit_rows
 from edge_reid.tracking.association import (
     GATED_LIMIT,
     appearance_similarity,
@@ -183,7 +184,9 @@ class Tracker:
 
         Raises:
             ValueError: NaN or infinite boxes or scores, embeddings of the wrong shape or
-                with NaN/Inf in an embedded row, a non-finite timestamp.
+                with NaN/Inf in an embedded row or an embedded row not of unit length, a
+                non-finite timestamp.
+            TypeError: ``detections`` is not a :class:`~edge_reid.detections.Detections`.
         """
         boxes, scores, embeddings, embedded = self._check(detections, embeddings, embedded)
         self.predict(timestamp_s, image)
@@ -257,6 +260,8 @@ class Tracker:
 
     # -- internals --------------------------------------------------------------------------
     def _check(self, detections: Detections, embeddings, embedded):
+        if not isinstance(detections, Detections):
+            raise TypeError(f"detections must be a Detections (Detections.from_boxes(boxes, scores)), got {type(detections).__name__}")
         boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)
         scores = np.asarray(detections.scores, np.float64).reshape(-1)
         if scores.shape[0] != boxes.shape[0]:
@@ -279,6 +284,8 @@ class Tracker:
             raise ValueError(f"embedded must be ({count},) bool, got {mask.shape}")
         if mask.any() and not np.isfinite(vectors[mask]).all():
             raise ValueError("embeddings contain NaN or infinite values")
+        if mask.any():
+            check_unit_rows(vectors[mask])  # the appearance costs are 1 - cosine similarity
         return boxes, scores, vectors, mask
 
     def _associate(self, tracks, columns, boxes, embeddings, embedded, min_iou, fused, gate_chi2=0.0):

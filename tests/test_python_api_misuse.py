@@ -1,0 +1,151 @@
+"""Mistakes a Python user can make with the library's objects: each gets an error naming the value
+and what to do, at the call that made it, or a default that keeps the stream working."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_reid.detections import Detections
+from edge_reid.errors import BackendUnavailableError, DataError, ModelError
+from edge_reid.matching.gallery import Gallery
+from edge_reid.pipeline import Pipeline
+from edge_reid.sinks import VideoSink
+from edge_reid.sources import open_source
+from edge_reid.tracking import Tracker, TrackerConfig
+
+
+def _unit(dim: int, axis: int = 0) -> np.ndarray:
+    vector = np.zeros(dim, np.float32)
+    vector[axis] = 1.0
+    return vector
+
+
+# -- Pipeline.process without times or indices ---------------------------------------------------
+
+
+def test_process_without_times_uses_the_clock_and_counts_frames(embedder, detector, vtest_frames):
+    pipeline = Pipeline(embedder, detector)
+    results = [pipeline.process(frame) for frame in vtest_frames[:3]]
+    times = [result.timestamp_s for result in results]
+    assert [result.frame_index for result in results] == [0, 1, 2]
+    assert times[0] >= 0 and times[0] < times[1] < times[2], f"time must pass between frames: {times}"
+    pipeline.reset()
+    assert pipeline.process(vtest_frames[3]).frame_index == 0, "a new stream counts from 0"
+    assert pipeline.process(vtest_frames[4], 12.5, 40).timestamp_s == 12.5, "given times are kept"
+
+
+def test_process_refuses_a_time_that_is_not_a_number(embedder, vtest_frames):
+    pipeline = Pipeline(embedder, use_detector=False)
+    none = Detections.empty()
+    with pytest.raises(TypeError, match="timestamp_s must be seconds"):
+        pipeline.process(vtest_frames[0], "now", detections=none)
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        pipeline.process(vtest_frames[0], float("nan"), detections=none)
+
+
+def test_a_tracker_config_where_a_tracker_goes_is_refused_at_once(embedder):
+    with pytest.raises(TypeError, match=r"tracker must be a Tracker, e.g. Tracker\(TrackerConfig"):
+        Pipeline(embedder, use_detector=False, tracker=TrackerConfig())
+
+
+def test_frames_in_memory_are_not_a_source():
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(TypeError, match=r"call Pipeline.process\(frame\) on each"):
+        open_source([frame, frame])
+
+
+# -- Tracker.update --------------------------------------------------------------------------------
+
+
+def test_tracker_refuses_embeddings_that_are_not_unit_vectors():
+    tracker = Tracker()
+    detections = Detections.from_boxes([[100, 100, 150, 250]], [0.9])
+    with pytest.raises(ValueError, match="embedding 0 has length 0.7, not 1: L2-normalise"):
+        tracker.update(detections, 0.7 * _unit(512)[None], timestamp_s=0.0)
+    for step in range(5):  # unit vectors are tracked
+        tracked = tracker.update(Detections.from_boxes([[100 + 2 * step, 100, 150 + 2 * step, 250]], [0.9]),
+                                 _unit(512)[None], timestamp_s=0.1 * step)
+    assert tracked.track_ids.tolist() == [1]
+
+
+def test_tracker_refuses_plain_boxes_with_the_constructor_to_use():
+    with pytest.raises(TypeError, match=r"Detections.from_boxes\(boxes, scores\)"):
+        Tracker().update([[1, 2, 30, 40]], None)
+
+
+def test_gallery_match_uses_the_same_unit_check():
+    gallery = Gallery(4)
+    with pytest.raises(ValueError, match="embedding 1 has length 2, not 1"):
+        gallery.match(np.array([[1, 0, 0, 0], [2, 0, 0, 0]], np.float32))
+
+
+# -- boxes ----------------------------------------------------------------------------------------
+
+
+def test_detector_rows_of_six_columns_are_refused_not_reshaped(embedder, vtest_frames):
+    rows = np.array([[10, 10, 60, 160, 0.9, 0], [100, 50, 150, 250, 0.8, 0]])
+    with pytest.raises(ValueError, match=r"got shape \(2, 6\): take the box columns, e.g. boxes\[:, :4\]"):
+        Detections.from_boxes(rows)
+    with pytest.raises(ValueError, match=r"boxes must be \(N, 4\).*got shape \(1, 5\)"):
+        embedder.embed_boxes(vtest_frames[0], rows[:1, :5])
+    assert Detections.from_boxes(rows[:, :4], rows[:, 4]).boxes.shape == (2, 4)
+    assert Detections.from_boxes([1, 2, 30, 40]).boxes.tolist() == [[1, 2, 30, 40]], "one box as (4,)"
+    assert Detections.from_boxes([]).boxes.shape == (0, 4)
+
+
+# -- settings of the models -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"threads": "2"}, "threads must be a whole number >= 1"),
+        ({"threads": -2}, "threads must be a whole number >= 1"),
+        ({"max_batch": 0}, "max_batch must be a whole number >= 1"),
+        ({"preprocess_threads": 0}, "preprocess_threads must be a whole number >= 1"),
+        ({"backend_options": {"precison": "fp16"}}, "unknown backend_options 'precison'; the options are precision, device"),
+    ],
+)
+def test_embedder_refuses_bad_settings_before_loading(osnet_path, settings, message):
+    from edge_reid.embedder import Embedder
+
+    with pytest.raises(ValueError, match=message):
+        Embedder(osnet_path, **settings)
+
+
+def test_detector_refuses_a_fractional_thread_count(yolox_path):
+    from edge_reid.detector import PersonDetector
+
+    with pytest.raises(ValueError, match="threads must be a whole number >= 1"):
+        PersonDetector(yolox_path, threads=2.5, backend="onnxruntime")
+
+
+def test_library_errors_name_the_python_argument_too(tmp_path, yolox_path):
+    from edge_reid.detector import PersonDetector
+    from edge_reid.embedder import Embedder
+
+    with pytest.raises(ModelError, match=r"--model PATH, or model_path= in Python"):
+        Embedder(tmp_path / "missing.onnx")
+    with pytest.raises(BackendUnavailableError, match=r"PersonDetector\(precision=\) in Python"):
+        PersonDetector(yolox_path, backend="onnxruntime", precision="bf16")
+
+
+# -- outputs --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fps", [0, -5, float("nan")])
+def test_video_sink_refuses_a_frame_rate_that_is_not_positive(tmp_path, fps):
+    with pytest.raises(ValueError, match="fps must be a frame rate > 0"):
+        VideoSink(tmp_path / "v.mp4", fps=fps)
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_gallery_open_refuses_a_file_of_another_embedding_size(tmp_path):
+    path = tmp_path / "g.edgereid"
+    gallery = Gallery(4)
+    gallery.enroll("Alice", _unit(4)[None])
+    gallery.save(path)
+    with pytest.raises(DataError, match="holds 4-d embeddings, the model makes 8-d ones"):
+        Gallery.open(path, 8)
+    assert len(Gallery.open(path, 4)) == 1
