@@ -196,10 +196,10 @@ class Pipeline:
         check_bgr_image(image, "image")
         if not isinstance(detections, (Detections, type(None))):
             raise TypeError(f"detections must be a Detections (Detections.from_boxes(boxes, scores)), got {type(detections).__name__}")
-        if self._clock_origin is None:
-            self._clock_origin = time.monotonic()
         if timestamp_s is None:
-            timestamp_s = time.monotonic() - self._clock_origin
+            now = time.monotonic()
+            self._clock_origin = now if self._clock_origin is None else self._clock_origin
+            timestamp_s = now - self._clock_origin
         frame_index = self._next_frame_index if frame_index is None else frame_index
         try:
             timestamp_s, frame_index = float(timestamp_s), int(frame_index)  # numpy scalars: JSON-ready in results

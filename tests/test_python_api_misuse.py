@@ -35,6 +35,23 @@ def test_process_without_times_uses_the_clock_and_counts_frames(embedder, detect
     assert pipeline.process(vtest_frames[4], 12.5, 40).timestamp_s == 12.5, "given times are kept"
 
 
+def test_tracker_without_times_counts_seconds_on_the_clock(monkeypatch):
+    import edge_reid.tracking.tracker as tracker_module
+
+    clock = iter([50.0, 50.1, 50.2, 50.3, 50.4, 51.0, 53.0])
+    monkeypatch.setattr(tracker_module.time, "monotonic", lambda: next(clock))
+    tracker = Tracker()
+    person = Detections.from_boxes([[100, 100, 150, 250]], [0.9])
+    for _ in range(4):  # 0, 0.1, 0.2, 0.3 s after the first update
+        tracked = tracker.update(person)
+    assert tracked.track_ids.tolist() == [1] and tracker.clock_s == pytest.approx(0.3)
+    tracker.update(Detections.empty())  # 0.4 s: lost
+    assert [t.state.name for t in tracker.tracks] == ["LOST"]
+    tracker.update(Detections.empty())  # 1.0 s: still lost
+    tracker.update(Detections.empty())  # 3.0 s: lost longer than max_lost_s (1 s), removed
+    assert tracker.tracks == [] and tracker.clock_s == pytest.approx(3.0)
+
+
 def test_process_refuses_a_time_that_is_not_a_number(embedder, vtest_frames):
     pipeline = Pipeline(embedder, use_detector=False)
     none = Detections.empty()

@@ -28,6 +28,7 @@ restarted clock (a camera that reconnected): later steps are measured from there
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 import numpy as np
@@ -98,6 +99,7 @@ class Tracker:
         self.ignored_boxes = 0
         self.confirmed_total = 0
         self._newest_timestamp: float | None = None
+        self._clock_origin: float | None = None  # monotonic time of the first update() without a timestamp
         self._predicted_for: tuple[int, float] | None = None  # (update, timestamp) predict last ran for
         self._warp = IDENTITY_WARP  # the camera's motion into the frame predict last ran for
         self._next_id = 1
@@ -157,7 +159,7 @@ class Tracker:
         self,
         detections: Detections,
         embeddings: np.ndarray | None = None,
-        timestamp_s: float = 0.0,
+        timestamp_s: float | None = None,
         embedded: np.ndarray | None = None,
         image: np.ndarray | None = None,
     ) -> Detections:
@@ -170,6 +172,9 @@ class Tracker:
                 None to track by motion alone.
             timestamp_s: the frame's time in seconds (repeats and steps back count as 0 s; the
                 next step forward is measured from the newest timestamp seen, see :data:`CLOCK_RESTART_S`).
+                None: the time of this call, seconds since this tracker's first update (monotonic
+                clock), for a live camera; give a video's own frame times instead. Give it on every
+                update or on none (the motion model and ``max_lost_s`` count in these seconds).
             embedded: (N,) bool, which rows of ``embeddings`` hold an embedding (default:
                 all when ``embeddings`` is given). Rows not embedded are matched by motion.
             image: (H, W, 3) uint8 BGR frame, needed with camera-motion compensation.
@@ -189,6 +194,10 @@ class Tracker:
             TypeError: ``detections`` is not a :class:`~edge_reid.detections.Detections`.
         """
         boxes, scores, embeddings, embedded = self._check(detections, embeddings, embedded)
+        if timestamp_s is None:
+            now = time.monotonic()
+            self._clock_origin = now if self._clock_origin is None else self._clock_origin
+            timestamp_s = now - self._clock_origin
         self.predict(timestamp_s, image)
         config = self.config
         now = self.clock_s
