@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from edge_reid.assets import DEFAULT_DETECTOR
+from edge_reid.closing import Closable
 from edge_reid.backends import DetectorBackend, create_detector_backend
 from edge_reid.data.images import check_bgr_image
 from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE
@@ -97,7 +98,7 @@ def yolox_grids(input_height: int, input_width: int, strides=(8, 16, 32)) -> tup
     return np.concatenate(grids).astype(np.float32), np.concatenate(expanded).astype(np.float32)
 
 
-class PersonDetector:
+class PersonDetector(Closable):
     """Finds people in BGR frames with a YOLOX ONNX model.
 
     The model runs once at load on a blank input: a file that is not a YOLOX-shaped

@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from edge_reid.assets import DEFAULT_REID_MODEL
+from edge_reid.closing import Closable
 from edge_reid.backends import BackendOptions, EmbeddingBackend, check_count, create_backend
 from edge_reid.batching import plan_sub_batches
 from edge_reid.cpu import usable_cpu_count
@@ -52,7 +53,7 @@ def _normalize_rows_into(source: np.ndarray, destination: np.ndarray) -> bool:
     return True
 
 
-class Embedder:
+class Embedder(Closable):
     """Embeds person crops with a ReID model on a chosen backend.
 
     Crops are preprocessed straight into the backend's batch buffer; more crops

@@ -30,6 +30,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from edge_reid.closing import Closable
 from edge_reid.embedder import Embedder
 
 T = TypeVar("T")
@@ -52,7 +53,7 @@ class LoopResult(Generic[T]):
     matched: T
 
 
-class EmbeddingLoop(Generic[T]):
+class EmbeddingLoop(Closable, Generic[T]):
     """Embeds batches of crops and matches them, the next batch's embedding overlapping this batch's matching.
 
     Args:

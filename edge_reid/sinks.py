@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_reid.closing import Closable
 from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import LineOutput
 from edge_reid.motchallenge import MotWriter
@@ -104,7 +105,7 @@ def draw_result(image: np.ndarray, result: FrameResult) -> np.ndarray:
     return image
 
 
-class EventsSink:
+class EventsSink(Closable):
     """Writes one JSON object per tracked person and frame to a ``.jsonl`` file, or to standard output.
 
     Each line: ``{"frame": int, "file": str (image-folder sources only), "timestamp_s": float,
@@ -181,7 +182,7 @@ def frame_names_path(mot_path: str | Path) -> Path:
     return Path(f"{mot_path}.frames.jsonl")
 
 
-class MotSink:
+class MotSink(Closable):
     """Writes MOTChallenge rows (``frame, id, left, top, width, height, score, -1, -1, -1``, frame 1-based).
 
     The id is the person's identity (the same person keeps it across tracks and runs), so
@@ -278,7 +279,7 @@ def _free_space_note(path: Path) -> str:
     return f"{free / (1 << 20):.0f} MiB free on its file system: an I/O or codec error?"
 
 
-class VideoSink:
+class VideoSink(Closable):
     """Writes the annotated frames to a video file (MP4 with the ``mp4v`` codec by default).
 
     OpenCV's writer is tried on a probe file when the sink is created (an unsupported
@@ -425,7 +426,7 @@ def _window_probe_error(screen: str, script: str) -> str | None:
     return None
 
 
-class DisplaySink:
+class DisplaySink(Closable):
     """Shows annotated frames in a window; ``q`` or Esc asks the run to stop.
 
     Raises:

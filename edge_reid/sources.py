@@ -40,6 +40,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from edge_reid.closing import Closable
 from edge_reid.data.images import IMAGE_SUFFIXES, SkippedFile, UnreadableImageError, list_images, read_image
 from edge_reid.errors import SourceError
 from edge_reid.motchallenge import SequenceInfo, read_sequence_info
@@ -223,7 +224,7 @@ def _frame_rate(sequence: SequenceInfo | None, fps: float | None) -> tuple[float
     return DEFAULT_FOLDER_FPS, "default"
 
 
-class FrameSource:
+class FrameSource(Closable):
     """An iterator of :class:`Frame` over one source; see :func:`open_source`.
 
     Attributes:

@@ -166,3 +166,36 @@ def test_gallery_open_refuses_a_file_of_another_embedding_size(tmp_path):
     with pytest.raises(DataError, match="holds 4-d embeddings, the model makes 8-d ones"):
         Gallery.open(path, 8)
     assert len(Gallery.open(path, 4)) == 1
+
+
+# -- with blocks ----------------------------------------------------------------------------------
+
+
+def test_what_holds_a_file_or_a_session_closes_at_the_end_of_a_with_block(
+    tmp_path, osnet_path, yolox_path, vtest_path, vtest_frames, embedder, detector
+):
+    from edge_reid.detector import PersonDetector
+    from edge_reid.embedder import Embedder
+    from edge_reid.sinks import EventsSink, MotSink
+
+    pipeline = Pipeline(embedder, detector, past_frames=False)
+    results = [pipeline.process(frame, index / 10, index) for index, frame in enumerate(vtest_frames[:4])]
+    with EventsSink(tmp_path / "e.jsonl") as events, MotSink(tmp_path / "m.txt") as rows, VideoSink(tmp_path / "v.mp4", fps=10) as video:
+        for sink in (events, rows, video):
+            for result in results:
+                sink.write(result)
+    for sink in (events, rows, video):
+        with pytest.raises(ValueError, match="closed"):
+            sink.write(results[-1])
+    assert (tmp_path / "e.jsonl").read_text().count("\n") == sum(len(r.people) for r in results) > 0, "flushed at the end"
+    with Embedder(osnet_path) as embedder:
+        assert embedder.embed_boxes(vtest_frames[0], [[100, 100, 150, 250]]).shape == (1, embedder.dim)
+    with pytest.raises(ValueError, match="closed"):
+        embedder.embed_boxes(vtest_frames[0], [[100, 100, 150, 250]])
+    with PersonDetector(yolox_path, backend="onnxruntime") as detector:
+        detector.detect(vtest_frames[0])
+    with pytest.raises(ValueError, match="closed"):
+        detector.detect(vtest_frames[0])
+    with open_source(str(vtest_path)) as frames:
+        first = next(iter(frames))
+    assert first.index == 0 and frames._capture is None, "the video file released"

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.batching import BatchBuffers
+from edge_reid.closing import Closable
 from edge_reid.errors import ModelError
 from edge_reid.spec import ModelSpec
 
@@ -60,7 +61,7 @@ class BackendOptions:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
 
 
-class EmbeddingBackend(ABC):
+class EmbeddingBackend(Closable, ABC):
     """Runs an embedding model over a preallocated batch buffer.
 
     Use: write up to :attr:`max_batch` preprocessed crops into
@@ -108,12 +109,6 @@ class EmbeddingBackend(ABC):
 
     def close(self) -> None:
         """Release sessions and device memory. Safe to call twice."""
-
-    def __enter__(self) -> "EmbeddingBackend":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _check_n(self, n: int) -> None:
         if not 1 <= n <= self.max_batch:
@@ -177,7 +172,7 @@ def detector_input_shape(model_path: str | Path, input_name: str, shape) -> tupl
     return 1, 3, int(dims[2]), int(dims[3])
 
 
-class DetectorBackend(ABC):
+class DetectorBackend(Closable, ABC):
     """Runs a detector model: one fixed-shape image tensor in, one tensor out.
 
     Use: write the preprocessed image into :attr:`input`, call :meth:`run`, read
@@ -217,9 +212,3 @@ class DetectorBackend(ABC):
 
     def close(self) -> None:
         """Release the runtime's session or compiled model. Safe to call twice."""
-
-    def __enter__(self) -> "DetectorBackend":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
