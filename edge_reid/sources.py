@@ -53,6 +53,13 @@ STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp
 #: this: seeking past its end fails, and the file ends there with ``end_reason == "truncated"``.
 MAX_CONSECUTIVE_CORRUPT = 50
 
+#: Failed reads in a row before a video file is sought (re-synchronised) past them. OpenCV's FFmpeg
+#: backend reads on past a frame it cannot decode, so a run of damaged frames fails one read each
+#: and the frames after it read without a seek (a seek into a damaged run can land frames later);
+#: damage to the container's structure fails every read until a seek. The whole run may be
+#: :data:`MAX_CONSECUTIVE_CORRUPT` long, so a few seeks fit in it.
+READS_BEFORE_RESYNC = 10
+
 #: Frames a file may end short of its header's count without being reported as truncated: containers
 #: that store a duration instead of a count give an estimate (duration x fps) that rounding can put
 #: a frame or two too high.
@@ -64,8 +71,10 @@ class Frame:
     """One frame of a source.
 
     Attributes:
-        index: 0-based index among the frames delivered (corrupt ones not counted);
-            keeps counting across the passes of a repeated source.
+        index: 0-based frame number in the source: a video file's frame position, an image
+            folder's position in its sorted listing (an undecodable frame or image keeps its
+            number, so the numbers match the source's and its ground truth's); keeps counting
+            across the passes of a repeated source. Live sources: among the frames delivered.
         timestamp_s: seconds since the start: from the container's clock for
             files, wall-clock since opening for live sources, ``index / fps`` for
             folders; keeps increasing across the passes of a repeated source.
@@ -362,24 +371,26 @@ class FrameSource(Closable):
             self.close()
 
     def _iter_passes(self) -> Iterator[Frame]:
-        """Pass after pass over a file or folder; each pass starts where the last one's clock ended."""
-        offset_s = 0.0
+        """Pass after pass over a file or folder; each pass starts where the last one's clock and
+        frame numbers ended."""
+        offset_s, first_index = 0.0, 0
         while not self._stop:
             delivered_before = self.stats.frames
             if self.kind == "folder":
-                duration_s = yield from self._folder_pass(first=self.stats.passes == 0)
+                duration_s, length = yield from self._folder_pass(first_index, first=self.stats.passes == 0)
             else:
                 if self._capture is None:
                     self._capture = self._open()
                     if self._capture is None:  # the file went away between passes
                         self.stats.end_reason = self.stats.end_reason or "gone"
                         return
-                duration_s = yield from self._file_pass(offset_s)
+                duration_s, length = yield from self._file_pass(offset_s, first_index)
                 self.close()
             if self._stop:
                 return
             self.stats.passes += 1
             offset_s += duration_s
+            first_index += length
             if self.stats.frames == delivered_before:  # a pass gave nothing: nothing to repeat
                 if self.stats.passes > 1:  # the first pass read frames: the files went away since
                     self.stats.passes -= 1  # the empty pass is not counted as one
@@ -388,11 +399,12 @@ class FrameSource(Closable):
             if self.repeat and self.stats.passes >= self.repeat:
                 return
 
-    def _folder_pass(self, first: bool) -> Iterator[Frame]:
-        """One pass over the folder's images; returns 0.0 (a folder's clock is the frame index / fps)."""
-        for path in self._files:
+    def _folder_pass(self, first_index: int, first: bool) -> Iterator[Frame]:
+        """One pass over the folder's images, numbered by their place in the listing from
+        ``first_index``; returns (0.0, images listed): a folder's clock is the frame number / fps."""
+        for position, path in enumerate(self._files):
             if self._stop:
-                return 0.0
+                break
             try:
                 image = read_image(path)
             except UnreadableImageError as exc:
@@ -400,53 +412,101 @@ class FrameSource(Closable):
                 if first:
                     self.stats.skipped_files.append(exc.skipped())
                 continue
-            index = self.stats.frames
+            index = first_index + position
             self.stats.frames += 1
             yield Frame(index, index / self.fps, image, path.name)
-        return 0.0
+        return 0.0, len(self._files)
 
-    def _file_pass(self, offset_s: float) -> Iterator[Frame]:
-        """One pass over a video file; returns its duration in seconds (for the next pass's clock)."""
+    def _file_pass(self, offset_s: float, first_index: int) -> Iterator[Frame]:
+        """One pass over a video file, frames numbered from ``first_index``; returns (its duration in
+        seconds, frames it spanned), for the next pass's clock and numbers.
+
+        A frame's number is its position in the file: from the container's clock (OpenCV's
+        ``CAP_PROP_POS_MSEC``, the decoded frame's presentation time) times the frame rate where
+        that moves on, else counted (``CAP_PROP_POS_FRAMES`` counts the frames decoded, so it falls
+        behind after a damaged one). A damaged frame fails one read, and OpenCV's FFmpeg backend
+        then reads on from the next one; damage to the file's structure can stop reading there
+        until a seek re-synchronises it, so after every :data:`READS_BEFORE_RESYNC` failures in a
+        row the file is sought to the first failed frame, then one frame further each time.
+        :data:`MAX_CONSECUTIVE_CORRUPT` failures in a row end the file: as damaged when one of its
+        last frames still reads, else as cut short (truncated)."""
         capture = self._capture
         declared = self.stats.declared_frames
-        consecutive_failures = 0
+        failures = 0  # failed reads since the last good frame
+        last = -1  # the last good frame's position in the file
+        expected = 0  # the position the next read should give
+        clock_moved = False  # the container's clock has given a time after the start in this pass
         last_s = 0.0
         delivered = 0
         while not self._stop:
             ok, image = capture.read()
+            position = -1
             if ok and image is not None and image.size:
-                consecutive_failures = 0
+                position, clock_moved = self._file_position(capture, expected, clock_moved)
+            if position > last:  # a frame after the last one (not one a seek went back to)
+                self.stats.corrupt_frames += position - last - 1
+                failures, last, expected = 0, position, position + 1
                 if image.ndim == 2:
                     image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
                 if self.fps:
-                    position = int(capture.get(cv2.CAP_PROP_POS_FRAMES) or 0) - 1
-                    last_s = max(position, 0) / self.fps
+                    last_s = position / self.fps
                 else:
                     last_s = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
-                index = self.stats.frames
                 self.stats.frames += 1
                 delivered += 1
-                yield Frame(index, offset_s + last_s, image)
+                yield Frame(first_index + position, offset_s + last_s, image)
                 continue
-            # A failed read before the declared end is a corrupt frame, or the end of the file's data.
-            position = int(capture.get(cv2.CAP_PROP_POS_FRAMES) or 0)
-            if declared is None or position >= declared:
+            if declared is None or last + 1 >= declared:
+                break  # the end of the file
+            failures += 1
+            expected += 1
+            resync = failures % READS_BEFORE_RESYNC == 0
+            target = last + failures // READS_BEFORE_RESYNC
+            if failures >= self.stats.corrupt_limit or (resync and target >= declared):
+                self._end_of_readable_data(capture, declared, last, failures)
                 break
-            capture.set(cv2.CAP_PROP_POS_FRAMES, position + 1)
-            if int(capture.get(cv2.CAP_PROP_POS_FRAMES) or 0) <= position:  # nothing to seek to: the data ends here
-                if declared - position > FRAME_COUNT_SLACK:
-                    self._ended_early(position, "truncated")
-                break
-            self.stats.corrupt_frames += 1
-            consecutive_failures += 1
-            if consecutive_failures >= self.stats.corrupt_limit:
-                self._ended_early(position + 1 - consecutive_failures, "corrupt_limit")
-                break
+            if resync:  # reading does not move on by itself: seek, a frame further each time
+                capture.set(cv2.CAP_PROP_POS_FRAMES, target)
+                expected = target
         if self.fps:
             interval_s = 1.0 / self.fps
         else:  # no frame rate: the pass's mean frame interval, so the next pass's clock still moves on
             interval_s = last_s / (delivered - 1) if delivered > 1 and last_s > 0 else 1e-3
-        return last_s + interval_s
+        return last_s + interval_s, last + 1
+
+    def _file_position(self, capture, expected: int, clock_moved: bool) -> tuple[int, bool]:
+        """(position in the file of the frame just read, whether the container's clock has moved).
+
+        From the frame's presentation time where the container gives one (a time of 0 after the
+        clock has moved is the file's first frame again: a seek that went back); else ``expected``."""
+        if self.fps:
+            msec = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+            if msec > 0:
+                return int(round(msec * self.fps / 1000.0)), True
+            if clock_moved:
+                return 0, True
+        return expected, clock_moved
+
+    def _end_of_readable_data(self, capture, declared: int, last: int, failures: int) -> None:
+        """Record why reading stopped short of the declared end after ``failures`` failed reads:
+        damaged (one of the last frames still reads) or truncated (none does; not reported
+        within :data:`FRAME_COUNT_SLACK` of the end, where a count may be estimated a little high)."""
+        if self._reads_near_end(capture, declared, last):
+            self.stats.corrupt_frames += failures
+            self._ended_early(last + 1, "corrupt_limit")
+        elif declared - (last + 1) > FRAME_COUNT_SLACK:
+            self._ended_early(last + 1, "truncated")
+
+    @staticmethod
+    def _reads_near_end(capture, declared: int, last: int) -> bool:
+        """Whether one of the file's last few declared frames after ``last`` can be read (damage
+        in the middle), or none can (the data ends: truncated)."""
+        for position in range(declared - 1, max(declared - 2 - FRAME_COUNT_SLACK, last), -1):
+            capture.set(cv2.CAP_PROP_POS_FRAMES, position)
+            ok, image = capture.read()
+            if ok and image is not None and image.size:
+                return True
+        return False
 
     def _ended_early(self, position: int, reason: str) -> None:
         if self.stats.end_reason is None:  # the first pass that ended early is the one reported

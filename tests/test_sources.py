@@ -42,8 +42,10 @@ def test_image_folder_skips_and_counts_unreadable(tmp_path, vtest_frames):
     frames = list(source)
     assert len(frames) == 3 and source.stats.corrupt_frames == 1
     assert [(s.path.name, s.reason) for s in source.stats.skipped_files] == [("frame_001b.jpg", "not a decodable image")]
-    assert [f.timestamp_s for f in frames] == [0.0, 0.5, 1.0]
     assert [f.name for f in frames] == ["frame_000.jpg", "frame_001.jpg", "frame_002.jpg"]
+    assert [f.index for f in frames] == [0, 1, 3] and [f.timestamp_s for f in frames] == [0.0, 0.5, 1.5], (
+        "frame_001b.jpg keeps its place: the frames after it keep their numbers and times"
+    )
 
 
 def test_missing_or_undecodable_sources(tmp_path):
@@ -179,7 +181,8 @@ def test_image_folder_skips_truncated_corrupt_and_empty_images_by_name(tmp_path,
     _write_jpeg(tmp_path / "e_good.JPG", vtest_frames[1])
     source = open_source(str(tmp_path), folder_fps=5.0)
     frames = list(source)
-    assert [(f.index, f.name, f.timestamp_s) for f in frames] == [(0, "a_good.jpg", 0.0), (1, "e_good.JPG", 0.2)]
+    # Each image keeps its place in the listing (its frame number and time), readable or not.
+    assert [(f.index, f.name, f.timestamp_s) for f in frames] == [(0, "a_good.jpg", 0.0), (4, "e_good.JPG", 0.8)]
     assert np.array_equal(frames[1].image, cv2.imread(str(tmp_path / "e_good.JPG")))
     skipped = {s.path.name: s.reason for s in source.stats.skipped_files}
     assert skipped == {
@@ -292,8 +295,10 @@ def test_folder_of_only_unreadable_images_is_not_repeated_forever(tmp_path):
 
 class ScriptedFile:
     """A stand-in for cv2.VideoCapture of a file: ``frames`` entries (None = undecodable), the data
-    ending after ``available`` of them, as OpenCV's FFmpeg backend behaves: a failed read does not
-    advance the position, and a seek past the data's end leaves the position where it was."""
+    ending after ``available`` of them. A failed read does not move on (as OpenCV's FFmpeg backend
+    behaves where a container's structure is damaged: only a seek gets past it; a damaged picture in
+    an intact container is read past, the real-file tests below), and a seek past the data's end
+    leaves the position where it was. No presentation times (``CAP_PROP_POS_MSEC`` is 0)."""
 
     def __init__(self, frames: list, declared: int, available: int):
         self.frames, self.declared, self.available, self.position = frames, declared, available, 0
@@ -387,3 +392,62 @@ def test_an_image_sequence_is_timed_by_its_seqinfo_or_fps(tmp_path, vtest_frames
     assert (source.fps, source.fps_source) == (1.0, "default")
     with pytest.raises(ValueError, match="fps must be a positive number"):
         open_source(str(plain), folder_fps=0.0)
+
+
+def _mjpeg_clip(path, frames) -> bytearray:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return bytearray(path.read_bytes())
+
+
+def _frame_chunks(data: bytearray) -> list[tuple[int, int]]:
+    """(offset, size) of each frame's '00dc' chunk in an MJPG AVI, in file order."""
+    chunks, start = [], data.find(b"movi")
+    while (start := data.find(b"00dc", start + 1)) != -1:
+        size = int.from_bytes(data[start + 4:start + 8], "little")
+        if data[start + 8:start + 10] == b"\xff\xd8":  # a JPEG follows: a frame chunk, not the index's mention
+            chunks.append((start, size))
+    return chunks
+
+
+def _vtest_mjpeg(tmp_path, vtest_path, count: int = 40):
+    capture = cv2.VideoCapture(str(vtest_path))
+    clip = tmp_path / "clip.avi"
+    data = _mjpeg_clip(clip, [capture.read()[1] for _ in range(count)])
+    capture.release()
+    return clip, data
+
+
+def test_damaged_frames_in_a_real_video_are_skipped_and_the_rest_keep_their_numbers(tmp_path, vtest_path):
+    clip, data = _vtest_mjpeg(tmp_path, vtest_path)
+    chunks = _frame_chunks(data)
+    assert len(chunks) == 40
+    for frame in [10, 20, 21, 22, 23, 24]:  # the pictures of six frames wiped (their chunks intact)
+        offset, size = chunks[frame]
+        data[offset + 10:offset + 8 + size] = bytes(size - 2)
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(data)
+    source = open_source(str(damaged))
+    frames = list(source)
+    assert [frame.index for frame in frames] == [i for i in range(40) if i not in (10, 20, 21, 22, 23, 24)]
+    assert all(frame.timestamp_s == pytest.approx(frame.index / 10.0) for frame in frames)
+    reference = list(open_source(str(clip)))
+    assert all(np.array_equal(frame.image, reference[frame.index].image) for frame in frames), "each number is its own picture"
+    assert source.stats.corrupt_frames == 6 and source.stats.end_message is None
+
+
+def test_a_broken_chunk_header_does_not_end_a_real_video(tmp_path, vtest_path):
+    clip, data = _vtest_mjpeg(tmp_path, vtest_path)
+    offset, _ = _frame_chunks(data)[32]
+    data[offset:offset + 8] = bytes(8)  # the container's structure broken at frame 32
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(data)
+    source = open_source(str(damaged))
+    frames = list(source)
+    # FFmpeg's AVI reader skips the broken chunk and numbers the frames after it one lower (its
+    # clock counts the chunks read), so numbers after such damage can be a frame off; the frames
+    # themselves are all read, in order.
+    assert len(frames) == 39 and [frame.index for frame in frames][:32] == list(range(32))
+    assert source.stats.end_message is None
