@@ -16,11 +16,15 @@ class Detections:
         scores: (N,) float32 detector confidence in [0, 1].
         track_ids: (N,) int64 id of the track each box belongs to, or None before tracking
             (:meth:`edge_reid.tracking.Tracker.update` returns detections with it set).
+        too_small: people the detector found but left out for being shorter than its minimum
+            height (:class:`~edge_reid.detector.PersonDetector`'s ``min_box_height``), counted
+            so that a run can say how many it skipped.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     track_ids: np.ndarray | None = None
+    too_small: int = 0
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
@@ -32,9 +36,9 @@ class Detections:
         )
 
     @staticmethod
-    def empty() -> "Detections":
-        """No detections."""
-        return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+    def empty(too_small: int = 0) -> "Detections":
+        """No detections (``too_small``: see the attribute)."""
+        return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), too_small=too_small)
 
     @staticmethod
     def from_boxes(boxes, scores=None) -> "Detections":

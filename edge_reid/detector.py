@@ -319,14 +319,20 @@ class PersonDetector(Closable):
         boxes = np.concatenate((centers - sizes / 2, centers + sizes / 2), axis=1) / ratio
         scores = scores[candidates]
         boxes, keep = sanitize_boxes(boxes, frame.shape[0], frame.shape[1], self.min_box_height)
-        boxes, scores = boxes[keep], scores[keep]
-        if boxes.shape[0] == 0:
-            return Detections.empty()
-        xywh = np.concatenate((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), axis=1)
-        kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.score_threshold, self.nms_iou)
-        kept = np.asarray(kept, dtype=np.int64).reshape(-1)
-        kept = kept[np.argsort(-scores[kept], kind="stable")]
-        return Detections(boxes[kept].astype(np.float32), scores[kept].astype(np.float32))
+        heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+        too_small = len(self._suppress(boxes, scores, np.flatnonzero(~keep & (heights >= 1.0) & (widths >= 1.0))))
+        kept = self._suppress(boxes, scores, np.flatnonzero(keep))
+        if kept.size == 0:
+            return Detections.empty(too_small)
+        return Detections(boxes[kept].astype(np.float32), scores[kept].astype(np.float32), too_small=too_small)
+
+    def _suppress(self, boxes: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The rows of ``boxes`` left by non-maximum suppression among ``rows``, highest score first."""
+        if rows.size == 0:
+            return rows
+        xywh = np.concatenate((boxes[rows, :2], boxes[rows, 2:] - boxes[rows, :2]), axis=1)
+        kept = rows[np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores[rows].tolist(), self.score_threshold, self.nms_iou), np.int64).reshape(-1)]
+        return kept[np.argsort(-scores[kept], kind="stable")]
 
     def describe(self) -> str:
         """One line naming the backend the detector runs on, its input and (after a frame) the scale it sees frames at."""

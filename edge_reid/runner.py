@@ -218,6 +218,7 @@ class Runner:
             source=frames.name, backend=self.backends(), model=str(embedder.model_path),
             detector=str(getattr(pipeline.detector, "model_path", "") or ""),
             camera_motion=pipeline.tracker.camera_motion is not None,
+            min_box_height=max(pipeline.min_box_height, float(getattr(pipeline.detector, "min_box_height", 0.0))),
         )
         previous = self._install_signals()
         started = time.perf_counter()

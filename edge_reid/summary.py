@@ -21,7 +21,9 @@ class RunSummary:
         embeddings: crops embedded by the ReID model over the run.
         embeddings_per_frame: ``embeddings / frames``.
         corrupt_frames: frames or images that could not be decoded and were skipped.
-        skipped_boxes: boxes dropped as empty, outside the frame or too small.
+        skipped_boxes: boxes dropped as empty, outside the frame or too small (shorter than
+            ``min_box_height``, in the detector or the pipeline).
+        min_box_height: the height in pixels below which people were skipped (``--min-box-height``).
         reconnects: times a live source was reopened after dropping.
         dropped_frames: live sources: frames read but not processed because a newer one had
             arrived when the loop asked for a frame (the loop was slower than the source; 0 with
@@ -59,6 +61,7 @@ class RunSummary:
     embeddings_per_frame: float = 0.0
     corrupt_frames: int = 0
     skipped_boxes: int = 0
+    min_box_height: float = 0.0
     reconnects: int = 0
     dropped_frames: int = 0
     source_gave_up: bool = False

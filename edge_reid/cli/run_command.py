@@ -21,6 +21,18 @@ from edge_reid.tracking.config import TrackerConfig
 console = Console(stderr=True)
 
 
+def small_people_hint(summary: RunSummary) -> str:
+    """A hint when most boxes found were skipped as too small (small frames, far people), else ""."""
+    if summary.min_box_height <= 0 or summary.skipped_boxes <= summary.detections:
+        return ""
+    lower = max(8, int(summary.min_box_height // 2))
+    return (
+        f"{summary.skipped_boxes} boxes were skipped against {summary.detections} kept: people shorter than "
+        f"--min-box-height {summary.min_box_height:g} px are left out; for small frames or far people try "
+        f"--min-box-height {lower} (ReID is weaker on so few pixels)"
+    )
+
+
 def _print_summary(summary: RunSummary) -> None:
     from rich.markup import escape
 
@@ -42,6 +54,9 @@ def _print_summary(summary: RunSummary) -> None:
     if summary.corrupt_frames or summary.skipped_boxes:
         limit = f" ({summary.corrupt_limit} in a row end a video file)" if summary.corrupt_limit and summary.corrupt_frames else ""
         table.add_row("skipped", f"{summary.corrupt_frames} corrupt frames{limit}, {summary.skipped_boxes} boxes")
+    hint = small_people_hint(summary)
+    if hint:
+        table.add_row("hint", f"[yellow]{hint}[/]")
     if summary.skipped_files:
         skipped = [SkippedFile(Path(item["file"]), item["reason"]) for item in summary.skipped_files]
         table.add_row("skipped images", f"[yellow]{escape(describe_skipped(skipped))}[/]")
