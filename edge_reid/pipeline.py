@@ -34,13 +34,15 @@ from edge_reid.tracking import CameraMotion, Tracker, TrackerConfig, plan_embedd
 
 @dataclass
 class _PendingFrame:
-    """A frame that past-frame boxes may still belong to: its index, time and image file name, and
-    the identities already reported in it (a frame gets each identity once)."""
+    """A frame that past-frame boxes may still belong to: its index, time, image file name and size
+    (height, width in pixels: a folder's images may differ), and the identities already reported in
+    it (a frame gets each identity once)."""
 
     index: int
     timestamp_s: float
     file_name: str | None
     identities: set[int]
+    shape: tuple[int, int]
 
 
 def _state(track) -> str:
@@ -237,12 +239,12 @@ class Pipeline:
             identities = self.identities.update(self.tracker, tracked)
         if self.past_frames:  # what past-frame boxes need to know of this frame
             known = {i for i in identities.identity_ids.tolist() if i >= 1}
-            self._pending[update] = _PendingFrame(int(frame_index), float(timestamp_s), file_name, known)
+            self._pending[update] = _PendingFrame(int(frame_index), float(timestamp_s), file_name, known, image.shape[:2])
         tracks = [self.tracker.get(int(t)) for t in tracked.track_ids]
         filtered = tracked.boxes.copy()
         filtered[:, 0::2] = np.clip(filtered[:, 0::2], 0.0, float(image.shape[1]))
         filtered[:, 1::2] = np.clip(filtered[:, 1::2], 0.0, float(image.shape[0]))
-        past = self._past_people(tracks, identities, image.shape) if self.past_frames else ()
+        past = self._past_people(tracks, identities) if self.past_frames else ()
         timer.frames += 1
         return FrameResult(
             frame_index, timestamp_s, image, Detections(filtered, tracked.scores, tracked.track_ids), identities,
@@ -250,8 +252,9 @@ class Pipeline:
             past=past, file_name=file_name,
         )
 
-    def _past_people(self, tracks, identities: Identities, shape) -> tuple[PastPerson, ...]:
-        """The past-frame boxes of the tracks reported in this frame, as :class:`PastPerson` rows.
+    def _past_people(self, tracks, identities: Identities) -> tuple[PastPerson, ...]:
+        """The past-frame boxes of the tracks reported in this frame, as :class:`PastPerson` rows,
+        each clipped to its own frame (a box that lies wholly outside it is left out).
 
         A frame never gets an identity twice: a past box is left out where its identity was
         already reported in that frame (a track that took over a lost track's identity, whose
@@ -262,10 +265,13 @@ class Pipeline:
                 frame = self._pending.get(past.update)
                 if frame is None or identity in frame.identities:
                     continue
+                height, width = frame.shape
+                x1, y1, x2, y2 = (float(v) for v in past.box)
+                box = (min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+                if box[2] - box[0] < 1.0 or box[3] - box[1] < 1.0:
+                    continue
                 if identity >= 1:
                     frame.identities.add(identity)
-                x1, y1, x2, y2 = (float(v) for v in past.box)
-                box = (min(max(x1, 0.0), shape[1]), min(max(y1, 0.0), shape[0]), min(max(x2, 0.0), shape[1]), min(max(y2, 0.0), shape[0]))
                 people.append(PastPerson(frame.index, frame.timestamp_s, box, past.score, track.track_id, int(identity), name,
                                          past.kind, frame.file_name))
         oldest = min((t.oldest_pending_update for t in self.tracker.tracks), default=self.tracker.updates)
