@@ -125,13 +125,13 @@ def test_a_past_box_never_repeats_an_identity_already_reported_in_its_frame(embe
 
     pipeline = Pipeline(embedder, use_detector=False)
     for update in range(3):  # frames 10-12; identity 5 was reported live in frames 10 and 11
-        pipeline._pending[update] = _PendingFrame(10 + update, update / 10, None, {5, 6} if update < 2 else {6})
+        pipeline._pending[update] = _PendingFrame(10 + update, update / 10, None, {5, 6} if update < 2 else {6}, (576, 768))
     box = np.array([10.0, 20.0, 30.0, 80.0])
     past = [PastBox(update, update / 10, box, 0.9, "tentative") for update in range(3)]
     identities = Identities(np.array([5]), (None,), np.array([0.9], np.float32), np.array([False]))
-    people = pipeline._past_people([_TrackWithPast(7, past)], identities, (576, 768, 3))
+    people = pipeline._past_people([_TrackWithPast(7, past)], identities)
     assert [(p.frame_index, p.identity_id) for p in people] == [(12, 5)]
-    again = pipeline._past_people([_TrackWithPast(8, past)], identities, (576, 768, 3))
+    again = pipeline._past_people([_TrackWithPast(8, past)], identities)
     assert again == (), "the frame now holds identity 5: a second past box of it is left out too"
 
 
