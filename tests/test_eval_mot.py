@@ -133,3 +133,16 @@ def test_a_mot17_sequence_is_scored_with_its_benchmarks_distractor_rules(tmp_pat
         scored[name] = evaluate_mot(found, sequence)
     assert scored["MOT17-99"].benchmark == "MOT17" and scored["MOT17-99"].mota == pytest.approx(100.0)
     assert scored["other-99"].benchmark == "MOT15" and scored["other-99"].mota == pytest.approx(50.0)
+
+
+def test_a_result_that_ends_early_is_scored_with_a_note_saying_so(vtest_gt_dir, counted_gt, tmp_path, capsys):
+    """A run cut short (--max-frames 60) scored against the whole sequence looks like a bad tracker."""
+    path = tmp_path / "first60.txt"
+    write_rows(path, counted_gt[counted_gt[:, 0] <= 60])
+    metrics = evaluate_mot(path, vtest_gt_dir)
+    assert (metrics.last_result_frame, metrics.last_gt_frame) == (60, int(counted_gt[:, 0].max()))
+    assert metrics.hota < 30, "scored on the whole sequence, as TrackEval does"
+    assert main(["eval-mot", "--gt", str(vtest_gt_dir), str(path)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"first60.txt ends at frame 60, the ground truth at {metrics.last_gt_frame}: every person after frame 60 counts as missed" in err
+    assert evaluate_mot(counted_gt, vtest_gt_dir).coverage_note("whole.txt") == "", "a whole run: no note"

@@ -59,6 +59,10 @@ def eval_mot_command(
         )
     console.print(table)
     for path, metrics in scored:
+        note = metrics.coverage_note(path.name)
+        if note:
+            console.print(f"[yellow]note:[/] {note}")
+    for path, metrics in scored:
         typer.echo(
             f"{path}: HOTA {metrics.hota:.2f}  DetA {metrics.deta:.2f}  AssA {metrics.assa:.2f}  MOTA {metrics.mota:.2f}  "
             f"IDF1 {metrics.idf1:.2f}  IDSW {metrics.id_switches}"

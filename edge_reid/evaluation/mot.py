@@ -47,6 +47,10 @@ class MotMetrics:
         gt_boxes: ground-truth boxes evaluated (``conf`` 0 rows excluded).
         predicted_boxes: rows of the result.
         benchmark: the MOTChallenge settings used (:func:`mot_benchmark`).
+        last_result_frame: the last frame (1-based) with a row in the result, 0 when it has none.
+        last_gt_frame: the last frame (1-based) with a ground-truth row. A result that ends well
+            before it (a run cut short) is scored as missing every person after its end:
+            :meth:`coverage_note` says so.
     """
 
     sequence: str
@@ -61,6 +65,19 @@ class MotMetrics:
     gt_boxes: int
     predicted_boxes: int
     benchmark: str = "MOT15"
+    last_result_frame: int = 0
+    last_gt_frame: int = 0
+
+    def coverage_note(self, name: str) -> str:
+        """A note when the result ends before 90% of the ground truth's frames (``name``: how to call
+        the result), else "": its scores count every person after its end as missed."""
+        if self.last_result_frame >= 0.9 * self.last_gt_frame:
+            return ""
+        return (
+            f"{name} ends at frame {self.last_result_frame}, the ground truth at {self.last_gt_frame}: every person after "
+            f"frame {self.last_result_frame} counts as missed (a run cut short by --max-frames?); compare runs over the "
+            "same frames"
+        )
 
     def to_dict(self) -> dict:
         """JSON-ready dict, percentages rounded to 3 decimals."""
@@ -145,7 +162,8 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
         rows, name = read_rows(result, "tracking result"), str(result)
     _check_rows(rows, info.length, name)
     # A clear error for a malformed or empty ground truth, before TrackEval's (which scores an empty one 0).
-    if len(read_rows(info.gt_path, "ground truth")) == 0:
+    gt_rows = read_rows(info.gt_path, "ground truth")
+    if len(gt_rows) == 0:
         raise DataError(f"ground truth {info.gt_path} has no rows: there is nothing to score against; give the "
                         "sequence's gt/gt.txt with one row per person box (frame, id, left, top, width, height, conf, ...)")
     trackeval = _import_trackeval()
@@ -191,4 +209,6 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
         gt_boxes=int(count["GT_Dets"]),
         predicted_boxes=int(count["Dets"]),
         benchmark=benchmark,
+        last_result_frame=int(rows[:, 0].max()) if len(rows) else 0,
+        last_gt_frame=int(gt_rows[:, 0].max()),
     )
