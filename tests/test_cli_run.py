@@ -196,7 +196,7 @@ def test_detector_size_hint_only_below_half_scale():
 
     hint = detector_size_hint(416 / 1920, 1080, 1920)
     assert "these 1920x1080 frames at 0.22x" in hint and "--detector-size 960 shows them at 0.50x" in hint
-    assert "about 5.3x the detector's work" in hint
+    assert "about 4.9x the detector's work (its input 960x544 instead of 416x256" in hint, "the inputs' areas"
     assert detector_size_hint(416 / 768, 576, 768) == "", "vtest as recorded: seen at 0.54x"
     assert "--detector-size 2048" in detector_size_hint(416 / 7680, 4320, 7680), "capped at the largest size accepted"
 

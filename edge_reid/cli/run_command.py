@@ -312,7 +312,8 @@ def run(
         nonlocal hint_pending
         if hint_pending and person_detector.frame_scale is not None:
             hint_pending = False
-            hint = detector_size_hint(person_detector.frame_scale, result.image.shape[0], result.image.shape[1])
+            hint = detector_size_hint(person_detector.frame_scale, result.image.shape[0], result.image.shape[1],
+                                      (person_detector.model_height, person_detector.model_width))
             if hint:
                 progress.console.print(f"[yellow]hint:[/] {hint}")
         progress.update(task, advance=1, fps=running.frames / max(running.seconds, 1e-9), ids=running.identities)
@@ -332,21 +333,29 @@ def run(
 HINT_BELOW_SCALE = 0.5
 
 
-def detector_size_hint(frame_scale: float, frame_height: int, frame_width: int) -> str:
+def detector_size_hint(frame_scale: float, frame_height: int, frame_width: int, model_input: tuple[int, int] = (416, 416)) -> str:
     """The suggestion of a larger ``--detector-size`` for frames seen at ``frame_scale`` (< :data:`HINT_BELOW_SCALE`), or "".
 
     The size suggested shows the frame at half its size: its long side / 2, rounded up to a multiple of 32
-    (at most :data:`~edge_reid.defaults.DETECTOR_MAX_INPUT_SIZE`).
+    (at most :data:`~edge_reid.defaults.DETECTOR_MAX_INPUT_SIZE`). The work it costs is the ratio of the
+    network's input areas, each the rectangle that holds the frame (:func:`~edge_reid.detector.rectangular_input`)
+    within the model's input at that size (``model_input``: (height, width) pixels of the model's own).
     """
+    from edge_reid.detector import MAX_STRIDE, rectangular_input
+
     if frame_scale >= HINT_BELOW_SCALE:
         return ""
     size = min(DETECTOR_MAX_INPUT_SIZE, -(-max(frame_height, frame_width) // 64) * 32)
     if size <= round(frame_scale * max(frame_height, frame_width)):
         return ""
+    now = rectangular_input(frame_height, frame_width, *model_input)
+    larger = tuple(-(-round(side * size / max(model_input)) // MAX_STRIDE) * MAX_STRIDE for side in model_input)
+    then = rectangular_input(frame_height, frame_width, *larger)
     return (
         f"the detector sees these {frame_width}x{frame_height} frames at {frame_scale:.2f}x, so people small in them may be "
         f"missed; --detector-size {size} shows them at {size / max(frame_height, frame_width):.2f}x, for about "
-        f"{(size / (frame_scale * max(frame_height, frame_width))) ** 2:.1f}x the detector's work (docs/tracking.md)"
+        f"{then[0] * then[1] / (now[0] * now[1]):.1f}x the detector's work (its input {then[1]}x{then[0]} instead of "
+        f"{now[1]}x{now[0]}; docs/tracking.md)"
     )
 
 
