@@ -60,6 +60,10 @@ MAX_CONSECUTIVE_CORRUPT = 50
 #: :data:`MAX_CONSECUTIVE_CORRUPT` long, so a few seeks fit in it.
 READS_BEFORE_RESYNC = 10
 
+#: Frame rates a video file's container may declare and be believed: above it (a header written
+#: with a placeholder such as 1000) the file is timed by its container's clock, or by ``fps`` when given.
+MAX_DECLARED_FPS = 1000.0
+
 #: Frames a file may end short of its header's count without being reported as truncated: containers
 #: that store a duration instead of a count give an estimate (duration x fps) that rounding can put
 #: a frame or two too high.
@@ -241,10 +245,14 @@ class FrameSource(Closable):
         name: the source as given.
         total_frames: frames to expect over all passes when known (files that
             declare a count, folders), else None (live sources, ``repeat=0``).
-        fps: frames per second from the container, or a folder's (``--fps``, else its MOTChallenge
-            ``seqinfo.ini``'s ``frameRate``, else :data:`DEFAULT_FOLDER_FPS`), or None.
-        fps_source: where a folder's ``fps`` came from (``"--fps"``, ``"seqinfo.ini"``, ``"default"``);
-            None for other sources.
+        fps: frames per second the frames are timed by: a folder's (the ``fps`` given, else its
+            MOTChallenge ``seqinfo.ini``'s ``frameRate``, else :data:`DEFAULT_FOLDER_FPS`); a video
+            file's (the ``fps`` given, else its container's when plausible, under
+            :data:`MAX_DECLARED_FPS`); a live source's; or None (unknown: a file is then timed by
+            its container's clock).
+        declared_fps: the frame rate a video file's container declares (0 when it declares none).
+        fps_source: where ``fps`` came from when not from the source itself: ``"--fps"`` (given),
+            ``"seqinfo.ini"`` or ``"default"`` (folders); None otherwise.
         repeat: passes over a file or folder (0: until stopped).
         newest_only: live sources: read continuously, each frame asked for the newest one
             (:mod:`edge_reid.newest_frame`); False: every frame in order.
@@ -255,7 +263,8 @@ class FrameSource(Closable):
     Raises:
         SourceError: the source cannot be opened, a folder holds no image file,
             or ``repeat`` is asked of a live source.
-        ValueError: ``repeat`` < 0, or ``folder_fps`` not positive.
+        ValueError: ``repeat`` < 0; ``fps`` not positive, given for a live source, or given twice
+            (``folder_fps`` is its older name, for folders).
         DataError: a folder's MOTChallenge ``seqinfo.ini`` is not valid.
     """
 
@@ -269,7 +278,17 @@ class FrameSource(Closable):
         max_consecutive_corrupt: int = MAX_CONSECUTIVE_CORRUPT,
         repeat: int = 1,
         newest_only: bool = True,
+        fps: float | None = None,
     ) -> None:
+        if folder_fps is not None:
+            if fps is not None and fps != folder_fps:
+                raise ValueError(f"give the frame rate once: fps={fps} and folder_fps={folder_fps}")
+            fps = folder_fps
+        if fps is not None:
+            if kind in ("camera", "stream", "gstreamer"):
+                raise ValueError(f"fps sets the frame rate of a video file or image folder; a {kind} is timed as it delivers")
+            if isinstance(fps, bool) or not 0.0 < float(fps) < float("inf"):
+                raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
         self.name = str(source)
         self.newest_only = bool(newest_only)
         self._capture_lock = threading.Lock()
@@ -288,7 +307,9 @@ class FrameSource(Closable):
         self._stop = False
         self._capture = None
         self.fps: float | None = None
-        #: where a folder's frame rate came from: "--fps", "seqinfo.ini" or "default" (None: not a folder)
+        self.declared_fps = 0.0
+        #: the container's frame rate where plausible, for positions from its clock (None: unknown)
+        self._container_fps: float | None = None
         self.fps_source: str | None = None
         if kind == "folder":
             folder = Path(source)
@@ -300,13 +321,16 @@ class FrameSource(Closable):
             if not self._files:
                 raise SourceError(f"image folder has no images ({', '.join(IMAGE_SUFFIXES)}): {folder}")
             self.stats.declared_frames = len(self._files)
-            self.fps, self.fps_source = _frame_rate(sequence, folder_fps)
+            self.fps, self.fps_source = _frame_rate(sequence, fps)
         else:
             self._capture = self._open()
             if self._capture is None:
                 raise SourceError(self._open_failure_message())
-            fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
-            self.fps = fps if 0.0 < fps < 1000.0 else None
+            self.declared_fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+            self._container_fps = self.declared_fps if 0.0 < self.declared_fps < MAX_DECLARED_FPS else None
+            self.fps = self._container_fps
+            if fps is not None:
+                self.fps, self.fps_source = float(fps), "--fps"
             if kind == "file":
                 count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
                 self.stats.declared_frames = count if count > 0 else None
@@ -479,10 +503,10 @@ class FrameSource(Closable):
 
         From the frame's presentation time where the container gives one (a time of 0 after the
         clock has moved is the file's first frame again: a seek that went back); else ``expected``."""
-        if self.fps:
+        if self._container_fps:
             msec = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
             if msec > 0:
-                return int(round(msec * self.fps / 1000.0)), True
+                return int(round(msec * self._container_fps / 1000.0)), True
             if clock_moved:
                 return 0, True
         return expected, clock_moved
@@ -601,7 +625,7 @@ class FrameSource(Closable):
 
 def open_source(
     source: str | os.PathLike | int, reconnect_timeout_s: float = 30.0, folder_fps: float | None = None, repeat: int = 1,
-    newest_only: bool = True,
+    newest_only: bool = True, fps: float | None = None,
 ) -> FrameSource:
     """Open a frame source from what a user typed.
 
@@ -611,19 +635,22 @@ def open_source(
             string naming an existing file or folder is always that file or folder
             (:func:`classify_source`), an int always a camera index.
         reconnect_timeout_s: how long a dropped live source is retried, seconds.
-        folder_fps: frame rate of an image folder, frames per second (None: its MOTChallenge
-            ``seqinfo.ini``'s, beside the images or in the folder above, else 1).
+        folder_fps: the older name of ``fps``, for image folders.
         repeat: passes over a video file or image folder, one after the other
             (0: until stopped); frame indices and timestamps keep increasing.
         newest_only: a camera, stream or pipeline is read continuously and each frame asked
             for is the newest read; the ones in between are dropped (``stats.dropped_frames``).
             False: every frame in order, however far behind the loop falls. Files and
             folders always give every frame.
+        fps: frames per second to time the frames by (the tracker counts in seconds): an image
+            folder's (None: its MOTChallenge ``seqinfo.ini``'s, beside the images or in the folder
+            above, else 1), or a video file's instead of the rate its header declares (None: the
+            header's, for a header that is wrong). Not for live sources.
 
     Raises:
         SourceError: the file or folder does not exist, it cannot be opened, or
             ``repeat`` is asked of a camera, stream or pipeline.
-        ValueError: ``repeat`` < 0.
+        ValueError: ``repeat`` < 0; a bad ``fps`` (see :class:`FrameSource`).
         TypeError: ``source`` is neither a string, a path nor an int (frames already in memory go
             to ``Pipeline.process``, one at a time).
     """
@@ -639,5 +666,5 @@ def open_source(
     if kind == "camera" and text.startswith("/dev/") and not Path(text).exists():
         raise SourceError(f"camera not found: {text}; list cameras with: ls /dev/video*")
     return FrameSource(
-        text, kind, reconnect_timeout_s=reconnect_timeout_s, folder_fps=folder_fps, repeat=repeat, newest_only=newest_only
+        text, kind, reconnect_timeout_s=reconnect_timeout_s, folder_fps=folder_fps, repeat=repeat, newest_only=newest_only, fps=fps
     )

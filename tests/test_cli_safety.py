@@ -40,7 +40,7 @@ def test_version(capsys):
         (["run", "--source", "x.avi", "--threshold", "5"], "Invalid value for '--threshold'"),
         (["eval-mot"], "Missing argument 'RESULT_FILE'"),
         (["run", "--source", "x.avi", "--backend", "onnxruntime", "--device", "GPU"], "Invalid value for --device: chooses an OpenVINO device"),
-        (["run", "--source", "x.avi", "--fps", "30"], "Invalid value for --fps: sets the frame rate of an image folder"),
+        (["run", "--camera", "0", "--fps", "30"], "Invalid value for --fps: sets the frame rate of an image folder or a video file"),
     ],
 )
 def test_a_usage_error_is_one_line_with_exit_code_2(argv, message, capsys):

@@ -451,3 +451,33 @@ def test_a_broken_chunk_header_does_not_end_a_real_video(tmp_path, vtest_path):
     # themselves are all read, in order.
     assert len(frames) == 39 and [frame.index for frame in frames][:32] == list(range(32))
     assert source.stats.end_message is None
+
+
+def test_a_video_whose_header_declares_an_impossible_rate_is_timed_by_the_fps_given(tmp_path, vtest_frames):
+    clip = tmp_path / "fast.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 1000.0, (768, 576))
+    for frame in vtest_frames[:5]:
+        writer.write(frame)
+    writer.release()
+    header = open_source(str(clip))
+    assert header.declared_fps == 1000.0 and header.fps is None and header.fps_source is None
+    assert [round(f.timestamp_s, 3) for f in header] == [0.0, 0.001, 0.002, 0.003, 0.004], "its container's clock: 1 ms apart"
+    given = open_source(str(clip), fps=10.0)
+    assert (given.fps, given.fps_source) == (10.0, "--fps")
+    assert [(f.index, round(f.timestamp_s, 3)) for f in given] == [(0, 0.0), (1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4)]
+    with pytest.raises(ValueError, match="a camera is timed as it delivers"):
+        FrameSource("0", "camera", fps=10.0, capture_factory=lambda kind, name: None)
+    with pytest.raises(ValueError, match="give the frame rate once"):
+        open_source(str(clip), fps=10.0, folder_fps=12.0)
+
+
+def test_the_run_notes_an_impossible_declared_rate(tmp_path, vtest_frames):
+    from edge_reid.cli.run_command import declared_rate_note
+
+    clip = tmp_path / "fast.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 1000.0, (768, 576))
+    writer.write(vtest_frames[0])
+    writer.release()
+    assert "declares 1000 fps: its frames are timed by the container's clock" in declared_rate_note(open_source(str(clip)))
+    assert declared_rate_note(open_source(str(clip), fps=25.0)) == ""
+    assert declared_rate_note(open_source(str(_short_clip(tmp_path / "ok.avi", vtest_frames[:2])))) == ""

@@ -144,10 +144,11 @@ def run(
     repeat: int = typer.Option(
         1, "--repeat", min=0, help="Play a video file or image folder this many times in a row (0: until Ctrl-C), e.g. for a soak test."
     ),
-    folder_fps: Optional[float] = typer.Option(
+    source_fps: Optional[float] = typer.Option(
         None, "--fps", min=0.001,
-        help="Frame rate of an image-folder source (the tracker counts in seconds). Default: frameRate of a MOTChallenge "
-        "seqinfo.ini in or beside the folder (e.g. MOT17-04/img1), else 1 image per second.",
+        help="Frame rate to time an image folder or a video file by (the tracker counts in seconds). Default: a folder's "
+        "frameRate in a MOTChallenge seqinfo.ini in or beside it (e.g. MOT17-04/img1), else 1 image per second; a video's "
+        "own, from its header (give --fps when the header is wrong). Not for cameras and streams.",
     ),
     all_frames: bool = typer.Option(
         False, "--all-frames",
@@ -241,12 +242,16 @@ def run(
 
     # --camera 0 is a camera index even where a file named "0" exists in the working folder.
     camera_source = int(camera) if camera is not None and camera.strip().isdigit() else camera
-    if folder_fps is not None and source_kind != "folder":
-        raise typer.BadParameter("sets the frame rate of an image folder; videos and cameras give their own", param_hint="--fps")
+    if source_fps is not None and source_kind not in ("folder", "file"):
+        raise typer.BadParameter("sets the frame rate of an image folder or a video file; cameras and streams are timed as "
+                                 "they deliver", param_hint="--fps")
     frames = open_source(
-        source if source is not None else camera_source, reconnect_timeout_s=reconnect_timeout, repeat=repeat, folder_fps=folder_fps,
+        source if source is not None else camera_source, reconnect_timeout_s=reconnect_timeout, repeat=repeat, fps=source_fps,
         newest_only=not all_frames,
     )
+    rate_note = declared_rate_note(frames)
+    if rate_note:
+        console.print(f"[yellow]note:[/] {rate_note}")
     embedder = Embedder(
         model, backend=backend, max_batch=batch, threads=threads,
         backend_options={"precision": precision, "device": device, "engines_dir": engines_dir, "rebuild": rebuild,
@@ -331,6 +336,18 @@ def run(
 #: then sees people at less than half their pixels (a 1920x1080 frame at the default 416: 0.22x). A message only,
 #: never a change of size; docs/tracking.md measures what the scale does to tracking.
 HINT_BELOW_SCALE = 0.5
+
+
+def declared_rate_note(frames) -> str:
+    """A note when a video file's header declares a frame rate that cannot be right (none, or
+    :data:`~edge_reid.sources.MAX_DECLARED_FPS` and above) and no ``--fps`` was given, else ""."""
+    if frames.kind != "file" or frames.fps_source == "--fps" or frames.fps is not None:
+        return ""
+    declared = f"declares {frames.declared_fps:g} fps" if frames.declared_fps > 0 else "declares no frame rate"
+    return (
+        f"{frames.name} {declared}: its frames are timed by the container's clock instead; if the video was recorded at "
+        "another rate, give it with --fps (the tracker's motion model and track ages count in seconds)"
+    )
 
 
 def detector_size_hint(frame_scale: float, frame_height: int, frame_width: int, model_input: tuple[int, int] = (416, 416)) -> str:
