@@ -12,6 +12,7 @@ options, a progress bar and the printed table.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -23,6 +24,7 @@ from typing import Callable, Protocol, Sequence
 from edge_reid.defaults import PRUNE_MIN_AGE_S
 from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import describe_os_error
+from edge_reid.matching.gallery_lock import RUN_HOLDER, gallery_lock
 from edge_reid.output_paths import check_writable
 from edge_reid.pipeline import Pipeline
 from edge_reid.results import FrameResult
@@ -164,11 +166,13 @@ class Runner:
         """Refuse, before any work, a gallery file that cannot be written or that saving would replace.
 
         Saving writes the pipeline's gallery over ``GallerySaving.path``: when that file exists but
-        the gallery was not loaded from it (nor saved to it), its identities would be lost.
+        the gallery was not loaded from it (nor saved to it), or it was changed since (e.g. by
+        ``edge-reid gallery rename``), what it holds would be lost.
 
         Raises:
             OutputPathError: the path is a folder or its folder cannot be written (missing folders
-                are created), or it is an existing gallery file this pipeline's gallery did not come from.
+                are created), or it is an existing gallery file this pipeline's gallery did not
+                come from or that changed since it was read.
         """
         saving = self.gallery_saving
         if saving is None:
@@ -180,6 +184,12 @@ class Runner:
                 f"gallery file {path} already exists and this pipeline's gallery was not loaded from it: saving would "
                 f"replace the identities it holds. Load it first (Pipeline(gallery=Gallery.open({str(path)!r}, embedder.dim, "
                 "embedder.model_id))), or save to a new file"
+            )
+        if self.pipeline.gallery.changed_on_disk():
+            raise OutputPathError(
+                f"gallery file {path} changed since this pipeline's gallery was read from it (another program saved "
+                "it): saving would undo that change. Start again (a run reads it afresh; in Python, Gallery.open it "
+                "again and make a new Pipeline)"
             )
 
     def run(
@@ -203,12 +213,21 @@ class Runner:
             SourceError: the source cannot be opened.
             OutputPathError: the gallery file cannot be written, or exists and is not the pipeline
                 gallery's own (:meth:`check_gallery_path`; raised before the source is opened).
+            GalleryInUseError: another run is saving the same gallery file (its lock is held for
+                the whole run: :mod:`edge_reid.matching.gallery_lock`).
             OutputWriteError: an output failed while being written; its ``summary`` attribute is the
                 run's :class:`~edge_reid.summary.RunSummary`, whose ``write_errors`` lists every
                 failure (the error's message is the first). Other errors of the pipeline and the
                 sinks propagate after the outputs are closed.
         """
-        self.check_gallery_path()
+        saving = self.gallery_saving
+        if saving is not None:
+            check_writable(saving.path, "gallery")  # its folder made, before the lock file goes there
+        with gallery_lock(saving.path, RUN_HOLDER) if saving is not None else contextlib.nullcontext():
+            self.check_gallery_path()
+            return self._run(source, max_frames, on_frame)
+
+    def _run(self, source, max_frames, on_frame) -> RunSummary:
         frames = source if isinstance(source, FrameSource) else open_source(source)
         self._stop.clear()
         self._frames = frames

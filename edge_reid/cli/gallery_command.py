@@ -14,6 +14,7 @@ from rich.table import Table
 
 from edge_reid.cli.app import HELP_MARKUP_MODE, app
 from edge_reid.errors import DataError
+from edge_reid.matching.gallery_lock import gallery_lock
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,10 +105,8 @@ def enroll(
     if not name.strip():
         raise typer.BadParameter("give the person's name (it is empty)", param_hint="--name")
 
-    from edge_reid.data.images import SkippedFile, UnreadableImageError, describe_skipped, read_image
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
-    from edge_reid.matching.gallery import Gallery
     from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     if mode not in ("auto", "crops", "detect"):
@@ -115,11 +114,19 @@ def enroll(
     check_distinct_outputs({"--gallery": gallery_path}, [("the image", path) for path in images] + [("--model", model)])
     check_writable(gallery_path, "gallery")
     embedder = Embedder(model)
+    detector = PersonDetector(detector_path) if mode != "crops" else None
+    with gallery_lock(gallery_path, "edge-reid gallery enroll"):
+        _enroll(gallery_path, name, images, embedder, detector, mode)
+
+
+def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detector, mode: str) -> None:
+    from edge_reid.data.images import SkippedFile, UnreadableImageError, describe_skipped, read_image
+    from edge_reid.matching.gallery import Gallery
+
     gallery = Gallery.open(
         gallery_path, embedder.dim, embedder.model_id, embedder.model_path.name, create=True,
         earlier_model_ids=embedder.earlier_model_ids,
     )
-    detector = PersonDetector(detector_path) if mode != "crops" else None
     crops, skipped = [], []
     for path in _expand_images(images):
         try:
@@ -132,6 +139,13 @@ def enroll(
             skipped.append(SkippedFile(path, reason))
             continue
         crops.append(crop)
+    same = gallery.named(name)
+    if len(same) > 1:
+        ids = [str(i.identity_id) for i in same]
+        raise DataError(
+            f"{len(same)} identities are named {name.strip()!r} in {gallery_path} (ids {', '.join(ids)}): which one to add the "
+            f"photos to is not known; give one another name first (edge-reid gallery rename --id {ids[-1]} --name ...)"
+        )
     if not crops:
         raise DataError(f"no usable image to enroll {name!r}" + (f" (skipped {describe_skipped(skipped)})" if skipped else ""))
     identity_id = gallery.enroll(name, embedder.embed_crops(crops))
@@ -164,6 +178,11 @@ def remove(
     """Remove identities by id or name."""
     if not identity_ids and not names:
         raise typer.BadParameter("give --id or --name", param_hint="--id/--name")
+    with gallery_lock(gallery_path, "edge-reid gallery remove"):
+        _remove(gallery_path, identity_ids, names)
+
+
+def _remove(gallery_path: Path, identity_ids: List[int], names: List[str]) -> None:
     gallery = _load(gallery_path)
     targets = list(identity_ids)
     for name in names:
@@ -198,6 +217,11 @@ def rename(
     \b
       edge-reid gallery rename --gallery people.edgereid --id 7 --name Bob
     """
+    with gallery_lock(gallery_path, "edge-reid gallery rename"):
+        _rename(gallery_path, identity_id, name)
+
+
+def _rename(gallery_path: Path, identity_id: int, name: str) -> None:
     gallery = _load(gallery_path)
     if identity_id not in gallery:
         raise DataError(f"no identity with id {identity_id} in {gallery_path}")

@@ -184,6 +184,20 @@ class Gallery:
         #: the file this gallery was last loaded from or saved to (None: never), so that a run saving
         #: it can tell its own file from someone else's (:class:`~edge_reid.runner.Runner`).
         self.source_path: Path | None = None
+        self._source_stamp: tuple[int, int] | None = None  # (mtime ns, size) of that file when read or written
+
+    def _remember_source(self, path: str | os.PathLike) -> None:
+        self.source_path = Path(path)
+        stat = self.source_path.stat()
+        self._source_stamp = (stat.st_mtime_ns, stat.st_size)
+
+    def changed_on_disk(self) -> bool:
+        """Whether :attr:`source_path` was written by someone else since this gallery read or wrote it
+        (its time or size differ), so that saving would undo their change. False when there is no such file."""
+        if self.source_path is None or not self.source_path.exists():
+            return False
+        stat = self.source_path.stat()
+        return (stat.st_mtime_ns, stat.st_size) != self._source_stamp
 
     # -- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -290,11 +304,18 @@ class Gallery:
         are not pruned by default.
 
         Raises:
-            ValueError: empty name, wrong shape, or non-finite/zero embeddings.
+            ValueError: empty name, wrong shape, or non-finite/zero embeddings; two or more
+                identities have that name (which one is meant is not known: rename one first).
         """
         if not name or not name.strip():
             raise ValueError("an enrolled identity needs a non-empty name")
         name = name.strip()
+        same = self.named(name)
+        if len(same) > 1:
+            raise ValueError(
+                f"{len(same)} identities are named {name!r} (ids {', '.join(str(i.identity_id) for i in same)}): "
+                "give one of them another name first"
+            )
         x = self._check(embeddings)
         if x.shape[0] == 0:
             raise ValueError("need at least one embedding")
@@ -534,7 +555,7 @@ class Gallery:
         payload = self._store.vectors[rows] if rows else np.zeros((0, self.dim), self.dtype)
         header = dict(self.metadata(), saved_at=time.time())
         write_gallery_file(path, header, payload)
-        self.source_path = Path(path)
+        self._remember_source(path)
 
     @classmethod
     def load(
@@ -571,7 +592,7 @@ class Gallery:
             )
             gallery._members[entry.identity_id] = _Members(list(map(int, enrolled)), deque(map(int, recent)))
         gallery._next_id = stored.next_identity_id
-        gallery.source_path = Path(path)
+        gallery._remember_source(path)
         return gallery
 
     @classmethod

@@ -1,0 +1,99 @@
+"""One writer per gallery file at a time: an advisory lock beside the file (``people.edgereid.lock``).
+
+A gallery is read, changed in memory and written back whole (atomically). Two writers at once
+(``edge-reid run --gallery`` saving every minute and ``edge-reid gallery rename`` meanwhile, or two
+``enroll`` commands) would each write back their own copy, and the one written last would undo the
+other's change without a word. So every writer holds this lock from reading the file to its last
+write: a ``run`` for its whole length, a ``gallery`` command for its one change. A second writer
+waits for a short command to finish and is refused at once, with the holder named, by a run.
+
+POSIX ``flock`` on a separate lock file (the gallery file itself is replaced by each atomic save,
+so a lock on it would not outlive the first save). The lock file stays (empty but for the
+holder's description); it is released when its holder exits, a crash included. Where ``fcntl``
+does not exist (Windows) nothing is locked.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from edge_reid.errors import DataError
+
+#: How long a writer waits for a ``gallery`` command holding the lock (a run is never waited for).
+WAIT_FOR_COMMAND_S = 60.0
+#: How a run names itself in the lock file (a second writer is refused at once when it reads this).
+RUN_HOLDER = "edge-reid run"
+
+
+class GalleryInUseError(DataError):
+    """Another process is writing the gallery file (the message names it and what to do)."""
+
+
+def lock_path(gallery_path: str | os.PathLike) -> Path:
+    """The lock file of a gallery: ``people.edgereid.lock`` beside ``people.edgereid``."""
+    path = Path(gallery_path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextmanager
+def gallery_lock(gallery_path: str | os.PathLike, holder: str, wait_s: float = WAIT_FOR_COMMAND_S) -> Iterator[None]:
+    """Hold the gallery's write lock for the ``with`` block.
+
+    Args:
+        gallery_path: the ``.edgereid`` file (it need not exist yet).
+        holder: who holds it, for others' messages, e.g. ``"edge-reid run"`` (:data:`RUN_HOLDER`)
+            or ``"edge-reid gallery rename"``; the process id is added.
+        wait_s: seconds to wait for a holder that is not a run.
+
+    Raises:
+        GalleryInUseError: a run holds it, or another holder did not let go within ``wait_s``.
+        OSError: the lock file cannot be created (check the folder is writable first).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        yield
+        return
+    path = lock_path(gallery_path)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                other = _read_holder(descriptor)
+                if other.startswith(RUN_HOLDER) or time.monotonic() >= deadline:
+                    raise GalleryInUseError(_in_use_message(gallery_path, other)) from None
+                time.sleep(0.2)
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{holder} (pid {os.getpid()}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(descriptor, 0)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
+
+
+def _read_holder(descriptor: int) -> str:
+    try:
+        return os.pread(descriptor, 512, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def _in_use_message(gallery_path, holder: str) -> str:
+    who = holder or "another edge-reid process"
+    if holder.startswith(RUN_HOLDER):
+        return (
+            f"gallery {gallery_path} is in use by {who}, which saves it as it runs: a change made now would be "
+            "overwritten by its next save. Stop the run (Ctrl-C saves it), make the change, then start it again"
+        )
+    return f"gallery {gallery_path} is being changed by {who}; try again when it has finished"

@@ -1,0 +1,75 @@
+"""One writer per gallery file: a run and a gallery command (or two commands) never undo each other's changes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edge_reid.cli import main
+from edge_reid.errors import OutputPathError
+from edge_reid.matching.gallery import Gallery
+from edge_reid.matching.gallery_lock import GalleryInUseError, gallery_lock, lock_path
+from edge_reid.pipeline import Pipeline
+from edge_reid.runner import GallerySaving, Runner
+
+
+def _saved_gallery(embedder, path):
+    gallery = Gallery(embedder.dim, model_id=embedder.model_id)
+    vector = np.zeros(embedder.dim, np.float32)
+    vector[0] = 1.0
+    gallery.enroll("Alice", vector)
+    gallery.save(path)
+    return path
+
+
+def test_a_gallery_command_during_a_run_is_refused_and_the_run_keeps_every_change(tmp_path, embedder, detector, vtest_path, capsys):
+    path = _saved_gallery(embedder, tmp_path / "people.edgereid")
+    pipeline = Pipeline(embedder, detector, gallery=Gallery.open(path, embedder.dim, embedder.model_id))
+    codes = []
+
+    def rename_during_the_run(result, running) -> None:
+        if running.frames == 3:
+            codes.append(main(["gallery", "rename", "-g", str(path), "--id", "1", "--name", "Bob"]))
+
+    Runner(pipeline, [], GallerySaving(path), handle_signals=False).run(str(vtest_path), max_frames=5, on_frame=rename_during_the_run)
+    err = " ".join(capsys.readouterr().err.split())
+    assert codes == [2] and "is in use by edge-reid run (pid" in err and "Stop the run (Ctrl-C saves it)" in err
+    saved = Gallery.load(path)
+    assert saved.identities[0].name == "Alice" and len(saved) > 1, "the run's save holds its own identities and Alice"
+    assert main(["gallery", "rename", "-g", str(path), "--id", "1", "--name", "Bob"]) == 0, "free again after the run"
+    assert lock_path(path).read_text() == "", "no holder left named"
+
+
+def test_a_second_writer_waits_for_a_command_and_is_refused_past_its_wait(tmp_path):
+    path = tmp_path / "people.edgereid"
+    released = threading.Event()
+
+    def hold() -> None:
+        with gallery_lock(path, "edge-reid gallery enroll"):
+            time.sleep(0.6)
+        released.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.1)
+    with pytest.raises(GalleryInUseError, match=r"is being changed by edge-reid gallery enroll \(pid \d+\)"):
+        with gallery_lock(path, "edge-reid gallery rename", wait_s=0.1):
+            pass
+    started = time.monotonic()
+    with gallery_lock(path, "edge-reid gallery rename", wait_s=10.0):
+        assert released.is_set() and time.monotonic() - started < 5, "waited for the first to finish"
+    holder.join()
+
+
+def test_a_run_never_saves_over_a_change_made_after_its_gallery_was_read(tmp_path, embedder, detector, vtest_path):
+    path = _saved_gallery(embedder, tmp_path / "people.edgereid")
+    stale = Gallery.open(path, embedder.dim, embedder.model_id)
+    time.sleep(0.01)
+    assert main(["gallery", "rename", "-g", str(path), "--id", "1", "--name", "Bob"]) == 0  # made while the run was being set up
+    before = path.read_bytes()
+    with pytest.raises(OutputPathError, match="changed since this pipeline's gallery was read from it"):
+        Runner(Pipeline(embedder, detector, gallery=stale), [], GallerySaving(path), handle_signals=False).run(str(vtest_path), max_frames=3)
+    assert path.read_bytes() == before and Gallery.load(path).identities[0].name == "Bob"
