@@ -51,6 +51,35 @@ def is_qdq_model(path: str | Path) -> bool:
     return any(node.op_type in QDQ_OPS for node in graph.node)
 
 
+#: ONNX operators that only occur in quantized (INT8) graphs.
+INT8_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
+)
+
+
+def model_precision(model_path: str | Path) -> str:
+    """The numeric precision of an ONNX model's weights: ``"int8"``, ``"fp16"`` or ``"fp32"``.
+
+    ``int8``: the graph holds quantization operators (Q/DQ or QLinear*/Integer ops,
+    as written by ONNX Runtime's quantization tools). ``fp16``: a float16 graph
+    input or initializer. Otherwise ``fp32``.
+
+    Raises:
+        ModelError: the file is missing or not an ONNX model.
+    """
+    import onnx
+
+    graph = load_onnx(model_path).graph
+    if any(node.op_type in INT8_OPS for node in graph.node):
+        return "int8"
+    float16 = onnx.TensorProto.FLOAT16
+    if any(init.data_type == float16 for init in graph.initializer) or any(
+        value.type.tensor_type.elem_type == float16 for value in graph.input
+    ):
+        return "fp16"
+    return "fp32"
+
+
 def node_attribute(node, name: str, default=None):
     """The value of attribute ``name`` of an ONNX ``node`` (an int, float, list, bytes, ...), or ``default``."""
     from onnx import helper

@@ -206,3 +206,20 @@ def test_doctor_names_the_precisions_each_openvino_device_offers():
     line = {item.name: item for item in collect_report()[0]}["openvino"].value
     capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert f"CPU: {', '.join(openvino_precisions(capabilities))}" in line and "fp32" in line
+
+
+def test_onnxruntime_never_runs_a_model_in_another_precision_than_asked(tmp_path, mot17_dir, capsys):
+    """`eval --precision fp32` of an INT8 model used to run it in INT8 and report its accuracy as asked."""
+    from onnx_builders import tiny_qdq_model
+
+    from edge_reid.cli import main
+    from edge_reid.spec import ModelSpec
+
+    model = tiny_qdq_model(tmp_path / "q.onnx")
+    spec = ModelSpec(height=4, width=2, embedding_dim=3)
+    with pytest.raises(BackendUnavailableError, match="is an INT8 model, not FP32: ONNX Runtime runs the model file's own precision"):
+        create_backend("onnxruntime", model, spec, precision="fp32")
+    with create_backend("onnxruntime", model, spec, precision="int8") as backend:
+        assert backend.name == "onnxruntime"
+    assert main(["eval", "--model", str(model), "--data", str(mot17_dir), "--precision", "fp32"]) == 2
+    assert "is an INT8 model, not FP32" in capsys.readouterr().err

@@ -19,7 +19,6 @@ from edge_reid.bench import (
     CropPool,
     LatencyStats,
     crops_from_folder,
-    detect_precision,
     match_queries,
     parse_batch_sizes,
     percentile,
@@ -27,6 +26,7 @@ from edge_reid.bench import (
     synthetic_gallery,
 )
 from edge_reid.cli import main
+from edge_reid.onnx_graph import model_precision
 from edge_reid.errors import DataError, ModelError
 from edge_reid.spec import file_sha256
 from onnx_builders import mean_model, save_model
@@ -152,9 +152,9 @@ def _fp16_model(path):
 
 def test_detect_and_resolve_precision(tmp_path, osnet_path):
     int8, fp16 = _quantized_model(tmp_path / "q.onnx"), _fp16_model(tmp_path / "h.onnx")
-    assert detect_precision(osnet_path) == "fp32"
-    assert detect_precision(int8) == "int8"
-    assert detect_precision(fp16) == "fp16"
+    assert model_precision(osnet_path) == "fp32"
+    assert model_precision(int8) == "int8"
+    assert model_precision(fp16) == "fp16"
     assert resolve_precision(None, int8) == "int8" and resolve_precision("int8", int8) == "int8"
     assert resolve_precision("fp32", osnet_path) == "fp32"
     with pytest.raises(ModelError, match="FP32 model.*edge-reid calibrate"):
@@ -162,7 +162,7 @@ def test_detect_and_resolve_precision(tmp_path, osnet_path):
     with pytest.raises(ModelError, match="INT8 model, not FP16"):
         resolve_precision("fp16", int8)
     with pytest.raises(ModelError, match="not found"):
-        detect_precision(tmp_path / "missing.onnx")
+        model_precision(tmp_path / "missing.onnx")
 
 
 # --------------------------------------------------------------------------- crops

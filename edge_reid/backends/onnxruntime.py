@@ -25,7 +25,7 @@ from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
 from edge_reid.cpu import threads_per_model
 from edge_reid.errors import BackendUnavailableError, ModelError
-from edge_reid.onnx_graph import is_qdq_model
+from edge_reid.onnx_graph import is_qdq_model, model_precision
 from edge_reid.spec import ModelSpec
 
 #: ONNX Runtime graph optimisation levels, by the names of ``onnxruntime.GraphOptimizationLevel``.
@@ -288,7 +288,14 @@ def open_embedding_backend(
         BackendUnavailableError: another ``precision`` was asked for.
         ModelError: the model cannot be loaded.
     """
-    if options.precision not in (None, "fp32") and not (options.precision == "int8" and is_qdq_model(model_path)):
+    actual = model_precision(model_path) if options.precision is not None else None
+    if options.precision not in (None, actual):
+        if actual != "fp32":
+            raise BackendUnavailableError(
+                f"{model_path} is an {actual.upper()} model, not {options.precision.upper()}: ONNX Runtime runs the model "
+                f"file's own precision; give {actual} or leave the precision out (--precision, or "
+                "backend_options={'precision': ...} in Python)"
+            )
         raise BackendUnavailableError(
             f"ONNX Runtime runs the model file's own precision, not {options.precision} (--precision, or "
             "backend_options={'precision': ...} in Python): use the openvino backend for bf16/fp16 on a CPU, or a model "

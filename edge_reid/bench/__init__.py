@@ -34,7 +34,7 @@ from edge_reid.bench.compare import COMPARISON_SCHEMA, BackendComparison, bench_
 from edge_reid.bench.crop_pool import CropPool, crops_from_folder, crops_from_video, default_video
 from edge_reid.bench.environment import environment
 from edge_reid.bench.matcher import DEFAULT_GALLERY_SIZE, Matcher, match_queries, synthetic_gallery
-from edge_reid.bench.precision import PRECISIONS, backend_options_for, backend_precision, detect_precision, resolve_precision
+from edge_reid.bench.precision import PRECISIONS, backend_options_for, backend_precision, resolve_precision
 from edge_reid.bench.runner import (
     SCHEMA,
     BatchResult,
@@ -69,7 +69,6 @@ __all__ = [
     "crops_from_folder",
     "crops_from_video",
     "default_video",
-    "detect_precision",
     "environment",
     "match_queries",
     "measure_batch",

@@ -6,38 +6,9 @@ from pathlib import Path
 
 from edge_reid.backends.base import PRECISIONS
 from edge_reid.errors import BackendUnavailableError, ModelError
+from edge_reid.onnx_graph import model_precision
 
-__all__ = ["PRECISIONS", "backend_options_for", "backend_precision", "detect_precision", "resolve_precision"]
-#: ONNX operators that only occur in quantized (INT8) graphs.
-_INT8_OPS = frozenset(
-    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
-)
-
-
-def detect_precision(model_path: str | Path) -> str:
-    """The numeric precision of an ONNX model's weights: ``"int8"``, ``"fp16"`` or ``"fp32"``.
-
-    ``int8``: the graph holds quantization operators (Q/DQ or QLinear*/Integer ops,
-    as written by ONNX Runtime's quantization tools). ``fp16``: a float16 graph
-    input or initializer. Otherwise ``fp32``.
-
-    Raises:
-        ModelError: the file is missing or not an ONNX model.
-    """
-    import onnx
-
-    from edge_reid.onnx_graph import load_onnx
-
-    graph = load_onnx(model_path).graph
-    if any(node.op_type in _INT8_OPS for node in graph.node):
-        return "int8"
-    float16 = onnx.TensorProto.FLOAT16
-    if any(init.data_type == float16 for init in graph.initializer) or any(
-        value.type.tensor_type.elem_type == float16 for value in graph.input
-    ):
-        return "fp16"
-    return "fp32"
-
+__all__ = ["PRECISIONS", "backend_options_for", "backend_precision", "resolve_precision"]
 
 def resolve_precision(requested: str | None, model_path: str | Path) -> str:
     """The precision label to report for ``model_path`` on ONNX Runtime, checked against what the user asked.
@@ -58,7 +29,7 @@ def resolve_precision(requested: str | None, model_path: str | Path) -> str:
     """
     if requested is not None and requested not in PRECISIONS:
         raise ValueError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
-    detected = detect_precision(model_path)
+    detected = model_precision(model_path)
     if requested is None or requested == detected:
         return detected
     if detected == "fp32":
