@@ -58,6 +58,26 @@ def _inside(path: PathLike, folder: PathLike) -> bool:
     return os.path.realpath(os.fspath(path)).startswith(root.rstrip(os.sep) + os.sep)
 
 
+def check_output_folder_outside(name: str, folder: PathLike, inputs: Mapping[str, PathLike | None]) -> None:
+    """Refuse an output folder inside an input folder (a data set, a folder of crops): what is
+    written there would be read as part of the input next time (and listed as unreadable images).
+
+    Args:
+        name: the output folder's option, e.g. ``"--out"``.
+        folder: the output folder (it need not exist yet).
+        inputs: input names -> folders (None and files are skipped).
+
+    Raises:
+        OutputPathError: ``folder`` lies inside one of the input folders.
+    """
+    for input_name, input_folder in inputs.items():
+        if input_folder is not None and _inside(folder, input_folder):
+            raise OutputPathError(
+                f"{name} {folder} is inside {input_name} {input_folder}: what is written there would be read as part of "
+                f"it; give {name} a folder outside it"
+            )
+
+
 def check_distinct_outputs(
     outputs: Mapping[str, PathLike | None],
     inputs: Mapping[str, PathLike | None] | Iterable[tuple[str, PathLike | None]] | None = None,

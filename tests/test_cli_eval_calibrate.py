@@ -78,6 +78,11 @@ def test_calibrate_usage_errors_exit_2(mot17_dir, tmp_path, capsys):
     assert main(["calibrate", "--data", str(mot17_dir / "query"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("edge-reid: error:") and "test split" in err[-1]
+    before = sorted(path.name for path in (mot17_dir / "query").iterdir())
+    assert main(["calibrate", "--data", str(mot17_dir), "--out", str(mot17_dir / "query" / "calibration")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--out" in err and "is inside --data" in err and "would be read as part of it" in err
+    assert sorted(path.name for path in (mot17_dir / "query").iterdir()) == before, "nothing written into the data set"
 
 
 def test_range_scales_help_names_the_library_default():

@@ -70,7 +70,7 @@ def calibrate_command(
           --out calibration/
     """
     from edge_reid.calibration.calibrate import CalibrationSettings, calibrate_model, output_paths
-    from edge_reid.output_paths import check_distinct_outputs
+    from edge_reid.output_paths import check_distinct_outputs, check_output_folder_outside
     from edge_reid.spec import sidecar_path
     from edge_reid.calibration.guard import AccuracyBudget
     from edge_reid.calibration.qdq import METHODS
@@ -110,6 +110,7 @@ def calibrate_command(
         {"--out": out, **{f"the {role.replace('_', ' ')} file": path for role, path in planned.items()}},
         {"--model": model_path, "the spec of --model": sidecar_path(model_path), "--data": data, "--pool": pool},
     )
+    check_output_folder_outside("--out", out, {"--data": data, "--pool": pool})
     console.print(f"[bold]edge-reid calibrate[/] {model_path.name} -> {precision.upper()} in {out}/")
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
