@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 
+from edge_reid.folders import require_folder
 from edge_reid.errors import DataError
 from edge_reid.line_output import LineOutput
 
@@ -83,9 +84,7 @@ def read_sequence_info(folder: str | os.PathLike) -> SequenceInfo:
     """
     folder = Path(folder)
     ini = folder / "seqinfo.ini"
-    if not folder.is_dir():
-        raise DataError(f"ground-truth folder {folder} does not exist; give a MOTChallenge sequence folder "
-                        "(seqinfo.ini and gt/gt.txt)")
+    require_folder(folder, "ground-truth folder", "give a MOTChallenge sequence folder (seqinfo.ini and gt/gt.txt)")
     if not ini.is_file():
         raise DataError(f"{ini} is missing: a MOTChallenge sequence folder has seqinfo.ini and gt/gt.txt")
     invalid = f"{ini}: not a valid seqinfo.ini: expected a [Sequence] section with seqLength (the number of frames)"

@@ -295,7 +295,7 @@ def test_bench_int8_model_is_labelled(tmp_path):
                      marks=pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed")),
         (["--backend", "onnxruntime", "--precision", "bf16", "--model-only"], "use --backend openvino --precision bf16"),
         (["--backend", "cuda", "--model-only"], "unknown backend cuda"),
-        (["--crops", "no_such_folder"], "crop folder not found: no_such_folder"),
+        (["--crops", "no_such_folder"], "no_such_folder: crop folder not found"),
         (["--video", "no_such_video.avi"], "video not found: no_such_video.avi"),
     ],
 )

@@ -64,7 +64,7 @@ def test_bad_results_are_data_errors(vtest_gt_dir, counted_gt, tmp_path):
         bad[1, column] = value
         with pytest.raises(DataError, match=message):
             evaluate_mot(bad, vtest_gt_dir)
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="no-gt: ground-truth folder not found"):
         evaluate_mot(counted_gt[:1], tmp_path / "no-gt")
     (tmp_path / "seq").mkdir()
     (tmp_path / "seq" / "seqinfo.ini").write_text("[Sequence]\nseqLength=5\n")

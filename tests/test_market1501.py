@@ -77,7 +77,7 @@ def test_folder_without_usable_image_is_a_clear_error(tmp_path):
     _write_crop(tmp_path / "holiday.jpg", 10)
     with pytest.raises(DataError, match="no usable image"):
         load_split(tmp_path)
-    with pytest.raises(DataError, match="not a folder"):
+    with pytest.raises(DataError, match="missing: folder not found"):
         load_split(tmp_path / "missing")
     with pytest.raises(DataError, match="query"):
         load_market1501(tmp_path)

@@ -69,7 +69,7 @@ def test_sequence_info_of_the_shared_ground_truth(vtest_gt_dir):
 
 
 def test_sequence_info_errors(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="nope: ground-truth folder not found"):
         read_sequence_info(tmp_path / "nope")
     with pytest.raises(DataError, match="seqinfo.ini is missing"):
         read_sequence_info(tmp_path)

@@ -133,6 +133,7 @@ def bench(
     from edge_reid.backends import PRECISIONS
     from edge_reid.bench import BenchConfig, crops_from_folder, crops_from_video, default_video, parse_batch_sizes
     from edge_reid.bench.compare import bench_backend_names, bench_backends
+    from edge_reid.folders import require_folder
     from edge_reid.errors import DataError
     from edge_reid.atomic import write_json_atomic
     from edge_reid.output_paths import check_distinct_outputs, check_writable
@@ -167,8 +168,8 @@ def bench(
             )
         if not Path(source).exists():
             raise DataError(f"video not found: {source}")
-    if crops is not None and not crops.is_dir():
-        raise DataError(f"crop folder not found: {crops}")
+    if crops is not None:
+        require_folder(crops, "crop folder", "give --crops a folder of person crops (.jpg/.png)")
 
     def load_pool():
         """Called by run_bench once the model has loaded (model errors first, then the slow crop cut)."""

@@ -62,7 +62,8 @@ def doctor(
     console.print(table)
 
     if not checks:
-        console.print(f"engines: none in {engines_dir}")
+        where = f"in {engines_dir}" if engines_dir.is_dir() else f"(folder {engines_dir} does not exist; `edge-reid build` makes it)"
+        console.print(f"engines: none {where}")
     else:
         _print_engines(console, engines_dir, checks, EngineStatus)
     if selftest:

@@ -147,7 +147,8 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
             f"photos to is not known; give one another name first (edge-reid gallery rename --id {ids[-1]} --name ...)"
         )
     if not crops:
-        raise DataError(f"no usable image to enroll {name!r}" + (f" (skipped {describe_skipped(skipped)})" if skipped else ""))
+        found = f"skipped {describe_skipped(skipped)}" if skipped else f"no image file (.jpg, .png, ...) in {', '.join(map(str, images))}"
+        raise DataError(f"no usable image to enroll {name!r} ({found})")
     identity_id = gallery.enroll(name, embedder.embed_crops(crops))
     gallery.save(gallery_path)
     console.print(f"enrolled {len(crops)} image(s) as {name!r} (identity {identity_id}) in {gallery_path}")

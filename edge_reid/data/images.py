@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edge_reid.errors import DataError
+from edge_reid.folders import folder_entries, require_folder
 
 #: File name suffixes (lower case) read as images everywhere: all are decoded by OpenCV's own codecs.
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -93,12 +94,9 @@ def list_images(folder: str | Path) -> list[Path]:
     """The image files directly inside ``folder`` (by suffix, see :data:`IMAGE_SUFFIXES`), sorted by name.
 
     Raises:
-        DataError: ``folder`` is not a folder.
+        DataError: ``folder`` is not a folder, or cannot be read.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: folder not found")
-    return sorted(path for path in folder.iterdir() if path.is_file() and is_image_file(path))
+    return [path for path in folder_entries(folder) if path.is_file() and is_image_file(path)]
 
 
 def jpeg_is_truncated(data: bytes) -> bool:
@@ -207,9 +205,7 @@ def read_crop_folder(folder: str | Path, limit: int | None = None) -> tuple[list
     Raises:
         DataError: the folder is not found or holds no readable image.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: crop folder not found; give a folder of person crops (.jpg/.png)")
+    folder = require_folder(folder, "crop folder", "give a folder of person crops (.jpg/.png)")
     images, used, skipped = read_images(list_images(folder), limit)
     if not images:
         raise DataError(f"{folder}: no readable image ({len(skipped)} unreadable); expected .jpg/.png person crops")

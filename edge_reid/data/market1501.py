@@ -23,6 +23,7 @@ import numpy as np
 
 from edge_reid.data.images import SkippedFile, is_image_file
 from edge_reid.errors import DataError
+from edge_reid.folders import folder_entries, require_folder
 
 #: person id of junk crops (ignored in evaluation) and of distractors (gallery negatives).
 JUNK_PID = -1
@@ -109,10 +110,9 @@ class MarketSplit:
 
 
 def _image_files(folder: Path) -> tuple[list[Path], list[SkippedFile]]:
-    if not folder.is_dir():
-        raise DataError(f"{folder}: not a folder; expected a Market-1501 split folder of person crops")
+    require_folder(folder, "folder", "expected a Market-1501 split folder of person crops")
     images, skipped = [], []
-    for path in sorted(folder.iterdir()):
+    for path in folder_entries(folder):
         if not path.is_file():
             continue
         if is_image_file(path):
@@ -163,9 +163,7 @@ def load_market1501(root: str | Path) -> MarketDataset:
     Raises:
         DataError: ``root`` or one of ``query/``, ``bounding_box_test/`` is missing or has no usable image.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found; give the folder holding query/ and bounding_box_test/ (--data DIR)")
+    root = require_folder(root, "dataset folder", "give the folder holding query/ and bounding_box_test/ (--data DIR)")
     for name in (QUERY_DIR, GALLERY_DIR):
         if not (root / name).is_dir():
             raise DataError(f"{root}: no {name}/ folder; a Market-1501 folder holds {TRAIN_DIR}/, {QUERY_DIR}/ and {GALLERY_DIR}/")
@@ -180,9 +178,7 @@ def calibration_source(root: str | Path) -> Path:
     Raises:
         DataError: ``root`` is missing, or is itself a ``query``/``bounding_box_test`` folder.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: calibration data folder not found; pass a Market-1501 folder or a folder of person crops")
+    root = require_folder(root, "calibration data folder", "give a Market-1501 folder or a folder of person crops")
     if (root / TRAIN_DIR).is_dir():
         return root / TRAIN_DIR
     if root.name in (QUERY_DIR, GALLERY_DIR):
