@@ -11,13 +11,27 @@ one, never a mix. The file gets ordinary permissions (0666 less the umask).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from edge_reid.errors import OutputPathError
+from edge_reid.errors import OutputPathError, OutputWriteError
+
+#: OSError numbers of a write that failed for lack of room or a failing device (exit 3), as opposed
+#: to a path that cannot be written at all (exit 2).
+WRITE_FAILURES = frozenset(
+    code for code in (getattr(errno, name, None) for name in ("ENOSPC", "EDQUOT", "EIO", "EFBIG", "EROFS")) if code is not None
+)
+
+
+def write_error(what: str, path, exc: OSError) -> "OutputPathError | OutputWriteError":
+    """The edge-reid error for an OSError while writing ``what`` at ``path``: :class:`OutputWriteError`
+    (exit 3) when the disk is full or failing, else :class:`OutputPathError` (exit 2)."""
+    message = f"cannot write {what} {path}: {exc.strerror or exc}"
+    return OutputWriteError(message, path) if exc.errno in WRITE_FAILURES else OutputPathError(message)
 
 
 def fsync_directory(directory: str | Path) -> None:
@@ -47,6 +61,7 @@ def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes, what: str = "fil
     Raises:
         OutputPathError: the folder is missing (``create_parent=False``) or cannot be
             created or written; the temporary file is removed and the old file kept.
+        OutputWriteError: the disk is full or failing (:data:`WRITE_FAILURES`); the old file is kept.
     """
     path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -57,7 +72,7 @@ def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes, what: str = "fil
             raise OutputPathError(f"cannot write {what} {path}: folder {directory} does not exist")
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise OutputPathError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+        raise write_error(what, path, exc) from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -72,7 +87,7 @@ def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes, what: str = "fil
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         if isinstance(exc, OSError):
-            raise OutputPathError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+            raise write_error(what, path, exc) from None
         raise
     fsync_directory(directory)
     return path
@@ -82,6 +97,6 @@ def write_json_atomic(path: str | os.PathLike, payload: Any, what: str = "JSON f
     """Write ``payload`` as indented JSON (UTF-8, trailing newline) atomically; returns the path.
 
     Raises:
-        OutputPathError: the file cannot be written.
+        OutputPathError, OutputWriteError: the file cannot be written (see :func:`atomic_write_bytes`).
     """
     return atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"), what=what)

@@ -158,7 +158,7 @@ class Runner:
             gallery.prune(saving.prune_after_s, keep=self.pipeline.identities.held_identities())
         try:
             gallery.save(saving.path)
-        except OutputPathError as exc:
+        except (OutputPathError, OutputWriteError) as exc:
             kept = f"{saving.path} keeps the gallery saved before" if Path(saving.path).is_file() else "no earlier save exists"
             raise OutputWriteError(f"{exc}; {kept}", saving.path) from None
 

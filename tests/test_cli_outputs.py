@@ -100,8 +100,9 @@ def test_mot_rows_and_the_summary_to_standard_output(vtest_path, tmp_path):
 
 
 def test_events_and_mot_rows_name_the_image_of_each_frame(tmp_path, vtest_frames, capsys):
-    """The issue's row: frames of an image folder are renumbered over the images that could be read,
-    so the events carry each image's file name, and the MOT file gets a sidecar naming each frame's image."""
+    """Each image keeps its place in the folder's listing as its frame number (an unreadable one leaves
+    a gap, so the numbers match a ground truth's), the events carry each image's file name, and the MOT
+    file gets a sidecar naming each frame's image."""
     folder = tmp_path / "frames"
     folder.mkdir()
     names = ["a_000.jpg", "a_001.jpg", "a_002.jpg", "b_broken.jpg", "c_003.jpg", "c_004.jpg", "c_005.jpg"]
@@ -112,12 +113,11 @@ def test_events_and_mot_rows_name_the_image_of_each_frame(tmp_path, vtest_frames
             cv2.imwrite(str(folder / name), vtest_frames[index])
     events, mot = tmp_path / "e.jsonl", tmp_path / "m.txt"
     assert main(["run", "--source", str(folder), "--events", str(events), "--mot", str(mot)]) == 0
-    read = [name for name in names if name != "b_broken.jpg"]
     records = [json.loads(line) for line in events.read_text().splitlines()]
-    assert records and all(r["file"] == read[r["frame"]] for r in records)
+    assert records and all(r["file"] == names[r["frame"]] for r in records)
     assert {r["file"] for r in records} >= {"c_003.jpg", "c_004.jpg", "c_005.jpg"}
     sidecar = [json.loads(line) for line in Path(f"{mot}.frames.jsonl").read_text().splitlines()]
-    assert sidecar == [{"frame": index + 1, "file": name} for index, name in enumerate(read)]
+    assert sidecar == [{"frame": index + 1, "file": name} for index, name in enumerate(names) if name != "b_broken.jpg"]
     rows = read_rows(mot)
     assert {int(frame) for frame in rows[:, 0]} <= {entry["frame"] for entry in sidecar}
     assert "b_broken.jpg (not a decodable image)" in unwrapped(capsys.readouterr().err)

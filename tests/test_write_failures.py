@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -258,3 +260,32 @@ def test_disk_full_while_writing_the_mot_rows_and_the_summary(small_filesystem, 
     rows = read_rows(disk / "m.txt")
     records = _json_lines(events)
     assert len(rows) and rows[:, 0].max() <= max(r["frame"] for r in records) + 1
+
+
+# -- whole files and standard output --------------------------------------------------------------
+
+
+def test_a_whole_file_that_fills_the_disk_is_a_write_failure_and_keeps_the_old_file(small_filesystem):
+    from edge_reid.atomic import write_json_atomic
+
+    disk = small_filesystem(32)
+    report = disk / "report.json"
+    write_json_atomic(report, {"small": 1})
+    with pytest.raises(OutputWriteError, match=r"cannot write metrics JSON .*report.json: No space left on device"):
+        write_json_atomic(report, {"large": "x" * 200_000}, what="metrics JSON")
+    assert report.read_text() == '{\n  "small": 1\n}\n' and sorted(p.name for p in disk.iterdir()) == ["report.json"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_gallery_command_whose_output_fills_the_disk_exits_3(tmp_path):
+    """`gallery export -o -` into a full device was an internal error (exit 1); a report written on a
+    full disk exited 2 like a wrong path, after the work was done."""
+    gallery = Gallery(4)
+    gallery.enroll("Ann", np.eye(4, dtype=np.float32)[:1])
+    gallery.save(tmp_path / "g.edgereid")
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "edge_reid", "gallery", "export", "-g", str(tmp_path / "g.edgereid"), "-o", "-"],
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 3 and result.stderr.strip().splitlines() == [
+        "edge-reid: error: cannot write standard output: No space left on device"
+    ]

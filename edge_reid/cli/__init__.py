@@ -8,6 +8,7 @@ import signal
 import sys
 import warnings
 
+from edge_reid.atomic import WRITE_FAILURES
 from edge_reid.cli.app import app
 from edge_reid.errors import EdgeReidError, ModelSpecWarning
 
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default", ModelSpecWarning)  # each shown once, whatever the filters outside
             warnings.showwarning = _show_warning
             result = app(args=argv, prog_name="edge-reid", standalone_mode=False)
+            if sys.stdout is not None and not sys.stdout.closed:
+                sys.stdout.flush()  # a full disk or device behind standard output shows here, not at exit
         code = result if isinstance(result, int) and not isinstance(result, bool) else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -117,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except Exception as exc:
         code = _usage_error(exc)
+        if code is None and isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:  # an output the command wrote itself
+            where = exc.filename or "standard output"
+            print(f"edge-reid: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+            code = 3
         if code is None:  # a bug (ours or a library's): one line here, the whole traceback in a file to report
             print(f"edge-reid: internal error: {type(exc).__name__}: {exc} ({_save_traceback(exc)}; please report it)", file=sys.stderr)
             code = 1

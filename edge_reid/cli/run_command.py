@@ -399,8 +399,8 @@ def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summar
                 sys.stdout.flush()
             else:
                 write_json_atomic(summary_path, summary.to_dict(), what="summary")
-        except (OutputPathError, OSError) as exc:
-            message = str(exc) if isinstance(exc, OutputPathError) else f"cannot write the summary to standard output: {exc}"
+        except (OutputPathError, OutputWriteError, OSError) as exc:
+            message = str(exc) if isinstance(exc, (OutputPathError, OutputWriteError)) else f"cannot write the summary to standard output: {exc}"
             summary.write_errors.append(message)
             failure = write_failure(summary, failure.path if failure is not None else summary_path)
     _print_summary(summary)
