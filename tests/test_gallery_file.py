@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -163,3 +164,28 @@ def test_process_killed_mid_save_leaves_previous_gallery_intact(tmp_path):
         big = loaded.find("big")
         assert big is not None and loaded.embedding_counts(big.identity_id) == (120_000, 0)
         assert len(loaded.store) == 120_000 + len(loaded) - 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda h: h["identities"][0].update(name=7), "name is a int, not text"),
+        (lambda h: h.update(threshold=float("nan")), "threshold nan is not a cosine similarity"),
+        (lambda h: h["identities"][0].update(first_seen=1e30), "first_seen 1e+30 is not a time in seconds since 1970"),
+        (lambda h: h.update(next_identity_id=1e30), "next_identity_id 1e+30 outside 1.."),
+        (lambda h: h["identities"][0].update(count=-3), "count -3 is negative"),
+    ],
+)
+def test_a_header_with_a_valid_checksum_but_impossible_values_is_inconsistent(tmp_path, change, message):
+    """A hand-edited (re-checksummed) header reached users as internal errors (exit 1) where its values were read."""
+    from edge_reid.matching.gallery import Gallery
+    from edge_reid.matching.gallery_file import read_gallery
+
+    gallery = Gallery(4)
+    gallery.enroll("Ann", np.eye(4, dtype=np.float32)[:1])
+    header = dict(gallery.metadata(), saved_at=0.0)
+    change(header)
+    path = tmp_path / "edited.edgereid"
+    write_gallery_file(path, header, np.eye(4, dtype=np.float32)[:1])
+    with pytest.raises(DataError, match=f"gallery file .*edited.edgereid is inconsistent: .*{re.escape(message)}"):
+        read_gallery(path)

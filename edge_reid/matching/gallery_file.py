@@ -178,6 +178,12 @@ class StoredGallery:
     identities: list[StoredIdentity]
 
 
+#: Largest identity id a gallery file may hold (ids are stored as 64-bit integers).
+MAX_IDENTITY_ID = 2**62
+#: Latest time a gallery file may record, seconds since 1970 (the year 5138): later is a damaged value.
+MAX_TIMESTAMP_S = 1e11
+
+
 def read_gallery(
     path: str | os.PathLike,
     model_id: str | None = None,
@@ -220,11 +226,23 @@ def read_gallery(
         identities = []
         seen: set[int] = set()
         start = 0
+        for key in ("threshold", "novelty"):
+            if not -1.0 <= float(header[key]) <= 1.0:  # NaN fails too
+                raise ValueError(f"{key} {header[key]!r} is not a cosine similarity in [-1, 1]")
+        if not 1 <= int(header["next_identity_id"]) <= MAX_IDENTITY_ID:
+            raise ValueError(f"next_identity_id {header['next_identity_id']!r} outside 1..{MAX_IDENTITY_ID}")
         for entry in header["identities"]:
             identity_id = int(entry["identity_id"])
             enrolled, recent = int(entry["enrolled"]), int(entry["recent"])
-            if identity_id in seen or identity_id < 1 or enrolled < 0 or recent < 0:
+            if identity_id in seen or not 1 <= identity_id <= MAX_IDENTITY_ID or enrolled < 0 or recent < 0:
                 raise ValueError(f"bad identity entry {identity_id}")
+            if entry["name"] is not None and not isinstance(entry["name"], str):
+                raise ValueError(f"identity {identity_id}'s name is a {type(entry['name']).__name__}, not text")
+            for key in ("first_seen", "last_seen"):
+                if not 0.0 <= float(entry[key]) <= MAX_TIMESTAMP_S:
+                    raise ValueError(f"identity {identity_id}'s {key} {entry[key]!r} is not a time in seconds since 1970")
+            if int(entry["count"]) < 0:
+                raise ValueError(f"identity {identity_id}'s count {entry['count']!r} is negative")
             if enrolled + recent == 0:
                 raise ValueError(f"identity {identity_id} has no embeddings")
             block = payload[start : start + enrolled + recent]
@@ -245,5 +263,5 @@ def read_gallery(
             next_identity_id=max([int(header["next_identity_id"]), *[i + 1 for i in seen]]),
             identities=identities,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise DataError(f"gallery file {path} is inconsistent: {exc}") from exc
