@@ -14,7 +14,8 @@ What runs depends on what the device has; everything else is reported as ``skipp
   overlapped :class:`~edge_reid.embedding_loop.EmbeddingLoop` timed against the plain loop
   (``embedding-loop``).
 
-Report layout (schema ``edge-reid-device-check/1``): ``{"schema", "created", "ok", "environment":
+Report layout (schema ``edge-reid-device-check/1``): ``{"schema", "created", "ok" (no check failed and
+at least one passed), "counts": {"passed", "failed", "skipped"}, "environment":
 {name: value}, "checks": [{"name", "status": "passed"|"failed"|"skipped", "detail", "measurements"}]}``.
 """
 
@@ -67,14 +68,21 @@ class DeviceCheckReport:
 
     @property
     def ok(self) -> bool:
-        """No check failed (skipped ones do not count)."""
-        return all(check.status != "failed" for check in self.checks)
+        """No check failed and at least one passed: a report whose checks were all skipped (no GPU or
+        no TensorRT here) verified nothing, and is no pass for a gate that reads it."""
+        return self.counts["failed"] == 0 and self.counts["passed"] > 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many checks ``passed``, ``failed`` and were ``skipped``."""
+        return {status: sum(check.status == status for check in self.checks) for status in ("passed", "failed", "skipped")}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "created": self.created,
             "ok": self.ok,
+            "counts": self.counts,
             "environment": self.environment,
             "checks": [check.to_dict() for check in self.checks],
         }

@@ -33,17 +33,30 @@ def test_without_gpu_every_check_is_skipped_with_the_reason(no_gpu):
     assert [c.name for c in report.checks] == NAMES
     assert all(c.status == "skipped" and c.detail.startswith("skipped: ") for c in report.checks)
     assert "no NVIDIA driver" in report.checks[0].detail and "TensorRT" in report.checks[1].detail
-    assert report.ok and report.environment["TensorRT"].startswith("TensorRT's Python package is not installed")
+    assert report.environment["TensorRT"].startswith("TensorRT's Python package is not installed")
+    assert not report.ok and report.counts == {"passed": 0, "failed": 0, "skipped": 5}, "nothing verified is no pass"
 
 
-def test_selftest_command_writes_the_report_and_exits_0_when_nothing_failed(no_gpu, tmp_path, capsys):
+def test_selftest_command_writes_the_report_and_a_check_of_nothing_is_no_pass(no_gpu, tmp_path, capsys):
+    """Every check skipped used to exit 0 with "ok": true: a gate on a device whose TensorRT would not
+    import passed having checked nothing."""
     path = tmp_path / "reports" / "device.json"
-    assert main(["doctor", "--engines-dir", str(tmp_path / "none"), "--selftest", "--report", str(path)]) == 0
+    assert main(["doctor", "--engines-dir", str(tmp_path / "none"), "--selftest", "--report", str(path)]) == 1
     data = json.loads(path.read_text())
-    assert data["schema"] == "edge-reid-device-check/1" and data["ok"] is True and data["created"].endswith("Z")
+    assert data["schema"] == "edge-reid-device-check/1" and data["ok"] is False and data["created"].endswith("Z")
+    assert data["counts"] == {"passed": 0, "failed": 0, "skipped": 5}
     assert [c["status"] for c in data["checks"]] == ["skipped"] * 5
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "cuda-buffers: skipped: no NVIDIA driver" in out and f"device check report: {path}" in out
+    assert "nothing was verified: all 5 checks were skipped" in out
+
+
+def test_a_passed_check_with_the_rest_skipped_passes(no_gpu, tmp_path, monkeypatch):
+    partly = DeviceCheckReport({}, [CheckResult("cuda-buffers", "passed", "ok"), CheckResult("fp16-engine", "skipped", "skipped: no TensorRT")])
+    monkeypatch.setattr(device_check, "run_device_check", lambda options, say=None: partly)
+    path = tmp_path / "device.json"
+    assert main(["doctor", "--engines-dir", str(tmp_path), "--selftest", "--report", str(path)]) == 0
+    assert json.loads(path.read_text())["ok"] is True
 
 
 def test_a_failed_check_fails_the_command(no_gpu, tmp_path, monkeypatch):

@@ -35,7 +35,7 @@ def doctor(
 
     With --selftest it then runs the device check (see docs/jetson.md): checks this device
     cannot run (no GPU, no TensorRT) are reported as skipped with the reason. Exit 1 when a
-    check failed.
+    check failed, or when none could run (a check of nothing is no pass).
 
     Examples:
 
@@ -103,6 +103,9 @@ def _selftest(console: Console, report: Path, qdq, crops, video, model) -> None:
         words = check.detail if check.status == "skipped" else f"{check.status}: {check.detail}"  # skipped details say so
         console.print(f"  {check.name}: [{colours[check.status]}]{escape(words)}[/]", soft_wrap=True)
     console.print(f"device check report: {escape(str(report))}", soft_wrap=True)
+    counts = result.counts
+    if counts["passed"] == 0 and counts["failed"] == 0:
+        console.print(f"[yellow]nothing was verified[/]: all {counts['skipped']} checks were skipped (their reasons above)")
     if not result.ok:
         raise typer.Exit(1)
 
