@@ -43,3 +43,16 @@ def test_report_histograms_and_rates():
     assert report.to_dict()["histogram"]["edges"][-1] == 1.0
     with pytest.raises(ValueError, match="positive"):
         threshold_report(positives[:0], negatives, 0.01)
+
+
+def test_a_sample_too_small_for_the_rate_asked_is_said_so():
+    """50 crops gave 1223 different-person pairs and 2 same-person ones, then a threshold 'at 0.01%'
+    placed by no false match at all, without a word."""
+    rng = np.random.default_rng(0)
+    few = threshold_report(rng.uniform(0.6, 0.9, 2), rng.uniform(-0.2, 0.5, 1223), 0.0001)
+    warnings = few.sample_warnings()
+    assert len(warnings) == 2
+    assert warnings[0].startswith("1223 different-person pairs hold 0.12 false matches at a rate of 0.0100%")
+    assert "about 100000 pairs are needed" in warnings[0] and "only 2 same-person pairs" in warnings[1]
+    enough = threshold_report(rng.uniform(0.6, 0.9, 500), rng.uniform(-0.2, 0.5, 20_000), 0.01)
+    assert enough.sample_warnings() == []

@@ -322,6 +322,8 @@ def threshold(
         f"threshold {report.threshold:.4f} at false-match rate {report.false_match_rate:.4%} "
         f"(target {false_match_rate:.4%}): true-match rate {report.true_match_rate:.2%}{skipped_note}"
     )
+    for warning in report.sample_warnings():
+        console.print(f"[yellow]warning:[/] {warning}")
     print(f"{report.threshold:.4f}")
     if json_path is not None:
         write_json_atomic(json_path, dict(report.to_dict(), data=str(data), images=len(crops),

@@ -91,6 +91,13 @@ def threshold_at_false_match_rate(negatives: np.ndarray, rate: float) -> float:
     return float(np.nextafter(np.float32(ordered[allowed]), np.float32(np.inf)))
 
 
+#: False matches a threshold needs above it (expected from the negative pairs) to be placed by more than a
+#: handful: with 10, the rate is known to within about a third (Poisson, 1 / sqrt(10)).
+MIN_FALSE_MATCHES = 10
+#: Same-person pairs below which the true-match rate is called a rough figure (one pair is 2% or more).
+MIN_POSITIVE_PAIRS = 50
+
+
 @dataclass(frozen=True)
 class ThresholdReport:
     """The operating point and the histograms behind it.
@@ -114,6 +121,26 @@ class ThresholdReport:
     edges: np.ndarray
     positive_hist: np.ndarray
     negative_hist: np.ndarray
+
+    def sample_warnings(self) -> list[str]:
+        """What the pairs are too few to support, one sentence each (empty when they suffice).
+
+        A false-match rate ``f`` is placed by the negative pairs above the threshold: with fewer than
+        :data:`MIN_FALSE_MATCHES` of them expected (``negatives * f``) the threshold is set by a
+        handful of pairs, or by none. The true-match rate of fewer than :data:`MIN_POSITIVE_PAIRS`
+        same-person pairs moves by whole percents with one pair."""
+        warnings = []
+        expected = self.negatives * self.target_false_match_rate
+        if self.target_false_match_rate > 0 and expected < MIN_FALSE_MATCHES:
+            needed = int(np.ceil(MIN_FALSE_MATCHES / self.target_false_match_rate))
+            warnings.append(
+                f"{self.negatives} different-person pairs hold {expected:.2g} false matches at a rate of "
+                f"{self.target_false_match_rate:.4%}: too few to place the threshold (about {needed} pairs are needed: "
+                "more images or people)"
+            )
+        if self.positives < MIN_POSITIVE_PAIRS:
+            warnings.append(f"only {self.positives} same-person pairs: the true-match rate is a rough figure")
+        return warnings
 
     def to_dict(self) -> dict:
         """JSON-able form."""
