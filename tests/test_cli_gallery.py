@@ -163,3 +163,19 @@ def test_threshold_on_a_folder_without_labels_is_a_data_error(tmp_path, capsys):
     (tmp_path / "photo.jpg").write_bytes(b"x")
     assert main(["gallery", "threshold", "--data", str(tmp_path)]) == 2
     assert "Market-1501 layout" in capsys.readouterr().err
+
+
+def test_a_name_with_control_characters_is_refused(tmp_path, capsys):
+    """Names are printed on terminals and drawn on frames: a line break or an escape code is refused."""
+    import numpy as np
+
+    g = tmp_path / "g.edgereid"
+    gallery = Gallery(4)
+    gallery.enroll("Ann", np.eye(4, dtype=np.float32)[:1])
+    gallery.save(g)
+    for name in ("Bo\nb", "\x1b[31mEve"):
+        assert main(["gallery", "rename", "-g", str(g), "--id", "1", "--name", name]) == 2
+        assert "cannot hold control characters" in capsys.readouterr().err
+    assert Gallery.load(g).identities[0].name == "Ann"
+    with pytest.raises(ValueError, match="control characters"):
+        gallery.enroll("Tab\tName", np.eye(4, dtype=np.float32)[1:2])

@@ -45,6 +45,16 @@ def _load(path: Path) -> "Gallery":
     return Gallery.load(path)
 
 
+def _check_name_option(name: str) -> None:
+    """--name as a usage error when it holds control characters (:func:`~edge_reid.matching.gallery.check_name`)."""
+    from edge_reid.matching.gallery import check_name
+
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--name") from None
+
+
 def _expand_images(inputs: list[Path]) -> list[Path]:
     """Files as given; folders replaced by their image files (sorted)."""
     from edge_reid.data.images import list_images
@@ -104,6 +114,7 @@ def enroll(
     """
     if not name.strip():
         raise typer.BadParameter("give the person's name (it is empty)", param_hint="--name")
+    _check_name_option(name)
 
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
@@ -218,6 +229,7 @@ def rename(
     \b
       edge-reid gallery rename --gallery people.edgereid --id 7 --name Bob
     """
+    _check_name_option(name)
     with gallery_lock(gallery_path, "edge-reid gallery rename"):
         _rename(gallery_path, identity_id, name)
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -134,6 +135,17 @@ def _first_distinct_owners(owners: np.ndarray, row_scores: np.ndarray, ids: np.n
                 break
         fewest = min(fewest, found)
     return fewest
+
+
+def check_name(name: str) -> None:
+    """Refuse a person's name holding control characters (line breaks, tabs, terminal escape codes).
+
+    Raises:
+        ValueError: the message names the first such character.
+    """
+    bad = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise ValueError(f"a name cannot hold control characters such as {bad!r}: {name!r}")
 
 
 class Gallery:
@@ -309,6 +321,7 @@ class Gallery:
         """
         if not name or not name.strip():
             raise ValueError("an enrolled identity needs a non-empty name")
+        check_name(name)
         name = name.strip()
         same = self.named(name)
         if len(same) > 1:
@@ -337,7 +350,14 @@ class Gallery:
         return identity.identity_id
 
     def rename(self, identity_id: int, name: str | None) -> None:
-        """Set an identity's name, surrounding spaces removed (None or blank clears it). Raises KeyError."""
+        """Set an identity's name, surrounding spaces removed (None or blank clears it).
+
+        Raises:
+            KeyError: no such identity.
+            ValueError: the name holds control characters (a line break, an escape code: names are
+                printed on terminals and written on video frames).
+        """
+        check_name(name or "")
         self._identities[int(identity_id)].name = name.strip() or None if name is not None else None
 
     def remove(self, identity_id: int) -> Identity:
