@@ -14,7 +14,6 @@ from rich.table import Table
 
 from edge_reid.cli.app import HELP_MARKUP_MODE, app
 from edge_reid.errors import DataError
-from edge_reid.matching.gallery_lock import gallery_lock
 
 if TYPE_CHECKING:
     import numpy as np
@@ -126,6 +125,8 @@ def enroll(
     check_writable(gallery_path, "gallery")
     embedder = Embedder(model)
     detector = PersonDetector(detector_path) if mode != "crops" else None
+    from edge_reid.matching.gallery_lock import gallery_lock
+
     with gallery_lock(gallery_path, "edge-reid gallery enroll"):
         _enroll(gallery_path, name, images, embedder, detector, mode)
 
@@ -190,6 +191,8 @@ def remove(
     """Remove identities by id or name."""
     if not identity_ids and not names:
         raise typer.BadParameter("give --id or --name", param_hint="--id/--name")
+    from edge_reid.matching.gallery_lock import gallery_lock
+
     with gallery_lock(gallery_path, "edge-reid gallery remove"):
         _remove(gallery_path, identity_ids, names)
 
@@ -230,6 +233,8 @@ def rename(
       edge-reid gallery rename --gallery people.edgereid --id 7 --name Bob
     """
     _check_name_option(name)
+    from edge_reid.matching.gallery_lock import gallery_lock
+
     with gallery_lock(gallery_path, "edge-reid gallery rename"):
         _rename(gallery_path, identity_id, name)
 
