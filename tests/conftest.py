@@ -233,3 +233,15 @@ def load_benchmark_script(name: str):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def save_alice_gallery(embedder, path: Path) -> Path:
+    """Save at ``path`` a gallery of ``embedder``'s model holding one enrolled person, Alice (id 1); returns ``path``."""
+    from edge_reid.matching.gallery import Gallery
+
+    gallery = Gallery(embedder.dim, model_id=embedder.model_id)
+    vector = np.zeros(embedder.dim, np.float32)
+    vector[0] = 1.0
+    gallery.enroll("Alice", vector)
+    gallery.save(path)
+    return path

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
 
+from conftest import save_alice_gallery
 from edge_reid.cli import main
 from edge_reid.errors import OutputPathError
 from edge_reid.matching.gallery import Gallery
@@ -16,17 +16,8 @@ from edge_reid.pipeline import Pipeline
 from edge_reid.runner import GallerySaving, Runner
 
 
-def _saved_gallery(embedder, path):
-    gallery = Gallery(embedder.dim, model_id=embedder.model_id)
-    vector = np.zeros(embedder.dim, np.float32)
-    vector[0] = 1.0
-    gallery.enroll("Alice", vector)
-    gallery.save(path)
-    return path
-
-
 def test_a_gallery_command_during_a_run_is_refused_and_the_run_keeps_every_change(tmp_path, embedder, detector, vtest_path, capsys):
-    path = _saved_gallery(embedder, tmp_path / "people.edgereid")
+    path = save_alice_gallery(embedder, tmp_path / "people.edgereid")
     pipeline = Pipeline(embedder, detector, gallery=Gallery.open(path, embedder.dim, embedder.model_id))
     codes = []
 
@@ -65,7 +56,7 @@ def test_a_second_writer_waits_for_a_command_and_is_refused_past_its_wait(tmp_pa
 
 
 def test_a_run_never_saves_over_a_change_made_after_its_gallery_was_read(tmp_path, embedder, detector, vtest_path):
-    path = _saved_gallery(embedder, tmp_path / "people.edgereid")
+    path = save_alice_gallery(embedder, tmp_path / "people.edgereid")
     stale = Gallery.open(path, embedder.dim, embedder.model_id)
     time.sleep(0.01)
     assert main(["gallery", "rename", "-g", str(path), "--id", "1", "--name", "Bob"]) == 0  # made while the run was being set up

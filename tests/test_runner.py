@@ -2,9 +2,9 @@
 
 import json
 
-import numpy as np
 import pytest
 
+from conftest import save_alice_gallery
 from edge_reid.errors import OutputPathError
 from edge_reid.matching.gallery import Gallery
 from edge_reid.pipeline import Pipeline
@@ -74,18 +74,9 @@ def test_gallery_saving_refuses_a_prune_interval_below_the_minimum(tmp_path):
     assert GallerySaving(tmp_path / "g.edgereid", prune_after_s=10).prune_after_s == 10
 
 
-def _alice_gallery(embedder, path):
-    gallery = Gallery(embedder.dim, model_id=embedder.model_id)
-    vector = np.zeros(embedder.dim, np.float32)
-    vector[0] = 1.0
-    gallery.enroll("Alice", vector)
-    gallery.save(path)
-    return path.read_bytes()
-
-
 def test_a_run_never_saves_over_a_gallery_file_its_gallery_did_not_come_from(tmp_path, embedder, detector, vtest_path):
     gallery_path = tmp_path / "people.edgereid"
-    before = _alice_gallery(embedder, gallery_path)
+    before = save_alice_gallery(embedder, gallery_path).read_bytes()
     recorder = Recorder()
     runner = Runner(Pipeline(embedder, detector), [recorder], GallerySaving(gallery_path), handle_signals=False)
     with pytest.raises(OutputPathError, match="already exists and this pipeline's gallery was not loaded from it"):
