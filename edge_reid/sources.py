@@ -4,12 +4,13 @@
 iterator of :class:`Frame`. What a source does with bad input:
 
 - A video file: a frame that cannot be decoded is skipped and counted
-  (``stats.corrupt_frames``). When the file's data ends before the frame count
-  its header declares (a truncated copy, a recording still being written), the
-  iteration ends there and ``stats.end_message`` says so
-  (``ended at frame 399 of 795: file truncated?``). The corrupt-frame limit:
-  :data:`MAX_CONSECUTIVE_CORRUPT` undecodable frames in a row also end the file,
-  as damaged beyond use, with its own message.
+  (``stats.corrupt_frames``), and reading goes on past it (re-synchronising the file
+  with a seek when reads do not move on by themselves); each frame keeps its number in
+  the file. When the file's data ends before the frame count its header declares (a
+  truncated copy, a recording still being written), the iteration ends there and
+  ``stats.end_message`` says so (``ended at frame 399 of 795: file truncated?``). The
+  corrupt-frame limit: :data:`MAX_CONSECUTIVE_CORRUPT` failed reads in a row end the
+  file, as damaged beyond use when its last frames still read, with its own message.
 - An image folder: images are read in name order with
   :func:`edge_reid.data.images.read_image`; an empty, truncated or undecodable
   image is skipped, counted, and named in ``stats.skipped_files``. Each
@@ -48,9 +49,9 @@ from edge_reid.newest_frame import NewestFrameReader
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
-#: Undecodable frames in a row after which a video file is given up as damaged (the corrupt-frame
-#: limit; 5 s of video at 10 fps, 2 s at 25 fps). A file whose data simply ends is recognised before
-#: this: seeking past its end fails, and the file ends there with ``end_reason == "truncated"``.
+#: Failed reads in a row after which a video file is given up (the corrupt-frame limit; 5 s of video
+#: at 10 fps, 2 s at 25 fps): as damaged (``end_reason == "corrupt_limit"``) when one of its last
+#: declared frames still reads, else as truncated (its data ends there).
 MAX_CONSECUTIVE_CORRUPT = 50
 
 #: Failed reads in a row before a video file is sought (re-synchronised) past them. OpenCV's FFmpeg
@@ -458,18 +459,19 @@ class FrameSource(Closable):
         declared = self.stats.declared_frames
         failures = 0  # failed reads since the last good frame
         last = -1  # the last good frame's position in the file
+        last_ms = -1.0  # its presentation time (ms), -1 where the container gives none
         expected = 0  # the position the next read should give
-        clock_moved = False  # the container's clock has given a time after the start in this pass
         last_s = 0.0
         delivered = 0
         while not self._stop:
             ok, image = capture.read()
-            position = -1
+            position, time_ms = -1, -1.0
             if ok and image is not None and image.size:
-                position, clock_moved = self._file_position(capture, expected, clock_moved)
+                time_ms = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) if self._container_fps else -1.0
+                position = frame_number(time_ms, self._container_fps, last, last_ms, expected)
             if position > last:  # a frame after the last one (not one a seek went back to)
-                self.stats.corrupt_frames += position - last - 1
-                failures, last, expected = 0, position, position + 1
+                self.stats.corrupt_frames += min(failures, position - last - 1)  # frames lost, not re-sync attempts
+                failures, last, last_ms, expected = 0, position, time_ms, position + 1
                 if image.ndim == 2:
                     image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
                 if self.fps:
@@ -497,19 +499,6 @@ class FrameSource(Closable):
         else:  # no frame rate: the pass's mean frame interval, so the next pass's clock still moves on
             interval_s = last_s / (delivered - 1) if delivered > 1 and last_s > 0 else 1e-3
         return last_s + interval_s, last + 1
-
-    def _file_position(self, capture, expected: int, clock_moved: bool) -> tuple[int, bool]:
-        """(position in the file of the frame just read, whether the container's clock has moved).
-
-        From the frame's presentation time where the container gives one (a time of 0 after the
-        clock has moved is the file's first frame again: a seek that went back); else ``expected``."""
-        if self._container_fps:
-            msec = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
-            if msec > 0:
-                return int(round(msec * self._container_fps / 1000.0)), True
-            if clock_moved:
-                return 0, True
-        return expected, clock_moved
 
     def _end_of_readable_data(self, capture, declared: int, last: int, failures: int) -> None:
         """Record why reading stopped short of the declared end after ``failures`` failed reads:
@@ -621,6 +610,29 @@ class FrameSource(Closable):
             if next_delay is None:
                 return
             delay = next_delay
+
+
+def frame_number(time_ms: float, fps: float | None, last: int, last_ms: float, expected: int) -> int:
+    """The position in a video file of the frame just read, or -1 when it is not after the last one.
+
+    Args:
+        time_ms: the frame's presentation time in ms (OpenCV's ``CAP_PROP_POS_MSEC``); < 0 when
+            the container gives none.
+        fps: the container's frame rate (None: unknown, so frames are counted).
+        last: the last frame's position (-1 before the first); last_ms its time (< 0: none).
+        expected: the position the read was expected to give (frames and failed reads counted).
+
+    Returns:
+        ``round(time_ms * fps / 1000)`` where there is a time: moved on to ``last + 1`` when a
+        variable frame rate rounds it onto the last position, -1 when the time did not move on
+        (a seek that went back to an earlier frame); else (no clock, or one that stays at 0)
+        ``expected``.
+    """
+    if fps is None or time_ms < 0 or (time_ms == 0 and last_ms <= 0):
+        return expected  # no clock, or none that has moved yet (some containers report 0 throughout)
+    if time_ms <= last_ms:
+        return -1
+    return max(int(round(time_ms * fps / 1000.0)), last + 1)
 
 
 def open_source(

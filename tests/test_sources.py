@@ -481,3 +481,22 @@ def test_the_run_notes_an_impossible_declared_rate(tmp_path, vtest_frames):
     assert "declares 1000 fps: its frames are timed by the container's clock" in declared_rate_note(open_source(str(clip)))
     assert declared_rate_note(open_source(str(clip), fps=25.0)) == ""
     assert declared_rate_note(open_source(str(_short_clip(tmp_path / "ok.avi", vtest_frames[:2])))) == ""
+
+
+def test_frame_numbers_from_the_container_clock():
+    from edge_reid.sources import frame_number
+
+    assert frame_number(-1.0, 25.0, 4, -1.0, 5) == 5, "no clock: counted"
+    assert [frame_number(0.0, 25.0, last, 0.0, last + 1) for last in (-1, 0, 1)] == [0, 1, 2], "a clock stuck at 0: counted"
+    assert frame_number(440.0, 25.0, 3, 120.0, 4) == 11, "the clock says where the frame is (frames lost between)"
+    assert frame_number(0.0, 25.0, 10, 400.0, 11) == -1, "back at the start after the clock moved: a seek that went back"
+    assert frame_number(400.0, 25.0, 10, 400.0, 11) == -1, "the same time again: not a new frame"
+    # A variable frame rate (a phone's 30 fps video declaring 25): times that round onto the last
+    # position are the next frame, never dropped.
+    times = [i * 1000 / 30 for i in range(7)]
+    numbers, last, last_ms = [], -1, -1.0
+    for time_ms in times:
+        last = frame_number(time_ms, 25.0, last, last_ms, last + 1)
+        last_ms = time_ms
+        numbers.append(last)
+    assert numbers == [0, 1, 2, 3, 4, 5, 6]
