@@ -48,8 +48,8 @@ def _open_tensorrt(model_path, spec: ModelSpec, max_batch: int, threads: int | N
     if options.precision in ("fp32", "bf16"):
         raise BackendUnavailableError(
             f"the TensorRT backend runs FP16 or INT8 engines (built with `edge-reid build --precision fp16|int8`), "
-            f"not {options.precision}; for {options.precision.upper()} use the openvino or onnxruntime backend "
-            "(--backend, or backend= in Python)"
+            f"not {options.precision}; for {options.precision.upper()} use the "
+            f"{'openvino or onnxruntime backend' if options.precision == 'fp32' else 'openvino backend'} (--backend, or backend= in Python)"
         )
     backend = open_tensorrt_backend(
         model_path, spec, precision=options.precision, engines_dir=options.engines_dir, rebuild=options.rebuild

@@ -3,6 +3,7 @@ line and saves its traceback to a file."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except Exception as exc:
         code = _usage_error(exc)
-        if code is None and isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:  # an output the command wrote itself
+        if code is None and isinstance(exc, OSError) and exc.errno in WRITE_FAILURES - {errno.EIO}:  # errors only a write gives
             where = exc.filename or "standard output"
             print(f"edge-reid: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
             code = 3
