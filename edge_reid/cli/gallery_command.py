@@ -117,6 +117,7 @@ def enroll(
 
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
+    from edge_reid.matching.gallery_lock import gallery_lock
     from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     if mode not in ("auto", "crops", "detect"):
@@ -125,8 +126,6 @@ def enroll(
     check_writable(gallery_path, "gallery")
     embedder = Embedder(model)
     detector = PersonDetector(detector_path) if mode != "crops" else None
-    from edge_reid.matching.gallery_lock import gallery_lock
-
     with gallery_lock(gallery_path, "edge-reid gallery enroll"):
         _enroll(gallery_path, name, images, embedder, detector, mode)
 
@@ -139,6 +138,13 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
         gallery_path, embedder.dim, embedder.model_id, embedder.model_path.name, create=True,
         earlier_model_ids=embedder.earlier_model_ids,
     )
+    same = gallery.named(name)
+    if len(same) > 1:
+        ids = [str(i.identity_id) for i in same]
+        raise DataError(
+            f"{len(same)} identities are named {name.strip()!r} in {gallery_path} (ids {', '.join(ids)}): which one to add the "
+            f"photos to is not known; give one another name first (edge-reid gallery rename --id {ids[-1]} --name ...)"
+        )
     crops, skipped = [], []
     for path in _expand_images(images):
         try:
@@ -151,13 +157,6 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
             skipped.append(SkippedFile(path, reason))
             continue
         crops.append(crop)
-    same = gallery.named(name)
-    if len(same) > 1:
-        ids = [str(i.identity_id) for i in same]
-        raise DataError(
-            f"{len(same)} identities are named {name.strip()!r} in {gallery_path} (ids {', '.join(ids)}): which one to add the "
-            f"photos to is not known; give one another name first (edge-reid gallery rename --id {ids[-1]} --name ...)"
-        )
     if not crops:
         found = f"skipped {describe_skipped(skipped)}" if skipped else f"no image file (.jpg, .png, ...) in {', '.join(map(str, images))}"
         raise DataError(f"no usable image to enroll {name!r} ({found})")
