@@ -179,3 +179,16 @@ def test_a_name_with_control_characters_is_refused(tmp_path, capsys):
     assert Gallery.load(g).identities[0].name == "Ann"
     with pytest.raises(ValueError, match="control characters"):
         gallery.enroll("Tab\tName", np.eye(4, dtype=np.float32)[1:2])
+
+
+def test_the_same_photo_is_enrolled_once(tmp_path, mot17_dir, capsys):
+    """Enrolling a photo again (the same command run twice, or a file given twice) stored it again."""
+    photo = str(sorted((mot17_dir / "query").iterdir())[0])
+    g = tmp_path / "g.edgereid"
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "Ann", photo, photo, photo]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "enrolled 1 image(s) as 'Ann' (identity 1)" in err and "2 already enrolled, not stored twice" in err
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "Ann", photo]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "enrolled 0 image(s) as 'Ann' (identity 1)" in err and "1 already enrolled, not stored twice" in err
+    assert Gallery.load(g).embedding_counts(1) == (1, 0)

@@ -160,9 +160,13 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
     if not crops:
         found = f"skipped {describe_skipped(skipped)}" if skipped else f"no image file (.jpg, .png, ...) in {', '.join(map(str, images))}"
         raise DataError(f"no usable image to enroll {name!r} ({found})")
+    existing = gallery.find(name)
+    before = gallery.embedding_counts(existing.identity_id)[0] if existing is not None else 0
     identity_id = gallery.enroll(name, embedder.embed_crops(crops))
+    added = gallery.embedding_counts(identity_id)[0] - before
     gallery.save(gallery_path)
-    console.print(f"enrolled {len(crops)} image(s) as {name!r} (identity {identity_id}) in {gallery_path}")
+    again = f"; {len(crops) - added} already enrolled, not stored twice" if added < len(crops) else ""
+    console.print(f"enrolled {added} image(s) as {name!r} (identity {identity_id}) in {gallery_path}{again}")
     if skipped:
         console.print(f"[yellow]skipped[/] {describe_skipped(skipped)}")
 
