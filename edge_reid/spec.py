@@ -265,7 +265,8 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
 
     Raises:
         ModelError: the file is missing, a folder or not an ONNX model; the input
-            is not rank 4 with 3 channels; a static height/width disagrees with the
+            is not rank 4 with 3 channels; the output is not (N, D) (a detector, say); a
+            static height/width disagrees with the
             sidecar; the sidecar is not valid JSON, not a JSON object, names unknown
             fields, or holds a value of the wrong type or range (e.g. a
             ``pixel_scale`` that is not a finite number > 0, a ``mean`` that is
@@ -281,6 +282,11 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
         raise ModelError(f"{path}: model input {input_name!r} has rank {len(in_dims)} ({in_dims}); a ReID model takes (N, 3, H, W)")
     if isinstance(in_dims[1], int) and in_dims[1] != 3:
         raise ModelError(f"{path}: model input {input_name!r} has {in_dims[1]} channels; expected 3 (N, 3, H, W)")
+    if out_dims and len(out_dims) != 2:  # before any advice on its preprocessing: this is no embedding model
+        raise ModelError(
+            f"{path}: output {output_name!r} has shape {tuple(out_dims)}, not (N, D) embeddings: is this a ReID model? "
+            "(a person detector goes to --detector, or to PersonDetector in Python)"
+        )
 
     builtin = builtin_spec_for(path)
     fields: dict[str, Any] = dataclasses.asdict(builtin or ModelSpec(name=path.stem))

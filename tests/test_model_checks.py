@@ -28,7 +28,7 @@ def test_detector_as_reid_model_is_refused_at_load(backend, yolox_path):
     with pytest.raises(ModelError) as info:
         Embedder(yolox_path, backend=backend)
     message = str(info.value)
-    assert message.startswith(str(yolox_path)) and "(1, 3549, 85)" in message and "not (N, 512) embeddings" in message
+    assert message.startswith(str(yolox_path)) and "(1, 3549, 85)" in message and "not (N, D) embeddings" in message
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -51,7 +51,7 @@ def test_model_of_the_wrong_embedding_size_is_refused(backend, tmp_path):
 @pytest.mark.parametrize(
     "flag, model_name, message",
     [
-        ("--model", "yolox_nano.onnx", "yolox_nano.onnx: output 'output' has shape (1, 3549, 85), not (N, 512) embeddings"),
+        ("--model", "yolox_nano.onnx", "yolox_nano.onnx: output 'output' has shape (1, 3549, 85), not (N, D) embeddings"),
         ("--detector", "osnet_x0_25_msmt17.onnx", "osnet_x0_25_msmt17.onnx: output shape (1, 512) is not a YOLOX grid output"),
     ],
 )
@@ -64,4 +64,5 @@ def test_run_with_the_wrong_kind_of_model_exits_2_before_any_output_exists(flag,
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("edge-reid: error:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
+    assert "warning" not in result.stderr, "no advice on the preprocessing of a model that is refused"
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "no output file may be created for a model that cannot run"
