@@ -201,7 +201,7 @@ def iter_source_frames(source: str, frame_step: int, scale: float, max_frames: i
     from edge_reid.sources import Frame, open_source
 
     kept = 0
-    source_frames = open_source(source, folder_fps=folder_fps)
+    source_frames = open_source(source, fps=folder_fps if Path(source).is_dir() else None)
     try:
         for frame in source_frames:
             if frame.index % frame_step:
@@ -279,7 +279,7 @@ def detect_sequence(
         except ValueError as error:
             raise BenchError(f"--detector-size: {error}") from None
     try:
-        probe = open_source(source, folder_fps=folder_fps)
+        probe = open_source(source, fps=folder_fps if Path(source).is_dir() else None)
     except EdgeReidError as error:
         raise BenchError(str(error)) from None
     source_fps, total = probe.fps or folder_fps, probe.total_frames

@@ -264,8 +264,7 @@ class FrameSource(Closable):
     Raises:
         SourceError: the source cannot be opened, a folder holds no image file,
             or ``repeat`` is asked of a live source.
-        ValueError: ``repeat`` < 0; ``fps`` not positive, given for a live source, or given twice
-            (``folder_fps`` is its older name, for folders).
+        ValueError: ``repeat`` < 0; ``fps`` not positive, or given for a live source.
         DataError: a folder's MOTChallenge ``seqinfo.ini`` is not valid.
     """
 
@@ -274,17 +273,12 @@ class FrameSource(Closable):
         source: str,
         kind: str,
         reconnect_timeout_s: float = 30.0,
-        folder_fps: float | None = None,
         capture_factory: Callable[[str, str], object] | None = None,
         max_consecutive_corrupt: int = MAX_CONSECUTIVE_CORRUPT,
         repeat: int = 1,
         newest_only: bool = True,
         fps: float | None = None,
     ) -> None:
-        if folder_fps is not None:
-            if fps is not None and fps != folder_fps:
-                raise ValueError(f"give the frame rate once: fps={fps} and folder_fps={folder_fps}")
-            fps = folder_fps
         if fps is not None:
             if kind in ("camera", "stream", "gstreamer"):
                 raise ValueError(f"fps sets the frame rate of a video file or image folder; a {kind} is timed as it delivers")
@@ -636,8 +630,8 @@ def frame_number(time_ms: float, fps: float | None, last: int, last_ms: float, e
 
 
 def open_source(
-    source: str | os.PathLike | int, reconnect_timeout_s: float = 30.0, folder_fps: float | None = None, repeat: int = 1,
-    newest_only: bool = True, fps: float | None = None,
+    source: str | os.PathLike | int, reconnect_timeout_s: float = 30.0, repeat: int = 1, newest_only: bool = True,
+    fps: float | None = None,
 ) -> FrameSource:
     """Open a frame source from what a user typed.
 
@@ -647,7 +641,6 @@ def open_source(
             string naming an existing file or folder is always that file or folder
             (:func:`classify_source`), an int always a camera index.
         reconnect_timeout_s: how long a dropped live source is retried, seconds.
-        folder_fps: the older name of ``fps``, for image folders.
         repeat: passes over a video file or image folder, one after the other
             (0: until stopped); frame indices and timestamps keep increasing.
         newest_only: a camera, stream or pipeline is read continuously and each frame asked
@@ -678,5 +671,5 @@ def open_source(
     if kind == "camera" and text.startswith("/dev/") and not Path(text).exists():
         raise SourceError(f"camera not found: {text}; list cameras with: ls /dev/video*")
     return FrameSource(
-        text, kind, reconnect_timeout_s=reconnect_timeout_s, folder_fps=folder_fps, repeat=repeat, newest_only=newest_only, fps=fps
+        text, kind, reconnect_timeout_s=reconnect_timeout_s, repeat=repeat, newest_only=newest_only, fps=fps
     )

@@ -38,7 +38,7 @@ def test_image_folder_skips_and_counts_unreadable(tmp_path, vtest_frames):
         cv2.imwrite(str(tmp_path / f"frame_{i:03d}.jpg"), vtest_frames[i])
     (tmp_path / "frame_001b.jpg").write_bytes(b"not a jpeg")
     (tmp_path / "notes.txt").write_text("ignored")
-    source = open_source(str(tmp_path), folder_fps=2.0)
+    source = open_source(str(tmp_path), fps=2.0)
     frames = list(source)
     assert len(frames) == 3 and source.stats.corrupt_frames == 1
     assert [(s.path.name, s.reason) for s in source.stats.skipped_files] == [("frame_001b.jpg", "not a decodable image")]
@@ -179,7 +179,7 @@ def test_image_folder_skips_truncated_corrupt_and_empty_images_by_name(tmp_path,
     (tmp_path / "c_corrupt.jpg").write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * 8)
     (tmp_path / "d_empty.png").write_bytes(b"")
     _write_jpeg(tmp_path / "e_good.JPG", vtest_frames[1])
-    source = open_source(str(tmp_path), folder_fps=5.0)
+    source = open_source(str(tmp_path), fps=5.0)
     frames = list(source)
     # Each image keeps its place in the listing (its frame number and time), readable or not.
     assert [(f.index, f.name, f.timestamp_s) for f in frames] == [(0, "a_good.jpg", 0.0), (4, "e_good.JPG", 0.8)]
@@ -383,7 +383,7 @@ def test_an_image_sequence_is_timed_by_its_seqinfo_or_fps(tmp_path, vtest_frames
         frames = list(source)
         assert (source.fps, source.fps_source) == (30.0, "seqinfo.ini")
         assert [round(f.timestamp_s, 4) for f in frames] == [0.0, 0.0333, 0.0667]
-    given = open_source(str(sequence / "img1"), folder_fps=12.5)
+    given = open_source(str(sequence / "img1"), fps=12.5)
     assert (given.fps, given.fps_source) == (12.5, "--fps")
     plain = tmp_path / "snapshots"
     plain.mkdir()
@@ -391,7 +391,7 @@ def test_an_image_sequence_is_timed_by_its_seqinfo_or_fps(tmp_path, vtest_frames
     source = open_source(str(plain))
     assert (source.fps, source.fps_source) == (1.0, "default")
     with pytest.raises(ValueError, match="fps must be a positive number"):
-        open_source(str(plain), folder_fps=0.0)
+        open_source(str(plain), fps=0.0)
 
 
 def _mjpeg_clip(path, frames) -> bytearray:
@@ -467,8 +467,6 @@ def test_a_video_whose_header_declares_an_impossible_rate_is_timed_by_the_fps_gi
     assert [(f.index, round(f.timestamp_s, 3)) for f in given] == [(0, 0.0), (1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4)]
     with pytest.raises(ValueError, match="a camera is timed as it delivers"):
         FrameSource("0", "camera", fps=10.0, capture_factory=lambda kind, name: None)
-    with pytest.raises(ValueError, match="give the frame rate once"):
-        open_source(str(clip), fps=10.0, folder_fps=12.0)
 
 
 def test_the_run_notes_an_impossible_declared_rate(tmp_path, vtest_frames):
