@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -28,7 +27,7 @@ from edge_reid.identities import Identities, TrackIdentities
 from edge_reid.matching.gallery import Gallery
 from edge_reid.results import FrameResult, PastPerson
 from edge_reid.sources import Frame, FrameSource, open_source
-from edge_reid.timing import StageTimer
+from edge_reid.timing import StageTimer, StreamClock
 from edge_reid.tracking import CameraMotion, Tracker, TrackerConfig, plan_embeddings
 
 
@@ -138,7 +137,7 @@ class Pipeline:
         self._pending: dict[int, _PendingFrame] = {}  # tracker update number -> frame (pruned in _past_people)
         self._reader_stuck = False  # the decode thread of the last run was left blocked in a read
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
-        self._clock_origin: float | None = None  # monotonic time of the stream's first frame (process() without times)
+        self._stream_clock = StreamClock()  # the time of frames given without one (process())
         self._next_frame_index = 0
 
     def reset(self) -> None:
@@ -153,7 +152,7 @@ class Pipeline:
         self.tracker = Tracker(self.tracker.config, camera_motion=motion)
         self.identities = TrackIdentities(self.gallery, reid_threshold=self.identities.reid_threshold)
         self._pending.clear()
-        self._clock_origin = None
+        self._stream_clock = StreamClock()
         self._next_frame_index = 0
 
     def _embedding_buffer(self, count: int) -> np.ndarray:
@@ -199,9 +198,7 @@ class Pipeline:
         if not isinstance(detections, (Detections, type(None))):
             raise TypeError(f"detections must be a Detections (Detections.from_boxes(boxes, scores)), got {type(detections).__name__}")
         if timestamp_s is None:
-            now = time.monotonic()
-            self._clock_origin = now if self._clock_origin is None else self._clock_origin
-            timestamp_s = now - self._clock_origin
+            timestamp_s = self._stream_clock.seconds()
         frame_index = self._next_frame_index if frame_index is None else frame_index
         try:
             timestamp_s, frame_index = float(timestamp_s), int(frame_index)  # numpy scalars: JSON-ready in results

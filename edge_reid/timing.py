@@ -37,3 +37,19 @@ class StageTimer:
         """Mean milliseconds per frame of each stage (0 before the first frame)."""
         frames = max(self.frames, 1)
         return {stage: 1000.0 * total / frames for stage, total in self.seconds.items()}
+
+
+class StreamClock:
+    """Seconds since the first reading, on the monotonic clock: the time of a frame that came with
+    none (a live camera handed to :meth:`Pipeline.process <edge_reid.pipeline.Pipeline.process>` or
+    :meth:`Tracker.update <edge_reid.tracking.Tracker.update>` without a timestamp)."""
+
+    def __init__(self) -> None:
+        self._origin: float | None = None
+
+    def seconds(self) -> float:
+        """0.0 at the first call, then the seconds elapsed since it."""
+        now = time.monotonic()
+        if self._origin is None:
+            self._origin = now
+        return now - self._origin

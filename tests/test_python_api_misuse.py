@@ -36,10 +36,10 @@ def test_process_without_times_uses_the_clock_and_counts_frames(embedder, detect
 
 
 def test_tracker_without_times_counts_seconds_on_the_clock(monkeypatch):
-    import edge_reid.tracking.tracker as tracker_module
+    import edge_reid.timing as timing
 
     clock = iter([50.0, 50.1, 50.2, 50.3, 50.4, 51.0, 53.0])
-    monkeypatch.setattr(tracker_module.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(timing.time, "monotonic", lambda: next(clock))
     tracker = Tracker()
     person = Detections.from_boxes([[100, 100, 150, 250]], [0.9])
     for _ in range(4):  # 0, 0.1, 0.2, 0.3 s after the first update

@@ -28,12 +28,12 @@ restarted clock (a camera that reconnected): later steps are measured from there
 
 from __future__ import annotations
 
-import time
 from collections import deque
 
 import numpy as np
 
 from edge_reid.detections import Detections
+from edge_reid.timing import StreamClock
 from edge_reid.unit_vectors import check_unit_rows
 from edge_reid.tracking.association import (
     GATED_LIMIT,
@@ -99,7 +99,7 @@ class Tracker:
         self.ignored_boxes = 0
         self.confirmed_total = 0
         self._newest_timestamp: float | None = None
-        self._clock_origin: float | None = None  # monotonic time of the first update() without a timestamp
+        self._stream_clock = StreamClock()  # the time of updates given without one
         self._predicted_for: tuple[int, float] | None = None  # (update, timestamp) predict last ran for
         self._warp = IDENTITY_WARP  # the camera's motion into the frame predict last ran for
         self._next_id = 1
@@ -195,9 +195,7 @@ class Tracker:
         """
         boxes, scores, embeddings, embedded = self._check(detections, embeddings, embedded)
         if timestamp_s is None:
-            now = time.monotonic()
-            self._clock_origin = now if self._clock_origin is None else self._clock_origin
-            timestamp_s = now - self._clock_origin
+            timestamp_s = self._stream_clock.seconds()
         self.predict(timestamp_s, image)
         config = self.config
         now = self.clock_s
