@@ -12,7 +12,6 @@ options, a progress bar and the printed table.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -177,7 +176,10 @@ class Runner:
         saving = self.gallery_saving
         if saving is None:
             return
-        path = check_writable(saving.path, "gallery")
+        self._check_gallery_is_ours(check_writable(saving.path, "gallery"))
+
+    def _check_gallery_is_ours(self, path: Path) -> None:
+        """The half of :meth:`check_gallery_path` after the path was found writable."""
         origin = self.pipeline.gallery.source_path
         if path.exists() and not (origin is not None and origin.exists() and os.path.samefile(origin, path)):
             raise OutputPathError(
@@ -221,10 +223,11 @@ class Runner:
                 sinks propagate after the outputs are closed.
         """
         saving = self.gallery_saving
-        if saving is not None:
-            check_writable(saving.path, "gallery")  # its folder made, before the lock file goes there
-        with gallery_lock(saving.path, RUN_HOLDER) if saving is not None else contextlib.nullcontext():
-            self.check_gallery_path()
+        if saving is None:
+            return self._run(source, max_frames, on_frame)
+        path = check_writable(saving.path, "gallery")  # its folder made, before the lock file goes there
+        with gallery_lock(path, RUN_HOLDER):
+            self._check_gallery_is_ours(path)
             return self._run(source, max_frames, on_frame)
 
     def _run(self, source, max_frames, on_frame) -> RunSummary:
