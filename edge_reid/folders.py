@@ -25,13 +25,13 @@ def require_folder(folder: str | Path, what: str = "folder", hint: str = "") -> 
     raise DataError(f"{folder}: {found}" + (f"; {hint}" if hint else ""))
 
 
-def folder_entries(folder: str | Path) -> list[Path]:
-    """The entries of ``folder``, sorted by name.
+def folder_entries(folder: str | Path, what: str = "folder", hint: str = "") -> list[Path]:
+    """The entries of ``folder``, sorted by name (``what`` and ``hint``: as :func:`require_folder`).
 
     Raises:
         DataError: ``folder`` is missing, a file, or cannot be read (permissions): the message names it.
     """
-    folder = require_folder(folder)
+    folder = require_folder(folder, what, hint)
     try:
         return sorted(folder.iterdir())
     except OSError as exc:

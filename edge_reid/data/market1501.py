@@ -110,9 +110,8 @@ class MarketSplit:
 
 
 def _image_files(folder: Path) -> tuple[list[Path], list[SkippedFile]]:
-    require_folder(folder, "folder", "expected a Market-1501 split folder of person crops")
     images, skipped = [], []
-    for path in folder_entries(folder):
+    for path in folder_entries(folder, "folder", "expected a Market-1501 split folder of person crops"):
         if not path.is_file():
             continue
         if is_image_file(path):
