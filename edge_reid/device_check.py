@@ -172,35 +172,59 @@ extern "C" __global__ void affine(const float* x, float* y, float a, float b, un
 """
 
 
+class KernelUnavailable(RuntimeError):
+    """The GPU kernel cannot be made on this device because NVRTC or the CUDA driver API cannot be loaded
+    (e.g. no ``libnvrtc``): the buffer check then runs its copies alone and says so."""
+
+
 class AffineKernel:
-    """``y = a * x + b`` on the GPU, compiled at run time with NVRTC (cuda-python's documented steps:
-    nvrtcCreateProgram, nvrtcCompileProgram, nvrtcGetPTX, cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel).
+    """``y = a * x + b`` on the GPU, compiled at run time with NVRTC to the device's own machine code (a
+    CUBIN for ``sm_XY``), following cuda-python's documented steps: nvrtcCreateProgram, nvrtcCompileProgram,
+    nvrtcGetCUBIN, cuModuleLoadData, cuModuleGetFunction, cuLaunchKernel.
+
+    Machine code rather than PTX: the driver loads it without compiling, so an NVRTC newer than the driver
+    (cuda-python 13.3 on a CUDA 13.0 driver, which CUDA's minor-version compatibility allows) still works.
+    The module is loaded into the CUDA runtime's primary context, made current first (``cudaFree(0)``, the
+    runtime's documented way to start its context): the driver API loads nothing without a current context
+    (``CUDA_ERROR_INVALID_CONTEXT``, seen on an H200 when the kernel was made before any runtime call).
+
+    Args:
+        compute_capability: (major, minor) of the device, e.g. (8, 7) for Jetson Orin.
+        cudart: cuda-python's runtime module (None: imported).
 
     Raises:
-        RuntimeError: NVRTC or the driver API is unavailable, or compiling failed (the message says which).
+        KernelUnavailable: NVRTC or the driver API cannot be loaded here.
+        RuntimeError: compiling or loading the kernel failed (the message names the call and the error).
     """
 
-    def __init__(self, compute_capability: tuple[int, int]) -> None:
+    def __init__(self, compute_capability: tuple[int, int], cudart=None) -> None:
+        from edge_reid.cuda.runtime import check, import_cudart
+
         try:
             from cuda.bindings import driver, nvrtc
         except ImportError:  # cuda-python < 12.6.1
             from cuda import cuda as driver, nvrtc  # type: ignore[no-redef]
         self._driver, self._nvrtc = driver, nvrtc
-        err, program = nvrtc.nvrtcCreateProgram(AFFINE_KERNEL.encode(), b"affine.cu", 0, [], [])
+        rt = cudart or import_cudart()
+        check(rt.cudaFree(0), "cudaFree", rt)  # the runtime's primary context, current on this thread
+        try:
+            err, program = nvrtc.nvrtcCreateProgram(AFFINE_KERNEL.encode(), b"affine.cu", 0, [], [])
+        except Exception as exc:  # noqa: BLE001 - no libnvrtc: cuda-python raises instead of returning an error
+            raise KernelUnavailable(str(exc)) from exc
         self._nvrtc_ok(err, "nvrtcCreateProgram")
         try:
-            arch = f"--gpu-architecture=compute_{compute_capability[0]}{compute_capability[1]}".encode()
+            arch = f"--gpu-architecture=sm_{compute_capability[0]}{compute_capability[1]}".encode()
             (err,) = nvrtc.nvrtcCompileProgram(program, 1, [arch])
             self._nvrtc_ok(err, "nvrtcCompileProgram")
-            err, size = nvrtc.nvrtcGetPTXSize(program)
-            self._nvrtc_ok(err, "nvrtcGetPTXSize")
-            ptx = b" " * size
-            (err,) = nvrtc.nvrtcGetPTX(program, ptx)
-            self._nvrtc_ok(err, "nvrtcGetPTX")
+            err, size = nvrtc.nvrtcGetCUBINSize(program)
+            self._nvrtc_ok(err, "nvrtcGetCUBINSize")
+            cubin = b" " * size
+            (err,) = nvrtc.nvrtcGetCUBIN(program, cubin)
+            self._nvrtc_ok(err, "nvrtcGetCUBIN")
         finally:
             nvrtc.nvrtcDestroyProgram(program)
-        self._ptx = np.char.array(ptx)
-        err, self._module = driver.cuModuleLoadData(self._ptx.ctypes.data)
+        self._image = np.frombuffer(cubin, dtype=np.uint8).copy()
+        err, self._module = driver.cuModuleLoadData(self._image.ctypes.data)
         self._driver_ok(err, "cuModuleLoadData")
         err, self._function = driver.cuModuleGetFunction(self._module, b"affine")
         self._driver_ok(err, "cuModuleGetFunction")
@@ -236,8 +260,9 @@ def check_cuda_buffers(gpu, cudart=None, kernel_factory: Callable[[tuple[int, in
     Args:
         gpu: the :class:`~edge_reid.cuda.runtime.GpuInfo` to check.
         cudart: cuda-python's runtime module (None: imported).
-        kernel_factory: makes the GPU kernel (None: :class:`AffineKernel`); when it raises, the kernel
-            parts are skipped with the reason and the copy parts still run.
+        kernel_factory: makes the GPU kernel (None: :class:`AffineKernel`); when it raises
+            :class:`KernelUnavailable`, the kernel parts are skipped with the reason and the copy parts
+            still run; any other error fails the check.
     """
     from edge_reid.batching import plan_sub_batches
     from edge_reid.cuda.buffers import CudaStream, HostDeviceBuffer, choose_memory_mode
@@ -250,8 +275,10 @@ def check_cuda_buffers(gpu, cudart=None, kernel_factory: Callable[[tuple[int, in
     try:
         kernel = (kernel_factory or AffineKernel)(gpu.compute_capability)
         kernel_note = ""
-    except Exception as exc:  # noqa: BLE001 - e.g. no libnvrtc: the copy checks still run
+    except KernelUnavailable as exc:  # e.g. no libnvrtc: the copy checks still run
         kernel, kernel_note = None, f"GPU kernel skipped ({exc})"
+    except Exception as exc:  # noqa: BLE001 - a kernel the device cannot load is a failed check, not a skipped part
+        return CheckResult("cuda-buffers", "failed", f"the GPU kernel could not be made: {exc}", {"modes": modes, "kernel": False})
     rows, width = 20, 1024
     data = np.arange(rows * width, dtype=np.float32).reshape(rows, width) / 7.0
     stream = CudaStream(rt)

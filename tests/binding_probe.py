@@ -62,7 +62,7 @@ CUDA_ERRORS = (
 CUDA_DEVICE_PROP_FIELDS = ("name", "major", "minor", "integrated", "canMapHostMemory", "totalGlobalMem", "multiProcessorCount")
 #: Driver API and NVRTC calls of the device check's GPU kernel (edge_reid/device_check.py: AffineKernel).
 CUDA_DRIVER_FUNCTIONS = ("cuModuleLoadData", "cuModuleGetFunction", "cuLaunchKernel", "cuModuleUnload")
-CUDA_NVRTC_FUNCTIONS = ("nvrtcCreateProgram", "nvrtcCompileProgram", "nvrtcGetPTXSize", "nvrtcGetPTX", "nvrtcDestroyProgram")
+CUDA_NVRTC_FUNCTIONS = ("nvrtcCreateProgram", "nvrtcCompileProgram", "nvrtcGetCUBINSize", "nvrtcGetCUBIN", "nvrtcDestroyProgram")
 CUDA_USED = {
     "functions": CUDA_FUNCTIONS, "constants": CUDA_CONSTANTS, "cudaError_t": CUDA_ERRORS, "cudaDeviceProp": CUDA_DEVICE_PROP_FIELDS,
     "driver": CUDA_DRIVER_FUNCTIONS, "nvrtc": CUDA_NVRTC_FUNCTIONS,

@@ -113,3 +113,42 @@ def test_the_buffers_of_the_mode_chosen_for_this_gpu_carry_a_batch_through_the_d
         assert not np.any(cuda.buffers.output[5:])  # only the used rows moved
     finally:
         cuda.close()
+
+
+def test_the_device_checks_kernel_computes_on_buffers_of_each_mode(rt, stream):
+    """The NVRTC kernel ``doctor --selftest`` runs, on this GPU: y = 2x + 1 over the used rows only."""
+    from edge_reid.device_check import AffineKernel
+
+    kernel = AffineKernel(GPU.compute_capability, rt)
+    try:
+        for mode in ["mapped", "pinned"] if GPU.can_map_host_memory else ["pinned"]:
+            x, y = HostDeviceBuffer((6, 256), mode, cudart=rt), HostDeviceBuffer((6, 256), mode, cudart=rt)
+            try:
+                x.array[:] = np.arange(6 * 256, dtype=np.float32).reshape(6, 256)
+                y.array[:] = -1.0
+                x.upload(4, stream)
+                kernel.launch(x.device_ptr, y.device_ptr, 2.0, 1.0, 4 * 256, stream.handle)
+                y.download(4, stream)
+                stream.synchronize()
+                np.testing.assert_array_equal(y.array[:4], 2.0 * x.array[:4] + 1.0, err_msg=mode)
+                assert np.all(y.array[4:] == -1.0), f"{mode}: rows past the used ones changed"
+            finally:
+                x.close()
+                y.close()
+    finally:
+        kernel.close()
+
+
+def test_selftest_in_a_fresh_process_runs_its_kernel(tmp_path):
+    """A fresh process, as a user runs it: on an H200 the kernel was made before any CUDA runtime call had
+    made a context current, so it never loaded (CUDA_ERROR_INVALID_CONTEXT) and the check ran copies only."""
+    import json
+    import subprocess
+    import sys
+
+    report = tmp_path / "device.json"
+    subprocess.run([sys.executable, "-m", "edge_reid", "doctor", "--engines-dir", str(tmp_path), "--selftest", "--report", str(report)],
+                   capture_output=True, text=True, timeout=600)
+    buffers = json.loads(report.read_text())["checks"][0]
+    assert buffers["name"] == "cuda-buffers" and buffers["status"] == "passed", buffers["detail"]
+    assert buffers["measurements"]["kernel"] is True and "kernel x2" in buffers["detail"], buffers["detail"]

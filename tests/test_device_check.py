@@ -14,7 +14,7 @@ import edge_reid.cuda.runtime as cuda_runtime
 import edge_reid.device_check as device_check
 from edge_reid.cli import main
 from edge_reid.cuda.buffers import host_array
-from edge_reid.device_check import CheckResult, DeviceCheckOptions, DeviceCheckReport, check_cuda_buffers, run_device_check
+from edge_reid.device_check import CheckResult, DeviceCheckOptions, DeviceCheckReport, KernelUnavailable, check_cuda_buffers, run_device_check
 from fake_cudart import FakeCudaRuntime
 
 NAMES = ["cuda-buffers", "fp16-engine", "int8-engine", "memory-modes", "embedding-loop"]
@@ -135,11 +135,27 @@ def test_cuda_buffer_check_can_fail_and_runs_copies_without_a_kernel():
     assert wrong.status == "failed" and "came back wrong" in wrong.detail
 
     def no_nvrtc(cc):
-        raise RuntimeError("Failed to dlopen libnvrtc.so.12")
+        raise KernelUnavailable("Failed to dlopen libnvrtc.so.12")
 
     copies = check_cuda_buffers(gpu, cudart=rt, kernel_factory=no_nvrtc)
     assert copies.status == "passed" and "device copy" in copies.detail
     assert "GPU kernel skipped (Failed to dlopen libnvrtc.so.12)" in copies.detail
+
+
+def test_a_kernel_the_device_cannot_load_fails_the_buffer_check():
+    """On an H200 the kernel was made before any CUDA runtime call, so no context was current: the check said
+    "passed" with "GPU kernel skipped (cuModuleLoadData failed: CUDA_ERROR_INVALID_CONTEXT)", a pass that had
+    run no kernel. Only NVRTC missing from the device skips the kernel part; anything else fails the check."""
+    rt = FakeCudaRuntime(integrated=True)
+    gpu = cuda_runtime.query_gpu(0, rt)
+
+    def unloadable(cc):
+        raise RuntimeError("cuModuleLoadData failed: CUDA_ERROR_INVALID_CONTEXT")
+
+    result = check_cuda_buffers(gpu, cudart=rt, kernel_factory=unloadable)
+    assert result.status == "failed" and result.measurements["kernel"] is False
+    assert result.detail == "the GPU kernel could not be made: cuModuleLoadData failed: CUDA_ERROR_INVALID_CONTEXT"
+    assert rt.host == {} and rt.device == {} and rt.streams == set(), "nothing was allocated before the kernel"
 
 
 def test_cuda_buffer_check_notices_copies_of_too_many_rows(monkeypatch):
