@@ -84,7 +84,7 @@ def cuda_items(gpu) -> list[DoctorItem]:
     Args:
         gpu: a :class:`~edge_reid.cuda.runtime.GpuStatus`.
     """
-    from edge_reid.cuda.versions import DeviceCuda, cuda_python_mismatch, cuda_python_requirement, cuda_python_version
+    from edge_reid.cuda.versions import DeviceCuda, cuda_python_mismatch, cuda_python_requirement, cuda_python_too_new, cuda_python_version
 
     cuda = DeviceCuda.here(gpu.driver_version)
     installed = cuda_python_version()
@@ -99,8 +99,8 @@ def cuda_items(gpu) -> list[DoctorItem]:
         return items
     built_for = f", built for CUDA {gpu.runtime_version}" if gpu.runtime_version else ""
     mismatch = cuda_python_mismatch(installed, cuda.version)
-    if mismatch:
-        items.append(DoctorItem("cuda-python", f"{installed}{built_for}: {mismatch}", False))
+    if mismatch:  # "missing" only when it cannot run: a newer minor of the device's major runs, and is a hint
+        items.append(DoctorItem("cuda-python", f"{installed}{built_for}: {mismatch}", False if cuda_python_too_new(installed, cuda.version) else None))
     else:
         items.append(DoctorItem("cuda-python", f"{installed}{built_for}", True if cuda.version else None))
     return items

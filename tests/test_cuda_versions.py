@@ -41,6 +41,8 @@ def test_device_cuda_prefers_the_driver_and_falls_back_to_the_toolkit(tmp_path, 
     [
         ("12.6.2.post1", 12060, True, "12.6.2.post1, built for CUDA 12.6"),
         ("13.4.4", 12060, False, "needs a CUDA 13 driver; this device has CUDA 12.6: pip install 'cuda-python==12.6.*'"),
+        # Seen on an H200: cuda-python 13.3.1 on a CUDA 13.0 driver ran the buffer check, yet doctor said "missing".
+        ("13.3.1", 13000, None, "is for CUDA 13.3; this device has CUDA 13.0: pip install 'cuda-python==13.0.*' matches it"),
     ],
 )
 def test_doctor_shows_the_devices_cuda_and_whether_cuda_python_matches(monkeypatch, installed, driver_version, ok, words):
@@ -48,5 +50,6 @@ def test_doctor_shows_the_devices_cuda_and_whether_cuda_python_matches(monkeypat
     monkeypatch.setattr(versions, "cuda_python_version", lambda: installed)
     monkeypatch.setattr(versions, "CUDA_VERSION_JSON", versions.Path("/nonexistent/version.json"))
     items = {item.name: item for item in doctor.cuda_items(gpu_status(FakeCudaRuntime(version=version, driver_version=driver_version)))}
-    assert items["CUDA"].value == "12.6 (driver 12.6)"
+    device = f"{driver_version // 1000}.{driver_version % 1000 // 10}"
+    assert items["CUDA"].value == f"{device} (driver {device})"
     assert words in items["cuda-python"].value and items["cuda-python"].ok is ok

@@ -69,18 +69,37 @@ def cuda_python_mismatch(installed: str, device_cuda: str) -> str:
     >>> cuda_python_mismatch("12.6.2.post1", "12.6")
     ''
     """
-    if not installed or not device_cuda:
+    versions = _major_minors(installed, device_cuda)
+    if versions is None:
         return ""
-    try:
-        have = tuple(int(p) for p in installed.split(".")[:2])
-        want = tuple(int(p) for p in device_cuda.split(".")[:2])
-    except ValueError:
-        return ""
+    have, want = versions
     if have[0] > want[0]:
         return f"cuda-python {installed} needs a CUDA {have[0]} driver; this device has CUDA {device_cuda}: pip install '{cuda_python_requirement(device_cuda)}'"
     if have != want:
         return f"cuda-python {installed} is for CUDA {have[0]}.{have[1]}; this device has CUDA {device_cuda}: pip install '{cuda_python_requirement(device_cuda)}' matches it"
     return ""
+
+
+def cuda_python_too_new(installed: str, device_cuda: str) -> bool:
+    """True when cuda-python ``installed`` is of a newer major version than the device's CUDA ``device_cuda``:
+    its runtime calls then fail (``cudaErrorInsufficientDriver``). A newer minor of the same major runs under
+    CUDA's minor-version compatibility (seen: cuda-python 13.3.1 on a CUDA 13.0 driver, an H200), so it is
+    no fault, only not the exact match :func:`cuda_python_mismatch` recommends.
+
+    >>> cuda_python_too_new("13.0.3", "12.6"), cuda_python_too_new("13.3.1", "13.0")
+    (True, False)
+    """
+    versions = _major_minors(installed, device_cuda)
+    return versions is not None and versions[0][0] > versions[1][0]
+
+
+def _major_minors(installed: str, device_cuda: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    if not installed or not device_cuda:
+        return None
+    try:
+        return tuple(int(p) for p in installed.split(".")[:2]), tuple(int(p) for p in device_cuda.split(".")[:2])
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
