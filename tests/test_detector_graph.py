@@ -77,6 +77,7 @@ def focus_model(
     graph = helper.make_graph(nodes, "focus", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, height, width])],
                               outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # onnx 1.23 writes IR 14 by default, which ONNX Runtime 1.30 cannot load
     onnx.checker.check_model(model)
     return model
 
