@@ -152,3 +152,47 @@ def test_selftest_in_a_fresh_process_runs_its_kernel(tmp_path):
     buffers = json.loads(report.read_text())["checks"][0]
     assert buffers["name"] == "cuda-buffers" and buffers["status"] == "passed", buffers["detail"]
     assert buffers["measurements"]["kernel"] is True and "kernel x2" in buffers["detail"], buffers["detail"]
+
+
+def test_waiting_on_the_stream_lets_other_python_threads_run(rt, stream):
+    """The EmbeddingLoop overlaps matching (a Python thread) with the engine's wait on the stream: that only
+    works if ``cudaStreamSynchronize`` releases the GIL while it waits. Device-to-device copies keep the
+    stream busy for at least 0.2 s; a Python thread counts meanwhile."""
+    import threading
+    import time
+
+    nbytes = min(256 * 2**20, GPU.total_memory_bytes // 16)
+    a, b = check(rt.cudaMalloc(nbytes), "cudaMalloc", rt), check(rt.cudaMalloc(nbytes), "cudaMalloc", rt)
+    d2d = rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+
+    def queue(copies: int) -> None:
+        for _ in range(copies):
+            check(rt.cudaMemcpyAsync(b, a, nbytes, d2d, stream.handle), "cudaMemcpyAsync", rt)
+
+    try:
+        queue(8)
+        started = time.perf_counter()
+        queue(8)
+        stream.synchronize()
+        copies = max(8, int(8 * 0.2 / max(time.perf_counter() - started, 1e-6)))  # about 0.2 s of copying
+        counted, stop = [0], threading.Event()
+
+        def count() -> None:
+            while not stop.is_set():
+                counted[0] += 1
+
+        worker = threading.Thread(target=count)
+        queue(copies)
+        worker.start()
+        time.sleep(0.01)  # the counter is running
+        before, started = counted[0], time.perf_counter()
+        stream.synchronize()
+        waited, during = time.perf_counter() - started, counted[0] - before
+        stop.set()
+        worker.join()
+    finally:
+        check(rt.cudaFree(a), "cudaFree", rt)
+        check(rt.cudaFree(b), "cudaFree", rt)
+    print(f"synchronize waited {1000 * waited:.0f} ms; another thread counted {during} meanwhile")
+    assert waited > 0.05, "the copies did not keep the stream busy long enough to tell"
+    assert during > 1000, f"a Python thread counted {during} in {1000 * waited:.0f} ms of cudaStreamSynchronize: the GIL was held"
