@@ -46,7 +46,7 @@ def parse_nv_tegra_release(text: str) -> str | None:
 def jetpack_for_l4t(l4t: str) -> str:
     """JetPack generation of an L4T release (NVIDIA's JetPack/L4T release table)."""
     major = int(l4t.split(".")[0])
-    return {36: "JetPack 6", 35: "JetPack 5", 34: "JetPack 5 (developer preview)", 32: "JetPack 4"}.get(major, "unknown JetPack")
+    return {38: "JetPack 7 (Jetson Thor)", 36: "JetPack 6", 35: "JetPack 5", 34: "JetPack 5 (developer preview)", 32: "JetPack 4"}.get(major, "unknown JetPack")
 
 
 def opencv_gstreamer(build_information: str) -> bool | None:

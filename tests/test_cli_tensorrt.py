@@ -86,6 +86,7 @@ def test_parse_l4t_release():
     assert parse_nv_tegra_release("# R32 (release), REVISION: 7.1, GCID: 29818004") == "32.7.1"
     assert parse_nv_tegra_release("Ubuntu 22.04") is None
     assert jetpack_for_l4t("36.4.0") == "JetPack 6" and jetpack_for_l4t("35.5.0") == "JetPack 5"
+    assert jetpack_for_l4t("38.4.0") == "JetPack 7 (Jetson Thor)" and jetpack_for_l4t("40.0") == "unknown JetPack"
 
 
 def test_opencv_gstreamer_from_build_information():
