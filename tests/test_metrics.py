@@ -35,7 +35,7 @@ def test_protocol_on_hand_built_matrix():
     assert scores.num_valid_queries == 2 and scores.num_queries == 4
     np.testing.assert_allclose(scores.cmc, [0.5, 1.0, 1.0, 1.0, 1.0])
     assert scores.mAP == pytest.approx(0.75)
-    assert scores.to_dict() == {"rank1": 50.0, "rank5": 100.0, "rank10": 100.0, "mAP": 75.0, "valid_queries": 2, "queries": 4}
+    assert scores.to_dict() == {"rank1": 50.0, "rank5": 100.0, "mAP": 75.0, "valid_queries": 2, "queries": 4}
 
 
 def test_same_camera_rule_matters():
@@ -74,3 +74,16 @@ def test_cosine_distance():
     a = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     b = np.array([[1.0, 0.0], [-1.0, 0.0], [0.6, 0.8]], np.float32)
     np.testing.assert_allclose(cosine_distance(a, b), [[0.0, 2.0, 0.4], [1.0, 1.0, 0.2]], atol=1e-6)
+
+
+def test_a_rank_beyond_the_curve_is_refused_not_read_as_the_last_one():
+    """rank(20) on a 10-long curve gave rank-10's value under the label rank20, and rank(0) the last value."""
+    scores = evaluate_market1501(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=5)
+    assert scores.rank(1) == 0.5 and scores.rank(5) == 1.0
+    for k in (0, 6, 20):
+        with pytest.raises(ValueError, match=f"rank {k} is outside this CMC curve's ranks 1..5"):
+            scores.rank(k)
+    with pytest.raises(ValueError, match="rank 10 is outside"):
+        scores.to_dict(ranks=(1, 10))
+    with pytest.raises(ValueError, match="max_rank must be >= 1, got 0"):
+        evaluate_market1501(DIST, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=0)

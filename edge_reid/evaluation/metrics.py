@@ -43,11 +43,26 @@ class RetrievalScores:
     num_queries: int
 
     def rank(self, k: int) -> float:
-        """CMC at rank k (1-based), in [0, 1]."""
-        return float(self.cmc[min(k, len(self.cmc)) - 1])
+        """CMC at rank k (1-based), in [0, 1].
 
-    def to_dict(self, ranks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float | int]:
-        """Percentages rounded to 2 decimals: ``{"rank1": .., "rank5": .., "rank10": .., "mAP": .., ...}``."""
+        Raises:
+            ValueError: k is not within 1..``len(cmc)`` (the ``max_rank`` it was computed with).
+        """
+        if not 1 <= k <= len(self.cmc):
+            raise ValueError(f"rank {k} is outside this CMC curve's ranks 1..{len(self.cmc)}; evaluate with max_rank >= {k}")
+        return float(self.cmc[k - 1])
+
+    def to_dict(self, ranks: tuple[int, ...] | None = None) -> dict[str, float | int]:
+        """Percentages rounded to 2 decimals: ``{"rank1": .., "rank5": .., "rank10": .., "mAP": .., ...}``.
+
+        Args:
+            ranks: the CMC ranks to give (None: those of 1, 5, 10 within the curve's length).
+
+        Raises:
+            ValueError: a rank asked for is beyond the curve (see :meth:`rank`).
+        """
+        if ranks is None:
+            ranks = tuple(k for k in (1, 5, 10) if k <= len(self.cmc))
         data: dict[str, float | int] = {f"rank{k}": round(100.0 * self.rank(k), 2) for k in ranks}
         data["mAP"] = round(100.0 * self.mAP, 2)
         data["valid_queries"] = self.num_valid_queries
@@ -77,7 +92,7 @@ def evaluate_market1501(
         :class:`RetrievalScores`. Ties in distance keep gallery order (stable sort).
 
     Raises:
-        ValueError: shapes disagree, or no query has a correct match in the gallery.
+        ValueError: shapes disagree, ``max_rank`` < 1, or no query has a correct match in the gallery.
     """
     distmat = np.asarray(distmat)
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
@@ -85,6 +100,8 @@ def evaluate_market1501(
     num_q, num_g = distmat.shape
     if q_pids.shape != (num_q,) or q_camids.shape != (num_q,) or g_pids.shape != (num_g,) or g_camids.shape != (num_g,):
         raise ValueError(f"distmat {distmat.shape} does not match ids: query {q_pids.shape}/{q_camids.shape}, gallery {g_pids.shape}/{g_camids.shape}")
+    if max_rank < 1:
+        raise ValueError(f"max_rank must be >= 1, got {max_rank}")
 
     order = np.argsort(distmat, axis=1, kind="stable")
     all_cmc, all_ap = [], []
