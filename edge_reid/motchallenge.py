@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -30,6 +31,8 @@ from edge_reid.line_output import LineOutput
 
 #: Columns of a MOTChallenge row.
 COLUMNS = ("frame", "id", "left", "top", "width", "height", "score", "x", "y", "z")
+#: Between a row's values: commas (the format's), spaces or tabs (as TrackEval also reads).
+_FIELD_SEPARATORS = re.compile(r"[,\s]+")
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def read_rows(path: str | os.PathLike, what: str = "MOTChallenge file") -> np.nd
     """Read a MOTChallenge text file.
 
     Args:
-        path: the file; rows of at least 6 comma-separated numbers (missing
+        path: the file; rows of at least 6 numbers separated by commas, spaces or tabs (missing
             ``score, x, y, z`` read as 1, -1, -1, -1). Blank lines are skipped.
         what: how the file is named in error messages.
 
@@ -134,8 +137,14 @@ def read_rows(path: str | os.PathLike, what: str = "MOTChallenge file") -> np.nd
     Raises:
         DataError: the file is missing or unreadable, a row has fewer than 6
             values or a value that is not a finite number, a frame number is
-            below 1, or a box has negative width or height.
+            below 1, an id is not a whole number, or a box has negative width or height.
     """
+    return read_rows_with_lines(path, what)[0]
+
+
+def read_rows_with_lines(path: str | os.PathLike, what: str = "MOTChallenge file") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_rows` and, for each row, its 1-based line number in the file ((N,) int64), for
+    errors found later that should name the line (a frame beyond the sequence, an id twice in a frame)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -144,9 +153,9 @@ def read_rows(path: str | os.PathLike, what: str = "MOTChallenge file") -> np.nd
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
     defaults = (1.0, -1.0, -1.0, -1.0)
-    rows = []
+    rows, lines = [], []
     for number, line in enumerate(text.splitlines(), start=1):
-        fields = [field.strip() for field in line.replace(" ", ",").split(",") if field.strip()] if line.strip() else []
+        fields = [field for field in _FIELD_SEPARATORS.split(line) if field]
         if not fields:
             continue
         if len(fields) < 6:
@@ -161,10 +170,13 @@ def read_rows(path: str | os.PathLike, what: str = "MOTChallenge file") -> np.nd
         values.extend(defaults[len(values) - 6 :])
         if values[0] < 1 or values[0] != int(values[0]):
             raise DataError(f"{path}, line {number}: frame {values[0]:g} is not a 1-based frame number")
+        if values[1] != int(values[1]):
+            raise DataError(f"{path}, line {number}: id {values[1]:g} is not a whole number (MOTChallenge ids are integers)")
         if values[4] < 0 or values[5] < 0:
             raise DataError(f"{path}, line {number}: negative box width or height")
         rows.append(values)
-    return np.asarray(rows, np.float64).reshape(-1, len(COLUMNS))
+        lines.append(number)
+    return np.asarray(rows, np.float64).reshape(-1, len(COLUMNS)), np.asarray(lines, np.int64)
 
 
 def format_row(frame: int, track_id: int, box_xyxy, score: float) -> str:

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -146,3 +147,46 @@ def test_a_result_that_ends_early_is_scored_with_a_note_saying_so(vtest_gt_dir, 
     err = " ".join(capsys.readouterr().err.split())
     assert f"first60.txt ends at frame 60, the ground truth at {metrics.last_gt_frame}: every person after frame 60 counts as missed" in err
     assert evaluate_mot(counted_gt, vtest_gt_dir).coverage_note("whole.txt") == "", "a whole run: no note"
+
+
+def test_a_result_files_faults_name_their_line(vtest_gt_dir, counted_gt, tmp_path):
+    """Faults found after reading (a frame beyond the sequence, an id twice in a frame, a negative id) named
+    no line; an id of 1.2 was cut to 1 without a word (two tracks merged into one, HOTA 56.98 -> 56.21)."""
+    person = "{frame},{track},100,100,40,90,1,-1,-1,-1\n"
+    cases = {
+        "beyond": ([(1, 1), (2, 1), (796, 1)], "line 4: frame 796 is beyond the sequence's 795 frames"),
+        "twice": ([(1, 1), (1, 2), (1, 1)], "line 4: track id 1 appears twice in frame 1 (first at line 1)"),
+        "negative": ([(1, 1), (2, -2)], "line 3: negative track id -2"),
+        "fraction": ([(1, 1), (2, 1.2)], "line 3: id 1.2 is not a whole number"),
+    }
+    for name, (rows, message) in cases.items():
+        path = tmp_path / f"{name}.txt"
+        lines = [person.format(frame=frame, track=track) for frame, track in rows]
+        path.write_text(lines[0] + "\n" + "".join(lines[1:]))  # a blank line 2: lines, not rows, are counted
+        with pytest.raises(DataError, match=re.escape(f"{name}.txt, {message}")):
+            evaluate_mot(path, vtest_gt_dir)
+    as_array = counted_gt[:3].copy()
+    as_array[1, 1] = 1.5
+    with pytest.raises(DataError, match=r"tracking result, row 2: track id 1.5 is not a whole number"):
+        evaluate_mot(as_array, vtest_gt_dir)
+
+
+def test_tab_separated_rows_score_as_comma_separated(vtest_gt_dir, counted_gt, tmp_path):
+    """TrackEval reads tabs; edge-reid said "line 1: 1 values"."""
+    commas, tabs = tmp_path / "commas.txt", tmp_path / "tabs.txt"
+    write_rows(commas, counted_gt[::7])
+    tabs.write_text(commas.read_text().replace(",", "\t"))
+    assert evaluate_mot(tabs, vtest_gt_dir) == evaluate_mot(commas, vtest_gt_dir)
+
+
+def test_the_table_names_the_benchmark_settings_used_and_an_empty_result_says_so(tmp_path, capsys):
+    sequence = tmp_path / "MOT17-99"
+    (sequence / "gt").mkdir(parents=True)
+    (sequence / "seqinfo.ini").write_text("[Sequence]\nname=MOT17-99\nframeRate=10\nseqLength=2\n")
+    (sequence / "gt" / "gt.txt").write_text("1,1,10,10,40,100,1,1,1.0\n2,1,10,10,40,100,1,1,1.0\n")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert main(["eval-mot", "--gt", str(sequence), str(empty)]) == 0
+    printed = " ".join("".join(capsys.readouterr()).split())
+    assert "(TrackEval, MOT17 settings)" in printed and "MOT15" not in printed
+    assert "empty.txt has no rows: every person counts as missed" in printed

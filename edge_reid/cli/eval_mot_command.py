@@ -47,7 +47,7 @@ def eval_mot_command(
     scored = [(path, evaluate_mot(path, gt, iou_threshold=iou)) for path in results]
 
     sequence = scored[0][1].sequence
-    table = Table(title=f"tracking metrics on {sequence} (TrackEval, MOT15 settings)", title_justify="left")
+    table = Table(title=f"tracking metrics on {sequence} (TrackEval, {scored[0][1].benchmark} settings)", title_justify="left")
     table.add_column("result", style="bold")
     for column in ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "ids (gt)", "boxes (gt)"):
         table.add_column(column, justify="right")

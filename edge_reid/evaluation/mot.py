@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.errors import DataError, MissingDependencyError
-from edge_reid.motchallenge import read_rows, read_sequence_info, write_rows
+from edge_reid.motchallenge import read_rows, read_rows_with_lines, read_sequence_info, write_rows
 
 _TRACKER_NAME = "edge-reid"
 
@@ -45,7 +45,8 @@ class MotMetrics:
         gt_tracks: people (ground-truth ids) evaluated.
         predicted_tracks: track ids in the result.
         gt_boxes: ground-truth boxes evaluated (``conf`` 0 rows excluded).
-        predicted_boxes: rows of the result.
+        predicted_boxes: boxes of the result scored (its rows, less those TrackEval removes on
+            distractors under MOT16/17/20 settings).
         benchmark: the MOTChallenge settings used (:func:`mot_benchmark`).
         last_result_frame: the last frame (1-based) with a row in the result, 0 when it has none.
         last_gt_frame: the last frame (1-based) with a ground-truth row. A result that ends well
@@ -73,6 +74,8 @@ class MotMetrics:
         the result), else "": its scores count every person after its end as missed."""
         if self.last_result_frame >= 0.9 * self.last_gt_frame:
             return ""
+        if self.last_result_frame == 0:
+            return f"{name} has no rows: every person counts as missed"
         return (
             f"{name} ends at frame {self.last_result_frame}, the ground truth at {self.last_gt_frame}: every person after "
             f"frame {self.last_result_frame} counts as missed (a run cut short by --max-frames?); compare runs over the "
@@ -98,29 +101,46 @@ def _import_trackeval():
     return trackeval
 
 
-def _check_rows(rows: np.ndarray, length: int, name: str) -> None:
+def _check_rows(rows: np.ndarray, length: int, name: str, lines: np.ndarray | None = None) -> None:
     """What :func:`~edge_reid.motchallenge.read_rows` checks in a file, for rows given as an array,
-    and what needs the sequence: frames within it, one box per track and frame."""
+    and what needs the sequence: frames within it, ids from 0, one box per track and frame. ``lines``:
+    each row's line in the file (errors name it), None for an array (errors name the row, 1-based)."""
     if rows.shape[0] == 0:
         return
-    if not np.isfinite(rows[:, :7]).all():
-        raise DataError(f"{name}: NaN or infinite values (row {int(np.flatnonzero(~np.isfinite(rows[:, :7]).all(axis=1))[0])})")
-    if (rows[:, 0] < 1).any() or (rows[:, 0] != np.round(rows[:, 0])).any():
-        raise DataError(f"{name}: frames are whole numbers from 1 (the video's first frame is 1)")
+
+    def where(index: int) -> str:
+        return f"line {int(lines[index])}" if lines is not None else f"row {index + 1}"
+
+    def first(mask: np.ndarray) -> int:
+        return int(np.flatnonzero(mask)[0])
+
+    finite = np.isfinite(rows[:, :7]).all(axis=1)
+    if not finite.all():
+        raise DataError(f"{name}, {where(first(~finite))}: NaN or infinite values")
+    bad_frame = (rows[:, 0] < 1) | (rows[:, 0] != np.round(rows[:, 0]))
+    if bad_frame.any():
+        raise DataError(f"{name}, {where(first(bad_frame))}: frames are whole numbers from 1 (the video's first frame is 1)")
     if (rows[:, 4:6] < 0).any():
-        raise DataError(f"{name}: negative box width or height")
+        raise DataError(f"{name}, {where(first((rows[:, 4:6] < 0).any(axis=1)))}: negative box width or height")
+    bad_id = rows[:, 1] != np.round(rows[:, 1])
+    if bad_id.any():
+        raise DataError(f"{name}, {where(first(bad_id))}: track id {rows[first(bad_id), 1]:g} is not a whole number")
     frames = rows[:, 0].astype(np.int64)
     beyond = frames > length
     if beyond.any():
-        raise DataError(f"{name}: frame {int(frames[beyond][0])} is beyond the sequence's {length} frames "
-                        "(frames are 1-based: the video's first frame is 1)")
-    if (rows[:, 1] < 0).any():
-        raise DataError(f"{name}: negative track id {int(rows[rows[:, 1] < 0][0, 1])}")
+        raise DataError(f"{name}, {where(first(beyond))}: frame {int(frames[first(beyond)])} is beyond the sequence's {length} "
+                        "frames (frames are 1-based: the video's first frame is 1)")
+    negative = rows[:, 1] < 0
+    if negative.any():
+        raise DataError(f"{name}, {where(first(negative))}: negative track id {int(rows[first(negative), 1])}")
     pairs = np.stack((frames, rows[:, 1].astype(np.int64)), axis=1)
-    unique, counts = np.unique(pairs, axis=0, return_counts=True)
-    if (counts > 1).any():
-        frame, track = unique[counts > 1][0]
-        raise DataError(f"{name}: track id {track} appears twice in frame {frame}; a track has one box per frame")
+    _, first_rows, inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+    repeated = first_rows[inverse.reshape(-1)] != np.arange(len(pairs))
+    if repeated.any():
+        index = first(repeated)
+        frame, track = pairs[index]
+        raise DataError(f"{name}, {where(index)}: track id {track} appears twice in frame {frame} (first at "
+                        f"{where(int(first_rows[inverse.reshape(-1)[index]]))}); a track has one box per frame")
 
 
 def mot_benchmark(*names: str) -> str:
@@ -148,7 +168,8 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
 
     Raises:
         DataError: a missing or malformed file, a ground truth with no rows, frames beyond
-            the sequence, a track id twice in one frame.
+            the sequence, a track id that is negative or not whole, or twice in one frame (the
+            message names the file's line, or the array's row).
         MissingDependencyError: TrackEval is not installed.
     """
     info = read_sequence_info(gt_folder)
@@ -158,9 +179,10 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
         rows, name = np.asarray(result, np.float64), "tracking result"
         if rows.ndim != 2 or (rows.size and rows.shape[1] < 7):
             raise DataError(f"tracking result rows must be (N, >= 7), got {rows.shape}")
+        lines = None
     else:
-        rows, name = read_rows(result, "tracking result"), str(result)
-    _check_rows(rows, info.length, name)
+        (rows, lines), name = read_rows_with_lines(result, "tracking result"), str(result)
+    _check_rows(rows, info.length, name, lines)
     # A clear error for a malformed or empty ground truth, before TrackEval's (which scores an empty one 0).
     gt_rows = read_rows(info.gt_path, "ground truth")
     if len(gt_rows) == 0:
