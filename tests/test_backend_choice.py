@@ -223,3 +223,37 @@ def test_onnxruntime_never_runs_a_model_in_another_precision_than_asked(tmp_path
         assert backend.name == "onnxruntime"
     assert main(["eval", "--model", str(model), "--data", str(mot17_dir), "--precision", "fp32"]) == 2
     assert "is an INT8 model, not FP32" in capsys.readouterr().err
+
+
+def test_int8_on_openvino_is_refused_on_an_x86_cpu_without_vnni_and_auto_runs_it_on_onnxruntime(tmp_path, monkeypatch):
+    """On an AVX2-only AMD EPYC OpenVINO ran a calibrated INT8 OSNet at mean cosine 0.977 (lowest 0.953) to FP32,
+    where ONNX Runtime gave 0.99994: 8-bit products summed in 16 bits saturate without VNNI (OpenVINO's
+    documented 'saturation issue'). `auto` chose OpenVINO for it without a word."""
+    import edge_reid.cpu as cpu
+    from onnx_builders import tiny_qdq_model
+
+    from edge_reid.backends.openvino import int8_saturation
+    from edge_reid.spec import ModelSpec
+
+    assert "no VNNI or AMX" in int8_saturation(["avx2", "fma"], "x86_64")
+    assert "no VNNI or AMX" in int8_saturation(["avx2", "fma", "avx512f"], "AMD64"), "AVX-512 without VNNI saturates too"
+    for flags in (["avx2", "avx_vnni"], ["avx512f", "avx512_vnni"], ["avx512f", "amx_int8"]):
+        assert int8_saturation(flags, "x86_64") == ""
+    assert int8_saturation([], "x86_64") == "", "flags unknown (no /proc/cpuinfo): nothing to say"
+    assert int8_saturation(["neon", "asimd"], "aarch64") == "", "not an x86 CPU"
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed (pip install openvino)")
+    model = tiny_qdq_model(tmp_path / "q.onnx")
+    spec = ModelSpec(height=4, width=2, embedding_dim=3)
+    monkeypatch.setattr(cpu, "cpu_isa_flags", lambda: ["avx2", "fma"])
+    monkeypatch.setattr("edge_reid.backends.openvino.platform.machine", lambda: "x86_64")
+    with pytest.raises(BackendUnavailableError, match="OpenVINO cannot run q.onnx in INT8 here: this CPU has no VNNI or AMX"):
+        create_backend("openvino", model, spec)
+    checks = {"tensorrt": lambda: (False, "no GPU"), "openvino": lambda: (True, "OpenVINO"), "onnxruntime": lambda: (True, "ONNX Runtime")}
+    monkeypatch.setattr("edge_reid.backends._check", lambda entry, for_auto, _checks: checks[entry.name]())
+    with create_backend("auto", model, spec) as backend:
+        assert backend.name == "onnxruntime"
+        assert "OpenVINO passed over: OpenVINO cannot run q.onnx in INT8 here: this CPU has no VNNI or AMX" in backend.selection_reason
+    monkeypatch.setattr(cpu, "cpu_isa_flags", lambda: ["avx2", "fma", "avx_vnni"])
+    with create_backend("openvino", model, spec) as backend:
+        assert backend.name == "openvino" and backend.precision == "int8"

@@ -76,6 +76,28 @@ X86_64 = ("x86_64", "amd64")
 STATIC_CHUNK = 4
 
 
+#: x86 instructions that add 8-bit products up in 32 bits (Intel DL Boost: VNNI, and AMX).
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_saturation(flags: list[str], machine: str | None = None) -> str:
+    """Why OpenVINO's CPU kernels cannot run a Q/DQ INT8 model correctly on an x86 CPU with these
+    :func:`~edge_reid.cpu.cpu_isa_flags`, or "" when they can (or the flags are unknown).
+
+    Without VNNI or AMX, 8-bit convolutions add pairs of products into 16 bits, which saturate: OpenVINO's
+    documentation ("Saturation (overflow) issue") says accuracy then drops unpredictably and that the
+    problem does not occur on CPUs with VNNI. Measured in docs/benchmarks.md.
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in X86_64 or not flags or any(flag in flags for flag in VNNI_FLAGS):
+        return ""
+    return (
+        "this CPU has no VNNI or AMX, so OpenVINO's 8-bit kernels add products up in 16 bits, which saturate "
+        "(OpenVINO's 'saturation issue'): INT8 embeddings drift far from FP32. Run the INT8 model with the "
+        "onnxruntime backend, or the FP32 model on OpenVINO (--backend and --model, or backend= and model_path= in Python)"
+    )
+
+
 def availability() -> tuple[bool, str]:
     """(True, "OpenVINO X") when the ``openvino`` package is installed, else (False, why); imports nothing."""
     try:
@@ -232,8 +254,8 @@ class OpenVinoBackend(EmbeddingBackend):
         device: ``"CPU"``, ``"GPU"`` (Intel GPU) or ``"NPU"``.
 
     Raises:
-        BackendUnavailableError: OpenVINO missing, the device absent, or the precision not
-            available on it.
+        BackendUnavailableError: OpenVINO missing, the device absent, the precision not
+            available on it, or INT8 on an x86 CPU without VNNI/AMX (:func:`int8_saturation`).
         ModelError: the model cannot be read or compiled, its input/output names or input size
             disagree with the spec, or ``precision`` is int8 and the model is not a Q/DQ model.
     """
@@ -263,6 +285,12 @@ class OpenVinoBackend(EmbeddingBackend):
                     f"{self.model_path} is not an INT8 (Q/DQ) model, so precision int8 cannot run it: make one first with "
                     "`edge-reid calibrate`, then give the model it writes (--model, or model_path= in Python)"
                 )
+            if self.runs_on_cpu:
+                from edge_reid.cpu import cpu_isa_flags
+
+                saturation = int8_saturation(cpu_isa_flags())
+                if saturation:
+                    raise BackendUnavailableError(f"OpenVINO cannot run {self.model_path.name} in INT8 here: {saturation}")
         model = _read_model(self.model_path)
         model_input = next((port for port in model.inputs if spec.input_name in port.get_names()), None)
         if model_input is None:
