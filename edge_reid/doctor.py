@@ -113,7 +113,8 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
         (items, engine checks): the report lines and one
         :class:`~edge_reid.tensorrt.manifest.EngineCheck` per manifest in ``engines_dir``.
     """
-    from edge_reid.backends import backend_statuses, choose_backend
+    from edge_reid.backends import backend_statuses, candidates
+    from edge_reid.backends.cpu_choice import CPU_BACKENDS
     from edge_reid.cuda.buffers import choose_memory_mode
     from edge_reid.tensorrt.env import board_model, tensorrt_status
     from edge_reid.tensorrt.manifest import scan_engines
@@ -181,8 +182,10 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
         if entry.name == "tensorrt":
             continue  # its lines above say what it lacks
         items.append(DoctorItem(f"backend {entry.name}", detail if ok else f"not usable: {detail}", ok))
-    choice = choose_backend("auto", checks)
-    items.append(DoctorItem("--backend auto", choice.reason))
+    tried = candidates("auto", checks)
+    timed = sorted(choice.name for choice in tried[:2]) == sorted(CPU_BACKENDS)  # as cpu_choice.order_by_speed decides
+    measured = "; between OpenVINO and ONNX Runtime each model runs on the one timed faster on this CPU the first time" if timed else ""
+    items.append(DoctorItem("--backend auto", tried[0].reason + measured))
 
     checks = scan_engines(engines_dir, status.machine)
     return items, checks

@@ -176,14 +176,20 @@ def test_detector_under_tensorrt_runs_on_the_best_cpu_backend(monkeypatch, yolox
 
 
 @needs_openvino
-def test_auto_detector_and_embedder_land_on_openvino_on_x86(monkeypatch, yolox_path):
+def test_auto_detector_and_embedder_land_on_the_cpu_backend_measured_faster_here(monkeypatch, yolox_path):
+    """Both CPU backends are timed on each real model the first time; the choice is cached and said."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("auto uses OpenVINO on x86-64 only")
     monkeypatch.setattr(backends, "tensorrt_available", missing("no GPU"))
-    with create_detector_backend("auto", yolox_path, threads=1) as detector:
-        assert detector.name == "openvino" and detector.selection_reason.startswith("auto chose OpenVINO")
-    with create_backend("auto", MODEL, load_spec(MODEL), max_batch=2) as backend:
-        assert backend.name == "openvino" and "TensorRT not usable: no GPU" in backend.selection_reason
+    for how in ("measured now", "measured earlier"):
+        with create_detector_backend("auto", yolox_path, threads=1, side_by_side=True) as detector:
+            title = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}[detector.name]
+            assert detector.selection_reason.startswith(f"auto chose {title}")
+            assert f"; {title} " in detector.selection_reason and f"ms of CPU a call on this CPU ({how})" in detector.selection_reason
+        with create_backend("auto", MODEL, load_spec(MODEL), max_batch=2) as backend:
+            title = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}[backend.name]
+            assert "TensorRT not usable: no GPU" in backend.selection_reason
+            assert f"; {title} " in backend.selection_reason and f"ms a call on this CPU ({how})" in backend.selection_reason
 
 
 def test_doctor_lists_the_cpu_backends_and_the_auto_choice(tmp_path):
@@ -194,7 +200,9 @@ def test_doctor_lists_the_cpu_backends_and_the_auto_choice(tmp_path):
     for entry, ok, detail in backend_statuses():
         if entry.name != "tensorrt":
             assert lines[f"backend {entry.name}"].ok is ok and detail in lines[f"backend {entry.name}"].value
-    assert lines["--backend auto"].value == choose_backend("auto").reason
+    assert lines["--backend auto"].value.startswith(choose_backend("auto").reason)
+    both = sorted(choice.name for choice in backends.candidates("auto")[:2]) == ["onnxruntime", "openvino"]
+    assert ("each model runs on the one timed faster on this CPU" in lines["--backend auto"].value) is both
 
 
 def test_doctor_names_the_precisions_each_openvino_device_offers():

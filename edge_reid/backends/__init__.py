@@ -1,7 +1,8 @@
 """Backends behind one registry: name -> availability check with a reason -> factories.
 
 :data:`BACKENDS` lists every backend in the order ``--backend auto`` prefers them:
-TensorRT (a GPU and TensorRT present) > OpenVINO (installed, x86-64) > ONNX Runtime.
+TensorRT (a GPU and TensorRT present) > OpenVINO (installed, x86-64) > ONNX Runtime; between the
+last two, each model runs on the one measured faster on this CPU (:mod:`edge_reid.backends.cpu_choice`).
 Each entry says whether the backend can run here and why not, and makes the ReID
 model's :class:`EmbeddingBackend` and, where it has one, the detector's
 :class:`DetectorBackend`. Adding a backend is one module with those functions and
@@ -225,7 +226,31 @@ def create_backend(
     check_count(max_batch, "max_batch")
     check_count(threads, "threads")
     options = BackendOptions(precision=precision, device=device, engines_dir=engines_dir, rebuild=rebuild, side_by_side=side_by_side)
-    return _open_first(name, lambda entry: entry.open_embedding(model_path, spec, max_batch, threads, options))
+
+    def open_one(entry: Backend) -> EmbeddingBackend:
+        return entry.open_embedding(model_path, spec, max_batch, threads, options)
+
+    tried = candidates(name)
+    if name == "auto":
+        from edge_reid.backends.cpu_choice import order_by_speed
+
+        batch = min(8, max_batch)
+        tried = order_by_speed(tried, "embedding", model_path, f"max_batch {max_batch}, timed at {batch}, threads {threads}, {options}",
+                               lambda backend: open_one(get_backend(backend)), lambda backend: _embedding_call(backend, batch),
+                               cpu_time=side_by_side)
+    return _open_first(name, open_one, tried)
+
+
+def _random_input(array) -> None:
+    import numpy as np
+
+    array[...] = np.random.default_rng(0).standard_normal(array.shape).astype(array.dtype)
+
+
+def _embedding_call(backend: EmbeddingBackend, rows: int) -> Callable[[], object]:
+    """One call of ``backend`` on ``rows`` rows of random input, for timing."""
+    _random_input(backend.buffers.input[:rows])
+    return lambda: backend.infer(rows)
 
 
 def create_detector_backend(
@@ -254,7 +279,20 @@ def create_detector_backend(
         fallback = [c for c in candidates("auto") if get_backend(c.name).open_detector is not None]
         title = get_backend(tried[0].name).title
         tried = [BackendChoice(c.name, f"detector on {get_backend(c.name).title}: {title} runs only the ReID model") for c in fallback]
-    return _open_first("auto" if len(tried) > 1 else name, lambda entry: entry.open_detector(model_path, threads, options, input_size), tried)
+
+    def open_one(entry: Backend) -> DetectorBackend:
+        return entry.open_detector(model_path, threads, options, input_size)
+
+    if len(tried) > 1:
+        from edge_reid.backends.cpu_choice import order_by_speed
+
+        def detector_call(backend: DetectorBackend) -> Callable[[], object]:
+            _random_input(backend.input)
+            return backend.run
+
+        tried = order_by_speed(tried, "detector", model_path, f"threads {threads}, input {input_size}, {options}",
+                               lambda backend: open_one(get_backend(backend)), detector_call, cpu_time=side_by_side)
+    return _open_first("auto" if len(tried) > 1 else name, open_one, tried)
 
 
 def _open_first(name: str, open_one: Callable[[Backend], object], tried: list[BackendChoice] | None = None):
