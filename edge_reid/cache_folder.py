@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 
@@ -23,3 +25,28 @@ def writable_cache_folder(name: str) -> Path | None:
     except OSError:
         return None
     return folder if os.access(folder, os.W_OK | os.X_OK) else None
+
+
+def read_cache_entries(path: Path, schema: str) -> dict:
+    """The ``entries`` of a JSON cache file ``{"schema": schema, "entries": {key: value}}``; ``{}`` when the file
+    is missing, unreadable, not JSON or of another schema (a cache is rebuilt, never trusted blindly)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("schema") != schema or not isinstance(data.get("entries"), dict):
+        return {}
+    return data["entries"]
+
+
+def write_cache_entry(path: Path, schema: str, key: str, value: dict, what: str) -> None:
+    """Add ``value`` (with the UTC time it was measured) under ``key`` to the cache file, atomically;
+    a cache that cannot be written (a read-only home, a full disk) is skipped, never an error."""
+    from edge_reid.atomic import write_json_atomic
+
+    entries = read_cache_entries(path, schema)
+    entries[key] = {**value, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        write_json_atomic(path, {"schema": schema, "entries": entries}, what=what)
+    except Exception:  # noqa: BLE001 - measure again next time rather than fail
+        pass

@@ -24,14 +24,13 @@ cannot be written is skipped (the choice is then measured per process).
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge_reid.cache_folder import cache_dir
+from edge_reid.cache_folder import cache_dir, read_cache_entries, write_cache_entry
 
 #: The pair ordered by measurement, in the registry's order.
 CPU_BACKENDS = ("openvino", "onnxruntime")
@@ -60,27 +59,6 @@ def choice_key(kind: str, model_path: str | Path, options: str) -> str:
         except metadata.PackageNotFoundError:
             versions.append(f"{package} missing")
     return "|".join((kind, file_sha256(model_path), options, cpu_model(), ",".join(cpu_isa_flags()), f"{usable_cpu_count()} cores", *versions))
-
-
-def _read_cache(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("entries"), dict):
-        return {}
-    return data["entries"]
-
-
-def _write_cache(path: Path, key: str, first: str, ms: dict[str, float]) -> None:
-    from edge_reid.atomic import write_json_atomic
-
-    entries = _read_cache(path)
-    entries[key] = {"first": first, "ms": ms, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    try:
-        write_json_atomic(path, {"schema": SCHEMA, "entries": entries}, what="CPU backend choice cache")
-    except Exception:  # noqa: BLE001 - a read-only home or a full disk: measure again next time rather than fail
-        pass
 
 
 def pick_first(ms: dict[str, float]) -> str:
@@ -134,7 +112,7 @@ def order_by_speed(
         return tried
     path = cache_dir() / CACHE_FILE
     key = choice_key(kind, model_path, f"{options}, {'cpu' if cpu_time else 'wall'} time")
-    cached = _read_cache(path).get(key)
+    cached = read_cache_entries(path, SCHEMA).get(key)
     if isinstance(cached, dict) and cached.get("first") in CPU_BACKENDS and isinstance(cached.get("ms"), dict):
         first, ms, how = cached["first"], cached["ms"], "measured earlier"
     else:
@@ -150,7 +128,7 @@ def order_by_speed(
             for backend in opened.values():
                 backend.close()
         first, how = pick_first(ms), "measured now"
-        _write_cache(path, key, first, ms)
+        write_cache_entry(path, SCHEMA, key, {"first": first, "ms": ms}, "CPU backend choice cache")
     second = next(name for name in CPU_BACKENDS if name != first)
     unit = "ms of CPU" if cpu_time else "ms"
     note = (f"{TITLES[first]} {float(ms.get(first, 0)):.1f} {unit} against {TITLES[second]} "

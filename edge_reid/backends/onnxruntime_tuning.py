@@ -17,7 +17,6 @@ read is ignored and one that cannot be written is skipped: tuning then happens p
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.cache_folder import cache_dir
+from edge_reid.cache_folder import cache_dir, read_cache_entries, write_cache_entry
 
 #: Levels timed against each other (``disable`` is never faster on a real model).
 CANDIDATE_LEVELS = ("basic", "extended", "all")
@@ -70,27 +69,6 @@ def tuning_key(model_path: str | Path, threads: int | None, batch: int, graph: s
         file_sha256(model_path), cpu_model(), ",".join(cpu_isa_flags()), f"onnxruntime {metadata.version('onnxruntime')}",
         f"threads {threads or 'default'}", f"batch {batch}", *([f"graph {graph}"] if graph else []),
     ))
-
-
-def _read_cache(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("entries"), dict):
-        return {}
-    return data["entries"]
-
-
-def _write_cache(path: Path, key: str, result: TuningResult) -> None:
-    from edge_reid.atomic import write_json_atomic
-
-    entries = _read_cache(path)
-    entries[key] = {"level": result.level, "ms": result.ms, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    try:
-        write_json_atomic(path, {"schema": SCHEMA, "entries": entries}, what="ONNX Runtime tuning cache")
-    except Exception:  # a read-only home or full disk: tune again next time rather than fail
-        pass
 
 
 def _feeds(session, batch: int) -> dict | None:
@@ -148,7 +126,7 @@ def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_
     """
     path = cache_dir() / CACHE_FILE
     key = tuning_key(model_path, threads, batch, graph)
-    cached = _read_cache(path).get(key)
+    cached = read_cache_entries(path, SCHEMA).get(key)
     if isinstance(cached, dict) and cached.get("level") in CANDIDATE_LEVELS:
         return make_session(cached["level"]), TuningResult(cached["level"], "cached", dict(cached.get("ms") or {}))
     sessions = {level: make_session(level) for level in CANDIDATE_LEVELS}
@@ -161,5 +139,5 @@ def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_
         return sessions[default], TuningResult(default, "default", {})
     ms = _time_levels(sessions, feeds)
     result = TuningResult(pick_level(ms, default), "measured", {level: round(value, 3) for level, value in ms.items()})
-    _write_cache(path, key, result)
+    write_cache_entry(path, SCHEMA, key, {"level": result.level, "ms": result.ms}, "ONNX Runtime tuning cache")
     return sessions[result.level], result
