@@ -2,9 +2,9 @@
 once per model, machine and versions.
 
 Which one is faster depends on the CPU, and its flags do not tell: on an Intel Xeon (AVX-512, AMX)
-OpenVINO ran the bundled OSNet 2.8-3x faster than ONNX Runtime, and still faster when held to AVX2
-kernels, while on an AVX2-only AMD EPYC ONNX Runtime ran both models faster (``edge-reid run`` on
-vtest: OpenVINO at 0.83x its frame rate; docs/benchmarks.md). So, like ONNX Runtime's graph level
+OpenVINO ran the bundled OSNet several times faster than ONNX Runtime, and still faster when held to
+AVX2 kernels, while on an AVX2-only AMD EPYC ONNX Runtime ran both models faster (docs/benchmarks.md,
+"An AVX2-only CPU"). So, like ONNX Runtime's graph level
 (:mod:`edge_reid.backends.onnxruntime_tuning`) and TensorRT's timing cache, the first time ``auto``
 meets a (model file, kind, options, CPU, OpenVINO and ONNX Runtime versions), both backends are opened
 as the run opens them and timed side by side on the model itself (random input, a warm-up call each,
@@ -14,8 +14,8 @@ faster by more than :data:`KEEP_ORDER_WITHIN`, so noise does not flip the choice
 What is timed: for a model that runs beside another (``side_by_side``, as in ``edge-reid run`` and
 ``Pipeline``, where the detector and the ReID model share the cores), the process's CPU time per call,
 because the cores are the limit there and OpenVINO's every-core pool would look faster alone than it
-is beside the other model (on the AMD EPYC: OpenVINO's ReID call 20.6 ms wall but 39.6 ms of CPU,
-ONNX Runtime's 36.1 and 36.1); for a model alone, wall time per call.
+is beside the other model (its wall time per call is about half its CPU time on two cores, ONNX
+Runtime's on its half of the cores about equal); for a model alone, wall time per call.
 
 Cache: ``$EDGE_REID_CACHE_DIR/cpu-backend-choice.json`` (see :func:`edge_reid.cache_folder.cache_dir`),
 written atomically; delete it to measure again. A cache that cannot be read is ignored, one that
