@@ -87,3 +87,9 @@ def test_what_is_left_alone(model, monkeypatch):
         return Stand(name)
 
     assert order_by_speed(AUTO, "embedding", model, "", refuses, lambda b: b.run) == AUTO
+
+
+def test_a_missing_model_is_left_to_the_backend_to_report(model):
+    """`run --detector missing_det.onnx` ended in an internal error: the cache key hashed the file first."""
+    missing = model.parent / "missing.onnx"
+    assert order_by_speed(AUTO, "detector", missing, "", lambda name: pytest.fail("nothing is opened"), lambda b: b.run) == AUTO

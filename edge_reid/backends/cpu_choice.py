@@ -111,7 +111,10 @@ def order_by_speed(
     if sorted(names[:2]) != sorted(CPU_BACKENDS):
         return tried
     path = cache_dir() / CACHE_FILE
-    key = choice_key(kind, model_path, f"{options}, {'cpu' if cpu_time else 'wall'} time")
+    try:
+        key = choice_key(kind, model_path, f"{options}, {'cpu' if cpu_time else 'wall'} time")
+    except OSError:  # a missing or unreadable model: opening it says so, in the backend's words
+        return tried
     cached = read_cache_entries(path, SCHEMA).get(key)
     if isinstance(cached, dict) and cached.get("first") in CPU_BACKENDS and isinstance(cached.get("ms"), dict):
         first, ms, how = cached["first"], cached["ms"], "measured earlier"
