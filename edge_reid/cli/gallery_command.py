@@ -138,13 +138,10 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
         gallery_path, embedder.dim, embedder.model_id, embedder.model_path.name, create=True,
         earlier_model_ids=embedder.earlier_model_ids,
     )
-    same = gallery.named(name)
-    if len(same) > 1:
-        ids = [str(i.identity_id) for i in same]
-        raise DataError(
-            f"{len(same)} identities are named {name.strip()!r} in {gallery_path} (ids {', '.join(ids)}): which one to add the "
-            f"photos to is not known; give one another name first (edge-reid gallery rename --id {ids[-1]} --name ...)"
-        )
+    try:
+        existing = gallery.enrollment_target(name)  # before any photo is read or embedded
+    except ValueError as exc:
+        raise DataError(f"{gallery_path}: {exc}") from None
     crops, skipped = [], []
     for path in _expand_images(images):
         try:
@@ -160,7 +157,6 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
     if not crops:
         found = f"skipped {describe_skipped(skipped)}" if skipped else f"no image file (.jpg, .png, ...) in {', '.join(map(str, images))}"
         raise DataError(f"no usable image to enroll {name!r} ({found})")
-    existing = gallery.find(name)
     before = gallery.embedding_counts(existing.identity_id)[0] if existing is not None else 0
     identity_id = gallery.enroll(name, embedder.embed_crops(crops))
     added = gallery.embedding_counts(identity_id)[0] - before

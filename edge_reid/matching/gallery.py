@@ -252,6 +252,22 @@ class Gallery:
         wanted = name.strip()
         return [i for i in self._identities.values() if i.name is not None and i.name.strip() == wanted]
 
+    def enrollment_target(self, name: str) -> Identity | None:
+        """The identity that enrolling under ``name`` adds to: the one so named, or None (a new one).
+
+        Raises:
+            ValueError: two or more identities have that name (which one is meant is not known; the
+                message gives their ids and how to rename one).
+        """
+        same = self.named(name)
+        if len(same) > 1:
+            ids = [str(i.identity_id) for i in same]
+            raise ValueError(
+                f"{len(same)} identities are named {name.strip()!r} (ids {', '.join(ids)}): which one to add to is not "
+                f"known; give one another name first, in Python with Gallery.rename (edge-reid gallery rename --id {ids[-1]} --name ...)"
+            )
+        return same[0] if same else None
+
     def embedding_counts(self, identity_id: int) -> tuple[int, int]:
         """(enrolled, recent) embeddings stored for an identity. Raises KeyError."""
         members = self._members[int(identity_id)]
@@ -330,17 +346,11 @@ class Gallery:
             raise ValueError("an enrolled identity needs a non-empty name")
         check_name(name)
         name = name.strip()
-        same = self.named(name)
-        if len(same) > 1:
-            raise ValueError(
-                f"{len(same)} identities are named {name!r} (ids {', '.join(str(i.identity_id) for i in same)}): "
-                "give one of them another name first"
-            )
+        identity = self.enrollment_target(name)
         x = self._check(embeddings)
         if x.shape[0] == 0:
             raise ValueError("need at least one embedding")
         when = time.time() if timestamp is None else float(timestamp)
-        identity = self.find(name)
         created = identity is None
         if identity is not None:
             x = self._new_views(x, self.embeddings(identity.identity_id)[: len(self._members[identity.identity_id].enrolled)])
