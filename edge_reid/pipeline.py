@@ -245,7 +245,7 @@ class Pipeline:
         timer.frames += 1
         return FrameResult(
             frame_index, timestamp_s, image, Detections(filtered, tracked.scores, tracked.track_ids), identities,
-            tuple(_state(t) for t in tracks), detections=len(found), embedded=count, skipped_boxes=int((~keep).sum()) + int(getattr(detections, "too_small", 0)),
+            tuple(_state(t) for t in tracks), detections=len(found), embedded=count, skipped_boxes=int((~keep).sum()) + detections.too_small,
             past=past, file_name=file_name,
         )
 
