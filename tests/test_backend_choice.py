@@ -176,10 +176,11 @@ def test_detector_under_tensorrt_runs_on_the_best_cpu_backend(monkeypatch, yolox
 
 
 @needs_openvino
-def test_auto_detector_and_embedder_land_on_the_cpu_backend_measured_faster_here(monkeypatch, yolox_path):
+def test_auto_detector_and_embedder_land_on_the_cpu_backend_measured_faster_here(monkeypatch, yolox_path, tmp_path):
     """Both CPU backends are timed on each real model the first time; the choice is cached and said."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("auto uses OpenVINO on x86-64 only")
+    monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(tmp_path))  # "measured now" whatever other tests measured before
     monkeypatch.setattr(backends, "tensorrt_available", missing("no GPU"))
     for how in ("measured now", "measured earlier"):
         with create_detector_backend("auto", yolox_path, threads=1, side_by_side=True) as detector:
