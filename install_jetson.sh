@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# install_jetson.sh: set up edge-reid with TensorRT on an NVIDIA Jetson (JetPack 6).
+# install_jetson.sh: set up edge-reid with TensorRT on an NVIDIA Jetson (JetPack 6, or JetPack 7 on Jetson Thor).
 #
 #   ./install_jetson.sh [--venv DIR] [--pip-opencv] [--mot] [--engines-dir DIR] [--skip-apt] [--dry-run]
 #
@@ -7,11 +7,13 @@
 #    stops with a message on anything that is not a Jetson.
 # 2. Installs TensorRT's Python bindings from JetPack's apt repository (python3-libnvinfer),
 #    JetPack's OpenCV if the system Python has none (nvidia-opencv), python3-venv and python3-pip;
-#    checks that TensorRT and its ONNX parser (trt.OnnxParser) import.
+#    checks that TensorRT and its ONNX parser (trt.OnnxParser) import. Where JetPack's apt
+#    repository has no nvidia-opencv, Ubuntu's python3-opencv (also built with GStreamer).
 # 3. Makes a virtual environment with --system-site-packages, so the apt-installed TensorRT
 #    and JetPack's OpenCV are visible inside it.
-# 4. Installs edge-reid with the [jetson] extra, pinning cuda-python to this device's CUDA
-#    (cuda-python==X.Y.*, which must lie within the extra's bound in pyproject.toml: the one
+# 4. Installs edge-reid with the extra of this JetPack ([jetson] on JetPack 6, CUDA 12;
+#    [jetpack7] on JetPack 7, CUDA 13), pinning cuda-python to this device's CUDA
+#    (cuda-python==X.Y.*, which must lie within that extra's bound in pyproject.toml: the one
 #    place the supported cuda-python versions are written) and NumPy below 2 (JetPack's
 #    apt-built Python modules, e.g. its OpenCV, are built against NumPy 1.x).
 # 5. Checks that this user is in the video and render groups (CUDA needs them), warns about
@@ -97,10 +99,12 @@ fi
 [ "$ARCH" = "aarch64" ] || die "found L4T $L4T but the CPU is $ARCH, not aarch64; run this on the Jetson itself"
 L4T_MAJOR="${L4T%%.*}"
 case "$L4T_MAJOR" in
-    36) JETPACK="JetPack 6" ;;
+    36) JETPACK="JetPack 6"; EXTRA="jetson" ;;
+    # JetPack 7 (Jetson Thor; Ubuntu 24.04, Python 3.12, CUDA 13): from NVIDIA's release notes, not yet run on one.
+    38) JETPACK="JetPack 7"; EXTRA="jetpack7" ;;
     35|34) die "L4T $L4T is JetPack 5: it ships Python 3.8 and CUDA 11.4, and edge-reid needs Python >= 3.10.
   Upgrade the Jetson to JetPack 6, or use the CPU backend (--backend onnxruntime) from a Python >= 3.10 install." ;;
-    *) die "L4T $L4T is not supported (edge-reid targets JetPack 6, L4T 36.x)" ;;
+    *) die "L4T $L4T is not supported (edge-reid targets JetPack 6, L4T 36.x, and JetPack 7, L4T 38.x)" ;;
 esac
 say "found L4T $L4T ($JETPACK) on $ARCH"
 
@@ -108,15 +112,18 @@ say "found L4T $L4T ($JETPACK) on $ARCH"
 [ -x "$PYTHON" ] || die "no system Python at $PYTHON (set PYTHON=/path/to/python3)"
 PY_VERSION="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-    || die "system Python is $PY_VERSION; edge-reid needs >= 3.10 (JetPack 6 has 3.10)"
+    || die "system Python is $PY_VERSION; edge-reid needs >= 3.10 (JetPack 6 has 3.10, JetPack 7 3.12)"
 say "system Python $PY_VERSION ($PYTHON)"
 
 # --- 2. apt: TensorRT's Python bindings, JetPack's OpenCV, venv, pip --------------------------
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 wanted=(python3-libnvinfer python3-venv python3-pip)
+# The system's OpenCV, built with GStreamer: JetPack's nvidia-opencv, or Ubuntu's python3-opencv where
+# JetPack's apt repository has none (decided below, once the package lists are fresh).
+OPENCV_PACKAGE="nvidia-opencv"
 if [ "$PIP_OPENCV" -eq 0 ] && ! "$PYTHON" -c 'import cv2' >/dev/null 2>&1; then
-    wanted+=(nvidia-opencv)  # JetPack's OpenCV, built with GStreamer
+    wanted+=("$OPENCV_PACKAGE")
 fi
 missing=()
 for package in "${wanted[@]}"; do
@@ -127,8 +134,17 @@ if [ "${#missing[@]}" -eq 0 ]; then
 elif [ "$SKIP_APT" -eq 1 ]; then
     say "--skip-apt: not installing ${missing[*]}"
 else
-    say "installing ${missing[*]} from JetPack's apt repository"
     run $SUDO apt-get update
+    for i in "${!missing[@]}"; do
+        if [ "${missing[$i]}" = "$OPENCV_PACKAGE" ] && ! apt-cache show "$OPENCV_PACKAGE" >/dev/null 2>&1; then
+            apt-cache show python3-opencv >/dev/null 2>&1 \
+                || die "neither JetPack's nvidia-opencv nor Ubuntu's python3-opencv is in this Jetson's apt repositories: run this again with --pip-opencv (pip's OpenCV: USB cameras and files, no CSI)"
+            say "JetPack's apt repository has no $OPENCV_PACKAGE: using Ubuntu's python3-opencv (also built with GStreamer)"
+            OPENCV_PACKAGE="python3-opencv"
+            missing[i]="$OPENCV_PACKAGE"
+        fi
+    done
+    say "installing ${missing[*]} from JetPack's and Ubuntu's apt repositories"
     run $SUDO apt-get install -y "${missing[@]}"
 fi
 TRT_VERSION="${EDGE_REID_TRT_VERSION:-}"
@@ -164,16 +180,17 @@ if [ -z "$CUDA_MM" ] && command -v dpkg-query >/dev/null 2>&1; then
 fi
 [ -z "${EDGE_REID_CUDA_VERSION:-}" ] || CUDA_MM="$EDGE_REID_CUDA_VERSION"
 if [ -z "$CUDA_MM" ]; then
-    # NVIDIA's JetPack release table: L4T 36.4 -> CUDA 12.6; L4T 36.2/36.3 -> CUDA 12.2.
+    # NVIDIA's JetPack release table: L4T 36.4 -> CUDA 12.6; L4T 36.2/36.3 -> CUDA 12.2; L4T 38 -> CUDA 13.0.
     case "$L4T" in
         36.4*|36.5*) CUDA_MM="12.6" ;;
         36.*) CUDA_MM="12.2" ;;
+        38.*) CUDA_MM="13.0" ;;
     esac
     say "CUDA toolkit not found; assuming CUDA $CUDA_MM from L4T $L4T"
 fi
-# The supported cuda-python versions are written once, in pyproject.toml's [jetson] extra.
-CUDA_PYTHON_BOUND="$(sed -n 's/^jetson *= *\[ *"cuda-python\([^"]*\)".*/\1/p' "$REPO/pyproject.toml" | head -n 1)"
-[ -n "$CUDA_PYTHON_BOUND" ] || die "cannot read the cuda-python requirement of the [jetson] extra from $REPO/pyproject.toml"
+# The supported cuda-python versions are written once, in pyproject.toml's extra of this JetPack.
+CUDA_PYTHON_BOUND="$(sed -n "s/^$EXTRA *= *\\[ *\"cuda-python\\([^\"]*\\)\".*/\\1/p" "$REPO/pyproject.toml" | head -n 1)"
+[ -n "$CUDA_PYTHON_BOUND" ] || die "cannot read the cuda-python requirement of the [$EXTRA] extra from $REPO/pyproject.toml"
 in_bound="$("$PYTHON" - "$CUDA_MM" "$CUDA_PYTHON_BOUND" <<'PY' 2>/dev/null || echo unknown
 import sys
 try:
@@ -183,8 +200,8 @@ except ImportError:
 print("yes" if f"{sys.argv[1]}.0" in SpecifierSet(sys.argv[2]) else "no")
 PY
 )"
-[ "$in_bound" != "no" ] || die "this Jetson has CUDA $CUDA_MM, but edge-reid supports cuda-python$CUDA_PYTHON_BOUND (pyproject.toml [jetson] extra)"
-say "CUDA $CUDA_MM: cuda-python==$CUDA_MM.* (edge-reid's [jetson] extra allows cuda-python$CUDA_PYTHON_BOUND)"
+[ "$in_bound" != "no" ] || die "this Jetson has CUDA $CUDA_MM, but edge-reid supports cuda-python$CUDA_PYTHON_BOUND (pyproject.toml [$EXTRA] extra, $JETPACK)"
+say "CUDA $CUDA_MM: cuda-python==$CUDA_MM.* (edge-reid's [$EXTRA] extra allows cuda-python$CUDA_PYTHON_BOUND)"
 
 # --- 3. virtual environment with the system's site packages ---------------------------------
 if [ -x "$VENV/bin/python" ]; then
@@ -200,8 +217,8 @@ fi
 CONSTRAINTS="$(mktemp "${TMPDIR:-/tmp}/edge-reid-constraints.XXXXXX")"
 trap 'rm -f "$CONSTRAINTS"' EXIT
 printf 'cuda-python==%s.*\nnumpy<2\n' "$CUDA_MM" > "$CONSTRAINTS"
-EXTRAS="jetson"
-[ "$PIP_OPENCV" -eq 0 ] || EXTRAS="jetson,opencv"
+EXTRAS="$EXTRA"
+[ "$PIP_OPENCV" -eq 0 ] || EXTRAS="$EXTRA,opencv"
 run "$VENV/bin/python" -m pip install --upgrade pip
 run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" "${REPO}[$EXTRAS]"
 
@@ -233,9 +250,9 @@ fi
 if [ "$PIP_OPENCV" -eq 0 ]; then
     if [ "$DRY_RUN" -eq 0 ]; then
         "$VENV/bin/python" -c 'import cv2, re, sys; sys.exit(0 if re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()) else 1)' \
-            || warn "the OpenCV in $VENV has no GStreamer (CSI cameras will not open): if pip's OpenCV is installed there from an earlier run, remove it with '$VENV/bin/python -m pip uninstall opencv-python-headless opencv-python'; else install JetPack's: sudo apt install nvidia-opencv"
+            || warn "the OpenCV in $VENV has no GStreamer (CSI cameras will not open): if pip's OpenCV is installed there from an earlier run, remove it with '$VENV/bin/python -m pip uninstall opencv-python-headless opencv-python'; else install the system's: sudo apt install $OPENCV_PACKAGE"
     fi
-    say "OpenCV: JetPack's (GStreamer: CSI and USB cameras)"
+    say "OpenCV: the system's, JetPack's or Ubuntu's (GStreamer: CSI and USB cameras)"
 else
     say "OpenCV: pip's opencv-python-headless (no GStreamer: USB cameras and files, not CSI)"
 fi

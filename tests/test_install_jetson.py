@@ -19,6 +19,7 @@ SCRIPT = REPO / "install_jetson.sh"
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 JETPACK6 = "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13 04:36:44 UTC 2024\n"
+JETPACK7 = "# R38 (release), REVISION: 2.0, GCID: 41844464, BOARD: generic, EABI: aarch64, DATE: Fri Aug 22 00:55:42 UTC 2025\n"
 JETPACK5 = "# R35 (release), REVISION: 5.0, GCID: 35550185, BOARD: t186ref, EABI: aarch64, DATE: Tue Feb 20 04:46:31 UTC 2024\n"
 
 
@@ -87,7 +88,7 @@ def test_dry_run_on_jetpack6_plans_the_install_and_changes_nothing(tmp_path):
     assert f"-m venv --system-site-packages {venv}" in out
     assert re.search(r"pip install -c \S+ " + re.escape(f"{REPO}[jetson]") + "$", out, re.MULTILINE)
     assert "uninstall" not in out + result.stderr  # nothing declared is ever removed
-    assert "OpenCV: JetPack's (GStreamer" in out and "is in the video and render groups" in out
+    assert "OpenCV: the system's, JetPack's or Ubuntu's (GStreamer" in out and "is in the video and render groups" in out
     assert f"{venv}/bin/edge-reid doctor" in out and "edge-reid doctor --selftest" in out
     assert not venv.exists()
 
@@ -97,7 +98,62 @@ def test_the_cuda_python_pin_comes_from_the_jetson_extra(tmp_path):
     result = script("--dry-run", "--skip-apt", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK6), arch="aarch64",
                     **{**JETSON, "cuda_version": "13.0"})
     assert result.returncode != 0
-    assert "this Jetson has CUDA 13.0, but edge-reid supports cuda-python>=12.2,<13 (pyproject.toml [jetson] extra)" in result.stderr
+    assert "this Jetson has CUDA 13.0, but edge-reid supports cuda-python>=12.2,<13 (pyproject.toml [jetson] extra, JetPack 6)" in result.stderr
+
+
+JETSON_THOR = {"cuda_version": "13.0", "trt_version": "10.13.3.9", "user_groups": "adm video render"}
+
+
+def test_dry_run_on_jetpack7_takes_its_own_extra_and_cuda_13(tmp_path):
+    """JetPack 7 (L4T 38, Jetson Thor) has CUDA 13: the [jetpack7] extra's cuda-python 13, not JetPack 6's 12."""
+    result = script("--dry-run", "--skip-apt", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK7), arch="aarch64",
+                    **JETSON_THOR)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "found L4T 38.2.0 (JetPack 7) on aarch64" in out
+    assert "CUDA 13.0: cuda-python==13.0.* (edge-reid's [jetpack7] extra allows cuda-python>=13,<14)" in out
+    assert re.search(r"pip install -c \S+ " + re.escape(f"{REPO}[jetpack7]") + "$", out, re.MULTILINE)
+    # and JetPack 6's CUDA 12 is outside JetPack 7's extra
+    result = script("--dry-run", "--skip-apt", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK7), arch="aarch64",
+                    **{**JETSON_THOR, "cuda_version": "12.6"})
+    assert result.returncode != 0
+    assert "this Jetson has CUDA 12.6, but edge-reid supports cuda-python>=13,<14 (pyproject.toml [jetpack7] extra, JetPack 7)" in result.stderr
+
+
+def test_without_jetpacks_opencv_package_ubuntus_is_installed(tmp_path):
+    """Where JetPack's apt repository has no nvidia-opencv, Ubuntu's python3-opencv (GStreamer too) is installed
+    instead, and neither being there stops with --pip-opencv as the way on. apt-cache and dpkg are stand-ins on PATH;
+    the system Python has no cv2 (a cv2 module that fails to import is put first on its path), as on a fresh Jetson."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dpkg").write_text("#!/bin/sh\nexit 1\n")  # nothing installed
+    available = tmp_path / "available"
+    (bin_dir / "apt-cache").write_text(f'#!/bin/sh\ngrep -qx "$2" {available}\n')
+    hides_cv2 = tmp_path / "hides_cv2"
+    hides_cv2.mkdir()
+    (hides_cv2 / "cv2.py").write_text("raise ImportError('no OpenCV in this stand-in system Python')\n")
+    for tool in (bin_dir / "dpkg", bin_dir / "apt-cache"):
+        tool.chmod(0o755)
+    env_path = f"{bin_dir}:{os.environ['PATH']}"
+
+    def dry_run(packages: str) -> subprocess.CompletedProcess:
+        available.write_text(packages)
+        env = {**os.environ, "PATH": env_path, "PYTHON": sys.executable, "EDGE_REID_TEGRA_RELEASE": str(release_file(tmp_path, JETPACK7)),
+               "EDGE_REID_ARCH": "aarch64", "EDGE_REID_CUDA_VERSION": "13.0", "EDGE_REID_TRT_VERSION": "10.13.3.9",
+               "EDGE_REID_USER_GROUPS": "video render", "PYTHONPATH": str(hides_cv2)}
+        return subprocess.run(["bash", str(SCRIPT), "--dry-run", "--venv", str(tmp_path / "v")], capture_output=True, text=True,
+                              timeout=60, env=env, cwd=REPO)
+
+    result = dry_run("python3-opencv\npython3-libnvinfer\n")
+    assert result.returncode == 0, result.stderr
+    assert "has no nvidia-opencv: using Ubuntu's python3-opencv" in result.stdout
+    assert re.search(r"apt-get install -y .*python3-opencv", result.stdout) and "nvidia-opencv\n" not in result.stdout
+    result = dry_run("nvidia-opencv\npython3-opencv\n")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"apt-get install -y .*nvidia-opencv", result.stdout) and "Ubuntu's python3-opencv" not in result.stdout
+    result = dry_run("python3-libnvinfer\n")
+    assert result.returncode != 0
+    assert "neither JetPack's nvidia-opencv nor Ubuntu's python3-opencv" in result.stderr and "--pip-opencv" in result.stderr
 
 
 def test_pip_opencv_installs_the_opencv_extra(tmp_path):
@@ -115,7 +171,7 @@ def test_mot_installs_trackeval_without_pip_opencv(tmp_path):
     assert result.returncode == 0, result.stderr
     assert re.search(r"pip install -c \S+ --no-deps trackeval>=1\.3\n", result.stdout)
     assert "requirements by name, but opencv-python" in result.stdout
-    assert "JetPack's (GStreamer" in result.stdout  # JetPack's OpenCV stays the one in use
+    assert "JetPack's or Ubuntu's (GStreamer" in result.stdout  # the system's OpenCV stays the one in use
 
 
 def test_without_mot_no_trackeval(tmp_path):
@@ -138,7 +194,7 @@ def test_warns_about_missing_groups_and_engines_of_another_tensorrt(tmp_path):
     assert "old.json (TensorRT 8.6.2.3)" in result.stderr and "current.json" not in result.stderr
 
 
-def test_package_metadata_opencv_everywhere_but_jetson_kernels_and_cuda_python_below_13():
+def test_package_metadata_opencv_everywhere_but_jetson_kernels_and_cuda_python_by_jetpack():
     """`pip install .` on a CPU machine installs OpenCV; on a Jetson (L4T kernel) JetPack's is used instead."""
     tomllib = pytest.importorskip("tomllib")
     requirements = pytest.importorskip("packaging.requirements")
@@ -154,6 +210,10 @@ def test_package_metadata_opencv_everywhere_but_jetson_kernels_and_cuda_python_b
     cuda_python = requirements.Requirement(extras["jetson"][0])
     assert cuda_python.name == "cuda-python"
     assert "12.2.0" in cuda_python.specifier and "12.6.2" in cuda_python.specifier and "13.0.0" not in cuda_python.specifier
+    cuda_python_13 = requirements.Requirement(extras["jetpack7"][0])  # JetPack 7: CUDA 13
+    assert cuda_python_13.name == "cuda-python"
+    assert "13.0.2" in cuda_python_13.specifier and "13.3.1" in cuda_python_13.specifier
+    assert "12.6.2" not in cuda_python_13.specifier and "14.0.0" not in cuda_python_13.specifier
 
 
 def test_help():

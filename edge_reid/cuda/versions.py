@@ -1,11 +1,12 @@
 """Which CUDA the device has, and which cuda-python matches it.
 
 The device's CUDA is what its NVIDIA driver supports (``cudaDriverGetVersion``; on a Jetson,
-JetPack's CUDA: 12.2 on JetPack 6.0, 12.6 on 6.1/6.2) and, where the toolkit is installed,
+JetPack's CUDA: 12.2 on JetPack 6.0, 12.6 on 6.1/6.2, 13.0 on JetPack 7) and, where the toolkit is installed,
 ``/usr/local/cuda/version.json``. cuda-python X.Y is built for CUDA X.Y; its runtime calls need a
 driver of the same major version (cuda-python 13 on a CUDA 12 driver returns
 ``cudaErrorInsufficientDriver``), so the matching install is ``cuda-python==X.Y.*`` for the
-device's X.Y (what ``install_jetson.sh`` pins, within the ``jetson`` extra's bound).
+device's X.Y (what ``install_jetson.sh`` pins, within the bound of the ``jetson`` extra, JetPack 6,
+or the ``jetpack7`` extra, JetPack 7).
 """
 
 from __future__ import annotations
