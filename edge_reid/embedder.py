@@ -36,21 +36,29 @@ def default_preprocess_threads(model_threads: int | None) -> int:
     return max(1, min(cores, MAX_PREPROCESS_THREADS))
 
 
+#: :func:`_normalize_rows_into`'s answers: every row normalised, a NaN/Inf value, an all-zero row.
+ROWS_NORMALISED, ROW_NOT_FINITE, ROW_ALL_ZERO = 0, 1, 2
+
+
 @cached_njit()
-def _normalize_rows_into(source: np.ndarray, destination: np.ndarray) -> bool:
-    """L2-normalise each row of ``source`` into ``destination``; False if any value is NaN/Inf."""
+def _normalize_rows_into(source: np.ndarray, destination: np.ndarray) -> int:
+    """L2-normalise each row of ``source`` into ``destination`` (the sum of squares in float64, so
+    float32 values beyond ~1.8e19 do not overflow it); :data:`ROWS_NORMALISED`, or
+    :data:`ROW_NOT_FINITE` / :data:`ROW_ALL_ZERO` at the first row that cannot be (the rest unwritten)."""
     rows, dim = source.shape
     for r in range(rows):
         total = 0.0
         for d in range(dim):
-            value = source[r, d]
+            value = np.float64(source[r, d])
             if not np.isfinite(value):
-                return False
+                return ROW_NOT_FINITE
             total += value * value
-        scale = 1.0 / np.sqrt(total) if total > 0.0 else 0.0
+        if total == 0.0:
+            return ROW_ALL_ZERO
+        scale = 1.0 / np.sqrt(total)
         for d in range(dim):
             destination[r, d] = source[r, d] * scale
-    return True
+    return ROWS_NORMALISED
 
 
 class Embedder(Closable):
@@ -81,7 +89,7 @@ class Embedder(Closable):
 
     Raises:
         ModelError: the model is missing, not an ONNX model, of the wrong input or
-            output shape, or returns NaN/Inf (at load or later).
+            output shape, or returns NaN/Inf (at load or later) or an all-zero embedding.
         BackendUnavailableError: the backend asked for cannot run here.
         ValueError: ``max_batch``, ``threads`` or ``preprocess_threads`` not a whole number >= 1, or
             an unknown key in ``backend_options``.
@@ -181,13 +189,14 @@ class Embedder(Closable):
                 fill(start, stop, model_input)
                 t1 = time.perf_counter()
                 raw = self.backend.infer(stop - start)
-                finite = _normalize_rows_into(raw, result[start:stop])
+                outcome = _normalize_rows_into(raw, result[start:stop])
                 t2 = time.perf_counter()
                 preprocess_s += t1 - t0
                 embed_s += t2 - t1
-                if not finite:
+                if outcome != ROWS_NORMALISED:
+                    what = "NaN or Inf embeddings" if outcome == ROW_NOT_FINITE else "an all-zero embedding (no direction to compare)"
                     raise ModelError(
-                        f"{self.model_path}: the model returned NaN or Inf embeddings; check the model file and its "
+                        f"{self.model_path}: the model returned {what}; check the model file and its "
                         f"preprocessing spec (a sidecar {self.model_path.with_suffix('.json').name} may be needed)"
                     )
             self.last_seconds = {"preprocess": preprocess_s, "embed": embed_s}
@@ -208,7 +217,7 @@ class Embedder(Closable):
         Raises:
             ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array, ``boxes`` is not (N, 4), an
                 empty box, or a bad ``out``; the embedder was closed.
-            ModelError: the model returned NaN/Inf.
+            ModelError: the model returned NaN/Inf or an all-zero row.
         """
         boxes = box_rows(boxes)
         return self._embed(len(boxes), lambda a, b, buf: self.preprocessor.write_boxes(frame, boxes[a:b], buf), out)
@@ -225,7 +234,7 @@ class Embedder(Closable):
 
         Raises:
             ValueError: a crop is empty or not (h, w, 3) uint8; the embedder was closed.
-            ModelError: the model returned NaN/Inf.
+            ModelError: the model returned NaN/Inf or an all-zero row.
         """
         return self._embed(len(crops), lambda a, b, buf: self.preprocessor.write_crops(crops[a:b], buf), out)
 

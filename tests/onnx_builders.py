@@ -50,6 +50,21 @@ def mean_model(path: Path, height: int = 256, width: int = 128) -> Path:
     return save_model(path, nodes, [x], [y])
 
 
+def relu_mean_model(path: Path, scale: float = 1.0, height: int = 256, width: int = 128) -> Path:
+    """Input (N, 3, H, W) -> (N, 3) ReLU(channel means x ``scale``): a black crop (every normalised
+    value below 0) gives an all-zero row, as a post-ReLU ReID feature of a dead crop or a saturated engine can."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, height, width])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3])
+    factor = helper.make_tensor("scale", TensorProto.FLOAT, [], [scale])
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("Mul", ["flat", "scale"], ["scaled"]),
+        helper.make_node("Relu", ["scaled"], ["output"]),
+    ]
+    return save_model(path, nodes, [x], [y], [factor])
+
+
 def tiny_model(path: Path, elem=TensorProto.FLOAT) -> Path:
     """(N, 3, 4, 2) -> (N, 3) channel means."""
     x = helper.make_tensor_value_info("images", elem, ["N", 3, 4, 2])

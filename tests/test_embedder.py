@@ -3,7 +3,7 @@ import pytest
 
 from edge_reid.embedder import Embedder
 from edge_reid.errors import ModelError
-from onnx_builders import nan_model
+from onnx_builders import nan_model, relu_mean_model
 
 
 def test_embeddings_are_unit_length_and_sub_batching_loses_nothing(osnet_path, embedder, vtest_frames, detector):
@@ -62,6 +62,21 @@ def test_nan_model_is_refused_at_load_by_name(tmp_path):
     model = nan_model(tmp_path / "broken_reid.onnx")
     with pytest.raises(ModelError, match="broken_reid.onnx.*NaN or Inf"):
         Embedder(model, max_batch=4)
+
+
+def test_an_all_zero_embedding_is_refused_and_huge_raw_values_still_normalise(tmp_path):
+    """An all-zero row has no direction: it was returned as a zero 'embedding' (then refused deep in the tracker
+    with advice to L2-normalise). Raw values whose squares overflow float32 (1e20) were scaled to zero rows too."""
+    grey = np.full((256, 128, 3), 128, np.uint8)
+    black = np.zeros((256, 128, 3), np.uint8)
+    with Embedder(relu_mean_model(tmp_path / "relu_reid.onnx"), max_batch=4) as plain:
+        reference = plain.embed_crops([grey])
+        with pytest.raises(ModelError, match="relu_reid.onnx.*all-zero embedding"):
+            plain.embed_crops([grey, black])
+    with Embedder(relu_mean_model(tmp_path / "huge_reid.onnx", scale=1e20), max_batch=4) as huge:
+        vectors = huge.embed_crops([grey, grey])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(vectors, np.repeat(reference, 2, axis=0), atol=1e-6)
 
 
 def test_one_embedder_shared_by_threads_gives_each_caller_its_own_crops(embedder, vtest_frames, frame0_detections):
