@@ -9,6 +9,14 @@ import numpy as np
 UNIT_LENGTH_TOLERANCE = 1e-3
 
 
+def first_non_unit_row(vectors: np.ndarray) -> tuple[int, float] | None:
+    """(index, L2 norm) of the first row of (N, D) ``vectors`` whose length differs from 1 by more than
+    :data:`UNIT_LENGTH_TOLERANCE` (a NaN or Inf row included: its norm is NaN or Inf), or None when every row is a unit vector."""
+    norms = np.linalg.norm(np.asarray(vectors, np.float64), axis=1)
+    bad = np.flatnonzero(~(np.abs(norms - 1.0) <= UNIT_LENGTH_TOLERANCE))
+    return (int(bad[0]), float(norms[bad[0]])) if bad.size else None
+
+
 def check_unit_rows(vectors: np.ndarray, what: str = "embedding") -> None:
     """Refuse rows that are not of unit length: their inner products are not cosine similarities.
 
@@ -20,10 +28,9 @@ def check_unit_rows(vectors: np.ndarray, what: str = "embedding") -> None:
         ValueError: a row's L2 norm differs from 1 by more than :data:`UNIT_LENGTH_TOLERANCE`
             (NaN included); the message names the first such row and its length.
     """
-    norms = np.linalg.norm(np.asarray(vectors, np.float64), axis=1)
-    bad = np.flatnonzero(~(np.abs(norms - 1.0) <= UNIT_LENGTH_TOLERANCE))
-    if bad.size:
+    bad = first_non_unit_row(vectors)
+    if bad is not None:
         raise ValueError(
-            f"{what} {int(bad[0])} has length {float(norms[bad[0]]):.4g}, not 1: L2-normalise embeddings "
+            f"{what} {bad[0]} has length {bad[1]:.4g}, not 1: L2-normalise embeddings "
             "(vectors / np.linalg.norm(vectors, axis=1, keepdims=True); Embedder's outputs are)"
         )

@@ -189,3 +189,22 @@ def test_a_header_with_a_valid_checksum_but_impossible_values_is_inconsistent(tm
     write_gallery_file(path, header, np.eye(4, dtype=np.float32)[:1])
     with pytest.raises(DataError, match=f"gallery file .*edited.edgereid is inconsistent: .*{re.escape(message)}"):
         read_gallery(path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("row, length", [(np.full(4, 25.0), "50"), (np.full(4, np.nan), "nan"), (np.zeros(4), "0")])
+def test_stored_embeddings_not_of_unit_length_are_inconsistent(tmp_path, dtype, row, length):
+    """A checksum-valid file whose rows are not unit vectors loaded silently: a stranger then matched with
+    'similarity' 4.06 (rows of length 50), or a NaN row gave an internal error (exit 1) on the first match."""
+    from edge_reid.matching.gallery import Gallery
+    from edge_reid.matching.gallery_file import read_gallery
+
+    gallery = Gallery(4, dtype=dtype)
+    gallery.enroll("Ann", np.eye(4, dtype=np.float32)[:2])
+    header = dict(gallery.metadata(), saved_at=0.0)
+    path = tmp_path / "written-elsewhere.edgereid"
+    write_gallery_file(path, header, np.stack([np.eye(4)[0], row]).astype(dtype))
+    with pytest.raises(DataError, match=rf"written-elsewhere.edgereid is inconsistent: stored embedding 1 has length {length}\b"):
+        read_gallery(path)
+    write_gallery_file(path, header, np.eye(4, dtype=dtype)[:2])  # the same file with unit rows loads
+    assert read_gallery(path).identities[0].enrolled.shape == (2, 4)

@@ -39,6 +39,7 @@ import numpy as np
 
 from edge_reid.atomic import atomic_write_bytes
 from edge_reid.errors import DataError
+from edge_reid.unit_vectors import first_non_unit_row
 
 #: ``kind`` in the header of a gallery file.
 GALLERY_KIND = "edge-reid gallery"
@@ -256,6 +257,9 @@ def read_gallery(
             ))
         if start != payload.shape[0]:
             raise ValueError("more embeddings than the identities list")
+        not_unit = first_non_unit_row(payload)
+        if not_unit is not None:  # galleries hold L2-normalised rows: their inner products are the cosine similarities matched on
+            raise ValueError(f"stored embedding {not_unit[0]} has length {not_unit[1]:.4g}, not 1 (damaged, or written by other code)")
         return StoredGallery(
             dim=dim, threshold=float(header["threshold"]), history_size=int(header["history_size"]),
             novelty=float(header["novelty"]), dtype=payload.dtype, model_id=saved_model or None,
