@@ -160,3 +160,13 @@ class StoreMachine(RuleBasedStateMachine):
 
 StoreMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)
 test_store_state_machine = StoreMachine.TestCase
+
+
+def test_a_slot_no_row_fills_has_id_minus_one_not_a_stored_rows_id():
+    """A NaN query beats no row: its slots held index -1, which ``ids[-1]`` turned into the last stored row's id."""
+    store = EmbeddingStore(DIM)
+    stored_ids = store.add(unit(np.random.default_rng(3), 5))
+    queries = np.stack([np.full(DIM, np.nan, np.float32), store.vectors[2]])
+    scores, ids = store.search(queries, k=3)
+    assert ids[0].tolist() == [-1, -1, -1] and np.isneginf(scores[0]).all()
+    assert ids[1, 0] == stored_ids[2] and scores[1, 0] == pytest.approx(1.0, abs=1e-5)

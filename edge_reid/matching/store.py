@@ -205,7 +205,10 @@ class EmbeddingStore:
             k: results per query; ``k > len(self)`` returns ``len(self)`` columns.
 
         Returns:
-            (scores (Q, k') float32 descending, ids (Q, k') int64), k' = min(k, len).
+            (scores (Q, k') float32 descending, ids (Q, k') int64), k' = min(k, len); a slot no row
+            filled (a query holding NaN) has score -inf and id -1, never a stored row's id.
         """
         result = topk_cosine(queries, self.vectors, k)
-        return result.scores, self._ids[result.indices] if result.indices.size else result.indices
+        if not result.indices.size:
+            return result.scores, result.indices
+        return result.scores, np.where(result.indices >= 0, self._ids[result.indices], -1)

@@ -67,7 +67,8 @@ class TopK:
         scores: (Q, k') float32 cosine similarities in [-1, 1], descending per row.
         indices: (Q, k') int64 gallery row numbers; ``k' = min(k, N)``: when the
             gallery has fewer than ``k`` rows every row is returned and the
-            output is narrower (no padding); an empty gallery gives (Q, 0).
+            output is narrower (no padding); an empty gallery gives (Q, 0). A slot no row
+            could fill (a query holding NaN beats no row) holds score -inf and index -1.
     """
 
     scores: np.ndarray
