@@ -59,8 +59,13 @@ class MissingDependencyError(EdgeReidError):
     """An optional package a feature needs (e.g. ``trackeval`` for ``eval-mot``) is not installed."""
 
 
-class ModelSpecWarning(UserWarning):
-    """A model runs on an assumed spec (no built-in spec matches its name, no sidecar JSON).
+class EdgeReidWarning(UserWarning):
+    """Base class of edge-reid's warnings; the CLI prints each as one ``edge-reid: warning:`` line."""
 
-    The CLI prints it as one ``edge-reid: warning:`` line.
-    """
+
+class ModelSpecWarning(EdgeReidWarning):
+    """A model runs on an assumed spec (no built-in spec matches its name, no sidecar JSON)."""
+
+
+class GalleryWarning(EdgeReidWarning):
+    """A gallery file records no model, so whether its embeddings are comparable with this model's is not known."""

@@ -192,3 +192,27 @@ def test_the_same_photo_is_enrolled_once(tmp_path, mot17_dir, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "enrolled 0 image(s) as 'Ann' (identity 1)" in err and "1 already enrolled, not stored twice" in err
     assert Gallery.load(g).embedding_counts(1) == (1, 0)
+
+
+def test_a_gallery_saved_without_a_model_is_taken_with_a_warning_line(tmp_path, mot17_dir, capsys):
+    """A gallery saved from Gallery(dim) (no model_id) was taken by any model of its dimension and re-tagged as
+    that model without a word: its provenance unknown, its matches possibly meaningless."""
+    from edge_reid.embedder import Embedder
+    from edge_reid.errors import GalleryWarning
+
+    photo = str(sorted((mot17_dir / "query").iterdir())[0])
+    g = tmp_path / "untagged.edgereid"
+    rng = np.random.default_rng(0)
+    with Embedder(threads=1) as embedder:
+        dim, model_id = embedder.dim, embedder.model_id
+    made_elsewhere = rng.standard_normal((1, dim)).astype(np.float32)
+    untagged = Gallery(dim)
+    untagged.enroll("Bob", made_elsewhere / np.linalg.norm(made_elsewhere))
+    untagged.save(g)
+    with pytest.warns(GalleryWarning, match="records no model"):
+        Gallery.load(g, model_id=model_id)
+    assert Gallery.load(g).model_id is None  # no model asked: nothing to say, nothing recorded
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "Ann", photo]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "edge-reid: warning: gallery" in err and "records no model" in err and "enroll the people again" in err
+    assert Gallery.load(g).model_id == model_id  # said once, then recorded

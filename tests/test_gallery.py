@@ -65,3 +65,40 @@ def test_similarity_thresholds_outside_cosine_range_rejected(keyword, value):
     """A threshold above 1 would silently make every sighting a new identity."""
     with pytest.raises(ValueError, match=f"{keyword} must be a cosine similarity in \\[-1, 1\\]"):
         Gallery(dim=8, **{keyword: value})
+
+
+def test_enrolling_nan_into_an_existing_name_is_refused_not_dropped():
+    """For a name already enrolled, a NaN row failed the same-view comparison (NaN < x is False) and vanished
+    without a word, while the same row for a new name was refused."""
+    gallery = Gallery(4)
+    ann = gallery.enroll("Ann", np.eye(4, dtype=np.float32)[:1])
+    for rows in (np.full((1, 4), np.nan), np.array([[0, 1, 0, 0], [np.inf, 0, 0, 0]])):
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            gallery.enroll("Ann", rows.astype(np.float32))
+    assert gallery.embedding_counts(ann) == (1, 0)
+
+
+def test_a_name_in_composed_and_decomposed_unicode_is_one_person():
+    """"José" typed with "é" (NFC) and as "e" + a combining accent (NFD, as some keyboards and file systems give
+    it) became two identities named alike on screen, each refusing the other in the ratio test."""
+    composed, decomposed = "Jos\u00e9", "Jose\u0301"
+    gallery = Gallery(4)
+    first = gallery.enroll(composed, np.eye(4, dtype=np.float32)[:1])
+    assert gallery.enroll(decomposed, np.eye(4, dtype=np.float32)[1:2]) == first
+    assert [i.identity_id for i in gallery.named(decomposed)] == [first] and len(gallery) == 1
+    stranger = gallery.add(np.eye(4, dtype=np.float32)[2], name=f" {decomposed} ")
+    gallery.rename(stranger, decomposed)
+    assert gallery.get(stranger).name == composed  # stored composed, whichever form was typed
+    assert [i.identity_id for i in gallery.named(composed)] == [first, stranger]
+
+
+def test_observe_takes_exactly_one_embedding_and_a_threshold_in_range():
+    """observe() scored row 0 of an (N, D) input and dropped the rest; threshold=nan or 5 stored nothing, silently."""
+    gallery = Gallery(4)
+    ann = gallery.enroll("Ann", np.eye(4, dtype=np.float32)[:1])
+    with pytest.raises(ValueError, match=r"one embedding.*\(2, 4\)"):
+        gallery.observe(ann, np.eye(4, dtype=np.float32)[:2], timestamp=1.0)
+    for threshold in (float("nan"), 5.0):
+        with pytest.raises(ValueError, match="threshold must be a cosine similarity in"):
+            gallery.observe(ann, np.eye(4, dtype=np.float32)[0], timestamp=1.0, threshold=threshold)
+    assert gallery.observe(ann, np.eye(4, dtype=np.float32)[:1], timestamp=1.0) == pytest.approx(1.0)

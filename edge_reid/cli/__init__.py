@@ -11,7 +11,7 @@ import warnings
 
 from edge_reid.atomic import WRITE_FAILURES
 from edge_reid.cli.app import app
-from edge_reid.errors import EdgeReidError, ModelSpecWarning
+from edge_reid.errors import EdgeReidError, EdgeReidWarning
 
 # Each import registers its commands on ``app``.
 from edge_reid.cli import run_command  # noqa: E402,F401
@@ -25,7 +25,7 @@ from edge_reid.cli import eval_mot_command  # noqa: E402,F401
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our warnings as one ``edge-reid: warning:`` line; others as Python prints them."""
-    if issubclass(category, ModelSpecWarning):
+    if issubclass(category, EdgeReidWarning):
         print(f"edge-reid: warning: {message}", file=sys.stderr)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = _signal_handlers()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default", ModelSpecWarning)  # each shown once, whatever the filters outside
+            warnings.simplefilter("default", EdgeReidWarning)  # each shown once, whatever the filters outside
             warnings.showwarning = _show_warning
             result = app(args=argv, prog_name="edge-reid", standalone_mode=False)
             if sys.stdout is not None and not sys.stdout.closed:

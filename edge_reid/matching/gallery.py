@@ -40,6 +40,7 @@ from __future__ import annotations
 import os
 import time
 import unicodedata
+import warnings
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ from typing import Iterable
 import numpy as np
 
 from edge_reid.defaults import PRUNE_MIN_AGE_S
-from edge_reid.errors import DataError
+from edge_reid.errors import DataError, GalleryWarning
 from edge_reid.jit import cached_njit
 from edge_reid.matching.assignment import assign_unique
 from edge_reid.matching.gallery_file import GALLERY_KIND, read_gallery, write_gallery_file
@@ -153,6 +154,22 @@ def check_name(name: str) -> None:
         raise ValueError(f"a name cannot hold control characters such as {bad!r}: {name!r}")
 
 
+def _check_similarity(name: str, value: float) -> None:
+    if not -1.0 <= float(value) <= 1.0:  # also refuses NaN
+        raise ValueError(f"{name} must be a cosine similarity in [-1, 1], got {value}")
+
+
+def canonical_name(name: str) -> str:
+    """A person's name as stored and compared: surrounding spaces removed, Unicode in its composed form
+    (NFC, Unicode Standard Annex #15), so "José" typed with one accented letter or as "e" + a combining
+    accent is one name, not two identities.
+
+    >>> canonical_name(" Jose\u0301 ") == "Jos\u00e9"
+    True
+    """
+    return unicodedata.normalize("NFC", name.strip())
+
+
 class Gallery:
     """Identities with bounded embedding histories, matched one-to-one per frame.
 
@@ -186,8 +203,7 @@ class Gallery:
         if history_size < 1:
             raise ValueError(f"history_size must be >= 1, got {history_size}")
         for name, value in (("threshold", threshold), ("novelty", novelty)):
-            if not -1.0 <= float(value) <= 1.0:  # also refuses NaN
-                raise ValueError(f"{name} must be a cosine similarity in [-1, 1], got {value}")
+            _check_similarity(name, value)
         self.dim = int(dim)
         self.threshold = float(threshold)
         self.history_size = int(history_size)
@@ -243,14 +259,14 @@ class Gallery:
         return self._identities[int(identity_id)]
 
     def find(self, name: str) -> Identity | None:
-        """The first identity called ``name`` (surrounding spaces ignored), or None."""
+        """The first identity called ``name`` (compared as :func:`canonical_name`), or None."""
         return next(iter(self.named(name)), None)
 
     def named(self, name: str) -> list[Identity]:
-        """Every identity called ``name`` (surrounding spaces ignored), oldest first: names are
-        not unique when given by :meth:`rename`."""
-        wanted = name.strip()
-        return [i for i in self._identities.values() if i.name is not None and i.name.strip() == wanted]
+        """Every identity called ``name`` (compared as :func:`canonical_name`: surrounding spaces and
+        Unicode composition ignored), oldest first: names are not unique when given by :meth:`rename`."""
+        wanted = canonical_name(name)
+        return [i for i in self._identities.values() if i.name is not None and canonical_name(i.name) == wanted]
 
     def enrollment_target(self, name: str) -> Identity | None:
         """The identity that enrolling under ``name`` adds to: the one so named, or None (a new one).
@@ -311,14 +327,18 @@ class Gallery:
     def add(self, embedding: np.ndarray, name: str | None = None, timestamp: float | None = None) -> int:
         """Create an identity from one (D,) embedding (or up to ``history_size`` rows (M, D)); returns its id.
 
-        The embeddings become the identity's recent history (see :meth:`enroll` for permanent ones).
+        The embeddings become the identity's recent history (see :meth:`enroll` for permanent ones);
+        ``name`` is stored as :func:`canonical_name` (blank: no name).
 
         Raises:
-            ValueError: wrong shape, or non-finite/zero embeddings.
+            ValueError: wrong shape, or non-finite/zero embeddings; a name holding control characters.
         """
         x = self._check(embedding)
         if x.shape[0] == 0:
             raise ValueError("need at least one embedding")
+        if name is not None:
+            check_name(name)
+            name = canonical_name(name) or None
         when = time.time() if timestamp is None else float(timestamp)
         identity = self._new_identity(name, when, x.shape[0])
         try:
@@ -345,11 +365,13 @@ class Gallery:
         if not name or not name.strip():
             raise ValueError("an enrolled identity needs a non-empty name")
         check_name(name)
-        name = name.strip()
+        name = canonical_name(name)
         identity = self.enrollment_target(name)
         x = self._check(embeddings)
         if x.shape[0] == 0:
             raise ValueError("need at least one embedding")
+        if not np.isfinite(x).all():  # before the same-view filter, where a NaN row compares False and vanished
+            raise ValueError("embeddings contain NaN or Inf")
         when = time.time() if timestamp is None else float(timestamp)
         created = identity is None
         if identity is not None:
@@ -388,7 +410,7 @@ class Gallery:
         return x[keep]
 
     def rename(self, identity_id: int, name: str | None) -> None:
-        """Set an identity's name, surrounding spaces removed (None or blank clears it).
+        """Set an identity's name as :func:`canonical_name` (None or blank clears it).
 
         Raises:
             KeyError: no such identity.
@@ -396,7 +418,7 @@ class Gallery:
                 printed on terminals and written on video frames).
         """
         check_name(name or "")
-        self._identities[int(identity_id)].name = name.strip() or None if name is not None else None
+        self._identities[int(identity_id)].name = canonical_name(name) or None if name is not None else None
 
     def remove(self, identity_id: int) -> Identity:
         """Delete an identity and its embeddings; returns it. Raises KeyError."""
@@ -477,13 +499,19 @@ class Gallery:
             The embedding's best cosine similarity to the identity before the update, or None without one.
 
         Raises:
-            KeyError: unknown identity. ValueError: wrong shape or a non-finite embedding.
+            KeyError: unknown identity. ValueError: not one embedding ((D,) or (1, D)), a row not of unit
+            length, or a ``threshold`` outside [-1, 1].
         """
+        if threshold is not None:
+            _check_similarity("threshold", threshold)
         when = time.time() if timestamp is None else float(timestamp)
         if embedding is None:
             self._record_sighting(int(identity_id), when, None)
             return None
-        vector = self._check(embedding)[0]
+        vectors = self._check(embedding)
+        if vectors.shape[0] != 1:
+            raise ValueError(f"observe takes one embedding, (D,) or (1, D), got {np.shape(embedding)}: observe each sighting on its own")
+        vector = vectors[0]
         best = float(self.similarity(identity_id, vector)[0])
         lowest = self.threshold if threshold is None else float(threshold)
         self._record_sighting(int(identity_id), when, vector if lowest <= best < self.novelty else None)
@@ -628,7 +656,8 @@ class Gallery:
         Args:
             path: the ``.edgereid`` file.
             model_id: the current model's id; a gallery saved with another
-                model is refused (None: no check).
+                model is refused (None: no check); one saved without a model id is taken, with a
+                :class:`~edge_reid.errors.GalleryWarning`, and records ``model_id`` at its next save.
             model_name: the current model's name, for the error message.
             earlier_model_ids: ids older edge-reid versions gave this same model
                 (:func:`edge_reid.spec.legacy_model_id`): such a gallery is accepted and re-tagged.
@@ -638,6 +667,13 @@ class Gallery:
                 gallery made with another model.
         """
         stored = read_gallery(path, model_id=model_id, model_name=model_name, earlier_model_ids=earlier_model_ids)
+        if model_id is not None and stored.model_id is None and stored.identities:
+            warnings.warn(
+                f"gallery {path} records no model (saved from a Gallery made without model_id): its embeddings are "
+                f"taken as {model_name or 'this model'}'s, and its next save records that; if another model made them, "
+                "matches against them mean nothing: enroll the people again into a new gallery",
+                GalleryWarning, stacklevel=2,
+            )
         gallery = cls(
             stored.dim, threshold=stored.threshold, history_size=stored.history_size, novelty=stored.novelty,
             dtype=stored.dtype, model_id=stored.model_id or model_id, model_name=stored.model_name or model_name,
