@@ -139,6 +139,7 @@ class Pipeline:
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
         self._stream_clock = StreamClock()  # the time of frames given without one (process())
         self._next_frame_index = 0
+        self._frame_size: tuple[int, int] | None = None  # (H, W) of the last frame: the pixels the tracks are in
 
     def reset(self) -> None:
         """Forget every track, as at the start of a new video or camera session.
@@ -146,14 +147,18 @@ class Pipeline:
         The gallery keeps its identities: people seen before are recognised again (at
         ``reid_threshold``). Track ids start again from 1. :meth:`run` calls this first.
         """
+        self._forget_tracks()
+        self._stream_clock = StreamClock()
+        self._next_frame_index = 0
+
+    def _forget_tracks(self) -> None:
         motion = self.tracker.camera_motion
         if motion is not None:
             motion.reset()
         self.tracker = Tracker(self.tracker.config, camera_motion=motion)
         self.identities = TrackIdentities(self.gallery, reid_threshold=self.identities.reid_threshold)
         self._pending.clear()
-        self._stream_clock = StreamClock()
-        self._next_frame_index = 0
+        self._frame_size = None
 
     def _embedding_buffer(self, count: int) -> np.ndarray:
         if count > self._embeddings.shape[0]:
@@ -187,6 +192,12 @@ class Pipeline:
             file_name: the frame's image file name (image-folder sources), carried into the
                 result and into later past-frame boxes of this frame.
 
+        A frame of another size than the previous one (a camera that came back at another
+        resolution) starts new tracks, as :meth:`reset` does but keeping the stream's clock and
+        frame numbers: the old tracks' boxes and motion are in the old frame's pixels, and kept,
+        they held their people's identities while new tracks got second ones. The gallery
+        re-identifies the people.
+
         Raises:
             ValueError: ``image`` is not a non-empty (H, W, 3) uint8 array; no detections given
                 and the pipeline has no detector; NaN/Inf boxes or scores; a NaN/Inf ``timestamp_s``.
@@ -209,6 +220,9 @@ class Pipeline:
         if not np.isfinite(timestamp_s):
             raise ValueError(f"timestamp_s must be a finite number of seconds, got {timestamp_s}")
         self._next_frame_index = frame_index + 1
+        if self._frame_size is not None and image.shape[:2] != self._frame_size:
+            self._forget_tracks()
+        self._frame_size = image.shape[:2]
         timer = self.timer
         if detections is None:
             if self.detector is None:

@@ -212,3 +212,25 @@ def test_a_stop_ends_the_run_while_the_source_is_stuck_in_a_read(embedder, detec
     assert len(results) == 3
     assert camera.returned_by_timeout is None, "the run ended while the read was still blocked"
     release.set()
+
+
+def test_a_frame_of_another_size_keeps_the_people_their_identities(embedder, detector, vtest_path):
+    """A camera that came back at another resolution: the tracks' boxes and motion stayed in the old frame's pixels,
+    kept their people's identities while lost, and the same people got second identities for good (vtest, a
+    change at frame 20: identities 5-8 after it, 8 in the gallery, against 6 without the change)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(vtest_path))
+    frames = [capture.read()[1] for _ in range(40)]
+    capture.release()
+    runs = {}
+    for change in (False, True):
+        pipeline = Pipeline(embedder, detector)
+        results = [pipeline.process(cv2.resize(f, (384, 288)) if change and i >= 20 else f, timestamp_s=i / 10)
+                   for i, f in enumerate(frames)]
+        runs[change] = (results, len(pipeline.gallery))
+    unchanged = {p.identity_id for r in runs[False][0] for p in r.people}
+    after_change = [p for r in runs[True][0][22:] for p in r.people]
+    assert len(after_change) >= 20 and runs[True][0][-1].frame_index == 39
+    assert {p.identity_id for p in after_change} <= unchanged, "the same people, the same identities"
+    assert runs[True][1] == runs[False][1], "no second identity for anyone"
