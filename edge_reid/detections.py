@@ -19,12 +19,38 @@ class Detections:
         too_small: people the detector found but left out for being shorter than its minimum
             height (:class:`~edge_reid.detector.PersonDetector`'s ``min_box_height``), counted
             so that a run can say how many it skipped.
+
+    Raises:
+        ValueError: ``boxes`` not (N, 4) (one box (4,) and an empty array are taken), scores or
+            track ids not N values, a finite score outside [0, 1] (NaN and Inf pass here and are
+            refused by the tracker and the pipeline, which name the rows).
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     track_ids: np.ndarray | None = None
     too_small: int = 0
+
+    def __post_init__(self) -> None:
+        # Checked here, not only in from_boxes: (4, N) boxes were reshaped into invented ones, and
+        # percentages (35.0) confirmed tracks, when a Detections was built directly.
+        boxes = box_rows(self.boxes)
+        scores = np.asarray(self.scores, dtype=np.float32)
+        if scores.size != boxes.shape[0]:
+            raise ValueError(f"{boxes.shape[0]} boxes but {scores.size} scores")
+        scores = scores.reshape(-1)
+        outside = np.isfinite(scores) & ((scores < 0) | (scores > 1))
+        if outside.any():
+            raise ValueError(
+                f"scores must be confidences in [0, 1], got {float(scores[outside][0])}: scale your detector's scores"
+            )
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "scores", scores)
+        if self.track_ids is not None:
+            track_ids = np.asarray(self.track_ids, dtype=np.int64).reshape(-1)
+            if track_ids.shape[0] != boxes.shape[0]:
+                raise ValueError(f"{boxes.shape[0]} boxes but {track_ids.shape[0]} track ids")
+            object.__setattr__(self, "track_ids", track_ids)
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
@@ -53,18 +79,7 @@ class Detections:
                 tracker's thresholds are confidences; NaN is refused later, by the pipeline).
         """
         box_array = box_rows(boxes)
-        if scores is None:
-            score_array = np.ones((box_array.shape[0],), np.float32)
-        else:
-            score_array = np.asarray(scores, dtype=np.float32).reshape(-1)
-        if score_array.shape[0] != box_array.shape[0]:
-            raise ValueError(f"{box_array.shape[0]} boxes but {score_array.shape[0]} scores")
-        outside = (score_array < 0) | (score_array > 1)
-        if outside.any():
-            raise ValueError(
-                f"scores must be confidences in [0, 1], got {float(score_array[outside][0])}: scale your detector's scores"
-            )
-        return Detections(box_array, score_array)
+        return Detections(box_array, np.ones((box_array.shape[0],), np.float32) if scores is None else scores)
 
 
 def box_rows(boxes) -> np.ndarray:

@@ -43,9 +43,11 @@ def box_pixels(box: Sequence[float], frame_height: int, frame_width: int) -> tup
         frame_height, frame_width: the frame's size in pixels.
 
     Raises:
-        ValueError: the box covers no pixel of the frame.
+        ValueError: the box covers no pixel of the frame, or has a NaN/Inf coordinate.
     """
     x1, y1, x2, y2 = (float(v) for v in box)
+    if not all(map(math.isfinite, (x1, y1, x2, y2))):
+        raise ValueError(f"box ({x1}, {y1}, {x2}, {y2}) has a NaN or infinite coordinate")
     left, top = max(0, math.floor(x1)), max(0, math.floor(y1))
     right, bottom = min(frame_width, math.ceil(x2)), min(frame_height, math.ceil(y2))
     if right <= left or bottom <= top:

@@ -82,3 +82,13 @@ def test_spread_crops_cover_the_video_without_repeating_a_place(vtest_path, dete
     assert len(samples) >= 10
     for before, here in zip(samples, samples[1:]):
         assert iou_matrix(np.array(here), np.array(before)).max() <= 0.5
+
+
+def test_a_box_with_a_nan_or_infinite_coordinate_is_a_value_error_naming_it(embedder, vtest_frames):
+    """An infinite coordinate raised OverflowError ('cannot convert float infinity to integer') from
+    Embedder.embed_boxes, whose docstring promises ValueError."""
+    for bad in ((10.0, 20.0, float("inf"), 60.0), (float("nan"), 20.0, 30.0, 60.0)):
+        with pytest.raises(ValueError, match="has a NaN or infinite coordinate"):
+            box_pixels(bad, 100, 110)
+    with pytest.raises(ValueError, match=r"box 1: box \(10.0, 20.0, inf, 60.0\) has a NaN or infinite coordinate"):
+        embedder.embed_boxes(vtest_frames[0], np.array([[10, 20, 30, 60], [10, 20, np.inf, 60]], np.float32))

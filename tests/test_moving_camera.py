@@ -3,6 +3,7 @@ camera-motion estimate on its real frames, where the true motion between frames 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from conftest import load_benchmark_script
@@ -262,6 +263,19 @@ def test_a_fast_pan_is_followed(vtest_frames):
         motion.estimate(np.ascontiguousarray(frame[100:476, 100:668]))
         warp = motion.estimate(np.ascontiguousarray(frame[140:516, 160:728]))
         assert warp[0, 2] == pytest.approx(-60.0, abs=1.5) and warp[1, 2] == pytest.approx(-40.0, abs=1.5), warp
+
+
+def test_a_grey_frame_in_a_reused_buffer_is_still_compared_with_the_last_one(vtest_frames):
+    """With downscale=1 a grey frame was kept by reference: a camera SDK writing every frame into one buffer
+    overwrote the kept frame, and an 8-pixel pan was measured as no motion."""
+    gray = cv2.cvtColor(vtest_frames[0], cv2.COLOR_BGR2GRAY)
+    buffer = np.empty((376, 568), np.uint8)
+    motion = CameraMotion(downscale=1)
+    buffer[:] = gray[100:476, 100:668]
+    motion.estimate(buffer)
+    buffer[:] = gray[100:476, 108:676]  # the view 8 px to the right, written into the same buffer
+    warp = motion.estimate(buffer)
+    assert warp[0, 2] == pytest.approx(-8.0, abs=0.5) and warp[1, 2] == pytest.approx(0.0, abs=0.5), warp
 
 
 def test_a_warp_moves_many_states_as_it_moves_each():

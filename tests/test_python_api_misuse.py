@@ -111,6 +111,25 @@ def test_detector_rows_of_six_columns_are_refused_not_reshaped(embedder, vtest_f
     assert Detections.from_boxes([]).boxes.shape == (0, 4)
 
 
+def test_detections_built_directly_are_checked_as_from_boxes_checks_them():
+    """Detections(boxes, scores) was never checked: (4, N) boxes (np.stack(..., axis=0)) were reshaped into boxes
+    that are in no input and tracked; percentages (35.0) confirmed tracks and came back as scores of 35."""
+    x1 = np.array([100.0, 300.0, 500.0])
+    y1 = np.array([50.0, 60.0, 70.0])
+    by_column = np.stack([x1, y1, x1 + 60, y1 + 160])  # (4, 3)
+    with pytest.raises(ValueError, match=r"boxes must be \(N, 4\) .*got shape \(4, 3\)"):
+        Detections(by_column, np.full(3, 0.9))
+    with pytest.raises(ValueError, match="scores must be confidences in \\[0, 1\\], got 35.0"):
+        Detections(np.array([[10.0, 10.0, 60.0, 170.0]]), np.array([35.0]))
+    with pytest.raises(ValueError, match="2 boxes but 3 scores"):
+        Detections(by_column.T[:2], np.full(3, 0.9))
+    with pytest.raises(ValueError, match="3 boxes but 2 track ids"):
+        Detections(by_column.T, np.full(3, 0.9), np.array([1, 2]))
+    taken = Detections(by_column.T.tolist(), [[0.9], [0.8], [0.7]])  # lists and (N, 1) scores are taken, as arrays
+    assert taken.boxes.dtype == np.float32 and taken.boxes.shape == (3, 4) and taken.scores.shape == (3,)
+    assert len(taken[:2]) == 2 and len(taken[1]) == 1, "a slice, and one row by its index"
+
+
 # -- settings of the models -----------------------------------------------------------------------
 
 

@@ -33,9 +33,9 @@ def test_the_summary_hints_at_a_lower_minimum_height_only_when_most_boxes_were_s
     assert small_people_hint(RunSummary("x", detections=0, skipped_boxes=5, min_box_height=0.0)) == "", "nothing to lower"
 
 
-def test_past_frame_boxes_are_clipped_to_their_own_frame_not_the_current_one(embedder, vtest_frames):
-    """A folder of images of different sizes: a track confirmed in a small image reports its boxes
-    of the earlier, larger images as they were there."""
+def test_a_track_does_not_carry_across_images_of_another_size(embedder, vtest_frames):
+    """A folder of images of different sizes: boxes of a larger image are in other pixels, so the track starts
+    again at the first smaller image, and its past-frame boxes are those of the smaller images only."""
     from edge_reid.detections import Detections
 
     large = cv2.resize(vtest_frames[0], (1024, 768))
@@ -44,6 +44,8 @@ def test_past_frame_boxes_are_clipped_to_their_own_frame_not_the_current_one(emb
     person = Detections.from_boxes([[300, 200, 350, 300]], [0.9])
     pipeline.process(large, 0.0, 0, detections=person)
     pipeline.process(large, 0.1, 1, detections=person)
-    result = pipeline.process(small, 0.2, 2, detections=person)  # the third hit confirms the track
+    assert len(pipeline.process(small, 0.2, 2, detections=person)) == 0, "a new track: tentative, not confirmed by the large images"
+    pipeline.process(small, 0.3, 3, detections=person)
+    result = pipeline.process(small, 0.4, 4, detections=person)  # its third hit confirms it
     assert len(result) == 1 and result.tracked.boxes[0, 3] == 288.0, "this frame's box is clipped to this frame"
-    assert [(p.frame_index, p.bbox) for p in result.past] == [(0, (300.0, 200.0, 350.0, 300.0)), (1, (300.0, 200.0, 350.0, 300.0))]
+    assert [(p.frame_index, p.bbox) for p in result.past] == [(2, (300.0, 200.0, 350.0, 288.0)), (3, (300.0, 200.0, 350.0, 288.0))]

@@ -177,6 +177,8 @@ class CameraMotion:
         scale = self.downscale or working_downscale(gray.shape[1], gray.shape[0])
         if scale > 1:
             gray = cv2.resize(gray, (max(1, gray.shape[1] // scale), max(1, gray.shape[0] // scale)), interpolation=cv2.INTER_AREA)
+        elif gray is image:  # kept for the next call: a camera that reuses one buffer would overwrite it
+            gray = image.copy()
         previous, self._previous, self._previous_size = self._previous, gray, size
         corners, self._corners = self._corners, None  # kept again below only when this frame's warp is found
         if not needed or previous is None or previous_size != size:
