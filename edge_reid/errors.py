@@ -69,3 +69,7 @@ class ModelSpecWarning(EdgeReidWarning):
 
 class GalleryWarning(EdgeReidWarning):
     """A gallery file records no model, so whether its embeddings are comparable with this model's is not known."""
+
+
+class TimestampWarning(EdgeReidWarning):
+    """Frame times that cannot be right: a clock that stands still frame after frame."""

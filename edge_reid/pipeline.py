@@ -177,8 +177,9 @@ class Pipeline:
 
         Args:
             image: (H, W, 3) uint8 BGR frame.
-            timestamp_s: time of the frame, seconds (frames must come in time order; a
-                repeated or earlier time counts as no time passing). None: the time it is
+            timestamp_s: time of the frame, seconds, not milliseconds (frames must come in time
+                order; a repeated or earlier time counts as no time passing, and a time that stands
+                still for many frames warns: :class:`~edge_reid.errors.TimestampWarning`). None: the time it is
                 processed, seconds since this stream's first frame (monotonic clock), right for a
                 live camera read as it goes; give a video file's own frame times instead (the
                 tracker's motion model and track ages count in these seconds). Give it for every

@@ -1,5 +1,7 @@
 """The tracker on synthetic scenes: crossings, occlusion, lifecycle, bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -268,3 +270,25 @@ def test_refound_track_hands_out_its_lost_gap_interpolated_in_time():
     np.testing.assert_allclose(track.past[0].box, 0.75 * start + 0.25 * end)  # 0.1 s of 0.4 s
     np.testing.assert_allclose(track.past[1].box, 0.25 * start + 0.75 * end)
     assert track.past[0].score == pytest.approx(0.7)  # the lower of the two detections around the gap
+
+
+def test_a_clock_that_stands_still_is_warned_of_once():
+    """A live camera's CAP_PROP_POS_MSEC often reads 0: with that as every frame's time, tracks stood still and lost
+    ones never expired (54 tracks after 1500 frames, each frame slower), without a word."""
+    from edge_reid.errors import TimestampWarning
+    from edge_reid.tracking.tracker import STILL_CLOCK_UPDATES
+
+    moving = Tracker()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TimestampWarning)
+        for step in range(2 * STILL_CLOCK_UPDATES):
+            moving.update(Detections.from_boxes([_box(100 + step % 7)], [0.9]), None, step / FPS)
+        stuck = Tracker()
+        for _ in range(STILL_CLOCK_UPDATES - 1):
+            stuck.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.0)
+    with pytest.warns(TimestampWarning, match=r"not moved forward for 100 frames in a row \(it reads 0.0\).*milliseconds"):
+        stuck.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TimestampWarning)
+        for _ in range(STILL_CLOCK_UPDATES):
+            stuck.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.0)  # said once

@@ -28,11 +28,13 @@ restarted clock (a camera that reconnected): later steps are measured from there
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 
 import numpy as np
 
 from edge_reid.detections import Detections
+from edge_reid.errors import TimestampWarning
 from edge_reid.timing import StreamClock
 from edge_reid.unit_vectors import check_unit_rows
 from edge_reid.tracking.association import (
@@ -54,6 +56,12 @@ from edge_reid.tracking.track import Track, TrackState
 #: that reconnected) rather than jitter: bounds both the time jitter can add and how long a
 #: restarted clock can stand still.
 CLOCK_RESTART_S = 1.0
+
+#: Updates in a row with no time passing after which the caller's clock is taken to stand still
+#: (a :class:`~edge_reid.errors.TimestampWarning`, once): no camera repeats a time for 100 frames
+#: (over 3 s at 30 fps), while tracks stop moving and lost ones never expire. A live camera's
+#: ``CAP_PROP_POS_MSEC`` often reads 0.
+STILL_CLOCK_UPDATES = 100
 
 
 def overlapped_mask(boxes: np.ndarray, overlap: float) -> np.ndarray:
@@ -99,6 +107,7 @@ class Tracker:
         self.ignored_boxes = 0
         self.confirmed_total = 0
         self._newest_timestamp: float | None = None
+        self._still_updates = 0  # updates in a row in which no time passed (STILL_CLOCK_UPDATES)
         self._stream_clock = StreamClock()  # the time of updates given without one
         self._predicted_for: tuple[int, float] | None = None  # (update, timestamp) predict last ran for
         self._warp = IDENTITY_WARP  # the camera's motion into the frame predict last ran for
@@ -144,6 +153,14 @@ class Tracker:
             self._newest_timestamp = timestamp
         self._predicted_for = (self.updates, timestamp)
         self.clock_s += step
+        self._still_updates = 0 if step > 0 else self._still_updates + 1
+        if self._still_updates == STILL_CLOCK_UPDATES:
+            warnings.warn(
+                f"timestamp_s has not moved forward for {STILL_CLOCK_UPDATES} frames in a row (it reads {timestamp_s!r}): "
+                "tracks stand still and lost ones never expire. Give each frame its time in seconds (a live "
+                "camera's CAP_PROP_POS_MSEC often reads 0, and is in milliseconds), or None for the monotonic clock",
+                TimestampWarning, stacklevel=3,
+            )
         if self.tracks:
             means = np.stack([t.mean for t in self.tracks])
             covariances = np.stack([t.covariance for t in self.tracks])
@@ -170,8 +187,9 @@ class Tracker:
                 Boxes with no area are ignored (counted in :attr:`ignored_boxes`).
             embeddings: (N, D) float32 L2-normalised ReID embeddings of the detections, or
                 None to track by motion alone.
-            timestamp_s: the frame's time in seconds (repeats and steps back count as 0 s; the
-                next step forward is measured from the newest timestamp seen, see :data:`CLOCK_RESTART_S`).
+            timestamp_s: the frame's time in seconds, not milliseconds (repeats and steps back count as
+                0 s; the next step forward is measured from the newest timestamp seen, see :data:`CLOCK_RESTART_S`;
+                :data:`STILL_CLOCK_UPDATES` frames in a row without time passing warn, once).
                 None: the time of this call, seconds since this tracker's first update (monotonic
                 clock), for a live camera; give a video's own frame times instead. Give it on every
                 update or on none (the motion model and ``max_lost_s`` count in these seconds).
