@@ -22,6 +22,8 @@ in the plain loop.
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -80,7 +82,7 @@ class EmbeddingLoop(Closable, Generic[T]):
         self.embedder = embedder
         self.match = match
         self.seconds = {"preprocess": 0.0, "embed": 0.0, "match": 0.0, "wait": 0.0}
-        self._worker: ThreadPoolExecutor | None = None
+        self._closing = threading.Event()  # set by close(): a run going ends at its next batch
 
     def _embed(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
         """Worker thread: embeddings of one batch and the embedder's stage seconds for it."""
@@ -114,27 +116,40 @@ class EmbeddingLoop(Closable, Generic[T]):
             ValueError: a crop is empty or not (h, w, 3) uint8 (raised at that batch's
                 turn, after the results of the batches before it).
             ModelError: the model returned NaN/Inf (likewise).
-            Anything ``match`` raises.
+            Anything ``match`` raises, and anything ``batches`` raises (after the result of
+            every batch it gave before).
 
         Stopping early (``break``, an exception, Ctrl-C in the caller) waits for the batch
-        in flight, drops its result and leaves no thread running.
+        in flight, drops its result and leaves no thread running. :meth:`close` (from another
+        thread) ends a run at its next batch, likewise.
         """
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="edge-reid-embed")
+        self._closing.clear()
+        worker = ThreadPoolExecutor(1, thread_name_prefix="edge-reid-embed")  # this run's own: close() or a second run cannot take it away
         pending: tuple[int, Future] | None = None
+        iterator = iter(batches)
         try:
-            for index, crops in enumerate(batches):
-                submitted = self._worker.submit(self._embed, crops)
+            for index in itertools.count():
+                if self._closing.is_set():
+                    return
+                try:
+                    crops = next(iterator)
+                except StopIteration:
+                    break
+                except Exception:
+                    if pending is not None:  # the batch taken before the error is embedded: its result first
+                        collected, pending = self._collect(*pending), None
+                        yield collected
+                    raise
+                submitted = worker.submit(self._embed, crops)
                 if pending is not None:
                     yield self._collect(*pending)
                 pending = (index, submitted)
             if pending is not None:
                 yield self._collect(*pending)
         finally:
-            self.close()  # waits for a batch still in flight; its result or error is dropped
+            worker.shutdown(wait=True)  # waits for a batch still in flight; its result or error is dropped
 
     def close(self) -> None:
-        """Stop the worker thread (a later :meth:`run` starts a new one)."""
-        if self._worker is not None:
-            self._worker.shutdown(wait=True)
-            self._worker = None
+        """End a run going on in another thread at its next batch (its worker thread then stops).
+        Safe to call at any time, and twice; a later :meth:`run` works as usual."""
+        self._closing.set()

@@ -114,3 +114,34 @@ def test_stopping_early_waits_for_the_batch_in_flight(embedder, crop_batches):
     assert not _embed_threads()
     again = [r.matched for r in loop.run(crop_batches[:2])]  # reusable after stopping
     assert again == [5, 20]
+
+
+def test_an_error_of_the_batches_comes_after_the_result_of_every_batch_before_it(embedder, crop_batches):
+    """The batch taken just before the iterable raised was in flight and was dropped: the plain loop gives it."""
+    def batches():
+        yield crop_batches[0]
+        yield crop_batches[1]
+        raise OSError("camera unplugged")
+
+    loop = EmbeddingLoop(embedder, lambda e: len(e))
+    seen = []
+    with pytest.raises(OSError, match="camera unplugged"):
+        for result in loop.run(batches()):
+            seen.append((result.index, result.matched))
+    assert seen == [(0, 5), (1, 20)]
+    assert not _embed_threads()
+
+
+def test_close_from_another_thread_ends_the_run_at_its_next_batch(embedder, crop_batches):
+    """close() from another thread took the running loop's worker away: the run failed with
+    AttributeError: 'NoneType' object has no attribute 'submit'."""
+    loop = EmbeddingLoop(embedder, lambda e: len(e))
+    results = loop.run(crop_batches * 3)
+    first = next(results)
+    closer = threading.Thread(target=loop.close)
+    closer.start()
+    closer.join()
+    rest = list(results)
+    assert first.index == 0 and len(rest) <= 1, "at most the batch already in flight"
+    assert not _embed_threads()
+    assert [r.matched for r in loop.run(crop_batches[:2])] == [5, 20]  # a later run works as usual
