@@ -32,6 +32,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Detections": "edge_reid.detections",
     "EdgeReidError": "edge_reid.errors",
+    "EdgeReidWarning": "edge_reid.errors",
     "Embedder": "edge_reid.embedder",
     "EmbeddingLoop": "edge_reid.embedding_loop",
     "Frame": "edge_reid.sources",
