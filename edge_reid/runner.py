@@ -85,6 +85,10 @@ class GallerySaving:
             )
 
 
+#: How :meth:`Runner.save_gallery` names itself in the gallery's lock file when called outside a run.
+SAVE_HOLDER = "edge-reid Runner.save_gallery"
+
+
 def write_failure(summary: RunSummary, path=None) -> OutputWriteError:
     """The error that ends a run whose outputs failed: the first of ``summary.write_errors``, with how many more.
 
@@ -127,6 +131,8 @@ class Runner:
         self.handle_signals = handle_signals
         self._stop = threading.Event()
         self._frames: FrameSource | None = None
+        self._holds_lock = False  # run() holds the gallery's lock (save_gallery() takes it otherwise)
+        self._saving_to: Path | None = None  # where saves go after the gallery file was changed by another program
 
     def backends(self) -> str:
         """Where the models run, e.g. ``onnxruntime (CPU, 1 thread), graph level extended (tuned)``, or ``openvino 2026.4.1 CPU fp32, 2 threads; detector ...``."""
@@ -145,21 +151,46 @@ class Runner:
     def save_gallery(self) -> None:
         """Prune (when configured) and save the gallery now; nothing without :class:`GallerySaving`.
 
+        Outside :meth:`run` it holds the gallery's lock while saving (:mod:`edge_reid.matching.gallery_lock`).
+        A gallery file changed by another program since this gallery read or wrote it (e.g. a
+        ``Gallery.save`` of its own) is not saved over: this gallery goes to a file beside it,
+        ``people.run-YYYYmmdd-HHMMSS.edgereid``, and so do its later saves.
+
         Raises:
             OutputWriteError: the file could not be written (disk full, I/O error); it keeps the
                 gallery saved before (saves are atomic), which the message says, or that none exists.
+                Also when the file was changed by another program (the message names where this
+                gallery was saved instead).
+            GalleryInUseError: outside :meth:`run`, another process holds the gallery's lock.
         """
         saving = self.gallery_saving
         if saving is None:
             return
+        if self._holds_lock:
+            self._save_gallery(saving)
+            return
+        with gallery_lock(check_writable(saving.path, "gallery"), SAVE_HOLDER):
+            self._save_gallery(saving)
+
+    def _save_gallery(self, saving: GallerySaving) -> None:
         gallery = self.pipeline.gallery
         if saving.prune_after_s is not None:
             gallery.prune(saving.prune_after_s, keep=self.pipeline.identities.held_identities())
+        changed = self._saving_to is None and gallery.changed_on_disk()
+        if changed:
+            stem, suffix = Path(saving.path).stem, Path(saving.path).suffix or ".edgereid"
+            self._saving_to = Path(saving.path).with_name(f"{stem}.run-{time.strftime('%Y%m%d-%H%M%S')}{suffix}")
+        target = self._saving_to or Path(saving.path)
         try:
-            gallery.save(saving.path)
+            gallery.save(target)
         except (OutputPathError, OutputWriteError) as exc:
-            kept = f"{saving.path} keeps the gallery saved before" if Path(saving.path).is_file() else "no earlier save exists"
-            raise OutputWriteError(f"{exc}; {kept}", saving.path) from None
+            kept = f"{target} keeps the gallery saved before" if target.is_file() else "no earlier save exists"
+            raise OutputWriteError(f"{exc}; {kept}", target) from None
+        if changed:
+            raise OutputWriteError(
+                f"gallery file {saving.path} was changed by another program during this run: not saved over (its change "
+                f"is kept); this run's gallery was saved to {target} instead", saving.path,
+            )
 
     def check_gallery_path(self) -> None:
         """Refuse, before any work, a gallery file that cannot be written or that saving would replace.
@@ -222,18 +253,28 @@ class Runner:
                 failure (the error's message is the first). Other errors of the pipeline and the
                 sinks propagate after the outputs are closed.
         """
-        saving = self.gallery_saving
-        if saving is None:
-            return self._run(source, max_frames, on_frame)
-        path = check_writable(saving.path, "gallery")  # its folder made, before the lock file goes there
-        with gallery_lock(path, RUN_HOLDER):
-            self._check_gallery_is_ours(path)
-            return self._run(source, max_frames, on_frame)
+        self._stop.clear()  # here, not later: a stop (Ctrl-C) while the lock is awaited or the source opens still counts
+        previous = self._install_signals()
+        try:
+            saving = self.gallery_saving
+            if saving is None:
+                return self._run(source, max_frames, on_frame)
+            path = check_writable(saving.path, "gallery")  # its folder made, before the lock file goes there
+            with gallery_lock(path, RUN_HOLDER):
+                self._holds_lock = True
+                try:
+                    self._check_gallery_is_ours(path)
+                    return self._run(source, max_frames, on_frame)
+                finally:
+                    self._holds_lock = False
+        finally:
+            self._restore_signals(previous)
 
     def _run(self, source, max_frames, on_frame) -> RunSummary:
         frames = source if isinstance(source, FrameSource) else open_source(source)
-        self._stop.clear()
         self._frames = frames
+        if self._stop.is_set():
+            frames.stop()  # a stop that came before the source was known
         pipeline = self.pipeline
         embedder = pipeline.embedder
         summary = RunSummary(
@@ -242,15 +283,15 @@ class Runner:
             camera_motion=pipeline.tracker.camera_motion is not None,
             min_box_height=max(pipeline.min_box_height, float(getattr(pipeline.detector, "min_box_height", 0.0))),
         )
-        previous = self._install_signals()
         started = time.perf_counter()
         last_save = started
         embeddings_before = pipeline.embeddings_total
         confirmed_before = pipeline.tracker.confirmed_total
         results = pipeline.run(frames, max_frames=max_frames)
+        unexpected: BaseException | None = None  # a sink's close() failing otherwise than in writing
         try:
             try:
-                for result in results:
+                for result in results if not self._stop.is_set() else ():
                     for sink in self.sinks:
                         _write(sink, result)
                     summary.frames += 1
@@ -272,11 +313,11 @@ class Runner:
                 summary.write_errors.append(str(exc))
             finally:
                 results.close()  # the decoding thread stops and the source is released now
-                for message in self._close_outputs():  # on every exit: end of source, a stop, an error
+                messages, unexpected = self._close_outputs()  # on every exit: end of source, a stop, an error
+                for message in messages:
                     if message not in summary.write_errors:
                         summary.write_errors.append(message)
         finally:
-            self._restore_signals(previous)
             self._frames = None
             summary.interrupted = self._stop.is_set()
             summary.seconds = time.perf_counter() - started
@@ -288,13 +329,18 @@ class Runner:
             summary.stage_ms = pipeline.timer.mean_ms()
             summary.backend = self.backends()  # again: the detector fits its input to the first frame
             _summarise_source(summary, frames)
+        if unexpected is not None:
+            raise unexpected  # after every output was closed and the gallery saved
         if summary.write_errors:
             raise write_failure(summary)
         return summary
 
-    def _close_outputs(self) -> list[str]:
-        """Close every sink, then save the gallery; the failures' messages (every step is tried)."""
-        failures = []
+    def _close_outputs(self) -> tuple[list[str], BaseException | None]:
+        """Close every sink, then save the gallery, every step tried whatever the others do: the
+        write failures' messages, and the first other error of a sink's ``close()`` (to raise when
+        no error of the run itself is on its way)."""
+        failures: list[str] = []
+        unexpected: BaseException | None = None
         for sink in self.sinks:
             try:
                 sink.close()
@@ -302,11 +348,13 @@ class Runner:
                 failures.append(str(exc))
             except OSError as exc:
                 failures.append(f"cannot write {_sink_name(sink)}: {describe_os_error(exc)}")
+            except Exception as exc:  # a custom sink's own fault: the others are still closed, the gallery still saved
+                unexpected = unexpected or exc
         try:
             self.save_gallery()
         except OutputWriteError as exc:
             failures.append(str(exc))
-        return failures
+        return failures, unexpected
 
     def _install_signals(self) -> dict:
         if not self.handle_signals or threading.current_thread() is not threading.main_thread():

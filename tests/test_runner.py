@@ -100,3 +100,82 @@ def test_the_gallery_path_is_checked_before_the_run_and_its_folder_made(tmp_path
     nested = tmp_path / "new" / "people.edgereid"
     Runner(Pipeline(embedder, detector), [], GallerySaving(nested), handle_signals=False).run(str(vtest_path), max_frames=3)
     assert nested.is_file()
+
+
+def test_a_sink_whose_close_fails_leaves_the_other_outputs_closed_and_the_gallery_saved(tmp_path, embedder, detector, vtest_path):
+    """A custom sink's close() raising RuntimeError ended the cleanup: the sinks after it stayed open, the gallery unsaved."""
+    class FailsToClose(Recorder):
+        def close(self) -> None:
+            super().close()
+            raise RuntimeError("the robot's message bus is gone")
+
+    failing, after = FailsToClose(), Recorder()
+    gallery_path = tmp_path / "g.edgereid"
+    runner = Runner(Pipeline(embedder, detector), [failing, after], gallery_saving=GallerySaving(gallery_path, every_s=1000.0),
+                    handle_signals=False)
+    with pytest.raises(RuntimeError, match="message bus is gone"):
+        runner.run(str(vtest_path), max_frames=4)
+    assert failing.closed == after.closed == 1 and after.frames == [0, 1, 2, 3]
+    assert gallery_path.is_file() and len(Gallery.load(gallery_path)) >= 1
+
+
+def test_a_stop_while_the_gallery_lock_is_awaited_ends_the_run_before_its_first_frame(tmp_path, embedder, detector, vtest_path):
+    """stop() (Ctrl-C) while the run waited for a gallery command's lock was wiped when the run began: it ran to the end."""
+    import threading
+
+    from edge_reid.matching.gallery_lock import gallery_lock
+
+    gallery_path = tmp_path / "g.edgereid"
+    recorder = Recorder()
+    runner = Runner(Pipeline(embedder, detector), [recorder], gallery_saving=GallerySaving(gallery_path, every_s=1000.0),
+                    handle_signals=False)
+    holding, release = threading.Event(), threading.Event()
+
+    def gallery_command() -> None:
+        with gallery_lock(gallery_path, "edge-reid gallery rename"):
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=gallery_command)
+    holder.start()
+    holding.wait(10)
+    threading.Timer(0.3, runner.stop).start()
+    threading.Timer(0.8, release.set).start()
+    summary = runner.run(str(vtest_path), max_frames=30)
+    holder.join()
+    assert summary.interrupted and summary.frames == 0 and recorder.frames == [] and recorder.closed == 1
+    assert gallery_path.is_file()  # the (empty) gallery is still saved, as on every exit
+
+
+def test_a_gallery_file_changed_during_a_run_is_not_saved_over(tmp_path, embedder, detector, vtest_path):
+    """Another program's Gallery.save during a run was overwritten by the run's next save: its change lost."""
+    from edge_reid.errors import OutputWriteError
+
+    gallery_path = tmp_path / "people.edgereid"
+    Gallery(embedder.dim, model_id=embedder.model_id).save(gallery_path)
+    pipeline = Pipeline(embedder, detector, gallery=Gallery.open(gallery_path, embedder.dim, embedder.model_id))
+
+    def other_program(result, running) -> None:
+        if result.frame_index == 2:
+            theirs = Gallery.load(gallery_path)
+            theirs.enroll("Alice", pipeline.embedder.embed_crops([result.image[100:300, 100:180]]))
+            theirs.save(gallery_path)
+
+    runner = Runner(pipeline, [], gallery_saving=GallerySaving(gallery_path, every_s=1e-6), handle_signals=False)
+    with pytest.raises(OutputWriteError, match="changed by another program during this run: not saved over") as caught:
+        runner.run(str(vtest_path), max_frames=6, on_frame=other_program)
+    assert Gallery.load(gallery_path).find("Alice") is not None, "their change is kept"
+    side = sorted(tmp_path.glob("people.run-*.edgereid"))
+    assert len(side) == 1 and str(side[0]) in str(caught.value) and len(Gallery.load(side[0])) == len(pipeline.gallery)
+
+
+def test_save_gallery_outside_a_run_holds_the_lock(tmp_path, embedder, detector):
+    from edge_reid.matching.gallery_lock import RUN_HOLDER, GalleryInUseError, gallery_lock
+
+    gallery_path = tmp_path / "g.edgereid"
+    runner = Runner(Pipeline(embedder, detector), [], gallery_saving=GallerySaving(gallery_path), handle_signals=False)
+    with gallery_lock(gallery_path, RUN_HOLDER), pytest.raises(GalleryInUseError, match="in use by edge-reid run"):
+        runner.save_gallery()
+    assert not gallery_path.exists()
+    runner.save_gallery()
+    assert gallery_path.is_file()
