@@ -10,10 +10,11 @@ those three results.
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Generator, Iterator
 
 import numpy as np
 
@@ -310,6 +311,9 @@ class Pipeline:
             SourceError: the source cannot be opened.
             ModelError: a model failed (see :meth:`process`).
         """
+        return _ClosesItsSource(self._run(source, max_frames, prefetch), source if isinstance(source, FrameSource) else None)
+
+    def _run(self, source: FrameSource | str | int, max_frames: int | None, prefetch: int) -> Iterator[FrameResult]:
         self.reset()
         self._reader_stuck = False
         frames = source if isinstance(source, FrameSource) else open_source(source)
@@ -385,3 +389,25 @@ class Pipeline:
             # stalled stream) cannot be interrupted: the (daemon) thread is left to it, not waited for.
             worker.join(timeout=2.0)
             self._reader_stuck = worker.is_alive()
+
+
+class _ClosesItsSource(Iterator[FrameResult]):
+    """:meth:`Pipeline.run`'s results: a generator that also closes the :class:`FrameSource` it was given
+    when it is closed before its first frame (a generator's body, and so its ``finally``, never runs then)."""
+
+    def __init__(self, results: Generator[FrameResult, None, None], source: FrameSource | None) -> None:
+        self._results = results
+        self._source = source
+
+    def __iter__(self) -> "_ClosesItsSource":
+        return self
+
+    def __next__(self) -> FrameResult:
+        return next(self._results)
+
+    def close(self) -> None:
+        """Stop: the decoding thread ends and the source is released (see :meth:`Pipeline.run`)."""
+        unstarted = inspect.getgeneratorstate(self._results) == inspect.GEN_CREATED
+        self._results.close()
+        if unstarted and self._source is not None:
+            self._source.close()

@@ -369,11 +369,13 @@ class FrameSource(Closable):
     def close(self) -> None:
         """Release the capture device or file.
 
-        While a live source's reading thread is still inside a read (a stalled stream), the
-        capture is released by that thread when the read returns, never under it."""
+        From another thread while this source is being read (a file, a folder or a camera), it
+        stops the reading (as :meth:`stop`) and the reading thread releases the capture when its
+        read returns, never under it (a stalled stream's read can take seconds)."""
         with self._capture_lock:
             reading = self._reading_thread
             if reading is not None and threading.current_thread() is not reading:
+                self._stop = True
                 self._release_pending = True
                 return
             if self._capture is not None:
@@ -381,12 +383,18 @@ class FrameSource(Closable):
                 self._capture = None
 
     def __iter__(self) -> Iterator[Frame]:
+        reader = threading.current_thread()
+        with self._capture_lock:
+            self._reading_thread = reader  # close() from elsewhere leaves the release to it
         try:
             if self.live:
                 yield from self._iter_live()
             else:
                 yield from self._iter_passes()
-        finally:
+        finally:  # this iteration reads no more (this may run in another thread, when a dropped iterator is collected)
+            with self._capture_lock:
+                if self._reading_thread is reader:
+                    self._reading_thread = None
             self.close()
 
     def _iter_passes(self) -> Iterator[Frame]:
@@ -565,13 +573,14 @@ class FrameSource(Closable):
             reader.join(2.0)  # a read blocked in OpenCV cannot be interrupted: close() then leaves the release to it
 
     def _read_live_then_release(self) -> Iterator[tuple[float, np.ndarray]]:
+        """:meth:`_read_live` in the newest-frame reader's thread, which is then the reading thread."""
         with self._capture_lock:
-            self._reading_thread = threading.current_thread()
+            iterating, self._reading_thread = self._reading_thread, threading.current_thread()
         try:
             yield from self._read_live()
         finally:
             with self._capture_lock:
-                self._reading_thread = None
+                self._reading_thread = None if iterating is None or self._release_pending else iterating
                 if self._release_pending and self._capture is not None:
                     self._capture.release()
                     self._capture = None

@@ -234,3 +234,19 @@ def test_a_frame_of_another_size_keeps_the_people_their_identities(embedder, det
     assert len(after_change) >= 20 and runs[True][0][-1].frame_index == 39
     assert {p.identity_id for p in after_change} <= unchanged, "the same people, the same identities"
     assert runs[True][1] == runs[False][1], "no second identity for anyone"
+
+
+def test_a_run_closed_before_its_first_frame_closes_the_source_it_was_given(embedder, detector, vtest_path):
+    """A generator's body, and its finally, never runs when it is closed before its first next(): the FrameSource given
+    to run() stayed open (a camera held) although run() closes the sources it reads."""
+    from edge_reid.sources import open_source
+
+    source = open_source(str(vtest_path))
+    results = Pipeline(embedder, detector).run(source)
+    results.close()
+    assert source._capture is None, "released"
+    source = open_source(str(vtest_path))
+    results = Pipeline(embedder, detector).run(source)
+    assert next(results).frame_index == 0
+    results.close()
+    assert source._capture is None

@@ -498,3 +498,53 @@ def test_frame_numbers_from_the_container_clock():
         last_ms = time_ms
         numbers.append(last)
     assert numbers == [0, 1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("kind, options", [("file", {}), ("camera", {"newest_only": False}), ("camera", {"newest_only": True})])
+def test_close_from_another_thread_stops_the_reading_and_never_releases_under_a_read(kind, options):
+    """close() from another thread (an app's shutdown) released a file's or an in-order camera's capture while a read
+    was inside it, and a file then ended as 'truncated?'. Now it stops the reading; the reader releases after its read."""
+    import threading
+    import time
+
+    class StallingCapture:
+        def __init__(self) -> None:
+            self.reads, self.in_read, self.released, self.released_in_read = 0, False, False, False
+            self.unblock = threading.Event()
+
+        def isOpened(self):
+            return True
+
+        def get(self, prop):
+            return 0.0
+
+        def read(self):
+            self.in_read = True
+            try:
+                self.reads += 1
+                if self.reads > 3:
+                    self.unblock.wait(5)  # a stalled read
+                return True, np.zeros((8, 8, 3), np.uint8)
+            finally:
+                self.in_read = False
+
+        def release(self):
+            self.released_in_read = self.released_in_read or self.in_read
+            self.released = True
+
+    capture = StallingCapture()
+    source = FrameSource("clip.avi" if kind == "file" else "0", kind, capture_factory=lambda k, n: capture, **options)
+    delivered = []
+    reader = threading.Thread(target=lambda: delivered.extend(source), daemon=True)
+    reader.start()
+    for _ in range(100):
+        if capture.reads > 3:
+            break
+        time.sleep(0.01)
+    source.close()
+    assert not capture.released, "released while a read was inside it"
+    capture.unblock.set()
+    reader.join(5)
+    assert not reader.is_alive() and capture.released and not capture.released_in_read
+    assert len(delivered) <= 4 and source.stopped
+    assert source.stats.end_reason != "truncated"
