@@ -41,26 +41,37 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
         ``destination`` as a Path.
 
     Raises:
-        ModelError: the download fails or the digest differs.
+        ModelError: the download fails, ends short of its announced length (``Content-Length``), or the
+            digest differs; the destination's folder cannot be made or written.
     """
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part", dir=destination.parent)
+    except OSError as exc:
+        raise ModelError(f"cannot download {url} to {destination}: {exc.strerror or exc}; choose a folder you can write") from None
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part", dir=destination.parent)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+            announced = response.headers.get("Content-Length")
+            received = 0
             for block in iter(lambda: response.read(1 << 20), b""):
                 digest.update(block)
                 out.write(block)
+                received += len(block)
             out.flush()
             os.fsync(out.fileno())
+        if announced is not None and announced.isdigit() and received != int(announced):
+            raise ModelError(f"cannot download {url}: the transfer ended after {received} of {announced} bytes (connection cut); try again")
         if sha256 and digest.hexdigest() != sha256.lower():
             raise ModelError(f"{url}: sha256 {digest.hexdigest()} differs from the expected {sha256}; the download is corrupt or the wrong file")
         os.replace(tmp_name, destination)
-    except ModelError:
-        os.unlink(tmp_name)
-        raise
-    except Exception as exc:
-        os.unlink(tmp_name)
+    except BaseException as exc:  # Ctrl-C included: the partial file goes
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, ModelError) or not isinstance(exc, Exception):
+            raise
         raise ModelError(f"cannot download {url}: {exc}") from None
     return destination
