@@ -39,6 +39,17 @@ def read_cache_entries(path: Path, schema: str) -> dict:
     return data["entries"]
 
 
+def timings_in_ms(value: object, names) -> bool:
+    """Whether a cached entry's timings ``value`` are a dict holding a finite number >= 0 for each of ``names``:
+    a hand-edited or damaged entry is then measured again (a cache is never trusted blindly)."""
+    import math
+
+    return isinstance(value, dict) and all(
+        isinstance(value.get(name), (int, float)) and not isinstance(value.get(name), bool)
+        and math.isfinite(value[name]) and value[name] >= 0 for name in names
+    )
+
+
 def write_cache_entry(path: Path, schema: str, key: str, value: dict, what: str) -> None:
     """Add ``value`` (with the UTC time it was measured) under ``key`` to the cache file, atomically;
     a cache that cannot be written (a read-only home, a full disk) is skipped, never an error."""

@@ -480,13 +480,13 @@ def time_memory_modes(model_path: Path, work: Path, pool, gpu, seconds: float) -
     """Per mode: CPU writes the batch (preprocessing), the engine runs (with copies when pinned), the CPU reads the output."""
     from edge_reid.backends.tensorrt import TensorRTBackend
     from edge_reid.preprocess import CropPreprocessor
-    from edge_reid.spec import load_spec, file_sha256
+    from edge_reid.spec import load_spec, model_sha256
     from edge_reid.tensorrt.env import tensorrt_status
     from edge_reid.tensorrt.manifest import select_engine
 
     spec = load_spec(model_path)
     status = tensorrt_status()
-    chosen = select_engine(work / "engines", model_path, file_sha256(model_path), spec.fingerprint(), status.machine, "fp16")
+    chosen = select_engine(work / "engines", model_path, model_sha256(model_path), spec.fingerprint(), status.machine, "fp16")
     batch = CHECK_PROFILE[1]
     crops = pool.batches(batch)[0]
     modes = ["mapped", "pinned"] if gpu.can_map_host_memory else ["pinned"]

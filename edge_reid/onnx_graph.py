@@ -37,8 +37,46 @@ def load_onnx(path: str | Path, label: str = "", hint: str = "", weights: bool =
         raise ModelError(f"model file not found: {label}{path}")
     try:
         return onnx.load(str(path), load_external_data=weights)
+    except (OSError, onnx.checker.ValidationError) as exc:  # a weights file it names is missing or unreadable
+        raise ModelError(f"{label}{path}: its weights cannot be read ({str(exc).splitlines()[0][:300]})") from None
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValueError, ... on non-models
         raise ModelError(f"{label}{path}: not an ONNX model ({type(exc).__name__})" + (f"; {hint}" if hint else "")) from None
+
+
+def external_data_files(path: str | Path) -> list[Path]:
+    """The files holding an ONNX model's weights outside it (ONNX external data), in the order the
+    graph first names them, as paths beside the model; [] when every weight is inside the file, or
+    when it is no readable ONNX model (its loader reports that).
+
+    Tensors are looked for where ONNX allows external data: initializers, and tensor attributes,
+    in the main graph and every subgraph.
+    """
+    from onnx.external_data_helper import uses_external_data
+
+    try:
+        graph = load_onnx(path).graph
+    except ModelError:
+        return []
+
+    def tensors(graph):
+        yield from graph.initializer
+        for node in graph.node:
+            for attribute in node.attribute:
+                if attribute.HasField("t"):
+                    yield attribute.t
+                yield from attribute.tensors
+                if attribute.HasField("g"):
+                    yield from tensors(attribute.g)
+                for subgraph in attribute.graphs:
+                    yield from tensors(subgraph)
+
+    locations: dict[str, None] = {}
+    for tensor in tensors(graph):
+        if uses_external_data(tensor):
+            location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+            if location:
+                locations[location] = None
+    return [Path(path).parent / location for location in locations]
 
 
 def is_qdq_model(path: str | Path) -> bool:

@@ -12,9 +12,9 @@ A model whose file name matches no built-in spec and that has no sidecar gets
 OSNet's preprocessing with a :class:`~edge_reid.errors.ModelSpecWarning` naming
 what was assumed and how to write the sidecar.
 
-A model's identity (:func:`model_id`) is the hash of its file's bytes and of its
-spec, never its file name: a renamed copy is the same model, and the same file
-read with another preprocessing is not.
+A model's identity (:func:`model_id`) is the hash of its file's bytes (with the weights
+files it refers to, ONNX external data) and of its spec, never its file name: a renamed
+copy is the same model, and the same file read with another preprocessing is not.
 
 Preprocessing of a pixel ``p`` in 0..255 of channel ``c`` (in ``color_order``):
 ``(p * pixel_scale - mean[c]) / std[c]``.
@@ -93,7 +93,7 @@ class ModelSpec:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-#: Specs known by name. Keys are matched against the lower-cased model file name.
+#: Specs known by name. Keys are matched against the lower-cased model file name, ``_`` read as ``-``.
 BUILTIN_SPECS: dict[str, ModelSpec] = {
     # torchreid OSNet (K. Zhou et al., ICCV 2019): RGB, /255, ImageNet mean/std, 512-d.
     "osnet": ModelSpec(name="osnet", input_name="images", embedding_dim=512),
@@ -114,20 +114,24 @@ BUILTIN_SPECS: dict[str, ModelSpec] = {
     ),
 }
 
-_NAME_ALIASES = {
-    "resnet50_market1501": "reidentificationnet",
-    "reid_net": "reidentificationnet",
-    "reidentification": "reidentificationnet",
+#: Other file names of a built-in model, matched like its key: NVIDIA's NGC file of ReIdentificationNet
+#: is ``resnet50_market1501.onnx`` (also with a suffix, e.g. ``resnet50_market1501_aicity156.onnx``).
+NAME_ALIASES = {
+    "resnet50-market1501": "reidentificationnet",
 }
 
 
 def builtin_spec_for(model_path: str | Path) -> ModelSpec | None:
-    """The built-in spec whose key occurs in the file name, or None."""
-    stem = Path(model_path).name.lower()
+    """The built-in spec whose key (or alias, :data:`NAME_ALIASES`) occurs in the file name, or None.
+
+    The name is lower-cased and its ``_`` read as ``-``, so ``person_reidentification_retail_0288.onnx``
+    is Intel's ``person-reidentification-retail`` (BGR, 0-255), not another model's preprocessing.
+    """
+    stem = Path(model_path).name.lower().replace("_", "-")
     for key, spec in BUILTIN_SPECS.items():
         if key in stem:
             return spec
-    for alias, key in _NAME_ALIASES.items():
+    for alias, key in NAME_ALIASES.items():
         if alias in stem:
             return BUILTIN_SPECS[key]
     return None
@@ -147,15 +151,35 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def model_sha256(model_path: str | Path) -> str:
+    """sha256 hex of an ONNX model's bytes: the file's own (:func:`file_sha256`) when its weights are
+    inside it; with weights in separate files (ONNX external data), of the file's and each weights
+    file's, so that new weights beside an unchanged graph file are another model.
+
+    Raises:
+        OSError: the file, or a weights file it names, cannot be read.
+    """
+    from edge_reid.onnx_graph import external_data_files
+
+    own = file_sha256(model_path)
+    weights = external_data_files(model_path)
+    if not weights:
+        return own
+    digest = hashlib.sha256(own.encode())
+    for path in weights:
+        digest.update(f"|{path.name}:{file_sha256(path)}".encode())
+    return digest.hexdigest()
+
+
 def model_id(model_path: str | Path, spec: ModelSpec) -> str:
-    """A model's identity: sha256 hex of its file's sha256 and :meth:`ModelSpec.fingerprint`.
+    """A model's identity: sha256 hex of :func:`model_sha256` and :meth:`ModelSpec.fingerprint`.
 
     Embeddings are comparable only under one id. The file name plays no part.
 
     Raises:
-        OSError: the file cannot be read.
+        OSError: the file, or a weights file it names, cannot be read.
     """
-    return hashlib.sha256((file_sha256(model_path) + spec.fingerprint()).encode()).hexdigest()
+    return hashlib.sha256((model_sha256(model_path) + spec.fingerprint()).encode()).hexdigest()
 
 
 def legacy_model_id(model_path: str | Path, spec: ModelSpec) -> str:
@@ -232,8 +256,13 @@ def _check_sidecar_values(sidecar: Path, side: dict[str, Any]) -> None:
         raise bad("output_normalized", "true or false")
 
 
-def _graph_io(model_path: Path) -> tuple[str, list[int | str], str, list[int | str]]:
-    """(input name, input dims, output name, output dims) read from the ONNX graph."""
+def _graph_io(model_path: Path, output_name: str = "") -> tuple[str, list[int | str], str, list[int | str]]:
+    """(input name, input dims, output name, output dims) read from the ONNX graph: the output called
+    ``output_name``, or the first one.
+
+    Raises:
+        ModelError: not an ONNX model, no inputs/outputs, or no output called ``output_name``.
+    """
     from edge_reid.onnx_graph import load_onnx
 
     graph = load_onnx(model_path, hint="pass an .onnx file exported from your ReID network").graph
@@ -245,7 +274,33 @@ def _graph_io(model_path: Path) -> tuple[str, list[int | str], str, list[int | s
     def dims(value_info) -> list[int | str]:
         return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value_info.type.tensor_type.shape.dim]
 
-    return inputs[0].name, dims(inputs[0]), graph.output[0].name, dims(graph.output[0])
+    output = graph.output[0]
+    if output_name:
+        output = next((o for o in graph.output if o.name == output_name), None)
+        if output is None:
+            raise ModelError(f"{model_path}: no output called {output_name!r}; its outputs are {[o.name for o in graph.output]}")
+    return inputs[0].name, dims(inputs[0]), output.name, dims(output)
+
+
+def _read_sidecar(sidecar: Path) -> dict[str, Any]:
+    """A sidecar spec's fields, checked (:func:`_check_sidecar_values`).
+
+    Raises:
+        ModelError: not valid JSON, not a JSON object, unknown fields, or a value of the wrong type or range.
+    """
+    try:
+        side = json.loads(sidecar.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{sidecar}: sidecar spec is not valid JSON ({exc})") from None
+    if not isinstance(side, dict):
+        raise ModelError(f"{sidecar}: sidecar spec must be a JSON object of spec fields, got a JSON "
+                         f"{_json_kind(side)}; e.g. " '{"color_order": "BGR", "pixel_scale": 1.0}')
+    known = {field.name for field in dataclasses.fields(ModelSpec)}
+    unknown = set(side) - known
+    if unknown:
+        raise ModelError(f"{sidecar}: unknown spec fields {sorted(unknown)}; known: {sorted(known)}")
+    _check_sidecar_values(sidecar, side)
+    return side
 
 
 def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -> ModelSpec:
@@ -277,7 +332,10 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
         if path.is_dir():
             raise ModelError(f"{path} is a folder, not a model file; give an .onnx file (--model PATH, or model_path= in Python)")
         raise ModelError(f"model file not found: {path}; give an .onnx file (--model PATH, or model_path= in Python)")
-    input_name, in_dims, output_name, out_dims = _graph_io(path)
+    sidecar = sidecar_path(path)
+    side = _read_sidecar(sidecar) if sidecar.is_file() else None
+    wanted_output = str((overrides or {}).get("output_name") or (side or {}).get("output_name") or "")
+    input_name, in_dims, output_name, out_dims = _graph_io(path, wanted_output)
     if len(in_dims) != 4:
         raise ModelError(f"{path}: model input {input_name!r} has rank {len(in_dims)} ({in_dims}); a ReID model takes (N, 3, H, W)")
     if isinstance(in_dims[1], int) and in_dims[1] != 3:
@@ -285,7 +343,8 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
     if out_dims and len(out_dims) != 2:  # before any advice on its preprocessing: this is no embedding model
         raise ModelError(
             f"{path}: output {output_name!r} has shape {tuple(out_dims)}, not (N, D) embeddings: is this a ReID model? "
-            "(a person detector goes to --detector, or to PersonDetector in Python)"
+            "(a person detector goes to --detector, or to PersonDetector in Python; a model with several outputs "
+            f"names its embedding's in a sidecar {sidecar.name}: " '{"output_name": "..."})'
         )
 
     builtin = builtin_spec_for(path)
@@ -296,28 +355,18 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
         fields["height"] = in_dims[2]
     if isinstance(in_dims[3], int) and in_dims[3] > 0:
         fields["width"] = in_dims[3]
-    if len(out_dims) == 2 and isinstance(out_dims[1], int) and out_dims[1] > 0:
-        fields["embedding_dim"] = out_dims[1]
+    graph_dim = out_dims[1] if len(out_dims) == 2 and isinstance(out_dims[1], int) and out_dims[1] > 0 else None
+    if graph_dim is not None:
+        fields["embedding_dim"] = graph_dim
 
-    sidecar = sidecar_path(path)
-    if builtin is None and not sidecar.is_file() and not overrides:
+    if builtin is None and side is None and not overrides:
         warnings.warn(_assumed_spec_message(path, ModelSpec()), ModelSpecWarning, stacklevel=2)
-    if sidecar.is_file():
-        try:
-            side = json.loads(sidecar.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{sidecar}: sidecar spec is not valid JSON ({exc})") from None
-        if not isinstance(side, dict):
-            raise ModelError(f"{sidecar}: sidecar spec must be a JSON object of spec fields, got a JSON "
-                             f"{_json_kind(side)}; e.g. " '{"color_order": "BGR", "pixel_scale": 1.0}')
-        unknown = set(side) - set(fields)
-        if unknown:
-            raise ModelError(f"{sidecar}: unknown spec fields {sorted(unknown)}; known: {sorted(fields)}")
-        _check_sidecar_values(sidecar, side)
-        for key in ("height", "width"):
-            graph_value = in_dims[2 if key == "height" else 3]
+    if side is not None:
+        fixed = {"height": in_dims[2], "width": in_dims[3], "embedding_dim": graph_dim}
+        for key, graph_value in fixed.items():
             if key in side and isinstance(graph_value, int) and graph_value > 0 and side[key] != graph_value:
-                raise ModelError(f"{sidecar}: {key}={side[key]} but the model's input {input_name!r} is fixed at {graph_value}")
+                where = f"input {input_name!r}" if key != "embedding_dim" else f"output {output_name!r}"
+                raise ModelError(f"{sidecar}: {key}={side[key]} but the model's {where} is fixed at {graph_value}")
         fields.update(side)
     fields.update(overrides or {})
     for key in ("mean", "std"):

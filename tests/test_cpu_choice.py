@@ -73,6 +73,20 @@ def test_the_choice_is_cached_per_model_and_options_and_a_bad_cache_is_ignored(m
     assert [c.name for c in _order(model, {"openvino": 99.0, "onnxruntime": 1.0}, opened, monkeypatch)] == ["onnxruntime", "openvino"]
 
 
+@pytest.mark.parametrize("ms", [None, "fast", {"openvino": "fast", "onnxruntime": 1}, {"openvino": float("nan"), "onnxruntime": 1}])
+def test_a_hand_edited_entry_is_measured_again_not_a_crash(model, monkeypatch, ms):
+    """Timings that are not numbers crashed `run --backend auto`: 'internal error: ValueError ... please report it'."""
+    opened: list = []
+    _order(model, {"openvino": 10.0, "onnxruntime": 20.0}, opened, monkeypatch)
+    path = cache_dir() / CACHE_FILE
+    data = json.loads(path.read_text())
+    (key,) = data["entries"]
+    data["entries"][key]["ms"] = ms
+    path.write_text(json.dumps(data))
+    again = _order(model, {"openvino": 99.0, "onnxruntime": 1.0}, opened, monkeypatch)
+    assert [c.name for c in again] == ["onnxruntime", "openvino"] and again[0].reason.endswith("(measured now)")
+
+
 def test_what_is_left_alone(model, monkeypatch):
     opened: list = []
     tensorrt_first = [BackendChoice("tensorrt", "auto chose TensorRT")] + AUTO

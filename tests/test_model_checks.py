@@ -41,11 +41,17 @@ def test_reid_model_as_detector_is_refused_at_load(backend, osnet_path):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_model_of_the_wrong_embedding_size_is_refused(backend, tmp_path):
-    """A 3-wide output where the spec says 512 (sidecar): refused at load, not after the first frame."""
+    """A 3-wide output where the spec says 512: refused at load, not after the first frame (a sidecar that says so is
+    named; a spec given in Python meets the backend's check)."""
+    from edge_reid.spec import ModelSpec
+
     model = mean_model(tmp_path / "means.onnx")
     (tmp_path / "means.json").write_text('{"embedding_dim": 512}')
-    with pytest.raises(ModelError, match="means.onnx.*not \\(N, 512\\) embeddings"):
+    with pytest.raises(ModelError, match="means.json: embedding_dim=512 but the model's output 'output' is fixed at 3"):
         Embedder(model, backend=backend)
+    (tmp_path / "means.json").unlink()
+    with pytest.raises(ModelError, match="means.onnx: output 'output' gives 3-value embeddings, but the model's spec says 512"):
+        Embedder(model, backend=backend, spec=ModelSpec(input_name="images", embedding_dim=512))
 
 
 @pytest.mark.parametrize(
@@ -66,3 +72,15 @@ def test_run_with_the_wrong_kind_of_model_exits_2_before_any_output_exists(flag,
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
     assert "warning" not in result.stderr, "no advice on the preprocessing of a model that is refused"
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "no output file may be created for a model that cannot run"
+
+
+def test_a_detector_whose_weights_file_is_missing_says_so(tmp_path, yolox_path):
+    """It was refused as 'not an ONNX model (ValidationError); pass a YOLOX detector exported to ONNX'."""
+    import onnx
+
+    from edge_reid.detector import PersonDetector
+
+    onnx.save(onnx.load(str(yolox_path)), str(tmp_path / "yolox_ext.onnx"), save_as_external_data=True, location="w.bin", size_threshold=0)
+    (tmp_path / "w.bin").unlink()
+    with pytest.raises(ModelError, match=r"yolox_ext.onnx: its weights cannot be read \(.*w.bin"):
+        PersonDetector(tmp_path / "yolox_ext.onnx", threads=1)

@@ -57,9 +57,20 @@ def test_the_cached_level_is_the_one_the_session_uses(tmp_path, cache):
     model = mean_model(tmp_path / "means.onnx")
     for level, expected in (("all", ort.GraphOptimizationLevel.ORT_ENABLE_ALL), ("basic", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)):
         cache.parent.mkdir(exist_ok=True)
-        cache.write_text(json.dumps({"schema": tuning.SCHEMA, "entries": {tuning.tuning_key(model, 1, 8): {"level": level}}}))
+        ms = {"basic": 1.0, "extended": 1.0, "all": 1.0}
+        cache.write_text(json.dumps({"schema": tuning.SCHEMA, "entries": {tuning.tuning_key(model, 1, 8): {"level": level, "ms": ms}}}))
         backend = OnnxRuntimeBackend(model, SPEC, threads=1)
         assert backend.tuning.source == "cached" and _level(backend) == expected
+
+
+@pytest.mark.parametrize("ms", [None, "fast", [1, 2], {"basic": 1.0, "extended": "fast", "all": 1.0}, {"basic": 1.0}])
+def test_a_hand_edited_entry_is_measured_again_not_a_crash(tmp_path, cache, ms):
+    """An entry whose timings are not numbers crashed every later run: 'internal error: ValueError ... please report it'."""
+    model = mean_model(tmp_path / "means.onnx")
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_text(json.dumps({"schema": tuning.SCHEMA, "entries": {tuning.tuning_key(model, 1, 8): {"level": "all", "ms": ms}}}))
+    backend = OnnxRuntimeBackend(model, SPEC, threads=1)
+    assert backend.tuning.source == "measured" and set(backend.tuning.ms) == set(tuning.CANDIDATE_LEVELS)
 
 
 def test_a_corrupt_cache_is_ignored_and_rewritten(tmp_path, cache):

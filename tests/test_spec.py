@@ -157,3 +157,89 @@ def test_unknown_model_name_without_sidecar_warns_with_the_spec_assumed(tmp_path
         load_spec(model, {"color_order": "RGB"})
         (tmp_path / "my_reid.json").write_text(json.dumps({"color_order": "RGB"}))
         load_spec(model)
+
+
+def test_a_model_with_its_weights_beside_it_is_another_model_when_they_change(osnet_path, tmp_path):
+    """The id hashed only the .onnx file: an unchanged graph file with new weights (ONNX external data) was the same
+    model, and one gallery mixed both models' embeddings (cosine 0.33 between their embeddings of one crop)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edge_reid.spec import file_sha256, model_sha256
+
+    ids = []
+    for name, factor in (("a", 1.0), ("b", 1.5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        model = onnx.load(str(osnet_path))
+        first = model.graph.initializer[0]
+        first.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(first) * factor, first.name))
+        onnx.save(model, str(folder / "osnet_ext.onnx"), save_as_external_data=True, location="weights.bin", size_threshold=0)
+        ids.append(model_id(folder / "osnet_ext.onnx", load_spec(folder / "osnet_ext.onnx")))
+    assert file_sha256(tmp_path / "a" / "osnet_ext.onnx") == file_sha256(tmp_path / "b" / "osnet_ext.onnx"), "one graph file"
+    assert ids[0] != ids[1], "other weights: another model"
+    assert model_sha256(osnet_path) == file_sha256(osnet_path), "weights inside the file: its id as before"
+    (tmp_path / "a" / "weights.bin").unlink()
+    with pytest.raises(OSError):
+        model_sha256(tmp_path / "a" / "osnet_ext.onnx")
+
+
+def test_the_output_a_sidecar_names_is_the_one_checked(tmp_path):
+    """A model whose first output is a feature map and whose embedding is its second: the sidecar's output_name was
+    ignored by the shape check ('output fmap has shape (N, 3, 1, 1), not (N, D) embeddings')."""
+    from onnx import TensorProto, helper
+
+    from onnx_builders import save_model
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 256, 128])
+    fmap = helper.make_tensor_value_info("fmap", TensorProto.FLOAT, ["N", 3, 1, 1])
+    emb = helper.make_tensor_value_info("emb", TensorProto.FLOAT, ["N", 3])
+    model = save_model(tmp_path / "two_outputs.onnx", [
+        helper.make_node("GlobalAveragePool", ["images"], ["fmap"]),
+        helper.make_node("Flatten", ["fmap"], ["emb"]),
+    ], [x], [fmap, emb])
+    with pytest.raises(ModelError, match=r"output 'fmap' has shape .* names its embedding's in a sidecar two_outputs.json"):
+        load_spec(model)
+    (tmp_path / "two_outputs.json").write_text(json.dumps({"output_name": "emb"}))
+    spec = load_spec(model)
+    assert spec.output_name == "emb" and spec.embedding_dim == 3
+    (tmp_path / "two_outputs.json").write_text(json.dumps({"output_name": "embedding"}))
+    with pytest.raises(ModelError, match=r"no output called 'embedding'; its outputs are \['fmap', 'emb'\]"):
+        load_spec(model)
+
+
+def test_a_sidecar_embedding_size_the_graph_contradicts_is_refused_naming_the_sidecar(tmp_path):
+    model = mean_model(tmp_path / "m.onnx")  # output fixed at 3
+    (tmp_path / "m.json").write_text(json.dumps({"embedding_dim": 256}))
+    with pytest.raises(ModelError, match=r"m.json: embedding_dim=256 but the model's output 'output' is fixed at 3"):
+        load_spec(model)
+
+
+def test_file_names_choose_only_the_documented_specs():
+    """Generic substrings ('reidentification', 'reid_net') chose ReIdentificationNet's preprocessing without a warning,
+    e.g. for Intel's person_reidentification_retail_0288.onnx (BGR, 0-255) saved with underscores."""
+    intel = builtin_spec_for("person_reidentification_retail_0288.onnx")
+    assert intel is BUILTIN_SPECS["person-reidentification-retail"]
+    assert builtin_spec_for("resnet50_market1501_aicity156.onnx") is BUILTIN_SPECS["reidentificationnet"]  # NVIDIA's NGC file
+    assert builtin_spec_for("my_reid_network.onnx") is None and builtin_spec_for("reidentification_v2.onnx") is None
+
+
+def test_an_embedding_size_the_graph_does_not_declare_is_asked_for_in_the_sidecar(tmp_path):
+    """A valid 3-d model whose graph declares no output shape was refused as 'is this a ReID model? (a person detector
+    goes to --detector ...)': the spec's default 512 against the 3 the runtime found."""
+    from onnx import TensorProto, helper
+
+    from edge_reid.embedder import Embedder
+    from onnx_builders import save_model
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 256, 128])
+    undeclared = helper.make_tensor_value_info("output", TensorProto.FLOAT, None)
+    model = save_model(tmp_path / "nodim.onnx", [
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["output"]),
+    ], [x], [undeclared])
+    (tmp_path / "nodim.json").write_text(json.dumps({"color_order": "RGB"}))
+    with pytest.raises(ModelError, match=r"gives 3-value embeddings, but the model's spec says 512: if 3 is right, write it in .*nodim.json"):
+        Embedder(model, threads=1)
+    (tmp_path / "nodim.json").write_text(json.dumps({"embedding_dim": 3}))
+    with Embedder(model, threads=1) as embedder:
+        assert embedder.dim == 3

@@ -143,14 +143,22 @@ def check_embedding_output(model_path: str | Path, output_name: str, dims, spec:
         spec: the model's spec (gives D).
 
     Raises:
-        ModelError: the rank is not 2, or a fixed D differs from ``spec.embedding_dim``.
+        ModelError: the rank is not 2 (a detector, say), or a fixed D differs from ``spec.embedding_dim``
+            (the message gives the sidecar line that says the model's D).
     """
     dims = list(dims)
     width = dims[1] if len(dims) == 2 else None
-    if len(dims) != 2 or (isinstance(width, int) and width != spec.embedding_dim):
+    if len(dims) != 2:
         raise ModelError(
             f"{model_path}: output {output_name!r} has shape {tuple(dims)}, not (N, {spec.embedding_dim}) embeddings: "
             "is this a ReID model? (a person detector goes to --detector, or to PersonDetector in Python)"
+        )
+    if isinstance(width, int) and width != spec.embedding_dim:  # (N, D) of another D: a graph that did not declare it, say
+        sidecar = Path(model_path).with_suffix(".json")
+        raise ModelError(
+            f"{model_path}: output {output_name!r} gives {width}-value embeddings, but the model's spec says "
+            f"{spec.embedding_dim}: if {width} is right, write it in {sidecar}: " f'{{"embedding_dim": {width}}}'
+            " (in Python, a ModelSpec with embedding_dim)"
         )
 
 

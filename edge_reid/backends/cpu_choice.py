@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge_reid.cache_folder import cache_dir, read_cache_entries, write_cache_entry
+from edge_reid.cache_folder import cache_dir, read_cache_entries, timings_in_ms, write_cache_entry
 
 #: The pair ordered by measurement, in the registry's order.
 CPU_BACKENDS = ("openvino", "onnxruntime")
@@ -50,7 +50,7 @@ def choice_key(kind: str, model_path: str | Path, options: str) -> str:
     from importlib import metadata
 
     from edge_reid.cpu import cpu_isa_flags, cpu_model, usable_cpu_count
-    from edge_reid.spec import file_sha256
+    from edge_reid.spec import model_sha256
 
     versions = []
     for package in ("openvino", "onnxruntime"):
@@ -58,7 +58,7 @@ def choice_key(kind: str, model_path: str | Path, options: str) -> str:
             versions.append(f"{package} {metadata.version(package)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{package} missing")
-    return "|".join((kind, file_sha256(model_path), options, cpu_model(), ",".join(cpu_isa_flags()), f"{usable_cpu_count()} cores", *versions))
+    return "|".join((kind, model_sha256(model_path), options, cpu_model(), ",".join(cpu_isa_flags()), f"{usable_cpu_count()} cores", *versions))
 
 
 def pick_first(ms: dict[str, float]) -> str:
@@ -116,7 +116,7 @@ def order_by_speed(
     except OSError:  # a missing or unreadable model: opening it says so, in the backend's words
         return tried
     cached = read_cache_entries(path, SCHEMA).get(key)
-    if isinstance(cached, dict) and cached.get("first") in CPU_BACKENDS and isinstance(cached.get("ms"), dict):
+    if isinstance(cached, dict) and cached.get("first") in CPU_BACKENDS and timings_in_ms(cached.get("ms"), CPU_BACKENDS):
         first, ms, how = cached["first"], cached["ms"], "measured earlier"
     else:
         opened = {}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.cache_folder import cache_dir, read_cache_entries, write_cache_entry
+from edge_reid.cache_folder import cache_dir, read_cache_entries, timings_in_ms, write_cache_entry
 
 #: Levels timed against each other (``disable`` is never faster on a real model).
 CANDIDATE_LEVELS = ("basic", "extended", "all")
@@ -63,10 +63,10 @@ def tuning_key(model_path: str | Path, threads: int | None, batch: int, graph: s
     from importlib import metadata
 
     from edge_reid.cpu import cpu_isa_flags, cpu_model
-    from edge_reid.spec import file_sha256
+    from edge_reid.spec import model_sha256
 
     return "|".join((
-        file_sha256(model_path), cpu_model(), ",".join(cpu_isa_flags()), f"onnxruntime {metadata.version('onnxruntime')}",
+        model_sha256(model_path), cpu_model(), ",".join(cpu_isa_flags()), f"onnxruntime {metadata.version('onnxruntime')}",
         f"threads {threads or 'default'}", f"batch {batch}", *([f"graph {graph}"] if graph else []),
     ))
 
@@ -127,8 +127,8 @@ def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_
     path = cache_dir() / CACHE_FILE
     key = tuning_key(model_path, threads, batch, graph)
     cached = read_cache_entries(path, SCHEMA).get(key)
-    if isinstance(cached, dict) and cached.get("level") in CANDIDATE_LEVELS:
-        return make_session(cached["level"]), TuningResult(cached["level"], "cached", dict(cached.get("ms") or {}))
+    if isinstance(cached, dict) and cached.get("level") in CANDIDATE_LEVELS and timings_in_ms(cached.get("ms"), CANDIDATE_LEVELS):
+        return make_session(cached["level"]), TuningResult(cached["level"], "cached", dict(cached["ms"]))
     sessions = {level: make_session(level) for level in CANDIDATE_LEVELS}
     feeds = _feeds(sessions[default], batch)
     if feeds is None:

@@ -23,7 +23,7 @@ from edge_reid.backends.base import EmbeddingBackend
 from edge_reid.cuda.buffers import CudaBatchBuffers, CudaStream, MemoryMode, allocate_batch_buffers, choose_memory_mode
 from edge_reid.cuda.runtime import GpuInfo, query_gpu
 from edge_reid.errors import ModelError
-from edge_reid.spec import ModelSpec, file_sha256
+from edge_reid.spec import ModelSpec, model_sha256
 from edge_reid.tensorrt.env import TensorRTStatus, import_tensorrt, require_tensorrt
 from edge_reid.tensorrt.manifest import EngineCheck, EngineManifest, select_engine
 from edge_reid.tensorrt.profile import BatchProfile
@@ -189,7 +189,7 @@ def open_tensorrt_backend(
 
     trt, status = require_tensorrt()
     machine = status.machine
-    model_sha = file_sha256(model_path)
+    model_sha = model_sha256(model_path)
     try:
         chosen: EngineCheck = select_engine(engines_dir, model_path, model_sha, spec.fingerprint(), machine, precision)
     except EngineNotFoundError:
@@ -207,7 +207,7 @@ def _rebuild(model_path, spec: ModelSpec, precision: str | None, engines_dir, tr
     from edge_reid.tensorrt.manifest import EngineStatus, check_manifest, rebuild_command, scan_engines
     from edge_reid.tensorrt.profile import BatchProfile as Profile
 
-    model_sha = file_sha256(model_path)
+    model_sha = model_sha256(model_path)
     stale = [
         c for c in scan_engines(engines_dir, status.machine, model_sha, spec.fingerprint())
         if c.manifest is not None and c.status in (EngineStatus.STALE, EngineStatus.BROKEN)

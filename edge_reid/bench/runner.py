@@ -457,7 +457,7 @@ def run_bench(
 
 def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Matcher, say: Callable[[str], None]) -> BenchReport:
     """The body of :func:`run_bench` once the embedder exists."""
-    from edge_reid.spec import file_sha256
+    from edge_reid.spec import model_sha256
 
     max_batch = max(config.batches)
     backend = embedder.backend
@@ -494,7 +494,7 @@ def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Mat
     model_info = {
         "path": str(model_path),
         "name": spec.name,
-        "sha256": file_sha256(model_path),
+        "sha256": model_sha256(model_path),
         "precision": precision,
         "backend": backend.describe(),
         "selection_reason": backend.selection_reason,

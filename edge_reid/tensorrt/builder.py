@@ -29,7 +29,7 @@ import numpy as np
 from edge_reid.cuda.runtime import GpuInfo
 from edge_reid.cuda.versions import DeviceCuda
 from edge_reid.errors import ModelError
-from edge_reid.spec import ModelSpec, file_sha256
+from edge_reid.spec import ModelSpec, file_sha256, model_sha256
 from edge_reid.tensorrt.errors import EngineBuildError
 from edge_reid.atomic import atomic_write_bytes
 from edge_reid.tensorrt.manifest import (
@@ -110,7 +110,7 @@ class BuildPlan:
     Attributes:
         options: the request.
         spec: the model's spec.
-        model_sha256: sha256 of ``options.model_path``.
+        model_sha256: sha256 of ``options.model_path`` (with its weights files: :func:`~edge_reid.spec.model_sha256`).
         machine: TensorRT version and GPU the engine is built for.
         network_flags: ``NetworkDefinitionCreationFlag`` names.
         builder_flags: ``BuilderFlag`` names.
@@ -199,7 +199,7 @@ def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gp
     """
     validate_options(options, spec)
     model_path = Path(options.model_path)
-    model_sha256 = file_sha256(model_path)
+    model_sha = model_sha256(model_path)
     version = parse_version(tensorrt_version)
     machine = machine_identity(tensorrt_version, gpu)
 
@@ -221,16 +221,16 @@ def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gp
             calibration_file = network_model_path
         else:
             calibration_file = Path(options.calibration_dir) / (
-                f"{model_path.stem}-{model_sha256[:12]}-entropy2-n{options.calibration_images}-s{options.calibration_seed}"
+                f"{model_path.stem}-{model_sha[:12]}-entropy2-n{options.calibration_images}-s{options.calibration_seed}"
                 f"-trt{tensorrt_tag(tensorrt_version)}.cache"
             )
 
-    stem = engine_stem(model_path.stem, model_sha256, options.precision, options.profile, machine)
+    stem = engine_stem(model_path.stem, model_sha, options.precision, options.profile, machine)
     engines_dir = Path(options.engines_dir)
     return BuildPlan(
         options=options,
         spec=spec,
-        model_sha256=model_sha256,
+        model_sha256=model_sha,
         machine=machine,
         network_flags=tuple(network_flag_names(version)),
         builder_flags=tuple(builder_flag_names(version, options.precision)),
