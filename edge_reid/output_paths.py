@@ -133,10 +133,12 @@ def check_distinct_outputs(
                 raise OutputPathError(
                     f"{name} {path} is the same {kind} as {input_name} {input_path}: {harm}; give {name} another path"
                 )
-            if kind == "file" and os.path.lexists(path) and is_image_file(path) and _inside(path, input_path):
+            written = os.path.realpath(os.fspath(path))  # a link is written through: what it points to is what changes
+            if kind == "file" and os.path.lexists(written) and is_image_file(written) and _inside(written, input_path):
+                through = f" (a link to {written})" if written != os.path.abspath(os.fspath(path)) else ""
                 raise OutputPathError(
-                    f"{name} {path} is an image inside {input_name} {input_path}: writing it would destroy part of the "
-                    f"input; give {name} a path outside that folder"
+                    f"{name} {path}{through} is an image inside {input_name} {input_path}: writing it would destroy part of "
+                    f"the input; give {name} a path outside that folder"
                 )
         for other_name, other_path in files[:index]:
             if same_file(path, other_path):

@@ -95,3 +95,28 @@ def test_range_scales_help_names_the_library_default():
     command = typer.main.get_command(app).commands["calibrate"]
     option = next(p for p in command.params if p.name == "range_scales")
     assert f"Default: {','.join(f'{s:g}' for s in RANGE_SCALES)}." in option.help
+
+
+def test_eval_names_the_files_it_skipped(mot17_dir, tmp_path, capsys):
+    from conftest import unwrapped
+
+    """The table said only 'skipped files 12': which ones, and why, only with --json."""
+    import shutil
+
+    tiny = tmp_path / "tiny"
+    query = sorted((mot17_dir / "query").iterdir())[:2]
+    pids = {q.name.split("_")[0] for q in query}
+    (tiny / "query").mkdir(parents=True)
+    (tiny / "bounding_box_test").mkdir()
+    for path in query:
+        shutil.copy(path, tiny / "query")
+    for path in sorted((mot17_dir / "bounding_box_test").iterdir()):
+        if path.name.split("_")[0] in pids or len(list((tiny / "bounding_box_test").iterdir())) < 6:
+            shutil.copy(path, tiny / "bounding_box_test")
+    (tiny / "bounding_box_test" / "0055_c9s1_000000_00.jpg").write_bytes(b"not a jpeg")
+    (tiny / "bounding_box_test" / "Thumbs.db").write_bytes(b"\0")
+    assert main(["eval", "--data", str(tiny)]) == 0
+    captured = capsys.readouterr()
+    shown = unwrapped(captured.out + captured.err)
+    assert "skipped files 2 files:" in shown
+    assert "0055_c9s1_000000_00.jpg (not a decodable image)" in shown and "Thumbs.db (not an image file)" in shown

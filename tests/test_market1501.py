@@ -145,3 +145,32 @@ def test_real_mini_set(mot17_dir):
     assert (data.gallery.pids == -1).sum() == 24 and (data.gallery.pids == 0).sum() == 48
     sample = sample_calibration_images(mot17_dir, 54, seed=0)
     assert len({parse_market_name(p.name).pid for p in sample}) == 54
+
+
+def test_the_test_split_is_refused_however_it_is_named(tmp_path, monkeypatch):
+    """`calibrate --data .` inside query/ (the name of "." is "") or a link to bounding_box_test calibrated on the test split."""
+    from edge_reid.data.market1501 import calibration_source
+
+    query = tmp_path / "query"
+    query.mkdir()
+    _write_crop(query / "0001_c1s1_000000_00.jpg", 1)
+    (tmp_path / "crops").symlink_to(query)
+    monkeypatch.chdir(query)
+    for given in (Path("."), tmp_path / "crops"):
+        with pytest.raises(DataError, match=r"must not come from the test split \(query/\)"):
+            calibration_source(given)
+
+
+def test_a_broken_link_with_an_image_name_is_skipped_by_name_not_dropped(tmp_path):
+    """Dangling links and link loops were left out of the listings silently: never counted, never named."""
+    from edge_reid.data.images import list_images
+
+    _write_crop(tmp_path / "0001_c1s1_000001_00.jpg", 1)
+    (tmp_path / "0001_c1s1_000002_00.jpg").symlink_to(tmp_path / "missing.jpg")
+    (tmp_path / "0001_c1s1_000003_00.jpg").symlink_to(tmp_path / "0001_c1s1_000003_00.jpg")  # a loop
+    assert [p.name for p in list_images(tmp_path)] == ["0001_c1s1_000001_00.jpg", "0001_c1s1_000002_00.jpg", "0001_c1s1_000003_00.jpg"]
+    images, used, skipped = read_crop_folder(tmp_path)
+    assert [p.name for p in used] == ["0001_c1s1_000001_00.jpg"]
+    assert [s.path.name for s in skipped] == ["0001_c1s1_000002_00.jpg", "0001_c1s1_000003_00.jpg"]
+    split = load_split(tmp_path)
+    assert len(split.paths) == 3, "listed; the reader skips the two by name"

@@ -65,6 +65,19 @@ def test_an_existing_image_inside_an_input_folder_is_refused(tmp_path):
     check_distinct_outputs({"--events": tmp_path / "f000.jpg"}, {"--source": images})
 
 
+def test_a_link_to_an_image_inside_an_input_folder_is_refused(tmp_path):
+    """--json link.json, a symbolic link to a data set's image: the check read the link's own name (.json), and the
+    atomic write replaced the image it points to with JSON (an input destroyed)."""
+    images = tmp_path / "data" / "query"
+    images.mkdir(parents=True)
+    (images / "0055_c2s1_090002_01.jpg").write_bytes(b"jpeg")
+    link = tmp_path / "results.json"
+    link.symlink_to(images / "0055_c2s1_090002_01.jpg")
+    with pytest.raises(OutputPathError, match=r"--json .*results.json \(a link to .*0055_c2s1_090002_01.jpg\) is an image inside --data"):
+        check_distinct_outputs({"--json": link}, {"--data": tmp_path / "data"})
+    assert (images / "0055_c2s1_090002_01.jpg").read_bytes() == b"jpeg"
+
+
 def test_a_device_or_pipe_is_not_an_output_file(tmp_path):
     """Whole-file outputs are replaced atomically, which would replace a device node with a regular file."""
     pipe = tmp_path / "pipe"

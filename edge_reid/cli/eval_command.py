@@ -80,7 +80,11 @@ def eval_command(
     table.add_row("time per image", f"{result.ms_per_image:.2f} ms" + (" (image + mirror)" if flip else ""))
     table.add_row("options", ", ".join(o for o, on in (("flip", flip), ("re-ranking", rerank)) if on) or "none")
     if result.skipped:
-        table.add_row("skipped files", str(len(result.skipped)))
+        from rich.markup import escape
+
+        from edge_reid.data.images import describe_skipped
+
+        table.add_row("skipped files", f"[yellow]{escape(describe_skipped(result.skipped))}[/]")
     typer.echo(
         f"rank-1 {100 * scores.rank(1):.2f}  rank-5 {100 * scores.rank(5):.2f}  rank-10 {100 * scores.rank(10):.2f}  "
         f"mAP {100 * scores.mAP:.2f}  ({result.ms_per_image:.2f} ms/image)"

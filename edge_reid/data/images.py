@@ -93,10 +93,13 @@ def is_image_file(path: str | Path) -> bool:
 def list_images(folder: str | Path) -> list[Path]:
     """The image files directly inside ``folder`` (by suffix, see :data:`IMAGE_SUFFIXES`), sorted by name.
 
+    A symbolic link with an image's name is listed even when it leads nowhere (broken, or a loop): reading
+    it then fails, and the reader skips it by name like any unreadable image.
+
     Raises:
         DataError: ``folder`` is not a folder, or cannot be read.
     """
-    return [path for path in folder_entries(folder) if path.is_file() and is_image_file(path)]
+    return [path for path in folder_entries(folder) if (path.is_file() or path.is_symlink()) and is_image_file(path)]
 
 
 def jpeg_is_truncated(data: bytes) -> bool:

@@ -112,7 +112,7 @@ class MarketSplit:
 def _image_files(folder: Path) -> tuple[list[Path], list[SkippedFile]]:
     images, skipped = [], []
     for path in folder_entries(folder, "folder", "expected a Market-1501 split folder of person crops"):
-        if not path.is_file():
+        if not (path.is_file() or path.is_symlink()):  # a broken link is listed: reading it fails and names it
             continue
         if is_image_file(path):
             images.append(path)
@@ -180,8 +180,9 @@ def calibration_source(root: str | Path) -> Path:
     root = require_folder(root, "calibration data folder", "give a Market-1501 folder or a folder of person crops")
     if (root / TRAIN_DIR).is_dir():
         return root / TRAIN_DIR
-    if root.name in (QUERY_DIR, GALLERY_DIR):
-        raise DataError(f"{root}: calibration images must not come from the test split ({root.name}/); use {TRAIN_DIR}/")
+    name = root.resolve().name  # "." or a link names the folder only once resolved
+    if name in (QUERY_DIR, GALLERY_DIR):
+        raise DataError(f"{root}: calibration images must not come from the test split ({name}/); use {TRAIN_DIR}/")
     return root
 
 
