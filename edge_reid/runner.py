@@ -89,6 +89,12 @@ class GallerySaving:
 SAVE_HOLDER = "edge-reid Runner.save_gallery"
 
 
+def _gallery_write_error(exc: Exception, target: Path) -> OutputWriteError:
+    """A failed gallery save as an :class:`OutputWriteError` that says whether an earlier save is kept."""
+    kept = f"{target} keeps the gallery saved before" if target.is_file() else "no earlier save exists"
+    return OutputWriteError(f"{exc}; {kept}", target)
+
+
 def write_failure(summary: RunSummary, path=None) -> OutputWriteError:
     """The error that ends a run whose outputs failed: the first of ``summary.write_errors``, with how many more.
 
@@ -169,7 +175,11 @@ class Runner:
         if self._holds_lock:
             self._save_gallery(saving)
             return
-        with gallery_lock(check_writable(saving.path, "gallery"), SAVE_HOLDER):
+        try:
+            path = check_writable(saving.path, "gallery")
+        except OutputPathError as exc:
+            raise _gallery_write_error(exc, Path(saving.path)) from None
+        with gallery_lock(path, SAVE_HOLDER):
             self._save_gallery(saving)
 
     def _save_gallery(self, saving: GallerySaving) -> None:
@@ -184,8 +194,7 @@ class Runner:
         try:
             gallery.save(target)
         except (OutputPathError, OutputWriteError) as exc:
-            kept = f"{target} keeps the gallery saved before" if target.is_file() else "no earlier save exists"
-            raise OutputWriteError(f"{exc}; {kept}", target) from None
+            raise _gallery_write_error(exc, target) from None
         if changed:
             raise OutputWriteError(
                 f"gallery file {saving.path} was changed by another program during this run: not saved over (its change "
