@@ -38,6 +38,18 @@ def _file_identity(path: PathLike) -> tuple[str, tuple[int, int] | None]:
     return resolved, (status.st_dev, status.st_ino)
 
 
+def _is_standard_output_file(path: PathLike) -> bool:
+    """True when ``path`` is the file standard output writes to (``/dev/stdout``, or the file it is redirected to)."""
+    try:
+        if sys.stdout is None or sys.stdout.closed:
+            return False
+        ours = os.fstat(sys.stdout.fileno())
+        theirs = os.stat(path)
+    except (OSError, ValueError, AttributeError):  # no real descriptor (a test's capture), or no such file
+        return False
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
 def same_file(first: PathLike, second: PathLike) -> bool:
     """True when two paths name one file or folder.
 
@@ -96,10 +108,11 @@ def check_distinct_outputs(
 
     Raises:
         OutputPathError: one line naming the two paths: an output is the same file (or folder)
-            as an input or as another output (see :func:`same_file`), an existing image inside an
-            input folder (what a folder source and a data set are read from; other files there,
-            e.g. an earlier run's results, may be rewritten), ``"-"`` given to an output that cannot
-            go to standard output, ``"-"`` while standard output is closed, or two outputs on it.
+            as an input or as another output (see :func:`same_file`), an image-named file inside an
+            input folder (what a folder source and a data set are read from: an existing one would be
+            destroyed, a new one read as input next time; other files there, e.g. an earlier run's
+            results, may be rewritten), ``"-"`` given to an output that cannot go to standard output,
+            ``"-"`` while standard output is closed, or two outputs on it (``/dev/stdout`` counts).
     """
     from edge_reid.assets import DEFAULT_DETECTOR, DEFAULT_REID_MODEL
     from edge_reid.data.images import is_image_file
@@ -114,6 +127,8 @@ def check_distinct_outputs(
                 raise OutputPathError(f"{name} cannot go to standard output (-): give a file name")
             on_standard_output.append(name)
             continue
+        if _is_standard_output_file(path):  # /dev/stdout: written at its own offset, it would garble what "-" writes
+            on_standard_output.append(f"{name} {os.fspath(path)}")
         files.append((name, path))
     if on_standard_output and (sys.stdout is None or getattr(sys.stdout, "closed", False)):
         raise OutputPathError(f"{on_standard_output[0]} -: standard output is closed; give a file name")
@@ -134,11 +149,12 @@ def check_distinct_outputs(
                     f"{name} {path} is the same {kind} as {input_name} {input_path}: {harm}; give {name} another path"
                 )
             written = os.path.realpath(os.fspath(path))  # a link is written through: what it points to is what changes
-            if kind == "file" and os.path.lexists(written) and is_image_file(written) and _inside(written, input_path):
+            if kind == "file" and is_image_file(written) and _inside(written, input_path):
                 through = f" (a link to {written})" if written != os.path.abspath(os.fspath(path)) else ""
+                harm = "writing it would destroy part of the input" if os.path.lexists(written) else "it would be read as part of the input"
                 raise OutputPathError(
-                    f"{name} {path}{through} is an image inside {input_name} {input_path}: writing it would destroy part of "
-                    f"the input; give {name} a path outside that folder"
+                    f"{name} {path}{through} is an image inside {input_name} {input_path}: {harm}; give {name} a path "
+                    "outside that folder"
                 )
         for other_name, other_path in files[:index]:
             if same_file(path, other_path):

@@ -279,6 +279,26 @@ def _free_space_note(path: Path) -> str:
     return f"{free / (1 << 20):.0f} MiB free on its file system: an I/O or codec error?"
 
 
+#: Containers :class:`VideoSink` writes (with its default codec mp4v; each checked to read back frame by frame).
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v")
+
+
+def check_video_name(path: str | Path) -> None:
+    """Refuse an output video name OpenCV would not write as one video: another suffix than :data:`VIDEO_SUFFIXES`
+    (an image name is written as single images, over whatever files match; .gif fails after the run) or a ``%``
+    pattern (an image sequence).
+
+    Raises:
+        OutputPathError: naming the path and the suffixes to use.
+    """
+    path = Path(path)
+    if "%" in path.name or path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise OutputPathError(
+            f"output video {path}: not a video file name (OpenCV writes an image name, or a % pattern, as single "
+            f"images over whatever files match); use one ending in {', '.join(VIDEO_SUFFIXES)}"
+        )
+
+
 class VideoSink(Closable):
     """Writes the annotated frames to a video file (MP4 with the ``mp4v`` codec by default).
 
@@ -318,13 +338,20 @@ class VideoSink(Closable):
         self._probe()
 
     def _probe(self) -> None:
-        """Open and release a writer on a small file of the same suffix beside the target."""
+        """Write two small frames to a file of the same suffix beside the target: a container OpenCV
+        cannot write (or writes one image of, as FFmpeg's image muxer does for .jpg) is refused before any work."""
+        check_video_name(self.path)
         fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", suffix=self.path.suffix, dir=self.path.parent)
         os.close(fd)
         try:
             writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (64, 64))
             opened = writer.isOpened()
+            if opened:
+                blank = np.zeros((64, 64, 3), np.uint8)
+                writer.write(blank)
+                writer.write(blank)
             writer.release()
+            opened = opened and os.path.getsize(probe) > 0
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(probe)

@@ -211,13 +211,17 @@ def opencv_has_gstreamer() -> bool:
 DEFAULT_FOLDER_FPS = 1.0
 
 
+def sequence_info_file(folder: str | Path) -> Path | None:
+    """The ``seqinfo.ini`` an image folder is timed by: in the folder itself, or in its parent when the
+    folder is a MOTChallenge sequence's ``img1/``; None when neither holds one."""
+    folder = Path(folder)
+    return next((candidate / "seqinfo.ini" for candidate in (folder, folder.parent) if (candidate / "seqinfo.ini").is_file()), None)
+
+
 def _sequence_of(folder: Path) -> SequenceInfo | None:
-    """The MOTChallenge sequence an image folder belongs to: the folder itself, or its parent when the
-    folder is the sequence's ``img1/`` (whichever holds a ``seqinfo.ini``), or None."""
-    for candidate in (folder, folder.parent):
-        if (candidate / "seqinfo.ini").is_file():
-            return read_sequence_info(candidate)
-    return None
+    """The MOTChallenge sequence an image folder belongs to (:func:`sequence_info_file`), or None."""
+    info = sequence_info_file(folder)
+    return read_sequence_info(info.parent) if info is not None else None
 
 
 def _frame_rate(sequence: SequenceInfo | None, fps: float | None) -> tuple[float, str]:

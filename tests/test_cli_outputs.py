@@ -155,3 +155,84 @@ def test_every_command_that_writes_refuses_to_write_over_its_inputs(tmp_path, mo
         assert err.startswith(f"edge-reid: error: {option} ") and "is the same " in err and len(err.splitlines()) == 1, err
     assert {path: _sha(path) for path in before} == before
     assert not list(mot17_dir.glob("*.onnx")), "nothing written into the data folder"
+
+
+def test_a_source_given_with_spaces_around_it_is_still_an_input(video_copy, capsys):
+    """--source "copy.avi " was opened as copy.avi (stripped) but checked as "copy.avi ": --mot copy.avi emptied the video."""
+    before = _sha(video_copy)
+    assert main(["run", "--source", f"{video_copy} ", "--max-frames", "2", "--mot", str(video_copy)]) == 2
+    assert "is the same file as --source" in unwrapped(capsys.readouterr().err) and _sha(video_copy) == before
+
+
+def test_outputs_that_would_be_read_as_frames_of_an_image_folder_are_refused(tmp_path, vtest_frames, capsys):
+    """An image-named output inside a folder source: new ones were read as frames next time ('not a decodable image'),
+    and `--output 'frames/img_%04d.jpg'` wrote over every input image (OpenCV's image-sequence pattern)."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(2):
+        cv2.imwrite(str(folder / f"img_{index + 1:04d}.jpg"), vtest_frames[index])
+    before = {path.name: _sha(path) for path in folder.iterdir()}
+    for option, path in (("--mot", folder / "rows.jpg"), ("--output", folder / "img_%04d.jpg"), ("--output", tmp_path / "video.jpg"),
+                         ("--output", tmp_path / "video.gif")):
+        assert main(["run", "--source", str(folder), option, str(path)]) == 2
+        err = unwrapped(capsys.readouterr().err)
+        assert "would be read as part of the input" in err or "not a video file name" in err, err
+    assert {path.name: _sha(path) for path in folder.iterdir()} == before
+
+
+def test_dev_stdout_counts_as_standard_output(vtest_path, tmp_path):
+    """--events /dev/stdout with --mot - (or --summary -): both wrote into standard output at their own offsets,
+    garbling each other, exit 0."""
+    captured = tmp_path / "out.txt"
+    with captured.open("w") as stdout:
+        result = subprocess.run(
+            [sys.executable, "-m", "edge_reid", "run", "--source", str(vtest_path), "--max-frames", "2", "--events", "/dev/stdout",
+             "--mot", "-"], cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=300,
+        )
+    assert result.returncode == 2 and "all go to standard output" in result.stderr and captured.read_text() == ""
+
+
+def test_the_gallerys_lock_file_and_a_sequences_seqinfo_are_no_outputs(tmp_path, vtest_frames, vtest_path, capsys):
+    gallery = tmp_path / "g.edgereid"
+    assert main(["run", "--source", str(vtest_path), "--max-frames", "2", "--gallery", str(gallery), "--events", f"{gallery}.lock"]) == 2
+    assert "the lock file of --gallery" in unwrapped(capsys.readouterr().err)
+    sequence = tmp_path / "seq"
+    (sequence / "img1").mkdir(parents=True)
+    cv2.imwrite(str(sequence / "img1" / "000001.jpg"), vtest_frames[0])
+    info = "[Sequence]\nname=seq\nimDir=img1\nframeRate=10\nseqLength=1\nimWidth=768\nimHeight=576\nimExt=.jpg\n"
+    (sequence / "seqinfo.ini").write_text(info)
+    assert main(["run", "--source", str(sequence / "img1"), "--summary", str(sequence / "seqinfo.ini")]) == 2
+    assert "the seqinfo.ini of --source" in unwrapped(capsys.readouterr().err) and (sequence / "seqinfo.ini").read_text() == info
+
+
+def test_a_run_refused_for_a_gallery_in_use_leaves_its_result_files_alone(tmp_path, vtest_path, capsys):
+    """The sinks were opened (files emptied) before the run found the gallery held by another run and exited 2."""
+    from edge_reid.matching.gallery_lock import RUN_HOLDER, gallery_lock
+
+    gallery = tmp_path / "g.edgereid"
+    kept = tmp_path / "keep.jsonl"
+    kept.write_text('{"frame": 0}\n')
+    with gallery_lock(gallery, RUN_HOLDER):
+        assert main(["run", "--source", str(vtest_path), "--max-frames", "2", "--gallery", str(gallery), "--events", str(kept)]) == 2
+    assert "in use by edge-reid run" in unwrapped(capsys.readouterr().err) and kept.read_text() == '{"frame": 0}\n'
+
+
+def test_the_mot_frame_names_file_is_checked_before_work(tmp_path, vtest_frames, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.jpg"), vtest_frames[0])
+    mot = tmp_path / "side.txt"
+    Path(f"{mot}.frames.jsonl").mkdir()
+    assert main(["run", "--source", str(folder), "--mot", str(mot)]) == 2
+    err = unwrapped(capsys.readouterr().err)
+    assert "MOT frame names path" in err and "is a folder" in err
+
+
+def test_a_run_with_no_frame_says_an_earlier_video_is_not_its_own(tmp_path, capsys):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "0.jpg").write_bytes(b"not a jpeg")
+    earlier = tmp_path / "out.mp4"
+    earlier.write_bytes(b"an earlier run's video")
+    assert main(["run", "--source", str(folder), "--output", str(earlier)]) == 0
+    assert "no frame was written, so" in unwrapped(capsys.readouterr().err) and earlier.read_bytes() == b"an earlier run's video"

@@ -147,7 +147,7 @@ def test_a_finished_video_holds_every_frame(tmp_path, vtest_frames):
 
 
 def test_a_container_opencv_cannot_write_fails_before_any_frame(tmp_path):
-    with pytest.raises(OutputPathError, match=r"OpenCV cannot write video .*o.notavideo .*use a .mp4 or .avi file name"):
+    with pytest.raises(OutputPathError, match=r"output video .*o.notavideo: not a video file name .*use one ending in .mp4, .avi"):
         VideoSink(tmp_path / "o.notavideo")
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "the probe file is removed"
 

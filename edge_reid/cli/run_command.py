@@ -197,13 +197,15 @@ def run(
     from edge_reid.output_paths import check_distinct_outputs, check_writable, is_standard_output
     from edge_reid.pipeline import Pipeline
     from edge_reid.runner import GallerySaving, Runner
-    from edge_reid.sinks import DisplaySink, EventsSink, MotSink, VideoSink, frame_names_path
-    from edge_reid.sources import classify_source, open_source
+    from edge_reid.sinks import DisplaySink, EventsSink, MotSink, VideoSink, check_video_name, frame_names_path
+    from edge_reid.matching.gallery_lock import lock_path, refuse_if_a_run_holds
+    from edge_reid.sources import classify_source, open_source, sequence_info_file
     from edge_reid.spec import sidecar_path
     from edge_reid.tracking import CameraMotion, Tracker
 
     if (source is None) == (camera is None):
         raise typer.BadParameter("give exactly one of --source or --camera", param_hint="--source/--camera")
+    source = source.strip() if source is not None else None  # as the source is opened: checked as what is read
     check_backend_option(backend, precision, detector_precision, device)
     if prune_after is not None and prune_after < PRUNE_MIN_AGE_S:
         raise typer.BadParameter(
@@ -227,16 +229,22 @@ def run(
             mot_frame_names = frame_names_path(mot)
     check_distinct_outputs(
         {"--events": events, "--mot": mot, "the frame names of --mot": mot_frame_names, "--output": output,
-         "--summary": summary_path, "--gallery": gallery_path},
+         "--summary": summary_path, "--gallery": gallery_path, "the lock file of --gallery": lock_path(gallery_path) if gallery_path is not None else None},
         {"--source": source if source_kind in ("file", "folder") else None,
          "--camera": camera if camera is not None and Path(camera).exists() else None,
+         "the seqinfo.ini of --source": sequence_info_file(source) if source_kind == "folder" else None,
          "--model": model, "the spec of --model": sidecar_path(model) if model is not None else None, "--detector": detector},
         standard_output=("--events", "--mot", "--summary"),
     )
-    outputs = ((events, "events"), (mot, "MOT results"), (output, "output video"), (summary_path, "summary"), (gallery_path, "gallery"))
+    outputs = ((events, "events"), (mot, "MOT results"), (mot_frame_names, "MOT frame names"), (output, "output video"),
+               (summary_path, "summary"), (gallery_path, "gallery"))
     for path, what in outputs:
         if path is not None and not is_standard_output(path):
             check_writable(path, what)
+    if output is not None:
+        check_video_name(output)
+    if gallery_path is not None:
+        refuse_if_a_run_holds(gallery_path)  # now, not when the run takes the lock: its result files are still untouched
     if display:
         DisplaySink.check_screen()
 
@@ -382,6 +390,7 @@ def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summar
     from edge_reid.errors import OutputPathError, OutputWriteError
     from edge_reid.output_paths import is_standard_output
     from edge_reid.runner import write_failure
+    from edge_reid.sinks import VideoSink
 
     failure = None
     with progress:
@@ -404,6 +413,9 @@ def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summar
             summary.write_errors.append(message)
             failure = write_failure(summary, failure.path if failure is not None else summary_path)
     _print_summary(summary)
+    for sink in sinks:
+        if isinstance(sink, VideoSink) and sink.frames == 0 and sink.path.is_file():
+            console.print(f"[yellow]warning:[/] no frame was written, so {sink.path} is not this run's: a file from before, left as it was")
     if summary.source_gave_up:
         console.print(f"[yellow]warning:[/] {frames.kind} {frames.name} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")
     if failure is not None:

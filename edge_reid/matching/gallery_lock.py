@@ -82,6 +82,33 @@ def gallery_lock(gallery_path: str | os.PathLike, holder: str, wait_s: float = W
         os.close(descriptor)
 
 
+def refuse_if_a_run_holds(gallery_path: str | os.PathLike) -> None:
+    """Refuse at once, before a command touches any of its outputs, a gallery a run holds (it would be
+    refused when it takes the lock anyway, after emptying its result files). Creates no lock file.
+
+    Raises:
+        GalleryInUseError: a run holds the gallery's lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return
+    try:
+        descriptor = os.open(lock_path(gallery_path), os.O_RDWR)
+    except OSError:  # no lock file: nobody holds it
+        return
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+        except BlockingIOError:
+            other = _read_holder(descriptor)
+            if other.startswith(RUN_HOLDER):
+                raise GalleryInUseError(_in_use_message(gallery_path, other)) from None
+    finally:
+        os.close(descriptor)
+
+
 def _read_holder(descriptor: int) -> str:
     try:
         return os.pread(descriptor, 512, 0).decode("utf-8", "replace").strip()
