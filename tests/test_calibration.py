@@ -282,7 +282,8 @@ def test_calibrate_impossible_budget_falls_back_and_still_writes_the_best_model(
     assert saved["met"] is False and saved["calibration"]["count"] == 20
     assert saved["calibration"]["source"] == str(market / "bounding_box_train")
     assert all((market / "bounding_box_train" / name).is_file() for name in saved["calibration"]["images"])
-    assert [Path(p).name for p in saved["pool"]["skipped"]] == ["0030_c2s1_000009_00.jpg"]  # unreadable, counted
+    assert [(Path(p["path"]).name, p["reason"]) for p in saved["pool"]["skipped"]] == [("0030_c2s1_000009_00.jpg", "not a decodable image")]
+    assert [Path(p["path"]).name for p in saved["fp32"]["skipped"]] == ["0030_c2s1_000009_00.jpg"], "the mAPs leave it out: said"
     header, scales = read_tensorrt_table(report.outputs["tensorrt_table"])
     graph = onnx.load(str(out)).graph
     producer = {o: n for n in graph.node for o in n.output}
@@ -457,3 +458,23 @@ def test_contiguity_grows_int8_regions_until_a_step_fails(osnet_path):
     assert all(neighbours[name] & set(int8) for name in int8)
     assert measured[-1][1] & forbidden  # the last step tried failed and was not kept
     assert best.split == "held-out" and ("held-out", frozenset(int8)) in measured  # kept only after both splits
+
+
+def test_an_unreadable_file_in_the_crop_pool_is_replaced_by_another_and_named(tmp_path):
+    """The pool's files were chosen before reading: one empty file among 31 left 13 of 14 crops, refused as too few."""
+    from edge_reid.calibration.pool import MIN_SPLIT_CROPS, load_pool
+    from edge_reid.errors import DataError
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for index in range(30):
+        cv2.imwrite(str(folder / f"crop_{index:03d}.jpg"), rng.integers(0, 255, (64, 32, 3), np.uint8))
+    (folder / "a_empty.jpg").write_bytes(b"")  # first by name: the spread takes it
+    pool = load_pool(folder, None, 2 * MIN_SPLIT_CROPS)
+    assert len(pool.crops) == 2 * MIN_SPLIT_CROPS
+    assert [(s.path.name, s.reason) for s in pool.skipped] == [("a_empty.jpg", "empty file")]
+    for path in list(folder.iterdir())[: 30 - 2 * MIN_SPLIT_CROPS + 2]:
+        path.write_bytes(b"")
+    with pytest.raises(DataError, match=r"only \d+ readable crops; need at least .*skipped \d+ files: "):
+        load_pool(folder, None, 2 * MIN_SPLIT_CROPS)

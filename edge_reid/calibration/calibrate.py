@@ -494,7 +494,7 @@ def calibrate_model(
             "selection_crops": len(evaluator.selection),
             "heldout_crops": len(evaluator.heldout),
             "split": f"alternate runs of about {settings.heldout_block} consecutive crops" + (", whole frames" if pool.frames is not None else ""),
-            "skipped": [str(s.path) for s in pool.skipped],
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in pool.skipped],
         }
 
         with tempfile.TemporaryDirectory(dir=out_dir, prefix=".edge-reid-calibrate-") as tmp_name:
@@ -507,8 +507,9 @@ def calibrate_model(
                 best, out_spec = _fp16(original, tmp, evaluator, spec, settings, report, seconds)
             else:
                 best, out_spec = _int8(original, spec, source, order, tmp, paths, evaluator, settings, report, seconds, progress, log)
-            if evaluator.reference_labelled is not None:
-                report.fp32 = evaluator.reference_labelled.scores.to_dict()
+            if evaluator.reference_labelled is not None:  # its skipped files: the mAPs are over the rest
+                report.fp32 = {**evaluator.reference_labelled.scores.to_dict(),
+                               "skipped": [{"path": str(s.path), "reason": s.reason} for s in evaluator.reference_labelled.skipped]}
             labelled = best.details["labelled"]
             if labelled is not None:
                 # the drop from unrounded mAPs: the guard's number, not a difference of two rounded ones

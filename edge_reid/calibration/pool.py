@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from edge_reid.crop_pool import CropPool, spread
-from edge_reid.data.images import list_images, read_images
+from edge_reid.data.images import describe_skipped, list_images, read_images
 from edge_reid.data.market1501 import MarketDataset
 from edge_reid.errors import DataError
 
@@ -48,25 +48,34 @@ def load_pool(source: str | Path | None, dataset: MarketDataset | None, max_crop
     if source is None:
         if dataset is None:
             raise DataError("no crop pool: give a folder of crops or a video")
-        paths = spread(list(dataset.query.paths) + list(dataset.gallery.paths), max_crops)
-        crops, _, skipped = read_images(paths)
-        pool = CropPool(crops, f"query+gallery of {dataset.root} ({len(paths)} of {len(dataset.query) + len(dataset.gallery)})", skipped)
+        files = list(dataset.query.paths) + list(dataset.gallery.paths)
+        crops, _, skipped = read_images(_spread_then_the_rest(files, max_crops), limit=max_crops)
+        pool = CropPool(crops, f"query+gallery of {dataset.root} ({len(crops)} of {len(files)})", skipped)
     else:
         path = check_pool_source(source)
         if path.is_dir():
             files = list_images(path)
-            crops, _, skipped = read_images(spread(files, max_crops))
-            pool = CropPool(crops, f"folder {path} ({min(len(files), max_crops)} of {len(files)} images)", skipped)
+            crops, _, skipped = read_images(_spread_then_the_rest(files, max_crops), limit=max_crops)
+            pool = CropPool(crops, f"folder {path} ({len(crops)} of {len(files)} images)", skipped)
         else:  # a video
             from edge_reid.crops import cut_person_crops
 
             pool = cut_person_crops(path, max_crops=max_crops)
     if len(pool.crops) < 2 * MIN_SPLIT_CROPS:
+        unreadable = f"; skipped {describe_skipped(pool.skipped)}" if pool.skipped else ""
         raise DataError(
             f"crop pool {pool.source}: only {len(pool.crops)} readable crops; need at least {2 * MIN_SPLIT_CROPS} "
-            f"({MIN_SPLIT_CROPS} per split to compare neighbours)"
+            f"({MIN_SPLIT_CROPS} per split to compare neighbours){unreadable}"
         )
     return pool
+
+
+def _spread_then_the_rest(files: Sequence[Path], count: int) -> list[Path]:
+    """``count`` files spread evenly over ``files`` first, then the others in order: reading stops at ``count``
+    readable ones, so an unreadable file is replaced by another instead of leaving the pool short."""
+    first = spread(list(files), count)
+    chosen = set(first)
+    return first + [path for path in files if path not in chosen]
 
 
 def split_pool(count: int, block: int = 25, frames: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -179,7 +179,11 @@ def bench(
             status.print(f"cutting up to {max_crops} person crops from {source}")
             pool = crops_from_video(source, max_crops)
         if pool.skipped:
-            status.print(f"[yellow]skipped {len(pool.skipped)} unreadable images in {crops}[/]")
+            from rich.markup import escape
+
+            from edge_reid.data.images import describe_skipped
+
+            status.print(f"[yellow]skipped {escape(describe_skipped(pool.skipped))} in {escape(str(crops))}[/]")
         return pool
 
     config = BenchConfig(
