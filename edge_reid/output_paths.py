@@ -8,6 +8,7 @@ goes to standard output) and :func:`check_writable` for each file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -163,6 +164,35 @@ def check_distinct_outputs(
                 )
 
 
+#: Folders the checks below made in this process, outermost first: a command refused or failed after its
+#: checks removes those still empty (:func:`remove_folders_left_empty`).
+_made_folders: list[Path] = []
+
+
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p``, remembering which folders it made."""
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate):
+            break
+        missing.append(candidate)
+    folder.mkdir(parents=True, exist_ok=True)
+    _made_folders.extend(reversed(missing))
+
+
+def forget_made_folders() -> None:
+    """Start a new command: folders made before are no longer this command's to remove."""
+    _made_folders.clear()
+
+
+def remove_folders_left_empty() -> None:
+    """Remove the folders :func:`check_writable` and :func:`check_writable_folder` made that are still empty,
+    deepest first: what a command that was refused or failed after its checks leaves behind."""
+    while _made_folders:
+        with contextlib.suppress(OSError):  # not empty (something was written), or already gone
+            _made_folders.pop().rmdir()
+
+
 def _file_in_the_way(folder: Path) -> Path | None:
     """The nearest existing ancestor of ``folder`` (itself included) when it is not a folder, else None."""
     for candidate in (folder, *folder.parents):
@@ -194,7 +224,7 @@ def check_writable(path: str | Path, what: str) -> Path:
     if target.exists() and not target.is_file():
         raise OutputPathError(f"{what} path {target} is not a regular file (a device, pipe or socket); give a file name")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(target.parent)
         fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=target.parent)
         os.close(fd)
         os.unlink(probe)
@@ -215,7 +245,7 @@ def check_writable_folder(folder: str | Path, what: str = "output folder") -> Pa
     """
     target = Path(folder)
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        _make_folder(target)
         fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=target)
         os.close(fd)
         os.unlink(probe)

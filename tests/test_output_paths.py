@@ -101,3 +101,17 @@ def test_a_file_where_a_folder_should_be_is_named(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputPathError, match=r"cannot write events to .*model.onnx/sub/e.jsonl: .*model.onnx is a file, not a folder"):
         check_writable(blocker / "sub" / "e.jsonl", "events")
+
+
+def test_a_refused_command_leaves_no_folder_its_checks_made(tmp_path, capsys):
+    """`eval --data nope --json newdir/a/b/r.json` was refused (exit 2) but left newdir/a/b behind."""
+    from edge_reid.cli import main
+
+    assert main(["eval", "--data", str(tmp_path / "nope"), "--json", str(tmp_path / "newdir" / "a" / "b" / "r.json")]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "newdir").exists()
+    kept = tmp_path / "kept"
+    (kept / "a").mkdir(parents=True)
+    (kept / "a" / "earlier.json").write_text("{}")
+    assert main(["eval", "--data", str(tmp_path / "nope"), "--json", str(kept / "a" / "b" / "r.json")]) == 2
+    assert sorted(p.name for p in (kept / "a").iterdir()) == ["earlier.json"], "only what the command made goes"

@@ -12,6 +12,7 @@ import warnings
 from edge_reid.atomic import WRITE_FAILURES
 from edge_reid.cli.app import app
 from edge_reid.errors import EdgeReidError, EdgeReidWarning
+from edge_reid.output_paths import forget_made_folders, remove_folders_left_empty
 
 # Each import registers its commands on ``app``.
 from edge_reid.cli import run_command  # noqa: E402,F401
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     handlers = _signal_handlers()
+    forget_made_folders()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default", EdgeReidWarning)  # each shown once, whatever the filters outside
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         if code is None:  # a bug (ours or a library's): one line here, the whole traceback in a file to report
             print(f"edge-reid: internal error: {type(exc).__name__}: {exc} ({_save_traceback(exc)}; please report it)", file=sys.stderr)
             code = 1
+    if code not in (0, None):
+        remove_folders_left_empty()  # a command refused or failed after its output checks leaves no empty folder
     if code == 130:
         print("edge-reid: interrupted", file=sys.stderr)
     if argv is None:
