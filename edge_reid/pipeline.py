@@ -152,11 +152,16 @@ class Pipeline:
         self._stream_clock = StreamClock()
         self._next_frame_index = 0
 
-    def _forget_tracks(self) -> None:
+    def _forget_tracks(self, keep_counting: bool = False) -> None:
+        """New tracker and identities; ``keep_counting``: the same stream goes on, so track ids go on from
+        the last one (never reused for another person) and confirmed tracks keep adding up."""
         motion = self.tracker.camera_motion
         if motion is not None:
             motion.reset()
-        self.tracker = Tracker(self.tracker.config, camera_motion=motion)
+        previous = self.tracker
+        self.tracker = Tracker(previous.config, camera_motion=motion)
+        if keep_counting:
+            self.tracker.continue_counting(previous)
         self.identities = TrackIdentities(self.gallery, reid_threshold=self.identities.reid_threshold)
         self._pending.clear()
         self._frame_size = None
@@ -223,7 +228,7 @@ class Pipeline:
             raise ValueError(f"timestamp_s must be a finite number of seconds, got {timestamp_s}")
         self._next_frame_index = frame_index + 1
         if self._frame_size is not None and image.shape[:2] != self._frame_size:
-            self._forget_tracks()
+            self._forget_tracks(keep_counting=True)
         self._frame_size = image.shape[:2]
         timer = self.timer
         if detections is None:
@@ -327,20 +332,23 @@ class Pipeline:
                 frames.close()
 
     def _staged(self, frames: FrameSource, max_frames: int | None) -> Iterator[tuple[Frame, Detections | None]]:
-        """Decode and detect, in the calling thread."""
+        """Decode and detect, in the calling thread (whose reading of ``frames`` ends here, an error included)."""
         iterator = iter(frames)
         produced = 0
-        while max_frames is None or produced < max_frames:
-            with self.timer.measure("decode"):
-                frame = next(iterator, None)
-            if frame is None:
-                return
-            detections = None
-            if self.detector is not None:
-                with self.timer.measure("detect"):
-                    detections = self.detector.detect(frame.image)
-            yield frame, detections
-            produced += 1
+        try:
+            while max_frames is None or produced < max_frames:
+                with self.timer.measure("decode"):
+                    frame = next(iterator, None)
+                if frame is None:
+                    return
+                detections = None
+                if self.detector is not None:
+                    with self.timer.measure("detect"):
+                        detections = self.detector.detect(frame.image)
+                yield frame, detections
+                produced += 1
+        finally:
+            iterator.close()  # in this thread, the reading one: the source may release its capture now
 
     def _staged_threaded(self, frames: FrameSource, max_frames: int | None, depth: int) -> Iterator[tuple[Frame, Detections | None]]:
         """Decode and detect in a worker thread, ``depth`` frames ahead; re-raises its errors here."""

@@ -378,7 +378,7 @@ class FrameSource(Closable):
         read returns, never under it (a stalled stream's read can take seconds)."""
         with self._capture_lock:
             reading = self._reading_thread
-            if reading is not None and threading.current_thread() is not reading:
+            if reading is not None and threading.current_thread() is not reading and reading.is_alive():
                 self._stop = True
                 self._release_pending = True
                 return

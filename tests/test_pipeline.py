@@ -234,6 +234,8 @@ def test_a_frame_of_another_size_keeps_the_people_their_identities(embedder, det
     assert len(after_change) >= 20 and runs[True][0][-1].frame_index == 39
     assert {p.identity_id for p in after_change} <= unchanged, "the same people, the same identities"
     assert runs[True][1] == runs[False][1], "no second identity for anyone"
+    before_change = {p.track_id for r in runs[True][0][:20] for p in r.people}
+    assert min(p.track_id for p in after_change) > max(before_change), "track ids go on: none is given to another person"
 
 
 def test_a_run_closed_before_its_first_frame_closes_the_source_it_was_given(embedder, detector, vtest_path):
@@ -250,3 +252,28 @@ def test_a_run_closed_before_its_first_frame_closes_the_source_it_was_given(embe
     assert next(results).frame_index == 0
     results.close()
     assert source._capture is None
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_detector_error_mid_run_releases_the_source_at_once(embedder, vtest_path, prefetch):
+    """The decode worker was the source's reading thread and its iterator stayed suspended in the error's traceback:
+    the main thread's close() only marked a release pending, and the capture stayed held until garbage collection."""
+    from edge_reid.sources import open_source
+
+    class FailsOnTheThirdFrame:
+        min_box_height = 0.0
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def detect(self, image):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("detector failed")
+            return Detections.empty()
+
+    source = open_source(str(vtest_path))
+    with pytest.raises(RuntimeError, match="detector failed"):
+        for _ in Pipeline(embedder, detector=FailsOnTheThirdFrame()).run(source, prefetch=prefetch):
+            pass
+    assert source._capture is None, "released before the error reached the caller"

@@ -115,6 +115,13 @@ class Tracker:
         self.updates = 0
         self._recent: deque[tuple[int, float, float, np.ndarray]] = deque()  # (update, timestamp, clock, warp)
 
+    def continue_counting(self, previous: "Tracker") -> None:
+        """Take up ``previous``'s counts (a new tracker for the same stream, e.g. after its frames changed
+        size): new track ids go on from its last one, and ``confirmed_total`` and ``ignored_boxes`` add up."""
+        self._next_id = max(self._next_id, previous._next_id)
+        self.confirmed_total += previous.confirmed_total
+        self.ignored_boxes += previous.ignored_boxes
+
     # -- reading --------------------------------------------------------------------------
     def get(self, track_id: int) -> Track | None:
         """The live track with this id, or None."""
