@@ -186,7 +186,9 @@ class Runner:
         gallery = self.pipeline.gallery
         if saving.prune_after_s is not None:
             gallery.prune(saving.prune_after_s, keep=self.pipeline.identities.held_identities())
-        changed = self._saving_to is None and gallery.changed_on_disk()
+        origin = gallery.source_path  # the file it was read from or last saved to: what "changed" is about
+        saves_over_origin = origin is not None and origin.exists() and Path(saving.path).exists() and os.path.samefile(origin, saving.path)
+        changed = self._saving_to is None and saves_over_origin and gallery.changed_on_disk()
         if changed:
             stem, suffix = Path(saving.path).stem, Path(saving.path).suffix or ".edgereid"
             self._saving_to = Path(saving.path).with_name(f"{stem}.run-{time.strftime('%Y%m%d-%H%M%S')}{suffix}")
@@ -269,7 +271,13 @@ class Runner:
             if saving is None:
                 return self._run(source, max_frames, on_frame)
             path = check_writable(saving.path, "gallery")  # its folder made, before the lock file goes there
-            with gallery_lock(path, RUN_HOLDER):
+            with gallery_lock(path, RUN_HOLDER, should_stop=self._stop.is_set) as held:
+                if not held:  # stopped while a gallery command held it: no frame is read, nothing saved
+                    self.gallery_saving = None
+                    try:
+                        return self._run(source, max_frames, on_frame)
+                    finally:
+                        self.gallery_saving = saving
                 self._holds_lock = True
                 try:
                     self._check_gallery_is_ours(path)

@@ -1,6 +1,7 @@
 """The library's run loop (what `edge-reid run` does, for Python users of Pipeline)."""
 
 import json
+import time
 
 import pytest
 
@@ -120,7 +121,8 @@ def test_a_sink_whose_close_fails_leaves_the_other_outputs_closed_and_the_galler
 
 
 def test_a_stop_while_the_gallery_lock_is_awaited_ends_the_run_before_its_first_frame(tmp_path, embedder, detector, vtest_path):
-    """stop() (Ctrl-C) while the run waited for a gallery command's lock was wiped when the run began: it ran to the end."""
+    """stop() (Ctrl-C) while the run waited for a gallery command's lock was wiped when the run began: it ran to the end.
+    Then the stop waited for the lock's holder (up to 60 s) before taking effect."""
     import threading
 
     from edge_reid.matching.gallery_lock import gallery_lock
@@ -140,11 +142,14 @@ def test_a_stop_while_the_gallery_lock_is_awaited_ends_the_run_before_its_first_
     holder.start()
     holding.wait(10)
     threading.Timer(0.3, runner.stop).start()
-    threading.Timer(0.8, release.set).start()
+    started = time.monotonic()
     summary = runner.run(str(vtest_path), max_frames=30)
+    waited = time.monotonic() - started
+    release.set()
     holder.join()
     assert summary.interrupted and summary.frames == 0 and recorder.frames == [] and recorder.closed == 1
-    assert gallery_path.is_file()  # the (empty) gallery is still saved, as on every exit
+    assert waited < 3.0, f"the stop ends the wait for the lock at once, not when its holder lets go ({waited:.1f} s)"
+    assert not gallery_path.exists(), "without the lock nothing is saved"
 
 
 def test_a_gallery_file_changed_during_a_run_is_not_saved_over(tmp_path, embedder, detector, vtest_path):
@@ -179,3 +184,19 @@ def test_save_gallery_outside_a_run_holds_the_lock(tmp_path, embedder, detector)
     assert not gallery_path.exists()
     runner.save_gallery()
     assert gallery_path.is_file()
+
+
+def test_saving_to_a_new_file_is_not_diverted_by_a_change_to_the_file_read(tmp_path, embedder, detector, vtest_path):
+    """Loaded from people.edgereid, saved to site2.edgereid: another program's save of people.edgereid made the run
+    write site2.run-*.edgereid and fail, though site2.edgereid was never anyone else's."""
+    people, site2 = tmp_path / "people.edgereid", tmp_path / "site2.edgereid"
+    Gallery(embedder.dim, model_id=embedder.model_id).save(people)
+    pipeline = Pipeline(embedder, detector, gallery=Gallery.open(people, embedder.dim, embedder.model_id))
+
+    def other_program(result, running) -> None:
+        if result.frame_index == 1:
+            Gallery(embedder.dim, model_id=embedder.model_id).save(people)
+
+    runner = Runner(pipeline, [], gallery_saving=GallerySaving(site2, every_s=1e-6), handle_signals=False)
+    summary = runner.run(str(vtest_path), max_frames=4, on_frame=other_program)
+    assert summary.frames == 4 and site2.is_file() and not list(tmp_path.glob("site2.run-*"))

@@ -19,7 +19,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from edge_reid.errors import DataError
 
@@ -40,14 +40,18 @@ def lock_path(gallery_path: str | os.PathLike) -> Path:
 
 
 @contextmanager
-def gallery_lock(gallery_path: str | os.PathLike, holder: str, wait_s: float = WAIT_FOR_COMMAND_S) -> Iterator[None]:
-    """Hold the gallery's write lock for the ``with`` block.
+def gallery_lock(
+    gallery_path: str | os.PathLike, holder: str, wait_s: float = WAIT_FOR_COMMAND_S, should_stop: Callable[[], bool] | None = None
+) -> Iterator[bool]:
+    """Hold the gallery's write lock for the ``with`` block, which gets True (``as held``).
 
     Args:
         gallery_path: the ``.edgereid`` file (it need not exist yet).
         holder: who holds it, for others' messages, e.g. ``"edge-reid run"`` (:data:`RUN_HOLDER`)
             or ``"edge-reid gallery rename"``; the process id is added.
         wait_s: seconds to wait for a holder that is not a run.
+        should_stop: checked while waiting (e.g. a run's stop on Ctrl-C); once it is true the wait
+            ends and the block gets False: the lock is not held, nothing may be written.
 
     Raises:
         GalleryInUseError: a run holds it, or another holder did not let go within ``wait_s``.
@@ -56,7 +60,7 @@ def gallery_lock(gallery_path: str | os.PathLike, holder: str, wait_s: float = W
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks here
-        yield
+        yield True
         return
     path = lock_path(gallery_path)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -70,11 +74,14 @@ def gallery_lock(gallery_path: str | os.PathLike, holder: str, wait_s: float = W
                 other = _read_holder(descriptor)
                 if other.startswith(RUN_HOLDER) or time.monotonic() >= deadline:
                     raise GalleryInUseError(_in_use_message(gallery_path, other)) from None
+                if should_stop is not None and should_stop():
+                    yield False
+                    return
                 time.sleep(0.2)
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{holder} (pid {os.getpid()}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         try:
-            yield
+            yield True
         finally:
             os.ftruncate(descriptor, 0)
             fcntl.flock(descriptor, fcntl.LOCK_UN)
