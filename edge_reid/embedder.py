@@ -19,7 +19,7 @@ from edge_reid.detections import box_rows
 from edge_reid.errors import ModelError
 from edge_reid.jit import cached_njit
 from edge_reid.preprocess import CropPreprocessor
-from edge_reid.spec import ModelSpec, legacy_model_id, load_spec, model_id
+from edge_reid.spec import ModelSpec, legacy_model_ids, load_spec, model_id
 
 #: Most threads preprocessing one batch: more gain nothing measurable for batches of <= 32 crops.
 MAX_PREPROCESS_THREADS = 4
@@ -150,9 +150,9 @@ class Embedder(Closable):
 
     @property
     def earlier_model_ids(self) -> tuple[str, ...]:
-        """Ids older edge-reid versions gave this same model (:func:`edge_reid.spec.legacy_model_id`):
+        """Ids older edge-reid versions gave this same model (:func:`edge_reid.spec.legacy_model_ids`):
         galleries saved under them are still this model's (``Gallery.open(..., earlier_model_ids=...)``)."""
-        return (legacy_model_id(self.model_path, self.spec),)
+        return legacy_model_ids(self.model_path, self.spec)
 
     def _check_model(self) -> None:
         """One real inference of one mid-grey crop: output (1, D) and finite, else a ModelError naming the file."""

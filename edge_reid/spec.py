@@ -182,15 +182,24 @@ def model_id(model_path: str | Path, spec: ModelSpec) -> str:
     return hashlib.sha256((model_sha256(model_path) + spec.fingerprint()).encode()).hexdigest()
 
 
-def legacy_model_id(model_path: str | Path, spec: ModelSpec) -> str:
-    """The id earlier versions of edge-reid gave a model, which also hashed the spec's ``name``
-    (the file name for models without a built-in spec): galleries they saved are recognised by it.
+def legacy_model_ids(model_path: str | Path, spec: ModelSpec) -> tuple[str, ...]:
+    """The ids earlier versions of edge-reid gave a model: galleries they saved are recognised by them.
+
+    - Before 2026-11-30 the id also hashed the spec's ``name`` (the file name for models without a
+      built-in spec).
+    - Until 2026-12-01 it hashed the ``.onnx`` file alone, also for a model whose weights are in separate
+      files (ONNX external data; for the others it is :func:`model_id` itself, so it is left out). Such a
+      gallery cannot tell which weights made it: it is taken as this model's, as that version took it.
 
     Raises:
         OSError: the file cannot be read.
     """
+    own = file_sha256(model_path)
     spec_json = json.dumps(spec.to_dict(), sort_keys=True).encode()
-    return hashlib.sha256((file_sha256(model_path) + hashlib.sha256(spec_json).hexdigest()).encode()).hexdigest()
+    ids = [hashlib.sha256((own + hashlib.sha256(spec_json).hexdigest()).encode()).hexdigest()]
+    if model_sha256(model_path) != own:
+        ids.append(hashlib.sha256((own + spec.fingerprint()).encode()).hexdigest())
+    return tuple(ids)
 
 
 def _assumed_spec_message(path: Path, spec: ModelSpec) -> str:

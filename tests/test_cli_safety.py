@@ -22,7 +22,7 @@ import edge_reid
 from conftest import unwrapped
 from edge_reid.cli import main
 from edge_reid.matching import Gallery
-from edge_reid.spec import legacy_model_id, load_spec
+from edge_reid.spec import legacy_model_ids, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,7 +204,7 @@ def test_a_gallery_saved_under_the_old_model_id_is_kept(tmp_path, osnet_path, cr
     from edge_reid.embedder import Embedder
 
     spec = load_spec(osnet_path)
-    old = Gallery(512, model_id=legacy_model_id(osnet_path, spec), model_name=osnet_path.name)
+    old = Gallery(512, model_id=legacy_model_ids(osnet_path, spec)[0], model_name=osnet_path.name)
     old.add(np.eye(512, dtype=np.float32)[0])
     path = tmp_path / "old.edgereid"
     old.save(path)

@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 from edge_reid.errors import ModelError, ModelSpecWarning
-from edge_reid.spec import BUILTIN_SPECS, ModelSpec, builtin_spec_for, legacy_model_id, load_spec, model_id
+from edge_reid.spec import BUILTIN_SPECS, ModelSpec, builtin_spec_for, legacy_model_ids, load_spec, model_id
 from onnx_builders import mean_model, rank2_model
 
 
@@ -134,7 +134,8 @@ def test_a_renamed_copy_is_the_same_model(osnet_path, tmp_path):
         renamed = load_spec(copy)
     assert renamed.name == "reid_v2" and original.name == "osnet"
     assert model_id(copy, renamed) == model_id(osnet_path, original)
-    assert legacy_model_id(copy, renamed) != legacy_model_id(osnet_path, original), "the old id hashed the name"
+    assert legacy_model_ids(copy, renamed) != legacy_model_ids(osnet_path, original), "the old id hashed the name"
+    assert len(legacy_model_ids(osnet_path, original)) == 1, "weights inside the file: the id never changed otherwise"
     assert model_id(copy, load_spec(copy, {"color_order": "BGR"})) != model_id(osnet_path, original)
     other = mean_model(tmp_path / "osnet_tiny.onnx")
     assert model_id(other, load_spec(other)) != model_id(osnet_path, original)
@@ -179,6 +180,10 @@ def test_a_model_with_its_weights_beside_it_is_another_model_when_they_change(os
     assert file_sha256(tmp_path / "a" / "osnet_ext.onnx") == file_sha256(tmp_path / "b" / "osnet_ext.onnx"), "one graph file"
     assert ids[0] != ids[1], "other weights: another model"
     assert model_sha256(osnet_path) == file_sha256(osnet_path), "weights inside the file: its id as before"
+    spec = load_spec(tmp_path / "a" / "osnet_ext.onnx")
+    graph_file_only = legacy_model_ids(tmp_path / "a" / "osnet_ext.onnx", spec)[-1]
+    assert graph_file_only == legacy_model_ids(tmp_path / "b" / "osnet_ext.onnx", spec)[-1] != ids[0], (
+        "the id of the last version (the graph file alone) stays an earlier id: its galleries are not refused")
     (tmp_path / "a" / "weights.bin").unlink()
     with pytest.raises(OSError):
         model_sha256(tmp_path / "a" / "osnet_ext.onnx")

@@ -660,7 +660,7 @@ class Gallery:
                 :class:`~edge_reid.errors.GalleryWarning`, and records ``model_id`` at its next save.
             model_name: the current model's name, for the error message.
             earlier_model_ids: ids older edge-reid versions gave this same model
-                (:func:`edge_reid.spec.legacy_model_id`): such a gallery is accepted and re-tagged.
+                (:func:`edge_reid.spec.legacy_model_ids`): such a gallery is accepted and re-tagged.
 
         Raises:
             DataError: missing, corrupt, truncated or inconsistent file, or a

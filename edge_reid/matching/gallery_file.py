@@ -198,7 +198,7 @@ def read_gallery(
         model_id: the current model's id; a gallery saved with another model is refused (None: no check).
         model_name: the current model's name, for the error message.
         earlier_model_ids: ids older edge-reid versions gave the *same* model (e.g.
-            :func:`edge_reid.spec.legacy_model_id`); a gallery saved under one of them is accepted
+            :func:`edge_reid.spec.legacy_model_ids`); a gallery saved under one of them is accepted
             and its ``model_id`` becomes ``model_id``, so the next save records today's id.
 
     Raises:
