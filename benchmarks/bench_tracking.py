@@ -164,7 +164,8 @@ def load_ground_truth(folder: str | Path) -> GroundTruth:
 def read_mot_detections(path: str | Path) -> dict[int, Detections]:
     """MOTChallenge detections (``det/det.txt`` rows, or a tracker's rows with ids ignored) by 1-based frame.
 
-    Scores below 0 (files without confidences write -1) become 1.0.
+    Scores below 0 (files without confidences write -1) become 1.0, and scores above 1 (MOT16 / MOT17-DPM's raw
+    detector scores, e.g. 2.31) are clipped to 1.0: a confidence in [0, 1], above every threshold as before.
 
     Raises:
         DataError: the file is missing or not MOTChallenge rows.
@@ -176,7 +177,7 @@ def read_mot_detections(path: str | Path) -> dict[int, Detections]:
     for frame in np.unique(rows[:, 0]).astype(int):
         chosen = rows[rows[:, 0] == frame]
         boxes = np.concatenate((chosen[:, 2:4], chosen[:, 2:4] + chosen[:, 4:6]), axis=1)
-        scores = np.where(chosen[:, 6] < 0, 1.0, chosen[:, 6])
+        scores = np.minimum(np.where(chosen[:, 6] < 0, 1.0, chosen[:, 6]), 1.0)
         order = np.argsort(-scores, kind="stable")
         by_frame[int(frame)] = Detections(boxes[order].astype(np.float32), scores[order].astype(np.float32))
     return by_frame

@@ -87,6 +87,9 @@ def test_read_mot_detections_groups_by_frame_and_defaults_scores(bench, tmp_path
     np.testing.assert_allclose(detections[1].boxes[0], [10, 20, 40, 60])  # left, top, w, h -> x1, y1, x2, y2
     with pytest.raises(DataError, match="missing.txt does not exist"):
         bench.read_mot_detections(tmp_path / "missing.txt")
+    dpm = tmp_path / "dpm.txt"  # MOT16 / MOT17-DPM rows: raw detector scores above 1
+    dpm.write_text("1,-1,10,20,30,40,2.3092,-1,-1,-1\n1,-1,100,20,30,40,0.33276,-1,-1,-1\n")
+    np.testing.assert_allclose(bench.read_mot_detections(dpm)[1].scores, [1.0, 0.33276], rtol=1e-6)
 
 
 def test_score_is_perfect_for_the_ground_truth_and_counts_a_swap(bench, tmp_path):
