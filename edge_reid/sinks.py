@@ -283,16 +283,18 @@ def _free_space_note(path: Path) -> str:
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v")
 
 
-def check_video_name(path: str | Path) -> None:
-    """Refuse an output video name OpenCV would not write as one video: another suffix than :data:`VIDEO_SUFFIXES`
-    (an image name is written as single images, over whatever files match; .gif fails after the run) or a ``%``
-    pattern (an image sequence).
+def check_video_name(path: str | Path, fourcc: str = "mp4v") -> None:
+    """Refuse an output video name OpenCV would not write as one video: an image name or a ``%`` pattern (written
+    as single images, over whatever files match), and, with the default codec mp4v, another suffix than
+    :data:`VIDEO_SUFFIXES` (.gif fails only after the run); another codec's containers are left to the probe.
 
     Raises:
         OutputPathError: naming the path and the suffixes to use.
     """
+    from edge_reid.data.images import is_image_file
+
     path = Path(path)
-    if "%" in path.name or path.suffix.lower() not in VIDEO_SUFFIXES:
+    if "%" in path.name or is_image_file(path) or (fourcc == "mp4v" and path.suffix.lower() not in VIDEO_SUFFIXES):
         raise OutputPathError(
             f"output video {path}: not a video file name (OpenCV writes an image name, or a % pattern, as single "
             f"images over whatever files match); use one ending in {', '.join(VIDEO_SUFFIXES)}"
@@ -340,7 +342,7 @@ class VideoSink(Closable):
     def _probe(self) -> None:
         """Write two small frames to a file of the same suffix beside the target: a container OpenCV
         cannot write (or writes one image of, as FFmpeg's image muxer does for .jpg) is refused before any work."""
-        check_video_name(self.path)
+        check_video_name(self.path, self.fourcc)
         fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", suffix=self.path.suffix, dir=self.path.parent)
         os.close(fd)
         try:

@@ -289,3 +289,11 @@ def test_a_gallery_command_whose_output_fills_the_disk_exits_3(tmp_path):
     assert result.returncode == 3 and result.stderr.strip().splitlines() == [
         "edge-reid: error: cannot write standard output: No space left on device"
     ]
+
+
+def test_another_codec_keeps_its_own_containers(tmp_path):
+    """The mp4v container list was applied to every codec: VideoSink('o.wmv', fourcc='WMV2') had worked and was refused."""
+    sink = VideoSink(tmp_path / "o.wmv", fourcc="WMV2")
+    sink.close()
+    with pytest.raises(OutputPathError, match="not a video file name"):
+        VideoSink(tmp_path / "o.jpg", fourcc="WMV2")  # an image name is single images with any codec
