@@ -82,7 +82,8 @@ class EmbeddingLoop(Closable, Generic[T]):
         self.embedder = embedder
         self.match = match
         self.seconds = {"preprocess": 0.0, "embed": 0.0, "match": 0.0, "wait": 0.0}
-        self._closing = threading.Event()  # set by close(): a run going ends at its next batch
+        self._runs: set[threading.Event] = set()  # one per run not yet ended: close() sets them all
+        self._runs_lock = threading.Lock()
 
     def _embed(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
         """Worker thread: embeddings of one batch and the embedder's stage seconds for it."""
@@ -123,13 +124,18 @@ class EmbeddingLoop(Closable, Generic[T]):
         in flight, drops its result and leaves no thread running. :meth:`close` (from another
         thread) ends a run at its next batch, likewise.
         """
-        self._closing.clear()
+        closing = threading.Event()  # made now, not at the first next(): a close() before that counts
+        with self._runs_lock:
+            self._runs.add(closing)
+        return self._run(batches, closing)
+
+    def _run(self, batches: Iterable[Sequence[np.ndarray]], closing: threading.Event) -> Iterator[LoopResult[T]]:
         worker = ThreadPoolExecutor(1, thread_name_prefix="edge-reid-embed")  # this run's own: close() or a second run cannot take it away
         pending: tuple[int, Future] | None = None
         iterator = iter(batches)
         try:
             for index in itertools.count():
-                if self._closing.is_set():
+                if closing.is_set():
                     return
                 try:
                     crops = next(iterator)
@@ -148,8 +154,13 @@ class EmbeddingLoop(Closable, Generic[T]):
                 yield self._collect(*pending)
         finally:
             worker.shutdown(wait=True)  # waits for a batch still in flight; its result or error is dropped
+            with self._runs_lock:
+                self._runs.discard(closing)
 
     def close(self) -> None:
-        """End a run going on in another thread at its next batch (its worker thread then stops).
-        Safe to call at any time, and twice; a later :meth:`run` works as usual."""
-        self._closing.set()
+        """End every run of this loop not yet ended (one going on in another thread, or one made but not
+        started) at its next batch; their worker threads then stop. Safe to call at any time, and twice;
+        a later :meth:`run` works as usual."""
+        with self._runs_lock:
+            for closing in self._runs:
+                closing.set()

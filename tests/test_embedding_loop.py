@@ -145,3 +145,14 @@ def test_close_from_another_thread_ends_the_run_at_its_next_batch(embedder, crop
     assert first.index == 0 and len(rest) <= 1, "at most the batch already in flight"
     assert not _embed_threads()
     assert [r.matched for r in loop.run(crop_batches[:2])] == [5, 20]  # a later run works as usual
+
+
+def test_close_before_a_run_starts_ends_it_and_spares_a_later_run(embedder, crop_batches):
+    """close() between run() and its first next() was forgotten (the run cleared the flag when it started)."""
+    loop = EmbeddingLoop(embedder, lambda e: len(e))
+    closed_early = loop.run(crop_batches)
+    loop.close()
+    later = loop.run(crop_batches[:2])
+    assert list(closed_early) == []
+    assert [r.matched for r in later] == [5, 20]
+    assert not _embed_threads()
