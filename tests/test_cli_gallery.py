@@ -216,3 +216,33 @@ def test_a_gallery_saved_without_a_model_is_taken_with_a_warning_line(tmp_path, 
     err = " ".join(capsys.readouterr().err.split())
     assert "edge-reid: warning: gallery" in err and "records no model" in err and "enroll the people again" in err
     assert Gallery.load(g).model_id == model_id  # said once, then recorded
+
+
+def test_names_and_paths_with_square_brackets_are_shown_as_given(tmp_path, mot17_dir, capsys):
+    """Rich read them as markup: 'Anna [guest]' showed as 'Anna ', and 'Bo [/b]' saved the name, then ended the command
+    with an internal error (MarkupError), and every later `gallery list` too: the gallery could no longer be listed."""
+    from conftest import unwrapped
+
+    photo = str(sorted((mot17_dir / "query").iterdir())[0])
+    folder = tmp_path / "[site] one"
+    folder.mkdir()
+    g = folder / "g.edgereid"
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "Cy [/i]", photo]) == 0
+    assert "'Cy [/i]'" in unwrapped(capsys.readouterr().err)
+    for name in ("Anna [guest]", "Bo [/b]"):
+        assert main(["gallery", "rename", "-g", str(g), "--id", "1", "--name", name]) == 0
+        assert f"now has '{name}'" in unwrapped(capsys.readouterr().err)
+        assert main(["gallery", "list", "-g", str(g)]) == 0
+        shown = unwrapped(capsys.readouterr().out)
+        assert name in shown and "[site] one" in shown
+
+
+def test_remove_and_rename_on_a_gallery_that_does_not_exist_are_input_errors(tmp_path, capsys):
+    """In a folder that does not exist: an internal error (FileNotFoundError on the lock file); in one that does, the
+    refused command left a lock file behind."""
+    for gallery in (tmp_path / "nodir" / "x.edgereid", tmp_path / "x.edgereid"):
+        assert main(["gallery", "remove", "-g", str(gallery), "--id", "1"]) == 2
+        assert main(["gallery", "rename", "-g", str(gallery), "--id", "1", "--name", "A"]) == 2
+        err = capsys.readouterr().err
+        assert "does not exist" in err and "internal error" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "no lock file, no folder left"

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
@@ -19,7 +20,7 @@ status = Console(stderr=True)
 def _print_comparison(comparison) -> None:
     data = comparison.to_dict()
     model, settings, runs = data["model"], data["settings"], data["backends"]
-    table = Table(title=f"edge-reid bench: {Path(model['path']).name} (latency in ms)", title_justify="left")
+    table = Table(title=f"edge-reid bench: {escape(Path(model['path']).name)} (latency in ms)", title_justify="left")
     for column in ("backend", "precision", "batch", "p50", "p90", "p99", "images/s"):
         table.add_column(column, justify="left" if column in ("backend", "precision") else "right")
     rows = [row for run in runs for row in run["batches"]]
@@ -176,11 +177,9 @@ def bench(
         if crops is not None:
             pool = crops_from_folder(crops, max_crops)
         else:
-            status.print(f"cutting up to {max_crops} person crops from {source}")
+            status.print(f"cutting up to {max_crops} person crops from {escape(str(source))}")
             pool = crops_from_video(source, max_crops)
         if pool.skipped:
-            from rich.markup import escape
-
             from edge_reid.data.images import describe_skipped
 
             status.print(f"[yellow]skipped {escape(describe_skipped(pool.skipped))} in {escape(str(crops))}[/]")

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edge_reid.cli.app import app
 from edge_reid.tensorrt.builder import DEFAULT_WORKSPACE_MB
@@ -79,7 +80,7 @@ def build(
 
     existing = None if rebuild else up_to_date(plan)
     if existing is not None:
-        console.print(f"up to date: {plan.engine_path} (built {existing.build_date}); pass --rebuild to build it again")
+        console.print(f"up to date: {escape(str(plan.engine_path))} (built {existing.build_date}); pass --rebuild to build it again")
         return
 
     batches = None
@@ -87,7 +88,7 @@ def build(
         paths = list(sample_calibration_images(options.calibration_data, options.calibration_images))
         images = CalibrationImages(paths, spec)
         batches = lambda: iter(images)  # noqa: E731 - read only if TensorRT has no calibration cache
-        console.print(f"calibrating on {len(paths)} crops from {options.calibration_data} (cache: {plan.calibration_file})")
+        console.print(f"calibrating on {len(paths)} crops from {escape(str(options.calibration_data))} (cache: {escape(str(plan.calibration_file))})")
 
     console.print(
         f"[bold]building[/] {options.precision} engine for {Path(model_path).name} with TensorRT {status.tensorrt_version} "
@@ -98,7 +99,7 @@ def build(
     manifest = build_engine(plan, trt, calibration_batches=batches, cuda=DeviceCuda.here(status.gpu.driver_version))
     seconds = time.perf_counter() - started
     size_mb = plan.engine_path.stat().st_size / 2**20
-    console.print(f"built {plan.engine_path} ({size_mb:.1f} MiB) in {seconds:.0f} s; manifest {plan.manifest_path}")
+    console.print(f"built {escape(str(plan.engine_path))} ({size_mb:.1f} MiB) in {seconds:.0f} s; manifest {escape(str(plan.manifest_path))}")
     if manifest.int8_path == Int8Path.IMPLICIT_CALIBRATION.value and batches is not None and images.unreadable:
         console.print(f"[yellow]warning:[/] {len(images.unreadable)} calibration images could not be read and were skipped")
-    console.print(f"run it with: edge-reid run --camera /dev/video0 --backend tensorrt --model {model_path}")
+    console.print(f"run it with: edge-reid run --camera /dev/video0 --backend tensorrt --model {escape(str(model_path))}")

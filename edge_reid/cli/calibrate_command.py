@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from edge_reid.cli.app import app
@@ -111,7 +112,7 @@ def calibrate_command(
         {"--model": model_path, "the spec of --model": sidecar_path(model_path), "--data": data, "--pool": pool},
     )
     check_output_folder_outside("--out", out, {"--data": data, "--pool": pool})
-    console.print(f"[bold]edge-reid calibrate[/] {model_path.name} -> {precision.upper()} in {out}/")
+    console.print(f"[bold]edge-reid calibrate[/] {escape(model_path.name)} -> {precision.upper()} in {escape(str(out))}/")
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=console, transient=False,
@@ -121,7 +122,7 @@ def calibrate_command(
             task = bars.add_task(description, total=total)
             return lambda n: bars.advance(task, n)
 
-        report = calibrate_model(model_path, data, out, settings, progress=start, log=lambda line: bars.console.print(f"  {line}"))
+        report = calibrate_model(model_path, data, out, settings, progress=start, log=lambda line: bars.console.print(f"  {escape(line)}"))
     console.print(report.table())
     if report.layers.get("float_by_guard"):
         console.print(
@@ -129,7 +130,7 @@ def calibrate_command(
             f"names and sensitivities in the report"
         )
     if report.calibration.get("warning"):
-        console.print(f"[yellow]warning[/]: {report.calibration['warning']}")
+        console.print(f"[yellow]warning[/]: {escape(report.calibration['warning'])}")
     if not report.met:
         console.print(f"[yellow]budget not met[/]: {'; '.join(report.violations)}. The best model found was written anyway.")
     for role, path in report.outputs.items():

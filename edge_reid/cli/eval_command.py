@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -69,7 +70,7 @@ def eval_command(
     embedder.close()
 
     scores = result.scores
-    table = Table(title=f"Market-1501 protocol: {embedder.model_path.name}", title_justify="left", show_header=False)
+    table = Table(title=f"Market-1501 protocol: {escape(embedder.model_path.name)}", title_justify="left", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     for k in (1, 5, 10):
@@ -80,8 +81,6 @@ def eval_command(
     table.add_row("time per image", f"{result.ms_per_image:.2f} ms" + (" (image + mirror)" if flip else ""))
     table.add_row("options", ", ".join(o for o, on in (("flip", flip), ("re-ranking", rerank)) if on) or "none")
     if result.skipped:
-        from rich.markup import escape
-
         from edge_reid.data.images import describe_skipped
 
         table.add_row("skipped files", f"[yellow]{escape(describe_skipped(result.skipped))}[/]")

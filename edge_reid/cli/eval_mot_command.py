@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edge_reid.cli.app import app
@@ -47,13 +48,13 @@ def eval_mot_command(
     scored = [(path, evaluate_mot(path, gt, iou_threshold=iou)) for path in results]
 
     sequence = scored[0][1].sequence
-    table = Table(title=f"tracking metrics on {sequence} (TrackEval, {scored[0][1].benchmark} settings)", title_justify="left")
+    table = Table(title=f"tracking metrics on {escape(sequence)} (TrackEval, {scored[0][1].benchmark} settings)", title_justify="left")
     table.add_column("result", style="bold")
     for column in ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "ids (gt)", "boxes (gt)"):
         table.add_column(column, justify="right")
     for path, metrics in scored:
         table.add_row(
-            path.name, f"{metrics.hota:.1f}", f"{metrics.deta:.1f}", f"{metrics.assa:.1f}", f"{metrics.mota:.1f}",
+            escape(path.name), f"{metrics.hota:.1f}", f"{metrics.deta:.1f}", f"{metrics.assa:.1f}", f"{metrics.mota:.1f}",
             f"{metrics.idf1:.1f}", str(metrics.id_switches), f"{metrics.predicted_tracks} ({metrics.gt_tracks})",
             f"{metrics.predicted_boxes} ({metrics.gt_boxes})",
         )
@@ -61,7 +62,7 @@ def eval_mot_command(
     for path, metrics in scored:
         note = metrics.coverage_note(path.name)
         if note:
-            console.print(f"[yellow]note:[/] {note}")
+            console.print(f"[yellow]note:[/] {escape(note)}")
     for path, metrics in scored:
         typer.echo(
             f"{path}: HOTA {metrics.hota:.2f}  DetA {metrics.deta:.2f}  AssA {metrics.assa:.2f}  MOTA {metrics.mota:.2f}  "

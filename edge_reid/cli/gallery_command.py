@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edge_reid.cli.app import HELP_MARKUP_MODE, app
@@ -42,6 +43,12 @@ def _load(path: Path) -> "Gallery":
     from edge_reid.matching.gallery import Gallery
 
     return Gallery.load(path)
+
+
+def _refuse_a_missing_gallery(path: Path) -> None:
+    """The error loading ``path`` gives (it does not exist, it is a folder), before a lock file is made beside it."""
+    if not path.is_file():
+        _load(path)
 
 
 def _check_name_option(name: str) -> None:
@@ -101,7 +108,7 @@ def enroll(
         "auto: small upright images are crops, others are detected."
     ),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet."),
-    detector_path: Optional[Path] = typer.Option(None, "--detector", "-d", help="Person detector (.onnx)."),
+    detector_path: Optional[Path] = typer.Option(None, "--detector", "-d", help="Person detector (.onnx) for images that are not crops. Default: bundled YOLOX-Nano."),
 ) -> None:
     """Enroll a person from photos (created if the gallery file does not exist).
 
@@ -162,21 +169,21 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
     added = gallery.embedding_counts(identity_id)[0] - before
     gallery.save(gallery_path)
     again = f"; {len(crops) - added} already enrolled, not stored twice" if added < len(crops) else ""
-    console.print(f"enrolled {added} image(s) as {name!r} (identity {identity_id}) in {gallery_path}{again}")
+    console.print(f"enrolled {added} image(s) as {escape(repr(name))} (identity {identity_id}) in {escape(str(gallery_path))}{again}")
     if skipped:
-        console.print(f"[yellow]skipped[/] {describe_skipped(skipped)}")
+        console.print(f"[yellow]skipped[/] {escape(describe_skipped(skipped))}")
 
 
 @gallery_app.command("list")
 def list_identities(gallery_path: Path = GALLERY_OPTION) -> None:
     """List the identities of a gallery."""
     gallery = _load(gallery_path)
-    table = Table(title=f"{len(gallery)} identities", caption=f"{gallery_path} ({gallery.model_name or 'unknown model'})")
+    table = Table(title=f"{len(gallery)} identities", caption=escape(f"{gallery_path} ({gallery.model_name or 'unknown model'})"))
     for column in ("id", "name", "enrolled", "recent", "count", "first seen", "last seen"):
         table.add_column(column)
     for identity in gallery.identities:
         enrolled, recent = gallery.embedding_counts(identity.identity_id)
-        table.add_row(str(identity.identity_id), identity.name or "", str(enrolled), str(recent), str(identity.count),
+        table.add_row(str(identity.identity_id), escape(identity.name or ""), str(enrolled), str(recent), str(identity.count),
                       _time(identity.first_seen), _time(identity.last_seen))
     Console().print(table)
 
@@ -192,6 +199,7 @@ def remove(
         raise typer.BadParameter("give --id or --name", param_hint="--id/--name")
     from edge_reid.matching.gallery_lock import gallery_lock
 
+    _refuse_a_missing_gallery(gallery_path)
     with gallery_lock(gallery_path, "edge-reid gallery remove"):
         _remove(gallery_path, identity_ids, names)
 
@@ -218,7 +226,7 @@ def _remove(gallery_path: Path, identity_ids: List[int], names: List[str]) -> No
     console.print(f"removed {len(set(targets))} identit{'y' if len(set(targets)) == 1 else 'ies'}; {len(gallery)} left")
 
 
-@gallery_app.command("rename")
+@gallery_app.command("rename", short_help="Name an identity, or clear its name.")
 def rename(
     gallery_path: Path = GALLERY_OPTION,
     identity_id: int = typer.Option(..., "--id", help="Identity id, as `run` reports it (`identity` in events) or `list` shows."),
@@ -234,6 +242,7 @@ def rename(
     _check_name_option(name)
     from edge_reid.matching.gallery_lock import gallery_lock
 
+    _refuse_a_missing_gallery(gallery_path)
     with gallery_lock(gallery_path, "edge-reid gallery rename"):
         _rename(gallery_path, identity_id, name)
 
@@ -247,7 +256,7 @@ def _rename(gallery_path: Path, identity_id: int, name: str) -> None:
     gallery.save(gallery_path)
     label = repr(name.strip()) if name.strip() else "no name"
     note = f" (also the name of id {', '.join(map(str, others))})" if others else ""
-    console.print(f"identity {identity_id} now has {label}{note}")
+    console.print(f"identity {identity_id} now has {escape(label)}{note}")
 
 
 @gallery_app.command("export")
@@ -267,7 +276,7 @@ def export(
         return
     check_writable(output, "export")
     write_json_atomic(output, metadata)
-    console.print(f"wrote {len(metadata['identities'])} identities to {output}")
+    console.print(f"wrote {len(metadata['identities'])} identities to {escape(str(output))}")
 
 
 def _bar(fraction: float, width: int = 30) -> str:
@@ -333,7 +342,7 @@ def threshold(
     Console().print(table)
     skipped_note = f"; skipped {skipped_names} junk/distractor/unnamed files" if skipped_names else ""
     if unreadable:
-        skipped_note += f"; skipped {describe_skipped(unreadable)}"
+        skipped_note += f"; skipped {escape(describe_skipped(unreadable))}"
     console.print(
         f"threshold {report.threshold:.4f} at false-match rate {report.false_match_rate:.4%} "
         f"(target {false_match_rate:.4%}): true-match rate {report.true_match_rate:.2%}{skipped_note}"

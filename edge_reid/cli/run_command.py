@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -34,8 +35,6 @@ def small_people_hint(summary: RunSummary) -> str:
 
 
 def _print_summary(summary: RunSummary) -> None:
-    from rich.markup import escape
-
     from edge_reid.data.images import SkippedFile, describe_skipped
 
     table = Table(title="edge-reid run", show_header=False, title_justify="left")
@@ -259,7 +258,7 @@ def run(
     )
     rate_note = declared_rate_note(frames)
     if rate_note:
-        console.print(f"[yellow]note:[/] {rate_note}")
+        console.print(f"[yellow]note:[/] {escape(rate_note)}")
     embedder = Embedder(
         model, backend=backend, max_batch=batch, threads=threads,
         backend_options={"precision": precision, "device": device, "engines_dir": engines_dir, "rebuild": rebuild,
@@ -283,7 +282,7 @@ def run(
             earlier_model_ids=embedder.earlier_model_ids,
         )
         gallery.threshold = threshold
-        console.print(f"gallery {gallery_path}: {len(gallery)} identities")
+        console.print(f"gallery {escape(str(gallery_path))}: {len(gallery)} identities")
     tracker = Tracker(config, camera_motion=CameraMotion() if camera_motion else None)
     pipeline = Pipeline(
         embedder, person_detector, gallery=gallery, threshold=threshold, min_box_height=min_box_height, tracker=tracker,
@@ -292,7 +291,7 @@ def run(
     saving = GallerySaving(gallery_path, save_every, prune_after) if gallery_path is not None else None
     runner = Runner(pipeline, gallery_saving=saving)
     timing = f" at {frames.fps:g} fps (from {frames.fps_source})" if frames.fps_source else ""
-    console.print(f"[bold]edge-reid[/] {frames.kind} {frames.name}{timing} | model {embedder.model_path.name} on {runner.backends()}")
+    console.print(f"[bold]edge-reid[/] {frames.kind} {escape(frames.name)}{timing} | model {escape(embedder.model_path.name)} on {escape(runner.backends())}")
 
     sinks = []
     try:
@@ -415,8 +414,8 @@ def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summar
     _print_summary(summary)
     for sink in sinks:
         if isinstance(sink, VideoSink) and sink.frames == 0 and sink.path.is_file():
-            console.print(f"[yellow]warning:[/] no frame was written, so {sink.path} is not this run's: a file from before, left as it was")
+            console.print(f"[yellow]warning:[/] no frame was written, so {escape(str(sink.path))} is not this run's: a file from before, left as it was")
     if summary.source_gave_up:
-        console.print(f"[yellow]warning:[/] {frames.kind} {frames.name} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")
+        console.print(f"[yellow]warning:[/] {frames.kind} {escape(frames.name)} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")
     if failure is not None:
         raise failure
