@@ -118,6 +118,8 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
     from edge_reid.cuda.buffers import choose_memory_mode
     from edge_reid.tensorrt.env import board_model, tensorrt_status
     from edge_reid.tensorrt.manifest import scan_engines
+    from edge_reid.backends.openvino import int8_saturation
+    from edge_reid.cpu import cpu_isa_flags
 
     items = [
         DoctorItem("edge-reid", _package_version("edge-reid") or "not installed as a package (running from source)"),
@@ -159,8 +161,11 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
         import openvino
 
         core = openvino.Core()
+        refused = int8_saturation(cpu_isa_flags())  # edge-reid refuses OpenVINO's INT8 on such a CPU
         devices = "; ".join(
-            f"{device}: {', '.join(openvino_precisions(core.get_property(device, 'OPTIMIZATION_CAPABILITIES')))}"
+            f"{device}: "
+            + ", ".join(p + (" (refused here: no VNNI or AMX)" if p == "int8" and device == "CPU" and refused else "")
+                        for p in openvino_precisions(core.get_property(device, "OPTIMIZATION_CAPABILITIES")))
             for device in core.available_devices
         )
         items.append(DoctorItem("openvino", f"{openvino.__version__.split('-')[0]} (devices and their precisions: {devices})", True))
@@ -184,8 +189,13 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
         items.append(DoctorItem(f"backend {entry.name}", detail if ok else f"not usable: {detail}", ok))
     tried = candidates("auto", checks)
     timed = sorted(choice.name for choice in tried[:2]) == sorted(CPU_BACKENDS)  # as cpu_choice.order_by_speed decides
-    measured = "; between OpenVINO and ONNX Runtime each model runs on the one timed faster on this CPU the first time" if timed else ""
-    items.append(DoctorItem("--backend auto", tried[0].reason + measured))
+    if timed:  # which of the two is decided per model by timing, not here
+        others = tried[0].reason.partition("; ")[2]  # e.g. why TensorRT is not usable
+        choice = ("OpenVINO or ONNX Runtime, for each model the one timed faster on this CPU the first time it runs "
+                  "(cached; `run` says which it took and why)" + (f"; {others}" if others else ""))
+    else:
+        choice = tried[0].reason
+    items.append(DoctorItem("--backend auto", choice))
 
     checks = scan_engines(engines_dir, status.machine)
     return items, checks

@@ -336,3 +336,11 @@ def test_bench_on_simulated_tensorrt_reports_the_engine_precision(fake, tmp_path
     assert "no TensorRT engine" in err and "edge-reid build" in err and "--precision int8" in err
     assert main([*args, "--precision", "fp32"]) == 2
     assert "for FP32 use --backend openvino or onnxruntime" in capsys.readouterr().err
+
+
+def test_bench_refuses_a_device_its_backends_do_not_have(capsys):
+    """`bench --backend onnxruntime --device GPU` measured ONNX Runtime on the CPU and said nothing of the device."""
+    from edge_reid.cli import main
+
+    assert main(["bench", "--backend", "onnxruntime", "--device", "GPU", "--model-only", "--batch", "1"]) == 2
+    assert "chooses an OpenVINO device; --backend onnxruntime has none" in " ".join(capsys.readouterr().err.split())

@@ -509,6 +509,7 @@ def _measure(embedder, config: BenchConfig, model_path: Path, pool, matcher: Mat
         "rounds": config.rounds,
         "min_iterations": config.min_iterations,
         "threads": config.threads,
+        "device": (config.device or "CPU") if backend.name == "openvino" else None,
         "engines_dir": str(config.engines_dir) if backend.name == "tensorrt" else None,
         "gallery_size": config.gallery_size if config.loop else None,
         "threshold": config.threshold,

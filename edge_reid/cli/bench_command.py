@@ -95,8 +95,9 @@ def bench(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet x0.25 (MSMT17)."),
     backend: str = typer.Option(
         "all", "--backend", "-b",
-        help="Backends to compare in one table: all (every backend usable here), auto (the one `run` would pick), "
-        "or names separated by commas: tensorrt, openvino, onnxruntime.",
+        help="Backends to compare in one table: all (every backend usable here), auto (what --backend auto picks for "
+        "this model alone, timed by wall time; `run`, with the detector beside it, times both models by CPU time and "
+        "may pick the other), or names separated by commas: tensorrt, openvino, onnxruntime.",
     ),
     precision: Optional[str] = typer.Option(
         None, "--precision", "-p",
@@ -149,6 +150,9 @@ def bench(
         raise typer.BadParameter(str(exc), param_hint="--backend") from None
     if precision is not None and precision not in PRECISIONS:
         raise typer.BadParameter(f"choose one of {', '.join(PRECISIONS)}", param_hint="--precision")
+    if device is not None and backend not in ("all", "auto") and "openvino" not in backends:
+        raise typer.BadParameter(f"chooses an OpenVINO device; --backend {backend} has none (use --backend openvino)",
+                                 param_hint="--device")
     if crops is not None and video is not None:
         raise typer.BadParameter("give at most one of --crops or --video", param_hint="--crops/--video")
     if json_path is not None:
