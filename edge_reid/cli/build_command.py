@@ -91,7 +91,7 @@ def build(
         console.print(f"calibrating on {len(paths)} crops from {escape(str(options.calibration_data))} (cache: {escape(str(plan.calibration_file))})")
 
     console.print(
-        f"[bold]building[/] {options.precision} engine for {Path(model_path).name} with TensorRT {status.tensorrt_version} "
+        f"[bold]building[/] {options.precision} engine for {escape(Path(model_path).name)} with TensorRT {status.tensorrt_version} "
         f"on {status.gpu.gpu.describe()}, batch {options.profile}, workspace {options.workspace_mb} MiB "
         "(several minutes on a Jetson)"
     )
