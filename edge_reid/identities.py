@@ -164,8 +164,9 @@ class TrackIdentities:
         tracks = [live[track_id] for track_id in ids]
         pending = [t for t in tracks if t.track_id not in self._identity_of]
         created = self._identify(tracker, pending, live, now_s) if pending else set()
+        identified_now = {t.track_id for t in pending}  # their sighting is recorded by _identify: once a frame
         for track in tracks:
-            if track.track_id in self._identity_of and track.track_id not in created:
+            if track.track_id in self._identity_of and track.track_id not in identified_now:
                 fresh = track.last_embedded_s is not None and track.last_embedded_s == tracker.clock_s and track.history
                 self.gallery.observe(self._identity_of[track.track_id], track.history[-1] if fresh else None, timestamp=now_s)
         identity_ids = np.array([self._identity_of.get(t, -1) for t in ids], np.int64)

@@ -174,3 +174,16 @@ def test_tracks_without_embeddings_have_no_identity_yet():
 def test_reid_threshold_is_checked():
     with pytest.raises(ValueError, match="reid_threshold"):
         TrackIdentities(Gallery(DIM), reid_threshold=1.5)
+
+
+def test_a_frame_is_one_sighting_of_the_identity_a_track_takes():
+    """The frame in which a track took an enrolled identity was recorded twice (count 1 -> 3 after one frame)."""
+    look = _look(7)
+    gallery = Gallery(DIM, threshold=0.6)
+    alice = gallery.enroll("Alice", _near(look, 31)[None, :])
+    scene = Scene(gallery)
+    counts = []
+    for _ in range(5):
+        scene.step([(look, 300)])
+        counts.append(gallery.get(alice).count)
+    assert counts == [1, 1, 2, 3, 4], "one more per frame once the track is confirmed (frame 3), never two"
