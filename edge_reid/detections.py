@@ -116,9 +116,9 @@ def sanitize_boxes(
 
     Returns:
         ``(clipped, keep)``: (N, 4) float32 boxes clipped to the frame, and an (N,)
-        bool mask of the boxes with positive width, height >= ``min_box_height``
-        and finite coordinates. Zero/negative-sized boxes and boxes wholly outside
-        the frame have ``keep`` False.
+        bool mask of the boxes at least 1 pixel wide and ``max(1, min_box_height)`` pixels
+        tall after clipping, with finite coordinates. Boxes thinner than a pixel and boxes
+        wholly outside the frame have ``keep`` False.
     """
     clipped = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
     finite = np.isfinite(clipped).all(axis=1)

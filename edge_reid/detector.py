@@ -85,6 +85,10 @@ def rectangular_input(frame_height: int, frame_width: int, model_height: int, mo
 def yolox_grids(input_height: int, input_width: int, strides=(8, 16, 32)) -> tuple[np.ndarray, np.ndarray]:
     """Grid offsets and strides of YOLOX's flattened output.
 
+    Args:
+        input_height, input_width: the network's input size in pixels (multiples of the largest stride).
+        strides: the output levels' strides in pixels (YOLOX: 8, 16, 32).
+
     Returns:
         ``(grid, stride)``: (A, 2) float32 cell (x, y) offsets and (A, 1) float32
         strides in pixels, A = sum over strides of (H/s) * (W/s).

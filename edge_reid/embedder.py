@@ -77,7 +77,8 @@ class Embedder(Closable):
         model_path: ReID ``.onnx`` file (default: the bundled OSNet x0.25).
         backend: ``"onnxruntime"`` (default), ``"openvino"``, ``"tensorrt"`` or ``"auto"``
             (see :func:`~edge_reid.backends.create_backend`), or a backend already made for
-            this model and spec (``max_batch``, ``threads`` and ``backend_options`` then do not apply).
+            this model and spec (``max_batch`` then does not apply, nor do ``threads`` and ``backend_options``
+            to the model: ``threads`` still sets the preprocessing threads, and ``backend_options`` is still checked).
         max_batch: largest batch per model call.
         threads: CPU threads of the model (None: the runtime's default, or its share of the
             cores with ``backend_options={"side_by_side": True}``).

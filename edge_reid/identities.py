@@ -74,7 +74,8 @@ class Identities:
         identity_ids: (N,) int64 gallery identity ids (>= 1), -1 while a track has no embedding yet.
         names: N names of enrolled identities (None for unnamed ones).
         similarities: (N,) float32 cosine similarity in [-1, 1] of the track's template to its
-            identity when it was matched or re-checked; 0 for identities the track created.
+            identity when the track took it (later sightings do not change it); 0 for identities
+            the track created.
         is_new: (N,) bool, True in the frame where the track created its identity.
     """
 

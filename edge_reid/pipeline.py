@@ -64,7 +64,8 @@ class Pipeline:
             tagged with the embedder's model id so that it can be saved and reloaded).
         threshold: cosine similarity in [-1, 1] for a new gallery: a re-found person whose
             motion supports the match takes a lost identity at or above it.
-        min_box_height: caller-supplied boxes shorter than this (pixels) are skipped.
+        min_box_height: boxes (the detector's or the caller's) shorter than this (pixels, after
+            clipping to the frame) are skipped and counted.
         use_detector: False for a pipeline without a detector (boxes come with each frame).
         tracker: the :class:`~edge_reid.tracking.Tracker` (default: published defaults and camera-motion
             compensation, ``Tracker(camera_motion=CameraMotion())``, as ``edge-reid run``; a camera that
@@ -314,6 +315,7 @@ class Pipeline:
 
         Raises:
             SourceError: the source cannot be opened.
+            DataError: an image folder's MOTChallenge ``seqinfo.ini`` is not valid.
             ModelError: a model failed (see :meth:`process`).
         """
         return _ClosesItsSource(self._run(source, max_frames, prefetch), source if isinstance(source, FrameSource) else None)

@@ -255,6 +255,7 @@ class Runner:
 
         Raises:
             SourceError: the source cannot be opened.
+            DataError: an image folder's MOTChallenge ``seqinfo.ini`` is not valid.
             OutputPathError: the gallery file cannot be written, or exists and is not the pipeline
                 gallery's own (:meth:`check_gallery_path`; raised before the source is opened).
             GalleryInUseError: another run is saving the same gallery file (its lock is held for

@@ -80,9 +80,10 @@ class Frame:
             folder's position in its sorted listing (an undecodable frame or image keeps its
             number, so the numbers match the source's and its ground truth's); keeps counting
             across the passes of a repeated source. Live sources: among the frames delivered.
-        timestamp_s: seconds since the start: from the container's clock for
-            files, wall-clock since opening for live sources, ``index / fps`` for
-            folders; keeps increasing across the passes of a repeated source.
+        timestamp_s: seconds since the start: ``position / fps`` for files whose frame rate is
+            known (given, or declared by the container), the container's clock for the others,
+            wall-clock since opening for live sources, ``index / fps`` for folders; keeps
+            increasing across the passes of a repeated source.
         image: (H, W, 3) uint8 BGR.
         name: the image's file name for image-folder sources (``"img_0042.jpg"``), else None.
     """
@@ -669,6 +670,7 @@ def open_source(
         SourceError: the file or folder does not exist, it cannot be opened, or
             ``repeat`` is asked of a camera, stream or pipeline.
         ValueError: ``repeat`` < 0; a bad ``fps`` (see :class:`FrameSource`).
+        DataError: an image folder's MOTChallenge ``seqinfo.ini`` is not valid.
         TypeError: ``source`` is neither a string, a path nor an int (frames already in memory go
             to ``Pipeline.process``, one at a time).
     """

@@ -53,6 +53,10 @@ class ModelSpec:
         embedding_dim: length D of the output embedding.
         output_normalized: True when the model already L2-normalises its output.
         output_name: name of the embedding output ("" = the first output).
+
+    Raises:
+        ModelError: a colour order other than RGB/BGR, a size, ``embedding_dim`` or ``pixel_scale`` that is not
+            positive (and finite), or a mean/std that is not 3 values (std non-zero).
     """
 
     name: str = "custom"
@@ -334,7 +338,7 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
             sidecar; the sidecar is not valid JSON, not a JSON object, names unknown
             fields, or holds a value of the wrong type or range (e.g. a
             ``pixel_scale`` that is not a finite number > 0, a ``mean`` that is
-            not 3 numbers).
+            not 3 numbers); ``overrides`` names a field :class:`ModelSpec` does not have.
     """
     path = Path(model_path)
     if not path.is_file():
@@ -377,6 +381,9 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
                 where = f"input {input_name!r}" if key != "embedding_dim" else f"output {output_name!r}"
                 raise ModelError(f"{sidecar}: {key}={side[key]} but the model's {where} is fixed at {graph_value}")
         fields.update(side)
+    unknown = set(overrides or {}) - set(fields)
+    if unknown:
+        raise ModelError(f"{path}: unknown spec fields {sorted(unknown)} in the overrides; known: {sorted(fields)}")
     fields.update(overrides or {})
     for key in ("mean", "std"):
         fields[key] = tuple(float(v) for v in fields[key])

@@ -248,3 +248,9 @@ def test_an_embedding_size_the_graph_does_not_declare_is_asked_for_in_the_sideca
     (tmp_path / "nodim.json").write_text(json.dumps({"embedding_dim": 3}))
     with Embedder(model, threads=1) as embedder:
         assert embedder.dim == 3
+
+
+def test_an_unknown_override_is_a_model_error_naming_it(tmp_path):
+    """An unknown key in overrides ended in a TypeError from ModelSpec(**fields)."""
+    with pytest.raises(ModelError, match=r"unknown spec fields \['colour_order'\] in the overrides"):
+        load_spec(mean_model(tmp_path / "m.onnx"), {"colour_order": "BGR"})

@@ -185,7 +185,8 @@ class Gallery:
 
     Raises:
         ValueError: ``dim`` < 1, ``history_size`` < 1, ``threshold`` or ``novelty`` not a cosine
-            similarity in [-1, 1], or an unsupported dtype.
+            similarity in [-1, 1], or a dtype other than float32 and float16.
+        TypeError: ``dtype`` is not a dtype numpy knows.
     """
 
     def __init__(
@@ -325,10 +326,13 @@ class Gallery:
         members.recent.append(store_id)
 
     def add(self, embedding: np.ndarray, name: str | None = None, timestamp: float | None = None) -> int:
-        """Create an identity from one (D,) embedding (or up to ``history_size`` rows (M, D)); returns its id.
+        """Create an identity from one embedding; returns its id.
 
-        The embeddings become the identity's recent history (see :meth:`enroll` for permanent ones);
-        ``name`` is stored as :func:`canonical_name` (blank: no name).
+        Args:
+            embedding: (D,) or (M, D) float embeddings of one person; the last ``history_size`` rows become
+                the identity's recent history (see :meth:`enroll` for permanent ones), its ``count`` is M.
+            name: stored as :func:`canonical_name` (blank: no name).
+            timestamp: its first and last sighting, seconds since 1970 (default: now).
 
         Raises:
             ValueError: wrong shape, or non-finite/zero embeddings; a name holding control characters.
@@ -357,6 +361,11 @@ class Gallery:
         are not pruned by default. An embedding that is the same view as one already enrolled for
         that identity, or as an earlier row (:data:`SAME_VIEW_COSINE`: the same photo again), is
         not stored twice.
+
+        Args:
+            name: the person's name (compared and stored as :func:`canonical_name`).
+            embeddings: (M, D) or (D,) float embeddings, e.g. ``Embedder.embed_crops(photos)``.
+            timestamp: when, seconds since 1970 (default: now).
 
         Raises:
             ValueError: empty name, wrong shape, or non-finite/zero embeddings; two or more
@@ -636,6 +645,7 @@ class Gallery:
 
         Raises:
             OutputPathError: the directory is missing or not writable.
+            OutputWriteError: the write failed (disk full, I/O error); the file saved before is kept.
         """
         rows = [self._store.row_of(i) for members in self._members.values() for i in members.all()]
         payload = self._store.vectors[rows] if rows else np.zeros((0, self.dim), self.dtype)

@@ -57,6 +57,7 @@ def write_gallery_file(path: str | os.PathLike, header: dict[str, Any], payload:
 
     Raises:
         OutputPathError: the directory does not exist or cannot be written.
+        OutputWriteError: the write failed (disk full, I/O error); a file written before is kept.
         ValueError: payload of another dtype/rank.
     """
     path = Path(path)

@@ -36,7 +36,8 @@ class EmbeddingStore:
         normalize: L2-normalise rows on :meth:`add` (default True).
 
     Raises:
-        ValueError: dim < 1 or an unsupported dtype.
+        ValueError: dim < 1 or a dtype other than float32 and float16.
+        TypeError: ``dtype`` is not a dtype numpy knows.
     """
 
     def __init__(self, dim: int, dtype: type | np.dtype = np.float32, capacity: int = MIN_CAPACITY,

@@ -45,7 +45,7 @@ def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float
         detections: the frame's detections (boxes x1, y1, x2, y2 pixels, scores in [0, 1]).
         timestamp_s: the frame's time in seconds.
         refresh_s: seconds after which a track's appearance is refreshed, > 0.
-        image: the frame, when the tracker compensates camera motion.
+        image: (H, W, 3) uint8 BGR frame, when the tracker compensates camera motion.
 
     Returns:
         (N,) bool: True for the detections to embed.

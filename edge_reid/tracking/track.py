@@ -75,9 +75,11 @@ class Track:
         box: (4,) float32 x1, y1, x2, y2 pixels of the latest matched detection.
         score: detector confidence of the latest matched detection.
         hits: frames in which the track was matched.
-        first_seen_s: time of the first detection, seconds.
-        last_seen_s: time of the latest matched detection, seconds.
-        last_embedded_s: time of the latest clean embedding, seconds (None before the first).
+        first_seen_s: time of the first detection, seconds on the tracker's own clock
+            (:attr:`Tracker.clock_s <edge_reid.tracking.tracker.Tracker.clock_s>`: from 0, never going
+            back), not the caller's timestamps.
+        last_seen_s: time of the latest matched detection, seconds (the same clock).
+        last_embedded_s: time of the latest clean embedding, seconds (the same clock; None before the first).
         history: clean embeddings, oldest first, each (D,) float32 L2-normalised, bounded.
         last_embedding: the latest embedding, clean or not ((D,) float32), None before the first.
         detection_index: index of the matched detection in the latest update's input, -1 if unmatched.
