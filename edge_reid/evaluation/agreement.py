@@ -79,6 +79,7 @@ def nearest_neighbours(embeddings: np.ndarray, k: int) -> np.ndarray:
 
     Args:
         embeddings: (N, D) float32, L2-normalised rows; N > k.
+        k: neighbours per row, 1 <= k < N (with k >= N the result has N - 1 real columns, then the row itself).
 
     Ties keep the lower index first (stable sort).
     """

@@ -25,8 +25,11 @@ def embed_crops(embedder, crops: Sequence[np.ndarray], flip: bool = False) -> np
     """(N, D) float32 L2-normalised embeddings of BGR crops.
 
     With ``flip``, each crop and its left-right mirror are embedded, the two
-    embeddings averaged and the mean re-normalised (the usual test-time flip
-    augmentation).
+    embeddings averaged and the mean re-normalised (test-time flip augmentation, e.g. fast-reid's
+    ``TEST.FLIP.ENABLED``).
+
+    Raises:
+        ValueError: a crop is not a non-empty (h, w, 3) uint8 image. ModelError: the model failed.
     """
     embeddings = np.array(embedder.embed_crops(crops), np.float32, copy=True)
     if flip:
@@ -69,6 +72,13 @@ def embed_files(
         flip: add the mirror image (see :func:`embed_crops`).
         chunk: files read per step.
         on_progress: called with the number of files handled after each chunk.
+
+    Returns:
+        :class:`EmbeddedFiles`: the readable files' (M, D) float32 embeddings, which of ``paths`` they are,
+        the skipped files with the reason, and the model's seconds.
+
+    Raises:
+        ModelError: the model failed.
     """
     rows: list[np.ndarray] = []
     kept = np.zeros(len(paths), bool)
@@ -149,8 +159,12 @@ def evaluate_market(
         rerank: k-reciprocal re-ranking (Zhong et al., CVPR 2017), k1=20, k2=6, lambda=0.3.
         on_progress: called with the number of files handled after each chunk.
 
+    Returns:
+        :class:`MarketEvaluation`: the CMC curve and mAP, counts, the skipped files and the time per image (ms).
+
     Raises:
         DataError: a split has no readable image, or no query has a match in the gallery.
+        ModelError: the model failed.
     """
     started = time.perf_counter()
     query, query_split = _embed_split(embedder, dataset.query, flip, on_progress)

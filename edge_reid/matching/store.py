@@ -208,6 +208,9 @@ class EmbeddingStore:
         Returns:
             (scores (Q, k') float32 descending, ids (Q, k') int64), k' = min(k, len); a slot no row
             filled (a query holding NaN) has score -inf and id -1, never a stored row's id.
+
+        Raises:
+            ValueError: ``k`` < 1, or queries not (Q, D) / (D,) of this store's D (see :func:`~edge_reid.matching.topk.topk_cosine`).
         """
         result = topk_cosine(queries, self.vectors, k)
         if not result.indices.size:
