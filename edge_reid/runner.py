@@ -274,11 +274,7 @@ class Runner:
             path = check_writable(saving.path, "gallery")  # its folder made, before the lock file goes there
             with gallery_lock(path, RUN_HOLDER, should_stop=self._stop.is_set) as held:
                 if not held:  # stopped while a gallery command held it: no frame is read, nothing saved
-                    self.gallery_saving = None
-                    try:
-                        return self._run(source, max_frames, on_frame)
-                    finally:
-                        self.gallery_saving = saving
+                    return self._run(source, max_frames, on_frame, save=False)
                 self._holds_lock = True
                 try:
                     self._check_gallery_is_ours(path)
@@ -288,7 +284,8 @@ class Runner:
         finally:
             self._restore_signals(previous)
 
-    def _run(self, source, max_frames, on_frame) -> RunSummary:
+    def _run(self, source, max_frames, on_frame, save: bool = True) -> RunSummary:
+        """The run itself; ``save``: False when the gallery's lock is not held (nothing may be written)."""
         frames = source if isinstance(source, FrameSource) else open_source(source)
         self._frames = frames
         if self._stop.is_set():
@@ -320,7 +317,7 @@ class Runner:
                         summary.seconds = time.perf_counter() - started
                         summary.identities = len(pipeline.gallery)
                         on_frame(result, summary)
-                    if self.gallery_saving is not None and time.perf_counter() - last_save >= self.gallery_saving.every_s:
+                    if save and self.gallery_saving is not None and time.perf_counter() - last_save >= self.gallery_saving.every_s:
                         self.save_gallery()
                         last_save = time.perf_counter()
                     if any(getattr(sink, "quit_requested", False) for sink in self.sinks):
@@ -331,7 +328,7 @@ class Runner:
                 summary.write_errors.append(str(exc))
             finally:
                 results.close()  # the decoding thread stops and the source is released now
-                messages, unexpected = self._close_outputs()  # on every exit: end of source, a stop, an error
+                messages, unexpected = self._close_outputs(save)  # on every exit: end of source, a stop, an error
                 for message in messages:
                     if message not in summary.write_errors:
                         summary.write_errors.append(message)
@@ -353,8 +350,8 @@ class Runner:
             raise write_failure(summary)
         return summary
 
-    def _close_outputs(self) -> tuple[list[str], BaseException | None]:
-        """Close every sink, then save the gallery, every step tried whatever the others do: the
+    def _close_outputs(self, save: bool = True) -> tuple[list[str], BaseException | None]:
+        """Close every sink, then save the gallery (when ``save``), every step tried whatever the others do: the
         write failures' messages, and the first other error of a sink's ``close()`` (to raise when
         no error of the run itself is on its way)."""
         failures: list[str] = []
@@ -369,7 +366,8 @@ class Runner:
             except Exception as exc:  # a custom sink's own fault: the others are still closed, the gallery still saved
                 unexpected = unexpected or exc
         try:
-            self.save_gallery()
+            if save:
+                self.save_gallery()
         except OutputWriteError as exc:
             failures.append(str(exc))
         return failures, unexpected
