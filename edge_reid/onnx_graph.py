@@ -6,6 +6,8 @@ beside the file too (``weights=True``: a graph rewrite that moves weights).
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 from edge_reid.errors import ModelError
@@ -49,14 +51,24 @@ def external_data_files(path: str | Path) -> list[Path]:
     when it is no readable ONNX model (its loader reports that).
 
     Tensors are looked for where ONNX allows external data: initializers, and tensor attributes,
-    in the main graph and every subgraph.
+    in the main graph and every subgraph. Remembered per file, size and modification time (the
+    graph is parsed once for the several ids and keys that hash a model at start-up).
     """
+    try:
+        status = os.stat(path)
+    except OSError:
+        return []
+    return [Path(path).parent / location for location in _external_locations(os.path.realpath(path), status.st_mtime_ns, status.st_size)]
+
+
+@functools.lru_cache(maxsize=64)
+def _external_locations(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
     from onnx.external_data_helper import uses_external_data
 
     try:
         graph = load_onnx(path).graph
     except ModelError:
-        return []
+        return ()
 
     def tensors(graph):
         yield from graph.initializer
@@ -76,7 +88,7 @@ def external_data_files(path: str | Path) -> list[Path]:
             location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
             if location:
                 locations[location] = None
-    return [Path(path).parent / location for location in locations]
+    return tuple(locations)
 
 
 def is_qdq_model(path: str | Path) -> bool:

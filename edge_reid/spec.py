@@ -23,9 +23,11 @@ Preprocessing of a pixel ``p`` in 0..255 of channel ``c`` (in ``color_order``):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,11 +148,25 @@ def sidecar_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 hex digest of a file's bytes."""
+def file_sha256(path: str | Path) -> str:
+    """sha256 hex digest of a file's bytes.
+
+    Remembered per file, size and modification time (the model id, the earlier ids, the tuning and
+    backend-choice cache keys and the engine key all hash the same model at start-up: a ReID model of
+    100 MB is read once, not five times); a file rewritten since is read again.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    status = os.stat(path)
+    return _sha256_of(os.path.realpath(path), status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, mtime_ns: int, size: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
+        for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 

@@ -254,3 +254,23 @@ def test_an_unknown_override_is_a_model_error_naming_it(tmp_path):
     """An unknown key in overrides ended in a TypeError from ModelSpec(**fields)."""
     with pytest.raises(ModelError, match=r"unknown spec fields \['colour_order'\] in the overrides"):
         load_spec(mean_model(tmp_path / "m.onnx"), {"colour_order": "BGR"})
+
+
+def test_a_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    """The model id, its earlier ids and the cache keys each read and hashed the whole model at start-up."""
+    import builtins
+    import hashlib
+    import os
+
+    from edge_reid.spec import file_sha256
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"a" * 1000)
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda file, *a, **k: (opened.append(str(file)), real_open(file, *a, **k))[1])
+    assert file_sha256(path) == file_sha256(path) == hashlib.sha256(b"a" * 1000).hexdigest()
+    assert opened.count(str(path)) == 1
+    path.write_bytes(b"b" * 1000)  # the same size, rewritten: another modification time
+    os.utime(path, ns=(1, 10**18))
+    assert file_sha256(path) == hashlib.sha256(b"b" * 1000).hexdigest() and opened.count(str(path)) == 2
