@@ -66,18 +66,13 @@ def gallery_lock(
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                other = _read_holder(descriptor)
-                if other.startswith(RUN_HOLDER) or time.monotonic() >= deadline:
-                    raise GalleryInUseError(_in_use_message(gallery_path, other)) from None
-                if should_stop is not None and should_stop():
-                    yield False
-                    return
-                time.sleep(0.2)
+        while (other := _try_lock(fcntl, descriptor)) is not None:
+            if other.startswith(RUN_HOLDER) or time.monotonic() >= deadline:
+                raise GalleryInUseError(_in_use_message(gallery_path, other))
+            if should_stop is not None and should_stop():
+                yield False
+                return
+            time.sleep(0.2)
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{holder} (pid {os.getpid()}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         try:
@@ -105,15 +100,22 @@ def refuse_if_a_run_holds(gallery_path: str | os.PathLike) -> None:
     except OSError:  # no lock file: nobody holds it
         return
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        other = _try_lock(fcntl, descriptor)
+        if other is None:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
-        except BlockingIOError:
-            other = _read_holder(descriptor)
-            if other.startswith(RUN_HOLDER):
-                raise GalleryInUseError(_in_use_message(gallery_path, other)) from None
+        elif other.startswith(RUN_HOLDER):
+            raise GalleryInUseError(_in_use_message(gallery_path, other))
     finally:
         os.close(descriptor)
+
+
+def _try_lock(fcntl, descriptor: int) -> str | None:
+    """Take the lock without waiting: None when taken, else who holds it (its lock file's text, "" when unknown)."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _read_holder(descriptor)
 
 
 def _read_holder(descriptor: int) -> str:
