@@ -115,3 +115,27 @@ def test_a_refused_command_leaves_no_folder_its_checks_made(tmp_path, capsys):
     (kept / "a" / "earlier.json").write_text("{}")
     assert main(["eval", "--data", str(tmp_path / "nope"), "--json", str(kept / "a" / "b" / "r.json")]) == 2
     assert sorted(p.name for p in (kept / "a").iterdir()) == ["earlier.json"], "only what the command made goes"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--source", "{video}", "--mot", "{out}/"],
+        ["run", "--source", "{video}", "--events", "{out}/"],
+        ["run", "--source", "{video}", "--gallery", "{out}/"],
+        ["eval-mot", "--gt", "{out}", "{video}", "--json", "{out}/"],
+        ["gallery", "export", "--gallery", "{video}", "--output", "{out}/"],
+    ],
+)
+def test_an_output_file_named_with_a_trailing_slash_is_refused(tmp_path, capsys, command):
+    """`--mot newdir/` was read as the file `newdir` (pathlib drops the slash) and wrote a file there."""
+    from edge_reid.cli import main
+
+    video = tmp_path / "clip.avi"
+    video.write_bytes(b"not read")
+    out = tmp_path / "newdir"
+    argv = [part.format(video=video, out=out) for part in command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{out}/ names a folder; give a file name in that folder" in err
+    assert not out.exists()

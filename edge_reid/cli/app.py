@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
 
 #: Help is Click's plain layout (option, then its text in a wide column, wrapped to the terminal),
@@ -51,6 +54,23 @@ PRECISION_HELP = (
     "`edge-reid calibrate`), fp16/int8 (TensorRT engine). Never changed silently: a backend that cannot refuses."
 )
 DEVICE_HELP = "OpenVINO device: CPU (default), GPU (Intel GPU) or NPU."
+
+
+def output_file(value: str | Path) -> Path:
+    """Parse an output *file* option, refusing a name that ends with a path separator.
+
+    ``--mot results/`` means a folder; as a :class:`~pathlib.Path` it would silently become a
+    file named ``results``. Used as ``typer.Option(..., parser=output_file, metavar="<path>")``.
+
+    Raises:
+        typer.BadParameter: ``value`` ends with ``/`` (or the platform's separator): a usage error
+            (exit 2) that names the value.
+    """
+    if isinstance(value, Path):  # an option's default
+        return value
+    if value.endswith(("/", os.sep)) and value not in ("/", os.sep):
+        raise typer.BadParameter(f"{value} names a folder; give a file name in that folder")
+    return Path(value)
 
 
 def check_backend_option(

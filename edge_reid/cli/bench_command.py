@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from edge_reid.cli.app import DEVICE_HELP, app
+from edge_reid.cli.app import DEVICE_HELP, app, output_file
 
 console = Console()
 status = Console(stderr=True)
@@ -109,7 +109,7 @@ def bench(
     batch: str = typer.Option("1,8,32", "--batch", help="Comma-separated batch sizes, e.g. 1,8,32."),
     seconds: float = typer.Option(5.0, "--seconds", min=0.01, help="Timed seconds per batch size for the model alone, and as much for each loop (overlapped, plain)."),
     warmup: float = typer.Option(1.0, "--warmup", min=0.0, help="Untimed warm-up seconds per batch size."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here (.json) for scripts."),
+    json_path: Optional[Path] = typer.Option(None, "--json", parser=output_file, metavar="<path>", help="Also write the results here (.json) for scripts."),
     crops: Optional[Path] = typer.Option(None, "--crops", help="Folder of person crops (.jpg/.png) for the loop and preprocess benchmarks."),
     video: Optional[Path] = typer.Option(
         None, "--video", help="Cut person crops from this video instead. Default: ../shared/data/vtest.avi when present."

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edge_reid.cli.app import app
+from edge_reid.cli.app import app, output_file
 
 MARKS = {True: "[green]ok[/]", False: "[red]missing[/]", None: ""}
 
@@ -21,7 +21,7 @@ def doctor(
     selftest: bool = typer.Option(
         False, "--selftest", help="Also check TensorRT and CUDA on this device (buffers, FP16/INT8 engines against ONNX Runtime, timings) and write a JSON report."
     ),
-    report: Path = typer.Option(Path("device-check.json"), "--report", help="--selftest: where the JSON report goes."),
+    report: Path = typer.Option(Path("device-check.json"), "--report", parser=output_file, metavar="<path>", help="--selftest: where the JSON report goes."),
     qdq: Optional[Path] = typer.Option(None, "--qdq", help="--selftest: Q/DQ model from `edge-reid calibrate` for the INT8 check (default: calibration/<model>-int8-qdq.onnx if present)."),
     crops: Optional[Path] = typer.Option(None, "--crops", help="--selftest: folder of person crops for the accuracy and loop checks."),
     video: Optional[Path] = typer.Option(None, "--video", help="--selftest: or a video to cut person crops from (default: ../shared/data/vtest.avi if present)."),

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edge_reid.cli.app import DEVICE_HELP, PRECISION_HELP, app, check_backend_option
+from edge_reid.cli.app import DEVICE_HELP, PRECISION_HELP, app, check_backend_option, output_file
 
 console = Console(stderr=True)
 
@@ -22,7 +22,7 @@ def eval_command(
     data: Path = typer.Option(..., "--data", "-d", help="Market-1501 folder holding query/ and bounding_box_test/."),
     flip: bool = typer.Option(False, "--flip", help="Average each image's embedding with its mirror image's."),
     rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (Zhong et al., CVPR 2017; k1=20, k2=6, lambda=0.3)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here (.json)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", parser=output_file, metavar="<path>", help="Also write the results here (.json)."),
     backend: str = typer.Option(
         "onnxruntime", "--backend", "-b",
         help="Backend: onnxruntime (default: the reference, the arithmetic `edge-reid calibrate` measured), openvino, "

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edge_reid.cli.app import app
+from edge_reid.cli.app import app, output_file
 
 console = Console(stderr=True)
 
@@ -21,7 +21,7 @@ def eval_mot_command(
         ..., metavar="RESULT_FILE", help="MOTChallenge result files (edge-reid run --mot): frame,id,left,top,width,height,score,-1,-1,-1."
     ),
     gt: Path = typer.Option(..., "--gt", help="MOTChallenge sequence folder holding seqinfo.ini and gt/gt.txt."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics here (.json)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", parser=output_file, metavar="<path>", help="Also write the metrics here (.json)."),
     iou: float = typer.Option(0.5, "--iou", min=0.05, max=0.95, help="IoU at which a box matches, for MOTA and IDF1."),
 ) -> None:
     """Score tracking results against ground truth: HOTA, DetA, AssA, MOTA, IDF1, ID switches.

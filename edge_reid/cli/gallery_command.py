@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edge_reid.cli.app import HELP_MARKUP_MODE, app
+from edge_reid.cli.app import HELP_MARKUP_MODE, app, output_file
 from edge_reid.errors import DataError
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ app.add_typer(gallery_app, name="gallery")
 CROP_MAX_HEIGHT = 512
 CROP_ASPECT = 1.5
 
-GALLERY_OPTION = typer.Option(..., "--gallery", "-g", help="Gallery file (.edgereid).")
+GALLERY_OPTION = typer.Option(..., "--gallery", "-g", parser=output_file, metavar="<path>", help="Gallery file (.edgereid).")
 
 
 def _load(path: Path) -> "Gallery":
@@ -262,7 +262,7 @@ def _rename(gallery_path: Path, identity_id: int, name: str) -> None:
 @gallery_app.command("export")
 def export(
     gallery_path: Path = GALLERY_OPTION,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON file to write (default, or -: standard output)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=output_file, metavar="<path>", help="JSON file to write (default, or -: standard output)."),
 ) -> None:
     """Export identities and metadata as JSON, without embeddings."""
     from edge_reid.atomic import write_json_atomic
@@ -290,7 +290,7 @@ def threshold(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet."),
     bins: int = typer.Option(20, "--bins", min=2, help="Histogram bins."),
     max_images: int = typer.Option(3000, "--max-images", min=2, help="Use at most this many images (evenly spread)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the report here (.json)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", parser=output_file, metavar="<path>", help="Also write the report here (.json)."),
 ) -> None:
     """Cosine-similarity histograms of same/different-person pairs and the threshold at a false-match rate.
 

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_backend_option
+from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_backend_option, output_file
 from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.summary import RunSummary
 from edge_reid.tracking.config import TrackerConfig
@@ -125,18 +125,18 @@ def run(
         "cores each, so that their two thread pools do not fight; on OpenVINO every core, its models share one pool)."
     ),
     events: Optional[Path] = typer.Option(
-        None, "--events", help="Write one JSON line per tracked person and frame here (.jsonl; - for standard output). "
+        None, "--events", parser=output_file, metavar="<path>", help="Write one JSON line per tracked person and frame here (.jsonl; - for standard output). "
         "Boxes of earlier frames learned late (a track's hits before it was confirmed, a lost gap once re-found) "
         "follow as lines with \"past_frame\": true.",
     ),
     mot: Optional[Path] = typer.Option(
-        None, "--mot", help="Write MOTChallenge rows here (.txt; id = identity; - for standard output), for edge-reid eval-mot "
+        None, "--mot", parser=output_file, metavar="<path>", help="Write MOTChallenge rows here (.txt; id = identity; - for standard output), for edge-reid eval-mot "
         "or any MOT tool; past-frame boxes are rows of their own frames. For an image folder, M.txt.frames.jsonl "
         "names each frame's image.",
     ),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the annotated video here (.mp4)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", parser=output_file, metavar="<path>", help="Write the annotated video here (.mp4)."),
     display: bool = typer.Option(False, "--display", help="Show the annotated video in a window (needs a screen: a window is tried first, and a screen that cannot be reached is an error, not a crash; q or Esc stops the run)."),
-    summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the run summary here (.json; - for standard output)."),
+    summary_path: Optional[Path] = typer.Option(None, "--summary", parser=output_file, metavar="<path>", help="Write the run summary here (.json; - for standard output)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
     engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
     rebuild: bool = typer.Option(False, "--rebuild", help="TensorRT: build the engine here when none is current (takes minutes)."),
@@ -160,7 +160,7 @@ def run(
     ),
     gallery_path: Optional[Path] = typer.Option(
         None, "--gallery", "-g",
-        help="Persistent gallery (.edgereid): loaded at start (created if missing), saved periodically and on exit.",
+        parser=output_file, metavar="<path>", help="Persistent gallery (.edgereid): loaded at start (created if missing), saved periodically and on exit.",
     ),
     save_every: float = typer.Option(60.0, "--save-every", min=1.0, help="Seconds between gallery saves (with --gallery)."),
     prune_after: Optional[float] = typer.Option(
