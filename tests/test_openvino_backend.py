@@ -170,6 +170,20 @@ def test_bf16_where_the_cpu_has_it_is_close_and_labelled(osnet_path, spec, real_
     assert 0.99 <= cosine.mean() < 0.99999, "bf16 is close to FP32 but not FP32"
 
 
+def test_a_closed_backend_still_describes_itself(osnet_path, spec, yolox_path):
+    """`edge-reid eval --backend openvino --json` ran the whole evaluation, closed the model, then crashed
+    describing it for the JSON (AttributeError on the released compiled model): no results written."""
+    from edge_reid.backends.openvino import OpenVinoDetector
+
+    backend = OpenVinoBackend(osnet_path, spec, max_batch=4, threads=1)
+    detector = OpenVinoDetector(yolox_path, threads=1)
+    for model in (backend, detector):
+        described = model.describe()
+        model.close()
+        model.close()
+        assert described.startswith("openvino") and model.describe() == described
+
+
 def test_detector_gives_the_same_boxes_on_both_cpu_backends(yolox_path, vtest_frames):
     on_ort = PersonDetector(yolox_path, backend="onnxruntime", threads=1)
     on_ov = PersonDetector(yolox_path, backend="openvino", threads=1)

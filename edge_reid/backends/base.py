@@ -104,7 +104,7 @@ class EmbeddingBackend(Closable, ABC):
         """
 
     def describe(self) -> str:
-        """One line naming the backend and its device, for logs and summaries."""
+        """One line naming the backend and its device, for logs and summaries (also after :meth:`close`)."""
         return self.name
 
     def close(self) -> None:
@@ -215,7 +215,7 @@ class DetectorBackend(Closable, ABC):
         """
 
     def describe(self) -> str:
-        """One line naming the backend and its device."""
+        """One line naming the backend and its device (also after :meth:`close`)."""
         return self.name
 
     def close(self) -> None:

@@ -431,10 +431,14 @@ class OpenVinoBackend(EmbeddingBackend):
         return True
 
     def describe(self) -> str:
+        if self._single is None:  # closed: the line it gave while open
+            return self._description_when_closed
         label = "int8 Q/DQ, float layers f32" if self.precision == "int8" else self.precision
         return f"openvino {self._ov.__version__.split('-')[0]} {self.device} {label}{_threads_note(self._single.compiled)}"
 
     def close(self) -> None:
+        if self._single is not None:
+            self._description_when_closed = self.describe()
         self._single = self._chunks = self._last_chunks = None
         self._tensors, self._bound = {}, {}
 
@@ -498,9 +502,13 @@ class OpenVinoDetector(DetectorBackend):
         return self.output
 
     def describe(self) -> str:
+        if self.compiled is None:  # closed: the line it gave while open
+            return self._description_when_closed
         return ", ".join((f"openvino {self._version} {self.device} {self.precision}{_threads_note(self.compiled)}", *self.graph_rewrites))
 
     def close(self) -> None:
+        if self.compiled is not None:
+            self._description_when_closed = self.describe()
         self._request = None
         self.compiled = None
 

@@ -58,8 +58,9 @@ def eval_command(
     embedder = Embedder(model, backend=backend, max_batch=batch, threads=threads, backend_options={"precision": precision, "device": device})
     if backend == "auto":
         console.print(embedder.backend.selection_reason)
+    backend_description = embedder.backend.describe()
     console.print(
-        f"[bold]edge-reid eval[/] {embedder.model_path.name} on {embedder.backend.describe()} | "
+        f"[bold]edge-reid eval[/] {embedder.model_path.name} on {backend_description} | "
         f"{len(dataset.query)} query, {len(dataset.gallery)} gallery images"
     )
     with Progress(
@@ -90,5 +91,5 @@ def eval_command(
     )
     console.print(table)
     if json_path is not None:
-        payload = {"model": str(embedder.model_path), "backend": embedder.backend.describe(), "data": str(data), **result.to_dict()}
+        payload = {"model": str(embedder.model_path), "backend": backend_description, "data": str(data), **result.to_dict()}
         write_json_atomic(json_path, payload)
