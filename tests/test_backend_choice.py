@@ -193,6 +193,26 @@ def test_auto_detector_and_embedder_land_on_the_cpu_backend_measured_faster_here
             assert f"; {title} " in backend.selection_reason and f"ms a call on this CPU ({how})" in backend.selection_reason
 
 
+@needs_openvino
+def test_auto_measures_a_model_whose_batch_is_fixed_below_the_timing_batch(monkeypatch, tmp_path):
+    """A batch-1 export was never measured: both backends were timed at batch 8, which it refuses, so auto
+    fell back to the registry's order, cached nothing and opened both backends again at every start."""
+    import onnx
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("auto uses OpenVINO on x86-64 only")
+    model = onnx.load(str(MODEL))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    fixed = tmp_path / "osnet_batch1.onnx"
+    onnx.save(model, str(fixed))
+    monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(backends, "tensorrt_available", missing("no GPU"))
+    with create_backend("auto", fixed, load_spec(fixed), max_batch=32) as backend:
+        assert backend.max_batch == 1
+        assert "ms a call on this CPU (measured now)" in backend.selection_reason
+
+
 def test_doctor_lists_the_cpu_backends_and_the_auto_choice(tmp_path):
     from edge_reid.doctor import collect_report
 

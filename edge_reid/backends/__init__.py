@@ -236,7 +236,8 @@ def create_backend(
 
         batch = min(8, max_batch)
         tried = order_by_speed(tried, "embedding", model_path, f"max_batch {max_batch}, timed at {batch}, threads {threads}, {options}",
-                               lambda backend: open_one(get_backend(backend)), lambda backend: _embedding_call(backend, batch),
+                               lambda backend: open_one(get_backend(backend)),
+                               lambda backend: _embedding_call(backend, min(batch, backend.max_batch)),  # a model's fixed batch may be smaller
                                cpu_time=side_by_side)
     return _open_first(name, open_one, tried)
 
