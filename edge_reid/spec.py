@@ -290,8 +290,11 @@ def _graph_io(model_path: Path, output_name: str = "") -> tuple[str, list[int | 
     ``output_name``, or the first one.
 
     Raises:
-        ModelError: not an ONNX model, no inputs/outputs, or no output called ``output_name``.
+        ModelError: not an ONNX model, no inputs/outputs, no output called ``output_name``, or the
+            input or that output is not float32 (a float16 export, say).
     """
+    import onnx
+
     from edge_reid.onnx_graph import load_onnx
 
     graph = load_onnx(model_path, hint="pass an .onnx file exported from your ReID network").graph
@@ -308,6 +311,15 @@ def _graph_io(model_path: Path, output_name: str = "") -> tuple[str, list[int | 
         output = next((o for o in graph.output if o.name == output_name), None)
         if output is None:
             raise ModelError(f"{model_path}: no output called {output_name!r}; its outputs are {[o.name for o in graph.output]}")
+    for kind, value_info in (("input", inputs[0]), ("output", output)):
+        elem_type = value_info.type.tensor_type.elem_type
+        if elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.UNDEFINED):
+            raise ModelError(
+                f"{model_path}: model {kind} {value_info.name!r} is {onnx.TensorProto.DataType.Name(elem_type).lower()}; "
+                "edge-reid feeds float32 crops and reads float32 embeddings on every backend. Keep the inputs and outputs "
+                "float32 and reduce precision inside: onnxconverter_common.float16.convert_float_to_float16(model, "
+                "keep_io_types=True), or `edge-reid calibrate --precision fp16`"
+            )
     return inputs[0].name, dims(inputs[0]), output.name, dims(output)
 
 
@@ -349,7 +361,7 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
 
     Raises:
         ModelError: the file is missing, a folder or not an ONNX model; the input
-            is not rank 4 with 3 channels; the output is not (N, D) (a detector, say); a
+            is not rank 4 with 3 channels, or the input or output is not float32; the output is not (N, D) (a detector, say); a
             static height/width disagrees with the
             sidecar; the sidecar is not valid JSON, not a JSON object, names unknown
             fields, or holds a value of the wrong type or range (e.g. a

@@ -114,6 +114,19 @@ def test_wrong_rank_and_non_model_files_are_refused(tmp_path):
         load_spec(tmp_path / "missing.onnx")
 
 
+def test_a_float16_export_is_refused_saying_how_to_keep_float32_io(tmp_path):
+    """A model with float16 inputs and outputs failed at the first batch with the runtime's type error and
+    "is this a ReID model?"; every backend feeds float32 crops and reads float32 embeddings."""
+    import onnx
+
+    model = onnx.load(str(mean_model(tmp_path / "mean.onnx")))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+    onnx.save(model, str(tmp_path / "half.onnx"))
+    with pytest.raises(ModelError, match=r"half\.onnx: model input 'images' is float16; .*keep_io_types=True"):
+        load_spec(tmp_path / "half.onnx", {"embedding_dim": 3})
+
+
 def test_spec_validation_and_fingerprint():
     with pytest.raises(ModelError, match="color_order"):
         ModelSpec(color_order="YUV")
