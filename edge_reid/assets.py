@@ -12,6 +12,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from edge_reid.atomic import give_ordinary_permissions
 from edge_reid.errors import ModelError
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -53,6 +54,7 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
     digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+            give_ordinary_permissions(out.fileno())  # readable by other users as a copied file is
             announced = response.headers.get("Content-Length")
             received = 0
             for block in iter(lambda: response.read(1 << 20), b""):

@@ -48,6 +48,19 @@ def fsync_directory(directory: str | Path) -> None:
         os.close(dir_fd)
 
 
+def give_ordinary_permissions(fd: int) -> None:
+    """Give the open file ``fd`` the permissions a plain ``open()`` would (0666 less the umask):
+    :func:`tempfile.mkstemp` makes 0600 files, which other users (a service account, a container's
+    user) then cannot read once renamed into place.
+
+    Raises:
+        OSError: the permissions cannot be changed.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+
+
 def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes, what: str = "file", create_parent: bool = True) -> Path:
     """Write the concatenation of ``chunks`` to ``path`` atomically; returns the path.
 
@@ -74,9 +87,7 @@ def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes, what: str = "fil
     except OSError as exc:
         raise write_error(what, path, exc) from None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files
+        give_ordinary_permissions(fd)
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)

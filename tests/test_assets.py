@@ -43,6 +43,21 @@ def test_download_checks_digest_and_is_atomic(loopback_server, tmp_path, osnet_p
     assert sorted(p.name for p in target.parent.iterdir()) == ["model.onnx"], "no partial files left"
 
 
+def test_a_downloaded_model_has_ordinary_permissions(loopback_server, tmp_path):
+    """The model was written 0600 (mkstemp's mode): a service account or container user could not read a
+    model an admin downloaded into a shared folder."""
+    import os
+
+    served, base = loopback_server
+    (served / "model.onnx").write_bytes(b"weights" * 100)
+    old_umask = os.umask(0o022)
+    try:
+        target = download_model(f"{base}/model.onnx", tmp_path / "model.onnx")
+    finally:
+        os.umask(old_umask)
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
 def test_a_transfer_cut_short_is_refused_without_a_checksum(tmp_path, osnet_path):
     """A server that announces the whole file and sends half: read() returns short data without an error, and the half
     model was installed when no sha256 was given."""
