@@ -39,7 +39,7 @@ def test_first_session_measures_and_caches_later_ones_read_the_cache(tmp_path, c
     assert first.tuning.level == tuning.pick_level(first.tuning.ms, "extended")
     entries = json.loads(cache.read_text())["entries"]
     (key,) = entries
-    assert key == tuning.tuning_key(model, 1, 8) and f"onnxruntime {ort.__version__}" in key and "threads 1" in key
+    assert key == tuning.tuning_key(model, 1, 8, image_size=(256, 128)) and f"onnxruntime {ort.__version__}" in key and "threads 1" in key
     assert entries[key]["level"] == first.tuning.level
 
     def no_timing(*args):
@@ -58,7 +58,7 @@ def test_the_cached_level_is_the_one_the_session_uses(tmp_path, cache):
     for level, expected in (("all", ort.GraphOptimizationLevel.ORT_ENABLE_ALL), ("basic", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)):
         cache.parent.mkdir(exist_ok=True)
         ms = {"basic": 1.0, "extended": 1.0, "all": 1.0}
-        cache.write_text(json.dumps({"schema": tuning.SCHEMA, "entries": {tuning.tuning_key(model, 1, 8): {"level": level, "ms": ms}}}))
+        cache.write_text(json.dumps({"schema": tuning.SCHEMA, "entries": {tuning.tuning_key(model, 1, 8, image_size=(256, 128)): {"level": level, "ms": ms}}}))
         backend = OnnxRuntimeBackend(model, SPEC, threads=1)
         assert backend.tuning.source == "cached" and _level(backend) == expected
 
@@ -68,7 +68,7 @@ def test_a_hand_edited_entry_is_measured_again_not_a_crash(tmp_path, cache, ms):
     """An entry whose timings are not numbers crashed every later run: 'internal error: ValueError ... please report it'."""
     model = mean_model(tmp_path / "means.onnx")
     cache.parent.mkdir(exist_ok=True)
-    cache.write_text(json.dumps({"schema": tuning.SCHEMA, "entries": {tuning.tuning_key(model, 1, 8): {"level": "all", "ms": ms}}}))
+    cache.write_text(json.dumps({"schema": tuning.SCHEMA, "entries": {tuning.tuning_key(model, 1, 8, image_size=(256, 128)): {"level": "all", "ms": ms}}}))
     backend = OnnxRuntimeBackend(model, SPEC, threads=1)
     assert backend.tuning.source == "measured" and set(backend.tuning.ms) == set(tuning.CANDIDATE_LEVELS)
 
@@ -105,3 +105,16 @@ def test_the_detector_is_tuned_at_batch_1(yolox_path, cache):
     resized = OnnxRuntimeDetector(yolox_path, threads=1, input_size=(320, 416))
     assert resized.tuning.source == "measured", "another input size is timed on its own"
     assert len(json.loads(cache.read_text())["entries"]) == 2
+
+
+def test_a_model_with_a_dynamic_image_size_is_timed_at_the_size_it_runs_at(tmp_path, cache, monkeypatch):
+    """Dynamic height and width were timed on 1x1 images: the cached 'fastest level' was measured on an
+    input the model never runs on (and many CNNs fail at 1x1, leaving the default untimed)."""
+    model = mean_model(tmp_path / "means.onnx", height="H", width="W")
+    timed_shapes = []
+    real_time_levels = tuning._time_levels
+    monkeypatch.setattr(tuning, "_time_levels", lambda sessions, feeds: timed_shapes.append(feeds["images"].shape) or real_time_levels(sessions, feeds))
+    spec = ModelSpec(name="means", input_name="images", height=384, width=128, embedding_dim=3)
+    backend = OnnxRuntimeBackend(model, spec, threads=1)
+    assert timed_shapes == [(8, 3, 384, 128)] and backend.tuning.source == "measured"
+    assert list(json.loads(cache.read_text())["entries"]) == [tuning.tuning_key(model, 1, 8, image_size=(384, 128))]

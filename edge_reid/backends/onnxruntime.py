@@ -116,9 +116,13 @@ def create_session(
         raise ModelError(f"{path}: ONNX Runtime cannot load this model: {first_line(exc)}") from None
 
 
-def _session(model_path, threads: int | None, level: str | None, batch: int, graph_label: str = "", **options):
+def _session(
+    model_path, threads: int | None, level: str | None, batch: int, graph_label: str = "", image_size: tuple[int, int] | None = None,
+    **options,
+):
     """(session, :class:`~edge_reid.backends.onnxruntime_tuning.TuningResult`) at ``level``, or tuned when None
-    (``graph_label``: the rewrite of the file's graph that ``options["model"]`` holds, part of the tuning key)."""
+    (``graph_label``: the rewrite of the file's graph that ``options["model"]`` holds, part of the tuning key;
+    ``image_size``: (height, width) the model runs at, its input timed at that size)."""
     from edge_reid.backends.onnxruntime_tuning import TuningResult, tuned_session
 
     if level is not None:
@@ -128,7 +132,7 @@ def _session(model_path, threads: int | None, level: str | None, batch: int, gra
         raise ModelError(f"model file not found: {path}")
     return tuned_session(
         path, threads, batch, lambda candidate: create_session(path, threads, optimization_level=candidate, **options),
-        DEFAULT_OPTIMIZATION_LEVEL, graph=graph_label,
+        DEFAULT_OPTIMIZATION_LEVEL, graph=graph_label, image_size=image_size,
     )
 
 
@@ -174,7 +178,7 @@ class OnnxRuntimeBackend(EmbeddingBackend):
     ) -> None:
         self.model_path = Path(model_path)
         self.session, self.tuning = _session(
-            model_path, threads, optimization_level, TUNING_BATCH, providers=providers,
+            model_path, threads, optimization_level, TUNING_BATCH, image_size=(spec.height, spec.width), providers=providers,
             stop_spinning_after_run=stop_spinning_after_run,
         )
         inputs = {i.name: i for i in self.session.get_inputs()}

@@ -57,9 +57,10 @@ class TuningResult:
         return f"graph level {self.level} ({how})"
 
 
-def tuning_key(model_path: str | Path, threads: int | None, batch: int, graph: str = "") -> str:
+def tuning_key(model_path: str | Path, threads: int | None, batch: int, graph: str = "", image_size: tuple[int, int] | None = None) -> str:
     """What a tuning result depends on: model bytes, CPU model and instruction sets, ONNX Runtime version,
-    threads, batch, and the rewrite of the graph that runs (``graph``, "" for the file as is)."""
+    threads, batch, the rewrite of the graph that runs (``graph``, "" for the file as is) and the (height, width)
+    in pixels a model with a dynamic image size is timed at (``image_size``)."""
     from importlib import metadata
 
     from edge_reid.cpu import cpu_isa_flags, cpu_model
@@ -68,17 +69,23 @@ def tuning_key(model_path: str | Path, threads: int | None, batch: int, graph: s
     return "|".join((
         model_sha256(model_path), cpu_model(), ",".join(cpu_isa_flags()), f"onnxruntime {metadata.version('onnxruntime')}",
         f"threads {threads or 'default'}", f"batch {batch}", *([f"graph {graph}"] if graph else []),
+        *([f"image {image_size[0]}x{image_size[1]}"] if image_size else []),
     ))
 
 
-def _feeds(session, batch: int) -> dict | None:
-    """Random float32 inputs of the session's shapes (batch for a dynamic first dimension, 1 for others), or None."""
+def _feeds(session, batch: int, image_size: tuple[int, int] | None = None) -> dict | None:
+    """Random float32 inputs of the session's shapes, or None (an input that is not float32).
+
+    A dynamic dimension is ``batch`` first, 3 channels second, ``image_size`` (height, width) third and
+    fourth of a rank-4 input where given, else 1."""
     rng = np.random.default_rng(0)
     feeds = {}
     for model_input in session.get_inputs():
         if model_input.type != "tensor(float)":
             return None
-        shape = [d if isinstance(d, int) and d > 0 else (batch if i == 0 else 1) for i, d in enumerate(model_input.shape)]
+        rank = len(model_input.shape)
+        wanted = [batch, 3, *(image_size or (1, 1))] if rank == 4 else [batch, *([1] * (rank - 1))]
+        shape = [d if isinstance(d, int) and d > 0 else wanted[i] for i, d in enumerate(model_input.shape)]
         feeds[model_input.name] = rng.standard_normal(shape).astype(np.float32)
     return feeds
 
@@ -106,7 +113,10 @@ def pick_level(ms: dict[str, float], default: str) -> str:
     return fastest
 
 
-def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_session, default: str, graph: str = ""):
+def tuned_session(
+    model_path: str | Path, threads: int | None, batch: int, make_session, default: str, graph: str = "",
+    image_size: tuple[int, int] | None = None,
+):
     """A session at the level tuned for this model, machine and ONNX Runtime version.
 
     Args:
@@ -117,6 +127,8 @@ def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_
         default: the level used on ties and when the model cannot be timed (an input that is not
             float32, or a model that fails to run: nothing is cached then).
         graph: the rewrite of the file's graph ``make_session`` loads (part of the key; "" for none).
+        image_size: (height, width) in pixels the model runs at, for an input whose image size is
+            dynamic (part of the key; None: such dimensions are timed at 1).
 
     Returns:
         ``(session, TuningResult)``.
@@ -125,12 +137,12 @@ def tuned_session(model_path: str | Path, threads: int | None, batch: int, make_
         Whatever ``make_session`` raises (a model ONNX Runtime cannot load).
     """
     path = cache_dir() / CACHE_FILE
-    key = tuning_key(model_path, threads, batch, graph)
+    key = tuning_key(model_path, threads, batch, graph, image_size)
     cached = read_cache_entries(path, SCHEMA).get(key)
     if isinstance(cached, dict) and cached.get("level") in CANDIDATE_LEVELS and timings_in_ms(cached.get("ms"), CANDIDATE_LEVELS):
         return make_session(cached["level"]), TuningResult(cached["level"], "cached", dict(cached["ms"]))
     sessions = {level: make_session(level) for level in CANDIDATE_LEVELS}
-    feeds = _feeds(sessions[default], batch)
+    feeds = _feeds(sessions[default], batch, image_size)
     if feeds is None:
         return sessions[default], TuningResult(default, "default", {})
     try:
