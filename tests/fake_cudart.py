@@ -140,6 +140,8 @@ class FakeCudaRuntime:
         self.calls.append(("cudaFree", ptr))
         if not self.driver:
             return self._no_driver("cudaFree", 0)
+        if self._failing("cudaFree"):
+            return (self.cudaError_t.cudaErrorInvalidValue,)
         ok = self.device.pop(ptr, None) is not None
         return (self.cudaError_t.cudaSuccess if ok else self.cudaError_t.cudaErrorInvalidValue,)
 

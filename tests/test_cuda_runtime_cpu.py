@@ -148,6 +148,16 @@ def test_failed_allocation_frees_what_was_allocated_and_names_the_call():
     assert rt.host == {}
 
 
+def test_a_failed_device_free_still_frees_the_pinned_host_memory():
+    """In pinned mode, a cudaFree that failed skipped cudaFreeHost: the page-locked host memory leaked."""
+    rt = FakeCudaRuntime(integrated=False, fail={"cudaFree": 0})
+    buffer = HostDeviceBuffer((4, 8), "pinned", cudart=rt)
+    with pytest.raises(CudaError, match="cudaFree failed"):
+        buffer.close()
+    assert rt.host == {}
+    buffer.close()  # nothing left to free
+
+
 def test_unknown_memory_mode():
     with pytest.raises(ValueError, match="mapped"):
         HostDeviceBuffer((1, 1), "unified", cudart=FakeCudaRuntime())

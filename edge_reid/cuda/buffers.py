@@ -136,13 +136,15 @@ class HostDeviceBuffer:
     def close(self) -> None:
         """Free the CUDA memory (safe to call twice). ``array`` must not be used afterwards."""
         rt = self._rt
-        if self._device_alloc:
-            ptr, self._device_alloc = self._device_alloc, 0
-            check(rt.cudaFree(ptr), "cudaFree", rt)
-        if self.host_ptr:
-            ptr, self.host_ptr = self.host_ptr, 0
-            self.device_ptr = 0
-            check(rt.cudaFreeHost(ptr), "cudaFreeHost", rt)
+        try:
+            if self._device_alloc:
+                ptr, self._device_alloc = self._device_alloc, 0
+                check(rt.cudaFree(ptr), "cudaFree", rt)
+        finally:  # the pinned host memory goes even when freeing the device side failed
+            if self.host_ptr:
+                ptr, self.host_ptr = self.host_ptr, 0
+                self.device_ptr = 0
+                check(rt.cudaFreeHost(ptr), "cudaFreeHost", rt)
 
 
 class CudaStream:
