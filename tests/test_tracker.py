@@ -292,3 +292,21 @@ def test_a_clock_that_stands_still_is_warned_of_once():
         warnings.simplefilter("error", TimestampWarning)
         for _ in range(STILL_CLOCK_UPDATES):
             stuck.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.0)  # said once
+
+
+def test_a_lost_track_is_not_matched_once_unseen_for_longer_than_max_lost_s():
+    """Defect: lost tracks were expired only after association, so with frames further apart than
+    ``max_lost_s`` a lost track unseen for far longer was still re-found (and its gap interpolated)."""
+    tracker = Tracker(TrackerConfig(max_lost_s=1.0))
+    for i in range(4):
+        tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, i / FPS)
+    (track,) = tracker.tracks
+    tracker.update(Detections.empty(), None, 0.4)
+    assert track.state == TrackState.LOST  # last seen at 0.3 s
+    tracked = tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, 2.0)  # unseen for 1.7 s
+    assert len(tracked) == 0 and track not in tracker.tracks
+    assert [t.state for t in tracker.tracks] == [TrackState.TENTATIVE]  # the person starts a new track
+    # A tracked track is matched whatever the time to the next frame (frames 2 s apart).
+    sparse = Tracker(TrackerConfig(max_lost_s=1.0))
+    ids = [sparse.update(Detections.from_boxes([_box(100)], [0.9]), None, 2.0 * i).track_ids.tolist() for i in range(5)]
+    assert ids == [[], [], [1], [1], [1]]

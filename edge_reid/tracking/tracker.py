@@ -4,9 +4,10 @@ Per frame (:meth:`Tracker.update`), following ByteTrack (Y. Zhang et al., "ByteT
 Multi-Object Tracking by Associating Every Detection Box", ECCV 2022) and BoT-SORT
 (N. Aharon et al., 2022):
 
-1. every live track is predicted to the frame's time (:mod:`~edge_reid.tracking.kalman`),
-   and moved by the camera's motion when a :class:`~edge_reid.tracking.camera_motion.CameraMotion`
-   is given;
+1. lost tracks unseen for longer than ``max_lost_s`` at the frame's time are removed (they
+   are never matched again); every other track is predicted to the frame's time
+   (:mod:`~edge_reid.tracking.kalman`), and moved by the camera's motion when a
+   :class:`~edge_reid.tracking.camera_motion.CameraMotion` is given;
 2. confirmed tracks (tracked and lost) are matched to the **high-score** detections
    with the fused IoU + appearance cost (:func:`~edge_reid.tracking.association.fuse_costs`);
 3. tracks still unmatched that were tracked in the previous frame are matched to the
@@ -16,7 +17,9 @@ Multi-Object Tracking by Associating Every Detection Box", ECCV 2022) and BoT-SO
    frames: :func:`~edge_reid.tracking.association.gated_motion_cost`);
 5. remaining high-score detections confident enough start tentative tracks;
 6. tracks unmatched become lost (or, if tentative, are removed); lost tracks unseen
-   for longer than ``max_lost_s`` are removed; a lost track lying on a tracked one
+   for longer than ``max_lost_s`` are removed (so with frames further apart than ``max_lost_s``
+   a track missed once is gone; a tracked track is matched whatever the time to the next
+   frame); a lost track lying on a tracked one
    (IoU >= ``duplicate_iou``) is a duplicate and the younger of the two is removed.
 
 Times are the caller's timestamps made monotonic: a timestamp that repeats or goes
@@ -131,7 +134,9 @@ class Tracker:
     def predict(self, timestamp_s: float, image: np.ndarray | None = None) -> None:
         """Move every live track to the frame at ``timestamp_s`` (once per frame; :meth:`update` calls it).
 
-        Call it before :meth:`update` to read the predicted boxes first (e.g. to decide what to embed).
+        Lost tracks unseen for longer than ``max_lost_s`` by then are removed first: they cannot be
+        matched in this frame. Call it before :meth:`update` to read the predicted boxes first (e.g.
+        to decide what to embed).
 
         Args:
             timestamp_s: the frame's time in seconds. The tracks move by the time since the
@@ -168,6 +173,9 @@ class Tracker:
                 "camera's CAP_PROP_POS_MSEC often reads 0, and is in milliseconds), or None for the monotonic clock",
                 TimestampWarning, stacklevel=3,
             )
+        for track in self.tracks:  # before association: a lost track is matched for at most max_lost_s
+            track.expire(self.clock_s, self.config.max_lost_s)
+        self.tracks = [t for t in self.tracks if t.state != TrackState.REMOVED]
         if self.tracks:
             means = np.stack([t.mean for t in self.tracks])
             covariances = np.stack([t.covariance for t in self.tracks])
