@@ -222,7 +222,7 @@ def _miss_cause(gt_box, boxes, record: FrameRecord | None, low_score: float, hig
     if record is None:
         return "not reported (no tracker state: --mot)"
     detection_iou = iou(gt_box, record.detections)[0] if len(record.detections) else np.zeros(0)
-    usable = (detection_iou >= MATCH_IOU) & (record.scores >= low_score)
+    usable = (detection_iou >= MATCH_IOU) & (record.scores >= np.float32(low_score))
     if not usable.any():
         return "no detection"
     for track in record.tracks:
@@ -232,7 +232,7 @@ def _miss_cause(gt_box, boxes, record: FrameRecord | None, low_score: float, hig
             return "tentative track (not yet confirmed)"
         return "confirmed track without an identity"
     lost = [t for t in record.tracks if t.state == "lost" and iou(gt_box, t.kalman_box)[0, 0] >= NEAR_IOU]
-    if record.scores[usable].max() < high_score:
+    if record.scores[usable].max() < np.float32(high_score):  # float32, as the tracker compares
         return "low-score detection only, " + ("a lost track near" if lost else "no track near")
     return "high-score detection no track took, " + ("a lost track near" if lost else "no track near")
 

@@ -314,7 +314,7 @@ class PersonDetector(Closable):
         self.frame_scale = ratio
         raw = self.backend.run()[0]  # (A, 5 + classes)
         scores = raw[:, 4] * raw[:, 5 + PERSON_CLASS]
-        candidates = np.flatnonzero(scores >= self.score_threshold)
+        candidates = np.flatnonzero(scores >= np.float32(self.score_threshold))  # in float32, as Detections stores scores
         if candidates.size == 0:
             return Detections.empty()
         chosen = raw[candidates]
@@ -335,7 +335,9 @@ class PersonDetector(Closable):
         if rows.size == 0:
             return rows
         xywh = np.concatenate((boxes[rows, :2], boxes[rows, 2:] - boxes[rows, :2]), axis=1)
-        kept = rows[np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores[rows].tolist(), self.score_threshold, self.nms_iou), np.int64).reshape(-1)]
+        # The rows are at or above score_threshold already. NMSBoxes keeps only scores strictly above its own
+        # threshold (which must be >= 0): given score_threshold, it dropped a box scored exactly at it.
+        kept = rows[np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores[rows].tolist(), 0.0, self.nms_iou), np.int64).reshape(-1)]
         return kept[np.argsort(-scores[kept], kind="stable")]
 
     def describe(self) -> str:

@@ -95,3 +95,14 @@ def test_detector_precision_is_checked_and_onnxruntime_runs_fp32_only(yolox_path
     with pytest.raises(BackendUnavailableError, match=r"fp32 only, not fp16 \(--detector-precision, or PersonDetector\(precision=\) in Python\): use the openvino backend"):
         PersonDetector(yolox_path, backend="onnxruntime", precision="fp16")
     assert PersonDetector(yolox_path, backend="onnxruntime", precision="fp32").describe().startswith("onnxruntime")
+
+
+def test_a_box_scored_exactly_at_the_threshold_survives_suppression():
+    """Defect: OpenCV's NMSBoxes keeps only scores strictly above its threshold, so a box the detector
+    had kept at ``score >= score_threshold`` was dropped when it scored exactly the threshold."""
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(score_threshold=0.1, nms_iou=0.45)
+    boxes = np.array([[0, 0, 10, 20], [50, 0, 60, 20]], np.float32)
+    scores = np.array([0.9, 0.1], np.float32)
+    assert PersonDetector._suppress(settings, boxes, scores, np.arange(2)).tolist() == [0, 1]

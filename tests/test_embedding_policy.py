@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge_reid.detections import Detections
-from edge_reid.tracking import Tracker, plan_embeddings
+from edge_reid.tracking import Tracker, TrackerConfig, plan_embeddings
 
 DIM = 8
 
@@ -49,3 +49,10 @@ def test_overlapping_people_and_weak_detections():
 def test_bad_refresh_is_refused():
     with pytest.raises(ValueError, match="refresh_s"):
         plan_embeddings(Tracker(), Detections.empty(), 0.0, refresh_s=0)
+
+
+def test_a_score_exactly_at_high_score_is_embedded():
+    """Defect: float32 scores compared with float64 thresholds put a detection scored exactly at
+    ``high_score`` (0.9 stored as 0.89999998) below it: a new person was not embedded."""
+    tracker = Tracker(TrackerConfig(high_score=0.9, new_track_score=0.9))
+    assert plan_embeddings(tracker, Detections.from_boxes([_box(100)], [0.9]), 0.0).tolist() == [True]

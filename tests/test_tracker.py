@@ -310,3 +310,13 @@ def test_a_lost_track_is_not_matched_once_unseen_for_longer_than_max_lost_s():
     sparse = Tracker(TrackerConfig(max_lost_s=1.0))
     ids = [sparse.update(Detections.from_boxes([_box(100)], [0.9]), None, 2.0 * i).track_ids.tolist() for i in range(5)]
     assert ids == [[], [], [1], [1], [1]]
+
+
+def test_scores_exactly_at_a_threshold_count_as_at_or_above_it():
+    """Defect: scores are float32 and 0.9 is stored as 0.89999998, so a detection scored exactly at
+    ``high_score``/``new_track_score`` (or ``low_score``) was treated as below it."""
+    tracker = Tracker(TrackerConfig(high_score=0.9, new_track_score=0.9, low_score=0.7, confirm_hits=1))
+    started = tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.0)
+    assert started.track_ids.tolist() == [1]  # at high_score and new_track_score: starts a track
+    kept = tracker.update(Detections.from_boxes([_box(102)], [0.7]), None, 0.1)
+    assert kept.track_ids.tolist() == [1]  # at low_score: extends it

@@ -10,6 +10,10 @@ from dataclasses import dataclass, fields
 class TrackerConfig:
     """The tracker's constants, with where each default comes from.
 
+    Score thresholds are compared with the detections' scores in float32, as
+    :class:`~edge_reid.detections.Detections` stores them: a score given as exactly a
+    threshold is at it.
+
     Attributes:
         high_score: detections at or above this confidence take part in the first
             association and may confirm tracks (BoT-SORT ``track_high_thresh`` 0.6;

@@ -29,7 +29,7 @@ from edge_reid.defaults import REFRESH_S
 from edge_reid.detections import Detections
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix
 from edge_reid.tracking.track import TrackState
-from edge_reid.tracking.tracker import Tracker
+from edge_reid.tracking.tracker import Tracker, at_least
 
 
 
@@ -61,11 +61,11 @@ def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float
     scores = np.asarray(detections.scores, np.float64).reshape(-1)
     finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
     valid = finite & ((boxes[:, 2] - boxes[:, 0]) > 0) & ((boxes[:, 3] - boxes[:, 1]) > 0)
-    high = valid & (scores >= config.high_score)
+    high = valid & at_least(scores, config.high_score)
     embed = high.copy()
     if not high.any():
         return embed
-    considered = np.flatnonzero(valid & (scores >= config.low_score))
+    considered = np.flatnonzero(valid & at_least(scores, config.low_score))
     candidates = np.flatnonzero(high)
     tracks = tracker.tracks
     predicted = np.stack([t.kalman_box for t in tracks]) if tracks else np.zeros((0, 4))

@@ -67,6 +67,13 @@ CLOCK_RESTART_S = 1.0
 STILL_CLOCK_UPDATES = 100
 
 
+def at_least(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """(N,) bool: which detection scores are at or above a :class:`TrackerConfig` threshold, compared in
+    float32 as :class:`~edge_reid.detections.Detections` stores them (0.7 is 0.69999999 there: a score
+    given as exactly the threshold counts as at it)."""
+    return np.asarray(scores, np.float32) >= np.float32(threshold)
+
+
 def overlapped_mask(boxes: np.ndarray, overlap: float) -> np.ndarray:
     """(N,) bool: which of N boxes (x1, y1, x2, y2) have more than ``overlap`` of their area covered by another."""
     coverage = coverage_matrix(boxes, boxes)
@@ -243,9 +250,10 @@ class Tracker:
 
         valid = ((boxes[:, 2] - boxes[:, 0]) > 0) & ((boxes[:, 3] - boxes[:, 1]) > 0)
         self.ignored_boxes += int((~valid).sum())
-        high = np.flatnonzero(valid & (scores >= config.high_score))
-        low = np.flatnonzero(valid & (scores >= config.low_score) & (scores < config.high_score))
-        considered = np.flatnonzero(valid & (scores >= config.low_score))
+        is_high, above_low = at_least(scores, config.high_score), at_least(scores, config.low_score)
+        high = np.flatnonzero(valid & is_high)
+        low = np.flatnonzero(valid & above_low & ~is_high)
+        considered = np.flatnonzero(valid & above_low)
         clean = np.zeros(len(boxes), bool)
         clean[considered] = ~overlapped_mask(boxes[considered], config.overlap)
 
@@ -274,8 +282,9 @@ class Tracker:
 
         self._apply_matches(matched, boxes, scores, embeddings, embedded, clean, now)
         # 4. new tentative tracks
+        starts = at_least(scores, config.new_track_score)
         for index in remaining[unmatched_remaining]:
-            if scores[index] >= config.new_track_score:
+            if starts[index]:
                 self._start_track(int(index), boxes, scores, embeddings, embedded, clean, now)
         # 5. expiry and duplicates
         for track in self.tracks:
