@@ -320,3 +320,17 @@ def test_scores_exactly_at_a_threshold_count_as_at_or_above_it():
     assert started.track_ids.tolist() == [1]  # at high_score and new_track_score: starts a track
     kept = tracker.update(Detections.from_boxes([_box(102)], [0.7]), None, 0.1)
     assert kept.track_ids.tolist() == [1]  # at low_score: extends it
+
+
+def test_embeddings_of_another_width_are_refused_before_anything_changes():
+    """Defect: embeddings whose dimension changed between frames failed deep in association with numpy's
+    matmul message, after the tracker had moved its clock and counted the update."""
+    tracker = Tracker()
+    for i in range(3):
+        tracker.update(Detections.from_boxes([_box(100)], [0.9]), _look(i, dim=32)[None], i / FPS)
+    before = (tracker.updates, tracker.clock_s, tracker.tracks[0].detection_index)
+    with pytest.raises(ValueError, match="embeddings are 16-d, this tracker's tracks hold 32-d ones"):
+        tracker.update(Detections.from_boxes([_box(100)], [0.9]), _look(9, dim=16)[None], 0.3)
+    assert (tracker.updates, tracker.clock_s, tracker.tracks[0].detection_index) == before
+    with pytest.raises(ValueError, match="D >= 1"):
+        Tracker().update(Detections.from_boxes([_box(100)], [0.9]), np.zeros((1, 0), np.float32), 0.0)

@@ -124,6 +124,7 @@ class Tracker:
         self._next_id = 1
         self.updates = 0
         self._recent: deque[tuple[int, float, float, np.ndarray]] = deque()  # (update, timestamp, clock, warp)
+        self._dim: int | None = None  # D of the first embeddings given: the tracks' histories hold D-d ones
 
     def continue_counting(self, previous: "Tracker") -> None:
         """Take up ``previous``'s counts (a new tracker for the same stream, e.g. after its frames changed
@@ -208,7 +209,8 @@ class Tracker:
             detections: the frame's people; boxes x1, y1, x2, y2 pixels, scores in [0, 1].
                 Boxes with no area are ignored (counted in :attr:`ignored_boxes`).
             embeddings: (N, D) float32 L2-normalised ReID embeddings of the detections, or
-                None to track by motion alone.
+                None to track by motion alone. D >= 1, the same in every update: the first
+                embeddings given fix it (one ReID model per tracker).
             timestamp_s: the frame's time in seconds, not milliseconds (repeats and steps back count as
                 0 s; the next step forward is measured from the newest timestamp seen, see :data:`CLOCK_RESTART_S`;
                 :data:`STILL_CLOCK_UPDATES` frames in a row without time passing warn, once).
@@ -228,15 +230,18 @@ class Tracker:
             was not reported in, in :attr:`Track.past <edge_reid.tracking.track.Track.past>`.
 
         Raises:
-            ValueError: NaN or infinite boxes or scores, embeddings of the wrong shape or
+            ValueError: NaN or infinite boxes or scores, embeddings of the wrong shape (not N
+                rows, D < 1, or another D than the first embeddings this tracker was given) or
                 with NaN/Inf in an embedded row or an embedded row not of unit length, a
-                non-finite timestamp.
+                non-finite timestamp. Raised before anything changes.
             TypeError: ``detections`` is not a :class:`~edge_reid.detections.Detections`.
         """
         boxes, scores, embeddings, embedded = self._check(detections, embeddings, embedded)
         if timestamp_s is None:
             timestamp_s = self._stream_clock.seconds()
         self.predict(timestamp_s, image)
+        if embeddings is not None and len(embeddings) and self._dim is None:
+            self._dim = int(embeddings.shape[1])
         config = self.config
         now = self.clock_s
         self._update = self.updates
@@ -328,6 +333,13 @@ class Tracker:
         vectors = np.asarray(embeddings, np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != count:
             raise ValueError(f"embeddings must be ({count}, D) for {count} detections, got {vectors.shape}")
+        if count and vectors.shape[1] < 1:
+            raise ValueError(f"embeddings must be ({count}, D) with D >= 1, got {vectors.shape}")
+        if count and self._dim is not None and vectors.shape[1] != self._dim:
+            raise ValueError(
+                f"embeddings are {vectors.shape[1]}-d, this tracker's tracks hold {self._dim}-d ones (the first embeddings "
+                "it was given): use one ReID model per Tracker (a new Tracker for another model)"
+            )
         mask = np.ones(count, bool) if embedded is None else np.asarray(embedded, bool).reshape(-1)
         if mask.shape[0] != count:
             raise ValueError(f"embedded must be ({count},) bool, got {mask.shape}")
