@@ -56,3 +56,15 @@ def test_a_score_exactly_at_high_score_is_embedded():
     ``high_score`` (0.9 stored as 0.89999998) below it: a new person was not embedded."""
     tracker = Tracker(TrackerConfig(high_score=0.9, new_track_score=0.9))
     assert plan_embeddings(tracker, Detections.from_boxes([_box(100)], [0.9]), 0.0).tolist() == [True]
+
+
+def test_no_timestamp_is_the_trackers_stream_clock_as_in_update():
+    """Defect: ``plan_embeddings(tracker, detections, None)`` raised an unnamed TypeError, while
+    ``Tracker.update`` takes None as the time of the call on the tracker's stream clock."""
+    tracker = Tracker()
+    tracker._stream_clock.seconds = iter([0.0, 0.5, 1.0, 1.5]).__next__  # each reading 0.5 s later
+    for _ in range(2):
+        detections = Detections.from_boxes([_box(100)], [0.9])
+        assert plan_embeddings(tracker, detections, None).tolist() == [True]
+        tracker.update(detections, None, None)
+    assert tracker.clock_s == 0.5  # one reading per frame: update keeps the time plan_embeddings read

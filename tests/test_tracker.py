@@ -334,3 +334,19 @@ def test_embeddings_of_another_width_are_refused_before_anything_changes():
     assert (tracker.updates, tracker.clock_s, tracker.tracks[0].detection_index) == before
     with pytest.raises(ValueError, match="D >= 1"):
         Tracker().update(Detections.from_boxes([_box(100)], [0.9]), np.zeros((1, 0), np.float32), 0.0)
+
+
+def test_config_values_that_switch_a_gate_off_or_are_no_count_are_refused_by_name():
+    """Defect: IoU gates at 0 switched the gate off (boxes that do not overlap matched, every lost track a
+    duplicate of every tracked one); confirm_hits=2.5 or True and history_size=1.5 were taken; max_lost_s=None
+    raised a TypeError that named no field."""
+    for name in ("min_iou", "min_iou_low", "min_iou_tentative", "proximity", "duplicate_iou"):
+        with pytest.raises(ValueError, match=rf"TrackerConfig\.{name} must be in \(0, 1\]"):
+            TrackerConfig(**{name: 0.0})
+        assert getattr(TrackerConfig(**{name: 1.0}), name) == 1.0
+    for name, value in (("confirm_hits", 2.5), ("confirm_hits", True), ("history_size", 1.5)):
+        with pytest.raises(TypeError, match=rf"TrackerConfig\.{name} must be an integer"):
+            TrackerConfig(**{name: value})
+    assert TrackerConfig(confirm_hits=np.int64(2)).confirm_hits == 2
+    with pytest.raises(TypeError, match=r"TrackerConfig\.max_lost_s must be a number"):
+        TrackerConfig(max_lost_s=None)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
+
+#: Fields that count things: integers (a bool is refused as a count).
+_COUNTS = ("confirm_hits", "history_size")
+#: IoU gates: at 0 a gate would admit every pair (boxes that do not overlap at all), so they are in (0, 1].
+_IOU_GATES = ("min_iou", "min_iou_low", "min_iou_tentative", "proximity", "duplicate_iou")
 
 
 @dataclass(frozen=True)
@@ -21,11 +27,13 @@ class TrackerConfig:
         low_score: detections from here up to ``high_score`` only extend tracked
             tracks, by IoU (ByteTrack/BoT-SORT ``track_low_thresh`` 0.1).
         new_track_score: an unmatched detection starts a track only at or above this
-            (BoT-SORT ``new_track_thresh`` 0.7; ByteTrack's ``track_thresh + 0.1``).
-        min_iou: least IoU for a first-stage (high-score) match (ByteTrack/BoT-SORT
+            (BoT-SORT ``new_track_thresh`` 0.7; ByteTrack's ``track_thresh + 0.1``). Only
+            high-score detections start tracks, so a value below ``high_score`` acts as
+            ``high_score`` (allowed: a sensitivity run may halve one constant alone).
+        min_iou: least IoU for a first-stage (high-score) match, in (0, 1] (ByteTrack/BoT-SORT
             ``match_thresh`` 0.8 on the cost ``1 - IoU``).
-        min_iou_low: least IoU for a second-stage (low-score) match (ByteTrack: cost limit 0.5).
-        min_iou_tentative: least IoU for a tentative track's match (ByteTrack: cost limit 0.7).
+        min_iou_low: least IoU for a second-stage (low-score) match, in (0, 1] (ByteTrack: cost limit 0.5).
+        min_iou_tentative: least IoU for a tentative track's match, in (0, 1] (ByteTrack: cost limit 0.7).
         tentative_gate_chi2: a tentative track may also match a high-score detection below
             ``min_iou_tentative`` that its Kalman filter places within this squared Mahalanobis
             distance (DeepSORT's gate ``chi2inv95[4]``, 9.4877). A tentative track's velocity
@@ -34,7 +42,8 @@ class TrackerConfig:
             25-30 fps video, do not, and at a few frames per second a walking person's second
             box no longer overlaps the first enough to confirm a track (docs/tracking.md, "Low
             frame rates"). 0: the IoU gate alone (ByteTrack, DeepSORT).
-        proximity: least IoU at which appearance may lower a pair's cost (BoT-SORT ``proximity_thresh`` 0.5).
+        proximity: least IoU at which appearance may lower a pair's cost, in (0, 1] (BoT-SORT
+            ``proximity_thresh`` 0.5): appearance never joins boxes that do not overlap.
         appearance_thresh: largest half cosine distance ``(1 - s) / 2`` counted as alike
             (BoT-SORT's ``appearance_thresh`` form). Cosine thresholds belong to a model: 0.2
             is similarity 0.6, the bundled OSNet's same-person threshold at a 1% false-match
@@ -45,13 +54,13 @@ class TrackerConfig:
             every same-person pair of the bundled OSNet on labelled crops (mot17-reid-mini),
             above most different-person pairs (docs/tracking.md, "The constants").
             For another model, calibrate both with ``edge-reid gallery threshold``.
-        confirm_hits: consecutive hits that confirm a tentative track (DeepSORT ``n_init`` 3,
+        confirm_hits: consecutive hits that confirm a tentative track, an integer >= 1 (DeepSORT ``n_init`` 3,
             DeepStream ``probationAge`` 3; ByteTrack/BoT-SORT confirm at 2).
         max_lost_s: seconds a lost track is kept and re-matchable (ByteTrack/BoT-SORT
             ``track_buffer`` 30 frames at 30 fps, OC-SORT/StrongSORT ``max_age`` 30: 1 s).
-        history_size: clean embeddings kept per track (DeepSORT ``nn_budget`` and
+        history_size: clean embeddings kept per track, an integer >= 1 (DeepSORT ``nn_budget`` and
             DeepStream ``reidHistorySize``: 100).
-        duplicate_iou: a lost and a tracked track overlapping this much are one
+        duplicate_iou: a lost and a tracked track overlapping this much (IoU, in (0, 1]) are one
             person (BoT-SORT's ``remove_duplicate_stracks``: IoU distance < 0.15).
         overlap: a detection with more than this fraction of its area covered by
             another detection is *overlapped*: its crop shows two people, so its
@@ -59,6 +68,8 @@ class TrackerConfig:
 
     Raises:
         ValueError: a value outside its range (raised on construction).
+        TypeError: a value that is not a number, or for ``confirm_hits`` and ``history_size``
+            not an integer (a bool is neither); the message names the field.
     """
 
     high_score: float = 0.6
@@ -80,10 +91,16 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
+            count = item.name in _COUNTS
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral if count else numbers.Real):
+                raise TypeError(f"TrackerConfig.{item.name} must be {'an integer' if count else 'a number'}, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"TrackerConfig.{item.name} must be finite, got {value}")
-        for name in ("high_score", "low_score", "new_track_score", "min_iou", "min_iou_low", "min_iou_tentative",
-                     "proximity", "appearance_thresh", "duplicate_iou", "overlap"):
+        for name in _IOU_GATES:
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"TrackerConfig.{name} must be in (0, 1] (an IoU gate: 0 admits boxes that do not overlap), "
+                                 f"got {getattr(self, name)}")
+        for name in ("high_score", "low_score", "new_track_score", "appearance_thresh", "overlap"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if not -1.0 <= self.veto_similarity <= 1.0:

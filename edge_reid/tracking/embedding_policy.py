@@ -33,7 +33,7 @@ from edge_reid.tracking.tracker import Tracker, at_least
 
 
 
-def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float, refresh_s: float = REFRESH_S,
+def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float | None, refresh_s: float = REFRESH_S,
                     image: np.ndarray | None = None) -> np.ndarray:
     """Decide which detections to embed in this frame.
 
@@ -43,7 +43,9 @@ def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float
     Args:
         tracker: the tracker that will receive this frame's detections.
         detections: the frame's detections (boxes x1, y1, x2, y2 pixels, scores in [0, 1]).
-        timestamp_s: the frame's time in seconds.
+        timestamp_s: the frame's time in seconds; None, as in :meth:`Tracker.update`: the time of
+            this call on the tracker's stream clock (read once: ``tracker.update(..., None)`` for the
+            same frame keeps it).
         refresh_s: seconds after which a track's appearance is refreshed, > 0.
         image: (H, W, 3) uint8 BGR frame, when the tracker compensates camera motion.
 

@@ -139,7 +139,7 @@ class Tracker:
         return next((t for t in self.tracks if t.track_id == track_id), None)
 
     # -- the frame loop ---------------------------------------------------------------------
-    def predict(self, timestamp_s: float, image: np.ndarray | None = None) -> None:
+    def predict(self, timestamp_s: float | None, image: np.ndarray | None = None) -> None:
         """Move every live track to the frame at ``timestamp_s`` (once per frame; :meth:`update` calls it).
 
         Lost tracks unseen for longer than ``max_lost_s`` by then are removed first: they cannot be
@@ -149,12 +149,19 @@ class Tracker:
         Args:
             timestamp_s: the frame's time in seconds. The tracks move by the time since the
                 newest timestamp seen: none when it repeats or goes back (see :data:`CLOCK_RESTART_S`).
+                None: as in :meth:`update`, the time of this call on the tracker's stream clock; if
+                this frame was predicted already, nothing changes (:meth:`update` without a time
+                then keeps the time read here).
             image: (H, W, 3) uint8 BGR frame; needed when the tracker compensates camera motion.
 
         Raises:
             ValueError: ``timestamp_s`` is NaN or infinite; camera motion on but no image, or one
                 that is not a non-empty uint8 BGR frame (raised before any track moves).
         """
+        if timestamp_s is None:
+            if self._predicted_for is not None and self._predicted_for[0] == self.updates:
+                return  # this frame was predicted already (plan_embeddings): its time stands
+            timestamp_s = self._stream_clock.seconds()
         timestamp = float(timestamp_s)
         if not np.isfinite(timestamp):
             raise ValueError(f"timestamp_s must be a finite number of seconds, got {timestamp_s}")
@@ -215,7 +222,8 @@ class Tracker:
                 0 s; the next step forward is measured from the newest timestamp seen, see :data:`CLOCK_RESTART_S`;
                 :data:`STILL_CLOCK_UPDATES` frames in a row without time passing warn, once).
                 None: the time of this call, seconds since this tracker's first update (monotonic
-                clock), for a live camera; give a video's own frame times instead. Give it on every
+                clock), for a live camera, or the time :func:`~edge_reid.tracking.plan_embeddings`
+                read for this frame; give a video's own frame times instead. Give it on every
                 update or on none (the motion model and ``max_lost_s`` count in these seconds).
             embedded: (N,) bool, which rows of ``embeddings`` hold an embedding (default:
                 all when ``embeddings`` is given). Rows not embedded are matched by motion.
@@ -237,9 +245,8 @@ class Tracker:
             TypeError: ``detections`` is not a :class:`~edge_reid.detections.Detections`.
         """
         boxes, scores, embeddings, embedded = self._check(detections, embeddings, embedded)
-        if timestamp_s is None:
-            timestamp_s = self._stream_clock.seconds()
         self.predict(timestamp_s, image)
+        timestamp_s = self._predicted_for[1]  # None: the time predict read (here or in plan_embeddings)
         if embeddings is not None and len(embeddings) and self._dim is None:
             self._dim = int(embeddings.shape[1])
         config = self.config
