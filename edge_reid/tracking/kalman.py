@@ -131,5 +131,5 @@ class BoxKalmanFilter:
         projected = covariance[:, :4, :4].copy()
         projected[:, np.arange(4), np.arange(4)] += measurement_std**2
         difference = boxes[None, :, :] - mean[:, None, :4]  # (N, M, 4)
-        solved = np.linalg.solve(projected[:, None, :, :], difference[..., None])[..., 0]
-        return np.einsum("nmi,nmi->nm", difference, solved)
+        solved = np.linalg.solve(projected, difference.transpose(0, 2, 1))  # (N, 4, M): one system per track, M right-hand sides
+        return np.einsum("nmi,nim->nm", difference, solved)
