@@ -350,3 +350,14 @@ def test_config_values_that_switch_a_gate_off_or_are_no_count_are_refused_by_nam
     assert TrackerConfig(confirm_hits=np.int64(2)).confirm_hits == 2
     with pytest.raises(TypeError, match=r"TrackerConfig\.max_lost_s must be a number"):
         TrackerConfig(max_lost_s=None)
+
+
+def test_the_same_person_given_twice_in_a_frame_starts_one_track():
+    """Defect: identical duplicate detections (a detector without NMS, two detectors merged) started two
+    tracks, so one person got two permanent identities."""
+    tracker = Tracker()
+    for i in range(4):
+        twice = Detections.from_boxes([_box(100 + 5 * i), _box(100 + 5 * i)], [0.9, 0.9])
+        tracked = tracker.update(twice, None, i / FPS)
+    assert tracked.track_ids.tolist() == [1] and len(tracker.tracks) == 1
+    assert tracker.duplicate_boxes == 4  # the second box of each frame

@@ -61,7 +61,9 @@ class TrackerConfig:
         history_size: clean embeddings kept per track, an integer >= 1 (DeepSORT ``nn_budget`` and
             DeepStream ``reidHistorySize``: 100).
         duplicate_iou: a lost and a tracked track overlapping this much (IoU, in (0, 1]) are one
-            person (BoT-SORT's ``remove_duplicate_stracks``: IoU distance < 0.15).
+            person (BoT-SORT's ``remove_duplicate_stracks``: IoU distance < 0.15); so are two
+            detections of one frame: one lying on a detection matched or starting a track starts
+            none. Detections after NMS at IoU 0.45 (the bundled detector's) never overlap this much.
         overlap: a detection with more than this fraction of its area covered by
             another detection is *overlapped*: its crop shows two people, so its
             embedding is used to match in this frame but never kept.

@@ -15,7 +15,9 @@ Multi-Object Tracking by Associating Every Detection Box", ECCV 2022) and BoT-SO
 4. tentative tracks are matched to the remaining high-score detections (fused cost; a pair
    the IoU gate refuses may pass the Kalman filter's gate, which widens with the time between
    frames: :func:`~edge_reid.tracking.association.gated_motion_cost`);
-5. remaining high-score detections confident enough start tentative tracks;
+5. remaining high-score detections confident enough start tentative tracks, except one lying on a
+   detection matched or started in this frame (IoU >= ``duplicate_iou``: the same person given
+   twice, by a detector without NMS or two detectors merged), counted in ``duplicate_boxes``;
 6. tracks unmatched become lost (or, if tentative, are removed); lost tracks unseen
    for longer than ``max_lost_s`` are removed (so with frames further apart than ``max_lost_s``
    a track missed once is gone; a tracked track is matched whatever the time to the next
@@ -98,6 +100,8 @@ class Tracker:
             timestamp seen before it (since the first timestamp or the latest restart of the
             caller's clock, a step back of more than :data:`CLOCK_RESTART_S`).
         ignored_boxes: boxes without area ignored so far.
+        duplicate_boxes: detections so far that started no track because they lay on one matched or
+            started in the same frame (IoU >= ``duplicate_iou``).
         confirmed_total: tracks confirmed so far.
         updates: :meth:`update` calls so far (the number of the next one; past-frame boxes,
             :attr:`Track.past <edge_reid.tracking.track.Track.past>`, name their frame by it).
@@ -115,6 +119,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self.clock_s = 0.0
         self.ignored_boxes = 0
+        self.duplicate_boxes = 0
         self.confirmed_total = 0
         self._newest_timestamp: float | None = None
         self._still_updates = 0  # updates in a row in which no time passed (STILL_CLOCK_UPDATES)
@@ -128,10 +133,12 @@ class Tracker:
 
     def continue_counting(self, previous: "Tracker") -> None:
         """Take up ``previous``'s counts (a new tracker for the same stream, e.g. after its frames changed
-        size): new track ids go on from its last one, and ``confirmed_total`` and ``ignored_boxes`` add up."""
+        size): new track ids go on from its last one, and ``confirmed_total``, ``ignored_boxes`` and
+        ``duplicate_boxes`` add up."""
         self._next_id = max(self._next_id, previous._next_id)
         self.confirmed_total += previous.confirmed_total
         self.ignored_boxes += previous.ignored_boxes
+        self.duplicate_boxes += previous.duplicate_boxes
 
     # -- reading --------------------------------------------------------------------------
     def get(self, track_id: int) -> Track | None:
@@ -214,7 +221,9 @@ class Tracker:
 
         Args:
             detections: the frame's people; boxes x1, y1, x2, y2 pixels, scores in [0, 1].
-                Boxes with no area are ignored (counted in :attr:`ignored_boxes`).
+                Boxes with no area are ignored (counted in :attr:`ignored_boxes`); a box lying on
+                one matched or starting a track in this frame (IoU >= ``duplicate_iou``) starts no
+                track of its own (counted in :attr:`duplicate_boxes`).
             embeddings: (N, D) float32 L2-normalised ReID embeddings of the detections, or
                 None to track by motion alone. D >= 1, the same in every update: the first
                 embeddings given fix it (one ReID model per tracker).
@@ -293,11 +302,21 @@ class Tracker:
             tentative[index].mark_missed()
 
         self._apply_matches(matched, boxes, scores, embeddings, embedded, clean, now)
-        # 4. new tentative tracks
+        # 4. new tentative tracks, none from a detection lying on one matched or started in this frame
+        #    (the same person given twice: a detector without NMS, two detectors merged)
         starts = at_least(scores, config.new_track_score)
-        for index in remaining[unmatched_remaining]:
-            if starts[index]:
-                self._start_track(int(index), boxes, scores, embeddings, embedded, clean, now)
+        candidates = [int(i) for i in remaining[unmatched_remaining] if starts[i]]
+        if candidates:
+            taken = [row for _, row in matched]
+            pool = np.array(taken + candidates, np.int64)
+            duplicate = iou_matrix(boxes[candidates], boxes[pool]) >= config.duplicate_iou  # (C, matched + C)
+            kept = np.arange(len(pool)) < len(taken)
+            for k, index in enumerate(candidates):
+                if (duplicate[k] & kept).any():
+                    self.duplicate_boxes += 1
+                    continue
+                kept[len(taken) + k] = True
+                self._start_track(index, boxes, scores, embeddings, embedded, clean, now)
         # 5. expiry and duplicates
         for track in self.tracks:
             track.expire(now, config.max_lost_s)
