@@ -57,7 +57,9 @@ class TrackerConfig:
         confirm_hits: consecutive hits that confirm a tentative track, an integer >= 1 (DeepSORT ``n_init`` 3,
             DeepStream ``probationAge`` 3; ByteTrack/BoT-SORT confirm at 2).
         max_lost_s: seconds a lost track is kept and re-matchable (ByteTrack/BoT-SORT
-            ``track_buffer`` 30 frames at 30 fps, OC-SORT/StrongSORT ``max_age`` 30: 1 s).
+            ``track_buffer`` 30 frames at 30 fps, OC-SORT/StrongSORT ``max_age`` 30: 1 s); as in
+            ByteTrack it can still be re-found in the first frame after, but never once unseen for
+            more than twice this (:data:`~edge_reid.tracking.tracker.LOST_STALE_FACTOR`).
         history_size: clean embeddings kept per track, an integer >= 1 (DeepSORT ``nn_budget`` and
             DeepStream ``reidHistorySize``: 100).
         duplicate_iou: a lost and a tracked track overlapping this much (IoU, in (0, 1]) are one

@@ -6,8 +6,11 @@
   (DeepSORT's ``n_init``, DeepStream's ``probationAge``).
 - **tracked**: confirmed and matched in the latest frame; reported.
 - **lost**: confirmed but not matched; predicted forward and still matched
-  against new detections, for at most ``max_lost_s`` seconds since it was last
-  seen (ByteTrack's ``track_buffer``, in seconds rather than frames).
+  against new detections until, at the end of a frame, it has been unseen for
+  longer than ``max_lost_s`` seconds (ByteTrack's ``track_buffer``, in seconds
+  rather than frames: so it may be re-found in the next frame), and never once
+  unseen for more than twice that (a stalled stream;
+  :data:`~edge_reid.tracking.tracker.LOST_STALE_FACTOR`).
 - **removed**: dropped by the tracker.
 
 **Past-frame boxes.** A track is reported from its ``confirm_hits``-th hit, and not while it is

@@ -4,8 +4,8 @@ Per frame (:meth:`Tracker.update`), following ByteTrack (Y. Zhang et al., "ByteT
 Multi-Object Tracking by Associating Every Detection Box", ECCV 2022) and BoT-SORT
 (N. Aharon et al., 2022):
 
-1. lost tracks unseen for longer than ``max_lost_s`` at the frame's time are removed (they
-   are never matched again); every other track is predicted to the frame's time
+1. lost tracks unseen for longer than :data:`LOST_STALE_FACTOR` x ``max_lost_s`` at the frame's
+   time (a stalled stream) are removed; every other track is predicted to the frame's time
    (:mod:`~edge_reid.tracking.kalman`), and moved by the camera's motion when a
    :class:`~edge_reid.tracking.camera_motion.CameraMotion` is given;
 2. confirmed tracks (tracked and lost) are matched to the **high-score** detections
@@ -19,9 +19,9 @@ Multi-Object Tracking by Associating Every Detection Box", ECCV 2022) and BoT-SO
    detection matched or started in this frame (IoU >= ``duplicate_iou``: the same person given
    twice, by a detector without NMS or two detectors merged), counted in ``duplicate_boxes``;
 6. tracks unmatched become lost (or, if tentative, are removed); lost tracks unseen
-   for longer than ``max_lost_s`` are removed (so with frames further apart than ``max_lost_s``
-   a track missed once is gone; a tracked track is matched whatever the time to the next
-   frame); a lost track lying on a tracked one
+   for longer than ``max_lost_s`` are removed (ByteTrack's rule: a lost track can be re-found
+   in the first frame after ``max_lost_s``, up to the bound of step 1; a tracked track is
+   matched whatever the time to the next frame); a lost track lying on a tracked one
    (IoU >= ``duplicate_iou``) is a duplicate and the younger of the two is removed.
 
 Times are the caller's timestamps made monotonic: a timestamp that repeats or goes
@@ -67,6 +67,13 @@ CLOCK_RESTART_S = 1.0
 #: (over 3 s at 30 fps), while tracks stop moving and lost ones never expire. A live camera's
 #: ``CAP_PROP_POS_MSEC`` often reads 0.
 STILL_CLOCK_UPDATES = 100
+
+#: A lost track is matched until, at the end of an update, it has been unseen for longer than
+#: ``max_lost_s`` (ByteTrack's ``track_buffer`` rule: so it may still be re-found in the next
+#: frame, one frame interval later, which at 1 image/s keeps a track through one missed detection).
+#: That grace is bounded: a lost track unseen for more than this many times ``max_lost_s`` at a
+#: frame's time (a stalled stream, a slow loop) is removed before association, never re-found.
+LOST_STALE_FACTOR = 2.0
 
 
 def at_least(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -149,8 +156,8 @@ class Tracker:
     def predict(self, timestamp_s: float | None, image: np.ndarray | None = None) -> None:
         """Move every live track to the frame at ``timestamp_s`` (once per frame; :meth:`update` calls it).
 
-        Lost tracks unseen for longer than ``max_lost_s`` by then are removed first: they cannot be
-        matched in this frame. Call it before :meth:`update` to read the predicted boxes first (e.g.
+        Lost tracks unseen for longer than :data:`LOST_STALE_FACTOR` x ``max_lost_s`` by then are
+        removed first: they cannot be matched in this frame. Call it before :meth:`update` to read the predicted boxes first (e.g.
         to decide what to embed).
 
         Args:
@@ -195,8 +202,8 @@ class Tracker:
                 "camera's CAP_PROP_POS_MSEC often reads 0, and is in milliseconds), or None for the monotonic clock",
                 TimestampWarning, stacklevel=3,
             )
-        for track in self.tracks:  # before association: a lost track is matched for at most max_lost_s
-            track.expire(self.clock_s, self.config.max_lost_s)
+        for track in self.tracks:  # before association: never re-found after a stall (LOST_STALE_FACTOR)
+            track.expire(self.clock_s, LOST_STALE_FACTOR * self.config.max_lost_s)
         self.tracks = [t for t in self.tracks if t.state != TrackState.REMOVED]
         if self.tracks:
             means = np.stack([t.mean for t in self.tracks])
