@@ -24,6 +24,10 @@ REID_THRESHOLD = 0.82
 #: their identity.
 PRUNE_MIN_AGE_S = 10.0
 
+#: Seconds of wall-clock time between two saves of a run's gallery (``--save-every``); a
+#: save also happens on every exit.
+GALLERY_SAVE_EVERY_S = 60.0
+
 #: Seconds between two embeddings of a person followed without doubt (the refresh of
 #: the track's appearance history; DeepStream's ``reidExtractionInterval``, in seconds).
 REFRESH_S = 1.0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from edge_reid.defaults import PRUNE_MIN_AGE_S
+from edge_reid.defaults import GALLERY_SAVE_EVERY_S, PRUNE_MIN_AGE_S
 from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import describe_os_error
 from edge_reid.matching.gallery_lock import RUN_HOLDER, gallery_lock
@@ -72,7 +72,7 @@ class GallerySaving:
     """
 
     path: Path
-    every_s: float = 60.0
+    every_s: float = GALLERY_SAVE_EVERY_S
     prune_after_s: float | None = None
 
     def __post_init__(self) -> None:

@@ -64,6 +64,22 @@ def test_run_writes_events_mot_video_and_summary(tmp_path, vtest_path, capsys):
     assert "identities" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", [["--prune-after", "100"], ["--save-every", "5"]])
+def test_gallery_options_without_a_gallery_are_refused(vtest_path, capsys, option):
+    """`--prune-after 100 --save-every 5` without --gallery ran to the end: nothing saved, nothing said."""
+    assert main(["run", "--source", str(vtest_path), *option]) == 2
+    assert f"{option[0]}: only applies to a gallery: add --gallery" in capsys.readouterr().err
+
+
+def test_help_shows_the_ranges_that_are_accepted(capsys):
+    """--help said [0.0<=x<=1.0] for --det-threshold, which refused 0.05, and [x>=0.0] for --prune-after,
+    which refused 5."""
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[default: 0.6; 0.1<=x<=1.0]" in text and "[x>=0.0]" not in text
+    assert main(["run", "--source", "v.avi", "--det-threshold", "0.05"]) == 2
+
+
 def test_prune_after_below_the_minimum_is_refused(tmp_path, vtest_path, capsys):
     code = main(["run", "--source", str(vtest_path), "--gallery", str(tmp_path / "g.edgereid"), "--prune-after", "0"])
     assert code == 2

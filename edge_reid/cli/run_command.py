@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_backend_option, output_file
-from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD
+from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE, GALLERY_SAVE_EVERY_S, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.summary import RunSummary
 from edge_reid.tracking.config import TrackerConfig
 
@@ -109,7 +109,7 @@ def run(
         "(someone who came back, an enrolled person).",
     ),
     detection_threshold: float = typer.Option(
-        TrackerConfig.high_score, "--det-threshold", min=0.0, max=1.0,
+        TrackerConfig.high_score, "--det-threshold", min=TrackerConfig.low_score, max=1.0,
         help=f"Detector confidence that starts (+0.1) and confirms tracks; weaker detections down to "
         f"{TrackerConfig.low_score} only keep tracks going (ByteTrack).",
     ),
@@ -162,9 +162,11 @@ def run(
         None, "--gallery", "-g",
         parser=output_file, metavar="<path>", help="Persistent gallery (.edgereid): loaded at start (created if missing), saved periodically and on exit.",
     ),
-    save_every: float = typer.Option(60.0, "--save-every", min=1.0, help="Seconds between gallery saves (with --gallery)."),
+    save_every: Optional[float] = typer.Option(
+        None, "--save-every", min=1.0, help=f"Seconds between gallery saves (with --gallery; default {GALLERY_SAVE_EVERY_S:g}).",
+    ),
     prune_after: Optional[float] = typer.Option(
-        None, "--prune-after", min=0.0,
+        None, "--prune-after",
         help=f"Forget unnamed identities not seen for this many seconds (with --gallery; at least {PRUNE_MIN_AGE_S:g}).",
     ),
 ) -> None:
@@ -206,6 +208,9 @@ def run(
         raise typer.BadParameter("give exactly one of --source or --camera", param_hint="--source/--camera")
     source = source.strip() if source is not None else None  # as the source is opened: checked as what is read
     check_backend_option(backend, precision, detector_precision, device)
+    for option, value in (("--save-every", save_every), ("--prune-after", prune_after)):
+        if value is not None and gallery_path is None:
+            raise typer.BadParameter("only applies to a gallery: add --gallery people.edgereid", param_hint=option)
     if prune_after is not None and prune_after < PRUNE_MIN_AGE_S:
         raise typer.BadParameter(
             f"{prune_after:g} s is below the minimum of {PRUNE_MIN_AGE_S:g} s: people hidden for a moment would lose "
@@ -215,8 +220,6 @@ def run(
         raise typer.BadParameter(
             f"{detector_size} is not a multiple of 32 (YOLOX's largest stride); e.g. 416, 480, 640", param_hint="--detector-size"
         )
-    if detection_threshold < TrackerConfig.low_score:
-        raise typer.BadParameter(f"must be at least {TrackerConfig.low_score} (the low-score floor)", param_hint="--det-threshold")
     # Check every output path before loading models or opening the source.
     source_kind = classify_source(source) if source is not None else "camera"
     mot_frame_names = None
@@ -288,7 +291,7 @@ def run(
         embedder, person_detector, gallery=gallery, threshold=threshold, min_box_height=min_box_height, tracker=tracker,
         reid_threshold=reid_threshold,
     )
-    saving = GallerySaving(gallery_path, save_every, prune_after) if gallery_path is not None else None
+    saving = GallerySaving(gallery_path, save_every or GALLERY_SAVE_EVERY_S, prune_after) if gallery_path is not None else None
     runner = Runner(pipeline, gallery_saving=saving)
     timing = f" at {frames.fps:g} fps (from {frames.fps_source})" if frames.fps_source else ""
     console.print(f"[bold]edge-reid[/] {frames.kind} {escape(frames.name)}{timing} | model {escape(embedder.model_path.name)} on {escape(runner.backends())}")
