@@ -1,5 +1,7 @@
 """``python -m edge_reid`` is the ``edge-reid`` command."""
 
-from edge_reid.cli import main
+import sys
 
-main()
+from edge_reid.entry_point import main
+
+sys.exit(main())

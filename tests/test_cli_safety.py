@@ -272,9 +272,21 @@ class InterruptOnImport:
         return None
 
 sys.meta_path.insert(0, InterruptOnImport())
-from edge_reid.cli import main   # what the edge-reid console script does
+from edge_reid.entry_point import main   # what the edge-reid console script does
 sys.exit(main({argv!r}))
 """
+
+
+@pytest.mark.parametrize("module", ["edge_reid.cli.build_command", "numpy"])
+def test_ctrl_c_while_the_commands_load_exits_quietly(module, vtest_path):
+    """A Ctrl-C in the first second of `edge-reid run` (while the console script imported edge_reid.cli and
+    its commands) printed Python's KeyboardInterrupt traceback: the script's target was edge_reid.cli:main."""
+    assert 'edge-reid = "edge_reid.entry_point:main"' in (REPO / "pyproject.toml").read_text()
+    argv = ["run", "--source", str(vtest_path), "--max-frames", "2"]
+    result = subprocess.run([sys.executable, "-c", _INTERRUPT_ON_IMPORT.format(module=module, argv=argv)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 130, f"exit {result.returncode}: was {module} imported at all?\n{result.stderr}"
+    assert "Traceback" not in result.stderr and result.stderr.strip() == "edge-reid: interrupted", result.stderr
 
 
 @pytest.mark.parametrize(
