@@ -120,3 +120,33 @@ def test_eval_names_the_files_it_skipped(mot17_dir, tmp_path, capsys):
     shown = unwrapped(captured.out + captured.err)
     assert "skipped files 2 files:" in shown
     assert "0055_c9s1_000000_00.jpg (not a decodable image)" in shown and "Thumbs.db (not an image file)" in shown
+
+
+def test_sigterm_during_calibrate_removes_its_scratch_folder(osnet_path, mot17_dir, tmp_path):
+    """SIGTERM (a `timeout`, a service stop) ended calibrate where it stood: its scratch folder
+    .edge-reid-calibrate-* (candidate models, megabytes) stayed in --out. Now it unwinds: exit 143."""
+    import signal
+    import subprocess
+    import sys
+
+    out_dir = tmp_path / "cal"
+    script = f"""
+import sys, time
+import edge_reid.calibration.calibrate as calibrate
+def announced(*args, **kwargs):
+    print("ready", flush=True)
+    time.sleep(120)
+calibrate._int8 = announced   # inside the scratch folder's lifetime
+from edge_reid.entry_point import main
+sys.exit(main(["calibrate", "--model", {str(osnet_path)!r}, "--data", {str(mot17_dir)!r}, "--images", "24",
+               "--pool-size", "80", "--out", {str(out_dir)!r}]))
+"""
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    assert [p.name for p in out_dir.iterdir() if p.name.startswith(".edge-reid-calibrate-")], "the scratch folder exists"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143 and err.strip().endswith("edge-reid: terminated (SIGTERM)"), (process.returncode, err)
+    assert "Traceback" not in err
+    assert not out_dir.exists(), "the scratch folder and the output folder the command made are gone"
+

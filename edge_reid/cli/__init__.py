@@ -57,6 +57,19 @@ def _signal_handlers() -> dict:
     return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
+class _Termination:
+    """SIGTERM as Ctrl-C for commands that do not handle it themselves (``run`` does, once frames flow):
+    Python's default ends the process where it stands, leaving the scratch folders and partial files
+    that unwinding removes (``calibrate``'s ``.edge-reid-calibrate-*`` in ``--out``)."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def __call__(self, signum, frame) -> None:
+        self.received = True
+        raise KeyboardInterrupt
+
+
 def _usage_error(exc: Exception) -> int | None:
     """Report a command-line usage error (an unknown option, a bad value, a missing argument) as one
     ``edge-reid: error:`` line and return its exit code (2); None when ``exc`` is not one.
@@ -86,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     saved to a file in the temporary folder, whose path the line gives), 2 bad input (an
     :class:`EdgeReidError` or a usage error), 3 an output failed while being
     written (:class:`~edge_reid.errors.OutputWriteError`: disk full, I/O error;
-    what was written before stays valid), 130 interrupted (Ctrl-C) before
-    any work started: no traceback. Commands that handle Ctrl-C themselves
-    (``run`` once frames flow) finish cleanly and exit 0.
+    what was written before stays valid), 130 interrupted (Ctrl-C) and 143
+    terminated (SIGTERM), each after removing the command's scratch files: no
+    traceback. Commands that handle Ctrl-C and SIGTERM themselves (``run`` once
+    frames flow) finish cleanly and exit 0.
 
     Args:
         argv: arguments without the program name; None reads ``sys.argv`` and
@@ -105,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     handlers = _signal_handlers()
+    termination = _Termination()
+    if handlers and handlers[signal.SIGTERM] is signal.SIG_DFL:  # a handler the caller set stays
+        signal.signal(signal.SIGTERM, termination)
     forget_made_folders()
     try:
         with warnings.catch_warnings():
@@ -132,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             code = 1
     if code not in (0, None):
         remove_folders_left_empty()  # a command refused or failed after its output checks leaves no empty folder
-    if code == 130:
+    if code == 130 and termination.received:
+        code = 143  # 128 + SIGTERM, as a shell reports a process it ended
+        print("edge-reid: terminated (SIGTERM)", file=sys.stderr)
+    elif code == 130:
         print("edge-reid: interrupted", file=sys.stderr)
     if argv is None:
         sys.exit(code)  # a command may leave Ctrl-C ignored (run, once stopping): the process ends here
