@@ -92,3 +92,46 @@ def test_re_ranking_raises_map_on_clustered_identities(seed):
 def test_shape_errors():
     with pytest.raises(ValueError, match="need"):
         re_ranking(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+class _PixelEmbedder:
+    """Stand-in for an Embedder: a crop's embedding is its pixels, centred and L2-normalised (an image fixes its vector)."""
+
+    dim = 24
+
+    def embed_crops(self, crops):
+        vectors = np.stack([crop.reshape(-1).astype(np.float32) - 127.5 for crop in crops])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _write_market(root, files):
+    """A Market-1501 folder from {split: [(name, (24,) uint8 vector), ...]}; each image is 1 x 8 pixels."""
+    import cv2
+
+    for split, entries in files.items():
+        (root / split).mkdir(parents=True)
+        for name, vector in entries:
+            cv2.imwrite(str(root / split / name), vector.reshape(1, 8, 3))
+    return root
+
+
+def test_junk_gallery_images_take_no_part_in_re_ranking(tmp_path):
+    """Defect: with --rerank, junk (-1) gallery crops stayed in the k-reciprocal graph (removed only when
+    scoring), so the numbers differed from torchreid/fast-reid, which drop junk when loading. Junk must change
+    nothing: the scores equal those of the same folder without its junk files."""
+    from edge_reid.data.market1501 import load_market1501
+    from edge_reid.evaluation.market_eval import evaluate_market
+
+    rng = np.random.default_rng(0)
+    centres = rng.integers(40, 216, size=(8, 24))
+    vector = lambda person: np.clip(centres[person] + rng.normal(0, 70, 24), 0, 255).astype(np.uint8)
+    query = [(f"{p + 1:04d}_c1s1_{p:06d}_00.png", vector(p)) for p in range(8)]
+    gallery = [(f"{p + 1:04d}_c{c}s1_{c:06d}_00.png", vector(p)) for p in range(8) for c in range(2, 6)]
+    junk = [(f"-1_c2s1_{i:06d}_00.png", vector(i % 8)) for i in range(24)]
+    with_junk = _write_market(tmp_path / "a", {"query": query, "bounding_box_test": gallery + junk})
+    without_junk = _write_market(tmp_path / "b", {"query": query, "bounding_box_test": gallery})
+    for rerank in (False, True):
+        scored = [evaluate_market(_PixelEmbedder(), load_market1501(root), rerank=rerank).scores for root in (with_junk, without_junk)]
+        assert scored[0].to_dict() == scored[1].to_dict(), f"rerank={rerank}"
+        np.testing.assert_allclose(scored[0].cmc, scored[1].cmc)
+        assert scored[0].mAP == pytest.approx(scored[1].mAP, abs=1e-12)

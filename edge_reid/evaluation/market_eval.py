@@ -17,7 +17,7 @@ import numpy as np
 from edge_reid.data.images import SkippedFile, read_images_in_chunks
 from edge_reid.data.market1501 import MarketDataset, MarketSplit
 from edge_reid.errors import DataError
-from edge_reid.evaluation.metrics import RetrievalScores, cosine_distance, evaluate_market1501
+from edge_reid.evaluation.metrics import JUNK_PID, RetrievalScores, cosine_distance, evaluate_market1501
 from edge_reid.evaluation.rerank import re_ranking
 
 
@@ -105,7 +105,7 @@ class MarketEvaluation:
     Attributes:
         scores: the protocol's CMC/mAP.
         query_images: query images embedded.
-        gallery_images: gallery images embedded.
+        gallery_images: gallery images embedded (junk, id -1, included; it is not scored).
         ms_per_image: preprocessing + model milliseconds per image (flip counts one image).
         seconds: wall-clock seconds of the whole evaluation.
         flip: flip averaging used.
@@ -159,6 +159,10 @@ def evaluate_market(
         rerank: k-reciprocal re-ranking (Zhong et al., CVPR 2017), k1=20, k2=6, lambda=0.3.
         on_progress: called with the number of files handled after each chunk.
 
+    Junk gallery images (person id -1) are embedded and counted in ``gallery_images`` but left out
+    before any distance is computed, as torchreid and fast-reid leave them out when loading: they
+    are neither ranked nor, with ``rerank``, anyone's k-reciprocal neighbour.
+
     Returns:
         :class:`MarketEvaluation`: the CMC curve and mAP, counts, the skipped files and the time per image (ms).
 
@@ -169,12 +173,16 @@ def evaluate_market(
     started = time.perf_counter()
     query, query_split = _embed_split(embedder, dataset.query, flip, on_progress)
     gallery, gallery_split = _embed_split(embedder, dataset.gallery, flip, on_progress)
-    distances = cosine_distance(query.embeddings, gallery.embeddings)
+    # Junk gallery images (id -1) leave before any distance, as torchreid and fast-reid drop them when loading:
+    # the protocol ignores them anyway, but re-ranking would count them as neighbours.
+    scored = gallery_split.pids != JUNK_PID
+    gallery_embeddings, gallery_split = gallery.embeddings[scored], gallery_split.subset(scored)
+    distances = cosine_distance(query.embeddings, gallery_embeddings)
     if rerank:
         distances = re_ranking(
             distances,
             cosine_distance(query.embeddings, query.embeddings),
-            cosine_distance(gallery.embeddings, gallery.embeddings),
+            cosine_distance(gallery_embeddings, gallery_embeddings),
         )
     try:
         scores = evaluate_market1501(distances, query_split.pids, gallery_split.pids, query_split.camids, gallery_split.camids)
