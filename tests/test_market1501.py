@@ -34,18 +34,33 @@ def test_parse_ignores_everything_after_the_third_underscore():
     assert parse_market_name("0007_c2s3_000070.jpg") == MarketName(7, 2, 3, 70)
 
 
+def test_dukemtmc_reid_names_parse(tmp_path):
+    """Defect: DukeMTMC-reID names (``PPPP_cC_fFFFFFFF.jpg``: no sequence, frame prefixed f) were malformed,
+    so a DukeMTMC-reID folder (the same query/ and bounding_box_test/ layout) could not be evaluated."""
+    assert parse_market_name("0005_c2_f0046985.jpg") == MarketName(pid=5, camid=2, sequence=0, frame=46985)
+    assert parse_market_name("0000_c8_f0170000.jpg") == MarketName(pid=0, camid=8, sequence=0, frame=170000)
+    for split in ("query", "bounding_box_test"):
+        (tmp_path / split).mkdir()
+        for name in ("0005_c2_f0046985.jpg", "0005_c5_f0051100.jpg"):
+            _write_crop(tmp_path / split / name, 90)
+    dataset = load_market1501(tmp_path)
+    assert dataset.gallery.pids.tolist() == [5, 5] and dataset.gallery.camids.tolist() == [2, 5]
+    assert dataset.gallery.skipped == []
+
+
 @pytest.mark.parametrize(
     "name",
     [
         "Thumbs.db",
         "person.jpg",
-        "0001_c1_001051_00.jpg",  # no sequence
         "0001c1s1_001051_00.jpg",  # missing separator
         "0001_c1s1.jpg",  # no frame
         "x001_c1s1_001051_00.jpg",  # id not a number
         "-2_c1s1_001051_00.jpg",  # only -1 is a valid negative id
         "0001_c1s1_00a051_00.jpg",  # frame not a number
         "0001_C1S1_001051_00.jpg",  # camera field is lower-case c..s..
+        "0001_c1s_001051_00.jpg",  # s without a sequence number
+        "0001_c1_g0046985.jpg",  # frame prefix other than f
     ],
 )
 def test_parse_malformed_names(name):

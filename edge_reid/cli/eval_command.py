@@ -19,7 +19,7 @@ console = Console(stderr=True)
 @app.command("eval")
 def eval_command(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx), FP32 or INT8 Q/DQ. Default: bundled OSNet x0.25."),
-    data: Path = typer.Option(..., "--data", "-d", help="Market-1501 folder holding query/ and bounding_box_test/."),
+    data: Path = typer.Option(..., "--data", "-d", help="Market-1501 or DukeMTMC-reID folder holding query/ and bounding_box_test/."),
     flip: bool = typer.Option(False, "--flip", help="Average each image's embedding with its mirror image's."),
     rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (Zhong et al., CVPR 2017; k1=20, k2=6, lambda=0.3)."),
     json_path: Optional[Path] = typer.Option(None, "--json", parser=output_file, metavar="<path>", help="Also write the results here (.json)."),

@@ -285,7 +285,7 @@ def _bar(fraction: float, width: int = 30) -> str:
 
 @gallery_app.command("threshold")
 def threshold(
-    data: Path = typer.Option(..., "--data", help="Labelled crops in Market-1501 layout (root or one split folder)."),
+    data: Path = typer.Option(..., "--data", help="Labelled crops in Market-1501 or DukeMTMC-reID layout (root or one split folder)."),
     false_match_rate: float = typer.Option(0.01, "--fmr", min=0.0, max=1.0, help="Target false-match rate."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet."),
     bins: int = typer.Option(20, "--bins", min=2, help="Histogram bins."),
@@ -323,7 +323,8 @@ def threshold(
     readable = set(used)
     keep = [index for index, path in enumerate(paths) if path in readable]
     if len(crops) < 2:
-        raise DataError(f"{data}: no labelled person crops in Market-1501 layout (names like 0001_c1s1_000151_01.jpg)")
+        raise DataError(f"{data}: no labelled person crops in Market-1501 layout (names like 0001_c1s1_000151_01.jpg, or "
+                        "DukeMTMC-reID's 0001_c2_f0046985.jpg)")
     pids, cams = pids[keep], cams[keep]
     embedder = Embedder(model)
     embeddings = np.concatenate([embedder.embed_crops(crops[i : i + 256]) for i in range(0, len(crops), 256)])

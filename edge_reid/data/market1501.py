@@ -7,9 +7,14 @@ Benchmark", ICCV 2015) holds three splits of person crops::
     MARKET_DIR/query/                one or more images per test identity
     MARKET_DIR/bounding_box_test/    the gallery, with junk and distractor crops
 
-File names are ``PPPP_cCsS_FFFFFF_BB.jpg``: person id ``PPPP`` (``-1`` junk,
-``0000`` distractor), camera ``C``, sequence ``S``, frame ``FFFFFF``; anything
-after the third ``_`` (the box index ``BB``) is ignored.
+DukeMTMC-reID (Z. Zheng et al., ICCV 2017) uses the same folders. Two name forms are read:
+
+- Market-1501: ``PPPP_cCsS_FFFFFF_BB.jpg``: person id ``PPPP`` (``-1`` junk,
+  ``0000`` distractor), camera ``C``, sequence ``S``, frame ``FFFFFF``;
+- DukeMTMC-reID: ``PPPP_cC_fFFFFFFF.jpg``: person id, camera ``C``, frame ``FFFFFFF``
+  (no sequence: read as 0).
+
+Anything after the third ``_`` (Market-1501's box index ``BB``) is ignored.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ QUERY_DIR = "query"
 GALLERY_DIR = "bounding_box_test"
 
 _PID = re.compile(r"^(?:-1|\d+)$")
-_CAMERA = re.compile(r"^c(\d+)s(\d+)$")
-_FRAME = re.compile(r"^\d+$")
+_CAMERA = re.compile(r"^c(\d+)(?:s(\d+))?$")  # Market-1501 cCsS, DukeMTMC-reID cC
+_FRAME = re.compile(r"^f?(\d+)$")  # Market-1501 FFFFFF, DukeMTMC-reID fFFFFFFF
+#: What a usable name looks like, for messages.
+NAME_FORMS = "PPPP_cCsS_FFFFFF_BB.jpg (Market-1501) or PPPP_cC_fFFFFFFF.jpg (DukeMTMC-reID)"
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class MarketName:
     Attributes:
         pid: person id; -1 junk, 0 distractor.
         camid: camera number (1-based, as written).
-        sequence: sequence number within the camera.
+        sequence: sequence number within the camera (Market-1501); 0 when the name has none (DukeMTMC-reID).
         frame: frame number.
     """
 
@@ -56,10 +63,13 @@ class MarketName:
 
 
 def parse_market_name(name: str) -> MarketName | None:
-    """Parse ``PPPP_cCsS_FFFFFF[_anything].ext``; None for a malformed name.
+    """Parse ``PPPP_cCsS_FFFFFF[_anything].ext`` (Market-1501) or ``PPPP_cC_fFFFFFFF[_anything].ext``
+    (DukeMTMC-reID); None for a malformed name.
 
     >>> parse_market_name("0001_c1s1_001051_00.jpg")
     MarketName(pid=1, camid=1, sequence=1, frame=1051)
+    >>> parse_market_name("0005_c2_f0046985.jpg")
+    MarketName(pid=5, camid=2, sequence=0, frame=46985)
     >>> parse_market_name("-1_c3s2_000100_01.jpg").pid
     -1
     >>> parse_market_name("Thumbs.db") is None
@@ -70,10 +80,12 @@ def parse_market_name(name: str) -> MarketName | None:
     if len(parts) < 3:
         return None
     pid_text, camera_text, frame_text = parts[0], parts[1], parts[2]
-    camera = _CAMERA.match(camera_text)
-    if not _PID.match(pid_text) or camera is None or not _FRAME.match(frame_text):
+    camera, frame = _CAMERA.match(camera_text), _FRAME.match(frame_text)
+    if not _PID.match(pid_text) or camera is None or frame is None:
         return None
-    return MarketName(pid=int(pid_text), camid=int(camera.group(1)), sequence=int(camera.group(2)), frame=int(frame_text))
+    return MarketName(
+        pid=int(pid_text), camid=int(camera.group(1)), sequence=int(camera.group(2) or 0), frame=int(frame.group(1))
+    )
 
 
 @dataclass
@@ -135,14 +147,15 @@ def load_split(folder: str | Path) -> MarketSplit:
     for path in images:
         parsed = parse_market_name(path.name)
         if parsed is None:
-            skipped.append(SkippedFile(path, "malformed name (expected PPPP_cCsS_FFFFFF_BB.jpg)"))
+            skipped.append(SkippedFile(path, f"malformed name (expected {NAME_FORMS})"))
             continue
         paths.append(path)
         pids.append(parsed.pid)
         camids.append(parsed.camid)
     if not paths:
         raise DataError(
-            f"{folder}: no usable image ({len(skipped)} files skipped); expected person crops in Market-1501 layout, named like 0001_c1s1_001051_00.jpg"
+            f"{folder}: no usable image ({len(skipped)} files skipped); expected person crops in Market-1501 layout, "
+            "named like 0001_c1s1_001051_00.jpg (Market-1501) or 0001_c2_f0046985.jpg (DukeMTMC-reID)"
         )
     return MarketSplit(folder, paths, np.asarray(pids, np.int64), np.asarray(camids, np.int64), skipped)
 
