@@ -135,3 +135,39 @@ def test_junk_gallery_images_take_no_part_in_re_ranking(tmp_path):
         assert scored[0].to_dict() == scored[1].to_dict(), f"rerank={rerank}"
         np.testing.assert_allclose(scored[0].cmc, scored[1].cmc)
         assert scored[0].mAP == pytest.approx(scored[1].mAP, abs=1e-12)
+
+
+def test_memory_is_the_distance_matrix_and_the_result():
+    """Defect: the docstring stated one dense (Q+G, Q+G) float32 matrix, but the Jaccard distance was computed for
+    all Q+G columns and the final mix made two more Q x (Q+G) temporaries (2.7x the statement). Now the peak is
+    that matrix, the (Q, G) result and the sparse encodings (under 2 KiB per image at k1=6, k2=3)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(360, 32))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    query, gallery = x[:300], x[300:]  # many queries: where the old Q x (Q+G) arrays weighed most
+    qg, qq, gg = cosine_distance(query, gallery), cosine_distance(query, query), cosine_distance(gallery, gallery)
+    n = 360
+    tracemalloc.start()
+    try:
+        re_ranking(qg, qq, gg, k1=6, k2=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 4 * n * n + 4 * 300 * 60 + 2048 * n
+
+
+def test_random_case_matches_the_reference_to_1e6():
+    """The memory rework (gallery-only Jaccard, mixing in place) keeps the numbers: unclustered random
+    embeddings, more queries than gallery images, several k1/k2/lambda."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(70, 16))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    query, gallery = x[:40], x[40:]
+    qg, qq, gg = cosine_distance(query, gallery), cosine_distance(query, query), cosine_distance(gallery, gallery)
+    for k1, k2, lambda_value in ((20, 6, 0.3), (6, 3, 0.1), (4, 1, 0.7)):
+        ours = re_ranking(qg, qq, gg, k1=k1, k2=k2, lambda_value=lambda_value)
+        assert ours.shape == (40, 30) and ours.dtype == np.float32
+        reference = _reference_re_ranking(qg, qq, gg, k1=k1, k2=k2, lambda_value=lambda_value)
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-6)

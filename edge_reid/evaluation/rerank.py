@@ -9,8 +9,14 @@ distance between those sets with the original distance:
 
 Follows the authors' reference implementation (also in torchreid and
 fast-reid): squared input distances normalised per row, k1 = 20, k2 = 6,
-lambda = 0.3. Memory: one dense (Q+G, Q+G) float32 distance matrix; the
-neighbour encodings are sparse.
+lambda = 0.3.
+
+Memory, for Q queries and G gallery images (N = Q+G): one dense (N, N) float32
+distance matrix (4 N^2 bytes) and the (Q, G) float32 result (4 QG bytes). Besides
+them only the sparse neighbour encodings (about 2 KB per image at k1=20, k2=6;
+less for smaller k1, k2) and temporaries of at most N/16 rows (N^2 / 2 bytes):
+the Jaccard distance is computed for gallery columns only and mixed into the
+result row by row. Market-1501 (Q=3368, G=15913): 1.4 GiB + 0.2 GiB.
 """
 
 from __future__ import annotations
@@ -19,10 +25,15 @@ import numpy as np
 from scipy import sparse
 
 
-def _top_k(dist: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
-    """(N, k) int64 indices of each row's k smallest entries, nearest first (ties: lower index first)."""
+def _top_k(dist: np.ndarray, k: int, chunk: int | None = None) -> np.ndarray:
+    """(N, k) int64 indices of each row's k smallest entries, nearest first (ties: lower index first).
+
+    ``chunk``: rows handled at once (default: N/16, at most 1024, so the int64 temporaries stay an
+    eighth of a float32 (N, N) ``dist``)."""
     n = dist.shape[0]
     k = min(k, dist.shape[1])
+    if chunk is None:
+        chunk = max(1, min(1024, n // 16))
     out = np.empty((n, k), np.int64)
     for start in range(0, n, chunk):
         rows = dist[start : start + chunk]
@@ -63,6 +74,8 @@ def re_ranking(
 
     Returns:
         (Q, G) float32 re-ranked distances.
+
+    Memory: about 4 (Q+G)^2 + 4 QG bytes (the module docstring says what else).
 
     Raises:
         ValueError: shapes disagree.
@@ -109,14 +122,18 @@ def re_ranking(
         encoding = (expand @ encoding).tocsr()
 
     by_column = encoding.tocsc()
-    jaccard = np.empty((num_q, n), np.float32)
+    # Query-query columns are not returned: the Jaccard distance is computed for gallery columns only,
+    # and mixed with the original distance row by row, into the result (no (Q, Q+G) temporaries).
+    final = np.empty((num_q, num_g), np.float32)
+    shared = np.empty(n, np.float32)
     for i in range(num_q):
         start, stop = encoding.indptr[i], encoding.indptr[i + 1]
-        shared = np.zeros(n, np.float32)
+        shared[:] = 0.0
         for col, value in zip(encoding.indices[start:stop], encoding.data[start:stop]):
             c0, c1 = by_column.indptr[col], by_column.indptr[col + 1]
             others = by_column.indices[c0:c1]
             shared[others] += np.minimum(value, by_column.data[c0:c1])
-        jaccard[i] = 1.0 - shared / (2.0 - shared)
-    final = jaccard * (1.0 - lambda_value) + dist[:num_q] * lambda_value
-    return final[:, num_q:].astype(np.float32)
+        gallery_shared = shared[num_q:]
+        jaccard = 1.0 - gallery_shared / (2.0 - gallery_shared)
+        final[i] = jaccard * np.float32(1.0 - lambda_value) + dist[i, num_q:] * np.float32(lambda_value)
+    return final
