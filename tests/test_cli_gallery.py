@@ -246,3 +246,36 @@ def test_remove_and_rename_on_a_gallery_that_does_not_exist_are_input_errors(tmp
         err = capsys.readouterr().err
         assert "does not exist" in err and "internal error" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "no lock file, no folder left"
+
+
+def test_printed_threshold_is_rounded_up_so_it_keeps_the_false_match_rate(tmp_path, monkeypatch, capsys):
+    """Defect: the threshold was printed to 4 decimals rounded to nearest, which can land below the exact
+    threshold and let through negatives it excludes (mot17-reid-mini at --fmr 0.01: exact 0.635806, printed
+    0.6358, false-match rate 1.0006%). Here the only negatives score 0.50002: at --fmr 0 the exact threshold is
+    just above that, 0.5000 would pass them all; 0.5001 (rounded up) passes none."""
+    import edge_reid.embedder
+
+    angle = np.arccos(0.50002)
+    vectors = {10: [1.0, 0.0], 20: [np.cos(angle), np.sin(angle)]}  # crop brightness -> embedding
+
+    class FakeEmbedder:
+        model_path, model_id = Path("fake.onnx"), "fake"
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def embed_crops(self, crops):
+            return np.array([vectors[int(crop[0, 0, 0])] for crop in crops], np.float32)
+
+    monkeypatch.setattr(edge_reid.embedder, "Embedder", FakeEmbedder)
+    for person, value in ((1, 10), (2, 20)):
+        for camera in (1, 2):
+            cv2.imwrite(str(tmp_path / f"{person:04d}_c{camera}s1_000001_00.png"), np.full((16, 8, 3), value, np.uint8))
+    report_path = tmp_path / "t.json"
+    assert main(["gallery", "threshold", "--data", str(tmp_path), "--fmr", "0", "--json", str(report_path)]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out.strip().splitlines()[-1]
+    assert printed == "0.5001"
+    report = json.loads(report_path.read_text())
+    assert 0.50002 < report["threshold"] <= float(printed) and report["false_match_rate"] == 0.0
+    assert "threshold 0.5001 " in captured.err and "false-match rate 0.0000%" in captured.err

@@ -7,6 +7,7 @@ import pytest
 
 from edge_reid.evaluation.threshold import (
     pair_similarities,
+    round_up,
     threshold_at_false_match_rate,
     threshold_report,
 )
@@ -56,3 +57,11 @@ def test_a_sample_too_small_for_the_rate_asked_is_said_so():
     assert "about 100000 pairs are needed" in warnings[0] and "only 2 same-person pairs" in warnings[1]
     enough = threshold_report(rng.uniform(0.6, 0.9, 500), rng.uniform(-0.2, 0.5, 20_000), 0.01)
     assert enough.sample_warnings() == []
+
+
+def test_round_up_never_lands_below_the_threshold():
+    """The printed threshold: rounded to nearest, 0.635806 read 0.6358 and passed negatives the exact one excludes."""
+    assert round_up(0.635806) == 0.6359 and round_up(0.5) == 0.5 and round_up(-0.12345) == -0.1234
+    for t in np.random.default_rng(0).uniform(-1, 1, 1000).astype(np.float32).tolist():
+        shown = float(f"{round_up(t):.4f}")
+        assert t <= shown < t + 1e-4

@@ -286,7 +286,10 @@ def _bar(fraction: float, width: int = 30) -> str:
 @gallery_app.command("threshold")
 def threshold(
     data: Path = typer.Option(..., "--data", help="Labelled crops in Market-1501 or DukeMTMC-reID layout (root or one split folder)."),
-    false_match_rate: float = typer.Option(0.01, "--fmr", min=0.0, max=1.0, help="Target false-match rate."),
+    false_match_rate: float = typer.Option(
+        0.01, "--fmr", min=0.0, max=1.0,
+        help="Target false-match rate: the threshold printed lets through at most this fraction of different-person pairs.",
+    ),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet."),
     bins: int = typer.Option(20, "--bins", min=2, help="Histogram bins."),
     max_images: int = typer.Option(3000, "--max-images", min=2, help="Use at most this many images (evenly spread)."),
@@ -299,14 +302,15 @@ def threshold(
     --threshold (a person found again near where their track was lost: motion supports the match) and
     the value at --fmr 0.0001 as --reid-threshold (enrolled people and people who come back later:
     appearance alone decides, so false matches must be rarer). The defaults, 0.6 and 0.82, are the
-    bundled OSNet's.
+    bundled OSNet's. The threshold printed is rounded up to 4 decimals, so its false-match rate is at
+    most the target (the rates printed are at that value); --json holds the exact threshold.
     """
     import numpy as np
 
     from edge_reid.atomic import write_json_atomic
     from edge_reid.data.images import describe_skipped, read_images
     from edge_reid.embedder import Embedder
-    from edge_reid.evaluation.threshold import labelled_images, pair_similarities, threshold_report
+    from edge_reid.evaluation.threshold import labelled_images, pair_similarities, round_up, threshold_report
     from edge_reid.output_paths import check_distinct_outputs, check_writable
 
     if not data.is_dir():
@@ -344,13 +348,16 @@ def threshold(
     skipped_note = f"; skipped {skipped_names} junk/distractor/unnamed files" if skipped_names else ""
     if unreadable:
         skipped_note += f"; skipped {escape(describe_skipped(unreadable))}"
+    # Rounded up, never to nearest: 4 decimals below the exact threshold could pass more negatives than the target.
+    shown = round_up(report.threshold, 4)
     console.print(
-        f"threshold {report.threshold:.4f} at false-match rate {report.false_match_rate:.4%} "
-        f"(target {false_match_rate:.4%}): true-match rate {report.true_match_rate:.2%}{skipped_note}"
+        f"threshold {shown:.4f} (exactly {report.threshold:.6f}, rounded up) at false-match rate "
+        f"{float(np.mean(negatives >= shown)):.4%} (target {false_match_rate:.4%}): true-match rate "
+        f"{float(np.mean(positives >= shown)):.2%}{skipped_note}"
     )
     for warning in report.sample_warnings():
         console.print(f"[yellow]warning:[/] {warning}")
-    print(f"{report.threshold:.4f}")
+    print(f"{shown:.4f}")
     if json_path is not None:
         write_json_atomic(json_path, dict(report.to_dict(), data=str(data), images=len(crops),
                                           model=str(embedder.model_path), model_id=embedder.model_id))

@@ -16,6 +16,7 @@ ISO/IEC 19795-1 biometric performance testing).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,20 @@ def threshold_at_false_match_rate(negatives: np.ndarray, rate: float) -> float:
     if allowed >= ordered.size:
         return float(ordered[-1])
     return float(np.nextafter(np.float32(ordered[allowed]), np.float32(np.inf)))
+
+
+def round_up(threshold: float, decimals: int = 4) -> float:
+    """``threshold`` rounded up to ``decimals`` places, for printing.
+
+    A threshold rounded to nearest can land below the exact one and let through negative pairs
+    that it excludes (a false-match rate above the target); rounded up, it lets through at most
+    the pairs the exact one does. Formatted with ``decimals`` places, it reads back the same.
+    """
+    scale = 10**decimals
+    steps = math.ceil(threshold * scale)
+    if steps / scale < threshold:  # threshold * scale rounded down onto a whole number
+        steps += 1
+    return steps / scale
 
 
 #: False matches a threshold needs above it (expected from the negative pairs) to be placed by more than a
