@@ -196,7 +196,9 @@ def write_rows(path: str | os.PathLike, rows: np.ndarray) -> None:
     """Write (N, >= 7) rows (:data:`COLUMNS` order, box as left, top, width, height) to ``path``.
 
     Used for rows already in MOTChallenge layout (e.g. read by :func:`read_rows`);
-    a tracker's own output goes through :class:`MotWriter`.
+    a tracker's own output goes through :class:`MotWriter`. Written as :func:`format_row`
+    writes: boxes to 0.01 px, the score to 4 decimals, ``x, y, z`` as -1 (columns beyond
+    the score are not kept).
     """
     data = np.asarray(rows, np.float64).reshape(-1, np.shape(rows)[-1] if np.size(rows) else len(COLUMNS))
     with open(path, "w", encoding="utf-8") as handle:

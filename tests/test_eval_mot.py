@@ -116,24 +116,91 @@ def test_cli_bad_input_is_one_line_and_exit_2(vtest_gt_dir, tmp_path, capsys):
     assert main(["eval-mot", "--gt", str(tmp_path / "none"), str(path)]) == 2
 
 
+def _sequence(folder, gt_text: str, length: int = 2, name: str | None = None):
+    """A MOTChallenge sequence folder: seqinfo.ini and gt/gt.txt holding ``gt_text`` as given (no newline translation)."""
+    (folder / "gt").mkdir(parents=True)
+    (folder / "seqinfo.ini").write_text(f"[Sequence]\nname={name or folder.name}\nframeRate=10\nseqLength={length}\n")
+    (folder / "gt" / "gt.txt").write_text(gt_text, newline="")
+    return folder
+
+
+#: MOT16/17/20 ground truth (9 columns: ..., conf, class, visibility): person 1 (class 1) and a static person (class 7).
+MOT17_GT = "".join(f"{frame},1,10,10,40,100,1,1,1.0\n{frame},2,200,10,40,100,1,7,1.0\n" for frame in (1, 2))
+#: Only person 1 found.
+ONLY_PERSON_1 = np.array([[frame, 1, 10, 10, 40, 100, 0.9, -1, -1, -1] for frame in (1, 2)], np.float64)
+
+
 def test_a_mot17_sequence_is_scored_with_its_benchmarks_distractor_rules(tmp_path):
     """MOT16/17/20 ground truth has classes: a static person (class 7) is a distractor there, neither
     to be found nor a false positive; the MOT15 settings would count it as a person to find."""
+    metrics = evaluate_mot(ONLY_PERSON_1, _sequence(tmp_path / "MOT17-99", MOT17_GT))
+    assert metrics.benchmark == "MOT17" and metrics.mota == pytest.approx(100.0)
+    assert evaluate_mot(ONLY_PERSON_1, _sequence(tmp_path / "MOT20-99", MOT17_GT)).benchmark == "MOT20"
+
+
+def test_mot16_format_ground_truth_gets_mot17_settings_whatever_the_folder_is_called(tmp_path):
+    """Defect: the settings came from the name alone, so MOT17 ground truth in a folder not named MOT16-/MOT17-/MOT20-
+    was scored with MOT15 settings: its classes ignored, the static person a person to find (MOTA 50, not 100).
+    The format decides: class ids in column 8 and visibility in column 9 are MOT16+ ground truth; MOT15 ground
+    truth has world coordinates (-1 in 2-D) there, and keeps the MOT15 settings even in a folder named MOT17-."""
     from edge_reid.evaluation.mot import mot_benchmark
 
-    assert mot_benchmark("MOT17-04-FRCNN") == "MOT17" and mot_benchmark("vtest", "vtest-mot") == "MOT15"
-    scored = {}
-    for name in ("MOT17-99", "other-99"):
-        sequence = tmp_path / name
-        (sequence / "gt").mkdir(parents=True)
-        (sequence / "seqinfo.ini").write_text(f"[Sequence]\nname={name}\nframeRate=10\nseqLength=2\n")
-        (sequence / "gt" / "gt.txt").write_text(
-            "".join(f"{frame},1,10,10,40,100,1,1,1.0\n{frame},2,200,10,40,100,1,7,1.0\n" for frame in (1, 2))
-        )
-        found = np.array([[frame, 1, 10, 10, 40, 100, 0.9, -1, -1, -1] for frame in (1, 2)], np.float64)  # only person 1
-        scored[name] = evaluate_mot(found, sequence)
-    assert scored["MOT17-99"].benchmark == "MOT17" and scored["MOT17-99"].mota == pytest.approx(100.0)
-    assert scored["other-99"].benchmark == "MOT15" and scored["other-99"].mota == pytest.approx(50.0)
+    metrics = evaluate_mot(ONLY_PERSON_1, _sequence(tmp_path / "my-copy", MOT17_GT))
+    assert metrics.benchmark == "MOT17" and metrics.mota == pytest.approx(100.0)
+    mot15_gt = "".join(f"{frame},1,10,10,40,100,1,-1,-1,-1\n{frame},2,200,10,40,100,1,-1,-1,-1\n" for frame in (1, 2))
+    metrics = evaluate_mot(ONLY_PERSON_1, _sequence(tmp_path / "MOT17-98", mot15_gt))
+    assert metrics.benchmark == "MOT15" and metrics.mota == pytest.approx(50.0)
+    world = np.array([[1, 9, 499, 158, 31, 75, 1, -4.1554, -7.3591, 0]])  # MOT15 3-D ground truth (PETS, vtest)
+    assert mot_benchmark(world, "vtest") == "MOT15" and mot_benchmark(read_rows(tmp_path / "my-copy" / "gt" / "gt.txt")) == "MOT17"
+
+
+def test_ground_truth_faults_are_data_errors_naming_the_line(tmp_path):
+    """Defect: a negative ground-truth id went to TrackEval, which indexes arrays by id: -1 aliased the largest id,
+    two people silently became one (AssA 100 -> 50). Ground-truth rows get the result's checks."""
+    row = "{},{},100,50,40,80,1,-1,-1,-1\n"
+    cases = {
+        "negative": ([(1, 1), (2, 1), (3, -1)], "line 3: negative track id -1"),
+        "twice": ([(1, 1), (2, 1), (2, 1)], "line 3: track id 1 appears twice in frame 2 (first at line 2)"),
+        "beyond": ([(1, 1), (4, 1)], "line 2: frame 4 is beyond the sequence's 3 frames"),
+    }
+    for name, (rows, message) in cases.items():
+        sequence = _sequence(tmp_path / name, "".join(row.format(frame, track) for frame, track in rows), length=3)
+        with pytest.raises(DataError, match=re.escape(f"{sequence / 'gt' / 'gt.txt'}, {message}")):
+            evaluate_mot(ONLY_PERSON_1, sequence)
+
+
+@pytest.mark.parametrize("blank", ["trailing", "crlf+trailing", "middle"])
+def test_blank_lines_in_the_ground_truth_are_read_as_edge_reid_reads_them(tmp_path, blank):
+    """Defect: edge-reid's reader skips blank lines, but TrackEval was handed the user's gt.txt and failed with
+    "cannot be read because it is either not present or invalidly formatted"."""
+    gt = "".join(f"{frame},{track},{100 * track},50,40,80,1,-1,-1,-1\n" for frame in (1, 2, 3) for track in (1, 2))
+    gt = {"trailing": gt + "\n", "crlf+trailing": gt.replace("\n", "\r\n") + "\r\n",
+          "middle": gt.replace("2,1,", "\n2,1,", 1)}[blank]
+    perfect = np.array([[frame, track, 100 * track, 50, 40, 80, 1] for frame in (1, 2, 3) for track in (1, 2)], float)
+    metrics = evaluate_mot(perfect, _sequence(tmp_path / "seq", gt, length=3))
+    assert metrics.hota == pytest.approx(100.0) and metrics.mota == pytest.approx(100.0) and metrics.gt_tracks == 2
+
+
+def test_huge_track_ids_score_as_small_ones(tmp_path):
+    """Defect: TrackEval allocates arrays of (largest id + 1) entries: a track id of 4e8 cost 3 GiB, 1e12 an
+    internal MemoryError. Ids are numbered 1..K before TrackEval sees them (the scores do not depend on them)."""
+    huge = 10**12
+    gt = "".join(f"{frame},1,100,50,40,80,1,-1,-1,-1\n{frame},{huge},200,50,40,80,1,-1,-1,-1\n" for frame in (1, 2, 3))
+    result = np.array([[frame, track, x, 50, 40, 80, 1] for frame in (1, 2, 3) for track, x in ((7, 100), (huge, 200))], float)
+    result[-1, 1] = huge // 2  # person 2 changes track in frame 3: one identity switch
+    metrics = evaluate_mot(result, _sequence(tmp_path / "seq", gt, length=3))
+    assert metrics.gt_tracks == 2 and metrics.predicted_tracks == 3 and metrics.id_switches == 1
+    assert metrics.mota == pytest.approx(100.0 * (1 - 1 / 6))
+
+
+def test_boxes_are_scored_at_full_precision(tmp_path):
+    """Defect: the result was rewritten with boxes rounded to 0.01 px before TrackEval: a box shifted 33.3349 px
+    off a 100 px one (IoU 0.49998: no match at 0.5) became 33.33 px (IoU 0.50004: a match, MOTA 100)."""
+    sequence = _sequence(tmp_path / "seq", "1,1,0,0,100,100,1,-1,-1,-1\n", length=1)
+    result = tmp_path / "result.txt"
+    result.write_text("1,1,33.3349,0,100,100,1,-1,-1,-1\n")
+    metrics = evaluate_mot(result, sequence)
+    assert metrics.mota == pytest.approx(-100.0) and metrics.idf1 == 0.0  # one miss and one false positive
 
 
 def test_a_result_that_ends_early_is_scored_with_a_note_saying_so(vtest_gt_dir, counted_gt, tmp_path, capsys):

@@ -26,7 +26,7 @@ def eval_mot_command(
 ) -> None:
     """Score tracking results against ground truth: HOTA, DetA, AssA, MOTA, IDF1, ID switches.
 
-    The metrics are computed by TrackEval (pip install 'edge-reid[mot]'; on a Jetson ./install_jetson.sh --mot, which keeps JetPack's OpenCV) with the settings of the sequence's MOTChallenge benchmark: MOT16, MOT17 or MOT20 for sequences so named (boxes on distractors such as static people are not counted), else 2D MOT 2015; ground-truth rows with conf 0 are ignored. Several result files are scored side by side, one row each.
+    The metrics are computed by TrackEval (pip install 'edge-reid[mot]'; on a Jetson ./install_jetson.sh --mot, which keeps JetPack's OpenCV) with the settings of the ground truth's MOTChallenge benchmark, told by its format: MOT16/17/20 ground truth (class id in column 8, visibility in column 9) gets the MOT17 settings (MOT20's for a sequence named MOT20-*; boxes on distractors such as static people are not counted), any other the 2D MOT 2015 settings; ground-truth rows with conf 0 are ignored. The table's title names the settings used. Several result files are scored side by side, one row each.
 
     Example:
 

@@ -4,13 +4,20 @@ HOTA, DetA and AssA (J. Luiten et al., "HOTA: A Higher Order Metric for Evaluati
 Multi-Object Tracking", IJCV 2021), MOTA and ID switches (CLEAR MOT, K. Bernardin and
 R. Stiefelhagen, 2008) and IDF1 (E. Ristani et al., ECCV 2016 workshops) all come from
 TrackEval (``pip install trackeval``), run the way the MOTChallenge benchmark of the
-sequence runs it: a sequence named ``MOT16-*``, ``MOT17-*`` or ``MOT20-*`` with that
-benchmark's settings (ground truth of other classes dropped, and tracker boxes on
-distractors, e.g. static people and reflections, removed before scoring), any other with
-the 2D MOT 2015 settings (``BENCHMARK='MOT15'``: no classes). Ground-truth rows with
-``conf`` 0 are ignored in both. Nothing here computes a metric itself:
-this module checks the inputs, lays the files out as TrackEval expects and reads
-its results.
+ground truth runs it. The ground truth's format decides (:func:`mot_benchmark`):
+
+- MOT16/17/20 ground truth (``frame, id, left, top, width, height, conf, class,
+  visibility``: a class id 1..13 in column 8, a visibility in [0, 1] in column 9) gets the
+  MOT17 settings (``MOT20`` for a sequence named ``MOT20-*``, ``MOT16`` for ``MOT16-*``):
+  ground truth of other classes dropped, and tracker boxes on distractors, e.g. static
+  people and reflections, removed before scoring;
+- any other, e.g. 2D MOT 2015 ground truth (columns 8-10 world coordinates ``x, y, z``,
+  -1 in 2-D), gets the MOT15 settings (``BENCHMARK='MOT15'``: no classes).
+
+Ground-truth rows with ``conf`` 0 are ignored in both. Nothing here computes a metric
+itself: this module checks the inputs (ground truth and result alike), writes normalised
+copies for TrackEval (blank lines dropped, ids numbered 1..K in order, boxes at full
+precision: TrackEval sizes arrays by the largest id) and reads its results.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_reid.errors import DataError, MissingDependencyError
-from edge_reid.motchallenge import read_rows, read_rows_with_lines, read_sequence_info, write_rows
+from edge_reid.motchallenge import read_rows_with_lines, read_sequence_info
 
 _TRACKER_NAME = "edge-reid"
 
@@ -47,7 +55,7 @@ class MotMetrics:
         gt_boxes: ground-truth boxes evaluated (``conf`` 0 rows excluded).
         predicted_boxes: boxes of the result scored (its rows, less those TrackEval removes on
             distractors under MOT16/17/20 settings).
-        benchmark: the MOTChallenge settings used (:func:`mot_benchmark`).
+        benchmark: the MOTChallenge settings used (:func:`mot_benchmark`: from the ground truth's format).
         last_result_frame: the last frame (1-based) with a row in the result, 0 when it has none.
         last_gt_frame: the last frame (1-based) with a ground-truth row. A result that ends well
             before it (a run cut short) is scored as missing every person after its end:
@@ -143,14 +151,57 @@ def _check_rows(rows: np.ndarray, length: int, name: str, lines: np.ndarray | No
                         f"{where(int(first_rows[inverse.reshape(-1)[index]]))}); a track has one box per frame")
 
 
-def mot_benchmark(*names: str) -> str:
-    """The MOTChallenge benchmark whose evaluation settings fit a sequence: ``"MOT16"``, ``"MOT17"``
-    or ``"MOT20"`` when one of its names starts so (e.g. ``MOT17-04-FRCNN``), else ``"MOT15"``."""
+#: TrackEval's MOTChallenge class ids (1 pedestrian .. 13 crowd; 7 static person, 8 distractor, 12 reflection).
+_CLASS_IDS = range(1, 14)
+
+
+def has_classes(gt_rows: np.ndarray) -> bool:
+    """True for ground truth in the MOT16/17/20 format: every row has a class id (a whole number
+    1..13, TrackEval's classes) in column 8 and a visibility in [0, 1] in column 9. 2D MOT 2015
+    ground truth has world coordinates ``x, y`` there (-1 -1 in 2-D).
+
+    Args:
+        gt_rows: (N, 10) rows from :func:`~edge_reid.motchallenge.read_rows`.
+    """
+    if len(gt_rows) == 0:
+        return False
+    classes, visibility = gt_rows[:, 7], gt_rows[:, 8]
+    whole = classes == np.round(classes)
+    return bool(np.all(whole & (classes >= _CLASS_IDS.start) & (classes < _CLASS_IDS.stop))
+                and np.all((visibility >= 0) & (visibility <= 1)))
+
+
+def mot_benchmark(gt_rows: np.ndarray, *names: str) -> str:
+    """The MOTChallenge settings that fit a ground truth: ``"MOT15"`` unless it is in the MOT16/17/20 format
+    (:func:`has_classes`); then ``"MOT20"`` or ``"MOT16"`` when one of ``names`` (the sequence's names) starts
+    ``MOT20-`` or ``MOT16-``, else ``"MOT17"`` (MOT16 and MOT17 settings are the same; MOT20's also count
+    non-MOT vehicles as distractors).
+
+    Args:
+        gt_rows: (N, 10) ground-truth rows from :func:`~edge_reid.motchallenge.read_rows`.
+        names: the sequence's names (``seqinfo.ini``'s and the folder's).
+    """
+    if not has_classes(gt_rows):
+        return "MOT15"
     for name in names:
-        for benchmark in ("MOT16", "MOT17", "MOT20"):
+        for benchmark in ("MOT16", "MOT20"):
             if name.upper().startswith(benchmark + "-"):
                 return benchmark
-    return "MOT15"
+    return "MOT17"
+
+
+def _write_for_trackeval(path: Path, rows: np.ndarray) -> None:
+    """``rows`` with ids numbered 1..K (in order; TrackEval sizes arrays by the largest id), each value at full
+    precision (shortest repr: reads back exactly), comma-separated, no blank line."""
+    if len(rows) == 0:
+        path.write_text("", encoding="utf-8")
+        return
+    _, ids = np.unique(rows[:, 1], return_inverse=True)
+    lines = [
+        f"{int(row[0])},{track + 1}," + ",".join(map(repr, row[2:])) + "\n"
+        for row, track in zip(rows.tolist(), ids.reshape(-1).tolist())
+    ]
+    path.write_text("".join(lines), encoding="utf-8")
 
 
 def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.PathLike, iou_threshold: float = 0.5) -> MotMetrics:
@@ -166,10 +217,13 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
     Returns:
         :class:`MotMetrics`.
 
+    The settings (:attr:`MotMetrics.benchmark`) come from the ground truth's format: see
+    :func:`mot_benchmark`.
+
     Raises:
         DataError: a missing or malformed file, a ground truth with no rows, frames beyond
-            the sequence, a track id that is negative or not whole, or twice in one frame (the
-            message names the file's line, or the array's row).
+            the sequence, an id that is negative or not whole, or twice in one frame, in the
+            result or the ground truth (the message names the file's line, or the array's row).
         MissingDependencyError: TrackEval is not installed.
     """
     info = read_sequence_info(gt_folder)
@@ -184,21 +238,30 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
         (rows, lines), name = read_rows_with_lines(result, "tracking result"), str(result)
     _check_rows(rows, info.length, name, lines)
     # A clear error for a malformed or empty ground truth, before TrackEval's (which scores an empty one 0).
-    gt_rows = read_rows(info.gt_path, "ground truth")
+    gt_rows, gt_lines = read_rows_with_lines(info.gt_path, "ground truth")
     if len(gt_rows) == 0:
         raise DataError(f"ground truth {info.gt_path} has no rows: there is nothing to score against; give the "
                         "sequence's gt/gt.txt with one row per person box (frame, id, left, top, width, height, conf, ...)")
+    _check_rows(gt_rows, info.length, str(info.gt_path), gt_lines)
     trackeval = _import_trackeval()
 
     folder = info.folder.resolve()
-    benchmark = mot_benchmark(info.name, folder.name)
+    benchmark = mot_benchmark(gt_rows, info.name, folder.name)
+    # TrackEval reads normalised copies: the ground truth's every column (class, visibility) but no blank line,
+    # both files' ids numbered 1..K, the result's boxes unrounded; x, y, z of the result -1 (TrackEval would
+    # read its column 8 as a class).
+    result_rows = np.column_stack((rows[:, :7], np.full((len(rows), 3), -1.0))) if len(rows) else rows
     with tempfile.TemporaryDirectory(prefix="edge-reid-mot-") as scratch:
-        data_dir = Path(scratch) / _TRACKER_NAME / "data"
+        gt_dir = Path(scratch) / "gt" / folder.name
+        (gt_dir / "gt").mkdir(parents=True)
+        shutil.copyfile(info.folder / "seqinfo.ini", gt_dir / "seqinfo.ini")
+        _write_for_trackeval(gt_dir / "gt" / "gt.txt", gt_rows)
+        data_dir = Path(scratch) / "trackers" / _TRACKER_NAME / "data"
         data_dir.mkdir(parents=True)
-        write_rows(data_dir / f"{folder.name}.txt", rows)
+        _write_for_trackeval(data_dir / f"{folder.name}.txt", result_rows)
         dataset_config = {
-            "GT_FOLDER": str(folder.parent),
-            "TRACKERS_FOLDER": scratch,
+            "GT_FOLDER": str(gt_dir.parent),
+            "TRACKERS_FOLDER": str(data_dir.parent.parent),
             "TRACKERS_TO_EVAL": [_TRACKER_NAME],
             "BENCHMARK": benchmark,
             "SKIP_SPLIT_FOL": True,
