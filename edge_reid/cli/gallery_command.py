@@ -176,7 +176,13 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
 
 @gallery_app.command("list")
 def list_identities(gallery_path: Path = GALLERY_OPTION) -> None:
-    """List the identities of a gallery."""
+    """List the identities of a gallery: id, name, enrolled and recent views, sightings, first and last seen.
+
+    Example:
+
+    \b
+      edge-reid gallery list --gallery people.edgereid
+    """
     gallery = _load(gallery_path)
     table = Table(title=f"{len(gallery)} identities", caption=escape(f"{gallery_path} ({gallery.model_name or 'unknown model'})"))
     for column in ("id", "name", "enrolled", "recent", "count", "first seen", "last seen"):
@@ -194,7 +200,14 @@ def remove(
     identity_ids: List[int] = typer.Option([], "--id", help="Identity id to remove (repeatable)."),
     names: List[str] = typer.Option([], "--name", "-n", help="Remove the identity with this name (repeatable)."),
 ) -> None:
-    """Remove identities by id or name."""
+    """Remove identities by id or name.
+
+    Examples:
+
+    \b
+      edge-reid gallery remove --gallery people.edgereid --name Alice
+      edge-reid gallery remove --gallery people.edgereid --id 3 --id 9
+    """
     if not identity_ids and not names:
         raise typer.BadParameter("give --id or --name", param_hint="--id/--name")
     from edge_reid.matching.gallery_lock import gallery_lock
@@ -264,7 +277,14 @@ def export(
     gallery_path: Path = GALLERY_OPTION,
     output: Optional[Path] = typer.Option(None, "--output", "-o", parser=output_file, metavar="<path>", help="JSON file to write (default, or -: standard output)."),
 ) -> None:
-    """Export identities and metadata as JSON, without embeddings."""
+    """Export identities and metadata as JSON, without embeddings.
+
+    Examples:
+
+    \b
+      edge-reid gallery export --gallery people.edgereid -o people.json
+      edge-reid gallery export --gallery people.edgereid | jq '.identities[].name'
+    """
     from edge_reid.atomic import write_json_atomic
     from edge_reid.output_paths import check_distinct_outputs, check_writable, is_standard_output
 
@@ -304,6 +324,14 @@ def threshold(
     appearance alone decides, so false matches must be rarer). The defaults, 0.6 and 0.82, are the
     bundled OSNet's. The threshold printed is rounded up to 4 decimals, so its false-match rate is at
     most the target (the rates printed are at that value); --json holds the exact threshold.
+
+    Examples:
+
+    \b
+      # --threshold, then --reid-threshold, for your model:
+      edge-reid gallery threshold --data /data/Market-1501 -m my_reid.onnx
+      edge-reid gallery threshold --data /data/Market-1501 -m my_reid.onnx \\
+          --fmr 0.0001
     """
     import numpy as np
 
