@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,8 @@ def test_other_tensorrt_or_gpu_is_stale_and_never_loaded(tmp_path, machine, word
         select_engine(tmp_path, "osnet_x0_25_msmt17.onnx", MODEL_SHA, SPEC.fingerprint(), machine)
     message = str(info.value)
     assert "never loaded" in message and "--rebuild" in message
-    assert "edge-reid build --model osnet_x0_25_msmt17.onnx --precision fp16 --min-batch 1 --opt-batch 16 --max-batch 64 --rebuild" in message
+    assert ("edge-reid build --model osnet_x0_25_msmt17.onnx --precision fp16 --min-batch 1 --opt-batch 16 --max-batch 64 "
+            f"--engines-dir {shlex.quote(str(tmp_path))} --rebuild") in message
 
 
 def test_changed_or_missing_engine_file_is_broken(tmp_path):
@@ -166,3 +168,19 @@ def test_stale_and_current_side_by_side(tmp_path):
     _, xavier_path = make_engine(tmp_path, machine=xavier, payload=b"xavier")
     assert select_engine(tmp_path, "m.onnx", MODEL_SHA, SPEC.fingerprint(), ORIN_TRT103).manifest_path == orin_path
     assert select_engine(tmp_path, "m.onnx", MODEL_SHA, SPEC.fingerprint(), xavier).manifest_path == xavier_path
+
+
+def test_rebuild_command_names_a_non_default_engines_dir_and_quotes_paths(tmp_path):
+    """The "Rebuild with" command left out a non-default --engines-dir (the rebuilt engine went to engines/,
+    where run did not look) and did not quote paths with spaces."""
+    folder = tmp_path / "my engines"
+    make_engine(folder, machine=dataclasses.replace(ORIN_TRT103, tensorrt_version="8.6.2.3"))
+    with pytest.raises(EngineNotFoundError) as info:
+        select_engine(folder, "my models/m.onnx", MODEL_SHA, SPEC.fingerprint(), ORIN_TRT103)
+    assert (f"edge-reid build --model 'my models/m.onnx' --precision fp16 --min-batch 1 --opt-batch 16 --max-batch 64 "
+            f"--engines-dir '{folder}' --rebuild") in str(info.value)
+    with pytest.raises(EngineNotFoundError) as info:
+        select_engine(tmp_path / "none here", "m.onnx", MODEL_SHA, SPEC.fingerprint(), ORIN_TRT103)
+    assert f"`edge-reid build --model m.onnx --precision fp16 --engines-dir '{tmp_path}/none here'`" in str(info.value)
+    assert "--engines-dir" not in rebuild_command("m.onnx", None, engines_dir="engines")
+    assert "--engines-dir" not in rebuild_command("m.onnx", None, engines_dir=Path("engines"))

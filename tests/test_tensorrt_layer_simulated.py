@@ -196,6 +196,16 @@ def test_build_and_doctor_commands(fake, capsys):
     assert "edge-reid calibrate" in capsys.readouterr().err  # TensorRT 10: no implicit calibration
 
 
+def test_build_run_hint_names_a_non_default_engines_dir_quoted(fake, capsys):
+    """Checked against the stand-ins: build's "run it with:" hint left out --engines-dir, so the command it
+    gave looked in engines/ and found no engine; paths with spaces were not quoted."""
+    assert main(["build", "--model", str(fake.model), "--engines-dir", "my engines"]) == 0
+    err = capsys.readouterr().err
+    assert f"run it with: edge-reid run --camera /dev/video0 --backend tensorrt --model {fake.model} --engines-dir 'my engines'" in err
+    assert main(["build", "--model", str(fake.model)]) == 0
+    assert "--engines-dir" not in capsys.readouterr().err.split("run it with:")[1]
+
+
 def test_embedder_rebuild_option_builds_a_missing_engine(fake):
     from edge_reid.embedder import Embedder
 

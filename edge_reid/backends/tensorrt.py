@@ -218,7 +218,7 @@ def _rebuild(model_path, spec: ModelSpec, precision: str | None, engines_dir, tr
         if old.int8_path == "implicit-calibration":
             raise EngineBuildError(
                 f"{stale[0].manifest_path.name} was calibrated from images; rebuild it with "
-                f"`{rebuild_command(model_path, old)}` (or build an FP16 engine with --precision fp16)"
+                f"`{rebuild_command(model_path, old, engines_dir=engines_dir)}` (or build an FP16 engine with --precision fp16)"
             )
         options = BuildOptions(
             model_path=Path(model_path),

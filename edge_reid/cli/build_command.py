@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Optional
@@ -57,6 +58,7 @@ def build(
     from edge_reid.data.market1501 import sample_calibration_images
     from edge_reid.tensorrt.calibration_data import CalibrationImages
     from edge_reid.tensorrt.env import require_tensorrt
+    from edge_reid.tensorrt.manifest import engines_dir_option
     from edge_reid.tensorrt.profile import BatchProfile
     from edge_reid.tensorrt.versions import Int8Path
 
@@ -102,4 +104,5 @@ def build(
     console.print(f"built {escape(str(plan.engine_path))} ({size_mb:.1f} MiB) in {seconds:.0f} s; manifest {escape(str(plan.manifest_path))}")
     if manifest.int8_path == Int8Path.IMPLICIT_CALIBRATION.value and batches is not None and images.unreadable:
         console.print(f"[yellow]warning:[/] {len(images.unreadable)} calibration images could not be read and were skipped")
-    console.print(f"run it with: edge-reid run --camera /dev/video0 --backend tensorrt --model {escape(str(model_path))}")
+    run = f"edge-reid run --camera /dev/video0 --backend tensorrt --model {shlex.quote(str(model_path))} {engines_dir_option(engines_dir)}"
+    console.print(f"run it with: {escape(run.rstrip())}")

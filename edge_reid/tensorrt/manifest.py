@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -407,21 +408,33 @@ def scan_engines(
     return checks
 
 
-def rebuild_command(model_path: str | Path, manifest: EngineManifest | None, precision: str | None = None) -> str:
-    """The ``edge-reid build`` command line that rebuilds an engine (or builds a first one)."""
+def rebuild_command(
+    model_path: str | Path, manifest: EngineManifest | None, precision: str | None = None, engines_dir: str | Path = "engines"
+) -> str:
+    """The ``edge-reid build`` command line that rebuilds an engine (or builds a first one).
+
+    Paths are quoted for a POSIX shell (:func:`shlex.quote`); ``--engines-dir`` is added when
+    ``engines_dir`` is not the default ``engines``, so the engine goes where ``run`` looks.
+    """
     precision = precision or (manifest.precision if manifest else "fp16")
-    parts = ["edge-reid build", f"--model {model_path}", f"--precision {precision}"]
+    parts = ["edge-reid build", f"--model {shlex.quote(str(model_path))}", f"--precision {precision}"]
     if manifest is not None:
         if precision == "int8" and manifest.int8_path == "qdq" and manifest.calibration_file:
-            parts.append(f"--qdq {manifest.calibration_file}")
+            parts.append(f"--qdq {shlex.quote(manifest.calibration_file)}")
         elif precision == "int8" and manifest.int8_path == "implicit-calibration":
             parts.append("--calibration-data MARKET1501_DIR")
         p = manifest.profile
         parts += [f"--min-batch {p.min}", f"--opt-batch {p.opt}", f"--max-batch {p.max}"]
     elif precision == "int8":
         parts.append("--qdq calibration/MODEL-int8-qdq.onnx")
+    parts.append(engines_dir_option(engines_dir))
     parts.append("--rebuild")
-    return " ".join(parts)
+    return " ".join(part for part in parts if part)
+
+
+def engines_dir_option(engines_dir: str | Path) -> str:
+    """``"--engines-dir DIR"`` (quoted for a POSIX shell) for a command line, or "" for the default ``engines``."""
+    return "" if Path(engines_dir) == Path("engines") else f"--engines-dir {shlex.quote(str(engines_dir))}"
 
 
 def select_engine(
@@ -452,12 +465,12 @@ def select_engine(
     unusable = [c for c in checks if c.status in (EngineStatus.STALE, EngineStatus.BROKEN) and c.manifest is not None]
     if unusable:
         listed = "; ".join(c.describe() for c in unusable)
-        command = rebuild_command(model_path, unusable[0].manifest, precision)
+        command = rebuild_command(model_path, unusable[0].manifest, precision, engines_dir)
         raise EngineNotFoundError(
             f"no current TensorRT engine for {Path(model_path).name} in {engines_dir} for {machine.describe()}: "
             f"{listed}. Such engines are never loaded. Rebuild with `{command}` (or add --rebuild to run)"
         )
-    command = rebuild_command(model_path, None, precision).replace(" --rebuild", "")
+    command = rebuild_command(model_path, None, precision, engines_dir).removesuffix(" --rebuild")
     raise EngineNotFoundError(
         f"no TensorRT engine for {Path(model_path).name} in {engines_dir}: build {wanted} on this device with "
         f"`{command}` (or add --rebuild to run)"
