@@ -254,3 +254,30 @@ def check_writable_folder(folder: str | Path, what: str = "output folder") -> Pa
         cause = f"{blocker} is a file, not a folder" if blocker is not None else exc.strerror or exc
         raise OutputPathError(f"cannot write to {what} {target}: {cause}") from None
     return target
+
+
+def check_folder_can_be_made(folder: str | Path, what: str = "output folder") -> Path:
+    """Fail early when ``folder`` could not be made or written, without making it.
+
+    For outputs written only once a long job has gone ahead (an engine build): nothing is left
+    behind when the job stops first. The nearest existing folder on the way (``folder`` itself
+    included) must be a folder in which a probe file can be created (and is removed again);
+    as :func:`check_writable_folder` but without ``mkdir``.
+
+    Raises:
+        OutputPathError: ``folder`` or a folder above it exists and is not a folder, or the
+            nearest existing one cannot be written (one line naming ``folder`` and the cause).
+    """
+    target = Path(folder)
+    blocker = _file_in_the_way(target)
+    if blocker is not None:
+        raise OutputPathError(f"cannot write to {what} {target}: {blocker} is a file, not a folder")
+    existing = next((c for c in (target, *target.parents) if os.path.lexists(c)), Path("."))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        where = "" if existing == target else f" (its folder {existing})"
+        raise OutputPathError(f"cannot write to {what} {target}{where}: {exc.strerror or exc}") from None
+    return target

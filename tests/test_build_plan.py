@@ -10,7 +10,7 @@ from onnx import TensorProto
 
 import edge_reid.tensorrt.env as tensorrt_env
 from edge_reid.cuda.runtime import GpuInfo
-from edge_reid.errors import ModelError
+from edge_reid.errors import ModelError, OutputPathError
 from edge_reid.spec import ModelSpec, file_sha256
 from edge_reid.tensorrt.builder import BuildOptions, explain_build_failure, plan_build, up_to_date, validate_options
 from edge_reid.tensorrt.errors import EngineBuildError
@@ -185,3 +185,24 @@ def test_plan_is_immutable(model, tmp_path):
     plan = plan_build(options(model, tmp_path), SPEC, "10.3.0.30", ORIN)
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.builder_flags = ("INT8",)
+
+
+@pytest.mark.parametrize("field, blocked", [("engines_dir", "afile"), ("engines_dir", "afile/engines"), ("calibration_dir", "afile")])
+def test_an_output_folder_that_is_a_file_is_refused_before_building(model, tmp_path, field, blocked):
+    """`build --engines-dir <an existing file>` was refused only after the whole build (minutes on a Jetson)."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "market").mkdir()
+    kw = {field: tmp_path / blocked}
+    if field == "calibration_dir":
+        kw.update(precision="int8", calibration_data=tmp_path / "market", calibration_images=16)
+    with pytest.raises(OutputPathError, match=f"--{field.replace('_', '-')} .*afile is a file, not a folder"):
+        validate_options(dataclasses.replace(options(model, tmp_path), **kw), SPEC)
+
+
+def test_output_folders_are_not_made_by_the_checks(model, tmp_path):
+    """The output folders are checked without being made: a build that stops later leaves none behind."""
+    validate_options(dataclasses.replace(options(model, tmp_path), engines_dir=tmp_path / "new" / "engines"), SPEC)
+    assert not (tmp_path / "new").exists()
+    # an unused --calibration-dir (FP16, or INT8 from a Q/DQ model) is not checked
+    (tmp_path / "afile").write_text("x")
+    validate_options(dataclasses.replace(options(model, tmp_path), calibration_dir=tmp_path / "afile"), SPEC)

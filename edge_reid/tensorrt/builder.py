@@ -43,6 +43,7 @@ from edge_reid.tensorrt.manifest import (
 from edge_reid.tensorrt.env import machine_identity
 from edge_reid.tensorrt.profile import BatchProfile
 from edge_reid.onnx_graph import load_onnx
+from edge_reid.output_paths import check_folder_can_be_made
 from edge_reid.tensorrt.qdq_check import check_qdq_model
 from edge_reid.tensorrt.startup import create_builder, make_logger
 from edge_reid.tensorrt.versions import (
@@ -159,6 +160,8 @@ def validate_options(options: BuildOptions, spec: ModelSpec) -> None:
         EngineBuildError: unknown precision, too small a workspace, INT8 options with
             fp16, a --qdq file that is not a Q/DQ model of this input, a missing
             --calibration-data folder, or fewer calibration images than one batch.
+        OutputPathError: ``engines_dir`` (or, with --calibration-data, ``calibration_dir``)
+            is a file or lies under one, or cannot be written; checked without making it.
     """
     model_path = Path(options.model_path)
     if not model_path.is_file():
@@ -180,6 +183,9 @@ def validate_options(options: BuildOptions, spec: ModelSpec) -> None:
                 f"--calibration-images {options.calibration_images} is less than one calibration batch "
                 f"({options.profile.opt} = --opt-batch)"
             )
+    check_folder_can_be_made(options.engines_dir, "--engines-dir")
+    if options.calibration_data is not None:  # the calibration cache is written only for implicit calibration
+        check_folder_can_be_made(options.calibration_dir, "--calibration-dir")
 
 
 def plan_build(options: BuildOptions, spec: ModelSpec, tensorrt_version: str, gpu: GpuInfo) -> BuildPlan:
