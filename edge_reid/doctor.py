@@ -132,8 +132,10 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
         items.append(DoctorItem("Jetson", f"no ({platform.machine()}, no {tegra_release})"))
 
     status = tensorrt_status()
-    if status.tensorrt_version:
-        items.append(DoctorItem("TensorRT", status.tensorrt_version, status.usable or None))
+    if status.usable:
+        items.append(DoctorItem("TensorRT", status.tensorrt_version, True))
+    elif status.tensorrt_version:  # installed, but too old, or without a GPU to run on
+        items.append(DoctorItem("TensorRT", f"{status.tensorrt_version}: {status.reason}", False))
     else:
         items.append(DoctorItem("TensorRT", status.reason, False))
     gpu = status.gpu

@@ -196,6 +196,20 @@ def test_build_and_doctor_commands(fake, capsys):
     assert "edge-reid calibrate" in capsys.readouterr().err  # TensorRT 10: no implicit calibration
 
 
+def test_doctor_with_tensorrt_older_than_8_5_says_why_and_reports_engines_as_stale(fake):
+    """Checked against the stand-ins: with TensorRT 8.4 doctor's TensorRT row showed the bare version (no reason,
+    no mark), and each engine "unknown: TensorRT or the GPU cannot be queried here" though both answered."""
+    from edge_reid.doctor import collect_report
+
+    build_engine(plan_build(BuildOptions(fake.model), fake.spec, "10.3.0.30", gpu(fake)), fake.trt)
+    fake.trt.__version__ = "8.4.3.1"
+    items, checks = collect_report("engines")
+    row = next(item for item in items if item.name == "TensorRT")
+    assert row.value.startswith("8.4.3.1: TensorRT 8.4.3.1 is too old: edge-reid needs TensorRT >= 8.5") and row.ok is False
+    assert [c.status.value for c in checks] == ["stale"]
+    assert "built with TensorRT 10.3.0.30, this machine has 8.4.3.1" in checks[0].reasons
+
+
 def test_build_run_hint_names_a_non_default_engines_dir_quoted(fake, capsys):
     """Checked against the stand-ins: build's "run it with:" hint left out --engines-dir, so the command it
     gave looked in engines/ and found no engine; paths with spaces were not quoted."""

@@ -45,6 +45,12 @@ def test_minimum_version_is_8_5():
     assert is_supported(JETPACK61) and is_supported(TRT11)
 
 
+def test_too_old_names_the_jetpack_edge_reid_installs_on():
+    """The reason said "JetPack 5.1 or later", but install_jetson.sh and docs/jetson.md refuse JetPack 5 (Python 3.8)."""
+    reason = unsupported_reason(parse_version("8.4.3.1"))
+    assert "JetPack 6 or later" in reason and "JetPack 5" not in reason
+
+
 def test_network_flags_per_version():
     assert network_flag_names(JETPACK5) == ["EXPLICIT_BATCH"]
     assert network_flag_names(JETPACK60) == ["EXPLICIT_BATCH"]

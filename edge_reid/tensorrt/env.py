@@ -51,8 +51,12 @@ class TensorRTStatus:
 
     @property
     def machine(self) -> MachineIdentity | None:
-        """This machine's identity for engine manifests, or None when not usable."""
-        if not self.usable or self.gpu.gpu is None or self.tensorrt_version is None:
+        """This machine's identity for engine manifests, or None when the TensorRT version or the GPU is unknown.
+
+        Known even when TensorRT is not usable (too old a version): engines built by another
+        version are then reported as stale, not as unknown.
+        """
+        if self.gpu.gpu is None or self.tensorrt_version is None:
             return None
         return machine_identity(self.tensorrt_version, self.gpu.gpu)
 

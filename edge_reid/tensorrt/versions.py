@@ -65,7 +65,7 @@ def unsupported_reason(version: tuple[int, ...]) -> str:
     if is_supported(version):
         return ""
     shown = ".".join(str(v) for v in version)
-    return f"TensorRT {shown} is too old: edge-reid needs TensorRT >= 8.5 (JetPack 5.1 or later)"
+    return f"TensorRT {shown} is too old: edge-reid needs TensorRT >= 8.5 (on a Jetson: JetPack 6 or later)"
 
 
 def is_strongly_typed(version: tuple[int, ...]) -> bool:
