@@ -106,15 +106,89 @@ def cuda_items(gpu) -> list[DoctorItem]:
     return items
 
 
-def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV_TEGRA_RELEASE) -> tuple[list[DoctorItem], list]:
+@dataclass(frozen=True)
+class KnownModel:
+    """A ReID model file doctor can check engines against.
+
+    Attributes:
+        path: the ``.onnx`` file.
+        sha256: its :func:`~edge_reid.spec.model_sha256` (what manifests record).
+        spec_fingerprint: its spec's fingerprint.
+    """
+
+    path: Path
+    sha256: str
+    spec_fingerprint: str
+
+
+def known_model(path: str | Path) -> KnownModel | None:
+    """The identity of the ReID model at ``path``, or None when it cannot be read (missing, not a model)."""
+    import warnings
+
+    from edge_reid.errors import EdgeReidError
+    from edge_reid.spec import load_spec, model_sha256
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "matches no built-in spec": `run` and `build` say it where it matters
+            spec = load_spec(path)
+        return KnownModel(Path(path), model_sha256(path), spec.fingerprint())
+    except (EdgeReidError, OSError, ValueError):
+        return None
+
+
+def check_engine_models(checks: list, models: list[KnownModel]) -> list:
+    """Each engine check with its model checked where doctor knows the model file.
+
+    A manifest whose model sha256 is one of ``models`` keeps its verdict (another spec: OTHER_MODEL).
+    One whose model file name is one of theirs, with another sha256, was built from another version
+    of that file: OTHER_MODEL (``run`` never loads it for that file). Any other keeps its verdict with
+    the reason "model not checked: ..." added.
+    """
+    from dataclasses import replace
+
+    from edge_reid.tensorrt.manifest import EngineStatus
+
+    checked = []
+    for check in checks:
+        manifest = check.manifest
+        if manifest is None:
+            checked.append(check)
+            continue
+        same = next((m for m in models if m.sha256 == manifest.model_sha256), None)
+        named = next((m for m in models if m.path.name == manifest.model_file), None)
+        if same is not None:
+            if same.spec_fingerprint != manifest.spec_fingerprint:
+                check = replace(check, status=EngineStatus.OTHER_MODEL, reasons=(f"built with another model spec than {same.path}'s",))
+        elif named is not None:
+            check = replace(check, status=EngineStatus.OTHER_MODEL, reasons=(
+                f"built from another version of {manifest.model_file} (not {named.path}, whose sha256 differs): never loaded for it",))
+        else:
+            known = " or ".join(str(m.path) for m in models) or "none"
+            check = replace(check, reasons=(*check.reasons, f"model not checked: {manifest.model_file} is not a model doctor can read "
+                                            f"(it checks {known}; --model PATH checks another)"))
+        checked.append(check)
+    return checked
+
+
+def collect_report(
+    engines_dir: str | Path = "engines", tegra_release: Path = NV_TEGRA_RELEASE, model_path: str | Path | None = None
+) -> tuple[list[DoctorItem], list]:
     """Probe the machine.
+
+    Args:
+        engines_dir: the folder of engines (``--engines-dir``).
+        tegra_release: the L4T release file.
+        model_path: the ReID model ``run`` would embed with (None: the bundled one): what the
+            ``--backend auto`` line answers for, and what engines' models are checked against.
 
     Returns:
         (items, engine checks): the report lines and one
-        :class:`~edge_reid.tensorrt.manifest.EngineCheck` per manifest in ``engines_dir``.
+        :class:`~edge_reid.tensorrt.manifest.EngineCheck` per manifest in ``engines_dir``
+        (see :func:`check_engine_models`).
     """
-    from edge_reid.backends import backend_statuses, candidates
-    from edge_reid.backends.cpu_choice import CPU_BACKENDS
+    from edge_reid.assets import DEFAULT_REID_MODEL
+    from edge_reid.backends import backend_statuses
     from edge_reid.cuda.buffers import choose_memory_mode
     from edge_reid.tensorrt.env import board_model, tensorrt_status
     from edge_reid.tensorrt.manifest import scan_engines
@@ -184,20 +258,51 @@ def collect_report(engines_dir: str | Path = "engines", tegra_release: Path = NV
     except Exception as exc:
         items.append(DoctorItem("OpenCV", f"does not import: {exc}", False))
 
+    model = known_model(model_path or DEFAULT_REID_MODEL)
     checks = {"tensorrt": lambda: (status.usable, status.reason or f"TensorRT {status.tensorrt_version}")}
     for entry, ok, detail in backend_statuses(checks):
         if entry.name == "tensorrt":
             continue  # its lines above say what it lacks
         items.append(DoctorItem(f"backend {entry.name}", detail if ok else f"not usable: {detail}", ok))
-    tried = candidates("auto", checks)
-    timed = sorted(choice.name for choice in tried[:2]) == sorted(CPU_BACKENDS)  # as cpu_choice.order_by_speed decides
-    if timed:  # which of the two is decided per model by timing, not here
-        others = tried[0].reason.partition("; ")[2]  # e.g. why TensorRT is not usable
-        choice = ("OpenVINO or ONNX Runtime, for each model the one timed faster on this CPU the first time it runs "
-                  "(cached; `run` says which it took and why)" + (f"; {others}" if others else ""))
-    else:
-        choice = tried[0].reason
-    items.append(DoctorItem("--backend auto", choice))
+    items.append(DoctorItem("--backend auto", _auto_choice(status, checks, engines_dir, model, model_path or DEFAULT_REID_MODEL)))
 
-    checks = scan_engines(engines_dir, status.machine)
-    return items, checks
+    engine_checks = check_engine_models(scan_engines(engines_dir, status.machine), [model] if model else [])
+    return items, engine_checks
+
+
+def _auto_choice(status, checks: dict, engines_dir: str | Path, model: KnownModel | None, model_path: str | Path) -> str:
+    """What ``run --backend auto`` chooses for ``model_path``: TensorRT only when it is usable and ``engines_dir``
+    holds a current engine of the model (as :func:`~edge_reid.tensorrt.manifest.select_engine` decides), else the
+    CPU backends. Where the model cannot be read (``model`` None), both answers, with the condition."""
+    from edge_reid.backends import candidates
+    from edge_reid.tensorrt.errors import EngineNotFoundError
+    from edge_reid.tensorrt.manifest import select_engine
+
+    if not status.usable:
+        return _describe_auto(candidates("auto", checks))
+    if model is not None:
+        try:
+            chosen = select_engine(engines_dir, model.path, model.sha256, model.spec_fingerprint, status.machine)
+        except EngineNotFoundError as exc:
+            why = str(exc)
+        else:
+            return f"{candidates('auto', checks)[0].reason}; engine {chosen.engine_path.name}"
+        text = _describe_auto(candidates("auto", {**checks, "tensorrt": lambda: (False, why)}))
+        return text.replace(f"TensorRT not usable: {why}", f"TensorRT passed over: {why}")  # as `run` says it
+    marker = "no current engine"
+    otherwise = _describe_auto(candidates("auto", {**checks, "tensorrt": lambda: (False, marker)})).replace(f"; TensorRT not usable: {marker}", "")
+    return (f"TensorRT {status.tensorrt_version} if {engines_dir} holds a current engine of {model_path} (that model cannot be "
+            f"read here to check), else {otherwise}")
+
+
+def _describe_auto(tried: list) -> str:
+    """The ``--backend auto`` line from :func:`~edge_reid.backends.candidates` of ``"auto"``."""
+    from edge_reid.backends.cpu_choice import CPU_BACKENDS
+
+    timed = sorted(choice.name for choice in tried[:2]) == sorted(CPU_BACKENDS)  # as cpu_choice.order_by_speed decides
+    if not timed:
+        return tried[0].reason
+    # which of the two is decided per model by timing, not here
+    others = tried[0].reason.partition("; ")[2]  # e.g. why TensorRT is not usable
+    return ("OpenVINO or ONNX Runtime, for each model the one timed faster on this CPU the first time it runs "
+            "(cached; `run` says which it took and why)" + (f"; {others}" if others else ""))

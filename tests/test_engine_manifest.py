@@ -184,3 +184,13 @@ def test_rebuild_command_names_a_non_default_engines_dir_and_quotes_paths(tmp_pa
     assert f"`edge-reid build --model m.onnx --precision fp16 --engines-dir '{tmp_path}/none here'`" in str(info.value)
     assert "--engines-dir" not in rebuild_command("m.onnx", None, engines_dir="engines")
     assert "--engines-dir" not in rebuild_command("m.onnx", None, engines_dir=Path("engines"))
+
+
+def test_no_engine_error_names_engines_built_from_another_version_of_the_model(tmp_path):
+    """`run` said only "no TensorRT engine" when engines of an earlier version of the same model file were there."""
+    manifest, _ = make_engine(tmp_path, model_sha="f" * 64)
+    with pytest.raises(EngineNotFoundError) as info:
+        select_engine(tmp_path, "models/osnet_x0_25_msmt17.onnx", MODEL_SHA, SPEC.fingerprint(), ORIN_TRT103)
+    message = str(info.value)
+    assert f"engines built from another version of osnet_x0_25_msmt17.onnx: {manifest.engine_file}" in message
+    assert "never loaded for this one" in message and "`edge-reid build --model models/osnet_x0_25_msmt17.onnx --precision fp16" in message

@@ -188,12 +188,61 @@ def test_build_and_doctor_commands(fake, capsys):
     assert ": current" in capsys.readouterr().out
     from edge_reid.doctor import collect_report
 
-    items, checks = collect_report("engines")  # the table's content, independent of the terminal width
+    items, checks = collect_report("engines", model_path=fake.model)  # the table's content, independent of the terminal width
     found = {item.name: item.value for item in items}
     assert "auto chose TensorRT" in found["--backend auto"] and "mapped, zero-copy" in found["GPU"]
     assert [c.status.value for c in checks] == ["current"]
     assert main(["build", "--model", str(fake.model), "--precision", "int8", "--calibration-data", "."]) == 2
     assert "edge-reid calibrate" in capsys.readouterr().err  # TensorRT 10: no implicit calibration
+
+
+def _bundled_model_engine(fake, **kw):
+    """Build, with the stand-in, an engine of the bundled ReID model (what `run` without --model runs)."""
+    from edge_reid.assets import DEFAULT_REID_MODEL
+    from edge_reid.spec import load_spec
+
+    plan = plan_build(BuildOptions(DEFAULT_REID_MODEL, **kw), load_spec(DEFAULT_REID_MODEL), "10.3.0.30", gpu(fake))
+    build_engine(plan, fake.trt)
+    return plan
+
+
+def test_doctor_says_auto_takes_tensorrt_only_with_a_current_engine_of_the_model(fake):
+    """Checked against the stand-ins: doctor said `--backend auto` would choose TensorRT when no engine of the
+    model existed, while `run` passed TensorRT over ("no TensorRT engine")."""
+    from edge_reid.doctor import collect_report
+
+    auto = {item.name: item.value for item in collect_report("engines")[0]}["--backend auto"]
+    assert "auto chose TensorRT" not in auto
+    assert "TensorRT passed over: no TensorRT engine for osnet_x0_25_msmt17.onnx in engines" in auto
+    plan = _bundled_model_engine(fake)
+    auto = {item.name: item.value for item in collect_report("engines")[0]}["--backend auto"]
+    assert auto.startswith("auto chose TensorRT") and f"engine {plan.engine_path.name}" in auto
+    # a model doctor cannot read: both answers, with the condition
+    auto = {item.name: item.value for item in collect_report("engines", model_path=fake.model.with_name("gone.onnx"))[0]}["--backend auto"]
+    assert auto.startswith("TensorRT 10.3.0.30 if engines holds a current engine of ") and ", else " in auto
+    assert "not usable" not in auto
+
+
+def test_doctor_checks_each_engines_model_where_the_model_file_is_known(fake):
+    """Checked against the stand-ins: doctor called an engine "current" after its model file had changed (it never
+    compared the model's sha256), while `run` found no engine for that model."""
+    import json
+
+    from edge_reid.doctor import collect_report
+
+    current = _bundled_model_engine(fake)
+    older = _bundled_model_engine(fake, profile=BatchProfile(1, 8, 32))  # then "edit" the model it came from
+    data = json.loads(older.manifest_path.read_text())
+    data["model"]["sha256"] = "f" * 64
+    older.manifest_path.write_text(json.dumps(data))
+    build_engine(plan_build(BuildOptions(fake.model), fake.spec, "10.3.0.30", gpu(fake)), fake.trt)  # tiny.onnx: not known to doctor
+    checks = {c.manifest_path.name: c for c in collect_report("engines")[1]}
+    assert checks[current.manifest_path.name].status.value == "current" and checks[current.manifest_path.name].reasons == ()
+    assert checks[older.manifest_path.name].status.value == "other-model"
+    assert "built from another version of osnet_x0_25_msmt17.onnx" in checks[older.manifest_path.name].reasons[0]
+    tiny = next(c for name, c in checks.items() if name.startswith("tiny-"))
+    assert tiny.status.value == "current" and tiny.reasons[0].startswith("model not checked")
+    assert [c.status.value for c in collect_report("engines", model_path=fake.model)[1] if c.manifest_path.name.startswith("tiny-")] == ["current"]
 
 
 def test_doctor_with_tensorrt_older_than_8_5_says_why_and_reports_engines_as_stale(fake):
@@ -323,3 +372,15 @@ def test_the_capturing_logger_keeps_warnings_and_errors_bounded(fake):
     assert len(logger.messages) == KEPT_MESSAGES and len(echoed) == KEPT_MESSAGES + 10
     assert logger.errors[-1] == f"message {KEPT_MESSAGES + 8}" and "not kept" not in logger.summary(limit=1000)
     assert logger.summary() == " | ".join(f"message {i}" for i in range(KEPT_MESSAGES + 7, KEPT_MESSAGES + 10))
+
+
+def test_doctor_model_option_checks_that_models_engines_without_selftest(fake, capsys):
+    """Checked against the stand-ins: `doctor --model M` (no --selftest) answers for M: its engines' model is checked
+    and the `--backend auto` line names M's engine."""
+    plan = plan_build(BuildOptions(fake.model), fake.spec, "10.3.0.30", gpu(fake))
+    build_engine(plan, fake.trt)
+    assert main(["doctor", "--model", str(fake.model)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ": current" in out and "model not checked" not in out
+    assert main(["doctor"]) == 0
+    assert "current: model not checked: tiny.onnx" in " ".join(capsys.readouterr().out.split())

@@ -25,13 +25,18 @@ def doctor(
     qdq: Optional[Path] = typer.Option(None, "--qdq", help="--selftest: Q/DQ model from `edge-reid calibrate` for the INT8 check (default: calibration/<model>-int8-qdq.onnx if present)."),
     crops: Optional[Path] = typer.Option(None, "--crops", help="--selftest: folder of person crops for the accuracy and loop checks."),
     video: Optional[Path] = typer.Option(None, "--video", help="--selftest: or a video to cut person crops from (default: ../shared/data/vtest.avi if present)."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="--selftest: ReID model (.onnx). Default: bundled OSNet x0.25."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m",
+        help="ReID model (.onnx) whose engines and `--backend auto` choice are checked, and which --selftest tests. Default: bundled OSNet x0.25.",
+    ),
 ) -> None:
     """Report versions (TensorRT, CUDA, cuda-python, onnxruntime, OpenVINO, OpenCV and GStreamer), the GPU, which
     backends can run here and what `--backend auto` picks, and each engine's status.
 
-    An engine is "current" when it was built by this TensorRT version on this GPU module;
-    stale engines are never loaded (rebuild them with `edge-reid build ... --rebuild`).
+    An engine is "current" when it was built by this TensorRT version on this GPU module
+    (and, where doctor can read its model file, the bundled model or --model, from that
+    file as it is now); stale engines are never loaded (rebuild them with
+    `edge-reid build ... --rebuild`).
 
     With --selftest it then runs the device check (see docs/jetson.md): checks this device
     cannot run (no GPU, no TensorRT) are reported as skipped with the reason. Exit 1 when a
@@ -48,11 +53,13 @@ def doctor(
     from edge_reid.tensorrt.manifest import EngineStatus
 
     if not selftest:
-        given = [name for name, value in (("--qdq", qdq), ("--crops", crops), ("--video", video), ("--model", model)) if value]
+        given = [name for name, value in (("--qdq", qdq), ("--crops", crops), ("--video", video)) if value]
         if given:
             raise typer.BadParameter(f"{', '.join(given)} only apply with --selftest", param_hint="--selftest")
+    if model is not None:
+        _check_model(model)
     console = Console(highlight=False)
-    items, checks = collect_report(engines_dir)
+    items, checks = collect_report(engines_dir, model_path=model)
     table = Table(title="edge-reid doctor", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("found")
@@ -68,6 +75,23 @@ def doctor(
         _print_engines(console, engines_dir, checks, EngineStatus)
     if selftest:
         _selftest(console, report, qdq, crops, video, model)
+
+
+def _check_model(model: Path) -> None:
+    """Refuse a --model that is not a ReID model (missing, empty, not ONNX, no usable input).
+
+    Raises:
+        ModelError: the message names --model and the file.
+    """
+    from edge_reid.errors import ModelError
+    from edge_reid.onnx_graph import load_onnx
+    from edge_reid.spec import load_spec
+
+    load_onnx(model, "--model ")
+    try:
+        load_spec(model)
+    except ModelError as exc:
+        raise ModelError(f"--model {exc}") from None
 
 
 def _check_selftest_inputs(qdq, crops, video, model) -> None:

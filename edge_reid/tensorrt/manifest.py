@@ -453,9 +453,12 @@ def select_engine(
     Raises:
         EngineNotFoundError: none is current. The message lists the stale or broken
             ones with their reasons, says they are never loaded, and gives the
-            ``edge-reid build ... --rebuild`` command (``run --rebuild`` does it too).
+            ``edge-reid build ... --rebuild`` command (``run --rebuild`` does it too);
+            without any, it names the engines built from another version of the same
+            model file, and gives the ``edge-reid build`` command.
     """
-    checks = [c for c in scan_engines(engines_dir, machine, model_sha256, spec_fingerprint) if c.status is not EngineStatus.OTHER_MODEL]
+    scanned = scan_engines(engines_dir, machine, model_sha256, spec_fingerprint)
+    checks = [c for c in scanned if c.status is not EngineStatus.OTHER_MODEL]
     if precision is not None:
         checks = [c for c in checks if c.manifest is None or c.manifest.precision == precision]
     current = [c for c in checks if c.status is EngineStatus.CURRENT]
@@ -471,7 +474,12 @@ def select_engine(
             f"{listed}. Such engines are never loaded. Rebuild with `{command}` (or add --rebuild to run)"
         )
     command = rebuild_command(model_path, None, precision, engines_dir).removesuffix(" --rebuild")
+    name = Path(model_path).name
+    earlier = [c.manifest.engine_file for c in scanned if c.status is EngineStatus.OTHER_MODEL and c.manifest.model_file == name
+               and c.manifest.model_sha256 != model_sha256 and (precision is None or c.manifest.precision == precision)]
+    found = (f"engines built from another version of {name}: {', '.join(earlier)} (never loaded for this one, "
+             f"whose sha256 differs); " if earlier else "")
     raise EngineNotFoundError(
-        f"no TensorRT engine for {Path(model_path).name} in {engines_dir}: build {wanted} on this device with "
+        f"no TensorRT engine for {name} in {engines_dir}: {found}build {wanted} on this device with "
         f"`{command}` (or add --rebuild to run)"
     )
