@@ -80,6 +80,14 @@ def test_doctor_without_engines_folder(tmp_path):
     assert result.returncode == 0 and "engines: none" in result.stdout
 
 
+def test_doctor_engines_dir_that_is_a_file_says_so(tmp_path, capsys):
+    """`doctor --engines-dir <a file>` said "folder ... does not exist"."""
+    (tmp_path / "afile").write_text("x")
+    assert main(["doctor", "--engines-dir", str(tmp_path / "afile")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in out and "does not exist" not in out
+
+
 def test_parse_l4t_release():
     assert parse_nv_tegra_release("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13") == "36.4.0"
     assert parse_nv_tegra_release("# R35 (release), REVISION: 5.0, GCID: 35550185, BOARD: t186ref") == "35.5.0"

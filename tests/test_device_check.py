@@ -74,6 +74,14 @@ def test_an_unwritable_report_path_is_a_one_line_error_before_any_check(no_gpu, 
     assert "device check report" in capsys.readouterr().err
 
 
+REID_MODEL = device_check.Path(__file__).resolve().parents[1] / "edge_reid" / "assets" / "osnet_x0_25_msmt17.onnx"
+
+
+def _empty_file(path):
+    path.write_bytes(b"")
+    return path
+
+
 def _text_file(path):
     path.write_text("not a model")
     return path
@@ -83,7 +91,7 @@ def _text_file(path):
     "option, make, message",
     [
         ("--model", lambda p: _text_file(p / "text.onnx"), "--model .*text.onnx: not an ONNX model"),
-        ("--qdq", lambda p: p / "missing.onnx", "model file not found: --qdq .*missing.onnx"),
+        ("--qdq", lambda p: p / "missing.onnx", "--qdq .*missing.onnx: file not found"),
         ("--crops", lambda p: p / "no_crops", "--crops .*no_crops: not found"),
         ("--video", lambda p: p, "--video .*: is a folder, not a video file"),
     ],
@@ -96,6 +104,33 @@ def test_selftest_inputs_are_checked_even_where_the_checks_that_read_them_are_sk
     assert main(["doctor", "--engines-dir", str(tmp_path), "--selftest", "--report", str(report), option, str(path)]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not report.exists()
+
+
+@pytest.mark.parametrize(
+    "option, make, message",
+    [
+        ("--qdq", lambda p: REID_MODEL, "--qdq .*osnet_x0_25_msmt17.onnx: the model has no QuantizeLinear/DequantizeLinear nodes"),
+        ("--qdq", lambda p: _empty_file(p / "empty-qdq.onnx"), "--qdq .*empty-qdq.onnx: the model has no QuantizeLinear"),
+        ("--model", lambda p: _empty_file(p / "empty.onnx"), "--model .*empty.onnx: ONNX file has no graph inputs/outputs"),
+    ],
+)
+def test_selftest_refuses_a_qdq_or_model_that_is_not_one_before_any_check(no_gpu, tmp_path, capsys, option, make, message):
+    """`doctor --selftest --qdq <an FP32 model or an empty file>` and `--model <an empty file>` were accepted (an empty
+    file parses as an empty ONNX model), and the run ended "nothing was verified"."""
+    report = tmp_path / "device.json"
+    assert main(["doctor", "--engines-dir", str(tmp_path), "--selftest", "--report", str(report), option, str(make(tmp_path))]) == 2
+    captured = capsys.readouterr()
+    assert re.search(message, captured.err) and "edge-reid doctor" not in captured.out  # refused before the report
+    assert not report.exists()
+
+
+def test_report_without_selftest_is_a_usage_error_and_selftest_keeps_the_default_report(no_gpu, tmp_path, capsys, monkeypatch):
+    """`doctor --report x.json` without --selftest was silently ignored (no report, exit 0)."""
+    assert main(["doctor", "--engines-dir", str(tmp_path), "--report", str(tmp_path / "x.json")]) == 2
+    assert "--report only apply with --selftest" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    assert main(["doctor", "--engines-dir", str(tmp_path), "--selftest"]) == 1  # nothing verified here
+    assert (tmp_path / "device-check.json").is_file()
 
 
 def test_selftest_options_without_selftest_are_a_usage_error(tmp_path, capsys):

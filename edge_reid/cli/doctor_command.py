@@ -21,7 +21,9 @@ def doctor(
     selftest: bool = typer.Option(
         False, "--selftest", help="Also check TensorRT and CUDA on this device (buffers, FP16/INT8 engines against ONNX Runtime, timings) and write a JSON report."
     ),
-    report: Path = typer.Option(Path("device-check.json"), "--report", parser=output_file, metavar="<path>", help="--selftest: where the JSON report goes."),
+    report: Optional[Path] = typer.Option(
+        None, "--report", parser=output_file, metavar="<path>", help="--selftest: where the JSON report goes (default: device-check.json)."
+    ),
     qdq: Optional[Path] = typer.Option(None, "--qdq", help="--selftest: Q/DQ model from `edge-reid calibrate` for the INT8 check (default: calibration/<model>-int8-qdq.onnx if present)."),
     crops: Optional[Path] = typer.Option(None, "--crops", help="--selftest: folder of person crops for the accuracy and loop checks."),
     video: Optional[Path] = typer.Option(None, "--video", help="--selftest: or a video to cut person crops from (default: ../shared/data/vtest.avi if present)."),
@@ -53,11 +55,14 @@ def doctor(
     from edge_reid.tensorrt.manifest import EngineStatus
 
     if not selftest:
-        given = [name for name, value in (("--qdq", qdq), ("--crops", crops), ("--video", video)) if value]
+        given = [name for name, value in (("--report", report), ("--qdq", qdq), ("--crops", crops), ("--video", video)) if value]
         if given:
             raise typer.BadParameter(f"{', '.join(given)} only apply with --selftest", param_hint="--selftest")
     if model is not None:
         _check_model(model)
+    if selftest:  # every input and the report path, before any work
+        report = report or Path("device-check.json")
+        _check_selftest_inputs(report, qdq, crops, video, model)
     console = Console(highlight=False)
     items, checks = collect_report(engines_dir, model_path=model)
     table = Table(title="edge-reid doctor", show_header=False, title_justify="left")
@@ -69,8 +74,13 @@ def doctor(
     console.print(table)
 
     if not checks:
-        where = f"in {engines_dir}" if engines_dir.is_dir() else f"(folder {engines_dir} does not exist; `edge-reid build` makes it)"
-        console.print(f"engines: none {where}")
+        if engines_dir.is_dir():
+            where = f"in {engines_dir}"
+        elif engines_dir.exists():
+            where = f"({engines_dir} is a file, not a folder: give --engines-dir the folder `edge-reid build` wrote engines to)"
+        else:
+            where = f"(folder {engines_dir} does not exist; `edge-reid build` makes it)"
+        console.print(f"engines: none {escape(where)}", soft_wrap=True)
     else:
         _print_engines(console, engines_dir, checks, EngineStatus)
     if selftest:
@@ -94,29 +104,36 @@ def _check_model(model: Path) -> None:
         raise ModelError(f"--model {exc}") from None
 
 
-def _check_selftest_inputs(qdq, crops, video, model) -> None:
-    """Refuse, before any check runs, a --model/--qdq that is not an ONNX model, a --crops that is not a
-    folder and a --video that is not a file: on a machine that skips the checks that read them, they
-    would otherwise pass unnoticed."""
-    from edge_reid.errors import DataError
-    from edge_reid.onnx_graph import load_onnx
+def _check_selftest_inputs(report: Path, qdq, crops, video, model) -> None:
+    """Refuse, before any check runs, a --report that would overwrite an input or cannot be written, a --qdq
+    that is not a Q/DQ model of the model (--model, or the bundled one), a --crops that is not a folder and a
+    --video that is not a file: on a machine that skips the checks that read them, they would otherwise pass
+    unnoticed.
 
-    for option, path in (("--model ", model), ("--qdq ", qdq)):
-        if path is not None:
-            load_onnx(path, option)
+    Raises:
+        OutputPathError: --report is an input or cannot be written.
+        EngineBuildError: --qdq is missing, not an ONNX model, or not a Q/DQ model of the model's input.
+        DataError: --crops or --video is not what it should be.
+    """
+    from edge_reid.assets import DEFAULT_REID_MODEL
+    from edge_reid.errors import DataError
+    from edge_reid.output_paths import check_distinct_outputs, check_writable
+    from edge_reid.spec import load_spec
+    from edge_reid.tensorrt.qdq_check import check_qdq_model
+
+    check_distinct_outputs({"--report": report}, {"--qdq": qdq, "--crops": crops, "--video": video, "--model": model})
+    if qdq is not None:
+        check_qdq_model(qdq, load_spec(model or DEFAULT_REID_MODEL))
     if crops is not None and not crops.is_dir():
         raise DataError(f"--crops {crops}: {'is a file, not a folder' if crops.exists() else 'not found'}; give a folder of person crops")
     if video is not None and not video.is_file():
         raise DataError(f"--video {video}: {'is a folder, not a video file' if video.exists() else 'not found'}")
+    check_writable(report, "device check report")
 
 
 def _selftest(console: Console, report: Path, qdq, crops, video, model) -> None:
     from edge_reid.device_check import DeviceCheckOptions, run_device_check
-    from edge_reid.output_paths import check_distinct_outputs, check_writable
 
-    check_distinct_outputs({"--report": report}, {"--qdq": qdq, "--crops": crops, "--video": video, "--model": model})
-    _check_selftest_inputs(qdq, crops, video, model)
-    check_writable(report, "device check report")
     result = run_device_check(
         DeviceCheckOptions(model_path=model, qdq_path=qdq, crops=crops, video=video),
         say=lambda line: console.print(f"selftest: {escape(line)}", soft_wrap=True),
