@@ -92,7 +92,8 @@ def cuda_items(gpu) -> list[DoctorItem]:
         value = f"{cuda.version} ({cuda.describe()})"
         items = [DoctorItem("CUDA", value, bool(cuda.driver) or None)]
     else:
-        items = [DoctorItem("CUDA", "unknown: no NVIDIA driver answered through cuda-python, and no /usr/local/cuda/version.json", None)]
+        items = [DoctorItem("CUDA", "unknown: no NVIDIA driver answered through cuda-python, and no CUDA toolkit was found "
+                                    "(/usr/local/cuda/version.json, nvcc, a cuda-cudart package)", None)]
     if not installed:
         how = f"pip install '{cuda_python_requirement(cuda.version)}'" if cuda.version else "install_jetson.sh on a Jetson, else pip install 'cuda-python==X.Y.*' for your CUDA X.Y"
         items.append(DoctorItem("cuda-python", f"not installed: {how}", False))

@@ -60,9 +60,16 @@ def test_build_qdq_must_be_a_qdq_model(capsys):
 
 
 def test_doctor_reports_what_is_missing_and_engine_status(tmp_path):
-    from conftest import make_engine
+    import json
 
-    make_engine(tmp_path / "engines")
+    from conftest import make_engine
+    from edge_reid.assets import DEFAULT_REID_MODEL
+    from edge_reid.spec import load_spec
+
+    _, manifest = make_engine(tmp_path / "engines")  # an engine of the bundled model (doctor checks engines against it)
+    data = json.loads(manifest.read_text())
+    data["model"]["spec_fingerprint"] = load_spec(DEFAULT_REID_MODEL).fingerprint()
+    manifest.write_text(json.dumps(data))
     (tmp_path / "engines" / "junk.json").write_text("{")
     result = cli("doctor", "--engines-dir", str(tmp_path / "engines"))
     assert result.returncode == 0, result.stderr
@@ -72,7 +79,7 @@ def test_doctor_reports_what_is_missing_and_engine_status(tmp_path):
     assert "osnet-x0-25-msmt17" in out and "10.3.0.30" in out and "Orin" in out
     assert "broken" in out  # junk.json
     if not HAS_TENSORRT:
-        assert "unknown" in out and "ONNX Runtime" in out
+        assert "built 2026-11-21T19:00:00Z: unknown: TensorRT or the GPU cannot be queried here" in out and "ONNX Runtime" in out
 
 
 def test_doctor_without_engines_folder(tmp_path):

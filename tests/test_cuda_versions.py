@@ -11,7 +11,37 @@ from edge_reid.cuda.versions import DeviceCuda, cuda_python_mismatch, cuda_pytho
 from fake_cudart import FakeCudaRuntime
 
 
-def test_toolkit_version_from_version_json(tmp_path):
+@pytest.fixture
+def no_cuda_tools(monkeypatch, tmp_path):
+    """No nvcc and no dpkg-query to ask: the toolkit version comes from version.json alone."""
+    monkeypatch.setattr(versions, "CUDA_NVCC", tmp_path / "no-nvcc")
+    empty = tmp_path / "empty-path"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def _tool(path, output: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\nprintf '{output}'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_toolkit_version_falls_back_to_nvcc_then_dpkg_as_install_jetson_does(tmp_path, monkeypatch, no_cuda_tools):
+    """doctor said CUDA unknown where /usr/local/cuda/version.json was missing but nvcc was there, while
+    install_jetson.sh found the version with nvcc (or, without it, the cuda-cudart-X-Y package)."""
+    missing = tmp_path / "missing.json"
+    nvcc = _tool(tmp_path / "cuda" / "bin" / "nvcc", "nvcc: NVIDIA (R) Cuda compiler driver\\nCuda compilation tools, release 12.6, V12.6.68\\n")
+    monkeypatch.setattr(versions, "CUDA_NVCC", nvcc)
+    assert toolkit_version(missing) == "12.6"
+    monkeypatch.setattr(versions, "CUDA_NVCC", tmp_path / "no-nvcc")
+    _tool(tmp_path / "dpkg" / "dpkg-query", "ii  cuda-cudart-12-2\\nii  cuda-cudart-12-6\\nrc  cuda-cudart-13-0\\nii  cuda-cudart-dev-12-6\\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "dpkg"))
+    assert toolkit_version(missing) == "12.6"  # the newest installed one; "rc" is removed, config files left
+    assert DeviceCuda.here("").describe() == "toolkit 12.6"
+
+
+def test_toolkit_version_from_version_json(tmp_path, no_cuda_tools):
     path = tmp_path / "version.json"
     path.write_text('{"cuda": {"name": "CUDA SDK", "version": "12.6.68"}, "cuda_cudart": {"version": "12.6.68"}}')
     assert toolkit_version(path) == "12.6"
@@ -28,7 +58,7 @@ def test_requirement_and_mismatch():
     assert cuda_python_mismatch("12.6.0", "") == "" and cuda_python_mismatch("", "12.6") == ""
 
 
-def test_device_cuda_prefers_the_driver_and_falls_back_to_the_toolkit(tmp_path, monkeypatch):
+def test_device_cuda_prefers_the_driver_and_falls_back_to_the_toolkit(tmp_path, monkeypatch, no_cuda_tools):
     path = tmp_path / "version.json"
     path.write_text('{"cuda": {"version": "12.6.68"}}')
     monkeypatch.setattr(versions, "CUDA_VERSION_JSON", path)
@@ -45,7 +75,7 @@ def test_device_cuda_prefers_the_driver_and_falls_back_to_the_toolkit(tmp_path, 
         ("13.3.1", 13000, None, "is for CUDA 13.3; this device has CUDA 13.0: pip install 'cuda-python==13.0.*' matches it"),
     ],
 )
-def test_doctor_shows_the_devices_cuda_and_whether_cuda_python_matches(monkeypatch, installed, driver_version, ok, words):
+def test_doctor_shows_the_devices_cuda_and_whether_cuda_python_matches(monkeypatch, no_cuda_tools, installed, driver_version, ok, words):
     version = "12.6" if installed.startswith("12.6") else "13"
     monkeypatch.setattr(versions, "cuda_python_version", lambda: installed)
     monkeypatch.setattr(versions, "CUDA_VERSION_JSON", versions.Path("/nonexistent/version.json"))

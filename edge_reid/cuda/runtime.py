@@ -18,7 +18,7 @@ with the likely causes.
 
 ``cudaRuntimeGetVersion`` reports the CUDA version cuda-python itself was built for, not the
 device's: the device's CUDA is the driver's (``cudaDriverGetVersion``) and, where the toolkit is
-installed, ``/usr/local/cuda/version.json`` (:mod:`edge_reid.cuda.versions`).
+installed, its version (``/usr/local/cuda/version.json``, nvcc or its package: :mod:`edge_reid.cuda.versions`).
 """
 
 from __future__ import annotations

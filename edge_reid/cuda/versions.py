@@ -2,7 +2,7 @@
 
 The device's CUDA is what its NVIDIA driver supports (``cudaDriverGetVersion``; on a Jetson,
 JetPack's CUDA: 12.2 on JetPack 6.0, 12.6 on 6.1/6.2, 13.0 on JetPack 7) and, where the toolkit is installed,
-``/usr/local/cuda/version.json``. cuda-python X.Y is built for CUDA X.Y; its runtime calls need a
+its version (``/usr/local/cuda/version.json``, else ``nvcc``, else the ``cuda-cudart-X-Y`` package). cuda-python X.Y is built for CUDA X.Y; its runtime calls need a
 driver of the same major version (cuda-python 13 on a CUDA 12 driver returns
 ``cudaErrorInsufficientDriver``), so the matching install is ``cuda-python==X.Y.*`` for the
 device's X.Y (what ``install_jetson.sh`` pins, within the bound of the ``jetson`` extra, JetPack 6,
@@ -12,6 +12,10 @@ or the ``jetpack7`` extra, JetPack 7).
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,10 +23,17 @@ from pathlib import Path
 #: Where the CUDA toolkit records its version (CUDA 11.1 and later, JetPack included).
 CUDA_VERSION_JSON = Path("/usr/local/cuda/version.json")
 
+#: The CUDA compiler of the toolkit (JetPack installs it here, not on PATH).
+CUDA_NVCC = Path("/usr/local/cuda/bin/nvcc")
+
 
 def toolkit_version(path: Path | None = None) -> str:
-    """The installed CUDA toolkit's ``"major.minor"`` from its ``version.json`` (default
-    :data:`CUDA_VERSION_JSON`), or "" when absent or unreadable.
+    """The installed CUDA toolkit's ``"major.minor"``, found as ``install_jetson.sh`` finds it, or "" when
+    nothing says.
+
+    In order: the toolkit's ``version.json`` (``path``, default :data:`CUDA_VERSION_JSON`); ``nvcc --version``
+    (:data:`CUDA_NVCC`, else ``nvcc`` on ``PATH``); the newest installed ``cuda-cudart-X-Y`` package
+    (``dpkg-query``, Debian and Ubuntu, JetPack included).
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "version.json"
@@ -33,9 +44,36 @@ def toolkit_version(path: Path | None = None) -> str:
     try:
         version = str(json.loads(Path(path or CUDA_VERSION_JSON).read_text())["cuda"]["version"])
     except (OSError, ValueError, KeyError, TypeError):
-        return ""
+        version = ""
     parts = version.split(".")
-    return ".".join(parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else ""
+    if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]):
+        return ".".join(parts[:2])
+    return _nvcc_version() or _cudart_package_version()
+
+
+def _run(command: list[str]) -> str:
+    """The standard output of ``command``, or "" when it cannot run, fails or takes over 10 s."""
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout if result.returncode == 0 else ""
+
+
+def _nvcc_version() -> str:
+    """``"12.6"`` from ``nvcc --version`` ("Cuda compilation tools, release 12.6, V12.6.68"), or ""."""
+    nvcc = str(CUDA_NVCC) if os.access(CUDA_NVCC, os.X_OK) else shutil.which("nvcc")
+    match = re.search(r"release (\d+)\.(\d+)", _run([nvcc, "--version"])) if nvcc else None
+    return f"{match.group(1)}.{match.group(2)}" if match else ""
+
+
+def _cudart_package_version() -> str:
+    """``"12.6"`` from the newest installed ``cuda-cudart-12-6`` package (``dpkg-query``), or ""."""
+    if shutil.which("dpkg-query") is None:
+        return ""
+    listed = _run(["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Package}\n", "cuda-cudart-[0-9]*"])
+    found = [tuple(int(v) for v in m.groups()) for m in re.finditer(r"^ii\s+cuda-cudart-(\d+)-(\d+)$", listed, re.MULTILINE)]
+    return "{}.{}".format(*max(found)) if found else ""
 
 
 def cuda_python_version() -> str:
@@ -109,7 +147,8 @@ class DeviceCuda:
 
     Attributes:
         driver: CUDA version the NVIDIA driver supports (``cudaDriverGetVersion``), ``"12.6"``; "" unknown.
-        toolkit: installed toolkit's version (``/usr/local/cuda/version.json``), ``"12.6"``; "" when absent.
+        toolkit: installed toolkit's version (:func:`toolkit_version`: ``/usr/local/cuda/version.json``, nvcc or
+            the cuda-cudart package), ``"12.6"``; "" when absent.
     """
 
     driver: str = ""
@@ -117,7 +156,7 @@ class DeviceCuda:
 
     @classmethod
     def here(cls, driver_version: str) -> "DeviceCuda":
-        """This machine's: ``driver_version`` (from :func:`edge_reid.cuda.runtime.gpu_status`) and the toolkit's file."""
+        """This machine's: ``driver_version`` (from :func:`edge_reid.cuda.runtime.gpu_status`) and :func:`toolkit_version`."""
         return cls(driver_version, toolkit_version())
 
     @property
