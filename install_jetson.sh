@@ -32,9 +32,9 @@
 #   --pip-opencv       use pip's OpenCV (no GStreamer) instead of JetPack's
 #   --mot              also install TrackEval for `edge-reid eval-mot`, without the pip OpenCV it
 #                      declares (pip install 'edge-reid[mot]' would put opencv-python over JetPack's)
-#   --engines-dir DIR  where your TensorRT engines are, to warn about stale ones (default: engines)
+#   --engines-dir DIR  where your TensorRT engines are, to warn about stale ones; passed on to doctor (default: engines)
 #   --skip-apt         do not run apt-get (packages already installed, or no sudo)
-#   --dry-run          detect and print the commands, change nothing
+#   --dry-run          detect and print the commands (quoted for the shell), change nothing
 #
 # For testing the detection on other machines: EDGE_REID_TEGRA_RELEASE (path of the release
 # file, default /etc/nv_tegra_release), EDGE_REID_ARCH (default: uname -m), EDGE_REID_CUDA_VERSION
@@ -58,7 +58,9 @@ die() { printf 'install_jetson: error: %s\n' "$*" >&2; exit 1; }
 warn() { printf 'install_jetson: warning: %s\n' "$*" >&2; }
 run() {
     if [ "$DRY_RUN" -eq 1 ]; then
-        printf '+ %s\n' "$*"
+        printf '+'
+        printf ' %q' "$@"  # quoted as the shell reads it back: a dry run's commands can be pasted
+        echo
     else
         "$@"
     fi
@@ -77,6 +79,8 @@ while [ $# -gt 0 ]; do
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
+
+Q_VENV="$(printf '%q' "$VENV")"  # for commands shown to be pasted
 
 # --- 1. Is this a Jetson, and which L4T/JetPack? -------------------------------------------
 L4T=""
@@ -231,7 +235,7 @@ if [ "$MOT" -eq 1 ]; then
     [ -n "$TRACKEVAL" ] || die "cannot read the trackeval requirement of the [mot] extra from $REPO/pyproject.toml"
     run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" --no-deps "$TRACKEVAL"
     if [ "$DRY_RUN" -eq 1 ]; then
-        printf '+ %s\n' "$VENV/bin/python -m pip install -c $CONSTRAINTS <TrackEval's requirements by name, but opencv-python>"
+        printf '+ %q -m pip install -c %q -r REQUIREMENTS  # %s\n' "$VENV/bin/python" "$CONSTRAINTS" "TrackEval's requirements by name, but opencv-python"
     else
         TRACKEVAL_REQUIREMENTS="$(mktemp "${TMPDIR:-/tmp}/edge-reid-trackeval.XXXXXX")"
         "$VENV/bin/python" - "$TRACKEVAL_REQUIREMENTS" <<'PY' || die "TrackEval was installed but its requirements cannot be read"
@@ -250,7 +254,7 @@ fi
 if [ "$PIP_OPENCV" -eq 0 ]; then
     if [ "$DRY_RUN" -eq 0 ]; then
         "$VENV/bin/python" -c 'import cv2, re, sys; sys.exit(0 if re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()) else 1)' \
-            || warn "the OpenCV in $VENV has no GStreamer (CSI cameras will not open): if pip's OpenCV is installed there from an earlier run, remove it with '$VENV/bin/python -m pip uninstall opencv-python-headless opencv-python'; else install the system's: sudo apt install $OPENCV_PACKAGE"
+            || warn "the OpenCV in $VENV has no GStreamer (CSI cameras will not open): if pip's OpenCV is installed there from an earlier run, remove it with: $Q_VENV/bin/python -m pip uninstall opencv-python-headless opencv-python; else install the system's: sudo apt install $OPENCV_PACKAGE"
     fi
     say "OpenCV: the system's, JetPack's or Ubuntu's (GStreamer: CSI and USB cameras)"
 else
@@ -293,13 +297,15 @@ $(printf '%s\n' "$stale" | sed 's/^/    /')"
     fi
 fi
 
-run "$VENV/bin/edge-reid" doctor
+run "$VENV/bin/edge-reid" doctor --engines-dir "$ENGINES_DIR"
+ENGINES_OPTION=""
+[ "$ENGINES_DIR" = "engines" ] || ENGINES_OPTION=" --engines-dir $(printf '%q' "$ENGINES_DIR")"
 say "done. Next:
-  source $VENV/bin/activate
-  edge-reid build --precision fp16                      # builds engines/<model>-...engine on this Jetson
-  edge-reid doctor --selftest                           # checks TensorRT and CUDA on this device, writes a JSON report
-  edge-reid run --camera /dev/video0 --backend tensorrt --display"
+  source $Q_VENV/bin/activate
+  edge-reid build --precision fp16$ENGINES_OPTION          # builds the bundled model's engine on this Jetson
+  edge-reid doctor --selftest$ENGINES_OPTION               # checks TensorRT and CUDA on this device, writes a JSON report
+  edge-reid run --camera /dev/video0 --backend tensorrt --display$ENGINES_OPTION"
 if [ "$PIP_OPENCV" -eq 0 ]; then
     say "CSI camera:
-  edge-reid run --source 'nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1' --backend tensorrt"
+  edge-reid run --source 'nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1' --backend tensorrt$ENGINES_OPTION"
 fi

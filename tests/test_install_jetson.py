@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,16 @@ def script(*args: str, release: Path | None = None, arch: str | None = None, **o
         env["EDGE_REID_ARCH"] = arch
     env.update({f"EDGE_REID_{k.upper()}": v for k, v in overrides.items()})
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+
+
+def planned(out: str) -> list[list[str]]:
+    """The commands a dry run prints (``+ cmd args``, quoted for the shell), each as its argument list."""
+    return [shlex.split(line[2:], comments=True) for line in out.splitlines() if line.startswith("+ ")]
+
+
+def pip_installs(out: str) -> list[list[str]]:
+    """The arguments after ``pip install`` of each planned pip install."""
+    return [c[c.index("install") + 1:] for c in planned(out) if c[1:4] == ["-m", "pip", "install"]]
 
 
 def release_file(tmp_path: Path, text: str) -> Path:
@@ -86,7 +97,7 @@ def test_dry_run_on_jetpack6_plans_the_install_and_changes_nothing(tmp_path):
     assert "found L4T 36.4.0 (JetPack 6) on aarch64" in out and "TensorRT 10.3.0.30" in out
     assert "CUDA 12.6: cuda-python==12.6.* (edge-reid's [jetson] extra allows cuda-python>=12.2,<13)" in out
     assert f"-m venv --system-site-packages {venv}" in out
-    assert re.search(r"pip install -c \S+ " + re.escape(f"{REPO}[jetson]") + "$", out, re.MULTILINE)
+    assert any(args[0] == "-c" and args[2:] == [f"{REPO}[jetson]"] for args in pip_installs(out))
     assert "uninstall" not in out + result.stderr  # nothing declared is ever removed
     assert "OpenCV: the system's, JetPack's or Ubuntu's (GStreamer" in out and "is in the video and render groups" in out
     assert f"{venv}/bin/edge-reid doctor" in out and "edge-reid doctor --selftest" in out
@@ -112,7 +123,7 @@ def test_dry_run_on_jetpack7_takes_its_own_extra_and_cuda_13(tmp_path):
     out = result.stdout
     assert "found L4T 38.2.0 (JetPack 7) on aarch64" in out
     assert "CUDA 13.0: cuda-python==13.0.* (edge-reid's [jetpack7] extra allows cuda-python>=13,<14)" in out
-    assert re.search(r"pip install -c \S+ " + re.escape(f"{REPO}[jetpack7]") + "$", out, re.MULTILINE)
+    assert any(args[0] == "-c" and args[2:] == [f"{REPO}[jetpack7]"] for args in pip_installs(out))
     # and JetPack 6's CUDA 12 is outside JetPack 7's extra
     result = script("--dry-run", "--skip-apt", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK7), arch="aarch64",
                     **{**JETSON_THOR, "cuda_version": "12.6"})
@@ -160,7 +171,7 @@ def test_pip_opencv_installs_the_opencv_extra(tmp_path):
     result = script("--dry-run", "--skip-apt", "--pip-opencv", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK6),
                     arch="aarch64", **JETSON)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"pip install -c \S+ " + re.escape(f"{REPO}[jetson,opencv]"), result.stdout)
+    assert any(args[0] == "-c" and args[2:] == [f"{REPO}[jetson,opencv]"] for args in pip_installs(result.stdout))
     assert "no GStreamer" in result.stdout
 
 
@@ -169,7 +180,7 @@ def test_mot_installs_trackeval_without_pip_opencv(tmp_path):
     result = script("--dry-run", "--skip-apt", "--mot", "--venv", str(tmp_path / "v"), release=release_file(tmp_path, JETPACK6),
                     arch="aarch64", **JETSON)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"pip install -c \S+ --no-deps trackeval>=1\.3\n", result.stdout)
+    assert any(args[0] == "-c" and args[2:] == ["--no-deps", "trackeval>=1.3"] for args in pip_installs(result.stdout))
     assert "requirements by name, but opencv-python" in result.stdout
     assert "JetPack's or Ubuntu's (GStreamer" in result.stdout  # the system's OpenCV stays the one in use
 
@@ -219,3 +230,27 @@ def test_package_metadata_opencv_everywhere_but_jetson_kernels_and_cuda_python_b
 def test_help():
     result = script("--help")
     assert result.returncode == 0 and "--pip-opencv" in result.stdout and "GStreamer" in result.stdout and "--mot" in result.stdout
+
+
+def test_doctor_at_the_end_looks_in_the_engines_dir_it_warned_about(tmp_path):
+    """The script warned about stale engines in --engines-dir, then ran `edge-reid doctor` on engines/ instead."""
+    engines = tmp_path / "engines-elsewhere"
+    result = script("--dry-run", "--skip-apt", "--venv", str(tmp_path / "v"), "--engines-dir", str(engines),
+                    release=release_file(tmp_path, JETPACK6), arch="aarch64", **JETSON)
+    assert result.returncode == 0, result.stderr
+    assert f"+ {tmp_path}/v/bin/edge-reid doctor --engines-dir {engines}\n" in result.stdout
+
+
+def test_dry_run_and_the_next_steps_quote_paths(tmp_path):
+    """--dry-run printed commands unquoted (`+ .../my venv/bin/python -m pip ...` cannot be pasted), and the
+    "Next:" hints did not quote paths either."""
+    venv, engines = tmp_path / "my venv", tmp_path / "my engines"
+    result = script("--dry-run", "--skip-apt", "--venv", str(venv), "--engines-dir", str(engines),
+                    release=release_file(tmp_path, JETPACK6), arch="aarch64", **JETSON)
+    assert result.returncode == 0, result.stderr
+    quoted_venv, quoted_engines = str(venv).replace(" ", "\\ "), str(engines).replace(" ", "\\ ")
+    out = result.stdout
+    assert f"+ {sys.executable} -m venv --system-site-packages {quoted_venv}\n" in out
+    assert f"+ {quoted_venv}/bin/edge-reid doctor --engines-dir {quoted_engines}\n" in out
+    assert f"source {quoted_venv}/bin/activate" in out
+    assert f"edge-reid build --precision fp16 --engines-dir {quoted_engines}" in out
