@@ -4,7 +4,8 @@
 #   ./install_jetson.sh [--venv DIR] [--pip-opencv] [--mot] [--engines-dir DIR] [--skip-apt] [--dry-run]
 #
 # 1. Detects L4T/JetPack from /etc/nv_tegra_release (or the nvidia-l4t-core package);
-#    stops with a message on anything that is not a Jetson.
+#    stops with a message on anything that is not a Jetson. Finds this device's CUDA version and
+#    checks it against the cuda-python bound of this JetPack's extra (step 4) before installing anything.
 # 2. Installs TensorRT's Python bindings from JetPack's apt repository (python3-libnvinfer),
 #    JetPack's OpenCV if the system Python has none (nvidia-opencv), python3-venv and python3-pip;
 #    checks that TensorRT and its ONNX parser (trt.OnnxParser) import. Where JetPack's apt
@@ -36,6 +37,8 @@
 #   --skip-apt         do not run apt-get (packages already installed, or no sudo)
 #   --dry-run          detect and print the commands (quoted for the shell), change nothing
 #
+# Exit status: 0 done, 1 a step failed (the message says which and what to do), 2 a usage error.
+#
 # For testing the detection on other machines: EDGE_REID_TEGRA_RELEASE (path of the release
 # file, default /etc/nv_tegra_release), EDGE_REID_ARCH (default: uname -m), EDGE_REID_CUDA_VERSION
 # (default: detected), EDGE_REID_TRT_VERSION (default: detected) and EDGE_REID_USER_GROUPS
@@ -55,6 +58,7 @@ ARCH="${EDGE_REID_ARCH:-$(uname -m)}"
 
 say() { printf 'install_jetson: %s\n' "$*"; }
 die() { printf 'install_jetson: error: %s\n' "$*" >&2; exit 1; }
+usage_error() { printf 'install_jetson: error: %s\n' "$*" >&2; exit 2; }
 warn() { printf 'install_jetson: warning: %s\n' "$*" >&2; }
 run() {
     if [ "$DRY_RUN" -eq 1 ]; then
@@ -65,18 +69,23 @@ run() {
         "$@"
     fi
 }
+# The value of option $1 (the next argument, $2): refused when missing or when it is another option.
+option_value() {
+    [ $# -ge 2 ] && [ "${2#--}" = "$2" ] || usage_error "$1 needs a folder (see --help)"
+}
+PIP_FAILED="check the network, or a proxy (HTTPS_PROXY) or package index mirror (PIP_INDEX_URL), then run this again"
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --venv) [ $# -ge 2 ] || die "--venv needs a folder"; VENV="$2"; shift 2 ;;
+        --venv) option_value "$@"; VENV="$2"; shift 2 ;;
         --pip-opencv) PIP_OPENCV=1; shift ;;
         --mot) MOT=1; shift ;;
         --system-opencv) say "--system-opencv: JetPack's OpenCV is now the default"; shift ;;
-        --engines-dir) [ $# -ge 2 ] || die "--engines-dir needs a folder"; ENGINES_DIR="$2"; shift 2 ;;
+        --engines-dir) option_value "$@"; ENGINES_DIR="$2"; shift 2 ;;
         --skip-apt) SKIP_APT=1; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown option $1 (see --help)" ;;
+        *) usage_error "unknown option $1 (see --help)" ;;
     esac
 done
 
@@ -119,6 +128,52 @@ PY_VERSION="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
     || die "system Python is $PY_VERSION; edge-reid needs >= 3.10 (JetPack 6 has 3.10, JetPack 7 3.12)"
 say "system Python $PY_VERSION ($PYTHON)"
 
+# --- CUDA version, for a matching cuda-python ----------------------------------------------------
+CUDA_MM=""
+if [ -n "${EDGE_REID_CUDA_VERSION:-}" ]; then
+    :  # set below
+elif [ -r /usr/local/cuda/version.json ]; then
+    CUDA_MM="$("$PYTHON" -c 'import json; v = json.load(open("/usr/local/cuda/version.json"))["cuda"]["version"]; print(".".join(v.split(".")[:2]))' 2>/dev/null || true)"
+fi
+if [ -z "$CUDA_MM" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
+    CUDA_MM="$(/usr/local/cuda/bin/nvcc --version | sed -n 's/.*release \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p' | head -n 1)"
+fi
+if [ -z "$CUDA_MM" ] && command -v dpkg-query >/dev/null 2>&1; then
+    CUDA_MM="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 'cuda-cudart-[0-9]*' 2>/dev/null \
+        | sed -n 's/^ii *cuda-cudart-\([0-9][0-9]*\)-\([0-9][0-9]*\)$/\1.\2/p' | sort -V | tail -n 1 || true)"
+fi
+[ -z "${EDGE_REID_CUDA_VERSION:-}" ] || CUDA_MM="$EDGE_REID_CUDA_VERSION"
+if [ -z "$CUDA_MM" ]; then
+    # NVIDIA's JetPack release table: L4T 36.4 -> CUDA 12.6; L4T 36.2/36.3 -> CUDA 12.2; L4T 38 -> CUDA 13.0.
+    case "$L4T" in
+        36.4*|36.5*) CUDA_MM="12.6" ;;
+        36.*) CUDA_MM="12.2" ;;
+        38.*) CUDA_MM="13.0" ;;
+    esac
+    say "CUDA toolkit not found; assuming CUDA $CUDA_MM from L4T $L4T"
+fi
+# The supported cuda-python versions are written once, in pyproject.toml's extra of this JetPack.
+CUDA_PYTHON_BOUND="$(sed -n "s/^$EXTRA *= *\\[ *\"cuda-python\\([^\"]*\\)\".*/\\1/p" "$REPO/pyproject.toml" | head -n 1)"
+[ -n "$CUDA_PYTHON_BOUND" ] || die "cannot read the cuda-python requirement of the [$EXTRA] extra from $REPO/pyproject.toml"
+# Prints yes, no, or unknown (no packaging module for $PYTHON yet: python3-pip comes with apt below).
+cuda_in_bound() {
+    "$PYTHON" - "$CUDA_MM" "$CUDA_PYTHON_BOUND" <<'PY' 2>/dev/null || echo unknown
+import sys
+try:
+    from packaging.specifiers import SpecifierSet
+except ImportError:
+    from pip._vendor.packaging.specifiers import SpecifierSet
+print("yes" if f"{sys.argv[1]}.0" in SpecifierSet(sys.argv[2]) else "no")
+PY
+}
+check_cuda_bound() {
+    [ "$in_bound" != "no" ] || die "this Jetson has CUDA $CUDA_MM, but edge-reid supports cuda-python$CUDA_PYTHON_BOUND (pyproject.toml [$EXTRA] extra, $JETPACK)"
+}
+# Checked before apt changes anything; again after it only when it could not be decided before.
+in_bound="$(cuda_in_bound)"
+check_cuda_bound
+say "CUDA $CUDA_MM: cuda-python==$CUDA_MM.* (edge-reid's [$EXTRA] extra allows cuda-python$CUDA_PYTHON_BOUND)"
+
 # --- 2. apt: TensorRT's Python bindings, JetPack's OpenCV, venv, pip --------------------------
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -151,6 +206,10 @@ else
     say "installing ${missing[*]} from JetPack's and Ubuntu's apt repositories"
     run $SUDO apt-get install -y "${missing[@]}"
 fi
+if [ "$in_bound" = "unknown" ]; then
+    in_bound="$(cuda_in_bound)"
+    check_cuda_bound
+fi
 TRT_VERSION="${EDGE_REID_TRT_VERSION:-}"
 if [ -z "$TRT_VERSION" ]; then
     TRT_VERSION="$("$PYTHON" -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null || true)"
@@ -168,47 +227,9 @@ else
     die "TensorRT's Python bindings do not import with $PYTHON; check 'dpkg -l | grep nvinfer' (JetPack: sudo apt install nvidia-jetpack)"
 fi
 
-# --- CUDA version, for a matching cuda-python ----------------------------------------------------
-CUDA_MM=""
-if [ -n "${EDGE_REID_CUDA_VERSION:-}" ]; then
-    :  # set below
-elif [ -r /usr/local/cuda/version.json ]; then
-    CUDA_MM="$("$PYTHON" -c 'import json; v = json.load(open("/usr/local/cuda/version.json"))["cuda"]["version"]; print(".".join(v.split(".")[:2]))' 2>/dev/null || true)"
-fi
-if [ -z "$CUDA_MM" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
-    CUDA_MM="$(/usr/local/cuda/bin/nvcc --version | sed -n 's/.*release \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p' | head -n 1)"
-fi
-if [ -z "$CUDA_MM" ] && command -v dpkg-query >/dev/null 2>&1; then
-    CUDA_MM="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 'cuda-cudart-[0-9]*' 2>/dev/null \
-        | sed -n 's/^ii *cuda-cudart-\([0-9][0-9]*\)-\([0-9][0-9]*\)$/\1.\2/p' | sort -V | tail -n 1 || true)"
-fi
-[ -z "${EDGE_REID_CUDA_VERSION:-}" ] || CUDA_MM="$EDGE_REID_CUDA_VERSION"
-if [ -z "$CUDA_MM" ]; then
-    # NVIDIA's JetPack release table: L4T 36.4 -> CUDA 12.6; L4T 36.2/36.3 -> CUDA 12.2; L4T 38 -> CUDA 13.0.
-    case "$L4T" in
-        36.4*|36.5*) CUDA_MM="12.6" ;;
-        36.*) CUDA_MM="12.2" ;;
-        38.*) CUDA_MM="13.0" ;;
-    esac
-    say "CUDA toolkit not found; assuming CUDA $CUDA_MM from L4T $L4T"
-fi
-# The supported cuda-python versions are written once, in pyproject.toml's extra of this JetPack.
-CUDA_PYTHON_BOUND="$(sed -n "s/^$EXTRA *= *\\[ *\"cuda-python\\([^\"]*\\)\".*/\\1/p" "$REPO/pyproject.toml" | head -n 1)"
-[ -n "$CUDA_PYTHON_BOUND" ] || die "cannot read the cuda-python requirement of the [$EXTRA] extra from $REPO/pyproject.toml"
-in_bound="$("$PYTHON" - "$CUDA_MM" "$CUDA_PYTHON_BOUND" <<'PY' 2>/dev/null || echo unknown
-import sys
-try:
-    from packaging.specifiers import SpecifierSet
-except ImportError:
-    from pip._vendor.packaging.specifiers import SpecifierSet
-print("yes" if f"{sys.argv[1]}.0" in SpecifierSet(sys.argv[2]) else "no")
-PY
-)"
-[ "$in_bound" != "no" ] || die "this Jetson has CUDA $CUDA_MM, but edge-reid supports cuda-python$CUDA_PYTHON_BOUND (pyproject.toml [$EXTRA] extra, $JETPACK)"
-say "CUDA $CUDA_MM: cuda-python==$CUDA_MM.* (edge-reid's [$EXTRA] extra allows cuda-python$CUDA_PYTHON_BOUND)"
-
 # --- 3. virtual environment with the system's site packages ---------------------------------
 if [ -x "$VENV/bin/python" ]; then
+    [ -f "$VENV/pyvenv.cfg" ] || die "$VENV has no pyvenv.cfg, so it is not a virtual environment; remove it or pass --venv NEW_DIR"
     grep -q '^include-system-site-packages *= *true' "$VENV/pyvenv.cfg" \
         || die "$VENV exists without --system-site-packages, so TensorRT is invisible in it; remove it or pass --venv NEW_DIR"
     say "reusing $VENV"
@@ -223,8 +244,9 @@ trap 'rm -f "$CONSTRAINTS"' EXIT
 printf 'cuda-python==%s.*\nnumpy<2\n' "$CUDA_MM" > "$CONSTRAINTS"
 EXTRAS="$EXTRA"
 [ "$PIP_OPENCV" -eq 0 ] || EXTRAS="$EXTRA,opencv"
-run "$VENV/bin/python" -m pip install --upgrade pip
-run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" "${REPO}[$EXTRAS]"
+run "$VENV/bin/python" -m pip install --upgrade pip || die "pip could not upgrade itself in $VENV: $PIP_FAILED"
+run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" "${REPO}[$EXTRAS]" \
+    || die "pip could not install edge-reid[$EXTRAS] with cuda-python==$CUDA_MM.* into $VENV: $PIP_FAILED"
 
 if [ "$MOT" -eq 1 ]; then
     # TrackEval declares opencv-python (which would hide JetPack's GStreamer build) but imports it
@@ -233,7 +255,7 @@ if [ "$MOT" -eq 1 ]; then
     # bound is written once, in pyproject.toml's [mot] extra.
     TRACKEVAL="$(sed -n 's/^mot *= *\[ *"\(trackeval[^"]*\)".*/\1/p' "$REPO/pyproject.toml" | head -n 1)"
     [ -n "$TRACKEVAL" ] || die "cannot read the trackeval requirement of the [mot] extra from $REPO/pyproject.toml"
-    run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" --no-deps "$TRACKEVAL"
+    run "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" --no-deps "$TRACKEVAL" || die "pip could not install $TRACKEVAL: $PIP_FAILED"
     if [ "$DRY_RUN" -eq 1 ]; then
         printf '+ %q -m pip install -c %q -r REQUIREMENTS  # %s\n' "$VENV/bin/python" "$CONSTRAINTS" "TrackEval's requirements by name, but opencv-python"
     else
@@ -245,7 +267,8 @@ names = [re.match(r"[A-Za-z0-9._-]+", r).group() for r in requires("trackeval") 
 kept = dict.fromkeys(n for n in names if not n.lower().startswith("opencv"))
 open(sys.argv[1], "w").write("".join(f"{n}\n" for n in kept))
 PY
-        "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" -r "$TRACKEVAL_REQUIREMENTS"
+        "$VENV/bin/python" -m pip install -c "$CONSTRAINTS" -r "$TRACKEVAL_REQUIREMENTS" \
+            || die "pip could not install TrackEval's requirements: $PIP_FAILED"
         rm -f "$TRACKEVAL_REQUIREMENTS"
     fi
     say "TrackEval for edge-reid eval-mot, without pip's opencv-python (pip may list TrackEval's opencv-python and NumPy floors as unmet: expected, eval-mot needs neither)"

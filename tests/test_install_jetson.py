@@ -254,3 +254,56 @@ def test_dry_run_and_the_next_steps_quote_paths(tmp_path):
     assert f"+ {quoted_venv}/bin/edge-reid doctor --engines-dir {quoted_engines}\n" in out
     assert f"source {quoted_venv}/bin/activate" in out
     assert f"edge-reid build --precision fp16 --engines-dir {quoted_engines}" in out
+
+
+def _fake_venv(folder: Path, python: str, config: str | None = "include-system-site-packages = true\n") -> Path:
+    (folder / "bin").mkdir(parents=True)
+    (folder / "bin" / "python").write_text(python)
+    (folder / "bin" / "python").chmod(0o755)
+    if config is not None:
+        (folder / "pyvenv.cfg").write_text(config)
+    return folder
+
+
+def test_a_failed_pip_install_says_to_check_the_network(tmp_path):
+    """A pip step that failed (offline, a proxy) ended the script with pip's output and no word from it."""
+    venv = _fake_venv(tmp_path / "v", "#!/bin/sh\necho 'ERROR: Could not find a version that satisfies the requirement pip' >&2\nexit 1\n")
+    result = script("--skip-apt", "--venv", str(venv), release=release_file(tmp_path, JETPACK6), arch="aarch64", **JETSON)
+    assert result.returncode == 1
+    assert "pip could not" in result.stderr and "network" in result.stderr and "PIP_INDEX_URL" in result.stderr
+
+
+def test_a_cuda_outside_the_extra_is_refused_before_apt_installs_anything(tmp_path):
+    """The cuda-python bound was checked only after `apt-get install` had changed the system."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, text in (("dpkg", "#!/bin/sh\nexit 1\n"), ("apt-cache", "#!/bin/sh\nexit 0\n")):  # nothing installed, all available
+        (bin_dir / tool).write_text(text)
+        (bin_dir / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": sys.executable,
+           "EDGE_REID_TEGRA_RELEASE": str(release_file(tmp_path, JETPACK6)), "EDGE_REID_ARCH": "aarch64",
+           "EDGE_REID_CUDA_VERSION": "13.0", "EDGE_REID_TRT_VERSION": "10.3.0.30", "EDGE_REID_USER_GROUPS": "video render"}
+    result = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--venv", str(tmp_path / "v")], capture_output=True, text=True,
+                            timeout=60, env=env, cwd=REPO)
+    assert result.returncode == 1 and "this Jetson has CUDA 13.0, but edge-reid supports cuda-python>=12.2,<13" in result.stderr
+    assert "apt-get" not in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus"], "unknown option --bogus"),
+    (["--venv"], "--venv needs a folder"),
+    (["--venv", "--dry-run"], "--venv needs a folder"),  # --dry-run was taken as the folder, and the install went ahead
+    (["--engines-dir", "--skip-apt"], "--engines-dir needs a folder"),
+])
+def test_usage_errors_exit_2(tmp_path, args, message):
+    """Usage errors exited 1 like a failed install; an option's missing value took the next option."""
+    result = script(*args, release=release_file(tmp_path, JETPACK6), arch="x86_64", **JETSON)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_a_venv_folder_without_pyvenv_cfg_is_named_without_a_grep_error(tmp_path):
+    """A --venv folder with bin/python but no pyvenv.cfg printed grep's "No such file or directory" first."""
+    venv = _fake_venv(tmp_path / "v", "#!/bin/sh\nexit 0\n", config=None)
+    result = script("--dry-run", "--skip-apt", "--venv", str(venv), release=release_file(tmp_path, JETPACK6), arch="aarch64", **JETSON)
+    assert result.returncode == 1 and "grep" not in result.stderr
+    assert f"{venv} has no pyvenv.cfg" in result.stderr
