@@ -106,7 +106,7 @@ elif command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='${Version}' nvid
 fi
 if [ -z "$L4T" ]; then
     die "this machine is not an NVIDIA Jetson (no $TEGRA_RELEASE and no nvidia-l4t-core package).
-  On any other machine install edge-reid with:  python3 -m pip install .   (ONNX Runtime on the CPU)
+  On any other machine install edge-reid with:  python3 -m pip install .   (on the CPU: OpenVINO on x86-64, ONNX Runtime everywhere; --backend auto picks)
   For TensorRT on a desktop/server NVIDIA GPU, install NVIDIA's tensorrt and cuda-python wheels, then run: edge-reid doctor"
 fi
 [ "$ARCH" = "aarch64" ] || die "found L4T $L4T but the CPU is $ARCH, not aarch64; run this on the Jetson itself"
