@@ -18,6 +18,11 @@ to ``edge-reid bench``: ``--video`` a video to cut people from (default
 ``--crops`` a folder of person crops instead, ``--max-crops`` how many. Scripts that write a
 stand-in sequence (``tiled_sequence.py``, ``moving_camera_sequence.py``) share
 :func:`stand_in_main`.
+
+Scripts that compare backends run without OpenVINO: :func:`usable_backends` and
+:func:`openvino_or_none` drop it with one line (:data:`OPENVINO_SKIPPED`) and the other rows are
+measured as usual; a script that measures OpenVINO alone calls :func:`require_openvino`, which
+exits with status 2 and one line.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from edge_reid.bench import CropPool, crops_from_folder, crops_from_video, default_video  # noqa: E402
+
+
+#: The line a script comparing backends prints when OpenVINO cannot be imported (its rows are left out).
+OPENVINO_SKIPPED = "openvino: skipped (not installed: pip install openvino)"
 
 
 def benchmark_parser(doc: str | None, video: bool = True, crops: int | None = None) -> argparse.ArgumentParser:
@@ -142,6 +151,42 @@ def real_crops(args: argparse.Namespace) -> CropPool:
         return crops_from_video(video_path(args), args.max_crops)
     except EdgeReidError as exc:
         _fail(str(exc))
+
+
+def openvino_or_none():
+    """The ``openvino`` module, or None where it cannot be imported (:data:`OPENVINO_SKIPPED` printed)."""
+    from edge_reid.backends.openvino import import_openvino
+    from edge_reid.errors import BackendUnavailableError
+
+    try:
+        return import_openvino()
+    except BackendUnavailableError:
+        print(OPENVINO_SKIPPED, flush=True)
+        return None
+
+
+def require_openvino():
+    """The ``openvino`` module; exits with status 2 and one line (how to install it) where it cannot be imported."""
+    from edge_reid.backends.openvino import import_openvino
+    from edge_reid.errors import BackendUnavailableError
+
+    try:
+        return import_openvino()
+    except BackendUnavailableError as exc:
+        _fail(str(exc))
+
+
+def usable_backends(text: str) -> list[str]:
+    """The comma-separated ``--backend`` names, without ``openvino`` where it cannot be imported
+    (:data:`OPENVINO_SKIPPED` printed); exits with status 2 when none is left."""
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if "openvino" in names and openvino_or_none() is None:
+        names.remove("openvino")
+        if not names:
+            _fail("no backend left to measure: OpenVINO is not installed (pip install openvino), and no other --backend was given")
+    if not names:
+        _fail(f"--backend names no backend: {text!r}")
+    return names
 
 
 def _fail(message: str) -> None:

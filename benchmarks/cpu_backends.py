@@ -19,6 +19,9 @@ Usage (from the repository root; the figures in docs/benchmarks.md come from the
 ``ONEDNN_MAX_CPU_ISA`` limits OpenVINO's CPU kernels (its oneDNN fork) to an older instruction set;
 ONNX Runtime has no such switch, so under it the ONNX Runtime rows still use every instruction the
 CPU has: the OpenVINO rows approximate an AVX2-only CPU, the ratios do not.
+
+Without OpenVINO installed, its rows and runs are left out (one line says so) and ONNX Runtime's
+are measured and compared as usual.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the default video
-from _common import REPO, benchmark_parser, video_path  # noqa: E402
+from _common import REPO, benchmark_parser, openvino_or_none, video_path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -46,21 +49,23 @@ from edge_reid.spec import load_spec  # noqa: E402
 REFERENCE = "onnxruntime tuned (edge-reid)"
 
 
-def settings(int8: Path | None) -> dict:
-    """Setting name -> factory(spec, max_batch, threads) of a backend."""
-    from edge_reid.backends.openvino import OpenVinoBackend, _core
-
+def settings(int8: Path | None, openvino: bool) -> dict:
+    """Setting name -> factory(spec, max_batch, threads) of a backend (ONNX Runtime's alone when not ``openvino``)."""
     made = {
         "onnxruntime all (ORT's default)": lambda spec, b, t: OnnxRuntimeBackend(DEFAULT_REID_MODEL, spec, b, t, optimization_level="all"),
         "onnxruntime extended": lambda spec, b, t: OnnxRuntimeBackend(DEFAULT_REID_MODEL, spec, b, t, optimization_level="extended"),
         REFERENCE: lambda spec, b, t: OnnxRuntimeBackend(DEFAULT_REID_MODEL, spec, b, t),
-        "openvino fp32 (default)": lambda spec, b, t: OpenVinoBackend(DEFAULT_REID_MODEL, spec, b, t),
     }
-    if "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        made["openvino bf16"] = lambda spec, b, t: OpenVinoBackend(DEFAULT_REID_MODEL, spec, b, t, precision="bf16")
+    if openvino:
+        from edge_reid.backends.openvino import OpenVinoBackend, _core
+
+        made["openvino fp32 (default)"] = lambda spec, b, t: OpenVinoBackend(DEFAULT_REID_MODEL, spec, b, t)
+        if "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            made["openvino bf16"] = lambda spec, b, t: OpenVinoBackend(DEFAULT_REID_MODEL, spec, b, t, precision="bf16")
     if int8 is not None:
         made["onnxruntime int8 Q/DQ (exact)"] = lambda spec, b, t: OnnxRuntimeBackend(int8, spec, b, t, optimization_level="extended")
-        made["openvino int8 Q/DQ"] = lambda spec, b, t: OpenVinoBackend(int8, spec, b, t, precision="int8")
+        if openvino:
+            made["openvino int8 Q/DQ"] = lambda spec, b, t: OpenVinoBackend(int8, spec, b, t, precision="int8")
     return made
 
 
@@ -125,9 +130,10 @@ def main() -> int:
     print(f"machine: {env['cpu']} ({' '.join(env['cpu_flags'])}), {env['cpu_usable']} cores usable; "
           f"onnxruntime {env['libraries']['onnxruntime']}, openvino {env['libraries']['openvino']}; "
           f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}")
+    openvino = openvino_or_none() is not None  # False: ONNX Runtime's rows and runs only
     spec = load_spec(DEFAULT_REID_MODEL)
     pool = crops_from_video(video, 64)
-    factories = settings(args.int8)
+    factories = settings(args.int8, openvino)
     width = max(map(len, factories))
     for threads in (int(t) for t in args.threads.split(",")):
         for size in (int(b) for b in args.batches.split(",")):
@@ -146,8 +152,10 @@ def main() -> int:
     if args.run:
         print(f"\nedge-reid run on {video.name}, {args.frames} frames, alternating, {args.repeats} repeats (default threads: "
               "half the cores per model on ONNX Runtime, every core on OpenVINO)")
-        runs = {"onnxruntime": ["--backend", "onnxruntime"], "openvino": ["--backend", "openvino"]}
-        if args.bf16:
+        runs = {"onnxruntime": ["--backend", "onnxruntime"]}
+        if openvino:
+            runs["openvino"] = ["--backend", "openvino"]
+        if args.bf16 and openvino:
             runs["openvino, detector bf16"] = ["--backend", "openvino", "--detector-precision", "bf16"]
             runs["openvino, both bf16"] = ["--backend", "openvino", "--precision", "bf16", "--detector-precision", "bf16"]
         width = max(map(len, runs))

@@ -5,7 +5,8 @@ backend's (1, 3, H, W) float32 input (a transpose and a cast); OpenVINO then reo
 its own channels-last layout. The alternative timed here: the detector graph given a (1, H, W, 3)
 uint8 input with a ``Cast`` and a ``Transpose`` in front, so the canvas itself is the input. Both
 ways run on each backend at the rectangular input (320x416 for vtest), letterbox included,
-alternating in rounds; the outputs are compared. For docs/benchmarks.md:
+alternating in rounds; the outputs are compared (without OpenVINO installed, ONNX Runtime's rows
+alone). For docs/benchmarks.md:
 
     python benchmarks/detector_input_layout.py --threads 1,2 --runs 100 --repeats 5
 """
@@ -19,7 +20,7 @@ import time
 import cv2
 import numpy as np
 import onnx
-from _common import benchmark_parser, video_frames
+from _common import benchmark_parser, openvino_or_none, video_frames
 from onnx import TensorProto, helper
 
 from edge_reid.assets import DEFAULT_DETECTOR
@@ -42,16 +43,18 @@ def channels_last_uint8(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def runners(model: onnx.ModelProto, threads: int, array: np.ndarray) -> dict:
+def runners(model: onnx.ModelProto, threads: int, array: np.ndarray, ov=None) -> dict:
     """backend -> run() of ``model`` on ``array``, bound once as edge-reid's backends bind their
-    input (OpenVINO: a tensor sharing the array's memory; ONNX Runtime: the array fed as it is)."""
+    input (OpenVINO: a tensor sharing the array's memory; ONNX Runtime: the array fed as it is).
+    ``ov``: the ``openvino`` module, None for ONNX Runtime alone."""
     import onnxruntime as ort
-    import openvino as ov
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: array}
+    if ov is None:
+        return {"onnxruntime": lambda: session.run(None, feed)[0]}
     core = ov.Core()
     compiled = core.compile_model(core.read_model(model.SerializeToString(), b""), "CPU", {
         "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False,
@@ -73,6 +76,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     frame = video_frames(args, 1)[0]
+    ov = openvino_or_none()  # None: ONNX Runtime's rows only
     graph = onnx.load_from_string(load_detector_graph(DEFAULT_DETECTOR, (HEIGHT, WIDTH)).model)
     ratio = min(HEIGHT / frame.shape[0], WIDTH / frame.shape[1])
     size = (int(round(frame.shape[1] * ratio)), int(round(frame.shape[0] * ratio)))
@@ -88,7 +92,7 @@ def main() -> int:
     print("| backend | threads | float (1, 3, H, W) input, ms | uint8 (1, H, W, 3) input, ms | saved, ms | max abs output difference |")
     print("|---|---:|---:|---:|---:|---:|")
     for threads in [int(t) for t in args.threads.split(",")]:
-        now, candidate = runners(graph, threads, planar), runners(channels_last_uint8(graph), threads, canvas[None])
+        now, candidate = runners(graph, threads, planar, ov), runners(channels_last_uint8(graph), threads, canvas[None], ov)
         for backend in now:
             ways = {
                 "float": lambda: (letterbox(True), now[backend]())[1],

@@ -11,6 +11,8 @@ docs/benchmarks.md:
 
     python benchmarks/detector_rewrites.py --backend onnxruntime,openvino --threads 1,2 --runs 200 --repeats 3
 
+Without OpenVINO installed, its rows are left out (one line says so) and the others measured.
+
 ``--bf16`` (OpenVINO, a CPU with AMX or AVX512-BF16) also times the rectangular detector in bf16
 (``--detector-precision bf16``) in the same rounds, and counts how many of its fp32 twin's boxes it
 finds again (IoU >= 0.9) on every 4th of the video's first 200 frames:
@@ -31,7 +33,7 @@ import time
 from unittest import mock
 
 import numpy as np
-from _common import benchmark_parser, video_frames
+from _common import benchmark_parser, usable_backends, video_frames
 
 import edge_reid.backends.detector_graph as detector_graph
 from edge_reid.cpu import cpu_isa_flags, cpu_model
@@ -95,12 +97,13 @@ def main() -> int:
         sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
     except ValueError:
         parser.error(f"--sizes takes whole numbers of pixels separated by commas, got {args.sizes!r}")
+    backends = usable_backends(args.backend)  # without OpenVINO where it is not installed (said so)
     frames = video_frames(args, 200 if args.bf16 else 1)
     frame = frames[0]
     print(f"{cpu_model()} ({' '.join(cpu_isa_flags())}); frame {frame.shape[1]}x{frame.shape[0]}")
     rows, bf16_rows, size_rows = [], [], []
     frames = frames[::4] if args.bf16 else []
-    for backend in [name.strip() for name in args.backend.split(",") if name.strip()]:
+    for backend in backends:
         for threads in [int(t) for t in args.threads.split(",")]:
             variants = VARIANTS + ((BF16,) if args.bf16 and backend == "openvino" else ()) + tuple(size_variant(s) for s in sizes)
             detectors = {variant: make_detector(backend, threads, variant, frame) for variant in variants}

@@ -9,6 +9,8 @@ For each thread count and each number of rows per call, images/s of the bundled 
   on every thread, 4-row chunks side by side on its streams.
 
     python benchmarks/openvino_shapes.py --threads 1,2 --rows 1,2,4,8,13,16,32
+
+It needs OpenVINO (``pip install openvino``): without it, it exits with status 2 and one line.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path
-from _common import benchmark_parser  # noqa: E402
+from _common import benchmark_parser, require_openvino  # noqa: E402
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
-from edge_reid.backends.openvino import OpenVinoBackend, import_openvino  # noqa: E402
+from edge_reid.backends.openvino import OpenVinoBackend  # noqa: E402
 from edge_reid.spec import load_spec  # noqa: E402
 
 
@@ -74,7 +76,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds per point and round (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is printed (default: %(default)s)")
     args = parser.parse_args()
-    ov = import_openvino()
+    ov = require_openvino()  # exits with status 2 and one line where it is not installed
     core = ov.Core()
     spec = load_spec(DEFAULT_REID_MODEL)
     row_counts = [int(r) for r in args.rows.split(",")]

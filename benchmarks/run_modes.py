@@ -27,6 +27,8 @@ as a ratio to the first backend's. For docs/benchmarks.md:
     python benchmarks/run_modes.py --backend onnxruntime,openvino --frames 300 --repeats 3 --in-memory
     python benchmarks/run_modes.py --backend onnxruntime,openvino --frames 300 --repeats 3 --only-default --refresh-s 1,0.001
     python benchmarks/run_modes.py --backend onnxruntime,openvino --frames 795 --repeats 2 --only-default --without-camera-motion
+
+Without OpenVINO installed, its rows are left out (one line says so) and the others measured.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import benchmark_parser, video_path
+from _common import benchmark_parser, usable_backends, video_path
 
 from edge_reid.cpu import threads_per_model, usable_cpu_count
 from edge_reid.defaults import REFRESH_S
@@ -127,13 +129,13 @@ def main() -> int:
                         help="comma-separated appearance refresh intervals, seconds > 0 (0.001: every confident person every frame)")
     args = parser.parse_args()
     video = video_path(args)
-    backends = [name.strip() for name in args.backend.split(",") if name.strip()]
     try:
         refreshes = [float(value) for value in args.refresh_s.split(",") if value.strip()]
     except ValueError:
         parser.error(f"--refresh-s takes numbers separated by commas, got {args.refresh_s!r}")
     if not refreshes or min(refreshes) <= 0:
         parser.error(f"--refresh-s takes seconds > 0, got {args.refresh_s!r}")
+    backends = usable_backends(args.backend)  # without OpenVINO where it is not installed (said so)
     cores = usable_cpu_count()
     print(f"{cores} usable cores; half = {threads_per_model()}")
     modes = {DEFAULT_MODE: MODES[DEFAULT_MODE]} if args.only_default else dict(MODES)
