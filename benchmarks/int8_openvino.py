@@ -8,6 +8,8 @@ ratio, and the INT8-vs-FP32 mean cosine of OpenVINO's own INT8 arithmetic:
     pip install openvino
     edge-reid calibrate --data ../shared/data/mot17-reid-mini --pool ../shared/data/vtest.avi --out calibration/
     python benchmarks/int8_openvino.py --int8 calibration/osnet_x0_25_msmt17-int8-qdq.onnx --batch 1,8,32
+
+Without OpenVINO it exits with status 2 and one line, before any work.
 """
 
 from __future__ import annotations
@@ -19,16 +21,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the default video
-from _common import benchmark_parser, real_crops  # noqa: E402
+from _common import benchmark_parser, real_crops, require_openvino  # noqa: E402
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
 from edge_reid.calibration.reader import preprocess_all  # noqa: E402
 from edge_reid.spec import load_spec  # noqa: E402
 
 
-def compile_model(path: Path, batch: int, threads: int | None):
-    import openvino as ov
-
+def compile_model(ov, path: Path, batch: int, threads: int | None):
     core = ov.Core()
     model = core.read_model(str(path))
     model.reshape({model.inputs[0].get_any_name(): [batch, *list(model.inputs[0].get_partial_shape())[1:]]})
@@ -68,16 +68,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="per model, batch and round")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    ov = require_openvino()  # exits with status 2 and one line where it is not installed
     crops = real_crops(args).crops
     fp32_spec, int8_spec = load_spec(args.fp32), load_spec(args.int8)
     fp32_images, int8_images = preprocess_all(crops, fp32_spec), preprocess_all(crops, int8_spec)
-    import openvino as ov
-
     print(f"OpenVINO {ov.__version__}; CPU capabilities: {', '.join(ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}")
     print("| batch | FP32 images/s | INT8 images/s | INT8 / FP32 | mean cosine INT8 vs FP32 |")
     print("|---:|---:|---:|---:|---:|")
     for batch in [int(b) for b in args.batch.split(",")]:
-        fp32, int8 = compile_model(args.fp32, batch, args.threads), compile_model(args.int8, batch, args.threads)
+        fp32, int8 = compile_model(ov, args.fp32, batch, args.threads), compile_model(ov, args.int8, batch, args.threads)
         cosine = float(np.mean(np.sum(embed(fp32, fp32_images, batch) * embed(int8, int8_images, batch), axis=1)))
         rates = {"fp32": [], "int8": []}
         for _ in range(args.rounds):
