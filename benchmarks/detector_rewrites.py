@@ -15,7 +15,8 @@ Without OpenVINO installed, its rows are left out (one line says so) and the oth
 
 ``--bf16`` (OpenVINO, a CPU with AMX or AVX512-BF16) also times the rectangular detector in bf16
 (``--detector-precision bf16``) in the same rounds, and counts how many of its fp32 twin's boxes it
-finds again (IoU >= 0.9) on every 4th of the video's first 200 frames:
+finds again (IoU >= 0.9) on every 4th of the video's first 200 frames (on a CPU without bf16, or
+without OpenVINO among the backends, the bf16 rows are left out with a line saying why):
 
     python benchmarks/detector_rewrites.py --backend openvino --threads 1,2 --runs 200 --repeats 3 --bf16
 
@@ -33,7 +34,7 @@ import time
 from unittest import mock
 
 import numpy as np
-from _common import benchmark_parser, usable_backends, video_frames
+from _common import benchmark_parser, openvino_bf16_note, usable_backends, video_frames
 
 import edge_reid.backends.detector_graph as detector_graph
 from edge_reid.cpu import cpu_isa_flags, cpu_model
@@ -98,14 +99,21 @@ def main() -> int:
     except ValueError:
         parser.error(f"--sizes takes whole numbers of pixels separated by commas, got {args.sizes!r}")
     backends = usable_backends(args.backend)  # without OpenVINO where it is not installed (said so)
-    frames = video_frames(args, 200 if args.bf16 else 1)
+    bf16 = args.bf16
+    if bf16 and "openvino" not in backends:
+        print("--bf16: skipped (it times OpenVINO, which is not among the backends measured)")
+        bf16 = False
+    if bf16 and (why := openvino_bf16_note()):
+        print(f"--bf16: skipped ({why})")
+        bf16 = False
+    frames = video_frames(args, 200 if bf16 else 1)
     frame = frames[0]
     print(f"{cpu_model()} ({' '.join(cpu_isa_flags())}); frame {frame.shape[1]}x{frame.shape[0]}")
     rows, bf16_rows, size_rows = [], [], []
-    frames = frames[::4] if args.bf16 else []
+    frames = frames[::4] if bf16 else []
     for backend in backends:
         for threads in [int(t) for t in args.threads.split(",")]:
-            variants = VARIANTS + ((BF16,) if args.bf16 and backend == "openvino" else ()) + tuple(size_variant(s) for s in sizes)
+            variants = VARIANTS + ((BF16,) if bf16 and backend == "openvino" else ()) + tuple(size_variant(s) for s in sizes)
             detectors = {variant: make_detector(backend, threads, variant, frame) for variant in variants}
             as_is, folded = (detectors[v].backend.run().copy() for v in VARIANTS[:2])
             difference = float(np.abs(folded - as_is).max())
