@@ -17,7 +17,8 @@ to ``edge-reid bench``: ``--video`` a video to cut people from (default
 ``shared/data/vtest.avi``, see :func:`edge_reid.bench.default_video`),
 ``--crops`` a folder of person crops instead, ``--max-crops`` how many. Scripts that write a
 stand-in sequence (``tiled_sequence.py``, ``moving_camera_sequence.py``) share
-:func:`stand_in_main`.
+:func:`stand_in_main`. Other real assets (data sets, ground truth) are found under
+:func:`shared_dir`: ``$EDGE_REID_SHARED``, else ``shared/`` beside the repository.
 
 Scripts that compare backends run without OpenVINO: :func:`usable_backends` and
 :func:`openvino_or_none` drop it with one line (:data:`OPENVINO_SKIPPED`) and the other rows are
@@ -28,6 +29,7 @@ exits with status 2 and one line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +43,13 @@ from edge_reid.bench import CropPool, crops_from_folder, crops_from_video, defau
 
 #: The line a script comparing backends prints when OpenVINO cannot be imported (its rows are left out).
 OPENVINO_SKIPPED = "openvino: skipped (not installed: pip install openvino)"
+
+
+def shared_dir() -> Path:
+    """The folder of the real assets (``data/vtest.avi``, ``data/vtest-mot``, ``data/mot17-reid-mini``,
+    ``models/``): ``$EDGE_REID_SHARED`` when set, else ``shared/`` beside the repository."""
+    folder = os.environ.get("EDGE_REID_SHARED")
+    return Path(folder) if folder else REPO.parent / "shared"
 
 
 def benchmark_parser(doc: str | None, video: bool = True, crops: int | None = None) -> argparse.ArgumentParser:
@@ -70,7 +79,7 @@ def video_path(args: argparse.Namespace) -> Path:
     """``--video``, or the shared vtest.avi; exits with status 2 and a one-line message when there is none."""
     video = args.video or default_video()
     if video is None:
-        _fail("needs a video: pass --video FILE, or put shared/data/vtest.avi in ../shared (or set EDGE_REID_SHARED)")
+        _fail("needs a video: pass --video FILE, or put vtest.avi in ../shared/data (or set EDGE_REID_SHARED to the folder holding data/vtest.avi)")
     if not Path(video).is_file():
         _fail(f"video not found: {video}")
     return Path(video)

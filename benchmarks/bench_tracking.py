@@ -37,7 +37,6 @@ import importlib.util
 import io
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -50,6 +49,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when imported by the tests
+
+from _common import shared_dir  # noqa: E402
 
 from edge_reid.detections import Detections  # noqa: E402
 from edge_reid.errors import EdgeReidError  # noqa: E402
@@ -945,10 +947,6 @@ def format_table(document: dict) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _shared_dir() -> Path:
-    return Path(os.environ.get("EDGE_REID_SHARED", REPO.parent / "shared"))
-
-
 def number_setting(item: str) -> tuple[str, float]:
     """One ``--set NAME=VALUE`` item as (name, value).
 
@@ -978,8 +976,8 @@ def _scale(text: str) -> float:
 
 def add_sequence_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that choose the sequence, its detections and the output (shared with tracking_sensitivity.py)."""
-    parser.add_argument("--source", help="video file or image folder (default: ../shared/data/vtest.avi, or the --gt folder's img1/)")
-    parser.add_argument("--gt", help="MOTChallenge sequence folder with gt/gt.txt (default: ../shared/data/vtest-mot)")
+    parser.add_argument("--source", help="video file or image folder (default: data/vtest.avi in $EDGE_REID_SHARED or ../shared, or the --gt folder's img1/)")
+    parser.add_argument("--gt", help="MOTChallenge sequence folder with gt/gt.txt (default: data/vtest-mot in $EDGE_REID_SHARED or ../shared)")
     parser.add_argument(
         "--detections", help="MOTChallenge detections file (det/det.txt rows) to feed instead of running the detector; no frames: motion-only trackers"
     )
@@ -1095,8 +1093,8 @@ def resolve_inputs(args) -> tuple[GroundTruth, Sequence]:
             raise BenchError("--sequence brings its own ground truth and detections; drop --source/--gt/--detections")
         args.gt, args.detections = BUNDLED_SEQUENCES[args.sequence](Path(args.cache_dir))
     if args.source is None and args.gt is None and not args.detections:
-        args.source = str(_shared_dir() / "data" / "vtest.avi")
-    ground_truth = load_ground_truth(args.gt or _shared_dir() / "data" / "vtest-mot")
+        args.source = str(shared_dir() / "data" / "vtest.avi")
+    ground_truth = load_ground_truth(args.gt or shared_dir() / "data" / "vtest-mot")
     if args.source and not Path(args.source).exists():
         raise BenchError(f"source not found: {args.source}")
     return ground_truth, load_sequence(args, ground_truth)

@@ -49,7 +49,7 @@ import onnx
 from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the default video
-from _common import REPO, benchmark_parser, video_path  # noqa: E402
+from _common import benchmark_parser, shared_dir, video_path  # noqa: E402
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax, run_collecting  # noqa: E402
@@ -339,7 +339,8 @@ def int8_share(model: onnx.ModelProto, reference: onnx.ModelProto) -> tuple[floa
 def main() -> int:
     parser = benchmark_parser(__doc__)  # --video: the pool video
     parser.add_argument("--model", type=Path, default=DEFAULT_REID_MODEL)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mot17-reid-mini")
+    parser.add_argument("--data", type=Path, default=shared_dir() / "data" / "mot17-reid-mini",
+                        help="labelled crops, Market-1501 layout (default: data/mot17-reid-mini in $EDGE_REID_SHARED or ../shared)")
     parser.add_argument("--pool-size", type=int, default=500)
     parser.add_argument(
         "--methods", default="minmax,mse,fold+mse,fold+mse+gptq+bc,nncf",

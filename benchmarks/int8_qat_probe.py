@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the default video
-from _common import REPO, benchmark_parser, video_path  # noqa: E402
+from _common import benchmark_parser, shared_dir, video_path  # noqa: E402
 
 from edge_reid.assets import DEFAULT_REID_MODEL  # noqa: E402
 from edge_reid.calibration.activations import HISTOGRAM_BINS, mse_optimal_amax  # noqa: E402
@@ -82,7 +82,8 @@ def _mse_range(values: np.ndarray, levels: int) -> float:
 def main() -> int:
     parser = benchmark_parser(__doc__)
     parser.add_argument("--model", type=Path, default=DEFAULT_REID_MODEL)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mot17-reid-mini")
+    parser.add_argument("--data", type=Path, default=shared_dir() / "data" / "mot17-reid-mini",
+                        help="labelled crops, Market-1501 layout (default: data/mot17-reid-mini in $EDGE_REID_SHARED or ../shared)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate of weights and biases (scales: 1e-3)")
     parser.add_argument("--report-every", type=int, default=5, help="epochs between held-out measurements")

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_tracking as bench  # noqa: E402
-from _common import REPO  # noqa: E402
+from _common import shared_dir  # noqa: E402
 
 from edge_reid.detections import Detections  # noqa: E402
 from edge_reid.sources import FrameSource  # noqa: E402
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=4.0, help="the camera plays the video this many times faster than recorded (default 4)")
     parser.add_argument("--backend", default="auto", help="both models' backend (default auto, as edge-reid run)")
     parser.add_argument("--max-frames", type=int, help="stop the camera after this many frames")
-    parser.add_argument("--video", default=str(REPO.parent / "shared" / "data" / "vtest.avi"))
-    parser.add_argument("--gt", default=str(REPO.parent / "shared" / "data" / "vtest-mot"))
+    parser.add_argument("--video", default=str(shared_dir() / "data" / "vtest.avi"))
+    parser.add_argument("--gt", default=str(shared_dir() / "data" / "vtest-mot"))
     args = parser.parse_args(argv)
     if not args.speed > 0:
         parser.error("--speed must be > 0")

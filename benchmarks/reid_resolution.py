@@ -2,10 +2,11 @@
 
 A camera that sees a person 40 px tall gives the ReID model a crop it upsamples to its input
 (256 x 128 for OSNet): the embedding has less to go on. This script measures that on labelled
-crops of *another* data set (Market-1501 layout, default ``../shared/data/mot17-reid-mini``): every
-crop at least as tall as the largest height tested is shrunk to each height (OpenCV area
-interpolation, as a smaller image of the same scene would be) and embedded, and for each height it
-prints the same-person / different-person statistics the tracker's appearance rules rest on:
+crops of *another* data set (Market-1501 layout, default ``data/mot17-reid-mini`` in
+``$EDGE_REID_SHARED`` or ``../shared``): every crop at least as tall as the largest height tested
+is shrunk to each height (OpenCV area interpolation, as a smaller image of the same scene would
+be) and embedded, and for each height it prints the same-person / different-person statistics the
+tracker's appearance rules rest on:
 
 - the lowest same-person similarity and the share of same-person pairs below the tracker's veto
   (``TrackerConfig.veto_similarity``): a veto is only safe while no same-person pair falls below it;
@@ -29,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the shared assets
+from _common import shared_dir  # noqa: E402
 
 
 def shrink(image: np.ndarray, height: int) -> np.ndarray:
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge_reid.data.images import read_images
     from edge_reid.tracking import TrackerConfig
 
-    shared = Path(__file__).resolve().parents[2] / "shared"
+    shared = shared_dir()
     parser = argparse.ArgumentParser(prog="reid_resolution.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(shared / "data" / "mot17-reid-mini"), help="labelled crops, Market-1501 layout")
     parser.add_argument("--model", help="ReID ONNX model (default: the bundled OSNet)")
