@@ -13,11 +13,13 @@ frames that mode processed (TrackEval, as ``bench_tracking.py``)::
 
     python benchmarks/live_camera.py --speed 4
     python benchmarks/live_camera.py --speed 2 --backend onnxruntime
+
+A missing ``--video`` or ``--gt``, or a backend that cannot be opened, exits with status 2 and one
+line before the camera starts.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import statistics
 import sys
@@ -30,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_tracking as bench  # noqa: E402
-from _common import shared_dir  # noqa: E402
+from _common import benchmark_parser, shared_dir, video_path  # noqa: E402
 
 from edge_reid.detections import Detections  # noqa: E402
 from edge_reid.sources import FrameSource  # noqa: E402
@@ -120,30 +122,35 @@ def score(outcome: dict, ground_truth) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="live_camera.py", description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)  # --video, default shared/data/vtest.avi
     parser.add_argument("--speed", type=float, default=4.0, help="the camera plays the video this many times faster than recorded (default 4)")
     parser.add_argument("--backend", default="auto", help="both models' backend (default auto, as edge-reid run)")
     parser.add_argument("--max-frames", type=int, help="stop the camera after this many frames")
-    parser.add_argument("--video", default=str(shared_dir() / "data" / "vtest.avi"))
-    parser.add_argument("--gt", default=str(shared_dir() / "data" / "vtest-mot"))
+    parser.add_argument("--gt", type=Path, help="the video's MOTChallenge ground truth (default: data/vtest-mot in $EDGE_REID_SHARED or ../shared)")
     args = parser.parse_args(argv)
     if not args.speed > 0:
         parser.error("--speed must be > 0")
+    video = str(video_path(args))  # exits with status 2 and one line when there is none
 
     from edge_reid.detector import PersonDetector
     from edge_reid.embedder import Embedder
+    from edge_reid.errors import EdgeReidError
     from edge_reid.pipeline import Pipeline
     from edge_reid.tracking import CameraMotion, Tracker, TrackerConfig
 
-    ground_truth = bench.load_ground_truth(args.gt)
-    fps = ground_truth.frame_rate * args.speed
-    embedder = Embedder(backend=args.backend, backend_options={"side_by_side": True})
     config = TrackerConfig()
-    detector = PersonDetector(
-        score_threshold=config.low_score, min_box_height=bench.RUN_MIN_BOX_HEIGHT, backend=args.backend,
-        side_by_side=embedder.backend.runs_on_cpu,
-    )
-    print(f"camera: {Path(args.video).name} at {fps:g} fps ({args.speed:g}x); ReID model {embedder.backend.describe()}; "
+    try:
+        ground_truth = bench.load_ground_truth(args.gt or shared_dir() / "data" / "vtest-mot")
+        embedder = Embedder(backend=args.backend, backend_options={"side_by_side": True})
+        detector = PersonDetector(
+            score_threshold=config.low_score, min_box_height=bench.RUN_MIN_BOX_HEIGHT, backend=args.backend,
+            side_by_side=embedder.backend.runs_on_cpu,
+        )
+    except EdgeReidError as error:
+        print(f"live_camera.py: {error}", file=sys.stderr)
+        return 2
+    fps = ground_truth.frame_rate * args.speed
+    print(f"camera: {Path(video).name} at {fps:g} fps ({args.speed:g}x); ReID model {embedder.backend.describe()}; "
           f"detector {detector.backend.describe()}")
     lines = [
         "| mode | frames processed | dropped | loop fps | delay median / p95 / last, ms | HOTA | DetA | IDF1 |",
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for label, newest_only in (("newest frame (default)", True), ("every frame (--all-frames)", False)):
         pipeline = Pipeline(embedder, detector, min_box_height=bench.RUN_MIN_BOX_HEIGHT, tracker=Tracker(config, camera_motion=CameraMotion()))
-        outcome = run_mode(pipeline, args.video, fps, newest_only, args.max_frames)
+        outcome = run_mode(pipeline, video, fps, newest_only, args.max_frames)
         metrics = score(outcome, ground_truth)
         delays = np.array(outcome["delays"]) * 1000.0
         lines.append(
