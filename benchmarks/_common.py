@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,17 +53,23 @@ def shared_dir() -> Path:
     return Path(folder) if folder else REPO.parent / "shared"
 
 
-def benchmark_parser(doc: str | None, video: bool = True, crops: int | None = None) -> argparse.ArgumentParser:
+def benchmark_parser(
+    doc: str | None, video: bool = True, crops: int | None = None, *, prog: str | None = None, notes: str | None = None
+) -> argparse.ArgumentParser:
     """An argument parser whose ``--help`` is the script's docstring.
 
     Args:
         doc: the script's ``__doc__``: its first line becomes the description, the rest the epilog.
         video: add ``--video FILE`` (the video the script reads).
         crops: add ``--crops FOLDER`` and ``--max-crops N`` with this default (None: neither).
+        prog: the name in usage and error lines (default: the name the script was run by), for
+            scripts whose ``main(argv)`` the tests call.
+        notes: a paragraph printed after the docstring (wrapped), e.g. choices known only at run time.
     """
     first, _, rest = (doc or "").strip().partition("\n")
+    epilog = "\n\n".join(part for part in (rest.strip(), textwrap.fill(notes, 100) if notes else "") if part)
     parser = argparse.ArgumentParser(
-        description=first, epilog=rest.strip() or None, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=first, epilog=epilog or None, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     if video or crops is not None:
         parser.add_argument(

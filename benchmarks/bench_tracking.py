@@ -51,7 +51,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when imported by the tests
 
-from _common import shared_dir  # noqa: E402
+from _common import benchmark_parser, shared_dir  # noqa: E402
 
 from edge_reid.detections import Detections  # noqa: E402
 from edge_reid.errors import EdgeReidError  # noqa: E402
@@ -1007,10 +1007,9 @@ def add_sequence_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's command line."""
     names = ", ".join(tracker_choices())
-    parser = argparse.ArgumentParser(
-        prog="bench_tracking.py",
-        description="Run edge-reid's tracking and peer trackers on the same detections; print HOTA/IDF1/MOTA and speed side by side.",
-        epilog=(
+    parser = benchmark_parser(
+        __doc__, video=False, prog="bench_tracking.py",
+        notes=(
             f"trackers: {names}. Peers that are not installed are skipped and said so. "
             "Detections are cached (see --cache-dir), so a second run starts tracking at once. "
             "Other sequences: --gt DIR of any MOTChallenge sequence; its img1/ frames are used when --source is not given."

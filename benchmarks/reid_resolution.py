@@ -24,14 +24,13 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common: the repository on the path, the shared assets
-from _common import shared_dir  # noqa: E402
+from _common import benchmark_parser, shared_dir  # noqa: E402
 
 
 def shrink(image: np.ndarray, height: int) -> np.ndarray:
@@ -51,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from edge_reid.tracking import TrackerConfig
 
     shared = shared_dir()
-    parser = argparse.ArgumentParser(prog="reid_resolution.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(shared / "data" / "mot17-reid-mini"), help="labelled crops, Market-1501 layout")
+    parser = benchmark_parser(__doc__, video=False, prog="reid_resolution.py")
+    parser.add_argument("--data", default=str(shared / "data" / "mot17-reid-mini"),
+                        help="labelled crops, Market-1501 layout (default: data/mot17-reid-mini in $EDGE_REID_SHARED or ../shared)")
     parser.add_argument("--model", help="ReID ONNX model (default: the bundled OSNet)")
     parser.add_argument("--heights", default="128,112,96,80,64,56,48,40,32", help="crop heights in pixels, comma-separated")
     parser.add_argument("--json", help="write the rows as JSON here")

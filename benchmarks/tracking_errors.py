@@ -46,6 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_tracking as bench  # noqa: E402
+from _common import benchmark_parser  # noqa: E402
 
 #: IoU at which a reported box counts as on a person (CLEAR MOT, IDF1).
 MATCH_IOU = 0.5
@@ -257,10 +258,7 @@ def oracle_rows(rows: np.ndarray, analysis: Analysis) -> dict[str, np.ndarray]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tracking_errors.py",
-        description="Explain where edge-reid's tracking loses HOTA on a sequence: errors by cause and what each costs (TrackEval).",
-    )
+    parser = benchmark_parser(__doc__, video=False, prog="tracking_errors.py")
     parser.add_argument("--mot", help="analyse this MOTChallenge result file instead of running edge-reid (no tracker state: misses are not split)")
     parser.add_argument("--list", action="store_true", help="also list every identity change (frame, person, old and new id)")
     parser.add_argument(

@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_tracking as bench  # noqa: E402
+from _common import benchmark_parser  # noqa: E402
 
 FACTORS = (0.5, 2.0)
 
@@ -301,10 +302,8 @@ def format_rows(rows: list[dict], subject: Subject) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The harness's command line: bench_tracking.py's sequence options plus the subject."""
-    parser = argparse.ArgumentParser(
-        prog="tracking_sensitivity.py",
-        description="Each main constant of a tracker halved and doubled on the same cached detections: HOTA/IDF1 per setting.",
-        epilog=f"subjects: {', '.join(_subjects())} (default {DEFAULT_SUBJECT}).",
+    parser = benchmark_parser(
+        __doc__, video=False, prog="tracking_sensitivity.py", notes=f"subjects: {', '.join(_subjects())} (default {DEFAULT_SUBJECT})."
     )
     parser.add_argument("--subject", default=DEFAULT_SUBJECT, help=f"the tracker whose constants are varied: {', '.join(_subjects())}")
     parser.add_argument("--constants", help="comma-separated constants to vary (default: all of the subject's main constants)")
