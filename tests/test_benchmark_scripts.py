@@ -3,10 +3,14 @@
 No speed figures are checked here (they live in docs/benchmarks.md): only that the documented
 commands still run against today's library (each of these once broke when the library changed
 under it: a new keyword of ``Pipeline.process``, the gallery refusing queries that are not unit
-length, ``FrameSource.stopped``)."""
+length, ``FrameSource.stopped``), that every script's ``--help`` is its docstring, and that a
+missing OpenVINO, video or data folder ends a script with one line, not a traceback."""
 
 from __future__ import annotations
 
+import ast
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +18,87 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(path.name for path in (REPO / "benchmarks").glob("*.py") if path.name != "_common.py")
+OPENVINO_SKIPPED = "openvino: skipped (not installed: pip install openvino)"
 
 
-def _script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+def _script(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture
+def without_openvino(tmp_path) -> dict:
+    """The environment of a script run where ``import openvino`` fails (a stand-in package first on
+    the path), as on a machine without it."""
+    stub = tmp_path / "no-openvino" / "openvino"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'openvino\' (test stand-in)", name="openvino")\n')
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(stub.parent), str(REPO)])}
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_script_answers_help_with_its_docstring(name):
+    doc = ast.get_docstring(ast.parse((REPO / "benchmarks" / name).read_text()))
+    assert doc, f"{name} has no module docstring"
+    lines = [line.strip() for line in doc.strip().splitlines() if line.strip()]
+    result = _script(f"benchmarks/{name}", "--help", env={**os.environ, "COLUMNS": "100"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert lines[0] in result.stdout, result.stdout[:1000]  # the first line, as it is (not re-wrapped)
+    assert lines[-1] in result.stdout, result.stdout[-1000:]  # and the rest, down to its last line
+
+
+def test_no_script_builds_its_own_path_to_the_shared_assets():
+    """Every script finds ``shared/`` through ``_common.shared_dir()`` ($EDGE_REID_SHARED first)."""
+    own = [name for name in SCRIPTS if re.search(r"""/\s*["']shared["']""", (REPO / "benchmarks" / name).read_text())]
+    assert own == []
+
+
+def test_a_data_folder_default_follows_edge_reid_shared(tmp_path):
+    env = {**os.environ, "EDGE_REID_SHARED": str(tmp_path)}
+    line = _one_line_error(_script("benchmarks/reid_resolution.py", "--heights", "64", env=env))
+    assert str(tmp_path / "data" / "mot17-reid-mini") in line
+
+
+def test_openvino_only_script_without_openvino_is_one_line(without_openvino):
+    result = _script("benchmarks/openvino_shapes.py", env=without_openvino)
+    line = _one_line_error(result)
+    assert line.startswith("openvino_shapes.py: ") and "pip install openvino" in line
+    assert result.stdout == ""
+
+
+def test_backend_comparison_without_openvino_keeps_onnxruntime_rows(vtest_path, without_openvino):
+    result = _script("benchmarks/detector_input_layout.py", "--video", str(vtest_path), "--threads", "1", "--runs", "1", "--repeats", "1",
+                     env=without_openvino)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert OPENVINO_SKIPPED in result.stdout.splitlines()
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| backend")]
+    assert [row.split("|")[1].strip() for row in rows] == ["onnxruntime"], result.stdout
+
+
+def test_int8_openvino_without_openvino_stops_before_any_work(tmp_path, without_openvino):
+    line = _one_line_error(_script("benchmarks/int8_openvino.py", "--int8", str(tmp_path / "m-int8-qdq.onnx"),
+                                   "--video", str(tmp_path / "no.avi"), env=without_openvino))
+    assert line.startswith("int8_openvino.py: ") and "pip install openvino" in line
+
+
+def test_int8_openvino_refuses_a_batch_larger_than_the_crops_before_any_work(tmp_path):
+    result = _script("benchmarks/int8_openvino.py", "--int8", str(tmp_path / "m-int8-qdq.onnx"), "--max-crops", "16", "--batch", "1,32")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "--batch 32 is larger than --max-crops 16" in result.stderr
+
+
+def test_live_camera_names_a_missing_video_before_the_camera_starts(tmp_path):
+    missing = tmp_path / "no-such-video.avi"
+    line = _one_line_error(_script("benchmarks/live_camera.py", "--video", str(missing), "--backend", "onnxruntime"))
+    assert line == f"live_camera.py: video not found: {missing}"
 
 
 @pytest.mark.slow
