@@ -55,6 +55,14 @@ def test_every_script_answers_help_with_its_docstring(name):
     assert lines[-1] in result.stdout, result.stdout[-1000:]  # and the rest, down to its last line
 
 
+def test_docs_index_lists_every_script():
+    """docs/benchmarks.md's "The scripts in `benchmarks/`" has a row for each script, saying where its results are."""
+    text = (REPO / "docs" / "benchmarks.md").read_text()
+    start = text.index("| script | what it measures | results |")
+    rows = {row.split("|")[1].strip().strip("`") for row in text[start : text.index("\n\n", start)].splitlines()[2:]}
+    assert rows == set(SCRIPTS)
+
+
 def test_no_script_builds_its_own_path_to_the_shared_assets():
     """Every script finds ``shared/`` through ``_common.shared_dir()`` ($EDGE_REID_SHARED first)."""
     own = [name for name in SCRIPTS if re.search(r"""/\s*["']shared["']""", (REPO / "benchmarks" / name).read_text())]
