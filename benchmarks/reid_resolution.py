@@ -13,8 +13,9 @@ tracker's appearance rules rest on:
 - the share of different-person pairs at or above the open-set re-identification threshold
   (``--reid-threshold``), calibrated at 0.01% false matches on full-size crops.
 
-The tracker's ``min_appearance_height`` is read from this table: the least height at which both
-still hold (docs/tracking.md). Nothing here looks at a tracking video.
+The least height at which both still hold is the smallest person whose appearance the tracker can
+trust (``TrackerConfig`` has no such setting yet, and no results of this script are recorded in
+the docs). Nothing here looks at a tracking video.
 
 Example::
 
