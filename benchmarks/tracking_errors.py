@@ -300,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         from edge_reid.tracking import TrackerConfig
 
         tracker_overrides, pipeline_overrides = _overrides(args.set)
-        config = TrackerConfig(**tracker_overrides)
+        try:
+            config = TrackerConfig(**tracker_overrides)
+        except (TypeError, ValueError) as exc:  # a value the tracker refuses: one line, as for an unknown name
+            raise bench.BenchError(f"--set: {exc}") from None
         ground_truth, sequence = bench.resolve_inputs(args)
         records = None
         if args.mot:

@@ -48,12 +48,15 @@ class Constant:
         upper: largest meaningful value (1.0 for a score, an IoU or a cosine similarity), or None;
             a doubled value that would pass it is moved halfway from the default to it instead,
             and marked.
+        positive: the tracker refuses 0 (an IoU gate: ``TrackerConfig`` wants it in (0, 1]); a
+            factor of 0 is left out for it, with a note.
     """
 
     name: str
     default: float
     integer: bool = False
     upper: float | None = None
+    positive: bool = False
 
     def varied(self, factor: float) -> tuple[float, bool]:
         """``(value, bounded)``: the default times ``factor``, rounded as the constant needs; ``bounded``
@@ -148,9 +151,10 @@ def _edge_reid_subject() -> Subject:
 
     base = TrackerConfig()
     bounded = {"upper": 1.0}
+    gate = {"upper": 1.0, "positive": True}  # an IoU gate: TrackerConfig refuses 0
     tracker_constants = {
-        "high_score": bounded, "new_track_score": bounded, "low_score": bounded, "min_iou": bounded,
-        "proximity": bounded, "appearance_thresh": bounded, "veto_similarity": bounded,
+        "high_score": bounded, "new_track_score": bounded, "low_score": bounded, "min_iou": gate,
+        "proximity": gate, "appearance_thresh": bounded, "veto_similarity": bounded,
         "confirm_hits": {"integer": True}, "max_lost_s": {}, "overlap": bounded, "tentative_gate_chi2": {},
     }
     pipeline_constants = {"threshold": bounded, "reid_threshold": bounded, "refresh_s": {}}
@@ -229,6 +233,9 @@ def settings_for(subject: Subject, only: list[str] | None = None, factors: tuple
             continue
         for factor in factors:
             value, bounded = constant.varied(factor)
+            if constant.positive and value <= 0:
+                print(f"note: {constant.name} x{factor:g} left out: the tracker refuses {value:g} (it must be > 0)", file=sys.stderr)
+                continue
             settings.append(Setting(constant.name, factor, value, bounded))
     return settings
 

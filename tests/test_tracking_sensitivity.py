@@ -57,6 +57,21 @@ def test_edge_reid_varies_the_new_track_gate(sensitivity):
     assert gate.default == pytest.approx(9.4877)
 
 
+def test_an_iou_gate_at_x0_is_left_out_not_a_crash(sensitivity, capsys):
+    """TrackerConfig refuses 0 for an IoU gate (0 switched it off), so `--constants min_iou --factors 0`
+    died with a ValueError traceback after loading the detections; x0 is left out for it, with a note."""
+    subject = sensitivity._edge_reid_subject()
+    settings = sensitivity.settings_for(subject, ["min_iou", "tentative_gate_chi2"], factors=(0.0, 2.0))
+    assert [s.key for s in settings] == ["default", "min_iou x2", "tentative_gate_chi2 x0", "tentative_gate_chi2 x2"]
+    assert "min_iou x0 left out" in capsys.readouterr().err
+
+
+def test_tracking_errors_refuses_a_value_the_tracker_refuses_in_one_line(capsys):
+    errors = load_benchmark_script("tracking_errors")
+    assert errors.main(["--set", "min_iou=0", "--max-frames", "2"]) == 2
+    assert "--set: TrackerConfig.min_iou must be in (0, 1]" in capsys.readouterr().err
+
+
 def test_unknown_constant_names_the_known_ones(sensitivity):
     with pytest.raises(sensitivity.bench.BenchError, match="toy has no constant.*c.*its constants: a, b"):
         sensitivity.settings_for(_subject(sensitivity), ["c"])
