@@ -207,6 +207,19 @@ def test_signal_flushes_outputs_and_exits_0(tmp_path, vtest_path, sig):
     assert "interrupted" in stderr
 
 
+def test_run_called_from_another_thread_runs(tmp_path, vtest_path):
+    """main(argv) from a thread other than the main one ("for tests and embedding") ended `run` with an
+    internal error: it set signal handlers, which only the main thread may."""
+    import threading
+
+    codes = []
+    worker = threading.Thread(target=lambda: codes.append(
+        main(["run", "--source", str(vtest_path), "--max-frames", "3", "--mot", str(tmp_path / "m.txt")])))
+    worker.start()
+    worker.join(timeout=300)
+    assert codes == [0] and (tmp_path / "m.txt").is_file()
+
+
 def test_detector_size_hint_only_below_half_scale():
     from edge_reid.cli.run_command import detector_size_hint
 

@@ -125,6 +125,8 @@ def test_a_refused_command_leaves_no_folder_its_checks_made(tmp_path, capsys):
         ["run", "--source", "{video}", "--gallery", "{out}/"],
         ["eval-mot", "--gt", "{out}", "{video}", "--json", "{out}/"],
         ["gallery", "export", "--gallery", "{video}", "--output", "{out}/"],
+        ["run", "--source", "{video}", "--mot", "{out}/."],
+        ["run", "--source", "{video}", "--summary", "{out}/.."],
     ],
 )
 def test_an_output_file_named_with_a_trailing_slash_is_refused(tmp_path, capsys, command):
@@ -137,5 +139,5 @@ def test_an_output_file_named_with_a_trailing_slash_is_refused(tmp_path, capsys,
     argv = [part.format(video=video, out=out) for part in command]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"{out}/ names a folder; give a file name in that folder" in err
+    assert f"{argv[-1]} names a folder; give a file name in that folder" in err
     assert not out.exists()

@@ -60,7 +60,8 @@ class TuningResult:
 def tuning_key(model_path: str | Path, threads: int | None, batch: int, graph: str = "", image_size: tuple[int, int] | None = None) -> str:
     """What a tuning result depends on: model bytes, CPU model and instruction sets, ONNX Runtime version,
     threads, batch, the rewrite of the graph that runs (``graph``, "" for the file as is) and the (height, width)
-    in pixels a model with a dynamic image size is timed at (``image_size``)."""
+    in pixels the model runs at (``image_size``, given for every embedding model: a dynamic image size is
+    timed at it; keys written before it was part of them are measured again once)."""
     from importlib import metadata
 
     from edge_reid.cpu import cpu_isa_flags, cpu_model
@@ -127,8 +128,8 @@ def tuned_session(
         default: the level used on ties and when the model cannot be timed (an input that is not
             float32, or a model that fails to run: nothing is cached then).
         graph: the rewrite of the file's graph ``make_session`` loads (part of the key; "" for none).
-        image_size: (height, width) in pixels the model runs at, for an input whose image size is
-            dynamic (part of the key; None: such dimensions are timed at 1).
+        image_size: (height, width) in pixels the model runs at (part of the key); an input whose
+            image size is dynamic is timed at it (None: at 1).
 
     Returns:
         ``(session, TuningResult)``.

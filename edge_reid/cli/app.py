@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import typer
@@ -57,18 +58,20 @@ DEVICE_HELP = "OpenVINO device: CPU (default), GPU (Intel GPU) or NPU."
 
 
 def output_file(value: str | Path) -> Path:
-    """Parse an output *file* option, refusing a name that ends with a path separator.
+    """Parse an output *file* option, refusing a name that ends with a path separator, ``.`` or ``..``.
 
-    ``--mot results/`` means a folder; as a :class:`~pathlib.Path` it would silently become a
-    file named ``results``. Used as ``typer.Option(..., parser=output_file, metavar="<path>")``.
+    ``--mot results/`` (or ``results/.``) means a folder; as a :class:`~pathlib.Path` it would
+    silently become a file named ``results``. Used as ``typer.Option(..., parser=output_file, metavar="<path>")``.
 
     Raises:
-        typer.BadParameter: ``value`` ends with ``/`` (or the platform's separator): a usage error
+        typer.BadParameter: ``value`` ends with ``/`` (or the platform's separator), ``.`` or ``..``: a usage error
             (exit 2) that names the value.
     """
     if isinstance(value, Path):  # an option's default
         return value
-    if value.endswith(("/", os.sep)) and value not in ("/", os.sep):
+    separators = "".join(sorted({"/", os.sep, os.altsep or "/"}))
+    last_part = re.split(f"[{re.escape(separators)}]", value)[-1]
+    if last_part in ("", ".", "..") and value.strip(separators):  # the root itself: check_writable names it
         raise typer.BadParameter(f"{value} names a folder; give a file name in that folder")
     return Path(value)
 

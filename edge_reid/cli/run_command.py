@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -337,8 +338,9 @@ def run(
     # once it has stopped they are ignored to the end of the command, so a second Ctrl-C cannot cut the
     # summary short or turn a clean stop into exit 130 (`main` puts the handlers back when it returns
     # to a caller instead of exiting).
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    if threading.current_thread() is threading.main_thread():  # main(argv) may run in another thread
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     _run_and_report(runner, frames, sinks, progress, advance, max_frames, summary_path, reconnect_timeout)
 
 
