@@ -36,6 +36,7 @@ from edge_reid.data.images import check_bgr_image
 from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.errors import ModelError
+from edge_reid.thresholds import at_least
 
 PERSON_CLASS = 0
 PAD_VALUE = 114
@@ -314,7 +315,7 @@ class PersonDetector(Closable):
         self.frame_scale = ratio
         raw = self.backend.run()[0]  # (A, 5 + classes)
         scores = raw[:, 4] * raw[:, 5 + PERSON_CLASS]
-        candidates = np.flatnonzero(scores >= np.float32(self.score_threshold))  # in float32, as Detections stores scores
+        candidates = np.flatnonzero(at_least(scores, self.score_threshold))  # in float32, as Detections stores scores
         if candidates.size == 0:
             return Detections.empty()
         chosen = raw[candidates]

@@ -43,6 +43,7 @@ from edge_reid.defaults import REID_THRESHOLD
 from edge_reid.detections import Detections
 from edge_reid.matching.assignment import assign_unique
 from edge_reid.matching.gallery import Gallery
+from edge_reid.thresholds import at_least, margin_over
 from edge_reid.tracking.kalman import GATE_CHI2_95, BoxKalmanFilter
 from edge_reid.tracking.track import Track, TrackState
 from edge_reid.tracking.tracker import Tracker
@@ -200,7 +201,7 @@ class TrackIdentities:
                 self.gallery.observe(identity, track.history[-1] if track.history else None, timestamp=now_s)
             else:
                 rows = np.stack(list(track.history)) if track.history else vector[None, :]
-                identity = self.gallery.add(rows[-self.gallery.history_size :], timestamp=now_s)
+                identity = self.gallery.add(self.gallery.novel_views(rows), timestamp=now_s)
                 self._identity_of[track.track_id] = identity
                 self._similarity_of[track.track_id] = 0.0
                 created.add(track.track_id)
@@ -228,7 +229,7 @@ class TrackIdentities:
             best_visible = max(visible, default=-np.inf)
             # Two or more identities pass the strict test: only the best may be taken without the
             # motion gate's support, and only if it stands out (else appearance cannot tell them apart).
-            strict = (scores[row] >= self.reid_threshold) & (found[row] >= 1)
+            strict = at_least(scores[row], self.reid_threshold) & (found[row] >= 1)
             order = np.argsort(-scores[row][strict])
             passing, passing_ids = scores[row][strict][order], found[row][strict][order]
             contested = passing.size > 1
@@ -245,5 +246,5 @@ class TrackIdentities:
                 if not supported and contested and identity not in takeable:
                     continue
                 threshold = self.gallery.threshold if supported else self.reid_threshold
-                margin[row, np.searchsorted(candidates, identity)] = score - threshold
+                margin[row, np.searchsorted(candidates, identity)] = margin_over(score, threshold)  # 0 exactly at it
         return candidates, margin

@@ -102,3 +102,24 @@ def test_observe_takes_exactly_one_embedding_and_a_threshold_in_range():
         with pytest.raises(ValueError, match="threshold must be a cosine similarity in"):
             gallery.observe(ann, np.eye(4, dtype=np.float32)[0], timestamp=1.0, threshold=threshold)
     assert gallery.observe(ann, np.eye(4, dtype=np.float32)[:1], timestamp=1.0) == pytest.approx(1.0)
+
+
+def test_observe_stores_a_view_exactly_at_the_threshold_as_match_does():
+    """observe() compared in float64, so a view at float32(0.7) == threshold 0.7 read 0.69999999 < 0.7 and was
+    not stored, while match() (float32) stored the same view."""
+    threshold = 0.7
+    stored = np.array([1, 0, 0, 0], np.float32)
+    rng = np.random.default_rng(1)
+    for _ in range(100000):
+        y = np.sqrt(np.float32(1) - np.float32(threshold) ** 2) + np.float32(rng.normal() * 1e-6)
+        view = np.array([threshold, y, 0, 0], np.float32)
+        if abs(np.linalg.norm(view.astype(np.float64)) - 1) < 1e-7 and np.float32(view @ stored) == np.float32(threshold):
+            break
+    for how in ("match", "observe"):
+        gallery = Gallery(4, threshold=threshold, novelty=0.9)
+        identity = gallery.add(stored, timestamp=0)
+        if how == "match":
+            assert gallery.match(view[None], timestamp=1).identity_ids.tolist() == [identity]
+        else:
+            gallery.observe(identity, view, timestamp=1)
+        assert gallery.embedding_counts(identity) == (0, 2), how

@@ -187,3 +187,53 @@ def test_a_frame_is_one_sighting_of_the_identity_a_track_takes():
         scene.step([(look, 300)])
         counts.append(gallery.get(alice).count)
     assert counts == [1, 1, 2, 3, 4], "one more per frame once the track is confirmed (frame 3), never two"
+
+
+def _exactly_at(target: float, template: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A unit vector whose float32 cosine similarity to ``template`` is exactly float32(``target``)."""
+    other = _unit(np.random.default_rng(seed).normal(size=template.size))
+    other = _unit(other - (other @ template) * template)
+    rng = np.random.default_rng(seed)
+    for attempt in range(20000):
+        look = _unit(target * template + np.sqrt(1 - target**2) * other + rng.normal(size=template.size) * 1e-7 * (attempt > 0))
+        probe = Gallery(template.size)
+        probe.add(look, timestamp=0)
+        if probe.search(template[None], 1)[0][0, 0] == np.float32(target):
+            return look
+    raise AssertionError("no vector found")
+
+
+def test_a_similarity_exactly_at_reid_threshold_takes_the_identity():
+    """0.82 is 0.81999999 in float32: the margin over --reid-threshold was computed in float64 and came
+    out -7e-9, so a returning person scored exactly at the threshold got a second identity (while
+    Gallery.match and the tracker count a value at a threshold as reaching it)."""
+    from edge_reid.identities import template
+
+    look = _look(7)
+    dry = Scene(Gallery(DIM, threshold=0.6))
+    for _ in range(3):
+        dry.tracker.update(Detections.from_boxes([_box(100)], [0.9]), look[None], dry.frame / 10)
+        dry.frame += 1
+    stored = _exactly_at(0.82, template(dry.tracker.tracks[0]))
+    gallery = Gallery(DIM, threshold=0.6)
+    gallery.add(stored, timestamp=0)
+    tracker, identities = Tracker(), TrackIdentities(gallery, reid_threshold=0.82)
+    for frame in range(3):
+        tracked = tracker.update(Detections.from_boxes([_box(100)], [0.9]), look[None], frame / 10)
+        found = identities.update(tracker, tracked)
+    assert found.identity_ids.tolist() == [1] and len(gallery) == 1
+
+
+def test_a_new_identity_keeps_only_novel_views_of_its_track():
+    """A new identity stored the track's whole clean history: three near-copies of one view (cosine
+    0.998) filled 'up to 8 novel recent views', where observe() would have kept one."""
+    look = _look(3)
+    gallery, tracker = Gallery(DIM, novelty=0.9), Tracker()
+    identities = TrackIdentities(gallery)
+    for i in range(3):
+        tracked = tracker.update(Detections.from_boxes([_box(100 + 2 * i)], [0.9]), _near(look, i, 0.01)[None], i / 10)
+        identities.update(tracker, tracked)
+    assert gallery.embedding_counts(1) == (0, 1)
+    far = np.stack([_look(40 + k) for k in range(12)])  # twelve different views, newest last
+    kept = gallery.novel_views(far)
+    assert len(kept) == gallery.history_size and np.array_equal(kept[-1], far[-1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from edge_reid.thresholds import at_least
+
 _FORBIDDEN = -1.0e3
 
 
@@ -27,7 +29,7 @@ def assign_unique(similarity: np.ndarray, threshold: float) -> np.ndarray:
     assigned = np.full(rows, -1, dtype=np.int64)
     if rows == 0 or similarity.shape[1] == 0:
         return assigned
-    allowed = similarity >= threshold
+    allowed = at_least(similarity, threshold)  # in float32: a similarity exactly at the threshold counts
     if not allowed.any():
         return assigned
     weights = np.where(allowed, similarity, _FORBIDDEN)

@@ -55,6 +55,7 @@ from edge_reid.matching.assignment import assign_unique
 from edge_reid.matching.gallery_file import GALLERY_KIND, read_gallery, write_gallery_file
 from edge_reid.matching.store import EmbeddingStore
 from edge_reid.matching.topk import topk_cosine
+from edge_reid.thresholds import at_least
 from edge_reid.unit_vectors import check_unit_rows
 
 #: Extra candidate identities per query beyond the number of queries (see :meth:`Gallery.match`).
@@ -325,6 +326,32 @@ class Gallery:
             self._store.remove(members.recent.popleft())
         members.recent.append(store_id)
 
+    def novel_views(self, embeddings: np.ndarray) -> np.ndarray:
+        """The views of one person worth keeping as a new identity's recent history, as :meth:`observe`
+        keeps them: from the newest back, a row only when its best cosine similarity to the rows kept is
+        below ``novelty``, at most ``history_size`` rows.
+
+        Args:
+            embeddings: (M, D) float32 L2-normalised embeddings of one person, oldest first (e.g. a
+                track's clean history).
+
+        Returns:
+            (K, D) float32, 1 <= K <= min(M, ``history_size``), oldest first; the newest row always kept.
+
+        Raises:
+            ValueError: not (M, D) with M >= 1, or rows that are not unit vectors.
+        """
+        rows = self._check(embeddings)
+        if rows.shape[0] == 0:
+            raise ValueError("need at least one embedding")
+        kept = [rows.shape[0] - 1]
+        for index in range(rows.shape[0] - 2, -1, -1):
+            if len(kept) == self.history_size:
+                break
+            if not at_least(float(np.max(rows[kept] @ rows[index])), self.novelty):
+                kept.append(index)
+        return rows[sorted(kept)]
+
     def add(self, embedding: np.ndarray, name: str | None = None, timestamp: float | None = None) -> int:
         """Create an identity from one embedding; returns its id.
 
@@ -523,7 +550,8 @@ class Gallery:
         vector = vectors[0]
         best = float(self.similarity(identity_id, vector)[0])
         lowest = self.threshold if threshold is None else float(threshold)
-        self._record_sighting(int(identity_id), when, vector if lowest <= best < self.novelty else None)
+        novel_and_same = bool(at_least(best, lowest)) and not bool(at_least(best, self.novelty))  # in float32, as scores are
+        self._record_sighting(int(identity_id), when, vector if novel_and_same else None)
         return best
 
     # -- matching -----------------------------------------------------------------------------
@@ -614,7 +642,7 @@ class Gallery:
                 identity_ids[row] = identity_id
                 similarities[row] = best
                 if update:
-                    self._record_sighting(identity_id, when, q[row] if best < self.novelty else None)
+                    self._record_sighting(identity_id, when, None if at_least(best, self.novelty) else q[row])
             elif create:
                 identity_ids[row] = self.add(q[row], timestamp=when)
                 is_new[row] = True

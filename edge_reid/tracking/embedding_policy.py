@@ -29,7 +29,8 @@ from edge_reid.defaults import REFRESH_S
 from edge_reid.detections import Detections
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix
 from edge_reid.tracking.track import TrackState
-from edge_reid.tracking.tracker import Tracker, at_least
+from edge_reid.thresholds import at_least
+from edge_reid.tracking.tracker import Tracker
 
 
 

@@ -54,6 +54,7 @@ from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xyxy_to_xywh
 from edge_reid.tracking.camera_motion import IDENTITY_WARP, CameraMotion
 from edge_reid.tracking.config import TrackerConfig
 from edge_reid.tracking.kalman import BoxKalmanFilter
+from edge_reid.thresholds import at_least
 from edge_reid.tracking.track import Track, TrackState
 
 
@@ -74,13 +75,6 @@ STILL_CLOCK_UPDATES = 100
 #: That grace is bounded: a lost track unseen for more than this many times ``max_lost_s`` at a
 #: frame's time (a stalled stream, a slow loop) is removed before association, never re-found.
 LOST_STALE_FACTOR = 2.0
-
-
-def at_least(scores: np.ndarray, threshold: float) -> np.ndarray:
-    """(N,) bool: which detection scores are at or above a :class:`TrackerConfig` threshold, compared in
-    float32 as :class:`~edge_reid.detections.Detections` stores them (0.7 is 0.69999999 there: a score
-    given as exactly the threshold counts as at it)."""
-    return np.asarray(scores, np.float32) >= np.float32(threshold)
 
 
 def overlapped_mask(boxes: np.ndarray, overlap: float) -> np.ndarray:
