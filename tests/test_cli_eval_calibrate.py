@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import onnx
@@ -47,6 +48,9 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
         "--max-map-drop", "100",
     ])
     assert code == 0
+    # Not a terminal (a log file, CI): each phase is a line when it starts, not only bars at the end.
+    phases = re.findall(r"^(.+?)(?: \(\d+\))? at \d\d:\d\d:\d\d$", capsys.readouterr().err, re.M)
+    assert phases[:2] == ["FP32 reference", "calibrating (mse)"] and len(phases) >= 5
     report = json.loads((out_dir / "osnet_x0_25_msmt17-int8-report.json").read_text())
     assert report["met"] and report["calibration"]["count"] == 24
     assert all(not name.startswith("..") for name in report["calibration"]["images"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -119,6 +120,8 @@ def calibrate_command(
     ) as bars:
 
         def start(description: str, total: int | None):
+            if not bars.console.is_terminal:  # a log file or a pipe: the bars only show at the end, a line now
+                bars.console.print(f"{escape(description)}" + (f" ({total})" if total else "") + f" at {time.strftime('%H:%M:%S')}")
             task = bars.add_task(description, total=total)
             return lambda n: bars.advance(task, n)
 
