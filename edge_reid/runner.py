@@ -12,7 +12,6 @@ options, a progress bar and the printed table.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -24,7 +23,7 @@ from edge_reid.defaults import GALLERY_SAVE_EVERY_S, PRUNE_MIN_AGE_S
 from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import describe_os_error
 from edge_reid.matching.gallery_lock import RUN_HOLDER, gallery_lock
-from edge_reid.output_paths import check_writable
+from edge_reid.output_paths import check_writable, same_file
 from edge_reid.pipeline import Pipeline
 from edge_reid.results import FrameResult
 from edge_reid.sources import FrameSource, open_source
@@ -186,9 +185,7 @@ class Runner:
         gallery = self.pipeline.gallery
         if saving.prune_after_s is not None:
             gallery.prune(saving.prune_after_s, keep=self.pipeline.identities.held_identities())
-        origin = gallery.source_path  # the file it was read from or last saved to: what "changed" is about
-        saves_over_origin = origin is not None and origin.exists() and Path(saving.path).exists() and os.path.samefile(origin, saving.path)
-        changed = self._saving_to is None and saves_over_origin and gallery.changed_on_disk()
+        changed = self._saving_to is None and self._saves_over_origin(saving.path) and gallery.changed_on_disk()
         if changed:
             stem, suffix = Path(saving.path).stem, Path(saving.path).suffix or ".edgereid"
             self._saving_to = Path(saving.path).with_name(f"{stem}.run-{time.strftime('%Y%m%d-%H%M%S')}{suffix}")
@@ -220,10 +217,14 @@ class Runner:
             return
         self._check_gallery_is_ours(check_writable(saving.path, "gallery"))
 
+    def _saves_over_origin(self, path) -> bool:
+        """True when ``path`` is the existing file the gallery was read from or last saved to."""
+        origin = self.pipeline.gallery.source_path
+        return origin is not None and origin.exists() and Path(path).exists() and same_file(origin, path)
+
     def _check_gallery_is_ours(self, path: Path) -> None:
         """The half of :meth:`check_gallery_path` after the path was found writable."""
-        origin = self.pipeline.gallery.source_path
-        if path.exists() and not (origin is not None and origin.exists() and os.path.samefile(origin, path)):
+        if path.exists() and not self._saves_over_origin(path):
             raise OutputPathError(
                 f"gallery file {path} already exists and this pipeline's gallery was not loaded from it: saving would "
                 f"replace the identities it holds. Load it first (Pipeline(gallery=Gallery.open({str(path)!r}, embedder.dim, "
