@@ -339,16 +339,17 @@ class Gallery:
             (K, D) float32, 1 <= K <= min(M, ``history_size``), oldest first; the newest row always kept.
 
         Raises:
-            ValueError: not (M, D) with M >= 1, or rows that are not unit vectors.
+            ValueError: not (M, D) with M >= 1.
         """
         rows = self._check(embeddings)
         if rows.shape[0] == 0:
             raise ValueError("need at least one embedding")
+        repeats = at_least(rows @ rows.T, self.novelty)  # (M, M): which views another one already covers
         kept = [rows.shape[0] - 1]
         for index in range(rows.shape[0] - 2, -1, -1):
             if len(kept) == self.history_size:
                 break
-            if not at_least(float(np.max(rows[kept] @ rows[index])), self.novelty):
+            if not repeats[index, kept].any():
                 kept.append(index)
         return rows[sorted(kept)]
 

@@ -198,7 +198,8 @@ class Tracker:
             )
         for track in self.tracks:  # before association: never re-found after a stall (LOST_STALE_FACTOR)
             track.expire(self.clock_s, LOST_STALE_FACTOR * self.config.max_lost_s)
-        self.tracks = [t for t in self.tracks if t.state != TrackState.REMOVED]
+        if any(t.state == TrackState.REMOVED for t in self.tracks):
+            self.tracks = [t for t in self.tracks if t.state != TrackState.REMOVED]
         if self.tracks:
             means = np.stack([t.mean for t in self.tracks])
             covariances = np.stack([t.covariance for t in self.tracks])
