@@ -115,6 +115,8 @@ def test_observe_stores_a_view_exactly_at_the_threshold_as_match_does():
         view = np.array([threshold, y, 0, 0], np.float32)
         if abs(np.linalg.norm(view.astype(np.float64)) - 1) < 1e-7 and np.float32(view @ stored) == np.float32(threshold):
             break
+    else:
+        raise AssertionError("no view exactly at the threshold: the test would not test the boundary")
     for how in ("match", "observe"):
         gallery = Gallery(4, threshold=threshold, novelty=0.9)
         identity = gallery.add(stored, timestamp=0)

@@ -83,7 +83,7 @@ def _naive_gating_distance(mean, cov, boxes):
 
 def test_gating_distance_solves_one_system_per_track_with_the_same_numbers(monkeypatch):
     """Defect: gating_distance broadcast each track's 4x4 system to every detection, (N, M, 4, 4), and solved
-    one per pair (6 s for 2000 x 2000 on this machine); one solve per track with M right-hand sides gives the same."""
+    one per pair; one solve per track with M right-hand sides gives the same."""
     rng = np.random.default_rng(0)
     kalman = BoxKalmanFilter()
     tracks = np.column_stack([rng.uniform(0, 1900, 12), rng.uniform(0, 1000, 12), rng.uniform(20, 60, 12), rng.uniform(50, 150, 12)])
