@@ -193,12 +193,26 @@ def remove_folders_left_empty() -> None:
             _made_folders.pop().rmdir()
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself or its nearest ancestor that exists (a dangling link counts as existing)."""
+    return next((candidate for candidate in (path, *path.parents) if os.path.lexists(candidate)), Path("."))
+
+
 def _file_in_the_way(folder: Path) -> Path | None:
     """The nearest existing ancestor of ``folder`` (itself included) when it is not a folder, else None."""
-    for candidate in (folder, *folder.parents):
-        if os.path.lexists(candidate):
-            return None if candidate.is_dir() else candidate
-    return None
+    existing = _nearest_existing(folder)
+    return None if existing.is_dir() else existing
+
+
+def _probe_folder(folder: Path) -> None:
+    """Create and remove a file in ``folder``.
+
+    Raises:
+        OSError: a file cannot be created there.
+    """
+    fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_writable(path: str | Path, what: str) -> Path:
@@ -225,9 +239,7 @@ def check_writable(path: str | Path, what: str) -> Path:
         raise OutputPathError(f"{what} path {target} is not a regular file (a device, pipe or socket); give a file name")
     try:
         _make_folder(target.parent)
-        fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=target.parent)
-        os.close(fd)
-        os.unlink(probe)
+        _probe_folder(target.parent)
         if target.exists() and not os.access(target, os.W_OK):
             raise PermissionError(f"{target} is read-only")
     except OSError as exc:
@@ -246,9 +258,7 @@ def check_writable_folder(folder: str | Path, what: str = "output folder") -> Pa
     target = Path(folder)
     try:
         _make_folder(target)
-        fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=target)
-        os.close(fd)
-        os.unlink(probe)
+        _probe_folder(target)
     except OSError as exc:
         blocker = _file_in_the_way(target)
         cause = f"{blocker} is a file, not a folder" if blocker is not None else exc.strerror or exc
@@ -272,11 +282,9 @@ def check_folder_can_be_made(folder: str | Path, what: str = "output folder") ->
     blocker = _file_in_the_way(target)
     if blocker is not None:
         raise OutputPathError(f"cannot write to {what} {target}: {blocker} is a file, not a folder")
-    existing = next((c for c in (target, *target.parents) if os.path.lexists(c)), Path("."))
+    existing = _nearest_existing(target)
     try:
-        fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
+        _probe_folder(existing)
     except OSError as exc:
         where = "" if existing == target else f" (its folder {existing})"
         raise OutputPathError(f"cannot write to {what} {target}{where}: {exc.strerror or exc}") from None
