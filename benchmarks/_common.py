@@ -18,7 +18,7 @@ to ``edge-reid bench``: ``--video`` a video to cut people from (default
 ``--crops`` a folder of person crops instead, ``--max-crops`` how many. Scripts that write a
 stand-in sequence (``tiled_sequence.py``, ``moving_camera_sequence.py``) share
 :func:`stand_in_main`. Other real assets (data sets, ground truth) are found under
-:func:`shared_dir`: ``$EDGE_REID_SHARED``, else ``shared/`` beside the repository.
+:func:`shared_dir`, the folder ``edge-reid bench`` finds its video in.
 
 Scripts that compare backends run without OpenVINO: :func:`usable_backends` and
 :func:`openvino_or_none` drop it with one line (:data:`OPENVINO_SKIPPED`) and the other rows are
@@ -29,7 +29,6 @@ exits with status 2 and one line.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -39,18 +38,16 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from edge_reid.bench import CropPool, crops_from_folder, crops_from_video, default_video  # noqa: E402
+from edge_reid.bench import CropPool, crops_from_folder, crops_from_video, default_video, shared_folder  # noqa: E402
 
 
 #: The line a script comparing backends prints when OpenVINO cannot be imported (its rows are left out).
 OPENVINO_SKIPPED = "openvino: skipped (not installed: pip install openvino)"
 
 
-def shared_dir() -> Path:
-    """The folder of the real assets (``data/vtest.avi``, ``data/vtest-mot``, ``data/mot17-reid-mini``,
-    ``models/``): ``$EDGE_REID_SHARED`` when set, else ``shared/`` beside the repository."""
-    folder = os.environ.get("EDGE_REID_SHARED")
-    return Path(folder) if folder else REPO.parent / "shared"
+#: The folder of the real assets: :func:`edge_reid.bench.shared_folder` (``$EDGE_REID_SHARED``, else
+#: ``../shared``, else ``shared/`` beside the repository), as ``edge-reid bench`` finds it.
+shared_dir = shared_folder
 
 
 def benchmark_parser(

@@ -19,10 +19,12 @@ from edge_reid.bench import (
     CropPool,
     LatencyStats,
     crops_from_folder,
+    default_video,
     match_queries,
     parse_batch_sizes,
     percentile,
     resolve_precision,
+    shared_folder,
     synthetic_gallery,
 )
 from edge_reid.cli import main
@@ -182,6 +184,26 @@ def test_crops_from_folder_skips_unreadable_images(tmp_path):
         crops_from_folder(empty)
     with pytest.raises(DataError, match="not found"):
         crops_from_folder(tmp_path / "missing")
+
+
+def test_the_shared_folder_is_edge_reid_shared_when_set_else_the_one_beside(tmp_path, monkeypatch):
+    """``$EDGE_REID_SHARED`` decides when set, even without a video in it (an explicit setting is not
+    overridden by a folder found elsewhere); else ``../shared`` from the working folder."""
+    beside = tmp_path / "shared" / "data"
+    beside.mkdir(parents=True)
+    (beside / "vtest.avi").write_bytes(b"video")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("EDGE_REID_SHARED", raising=False)
+    assert shared_folder().resolve() == tmp_path / "shared"
+    assert default_video() == beside / "vtest.avi"
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "data").mkdir(parents=True)
+    monkeypatch.setenv("EDGE_REID_SHARED", str(elsewhere))
+    assert shared_folder() == elsewhere and default_video() is None
+    (elsewhere / "data" / "vtest.avi").write_bytes(b"video")
+    assert default_video() == elsewhere / "data" / "vtest.avi"
 
 
 # --------------------------------------------------------------------------- the command

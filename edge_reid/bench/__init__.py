@@ -31,7 +31,7 @@ Use from Python::
 from __future__ import annotations
 
 from edge_reid.bench.compare import COMPARISON_SCHEMA, BackendComparison, bench_backend_names, bench_backends
-from edge_reid.bench.crop_pool import CropPool, crops_from_folder, crops_from_video, default_video
+from edge_reid.bench.crop_pool import CropPool, crops_from_folder, crops_from_video, default_video, shared_folder
 from edge_reid.bench.environment import environment
 from edge_reid.bench.matcher import DEFAULT_GALLERY_SIZE, Matcher, match_queries, synthetic_gallery
 from edge_reid.bench.precision import PRECISIONS, backend_options_for, backend_precision, resolve_precision
@@ -69,6 +69,7 @@ __all__ = [
     "crops_from_folder",
     "crops_from_video",
     "default_video",
+    "shared_folder",
     "environment",
     "match_queries",
     "measure_batch",

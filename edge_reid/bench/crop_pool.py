@@ -9,18 +9,24 @@ from edge_reid.crop_pool import CropPool
 from edge_reid.errors import DataError
 
 
-def default_video() -> Path | None:
-    """``shared/data/vtest.avi`` when it exists, else None.
+def shared_folder() -> Path:
+    """The folder of the real assets (``data/vtest.avi``, ``data/vtest-mot``, ``data/mot17-reid-mini``,
+    ``models/``) the benchmarks read; the package bundles none of them.
 
-    Looked up in ``$EDGE_REID_SHARED``, then ``../shared`` from the working folder,
-    then ``../shared`` beside the source checkout. The package bundles no video.
+    ``$EDGE_REID_SHARED`` when set; else the first existing of ``../shared`` from the working folder
+    and ``shared/`` beside the source checkout; else the latter (which does not exist: the
+    caller's error names it).
     """
-    candidates = []
     if os.environ.get("EDGE_REID_SHARED"):
-        candidates.append(Path(os.environ["EDGE_REID_SHARED"]) / "data" / "vtest.avi")
-    candidates.append(Path("..") / "shared" / "data" / "vtest.avi")
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data" / "vtest.avi")
-    return next((path.resolve() for path in candidates if path.is_file()), None)
+        return Path(os.environ["EDGE_REID_SHARED"])
+    beside_checkout = Path(__file__).resolve().parents[3] / "shared"
+    return next((folder for folder in (Path("..") / "shared", beside_checkout) if folder.is_dir()), beside_checkout)
+
+
+def default_video() -> Path | None:
+    """``data/vtest.avi`` in :func:`shared_folder` when it exists (resolved), else None."""
+    video = shared_folder() / "data" / "vtest.avi"
+    return video.resolve() if video.is_file() else None
 
 
 def crops_from_video(video_path: str | Path, max_crops: int = 256, every_n_frames: int = 5, detector_path: str | Path | None = None) -> CropPool:
