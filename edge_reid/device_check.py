@@ -106,7 +106,7 @@ class DeviceCheckOptions:
         model_path: FP32 ReID model (None: the bundled OSNet x0.25).
         qdq_path: its Q/DQ INT8 model from ``edge-reid calibrate`` (None: ``calibration/<model>-int8-qdq.onnx`` if present).
         crops: folder of person crops for the accuracy and loop checks.
-        video: or a video to cut person crops from (None with no ``crops``: ../shared/data/vtest.avi if present).
+        video: or a video to cut person crops from (None with no ``crops``: :func:`edge_reid.bench.default_video` if present).
         max_crops: most crops used.
         seconds: timed seconds per measurement.
     """

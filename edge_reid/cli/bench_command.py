@@ -112,7 +112,7 @@ def bench(
     json_path: Optional[Path] = typer.Option(None, "--json", parser=output_file, metavar="<path>", help="Also write the results here (.json) for scripts."),
     crops: Optional[Path] = typer.Option(None, "--crops", help="Folder of person crops (.jpg/.png) for the loop and preprocess benchmarks."),
     video: Optional[Path] = typer.Option(
-        None, "--video", help="Cut person crops from this video instead. Default: ../shared/data/vtest.avi when present."
+        None, "--video", help="Cut person crops from this video instead. Default: data/vtest.avi of the shared assets ($EDGE_REID_SHARED, else ../shared) when present."
     ),
     max_crops: int = typer.Option(256, "--max-crops", min=1, help="Most crops to read or cut."),
     gallery_size: int = typer.Option(10_000, "--gallery-size", min=1, help="Identities in the loop's gallery."),
@@ -133,7 +133,7 @@ def bench(
       edge-reid bench --model osnet_int8.onnx --precision int8 --crops my_crops/
     """
     from edge_reid.backends import PRECISIONS
-    from edge_reid.bench import BenchConfig, crops_from_folder, crops_from_video, default_video, parse_batch_sizes
+    from edge_reid.bench import BenchConfig, crops_from_folder, crops_from_video, default_video, parse_batch_sizes, shared_folder
     from edge_reid.bench.compare import bench_backend_names, bench_backends
     from edge_reid.folders import require_folder
     from edge_reid.errors import DataError
@@ -168,7 +168,7 @@ def bench(
         source = video or default_video()
         if source is None:
             raise DataError(
-                "the loop and preprocess benchmarks need real person crops and ../shared/data/vtest.avi was not found: "
+                f"the loop and preprocess benchmarks need real person crops and {shared_folder() / 'data' / 'vtest.avi'} was not found: "
                 "give --crops FOLDER or --video FILE, or use --model-only"
             )
         if not Path(source).exists():
