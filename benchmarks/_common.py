@@ -202,20 +202,12 @@ def usable_backends(text: str) -> list[str]:
     return names
 
 
-def openvino_cpu_capabilities() -> list[str]:
-    """What OpenVINO's CPU device here computes in (``OPTIMIZATION_CAPABILITIES``: FP32, BF16, INT8, ...);
-    OpenVINO must be importable (:func:`openvino_or_none`)."""
-    from edge_reid.backends.openvino import _core
-
-    return list(_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
 def openvino_bf16_note() -> str:
     """"" when OpenVINO's CPU device here computes in bf16, else why not (one line, for a skipped bf16 row)."""
-    capabilities = openvino_cpu_capabilities()
-    if "BF16" in capabilities:
-        return ""
-    return f"OpenVINO's CPU device here cannot compute in BF16: it offers {', '.join(capabilities)}; bf16 needs AMX or AVX512-BF16"
+    from edge_reid.backends.openvino import precision_unavailable
+
+    why = precision_unavailable("bf16")
+    return f"{why}; bf16 needs AMX or AVX512-BF16" if why else ""
 
 
 def _fail(message: str) -> None:

@@ -57,10 +57,10 @@ def settings(int8: Path | None, openvino: bool) -> dict:
         REFERENCE: lambda spec, b, t: OnnxRuntimeBackend(DEFAULT_REID_MODEL, spec, b, t),
     }
     if openvino:
-        from edge_reid.backends.openvino import OpenVinoBackend, _core
+        from edge_reid.backends.openvino import OpenVinoBackend, precision_unavailable
 
         made["openvino fp32 (default)"] = lambda spec, b, t: OpenVinoBackend(DEFAULT_REID_MODEL, spec, b, t)
-        if "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if not precision_unavailable("bf16"):
             made["openvino bf16"] = lambda spec, b, t: OpenVinoBackend(DEFAULT_REID_MODEL, spec, b, t, precision="bf16")
     if int8 is not None:
         made["onnxruntime int8 Q/DQ (exact)"] = lambda spec, b, t: OnnxRuntimeBackend(int8, spec, b, t, optimization_level="extended")

@@ -50,7 +50,7 @@ def _embed(backend, batch: np.ndarray) -> np.ndarray:
 
 
 def _cpu_has_bf16() -> bool:
-    return "BF16" in openvino_backend._core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return not openvino_backend.precision_unavailable("bf16")
 
 
 class _CoreWithout:

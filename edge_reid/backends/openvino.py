@@ -168,6 +168,24 @@ def stream_count(threads: int, max_batch: int, chunk_rows: int = STATIC_CHUNK) -
     return max(1, min(threads, max_batch // chunk_rows))
 
 
+def precision_unavailable(precision: str, device: str = "CPU") -> str:
+    """Why OpenVINO's ``device`` here cannot compute in ``precision`` (one line), or "" when it can
+    (the device lists it in ``OPTIMIZATION_CAPABILITIES``).
+
+    Args:
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (:data:`PRECISION_HINTS`).
+        device: an OpenVINO device name (``CPU``, ``GPU``, ``NPU``).
+
+    Raises:
+        BackendUnavailableError: OpenVINO is not installed.
+    """
+    capability = PRECISION_HINTS[precision][1]
+    capabilities = list(_core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
+    if capability in capabilities:
+        return ""
+    return f"OpenVINO's {device} device here cannot compute in {capability} (it offers {', '.join(capabilities)})"
+
+
 def _compile(
     model, model_path: Path, device: str, threads: int | None, precision: str, streams: int = 0, option: str = "--precision"
 ):
@@ -177,13 +195,9 @@ def _compile(
     ``threads`` threads; otherwise its latency mode on ``threads`` threads (None: every core).
     ``option``: the command-line option that chose ``precision``, named in the refusal.
     """
-    hint, capability = PRECISION_HINTS[precision]
-    capabilities = list(_core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
-    if capability not in capabilities:
-        raise BackendUnavailableError(
-            f"{option} {precision}: OpenVINO's {device} device here cannot compute in {capability} "
-            f"(it offers {', '.join(capabilities)}); use {option} fp32"
-        )
+    if why := precision_unavailable(precision, device):
+        raise BackendUnavailableError(f"{option} {precision}: {why}; use {option} fp32")
+    hint = PRECISION_HINTS[precision][0]
     config: dict = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if device == "CPU":
         # The two models and our own threads share the cores: let the OS place threads rather than
