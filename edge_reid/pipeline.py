@@ -11,6 +11,7 @@ those three results.
 from __future__ import annotations
 
 import inspect
+import numbers
 import queue
 import threading
 from dataclasses import dataclass
@@ -147,11 +148,13 @@ class Pipeline:
         """Forget every track, as at the start of a new video or camera session.
 
         The gallery keeps its identities: people seen before are recognised again (at
-        ``reid_threshold``). Track ids start again from 1. :meth:`run` calls this first.
+        ``reid_threshold``). Track ids start again from 1, and :attr:`timer` (the stages'
+        milliseconds per frame) from 0. :meth:`run` calls this first.
         """
         self._forget_tracks()
         self._stream_clock = StreamClock()
         self._next_frame_index = 0
+        self.timer = StageTimer()
 
     def _forget_tracks(self, keep_counting: bool = False) -> None:
         """New tracker and identities; ``keep_counting``: the same stream goes on, so track ids go on from
@@ -219,12 +222,11 @@ class Pipeline:
         if timestamp_s is None:
             timestamp_s = self._stream_clock.seconds()
         frame_index = self._next_frame_index if frame_index is None else frame_index
-        try:
-            timestamp_s, frame_index = float(timestamp_s), int(frame_index)  # numpy scalars: JSON-ready in results
-        except (TypeError, ValueError):
+        if not _is_number(timestamp_s, numbers.Real) or not _is_number(frame_index, numbers.Integral):
             raise TypeError(
                 f"timestamp_s must be seconds (a number) and frame_index an integer, got {timestamp_s!r} and {frame_index!r}"
-            ) from None
+            )
+        timestamp_s, frame_index = float(timestamp_s), int(frame_index)  # numpy scalars: JSON-ready in results
         if not np.isfinite(timestamp_s):
             raise ValueError(f"timestamp_s must be a finite number of seconds, got {timestamp_s}")
         self._next_frame_index = frame_index + 1
@@ -318,12 +320,12 @@ class Pipeline:
             DataError: an image folder's MOTChallenge ``seqinfo.ini`` is not valid.
             ModelError: a model failed (see :meth:`process`).
         """
-        return _ClosesItsSource(self._run(source, max_frames, prefetch), source if isinstance(source, FrameSource) else None)
+        frames = source if isinstance(source, FrameSource) else open_source(source)  # a bad source fails here, not at the first frame
+        return _ClosesItsSource(self._run(frames, max_frames, prefetch), frames)
 
-    def _run(self, source: FrameSource | str | int, max_frames: int | None, prefetch: int) -> Iterator[FrameResult]:
+    def _run(self, frames: FrameSource, max_frames: int | None, prefetch: int) -> Iterator[FrameResult]:
         self.reset()
         self._reader_stuck = False
-        frames = source if isinstance(source, FrameSource) else open_source(source)
         staged = self._staged_threaded(frames, max_frames, prefetch) if prefetch > 0 else self._staged(frames, max_frames)
         try:
             for frame, detections in staged:
@@ -399,6 +401,12 @@ class Pipeline:
             # stalled stream) cannot be interrupted: the (daemon) thread is left to it, not waited for.
             worker.join(timeout=2.0)
             self._reader_stuck = worker.is_alive()
+
+
+def _is_number(value, kind: type) -> bool:
+    """``value`` is a ``kind`` (:class:`numbers.Real` or :class:`numbers.Integral`, numpy scalars
+    included) and not a bool: ``True`` is no time and no frame number."""
+    return isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
 
 
 class _ClosesItsSource(Iterator[FrameResult]):

@@ -301,8 +301,8 @@ class Runner:
         )
         started = time.perf_counter()
         last_save = started
+        pipeline.reset()  # as pipeline.run() does at its first frame: this run's tracks and stage times from 0
         embeddings_before = pipeline.embeddings_total
-        confirmed_before = pipeline.tracker.confirmed_total
         results = pipeline.run(frames, max_frames=max_frames)
         unexpected: BaseException | None = None  # a sink's close() failing otherwise than in writing
         try:
@@ -339,7 +339,7 @@ class Runner:
             summary.seconds = time.perf_counter() - started
             summary.fps = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
             summary.identities = len(pipeline.gallery)
-            summary.tracks = pipeline.tracker.confirmed_total - confirmed_before
+            summary.tracks = pipeline.tracker.confirmed_total
             summary.embeddings = pipeline.embeddings_total - embeddings_before
             summary.embeddings_per_frame = summary.embeddings / summary.frames if summary.frames else 0.0
             summary.stage_ms = pipeline.timer.mean_ms()

@@ -59,6 +59,12 @@ def test_process_refuses_a_time_that_is_not_a_number(embedder, vtest_frames):
         pipeline.process(vtest_frames[0], "now", detections=none)
     with pytest.raises(ValueError, match="finite number of seconds"):
         pipeline.process(vtest_frames[0], float("nan"), detections=none)
+    # a number written as text, a bool, a fractional frame number: refused, not converted or cut
+    for timestamp_s, frame_index in (("0.1", 0), (True, 0), (0.1, "9"), (0.1, 2.7), (0.1, np.True_)):
+        with pytest.raises(TypeError, match="timestamp_s must be seconds"):
+            pipeline.process(vtest_frames[0], timestamp_s, frame_index, detections=none)
+    result = pipeline.process(vtest_frames[0], np.float32(0.5), np.int64(7), detections=none)  # numpy scalars are numbers
+    assert result.frame_index == 7 and type(result.frame_index) is int and type(result.timestamp_s) is float
 
 
 def test_a_tracker_config_where_a_tracker_goes_is_refused_at_once(embedder):

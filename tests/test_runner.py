@@ -45,6 +45,27 @@ def test_runner_writes_sinks_saves_the_gallery_and_summarises(tmp_path, embedder
     assert not summary.interrupted and summary.fps > 0
 
 
+def test_a_second_run_summarises_only_itself(embedder, detector, vtest_path):
+    """One Runner, two sources: the second summary's tracks and stage times are its own run's (its
+    tracks were counted against the first run's tracker: 0 or negative; its stage times averaged
+    over both runs)."""
+    pipeline = Pipeline(embedder, detector)
+    runner = Runner(pipeline, handle_signals=False)
+    first = runner.run(str(vtest_path), max_frames=30)
+    assert first.tracks > 0 and first.tracks == pipeline.tracker.confirmed_total
+    second = runner.run(str(vtest_path), max_frames=12)
+    assert second.frames == 12 and pipeline.timer.frames == 12
+    assert second.tracks == pipeline.tracker.confirmed_total > 0
+    assert second.stage_ms == pipeline.timer.mean_ms()
+
+
+def test_a_source_that_cannot_be_opened_fails_when_the_run_is_asked_for(embedder, detector, tmp_path):
+    from edge_reid.errors import SourceError
+
+    with pytest.raises(SourceError):
+        Pipeline(embedder, detector).run(str(tmp_path / "missing.mp4"))  # not only at the first next()
+
+
 def test_a_quit_request_or_stop_ends_the_run_and_still_closes(embedder, detector, vtest_path):
     recorder = Recorder(quit_after=2)
     summary = Runner(Pipeline(embedder, detector), [recorder], handle_signals=False).run(str(vtest_path))
