@@ -20,12 +20,13 @@ from hypothesis import settings
 settings.register_profile("edge-reid", deadline=None)
 settings.load_profile("edge-reid")
 
+from edge_reid.bench.crop_pool import shared_folder
 from edge_reid.spec import ModelSpec, file_sha256
 from edge_reid.tensorrt.manifest import EngineManifest, MachineIdentity, engine_stem, write_manifest
 from edge_reid.tensorrt.profile import BatchProfile
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EDGE_REID_SHARED", REPO.parent / "shared"))
+SHARED = shared_folder()  # $EDGE_REID_SHARED (when set and not empty), else ../shared: as edge-reid bench finds it
 
 
 def _need(path: Path) -> Path:
