@@ -1,5 +1,6 @@
 """Sinks: MOTChallenge rows of identities, labels that never cover each other."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -58,6 +59,13 @@ def test_video_sink_writes_annotated_frames(tmp_path):
         sink.write(_result([(10, 40, 60, 150)], [1], frame=frame))
     sink.close()
     assert sink.frames == 3 and (tmp_path / "v.mp4").stat().st_size > 0
+    capture = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    ok, image = capture.read()
+    capture.release()
+    assert ok and image.shape == (200, 300, 3)
+    # the frames were black: the box's outline (x 10..60, y 40..150) and its label are drawn on them
+    assert image[40:151, 8:13].max() > 100 and image[40:151, 58:63].max() > 100
+    assert image[80:120, 20:50].max() < 30  # inside the box: the frame, untouched
 
 
 def _with_past(result: FrameResult, past) -> FrameResult:

@@ -135,6 +135,10 @@ def test_low_score_detections_only_extend_tracks():
     kept = tracker.update(Detections.from_boxes([_box(120), _box(500)], [0.3, 0.3]), None, 0.4)
     assert kept.track_ids.tolist() == [track.track_id]  # occluded person scored low: still tracked
     assert len(tracker.tracks) == 1  # a weak detection alone never starts a track
+    tracker.update(Detections.empty(), None, 0.5)  # missed: the track is lost
+    assert track.state == TrackState.LOST
+    weak = tracker.update(Detections.from_boxes([_box(130)], [0.3]), None, 0.6)
+    assert len(weak) == 0 and track.state == TrackState.LOST  # ByteTrack: weak boxes extend only tracks tracked a frame ago
 
 
 def test_frames_without_detections_and_hundreds_of_detections():

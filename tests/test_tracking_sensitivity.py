@@ -121,7 +121,9 @@ def test_memo_embedder_embeds_each_box_of_a_frame_once(sensitivity):
     np.testing.assert_array_equal(again, first[::-1])
     out = np.zeros((5, 4), np.float32)
     view = memo.embed_boxes(frame, np.array([a]), out=out)
-    np.testing.assert_array_equal(out[0], first[0]) and np.testing.assert_array_equal(view, first[:1])
+    np.testing.assert_array_equal(out[0], first[0])
+    assert view.shape == (1, 4) and np.shares_memory(view, out)  # a view of the caller's buffer
+    np.testing.assert_array_equal(view, first[:1])
     next_frame = np.full((8, 8, 3), 1, np.uint8)
     moved = memo.embed_boxes(next_frame, np.array([a]))  # a new frame: embedded again, not reused
     assert model.embedded == 3
