@@ -141,6 +141,38 @@ def test_low_score_detections_only_extend_tracks():
     assert len(weak) == 0 and track.state == TrackState.LOST  # ByteTrack: weak boxes extend only tracks tracked a frame ago
 
 
+def test_a_lost_track_keeps_its_size_while_it_moves_on():
+    """BoT-SORT: a lost (or tentative) track's size velocity is zeroed before each prediction: a person
+    walking towards the camera who is then hidden keeps the size they had, not one growing without end."""
+    tracker = Tracker()
+    for i in range(8):  # 4 px taller each frame
+        tracker.update(Detections.from_boxes([[80, 250, 120, 350 + 4 * i]], [0.9]), None, i / FPS)
+    (track,) = tracker.tracks
+    heights, tops = [], []
+    for i in range(8, 12):
+        tracker.update(Detections.empty(), None, i / FPS)
+        heights.append(track.kalman_box[3] - track.kalman_box[1])
+        tops.append(track.kalman_box[1])
+    assert track.state == TrackState.LOST
+    assert max(heights) - min(heights) < 1e-6  # the size is held ...
+    assert tops[-1] > tops[0] + 1.0  # ... while the position goes on moving
+
+
+def test_a_young_track_on_a_lost_older_one_is_removed_as_its_duplicate():
+    """ByteTrack's ``remove_duplicate_stracks``: a tracked and a lost track whose boxes overlap at
+    ``duplicate_iou`` or more are one person twice; the one with the shorter history goes. Here a
+    person of another appearance stands where a lost track is: their new track is confirmed at its
+    third hit and removed at once, while the old one stays lost."""
+    person, other = np.eye(8, dtype=np.float32)[:2]
+    tracker = Tracker()
+    for i in range(10):
+        tracker.update(Detections.from_boxes([_box(100)], [0.9]), person[None], i / FPS)
+    (old,) = tracker.tracks
+    reported = [tracker.update(Detections.from_boxes([_box(100)], [0.9]), other[None], i / FPS) for i in range(10, 13)]
+    assert [len(r) for r in reported] == [0, 0, 0]  # the third hit would report it: removed as the duplicate
+    assert [t.track_id for t in tracker.tracks] == [old.track_id] and old.state == TrackState.LOST
+
+
 def test_frames_without_detections_and_hundreds_of_detections():
     tracker = Tracker()
     assert len(tracker.update(Detections.empty(), None, 0.0)) == 0
