@@ -27,6 +27,7 @@ import functools
 import hashlib
 import json
 import math
+import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -34,6 +35,33 @@ from pathlib import Path
 from typing import Any
 
 from edge_reid.errors import ModelError, ModelSpecWarning
+
+
+def _is_real(value: Any) -> bool:
+    """A real number (numpy's too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_positive_integer(value: Any) -> bool:
+    """An integer (numpy's too) > 0, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
+def _is_three_finite(values: Any) -> bool:
+    """A sequence of 3 finite real numbers."""
+    try:
+        items = tuple(values)
+    except TypeError:
+        return False
+    return len(items) == 3 and all(_is_real(v) and math.isfinite(v) for v in items)
+
+
+def _plain_number(value: Any) -> Any:
+    """A numpy integer or real as Python's int or float; Python's own numbers unchanged."""
+    if type(value) in (int, float):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,8 +85,9 @@ class ModelSpec:
         output_name: name of the embedding output ("" = the first output).
 
     Raises:
-        ModelError: a colour order other than RGB/BGR, a size, ``embedding_dim`` or ``pixel_scale`` that is not
-            positive (and finite), or a mean/std that is not 3 values (std non-zero).
+        ModelError: a colour order other than RGB/BGR, a size or ``embedding_dim`` that is not a positive
+            integer, a ``pixel_scale`` that is not a finite number > 0, or a mean/std that is not 3 finite
+            numbers (std > 0).
     """
 
     name: str = "custom"
@@ -76,14 +105,26 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.color_order not in ("RGB", "BGR"):
             raise ModelError(f"model spec {self.name!r}: color_order must be 'RGB' or 'BGR', got {self.color_order!r}")
-        if self.height <= 0 or self.width <= 0:
-            raise ModelError(f"model spec {self.name!r}: height and width must be positive, got {self.height}x{self.width}")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
-            raise ModelError(f"model spec {self.name!r}: mean and std need 3 values each, std non-zero")
-        if self.embedding_dim <= 0:
-            raise ModelError(f"model spec {self.name!r}: embedding_dim must be positive")
-        if not (isinstance(self.pixel_scale, (int, float)) and math.isfinite(self.pixel_scale) and self.pixel_scale > 0):
+        if not (_is_positive_integer(self.height) and _is_positive_integer(self.width)):
+            raise ModelError(
+                f"model spec {self.name!r}: height and width must be positive integers, got {self.height!r}x{self.width!r}"
+            )
+        if not (_is_three_finite(self.mean) and _is_three_finite(self.std) and all(s > 0 for s in self.std)):
+            raise ModelError(
+                f"model spec {self.name!r}: mean and std need 3 finite numbers each, std > 0, "
+                f"got mean={self.mean!r} std={self.std!r}"
+            )
+        if not _is_positive_integer(self.embedding_dim):
+            raise ModelError(f"model spec {self.name!r}: embedding_dim must be a positive integer, got {self.embedding_dim!r}")
+        if not (_is_real(self.pixel_scale) and math.isfinite(self.pixel_scale) and self.pixel_scale > 0):
             raise ModelError(f"model spec {self.name!r}: pixel_scale must be a finite number > 0, got {self.pixel_scale!r}")
+        # numpy numbers become Python's, so that the spec stays JSON-ready (to_dict, fingerprint)
+        for key in ("height", "width", "embedding_dim", "pixel_scale"):
+            object.__setattr__(self, key, _plain_number(getattr(self, key)))
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if not (isinstance(values, (tuple, list)) and all(type(v) in (int, float) for v in values)):
+                object.__setattr__(self, key, tuple(_plain_number(v) for v in values))
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as a JSON-ready dict (the sidecar format)."""
@@ -279,8 +320,8 @@ def _check_sidecar_values(sidecar: Path, side: dict[str, Any]) -> None:
         value = side[key]
         if not (isinstance(value, list) and len(value) == 3 and all(_is_number(v) and math.isfinite(v) for v in value)):
             raise bad(key, "a list of 3 finite numbers, one per channel, e.g. [0.485, 0.456, 0.406]")
-        if key == "std" and any(v == 0 for v in value):
-            raise bad(key, "3 non-zero numbers")
+        if key == "std" and any(v <= 0 for v in value):
+            raise bad(key, "3 numbers > 0")
     if "output_normalized" in side and not isinstance(side["output_normalized"], bool):
         raise bad("output_normalized", "true or false")
 
@@ -366,7 +407,8 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
             sidecar; the sidecar is not valid JSON, not a JSON object, names unknown
             fields, or holds a value of the wrong type or range (e.g. a
             ``pixel_scale`` that is not a finite number > 0, a ``mean`` that is
-            not 3 numbers); ``overrides`` names a field :class:`ModelSpec` does not have.
+            not 3 numbers); ``overrides`` names a field :class:`ModelSpec` does not have,
+            or holds a value :class:`ModelSpec` refuses.
     """
     path = Path(model_path)
     if not path.is_file():
@@ -414,5 +456,6 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
         raise ModelError(f"{path}: unknown spec fields {sorted(unknown)} in the overrides; known: {sorted(fields)}")
     fields.update(overrides or {})
     for key in ("mean", "std"):
-        fields[key] = tuple(float(v) for v in fields[key])
+        if isinstance(fields[key], (list, tuple)):  # anything else, or a value that is no number, ModelSpec refuses
+            fields[key] = tuple(float(v) if _is_real(v) else v for v in fields[key])
     return ModelSpec(**fields)

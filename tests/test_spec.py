@@ -61,7 +61,8 @@ def test_sidecar_errors_name_the_file(tmp_path):
         ({"mean": "abc"}, 'mean="abc"', "list of 3 finite numbers"),
         ({"mean": [0, 0, "a"]}, 'mean=[0, 0, "a"]', "list of 3 finite numbers"),
         ({"mean": [0, 0]}, "mean=[0, 0]", "list of 3 finite numbers"),
-        ({"std": [1, 0, 1]}, "std=[1, 0, 1]", "non-zero"),
+        ({"std": [1, 0, 1]}, "std=[1, 0, 1]", "3 numbers > 0"),
+        ({"std": [1, -1, 1]}, "std=[1, -1, 1]", "3 numbers > 0"),
         ({"embedding_dim": "x"}, 'embedding_dim="x"', "positive integer"),
         ({"embedding_dim": 0}, "embedding_dim=0", "positive integer"),
         ({"width": 12.5}, "width=12.5", "positive integer"),
@@ -136,6 +137,35 @@ def test_spec_validation_and_fingerprint():
     assert ModelSpec().fingerprint() != ModelSpec(std=(1.0, 1.0, 1.0)).fingerprint()
     assert ModelSpec().fingerprint() != ModelSpec(output_normalized=True).fingerprint()
     assert ModelSpec(name="osnet").fingerprint() == ModelSpec(name="reid_v2").fingerprint(), "the name is a label"
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"height": float("nan")}, "height and width must be positive integers"),
+        ({"height": 256.5}, "height and width must be positive integers"),
+        ({"width": float("inf")}, "height and width must be positive integers"),
+        ({"width": True}, "height and width must be positive integers"),
+        ({"embedding_dim": float("inf")}, "embedding_dim must be a positive integer"),
+        ({"embedding_dim": float("nan")}, "embedding_dim must be a positive integer"),
+        ({"std": (float("nan"), 1.0, 1.0)}, "mean and std need 3 finite numbers"),
+        ({"std": (-1.0, 1.0, 1.0)}, "mean and std need 3 finite numbers"),
+        ({"mean": (float("inf"), 0.0, 0.0)}, "mean and std need 3 finite numbers"),
+        ({"mean": 5}, "mean and std need 3 finite numbers"),
+    ],
+)
+def test_spec_sizes_must_be_positive_integers_and_mean_std_finite(fields, message):
+    with pytest.raises(ModelError, match=message):
+        ModelSpec(**fields)
+
+
+def test_spec_takes_numpy_numbers_and_keeps_them_json_ready():
+    import numpy as np
+
+    spec = ModelSpec(pixel_scale=np.float32(1 / 255), height=np.int64(256), mean=np.array([0.485, 0.456, 0.406]))
+    assert spec.pixel_scale == pytest.approx(1 / 255) and type(spec.pixel_scale) is float
+    assert spec.height == 256 and type(spec.height) is int and spec.mean == (0.485, 0.456, 0.406)
+    assert json.loads(json.dumps(spec.to_dict()))["height"] == 256 and spec.fingerprint()
 
 
 def test_a_renamed_copy_is_the_same_model(osnet_path, tmp_path):
