@@ -36,3 +36,9 @@ REFRESH_S = 1.0
 #: own 416 and above the largest test size published for YOLOX on MOTChallenge (1440x800 in
 #: ByteTrack's MOT17 setting); larger inputs need gigabytes for the network's activations.
 DETECTOR_MAX_INPUT_SIZE = 2048
+
+#: The IoU thresholds for MOTA and IDF1 that ``evaluate_mot`` and ``edge-reid eval-mot --iou`` accept:
+#: the range HOTA averages over (TrackEval's alphas 0.05..0.95); outside it a match means nothing
+#: (at 0 any touching boxes match, above 1 none can).
+MOT_IOU_MIN = 0.05
+MOT_IOU_MAX = 0.95

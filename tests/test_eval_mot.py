@@ -116,6 +116,14 @@ def test_cli_bad_input_is_one_line_and_exit_2(vtest_gt_dir, tmp_path, capsys):
     assert main(["eval-mot", "--gt", str(tmp_path / "none"), str(path)]) == 2
 
 
+@pytest.mark.parametrize("iou", [0.0, -1.0, 1.5, float("nan"), 0.96])
+def test_an_iou_threshold_outside_what_the_cli_accepts_is_a_value_error_naming_it(tmp_path, iou):
+    folder = _sequence(tmp_path / "seq", MOT17_GT)
+    with pytest.raises(ValueError, match=rf"iou_threshold must be a number in \[0.05, 0.95\], got {iou!r}"):
+        evaluate_mot(ONLY_PERSON_1, folder, iou_threshold=iou)
+    assert main(["eval-mot", "--gt", str(folder), "--iou", "0.96", str(tmp_path / "none.txt")]) == 2, "the CLI's range is the same"
+
+
 def _sequence(folder, gt_text: str, length: int = 2, name: str | None = None):
     """A MOTChallenge sequence folder: seqinfo.ini and gt/gt.txt holding ``gt_text`` as given (no newline translation)."""
     (folder / "gt").mkdir(parents=True)

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edge_reid.cli.app import app, output_file
+from edge_reid.defaults import MOT_IOU_MAX, MOT_IOU_MIN
 
 console = Console(stderr=True)
 
@@ -22,7 +23,7 @@ def eval_mot_command(
     ),
     gt: Path = typer.Option(..., "--gt", help="MOTChallenge sequence folder holding seqinfo.ini and gt/gt.txt."),
     json_path: Optional[Path] = typer.Option(None, "--json", parser=output_file, metavar="<path>", help="Also write the metrics here (.json)."),
-    iou: float = typer.Option(0.5, "--iou", min=0.05, max=0.95, help="IoU at which a box matches, for MOTA and IDF1."),
+    iou: float = typer.Option(0.5, "--iou", min=MOT_IOU_MIN, max=MOT_IOU_MAX, help="IoU at which a box matches, for MOTA and IDF1."),
 ) -> None:
     """Score tracking results against ground truth: HOTA, DetA, AssA, MOTA, IDF1, ID switches.
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import numbers
 import os
 import shutil
 import tempfile
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_reid.defaults import MOT_IOU_MAX, MOT_IOU_MIN
 from edge_reid.errors import DataError, MissingDependencyError
 from edge_reid.motchallenge import read_rows_with_lines, read_sequence_info
 
@@ -211,8 +213,9 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
         result: a MOTChallenge result file (``frame, id, left, top, width, height, score, ...``,
             frames 1-based), or its rows as an (N, >= 7) array in that column order.
         gt_folder: a MOTChallenge sequence folder with ``seqinfo.ini`` and ``gt/gt.txt``.
-        iou_threshold: IoU at which a box counts as a match for MOTA and IDF1 (HOTA
-            averages over 0.05..0.95 whatever this is).
+        iou_threshold: IoU at which a box counts as a match for MOTA and IDF1, in
+            [0.05, 0.95] (:data:`~edge_reid.defaults.MOT_IOU_MIN`..:data:`~edge_reid.defaults.MOT_IOU_MAX`;
+            HOTA averages over 0.05..0.95 whatever this is).
 
     Returns:
         :class:`MotMetrics`.
@@ -225,7 +228,10 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
             the sequence, an id that is negative or not whole, or twice in one frame, in the
             result or the ground truth (the message names the file's line, or the array's row).
         MissingDependencyError: TrackEval is not installed.
+        ValueError: ``iou_threshold`` is not a number in [0.05, 0.95] (NaN included).
     """
+    if not (isinstance(iou_threshold, numbers.Real) and MOT_IOU_MIN <= iou_threshold <= MOT_IOU_MAX):
+        raise ValueError(f"iou_threshold must be a number in [{MOT_IOU_MIN}, {MOT_IOU_MAX}], got {iou_threshold!r}")
     info = read_sequence_info(gt_folder)
     if not info.gt_path.is_file():
         raise DataError(f"{info.gt_path} is missing: a MOTChallenge sequence folder has seqinfo.ini and gt/gt.txt")
