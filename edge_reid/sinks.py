@@ -212,6 +212,7 @@ class MotSink(Closable):
         self.path = path if is_standard_output(path) else check_writable(path, "MOT results")
         self._writer = MotWriter(self.path)
         self._names: LineOutput | None = None
+        self._closed = False
 
     @property
     def rows(self) -> int:
@@ -223,8 +224,10 @@ class MotSink(Closable):
 
         Raises:
             OutputWriteError: the write failed (the file keeps the whole rows before).
-            ValueError: the sink was closed.
+            ValueError: the sink was closed (nothing is written, no sidecar created).
         """
+        if self._closed:
+            raise ValueError(f"the MOT results file {self.path} is closed; open a new MotSink to write again")
         if result.file_name is not None and not is_standard_output(self.path):
             if self._names is None:
                 self._names = LineOutput(frame_names_path(self.path), "MOT frame names")
@@ -238,6 +241,7 @@ class MotSink(Closable):
 
     def close(self) -> None:
         """Sync and close the rows and the sidecar (idempotent); the first failure is raised after both are closed."""
+        self._closed = True
         failure = None
         for output in (self._writer, self._names):
             try:

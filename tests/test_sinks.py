@@ -1,5 +1,7 @@
 """Sinks: MOTChallenge rows of identities, labels that never cover each other."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -7,7 +9,16 @@ import pytest
 from edge_reid.detections import Detections
 from edge_reid.identities import Identities
 from edge_reid.results import FrameResult
-from edge_reid.sinks import EventsSink, MotSink, VideoSink, draw_result, person_label, place_labels, video_frame_count
+from edge_reid.sinks import (
+    EventsSink,
+    MotSink,
+    VideoSink,
+    draw_result,
+    frame_names_path,
+    person_label,
+    place_labels,
+    video_frame_count,
+)
 
 
 def _result(boxes, identities, names=None, frame=4, size=(200, 300)) -> FrameResult:
@@ -111,6 +122,17 @@ def test_a_closed_line_sink_refuses_to_write_and_touches_no_other_file(tmp_path,
         with pytest.raises(ValueError, match="out.txt is closed"):
             sink.write(_result([(12, 40, 62, 150)], [7], frame=1))
     assert (tmp_path / "other.txt").read_text() == "kept\n"
+    assert len((tmp_path / "out.txt").read_text().splitlines()) == 1
+
+
+def test_a_closed_mot_sink_refuses_an_image_frame_before_creating_its_sidecar(tmp_path):
+    sink = MotSink(tmp_path / "out.txt")
+    sink.write(_result([(10, 40, 60, 150)], [7], frame=0))  # a video frame: no sidecar
+    sink.close()
+    image_frame = dataclasses.replace(_result([(12, 40, 62, 150)], [7], frame=1), file_name="img_0002.jpg")
+    with pytest.raises(ValueError, match="out.txt is closed"):
+        sink.write(image_frame)
+    assert not frame_names_path(tmp_path / "out.txt").exists()
     assert len((tmp_path / "out.txt").read_text().splitlines()) == 1
 
 
