@@ -78,6 +78,18 @@ def test_enrolling_nan_into_an_existing_name_is_refused_not_dropped():
     assert gallery.embedding_counts(ann) == (1, 0)
 
 
+def test_a_refused_embedding_uses_up_no_identity_id():
+    """Ids count up from 1 in order of creation: an add or enroll refused for its embedding created nothing."""
+    gallery = Gallery(4)
+    for rows, message in ((np.zeros((1, 4), np.float32), "all-zero"), (np.full((1, 4), np.nan, np.float32), "NaN or Inf")):
+        with pytest.raises(ValueError, match=message):
+            gallery.add(rows, timestamp=0.0)
+    with pytest.raises(ValueError, match="all-zero"):
+        gallery.enroll("Ann", np.zeros((1, 4), np.float32), timestamp=0.0)
+    assert len(gallery) == 0
+    assert gallery.add(np.eye(4, dtype=np.float32)[:1], timestamp=0.0) == 1
+
+
 def test_a_name_in_composed_and_decomposed_unicode_is_one_person():
     """"José" typed with "é" (NFC) and as "e" + a combining accent (NFD, as some keyboards and file systems give
     it) became two identities named alike on screen, each refusing the other in the ratio test."""

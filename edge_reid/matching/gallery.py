@@ -312,6 +312,14 @@ class Gallery:
         check_unit_rows(q)
         return q
 
+    @staticmethod
+    def _check_storable(rows: np.ndarray) -> None:
+        """Refuse what the store would refuse (NaN/Inf, an all-zero row), before an identity id is taken for them."""
+        if not np.isfinite(rows).all():
+            raise ValueError("embeddings contain NaN or Inf")
+        if (~rows.any(axis=1)).any():
+            raise ValueError("cannot normalise an all-zero embedding")
+
     def _new_identity(self, name: str | None, timestamp: float, count: int) -> Identity:
         identity = Identity(self._next_id, name, timestamp, timestamp, count)
         self._next_id += 1
@@ -363,7 +371,8 @@ class Gallery:
             timestamp: its first and last sighting, seconds since 1970 (default: now).
 
         Raises:
-            ValueError: wrong shape, or non-finite/zero embeddings; a name holding control characters.
+            ValueError: wrong shape, or non-finite/zero embeddings; a name holding control characters
+                (nothing is created then: the next identity takes the id this one would have had).
         """
         x = self._check(embedding)
         if x.shape[0] == 0:
@@ -372,6 +381,7 @@ class Gallery:
             check_name(name)
             name = canonical_name(name) or None
         when = time.time() if timestamp is None else float(timestamp)
+        self._check_storable(x[-self.history_size :])  # a refused embedding uses up no identity id
         identity = self._new_identity(name, when, x.shape[0])
         try:
             for row in x[-self.history_size :]:
@@ -417,6 +427,7 @@ class Gallery:
                 return identity.identity_id  # every photo is already enrolled
         else:
             x = self._new_views(x, np.zeros((0, self.dim), np.float32))
+            self._check_storable(x)  # a refused embedding uses up no identity id
             identity = self._new_identity(name, when, 0)
         try:
             store_ids = self._store.add(x, labels=identity.identity_id)
