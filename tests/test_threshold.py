@@ -46,6 +46,15 @@ def test_report_histograms_and_rates():
         threshold_report(positives[:0], negatives, 0.01)
 
 
+def test_a_similarity_a_rounding_error_above_one_is_counted_in_the_top_bin():
+    """float32 cosine similarities of near-identical crops come out as 1.0000001: they fell outside the last edge."""
+    positives = np.array([1.0000001, 0.8], np.float32)
+    negatives = np.array([0.9, 0.5, 0.5, 0.2, 1.0000001], np.float32)
+    report = threshold_report(positives, negatives, 0.1)
+    assert report.positive_hist.sum() == pytest.approx(1) and report.negative_hist.sum() == pytest.approx(1)
+    assert report.positive_hist[-1] == pytest.approx(0.5) and report.edges[-1] == 1.0
+
+
 def test_a_sample_too_small_for_the_rate_asked_is_said_so():
     """50 crops gave 1223 different-person pairs and 2 same-person ones, then a threshold 'at 0.01%'
     placed by no false match at all, without a word."""

@@ -177,6 +177,8 @@ class ThresholdReport:
 def threshold_report(positives: np.ndarray, negatives: np.ndarray, rate: float, bins: int = 20) -> ThresholdReport:
     """Histograms of both pair kinds over [min score, 1] and the threshold at ``rate``.
 
+    Every pair is counted: a similarity a rounding error above 1 (or below -1) is counted in the end bin.
+
     Args:
         positives: (P,) cosine similarities of same-person pairs (two cameras).
         negatives: (M,) cosine similarities of different-person pairs.
@@ -191,8 +193,9 @@ def threshold_report(positives: np.ndarray, negatives: np.ndarray, rate: float, 
     threshold = threshold_at_false_match_rate(negatives, rate)
     low = float(min(positives.min(), negatives.min()))
     edges = np.linspace(np.floor(low * 20) / 20, 1.0, bins + 1)
-    pos_hist = np.histogram(positives, edges)[0] / positives.size
-    neg_hist = np.histogram(negatives, edges)[0] / negatives.size
+    # A similarity a rounding error above 1 (1.0000001 from float32) falls in the top bin, not outside the edges.
+    pos_hist = np.histogram(np.clip(positives, -1.0, 1.0), edges)[0] / positives.size
+    neg_hist = np.histogram(np.clip(negatives, -1.0, 1.0), edges)[0] / negatives.size
     return ThresholdReport(
         threshold=threshold,
         target_false_match_rate=float(rate),
