@@ -94,6 +94,19 @@ def test_shape_errors():
         re_ranking(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))
 
 
+@pytest.mark.parametrize("k1, k2, message", [
+    (20, 0, r"k2 must be an integer in \[1, k1 \+ 1\] = \[1, 21\], got 0"),  # was a ZeroDivisionError
+    (4, 6, r"k2 must be an integer in \[1, k1 \+ 1\] = \[1, 5\], got 6"),  # silently unlike the reference
+    (0, 1, r"k1 must be an integer >= 1, got 0"),
+    (2.5, 1, r"k1 must be an integer >= 1, got 2.5"),
+])
+def test_k1_and_k2_out_of_range_are_value_errors_naming_them(k1, k2, message):
+    query, gallery, *_ = _clustered_set(seed=1, persons=3, per_person=2)
+    qg, qq, gg = cosine_distance(query, gallery), cosine_distance(query, query), cosine_distance(gallery, gallery)
+    with pytest.raises(ValueError, match=message):
+        re_ranking(qg, qq, gg, k1=k1, k2=k2)
+
+
 class _PixelEmbedder:
     """Stand-in for an Embedder: a crop's embedding is its pixels, centred and L2-normalised (an image fixes its vector)."""
 

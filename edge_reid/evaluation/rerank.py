@@ -21,6 +21,8 @@ result row by row. Market-1501 (Q=3368, G=15913): 1.4 GiB + 0.2 GiB.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from scipy import sparse
 
@@ -68,8 +70,9 @@ def re_ranking(
         q_g_dist: (Q, G) query-gallery distances (e.g. 1 - cosine; smaller = closer).
         q_q_dist: (Q, Q) query-query distances.
         g_g_dist: (G, G) gallery-gallery distances.
-        k1: neighbourhood size of the k-reciprocal sets (paper: 20).
-        k2: neighbours averaged for local query expansion (paper: 6; 1 = none).
+        k1: neighbourhood size of the k-reciprocal sets, an integer >= 1 (paper: 20).
+        k2: neighbours averaged for local query expansion, an integer in [1, k1 + 1] (paper: 6; 1 = none):
+            only the k1 + 1 nearest are ranked, so a larger k2 could not average its k2.
         lambda_value: weight of the original distance (paper: 0.3).
 
     Returns:
@@ -78,8 +81,12 @@ def re_ranking(
     Memory: about 4 (Q+G)^2 + 4 QG bytes (the module docstring says what else).
 
     Raises:
-        ValueError: shapes disagree.
+        ValueError: shapes disagree; ``k1`` or ``k2`` out of its range.
     """
+    if not (isinstance(k1, numbers.Integral) and not isinstance(k1, bool) and k1 >= 1):
+        raise ValueError(f"k1 must be an integer >= 1, got {k1!r}")
+    if not (isinstance(k2, numbers.Integral) and not isinstance(k2, bool) and 1 <= k2 <= k1 + 1):
+        raise ValueError(f"k2 must be an integer in [1, k1 + 1] = [1, {k1 + 1}], got {k2!r}")
     q_g_dist = np.asarray(q_g_dist, np.float32)
     num_q, num_g = q_g_dist.shape
     if np.shape(q_q_dist) != (num_q, num_q) or np.shape(g_g_dist) != (num_g, num_g):
