@@ -91,6 +91,17 @@ def test_bad_embeddings_rejected(bad, message):
     assert len(store) == 0
 
 
+@pytest.mark.parametrize("labels, message", [([1, 2], "got 2 labels for 3 embeddings"), ([7], "got 1 labels for 3 embeddings"),
+                                             (np.ones((3, 1), np.int64), r"got \(3, 1\) labels for 3 embeddings")])
+def test_labels_neither_one_nor_one_per_row_are_refused_naming_both_lengths(labels, message):
+    store = EmbeddingStore(DIM)
+    with pytest.raises(ValueError, match=message):
+        store.add(unit(np.random.default_rng(10), 3), labels=labels)
+    assert len(store) == 0
+    assert store.add(unit(np.random.default_rng(11), 3), labels=[4, 5, 6]).tolist() == [0, 1, 2]
+    assert store.labels.tolist() == [4, 5, 6]
+
+
 def test_add_normalises_rows():
     store = EmbeddingStore(2)
     store.add(np.float32([[3, 4]]))

@@ -128,7 +128,8 @@ class EmbeddingStore:
                 store rows exactly as given, e.g. when loading saved rows).
 
         Raises:
-            ValueError: wrong shape, non-finite values, zero rows, or duplicate/existing ids.
+            ValueError: wrong shape, non-finite values, zero rows, duplicate/existing ids, or labels
+                that are neither one int nor one per row.
         """
         x = np.asarray(embeddings)
         if x.ndim == 1:
@@ -153,7 +154,10 @@ class EmbeddingStore:
                 raise ValueError(f"got {new_ids.shape[0]} ids for {count} embeddings")
             if len(set(new_ids.tolist())) != count or any(int(i) in self._row_of for i in new_ids):
                 raise ValueError("ids must be distinct and not already in the store")
-        row_labels = np.broadcast_to(np.asarray(labels, dtype=np.int64), (count,))
+        row_labels = np.asarray(labels, dtype=np.int64)
+        if row_labels.ndim > 1 or (row_labels.ndim == 1 and row_labels.shape[0] != count):
+            raise ValueError(f"got {row_labels.shape[0] if row_labels.ndim == 1 else row_labels.shape} labels for {count} embeddings")
+        row_labels = np.broadcast_to(row_labels, (count,))
         needed = self._size + count
         if needed > self.capacity:
             self._resize(max(needed, 2 * self.capacity))
