@@ -146,6 +146,7 @@ def test_non_finite_scores_never_returned_for_zero_query():
         (np.zeros((1, 4), np.float32), np.zeros(4, np.float32), 1, "gallery must have shape"),
         (np.zeros((1, 4), np.float32), np.zeros((4, 3), np.float32).T, 1, "C-contiguous"),
         (np.zeros((1, 4), np.int32), np.zeros((3, 4), np.float32), 1, "floating point"),
+        (np.zeros((1, 4), np.float32), [[1.0, 0.0, 0.0, 0.0]], 1, "gallery must be a NumPy array .* got list"),  # was AttributeError
     ],
 )
 def test_bad_input_raises_value_error(queries, gallery, k, message):

@@ -280,10 +280,13 @@ def topk_cosine(
         indices (int64; ties by lower index).
 
     Raises:
-        ValueError: bad shapes, dtypes, a non-contiguous gallery, or k < 1.
+        ValueError: bad shapes, dtypes, a gallery that is not a NumPy array (a list, say) or not
+            C-contiguous, or k < 1.
     """
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if not isinstance(gallery, np.ndarray):  # no silent copy of a gallery: it is searched where it lies
+        raise ValueError(f"gallery must be a NumPy array (N, D) of float32 or float16, got {type(gallery).__name__}")
     if gallery.ndim != 2:
         raise ValueError(f"gallery must have shape (N, D), got {gallery.shape}")
     if gallery.dtype not in (np.float32, np.float16):
