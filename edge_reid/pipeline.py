@@ -318,8 +318,11 @@ class Pipeline:
         Raises:
             SourceError: the source cannot be opened.
             DataError: an image folder's MOTChallenge ``seqinfo.ini`` is not valid.
+            ValueError: ``source`` is a :class:`FrameSource` that was read before.
             ModelError: a model failed (see :meth:`process`).
         """
+        if isinstance(source, FrameSource):
+            source.check_unread()
         frames = source if isinstance(source, FrameSource) else open_source(source)  # a bad source fails here, not at the first frame
         return _ClosesItsSource(self._run(frames, max_frames, prefetch), frames)
 

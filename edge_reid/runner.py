@@ -257,6 +257,7 @@ class Runner:
         Raises:
             SourceError: the source cannot be opened.
             DataError: an image folder's MOTChallenge ``seqinfo.ini`` is not valid.
+            ValueError: ``source`` is a :class:`~edge_reid.sources.FrameSource` that was read before.
             OutputPathError: the gallery file cannot be written, or exists and is not the pipeline
                 gallery's own (:meth:`check_gallery_path`; raised before the source is opened).
             GalleryInUseError: another run is saving the same gallery file (its lock is held for
@@ -266,6 +267,8 @@ class Runner:
                 failure (the error's message is the first). Other errors of the pipeline and the
                 sinks propagate after the outputs are closed.
         """
+        if isinstance(source, FrameSource):
+            source.check_unread()
         self._stop.clear()  # here, not later: a stop (Ctrl-C) while the lock is awaited or the source opens still counts
         previous = self._install_signals()
         try:

@@ -305,6 +305,7 @@ class FrameSource(Closable):
         self.stats = SourceStats(corrupt_limit=self.max_consecutive_corrupt)
         self._capture_factory = capture_factory or _default_capture
         self._stop = False
+        self._consumed = False
         self._capture = None
         self.fps: float | None = None
         self.declared_fps = 0.0
@@ -387,7 +388,27 @@ class FrameSource(Closable):
                 self._capture.release()
                 self._capture = None
 
+    @property
+    def consumed(self) -> bool:
+        """True once iteration has started: a source is read once (open it again to read it again)."""
+        return self._consumed
+
+    def check_unread(self) -> None:
+        """Raise ValueError when the source was iterated before (:attr:`consumed`), naming it."""
+        if self._consumed:
+            raise ValueError(f"{self.name} was read before: a FrameSource is read once; open_source() it again")
+
     def __iter__(self) -> Iterator[Frame]:
+        """The frames, once.
+
+        Raises:
+            ValueError: the source was iterated before (its frames were taken, its capture released).
+        """
+        self.check_unread()
+        self._consumed = True
+        return self._frames()
+
+    def _frames(self) -> Iterator[Frame]:
         reader = threading.current_thread()
         with self._capture_lock:
             self._reading_thread = reader  # close() from elsewhere leaves the release to it

@@ -66,6 +66,24 @@ def test_a_source_that_cannot_be_opened_fails_when_the_run_is_asked_for(embedder
         Pipeline(embedder, detector).run(str(tmp_path / "missing.mp4"))  # not only at the first next()
 
 
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_frame_source_read_before_is_refused_not_run_empty(embedder, detector, vtest_path, prefetch):
+    """A FrameSource is read once: a second run over it was an empty success with prefetch (the
+    decoding thread had stopped it) and a second full read without; now a ValueError naming it."""
+    from edge_reid.sources import open_source
+
+    pipeline = Pipeline(embedder, detector)
+    source = open_source(str(vtest_path))
+    assert [r.frame_index for r in pipeline.run(source, max_frames=3, prefetch=prefetch)] == [0, 1, 2]
+    assert source.consumed
+    with pytest.raises(ValueError, match="read before: a FrameSource is read once"):
+        pipeline.run(source, prefetch=prefetch)
+    with pytest.raises(ValueError, match=str(vtest_path.name)):
+        Runner(pipeline, handle_signals=False).run(source)
+    with pytest.raises(ValueError, match="read before"):
+        iter(source)
+
+
 def test_a_quit_request_or_stop_ends_the_run_and_still_closes(embedder, detector, vtest_path):
     recorder = Recorder(quit_after=2)
     summary = Runner(Pipeline(embedder, detector), [recorder], handle_signals=False).run(str(vtest_path))
