@@ -3,7 +3,7 @@
 import numba
 import pytest
 
-from edge_reid.jit import cached_njit
+from edge_reid.jit import cached_njit, lazy_cached_njit
 
 
 def _function_without_a_cache_location():
@@ -31,3 +31,19 @@ def test_caches_where_it_can():
 
     assert isinstance(compiled._cache, FunctionCache), "a function in a writable folder keeps its compiled code"
     assert not isinstance(cached_njit()(_function_without_a_cache_location())._cache, FunctionCache)
+
+
+def test_lazy_cached_njit_compiles_with_the_cache_at_the_first_call_only():
+    def triple(x):
+        return 3 * x
+
+    lazy = lazy_cached_njit(nogil=True)(triple)
+    assert lazy.__name__ == "triple" and lazy.__doc__ == triple.__doc__
+    assert lazy(14) == 42 and lazy(2) == 6
+    from numba.core.caching import FunctionCache
+    from numba.core.dispatcher import Dispatcher
+
+    dispatcher = lazy.dispatcher()
+    assert isinstance(dispatcher, Dispatcher) and dispatcher is lazy.dispatcher(), "compiled once"
+    assert dispatcher.py_func is triple and len(dispatcher.signatures) == 1
+    assert isinstance(dispatcher._cache, FunctionCache), "keeps cached_njit's on-disk cache"

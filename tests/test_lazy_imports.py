@@ -65,3 +65,45 @@ def test_sinks_read_results_without_loading_the_loop():
         "print(json.dumps([m for m in ('edge_reid.pipeline', 'edge_reid.embedder', 'numba', 'scipy') if m in sys.modules]))"
     )
     assert report == []
+
+
+def test_gallery_load_rename_save_load_no_numba_scipy_or_opencv_and_match_still_uses_the_kernel(tmp_path):
+    """``edge-reid gallery list/rename/remove/export`` read and write the file only: the top-k search
+    (Numba) and the one-to-one assignment (SciPy) are imported by the first match, not by the gallery."""
+    path = tmp_path / "g.edgereid"
+    code = (
+        "import json, sys, numpy as np\n"
+        "from edge_reid.matching import Gallery\n"
+        "gallery = Gallery(4, model_id='m')\n"
+        "alice = gallery.add(np.array([1, 0, 0, 0], np.float32), name='alice')\n"
+        "gallery.add(np.array([0, 1, 0, 0], np.float32))\n"
+        f"gallery.save({str(path)!r})\n"
+        f"loaded = Gallery.load({str(path)!r}, model_id='m')\n"
+        "loaded.rename(alice, 'Alice')\n"
+        f"loaded.save({str(path)!r})\n"
+        f"names = [i.name for i in Gallery.load({str(path)!r}, model_id='m').identities]\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "result = loaded.match(np.array([[0, 1, 0, 0], [1, 0, 0, 0]], np.float32), update=False, create=False)\n"
+        "from numba.core.caching import FunctionCache\n"
+        "from numba.core.dispatcher import Dispatcher\n"
+        "from edge_reid.matching import gallery as module\n"
+        "kernel = module._first_distinct_owners.dispatcher()\n"
+        "print(json.dumps({'heavy': heavy, 'names': names, 'ids': result.identity_ids.tolist(),\n"
+        "                  'numba_kernel': isinstance(kernel, Dispatcher) and len(kernel.signatures) == 1,\n"
+        "                  'cached': isinstance(kernel._cache, FunctionCache),\n"
+        "                  'scipy_after_match': 'scipy' in sys.modules}))\n"
+    )
+    assert _python(code) == {"heavy": [], "names": ["Alice", None], "ids": [2, 1], "numba_kernel": True, "cached": True,
+                            "scipy_after_match": True}
+
+
+def test_matching_package_names_import_on_first_use():
+    report = _python(
+        "import edge_reid.matching as matching, json, sys; before = [m for m in ('numba', 'scipy') if m in sys.modules]; "
+        "names = {n: getattr(matching, n).__name__ for n in matching.__all__}; "
+        "from edge_reid.matching import topk_cosine, assign_unique; "
+        "print(json.dumps({'before': before, 'names': names, 'dir': sorted(set(matching.__all__) - set(dir(matching))),"
+        " 'unknown': not hasattr(matching, 'nope')}))"
+    )
+    assert report == {"before": [], "names": {n: n for n in report["names"]}, "dir": [], "unknown": True}
+    assert sorted(report["names"]) == ["EmbeddingStore", "Gallery", "Identity", "MatchResult", "TopK", "assign_unique", "topk_cosine"]

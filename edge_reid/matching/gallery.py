@@ -50,11 +50,9 @@ import numpy as np
 
 from edge_reid.defaults import PRUNE_MIN_AGE_S
 from edge_reid.errors import DataError, GalleryWarning
-from edge_reid.jit import cached_njit
-from edge_reid.matching.assignment import assign_unique
+from edge_reid.jit import lazy_cached_njit
 from edge_reid.matching.gallery_file import GALLERY_KIND, read_gallery, write_gallery_file
 from edge_reid.matching.store import EmbeddingStore
-from edge_reid.matching.topk import topk_cosine
 from edge_reid.thresholds import at_least
 from edge_reid.unit_vectors import check_unit_rows
 
@@ -109,7 +107,7 @@ class _Members:
         return [*self.enrolled, *self.recent]
 
 
-@cached_njit()
+@lazy_cached_njit()  # Numba is imported at the first match, not by load/list/rename/save
 def _first_distinct_owners(owners: np.ndarray, row_scores: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> int:
     """Per query, the first ``k`` distinct owners of its best rows (rows sorted by descending score).
 
@@ -596,6 +594,8 @@ class Gallery:
         ids = np.full((q.shape[0], k_ids), -1, np.int64)
         if k_ids == 0 or q.shape[0] == 0:
             return scores, ids
+        from edge_reid.matching.topk import topk_cosine  # Numba: imported by the first search, not by load/list/save
+
         total_rows = len(self._store)
         # One row per identity (no histories yet): the best k rows are the best k identities.
         k_rows = min(total_rows, k_ids if total_rows == len(self) else 2 * k_ids)
@@ -646,6 +646,8 @@ class Gallery:
             inverse = inverse.reshape(ids.shape)
             similarity = np.full((count, candidates.size), -np.inf, np.float32)
             np.put_along_axis(similarity, inverse, scores, axis=1)
+            from edge_reid.matching.assignment import assign_unique  # SciPy: imported by the first match
+
             columns = assign_unique(similarity, self.threshold)
         for row, column in enumerate(columns.tolist()):
             if column >= 0:

@@ -21,8 +21,6 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from edge_reid.matching.topk import topk_cosine
-
 MIN_CAPACITY = 16
 
 
@@ -216,6 +214,8 @@ class EmbeddingStore:
         Raises:
             ValueError: ``k`` < 1, or queries not (Q, D) / (D,) of this store's D (see :func:`~edge_reid.matching.topk.topk_cosine`).
         """
+        from edge_reid.matching.topk import topk_cosine  # Numba: imported by the first search, not with the store
+
         result = topk_cosine(queries, self.vectors, k)
         if not result.indices.size:
             return result.scores, result.indices
