@@ -107,3 +107,23 @@ def test_matching_package_names_import_on_first_use():
     )
     assert report == {"before": [], "names": {n: n for n in report["names"]}, "dir": [], "unknown": True}
     assert sorted(report["names"]) == ["EmbeddingStore", "Gallery", "Identity", "MatchResult", "TopK", "assign_unique", "topk_cosine"]
+
+
+def test_output_path_checks_and_image_listing_load_no_opencv_until_an_image_is_read(tmp_path):
+    """Every command checks its outputs (is_image_file): only decoding an image needs OpenCV."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"")
+    code = (
+        "import json, sys, numpy as np\n"
+        "from edge_reid.output_paths import check_distinct_outputs\n"
+        "from edge_reid.data.images import is_image_file, list_images, read_image\n"
+        f"check_distinct_outputs({{'--output': {str(tmp_path / 'out.json')!r}}}, {{'--source': {str(folder)!r}}})\n"
+        f"listed = [p.name for p in list_images({str(folder)!r})]\n"
+        "before = 'cv2' in sys.modules\n"
+        "import cv2  # only to write an image for read_image\n"
+        f"cv2.imwrite({str(folder / 'b.png')!r}, np.full((2, 3, 3), 7, np.uint8))\n"
+        f"image = read_image({str(folder / 'b.png')!r})\n"
+        "print(json.dumps({'before': before, 'listed': listed, 'image': image.shape, 'is_image': is_image_file('x.JPG')}))\n"
+    )
+    assert _python(code) == {"before": False, "listed": ["a.png"], "image": [2, 3, 3], "is_image": True}

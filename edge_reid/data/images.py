@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-import cv2
 import numpy as np
 
 from edge_reid.errors import DataError
@@ -132,6 +131,8 @@ def read_image(path: str | Path) -> np.ndarray:
         raise UnreadableImageError(path, "empty file")
     if jpeg_is_truncated(data):
         raise UnreadableImageError(path, "truncated JPEG (no end-of-image marker)")
+    import cv2  # here, not at the top: is_image_file and list_images (output path checks) need no OpenCV
+
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise UnreadableImageError(path, "not a decodable image")
