@@ -836,7 +836,7 @@ def score(runs: list[TrackerRun], ground_truth: GroundTruth, sequence: Sequence)
         DataError: a run's rows are not valid MOTChallenge rows.
     """
     from edge_reid.evaluation.mot import evaluate_mot
-    from edge_reid.motchallenge import write_rows
+    from edge_reid.mot_writer import write_rows
 
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:

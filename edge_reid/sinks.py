@@ -26,7 +26,7 @@ import numpy as np
 from edge_reid.closing import Closable
 from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import LineOutput
-from edge_reid.motchallenge import MotWriter
+from edge_reid.mot_writer import MotWriter
 from edge_reid.output_paths import check_writable, is_standard_output
 from edge_reid.results import FrameResult, Person
 from edge_reid.sources import FRAME_COUNT_SLACK

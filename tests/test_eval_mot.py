@@ -7,7 +7,8 @@ import pytest
 from edge_reid.cli import main
 from edge_reid.errors import DataError
 from edge_reid.evaluation.mot import evaluate_mot
-from edge_reid.motchallenge import read_rows, write_rows
+from edge_reid.mot_writer import write_rows
+from edge_reid.motchallenge import read_rows
 
 
 @pytest.fixture(scope="module")

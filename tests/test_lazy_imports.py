@@ -127,3 +127,14 @@ def test_output_path_checks_and_image_listing_load_no_opencv_until_an_image_is_r
         "print(json.dumps({'before': before, 'listed': listed, 'image': image.shape, 'is_image': is_image_file('x.JPG')}))\n"
     )
     assert _python(code) == {"before": False, "listed": ["a.png"], "image": [2, 3, 3], "is_image": True}
+
+
+def test_sources_load_no_output_code():
+    """Data flows one way (source -> ... -> sink): reading a MOTChallenge sequence's seqinfo.ini
+    (edge_reid.motchallenge) loads none of the writing side (edge_reid.mot_writer and what it writes with)."""
+    report = _python(
+        "import edge_reid.sources, edge_reid.motchallenge, json, sys; "
+        "print(json.dumps([m for m in ('edge_reid.mot_writer', 'edge_reid.line_output', 'edge_reid.output_paths', "
+        "'edge_reid.sinks') if m in sys.modules]))"
+    )
+    assert report == []

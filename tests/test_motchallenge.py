@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from edge_reid.errors import DataError
-from edge_reid.motchallenge import MotWriter, format_row, read_rows, read_sequence_info, write_rows
+from edge_reid.mot_writer import MotWriter, write_rows
+from edge_reid.motchallenge import format_row, read_rows, read_sequence_info
 
 
 def test_writer_rows_are_one_based_left_top_width_height(tmp_path):
