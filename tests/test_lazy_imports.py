@@ -138,3 +138,24 @@ def test_sources_load_no_output_code():
         "'edge_reid.sinks') if m in sys.modules]))"
     )
     assert report == []
+
+
+def test_tracker_of_a_fixed_camera_loads_no_opencv():
+    """OpenCV is CameraMotion's: a Tracker made and updated without one never loads it."""
+    report = _python(
+        "import json, sys, numpy as np\n"
+        "from edge_reid import Detections, Tracker\n"
+        "import edge_reid.tracking as tracking\n"
+        "tracker = tracking.Tracker()\n"
+        "for frame in range(3):\n"
+        "    tracked = tracker.update(Detections.from_boxes(np.array([[10.0 + frame, 10, 50, 120]]), np.array([0.9])), None, timestamp_s=0.1 * frame)\n"
+        "before = 'cv2' in sys.modules\n"
+        "from edge_reid.tracking.camera_motion import IDENTITY_WARP\n"
+        "try:\n"
+        "    from edge_reid.tracking.warp import IDENTITY_WARP as warp\n"
+        "except ImportError:\n"
+        "    warp = None\n"
+        "print(json.dumps({'before': before, 'tracks': len(tracker.tracks), 'same_warp': warp is IDENTITY_WARP,\n"
+        "                  'after': 'cv2' in sys.modules}))\n"
+    )
+    assert report == {"before": False, "tracks": 1, "same_warp": True, "after": True}

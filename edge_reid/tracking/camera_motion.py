@@ -50,10 +50,8 @@ import math
 import cv2
 import numpy as np
 
-#: The warp of no motion, (2, 3) float64, read-only: what :meth:`CameraMotion.estimate` returns
-#: whenever it finds no motion (tell it by identity, ``warp is IDENTITY_WARP``, to skip moving tracks).
-IDENTITY_WARP = np.eye(2, 3)
-IDENTITY_WARP.setflags(write=False)
+from edge_reid.tracking.warp import IDENTITY_WARP  # defined there, without OpenCV, for the Tracker
+
 #: Fewest tracked corners for a warp; below it the frame is taken as not moving.
 MIN_CORNERS = 10
 #: Least share of the previous frame's corners that must agree on the warp (RANSAC inliers). A

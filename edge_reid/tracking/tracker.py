@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -51,11 +52,14 @@ from edge_reid.tracking.association import (
     linear_assignment,
 )
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xyxy_to_xywh
-from edge_reid.tracking.camera_motion import IDENTITY_WARP, CameraMotion
 from edge_reid.tracking.config import TrackerConfig
 from edge_reid.tracking.kalman import BoxKalmanFilter
 from edge_reid.thresholds import at_least
 from edge_reid.tracking.track import Track, TrackState
+from edge_reid.tracking.warp import IDENTITY_WARP
+
+if TYPE_CHECKING:  # imported when used: CameraMotion needs OpenCV, a fixed camera's Tracker does not
+    from edge_reid.tracking.camera_motion import CameraMotion
 
 
 #: Seconds a timestamp must go back, from the newest seen, to count as a restarted clock (a camera
@@ -206,7 +210,9 @@ class Tracker:
             not_tracked = np.array([t.state != TrackState.TRACKED for t in self.tracks])
             means[not_tracked, 6:8] = 0.0  # lost and tentative tracks keep their size (BoT-SORT)
             means, covariances = self.kalman.predict(means, covariances, step)
-            if self._warp is not IDENTITY_WARP:
+            if self._warp is not IDENTITY_WARP:  # only with a camera_motion: its module is loaded
+                from edge_reid.tracking.camera_motion import CameraMotion
+
                 means, covariances = CameraMotion.apply(self._warp, means, covariances)
             for track, mean, covariance in zip(self.tracks, means, covariances):
                 track.mean, track.covariance = mean, covariance
