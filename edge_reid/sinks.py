@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from edge_reid.closing import Closable
@@ -29,11 +29,18 @@ from edge_reid.line_output import LineOutput
 from edge_reid.mot_writer import MotWriter
 from edge_reid.output_paths import check_writable, is_standard_output
 from edge_reid.results import FrameResult, Person
-from edge_reid.sources import FRAME_COUNT_SLACK
+
+if TYPE_CHECKING:
+    import cv2
+
+# OpenCV (and edge_reid.sources, which needs it) is imported by the functions that draw, show or
+# write video, not here: EventsSink and MotSink users never load it.
 
 
 def identity_color(identity_id: int) -> tuple[int, int, int]:
     """A stable, well-separated BGR colour for an identity (golden-ratio hue steps)."""
+    import cv2
+
     hue = int((identity_id * 0.618033988749895 % 1.0) * 180)
     hsv = np.uint8([[[hue, 200, 255]]])
     b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
@@ -89,6 +96,8 @@ def draw_result(image: np.ndarray, result: FrameResult) -> np.ndarray:
 
     Labels never cover each other (:func:`place_labels`).
     """
+    import cv2
+
     people = result.people
     boxes = [tuple(int(round(v)) for v in person.bbox) for person in people]
     labels = [person_label(person) for person in people]
@@ -256,6 +265,8 @@ class MotSink(Closable):
 def video_frame_count(path: str | Path, most: int) -> int | None:
     """Frames a video file holds: its container's count, or (where it has none) the frames that
     decode, counted up to ``most``; None when OpenCV cannot open the file."""
+    import cv2
+
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
@@ -346,6 +357,8 @@ class VideoSink(Closable):
     def _probe(self) -> None:
         """Write two small frames to a file of the same suffix beside the target: a container OpenCV
         cannot write (or writes one image of, as FFmpeg's image muxer does for .jpg) is refused before any work."""
+        import cv2
+
         check_video_name(self.path, self.fourcc)
         fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", suffix=self.path.suffix, dir=self.path.parent)
         os.close(fd)
@@ -380,6 +393,8 @@ class VideoSink(Closable):
             raise ValueError(f"the output video {self.path} is closed; open a new VideoSink to write again")
         if self._failed is not None:
             raise OutputWriteError(self._failed, self.path)
+        import cv2
+
         image = draw_result(result.image.copy(), result)
         if self._size is None:
             self._size = (image.shape[1], image.shape[0])
@@ -416,6 +431,8 @@ class VideoSink(Closable):
             return
         writer, self._writer = self._writer, None
         writer.release()
+        from edge_reid.sources import FRAME_COUNT_SLACK
+
         held = video_frame_count(self.path, self.frames + 1)
         if held is None or held + FRAME_COUNT_SLACK < self.frames:
             raise OutputWriteError(
@@ -491,6 +508,8 @@ class DisplaySink(Closable):
             raise OutputPathError(error)
 
     def __init__(self) -> None:
+        import cv2
+
         self.check_screen()
         try:
             cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL)
@@ -500,10 +519,14 @@ class DisplaySink(Closable):
 
     def write(self, result: FrameResult) -> None:
         """Show one annotated frame."""
+        import cv2
+
         cv2.imshow(self.WINDOW, draw_result(result.image.copy(), result))
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             self.quit_requested = True
 
     def close(self) -> None:
         """Close the window."""
+        import cv2
+
         cv2.destroyAllWindows()

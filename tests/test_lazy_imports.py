@@ -159,3 +159,28 @@ def test_tracker_of_a_fixed_camera_loads_no_opencv():
         "                  'after': 'cv2' in sys.modules}))\n"
     )
     assert report == {"before": False, "tracks": 1, "same_warp": True, "after": True}
+
+
+def test_events_and_mot_sinks_load_no_opencv(tmp_path):
+    """OpenCV is for drawing, showing and writing video (VideoSink, DisplaySink): writing events and
+    MOTChallenge rows loads neither it nor the sources that read frames with it."""
+    code = (
+        "import json, sys, numpy as np\n"
+        "from edge_reid.detections import Detections\n"
+        "from edge_reid.identities import Identities\n"
+        "from edge_reid.results import FrameResult\n"
+        "from edge_reid.sinks import EventsSink, MotSink, identity_color\n"
+        "tracked = Detections(np.array([[10, 20, 50, 120]], np.float32), np.array([0.8], np.float32), np.array([1]))\n"
+        "found = Identities(np.array([1]), (None,), np.array([0.9], np.float32), np.array([True]))\n"
+        "result = FrameResult(0, 0.0, np.zeros((200, 100, 3), np.uint8), tracked, found, ('new',))\n"
+        f"events, mot = EventsSink({str(tmp_path / 'events.jsonl')!r}), MotSink({str(tmp_path / 'mot.txt')!r})\n"
+        "for sink in (events, mot):\n"
+        "    sink.write(result)\n"
+        "    sink.close()\n"
+        "loaded = [m for m in ('cv2', 'edge_reid.sources') if m in sys.modules]\n"
+        "color = identity_color(1)\n"
+        "print(json.dumps({'loaded': loaded, 'color': len(color), 'after': 'cv2' in sys.modules}))\n"
+    )
+    assert _python(code) == {"loaded": [], "color": 3, "after": True}
+    assert (tmp_path / "mot.txt").read_text().startswith("1,1,10.00,20.00,40.00,100.00,")
+    assert (tmp_path / "events.jsonl").read_text().strip()

@@ -129,7 +129,7 @@ class _WriterThatDropsFrames:
 
 
 def test_a_video_writer_that_wrote_nothing_is_caught_at_close(tmp_path, monkeypatch, vtest_frames):
-    monkeypatch.setattr("edge_reid.sinks.cv2.VideoWriter", _WriterThatDropsFrames)
+    monkeypatch.setattr("cv2.VideoWriter", _WriterThatDropsFrames)  # sinks imports cv2 where it writes
     sink = VideoSink(tmp_path / "o.mp4", fps=10)
     for frame in range(5):
         sink.write(_result(vtest_frames[frame], frame))
