@@ -256,7 +256,7 @@ class Pipeline:
         with timer.measure("track"):
             update = self.tracker.updates
             tracked = self.tracker.update(found, embeddings, timestamp_s, embedded=wanted, image=image)
-        with timer.measure("match"):  # gallery times are wall-clock (they outlive this run)
+        with timer.measure("match"), self.gallery.lock:  # one step for other threads using the gallery; its times are wall-clock
             identities = self.identities.update(self.tracker, tracked)
         if self.past_frames:  # what past-frame boxes need to know of this frame
             known = {i for i in identities.identity_ids.tolist() if i >= 1}

@@ -137,3 +137,47 @@ def test_observe_stores_a_view_exactly_at_the_threshold_as_match_does():
         else:
             gallery.observe(identity, view, timestamp=1)
         assert gallery.embedding_counts(identity) == (0, 2), how
+
+
+def test_one_gallery_shared_by_threads_stays_consistent():
+    """A kiosk's UI thread adds and removes people while a camera thread matches (the audit's case:
+    IndexError/KeyError from inside the store as rows moved under a search); every method holds
+    ``Gallery.lock``, and ``with gallery.lock:`` makes several calls one step."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    dim = 512
+
+    def unit(n):
+        x = rng.standard_normal((n, dim)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    gallery = Gallery(dim, history_size=8, novelty=1.0)
+    people = unit(40)
+    for person in people:
+        gallery.add(person)
+    visitors = unit(30)
+    errors, wrong, stop = [], [], threading.Event()
+
+    def ui():
+        try:
+            while not stop.is_set():
+                ids = [gallery.add(v) for v in visitors]
+                for identity_id in ids:
+                    gallery.remove(identity_id)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(repr(exc))
+
+    thread = threading.Thread(target=ui)
+    thread.start()
+    try:
+        for step in range(1500):
+            result = gallery.match(people[step % 40][None, :], update=False, create=False)
+            if result.identity_ids[0] != step % 40 + 1:
+                wrong.append(step)
+            with gallery.lock:  # two calls as one step: the count cannot change between them
+                assert len(gallery) == len(gallery.identities)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [] and wrong == []

@@ -37,7 +37,9 @@ not comparable.
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import time
 import unicodedata
 import warnings
@@ -169,6 +171,17 @@ def canonical_name(name: str) -> str:
     return unicodedata.normalize("NFC", name.strip())
 
 
+def _locked(method):
+    """Run a :class:`Gallery` method holding the gallery's :attr:`~Gallery.lock`."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Gallery:
     """Identities with bounded embedding histories, matched one-to-one per frame.
 
@@ -181,6 +194,11 @@ class Gallery:
         dtype: embedding storage, ``np.float32`` or ``np.float16`` (half the memory).
         model_id: identity of the embedding model (``Embedder.model_id``), stored on save.
         model_name: human-readable model name for messages (e.g. the ONNX file name).
+
+    Threads: every method holds :attr:`lock` (a re-entrant lock) while it runs, so one gallery may
+    be shared, e.g. a kiosk's UI thread enrolling and removing people while a camera thread's
+    :class:`~edge_reid.pipeline.Pipeline` matches against it (the pipeline holds the lock over each
+    frame's whole identity step). Hold ``with gallery.lock:`` yourself to make several calls one step.
 
     Raises:
         ValueError: ``dim`` < 1, ``history_size`` < 1, ``threshold`` or ``novelty`` not a cosine
@@ -214,6 +232,8 @@ class Gallery:
         self._identities: dict[int, Identity] = {}
         self._members: dict[int, _Members] = {}
         self._next_id = 1
+        #: held by every method while it runs (re-entrant); see the class docstring
+        self.lock = threading.RLock()
         #: the file this gallery was last loaded from or saved to (None: never), so that a run saving
         #: it can tell its own file from someone else's (:class:`~edge_reid.runner.Runner`).
         self.source_path: Path | None = None
@@ -224,6 +244,7 @@ class Gallery:
         stat = self.source_path.stat()
         self._source_stamp = (stat.st_mtime_ns, stat.st_size)
 
+    @_locked
     def changed_on_disk(self) -> bool:
         """Whether :attr:`source_path` was written by someone else since this gallery read or wrote it
         (its time or size differ), so that saving would undo their change. False when there is no such file."""
@@ -233,16 +254,19 @@ class Gallery:
         return (stat.st_mtime_ns, stat.st_size) != self._source_stamp
 
     # -- reading ------------------------------------------------------------------------------
+    @_locked
     def __len__(self) -> int:
         return len(self._identities)
 
+    @_locked
     def __contains__(self, identity_id: object) -> bool:
         return identity_id in self._identities
 
     @property
     def identities(self) -> list[Identity]:
         """All identities, in order of creation."""
-        return list(self._identities.values())
+        with self.lock:
+            return list(self._identities.values())
 
     @property
     def store(self) -> EmbeddingStore:
@@ -254,6 +278,7 @@ class Gallery:
         """Embedding storage dtype."""
         return self._store.dtype
 
+    @_locked
     def get(self, identity_id: int) -> Identity:
         """The identity with this id. Raises KeyError."""
         return self._identities[int(identity_id)]
@@ -262,12 +287,14 @@ class Gallery:
         """The first identity called ``name`` (compared as :func:`canonical_name`), or None."""
         return next(iter(self.named(name)), None)
 
+    @_locked
     def named(self, name: str) -> list[Identity]:
         """Every identity called ``name`` (compared as :func:`canonical_name`: surrounding spaces and
         Unicode composition ignored), oldest first: names are not unique when given by :meth:`rename`."""
         wanted = canonical_name(name)
         return [i for i in self._identities.values() if i.name is not None and canonical_name(i.name) == wanted]
 
+    @_locked
     def enrollment_target(self, name: str) -> Identity | None:
         """The identity that enrolling under ``name`` adds to: the one so named, or None (a new one).
 
@@ -284,11 +311,13 @@ class Gallery:
             )
         return same[0] if same else None
 
+    @_locked
     def embedding_counts(self, identity_id: int) -> tuple[int, int]:
         """(enrolled, recent) embeddings stored for an identity. Raises KeyError."""
         members = self._members[int(identity_id)]
         return len(members.enrolled), len(members.recent)
 
+    @_locked
     def embeddings(self, identity_id: int) -> np.ndarray:
         """(E, D) float32 copy of an identity's embeddings: enrolled first, then recent oldest first."""
         rows = [self._store.row_of(store_id) for store_id in self._members[int(identity_id)].all()]
@@ -332,6 +361,7 @@ class Gallery:
             self._store.remove(members.recent.popleft())
         members.recent.append(store_id)
 
+    @_locked
     def novel_views(self, embeddings: np.ndarray) -> np.ndarray:
         """The views of one person worth keeping as a new identity's recent history, as :meth:`observe`
         keeps them: from the newest back, a row only when its best cosine similarity to the rows kept is
@@ -359,6 +389,7 @@ class Gallery:
                 kept.append(index)
         return rows[sorted(kept)]
 
+    @_locked
     def add(self, embedding: np.ndarray, name: str | None = None, timestamp: float | None = None) -> int:
         """Create an identity from one embedding; returns its id.
 
@@ -389,6 +420,7 @@ class Gallery:
             raise
         return identity.identity_id
 
+    @_locked
     def enroll(self, name: str, embeddings: np.ndarray, timestamp: float | None = None) -> int:
         """Add permanent embeddings (e.g. of photos) to the identity called ``name``; returns its id.
 
@@ -455,6 +487,7 @@ class Gallery:
                 keep[block] &= (unit[block] @ known.T).max(axis=1) < SAME_VIEW_COSINE
         return x[keep]
 
+    @_locked
     def rename(self, identity_id: int, name: str | None) -> None:
         """Set an identity's name as :func:`canonical_name` (None or blank clears it).
 
@@ -466,6 +499,7 @@ class Gallery:
         check_name(name or "")
         self._identities[int(identity_id)].name = canonical_name(name) or None if name is not None else None
 
+    @_locked
     def remove(self, identity_id: int) -> Identity:
         """Delete an identity and its embeddings; returns it. Raises KeyError."""
         identity = self._identities.pop(int(identity_id))
@@ -473,6 +507,7 @@ class Gallery:
         self._store.remove(members.all())
         return identity
 
+    @_locked
     def prune(
         self, max_age_s: float, now: float | None = None, keep_named: bool = True, keep: Iterable[int] = ()
     ) -> list[int]:
@@ -507,6 +542,7 @@ class Gallery:
         if novel_embedding is not None:
             self._add_recent(identity_id, novel_embedding)
 
+    @_locked
     def similarity(self, identity_id: int, embeddings: np.ndarray) -> np.ndarray:
         """Best cosine similarity of each of N embeddings to one identity's stored embeddings.
 
@@ -525,6 +561,7 @@ class Gallery:
         stored = self._store.vectors[rows].astype(np.float32)
         return (q @ stored.T).max(axis=1).astype(np.float32)
 
+    @_locked
     def observe(
         self, identity_id: int, embedding: np.ndarray | None = None, timestamp: float | None = None, threshold: float | None = None
     ) -> float | None:
@@ -565,6 +602,7 @@ class Gallery:
         return best
 
     # -- matching -----------------------------------------------------------------------------
+    @_locked
     def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` identities most similar to each query, by best similarity over their embeddings.
 
@@ -608,6 +646,7 @@ class Gallery:
             k_rows = min(total_rows, 4 * k_rows)
         return scores, ids
 
+    @_locked
     def match(
         self, embeddings: np.ndarray, timestamp: float | None = None, update: bool = True, create: bool = True
     ) -> MatchResult:
@@ -663,6 +702,7 @@ class Gallery:
         return MatchResult(identity_ids, similarities, is_new)
 
     # -- persistence --------------------------------------------------------------------------
+    @_locked
     def metadata(self) -> dict:
         """JSON-able description without embeddings (what ``edge-reid gallery export`` writes)."""
         identities = []
@@ -682,6 +722,7 @@ class Gallery:
             "identities": identities,
         }
 
+    @_locked
     def save(self, path: str | os.PathLike) -> None:
         """Write the gallery to ``path`` atomically (see :mod:`edge_reid.matching.gallery_file`).
 
