@@ -93,6 +93,24 @@ def test_a_person_lost_and_found_nearby_is_re_identified_from_the_lost_track():
     assert scene.tracker.get(lost_track) is None, "the lost track's person is the new track now"
 
 
+def test_a_lost_track_re_found_in_its_gate_takes_its_identity_back_at_the_gallery_threshold():
+    """Inside the lost track's Kalman gate the gallery's ``threshold`` applies, not the stricter
+    ``reid_threshold``: a person who turned while hidden (similarity between the two) keeps their identity."""
+    scene, look, other = Scene(), _look(1), _look(2)
+    for i in range(6):
+        before = scene.step([(look, 100 + 10 * i), (other, 600)])
+    lost_track, identity = before[150][:2]
+    for _ in range(5):  # hidden for half a second while the tracker keeps the lost track
+        scene.step([(other, 600)])
+    turned = _unit(look + _look(3))  # the person turned: cosine about 0.7 to the stored views
+    similarity = float(scene.gallery.similarity(identity, turned[None])[0])
+    assert scene.gallery.threshold < similarity < scene.identities.reid_threshold
+    after = [scene.step([(turned, 260 + 10 * i), (other, 600)]) for i in range(3)]
+    track, again, _, new = after[-1][280]
+    assert track != lost_track and again == identity and not new
+    assert scene.tracker.get(lost_track) is None and len(scene.gallery) == 2
+
+
 def test_someone_who_comes_back_after_a_while_gets_their_identity_back():
     scene, look, other = Scene(), _look(1), _look(2)
     for i in range(6):
