@@ -264,3 +264,9 @@ def test_a_new_identity_keeps_only_novel_views_of_its_track():
     far = np.stack([_look(40 + k) for k in range(12)])  # twelve different views, newest last
     kept = gallery.novel_views(far)
     assert len(kept) == gallery.history_size and np.array_equal(kept[-1], far[-1])
+    # A view is kept only when unlike every view kept, not just the last one kept: of A, B, A'
+    # (A' alike A, cosine 0.999; B unlike both) A repeats A' and is dropped.
+    a, b = np.eye(DIM, dtype=np.float32)[:2]
+    a2 = _unit([0.999, 0.0447] + [0.0] * (DIM - 2))
+    kept = gallery.novel_views(np.stack([a, b, a2]))
+    assert len(kept) == 2 and np.array_equal(kept, np.stack([b, a2]))
