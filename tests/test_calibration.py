@@ -245,6 +245,12 @@ def test_budget_checks_every_limit():
     assert AccuracyBudget().violations(low_p1) == ["1st-percentile cosine 0.99000 < 0.99800"]
     low_top5 = Measurement((), "held-out", 0.9999, 0.999, 0.99, 0.90, 0.0)
     assert AccuracyBudget().violations(low_top5) == ["top-5 agreement 90.00% < 95.00%"]
+    low_mean = Measurement((), "held-out", 0.999, 0.999, 0.99, 0.99, 0.0)
+    assert AccuracyBudget().violations(low_mean) == ["mean cosine 0.99900 < 0.99950"]
+    map_drop = Measurement((), "held-out", 0.9999, 0.999, 0.99, 0.99, 1.5)
+    assert AccuracyBudget().violations(map_drop) == ["mAP drop 1.50 > 1.00 points"]
+    low_top1 = Measurement((), "held-out", 0.9999, 0.999, 0.96, 0.99, 0.0)
+    assert AccuracyBudget().violations(low_top1) == ["top-1 agreement 96.00% < 97.00%"]
 
 
 def test_tensorrt_table_covers_what_int8_layers_read_and_write(tiny):
