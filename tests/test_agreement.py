@@ -73,3 +73,22 @@ def test_swaps_at_fp32_near_ties_are_counted_apart():
     clear = compare_embeddings(ref, moved)
     assert clear.top1_outside_ties < 1.0
     assert clear.to_dict()["fp32_near_ties_percent"] == pytest.approx(12.5)
+
+
+def test_top5_overlap_and_p1_cosine_match_hand_counts():
+    # Seven crops on the unit circle (cosine similarity falls with the angle between them); with seven
+    # crops each top-5 list is every other crop but the farthest one, so a crop's overlap is 5 when
+    # FP32 and the candidate leave out the same crop, else 4.
+    angles = np.array([0.0, 0.1, 0.3, 0.6, 1.0, 1.5, 2.1])
+    ref = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    moved = angles.copy()
+    moved[0] = 1.2  # crop 0 moves between crops 4 and 5
+    cand = np.stack([np.cos(moved), np.sin(moved)], 1).astype(np.float32)
+    # Farthest crop, FP32:      6, 6, 6, 6, 6, 0, 0
+    # Farthest crop, candidate: 1, 6, 6, 6, 6, 1, 1
+    # Overlap:                  4, 5, 5, 5, 5, 4, 4  -> 32 of 35
+    result = compare_embeddings(ref, cand)
+    assert result.top5 == pytest.approx(32 / 35)
+    cosines = [np.cos(1.2), 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]  # only crop 0 moved, by 1.2 rad
+    assert result.mean_cosine == pytest.approx(np.mean(cosines), abs=1e-6)
+    assert result.p1_cosine == pytest.approx(np.percentile(cosines, 1), abs=1e-6)
