@@ -19,6 +19,7 @@ from typing import Generator, Iterator
 
 import numpy as np
 
+from edge_reid.closing import Closable
 from edge_reid.data.images import check_bgr_image
 from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD
 from edge_reid.detections import Detections, sanitize_boxes
@@ -52,7 +53,7 @@ def _state(track) -> str:
     return "refound" if track.refound else "tracked"
 
 
-class Pipeline:
+class Pipeline(Closable):
     """Tracks and re-identifies people frame by frame; usable without the CLI.
 
     Args:
@@ -78,7 +79,8 @@ class Pipeline:
             reveals (:attr:`FrameResult.past`); False: only the current frame's people.
 
     Raises:
-        ValueError: ``refresh_s`` <= 0; a ``gallery`` whose embedding size is not the embedder's.
+        ValueError: ``refresh_s`` <= 0; ``min_box_height`` negative or not finite; a ``gallery``
+            whose embedding size is not the embedder's.
         TypeError: ``tracker`` is not a :class:`~edge_reid.tracking.Tracker` (a ``TrackerConfig`` goes
             inside one: ``Tracker(TrackerConfig(...))``).
         DataError: a ``gallery`` tagged with another model's id (its embeddings cannot be compared
@@ -87,6 +89,8 @@ class Pipeline:
     A pipeline holds one stream's tracks: feed it from one thread at a time (its
     :class:`Embedder` may be shared). :meth:`run` starts each source with no tracks; :meth:`process`
     continues the stream it is given; :meth:`reset` forgets the tracks (identities stay in the gallery).
+    :meth:`close` (or the end of a ``with`` block) closes the embedder and detector the pipeline made
+    itself; those passed in are the caller's to close.
 
     Example:
         >>> pipeline = Pipeline()                                  # doctest: +SKIP
@@ -109,9 +113,14 @@ class Pipeline:
     ) -> None:
         if not refresh_s > 0:
             raise ValueError(f"refresh_s must be > 0 seconds, got {refresh_s}")
+        if not 0 <= min_box_height < float("inf"):
+            raise ValueError(f"min_box_height must be a height in pixels >= 0, got {min_box_height}")
         if tracker is not None and not isinstance(tracker, Tracker):
             raise TypeError(f"tracker must be a Tracker, e.g. Tracker(TrackerConfig(...)), got {type(tracker).__name__}")
+        self._made: list[Closable] = []  # the models this pipeline made, and so closes (close())
         self.embedder = embedder or Embedder(backend_options={"side_by_side": True})
+        if embedder is None:
+            self._made.append(self.embedder)
         self.tracker = tracker if tracker is not None else Tracker(TrackerConfig(), camera_motion=CameraMotion())
         if not use_detector:
             self.detector = None
@@ -121,6 +130,7 @@ class Pipeline:
             self.detector = PersonDetector(
                 score_threshold=self.tracker.config.low_score, side_by_side=self.embedder.backend.runs_on_cpu
             )
+            self._made.append(self.detector)
         self.gallery = gallery if gallery is not None else Gallery(
             self.embedder.dim, threshold=threshold, model_id=self.embedder.model_id, model_name=self.embedder.model_path.name
         )
@@ -143,6 +153,11 @@ class Pipeline:
         self._stream_clock = StreamClock()  # the time of frames given without one (process())
         self._next_frame_index = 0
         self._frame_size: tuple[int, int] | None = None  # (H, W) of the last frame: the pixels the tracks are in
+
+    def close(self) -> None:
+        """Close the embedder and detector this pipeline made itself (not those passed in). Safe to call twice."""
+        while self._made:
+            self._made.pop().close()
 
     def reset(self) -> None:
         """Forget every track, as at the start of a new video or camera session.

@@ -224,3 +224,24 @@ def test_what_holds_a_file_or_a_session_closes_at_the_end_of_a_with_block(
     with open_source(str(vtest_path)) as frames:
         first = next(iter(frames))
     assert first.index == 0 and frames._capture is None, "the video file released"
+
+
+def test_a_pipeline_closes_the_models_it_made_and_only_those(embedder, vtest_frames):
+    crop = vtest_frames[0][100:228, 100:164]
+    with Pipeline() as pipeline:  # made its own embedder and detector
+        made_embedder, made_detector = pipeline.embedder, pipeline.detector
+        assert made_embedder.embed_crops([crop]).shape == (1, made_embedder.dim)
+    with pytest.raises(ValueError, match="was closed"):
+        made_embedder.embed_crops([crop])
+    with pytest.raises(ValueError, match="closed"):
+        made_detector.detect(vtest_frames[0])
+    pipeline.close()  # twice: nothing more to close
+    with Pipeline(embedder, use_detector=False):
+        pass
+    assert embedder.embed_crops([crop]).shape == (1, embedder.dim)  # the caller's embedder stays open
+
+
+@pytest.mark.parametrize("height", [-5, float("nan"), float("inf")])
+def test_a_min_box_height_that_is_no_height_is_refused(embedder, height):
+    with pytest.raises(ValueError, match="min_box_height must be a height in pixels >= 0"):
+        Pipeline(embedder, use_detector=False, min_box_height=height)
