@@ -6,7 +6,7 @@ import dataclasses
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable
 
 import numpy as np
 
@@ -223,20 +223,26 @@ class Embedder(Closable):
         boxes = box_rows(boxes)
         return self._embed(len(boxes), lambda a, b, buf: self.preprocessor.write_boxes(frame, boxes[a:b], buf), out)
 
-    def embed_crops(self, crops: Sequence[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+    def embed_crops(self, crops: Iterable[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         """Embed already-cut person crops.
 
         Args:
-            crops: N BGR uint8 images (h, w, 3), any size.
+            crops: N BGR uint8 images (h, w, 3), any size: a list, a tuple, an (N, h, w, 3) array or
+                any iterable of them (a generator is read once).
             out: optional (>= N, D) float32 array to write into.
 
         Returns:
             (N, D) float32, each row L2-normalised.
 
         Raises:
-            ValueError: a crop is empty or not (h, w, 3) uint8; the embedder was closed.
+            ValueError: a crop is empty or not (h, w, 3) uint8; ``crops`` is one image, not N of
+                them (pass ``[crop]``); the embedder was closed.
             ModelError: the model returned NaN/Inf or an all-zero row.
         """
+        if isinstance(crops, np.ndarray) and crops.ndim != 4:
+            raise ValueError(f"crops must be N images, got one array of shape {crops.shape}: pass a list, e.g. [crop]")
+        if not isinstance(crops, (list, tuple, np.ndarray)):
+            crops = list(crops)
         return self._embed(len(crops), lambda a, b, buf: self.preprocessor.write_crops(crops[a:b], buf), out)
 
     def close(self) -> None:

@@ -121,3 +121,11 @@ def test_a_closed_embedder_or_detector_refuses_work_on_every_backend(backend, vt
     detector.close()
     with pytest.raises(ValueError, match="this PersonDetector \\(yolox_nano.onnx\\) was closed: make a new one"):
         detector.detect(frame)
+
+
+def test_crops_from_a_generator_are_embedded_and_one_image_is_refused_by_name(embedder, vtest_frames):
+    crops = [vtest_frames[0][100:228, 100:164], vtest_frames[0][50:200, 300:360]]
+    expected = embedder.embed_crops(crops)
+    np.testing.assert_array_equal(embedder.embed_crops(crop for crop in crops), expected)  # was: len() of a generator
+    with pytest.raises(ValueError, match=r"crops must be N images, got one array of shape \(128, 64, 3\): pass a list"):
+        embedder.embed_crops(crops[0])
