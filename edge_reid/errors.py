@@ -8,6 +8,9 @@ An output that fails while being written (:class:`OutputWriteError`) exits with 
 
 from __future__ import annotations
 
+import os
+import sys
+
 
 class EdgeReidError(Exception):
     """Base class of every user-facing error; ``str(err)`` is a one-line message."""
@@ -73,3 +76,14 @@ class GalleryWarning(EdgeReidWarning):
 
 class TimestampWarning(EdgeReidWarning):
     """Frame times that cannot be right: a clock that stands still frame after frame."""
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` for :func:`warnings.warn`, called in the same function, that names the
+    first line outside the edge_reid package: the user's call, however deep inside edge_reid the
+    warning is raised (``Pipeline.process`` -> ``Tracker.update`` -> ...)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1  # the function that will call warnings.warn: stacklevel 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_reid.errors import ModelError, ModelSpecWarning
+from edge_reid.errors import ModelError, ModelSpecWarning, caller_stacklevel
 
 
 def _is_real(value: Any) -> bool:
@@ -443,7 +443,7 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
         fields["embedding_dim"] = graph_dim
 
     if builtin is None and side is None and not overrides:
-        warnings.warn(_assumed_spec_message(path, ModelSpec()), ModelSpecWarning, stacklevel=2)
+        warnings.warn(_assumed_spec_message(path, ModelSpec()), ModelSpecWarning, stacklevel=caller_stacklevel())
     if side is not None:
         fixed = {"height": in_dims[2], "width": in_dims[3], "embedding_dim": graph_dim}
         for key, graph_value in fixed.items():

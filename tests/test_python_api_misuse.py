@@ -245,3 +245,16 @@ def test_a_pipeline_closes_the_models_it_made_and_only_those(embedder, vtest_fra
 def test_a_min_box_height_that_is_no_height_is_refused(embedder, height):
     with pytest.raises(ValueError, match="min_box_height must be a height in pixels >= 0"):
         Pipeline(embedder, use_detector=False, min_box_height=height)
+
+
+def test_a_warning_raised_deep_inside_names_the_callers_line(embedder, vtest_frames):
+    """A still clock seen through Pipeline.process: the warning named pipeline.py (its stack level was
+    set for a direct Tracker.update call)."""
+    from edge_reid.errors import TimestampWarning
+    from edge_reid.tracking.tracker import STILL_CLOCK_UPDATES
+
+    pipeline = Pipeline(embedder, use_detector=False, tracker=Tracker())
+    with pytest.warns(TimestampWarning) as said:
+        for _ in range(STILL_CLOCK_UPDATES + 1):
+            pipeline.process(vtest_frames[0], 0.0, detections=Detections.empty())
+    assert [w.filename for w in said] == [__file__]

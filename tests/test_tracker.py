@@ -322,8 +322,9 @@ def test_a_clock_that_stands_still_is_warned_of_once():
         stuck = Tracker()
         for _ in range(STILL_CLOCK_UPDATES - 1):
             stuck.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.0)
-    with pytest.warns(TimestampWarning, match=r"not moved forward for 100 frames in a row \(it reads 0.0\).*milliseconds"):
+    with pytest.warns(TimestampWarning, match=r"not moved forward for 100 frames in a row \(it reads 0.0\).*milliseconds") as said:
         stuck.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.0)
+    assert said[0].filename == __file__  # it names the caller's line, not one inside edge_reid
     with warnings.catch_warnings():
         warnings.simplefilter("error", TimestampWarning)
         for _ in range(STILL_CLOCK_UPDATES):

@@ -51,7 +51,7 @@ from typing import Iterable
 import numpy as np
 
 from edge_reid.defaults import PRUNE_MIN_AGE_S
-from edge_reid.errors import DataError, GalleryWarning
+from edge_reid.errors import DataError, GalleryWarning, caller_stacklevel
 from edge_reid.jit import lazy_cached_njit
 from edge_reid.matching.gallery_file import GALLERY_KIND, read_gallery, write_gallery_file
 from edge_reid.matching.store import EmbeddingStore
@@ -765,7 +765,7 @@ class Gallery:
                 f"gallery {path} records no model (saved from a Gallery made without model_id): its embeddings are "
                 f"taken as {model_name or 'this model'}'s, and its next save records that; if another model made them, "
                 "matches against them mean nothing: enroll the people again into a new gallery",
-                GalleryWarning, stacklevel=2,
+                GalleryWarning, stacklevel=caller_stacklevel(),
             )
         gallery = cls(
             stored.dim, threshold=stored.threshold, history_size=stored.history_size, novelty=stored.novelty,

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge_reid.detections import Detections
-from edge_reid.errors import TimestampWarning
+from edge_reid.errors import TimestampWarning, caller_stacklevel
 from edge_reid.timing import StreamClock
 from edge_reid.unit_vectors import check_unit_rows
 from edge_reid.tracking.association import (
@@ -198,7 +198,7 @@ class Tracker:
                 f"timestamp_s has not moved forward for {STILL_CLOCK_UPDATES} frames in a row (it reads {timestamp_s!r}): "
                 "tracks stand still and lost ones never expire. Give each frame its time in seconds (a live "
                 "camera's CAP_PROP_POS_MSEC often reads 0, and is in milliseconds), or None for the monotonic clock",
-                TimestampWarning, stacklevel=3,
+                TimestampWarning, stacklevel=caller_stacklevel(),
             )
         for track in self.tracks:  # before association: never re-found after a stall (LOST_STALE_FACTOR)
             track.expire(self.clock_s, LOST_STALE_FACTOR * self.config.max_lost_s)
