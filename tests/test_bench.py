@@ -196,7 +196,7 @@ def test_the_shared_folder_is_edge_reid_shared_when_set_else_the_one_beside(tmp_
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.delenv("EDGE_REID_SHARED", raising=False)
-    assert shared_folder().resolve() == tmp_path / "shared"
+    assert shared_folder().is_absolute() and shared_folder().resolve() == tmp_path / "shared"
     assert default_video() == beside / "vtest.avi"
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "data").mkdir(parents=True)

@@ -15,12 +15,14 @@ def shared_folder() -> Path:
 
     ``$EDGE_REID_SHARED`` when set; else the first existing of ``../shared`` from the working folder
     and ``shared/`` beside the source checkout; else the latter (which does not exist: the
-    caller's error names it).
+    caller's error names it). Always an absolute path: a later change of the working folder
+    does not move it.
     """
     if os.environ.get("EDGE_REID_SHARED"):
-        return Path(os.environ["EDGE_REID_SHARED"])
+        return Path(os.environ["EDGE_REID_SHARED"]).absolute()
     beside_checkout = Path(__file__).resolve().parents[3] / "shared"
-    return next((folder for folder in (Path("..") / "shared", beside_checkout) if folder.is_dir()), beside_checkout)
+    beside_working_folder = (Path("..") / "shared").absolute()
+    return next((folder for folder in (beside_working_folder, beside_checkout) if folder.is_dir()), beside_checkout)
 
 
 def default_video() -> Path | None:
