@@ -127,6 +127,18 @@ def test_opset_upgrade_and_per_channel_qdq(tiny, tmp_path):
     assert list(residual.input) == ["r2", "r1"]
 
 
+def test_written_qdq_model_is_topologically_sorted(tiny, tmp_path):
+    """ONNX requires nodes in topological order; QDQQuantizer appends its Q/DQ nodes after the graph's."""
+    model_path, _ = tiny
+    float_path = tmp_path / "f13.onnx"
+    onnx.save(upgrade_opset(onnx.load(str(model_path))), str(float_path))
+    recipe = QuantRecipe(method="minmax")
+    ranges = calibrate_ranges(float_path, [_float_batches()], "images", recipe)
+    for keep_float in ([], ["conv2"]):
+        out = quantize_qdq(float_path, tmp_path / "q.onnx", ranges, recipe, keep_float=keep_float)
+        onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+
+
 def test_layers_kept_float_are_entirely_float(tiny, tmp_path):
     model_path, _ = tiny
     float_path = tmp_path / "f13.onnx"
@@ -284,6 +296,7 @@ def test_calibrate_impossible_budget_falls_back_and_still_writes_the_best_model(
     assert {s["layer"] for s in report.sensitivity} == {"conv1", "conv2", "dwconv"}
     out = Path(report.outputs["model"])
     assert out.is_file() and any(n.op_type == "DequantizeLinear" for n in onnx.load(str(out)).graph.node)
+    onnx.checker.check_model(onnx.load(str(out)), full_check=True)  # nodes topologically sorted, types consistent
     saved = json.loads(Path(report.outputs["report"]).read_text())
     assert saved["met"] is False and saved["calibration"]["count"] == 20
     assert saved["calibration"]["source"] == str(market / "bounding_box_train")

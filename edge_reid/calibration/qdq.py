@@ -208,7 +208,7 @@ def quantize_qdq(
         keep_float: node names to keep float (weights and inputs).
 
     Returns:
-        ``out_path``.
+        ``out_path``: nodes in topological order, as the ONNX spec requires.
     """
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
@@ -240,6 +240,9 @@ def quantize_qdq(
         },
     )
     quantizer.quantize_model()
+    # QDQQuantizer appends each Q/DQ pair after the graph's nodes; ONNX requires topological order
+    # (onnx.checker refuses the model otherwise), and ORT sorts only in its own save_model_to_file.
+    quantizer.model.topological_sort()
     quantized = quantizer.model.model
     restore_float_inputs(quantized, set(quantizable_nodes(onnx.load(str(float_model_path)), recipe.op_types)) - set(keep_float))
     out_path = Path(out_path)
