@@ -124,3 +124,41 @@ def test_the_qdq_model_edge_reid_calibrate_writes_for_the_bundled_osnet_passes(o
     err = capsys.readouterr().err
     assert "--qdq" not in err and "Q/DQ" not in err
     assert code == 0 or "TensorRT" in err
+
+
+def _opset21_quantize_model(output_dtype: int | None, zero_point: bool) -> onnx.ModelProto:
+    """x -> QuantizeLinear (opset 21: no zero point, ``output_dtype`` as given) -> DequantizeLinear -> Conv with INT8 weights."""
+    weight = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.int8), "w_q")
+    weight_scale = numpy_helper.from_array(np.full(4, 0.1, np.float32), "w_s")
+    scale = numpy_helper.from_array(np.array(0.05, np.float32), "s")
+    inits = [weight, weight_scale, scale]
+    q_inputs = ["x", "s"]
+    if zero_point:
+        inits.append(numpy_helper.from_array(np.array(0, np.uint8), "zp"))
+        q_inputs.append("zp")
+    attributes = {} if output_dtype is None else {"output_dtype": output_dtype}
+    nodes = [
+        helper.make_node("QuantizeLinear", q_inputs, ["xq"], name="q", **attributes),
+        helper.make_node("DequantizeLinear", ["xq", "s"], ["xdq"], name="dq"),
+        helper.make_node("DequantizeLinear", ["w_q", "w_s"], ["w"], name="wdq", axis=0),
+        helper.make_node("Conv", ["xdq", "w"], ["y"], name="conv"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])], initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    return model
+
+
+def test_opset21_output_dtype_sets_the_quantized_type_without_a_zero_point():
+    """ONNX QuantizeLinear-21: the type is ``output_dtype`` when set (not UNDEFINED), else the zero point's, else UINT8."""
+    int8 = _opset21_quantize_model(TensorProto.INT8, zero_point=False)
+    onnx.checker.check_model(int8, full_check=True)
+    assert qdq_problems(int8) == []
+    uint8 = qdq_problems(_opset21_quantize_model(TensorProto.UINT8, zero_point=False))
+    assert any("dequantize UINT8 inputs" in line for line in uint8) and any("quantize to UINT8" in line for line in uint8)
+    assert any("quantize to UINT8" in line for line in qdq_problems(_opset21_quantize_model(None, zero_point=False)))
+    assert any("quantize to UINT8" in line for line in qdq_problems(_opset21_quantize_model(TensorProto.UNDEFINED, zero_point=False)))
+    assert any("quantize to UINT8" in line for line in qdq_problems(_opset21_quantize_model(None, zero_point=True)))

@@ -34,6 +34,16 @@ QDQ_FIX = (
 )
 
 
+def _quantized_type(node, tensor) -> int:
+    """The element type a QuantizeLinear node writes, as the ONNX spec defines it: its ``output_dtype``
+    attribute (opset 21) when set and not UNDEFINED (0), else its zero point's type, else UINT8."""
+    for attribute in node.attribute:
+        if attribute.name == "output_dtype" and attribute.i:
+            return int(attribute.i)
+    zero = tensor(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    return zero.data_type if zero is not None else 2  # neither: UINT8
+
+
 def qdq_problems(model) -> list[str]:
     """What in a Q/DQ model TensorRT's ONNX parser rejects; empty when it is fine.
 
@@ -63,8 +73,7 @@ def qdq_problems(model) -> list[str]:
     quantized_type: dict[str, int] = {}  # QuantizeLinear output -> its element type
     for node in graph.node:
         if node.op_type == "QuantizeLinear":
-            zero = tensor(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-            quantized_type[node.output[0]] = zero.data_type if zero is not None else 2  # ONNX: no zero point means UINT8
+            quantized_type[node.output[0]] = _quantized_type(node, tensor)
 
     bad_inputs: Counter[str] = Counter()
     bad_input_example: dict[str, str] = {}
