@@ -63,7 +63,7 @@ def same_file(first: PathLike, second: PathLike) -> bool:
     return path_a == path_b or (inode_a is not None and inode_a == inode_b)
 
 
-def _inside(path: PathLike, folder: PathLike) -> bool:
+def is_inside(path: PathLike, folder: PathLike) -> bool:
     """True when ``folder`` is an existing folder and ``path`` lies somewhere under it (links resolved)."""
     if not os.path.isdir(folder):
         return False
@@ -84,7 +84,7 @@ def check_output_folder_outside(name: str, folder: PathLike, inputs: Mapping[str
         OutputPathError: ``folder`` lies inside one of the input folders.
     """
     for input_name, input_folder in inputs.items():
-        if input_folder is not None and _inside(folder, input_folder):
+        if input_folder is not None and is_inside(folder, input_folder):
             raise OutputPathError(
                 f"{name} {folder} is inside {input_name} {input_folder}: what is written there would be read as part of "
                 f"it; give {name} a folder outside it"
@@ -150,7 +150,7 @@ def check_distinct_outputs(
                     f"{name} {path} is the same {kind} as {input_name} {input_path}: {harm}; give {name} another path"
                 )
             written = os.path.realpath(os.fspath(path))  # a link is written through: what it points to is what changes
-            if kind == "file" and is_image_file(written) and _inside(written, input_path):
+            if kind == "file" and is_image_file(written) and is_inside(written, input_path):
                 through = f" (a link to {written})" if written != os.path.abspath(os.fspath(path)) else ""
                 harm = "writing it would destroy part of the input" if os.path.lexists(written) else "it would be read as part of the input"
                 raise OutputPathError(

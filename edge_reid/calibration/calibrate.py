@@ -472,7 +472,7 @@ def calibrate_model(
     order = calibration_order(data_dir, settings.seed) if settings.precision == "int8" else []
     labelled_split = _has_labelled_split(data_dir)
     if settings.pool is not None:
-        check_pool_source(settings.pool)
+        check_pool_source(settings.pool, source)  # not the calibration crops themselves
     elif not labelled_split:
         raise DataError(
             f"{data_dir}: no {QUERY_DIR}/ and {GALLERY_DIR}/ to compare the model with FP32 on; "

@@ -34,7 +34,8 @@ def calibrate_command(
     pool: Optional[Path] = typer.Option(
         None, "--pool",
         help="Unlabelled crops for the FP32-agreement check: a folder of person crops, or a video to cut people from "
-        "with the bundled detector. Default: the data's query and gallery crops (needed when --data is a plain folder of crops).",
+        "with the bundled detector, not the calibration folder. Default: the data's query and gallery crops (needed when --data "
+        "is a plain folder of crops).",
     ),
     pool_size: int = typer.Option(
         500, "--pool-size", min=14,
