@@ -88,7 +88,8 @@ class Data:
         self.calibration, _, _ = read_images(calibration_order(data_dir, 0), limit=500)
         pool = load_pool(video, None, pool_size)  # the pool and split of `edge-reid calibrate`
         self.pool = pool.crops
-        self.selection, self.heldout = split_pool(len(pool.crops), frames=pool.frames)
+        split = split_pool(len(pool.crops), frames=pool.frames)
+        self.selection, self.heldout = split.selection, split.heldout
         dataset = load_market1501(data_dir)
         self.query, _, _ = read_images(list(dataset.query.paths))
         self.gallery, _, _ = read_images(list(dataset.gallery.paths))

@@ -99,7 +99,7 @@ def main() -> int:
     spec = load_spec(args.model)
     calibration, _, _ = read_images(calibration_order(args.data, 0), limit=500)
     pool = load_pool(video_path(args), None, 500)
-    _, heldout = split_pool(len(pool.crops), frames=pool.frames)
+    heldout = split_pool(len(pool.crops), frames=pool.frames).heldout
     train = torch.from_numpy(preprocess_all(calibration, spec))
     train = torch.cat([train, train.flip(3)])
     held = torch.from_numpy(preprocess_all([pool.crops[i] for i in heldout], spec))

@@ -405,6 +405,7 @@ def test_calibrate_from_a_plain_crop_folder_with_a_pool_folder(tiny, tmp_path):
     report = calibrate_model(model_path, crops, tmp_path / "out", settings)
     assert report.fp32 is None and report.quantized is None and report.met
     assert report.pool["crops"] == 16 and report.pool["selection_crops"] == report.pool["heldout_crops"] == 8
+    assert report.pool["split"] == "alternate single crops"  # 16 crops: too few for runs of 25
     assert report.pool["source"].startswith(f"folder {pool}")
     assert report.calibration["source"] == str(crops) and report.calibration["count"] == 10
 

@@ -179,19 +179,26 @@ def test_statistics_in_one_pass_with_a_growing_range():
 
 
 def test_held_out_split_is_disjoint_and_keeps_runs_together():
-    selection, heldout = split_pool(500, block=25)
+    split = split_pool(500, block=25)
+    selection, heldout = split.selection, split.heldout
     assert len(selection) == len(heldout) == 250
+    assert (split.block, split.whole_frames) == (25, False)
+    assert split.description() == "alternate runs of about 25 consecutive crops"
     assert set(selection).isdisjoint(heldout) and set(selection) | set(heldout) == set(range(500))
     assert list(selection[:26]) == list(range(25)) + [50] and list(heldout[:2]) == [25, 26]
-    small_selection, small_heldout = split_pool(20, block=25)  # too small for runs: alternate crops
-    assert list(small_selection) == list(range(0, 20, 2)) and list(small_heldout) == list(range(1, 20, 2))
+    small = split_pool(99, block=25)  # too small for two runs per split: alternate crops, and it says so
+    assert list(small.selection) == list(range(0, 99, 2)) and list(small.heldout) == list(range(1, 99, 2))
+    assert small.block == 1 and small.description() == "alternate single crops"
+    assert split_pool(100, block=25).block == 25
     with pytest.raises(ValueError):
         split_pool(10)
 
 
 def test_held_out_split_of_a_video_pool_never_splits_a_frame():
     frames = [10 * (i // 4) for i in range(200)] + [2000] * 7  # four people a frame, then a crowded frame
-    selection, heldout = split_pool(len(frames), block=25, frames=frames)
+    split = split_pool(len(frames), block=25, frames=frames)
+    selection, heldout = split.selection, split.heldout
+    assert split.description() == "alternate runs of about 25 consecutive crops, whole frames"
     assert set(selection).isdisjoint(heldout) and set(selection) | set(heldout) == set(range(len(frames)))
     side = {frames[i]: "selection" for i in selection}
     assert all(side.get(frames[i]) is None for i in heldout)  # no frame on both sides
@@ -200,6 +207,9 @@ def test_held_out_split_of_a_video_pool_never_splits_a_frame():
     assert abs(len(selection) - len(heldout)) <= 40 and len(runs) >= 6  # both sides spread over the video
     with pytest.raises(ValueError, match="frame indices"):
         split_pool(100, frames=[0] * 99)
+    crowded = split_pool(100, block=25, frames=[0] * 95 + list(range(1, 6)))  # one frame holds most crops: crops are split
+    assert not crowded.whole_frames and crowded.description() == "alternate runs of about 25 consecutive crops"
+    assert split_pool(30, block=25, frames=list(range(30))).description() == "alternate single frames"
 
 
 def test_boundaries_count_precision_changes_between_connected_layers(osnet):

@@ -174,7 +174,8 @@ class _Evaluator:
         self, dataset: MarketDataset | None, pool: CropPool, settings: CalibrationSettings, progress: ProgressFactory
     ) -> None:
         self.dataset, self.pool, self.settings, self.progress = dataset, pool, settings, progress
-        self.selection, self.heldout = split_pool(len(pool.crops), settings.heldout_block, pool.frames)
+        self.split = split_pool(len(pool.crops), settings.heldout_block, pool.frames)
+        self.selection, self.heldout = self.split.selection, self.split.heldout
         self.reference_labelled: MarketEvaluation | None = None
         self.reference_pool: np.ndarray | None = None
 
@@ -493,7 +494,7 @@ def calibrate_model(
             "crops": len(pool.crops),
             "selection_crops": len(evaluator.selection),
             "heldout_crops": len(evaluator.heldout),
-            "split": f"alternate runs of about {settings.heldout_block} consecutive crops" + (", whole frames" if pool.frames is not None else ""),
+            "split": evaluator.split.description(),  # the block split_pool used: single crops for small pools
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in pool.skipped],
         }
 

@@ -3,6 +3,7 @@ and its split into a selection half and a disjoint held-out half."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -90,8 +91,31 @@ def _spread_then_the_rest(files: Sequence[Path], count: int) -> list[Path]:
     return first + [path for path in files if path not in chosen]
 
 
-def split_pool(count: int, block: int = 25, frames: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the selection and held-out halves of a pool of ``count`` crops in source order.
+@dataclass(frozen=True)
+class PoolSplit:
+    """The pool's selection and held-out halves, and how they were cut (:func:`split_pool`).
+
+    Attributes:
+        selection: indices of the selection half (int64, source order).
+        heldout: indices of the held-out half, disjoint from ``selection``; together ``range(count)``.
+        block: the run length used: the one asked for, or 1 when the pool was too small for runs.
+        whole_frames: True when runs end only where the frame changes (no frame on both sides).
+    """
+
+    selection: np.ndarray
+    heldout: np.ndarray
+    block: int
+    whole_frames: bool
+
+    def description(self) -> str:
+        """How the halves were cut, in words (the report's ``pool.split``)."""
+        if self.block == 1:
+            return "alternate single frames" if self.whole_frames else "alternate single crops"
+        return f"alternate runs of about {self.block} consecutive crops" + (", whole frames" if self.whole_frames else "")
+
+
+def split_pool(count: int, block: int = 25, frames: Sequence[int] | None = None) -> PoolSplit:
+    """The selection and held-out halves of a pool of ``count`` crops in source order.
 
     The pool is cut into runs of about ``block`` consecutive crops, alternately given to
     the selection split and the held-out split. Crops of one run come from nearby
@@ -99,11 +123,13 @@ def split_pool(count: int, block: int = 25, frames: Sequence[int] | None = None)
     one split's frames is not seen a moment later in the other's), while alternating
     spreads both splits over the whole video. With ``frames`` (the frame index of each
     crop, non-decreasing), runs end only where the frame changes, so the crops of one
-    frame are never on both sides. Pools too small for two runs per split alternate
-    single crops (or frames).
+    frame are never on both sides. Pools too small for two runs per split (under
+    ``4 * block`` crops) alternate single crops (or frames); where a few frames hold most
+    crops, crops are split regardless of frames. The result says which was done.
 
     Returns:
-        (selection indices, held-out indices), int64, disjoint, together ``range(count)``.
+        :class:`PoolSplit`: selection and held-out indices (int64, disjoint, together
+        ``range(count)``), the block used and whether whole frames were kept together.
 
     Raises:
         ValueError: fewer than ``2 * MIN_SPLIT_CROPS`` crops, or ``frames`` of another length.
@@ -127,4 +153,4 @@ def split_pool(count: int, block: int = 25, frames: Sequence[int] | None = None)
     selection, heldout = np.flatnonzero(side == 0), np.flatnonzero(side == 1)
     if min(len(selection), len(heldout)) < MIN_SPLIT_CROPS:  # a few frames hold most crops: split crops, not frames
         return split_pool(count, block)
-    return selection, heldout
+    return PoolSplit(selection, heldout, block, frames is not None)
