@@ -469,6 +469,34 @@ def test_a_pool_that_is_or_lies_inside_the_calibration_folder_is_refused_before_
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_path_taken_by_a_folder_is_refused_before_work_and_nothing_is_written(tiny, tmp_path, capsys):
+    """A folder named like an output file ended a long run with an internal error after the table was written:
+    each planned file is checked before any work, and the table is moved into place only with the model."""
+    from edge_reid.cli import main
+    from edge_reid.errors import OutputPathError
+
+    model_path, market = tiny
+    out = tmp_path / "out"
+    names = {"model": "tiny_reid-int8-qdq.onnx", "spec": "tiny_reid-int8-qdq.json", "tensorrt table": "tiny_reid-int8.calib",
+             "report": "tiny_reid-int8-report.json"}
+    for role, name in names.items():
+        out.mkdir()
+        (out / name).mkdir()
+        started = []
+        with pytest.raises(OutputPathError, match=f"the {role} file path {out / name} is a folder"):
+            calibrate_model(model_path, market, out, CalibrationSettings(images=12, pool_size=30), progress=lambda d, t: started.append(d) or (lambda n: None))
+        assert started == [] and sorted(p.name for p in out.iterdir()) == [name]  # before any work; nothing written
+        (out / name).rmdir()
+        out.rmdir()
+    out.mkdir()
+    (out / names["model"]).mkdir()
+    assert main(["calibrate", "--model", str(model_path), "--data", str(market), "--images", "12", "--pool-size", "30", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"edge-reid: error: the model file path {out / names['model']} is a folder; give a file name"
+    assert not any("calibrating" in line for line in err)
+    assert sorted(p.name for p in out.iterdir()) == [names["model"]]  # no .calib, no report: no partial set
+
+
 def test_contiguity_grows_int8_regions_until_a_step_fails(osnet_path):
     from edge_reid.calibration.calibrate import _make_contiguous
     from edge_reid.calibration.qdq import int8_islands, layer_macs, layer_neighbours, pooled_input_layers, upgrade_opset

@@ -70,7 +70,7 @@ from edge_reid.errors import DataError, ModelError
 from edge_reid.evaluation.agreement import compare_embeddings
 from edge_reid.evaluation.market_eval import MarketEvaluation, embed_crops, evaluate_market
 from edge_reid.onnx_graph import is_qdq_model
-from edge_reid.output_paths import check_writable_folder
+from edge_reid.output_paths import check_writable, check_writable_folder
 from edge_reid.spec import ModelSpec, load_spec
 
 #: Start a progress phase: (description, total or None) -> advance(n) callback.
@@ -483,6 +483,8 @@ def calibrate_model(
     check_writable_folder(out_dir)
     paths = output_paths(model_path, out_dir, settings.precision)
     try:
+        for role, path in paths.items():  # a folder or a read-only file in the way: refused now, not after the work
+            check_writable(path, f"the {role.replace('_', ' ')} file")
         phase = time.perf_counter()
         dataset = load_market1501(data_dir) if labelled_split else None
         pool = load_pool(settings.pool, dataset, settings.pool_size)
@@ -507,7 +509,7 @@ def calibrate_model(
             if settings.precision == "fp16":
                 best, out_spec = _fp16(original, tmp, evaluator, spec, settings, report, seconds)
             else:
-                best, out_spec = _int8(original, spec, source, order, tmp, paths, evaluator, settings, report, seconds, progress, log)
+                best, out_spec = _int8(original, spec, source, order, tmp, evaluator, settings, report, seconds, progress, log)
             if evaluator.reference_labelled is not None:  # its skipped files: the mAPs are over the rest
                 report.fp32 = {**evaluator.reference_labelled.scores.to_dict(),
                                "skipped": [{"path": str(s.path), "reason": s.reason} for s in evaluator.reference_labelled.skipped]}
@@ -519,8 +521,11 @@ def calibrate_model(
                     report.quantized["map_drop_points"] = round(best.map_drop, 3)
             report.agreement = best.details["agreement"].to_dict()
             _write_sidecar(out_spec, tmp / "spec.json")
+            # Staged in tmp, moved into place together: the model first, the table after it.
             os.replace(best.details["path"], paths["model"])
             os.replace(tmp / "spec.json", paths["spec"])
+            if "tensorrt_table" in paths:
+                os.replace(tmp / "table.calib", paths["tensorrt_table"])
     except BaseException:
         if created_out_dir:  # refused or stopped before writing anything: leave no empty folder behind
             with contextlib.suppress(OSError):
@@ -708,17 +713,17 @@ def _report_layers(report: CalibrationReport, prepared: _PreparedModel, layers, 
     return int8_layers
 
 
-def _write_table(prepared: _PreparedModel, int8_layers: list[str], amax: dict[str, float], tmp: Path, path: Path) -> None:
-    """Phase 6b: the TensorRT 8.x table: a range for every tensor an INT8 layer reads or writes."""
+def _write_table(prepared: _PreparedModel, int8_layers: list[str], amax: dict[str, float], path: Path) -> None:
+    """Phase 6b: the TensorRT 8.x table: a range for every tensor an INT8 layer reads or writes, staged at ``path``
+    (moved into place with the model)."""
     needed, only_float = tensors_for_table(prepared.model, int8_layers)
     missing = sorted(name for name in needed if name not in amax)
     if missing:
         raise ModelError(f"no calibrated range for {len(missing)} tensors INT8 layers use (first: {missing[0]})")
-    write_tensorrt_table({name: value for name, value in amax.items() if name in needed}, tmp / "table.calib", leave_out=only_float)
-    os.replace(tmp / "table.calib", path)
+    write_tensorrt_table({name: value for name, value in amax.items() if name in needed}, path, leave_out=only_float)
 
 
-def _int8(original, spec, source, order, tmp, paths, evaluator: _Evaluator, settings, report, seconds, progress, log) -> tuple[Measurement, ModelSpec]:
+def _int8(original, spec, source, order, tmp, evaluator: _Evaluator, settings, report, seconds, progress, log) -> tuple[Measurement, ModelSpec]:
     recipe = QuantRecipe(method=settings.method)
     phase = time.perf_counter()
     crops = _read_calibration_crops(source, order, settings, report, log)
@@ -782,5 +787,5 @@ def _int8(original, spec, source, order, tmp, paths, evaluator: _Evaluator, sett
         first = candidates[((), "selection")]
         best = _choose_float_layers(first, prepared, layers, by_rule, guarded, macs, evaluator, rounding.errors, measure, settings, report, seconds, progress, describe)
     int8_layers = _report_layers(report, prepared, layers, guarded, macs, best, candidates, settings.budget)
-    _write_table(prepared, int8_layers, amax, tmp, paths["tensorrt_table"])
+    _write_table(prepared, int8_layers, amax, tmp / "table.calib")
     return best, prepared.spec
