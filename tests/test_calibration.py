@@ -304,13 +304,66 @@ def test_calibrate_impossible_budget_falls_back_and_still_writes_the_best_model(
     assert [(Path(p["path"]).name, p["reason"]) for p in saved["pool"]["skipped"]] == [("0030_c2s1_000009_00.jpg", "not a decodable image")]
     assert [Path(p["path"]).name for p in saved["fp32"]["skipped"]] == ["0030_c2s1_000009_00.jpg"], "the mAPs leave it out: said"
     header, scales = read_tensorrt_table(report.outputs["tensorrt_table"])
-    graph = onnx.load(str(out)).graph
-    producer = {o: n for n in graph.node for o in n.output}
-    int8_layers = [n for n in graph.node if n.op_type in ("Conv", "Gemm") and producer.get(n.input[0], n).op_type == "DequantizeLinear"]
-    assert header.startswith("TRT-") and len(int8_layers) == report.layers["int8"]
-    for node in int8_layers:  # every INT8 layer's input and output has a range
-        assert producer[producer[node.input[0]].input[0]].input[0] in scales and node.output[0] in scales
+    assert header.startswith("TRT-") and len(_table_matches_the_fp32_model(scales, model_path, out)) == report.layers["int8"]
     assert not list((tmp_path / "out").glob(".edge-reid-calibrate-*"))  # temporary files cleaned up
+
+
+def _table_matches_the_fp32_model(scales: dict[str, float], fp32_path, qdq_path) -> list[str]:
+    """Check a TensorRT 8 table against the FP32 model (the network TensorRT 8's implicit INT8 calibrates):
+    no entry names a tensor absent from it, and every INT8 layer's input and output there (and the ReLU
+    output fused with it) has a range. Returns the INT8 layers (of the Q/DQ model)."""
+    fp32 = onnx.load(str(fp32_path)).graph
+    names = {i.name for i in fp32.input} | {o for n in fp32.node for o in n.output}
+    assert sorted(t for t in scales if t not in names) == []
+    qdq = onnx.load(str(qdq_path)).graph
+    producer = {o: n for n in qdq.node for o in n.output}
+    int8 = [n.name for n in qdq.node if n.op_type in ("Conv", "Gemm") and n.input[1] in producer and producer[n.input[1]].op_type == "DequantizeLinear"]
+    fp32_nodes = {n.name: n for n in fp32.node}
+    readers = {}
+    for node in fp32.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for name in int8:
+        node = fp32_nodes[name]
+        assert node.input[0] in scales and node.output[0] in scales, name
+        assert all(r.output[0] in scales for r in readers.get(node.output[0], []) if r.op_type == "Relu"), name
+    return int8
+
+
+def test_tensorrt_table_names_the_fp32_models_tensors_with_ranges_mapped_back(tiny, tmp_path):
+    """TensorRT 8 calibrates the FP32 model: the table names its tensors, not the folded and centred model's.
+    The folded integer input is 'images' with the normalised input's whole range; a centred input X__centred
+    (range a/2) is X with amax a; the first conv's output (behind the folded offset Add) has its own range."""
+    from edge_reid.spec import load_spec
+
+    model_path, market = tiny
+    report = calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET))
+    assert report.layers["int8"] == 3  # conv1 (folded input), conv2 (centred r1), dwconv
+    _, scales = read_tensorrt_table(report.outputs["tensorrt_table"])
+    assert _table_matches_the_fp32_model(scales, model_path, report.outputs["model"]) == ["conv1", "conv2", "dwconv"]
+    assert set(scales) == {"images", "c1", "r1", "c2", "r2", "res", "c3", "r3"}
+    from edge_reid.calibration.calibrate import normalised_input_amax
+
+    spec = load_spec(model_path)
+    expected = max(abs((v * spec.pixel_scale - m) / s) for v in (0, 255) for m, s in zip(spec.mean, spec.std))
+    assert normalised_input_amax(spec) == pytest.approx(expected)
+    assert scales["images"] == pytest.approx(expected / 127, rel=1e-6)
+    q_scales = _quantize_scales(report.outputs["model"])
+    assert q_scales[centred_name("r1")] == pytest.approx(scales["r1"] / 2, rel=1e-6)  # [0, a]: amax a in the table, a/2 centred
+    assert q_scales["res"] == pytest.approx(scales["res"], rel=1e-6)  # read uncentred: the quantizer's own range
+    # The FP32 model runs in ONNX Runtime within these ranges (no entry is a stray or a tiny range).
+    import onnxruntime as ort
+
+    fp32 = onnx.load(str(model_path))
+    fp32.graph.output.extend([onnx.ValueInfoProto(name=n) for n in ("c1", "r1", "res")])
+    session = ort.InferenceSession(fp32.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(4, HEIGHT, WIDTH, 3)).astype(np.float32)
+    x = ((pixels * spec.pixel_scale - np.array(spec.mean)) / np.array(spec.std)).transpose(0, 3, 1, 2).astype(np.float32)
+    assert np.abs(x).max() <= 127 * scales["images"] * (1 + 1e-6)
+    values = dict(zip(["output", "c1", "r1", "res"], session.run(None, {"images": x})))
+    for name in ("c1", "r1", "res"):
+        assert 0.2 < 127 * scales[name] / np.abs(values[name]).max() < 5, name
 
 
 def test_calibrate_within_budget_on_first_try_skips_the_search(tiny, tmp_path):
@@ -352,11 +405,12 @@ def test_each_activation_range_gets_its_own_factor_in_the_model_and_the_table(ti
     assert searched.guard_steps[0]["split"] == "selection" and searched.guard_steps[0]["mean_cosine"] == summary["selection_mean_cosine_all_int8"]
     assert "summed_distance_alone" not in plain.recipe["range_scale"] and set(plain.recipe["range_scale"]["chosen"]) == {"1"}
     factor = {(centred_name(q["tensor"]) if q["centred"] else q["tensor"]): q["factor"] for q in summary["per_quantizer"]}
+    table_factor = {q["tensor"]: q["factor"] for q in summary["per_quantizer"]}  # the table names the FP32 tensors
     assert [q["centred"] for q in summary["per_quantizer"]] == [True, False]
     plain_scales = _quantize_scales(plain.outputs["model"])
     integer_input = [name for name in plain_scales if plain_scales[name] == 1.0]
     assert len(integer_input) == 1 and integer_input[0] not in factor  # pixel - 128: exact, nothing to choose
-    for run, factors in ((searched, factor), (uniform, dict.fromkeys(factor, 1.5))):
+    for run, factors, table_factors in ((searched, factor, table_factor), (uniform, dict.fromkeys(factor, 1.5), dict.fromkeys(table_factor, 1.5))):
         scales = _quantize_scales(run.outputs["model"])
         assert scales[integer_input[0]] == 1.0
         assert set(factor) <= set(scales) and all(scales[n] == pytest.approx(factors[n] * plain_scales[n], rel=1e-5) for n in factor)
@@ -364,7 +418,7 @@ def test_each_activation_range_gets_its_own_factor_in_the_model_and_the_table(ti
         _, plain_table = read_tensorrt_table(plain.outputs["tensorrt_table"])
         assert set(table) == set(plain_table)
         for name in table:
-            expected = factors.get(name, 1.0) * plain_table[name]
+            expected = table_factors.get(name, 1.0) * plain_table[name]
             assert table[name] == pytest.approx(expected, rel=1e-5), name
 
 

@@ -66,6 +66,12 @@ def test_calibrate_end_to_end_and_eval_reproduces_the_report(osnet_path, mot17_d
     assert float(inits[input_q.input[1]]) == 1.0 and [i.name for i in graph.input] == ["images"]
     assert qdq_problems(onnx.load(str(int8))) == []  # what TensorRT's parser takes
     assert int8.is_file() and Path(report["outputs"]["tensorrt_table"]).read_text().startswith("TRT-8601-EntropyCalibration2\n")
+    # The TensorRT 8 table names the FP32 model's tensors: every INT8 layer's input and output there has a range.
+    from edge_reid.calibration.tensorrt_table import read_tensorrt_table
+    from test_calibration import _table_matches_the_fp32_model
+
+    _, scales = read_tensorrt_table(report["outputs"]["tensorrt_table"])
+    assert len(_table_matches_the_fp32_model(scales, osnet_path, int8)) == report["layers"]["int8"] and "images" in scales
     for model, expected in ((int8, report["quantized"]), (osnet_path, report["fp32"])):
         result_path = tmp_path / f"{model.stem}.json"
         assert main(["eval", "--model", str(model), "--data", str(mot17_dir), "--json", str(result_path)]) == 0

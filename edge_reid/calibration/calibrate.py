@@ -270,13 +270,18 @@ def _read_calibration_crops(
 @dataclass
 class _PreparedModel:
     """The float model that is quantized: exact rewrite of the input model (same input and preprocessing);
-    ``integer_tensors`` hold integers in [-128, 127] (INT8 at scale 1 is exact)."""
+    ``integer_tensors`` hold integers in [-128, 127] (INT8 at scale 1 is exact). ``fp32`` is the input
+    model as given (the network TensorRT 8's implicit INT8 calibrates: the table's names);
+    ``fp32_ranges`` the ranges of its tensors whose values the prepared model rescaled (equalization),
+    measured on their FP32 values."""
 
     model: onnx.ModelProto
     spec: ModelSpec
     path: Path
     transforms: dict
     integer_tensors: list[str]
+    fp32: onnx.ModelProto
+    fp32_ranges: dict[str, float] = field(default_factory=dict)
 
 
 def _prepare_float_model(original: onnx.ModelProto, spec: ModelSpec, crops, settings: CalibrationSettings, tmp: Path, progress) -> _PreparedModel:
@@ -284,6 +289,7 @@ def _prepare_float_model(original: onnx.ModelProto, spec: ModelSpec, crops, sett
     model = upgrade_opset(original)
     transforms: dict = {"opset": max(next((i.version for i in original.opset_import if i.domain in ("", "ai.onnx")), 0), 13)}
     integer_tensors: list[str] = []
+    fp32_ranges: dict[str, float] = {}
     if settings.fold_input:
         try:
             model, integer_input = fold_input_normalisation(model, spec)
@@ -295,12 +301,23 @@ def _prepare_float_model(original: onnx.ModelProto, spec: ModelSpec, crops, sett
         groups = equalization_groups(model)
         sample = preprocess_all(crops[: settings.rounding_images], spec, settings.batch)
         advance = progress("equalizing channels", len(sample))
-        stats = collect_statistics(model, sample, spec.input_name, [g.tensor for g in groups], per_channel=True, threads=settings.threads, on_batch=advance)
-        model, done = equalize_channels(model, {name: s.channel_absmax for name, s in stats.items()})
+        # Every tensor a group may rescale, on its FP32 values: the table names FP32 tensors.
+        rescalable = sorted(set().union(*(_rescaled_tensors(model, group) for group in groups)))
+        stats = collect_statistics(model, sample, spec.input_name, rescalable, per_channel=True, threads=settings.threads, on_batch=advance)
+        model, done = equalize_channels(model, {g.tensor: stats[g.tensor].channel_absmax for g in groups})
         transforms["equalized"] = {"groups": len(done), "alpha": 0.75, "floor": 0.05}
+        for group in done:
+            for name in _rescaled_tensors(model, group):
+                fp32_ranges[name] = mse_optimal_amax(stats[name].histogram, stats[name].hist_range, absmax=stats[name].absmax)
     path = tmp / "float_prepared.onnx"
     onnx.save(model, str(path))
-    return _PreparedModel(model, spec, path, transforms, integer_tensors)
+    return _PreparedModel(model, spec, path, transforms, integer_tensors, original, fp32_ranges)
+
+
+def _rescaled_tensors(model: onnx.ModelProto, group) -> set[str]:
+    """The tensors an equalization group rescales: its producer's output and the outputs on its path."""
+    names = {group.producer, *group.path}
+    return {out for node in model.graph.node if node.name in names for out in node.output}
 
 
 def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings: CalibrationSettings, recipe: QuantRecipe, progress) -> tuple[dict[str, float], dict]:
@@ -310,6 +327,10 @@ def _calibrate_amax(prepared: _PreparedModel, crops, layers: list[str], settings
     stats: dict = {}
     if recipe.method == "mse":
         needed, _ = tensors_for_table(prepared.model, layers)
+        # and the tensors the FP32 model's table needs that the prepared model computes unchanged under the
+        # same name (the first conv's output, which folding moved behind its offset Add, and its ReLU's)
+        produced = {out for node in prepared.model.graph.node for out in node.output}
+        needed |= tensors_for_table(prepared.fp32, layers)[0] & produced
         images = preprocess_all(crops, spec, settings.batch)
         advance = progress("calibrating (mse)", len(images))
         stats = collect_statistics(prepared.model, images, spec.input_name, sorted(needed), threads=settings.threads, on_batch=advance)
@@ -346,7 +367,7 @@ def _centre_activations(prepared: _PreparedModel, amax: dict[str, float], reader
         f"{len(ranges)} non-negative tensors centred before INT8 (x - a/2, bias folded) for "
         f"{sum(len(readers[t]) for t in readers if centred_name(t) in ranges)} convolutions: 255 levels instead of 128"
     )
-    return _PreparedModel(model, prepared.spec, path, transforms, prepared.integer_tensors)
+    return _PreparedModel(model, prepared.spec, path, transforms, prepared.integer_tensors, prepared.fp32, prepared.fp32_ranges)
 
 
 @dataclass
@@ -713,14 +734,62 @@ def _report_layers(report: CalibrationReport, prepared: _PreparedModel, layers, 
     return int8_layers
 
 
-def _write_table(prepared: _PreparedModel, int8_layers: list[str], amax: dict[str, float], path: Path) -> None:
-    """Phase 6b: the TensorRT 8.x table: a range for every tensor an INT8 layer reads or writes, staged at ``path``
-    (moved into place with the model)."""
-    needed, only_float = tensors_for_table(prepared.model, int8_layers)
-    missing = sorted(name for name in needed if name not in amax)
+def normalised_input_amax(spec: ModelSpec) -> float:
+    """Largest |x| of the normalised input ``x = (pixel * pixel_scale - mean) / std`` over pixels 0..255: the
+    FP32 model's view of the folded integer input ``pixel - 128`` (INT8 at scale 1 holds every pixel)."""
+    mean, std = np.asarray(spec.mean, np.float64), np.asarray(spec.std, np.float64)
+    ends = np.abs((np.array([[0.0], [255.0]]) * spec.pixel_scale - mean) / std)
+    return float(ends.max())
+
+
+def _table_ranges(prepared: _PreparedModel, int8_layers: list[str], amax: dict[str, float]) -> tuple[dict[str, float], set[str]]:
+    """(FP32 tensor name -> range, tensors only float layers read) for the TensorRT 8.x table.
+
+    TensorRT 8's implicit INT8 calibrates the FP32 model, so the table names its tensors: every tensor an
+    INT8 layer reads or writes there (:func:`tensors_for_table` on ``prepared.fp32``). Each INT8 layer's
+    input takes the range its quantizer uses in the Q/DQ model, mapped back: the folded integer input is
+    the FP32 input with the normalised input's whole range; a centred input ``X__centred`` (``X - a/2`` of
+    range ``a/2``) is ``X``, which lies in [0, a], so symmetric INT8 needs amax ``a``; where INT8 layers read
+    a tensor both ways, the uncentred (symmetric) quantizer's range. Other tensors (outputs) keep the
+    method's range; tensors the prepared model rescaled (equalization), their range on FP32 values.
+
+    Raises:
+        ModelError: a tensor the table needs has no range, or an INT8 layer's input cannot be mapped back.
+    """
+    fp32_nodes = {node.name: node for node in prepared.fp32.graph.node}
+    prepared_nodes = {node.name: node for node in prepared.model.graph.node}
+    needed, only_float = tensors_for_table(prepared.fp32, int8_layers)
+    read: dict[str, dict[bool, float]] = {}  # FP32 tensor -> {read uncentred?: range}
+    for name in int8_layers:
+        if name not in fp32_nodes:
+            raise ModelError(f"INT8 layer {name!r} is not a node of the FP32 model: cannot name its tensors in the TensorRT table")
+        fp32_input, prepared_input = fp32_nodes[name].input[0], prepared_nodes[name].input[0]
+        if prepared_input in prepared.integer_tensors:
+            value = normalised_input_amax(prepared.spec)
+        elif prepared_input == centred_name(fp32_input):
+            value = 2.0 * amax[prepared_input]
+        elif prepared_input == fp32_input:
+            value = amax[prepared_input]
+        else:
+            raise ModelError(f"INT8 layer {name!r} reads {prepared_input!r}, which stands for no tensor of the FP32 model")
+        read.setdefault(fp32_input, {})[prepared_input == fp32_input] = value
+    ranges = {tensor: by_kind.get(True, by_kind.get(False)) for tensor, by_kind in read.items()}
+    for name in needed:
+        if name in prepared.fp32_ranges:
+            ranges[name] = prepared.fp32_ranges[name]
+        elif name not in ranges and name in amax:
+            ranges[name] = amax[name]
+    missing = sorted(name for name in needed if name not in ranges)
     if missing:
         raise ModelError(f"no calibrated range for {len(missing)} tensors INT8 layers use (first: {missing[0]})")
-    write_tensorrt_table({name: value for name, value in amax.items() if name in needed}, path, leave_out=only_float)
+    return {name: ranges[name] for name in needed}, only_float
+
+
+def _write_table(prepared: _PreparedModel, int8_layers: list[str], amax: dict[str, float], path: Path) -> None:
+    """Phase 6b: the TensorRT 8.x table, under the FP32 model's tensor names (:func:`_table_ranges`): a range
+    for every tensor an INT8 layer reads or writes; staged at ``path`` (moved into place with the model)."""
+    ranges, only_float = _table_ranges(prepared, int8_layers, amax)
+    write_tensorrt_table(ranges, path, leave_out=only_float)
 
 
 def _int8(original, spec, source, order, tmp, evaluator: _Evaluator, settings, report, seconds, progress, log) -> tuple[Measurement, ModelSpec]:

@@ -11,7 +11,8 @@ produces and ``readCalibrationCache`` accepts::
 The first line names the TensorRT version and calibrator; each further line is
 ``tensor_name: hex`` where ``hex`` is the IEEE-754 bit pattern of the float32
 scale ``amax / 127`` (symmetric INT8). Tensor names are the ONNX tensor names,
-which TensorRT's ONNX parser keeps.
+which TensorRT's ONNX parser keeps, of the FP32 model TensorRT calibrates
+(``edge-reid calibrate`` maps its internal folded and centred tensors back to them).
 """
 
 from __future__ import annotations
