@@ -16,7 +16,9 @@ THRESHOLD = 0.6
 #: OSNet's similarity at a 0.01% false-match rate on labelled crops (0.82, ``edge-reid
 #: gallery threshold --fmr 0.0001`` on mot17-reid-mini). Stricter than :data:`THRESHOLD`
 #: because a new track is compared with every stored identity at once: the chance
-#: of a false match grows with their number.
+#: of a false match grows with their number (0.01% is per pair of crops; the decision compares
+#: a template with up to 8 stored views of each identity, so its false-match rate is higher:
+#: docs/tracking.md, "Played backwards").
 REID_THRESHOLD = 0.82
 
 #: Identities seen within this many seconds are never pruned, and ``--prune-after`` may

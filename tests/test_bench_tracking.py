@@ -203,6 +203,27 @@ def test_tiled_sequence_puts_four_stretches_side_by_side_with_their_ground_truth
     assert "frameRate=10" in (sequence / "seqinfo.ini").read_text() and "seqLength=3" in (sequence / "seqinfo.ini").read_text()
 
 
+def test_reversed_sequence_plays_the_frames_backwards_with_their_ground_truth(vtest_path, shared_dir, tmp_path):
+    import cv2
+
+    reverse = load_benchmark_script("reversed_sequence")
+    video, sequence, length = reverse.reversed_sequence(vtest_path, shared_dir / "data" / "vtest-mot", tmp_path, max_frames=5)
+    assert length == 5
+    capture = cv2.VideoCapture(str(video))
+    frames = [capture.read()[1] for _ in range(5)]
+    source = cv2.VideoCapture(str(vtest_path))
+    originals = [source.read()[1] for _ in range(5)]
+    assert all(np.array_equal(frames[k], originals[4 - k]) for k in range(5)), "frame k is the source's 4 - k, lossless"
+    source_rows = np.loadtxt(shared_dir / "data" / "vtest-mot" / "gt" / "gt.txt", delimiter=",")
+    rows = np.loadtxt(sequence / "gt" / "gt.txt", delimiter=",")
+    for frame in range(1, 6):  # MOTChallenge frames are 1-based: output frame f is source frame 6 - f
+        expected = source_rows[source_rows[:, 0] == 6 - frame]
+        got = rows[rows[:, 0] == frame]
+        assert len(got) == len(expected) > 0
+        assert np.allclose(got[np.argsort(got[:, 1]), 1:6], expected[np.argsort(expected[:, 1]), 1:6], atol=1e-3)
+    assert rows[:, 0].max() == 5 and "seqLength=5" in (sequence / "seqinfo.ini").read_text()
+
+
 def test_detections_are_cached_in_edge_reids_cache_folder(bench, monkeypatch, tmp_path):
     monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(tmp_path / "cache"))
     assert bench.default_cache_dir() == tmp_path / "cache" / "bench_tracking"
