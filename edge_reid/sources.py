@@ -273,6 +273,8 @@ class FrameSource(Closable):
         DataError: a folder's MOTChallenge ``seqinfo.ini`` is not valid.
     """
 
+    _consumed = False  # a class default too: subclasses that skip __init__ (frames held in memory) start unread
+
     def __init__(
         self,
         source: str,

@@ -181,3 +181,18 @@ def test_one_gallery_shared_by_threads_stays_consistent():
         stop.set()
         thread.join()
     assert errors == [] and wrong == []
+
+
+def test_a_gallery_pickles_and_deep_copies_with_a_lock_of_its_own():
+    """The lock (threads) made pickling and copy.deepcopy fail: a snapshot or a gallery handed to a
+    worker process must still work."""
+    import copy
+    import pickle
+
+    gallery = Gallery(4)
+    first = gallery.add(np.array([1, 0, 0, 0], np.float32), name="ada")
+    for copied in (pickle.loads(pickle.dumps(gallery)), copy.deepcopy(gallery)):
+        assert copied.get(first).name == "ada" and copied.lock is not gallery.lock
+        with copied.lock:
+            copied.add(np.array([0, 1, 0, 0], np.float32))
+        assert len(copied) == 2 and len(gallery) == 1

@@ -239,3 +239,26 @@ def test_saving_to_a_new_file_is_not_diverted_by_a_change_to_the_file_read(tmp_p
     runner = Runner(pipeline, [], gallery_saving=GallerySaving(site2, every_s=1e-6), handle_signals=False)
     summary = runner.run(str(vtest_path), max_frames=4, on_frame=other_program)
     assert summary.frames == 4 and site2.is_file() and not list(tmp_path.glob("site2.run-*"))
+
+
+def test_a_frame_source_subclass_holding_frames_in_memory_runs(embedder, detector, vtest_frames):
+    """A FrameSource subclass that skips FrameSource.__init__ (benchmarks/run_modes.py --in-memory)
+    failed with AttributeError once sources remembered being read."""
+    from edge_reid.sources import Frame, FrameSource
+
+    class InMemory(FrameSource):  # as benchmarks/run_modes.py's FramesInMemory
+        def __init__(self, frames):
+            self.frames = frames
+            self._stop = False
+
+        def __iter__(self):
+            yield from self.frames
+
+        def stop(self):
+            self._stop = True
+
+        def close(self):
+            pass
+
+    source = InMemory([Frame(i, i / 10.0, image) for i, image in enumerate(vtest_frames[:3])])
+    assert [r.frame_index for r in Pipeline(embedder, detector).run(source, prefetch=0)] == [0, 1, 2]

@@ -13,7 +13,7 @@ from edge_reid.crop_pool import CropPool, spread
 from edge_reid.data.images import describe_skipped, list_images, read_images
 from edge_reid.data.market1501 import MarketDataset
 from edge_reid.errors import DataError
-from edge_reid.output_paths import is_inside, same_file
+from edge_reid.output_paths import same_file
 
 
 #: Fewest crops in each split (top-5 agreement needs 5 neighbours and a spare).
@@ -25,19 +25,19 @@ def check_pool_source(source: str | Path, calibration_folder: str | Path | None 
 
     Args:
         source: the pool (``--pool``).
-        calibration_folder: the folder the calibration crops come from; the pool must be neither
-            that folder nor inside it, or the held-out numbers would be measured on calibration crops.
+        calibration_folder: the folder the calibration crops come from (its images, not its
+            subfolders, are read); the pool must not be that folder, or the held-out numbers would
+            be measured on calibration crops. A subfolder of it, or a video in it, holds other crops.
 
     Raises:
-        DataError: it is neither a folder nor a file, or it is (or lies inside) ``calibration_folder``.
+        DataError: it is neither a folder nor a file, or it is ``calibration_folder``.
     """
     path = Path(source)
     if not (path.is_dir() or path.is_file()):
         raise DataError(f"crop pool {path} not found; give a folder of person crops or a video")
-    if calibration_folder is not None and (same_file(path, calibration_folder) or is_inside(path, calibration_folder)):
-        where = "is" if same_file(path, calibration_folder) else "is inside"
+    if calibration_folder is not None and same_file(path, calibration_folder):
         raise DataError(
-            f"crop pool {path} {where} the calibration folder {calibration_folder}: the held-out check would run on "
+            f"crop pool {path} is the calibration folder {calibration_folder}: the held-out check would run on "
             "calibration crops; give --pool crops or a video from elsewhere"
         )
     return path

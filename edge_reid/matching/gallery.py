@@ -239,6 +239,16 @@ class Gallery:
         self.source_path: Path | None = None
         self._source_stamp: tuple[int, int] | None = None  # (mtime ns, size) of that file when read or written
 
+    def __getstate__(self) -> dict:
+        """Pickling and deep copies leave the lock out (a lock cannot be copied); the copy gets its own."""
+        state = self.__dict__.copy()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+
     def _remember_source(self, path: str | os.PathLike) -> None:
         self.source_path = Path(path)
         stat = self.source_path.stat()
