@@ -122,7 +122,18 @@ def test_an_iou_threshold_outside_what_the_cli_accepts_is_a_value_error_naming_i
     folder = _sequence(tmp_path / "seq", MOT17_GT)
     with pytest.raises(ValueError, match=rf"iou_threshold must be a number in \[0.05, 0.95\], got {iou!r}"):
         evaluate_mot(ONLY_PERSON_1, folder, iou_threshold=iou)
-    assert main(["eval-mot", "--gt", str(folder), "--iou", "0.96", str(tmp_path / "none.txt")]) == 2, "the CLI's range is the same"
+
+
+
+def test_the_cli_accepts_the_same_iou_range(tmp_path, capsys):
+    pytest.importorskip("trackeval")
+    folder = _sequence(tmp_path / "seq", MOT17_GT)
+    result = tmp_path / "r.txt"
+    write_rows(result, ONLY_PERSON_1)
+    assert main(["eval-mot", "--gt", str(folder), "--iou", "0.95", str(result)]) == 0
+    capsys.readouterr()
+    assert main(["eval-mot", "--gt", str(folder), "--iou", "0.96", str(result)]) == 2
+    assert "--iou" in capsys.readouterr().err
 
 
 def _sequence(folder, gt_text: str, length: int = 2, name: str | None = None):
