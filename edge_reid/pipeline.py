@@ -118,29 +118,33 @@ class Pipeline(Closable):
         if tracker is not None and not isinstance(tracker, Tracker):
             raise TypeError(f"tracker must be a Tracker, e.g. Tracker(TrackerConfig(...)), got {type(tracker).__name__}")
         self._made: list[Closable] = []  # the models this pipeline made, and so closes (close())
-        self.embedder = embedder or Embedder(backend_options={"side_by_side": True})
-        if embedder is None:
-            self._made.append(self.embedder)
-        self.tracker = tracker if tracker is not None else Tracker(TrackerConfig(), camera_motion=CameraMotion())
-        if not use_detector:
-            self.detector = None
-        elif detector is not None:
-            self.detector = detector
-        else:
-            self.detector = PersonDetector(
-                score_threshold=self.tracker.config.low_score, side_by_side=self.embedder.backend.runs_on_cpu
+        try:  # a model made here is closed again when a later step fails (a detector that cannot load)
+            self.embedder = embedder or Embedder(backend_options={"side_by_side": True})
+            if embedder is None:
+                self._made.append(self.embedder)
+            self.tracker = tracker if tracker is not None else Tracker(TrackerConfig(), camera_motion=CameraMotion())
+            if not use_detector:
+                self.detector = None
+            elif detector is not None:
+                self.detector = detector
+            else:
+                self.detector = PersonDetector(
+                    score_threshold=self.tracker.config.low_score, side_by_side=self.embedder.backend.runs_on_cpu
+                )
+                self._made.append(self.detector)
+            self.gallery = gallery if gallery is not None else Gallery(
+                self.embedder.dim, threshold=threshold, model_id=self.embedder.model_id, model_name=self.embedder.model_path.name
             )
-            self._made.append(self.detector)
-        self.gallery = gallery if gallery is not None else Gallery(
-            self.embedder.dim, threshold=threshold, model_id=self.embedder.model_id, model_name=self.embedder.model_path.name
-        )
-        if self.gallery.dim != self.embedder.dim:
-            raise ValueError(f"the gallery holds {self.gallery.dim}-d embeddings, the model makes {self.embedder.dim}-d ones")
-        if self.gallery.model_id is not None and self.gallery.model_id != self.embedder.model_id:
-            raise DataError(
-                f"the gallery was made with another model ({self.gallery.model_name or self.gallery.model_id[:12]}), not "
-                f"{self.embedder.model_path.name}: embeddings of two models cannot be compared; use a gallery of this model"
-            )
+            if self.gallery.dim != self.embedder.dim:
+                raise ValueError(f"the gallery holds {self.gallery.dim}-d embeddings, the model makes {self.embedder.dim}-d ones")
+            if self.gallery.model_id is not None and self.gallery.model_id != self.embedder.model_id:
+                raise DataError(
+                    f"the gallery was made with another model ({self.gallery.model_name or self.gallery.model_id[:12]}), not "
+                    f"{self.embedder.model_path.name}: embeddings of two models cannot be compared; use a gallery of this model"
+                )
+        except BaseException:
+            self.close()
+            raise
         self.identities = TrackIdentities(self.gallery, reid_threshold=reid_threshold)
         self.min_box_height = float(min_box_height)
         self.refresh_s = float(refresh_s)

@@ -258,3 +258,25 @@ def test_a_warning_raised_deep_inside_names_the_callers_line(embedder, vtest_fra
         for _ in range(STILL_CLOCK_UPDATES + 1):
             pipeline.process(vtest_frames[0], 0.0, detections=Detections.empty())
     assert [w.filename for w in said] == [__file__]
+
+
+def test_a_pipeline_whose_detector_fails_to_load_closes_the_embedder_it_made(monkeypatch):
+    import edge_reid.pipeline as pipeline_module
+
+    made = []
+
+    class RecordingEmbedder(pipeline_module.Embedder):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    def no_detector(*args, **kwargs):
+        raise ModelError("yolox.onnx: cannot be read")
+
+    monkeypatch.setattr(pipeline_module, "Embedder", RecordingEmbedder)
+    monkeypatch.setattr(pipeline_module, "PersonDetector", no_detector)
+    with pytest.raises(ModelError, match="cannot be read"):
+        Pipeline()
+    (embedder,) = made
+    with pytest.raises(ValueError, match="was closed"):  # not left open until garbage collection
+        embedder.embed_crops([np.zeros((64, 32, 3), np.uint8)])
