@@ -103,6 +103,16 @@ def _float_batches(count: int = 24, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(count, 3, HEIGHT, WIDTH)).astype(np.float32)
 
 
+def _minmax_ranges(model_path: Path, tmp_path: Path):
+    """The tiny model upgraded to opset 13 and saved, and its MinMax ranges on random batches:
+    (float model, its path, recipe, ranges)."""
+    float_model = upgrade_opset(onnx.load(str(model_path)))
+    float_path = tmp_path / "f13.onnx"
+    onnx.save(float_model, str(float_path))
+    recipe = QuantRecipe(method="minmax")
+    return float_model, float_path, recipe, calibrate_ranges(float_path, [_float_batches()], "images", recipe)
+
+
 def test_opset_upgrade_and_per_channel_qdq(tiny, tmp_path):
     model_path, _ = tiny
     model = upgrade_opset(onnx.load(str(model_path)))
@@ -129,22 +139,14 @@ def test_opset_upgrade_and_per_channel_qdq(tiny, tmp_path):
 
 def test_written_qdq_model_is_topologically_sorted(tiny, tmp_path):
     """ONNX requires nodes in topological order; QDQQuantizer appends its Q/DQ nodes after the graph's."""
-    model_path, _ = tiny
-    float_path = tmp_path / "f13.onnx"
-    onnx.save(upgrade_opset(onnx.load(str(model_path))), str(float_path))
-    recipe = QuantRecipe(method="minmax")
-    ranges = calibrate_ranges(float_path, [_float_batches()], "images", recipe)
+    _, float_path, recipe, ranges = _minmax_ranges(tiny[0], tmp_path)
     for keep_float in ([], ["conv2"]):
         out = quantize_qdq(float_path, tmp_path / "q.onnx", ranges, recipe, keep_float=keep_float)
         onnx.checker.check_model(onnx.load(str(out)), full_check=True)
 
 
 def test_layers_kept_float_are_entirely_float(tiny, tmp_path):
-    model_path, _ = tiny
-    float_path = tmp_path / "f13.onnx"
-    onnx.save(upgrade_opset(onnx.load(str(model_path))), str(float_path))
-    recipe = QuantRecipe(method="minmax")
-    ranges = calibrate_ranges(float_path, [_float_batches()], "images", recipe)
+    _, float_path, recipe, ranges = _minmax_ranges(tiny[0], tmp_path)
     out = quantize_qdq(float_path, tmp_path / "q.onnx", ranges, recipe, keep_float=["conv2"])
     graph = onnx.load(str(out)).graph
     conv2 = next(n for n in graph.node if n.name == "conv2")
@@ -164,12 +166,7 @@ def test_layer_inventory(tiny):
 
 
 def test_sensitivity_scores_each_layer_alone_in_one_pass(tiny, tmp_path):
-    model_path, _ = tiny
-    float_model = upgrade_opset(onnx.load(str(model_path)))
-    float_path = tmp_path / "f13.onnx"
-    onnx.save(float_model, str(float_path))
-    recipe = QuantRecipe(method="minmax")
-    ranges = calibrate_ranges(float_path, [_float_batches()], "images", recipe)
+    float_model, float_path, recipe, ranges = _minmax_ranges(tiny[0], tmp_path)
     qdq = onnx.load(str(quantize_qdq(float_path, tmp_path / "q.onnx", ranges, recipe)))
     layers = ["conv1", "conv2", "dwconv"]
     combined, outputs = sensitivity_model(float_model, qdq, layers)
