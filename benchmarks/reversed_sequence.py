@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when imported by the tests
-from _common import stand_in_main, write_sequence_files  # noqa: E402
+from _common import read_frames, stand_in_main, write_sequence_files  # noqa: E402
 
 
 def reversed_sequence(video: Path, ground_truth: Path, out: Path, max_frames: int | None = None) -> tuple[Path, Path, int]:
@@ -42,14 +42,7 @@ def reversed_sequence(video: Path, ground_truth: Path, out: Path, max_frames: in
 
     from edge_reid.motchallenge import read_sequence_info
 
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while max_frames is None or len(frames) < max_frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames = read_frames(video, max_frames)
     if not frames:
         raise ValueError(f"{video}: no frame could be read")
     length = len(frames)

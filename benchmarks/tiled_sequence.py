@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when imported by the tests
-from _common import stand_in_main, write_sequence_files  # noqa: E402
+from _common import read_frames, stand_in_main, write_sequence_files  # noqa: E402
 
 TILES = 4
 ID_OFFSET = 1000
@@ -48,14 +48,7 @@ def tiled_sequence(video: Path, ground_truth: Path, out: Path, max_frames: int |
 
     from edge_reid.motchallenge import read_sequence_info
 
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames = read_frames(video)
     length = len(frames) // TILES
     if length == 0:
         raise ValueError(f"{video}: {len(frames)} frames could be read, at least {TILES} are needed")
