@@ -349,13 +349,11 @@ class Gallery:
         check_unit_rows(q)
         return q
 
-    @staticmethod
-    def _check_storable(rows: np.ndarray) -> None:
-        """Refuse what the store would refuse (NaN/Inf, an all-zero row), before an identity id is taken for them."""
-        if not np.isfinite(rows).all():
-            raise ValueError("embeddings contain NaN or Inf")
-        if (~rows.any(axis=1)).any():
-            raise ValueError("cannot normalise an all-zero embedding")
+    def _undo_new_identity(self, identity: Identity) -> None:
+        """Remove an identity just made whose embeddings were refused, and give its id back: nothing
+        refers to it yet, and a refused embedding must not use up an id (ids count up from 1)."""
+        self.remove(identity.identity_id)
+        self._next_id = identity.identity_id
 
     def _new_identity(self, name: str | None, timestamp: float, count: int) -> Identity:
         identity = Identity(self._next_id, name, timestamp, timestamp, count)
@@ -420,13 +418,12 @@ class Gallery:
             check_name(name)
             name = canonical_name(name) or None
         when = time.time() if timestamp is None else float(timestamp)
-        self._check_storable(x[-self.history_size :])  # a refused embedding uses up no identity id
         identity = self._new_identity(name, when, x.shape[0])
         try:
             for row in x[-self.history_size :]:
                 self._add_recent(identity.identity_id, row)
         except ValueError:
-            self.remove(identity.identity_id)
+            self._undo_new_identity(identity)
             raise
         return identity.identity_id
 
@@ -467,13 +464,12 @@ class Gallery:
                 return identity.identity_id  # every photo is already enrolled
         else:
             x = self._new_views(x, np.zeros((0, self.dim), np.float32))
-            self._check_storable(x)  # a refused embedding uses up no identity id
             identity = self._new_identity(name, when, 0)
         try:
             store_ids = self._store.add(x, labels=identity.identity_id)
         except ValueError:
             if created:
-                self.remove(identity.identity_id)
+                self._undo_new_identity(identity)
             raise
         members = self._members[identity.identity_id]
         members.enrolled.extend(int(i) for i in store_ids)
