@@ -210,10 +210,8 @@ class Tracker:
             not_tracked = np.array([t.state != TrackState.TRACKED for t in self.tracks])
             means[not_tracked, 6:8] = 0.0  # lost and tentative tracks keep their size (BoT-SORT)
             means, covariances = self.kalman.predict(means, covariances, step)
-            if self._warp is not IDENTITY_WARP:  # only with a camera_motion: its module is loaded
-                from edge_reid.tracking.camera_motion import CameraMotion
-
-                means, covariances = CameraMotion.apply(self._warp, means, covariances)
+            if self._warp is not IDENTITY_WARP:  # only ever set by self.camera_motion
+                means, covariances = self.camera_motion.apply(self._warp, means, covariances)
             for track, mean, covariance in zip(self.tracks, means, covariances):
                 track.mean, track.covariance = mean, covariance
 
