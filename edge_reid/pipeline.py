@@ -11,7 +11,6 @@ those three results.
 from __future__ import annotations
 
 import inspect
-import numbers
 import queue
 import threading
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from edge_reid.matching.gallery import Gallery
 from edge_reid.results import FrameResult, PastPerson
 from edge_reid.sources import Frame, FrameSource, open_source
 from edge_reid.timing import StageTimer, StreamClock
+from edge_reid.values import is_integer, is_real
 from edge_reid.tracking import CameraMotion, Tracker, TrackerConfig, plan_embeddings
 
 
@@ -241,7 +241,7 @@ class Pipeline(Closable):
         if timestamp_s is None:
             timestamp_s = self._stream_clock.seconds()
         frame_index = self._next_frame_index if frame_index is None else frame_index
-        if not _is_number(timestamp_s, numbers.Real) or not _is_number(frame_index, numbers.Integral):
+        if not is_real(timestamp_s) or not is_integer(frame_index):  # "0.1", True and 2.7 are refused, not converted
             raise TypeError(
                 f"timestamp_s must be seconds (a number) and frame_index an integer, got {timestamp_s!r} and {frame_index!r}"
             )
@@ -423,12 +423,6 @@ class Pipeline(Closable):
             # stalled stream) cannot be interrupted: the (daemon) thread is left to it, not waited for.
             worker.join(timeout=2.0)
             self._reader_stuck = worker.is_alive()
-
-
-def _is_number(value, kind: type) -> bool:
-    """``value`` is a ``kind`` (:class:`numbers.Real` or :class:`numbers.Integral`, numpy scalars
-    included) and not a bool: ``True`` is no time and no frame number."""
-    return isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
 
 
 class _ClosesItsSource(Iterator[FrameResult]):

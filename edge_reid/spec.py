@@ -27,7 +27,6 @@ import functools
 import hashlib
 import json
 import math
-import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -35,16 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from edge_reid.errors import ModelError, ModelSpecWarning, caller_stacklevel
-
-
-def _is_real(value: Any) -> bool:
-    """A real number (numpy's too), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+from edge_reid.values import is_integer, is_real
 
 
 def _is_positive_integer(value: Any) -> bool:
     """An integer (numpy's too) > 0, not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+    return is_integer(value) and value > 0
 
 
 def _is_three_finite(values: Any) -> bool:
@@ -53,14 +48,14 @@ def _is_three_finite(values: Any) -> bool:
         items = tuple(values)
     except TypeError:
         return False
-    return len(items) == 3 and all(_is_real(v) and math.isfinite(v) for v in items)
+    return len(items) == 3 and all(is_real(v) and math.isfinite(v) for v in items)
 
 
 def _plain_number(value: Any) -> Any:
     """A numpy integer or real as Python's int or float; Python's own numbers unchanged."""
     if type(value) in (int, float):
         return value
-    return int(value) if isinstance(value, numbers.Integral) else float(value)
+    return int(value) if is_integer(value) else float(value)
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -116,7 +111,7 @@ class ModelSpec:
             )
         if not _is_positive_integer(self.embedding_dim):
             raise ModelError(f"model spec {self.name!r}: embedding_dim must be a positive integer, got {self.embedding_dim!r}")
-        if not (_is_real(self.pixel_scale) and math.isfinite(self.pixel_scale) and self.pixel_scale > 0):
+        if not (is_real(self.pixel_scale) and math.isfinite(self.pixel_scale) and self.pixel_scale > 0):
             raise ModelError(f"model spec {self.name!r}: pixel_scale must be a finite number > 0, got {self.pixel_scale!r}")
         # numpy numbers become Python's, so that the spec stays JSON-ready (to_dict, fingerprint)
         for key in ("height", "width", "embedding_dim", "pixel_scale"):
@@ -277,10 +272,6 @@ def _assumed_spec_message(path: Path, spec: ModelSpec) -> str:
     )
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _json_kind(value: Any) -> str:
     """The JSON type of a decoded value, for messages."""
     if isinstance(value, list):
@@ -312,13 +303,13 @@ def _check_sidecar_values(sidecar: Path, side: dict[str, Any]) -> None:
             raise bad(key, "a positive integer")
     if "pixel_scale" in side:
         value = side["pixel_scale"]
-        if not (_is_number(value) and math.isfinite(value) and value > 0):
+        if not (is_real(value) and math.isfinite(value) and value > 0):
             raise bad("pixel_scale", "a finite number > 0, e.g. 0.00392156862745098 (1/255) or 1.0")
     for key in ("mean", "std"):
         if key not in side:
             continue
         value = side[key]
-        if not (isinstance(value, list) and len(value) == 3 and all(_is_number(v) and math.isfinite(v) for v in value)):
+        if not (isinstance(value, list) and len(value) == 3 and all(is_real(v) and math.isfinite(v) for v in value)):
             raise bad(key, "a list of 3 finite numbers, one per channel, e.g. [0.485, 0.456, 0.406]")
         if key == "std" and any(v <= 0 for v in value):
             raise bad(key, "3 numbers > 0")
@@ -457,5 +448,5 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
     fields.update(overrides or {})
     for key in ("mean", "std"):
         if isinstance(fields[key], (list, tuple)):  # anything else, or a value that is no number, ModelSpec refuses
-            fields[key] = tuple(float(v) if _is_real(v) else v for v in fields[key])
+            fields[key] = tuple(float(v) if is_real(v) else v for v in fields[key])
     return ModelSpec(**fields)

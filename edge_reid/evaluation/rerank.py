@@ -21,10 +21,10 @@ result row by row. Market-1501 (Q=3368, G=15913): 1.4 GiB + 0.2 GiB.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy import sparse
+
+from edge_reid.values import is_integer
 
 
 def _top_k(dist: np.ndarray, k: int, chunk: int | None = None) -> np.ndarray:
@@ -83,9 +83,9 @@ def re_ranking(
     Raises:
         ValueError: shapes disagree; ``k1`` or ``k2`` out of its range.
     """
-    if not (isinstance(k1, numbers.Integral) and not isinstance(k1, bool) and k1 >= 1):
+    if not (is_integer(k1) and k1 >= 1):
         raise ValueError(f"k1 must be an integer >= 1, got {k1!r}")
-    if not (isinstance(k2, numbers.Integral) and not isinstance(k2, bool) and 1 <= k2 <= k1 + 1):
+    if not (is_integer(k2) and 1 <= k2 <= k1 + 1):
         raise ValueError(f"k2 must be an integer in [1, k1 + 1] = [1, {k1 + 1}], got {k2!r}")
     q_g_dist = np.asarray(q_g_dist, np.float32)
     num_q, num_g = q_g_dist.shape

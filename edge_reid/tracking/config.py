@@ -1,10 +1,11 @@
-"""The tracker's constants (a light module: dataclasses and math only)."""
+"""The tracker's constants (a light module: dataclasses, math and the number test of :mod:`edge_reid.values`)."""
 
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, fields
+
+from edge_reid.values import is_integer, is_real
 
 #: Fields that count things: integers (a bool is refused as a count).
 _COUNTS = ("confirm_hits", "history_size")
@@ -96,7 +97,7 @@ class TrackerConfig:
         for item in fields(self):
             value = getattr(self, item.name)
             count = item.name in _COUNTS
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral if count else numbers.Real):
+            if not (is_integer(value) if count else is_real(value)):
                 raise TypeError(f"TrackerConfig.{item.name} must be {'an integer' if count else 'a number'}, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"TrackerConfig.{item.name} must be finite, got {value}")
