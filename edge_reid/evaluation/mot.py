@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import numbers
 import os
 import shutil
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np
 from edge_reid.defaults import MOT_IOU_MAX, MOT_IOU_MIN
 from edge_reid.errors import DataError, MissingDependencyError
 from edge_reid.motchallenge import read_rows_with_lines, read_sequence_info
+from edge_reid.values import is_real
 
 _TRACKER_NAME = "edge-reid"
 
@@ -230,7 +230,7 @@ def evaluate_mot(result: str | os.PathLike | np.ndarray, gt_folder: str | os.Pat
         MissingDependencyError: TrackEval is not installed.
         ValueError: ``iou_threshold`` is not a number in [0.05, 0.95] (NaN included).
     """
-    if not (isinstance(iou_threshold, numbers.Real) and MOT_IOU_MIN <= iou_threshold <= MOT_IOU_MAX):
+    if not (is_real(iou_threshold) and MOT_IOU_MIN <= iou_threshold <= MOT_IOU_MAX):
         raise ValueError(f"iou_threshold must be a number in [{MOT_IOU_MIN}, {MOT_IOU_MAX}], got {iou_threshold!r}")
     info = read_sequence_info(gt_folder)
     if not info.gt_path.is_file():
