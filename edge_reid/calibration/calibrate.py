@@ -29,7 +29,7 @@ import contextlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -367,7 +367,7 @@ def _centre_activations(prepared: _PreparedModel, amax: dict[str, float], reader
         f"{len(ranges)} non-negative tensors centred before INT8 (x - a/2, bias folded) for "
         f"{sum(len(readers[t]) for t in readers if centred_name(t) in ranges)} convolutions: 255 levels instead of 128"
     )
-    return _PreparedModel(model, prepared.spec, path, transforms, prepared.integer_tensors, prepared.fp32, prepared.fp32_ranges)
+    return replace(prepared, model=model, path=path, transforms=transforms)
 
 
 @dataclass
