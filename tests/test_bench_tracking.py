@@ -181,15 +181,12 @@ def test_detector_size_with_a_detections_file_is_a_one_line_error(bench, tmp_pat
 
 
 def test_tiled_sequence_puts_four_stretches_side_by_side_with_their_ground_truth(vtest_path, shared_dir, tmp_path):
-    import cv2
 
     tiled = load_benchmark_script("tiled_sequence")
     video, sequence, length = tiled.tiled_sequence(vtest_path, shared_dir / "data" / "vtest-mot", tmp_path, max_frames=3)
     assert length == 3
-    capture = cv2.VideoCapture(str(video))
-    frames = [capture.read()[1] for _ in range(3)]
-    source = cv2.VideoCapture(str(vtest_path))
-    originals = [source.read()[1] for _ in range(795)]
+    frames = tiled.read_frames(video)
+    originals = tiled.read_frames(vtest_path)
     assert frames[0].shape == (1152, 1536, 3)
     quarter = 795 // 4
     assert np.array_equal(frames[1][:576, :768], originals[1]), "tile 0: the first quarter, lossless"
@@ -204,15 +201,12 @@ def test_tiled_sequence_puts_four_stretches_side_by_side_with_their_ground_truth
 
 
 def test_reversed_sequence_plays_the_frames_backwards_with_their_ground_truth(vtest_path, shared_dir, tmp_path):
-    import cv2
 
     reverse = load_benchmark_script("reversed_sequence")
     video, sequence, length = reverse.reversed_sequence(vtest_path, shared_dir / "data" / "vtest-mot", tmp_path, max_frames=5)
     assert length == 5
-    capture = cv2.VideoCapture(str(video))
-    frames = [capture.read()[1] for _ in range(5)]
-    source = cv2.VideoCapture(str(vtest_path))
-    originals = [source.read()[1] for _ in range(5)]
+    frames = reverse.read_frames(video)
+    originals = reverse.read_frames(vtest_path, 5)
     assert all(np.array_equal(frames[k], originals[4 - k]) for k in range(5)), "frame k is the source's 4 - k, lossless"
     source_rows = np.loadtxt(shared_dir / "data" / "vtest-mot" / "gt" / "gt.txt", delimiter=",")
     rows = np.loadtxt(sequence / "gt" / "gt.txt", delimiter=",")
