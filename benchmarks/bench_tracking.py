@@ -526,7 +526,7 @@ class EdgeReidTracker(BenchTracker):
         embedder: the shared counting embedder.
         tracker_overrides: keyword overrides of :class:`edge_reid.tracking.TrackerConfig`'s defaults.
         pipeline_overrides: keyword overrides of the Pipeline's own constants (``threshold``,
-            ``reid_threshold``, ``refresh_s``, ``past_frames``).
+            ``reid_threshold``, ``unnamed_reid_threshold``, ``refresh_s``, ``past_frames``).
         camera_motion: compensate camera motion, as ``edge-reid run`` does by default (False:
             ``--no-camera-motion``).
     """

@@ -7,8 +7,9 @@ with the gallery as :class:`~edge_reid.identities.TrackIdentities` compares it (
 against every identity's stored views), and each identity created is put in one of these classes:
 
 - ``empty gallery``: nothing to match yet;
-- ``below the strict threshold``: no identity reaches ``--reid-threshold`` (0.82 by default);
-- ``ambiguous``: two or more identities reach it, and the ambiguity rule refuses to choose;
+- ``below the strict threshold``: no identity reaches its threshold on appearance alone
+  (``--unnamed-reid-threshold``, 0.91 by default, for the unnamed identities a run makes);
+- ``ambiguous``: two or more identities reach theirs, and the ambiguity rule refuses to choose;
 - ``one passes, refused``: exactly one reaches it, but it is held by a track in view, looks no
   more alike than someone in view, or belongs to a lost track elsewhere.
 
@@ -17,6 +18,7 @@ for passes after the first, each creation with its frame, top-3 similarities and
 Once the video repeats, every person has been seen: ideally nothing is created.
 
     python benchmarks/replay_identities.py --passes 3
+    python benchmarks/replay_identities.py --passes 3 --unnamed-reid-threshold 0.82   # as before the two thresholds
 """
 
 from __future__ import annotations
@@ -31,19 +33,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import benchmark_parser, video_path  # noqa: E402
 
 from edge_reid import identities as identities_module  # noqa: E402
-from edge_reid.defaults import REID_THRESHOLD  # noqa: E402
+from edge_reid.defaults import UNNAMED_REID_THRESHOLD  # noqa: E402
 from edge_reid.pipeline import Pipeline  # noqa: E402
 from edge_reid.sources import open_source  # noqa: E402
+from edge_reid.thresholds import at_least  # noqa: E402
 
 
 def main() -> int:
     parser = benchmark_parser(__doc__)
     parser.add_argument("--passes", type=int, default=3, help="passes over the video (default: %(default)s)")
     parser.add_argument("--details", type=int, default=40, help="creations listed after the first pass (default: %(default)s)")
+    parser.add_argument("--unnamed-reid-threshold", type=float, default=UNNAMED_REID_THRESHOLD,
+                        help="as edge-reid run's (default: %(default)s)")
     args = parser.parse_args()
     video = video_path(args)
 
-    pipeline = Pipeline()
+    pipeline = Pipeline(unnamed_reid_threshold=args.unnamed_reid_threshold)
     probe = open_source(str(video))
     frames_per_pass = probe.stats.declared_frames or 0
     probe.close()
@@ -67,7 +72,7 @@ def main() -> int:
                 cause = "empty gallery"
             else:
                 scores, found = before[track.track_id]
-                passing = int((scores >= self.reid_threshold).sum())
+                passing = sum(bool(at_least(s, self.reid_threshold_of(i))) for s, i in zip(scores.tolist(), found.tolist()))
                 cause = ("below the strict threshold", "one passes, refused")[passing] if passing < 2 else "ambiguous"
                 if current["frame"] >= frames_per_pass:
                     created_after_first.append((current["frame"], cause, scores.round(3).tolist(), found.tolist()))
@@ -75,7 +80,7 @@ def main() -> int:
         return created
 
     identities_module.TrackIdentities._identify = observed
-    print(f"{video}: {frames_per_pass} frames per pass, {args.passes} passes, strict threshold {REID_THRESHOLD}")
+    print(f"{video}: {frames_per_pass} frames per pass, {args.passes} passes, unnamed identities' threshold {args.unnamed_reid_threshold}")
     count_before = 0
     for result in pipeline.run(open_source(str(video), repeat=args.passes)):
         current["frame"] = result.frame_index

@@ -48,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_tracking as bench  # noqa: E402
 from _common import benchmark_parser  # noqa: E402
 
+#: The Pipeline's constants that ``--set`` may change (TrackerConfig's are found by name).
+PIPELINE_CONSTANTS = ("threshold", "reid_threshold", "unnamed_reid_threshold", "refresh_s")
 #: IoU at which a reported box counts as on a person (CLEAR MOT, IDF1).
 MATCH_IOU = 0.5
 #: IoU from which an unmatched box counts as *near* a person (a localisation error rather than a stray box).
@@ -263,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="also list every identity change (frame, person, old and new id)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE",
-        help="change a TrackerConfig or Pipeline constant (threshold, reid_threshold, refresh_s), repeatable",
+        help="change a TrackerConfig or Pipeline constant (threshold, reid_threshold, unnamed_reid_threshold, refresh_s), repeatable",
     )
     bench.add_sequence_arguments(parser)
     return parser
@@ -280,10 +282,10 @@ def _overrides(items: list[str]) -> tuple[dict, dict]:
         name, value = bench.number_setting(item)
         if name in tracker_names:
             tracker[name] = int(value) if tracker_names[name] in (int, "int") else value
-        elif name in ("threshold", "reid_threshold", "refresh_s"):
+        elif name in PIPELINE_CONSTANTS:
             pipeline[name] = value
         else:
-            raise bench.BenchError(f"--set: unknown constant {name!r} (TrackerConfig's, or threshold, reid_threshold, refresh_s)")
+            raise bench.BenchError(f"--set: unknown constant {name!r} (TrackerConfig's, or {', '.join(PIPELINE_CONSTANTS)})")
     return tracker, pipeline
 
 

@@ -157,11 +157,12 @@ def _edge_reid_subject() -> Subject:
         "proximity": gate, "appearance_thresh": bounded, "veto_similarity": bounded,
         "confirm_hits": {"integer": True}, "max_lost_s": {}, "overlap": bounded, "tentative_gate_chi2": {},
     }
-    pipeline_constants = {"threshold": bounded, "reid_threshold": bounded, "refresh_s": {}}
+    pipeline_constants = {"threshold": bounded, "reid_threshold": bounded, "unnamed_reid_threshold": bounded, "refresh_s": {}}
     constants = tuple(Constant(name, float(getattr(base, name)), **options) for name, options in tracker_constants.items())
     constants += (
         Constant("threshold", float(defaults.THRESHOLD), upper=1.0),
         Constant("reid_threshold", float(defaults.REID_THRESHOLD), upper=1.0),
+        Constant("unnamed_reid_threshold", float(defaults.UNNAMED_REID_THRESHOLD), upper=1.0),
         Constant("refresh_s", float(defaults.REFRESH_S)),
     )
     shared: dict = {}

@@ -21,6 +21,18 @@ THRESHOLD = 0.6
 #: docs/tracking.md, "Played backwards").
 REID_THRESHOLD = 0.82
 
+#: Cosine similarity at or above which a new track takes an *unnamed* identity (one the run made
+#: itself, not enrolled or named) without motion support: above every different-person pair of
+#: the labelled crops (0.9067, ``edge-reid gallery threshold --fmr 0`` on mot17-reid-mini; true-match
+#: rate 67%). :data:`REID_THRESHOLD`'s 0.01% is per pair of crops; a new track's template is compared
+#: with up to 8 stored views of every identity, so keeping the decision's false-match rate near
+#: 0.01% with tens of identities needs a per-pair rate below 1e-6, finer than the crops can measure:
+#: the strictest value they support is taken. Named identities keep :data:`REID_THRESHOLD`: they are
+#: few, their views were chosen (enrolment photos), and missing one (an unrecognised visitor) is the
+#: costly error there, while an unnamed identity wrongly taken merges two strangers for the rest of
+#: the run (docs/tracking.md, "Played backwards").
+UNNAMED_REID_THRESHOLD = 0.91
+
 #: Identities seen within this many seconds are never pruned, and ``--prune-after`` may
 #: not be shorter: a person hidden for a moment (behind someone, out of view) must keep
 #: their identity.

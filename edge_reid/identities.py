@@ -12,10 +12,13 @@ people who left and came back). :class:`TrackIdentities` joins them:
     gate) holds the new track's box, at the gallery's ``threshold``: a person
     re-found after a short break; the lost track is then dropped from the tracker;
   - an identity no live track holds (someone gone for longer, an enrolled person),
-    at the stricter ``reid_threshold``, and only when it stands out: no other
-    identity passes it, or the best is clearly nearer than the runner-up (Lowe's
-    ratio test on the unit sphere, :data:`DISTINCT_RATIO`). Two identities that
-    look equally like the person: appearance cannot tell, so no guess.
+    on appearance alone: a *named* identity (enrolled, or named by the user) at the
+    stricter ``reid_threshold``, an unnamed one (made by a run) at the strictest
+    ``unnamed_reid_threshold`` (see :data:`~edge_reid.defaults.UNNAMED_REID_THRESHOLD`),
+    and only when it stands out: no other identity passes the lower of the two, or the
+    best is clearly nearer than the runner-up (Lowe's ratio test on the unit sphere,
+    :data:`DISTINCT_RATIO`). Two identities that look equally like the person:
+    appearance cannot tell, so no guess.
 
   Never an identity held by a track in view (two live tracks never share one), nor
   one the track resembles no more than someone in view. Otherwise the track
@@ -39,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_reid.defaults import REID_THRESHOLD
+from edge_reid.defaults import REID_THRESHOLD, UNNAMED_REID_THRESHOLD
 from edge_reid.detections import Detections
 from edge_reid.matching.assignment import assign_unique
 from edge_reid.matching.gallery import Gallery
@@ -113,22 +116,29 @@ class TrackIdentities:
 
     Args:
         gallery: the identity :class:`~edge_reid.matching.gallery.Gallery`.
-        reid_threshold: least cosine similarity for a track to take an identity that no
-            motion supports: someone gone for longer than the tracker keeps lost tracks,
-            or an enrolled person. Stricter than the gallery's ``threshold`` (which applies
-            when a lost track's motion gate supports the match), because a new track is
-            compared with every stored identity: see docs/tracking.md. Default: the
-            bundled OSNet's similarity at a 0.01% false-match rate on labelled crops.
+        reid_threshold: least cosine similarity in [-1, 1] for a track to take a *named*
+            identity (enrolled, or named by the user) that no motion supports. Stricter than the
+            gallery's ``threshold`` (which applies when a lost track's motion gate supports the
+            match), because a new track is compared with every stored identity: see
+            docs/tracking.md. Default: the bundled OSNet's similarity at a 0.01% false-match
+            rate on labelled crops.
+        unnamed_reid_threshold: the same for an *unnamed* identity (one a run made: someone gone
+            for longer than the tracker keeps lost tracks). Default: above every different-person
+            pair of the labelled crops (:data:`~edge_reid.defaults.UNNAMED_REID_THRESHOLD` says why).
 
     Raises:
-        ValueError: ``reid_threshold`` outside [-1, 1].
+        ValueError: a threshold outside [-1, 1] (or not a number).
     """
 
-    def __init__(self, gallery: Gallery, reid_threshold: float = REID_THRESHOLD) -> None:
-        if not -1.0 <= reid_threshold <= 1.0:
-            raise ValueError(f"reid_threshold must be a cosine similarity in [-1, 1], got {reid_threshold}")
+    def __init__(
+        self, gallery: Gallery, reid_threshold: float = REID_THRESHOLD, unnamed_reid_threshold: float = UNNAMED_REID_THRESHOLD
+    ) -> None:
+        for name, value in (("reid_threshold", reid_threshold), ("unnamed_reid_threshold", unnamed_reid_threshold)):
+            if not -1.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a cosine similarity in [-1, 1], got {value}")
         self.gallery = gallery
         self.reid_threshold = float(reid_threshold)
+        self.unnamed_reid_threshold = float(unnamed_reid_threshold)
         self.kalman = BoxKalmanFilter()
         self._identity_of: dict[int, int] = {}  # track id -> identity id
         self._similarity_of: dict[int, float] = {}
@@ -140,6 +150,13 @@ class TrackIdentities:
     def held_identities(self) -> set[int]:
         """Identities held by live tracks (kept by pruning)."""
         return set(self._identity_of.values())
+
+    def reid_threshold_of(self, identity: int) -> float:
+        """The cosine similarity in [-1, 1] a track needs to take ``identity`` on appearance alone (no motion
+        support): ``reid_threshold`` for a named identity, ``unnamed_reid_threshold`` otherwise (an id not in
+        the gallery included)."""
+        named = identity in self.gallery and self.gallery.get(identity).name is not None
+        return self.reid_threshold if named else self.unnamed_reid_threshold
 
     def update(self, tracker: Tracker, tracked: Detections, now_s: float | None = None) -> Identities:
         """Identify the tracks reported in one frame.
@@ -227,9 +244,10 @@ class TrackIdentities:
         for row in range(len(templates)):
             visible = [s for s, i in zip(scores[row], found[row]) if i in holder_of and holder_of[i].state != TrackState.LOST]
             best_visible = max(visible, default=-np.inf)
-            # Two or more identities pass the strict test: only the best may be taken without the
-            # motion gate's support, and only if it stands out (else appearance cannot tell them apart).
-            strict = at_least(scores[row], self.reid_threshold) & (found[row] >= 1)
+            # Two or more identities pass the lower of the two strict thresholds: only the best may be taken
+            # without the motion gate's support, only if it stands out (else appearance cannot tell them
+            # apart), and only at its own threshold (named or unnamed) below.
+            strict = at_least(scores[row], min(self.reid_threshold, self.unnamed_reid_threshold)) & (found[row] >= 1)
             order = np.argsort(-scores[row][strict])
             passing, passing_ids = scores[row][strict][order], found[row][strict][order]
             contested = passing.size > 1
@@ -245,6 +263,6 @@ class TrackIdentities:
                     continue  # a lost track elsewhere: its person cannot be here
                 if not supported and contested and identity not in takeable:
                     continue
-                threshold = self.gallery.threshold if supported else self.reid_threshold
+                threshold = self.gallery.threshold if supported else self.reid_threshold_of(identity)
                 margin[row, np.searchsorted(candidates, identity)] = margin_over(score, threshold)  # 0 exactly at it
         return candidates, margin

@@ -20,7 +20,7 @@ import numpy as np
 
 from edge_reid.closing import Closable
 from edge_reid.data.images import check_bgr_image
-from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD
+from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD, UNNAMED_REID_THRESHOLD
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
@@ -72,14 +72,17 @@ class Pipeline(Closable):
         tracker: the :class:`~edge_reid.tracking.Tracker` (default: published defaults and camera-motion
             compensation, ``Tracker(camera_motion=CameraMotion())``, as ``edge-reid run``; a camera that
             never moves can pass ``Tracker()`` to save the optical flow).
-        reid_threshold: cosine similarity for a new track to take an identity without motion
-            support (someone who left and came back, an enrolled person).
+        reid_threshold: cosine similarity in [-1, 1] for a new track to take a named identity (an
+            enrolled person, or one the user named) without motion support.
+        unnamed_reid_threshold: the same for an unnamed identity (someone a run saw, who left and came
+            back): stricter by default, see :class:`~edge_reid.identities.TrackIdentities`.
         refresh_s: seconds between two embeddings of a person followed without doubt.
         past_frames: hand out the boxes of earlier frames that a track's confirmation or re-finding
             reveals (:attr:`FrameResult.past`); False: only the current frame's people.
 
     Raises:
-        ValueError: ``refresh_s`` <= 0; ``min_box_height`` negative or not finite; a ``gallery``
+        ValueError: ``refresh_s`` <= 0; ``min_box_height`` negative or not finite; ``reid_threshold`` or
+            ``unnamed_reid_threshold`` outside [-1, 1]; a ``gallery``
             whose embedding size is not the embedder's.
         TypeError: ``tracker`` is not a :class:`~edge_reid.tracking.Tracker` (a ``TrackerConfig`` goes
             inside one: ``Tracker(TrackerConfig(...))``).
@@ -108,6 +111,7 @@ class Pipeline(Closable):
         use_detector: bool = True,
         tracker: Tracker | None = None,
         reid_threshold: float = REID_THRESHOLD,
+        unnamed_reid_threshold: float = UNNAMED_REID_THRESHOLD,
         refresh_s: float = REFRESH_S,
         past_frames: bool = True,
     ) -> None:
@@ -142,10 +146,12 @@ class Pipeline(Closable):
                     f"the gallery was made with another model ({self.gallery.model_name or self.gallery.model_id[:12]}), not "
                     f"{self.embedder.model_path.name}: embeddings of two models cannot be compared; use a gallery of this model"
                 )
+            self.identities = TrackIdentities(
+                self.gallery, reid_threshold=reid_threshold, unnamed_reid_threshold=unnamed_reid_threshold
+            )
         except BaseException:
             self.close()
             raise
-        self.identities = TrackIdentities(self.gallery, reid_threshold=reid_threshold)
         self.min_box_height = float(min_box_height)
         self.refresh_s = float(refresh_s)
         self.timer = StageTimer()
@@ -166,9 +172,9 @@ class Pipeline(Closable):
     def reset(self) -> None:
         """Forget every track, as at the start of a new video or camera session.
 
-        The gallery keeps its identities: people seen before are recognised again (at
-        ``reid_threshold``). Track ids start again from 1, and :attr:`timer` (the stages'
-        milliseconds per frame) from 0. :meth:`run` calls this first.
+        The gallery keeps its identities: people seen before are recognised again (named ones at
+        ``reid_threshold``, unnamed ones at ``unnamed_reid_threshold``). Track ids start again from 1,
+        and :attr:`timer` (the stages' milliseconds per frame) from 0. :meth:`run` calls this first.
         """
         self._forget_tracks()
         self._stream_clock = StreamClock()
@@ -185,7 +191,9 @@ class Pipeline(Closable):
         self.tracker = Tracker(previous.config, camera_motion=motion)
         if keep_counting:
             self.tracker.continue_counting(previous)
-        self.identities = TrackIdentities(self.gallery, reid_threshold=self.identities.reid_threshold)
+        self.identities = TrackIdentities(
+            self.gallery, reid_threshold=self.identities.reid_threshold, unnamed_reid_threshold=self.identities.unnamed_reid_threshold
+        )
         self._pending.clear()
         self._frame_size = None
 

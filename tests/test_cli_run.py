@@ -163,6 +163,22 @@ def test_no_camera_motion_turns_the_compensation_off(tmp_path, vtest_path, capsy
     assert "not compensated" in unwrapped(capsys.readouterr().err)
 
 
+def test_both_reid_thresholds_reach_the_identities(vtest_path, monkeypatch):
+    from edge_reid.identities import TrackIdentities
+
+    chosen = []
+    original = TrackIdentities.__init__
+
+    def recording(self, gallery, reid_threshold, unnamed_reid_threshold):
+        chosen.append((reid_threshold, unnamed_reid_threshold))
+        original(self, gallery, reid_threshold, unnamed_reid_threshold)
+
+    monkeypatch.setattr(TrackIdentities, "__init__", recording)
+    assert main(["run", "--source", str(vtest_path), "--max-frames", "1", "--reid-threshold", "0.7",
+                 "--unnamed-reid-threshold", "0.95"]) == 0
+    assert chosen and set(chosen) == {(0.7, 0.95)}
+
+
 def test_a_detector_that_cannot_run_at_the_size_asked_is_one_line_naming_the_option(tmp_path, vtest_path, yolox_path):
     model = fixed_grid_yolox(yolox_path, tmp_path / "yolox_fixed.onnx")
     mot = tmp_path / "m.txt"

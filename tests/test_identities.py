@@ -136,9 +136,9 @@ def test_a_return_much_nearer_one_of_two_passing_identities_takes_it():
     """Lowe's ratio test: both stored identities pass the strict threshold, but one is far nearer."""
     look = _look(1)
     gallery = Gallery(DIM, threshold=0.6)
-    near = gallery.add(_near(look, 11, 0.01))
+    near = gallery.add(_near(look, 11, 0.01), name="Near")
     far_view = _unit(look + 0.55 * _look(9))
-    gallery.add(far_view)  # someone alike enough to pass the strict threshold, clearly farther
+    gallery.add(far_view, name="Far")  # someone alike enough to pass the strict threshold, clearly farther
     scene = Scene(gallery)
     template = _near(look, 0, 0.05)
     assert min(float(gallery.similarity(i, template)[0]) for i in (1, 2)) >= scene.identities.reid_threshold
@@ -150,7 +150,7 @@ def test_a_person_seen_again_after_a_duplicate_identity_is_not_duplicated_again(
     """A duplicate identity (made when the first was ambiguous) must not make every later return ambiguous."""
     look = _look(1)
     gallery = Gallery(DIM, threshold=0.6)
-    gallery.add(_unit(look + 0.45 * _look(9)))  # the first identity: passes, but not alike enough to stand out
+    gallery.add(_unit(look + 0.45 * _look(9)), name="First")  # passes, but not alike enough to stand out
     duplicate = gallery.add(_near(look, 11, 0.01))  # this person's own views, stored as a new identity last time
     scene = Scene(gallery)
     seen = [scene.step([(look, 300)]) for _ in range(3)][-1]
@@ -198,9 +198,11 @@ def test_tracks_without_embeddings_have_no_identity_yet():
     assert found.identity_ids.tolist() == [-1] and found.names == (None,)
 
 
-def test_reid_threshold_is_checked():
-    with pytest.raises(ValueError, match="reid_threshold"):
-        TrackIdentities(Gallery(DIM), reid_threshold=1.5)
+@pytest.mark.parametrize("name", ["reid_threshold", "unnamed_reid_threshold"])
+@pytest.mark.parametrize("value", [1.5, -1.01, float("nan")])
+def test_reid_thresholds_are_checked(name, value):
+    with pytest.raises(ValueError, match=f"^{name} must be a cosine similarity"):
+        TrackIdentities(Gallery(DIM), **{name: value})
 
 
 def test_a_frame_is_one_sighting_of_the_identity_a_track_takes():
@@ -230,10 +232,9 @@ def _exactly_at(target: float, template: np.ndarray, seed: int = 0) -> np.ndarra
     raise AssertionError("no vector found")
 
 
-def test_a_similarity_exactly_at_reid_threshold_takes_the_identity():
-    """0.82 is 0.81999999 in float32: the margin over --reid-threshold was computed in float64 and came
-    out -7e-9, so a returning person scored exactly at the threshold got a second identity (while
-    Gallery.match and the tracker count a value at a threshold as reaching it)."""
+def _return_of_one_stored_look(similarities_and_names, then_named: str | None = None, **thresholds) -> tuple[list[int], Gallery]:
+    """Identities a person confirmed in 3 frames takes, when the gallery holds one stored identity per
+    (cosine similarity to the person's template, name), identity 1 renamed ``then_named`` if given; also the gallery."""
     from edge_reid.identities import template
 
     look = _look(7)
@@ -241,14 +242,51 @@ def test_a_similarity_exactly_at_reid_threshold_takes_the_identity():
     for _ in range(3):
         dry.tracker.update(Detections.from_boxes([_box(100)], [0.9]), look[None], dry.frame / 10)
         dry.frame += 1
-    stored = _exactly_at(0.82, template(dry.tracker.tracks[0]))
     gallery = Gallery(DIM, threshold=0.6)
-    gallery.add(stored, timestamp=0)
-    tracker, identities = Tracker(), TrackIdentities(gallery, reid_threshold=0.82)
+    for seed, (similarity, name) in enumerate(similarities_and_names):
+        gallery.add(_exactly_at(similarity, template(dry.tracker.tracks[0]), seed=seed), name=name, timestamp=0)
+    if then_named is not None:
+        gallery.rename(1, then_named)
+    tracker, identities = Tracker(), TrackIdentities(gallery, **thresholds)
     for frame in range(3):
         tracked = tracker.update(Detections.from_boxes([_box(100)], [0.9]), look[None], frame / 10)
         found = identities.update(tracker, tracked)
-    assert found.identity_ids.tolist() == [1] and len(gallery) == 1
+    return found.identity_ids.tolist(), gallery
+
+
+@pytest.mark.parametrize("threshold, name", [(0.82, "Alice"), (0.91, None)])
+def test_a_similarity_exactly_at_reid_threshold_takes_the_identity(threshold, name):
+    """0.82 is 0.81999999 in float32: the margin over --reid-threshold was computed in float64 and came
+    out -7e-9, so a returning person scored exactly at the threshold got a second identity (while
+    Gallery.match and the tracker count a value at a threshold as reaching it). The same for an unnamed
+    identity at --unnamed-reid-threshold."""
+    taken, gallery = _return_of_one_stored_look(
+        [(threshold, name)], reid_threshold=0.82 if name else 0.99, unnamed_reid_threshold=0.91 if name is None else 0.99
+    )
+    assert taken == [1] and len(gallery) == 1
+
+
+@pytest.mark.parametrize("name, taken", [("Alice", True), (None, False)])
+def test_an_unnamed_identity_needs_the_stricter_threshold_on_appearance_alone(name, taken):
+    """At 0.87 (between 0.82 and 0.91) a named identity (enrolled, or named by the user) is recognised;
+    an unnamed one (made by a run) is not: scene-mates reach 0.80-0.89 to one another's stored views
+    with a small ReID model, and taking one merges two strangers (docs/tracking.md, "Played backwards")."""
+    identity_ids, gallery = _return_of_one_stored_look([(0.87, name)])
+    assert identity_ids == ([1] if taken else [2])
+    assert len(gallery) == (1 if taken else 2)
+
+
+def test_a_named_identity_is_not_taken_when_an_unnamed_one_looks_more_alike():
+    """The named identity passes its threshold (0.85 >= 0.82) but an unnamed one is nearer (0.88, below
+    its own 0.91): appearance says the person is more likely the stranger, so neither is taken."""
+    identity_ids, gallery = _return_of_one_stored_look([(0.85, "Alice"), (0.88, None)])
+    assert identity_ids == [3] and len(gallery) == 3
+
+
+def test_naming_an_identity_lets_it_be_recognised_at_the_named_threshold():
+    """``gallery rename`` vouches for an identity: the same stored look at 0.87 is recognised once named."""
+    identity_ids, gallery = _return_of_one_stored_look([(0.87, None)], then_named="Bob")
+    assert identity_ids == [1] and len(gallery) == 1 and gallery.get(1).name == "Bob"
 
 
 def test_a_new_identity_keeps_only_novel_views_of_its_track():

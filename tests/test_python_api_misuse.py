@@ -280,3 +280,31 @@ def test_a_pipeline_whose_detector_fails_to_load_closes_the_embedder_it_made(mon
     (embedder,) = made
     with pytest.raises(ValueError, match="was closed"):  # not left open until garbage collection
         embedder.embed_crops([np.zeros((64, 32, 3), np.uint8)])
+
+
+def test_the_identity_thresholds_reach_the_identities_and_outlive_a_reset(embedder):
+    pipeline = Pipeline(embedder, use_detector=False, tracker=Tracker(), reid_threshold=0.7, unnamed_reid_threshold=0.95)
+    for _ in range(2):
+        assert (pipeline.identities.reid_threshold, pipeline.identities.unnamed_reid_threshold) == (0.7, 0.95)
+        pipeline.reset()  # a new TrackIdentities: the thresholds the caller chose, not the defaults
+
+
+@pytest.mark.parametrize("name", ["reid_threshold", "unnamed_reid_threshold"])
+def test_a_pipeline_given_a_bad_threshold_closes_the_embedder_it_made(monkeypatch, name):
+    """The thresholds were checked after the models were made and outside the clean-up: a bad one left
+    the pipeline's own embedder open (until garbage collection) and raised from a half-made pipeline."""
+    import edge_reid.pipeline as pipeline_module
+
+    made = []
+
+    class RecordingEmbedder(pipeline_module.Embedder):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(pipeline_module, "Embedder", RecordingEmbedder)
+    with pytest.raises(ValueError, match=f"^{name} must be a cosine similarity in"):
+        Pipeline(use_detector=False, tracker=Tracker(), **{name: 1.2})
+    (embedder,) = made
+    with pytest.raises(ValueError, match="was closed"):
+        embedder.embed_crops([np.zeros((64, 32, 3), np.uint8)])

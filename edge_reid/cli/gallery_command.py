@@ -318,20 +318,23 @@ def threshold(
     """Cosine-similarity histograms of same/different-person pairs and the threshold at a false-match rate.
 
     Pairs: same person seen by two cameras (positive) and different people (negative).
-    For another ReID model, set both of `edge-reid run`'s thresholds from it: the value at --fmr 0.01 as
-    --threshold (a person found again near where their track was lost: motion supports the match) and
-    the value at --fmr 0.0001 as --reid-threshold (enrolled people and people who come back later:
-    appearance alone decides, so false matches must be rarer). The defaults, 0.6 and 0.82, are the
-    bundled OSNet's. The threshold printed is rounded up to 4 decimals, so its false-match rate is at
+    For another ReID model, set `edge-reid run`'s three thresholds from it: the value at --fmr 0.01 as
+    --threshold (a person found again near where their track was lost: motion supports the match), the
+    value at --fmr 0.0001 as --reid-threshold (enrolled or named people: appearance alone decides, so
+    false matches must be rarer) and the value at --fmr 0 (above every different-person pair) as
+    --unnamed-reid-threshold (people a run saw who come back later: compared with every stored
+    identity's views, so rarer still). The defaults, 0.6, 0.82 and 0.91, are the bundled OSNet's. The threshold printed is rounded up to 4 decimals, so its false-match rate is at
     most the target (the rates printed are at that value); --json holds the exact threshold.
 
     Examples:
 
     \b
-      # --threshold, then --reid-threshold, for your model:
+      # --threshold, then --reid-threshold, then --unnamed-reid-threshold, for your model:
       edge-reid gallery threshold --data /data/Market-1501 -m my_reid.onnx
       edge-reid gallery threshold --data /data/Market-1501 -m my_reid.onnx \\
           --fmr 0.0001
+      edge-reid gallery threshold --data /data/Market-1501 -m my_reid.onnx \\
+          --fmr 0
     """
     import numpy as np
 

@@ -16,7 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_backend_option, output_file
-from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE, GALLERY_SAVE_EVERY_S, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD
+from edge_reid.defaults import (
+    DETECTOR_MAX_INPUT_SIZE, GALLERY_SAVE_EVERY_S, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD, UNNAMED_REID_THRESHOLD,
+)
 from edge_reid.summary import RunSummary
 from edge_reid.tracking.config import TrackerConfig
 
@@ -106,8 +108,14 @@ def run(
     ),
     reid_threshold: float = typer.Option(
         REID_THRESHOLD, "--reid-threshold", min=-1.0, max=1.0,
-        help="Cosine similarity at or above which a new track is a known identity without motion to support it "
-        "(someone who came back, an enrolled person).",
+        help="Cosine similarity at or above which a new track is a named identity (an enrolled person, or one named with "
+        "`gallery rename`) without motion to support it.",
+    ),
+    unnamed_reid_threshold: float = typer.Option(
+        UNNAMED_REID_THRESHOLD, "--unnamed-reid-threshold", min=-1.0, max=1.0,
+        help="The same for an unnamed identity (someone an earlier part of the run, or an earlier run, saw, who came back). "
+        "Stricter, because scene-mates look alike to a small ReID model and a wrong match merges two strangers; "
+        "at 1.0 practically never.",
     ),
     detection_threshold: float = typer.Option(
         TrackerConfig.high_score, "--det-threshold", min=TrackerConfig.low_score, max=1.0,
@@ -290,7 +298,7 @@ def run(
     tracker = Tracker(config, camera_motion=CameraMotion() if camera_motion else None)
     pipeline = Pipeline(
         embedder, person_detector, gallery=gallery, threshold=threshold, min_box_height=min_box_height, tracker=tracker,
-        reid_threshold=reid_threshold,
+        reid_threshold=reid_threshold, unnamed_reid_threshold=unnamed_reid_threshold,
     )
     saving = GallerySaving(gallery_path, save_every or GALLERY_SAVE_EVERY_S, prune_after) if gallery_path is not None else None
     runner = Runner(pipeline, gallery_saving=saving)
