@@ -9,9 +9,10 @@ against every identity's stored views), and each identity created is put in one 
 - ``empty gallery``: nothing to match yet;
 - ``below the strict threshold``: no identity reaches its threshold on appearance alone
   (``--unnamed-reid-threshold``, 0.91 by default, for the unnamed identities a run makes);
-- ``ambiguous``: two or more identities reach theirs, and the ambiguity rule refuses to choose;
-- ``one passes, refused``: exactly one reaches it, but it is held by a track in view, looks no
-  more alike than someone in view, or belongs to a lost track elsewhere.
+- ``ambiguous``: two or more identities reach the lower of the two thresholds and the best does not
+  stand out (Lowe's ratio test), so the ambiguity rule refuses to choose;
+- ``one passes, refused``: the best reaches its threshold and is not contested, but it is held by a
+  track in view, looks no more alike than someone in view, or belongs to a lost track elsewhere.
 
 Prints, per pass, identities created by class and tracks that took an existing identity; then,
 for passes after the first, each creation with its frame, top-3 similarities and their identities.
@@ -72,8 +73,14 @@ def main() -> int:
                 cause = "empty gallery"
             else:
                 scores, found = before[track.track_id]
-                passing = sum(bool(at_least(s, self.reid_threshold_of(i))) for s, i in zip(scores.tolist(), found.tolist()))
-                cause = ("below the strict threshold", "one passes, refused")[passing] if passing < 2 else "ambiguous"
+                lower = min(self.reid_threshold, self.unnamed_reid_threshold)
+                passing = [s for s in scores.tolist() if bool(at_least(s, lower))]
+                if len(passing) >= 2 and not identities_module.stands_out(passing[0], passing[1]):
+                    cause = "ambiguous"
+                elif bool(at_least(scores[0], self.reid_threshold_of(int(found[0])))):
+                    cause = "one passes, refused"
+                else:
+                    cause = "below the strict threshold"
                 if current["frame"] >= frames_per_pass:
                     created_after_first.append((current["frame"], cause, scores.round(3).tolist(), found.tolist()))
             causes[cause] += 1

@@ -56,7 +56,8 @@ TEMPLATE_SIZE = 10
 #: Candidate identities examined per track beyond the number of tracks being identified.
 EXTRA_CANDIDATES = 4
 #: Lowe's ratio test (Lowe, "Distinctive image features from scale-invariant keypoints", IJCV 2004:
-#: nearest / second-nearest Euclidean distance < 0.8): when two identities pass ``reid_threshold``,
+#: nearest / second-nearest Euclidean distance < 0.8): when two identities pass the lower of
+#: ``reid_threshold`` and ``unnamed_reid_threshold``,
 #: the best is taken only if its distance on the unit sphere, sqrt(2 (1 - cosine)), is below 0.8
 #: of the runner-up's. Without it a person seen again after a duplicate identity was made (a
 #: video played in a loop, a kiosk's regular) is ambiguous forever and gets a new identity each time.
@@ -127,7 +128,7 @@ class TrackIdentities:
             pair of the labelled crops (:data:`~edge_reid.defaults.UNNAMED_REID_THRESHOLD` says why).
 
     Raises:
-        ValueError: a threshold outside [-1, 1] (or not a number).
+        ValueError: a threshold outside [-1, 1] or NaN.
     """
 
     def __init__(

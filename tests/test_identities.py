@@ -283,6 +283,14 @@ def test_a_named_identity_is_not_taken_when_an_unnamed_one_looks_more_alike():
     assert identity_ids == [3] and len(gallery) == 3
 
 
+def test_two_alike_identities_are_contested_at_the_lower_threshold():
+    """With the unnamed threshold below the named one (0.75 < 0.82), two unnamed identities at 0.80 and 0.79
+    both pass theirs and neither stands out: no guess. Counted at ``reid_threshold`` alone, neither passes
+    and the 0.80 one was taken, a merge appearance cannot support."""
+    identity_ids, gallery = _return_of_one_stored_look([(0.80, None), (0.79, None)], reid_threshold=0.82, unnamed_reid_threshold=0.75)
+    assert identity_ids == [3] and len(gallery) == 3
+
+
 def test_naming_an_identity_lets_it_be_recognised_at_the_named_threshold():
     """``gallery rename`` vouches for an identity: the same stored look at 0.87 is recognised once named."""
     identity_ids, gallery = _return_of_one_stored_look([(0.87, None)], then_named="Bob")
