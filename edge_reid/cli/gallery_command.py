@@ -329,7 +329,7 @@ def threshold(
     Examples:
 
     \b
-      # --threshold, then --reid-threshold, then --unnamed-reid-threshold, for your model:
+      # --threshold, --reid-threshold, --unnamed-reid-threshold for your model:
       edge-reid gallery threshold --data /data/Market-1501 -m my_reid.onnx
       edge-reid gallery threshold --data /data/Market-1501 -m my_reid.onnx \\
           --fmr 0.0001
