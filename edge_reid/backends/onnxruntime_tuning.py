@@ -151,6 +151,7 @@ def tuned_session(
     except Exception:  # noqa: BLE001 - a model that loads but does not run is not timed: the caller's first run reports it
         return sessions[default], TuningResult(default, "default", {})
     ms = _time_levels(sessions, feeds)
-    result = TuningResult(pick_level(ms, default), "measured", {level: round(value, 3) for level, value in ms.items()})
+    reported = {level: round(value, 3) for level, value in ms.items()}  # chosen from the values reported, so they explain it
+    result = TuningResult(pick_level(reported, default), "measured", reported)
     write_cache_entry(path, SCHEMA, key, {"level": result.level, "ms": result.ms}, "ONNX Runtime tuning cache")
     return sessions[result.level], result
