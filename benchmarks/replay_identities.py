@@ -73,8 +73,7 @@ def main() -> int:
                 cause = "empty gallery"
             else:
                 scores, found = before[track.track_id]
-                lower = min(self.reid_threshold, self.unnamed_reid_threshold)
-                passing = [s for s in scores.tolist() if bool(at_least(s, lower))]
+                passing = [s for s in scores.tolist() if bool(at_least(s, self.contest_threshold))]
                 if len(passing) >= 2 and not identities_module.stands_out(passing[0], passing[1]):
                     cause = "ambiguous"
                 elif bool(at_least(scores[0], self.reid_threshold_of(int(found[0])))):

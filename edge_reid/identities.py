@@ -152,6 +152,12 @@ class TrackIdentities:
         """Identities held by live tracks (kept by pruning)."""
         return set(self._identity_of.values())
 
+    @property
+    def contest_threshold(self) -> float:
+        """The lower of the two thresholds: identities at or above it compete for a track taken on appearance
+        alone, and the best is taken only if it stands out (:func:`stands_out`) and reaches its own threshold."""
+        return min(self.reid_threshold, self.unnamed_reid_threshold)
+
     def reid_threshold_of(self, identity: int) -> float:
         """The cosine similarity in [-1, 1] a track needs to take ``identity`` on appearance alone (no motion
         support): ``reid_threshold`` for a named identity, ``unnamed_reid_threshold`` otherwise (an id not in
@@ -248,7 +254,7 @@ class TrackIdentities:
             # Two or more identities pass the lower of the two strict thresholds: only the best may be taken
             # without the motion gate's support, only if it stands out (else appearance cannot tell them
             # apart), and only at its own threshold (named or unnamed) below.
-            strict = at_least(scores[row], min(self.reid_threshold, self.unnamed_reid_threshold)) & (found[row] >= 1)
+            strict = at_least(scores[row], self.contest_threshold) & (found[row] >= 1)
             order = np.argsort(-scores[row][strict])
             passing, passing_ids = scores[row][strict][order], found[row][strict][order]
             contested = passing.size > 1
