@@ -27,6 +27,7 @@ from edge_reid.closing import Closable
 from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import LineOutput
 from edge_reid.mot_writer import MotWriter
+from edge_reid.opencv_names import is_utf8_name, not_utf8_message
 from edge_reid.output_paths import check_writable, is_standard_output
 from edge_reid.results import FrameResult, Person
 
@@ -301,13 +302,16 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v")
 def check_video_name(path: str | Path, fourcc: str = "mp4v") -> None:
     """Refuse an output video name OpenCV would not write as one video: an image name or a ``%`` pattern (written
     as single images, over whatever files match), and, with the default codec mp4v, another suffix than
-    :data:`VIDEO_SUFFIXES` (.gif fails only after the run); another codec's containers are left to the probe.
+    :data:`VIDEO_SUFFIXES` (.gif fails only after the run); another codec's containers are left to the probe. A
+    name that is not valid UTF-8 is refused too (OpenCV's writer would crash the process on it).
 
     Raises:
-        OutputPathError: naming the path and the suffixes to use.
+        OutputPathError: naming the path and the suffixes to use, or saying to rename.
     """
     from edge_reid.data.images import is_image_file
 
+    if not is_utf8_name(path):
+        raise OutputPathError(not_utf8_message(path, "output video"))
     path = Path(path)
     if "%" in path.name or is_image_file(path) or (fourcc == "mp4v" and path.suffix.lower() not in VIDEO_SUFFIXES):
         raise OutputPathError(
@@ -344,6 +348,7 @@ class VideoSink(Closable):
     def __init__(self, path: str | Path, fps: float = 10.0, fourcc: str = "mp4v") -> None:
         if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps < float("inf"):
             raise ValueError(f"fps must be a frame rate > 0 (frames per second), got {fps!r}")
+        check_video_name(path, fourcc)  # before anything is made
         self.path = check_writable(path, "output video")
         self.fps = float(fps)
         self.fourcc = fourcc
@@ -359,7 +364,6 @@ class VideoSink(Closable):
         cannot write (or writes one image of, as FFmpeg's image muxer does for .jpg) is refused before any work."""
         import cv2
 
-        check_video_name(self.path, self.fourcc)
         fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", suffix=self.path.suffix, dir=self.path.parent)
         os.close(fd)
         try:

@@ -46,6 +46,7 @@ from edge_reid.data.images import IMAGE_SUFFIXES, SkippedFile, UnreadableImageEr
 from edge_reid.errors import SourceError
 from edge_reid.motchallenge import SequenceInfo, read_sequence_info
 from edge_reid.newest_frame import NewestFrameReader
+from edge_reid.opencv_names import is_utf8_name, not_utf8_message
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
@@ -690,8 +691,9 @@ def open_source(
             header's, for a header that is wrong). Not for live sources.
 
     Raises:
-        SourceError: the file or folder does not exist, it cannot be opened, or
-            ``repeat`` is asked of a camera, stream or pipeline.
+        SourceError: the file or folder does not exist, it cannot be opened, its name is not
+            valid UTF-8 (OpenCV would crash on it), or ``repeat`` is asked of a camera, stream or
+            pipeline.
         ValueError: ``repeat`` < 0; a bad ``fps`` (see :class:`FrameSource`).
         DataError: an image folder's MOTChallenge ``seqinfo.ini`` is not valid.
         TypeError: ``source`` is neither a string, a path nor an int (frames already in memory go
@@ -703,6 +705,8 @@ def open_source(
             "for frames already in memory call Pipeline.process(frame) on each"
         )
     text = str(source).strip()
+    if not is_utf8_name(text):
+        raise SourceError(not_utf8_message(text, "source"))
     kind = "camera" if isinstance(source, int) else classify_source(text)
     if kind == "file" and not Path(text).is_file():
         raise SourceError(f"source not found: {text}; give a video file, an image folder, a camera (0, /dev/video0), a URL or a GStreamer pipeline")

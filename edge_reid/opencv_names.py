@@ -1,0 +1,25 @@
+"""Names OpenCV can be given: its Python binding encodes a ``str`` path as UTF-8 and crashes the process
+(SIGSEGV, no message) on a name that is not valid UTF-8, which Python holds as lone surrogates
+(``os.fsdecode(b"caf\\xe9.avi")`` is ``"caf\\udce9.avi"``: a Latin-1 name from an old camera card or a
+Windows share). Checked before every ``cv2.VideoCapture`` / ``cv2.VideoWriter`` that takes a name, so
+such a name is an error that says what to do instead of a crash."""
+
+from __future__ import annotations
+
+import os
+
+
+def is_utf8_name(name: str | os.PathLike) -> bool:
+    """Whether ``name`` (a path, URL or pipeline) is valid UTF-8 text, as OpenCV needs it."""
+    try:
+        os.fspath(name).encode("utf-8") if not isinstance(name, bytes) else name.decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def not_utf8_message(name: str | os.PathLike, what: str) -> str:
+    """The error for a ``what`` (``"source"``, ``"output video"``) whose name is not UTF-8: the name with its
+    undecodable bytes shown as escapes, and what to do."""
+    shown = os.fsencode(os.fspath(name)).decode("utf-8", "backslashreplace")
+    return f"{what} {shown}: the name is not valid UTF-8 and OpenCV cannot open it; rename the file (e.g. convmv -f latin1 -t utf8)"
