@@ -227,10 +227,13 @@ def _file_key(path: str | Path) -> list:
 
 
 def default_cache_dir() -> Path:
-    """``bench_tracking/`` in edge-reid's cache folder: ``$EDGE_REID_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-reid``, else ``~/.cache/edge-reid``."""
+    """``bench_tracking/`` in edge-reid's cache folder: ``$EDGE_REID_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-reid``, else
+    ``~/.cache/edge-reid``, else (no home: :func:`edge_reid.cache_folder.cache_dir`) the temporary folder's ``edge-reid/``."""
+    import tempfile
+
     from edge_reid.cache_folder import cache_dir
 
-    return cache_dir() / "bench_tracking"
+    return (cache_dir() or Path(tempfile.gettempdir()) / "edge-reid") / "bench_tracking"
 
 
 def detect_sequence(

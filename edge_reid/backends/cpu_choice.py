@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge_reid.cache_folder import cache_dir, read_cache_entries, timings_in_ms, write_cache_entry
+from edge_reid.cache_folder import cache_file, read_cache_entries, timings_in_ms, write_cache_entry
 
 #: The pair ordered by measurement, in the registry's order.
 CPU_BACKENDS = ("openvino", "onnxruntime")
@@ -110,7 +110,7 @@ def order_by_speed(
     names = [choice.name for choice in tried]
     if sorted(names[:2]) != sorted(CPU_BACKENDS):
         return tried
-    path = cache_dir() / CACHE_FILE
+    path = cache_file(CACHE_FILE)
     try:
         key = choice_key(kind, model_path, f"{options}, {'cpu' if cpu_time else 'wall'} time")
     except OSError:  # a missing or unreadable model: opening it says so, in the backend's words

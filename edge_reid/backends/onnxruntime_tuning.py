@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.cache_folder import cache_dir, read_cache_entries, timings_in_ms, write_cache_entry
+from edge_reid.cache_folder import cache_file, read_cache_entries, timings_in_ms, write_cache_entry
 
 #: Levels timed against each other (``disable`` is never faster on a real model).
 CANDIDATE_LEVELS = ("basic", "extended", "all")
@@ -137,7 +137,7 @@ def tuned_session(
     Raises:
         Whatever ``make_session`` raises (a model ONNX Runtime cannot load).
     """
-    path = cache_dir() / CACHE_FILE
+    path = cache_file(CACHE_FILE)
     key = tuning_key(model_path, threads, batch, graph, image_size)
     cached = read_cache_entries(path, SCHEMA).get(key)
     if isinstance(cached, dict) and cached.get("level") in CANDIDATE_LEVELS and timings_in_ms(cached.get("ms"), CANDIDATE_LEVELS):
