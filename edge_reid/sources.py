@@ -477,10 +477,12 @@ class FrameSource(Closable):
         """One pass over a video file, frames numbered from ``first_index``; returns (its duration in
         seconds, frames it spanned), for the next pass's clock and numbers.
 
-        A frame's number is its position in the file: from the container's clock (OpenCV's
-        ``CAP_PROP_POS_MSEC``, the decoded frame's presentation time) times the frame rate where
-        that moves on, else counted (``CAP_PROP_POS_FRAMES`` counts the frames decoded, so it falls
-        behind after a damaged one). A damaged frame fails one read, and OpenCV's FFmpeg backend
+        A frame's number is its position in the file: counted while every read succeeds (a variable
+        frame rate's clock would skip numbers where an interval is longer than the mean); after
+        failed reads, from the container's clock (OpenCV's ``CAP_PROP_POS_MSEC``, the decoded frame's
+        presentation time) times the frame rate where that moves on, else counted
+        (``CAP_PROP_POS_FRAMES`` counts the frames decoded, so it falls behind after a damaged
+        one). A damaged frame fails one read, and OpenCV's FFmpeg backend
         then reads on from the next one; damage to the file's structure can stop reading there
         until a seek re-synchronises it, so after every :data:`READS_BEFORE_RESYNC` failures in a
         row the file is sought to the first failed frame, then one frame further each time.
@@ -499,7 +501,9 @@ class FrameSource(Closable):
             position, time_ms = -1, -1.0
             if ok and image is not None and image.size:
                 time_ms = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) if self._container_fps else -1.0
-                position = frame_number(time_ms, self._container_fps, last, last_ms, expected)
+                # Frames are counted; the clock places a frame only after failed reads (how many were
+                # lost, or a seek's landing): a variable frame rate's longer intervals are no lost frames.
+                position = frame_number(time_ms, self._container_fps, last, last_ms, expected) if failures else expected
             if position > last:  # a frame after the last one (not one a seek went back to)
                 self.stats.corrupt_frames += min(failures, position - last - 1)  # frames lost, not re-sync attempts
                 failures, last, last_ms, expected = 0, position, time_ms, position + 1

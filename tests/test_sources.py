@@ -500,6 +500,34 @@ def test_frame_numbers_from_the_container_clock():
     assert numbers == [0, 1, 2, 3, 4, 5, 6]
 
 
+class VariableRateFile(ScriptedFile):
+    """A variable-frame-rate file (a phone, a screen recorder, a camera under load): every frame reads, every
+    fourth interval is 200 ms instead of 100, and the header declares the mean rate."""
+
+    TIMES_MS = [0.0]
+    for _ in range(59):
+        TIMES_MS.append(TIMES_MS[-1] + (200.0 if len(TIMES_MS) % 4 == 0 else 100.0))
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_FPS:
+            return 1000.0 * (len(self.TIMES_MS) - 1) / self.TIMES_MS[-1]
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            return self.TIMES_MS[max(self.position - 1, 0)]
+        return super().get(prop)
+
+
+def test_a_variable_frame_rate_file_numbers_its_frames_as_decoded(vtest_frames):
+    """Longer intervals are no lost frames: the k-th frame read is frame k, as MOTChallenge ground truth and
+    frame extraction (``ffmpeg -vsync 0``) number them; the clock read frame numbers past the file's 60
+    (``eval-mot`` then refused the rows: frame 61 beyond the sequence's 60)."""
+    plan = [vtest_frames[0]] * 60
+    source = FrameSource("f.mp4", "file", capture_factory=lambda kind, name: VariableRateFile(plan, 60, 60))
+    assert 8.0 < source.declared_fps < 8.2
+    frames = list(source)
+    assert [frame.index for frame in frames] == list(range(60))
+    assert source.stats.corrupt_frames == 0 and source.stats.end_message is None
+
+
 @pytest.mark.parametrize("kind, options", [("file", {}), ("camera", {"newest_only": False}), ("camera", {"newest_only": True})])
 def test_close_from_another_thread_stops_the_reading_and_never_releases_under_a_read(kind, options):
     """close() from another thread (an app's shutdown) released a file's or an in-order camera's capture while a read
