@@ -121,7 +121,8 @@ class EventsSink(Closable):
     Each line: ``{"frame": int, "file": str (image-folder sources only), "timestamp_s": float,
     "bbox": [x1, y1, x2, y2] (pixels), "score": float, "track_id": int, "identity": int,
     "name": str or null, "similarity": float, "new": bool, "state": "new" | "tracked" | "refound"}``
-    (see :class:`~edge_reid.results.Person`). A frame's lines are written at once, unbuffered:
+    (see :class:`~edge_reid.results.Person`). ``"frame"`` (and ``"reported_at"``) count from 0, the
+    frame's index in its source (:class:`MotSink` rows count from 1). A frame's lines are written at once, unbuffered:
     after a failed write the file holds every line of the frames before, each whole.
 
     Past-frame boxes (:class:`~edge_reid.results.PastPerson`) follow their frame's lines with the

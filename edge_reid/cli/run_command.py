@@ -134,8 +134,8 @@ def run(
         "cores each, so that their two thread pools do not fight; on OpenVINO every core, its models share one pool)."
     ),
     events: Optional[Path] = typer.Option(
-        None, "--events", parser=output_file, metavar="<path>", help="Write one JSON line per tracked person and frame here (.jsonl; - for standard output). "
-        "Boxes of earlier frames learned late (a track's hits before it was confirmed, a lost gap once re-found) "
+        None, "--events", parser=output_file, metavar="<path>", help="Write one JSON line per tracked person and frame here (.jsonl; - for standard output); "
+        "\"frame\" counts from 0 (--mot rows from 1). Boxes of earlier frames learned late (a track's hits before it was confirmed, a lost gap once re-found) "
         "follow as lines with \"past_frame\": true.",
     ),
     mot: Optional[Path] = typer.Option(
