@@ -41,7 +41,9 @@ def iou_cost(track_boxes: np.ndarray, detection_boxes: np.ndarray) -> np.ndarray
     return 1.0 - iou_matrix(track_boxes, detection_boxes)
 
 
-def appearance_similarity(histories: list[np.ndarray | None], embeddings: np.ndarray | None, embedded: np.ndarray) -> np.ndarray:
+def appearance_similarity(
+    histories: list[np.ndarray | None], embeddings: np.ndarray | None, embedded: np.ndarray, wanted: np.ndarray | None = None
+) -> np.ndarray:
     """Best cosine similarity of each detection's embedding to each track's embedding history.
 
     Args:
@@ -49,22 +51,37 @@ def appearance_similarity(histories: list[np.ndarray | None], embeddings: np.nda
         embeddings: (N, D) float32 L2-normalised detection embeddings (rows where ``embedded`` is
             False are ignored), or None.
         embedded: (N,) bool, which detections have an embedding.
+        wanted: (T, N) bool, the pairs to score, or None for all: the tracker scores only the
+            pairs whose cost appearance can still bring under the assignment limit
+            (:func:`pairs_appearance_can_change`); a track's history holds up to 100 views, so
+            scoring every pair of a crowd cost tracks x detections x 100 dot products a frame.
 
     Returns:
         (T, N) float64 cosine similarities in [-1, 1]; NaN where the track has no
-        history or the detection no embedding.
+        history, the detection no embedding, or the pair is not ``wanted``.
     """
     count = embedded.shape[0]
     similarity = np.full((len(histories), count), np.nan)
     if embeddings is None or count == 0 or not embedded.any():
         return similarity
     columns = np.flatnonzero(embedded)
-    queries = np.asarray(embeddings[columns], np.float32)
     for row, history in enumerate(histories):
         if history is None or len(history) == 0:
             continue
-        similarity[row, columns] = (np.asarray(history, np.float32) @ queries.T).max(axis=0)
+        scored = columns if wanted is None else np.flatnonzero(embedded & wanted[row])
+        if scored.size:
+            queries = np.asarray(embeddings[scored], np.float32)
+            similarity[row, scored] = (np.asarray(history, np.float32) @ queries.T).max(axis=0)
     return similarity
+
+
+def pairs_appearance_can_change(motion: np.ndarray, limit: float, proximity: float) -> np.ndarray:
+    """(T, D) bool: the pairs whose :func:`fuse_costs` result can depend on appearance and still be
+    assigned: those motion admits (cost below ``limit``: appearance may lower or veto them) and
+    those close enough for appearance to lower (cost <= ``1 - proximity``, which passes the limit
+    only when ``proximity`` is below the IoU gate). Every other pair stays at or above ``limit``
+    whatever the similarity, so scoring it would change no assignment."""
+    return (motion < limit) | (motion <= 1.0 - proximity)
 
 
 def fuse_costs(

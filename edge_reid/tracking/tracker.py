@@ -50,6 +50,7 @@ from edge_reid.tracking.association import (
     gated_motion_cost,
     iou_cost,
     linear_assignment,
+    pairs_appearance_can_change,
 )
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xyxy_to_xywh
 from edge_reid.tracking.config import TrackerConfig
@@ -397,8 +398,11 @@ class Tracker:
             )
             cost, limit = gated_motion_cost(cost, distance, min_iou, gate_chi2), GATED_LIMIT
         if fused and embeddings is not None:
-            similarity = appearance_similarity([t.history_array() for t in tracks], embeddings[columns], embedded[columns])
             config = self.config
+            wanted = pairs_appearance_can_change(cost, limit, config.proximity)
+            similarity = appearance_similarity(
+                [t.history_array() for t in tracks], embeddings[columns], embedded[columns], wanted
+            )
             cost = fuse_costs(cost, similarity, config.proximity, config.appearance_thresh, config.veto_similarity)
         return linear_assignment(cost, limit)
 

@@ -1,0 +1,68 @@
+"""A crowd, tracked for long enough that every track holds a long appearance history: appearance is scored
+only for the pairs whose cost it can still bring under the assignment limit, with the same tracks as when
+every pair is scored. Before, every track's history (up to 100 views) was scored against every embedded
+detection of the frame, wherever it was: in a steady crowd of 200 the tracker's time per frame grew for
+100 s, to 12x what it needs (benchmarks/tracker_crowd.py measures it side by side)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edge_reid.tracking.tracker as tracker_module
+from edge_reid.detections import Detections
+from edge_reid.tracking import Tracker, TrackerConfig
+from edge_reid.tracking.association import appearance_similarity
+
+PEOPLE, FPS, SECONDS = 30, 10.0, 12.0
+
+
+def _crowd_run(config: TrackerConfig, seed: int = 0) -> list[list[tuple[int, tuple[float, ...]]]]:
+    """Each frame's (track id, box) pairs for a crowd on a grid, walking, with detections missed now and then
+    and two people swapping places through each other."""
+    rng = np.random.default_rng(seed)
+    columns = 6
+    x = (np.arange(PEOPLE) % columns) * 120.0 + 20.0
+    y = (np.arange(PEOPLE) // columns) * 210.0 + 20.0
+    looks = rng.normal(size=(PEOPLE, 64)).astype(np.float32)
+    looks /= np.linalg.norm(looks, axis=1, keepdims=True)
+    tracker, frames = Tracker(config), []
+    for frame in range(int(SECONDS * FPS)):
+        t = frame / FPS
+        left = x + 6.0 * t + rng.normal(0, 1.0, PEOPLE)
+        left[0] += 40.0 * t  # walks through the person on its right, who walks back through it
+        left[1] -= 40.0 * t
+        boxes = np.stack([left, y, left + 50.0, y + 120.0], axis=1) + rng.normal(0, 1.0, (PEOPLE, 4))
+        seen = rng.random(PEOPLE) > 0.05
+        vectors = looks + rng.normal(0, 0.05, looks.shape).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        detections = Detections.from_boxes(boxes[seen].astype(np.float32), np.full(seen.sum(), 0.9, np.float32))
+        tracked = tracker.update(detections, vectors[seen], t)
+        frames.append([(int(i), tuple(np.round(b, 3))) for i, b in zip(tracked.track_ids, tracked.boxes)])
+    return frames
+
+
+@pytest.mark.parametrize("config", [TrackerConfig(), TrackerConfig(proximity=0.1), TrackerConfig(veto_similarity=-1.0)],
+                         ids=["defaults", "proximity below the IoU gate", "no veto"])
+def test_scoring_only_the_pairs_appearance_can_change_gives_the_same_tracks(config, monkeypatch):
+    sparse = _crowd_run(config)
+    monkeypatch.setattr(tracker_module, "appearance_similarity",
+                        lambda histories, embeddings, embedded, wanted=None: appearance_similarity(histories, embeddings, embedded))
+    every_pair = _crowd_run(config)
+    assert sparse == every_pair
+    assert len({track_id for frame in sparse for track_id, _ in frame}) >= PEOPLE
+
+
+def test_far_apart_pairs_are_not_scored(monkeypatch):
+    scored, possible = [], []
+
+    def counting(histories, embeddings, embedded, wanted=None):
+        with_history = np.array([h is not None and len(h) > 0 for h in histories])
+        possible.append(int(with_history.sum() * embedded.sum()))
+        scored.append(int((wanted[with_history] & embedded).sum()))
+        return appearance_similarity(histories, embeddings, embedded, wanted)
+
+    monkeypatch.setattr(tracker_module, "appearance_similarity", counting)
+    _crowd_run(TrackerConfig())
+    assert sum(possible) > 50 * PEOPLE * PEOPLE
+    assert sum(scored) < 0.1 * sum(possible), "each track is scored against the few detections near it, not the crowd"
