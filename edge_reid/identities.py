@@ -18,7 +18,9 @@ people who left and came back). :class:`TrackIdentities` joins them:
     and only when it stands out: no other identity passes the lower of the two, or the
     best is clearly nearer than the runner-up (Lowe's ratio test on the unit sphere,
     :data:`DISTINCT_RATIO`). Two identities that look equally like the person:
-    appearance cannot tell, so no guess.
+    appearance cannot tell, so no guess; unless each reaches its own threshold and one
+    name is among them (a run's identity for someone enrolled or named since, identities
+    named alike): they are all that person, and the named one is taken.
 
   Never an identity held by a track in view (two live tracks never share one), nor
   one the track resembles no more than someone in view. Otherwise the track
@@ -231,6 +233,20 @@ class TrackIdentities:
                 created.add(track.track_id)
         return created
 
+    def _one_name_among_rivals(self, scores: list[float], identities: list[int]) -> set[int]:
+        """The identity to take when no passing identity stands out (``scores`` best first, each at least
+        :attr:`contest_threshold`): the rivals (those not clearly worse than the best) all reach their own
+        thresholds and carry one name between them, so by the strictest test they are all this person (a
+        run's identity for someone the user enrolled or named since, or identities named alike: the way
+        to merge them): the best-scoring named one, instead of one more unnamed copy, which would leave
+        the person contested, and unrecognised, on every later return. Empty otherwise (two names, or a
+        rival below its own threshold: appearance cannot say who it is)."""
+        rivals = [(score, identity) for score, identity in zip(scores, identities) if not stands_out(scores[0], score)]
+        names = {self.gallery.get(identity).name for _, identity in rivals}
+        if len(names - {None}) != 1 or not all(at_least(score, self.reid_threshold_of(identity)) for score, identity in rivals):
+            return set()
+        return {next(identity for _, identity in rivals if self.gallery.get(identity).name is not None)}
+
     def _candidates(self, templates: list[np.ndarray], tracks: list[Track], holder_of: dict[int, Track]):
         """Candidate identities (K,) and the (P, K) margin of each track's similarity over the threshold
         that applies (-inf where the identity is not a candidate for that track)."""
@@ -259,6 +275,8 @@ class TrackIdentities:
             passing, passing_ids = scores[row][strict][order], found[row][strict][order]
             contested = passing.size > 1
             takeable = {int(passing_ids[0])} if contested and stands_out(float(passing[0]), float(passing[1])) else set()
+            if contested and not takeable:
+                takeable = self._one_name_among_rivals(passing.tolist(), passing_ids.tolist())
             for score, identity in zip(scores[row].tolist(), found[row].tolist()):
                 holder = holder_of.get(identity)
                 if identity < 1 or (holder is not None and holder.state != TrackState.LOST):

@@ -283,6 +283,28 @@ def test_a_named_identity_is_not_taken_when_an_unnamed_one_looks_more_alike():
     assert identity_ids == [3] and len(gallery) == 3
 
 
+def test_a_person_enrolled_after_a_run_met_them_is_recognised_by_name():
+    """The README's kiosk way: a run met a visitor (unnamed identity, 0.955 to her today), then the operator
+    enrolled her photos (0.935). Neither stands out, but both pass their own thresholds and one name is among
+    them: she is that name. Before, no guess was made: a third identity, and on the next day a fourth (the
+    copies contest each other for ever, she is never recognised)."""
+    identity_ids, gallery = _return_of_one_stored_look([(0.955, None), (0.935, "Gina")])
+    assert identity_ids == [2] and len(gallery) == 2
+
+
+def test_identities_named_alike_are_one_person():
+    """Naming a run's copies of one person alike (the way to merge them) makes them one: either is taken."""
+    identity_ids, gallery = _return_of_one_stored_look([(0.85, "Frank"), (0.85, "Frank")])
+    assert identity_ids in ([1], [2]) and len(gallery) == 2
+
+
+@pytest.mark.parametrize("stored", [[(0.90, "Alice"), (0.89, "Bob")], [(0.93, None), (0.92, None)]],
+                         ids=["two names", "no name"])
+def test_rivals_without_exactly_one_name_are_still_no_guess(stored):
+    identity_ids, gallery = _return_of_one_stored_look(stored)
+    assert identity_ids == [3] and len(gallery) == 3
+
+
 def test_two_alike_identities_are_contested_at_the_lower_threshold():
     """With the unnamed threshold below the named one (0.75 < 0.82), two unnamed identities at 0.80 and 0.79
     both pass theirs and neither stands out: no guess. Counted at ``reid_threshold`` alone, neither passes
