@@ -165,13 +165,46 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
         found = f"skipped {describe_skipped(skipped)}" if skipped else f"no image file (.jpg, .png, ...) in {', '.join(map(str, images))}"
         raise DataError(f"no usable image to enroll {name!r} ({found})")
     before = gallery.embedding_counts(existing.identity_id)[0] if existing is not None else 0
-    identity_id = gallery.enroll(name, embedder.embed_crops(crops))
+    embeddings = embedder.embed_crops(crops)
+    _warn_of_other_names_alike(gallery, name, embeddings)
+    identity_id = gallery.enroll(name, embeddings)
     added = gallery.embedding_counts(identity_id)[0] - before
     gallery.save(gallery_path)
     again = f"; {len(crops) - added} already enrolled, not stored twice" if added < len(crops) else ""
     console.print(f"enrolled {added} image(s) as {escape(repr(name))} (identity {identity_id}) in {escape(str(gallery_path))}{again}")
     if skipped:
         console.print(f"[yellow]skipped[/] {escape(describe_skipped(skipped))}")
+
+
+def _warn_of_other_names_alike(gallery, name: str, embeddings) -> None:
+    """Warn when the photos, (N, D) float32 unit rows, look like an identity of another name at the default
+    ``--reid-threshold``: a run finds the person alike to both names, cannot tell them apart, and takes
+    neither (:mod:`edge_reid.identities`), so the person is recognised by no name. Enrolling still goes on
+    (twins, a uniform: the operator knows)."""
+    import numpy as np
+
+    from edge_reid.defaults import REID_THRESHOLD
+    from edge_reid.matching.gallery import canonical_name
+    from edge_reid.thresholds import at_least
+
+    if not len(gallery):
+        return
+    mean = embeddings.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm == 0:
+        return
+    scores, found = gallery.search((mean / norm).astype(np.float32)[None, :], len(gallery))
+    for score, identity_id in zip(scores[0].tolist(), found[0].tolist()):
+        if not at_least(score, REID_THRESHOLD):
+            break
+        other = gallery.get(int(identity_id)).name
+        if other is not None and other != canonical_name(name):
+            console.print(
+                f"[yellow]warning:[/] these photos look like identity {identity_id} {escape(repr(other))} (cosine "
+                f"similarity {score:.3f}, at least --reid-threshold's default {REID_THRESHOLD}): a run cannot tell the "
+                f"two names apart and recognises neither; if they are one person, enrol under {escape(repr(other))} "
+                f"instead (or remove one: edge-reid gallery remove --id N)"
+            )
 
 
 @gallery_app.command("list")
