@@ -399,10 +399,10 @@ class Tracker:
             cost, limit = gated_motion_cost(cost, distance, min_iou, gate_chi2), GATED_LIMIT
         if fused and embeddings is not None:
             config = self.config
-            wanted = pairs_appearance_can_change(cost, limit, config.proximity)
-            similarity = appearance_similarity(
-                [t.history_array() for t in tracks], embeddings[columns], embedded[columns], wanted
-            )
+            wanted = pairs_appearance_can_change(cost, limit, config.proximity) & embedded[columns][None, :]
+            # a history (up to 100 views) is stacked only for a track with a pair to score
+            histories = [track.history_array() if wanted[row].any() else None for row, track in enumerate(tracks)]
+            similarity = appearance_similarity(histories, embeddings[columns], embedded[columns], wanted)
             cost = fuse_costs(cost, similarity, config.proximity, config.appearance_thresh, config.veto_similarity)
         return linear_assignment(cost, limit)
 
