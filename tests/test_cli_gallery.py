@@ -319,3 +319,13 @@ def test_list_to_a_pipe_or_of_many_identities_is_one_tab_separated_line_each(tmp
     rows = [line.split("\t") for line in lines[2:]]
     assert all(len(row) == 7 for row in rows) and [row[0] for row in rows] == [str(i) for i in range(1, 3001)]
     assert rows[1][1] == "Ann [x]" and rows[0][1] == "" and rows[0][5] == "1970-01-01 00:00:00 UTC"
+
+
+def test_list_with_standard_output_closed_is_one_error_line(tmp_path):
+    gallery = Gallery(4)
+    gallery.add(np.eye(4, dtype=np.float32)[0], timestamp=0.0)
+    g = tmp_path / "g.edgereid"
+    gallery.save(g)
+    result = subprocess.run(["bash", "-c", f'"{sys.executable}" -m edge_reid gallery list -g "{g}" >&-'], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "standard output is closed" in result.stderr and "internal error" not in result.stderr

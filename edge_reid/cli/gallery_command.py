@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edge_reid.cli.app import HELP_MARKUP_MODE, app, output_file
-from edge_reid.errors import DataError
+from edge_reid.errors import DataError, OutputPathError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -220,6 +220,8 @@ def list_identities(gallery_path: Path = GALLERY_OPTION) -> None:
       edge-reid gallery list --gallery people.edgereid
       edge-reid gallery list -g people.edgereid | awk -F'\\t' '$2 != ""'
     """
+    if sys.stdout is None:  # started with its standard output closed (>&-)
+        raise OutputPathError("gallery list: standard output is closed; redirect it to a file (> identities.txt)")
     gallery = _load(gallery_path)
     columns = ("id", "name", "enrolled", "recent", "count", "first seen", "last seen")
     if not sys.stdout.isatty() or len(gallery) > PLAIN_LIST_ABOVE:
