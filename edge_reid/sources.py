@@ -480,7 +480,8 @@ class FrameSource(Closable):
         A frame's number is its position in the file: counted while every read succeeds (a variable
         frame rate's clock would skip numbers where an interval is longer than the mean); after
         failed reads, from the container's clock (OpenCV's ``CAP_PROP_POS_MSEC``, the decoded frame's
-        presentation time) times the frame rate where that moves on, else counted
+        presentation time): the intervals since the last good frame, at the last pace read
+        (:func:`frame_number`), where that moves on, else counted
         (``CAP_PROP_POS_FRAMES`` counts the frames decoded, so it falls behind after a damaged
         one). A damaged frame fails one read, and OpenCV's FFmpeg backend
         then reads on from the next one; damage to the file's structure can stop reading there
@@ -493,6 +494,7 @@ class FrameSource(Closable):
         failures = 0  # failed reads since the last good frame
         last = -1  # the last good frame's position in the file
         last_ms = -1.0  # its presentation time (ms), -1 where the container gives none
+        interval_ms: float | None = None  # the last interval between two frames read one after the other
         expected = 0  # the position the next read should give
         last_s = 0.0
         delivered = 0
@@ -503,9 +505,12 @@ class FrameSource(Closable):
                 time_ms = float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) if self._container_fps else -1.0
                 # Frames are counted; the clock places a frame only after failed reads (how many were
                 # lost, or a seek's landing): a variable frame rate's longer intervals are no lost frames.
-                position = frame_number(time_ms, self._container_fps, last, last_ms, expected) if failures else expected
+                position = (frame_number(time_ms, self._container_fps, last, last_ms, expected, interval_ms)
+                            if failures else expected)
             if position > last:  # a frame after the last one (not one a seek went back to)
                 self.stats.corrupt_frames += min(failures, position - last - 1)  # frames lost, not re-sync attempts
+                if not failures and position == last + 1 and last_ms >= 0 and time_ms > last_ms:
+                    interval_ms = time_ms - last_ms  # the local pace, read frame after frame
                 failures, last, last_ms, expected = 0, position, time_ms, position + 1
                 if image.ndim == 2:
                     image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -648,8 +653,10 @@ class FrameSource(Closable):
             delay = next_delay
 
 
-def frame_number(time_ms: float, fps: float | None, last: int, last_ms: float, expected: int) -> int:
-    """The position in a video file of the frame just read, or -1 when it is not after the last one.
+def frame_number(
+    time_ms: float, fps: float | None, last: int, last_ms: float, expected: int, interval_ms: float | None = None
+) -> int:
+    """The position in a video file of the frame just read after failed reads, or -1 when it is not after the last one.
 
     Args:
         time_ms: the frame's presentation time in ms (OpenCV's ``CAP_PROP_POS_MSEC``); < 0 when
@@ -657,18 +664,23 @@ def frame_number(time_ms: float, fps: float | None, last: int, last_ms: float, e
         fps: the container's frame rate (None: unknown, so frames are counted).
         last: the last frame's position (-1 before the first); last_ms its time (< 0: none).
         expected: the position the read was expected to give (frames and failed reads counted).
+        interval_ms: the last interval between two frames read one after the other, ms (None:
+            unknown, 1000 / ``fps``): a variable frame rate's local pace, not the file's mean.
 
     Returns:
-        ``round(time_ms * fps / 1000)`` where there is a time: moved on to ``last + 1`` when a
-        variable frame rate rounds it onto the last position, -1 when the time did not move on
-        (a seek that went back to an earlier frame); else (no clock, or one that stays at 0)
-        ``expected``.
+        ``last`` plus the frame intervals since the last frame's time, at least 1, where there
+        is a time and an earlier frame with one (from the clock alone, ``round(time_ms * fps /
+        1000)``, where there is none); -1 when the time did not move on (a seek that went back
+        to an earlier frame); else (no clock, or one that stays at 0) ``expected``.
     """
     if fps is None or time_ms < 0 or (time_ms == 0 and last_ms <= 0):
         return expected  # no clock, or none that has moved yet (some containers report 0 throughout)
     if time_ms <= last_ms:
         return -1
-    return max(int(round(time_ms * fps / 1000.0)), last + 1)
+    if last < 0 or last_ms < 0:  # no earlier frame with a time: the clock alone
+        return max(int(round(time_ms * fps / 1000.0)), last + 1)
+    step_ms = interval_ms if interval_ms is not None and interval_ms > 0 else 1000.0 / fps
+    return last + max(1, int(round((time_ms - last_ms) / step_ms)))
 
 
 def open_source(
@@ -695,9 +707,9 @@ def open_source(
             header's, for a header that is wrong). Not for live sources.
 
     Raises:
-        SourceError: the file or folder does not exist, it cannot be opened, its name is not
-            valid UTF-8 (OpenCV would crash on it), or ``repeat`` is asked of a camera, stream or
-            pipeline.
+        SourceError: the file or folder does not exist, it cannot be opened, a video file's,
+            camera's, URL's or pipeline's name is not valid UTF-8 (OpenCV would crash on it), or
+            ``repeat`` is asked of a camera, stream or pipeline.
         ValueError: ``repeat`` < 0; a bad ``fps`` (see :class:`FrameSource`).
         DataError: an image folder's MOTChallenge ``seqinfo.ini`` is not valid.
         TypeError: ``source`` is neither a string, a path nor an int (frames already in memory go
@@ -709,9 +721,9 @@ def open_source(
             "for frames already in memory call Pipeline.process(frame) on each"
         )
     text = str(source).strip()
-    if not is_utf8_name(text):
-        raise SourceError(not_utf8_message(text, "source"))
     kind = "camera" if isinstance(source, int) else classify_source(text)
+    if kind != "folder" and not is_utf8_name(text):  # a folder's images are read as bytes, never by name
+        raise SourceError(not_utf8_message(text, "source"))
     if kind == "file" and not Path(text).is_file():
         raise SourceError(f"source not found: {text}; give a video file, an image folder, a camera (0, /dev/video0), a URL or a GStreamer pipeline")
     if kind == "camera" and text.startswith("/dev/") and not Path(text).exists():

@@ -83,3 +83,18 @@ except OutputPathError as error:
     lines = result.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("source: source ") and lines[1].startswith("video: output video ")
     assert all("not valid UTF-8" in line for line in lines)
+
+
+def test_an_image_folder_whose_name_is_not_utf8_is_read(tmp_path, vtest_frames):
+    """A folder's images are read as bytes and decoded in memory, never opened by name by OpenCV: its name may be
+    anything the file system holds."""
+    import cv2
+
+    from edge_reid.sources import open_source
+
+    folder = _latin1_path(tmp_path, "")
+    os.mkdir(folder)
+    ok, encoded = cv2.imencode(".jpg", vtest_frames[0])
+    (folder / "frame_0001.jpg").write_bytes(encoded.tobytes())
+    frames = list(open_source(folder, fps=10.0))
+    assert len(frames) == 1 and frames[0].image.shape == vtest_frames[0].shape

@@ -528,6 +528,55 @@ def test_a_variable_frame_rate_file_numbers_its_frames_as_decoded(vtest_frames):
     assert source.stats.corrupt_frames == 0 and source.stats.end_message is None
 
 
+class PacedFile:
+    """A file of ``len(times_ms)`` frames at the given presentation times whose frames ``bad`` fail their read;
+    a failed read moves on to ``resume_at`` (a decoder that lost a group of pictures) or to the next frame."""
+
+    def __init__(self, times_ms: list[float], bad: set[int], resume_at: dict[int, int] | None = None):
+        self.times_ms, self.bad, self.resume_at, self.position = times_ms, bad, resume_at or {}, 0
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        if self.position >= len(self.times_ms):
+            return False, None
+        if self.position in self.bad:
+            self.position = self.resume_at.pop(self.position, self.position + 1)
+            return False, None
+        self.position += 1
+        return True, np.zeros((8, 8, 3), np.uint8)
+
+    def get(self, prop):
+        mean_fps = 1000.0 * (len(self.times_ms) - 1) / self.times_ms[-1]
+        return {cv2.CAP_PROP_FRAME_COUNT: len(self.times_ms), cv2.CAP_PROP_FPS: mean_fps,
+                cv2.CAP_PROP_POS_FRAMES: self.position, cv2.CAP_PROP_POS_MSEC: self.times_ms[max(self.position - 1, 0)]}.get(prop, 0.0)
+
+    def set(self, prop, value):
+        pass
+
+    def release(self):
+        pass
+
+
+def test_after_a_damaged_frame_the_clock_places_the_next_at_the_local_pace():
+    """5 fps for 6 s, then 20 fps (a mean of 7.9 declared), frame 20 damaged: the frames after it keep their
+    numbers. Placed by the clock times the mean rate, frame 21 became 33 and twelve numbers passed the file's 60."""
+    times = [0.0]
+    for k in range(1, 60):
+        times.append(times[-1] + (200.0 if k <= 30 else 50.0))
+    source = FrameSource("f.mp4", "file", capture_factory=lambda kind, name: PacedFile(times, {20}))
+    assert [frame.index for frame in source] == [i for i in range(60) if i != 20]
+    assert source.stats.corrupt_frames == 1
+
+
+def test_frames_a_decoder_skips_after_a_failed_read_are_counted_by_the_clock():
+    """10 fps; the read of frame 5 fails and the decoder resumes at frame 9: frames 5-8 are missing, the rest keep
+    their numbers (counting reads alone would call frame 9 frame 5)."""
+    source = FrameSource("f.mp4", "file", capture_factory=lambda kind, name: PacedFile([100.0 * i for i in range(20)], {5}, {5: 9}))
+    assert [frame.index for frame in source] == [0, 1, 2, 3, 4, *range(9, 20)]
+
+
 @pytest.mark.parametrize("kind, options", [("file", {}), ("camera", {"newest_only": False}), ("camera", {"newest_only": True})])
 def test_close_from_another_thread_stops_the_reading_and_never_releases_under_a_read(kind, options):
     """close() from another thread (an app's shutdown) released a file's or an in-order camera's capture while a read
