@@ -233,17 +233,20 @@ class TrackIdentities:
                 created.add(track.track_id)
         return created
 
-    def _one_name_among_rivals(self, scores: list[float], identities: list[int]) -> set[int]:
+    def _one_name_among_rivals(self, scores: list[float], identities: list[int], held: set[int]) -> set[int]:
         """The identity to take when no passing identity stands out (``scores`` best first, each at least
         :attr:`contest_threshold`): the rivals (those not clearly worse than the best) all reach their own
-        thresholds and carry one name between them, so by the strictest test they are all this person (a
-        run's identity for someone the user enrolled or named since, or identities named alike: the way
-        to merge them): the best-scoring named one, instead of one more unnamed copy, which would leave
-        the person contested, and unrecognised, on every later return. Empty otherwise (two names, or a
-        rival below its own threshold: appearance cannot say who it is)."""
+        thresholds, carry one name between them and none is ``held`` by a track (in view or lost), so by
+        the strictest test they are all this person (a run's identity for someone the user enrolled or
+        named since, or identities named alike: the way to merge them): the best-scoring named one,
+        instead of one more unnamed copy, which would leave the person contested, and unrecognised, on
+        every later return. Empty otherwise (two names, a rival below its own threshold, or one held by
+        a track, whose person is elsewhere: appearance cannot say who it is)."""
         rivals = [(score, identity) for score, identity in zip(scores, identities) if not stands_out(scores[0], score)]
         names = {self.gallery.get(identity).name for _, identity in rivals}
-        if len(names - {None}) != 1 or not all(at_least(score, self.reid_threshold_of(identity)) for score, identity in rivals):
+        if len(names - {None}) != 1 or any(identity in held for _, identity in rivals):
+            return set()
+        if not all(at_least(score, self.reid_threshold_of(identity)) for score, identity in rivals):
             return set()
         return {next(identity for _, identity in rivals if self.gallery.get(identity).name is not None)}
 
@@ -276,7 +279,7 @@ class TrackIdentities:
             contested = passing.size > 1
             takeable = {int(passing_ids[0])} if contested and stands_out(float(passing[0]), float(passing[1])) else set()
             if contested and not takeable:
-                takeable = self._one_name_among_rivals(passing.tolist(), passing_ids.tolist())
+                takeable = self._one_name_among_rivals(passing.tolist(), passing_ids.tolist(), set(holder_of))
             for score, identity in zip(scores[row].tolist(), found[row].tolist()):
                 holder = holder_of.get(identity)
                 if identity < 1 or (holder is not None and holder.state != TrackState.LOST):

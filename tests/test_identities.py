@@ -293,9 +293,34 @@ def test_a_person_enrolled_after_a_run_met_them_is_recognised_by_name():
 
 
 def test_identities_named_alike_are_one_person():
-    """Naming a run's copies of one person alike (the way to merge them) makes them one: either is taken."""
-    identity_ids, gallery = _return_of_one_stored_look([(0.85, "Frank"), (0.85, "Frank")])
-    assert identity_ids in ([1], [2]) and len(gallery) == 2
+    """Naming a run's copies of one person alike (the way to merge them) makes them one: the nearer is taken."""
+    identity_ids, gallery = _return_of_one_stored_look([(0.86, "Frank"), (0.85, "Frank")])
+    assert identity_ids == [1] and len(gallery) == 2
+
+
+def test_a_name_clearly_further_than_the_rivals_does_not_count_among_them():
+    """Bob at 0.84 passes his threshold but is clearly further than the best (Lowe's test): the rivals are the
+    run's identity and Gina, one name, so Gina is taken."""
+    identity_ids, gallery = _return_of_one_stored_look([(0.955, None), (0.935, "Gina"), (0.84, "Bob")])
+    assert identity_ids == [2] and len(gallery) == 3
+
+
+def test_a_rival_held_by_a_track_in_view_keeps_the_contest_open():
+    """A person in view holds the run's identity U; a newcomer far away looks like Alice (0.93) and like U (0.92):
+    U's person is elsewhere, so the rivals are not one person, and Alice is not taken on a 0.01 margin."""
+    look = _unit(np.random.default_rng(3).normal(size=DIM))
+    held_look = _exactly_at(0.92, look, seed=1)
+    gallery = Gallery(DIM, threshold=0.6)
+    gallery.add(held_look[None], timestamp=0)
+    gallery.add(_exactly_at(0.93, look, seed=2)[None], name="Alice", timestamp=0)
+    tracker, identities = Tracker(), TrackIdentities(gallery)
+    for frame in range(3):
+        found = identities.update(tracker, tracker.update(Detections.from_boxes([_box(100)], [0.9]), held_look[None], frame / 10))
+    assert found.identity_ids.tolist() == [1]
+    for frame in range(3, 7):
+        tracked = tracker.update(Detections.from_boxes([_box(100), _box(500)], [0.9, 0.9]), np.stack([held_look, look]), frame / 10)
+        found = identities.update(tracker, tracked)
+    assert found.identity_ids.tolist() == [1, 3] and found.names == (None, None) and len(gallery) == 3
 
 
 @pytest.mark.parametrize("stored", [[(0.90, "Alice"), (0.89, "Bob")], [(0.93, None), (0.92, None)]],
