@@ -5,6 +5,8 @@ reason to fail: tuning and the CPU backend choice are measured and not kept."""
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -66,3 +68,30 @@ def test_without_a_home_auto_still_times_both_cpu_backends(no_home, tmp_path, mo
     tried = [BackendChoice("openvino", "auto chose OpenVINO"), BackendChoice("onnxruntime", "auto chose ONNX Runtime")]
     ordered = cpu_choice.order_by_speed(tried, "detector", model, "threads 1", lambda name: Stand(), lambda b: b.run)
     assert [choice.name for choice in ordered] == ["onnxruntime", "openvino"] and "(measured now)" in ordered[0].reason
+
+
+def test_without_a_home_openvino_is_passed_over_with_what_to_set():
+    """OpenVINO 2026.4's import reads the home folder (its telemetry) and raised RuntimeError without one, which
+    ended `edge-reid run` (auto picks OpenVINO on x86-64) as an internal error. A fresh process: pytest's has
+    OpenVINO imported already."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed")
+    script = """
+import os, pwd
+for name in ("HOME", "XDG_CACHE_HOME", "EDGE_REID_CACHE_DIR"):
+    os.environ.pop(name, None)
+def no_entry(uid):
+    raise KeyError(f"getpwuid(): uid not found: {uid}")
+pwd.getpwuid = no_entry  # a user id without a passwd entry
+from edge_reid.backends.openvino import import_openvino
+from edge_reid.errors import BackendUnavailableError
+try:
+    import_openvino()
+    print("imported")
+except BackendUnavailableError as error:
+    print("unavailable:", error)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("imported") or (
+        result.stdout.startswith("unavailable:") and "set HOME (e.g. HOME=/tmp)" in result.stdout
+    ), result.stdout

@@ -118,12 +118,19 @@ def import_openvino():
     """The ``openvino`` module.
 
     Raises:
-        BackendUnavailableError: not installed or broken, with the install command.
+        BackendUnavailableError: not installed or broken, with the install command; or, with no home
+            folder (``HOME`` unset and a user id without a passwd entry), what to set: OpenVINO's
+            import reads the home folder (2026.4: its telemetry) and fails without one.
     """
     try:
         import openvino
     except ImportError as exc:
         raise BackendUnavailableError(f"OpenVINO cannot be imported ({exc}); install it with: pip install openvino") from None
+    except RuntimeError as exc:
+        from edge_reid.cache_folder import cache_dir
+
+        hint = "; set HOME (e.g. HOME=/tmp) for it" if cache_dir() is None else ""
+        raise BackendUnavailableError(f"OpenVINO cannot be imported ({exc}){hint}") from None
     return openvino
 
 
