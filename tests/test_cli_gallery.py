@@ -302,7 +302,7 @@ def test_printed_threshold_is_rounded_up_so_it_keeps_the_false_match_rate(tmp_pa
     assert "threshold 0.5001 " in captured.err and "false-match rate 0.0000%" in captured.err
 
 
-def test_list_to_a_pipe_or_of_many_identities_is_one_tab_separated_line_each(tmp_path, capsys):
+def test_list_to_a_pipe_or_of_many_identities_is_one_tab_separated_line_each(tmp_path, capsys, monkeypatch):
     """Rich measured every cell before printing any (100,000 identities took 3 minutes), and piped output wrapped
     each identity over 3 lines at 80 columns; to a file or pipe (and above 1000 identities) the list is lines."""
     rng = np.random.default_rng(0)
@@ -319,6 +319,9 @@ def test_list_to_a_pipe_or_of_many_identities_is_one_tab_separated_line_each(tmp
     rows = [line.split("\t") for line in lines[2:]]
     assert all(len(row) == 7 for row in rows) and [row[0] for row in rows] == [str(i) for i in range(1, 3001)]
     assert rows[1][1] == "Ann [x]" and rows[0][1] == "" and rows[0][5] == "1970-01-01 00:00:00 UTC"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)  # on a terminal too, above 1000
+    assert main(["gallery", "list", "-g", str(g)]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
 
 
 def test_list_with_standard_output_closed_is_one_error_line(tmp_path):
@@ -329,3 +332,35 @@ def test_list_with_standard_output_closed_is_one_error_line(tmp_path):
     result = subprocess.run(["bash", "-c", f'"{sys.executable}" -m edge_reid gallery list -g "{g}" >&-'], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2 and "standard output is closed" in result.stderr and "internal error" not in result.stderr
+
+
+def test_list_of_a_few_identities_is_lines_to_a_pipe_and_a_table_on_a_terminal(tmp_path, capsys, monkeypatch):
+    gallery = Gallery(4)
+    for index in range(3):
+        gallery.add(np.eye(4, dtype=np.float32)[index], name="Ann" if index == 0 else None, timestamp=0.0)
+    g = tmp_path / "g.edgereid"
+    gallery.save(g)
+    assert main(["gallery", "list", "-g", str(g)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and lines[2].split("\t")[:2] == ["1", "Ann"], "to a pipe: lines"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    assert main(["gallery", "list", "-g", str(g)]) == 0
+    shown = capsys.readouterr().out
+    assert "3 identities" in shown and "\t" not in shown and "Ann" in shown, "on a terminal: a table"
+
+
+def test_enroll_warns_of_other_names_only(tmp_path, mot17_dir, capsys):
+    """More photos under a name given with spaces around it are its own (no warning); photos of someone a run met
+    (an unnamed identity) are fine to enrol (the one-name rule), so no warning either."""
+    photos = [str(p) for p in sorted((mot17_dir / "bounding_box_test").glob("0055_*.jpg"))[:4]]
+    g = tmp_path / "g.edgereid"
+    assert main(["gallery", "enroll", "-g", str(g), "-n", "Gina", *photos[:2]]) == 0
+    assert main(["gallery", "enroll", "-g", str(g), "-n", " Gina ", *photos[2:]]) == 0
+    assert "warning" not in capsys.readouterr().err
+    unnamed = tmp_path / "unnamed.edgereid"
+    assert main(["gallery", "enroll", "-g", str(unnamed), "-n", "Gina", *photos[:2]]) == 0
+    assert main(["gallery", "rename", "-g", str(unnamed), "--id", "1", "--name", ""]) == 0  # now like a run's identity
+    assert Gallery.load(unnamed).get(1).name is None
+    capsys.readouterr()
+    assert main(["gallery", "enroll", "-g", str(unnamed), "-n", "Hana", *photos[2:]]) == 0
+    assert "warning" not in capsys.readouterr().err

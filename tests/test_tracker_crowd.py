@@ -69,3 +69,26 @@ def test_far_apart_pairs_are_not_scored(monkeypatch):
     assert sum(possible) > 50 * PEOPLE * PEOPLE
     assert sum(scored) < 0.1 * sum(possible), "each track is scored against the few detections near it, not the crowd"
     assert all(histories <= rows_with_pairs for histories, rows_with_pairs in stacked), "histories stacked only where used"
+
+
+def test_appearance_similarity_scores_only_the_wanted_pairs():
+    histories = [np.eye(3, dtype=np.float32)[:2], np.eye(3, dtype=np.float32)[2:]]
+    embeddings = np.eye(3, dtype=np.float32)
+    wanted = np.array([[True, False, True], [False, False, True]])
+    similarity = appearance_similarity(histories, embeddings, np.array([True, True, True]), wanted)
+    assert np.isnan(similarity[~wanted]).all() and similarity[wanted].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_with_proximity_below_the_iou_gate_appearance_keeps_a_track_through_a_jump():
+    """proximity 0.1 < min_iou 0.2: a confirmed track's next box overlaps its prediction at IoU 0.14, under the IoU
+    gate, but appearance (the same look) may lower the pair's cost there: the pair must be scored, so the track
+    keeps its id (scoring only the pairs motion admits gave a new track)."""
+    look = np.zeros(8, np.float32)
+    look[0] = 1.0
+    tracker = Tracker(TrackerConfig(proximity=0.1))
+    box = np.array([100, 100, 150, 220], np.float32)
+    for frame in range(5):
+        tracked = tracker.update(Detections.from_boxes(box[None], [0.9]), look[None], frame / 10)
+    jumped = box + np.array([38, 0, 38, 0], np.float32)
+    after = tracker.update(Detections.from_boxes(jumped[None], [0.9]), look[None], 0.5)
+    assert after.track_ids.tolist() == tracked.track_ids.tolist() == [1]
