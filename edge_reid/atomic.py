@@ -111,3 +111,32 @@ def write_json_atomic(path: str | os.PathLike, payload: Any, what: str = "JSON f
         OutputPathError, OutputWriteError: the file cannot be written (see :func:`atomic_write_bytes`).
     """
     return atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"), what=what)
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Hold SIGINT and SIGTERM back while a set of files is moved into place together: a signal that arrives
+    meanwhile is recorded and handed to the handler it would have reached (Python's KeyboardInterrupt, the
+    CLI's SIGTERM unwinding) when the block ends, so a Ctrl-C or a service stop cannot leave some new files
+    beside some old ones. Python runs signal handlers in the main thread whichever thread the signal reached
+    (a signal mask would hold it back from one thread only); off the main thread this is a no-op."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    previous = {number: signal.signal(number, lambda signum, frame: received.append(signum)) for number in held}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if received:
+            number, handler = received[0], previous[received[0]]
+            if callable(handler):
+                handler(number, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)

@@ -40,3 +40,21 @@ def test_a_link_keeps_pointing_at_the_file_it_names(tmp_path):
     os.symlink(target, link)
     write_json_atomic(link, {"frames": 3})
     assert link.is_symlink() and json.loads(target.read_text()) == {"frames": 3}
+
+
+def test_interrupts_held_arrive_when_the_block_ends():
+    """A Ctrl-C during the moves of a set of files (calibrate's model, spec, table, report) is held back until
+    the last is in place, then raised."""
+    import os
+    import signal
+
+    from edge_reid.atomic import interrupts_held
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("first")
+            done.append("second")
+        done.append("after")  # never: the interrupt arrives as the block ends
+    assert done == ["first", "second"]

@@ -160,3 +160,55 @@ sys.exit(main(["calibrate", "--model", {str(osnet_path)!r}, "--data", {str(mot17
     assert "Traceback" not in err
     assert not out_dir.exists(), "the scratch folder and the output folder the command made are gone"
 
+
+
+def test_a_ctrl_c_while_calibrate_moves_its_outputs_into_place_leaves_no_mixed_set(osnet_path, mot17_dir, tmp_path):
+    """A Ctrl-C right after the new model was moved into place left it beside the earlier run's table and report
+    (the report describing another model). The set is moved with interrupts held back: the new set whole, then
+    the interrupt. The search is a stand-in writing known contents (the moves are what is tested)."""
+    import subprocess
+    import sys
+
+    out_dir = tmp_path / "cal"
+    script = """
+import os, signal, sys
+from types import SimpleNamespace
+import edge_reid.calibration.calibrate as calibrate
+from edge_reid.calibration.guard import Measurement
+
+model, data, out, content, interrupt = sys.argv[1:6]
+
+def staged(original, spec, source, order, tmp, evaluator, settings, report, seconds, progress, log):
+    (tmp / "m.onnx").write_text(content)
+    (tmp / "table.calib").write_text(content)
+    report.recipe = {"stand-in": content}
+    details = {"path": tmp / "m.onnx", "labelled": None, "agreement": SimpleNamespace(to_dict=lambda: {})}
+    return Measurement((), "held-out", 1.0, 1.0, 1.0, 1.0, details=details), spec
+
+calibrate._int8 = staged
+if interrupt == "interrupt":
+    real_replace, moved = os.replace, []
+
+    def replace(source, target):
+        real_replace(source, target)
+        moved.append(target)
+        if len(moved) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # a Ctrl-C right after the first file is in place
+
+    calibrate.os = SimpleNamespace(**{name: getattr(os, name) for name in dir(os) if not name.startswith("__")})
+    calibrate.os.replace = replace
+try:
+    calibrate.calibrate_model(model, data, out, calibrate.CalibrationSettings(images=24, pool_size=40))
+    print("done")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+    for content, interrupt in (("first", "no"), ("second", "interrupt")):
+        result = subprocess.run([sys.executable, "-c", script, str(osnet_path), str(mot17_dir), str(out_dir), content, interrupt],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "interrupted"
+    model, table = out_dir / "osnet_x0_25_msmt17-int8-qdq.onnx", out_dir / "osnet_x0_25_msmt17-int8.calib"
+    report = json.loads((out_dir / "osnet_x0_25_msmt17-int8-report.json").read_text())
+    assert (model.read_text(), table.read_text(), report["recipe"]["stand-in"]) == ("second", "second", "second")
+    assert not [p.name for p in out_dir.iterdir() if p.name.startswith(".edge-reid-calibrate-")], "no scratch left"

@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from edge_reid.atomic import write_json_atomic
+from edge_reid.atomic import interrupts_held, write_json_atomic
 from edge_reid.calibration.activations import collect_statistics, mse_optimal_amax
 from edge_reid.calibration.bias_correction import LayerError, apply_bias_shifts, measure_layer_errors
 from edge_reid.calibration.centring import CENTRED_LEVELS, centrable_inputs, centre_inputs, centred_name, uncentre_float_readers
@@ -542,21 +542,23 @@ def calibrate_model(
                     report.quantized["map_drop_points"] = round(best.map_drop, 3)
             report.agreement = best.details["agreement"].to_dict()
             _write_sidecar(out_spec, tmp / "spec.json")
-            # Staged in tmp, moved into place together: the model first, the table after it.
-            os.replace(best.details["path"], paths["model"])
-            os.replace(tmp / "spec.json", paths["spec"])
-            if "tensorrt_table" in paths:
-                os.replace(tmp / "table.calib", paths["tensorrt_table"])
+            seconds["total"] = time.perf_counter() - started
+            report.seconds = {key: round(value, 2) for key, value in seconds.items()}
+            report.outputs = {key: str(value) for key, value in paths.items()}
+            report.write_json(tmp / "report.json")
+            # Staged in tmp, moved into place together with interrupts held back (a Ctrl-C in between left a new
+            # model beside the earlier run's table and report): the model first, the report last.
+            with interrupts_held():
+                os.replace(best.details["path"], paths["model"])
+                os.replace(tmp / "spec.json", paths["spec"])
+                if "tensorrt_table" in paths:
+                    os.replace(tmp / "table.calib", paths["tensorrt_table"])
+                os.replace(tmp / "report.json", paths["report"])
     except BaseException:
         if created_out_dir:  # refused or stopped before writing anything: leave no empty folder behind
             with contextlib.suppress(OSError):
                 out_dir.rmdir()
         raise
-
-    seconds["total"] = time.perf_counter() - started
-    report.seconds = {key: round(value, 2) for key, value in seconds.items()}
-    report.outputs = {key: str(value) for key, value in paths.items()}
-    report.write_json(paths["report"])
     return report
 
 
