@@ -352,3 +352,54 @@ def test_a_bug_prints_one_line_and_saves_its_traceback(monkeypatch, tmp_path, ca
     assert len(saved) == 1 and str(saved[0]) in lines[0]
     text = saved[0].read_text()
     assert "Traceback (most recent call last)" in text and "in broken" in text and "IndexError: list index out of range" in text
+
+
+@pytest.mark.parametrize("arguments, named", [
+    (["gallery", "enroll", "-g", "{g}", "-n", "Alice", ""], "argument 7"),
+    (["run", "--source", "{video}", "--max-frames", "2", "--model", ""], "the value of --model"),
+    (["run", "--source", "{video}", "--max-frames", "2", "--gallery="], "--gallery"),
+    (["run", "--source", "", "--max-frames", "2"], "the value of --source"),
+    (["run", "--source", "{video}", "--device", " "], "the value of --device"),
+])
+def test_an_empty_argument_is_refused_not_taken_for_the_current_folder(arguments, named, tmp_path, vtest_path, capsys):
+    """An unset shell variable gives "": as a path it was the current folder (``enroll -n Alice "$DIR"`` enrolled
+    every image there under Alice), elsewhere an internal error or a silent default."""
+    g = tmp_path / "g.edgereid"
+    filled = [a.format(g=g, video=vtest_path) for a in arguments]
+    assert main(filled) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"edge-reid: error: {named} is empty; give a value" in err
+    assert not g.exists()
+
+
+def test_an_empty_name_still_clears_a_name(tmp_path, capsys):
+    gallery = Gallery(4)
+    gallery.enroll("Ann", np.eye(4, dtype=np.float32)[:1])
+    g = tmp_path / "g.edgereid"
+    gallery.save(g)
+    assert main(["gallery", "rename", "-g", str(g), "--id", "1", "--name", ""]) == 0
+    assert Gallery.load(g).get(1).name is None
+
+
+@pytest.mark.parametrize("arguments, option", [
+    (["run", "--source", "{video}", "--fps", "inf"], "--fps"),
+    (["run", "--source", "{video}", "--min-box-height", "inf"], "--min-box-height"),
+    (["run", "--source", "{video}", "--gallery", "{g}", "--prune-after", "nan"], "--prune-after"),
+    (["run", "--source", "{video}", "--batch", "1000000000"], "--batch"),
+    (["run", "--source", "{video}", "--threads", "99999999999999999999"], "--threads"),
+    (["eval", "--data", "{video}", "--batch", "1000000000"], "--batch"),
+    (["bench", "--seconds", "inf"], "--seconds"),
+    (["bench", "--warmup", "inf"], "--warmup"),
+    (["bench", "--batch", "1,100000"], "--batch"),
+    (["bench", "--gallery-size", "100000000"], "--gallery-size"),
+    (["calibrate", "--data", "{video}", "--seed", "-1"], "--seed"),
+    (["gallery", "threshold", "--data", "{video}", "--bins", "1000000000"], "--bins"),
+])
+def test_values_no_run_can_use_are_usage_errors_before_any_work(arguments, option, tmp_path, vtest_path, capsys):
+    """inf and NaN passed the range checks (an internal error after the models loaded, or a benchmark that never
+    ended), and sizes without an upper bound asked for terabytes (MemoryError) or got the process killed."""
+    g = tmp_path / "g.edgereid"
+    assert main([a.format(g=g, video=vtest_path) for a in arguments]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Invalid value for" in err and option in err and "internal error" not in err
+    assert not g.exists()

@@ -11,7 +11,7 @@ import warnings
 
 from edge_reid.atomic import WRITE_FAILURES
 from edge_reid.cli.app import app
-from edge_reid.errors import EdgeReidError, EdgeReidWarning
+from edge_reid.errors import DataError, EdgeReidError, EdgeReidWarning
 from edge_reid.output_paths import forget_made_folders, remove_folders_left_empty
 
 # Each import registers its commands on ``app``.
@@ -92,6 +92,28 @@ def _usage_error(exc: Exception) -> int | None:
     return int(getattr(exc, "exit_code", 2))
 
 
+#: Options whose value may be empty: ``gallery rename --name ""`` clears a name (``enroll`` says its own word).
+EMPTY_VALUE_ALLOWED = ("--name", "-n")
+
+
+def _refuse_empty_arguments(arguments: list[str]) -> None:
+    """Refuse an empty argument (``""``, ``--model=``): an unset shell variable, most often. As a path it would
+    be the current folder (``enroll -n Alice "$DIR"`` enrolled every image there under Alice).
+
+    Raises:
+        DataError: naming the option it followed (exit 2).
+    """
+    for index, argument in enumerate(arguments):
+        option, equals, value = argument.partition("=") if argument.startswith("--") else (argument, "", None)
+        if equals and not value.strip() and option not in EMPTY_VALUE_ALLOWED:
+            raise DataError(f"{option} is empty; give a value (an unset shell variable?)")
+        if argument.strip() or (index and arguments[index - 1] in EMPTY_VALUE_ALLOWED):
+            continue
+        after = arguments[index - 1] if index and arguments[index - 1].startswith("-") else None
+        where = f"the value of {after}" if after else f"argument {index + 1}"
+        raise DataError(f"{where} is empty; give a value (an unset shell variable?)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
 
@@ -127,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("default", EdgeReidWarning)  # each shown once, whatever the filters outside
             warnings.showwarning = _show_warning
+            _refuse_empty_arguments(sys.argv[1:] if argv is None else list(argv))
             result = app(args=argv, prog_name="edge-reid", standalone_mode=False)
             if sys.stdout is not None and not sys.stdout.closed:
                 sys.stdout.flush()  # a full disk or device behind standard output shows here, not at exit

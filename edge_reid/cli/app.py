@@ -57,6 +57,13 @@ PRECISION_HELP = (
 DEVICE_HELP = "OpenVINO device: CPU (default), GPU (Intel GPU) or NPU."
 
 
+#: Largest embedding batch an option takes: no frame holds more people, and each batch's buffers are allocated up
+#: front ((N, 3, 256, 128) float32: 400 MB at 1024; a typo such as 1000000000 asked for 358 TiB).
+MAX_BATCH = 1024
+#: Most CPU threads an option takes (a typo beyond this reached the runtimes' C++ bindings as an overflow).
+MAX_THREADS = 1024
+
+
 def output_file(value: str | Path) -> Path:
     """Parse an output *file* option, refusing a name that ends with a path separator, ``.`` or ``..``.
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from edge_reid.cli.app import DEVICE_HELP, app, output_file
+from edge_reid.cli.app import DEVICE_HELP, MAX_BATCH, MAX_THREADS, app, output_file
 
 console = Console()
 status = Console(stderr=True)
@@ -107,16 +107,16 @@ def bench(
     ),
     device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     batch: str = typer.Option("1,8,32", "--batch", help="Comma-separated batch sizes, e.g. 1,8,32."),
-    seconds: float = typer.Option(5.0, "--seconds", min=0.01, help="Timed seconds per batch size for the model alone, and as much for each loop (overlapped, plain)."),
-    warmup: float = typer.Option(1.0, "--warmup", min=0.0, help="Untimed warm-up seconds per batch size."),
+    seconds: float = typer.Option(5.0, "--seconds", min=0.01, max=3600.0, help="Timed seconds per batch size for the model alone, and as much for each loop (overlapped, plain)."),
+    warmup: float = typer.Option(1.0, "--warmup", min=0.0, max=3600.0, help="Untimed warm-up seconds per batch size."),
     json_path: Optional[Path] = typer.Option(None, "--json", parser=output_file, metavar="<path>", help="Also write the results here (.json) for scripts."),
     crops: Optional[Path] = typer.Option(None, "--crops", help="Folder of person crops (.jpg/.png) for the loop and preprocess benchmarks."),
     video: Optional[Path] = typer.Option(
         None, "--video", help="Cut person crops from this video instead. Default: data/vtest.avi of the shared assets ($EDGE_REID_SHARED, else ../shared) when present."
     ),
     max_crops: int = typer.Option(256, "--max-crops", min=1, help="Most crops to read or cut."),
-    gallery_size: int = typer.Option(10_000, "--gallery-size", min=1, help="Identities in the loop's gallery."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads of the model (default: the runtime's own, one per core)."),
+    gallery_size: int = typer.Option(10_000, "--gallery-size", min=1, max=10_000_000, help="Identities in the loop's gallery."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=MAX_THREADS, help="CPU threads of the model (default: the runtime's own, one per core)."),
     engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="TensorRT: folder of engines built by `edge-reid build`."),
     model_only: bool = typer.Option(False, "--model-only", help="Measure the model alone (no crops, loop or preprocessing)."),
 ) -> None:
@@ -144,6 +144,8 @@ def bench(
         batches = parse_batch_sizes(batch)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--batch") from None
+    if max(batches, default=0) > MAX_BATCH:
+        raise typer.BadParameter(f"{max(batches)} is more than {MAX_BATCH} images a batch", param_hint="--batch")
     try:
         backends = bench_backend_names(backend)
     except ValueError as exc:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from edge_reid.cli.app import app
+from edge_reid.cli.app import MAX_THREADS, app
 
 console = Console(stderr=True)
 
@@ -54,8 +54,8 @@ def calibrate_command(
         "alone moves the embeddings of the pool's selection half least. Default: 0.8,0.9,1,1.1,1.2,1.35,1.5. "
         "One factor: every range times it (1: the --method ranges as they are).",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the calibration sample."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for ONNX Runtime (default: its own)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the calibration sample."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=MAX_THREADS, help="CPU threads for ONNX Runtime (default: its own)."),
 ) -> None:
     """Quantize a ReID model and prove it still re-identifies like FP32.
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edge_reid.cli.app import DEVICE_HELP, PRECISION_HELP, app, check_backend_option, output_file
+from edge_reid.cli.app import DEVICE_HELP, MAX_BATCH, MAX_THREADS, PRECISION_HELP, app, check_backend_option, output_file
 
 console = Console(stderr=True)
 
@@ -30,8 +30,8 @@ def eval_command(
     ),
     precision: Optional[str] = typer.Option(None, "--precision", "-p", help=PRECISION_HELP),
     device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
-    batch: int = typer.Option(32, "--batch", min=1, help="Embedding batch size."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads of the model (default: the runtime's own)."),
+    batch: int = typer.Option(32, "--batch", min=1, max=MAX_BATCH, help="Embedding batch size."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=MAX_THREADS, help="CPU threads of the model (default: the runtime's own)."),
 ) -> None:
     """Evaluate a model on a Market-1501 style data set: CMC rank-1/5/10 and mAP, as torchreid computes them.
 

@@ -372,7 +372,7 @@ def threshold(
         help="Target false-match rate: the threshold printed lets through at most this fraction of different-person pairs.",
     ),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ReID model (.onnx). Default: bundled OSNet."),
-    bins: int = typer.Option(20, "--bins", min=2, help="Histogram bins."),
+    bins: int = typer.Option(20, "--bins", min=2, max=100_000, help="Histogram bins."),
     max_images: int = typer.Option(3000, "--max-images", min=2, help="Use at most this many images (evenly spread)."),
     json_path: Optional[Path] = typer.Option(None, "--json", parser=output_file, metavar="<path>", help="Also write the report here (.json)."),
 ) -> None:

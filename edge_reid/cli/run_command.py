@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, PRECISION_HELP, app, check_backend_option, output_file
+from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, MAX_BATCH, MAX_THREADS, PRECISION_HELP, app, check_backend_option, output_file
 from edge_reid.defaults import (
     DETECTOR_MAX_INPUT_SIZE, GALLERY_SAVE_EVERY_S, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD, UNNAMED_REID_THRESHOLD,
 )
@@ -122,15 +122,15 @@ def run(
         help=f"Detector confidence that starts (+0.1) and confirms tracks; weaker detections down to "
         f"{TrackerConfig.low_score} only keep tracks going (ByteTrack).",
     ),
-    min_box_height: float = typer.Option(32.0, "--min-box-height", min=0.0, help="Skip people shorter than this many pixels."),
+    min_box_height: float = typer.Option(32.0, "--min-box-height", min=0.0, max=100_000.0, help="Skip people shorter than this many pixels."),
     camera_motion: bool = typer.Option(
         True, "--camera-motion/--no-camera-motion",
         help="Compensate camera motion (robot, handheld, vehicle) by sparse optical flow before matching, as BoT-SORT does "
         "(default on). A camera that never moves (kiosk, wall mount) can turn it off to save a frame's optical flow on the CPU.",
     ),
-    batch: int = typer.Option(32, "--batch", min=1, help="Largest embedding batch; more people per frame are split into sub-batches."),
+    batch: int = typer.Option(32, "--batch", min=1, max=MAX_BATCH, help="Largest embedding batch; more people per frame are split into sub-batches."),
     threads: Optional[int] = typer.Option(
-        None, "--threads", min=1, help="CPU threads per model; the detector runs beside the ReID model (default: on ONNX Runtime half the "
+        None, "--threads", min=1, max=MAX_THREADS, help="CPU threads per model; the detector runs beside the ReID model (default: on ONNX Runtime half the "
         "cores each, so that their two thread pools do not fight; on OpenVINO every core, its models share one pool)."
     ),
     events: Optional[Path] = typer.Option(
@@ -153,7 +153,7 @@ def run(
         1, "--repeat", min=0, help="Play a video file or image folder this many times in a row (0: until Ctrl-C), e.g. for a soak test."
     ),
     source_fps: Optional[float] = typer.Option(
-        None, "--fps", min=0.001,
+        None, "--fps", min=0.001, max=1000.0,
         help="Frame rate to time an image folder or a video file by (the tracker counts in seconds). Default: a folder's "
         "frameRate in a MOTChallenge seqinfo.ini in or beside it (e.g. MOT17-04/img1), else 1 image per second; a video's "
         "own, from its header (give --fps when the header is wrong). Not for cameras and streams.",
@@ -220,9 +220,9 @@ def run(
     for option, value in (("--save-every", save_every), ("--prune-after", prune_after)):
         if value is not None and gallery_path is None:
             raise typer.BadParameter("only applies to a gallery: add --gallery people.edgereid", param_hint=option)
-    if prune_after is not None and prune_after < PRUNE_MIN_AGE_S:
+    if prune_after is not None and not prune_after >= PRUNE_MIN_AGE_S:  # NaN too
         raise typer.BadParameter(
-            f"{prune_after:g} s is below the minimum of {PRUNE_MIN_AGE_S:g} s: people hidden for a moment would lose "
+            f"{prune_after:g} s is not at least the minimum of {PRUNE_MIN_AGE_S:g} s: people hidden for a moment would lose "
             "their identity and come back as new ones", param_hint="--prune-after",
         )
     if detector_size is not None and detector_size % 32:
