@@ -45,6 +45,7 @@ def test_version(capsys):
         (["run", "--source", "x.avi", "--threshold", "5"], "Invalid value for '--threshold'"),
         (["eval-mot"], "Missing argument 'RESULT_FILE'"),
         (["run", "--source", "x.avi", "--backend", "onnxruntime", "--device", "GPU"], "Invalid value for --device: chooses an OpenVINO device"),
+        (["run", "--source", "x.avi", "--device", "FOO"], "Invalid value for --device: FOO is an OpenVINO device: give --backend openvino"),
         (["run", "--camera", "0", "--fps", "30"], "Invalid value for --fps: sets the frame rate of an image folder or a video file"),
     ],
 )

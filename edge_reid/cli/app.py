@@ -87,7 +87,8 @@ def check_backend_option(
     backend: str, precision: str | None = None, detector_precision: str | None = None, device: str | None = None
 ) -> None:
     """Refuse an unknown ``--backend``, ``--precision`` or ``--detector-precision``, and a ``--device``
-    (OpenVINO's) with a backend that has no such choice, as a usage error (exit 2) before anything loads."""
+    (OpenVINO's) with a backend that has no such choice or, other than CPU, with ``auto`` (which may take
+    another backend), as a usage error (exit 2) before anything loads."""
     from edge_reid.backends import BACKEND_NAMES, DETECTOR_PRECISIONS, PRECISIONS
 
     if backend not in BACKEND_NAMES:
@@ -99,3 +100,6 @@ def check_backend_option(
     if device is not None and backend not in ("openvino", "auto"):
         raise typer.BadParameter(f"chooses an OpenVINO device; --backend {backend} has none (use --backend openvino)",
                                  param_hint="--device")
+    if device is not None and backend == "auto" and device.strip().upper() != "CPU":
+        # auto may take another backend, on the CPU: the device asked for would be dropped without a word
+        raise typer.BadParameter(f"{device} is an OpenVINO device: give --backend openvino with it", param_hint="--device")
