@@ -177,6 +177,7 @@ import edge_reid.calibration.calibrate as calibrate
 from edge_reid.calibration.guard import Measurement
 
 model, data, out, content, interrupt = sys.argv[1:6]
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job inherits it ignored)
 
 def staged(original, spec, source, order, tmp, evaluator, settings, report, seconds, progress, log):
     (tmp / "m.onnx").write_text(content)
