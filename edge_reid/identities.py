@@ -52,6 +52,7 @@ from edge_reid.thresholds import at_least, margin_over
 from edge_reid.tracking.kalman import GATE_CHI2_95, BoxKalmanFilter
 from edge_reid.tracking.track import Track, TrackState
 from edge_reid.tracking.tracker import Tracker
+from edge_reid.unit_vectors import mean_direction
 
 #: Clean embeddings (most recent: about 10 s of a track at one refresh per second) averaged into its template.
 TEMPLATE_SIZE = 10
@@ -109,9 +110,7 @@ def template(track: Track) -> np.ndarray | None:
         recent = track.last_embedding[None, :]
     else:
         return None
-    mean = recent.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    return (mean / norm).astype(np.float32) if norm > 0 else None
+    return mean_direction(recent)
 
 
 class TrackIdentities:
@@ -243,12 +242,12 @@ class TrackIdentities:
         every later return. Empty otherwise (two names, a rival below its own threshold, or one held by
         a track, whose person is elsewhere: appearance cannot say who it is)."""
         rivals = [(score, identity) for score, identity in zip(scores, identities) if not stands_out(scores[0], score)]
-        names = {self.gallery.get(identity).name for _, identity in rivals}
-        if len(names - {None}) != 1 or any(identity in held for _, identity in rivals):
+        named = [identity for _, identity in rivals if self.gallery.get(identity).name is not None]
+        if len({self.gallery.get(identity).name for identity in named}) != 1 or any(i in held for _, i in rivals):
             return set()
         if not all(at_least(score, self.reid_threshold_of(identity)) for score, identity in rivals):
             return set()
-        return {next(identity for _, identity in rivals if self.gallery.get(identity).name is not None)}
+        return {named[0]}
 
     def _candidates(self, templates: list[np.ndarray], tracks: list[Track], holder_of: dict[int, Track]):
         """Candidate identities (K,) and the (P, K) margin of each track's similarity over the threshold

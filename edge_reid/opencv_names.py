@@ -12,8 +12,8 @@ import os
 def is_utf8_name(name: str | os.PathLike) -> bool:
     """Whether ``name`` (a path, URL or pipeline) is valid UTF-8 text, as OpenCV needs it."""
     try:
-        os.fspath(name).encode("utf-8") if not isinstance(name, bytes) else name.decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
+        os.fsencode(name).decode("utf-8")  # the bytes the file system holds: undecodable ones come back as they were
+    except UnicodeDecodeError:
         return False
     return True
 

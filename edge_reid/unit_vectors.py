@@ -1,4 +1,5 @@
-"""The one check that embeddings are unit vectors, for every stage that compares them by inner product."""
+"""Unit vectors: the one check that embeddings are unit vectors, for every stage that compares them by inner
+product, and the direction of their mean."""
 
 from __future__ import annotations
 
@@ -34,3 +35,11 @@ def check_unit_rows(vectors: np.ndarray, what: str = "embedding") -> None:
             f"{what} {bad[0]} has length {bad[1]:.4g}, not 1: L2-normalise embeddings "
             "(vectors / np.linalg.norm(vectors, axis=1, keepdims=True); Embedder's outputs are)"
         )
+
+
+def mean_direction(vectors: np.ndarray) -> np.ndarray | None:
+    """(D,) float32 L2-normalised mean of (N, D) unit ``vectors`` (temporal average pooling of a person's
+    views), or None when they cancel out (a zero mean has no direction)."""
+    mean = np.asarray(vectors).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return (mean / norm).astype(np.float32) if norm > 0 else None

@@ -181,19 +181,15 @@ def _warn_of_other_names_alike(gallery, name: str, embeddings) -> None:
     ``--reid-threshold``: a run finds the person alike to both names, cannot tell them apart, and takes
     neither (:mod:`edge_reid.identities`), so the person is recognised by no name. Enrolling still goes on
     (twins, a uniform: the operator knows)."""
-    import numpy as np
-
     from edge_reid.defaults import REID_THRESHOLD
     from edge_reid.matching.gallery import canonical_name
     from edge_reid.thresholds import at_least
+    from edge_reid.unit_vectors import mean_direction
 
-    if not len(gallery):
+    direction = mean_direction(embeddings)  # the person's template, as a run's track has one
+    if not len(gallery) or direction is None:
         return
-    mean = embeddings.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    if norm == 0:
-        return
-    scores, found = gallery.search((mean / norm).astype(np.float32)[None, :], len(gallery))
+    scores, found = gallery.search(direction[None, :], len(gallery))
     for score, identity_id in zip(scores[0].tolist(), found[0].tolist()):
         if not at_least(score, REID_THRESHOLD):
             break
@@ -230,16 +226,22 @@ def list_identities(gallery_path: Path = GALLERY_OPTION) -> None:
     table = Table(title=f"{len(gallery)} identities", caption=escape(f"{gallery_path} ({gallery.model_name or 'unknown model'})"))
     for column in columns:
         table.add_column(column)
-    for identity in gallery.identities:
-        enrolled, recent = gallery.embedding_counts(identity.identity_id)
-        table.add_row(str(identity.identity_id), escape(identity.name or ""), str(enrolled), str(recent), str(identity.count),
-                      _time(identity.first_seen), _time(identity.last_seen))
+    for fields in _listed_rows(gallery):
+        table.add_row(*(escape(field) for field in fields))
     Console().print(table)
 
 
 #: Identities above which ``gallery list`` prints lines even on a terminal: Rich measures every cell of a table
-#: before printing any (about 1.5 ms a row: 100,000 identities took 3 minutes).
+#: before printing any row, so a large gallery would print nothing for minutes.
 PLAIN_LIST_ABOVE = 1000
+
+
+def _listed_rows(gallery):
+    """Each identity's ``gallery list`` fields, as text: id, name, enrolled, recent, count, first and last seen."""
+    for identity in gallery.identities:
+        enrolled, recent = gallery.embedding_counts(identity.identity_id)
+        yield (str(identity.identity_id), identity.name or "", str(enrolled), str(recent), str(identity.count),
+               _time(identity.first_seen), _time(identity.last_seen))
 
 
 def _list_as_lines(gallery, gallery_path: Path, columns: tuple[str, ...]) -> None:
@@ -247,11 +249,8 @@ def _list_as_lines(gallery, gallery_path: Path, columns: tuple[str, ...]) -> Non
     out = sys.stdout
     out.write(f"# {len(gallery)} identities: {gallery_path} ({gallery.model_name or 'unknown model'})\n")
     out.write("\t".join(columns) + "\n")
-    for identity in gallery.identities:
-        enrolled, recent = gallery.embedding_counts(identity.identity_id)
-        fields = (identity.identity_id, identity.name or "", enrolled, recent, identity.count,
-                  _time(identity.first_seen), _time(identity.last_seen))
-        out.write("\t".join(map(str, fields)) + "\n")
+    for fields in _listed_rows(gallery):
+        out.write("\t".join(fields) + "\n")
     out.flush()
 
 
