@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from conftest import save_alice_gallery
@@ -64,3 +65,44 @@ def test_a_run_never_saves_over_a_change_made_after_its_gallery_was_read(tmp_pat
     with pytest.raises(OutputPathError, match="changed since this pipeline's gallery was read from it"):
         Runner(Pipeline(embedder, detector, gallery=stale), [], GallerySaving(path), handle_signals=False).run(str(vtest_path), max_frames=3)
     assert path.read_bytes() == before and Gallery.load(path).identities[0].name == "Bob"
+
+
+def test_a_save_killed_midway_leaves_no_temporary_file_once_the_gallery_is_next_written(tmp_path):
+    """``kill -9`` during a save leaves its temporary file (as large as the gallery) beside the gallery, which
+    stays whole; the next writer to take the lock removes it, and only it: another file's temporaries stay."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "people.edgereid"
+    gallery = Gallery(8)
+    gallery.add(np.eye(8, dtype=np.float32)[:1], name="Alice")
+    gallery.save(path)
+    saving = textwrap.dedent(f"""
+        import os, sys, time
+        import numpy as np
+        from edge_reid.matching.gallery import Gallery
+        from edge_reid.matching.gallery_lock import gallery_lock
+        gallery = Gallery.load({str(path)!r})
+        gallery.add(np.eye(8, dtype=np.float32)[1:2], name="Bob")
+        os.fsync = lambda fd: (print("writing", flush=True), time.sleep(60))  # stopped inside the save
+        with gallery_lock({str(path)!r}, "test"):
+            gallery.save({str(path)!r})
+    """)
+    child = subprocess.Popen([sys.executable, "-c", saving], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    leftovers = [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+    assert len(leftovers) == 1 and leftovers[0].name.startswith(".people.edgereid.") and leftovers[0].stat().st_size > 0
+    others = [tmp_path / ".people.edgereid.bak.abcd1234.tmp", tmp_path / ".friends.edgereid.abcd1234.tmp"]
+    for other in others:
+        other.write_bytes(b"another file's save in progress")
+    assert [i.name for i in Gallery.load(path).identities] == ["Alice"], "the gallery stayed whole"
+    assert main(["gallery", "rename", "-g", str(path), "--id", "1", "--name", "Alicia"]) == 0
+    assert not leftovers[0].exists() and all(other.exists() for other in others)
+    assert [i.name for i in Gallery.load(path).identities] == ["Alicia"] and os.path.exists(lock_path(path))

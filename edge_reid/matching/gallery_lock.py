@@ -11,11 +11,18 @@ POSIX ``flock`` on a separate lock file (the gallery file itself is replaced by 
 so a lock on it would not outlive the first save). The lock file stays (empty but for the
 holder's description); it is released when its holder exits, a crash included. Where ``fcntl``
 does not exist (Windows) nothing is locked.
+
+A writer killed in the middle of a save (``kill -9``, power loss) leaves its temporary file beside
+the gallery (the gallery itself stays whole: :mod:`edge_reid.atomic`); as large as the gallery, on a
+device with little storage. Whoever takes the lock next removes such leftovers: with the lock held, no
+other process can be writing one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +82,7 @@ def gallery_lock(
             time.sleep(0.2)
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{holder} (pid {os.getpid()}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        remove_leftover_temporaries(gallery_path)
         try:
             yield True
         finally:
@@ -82,6 +90,28 @@ def gallery_lock(
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)
+
+
+def remove_leftover_temporaries(gallery_path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that saves of ``gallery_path`` killed midway left beside it (named as
+    :func:`edge_reid.atomic.atomic_write_bytes` names them: ``.people.edgereid.<8 characters>.tmp``, in the
+    folder of the file a link points to); returns those removed. Call it only with the gallery's lock held
+    (:func:`gallery_lock` does): a save in progress holds the lock. Files that cannot be removed are left."""
+    target = Path(os.path.realpath(gallery_path))
+    pattern = re.compile(r"\." + re.escape(target.name) + r"\.[a-z0-9_]{8}\.tmp")
+    removed = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if pattern.fullmatch(name):
+            leftover = target.parent / name
+            with contextlib.suppress(OSError):
+                if leftover.is_file() and not leftover.is_symlink():
+                    leftover.unlink()
+                    removed.append(leftover)
+    return removed
 
 
 def refuse_if_a_run_holds(gallery_path: str | os.PathLike) -> None:
