@@ -18,9 +18,10 @@ people who left and came back). :class:`TrackIdentities` joins them:
     and only when it stands out: no other identity passes the lower of the two, or the
     best is clearly nearer than the runner-up (Lowe's ratio test on the unit sphere,
     :data:`DISTINCT_RATIO`). Two identities that look equally like the person:
-    appearance cannot tell, so no guess; unless each reaches its own threshold and one
-    name is among them (a run's identity for someone enrolled or named since, identities
-    named alike): they are all that person, and the named one is taken.
+    appearance cannot tell, so no guess; unless each reaches its own threshold, no two
+    names are among them and no track holds one: by the strictest test they are all that
+    person (copies a run made on earlier returns, a run's identity for someone enrolled or
+    named since, identities named alike), and the named one is taken, else the oldest.
 
   Never an identity held by a track in view (two live tracks never share one), nor
   one the track resembles no more than someone in view. Otherwise the track
@@ -232,22 +233,25 @@ class TrackIdentities:
                 created.add(track.track_id)
         return created
 
-    def _one_name_among_rivals(self, scores: list[float], identities: list[int], held: set[int]) -> set[int]:
+    def _rivals_of_one_person(self, scores: list[float], identities: list[int], held: set[int]) -> set[int]:
         """The identity to take when no passing identity stands out (``scores`` best first, each at least
         :attr:`contest_threshold`): the rivals (those not clearly worse than the best) all reach their own
-        thresholds, carry one name between them and none is ``held`` by a track (in view or lost), so by
-        the strictest test they are all this person (a run's identity for someone the user enrolled or
-        named since, or identities named alike: the way to merge them): the best-scoring named one,
-        instead of one more unnamed copy, which would leave the person contested, and unrecognised, on
-        every later return. Empty otherwise (two names, a rival below its own threshold, or one held by
-        a track, whose person is elsewhere: appearance cannot say who it is)."""
+        thresholds, carry at most one name between them and none is ``held`` by a track (in view or lost),
+        so by the strictest test they are all this person: copies of one person a run made on earlier
+        returns (each made when the person's first views fell short of the threshold), a run's identity for
+        someone the user enrolled or named since, or identities named alike (the way to merge them). The
+        best-scoring named one, else the oldest (the lowest id: the one the person was first given, so
+        every return gets the same identity), instead of one more copy, which would leave the person
+        contested on every later return and make the contest likelier each time. Empty otherwise (two
+        names, a rival below its own threshold, or one held by a track, whose person is elsewhere:
+        appearance cannot say who it is)."""
         rivals = [(score, identity) for score, identity in zip(scores, identities) if not stands_out(scores[0], score)]
+        if any(identity in held or not at_least(score, self.reid_threshold_of(identity)) for score, identity in rivals):
+            return set()
         named = [identity for _, identity in rivals if self.gallery.get(identity).name is not None]
-        if len({self.gallery.get(identity).name for identity in named}) != 1 or any(i in held for _, i in rivals):
+        if len({self.gallery.get(identity).name for identity in named}) > 1:
             return set()
-        if not all(at_least(score, self.reid_threshold_of(identity)) for score, identity in rivals):
-            return set()
-        return {named[0]}
+        return {named[0] if named else min(identity for _, identity in rivals)}
 
     def _candidates(self, templates: list[np.ndarray], tracks: list[Track], holder_of: dict[int, Track]):
         """Candidate identities (K,) and the (P, K) margin of each track's similarity over the threshold
@@ -278,7 +282,7 @@ class TrackIdentities:
             contested = passing.size > 1
             takeable = {int(passing_ids[0])} if contested and stands_out(float(passing[0]), float(passing[1])) else set()
             if contested and not takeable:
-                takeable = self._one_name_among_rivals(passing.tolist(), passing_ids.tolist(), set(holder_of))
+                takeable = self._rivals_of_one_person(passing.tolist(), passing_ids.tolist(), set(holder_of))
             for score, identity in zip(scores[row].tolist(), found[row].tolist()):
                 holder = holder_of.get(identity)
                 if identity < 1 or (holder is not None and holder.state != TrackState.LOST):
