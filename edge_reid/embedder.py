@@ -176,6 +176,8 @@ class Embedder(Closable):
             return np.empty((count, self.dim), np.float32)
         if out.dtype != np.float32 or out.ndim != 2 or out.shape[0] < count or out.shape[1] != self.dim:
             raise ValueError(f"out must be (>={count}, {self.dim}) float32, got {out.shape} {out.dtype}")
+        if not out.flags.writeable:
+            raise ValueError(f"out is read-only: pass a writeable (>={count}, {self.dim}) float32 array, or None")
         return out[:count]
 
     def _embed(self, count: int, fill, out: np.ndarray | None) -> np.ndarray:

@@ -39,6 +39,25 @@ def test_out_buffer_is_used(embedder, vtest_frames, frame0_detections):
         embedder.embed_boxes(vtest_frames[0], frame0_detections.boxes, out=np.zeros((1, 512), np.float32))
 
 
+def test_a_read_only_out_buffer_is_refused_before_the_model_runs(embedder, vtest_frames, frame0_detections):
+    """An ``out`` from ``np.frombuffer`` or a shared read-only buffer: a ValueError naming it, before any crop is
+    cut or inferred (it crashed inside a Numba kernel, after the model had run, with a typing error)."""
+    count = len(frame0_detections)
+    out = np.zeros((count, embedder.dim), np.float32)
+    out.setflags(write=False)
+    calls = []
+    infer = embedder.backend.infer
+    embedder.backend.infer = lambda n: calls.append(n) or infer(n)
+    try:
+        with pytest.raises(ValueError, match="out is read-only"):
+            embedder.embed_boxes(vtest_frames[0], frame0_detections.boxes, out=out)
+        with pytest.raises(ValueError, match="out is read-only"):
+            embedder.embed_crops([vtest_frames[0][:128, :64]] * count, out=out)
+    finally:
+        del embedder.backend.infer
+    assert calls == [] and not out.any()
+
+
 @pytest.mark.parametrize(
     "convert",
     [

@@ -55,6 +55,9 @@ def test_bad_shapes_rejected():
         gallery.match(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="k must be >= 1"):
         gallery.search(np.zeros((1, 8), np.float32), 0)
+    for fractional in (2.9, True):  # 2.9 was searched as 2 without a word; the matcher itself refuses it
+        with pytest.raises(ValueError, match="k must be >= 1 identities per query \\(an integer\\)"):
+            gallery.search(np.eye(8, dtype=np.float32)[:1], fractional)
     gallery.add(np.eye(8, dtype=np.float32)[0])
     with pytest.raises(ValueError, match="embedding 0 has length 10, not 1: L2-normalise"):
         gallery.match(10 * np.eye(8, dtype=np.float32)[:1])  # a similarity of 10 would match anyone
@@ -196,3 +199,17 @@ def test_a_gallery_pickles_and_deep_copies_with_a_lock_of_its_own():
         with copied.lock:
             copied.add(np.array([0, 1, 0, 0], np.float32))
         assert len(copied) == 2 and len(gallery) == 1
+
+
+def test_novel_views_refuses_rows_not_of_unit_length():
+    """The novelty test compares inner products: at half length the same view twice was kept twice, at double
+    length a different view (cosine 0.71) was dropped. Refused, as every other comparison by inner product is."""
+    gallery = Gallery(dim=8)
+    a, b = np.eye(8, dtype=np.float32)[0], _unit([[1, 1, 0, 0, 0, 0, 0, 0]])[0]
+    assert len(gallery.novel_views(np.stack([a, a]))) == 1 and len(gallery.novel_views(np.stack([a, b]))) == 2
+    for scaled in (0.5 * np.stack([a, a]), 2.0 * np.stack([a, b])):
+        with pytest.raises(ValueError, match="embedding 0 has length .*, not 1: L2-normalise"):
+            gallery.novel_views(scaled)
+    search = gallery.search  # k as numpy's integer still works
+    gallery.add(a)
+    assert search(a[None], np.int64(1))[1].tolist() == [[1]]

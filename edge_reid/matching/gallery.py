@@ -57,6 +57,7 @@ from edge_reid.matching.gallery_file import GALLERY_KIND, read_gallery, write_ga
 from edge_reid.matching.store import EmbeddingStore
 from edge_reid.thresholds import at_least
 from edge_reid.unit_vectors import check_unit_rows
+from edge_reid.values import is_integer
 
 #: Extra candidate identities per query beyond the number of queries (see :meth:`Gallery.match`).
 EXTRA_CANDIDATES = 4
@@ -383,11 +384,13 @@ class Gallery:
             (K, D) float32, 1 <= K <= min(M, ``history_size``), oldest first; the newest row always kept.
 
         Raises:
-            ValueError: not (M, D) with M >= 1.
+            ValueError: not (M, D) with M >= 1, or a row not of unit length (the novelty test compares
+                inner products: a vector's length would decide which views are kept).
         """
         rows = self._check(embeddings)
         if rows.shape[0] == 0:
             raise ValueError("need at least one embedding")
+        check_unit_rows(rows)
         repeats = at_least(rows @ rows.T, self.novelty)  # (M, M): which views another one already covers
         kept = [rows.shape[0] - 1]
         for index in range(rows.shape[0] - 2, -1, -1):
@@ -621,7 +624,7 @@ class Gallery:
             k' = min(k, len(self)).
 
         Raises:
-            ValueError: ``k`` < 1, or ``embeddings`` not (N, D) rows of unit length.
+            ValueError: ``k`` not an integer >= 1, or ``embeddings`` not (N, D) rows of unit length.
 
         Exact: the distinct owners of a query's best r rows, in order of first
         appearance, are exactly its best identities (an identity's best row comes
@@ -630,8 +633,8 @@ class Gallery:
         query has fewer than k distinct owners, so the common case costs one
         top-2k row search whatever the history size.
         """
-        if int(k) < 1:
-            raise ValueError(f"k must be >= 1 identities per query, got {k}")
+        if not is_integer(k) or k < 1:
+            raise ValueError(f"k must be >= 1 identities per query (an integer), got {k!r}")
         q = self._check_queries(embeddings)
         k_ids = min(int(k), len(self))
         scores = np.full((q.shape[0], k_ids), -np.inf, np.float32)
