@@ -8,14 +8,20 @@ import numpy as np
 #: Largest deviation of an embedding's length from 1 that is accepted (float32 rounding of a
 #: normalised 512-d vector is ~1e-7; FP16 storage ~1e-3 at most).
 UNIT_LENGTH_TOLERANCE = 1e-3
+#: Rows checked at a time (their float64 copy and its squares: 16 MiB at 256-d).
+_ROWS_AT_A_TIME = 4096
 
 
 def first_non_unit_row(vectors: np.ndarray) -> tuple[int, float] | None:
     """(index, L2 norm) of the first row of (N, D) ``vectors`` whose length differs from 1 by more than
     :data:`UNIT_LENGTH_TOLERANCE` (a NaN or Inf row included: its norm is NaN or Inf), or None when every row is a unit vector."""
-    norms = np.linalg.norm(np.asarray(vectors, np.float64), axis=1)
-    bad = np.flatnonzero(~(np.abs(norms - 1.0) <= UNIT_LENGTH_TOLERANCE))
-    return (int(bad[0]), float(norms[bad[0]])) if bad.size else None
+    vectors = np.asarray(vectors)
+    for start in range(0, vectors.shape[0], _ROWS_AT_A_TIME):  # a float64 copy of a large gallery at once would double it
+        norms = np.linalg.norm(np.asarray(vectors[start : start + _ROWS_AT_A_TIME], np.float64), axis=1)
+        bad = np.flatnonzero(~(np.abs(norms - 1.0) <= UNIT_LENGTH_TOLERANCE))
+        if bad.size:
+            return start + int(bad[0]), float(norms[bad[0]])
+    return None
 
 
 def check_unit_rows(vectors: np.ndarray, what: str = "embedding") -> None:

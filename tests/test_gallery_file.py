@@ -208,3 +208,36 @@ def test_stored_embeddings_not_of_unit_length_are_inconsistent(tmp_path, dtype, 
         read_gallery(path)
     write_gallery_file(path, header, np.eye(4, dtype=dtype)[:2])  # the same file with unit rows loads
     assert read_gallery(path).identities[0].enrolled.shape == (2, 4)
+
+
+def test_a_bad_row_deep_in_a_large_gallery_is_named_by_its_own_index(tmp_path):
+    """Rows are checked a block at a time (a float64 copy of a large gallery at once doubled its memory): a bad
+    row in a later block is still found, and named by its index in the file, not in its block."""
+    from edge_reid.unit_vectors import _ROWS_AT_A_TIME, first_non_unit_row
+
+    rows = np.tile(np.eye(4, dtype=np.float32)[:1], (2 * _ROWS_AT_A_TIME + 10, 1))
+    assert first_non_unit_row(rows) is None
+    rows[2 * _ROWS_AT_A_TIME + 3] *= 3.0
+    assert first_non_unit_row(rows) == (2 * _ROWS_AT_A_TIME + 3, 3.0)
+    assert first_non_unit_row(rows[:0]) is None
+
+
+def test_a_loaded_gallery_holds_its_embeddings_once(tmp_path):
+    """Loading reads the file into one buffer and the payload is a view of it (not a second copy), and the
+    gallery's store is allocated once at the size it needs (not by doublings): equal results either way."""
+    from edge_reid.matching.gallery import Gallery
+
+    rng = np.random.default_rng(0)
+    gallery = Gallery(16)
+    for _ in range(300):
+        views = rng.normal(size=(3, 16)).astype(np.float32)
+        gallery.add(views / np.linalg.norm(views, axis=1, keepdims=True), timestamp=0.0)
+    path = tmp_path / "people.edgereid"
+    gallery.save(path)
+    header, payload = read_gallery_file(path)
+    assert payload.flags.writeable and payload.base is not None and not payload.flags.owndata
+    loaded = Gallery.load(path)
+    rows = len(gallery._store)
+    assert len(loaded._store) == rows and loaded._store.capacity == rows
+    query = payload[:5]
+    assert np.array_equal(loaded.search(query, 3)[1], gallery.search(query, 3)[1])

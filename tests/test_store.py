@@ -31,6 +31,19 @@ def test_adds_reallocate_logarithmically_often():
     assert store.capacity < 2 * 5000
 
 
+def test_reserve_allocates_once_and_never_shrinks():
+    store = EmbeddingStore(DIM)
+    rng = np.random.default_rng(0)
+    store.reserve(1000)
+    buffer = store._data
+    assert store.capacity == 1000
+    for _ in range(10):
+        store.add(unit(rng, 100))
+    assert store._data is buffer and len(store) == 1000
+    store.reserve(10)
+    assert store.capacity == 1000 and store._data is buffer
+
+
 def test_vectors_is_a_view_searchable_without_copy():
     store = EmbeddingStore(DIM)
     store.add(unit(np.random.default_rng(1), 10))

@@ -780,6 +780,7 @@ class Gallery:
             stored.dim, threshold=stored.threshold, history_size=stored.history_size, novelty=stored.novelty,
             dtype=stored.dtype, model_id=stored.model_id or model_id, model_name=stored.model_name or model_name,
         )
+        gallery._store.reserve(sum(len(entry.enrolled) + len(entry.recent) for entry in stored.identities))
         for entry in stored.identities:
             enrolled = gallery._store.add(entry.enrolled, labels=entry.identity_id, normalize=False) if len(entry.enrolled) else []
             recent = gallery._store.add(entry.recent, labels=entry.identity_id, normalize=False) if len(entry.recent) else []

@@ -67,13 +67,32 @@ def write_gallery_file(path: str | os.PathLike, header: dict[str, Any], payload:
     data = data.astype(data.dtype.newbyteorder("<"), copy=False)
     full_header = dict(header, payload_dtype=data.dtype.name, payload_shape=list(data.shape))
     header_bytes = json.dumps(full_header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    payload_bytes = data.tobytes(order="C")
+    payload_bytes = data.reshape(-1).view(np.uint8).data  # the array's own bytes: no copy of a large gallery
     digest = hashlib.sha256()
     digest.update(header_bytes)
     digest.update(payload_bytes)
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header_bytes), len(payload_bytes), digest.digest())
 
     atomic_write_bytes(path, prefix, header_bytes, payload_bytes, what="gallery", create_parent=False)
+
+
+def _read_into_bytearray(path: Path) -> bytearray:
+    """The whole file in one writable buffer, read in place (``Path.read_bytes`` then a writable copy would hold
+    the gallery twice).
+
+    Raises:
+        OSError: the file cannot be read."""
+    with open(path, "rb") as handle:
+        blob = bytearray(os.fstat(handle.fileno()).st_size)
+        view, filled = memoryview(blob), 0
+        while filled < len(blob) and (count := handle.readinto(view[filled:])):
+            filled += count
+        del view
+        if filled < len(blob):
+            del blob[filled:]  # shorter than it was a moment ago: read what is there
+        else:
+            blob += handle.read()  # longer: the rest (the checks below say it is not what its header says)
+    return blob
 
 
 def read_gallery_file(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarray]:
@@ -90,7 +109,7 @@ def read_gallery_file(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarr
         if not stat.S_ISREG(mode):  # reading a FIFO or a device would block or never end
             kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, pipe or socket)"
             raise DataError(f"gallery file {path} is {kind}; give the path of an .edgereid gallery file")
-        blob = path.read_bytes()
+        blob = _read_into_bytearray(path)
     except FileNotFoundError:
         raise DataError(f"gallery file {path} does not exist") from None
     except OSError as exc:
@@ -122,7 +141,8 @@ def read_gallery_file(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarr
         payload = np.frombuffer(body[header_len:], dtype=dtype)
         if payload.size != rows * dim:
             raise ValueError("payload size does not match payload_shape")
-        payload = payload.reshape(rows, dim).astype(dtype.newbyteorder("="), copy=True)
+        # a view of the file's bytes where they are in this machine's order (no second copy of the gallery)
+        payload = payload.reshape(rows, dim).astype(dtype.newbyteorder("="), copy=False)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise DataError(f"gallery file {path} has an invalid header: {exc}") from exc
     if not isinstance(header, dict):

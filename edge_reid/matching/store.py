@@ -113,6 +113,12 @@ class EmbeddingStore:
         labels[: self._size] = self._labels[: self._size]
         self._data, self._ids, self._labels = data, ids, labels
 
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` rows in all before adding them (a gallery being loaded: one allocation of
+        the size it needs, instead of doublings that hold the old and the new arrays at once)."""
+        if int(rows) > self.capacity:
+            self._resize(int(rows))
+
     def add(self, embeddings: np.ndarray, ids: Iterable[int] | None = None, labels: int | np.ndarray = 0,
             normalize: bool | None = None) -> np.ndarray:
         """Append rows; returns their ids, (M,) int64.
