@@ -75,7 +75,8 @@ class GalleryWarning(EdgeReidWarning):
 
 
 class TimestampWarning(EdgeReidWarning):
-    """Frame times that cannot be right: a clock that stands still frame after frame."""
+    """Frame times that cannot be right: a clock that stands still frame after frame, or times in
+    milliseconds or nanoseconds where seconds are expected."""
 
 
 def caller_stacklevel() -> int:

@@ -213,3 +213,46 @@ def test_novel_views_refuses_rows_not_of_unit_length():
     search = gallery.search  # k as numpy's integer still works
     gallery.add(a)
     assert search(a[None], np.int64(1))[1].tolist() == [[1]]
+
+
+@pytest.mark.parametrize("method", ["add", "enroll", "observe", "match", "prune"])
+def test_a_time_the_gallery_file_cannot_hold_is_refused_as_it_comes_in(method, tmp_path):
+    """Defect: add/enroll/observe/match/prune took any time (negative, NaN, milliseconds or nanoseconds since
+    1970, text): the gallery saved, and Gallery.load then refused the file. Refused at the call, naming the value,
+    before anything changes; a time in seconds still saves and loads."""
+    person = _unit([[1, 0, 0, 0]])
+
+    def call(gallery, when):
+        if method == "add":
+            return gallery.add(person, timestamp=when)
+        if method == "enroll":
+            return gallery.enroll("Ann", person, timestamp=when)
+        if method == "observe":
+            return gallery.observe(1, person[0], timestamp=when)
+        if method == "match":
+            return gallery.match(_unit([[0, 1, 0, 0]]), timestamp=when)
+        return gallery.prune(1.0, now=when, keep_named=False)
+
+    gallery = Gallery(dim=4)
+    gallery.add(person, timestamp=1.7e9)
+    before = gallery.metadata()
+    saved = tmp_path / "g.edgereid"
+    cases = [
+        (1.7e12, ValueError, r"1700000000000\.0 s is after the year 5138: it looks like milliseconds or nanoseconds since 1970, but seconds are expected"),
+        (1.7e18, ValueError, r"looks like milliseconds or nanoseconds since 1970"),
+        (-1.0, ValueError, r"seconds since 1970, from 0 to 1e\+11, got -1\.0: before 1970"),
+        (float("nan"), ValueError, r"finite number of seconds, got nan"),
+        (float("inf"), ValueError, r"finite number of seconds, got inf"),
+        ("0.1", TypeError, r"must be seconds \(a number\), got '0\.1'"),
+        (True, TypeError, r"must be seconds \(a number\), got True"),
+    ]
+    for when, error, message in cases:
+        with pytest.raises(error, match=message):
+            call(gallery, when)
+        assert gallery.metadata() == before  # nothing changed
+    gallery.save(saved)
+    assert Gallery.load(saved).metadata() == before
+    for when in (0.0, np.float32(10.0), np.int64(1_700_000_000), 1e11):  # seconds, numpy's numbers included
+        call(gallery, when)
+    gallery.save(saved)
+    assert Gallery.load(saved).metadata() == gallery.metadata()

@@ -1,5 +1,6 @@
 """The tracker on synthetic scenes: crossings, occlusion, lifecycle, bad input."""
 
+import re
 import warnings
 
 import numpy as np
@@ -406,3 +407,62 @@ def test_the_same_person_given_twice_in_a_frame_starts_one_track():
         tracked = tracker.update(twice, None, i / FPS)
     assert tracked.track_ids.tolist() == [1] and len(tracker.tracks) == 1
     assert tracker.duplicate_boxes == 4  # the second box of each frame
+
+
+@pytest.mark.parametrize("fps, max_lost_s", [(10.0, 0.2), (10.0, 0.7), (25.0, 0.2), (30.0, 0.1)])
+def test_a_track_lost_for_exactly_max_lost_s_lives_as_long_whatever_the_clocks_origin(fps, max_lost_s):
+    """Defect: expiry compared ``now - last_seen > max_lost_s`` exactly, and the time between frames is rounded
+    otherwise at epoch seconds (~1.7e9) than from 0: a track unseen for exactly ``max_lost_s`` was kept with
+    times from 0 and removed a frame earlier with Unix times. Within 1 us, unseen for exactly max_lost_s is kept."""
+
+    def lifecycle(origin):
+        tracker = Tracker(TrackerConfig(max_lost_s=max_lost_s))
+        states = []
+        for i in range(40):
+            seen = Detections.from_boxes([_box(100)], [0.9]) if i < 4 else Detections.empty()
+            tracker.update(seen, None, origin + i / fps)
+            states.append([(t.track_id, t.state.value) for t in tracker.tracks])
+        return states
+
+    from_zero = lifecycle(0.0)
+    assert lifecycle(1.7e9) == from_zero and lifecycle(1_700_000_000.123) == from_zero
+    removed_at = next(i for i, s in enumerate(from_zero) if not s)
+    assert removed_at == 3 + round(max_lost_s * fps) + 1  # last seen at frame 3; unseen max_lost_s at the frame before
+
+
+def test_a_time_that_is_text_or_a_bool_is_a_type_error_before_anything_changes():
+    """Defect: update took "0.1" and True as times (float() converts both), where Pipeline refuses them."""
+    tracker = Tracker()
+    tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, 0.0)
+    before = (tracker.updates, tracker.clock_s, len(tracker.tracks))
+    for wrong in ("0.1", True, np.bool_(True), [0.1]):
+        with pytest.raises(TypeError, match=re.escape(f"timestamp_s must be seconds (a number), got {wrong!r}")):
+            tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, wrong)
+        with pytest.raises(TypeError, match="timestamp_s must be seconds"):
+            tracker.predict(wrong)
+    assert (tracker.updates, tracker.clock_s, len(tracker.tracks)) == before
+    for right in (np.float32(0.1), np.int64(1), 2):  # numpy's numbers are numbers
+        tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, right)
+    assert tracker.clock_s == pytest.approx(2.0)
+
+
+def test_times_in_milliseconds_or_nanoseconds_are_warned_of_once():
+    """Defect: a camera's CAP_PROP_POS_MSEC or time.time_ns() given as timestamp_s was tracked without a word, every
+    lost track then unseen for 'ages' of max_lost_s. Times after 1e11 s (the year 5138) warn, once; Unix seconds do not."""
+    from edge_reid.errors import TimestampWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TimestampWarning)
+        seconds = Tracker()
+        for i in range(5):
+            seconds.update(Detections.from_boxes([_box(100)], [0.9]), None, 1.7e9 + i / FPS)
+    for start, step in ((1.7e12, 1000 / FPS), (1.7e18, 1e9 / FPS)):
+        tracker = Tracker()
+        with pytest.warns(TimestampWarning, match=r"after the year 5138: it looks like milliseconds or nanoseconds since "
+                                                  r"1970, but seconds are expected") as said:
+            tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, start)
+        assert len(said) == 1 and said[0].filename == __file__  # it names the caller's line
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TimestampWarning)
+            for i in range(1, 5):
+                tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, start + i * step)  # said once

@@ -25,7 +25,10 @@ stored embeddings, so the (queries x embeddings) score matrix is never built.
 
 Times (``first_seen``, ``last_seen``, pruning) are seconds; by default the wall
 clock (``time.time()``, Unix seconds), so that a gallery saved by one run and
-loaded by the next keeps meaningful times.
+loaded by the next keeps meaningful times. A time given is checked as it comes in
+(:func:`check_timestamp`): one the gallery file could not hold (negative, NaN, after
+:data:`~edge_reid.values.MAX_TIMESTAMP_S`, i.e. milliseconds or nanoseconds)
+is refused there, not left to make a saved gallery that cannot be loaded.
 
 Persistence: :meth:`Gallery.save` / :meth:`Gallery.load` use the versioned,
 checksummed, atomically written ``.edgereid`` file of
@@ -57,7 +60,7 @@ from edge_reid.matching.gallery_file import GALLERY_KIND, read_gallery, write_ga
 from edge_reid.matching.store import EmbeddingStore
 from edge_reid.thresholds import at_least
 from edge_reid.unit_vectors import check_unit_rows
-from edge_reid.values import is_integer
+from edge_reid.values import MAX_TIMESTAMP_S, check_seconds, is_integer, not_seconds_hint
 
 #: Extra candidate identities per query beyond the number of queries (see :meth:`Gallery.match`).
 EXTRA_CANDIDATES = 4
@@ -159,6 +162,26 @@ def check_name(name: str) -> None:
 def _check_similarity(name: str, value: float) -> None:
     if not -1.0 <= float(value) <= 1.0:  # also refuses NaN
         raise ValueError(f"{name} must be a cosine similarity in [-1, 1], got {value}")
+
+
+def check_timestamp(value: float | None, name: str = "timestamp") -> float:
+    """A time given to the gallery, seconds since 1970, as a float; None: now (``time.time()``).
+
+    Every method taking a time checks it here, so that the gallery holds no time its file cannot
+    (:func:`~edge_reid.matching.gallery_file.read_gallery` refuses it: the gallery would be saved but never load).
+
+    Raises:
+        TypeError: not a real number (text such as ``"0.1"``, a bool).
+        ValueError: NaN or infinite, negative, or after :data:`~edge_reid.values.MAX_TIMESTAMP_S`
+            (1e11 s: milliseconds or nanoseconds since 1970, the message says so).
+    """
+    if value is None:
+        return time.time()
+    seconds = check_seconds(value, name)
+    if not 0.0 <= seconds <= MAX_TIMESTAMP_S:
+        why = not_seconds_hint(seconds) or "before 1970"
+        raise ValueError(f"{name} must be seconds since 1970, from 0 to {MAX_TIMESTAMP_S:g}, got {value!r}: {why}")
+    return seconds
 
 
 def canonical_name(name: str) -> str:
@@ -412,15 +435,17 @@ class Gallery:
 
         Raises:
             ValueError: wrong shape, or non-finite/zero embeddings; a name holding control characters
-                (nothing is created then: the next identity takes the id this one would have had).
+                (nothing is created then: the next identity takes the id this one would have had); a
+                ``timestamp`` that is not a time in seconds since 1970 (:func:`check_timestamp`).
+            TypeError: ``timestamp`` is not a number.
         """
+        when = check_timestamp(timestamp)
         x = self._check(embedding)
         if x.shape[0] == 0:
             raise ValueError("need at least one embedding")
         if name is not None:
             check_name(name)
             name = canonical_name(name) or None
-        when = time.time() if timestamp is None else float(timestamp)
         identity = self._new_identity(name, when, x.shape[0])
         try:
             for row in x[-self.history_size :]:
@@ -447,8 +472,11 @@ class Gallery:
 
         Raises:
             ValueError: empty name, wrong shape, or non-finite/zero embeddings; two or more
-                identities have that name (which one is meant is not known: rename one first).
+                identities have that name (which one is meant is not known: rename one first); a
+                ``timestamp`` that is not a time in seconds since 1970 (:func:`check_timestamp`).
+            TypeError: ``timestamp`` is not a number.
         """
+        when = check_timestamp(timestamp)
         if not name or not name.strip():
             raise ValueError("an enrolled identity needs a non-empty name")
         check_name(name)
@@ -459,7 +487,6 @@ class Gallery:
             raise ValueError("need at least one embedding")
         if not np.isfinite(x).all():  # before the same-view filter, where a NaN row compares False and vanished
             raise ValueError("embeddings contain NaN or Inf")
-        when = time.time() if timestamp is None else float(timestamp)
         created = identity is None
         if identity is not None:
             x = self._new_views(x, self.embeddings(identity.identity_id)[: len(self._members[identity.identity_id].enrolled)])
@@ -528,11 +555,15 @@ class Gallery:
 
         Args:
             max_age_s: largest allowed ``now - last_seen``, seconds.
-            now: current time in seconds (default: ``time.time()``).
+            now: current time in seconds since 1970 (default: ``time.time()``).
             keep_named: never prune identities with a name (enrolled people).
             keep: identity ids never to prune.
+
+        Raises:
+            ValueError: ``now`` is not a time in seconds since 1970 (:func:`check_timestamp`).
+            TypeError: ``now`` is not a number.
         """
-        now = time.time() if now is None else float(now)
+        now = check_timestamp(now, "now")
         oldest = max(float(max_age_s), PRUNE_MIN_AGE_S)
         kept = {int(i) for i in keep}
         stale = [
@@ -592,11 +623,12 @@ class Gallery:
 
         Raises:
             KeyError: unknown identity. ValueError: not one embedding ((D,) or (1, D)), a row not of unit
-            length, or a ``threshold`` outside [-1, 1].
+            length, a ``threshold`` outside [-1, 1], or a ``timestamp`` that is not a time in seconds since
+            1970 (:func:`check_timestamp`). TypeError: ``timestamp`` is not a number.
         """
         if threshold is not None:
             _check_similarity("threshold", threshold)
-        when = time.time() if timestamp is None else float(timestamp)
+        when = check_timestamp(timestamp)
         if embedding is None:
             self._record_sighting(int(identity_id), when, None)
             return None
@@ -675,12 +707,13 @@ class Gallery:
         most N - 1 of them.
 
         Raises:
-            ValueError: ``embeddings`` is not (N, D) rows of unit length.
+            ValueError: ``embeddings`` is not (N, D) rows of unit length; a ``timestamp`` that is not a
+                time in seconds since 1970 (:func:`check_timestamp`). TypeError: ``timestamp`` is not a number.
         """
+        when = check_timestamp(timestamp)
         if np.ndim(embeddings) != 2:
             raise ValueError(f"embeddings must be (N, {self.dim}), got {np.shape(embeddings)}")
         q = self._check_queries(embeddings)
-        when = time.time() if timestamp is None else float(timestamp)
         count = q.shape[0]
         identity_ids = np.full(count, -1, np.int64)
         similarities = np.zeros(count, np.float32)

@@ -40,6 +40,7 @@ import numpy as np
 from edge_reid.atomic import atomic_write_bytes
 from edge_reid.errors import DataError
 from edge_reid.unit_vectors import first_non_unit_row
+from edge_reid.values import MAX_TIMESTAMP_S
 
 #: ``kind`` in the header of a gallery file.
 GALLERY_KIND = "edge-reid gallery"
@@ -202,8 +203,6 @@ class StoredGallery:
 
 #: Largest identity id a gallery file may hold (ids are stored as 64-bit integers).
 MAX_IDENTITY_ID = 2**62
-#: Latest time a gallery file may record, seconds since 1970 (the year 5138): later is a damaged value.
-MAX_TIMESTAMP_S = 1e11
 
 
 def read_gallery(

@@ -28,7 +28,7 @@ import numpy as np
 from edge_reid.defaults import REFRESH_S
 from edge_reid.detections import Detections
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix
-from edge_reid.tracking.track import TrackState
+from edge_reid.tracking.track import TIME_TOLERANCE_S, TrackState
 from edge_reid.thresholds import at_least
 from edge_reid.tracking.tracker import Tracker
 
@@ -93,7 +93,7 @@ def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float
         if ((all_iou[owner] >= config.proximity).sum()) > 1:
             continue
         last = tracks[owner].last_embedded_s
-        if last is None or now - last >= refresh_s - 1e-6:  # 1 us: float timestamps (0.7 - 0.2 < 0.5)
+        if last is None or now - last >= refresh_s - TIME_TOLERANCE_S:  # float timestamps (0.7 - 0.2 < 0.5)
             continue
         embed[index] = False
     return embed

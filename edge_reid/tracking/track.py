@@ -36,6 +36,12 @@ import numpy as np
 
 from edge_reid.tracking.boxes import cumulative_warps, warp_box, xywh_to_xyxy
 
+#: Seconds by which two times must differ to count as different (1 us). Frame times are floats: with
+#: epoch seconds (~1.7e9, a step of 2.4e-7 s) the time between two frames is rounded otherwise than
+#: with times from 0, so a comparison at a boundary (a track unseen for exactly ``max_lost_s``)
+#: would depend on the clock's origin; within this tolerance it does not.
+TIME_TOLERANCE_S = 1e-6
+
 
 class TrackState(str, Enum):
     """Lifecycle state of a :class:`Track`."""
@@ -232,6 +238,7 @@ class Track:
             self.state = TrackState.LOST
 
     def expire(self, now_s: float, max_lost_s: float) -> None:
-        """Remove a lost track not seen for more than ``max_lost_s`` seconds."""
-        if self.state == TrackState.LOST and now_s - self.last_seen_s > max_lost_s:
+        """Remove a lost track not seen for more than ``max_lost_s`` seconds (by more than
+        :data:`TIME_TOLERANCE_S`: unseen for exactly ``max_lost_s`` it is kept, whatever the clock's origin)."""
+        if self.state == TrackState.LOST and now_s - self.last_seen_s > max_lost_s + TIME_TOLERANCE_S:
             self.state = TrackState.REMOVED

@@ -58,6 +58,7 @@ from edge_reid.tracking.kalman import BoxKalmanFilter
 from edge_reid.thresholds import at_least
 from edge_reid.tracking.track import Track, TrackState
 from edge_reid.tracking.warp import IDENTITY_WARP
+from edge_reid.values import MAX_TIMESTAMP_S, check_seconds, not_seconds_hint
 
 if TYPE_CHECKING:  # imported when used: CameraMotion needs OpenCV, a fixed camera's Tracker does not
     from edge_reid.tracking.camera_motion import CameraMotion
@@ -129,6 +130,7 @@ class Tracker:
         self.confirmed_total = 0
         self._newest_timestamp: float | None = None
         self._still_updates = 0  # updates in a row in which no time passed (STILL_CLOCK_UPDATES)
+        self._warned_not_seconds = False  # a timestamp in milliseconds or nanoseconds was warned of
         self._stream_clock = StreamClock()  # the time of updates given without one
         self._predicted_for: tuple[int, float] | None = None  # (update, timestamp) predict last ran for
         self._warp = IDENTITY_WARP  # the camera's motion into the frame predict last ran for
@@ -170,14 +172,18 @@ class Tracker:
         Raises:
             ValueError: ``timestamp_s`` is NaN or infinite; camera motion on but no image, or one
                 that is not a non-empty uint8 BGR frame (raised before any track moves).
+            TypeError: ``timestamp_s`` is not a number (text such as ``"0.1"``, a bool).
+
+        Warns:
+            TimestampWarning: once per tracker, a ``timestamp_s`` after
+                :data:`~edge_reid.values.MAX_TIMESTAMP_S` (1e11 s, the year 5138):
+                milliseconds or nanoseconds since 1970, where seconds are expected.
         """
         if timestamp_s is None:
             if self._predicted_for is not None and self._predicted_for[0] == self.updates:
                 return  # this frame was predicted already (plan_embeddings): its time stands
             timestamp_s = self._stream_clock.seconds()
-        timestamp = float(timestamp_s)
-        if not np.isfinite(timestamp):
-            raise ValueError(f"timestamp_s must be a finite number of seconds, got {timestamp_s}")
+        timestamp = check_seconds(timestamp_s, "timestamp_s")
         if self._predicted_for == (self.updates, timestamp):
             return  # this frame's prediction is done (plan_embeddings predicts before update does)
         self._warp = IDENTITY_WARP
@@ -192,6 +198,13 @@ class Tracker:
             step = timestamp - self._newest_timestamp
             self._newest_timestamp = timestamp
         self._predicted_for = (self.updates, timestamp)
+        if not self._warned_not_seconds and timestamp > MAX_TIMESTAMP_S:
+            self._warned_not_seconds = True
+            warnings.warn(
+                f"timestamp_s {not_seconds_hint(timestamp)}; max_lost_s and the motion model count in the units given, so "
+                "a lost track is dropped at once, never re-found",
+                TimestampWarning, stacklevel=caller_stacklevel(),
+            )
         self.clock_s += step
         self._still_updates = 0 if step > 0 else self._still_updates + 1
         if self._still_updates == STILL_CLOCK_UPDATES:
@@ -258,7 +271,12 @@ class Tracker:
                 rows, D < 1, or another D than the first embeddings this tracker was given) or
                 with NaN/Inf in an embedded row or an embedded row not of unit length, a
                 non-finite timestamp. Raised before anything changes.
-            TypeError: ``detections`` is not a :class:`~edge_reid.detections.Detections`.
+            TypeError: ``detections`` is not a :class:`~edge_reid.detections.Detections`; ``timestamp_s``
+                is not a number (text such as ``"0.1"``, a bool).
+
+        Warns:
+            TimestampWarning: ``timestamp_s`` stands still for :data:`STILL_CLOCK_UPDATES` frames, or is
+                in milliseconds or nanoseconds (after 1e11 s), once each (see :meth:`predict`).
         """
         boxes, scores, embeddings, embedded = self._check(detections, embeddings, embedded)
         self.predict(timestamp_s, image)
