@@ -1,4 +1,5 @@
-"""Reading ONNX files: one loader with one error for every module that looks inside a graph.
+"""Reading ONNX files: one loader with one error for every module that looks inside a graph, and the
+graph edits modules share (unused nodes and weights dropped, a model cut down to one output).
 
 Only the graph is read (``load_external_data=False``) unless a caller asks for the weights stored
 beside the file too (``weights=True``: a graph rewrite that moves weights).
@@ -150,3 +151,52 @@ def drop_unused(graph) -> None:
         graph.node.remove(node)
     for init in [init for init in graph.initializer if init.name not in used]:
         graph.initializer.remove(init)
+
+
+def only_output(model, output_name: str, model_path: str | Path):
+    """An ``onnx.ModelProto`` cut down to what computes its output ``output_name`` (e.g. a ReID model's
+    embedding: a classifier's logits and other outputs removed, with the nodes and weights only they use).
+    A model whose only output is ``output_name`` is returned as it is; otherwise a copy, its metadata,
+    opsets and inputs kept (an input only the removed outputs read stays, unused).
+
+    Raises:
+        ModelError: the model has no output called ``output_name`` (names ``model_path``, the file it was read from).
+    """
+    graph = model.graph
+    outputs = [output.name for output in graph.output]
+    if outputs == [output_name]:
+        return model
+    if output_name not in outputs:
+        raise ModelError(f"{model_path}: no output called {output_name!r}; its outputs are {outputs}")
+    kept = type(model)()
+    kept.CopyFrom(model)
+    graph = kept.graph
+    needed, keep = {output_name}, set()
+    for index in reversed(range(len(graph.node))):  # nodes are in topological order: readers after writers
+        node = graph.node[index]
+        if set(node.output) & needed:
+            keep.add(index)
+            needed |= set(node.input) | _subgraph_reads(node)
+    nodes = [node for index, node in enumerate(graph.node) if index in keep]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    for output in [output for output in graph.output if output.name != output_name]:
+        graph.output.remove(output)
+    weights = {init.name for init in graph.initializer}
+    drop_unused(graph)  # the other outputs' weights
+    dropped = weights - {init.name for init in graph.initializer}
+    for value in [value for value in graph.input if value.name in dropped]:  # old exports list weights as inputs
+        graph.input.remove(value)
+    for info in [info for info in graph.value_info if info.name not in needed]:
+        graph.value_info.remove(info)
+    return kept
+
+
+def _subgraph_reads(node) -> set[str]:
+    """Every tensor name the nodes of ``node``'s subgraphs (If, Loop, Scan bodies) read, outer-scope names included."""
+    reads: set[str] = set()
+    for attribute in node.attribute:
+        for body in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+            for inner in body.node:
+                reads |= set(inner.input) | _subgraph_reads(inner)
+    return reads

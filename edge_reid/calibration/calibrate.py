@@ -69,7 +69,7 @@ from edge_reid.data.market1501 import GALLERY_DIR, QUERY_DIR, MarketDataset, cal
 from edge_reid.errors import DataError, ModelError
 from edge_reid.evaluation.agreement import compare_embeddings
 from edge_reid.evaluation.market_eval import MarketEvaluation, embed_crops, evaluate_market
-from edge_reid.onnx_graph import is_qdq_model
+from edge_reid.onnx_graph import is_qdq_model, load_onnx, only_output
 from edge_reid.output_paths import check_writable, check_writable_folder
 from edge_reid.spec import ModelSpec, load_spec
 
@@ -235,10 +235,29 @@ class _Evaluator:
 
 
 def _write_sidecar(spec: ModelSpec, path: Path) -> None:
+    """The calibrated model's spec sidecar: the FP32 model's spec, ``output_name`` included (the
+    embedding output of a model that had several); the input name is read from the graph."""
     fields = spec.to_dict()
     fields.pop("input_name", None)
-    fields.pop("output_name", None)
     write_json_atomic(path, fields)
+
+
+def _check_dynamic_batch(model_path: Path, spec: ModelSpec) -> None:
+    """Refuse, before any work, a model whose batch is fixed: INT8 calibration runs batches of crops.
+
+    Raises:
+        ModelError: the image input's first dimension is a fixed number (names the model and what to do).
+    """
+    graph = load_onnx(model_path, hint="pass an .onnx file exported from your ReID network").graph
+    image = next((value for value in graph.input if value.name == spec.input_name), None)
+    dims = image.type.tensor_type.shape.dim if image is not None else []
+    if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+        raise ModelError(
+            f"{model_path}: the model's batch is fixed at {dims[0].dim_value} (input {spec.input_name!r}); INT8 "
+            "calibration runs batches of crops through it. Export it with a dynamic batch axis (PyTorch: "
+            f"torch.onnx.export(..., dynamic_axes={{{spec.input_name!r}: {{0: 'batch'}}, {spec.output_name!r}: {{0: 'batch'}}}})), "
+            "or use --precision fp16, which takes a fixed batch"
+        )
 
 
 def _read_calibration_crops(
@@ -460,7 +479,9 @@ def calibrate_model(
     """Make an INT8 Q/DQ (or FP16) model from an FP32 ReID model and prove its accuracy on held-out crops.
 
     Args:
-        model_path: FP32 ONNX ReID model.
+        model_path: FP32 ONNX ReID model, (N, 3, H, W) -> (N, D). With several outputs, the one its spec
+            names (``output_name``, from its sidecar) is kept and the rest cut away: the written model has
+            exactly that output, and its sidecar keeps ``output_name``. INT8 needs a dynamic batch axis.
         data_dir: a Market-1501 folder (calibration crops from ``bounding_box_train/``,
             the labelled check on ``query/`` + ``bounding_box_test/``), or a plain
             folder of person crops (calibration only; no labelled check).
@@ -473,7 +494,8 @@ def calibrate_model(
         The report (also written as JSON next to the model).
 
     Raises:
-        ModelError, DataError, OutputPathError, SourceError: bad inputs, before or during the work.
+        ModelError, DataError, OutputPathError, SourceError: bad inputs, before or during the work (e.g.
+            ModelError before any work: INT8 of a model whose batch is fixed).
     """
     settings = settings or CalibrationSettings()
     progress = progress or _no_progress
@@ -489,6 +511,8 @@ def calibrate_model(
             f"{model_path} is already quantized (it has QuantizeLinear/DequantizeLinear nodes): calibrate the FP32 "
             "model it was made from"
         )
+    if settings.precision == "int8":
+        _check_dynamic_batch(model_path, spec)
     source = calibration_source(data_dir)  # fails early on a missing folder or a test split
     # Listed once, here: fails early on a folder without a usable crop (FP16 needs no calibration crops).
     order = calibration_order(data_dir, settings.seed) if settings.precision == "int8" else []
@@ -526,9 +550,9 @@ def calibrate_model(
             phase = time.perf_counter()
             evaluator.reference(model_path, spec)
             seconds["fp32_reference"] = time.perf_counter() - phase
-            original = onnx.load(str(model_path))
+            original = only_output(onnx.load(str(model_path)), spec.output_name, model_path)
             if settings.precision == "fp16":
-                best, out_spec = _fp16(original, tmp, evaluator, spec, settings, report, seconds)
+                best, out_spec = _fp16(original, model_path, tmp, evaluator, spec, settings, report, seconds)
             else:
                 best, out_spec = _int8(original, spec, source, order, tmp, evaluator, settings, report, seconds, progress, log)
             if evaluator.reference_labelled is not None:  # its skipped files: the mAPs are over the rest
@@ -562,10 +586,13 @@ def calibrate_model(
     return report
 
 
-def _fp16(original, tmp: Path, evaluator: _Evaluator, spec: ModelSpec, settings: CalibrationSettings, report, seconds) -> tuple[Measurement, ModelSpec]:
-    candidate = convert_fp16(original, tmp / "fp16.onnx")
+def _fp16(original, model_path: Path, tmp: Path, evaluator: _Evaluator, spec: ModelSpec, settings: CalibrationSettings, report, seconds) -> tuple[Measurement, ModelSpec]:
+    candidate = convert_fp16(original, tmp / "fp16.onnx", source=model_path)
     phase = time.perf_counter()
-    best = evaluator.measure(candidate, spec, (), "held-out", "FP16 check")
+    try:
+        best = evaluator.measure(candidate, spec, (), "held-out", "FP16 check")
+    except ModelError as exc:  # named after the user's model, not the scratch file
+        raise ModelError(f"{model_path}: its FP16 conversion does not run: {str(exc).replace(str(candidate), 'the FP16 model')}") from None
     seconds["check"] = time.perf_counter() - phase
     report.recipe = {"conversion": "onnxconverter_common.float16, keep_io_types=True"}
     report.violations = settings.budget.violations(best)

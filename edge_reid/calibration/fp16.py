@@ -16,11 +16,20 @@ import onnx
 from edge_reid.errors import ModelError
 
 
-def convert_fp16(model: onnx.ModelProto, out_path: str | Path) -> Path:
+def convert_fp16(model: onnx.ModelProto, out_path: str | Path, source: str | Path | None = None) -> Path:
     """Write the FP16 version of ``model`` (float32 inputs/outputs kept) to ``out_path``.
 
+    A model with several outputs is converted as it is (onnxconverter-common leaves a layer that reads
+    another graph output with mixed float32/FP16 inputs, e.g. a classifier after the embedding):
+    ``edge-reid calibrate`` first cuts the model down to its embedding output.
+
+    Args:
+        model: the FP32 model.
+        out_path: where the FP16 model is written.
+        source: the file ``model`` was read from, named in errors.
+
     Raises:
-        ModelError: onnxconverter-common is not installed or the conversion fails.
+        ModelError: onnxconverter-common is not installed or the conversion fails (names ``source``).
     """
     try:
         from onnxconverter_common import float16
@@ -33,7 +42,8 @@ def convert_fp16(model: onnx.ModelProto, out_path: str | Path) -> Path:
             warnings.simplefilter("ignore", UserWarning)
             converted = float16.convert_float_to_float16(model, keep_io_types=True)
     except Exception as exc:
-        raise ModelError(f"FP16 conversion failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{source}: FP16 conversion failed: {reason}" if source else f"FP16 conversion failed: {reason}") from None
     out_path = Path(out_path)
     onnx.save(converted, str(out_path))
     return out_path
