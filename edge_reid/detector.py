@@ -103,12 +103,38 @@ def yolox_grids(input_height: int, input_width: int, strides=(8, 16, 32)) -> tup
     return np.concatenate(grids).astype(np.float32), np.concatenate(expanded).astype(np.float32)
 
 
+def is_decoded_output(output: np.ndarray, grid: np.ndarray, strides: np.ndarray) -> bool:
+    """Whether a YOLOX output holds boxes already decoded to input pixels (an export with
+    ``decode_in_inference=True``) rather than the grid output this module decodes.
+
+    The grid output's box centres are offsets from each cell, in cells (the bundled YOLOX-Nano on a blank
+    416x416 input: median 0.6, at most 4); decoded, they are pixel positions, ``(offset + cell) * stride``,
+    around the cells' pixel centres (median 4.4 pixels from them, 205 from the origin). So the output is
+    decoded when its centres lie nearer the cells' pixel centres than the origin, median distances over all
+    anchors compared. Measured on YOLOX-Nano (blank input and a vtest.avi frame), the ratio of the two
+    distances (cells / origin) is above 300 for its grid output and below 0.03 decoded at 416x416, and still
+    above 24 and below 0.4 at the smallest input, 32x32.
+
+    Args:
+        output: (A, 5 + classes) float32, the model's output on one image.
+        grid, strides: from :func:`yolox_grids` for the model's input.
+
+    Returns:
+        True for a decoded output.
+    """
+    centres = output[:, :2]
+    cell_centres = (grid + 0.5) * strides
+    return bool(np.median(np.abs(centres - cell_centres)) < np.median(np.abs(centres)))
+
+
 class PersonDetector(Closable):
     """Finds people in BGR frames with a YOLOX ONNX model.
 
     The model runs once at load on a blank input: a file that is not a YOLOX-shaped
     detector (output (1, A, 5 + classes) for the grid of its input size, finite values)
-    is refused then, before any frame is read.
+    is refused then, before any frame is read, and so is a YOLOX exported with its boxes
+    already decoded to pixels (``decode_in_inference=True``; see :func:`is_decoded_output`):
+    this class decodes the grid output itself.
 
     Args:
         model_path: YOLOX ``.onnx`` (default: the bundled YOLOX-Nano, 416x416).
@@ -139,8 +165,9 @@ class PersonDetector(Closable):
             docs/tracking.md measures what it changes and costs.
 
     Raises:
-        ModelError: the file is missing, not a model, or not a YOLOX-shaped detector; the model could
-            not be run at ``input_size``.
+        ModelError: the file is missing, not a model, or not a YOLOX-shaped detector; its output is already
+            decoded to pixel boxes (exported with ``decode_in_inference=True``); the model could not be run
+            at ``input_size``.
         ValueError: unknown ``precision`` or backend name; ``score_threshold`` or ``nms_iou`` outside
             [0, 1]; ``min_box_height`` negative; ``input_size`` not a whole number of pixels, a multiple of
             32, from 32 to 2048.
@@ -193,7 +220,8 @@ class PersonDetector(Closable):
         self._closed = False
 
     def _use(self, backend: DetectorBackend) -> None:
-        """Run on ``backend`` from now on, once its output (from its run at load) is a finite YOLOX grid output.
+        """Run on ``backend`` from now on, once its output on the blank input (from its run at load) is a
+        finite YOLOX grid output, not boxes already decoded to pixels.
 
         Raises:
             ModelError: it is not; ``backend`` is closed.
@@ -209,6 +237,13 @@ class PersonDetector(Closable):
             )
         elif not np.isfinite(output).all():
             problem = "the detector returned NaN or Inf on a blank image; check the model file"
+        elif is_decoded_output(output[0], grid, strides):
+            problem = (
+                "its output is already decoded to pixel boxes (a YOLOX export with decode_in_inference=True), "
+                "and edge-reid decodes YOLOX's grid output itself, which would give nonsense boxes: export the model "
+                "again without decoding (YOLOX's tools/export_onnx.py without --decode_in_inference, or "
+                "model.head.decode_in_inference = False before torch.onnx.export)"
+            )
         if problem:
             backend.close()
             raise ModelError(f"{self.model_path}: {problem}")

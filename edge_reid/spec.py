@@ -207,18 +207,37 @@ def _sha256_of(path: str, mtime_ns: int, size: int) -> str:
     return digest.hexdigest()
 
 
+def weights_files(model_path: str | Path) -> list[Path]:
+    """The files beside an ONNX model that hold its weights (ONNX external data, e.g. ``model.onnx.data``),
+    checked to be there; [] when its weights are inside the file.
+
+    Raises:
+        ModelError: a weights file the model names is not beside it (names both files and what to do).
+    """
+    from edge_reid.onnx_graph import external_data_files
+
+    weights = external_data_files(model_path)
+    missing = [path for path in weights if not path.is_file()]
+    if missing:
+        raise ModelError(
+            f"{model_path}: its weights are stored outside it (ONNX external data) and the weights file is missing: "
+            f"{', '.join(str(p) for p in missing)}; keep {', '.join(p.name for p in missing)} beside {Path(model_path).name} in the same folder "
+            "(copy or move them together), or export the model with its weights inside the .onnx file"
+        )
+    return weights
+
+
 def model_sha256(model_path: str | Path) -> str:
     """sha256 hex of an ONNX model's bytes: the file's own (:func:`file_sha256`) when its weights are
     inside it; with weights in separate files (ONNX external data), of the file's and each weights
     file's, so that new weights beside an unchanged graph file are another model.
 
     Raises:
+        ModelError: a weights file it names is missing (:func:`weights_files`).
         OSError: the file, or a weights file it names, cannot be read.
     """
-    from edge_reid.onnx_graph import external_data_files
-
     own = file_sha256(model_path)
-    weights = external_data_files(model_path)
+    weights = weights_files(model_path)
     if not weights:
         return own
     digest = hashlib.sha256(own.encode())
@@ -233,6 +252,7 @@ def model_id(model_path: str | Path, spec: ModelSpec) -> str:
     Embeddings are comparable only under one id. The file name plays no part.
 
     Raises:
+        ModelError: a weights file it names is missing (:func:`weights_files`).
         OSError: the file, or a weights file it names, cannot be read.
     """
     return hashlib.sha256((model_sha256(model_path) + spec.fingerprint()).encode()).hexdigest()
@@ -248,6 +268,7 @@ def legacy_model_ids(model_path: str | Path, spec: ModelSpec) -> tuple[str, ...]
       gallery cannot tell which weights made it: it is taken as this model's, as that version took it.
 
     Raises:
+        ModelError: a weights file it names is missing (:func:`weights_files`).
         OSError: the file cannot be read.
     """
     own = file_sha256(model_path)
@@ -319,11 +340,12 @@ def _check_sidecar_values(sidecar: Path, side: dict[str, Any]) -> None:
 
 def _graph_io(model_path: Path, output_name: str = "") -> tuple[str, list[int | str], str, list[int | str]]:
     """(input name, input dims, output name, output dims) read from the ONNX graph: the output called
-    ``output_name``, or the first one.
+    ``output_name``, or the only one.
 
     Raises:
-        ModelError: not an ONNX model, no inputs/outputs, no output called ``output_name``, or the
-            input or that output is not float32 (a float16 export, say).
+        ModelError: not an ONNX model, no inputs/outputs, no output called ``output_name``, several
+            outputs and no ``output_name`` (which is the embedding is not guessed), or the input or
+            that output is not float32 (a float16 export, say).
     """
     import onnx
 
@@ -339,6 +361,15 @@ def _graph_io(model_path: Path, output_name: str = "") -> tuple[str, list[int | 
         return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value_info.type.tensor_type.shape.dim]
 
     output = graph.output[0]
+    if len(graph.output) > 1 and not output_name:
+        # a torchreid export in training mode gives (logits, features): the first is no embedding
+        listed = ", ".join(f"{o.name!r} ({', '.join(map(str, dims(o)))})" for o in graph.output)
+        choices = " or ".join(json.dumps({"output_name": o.name}) for o in graph.output)
+        raise ModelError(
+            f"{model_path}: the model has {len(graph.output)} outputs ({listed}) and nothing says which is the embedding; "
+            f"name it in the sidecar {sidecar_path(model_path)}: {choices} "
+            "(in Python: load_spec(path, {\"output_name\": ...}) given to Embedder(spec=...))"
+        )
     if output_name:
         output = next((o for o in graph.output if o.name == output_name), None)
         if output is None:
@@ -392,8 +423,10 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
             sidecar and no ``overrides``: OSNet's preprocessing is assumed.
 
     Raises:
-        ModelError: the file is missing, a folder or not an ONNX model; the input
-            is not rank 4 with 3 channels, or the input or output is not float32; the output is not (N, D) (a detector, say); a
+        ModelError: the file is missing, a folder or not an ONNX model; a weights file it names (ONNX external
+            data) is not beside it; the input is not rank 4 with 3 channels, or looks channels-last (N, H, W, 3);
+            the model has several outputs and neither the sidecar nor ``overrides`` gives ``output_name``;
+            the input or output is not float32; the output is not (N, D) (a detector, say); a
             static height/width disagrees with the
             sidecar; the sidecar is not valid JSON, not a JSON object, names unknown
             fields, or holds a value of the wrong type or range (e.g. a
@@ -406,12 +439,19 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
         if path.is_dir():
             raise ModelError(f"{path} is a folder, not a model file; give an .onnx file (--model PATH, or model_path= in Python)")
         raise ModelError(f"model file not found: {path}; give an .onnx file (--model PATH, or model_path= in Python)")
+    weights_files(path)
     sidecar = sidecar_path(path)
     side = _read_sidecar(sidecar) if sidecar.is_file() else None
     wanted_output = str((overrides or {}).get("output_name") or (side or {}).get("output_name") or "")
     input_name, in_dims, output_name, out_dims = _graph_io(path, wanted_output)
     if len(in_dims) != 4:
         raise ModelError(f"{path}: model input {input_name!r} has rank {len(in_dims)} ({in_dims}); a ReID model takes (N, 3, H, W)")
+    if in_dims[3] == 3 and in_dims[1] != 3:  # (N, H, W, 3): read as NCHW, it would be crops 3 pixels wide
+        raise ModelError(
+            f"{path}: model input {input_name!r} has shape ({', '.join(map(str, in_dims))}): it looks channels-last (N, H, W, 3), "
+            "but edge-reid feeds channels-first crops (N, 3, H, W); export the model with an NCHW input (N, 3, H, W) "
+            "(e.g. tf2onnx --inputs-as-nchw for a TensorFlow/Keras model)"
+        )
     if isinstance(in_dims[1], int) and in_dims[1] != 3:
         raise ModelError(f"{path}: model input {input_name!r} has {in_dims[1]} channels; expected 3 (N, 3, H, W)")
     if out_dims and len(out_dims) != 2:  # before any advice on its preprocessing: this is no embedding model

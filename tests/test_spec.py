@@ -228,7 +228,7 @@ def test_a_model_with_its_weights_beside_it_is_another_model_when_they_change(os
     assert graph_file_only == legacy_model_ids(tmp_path / "b" / "osnet_ext.onnx", spec)[-1] != ids[0], (
         "the id of the last version (the graph file alone) stays an earlier id: its galleries are not refused")
     (tmp_path / "a" / "weights.bin").unlink()
-    with pytest.raises(OSError):
+    with pytest.raises(ModelError, match=r"osnet_ext.onnx: .*the weights file is missing: .*weights.bin; keep weights.bin beside"):
         model_sha256(tmp_path / "a" / "osnet_ext.onnx")
 
 
@@ -246,6 +246,9 @@ def test_the_output_a_sidecar_names_is_the_one_checked(tmp_path):
         helper.make_node("GlobalAveragePool", ["images"], ["fmap"]),
         helper.make_node("Flatten", ["fmap"], ["emb"]),
     ], [x], [fmap, emb])
+    with pytest.raises(ModelError, match=r"2 outputs .* name it in the sidecar .*two_outputs.json"):
+        load_spec(model)
+    (tmp_path / "two_outputs.json").write_text(json.dumps({"output_name": "fmap"}))
     with pytest.raises(ModelError, match=r"output 'fmap' has shape .* names its embedding's in a sidecar two_outputs.json"):
         load_spec(model)
     (tmp_path / "two_outputs.json").write_text(json.dumps({"output_name": "emb"}))

@@ -184,9 +184,9 @@ class DetectorBackend(Closable, ABC):
     """Runs a detector model: one fixed-shape image tensor in, one tensor out.
 
     Use: write the preprocessed image into :attr:`input`, call :meth:`run`, read
-    the returned array before the next call. The model ran once at load (so
-    :attr:`output` already has its final shape): a model that cannot run is refused
-    before any work starts.
+    the returned array before the next call. The model ran once at load, on the
+    blank (all-zero) :attr:`input`, and :attr:`output` holds what it returned (the
+    detector checks it): a model that cannot run is refused before any work starts.
 
     Attributes:
         model_path: the model file.

@@ -166,6 +166,27 @@ def _read_model(model_path: str | Path, model: bytes | None = None):
         raise ModelError(f"{path}: OpenVINO cannot read this model: {first_line(exc)}") from None
 
 
+#: What to do when an embedding model cannot take the batches the backend compiles it for.
+BATCH_RESHAPE_HINT = (
+    "the graph likely fixes its batch inside although its input's batch is dynamic: export it with a batch that works "
+    "throughout (e.g. torch.onnx.export(..., dynamic_axes={input: {0: 'batch'}, output: {0: 'batch'}})), or with the "
+    "batch fixed in its input shape too"
+)
+
+
+def _reshape(model, model_path: Path, name: str, shape: list[int], hint: str) -> None:
+    """``model.reshape`` of input ``name`` to ``shape``, its failure a :class:`ModelError` naming the file,
+    the shape and ``hint`` (what to do). A graph that fixes the batch inside (a Reshape to ``[1, ...]``,
+    say) behind an input whose batch is dynamic cannot take another batch.
+    """
+    try:
+        model.reshape({name: list(shape)})
+    except Exception as exc:
+        raise ModelError(
+            f"{model_path}: OpenVINO cannot reshape input {name!r} to {list(shape)}: {first_line(exc).rstrip(':')}; {hint}"
+        ) from None
+
+
 def stream_count(threads: int, max_batch: int, chunk_rows: int = STATIC_CHUNK) -> int:
     """Streams for the chunk model: one per thread, but no more than the chunks of a full batch
     (``max_batch // chunk_rows``, so a full batch fills at least one round), at least 1.
@@ -277,7 +298,7 @@ class OpenVinoBackend(EmbeddingBackend):
     Raises:
         BackendUnavailableError: OpenVINO missing, the device absent, the precision not
             available on it, or INT8 on an x86 CPU without VNNI/AMX (:func:`int8_saturation`).
-        ModelError: the model cannot be read or compiled, its input/output names or input size
+        ModelError: the model cannot be read, reshaped to the batches it runs or compiled, its input/output names or input size
             disagree with the spec, or ``precision`` is int8 and the model is not a Q/DQ model.
     """
 
@@ -333,7 +354,7 @@ class OpenVinoBackend(EmbeddingBackend):
 
         def compiled_for(rows: int, threads: int | None, streams: int = 0) -> _StaticModel:
             sized = model.clone()
-            sized.reshape({spec.input_name: [rows, 3, spec.height, spec.width]})
+            _reshape(sized, self.model_path, spec.input_name, [rows, 3, spec.height, spec.width], f"batch {rows}: {BATCH_RESHAPE_HINT}")
             compiled = _compile(sized, self.model_path, self.device, threads, precision, streams)
             requests = tuple(compiled.create_infer_request() for _ in range(max(streams, 1)))
             return _StaticModel(compiled, compiled.input(spec.input_name), compiled.output(self.output_name), rows, requests)
@@ -480,7 +501,7 @@ class OpenVinoDetector(DetectorBackend):
     Raises:
         BackendUnavailableError: OpenVINO or the device missing, or the device cannot compute
             in ``precision``.
-        ModelError: the model cannot be read, compiled or run, or its input is not an
+        ModelError: the model cannot be read, reshaped to its input size, compiled or run, or its input is not an
             image tensor of fixed size.
     """
 
@@ -500,7 +521,7 @@ class OpenVinoDetector(DetectorBackend):
         model_input = model.inputs[0]
         name = model_input.get_any_name()
         shape = detector_input_shape(model_path, name, _static_dims(model_input.get_partial_shape()))
-        model.reshape({name: list(shape)})
+        _reshape(model, Path(model_path), name, list(shape), "run it at its file's input size (no --detector-size), or export it with a dynamic H and W")
         super().__init__(model_path, shape)
         self.precision = precision
         self.compiled = _compile(model, self.model_path, self.device, threads, precision, option="--detector-precision")
@@ -510,7 +531,8 @@ class OpenVinoDetector(DetectorBackend):
             self._request.infer()
         except Exception as exc:
             raise ModelError(f"{self.model_path}: inference failed: {first_line(exc)}") from None
-        self.output = np.zeros(tuple(self._request.get_output_tensor().shape), np.float32)
+        # The run at load's output kept (as ONNX Runtime's backend keeps it): the detector checks it.
+        self.output = np.array(self._request.get_output_tensor().data, np.float32, copy=True, order="C")
         self._request.set_output_tensor(ov.Tensor(self.output, shared_memory=True))
         self._version = ov.__version__.split("-")[0]
 
