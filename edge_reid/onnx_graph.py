@@ -139,8 +139,9 @@ def node_attribute(node, name: str, default=None):
 
 
 def used_names(graph) -> set[str]:
-    """Every tensor name an ``onnx.GraphProto``'s nodes read or its outputs name."""
-    return {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
+    """Every tensor name an ``onnx.GraphProto``'s nodes read (their If/Loop/Scan bodies included: a body may
+    read the outer graph's weights) or its outputs name."""
+    return {name for node in graph.node for name in (*node.input, *_subgraph_reads(node))} | {value.name for value in graph.output}
 
 
 def drop_unused(graph) -> None:

@@ -13,7 +13,7 @@ def is_utf8_name(name: str | os.PathLike) -> bool:
     """Whether ``name`` (a path, URL or pipeline) is valid UTF-8 text, as OpenCV needs it."""
     try:
         os.fsencode(name).decode("utf-8")  # the bytes the file system holds: undecodable ones come back as they were
-    except UnicodeDecodeError:
+    except UnicodeError:  # a surrogate no file system byte gives ("\ud800") cannot even be encoded
         return False
     return True
 
@@ -21,5 +21,9 @@ def is_utf8_name(name: str | os.PathLike) -> bool:
 def not_utf8_message(name: str | os.PathLike, what: str) -> str:
     """The error for a ``what`` (``"source"``, ``"output video"``) whose name is not UTF-8: the name with its
     undecodable bytes shown as escapes, and what to do."""
-    shown = os.fsencode(os.fspath(name)).decode("utf-8", "backslashreplace")
+    raw = os.fspath(name)
+    try:
+        shown = os.fsencode(raw).decode("utf-8", "backslashreplace")
+    except UnicodeError:  # a surrogate no file system byte gives ("\ud800"): shown as its escape
+        shown = raw.encode("utf-8", "backslashreplace").decode("utf-8")
     return f"{what} {shown}: the name is not valid UTF-8 and OpenCV cannot open it; rename the file (e.g. convmv -f latin1 -t utf8)"

@@ -116,3 +116,46 @@ def test_fp16_of_a_fixed_batch_model_still_works(tmp_path):
     report = calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(precision="fp16", pool_size=30))
     assert report.met and onnx.load(report.outputs["model"]).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
 
+
+
+def test_cutting_to_one_output_keeps_the_weights_a_subgraph_reads():
+    """An If body reading an outer weight: ``only_output`` dropped that weight (its reads were not looked for
+    inside bodies) and the cut model was invalid."""
+    import onnxruntime as ort
+
+    from edge_reid.onnx_graph import only_output
+
+    def value(name):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 3])
+
+    then_branch = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["t"])], "then", [], [value("t")])
+    else_branch = helper.make_graph([helper.make_node("Identity", ["x"], ["e"])], "else", [], [value("e")])
+    graph = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["features"], then_branch=then_branch, else_branch=else_branch),
+         helper.make_node("Identity", ["features"], ["logits"])],
+        "two", [value("x")], [value("logits"), value("features")],
+        initializer=[numpy_helper.from_array(np.array(True), "cond"), numpy_helper.from_array(np.full(3, 2, np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    cut = only_output(model, "features", "two.onnx")
+    assert [output.name for output in cut.graph.output] == ["features"] and {i.name for i in cut.graph.initializer} == {"cond", "w"}
+    session = ort.InferenceSession(cut.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"x": np.ones((1, 3), np.float32)})[0], np.full((1, 3), 2, np.float32))
+
+
+def test_cutting_to_one_output_drops_the_classifier_weights_an_old_export_lists_as_inputs(tmp_path):
+    """Exports before ONNX IR 4 list every weight as a graph input too: a dropped weight left listed would be an
+    input the cut model asks to be fed."""
+    import onnxruntime as ort
+
+    from edge_reid.onnx_graph import only_output
+
+    model = onnx.load(str(with_logits(tmp_path / "reid_cls.onnx", logits_first=True)))
+    graph = model.graph
+    graph.input.extend(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)) for init in graph.initializer)
+    cut = only_output(model, "output", tmp_path / "reid_cls.onnx")
+    kept = {init.name for init in cut.graph.initializer}
+    assert "w_cls" not in kept and [value.name for value in cut.graph.input] == ["images", *(i.name for i in graph.initializer if i.name in kept)]
+    session = ort.InferenceSession(cut.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert [value.name for value in session.get_inputs()] == ["images"]  # the weights are initializers: not fed

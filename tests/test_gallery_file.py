@@ -222,6 +222,23 @@ def test_a_bad_row_deep_in_a_large_gallery_is_named_by_its_own_index(tmp_path):
     assert first_non_unit_row(rows[:0]) is None
 
 
+def test_a_save_writes_the_payload_without_a_copy_of_it(tmp_path):
+    """``write_gallery_file`` hashes and writes the array's own memory: a copy of the payload (``tobytes``) made a
+    save hold the gallery twice. Measured by tracemalloc, which numpy's allocations report to."""
+    import tracemalloc
+
+    payload = np.random.default_rng(0).normal(size=(4096, 256)).astype(np.float32)  # 4 MiB
+    size = payload.nbytes
+    tracemalloc.start()
+    try:
+        write_gallery_file(tmp_path / "people.edgereid", {"kind": "edge-reid gallery"}, payload)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.25 * size
+    assert np.array_equal(read_gallery_file(tmp_path / "people.edgereid")[1], payload)
+
+
 def test_a_loaded_gallery_holds_its_embeddings_once(tmp_path):
     """Loading reads the file into one buffer and the payload is a view of it (not a second copy), and the
     gallery's store is allocated once at the size it needs (not by doublings): equal results either way."""

@@ -106,3 +106,20 @@ def test_a_save_killed_midway_leaves_no_temporary_file_once_the_gallery_is_next_
     assert main(["gallery", "rename", "-g", str(path), "--id", "1", "--name", "Alicia"]) == 0
     assert not leftovers[0].exists() and all(other.exists() for other in others)
     assert [i.name for i in Gallery.load(path).identities] == ["Alicia"] and os.path.exists(lock_path(path))
+
+
+def test_leftovers_of_a_linked_gallery_are_removed_where_its_saves_write_them(tmp_path):
+    """A gallery reached through a link is saved beside the file the link points to, under that file's name
+    (:func:`edge_reid.atomic.atomic_write_bytes`): its leftovers are looked for there, not beside the link."""
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "real.edgereid"
+    Gallery(8).save(target)
+    link = tmp_path / "people.edgereid"
+    link.symlink_to(target)
+    leftover = tmp_path / "store" / ".real.edgereid.abcd1234.tmp"
+    leftover.write_bytes(b"a save killed midway")
+    beside_link = tmp_path / ".people.edgereid.abcd1234.tmp"  # no save of this gallery writes here
+    beside_link.write_bytes(b"not this gallery's")
+    with gallery_lock(link, "test"):
+        pass
+    assert not leftover.exists() and beside_link.exists() and target.is_file()

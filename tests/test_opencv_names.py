@@ -28,8 +28,10 @@ def test_names_are_utf8_unless_they_hold_undecodable_bytes(tmp_path):
     assert is_utf8_name("/data/café 名.avi") and is_utf8_name(Path("video.mp4")) and is_utf8_name("rtsp://host/stream")
     assert not is_utf8_name(_latin1_path(tmp_path, ".avi"))
     assert not is_utf8_name(str(_latin1_path(tmp_path, ".avi")))
+    assert not is_utf8_name("clip\ud800.avi") and not is_utf8_name(b"caf\xe9.avi")  # a lone surrogate, bytes: no error
     message = not_utf8_message(_latin1_path(tmp_path, ".avi"), "source")
     assert message.startswith("source ") and "caf\\xe9.avi" in message and "rename" in message
+    assert "clip\\ud800.avi" in not_utf8_message("clip\ud800.avi", "source")
 
 
 def _run(arguments: list[str], tmp_path: Path) -> subprocess.CompletedProcess:

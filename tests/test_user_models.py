@@ -75,6 +75,13 @@ def test_a_channels_first_input_with_dynamic_height_and_width_still_runs(tmp_pat
         assert embedder.embed_crops([np.full((80, 40, 3), 200, np.uint8)]).shape == (1, 3)
 
 
+@pytest.mark.parametrize("dims", [["N", 3, 8, 3], [1, 3, 3, 8], ["N", 3, 3, 3]])
+def test_a_channels_first_input_3_pixels_high_or_wide_is_not_taken_for_channels_last(tmp_path, dims):
+    model = _pooled_model(tmp_path / "small.onnx", dims)
+    spec = load_spec(model, {"color_order": "RGB"})
+    assert (spec.height, spec.width) == (dims[2], dims[3])
+
+
 def test_several_outputs_without_output_name_are_refused_listing_them_and_the_sidecar_line(tmp_path):
     """The first output was taken silently: a torchreid training export's logits, embedded as 6-value 'features'."""
     model = _two_output_model(tmp_path / "two.onnx")
