@@ -28,7 +28,7 @@ TENSORRT_USED: dict[str, tuple[str, ...]] = {
     "Builder": ("__init__", "create_network", "create_builder_config", "create_optimization_profile", "build_serialized_network"),
     "OnnxParser": ("__init__", "parse_from_file", "num_errors", "get_error"),
     "ParserError": ("desc", "code", "node"),
-    "INetworkDefinition": ("num_inputs", "num_outputs", "get_input", "get_output"),
+    "INetworkDefinition": ("num_inputs", "num_outputs", "get_input", "get_output", "unmark_output"),
     "ITensor": ("name", "shape"),
     "IBuilderConfig": (
         "set_memory_pool_limit", "set_flag", "add_optimization_profile", "create_timing_cache", "set_timing_cache",

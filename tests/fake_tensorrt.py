@@ -138,6 +138,9 @@ class _Network:
     def get_output(self, index: int) -> _Tensor:
         return self.outputs[index]
 
+    def unmark_output(self, tensor: _Tensor) -> None:
+        self.outputs.remove(tensor)
+
 
 class _Profile:
     def __init__(self) -> None:

@@ -384,3 +384,32 @@ def test_doctor_model_option_checks_that_models_engines_without_selftest(fake, c
     assert ": current" in out and "model not checked" not in out
     assert main(["doctor"]) == 0
     assert "current: model not checked: tiny.onnx" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_model_with_a_classifier_beside_its_embedding_builds_an_engine_with_the_embedding_only(fake, tmp_path):
+    """Our builder unmarks the outputs the spec does not name (against the stand-in network, whose
+    ``unmark_output`` signature is the real bindings' as recorded): the runtime binds one output buffer,
+    and an engine keeping the logits would fail at enqueue for want of its address."""
+    import json
+
+    from onnx import TensorProto, helper
+
+    from edge_reid.spec import load_spec
+    from onnx_builders import save_model
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 4, 2])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3])
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"]),
+        helper.make_node("Relu", ["features"], ["logits"]),
+    ]
+    model = save_model(tmp_path / "two_outputs.onnx", nodes, [x], [logits, features])
+    (tmp_path / "two_outputs.json").write_text(json.dumps({"output_name": "features"}))
+    spec = load_spec(model)
+    plan = plan_build(BuildOptions(model, profile=BatchProfile(1, 8, 32)), spec, "10.3.0.30", gpu(fake))
+    manifest = build_engine(plan, fake.trt, cuda=DeviceCuda("12.6", "12.6"))
+    network = fake.trt.Builder.last.network
+    assert [network.get_output(i).name for i in range(network.num_outputs)] == ["features"]
+    assert manifest.output_name == "features"

@@ -302,13 +302,24 @@ def _parser_error_text(error) -> str:
     return f"node {index}: {text}" if isinstance(index, int) and index >= 0 else text
 
 
+def _keep_only_output(network, output_name: str) -> None:
+    """Unmark every network output but ``output_name`` (a classifier's logits beside the embedding): the
+    engine then has the one output the runtime binds a buffer to (with another output left marked,
+    ``execute_async_v3`` fails for want of its address), and TensorRT drops the layers only it needed."""
+    others = [network.get_output(i) for i in range(network.num_outputs) if network.get_output(i).name != output_name]
+    for tensor in others:
+        network.unmark_output(tensor)
+
+
 def _check_network_io(network, spec: ModelSpec, profile: BatchProfile, source: Path) -> str:
-    """Check the parsed network's input against the spec and the profile; returns the output name."""
+    """Check the parsed network's input against the spec and the profile, and keep only the spec's
+    output (:func:`_keep_only_output`); returns the output name."""
     if network.num_outputs < 1:
         raise EngineBuildError(f"{source}: the network has no output")
     output_name = spec.output_name or network.get_output(0).name
     if output_name not in [network.get_output(i).name for i in range(network.num_outputs)]:
         raise EngineBuildError(f"{source}: the network has no output named {output_name!r}")
+    _keep_only_output(network, output_name)
     if network.num_inputs != 1:
         raise EngineBuildError(f"{source}: the network has {network.num_inputs} inputs; a ReID model has one")
     tensor = network.get_input(0)
