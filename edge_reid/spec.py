@@ -77,7 +77,7 @@ class ModelSpec:
         std: per-channel standard deviation, in ``color_order``, after scaling.
         embedding_dim: length D of the output embedding.
         output_normalized: True when the model already L2-normalises its output.
-        output_name: name of the embedding output ("" = the first output).
+        output_name: name of the embedding output ("" = the model's only output; a model with several needs it).
 
     Raises:
         ModelError: a colour order other than RGB/BGR, a size or ``embedding_dim`` that is not a positive

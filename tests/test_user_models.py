@@ -98,6 +98,30 @@ def test_several_outputs_without_output_name_are_refused_listing_them_and_the_si
     assert (spec.output_name, spec.embedding_dim) == ("features", 3)
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_hand_made_spec_without_output_name_is_refused_by_the_backends_for_several_outputs(tmp_path, backend):
+    """A ModelSpec built in Python without output_name (load_spec refuses such a model; a hand-made spec
+    skipped it) made the backends take the first output, the logits, silently."""
+    import dataclasses
+
+    from edge_reid.backends import create_backend
+    from edge_reid.spec import ModelSpec
+
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="openvino is not installed: pip install openvino")
+    model = _two_output_model(tmp_path / "two.onnx")
+    spec = dataclasses.replace(ModelSpec(), input_name="images", embedding_dim=3, output_name="")
+    with pytest.raises(ModelError) as caught:
+        create_backend(backend, model, spec, max_batch=4)
+    message = str(caught.value)
+    assert message.startswith(f"{model}: the model has 2 outputs ('logits', 'features')") and '{"output_name": "features"}' in message
+    named = create_backend(backend, model, dataclasses.replace(spec, output_name="features"), max_batch=4)
+    try:
+        assert named.output_name == "features"
+    finally:
+        named.close()
+
+
 def test_bundled_models_have_one_output(osnet_path, yolox_path):
     """The refusal of several outputs leaves the models edge-reid ships alone."""
     for path in (osnet_path, yolox_path):

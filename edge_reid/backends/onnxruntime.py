@@ -18,6 +18,7 @@ from edge_reid.backends.base import (
     EmbeddingBackend,
     check_embedding_output,
     detector_input_shape,
+    embedding_output_name,
     first_line,
     threads_label,
 )
@@ -185,9 +186,7 @@ class OnnxRuntimeBackend(EmbeddingBackend):
         if spec.input_name not in inputs:
             raise ModelError(f"{model_path}: no input named {spec.input_name!r} (inputs: {sorted(inputs)})")
         outputs = {o.name: o for o in self.session.get_outputs()}
-        self.output_name = spec.output_name or next(iter(outputs))
-        if self.output_name not in outputs:
-            raise ModelError(f"{model_path}: no output named {self.output_name!r} (outputs: {list(outputs)})")
+        self.output_name = embedding_output_name(model_path, spec, list(outputs))
         check_embedding_output(model_path, self.output_name, outputs[self.output_name].shape, spec)
         fixed_batch = inputs[spec.input_name].shape[0]
         if isinstance(fixed_batch, int) and fixed_batch > 0:

@@ -58,6 +58,7 @@ from edge_reid.backends.base import (
     EmbeddingBackend,
     check_embedding_output,
     detector_input_shape,
+    embedding_output_name,
     first_line,
     threads_label,
 )
@@ -339,9 +340,7 @@ class OpenVinoBackend(EmbeddingBackend):
             names = sorted(name for port in model.inputs for name in port.get_names())
             raise ModelError(f"{model_path}: no input named {spec.input_name!r} (inputs: {names})")
         output_names = [sorted(port.get_names())[0] if port.get_names() else "" for port in model.outputs]
-        self.output_name = spec.output_name or output_names[0]
-        if self.output_name not in output_names:
-            raise ModelError(f"{model_path}: no output named {self.output_name!r} (outputs: {output_names})")
+        self.output_name = embedding_output_name(model_path, spec, output_names)
         output_port = model.outputs[output_names.index(self.output_name)]
         check_embedding_output(model_path, self.output_name, _static_dims(output_port.get_partial_shape()), spec)
         dims = _static_dims(model_input.get_partial_shape())
