@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -99,13 +100,18 @@ def test_a_save_killed_midway_leaves_no_temporary_file_once_the_gallery_is_next_
         child.wait()
     leftovers = [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
     assert len(leftovers) == 1 and leftovers[0].name.startswith(".people.edgereid.") and leftovers[0].stat().st_size > 0
+    assert main(["gallery", "rename", "-g", str(path), "--id", "1", "--name", "Alicia"]) == 0
+    assert leftovers[0].exists(), "modified just now: it could be a save in progress (another program, no lock)"
+    an_hour_ago = time.time() - 3600
+    os.utime(leftovers[0], (an_hour_ago, an_hour_ago))
     others = [tmp_path / ".people.edgereid.bak.abcd1234.tmp", tmp_path / ".friends.edgereid.abcd1234.tmp"]
     for other in others:
         other.write_bytes(b"another file's save in progress")
-    assert [i.name for i in Gallery.load(path).identities] == ["Alice"], "the gallery stayed whole"
-    assert main(["gallery", "rename", "-g", str(path), "--id", "1", "--name", "Alicia"]) == 0
+        os.utime(other, (an_hour_ago, an_hour_ago))
+    assert [i.name for i in Gallery.load(path).identities] == ["Alicia"], "the gallery stayed whole"
+    assert main(["gallery", "rename", "-g", str(path), "--id", "1", "--name", "Alice"]) == 0
     assert not leftovers[0].exists() and all(other.exists() for other in others)
-    assert [i.name for i in Gallery.load(path).identities] == ["Alicia"] and os.path.exists(lock_path(path))
+    assert [i.name for i in Gallery.load(path).identities] == ["Alice"] and os.path.exists(lock_path(path))
 
 
 def test_leftovers_of_a_linked_gallery_are_removed_where_its_saves_write_them(tmp_path):
@@ -120,6 +126,9 @@ def test_leftovers_of_a_linked_gallery_are_removed_where_its_saves_write_them(tm
     leftover.write_bytes(b"a save killed midway")
     beside_link = tmp_path / ".people.edgereid.abcd1234.tmp"  # no save of this gallery writes here
     beside_link.write_bytes(b"not this gallery's")
+    an_hour_ago = time.time() - 3600
+    for old in (leftover, beside_link):
+        os.utime(old, (an_hour_ago, an_hour_ago))
     with gallery_lock(link, "test"):
         pass
     assert not leftover.exists() and beside_link.exists() and target.is_file()

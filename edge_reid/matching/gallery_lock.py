@@ -92,11 +92,19 @@ def gallery_lock(
         os.close(descriptor)
 
 
-def remove_leftover_temporaries(gallery_path: str | os.PathLike) -> list[Path]:
+#: A gallery's temporary file unchanged for this long (seconds) is a killed save's leftover. A save in
+#: progress holds the lock, but a program of the user's may save with :meth:`Gallery.save` and no lock
+#: (README, "Gallery: remember people across runs"): its file is being written, or flushed to a slow card, right now; ten
+#: minutes is far beyond any save's pause between writes.
+LEFTOVER_AGE_S = 600.0
+
+
+def remove_leftover_temporaries(gallery_path: str | os.PathLike, older_than_s: float = LEFTOVER_AGE_S) -> list[Path]:
     """Remove the temporary files that saves of ``gallery_path`` killed midway left beside it (named as
     :func:`edge_reid.atomic.atomic_write_bytes` names them: ``.people.edgereid.<8 characters>.tmp``, in the
-    folder of the file a link points to); returns those removed. Call it only with the gallery's lock held
-    (:func:`gallery_lock` does): a save in progress holds the lock. Files that cannot be removed are left."""
+    folder of the file a link points to, and not modified for ``older_than_s`` seconds, so that a save
+    another program makes without the lock is not cut off); returns those removed. Call it only with the
+    gallery's lock held (:func:`gallery_lock` does). Files that cannot be removed are left."""
     target = Path(os.path.realpath(gallery_path))
     pattern = re.compile(r"\." + re.escape(target.name) + r"\.[a-z0-9_]{8}\.tmp")
     removed = []
@@ -108,7 +116,7 @@ def remove_leftover_temporaries(gallery_path: str | os.PathLike) -> list[Path]:
         if pattern.fullmatch(name):
             leftover = target.parent / name
             with contextlib.suppress(OSError):
-                if leftover.is_file() and not leftover.is_symlink():
+                if leftover.is_file() and not leftover.is_symlink() and time.time() - leftover.stat().st_mtime >= older_than_s:
                     leftover.unlink()
                     removed.append(leftover)
     return removed
