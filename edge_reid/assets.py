@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from edge_reid.atomic import give_ordinary_permissions
+from edge_reid.atomic import WRITE_FAILURES, fsync_directory, give_ordinary_permissions
 from edge_reid.errors import ModelError
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -30,22 +31,32 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
     """Download a model file to ``destination`` atomically, checking its sha256.
 
     The file is written to a temporary file in the destination folder, checked,
-    then renamed, so an interrupted download never leaves a partial model.
+    then renamed, so an interrupted download never leaves a partial model. Proxies
+    come from the usual environment variables (``https_proxy``, ``http_proxy``, ``no_proxy``).
 
     Args:
         url: http(s) or file URL.
-        destination: path of the model file to write.
-        sha256: expected hex digest; None skips the check.
-        timeout_s: socket timeout in seconds.
+        destination: path of the model file to write (a file, not a folder).
+        sha256: expected hex digest (64 hexadecimal characters); None skips the check.
+        timeout_s: seconds the server may stay silent (connecting, or between two reads)
+            before the download is given up; not a limit on the whole transfer.
 
     Returns:
         ``destination`` as a Path.
 
     Raises:
-        ModelError: the download fails, ends short of its announced length (``Content-Length``), or the
-            digest differs; the destination's folder cannot be made or written.
+        ModelError: ``sha256`` is not a sha256 hex digest or ``destination`` is a folder (both before
+            anything is fetched); the download fails, times out, ends short of its announced length
+            (``Content-Length``), is empty or a web page (``text/html``: a page about the file, not the
+            file), or the digest differs; the destination's folder cannot be made or written. Nothing
+            is left at ``destination`` then (a file already there is kept).
     """
     destination = Path(destination)
+    if sha256 is not None and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower())):
+        raise ModelError(f"sha256 {sha256!r} for {url} is not a sha256 digest: give its 64 hexadecimal characters")
+    if destination.is_dir():
+        raise ModelError(f"cannot download {url} to {destination}: it is a folder; give the model file's path, "
+                         f"e.g. {destination / (Path(urllib.parse.urlsplit(url).path).name or 'model.onnx')}")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part", dir=destination.parent)
@@ -56,6 +67,9 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
             give_ordinary_permissions(out.fileno())  # readable by other users as a copied file is
             announced = response.headers.get("Content-Length")
+            if response.headers.get_content_type() == "text/html":
+                raise ModelError(f"cannot download {url}: the server sent a web page (text/html), not a model file; "
+                                 "give the file's direct download (raw) link")
             received = 0
             for block in iter(lambda: response.read(1 << 20), b""):
                 digest.update(block)
@@ -65,6 +79,8 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
             os.fsync(out.fileno())
         if announced is not None and announced.isdigit() and received != int(announced):
             raise ModelError(f"cannot download {url}: the transfer ended after {received} of {announced} bytes (connection cut); try again")
+        if received == 0:
+            raise ModelError(f"cannot download {url}: the server sent an empty file, not a model; check the URL")
         if sha256 and digest.hexdigest() != sha256.lower():
             raise ModelError(f"{url}: sha256 {digest.hexdigest()} differs from the expected {sha256}; the download is corrupt or the wrong file")
         os.replace(tmp_name, destination)
@@ -75,5 +91,28 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
             pass
         if isinstance(exc, ModelError) or not isinstance(exc, Exception):
             raise
-        raise ModelError(f"cannot download {url}: {exc}") from None
+        raise ModelError(f"cannot download {url} to {destination}: {_download_failure(exc, url, timeout_s)}") from None
+    fsync_directory(destination.parent)
     return destination
+
+
+def _download_failure(exc: Exception, url: str, timeout_s: float) -> str:
+    """What went wrong in a download, and what to do, for :func:`download_model`'s error."""
+    import socket
+    import urllib.error
+
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError) else exc
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"the server sent nothing for {timeout_s:g} s (timeout_s); try again, or give a larger timeout_s"
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the server answered HTTP {exc.code} {str(exc.reason).splitlines()[0]}; check the URL"
+    if isinstance(exc, ValueError) and "unknown url type" in str(exc):
+        return "not a URL; give an http(s):// or file:// URL"
+    if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:
+        return f"{exc.strerror or exc}; free space in its folder or choose another folder"
+    if isinstance(exc, urllib.error.URLError):
+        parts = urllib.parse.urlsplit(url)
+        proxy = urllib.request.getproxies().get(parts.scheme)
+        if proxy and parts.hostname and not urllib.request.proxy_bypass(parts.hostname):
+            return f"{exc} (through the proxy {proxy} from {parts.scheme}_proxy; check it, or list the host in no_proxy)"
+    return str(exc)
