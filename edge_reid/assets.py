@@ -27,6 +27,23 @@ BUNDLED_SHA256 = {
 }
 
 
+def damaged_bundled_models(folder: str | Path = ASSETS_DIR) -> list[str]:
+    """The bundled model files in ``folder`` that are missing or whose sha256 differs from
+    :data:`BUNDLED_SHA256` (an installation damaged on disk, or a file replaced by hand): each as
+    ``"name: why"``; [] when every one is intact. Reads both files whole (about 5 MB)."""
+    damaged = []
+    for name, expected in BUNDLED_SHA256.items():
+        path = Path(folder) / name
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            damaged.append(f"{name}: cannot be read ({exc.strerror or exc})")
+            continue
+        if digest != expected:
+            damaged.append(f"{name}: sha256 {digest[:12]}... is not the released file's {expected[:12]}...")
+    return damaged
+
+
 def download_model(url: str, destination: str | Path, sha256: str | None = None, timeout_s: float = 60.0) -> Path:
     """Download a model file to ``destination`` atomically, checking its sha256.
 

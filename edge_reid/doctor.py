@@ -188,7 +188,7 @@ def collect_report(
         :class:`~edge_reid.tensorrt.manifest.EngineCheck` per manifest in ``engines_dir``
         (see :func:`check_engine_models`).
     """
-    from edge_reid.assets import DEFAULT_REID_MODEL
+    from edge_reid.assets import BUNDLED_SHA256, DEFAULT_REID_MODEL, damaged_bundled_models
     from edge_reid.backends import backend_statuses
     from edge_reid.cuda.buffers import choose_memory_mode
     from edge_reid.tensorrt.env import board_model, tensorrt_status
@@ -259,6 +259,13 @@ def collect_report(
     except Exception as exc:
         items.append(DoctorItem("OpenCV", f"does not import: {exc}", False))
 
+    damaged = damaged_bundled_models()
+    items.append(DoctorItem(
+        "bundled models",
+        f"damaged: {'; '.join(damaged)}; reinstall edge-reid (pip install --force-reinstall --no-deps edge-reid, or from its source folder)"
+        if damaged else f"intact ({', '.join(BUNDLED_SHA256)}: sha256 checked)",
+        not damaged,
+    ))
     model = known_model(model_path or DEFAULT_REID_MODEL)
     checks = {"tensorrt": lambda: (status.usable, status.reason or f"TensorRT {status.tensorrt_version}")}
     for entry, ok, detail in backend_statuses(checks):

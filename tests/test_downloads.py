@@ -184,3 +184,29 @@ def test_two_downloads_of_the_same_model_at_once_leave_one_whole_file(base, tmp_
         thread.join()
     assert errors == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"] and target.read_bytes() == MODEL
+
+
+def test_doctor_says_whether_the_bundled_models_are_the_released_files(tmp_path, monkeypatch):
+    """A bundled model damaged on disk made doctor's model checks say nothing (the model 'cannot be read');
+    now doctor has a line for the bundled files, checked against their released sha256."""
+    import shutil
+
+    import edge_reid.assets as assets
+    from edge_reid.doctor import collect_report
+
+    assert assets.damaged_bundled_models() == []
+    for name in assets.BUNDLED_SHA256:
+        shutil.copy(assets.ASSETS_DIR / name, tmp_path / name)
+    assert assets.damaged_bundled_models(tmp_path) == []
+    truncated = tmp_path / "yolox_nano.onnx"
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    (tmp_path / "osnet_x0_25_msmt17.onnx").unlink()
+    damaged = assets.damaged_bundled_models(tmp_path)
+    assert len(damaged) == 2 and damaged[0].startswith("osnet_x0_25_msmt17.onnx: cannot be read")
+    assert damaged[1].startswith("yolox_nano.onnx: sha256 ") and "is not the released file's e8af074932d4" in damaged[1]
+    line = {item.name: item for item in collect_report(tmp_path / "engines")[0]}["bundled models"]
+    assert line.ok is True and line.value.startswith("intact (osnet_x0_25_msmt17.onnx, yolox_nano.onnx")
+    monkeypatch.setattr(assets, "ASSETS_DIR", tmp_path)
+    monkeypatch.setattr(assets.damaged_bundled_models, "__defaults__", (tmp_path,))
+    line = {item.name: item for item in collect_report(tmp_path / "engines")[0]}["bundled models"]
+    assert line.ok is False and line.value.startswith("damaged: osnet_x0_25_msmt17.onnx: cannot be read") and "reinstall edge-reid" in line.value
