@@ -98,7 +98,7 @@ def read_sequence_info(folder: str | os.PathLike) -> SequenceInfo:
     invalid = f"{ini}: not a valid seqinfo.ini: expected a [Sequence] section with seqLength (the number of frames)"
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(ini, encoding="utf-8")
+        parser.read(ini, encoding="utf-8-sig")  # -sig: a byte-order mark (Windows Notepad writes one) is not text
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise DataError(f"{invalid}; {_ini_problem(exc)}") from None
     if not parser.has_section("Sequence"):
@@ -133,7 +133,8 @@ def read_rows(path: str | os.PathLike, what: str = "MOTChallenge file") -> np.nd
 
     Args:
         path: the file; rows of at least 6 numbers separated by commas, spaces or tabs (missing
-            ``score, x, y, z`` read as 1, -1, -1, -1). Blank lines are skipped.
+            ``score, x, y, z`` read as 1, -1, -1, -1; values after the 10th ignored). Blank lines and a
+            byte-order mark are skipped; Windows line endings are read as any.
         what: how the file is named in error messages.
 
     Returns:
@@ -152,7 +153,7 @@ def read_rows_with_lines(path: str | os.PathLike, what: str = "MOTChallenge file
     errors found later that should name the line (a frame beyond the sequence, an id twice in a frame)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the first row
     except FileNotFoundError:
         raise DataError(f"{what} {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -174,7 +175,8 @@ def read_rows_with_lines(path: str | os.PathLike, what: str = "MOTChallenge file
             raise DataError(f"{path}, line {number}: NaN or infinite value in {line.strip()!r}")
         values.extend(defaults[len(values) - 6 :])
         if values[0] < 1 or values[0] != int(values[0]):
-            raise DataError(f"{path}, line {number}: frame {values[0]:g} is not a 1-based frame number")
+            raise DataError(f"{path}, line {number}: frame {values[0]:g} is not a 1-based frame number (the video's "
+                            "first frame is 1; a file that counts frames from 0 needs 1 added to every frame)")
         if values[1] != int(values[1]):
             raise DataError(f"{path}, line {number}: id {values[1]:g} is not a whole number (MOTChallenge ids are integers)")
         if values[4] < 0 or values[5] < 0:

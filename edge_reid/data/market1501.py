@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.data.images import SkippedFile, is_image_file
+from edge_reid.data.images import SkippedFile, describe_skipped, is_image_file
 from edge_reid.errors import DataError
 from edge_reid.folders import folder_entries, require_folder
 
@@ -124,6 +124,9 @@ class MarketSplit:
 def _image_files(folder: Path) -> tuple[list[Path], list[SkippedFile]]:
     images, skipped = [], []
     for path in folder_entries(folder, "folder", "expected a Market-1501 split folder of person crops"):
+        if path.is_dir():  # not searched: a split's crops lie directly in it, as in every Market-1501 style data set
+            skipped.append(SkippedFile(path, "a folder (not searched: crops must lie directly in the split folder)"))
+            continue
         if not (path.is_file() or path.is_symlink()):  # a broken link is listed: reading it fails and names it
             continue
         if is_image_file(path):
@@ -136,7 +139,7 @@ def _image_files(folder: Path) -> tuple[list[Path], list[SkippedFile]]:
 def load_split(folder: str | Path) -> MarketSplit:
     """List one split folder, parsing each file name (images are not read here).
 
-    Malformed names and non-image files are skipped and listed in ``skipped``.
+    Malformed names, non-image files and subfolders (not searched) are skipped and listed in ``skipped``.
 
     Raises:
         DataError: the folder is missing or has no image with a well-formed name.
@@ -153,8 +156,9 @@ def load_split(folder: str | Path) -> MarketSplit:
         pids.append(parsed.pid)
         camids.append(parsed.camid)
     if not paths:
+        found = f"skipped {describe_skipped(skipped, 3)}" if skipped else "it is empty"
         raise DataError(
-            f"{folder}: no usable image ({len(skipped)} files skipped); expected person crops in Market-1501 layout, "
+            f"{folder}: no usable image ({found}); expected person crops directly in it, in Market-1501 layout, "
             "named like 0001_c1s1_001051_00.jpg (Market-1501) or 0001_c2_f0046985.jpg (DukeMTMC-reID)"
         )
     return MarketSplit(folder, paths, np.asarray(pids, np.int64), np.asarray(camids, np.int64), skipped)

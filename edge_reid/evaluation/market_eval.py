@@ -17,7 +17,7 @@ import numpy as np
 from edge_reid.data.images import SkippedFile, read_images_in_chunks
 from edge_reid.data.market1501 import MarketDataset, MarketSplit
 from edge_reid.errors import DataError
-from edge_reid.evaluation.metrics import JUNK_PID, RetrievalScores, cosine_distance, evaluate_market1501
+from edge_reid.evaluation.metrics import DISTRACTOR_PID, JUNK_PID, RetrievalScores, cosine_distance, evaluate_market1501
 from edge_reid.evaluation.rerank import re_ranking
 
 
@@ -143,6 +143,19 @@ def _embed_split(embedder, split: MarketSplit, flip: bool, on_progress) -> tuple
     return embedded, split.subset(embedded.kept)
 
 
+def _person_zero_as_person(q_pids: np.ndarray, g_pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Query and gallery ids with id 0 given an unused id when a query has id 0, else as they are.
+
+    Market-1501's ``0000`` crops are gallery distractors and never queries. A query with id 0 says
+    the data set numbers people from 0 (MSMT17 in Market-1501 layout): 0 is then a person, scored
+    like any other, as torchreid scores it (its loaders give id 0 no special meaning).
+    """
+    if not (q_pids == DISTRACTOR_PID).any():
+        return q_pids, g_pids
+    person = max(int(q_pids.max()), int(g_pids.max()) if g_pids.size else 0) + 1
+    return np.where(q_pids == DISTRACTOR_PID, person, q_pids), np.where(g_pids == DISTRACTOR_PID, person, g_pids)
+
+
 def evaluate_market(
     embedder,
     dataset: MarketDataset,
@@ -161,7 +174,9 @@ def evaluate_market(
 
     Junk gallery images (person id -1) are embedded and counted in ``gallery_images`` but left out
     before any distance is computed, as torchreid and fast-reid leave them out when loading: they
-    are neither ranked nor, with ``rerank``, anyone's k-reciprocal neighbour.
+    are neither ranked nor, with ``rerank``, anyone's k-reciprocal neighbour. Id ``0000`` crops are
+    distractors (wrong matches for every query) unless a query has id 0: then the data set numbers
+    people from 0 (MSMT17 in Market-1501 layout) and 0 is a person like any other, as torchreid scores it.
 
     Returns:
         :class:`MarketEvaluation`: the CMC curve and mAP, counts, the skipped files and the time per image (ms).
@@ -184,8 +199,9 @@ def evaluate_market(
             cosine_distance(query.embeddings, query.embeddings),
             cosine_distance(gallery_embeddings, gallery_embeddings),
         )
+    q_pids, g_pids = _person_zero_as_person(query_split.pids, gallery_split.pids)
     try:
-        scores = evaluate_market1501(distances, query_split.pids, gallery_split.pids, query_split.camids, gallery_split.camids)
+        scores = evaluate_market1501(distances, q_pids, g_pids, query_split.camids, gallery_split.camids)
     except ValueError as exc:
         raise DataError(f"{dataset.root}: {exc}") from None
     images = len(query.embeddings) + len(gallery.embeddings)

@@ -33,7 +33,10 @@ def labelled_images(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray, i
     Returns:
         (paths, person ids (N,) int64, cameras (N,) int64, files skipped): junk
         (-1) and distractor (0) crops, names that do not parse and non-image
-        files are skipped. Images are not read here.
+        files are skipped. Images are not read here. The training split's people
+        are never the test split's (query and gallery): their ids are moved past
+        the test ids, so a data set that numbers both from 1 (MSMT17 in
+        Market-1501 layout) pairs no training crop with a test crop as one person.
 
     Raises:
         DataError: a split folder holds no image with a Market-1501 name.
@@ -48,6 +51,10 @@ def labelled_images(folder: Path) -> tuple[list[Path], np.ndarray, np.ndarray, i
         pids.append(split.pids[keep])
         cams.append(split.camids[keep])
         skipped += len(split.skipped) + int((~keep).sum())
+    if len(splits) > 1 and splits[0].name == TRAIN_DIR:
+        test_ids = np.concatenate(pids[1:])
+        if test_ids.size:  # training people after every test id (both splits may number people from 1)
+            pids[0] = pids[0] + int(test_ids.max())
     return paths, np.concatenate(pids).astype(np.int64), np.concatenate(cams).astype(np.int64), skipped
 
 
