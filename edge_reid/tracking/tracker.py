@@ -12,6 +12,11 @@ Multi-Object Tracking by Associating Every Detection Box", ECCV 2022) and BoT-SO
    with the fused IoU + appearance cost (:func:`~edge_reid.tracking.association.fuse_costs`);
 3. tracks still unmatched that were tracked in the previous frame are matched to the
    **low-score** detections by IoU alone: partly occluded people score low but stay tracked;
+   after a **stall** (a step longer than :data:`STALL_FRAME_INTERVALS` typical frame intervals and
+   :data:`STALL_MIN_S`: a stream that stopped, people moving meanwhile, so few are still near a
+   prediction seconds ahead), confirmed tracks still unmatched are matched to the remaining
+   high-score detections by appearance, inside the Kalman gate grown over the stall (DeepSORT:
+   :data:`STALL_APPEARANCE_DISTANCE`); without embeddings nothing changes;
 4. tentative tracks are matched to the remaining high-score detections (fused cost; a pair
    the IoU gate refuses may pass the Kalman filter's gate, which widens with the time between
    frames: :func:`~edge_reid.tracking.association.gated_motion_cost`);
@@ -44,6 +49,7 @@ from edge_reid.errors import TimestampWarning, caller_stacklevel
 from edge_reid.timing import StreamClock
 from edge_reid.unit_vectors import check_unit_rows
 from edge_reid.tracking.association import (
+    FORBIDDEN,
     GATED_LIMIT,
     appearance_similarity,
     fuse_costs,
@@ -54,7 +60,7 @@ from edge_reid.tracking.association import (
 )
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xyxy_to_xywh
 from edge_reid.tracking.config import TrackerConfig
-from edge_reid.tracking.kalman import BoxKalmanFilter
+from edge_reid.tracking.kalman import GATE_CHI2_95, BoxKalmanFilter
 from edge_reid.thresholds import at_least
 from edge_reid.tracking.track import Track, TrackState
 from edge_reid.tracking.warp import IDENTITY_WARP
@@ -81,6 +87,22 @@ STILL_CLOCK_UPDATES = 100
 #: That grace is bounded: a lost track unseen for more than this many times ``max_lost_s`` at a
 #: frame's time (a stalled stream, a slow loop) is removed before association, never re-found.
 LOST_STALE_FACTOR = 2.0
+
+#: A step between two frames longer than this many typical frame intervals (the median of the recent
+#: steps), and than :data:`STALL_MIN_S`, is a stall (a stream that stopped and came back, people moving
+#: meanwhile): confirmed tracks still unmatched then get a second chance by appearance
+#: (:data:`STALL_APPEARANCE_DISTANCE`). Three intervals: more than two frames in a row missing.
+STALL_FRAME_INTERVALS = 3.0
+#: The shortest stall, seconds (exclusive): at 10 fps, five frames or more missing.
+STALL_MIN_S = 0.5
+#: After a stall, a confirmed track unmatched by IoU may take a high-score detection inside its Kalman
+#: filter's 95% gate (:data:`~edge_reid.tracking.kalman.GATE_CHI2_95`, on the covariance grown over the
+#: stall) whose half cosine distance ``(1 - s) / 2`` to the track's embedding history is at most this:
+#: DeepSORT's appearance matching (N. Wojke et al., 2017: Mahalanobis gate, nearest-neighbour cosine
+#: distance, ``max_cosine_distance`` 0.2, i.e. similarity >= 0.8).
+STALL_APPEARANCE_DISTANCE = 0.1
+#: Recent steps whose median is the typical frame interval.
+STALL_RECENT_STEPS = 32
 
 
 def overlapped_mask(boxes: np.ndarray, overlap: float) -> np.ndarray:
@@ -137,6 +159,8 @@ class Tracker:
         self._next_id = 1
         self.updates = 0
         self._recent: deque[tuple[int, float, float, np.ndarray]] = deque()  # (update, timestamp, clock, warp)
+        self._steps: deque[float] = deque(maxlen=STALL_RECENT_STEPS)  # recent steps forward, seconds
+        self._stalled = False  # the latest predict's step was a stall (STALL_FRAME_INTERVALS)
         self._dim: int | None = None  # D of the first embeddings given: the tracks' histories hold D-d ones
 
     def continue_counting(self, previous: "Tracker") -> None:
@@ -205,6 +229,10 @@ class Tracker:
                 "a lost track is dropped at once, never re-found",
                 TimestampWarning, stacklevel=caller_stacklevel(),
             )
+        # a stall: a step far longer than the typical one (known from one step on)
+        self._stalled = bool(self._steps) and step > max(STALL_FRAME_INTERVALS * float(np.median(self._steps)), STALL_MIN_S)
+        if step > 0:
+            self._steps.append(step)
         self.clock_s += step
         self._still_updates = 0 if step > 0 else self._still_updates + 1
         if self._still_updates == STILL_CLOCK_UPDATES:
@@ -314,10 +342,18 @@ class Tracker:
         previously_tracked = [confirmed[i] for i in unmatched_tracks if confirmed[i].state == TrackState.TRACKED]
         pairs, unmatched_second, _ = self._associate(previously_tracked, low, boxes, None, embedded, config.min_iou_low, fused=False)
         matched += [(previously_tracked[t], int(low[d])) for t, d in pairs]
-        for index in unmatched_second:
-            previously_tracked[index].mark_missed()
-        # 3. tentative tracks x remaining high-score detections, fused cost
         remaining = high[unmatched_high]
+        if self._stalled:  # 2b. after a stall: confirmed tracks still unmatched x remaining high-score, by appearance
+            taken = {previously_tracked[t].track_id for t, _ in pairs}
+            left = [confirmed[i] for i in unmatched_tracks if confirmed[i].track_id not in taken]
+            pairs, _, unmatched_stalled = self._associate_after_stall(left, remaining, boxes, embeddings, embedded)
+            matched += [(left[t], int(remaining[d])) for t, d in pairs]
+            remaining = remaining[unmatched_stalled]
+        found = {track.track_id for track, _ in matched}
+        for index in unmatched_second:
+            if previously_tracked[index].track_id not in found:
+                previously_tracked[index].mark_missed()
+        # 3. tentative tracks x remaining high-score detections, fused cost
         pairs, unmatched_tentative, unmatched_remaining = self._associate(
             tentative, remaining, boxes, embeddings, embedded, config.min_iou_tentative, fused=True,
             gate_chi2=config.tentative_gate_chi2,
@@ -423,6 +459,23 @@ class Tracker:
             similarity = appearance_similarity(histories, embeddings[columns], embedded[columns], wanted)
             cost = fuse_costs(cost, similarity, config.proximity, config.appearance_thresh, config.veto_similarity)
         return linear_assignment(cost, limit)
+
+    def _associate_after_stall(self, tracks, columns, boxes, embeddings, embedded):
+        """After a stall, match ``tracks`` to the detections ``columns`` by appearance alone (DeepSORT):
+        a pair inside the track's Kalman gate (:data:`~edge_reid.tracking.kalman.GATE_CHI2_95`) whose half
+        cosine distance is at most :data:`STALL_APPEARANCE_DISTANCE`, the nearest in appearance first.
+        Without embeddings (or a track without clean ones) nothing is matched here."""
+        if embeddings is None or not tracks or columns.size == 0 or not embedded[columns].any():
+            return np.zeros((0, 2), np.int64), np.arange(len(tracks)), np.arange(columns.size)
+        inside = self.kalman.gating_distance(
+            np.stack([t.mean for t in tracks]), np.stack([t.covariance for t in tracks]), xyxy_to_xywh(boxes[columns])
+        ) <= GATE_CHI2_95
+        inside &= embedded[columns][None, :]
+        histories = [track.history_array() if inside[row].any() else None for row, track in enumerate(tracks)]
+        similarity = appearance_similarity(histories, embeddings[columns], embedded[columns], inside)
+        distance = (1.0 - np.nan_to_num(similarity, nan=-1.0)) / 2.0  # unknown: 1, never matched
+        cost = np.where(inside & (distance <= STALL_APPEARANCE_DISTANCE), distance, FORBIDDEN)
+        return linear_assignment(cost, STALL_APPEARANCE_DISTANCE + 1e-9)
 
     def _apply_matches(self, matched, boxes, scores, embeddings, embedded, clean, now) -> None:
         if not matched:
