@@ -90,9 +90,14 @@ def box_rows(boxes) -> np.ndarray:
 
     Raises:
         ValueError: any other shape, e.g. a detector's (N, 6) rows of box, score and class
-            (the message says to take the first four columns).
+            (the message says to take the first four columns); rows of different lengths; text.
     """
-    array = np.asarray(boxes, dtype=np.float32)
+    try:
+        array = np.asarray(boxes, dtype=np.float32)
+    except (TypeError, ValueError):  # rows of different lengths, text: numpy's own message says neither
+        raise ValueError(
+            f"boxes must be (N, 4) rows of x1, y1, x2, y2 pixels (numbers), got {type(boxes).__name__} {str(boxes)[:80]}"
+        ) from None
     if array.size == 0:
         return np.zeros((0, 4), np.float32)
     if array.shape == (4,):
@@ -129,3 +134,4 @@ def sanitize_boxes(
     heights = clipped[:, 3] - clipped[:, 1]
     keep = finite & (widths >= 1.0) & (heights >= max(1.0, float(min_box_height)))
     return clipped, keep
+

@@ -32,8 +32,8 @@ import numpy as np
 from edge_reid.assets import DEFAULT_DETECTOR
 from edge_reid.closing import Closable
 from edge_reid.backends import DetectorBackend, create_detector_backend
-from edge_reid.data.images import check_bgr_image
 from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE
+from edge_reid.data.images import check_bgr_image
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.errors import ModelError
 from edge_reid.thresholds import at_least
@@ -330,14 +330,16 @@ class PersonDetector(Closable):
         """Detect people in one frame.
 
         Args:
-            frame: (H, W, 3) uint8 BGR image.
+            frame: (H, W, 3) uint8 BGR image, any numpy layout (views, read-only, memmap: see
+                :func:`~edge_reid.data.images.check_bgr_image`).
 
         Returns:
             :class:`Detections` with boxes in frame pixels, clipped to the frame,
             sorted by descending score.
 
         Raises:
-            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array; the detector was closed.
+            ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array (the message says how to convert
+                it); the detector was closed.
         """
         if self._closed:
             raise ValueError(f"this PersonDetector ({self.model_path.name}) was closed: make a new one")

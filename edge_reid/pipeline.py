@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import queue
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Generator, Iterator
 
@@ -24,7 +25,7 @@ from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD, UNNAMED_REI
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
-from edge_reid.errors import DataError
+from edge_reid.errors import DataError, TimestampWarning, caller_stacklevel
 from edge_reid.identities import Identities, TrackIdentities
 from edge_reid.matching.gallery import Gallery
 from edge_reid.results import FrameResult, PastPerson
@@ -162,6 +163,8 @@ class Pipeline(Closable):
         self._embeddings = np.zeros((self.embedder.max_batch, self.embedder.dim), np.float32)
         self._stream_clock = StreamClock()  # the time of frames given without one (process())
         self._next_frame_index = 0
+        self._timed: bool | None = None  # whether this stream's frames came with their times (None: no frame yet)
+        self._warned_mixed_times = False  # a TimestampWarning said that this stream mixes given and clock times
         self._frame_size: tuple[int, int] | None = None  # (H, W) of the last frame: the pixels the tracks are in
 
     def close(self) -> None:
@@ -179,6 +182,8 @@ class Pipeline(Closable):
         self._forget_tracks()
         self._stream_clock = StreamClock()
         self._next_frame_index = 0
+        self._timed = None
+        self._warned_mixed_times = False
         self.timer = StageTimer()
 
     def _forget_tracks(self, keep_counting: bool = False) -> None:
@@ -213,14 +218,16 @@ class Pipeline(Closable):
         """Track and re-identify the people of one frame.
 
         Args:
-            image: (H, W, 3) uint8 BGR frame.
+            image: (H, W, 3) uint8 BGR frame, any numpy layout (``rgb[..., ::-1]``, a crop of a larger
+                array, read-only or memory-mapped buffers; see :func:`~edge_reid.data.images.check_bgr_image`).
             timestamp_s: time of the frame, seconds, not milliseconds (frames must come in time
                 order; a repeated or earlier time counts as no time passing, and a time that stands
                 still for many frames warns: :class:`~edge_reid.errors.TimestampWarning`). None: the time it is
                 processed, seconds since this stream's first frame (monotonic clock), right for a
                 live camera read as it goes; give a video file's own frame times instead (the
                 tracker's motion model and track ages count in these seconds). Give it for every
-                frame of a stream or for none.
+                frame of a stream or for none (a switch warns, once). Wall-clock seconds since
+                1970 and a ROS stamp (``sec + nanosec * 1e-9``) are fine.
             frame_index: index of the frame (carried into the result). None: one more than the
                 previous frame's (0 for the first of a stream).
             detections: boxes from the caller's own detector (pixels, x1, y1, x2, y2, with
@@ -237,21 +244,28 @@ class Pipeline(Closable):
         re-identifies the people.
 
         Raises:
-            ValueError: ``image`` is not a non-empty (H, W, 3) uint8 array; no detections given
-                and the pipeline has no detector; NaN/Inf boxes or scores; a NaN/Inf ``timestamp_s``.
+            ValueError: ``image`` is not a non-empty (H, W, 3) uint8 array (the message says how to
+                convert it); no detections given and the pipeline has no detector; NaN/Inf boxes or
+                scores (the message names the rows); a NaN/Inf ``timestamp_s``.
             TypeError: ``detections`` is not a :class:`Detections`; ``timestamp_s`` or ``frame_index``
                 is not a number.
             ModelError: the ReID model returned NaN/Inf, or its backend failed.
+
+        Warns:
+            TimestampWarning: once per stream, ``timestamp_s`` given for some frames and left out
+                for others (and those of :meth:`~edge_reid.tracking.Tracker.update`).
         """
         check_bgr_image(image, "image")
         if not isinstance(detections, (Detections, type(None))):
             raise TypeError(f"detections must be a Detections (Detections.from_boxes(boxes, scores)), got {type(detections).__name__}")
+        timed = timestamp_s is not None
         if timestamp_s is None:
             timestamp_s = self._stream_clock.seconds()
         frame_index = self._next_frame_index if frame_index is None else frame_index
-        if not is_real(timestamp_s) or not is_integer(frame_index):  # "0.1", True and 2.7 are refused, not converted
+        if not is_real(timestamp_s) or not is_integer(frame_index):  # "0.1", True, 2.7 and a ROS stamp are refused, not converted
+            stamp = "; a ROS stamp: stamp.sec + stamp.nanosec * 1e-9" if hasattr(timestamp_s, "sec") or hasattr(timestamp_s, "secs") else ""
             raise TypeError(
-                f"timestamp_s must be seconds (a number) and frame_index an integer, got {timestamp_s!r} and {frame_index!r}"
+                f"timestamp_s must be seconds (a number) and frame_index an integer, got {timestamp_s!r} and {frame_index!r}{stamp}"
             )
         timestamp_s, frame_index = float(timestamp_s), int(frame_index)  # numpy scalars: JSON-ready in results
         if not np.isfinite(timestamp_s):
@@ -266,9 +280,25 @@ class Pipeline(Closable):
                 raise ValueError("this Pipeline has no detector: pass detections=Detections.from_boxes(...)")
             with timer.measure("detect"):
                 detections = self.detector.detect(image)
+        if self._timed is not None and timed != self._timed and not self._warned_mixed_times:
+            self._warned_mixed_times = True  # e.g. seconds since 1970 after seconds since the first frame: tracks all expire
+            given, left_out = ("left out", "given") if timed else ("given", "left out")
+            warnings.warn(
+                f"timestamp_s was {given} for this stream's earlier frames and is {left_out} for this one: the "
+                "monotonic clock's seconds since the first frame and the given times are two clocks, and the tracks "
+                "see the jump between them (lost, or kept too long); give every frame its time in seconds, or none; "
+                "reset() starts a new stream",
+                TimestampWarning, stacklevel=caller_stacklevel(),
+            )
+        self._timed = timed
         scores = np.asarray(detections.scores, np.float32).reshape(-1)
-        if not np.isfinite(detections.boxes).all() or not np.isfinite(scores).all():
-            raise ValueError("detections contain NaN or infinite boxes or scores: check the detector's output")
+        bad = np.flatnonzero(~np.isfinite(detections.boxes).all(axis=1) | ~np.isfinite(scores))
+        if bad.size:
+            raise ValueError(
+                f"detection rows {bad[:10].tolist()} have NaN or infinite boxes or scores (row {bad[0]}: box "
+                f"{detections.boxes[bad[0]].tolist()}, score {float(scores[bad[0]])}): check the detector's output, "
+                "or leave those rows out"
+            )
         boxes, keep = sanitize_boxes(detections.boxes, image.shape[0], image.shape[1], self.min_box_height)
         found = Detections(boxes[keep], scores[keep])
         with timer.measure("track"):

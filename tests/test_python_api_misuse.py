@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_reid.detections import Detections
-from edge_reid.errors import BackendUnavailableError, DataError, ModelError
+from edge_reid.errors import BackendUnavailableError, DataError, ModelError, TimestampWarning
 from edge_reid.matching.gallery import Gallery
 from edge_reid.pipeline import Pipeline
 from edge_reid.sinks import VideoSink
@@ -32,7 +32,8 @@ def test_process_without_times_uses_the_clock_and_counts_frames(embedder, detect
     assert times[0] >= 0 and times[0] < times[1] < times[2], f"time must pass between frames: {times}"
     pipeline.reset()
     assert pipeline.process(vtest_frames[3]).frame_index == 0, "a new stream counts from 0"
-    assert pipeline.process(vtest_frames[4], 12.5, 40).timestamp_s == 12.5, "given times are kept"
+    with pytest.warns(TimestampWarning, match="two clocks"):  # a stream that switches clocks is warned of
+        assert pipeline.process(vtest_frames[4], 12.5, 40).timestamp_s == 12.5, "given times are kept"
 
 
 def test_tracker_without_times_counts_seconds_on_the_clock(monkeypatch):

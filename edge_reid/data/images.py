@@ -75,13 +75,50 @@ def check_bgr_image(image: object, what: str = "image") -> None:
         image: the array to check.
         what: how to name it in the error, e.g. ``"frame"`` or ``"crop 3"``.
 
+    Any numpy layout of an (H, W, 3) uint8 array is taken as it is: views (``frame[..., ::-1]``, a crop
+    of a larger array, ``np.rot90``), Fortran order, read-only arrays (``np.frombuffer``, a ROS message's
+    buffer) and ``np.memmap``.
+
     Raises:
-        ValueError: not a numpy array, not 3-D with 3 channels, not uint8, or empty.
+        ValueError: not a numpy array, not 3-D with 3 channels, not uint8, or empty; the message names
+            its type or shape and dtype, and how to convert it where that is known (grey, BGRA, 16-bit,
+            float, channels first, a camera read that failed).
     """
     if not isinstance(image, np.ndarray):
-        raise ValueError(f"{what} must be a (H, W, 3) uint8 BGR numpy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
-        raise ValueError(f"{what} must be a non-empty (H, W, 3) uint8 BGR image, got {image.shape} {image.dtype}")
+        problem = f"{what} must be a (H, W, 3) uint8 BGR numpy array, got {type(image).__name__}"
+    elif image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
+        problem = f"{what} must be a non-empty (H, W, 3) uint8 BGR image, got {image.shape} {image.dtype}"
+    else:
+        return
+    hint = _conversion_hint(image)
+    raise ValueError(f"{problem}: {hint}" if hint else problem)
+
+
+def _conversion_hint(image: object) -> str:
+    """What to do to make ``image`` the (H, W, 3) uint8 BGR frame edge-reid takes, in a few words
+    (``""`` when nothing is known to fix): frames from other libraries, cameras and robot messages
+    come grey, with an alpha channel, in 16 bits, as 0..1 floats or channels first."""
+    if image is None:
+        return "no image: the camera's read failed (cv2.VideoCapture.read() returned False)"
+    if not isinstance(image, np.ndarray):
+        return "np.asarray(image) (an RGB image, e.g. PIL's: np.asarray(image)[..., ::-1], a view is fine)"
+    fixes = []
+    shape = image.shape
+    if image.size == 0:
+        fixes.append("the image is empty: check the camera's read")
+    elif image.ndim == 2 or (image.ndim == 3 and shape[2] == 1):
+        fixes.append("grey: cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)")
+    elif image.ndim == 3 and shape[2] == 4:
+        fixes.append("drop the alpha channel: cv2.cvtColor(image, cv2.COLOR_BGRA2BGR) (RGBA: cv2.COLOR_RGBA2BGR)")
+    elif image.ndim == 3 and shape[0] in (1, 3, 4) and shape[2] > 4:
+        fixes.append("channels first: image.transpose(1, 2, 0)")
+    if image.dtype == np.uint16:
+        fixes.append("16 bits: scale to 0..255, e.g. (image >> 8).astype(np.uint8)")
+    elif image.dtype.kind == "f":
+        fixes.append("floats: (image * 255).clip(0, 255).astype(np.uint8) for 0..1 values, image.clip(0, 255).astype(np.uint8) for 0..255")
+    elif image.dtype != np.uint8:
+        fixes.append("convert it to uint8 values 0..255")
+    return "; ".join(fixes)
 
 
 def is_image_file(path: str | Path) -> bool:
