@@ -159,3 +159,17 @@ def test_cutting_to_one_output_drops_the_classifier_weights_an_old_export_lists_
     assert "w_cls" not in kept and [value.name for value in cut.graph.input] == ["images", *(i.name for i in graph.initializer if i.name in kept)]
     session = ort.InferenceSession(cut.SerializeToString(), providers=["CPUExecutionProvider"])
     assert [value.name for value in session.get_inputs()] == ["images"]  # the weights are initializers: not fed
+
+
+def test_the_report_lists_the_calibration_folders_other_files_and_subfolders(tmp_path):
+    """Only unreadable images were listed: a notes file or a folder of crops per person (not searched) in
+    bounding_box_train/ was passed over without a word in the report."""
+    model_path = tiny_reid_model(tmp_path / "mine.onnx")
+    market = tiny_market(tmp_path / "market")
+    train = market / "bounding_box_train"
+    (train / "notes.txt").write_text("where the crops came from")
+    (train / "0042").mkdir()
+    (train / "0042" / "0042_c1s1_000001_00.jpg").write_bytes((train / "0001_c1s1_000000_00.jpg").read_bytes())
+    report = calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET))
+    skipped = {Path(entry["path"]).name: entry["reason"] for entry in report.calibration["skipped"]}
+    assert set(skipped) == {"notes.txt", "0042"} and "not searched" in skipped["0042"]

@@ -65,7 +65,9 @@ from edge_reid.calibration.tensorrt_table import tensors_for_table, write_tensor
 from edge_reid.calibration.transforms import equalization_groups, equalize_channels, fold_input_normalisation
 from edge_reid.crop_pool import CropPool, spread
 from edge_reid.data.images import read_images
-from edge_reid.data.market1501 import GALLERY_DIR, QUERY_DIR, MarketDataset, calibration_order, calibration_source, load_market1501
+from edge_reid.data.market1501 import (
+    GALLERY_DIR, QUERY_DIR, MarketDataset, calibration_order, calibration_skipped, calibration_source, load_market1501,
+)
 from edge_reid.errors import DataError, ModelError
 from edge_reid.evaluation.agreement import compare_embeddings
 from edge_reid.evaluation.market_eval import MarketEvaluation, embed_crops, evaluate_market
@@ -264,8 +266,10 @@ def _read_calibration_crops(
     source: Path, order: list[Path], settings: CalibrationSettings, report: CalibrationReport, log: Callable[[str], None]
 ):
     """Phase 1a: the seeded calibration sample (the first readable images of ``order``, files of the
-    folder ``source``); warns (and records) when it is too small to trust."""
+    folder ``source``); warns (and records) when it is too small to trust. The report's ``skipped``
+    lists the images that could not be read and the folder's other files and subfolders."""
     crops, used, skipped = read_images(order, limit=settings.images)
+    skipped = calibration_skipped(source) + list(skipped)
     if not crops:
         raise DataError(f"{source}: no readable calibration image ({len(skipped)} unreadable)")
     report.calibration = {

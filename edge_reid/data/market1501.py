@@ -203,6 +203,16 @@ def calibration_source(root: str | Path) -> Path:
     return root
 
 
+def calibration_skipped(root: str | Path) -> list[SkippedFile]:
+    """The files of the calibration folder (:func:`calibration_source`) that are not images, and its
+    subfolders (not searched), each with why: what :func:`calibration_order` passes over.
+
+    Raises:
+        DataError: the folder is missing.
+    """
+    return _image_files(calibration_source(root))[1]
+
+
 def calibration_order(root: str | Path, seed: int = 0) -> list[Path]:
     """Every usable calibration image in a seeded order spread over identities and cameras.
 
