@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from pathlib import Path
 
 import cv2
@@ -218,6 +219,7 @@ class PersonDetector(Closable):
         #: 416), or None before the first frame: below 1 people reach the detector smaller than they are.
         self.frame_scale: float | None = None
         self._closed = False
+        self._lock = threading.Lock()  # one frame at a time fills the input and decodes the output
 
     def _use(self, backend: DetectorBackend) -> None:
         """Run on ``backend`` from now on, once its output on the blank input (from its run at load) is a
@@ -337,10 +339,17 @@ class PersonDetector(Closable):
             :class:`Detections` with boxes in frame pixels, clipped to the frame,
             sorted by descending score.
 
+        Safe to call from several threads (one camera each): the calls take turns, as the detector
+        letterboxes into one input buffer and decodes one output (two threads at once got each other's boxes).
+
         Raises:
             ValueError: ``frame`` is not a non-empty (H, W, 3) uint8 array (the message says how to convert
                 it); the detector was closed.
         """
+        with self._lock:
+            return self._detect(frame)
+
+    def _detect(self, frame: np.ndarray) -> Detections:
         if self._closed:
             raise ValueError(f"this PersonDetector ({self.model_path.name}) was closed: make a new one")
         check_bgr_image(frame, "frame")

@@ -90,8 +90,9 @@ class Pipeline(Closable):
         DataError: a ``gallery`` tagged with another model's id (its embeddings cannot be compared
             with this model's).
 
-    A pipeline holds one stream's tracks: feed it from one thread at a time (its
-    :class:`Embedder` may be shared). :meth:`run` starts each source with no tracks; :meth:`process`
+    A pipeline holds one stream's tracks: feed it from one thread at a time. Several cameras: one
+    pipeline per camera, each in its own thread, may share one :class:`Embedder`, one
+    :class:`PersonDetector` (the calls of each take turns) and one gallery (docs/tracking.md, "Several cameras, one gallery"). :meth:`run` starts each source with no tracks; :meth:`process`
     continues the stream it is given; :meth:`reset` forgets the tracks (identities stay in the gallery).
     :meth:`close` (or the end of a ``with`` block) closes the embedder and detector the pipeline made
     itself; those passed in are the caller's to close.
