@@ -62,12 +62,18 @@ def _check_name_option(name: str) -> None:
 
 
 def _expand_images(inputs: list[Path]) -> list[Path]:
-    """Files as given; folders replaced by their image files (sorted)."""
-    from edge_reid.data.images import list_images
+    """Files as given; folders replaced by their image files and HEIC/HEIF photos (sorted by name: a phone's
+    photos, which OpenCV cannot read, are then skipped by name with what to do, not left out unsaid)."""
+    from edge_reid.data.images import HEIF_SUFFIXES, list_images
+    from edge_reid.folders import folder_entries
 
     paths: list[Path] = []
     for item in inputs:
-        paths.extend(list_images(item) if item.is_dir() else [item])
+        if item.is_dir():
+            heif = [path for path in folder_entries(item) if path.suffix.lower() in HEIF_SUFFIXES and path.is_file()]
+            paths.extend(sorted(list_images(item) + heif))
+        else:
+            paths.append(item)
     return paths
 
 
@@ -92,6 +98,12 @@ def person_crop(image: "np.ndarray", detector, mode: str) -> tuple["np.ndarray |
     if len(boxes) > 1:
         return None, "more than one person"
     return crop_box(image, boxes[0]).copy(), None
+
+
+def _has_no_colour(image: "np.ndarray") -> bool:
+    """True for a grey (black-and-white) BGR image, all three channels alike (every 8th pixel each way is looked at)."""
+    sample = image[::8, ::8]
+    return bool((sample[..., 0] == sample[..., 1]).all() and (sample[..., 1] == sample[..., 2]).all())
 
 
 def _time(seconds: float) -> str:
@@ -138,6 +150,8 @@ def enroll(
 
 
 def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detector, mode: str) -> None:
+    import numpy as np
+
     from edge_reid.data.images import SkippedFile, UnreadableImageError, describe_skipped, read_image
     from edge_reid.matching.gallery import Gallery
 
@@ -149,7 +163,7 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
         existing = gallery.enrollment_target(name)  # before any photo is read or embedded
     except ValueError as exc:
         raise DataError(f"{gallery_path}: {exc}") from None
-    crops, skipped = [], []
+    rows, skipped, grey = [], [], []
     for path in _expand_images(images):
         try:
             image = read_image(path)
@@ -160,20 +174,31 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
         if crop is None:
             skipped.append(SkippedFile(path, reason))
             continue
-        crops.append(crop)
-    if not crops:
+        if _has_no_colour(image):
+            grey.append(path)
+        # Embedded now, not kept: a phone photo's person crop is tens of MB, and a hundred would not fit a Jetson.
+        rows.append(embedder.embed_crops([crop]))
+        del image, crop
+    if not rows:
         found = f"skipped {describe_skipped(skipped)}" if skipped else f"no image file (.jpg, .png, ...) in {', '.join(map(str, images))}"
         raise DataError(f"no usable image to enroll {name!r} ({found})")
     before = gallery.embedding_counts(existing.identity_id)[0] if existing is not None else 0
-    embeddings = embedder.embed_crops(crops)
+    embeddings = np.concatenate(rows)
     _warn_of_other_names_alike(gallery, name, embeddings)
     identity_id = gallery.enroll(name, embeddings)
     added = gallery.embedding_counts(identity_id)[0] - before
     gallery.save(gallery_path)
-    again = f"; {len(crops) - added} already enrolled, not stored twice" if added < len(crops) else ""
-    console.print(f"enrolled {added} image(s) as {escape(repr(name))} (identity {identity_id}) in {escape(str(gallery_path))}{again}")
+    again = f"; {len(rows) - added} already enrolled, not stored twice" if added < len(rows) else ""
+    stored = gallery.get(identity_id).name  # as stored: surrounding spaces removed (canonical_name)
+    console.print(f"enrolled {added} image(s) as {escape(repr(stored))} (identity {identity_id}) in {escape(str(gallery_path))}{again}")
     if skipped:
         console.print(f"[yellow]skipped[/] {escape(describe_skipped(skipped))}")
+    if grey:
+        names = ", ".join(path.name for path in grey[:10]) + (f" and {len(grey) - 10} more" if len(grey) > 10 else "")
+        console.print(
+            f"[yellow]warning:[/] {len(grey)} photo(s) without colour ({escape(names)}): a colour camera's view of "
+            f"the person looks unlike them (ReID compares clothing colours); enrol colour photos"
+        )
 
 
 def _warn_of_other_names_alike(gallery, name: str, embeddings) -> None:

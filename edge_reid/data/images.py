@@ -22,6 +22,11 @@ from edge_reid.folders import folder_entries, require_folder
 #: File name suffixes (lower case) read as images everywhere: all are decoded by OpenCV's own codecs.
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
+#: Suffixes (lower case) of HEIC/HEIF photos (an iPhone's default): OpenCV cannot decode them; a reader names them
+#: with what to do (convert to JPEG) instead of "not a decodable image".
+HEIF_SUFFIXES = (".heic", ".heif")
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
 _JPEG_START = b"\xff\xd8\xff"
 _JPEG_START_OF_SCAN = b"\xff\xda"
 _JPEG_END_OF_IMAGE = b"\xff\xd9"
@@ -158,7 +163,8 @@ def read_image(path: str | Path) -> np.ndarray:
 
     Raises:
         UnreadableImageError: the file is missing or unreadable, empty, a
-            truncated JPEG, or not an image OpenCV can decode.
+            truncated JPEG, or not an image OpenCV can decode (a HEIC/HEIF
+            photo is named as one, with what to do).
     """
     try:
         data = Path(path).read_bytes()
@@ -172,6 +178,8 @@ def read_image(path: str | Path) -> np.ndarray:
 
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
+        if Path(path).suffix.lower() in HEIF_SUFFIXES or (data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS):
+            raise UnreadableImageError(path, "HEIC/HEIF photo, which OpenCV cannot decode: convert it to JPEG or PNG")
         raise UnreadableImageError(path, "not a decodable image")
     return image
 
