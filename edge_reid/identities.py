@@ -106,7 +106,7 @@ def template(track: Track) -> np.ndarray | None:
     """(D,) float32 L2-normalised mean of the track's latest clean embeddings (its latest embedding
     of any kind when it has no clean one), or None without embeddings."""
     if track.history:
-        recent = np.stack(list(track.history)[-TEMPLATE_SIZE:])
+        recent = track.history_array()[-TEMPLATE_SIZE:]
     elif track.last_embedding is not None:
         recent = track.last_embedding[None, :]
     else:
@@ -226,7 +226,7 @@ class TrackIdentities:
                 self._similarity_of[track.track_id] = float(self.gallery.similarity(identity, vector)[0])
                 self.gallery.observe(identity, track.history[-1] if track.history else None, timestamp=now_s)
             else:
-                rows = np.stack(list(track.history)) if track.history else vector[None, :]
+                rows = track.history_array() if track.history else vector[None, :]
                 identity = self.gallery.add(self.gallery.novel_views(rows), timestamp=now_s)
                 self._identity_of[track.track_id] = identity
                 self._similarity_of[track.track_id] = 0.0

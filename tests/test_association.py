@@ -71,3 +71,18 @@ def test_gated_cost_admits_what_either_gate_admits_iou_pairs_first():
     assert fused[0, 0] == FORBIDDEN and fused[0, 1] == pytest.approx(cost[0, 2])
     with pytest.raises(ValueError, match="gate_chi2"):
         gated_motion_cost(motion, distance, 0.3, 0.0)
+
+
+def test_linear_assignment_unmatched_rows_and_columns_match_setdiff_on_random_costs():
+    # the unmatched tracks and detections are the ascending indices not in a pair (np.setdiff1d's answer)
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        rows, cols = int(rng.integers(0, 9)), int(rng.integers(0, 9))
+        cost = rng.uniform(0.0, 1.2, (rows, cols))
+        cost[rng.random((rows, cols)) < 0.3] = FORBIDDEN
+        matches, unmatched_tracks, unmatched_detections = linear_assignment(cost, 0.8)
+        if rows and cols:
+            assert unmatched_tracks.dtype == np.int64 and unmatched_detections.dtype == np.int64
+            np.testing.assert_array_equal(unmatched_tracks, np.setdiff1d(np.arange(rows), matches[:, 0]))
+            np.testing.assert_array_equal(unmatched_detections, np.setdiff1d(np.arange(cols), matches[:, 1]))
+        assert len(matches) + len(unmatched_tracks) == rows and len(matches) + len(unmatched_detections) == cols

@@ -466,3 +466,28 @@ def test_times_in_milliseconds_or_nanoseconds_are_warned_of_once():
             warnings.simplefilter("error", TimestampWarning)
             for i in range(1, 5):
                 tracker.update(Detections.from_boxes([_box(100)], [0.9]), None, start + i * step)  # said once
+
+
+def test_history_array_follows_every_change_of_the_history_and_kalman_boxes_match_each_track():
+    from edge_reid.tracking.track import Track, kalman_boxes
+
+    rng = np.random.default_rng(3)
+    track = Track(1, np.zeros(8), np.eye(8), np.array([0.0, 0.0, 10.0, 20.0]), 0.9, 0.0, history_size=4)
+    assert track.history_array() is None
+    for step in range(11):  # past the history's size: the oldest views drop out, the length stays 4
+        vector = rng.normal(size=8).astype(np.float32)
+        track.add_embedding(vector / np.linalg.norm(vector), float(step), clean=step % 3 != 2)
+        stacked = track.history_array()
+        np.testing.assert_array_equal(stacked, np.stack(track.history))
+        assert stacked is track.history_array() and not stacked.flags.writeable  # stacked once per change
+    track.history.append(track.history[0].copy())  # appended by hand: seen too
+    np.testing.assert_array_equal(track.history_array(), np.stack(track.history))
+    track.history.clear()
+    assert track.history_array() is None
+    tracks = []
+    for _ in range(5):
+        t = Track(1, np.zeros(8), np.eye(8), np.zeros(4), 0.5, 0.0, history_size=2)
+        t.mean = rng.uniform(-50, 500, 8)
+        tracks.append(t)
+    np.testing.assert_array_equal(kalman_boxes(tracks), np.stack([t.kalman_box for t in tracks]))
+    assert kalman_boxes([]).shape == (0, 4)

@@ -171,6 +171,6 @@ def linear_assignment(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.nd
     pair = (row_index < rows) & (col_index < cols)
     pair &= allowed[np.minimum(row_index, rows - 1), np.minimum(col_index, cols - 1)]
     matches = np.stack((row_index[pair], col_index[pair]), axis=1).astype(np.int64)
-    unmatched_tracks = np.setdiff1d(np.arange(rows), matches[:, 0])
-    unmatched_detections = np.setdiff1d(np.arange(cols), matches[:, 1])
+    unmatched_tracks = np.delete(np.arange(rows), matches[:, 0])  # ascending, as setdiff1d gave (an index is matched once)
+    unmatched_detections = np.delete(np.arange(cols), matches[:, 1])
     return matches, unmatched_tracks, unmatched_detections

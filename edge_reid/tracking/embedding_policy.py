@@ -28,7 +28,7 @@ import numpy as np
 from edge_reid.defaults import REFRESH_S
 from edge_reid.detections import Detections
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix
-from edge_reid.tracking.track import TIME_TOLERANCE_S, TrackState
+from edge_reid.tracking.track import TIME_TOLERANCE_S, TrackState, kalman_boxes
 from edge_reid.thresholds import at_least
 from edge_reid.tracking.tracker import Tracker
 
@@ -71,7 +71,7 @@ def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float
     considered = np.flatnonzero(valid & at_least(scores, config.low_score))
     candidates = np.flatnonzero(high)
     tracks = tracker.tracks
-    predicted = np.stack([t.kalman_box for t in tracks]) if tracks else np.zeros((0, 4))
+    predicted = kalman_boxes(tracks)
     sure = np.array([t.state == TrackState.TRACKED for t in tracks], bool)
 
     det_cover = coverage_matrix(boxes[candidates], boxes[considered])

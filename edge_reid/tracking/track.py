@@ -29,6 +29,7 @@ current frame is never delayed.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -120,6 +121,8 @@ class Track:
         self.last_seen_s = float(timestamp_s)
         self.last_embedded_s: float | None = None
         self.history: deque[np.ndarray] = deque(maxlen=int(history_size))
+        self._history_stacked: np.ndarray | None = None  # history_array's, for _history_key
+        self._history_key: tuple[int, np.ndarray, np.ndarray] | None = None  # length, first and last views
         self.last_embedding: np.ndarray | None = None
         self.detection_index = -1
         self.refound = False
@@ -146,8 +149,21 @@ class Track:
         return xywh_to_xyxy(self.mean[None, :4])[0]
 
     def history_array(self) -> np.ndarray | None:
-        """(H, D) float32 clean embeddings, oldest first, or None when there are none."""
-        return np.stack(self.history) if self.history else None
+        """(H, D) float32 clean embeddings, oldest first, or None when there are none.
+
+        Read-only, and shared: stacked again only after views were added or dropped (the tracker asks
+        for it in every frame the track is near an embedded detection; up to 100 views). A view changed
+        in place, or replaced in the middle of :attr:`history`, is not seen: append, as
+        :meth:`add_embedding` does."""
+        history = self.history
+        if not history:
+            return None
+        key = self._history_key  # the first and last views it was stacked from, held: never a reused id
+        if key is None or key[0] != len(history) or key[1] is not history[0] or key[2] is not history[-1]:
+            stacked = np.stack(history)
+            stacked.setflags(write=False)
+            self._history_stacked, self._history_key = stacked, (len(history), history[0], history[-1])
+        return self._history_stacked
 
     def add_embedding(self, embedding: np.ndarray, timestamp_s: float, clean: bool) -> None:
         """Record a (D,) L2-normalised embedding of the matched detection.
@@ -242,3 +258,11 @@ class Track:
         :data:`TIME_TOLERANCE_S`: unseen for exactly ``max_lost_s`` it is kept, whatever the clock's origin)."""
         if self.state == TrackState.LOST and now_s - self.last_seen_s > max_lost_s + TIME_TOLERANCE_S:
             self.state = TrackState.REMOVED
+
+
+def kalman_boxes(tracks: Sequence[Track]) -> np.ndarray:
+    """(T, 4) float64 x1, y1, x2, y2 pixels: :attr:`Track.kalman_box` of each track, in one conversion
+    ((0, 4) for no tracks)."""
+    if not tracks:
+        return np.zeros((0, 4))
+    return xywh_to_xyxy(np.stack([t.mean[:4] for t in tracks]))

@@ -38,6 +38,7 @@ restarted clock (a camera that reconnected): later steps are measured from there
 
 from __future__ import annotations
 
+import statistics
 import warnings
 from collections import deque
 from typing import TYPE_CHECKING
@@ -58,11 +59,11 @@ from edge_reid.tracking.association import (
     linear_assignment,
     pairs_appearance_can_change,
 )
-from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xyxy_to_xywh
+from edge_reid.tracking.boxes import coverage_matrix, iou_matrix, xywh_to_xyxy, xyxy_to_xywh
 from edge_reid.tracking.config import TrackerConfig
 from edge_reid.tracking.kalman import GATE_CHI2_95, BoxKalmanFilter
 from edge_reid.thresholds import at_least
-from edge_reid.tracking.track import Track, TrackState
+from edge_reid.tracking.track import Track, TrackState, kalman_boxes
 from edge_reid.tracking.warp import IDENTITY_WARP
 from edge_reid.values import MAX_TIMESTAMP_S, check_seconds, not_seconds_hint
 
@@ -230,7 +231,7 @@ class Tracker:
                 TimestampWarning, stacklevel=caller_stacklevel(),
             )
         # a stall: a step far longer than the typical one (known from one step on)
-        self._stalled = bool(self._steps) and step > max(STALL_FRAME_INTERVALS * float(np.median(self._steps)), STALL_MIN_S)
+        self._stalled = bool(self._steps) and step > max(STALL_FRAME_INTERVALS * statistics.median(self._steps), STALL_MIN_S)
         if step > 0:
             self._steps.append(step)
         self.clock_s += step
@@ -390,7 +391,7 @@ class Tracker:
         reported = sorted((t for t in self.tracks if t.state == TrackState.TRACKED and t.detection_index >= 0),
                           key=lambda t: t.detection_index)
         rows = np.array([t.detection_index for t in reported], np.int64)
-        filtered = np.stack([t.kalman_box for t in reported]) if reported else np.zeros((0, 4))
+        filtered = kalman_boxes(reported)
         return Detections(
             filtered.astype(np.float32), scores[rows].astype(np.float32), np.array([t.track_id for t in reported], np.int64)
         )
@@ -443,7 +444,7 @@ class Tracker:
         (:func:`~edge_reid.tracking.association.gated_motion_cost`)."""
         if not tracks or columns.size == 0:
             return np.zeros((0, 2), np.int64), np.arange(len(tracks)), np.arange(columns.size)
-        predicted = np.stack([t.kalman_box for t in tracks])
+        predicted = kalman_boxes(tracks)
         cost = iou_cost(predicted, boxes[columns])
         limit = 1.0 - min_iou + 1e-9
         if gate_chi2 > 0:
@@ -486,10 +487,11 @@ class Tracker:
             np.stack([t.mean for t in tracks]), np.stack([t.covariance for t in tracks]), xyxy_to_xywh(boxes[rows])
         )
         recent = list(self._recent)
-        for track, row, mean, covariance in zip(tracks, rows, means, covariances):
+        filtered = xywh_to_xyxy(means[:, :4])  # each track's kalman_box once its mean is set
+        for track, row, mean, covariance, box in zip(tracks, rows, means, covariances, filtered):
             track.mean, track.covariance = mean, covariance
             track.mark_matched(boxes[row], scores[row], now, int(row), self.config.confirm_hits)
-            track.record_filtered(self._update, recent[-1][1], now, track.kalman_box, recent)
+            track.record_filtered(self._update, recent[-1][1], now, box, recent)
             self.confirmed_total += int(track.confirmed_now)
             if embeddings is not None and embedded[row]:
                 track.add_embedding(embeddings[row], now, bool(clean[row]))
@@ -513,7 +515,7 @@ class Tracker:
         lost = [t for t in self.tracks if t.state == TrackState.LOST]
         if not tracked or not lost:
             return
-        overlap = iou_matrix(np.stack([t.kalman_box for t in tracked]), np.stack([t.kalman_box for t in lost]))
+        overlap = iou_matrix(kalman_boxes(tracked), kalman_boxes(lost))
         for i, j in zip(*np.nonzero(overlap >= self.config.duplicate_iou)):
             a, b = tracked[i], lost[j]
             if a.state == TrackState.REMOVED or b.state == TrackState.REMOVED:
