@@ -108,3 +108,21 @@ def test_a_photo_without_colour_is_enrolled_with_a_warning(tmp_path, mot17_dir, 
     assert "enrolled 2 image(s) as 'Ann'" in err
     assert "warning: 1 photo(s) without colour (bw.jpg)" in err
     assert crops[1].name not in err
+
+
+def test_enrolling_shows_a_progress_bar_on_a_terminal(tmp_path, phone_photo, monkeypatch):
+    """A hundred phone photos took 5-10 s here (longer on a Jetson) with nothing on the screen."""
+    import io
+
+    from rich.console import Console
+
+    import edge_reid.cli.gallery_command as gallery_command
+
+    screen = io.StringIO()
+    monkeypatch.setattr(gallery_command, "console", Console(file=screen, force_terminal=True, width=100))
+    assert main(["gallery", "enroll", "-g", str(tmp_path / "g.edgereid"), "-n", "Ann", str(phone_photo), str(phone_photo)]) == 0
+    import re
+
+    shown = " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).split())
+    assert re.search(r"enrolling ━+ [0-2]/2", shown), shown  # the bar, of the two photos
+    assert "enrolled 1 image(s) as 'Ann'" in shown

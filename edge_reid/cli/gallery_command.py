@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from edge_reid.cli.app import HELP_MARKUP_MODE, app, output_file
@@ -164,21 +165,25 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
     except ValueError as exc:
         raise DataError(f"{gallery_path}: {exc}") from None
     rows, skipped, grey = [], [], []
-    for path in _expand_images(images):
-        try:
-            image = read_image(path)
-        except UnreadableImageError as exc:
-            skipped.append(exc.skipped())
-            continue
-        crop, reason = person_crop(image, detector, mode)
-        if crop is None:
-            skipped.append(SkippedFile(path, reason))
-            continue
-        if _has_no_colour(image):
-            grey.append(path)
-        # Embedded now, not kept: a phone photo's person crop is tens of MB, and a hundred would not fit a Jetson.
-        rows.append(embedder.embed_crops([crop]))
-        del image, crop
+    paths = _expand_images(images)
+    with Progress(
+        TextColumn("[bold]enrolling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
+    ) as progress:
+        for path in progress.track(paths, total=len(paths)):  # phone photos: a second or more each on a small board
+            try:
+                image = read_image(path)
+            except UnreadableImageError as exc:
+                skipped.append(exc.skipped())
+                continue
+            crop, reason = person_crop(image, detector, mode)
+            if crop is None:
+                skipped.append(SkippedFile(path, reason))
+                continue
+            if _has_no_colour(image):
+                grey.append(path)
+            # Embedded now, not kept: a phone photo's person crop is tens of MB, and a hundred would not fit a Jetson.
+            rows.append(embedder.embed_crops([crop]))
+            del image, crop
     if not rows:
         found = f"skipped {describe_skipped(skipped)}" if skipped else f"no image file (.jpg, .png, ...) in {', '.join(map(str, images))}"
         raise DataError(f"no usable image to enroll {name!r} ({found})")
