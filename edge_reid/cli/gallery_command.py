@@ -97,7 +97,7 @@ def person_crop(image: "np.ndarray", detector, mode: str) -> tuple["np.ndarray |
     if len(boxes) == 0:
         return None, "no person found"
     if len(boxes) > 1:
-        return None, "more than one person"
+        return None, f"{len(boxes)} people: crop it to the one to enroll"
     return crop_box(image, boxes[0]).copy(), None
 
 
