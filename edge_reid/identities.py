@@ -48,7 +48,7 @@ import numpy as np
 from edge_reid.defaults import REID_THRESHOLD, UNNAMED_REID_THRESHOLD
 from edge_reid.detections import Detections
 from edge_reid.matching.assignment import assign_unique
-from edge_reid.matching.gallery import Gallery
+from edge_reid.matching.gallery import Gallery, check_timestamp
 from edge_reid.thresholds import at_least, margin_over
 from edge_reid.tracking.kalman import GATE_CHI2_95, BoxKalmanFilter
 from edge_reid.tracking.track import Track, TrackState
@@ -176,12 +176,18 @@ class TrackIdentities:
         Args:
             tracker: the tracker that produced ``tracked`` (its tracks hold the embeddings).
             tracked: the frame's tracked detections (``track_ids`` set), from :meth:`Tracker.update`.
-            now_s: time for the gallery's sightings, seconds (default: wall clock, so that a
+            now_s: time for the gallery's sightings, seconds since 1970 (default: wall clock, so that a
                 saved gallery keeps meaningful times).
 
         Returns:
             :class:`Identities`, one row per tracked detection.
+
+        Raises:
+            TypeError, ValueError: ``now_s`` is not a time the gallery can hold
+                (:func:`~edge_reid.matching.gallery.check_timestamp`), raised before anything changes.
         """
+        if now_s is not None:
+            now_s = check_timestamp(now_s, "now_s")
         live = {t.track_id: t for t in tracker.tracks}
         # A track that died, or whose identity was removed from the gallery (a "forget me"
         # request): the latter is unidentified again and gets an identity by the usual rules.

@@ -393,3 +393,18 @@ def test_a_new_identity_keeps_only_novel_views_of_its_track():
     a2 = _unit([0.999, 0.0447] + [0.0] * (DIM - 2))
     kept = gallery.novel_views(np.stack([a, b, a2]))
     assert len(kept) == 2 and np.array_equal(kept, np.stack([b, a2]))
+
+
+@pytest.mark.parametrize("now_s", [1.7e12, -1.0, float("nan")])
+def test_a_bad_now_s_changes_nothing(now_s):
+    """A time the gallery refuses (ms since 1970, negative, NaN) was refused only inside the identity step,
+    after a track had been given an identity that the gallery then never recorded."""
+    scene, look = Scene(), _look(1)
+    for i in range(2):
+        scene.step([(look, 100 + 5 * i)])
+    tracked = scene.tracker.update(Detections.from_boxes(np.array([_box(110)], np.float32), [0.9]), _near(look, 7)[None, :], 0.2)
+    with pytest.raises(ValueError, match="now_s"):
+        scene.identities.update(scene.tracker, tracked, now_s=now_s)
+    assert len(scene.gallery) == 0 and scene.identities.held_identities() == set()
+    found = scene.identities.update(scene.tracker, tracked, now_s=1.7e9)
+    assert found.is_new.tolist() == [True] and len(scene.gallery) == 1
