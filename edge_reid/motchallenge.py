@@ -83,12 +83,18 @@ def _ini_problem(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+#: Largest ``seqLength`` read: 1 000 000 frames is 11 hours at 25 fps (MOTChallenge's longest sequence has 3315);
+#: TrackEval builds per-frame lists of this length, so a damaged value such as 10**12 would exhaust memory.
+MAX_SEQUENCE_FRAMES = 1_000_000
+
+
 def read_sequence_info(folder: str | os.PathLike) -> SequenceInfo:
     """Read a MOTChallenge sequence folder's ``seqinfo.ini``.
 
     Raises:
         DataError: the folder, ``seqinfo.ini`` or its ``[Sequence]`` fields
-            (``seqLength``; ``frameRate``, ``name`` optional) are missing or invalid.
+            (``seqLength``; ``frameRate``, ``name`` optional) are missing or invalid
+            (``seqLength`` outside 1..:data:`MAX_SEQUENCE_FRAMES`, a negative ``imWidth``/``imHeight``).
     """
     folder = Path(folder)
     ini = folder / "seqinfo.ini"
@@ -120,8 +126,10 @@ def read_sequence_info(folder: str | os.PathLike) -> SequenceInfo:
     frame_rate = number("frameRate", float)
     width = number("imWidth", int)
     height = number("imHeight", int)
-    if length < 1:
-        raise DataError(f"{ini}: seqLength must be >= 1, got {length}")
+    if not 1 <= length <= MAX_SEQUENCE_FRAMES:
+        raise DataError(f"{ini}: seqLength must be 1..{MAX_SEQUENCE_FRAMES} (the number of frames), got {length}")
+    if width < 0 or height < 0:
+        raise DataError(f"{ini}: imWidth={width} and imHeight={height} must be >= 0 (pixels)")
     return SequenceInfo(
         folder, section.get("name", folder.name) or folder.name, frame_rate, length, width, height,
         section.get("imDir", "").strip() or "img1",

@@ -304,6 +304,13 @@ def _json_kind(value: Any) -> str:
     return "boolean" if isinstance(value, bool) else "number"
 
 
+#: Largest crop height/width a sidecar may give: ReID models take crops of a few hundred pixels (256x128,
+#: 384x192); a batch of 4096x4096 crops already takes gigabytes, and a larger value is a typo or a damaged file.
+MAX_SIDECAR_SIDE = 4096
+#: Largest embedding length a sidecar may give (ReID embeddings have 128 to 2048 values).
+MAX_SIDECAR_EMBEDDING_DIM = 65536
+
+
 def _check_sidecar_values(sidecar: Path, side: dict[str, Any]) -> None:
     """Refuse sidecar values of the wrong JSON type or range, naming the file, the field and the value.
 
@@ -319,9 +326,9 @@ def _check_sidecar_values(sidecar: Path, side: dict[str, Any]) -> None:
             raise bad(key, "a string")
     if "color_order" in side and side["color_order"] not in ("RGB", "BGR"):
         raise bad("color_order", '"RGB" or "BGR"')
-    for key in ("height", "width", "embedding_dim"):
-        if key in side and not (isinstance(side[key], int) and not isinstance(side[key], bool) and side[key] > 0):
-            raise bad(key, "a positive integer")
+    for key, most in (("height", MAX_SIDECAR_SIDE), ("width", MAX_SIDECAR_SIDE), ("embedding_dim", MAX_SIDECAR_EMBEDDING_DIM)):
+        if key in side and not (isinstance(side[key], int) and not isinstance(side[key], bool) and 0 < side[key] <= most):
+            raise bad(key, f"a positive integer up to {most}")
     if "pixel_scale" in side:
         value = side["pixel_scale"]
         if not (is_real(value) and math.isfinite(value) and value > 0):
@@ -390,12 +397,16 @@ def _read_sidecar(sidecar: Path) -> dict[str, Any]:
     """A sidecar spec's fields, checked (:func:`_check_sidecar_values`).
 
     Raises:
-        ModelError: not valid JSON, not a JSON object, unknown fields, or a value of the wrong type or range.
+        ModelError: not valid JSON (or nested too deeply), not a JSON object, unknown fields, or a value of the
+            wrong type or range (height/width above :data:`MAX_SIDECAR_SIDE`, embedding_dim above
+            :data:`MAX_SIDECAR_EMBEDDING_DIM`).
     """
     try:
         side = json.loads(sidecar.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{sidecar}: sidecar spec is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelError(f"{sidecar}: sidecar spec is not valid: JSON nested too deeply") from None
     if not isinstance(side, dict):
         raise ModelError(f"{sidecar}: sidecar spec must be a JSON object of spec fields, got a JSON "
                          f"{_json_kind(side)}; e.g. " '{"color_order": "BGR", "pixel_scale": 1.0}')

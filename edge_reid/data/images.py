@@ -5,11 +5,19 @@ record its path and the reason (:class:`SkippedFile`), so a caller can count
 and name what it left out. A file is unusable when it is empty, cannot be
 decoded by OpenCV, or is a JPEG without its end-of-image marker (a truncated
 file: libjpeg would return the missing rows grey with only a warning on
-stderr, and the half-grey picture would be used as if it were real).
+stderr, and the half-grey picture would be used as if it were real), or is
+not a regular file (a pipe or device would block or never end). An image whose
+header claims more than :func:`max_image_pixels` pixels is refused before it
+is decoded: a JPEG or PNG of a few hundred bytes can claim 30000x30000 pixels,
+and decoding it fills 2.7 GB (a "decompression bomb", enough to kill a Jetson
+with 8 GB).
 """
 
 from __future__ import annotations
 
+import os
+import stat
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -26,6 +34,13 @@ IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 #: with what to do (convert to JPEG) instead of "not a decodable image".
 HEIF_SUFFIXES = (".heic", ".heif")
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+#: Default of :func:`max_image_pixels`: 2**28 (268 megapixels, 805 MB decoded as BGR). The largest phone
+#: photos (200 MP sensors: 16320x12240) fit with room to spare, and a decoded image still fits beside a
+#: model on an 8 GB Jetson; OpenCV's own limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, 2**30 = 3.2 GB) does not.
+DEFAULT_MAX_IMAGE_PIXELS = 2**28
+#: Environment variable that raises (or lowers) :func:`max_image_pixels`.
+MAX_IMAGE_PIXELS_ENV = "EDGE_REID_MAX_IMAGE_PIXELS"
 
 _JPEG_START = b"\xff\xd8\xff"
 _JPEG_START_OF_SCAN = b"\xff\xda"
@@ -156,24 +171,126 @@ def jpeg_is_truncated(data: bytes) -> bool:
     return data.rfind(_JPEG_END_OF_IMAGE) < data.rfind(_JPEG_START_OF_SCAN)
 
 
+def max_image_pixels() -> int:
+    """Most pixels (width x height) an image file may claim: ``$EDGE_REID_MAX_IMAGE_PIXELS``, else
+    :data:`DEFAULT_MAX_IMAGE_PIXELS` (2**28). Above 2**30, OpenCV's ``OPENCV_IO_MAX_IMAGE_PIXELS`` must be raised too.
+
+    Raises:
+        DataError: the environment variable is not a whole number >= 1.
+    """
+    text = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataError(f"{MAX_IMAGE_PIXELS_ENV}={text!r} is not a whole number of pixels >= 1 (e.g. 400000000); "
+                        f"unset it for the default {DEFAULT_MAX_IMAGE_PIXELS}")
+    return value
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a TIFF's (or BigTIFF's) first image, the one OpenCV decodes; None when not found."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack_from(order + "H", data, 2)[0] == 43
+    offset = struct.unpack_from(order + ("Q" if big else "I"), data, 8 if big else 4)[0]
+    count_format, entry_format = (order + "Q", order + "HHQQ") if big else (order + "H", order + "HHII")
+    count = struct.unpack_from(count_format, data, offset)[0]
+    offset += struct.calcsize(count_format)
+    size: dict[int, int] = {}
+    for index in range(min(count, 4096)):
+        tag, kind, _, value = struct.unpack_from(entry_format, data, offset + index * struct.calcsize(entry_format))
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3) is left-justified in the value field
+            size[tag] = (value >> (48 if big else 16) if order == ">" else value & 0xFFFF) if kind == 3 else value
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
+def image_file_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) in pixels that image bytes claim in their header, read without decoding them.
+
+    Knows PNG, JPEG, BMP, WebP and TIFF (the formats of :data:`IMAGE_SUFFIXES`); None for other or
+    malformed bytes (OpenCV's own limits then apply when they are decoded).
+    """
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+            return struct.unpack_from(">II", data, 16)
+        if data.startswith(_JPEG_START):
+            index = 2
+            while index + 9 <= len(data):
+                if data[index] != 0xFF:
+                    return None
+                marker = data[index + 1]
+                if marker == 0xFF:  # fill byte
+                    index += 1
+                    continue
+                if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # no length
+                    index += 2
+                    continue
+                if marker == 0xDA:  # start of scan: no frame header before it
+                    return None
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                    height, width = struct.unpack_from(">HH", data, index + 5)
+                    return (width, height) if height else None  # 0: height given later (DNL), rare
+                index += 2 + struct.unpack_from(">H", data, index + 2)[0]
+            return None
+        if data.startswith(b"BM"):
+            if struct.unpack_from("<I", data, 14)[0] == 12:  # OS/2 BITMAPCOREHEADER
+                return struct.unpack_from("<HH", data, 18)
+            width, height = struct.unpack_from("<ii", data, 18)
+            return abs(width), abs(height)  # a negative height means top-down rows
+        if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                return (int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1)
+            if chunk == b"VP8L":
+                bits = struct.unpack_from("<I", data, 21)[0]
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8 ":
+                width, height = struct.unpack_from("<HH", data, 26)
+                return width & 0x3FFF, height & 0x3FFF
+            return None
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff_size(data)
+    except struct.error:  # the header ends early: the decoder will say it is not an image
+        return None
+    return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read one image file as (h, w, 3) uint8 BGR (OpenCV; EXIF orientation applied).
 
     Grey, 16-bit and alpha images are converted to 8-bit BGR.
 
     Raises:
-        UnreadableImageError: the file is missing or unreadable, empty, a
-            truncated JPEG, or not an image OpenCV can decode (a HEIC/HEIF
-            photo is named as one, with what to do).
+        UnreadableImageError: the file is missing or unreadable, not a regular
+            file (a pipe or device), empty, a truncated JPEG, claims more than
+            :func:`max_image_pixels` pixels (checked before decoding: the
+            message says how to raise the limit), or not an image OpenCV can
+            decode (a HEIC/HEIF photo is named as one, with what to do).
+        DataError: ``$EDGE_REID_MAX_IMAGE_PIXELS`` is not a whole number >= 1.
     """
+    limit = max_image_pixels()
     try:
-        data = Path(path).read_bytes()
+        # O_NONBLOCK: opening a pipe (FIFO) would otherwise wait for a writer; no effect on a regular file
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # a pipe or device would block or never end
+                raise UnreadableImageError(path, "not a regular file (a device, pipe or socket)")
+            data = handle.read()
     except OSError as exc:
         raise UnreadableImageError(path, f"cannot read file ({exc.strerror or type(exc).__name__})") from None
     if not data:
         raise UnreadableImageError(path, "empty file")
     if jpeg_is_truncated(data):
         raise UnreadableImageError(path, "truncated JPEG (no end-of-image marker)")
+    size = image_file_size(data)
+    if size is not None and size[0] * size[1] > limit:
+        width, height = size
+        raise UnreadableImageError(
+            path, f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels, {width * height * 3 / 1e9:.1f} GB "
+            f"decoded) is over the limit of {limit / 1e6:.0f} megapixels; downscale it, or raise the limit with the "
+            f"environment variable {MAX_IMAGE_PIXELS_ENV}, e.g. {MAX_IMAGE_PIXELS_ENV}={2 * limit}")
     import cv2  # here, not at the top: is_image_file and list_images (output path checks) need no OpenCV
 
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

@@ -40,7 +40,7 @@ import numpy as np
 from edge_reid.atomic import atomic_write_bytes
 from edge_reid.errors import DataError
 from edge_reid.unit_vectors import first_non_unit_row
-from edge_reid.values import MAX_TIMESTAMP_S
+from edge_reid.values import MAX_TIMESTAMP_S, is_integer, is_real
 
 #: ``kind`` in the header of a gallery file.
 GALLERY_KIND = "edge-reid gallery"
@@ -102,7 +102,8 @@ def read_gallery_file(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarr
     Raises:
         DataError: missing file, a path that is not a regular file (a folder, FIFO or
             device), not a gallery file, a newer format version, truncated or corrupt
-            (checksum) file, inconsistent header.
+            (checksum) file, inconsistent header (JSON nested too deeply, a
+            ``payload_shape`` that is not two whole numbers >= 0 matching the payload).
     """
     path = Path(path)
     try:
@@ -138,12 +139,18 @@ def read_gallery_file(path: str | os.PathLike) -> tuple[dict[str, Any], np.ndarr
     try:
         header = json.loads(bytes(body[:header_len]).decode("utf-8"))
         dtype = np.dtype(_DTYPES[header["payload_dtype"]]).newbyteorder("<")
-        rows, dim = (int(v) for v in header["payload_shape"])
+        shape = header["payload_shape"]
+        if not (isinstance(shape, list) and len(shape) == 2 and all(is_integer(v) and v >= 0 for v in shape)):
+            raise ValueError(f"payload_shape {shape!r} is not [rows, dim], two whole numbers >= 0")
+        rows, dim = shape
         payload = np.frombuffer(body[header_len:], dtype=dtype)
         if payload.size != rows * dim:
             raise ValueError("payload size does not match payload_shape")
         # a view of the file's bytes where they are in this machine's order (no second copy of the gallery)
         payload = payload.reshape(rows, dim).astype(dtype.newbyteorder("="), copy=False)
+    except RecursionError:  # JSON nested thousands deep: no header edge-reid writes
+        raise DataError(f"gallery file {path} has an invalid header (JSON nested too deeply); restore it from a "
+                        "backup or delete it to start an empty gallery") from None
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise DataError(f"gallery file {path} has an invalid header: {exc}") from exc
     if not isinstance(header, dict):
@@ -222,12 +229,16 @@ def read_gallery(
             and its ``model_id`` becomes ``model_id``, so the next save records today's id.
 
     Raises:
-        DataError: missing, corrupt, truncated or inconsistent file, not a gallery, or a
-            gallery made with another model.
+        DataError: missing, corrupt, truncated or inconsistent file (a field of the wrong JSON type, e.g. a
+            count that is 1.5 or "7", a model id that is not text, duplicate identity ids), not a gallery,
+            or a gallery made with another model.
     """
     header, payload = read_gallery_file(path)
     if header.get("kind") != GALLERY_KIND:
         raise DataError(f"{path} is an edge-reid file but not a gallery (kind {header.get('kind')!r})")
+    for key in ("model_id", "model_name"):
+        if header.get(key) is not None and not isinstance(header[key], str):
+            raise DataError(f"gallery file {path} is inconsistent: {key} {header[key]!r} is not text")
     saved_model = header.get("model_id")
     if model_id is not None and saved_model in earlier_model_ids:
         saved_model = model_id
@@ -238,31 +249,45 @@ def read_gallery(
             f"{model_name or 'a different model'} (model id {model_id[:12]}); embeddings of different models "
             "are not comparable: use the gallery's model or enroll the people again into a new gallery"
         )
+
+    def whole(value: Any, what: str) -> int:
+        if not is_integer(value):  # int() would take 1.5, "7" or true: not what edge-reid writes
+            raise ValueError(f"{what} {value!r} is not a whole number")
+        return int(value)
+
+    def real(value: Any, what: str) -> float:
+        if not is_real(value):
+            raise ValueError(f"{what} {value!r} is not a number")
+        return float(value)
+
     try:
-        dim = int(header["dim"])
+        dim = whole(header["dim"], "dim")
         if dim < 1 or payload.shape[1] != dim:
             raise ValueError(f"embeddings have {payload.shape[1]} values, header says {dim}")
-        if int(header["history_size"]) < 1:
+        if whole(header["history_size"], "history_size") < 1:
             raise ValueError(f"history_size {header['history_size']} < 1")
         identities = []
         seen: set[int] = set()
         start = 0
         for key in ("threshold", "novelty"):
-            if not -1.0 <= float(header[key]) <= 1.0:  # NaN fails too
+            if not -1.0 <= real(header[key], key) <= 1.0:  # NaN fails too
                 raise ValueError(f"{key} {header[key]!r} is not a cosine similarity in [-1, 1]")
-        if not 1 <= int(header["next_identity_id"]) <= MAX_IDENTITY_ID:
+        if not 1 <= real(header["next_identity_id"], "next_identity_id") <= MAX_IDENTITY_ID:
             raise ValueError(f"next_identity_id {header['next_identity_id']!r} outside 1..{MAX_IDENTITY_ID}")
+        whole(header["next_identity_id"], "next_identity_id")
         for entry in header["identities"]:
-            identity_id = int(entry["identity_id"])
-            enrolled, recent = int(entry["enrolled"]), int(entry["recent"])
-            if identity_id in seen or not 1 <= identity_id <= MAX_IDENTITY_ID or enrolled < 0 or recent < 0:
+            identity_id = whole(entry["identity_id"], "identity_id")
+            enrolled, recent = whole(entry["enrolled"], "enrolled"), whole(entry["recent"], "recent")
+            if identity_id in seen:
+                raise ValueError(f"identity id {identity_id} appears twice")
+            if not 1 <= identity_id <= MAX_IDENTITY_ID or enrolled < 0 or recent < 0:
                 raise ValueError(f"bad identity entry {identity_id}")
             if entry["name"] is not None and not isinstance(entry["name"], str):
                 raise ValueError(f"identity {identity_id}'s name is a {type(entry['name']).__name__}, not text")
             for key in ("first_seen", "last_seen"):
-                if not 0.0 <= float(entry[key]) <= MAX_TIMESTAMP_S:
+                if not 0.0 <= real(entry[key], key) <= MAX_TIMESTAMP_S:
                     raise ValueError(f"identity {identity_id}'s {key} {entry[key]!r} is not a time in seconds since 1970")
-            if int(entry["count"]) < 0:
+            if whole(entry["count"], "count") < 0:
                 raise ValueError(f"identity {identity_id}'s count {entry['count']!r} is negative")
             if enrolled + recent == 0:
                 raise ValueError(f"identity {identity_id} has no embeddings")

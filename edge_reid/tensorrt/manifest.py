@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import re
+import stat
 import shlex
 from dataclasses import dataclass, field
 from enum import Enum
@@ -230,11 +232,15 @@ class EngineManifest:
         """Inverse of :meth:`to_dict`.
 
         Raises:
-            EngineManifestError: a field is missing or of the wrong type (names ``source``).
+            EngineManifestError: a field is missing or of the wrong type, or ``engine_file`` is not a plain file
+                name (the engine lies beside its manifest); the message names ``source``.
         """
         try:
             if data.get("schema") not in READABLE_SCHEMAS:
                 raise EngineManifestError(f"{source}: manifest schema {data.get('schema')!r}, expected {MANIFEST_SCHEMA}")
+            if not isinstance(data["engine_file"], str) or Path(data["engine_file"]).name != data["engine_file"]:
+                # check_manifest hashes and run loads the file named: only one beside the manifest
+                raise EngineManifestError(f"{source}: engine_file {data['engine_file']!r} is not a file name beside the manifest")
             model, gpu, io = data["model"], data["gpu"], data["io"]
             calibration = data.get("calibration") or {}
             precision = data["precision"]
@@ -281,17 +287,32 @@ def write_manifest(manifest: EngineManifest, path: str | Path) -> Path:
     return atomic_write_bytes(path, (json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n").encode())
 
 
+#: Largest manifest file read: edge-reid writes about 2 KB; a larger ``*.json`` in an engines folder is no manifest.
+MAX_MANIFEST_BYTES = 1 << 20
+
+
 def read_manifest(path: str | Path) -> EngineManifest:
     """Read a manifest JSON.
 
     Raises:
-        EngineManifestError: unreadable, not JSON, or incomplete (message names the file).
+        EngineManifestError: unreadable, not a regular file (a pipe or device, which would block or never
+            end), over :data:`MAX_MANIFEST_BYTES`, not JSON (or nested too deeply), or incomplete (message
+            names the file).
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        # O_NONBLOCK: opening a pipe (FIFO) would otherwise wait for a writer; no effect on a regular file
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise EngineManifestError(f"{path}: not a regular file (a device, pipe or socket), so no engine manifest")
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise EngineManifestError(f"{path}: over {MAX_MANIFEST_BYTES} bytes, so no engine manifest (edge-reid's are about 2 KB)")
+        data = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EngineManifestError(f"{path}: cannot read engine manifest ({exc})") from None
+    except RecursionError:
+        raise EngineManifestError(f"{path}: cannot read engine manifest (JSON nested too deeply)") from None
     if not isinstance(data, dict):
         raise EngineManifestError(f"{path}: engine manifest is not a JSON object")
     return EngineManifest.from_dict(data, source=str(path))
