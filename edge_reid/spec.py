@@ -465,6 +465,12 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
         )
     if isinstance(in_dims[1], int) and in_dims[1] != 3:
         raise ModelError(f"{path}: model input {input_name!r} has {in_dims[1]} channels; expected 3 (N, 3, H, W)")
+    sizes = {"height": (in_dims[2], MAX_SIDECAR_SIDE), "width": (in_dims[3], MAX_SIDECAR_SIDE)}
+    if len(out_dims) == 2:
+        sizes["embedding_dim"] = (out_dims[1], MAX_SIDECAR_EMBEDDING_DIM)
+    for key, (value, most) in sizes.items():  # a damaged or crafted graph: buffers of this size would be allocated
+        if isinstance(value, int) and value > most:
+            raise ModelError(f"{path}: the model's {key} is {value}, above {most}: not a ReID model's, or a damaged file")
     if out_dims and len(out_dims) != 2:  # before any advice on its preprocessing: this is no embedding model
         raise ModelError(
             f"{path}: output {output_name!r} has shape {tuple(out_dims)}, not (N, D) embeddings: is this a ReID model? "

@@ -208,3 +208,21 @@ def test_absurd_seqinfo_is_refused(tmp_path, vtest_gt_dir, key, value, match):
         read_sequence_info(tmp_path)
     assert "seqinfo.ini" in str(caught.value)
     assert read_sequence_info(vtest_gt_dir).length == 795
+
+
+@pytest.mark.parametrize("dims", [[None, 3, 2**62, 128], [None, 3, 256, 100000]])
+def test_absurd_model_input_sizes_are_refused_before_buffers_are_made(tmp_path, dims):
+    """A graph claiming a 2**62-pixel-high crop was accepted by load_spec, and making its Embedder failed with
+    numpy's "array is too big" (a traceback); a smaller absurd size would have allocated gigabytes."""
+    from onnx import TensorProto, helper
+
+    from edge_reid.errors import ModelError
+    from edge_reid.spec import load_spec
+    from onnx_builders import save_model
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N" if d is None else d for d in dims])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3])
+    model = save_model(tmp_path / "huge.onnx", [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+                                                helper.make_node("Flatten", ["pooled"], ["output"])], [x], [y])
+    with pytest.raises(ModelError, match=r"huge\.onnx: the model's (height|width) is \d+, above 4096"):
+        load_spec(model, {"name": "huge"})
