@@ -26,6 +26,16 @@ holds less of the people walking past it; the pyramid keeps OpenCV's
 :data:`FLOW_LEVELS` levels above the image, so the largest motion it follows stays
 about the same.
 
+A camera's motion changes little from one frame to the next, so each frame's corners start at
+where the previous frame's warp sends them (``OPTFLOW_USE_INITIAL_FLOW``, the constant-motion
+guess) and the pyramid has only as many levels as that warp's motion needs (:func:`flow_levels`:
+one above the image for a still camera): the flow's time is about proportional to the levels
+searched. A frame whose motion changed beyond that reach (a sudden start, stop or jump) finds too
+few agreeing corners and is followed again as before: from the corners' own positions, with all
+:data:`FLOW_LEVELS` levels. (OpenCV's ``buildOpticalFlowPyramid`` would let each frame's pyramid be
+built once and reused as the next frame's, but its Python binding cannot pass a pyramid to
+``calcOpticalFlowPyrLK``: OpenCV 5.1 refuses the list.)
+
 Corners are found once every :data:`REDETECT_EVERY` frames and followed in between (the
 Kanade-Lucas-Tomasi tracker: J. Shi and C. Tomasi, "Good Features to Track", CVPR 1994; OpenCV's
 sample re-detects every 5 frames): each frame keeps the corners that agreed on its warp (RANSAC
@@ -78,8 +88,30 @@ REDETECT_EVERY = 5
 #: (``calcOpticalFlowPyrLK``'s ``winSize``; OpenCV's default and BoT-SORT's: 21).
 FLOW_WINDOW = 15
 #: Pyramid levels above the working image for the optical flow (``maxLevel``; OpenCV's default
-#: and BoT-SORT's): each level doubles the motion a window can follow.
+#: and BoT-SORT's): each level doubles the motion a window can follow. The most: fewer are searched
+#: while the camera moves little (:func:`flow_levels`).
 FLOW_LEVELS = 3
+
+
+def flow_levels(warp: np.ndarray | None, width: int, height: int, window: int) -> int:
+    """Pyramid levels above the working image (1 to :data:`FLOW_LEVELS`) for following corners from
+    the guess ``warp`` (2, 3), the previous frame's warp in working pixels (None: none known, so
+    :data:`FLOW_LEVELS`), in a (width x height) working image with a ``window``-pixel window.
+
+    The fewest whose reach, about half a window times (2^(levels+1) - 1) working pixels, covers
+    twice the largest shift ``warp`` gives a corner of the image plus half a window: a change of
+    motion as large as the motion itself (the camera stopping) stays within reach. With the
+    15-pixel window: 1 level up to 7 pixels of motion, 2 up to 21, else 3.
+    """
+    if warp is None:
+        return FLOW_LEVELS
+    points = np.array([[0.0, 0.0, 1.0], [width, 0.0, 1.0], [0.0, height, 1.0], [width, height, 1.0]])
+    shift = float(np.abs(points @ np.asarray(warp, np.float64).T - points[:, :2]).max())
+    half = window // 2
+    for levels in range(1, FLOW_LEVELS):
+        if half * (2 ** (levels + 1) - 1) >= 2 * shift + half:
+            return levels
+    return FLOW_LEVELS
 
 
 def working_downscale(width: int, height: int) -> int:
@@ -130,12 +162,14 @@ class CameraMotion:
         self._corners: np.ndarray | None = None  # (K, 1, 2) float32 corners of the last frame to follow next
         self._corners_age = 0  # frames since they were searched
         self._corners_found = 0  # how many that search found
+        self._last: np.ndarray | None = None  # (2, 3) the last frame's warp, working pixels: the next guess
 
     def reset(self) -> None:
         """Forget the previous frame (the next warp is the identity)."""
         self._previous = None
         self._previous_size = None
         self._corners = None
+        self._last = None
 
     @staticmethod
     def check_image(image: object) -> None:
@@ -179,6 +213,7 @@ class CameraMotion:
             gray = image.copy()
         previous, self._previous, self._previous_size = self._previous, gray, size
         corners, self._corners = self._corners, None  # kept again below only when this frame's warp is found
+        last, self._last = self._last, None  # likewise this frame's warp, the next frame's guess
         if not needed or previous is None or previous_size != size:
             return IDENTITY_WARP
         if corners is None or self._corners_age >= self.redetect_every or 2 * len(corners) < self._corners_found:
@@ -188,14 +223,18 @@ class CameraMotion:
                 return IDENTITY_WARP
             self._corners_age, self._corners_found = 0, len(corners)
         least = max(MIN_CORNERS, MIN_INLIER_SHARE * len(corners))
-        fitted, agreeing = _follow(previous, gray, corners, self.flow_window)
+        levels = flow_levels(last, previous.shape[1], previous.shape[0], self.flow_window)
+        guess = None if last is None else cv2.transform(corners, last)  # the motion kept
+        fitted, agreeing = _follow(previous, gray, corners, self.flow_window, guess, levels)
+        if len(agreeing) < least and guess is not None:  # the motion changed: followed without the guess
+            fitted, agreeing = _follow(previous, gray, corners, self.flow_window)
         if len(agreeing) < least:  # a jump beyond the pyramid's reach, or no shared motion at all
             shift = self._view_shift(previous, gray)
             if np.abs(shift).max() > self.flow_window:
                 fitted, agreeing = _follow(previous, gray, corners, self.flow_window, corners + shift)
         if fitted is None or len(agreeing) < least:
             return IDENTITY_WARP
-        self._corners, self._corners_age = agreeing, self._corners_age + 1
+        self._corners, self._corners_age, self._last = agreeing, self._corners_age + 1, fitted
         fitted = fitted.astype(np.float64)
         fitted[:, 2] *= scale
         return fitted
@@ -234,10 +273,13 @@ _NO_CORNERS = np.zeros((0, 1, 2), np.float32)
 _NO_CORNERS.setflags(write=False)
 
 
-def _follow(previous: np.ndarray, current: np.ndarray, corners: np.ndarray, window: int, start: np.ndarray | None = None):
+def _follow(
+    previous: np.ndarray, current: np.ndarray, corners: np.ndarray, window: int, start: np.ndarray | None = None,
+    levels: int = FLOW_LEVELS,
+):
     """Follow ``corners`` (K, 1, 2) float32 of ``previous`` into ``current`` by pyramidal Lucas-Kanade
-    in a ``window``-pixel square (from ``start``, their guessed positions, when given) and fit a
-    similarity with RANSAC.
+    in a ``window``-pixel square with ``levels`` pyramid levels above the image (from ``start``, their
+    guessed positions, when given) and fit a similarity with RANSAC.
 
     Returns:
         (the (2, 3) warp in working pixels or None, the corners that agree on it at their
@@ -246,7 +288,7 @@ def _follow(previous: np.ndarray, current: np.ndarray, corners: np.ndarray, wind
     flags = 0 if start is None else cv2.OPTFLOW_USE_INITIAL_FLOW
     guess = None if start is None else np.ascontiguousarray(start, np.float32)
     moved, status, _ = cv2.calcOpticalFlowPyrLK(
-        previous, current, corners, guess, winSize=(window, window), maxLevel=FLOW_LEVELS, flags=flags
+        previous, current, corners, guess, winSize=(window, window), maxLevel=levels, flags=flags
     )
     good = status.reshape(-1).astype(bool)
     if good.sum() < MIN_CORNERS:
