@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 
 from edge_reid.errors import DataError
@@ -36,3 +39,24 @@ def folder_entries(folder: str | Path, what: str = "folder", hint: str = "") -> 
         return sorted(folder.iterdir())
     except OSError as exc:
         raise DataError(f"{folder}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+
+
+def read_regular_file(path: str | os.PathLike, most: int = -1) -> bytes | None:
+    """The bytes of the file ``path`` (at most ``most``; -1: all), or None when it is not a regular file
+    (a pipe, device or socket: reading it would block or never end). Opened with ``O_NONBLOCK``, so that a
+    pipe without a writer does not wait; the descriptor is closed whatever happens.
+
+    Raises:
+        OSError: the file cannot be opened or read; IsADirectoryError for a folder.
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            return None
+        with open(descriptor, "rb", closefd=False) as handle:
+            return handle.read(most)
+    finally:
+        os.close(descriptor)

@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_reid.calibration.calibrate import CalibrationSettings, calibrate_model
+from edge_reid.errors import DataError
 from edge_reid.cli import main
 from edge_reid.embedder import Embedder
 from edge_reid.spec import load_spec
@@ -173,3 +174,15 @@ def test_the_report_lists_the_calibration_folders_other_files_and_subfolders(tmp
     report = calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET))
     skipped = {Path(entry["path"]).name: entry["reason"] for entry in report.calibration["skipped"]}
     assert set(skipped) == {"notes.txt", "0042"} and "not searched" in skipped["0042"]
+
+
+def test_no_readable_calibration_image_names_what_was_skipped_not_all_as_unreadable(tmp_path):
+    """The folder's other files joined the skipped list, and the error counted them all as unreadable images."""
+    model_path = tiny_reid_model(tmp_path / "mine.onnx")
+    market = tiny_market(tmp_path / "market")
+    train = market / "bounding_box_train"
+    for image in train.iterdir():
+        image.write_bytes(b"")
+    (train / "notes.txt").write_text("where the crops came from")
+    with pytest.raises(DataError, match=r"no readable calibration image \(skipped \d+ files: notes.txt \(not an image"):
+        calibrate_model(model_path, market, tmp_path / "out", CalibrationSettings(images=12, pool_size=30, budget=OPEN_BUDGET))

@@ -226,3 +226,18 @@ def test_absurd_model_input_sizes_are_refused_before_buffers_are_made(tmp_path, 
                                                 helper.make_node("Flatten", ["pooled"], ["output"])], [x], [y])
     with pytest.raises(ModelError, match=r"huge\.onnx: the model's (height|width) is \d+, above 4096"):
         load_spec(model, {"name": "huge"})
+
+
+
+def test_a_folder_named_like_an_image_or_manifest_is_refused_without_leaking_a_descriptor(tmp_path):
+    """os.open opens a folder on Linux and open(descriptor) then raised IsADirectoryError: the
+    descriptor stayed open, one per call (scan_engines reads every *.json of an engines folder)."""
+    (tmp_path / "photo.jpg").mkdir()
+    (tmp_path / "engine.json").mkdir()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(UnreadableImageError, match="Is a directory"):
+            read_image(tmp_path / "photo.jpg")
+        with pytest.raises(EngineManifestError, match="Is a directory"):
+            read_manifest(tmp_path / "engine.json")
+    assert len(os.listdir("/proc/self/fd")) - before < 5

@@ -413,3 +413,28 @@ def test_a_model_with_a_classifier_beside_its_embedding_builds_an_engine_with_th
     network = fake.trt.Builder.last.network
     assert [network.get_output(i).name for i in range(network.num_outputs)] == ["features"]
     assert manifest.output_name == "features"
+
+
+def test_a_spec_made_in_python_without_output_name_for_a_model_with_two_outputs_is_refused_by_the_builder(fake, tmp_path):
+    """As the ONNX Runtime and OpenVINO backends refuse it (embedding_output_name): the builder took the
+    first output (a training export's logits) and unmarked the embedding, silently."""
+    import dataclasses
+
+    from onnx import TensorProto, helper
+
+    from edge_reid.spec import load_spec
+    from onnx_builders import save_model
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 4, 2])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3])
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"]),
+        helper.make_node("Relu", ["features"], ["logits"]),
+    ]
+    model = save_model(tmp_path / "two_outputs.onnx", nodes, [x], [logits, features])
+    spec = dataclasses.replace(load_spec(model, {"output_name": "features"}), output_name="")
+    plan = plan_build(BuildOptions(model, profile=BatchProfile(1, 8, 32)), spec, "10.3.0.30", gpu(fake))
+    with pytest.raises(EngineBuildError, match="2 outputs.*'logits'.*'features'.*output_name"):
+        build_engine(plan, fake.trt, cuda=DeviceCuda("12.6", "12.6"))

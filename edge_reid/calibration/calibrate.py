@@ -64,7 +64,7 @@ from edge_reid.calibration.sensitivity import layer_sensitivity
 from edge_reid.calibration.tensorrt_table import tensors_for_table, write_tensorrt_table
 from edge_reid.calibration.transforms import equalization_groups, equalize_channels, fold_input_normalisation
 from edge_reid.crop_pool import CropPool, spread
-from edge_reid.data.images import read_images
+from edge_reid.data.images import describe_skipped, read_images
 from edge_reid.data.market1501 import (
     GALLERY_DIR, QUERY_DIR, MarketDataset, calibration_order, calibration_skipped, calibration_source, load_market1501,
 )
@@ -271,7 +271,7 @@ def _read_calibration_crops(
     crops, used, skipped = read_images(order, limit=settings.images)
     skipped = calibration_skipped(source) + list(skipped)
     if not crops:
-        raise DataError(f"{source}: no readable calibration image ({len(skipped)} unreadable)")
+        raise DataError(f"{source}: no readable calibration image (skipped {describe_skipped(skipped, 3)})")
     report.calibration = {
         "source": str(source),
         "seed": settings.seed,

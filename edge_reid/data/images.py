@@ -16,7 +16,6 @@ with 8 GB).
 from __future__ import annotations
 
 import os
-import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from edge_reid.errors import DataError
-from edge_reid.folders import folder_entries, require_folder
+from edge_reid.folders import folder_entries, read_regular_file, require_folder
 
 #: File name suffixes (lower case) read as images everywhere: all are decoded by OpenCV's own codecs.
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -273,11 +272,9 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     limit = max_image_pixels()
     try:
-        # O_NONBLOCK: opening a pipe (FIFO) would otherwise wait for a writer; no effect on a regular file
-        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # a pipe or device would block or never end
-                raise UnreadableImageError(path, "not a regular file (a device, pipe or socket)")
-            data = handle.read()
+        data = read_regular_file(path)
+        if data is None:  # a pipe or device would block or never end
+            raise UnreadableImageError(path, "not a regular file (a device, pipe or socket)")
     except OSError as exc:
         raise UnreadableImageError(path, f"cannot read file ({exc.strerror or type(exc).__name__})") from None
     if not data:

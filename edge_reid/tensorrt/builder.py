@@ -313,9 +313,14 @@ def _keep_only_output(network, output_name: str) -> None:
 
 def _check_network_io(network, spec: ModelSpec, profile: BatchProfile, source: Path) -> str:
     """Check the parsed network's input against the spec and the profile, and keep only the spec's
-    output (:func:`_keep_only_output`); returns the output name."""
+    output (:func:`_keep_only_output`; a network with several outputs needs ``spec.output_name``);
+    returns the output name."""
     if network.num_outputs < 1:
         raise EngineBuildError(f"{source}: the network has no output")
+    if not spec.output_name and network.num_outputs > 1:  # as the other backends (embedding_output_name): not guessed
+        names = ", ".join(repr(network.get_output(i).name) for i in range(network.num_outputs))
+        raise EngineBuildError(f"{source}: the network has {network.num_outputs} outputs ({names}) and the spec names "
+                               "none as the embedding: give the spec's output_name (load_spec reads it from a sidecar)")
     output_name = spec.output_name or network.get_output(0).name
     if output_name not in [network.get_output(i).name for i in range(network.num_outputs)]:
         raise EngineBuildError(f"{source}: the network has no output named {output_name!r}")
@@ -363,7 +368,8 @@ def build_engine(
 
     Raises:
         BackendUnavailableError: TensorRT could not start CUDA (its log and the likely causes).
-        EngineBuildError: parsing, configuring or building failed (out of memory says to lower --workspace-mb).
+        EngineBuildError: parsing, configuring or building failed (out of memory says to lower --workspace-mb);
+            the model has several outputs and ``plan.spec`` names none (``output_name``).
         CudaError: a CUDA call for the calibration buffer failed.
     """
     echo = echo or (lambda line: print(line, file=sys.stderr))

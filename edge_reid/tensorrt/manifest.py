@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import re
-import stat
 import shlex
 from dataclasses import dataclass, field
 from enum import Enum
@@ -33,6 +31,7 @@ from typing import Any
 from edge_reid.spec import file_sha256
 from edge_reid.tensorrt.errors import EngineManifestError, EngineNotFoundError
 from edge_reid.atomic import atomic_write_bytes
+from edge_reid.folders import read_regular_file
 from edge_reid.tensorrt.profile import BatchProfile
 from edge_reid.tensorrt.versions import PRECISIONS, tensorrt_tag
 
@@ -301,11 +300,9 @@ def read_manifest(path: str | Path) -> EngineManifest:
     """
     path = Path(path)
     try:
-        # O_NONBLOCK: opening a pipe (FIFO) would otherwise wait for a writer; no effect on a regular file
-        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise EngineManifestError(f"{path}: not a regular file (a device, pipe or socket), so no engine manifest")
-            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+        raw = read_regular_file(path, MAX_MANIFEST_BYTES + 1)
+        if raw is None:
+            raise EngineManifestError(f"{path}: not a regular file (a device, pipe or socket), so no engine manifest")
         if len(raw) > MAX_MANIFEST_BYTES:
             raise EngineManifestError(f"{path}: over {MAX_MANIFEST_BYTES} bytes, so no engine manifest (edge-reid's are about 2 KB)")
         data = json.loads(raw.decode("utf-8"))
