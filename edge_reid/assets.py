@@ -69,7 +69,7 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
             is left at ``destination`` then (a file already there is kept).
     """
     destination = Path(destination)
-    if sha256 is not None and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower())):
+    if sha256 is not None and (not isinstance(sha256, str) or len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower())):
         raise ModelError(f"sha256 {sha256!r} for {url} is not a sha256 digest: give its 64 hexadecimal characters")
     if destination.is_dir():
         raise ModelError(f"cannot download {url} to {destination}: it is a folder; give the model file's path, "

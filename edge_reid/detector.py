@@ -197,6 +197,7 @@ class PersonDetector(Closable):
             raise ValueError(f"min_box_height must be >= 0 pixels, got {min_box_height}")
         if input_size is not None:
             input_size = check_input_size(input_size)
+        self._lock = threading.Lock()  # one frame at a time fills the input and decodes the output
         self.model_path = Path(model_path) if model_path else DEFAULT_DETECTOR
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
@@ -219,7 +220,6 @@ class PersonDetector(Closable):
         #: 416), or None before the first frame: below 1 people reach the detector smaller than they are.
         self.frame_scale: float | None = None
         self._closed = False
-        self._lock = threading.Lock()  # one frame at a time fills the input and decodes the output
 
     def _use(self, backend: DetectorBackend) -> None:
         """Run on ``backend`` from now on, once its output on the blank input (from its run at load) is a
@@ -394,6 +394,8 @@ class PersonDetector(Closable):
         return self.backend.describe() + pending + scale + (f"; {self.rectangular_note}" if self.rectangular_note else "")
 
     def close(self) -> None:
-        """Release the backend. Safe to call twice; detecting afterwards is a ValueError."""
-        self._closed = True
-        self.backend.close()
+        """Release the backend. Safe to call twice; detecting afterwards is a ValueError. A frame another
+        thread is detecting is finished first (the calls take turns)."""
+        with self._lock:
+            self._closed = True
+            self.backend.close()

@@ -67,7 +67,8 @@ def test_a_redirect_is_followed(base, tmp_path):
 def test_a_malformed_sha256_is_refused_before_downloading(base, tmp_path):
     """A digest with a typo or a "sha256:" prefix downloaded the whole file, then blamed the download
     ("corrupt or the wrong file")."""
-    for value in ("sha256:" + hashlib.sha256(MODEL).hexdigest(), hashlib.sha256(MODEL).hexdigest()[:-1], ""):
+    for value in ("sha256:" + hashlib.sha256(MODEL).hexdigest(), hashlib.sha256(MODEL).hexdigest()[:-1], "",
+                  hashlib.sha256(MODEL).hexdigest().encode()):  # bytes: an AttributeError before
         with pytest.raises(ModelError, match=r"is not a sha256 digest: give its 64 hexadecimal characters"):
             download_model(f"{base}/model.onnx", tmp_path / "m.onnx", sha256=value)
     assert list(tmp_path.iterdir()) == []

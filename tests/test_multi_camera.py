@@ -145,3 +145,30 @@ def test_two_camera_threads_and_a_ui_thread_do_not_deadlock(embedder, detector, 
     kiosk.join(10)
     assert not any(t.is_alive() for t in (*threads, kiosk)), "a thread is stuck"
     assert not errors, errors
+
+
+def test_closing_a_detector_while_another_thread_detects_waits_for_that_frame(yolox_path, vtest_frames):
+    """close() released the backend while another thread's frame was inside it (a camera thread and a
+    UI thread that shuts down): now the close takes its turn."""
+    detector = PersonDetector(yolox_path)
+    detector.detect(vtest_frames[0])  # fits its input to the frames (a new backend) before that backend is wrapped
+    run, inside, events = detector.backend.run, threading.Event(), []
+
+    def slow_run():
+        inside.set()
+        time.sleep(0.2)
+        events.append("ran")
+        return run()
+
+    detector.backend.run = slow_run
+    close = detector.backend.close
+    detector.backend.close = lambda: (events.append("closed"), close())
+    found = []
+    worker = threading.Thread(target=lambda: found.append(len(detector.detect(vtest_frames[0]))))
+    worker.start()
+    assert inside.wait(10)
+    detector.close()
+    worker.join(10)
+    assert events == ["ran", "closed"] and found and found[0] > 0
+    with pytest.raises(ValueError, match="was closed"):
+        detector.detect(vtest_frames[0])
