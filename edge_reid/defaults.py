@@ -38,7 +38,7 @@ UNNAMED_REID_THRESHOLD = 0.91
 #: their identity.
 PRUNE_MIN_AGE_S = 10.0
 
-#: Seconds of wall-clock time between two saves of a run's gallery (``--save-every``); a
+#: Seconds between two saves of a run's gallery (``--save-every``), on the monotonic clock; a
 #: save also happens on every exit.
 GALLERY_SAVE_EVERY_S = 60.0
 

@@ -60,9 +60,11 @@ class GallerySaving:
 
     Attributes:
         path: the ``.edgereid`` file to write (atomically).
-        every_s: seconds of wall-clock time between saves (and one save on every exit).
+        every_s: seconds between saves, on the monotonic clock (a jump of the wall clock neither
+            hastens nor delays one), and one save on every exit.
         prune_after_s: before each save, forget unnamed identities not seen for this many
-            seconds (None: never). Identities held by a live track are always kept.
+            seconds (None: never), measured as :meth:`Gallery.prune <edge_reid.matching.gallery.Gallery.prune>`
+            does without ``now`` (within a run, on the monotonic clock). Identities held by a live track are always kept.
 
     Raises:
         ValueError: ``every_s`` not positive, or ``prune_after_s`` below :data:`PRUNE_MIN_AGE_S`

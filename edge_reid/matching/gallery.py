@@ -25,7 +25,13 @@ stored embeddings, so the (queries x embeddings) score matrix is never built.
 
 Times (``first_seen``, ``last_seen``, pruning) are seconds; by default the wall
 clock (``time.time()``, Unix seconds), so that a gallery saved by one run and
-loaded by the next keeps meaningful times. A time given is checked as it comes in
+loaded by the next keeps meaningful times. The wall clock can jump (a Jetson without an RTC
+battery boots with a stale time that NTP later moves on by years; an operator sets it back; a VM
+resumes), so within a process the time an identity has gone unseen is measured on the monotonic
+clock (:meth:`Gallery.prune` with ``now=None``): a jump neither forgets
+every stranger at once nor stops pruning. ``last_seen`` never moves backwards, and a save moves
+it forward to the wall clock's time less the time unseen, so the next run reads how long ago each
+identity was seen even after a forward jump. A time given is checked as it comes in
 (:func:`check_timestamp`): one the gallery file could not hold (negative, NaN, after
 :data:`~edge_reid.values.MAX_TIMESTAMP_S`, i.e. milliseconds or nanoseconds)
 is refused there, not left to make a saved gallery that cannot be loaded.
@@ -159,6 +165,11 @@ def check_name(name: str) -> None:
         raise ValueError(f"a name cannot hold control characters such as {bad!r}: {name!r}")
 
 
+#: Seconds by which the wall clock must have moved ahead of the monotonic clock for :meth:`Gallery.save`
+#: to move a ``last_seen`` forward: the two drift apart by milliseconds while NTP slews the wall clock.
+CLOCK_JUMP_S = 1.0
+
+
 def _check_similarity(name: str, value: float) -> None:
     if not -1.0 <= float(value) <= 1.0:  # also refuses NaN
         raise ValueError(f"{name} must be a cosine similarity in [-1, 1], got {value}")
@@ -262,6 +273,22 @@ class Gallery:
         #: it can tell its own file from someone else's (:class:`~edge_reid.runner.Runner`).
         self.source_path: Path | None = None
         self._source_stamp: tuple[int, int] | None = None  # (mtime ns, size) of that file when read or written
+        self._start_clocks()
+
+    def _start_clocks(self) -> None:
+        """Read both clocks now: identities not seen since are aged from here (:meth:`_unseen_s`)."""
+        self._origin = (time.time(), time.monotonic())  # (wall, monotonic) when made, loaded or unpickled
+        #: identity id -> monotonic time of its latest sighting at the default time, or None when its
+        #: latest was a time the caller gave (their clock: aged by the wall clock). Absent: not seen since _origin.
+        self._seen_at: dict[int, float | None] = {}
+
+    def _mark_seen(self, identity: Identity, when: float, given: bool) -> None:
+        """Record a sighting at ``when`` (``given``: a time the caller gave, else the default, now)."""
+        if not given:
+            self._seen_at[identity.identity_id] = time.monotonic()
+        elif when >= identity.last_seen:
+            self._seen_at[identity.identity_id] = None
+        identity.last_seen = max(identity.last_seen, when)
 
     def __getstate__(self) -> dict:
         """Pickling and deep copies leave the lock out (a lock cannot be copied); the copy gets its own."""
@@ -272,6 +299,7 @@ class Gallery:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.lock = threading.RLock()
+        self._start_clocks()  # a monotonic time means nothing in another process
 
     def _remember_source(self, path: str | os.PathLike) -> None:
         self.source_path = Path(path)
@@ -447,6 +475,7 @@ class Gallery:
             check_name(name)
             name = canonical_name(name) or None
         identity = self._new_identity(name, when, x.shape[0])
+        self._mark_seen(identity, when, timestamp is not None)
         try:
             for row in x[-self.history_size :]:
                 self._add_recent(identity.identity_id, row)
@@ -504,7 +533,7 @@ class Gallery:
         members = self._members[identity.identity_id]
         members.enrolled.extend(int(i) for i in store_ids)
         identity.count += x.shape[0]
-        identity.last_seen = max(identity.last_seen, when)
+        self._mark_seen(identity, when, timestamp is not None)
         return identity.identity_id
 
     @staticmethod
@@ -541,6 +570,7 @@ class Gallery:
         identity = self._identities.pop(int(identity_id))
         members = self._members.pop(int(identity_id))
         self._store.remove(members.all())
+        self._seen_at.pop(int(identity_id), None)
         return identity
 
     @_locked
@@ -553,9 +583,19 @@ class Gallery:
         ``keep`` (e.g. held by a live track), is never removed, whatever ``max_age_s``:
         otherwise a person in view would lose their identity and be re-created as a new one.
 
+        With ``now=None`` the time unseen does not follow jumps of the wall clock (NTP setting a
+        stale clock right, an operator setting it back): for an identity seen in this process at
+        the default time, it is the monotonic time since that sighting; for one not seen since the
+        gallery was made or loaded, its wall-clock age then (0 when its ``last_seen`` is after the
+        clock of that moment: the clock is behind the one that saved it) plus the monotonic time
+        since; for one whose latest sighting came with a time of the caller's, ``time.time() - last_seen``.
+        A jump of the wall clock between two runs cannot be told from time passing: a gallery saved
+        on a clock years behind looks years old to a run on the right one.
+
         Args:
-            max_age_s: largest allowed ``now - last_seen``, seconds.
-            now: current time in seconds since 1970 (default: ``time.time()``).
+            max_age_s: largest allowed time unseen (``now - last_seen`` when ``now`` is given), seconds.
+            now: current time in seconds since 1970, on the clock of the times given to the gallery
+                (default: now, measured as above).
             keep_named: never prune identities with a name (enrolled people).
             keep: identity ids never to prune.
 
@@ -563,21 +603,32 @@ class Gallery:
             ValueError: ``now`` is not a time in seconds since 1970 (:func:`check_timestamp`).
             TypeError: ``now`` is not a number.
         """
+        given = now is not None
         now = check_timestamp(now, "now")
         oldest = max(float(max_age_s), PRUNE_MIN_AGE_S)
         kept = {int(i) for i in keep}
+        clock = time.monotonic()
         stale = [
             i.identity_id
             for i in self._identities.values()
-            if now - i.last_seen > oldest and not (keep_named and i.name) and i.identity_id not in kept
+            if (now - i.last_seen if given else self._unseen_s(i, now, clock)) > oldest
+            and not (keep_named and i.name) and i.identity_id not in kept
         ]
         for identity_id in stale:
             self.remove(identity_id)
         return stale
 
-    def _record_sighting(self, identity_id: int, when: float, novel_embedding: np.ndarray | None) -> None:
+    def _unseen_s(self, identity: Identity, wall: float, clock: float) -> float:
+        """Seconds ``identity`` has gone unseen at wall-clock time ``wall`` and monotonic time ``clock`` (see :meth:`prune`)."""
+        if identity.identity_id not in self._seen_at:  # not seen since the gallery was made or loaded
+            origin_wall, origin_clock = self._origin
+            return max(0.0, origin_wall - identity.last_seen) + (clock - origin_clock)
+        seen = self._seen_at[identity.identity_id]
+        return wall - identity.last_seen if seen is None else clock - seen  # None: the caller's time
+
+    def _record_sighting(self, identity_id: int, when: float, novel_embedding: np.ndarray | None, given: bool) -> None:
         identity = self._identities[identity_id]
-        identity.last_seen = max(identity.last_seen, when)
+        self._mark_seen(identity, when, given)
         identity.count += 1
         if novel_embedding is not None:
             self._add_recent(identity_id, novel_embedding)
@@ -630,7 +681,7 @@ class Gallery:
             _check_similarity("threshold", threshold)
         when = check_timestamp(timestamp)
         if embedding is None:
-            self._record_sighting(int(identity_id), when, None)
+            self._record_sighting(int(identity_id), when, None, timestamp is not None)
             return None
         vectors = self._check(embedding)
         if vectors.shape[0] != 1:
@@ -639,7 +690,7 @@ class Gallery:
         best = float(self.similarity(identity_id, vector)[0])
         lowest = self.threshold if threshold is None else float(threshold)
         novel_and_same = bool(at_least(best, lowest)) and not bool(at_least(best, self.novelty))  # in float32, as scores are
-        self._record_sighting(int(identity_id), when, vector if novel_and_same else None)
+        self._record_sighting(int(identity_id), when, vector if novel_and_same else None, timestamp is not None)
         return best
 
     # -- matching -----------------------------------------------------------------------------
@@ -737,9 +788,10 @@ class Gallery:
                 identity_ids[row] = identity_id
                 similarities[row] = best
                 if update:
-                    self._record_sighting(identity_id, when, None if at_least(best, self.novelty) else q[row])
+                    self._record_sighting(identity_id, when, None if at_least(best, self.novelty) else q[row], timestamp is not None)
             elif create:
                 identity_ids[row] = self.add(q[row], timestamp=when)
+                self._mark_seen(self._identities[int(identity_ids[row])], when, timestamp is not None)
                 is_new[row] = True
         return MatchResult(identity_ids, similarities, is_new)
 
@@ -768,13 +820,24 @@ class Gallery:
     def save(self, path: str | os.PathLike) -> None:
         """Write the gallery to ``path`` atomically (see :mod:`edge_reid.matching.gallery_file`).
 
+        The ``last_seen`` of an identity seen in this process at the default time is first moved
+        forward to the wall clock's time less the monotonic time since that sighting (when that is
+        more than :data:`CLOCK_JUMP_S` later), so that a
+        forward jump of the wall clock during the run (NTP setting a stale clock right) does not
+        make the next run that loads the file see it as long unseen. It never moves backwards.
+
         Raises:
             OutputPathError: the directory is missing or not writable.
             OutputWriteError: the write failed (disk full, I/O error); the file saved before is kept.
         """
+        wall, clock = time.time(), time.monotonic()
+        for identity_id, seen in self._seen_at.items():
+            identity = self._identities[identity_id]
+            if seen is not None and wall - (clock - seen) > identity.last_seen + CLOCK_JUMP_S:
+                identity.last_seen = min(wall - (clock - seen), MAX_TIMESTAMP_S)
         rows = [self._store.row_of(i) for members in self._members.values() for i in members.all()]
         payload = self._store.vectors[rows] if rows else np.zeros((0, self.dim), self.dtype)
-        header = dict(self.metadata(), saved_at=time.time())
+        header = dict(self.metadata(), saved_at=wall)
         write_gallery_file(path, header, payload)
         self._remember_source(path)
 
