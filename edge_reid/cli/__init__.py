@@ -11,6 +11,7 @@ import warnings
 
 from edge_reid.atomic import WRITE_FAILURES
 from edge_reid.cli.app import app
+from edge_reid.entry_point import MEMORY_NEEDED, out_of_memory
 from edge_reid.errors import DataError, EdgeReidError, EdgeReidWarning
 from edge_reid.output_paths import forget_made_folders, remove_folders_left_empty
 
@@ -92,6 +93,24 @@ def _usage_error(exc: Exception) -> int | None:
     return int(getattr(exc, "exit_code", 2))
 
 
+#: What to do when a command runs out of memory (docs/benchmarks.md, "Memory of each command"); others: MEMORY_NEEDED.
+MEMORY_ADVICE = {
+    "run": "to need less, try --batch 8 or --backend onnxruntime (OpenVINO takes about 0.12 GB more) and keep a "
+           f"--gallery small (edge-reid gallery prune); {MEMORY_NEEDED}",
+    "eval": f"to need less, try --batch 8; {MEMORY_NEEDED}",
+    "bench": f"to need less, try a smaller --batch; {MEMORY_NEEDED}",
+    "gallery": f"a large gallery needs more (edge-reid gallery prune); {MEMORY_NEEDED}",
+    "calibrate": "calibrate needs about 2.5 GB of free memory and 3.8 GB of address space whatever --images (its "
+                 "statistics expose the layers' outputs): run it on a larger machine and copy the model it writes",
+}
+
+
+def _out_of_memory_line(detail: str, arguments: list[str]) -> str:
+    """The one line for memory running out in the command ``arguments`` name: what failed, what to do."""
+    command = next((argument for argument in arguments if not argument.startswith("-")), "")
+    return f"out of memory ({detail}): {MEMORY_ADVICE.get(command, MEMORY_NEEDED)}"
+
+
 #: Options whose value may be empty: ``gallery rename --name ""`` clears a name (``enroll`` says its own word).
 EMPTY_VALUE_ALLOWED = ("--name", "-n")
 
@@ -118,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
 
     Exit codes: 0 success, 1 unexpected failure (a bug: one line on stderr, the traceback
-    saved to a file in the temporary folder, whose path the line gives), 2 bad input (an
+    saved to a file in the temporary folder, whose path the line gives; or memory or open files
+    running out: one line saying which options lower the command's memory, or the limit to raise), 2 bad input (an
     :class:`EdgeReidError` or a usage error), 3 an output failed while being
     written (:class:`~edge_reid.errors.OutputWriteError`: disk full, I/O error;
     what was written before stays valid), 130 interrupted (Ctrl-C) and 143
@@ -145,11 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     if handlers and handlers[signal.SIGTERM] is signal.SIG_DFL:  # a handler the caller set stays
         signal.signal(signal.SIGTERM, termination)
     forget_made_folders()
+    arguments = sys.argv[1:] if argv is None else list(argv)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default", EdgeReidWarning)  # each shown once, whatever the filters outside
             warnings.showwarning = _show_warning
-            _refuse_empty_arguments(sys.argv[1:] if argv is None else list(argv))
+            _refuse_empty_arguments(arguments)
             result = app(args=argv, prog_name="edge-reid", standalone_mode=False)
             if sys.stdout is not None and not sys.stdout.closed:
                 sys.stdout.flush()  # a full disk or device behind standard output shows here, not at exit
@@ -157,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except EdgeReidError as exc:
-        print(f"edge-reid: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if out_of_memory(exc) is not None:  # a backend's "inference failed: ... std::bad_alloc": not the model's fault
+            message = f"{message}; {_out_of_memory_line('the model could not allocate', arguments)}"
+        print(f"edge-reid: error: {message}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:  # Typer turns one inside a command into exit 130; this catches the rest
         code = 130
@@ -167,6 +191,19 @@ def main(argv: list[str] | None = None) -> int:
             where = exc.filename or "standard output"
             print(f"edge-reid: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
             code = 3
+        if code is None and out_of_memory(exc) is not None:  # MemoryError, a library that could not be mapped
+            print(f"edge-reid: error: {_out_of_memory_line(out_of_memory(exc), arguments)}", file=sys.stderr)
+            code = 1
+        if code is None and isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            try:
+                import resource
+
+                limit = f"; this process may open {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
+            except ImportError:  # Windows
+                limit = ""
+            print(f"edge-reid: error: too many open files ({exc.strerror}{limit}): raise the limit (ulimit -n 1024)",
+                  file=sys.stderr)
+            code = 1
         if code is None:  # a bug (ours or a library's): one line here, the whole traceback in a file to report
             print(f"edge-reid: internal error: {type(exc).__name__}: {exc} ({_save_traceback(exc)}; please report it)", file=sys.stderr)
             code = 1
