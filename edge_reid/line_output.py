@@ -6,6 +6,11 @@ fails (disk full, I/O error, a closed pipe), a file it opened is truncated back 
 end of the last complete block: what a reader finds is whole lines of whole frames,
 and the failure is raised as :class:`~edge_reid.errors.OutputWriteError` naming the
 file and the cause.
+
+A reader following the output sees each block when :meth:`LineOutput.write` returns (standard output
+too: file descriptor 1 is written directly, not Python's block-buffered ``sys.stdout`` of a pipe).
+Linux copies a write into a file page by page, so a reader polling a file can catch a block cut at a
+4 KiB boundary: a reader takes a line once its ``"\\n"`` is there.
 """
 
 from __future__ import annotations

@@ -123,7 +123,10 @@ class EventsSink(Closable):
     "name": str or null, "similarity": float, "new": bool, "state": "new" | "tracked" | "refound"}``
     (see :class:`~edge_reid.results.Person`). ``"frame"`` (and ``"reported_at"``) count from 0, the
     frame's index in its source (:class:`MotSink` rows count from 1). A frame's lines are written at once, unbuffered:
-    after a failed write the file holds every line of the frames before, each whole.
+    after a failed write the file holds every line of the frames before, each whole. A program following the file
+    finds them as soon as :meth:`write` returns (a pipe too, with ``"-"``); one polling a file may catch the write
+    half-copied at a page boundary, so it takes a line once its ``"\\n"`` is there. Lines are strict JSON (the
+    pipeline hands out finite numbers only), non-ASCII names escaped (``\\u00eb``).
 
     Past-frame boxes (:class:`~edge_reid.results.PastPerson`) follow their frame's lines with the
     same keys plus ``"past_frame": true`` and ``"reported_at"`` (the frame that revealed them); their
