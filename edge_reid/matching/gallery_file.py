@@ -26,6 +26,7 @@ the new one, never a mix.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -212,6 +213,40 @@ class StoredGallery:
 MAX_IDENTITY_ID = 2**62
 
 
+def _older_version_time(path: str | os.PathLike, header: dict[str, Any], bad: list[tuple[int, str, float]]) -> float:
+    """The time to load instead of identities' ``first_seen``/``last_seen`` values ``bad`` (identity id, field, value)
+    that are no time in seconds since 1970 (negative, NaN/Inf, after :data:`MAX_TIMESTAMP_S`: milliseconds or
+    nanoseconds), as edge-reid before 2026-11-30 stored whatever number it was given: the file's ``saved_at`` (the
+    wall-clock second it was saved), with one :class:`~edge_reid.errors.EdgeReidWarning` naming the file, how many
+    values and the first of them; the next save stores the new times.
+
+    Raises:
+        ValueError: the file records no ``saved_at`` in (0, :data:`MAX_TIMESTAMP_S`] either, as edge-reid wrote (the
+            caller's DataError says the file is inconsistent).
+    """
+    import datetime
+    import math
+    import warnings
+
+    from edge_reid.errors import EdgeReidWarning, caller_stacklevel
+    from edge_reid.values import not_seconds_hint
+
+    identity_id, key, value = bad[0]
+    saved_at = header.get("saved_at")
+    if not (is_real(saved_at) and 0.0 < saved_at <= MAX_TIMESTAMP_S):  # edge-reid wrote time.time(): never 0
+        raise ValueError(f"identity {identity_id}'s {key} {value!r} is not a time in seconds since 1970")
+    when = datetime.datetime.fromtimestamp(float(saved_at), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    hint = not_seconds_hint(value) if math.isfinite(value) else ""
+    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+    warnings.warn(
+        f"gallery file {path}: identity {identity_id}'s {key} {value!r}{more} are no times in seconds since 1970 "
+        f"({hint or 'negative, NaN or Inf'}), as edge-reid before 2026-11-30 stored any number; loaded as the "
+        f"file's save time, {when} (`--prune-after` ages count from then), stored so at the next save",
+        EdgeReidWarning, stacklevel=caller_stacklevel(),
+    )
+    return float(saved_at)
+
+
 def read_gallery(
     path: str | os.PathLike,
     model_id: str | None = None,
@@ -232,6 +267,10 @@ def read_gallery(
         DataError: missing, corrupt, truncated or inconsistent file (a field of the wrong JSON type, e.g. a
             count that is 1.5 or "7", a model id that is not text, duplicate identity ids), not a gallery,
             or a gallery made with another model.
+
+    Warns:
+        EdgeReidWarning: identities' times are no times in seconds since 1970 (an edge-reid before 2026-11-30
+            stored any number): they are loaded as the file's save time (one warning per file).
     """
     header, payload = read_gallery_file(path)
     if header.get("kind") != GALLERY_KIND:
@@ -267,6 +306,7 @@ def read_gallery(
         if whole(header["history_size"], "history_size") < 1:
             raise ValueError(f"history_size {header['history_size']} < 1")
         identities = []
+        bad_times: list[tuple[int, str, float]] = []  # (identity id, field, value): times only older versions wrote
         seen: set[int] = set()
         start = 0
         for key in ("threshold", "novelty"):
@@ -284,9 +324,10 @@ def read_gallery(
                 raise ValueError(f"bad identity entry {identity_id}")
             if entry["name"] is not None and not isinstance(entry["name"], str):
                 raise ValueError(f"identity {identity_id}'s name is a {type(entry['name']).__name__}, not text")
-            for key in ("first_seen", "last_seen"):
-                if not 0.0 <= real(entry[key], key) <= MAX_TIMESTAMP_S:
-                    raise ValueError(f"identity {identity_id}'s {key} {entry[key]!r} is not a time in seconds since 1970")
+            times = {key: real(entry[key], key) for key in ("first_seen", "last_seen")}
+            for key, value in times.items():
+                if not 0.0 <= value <= MAX_TIMESTAMP_S:  # NaN fails too; replaced below, with a warning
+                    bad_times.append((identity_id, key, value))
             if whole(entry["count"], "count") < 0:
                 raise ValueError(f"identity {identity_id}'s count {entry['count']!r} is negative")
             if enrolled + recent == 0:
@@ -297,7 +338,7 @@ def read_gallery(
             start += enrolled + recent
             seen.add(identity_id)
             identities.append(StoredIdentity(
-                identity_id, entry["name"], float(entry["first_seen"]), float(entry["last_seen"]), int(entry["count"]),
+                identity_id, entry["name"], times["first_seen"], times["last_seen"], int(entry["count"]),
                 block[:enrolled], block[enrolled:],
             ))
         if start != payload.shape[0]:
@@ -305,6 +346,12 @@ def read_gallery(
         not_unit = first_non_unit_row(payload)
         if not_unit is not None:  # galleries hold L2-normalised rows: their inner products are the cosine similarities matched on
             raise ValueError(f"stored embedding {not_unit[0]} has length {not_unit[1]:.4g}, not 1 (damaged, or written by other code)")
+        if bad_times:
+            saved_at = _older_version_time(path, header, bad_times)
+            replaced = {(identity_id, key) for identity_id, key, _ in bad_times}
+            identities = [dataclasses.replace(identity, **{
+                key: saved_at for key in ("first_seen", "last_seen") if (identity.identity_id, key) in replaced
+            }) for identity in identities]
         return StoredGallery(
             dim=dim, threshold=float(header["threshold"]), history_size=int(header["history_size"]),
             novelty=float(header["novelty"]), dtype=payload.dtype, model_id=saved_model or None,

@@ -473,7 +473,8 @@ def select_engine(
             ones with their reasons, says they are never loaded, and gives the
             ``edge-reid build ... --rebuild`` command (``run --rebuild`` does it too);
             without any, it names the engines built from another version of the same
-            model file, and gives the ``edge-reid build`` command.
+            model file, or from the same file with another spec (or by an edge-reid before 2026-11-30,
+            whose spec fingerprint differs), and gives the ``edge-reid build`` command.
     """
     scanned = scan_engines(engines_dir, machine, model_sha256, spec_fingerprint)
     checks = [c for c in scanned if c.status is not EngineStatus.OTHER_MODEL]
@@ -497,6 +498,11 @@ def select_engine(
                and c.manifest.model_sha256 != model_sha256 and (precision is None or c.manifest.precision == precision)]
     found = (f"engines built from another version of {name}: {', '.join(earlier)} (never loaded for this one, "
              f"whose sha256 differs); " if earlier else "")
+    other_spec = [c.manifest.engine_file for c in scanned if c.status is EngineStatus.OTHER_MODEL
+                  and c.manifest.model_sha256 == model_sha256 and (precision is None or c.manifest.precision == precision)]
+    if other_spec:  # e.g. built by edge-reid before 2026-11-30, whose spec fingerprint also hashed the spec's name
+        found += (f"engines built from this model file with another model spec or by an older edge-reid: "
+                  f"{', '.join(other_spec)} (never loaded: their preprocessing may differ); ")
     raise EngineNotFoundError(
         f"no TensorRT engine for {name} in {engines_dir}: {found}build {wanted} on this device with "
         f"`{command}` (or add --rebuild to run)"
