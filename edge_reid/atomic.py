@@ -61,13 +61,13 @@ def give_ordinary_permissions(fd: int) -> None:
     os.fchmod(fd, 0o666 & ~umask)
 
 
-def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes, what: str = "file", create_parent: bool = True) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes | memoryview, what: str = "file", create_parent: bool = True) -> Path:
     """Write the concatenation of ``chunks`` to ``path`` atomically; returns the path.
 
     Args:
         path: the file to (re)place; a symbolic link is followed (the file it points to is
             replaced, the link kept).
-        chunks: byte strings written one after the other (no joined copy is made).
+        chunks: byte strings (or memoryviews of them) written one after the other (no joined copy is made).
         what: what the file is, for error messages ("gallery", "engine", ...).
         create_parent: create missing parent folders; False requires the folder to exist.
 

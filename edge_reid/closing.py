@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+_C = TypeVar("_C", bound="Closable")
+
 
 class Closable:
     """Makes ``with thing:`` call ``thing.close()`` when the block ends, an exception included.
@@ -14,7 +18,7 @@ class Closable:
         """Release what the object holds. Safe to call twice."""
         raise NotImplementedError
 
-    def __enter__(self):
+    def __enter__(self: _C) -> _C:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -43,7 +43,7 @@ def identity_color(identity_id: int) -> tuple[int, int, int]:
     import cv2
 
     hue = int((identity_id * 0.618033988749895 % 1.0) * 180)
-    hsv = np.uint8([[[hue, 200, 255]]])
+    hsv = np.array([[[hue, 200, 255]]], np.uint8)
     b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(r)
 
@@ -160,7 +160,7 @@ class EventsSink(Closable):
         """
         lines = []
         for person in result.people:
-            record = {"frame": result.frame_index}
+            record: dict[str, object] = {"frame": result.frame_index}
             if result.file_name is not None:
                 record["file"] = result.file_name
             record.update(

@@ -36,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 import cv2
 import numpy as np
@@ -455,7 +455,7 @@ class FrameSource(Closable):
             if self.repeat and self.stats.passes >= self.repeat:
                 return
 
-    def _folder_pass(self, first_index: int, first: bool) -> Iterator[Frame]:
+    def _folder_pass(self, first_index: int, first: bool) -> Generator[Frame, None, tuple[float, int]]:
         """One pass over the folder's images, numbered by their place in the listing from
         ``first_index``; returns (0.0, images listed): a folder's clock is the frame number / fps."""
         for position, path in enumerate(self._files):
@@ -473,7 +473,7 @@ class FrameSource(Closable):
             yield Frame(index, index / self.fps, image, path.name)
         return 0.0, len(self._files)
 
-    def _file_pass(self, offset_s: float, first_index: int) -> Iterator[Frame]:
+    def _file_pass(self, offset_s: float, first_index: int) -> Generator[Frame, None, tuple[float, int]]:
         """One pass over a video file, frames numbered from ``first_index``; returns (its duration in
         seconds, frames it spanned), for the next pass's clock and numbers.
 

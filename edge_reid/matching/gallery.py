@@ -55,7 +55,7 @@ import warnings
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable, TypeVar, cast
 
 import numpy as np
 
@@ -206,15 +206,19 @@ def canonical_name(name: str) -> str:
     return unicodedata.normalize("NFC", name.strip())
 
 
-def _locked(method):
-    """Run a :class:`Gallery` method holding the gallery's :attr:`~Gallery.lock`."""
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _locked(method: _Method) -> _Method:
+    """Run a :class:`Gallery` method holding the gallery's :attr:`~Gallery.lock`; the method keeps its
+    signature for type checkers."""
 
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
         with self.lock:
             return method(self, *args, **kwargs)
 
-    return locked
+    return cast(_Method, locked)
 
 
 class Gallery:
