@@ -86,6 +86,10 @@ class GallerySaving:
             )
 
 
+#: Seconds between two prunes of a gallery kept in memory only (:class:`Runner`'s ``prune_after_s``), as
+#: often as a persistent gallery is saved and pruned by default.
+MEMORY_PRUNE_EVERY_S = GALLERY_SAVE_EVERY_S
+
 #: How :meth:`Runner.save_gallery` names itself in the gallery's lock file when called outside a run.
 SAVE_HOLDER = "edge-reid Runner.save_gallery"
 
@@ -117,8 +121,17 @@ class Runner:
         sinks: objects with ``write(result)`` and ``close()`` (e.g. :class:`~edge_reid.sinks.EventsSink`);
             a sink with a true ``quit_requested`` attribute (the display window's ``q``) ends the run.
         gallery_saving: :class:`GallerySaving`, or None to keep the gallery in memory only.
+        prune_after_s: with the gallery in memory only (no ``gallery_saving``), forget unnamed identities not
+            seen for this many seconds, every :data:`MEMORY_PRUNE_EVERY_S` seconds of the run (a camera run for
+            weeks would otherwise keep one identity for every stranger it ever saw: about 4-25 kB each, and
+            matching slows in proportion). None: never. A persistent gallery is pruned by its
+            :class:`GallerySaving`'s own ``prune_after_s`` instead.
         handle_signals: stop cleanly on SIGINT (Ctrl-C) and SIGTERM while running (only
             possible in the main thread; elsewhere call :meth:`stop`).
+
+    Raises:
+        ValueError: ``prune_after_s`` below :data:`~edge_reid.defaults.PRUNE_MIN_AGE_S`, or given with
+            ``gallery_saving``.
 
     Example:
         >>> runner = Runner(Pipeline(), [EventsSink("events.jsonl"), MotSink("out.txt")])   # doctest: +SKIP
@@ -131,7 +144,13 @@ class Runner:
         sinks: Sequence[Sink] = (),
         gallery_saving: GallerySaving | None = None,
         handle_signals: bool = True,
+        prune_after_s: float | None = None,
     ) -> None:
+        if prune_after_s is not None and gallery_saving is not None:
+            raise ValueError("prune_after_s is for a gallery kept in memory: give GallerySaving(..., prune_after_s=...) instead")
+        if prune_after_s is not None:
+            GallerySaving(Path("memory"), prune_after_s=prune_after_s)  # the same check of the age (ValueError)
+        self.prune_after_s = prune_after_s
         self.pipeline = pipeline
         self.sinks = list(sinks)
         self.gallery_saving = gallery_saving
@@ -325,6 +344,9 @@ class Runner:
                         on_frame(result, summary)
                     if save and self.gallery_saving is not None and time.perf_counter() - last_save >= self.gallery_saving.every_s:
                         self.save_gallery()
+                        last_save = time.perf_counter()
+                    elif self.prune_after_s is not None and time.perf_counter() - last_save >= MEMORY_PRUNE_EVERY_S:
+                        pipeline.gallery.prune(self.prune_after_s, keep=pipeline.identities.held_identities())
                         last_save = time.perf_counter()
                     if any(getattr(sink, "quit_requested", False) for sink in self.sinks):
                         self.stop()

@@ -64,11 +64,25 @@ def test_run_writes_events_mot_video_and_summary(tmp_path, vtest_path, capsys):
     assert "identities" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("option", [["--prune-after", "100"], ["--save-every", "5"]])
-def test_gallery_options_without_a_gallery_are_refused(vtest_path, capsys, option):
-    """`--prune-after 100 --save-every 5` without --gallery ran to the end: nothing saved, nothing said."""
-    assert main(["run", "--source", str(vtest_path), *option]) == 2
-    assert f"{option[0]}: only applies to a gallery: add --gallery" in capsys.readouterr().err
+def test_save_every_without_a_gallery_is_refused(vtest_path, capsys):
+    """`--save-every 5` without --gallery ran to the end: nothing saved, nothing said. (`--prune-after`
+    without --gallery prunes the gallery kept in memory: tests/test_runner.py.)"""
+    assert main(["run", "--source", str(vtest_path), "--save-every", "5"]) == 2
+    assert "--save-every: only applies to a gallery: add --gallery" in capsys.readouterr().err
+
+
+def test_prune_after_without_a_gallery_prunes_the_gallery_kept_in_memory(vtest_path, monkeypatch, tmp_path):
+    """A camera run for weeks without --gallery kept one identity for every stranger it ever saw."""
+    import edge_reid.runner as runner_module
+
+    from edge_reid.matching.gallery import Gallery
+
+    pruned = []
+    real_prune = Gallery.prune
+    monkeypatch.setattr(runner_module, "MEMORY_PRUNE_EVERY_S", 0.0)
+    monkeypatch.setattr(Gallery, "prune", lambda self, *args, **kwargs: pruned.append(args[0]) or real_prune(self, *args, **kwargs))
+    assert main(["run", "--source", str(vtest_path), "--max-frames", "5", "--prune-after", "100", "--mot", str(tmp_path / "m.txt")]) == 0
+    assert pruned and set(pruned) == {100.0}
 
 
 def test_help_shows_the_ranges_that_are_accepted(capsys):

@@ -3,6 +3,7 @@
 import json
 import time
 
+import numpy as np
 import pytest
 
 from conftest import save_alice_gallery
@@ -262,3 +263,20 @@ def test_a_frame_source_subclass_holding_frames_in_memory_runs(embedder, detecto
 
     source = InMemory([Frame(i, i / 10.0, image) for i, image in enumerate(vtest_frames[:3])])
     assert [r.frame_index for r in Pipeline(embedder, detector).run(source, prefetch=0)] == [0, 1, 2]
+
+
+def test_a_gallery_kept_in_memory_is_pruned_during_a_run_when_asked(embedder, detector, vtest_path, monkeypatch):
+    """Without a gallery file nothing was ever pruned: a camera run for weeks kept one identity per stranger."""
+    import edge_reid.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "MEMORY_PRUNE_EVERY_S", 0.0)
+    pipeline = Pipeline(embedder, detector)
+    stranger = pipeline.gallery.add(np.eye(pipeline.gallery.dim, dtype=np.float32)[:1], timestamp=1.0)  # seen long ago
+    Runner(pipeline, [], handle_signals=False, prune_after_s=60).run(str(vtest_path), max_frames=12)
+    held = pipeline.identities.held_identities()
+    assert stranger not in pipeline.gallery, "the stranger not seen since 1970 is forgotten"
+    assert held and all(identity in pipeline.gallery for identity in held), "the people in view keep theirs"
+    with pytest.raises(ValueError, match="below the minimum"):
+        Runner(pipeline, [], handle_signals=False, prune_after_s=1)
+    with pytest.raises(ValueError, match="GallerySaving"):
+        Runner(pipeline, [], GallerySaving("g.edgereid"), handle_signals=False, prune_after_s=60)

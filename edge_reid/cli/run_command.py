@@ -176,7 +176,8 @@ def run(
     ),
     prune_after: Optional[float] = typer.Option(
         None, "--prune-after",
-        help=f"Forget unnamed identities not seen for this many seconds (with --gallery; at least {PRUNE_MIN_AGE_S:g}).",
+        help=f"Forget unnamed identities not seen for this many seconds (at least {PRUNE_MIN_AGE_S:g}): with --gallery before "
+        "each save; without, every minute in memory (a camera run for days or weeks).",
     ),
 ) -> None:
     """Detect and track people, embed those that need it, and give each an identity, frame by frame.
@@ -217,7 +218,7 @@ def run(
         raise typer.BadParameter("give exactly one of --source or --camera", param_hint="--source/--camera")
     source = source.strip() if source is not None else None  # as the source is opened: checked as what is read
     check_backend_option(backend, precision, detector_precision, device)
-    for option, value in (("--save-every", save_every), ("--prune-after", prune_after)):
+    for option, value in (("--save-every", save_every),):
         if value is not None and gallery_path is None:
             raise typer.BadParameter("only applies to a gallery: add --gallery people.edgereid", param_hint=option)
     if prune_after is not None and not prune_after >= PRUNE_MIN_AGE_S:  # NaN too
@@ -301,7 +302,8 @@ def run(
         reid_threshold=reid_threshold, unnamed_reid_threshold=unnamed_reid_threshold,
     )
     saving = GallerySaving(gallery_path, save_every or GALLERY_SAVE_EVERY_S, prune_after) if gallery_path is not None else None
-    runner = Runner(pipeline, gallery_saving=saving)
+    prune_in_memory = prune_after if gallery_path is None else None
+    runner = Runner(pipeline, gallery_saving=saving, prune_after_s=prune_in_memory)
     timing = f" at {frames.fps:g} fps (from {frames.fps_source})" if frames.fps_source else ""
     console.print(f"[bold]edge-reid[/] {frames.kind} {escape(frames.name)}{timing} | model {escape(embedder.model_path.name)} on {escape(runner.backends())}")
 
