@@ -77,7 +77,7 @@ if TYPE_CHECKING:  # imported when used: CameraMotion needs OpenCV, a fixed came
 CLOCK_RESTART_S = 1.0
 
 #: Updates in a row with no time passing after which the caller's clock is taken to stand still
-#: (a :class:`~edge_reid.errors.TimestampWarning`, once): no camera repeats a time for 100 frames
+#: (a :class:`~edge_reid.errors.TimestampWarning`, once per standstill): no camera repeats a time for 100 frames
 #: (over 3 s at 30 fps), while tracks stop moving and lost ones never expire. A live camera's
 #: ``CAP_PROP_POS_MSEC`` often reads 0.
 STILL_CLOCK_UPDATES = 100
@@ -278,7 +278,7 @@ class Tracker:
                 embeddings given fix it (one ReID model per tracker).
             timestamp_s: the frame's time in seconds, not milliseconds (repeats and steps back count as
                 0 s; the next step forward is measured from the newest timestamp seen, see :data:`CLOCK_RESTART_S`;
-                :data:`STILL_CLOCK_UPDATES` frames in a row without time passing warn, once).
+                :data:`STILL_CLOCK_UPDATES` frames in a row without time passing warn, once per standstill).
                 None: the time of this call, seconds since this tracker's first update (monotonic
                 clock), for a live camera, or the time :func:`~edge_reid.tracking.plan_embeddings`
                 read for this frame; give a video's own frame times instead. Give it on every
@@ -305,7 +305,7 @@ class Tracker:
 
         Warns:
             TimestampWarning: ``timestamp_s`` stands still for :data:`STILL_CLOCK_UPDATES` frames, or is
-                in milliseconds or nanoseconds (after 1e11 s), once each (see :meth:`predict`).
+                in milliseconds or nanoseconds (after 1e11 s), once per standstill and once per tracker (see :meth:`predict`).
         """
         boxes, scores, embeddings, embedded = self._check(detections, embeddings, embedded)
         self.predict(timestamp_s, image)
