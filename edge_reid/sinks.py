@@ -371,13 +371,17 @@ class VideoSink(Closable):
         fd, probe = tempfile.mkstemp(prefix=".edge-reid-probe-", suffix=self.path.suffix, dir=self.path.parent)
         os.close(fd)
         try:
-            writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (64, 64))
-            opened = writer.isOpened()
+            try:
+                writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (64, 64))
+            except cv2.error:  # a backend that raises instead of returning a closed writer: refused below
+                writer = None
+            opened = writer is not None and writer.isOpened()
             if opened:
                 blank = np.zeros((64, 64, 3), np.uint8)
                 writer.write(blank)
                 writer.write(blank)
-            writer.release()
+            if writer is not None:
+                writer.release()
             opened = opened and os.path.getsize(probe) > 0
         finally:
             with contextlib.suppress(OSError):
@@ -406,7 +410,11 @@ class VideoSink(Closable):
         image = draw_result(result.image.copy(), result)
         if self._size is None:
             self._size = (image.shape[1], image.shape[0])
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self._size)
+            try:
+                self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self._size)
+            except cv2.error as exc:  # a backend that raises instead of returning a closed writer
+                self._failed = f"cannot write video {self.path}: OpenCV could not open it ({str(exc).strip().splitlines()[-1]})"
+                raise OutputWriteError(self._failed, self.path) from None
             if not self._writer.isOpened():
                 self._writer = None
                 self._failed = f"cannot write video {self.path}: OpenCV could not open it ({_free_space_note(self.path)})"

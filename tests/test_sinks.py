@@ -146,3 +146,21 @@ def test_video_sink_keeps_one_frame_size_and_refuses_writes_after_close(tmp_path
     with pytest.raises(ValueError, match="v.mp4 is closed"):
         sink.write(_result([(10, 40, 60, 150)], [1], frame=3))
     assert video_frame_count(tmp_path / "v.mp4", 4) == 3, "the finished video is not reopened (which would empty it)"
+
+
+def test_a_video_writer_that_raises_on_opening_is_a_write_error_every_time(tmp_path, monkeypatch):
+    """An OpenCV backend raising in VideoWriter() left the sink half-set: the next write was an
+    AttributeError ('NoneType' object has no attribute 'write') instead of the write error."""
+    from edge_reid.errors import OutputPathError, OutputWriteError
+
+    def raising(*args, **kwargs):
+        raise cv2.error("OpenCV(5.1.0) videoio: could not open the encoder")
+
+    sink = VideoSink(tmp_path / "v.mp4", fps=10)
+    monkeypatch.setattr(cv2, "VideoWriter", raising)
+    for _ in range(2):
+        with pytest.raises(OutputWriteError, match=r"cannot write video .*v\.mp4: OpenCV could not open it"):
+            sink.write(_result([(10, 40, 60, 150)], [1]))
+    sink.close()
+    with pytest.raises(OutputPathError, match="OpenCV cannot write video"):  # the probe at the start: refused, no traceback
+        VideoSink(tmp_path / "w.mp4", fps=10)
