@@ -73,6 +73,20 @@ def tiny_model(path: Path, elem=TensorProto.FLOAT) -> Path:
     return save_model(path, nodes, [x], [y])
 
 
+def two_output_model(path: Path) -> Path:
+    """(N, 3, 4, 2) -> logits (N, 3) first, features (N, 3) second: a training export's classifier beside
+    the embedding (the logits here are the features' ReLU)."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 4, 2])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3])
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"]),
+        helper.make_node("Relu", ["features"], ["logits"]),
+    ]
+    return save_model(path, nodes, [x], [logits, features])
+
+
 def tiny_qdq_model(path: Path, input_name: str = "images") -> Path:
     """The same graph with a QuantizeLinear/DequantizeLinear pair on the input, as ONNX Runtime's Q/DQ format writes it."""
     x = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", 3, 4, 2])

@@ -392,20 +392,10 @@ def test_a_model_with_a_classifier_beside_its_embedding_builds_an_engine_with_th
     and an engine keeping the logits would fail at enqueue for want of its address."""
     import json
 
-    from onnx import TensorProto, helper
-
     from edge_reid.spec import load_spec
-    from onnx_builders import save_model
+    from onnx_builders import two_output_model
 
-    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 4, 2])
-    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
-    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3])
-    nodes = [
-        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["features"]),
-        helper.make_node("Relu", ["features"], ["logits"]),
-    ]
-    model = save_model(tmp_path / "two_outputs.onnx", nodes, [x], [logits, features])
+    model = two_output_model(tmp_path / "two_outputs.onnx")
     (tmp_path / "two_outputs.json").write_text(json.dumps({"output_name": "features"}))
     spec = load_spec(model)
     plan = plan_build(BuildOptions(model, profile=BatchProfile(1, 8, 32)), spec, "10.3.0.30", gpu(fake))
@@ -420,20 +410,10 @@ def test_a_spec_made_in_python_without_output_name_for_a_model_with_two_outputs_
     first output (a training export's logits) and unmarked the embedding, silently."""
     import dataclasses
 
-    from onnx import TensorProto, helper
-
     from edge_reid.spec import load_spec
-    from onnx_builders import save_model
+    from onnx_builders import two_output_model
 
-    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 4, 2])
-    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
-    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3])
-    nodes = [
-        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["features"]),
-        helper.make_node("Relu", ["features"], ["logits"]),
-    ]
-    model = save_model(tmp_path / "two_outputs.onnx", nodes, [x], [logits, features])
+    model = two_output_model(tmp_path / "two_outputs.onnx")
     spec = dataclasses.replace(load_spec(model, {"output_name": "features"}), output_name="")
     plan = plan_build(BuildOptions(model, profile=BatchProfile(1, 8, 32)), spec, "10.3.0.30", gpu(fake))
     with pytest.raises(EngineBuildError, match="2 outputs.*'logits'.*'features'.*output_name"):
