@@ -108,13 +108,11 @@ def is_decoded_output(output: np.ndarray, grid: np.ndarray, strides: np.ndarray)
     """Whether a YOLOX output holds boxes already decoded to input pixels (an export with
     ``decode_in_inference=True``) rather than the grid output this module decodes.
 
-    The grid output's box centres are offsets from each cell, in cells (the bundled YOLOX-Nano on a blank
-    416x416 input: median 0.6, at most 4); decoded, they are pixel positions, ``(offset + cell) * stride``,
-    around the cells' pixel centres (median 4.4 pixels from them, 205 from the origin). So the output is
-    decoded when its centres lie nearer the cells' pixel centres than the origin, median distances over all
-    anchors compared. Measured on YOLOX-Nano (blank input and a vtest.avi frame), the ratio of the two
-    distances (cells / origin) is above 300 for its grid output and below 0.03 decoded at 416x416, and still
-    above 24 and below 0.4 at the smallest input, 32x32.
+    The grid output's box centres are offsets from each cell, in cells (a few at most); decoded, they are
+    pixel positions, ``(offset + cell) * stride``, around the cells' pixel centres. So the output is
+    decoded when its centres lie nearer the cells' pixel centres than the origin, median distances over
+    all anchors compared: both forms of the bundled YOLOX-Nano, on blank and real frames from the smallest
+    input (32x32) up, fall far on either side (tests/test_detector_decoded.py).
 
     Args:
         output: (A, 5 + classes) float32, the model's output on one image.
