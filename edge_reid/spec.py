@@ -227,6 +227,31 @@ def weights_files(model_path: str | Path) -> list[Path]:
     return weights
 
 
+def embedding_output_name(model_path: str | Path, spec: ModelSpec, outputs: list[str]) -> str:
+    """The name of the model's embedding output: ``spec.output_name``, or the model's only output.
+
+    Args:
+        model_path: the model (named in errors).
+        spec: its spec.
+        outputs: the model's output names, in order.
+
+    Raises:
+        ModelError: no output of that name; several outputs and the spec names none (a torchreid export in
+            training mode gives logits and features: which is the embedding is not guessed).
+    """
+    if spec.output_name:
+        if spec.output_name not in outputs:
+            raise ModelError(f"{model_path}: no output named {spec.output_name!r} (outputs: {outputs})")
+        return spec.output_name
+    if len(outputs) != 1:
+        raise ModelError(
+            f"{model_path}: the model has {len(outputs)} outputs ({', '.join(map(repr, outputs))}) and its spec names "
+            f"none as the embedding: give the spec's output_name (a sidecar line such as {json.dumps({'output_name': outputs[-1]})}, "
+            "or ModelSpec(output_name=...) in Python)"
+        )
+    return outputs[0]
+
+
 def model_sha256(model_path: str | Path) -> str:
     """sha256 hex of an ONNX model's bytes: the file's own (:func:`file_sha256`) when its weights are
     inside it; with weights in separate files (ONNX external data), of the file's and each weights

@@ -12,7 +12,6 @@ Two kinds of model run on a backend:
 
 from __future__ import annotations
 
-import json
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -133,31 +132,6 @@ def first_line(exc: BaseException) -> str:
         if not line.startswith(("Exception from ", "Check '")):
             return line
     return lines[0] if lines else type(exc).__name__
-
-
-def embedding_output_name(model_path: str | Path, spec: ModelSpec, outputs: list[str]) -> str:
-    """The name of the model's embedding output: ``spec.output_name``, or the model's only output.
-
-    Args:
-        model_path: the model (named in errors).
-        spec: its spec.
-        outputs: the model's output names, in order.
-
-    Raises:
-        ModelError: no output of that name; several outputs and the spec names none (a torchreid export in
-            training mode gives logits and features: which is the embedding is not guessed).
-    """
-    if spec.output_name:
-        if spec.output_name not in outputs:
-            raise ModelError(f"{model_path}: no output named {spec.output_name!r} (outputs: {outputs})")
-        return spec.output_name
-    if len(outputs) != 1:
-        raise ModelError(
-            f"{model_path}: the model has {len(outputs)} outputs ({', '.join(map(repr, outputs))}) and its spec names "
-            f"none as the embedding: give the spec's output_name (a sidecar line such as {json.dumps({'output_name': outputs[-1]})}, "
-            "or ModelSpec(output_name=...) in Python)"
-        )
-    return outputs[0]
 
 
 def check_embedding_output(model_path: str | Path, output_name: str, dims, spec: ModelSpec) -> None:

@@ -18,7 +18,6 @@ from edge_reid.backends.base import (
     EmbeddingBackend,
     check_embedding_output,
     detector_input_shape,
-    embedding_output_name,
     first_line,
     threads_label,
 )
@@ -27,7 +26,7 @@ from edge_reid.batching import numpy_buffers
 from edge_reid.cpu import threads_per_model
 from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.onnx_graph import is_qdq_model, model_precision
-from edge_reid.spec import ModelSpec
+from edge_reid.spec import ModelSpec, embedding_output_name
 
 #: ONNX Runtime graph optimisation levels, by the names of ``onnxruntime.GraphOptimizationLevel``.
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")

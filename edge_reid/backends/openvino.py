@@ -58,7 +58,6 @@ from edge_reid.backends.base import (
     EmbeddingBackend,
     check_embedding_output,
     detector_input_shape,
-    embedding_output_name,
     first_line,
     threads_label,
 )
@@ -66,7 +65,7 @@ from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
 from edge_reid.cache_folder import writable_cache_folder
 from edge_reid.errors import BackendUnavailableError, ModelError
-from edge_reid.spec import ModelSpec
+from edge_reid.spec import ModelSpec, embedding_output_name
 
 #: ``--precision`` -> OpenVINO's ``INFERENCE_PRECISION_HINT`` and the device capability it needs.
 PRECISION_HINTS = {"fp32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16"), "int8": ("f32", "INT8")}

@@ -29,7 +29,7 @@ import numpy as np
 from edge_reid.cuda.runtime import GpuInfo
 from edge_reid.cuda.versions import DeviceCuda
 from edge_reid.errors import ModelError
-from edge_reid.spec import ModelSpec, file_sha256, model_sha256
+from edge_reid.spec import ModelSpec, embedding_output_name, file_sha256, model_sha256
 from edge_reid.tensorrt.errors import EngineBuildError
 from edge_reid.atomic import atomic_write_bytes
 from edge_reid.tensorrt.manifest import (
@@ -317,13 +317,10 @@ def _check_network_io(network, spec: ModelSpec, profile: BatchProfile, source: P
     returns the output name."""
     if network.num_outputs < 1:
         raise EngineBuildError(f"{source}: the network has no output")
-    if not spec.output_name and network.num_outputs > 1:  # as the other backends (embedding_output_name): not guessed
-        names = ", ".join(repr(network.get_output(i).name) for i in range(network.num_outputs))
-        raise EngineBuildError(f"{source}: the network has {network.num_outputs} outputs ({names}) and the spec names "
-                               "none as the embedding: give the spec's output_name (load_spec reads it from a sidecar)")
-    output_name = spec.output_name or network.get_output(0).name
-    if output_name not in [network.get_output(i).name for i in range(network.num_outputs)]:
-        raise EngineBuildError(f"{source}: the network has no output named {output_name!r}")
+    try:  # as the CPU backends choose it: never guessed among several
+        output_name = embedding_output_name(source, spec, [network.get_output(i).name for i in range(network.num_outputs)])
+    except ModelError as exc:
+        raise EngineBuildError(str(exc)) from None
     _keep_only_output(network, output_name)
     if network.num_inputs != 1:
         raise EngineBuildError(f"{source}: the network has {network.num_inputs} inputs; a ReID model has one")
