@@ -92,8 +92,8 @@ class Embedder(Closable):
         ModelError: the model is missing, not an ONNX model, of the wrong input or
             output shape, or returns NaN/Inf (at load or later) or an all-zero embedding.
         BackendUnavailableError: the backend asked for cannot run here.
-        ValueError: ``max_batch``, ``threads`` or ``preprocess_threads`` not a whole number >= 1, or
-            an unknown key in ``backend_options``.
+        ValueError: ``max_batch``, ``threads`` or ``preprocess_threads`` not a whole number >= 1, an
+            unknown ``backend`` name, or an unknown key or ``precision`` in ``backend_options``.
     """
 
     def __init__(

@@ -14,6 +14,7 @@ import inspect
 import queue
 import threading
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Generator, Iterator
 
@@ -94,8 +95,8 @@ class Pipeline(Closable):
     pipeline per camera, each in its own thread, may share one :class:`Embedder`, one
     :class:`PersonDetector` (the calls of each take turns) and one gallery (docs/tracking.md, "Several cameras, one gallery"). :meth:`run` starts each source with no tracks; :meth:`process`
     continues the stream it is given; :meth:`reset` forgets the tracks (identities stay in the gallery).
-    :meth:`close` (or the end of a ``with`` block) closes the embedder and detector the pipeline made
-    itself; those passed in are the caller's to close.
+    :meth:`close` (or the end of a ``with`` block) ends this pipeline's runs and closes the embedder and
+    detector the pipeline made itself; those passed in are the caller's to close.
 
     Example:
         >>> pipeline = Pipeline()                                  # doctest: +SKIP
@@ -124,6 +125,8 @@ class Pipeline(Closable):
         if tracker is not None and not isinstance(tracker, Tracker):
             raise TypeError(f"tracker must be a Tracker, e.g. Tracker(TrackerConfig(...)), got {type(tracker).__name__}")
         self._made: list[Closable] = []  # the models this pipeline made, and so closes (close())
+        self._runs: weakref.WeakSet[_ClosesItsSource] = weakref.WeakSet()  # run()'s results, ended by close()
+        self._processing = threading.Lock()  # held over each frame of a run: close() lets it finish first
         try:  # a model made here is closed again when a later step fails (a detector that cannot load)
             self.embedder = embedder or Embedder(backend_options={"side_by_side": True})
             if embedder is None:
@@ -169,9 +172,18 @@ class Pipeline(Closable):
         self._frame_size: tuple[int, int] | None = None  # (H, W) of the last frame: the pixels the tracks are in
 
     def close(self) -> None:
-        """Close the embedder and detector this pipeline made itself (not those passed in). Safe to call twice."""
-        while self._made:
-            self._made.pop().close()
+        """End this pipeline's runs and close the embedder and detector it made itself (not those passed in).
+
+        A run's results, still held (a kiosk's ``results = pipeline.run(0)``) or being iterated in
+        another thread, end as after a stop: a frame being processed is finished first, the decoding
+        thread ends and the source (a camera) is released, and the next ``next(results)`` raises
+        StopIteration. Safe to call twice, and from any thread.
+        """
+        for results in list(self._runs):
+            results.end()
+        with self._processing:
+            while self._made:
+                self._made.pop().close()
 
     def reset(self) -> None:
         """Forget every track, as at the start of a new video or camera session.
@@ -382,15 +394,22 @@ class Pipeline(Closable):
         if isinstance(source, FrameSource):
             source.check_unread()
         frames = source if isinstance(source, FrameSource) else open_source(source)  # a bad source fails here, not at the first frame
-        return _ClosesItsSource(self._run(frames, max_frames, prefetch), frames)
+        closing = threading.Event()  # set by close(): the run ends before its next frame
+        results = _ClosesItsSource(self._run(frames, max_frames, prefetch, closing), frames, closing)
+        self._runs.add(results)
+        return results
 
-    def _run(self, frames: FrameSource, max_frames: int | None, prefetch: int) -> Iterator[FrameResult]:
+    def _run(self, frames: FrameSource, max_frames: int | None, prefetch: int, closing: threading.Event) -> Iterator[FrameResult]:
         self.reset()
         self._reader_stuck = False
-        staged = self._staged_threaded(frames, max_frames, prefetch) if prefetch > 0 else self._staged(frames, max_frames)
+        staged = self._staged_threaded(frames, max_frames, prefetch, closing) if prefetch > 0 else self._staged(frames, max_frames)
         try:
             for frame, detections in staged:
-                yield self.process(frame.image, frame.timestamp_s, frame.index, detections=detections, file_name=frame.name)
+                with self._processing:
+                    if closing.is_set():  # closed (its models too, perhaps) while this frame was decoded
+                        return
+                    result = self.process(frame.image, frame.timestamp_s, frame.index, detections=detections, file_name=frame.name)
+                yield result
         finally:
             staged.close()
             if not self._reader_stuck:  # never release a capture that a blocked read still uses
@@ -415,10 +434,12 @@ class Pipeline(Closable):
         finally:
             iterator.close()  # in this thread, the reading one: the source may release its capture now
 
-    def _staged_threaded(self, frames: FrameSource, max_frames: int | None, depth: int) -> Iterator[tuple[Frame, Detections | None]]:
-        """Decode and detect in a worker thread, ``depth`` frames ahead; re-raises its errors here."""
+    def _staged_threaded(
+        self, frames: FrameSource, max_frames: int | None, depth: int, finished: threading.Event
+    ) -> Iterator[tuple[Frame, Detections | None]]:
+        """Decode and detect in a worker thread, ``depth`` frames ahead; re-raises its errors here.
+        ``finished`` (set here at the end, or by :meth:`close`) ends the worker."""
         handoff: queue.Queue = queue.Queue(maxsize=depth)
-        finished = threading.Event()
         end = object()
 
         def put(item) -> None:
@@ -450,7 +471,7 @@ class Pipeline(Closable):
                     if frames.stopped:  # a stop (Ctrl-C) while the worker waits on the source: end now
                         return
                     continue
-                if item is end:
+                if item is end or finished.is_set():  # the end, or close(): a detector it closed may have raised
                     return
                 if isinstance(item, BaseException):
                     raise item
@@ -468,9 +489,12 @@ class _ClosesItsSource(Iterator[FrameResult]):
     """:meth:`Pipeline.run`'s results: a generator that also closes the :class:`FrameSource` it was given
     when it is closed before its first frame (a generator's body, and so its ``finally``, never runs then)."""
 
-    def __init__(self, results: Generator[FrameResult, None, None], source: FrameSource | None) -> None:
+    def __init__(
+        self, results: Generator[FrameResult, None, None], source: FrameSource | None, closing: threading.Event | None = None
+    ) -> None:
         self._results = results
         self._source = source
+        self._closing = closing
 
     def __iter__(self) -> "_ClosesItsSource":
         return self
@@ -484,3 +508,15 @@ class _ClosesItsSource(Iterator[FrameResult]):
         self._results.close()
         if unstarted and self._source is not None:
             self._source.close()
+
+    def end(self) -> None:
+        """:meth:`Pipeline.close`, from any thread: the run ends before its next frame, and when it is not
+        being iterated right now, at once (its decoding thread ended, its source released)."""
+        if self._closing is not None:
+            self._closing.set()
+        if self._source is not None:
+            self._source.stop()
+        try:
+            self.close()
+        except ValueError:  # "generator already executing" in another thread: it ends at its next frame (closing)
+            pass

@@ -127,7 +127,10 @@ class Runner:
             matching slows in proportion). None: never. A persistent gallery is pruned by its
             :class:`GallerySaving`'s own ``prune_after_s`` instead.
         handle_signals: stop cleanly on SIGINT (Ctrl-C) and SIGTERM while running (only
-            possible in the main thread; elsewhere call :meth:`stop`).
+            possible in the main thread; elsewhere call :meth:`stop`). The handlers set with
+            :func:`signal.signal` before the run are put back after it; one a C extension installed
+            itself (with ``sigaction``, outside Python's :mod:`signal`) cannot be, and is replaced by
+            Python's: in such a process pass False and call :meth:`stop` from the application's own handler.
 
     Raises:
         ValueError: ``prune_after_s`` below :data:`~edge_reid.defaults.PRUNE_MIN_AGE_S`, or given with

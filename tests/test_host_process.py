@@ -1,0 +1,154 @@
+"""edge_reid as a library inside someone else's long-lived process (a ROS node, a kiosk app, a web server):
+pipelines opened and closed many times, from threads other than the main one, leave nothing behind."""
+
+import threading
+import time
+
+import pytest
+
+from edge_reid.detections import Detections
+from edge_reid.pipeline import Pipeline
+from edge_reid.sources import FrameSource
+
+
+class _Camera:
+    """A live camera (30 frames a second) over the test video's frames; records whether it was released."""
+
+    def __init__(self, frames) -> None:
+        self.frames, self.read_count, self.released = frames, 0, False
+
+    def isOpened(self):
+        return not self.released
+
+    def read(self):
+        time.sleep(1 / 30)
+        self.read_count += 1
+        return True, self.frames[self.read_count % len(self.frames)]
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        self.released = True
+
+
+class _NoPeople:
+    """The caller's own detector: finds nobody."""
+
+    min_box_height = 0.0
+
+    def detect(self, image):
+        return Detections.empty()
+
+
+def _edge_reid_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("edge-reid")]
+
+
+def _wait_for(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+@pytest.mark.parametrize("newest_only", [True, False])
+def test_close_ends_a_run_whose_results_are_still_held(embedder, vtest_frames, prefetch, newest_only):
+    """A kiosk keeps ``results = pipeline.run(0)`` and takes a frame per timer tick; its settings page closes the
+    pipeline and opens another on the same camera. close() left the run's decode thread and the camera open as
+    long as the results were referenced: the new pipeline could not open the camera (a V4L2 device is busy)."""
+    camera = _Camera(vtest_frames)
+    source = FrameSource("/dev/video0", "camera", capture_factory=lambda kind, name: camera, newest_only=newest_only)
+    pipeline = Pipeline(embedder, _NoPeople())  # the caller's models: close() closes none of them
+    results = pipeline.run(source, prefetch=prefetch)
+    assert next(results).frame_index == 0
+    pipeline.close()
+    assert _wait_for(lambda: camera.released), "the camera stays held after close()"
+    assert _wait_for(lambda: not _edge_reid_threads()), f"threads left after close(): {_edge_reid_threads()}"
+    with pytest.raises(StopIteration):
+        next(results)  # the run ended with close(): no frame processed by a closed pipeline
+
+
+def test_close_from_another_thread_ends_a_run_in_progress_cleanly(vtest_frames):
+    """A Qt worker thread iterates ``pipeline.run(camera)``; the UI thread closes the pipeline. The worker's loop
+    ended with a ValueError ("this Embedder ... was closed") raised out of a frame in flight; now the frame in
+    flight finishes and the loop ends as after a stop."""
+    camera = _Camera(vtest_frames)
+    source = FrameSource("/dev/video0", "camera", capture_factory=lambda kind, name: camera)
+    pipeline = Pipeline()  # its own models: close() closes them
+    seen, errors = [], []
+    started = threading.Event()
+
+    def work() -> None:
+        try:
+            for result in pipeline.run(source):
+                seen.append(result.frame_index)
+                started.set()
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, name="app-worker")
+    worker.start()
+    assert started.wait(60)
+    pipeline.close()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert errors == [], f"the run ended with {errors!r}"
+    assert camera.released
+    assert _wait_for(lambda: not _edge_reid_threads()), f"threads left after close(): {_edge_reid_threads()}"
+
+
+def _open_fds() -> set[str]:
+    import os
+
+    names = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            names.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    return names
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="needs /proc (Linux)")
+def test_opening_and_closing_pipelines_leaves_no_thread_file_or_process_state(embedder, detector, vtest_path, tmp_path):
+    """A long-lived host opens and closes pipelines over and over (a camera replugged, a settings page), some runs
+    ending in its own exception: no thread, no open file, and none of the process-wide state a library must leave
+    to its host (environment, signal handlers, logging, warnings filters, OpenCV's log level, umask, folder)."""
+    import logging
+    import os
+    import signal
+    import warnings
+
+    import cv2
+
+    from edge_reid.runner import Runner
+    from edge_reid.sinks import EventsSink
+
+    def state():
+        umask = os.umask(0o022)
+        os.umask(umask)
+        root = logging.getLogger()
+        return (
+            dict(os.environ), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), root.level,
+            list(root.handlers), list(warnings.filters), cv2.utils.logging.getLogLevel(), umask, os.getcwd(),
+        )
+
+    list(Pipeline(embedder, detector).run(str(vtest_path), max_frames=1))  # lazy imports done before the snapshot
+    threads, files, before = set(threading.enumerate()), _open_fds(), state()
+    for cycle in range(6):
+        try:
+            with Pipeline(embedder, detector) as pipeline:
+                if cycle % 3 == 2:
+                    Runner(pipeline, [EventsSink(tmp_path / "events.jsonl")]).run(str(vtest_path), max_frames=2)
+                for result in pipeline.run(str(vtest_path), max_frames=3):
+                    if cycle % 3 == 1:
+                        raise KeyError("the host's own error")
+        except KeyError:
+            pass
+    assert _wait_for(lambda: set(threading.enumerate()) == threads), f"threads left: {set(threading.enumerate()) - threads}"
+    assert _open_fds() - files == set(), "files left open"
+    assert state() == before
