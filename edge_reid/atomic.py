@@ -56,9 +56,26 @@ def give_ordinary_permissions(fd: int) -> None:
     Raises:
         OSError: the permissions cannot be changed.
     """
+    os.fchmod(fd, 0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    """The process's umask (e.g. ``0o022``), read without changing it.
+
+    Linux (4.7 and later) reports it in ``/proc/self/status``. Elsewhere the only way is to set a
+    umask and put the old one back, which for that instant gives files another thread of the host
+    application creates the wrong permissions; that fallback is used only where the line is missing.
+    """
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     umask = os.umask(0)
     os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
+    return umask
 
 
 def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes | memoryview, what: str = "file", create_parent: bool = True) -> Path:

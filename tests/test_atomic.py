@@ -20,6 +20,22 @@ def test_atomic_write_replaces_whole_files_with_ordinary_permissions(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.json"], "no temporary files left"
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the umask from Linux's /proc/self/status")
+def test_writing_a_file_never_changes_the_process_umask(tmp_path, monkeypatch):
+    """The umask is process-wide: setting it to 0 for an instant (to read it) gave files another thread
+    of the host application created in that instant mode 0666 under the application's umask 077."""
+    old = os.umask(0o077)
+    try:
+        calls = []
+        real_umask = os.umask
+        monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or real_umask(mask))
+        target = write_json_atomic(tmp_path / "summary.json", {"frames": 1})
+        assert calls == [], "the process umask was changed while writing"
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600, "0666 less the application's umask 077"
+    finally:
+        os.umask(old)
+
+
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "gallery.edgereid"
     atomic_write_bytes(target, b"old")
