@@ -49,26 +49,71 @@ def _save_traceback(exc: BaseException) -> str:
     return f"the traceback is in {path}"
 
 
+#: Signals that end a command as Ctrl-C does: SIGTERM (``systemctl stop``, ``docker stop``) and SIGHUP (the
+#: terminal or SSH session closed, ``systemctl reload``); each with its exit code (128 + the signal) and word.
+TERMINATING_SIGNALS = {signal.SIGTERM: "terminated (SIGTERM)"}
+if hasattr(signal, "SIGHUP"):  # not on Windows
+    TERMINATING_SIGNALS[signal.SIGHUP] = "hung up (SIGHUP)"
+
+
 def _signal_handlers() -> dict:
-    """The current SIGINT/SIGTERM handlers (none outside the main thread, where they cannot be set)."""
+    """The current SIGINT, SIGTERM and SIGHUP handlers (none outside the main thread, where they cannot be set)."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *TERMINATING_SIGNALS)}
 
 
 class _Termination:
-    """SIGTERM as Ctrl-C for commands that do not handle it themselves (``run`` does, once frames flow):
-    Python's default ends the process where it stands, leaving the scratch folders and partial files
-    that unwinding removes (``calibrate``'s ``.edge-reid-calibrate-*`` in ``--out``)."""
+    """SIGTERM and SIGHUP as Ctrl-C for commands that do not handle them themselves (``run`` does, once
+    frames flow): Python's default ends the process where it stands, leaving the scratch folders and
+    partial files that unwinding removes (``calibrate``'s ``.edge-reid-calibrate-*`` in ``--out``)."""
 
     def __init__(self) -> None:
-        self.received = False
+        self.received: int | None = None  # the signal, once one came
 
     def __call__(self, signum, frame) -> None:
-        self.received = True
+        self.received = signum
         raise KeyboardInterrupt
+
+
+def _escape_unencodable(error: UnicodeError):
+    """Codec error handler for standard output and error in a locale that is not UTF-8 (``LC_ALL=C`` with
+    ``PYTHONUTF8=0``): a character the encoding lacks (an identity's name ``José``) is written as its
+    backslash escape (``Jos\\xe9``) instead of ending the command with a ``UnicodeEncodeError``; the bytes
+    of a file name Python could not decode (lone surrogates) are written back as they were."""
+    import codecs
+
+    if isinstance(error, UnicodeEncodeError) and all(
+            "\udc80" <= char <= "\udcff" for char in error.object[error.start:error.end]):
+        return codecs.lookup_error("surrogateescape")(error)
+    return codecs.backslashreplace_errors(error)
+
+
+ESCAPE_ERRORS = "edge-reid-escape"
+
+
+def _tolerant_streams() -> list:
+    """Make standard output and error write any text in a locale that is not UTF-8 (:func:`_escape_unencodable`);
+    returns ``(stream, errors)`` for each changed, to put back."""
+    import codecs
+
+    codecs.register_error(ESCAPE_ERRORS, _escape_unencodable)
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        if not encoding or not hasattr(stream, "reconfigure") or getattr(stream, "errors", None) not in ("strict", "surrogateescape"):
+            continue
+        errors = stream.errors
+        try:
+            if codecs.lookup(encoding).name == "utf-8":
+                continue
+            stream.reconfigure(errors=ESCAPE_ERRORS)
+        except (LookupError, ValueError, OSError):  # an unknown codec, a closed stream
+            continue
+        changed.append((stream, errors))
+    return changed
 
 
 def _usage_error(exc: Exception) -> int | None:
@@ -141,10 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     running out: one line saying which options lower the command's memory, or the limit to raise), 2 bad input (an
     :class:`EdgeReidError` or a usage error), 3 an output failed while being
     written (:class:`~edge_reid.errors.OutputWriteError`: disk full, I/O error;
-    what was written before stays valid), 130 interrupted (Ctrl-C) and 143
-    terminated (SIGTERM), each after removing the command's scratch files: no
-    traceback. Commands that handle Ctrl-C and SIGTERM themselves (``run`` once
-    frames flow) finish cleanly and exit 0.
+    what was written before stays valid; standard output whose reader ended, ``| head``:
+    no message), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM) and 129 hung up
+    (SIGHUP: the terminal or SSH session closed; left alone when ignored, ``nohup``),
+    each after removing the command's scratch files: no traceback. Commands that handle
+    these signals themselves (``run`` once frames flow) finish cleanly and exit 0.
+    In a locale that is not UTF-8, text its encoding lacks is written as backslash escapes.
 
     Args:
         argv: arguments without the program name; None reads ``sys.argv`` and
@@ -162,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     handlers = _signal_handlers()
     termination = _Termination()
-    if handlers and handlers[signal.SIGTERM] is signal.SIG_DFL:  # a handler the caller set stays
-        signal.signal(signal.SIGTERM, termination)
+    for sig in TERMINATING_SIGNALS:
+        if handlers and handlers[sig] is signal.SIG_DFL:  # a handler the caller set stays, and `nohup`'s SIG_IGN
+            signal.signal(sig, termination)
+    streams = _tolerant_streams()
     forget_made_folders()
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -177,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         code = result if isinstance(result, int) and not isinstance(result, bool) else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        cause = exc.__context__  # Typer ends a command whose standard output or error broke with exit(1)
+        if isinstance(cause, OSError) and cause.errno == errno.EPIPE:
+            code = 3  # its reader ended (`| head`): an output failed, said by the code alone, as a pipe's writer ends
     except EdgeReidError as exc:
         message = str(exc)
         if out_of_memory(exc) is not None:  # a backend's "inference failed: ... std::bad_alloc": not the model's fault
@@ -210,12 +262,22 @@ def main(argv: list[str] | None = None) -> int:
     if code not in (0, None):
         remove_folders_left_empty()  # a command refused or failed after its output checks leaves no empty folder
     if code == 130 and termination.received:
-        code = 143  # 128 + SIGTERM, as a shell reports a process it ended
-        print("edge-reid: terminated (SIGTERM)", file=sys.stderr)
+        code = 128 + termination.received  # 143 SIGTERM, 129 SIGHUP, as a shell reports a process a signal ended
+        _say(f"edge-reid: {TERMINATING_SIGNALS[termination.received]}")
     elif code == 130:
-        print("edge-reid: interrupted", file=sys.stderr)
+        _say("edge-reid: interrupted")
     if argv is None:
         sys.exit(code)  # a command may leave Ctrl-C ignored (run, once stopping): the process ends here
     for sig, handler in handlers.items():  # called from Python: give the caller its handlers back
         signal.signal(sig, handler)
+    for stream, errors in streams:
+        stream.reconfigure(errors=errors)
     return code
+
+
+def _say(line: str) -> None:
+    """``line`` on standard error, unless it is gone (its reader ended, a closed terminal)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):  # nowhere left to say it; the exit code still does
+        pass

@@ -11,10 +11,11 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
+from edge_reid.cli import terminal
 from edge_reid.cli.app import DEVICE_HELP, MAX_BATCH, MAX_THREADS, app, output_file
 
 console = Console()
-status = Console(stderr=True)
+status = terminal.console()
 
 
 def _print_comparison(comparison) -> None:
@@ -47,7 +48,7 @@ def _print_comparison(comparison) -> None:
             table.add_row(*cells)
     if not console.is_terminal:  # files and pipes get the whole table, one line per row, whatever COLUMNS says
         console.width = max(console.width, Measurement.get(console, console.options.update_width(10_000), table).maximum)
-    console.print(table)
+    terminal.print_table(console, table)
     for run in runs:
         auto = run["selection_reason"] if run["selection_reason"].startswith("auto") else ""
         console.print(f"{run['backend']}: {run['describe']}" + (f" ({auto})" if auto else ""))

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from edge_reid.cli import terminal
 from edge_reid.cli.app import MAX_THREADS, app
 
-console = Console(stderr=True)
+console = terminal.console()
 
 
 @app.command("calibrate")
@@ -127,7 +127,7 @@ def calibrate_command(
             return lambda n: bars.advance(task, n)
 
         report = calibrate_model(model_path, data, out, settings, progress=start, log=lambda line: bars.console.print(f"  {escape(line)}"))
-    console.print(report.table())
+    terminal.print_table(console, report.table())
     if report.layers.get("float_by_guard"):
         console.print(
             f"{len(report.layers['float_by_guard'])} layers kept float by the guard (most error per multiply-add first); "

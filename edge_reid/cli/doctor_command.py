@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from edge_reid.cli import terminal
 from edge_reid.cli.app import app, output_file
 
 MARKS = {True: "[green]ok[/]", False: "[red]missing[/]", None: ""}
@@ -71,7 +72,7 @@ def doctor(
     table.add_column("")
     for item in items:
         table.add_row(escape(item.name), escape(item.value), MARKS[item.ok])
-    console.print(table)
+    terminal.print_table(console, table)
 
     if not checks:
         if engines_dir.is_dir():

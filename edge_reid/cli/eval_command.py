@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from edge_reid.cli import terminal
 from edge_reid.cli.app import DEVICE_HELP, MAX_BATCH, MAX_THREADS, PRECISION_HELP, app, check_backend_option, output_file
 
-console = Console(stderr=True)
+console = terminal.console()
 
 
 @app.command("eval")
@@ -89,7 +89,7 @@ def eval_command(
         f"rank-1 {100 * scores.rank(1):.2f}  rank-5 {100 * scores.rank(5):.2f}  rank-10 {100 * scores.rank(10):.2f}  "
         f"mAP {100 * scores.mAP:.2f}  ({result.ms_per_image:.2f} ms/image)"
     )
-    console.print(table)
+    terminal.print_table(console, table)
     if json_path is not None:
         payload = {"model": str(embedder.model_path), "backend": backend_description, "data": str(data), **result.to_dict()}
         write_json_atomic(json_path, payload)

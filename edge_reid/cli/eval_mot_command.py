@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from edge_reid.cli import terminal
 from edge_reid.cli.app import app, output_file
 from edge_reid.defaults import MOT_IOU_MAX, MOT_IOU_MIN
 
-console = Console(stderr=True)
+console = terminal.console()
 
 
 @app.command("eval-mot")
@@ -59,7 +59,7 @@ def eval_mot_command(
             f"{metrics.idf1:.1f}", str(metrics.id_switches), f"{metrics.predicted_tracks} ({metrics.gt_tracks})",
             f"{metrics.predicted_boxes} ({metrics.gt_boxes})",
         )
-    console.print(table)
+    terminal.print_table(console, table)
     for path, metrics in scored:
         note = metrics.coverage_note(path.name)
         if note:

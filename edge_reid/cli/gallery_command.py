@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from edge_reid.cli import terminal
 from edge_reid.cli.app import HELP_MARKUP_MODE, app, output_file
 from edge_reid.errors import DataError, OutputPathError
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from edge_reid.matching.gallery import Gallery
 
-console = Console(stderr=True)
+console = terminal.console()
 gallery_app = typer.Typer(
     name="gallery",
     help="Manage a persistent gallery (.edgereid): enroll people by photo, list, remove, export; pick a threshold.",
@@ -131,6 +132,7 @@ def enroll(
       edge-reid gallery enroll --gallery people.edgereid --name Alice \\
           alice1.jpg alice2.jpg
     """
+    name = terminal.typed_text(name, "--name")
     if not name.strip():
         raise typer.BadParameter("give the person's name (it is empty)", param_hint="--name")
     _check_name_option(name)
@@ -258,7 +260,7 @@ def list_identities(gallery_path: Path = GALLERY_OPTION) -> None:
         table.add_column(column)
     for fields in _listed_rows(gallery):
         table.add_row(*(escape(field) for field in fields))
-    Console().print(table)
+    terminal.print_table(Console(), table)
 
 
 #: Identities above which ``gallery list`` prints lines even on a terminal: Rich measures every cell of a table
@@ -300,6 +302,7 @@ def remove(
     """
     if not identity_ids and not names:
         raise typer.BadParameter("give --id or --name", param_hint="--id/--name")
+    names = [terminal.typed_text(name, "--name") for name in names]
     from edge_reid.matching.gallery_lock import gallery_lock
 
     _refuse_a_missing_gallery(gallery_path)
@@ -342,6 +345,7 @@ def rename(
     \b
       edge-reid gallery rename --gallery people.edgereid --id 7 --name Bob
     """
+    name = terminal.typed_text(name, "--name")
     _check_name_option(name)
     from edge_reid.matching.gallery_lock import gallery_lock
 
@@ -465,7 +469,7 @@ def threshold(
         table.add_column(column)
     for low, high, pos, neg in zip(report.edges[:-1], report.edges[1:], report.positive_hist, report.negative_hist):
         table.add_row(f"{low:5.2f} .. {high:5.2f}", f"{pos:6.1%} {_bar(pos)}", f"{neg:6.1%} {_bar(neg)}")
-    Console().print(table)
+    terminal.print_table(Console(), table)
     skipped_note = f"; skipped {skipped_names} junk/distractor/unnamed files" if skipped_names else ""
     if unreadable:
         skipped_note += f"; skipped {escape(describe_skipped(unreadable))}"

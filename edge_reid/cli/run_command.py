@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from edge_reid.cli import terminal
 from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, MAX_BATCH, MAX_THREADS, PRECISION_HELP, app, check_backend_option, output_file
 from edge_reid.defaults import (
     DETECTOR_MAX_INPUT_SIZE, GALLERY_SAVE_EVERY_S, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD, UNNAMED_REID_THRESHOLD,
@@ -22,7 +22,7 @@ from edge_reid.defaults import (
 from edge_reid.summary import RunSummary
 from edge_reid.tracking.config import TrackerConfig
 
-console = Console(stderr=True)
+console = terminal.console()
 
 
 def small_people_hint(summary: RunSummary) -> str:
@@ -74,7 +74,7 @@ def _print_summary(summary: RunSummary) -> None:
         table.add_row("stopped", "interrupted; everything produced so far was written")
     for message in summary.write_errors:
         table.add_row("write error", f"[red]{escape(message)}[/]")
-    console.print(table)
+    terminal.print_table(console, table)
 
 
 @app.command("run")
@@ -198,7 +198,7 @@ def run(
       edge-reid run --source hd_street.mp4 --detector-size 640 --mot out.txt
       edge-reid run --camera 0 --no-camera-motion   # a fixed kiosk camera
 
-    Ctrl-C (or SIGTERM) stops reading, writes out everything produced so far (and saves the gallery), prints the summary and exits 0.
+    Ctrl-C (or SIGTERM, or SIGHUP: a closed terminal or SSH session) stops reading, writes out everything produced so far (and saves the gallery), prints the summary and exits 0.
 
     No output may be the source, a model or another output (exit 2 before any work). An output that fails while being written (disk full, I/O error) ends the run: the summary records it, what was written before stays valid (whole JSON lines and rows), and the exit code is 3.
     """
@@ -347,10 +347,14 @@ def run(
     # From here on Ctrl-C and SIGTERM only stop the run (the runner's own handlers while frames flow);
     # once it has stopped they are ignored to the end of the command, so a second Ctrl-C cannot cut the
     # summary short or turn a clean stop into exit 130 (`main` puts the handlers back when it returns
-    # to a caller instead of exiting).
+    # to a caller instead of exiting). SIGHUP (the terminal or SSH session closed) stops the run the same
+    # way, unless it was ignored (`nohup`): ended where it stood, the video would be unplayable, the gallery
+    # unsaved and its lock left behind.
     if threading.current_thread() is threading.main_thread():  # main(argv) may run in another thread
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
+        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            signal.signal(signal.SIGHUP, lambda signum, frame: runner.stop())
     _run_and_report(runner, frames, sinks, progress, advance, max_frames, summary_path, reconnect_timeout)
 
 
@@ -402,12 +406,14 @@ def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summar
     """Run, write and print the summary; raise the first output failure after the summary is out."""
     from edge_reid.atomic import write_json_atomic
     from edge_reid.errors import OutputPathError, OutputWriteError
+    from edge_reid.line_output import describe_os_error
     from edge_reid.output_paths import is_standard_output
     from edge_reid.runner import write_failure
     from edge_reid.sinks import VideoSink
 
     failure = None
-    with progress:
+    progress.start()
+    try:
         runner.sinks = sinks
         try:
             summary = runner.run(frames, max_frames=max_frames, on_frame=advance)
@@ -415,6 +421,9 @@ def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summar
             if exc.summary is None:
                 raise
             summary, failure = exc.summary, exc
+    finally:
+        with terminal.unless_gone():  # a terminal that closed (SIGHUP) while frames flowed: the summary is still written
+            progress.stop()
     if summary_path is not None:
         try:
             if is_standard_output(summary_path):
@@ -423,14 +432,16 @@ def _run_and_report(runner, frames, sinks, progress, advance, max_frames, summar
             else:
                 write_json_atomic(summary_path, summary.to_dict(), what="summary")
         except (OutputPathError, OutputWriteError, OSError) as exc:
-            message = str(exc) if isinstance(exc, (OutputPathError, OutputWriteError)) else f"cannot write the summary to standard output: {exc}"
+            message = (str(exc) if isinstance(exc, (OutputPathError, OutputWriteError))
+                       else f"cannot write the summary to standard output: {describe_os_error(exc)}")
             summary.write_errors.append(message)
             failure = write_failure(summary, failure.path if failure is not None else summary_path)
-    _print_summary(summary)
-    for sink in sinks:
-        if isinstance(sink, VideoSink) and sink.frames == 0 and sink.path.is_file():
-            console.print(f"[yellow]warning:[/] no frame was written, so {escape(str(sink.path))} is not this run's: a file from before, left as it was")
-    if summary.source_gave_up:
-        console.print(f"[yellow]warning:[/] {frames.kind} {escape(frames.name)} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")
+    with terminal.unless_gone():
+        _print_summary(summary)
+        for sink in sinks:
+            if isinstance(sink, VideoSink) and sink.frames == 0 and sink.path.is_file():
+                console.print(f"[yellow]warning:[/] no frame was written, so {escape(str(sink.path))} is not this run's: a file from before, left as it was")
+        if summary.source_gave_up:
+            console.print(f"[yellow]warning:[/] {frames.kind} {escape(frames.name)} stopped delivering frames for {reconnect_timeout:.0f} s; run ended")
     if failure is not None:
         raise failure
