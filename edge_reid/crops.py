@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 
@@ -73,10 +74,12 @@ def cut_person_crops(
 
     Args:
         video_path: anything :func:`edge_reid.sources.open_source` opens.
-        detector: the detector (default: bundled YOLOX-Nano).
+        detector: the detector (default: bundled YOLOX-Nano, its ``min_box_height`` lowered to this one's
+            where this one is lower). A detector passed in also drops people shorter than its own.
         max_crops: most crops to return.
         every_n_frames: fixed frame step (>= 1), or None for the spread sampling above.
-        min_box_height: skip people shorter than this, in pixels.
+        min_box_height: skip people shorter than this, in pixels (counted in the pool's ``source``: a video of
+            small frames or far people gives no crops, and says why).
         same_place_iou: IoU above which a box repeats a place already cropped (spread
             sampling only); None keeps every box.
 
@@ -92,17 +95,22 @@ def cut_person_crops(
         raise ValueError(f"every_n_frames must be >= 1, got {every_n_frames}")
     if max_crops < 1:
         raise ValueError(f"max_crops must be >= 1, got {max_crops}")
-    detector = detector or PersonDetector()
+    if detector is None:  # its own minimum (32 px) dropped the people of a 160x120 camera that min_box_height=16 asked for
+        own = inspect.signature(PersonDetector).parameters["min_box_height"].default
+        detector = PersonDetector(min_box_height=min(float(min_box_height), own))
     source = open_source(str(video_path))
     diverse = every_n_frames is None
     step = sample_step(source.stats.declared_frames, source.fps, max_crops) if diverse else every_n_frames
     crops: list[np.ndarray] = []
     frames: list[int] = []
     places = np.zeros((0, 4))  # boxes of the places taken at the previous sampled frame
+    too_short = 0  # boxes left out for their height, by the detector or here
     for frame in source:
         if frame.index % step:
             continue
-        boxes, keep = sanitize_boxes(detector.detect(frame.image).boxes, *frame.image.shape[:2], min_box_height)
+        found = detector.detect(frame.image)
+        boxes, keep = sanitize_boxes(found.boxes, *frame.image.shape[:2], min_box_height)
+        too_short += found.too_small + int((~keep).sum())
         taken = []
         for box in boxes[keep]:
             if diverse and same_place_iou is not None and len(places):
@@ -124,4 +132,7 @@ def cut_person_crops(
         picks = spread(range(len(crops)), max_crops)
         crops, frames = [crops[i] for i in picks], [frames[i] for i in picks]
     how = f"every {step} frames, one crop per place" if diverse else f"every {every_n_frames} frames"
+    if too_short:
+        shortest = max(float(min_box_height), detector.min_box_height)
+        how += f"; {too_short} boxes shorter than {shortest:g} px left out"
     return CropPool(crops, f"{len(crops)} people cut from {video_path} ({how}, person detector)", frames=frames)

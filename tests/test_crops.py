@@ -1,5 +1,7 @@
 """Crops: one rule from box to pixels (run, enroll and crop pools agree); crops cut from a real video."""
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -92,3 +94,22 @@ def test_a_box_with_a_nan_or_infinite_coordinate_is_a_value_error_naming_it(embe
             box_pixels(bad, 100, 110)
     with pytest.raises(ValueError, match=r"box 1: box \(10.0, 20.0, inf, 60.0\) has a NaN or infinite coordinate"):
         embedder.embed_boxes(vtest_frames[0], np.array([[10, 20, 30, 60], [10, 20, np.inf, 60]], np.float32))
+
+
+def test_a_small_cameras_people_are_cut_down_to_the_height_asked_and_those_left_out_are_counted(tmp_path, vtest_frames):
+    """A 160x120 camera's people are 16 to 32 pixels tall: ``min_box_height=16`` cuts them (the default detector's
+    own 32 px dropped every one, giving an empty pool), and the default 48 px says in the pool's source how many
+    it left out (a calibration pool from such a video failed with "only 0 readable crops" and no reason)."""
+    video = tmp_path / "small.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for frame in vtest_frames:
+        writer.write(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
+    writer.release()
+
+    small = cut_person_crops(video, max_crops=50, every_n_frames=4, min_box_height=16)
+    assert len(small.crops) >= 5 and all(16 <= crop.shape[0] < 48 for crop in small.crops), [c.shape for c in small.crops]
+
+    default = cut_person_crops(video, max_crops=50, every_n_frames=4)
+    assert default.crops == []
+    assert re.search(r"; (\d+) boxes shorter than 48 px left out", default.source), default.source
+    assert int(re.search(r"; (\d+) boxes", default.source).group(1)) >= len(small.crops)
