@@ -2,7 +2,9 @@
 (SIGSEGV, no message) on a name that is not valid UTF-8, which Python holds as lone surrogates
 (``os.fsdecode(b"caf\\xe9.avi")`` is ``"caf\\udce9.avi"``: a Latin-1 name from an old camera card or a
 Windows share). Checked before every ``cv2.VideoCapture`` / ``cv2.VideoWriter`` that takes a name, so
-such a name is an error that says what to do instead of a crash."""
+such a name is an error that says what to do instead of a crash. A valid UTF-8 name is held as surrogates
+too when Python decodes file names as ASCII (``LC_ALL=C`` without UTF-8 mode: ``"vid\\udcc3\\udca9o.avi"``
+for ``vidéo.avi``), so each such call is given :func:`opencv_name` of it, never the name itself."""
 
 from __future__ import annotations
 
@@ -27,3 +29,16 @@ def not_utf8_message(name: str | os.PathLike, what: str) -> str:
     except UnicodeError:  # a surrogate no file system byte gives ("\ud800"): shown as its escape
         shown = raw.encode("utf-8", "backslashreplace").decode("utf-8")
     return f"{what} {shown}: the name is not valid UTF-8 and OpenCV cannot open it; rename the file (e.g. convmv -f latin1 -t utf8)"
+
+
+def opencv_name(name: str | os.PathLike) -> str:
+    """The ``str`` to give OpenCV for ``name`` (a path, URL or pipeline): the file system's bytes of it
+    decoded as UTF-8, which OpenCV encodes back to those same bytes. Under an ASCII locale Python holds
+    ``vidéo.avi`` as ``"vid\\udcc3\\udca9o.avi"``, on which OpenCV's binding crashes; this gives
+    ``"vidéo.avi"``. A name without surrogates comes back unchanged.
+
+    Raises:
+        UnicodeError: ``name`` is not valid UTF-8 (:func:`is_utf8_name` is False): refuse it first with
+            :func:`not_utf8_message`.
+    """
+    return os.fsencode(name).decode("utf-8")

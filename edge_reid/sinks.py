@@ -27,7 +27,7 @@ from edge_reid.closing import Closable
 from edge_reid.errors import OutputPathError, OutputWriteError
 from edge_reid.line_output import LineOutput
 from edge_reid.mot_writer import MotWriter
-from edge_reid.opencv_names import is_utf8_name, not_utf8_message
+from edge_reid.opencv_names import is_utf8_name, not_utf8_message, opencv_name
 from edge_reid.output_paths import check_writable, is_standard_output
 from edge_reid.results import FrameResult, Person
 
@@ -272,7 +272,7 @@ def video_frame_count(path: str | Path, most: int) -> int | None:
     decode, counted up to ``most``; None when OpenCV cannot open the file."""
     import cv2
 
-    capture = cv2.VideoCapture(str(path))
+    capture = cv2.VideoCapture(opencv_name(path))
     try:
         if not capture.isOpened():
             return None
@@ -372,7 +372,7 @@ class VideoSink(Closable):
         os.close(fd)
         try:
             try:
-                writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (64, 64))
+                writer = cv2.VideoWriter(opencv_name(probe), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (64, 64))
             except cv2.error:  # a backend that raises instead of returning a closed writer: refused below
                 writer = None
             opened = writer is not None and writer.isOpened()
@@ -411,7 +411,7 @@ class VideoSink(Closable):
         if self._size is None:
             self._size = (image.shape[1], image.shape[0])
             try:
-                self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self._size)
+                self._writer = cv2.VideoWriter(opencv_name(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self._size)
             except cv2.error as exc:  # a backend that raises instead of returning a closed writer
                 self._failed = f"cannot write video {self.path}: OpenCV could not open it ({str(exc).strip().splitlines()[-1]})"
                 raise OutputWriteError(self._failed, self.path) from None

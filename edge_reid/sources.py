@@ -46,7 +46,7 @@ from edge_reid.data.images import IMAGE_SUFFIXES, SkippedFile, UnreadableImageEr
 from edge_reid.errors import SourceError
 from edge_reid.motchallenge import SequenceInfo, read_sequence_info
 from edge_reid.newest_frame import NewestFrameReader
-from edge_reid.opencv_names import is_utf8_name, not_utf8_message
+from edge_reid.opencv_names import is_utf8_name, not_utf8_message, opencv_name
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
@@ -194,6 +194,7 @@ def classify_source(source: str) -> str:
 
 
 def _default_capture(kind: str, source: str):
+    source = opencv_name(source)  # a UTF-8 name held as surrogates (ASCII locale) crashes OpenCV as it is
     if kind == "camera":
         return cv2.VideoCapture(int(source) if source.isdigit() else source)
     if kind == "gstreamer":

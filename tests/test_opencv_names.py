@@ -100,3 +100,47 @@ def test_an_image_folder_whose_name_is_not_utf8_is_read(tmp_path, vtest_frames):
     (folder / "frame_0001.jpg").write_bytes(encoded.tobytes())
     frames = list(open_source(folder, fps=10.0))
     assert len(frames) == 1 and frames[0].image.shape == vtest_frames[0].shape
+
+
+#: An ASCII locale as `LC_ALL=C` gives it when Python's UTF-8 mode is off: Python then holds a valid UTF-8
+#: name such as ``vidéo.avi`` as surrogates (``"vid\udcc3\udca9o.avi"``), as it holds a Latin-1 one.
+ASCII_LOCALE = {"LANG": "C", "LC_ALL": "C", "PYTHONUTF8": "0"}
+
+
+def _run_in_ascii_locale(arguments: list, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_reid", "run", *arguments], cwd=tmp_path, capture_output=True,
+                          timeout=300, env={**os.environ, **ASCII_LOCALE, "PYTHONPATH": str(REPO)})
+
+
+def test_a_utf8_source_name_is_read_in_an_ascii_locale(tmp_path, vtest_path):
+    """`run --source vidéo.avi` under LC_ALL=C crashed the process (exit -11, no message): the name, valid UTF-8,
+    reached OpenCV as surrogates. It is read like any other."""
+    os.symlink(vtest_path, tmp_path / "vidéo.avi")
+    result = _run_in_ascii_locale(["--source", "vidéo.avi".encode(), "--mot", "out.txt", "--max-frames", "3"], tmp_path)
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0, (result.returncode, stderr)
+    frames = {int(line.split(",")[0]) for line in (tmp_path / "out.txt").read_text().splitlines()}
+    assert frames == {1, 2, 3}, frames  # vtest has people in every frame
+
+
+def test_a_utf8_output_video_name_is_written_in_an_ascii_locale(tmp_path, vtest_path):
+    """`run --output é.mp4` under LC_ALL=C crashed in OpenCV's writer; it writes the video under that name."""
+    import cv2
+
+    result = _run_in_ascii_locale(["--source", str(vtest_path), "--output", "é.mp4".encode(), "--max-frames", "3"], tmp_path)
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0, (result.returncode, stderr)
+    assert sorted(os.listdir(tmp_path)) == ["é.mp4"]  # the probe removed, no name mangled
+    capture = cv2.VideoCapture(str(tmp_path / "é.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3 and int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 768
+    capture.release()
+
+
+def test_opencv_name_gives_the_utf8_text_of_a_surrogate_held_name(tmp_path):
+    from edge_reid.opencv_names import opencv_name
+
+    assert opencv_name(os.fsdecode("vidéo.avi".encode())) == "vidéo.avi"
+    assert opencv_name("vid\udcc3\udca9o.avi") == "vidéo.avi" and opencv_name(Path("/data/名.mp4")) == "/data/名.mp4"
+    assert opencv_name("rtsp://host/stream") == "rtsp://host/stream"
+    with pytest.raises(UnicodeError):
+        opencv_name(_latin1_path(tmp_path, ".avi"))
