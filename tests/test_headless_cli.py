@@ -76,6 +76,31 @@ def test_sighup_handlers_are_given_back_to_a_caller(monkeypatch):
     assert signal.getsignal(signal.SIGHUP) is before
 
 
+def test_environment_is_given_back_to_a_caller(monkeypatch):
+    """main(argv) left OMP_WAIT_POLICY, OPENCV_LOG_LEVEL and OPENCV_FFMPEG_LOGLEVEL set in the caller's os.environ,
+    silencing OpenCV for the rest of the host process and its children. They hold the program's values while the
+    command runs (a user's own value winning) and are put back as they were, absent ones removed."""
+    import edge_reid.cli
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("OPENCV_FFMPEG_LOGLEVEL", raising=False)
+    monkeypatch.setenv("OPENCV_LOG_LEVEL", "INFO")
+    before = dict(os.environ)
+    seen = {}
+    app = edge_reid.cli.app
+
+    def recording_app(*args, **kwargs):
+        seen.update({name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL")})
+        return app(*args, **kwargs)
+
+    monkeypatch.setattr(edge_reid.cli, "app", recording_app)
+    assert main(["--version"]) == 0
+    assert seen == {"OMP_WAIT_POLICY": "PASSIVE", "OPENCV_LOG_LEVEL": "INFO", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
+    assert dict(os.environ) == before
+    assert main(["run", "--source", str(REPO / "no-such-video.avi")]) == 2  # a refused command gives them back too
+    assert dict(os.environ) == before
+
+
 @pytest.fixture(scope="module")
 def named_gallery(tmp_path_factory, shared_dir) -> Path:
     """A gallery holding one identity, enrolled from two crops."""

@@ -40,15 +40,18 @@ def test_public_names_import_on_first_use():
 def test_help_of_every_command_loads_no_heavy_library_and_the_cli_sets_omp_wait_policy():
     code = (
         "import json, os, sys, contextlib, io\n"
+        "import edge_reid.cli\n"
         "from edge_reid.cli import main\n"
-        "seen = {}\n"
+        "seen, app = [], edge_reid.cli.app\n"
+        "edge_reid.cli.app = lambda *a, **k: (seen.append(os.environ.get('OMP_WAIT_POLICY')), app(*a, **k))[1]\n"
         "for command in ([], ['run'], ['bench'], ['eval'], ['eval-mot'], ['doctor'], ['gallery'], ['calibrate'], ['build']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         "        assert main([*command, '--help']) == 0\n"
-        f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules], 'omp': os.environ.get('OMP_WAIT_POLICY')}}))\n"
+        "assert os.environ.get('OMP_WAIT_POLICY') == os.environ.get('USER_OMP'), 'given back to the caller'\n"
+        f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules], 'omp': sorted(set(seen))}}))\n"
     )
-    assert _python(code) == {"heavy": [], "omp": "PASSIVE"}
-    assert _python(code, {"OMP_WAIT_POLICY": "ACTIVE"})["omp"] == "ACTIVE", "a user's own setting wins"
+    assert _python(code) == {"heavy": [], "omp": ["PASSIVE"]}
+    assert _python(code, {"OMP_WAIT_POLICY": "ACTIVE", "USER_OMP": "ACTIVE"})["omp"] == ["ACTIVE"], "a user's own setting wins"
 
 
 def test_edge_reid_help_as_a_program_lists_the_commands():

@@ -178,6 +178,25 @@ def _refuse_empty_arguments(arguments: list[str]) -> None:
         raise DataError(f"{where} is empty; give a value (an unset shell variable?)")
 
 
+#: Environment variables the program sets for itself, unless the user set them, before any OpenMP runtime
+#: starts or cv2 is imported; given back as they were when :func:`main` returns to a caller. OMP_WAIT_POLICY:
+#: OpenMP threads (Numba's "omp" layer: matcher, preprocessing) sleep when a parallel region ends instead of
+#: spinning on the cores the models need next (benchmarks/bench_matcher.py, docs/benchmarks.md); the library
+#: never changes its host's environment. OPENCV_LOG_LEVEL, OPENCV_FFMPEG_LOGLEVEL (-8: AV_LOG_QUIET): OpenCV's
+#: and FFmpeg's own log lines (a camera index that does not exist, a stream refused, a damaged frame) would come
+#: before our one-line message saying the same; set OPENCV_LOG_LEVEL=INFO or OPENCV_FFMPEG_LOGLEVEL=32 to see them.
+PROGRAM_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE", "OPENCV_LOG_LEVEL": "OFF", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
+
+
+def _restore_environment(environment: dict[str, str | None]) -> None:
+    """Put back the values (or absence) ``environment`` holds for :data:`PROGRAM_ENVIRONMENT`'s variables."""
+    for name, value in environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
 
@@ -192,21 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     each after removing the command's scratch files: no traceback. Commands that handle
     these signals themselves (``run`` once frames flow) finish cleanly and exit 0.
     In a locale that is not UTF-8, text its encoding lacks is written as backslash escapes.
+    :data:`PROGRAM_ENVIRONMENT`'s variables are set, unless already set, while the command runs.
 
     Args:
         argv: arguments without the program name; None reads ``sys.argv`` and
-            exits the process, a list returns the exit code (for tests and embedding).
+            exits the process, a list returns the exit code (for tests and embedding) with the
+            caller's signal handlers, standard streams and environment variables as they were.
     """
-    # OpenMP threads (Numba's "omp" layer: matcher, preprocessing) sleep when a parallel region
-    # ends instead of spinning on the cores the models need next (benchmarks/bench_matcher.py,
-    # docs/benchmarks.md). Set here, by the program, before any OpenMP runtime starts: the
-    # library never changes its host's environment. A user's own OMP_WAIT_POLICY wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # OpenCV's and FFmpeg's own log lines (a camera index that does not exist, a stream refused, a
-    # damaged frame) would come before our one-line message saying the same; set OPENCV_LOG_LEVEL=INFO
-    # or OPENCV_FFMPEG_LOGLEVEL=32 to see them. Read by OpenCV when it loads, so set before cv2 is imported.
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    environment = {name: os.environ.get(name) for name in PROGRAM_ENVIRONMENT}  # given back to a caller
+    for name, value in PROGRAM_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     handlers = _signal_handlers()
     termination = _Termination()
     for sig in TERMINATING_SIGNALS:
@@ -272,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, handler)
     for stream, errors in streams:
         stream.reconfigure(errors=errors)
+    _restore_environment(environment)
     return code
 
 
