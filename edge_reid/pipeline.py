@@ -63,13 +63,17 @@ class Pipeline(Closable):
             cores: it runs beside the detector, see :class:`~edge_reid.backends.BackendOptions`).
         detector: a :class:`PersonDetector` (default: bundled YOLOX-Nano on ONNX Runtime reporting
             scores down to the tracker's ``low_score``, sharing the cores with the embedder when
-            that computes on the CPU); not used when ``use_detector`` is False.
+            that computes on the CPU, dropping boxes shorter than its own 32 px or a lower
+            ``min_box_height`` > 0 asked here); not used when ``use_detector`` is False.
         gallery: the identity :class:`Gallery` (default: a new one with ``threshold``,
             tagged with the embedder's model id so that it can be saved and reloaded).
         threshold: cosine similarity in [-1, 1] for a new gallery: a re-found person whose
             motion supports the match takes a lost identity at or above it.
         min_box_height: boxes (the detector's or the caller's) shorter than this (pixels, after
-            clipping to the frame) are skipped and counted.
+            clipping to the frame) are skipped and counted. A detector made here keeps boxes down to
+            it when it is below the detector's own 32 px (a 160x120 camera: 16); 0 (default) leaves
+            the made detector's 32 px. A ``detector`` passed in keeps its own ``min_box_height``
+            (``PersonDetector(min_box_height=0)`` for every box).
         use_detector: False for a pipeline without a detector (boxes come with each frame).
         tracker: the :class:`~edge_reid.tracking.Tracker` (default: published defaults and camera-motion
             compensation, ``Tracker(camera_motion=CameraMotion())``, as ``edge-reid run``; a camera that
@@ -136,9 +140,11 @@ class Pipeline(Closable):
                 self.detector = None
             elif detector is not None:
                 self.detector = detector
-            else:
+            else:  # its own minimum (32 px) dropped the people of a 160x120 camera that min_box_height=16 asked for
+                own = inspect.signature(PersonDetector).parameters["min_box_height"].default
                 self.detector = PersonDetector(
-                    score_threshold=self.tracker.config.low_score, side_by_side=self.embedder.backend.runs_on_cpu
+                    score_threshold=self.tracker.config.low_score, side_by_side=self.embedder.backend.runs_on_cpu,
+                    min_box_height=min(float(min_box_height), own) if min_box_height > 0 else own,
                 )
                 self._made.append(self.detector)
             self.gallery = gallery if gallery is not None else Gallery(

@@ -284,3 +284,34 @@ def test_a_detector_error_mid_run_releases_the_source_at_once(embedder, vtest_pa
         for _ in Pipeline(embedder, detector=FailsOnTheThirdFrame()).run(source, prefetch=prefetch):
             pass
     assert source._capture is None, "released before the error reached the caller"
+
+
+def test_a_detector_made_here_keeps_the_people_a_lower_min_box_height_asks_for(embedder, vtest_frames):
+    """Pipeline(min_box_height=16) found no one on a 160x120 camera's frames (vtest resized): the detector it made kept
+    its own 32 px minimum. It keeps boxes down to a lower height asked of the pipeline; at the default (0) and at a
+    higher one it keeps its own, finding the people it found before."""
+    import inspect
+
+    import cv2
+
+    from edge_reid.detector import PersonDetector
+    from edge_reid.tracking import TrackerConfig
+
+    own = inspect.signature(PersonDetector).parameters["min_box_height"].default
+    small = [cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA) for frame in vtest_frames]
+    with Pipeline(embedder, min_box_height=16) as pipeline:
+        people = [len(pipeline.process(frame, timestamp_s=i / 10).people) for i, frame in enumerate(small)]
+        assert max(people) >= 2 and sum(people) >= 15, people  # vtest's 3 people, once their tracks are confirmed
+        assert pipeline.detector.min_box_height == 16
+    with Pipeline(embedder, min_box_height=48) as pipeline:
+        assert pipeline.detector.min_box_height == own  # a higher one is the pipeline's own filter
+    found = {}
+    with Pipeline(embedder) as pipeline, PersonDetector(score_threshold=TrackerConfig().low_score) as detector:
+        assert pipeline.detector.min_box_height == own
+        found["made"] = [pipeline.process(frame, timestamp_s=i / 10).people for i, frame in enumerate(vtest_frames)]
+        with Pipeline(embedder, detector) as given:
+            found["given"] = [given.process(frame, timestamp_s=i / 10).people for i, frame in enumerate(vtest_frames)]
+    counts = {how: [len(people) for people in frames] for how, frames in found.items()}
+    assert counts["made"] == counts["given"] and sum(counts["made"]) >= 20, counts
+    for made, given in zip(found["made"], found["given"]):
+        assert np.allclose(np.reshape([p.bbox for p in made], (-1, 4)), np.reshape([p.bbox for p in given], (-1, 4)), atol=0.5)
