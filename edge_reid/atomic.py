@@ -5,7 +5,10 @@ manifests, calibration caches) goes through :func:`atomic_write_bytes`: the byte
 go to a temporary file in the target's folder, which is fsync'ed and renamed over
 the target with :func:`os.replace` (atomic on POSIX), then the folder is fsync'ed
 so the rename itself survives a power loss. Readers see the old file or the new
-one, never a mix. The file gets ordinary permissions (0666 less the umask).
+one, never a mix. A file replaced keeps its permissions (and, where the writer may set it, its group):
+an operator who made a gallery owner-only (``chmod 600``) finds it so after the next save. A new file gets
+ordinary permissions (0666 less the umask), or owner-only ones (0600 less the umask) when it holds personal
+data (``private=True``: galleries of people, exports of their names).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,26 @@ def give_ordinary_permissions(fd: int) -> None:
     os.fchmod(fd, 0o666 & ~current_umask())
 
 
+def take_permissions_of(fd: int, path: str | os.PathLike, private: bool = False) -> None:
+    """Give the open file ``fd``, about to replace ``path``, the permissions ``path`` has (its read/write/execute
+    bits, and its group where this process may set it), so that replacing a file never widens who may read it;
+    when ``path`` does not exist, 0600 less the umask if ``private`` (personal data: a gallery of people, like an
+    ssh key readable by its owner only), else 0666 less the umask (:func:`give_ordinary_permissions`).
+
+    Raises:
+        OSError: the permissions cannot be changed.
+    """
+    try:
+        existing = os.stat(path)
+    except OSError:
+        os.fchmod(fd, (0o600 if private else 0o666) & ~current_umask())
+        return
+    os.fchmod(fd, stat.S_IMODE(existing.st_mode) & 0o777)
+    if existing.st_gid != os.fstat(fd).st_gid:
+        with contextlib.suppress(OSError):  # not a member of that group: the writer's own group
+            os.fchown(fd, -1, existing.st_gid)
+
+
 def current_umask() -> int:
     """The process's umask (e.g. ``0o022``), read without changing it.
 
@@ -78,8 +102,11 @@ def current_umask() -> int:
     return umask
 
 
-def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes | memoryview, what: str = "file", create_parent: bool = True) -> Path:
-    """Write the concatenation of ``chunks`` to ``path`` atomically; returns the path.
+def atomic_write_bytes(
+    path: str | os.PathLike, *chunks: bytes | memoryview, what: str = "file", create_parent: bool = True, private: bool = False
+) -> Path:
+    """Write the concatenation of ``chunks`` to ``path`` atomically; returns the path. A file replaced keeps its
+    permissions; a new one gets 0666, or 0600 when ``private``, less the umask (:func:`take_permissions_of`).
 
     Args:
         path: the file to (re)place; a symbolic link is followed (the file it points to is
@@ -87,6 +114,7 @@ def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes | memoryview, wha
         chunks: byte strings (or memoryviews of them) written one after the other (no joined copy is made).
         what: what the file is, for error messages ("gallery", "engine", ...).
         create_parent: create missing parent folders; False requires the folder to exist.
+        private: the bytes are personal data (a gallery of people): a new file is readable by its owner only.
 
     Raises:
         OutputPathError: the folder is missing (``create_parent=False``) or cannot be
@@ -104,7 +132,7 @@ def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes | memoryview, wha
     except OSError as exc:
         raise write_error(what, path, exc) from None
     try:
-        give_ordinary_permissions(fd)
+        take_permissions_of(fd, path, private)
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
@@ -121,13 +149,14 @@ def atomic_write_bytes(path: str | os.PathLike, *chunks: bytes | memoryview, wha
     return path
 
 
-def write_json_atomic(path: str | os.PathLike, payload: Any, what: str = "JSON file") -> Path:
-    """Write ``payload`` as indented JSON (UTF-8, trailing newline) atomically; returns the path.
+def write_json_atomic(path: str | os.PathLike, payload: Any, what: str = "JSON file", private: bool = False) -> Path:
+    """Write ``payload`` as indented JSON (UTF-8, trailing newline) atomically; returns the path (``private``:
+    personal data, see :func:`atomic_write_bytes`).
 
     Raises:
         OutputPathError, OutputWriteError: the file cannot be written (see :func:`atomic_write_bytes`).
     """
-    return atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"), what=what)
+    return atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"), what=what, private=private)
 
 
 @contextlib.contextmanager

@@ -37,6 +37,12 @@ app.add_typer(gallery_app, name="gallery")
 #: Images at most this tall and at least CROP_ASPECT times taller than wide count as person crops in --mode auto.
 CROP_MAX_HEIGHT = 512
 CROP_ASPECT = 1.5
+#: A crop (given, or cut to a detected person) is enlarged at most this many times along either side to the ReID
+#: model's input (256x128 for the bundled OSNet: at least 32x16 px; 32 px is also `run`'s --min-box-height
+#: default, the shortest person a run embeds). A smaller crop holds too little of the person: a 2x76 px sliver
+#: of one person is as alike to slivers of others (cosine similarity about 0.7 on average, up to 0.89, on
+#: mot17-reid-mini) as the named-person threshold (0.82) asks, so enrolled under a name it would be matched to strangers.
+CROP_MAX_ENLARGEMENT = 8
 
 GALLERY_OPTION = typer.Option(..., "--gallery", "-g", parser=output_file, metavar="<path>", help="Gallery file (.edgereid).")
 
@@ -100,6 +106,17 @@ def person_crop(image: "np.ndarray", detector, mode: str) -> tuple["np.ndarray |
     if len(boxes) > 1:
         return None, f"{len(boxes)} people: crop it to the one to enroll"
     return crop_box(image, boxes[0]).copy(), None
+
+
+def too_small_crop(crop: "np.ndarray", input_height: int, input_width: int) -> str | None:
+    """Why ``crop`` (H, W[, 3]) is too small to enroll, or None: it must be at least the ReID input's
+    ``input_height`` x ``input_width`` pixels divided by :data:`CROP_MAX_ENLARGEMENT` (rounded up) each way."""
+    height, width = crop.shape[:2]
+    least_h, least_w = -(-input_height // CROP_MAX_ENLARGEMENT), -(-input_width // CROP_MAX_ENLARGEMENT)
+    if height >= least_h and width >= least_w:
+        return None
+    return (f"the person's crop is {width}x{height} px (width x height), smaller than {least_w}x{least_h} px: too few "
+            f"pixels to tell them from other people; use a larger photo or crop")
 
 
 def _has_no_colour(image: "np.ndarray") -> bool:
@@ -178,6 +195,9 @@ def _enroll(gallery_path: Path, name: str, images: List[Path], embedder, detecto
                 skipped.append(exc.skipped())
                 continue
             crop, reason = person_crop(image, detector, mode)
+            if crop is not None:
+                reason = too_small_crop(crop, embedder.spec.height, embedder.spec.width)
+                crop = None if reason else crop
             if crop is None:
                 skipped.append(SkippedFile(path, reason))
                 continue
@@ -312,6 +332,20 @@ def remove(
 
 def _remove(gallery_path: Path, identity_ids: List[int], names: List[str]) -> None:
     gallery = _load(gallery_path)
+    targets = _identities_asked(gallery, gallery_path, identity_ids, names)
+    for identity_id in dict.fromkeys(targets):
+        gallery.remove(identity_id)
+    gallery.save(gallery_path)
+    console.print(f"removed {len(set(targets))} identit{'y' if len(set(targets)) == 1 else 'ies'}; {len(gallery)} left")
+    _warn_of_temporaries(gallery_path)
+
+
+def _identities_asked(gallery, gallery_path: Path, identity_ids: List[int], names: List[str]) -> list[int]:
+    """The identity ids ``--id`` and ``--name`` options name, in the order given (repeats kept).
+
+    Raises:
+        DataError: a name no identity has or several have, or an id not in the gallery.
+    """
     targets = list(identity_ids)
     for name in names:
         found = gallery.named(name)
@@ -326,10 +360,23 @@ def _remove(gallery_path: Path, identity_ids: List[int], names: List[str]) -> No
     missing = [i for i in targets if i not in gallery]
     if missing:
         raise DataError(f"no identity with id {missing[0]} in {gallery_path}")
-    for identity_id in dict.fromkeys(targets):
-        gallery.remove(identity_id)
-    gallery.save(gallery_path)
-    console.print(f"removed {len(set(targets))} identit{'y' if len(set(targets)) == 1 else 'ies'}; {len(gallery)} left")
+    return targets
+
+
+def _warn_of_temporaries(gallery_path: Path) -> None:
+    """After ``gallery remove``: name the temporary files of saves left beside the gallery (a save killed in the
+    last :data:`~edge_reid.matching.gallery_lock.LEFTOVER_AGE_S` seconds, or one a program of the user's is making
+    without the lock), which may still hold the people removed; they are not deleted here, as a save in progress
+    would fail."""
+    from edge_reid.matching.gallery_lock import temporaries_of
+
+    left = temporaries_of(gallery_path)
+    if left:
+        console.print(
+            f"[yellow]warning:[/] {len(left)} temporary file(s) of an interrupted or ongoing save of this gallery may "
+            f"still hold what was removed: {escape(', '.join(map(str, left)))}; delete them once no program is saving "
+            "this gallery"
+        )
 
 
 @gallery_app.command("rename", short_help="Name an identity, or clear its name.")
@@ -370,26 +417,37 @@ def _rename(gallery_path: Path, identity_id: int, name: str) -> None:
 def export(
     gallery_path: Path = GALLERY_OPTION,
     output: Optional[Path] = typer.Option(None, "--output", "-o", parser=output_file, metavar="<path>", help="JSON file to write (default, or -: standard output)."),
+    identity_ids: List[int] = typer.Option([], "--id", help="Export only the identity with this id (repeatable)."),
+    names: List[str] = typer.Option([], "--name", "-n", help="Export only the identity with this name (repeatable)."),
 ) -> None:
-    """Export identities and metadata as JSON, without embeddings.
+    """Export identities and metadata as JSON, without embeddings (their numbers are given).
+
+    With --id or --name, only those identities: what the gallery stores about one person (name, first and
+    last seen, sightings, enrolled and recent views). A new --output file is readable by its owner only.
 
     Examples:
 
     \b
       edge-reid gallery export --gallery people.edgereid -o people.json
       edge-reid gallery export --gallery people.edgereid | jq '.identities[].name'
+      edge-reid gallery export --gallery people.edgereid --name Alice
     """
     from edge_reid.atomic import write_json_atomic
     from edge_reid.output_paths import check_distinct_outputs, check_writable, is_standard_output
 
     check_distinct_outputs({"--output": output}, {"--gallery": gallery_path}, standard_output=("--output",))
-    metadata = _load(gallery_path).metadata()
+    names = [terminal.typed_text(name, "--name") for name in names]
+    gallery = _load(gallery_path)
+    metadata = gallery.metadata()
+    if identity_ids or names:
+        asked = set(_identities_asked(gallery, gallery_path, identity_ids, names))
+        metadata["identities"] = [entry for entry in metadata["identities"] if entry["identity_id"] in asked]
     if output is None or is_standard_output(output):
         json.dump(metadata, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     check_writable(output, "export")
-    write_json_atomic(output, metadata)
+    write_json_atomic(output, metadata, private=True)  # people's names and times: readable by the owner only
     console.print(f"wrote {len(metadata['identities'])} identities to {escape(str(output))}")
 
 

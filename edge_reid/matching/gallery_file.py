@@ -21,7 +21,9 @@ Writes go to a temporary file in the same directory, which is flushed and
 fsync'ed, then renamed over the target with :func:`os.replace` (atomic on
 POSIX), and the directory is fsync'ed so the rename itself survives a power
 loss. A process killed at any moment therefore leaves either the old file or
-the new one, never a mix.
+the new one, never a mix. A gallery holds people's embeddings, names and times (personal,
+biometric-like data): a new file is readable by its owner only (0600 less the umask), and a
+file replaced keeps its permissions (:func:`edge_reid.atomic.take_permissions_of`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def write_gallery_file(path: str | os.PathLike, header: dict[str, Any], payload:
 
     ``header`` gets ``payload_dtype`` and ``payload_shape`` added.
 
+    A new file gets 0600 less the umask, a file replaced keeps its permissions (see the module's notes).
+
     Raises:
         OutputPathError: the directory does not exist or cannot be written.
         OutputWriteError: the write failed (disk full, I/O error); a file written before is kept.
@@ -75,7 +79,7 @@ def write_gallery_file(path: str | os.PathLike, header: dict[str, Any], payload:
     digest.update(payload_bytes)
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header_bytes), len(payload_bytes), digest.digest())
 
-    atomic_write_bytes(path, prefix, header_bytes, payload_bytes, what="gallery", create_parent=False)
+    atomic_write_bytes(path, prefix, header_bytes, payload_bytes, what="gallery", create_parent=False, private=True)
 
 
 def _read_into_bytearray(path: Path) -> bytearray:

@@ -105,21 +105,34 @@ def remove_leftover_temporaries(gallery_path: str | os.PathLike, older_than_s: f
     folder of the file a link points to, and not modified for ``older_than_s`` seconds, so that a save
     another program makes without the lock is not cut off); returns those removed. Call it only with the
     gallery's lock held (:func:`gallery_lock` does). Files that cannot be removed are left."""
+    removed = []
+    for leftover in temporaries_of(gallery_path):
+        with contextlib.suppress(OSError):
+            if time.time() - leftover.stat().st_mtime >= older_than_s:
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
+
+
+def temporaries_of(gallery_path: str | os.PathLike) -> list[Path]:
+    """The temporary files of saves of ``gallery_path`` beside it, whatever their age (named as
+    :func:`edge_reid.atomic.atomic_write_bytes` names them: ``.people.edgereid.<8 characters>.tmp``, in the folder of
+    the file a link points to; regular files only). Each is a whole or partial copy of the gallery as some save
+    had it: after ``gallery remove`` one may still hold the people removed (:func:`remove_leftover_temporaries`
+    leaves those younger than :data:`LEFTOVER_AGE_S`). Sorted by name; [] when the folder cannot be read."""
     target = Path(os.path.realpath(gallery_path))
     pattern = re.compile(r"\." + re.escape(target.name) + r"\.[a-z0-9_]{8}\.tmp")
-    removed = []
     try:
-        names = os.listdir(target.parent)
+        names = sorted(os.listdir(target.parent))
     except OSError:
-        return removed
+        return []
+    found = []
     for name in names:
-        if pattern.fullmatch(name):
-            leftover = target.parent / name
-            with contextlib.suppress(OSError):
-                if leftover.is_file() and not leftover.is_symlink() and time.time() - leftover.stat().st_mtime >= older_than_s:
-                    leftover.unlink()
-                    removed.append(leftover)
-    return removed
+        path = target.parent / name
+        with contextlib.suppress(OSError):
+            if pattern.fullmatch(name) and path.is_file() and not path.is_symlink():
+                found.append(path)
+    return found
 
 
 def refuse_if_a_run_holds(gallery_path: str | os.PathLike) -> None:
