@@ -19,7 +19,8 @@ Runtime's on its half of the cores about equal); for a model alone, wall time pe
 
 Cache: ``$EDGE_REID_CACHE_DIR/cpu-backend-choice.json`` (see :func:`edge_reid.cache_folder.cache_dir`),
 written atomically; delete it to measure again. A cache that cannot be read is ignored, one that
-cannot be written is skipped (the choice is then measured per process).
+cannot be written is skipped (the choice is then measured per process, said once:
+:func:`~edge_reid.cache_folder.warn_uncached`; docs/caches.md).
 """
 
 from __future__ import annotations

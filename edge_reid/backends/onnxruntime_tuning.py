@@ -12,7 +12,8 @@ does not flip the choice.
 
 Cache: ``$EDGE_REID_CACHE_DIR/onnxruntime-tuning.json`` (default ``$XDG_CACHE_HOME/edge-reid``,
 else ``~/.cache/edge-reid``), written atomically; delete it to tune again. A cache that cannot be
-read is ignored and one that cannot be written is skipped: tuning then happens per process.
+read is ignored and one that cannot be written is skipped: tuning then happens per process (said once:
+:func:`~edge_reid.cache_folder.warn_uncached`; docs/caches.md).
 """
 
 from __future__ import annotations

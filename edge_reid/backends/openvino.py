@@ -35,7 +35,7 @@ Compiled models are cached (OpenVINO's model caching, ``CACHE_DIR``) in ``openvi
 edge-reid's cache folder (:func:`edge_reid.cache_folder.cache_dir`): a later start with the same
 model, device, settings and OpenVINO version loads the compiled model instead of compiling it
 again (OpenVINO keys the cache by all of these). Where that folder cannot be written the models
-are compiled every time.
+are compiled every time (:func:`~edge_reid.cache_folder.warn_uncached` says so once).
 
 Importing this module does not import ``openvino``; creating a backend does.
 """
@@ -63,7 +63,7 @@ from edge_reid.backends.base import (
 )
 from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
-from edge_reid.cache_folder import writable_cache_folder
+from edge_reid.cache_folder import warn_uncached, writable_cache_folder
 from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.spec import ModelSpec, embedding_output_name
 
@@ -238,6 +238,8 @@ def _compile(
     cache = writable_cache_folder("openvino")
     if cache is not None:
         config["CACHE_DIR"] = str(cache)
+    else:
+        warn_uncached("OpenVINO model cache")
     try:
         compiled = _core().compile_model(model, device, config)
     except Exception as exc:
