@@ -212,3 +212,18 @@ def test_a_closed_terminal_still_gets_the_summary_written(tmp_path, vtest_path, 
     summary = tmp_path / "s.json"
     assert main(["run", "--source", str(vtest_path), "--max-frames", "5", "--summary", str(summary)]) == 0
     assert terminal.gone and json.loads(summary.read_text())["frames"] == 5
+
+
+def test_an_internal_error_without_a_writable_temporary_folder_still_ends_in_one_line(monkeypatch):
+    """A read-only container (no writable /tmp, /var/tmp or working folder): ``tempfile.gettempdir()`` itself
+    raises, and saving the traceback of an internal error ended in a second traceback."""
+    import tempfile
+
+    from edge_reid.cli import _save_traceback
+
+    def no_temporary_folder():
+        raise FileNotFoundError(2, "No usable temporary directory found in ['/tmp', '/var/tmp', '/usr/tmp']")
+
+    monkeypatch.setattr(tempfile, "gettempdir", no_temporary_folder)
+    said = _save_traceback(ValueError("a bug"))
+    assert said.startswith("the traceback could not be saved") and "No usable temporary directory" in said

@@ -39,8 +39,8 @@ def _save_traceback(exc: BaseException) -> str:
     import time
     import traceback
 
-    path = os.path.join(tempfile.gettempdir(), f"edge-reid-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt")
-    try:
+    try:  # gettempdir() raises where no temporary folder can be written (a read-only container)
+        path = os.path.join(tempfile.gettempdir(), f"edge-reid-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt")
         with open(path, "x", encoding="utf-8") as file:
             file.write(f"edge-reid {' '.join(sys.argv[1:])}\n\n")
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=file)
