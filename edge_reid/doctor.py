@@ -172,6 +172,33 @@ def check_engine_models(checks: list, models: list[KnownModel]) -> list:
     return checked
 
 
+def cache_folder_item() -> DoctorItem:
+    """The report's line for edge-reid's cache folder (:func:`edge_reid.cache_folder.cache_dir`; docs/caches.md):
+    where it is and whether this user can write it, or the nearest folder above it that exists (where it is
+    made at the first run). Nothing is made or written here. ``ok`` is False where it cannot be written:
+    every start then measures and compiles again."""
+    import os
+
+    from edge_reid.cache_folder import cache_dir
+
+    fix = "every start measures and compiles again: set EDGE_REID_CACHE_DIR to a writable folder (docs/caches.md)"
+    folder = cache_dir()
+    if folder is None:
+        return DoctorItem("cache folder", f"none: no home folder (HOME is not set); {fix}", False)
+    existing = folder
+    try:
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        usable = existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+    except OSError as exc:
+        return DoctorItem("cache folder", f"{folder}: cannot be checked ({exc.strerror or exc}); {fix}", False)
+    if usable:
+        made = "" if existing == folder else f", made at the first run in {existing}"
+        return DoctorItem("cache folder", f"{folder} (writable{made}; docs/caches.md)", True)
+    why = "cannot be written" if existing.is_dir() else "is not a folder"
+    return DoctorItem("cache folder", f"{folder}: cannot be made or written ({existing} {why}); {fix}", False)
+
+
 def collect_report(
     engines_dir: str | Path = "engines", tegra_release: Path = NV_TEGRA_RELEASE, model_path: str | Path | None = None
 ) -> tuple[list[DoctorItem], list]:
@@ -266,6 +293,7 @@ def collect_report(
         if damaged else f"intact ({', '.join(BUNDLED_SHA256)}: sha256 checked)",
         not damaged,
     ))
+    items.append(cache_folder_item())
     model = known_model(model_path or DEFAULT_REID_MODEL)
     checks = {"tensorrt": lambda: (status.usable, status.reason or f"TensorRT {status.tensorrt_version}")}
     for entry, ok, detail in backend_statuses(checks):

@@ -4,6 +4,7 @@ stand-in backends and set timings: the order, the margin, the cache, and what is
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,43 @@ def test_a_missing_model_is_left_to_the_backend_to_report(model):
     """`run --detector missing_det.onnx` ended in an internal error: the cache key hashed the file first."""
     missing = model.parent / "missing.onnx"
     assert order_by_speed(AUTO, "detector", missing, "", lambda name: pytest.fail("nothing is opened"), lambda b: b.run) == AUTO
+
+
+def test_an_old_cache_file_is_measured_once_and_replaced(model, monkeypatch):
+    """Keys of edge-reid-cpu-backend-choice/1 held reprs (``engines_dir=PosixPath('engines')``): such a file is
+    not trusted; the choice is measured once and the file rewritten in the current schema."""
+    path = cache_dir() / CACHE_FILE
+    path.parent.mkdir(parents=True)
+    old = {"first": "openvino", "ms": {"openvino": 1.0, "onnxruntime": 2.0}}
+    key = cpu_choice.choice_key("detector", model, "threads 1, cpu time")
+    path.write_text(json.dumps({"schema": "edge-reid-cpu-backend-choice/1", "entries": {key: old, "detector|old|input None": old}}))
+    opened: list = []
+    assert _order(model, {"openvino": 9.0, "onnxruntime": 1.0}, opened, monkeypatch)[0].reason.endswith("(measured now)")
+    data = json.loads(path.read_text())
+    assert data["schema"] == cpu_choice.SCHEMA and list(data["entries"]) == [key], "the old entries are dropped"
+    assert _order(model, {"openvino": 9.0, "onnxruntime": 1.0}, opened, monkeypatch)[0].reason.endswith("(measured earlier)")
+    assert len(opened) == 2
+
+
+def _both_cpu_backends() -> bool:
+    from edge_reid.backends import candidates
+
+    return sorted(choice.name for choice in candidates("auto")[:2]) == sorted(cpu_choice.CPU_BACKENDS)
+
+
+def test_the_key_spells_the_options_one_way(osnet_path, yolox_path, monkeypatch):
+    """The ReID model's key held ``BackendOptions(..., engines_dir=PosixPath('engines'), ...)`` (the CLI passes a Path),
+    the detector's ``engines_dir='engines'``: a repr, and a TensorRT option that changes nothing on a CPU."""
+    from edge_reid.backends import create_backend, create_detector_backend
+    from edge_reid.spec import load_spec
+
+    if not _both_cpu_backends():
+        pytest.skip("auto times OpenVINO against ONNX Runtime where both run (x86-64)")
+    keys: list[str] = []
+    monkeypatch.setattr(cpu_choice, "order_by_speed", lambda tried, kind, path, options, *a, **k: keys.append(options) or tried)
+    spec = load_spec(osnet_path)
+    for engines_dir in ("engines", Path("engines"), Path("elsewhere")):
+        create_backend("auto", osnet_path, spec, max_batch=2, threads=1, engines_dir=engines_dir, side_by_side=True).close()
+    create_detector_backend("auto", yolox_path, threads=1, side_by_side=True, input_size=(320, 416)).close()
+    assert keys[0] == keys[1] == keys[2] == "max_batch 2, timed at 2, threads 1, precision None, device None, side_by_side True"
+    assert keys[3] == "threads 1, input 320x416, precision fp32, device None, side_by_side True"

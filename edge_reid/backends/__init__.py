@@ -235,11 +235,23 @@ def create_backend(
         from edge_reid.backends.cpu_choice import order_by_speed
 
         batch = min(8, max_batch)
-        tried = order_by_speed(tried, "embedding", model_path, f"max_batch {max_batch}, timed at {batch}, threads {threads}, {options}",
+        tried = order_by_speed(tried, "embedding", model_path,
+                               f"max_batch {max_batch}, timed at {batch}, threads {threads}, {_choice_options(options)}",
                                lambda backend: open_one(get_backend(backend)),
                                lambda backend: _embedding_call(backend, min(batch, backend.max_batch)),  # a model's fixed batch may be smaller
                                cpu_time=side_by_side)
     return _open_first(name, open_one, tried)
+
+
+def _choice_options(options: BackendOptions) -> str:
+    """The options a CPU backend is opened with, as the text of the timing's cache key: plain words and values
+    only (no reprs of paths or dataclasses, which spelt the same settings two ways), and none of the TensorRT
+    options (``engines_dir``, ``rebuild``), which change nothing on a CPU backend.
+
+    >>> _choice_options(BackendOptions(precision="fp32", engines_dir=Path("engines"), side_by_side=True))
+    'precision fp32, device None, side_by_side True'
+    """
+    return f"precision {options.precision}, device {options.device}, side_by_side {options.side_by_side}"
 
 
 def _random_input(array) -> None:
@@ -291,7 +303,8 @@ def create_detector_backend(
             _random_input(backend.input)
             return backend.run
 
-        tried = order_by_speed(tried, "detector", model_path, f"threads {threads}, input {input_size}, {options}",
+        size = "the model's own" if input_size is None else f"{int(input_size[0])}x{int(input_size[1])}"
+        tried = order_by_speed(tried, "detector", model_path, f"threads {threads}, input {size}, {_choice_options(options)}",
                                lambda backend: open_one(get_backend(backend)), detector_call, cpu_time=side_by_side)
     return _open_first("auto" if len(tried) > 1 else name, open_one, tried)
 

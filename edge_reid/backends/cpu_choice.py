@@ -40,14 +40,16 @@ KEEP_ORDER_WITHIN = 0.05
 ROUNDS = 3
 CALLS_PER_ROUND = 2
 CACHE_FILE = "cpu-backend-choice.json"
-SCHEMA = "edge-reid-cpu-backend-choice/1"
+#: /2: the options in the key are plain text (/1 held reprs, ``engines_dir=PosixPath('engines')``, spelt two ways
+#: for the same settings); a /1 file is ignored, measured once and replaced.
+SCHEMA = "edge-reid-cpu-backend-choice/2"
 TITLES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
 
 
 def choice_key(kind: str, model_path: str | Path, options: str) -> str:
     """What the choice depends on: the model's bytes and kind (``"embedding"`` or ``"detector"``), the
-    options it is opened with (threads, batch, precision, input size), the CPU's model, instruction sets
-    and usable cores, and both runtimes' versions."""
+    options it is opened with (threads, batch, precision, input size: plain text, the same in every process),
+    the CPU's model, instruction sets and usable cores, and both runtimes' versions."""
     from importlib import metadata
 
     from edge_reid.cpu import cpu_isa_flags, cpu_model, usable_cpu_count
