@@ -19,19 +19,53 @@ its appearance can change a decision or is due:
 Low-score detections are never embedded: they are matched by IoU only (ByteTrack's
 second stage). Whether an embedding is *clean* (may join a track's history and the
 gallery) is decided by the tracker: no other detection overlaps it.
+
+Frames without colour (a camera in IR night mode sends grey frames in 3 equal channels) are
+warned of once per tracker, here where a frame's crops are about to be embedded: the ReID model
+was trained on colour, and without it different people look more alike and a person stored from
+colour frames matches their own grey views weakly (docs/tracking.md, "Image quality"). Nothing is
+changed for them: thresholds calibrated on greyed labelled crops made vtest's grey copy worse.
 """
 
 from __future__ import annotations
+
+import warnings
+import weakref
 
 import numpy as np
 
 from edge_reid.defaults import REFRESH_S
 from edge_reid.detections import Detections
+from edge_reid.errors import EdgeReidWarning, caller_stacklevel
 from edge_reid.tracking.boxes import coverage_matrix, iou_matrix
 from edge_reid.tracking.track import TIME_TOLERANCE_S, TrackState, kalman_boxes
 from edge_reid.thresholds import at_least
 from edge_reid.tracking.tracker import Tracker
 
+#: A frame is grey when the per-pixel differences between its channels (B - G and G - R, on every
+#: :data:`GREY_SAMPLE_STEP`-th pixel of every such row) vary by less than this many levels
+#: (standard deviation; a constant colour cast, as a codec's YUV -> BGR rounding leaves, is still
+#: grey). Measured on every 5th frame of vtest.avi: 30.7-31.4 in colour, 3.1 or more at a tenth of the brightness;
+#: the same frames made grey 0.0 through FFV1 or JPEG, 0.16-0.23 through MPEG-4 (a 1-3 level cast).
+GREY_CHANNEL_STD = 1.0
+#: Every this-many-th row and column is looked at (a 768x576 frame: 96x72 pixels, tens of microseconds).
+GREY_SAMPLE_STEP = 8
+#: The message of the warning about grey frames (an :class:`~edge_reid.errors.EdgeReidWarning`).
+GREY_WARNING = (
+    "the camera's frames are grey (no colour: IR night mode?); the ReID model was trained on colour, so "
+    "different people look more alike and people seen in colour match their grey views weakly: expect more "
+    "identity mix-ups, and enrolled people recognised less often (docs/tracking.md, \"Image quality\")"
+)
+_warned_grey: "weakref.WeakSet[Tracker]" = weakref.WeakSet()  # trackers whose frames were found grey
+
+
+def is_grey(image: np.ndarray) -> bool:
+    """Whether a (H, W, 3) uint8 BGR frame carries no colour (:data:`GREY_CHANNEL_STD`); False for any other shape."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        return False
+    sample = image[::GREY_SAMPLE_STEP, ::GREY_SAMPLE_STEP].astype(np.int16)
+    return bool(np.std(sample[..., 0] - sample[..., 1]) < GREY_CHANNEL_STD
+                and np.std(sample[..., 1] - sample[..., 2]) < GREY_CHANNEL_STD)
 
 
 def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float | None, refresh_s: float = REFRESH_S,
@@ -48,13 +82,17 @@ def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float
             this call on the tracker's stream clock (read once: ``tracker.update(..., None)`` for the
             same frame keeps it).
         refresh_s: seconds after which a track's appearance is refreshed, > 0.
-        image: (H, W, 3) uint8 BGR frame, when the tracker compensates camera motion.
+        image: (H, W, 3) uint8 BGR frame, for the tracker's camera-motion compensation and to warn of grey frames (None: neither).
 
     Returns:
         (N,) bool: True for the detections to embed.
 
     Raises:
         ValueError: ``refresh_s`` is not positive, or what :meth:`Tracker.predict` raises.
+
+    Warns:
+        EdgeReidWarning: once per tracker, the first time a detection of a grey ``image``
+            (:func:`is_grey`) is to be embedded (:data:`GREY_WARNING`).
     """
     if not refresh_s > 0:
         raise ValueError(f"refresh_s must be > 0 seconds, got {refresh_s}")
@@ -68,6 +106,9 @@ def plan_embeddings(tracker: Tracker, detections: Detections, timestamp_s: float
     embed = high.copy()
     if not high.any():
         return embed
+    if image is not None and tracker not in _warned_grey and is_grey(image):
+        _warned_grey.add(tracker)
+        warnings.warn(GREY_WARNING, EdgeReidWarning, stacklevel=caller_stacklevel())
     considered = np.flatnonzero(valid & at_least(scores, config.low_score))
     candidates = np.flatnonzero(high)
     tracks = tracker.tracks
