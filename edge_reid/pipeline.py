@@ -10,6 +10,7 @@ those three results.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import queue
 import threading
@@ -130,6 +131,7 @@ class Pipeline(Closable):
             raise TypeError(f"tracker must be a Tracker, e.g. Tracker(TrackerConfig(...)), got {type(tracker).__name__}")
         self._made: list[Closable] = []  # the models this pipeline made, and so closes (close())
         self._runs: weakref.WeakSet[_ClosesItsSource] = weakref.WeakSet()  # run()'s results, ended by close()
+        self._runs_lock = threading.Lock()  # run() in one thread adding while close() in another copies
         self._processing = threading.Lock()  # held over each frame of a run: close() lets it finish first
         try:  # a model made here is closed again when a later step fails (a detector that cannot load)
             self.embedder = embedder or Embedder(backend_options={"side_by_side": True})
@@ -185,7 +187,9 @@ class Pipeline(Closable):
         thread ends and the source (a camera) is released, and the next ``next(results)`` raises
         StopIteration. Safe to call twice, and from any thread.
         """
-        for results in list(self._runs):
+        with self._runs_lock:
+            runs = list(self._runs)
+        for results in runs:
             results.end()
         with self._processing:
             while self._made:
@@ -402,13 +406,14 @@ class Pipeline(Closable):
         frames = source if isinstance(source, FrameSource) else open_source(source)  # a bad source fails here, not at the first frame
         closing = threading.Event()  # set by close(): the run ends before its next frame
         results = _ClosesItsSource(self._run(frames, max_frames, prefetch, closing), frames, closing)
-        self._runs.add(results)
+        with self._runs_lock:
+            self._runs.add(results)
         return results
 
     def _run(self, frames: FrameSource, max_frames: int | None, prefetch: int, closing: threading.Event) -> Iterator[FrameResult]:
         self.reset()
         self._reader_stuck = False
-        staged = self._staged_threaded(frames, max_frames, prefetch, closing) if prefetch > 0 else self._staged(frames, max_frames)
+        staged = self._staged_threaded(frames, max_frames, prefetch, closing) if prefetch > 0 else self._staged(frames, max_frames, closing)
         try:
             for frame, detections in staged:
                 with self._processing:
@@ -421,8 +426,11 @@ class Pipeline(Closable):
             if not self._reader_stuck:  # never release a capture that a blocked read still uses
                 frames.close()
 
-    def _staged(self, frames: FrameSource, max_frames: int | None) -> Iterator[tuple[Frame, Detections | None]]:
-        """Decode and detect, in the calling thread (whose reading of ``frames`` ends here, an error included)."""
+    def _staged(
+        self, frames: FrameSource, max_frames: int | None, closing: threading.Event | None = None
+    ) -> Iterator[tuple[Frame, Detections | None]]:
+        """Decode and detect, in the calling thread (whose reading of ``frames`` ends here, an error included).
+        ``closing`` (set by :meth:`close`, which may have closed the detector while a frame was decoded) ends it."""
         iterator = iter(frames)
         produced = 0
         try:
@@ -433,8 +441,13 @@ class Pipeline(Closable):
                     return
                 detections = None
                 if self.detector is not None:
-                    with self.timer.measure("detect"):
-                        detections = self.detector.detect(frame.image)
+                    # in run()'s own thread (not _staged_threaded's worker): close() waits for the detection, or has
+                    # set closing and perhaps closed the detector while this frame was decoded
+                    with self._processing if closing is not None else contextlib.nullcontext():
+                        if closing is not None and closing.is_set():
+                            return
+                        with self.timer.measure("detect"):
+                            detections = self.detector.detect(frame.image)
                 yield frame, detections
                 produced += 1
         finally:

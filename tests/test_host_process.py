@@ -101,6 +101,85 @@ def test_close_from_another_thread_ends_a_run_in_progress_cleanly(vtest_frames):
     assert _wait_for(lambda: not _edge_reid_threads()), f"threads left after close(): {_edge_reid_threads()}"
 
 
+def test_close_while_a_run_without_prefetch_reads_a_frame_ends_it_cleanly(vtest_frames):
+    """``run(source, prefetch=0)`` decodes and detects in the caller's thread. A close() from another thread while a
+    frame was being read closed the pipeline's detector, and the run then detected on it: the loop ended with
+    ValueError("this PersonDetector ... was closed") instead of as after a stop."""
+    camera = _Camera(vtest_frames)
+    reading, release = threading.Event(), threading.Event()
+    read = camera.read
+
+    def slow_read():
+        if camera.read_count:  # the second frame: held until the pipeline is closed
+            reading.set()
+            release.wait(30)
+        return read()
+
+    camera.read = slow_read
+    source = FrameSource("/dev/video0", "camera", capture_factory=lambda kind, name: camera, newest_only=False)
+    pipeline = Pipeline()  # its own models: close() closes them
+    seen, errors = [], []
+
+    def work() -> None:
+        try:
+            for result in pipeline.run(source, prefetch=0):
+                seen.append(result.frame_index)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, name="app-worker")
+    worker.start()
+    assert reading.wait(120)
+    closer = threading.Thread(target=pipeline.close)
+    closer.start()
+    closer.join(30)  # close() need not wait for a read (a camera may block for seconds)
+    release.set()
+    worker.join(30)
+    assert not worker.is_alive() and not closer.is_alive()
+    assert errors == [], f"the run ended with {errors!r}"
+    assert seen == [0]
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_close_while_the_pipelines_detector_detects_ends_the_run_cleanly(vtest_frames, prefetch):
+    """close() from another thread while the pipeline's own detector works on a frame (in the caller's thread, or
+    the decoding thread ahead of it): the run ends as after a stop, not with a closed-model error."""
+    camera = _Camera(vtest_frames)
+    source = FrameSource("/dev/video0", "camera", capture_factory=lambda kind, name: camera, newest_only=False)
+    pipeline = Pipeline()
+    detecting, release = threading.Event(), threading.Event()
+    detect, calls = pipeline.detector.detect, []
+
+    def slow_detect(image):
+        calls.append(1)
+        if len(calls) == 2:  # the second frame: held until close() has begun
+            detecting.set()
+            release.wait(30)
+        return detect(image)
+
+    pipeline.detector.detect = slow_detect
+    errors = []
+
+    def work() -> None:
+        try:
+            for _ in pipeline.run(source, prefetch=prefetch):
+                pass
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, name="app-worker")
+    worker.start()
+    assert detecting.wait(120)
+    closer = threading.Thread(target=pipeline.close)
+    closer.start()
+    time.sleep(0.3)  # close() has begun: its run told to end, waiting for the frame in flight or closing models
+    release.set()
+    closer.join(30)
+    worker.join(30)
+    assert not worker.is_alive() and not closer.is_alive()
+    assert errors == [], f"the run ended with {errors!r}"
+
+
 def _open_fds() -> set[str]:
     import os
 
