@@ -65,9 +65,11 @@ def give_ordinary_permissions(fd: int) -> None:
 
 def take_permissions_of(fd: int, path: str | os.PathLike, private: bool = False) -> None:
     """Give the open file ``fd``, about to replace ``path``, the permissions ``path`` has (its read/write/execute
-    bits, and its group where this process may set it), so that replacing a file never widens who may read it;
-    when ``path`` does not exist, 0600 less the umask if ``private`` (personal data: a gallery of people, like an
-    ssh key readable by its owner only), else 0666 less the umask (:func:`give_ordinary_permissions`).
+    bits, and its owner and group where this process may set them), so that replacing a file never widens who may
+    read it nor takes it from its owner (``sudo edge-reid gallery ...`` on a user's owner-only gallery); when its
+    group cannot be kept (not a member of it), the group bits are cleared, as the writer's own group takes its
+    place. When ``path`` does not exist: 0600 less the umask if ``private`` (personal data: a gallery of people,
+    like an ssh key readable by its owner only), else 0666 less the umask (:func:`give_ordinary_permissions`).
 
     Raises:
         OSError: the permissions cannot be changed.
@@ -77,10 +79,16 @@ def take_permissions_of(fd: int, path: str | os.PathLike, private: bool = False)
     except OSError:
         os.fchmod(fd, (0o600 if private else 0o666) & ~current_umask())
         return
-    os.fchmod(fd, stat.S_IMODE(existing.st_mode) & 0o777)
+    mode = stat.S_IMODE(existing.st_mode) & 0o777
+    os.fchmod(fd, mode)
+    if existing.st_uid != os.fstat(fd).st_uid:
+        with contextlib.suppress(OSError):  # only root may give a file away: another writer owns the new file
+            os.fchown(fd, existing.st_uid, -1)
     if existing.st_gid != os.fstat(fd).st_gid:
-        with contextlib.suppress(OSError):  # not a member of that group: the writer's own group
+        try:
             os.fchown(fd, -1, existing.st_gid)
+        except OSError:  # not a member of that group: the writer's own group, given none of the old group's access
+            os.fchmod(fd, mode & ~0o070)
 
 
 def current_umask() -> int:
