@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 _warned_uncached = threading.Event()  # set once the process has said its caches are off
+_warning_uncached = threading.Lock()  # two threads (two cameras) starting at once: one says it
 
 
 def cache_dir() -> Path | None:
@@ -59,9 +60,10 @@ def warn_uncached(what: str, reason: str = "") -> None:
 
     from edge_reid.errors import EdgeReidWarning
 
-    if _warned_uncached.is_set():
-        return
-    _warned_uncached.set()
+    with _warning_uncached:
+        if _warned_uncached.is_set():
+            return
+        _warned_uncached.set()
     if reason:  # this one cache could not be written: say what stopped it
         warnings.warn(
             f"cannot keep the {what} ({reason}): it is remade at every start, which slows each start; "

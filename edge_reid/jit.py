@@ -35,8 +35,9 @@ def cached_njit(**options) -> Callable:
     cache miss: the function is compiled again and the file rewritten, where Numba's own ``cache=True``
     raised its unpickling or OS error from the first call of the function at every start.
 
-    Raises:
-        RuntimeError: any other error Numba raises while setting up the function.
+    Warns:
+        EdgeReidWarning: once per process, where the compiled code cannot be kept on disk (any error Numba
+            raises while setting up its cache: the function is then compiled at every start).
     """
     import numba
 
@@ -127,8 +128,8 @@ def lazy_cached_njit(**options) -> Callable:
     called from Python only (not from other Numba-compiled functions). Its compiled dispatcher,
     once made, is ``decorated.dispatcher()``.
 
-    Raises:
-        RuntimeError: as :func:`cached_njit`, at the first call.
+    Warns:
+        EdgeReidWarning: as :func:`cached_njit`, at the first call.
     """
 
     def decorate(function: Callable) -> Callable:

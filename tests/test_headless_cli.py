@@ -69,6 +69,27 @@ sys.exit(main(["doctor"]))
     assert "Traceback" not in result.stderr
 
 
+def test_sighup_is_left_ignored_under_nohup():
+    """`nohup edge-reid ...` ignores SIGHUP so that the command outlives its terminal: main must not put its own
+    handler in place of that SIG_IGN (the command would end with 129 when the SSH session closed)."""
+    script = """
+import os, signal, sys
+signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
+import edge_reid.doctor as doctor
+collect = doctor.collect_report
+def hung_up(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGHUP)
+    print("still running", file=sys.stderr)
+    return collect(*args, **kwargs)
+doctor.collect_report = hung_up
+from edge_reid.entry_point import main
+sys.exit(main(["doctor"]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "still running" in result.stderr and "hung up" not in result.stderr, result.stderr
+    assert result.returncode != 129
+
+
 def test_sighup_handlers_are_given_back_to_a_caller(monkeypatch):
     """main(argv) called from Python leaves the caller's SIGHUP handler as it found it."""
     before = signal.getsignal(signal.SIGHUP)
@@ -99,6 +120,22 @@ def test_environment_is_given_back_to_a_caller(monkeypatch):
     assert dict(os.environ) == before
     assert main(["run", "--source", str(REPO / "no-such-video.avi")]) == 2  # a refused command gives them back too
     assert dict(os.environ) == before
+
+
+def test_standard_streams_are_given_back_to_a_caller_in_an_ascii_locale():
+    """In an ASCII locale main(argv) makes standard output and error escape what they cannot encode while the command
+    runs; the caller's streams get their own error handling back (a host that wants UnicodeEncodeError keeps it)."""
+    script = """
+import sys
+from edge_reid.cli import main
+before = (sys.stdout.errors, sys.stderr.errors)
+assert main(["--version"]) == 0
+print("ERRORS", before == (sys.stdout.errors, sys.stderr.errors), sys.stdout.errors, sys.stderr.errors)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **ASCII_LOCALE})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("ERRORS True"), result.stdout
 
 
 @pytest.fixture(scope="module")
