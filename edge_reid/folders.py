@@ -19,12 +19,15 @@ def require_folder(folder: str | Path, what: str = "folder", hint: str = "") -> 
         hint: what to give instead, appended after ``; `` (e.g. ``"give the folder holding query/"``).
 
     Raises:
-        DataError: ``folder`` does not exist, or is a file.
+        DataError: ``folder`` does not exist, is a file, or cannot be looked up (a name too long, no permission).
     """
     folder = Path(folder)
-    if folder.is_dir():
-        return folder
-    found = f"is a file, not a {what}" if folder.exists() else f"{what} not found"
+    try:
+        if folder.is_dir():
+            return folder
+        found = f"is a file, not a {what}" if folder.exists() else f"{what} not found"
+    except OSError as exc:  # a name too long for the file system, a folder on the way that cannot be searched
+        found = f"cannot be read ({exc.strerror or exc})"
     raise DataError(f"{folder}: {found}" + (f"; {hint}" if hint else ""))
 
 

@@ -233,9 +233,13 @@ def check_writable(path: str | Path, what: str) -> Path:
             itself), or its folder cannot be created or written.
     """
     target = Path(path)
-    if target.is_dir():
+    try:
+        folder, special = target.is_dir(), target.exists() and not target.is_file()
+    except OSError as exc:  # a name too long for the file system
+        raise OutputPathError(f"cannot write {what} to {target}: {exc.strerror or exc}") from None
+    if folder:
         raise OutputPathError(f"{what} path {target} is a folder; give a file name")
-    if target.exists() and not target.is_file():
+    if special:
         raise OutputPathError(f"{what} path {target} is not a regular file (a device, pipe or socket); give a file name")
     try:
         _make_folder(target.parent)

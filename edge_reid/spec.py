@@ -428,7 +428,7 @@ def _read_sidecar(sidecar: Path) -> dict[str, Any]:
     """
     try:
         side = json.loads(sidecar.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, or a number of over 4300 digits
         raise ModelError(f"{sidecar}: sidecar spec is not valid JSON ({exc})") from None
     except RecursionError:
         raise ModelError(f"{sidecar}: sidecar spec is not valid: JSON nested too deeply") from None
@@ -459,7 +459,7 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
             sidecar and no ``overrides``: OSNet's preprocessing is assumed.
 
     Raises:
-        ModelError: the file is missing, a folder or not an ONNX model; a weights file it names (ONNX external
+        ModelError: the file is missing (or cannot be looked up), a folder or not an ONNX model; a weights file it names (ONNX external
             data) is not beside it; the input is not rank 4 with 3 channels, or looks channels-last (N, H, W, 3);
             the model has several outputs and neither the sidecar nor ``overrides`` gives ``output_name``;
             the input or output is not float32; the output is not (N, D) (a detector, say); a
@@ -471,8 +471,13 @@ def load_spec(model_path: str | Path, overrides: dict[str, Any] | None = None) -
             or holds a value :class:`ModelSpec` refuses.
     """
     path = Path(model_path)
-    if not path.is_file():
-        if path.is_dir():
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError as exc:  # a name too long for the file system, a folder on the way that cannot be searched
+        raise ModelError(f"{path}: cannot read the model file ({exc.strerror or exc}); give an .onnx file (--model PATH, "
+                         "or model_path= in Python)") from None
+    if not is_file:
+        if is_dir:
             raise ModelError(f"{path} is a folder, not a model file; give an .onnx file (--model PATH, or model_path= in Python)")
         raise ModelError(f"model file not found: {path}; give an .onnx file (--model PATH, or model_path= in Python)")
     weights_files(path)

@@ -528,7 +528,7 @@ def calibrate_model(
             f"{data_dir}: no {QUERY_DIR}/ and {GALLERY_DIR}/ to compare the model with FP32 on; "
             "give a pool of person crops (--pool: a video or a folder of crops)"
         )
-    created_out_dir = not out_dir.exists()
+    created_out_dir = not os.path.exists(out_dir)  # a name too long: check_writable_folder says so
     check_writable_folder(out_dir)
     paths = output_paths(model_path, out_dir, settings.precision)
     try:

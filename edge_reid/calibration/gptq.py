@@ -41,10 +41,10 @@ def conv_patches(x: np.ndarray, node: onnx.NodeProto, kernel: tuple[int, int], g
     pads = list(node_attribute(node, "pads", [0, 0, 0, 0]))
     strides = list(node_attribute(node, "strides", [1, 1]))
     dilations = list(node_attribute(node, "dilations", [1, 1]))
-    if any(d != 1 for d in dilations):
-        raise ValueError("dilated convolutions are not supported")
     x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
-    windows = sliding_window_view(x, kernel, axis=(2, 3))[:, :, :: strides[0], :: strides[1]]  # N, C, OH, OW, kh, kw
+    # A dilated kernel spans (k - 1) * d + 1 pixels and reads every d-th of them (DeepLab's atrous convolutions).
+    span = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilations))
+    windows = sliding_window_view(x, span, axis=(2, 3))[:, :, :: strides[0], :: strides[1], :: dilations[0], :: dilations[1]]  # N, C, OH, OW, kh, kw
     n, c, oh, ow, kh, kw = windows.shape
     per_group = c // group
     windows = windows.reshape(n, group, per_group, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)

@@ -30,10 +30,14 @@ def check_pool_source(source: str | Path, calibration_folder: str | Path | None 
             be measured on calibration crops. A subfolder of it, or a video in it, holds other crops.
 
     Raises:
-        DataError: it is neither a folder nor a file, or it is ``calibration_folder``.
+        DataError: it is neither a folder nor a file (or cannot be looked up), or it is ``calibration_folder``.
     """
     path = Path(source)
-    if not (path.is_dir() or path.is_file()):
+    try:
+        found = path.is_dir() or path.is_file()
+    except OSError as exc:  # a name too long for the file system, a folder on the way that cannot be searched
+        raise DataError(f"crop pool {path} cannot be read ({exc.strerror or exc}); give a folder of person crops or a video") from None
+    if not found:
         raise DataError(f"crop pool {path} not found; give a folder of person crops or a video")
     if calibration_folder is not None and same_file(path, calibration_folder):
         raise DataError(

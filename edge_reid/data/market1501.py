@@ -41,6 +41,7 @@ GALLERY_DIR = "bounding_box_test"
 _PID = re.compile(r"^(?:-1|\d+)$")
 _CAMERA = re.compile(r"^c(\d+)(?:s(\d+))?$")  # Market-1501 cCsS, DukeMTMC-reID cC
 _FRAME = re.compile(r"^f?(\d+)$")  # Market-1501 FFFFFF, DukeMTMC-reID fFFFFFFF
+_LARGEST_NUMBER = np.iinfo(np.int64).max  # ids and cameras are kept as int64
 #: What a usable name looks like, for messages.
 NAME_FORMS = "PPPP_cCsS_FFFFFF_BB.jpg (Market-1501) or PPPP_cC_fFFFFFFF.jpg (DukeMTMC-reID)"
 
@@ -64,7 +65,7 @@ class MarketName:
 
 def parse_market_name(name: str) -> MarketName | None:
     """Parse ``PPPP_cCsS_FFFFFF[_anything].ext`` (Market-1501) or ``PPPP_cC_fFFFFFFF[_anything].ext``
-    (DukeMTMC-reID); None for a malformed name.
+    (DukeMTMC-reID); None for a malformed name (a number larger than an int64 holds is one).
 
     >>> parse_market_name("0001_c1s1_001051_00.jpg")
     MarketName(pid=1, camid=1, sequence=1, frame=1051)
@@ -83,9 +84,12 @@ def parse_market_name(name: str) -> MarketName | None:
     camera, frame = _CAMERA.match(camera_text), _FRAME.match(frame_text)
     if not _PID.match(pid_text) or camera is None or frame is None:
         return None
-    return MarketName(
+    parsed = MarketName(
         pid=int(pid_text), camid=int(camera.group(1)), sequence=int(camera.group(2) or 0), frame=int(frame.group(1))
     )
+    if max(parsed.pid, parsed.camid, parsed.sequence, parsed.frame) > _LARGEST_NUMBER:  # no int64 holds it: not a name
+        return None
+    return parsed
 
 
 @dataclass

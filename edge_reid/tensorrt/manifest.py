@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -306,7 +307,7 @@ def read_manifest(path: str | Path) -> EngineManifest:
         if len(raw) > MAX_MANIFEST_BYTES:
             raise EngineManifestError(f"{path}: over {MAX_MANIFEST_BYTES} bytes, so no engine manifest (edge-reid's are about 2 KB)")
         data = json.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON, or a number of over 4300 digits
         raise EngineManifestError(f"{path}: cannot read engine manifest ({exc})") from None
     except RecursionError:
         raise EngineManifestError(f"{path}: cannot read engine manifest (JSON nested too deeply)") from None
@@ -413,7 +414,7 @@ def scan_engines(
     Returns an empty list when the folder does not exist.
     """
     folder = Path(engines_dir)
-    if not folder.is_dir():
+    if not os.path.isdir(folder):  # a name too long for the file system is no folder, not an OSError
         return []
     checks = []
     for path in sorted(folder.glob("*.json")):
