@@ -264,3 +264,20 @@ def test_an_internal_error_without_a_writable_temporary_folder_still_ends_in_one
     monkeypatch.setattr(tempfile, "gettempdir", no_temporary_folder)
     said = _save_traceback(ValueError("a bug"))
     assert said.startswith("the traceback could not be saved") and "No usable temporary directory" in said
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "--source", "{long}.avi", "--max-frames", "1"],
+    ["gallery", "enroll", "--gallery", "{tmp}/g.edgereid", "--name", "A", "{long}.jpg"],
+    ["doctor", "--engines-dir", "{long}"],
+])
+def test_a_path_too_long_for_the_file_system_is_one_line_and_exit_2(tmp_path, capsys, command):
+    """A name over 255 bytes: os.stat raises ENAMETOOLONG where a missing file is looked for, which every
+    command reached as an internal error (exit 1 and a traceback file)."""
+    from edge_reid.cli import main
+
+    long = str(tmp_path / ("x" * 300))
+    code = main([part.format(long=long, tmp=tmp_path) for part in command])
+    err = capsys.readouterr().err
+    assert code == 2 and "internal error" not in err, err
+    assert "too long" in err and len(err.strip().splitlines()) == 1, err

@@ -257,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             where = exc.filename or "standard output"
             print(f"edge-reid: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
             code = 3
+        if code is None and isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given: bad input
+            print(f"edge-reid: error: {exc.filename or 'a path given'}: the name is too long for the file system; "
+                  "give a shorter path", file=sys.stderr)
+            code = 2
         if code is None and out_of_memory(exc) is not None:  # MemoryError, a library that could not be mapped
             print(f"edge-reid: error: {_out_of_memory_line(out_of_memory(exc), arguments)}", file=sys.stderr)
             code = 1
