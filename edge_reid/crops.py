@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 
 import numpy as np
 
 from edge_reid.crop_pool import CropPool, spread
+from edge_reid.defaults import MIN_BOX_HEIGHT
 from edge_reid.detections import sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.preprocess import crop_box
@@ -96,7 +96,7 @@ def cut_person_crops(
     if max_crops < 1:
         raise ValueError(f"max_crops must be >= 1, got {max_crops}")
     if detector is None:  # its own minimum (32 px) dropped the people of a 160x120 camera that min_box_height=16 asked for
-        own = inspect.signature(PersonDetector).parameters["min_box_height"].default
+        own = MIN_BOX_HEIGHT
         detector = PersonDetector(min_box_height=min(float(min_box_height), own))
     source = open_source(str(video_path))
     diverse = every_n_frames is None

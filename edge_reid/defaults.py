@@ -56,3 +56,7 @@ DETECTOR_MAX_INPUT_SIZE = 2048
 #: (at 0 any touching boxes match, above 1 none can).
 MOT_IOU_MIN = 0.05
 MOT_IOU_MAX = 0.95
+
+#: Pixels: people shorter than this are dropped by the person detector (``PersonDetector``, ``run --min-box-height``):
+#: at 32 px a person's crop is enlarged 8x to the ReID input's 256 px height, about as far as appearance carries.
+MIN_BOX_HEIGHT = 32.0

@@ -33,7 +33,7 @@ import numpy as np
 from edge_reid.assets import DEFAULT_DETECTOR
 from edge_reid.closing import Closable
 from edge_reid.backends import DetectorBackend, create_detector_backend
-from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE
+from edge_reid.defaults import DETECTOR_MAX_INPUT_SIZE, MIN_BOX_HEIGHT
 from edge_reid.data.images import check_bgr_image
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.errors import ModelError
@@ -179,7 +179,7 @@ class PersonDetector(Closable):
         model_path: str | Path | None = None,
         score_threshold: float = 0.35,
         nms_iou: float = 0.45,
-        min_box_height: float = 32.0,
+        min_box_height: float = MIN_BOX_HEIGHT,
         threads: int | None = None,
         backend: str = "onnxruntime",
         device: str | None = None,

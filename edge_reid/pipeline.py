@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_reid.closing import Closable
 from edge_reid.data.images import check_bgr_image
-from edge_reid.defaults import REFRESH_S, REID_THRESHOLD, THRESHOLD, UNNAMED_REID_THRESHOLD
+from edge_reid.defaults import MIN_BOX_HEIGHT, REFRESH_S, REID_THRESHOLD, THRESHOLD, UNNAMED_REID_THRESHOLD
 from edge_reid.detections import Detections, sanitize_boxes
 from edge_reid.detector import PersonDetector
 from edge_reid.embedder import Embedder
@@ -143,7 +143,7 @@ class Pipeline(Closable):
             elif detector is not None:
                 self.detector = detector
             else:  # its own minimum (32 px) dropped the people of a 160x120 camera that min_box_height=16 asked for
-                own = inspect.signature(PersonDetector).parameters["min_box_height"].default
+                own = MIN_BOX_HEIGHT
                 self.detector = PersonDetector(
                     score_threshold=self.tracker.config.low_score, side_by_side=self.embedder.backend.runs_on_cpu,
                     min_box_height=min(float(min_box_height), own) if min_box_height > 0 else own,

@@ -4,9 +4,7 @@ similarity statistics do what its table says (docs/tracking.md, "Image quality")
 
 from __future__ import annotations
 
-import sys
 import warnings
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,9 +14,9 @@ from edge_reid.detections import Detections
 from edge_reid.errors import EdgeReidWarning
 from edge_reid.tracking import Tracker
 from edge_reid.tracking.embedding_policy import GREY_WARNING, is_grey, plan_embeddings
+from conftest import load_benchmark_script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import image_quality  # noqa: E402
+image_quality = load_benchmark_script("image_quality")
 
 ONE_PERSON = Detections(np.array([[100.0, 50.0, 140.0, 170.0]], np.float32), np.array([0.9], np.float32))
 

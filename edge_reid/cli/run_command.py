@@ -17,7 +17,7 @@ from rich.table import Table
 from edge_reid.cli import terminal
 from edge_reid.cli.app import BACKEND_HELP, DEVICE_HELP, MAX_BATCH, MAX_THREADS, PRECISION_HELP, app, check_backend_option, output_file
 from edge_reid.defaults import (
-    DETECTOR_MAX_INPUT_SIZE, GALLERY_SAVE_EVERY_S, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD, UNNAMED_REID_THRESHOLD,
+    DETECTOR_MAX_INPUT_SIZE, GALLERY_SAVE_EVERY_S, MIN_BOX_HEIGHT, PRUNE_MIN_AGE_S, REID_THRESHOLD, THRESHOLD, UNNAMED_REID_THRESHOLD,
 )
 from edge_reid.summary import RunSummary
 from edge_reid.tracking.config import TrackerConfig
@@ -122,7 +122,7 @@ def run(
         help=f"Detector confidence that starts (+0.1) and confirms tracks; weaker detections down to "
         f"{TrackerConfig.low_score} only keep tracks going (ByteTrack).",
     ),
-    min_box_height: float = typer.Option(32.0, "--min-box-height", min=0.0, max=100_000.0, help="Skip people shorter than this many pixels."),
+    min_box_height: float = typer.Option(MIN_BOX_HEIGHT, "--min-box-height", min=0.0, max=100_000.0, help="Skip people shorter than this many pixels."),
     camera_motion: bool = typer.Option(
         True, "--camera-motion/--no-camera-motion",
         help="Compensate camera motion (robot, handheld, vehicle) by sparse optical flow before matching, as BoT-SORT does "
