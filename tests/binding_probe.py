@@ -74,6 +74,7 @@ def normalise_signature(text: str) -> str:
     text = re.sub(r"\btensorrt(_bindings)?\.tensorrt\.", "", text)
     for old, new in (
         ("typing.SupportsInt", "int"), ("typing.SupportsFloat", "float"), ("typing_extensions.Buffer", "buffer"),
+        ("collections.abc.Buffer", "buffer"),  # pybind11 3 names py::buffer so on Python 3.12+, typing_extensions.Buffer before
         ("List[", "list["), ("nvinfer1::ILogger::Severity", "ILogger.Severity"), ("nvinfer1::TensorIOMode", "TensorIOMode"),
         ("nvonnxparser::IParserError", "ParserError"),
     ):

@@ -69,12 +69,15 @@ TENSORRT = {
         RealModule("tensorrt-11-cu13", "tensorrt", ("tensorrt-cu13-bindings==11.4.0.106",), 11, False, "TensorRT 11 for CUDA 13"),
     )
 }
+# cuda-bindings' library finder (not part of the probed surface): 1.9 needs Python 3.11; 1.8.3 is the last for
+# Python 3.10, JetPack 6's, where these conformance tests would otherwise skip.
+PATHFINDER = "cuda-pathfinder==1.9.1" if sys.version_info >= (3, 11) else "cuda-pathfinder==1.8.3"
 CUDA = {
     m.key: m
     for m in (
         RealModule("cuda-12.6", "cuda", ("cuda-python==12.6.2.post1",), note="JetPack 6.1/6.2 have CUDA 12.6"),
-        RealModule("cuda-12.9", "cuda", ("cuda-python==12.9.10", "cuda-bindings==12.9.10", "cuda-pathfinder==1.9.1")),
-        RealModule("cuda-13", "cuda", ("cuda-python==13.4.4", "cuda-bindings==13.4.4", "cuda-pathfinder==1.9.1"), note="needs a CUDA 13 driver"),
+        RealModule("cuda-12.9", "cuda", ("cuda-python==12.9.10", "cuda-bindings==12.9.10", PATHFINDER)),
+        RealModule("cuda-13", "cuda", ("cuda-python==13.4.4", "cuda-bindings==13.4.4", PATHFINDER), note="needs a CUDA 13 driver"),
     )
 }
 ALL = {**TENSORRT, **CUDA}

@@ -36,7 +36,7 @@ def _normalise(name: str) -> str:
 
 def test_the_test_extra_installs_every_library_the_tests_import():
     """A fresh `pip install '.[test]'` must be enough: no test may import a library it does not bring."""
-    tomllib = pytest.importorskip("tomllib")
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")  # tomli: the same parser before 3.11 (pytest brings it there)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     requirement_names = [re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] for r in project["dependencies"] + project["optional-dependencies"]["test"]]
     installed_by_line = {_normalise(name) for name in requirement_names}

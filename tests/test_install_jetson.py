@@ -207,7 +207,7 @@ def test_warns_about_missing_groups_and_engines_of_another_tensorrt(tmp_path):
 
 def test_package_metadata_opencv_everywhere_but_jetson_kernels_and_cuda_python_by_jetpack():
     """`pip install .` on a CPU machine installs OpenCV; on a Jetson (L4T kernel) JetPack's is used instead."""
-    tomllib = pytest.importorskip("tomllib")
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")  # tomli: the same parser before 3.11 (pytest brings it there)
     requirements = pytest.importorskip("packaging.requirements")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     deps = [requirements.Requirement(r) for r in project["dependencies"]]
