@@ -23,6 +23,24 @@ MEMORY_NEEDED = ("edge-reid needs about 0.3-0.5 GB of free memory and, under a `
                  "(2.5 GB with OpenVINO): close other programs or raise the limit")
 
 
+#: Bytes of address space below which the libraries cannot load at all (a ``ulimit -v``): numpy's OpenBLAS reserves
+#: a buffer of tens of MiB per thread when it is imported and, when that fails, prints its own error and ends the
+#: process itself (exit 1, or a SIGINT read as "interrupted"), where no Python code can say why. ``edge-reid --help``
+#: loaded with 192 MiB on 2 cores (more cores, more OpenBLAS threads); every command that does work needs 1.4 GB.
+LEAST_ADDRESS_SPACE = 512 << 20
+
+
+def address_space_limit() -> int | None:
+    """The process's address-space limit (``ulimit -v``, ``RLIMIT_AS``) in bytes, or None when there is none
+    (or no way to read it: Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def out_of_memory(exc: BaseException) -> str | None:
     """Whether ``exc`` (or an exception it was raised from, or while handling, as its traceback shows) is memory running out.
 
@@ -53,11 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The command's exit code; 130 when interrupted (Ctrl-C) while the commands load, with
         the one line ``edge-reid: interrupted`` on standard error; 1 when the memory to load them
-        is missing (:func:`out_of_memory`), with one ``edge-reid: error: out of memory`` line.
+        is missing (:func:`out_of_memory`, or an address-space limit below :data:`LEAST_ADDRESS_SPACE`),
+        with one ``edge-reid: error: out of memory`` line.
 
     Raises:
         Exception: any other failure to load the commands (a broken installation), as it is.
     """
+    limit = address_space_limit()
+    if limit is not None and limit < LEAST_ADDRESS_SPACE:  # checked before numpy's OpenBLAS fails in its own words
+        print(f"edge-reid: error: out of memory: the address space is limited to {limit / 2**20:.0f} MiB (ulimit -v), too "
+              f"little to load its libraries: {MEMORY_NEEDED}", file=sys.stderr)
+        return 1
     try:
         from edge_reid.cli import main as run_command_line
     except KeyboardInterrupt:
