@@ -2,8 +2,9 @@
 
 :class:`Runner` feeds every frame's result to the sinks (:mod:`edge_reid.sinks`), stops
 cleanly on Ctrl-C / SIGTERM (or a sink's quit request) after writing out what was
-produced, keeps a persistent gallery (loaded by the caller, saved every few seconds
-and on every exit, pruned of old strangers but never of people in view), and returns
+produced, keeps a persistent gallery (loaded by the caller, saved every few seconds by a
+background thread, so that no frame waits for the disk, and on every exit, pruned of old
+strangers but never of people in view), and returns
 the :class:`~edge_reid.summary.RunSummary`. An output that fails while being written
 (disk full, I/O error) ends the run the same way, and is raised afterwards as
 :class:`~edge_reid.errors.OutputWriteError` carrying the summary. The CLI adds only its
@@ -61,7 +62,9 @@ class GallerySaving:
     Attributes:
         path: the ``.edgereid`` file to write (atomically).
         every_s: seconds between saves, on the monotonic clock (a jump of the wall clock neither
-            hastens nor delays one), and one save on every exit.
+            hastens nor delays one), and one save on every exit. The saves during a run are written by a
+            background thread (the frame loop only prunes and copies the gallery), counted from the end of
+            the previous one; the save on exit is written before :meth:`Runner.run` returns.
         prune_after_s: before each save, forget unnamed identities not seen for this many
             seconds (None: never), measured as :meth:`Gallery.prune <edge_reid.matching.gallery.Gallery.prune>`
             does without ``now`` (within a run, on the monotonic clock). Identities held by a live track are always kept.
@@ -162,6 +165,9 @@ class Runner:
         self._frames: FrameSource | None = None
         self._holds_lock = False  # run() holds the gallery's lock (save_gallery() takes it otherwise)
         self._saving_to: Path | None = None  # where saves go after the gallery file was changed by another program
+        self._writer: threading.Thread | None = None  # the save being written in the background, if any
+        self._writer_error: BaseException | None = None  # what that save raised, for the frame loop to raise
+        self._saved_at = 0.0  # perf_counter() when the last save during the run ended
 
     def backends(self) -> str:
         """Where the models run, e.g. ``onnxruntime (CPU, 1 thread), graph level extended (tuned)``, or ``openvino 2026.4.1 CPU fp32, 2 threads; detector ...``."""
@@ -195,6 +201,7 @@ class Runner:
         saving = self.gallery_saving
         if saving is None:
             return
+        self._wait_for_writer()  # a save of the run being written in the background: finished first
         if self._holds_lock:
             self._save_gallery(saving)
             return
@@ -205,7 +212,9 @@ class Runner:
         with gallery_lock(path, SAVE_HOLDER):
             self._save_gallery(saving)
 
-    def _save_gallery(self, saving: GallerySaving) -> None:
+    def _save_gallery(self, saving: GallerySaving, background: bool = False) -> None:
+        """Prune and save; ``background``: only prune here, and copy and write the gallery in a thread
+        (:meth:`_writer_done` raises its failure), unless the file was changed by another program."""
         gallery = self.pipeline.gallery
         if saving.prune_after_s is not None:
             gallery.prune(saving.prune_after_s, keep=self.pipeline.identities.held_identities())
@@ -214,6 +223,10 @@ class Runner:
             stem, suffix = Path(saving.path).stem, Path(saving.path).suffix or ".edgereid"
             self._saving_to = Path(saving.path).with_name(f"{stem}.run-{time.strftime('%Y%m%d-%H%M%S')}{suffix}")
         target = self._saving_to or Path(saving.path)
+        if background and not changed:
+            self._writer = threading.Thread(target=self._write_in_background, args=(target,), name="edge-reid gallery save")
+            self._writer.start()
+            return
         try:
             gallery.save(target)
         except (OutputPathError, OutputWriteError) as exc:
@@ -223,6 +236,40 @@ class Runner:
                 f"gallery file {saving.path} was changed by another program during this run: not saved over (its change "
                 f"is kept); this run's gallery was saved to {target} instead", saving.path,
             )
+
+    def _write_in_background(self, target: Path) -> None:
+        """The thread of a save during a run: copy the gallery (its lock held for the copy only: frames wait for a
+        memory copy at most, never for the disk) and write the copy; what it raised is kept for the frame loop."""
+        gallery = self.pipeline.gallery
+        try:
+            gallery.write_snapshot(gallery.snapshot(), target)
+        except (OutputPathError, OutputWriteError) as exc:
+            self._writer_error = _gallery_write_error(exc, target)
+        except BaseException as exc:  # raised again in the frame loop's thread
+            self._writer_error = exc
+        finally:
+            self._saved_at = time.perf_counter()
+
+    def _writer_done(self) -> bool:
+        """Whether no save is being written in the background; the failure of one that ended is raised here
+        (:class:`OutputWriteError` as a save in the loop would have raised it), once."""
+        writer = self._writer
+        if writer is None:
+            return True
+        if writer.is_alive():
+            return False
+        writer.join()
+        self._writer = None
+        error, self._writer_error = self._writer_error, None
+        if error is not None:
+            raise error
+        return True
+
+    def _wait_for_writer(self) -> None:
+        """Wait for a save being written in the background to end; raises its failure (:meth:`_writer_done`)."""
+        if self._writer is not None:
+            self._writer.join()
+        self._writer_done()
 
     def check_gallery_path(self) -> None:
         """Refuse, before any work, a gallery file that cannot be written or that saving would replace.
@@ -327,7 +374,7 @@ class Runner:
             min_box_height=max(pipeline.min_box_height, float(getattr(pipeline.detector, "min_box_height", 0.0))),
         )
         started = time.perf_counter()
-        last_save = started
+        last_save = self._saved_at = started
         pipeline.reset()  # as pipeline.run() does at its first frame: this run's tracks and stage times from 0
         embeddings_before = pipeline.embeddings_total
         results = pipeline.run(frames, max_frames=max_frames)
@@ -345,9 +392,10 @@ class Runner:
                         summary.seconds = time.perf_counter() - started
                         summary.identities = len(pipeline.gallery)
                         on_frame(result, summary)
-                    if save and self.gallery_saving is not None and time.perf_counter() - last_save >= self.gallery_saving.every_s:
-                        self.save_gallery()
-                        last_save = time.perf_counter()
+                    if save and self.gallery_saving is not None:
+                        if self._writer_done() and time.perf_counter() - self._saved_at >= self.gallery_saving.every_s:
+                            self._save_gallery(self.gallery_saving, background=True)  # the lock is held: run() took it
+                            self._saved_at = time.perf_counter()  # the writer sets it again when it ends
                     elif self.prune_after_s is not None and time.perf_counter() - last_save >= MEMORY_PRUNE_EVERY_S:
                         pipeline.gallery.prune(self.prune_after_s, keep=pipeline.identities.held_identities())
                         last_save = time.perf_counter()
@@ -396,6 +444,13 @@ class Runner:
                 failures.append(f"cannot write {_sink_name(sink)}: {describe_os_error(exc)}")
             except Exception as exc:  # a custom sink's own fault: the others are still closed, the gallery still saved
                 unexpected = unexpected or exc
+        try:
+            if save:
+                self._wait_for_writer()  # a save written in the background: its failure is reported too
+        except OutputWriteError as exc:
+            failures.append(str(exc))
+        except Exception as exc:
+            unexpected = unexpected or exc
         try:
             if save:
                 self.save_gallery()
