@@ -63,6 +63,16 @@ def test_boxes_map_back_to_the_frame_for_every_aspect(yolox_path, vtest_frames, 
     assert np.mean(ious) > 0.95 and np.min(ious) > 0.8, ious
 
 
+@pytest.fixture(scope="module")
+def detector(yolox_path):
+    """This module's own detector: frames of new shapes move a detector to its full input for good, which the
+    session's shared one must not carry into other tests."""
+    from edge_reid.detector import PersonDetector
+
+    with PersonDetector(yolox_path) as own:
+        yield own
+
+
 @pytest.mark.parametrize("size", [(1, 1), (17, 33), (33, 17), (7, 640), (640, 7), (4000, 2), (2, 4000)])
 def test_tiny_and_thin_frames_run_everywhere(detector, embedder, vtest_frames, size):
     """Frames too small or thin to hold a person find nobody, and crash nothing: the detector (upscaled to its input),

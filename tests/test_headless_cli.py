@@ -22,6 +22,12 @@ REPO = Path(__file__).resolve().parents[1]
 ASCII_LOCALE = {"LANG": "C", "LC_ALL": "C", "PYTHONUTF8": "0"}
 
 
+def _sighup_as_a_terminal_leaves_it() -> None:
+    """In a child: SIGHUP's default action, as a shell in a terminal starts a command with (the suite itself may run
+    under `nohup`, whose ignored SIGHUP children inherit and edge-reid rightly leaves alone)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _cli(args: list, env: dict | None = None, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge_reid", *args], cwd=REPO, capture_output=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, **kwargs)
@@ -34,7 +40,7 @@ def test_sighup_stops_a_run_and_writes_every_output(tmp_path, vtest_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "edge_reid", "run", "--source", str(vtest_path), "--events", str(events),
          "--output", str(video), "--summary", str(summary), "--gallery", str(gallery)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sighup_as_a_terminal_leaves_it,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (events.exists() and events.stat().st_size > 0):
@@ -54,6 +60,7 @@ def test_sighup_in_another_command_ends_it_with_129():
     where the signal killed them where they stood."""
     script = """
 import os, signal, sys, time
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as from a terminal (the suite may run under nohup)
 import edge_reid.doctor as doctor
 def hung_up(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGHUP)
@@ -239,7 +246,9 @@ def test_a_closed_terminal_still_gets_the_summary_written(tmp_path, vtest_path, 
             return False
 
     terminal = Terminal()
-    monkeypatch.setattr(run_command.console, "file", terminal)
+    # Rich keeps a file given in ``_file`` (None: sys.stderr at each write); patching ``file`` would leave the console
+    # bound for good to this test's captured stderr, which later tests' output would go to
+    monkeypatch.setattr(run_command.console, "_file", terminal)
 
     def gone_at_the_first_frame(*args, **kwargs):
         terminal.gone = True

@@ -41,8 +41,10 @@ class _NoPeople:
         return Detections.empty()
 
 
-def _edge_reid_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("edge-reid")]
+def _edge_reid_threads(before: set) -> list[str]:
+    """edge-reid's threads that were not running at ``before`` (a ``set(threading.enumerate())``: threads of models
+    other tests share, such as a session embedder's preprocessing pool, are not this test's)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("edge-reid") and t not in before]
 
 
 def _wait_for(condition, seconds: float = 5.0) -> bool:
@@ -60,6 +62,7 @@ def test_close_ends_a_run_whose_results_are_still_held(embedder, vtest_frames, p
     """A kiosk keeps ``results = pipeline.run(0)`` and takes a frame per timer tick; its settings page closes the
     pipeline and opens another on the same camera. close() left the run's decode thread and the camera open as
     long as the results were referenced: the new pipeline could not open the camera (a V4L2 device is busy)."""
+    before = set(threading.enumerate())
     camera = _Camera(vtest_frames)
     source = FrameSource("/dev/video0", "camera", capture_factory=lambda kind, name: camera, newest_only=newest_only)
     pipeline = Pipeline(embedder, _NoPeople())  # the caller's models: close() closes none of them
@@ -67,7 +70,7 @@ def test_close_ends_a_run_whose_results_are_still_held(embedder, vtest_frames, p
     assert next(results).frame_index == 0
     pipeline.close()
     assert _wait_for(lambda: camera.released), "the camera stays held after close()"
-    assert _wait_for(lambda: not _edge_reid_threads()), f"threads left after close(): {_edge_reid_threads()}"
+    assert _wait_for(lambda: not _edge_reid_threads(before)), f"threads left after close(): {_edge_reid_threads(before)}"
     with pytest.raises(StopIteration):
         next(results)  # the run ended with close(): no frame processed by a closed pipeline
 
@@ -76,6 +79,7 @@ def test_close_from_another_thread_ends_a_run_in_progress_cleanly(vtest_frames):
     """A Qt worker thread iterates ``pipeline.run(camera)``; the UI thread closes the pipeline. The worker's loop
     ended with a ValueError ("this Embedder ... was closed") raised out of a frame in flight; now the frame in
     flight finishes and the loop ends as after a stop."""
+    before = set(threading.enumerate())
     camera = _Camera(vtest_frames)
     source = FrameSource("/dev/video0", "camera", capture_factory=lambda kind, name: camera)
     pipeline = Pipeline()  # its own models: close() closes them
@@ -98,7 +102,7 @@ def test_close_from_another_thread_ends_a_run_in_progress_cleanly(vtest_frames):
     assert not worker.is_alive()
     assert errors == [], f"the run ended with {errors!r}"
     assert camera.released
-    assert _wait_for(lambda: not _edge_reid_threads()), f"threads left after close(): {_edge_reid_threads()}"
+    assert _wait_for(lambda: not _edge_reid_threads(before)), f"threads left after close(): {_edge_reid_threads(before)}"
 
 
 def test_close_while_a_run_without_prefetch_reads_a_frame_ends_it_cleanly(vtest_frames):
