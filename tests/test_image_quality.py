@@ -120,3 +120,14 @@ def test_similarity_stats_separate_people_and_measure_drift():
     assert stats["to_original"] == pytest.approx(1.0)
     swapped = image_quality.similarity_stats(embeddings, np.array([1, 2, 1, 2]), np.array([1, 11, 21, 31]), embeddings)
     assert swapped["auc"] < 0.5
+
+
+@pytest.mark.parametrize("frame", [
+    np.full((1, 1, 3), 90, np.uint8),  # a one-pixel frame: no colour to see, nothing to tell
+    np.full((40, 40, 3), (30, 60, 200), np.uint8),  # too small to judge
+    np.full((480, 640, 3), (200, 120, 40), np.uint8),  # one flat colour (a covered lens, a test card)
+])
+def test_frames_too_small_or_flat_to_tell_are_not_grey(frame):
+    """A 1x1 frame and a frame of one colour have channels that differ by the same amount everywhere: they were
+    taken for IR night mode (the warning fired on test_frame_geometry's tiny frames)."""
+    assert not is_grey(frame)

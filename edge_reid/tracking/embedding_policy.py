@@ -50,6 +50,10 @@ from edge_reid.tracking.tracker import Tracker
 GREY_CHANNEL_STD = 1.0
 #: Every this-many-th row and column is looked at (a 768x576 frame: 96x72 pixels, tens of microseconds).
 GREY_SAMPLE_STEP = 8
+#: Fewest pixels looked at for a frame to be judged grey (8x8: a 64x64 frame); a smaller one is not judged, nor is a
+#: frame of one flat colour (its brightness varying less than :data:`GREY_CHANNEL_STD`), whose channels differ by the
+#: same amount everywhere whatever the camera's mode.
+GREY_MIN_SAMPLES = 64
 #: The message of the warning about grey frames (an :class:`~edge_reid.errors.EdgeReidWarning`).
 GREY_WARNING = (
     "the camera's frames are grey (no colour: IR night mode?); the ReID model was trained on colour, so "
@@ -60,10 +64,15 @@ _warned_grey: "weakref.WeakSet[Tracker]" = weakref.WeakSet()  # trackers whose f
 
 
 def is_grey(image: np.ndarray) -> bool:
-    """Whether a (H, W, 3) uint8 BGR frame carries no colour (:data:`GREY_CHANNEL_STD`); False for any other shape."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+    """Whether a (H, W, 3) uint8 BGR frame carries no colour (:data:`GREY_CHANNEL_STD`); False for any other shape,
+    for frames too small to tell (:data:`GREY_MIN_SAMPLES`) and for frames of one flat colour."""
+    if image.ndim != 3 or image.shape[2] != 3:
         return False
     sample = image[::GREY_SAMPLE_STEP, ::GREY_SAMPLE_STEP].astype(np.int16)
+    if sample.shape[0] * sample.shape[1] < GREY_MIN_SAMPLES:  # a thumbnail or a sliver: too few pixels to tell
+        return False
+    if np.std(sample[..., 1]) < GREY_CHANNEL_STD:  # one flat colour (a covered lens, a test card): nothing to tell by
+        return False
     return bool(np.std(sample[..., 0] - sample[..., 1]) < GREY_CHANNEL_STD
                 and np.std(sample[..., 1] - sample[..., 2]) < GREY_CHANNEL_STD)
 
