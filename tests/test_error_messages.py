@@ -67,6 +67,8 @@ def test_a_market_name_with_a_huge_number_is_skipped_as_malformed(tmp_path):
     (tmp_path / huge).write_bytes(crop)
     assert parse_market_name(huge) is None
     assert parse_market_name("0001_c99999999999999999999_000001.jpg") is None
+    assert parse_market_name("0001_c1s1_99999999999999999999_00.jpg") is None  # the frame too
+    assert parse_market_name("0001_c1_f9223372036854775807.jpg").frame == 2**63 - 1  # the largest int64: a name
     split = load_split(tmp_path)
     assert [path.name for path in split.paths] == ["0001_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"]
     assert [(s.path.name, s.reason.split(" (")[0]) for s in split.skipped] == [(huge, "malformed name")]

@@ -60,9 +60,12 @@ def test_a_save_during_a_run_does_not_hold_up_frames(tmp_path, embedder, detecto
     assert len(Gallery.load(path)) == len(pipeline.gallery) == summary.identities > 0
 
 
-def test_a_snapshot_written_later_is_the_gallery_when_it_was_taken(tmp_path):
+@pytest.mark.parametrize("spare_rows", [gallery_module.SNAPSHOT_SPARE_ROWS, -10], ids=["spare", "rows added meanwhile"])
+def test_a_snapshot_written_later_is_the_gallery_when_it_was_taken(tmp_path, monkeypatch, spare_rows):
     """The copy is a copy: adding and removing identities after it (rows move in the store) changes nothing in
-    the file it makes, which holds what a synchronous save at that moment holds."""
+    the file it makes, which holds what a synchronous save at that moment holds; also when more rows were added
+    between the two holds of the lock than the copy's memory made beforehand has room for (spare_rows < 0)."""
+    monkeypatch.setattr(gallery_module, "SNAPSHOT_SPARE_ROWS", spare_rows)
     rng = np.random.default_rng(1)
     gallery = Gallery(16, model_id="m")
     ids = [gallery.add(_unit(rng, 3, 16), timestamp=1000.0 + i) for i in range(20)]
@@ -106,3 +109,59 @@ def test_a_failing_background_write_ends_the_run_with_the_write_error(tmp_path, 
     assert summary is not None and len(summary.write_errors) == 1 and "no earlier save exists" in summary.write_errors[0]
     assert summary.frames < 40, "the failure ended the run"
     assert len(Gallery.load(path)) == len(pipeline.gallery) == summary.identities
+
+
+def test_a_background_write_failing_as_the_run_stops_is_reported_and_the_save_on_exit_made(
+    tmp_path, embedder, detector, vtest_path, monkeypatch
+):
+    """The failure of a save still being written when the loop ends (a stop, the source's end) is one of the run's
+    write errors, and the save on exit is still made after it."""
+    real_write = gallery_module.write_gallery_file
+    loop_thread = threading.current_thread()
+    writing, release = threading.Event(), threading.Event()
+
+    def failing_late(path, *args, **kwargs):
+        if threading.current_thread() is not loop_thread:
+            writing.set()
+            release.wait(60)
+            raise OutputWriteError(f"cannot write gallery {path}: Input/output error", path)
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(gallery_module, "write_gallery_file", failing_late)
+    path = tmp_path / "g.edgereid"
+    pipeline = Pipeline(embedder, detector)
+    runner = Runner(pipeline, [], GallerySaving(path, every_s=1e-6), handle_signals=False)
+
+    def on_frame(result, summary) -> None:
+        if writing.is_set() and len(pipeline.gallery) and not runner._stop.is_set():
+            runner.stop()  # the loop ends now; the write fails after that
+            threading.Timer(0.3, release.set).start()
+
+    try:
+        with pytest.raises(OutputWriteError, match="Input/output error") as caught:
+            runner.run(str(vtest_path), max_frames=40, on_frame=on_frame)
+    finally:
+        release.set()
+    summary = caught.value.summary
+    assert summary.interrupted and len(summary.write_errors) == 1 and "Input/output error" in summary.write_errors[0]
+    assert len(Gallery.load(path)) == len(pipeline.gallery) == summary.identities > 0
+
+
+def test_an_unexpected_error_of_the_background_save_is_raised_by_the_run(tmp_path, embedder, detector, vtest_path, monkeypatch):
+    """Not a write failure (out of memory while copying the gallery): raised by run() as it would have been in the
+    loop's thread, after the save on exit, never lost with the thread."""
+    path = tmp_path / "g.edgereid"
+    pipeline = Pipeline(embedder, detector)
+    gallery, loop_thread = pipeline.gallery, threading.current_thread()
+    real_snapshot = gallery.snapshot
+
+    def no_memory():
+        if threading.current_thread() is not loop_thread:
+            raise MemoryError("copying the gallery")
+        return real_snapshot()
+
+    monkeypatch.setattr(gallery, "snapshot", no_memory)
+    runner = Runner(pipeline, [], GallerySaving(path, every_s=1e-6), handle_signals=False)
+    with pytest.raises(MemoryError, match="copying the gallery"):
+        runner.run(str(vtest_path), max_frames=40)
+    assert len(Gallery.load(path)) == len(gallery)

@@ -115,10 +115,13 @@ class GallerySnapshot:
     Attributes:
         header: the file's JSON header (:meth:`Gallery.metadata` and ``saved_at``, seconds since 1970).
         payload: (rows, D) embeddings in storage dtype, each identity's enrolled then recent rows, in header order.
+        number: this gallery's count of snapshots when it was taken (1 for the first), so that a later one is never
+            written over by an earlier (:meth:`Gallery.write_snapshot`).
     """
 
     header: dict
     payload: np.ndarray
+    number: int = 0
 
 
 @dataclass
@@ -165,6 +168,11 @@ def _first_distinct_owners(owners: np.ndarray, row_scores: np.ndarray, ids: np.n
 #: Cosine similarity at or above which an enrolled embedding is the same view as one already
 #: enrolled (the same photo again: only rounding noise between them), and is not stored twice.
 SAME_VIEW_COSINE = 0.9999
+
+
+def _same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file (by their absolute spelling: the file may not exist)."""
+    return os.path.abspath(a) == os.path.abspath(b)
 
 
 def check_name(name: str) -> None:
@@ -255,6 +263,8 @@ class Gallery:
     be shared, e.g. a kiosk's UI thread enrolling and removing people while a camera thread's
     :class:`~edge_reid.pipeline.Pipeline` matches against it (the pipeline holds the lock over each
     frame's whole identity step). Hold ``with gallery.lock:`` yourself to make several calls one step.
+    :meth:`write_snapshot` and :meth:`changed_on_disk` are the exceptions: they hold only a lock of the file's
+    writes (one at a time), so that a write in the background holds up no frame.
 
     Raises:
         ValueError: ``dim`` < 1, ``history_size`` < 1, ``threshold`` or ``novelty`` not a cosine
@@ -295,6 +305,14 @@ class Gallery:
         self.source_path: Path | None = None
         self._source_stamp: tuple[int, int] | None = None  # (mtime ns, size) of that file when read or written
         self._start_clocks()
+        self._init_writing()
+
+    def _init_writing(self) -> None:
+        """What orders writes of the file: a lock held over each write and the record of it (the source fields),
+        taken after :attr:`lock` when both are held; the snapshots taken and the number of the one in the file."""
+        self._write_lock = threading.Lock()
+        self._snapshots = 0
+        self._source_number = 0
 
     def _start_clocks(self) -> None:
         """Read both clocks now: identities not seen since are aged from here (:meth:`_unseen_s`)."""
@@ -314,27 +332,29 @@ class Gallery:
     def __getstate__(self) -> dict:
         """Pickling and deep copies leave the lock out (a lock cannot be copied); the copy gets its own."""
         state = self.__dict__.copy()
-        del state["lock"]
+        del state["lock"], state["_write_lock"]
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.lock = threading.RLock()
         self._start_clocks()  # a monotonic time means nothing in another process
+        self._init_writing()
 
     def _remember_source(self, path: str | os.PathLike) -> None:
         self.source_path = Path(path)
         stat = self.source_path.stat()
         self._source_stamp = (stat.st_mtime_ns, stat.st_size)
 
-    @_locked
     def changed_on_disk(self) -> bool:
         """Whether :attr:`source_path` was written by someone else since this gallery read or wrote it
-        (its time or size differ), so that saving would undo their change. False when there is no such file."""
-        if self.source_path is None or not self.source_path.exists():
-            return False
-        stat = self.source_path.stat()
-        return (stat.st_mtime_ns, stat.st_size) != self._source_stamp
+        (its time or size differ), so that saving would undo their change. False when there is no such file.
+        Waits for a :meth:`write_snapshot` of this gallery under way (its file is its own once recorded)."""
+        with self._write_lock:
+            if self.source_path is None or not self.source_path.exists():
+                return False
+            stat = self.source_path.stat()
+            return (stat.st_mtime_ns, stat.st_size) != self._source_stamp
 
     # -- reading ------------------------------------------------------------------------------
     @_locked
@@ -882,24 +902,29 @@ class Gallery:
             identity = self._identities[identity_id]
             if seen is not None and wall - (clock - seen) > identity.last_seen + CLOCK_JUMP_S:
                 identity.last_seen = min(wall - (clock - seen), MAX_TIMESTAMP_S)
+        self._snapshots += 1
         rows = [self._store.row_of(i) for members in self._members.values() for i in members.all()]
         if len(rows) <= spare.shape[0]:  # mode "clip": "raise" (the rows are valid) copies through a buffer, 20x slower
             payload = np.take(self._store.vectors, rows, axis=0, out=spare[: len(rows)], mode="clip") if rows else spare[:0]
         else:  # rows added since the spare was made
             payload = self._store.vectors[rows]
-        return GallerySnapshot(dict(self.metadata(), saved_at=wall), payload)
+        return GallerySnapshot(dict(self.metadata(), saved_at=wall), payload, self._snapshots)
 
     def write_snapshot(self, snapshot: GallerySnapshot, path: str | os.PathLike) -> None:
-        """Write a :meth:`snapshot` of this gallery to ``path`` atomically, as :meth:`save` does, holding :attr:`lock`
-        only to record the file written (:attr:`source_path`); any thread.
+        """Write a :meth:`snapshot` of this gallery to ``path`` atomically, as :meth:`save` does, without holding
+        :attr:`lock`; any thread. Writes of this gallery's file are one at a time, and a snapshot taken before the
+        one last written to ``path`` (by another thread meanwhile) is not written: the file holds a later copy.
 
         Raises:
             OutputPathError: the directory is missing or not writable.
             OutputWriteError: the write failed (disk full, I/O error); the file saved before is kept.
         """
-        write_gallery_file(path, snapshot.header, snapshot.payload)
-        with self.lock:
+        with self._write_lock:
+            if snapshot.number < self._source_number and self.source_path is not None and _same_path(self.source_path, path):
+                return
+            write_gallery_file(path, snapshot.header, snapshot.payload)
             self._remember_source(path)
+            self._source_number = snapshot.number
 
     @classmethod
     def load(
