@@ -63,8 +63,9 @@ class GallerySaving:
         path: the ``.edgereid`` file to write (atomically).
         every_s: seconds between saves, on the monotonic clock (a jump of the wall clock neither
             hastens nor delays one), and one save on every exit. The saves during a run are written by a
-            background thread (the frame loop only prunes and copies the gallery), counted from the end of
-            the previous one; the save on exit is written before :meth:`Runner.run` returns.
+            background thread (the frame loop only prunes; the thread copies the gallery, holding its lock for
+            the copy only, and writes the copy), counted from the end of the previous one; the save on exit is
+            written before :meth:`Runner.run` returns.
         prune_after_s: before each save, forget unnamed identities not seen for this many
             seconds (None: never), measured as :meth:`Gallery.prune <edge_reid.matching.gallery.Gallery.prune>`
             does without ``now`` (within a run, on the monotonic clock). Identities held by a live track are always kept.

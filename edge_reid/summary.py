@@ -41,7 +41,8 @@ class RunSummary:
         passes: complete passes over a file or folder (``--repeat``).
         write_errors: outputs that failed while being written (one line each, naming the file
             and the cause); empty when every output was written.
-        interrupted: True when Ctrl-C/SIGTERM (or the window's q) ended the run.
+        interrupted: True when Ctrl-C/SIGTERM (SIGHUP too in ``edge-reid run``), :meth:`~edge_reid.runner.Runner.stop`
+            or the window's q ended the run.
         stage_ms: mean milliseconds per frame for decode, detect, preprocess, embed, track, match.
         backend: the embedding backend, e.g. ``onnxruntime (CPU, 1 thread), graph level extended (tuned)``.
         model: the ReID model file.

@@ -34,7 +34,8 @@ def doctor(
     ),
 ) -> None:
     """Report versions (TensorRT, CUDA, cuda-python, onnxruntime, OpenVINO, OpenCV and GStreamer), the GPU, which
-    backends can run here and what `--backend auto` picks, and each engine's status.
+    backends can run here and what `--backend auto` picks, the cache folder and whether it can be written
+    (docs/caches.md), and each engine's status.
 
     An engine is "current" when it was built by this TensorRT version on this GPU module
     (and, where doctor can read its model file, the bundled model or --model, from that

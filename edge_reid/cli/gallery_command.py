@@ -143,6 +143,9 @@ def enroll(
 ) -> None:
     """Enroll a person from photos (created if the gallery file does not exist).
 
+    A person's crop smaller than the ReID input / 8 each way (16x32 px, width x height, for the bundled OSNet) is skipped
+    by name: too few pixels to tell them from other people.
+
     Example:
 
     \b
