@@ -56,6 +56,30 @@ def test_conv_patches_reproduce_a_dilated_convolution(dilation, stride, pads):
     assert np.allclose(out, expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("auto_pad, stride, dilation", [("SAME_UPPER", 2, 1), ("SAME_LOWER", 2, 1), ("SAME_LOWER", 3, 1),
+                                                       ("VALID", 2, 1)])
+def test_conv_patches_follow_auto_pad(auto_pad, stride, dilation):
+    """A convolution padded by ``auto_pad`` (TensorFlow and Keras exports) instead of ``pads``: its patches were cut
+    from the unpadded input, so GPTQ's statistics left out every border position."""
+    rng = np.random.default_rng(4)
+    weight = rng.normal(size=(5, 3, 3, 3)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[stride, stride], auto_pad=auto_pad,
+                            dilations=[dilation, dilation])
+    graph = helper.make_graph(
+        [node], "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 14, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    x = rng.normal(size=(2, 3, 14, 9)).astype(np.float32)
+    expected = ort_session_from_proto(model).run(None, {"x": x})[0]
+    patches = conv_patches(x, node, (3, 3), 1)
+    n, _, oh, ow = expected.shape
+    assert patches.shape[1] == n * oh * ow, "one patch per output position"
+    out = (patches[0] @ weight.reshape(5, -1).T.astype(np.float64)).reshape(n, oh, ow, 5).transpose(0, 3, 1, 2)
+    assert np.allclose(out, expected, atol=1e-4)
+
+
 # -- A Market-1501 name with a number no int64 holds: was "OverflowError: Python int too large to convert to C long"
 
 

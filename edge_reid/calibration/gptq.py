@@ -37,18 +37,38 @@ DAMPING = 0.01
 
 
 def conv_patches(x: np.ndarray, node: onnx.NodeProto, kernel: tuple[int, int], group: int) -> np.ndarray:
-    """(groups, positions, C_in/group * kh * kw) float64 im2col patches of a batch (N, C, H, W) for ``node``."""
-    pads = list(node_attribute(node, "pads", [0, 0, 0, 0]))
+    """(groups, positions, C_in/group * kh * kw) float64 im2col patches of a batch (N, C, H, W) for ``node``
+    (its ``pads``, or ``auto_pad`` as the ONNX Conv operator defines it, strides and dilations)."""
     strides = list(node_attribute(node, "strides", [1, 1]))
     dilations = list(node_attribute(node, "dilations", [1, 1]))
-    x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
     # A dilated kernel spans (k - 1) * d + 1 pixels and reads every d-th of them (DeepLab's atrous convolutions).
     span = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilations))
+    pads = _explicit_pads(node, x.shape[2:], span, strides)
+    x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
     windows = sliding_window_view(x, span, axis=(2, 3))[:, :, :: strides[0], :: strides[1], :: dilations[0], :: dilations[1]]  # N, C, OH, OW, kh, kw
     n, c, oh, ow, kh, kw = windows.shape
     per_group = c // group
     windows = windows.reshape(n, group, per_group, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
     return windows.reshape(group, n * oh * ow, per_group * kh * kw).astype(np.float64)
+
+
+def _explicit_pads(node: onnx.NodeProto, size: Sequence[int], span: Sequence[int], strides: Sequence[int]) -> list[int]:
+    """``[top, left, bottom, right]`` pixels of zeros ``node`` pads its (H, W) input with: its ``pads``, or what
+    ``auto_pad`` asks (ONNX Conv: ``SAME_UPPER`` / ``SAME_LOWER`` give ceil(size / stride) outputs, the odd pixel at
+    the end / the start; ``VALID`` none), as exported from TensorFlow and Keras models."""
+    auto_pad = node_attribute(node, "auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+    if auto_pad in ("NOTSET", ""):
+        return list(node_attribute(node, "pads", [0, 0, 0, 0]))
+    if auto_pad == "VALID":
+        return [0, 0, 0, 0]
+    begin, end = [], []
+    for length, reach, stride in zip(size, span, strides):
+        total = max(0, (-(-length // stride) - 1) * stride + reach - length)
+        small, large = total // 2, total - total // 2
+        begin.append(small if auto_pad == "SAME_UPPER" else large)
+        end.append(large if auto_pad == "SAME_UPPER" else small)
+    return [begin[0], begin[1], end[0], end[1]]
 
 
 def gptq_round(weight: np.ndarray, scale: np.ndarray, hessian: np.ndarray, levels: int = 127) -> np.ndarray:
