@@ -132,7 +132,7 @@ class Pipeline(Closable):
         self._made: list[Closable] = []  # the models this pipeline made, and so closes (close())
         self._runs: weakref.WeakSet[_ClosesItsSource] = weakref.WeakSet()  # run()'s results, ended by close()
         self._runs_lock = threading.Lock()  # run() in one thread adding while close() in another copies
-        self._processing = threading.Lock()  # held over each frame of a run: close() lets it finish first
+        self._processing = threading.RLock()  # held over each frame (run()'s and process()'s): close() lets it finish first
         try:  # a model made here is closed again when a later step fails (a detector that cannot load)
             self.embedder = embedder or Embedder(backend_options={"side_by_side": True})
             if embedder is None:
@@ -277,7 +277,15 @@ class Pipeline(Closable):
         Warns:
             TimestampWarning: once per stream, ``timestamp_s`` given for some frames and left out
                 for others (and those of :meth:`~edge_reid.tracking.Tracker.update`).
+
+        A :meth:`close` from another thread waits for a frame being processed here to finish.
         """
+        with self._processing:
+            return self._process(image, timestamp_s, frame_index, detections, file_name)
+
+    def _process(self, image: np.ndarray, timestamp_s: float | None, frame_index: int | None,
+                 detections: Detections | None, file_name: str | None) -> FrameResult:
+        """:meth:`process`, with the frame lock held."""
         check_bgr_image(image, "image")
         if not isinstance(detections, (Detections, type(None))):
             raise TypeError(f"detections must be a Detections (Detections.from_boxes(boxes, scores)), got {type(detections).__name__}")

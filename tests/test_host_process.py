@@ -235,3 +235,37 @@ def test_opening_and_closing_pipelines_leaves_no_thread_file_or_process_state(em
     assert _wait_for(lambda: set(threading.enumerate()) == threads), f"threads left: {set(threading.enumerate()) - threads}"
     assert _open_fds() - files == set(), "files left open"
     assert state() == before
+
+
+def test_close_waits_for_a_frame_given_to_process_in_another_thread(vtest_frames):
+    """An app calling ``pipeline.process(frame)`` from its camera thread while its UI thread closes the pipeline:
+    close() closed the models under the frame (ValueError "this Embedder ... was closed"); now it waits for it."""
+    pipeline = Pipeline()
+    detecting, release = threading.Event(), threading.Event()
+    detect = pipeline.detector.detect
+
+    def slow_detect(image):
+        detecting.set()
+        release.wait(30)
+        return detect(image)
+
+    pipeline.detector.detect = slow_detect
+    results, errors = [], []
+
+    def work() -> None:
+        try:
+            results.append(pipeline.process(vtest_frames[0], timestamp_s=0.0))
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, name="app-camera")
+    worker.start()
+    assert detecting.wait(60)
+    closer = threading.Thread(target=pipeline.close)
+    closer.start()
+    time.sleep(0.3)  # close() has begun
+    release.set()
+    worker.join(30)
+    closer.join(30)
+    assert errors == [], f"the frame ended with {errors!r}"
+    assert len(results) == 1 and results[0].frame_index == 0 and results[0].detections > 0, "the frame was processed whole"
