@@ -88,27 +88,54 @@ def test_gptq_weights_before_bias_correction_ignore_a_constant_input_shift(tmp_p
             assert np.mean(plain == moved) < 0.97  # the second moment sees the shift
 
 
+def _assert_patches_reproduce(weight: np.ndarray, x: np.ndarray, group: int = 1, **conv) -> None:
+    """``conv_patches`` of a Conv node (``weight`` (C_out, C_in/group, kh, kw), attributes ``conv``) times the weights
+    give ONNX Runtime's output of that convolution on ``x`` (N, C_in, H, W): one patch per output position."""
+    kernel = tuple(weight.shape[2:])
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=list(kernel), group=group, **conv)
+    graph = helper.make_graph(
+        [node], "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    expected = ort_session_from_proto(model).run(None, {"x": x})[0]  # (N, C_out, OH, OW)
+    patches = conv_patches(x, node, kernel, group)  # (group, N*OH*OW, K)
+    n, c_out, oh, ow = expected.shape
+    assert patches.shape[1] == n * oh * ow, "one patch per output position"
+    per_group = c_out // group
+    flat = weight.reshape(group, per_group, -1).astype(np.float64)
+    out = np.einsum("gpk,gok->gpo", patches, flat)  # (group, N*OH*OW, per_group)
+    out = out.reshape(group, n, oh, ow, per_group).transpose(1, 0, 4, 2, 3).reshape(n, c_out, oh, ow)
+    assert np.allclose(out, expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("group, stride, pads", [(1, 1, [1, 1, 1, 1]), (1, 2, [3, 3, 3, 3]), (4, 1, [1, 1, 1, 1])])
 def test_conv_patches_reproduce_the_convolution(group, stride, pads):
     rng = np.random.default_rng(2)
     kernel = 7 if pads[0] == 3 else 3
     weight = rng.normal(size=(8, 4 // group, kernel, kernel)).astype(np.float32)
-    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads, group=group)
-    graph = helper.make_graph(
-        [node], "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 12, 10])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[numpy_helper.from_array(weight, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 7
     x = rng.normal(size=(2, 4, 12, 10)).astype(np.float32)
-    expected = ort_session_from_proto(model).run(None, {"x": x})[0]  # (2, 8, OH, OW)
-    patches = conv_patches(x, node, (kernel, kernel), group)  # (group, N*OH*OW, K)
-    per_group = 8 // group
-    flat = weight.reshape(group, per_group, -1).astype(np.float64)
-    out = np.einsum("gpk,gok->gpo", patches, flat)  # (group, N*OH*OW, per_group)
-    n, _, oh, ow = expected.shape
-    out = out.reshape(group, n, oh, ow, per_group).transpose(1, 0, 4, 2, 3).reshape(n, 8, oh, ow)
-    assert np.allclose(out, expected, atol=1e-4)
+    _assert_patches_reproduce(weight, x, group, strides=[stride, stride], pads=pads)
+
+
+@pytest.mark.parametrize("dilation, stride, pads", [(2, 1, [2, 2, 2, 2]), (3, 2, [1, 3, 0, 2])])
+def test_conv_patches_reproduce_a_dilated_convolution(dilation, stride, pads):
+    """DeepLab-style atrous convolutions: `calibrate` ended in "ValueError: dilated convolutions are not supported"."""
+    rng = np.random.default_rng(3)
+    weight = rng.normal(size=(6, 4, 3, 3)).astype(np.float32)
+    x = rng.normal(size=(2, 4, 15, 11)).astype(np.float32)
+    _assert_patches_reproduce(weight, x, strides=[stride, stride], pads=pads, dilations=[dilation, dilation])
+
+
+@pytest.mark.parametrize("auto_pad, stride", [("SAME_UPPER", 2), ("SAME_LOWER", 2), ("SAME_LOWER", 3), ("VALID", 2)])
+def test_conv_patches_follow_auto_pad(auto_pad, stride):
+    """A convolution padded by ``auto_pad`` (TensorFlow and Keras exports) instead of ``pads``: its patches were cut
+    from the unpadded input, so GPTQ's statistics left out every border position."""
+    rng = np.random.default_rng(4)
+    weight = rng.normal(size=(5, 3, 3, 3)).astype(np.float32)
+    x = rng.normal(size=(2, 3, 14, 9)).astype(np.float32)
+    _assert_patches_reproduce(weight, x, strides=[stride, stride], auto_pad=auto_pad)
 
 
 def test_bias_correction_removes_the_first_layers_mean_shift(osnet_path, mot17_dir, tmp_path):

@@ -7,13 +7,9 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
-from edge_reid.calibration.gptq import conv_patches
 from edge_reid.calibration.pool import check_pool_source
-from edge_reid.calibration.sensitivity import ort_session_from_proto
 from edge_reid.cli import main
 from edge_reid.data.market1501 import load_split, parse_market_name
 from edge_reid.errors import DataError, ModelError, OutputPathError
@@ -31,53 +27,6 @@ HUGE_JSON_NUMBER = "1" + "0" * 5000
 def _too_long(folder: Path, suffix: str = "") -> Path:
     """A name one byte longer than the file system allows (ENAMETOOLONG when looked up)."""
     return folder / ("a" * (os.pathconf(folder, "PC_NAME_MAX") + 1) + suffix)
-
-
-# -- GPTQ on a dilated convolution (DeepLab-style backbones): was "ValueError: dilated convolutions are not supported"
-
-
-@pytest.mark.parametrize("dilation, stride, pads", [(2, 1, [2, 2, 2, 2]), (3, 2, [1, 3, 0, 2])])
-def test_conv_patches_reproduce_a_dilated_convolution(dilation, stride, pads):
-    rng = np.random.default_rng(3)
-    weight = rng.normal(size=(6, 4, 3, 3)).astype(np.float32)
-    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[stride, stride], pads=pads,
-                            dilations=[dilation, dilation])
-    graph = helper.make_graph(
-        [node], "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 15, 11])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[numpy_helper.from_array(weight, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 7
-    x = rng.normal(size=(2, 4, 15, 11)).astype(np.float32)
-    expected = ort_session_from_proto(model).run(None, {"x": x})[0]  # (2, 6, OH, OW)
-    patches = conv_patches(x, node, (3, 3), 1)  # (1, N*OH*OW, 4*3*3)
-    n, _, oh, ow = expected.shape
-    out = (patches[0] @ weight.reshape(6, -1).T.astype(np.float64)).reshape(n, oh, ow, 6).transpose(0, 3, 1, 2)
-    assert np.allclose(out, expected, atol=1e-4)
-
-
-@pytest.mark.parametrize("auto_pad, stride, dilation", [("SAME_UPPER", 2, 1), ("SAME_LOWER", 2, 1), ("SAME_LOWER", 3, 1),
-                                                       ("VALID", 2, 1)])
-def test_conv_patches_follow_auto_pad(auto_pad, stride, dilation):
-    """A convolution padded by ``auto_pad`` (TensorFlow and Keras exports) instead of ``pads``: its patches were cut
-    from the unpadded input, so GPTQ's statistics left out every border position."""
-    rng = np.random.default_rng(4)
-    weight = rng.normal(size=(5, 3, 3, 3)).astype(np.float32)
-    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[stride, stride], auto_pad=auto_pad,
-                            dilations=[dilation, dilation])
-    graph = helper.make_graph(
-        [node], "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 14, 9])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[numpy_helper.from_array(weight, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 7
-    x = rng.normal(size=(2, 3, 14, 9)).astype(np.float32)
-    expected = ort_session_from_proto(model).run(None, {"x": x})[0]
-    patches = conv_patches(x, node, (3, 3), 1)
-    n, _, oh, ow = expected.shape
-    assert patches.shape[1] == n * oh * ow, "one patch per output position"
-    out = (patches[0] @ weight.reshape(5, -1).T.astype(np.float64)).reshape(n, oh, ow, 5).transpose(0, 3, 1, 2)
-    assert np.allclose(out, expected, atol=1e-4)
 
 
 # -- A Market-1501 name with a number no int64 holds: was "OverflowError: Python int too large to convert to C long"

@@ -75,6 +75,23 @@ def test_close_ends_a_run_whose_results_are_still_held(embedder, vtest_frames, p
         next(results)  # the run ended with close(): no frame processed by a closed pipeline
 
 
+def _iterate_in_worker(pipeline: Pipeline, source: FrameSource, **run_options) -> tuple[threading.Thread, list, list]:
+    """An app's worker thread iterating ``pipeline.run(source, **run_options)``, started; returns it, the frame
+    indices it has seen and the exceptions that ended its loop (appended as they come)."""
+    seen, errors = [], []
+
+    def work() -> None:
+        try:
+            for result in pipeline.run(source, **run_options):
+                seen.append(result.frame_index)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, name="app-worker")
+    worker.start()
+    return worker, seen, errors
+
+
 def test_close_from_another_thread_ends_a_run_in_progress_cleanly(vtest_frames):
     """A Qt worker thread iterates ``pipeline.run(camera)``; the UI thread closes the pipeline. The worker's loop
     ended with a ValueError ("this Embedder ... was closed") raised out of a frame in flight; now the frame in
@@ -83,20 +100,8 @@ def test_close_from_another_thread_ends_a_run_in_progress_cleanly(vtest_frames):
     camera = _Camera(vtest_frames)
     source = FrameSource("/dev/video0", "camera", capture_factory=lambda kind, name: camera)
     pipeline = Pipeline()  # its own models: close() closes them
-    seen, errors = [], []
-    started = threading.Event()
-
-    def work() -> None:
-        try:
-            for result in pipeline.run(source):
-                seen.append(result.frame_index)
-                started.set()
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
-            errors.append(exc)
-
-    worker = threading.Thread(target=work, name="app-worker")
-    worker.start()
-    assert started.wait(60)
+    worker, seen, errors = _iterate_in_worker(pipeline, source)
+    assert _wait_for(lambda: seen, 60)
     pipeline.close()
     worker.join(10)
     assert not worker.is_alive()
@@ -122,17 +127,7 @@ def test_close_while_a_run_without_prefetch_reads_a_frame_ends_it_cleanly(vtest_
     camera.read = slow_read
     source = FrameSource("/dev/video0", "camera", capture_factory=lambda kind, name: camera, newest_only=False)
     pipeline = Pipeline()  # its own models: close() closes them
-    seen, errors = [], []
-
-    def work() -> None:
-        try:
-            for result in pipeline.run(source, prefetch=0):
-                seen.append(result.frame_index)
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
-            errors.append(exc)
-
-    worker = threading.Thread(target=work, name="app-worker")
-    worker.start()
+    worker, seen, errors = _iterate_in_worker(pipeline, source, prefetch=0)
     assert reading.wait(120)
     closer = threading.Thread(target=pipeline.close)
     closer.start()
@@ -162,17 +157,7 @@ def test_close_while_the_pipelines_detector_detects_ends_the_run_cleanly(vtest_f
         return detect(image)
 
     pipeline.detector.detect = slow_detect
-    errors = []
-
-    def work() -> None:
-        try:
-            for _ in pipeline.run(source, prefetch=prefetch):
-                pass
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
-            errors.append(exc)
-
-    worker = threading.Thread(target=work, name="app-worker")
-    worker.start()
+    worker, _, errors = _iterate_in_worker(pipeline, source, prefetch=prefetch)
     assert detecting.wait(120)
     closer = threading.Thread(target=pipeline.close)
     closer.start()
