@@ -6,8 +6,7 @@ read-only container), and raises from a function's first call when a cache file 
 cut while it was written). :func:`cached_njit` then keeps the compiled code in ``numba/`` of
 edge-reid's cache folder (:func:`edge_reid.cache_folder.cache_dir`, e.g. ``EDGE_REID_CACHE_DIR``);
 where that cannot be written either it compiles without a cache (the first call of each function
-takes longer: about 2 s in all over the first frames of ``edge-reid run`` on 2 AMD EPYC cores,
-docs/caches.md; :func:`~edge_reid.cache_folder.warn_uncached` says so once). Over a damaged file
+takes longer, measured in docs/caches.md; :func:`~edge_reid.cache_folder.warn_uncached` says so once). Over a damaged file
 it compiles again. ``NUMBA_CACHE_DIR``, Numba's own setting, names a writable cache folder too.
 
 :func:`lazy_cached_njit` does the same on a function's first call, so that a module whose kernel
