@@ -172,6 +172,25 @@ def check_engine_models(checks: list, models: list[KnownModel]) -> list:
     return checked
 
 
+def cpu_item(cgroup_root: Path | None = None, proc_cgroup: Path | None = None) -> DoctorItem:
+    """The report's line for the CPU: its model, the cores this process may use out of the machine's, what
+    lowers them (the CPU affinity; a cgroup CPU quota, which the models' threads follow: :mod:`edge_reid.cpu`)
+    and its instruction sets. ``cgroup_root``, ``proc_cgroup``: as :func:`edge_reid.cpu.cpu_quota`."""
+    import os
+
+    from edge_reid.cpu import affinity_cpu_count, cpu_isa_flags, cpu_model, cpu_quota
+
+    machine, affinity, quota = os.cpu_count() or 1, affinity_cpu_count(), cpu_quota(cgroup_root, proc_cgroup)
+    usable = min(affinity, quota.whole_cores) if quota else affinity
+    limits = [f"CPU affinity {affinity}: taskset, docker --cpuset-cpus"] if affinity < machine else []
+    if quota:
+        limits.append(f"CPU quota {quota.cores:g} core{'s' if quota.cores != 1 else ''}: docker --cpus, systemd CPUQuota= or a "
+                      f"Kubernetes CPU limit, the models' threads follow it; {quota.source}")
+    cores = f"{usable} of {machine} cores usable ({'; '.join(limits)})" if limits else f"{machine} cores"
+    flags = ", ".join(cpu_isa_flags()) or "instruction sets unknown"
+    return DoctorItem("CPU", f"{cpu_model()} ({flags}): {cores}")
+
+
 def cache_folder_item() -> DoctorItem:
     """The report's line for edge-reid's cache folder (:func:`edge_reid.cache_folder.cache_dir`; docs/caches.md):
     where it is and whether this user can write it, or the nearest folder above it that exists (where it is
@@ -232,6 +251,7 @@ def collect_report(
         items.append(DoctorItem("Jetson", f"L4T {l4t} ({jetpack_for_l4t(l4t)})" if l4t else f"unreadable {tegra_release}", bool(l4t)))
     else:
         items.append(DoctorItem("Jetson", f"no ({platform.machine()}, no {tegra_release})"))
+    items.append(cpu_item())
 
     status = tensorrt_status()
     if status.usable:

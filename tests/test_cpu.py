@@ -1,6 +1,15 @@
 import os
 
+import pytest
+
+from edge_reid import cpu
 from edge_reid.cpu import usable_cpu_count
+
+
+@pytest.fixture(autouse=True)
+def no_cpu_quota(monkeypatch, tmp_path):
+    """The affinity alone, also where the tests run under a container's CPU quota (tests/test_cpu_quota.py)."""
+    monkeypatch.setattr(cpu, "PROC_SELF_CGROUP", tmp_path / "no-cgroups")
 
 
 def test_usable_cpu_count_follows_the_affinity_mask(monkeypatch):

@@ -23,7 +23,7 @@ from edge_reid.backends.base import (
 )
 from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
-from edge_reid.cpu import threads_per_model
+from edge_reid.cpu import quota_threads, threads_per_model
 from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.onnx_graph import is_qdq_model, model_precision
 from edge_reid.spec import ModelSpec, embedding_output_name
@@ -74,7 +74,7 @@ def create_session(
 
     Args:
         model_path: the ``.onnx`` file.
-        threads: intra-op threads (None: ONNX Runtime's default, one per physical core).
+        threads: intra-op threads (None: ONNX Runtime's default, one per physical core, which ignores a CPU quota).
         providers: execution providers (default ``["CPUExecutionProvider"]``).
         optimization_level: one of :data:`OPTIMIZATION_LEVELS`.
         stop_spinning_after_run: stop the intra-op threads spinning between runs.
@@ -122,9 +122,11 @@ def _session(
 ):
     """(session, :class:`~edge_reid.backends.onnxruntime_tuning.TuningResult`) at ``level``, or tuned when None
     (``graph_label``: the rewrite of the file's graph that ``options["model"]`` holds, part of the tuning key;
-    ``image_size``: (height, width) the model runs at, its input timed at that size)."""
+    ``image_size``: (height, width) the model runs at, its input timed at that size). ``threads`` None under a
+    CPU quota: the quota's cores (:func:`edge_reid.cpu.quota_threads`; ONNX Runtime counts cores, not the quota)."""
     from edge_reid.backends.onnxruntime_tuning import TuningResult, tuned_session
 
+    threads = threads or quota_threads()
     if level is not None:
         return create_session(model_path, threads, optimization_level=level, **options), TuningResult(level, "default", {})
     path = Path(model_path)

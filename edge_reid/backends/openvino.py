@@ -64,6 +64,7 @@ from edge_reid.backends.base import (
 from edge_reid.backends.detector_graph import load_detector_graph
 from edge_reid.batching import numpy_buffers
 from edge_reid.cache_folder import warn_uncached, writable_cache_folder
+from edge_reid.cpu import quota_threads
 from edge_reid.errors import BackendUnavailableError, ModelError
 from edge_reid.spec import ModelSpec, embedding_output_name
 
@@ -220,7 +221,8 @@ def _compile(
     """Compile ``model`` for ``device`` in ``precision``; refuse a precision the device lacks, and check it was applied.
 
     ``streams`` > 0 (CPU only): OpenVINO's throughput mode with that many streams sharing
-    ``threads`` threads; otherwise its latency mode on ``threads`` threads (None: every core).
+    ``threads`` threads; otherwise its latency mode on ``threads`` threads (None: every core, or a CPU quota's cores:
+    :func:`edge_reid.cpu.quota_threads`).
     ``option``: the command-line option that chose ``precision``, named in the refusal.
     """
     if why := precision_unavailable(precision, device):
@@ -233,6 +235,7 @@ def _compile(
         config["ENABLE_CPU_PINNING"] = False
         if streams:
             config.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=int(streams))
+        threads = threads or quota_threads()  # OpenVINO counts cores, not a `docker --cpus` quota
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
     cache = writable_cache_folder("openvino")

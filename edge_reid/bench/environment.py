@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_reid.cpu import cpu_isa_flags, cpu_model, usable_cpu_count
+from edge_reid.cpu import cpu_isa_flags, cpu_model, cpu_quota, usable_cpu_count
 
 
 def _gpu() -> str | None:
@@ -45,7 +45,8 @@ def environment() -> dict:
     """The machine and library versions a benchmark ran with (JSON-ready).
 
     Keys: ``cpu`` (model name), ``cpu_flags`` (:func:`edge_reid.cpu.cpu_isa_flags`), ``cpu_cores`` (``os.cpu_count()``), ``cpu_usable``
-    (cores this process may run on), ``gpu`` (name or None), ``platform``,
+    (cores this process may use: :func:`edge_reid.cpu.usable_cpu_count`, its affinity and CPU quota), ``cpu_quota``
+    (a cgroup's CPU quota in cores, e.g. 1.5 for ``docker --cpus=1.5``, or None), ``gpu`` (name or None), ``platform``,
     ``python``, ``libraries`` (numpy, onnxruntime, openvino, opencv, numba, scipy,
     tensorrt: version or None when absent), ``onnxruntime_providers``, ``numpy_blas``
     (the BLAS behind numpy's matmul, which the plain matcher uses) and ``thread_env``
@@ -70,6 +71,7 @@ def environment() -> dict:
         "cpu_flags": cpu_isa_flags(),
         "cpu_cores": os.cpu_count(),
         "cpu_usable": usable_cpu_count(),
+        "cpu_quota": quota.cores if (quota := cpu_quota()) else None,
         "gpu": _gpu(),
         "platform": platform.platform(),
         "python": platform.python_version(),

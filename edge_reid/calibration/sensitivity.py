@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import onnx
 
+from edge_reid.cpu import quota_threads
 from edge_reid.errors import ModelError
 
 
@@ -39,6 +40,7 @@ def ort_session_from_proto(model: onnx.ModelProto, threads: int | None = None, b
     options.add_session_config_entry("session.disable_quant_qdq", "1")
     if basic_optimizations:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    threads = threads or quota_threads()  # ONNX Runtime counts cores, not a CPU quota
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

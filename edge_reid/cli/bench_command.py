@@ -87,7 +87,8 @@ def _print_comparison(comparison) -> None:
     libraries = ", ".join(f"{name} {version}" for name, version in env["libraries"].items() if version)
     device = env["gpu"] or "no GPU"
     flags = " ".join(env.get("cpu_flags") or []) or "unknown"
-    console.print(f"machine: {env['cpu']} ({flags}), {env['cpu_usable']}/{env['cpu_cores']} cores usable, {device}; {env['platform']}")
+    quota = f" (CPU quota {env['cpu_quota']:g})" if env.get("cpu_quota") else ""
+    console.print(f"machine: {env['cpu']} ({flags}), {env['cpu_usable']}/{env['cpu_cores']} cores usable{quota}, {device}; {env['platform']}")
     console.print(f"libraries: python {env['python']}, {libraries}")
 
 

@@ -33,9 +33,10 @@ def doctor(
         help="ReID model (.onnx) whose engines and `--backend auto` choice are checked, and which --selftest tests. Default: bundled OSNet x0.25.",
     ),
 ) -> None:
-    """Report versions (TensorRT, CUDA, cuda-python, onnxruntime, OpenVINO, OpenCV and GStreamer), the GPU, which
-    backends can run here and what `--backend auto` picks, the cache folder and whether it can be written
-    (docs/caches.md), and each engine's status.
+    """Report versions (TensorRT, CUDA, cuda-python, onnxruntime, OpenVINO, OpenCV and GStreamer), the GPU, the CPU
+    and the cores this process may use (its CPU affinity and a container's CPU quota), which backends can run here
+    and what `--backend auto` picks, the cache folder and whether it can be written (docs/caches.md), and each
+    engine's status.
 
     An engine is "current" when it was built by this TensorRT version on this GPU module
     (and, where doctor can read its model file, the bundled model or --model, from that

@@ -35,6 +35,7 @@ similarities in [-1, 1] only for unit vectors).
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import numba
@@ -43,6 +44,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.core.extending import intrinsic, overload
 
+from edge_reid.cpu import usable_cpu_count
 from edge_reid.jit import cached_njit
 from edge_reid.matching._blas_threads import single_threaded_blas
 
@@ -230,6 +232,12 @@ def _topk_serial(queries_t, gallery, block_rows, gallery_scratch, out_scores, ou
         )
 
 
+@functools.cache
+def _usable_cores() -> int:
+    """:func:`edge_reid.cpu.usable_cpu_count`, read once per process (its cgroup files cost about as much as a small search)."""
+    return usable_cpu_count()
+
+
 # ---------------------------------------------------------------------------
 # Public API.
 
@@ -271,7 +279,8 @@ def topk_cosine(
             for many queries so that a block's scores stay within 512 KiB).
         parallel: force (True) or forbid (False) the multi-threaded kernel;
             default: parallel when N * D > :data:`SERIAL_MAX_ELEMENTS`. Threads: Numba's
-            (``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``).
+            (``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``), at most
+            :func:`edge_reid.cpu.usable_cpu_count` (a CPU quota's cores).
         limit_blas_threads: run BLAS single-threaded during the search (see
             :mod:`edge_reid.matching._blas_threads`); False only for benchmarks.
 
@@ -324,6 +333,11 @@ def topk_cosine(
         return TopK(out_scores, out_index)
     n_slots = int(numba.config.NUMBA_NUM_THREADS)
     scratch = np.empty((n_slots, rows, dim) if fp16 else (n_slots, 0, dim), dtype=np.float32)
+    threads = numba.get_num_threads()  # this thread's setting; Numba's pool counts cores, not a CPU quota
     with blas_limit, numba.parallel_chunksize(1):
-        _topk_parallel(queries_t, data, rows, n_slots, scratch, out_scores, out_index)
+        numba.set_num_threads(min(threads, _usable_cores()))
+        try:
+            _topk_parallel(queries_t, data, rows, n_slots, scratch, out_scores, out_index)
+        finally:
+            numba.set_num_threads(threads)
     return TopK(out_scores, out_index)
