@@ -62,13 +62,18 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
         ``destination`` as a Path.
 
     Raises:
-        ModelError: ``sha256`` is not a sha256 hex digest or ``destination`` is a folder (both before
-            anything is fetched); the download fails, times out, ends short of its announced length
+        ModelError: ``url`` is not http(s):// or file://, ``sha256`` is not a sha256 hex digest or ``destination``
+            is a folder (all before anything is fetched); the server redirects to another scheme than http(s), or
+            from https to http without ``sha256``; the download fails, times out, ends short of its announced length
             (``Content-Length``), is empty or a web page (``text/html``: a page about the file, not the
             file), or the digest differs; the destination's folder cannot be made or written. Nothing
             is left at ``destination`` then (a file already there is kept).
     """
     destination = Path(destination)
+    scheme = urllib.parse.urlsplit(str(url)).scheme.lower()
+    if scheme not in ("http", "https", "file"):  # urllib also takes ftp:// (no encryption), data: and others
+        what = "not a URL" if not scheme else f"{scheme}: URLs are not downloaded"
+        raise ModelError(f"cannot download {url} to {destination}: {what}; give an http(s):// or file:// URL")
     if sha256 is not None and (not isinstance(sha256, str) or len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower())):
         raise ModelError(f"sha256 {sha256!r} for {url} is not a sha256 digest: give its 64 hexadecimal characters")
     if destination.is_dir():
@@ -81,7 +86,8 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
         raise ModelError(f"cannot download {url} to {destination}: {exc.strerror or exc}; choose a folder you can write") from None
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+        opener = urllib.request.build_opener(_Redirects(checked=bool(sha256)))  # proxies from the environment too
+        with os.fdopen(fd, "wb") as out, opener.open(url, timeout=timeout_s) as response:
             give_ordinary_permissions(out.fileno())  # readable by other users as a copied file is
             announced = response.headers.get("Content-Length")
             if response.headers.get_content_type() == "text/html":
@@ -111,6 +117,27 @@ def download_model(url: str, destination: str | Path, sha256: str | None = None,
         raise ModelError(f"cannot download {url} to {destination}: {_download_failure(exc, url, timeout_s)}") from None
     fsync_directory(destination.parent)
     return destination
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, to http(s) only (urllib also follows one to ``ftp://``, which nothing protects), and
+    never from https to plain http unless the download is checked (a sha256 given): anyone on the network
+    could change what such a redirect leads to."""
+
+    def __init__(self, checked: bool) -> None:
+        super().__init__()
+        self.checked = checked
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old = urllib.parse.urlsplit(req.full_url).scheme.lower()
+        new = urllib.parse.urlsplit(newurl).scheme.lower()
+        if new not in ("http", "https"):
+            raise ModelError(f"cannot download {req.full_url}: the server redirects it to {newurl}, not an http(s):// "
+                             "URL; download the file yourself and give its file:// URL")
+        if old == "https" and new == "http" and not self.checked:
+            raise ModelError(f"cannot download {req.full_url}: the server redirects it to {newurl}, plain http that anyone "
+                             "on the network could alter; give the file's sha256 (sha256=...) to accept it checked")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _download_failure(exc: Exception, url: str, timeout_s: float) -> str:

@@ -91,6 +91,38 @@ def take_permissions_of(fd: int, path: str | os.PathLike, private: bool = False)
             os.fchmod(fd, mode & ~0o070)
 
 
+def follow_own_links(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` with its symbolic links resolved (the file a write through it lands in), refusing a link that
+    another user may have planted: one in a folder every user may write with the sticky bit (``/tmp``), owned
+    by neither this user nor the folder's owner. That is the rule of Linux's ``fs.protected_symlinks``, which
+    the kernel applies when it follows a link itself, but not to a path resolved here (``os.path.realpath``)
+    to replace the file it points to; without it another user's ``/tmp/gallery.edgereid -> ~/.bashrc`` would
+    have a user's save replace their own file.
+
+    Raises:
+        OutputPathError: such a link is on the way (names it, its owner and where it points).
+    """
+    path = Path(path)
+    for _ in range(40):  # as the kernel's limit of links followed in one lookup
+        try:
+            link = os.lstat(path)
+            if not stat.S_ISLNK(link.st_mode):
+                break
+            folder = os.stat(path.parent if str(path.parent) else ".")
+            target = Path(os.readlink(path))
+        except OSError:
+            break  # not there, or the folder cannot be read: the write itself reports it
+        shared = folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH
+        if shared and hasattr(os, "geteuid") and link.st_uid not in (os.geteuid(), folder.st_uid):
+            raise OutputPathError(
+                f"cannot write {what} {path}: it is a symbolic link to {target}, in a folder every user may write "
+                f"({path.parent}), and another user's (uid {link.st_uid}): it could be there to have this write "
+                "replace that file; remove the link, or write elsewhere"
+            )
+        path = path.parent / target
+    return Path(os.path.realpath(path))
+
+
 def current_umask() -> int:
     """The process's umask (e.g. ``0o022``), read without changing it.
 
@@ -118,7 +150,7 @@ def atomic_write_bytes(
 
     Args:
         path: the file to (re)place; a symbolic link is followed (the file it points to is
-            replaced, the link kept).
+            replaced, the link kept), unless another user may have planted it (:func:`follow_own_links`).
         chunks: byte strings (or memoryviews of them) written one after the other (no joined copy is made).
         what: what the file is, for error messages ("gallery", "engine", ...).
         create_parent: create missing parent folders; False requires the folder to exist.
@@ -126,10 +158,11 @@ def atomic_write_bytes(
 
     Raises:
         OutputPathError: the folder is missing (``create_parent=False``) or cannot be
-            created or written; the temporary file is removed and the old file kept.
+            created or written, or ``path`` is a link another user may have planted (:func:`follow_own_links`);
+            the temporary file is removed and the old file kept.
         OutputWriteError: the disk is full or failing (:data:`WRITE_FAILURES`); the old file is kept.
     """
-    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    path = follow_own_links(path, what) if os.path.islink(path) else Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
         if create_parent:

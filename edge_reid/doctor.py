@@ -194,16 +194,20 @@ def cpu_item(cgroup_root: Path | None = None, proc_cgroup: Path | None = None) -
 def cache_folder_item() -> DoctorItem:
     """The report's line for edge-reid's cache folder (:func:`edge_reid.cache_folder.cache_dir`; docs/caches.md):
     where it is and whether this user can write it, or the nearest folder above it that exists (where it is
-    made at the first run). Nothing is made or written here. ``ok`` is False where it cannot be written:
-    every start then measures and compiles again."""
+    made at the first run). Nothing is made or written here. ``ok`` is False where it cannot be written or
+    another user could write it (:func:`~edge_reid.cache_folder.folder_trust_problem`): every start then measures
+    and compiles again."""
     import os
 
-    from edge_reid.cache_folder import cache_dir
+    from edge_reid.cache_folder import cache_dir, folder_trust_problem
 
     fix = "every start measures and compiles again: set EDGE_REID_CACHE_DIR to a writable folder (docs/caches.md)"
     folder = cache_dir()
     if folder is None:
         return DoctorItem("cache folder", f"none: no home folder (HOME is not set); {fix}", False)
+    if problem := folder_trust_problem(folder):
+        return DoctorItem("cache folder", f"{folder}: not used ({problem}: another user could put files there that "
+                          f"edge-reid would load); {fix.replace('a writable folder', 'a folder only you can write')}", False)
     existing = folder
     try:
         while not existing.exists() and existing.parent != existing:

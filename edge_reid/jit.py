@@ -21,14 +21,16 @@ import os
 import threading
 from typing import Callable
 
-from edge_reid.cache_folder import cache_file, warn_uncached, writable_cache_folder
+from edge_reid.cache_folder import cache_file, folder_trust_problem, warn_uncached, writable_cache_folder
 
 
 def cached_njit(**options) -> Callable:
     """Decorator: ``numba.njit(**options)`` keeping its compiled code on disk as ``cache=True`` does, in
     the first writable place of Numba's (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, the user's
     cache folder) or else of edge-reid's (``numba/`` of :func:`~edge_reid.cache_folder.cache_dir`); not
-    at all where none can be written (:func:`~edge_reid.cache_folder.warn_uncached` says so once).
+    at all where none can be written (:func:`~edge_reid.cache_folder.warn_uncached` says so once). A place
+    another user could write is passed over (:func:`~edge_reid.cache_folder.folder_trust_problem`): Numba's
+    cache files are pickles, which run code when loaded.
 
     A cache file that cannot be read (cut short by a power loss, zeroed, unreadable, a folder) is a
     cache miss: the function is compiled again and the file rewritten, where Numba's own ``cache=True``
@@ -78,7 +80,7 @@ def _tolerant_cache_class() -> type:
 
         @classmethod
         def from_function(cls, py_func, py_file):
-            return None if cache_file("numba") is None else super().from_function(py_func, py_file)
+            return None if writable_cache_folder("numba") is None else super().from_function(py_func, py_file)
 
     user_wide = getattr(caching, "UserWideCacheLocator", None) or caching._UserWideCacheLocator
 
@@ -93,11 +95,26 @@ def _tolerant_cache_class() -> type:
                 return None
             return super().from_function(py_func, py_file)
 
+    def only_where_no_one_else_writes(locator_class: type) -> type:
+        """``locator_class`` passed over where another user could write its folder (its files are pickles, run
+        when loaded: :func:`~edge_reid.cache_folder.folder_trust_problem`), e.g. a shared ``XDG_CACHE_HOME``."""
+
+        class Trusted(locator_class):
+            @classmethod
+            def from_function(cls, py_func, py_file):
+                locator = super().from_function(py_func, py_file)
+                if locator is not None and folder_trust_problem(locator.get_cache_path()):
+                    return None
+                return locator
+
+        Trusted.__name__ = Trusted.__qualname__ = f"Trusted{locator_class.__name__}"
+        return Trusted
+
     class Impl(caching.FunctionCache._impl_class):
-        _locator_classes = [
+        _locator_classes = [only_where_no_one_else_writes(locator) for locator in (
             *(UserWideLocatorWithAHome if locator is user_wide else locator for locator in caching.FunctionCache._impl_class._locator_classes),
             EdgeReidFolderLocator,
-        ]
+        )]
 
     class TolerantFunctionCache(caching.FunctionCache):
         _impl_class = Impl

@@ -47,7 +47,8 @@ class LineOutput:
         lines: complete lines written.
 
     Raises:
-        OutputPathError: the file cannot be created.
+        OutputPathError: the file cannot be created, or is a link another user may have planted in a shared
+            folder (:func:`edge_reid.atomic.follow_own_links`).
         OutputWriteError: from :meth:`write` and :meth:`close`, writing failed.
     """
 
@@ -65,6 +66,10 @@ class LineOutput:
                 self._fd, self._stream = -1, sys.stdout
             self._owned = False
         else:
+            if os.path.islink(path):  # one another user planted in /tmp: refused, as fs.protected_symlinks does
+                from edge_reid.atomic import follow_own_links
+
+                follow_own_links(path, f"{what} file")
             try:
                 self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
             except OSError as exc:

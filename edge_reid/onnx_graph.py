@@ -54,12 +54,27 @@ def external_data_files(path: str | Path) -> list[Path]:
     Tensors are looked for where ONNX allows external data: initializers, and tensor attributes,
     in the main graph and every subgraph. Remembered per file, size and modification time (the
     graph is parsed once for the several ids and keys that hash a model at start-up).
+
+    Raises:
+        ModelError: a location leads outside the model's folder (an absolute path, ``..``, or a link out of
+            it): nothing there is read, as ONNX, ONNX Runtime and OpenVINO refuse such a model too.
     """
     try:
         status = os.stat(path)
     except OSError:
         return []
-    return [Path(path).parent / location for location in _external_locations(os.path.realpath(path), status.st_mtime_ns, status.st_size)]
+    folder = Path(path).parent
+    locations = _external_locations(os.path.realpath(path), status.st_mtime_ns, status.st_size)
+    inside = os.path.realpath(folder)
+    for location in locations:
+        resolved = os.path.realpath(folder / location)
+        if os.path.commonpath([inside, resolved]) != inside or resolved == inside:
+            raise ModelError(
+                f"{path}: its weights file (ONNX external data) {location!r} leads outside the model's "
+                f"folder, to {resolved}; ONNX Runtime and OpenVINO read weights from the model's own folder only: put the "
+                "weights file itself (not a link) beside the model, named by its file name"
+            )
+    return [folder / location for location in locations]
 
 
 @functools.lru_cache(maxsize=64)

@@ -101,10 +101,10 @@ def test_an_interrupted_download_leaves_no_partial_file(tmp_path, loopback_serve
 
     served, base = loopback_server
     (served / "m.onnx").write_bytes(b"x" * (3 << 20))
-    opened = urllib.request.urlopen
+    opened = urllib.request.OpenerDirector.open  # download_model's opener (urlopen's own, with its redirect rules)
 
-    def interrupted_after_a_block(*args, **kwargs):
-        response = opened(*args, **kwargs)
+    def interrupted_after_a_block(self, *args, **kwargs):
+        response = opened(self, *args, **kwargs)
         read = response.read
         calls = []
 
@@ -117,7 +117,7 @@ def test_an_interrupted_download_leaves_no_partial_file(tmp_path, loopback_serve
         response.read = read_then_interrupt
         return response
 
-    monkeypatch.setattr(urllib.request, "urlopen", interrupted_after_a_block)
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", interrupted_after_a_block)
     target = tmp_path / "models" / "m.onnx"
     with pytest.raises(KeyboardInterrupt):
         download_model(f"{base}/m.onnx", target)

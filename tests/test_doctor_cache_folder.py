@@ -32,3 +32,13 @@ def test_the_report_has_the_line(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(tmp_path))
     items = {item.name: item for item in collect_report(tmp_path / "engines")[0]}
     assert items["cache folder"].value.startswith(str(tmp_path)) and items["cache folder"].ok is True
+
+
+def test_a_folder_every_user_may_write_is_named_as_not_used(tmp_path, monkeypatch):
+    shared = tmp_path / "shared-cache"
+    shared.mkdir()
+    shared.chmod(0o777)  # the caches refuse it (docs/caches.md, "Who may write the cache folder"): doctor must not say "writable"
+    monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(shared))
+    item = cache_folder_item()
+    assert item.ok is False and "not used" in item.value and "can be written by every user" in item.value
+    assert "only you can write" in item.value

@@ -34,6 +34,7 @@ import json
 import os
 import stat
 import struct
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,11 @@ def _older_version_time(path: str | os.PathLike, header: dict[str, Any], bad: li
     return float(saved_at)
 
 
+def _control_character(text: str) -> str | None:
+    """The first control character (Unicode category Cc: line breaks, tabs, terminal escapes) in ``text``, or None."""
+    return next((c for c in text if unicodedata.category(c) == "Cc"), None)
+
+
 def read_gallery(
     path: str | os.PathLike,
     model_id: str | None = None,
@@ -269,7 +275,8 @@ def read_gallery(
 
     Raises:
         DataError: missing, corrupt, truncated or inconsistent file (a field of the wrong JSON type, e.g. a
-            count that is 1.5 or "7", a model id that is not text, duplicate identity ids), not a gallery,
+            count that is 1.5 or "7", a model id that is not text, duplicate identity ids, a name or model name
+            holding a control character: a line break or terminal escape ``gallery list`` would print), not a gallery,
             or a gallery made with another model.
 
     Warns:
@@ -282,6 +289,8 @@ def read_gallery(
     for key in ("model_id", "model_name"):
         if header.get(key) is not None and not isinstance(header[key], str):
             raise DataError(f"gallery file {path} is inconsistent: {key} {header[key]!r} is not text")
+        if header.get(key) is not None and _control_character(header[key]):
+            raise DataError(f"gallery file {path} is inconsistent: {key} {header[key]!r} holds a control character")
     saved_model = header.get("model_id")
     if model_id is not None and saved_model in earlier_model_ids:
         saved_model = model_id
@@ -328,6 +337,9 @@ def read_gallery(
                 raise ValueError(f"bad identity entry {identity_id}")
             if entry["name"] is not None and not isinstance(entry["name"], str):
                 raise ValueError(f"identity {identity_id}'s name is a {type(entry['name']).__name__}, not text")
+            if entry["name"] is not None and _control_character(entry["name"]):  # no way in lets one in: crafted
+                raise ValueError(f"identity {identity_id}'s name {entry['name']!r} holds a control character "
+                                 f"({_control_character(entry['name'])!r}), which edge-reid never stores")
             times = {key: real(entry[key], key) for key in ("first_seen", "last_seen")}
             for key, value in times.items():
                 if not 0.0 <= value <= MAX_TIMESTAMP_S:  # NaN fails too; replaced below, with a warning

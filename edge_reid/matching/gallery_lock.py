@@ -21,6 +21,7 @@ other process can be writing one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import time
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from edge_reid.errors import DataError
+from edge_reid.errors import DataError, OutputPathError
 
 #: How long a writer waits for a ``gallery`` command holding the lock (a run is never waited for).
 WAIT_FOR_COMMAND_S = 60.0
@@ -62,6 +63,7 @@ def gallery_lock(
 
     Raises:
         GalleryInUseError: a run holds it, or another holder did not let go within ``wait_s``.
+        OutputPathError: the lock file is a symbolic link (a planted one would have its target truncated).
         OSError: the lock file cannot be created (check the folder is writable first).
     """
     try:
@@ -70,7 +72,13 @@ def gallery_lock(
         yield True
         return
     path = lock_path(gallery_path)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link (edge-reid makes none): one planted in a shared folder would have this truncate its target
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OutputPathError(f"cannot lock gallery {gallery_path}: its lock file {path} is a symbolic link, which "
+                                  "edge-reid never makes (another user's, in a shared folder?); remove it") from None
+        raise
     try:
         deadline = time.monotonic() + wait_s
         while (other := _try_lock(fcntl, descriptor)) is not None:
