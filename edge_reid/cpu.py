@@ -15,33 +15,114 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Instruction-set flags that decide which kernels the CPU runtimes pick.
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd")
+#: Where the kernel describes the CPU (``man 5 proc``): x86 has ``model name`` and ``flags`` lines, arm64 has
+#: ``CPU implementer``, ``CPU part`` and ``Features`` lines per core and no ``model name`` (Linux prints one there only
+#: to 32-bit processes; vendor kernels such as L4T 32's print a generic ``ARMv8 Processor rev 0 (v8l)``).
+CPUINFO = Path("/proc/cpuinfo")
+
+#: Instruction-set flags that decide which kernels the CPU runtimes pick. x86: ``flags`` names. Arm (``Features``
+#: names, the kernel's hwcaps: Documentation/arch/arm64/elf_hwcaps.rst): ``neon`` (32-bit Arm), ``asimd`` (NEON),
+#: ``asimdhp`` (fp16 arithmetic: OpenVINO's FP16 on Arm), ``asimddp`` (8-bit dot products), ``i8mm`` (8-bit matrix
+#: multiply), ``bf16``, ``sve``, ``sve2``.
+ISA_FLAGS = (
+    "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
+    "neon", "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2",
+)
+
+#: Arm CPU implementers (the ``CPU implementer`` line, MIDR_EL1's implementer field), as the Linux kernel's
+#: arch/arm64/include/asm/cputype.h names them.
+ARM_IMPLEMENTERS = {0x41: "Arm", 0x4E: "NVIDIA", 0x51: "Qualcomm", 0x61: "Apple", 0xC0: "Ampere", 0x48: "HiSilicon", 0x6D: "Microsoft"}
+#: (implementer, ``CPU part``) -> core, from the same table: the cores of Jetsons (Cortex-A57: Nano; Carmel: Xavier;
+#: Cortex-A78AE: Orin; Neoverse V3AE: Thor), Raspberry Pis (A53, A72, A76), and common Arm boards, laptops and cloud
+#: machines. Other parts show as their numbers (``Arm part 0xd8e``).
+ARM_PARTS = {
+    (0x41, 0xD03): "Cortex-A53", (0x41, 0xD04): "Cortex-A35", (0x41, 0xD05): "Cortex-A55", (0x41, 0xD07): "Cortex-A57",
+    (0x41, 0xD08): "Cortex-A72", (0x41, 0xD09): "Cortex-A73", (0x41, 0xD0A): "Cortex-A75", (0x41, 0xD0B): "Cortex-A76",
+    (0x41, 0xD0C): "Neoverse N1", (0x41, 0xD0D): "Cortex-A77", (0x41, 0xD0E): "Cortex-A76AE", (0x41, 0xD40): "Neoverse V1",
+    (0x41, 0xD41): "Cortex-A78", (0x41, 0xD42): "Cortex-A78AE", (0x41, 0xD44): "Cortex-X1", (0x41, 0xD46): "Cortex-A510",
+    (0x41, 0xD47): "Cortex-A710", (0x41, 0xD48): "Cortex-X2", (0x41, 0xD49): "Neoverse N2", (0x41, 0xD4B): "Cortex-A78C",
+    (0x41, 0xD4F): "Neoverse V2", (0x41, 0xD80): "Cortex-A520", (0x41, 0xD81): "Cortex-A720", (0x41, 0xD82): "Cortex-X4",
+    (0x41, 0xD83): "Neoverse V3AE", (0x41, 0xD84): "Neoverse V3", (0x41, 0xD85): "Cortex-X925", (0x41, 0xD87): "Cortex-A725",
+    (0x4E, 0x003): "Denver", (0x4E, 0x004): "Carmel", (0x51, 0x001): "Oryon", (0xC0, 0xAC3): "Ampere-1", (0xC0, 0xAC4): "Ampere-1a",
+}
 
 
 def _cpuinfo() -> str:
     try:
-        return Path("/proc/cpuinfo").read_text(errors="replace")
+        return CPUINFO.read_text(errors="replace")
     except OSError:
         return ""
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; else the platform's processor or machine name)."""
-    text = _cpuinfo()
+def _values(text: str, key: str) -> list[str]:
+    """The values of ``key : value`` lines in ``text``, in order."""
+    return [line.split(":", 1)[1].strip() for line in text.splitlines() if ":" in line and line.split(":")[0].strip() == key]
+
+
+def arm_cores(cpuinfo: str) -> list[str]:
+    """The distinct Arm cores of a ``/proc/cpuinfo`` text, in order of first appearance, named by :data:`ARM_PARTS`.
+
+    E.g. ``["Arm Cortex-A78AE"]`` (Jetson Orin), ``["NVIDIA Carmel"]`` (Xavier), ``["Arm Cortex-X925", "Arm Cortex-A725"]``
+    (a big.LITTLE chip); ``[]`` without ``CPU implementer``/``CPU part`` lines (x86). Unnamed parts: ``"Arm part 0xd8e"``.
+    """
+    def number(value: str) -> int | None:
+        try:
+            return int(value.strip(), 16)
+        except ValueError:  # not a hex number: a line we do not understand
+            return None
+
+    cores: list[str] = []
+    implementer = None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "processor":  # a new core's block
+            implementer = None
+        elif key == "CPU implementer":
+            implementer = number(value)
+        elif key == "CPU part" and implementer is not None and (part := number(value)) is not None:
+            vendor = ARM_IMPLEMENTERS.get(implementer, f"implementer 0x{implementer:02x}")
+            name = f"{vendor} {ARM_PARTS.get((implementer, part), f'part 0x{part:03x}')}"
+            if name not in cores:
+                cores.append(name)
+    return cores
+
+
+def cpu_model(cpuinfo: str | None = None, board: str | None = None) -> str:
+    """The CPU's name, for reports (doctor, bench) and the keys of measured choices (``--backend auto``).
+
+    Arm (``CPU implementer``/``CPU part`` lines): the board, then the cores (:func:`arm_cores`), e.g.
+    ``"NVIDIA Jetson AGX Orin Developer Kit, Arm Cortex-A78AE"``; the kernel's arm64 ``model name``
+    (``"ARMv8 Processor rev 0 (v8l)"`` on L4T 32) names no core and is passed over. Elsewhere the
+    ``model name`` line (x86: ``"AMD EPYC 7B13"``), else ``Model``/``Hardware``/``cpu model``, else the
+    platform's processor or machine name.
+
+    Args:
+        cpuinfo: a ``/proc/cpuinfo`` text (None: read :data:`CPUINFO`; "" where it cannot be read).
+        board: the board's name (None: the device tree's, :func:`edge_reid.tensorrt.env.board_model`: a Jetson's
+            ``"NVIDIA Jetson AGX Orin Developer Kit"``; absent in containers that mask ``/sys/firmware``, as
+            Docker does); where there is none, the ``Model`` line (Raspberry Pi kernels) stands in.
+    """
+    text = _cpuinfo() if cpuinfo is None else cpuinfo
+    cores = arm_cores(text)
+    if cores:
+        if board is None:
+            from edge_reid.tensorrt.env import board_model
+
+            board = board_model()
+        board = board or next(iter(_values(text, "Model")), "")
+        return ", ".join([board, *cores] if board else cores)
     for key in ("model name", "Model", "Hardware", "cpu model"):
-        for line in text.splitlines():
-            if line.split(":")[0].strip() == key and ":" in line:
-                return line.split(":", 1)[1].strip()
+        if values := _values(text, key):
+            return values[0]
     return platform.processor() or platform.machine()
 
 
-def cpu_isa_flags() -> list[str]:
-    """The :data:`ISA_FLAGS` this CPU reports in ``/proc/cpuinfo`` (empty where it cannot be read)."""
-    present: set[str] = set()
-    for line in _cpuinfo().splitlines():
-        if line.split(":")[0].strip() in ("flags", "Features"):
-            present.update(line.split(":", 1)[1].split())
+def cpu_isa_flags(cpuinfo: str | None = None) -> list[str]:
+    """The :data:`ISA_FLAGS` a ``/proc/cpuinfo`` text lists on its ``flags`` (x86) or ``Features`` (Arm) lines,
+    in :data:`ISA_FLAGS` order (empty where it cannot be read). ``cpuinfo``: the text (None: read :data:`CPUINFO`)."""
+    text = _cpuinfo() if cpuinfo is None else cpuinfo
+    present = {flag for key in ("flags", "Features") for values in _values(text, key) for flag in values.split()}
     return [flag for flag in ISA_FLAGS if flag in present]
 
 

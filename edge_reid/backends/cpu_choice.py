@@ -49,8 +49,9 @@ TITLES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
 def choice_key(kind: str, model_path: str | Path, options: str) -> str:
     """What the choice depends on: the model's bytes and kind (``"embedding"`` or ``"detector"``), the
     options it is opened with (threads, batch, precision, input size: plain text, the same in every process),
-    the CPU's model, instruction sets and usable cores (:func:`edge_reid.cpu.usable_cpu_count`: the affinity, lowered
-    by a container's CPU quota, so a ``docker --cpus=1`` run measures its own choice), and both runtimes' versions."""
+    the CPU's model (:func:`edge_reid.cpu.cpu_model`: on Arm the board and its cores, so Jetsons differ), instruction
+    sets and usable cores (:func:`edge_reid.cpu.usable_cpu_count`: the affinity, lowered by a container's CPU quota,
+    so a ``docker --cpus=1`` run measures its own choice), and both runtimes' versions."""
     from importlib import metadata
 
     from edge_reid.cpu import cpu_isa_flags, cpu_model, usable_cpu_count

@@ -88,6 +88,11 @@ def int8_saturation(flags: list[str], machine: str | None = None) -> str:
     Without VNNI or AMX, 8-bit convolutions add pairs of products into 16 bits, which saturate: OpenVINO's
     documentation ("Saturation (overflow) issue") says accuracy then drops unpredictably and that the
     problem does not occur on CPUs with VNNI. Measured in docs/benchmarks.md.
+
+    Other CPUs (``machine``, default ``platform.machine()``): "". On Arm, OpenVINO runs quantized models in
+    floating point (its CPU device documentation: "Arm platforms execute quantized models in simulation mode";
+    its 8-bit types are x86-64 only), so nothing saturates, and nothing is faster than the FP32 model either
+    (docs/jetson.md, "The Jetson's CPU").
     """
     machine = (machine or platform.machine()).lower()
     if machine not in X86_64 or not flags or any(flag in flags for flag in VNNI_FLAGS):
