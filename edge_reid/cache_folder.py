@@ -49,7 +49,9 @@ def folder_trust_problem(folder: str | os.PathLike) -> str | None:
 
     A cache folder is trusted as ssh trusts ``~/.ssh`` (``StrictModes``, with Debian's allowance for a
     user's own group): the folder (links resolved; a link that is the folder itself must be this user's or
-    root's too) and every folder above it that exists must belong to this user or root, and be writable
+    root's too) and every folder above it that exists, up to this user's home folder where it lies in it
+    (whoever may write above the home can replace the home and its ``~/.bashrc`` anyway, so ssh looks no
+    higher either), must belong to this user or root, and be writable
     neither by every user (a sticky folder such as ``/tmp`` above it excepted: no one may rename or remove
     another's entries there; the folder itself may not be one, as others could add files to it) nor by a
     group other than this user's own (its primary group, with no other members: the ``umask 002`` of user
@@ -68,6 +70,7 @@ def folder_trust_problem(folder: str | os.PathLike) -> str | None:
         link = os.lstat(folder)
         if stat.S_ISLNK(link.st_mode) and link.st_uid not in (me, 0):
             return f"{folder} is a symbolic link owned by {_user_name(link.st_uid)}"
+    home = _home_folder()
     for current in (path, *path.parents):
         try:
             status = os.stat(current)
@@ -83,7 +86,20 @@ def folder_trust_problem(folder: str | os.PathLike) -> str | None:
             return f"{current} can be written by every user (mode {mode:o})"
         if mode & stat.S_IWGRP and not shared_safely and not _own_group(status.st_gid):
             return f"{current} can be written by the group {_group_name(status.st_gid)} (mode {mode:o})"
+        if current == home:
+            break  # the home is the user's: those above it are the system's
     return None
+
+
+def _home_folder() -> Path | None:
+    """This user's home folder (``~``: ``$HOME``, else the passwd entry), links resolved; None where there is none."""
+    home = os.path.expanduser("~")
+    if home == "~":
+        return None
+    try:
+        return Path(os.path.realpath(home))
+    except (OSError, ValueError):
+        return None
 
 
 def _user_name(uid: int) -> str:

@@ -176,7 +176,7 @@ def _cgroup_folders(mount: Path, path: str) -> list[Path]:
     ``/proc/self/cgroup`` names the host's path (Docker on cgroup v1) has only ``mount`` itself."""
     parts = [part for part in path.strip().split("/") if part and part not in (".", "..")]
     folders = [mount.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)]
-    return [folder for folder in folders if folder.is_dir()]
+    return [folder for folder in folders if os.path.isdir(folder)]  # False, never an error, where it cannot be looked up
 
 
 def cpu_quota(cgroup_root: Path | None = None, proc_cgroup: Path | None = None) -> CpuQuota | None:
@@ -204,7 +204,7 @@ def cpu_quota(cgroup_root: Path | None = None, proc_cgroup: Path | None = None) 
         if hierarchy == "0" and not controllers:  # cgroup v2: one tree, mounted at the root
             mounts = [root]
         elif "cpu" in controllers.split(","):  # cgroup v1: the cpu controller's own tree
-            mounts = [root / name for name in (controllers, *V1_CPU_FOLDERS) if (root / name).is_dir()][:1]
+            mounts = [root / name for name in (controllers, *V1_CPU_FOLDERS) if os.path.isdir(root / name)][:1]
         else:
             continue
         for mount in mounts:

@@ -61,6 +61,15 @@ def test_a_parent_cgroups_quota_binds_its_children(tmp_path, sixteen_cores):
     assert usable_cpu_count(root, proc) == 3
 
 
+def test_the_tightest_of_a_parents_and_a_childs_quota_counts(tmp_path, sixteen_cores):
+    """A pod limited to 1 core holding a container limited to 3: 1 core, whichever is nearer the process."""
+    root, proc = _cgroups(tmp_path, "0::/kubepods/pod1/container\n", {
+        "kubepods/pod1/cpu.max": "100000 100000", "kubepods/pod1/container/cpu.max": "300000 100000",
+    })
+    quota = cpu_quota(root, proc)
+    assert quota.cores == 1.0 and quota.source == str(root / "kubepods/pod1/cpu.max") and usable_cpu_count(root, proc) == 1
+
+
 def test_a_quota_under_half_a_core_still_leaves_one_thread(tmp_path, sixteen_cores):
     root, proc = _cgroups(tmp_path, "0::/\n", {"cpu.max": "20000 100000"})
     assert cpu_quota(root, proc).cores == 0.2 and usable_cpu_count(root, proc) == 1
@@ -100,6 +109,16 @@ def test_a_file_that_cannot_be_read_is_no_quota(tmp_path, sixteen_cores, files, 
     root, proc = _cgroups(tmp_path, proc_line, files)
     assert cpu_quota(root, proc) is None and usable_cpu_count(root, proc) == 16
     assert cpu_quota(root, tmp_path / "no-such-file") is None  # not Linux: no /proc/self/cgroup
+
+
+@pytest.mark.parametrize("proc_line", ["0::/" + "x" * 300 + "\n", "4:cpu,cpuacct:/" + "x" * 300 + "\n"], ids=["v2", "v1"])
+def test_a_cgroup_folder_that_cannot_be_looked_up_is_no_quota_not_an_error(tmp_path, sixteen_cores, proc_line):
+    """A folder of the process's cgroup path that cannot be looked up (here a name longer than a file name may be;
+    a folder without search permission fails the same way for a user) raised out of usable_cpu_count, so out of
+    every backend's start, where cpu_quota says it never raises."""
+    root, proc = _cgroups(tmp_path, proc_line, {"cpu.max": "100000 100000", "cpu,cpuacct/cpu.cfs_quota_us": "100000",
+                                                "cpu,cpuacct/cpu.cfs_period_us": "100000"})
+    assert cpu_quota(root, proc).cores == 1.0 and usable_cpu_count(root, proc) == 1  # the mount's own limit still counts
 
 
 @pytest.fixture

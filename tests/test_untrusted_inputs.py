@@ -118,6 +118,83 @@ def test_a_folder_only_this_user_can_write_is_used_below_a_sticky_shared_one(tmp
         assert cache_folder.folder_trust_problem(link).startswith(f"{link} is a symbolic link owned by user {NOBODY}")
 
 
+
+def test_a_cache_folder_someone_else_makes_first_is_not_used(tmp_path, monkeypatch):
+    """``EDGE_REID_CACHE_DIR=/tmp/cache`` not made yet is judged by ``/tmp`` (sticky: fine), one not made yet in a folder
+    others may write by that folder; another user making it between that look and edge-reid's own ``mkdir`` is caught
+    by the checks after making it (folders of Numba and OpenVINO) and before each JSON write."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    cache = shared / "cache"
+    monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(cache))
+    monkeypatch.setattr(cache_folder, "_warned_uncached", threading.Event())
+    assert cache_folder.folder_trust_problem(cache) is None
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open").chmod(0o777)
+    assert cache_folder.folder_trust_problem(tmp_path / "open" / "not-made-yet").startswith(f"{tmp_path / 'open'} can be written by every user")
+    tuning = cache_file("tuning.json")
+    cache.mkdir()
+    cache.chmod(0o777)  # made by someone else in between
+    monkeypatch.setattr(cache_folder, "_trusted_cache_dir", lambda: cache)  # as looked up before it was there
+    assert writable_cache_folder("openvino") is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_cache_entry(tuning, "schema", "key", {"ms": 1.0}, "ONNX Runtime tuning cache")
+    assert not tuning.exists() and [w for w in caught if f"{cache} can be written by every user" in str(w.message)]
+
+
+def test_a_cache_file_over_the_size_limit_is_rebuilt(tmp_path, monkeypatch):
+    """A JSON cache edge-reid never writes that large (a planted or runaway file) is not parsed into memory."""
+    from edge_reid.cache_folder import read_cache_entries
+
+    path = tmp_path / "tuning.json"
+    path.write_text('{"schema": "s", "entries": {"k": {"ms": 1.0}}}')
+    assert read_cache_entries(path, "s") == {"k": {"ms": 1.0}}
+    monkeypatch.setattr(cache_folder, "_MAX_CACHE_FILE_BYTES", path.stat().st_size - 1)
+    assert read_cache_entries(path, "s") == {}
+
+
+def test_a_group_writable_folder_is_used_only_where_the_group_is_this_users_alone(tmp_path, monkeypatch):
+    """``umask 002`` leaves folders group-writable: fine where the group is the user's private one (no other member),
+    refused where the user's primary group is a team's (another member could plant a pickle)."""
+    import grp
+    import pwd
+    from types import SimpleNamespace
+
+    me = pwd.getpwuid(os.geteuid())
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.chown(cache, -1, me.pw_gid)
+    cache.chmod(0o775)
+    monkeypatch.setattr(grp, "getgrgid", lambda gid: SimpleNamespace(gr_name="mine", gr_mem=[]))
+    assert cache_folder.folder_trust_problem(cache) is None
+    monkeypatch.setattr(grp, "getgrgid", lambda gid: SimpleNamespace(gr_name="team", gr_mem=[me.pw_name, "colleague"]))
+    assert cache_folder.folder_trust_problem(cache) == f"{cache} can be written by the group {me.pw_gid} (team) (mode 775)"
+
+
+def test_folders_above_the_home_do_not_turn_the_caches_off(tmp_path, monkeypatch):
+    """A home of this user's own in a folder others may write or own (``/home`` owned by an admin account or made
+    group-writable, a lab's folder of homes): every cache was off, although whoever can write there can replace the
+    home and its ``~/.bashrc`` already; ssh's StrictModes, too, looks no higher than the home. A cache folder given
+    outside the home in such a folder is still refused."""
+    homes = tmp_path / "homes"
+    home = homes / "me"
+    home.mkdir(parents=True)
+    homes.chmod(0o777)  # as another user's or group's folder would be for them
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("EDGE_REID_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    cache = home / ".cache" / "edge-reid"
+    assert cache_folder.folder_trust_problem(cache) is None
+    assert writable_cache_folder("openvino") == cache / "openvino" and cache_file("x.json") == cache / "x.json"
+    home.chmod(0o777)  # the home itself is still checked
+    assert "can be written by every user" in cache_folder.folder_trust_problem(cache)
+    home.chmod(0o755)
+    monkeypatch.setenv("EDGE_REID_CACHE_DIR", str(homes / "cache"))  # beside the home, not in it
+    assert cache_folder.folder_trust_problem(homes / "cache").startswith(f"{homes} can be written by every user")
+    assert cache_file("x.json") is None
+
 @as_root
 @pytest.mark.parametrize("writer", ["gallery save (atomic)", "events file (lines)"])
 def test_a_link_another_user_planted_in_a_shared_folder_is_not_followed(tmp_path, writer):
@@ -152,6 +229,58 @@ def test_a_link_another_user_planted_in_a_shared_folder_is_not_followed(tmp_path
     planted.symlink_to(victim)  # the user's own link: followed, as before
     write(planted)
     assert victim.read_text() != "precious\n" and planted.is_symlink()
+
+
+def test_a_relative_link_of_this_users_own_is_followed_from_its_own_folder(tmp_path, monkeypatch):
+    """``out/current -> v2/latest``, ``v2/latest -> g.edgereid``: each relative target is found from the folder of its
+    link, not from the working folder, and the file the chain ends at is replaced, the links kept."""
+    from edge_reid.atomic import atomic_write_bytes
+
+    out = tmp_path / "out"
+    (out / "v2").mkdir(parents=True)
+    out.chmod(0o1777)  # a shared folder: the links are this user's own, so followed
+    (out / "v2" / "g.edgereid").write_bytes(b"old")
+    (out / "v2" / "latest").symlink_to("g.edgereid")
+    (out / "current").symlink_to("v2/latest")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    atomic_write_bytes(out / "current", b"new", what="gallery")
+    assert (out / "v2" / "g.edgereid").read_bytes() == b"new"
+    assert (out / "current").is_symlink() and (out / "v2" / "latest").is_symlink() and list(elsewhere.iterdir()) == []
+    (out / "next").symlink_to("v3.edgereid")  # made before the file it names: the first save makes that file
+    atomic_write_bytes(out / "next", b"first", what="gallery")
+    assert (out / "v3.edgereid").read_bytes() == b"first" and (out / "next").is_symlink()
+
+
+@as_root
+def test_a_planted_link_further_down_a_chain_is_refused_and_the_folders_owners_is_followed(tmp_path):
+    """The user's own ``~/g.edgereid -> /tmp/g`` where another user then put ``/tmp/g -> ~/.bashrc``: refused at the
+    second link. A link of the sticky folder's owner's own is followed, as the kernel's fs.protected_symlinks does."""
+    from edge_reid.atomic import atomic_write_bytes
+    from edge_reid.errors import OutputPathError
+
+    victim = tmp_path / "victims-own-file.txt"
+    victim.write_text("precious\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    planted = shared / "g"
+    planted.symlink_to(victim)
+    os.lchown(planted, NOBODY, NOBODY)
+    mine = tmp_path / "g.edgereid"
+    mine.symlink_to(planted)
+    with pytest.raises(OutputPathError, match=rf"cannot write gallery {planted}: it is a symbolic link to {victim}"):
+        atomic_write_bytes(mine, b"gallery bytes", what="gallery")
+    assert victim.read_text() == "precious\n"
+    theirs = tmp_path / "theirs"  # a sticky folder another user owns, and that user's link in it
+    theirs.mkdir()
+    theirs.chmod(0o1777)
+    os.chown(theirs, NOBODY, NOBODY)
+    (theirs / "g.edgereid").symlink_to(victim)
+    os.lchown(theirs / "g.edgereid", NOBODY, NOBODY)
+    atomic_write_bytes(theirs / "g.edgereid", b"gallery bytes", what="gallery")
+    assert victim.read_bytes() == b"gallery bytes"
 
 
 class _Redirecting(__import__("http.server").server.BaseHTTPRequestHandler):
