@@ -19,6 +19,9 @@ from pathlib import Path
 #: ``CPU implementer``, ``CPU part`` and ``Features`` lines per core and no ``model name`` (Linux prints one there only
 #: to 32-bit processes; vendor kernels such as L4T 32's print a generic ``ARMv8 Processor rev 0 (v8l)``).
 CPUINFO = Path("/proc/cpuinfo")
+#: The board's model in the device tree (a Jetson's "NVIDIA Jetson AGX Orin Developer Kit"; Arm boards have one,
+#: x86 machines do not): part of a TensorRT engine's identity and of an Arm CPU's name.
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 
 #: Instruction-set flags that decide which kernels the CPU runtimes pick. x86: ``flags`` names. Arm (``Features``
 #: names, the kernel's hwcaps: Documentation/arch/arm64/elf_hwcaps.rst): ``neon`` (32-bit Arm), ``asimd`` (NEON),
@@ -88,6 +91,16 @@ def arm_cores(cpuinfo: str) -> list[str]:
     return cores
 
 
+def board_model(path: Path | None = None) -> str:
+    """The device tree's board model (:data:`DEVICE_TREE_MODEL`, NUL-terminated), or "" when absent (x86, a
+    container that hides ``/sys/firmware``)."""
+    try:
+        raw = (path or DEVICE_TREE_MODEL).read_bytes()
+    except OSError:
+        return ""
+    return raw.split(b"\0", 1)[0].decode(errors="replace").strip()
+
+
 def cpu_model(cpuinfo: str | None = None, board: str | None = None) -> str:
     """The CPU's name, for reports (doctor, bench) and the keys of measured choices (``--backend auto``).
 
@@ -99,7 +112,7 @@ def cpu_model(cpuinfo: str | None = None, board: str | None = None) -> str:
 
     Args:
         cpuinfo: a ``/proc/cpuinfo`` text (None: read :data:`CPUINFO`; "" where it cannot be read).
-        board: the board's name (None: the device tree's, :func:`edge_reid.tensorrt.env.board_model`: a Jetson's
+        board: the board's name (None: the device tree's, :func:`board_model`: a Jetson's
             ``"NVIDIA Jetson AGX Orin Developer Kit"``; absent in containers that mask ``/sys/firmware``, as
             Docker does); where there is none, the ``Model`` line (Raspberry Pi kernels) stands in.
     """
@@ -107,8 +120,6 @@ def cpu_model(cpuinfo: str | None = None, board: str | None = None) -> str:
     cores = arm_cores(text)
     if cores:
         if board is None:
-            from edge_reid.tensorrt.env import board_model
-
             board = board_model()
         board = board or next(iter(_values(text, "Model")), "")
         return ", ".join([board, *cores] if board else cores)

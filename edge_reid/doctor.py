@@ -241,7 +241,8 @@ def collect_report(
     from edge_reid.assets import BUNDLED_SHA256, DEFAULT_REID_MODEL, damaged_bundled_models
     from edge_reid.backends import backend_statuses
     from edge_reid.cuda.buffers import choose_memory_mode
-    from edge_reid.tensorrt.env import board_model, tensorrt_status
+    from edge_reid.cpu import board_model
+    from edge_reid.tensorrt.env import tensorrt_status
     from edge_reid.tensorrt.manifest import scan_engines
     from edge_reid.backends.openvino import int8_saturation
     from edge_reid.cpu import cpu_isa_flags

@@ -194,9 +194,9 @@ def make_engine(
 @pytest.fixture(autouse=True)
 def no_device_tree(monkeypatch, tmp_path_factory):
     """Engine identities never depend on the machine the tests run on (a Jetson has /proc/device-tree/model)."""
-    import edge_reid.tensorrt.env as tensorrt_env
+    import edge_reid.cpu
 
-    monkeypatch.setattr(tensorrt_env, "DEVICE_TREE_MODEL", tmp_path_factory.getbasetemp() / "no-device-tree-model")
+    monkeypatch.setattr(edge_reid.cpu, "DEVICE_TREE_MODEL", tmp_path_factory.getbasetemp() / "no-device-tree-model")
 
 
 @pytest.fixture

@@ -175,8 +175,6 @@ def test_arm_cores_names_the_jetson_parts_and_numbers_the_others():
 def on_a_jetson(monkeypatch, tmp_path):
     """This process sees a Jetson: /proc/cpuinfo, the device tree's board and ``platform.machine()``.
     Returns ``use(cpuinfo_text, board)`` to switch between Jetsons."""
-    import edge_reid.tensorrt.env as tensorrt_env
-
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     monkeypatch.setattr(cpu, "PROC_SELF_CGROUP", tmp_path / "no-cgroups")
 
@@ -184,7 +182,7 @@ def on_a_jetson(monkeypatch, tmp_path):
         (tmp_path / "cpuinfo").write_text(text)
         (tmp_path / "model").write_bytes(board.encode() + b"\0")
         monkeypatch.setattr(cpu, "CPUINFO", tmp_path / "cpuinfo")
-        monkeypatch.setattr(tensorrt_env, "DEVICE_TREE_MODEL", tmp_path / "model")
+        monkeypatch.setattr(cpu, "DEVICE_TREE_MODEL", tmp_path / "model")
 
     return use
 

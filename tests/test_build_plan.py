@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from onnx import TensorProto
 
-import edge_reid.tensorrt.env as tensorrt_env
+import edge_reid.cpu as cpu
 from edge_reid.cuda.runtime import GpuInfo
 from edge_reid.errors import ModelError, OutputPathError
 from edge_reid.spec import ModelSpec, file_sha256
@@ -28,7 +28,7 @@ def orin_nano_board(monkeypatch, tmp_path):
     """This "machine" is a Jetson Orin Nano: its device tree names the board (NUL-terminated, as on the device)."""
     model = tmp_path / "device-tree-model"
     model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\x00")
-    monkeypatch.setattr(tensorrt_env, "DEVICE_TREE_MODEL", model)
+    monkeypatch.setattr(cpu, "DEVICE_TREE_MODEL", model)
 
 
 @pytest.fixture

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
+from edge_reid.cpu import board_model
 from edge_reid.cuda.runtime import GpuInfo, GpuStatus, gpu_status
 from edge_reid.errors import BackendUnavailableError
 from edge_reid.tensorrt.manifest import MachineIdentity
 from edge_reid.tensorrt.versions import parse_version, unsupported_reason
-
-#: The Jetson board model (e.g. "NVIDIA Jetson AGX Orin Developer Kit"), part of the engine identity.
-DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 
 TENSORRT_MISSING = (
     "TensorRT's Python package is not installed (on a Jetson run install_jetson.sh, which installs "
@@ -59,15 +56,6 @@ class TensorRTStatus:
         if self.gpu.gpu is None or self.tensorrt_version is None:
             return None
         return machine_identity(self.tensorrt_version, self.gpu.gpu)
-
-
-def board_model(path: Path | None = None) -> str:
-    """The device tree's board model (``/proc/device-tree/model``, NUL-terminated), or "" when absent."""
-    try:
-        raw = (path or DEVICE_TREE_MODEL).read_bytes()
-    except OSError:
-        return ""
-    return raw.split(b"\0", 1)[0].decode(errors="replace").strip()
 
 
 def machine_identity(tensorrt_version: str, gpu: GpuInfo, board: str | None = None) -> MachineIdentity:
