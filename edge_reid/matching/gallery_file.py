@@ -339,7 +339,8 @@ def read_gallery(
                 raise ValueError(f"identity {identity_id}'s name is a {type(entry['name']).__name__}, not text")
             if entry["name"] is not None and _control_character(entry["name"]):  # no way in lets one in: crafted
                 raise ValueError(f"identity {identity_id}'s name {entry['name']!r} holds a control character "
-                                 f"({_control_character(entry['name'])!r}), which edge-reid never stores")
+                                 f"({_control_character(entry['name'])!r}), which edge-reid has refused to store since 2026-11-30: "
+                                 "crafted, or from an earlier edge-reid")
             times = {key: real(entry[key], key) for key in ("first_seen", "last_seen")}
             for key, value in times.items():
                 if not 0.0 <= value <= MAX_TIMESTAMP_S:  # NaN fails too; replaced below, with a warning
