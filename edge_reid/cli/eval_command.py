@@ -64,10 +64,18 @@ def eval_command(
         f"{len(dataset.query)} query, {len(dataset.gallery)} gallery images"
     )
     with Progress(
-        TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+        transient=True,
     ) as progress:
-        task = progress.add_task("embed", total=len(dataset.query) + len(dataset.gallery))
-        result = evaluate_market(embedder, dataset, flip=flip, rerank=rerank, on_progress=lambda n: progress.advance(task, n))
+        task = progress.add_task("embedding", total=None)
+
+        def stage(description: str, total: int):
+            """The bar shows each stage in turn (embedding, re-ranking, scoring), counting up to its total."""
+            progress.reset(task, total=total, description=description)
+            return lambda n: progress.advance(task, n)
+
+        embedded = stage("embedding", len(dataset.query) + len(dataset.gallery))
+        result = evaluate_market(embedder, dataset, flip=flip, rerank=rerank, on_progress=embedded, on_stage=stage)
     embedder.close()
 
     scores = result.scores

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from edge_reid.cli import terminal
@@ -46,7 +47,17 @@ def eval_mot_command(
                                                          ("the sequence info", gt / "seqinfo.ini")],
         )
         check_writable(json_path, "metrics JSON")
-    scored = [(path, evaluate_mot(path, gt, iou_threshold=iou)) for path in results]
+    scored = []
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+        transient=True,
+    ) as progress:  # TrackEval takes minutes on a MOT20 sequence and says nothing meanwhile: a bar over the files
+        task = progress.add_task("TrackEval", total=len(results))
+        for number, path in enumerate(results, 1):
+            description = f"TrackEval: {path.name} ({number} of {len(results)})"
+            progress.update(task, description=escape(description))
+            scored.append((path, evaluate_mot(path, gt, iou_threshold=iou)))
+            progress.advance(task)
 
     sequence = scored[0][1].sequence
     table = Table(title=f"tracking metrics on {escape(sequence)} (TrackEval, {scored[0][1].benchmark} settings)", title_justify="left")

@@ -18,7 +18,7 @@ from edge_reid.data.images import SkippedFile, read_images_in_chunks
 from edge_reid.data.market1501 import MarketDataset, MarketSplit
 from edge_reid.errors import DataError
 from edge_reid.evaluation.metrics import DISTRACTOR_PID, JUNK_PID, RetrievalScores, cosine_distance, evaluate_market1501
-from edge_reid.evaluation.rerank import re_ranking
+from edge_reid.evaluation.rerank import re_ranking_embeddings, re_ranking_steps
 
 
 def embed_crops(embedder, crops: Sequence[np.ndarray], flip: bool = False) -> np.ndarray:
@@ -162,6 +162,7 @@ def evaluate_market(
     flip: bool = False,
     rerank: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    on_stage: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> MarketEvaluation:
     """Embed the query and gallery of ``dataset`` and score them under the Market-1501 protocol.
 
@@ -171,6 +172,9 @@ def evaluate_market(
         flip: flip averaging.
         rerank: k-reciprocal re-ranking (Zhong et al., CVPR 2017), k1=20, k2=6, lambda=0.3.
         on_progress: called with the number of files handled after each chunk.
+        on_stage: called as ``on_stage(description, total)`` when a stage after the embedding starts
+            (``"re-ranking"``, in :func:`~edge_reid.evaluation.rerank.re_ranking_steps`; ``"scoring"``, in
+            queries); what it returns is called with the steps done as they pass.
 
     Junk gallery images (person id -1) are embedded and counted in ``gallery_images`` but left out
     before any distance is computed, as torchreid and fast-reid leave them out when loading: they
@@ -192,16 +196,20 @@ def evaluate_market(
     # the protocol ignores them anyway, but re-ranking would count them as neighbours.
     scored = gallery_split.pids != JUNK_PID
     gallery_embeddings, gallery_split = gallery.embeddings[scored], gallery_split.subset(scored)
-    distances = cosine_distance(query.embeddings, gallery_embeddings)
-    if rerank:
-        distances = re_ranking(
-            distances,
-            cosine_distance(query.embeddings, query.embeddings),
-            cosine_distance(gallery_embeddings, gallery_embeddings),
+    stage = on_stage or (lambda description, total: None)
+    if rerank:  # from the embeddings, a block of rows at a time: no (Q+G)^2 matrix (35 GB for MSMT17)
+        distances = re_ranking_embeddings(
+            query.embeddings, gallery_embeddings,
+            on_progress=stage("re-ranking", re_ranking_steps(len(query.embeddings), len(gallery_embeddings))),
         )
+    else:
+        distances = cosine_distance(query.embeddings, gallery_embeddings)
     q_pids, g_pids = _person_zero_as_person(query_split.pids, gallery_split.pids)
     try:
-        scores = evaluate_market1501(distances, q_pids, g_pids, query_split.camids, gallery_split.camids)
+        scores = evaluate_market1501(
+            distances, q_pids, g_pids, query_split.camids, gallery_split.camids,
+            on_progress=stage("scoring", len(distances)),
+        )
     except ValueError as exc:
         raise DataError(f"{dataset.root}: {exc}") from None
     images = len(query.embeddings) + len(gallery.embeddings)
